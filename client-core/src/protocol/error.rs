@@ -1,0 +1,66 @@
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error codes. The HTTP status for each is fixed by
+/// [`ErrorCode::http_status`], so every endpoint maps errors the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The request body is not the expected JSON shape.
+    InvalidRequest,
+    /// The SQL text does not parse.
+    ParseError,
+    /// The statement parses but is invalid: wrong types, missing NOT NULL values, bad options.
+    ValidationError,
+    /// The statement is valid SQL but not supported by KalamDB.
+    NotSupported,
+    /// No credentials, or bad credentials, or an expired token.
+    Unauthorized,
+    /// Too many failed logins: the account is locked for a while.
+    AccountLocked,
+    /// Authenticated, but the role does not allow this.
+    Forbidden,
+    NamespaceNotFound,
+    TableNotFound,
+    UserNotFound,
+    /// Something with that name already exists.
+    AlreadyExists,
+    /// A row with that primary key already exists.
+    DuplicateKey,
+    /// The object is in use (a namespace with tables, a storage used by tables, ...).
+    InUse,
+    /// The request body, SQL text or result exceeds a configured limit.
+    TooLarge,
+    /// More statements in one request than allowed.
+    TooManyStatements,
+    RateLimited,
+    /// An unexpected server-side failure; details are logged, not returned.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The HTTP status this error is answered with.
+    pub fn http_status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            InvalidRequest | ParseError | ValidationError | NotSupported | TooManyStatements => 400,
+            Unauthorized | AccountLocked => 401,
+            Forbidden => 403,
+            NamespaceNotFound | TableNotFound | UserNotFound => 404,
+            AlreadyExists | DuplicateKey | InUse => 409,
+            TooLarge => 413,
+            RateLimited => 429,
+            InternalError => 500,
+        }
+    }
+}
+
+/// The `error` object of an error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    /// 1-based index of the statement that failed, for `/v1/api/sql`. Statements before it
+    /// were applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<usize>,
+}

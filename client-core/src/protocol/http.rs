@@ -1,0 +1,92 @@
+use crate::protocol::{ErrorBody, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Body of `POST /v1/api/sql`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One or more statements separated by `;`.
+    pub sql: String,
+    /// Values for the positional parameters `$1..$n`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Value>,
+    /// Default namespace for unqualified table names (like a leading `USE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One column of a result schema. `type` is a KalamDB SQL type name (`BIGINT`, `TEXT`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// The result of one statement. Queries fill `schema` and `rows`; DDL and DML leave them
+/// empty and report affected rows in `row_count` plus a human-readable `message`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct QueryResult {
+    #[serde(default)]
+    pub schema: Vec<ColumnInfo>,
+    #[serde(default)]
+    pub rows: Vec<Vec<Value>>,
+    pub row_count: u64,
+    pub message: Option<String>,
+}
+
+/// Response of `POST /v1/api/sql`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum SqlResponse {
+    Success { results: Vec<QueryResult>, took_ms: f64 },
+    Error { error: ErrorBody },
+}
+
+/// Body of an error response from any endpoint other than `/v1/api/sql`
+/// (`{"status":"error","error":{...}}` — the same shape as [`SqlResponse::Error`]).
+pub type ErrorResponse = SqlResponse;
+
+/// Body of `POST /v1/api/auth/login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// Body of `POST /v1/api/auth/refresh`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// The signed-in user as reported by the auth endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// Stable user id (the partition key of the user's rows).
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+}
+
+/// Response of the login and refresh endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Expiry of `access_token`, RFC 3339.
+    pub expires_at: String,
+    pub refresh_token: String,
+    pub user: UserInfo,
+}
+
+/// Response of `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    pub status: String,
+    pub version: String,
+}

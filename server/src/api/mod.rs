@@ -1,0 +1,42 @@
+//! HTTP API (SPEC §5): routes, request limits and the single mapping of errors to
+//! HTTP statuses.
+//!
+//! - [`sql`]: `POST /v1/api/sql`
+//! - [`auth`]: `POST /v1/api/auth/login`, `POST /v1/api/auth/refresh`
+//! - [`health`]: `GET /health`, `GET /metrics`
+//! - [`error`]: [`ApiError`], the JSON error response
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod sql;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+use crate::database::Database;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// State shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Arc<Database>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.db.config.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/api/sql", post(sql::handle))
+        .route("/v1/api/auth/login", post(auth::login))
+        .route("/v1/api/auth/refresh", post(auth::refresh))
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .fallback(error::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,77 @@
+//! First start: create the `root` account (role `system`) and the JWT secret.
+//!
+//! Safe by default: root's password is `KALAMDB_ROOT_PASSWORD` if set, otherwise a random
+//! 24-character password written to `<data-dir>/root-password.txt` with mode 0600. The
+//! password is never logged; the log names the file. The JWT secret, unless configured, is
+//! generated once into `<data-dir>/jwt-secret` (0600) so tokens survive restarts.
+
+use crate::auth::password;
+use crate::catalog::Catalog;
+use crate::clock::now_micros;
+use crate::error::{KalamError, Result};
+use crate::ids::UserId;
+use kalamdb_client_core::protocol::Role;
+use rand::Rng;
+use std::path::Path;
+
+pub const ROOT_USERNAME: &str = "root";
+pub const ROOT_PASSWORD_ENV: &str = "KALAMDB_ROOT_PASSWORD";
+
+fn random_secret(len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..len).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| KalamError::internal(format!("cannot write {}: {e}", path.display())))?;
+    f.write_all(contents.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| KalamError::internal(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Creates `root` if there are no users yet.
+pub async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32) -> Result<()> {
+    if catalog.has_users() {
+        return Ok(());
+    }
+    let (pw, from_env) = match std::env::var(ROOT_PASSWORD_ENV) {
+        Ok(pw) if !pw.is_empty() => (pw, true),
+        _ => (random_secret(24), false),
+    };
+    password::validate(&pw).map_err(|e| KalamError::InvalidRequest(format!("{ROOT_PASSWORD_ENV}: {e}")))?;
+    if !from_env {
+        let file = data_dir.join("root-password.txt");
+        write_private(&file, &format!("{pw}\n"))?;
+        tracing::info!(file = %file.display(), "created user 'root'; its generated password is in this file");
+    } else {
+        tracing::info!("created user 'root' with the password from {ROOT_PASSWORD_ENV}");
+    }
+    let hash = password::hash(pw, bcrypt_cost).await?;
+    catalog.create_user(Some(UserId::ROOT), ROOT_USERNAME, hash, Role::System, None, now_micros())?;
+    Ok(())
+}
+
+/// The configured JWT secret, or the one generated into the data dir.
+pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
+    if let Some(s) = configured {
+        return Ok(s.as_bytes().to_vec());
+    }
+    let file = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&file) {
+        Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
+        _ => {
+            let secret = random_secret(48);
+            write_private(&file, &secret)?;
+            Ok(secret.into_bytes())
+        }
+    }
+}

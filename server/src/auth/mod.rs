@@ -1,0 +1,224 @@
+//! Authentication and authorisation.
+//!
+//! - [`Authenticator`]: HTTP Basic and Bearer (JWT) credentials, login with lockout,
+//!   token issue and refresh.
+//! - [`token`]: JWT claims, signing and verification.
+//! - [`password`]: bcrypt hashing (off the async runtime).
+//! - [`bootstrap`]: the first-start `root` account.
+//! - [`Principal`]: who a statement runs as; permission checks live with each command.
+
+pub mod bootstrap;
+pub mod password;
+pub mod token;
+
+use crate::catalog::{Catalog, User};
+use crate::clock::now_micros;
+use crate::config::AuthConfig;
+use crate::error::{KalamError, Result};
+use crate::ids::UserId;
+use base64::Engine;
+use kalamdb_client_core::protocol::{Role, TokenResponse, UserInfo};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use token::{TokenIssuer, TokenKind};
+
+/// The user a statement runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn from_user(u: &User) -> Principal {
+        Principal { user_id: u.id, username: u.username.clone(), role: u.role }
+    }
+
+    /// Fails with `Forbidden` unless the role is at least `min`.
+    pub fn require(&self, min: Role, what: &str) -> Result<()> {
+        if self.role >= min {
+            Ok(())
+        } else {
+            Err(KalamError::Forbidden(format!("{what} requires role {min} or higher (you are {})", self.role)))
+        }
+    }
+}
+
+/// How long a successful Basic-auth check is remembered, so a client sending Basic on every
+/// request does not pay a bcrypt verification each time.
+const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
+const BASIC_CACHE_MAX: usize = 10_000;
+
+struct CachedCredential {
+    password_digest: [u8; 32],
+    password_hash: String,
+    at: Instant,
+}
+
+pub struct Authenticator {
+    catalog: Arc<Catalog>,
+    tokens: TokenIssuer,
+    config: AuthConfig,
+    basic_cache: Mutex<HashMap<UserId, CachedCredential>>,
+    /// Serialises the failed-login counter updates.
+    login_lock: Mutex<()>,
+    /// A real bcrypt hash to verify against for unknown users, so response time does not
+    /// reveal which user names exist.
+    dummy_hash: String,
+}
+
+impl Authenticator {
+    pub fn new(catalog: Arc<Catalog>, config: AuthConfig, jwt_secret: &[u8]) -> Result<Authenticator> {
+        let dummy_hash = bcrypt::hash("kalamdb-dummy-password", config.bcrypt_cost).map_err(KalamError::internal)?;
+        Ok(Authenticator {
+            catalog,
+            tokens: TokenIssuer::new(jwt_secret),
+            config,
+            basic_cache: Mutex::new(HashMap::new()),
+            login_lock: Mutex::new(()),
+            dummy_hash,
+        })
+    }
+
+    pub fn bcrypt_cost(&self) -> u32 {
+        self.config.bcrypt_cost
+    }
+
+    /// Authenticates an `Authorization` header value (`Bearer <jwt>` or `Basic <b64>`).
+    pub async fn authenticate_header(&self, header: Option<&str>) -> Result<Principal> {
+        let header = header.ok_or_else(|| {
+            KalamError::Unauthorized("missing Authorization header (use Bearer <token> or Basic)".into())
+        })?;
+        let (scheme, value) = header.trim().split_once(' ').unwrap_or((header, ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            "bearer" => self.authenticate_token(value.trim()),
+            "basic" => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(value.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| KalamError::Unauthorized("malformed Basic credentials".into()))?;
+                let (user, pass) = decoded
+                    .split_once(':')
+                    .ok_or_else(|| KalamError::Unauthorized("malformed Basic credentials".into()))?;
+                self.authenticate_basic(user, pass).await
+            }
+            _ => Err(KalamError::Unauthorized("unsupported Authorization scheme (use Bearer or Basic)".into())),
+        }
+    }
+
+    /// Verifies an access token; the role comes from the catalog, so role changes and
+    /// dropped users take effect at once.
+    pub fn authenticate_token(&self, token: &str) -> Result<Principal> {
+        let claims = self.tokens.verify(token, TokenKind::Access)?;
+        let user = self
+            .catalog
+            .user(claims.user_id()?)
+            .ok_or_else(|| KalamError::Unauthorized("the token's user no longer exists".into()))?;
+        Ok(Principal::from_user(&user))
+    }
+
+    async fn authenticate_basic(&self, username: &str, password: &str) -> Result<Principal> {
+        let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
+        if let Some(user) = self.catalog.user_by_name(username) {
+            let cache = self.basic_cache.lock();
+            if let Some(c) = cache.get(&user.id) {
+                if c.password_digest == digest
+                    && c.password_hash == user.password_hash
+                    && c.at.elapsed() < BASIC_CACHE_TTL
+                    && !is_locked(&user)
+                {
+                    return Ok(Principal::from_user(&user));
+                }
+            }
+        }
+        let user = self.login(username, password).await?;
+        let mut cache = self.basic_cache.lock();
+        if cache.len() >= BASIC_CACHE_MAX {
+            cache.retain(|_, c| c.at.elapsed() < BASIC_CACHE_TTL);
+            if cache.len() >= BASIC_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            user.id,
+            CachedCredential { password_digest: digest, password_hash: user.password_hash.clone(), at: Instant::now() },
+        );
+        Ok(Principal::from_user(&user))
+    }
+
+    /// Checks a user name and password, counting failures: after `max_failed_logins` in a
+    /// row the account is locked for `lockout_secs` (persisted, so restarts don't reset it).
+    pub async fn login(&self, username: &str, password: &str) -> Result<User> {
+        let invalid = || KalamError::Unauthorized("invalid username or password".into());
+        let Some(user) = self.catalog.user_by_name(username) else {
+            let _ = password::verify(password.to_string(), self.dummy_hash.clone()).await;
+            return Err(invalid());
+        };
+        if let Some(until) = user.locked_until.filter(|u| *u > now_micros()) {
+            let secs = (until - now_micros()) / 1_000_000 + 1;
+            return Err(KalamError::AccountLocked(format!(
+                "account '{username}' is locked after too many failed logins; try again in {secs} s"
+            )));
+        }
+        let ok = password::verify(password.to_string(), user.password_hash.clone()).await?;
+        let _guard = self.login_lock.lock();
+        // Re-read: another login may have changed the counters meanwhile.
+        let mut current = self.catalog.user(user.id).ok_or_else(invalid)?;
+        if ok {
+            if current.failed_logins > 0 || current.locked_until.is_some() {
+                current.failed_logins = 0;
+                current.locked_until = None;
+                self.catalog.update_user(&current)?;
+            }
+            return Ok(current);
+        }
+        current.failed_logins += 1;
+        if current.failed_logins >= self.config.max_failed_logins {
+            current.failed_logins = 0;
+            current.locked_until = Some(now_micros() + self.config.lockout_secs as i64 * 1_000_000);
+            tracing::warn!(user = %current.username, "account locked after repeated failed logins");
+        }
+        self.catalog.update_user(&current)?;
+        Err(invalid())
+    }
+
+    /// Issues an access token and a refresh token for `user`.
+    pub fn issue(&self, user: &User) -> Result<TokenResponse> {
+        let (access_token, expires_at) =
+            self.tokens.sign(user, TokenKind::Access, self.config.access_token_ttl_secs)?;
+        let (refresh_token, _) = self.tokens.sign(user, TokenKind::Refresh, self.config.refresh_token_ttl_secs)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_at: crate::values::format_timestamp(expires_at * 1_000_000),
+            refresh_token,
+            user: UserInfo { id: user.id.to_string(), username: user.username.clone(), role: user.role },
+        })
+    }
+
+    /// Exchanges a refresh token for new tokens. A password change since the refresh token
+    /// was issued invalidates it.
+    pub fn refresh(&self, refresh_token: &str) -> Result<TokenResponse> {
+        let claims = self.tokens.verify(refresh_token, TokenKind::Refresh)?;
+        let user = self
+            .catalog
+            .user(claims.user_id()?)
+            .ok_or_else(|| KalamError::Unauthorized("the token's user no longer exists".into()))?;
+        if claims.pwd.as_deref() != Some(token::password_fingerprint(&user).as_str()) {
+            return Err(KalamError::Unauthorized("the refresh token was revoked by a password change".into()));
+        }
+        if is_locked(&user) {
+            return Err(KalamError::AccountLocked(format!("account '{}' is locked", user.username)));
+        }
+        self.issue(&user)
+    }
+}
+
+fn is_locked(user: &User) -> bool {
+    user.locked_until.is_some_and(|u| u > now_micros())
+}

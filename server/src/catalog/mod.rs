@@ -1,0 +1,357 @@
+//! The catalog: namespaces, tables, schema versions and users, persisted as JSON records in
+//! the `catalog` column family and cached in memory. Every change is one atomic RocksDB
+//! batch, applied to the cache only after it is written.
+//!
+//! Record keys: `ns/{name}`, `table/{id}`, `schema/{id}/{version}`, `user/{id}`,
+//! `seq/table`, `seq/user`.
+
+mod model;
+
+pub use model::*;
+
+use crate::error::{KalamError, Result};
+use crate::ids::{NamespaceId, TableId, UserId};
+use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
+use kalamdb_client_core::protocol::Role;
+use parking_lot::{Mutex, RwLock};
+use rocksdb::WriteBatch;
+use serde::{Serialize, de::DeserializeOwned};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Namespaces users cannot create or drop.
+pub const RESERVED_NAMESPACES: [&str; 2] = ["system", "information_schema"];
+
+#[derive(Default)]
+struct State {
+    namespaces: BTreeMap<NamespaceId, Namespace>,
+    tables: BTreeMap<(NamespaceId, String), Arc<TableDef>>,
+    users: BTreeMap<UserId, User>,
+    /// Lower-cased user name → id.
+    usernames: HashMap<String, UserId>,
+    next_table_id: u64,
+    next_user_id: u64,
+}
+
+pub struct Catalog {
+    store: Arc<Store>,
+    state: RwLock<State>,
+    /// Serialises catalog changes so read-check-write sequences are atomic.
+    write_lock: Mutex<()>,
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("catalog records serialise")
+}
+
+fn from_json<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| KalamError::internal(format!("corrupt catalog record {}: {e}", String::from_utf8_lossy(key))))
+}
+
+fn table_key(id: TableId) -> String {
+    format!("table/{:016x}", id.0)
+}
+
+fn schema_key(id: TableId, version: u32) -> String {
+    format!("schema/{:016x}/{version:08}", id.0)
+}
+
+fn user_key(id: UserId) -> String {
+    format!("user/{:016x}", id.0)
+}
+
+impl Catalog {
+    /// Loads every record into memory.
+    pub fn open(store: Arc<Store>) -> Result<Catalog> {
+        let mut state = State { next_table_id: 1, next_user_id: 2, ..State::default() };
+        for (k, v) in store.scan_prefix(CF_CATALOG, b"ns/")? {
+            let ns: Namespace = from_json(&k, &v)?;
+            state.namespaces.insert(ns.name.clone(), ns);
+        }
+        for (k, v) in store.scan_prefix(CF_CATALOG, b"table/")? {
+            let t: TableDef = from_json(&k, &v)?;
+            state.tables.insert((t.namespace.clone(), t.name.clone()), Arc::new(t));
+        }
+        for (k, v) in store.scan_prefix(CF_CATALOG, b"user/")? {
+            let u: User = from_json(&k, &v)?;
+            state.usernames.insert(u.username.to_lowercase(), u.id);
+            state.users.insert(u.id, u);
+        }
+        if let Some(v) = store.get(CF_CATALOG, b"seq/table")? {
+            state.next_table_id = from_json(b"seq/table", &v)?;
+        }
+        if let Some(v) = store.get(CF_CATALOG, b"seq/user")? {
+            state.next_user_id = from_json(b"seq/user", &v)?;
+        }
+        Ok(Catalog { store, state: RwLock::new(state), write_lock: Mutex::new(()) })
+    }
+
+    // ---- namespaces ----
+
+    pub fn namespace(&self, name: &NamespaceId) -> Option<Namespace> {
+        self.state.read().namespaces.get(name).cloned()
+    }
+
+    pub fn namespaces(&self) -> Vec<Namespace> {
+        self.state.read().namespaces.values().cloned().collect()
+    }
+
+    /// Creates a namespace; `Ok(false)` if it existed and `if_not_exists` was given.
+    pub fn create_namespace(&self, name: &NamespaceId, if_not_exists: bool, now: i64) -> Result<bool> {
+        if RESERVED_NAMESPACES.contains(&name.as_str()) {
+            return Err(KalamError::Validation(format!("namespace '{name}' is reserved")));
+        }
+        let _guard = self.write_lock.lock();
+        if self.state.read().namespaces.contains_key(name) {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(KalamError::AlreadyExists(format!("namespace '{name}' already exists")))
+            };
+        }
+        let ns = Namespace { name: name.clone(), created_at: now, options: BTreeMap::new() };
+        self.put(format!("ns/{name}"), &ns)?;
+        self.state.write().namespaces.insert(name.clone(), ns);
+        Ok(true)
+    }
+
+    pub fn alter_namespace(&self, name: &NamespaceId, options: BTreeMap<String, serde_json::Value>) -> Result<()> {
+        let _guard = self.write_lock.lock();
+        let mut ns = self.namespace(name).ok_or_else(|| KalamError::NamespaceNotFound(name.to_string()))?;
+        ns.options.extend(options);
+        self.put(format!("ns/{name}"), &ns)?;
+        self.state.write().namespaces.insert(name.clone(), ns);
+        Ok(())
+    }
+
+    /// Drops a namespace. Without `cascade` it must be empty; with it, its tables (rows
+    /// included) go in the same atomic batch. Returns the dropped tables.
+    pub fn drop_namespace(&self, name: &NamespaceId, cascade: bool) -> Result<Vec<Arc<TableDef>>> {
+        let _guard = self.write_lock.lock();
+        if self.namespace(name).is_none() {
+            return Err(KalamError::NamespaceNotFound(name.to_string()));
+        }
+        let tables = self.tables(Some(name));
+        if !tables.is_empty() && !cascade {
+            let names: Vec<_> = tables.iter().map(|t| t.qualified_name()).collect();
+            return Err(KalamError::InUse(format!(
+                "namespace '{name}' still has tables: {}; drop them first or use DROP NAMESPACE {name} CASCADE",
+                names.join(", ")
+            )));
+        }
+        let mut batch = WriteBatch::default();
+        for t in &tables {
+            self.delete_table_records(&mut batch, t)?;
+        }
+        batch.delete_cf(&self.store.cf(CF_CATALOG), format!("ns/{name}"));
+        self.store.write(batch)?;
+        let mut state = self.state.write();
+        state.namespaces.remove(name);
+        for t in &tables {
+            state.tables.remove(&(t.namespace.clone(), t.name.clone()));
+        }
+        Ok(tables)
+    }
+
+    // ---- tables ----
+
+    pub fn table(&self, namespace: &NamespaceId, name: &str) -> Option<Arc<TableDef>> {
+        self.state.read().tables.get(&(namespace.clone(), name.to_ascii_lowercase())).cloned()
+    }
+
+    /// Like [`Catalog::table`], but a missing namespace or table is an error.
+    pub fn require_table(&self, namespace: &NamespaceId, name: &str) -> Result<Arc<TableDef>> {
+        if let Some(t) = self.table(namespace, name) {
+            return Ok(t);
+        }
+        if self.namespace(namespace).is_none() {
+            return Err(KalamError::NamespaceNotFound(namespace.to_string()));
+        }
+        Err(KalamError::TableNotFound(format!("{namespace}.{}", name.to_ascii_lowercase())))
+    }
+
+    /// Tables of one namespace, or of all, ordered by namespace and name.
+    pub fn tables(&self, namespace: Option<&NamespaceId>) -> Vec<Arc<TableDef>> {
+        let state = self.state.read();
+        state.tables.values().filter(|t| namespace.is_none_or(|ns| &t.namespace == ns)).cloned().collect()
+    }
+
+    /// Registers a new table (its `id` is assigned here) with schema version 1.
+    /// `Ok(None)` if it existed and `if_not_exists` was given.
+    pub fn create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Option<Arc<TableDef>>> {
+        let _guard = self.write_lock.lock();
+        if self.namespace(&def.namespace).is_none() {
+            return Err(KalamError::NamespaceNotFound(def.namespace.to_string()));
+        }
+        if self.table(&def.namespace, &def.name).is_some() {
+            return if if_not_exists {
+                Ok(None)
+            } else {
+                Err(KalamError::AlreadyExists(format!("table '{}' already exists", def.qualified_name())))
+            };
+        }
+        let next = self.state.read().next_table_id;
+        def.id = TableId(next);
+        def.schema_version = 1;
+        let version = SchemaVersion {
+            table_id: def.id,
+            version: 1,
+            columns: def.columns.clone(),
+            primary_key: def.primary_key,
+            created_at: def.created_at,
+            change: "CREATE TABLE".into(),
+        };
+        let cf = self.store.cf(CF_CATALOG);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&cf, table_key(def.id), to_json(&def));
+        batch.put_cf(&cf, schema_key(def.id, 1), to_json(&version));
+        batch.put_cf(&cf, b"seq/table", to_json(&(next + 1)));
+        self.store.write(batch)?;
+        let def = Arc::new(def);
+        let mut state = self.state.write();
+        state.next_table_id = next + 1;
+        state.tables.insert((def.namespace.clone(), def.name.clone()), def.clone());
+        Ok(Some(def))
+    }
+
+    /// Removes a table's metadata, schema history, rows and change index in one batch.
+    pub fn drop_table(&self, namespace: &NamespaceId, name: &str) -> Result<Arc<TableDef>> {
+        let _guard = self.write_lock.lock();
+        let table = self.require_table(namespace, name)?;
+        let mut batch = WriteBatch::default();
+        self.delete_table_records(&mut batch, &table)?;
+        self.store.write(batch)?;
+        self.state.write().tables.remove(&(table.namespace.clone(), table.name.clone()));
+        Ok(table)
+    }
+
+    fn delete_table_records(&self, batch: &mut WriteBatch, t: &TableDef) -> Result<()> {
+        let catalog = self.store.cf(CF_CATALOG);
+        batch.delete_cf(&catalog, table_key(t.id));
+        for (k, _) in self.store.scan_prefix(CF_CATALOG, format!("schema/{:016x}/", t.id.0).as_bytes())? {
+            batch.delete_cf(&catalog, k);
+        }
+        let start = keys::table_prefix(t.id);
+        let end = keys::table_prefix(TableId(t.id.0 + 1));
+        batch.delete_range_cf(&self.store.cf(CF_ROWS), start, end);
+        batch.delete_range_cf(&self.store.cf(CF_ROW_INDEX), start, end);
+        Ok(())
+    }
+
+    /// Every schema version of a table, oldest first.
+    pub fn schema_versions(&self, table: TableId) -> Result<Vec<SchemaVersion>> {
+        self.store
+            .scan_prefix(CF_CATALOG, format!("schema/{:016x}/", table.0).as_bytes())?
+            .into_iter()
+            .map(|(k, v)| from_json(&k, &v))
+            .collect()
+    }
+
+    // ---- users ----
+
+    pub fn user(&self, id: UserId) -> Option<User> {
+        self.state.read().users.get(&id).cloned()
+    }
+
+    pub fn user_by_name(&self, username: &str) -> Option<User> {
+        let state = self.state.read();
+        let id = state.usernames.get(&username.to_lowercase())?;
+        state.users.get(id).cloned()
+    }
+
+    pub fn users(&self) -> Vec<User> {
+        self.state.read().users.values().cloned().collect()
+    }
+
+    pub fn has_users(&self) -> bool {
+        !self.state.read().users.is_empty()
+    }
+
+    /// Creates a user. `id` is normally `None` (next id); the bootstrap root passes
+    /// [`UserId::ROOT`].
+    pub fn create_user(
+        &self,
+        id: Option<UserId>,
+        username: &str,
+        password_hash: String,
+        role: Role,
+        email: Option<String>,
+        now: i64,
+    ) -> Result<User> {
+        validate_username(username)?;
+        let _guard = self.write_lock.lock();
+        if self.user_by_name(username).is_some() {
+            return Err(KalamError::AlreadyExists(format!("user '{username}' already exists")));
+        }
+        let next = self.state.read().next_user_id;
+        let id = id.unwrap_or(UserId(next));
+        let user = User {
+            id,
+            username: username.to_string(),
+            password_hash,
+            role,
+            email,
+            created_at: now,
+            updated_at: now,
+            failed_logins: 0,
+            locked_until: None,
+        };
+        let cf = self.store.cf(CF_CATALOG);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&cf, user_key(id), to_json(&user));
+        let next_after = next.max(id.0 + 1);
+        batch.put_cf(&cf, b"seq/user", to_json(&next_after));
+        self.store.write(batch)?;
+        let mut state = self.state.write();
+        state.next_user_id = next_after;
+        state.usernames.insert(username.to_lowercase(), id);
+        state.users.insert(id, user.clone());
+        Ok(user)
+    }
+
+    /// Replaces a user's record (password, role, email, login counters).
+    pub fn update_user(&self, user: &User) -> Result<()> {
+        let _guard = self.write_lock.lock();
+        if self.user(user.id).is_none() {
+            return Err(KalamError::UserNotFound(user.username.clone()));
+        }
+        self.put(user_key(user.id), user)?;
+        self.state.write().users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    /// Deletes a user record. Their rows in USER tables stay (ids are never reused, so no
+    /// later user can see them) until a cleanup job removes them.
+    pub fn drop_user(&self, username: &str) -> Result<User> {
+        let _guard = self.write_lock.lock();
+        let user = self.user_by_name(username).ok_or_else(|| KalamError::UserNotFound(username.to_string()))?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(&self.store.cf(CF_CATALOG), user_key(user.id));
+        self.store.write(batch)?;
+        let mut state = self.state.write();
+        state.users.remove(&user.id);
+        state.usernames.remove(&username.to_lowercase());
+        Ok(user)
+    }
+
+    fn put<T: Serialize>(&self, key: String, value: &T) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&self.store.cf(CF_CATALOG), key, to_json(value));
+        self.store.write(batch)
+    }
+}
+
+/// User names: 1–64 characters of letters, digits, `_`, `.`, `-`, `@`.
+pub fn validate_username(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(KalamError::Validation(format!(
+            "invalid user name '{name}': use 1-64 letters, digits, '_', '.', '-' or '@'"
+        )))
+    }
+}

@@ -1,0 +1,321 @@
+//! Catalog records: what is persisted about namespaces, tables, schema versions and users.
+
+use crate::ids::{NamespaceId, TableId, UserId};
+use crate::values::Value;
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
+use kalamdb_client_core::protocol::Role;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Column types of the SQL surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataType {
+    Boolean,
+    SmallInt,
+    Int,
+    BigInt,
+    Float,
+    Double,
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
+    Text,
+    Bytes,
+    Date,
+    Timestamp,
+    Json,
+    /// Collaborative text: read as plain text by SQL.
+    CrdtText,
+}
+
+/// Field metadata key carrying the KalamDB type name where Arrow's type is ambiguous
+/// (JSON and CRDT_TEXT are both Utf8).
+pub const TYPE_METADATA_KEY: &str = "kalamdb.type";
+
+impl DataType {
+    pub fn sql_name(&self) -> String {
+        match self {
+            DataType::Boolean => "BOOLEAN".into(),
+            DataType::SmallInt => "SMALLINT".into(),
+            DataType::Int => "INT".into(),
+            DataType::BigInt => "BIGINT".into(),
+            DataType::Float => "FLOAT".into(),
+            DataType::Double => "DOUBLE".into(),
+            DataType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
+            DataType::Text => "TEXT".into(),
+            DataType::Bytes => "BYTES".into(),
+            DataType::Date => "DATE".into(),
+            DataType::Timestamp => "TIMESTAMP".into(),
+            DataType::Json => "JSON".into(),
+            DataType::CrdtText => "CRDT_TEXT".into(),
+        }
+    }
+
+    pub fn arrow(&self) -> ArrowType {
+        match self {
+            DataType::Boolean => ArrowType::Boolean,
+            DataType::SmallInt => ArrowType::Int16,
+            DataType::Int => ArrowType::Int32,
+            DataType::BigInt => ArrowType::Int64,
+            DataType::Float => ArrowType::Float32,
+            DataType::Double => ArrowType::Float64,
+            DataType::Decimal { precision, scale } => ArrowType::Decimal128(*precision, *scale),
+            DataType::Text | DataType::Json | DataType::CrdtText => ArrowType::Utf8,
+            DataType::Bytes => ArrowType::Binary,
+            DataType::Date => ArrowType::Date32,
+            DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        }
+    }
+
+    /// Types allowed as a primary key (they have an order-preserving key encoding).
+    pub fn can_be_primary_key(&self) -> bool {
+        matches!(self, DataType::SmallInt | DataType::Int | DataType::BigInt | DataType::Text)
+    }
+
+    /// An Arrow field for a column of this type, tagged with the KalamDB type name.
+    pub fn field(&self, name: &str, nullable: bool) -> Field {
+        let meta = HashMap::from([(TYPE_METADATA_KEY.to_string(), self.sql_name())]);
+        Field::new(name, self.arrow(), nullable).with_metadata(meta)
+    }
+}
+
+/// A column default, evaluated per inserted row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DefaultValue {
+    Literal(Value),
+    Now,
+    SnowflakeId,
+    UuidV7,
+    Ulid,
+    CurrentUser,
+}
+
+impl DefaultValue {
+    pub fn sql(&self) -> String {
+        match self {
+            DefaultValue::Literal(Value::Text(s)) => format!("'{}'", s.replace('\'', "''")),
+            DefaultValue::Literal(Value::Null) => "NULL".into(),
+            DefaultValue::Literal(Value::Bool(b)) => b.to_string().to_uppercase(),
+            DefaultValue::Literal(Value::Int(i)) => i.to_string(),
+            DefaultValue::Literal(Value::Float(f)) => f.to_string(),
+            DefaultValue::Literal(v) => format!("{v:?}"),
+            DefaultValue::Now => "NOW()".into(),
+            DefaultValue::SnowflakeId => "SNOWFLAKE_ID()".into(),
+            DefaultValue::UuidV7 => "UUID_V7()".into(),
+            DefaultValue::Ulid => "ULID()".into(),
+            DefaultValue::CurrentUser => "CURRENT_USER()".into(),
+        }
+    }
+}
+
+/// Stable id of a column within its table; survives renames, never reused after a drop, so
+/// stored rows (keyed by column id) read correctly through any later schema version.
+pub type ColumnId = u16;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub id: ColumnId,
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    pub default: Option<DefaultValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableKind {
+    User,
+    Shared,
+    Stream,
+}
+
+impl TableKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::User => "user",
+            TableKind::Shared => "shared",
+            TableKind::Stream => "stream",
+        }
+    }
+}
+
+/// Who may use a SHARED table: `public` is readable by every signed-in user and writable by
+/// service+; `private` and `restricted` are service+ only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLevel {
+    Public,
+    Private,
+    Restricted,
+}
+
+impl AccessLevel {
+    pub fn parse(s: &str) -> Option<AccessLevel> {
+        match s.to_ascii_lowercase().as_str() {
+            "public" => Some(AccessLevel::Public),
+            "private" => Some(AccessLevel::Private),
+            "restricted" => Some(AccessLevel::Restricted),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessLevel::Public => "public",
+            AccessLevel::Private => "private",
+            AccessLevel::Restricted => "restricted",
+        }
+    }
+}
+
+/// `rows:N`, `interval:S` or both: flush a partition when either is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FlushPolicy {
+    pub rows: Option<u64>,
+    pub interval_secs: Option<u64>,
+}
+
+impl FlushPolicy {
+    pub fn parse(s: &str) -> Result<FlushPolicy, String> {
+        let mut policy = FlushPolicy::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once(':')
+                .ok_or_else(|| format!("invalid flush policy '{s}': expected 'rows:N', 'interval:S' or both"))?;
+            let n: u64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("invalid flush policy '{s}': '{v}' is not a positive integer"))?;
+            match k.trim().to_ascii_lowercase().as_str() {
+                "rows" => policy.rows = Some(n),
+                "interval" => policy.interval_secs = Some(n),
+                other => return Err(format!("invalid flush policy '{s}': unknown part '{other}'")),
+            }
+        }
+        if policy.rows.is_none() && policy.interval_secs.is_none() {
+            return Err(format!("invalid flush policy '{s}': expected 'rows:N', 'interval:S' or both"));
+        }
+        Ok(policy)
+    }
+}
+
+impl std::fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        if let Some(r) = self.rows {
+            parts.push(format!("rows:{r}"));
+        }
+        if let Some(i) = self.interval_secs {
+            parts.push(format!("interval:{i}"));
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableOptions {
+    pub flush_policy: FlushPolicy,
+    pub deleted_retention_hours: u64,
+    /// SHARED tables only.
+    pub access_level: Option<AccessLevel>,
+    pub storage: String,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions {
+            flush_policy: FlushPolicy { rows: Some(10_000), interval_secs: Some(300) },
+            deleted_retention_hours: 168,
+            access_level: None,
+            storage: "local".into(),
+        }
+    }
+}
+
+/// The current definition of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableDef {
+    pub id: TableId,
+    pub namespace: NamespaceId,
+    pub name: String,
+    pub kind: TableKind,
+    /// User-defined columns in declaration order (system columns are implicit).
+    pub columns: Vec<ColumnDef>,
+    /// Index into `columns` of the primary key.
+    pub primary_key: usize,
+    pub options: TableOptions,
+    pub schema_version: u32,
+    pub next_column_id: ColumnId,
+    pub created_at: i64,
+}
+
+/// Name of the system column holding the commit timestamp / sync cursor.
+pub const UPDATED_COLUMN: &str = "_updated";
+/// Name of the soft-delete flag column.
+pub const DELETED_COLUMN: &str = "_deleted";
+
+impl TableDef {
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.namespace, self.name)
+    }
+
+    pub fn pk(&self) -> &ColumnDef {
+        &self.columns[self.primary_key]
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        let lower = name.to_ascii_lowercase();
+        self.columns.iter().position(|c| c.name == lower)
+    }
+
+    pub fn has_system_columns(&self) -> bool {
+        self.kind != TableKind::Stream
+    }
+
+    /// Arrow schema of the user columns, plus `_updated` and `_deleted` when `with_system`.
+    pub fn arrow_schema(&self, with_system: bool) -> Arc<Schema> {
+        let mut fields: Vec<Field> = self.columns.iter().map(|c| c.data_type.field(&c.name, c.nullable)).collect();
+        if with_system && self.has_system_columns() {
+            fields.push(DataType::Timestamp.field(UPDATED_COLUMN, false));
+            fields.push(DataType::Boolean.field(DELETED_COLUMN, false));
+        }
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// One schema version of a table, kept for every CREATE/ALTER.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchemaVersion {
+    pub table_id: TableId,
+    pub version: u32,
+    pub columns: Vec<ColumnDef>,
+    pub primary_key: usize,
+    pub created_at: i64,
+    /// What changed, e.g. `CREATE TABLE` or `ADD COLUMN due DATE`.
+    pub change: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub name: NamespaceId,
+    pub created_at: i64,
+    pub options: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub email: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Consecutive failed logins since the last success.
+    pub failed_logins: u32,
+    /// Microseconds since epoch until which logins are refused.
+    pub locked_until: Option<i64>,
+}

@@ -1,0 +1,55 @@
+//! The hybrid clock behind `_updated`: wall-clock microseconds, but never repeating and
+//! never going backwards (`max(now, last + 1µs)`), also across restarts (the commit path
+//! persists the last value handed out).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug)]
+pub struct HybridClock {
+    last: i64,
+}
+
+impl HybridClock {
+    /// A clock that will only hand out values greater than `last`.
+    pub fn starting_after(last: i64) -> Self {
+        HybridClock { last }
+    }
+
+    /// The next timestamp in microseconds since the Unix epoch.
+    pub fn next(&mut self) -> i64 {
+        let now = now_micros();
+        self.last = now.max(self.last + 1);
+        self.last
+    }
+
+    pub fn last(&self) -> i64 {
+        self.last
+    }
+}
+
+/// Wall-clock microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strictly_increasing_even_when_last_is_in_the_future() {
+        let future = now_micros() + 10_000_000;
+        let mut clock = HybridClock::starting_after(future);
+        let a = clock.next();
+        let b = clock.next();
+        assert_eq!(a, future + 1);
+        assert_eq!(b, future + 2);
+    }
+
+    #[test]
+    fn follows_wall_clock() {
+        let mut clock = HybridClock::starting_after(0);
+        let t = clock.next();
+        assert!((t - now_micros()).abs() < 5_000_000);
+    }
+}

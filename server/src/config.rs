@@ -1,0 +1,202 @@
+//! Server configuration: built-in defaults, overridden by a TOML file (`--config`), then
+//! by `KALAMDB_*` environment variables, then by command-line flags.
+
+use crate::error::{KalamError, Result};
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Command line of `kalamdb-server`. Every flag also reads the environment variable named
+/// in its help; flags win over the environment, which wins over the config file.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "kalamdb-server",
+    version,
+    about = "KalamDB: per-user SQL tables with live queries and offline sync.",
+    long_about = "KalamDB server. Stores data under --data-dir (RocksDB hot tier, Parquet cold \
+tier) and serves SQL over HTTP on --listen.\n\nOn first start, when no users exist, it creates \
+the 'root' account (role system). Its password is taken from KALAMDB_ROOT_PASSWORD if set; \
+otherwise a random one is generated and written to <data-dir>/root-password.txt (mode 0600). \
+The password is never logged."
+)]
+pub struct Cli {
+    /// TOML config file (sections [server], [auth], [limits], [storage]; see docs/configuration.md).
+    #[arg(long, short = 'c', env = "KALAMDB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]. Use 0.0.0.0:PORT to accept remote clients.
+    #[arg(long, env = "KALAMDB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory for RocksDB and Parquet files [default: ./data].
+    #[arg(long, env = "KALAMDB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Secret for signing JWTs. Default: generated on first start and kept in <data-dir>/jwt-secret.
+    #[arg(long, env = "KALAMDB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// bcrypt cost for password hashes (4..=31) [default: 12].
+    #[arg(long, env = "KALAMDB_BCRYPT_COST")]
+    pub bcrypt_cost: Option<u32>,
+    /// fsync the write-ahead log on every commit (survives power loss, slower) [default: false].
+    #[arg(long, env = "KALAMDB_SYNC_WRITES")]
+    pub sync_writes: Option<bool>,
+    /// Log filter, e.g. `info` or `kalamdb_server=debug` [default: info].
+    #[arg(long, env = "KALAMDB_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret; `None` means generate one into the data dir on first start.
+    pub jwt_secret: Option<String>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub bcrypt_cost: u32,
+    /// Failed logins in a row before the account is locked.
+    pub max_failed_logins: u32,
+    pub lockout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_body_bytes: usize,
+    pub max_sql_bytes: usize,
+    pub max_statements: usize,
+    pub max_params: usize,
+    pub max_result_rows: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// fsync the RocksDB WAL on every commit. Off by default: every commit is still written
+    /// to the WAL before it is acknowledged, so a crashed or killed process loses nothing;
+    /// only an OS crash or power loss can lose the last moments of writes.
+    pub sync_writes: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            log: "info".into(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: None,
+            access_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            bcrypt_cost: 12,
+            max_failed_logins: 5,
+            lockout_secs: 300,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 1024 * 1024,
+            max_sql_bytes: 256 * 1024,
+            max_statements: 100,
+            max_params: 1000,
+            max_result_rows: 100_000,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { sync_writes: false }
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file named by `--config` (if any), then flags/environment.
+    pub fn load(cli: &Cli) -> Result<Config> {
+        let mut config = match &cli.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = cli.listen {
+            config.server.listen = v;
+        }
+        if let Some(v) = &cli.data_dir {
+            config.server.data_dir = v.clone();
+        }
+        if let Some(v) = &cli.log {
+            config.server.log = v.clone();
+        }
+        if let Some(v) = &cli.jwt_secret {
+            config.auth.jwt_secret = Some(v.clone());
+        }
+        if let Some(v) = cli.bcrypt_cost {
+            config.auth.bcrypt_cost = v;
+        }
+        if let Some(v) = cli.sync_writes {
+            config.storage.sync_writes = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| KalamError::InvalidRequest(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| KalamError::InvalidRequest(format!("invalid config file {}: {e}", path.display())))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(4..=31).contains(&self.auth.bcrypt_cost) {
+            return Err(KalamError::InvalidRequest(format!(
+                "auth.bcrypt_cost must be between 4 and 31, got {}",
+                self.auth.bcrypt_cost
+            )));
+        }
+        if let Some(secret) = &self.auth.jwt_secret {
+            if secret.len() < 32 {
+                return Err(KalamError::InvalidRequest("auth.jwt_secret must be at least 32 characters".into()));
+            }
+        }
+        let l = &self.limits;
+        if l.max_body_bytes == 0 || l.max_sql_bytes == 0 || l.max_statements == 0 || l.max_result_rows == 0 {
+            return Err(KalamError::InvalidRequest("limits must be greater than zero".into()));
+        }
+        Ok(())
+    }
+}

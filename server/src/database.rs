@@ -1,0 +1,81 @@
+//! [`Database`]: the shared state of a running server — storage, catalog, commit path,
+//! authentication — opened once and handed to every request.
+
+use crate::auth::{Authenticator, bootstrap};
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::error::{KalamError, Result};
+use crate::ids::{Partition, SnowflakeGenerator, TableId};
+use crate::storage::Store;
+use crate::tables::Committer;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::prelude::SessionConfig;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Name of the DataFusion catalog that holds all namespaces.
+pub const DF_CATALOG: &str = "kalam";
+
+pub struct Database {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub catalog: Arc<Catalog>,
+    pub committer: Committer,
+    pub auth: Authenticator,
+    pub snowflake: Arc<SnowflakeGenerator>,
+    partition_locks: Mutex<HashMap<(TableId, Partition), Arc<tokio::sync::Mutex<()>>>>,
+    base_state: SessionState,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Database")
+    }
+}
+
+impl Database {
+    /// Opens the data directory, loads the catalog and creates `root` on first start.
+    pub async fn open(config: Config) -> Result<Arc<Database>> {
+        let data_dir = &config.server.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", data_dir.display())))?;
+        let store = Arc::new(Store::open(&data_dir.join("rocksdb"), config.storage.sync_writes)?);
+        let catalog = Arc::new(Catalog::open(store.clone())?);
+        bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost).await?;
+        let secret = bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?;
+        let auth = Authenticator::new(catalog.clone(), config.auth.clone(), &secret)?;
+        let committer = Committer::open(store.clone())?;
+        let session_config = SessionConfig::new()
+            .with_default_catalog_and_schema(DF_CATALOG, "default")
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_target_partitions(2);
+        let base_state = SessionStateBuilder::new().with_config(session_config).with_default_features().build();
+        Ok(Arc::new(Database {
+            config,
+            store,
+            catalog,
+            committer,
+            auth,
+            snowflake: Arc::new(SnowflakeGenerator::new(1)),
+            partition_locks: Mutex::new(HashMap::new()),
+            base_state,
+        }))
+    }
+
+    /// A fresh DataFusion session state with the server's configuration and functions.
+    pub fn session_state(&self) -> SessionState {
+        self.base_state.clone()
+    }
+
+    /// Lock held by statements that read and then write a partition (UPDATE, DELETE), so
+    /// concurrent read-modify-write statements on one partition cannot lose updates.
+    pub fn partition_lock(&self, table: TableId, partition: Partition) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.partition_locks.lock();
+        if locks.len() > 100_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry((table, partition)).or_default().clone()
+    }
+}

@@ -1,0 +1,152 @@
+//! The server's error type. Every layer returns [`KalamError`]; the API layer maps it to
+//! an HTTP status and error body once, through [`KalamError::code`].
+
+use kalamdb_client_core::protocol::ErrorCode;
+
+pub type Result<T, E = KalamError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KalamError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    AccountLocked(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("namespace '{0}' does not exist")]
+    NamespaceNotFound(String),
+    #[error("table '{0}' does not exist")]
+    TableNotFound(String),
+    #[error("user '{0}' does not exist")]
+    UserNotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    DuplicateKey(String),
+    #[error("{0}")]
+    InUse(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    TooManyStatements(String),
+    #[error("{0}")]
+    RateLimited(String),
+    /// Storage failures: logged in full, answered as a generic internal error.
+    #[error("storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl KalamError {
+    pub fn code(&self) -> ErrorCode {
+        use KalamError::*;
+        match self {
+            InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Parse(_) => ErrorCode::ParseError,
+            Validation(_) => ErrorCode::ValidationError,
+            NotSupported(_) => ErrorCode::NotSupported,
+            Unauthorized(_) => ErrorCode::Unauthorized,
+            AccountLocked(_) => ErrorCode::AccountLocked,
+            Forbidden(_) => ErrorCode::Forbidden,
+            NamespaceNotFound(_) => ErrorCode::NamespaceNotFound,
+            TableNotFound(_) => ErrorCode::TableNotFound,
+            UserNotFound(_) => ErrorCode::UserNotFound,
+            AlreadyExists(_) => ErrorCode::AlreadyExists,
+            DuplicateKey(_) => ErrorCode::DuplicateKey,
+            InUse(_) => ErrorCode::InUse,
+            TooLarge(_) => ErrorCode::TooLarge,
+            TooManyStatements(_) => ErrorCode::TooManyStatements,
+            RateLimited(_) => ErrorCode::RateLimited,
+            Storage(_) | Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// The message safe to show a client: internal errors are replaced by a generic text
+    /// (the details go to the log).
+    pub fn public_message(&self) -> String {
+        match self.code() {
+            ErrorCode::InternalError => "internal server error".to_string(),
+            _ => self.to_string(),
+        }
+    }
+
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        KalamError::Internal(msg.to_string())
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for KalamError {
+    fn from(err: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as D;
+        // Errors raised by our own providers travel through DataFusion boxed; unwrap them so
+        // a forbidden system table or a missing namespace keeps its code.
+        let root = err.find_root();
+        if let D::External(inner) = root {
+            if let Some(k) = inner.downcast_ref::<KalamError>() {
+                return k.clone_shallow();
+            }
+        }
+        match root {
+            D::SQL(e, _) => KalamError::Parse(e.to_string()),
+            D::Plan(msg) => plan_error(msg),
+            D::SchemaError(e, _) => KalamError::Validation(e.to_string()),
+            D::NotImplemented(msg) => KalamError::NotSupported(msg.clone()),
+            D::ArrowError(e, _) => KalamError::Validation(e.to_string()),
+            D::Execution(msg) => KalamError::Validation(msg.clone()),
+            D::ResourcesExhausted(msg) => KalamError::TooLarge(msg.clone()),
+            other => KalamError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// DataFusion reports unknown tables as plan errors; give them their own code.
+fn plan_error(msg: &str) -> KalamError {
+    if let Some(rest) = msg.strip_prefix("table '") {
+        if let Some(end) = rest.find("' not found") {
+            let name = rest[..end].trim_start_matches("kalam.");
+            return KalamError::TableNotFound(name.to_string());
+        }
+    }
+    KalamError::Validation(msg.to_string())
+}
+
+impl KalamError {
+    /// A copy of this error (for errors that crossed DataFusion by reference).
+    fn clone_shallow(&self) -> KalamError {
+        use KalamError::*;
+        match self {
+            InvalidRequest(m) => InvalidRequest(m.clone()),
+            Parse(m) => Parse(m.clone()),
+            Validation(m) => Validation(m.clone()),
+            NotSupported(m) => NotSupported(m.clone()),
+            Unauthorized(m) => Unauthorized(m.clone()),
+            AccountLocked(m) => AccountLocked(m.clone()),
+            Forbidden(m) => Forbidden(m.clone()),
+            NamespaceNotFound(m) => NamespaceNotFound(m.clone()),
+            TableNotFound(m) => TableNotFound(m.clone()),
+            UserNotFound(m) => UserNotFound(m.clone()),
+            AlreadyExists(m) => AlreadyExists(m.clone()),
+            DuplicateKey(m) => DuplicateKey(m.clone()),
+            InUse(m) => InUse(m.clone()),
+            TooLarge(m) => TooLarge(m.clone()),
+            TooManyStatements(m) => TooManyStatements(m.clone()),
+            RateLimited(m) => RateLimited(m.clone()),
+            Storage(e) => Internal(e.to_string()),
+            Internal(m) => Internal(m.clone()),
+        }
+    }
+
+    /// Wrap for returning through DataFusion traits.
+    pub fn into_datafusion(self) -> datafusion::error::DataFusionError {
+        datafusion::error::DataFusionError::External(Box::new(self))
+    }
+}

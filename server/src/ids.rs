@@ -1,0 +1,144 @@
+//! Typed identifiers. Names of namespaces, tables and columns are case-insensitive and
+//! stored lower-cased; user and table ids are numbers that never get reused.
+
+use crate::error::{KalamError, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest identifier accepted for namespaces, tables and columns.
+pub const MAX_IDENT_LEN: usize = 64;
+
+/// Checks `[A-Za-z_][A-Za-z0-9_]*` and the length limit, returning the lower-cased name.
+pub fn normalize_ident(kind: &str, name: &str) -> Result<String> {
+    let mut chars = name.chars();
+    let valid = match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => chars.all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        _ => false,
+    };
+    if !valid {
+        return Err(KalamError::Validation(format!(
+            "invalid {kind} name '{name}': use letters, digits and '_', starting with a letter or '_'"
+        )));
+    }
+    if name.len() > MAX_IDENT_LEN {
+        return Err(KalamError::Validation(format!("{kind} name '{name}' is longer than {MAX_IDENT_LEN} characters")));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// A namespace name (lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NamespaceId(String);
+
+impl NamespaceId {
+    pub fn new(name: &str) -> Result<Self> {
+        Ok(NamespaceId(normalize_ident("namespace", name)?))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NamespaceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Internal, never-reused id of a table; the prefix of all its row keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableId(pub u64);
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A user's stable id: the partition key of their rows in USER tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UserId(pub u64);
+
+impl UserId {
+    /// The bootstrap `root` account.
+    pub const ROOT: UserId = UserId(1);
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which slice of a table a row lives in: a user's partition of a USER table, or the one
+/// shared partition of a SHARED table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Partition {
+    Shared,
+    User(UserId),
+}
+
+impl Partition {
+    /// Key bytes; `0` is never a user id, so the shared partition cannot collide.
+    pub fn key(self) -> u64 {
+        match self {
+            Partition::Shared => 0,
+            Partition::User(u) => u.0,
+        }
+    }
+}
+
+/// Snowflake ids: 41 bits of milliseconds since 2024-01-01, 10 bits of node id, 12 bits of
+/// sequence. Monotonic per process even if the wall clock steps back.
+#[derive(Debug)]
+pub struct SnowflakeGenerator {
+    node: u64,
+    state: parking_lot::Mutex<(u64, u64)>,
+}
+
+const SNOWFLAKE_EPOCH_MS: u64 = 1_704_067_200_000;
+
+impl SnowflakeGenerator {
+    pub fn new(node: u16) -> Self {
+        SnowflakeGenerator { node: (node as u64) & 0x3ff, state: parking_lot::Mutex::new((0, 0)) }
+    }
+
+    pub fn next(&self) -> i64 {
+        let now = (crate::clock::now_micros() as u64 / 1000).saturating_sub(SNOWFLAKE_EPOCH_MS);
+        let mut state = self.state.lock();
+        let (last_ms, seq) = *state;
+        let (ms, seq) = if now > last_ms {
+            (now, 0)
+        } else if seq < 0xfff {
+            (last_ms, seq + 1)
+        } else {
+            (last_ms + 1, 0)
+        };
+        *state = (ms, seq);
+        ((ms << 22) | (self.node << 12) | seq) as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snowflakes_increase() {
+        let g = SnowflakeGenerator::new(1);
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let id = g.next();
+            assert!(id > last);
+            last = id;
+        }
+    }
+
+    #[test]
+    fn identifiers_are_validated_and_lowercased() {
+        assert_eq!(normalize_ident("table", "Todos_1").unwrap(), "todos_1");
+        assert!(normalize_ident("table", "1abc").is_err());
+        assert!(normalize_ident("table", "a-b").is_err());
+        assert!(normalize_ident("table", &"a".repeat(65)).is_err());
+    }
+}

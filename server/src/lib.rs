@@ -1,0 +1,32 @@
+//! KalamDB server.
+//!
+//! A request travels: [`api`] (HTTP, auth header, limits) → [`sql`] (split, parse, run
+//! each statement as the caller) → [`catalog`] for DDL or [`tables`] for data: reads through
+//! DataFusion providers scoped to the caller's partition, writes through the
+//! [`tables::Committer`], which assigns `_updated` and writes to [`storage`] (RocksDB).
+//!
+//! - [`config`]: TOML + environment + flags.
+//! - [`server`]: bind, serve, graceful shutdown.
+//! - [`database`]: the shared state opened at start.
+//! - [`auth`]: passwords, JWTs, lockout, the root bootstrap, roles.
+//! - [`catalog`]: namespaces, tables, schema versions, users.
+//! - [`tables`]: commit path, DataFusion table providers, `system.*` tables.
+//! - [`storage`]: RocksDB column families, key layout, row encoding.
+//! - [`values`]: cell values, type coercion, Arrow conversion.
+//! - [`clock`]: the hybrid clock behind `_updated`.
+//! - [`ids`]: typed ids and names.
+//! - [`error`]: [`error::KalamError`], mapped to HTTP once in [`api::error`].
+
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod ids;
+pub mod server;
+pub mod sql;
+pub mod storage;
+pub mod tables;
+pub mod values;

@@ -1,0 +1,53 @@
+//! Starting and stopping the server: bind, serve, drain on shutdown.
+
+use crate::api::{self, AppState, Metrics};
+use crate::config::Config;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Opens the database, binds `config.server.listen`, calls `on_listening` with the bound
+/// address (useful with port 0), and serves until `shutdown` completes. In-flight requests
+/// finish before the database is closed.
+pub async fn run(
+    config: Config,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let db = Database::open(config).await?;
+    let listener = TcpListener::bind(db.config.server.listen)
+        .await
+        .map_err(|e| KalamError::internal(format!("cannot listen on {}: {e}", db.config.server.listen)))?;
+    let addr = listener.local_addr().map_err(KalamError::internal)?;
+    on_listening(addr);
+    let app = api::router(AppState { db: db.clone(), metrics: Arc::new(Metrics::default()) });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| KalamError::internal(format!("server error: {e}")))?;
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

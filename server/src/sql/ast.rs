@@ -1,0 +1,189 @@
+//! Statements KalamDB parses itself (everything DataFusion/sqlparser does not know:
+//! table kinds, storage options, users, catalog commands). DML and SELECT are
+//! parsed by sqlparser and planned by DataFusion; see `sql::statement`.
+
+/// A possibly namespace-qualified table reference as written (`ns.t` or `t`), lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRef {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// The kind of table a `CREATE ... TABLE` or `DROP ... TABLE` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKindSpec {
+    User,
+    Shared,
+    Stream,
+}
+
+/// Column types of the SQL surface (SPEC §4.2). Names are resolved case-insensitively;
+/// `STRING`/`VARCHAR[(n)]` are aliases of `TEXT`, `INTEGER` of `INT`, `REAL` of `FLOAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeSpec {
+    Boolean,
+    SmallInt,
+    Int,
+    BigInt,
+    Float,
+    Double,
+    Decimal { precision: u8, scale: i8 },
+    Text,
+    Bytes,
+    Date,
+    Timestamp,
+    Json,
+    CrdtText,
+}
+
+/// A column default as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefaultSpec {
+    /// `NULL`, a number, a quoted string, `TRUE`/`FALSE` (kept as written; coerced to the
+    /// column type by the catalog).
+    Literal(Literal),
+    /// `NOW()` / `CURRENT_TIMESTAMP`
+    Now,
+    SnowflakeId,
+    UuidV7,
+    Ulid,
+    CurrentUser,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Null,
+    Bool(bool),
+    /// Numeric literal text, e.g. `-12`, `3.5`, `1e3`.
+    Number(String),
+    String(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub data_type: TypeSpec,
+    pub not_null: bool,
+    pub primary_key: bool,
+    pub default: Option<DefaultSpec>,
+}
+
+/// One `key = value` of a `WITH (...)` / `SET OPTIONS (...)` list; key lower-cased.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptionSpec {
+    pub key: String,
+    pub value: Literal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTable {
+    pub kind: TableKindSpec,
+    pub if_not_exists: bool,
+    pub table: TableRef,
+    pub columns: Vec<ColumnSpec>,
+    /// Table-level `PRIMARY KEY (col)` if given that way (single column only).
+    pub primary_key: Option<String>,
+    /// `WITH (...)` options, plus the seed form `FLUSH POLICY ROWS n [INTERVAL 'dur']`
+    /// normalised to `flush_policy = 'rows:n,interval:s'`.
+    pub options: Vec<OptionSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleSpec {
+    User,
+    Service,
+    Dba,
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterUserAction {
+    SetPassword(String),
+    SetRole(RoleSpec),
+    SetEmail(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterTableAction {
+    AddColumn(ColumnSpec),
+    DropColumn(String),
+    RenameColumn { from: String, to: String },
+    ModifyColumn { name: String, data_type: TypeSpec },
+    SetAccessLevel(String),
+}
+
+/// A statement handled by KalamDB itself. `Sql` is everything else (SELECT, INSERT,
+/// UPDATE, DELETE, EXPLAIN ...) and goes to sqlparser/DataFusion unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    CreateNamespace {
+        name: String,
+        if_not_exists: bool,
+    },
+    AlterNamespace {
+        name: String,
+        options: Vec<OptionSpec>,
+    },
+    DropNamespace {
+        name: String,
+        if_exists: bool,
+        cascade: bool,
+    },
+    ShowNamespaces,
+    Use {
+        namespace: String,
+    },
+    CreateTable(CreateTable),
+    AlterTable {
+        table: TableRef,
+        action: AlterTableAction,
+    },
+    DropTable {
+        kind: Option<TableKindSpec>,
+        table: TableRef,
+        if_exists: bool,
+    },
+    ShowTables {
+        namespace: Option<String>,
+    },
+    DescribeTable {
+        table: TableRef,
+        history: bool,
+    },
+    ShowStats {
+        table: TableRef,
+    },
+    CreateUser {
+        name: String,
+        password: String,
+        role: Option<RoleSpec>,
+        email: Option<String>,
+    },
+    AlterUser {
+        name: String,
+        action: AlterUserAction,
+    },
+    DropUser {
+        name: String,
+        if_exists: bool,
+    },
+    /// `EXECUTE AS USER 'name' (<statement>)`; the inner text is one statement, unparsed.
+    ExecuteAs {
+        user: String,
+        statement: String,
+    },
+    FlushTable {
+        table: TableRef,
+    },
+    FlushAllTables {
+        namespace: Option<String>,
+    },
+    KillJob {
+        job_id: String,
+    },
+    KillLiveQuery {
+        live_id: String,
+    },
+    /// Passed through to sqlparser/DataFusion.
+    Sql(String),
+}

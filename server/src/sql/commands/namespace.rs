@@ -1,0 +1,74 @@
+//! CREATE / ALTER / DROP / SHOW NAMESPACES, USE.
+
+use crate::clock::now_micros;
+use crate::error::Result;
+use crate::ids::NamespaceId;
+use crate::sql::ast::OptionSpec;
+use crate::sql::commands::literal_json;
+use crate::sql::{ExecContext, results};
+use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
+use std::collections::BTreeMap;
+
+pub fn create(cx: &ExecContext<'_>, name: &str, if_not_exists: bool) -> Result<QueryResult> {
+    cx.principal.require(Role::Dba, "CREATE NAMESPACE")?;
+    let ns = NamespaceId::new(name)?;
+    let created = cx.db.catalog.create_namespace(&ns, if_not_exists, now_micros())?;
+    Ok(results::message(
+        0,
+        if created { format!("Namespace '{ns}' created") } else { format!("Namespace '{ns}' already exists") },
+    ))
+}
+
+pub fn alter(cx: &ExecContext<'_>, name: &str, options: &[OptionSpec]) -> Result<QueryResult> {
+    cx.principal.require(Role::Dba, "ALTER NAMESPACE")?;
+    let ns = NamespaceId::new(name)?;
+    let mut map = BTreeMap::new();
+    for o in options {
+        map.insert(o.key.clone(), literal_json(&o.value)?);
+    }
+    cx.db.catalog.alter_namespace(&ns, map)?;
+    Ok(results::message(0, format!("Namespace '{ns}' altered")))
+}
+
+pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) -> Result<QueryResult> {
+    cx.principal.require(Role::Dba, "DROP NAMESPACE")?;
+    let ns = NamespaceId::new(name)?;
+    if if_exists && cx.db.catalog.namespace(&ns).is_none() {
+        return Ok(results::message(0, format!("Namespace '{ns}' does not exist")));
+    }
+    let dropped = cx.db.catalog.drop_namespace(&ns, cascade)?;
+    Ok(results::message(0, format!("Namespace '{ns}' dropped ({} tables)", dropped.len())))
+}
+
+pub fn show(cx: &ExecContext<'_>) -> Result<QueryResult> {
+    let rows: Vec<Vec<serde_json::Value>> = cx
+        .db
+        .catalog
+        .namespaces()
+        .into_iter()
+        .map(|n| {
+            let count = cx.db.catalog.tables(Some(&n.name)).len();
+            vec![serde_json::json!(n.name.as_str()), serde_json::json!(count)]
+        })
+        .collect();
+    Ok(QueryResult {
+        schema: vec![
+            ColumnInfo { name: "namespace".into(), data_type: "TEXT".into() },
+            ColumnInfo { name: "table_count".into(), data_type: "BIGINT".into() },
+        ],
+        row_count: rows.len() as u64,
+        rows,
+        message: None,
+    })
+}
+
+/// `USE ns`: later statements of the same request resolve unqualified names in `ns`.
+pub fn use_namespace(cx: &mut ExecContext<'_>, name: &str) -> Result<QueryResult> {
+    let ns = NamespaceId::new(name)?;
+    if cx.db.catalog.namespace(&ns).is_none() {
+        return Err(crate::error::KalamError::NamespaceNotFound(ns.to_string()));
+    }
+    let msg = format!("Using namespace '{ns}'");
+    cx.namespace = Some(ns);
+    Ok(results::message(0, msg))
+}

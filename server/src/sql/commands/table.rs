@@ -1,0 +1,381 @@
+//! CREATE / DROP TABLE, SHOW TABLES, DESCRIBE TABLE [HISTORY], SHOW STATS FOR TABLE.
+
+use crate::catalog::{
+    AccessLevel, ColumnDef, DELETED_COLUMN, DataType, DefaultValue, FlushPolicy, TableDef, TableKind, TableOptions,
+    UPDATED_COLUMN,
+};
+use crate::clock::now_micros;
+use crate::error::{KalamError, Result};
+use crate::ids::{TableId, normalize_ident};
+use crate::sql::ast::{ColumnSpec, CreateTable, DefaultSpec, Literal, TableKindSpec, TableRef, TypeSpec};
+use crate::sql::{ExecContext, results};
+use crate::storage::{CF_ROWS, keys};
+use crate::tables::system;
+use crate::values::{self, Value};
+use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
+use serde_json::json;
+
+fn kind_of(spec: TableKindSpec) -> TableKind {
+    match spec {
+        TableKindSpec::User => TableKind::User,
+        TableKindSpec::Shared => TableKind::Shared,
+        TableKindSpec::Stream => TableKind::Stream,
+    }
+}
+
+pub fn data_type(t: TypeSpec) -> DataType {
+    match t {
+        TypeSpec::Boolean => DataType::Boolean,
+        TypeSpec::SmallInt => DataType::SmallInt,
+        TypeSpec::Int => DataType::Int,
+        TypeSpec::BigInt => DataType::BigInt,
+        TypeSpec::Float => DataType::Float,
+        TypeSpec::Double => DataType::Double,
+        TypeSpec::Decimal { precision, scale } => DataType::Decimal { precision, scale },
+        TypeSpec::Text => DataType::Text,
+        TypeSpec::Bytes => DataType::Bytes,
+        TypeSpec::Date => DataType::Date,
+        TypeSpec::Timestamp => DataType::Timestamp,
+        TypeSpec::Json => DataType::Json,
+        TypeSpec::CrdtText => DataType::CrdtText,
+    }
+}
+
+/// A literal from DDL as a value (before coercion to the column type).
+pub fn literal_value(l: &Literal) -> Value {
+    match l {
+        Literal::Null => Value::Null,
+        Literal::Bool(b) => Value::Bool(*b),
+        Literal::String(s) => Value::Text(s.clone()),
+        Literal::Number(n) => match n.parse::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => Value::Text(n.clone()),
+        },
+    }
+}
+
+fn default_value(col: &str, dt: DataType, spec: &DefaultSpec) -> Result<DefaultValue> {
+    let bad = |what: &str| {
+        KalamError::Validation(format!("DEFAULT {what} does not fit column '{col}' of type {}", dt.sql_name()))
+    };
+    Ok(match spec {
+        DefaultSpec::Literal(l) => {
+            let v = match (dt, literal_value(l)) {
+                (DataType::Float | DataType::Double, Value::Text(t)) if matches!(l, Literal::Number(_)) => {
+                    Value::Float(t.parse().map_err(|_| bad(&t))?)
+                }
+                (_, v) => v,
+            };
+            DefaultValue::Literal(values::coerce(v, dt, col)?)
+        }
+        DefaultSpec::Now => match dt {
+            DataType::Timestamp | DataType::Date | DataType::BigInt => DefaultValue::Now,
+            _ => return Err(bad("NOW()")),
+        },
+        DefaultSpec::SnowflakeId => match dt {
+            DataType::BigInt => DefaultValue::SnowflakeId,
+            _ => return Err(bad("SNOWFLAKE_ID() (needs BIGINT)")),
+        },
+        DefaultSpec::UuidV7 => match dt {
+            DataType::Text => DefaultValue::UuidV7,
+            _ => return Err(bad("UUID_V7() (needs TEXT)")),
+        },
+        DefaultSpec::Ulid => match dt {
+            DataType::Text => DefaultValue::Ulid,
+            _ => return Err(bad("ULID() (needs TEXT)")),
+        },
+        DefaultSpec::CurrentUser => match dt {
+            DataType::Text => DefaultValue::CurrentUser,
+            _ => return Err(bad("CURRENT_USER() (needs TEXT)")),
+        },
+    })
+}
+
+fn column_def(id: u16, spec: &ColumnSpec, primary_key: bool) -> Result<ColumnDef> {
+    let name = normalize_ident("column", &spec.name)?;
+    if name == UPDATED_COLUMN || name == DELETED_COLUMN {
+        return Err(KalamError::Validation(format!("'{name}' is a system column and cannot be declared")));
+    }
+    let dt = data_type(spec.data_type);
+    if primary_key && !dt.can_be_primary_key() {
+        return Err(KalamError::Validation(format!(
+            "primary key '{name}' has type {}: use SMALLINT, INT, BIGINT or TEXT",
+            dt.sql_name()
+        )));
+    }
+    let default = spec.default.as_ref().map(|d| default_value(&name, dt, d)).transpose()?;
+    Ok(ColumnDef { id, name, data_type: dt, nullable: !(spec.not_null || primary_key), default })
+}
+
+fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Result<TableOptions> {
+    let mut out = TableOptions::default();
+    if kind == TableKind::Shared {
+        out.access_level = Some(AccessLevel::Private);
+    }
+    for o in options {
+        let text = || match &o.value {
+            Literal::String(s) | Literal::Number(s) => Ok(s.clone()),
+            Literal::Bool(b) => Ok(b.to_string()),
+            Literal::Null => Err(KalamError::Validation(format!("option '{}' cannot be NULL", o.key))),
+        };
+        match o.key.as_str() {
+            "flush_policy" => out.flush_policy = FlushPolicy::parse(&text()?).map_err(KalamError::Validation)?,
+            "deleted_retention_hours" => {
+                out.deleted_retention_hours = text()?.parse().ok().filter(|h| *h > 0).ok_or_else(|| {
+                    KalamError::Validation("deleted_retention_hours must be a positive integer".into())
+                })?
+            }
+            "access_level" => {
+                if kind != TableKind::Shared {
+                    return Err(KalamError::Validation("access_level applies to SHARED tables only".into()));
+                }
+                let v = text()?;
+                out.access_level = Some(AccessLevel::parse(&v).ok_or_else(|| {
+                    KalamError::Validation(format!("invalid access_level '{v}': use public, private or restricted"))
+                })?);
+            }
+            "storage" => {
+                let v = text()?.to_ascii_lowercase();
+                if v != "local" {
+                    return Err(KalamError::Validation(format!("storage '{v}' does not exist (available: local)")));
+                }
+                out.storage = v;
+            }
+            "ttl_seconds" | "max_buffer" | "ephemeral" => {
+                return Err(KalamError::Validation(format!("option '{}' applies to STREAM tables only", o.key)));
+            }
+            other => return Err(KalamError::Validation(format!("unknown table option '{other}'"))),
+        }
+    }
+    Ok(out)
+}
+
+pub fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryResult> {
+    cx.principal.require(Role::Dba, "CREATE TABLE")?;
+    let kind = kind_of(stmt.kind);
+    if kind == TableKind::Stream {
+        return Err(KalamError::NotSupported("STREAM tables are not available in this version".into()));
+    }
+    let namespace = cx.namespace_for(stmt.table.namespace.as_deref())?;
+    let name = normalize_ident("table", &stmt.table.name)?;
+    let table_pk = stmt.primary_key.as_ref().map(|p| p.to_ascii_lowercase());
+    let mut columns = Vec::with_capacity(stmt.columns.len() + 1);
+    let mut primary_key = None;
+    for (i, spec) in stmt.columns.iter().enumerate() {
+        let is_pk = spec.primary_key || table_pk.as_deref() == Some(spec.name.to_ascii_lowercase().as_str());
+        columns.push(column_def(i as u16 + 1, spec, is_pk)?);
+        if is_pk {
+            primary_key = Some(i);
+        }
+    }
+    let primary_key = match primary_key {
+        Some(pk) => pk,
+        None => {
+            if columns.iter().any(|c| c.name == "id") {
+                return Err(KalamError::Validation(
+                    "table has a column 'id' but no PRIMARY KEY: declare one (e.g. id BIGINT PRIMARY KEY)".into(),
+                ));
+            }
+            columns.insert(
+                0,
+                ColumnDef {
+                    id: columns.len() as u16 + 1,
+                    name: "id".into(),
+                    data_type: DataType::BigInt,
+                    nullable: false,
+                    default: Some(DefaultValue::SnowflakeId),
+                },
+            );
+            0
+        }
+    };
+    let next_column_id = columns.iter().map(|c| c.id).max().unwrap_or(0) + 1;
+    let def = TableDef {
+        id: TableId(0),
+        namespace: namespace.clone(),
+        name: name.clone(),
+        kind,
+        columns,
+        primary_key,
+        options: table_options(kind, &stmt.options)?,
+        schema_version: 1,
+        next_column_id,
+        created_at: now_micros(),
+    };
+    Ok(match cx.db.catalog.create_table(def, stmt.if_not_exists)? {
+        Some(t) => results::message(0, format!("Table '{}' created ({})", t.qualified_name(), kind.as_str())),
+        None => results::message(0, format!("Table '{namespace}.{name}' already exists")),
+    })
+}
+
+pub fn drop(
+    cx: &ExecContext<'_>,
+    kind: Option<TableKindSpec>,
+    table: &TableRef,
+    if_exists: bool,
+) -> Result<QueryResult> {
+    cx.principal.require(Role::Dba, "DROP TABLE")?;
+    let def = match cx.resolve_table(table) {
+        Ok(t) => t,
+        Err(KalamError::TableNotFound(_) | KalamError::NamespaceNotFound(_)) if if_exists => {
+            return Ok(results::message(0, format!("Table '{}' does not exist", table.name)));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(k) = kind.map(kind_of) {
+        if k != def.kind {
+            return Err(KalamError::Validation(format!(
+                "'{}' is a {} table, not a {} table",
+                def.qualified_name(),
+                def.kind.as_str().to_uppercase(),
+                k.as_str().to_uppercase()
+            )));
+        }
+    }
+    cx.db.catalog.drop_table(&def.namespace, &def.name)?;
+    Ok(results::message(0, format!("Table '{}' dropped", def.qualified_name())))
+}
+
+pub fn show(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
+    let ns = match namespace {
+        Some(n) => {
+            let ns = cx.namespace_for(Some(n))?;
+            if cx.db.catalog.namespace(&ns).is_none() {
+                return Err(KalamError::NamespaceNotFound(ns.to_string()));
+            }
+            Some(ns)
+        }
+        None => None,
+    };
+    let rows: Vec<Vec<serde_json::Value>> = cx
+        .db
+        .catalog
+        .tables(ns.as_ref())
+        .iter()
+        .filter(|t| cx.check_read(t).is_ok())
+        .map(|t| {
+            vec![
+                json!(t.namespace.as_str()),
+                json!(t.name),
+                json!(t.kind.as_str().to_uppercase()),
+                json!(t.schema_version),
+                json!(values::format_timestamp(t.created_at)),
+            ]
+        })
+        .collect();
+    Ok(QueryResult {
+        schema: cols(&[
+            ("namespace", "TEXT"),
+            ("table_name", "TEXT"),
+            ("table_type", "TEXT"),
+            ("schema_version", "INT"),
+            ("created_at", "TIMESTAMP"),
+        ]),
+        row_count: rows.len() as u64,
+        rows,
+        message: None,
+    })
+}
+
+fn cols(c: &[(&str, &str)]) -> Vec<ColumnInfo> {
+    c.iter().map(|(n, t)| ColumnInfo { name: n.to_string(), data_type: t.to_string() }).collect()
+}
+
+fn value_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int(i) => json!(i),
+        Value::Float(f) => json!(f),
+        Value::Text(s) => json!(s),
+        Value::Timestamp(t) => json!(values::format_timestamp(*t)),
+        other => json!(format!("{other:?}")),
+    }
+}
+
+pub fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result<QueryResult> {
+    let def = cx.resolve_table(table)?;
+    cx.check_read(&def)?;
+    if history {
+        let rows: Vec<Vec<serde_json::Value>> = cx
+            .db
+            .catalog
+            .schema_versions(def.id)?
+            .into_iter()
+            .map(|v| {
+                let columns: Vec<String> =
+                    v.columns.iter().map(|c| format!("{} {}", c.name, c.data_type.sql_name())).collect();
+                vec![
+                    json!(v.version),
+                    json!(values::format_timestamp(v.created_at)),
+                    json!(v.change),
+                    json!(columns.join(", ")),
+                ]
+            })
+            .collect();
+        return Ok(QueryResult {
+            schema: cols(&[("version", "INT"), ("created_at", "TIMESTAMP"), ("change", "TEXT"), ("columns", "TEXT")]),
+            row_count: rows.len() as u64,
+            rows,
+            message: None,
+        });
+    }
+    let rows: Vec<Vec<serde_json::Value>> =
+        system::column_rows(&def).iter().map(|r| r[2..].iter().map(value_json).collect()).collect();
+    Ok(QueryResult {
+        schema: cols(&[
+            ("column_name", "TEXT"),
+            ("ordinal_position", "INT"),
+            ("data_type", "TEXT"),
+            ("is_nullable", "BOOLEAN"),
+            ("is_primary_key", "BOOLEAN"),
+            ("column_default", "TEXT"),
+            ("is_system", "BOOLEAN"),
+        ]),
+        row_count: rows.len() as u64,
+        rows,
+        message: Some(format!(
+            "{} table {} (schema version {})",
+            def.kind.as_str().to_uppercase(),
+            def.qualified_name(),
+            def.schema_version
+        )),
+    })
+}
+
+/// Row and byte counts of the hot tier across all partitions (dba+).
+pub fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
+    cx.principal.require(Role::Dba, "SHOW STATS")?;
+    let def = cx.resolve_table(table)?;
+    let (mut rows, mut tombstones, mut bytes) = (0u64, 0u64, 0u64);
+    cx.db.store.for_each_prefix(CF_ROWS, &keys::table_prefix(def.id), |k, v| {
+        bytes += (k.len() + v.len()) as u64;
+        match crate::storage::row_codec::decode_header(v) {
+            Ok((_, true)) => tombstones += 1,
+            _ => rows += 1,
+        }
+        true
+    })?;
+    Ok(QueryResult {
+        schema: cols(&[
+            ("hot_rows", "BIGINT"),
+            ("hot_tombstones", "BIGINT"),
+            ("hot_bytes", "BIGINT"),
+            ("cold_rows", "BIGINT"),
+            ("cold_files", "BIGINT"),
+            ("cold_bytes", "BIGINT"),
+            ("last_flush", "TIMESTAMP"),
+        ]),
+        rows: vec![vec![
+            json!(rows),
+            json!(tombstones),
+            json!(bytes),
+            json!(0),
+            json!(0),
+            json!(0),
+            serde_json::Value::Null,
+        ]],
+        row_count: 1,
+        message: None,
+    })
+}

@@ -1,0 +1,88 @@
+//! The context one statement runs in.
+
+use crate::auth::Principal;
+use crate::catalog::{AccessLevel, TableDef, TableKind};
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::ids::{NamespaceId, Partition};
+use crate::sql::ast::TableRef;
+use kalamdb_client_core::protocol::Role;
+use std::sync::Arc;
+
+pub struct ExecContext<'a> {
+    pub db: &'a Arc<Database>,
+    /// Who the statement runs as: the caller, or the target of `EXECUTE AS USER`.
+    pub principal: Principal,
+    /// Default namespace for unqualified names (request `namespace`, changed by `USE`).
+    pub namespace: Option<NamespaceId>,
+    /// Values of `$1..$n`.
+    pub params: &'a [serde_json::Value],
+}
+
+impl ExecContext<'_> {
+    /// Resolves `ns.t` or `t` (against the current namespace) to an existing table.
+    pub fn resolve_table(&self, table: &TableRef) -> Result<Arc<TableDef>> {
+        let ns = self.namespace_for(table.namespace.as_deref())?;
+        self.db.catalog.require_table(&ns, &table.name)
+    }
+
+    /// The namespace an explicitly named or implicit (current) namespace refers to.
+    pub fn namespace_for(&self, explicit: Option<&str>) -> Result<NamespaceId> {
+        match explicit {
+            Some(ns) => NamespaceId::new(ns),
+            None => self.namespace.clone().ok_or_else(|| {
+                KalamError::Validation(
+                    "no namespace selected: qualify the table name (ns.table), run USE ns, or send \"namespace\" with the request"
+                        .into(),
+                )
+            }),
+        }
+    }
+
+    /// The partition this statement reads and writes in `table`.
+    pub fn partition(&self, table: &TableDef) -> Partition {
+        match table.kind {
+            TableKind::Shared => Partition::Shared,
+            TableKind::User | TableKind::Stream => Partition::User(self.principal.user_id),
+        }
+    }
+
+    /// Checks read access: USER tables are always readable (own partition only); SHARED
+    /// tables need `public` access or role service+.
+    pub fn check_read(&self, table: &TableDef) -> Result<()> {
+        match table.kind {
+            TableKind::User => Ok(()),
+            TableKind::Shared => {
+                if table.options.access_level == Some(AccessLevel::Public) || self.principal.role >= Role::Service {
+                    Ok(())
+                } else {
+                    Err(KalamError::Forbidden(format!(
+                        "table '{}' is {}: only service, dba and system roles may read it",
+                        table.qualified_name(),
+                        table.options.access_level.unwrap_or(AccessLevel::Private).as_str()
+                    )))
+                }
+            }
+            TableKind::Stream => Err(stream_not_supported(table)),
+        }
+    }
+
+    /// Checks write access: USER tables are writable (own partition only); SHARED tables
+    /// need role service+.
+    pub fn check_write(&self, table: &TableDef) -> Result<()> {
+        match table.kind {
+            TableKind::User => Ok(()),
+            TableKind::Shared => {
+                self.principal.require(Role::Service, &format!("writing shared table '{}'", table.qualified_name()))
+            }
+            TableKind::Stream => Err(stream_not_supported(table)),
+        }
+    }
+}
+
+fn stream_not_supported(table: &TableDef) -> KalamError {
+    KalamError::NotSupported(format!(
+        "'{}' is a STREAM table: stream tables are read and written through live subscriptions",
+        table.qualified_name()
+    ))
+}

@@ -1,0 +1,61 @@
+//! DELETE FROM t [WHERE ...]: a soft delete (tombstones with a new `_updated`).
+
+use crate::error::{KalamError, Result};
+use crate::sql::dml::{parse_one, pk_equality, table_ref};
+use crate::sql::{ExecContext, query, results};
+use crate::tables::RowOp;
+use crate::values;
+use datafusion::sql::sqlparser::ast::{Delete, FromTable, TableFactor};
+use kalamdb_client_core::protocol::QueryResult;
+
+pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> {
+    let from = match &del.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    if from.len() != 1
+        || !from[0].joins.is_empty()
+        || !del.tables.is_empty()
+        || del.using.is_some()
+        || del.returning.is_some()
+        || del.limit.is_some()
+        || !del.order_by.is_empty()
+    {
+        return Err(KalamError::NotSupported(
+            "DELETE supports one table with WHERE (use a subquery in WHERE instead of USING/JOIN)".into(),
+        ));
+    }
+    let TableFactor::Table { name, alias, .. } = &from[0].relation else {
+        return Err(KalamError::NotSupported("DELETE target must be a table".into()));
+    };
+    let table = cx.resolve_table(&table_ref(name)?)?;
+    cx.check_write(&table)?;
+    let partition = cx.partition(&table);
+    let lock = cx.db.partition_lock(table.id, partition);
+    let _guard = lock.lock().await;
+
+    let ops = match pk_equality(cx, &table, del.selection.as_ref()) {
+        Some(pk) => vec![RowOp::Delete { pk: pk? }],
+        None => {
+            let from = match alias {
+                Some(a) => format!("{name} AS {a}"),
+                None => name.to_string(),
+            };
+            let sql = format!(
+                "SELECT \"{}\" FROM {from}{}",
+                table.pk().name,
+                del.selection.as_ref().map(|s| format!(" WHERE {s}")).unwrap_or_default()
+            );
+            let (_, batches) = query::run(cx, parse_one(&sql)?, &sql).await?;
+            let mut ops = Vec::new();
+            for batch in &batches {
+                for r in 0..batch.num_rows() {
+                    let pk = values::from_arrow(batch.column(0).as_ref(), r)?;
+                    ops.push(RowOp::Delete { pk: values::coerce(pk, table.pk().data_type, &table.pk().name)? });
+                }
+            }
+            ops
+        }
+    };
+    let r = cx.db.committer.commit(&table, partition, ops)?;
+    Ok(results::message(r.affected, format!("Deleted {} row(s)", r.affected)))
+}

@@ -1,0 +1,167 @@
+//! INSERT, UPDATE and DELETE (parsed by sqlparser, committed through
+//! [`crate::tables::Committer`]).
+//!
+//! Simple statements — literal or parameter values, `WHERE pk = value` — are executed
+//! directly. Anything else (expressions, subqueries, arbitrary WHERE) is evaluated by a
+//! DataFusion query over the caller's own scope first, then committed.
+
+pub mod delete;
+pub mod insert;
+pub mod update;
+
+use crate::catalog::{DataType, DefaultValue, TableDef};
+use crate::clock::now_micros;
+use crate::error::{KalamError, Result};
+use crate::sql::ExecContext;
+use crate::sql::ast::TableRef;
+use crate::values::{self, Value};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, Expr, FunctionArguments, ObjectName, ObjectNamePart, UnaryOperator, Value as SqlValue,
+};
+
+/// `ns.t` / `t` from a sqlparser object name.
+pub fn table_ref(name: &ObjectName) -> Result<TableRef> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) => Ok(i.value.to_ascii_lowercase()),
+            _ => Err(KalamError::NotSupported(format!("unsupported table name '{name}'"))),
+        })
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [t] => Ok(TableRef { namespace: None, name: t.clone() }),
+        [ns, t] => Ok(TableRef { namespace: Some(ns.clone()), name: t.clone() }),
+        _ => Err(KalamError::Validation(format!("invalid table name '{name}': use table or namespace.table"))),
+    }
+}
+
+/// Index of a user-writable column, with clear errors for system and unknown columns.
+pub fn writable_column(table: &TableDef, name: &str) -> Result<usize> {
+    let lower = name.to_ascii_lowercase();
+    if lower == crate::catalog::UPDATED_COLUMN || lower == crate::catalog::DELETED_COLUMN {
+        return Err(KalamError::Validation(format!("'{lower}' is a system column maintained by the server")));
+    }
+    table.column_index(&lower).ok_or_else(|| {
+        KalamError::Validation(format!("column '{lower}' does not exist in table '{}'", table.qualified_name()))
+    })
+}
+
+/// The value of an expression that needs no query engine (literals, parameters, the
+/// default functions), coerced to `dt`; `None` if the expression needs DataFusion.
+pub fn simple_value(cx: &ExecContext<'_>, expr: &Expr, dt: DataType, column: &str) -> Option<Result<Value>> {
+    let raw = match expr {
+        Expr::Value(v) => match &v.value {
+            SqlValue::Number(n, _) => Ok(number(n, dt)),
+            SqlValue::SingleQuotedString(s) => Ok(Value::Text(s.clone())),
+            SqlValue::Boolean(b) => Ok(Value::Bool(*b)),
+            SqlValue::Null => Ok(Value::Null),
+            SqlValue::HexStringLiteral(h) => hex(h).map(Value::Bytes),
+            SqlValue::Placeholder(p) => return Some(param(cx, p, dt, column)),
+            _ => return None,
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                SqlValue::Number(n, _) => Ok(number(&format!("-{n}"), dt)),
+                _ => return None,
+            },
+            _ => return None,
+        },
+        Expr::Nested(inner) => return simple_value(cx, inner, dt, column),
+        Expr::Function(f)
+            if matches!(&f.args, FunctionArguments::None)
+                || matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty()) =>
+        {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let default = match name.as_str() {
+                "now" | "current_timestamp" => DefaultValue::Now,
+                "snowflake_id" => DefaultValue::SnowflakeId,
+                "uuid_v7" => DefaultValue::UuidV7,
+                "ulid" => DefaultValue::Ulid,
+                "current_user" => DefaultValue::CurrentUser,
+                _ => return None,
+            };
+            Ok(evaluate_default(cx, &default, dt))
+        }
+        _ => return None,
+    };
+    Some(raw.and_then(|v| values::coerce(v, dt, column)))
+}
+
+fn number(n: &str, dt: DataType) -> Value {
+    match n.parse::<i64>() {
+        Ok(i) => Value::Int(i),
+        // Decimals keep their exact digits; other targets take a float.
+        Err(_) if matches!(dt, DataType::Decimal { .. }) => Value::Text(n.to_string()),
+        Err(_) => n.parse::<f64>().map(Value::Float).unwrap_or_else(|_| Value::Text(n.to_string())),
+    }
+}
+
+fn hex(h: &str) -> Result<Vec<u8>> {
+    if h.len() % 2 != 0 {
+        return Err(KalamError::Validation("hex literal needs an even number of digits".into()));
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&h[i..i + 2], 16)
+                .map_err(|_| KalamError::Validation(format!("invalid hex literal X'{h}'")))
+        })
+        .collect()
+}
+
+fn param(cx: &ExecContext<'_>, p: &str, dt: DataType, column: &str) -> Result<Value> {
+    let n: usize = p
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| KalamError::Validation(format!("unsupported placeholder '{p}': use $1, $2, ...")))?;
+    let json = cx.params.get(n - 1).ok_or_else(|| {
+        KalamError::Validation(format!("parameter ${n} is used but only {} parameters were sent", cx.params.len()))
+    })?;
+    values::from_json(json, Some(dt), column)
+}
+
+/// Evaluates a column default for one new row.
+pub fn evaluate_default(cx: &ExecContext<'_>, default: &DefaultValue, dt: DataType) -> Value {
+    match default {
+        DefaultValue::Literal(v) => v.clone(),
+        DefaultValue::Now => match dt {
+            DataType::Date => Value::Date((now_micros().div_euclid(86_400_000_000)) as i32),
+            DataType::BigInt => Value::Int(now_micros()),
+            _ => Value::Timestamp(now_micros()),
+        },
+        DefaultValue::SnowflakeId => Value::Int(cx.db.snowflake.next()),
+        DefaultValue::UuidV7 => Value::Text(uuid::Uuid::now_v7().to_string()),
+        DefaultValue::Ulid => Value::Text(ulid::Ulid::new().to_string()),
+        DefaultValue::CurrentUser => Value::Text(cx.principal.username.clone()),
+    }
+}
+
+/// If `selection` is exactly `pk = <simple value>`, that key.
+pub fn pk_equality(cx: &ExecContext<'_>, table: &TableDef, selection: Option<&Expr>) -> Option<Result<Value>> {
+    let Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right }) = selection else { return None };
+    let pk = table.pk();
+    let is_pk = |e: &Expr| match e {
+        Expr::Identifier(i) => i.value.eq_ignore_ascii_case(&pk.name),
+        _ => false,
+    };
+    let value_expr = if is_pk(left) {
+        right
+    } else if is_pk(right) {
+        left
+    } else {
+        return None;
+    };
+    simple_value(cx, value_expr, pk.data_type, &pk.name)
+}
+
+/// Parses exactly one generated statement.
+pub fn parse_one(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement> {
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| KalamError::Parse(e.to_string()))?;
+    match (stmts.pop(), stmts.is_empty()) {
+        (Some(s), true) => Ok(s),
+        _ => Err(KalamError::Parse("expected exactly one statement".into())),
+    }
+}

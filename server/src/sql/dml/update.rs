@@ -1,0 +1,111 @@
+//! UPDATE t SET col = expr, ... [WHERE ...]
+
+use crate::error::{KalamError, Result};
+use crate::sql::dml::{parse_one, pk_equality, simple_value, table_ref, writable_column};
+use crate::sql::{ExecContext, query, results};
+use crate::tables::RowOp;
+use crate::values;
+use datafusion::sql::sqlparser::ast::{AssignmentTarget, TableFactor, Update};
+use kalamdb_client_core::protocol::QueryResult;
+
+pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> {
+    if upd.from.is_some()
+        || !upd.table.joins.is_empty()
+        || upd.returning.is_some()
+        || upd.limit.is_some()
+        || !upd.order_by.is_empty()
+    {
+        return Err(KalamError::NotSupported(
+            "UPDATE supports one table with SET and WHERE (use a subquery in WHERE instead of FROM/JOIN)".into(),
+        ));
+    }
+    let TableFactor::Table { name, alias, .. } = &upd.table.relation else {
+        return Err(KalamError::NotSupported("UPDATE target must be a table".into()));
+    };
+    let table = cx.resolve_table(&table_ref(name)?)?;
+    cx.check_write(&table)?;
+
+    let mut targets = Vec::with_capacity(upd.assignments.len());
+    for a in &upd.assignments {
+        let AssignmentTarget::ColumnName(col) = &a.target else {
+            return Err(KalamError::NotSupported("tuple assignments are not supported".into()));
+        };
+        let col_name = col.0.last().map(|p| p.to_string()).unwrap_or_default();
+        let idx = writable_column(&table, col_name.trim_matches('"'))?;
+        if idx == table.primary_key {
+            return Err(KalamError::Validation(format!(
+                "the primary key '{}' cannot be updated; delete and insert instead",
+                table.pk().name
+            )));
+        }
+        if targets.iter().any(|(i, _)| *i == idx) {
+            return Err(KalamError::Validation(format!("column '{col_name}' is assigned twice")));
+        }
+        targets.push((idx, &a.value));
+    }
+
+    let partition = cx.partition(&table);
+    let lock = cx.db.partition_lock(table.id, partition);
+    let _guard = lock.lock().await;
+
+    // Point update with plain values: no query engine needed.
+    if let Some(pk) = pk_equality(cx, &table, upd.selection.as_ref()) {
+        let pk = pk?;
+        let set = targets
+            .iter()
+            .map(|(idx, expr)| {
+                let col = &table.columns[*idx];
+                simple_value(cx, expr, col.data_type, &col.name).map(|v| v.map(|v| (*idx, v)))
+            })
+            .collect::<Option<Result<Vec<_>>>>();
+        if let Some(set) = set {
+            let set = set?;
+            check_not_null(&table, &set)?;
+            let r = cx.db.committer.commit(&table, partition, vec![RowOp::Update { pk, set }])?;
+            return Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)));
+        }
+    }
+
+    // General case: compute the key and new values of every matching row in the caller's
+    // scope, then commit them.
+    let exprs: Vec<String> = targets.iter().map(|(_, e)| format!("({e})")).collect();
+    let from = match alias {
+        Some(a) => format!("{name} AS {a}"),
+        None => name.to_string(),
+    };
+    let sql = format!(
+        "SELECT \"{}\", {} FROM {from}{}",
+        table.pk().name,
+        exprs.join(", "),
+        upd.selection.as_ref().map(|s| format!(" WHERE {s}")).unwrap_or_default()
+    );
+    let stmt = parse_one(&sql)?;
+    let (_, batches) = query::run(cx, stmt, &sql).await?;
+    let mut ops = Vec::new();
+    for batch in &batches {
+        for r in 0..batch.num_rows() {
+            let pk = values::from_arrow(batch.column(0).as_ref(), r)?;
+            let pk = values::coerce(pk, table.pk().data_type, &table.pk().name)?;
+            let mut set = Vec::with_capacity(targets.len());
+            for (c, (idx, _)) in targets.iter().enumerate() {
+                let col = &table.columns[*idx];
+                let v = values::from_arrow(batch.column(c + 1).as_ref(), r)?;
+                set.push((*idx, values::coerce(v, col.data_type, &col.name)?));
+            }
+            check_not_null(&table, &set)?;
+            ops.push(RowOp::Update { pk, set });
+        }
+    }
+    let r = cx.db.committer.commit(&table, partition, ops)?;
+    Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)))
+}
+
+fn check_not_null(table: &crate::catalog::TableDef, set: &[(usize, values::Value)]) -> Result<()> {
+    for (idx, v) in set {
+        let col = &table.columns[*idx];
+        if v.is_null() && !col.nullable {
+            return Err(KalamError::Validation(format!("column '{}' cannot be NULL", col.name)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Runs the statements of one request in order. Each statement is committed on its own;
+//! on the first failure the statements before it stay applied and the error names the
+//! failing statement (1-based).
+
+use crate::auth::Principal;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::ids::NamespaceId;
+use crate::sql::ast::Statement;
+use crate::sql::commands::{execute_as, namespace, table, user};
+use crate::sql::{ExecContext, dml, parser, query};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use futures::future::BoxFuture;
+use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
+use std::sync::Arc;
+
+/// A failed request: the error and, if a statement failed, its 1-based index.
+#[derive(Debug)]
+pub struct StatementError {
+    pub error: KalamError,
+    pub statement: Option<usize>,
+}
+
+impl From<KalamError> for StatementError {
+    fn from(error: KalamError) -> Self {
+        StatementError { error, statement: None }
+    }
+}
+
+impl From<parser::ParseError> for KalamError {
+    fn from(e: parser::ParseError) -> Self {
+        KalamError::Parse(e.message)
+    }
+}
+
+pub async fn execute_request(
+    db: &Arc<Database>,
+    principal: &Principal,
+    req: &SqlRequest,
+) -> std::result::Result<Vec<QueryResult>, StatementError> {
+    let limits = &db.config.limits;
+    if req.sql.len() > limits.max_sql_bytes {
+        return Err(KalamError::TooLarge(format!(
+            "SQL text is {} bytes, more than the limit of {}",
+            req.sql.len(),
+            limits.max_sql_bytes
+        ))
+        .into());
+    }
+    if req.params.len() > limits.max_params {
+        return Err(KalamError::TooLarge(format!("more than {} parameters", limits.max_params)).into());
+    }
+    let namespace = match &req.namespace {
+        Some(ns) => {
+            let ns = NamespaceId::new(ns)?;
+            if db.catalog.namespace(&ns).is_none() {
+                return Err(KalamError::NamespaceNotFound(ns.to_string()).into());
+            }
+            Some(ns)
+        }
+        None => None,
+    };
+    let statements = parser::split_statements(&req.sql).map_err(KalamError::from)?;
+    if statements.is_empty() {
+        return Err(KalamError::Validation("the request contains no SQL statement".into()).into());
+    }
+    if statements.len() > limits.max_statements {
+        return Err(KalamError::TooManyStatements(format!(
+            "{} statements in one request, more than the limit of {}",
+            statements.len(),
+            limits.max_statements
+        ))
+        .into());
+    }
+    let mut cx = ExecContext { db, principal: principal.clone(), namespace, params: &req.params };
+    let mut results = Vec::with_capacity(statements.len());
+    for (i, text) in statements.iter().enumerate() {
+        match execute_statement(&mut cx, text, false).await {
+            Ok(r) => results.push(r),
+            Err(error) => return Err(StatementError { error, statement: Some(i + 1) }),
+        }
+    }
+    Ok(results)
+}
+
+/// Runs one statement. `nested` is set inside `EXECUTE AS`, which cannot nest.
+fn execute_statement<'a, 'b: 'a>(
+    cx: &'a mut ExecContext<'b>,
+    text: &'a str,
+    nested: bool,
+) -> BoxFuture<'a, Result<QueryResult>> {
+    Box::pin(async move {
+        match parser::parse_statement(text)? {
+            Statement::CreateNamespace { name, if_not_exists } => namespace::create(cx, &name, if_not_exists),
+            Statement::AlterNamespace { name, options } => namespace::alter(cx, &name, &options),
+            Statement::DropNamespace { name, if_exists, cascade } => namespace::drop(cx, &name, if_exists, cascade),
+            Statement::ShowNamespaces => namespace::show(cx),
+            Statement::Use { namespace } => namespace::use_namespace(cx, &namespace),
+            Statement::CreateTable(create) => table::create(cx, &create),
+            Statement::DropTable { kind, table, if_exists } => table::drop(cx, kind, &table, if_exists),
+            Statement::ShowTables { namespace } => table::show(cx, namespace.as_deref()),
+            Statement::DescribeTable { table, history } => table::describe(cx, &table, history),
+            Statement::ShowStats { table } => table::stats(cx, &table),
+            Statement::CreateUser { name, password, role, email } => {
+                user::create(cx, &name, &password, role, email.as_deref()).await
+            }
+            Statement::AlterUser { name, action } => user::alter(cx, &name, &action).await,
+            Statement::DropUser { name, if_exists } => user::drop(cx, &name, if_exists),
+            Statement::ExecuteAs { user: target, statement } => {
+                if nested {
+                    return Err(KalamError::Validation("EXECUTE AS cannot be nested".into()));
+                }
+                let principal = execute_as::target(cx, &target)?;
+                let mut inner =
+                    ExecContext { db: cx.db, principal, namespace: cx.namespace.clone(), params: cx.params };
+                execute_statement(&mut inner, &statement, true).await
+            }
+            Statement::AlterTable { .. } => {
+                Err(KalamError::NotSupported("ALTER TABLE is not available in this version".into()))
+            }
+            Statement::FlushTable { .. } | Statement::FlushAllTables { .. } => Err(KalamError::NotSupported(
+                "FLUSH is not available in this version (rows stay in the hot tier)".into(),
+            )),
+            Statement::KillJob { .. } | Statement::KillLiveQuery { .. } => {
+                Err(KalamError::NotSupported("KILL is not available in this version".into()))
+            }
+            Statement::Sql(sql) => execute_sql(cx, &sql).await,
+        }
+    })
+}
+
+async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| KalamError::Parse(e.to_string()))?;
+    if stmts.len() != 1 {
+        return Err(KalamError::Parse("expected one statement".into()));
+    }
+    let stmt = stmts.remove(0);
+    match &stmt {
+        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt, sql).await,
+        SqlStatement::Insert(ins) => dml::insert::execute(cx, ins).await,
+        SqlStatement::Update(upd) => dml::update::execute(cx, upd).await,
+        SqlStatement::Delete(del) => dml::delete::execute(cx, del).await,
+        other => Err(KalamError::NotSupported(format!("unsupported statement: {}", first_words(&other.to_string())))),
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,24 @@
+//! SQL execution.
+//!
+//! - [`parser`] / [`ast`]: statements KalamDB parses itself (DDL with table kinds, users,
+//!   catalog commands); everything else is sqlparser/DataFusion SQL.
+//! - [`executor`]: runs a request's statements in order, one result each.
+//! - [`context`]: who a statement runs as, the current namespace, parameters.
+//! - [`session`]: the DataFusion catalog a query sees, scoped to the caller.
+//! - [`functions`]: CURRENT_USER(), SNOWFLAKE_ID(), UUID_V7(), ULID() for queries.
+//! - [`query`]: SELECT (and EXPLAIN) through DataFusion; [`results`]: Arrow → JSON.
+//! - [`commands`]: one file per custom command group; [`dml`]: INSERT, UPDATE, DELETE.
+
+pub mod ast;
+pub mod commands;
+pub mod context;
+pub mod dml;
+pub mod executor;
+pub mod functions;
+pub mod parser;
+pub mod query;
+pub mod results;
+pub mod session;
+
+pub use context::ExecContext;
+pub use executor::execute_request;

@@ -1,0 +1,74 @@
+//! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
+
+use crate::error::{KalamError, Result};
+use crate::sql::{ExecContext, results, session};
+use crate::tables::SystemColumns;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::context::SQLOptions;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use kalamdb_client_core::protocol::QueryResult;
+
+/// Which system columns a statement's text names (see [`SystemColumns`]).
+pub fn system_columns_named(sql: &str) -> SystemColumns {
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return SystemColumns::Hidden };
+    let mut mode = SystemColumns::Hidden;
+    for t in tokens {
+        if let Token::Word(w) = t {
+            if w.value.eq_ignore_ascii_case("_deleted") {
+                return SystemColumns::VisibleWithTombstones;
+            }
+            if w.value.eq_ignore_ascii_case("_updated") {
+                mode = SystemColumns::Visible;
+            }
+        }
+    }
+    mode
+}
+
+/// JSON request parameters as DataFusion parameter values.
+pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
+    let values = params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Ok(match p {
+                serde_json::Value::Null => ScalarValue::Null,
+                serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+                serde_json::Value::Number(n) => match n.as_i64() {
+                    Some(v) => ScalarValue::Int64(Some(v)),
+                    None => ScalarValue::Float64(n.as_f64()),
+                },
+                serde_json::Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+                other => ScalarValue::Utf8(Some(other.to_string())),
+            })
+            .map_err(|e: KalamError| KalamError::Validation(format!("parameter ${}: {e}", i + 1)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
+}
+
+/// Plans and runs a read-only statement, returning its schema and batches.
+pub async fn run(cx: &ExecContext<'_>, statement: Statement, sql_text: &str) -> Result<(Schema, Vec<RecordBatch>)> {
+    let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns_named(sql_text));
+    let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+    // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan)?;
+    let mut df = ctx.execute_logical_plan(plan).await?;
+    if !cx.params.is_empty() {
+        df = df.with_param_values(param_values(cx.params)?)?;
+    }
+    let schema = df.schema().as_arrow().clone();
+    let batches = df.collect().await?;
+    Ok((schema, batches))
+}
+
+/// Runs a query statement and renders its result.
+pub async fn execute(cx: &ExecContext<'_>, statement: Statement, sql_text: &str) -> Result<QueryResult> {
+    let (schema, batches) = run(cx, statement, sql_text).await?;
+    results::to_query_result(&schema, &batches, cx.db.config.limits.max_result_rows)
+}

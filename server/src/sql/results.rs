@@ -1,0 +1,126 @@
+//! Arrow record batches → the JSON rows of a [`QueryResult`].
+
+use crate::catalog::TYPE_METADATA_KEY;
+use crate::error::{KalamError, Result};
+use crate::values;
+use base64::Engine;
+use datafusion::arrow::array::*;
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, TimeUnit};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use kalamdb_client_core::protocol::{ColumnInfo, QueryResult};
+use serde_json::{Value as Json, json};
+
+/// The KalamDB type name of a result column.
+pub fn type_name(field: &Field) -> String {
+    if let Some(t) = field.metadata().get(TYPE_METADATA_KEY) {
+        return t.clone();
+    }
+    match field.data_type() {
+        ArrowType::Boolean => "BOOLEAN".into(),
+        ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => "SMALLINT".into(),
+        ArrowType::Int32 | ArrowType::UInt16 => "INT".into(),
+        ArrowType::Int64 | ArrowType::UInt32 | ArrowType::UInt64 => "BIGINT".into(),
+        ArrowType::Float16 | ArrowType::Float32 => "FLOAT".into(),
+        ArrowType::Float64 => "DOUBLE".into(),
+        ArrowType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => "TEXT".into(),
+        ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => "BYTES".into(),
+        ArrowType::Date32 | ArrowType::Date64 => "DATE".into(),
+        ArrowType::Timestamp(_, _) => "TIMESTAMP".into(),
+        ArrowType::Null => "NULL".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+/// Converts batches into one result, failing if more than `max_rows` rows.
+pub fn to_query_result(
+    schema: &datafusion::arrow::datatypes::Schema,
+    batches: &[RecordBatch],
+    max_rows: usize,
+) -> Result<QueryResult> {
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if total > max_rows {
+        return Err(KalamError::TooLarge(format!(
+            "the query returned {total} rows, more than the limit of {max_rows}; add a LIMIT or a narrower WHERE"
+        )));
+    }
+    let columns: Vec<ColumnInfo> =
+        schema.fields().iter().map(|f| ColumnInfo { name: f.name().clone(), data_type: type_name(f) }).collect();
+    let mut rows: Vec<Vec<Json>> = Vec::with_capacity(total);
+    for batch in batches {
+        let mut batch_rows: Vec<Vec<Json>> = (0..batch.num_rows()).map(|_| Vec::with_capacity(columns.len())).collect();
+        for (c, field) in batch.schema().fields().iter().enumerate() {
+            let is_json = field.metadata().get(TYPE_METADATA_KEY).is_some_and(|t| t == "JSON");
+            let array = batch.column(c);
+            for (r, row) in batch_rows.iter_mut().enumerate() {
+                row.push(cell(array.as_ref(), r, is_json)?);
+            }
+        }
+        rows.extend(batch_rows);
+    }
+    Ok(QueryResult { schema: columns, rows, row_count: total as u64, message: None })
+}
+
+fn cell(array: &dyn Array, i: usize, is_json: bool) -> Result<Json> {
+    if array.is_null(i) {
+        return Ok(Json::Null);
+    }
+    macro_rules! get {
+        ($t:ty) => {
+            array.as_any().downcast_ref::<$t>().expect("type checked").value(i)
+        };
+    }
+    Ok(match array.data_type() {
+        ArrowType::Boolean => json!(get!(BooleanArray)),
+        ArrowType::Int8 => json!(get!(Int8Array)),
+        ArrowType::Int16 => json!(get!(Int16Array)),
+        ArrowType::Int32 => json!(get!(Int32Array)),
+        ArrowType::Int64 => json!(get!(Int64Array)),
+        ArrowType::UInt8 => json!(get!(UInt8Array)),
+        ArrowType::UInt16 => json!(get!(UInt16Array)),
+        ArrowType::UInt32 => json!(get!(UInt32Array)),
+        ArrowType::UInt64 => json!(get!(UInt64Array)),
+        ArrowType::Float32 => float(get!(Float32Array) as f64),
+        ArrowType::Float64 => float(get!(Float64Array)),
+        ArrowType::Utf8 if is_json => {
+            serde_json::from_str(get!(StringArray)).unwrap_or_else(|_| json!(get!(StringArray)))
+        }
+        ArrowType::Utf8 => json!(get!(StringArray)),
+        ArrowType::LargeUtf8 => json!(get!(LargeStringArray)),
+        ArrowType::Utf8View => json!(get!(StringViewArray)),
+        ArrowType::Binary => json!(b64(get!(BinaryArray))),
+        ArrowType::LargeBinary => json!(b64(get!(LargeBinaryArray))),
+        ArrowType::BinaryView => json!(b64(get!(BinaryViewArray))),
+        ArrowType::Date32 => json!(values::format_date(get!(Date32Array))),
+        ArrowType::Decimal128(_, s) => json!(values::format_decimal(get!(Decimal128Array), *s)),
+        ArrowType::Timestamp(unit, _) => {
+            let micros = match unit {
+                TimeUnit::Second => get!(TimestampSecondArray) * 1_000_000,
+                TimeUnit::Millisecond => get!(TimestampMillisecondArray) * 1_000,
+                TimeUnit::Microsecond => get!(TimestampMicrosecondArray),
+                TimeUnit::Nanosecond => get!(TimestampNanosecondArray) / 1_000,
+            };
+            json!(values::format_timestamp(micros))
+        }
+        _ => {
+            // Lists, structs, intervals...: their Arrow display form.
+            let opts = FormatOptions::default();
+            let f = ArrayFormatter::try_new(array, &opts).map_err(KalamError::internal)?;
+            json!(f.value(i).to_string())
+        }
+    })
+}
+
+/// JSON has no NaN/Infinity: those become strings.
+fn float(f: f64) -> Json {
+    serde_json::Number::from_f64(f).map(Json::Number).unwrap_or_else(|| json!(f.to_string()))
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// A result for a statement that returns no rows.
+pub fn message(row_count: u64, message: impl Into<String>) -> QueryResult {
+    QueryResult { schema: vec![], rows: vec![], row_count, message: Some(message.into()) }
+}

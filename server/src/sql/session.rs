@@ -1,0 +1,142 @@
+//! The DataFusion view of the database for one statement.
+//!
+//! A [`ScopedCatalog`] is registered per statement and resolves every table reference for
+//! the statement's principal: USER tables to the principal's own partition, SHARED tables
+//! after an access check, `system.*` only for dba/system. Because resolution happens here,
+//! no SQL shape (join, subquery, CTE, UNION, INSERT ... SELECT, UPDATE ... WHERE IN) can
+//! reach rows outside the caller's scope.
+
+use crate::auth::Principal;
+use crate::database::{DF_CATALOG, Database};
+use crate::error::KalamError;
+use crate::ids::NamespaceId;
+use crate::sql::ExecContext;
+use crate::tables::{PartitionTableProvider, SystemColumns, system};
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::context::SessionContext;
+use kalamdb_client_core::protocol::Role;
+use std::sync::Arc;
+
+/// Builds the DataFusion context a statement runs in.
+pub fn context_for(
+    db: &Arc<Database>,
+    principal: &Principal,
+    namespace: Option<&NamespaceId>,
+    system_columns: SystemColumns,
+) -> SessionContext {
+    let mut state = db.session_state();
+    state.config_mut().options_mut().catalog.default_schema =
+        namespace.map(|n| n.to_string()).unwrap_or_else(|| "default".into());
+    let ctx = SessionContext::new_with_state(state);
+    crate::sql::functions::register(&ctx, &principal.username, &db.snowflake);
+    ctx.register_catalog(
+        DF_CATALOG,
+        Arc::new(ScopedCatalog { db: db.clone(), principal: principal.clone(), system_columns }),
+    );
+    ctx
+}
+
+#[derive(Debug)]
+struct ScopedCatalog {
+    db: Arc<Database>,
+    principal: Principal,
+    system_columns: SystemColumns,
+}
+
+impl CatalogProvider for ScopedCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.db.catalog.namespaces().into_iter().map(|n| n.name.to_string()).collect();
+        if self.principal.role >= Role::Dba {
+            names.push("system".into());
+        }
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == "system" {
+            return Some(Arc::new(SystemSchema { db: self.db.clone(), principal: self.principal.clone() }));
+        }
+        let ns = NamespaceId::new(name).ok()?;
+        self.db.catalog.namespace(&ns)?;
+        Some(Arc::new(NamespaceSchema {
+            db: self.db.clone(),
+            principal: self.principal.clone(),
+            namespace: ns,
+            system_columns: self.system_columns,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct NamespaceSchema {
+    db: Arc<Database>,
+    principal: Principal,
+    namespace: NamespaceId,
+    system_columns: SystemColumns,
+}
+
+impl NamespaceSchema {
+    fn context(&self) -> ExecContext<'_> {
+        ExecContext {
+            db: &self.db,
+            principal: self.principal.clone(),
+            namespace: Some(self.namespace.clone()),
+            params: &[],
+        }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for NamespaceSchema {
+    /// Only tables the principal may read, so `information_schema` lists no others.
+    fn table_names(&self) -> Vec<String> {
+        let cx = self.context();
+        self.db
+            .catalog
+            .tables(Some(&self.namespace))
+            .iter()
+            .filter(|t| cx.check_read(t).is_ok())
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(table) = self.db.catalog.table(&self.namespace, name) else { return Ok(None) };
+        let cx = self.context();
+        cx.check_read(&table).map_err(KalamError::into_datafusion)?;
+        let partition = cx.partition(&table);
+        Ok(Some(Arc::new(PartitionTableProvider::new(table, partition, self.system_columns, self.db.store.clone()))))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.db.catalog.table(&self.namespace, name).is_some()
+    }
+}
+
+#[derive(Debug)]
+struct SystemSchema {
+    db: Arc<Database>,
+    principal: Principal,
+}
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        system::TABLES.iter().map(|s| s.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if !system::TABLES.contains(&name) {
+            return Ok(None);
+        }
+        self.principal.require(Role::Dba, &format!("reading system.{name}")).map_err(KalamError::into_datafusion)?;
+        let provider = system::table(&self.db, name).map_err(KalamError::into_datafusion)?;
+        Ok(Some(provider))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        system::TABLES.contains(&name)
+    }
+}

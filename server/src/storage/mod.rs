@@ -1,0 +1,104 @@
+//! The hot tier: one RocksDB database with three column families.
+//!
+//! - `catalog`: JSON records of namespaces, tables, schema versions and users
+//!   (see [`crate::catalog`]).
+//! - `rows`: table rows under `table_id | partition | pk` (see [`keys`]), so one user's
+//!   partition of a USER table is one contiguous key range.
+//! - `row_index`: `table_id | partition | _updated` → pk, the change index that catch-up
+//!   reads to cost O(changes) rather than O(partition).
+//!
+//! Every commit goes through [`crate::tables::commit`], which keeps `_updated` order equal to
+//! commit order.
+
+pub mod keys;
+pub mod row_codec;
+
+use crate::error::{KalamError, Result};
+use rocksdb::{
+    BoundColumnFamily, ColumnFamilyDescriptor, DBWithThreadMode, MultiThreaded, Options, WriteBatch, WriteOptions,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+pub type Db = DBWithThreadMode<MultiThreaded>;
+
+pub const CF_CATALOG: &str = "catalog";
+pub const CF_ROWS: &str = "rows";
+pub const CF_ROW_INDEX: &str = "row_index";
+
+/// Handle to the RocksDB database.
+pub struct Store {
+    db: Db,
+    write_opts: WriteOptions,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database under `dir`. `sync_writes` fsyncs the WAL per commit.
+    pub fn open(dir: &Path, sync_writes: bool) -> Result<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", dir.display())))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(5);
+        let cfs = [CF_CATALOG, CF_ROWS, CF_ROW_INDEX].map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(name, cf_opts)
+        });
+        let db = Db::open_cf_descriptors(&opts, dir, cfs)?;
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(sync_writes);
+        Ok(Store { db, write_opts })
+    }
+
+    pub fn cf(&self, name: &str) -> Arc<BoundColumnFamily<'_>> {
+        self.db.cf_handle(name).expect("column families are created on open")
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(&self.cf(cf), key)?)
+    }
+
+    /// Applies a batch atomically, with the configured durability.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.db.write_opt(batch, &self.write_opts)?)
+    }
+
+    /// All `(key, value)` pairs whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>> {
+        let mut out = Vec::new();
+        self.for_each_prefix(cf, prefix, |k, v| {
+            out.push((k.into(), v.into()));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` for every pair under `prefix` in key order until it returns `false`.
+    pub fn for_each_prefix(&self, cf: &str, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let cf = self.cf(cf);
+        let mut it = self.db.raw_iterator_cf(&cf);
+        it.seek(prefix);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !k.starts_with(prefix) || !f(k, v) {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! Binary encoding of a stored row version.
+//!
+//! ```text
+//! format (1) | _updated (8, LE) | _deleted (1) | n (2) | n × (column id (2) | tag (1) | payload)
+//! ```
+//! Values are keyed by column id, not position, so a row written under an old schema
+//! version reads through the current one (dropped columns are skipped, new ones are NULL).
+
+use crate::catalog::{ColumnId, TableDef};
+use crate::error::{KalamError, Result};
+use crate::values::Value;
+
+const FORMAT: u8 = 1;
+
+/// A stored row version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRow {
+    pub updated: i64,
+    pub deleted: bool,
+    /// Values aligned to the table's current columns.
+    pub values: Vec<Value>,
+}
+
+pub fn encode(table: &TableDef, row: &StoredRow) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + row.values.len() * 12);
+    out.push(FORMAT);
+    out.extend_from_slice(&row.updated.to_le_bytes());
+    out.push(row.deleted as u8);
+    out.extend_from_slice(&(row.values.len() as u16).to_le_bytes());
+    for (col, v) in table.columns.iter().zip(&row.values) {
+        out.extend_from_slice(&col.id.to_le_bytes());
+        encode_value(&mut out, v);
+    }
+    out
+}
+
+fn encode_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.push(0),
+        Value::Bool(b) => out.extend_from_slice(&[1, *b as u8]),
+        Value::Int(i) => {
+            out.push(2);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(3);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::Decimal(d) => {
+            out.push(4);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        Value::Text(s) => {
+            out.push(5);
+            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Bytes(b) => {
+            out.push(6);
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        Value::Date(d) => {
+            out.push(7);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        Value::Timestamp(t) => {
+            out.push(8);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.buf.len() < n {
+            return Err(KalamError::internal("corrupt row: truncated"));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("length checked"))
+    }
+}
+
+/// Reads only `_updated` and `_deleted` (cheap: no value decoding).
+pub fn decode_header(bytes: &[u8]) -> Result<(i64, bool)> {
+    let mut r = Reader { buf: bytes };
+    if r.take(1)?[0] != FORMAT {
+        return Err(KalamError::internal("corrupt row: unknown format"));
+    }
+    let updated = i64::from_le_bytes(r.array()?);
+    let deleted = r.take(1)?[0] != 0;
+    Ok((updated, deleted))
+}
+
+/// Decodes a row through the table's current columns.
+pub fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
+    let (updated, deleted) = decode_header(bytes)?;
+    let mut r = Reader { buf: &bytes[10..] };
+    let n = u16::from_le_bytes(r.array()?) as usize;
+    let mut values = vec![Value::Null; table.columns.len()];
+    for _ in 0..n {
+        let id = ColumnId::from_le_bytes(r.array()?);
+        let v = decode_value(&mut r)?;
+        if let Some(pos) = table.columns.iter().position(|c| c.id == id) {
+            values[pos] = v;
+        }
+    }
+    Ok(StoredRow { updated, deleted, values })
+}
+
+fn decode_value(r: &mut Reader<'_>) -> Result<Value> {
+    let tag = r.take(1)?[0];
+    Ok(match tag {
+        0 => Value::Null,
+        1 => Value::Bool(r.take(1)?[0] != 0),
+        2 => Value::Int(i64::from_le_bytes(r.array()?)),
+        3 => Value::Float(f64::from_le_bytes(r.array()?)),
+        4 => Value::Decimal(i128::from_le_bytes(r.array()?)),
+        5 | 6 => {
+            let len = u32::from_le_bytes(r.array()?) as usize;
+            let raw = r.take(len)?.to_vec();
+            if tag == 5 {
+                Value::Text(String::from_utf8(raw).map_err(|_| KalamError::internal("corrupt row: bad utf-8"))?)
+            } else {
+                Value::Bytes(raw)
+            }
+        }
+        7 => Value::Date(i32::from_le_bytes(r.array()?)),
+        8 => Value::Timestamp(i64::from_le_bytes(r.array()?)),
+        _ => return Err(KalamError::internal("corrupt row: unknown value tag")),
+    })
+}

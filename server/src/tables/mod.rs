@@ -1,0 +1,12 @@
+//! Table data: the commit path that writes rows, and the DataFusion providers that read them.
+//!
+//! - [`commit`]: [`Committer`] applies inserts/updates/soft deletes, assigning `_updated`.
+//! - [`provider`]: [`UserTableProvider`]-style scans of one partition for DataFusion.
+//! - [`system`]: the `system.*` tables built from the catalog.
+
+pub mod commit;
+pub mod provider;
+pub mod system;
+
+pub use commit::{ChangeKind, CommitResult, Committer, RowChange, RowOp};
+pub use provider::{PartitionTableProvider, SystemColumns};

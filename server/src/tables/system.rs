@@ -1,0 +1,219 @@
+//! `system.*` tables, built from the catalog when a query names them (dba/system only;
+//! the check is in [`crate::sql::session`]). Password hashes are never exposed.
+
+use crate::catalog::{DELETED_COLUMN, DataType, TableDef, UPDATED_COLUMN};
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::values::{self, Value};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::memory::MemTable;
+use std::sync::Arc;
+
+pub const TABLES: [&str; 5] = ["users", "namespaces", "tables", "columns", "table_schemas"];
+
+/// Column names and types plus rows: the in-memory form of a system table.
+struct Rows {
+    columns: Vec<(&'static str, DataType)>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Rows {
+    fn into_provider(self) -> Result<Arc<dyn TableProvider>> {
+        let fields: Vec<_> = self.columns.iter().map(|(n, t)| t.field(n, true)).collect();
+        let schema = Arc::new(Schema::new(fields));
+        let arrays = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t))| {
+                let col: Vec<&Value> = self.rows.iter().map(|r| &r[i]).collect();
+                values::to_arrow(*t, &col)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(KalamError::internal)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).map_err(KalamError::from)?))
+    }
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+fn opt_text(s: Option<impl Into<String>>) -> Value {
+    s.map(|s| Value::Text(s.into())).unwrap_or(Value::Null)
+}
+
+/// Builds the provider for `system.<name>`.
+pub fn table(db: &Database, name: &str) -> Result<Arc<dyn TableProvider>> {
+    use DataType::*;
+    let rows = match name {
+        "users" => Rows {
+            columns: vec![
+                ("user_id", Text),
+                ("username", Text),
+                ("role", Text),
+                ("email", Text),
+                ("created_at", Timestamp),
+                ("updated_at", Timestamp),
+                ("failed_logins", Int),
+                ("locked_until", Timestamp),
+            ],
+            rows: db
+                .catalog
+                .users()
+                .into_iter()
+                .map(|u| {
+                    vec![
+                        text(u.id.to_string()),
+                        text(u.username),
+                        text(u.role.as_str()),
+                        opt_text(u.email),
+                        Value::Timestamp(u.created_at),
+                        Value::Timestamp(u.updated_at),
+                        Value::Int(u.failed_logins as i64),
+                        u.locked_until.map(Value::Timestamp).unwrap_or(Value::Null),
+                    ]
+                })
+                .collect(),
+        },
+        "namespaces" => Rows {
+            columns: vec![
+                ("namespace_id", Text),
+                ("name", Text),
+                ("created_at", Timestamp),
+                ("options", Json),
+                ("table_count", Int),
+            ],
+            rows: db
+                .catalog
+                .namespaces()
+                .into_iter()
+                .map(|n| {
+                    let count = db.catalog.tables(Some(&n.name)).len() as i64;
+                    vec![
+                        text(n.name.to_string()),
+                        text(n.name.to_string()),
+                        Value::Timestamp(n.created_at),
+                        text(serde_json::to_string(&n.options).unwrap_or_default()),
+                        Value::Int(count),
+                    ]
+                })
+                .collect(),
+        },
+        "tables" => Rows {
+            columns: vec![
+                ("table_id", Text),
+                ("namespace", Text),
+                ("table_name", Text),
+                ("table_type", Text),
+                ("schema_version", Int),
+                ("created_at", Timestamp),
+                ("flush_policy", Text),
+                ("deleted_retention_hours", BigInt),
+                ("access_level", Text),
+                ("storage", Text),
+            ],
+            rows: db.catalog.tables(None).iter().map(|t| table_row(t)).collect(),
+        },
+        "columns" => Rows {
+            columns: vec![
+                ("namespace", Text),
+                ("table_name", Text),
+                ("column_name", Text),
+                ("ordinal_position", Int),
+                ("data_type", Text),
+                ("is_nullable", Boolean),
+                ("is_primary_key", Boolean),
+                ("column_default", Text),
+                ("is_system", Boolean),
+            ],
+            rows: db.catalog.tables(None).iter().flat_map(|t| column_rows(t)).collect(),
+        },
+        "table_schemas" => {
+            let mut rows = vec![];
+            for t in db.catalog.tables(None) {
+                for v in db.catalog.schema_versions(t.id)? {
+                    rows.push(vec![
+                        text(t.id.to_string()),
+                        text(t.namespace.to_string()),
+                        text(t.name.clone()),
+                        Value::Int(v.version as i64),
+                        text(serde_json::to_string(&v.columns).map_err(KalamError::internal)?),
+                        Value::Timestamp(v.created_at),
+                        text(v.change),
+                    ]);
+                }
+            }
+            Rows {
+                columns: vec![
+                    ("table_id", Text),
+                    ("namespace", Text),
+                    ("table_name", Text),
+                    ("version", Int),
+                    ("columns", Json),
+                    ("created_at", Timestamp),
+                    ("changes", Text),
+                ],
+                rows,
+            }
+        }
+        other => return Err(KalamError::TableNotFound(format!("system.{other}"))),
+    };
+    rows.into_provider()
+}
+
+fn table_row(t: &TableDef) -> Vec<Value> {
+    vec![
+        text(t.id.to_string()),
+        text(t.namespace.to_string()),
+        text(t.name.clone()),
+        text(t.kind.as_str()),
+        Value::Int(t.schema_version as i64),
+        Value::Timestamp(t.created_at),
+        text(t.options.flush_policy.to_string()),
+        Value::Int(t.options.deleted_retention_hours as i64),
+        opt_text(t.options.access_level.map(|a| a.as_str())),
+        text(t.options.storage.clone()),
+    ]
+}
+
+/// One row per column, system columns last (also used by DESCRIBE TABLE).
+pub fn column_rows(t: &TableDef) -> Vec<Vec<Value>> {
+    let mut rows: Vec<Vec<Value>> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            vec![
+                text(t.namespace.to_string()),
+                text(t.name.clone()),
+                text(c.name.clone()),
+                Value::Int(i as i64 + 1),
+                text(c.data_type.sql_name()),
+                Value::Bool(c.nullable),
+                Value::Bool(i == t.primary_key),
+                opt_text(c.default.as_ref().map(|d| d.sql())),
+                Value::Bool(false),
+            ]
+        })
+        .collect();
+    if t.has_system_columns() {
+        for (name, dt) in [(UPDATED_COLUMN, DataType::Timestamp), (DELETED_COLUMN, DataType::Boolean)] {
+            let ordinal = rows.len() as i64 + 1;
+            rows.push(vec![
+                text(t.namespace.to_string()),
+                text(t.name.clone()),
+                text(name),
+                Value::Int(ordinal),
+                text(dt.sql_name()),
+                Value::Bool(false),
+                Value::Bool(false),
+                Value::Null,
+                Value::Bool(true),
+            ]);
+        }
+    }
+    rows
+}

@@ -1,0 +1,222 @@
+//! Test harness: starts the real `kalamdb-server` binary on an ephemeral loopback port with
+//! a temporary data directory, and talks HTTP to it.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const ROOT_PASSWORD: &str = "root-test-password";
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub client: reqwest::Client,
+    extra_args: Vec<String>,
+}
+
+/// Credentials for a request.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Basic(String, String),
+    Bearer(String),
+    None,
+}
+
+impl Auth {
+    pub fn root() -> Auth {
+        Auth::Basic("root".into(), ROOT_PASSWORD.into())
+    }
+    pub fn basic(user: &str, pw: &str) -> Auth {
+        Auth::Basic(user.into(), pw.into())
+    }
+}
+
+/// A response: HTTP status and JSON body.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The error code of an error response.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+    /// Rows of result `i`.
+    pub fn rows(&self, i: usize) -> &Vec<Value> {
+        self.body["results"][i]["rows"].as_array().unwrap_or_else(|| panic!("no rows in {}", self.body))
+    }
+    pub fn row_count(&self, i: usize) -> u64 {
+        self.body["results"][i]["row_count"].as_u64().unwrap_or_else(|| panic!("no row_count in {}", self.body))
+    }
+}
+
+fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
+        .args(["--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--log", "warn"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env("KALAMDB_ROOT_PASSWORD", ROOT_PASSWORD)
+        .env("KALAMDB_JWT_SECRET", "test-secret-test-secret-test-secret-0123")
+        .env_remove("KALAMDB_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kalamdb-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("kalamdb-server listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let base = rx.recv_timeout(Duration::from_secs(60)).expect("server did not start within 60 s");
+    (child, base)
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra command-line flags.
+    pub async fn start_with(extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, base) = spawn(&data_dir, &extra_args);
+        TestServer {
+            child: Some(child),
+            base,
+            data_dir,
+            _tmp: Some(tmp),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            extra_args,
+        }
+    }
+
+    /// Stops the process with SIGKILL (no graceful shutdown).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops gracefully (SIGTERM) and waits for exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_sigterm(c.id());
+            for _ in 0..200 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory (new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, base) = spawn(&self.data_dir, &self.extra_args);
+        self.child = Some(child);
+        self.base = base;
+    }
+
+    /// Starts again after a `kill9`.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        let (child, base) = spawn(&self.data_dir, &self.extra_args);
+        self.child = Some(child);
+        self.base = base;
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    fn with_auth(&self, req: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestBuilder {
+        match auth {
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p)),
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::None => req,
+        }
+    }
+
+    /// POSTs a raw body to a path.
+    pub async fn post_raw(&self, path: &str, auth: &Auth, body: impl Into<reqwest::Body>, content_type: &str) -> Resp {
+        let req = self.client.post(format!("{}{}", self.base, path)).header("content-type", content_type).body(body);
+        let resp = self.with_auth(req, auth).send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: &Value) -> Resp {
+        self.post_raw(path, auth, body.to_string(), "application/json").await
+    }
+
+    /// Runs SQL with parameters.
+    pub async fn sql_params(&self, auth: &Auth, sql: &str, params: Value) -> Resp {
+        self.post("/v1/api/sql", auth, &json!({ "sql": sql, "params": params })).await
+    }
+
+    pub async fn sql(&self, auth: &Auth, sql: &str) -> Resp {
+        self.post("/v1/api/sql", auth, &json!({ "sql": sql })).await
+    }
+
+    /// Runs SQL that must succeed.
+    pub async fn sql_ok(&self, auth: &Auth, sql: &str) -> Resp {
+        let r = self.sql(auth, sql).await;
+        assert_eq!(r.status, StatusCode::OK, "SQL failed: {sql}\n{}", r.body);
+        r
+    }
+
+    /// Runs SQL that must fail with `status` and `code`.
+    pub async fn sql_err(&self, auth: &Auth, sql: &str, status: u16, code: &str) -> Resp {
+        let r = self.sql(auth, sql).await;
+        assert_eq!(r.status.as_u16(), status, "unexpected status for: {sql}\n{}", r.body);
+        assert_eq!(r.code(), code, "unexpected code for: {sql}\n{}", r.body);
+        r
+    }
+
+    /// Creates a user with role `user` (as root) and returns Basic credentials for it.
+    pub async fn create_user(&self, name: &str) -> Auth {
+        self.create_user_with_role(name, "user").await
+    }
+
+    pub async fn create_user_with_role(&self, name: &str, role: &str) -> Auth {
+        let pw = format!("{name}-password");
+        self.sql_ok(&Auth::root(), &format!("CREATE USER '{name}' WITH PASSWORD '{pw}' ROLE {role}")).await;
+        Auth::basic(name, &pw)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        let resp = self.client.get(format!("{}{}", self.base, path)).send().await.expect("request");
+        let status = resp.status();
+        (status, resp.text().await.unwrap_or_default())
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: each starts the real server binary (see `common`).
+
+mod auth;
+mod bad_input;
+mod common;
+mod durability;
+mod isolation;
+mod sql_basics;

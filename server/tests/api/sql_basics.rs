@@ -1,0 +1,156 @@
+//! Namespaces, tables, defaults, primary keys, DML, soft delete, system columns, restart.
+
+use crate::common::*;
+use serde_json::json;
+
+async fn setup(s: &TestServer) {
+    s.sql_ok(
+        &Auth::root(),
+        "CREATE NAMESPACE app; CREATE USER TABLE app.todos (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), \
+         title TEXT NOT NULL, done BOOLEAN DEFAULT FALSE, owner TEXT DEFAULT CURRENT_USER(), \
+         created_at TIMESTAMP DEFAULT NOW())",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let s = TestServer::start().await;
+    let (status, body) = s.get("/health").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert!(v["version"].is_string());
+    let (status, body) = s.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("kalamdb_sql_requests_total"));
+}
+
+#[tokio::test]
+async fn insert_select_defaults_and_soft_delete() {
+    let s = TestServer::start().await;
+    setup(&s).await;
+    let alice = s.create_user("alice").await;
+    let r = s
+        .sql_ok(&alice, "INSERT INTO app.todos (title) VALUES ('a'), ('b'); SELECT * FROM app.todos ORDER BY title")
+        .await;
+    assert_eq!(r.row_count(0), 2);
+    assert_eq!(r.body["results"][0]["message"], "Inserted 2 row(s)");
+    let schema: Vec<&str> =
+        r.body["results"][1]["schema"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(schema, ["id", "title", "done", "owner", "created_at"], "SELECT * hides system columns");
+    let rows = r.rows(1);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][1], "a");
+    assert_eq!(rows[0][2], false);
+    assert_eq!(rows[0][3], "alice");
+    assert!(rows[0][0].as_i64().unwrap() > 0, "snowflake id assigned");
+    assert!(rows[0][4].as_str().unwrap().ends_with('Z'), "NOW() timestamp");
+
+    // Soft delete hides the row, but it stays as a tombstone visible through _deleted.
+    let r = s.sql_ok(&alice, "DELETE FROM app.todos WHERE title = 'a'; SELECT title FROM app.todos").await;
+    assert_eq!(r.row_count(0), 1);
+    assert_eq!(r.rows(1), &vec![json!(["b"])]);
+    let r = s.sql_ok(&alice, "SELECT title, _deleted FROM app.todos ORDER BY title").await;
+    assert_eq!(r.rows(0), &vec![json!(["a", true]), json!(["b", false])]);
+    // Deleting again affects nothing; updating a tombstone affects nothing.
+    let r = s.sql_ok(&alice, "DELETE FROM app.todos WHERE title = 'a'").await;
+    assert_eq!(r.row_count(0), 0);
+}
+
+#[tokio::test]
+async fn primary_keys_and_duplicates() {
+    let s = TestServer::start().await;
+    s.sql_ok(
+        &Auth::root(),
+        "CREATE NAMESPACE app; CREATE SHARED TABLE app.items (sku TEXT PRIMARY KEY, qty INT NOT NULL DEFAULT 0)",
+    )
+    .await;
+    let root = Auth::root();
+    s.sql_ok(&root, "INSERT INTO app.items (sku) VALUES ('x')").await;
+    let r = s.sql_err(&root, "INSERT INTO app.items (sku, qty) VALUES ('y', 1), ('x', 2)", 409, "DUPLICATE_KEY").await;
+    assert_eq!(r.body["error"]["statement"], 1);
+    // The failed statement wrote nothing (atomic per statement).
+    let r = s.sql_ok(&root, "SELECT sku FROM app.items ORDER BY sku").await;
+    assert_eq!(r.rows(0), &vec![json!(["x"])]);
+    // A deleted key can be inserted again.
+    s.sql_ok(&root, "DELETE FROM app.items WHERE sku = 'x'; INSERT INTO app.items VALUES ('x', 5)").await;
+    let r = s.sql_ok(&root, "SELECT qty FROM app.items WHERE sku = 'x'").await;
+    assert_eq!(r.rows(0), &vec![json!([5])]);
+    // Without a declared key an id column is added.
+    s.sql_ok(&root, "CREATE USER TABLE app.notes (body TEXT)").await;
+    let r = s.sql_ok(&root, "DESCRIBE TABLE app.notes").await;
+    assert_eq!(r.rows(0)[0][0], "id");
+    assert_eq!(r.rows(0)[0][4], true, "id is the primary key");
+    let names: Vec<&str> = r.rows(0).iter().map(|row| row[0].as_str().unwrap()).collect();
+    assert_eq!(names, ["id", "body", "_updated", "_deleted"]);
+}
+
+#[tokio::test]
+async fn updates_params_and_updated_column() {
+    let s = TestServer::start().await;
+    setup(&s).await;
+    let bob = s.create_user("bob").await;
+    s.sql_params(&bob, "INSERT INTO app.todos (id, title) VALUES ($1, $2)", json!([1, "one"])).await;
+    let before = s.sql_ok(&bob, "SELECT _updated FROM app.todos WHERE id = 1").await.rows(0)[0][0].clone();
+    let r = s.sql_params(&bob, "UPDATE app.todos SET done = $1 WHERE id = $2", json!([true, 1])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.row_count(0), 1);
+    let r = s.sql_ok(&bob, "UPDATE app.todos SET title = title || '!' WHERE done = true").await;
+    assert_eq!(r.row_count(0), 1);
+    let r = s.sql_ok(&bob, "SELECT title, done, _updated FROM app.todos").await;
+    assert_eq!(r.rows(0)[0][0], "one!");
+    assert_eq!(r.rows(0)[0][1], true);
+    assert!(r.rows(0)[0][2].as_str().unwrap() > before.as_str().unwrap(), "_updated moves forward");
+    // System columns are not writable.
+    s.sql_err(&bob, "UPDATE app.todos SET _updated = NOW()", 400, "VALIDATION_ERROR").await;
+    s.sql_err(&bob, "INSERT INTO app.todos (title, _deleted) VALUES ('x', true)", 400, "VALIDATION_ERROR").await;
+    s.sql_err(&bob, "UPDATE app.todos SET id = 5 WHERE id = 1", 400, "VALIDATION_ERROR").await;
+}
+
+#[tokio::test]
+async fn catalog_commands_and_system_tables() {
+    let s = TestServer::start().await;
+    setup(&s).await;
+    let root = Auth::root();
+    let r = s.sql_ok(&root, "SHOW NAMESPACES").await;
+    assert_eq!(r.rows(0), &vec![json!(["app", 1])]);
+    let r = s.sql_ok(&root, "SHOW TABLES IN app").await;
+    assert_eq!(r.rows(0)[0][1], "todos");
+    assert_eq!(r.rows(0)[0][2], "USER");
+    let r = s.sql_ok(&root, "SELECT namespace, table_name, table_type FROM system.tables").await;
+    assert_eq!(r.rows(0), &vec![json!(["app", "todos", "user"])]);
+    let r = s.sql_ok(&root, "SELECT column_name FROM system.columns WHERE table_name = 'todos' AND is_system").await;
+    assert_eq!(r.rows(0).len(), 2);
+    let r = s.sql_ok(&root, "SELECT username, role FROM system.users ORDER BY username").await;
+    assert_eq!(r.rows(0), &vec![json!(["root", "system"])]);
+    let r = s.sql_ok(&root, "SELECT version, changes FROM system.table_schemas").await;
+    assert_eq!(r.rows(0), &vec![json!([1, "CREATE TABLE"])]);
+    let r = s.sql_ok(&root, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'app'").await;
+    assert_eq!(r.rows(0), &vec![json!(["todos"])]);
+    let r = s.sql_ok(&root, "USE app; SELECT count(*) AS n FROM todos").await;
+    assert_eq!(r.rows(1), &vec![json!([0])]);
+    // DROP NAMESPACE refuses while tables exist, naming them.
+    let r = s.sql_err(&root, "DROP NAMESPACE app", 409, "IN_USE").await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("app.todos"));
+    s.sql_ok(&root, "DROP NAMESPACE app CASCADE").await;
+    s.sql_err(&root, "SELECT * FROM app.todos", 404, "TABLE_NOT_FOUND").await;
+}
+
+#[tokio::test]
+async fn data_survives_restart() {
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    let carol = s.create_user("carol").await;
+    s.sql_ok(&carol, "INSERT INTO app.todos (id, title) VALUES (1, 'persist me')").await;
+    let before = s.sql_ok(&carol, "SELECT _updated FROM app.todos").await.rows(0)[0][0].clone();
+    s.restart();
+    let r = s.sql_ok(&carol, "SELECT title FROM app.todos").await;
+    assert_eq!(r.rows(0), &vec![json!(["persist me"])]);
+    // The clock resumes after the last value handed out.
+    s.sql_ok(&carol, "UPDATE app.todos SET done = true WHERE id = 1").await;
+    let after = s.sql_ok(&carol, "SELECT _updated FROM app.todos").await.rows(0)[0][0].clone();
+    assert!(after.as_str().unwrap() > before.as_str().unwrap());
+    let r = s.sql_ok(&Auth::root(), "DESCRIBE TABLE app.todos").await;
+    assert_eq!(r.rows(0).len(), 7);
+}
