@@ -173,6 +173,8 @@ pub fn from_json(json: &serde_json::Value, dt: Option<DataType>, column: &str) -
     }
 }
 
+/// Parses a decimal literal into an unscaled integer with `scale` digits after the point,
+/// rounding half away from zero (as SQL databases do).
 fn parse_decimal(s: &str, scale: i8) -> Option<i128> {
     let (neg, digits) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -190,8 +192,12 @@ fn parse_decimal(s: &str, scale: i8) -> Option<i128> {
     while frac.len() < scale {
         frac.push('0');
     }
+    let round_up = frac_part.as_bytes().get(scale).is_some_and(|d| *d >= b'5');
     let joined = format!("{int_part}{frac}");
-    let v: i128 = if joined.is_empty() { 0 } else { joined.parse().ok()? };
+    let mut v: i128 = if joined.is_empty() { 0 } else { joined.parse().ok()? };
+    if round_up {
+        v = v.checked_add(1)?;
+    }
     Some(if neg { -v } else { v })
 }
 
@@ -348,7 +354,9 @@ mod tests {
 
     #[test]
     fn decimals_round_trip_through_text() {
-        assert_eq!(parse_decimal("12.345", 2), Some(1234));
+        assert_eq!(parse_decimal("12.345", 2), Some(1235));
+        assert_eq!(parse_decimal("12.344", 2), Some(1234));
+        assert_eq!(parse_decimal("-0.005", 2), Some(-1));
         assert_eq!(parse_decimal("-0.5", 3), Some(-500));
         assert_eq!(format_decimal(-500, 3), "-0.500");
         assert_eq!(format_decimal(1234, 2), "12.34");

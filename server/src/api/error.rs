@@ -55,3 +55,8 @@ impl IntoResponse for ApiError {
 pub async fn not_found() -> ApiError {
     KalamError::InvalidRequest("no such endpoint".into()).into()
 }
+
+/// Response for a handler that panicked (logged; the client gets a plain internal error).
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::from(KalamError::internal("a request handler panicked")).into_response()
+}

@@ -20,6 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
 
 /// State shared by all handlers.
 #[derive(Clone)]
@@ -38,5 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        // A bug must cost one request, not the connection: answer 500 and keep serving.
+        .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
 }

@@ -131,6 +131,7 @@ fn execute_statement<'a, 'b: 'a>(
 
 async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
     use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
+    let sql = &normalize_current_user(sql);
     let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| KalamError::Parse(e.to_string()))?;
     if stmts.len() != 1 {
         return Err(KalamError::Parse("expected one statement".into()));
@@ -143,6 +144,29 @@ async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
         SqlStatement::Delete(del) => dml::delete::execute(cx, del).await,
         other => Err(KalamError::NotSupported(format!("unsupported statement: {}", first_words(&other.to_string())))),
     }
+}
+
+/// sqlparser reads `CURRENT_USER` as a keyword that takes no parentheses; KalamDB documents
+/// `CURRENT_USER()`, so the empty parentheses are dropped before parsing.
+fn normalize_current_user(sql: &str) -> std::borrow::Cow<'_, str> {
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, tokenizer::Token, tokenizer::Tokenizer};
+    if !sql.to_ascii_lowercase().contains("current_user") {
+        return sql.into();
+    }
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return sql.into() };
+    let is_word = |t: &Token| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("current_user"));
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        out.push_str(&tokens[i].to_string());
+        if is_word(&tokens[i]) && tokens.get(i + 1) == Some(&Token::LParen) && tokens.get(i + 2) == Some(&Token::RParen)
+        {
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    out.into()
 }
 
 fn first_words(s: &str) -> String {

@@ -49,7 +49,8 @@ pub fn to_query_result(
     let mut rows: Vec<Vec<Json>> = Vec::with_capacity(total);
     for batch in batches {
         let mut batch_rows: Vec<Vec<Json>> = (0..batch.num_rows()).map(|_| Vec::with_capacity(columns.len())).collect();
-        for (c, field) in batch.schema().fields().iter().enumerate() {
+        // Field metadata (the KalamDB type) lives on the plan's schema; batches may not carry it.
+        for (c, field) in schema.fields().iter().enumerate() {
             let is_json = field.metadata().get(TYPE_METADATA_KEY).is_some_and(|t| t == "JSON");
             let array = batch.column(c);
             for (r, row) in batch_rows.iter_mut().enumerate() {

@@ -154,3 +154,107 @@ async fn data_survives_restart() {
     let r = s.sql_ok(&Auth::root(), "DESCRIBE TABLE app.todos").await;
     assert_eq!(r.rows(0).len(), 7);
 }
+
+#[tokio::test]
+async fn column_types_round_trip() {
+    let s = TestServer::start().await;
+    let root = Auth::root();
+    s.sql_ok(
+        &root,
+        "CREATE NAMESPACE t; CREATE SHARED TABLE t.all_types (k TEXT PRIMARY KEY DEFAULT UUID_V7(), u TEXT DEFAULT ULID(), \
+         b BOOLEAN, s SMALLINT, i INT, g BIGINT, f FLOAT, d DOUBLE, m DECIMAL(10,2), x BYTES, dt DATE, ts TIMESTAMP, j JSON, c CRDT_TEXT)",
+    )
+    .await;
+    let r = s
+        .sql_params(
+            &root,
+            "INSERT INTO t.all_types (k, b, s, i, g, f, d, m, x, dt, ts, j, c) VALUES ('k1', TRUE, -5, 70000, 9007199254740993, 1.5, -2.25, \
+             12.345, X'DEADBEEF', '2024-02-29', '2024-01-02 03:04:05.123456', $1, 'hello'); \
+             INSERT INTO t.all_types (b, m, x, j) VALUES (FALSE, $2, $3, $4)",
+            json!([{"a": [1, 2]}, "7.1", "aGk=", "a JSON string"]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.sql_ok(&root, "SELECT k, b, s, i, g, f, d, m, x, dt, ts, j, c FROM t.all_types WHERE k = 'k1'").await;
+    assert_eq!(
+        r.rows(0)[0],
+        json!(["k1", true, -5, 70000, 9007199254740993i64, 1.5, -2.25, "12.35", "3q2+7w==", "2024-02-29",
+               "2024-01-02T03:04:05.123456Z", {"a": [1, 2]}, "hello"])
+    );
+    let types: Vec<&str> =
+        r.body["results"][0]["schema"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "TEXT",
+            "BOOLEAN",
+            "SMALLINT",
+            "INT",
+            "BIGINT",
+            "FLOAT",
+            "DOUBLE",
+            "DECIMAL(10,2)",
+            "BYTES",
+            "DATE",
+            "TIMESTAMP",
+            "JSON",
+            "CRDT_TEXT"
+        ]
+    );
+    let r = s.sql_ok(&root, "SELECT k, u, m, x, j FROM t.all_types WHERE k <> 'k1'").await;
+    let row = &r.rows(0)[0];
+    assert_eq!(row[0].as_str().unwrap().len(), 36, "UUID v7 default");
+    assert_eq!(row[1].as_str().unwrap().len(), 26, "ULID default");
+    assert_eq!(row[2], "7.10");
+    assert_eq!(row[3], "aGk=");
+    assert_eq!(row[4], json!("a JSON string"), "a JSON parameter is stored as that JSON value");
+}
+
+#[tokio::test]
+async fn functions_insert_select_and_partial_failure() {
+    let s = TestServer::start().await;
+    setup(&s).await;
+    let dave = s.create_user("dave").await;
+    let r = s.sql_ok(&dave, "SELECT CURRENT_USER() AS me, CURRENT_USER AS me2, length(ULID()) AS l").await;
+    assert_eq!(r.rows(0), &vec![json!(["dave", "dave", 26])]);
+    s.sql_ok(&Auth::root(), "CREATE USER TABLE app.archive (id BIGINT PRIMARY KEY, title TEXT)").await;
+    let r = s
+        .sql_ok(
+            &dave,
+            "INSERT INTO app.todos (id, title) VALUES (1, 'x'), (2, 'y'), (3, 'z'); \
+             INSERT INTO app.archive SELECT id, upper(title) FROM app.todos WHERE id >= 2; \
+             SELECT id, title FROM app.archive ORDER BY id",
+        )
+        .await;
+    assert_eq!(r.row_count(1), 2);
+    assert_eq!(r.rows(2), &vec![json!([2, "Y"]), json!([3, "Z"])]);
+    // Statements before a failing one stay applied; the error names the failing statement.
+    let r = s.sql(&dave, "INSERT INTO app.todos (id, title) VALUES (10, 'kept'); SELEC oops; INSERT INTO app.todos (id, title) VALUES (11, 'never')").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.code(), "PARSE_ERROR");
+    assert_eq!(r.body["error"]["statement"], 2);
+    let r = s.sql_ok(&dave, "SELECT id FROM app.todos WHERE id >= 10").await;
+    assert_eq!(r.rows(0), &vec![json!([10])]);
+    // Expressions in VALUES are evaluated by the query engine.
+    s.sql_ok(&dave, "INSERT INTO app.todos (id, title) VALUES (20, concat('a', 'b', 1 + 2))").await;
+    let r = s.sql_ok(&dave, "SELECT title FROM app.todos WHERE id = 20").await;
+    assert_eq!(r.rows(0), &vec![json!(["ab3"])]);
+}
+
+#[tokio::test]
+async fn query_engine_cannot_touch_the_file_system() {
+    let s = TestServer::start().await;
+    let root = Auth::root();
+    let target = std::env::temp_dir().join(format!("kalamdb-copy-{}.csv", std::process::id()));
+    let path = target.display();
+    for sql in [
+        format!("COPY (SELECT 1) TO '{path}'"),
+        format!("EXPLAIN ANALYZE COPY (SELECT 1) TO '{path}'"),
+        format!("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '{path}'"),
+        format!("SELECT * FROM '{path}'"),
+    ] {
+        let r = s.sql(&root, &sql).await;
+        assert!(r.status.is_client_error(), "{sql} should be refused: {}", r.body);
+    }
+    assert!(!target.exists(), "no file may be written");
+}
