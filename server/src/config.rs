@@ -82,6 +82,10 @@ pub struct LimitsConfig {
     pub max_statements: usize,
     pub max_params: usize,
     pub max_result_rows: usize,
+    /// Memory one server may use for query operators (sorts, joins, aggregates).
+    pub query_memory_bytes: usize,
+    /// A statement running longer than this is cancelled.
+    pub query_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +139,8 @@ impl Default for LimitsConfig {
             max_statements: 100,
             max_params: 1000,
             max_result_rows: 100_000,
+            query_memory_bytes: 1024 * 1024 * 1024,
+            query_timeout_secs: 60,
         }
     }
 }
@@ -194,7 +200,13 @@ impl Config {
             }
         }
         let l = &self.limits;
-        if l.max_body_bytes == 0 || l.max_sql_bytes == 0 || l.max_statements == 0 || l.max_result_rows == 0 {
+        if l.max_body_bytes == 0
+            || l.max_sql_bytes == 0
+            || l.max_statements == 0
+            || l.max_result_rows == 0
+            || l.query_memory_bytes == 0
+            || l.query_timeout_secs == 0
+        {
             return Err(KalamError::InvalidRequest("limits must be greater than zero".into()));
         }
         Ok(())

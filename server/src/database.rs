@@ -8,6 +8,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, SnowflakeGenerator, TableId};
 use crate::storage::Store;
 use crate::tables::Committer;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
 use parking_lot::Mutex;
@@ -51,7 +52,17 @@ impl Database {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_target_partitions(2);
-        let base_state = SessionStateBuilder::new().with_config(session_config).with_default_features().build();
+        // Operators that track memory (sorts, joins, aggregates) fail with ResourcesExhausted
+        // past this limit instead of exhausting the server.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.limits.query_memory_bytes, 1.0)
+            .build_arc()
+            .map_err(KalamError::from)?;
+        let base_state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
         Ok(Arc::new(Database {
             config,
             store,

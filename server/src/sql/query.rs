@@ -11,7 +11,9 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use futures::StreamExt;
 use kalamdb_client_core::protocol::QueryResult;
+use std::time::Duration;
 
 /// Which system columns a statement's text names (see [`SystemColumns`]).
 pub fn system_columns_named(sql: &str) -> SystemColumns {
@@ -52,8 +54,28 @@ pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
     Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
 }
 
-/// Plans and runs a read-only statement, returning its schema and batches.
-pub async fn run(cx: &ExecContext<'_>, statement: Statement, sql_text: &str) -> Result<(Schema, Vec<RecordBatch>)> {
+/// Plans and runs a read-only statement, returning its schema and batches. Fails as soon
+/// as more than `max_rows` rows arrive (so a runaway query stops early), or when it runs
+/// past the query timeout.
+pub async fn run(
+    cx: &ExecContext<'_>,
+    statement: Statement,
+    sql_text: &str,
+    max_rows: usize,
+) -> Result<(Schema, Vec<RecordBatch>)> {
+    let limits = &cx.db.config.limits;
+    let timeout = Duration::from_secs(limits.query_timeout_secs);
+    tokio::time::timeout(timeout, run_inner(cx, statement, sql_text, max_rows)).await.map_err(|_| {
+        KalamError::Validation(format!("the statement was cancelled after {} s", limits.query_timeout_secs))
+    })?
+}
+
+async fn run_inner(
+    cx: &ExecContext<'_>,
+    statement: Statement,
+    sql_text: &str,
+    max_rows: usize,
+) -> Result<(Schema, Vec<RecordBatch>)> {
     let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns_named(sql_text));
     let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
     // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
@@ -63,12 +85,25 @@ pub async fn run(cx: &ExecContext<'_>, statement: Statement, sql_text: &str) -> 
         df = df.with_param_values(param_values(cx.params)?)?;
     }
     let schema = df.schema().as_arrow().clone();
-    let batches = df.collect().await?;
+    let mut stream = df.execute_stream().await?;
+    let mut batches = vec![];
+    let mut rows = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        if rows > max_rows {
+            return Err(KalamError::TooLarge(format!(
+                "the statement produced more than {max_rows} rows; add a LIMIT or a narrower WHERE"
+            )));
+        }
+        batches.push(batch);
+    }
     Ok((schema, batches))
 }
 
 /// Runs a query statement and renders its result.
 pub async fn execute(cx: &ExecContext<'_>, statement: Statement, sql_text: &str) -> Result<QueryResult> {
-    let (schema, batches) = run(cx, statement, sql_text).await?;
-    results::to_query_result(&schema, &batches, cx.db.config.limits.max_result_rows)
+    let max_rows = cx.db.config.limits.max_result_rows;
+    let (schema, batches) = run(cx, statement, sql_text, max_rows).await?;
+    results::to_query_result(&schema, &batches)
 }

@@ -32,18 +32,9 @@ pub fn type_name(field: &Field) -> String {
     }
 }
 
-/// Converts batches into one result, failing if more than `max_rows` rows.
-pub fn to_query_result(
-    schema: &datafusion::arrow::datatypes::Schema,
-    batches: &[RecordBatch],
-    max_rows: usize,
-) -> Result<QueryResult> {
+/// Converts batches into one result.
+pub fn to_query_result(schema: &datafusion::arrow::datatypes::Schema, batches: &[RecordBatch]) -> Result<QueryResult> {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    if total > max_rows {
-        return Err(KalamError::TooLarge(format!(
-            "the query returned {total} rows, more than the limit of {max_rows}; add a LIMIT or a narrower WHERE"
-        )));
-    }
     let columns: Vec<ColumnInfo> =
         schema.fields().iter().map(|f| ColumnInfo { name: f.name().clone(), data_type: type_name(f) }).collect();
     let mut rows: Vec<Vec<Json>> = Vec::with_capacity(total);

@@ -258,3 +258,14 @@ async fn query_engine_cannot_touch_the_file_system() {
     }
     assert!(!target.exists(), "no file may be written");
 }
+
+#[tokio::test]
+async fn runaway_queries_stop_at_the_row_limit() {
+    let s = TestServer::start().await;
+    let started = std::time::Instant::now();
+    let r = s.sql_err(&Auth::root(), "SELECT * FROM generate_series(1, 10000000000)", 413, "TOO_LARGE").await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("LIMIT"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "stopped early, not after producing every row");
+    let r = s.sql_ok(&Auth::root(), "SELECT count(*) FROM generate_series(1, 200000)").await;
+    assert_eq!(r.rows(0), &vec![json!([200000])]);
+}

@@ -1,7 +1,7 @@
 //! DELETE FROM t [WHERE ...]: a soft delete (tombstones with a new `_updated`).
 
 use crate::error::{KalamError, Result};
-use crate::sql::dml::{parse_one, pk_equality, table_ref};
+use crate::sql::dml::{MAX_ROWS_PER_WRITE, parse_one, pk_equality, table_ref};
 use crate::sql::{ExecContext, query, results};
 use crate::tables::RowOp;
 use crate::values;
@@ -45,7 +45,7 @@ pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> 
                 table.pk().name,
                 del.selection.as_ref().map(|s| format!(" WHERE {s}")).unwrap_or_default()
             );
-            let (_, batches) = query::run(cx, parse_one(&sql)?, &sql).await?;
+            let (_, batches) = query::run(cx, parse_one(&sql)?, &sql, MAX_ROWS_PER_WRITE).await?;
             let mut ops = Vec::new();
             for batch in &batches {
                 for r in 0..batch.num_rows() {

@@ -2,15 +2,12 @@
 
 use crate::catalog::TableDef;
 use crate::error::{KalamError, Result};
-use crate::sql::dml::{evaluate_default, parse_one, simple_value, table_ref, writable_column};
+use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, parse_one, simple_value, table_ref, writable_column};
 use crate::sql::{ExecContext, query, results};
 use crate::tables::RowOp;
 use crate::values::{self, Value};
 use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
 use kalamdb_client_core::protocol::QueryResult;
-
-/// Most rows one INSERT may carry.
-pub const MAX_INSERT_ROWS: usize = 100_000;
 
 pub async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryResult> {
     if ins.on.is_some() || ins.returning.is_some() || ins.overwrite || ins.or.is_some() || ins.partitioned.is_some() {
@@ -41,8 +38,8 @@ pub async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryResult> 
 
     let provided: Vec<Vec<Option<Value>>> = match source.body.as_ref() {
         SetExpr::Values(values) if source.order_by.is_none() && source.limit_clause.is_none() => {
-            if values.rows.len() > MAX_INSERT_ROWS {
-                return Err(KalamError::TooLarge(format!("at most {MAX_INSERT_ROWS} rows per INSERT")));
+            if values.rows.len() > MAX_ROWS_PER_WRITE {
+                return Err(KalamError::TooLarge(format!("at most {MAX_ROWS_PER_WRITE} rows per INSERT")));
             }
             let mut rows = Vec::with_capacity(values.rows.len());
             for (r, row) in values.rows.iter().enumerate() {
@@ -97,7 +94,7 @@ async fn value_row(
 async fn evaluate_expr(cx: &ExecContext<'_>, expr: &Expr, dt: crate::catalog::DataType, column: &str) -> Result<Value> {
     let sql = format!("SELECT {expr}");
     let stmt = parse_one(&sql)?;
-    let (_, batches) = query::run(cx, stmt, &sql).await?;
+    let (_, batches) = query::run(cx, stmt, &sql, 1).await?;
     let batch = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| KalamError::internal("no value"))?;
     values::coerce(values::from_arrow(batch.column(0).as_ref(), 0)?, dt, column)
 }
@@ -110,7 +107,7 @@ async fn select_rows(
     stmt: Statement,
 ) -> Result<Vec<Vec<Option<Value>>>> {
     let text = stmt.to_string();
-    let (schema, batches) = query::run(cx, stmt, &text).await?;
+    let (schema, batches) = query::run(cx, stmt, &text, MAX_ROWS_PER_WRITE).await?;
     if schema.fields().len() != targets.len() {
         return Err(KalamError::Validation(format!(
             "the SELECT returns {} columns but {} columns are being inserted",
@@ -119,9 +116,6 @@ async fn select_rows(
         )));
     }
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    if total > MAX_INSERT_ROWS {
-        return Err(KalamError::TooLarge(format!("at most {MAX_INSERT_ROWS} rows per INSERT")));
-    }
     let mut rows = Vec::with_capacity(total);
     for batch in &batches {
         for r in 0..batch.num_rows() {

@@ -9,6 +9,9 @@ pub mod delete;
 pub mod insert;
 pub mod update;
 
+/// Most rows one INSERT, UPDATE or DELETE statement may write.
+pub const MAX_ROWS_PER_WRITE: usize = 100_000;
+
 use crate::catalog::{DataType, DefaultValue, TableDef};
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};

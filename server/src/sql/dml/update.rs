@@ -1,7 +1,7 @@
 //! UPDATE t SET col = expr, ... [WHERE ...]
 
 use crate::error::{KalamError, Result};
-use crate::sql::dml::{parse_one, pk_equality, simple_value, table_ref, writable_column};
+use crate::sql::dml::{MAX_ROWS_PER_WRITE, parse_one, pk_equality, simple_value, table_ref, writable_column};
 use crate::sql::{ExecContext, query, results};
 use crate::tables::RowOp;
 use crate::values;
@@ -80,7 +80,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
         upd.selection.as_ref().map(|s| format!(" WHERE {s}")).unwrap_or_default()
     );
     let stmt = parse_one(&sql)?;
-    let (_, batches) = query::run(cx, stmt, &sql).await?;
+    let (_, batches) = query::run(cx, stmt, &sql, MAX_ROWS_PER_WRITE).await?;
     let mut ops = Vec::new();
     for batch in &batches {
         for r in 0..batch.num_rows() {
