@@ -46,6 +46,20 @@ pub enum KalamError {
     Internal(String),
 }
 
+/// An error, and for `/v1/api/sql` the 1-based index of the statement that failed
+/// (the statements before it were applied).
+#[derive(Debug)]
+pub struct StatementError {
+    pub error: KalamError,
+    pub statement: Option<usize>,
+}
+
+impl From<KalamError> for StatementError {
+    fn from(error: KalamError) -> Self {
+        StatementError { error, statement: None }
+    }
+}
+
 impl KalamError {
     pub fn code(&self) -> ErrorCode {
         use KalamError::*;

@@ -1,6 +1,7 @@
 //! `POST /v1/api/auth/login` and `POST /v1/api/auth/refresh`.
 
-use crate::api::{ApiError, AppState, Metrics};
+use crate::api::{AppState, Metrics};
+use crate::error::StatementError;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -9,7 +10,7 @@ use kalamdb_client_core::protocol::{LoginRequest, RefreshRequest, TokenResponse}
 pub async fn login(
     State(state): State<AppState>,
     body: Result<Json<LoginRequest>, JsonRejection>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<TokenResponse>, StatementError> {
     let Json(req) = body?;
     match state.db.auth.login(&req.username, &req.password).await {
         Ok(user) => {
@@ -26,7 +27,7 @@ pub async fn login(
 pub async fn refresh(
     State(state): State<AppState>,
     body: Result<Json<RefreshRequest>, JsonRejection>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<TokenResponse>, StatementError> {
     let Json(req) = body?;
     Ok(Json(state.db.auth.refresh(&req.refresh_token)?))
 }

@@ -1,37 +1,25 @@
 //! The one place errors become HTTP responses.
 
-use crate::error::KalamError;
+use crate::error::{KalamError, StatementError};
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kalamdb_client_core::protocol::{ErrorBody, ErrorCode, SqlResponse};
 
-/// An error response: `{"status":"error","error":{"code","message","statement"?}}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub error: KalamError,
-    pub statement: Option<usize>,
-}
-
-impl From<KalamError> for ApiError {
-    fn from(error: KalamError) -> Self {
-        ApiError { error, statement: None }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
+impl From<JsonRejection> for StatementError {
     fn from(r: JsonRejection) -> Self {
         let error = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             KalamError::TooLarge("request body exceeds the size limit".into())
         } else {
             KalamError::InvalidRequest(format!("invalid request body: {}", r.body_text()))
         };
-        ApiError { error, statement: None }
+        StatementError { error, statement: None }
     }
 }
 
-impl IntoResponse for ApiError {
+/// An error response: `{"status":"error","error":{"code","message","statement"?}}`.
+impl IntoResponse for StatementError {
     fn into_response(self) -> Response {
         let code = self.error.code();
         if code == ErrorCode::InternalError {
@@ -52,11 +40,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub async fn not_found() -> ApiError {
+pub async fn not_found() -> StatementError {
     KalamError::InvalidRequest("no such endpoint".into()).into()
 }
 
 /// Response for a handler that panicked (logged; the client gets a plain internal error).
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::from(KalamError::internal("a request handler panicked")).into_response()
+    StatementError::from(KalamError::internal("a request handler panicked")).into_response()
 }

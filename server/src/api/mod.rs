@@ -4,7 +4,7 @@
 //! - [`sql`]: `POST /v1/api/sql`
 //! - [`auth`]: `POST /v1/api/auth/login`, `POST /v1/api/auth/refresh`
 //! - [`health`]: `GET /health`, `GET /metrics`
-//! - [`error`]: [`ApiError`], the JSON error response
+//! - [`error`]: how a [`crate::error::StatementError`] becomes the JSON error response
 
 pub mod auth;
 pub mod error;
@@ -12,7 +12,6 @@ pub mod health;
 pub mod metrics;
 pub mod sql;
 
-pub use error::ApiError;
 pub use metrics::Metrics;
 
 use crate::database::Database;

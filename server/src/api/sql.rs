@@ -1,6 +1,7 @@
 //! `POST /v1/api/sql`.
 
-use crate::api::{ApiError, AppState, Metrics};
+use crate::api::{AppState, Metrics};
+use crate::error::StatementError;
 use crate::sql::execute_request;
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +14,7 @@ pub async fn handle(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<SqlRequest>, JsonRejection>,
-) -> Result<Json<SqlResponse>, ApiError> {
+) -> Result<Json<SqlResponse>, StatementError> {
     let started = Instant::now();
     Metrics::inc(&state.metrics.sql_requests, 1);
     let result = async {
@@ -22,7 +23,7 @@ pub async fn handle(
         let Json(req) = body?;
         execute_request(&state.db, &principal, &req)
             .await
-            .map_err(|e| ApiError { error: e.error, statement: e.statement })
+            .map_err(|e| StatementError { error: e.error, statement: e.statement })
     }
     .await;
     match result {

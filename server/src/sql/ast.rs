@@ -1,39 +1,16 @@
 //! Statements KalamDB parses itself (everything DataFusion/sqlparser does not know:
 //! table kinds, storage options, users, catalog commands). DML and SELECT are
-//! parsed by sqlparser and planned by DataFusion; see `sql::statement`.
+//! parsed by sqlparser and planned by DataFusion.
+
+// Table kinds, column types and roles are the catalog's and the protocol's own types.
+pub use crate::catalog::{DataType, TableKind};
+pub use kalamdb_client_core::protocol::Role;
 
 /// A possibly namespace-qualified table reference as written (`ns.t` or `t`), lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableRef {
     pub namespace: Option<String>,
     pub name: String,
-}
-
-/// The kind of table a `CREATE ... TABLE` or `DROP ... TABLE` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKindSpec {
-    User,
-    Shared,
-    Stream,
-}
-
-/// Column types of the SQL surface (SPEC §4.2). Names are resolved case-insensitively;
-/// `STRING`/`VARCHAR[(n)]` are aliases of `TEXT`, `INTEGER` of `INT`, `REAL` of `FLOAT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TypeSpec {
-    Boolean,
-    SmallInt,
-    Int,
-    BigInt,
-    Float,
-    Double,
-    Decimal { precision: u8, scale: i8 },
-    Text,
-    Bytes,
-    Date,
-    Timestamp,
-    Json,
-    CrdtText,
 }
 
 /// A column default as written.
@@ -62,7 +39,7 @@ pub enum Literal {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnSpec {
     pub name: String,
-    pub data_type: TypeSpec,
+    pub data_type: DataType,
     pub not_null: bool,
     pub primary_key: bool,
     pub default: Option<DefaultSpec>,
@@ -77,7 +54,7 @@ pub struct OptionSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateTable {
-    pub kind: TableKindSpec,
+    pub kind: TableKind,
     pub if_not_exists: bool,
     pub table: TableRef,
     pub columns: Vec<ColumnSpec>,
@@ -88,18 +65,10 @@ pub struct CreateTable {
     pub options: Vec<OptionSpec>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RoleSpec {
-    User,
-    Service,
-    Dba,
-    System,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlterUserAction {
     SetPassword(String),
-    SetRole(RoleSpec),
+    SetRole(Role),
     SetEmail(String),
 }
 
@@ -108,7 +77,7 @@ pub enum AlterTableAction {
     AddColumn(ColumnSpec),
     DropColumn(String),
     RenameColumn { from: String, to: String },
-    ModifyColumn { name: String, data_type: TypeSpec },
+    ModifyColumn { name: String, data_type: DataType },
     SetAccessLevel(String),
 }
 
@@ -139,7 +108,7 @@ pub enum Statement {
         action: AlterTableAction,
     },
     DropTable {
-        kind: Option<TableKindSpec>,
+        kind: Option<TableKind>,
         table: TableRef,
         if_exists: bool,
     },
@@ -156,7 +125,7 @@ pub enum Statement {
     CreateUser {
         name: String,
         password: String,
-        role: Option<RoleSpec>,
+        role: Option<Role>,
         email: Option<String>,
     },
     AlterUser {

@@ -4,7 +4,7 @@
 
 use crate::auth::Principal;
 use crate::database::Database;
-use crate::error::{KalamError, Result};
+use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
 use crate::sql::commands::{execute_as, namespace, table, user};
@@ -13,19 +13,6 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::future::BoxFuture;
 use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
 use std::sync::Arc;
-
-/// A failed request: the error and, if a statement failed, its 1-based index.
-#[derive(Debug)]
-pub struct StatementError {
-    pub error: KalamError,
-    pub statement: Option<usize>,
-}
-
-impl From<KalamError> for StatementError {
-    fn from(error: KalamError) -> Self {
-        StatementError { error, statement: None }
-    }
-}
 
 impl From<parser::ParseError> for KalamError {
     fn from(e: parser::ParseError) -> Self {

@@ -512,26 +512,26 @@ impl Parser<'_> {
             return Ok(Statement::CreateNamespace { name, if_not_exists });
         }
         if self.eat_kw("table") {
-            return self.create_table(TableKindSpec::User);
+            return self.create_table(TableKind::User);
         }
         if self.eat_kw("shared") {
             self.expect_kw("table", "after CREATE SHARED")?;
-            return self.create_table(TableKindSpec::Shared);
+            return self.create_table(TableKind::Shared);
         }
         if self.eat_kw("stream") {
             self.expect_kw("table", "after CREATE STREAM")?;
-            return self.create_table(TableKindSpec::Stream);
+            return self.create_table(TableKind::Stream);
         }
         if self.eat_kw("user") {
             if self.eat_kw("table") {
-                return self.create_table(TableKindSpec::User);
+                return self.create_table(TableKind::User);
             }
             return self.create_user();
         }
         Err(self.unsupported("CREATE", "NAMESPACE, TABLE or USER"))
     }
 
-    fn create_table(&mut self, kind: TableKindSpec) -> PResult<Statement> {
+    fn create_table(&mut self, kind: TableKind) -> PResult<Statement> {
         let if_not_exists = self.if_not_exists()?;
         let table = self.table_ref("a table name after CREATE TABLE")?;
         let shown = table_name(&table);
@@ -669,45 +669,45 @@ impl Parser<'_> {
         Ok(column)
     }
 
-    fn column_type(&mut self, column: &str) -> PResult<TypeSpec> {
+    fn column_type(&mut self, column: &str) -> PResult<DataType> {
         let (lower, raw) = match &self.peek().tok {
             Tok::Ident { lower, raw, .. } => (lower.clone(), raw.clone()),
             _ => return Err(self.expected(&format!("a column type after '{column}'"))),
         };
         self.advance();
         let data_type = match lower.as_str() {
-            "boolean" | "bool" => TypeSpec::Boolean,
-            "smallint" | "int2" => TypeSpec::SmallInt,
-            "int" | "integer" | "int4" => TypeSpec::Int,
-            "bigint" | "int8" => TypeSpec::BigInt,
-            "float" | "real" | "float4" => TypeSpec::Float,
+            "boolean" | "bool" => DataType::Boolean,
+            "smallint" | "int2" => DataType::SmallInt,
+            "int" | "integer" | "int4" => DataType::Int,
+            "bigint" | "int8" => DataType::BigInt,
+            "float" | "real" | "float4" => DataType::Float,
             "double" => {
                 self.eat_kw("precision");
-                TypeSpec::Double
+                DataType::Double
             }
-            "float8" => TypeSpec::Double,
+            "float8" => DataType::Double,
             "decimal" | "numeric" => self.decimal_args(column)?,
             "text" | "string" | "varchar" | "char" => {
                 if self.eat_punct('(') {
                     self.integer(&format!("a length in {}(n)", raw.to_ascii_uppercase()))?;
                     self.expect_punct(')', &format!("to close {}(n)", raw.to_ascii_uppercase()))?;
                 }
-                TypeSpec::Text
+                DataType::Text
             }
-            "bytes" | "bytea" | "blob" | "binary" => TypeSpec::Bytes,
-            "date" => TypeSpec::Date,
-            "timestamp" => TypeSpec::Timestamp,
-            "json" => TypeSpec::Json,
-            "crdt_text" => TypeSpec::CrdtText,
+            "bytes" | "bytea" | "blob" | "binary" => DataType::Bytes,
+            "date" => DataType::Date,
+            "timestamp" => DataType::Timestamp,
+            "json" => DataType::Json,
+            "crdt_text" => DataType::CrdtText,
             _ => return err(format!("unknown type '{raw}' for column '{column}'")),
         };
         Ok(data_type)
     }
 
     /// Optional `(p)` or `(p, s)` after DECIMAL/NUMERIC; the default is (38, 10).
-    fn decimal_args(&mut self, column: &str) -> PResult<TypeSpec> {
+    fn decimal_args(&mut self, column: &str) -> PResult<DataType> {
         if !self.eat_punct('(') {
-            return Ok(TypeSpec::Decimal { precision: 38, scale: 10 });
+            return Ok(DataType::Decimal { precision: 38, scale: 10 });
         }
         let precision = self.integer("a DECIMAL precision")?;
         let scale = if self.eat_punct(',') { self.integer("a DECIMAL scale")? } else { 0 };
@@ -721,7 +721,7 @@ impl Parser<'_> {
             ));
         }
         // Both are range-checked above, so the conversions cannot fail.
-        Ok(TypeSpec::Decimal {
+        Ok(DataType::Decimal {
             precision: u8::try_from(precision).unwrap_or(38),
             scale: i8::try_from(scale).unwrap_or(0),
         })
@@ -939,10 +939,10 @@ impl Parser<'_> {
             None
         } else if self.eat_kw("shared") {
             self.expect_kw("table", "after DROP SHARED")?;
-            Some(TableKindSpec::Shared)
+            Some(TableKind::Shared)
         } else if self.eat_kw("stream") {
             self.expect_kw("table", "after DROP STREAM")?;
-            Some(TableKindSpec::Stream)
+            Some(TableKind::Stream)
         } else if self.eat_kw("user") {
             if !self.eat_kw("table") {
                 let if_exists = self.if_exists()?;
@@ -950,7 +950,7 @@ impl Parser<'_> {
                 self.expect_end("DROP USER")?;
                 return Ok(Statement::DropUser { name, if_exists });
             }
-            Some(TableKindSpec::User)
+            Some(TableKind::User)
         } else {
             return Err(self.unsupported("DROP", "NAMESPACE, TABLE or USER"));
         };
@@ -1128,16 +1128,16 @@ impl Parser<'_> {
         }
     }
 
-    fn role(&mut self) -> PResult<RoleSpec> {
+    fn role(&mut self) -> PResult<Role> {
         let text = match &self.peek().tok {
             Tok::Str(s) | Tok::Ident { raw: s, .. } => s.to_lowercase(),
             _ => return Err(self.expected("a role (user, service, dba or system)")),
         };
         let role = match text.as_str() {
-            "user" => RoleSpec::User,
-            "service" => RoleSpec::Service,
-            "dba" => RoleSpec::Dba,
-            "system" => RoleSpec::System,
+            "user" => Role::User,
+            "service" => Role::Service,
+            "dba" => Role::Dba,
+            "system" => Role::System,
             _ => return err(format!("unknown role '{text}' (expected user, service, dba or system)")),
         };
         self.advance();
@@ -1209,11 +1209,11 @@ mod tests {
         }
     }
 
-    fn col(name: &str, data_type: TypeSpec) -> ColumnSpec {
+    fn col(name: &str, data_type: DataType) -> ColumnSpec {
         ColumnSpec { name: name.into(), data_type, not_null: false, primary_key: false, default: None }
     }
 
-    fn single_type(ty: &str) -> TypeSpec {
+    fn single_type(ty: &str) -> DataType {
         create_table(&format!("CREATE TABLE t (c {ty})")).columns[0].data_type
     }
 
@@ -1398,7 +1398,7 @@ mod tests {
                created timestamp default now()\
              ) WITH (TTL_SECONDS = 3600, storage = 'local') FLUSH POLICY ROWS 1000 INTERVAL '5m';",
         );
-        assert_eq!(ct.kind, TableKindSpec::User);
+        assert_eq!(ct.kind, TableKind::User);
         assert!(ct.if_not_exists);
         assert_eq!(ct.table, tref(Some("app"), "messages"));
         assert_eq!(ct.primary_key, None);
@@ -1407,14 +1407,14 @@ mod tests {
             vec![
                 ColumnSpec {
                     name: "id".into(),
-                    data_type: TypeSpec::BigInt,
+                    data_type: DataType::BigInt,
                     not_null: false,
                     primary_key: true,
                     default: Some(DefaultSpec::SnowflakeId),
                 },
-                ColumnSpec { not_null: true, ..col("title", TypeSpec::Text) },
-                ColumnSpec { default: Some(DefaultSpec::Literal(s("it's"))), ..col("body", TypeSpec::Text) },
-                ColumnSpec { default: Some(DefaultSpec::Now), ..col("created", TypeSpec::Timestamp) },
+                ColumnSpec { not_null: true, ..col("title", DataType::Text) },
+                ColumnSpec { default: Some(DefaultSpec::Literal(s("it's"))), ..col("body", DataType::Text) },
+                ColumnSpec { default: Some(DefaultSpec::Now), ..col("created", DataType::Timestamp) },
             ]
         );
         assert_eq!(
@@ -1429,10 +1429,10 @@ mod tests {
 
     #[test]
     fn create_table_kinds() {
-        assert_eq!(create_table("CREATE TABLE t (a INT)").kind, TableKindSpec::User);
-        assert_eq!(create_table("create user table t (a INT)").kind, TableKindSpec::User);
-        assert_eq!(create_table("CREATE SHARED TABLE t (a INT)").kind, TableKindSpec::Shared);
-        assert_eq!(create_table("Create Stream Table t (a INT)").kind, TableKindSpec::Stream);
+        assert_eq!(create_table("CREATE TABLE t (a INT)").kind, TableKind::User);
+        assert_eq!(create_table("create user table t (a INT)").kind, TableKind::User);
+        assert_eq!(create_table("CREATE SHARED TABLE t (a INT)").kind, TableKind::Shared);
+        assert_eq!(create_table("Create Stream Table t (a INT)").kind, TableKind::Stream);
         let ct = create_table("CREATE TABLE \"MyTable\" (\"Col\" INT)");
         assert_eq!(ct.table, tref(None, "mytable"));
         assert_eq!(ct.columns[0].name, "col");
@@ -1500,7 +1500,7 @@ mod tests {
             ct.columns[0],
             ColumnSpec {
                 name: "a".into(),
-                data_type: TypeSpec::Int,
+                data_type: DataType::Int,
                 not_null: true,
                 primary_key: true,
                 default: Some(DefaultSpec::Literal(Literal::Number("5".into()))),
@@ -1513,40 +1513,40 @@ mod tests {
     #[test]
     fn column_types_and_aliases() {
         let cases = [
-            ("BOOLEAN", TypeSpec::Boolean),
-            ("bool", TypeSpec::Boolean),
-            ("SMALLINT", TypeSpec::SmallInt),
-            ("int2", TypeSpec::SmallInt),
-            ("INT", TypeSpec::Int),
-            ("Integer", TypeSpec::Int),
-            ("INT4", TypeSpec::Int),
-            ("BIGINT", TypeSpec::BigInt),
-            ("int8", TypeSpec::BigInt),
-            ("FLOAT", TypeSpec::Float),
-            ("REAL", TypeSpec::Float),
-            ("float4", TypeSpec::Float),
-            ("DOUBLE", TypeSpec::Double),
-            ("double precision", TypeSpec::Double),
-            ("FLOAT8", TypeSpec::Double),
-            ("DECIMAL", TypeSpec::Decimal { precision: 38, scale: 10 }),
-            ("numeric", TypeSpec::Decimal { precision: 38, scale: 10 }),
-            ("DECIMAL(10)", TypeSpec::Decimal { precision: 10, scale: 0 }),
-            ("NUMERIC( 12 , 4 )", TypeSpec::Decimal { precision: 12, scale: 4 }),
-            ("DECIMAL(38, 38)", TypeSpec::Decimal { precision: 38, scale: 38 }),
-            ("DECIMAL(1,0)", TypeSpec::Decimal { precision: 1, scale: 0 }),
-            ("TEXT", TypeSpec::Text),
-            ("STRING", TypeSpec::Text),
-            ("VARCHAR", TypeSpec::Text),
-            ("varchar(255)", TypeSpec::Text),
-            ("CHAR(1)", TypeSpec::Text),
-            ("BYTES", TypeSpec::Bytes),
-            ("bytea", TypeSpec::Bytes),
-            ("BLOB", TypeSpec::Bytes),
-            ("BINARY", TypeSpec::Bytes),
-            ("DATE", TypeSpec::Date),
-            ("TIMESTAMP", TypeSpec::Timestamp),
-            ("json", TypeSpec::Json),
-            ("CRDT_TEXT", TypeSpec::CrdtText),
+            ("BOOLEAN", DataType::Boolean),
+            ("bool", DataType::Boolean),
+            ("SMALLINT", DataType::SmallInt),
+            ("int2", DataType::SmallInt),
+            ("INT", DataType::Int),
+            ("Integer", DataType::Int),
+            ("INT4", DataType::Int),
+            ("BIGINT", DataType::BigInt),
+            ("int8", DataType::BigInt),
+            ("FLOAT", DataType::Float),
+            ("REAL", DataType::Float),
+            ("float4", DataType::Float),
+            ("DOUBLE", DataType::Double),
+            ("double precision", DataType::Double),
+            ("FLOAT8", DataType::Double),
+            ("DECIMAL", DataType::Decimal { precision: 38, scale: 10 }),
+            ("numeric", DataType::Decimal { precision: 38, scale: 10 }),
+            ("DECIMAL(10)", DataType::Decimal { precision: 10, scale: 0 }),
+            ("NUMERIC( 12 , 4 )", DataType::Decimal { precision: 12, scale: 4 }),
+            ("DECIMAL(38, 38)", DataType::Decimal { precision: 38, scale: 38 }),
+            ("DECIMAL(1,0)", DataType::Decimal { precision: 1, scale: 0 }),
+            ("TEXT", DataType::Text),
+            ("STRING", DataType::Text),
+            ("VARCHAR", DataType::Text),
+            ("varchar(255)", DataType::Text),
+            ("CHAR(1)", DataType::Text),
+            ("BYTES", DataType::Bytes),
+            ("bytea", DataType::Bytes),
+            ("BLOB", DataType::Bytes),
+            ("BINARY", DataType::Bytes),
+            ("DATE", DataType::Date),
+            ("TIMESTAMP", DataType::Timestamp),
+            ("json", DataType::Json),
+            ("CRDT_TEXT", DataType::CrdtText),
         ];
         for (sql_type, expected) in cases {
             assert_eq!(single_type(sql_type), expected, "{sql_type}");
@@ -1662,10 +1662,10 @@ mod tests {
             AlterTableAction::AddColumn(ColumnSpec {
                 not_null: true,
                 default: Some(DefaultSpec::Literal(Literal::Number("0".into()))),
-                ..col("age", TypeSpec::Int)
+                ..col("age", DataType::Int)
             })
         );
-        assert_eq!(alter("alter table t add note text").1, AlterTableAction::AddColumn(col("note", TypeSpec::Text)));
+        assert_eq!(alter("alter table t add note text").1, AlterTableAction::AddColumn(col("note", DataType::Text)));
         assert_eq!(alter("ALTER TABLE t DROP COLUMN Note").1, AlterTableAction::DropColumn("note".into()));
         assert_eq!(alter("ALTER TABLE t DROP note;").1, AlterTableAction::DropColumn("note".into()));
         assert_eq!(alter("ALTER TABLE t DROP column").1, AlterTableAction::DropColumn("column".into()));
@@ -1682,7 +1682,7 @@ mod tests {
         ] {
             assert_eq!(
                 alter(sql).1,
-                AlterTableAction::ModifyColumn { name: "c".into(), data_type: TypeSpec::BigInt },
+                AlterTableAction::ModifyColumn { name: "c".into(), data_type: DataType::BigInt },
                 "{sql}"
             );
         }
@@ -1718,15 +1718,15 @@ mod tests {
         );
         assert_eq!(
             p("drop user table if exists t"),
-            Statement::DropTable { kind: Some(TableKindSpec::User), table: tref(None, "t"), if_exists: true }
+            Statement::DropTable { kind: Some(TableKind::User), table: tref(None, "t"), if_exists: true }
         );
         assert_eq!(
             p("DROP SHARED TABLE t"),
-            Statement::DropTable { kind: Some(TableKindSpec::Shared), table: tref(None, "t"), if_exists: false }
+            Statement::DropTable { kind: Some(TableKind::Shared), table: tref(None, "t"), if_exists: false }
         );
         assert_eq!(
             p("DROP STREAM TABLE IF EXISTS ns.t;"),
-            Statement::DropTable { kind: Some(TableKindSpec::Stream), table: tref(Some("ns"), "t"), if_exists: true }
+            Statement::DropTable { kind: Some(TableKind::Stream), table: tref(Some("ns"), "t"), if_exists: true }
         );
         assert_err("DROP TABLE", "expected a table name after DROP TABLE, found end of input");
         assert_err("DROP STREAM t", "expected TABLE after DROP STREAM, found 't'");
@@ -1762,7 +1762,7 @@ mod tests {
             Statement::CreateUser {
                 name: "Alice".into(),
                 password: "S3cr'et".into(),
-                role: Some(RoleSpec::Dba),
+                role: Some(Role::Dba),
                 email: Some("Alice@Example.com".into()),
             }
         );
@@ -1771,7 +1771,7 @@ mod tests {
             Statement::CreateUser {
                 name: "Bob".into(),
                 password: "pw".into(),
-                role: Some(RoleSpec::Service),
+                role: Some(Role::Service),
                 email: Some("b@x.io".into()),
             }
         );
@@ -1780,18 +1780,13 @@ mod tests {
             Statement::CreateUser {
                 name: "Carol".into(),
                 password: "pw".into(),
-                role: Some(RoleSpec::System),
+                role: Some(Role::System),
                 email: None
             }
         );
         assert_eq!(
             p("CREATE USER dave WITH PASSWORD 'pw' ROLE User"),
-            Statement::CreateUser {
-                name: "dave".into(),
-                password: "pw".into(),
-                role: Some(RoleSpec::User),
-                email: None
-            }
+            Statement::CreateUser { name: "dave".into(), password: "pw".into(), role: Some(Role::User), email: None }
         );
         assert_err(
             "CREATE USER 'a' WITH PASSWORD 'p' ROLE admin",
@@ -1819,7 +1814,7 @@ mod tests {
         );
         assert_eq!(
             p("alter user Alice set role DBA"),
-            Statement::AlterUser { name: "Alice".into(), action: AlterUserAction::SetRole(RoleSpec::Dba) }
+            Statement::AlterUser { name: "Alice".into(), action: AlterUserAction::SetRole(Role::Dba) }
         );
         assert_eq!(
             p("ALTER USER 'alice' SET EMAIL 'A@b.c'"),

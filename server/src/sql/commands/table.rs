@@ -7,39 +7,13 @@ use crate::catalog::{
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
 use crate::ids::{TableId, normalize_ident};
-use crate::sql::ast::{ColumnSpec, CreateTable, DefaultSpec, Literal, TableKindSpec, TableRef, TypeSpec};
+use crate::sql::ast::{ColumnSpec, CreateTable, DefaultSpec, Literal, TableRef};
 use crate::sql::{ExecContext, results};
 use crate::storage::{CF_ROWS, keys};
 use crate::tables::system;
 use crate::values::{self, Value};
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
 use serde_json::json;
-
-fn kind_of(spec: TableKindSpec) -> TableKind {
-    match spec {
-        TableKindSpec::User => TableKind::User,
-        TableKindSpec::Shared => TableKind::Shared,
-        TableKindSpec::Stream => TableKind::Stream,
-    }
-}
-
-pub fn data_type(t: TypeSpec) -> DataType {
-    match t {
-        TypeSpec::Boolean => DataType::Boolean,
-        TypeSpec::SmallInt => DataType::SmallInt,
-        TypeSpec::Int => DataType::Int,
-        TypeSpec::BigInt => DataType::BigInt,
-        TypeSpec::Float => DataType::Float,
-        TypeSpec::Double => DataType::Double,
-        TypeSpec::Decimal { precision, scale } => DataType::Decimal { precision, scale },
-        TypeSpec::Text => DataType::Text,
-        TypeSpec::Bytes => DataType::Bytes,
-        TypeSpec::Date => DataType::Date,
-        TypeSpec::Timestamp => DataType::Timestamp,
-        TypeSpec::Json => DataType::Json,
-        TypeSpec::CrdtText => DataType::CrdtText,
-    }
-}
 
 /// A literal from DDL as a value (before coercion to the column type).
 pub fn literal_value(l: &Literal) -> Value {
@@ -96,7 +70,7 @@ fn column_def(id: u16, spec: &ColumnSpec, primary_key: bool) -> Result<ColumnDef
     if name == UPDATED_COLUMN || name == DELETED_COLUMN {
         return Err(KalamError::Validation(format!("'{name}' is a system column and cannot be declared")));
     }
-    let dt = data_type(spec.data_type);
+    let dt = spec.data_type;
     if primary_key && !dt.can_be_primary_key() {
         return Err(KalamError::Validation(format!(
             "primary key '{name}' has type {}: use SMALLINT, INT, BIGINT or TEXT",
@@ -152,7 +126,7 @@ fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Re
 
 pub fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE TABLE")?;
-    let kind = kind_of(stmt.kind);
+    let kind = stmt.kind;
     if kind == TableKind::Stream {
         return Err(KalamError::NotSupported("STREAM tables are not available in this version".into()));
     }
@@ -208,12 +182,7 @@ pub fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryResult> {
     })
 }
 
-pub fn drop(
-    cx: &ExecContext<'_>,
-    kind: Option<TableKindSpec>,
-    table: &TableRef,
-    if_exists: bool,
-) -> Result<QueryResult> {
+pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_exists: bool) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "DROP TABLE")?;
     let def = match cx.resolve_table(table) {
         Ok(t) => t,
@@ -222,7 +191,7 @@ pub fn drop(
         }
         Err(e) => return Err(e),
     };
-    if let Some(k) = kind.map(kind_of) {
+    if let Some(k) = kind {
         if k != def.kind {
             return Err(KalamError::Validation(format!(
                 "'{}' is a {} table, not a {} table",

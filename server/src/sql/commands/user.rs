@@ -4,18 +4,9 @@ use crate::auth::bootstrap::ROOT_USERNAME;
 use crate::auth::{Principal, password};
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
-use crate::sql::ast::{AlterUserAction, RoleSpec};
+use crate::sql::ast::AlterUserAction;
 use crate::sql::{ExecContext, results};
 use kalamdb_client_core::protocol::{QueryResult, Role};
-
-pub fn role(r: RoleSpec) -> Role {
-    match r {
-        RoleSpec::User => Role::User,
-        RoleSpec::Service => Role::Service,
-        RoleSpec::Dba => Role::Dba,
-        RoleSpec::System => Role::System,
-    }
-}
 
 /// Only a system user may create or promote to `system`.
 fn check_grant(principal: &Principal, granted: Role) -> Result<()> {
@@ -34,11 +25,11 @@ pub async fn create(
     cx: &ExecContext<'_>,
     name: &str,
     pw: &str,
-    role_spec: Option<RoleSpec>,
+    role_spec: Option<Role>,
     email: Option<&str>,
 ) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE USER")?;
-    let role = role_spec.map(role).unwrap_or(Role::User);
+    let role = role_spec.unwrap_or(Role::User);
     check_grant(&cx.principal, role)?;
     crate::catalog::validate_username(name)?;
     password::validate(pw)?;
@@ -69,7 +60,7 @@ pub async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -
         }
         AlterUserAction::SetRole(r) => {
             cx.principal.require(Role::Dba, "ALTER USER ... SET ROLE")?;
-            let r = role(*r);
+            let r = *r;
             check_grant(&cx.principal, r)?;
             check_grant(&cx.principal, user.role)?;
             if user.username == ROOT_USERNAME && r != Role::System {

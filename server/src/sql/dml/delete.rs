@@ -1,8 +1,8 @@
 //! DELETE FROM t [WHERE ...]: a soft delete (tombstones with a new `_updated`).
 
 use crate::error::{KalamError, Result};
-use crate::sql::dml::{MAX_ROWS_PER_WRITE, parse_one, pk_equality, table_ref};
-use crate::sql::{ExecContext, query, results};
+use crate::sql::dml::{pk_equality, select_matching, table_ref};
+use crate::sql::{ExecContext, results};
 use crate::tables::RowOp;
 use crate::values;
 use datafusion::sql::sqlparser::ast::{Delete, FromTable, TableFactor};
@@ -36,16 +36,7 @@ pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> 
     let ops = match pk_equality(cx, &table, del.selection.as_ref()) {
         Some(pk) => vec![RowOp::Delete { pk: pk? }],
         None => {
-            let from = match alias {
-                Some(a) => format!("{name} AS {a}"),
-                None => name.to_string(),
-            };
-            let sql = format!(
-                "SELECT \"{}\" FROM {from}{}",
-                table.pk().name,
-                del.selection.as_ref().map(|s| format!(" WHERE {s}")).unwrap_or_default()
-            );
-            let (_, batches) = query::run(cx, parse_one(&sql)?, &sql, MAX_ROWS_PER_WRITE).await?;
+            let batches = select_matching(cx, &table, name, alias.as_ref(), &[], del.selection.as_ref()).await?;
             let mut ops = Vec::new();
             for batch in &batches {
                 for r in 0..batch.num_rows() {

@@ -15,11 +15,12 @@ pub const MAX_ROWS_PER_WRITE: usize = 100_000;
 use crate::catalog::{DataType, DefaultValue, TableDef};
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
-use crate::sql::ExecContext;
 use crate::sql::ast::TableRef;
+use crate::sql::{ExecContext, query};
 use crate::values::{self, Value};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArguments, ObjectName, ObjectNamePart, UnaryOperator, Value as SqlValue,
+    BinaryOperator, Expr, FunctionArguments, ObjectName, ObjectNamePart, TableAlias, UnaryOperator, Value as SqlValue,
 };
 
 /// `ns.t` / `t` from a sqlparser object name.
@@ -167,4 +168,26 @@ pub fn parse_one(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement
         (Some(s), true) => Ok(s),
         _ => Err(KalamError::Parse("expected exactly one statement".into())),
     }
+}
+
+/// Runs `SELECT pk, <exprs> FROM <table> [WHERE selection]` in the caller's scope: the rows an
+/// UPDATE or DELETE will touch, with any computed values.
+pub async fn select_matching(
+    cx: &ExecContext<'_>,
+    table: &TableDef,
+    name: &ObjectName,
+    alias: Option<&TableAlias>,
+    exprs: &[String],
+    selection: Option<&Expr>,
+) -> Result<Vec<RecordBatch>> {
+    let mut columns = vec![format!("\"{}\"", table.pk().name)];
+    columns.extend(exprs.iter().map(|e| format!("({e})")));
+    let from = match alias {
+        Some(a) => format!("{name} AS {a}"),
+        None => name.to_string(),
+    };
+    let filter = selection.map(|s| format!(" WHERE {s}")).unwrap_or_default();
+    let sql = format!("SELECT {} FROM {from}{filter}", columns.join(", "));
+    let (_, batches) = query::run(cx, parse_one(&sql)?, &sql, MAX_ROWS_PER_WRITE).await?;
+    Ok(batches)
 }

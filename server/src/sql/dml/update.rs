@@ -1,8 +1,8 @@
 //! UPDATE t SET col = expr, ... [WHERE ...]
 
 use crate::error::{KalamError, Result};
-use crate::sql::dml::{MAX_ROWS_PER_WRITE, parse_one, pk_equality, simple_value, table_ref, writable_column};
-use crate::sql::{ExecContext, query, results};
+use crate::sql::dml::{pk_equality, select_matching, simple_value, table_ref, writable_column};
+use crate::sql::{ExecContext, results};
 use crate::tables::RowOp;
 use crate::values;
 use datafusion::sql::sqlparser::ast::{AssignmentTarget, TableFactor, Update};
@@ -68,19 +68,8 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
 
     // General case: compute the key and new values of every matching row in the caller's
     // scope, then commit them.
-    let exprs: Vec<String> = targets.iter().map(|(_, e)| format!("({e})")).collect();
-    let from = match alias {
-        Some(a) => format!("{name} AS {a}"),
-        None => name.to_string(),
-    };
-    let sql = format!(
-        "SELECT \"{}\", {} FROM {from}{}",
-        table.pk().name,
-        exprs.join(", "),
-        upd.selection.as_ref().map(|s| format!(" WHERE {s}")).unwrap_or_default()
-    );
-    let stmt = parse_one(&sql)?;
-    let (_, batches) = query::run(cx, stmt, &sql, MAX_ROWS_PER_WRITE).await?;
+    let exprs: Vec<String> = targets.iter().map(|(_, e)| e.to_string()).collect();
+    let batches = select_matching(cx, &table, name, alias.as_ref(), &exprs, upd.selection.as_ref()).await?;
     let mut ops = Vec::new();
     for batch in &batches {
         for r in 0..batch.num_rows() {
