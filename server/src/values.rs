@@ -337,6 +337,28 @@ pub fn from_arrow(array: &dyn Array, i: usize) -> Result<Value> {
     })
 }
 
+/// A value as it appears in JSON results and sync frames: numbers as numbers (NaN and
+/// infinities as strings), DECIMAL as exact text, TIMESTAMP as RFC 3339 (µs, `Z`), DATE as
+/// `YYYY-MM-DD`, BYTES as base64, JSON columns as the JSON value itself.
+pub fn to_json(v: &Value, dt: DataType) -> serde_json::Value {
+    use serde_json::{Value as J, json};
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int(i) => json!(i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or_else(|| json!(f.to_string())),
+        Value::Decimal(d) => match dt {
+            DataType::Decimal { scale, .. } => json!(format_decimal(*d, scale)),
+            _ => json!(d.to_string()),
+        },
+        Value::Text(s) if dt == DataType::Json => serde_json::from_str(s).unwrap_or_else(|_| json!(s)),
+        Value::Text(s) => json!(s),
+        Value::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Date(d) => json!(format_date(*d)),
+        Value::Timestamp(t) => json!(format_timestamp(*t)),
+    }
+}
+
 pub fn format_decimal(unscaled: i128, scale: i8) -> String {
     if scale <= 0 {
         return (unscaled * 10i128.pow((-scale) as u32)).to_string();

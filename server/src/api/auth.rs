@@ -1,17 +1,16 @@
 //! `POST /v1/api/auth/login` and `POST /v1/api/auth/refresh`.
 
+use crate::api::body::JsonBody;
 use crate::api::{AppState, Metrics};
 use crate::error::StatementError;
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use kalamdb_client_core::protocol::{LoginRequest, RefreshRequest, TokenResponse};
 
 pub async fn login(
     State(state): State<AppState>,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, StatementError> {
-    let Json(req) = body?;
     match state.db.auth.login(&req.username, &req.password).await {
         Ok(user) => {
             Metrics::inc(&state.metrics.logins, 1);
@@ -26,8 +25,7 @@ pub async fn login(
 
 pub async fn refresh(
     State(state): State<AppState>,
-    body: Result<Json<RefreshRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, StatementError> {
-    let Json(req) = body?;
     Ok(Json(state.db.auth.refresh(&req.refresh_token)?))
 }

@@ -2,21 +2,9 @@
 
 use crate::error::{KalamError, StatementError};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kalamdb_client_core::protocol::{ErrorBody, ErrorCode, SqlResponse};
-
-impl From<JsonRejection> for StatementError {
-    fn from(r: JsonRejection) -> Self {
-        let error = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            KalamError::TooLarge("request body exceeds the size limit".into())
-        } else {
-            KalamError::InvalidRequest(format!("invalid request body: {}", r.body_text()))
-        };
-        StatementError { error, statement: None }
-    }
-}
 
 /// An error response: `{"status":"error","error":{"code","message","statement"?}}`.
 impl IntoResponse for StatementError {

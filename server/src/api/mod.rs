@@ -4,9 +4,11 @@
 //! - [`sql`]: `POST /v1/api/sql`
 //! - [`auth`]: `POST /v1/api/auth/login`, `POST /v1/api/auth/refresh`
 //! - [`health`]: `GET /health`, `GET /metrics`
+//! - [`body`]: the JSON body extractor (limits, object-only)
 //! - [`error`]: how a [`crate::error::StatementError`] becomes the JSON error response
 
 pub mod auth;
+pub mod body;
 pub mod error;
 pub mod health;
 pub mod metrics;

@@ -10,6 +10,7 @@ use crate::sql::ast::Statement;
 use crate::sql::commands::{execute_as, namespace, table, user};
 use crate::sql::{ExecContext, dml, parser, query};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::future::BoxFuture;
 use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
 use std::sync::Arc;
@@ -117,15 +118,21 @@ fn execute_statement<'a, 'b: 'a>(
 }
 
 async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
-    let sql = &normalize_current_user(sql);
-    let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| KalamError::Parse(e.to_string()))?;
+    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser, tokenizer::Tokenizer};
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql).tokenize().map_err(|e| KalamError::Parse(e.to_string()))?;
+    check_complexity(&tokens)?;
+    let tokens = normalize_current_user(tokens);
+    let mut stmts =
+        Parser::new(&dialect).with_tokens(tokens).parse_statements().map_err(|e| KalamError::Parse(e.to_string()))?;
     if stmts.len() != 1 {
         return Err(KalamError::Parse("expected one statement".into()));
     }
     let stmt = stmts.remove(0);
+    // The planner and sqlparser's Display work on the text; keep it equal to what was parsed.
+    let sql = stmt.to_string();
     match &stmt {
-        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt, sql).await,
+        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt, &sql).await,
         SqlStatement::Insert(ins) => dml::insert::execute(cx, ins).await,
         SqlStatement::Update(upd) => dml::update::execute(cx, upd).await,
         SqlStatement::Delete(del) => dml::delete::execute(cx, del).await,
@@ -133,19 +140,63 @@ async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
     }
 }
 
+/// Most binary operators one statement may chain. Long `a OR b OR ...` chains become deep
+/// expression trees that the planner walks recursively; past this a statement is refused
+/// rather than risking the server's stack. (`IN (...)` lists are not counted.)
+pub const MAX_OPERATORS: usize = 500;
+
+fn check_complexity(tokens: &[Token]) -> Result<()> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Word(w) => matches!(
+                w.keyword,
+                Keyword::AND
+                    | Keyword::OR
+                    | Keyword::UNION
+                    | Keyword::INTERSECT
+                    | Keyword::EXCEPT
+                    | Keyword::LIKE
+                    | Keyword::BETWEEN
+            ),
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::Caret
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::ShiftLeft
+            | Token::ShiftRight => true,
+            _ => false,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(KalamError::TooLarge(format!(
+            "the statement is too complex: {operators} operators, more than {MAX_OPERATORS} (use IN (...) instead of long OR chains)"
+        )));
+    }
+    Ok(())
+}
+
 /// sqlparser reads `CURRENT_USER` as a keyword that takes no parentheses; KalamDB documents
 /// `CURRENT_USER()`, so the empty parentheses are dropped before parsing.
-fn normalize_current_user(sql: &str) -> std::borrow::Cow<'_, str> {
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, tokenizer::Token, tokenizer::Tokenizer};
-    if !sql.to_ascii_lowercase().contains("current_user") {
-        return sql.into();
-    }
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return sql.into() };
+fn normalize_current_user(tokens: Vec<Token>) -> Vec<Token> {
     let is_word = |t: &Token| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("current_user"));
-    let mut out = String::with_capacity(sql.len());
+    let mut out = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
-        out.push_str(&tokens[i].to_string());
+        out.push(tokens[i].clone());
         if is_word(&tokens[i]) && tokens.get(i + 1) == Some(&Token::LParen) && tokens.get(i + 2) == Some(&Token::RParen)
         {
             i += 3;
@@ -153,7 +204,7 @@ fn normalize_current_user(sql: &str) -> std::borrow::Cow<'_, str> {
             i += 1;
         }
     }
-    out.into()
+    out
 }
 
 fn first_words(s: &str) -> String {

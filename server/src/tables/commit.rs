@@ -14,7 +14,7 @@ use crate::values::Value;
 use parking_lot::Mutex;
 use rocksdb::WriteBatch;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 const CLOCK_KEY: &[u8] = b"seq/clock";
 
@@ -54,9 +54,23 @@ pub struct CommitResult {
     pub changes: Vec<RowChange>,
 }
 
+/// Receives committed changes, in commit order, while the commit lock is held. Must be
+/// quick and never block (the live-query fan-out only enqueues).
+pub trait ChangeSink: Send + Sync {
+    fn publish(&self, changes: Vec<RowChange>);
+}
+
+/// The writes one statement (or one mutation message) makes to one table partition.
+pub struct TableWrite<'a> {
+    pub table: &'a TableDef,
+    pub partition: Partition,
+    pub ops: Vec<RowOp>,
+}
+
 pub struct Committer {
     store: Arc<Store>,
     clock: Mutex<HybridClock>,
+    sink: OnceLock<Arc<dyn ChangeSink>>,
 }
 
 impl Committer {
@@ -68,7 +82,19 @@ impl Committer {
             }
             None => 0,
         };
-        Ok(Committer { store, clock: Mutex::new(HybridClock::starting_after(last)) })
+        Ok(Committer { store, clock: Mutex::new(HybridClock::starting_after(last)), sink: OnceLock::new() })
+    }
+
+    /// Sets where committed changes go (once, at start).
+    pub fn set_sink(&self, sink: Arc<dyn ChangeSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Runs `f` under the commit lock with the last `_updated` handed out: every change at or
+    /// below it is committed and published, none above it is.
+    pub fn at_watermark<T>(&self, f: impl FnOnce(i64) -> T) -> T {
+        let clock = self.clock.lock();
+        f(clock.last())
     }
 
     /// Reads the current version of a row (tombstones included).
@@ -80,79 +106,95 @@ impl Committer {
         }
     }
 
-    /// Applies `ops` atomically: either all of them are written or, on error (a duplicate
-    /// key), none.
+    /// Applies `ops` to one partition atomically: either all are written or, on error (a
+    /// duplicate key), none.
     pub fn commit(&self, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<CommitResult> {
-        let pk_index = table.primary_key;
+        self.commit_many(vec![TableWrite { table, partition, ops }], |_, _| {})
+    }
+
+    /// Applies writes to several partitions in one atomic batch. `extra` may add its own
+    /// records to the batch once the outcome is known (a mutation's dedupe record).
+    pub fn commit_many(
+        &self,
+        writes: Vec<TableWrite<'_>>,
+        extra: impl FnOnce(&mut WriteBatch, &CommitResult),
+    ) -> Result<CommitResult> {
         let rows_cf = self.store.cf(CF_ROWS);
         let index_cf = self.store.cf(CF_ROW_INDEX);
         let mut batch = WriteBatch::default();
         let mut result = CommitResult::default();
-        // Rows this statement already wrote, so several ops on one key see each other.
+        // Rows this commit already wrote (by row key), so several ops on one key see each other.
         let mut pending: HashMap<Vec<u8>, StoredRow> = HashMap::new();
-
         let mut clock = self.clock.lock();
-        for op in ops {
-            let pk = match &op {
-                RowOp::Insert { values } => &values[pk_index],
-                RowOp::Update { pk, .. } | RowOp::Delete { pk } => pk,
-            };
-            let pk_bytes = keys::encode_pk(pk)?;
-            let current = match pending.get(&pk_bytes) {
-                Some(row) => Some(row.clone()),
-                None => match self.store.get(CF_ROWS, &keys::row_key(table.id, partition, &pk_bytes))? {
-                    Some(bytes) => Some(row_codec::decode(table, &bytes)?),
-                    None => None,
-                },
-            };
-            let live = current.as_ref().filter(|r| !r.deleted);
-            let (kind, new_values) = match op {
-                RowOp::Insert { values } => {
-                    if live.is_some() {
-                        return Err(KalamError::DuplicateKey(format!(
-                            "duplicate primary key {} = {} in table '{}'",
-                            table.pk().name,
-                            display_pk(&values[pk_index]),
-                            table.qualified_name()
-                        )));
+        for TableWrite { table, partition, ops } in writes {
+            let pk_index = table.primary_key;
+            for op in ops {
+                let pk = match &op {
+                    RowOp::Insert { values } => &values[pk_index],
+                    RowOp::Update { pk, .. } | RowOp::Delete { pk } => pk,
+                };
+                let pk_bytes = keys::encode_pk(pk)?;
+                let row_key = keys::row_key(table.id, partition, &pk_bytes);
+                let current = match pending.get(&row_key) {
+                    Some(row) => Some(row.clone()),
+                    None => match self.store.get(CF_ROWS, &row_key)? {
+                        Some(bytes) => Some(row_codec::decode(table, &bytes)?),
+                        None => None,
+                    },
+                };
+                let live = current.as_ref().filter(|r| !r.deleted);
+                let (kind, new_values) = match op {
+                    RowOp::Insert { values } => {
+                        if live.is_some() {
+                            return Err(KalamError::DuplicateKey(format!(
+                                "duplicate primary key {} = {} in table '{}'",
+                                table.pk().name,
+                                display_pk(&values[pk_index]),
+                                table.qualified_name()
+                            )));
+                        }
+                        (ChangeKind::Insert, values)
                     }
-                    (ChangeKind::Insert, values)
-                }
-                RowOp::Update { set, .. } => {
-                    let Some(live) = live else { continue };
-                    let mut values = live.values.clone();
-                    for (i, v) in set {
-                        values[i] = v;
+                    RowOp::Update { set, .. } => {
+                        let Some(live) = live else { continue };
+                        let mut values = live.values.clone();
+                        for (i, v) in set {
+                            values[i] = v;
+                        }
+                        (ChangeKind::Update, values)
                     }
-                    (ChangeKind::Update, values)
+                    RowOp::Delete { .. } => {
+                        let Some(live) = live else { continue };
+                        (ChangeKind::Delete, live.values.clone())
+                    }
+                };
+                let updated = clock.next();
+                let row = StoredRow { updated, deleted: kind == ChangeKind::Delete, values: new_values };
+                if let Some(old) = &current {
+                    batch.delete_cf(&index_cf, keys::index_key(table.id, partition, old.updated));
                 }
-                RowOp::Delete { .. } => {
-                    let Some(live) = live else { continue };
-                    (ChangeKind::Delete, live.values.clone())
-                }
-            };
-            let updated = clock.next();
-            let row = StoredRow { updated, deleted: kind == ChangeKind::Delete, values: new_values };
-            if let Some(old) = &current {
-                batch.delete_cf(&index_cf, keys::index_key(table.id, partition, old.updated));
+                batch.put_cf(&rows_cf, &row_key, row_codec::encode(table, &row));
+                batch.put_cf(&index_cf, keys::index_key(table.id, partition, updated), &pk_bytes);
+                result.affected += 1;
+                result.changes.push(RowChange {
+                    table: table.id,
+                    partition,
+                    kind,
+                    old: if kind == ChangeKind::Insert { None } else { live.map(|r| r.values.clone()) },
+                    new: row.clone(),
+                });
+                pending.insert(row_key, row);
             }
-            batch.put_cf(&rows_cf, keys::row_key(table.id, partition, &pk_bytes), row_codec::encode(table, &row));
-            batch.put_cf(&index_cf, keys::index_key(table.id, partition, updated), &pk_bytes);
-            result.affected += 1;
-            result.changes.push(RowChange {
-                table: table.id,
-                partition,
-                kind,
-                old: if kind == ChangeKind::Insert { None } else { live.map(|r| r.values.clone()) },
-                new: row.clone(),
-            });
-            pending.insert(pk_bytes, row);
         }
-        if result.affected == 0 {
+        extra(&mut batch, &result);
+        if batch.is_empty() {
             return Ok(result);
         }
         batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, clock.last().to_le_bytes());
         self.store.write(batch)?;
+        if let (Some(sink), false) = (self.sink.get(), result.changes.is_empty()) {
+            sink.publish(result.changes.clone());
+        }
         drop(clock);
         Ok(result)
     }

@@ -8,5 +8,5 @@ pub mod commit;
 pub mod provider;
 pub mod system;
 
-pub use commit::{ChangeKind, CommitResult, Committer, RowChange, RowOp};
+pub use commit::{ChangeKind, ChangeSink, CommitResult, Committer, RowChange, RowOp, TableWrite};
 pub use provider::{PartitionTableProvider, SystemColumns};

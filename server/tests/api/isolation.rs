@@ -160,10 +160,19 @@ async fn correlated_and_in_subqueries_are_scoped() {
     let r =
         f.s.sql_ok(
             &f.alice,
-            "SELECT o.id, (SELECT max(i.body) FROM app.notes i WHERE i.id >= o.id) AS m FROM app.notes o ORDER BY o.id",
+            "SELECT o.id, (SELECT max(i.body) FROM app.notes i WHERE i.id = o.id) AS m, \
+             (SELECT count(*) FROM app.notes i WHERE i.id = o.id + 100) AS theirs FROM app.notes o ORDER BY o.id",
         )
         .await;
-    assert_eq!(r.rows(0), &vec![json!([1, "alice-2"]), json!([2, "alice-2"])]);
+    assert_eq!(r.rows(0), &vec![json!([1, "alice-1", 0]), json!([2, "alice-2", 0])]);
+    let r =
+        f.s.sql_ok(
+            &f.bob,
+            "SELECT o.id FROM app.notes o WHERE o.id - 100 IN (SELECT i.id FROM app.notes i WHERE i.body = o.body) \
+             OR o.id IN (SELECT i.id + 100 FROM app.notes i WHERE i.id < 100) ORDER BY o.id",
+        )
+        .await;
+    assert_eq!(r.rows(0).len(), 0, "bob's subqueries must not see alice's ids 1, 2: {}", r.body);
     let r =
         f.s.sql_ok(&f.alice, "SELECT (SELECT count(*) FROM app.notes) AS n, (SELECT max(id) FROM app.notes) AS m")
             .await;
@@ -185,7 +194,7 @@ async fn cte_is_scoped() {
         f.s.sql_ok(
             &f.alice,
             "WITH a AS (SELECT id FROM app.notes), b AS (SELECT id FROM app.notes WHERE id > 100) \
-             SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b)",
+             SELECT (SELECT count(*) FROM a) AS na, (SELECT count(*) FROM b) AS nb",
         )
         .await;
     assert_eq!(r.rows(0), &vec![json!([2, 0])]);

@@ -250,18 +250,6 @@ fn cols(c: &[(&str, &str)]) -> Vec<ColumnInfo> {
     c.iter().map(|(n, t)| ColumnInfo { name: n.to_string(), data_type: t.to_string() }).collect()
 }
 
-fn value_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => json!(b),
-        Value::Int(i) => json!(i),
-        Value::Float(f) => json!(f),
-        Value::Text(s) => json!(s),
-        Value::Timestamp(t) => json!(values::format_timestamp(*t)),
-        other => json!(format!("{other:?}")),
-    }
-}
-
 pub fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result<QueryResult> {
     let def = cx.resolve_table(table)?;
     cx.check_read(&def)?;
@@ -289,8 +277,10 @@ pub fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result
             message: None,
         });
     }
-    let rows: Vec<Vec<serde_json::Value>> =
-        system::column_rows(&def).iter().map(|r| r[2..].iter().map(value_json).collect()).collect();
+    let rows: Vec<Vec<serde_json::Value>> = system::column_rows(&def)
+        .iter()
+        .map(|r| r[2..].iter().map(|v| values::to_json(v, DataType::Text)).collect())
+        .collect();
     Ok(QueryResult {
         schema: cols(&[
             ("column_name", "TEXT"),
