@@ -51,6 +51,38 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
+    pub live: LiveConfig,
+}
+
+/// Limits of the WebSocket endpoint (`/v1/ws`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    pub max_subscriptions_per_connection: usize,
+    pub max_message_bytes: usize,
+    /// Sustained frames per second a client may send (bursts up to twice that).
+    pub max_messages_per_second: u32,
+    /// Frames queued for a connection before it counts as too slow and is closed.
+    pub send_queue: usize,
+    pub heartbeat_secs: u64,
+    /// A connection silent for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Time allowed for the first `auth` frame.
+    pub auth_timeout_secs: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            max_subscriptions_per_connection: 100,
+            max_message_bytes: 1024 * 1024,
+            max_messages_per_second: 200,
+            send_queue: 8192,
+            heartbeat_secs: 15,
+            idle_timeout_secs: 60,
+            auth_timeout_secs: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +136,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }

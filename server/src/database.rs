@@ -5,7 +5,8 @@ use crate::auth::{Authenticator, bootstrap};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, SnowflakeGenerator, TableId};
+use crate::ids::{Partition, SnowflakeGenerator, TableId, UserId};
+use crate::live::LiveRegistry;
 use crate::storage::Store;
 use crate::tables::Committer;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -25,8 +26,32 @@ pub struct Database {
     pub committer: Committer,
     pub auth: Authenticator,
     pub snowflake: Arc<SnowflakeGenerator>,
-    partition_locks: Mutex<HashMap<(TableId, Partition), Arc<tokio::sync::Mutex<()>>>>,
+    /// Held by statements that read and then write a partition (UPDATE, DELETE), so
+    /// concurrent read-modify-write statements on one partition cannot lose updates.
+    pub partition_locks: LockTable<(TableId, Partition)>,
+    /// Held while a client's `mutate` message is checked and applied.
+    pub client_locks: LockTable<(UserId, String)>,
+    pub live: Arc<LiveRegistry>,
     base_state: SessionState,
+}
+
+/// Async mutexes created on demand per key.
+pub struct LockTable<K> {
+    locks: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl<K: std::hash::Hash + Eq> LockTable<K> {
+    pub fn new() -> Self {
+        LockTable { locks: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock();
+        if locks.len() > 100_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(key).or_default().clone()
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -47,6 +72,8 @@ impl Database {
         let secret = bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?;
         let auth = Authenticator::new(catalog.clone(), config.auth.clone(), &secret)?;
         let committer = Committer::open(store.clone())?;
+        let live = LiveRegistry::start();
+        committer.set_sink(live.clone());
         let session_config = SessionConfig::new()
             .with_default_catalog_and_schema(DF_CATALOG, "default")
             .with_create_default_catalog_and_schema(false)
@@ -70,7 +97,9 @@ impl Database {
             committer,
             auth,
             snowflake: Arc::new(SnowflakeGenerator::new(1)),
-            partition_locks: Mutex::new(HashMap::new()),
+            partition_locks: LockTable::new(),
+            client_locks: LockTable::new(),
+            live,
             base_state,
         }))
     }
@@ -78,15 +107,5 @@ impl Database {
     /// A fresh DataFusion session state with the server's configuration and functions.
     pub fn session_state(&self) -> SessionState {
         self.base_state.clone()
-    }
-
-    /// Lock held by statements that read and then write a partition (UPDATE, DELETE), so
-    /// concurrent read-modify-write statements on one partition cannot lose updates.
-    pub fn partition_lock(&self, table: TableId, partition: Partition) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.partition_locks.lock();
-        if locks.len() > 100_000 {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        locks.entry((table, partition)).or_default().clone()
     }
 }

@@ -10,6 +10,7 @@
 //! - [`database`]: the shared state opened at start.
 //! - [`auth`]: passwords, JWTs, lockout, the root bootstrap, roles.
 //! - [`catalog`]: namespaces, tables, schema versions, users.
+//! - [`live`]: live queries, cursor sync and mutations over WebSocket.
 //! - [`tables`]: commit path, DataFusion table providers, `system.*` tables.
 //! - [`storage`]: RocksDB column families, key layout, row encoding.
 //! - [`values`]: cell values, type coercion, Arrow conversion.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod database;
 pub mod error;
 pub mod ids;
+pub mod live;
 pub mod server;
 pub mod sql;
 pub mod storage;

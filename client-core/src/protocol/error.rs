@@ -33,6 +33,11 @@ pub enum ErrorCode {
     /// More statements in one request than allowed.
     TooManyStatements,
     RateLimited,
+    /// WebSocket only: the client did not read its frames fast enough; the connection is
+    /// closed and the client resumes from its cursors.
+    SlowConsumer,
+    /// WebSocket only: the subscription was ended by `KILL LIVE QUERY`.
+    Killed,
     /// An unexpected server-side failure; details are logged, not returned.
     InternalError,
 }
@@ -49,6 +54,8 @@ impl ErrorCode {
             AlreadyExists | DuplicateKey | InUse => 409,
             TooLarge => 413,
             RateLimited => 429,
+            Killed => 410,
+            SlowConsumer => 503,
             InternalError => 500,
         }
     }

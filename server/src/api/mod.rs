@@ -3,6 +3,7 @@
 //!
 //! - [`sql`]: `POST /v1/api/sql`
 //! - [`auth`]: `POST /v1/api/auth/login`, `POST /v1/api/auth/refresh`
+//! - [`ws`]: `GET /v1/ws`, the live/sync WebSocket (see [`crate::live`])
 //! - [`health`]: `GET /health`, `GET /metrics`
 //! - [`body`]: the JSON body extractor (limits, object-only)
 //! - [`error`]: how a [`crate::error::StatementError`] becomes the JSON error response
@@ -13,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod sql;
+pub mod ws;
 
 pub use metrics::Metrics;
 
@@ -36,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/api/sql", post(sql::handle))
         .route("/v1/api/auth/login", post(auth::login))
         .route("/v1/api/auth/refresh", post(auth::refresh))
+        .route("/v1/ws", get(ws::upgrade))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)

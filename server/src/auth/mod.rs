@@ -114,12 +114,18 @@ impl Authenticator {
     /// Verifies an access token; the role comes from the catalog, so role changes and
     /// dropped users take effect at once.
     pub fn authenticate_token(&self, token: &str) -> Result<Principal> {
+        self.authenticate_token_until(token).map(|(p, _)| p)
+    }
+
+    /// Like [`Authenticator::authenticate_token`], also returning the token's expiry
+    /// (seconds since the Unix epoch).
+    pub fn authenticate_token_until(&self, token: &str) -> Result<(Principal, i64)> {
         let claims = self.tokens.verify(token, TokenKind::Access)?;
         let user = self
             .catalog
             .user(claims.user_id()?)
             .ok_or_else(|| KalamError::Unauthorized("the token's user no longer exists".into()))?;
-        Ok(Principal::from_user(&user))
+        Ok((Principal::from_user(&user), claims.exp as i64))
     }
 
     async fn authenticate_basic(&self, username: &str, password: &str) -> Result<Principal> {

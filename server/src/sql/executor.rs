@@ -7,7 +7,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
-use crate::sql::commands::{execute_as, namespace, table, user};
+use crate::sql::commands::{execute_as, kill, namespace, table, user};
 use crate::sql::{ExecContext, dml, parser, query};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -109,8 +109,9 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::FlushTable { .. } | Statement::FlushAllTables { .. } => Err(KalamError::NotSupported(
                 "FLUSH is not available in this version (rows stay in the hot tier)".into(),
             )),
-            Statement::KillJob { .. } | Statement::KillLiveQuery { .. } => {
-                Err(KalamError::NotSupported("KILL is not available in this version".into()))
+            Statement::KillLiveQuery { live_id } => kill::live_query(cx, &live_id),
+            Statement::KillJob { .. } => {
+                Err(KalamError::NotSupported("KILL JOB is not available in this version".into()))
             }
             Statement::Sql(sql) => execute_sql(cx, &sql).await,
         }

@@ -16,7 +16,6 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
-use kalamdb_client_core::protocol::Role;
 use std::sync::Arc;
 
 /// Builds the DataFusion context a statement runs in.
@@ -48,9 +47,7 @@ struct ScopedCatalog {
 impl CatalogProvider for ScopedCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.db.catalog.namespaces().into_iter().map(|n| n.name.to_string()).collect();
-        if self.principal.role >= Role::Dba {
-            names.push("system".into());
-        }
+        names.push("system".into());
         names
     }
 
@@ -124,15 +121,18 @@ struct SystemSchema {
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        system::TABLES.iter().map(|s| s.to_string()).collect()
+        system::TABLES
+            .iter()
+            .filter(|t| system::check_access(&self.principal, t).is_ok())
+            .map(|s| s.to_string())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         if !system::TABLES.contains(&name) {
             return Ok(None);
         }
-        self.principal.require(Role::Dba, &format!("reading system.{name}")).map_err(KalamError::into_datafusion)?;
-        let provider = system::table(&self.db, name).map_err(KalamError::into_datafusion)?;
+        let provider = system::table(&self.db, &self.principal, name).map_err(KalamError::into_datafusion)?;
         Ok(Some(provider))
     }
 

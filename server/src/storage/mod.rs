@@ -6,6 +6,8 @@
 //!   partition of a USER table is one contiguous key range.
 //! - `row_index`: `table_id | partition | _updated` → pk, the change index that catch-up
 //!   reads to cost O(changes) rather than O(partition).
+//! - `mutations`: outcomes of client `mutate` messages by `(user, client_id, seq)`, written
+//!   with their rows so each message applies exactly once.
 //!
 //! Every commit goes through [`crate::tables::commit`], which keeps `_updated` order equal to
 //! commit order.
@@ -21,10 +23,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub type Db = DBWithThreadMode<MultiThreaded>;
+/// A consistent read view of the database.
+pub type Snapshot<'a> = rocksdb::SnapshotWithThreadMode<'a, Db>;
 
 pub const CF_CATALOG: &str = "catalog";
 pub const CF_ROWS: &str = "rows";
 pub const CF_ROW_INDEX: &str = "row_index";
+pub const CF_MUTATIONS: &str = "mutations";
 
 /// Handle to the RocksDB database.
 pub struct Store {
@@ -48,7 +53,7 @@ impl Store {
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(5);
-        let cfs = [CF_CATALOG, CF_ROWS, CF_ROW_INDEX].map(|name| {
+        let cfs = [CF_CATALOG, CF_ROWS, CF_ROW_INDEX, CF_MUTATIONS].map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(name, cf_opts)

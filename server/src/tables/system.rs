@@ -1,6 +1,8 @@
-//! `system.*` tables, built from the catalog when a query names them (dba/system only;
-//! the check is in [`crate::sql::session`]). Password hashes are never exposed.
+//! `system.*` tables, built from the catalog and the live registry when a query names them.
+//! Readable by dba/system, except `live_queries`, where everyone sees their own rows.
+//! Password hashes are never exposed.
 
+use crate::auth::Principal;
 use crate::catalog::{DELETED_COLUMN, DataType, TableDef, UPDATED_COLUMN};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
@@ -9,9 +11,23 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::memory::MemTable;
+use kalamdb_client_core::protocol::Role;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-pub const TABLES: [&str; 5] = ["users", "namespaces", "tables", "columns", "table_schemas"];
+/// This server's name in `node` columns (single-node for now).
+pub const NODE_NAME: &str = "local";
+
+pub const TABLES: [&str; 6] = ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries"];
+
+/// Whether `principal` may read `system.<name>`: dba and system read all; other roles only
+/// `live_queries`, restricted to their own rows.
+pub fn check_access(principal: &Principal, name: &str) -> Result<()> {
+    if name == "live_queries" {
+        return Ok(());
+    }
+    principal.require(Role::Dba, &format!("reading system.{name}"))
+}
 
 /// Column names and types plus rows: the in-memory form of a system table.
 struct Rows {
@@ -46,7 +62,8 @@ fn opt_text(s: Option<impl Into<String>>) -> Value {
 }
 
 /// Builds the provider for `system.<name>`.
-pub fn table(db: &Database, name: &str) -> Result<Arc<dyn TableProvider>> {
+pub fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn TableProvider>> {
+    check_access(principal, name)?;
     use DataType::*;
     let rows = match name {
         "users" => Rows {
@@ -159,6 +176,46 @@ pub fn table(db: &Database, name: &str) -> Result<Arc<dyn TableProvider>> {
                 rows,
             }
         }
+        "live_queries" => Rows {
+            columns: vec![
+                ("live_id", Text),
+                ("connection_id", Text),
+                ("subscription_id", Text),
+                ("user_id", Text),
+                ("username", Text),
+                ("namespace", Text),
+                ("table_name", Text),
+                ("query", Text),
+                ("options", Json),
+                ("created_at", Timestamp),
+                ("updated_at", Timestamp),
+                ("changes", BigInt),
+                ("node", Text),
+            ],
+            rows: db
+                .live
+                .snapshot()
+                .into_iter()
+                .filter(|s| principal.role >= Role::Dba || s.user_id == principal.user_id)
+                .map(|s| {
+                    vec![
+                        text(s.live_id.clone()),
+                        text(s.connection_id.clone()),
+                        text(s.id.clone()),
+                        text(s.user_id.to_string()),
+                        text(s.username.clone()),
+                        text(s.query.table.namespace.to_string()),
+                        text(s.query.table.name.clone()),
+                        text(s.sql.clone()),
+                        text(s.options.to_string()),
+                        Value::Timestamp(s.created_at),
+                        Value::Timestamp(s.updated_at.load(Ordering::Relaxed)),
+                        Value::Int(s.changes.load(Ordering::Relaxed) as i64),
+                        text(NODE_NAME),
+                    ]
+                })
+                .collect(),
+        },
         other => return Err(KalamError::TableNotFound(format!("system.{other}"))),
     };
     rows.into_provider()

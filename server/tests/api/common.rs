@@ -1,6 +1,7 @@
 //! Test harness: starts the real `kalamdb-server` binary on an ephemeral loopback port with
 //! a temporary data directory, and talks HTTP to it.
 
+use kalamdb_client_core::protocol::ws::ServerMessage;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -218,5 +219,83 @@ fn unsafe_sigterm(pid: u32) {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill9();
+    }
+}
+
+/// A WebSocket client speaking the sync protocol, for tests.
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl WsClient {
+    /// Connects to `/v1/ws` without authenticating.
+    pub async fn connect(s: &TestServer) -> WsClient {
+        let url = format!("{}/v1/ws", s.base.replacen("http://", "ws://", 1));
+        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+        WsClient { stream }
+    }
+
+    /// Connects and authenticates with a fresh access token for `user`.
+    pub async fn connect_as(s: &TestServer, user: &str, password: &str) -> WsClient {
+        let token = s.login(user, password).await;
+        let mut ws = WsClient::connect(s).await;
+        ws.send_json(json!({"type": "auth", "token": token})).await;
+        match ws.recv().await {
+            ServerMessage::AuthOk { .. } => ws,
+            other => panic!("auth failed: {other:?}"),
+        }
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        use futures::SinkExt;
+        self.stream.send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into())).await.expect("ws send");
+    }
+
+    pub async fn send_raw(&mut self, msg: tokio_tungstenite::tungstenite::Message) {
+        use futures::SinkExt;
+        self.stream.send(msg).await.expect("ws send");
+    }
+
+    /// The next protocol frame (skipping pings), or a panic after 20 s.
+    pub async fn recv(&mut self) -> ServerMessage {
+        self.try_recv(Duration::from_secs(20)).await.expect("no frame within 20 s")
+    }
+
+    /// The next frame within `wait`, `None` on timeout or when the socket closes.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerMessage> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
+            match msg {
+                Message::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("valid server frame")),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// True if the server closes the connection within `wait`.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
+
+impl TestServer {
+    /// Logs in and returns an access token.
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let r = self.post("/v1/api/auth/login", &Auth::None, &json!({"username": user, "password": password})).await;
+        assert_eq!(r.status, 200, "login failed: {}", r.body);
+        r.body["access_token"].as_str().unwrap().to_string()
     }
 }

@@ -5,4 +5,5 @@ mod bad_input;
 mod common;
 mod durability;
 mod isolation;
+mod live;
 mod sql_basics;

@@ -36,6 +36,14 @@ pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) ->
     if if_exists && cx.db.catalog.namespace(&ns).is_none() {
         return Ok(results::message(0, format!("Namespace '{ns}' does not exist")));
     }
+    for t in cx.db.catalog.tables(Some(&ns)) {
+        if cx.db.live.count_on_table(t.id) > 0 {
+            return Err(crate::error::KalamError::InUse(format!(
+                "table '{}' has live subscriptions; end them (KILL LIVE QUERY) first",
+                t.qualified_name()
+            )));
+        }
+    }
     let dropped = cx.db.catalog.drop_namespace(&ns, cascade)?;
     Ok(results::message(0, format!("Namespace '{ns}' dropped ({} tables)", dropped.len())))
 }

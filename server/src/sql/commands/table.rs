@@ -201,6 +201,13 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
             )));
         }
     }
+    let live = cx.db.live.count_on_table(def.id);
+    if live > 0 {
+        return Err(KalamError::InUse(format!(
+            "table '{}' has {live} live subscription(s); end them (KILL LIVE QUERY) first",
+            def.qualified_name()
+        )));
+    }
     cx.db.catalog.drop_table(&def.namespace, &def.name)?;
     Ok(results::message(0, format!("Table '{}' dropped", def.qualified_name())))
 }

@@ -30,7 +30,7 @@ pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> 
     let table = cx.resolve_table(&table_ref(name)?)?;
     cx.check_write(&table)?;
     let partition = cx.partition(&table);
-    let lock = cx.db.partition_lock(table.id, partition);
+    let lock = cx.db.partition_locks.get((table.id, partition));
     let _guard = lock.lock().await;
 
     let ops = match pk_equality(cx, &table, del.selection.as_ref()) {

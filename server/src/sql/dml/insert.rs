@@ -132,7 +132,7 @@ async fn select_rows(
 }
 
 /// A full row: provided values, defaults for the rest, NOT NULL checked.
-fn complete_row(
+pub fn complete_row(
     cx: &ExecContext<'_>,
     table: &TableDef,
     targets: &[usize],

@@ -45,7 +45,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
     }
 
     let partition = cx.partition(&table);
-    let lock = cx.db.partition_lock(table.id, partition);
+    let lock = cx.db.partition_locks.get((table.id, partition));
     let _guard = lock.lock().await;
 
     // Point update with plain values: no query engine needed.
@@ -89,7 +89,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
     Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)))
 }
 
-fn check_not_null(table: &crate::catalog::TableDef, set: &[(usize, values::Value)]) -> Result<()> {
+pub fn check_not_null(table: &crate::catalog::TableDef, set: &[(usize, values::Value)]) -> Result<()> {
     for (idx, v) in set {
         let col = &table.columns[*idx];
         if v.is_null() && !col.nullable {

@@ -1,0 +1,187 @@
+//! The initial load of a subscription, or its catch-up from a cursor, read through the
+//! `(partition, _updated)` change index in a snapshot taken at the subscription's watermark
+//! (under the commit lock, when it was registered): exactly the state every later live
+//! event applies to.
+//!
+//! Rows are sent in `_updated` order, so the cursor after each batch is a valid resume
+//! point: an interrupted first sync continues where it stopped. With `since`, rows that were
+//! deleted — or no longer match the WHERE — since the cursor are reported by primary key in
+//! `deleted`, so the client can drop them. Changes above the watermark are not read here:
+//! they reach the client as live events.
+
+use crate::error::{KalamError, Result};
+use crate::live::query::{LiveQuery, to_batch};
+use crate::storage::row_codec::{self, StoredRow};
+use crate::storage::{CF_ROW_INDEX, CF_ROWS, Snapshot, Store, keys};
+use kalamdb_client_core::protocol::ws::{Cursor, ServerMessage};
+
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+pub const MAX_BATCH_SIZE: usize = 10_000;
+
+pub struct CatchUp {
+    id: String,
+    /// Exclusive lower bound: the next batch reads entries with `_updated > position`.
+    position: i64,
+    watermark: i64,
+    /// Report deletions (a catch-up from a cursor, not a first load).
+    report_deletes: bool,
+    reset: bool,
+    batch_size: usize,
+    done: bool,
+}
+
+impl CatchUp {
+    /// Plans the load over `snapshot` (taken at `watermark`). `horizon` is the oldest cursor still served incrementally (older ones,
+    /// and cursors from the future, get a reset: a full load the client replaces its copy with).
+    pub fn new(
+        store: &Store,
+        snapshot: &Snapshot<'_>,
+        query: &LiveQuery,
+        id: &str,
+        since: Option<Cursor>,
+        last_rows: Option<u32>,
+        batch_size: Option<u32>,
+        watermark: i64,
+        horizon: i64,
+    ) -> Result<CatchUp> {
+        let batch_size = batch_size.map(|b| b as usize).unwrap_or(DEFAULT_BATCH_SIZE);
+        if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
+            return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")));
+        }
+        let reset = since.is_some_and(|s| s < horizon || s > watermark);
+        let mut load = CatchUp {
+            id: id.to_string(),
+            position: match since {
+                Some(s) if !reset => s,
+                _ => 0,
+            },
+            watermark,
+            report_deletes: since.is_some() && !reset,
+            reset,
+            batch_size,
+            done: false,
+        };
+        if let (Some(n), false) = (last_rows, load.report_deletes) {
+            load.position = start_of_last_rows(store, snapshot, query, n as usize, watermark)?;
+        }
+        Ok(load)
+    }
+
+    /// The next `batch` frame, or `None` after the last one.
+    pub fn next_batch(
+        &mut self,
+        store: &Store,
+        snapshot: &Snapshot<'_>,
+        query: &LiveQuery,
+    ) -> Result<Option<ServerMessage>> {
+        if self.done {
+            return Ok(None);
+        }
+        let table = &query.table;
+        let prefix = keys::partition_prefix(table.id, query.partition);
+        let start = keys::index_key(table.id, query.partition, self.position.saturating_add(1));
+        let mut entries: Vec<(i64, Vec<u8>)> = Vec::with_capacity(self.batch_size);
+        let mut reached_end = true;
+        {
+            let cf = store.cf(CF_ROW_INDEX);
+            let mut it = snapshot.raw_iterator_cf(&cf);
+            it.seek(start);
+            while it.valid() {
+                let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                let updated = keys::index_key_updated(k).ok_or_else(|| KalamError::internal("corrupt index key"))?;
+                if updated > self.watermark {
+                    break;
+                }
+                if entries.len() == self.batch_size {
+                    reached_end = false;
+                    break;
+                }
+                entries.push((updated, v.to_vec()));
+                it.next();
+            }
+            it.status()?;
+        }
+        let rows_cf = store.cf(CF_ROWS);
+        let keys: Vec<Vec<u8>> = entries.iter().map(|(_, pk)| keys::row_key(table.id, query.partition, pk)).collect();
+        let fetched = snapshot.multi_get_cf(keys.iter().map(|k| (&rows_cf, k.as_slice())));
+        let mut live: Vec<StoredRow> = Vec::with_capacity(entries.len());
+        let mut deleted = Vec::new();
+        for ((updated, _), bytes) in entries.iter().zip(fetched) {
+            let Some(bytes) = bytes? else { continue };
+            let row = row_codec::decode(table, &bytes)?;
+            debug_assert_eq!(row.updated, *updated, "snapshot index and rows agree");
+            if row.deleted {
+                if self.report_deletes {
+                    deleted.push(query.pk_json(&row.values));
+                }
+            } else {
+                live.push(row);
+            }
+        }
+        let refs: Vec<&StoredRow> = live.iter().collect();
+        let matches = if refs.is_empty() { vec![] } else { query.matches_batch(&to_batch(table, &refs)?)? };
+        let mut rows = Vec::with_capacity(live.len());
+        for (row, m) in live.iter().zip(matches) {
+            if m {
+                rows.push(query.project(&row.values));
+            } else if self.report_deletes {
+                // It may have matched when the client last saw it.
+                deleted.push(query.pk_json(&row.values));
+            }
+        }
+        self.position =
+            if reached_end { self.watermark } else { entries.last().map(|e| e.0).unwrap_or(self.watermark) };
+        self.done = reached_end;
+        let reset = std::mem::take(&mut self.reset);
+        Ok(Some(ServerMessage::Batch {
+            id: self.id.clone(),
+            rows,
+            deleted,
+            cursor: self.position,
+            reset,
+            last: self.done,
+        }))
+    }
+}
+
+/// The exclusive start position from which the forward scan yields the newest `n` matching
+/// rows at or below the watermark.
+fn start_of_last_rows(
+    store: &Store,
+    snapshot: &Snapshot<'_>,
+    query: &LiveQuery,
+    n: usize,
+    watermark: i64,
+) -> Result<i64> {
+    if n == 0 {
+        return Ok(watermark);
+    }
+    let table = &query.table;
+    let prefix = keys::partition_prefix(table.id, query.partition);
+    let cf = store.cf(CF_ROW_INDEX);
+    let mut it = snapshot.raw_iterator_cf(&cf);
+    it.seek_for_prev(keys::index_key(table.id, query.partition, watermark));
+    let mut found = 0;
+    while it.valid() {
+        let (Some(k), Some(pk)) = (it.key(), it.value()) else { break };
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let updated = keys::index_key_updated(k).ok_or_else(|| KalamError::internal("corrupt index key"))?;
+        if let Some(bytes) = snapshot.get_cf(&store.cf(CF_ROWS), keys::row_key(table.id, query.partition, pk))? {
+            let row = row_codec::decode(table, &bytes)?;
+            if !row.deleted && query.matches_batch(&to_batch(table, &[&row])?)?[0] {
+                found += 1;
+                if found == n {
+                    return Ok(updated - 1);
+                }
+            }
+        }
+        it.prev();
+    }
+    it.status()?;
+    Ok(0)
+}

@@ -1,0 +1,341 @@
+//! One WebSocket connection: authentication, framing, limits, heartbeat, and the
+//! subscriptions it owns. A [`Connection`] is driven by one task; the fan-out reaches it
+//! only through its bounded queue.
+
+use crate::auth::Principal;
+use crate::clock::now_micros;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::live::catchup::{CatchUp, MAX_BATCH_SIZE};
+use crate::live::registry::{ConnectionSignal, LiveSubscription, Outgoing};
+use crate::live::{LiveQuery, mutations};
+use crate::sql::ExecContext;
+use crate::storage::Snapshot;
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use kalamdb_client_core::protocol::ws::{ClientMessage, ServerMessage, Subscribe};
+use kalamdb_client_core::protocol::{ErrorCode, UserInfo};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Longest client-chosen subscription id.
+const MAX_SUBSCRIPTION_ID: usize = 128;
+
+/// Why a connection ends (sent as the close frame's reason).
+enum Close {
+    ClientGone,
+    Policy(&'static str),
+}
+
+pub struct Connection {
+    db: Arc<Database>,
+    id: String,
+    principal: Option<Principal>,
+    /// Expiry of the accepted token (seconds since epoch).
+    token_expires: i64,
+    subs: HashMap<String, Arc<LiveSubscription>>,
+    tx: mpsc::Sender<Outgoing>,
+    rx: mpsc::Receiver<Outgoing>,
+    signal: Arc<ConnectionSignal>,
+    /// Token bucket for incoming frames.
+    tokens: f64,
+    refilled: Instant,
+    last_seen: Instant,
+}
+
+type Sink = futures::stream::SplitSink<WebSocket, Message>;
+
+impl Connection {
+    pub fn new(db: Arc<Database>) -> Connection {
+        let (tx, rx) = mpsc::channel(db.config.live.send_queue);
+        let burst = db.config.live.max_messages_per_second as f64 * 2.0;
+        Connection {
+            id: ulid::Ulid::new().to_string(),
+            db,
+            principal: None,
+            token_expires: 0,
+            subs: HashMap::new(),
+            tx,
+            rx,
+            signal: Arc::new(ConnectionSignal::default()),
+            tokens: burst,
+            refilled: Instant::now(),
+            last_seen: Instant::now(),
+        }
+    }
+
+    /// Serves the socket until either side closes it; then removes its subscriptions.
+    pub async fn run(mut self, socket: WebSocket) {
+        let (mut sink, mut stream) = socket.split();
+        let cfg = self.db.config.live.clone();
+        let auth_deadline = tokio::time::sleep(Duration::from_secs(cfg.auth_timeout_secs));
+        tokio::pin!(auth_deadline);
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs));
+        heartbeat.tick().await;
+        let close = loop {
+            tokio::select! {
+                incoming = stream.next() => {
+                    let msg = match incoming {
+                        Some(Ok(m)) => m,
+                        _ => break Close::ClientGone,
+                    };
+                    self.last_seen = Instant::now();
+                    match msg {
+                        Message::Text(text) => {
+                            if !self.take_token() {
+                                let e = KalamError::RateLimited(format!(
+                                    "more than {} frames per second", cfg.max_messages_per_second));
+                                if send(&mut sink, &error_frame(None, &e)).await.is_err() { break Close::ClientGone; }
+                                continue;
+                            }
+                            match self.handle_text(&mut sink, text.as_str()).await {
+                                Ok(None) => {}
+                                Ok(Some(close)) => break close,
+                                Err(()) => break Close::ClientGone,
+                            }
+                        }
+                        Message::Binary(_) => {
+                            let e = KalamError::InvalidRequest("binary frames are not supported; send JSON text".into());
+                            if send(&mut sink, &error_frame(None, &e)).await.is_err() { break Close::ClientGone; }
+                        }
+                        Message::Close(_) => break Close::ClientGone,
+                        Message::Ping(_) | Message::Pong(_) => {}
+                    }
+                }
+                Some(out) = self.rx.recv() => {
+                    let frame = match out {
+                        Outgoing::Frame(f) => f,
+                        Outgoing::Killed { id, reason } => {
+                            self.subs.remove(&id);
+                            ServerMessage::Error { id: Some(id), code: ErrorCode::Killed, message: reason }
+                        }
+                    };
+                    if send(&mut sink, &frame).await.is_err() { break Close::ClientGone; }
+                }
+                _ = self.signal.notify.notified() => {
+                    if self.signal.overflowed.load(Ordering::Relaxed) {
+                        let _ = send(&mut sink, &ServerMessage::Error {
+                            id: None,
+                            code: ErrorCode::SlowConsumer,
+                            message: "the connection fell too far behind; reconnect and resume from your cursors".into(),
+                        }).await;
+                        break Close::Policy("slow consumer");
+                    }
+                }
+                _ = &mut auth_deadline, if self.principal.is_none() => {
+                    let e = KalamError::Unauthorized("no auth frame received in time".into());
+                    let _ = send(&mut sink, &error_frame(None, &e)).await;
+                    break Close::Policy("authentication timeout");
+                }
+                _ = heartbeat.tick() => {
+                    if self.last_seen.elapsed() > Duration::from_secs(cfg.idle_timeout_secs) {
+                        break Close::Policy("idle timeout");
+                    }
+                    if self.principal.is_some() && now_micros() / 1_000_000 > self.token_expires {
+                        let e = KalamError::Unauthorized("token expired; send a new auth frame before expiry".into());
+                        let _ = send(&mut sink, &error_frame(None, &e)).await;
+                        break Close::Policy("token expired");
+                    }
+                    if sink.send(Message::Ping(Default::default())).await.is_err() { break Close::ClientGone; }
+                }
+            }
+        };
+        for sub in self.subs.values() {
+            self.db.live.unregister(&sub.live_id);
+        }
+        if let Close::Policy(reason) = close {
+            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() }))).await;
+        }
+    }
+
+    fn take_token(&mut self) -> bool {
+        let rate = self.db.config.live.max_messages_per_second as f64;
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f64() * rate).min(rate * 2.0);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Handles one client frame. `Err(())` means the socket is gone.
+    async fn handle_text(&mut self, sink: &mut Sink, text: &str) -> std::result::Result<Option<Close>, ()> {
+        let msg: ClientMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let e = KalamError::InvalidRequest(format!("invalid frame: {e}"));
+                send(sink, &error_frame(None, &e)).await?;
+                return Ok(None);
+            }
+        };
+        match msg {
+            ClientMessage::Auth { token } => match self.authenticate(&token) {
+                Ok(frame) => send(sink, &frame).await?,
+                Err(e) => {
+                    send(sink, &error_frame(None, &e)).await?;
+                    return Ok(Some(Close::Policy("authentication failed")));
+                }
+            },
+            _ if self.principal.is_none() => {
+                let e = KalamError::Unauthorized("send an auth frame first".into());
+                send(sink, &error_frame(None, &e)).await?;
+                return Ok(Some(Close::Policy("not authenticated")));
+            }
+            ClientMessage::Ping { nonce } => send(sink, &ServerMessage::Pong { nonce }).await?,
+            ClientMessage::Subscribe(s) => {
+                let id = s.id.clone();
+                if let Err(e) = self.subscribe(sink, s).await {
+                    match e {
+                        SubscribeError::Socket => return Err(()),
+                        SubscribeError::Kalam(e) => send(sink, &error_frame(Some(id), &e)).await?,
+                    }
+                }
+            }
+            ClientMessage::Unsubscribe { id } => match self.subs.remove(&id) {
+                Some(sub) => {
+                    self.db.live.unregister(&sub.live_id);
+                    send(sink, &ServerMessage::Unsubscribed { id }).await?;
+                }
+                None => {
+                    let e = KalamError::Validation(format!("no subscription with id '{id}'"));
+                    send(sink, &error_frame(Some(id), &e)).await?;
+                }
+            },
+            ClientMessage::Mutate(m) => {
+                let principal = self.principal.clone().expect("checked above");
+                let result = mutations::apply(&self.db, &principal, m).await;
+                send(sink, &ServerMessage::MutateResult(result)).await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Accepts a first token, or renews it in place (same user only).
+    fn authenticate(&mut self, token: &str) -> Result<ServerMessage> {
+        let (principal, expires) = self.db.auth.authenticate_token_until(token)?;
+        if let Some(current) = &self.principal {
+            if current.user_id != principal.user_id {
+                return Err(KalamError::Unauthorized("a renewed token must belong to the same user".into()));
+            }
+        }
+        self.token_expires = expires;
+        let user =
+            UserInfo { id: principal.user_id.to_string(), username: principal.username.clone(), role: principal.role };
+        self.principal = Some(principal);
+        Ok(ServerMessage::AuthOk { user, expires_at: crate::values::format_timestamp(expires * 1_000_000) })
+    }
+
+    async fn subscribe(&mut self, sink: &mut Sink, s: Subscribe) -> std::result::Result<(), SubscribeError> {
+        let limits = &self.db.config.live;
+        if s.id.is_empty() || s.id.len() > MAX_SUBSCRIPTION_ID {
+            return Err(
+                KalamError::Validation(format!("subscription id must be 1-{MAX_SUBSCRIPTION_ID} characters")).into()
+            );
+        }
+        if self.subs.contains_key(&s.id) {
+            return Err(KalamError::AlreadyExists(format!(
+                "subscription '{}' already exists on this connection",
+                s.id
+            ))
+            .into());
+        }
+        if self.subs.len() >= limits.max_subscriptions_per_connection {
+            return Err(KalamError::TooLarge(format!(
+                "at most {} subscriptions per connection",
+                limits.max_subscriptions_per_connection
+            ))
+            .into());
+        }
+        if s.batch_size.is_some_and(|b| b == 0 || b as usize > MAX_BATCH_SIZE) {
+            return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")).into());
+        }
+        let principal = self.principal.clone().expect("authenticated");
+        let cx = ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[] };
+        let query = LiveQuery::plan(&cx, &s.sql)?;
+        let horizon = now_micros() - query.table.options.deleted_retention_hours as i64 * 3_600_000_000;
+        let sub = Arc::new(LiveSubscription {
+            live_id: format!("{}-{}", self.id, s.id),
+            id: s.id.clone(),
+            connection_id: self.id.clone(),
+            user_id: principal.user_id,
+            username: principal.username.clone(),
+            sql: s.sql.clone(),
+            options: serde_json::json!({"since": s.since, "last_rows": s.last_rows, "batch_size": s.batch_size}),
+            created_at: now_micros(),
+            updated_at: AtomicI64::new(now_micros()),
+            changes: AtomicU64::new(0),
+            query,
+            sender: self.tx.clone(),
+            signal: self.signal.clone(),
+        });
+        // Registration and the snapshot the initial load reads happen under the commit lock:
+        // the load sees exactly the commits up to the watermark, the live tail all after it.
+        let live = self.db.live.clone();
+        let store = self.db.store.clone();
+        let (watermark, snapshot) = self.db.committer.at_watermark(|w| {
+            live.register(sub.clone());
+            (w, store.db().snapshot())
+        });
+        self.subs.insert(s.id.clone(), sub.clone());
+        let subscribed = ServerMessage::Subscribed {
+            id: s.id.clone(),
+            live_id: sub.live_id.clone(),
+            schema: sub.query.schema(),
+            primary_key: sub.query.table.pk().name.clone(),
+        };
+        send(sink, &subscribed).await.map_err(|_| SubscribeError::Socket)?;
+        let loaded = self.initial_load(sink, &sub, &s, &snapshot, watermark, horizon).await;
+        drop(snapshot);
+        if loaded.is_err() {
+            self.subs.remove(&s.id);
+            self.db.live.unregister(&sub.live_id);
+        }
+        loaded
+    }
+
+    /// Sends the initial batches as they are read; live changes queue meanwhile (their
+    /// cursors are all above the watermark) and follow the last batch.
+    async fn initial_load(
+        &self,
+        sink: &mut Sink,
+        sub: &LiveSubscription,
+        s: &Subscribe,
+        snapshot: &Snapshot<'_>,
+        watermark: i64,
+        horizon: i64,
+    ) -> std::result::Result<(), SubscribeError> {
+        let store = &self.db.store;
+        let mut load =
+            CatchUp::new(store, snapshot, &sub.query, &s.id, s.since, s.last_rows, s.batch_size, watermark, horizon)?;
+        while let Some(frame) = load.next_batch(store, snapshot, &sub.query)? {
+            send(sink, &frame).await.map_err(|_| SubscribeError::Socket)?;
+        }
+        Ok(())
+    }
+}
+
+enum SubscribeError {
+    Kalam(KalamError),
+    Socket,
+}
+
+impl From<KalamError> for SubscribeError {
+    fn from(e: KalamError) -> Self {
+        SubscribeError::Kalam(e)
+    }
+}
+
+fn error_frame(id: Option<String>, e: &KalamError) -> ServerMessage {
+    ServerMessage::Error { id, code: e.code(), message: e.public_message() }
+}
+
+async fn send(sink: &mut Sink, frame: &ServerMessage) -> std::result::Result<(), ()> {
+    let text = serde_json::to_string(frame).map_err(|_| ())?;
+    sink.send(Message::Text(text.into())).await.map_err(|_| ())
+}

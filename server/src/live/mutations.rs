@@ -1,0 +1,157 @@
+//! The `mutate` frame: writes from a client's outbox, applied atomically per message and
+//! exactly once per `(user, client_id, seq)`.
+//!
+//! The outcome of every message is stored in the `mutations` column family, in the same
+//! RocksDB batch as its rows, so a retry after a reconnect or a server restart finds it and
+//! gets the original outcome back (`duplicate` for an applied message) instead of applying
+//! twice.
+
+use crate::auth::Principal;
+use crate::catalog::TableDef;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::ids::Partition;
+use crate::sql::ExecContext;
+use crate::sql::ast::TableRef;
+use crate::sql::dml::{insert::complete_row, update::check_not_null, writable_column};
+use crate::storage::CF_MUTATIONS;
+use crate::tables::{RowOp, TableWrite};
+use crate::values;
+use kalamdb_client_core::protocol::ws::{Mutate, MutateResult, MutationKind, MutationOp, MutationStatus};
+use rocksdb::WriteBatch;
+use std::sync::Arc;
+
+pub const MAX_OPS_PER_MESSAGE: usize = 1000;
+const MAX_CLIENT_ID: usize = 128;
+
+fn record_key(principal: &Principal, client_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + client_id.len() + 9);
+    k.extend_from_slice(&principal.user_id.0.to_be_bytes());
+    k.extend_from_slice(client_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
+    let reply = |status, code, reason: Option<String>, cursor| MutateResult {
+        client_id: m.client_id.clone(),
+        seq: m.seq,
+        status,
+        code,
+        reason,
+        cursor,
+    };
+    if m.client_id.is_empty() || m.client_id.len() > MAX_CLIENT_ID || m.client_id.contains('\0') {
+        let e = KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters"));
+        return reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None);
+    }
+    let key = record_key(principal, &m.client_id, m.seq);
+    // One message per client at a time, so a retry racing its original cannot apply twice.
+    let lock = db.client_locks.get((principal.user_id, m.client_id.clone()));
+    let _guard = lock.lock().await;
+    match db.store.get(CF_MUTATIONS, &key) {
+        Ok(Some(bytes)) => {
+            if let Ok(mut earlier) = serde_json::from_slice::<MutateResult>(&bytes) {
+                if earlier.status == MutationStatus::Applied {
+                    earlier.status = MutationStatus::Duplicate;
+                }
+                return earlier;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None),
+    }
+    let outcome = plan(db, principal, &m.ops).and_then(|mut planned| {
+        let writes: Vec<TableWrite<'_>> = planned
+            .iter_mut()
+            .map(|(t, p, ops)| TableWrite { table: &**t, partition: *p, ops: std::mem::take(ops) })
+            .collect();
+        db.committer.commit_many(writes, |batch: &mut WriteBatch, result| {
+            let cursor = result.changes.iter().map(|c| c.new.updated).max();
+            let record = reply(MutationStatus::Applied, None, None, cursor);
+            batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&record).expect("serialises"));
+        })
+    });
+    match outcome {
+        Ok(result) => reply(MutationStatus::Applied, None, None, result.changes.iter().map(|c| c.new.updated).max()),
+        Err(e) => {
+            let rejected = reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None);
+            // Internal failures may be transient: let a retry try again.
+            if e.code() != kalamdb_client_core::protocol::ErrorCode::InternalError {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&rejected).expect("serialises"));
+                let _ = db.store.write(batch);
+            }
+            rejected
+        }
+    }
+}
+
+type PlannedWrites = Vec<(Arc<TableDef>, Partition, Vec<RowOp>)>;
+
+/// Validates every op and groups them by table, in first-seen order.
+fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result<PlannedWrites> {
+    if ops.is_empty() || ops.len() > MAX_OPS_PER_MESSAGE {
+        return Err(KalamError::Validation(format!("a mutation needs 1-{MAX_OPS_PER_MESSAGE} ops")));
+    }
+    let cx = ExecContext { db, principal: principal.clone(), namespace: None, params: &[] };
+    let mut writes: PlannedWrites = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let fail = |e: KalamError| match e {
+            KalamError::Validation(m) => KalamError::Validation(format!("op {}: {m}", i + 1)),
+            other => other,
+        };
+        let (ns, name) = op
+            .table
+            .split_once('.')
+            .ok_or_else(|| KalamError::Validation(format!("op {}: table must be namespace.table", i + 1)))?;
+        let table = cx.resolve_table(&TableRef { namespace: Some(ns.to_string()), name: name.to_ascii_lowercase() })?;
+        cx.check_write(&table)?;
+        let pk_col = table.pk();
+        let pk = || -> Result<values::Value> {
+            let pk = op.pk.as_ref().ok_or_else(|| KalamError::Validation(format!("{:?} needs a pk", op.op)))?;
+            values::from_json(pk, Some(pk_col.data_type), &pk_col.name)
+        };
+        let row_op = match op.op {
+            MutationKind::Insert => {
+                let row =
+                    op.row.as_ref().ok_or_else(|| KalamError::Validation("insert needs a row".into())).map_err(fail)?;
+                let mut targets = Vec::with_capacity(row.len());
+                let mut provided = Vec::with_capacity(row.len());
+                for (col, v) in row {
+                    let idx = writable_column(&table, col).map_err(fail)?;
+                    let c = &table.columns[idx];
+                    targets.push(idx);
+                    provided.push(Some(values::from_json(v, Some(c.data_type), &c.name).map_err(fail)?));
+                }
+                RowOp::Insert { values: complete_row(&cx, &table, &targets, provided).map_err(fail)? }
+            }
+            MutationKind::Update => {
+                let pk = pk().map_err(fail)?;
+                let mut set = Vec::new();
+                for (col, v) in op.row.iter().flatten() {
+                    let idx = writable_column(&table, col).map_err(fail)?;
+                    let c = &table.columns[idx];
+                    let v = values::from_json(v, Some(c.data_type), &c.name).map_err(fail)?;
+                    if idx == table.primary_key {
+                        if v != pk {
+                            return Err(fail(KalamError::Validation("the primary key cannot be updated".into())));
+                        }
+                        continue;
+                    }
+                    set.push((idx, v));
+                }
+                check_not_null(&table, &set).map_err(fail)?;
+                RowOp::Update { pk, set }
+            }
+            MutationKind::Delete => RowOp::Delete { pk: pk().map_err(fail)? },
+        };
+        let partition = cx.partition(&table);
+        match writes.iter_mut().find(|(t, p, _)| t.id == table.id && *p == partition) {
+            Some((_, _, ops)) => ops.push(row_op),
+            None => writes.push((table, partition, vec![row_op])),
+        }
+    }
+    Ok(writes)
+}

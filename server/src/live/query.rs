@@ -1,0 +1,187 @@
+//! A subscription's SQL, compiled once: which table and partition it watches, which columns
+//! it sends, and the WHERE predicate as a DataFusion physical expression evaluated against
+//! rows (a whole batch during catch-up, one row per live change).
+
+use crate::catalog::TableDef;
+use crate::error::{KalamError, Result};
+use crate::ids::Partition;
+use crate::sql::{ExecContext, session};
+use crate::storage::row_codec::StoredRow;
+use crate::tables::SystemColumns;
+use crate::values::{self, Value};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::sql::sqlparser::ast::{
+    Expr, SelectItem, SetExpr, Statement, TableFactor, visit_expressions, visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use kalamdb_client_core::protocol::ColumnInfo;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// Longest subscription SQL accepted.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub struct LiveQuery {
+    pub table: Arc<TableDef>,
+    pub partition: Partition,
+    /// Indexes into `table.columns` of the columns sent, primary key included.
+    pub columns: Vec<usize>,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl LiveQuery {
+    /// Parses and plans `SELECT cols FROM t [WHERE ...]` for the context's principal.
+    pub fn plan(cx: &ExecContext<'_>, sql: &str) -> Result<LiveQuery> {
+        if sql.len() > MAX_QUERY_BYTES {
+            return Err(KalamError::TooLarge(format!("subscription SQL is longer than {MAX_QUERY_BYTES} bytes")));
+        }
+        let unsupported = |what: &str| {
+            KalamError::NotSupported(format!(
+                "subscriptions support SELECT columns FROM one table [WHERE ...]; {what} is not supported"
+            ))
+        };
+        let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| KalamError::Parse(e.to_string()))?;
+        let (Some(Statement::Query(query)), true) = (stmts.pop(), stmts.is_empty()) else {
+            return Err(unsupported("anything but a single SELECT"));
+        };
+        if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
+            return Err(unsupported("WITH, ORDER BY or LIMIT"));
+        }
+        let SetExpr::Select(select) = *query.body else { return Err(unsupported("UNION or VALUES")) };
+        if select.from.len() != 1 || !select.from[0].joins.is_empty() {
+            return Err(unsupported("a join or several tables"));
+        }
+        if select.distinct.is_some()
+            || select.having.is_some()
+            || select.qualify.is_some()
+            || !select.named_window.is_empty()
+        {
+            return Err(unsupported("DISTINCT, HAVING or windows"));
+        }
+        if !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty())
+        {
+            return Err(unsupported("GROUP BY"));
+        }
+        let TableFactor::Table { name, alias, .. } = &select.from[0].relation else {
+            return Err(unsupported("a subquery or table function"));
+        };
+        let table = cx.resolve_table(&crate::sql::dml::table_ref(name)?)?;
+        cx.check_read(&table)?;
+        let alias = alias.as_ref().map(|a| a.name.value.to_ascii_lowercase());
+
+        let mut columns = Vec::new();
+        for item in &select.projection {
+            match item {
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => columns.extend(0..table.columns.len()),
+                SelectItem::UnnamedExpr(expr) => {
+                    let name = column_name(expr, alias.as_deref(), &table)
+                        .ok_or_else(|| unsupported(&format!("the expression '{expr}' (select plain columns)")))?;
+                    let idx = table.column_index(&name).ok_or_else(|| {
+                        KalamError::Validation(format!(
+                            "column '{name}' does not exist in '{}'",
+                            table.qualified_name()
+                        ))
+                    })?;
+                    columns.push(idx);
+                }
+                other => return Err(unsupported(&format!("'{other}'"))),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        columns.retain(|c| seen.insert(*c));
+        if !columns.contains(&table.primary_key) {
+            columns.insert(0, table.primary_key);
+        }
+
+        let filter = match &select.selection {
+            None => None,
+            Some(expr) => {
+                let has_subquery = visit_expressions(expr, |e| match e {
+                    Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. } => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                });
+                if has_subquery.is_break() {
+                    return Err(unsupported("a subquery in WHERE"));
+                }
+                let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), SystemColumns::Hidden);
+                let schema = DFSchema::try_from(table.arrow_schema(true).as_ref().clone())?;
+                // The predicate is evaluated against bare column names: drop qualifiers.
+                let mut expr = expr.clone();
+                let _ = visit_expressions_mut(&mut expr, |e| {
+                    if let Expr::CompoundIdentifier(parts) = e {
+                        if let Some(last) = parts.last().cloned() {
+                            *e = Expr::Identifier(last);
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+                let logical = ctx.parse_sql_expr(&expr.to_string(), &schema)?;
+                Some(ctx.state().create_physical_expr(logical, &schema)?)
+            }
+        };
+        let partition = cx.partition(&table);
+        Ok(LiveQuery { table, partition, columns, filter })
+    }
+
+    /// Column names and types sent for this subscription.
+    pub fn schema(&self) -> Vec<ColumnInfo> {
+        self.columns
+            .iter()
+            .map(|&i| {
+                let c = &self.table.columns[i];
+                ColumnInfo { name: c.name.clone(), data_type: c.data_type.sql_name() }
+            })
+            .collect()
+    }
+
+    /// Which rows of `batch` (built by [`to_batch`] from this table) match the WHERE.
+    pub fn matches_batch(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
+        let n = batch.num_rows();
+        let Some(filter) = &self.filter else { return Ok(vec![true; n]) };
+        let result = filter.evaluate(batch)?.into_array(n)?;
+        let bools = result
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| KalamError::Validation("the subscription's WHERE is not a boolean condition".into()))?;
+        Ok((0..n).map(|i| bools.is_valid(i) && bools.value(i)).collect())
+    }
+
+    /// The subscription's columns of a row, as JSON values.
+    pub fn project(&self, values: &[Value]) -> Vec<serde_json::Value> {
+        self.columns.iter().map(|&i| values::to_json(&values[i], self.table.columns[i].data_type)).collect()
+    }
+
+    /// The primary key of a row, as JSON.
+    pub fn pk_json(&self, values: &[Value]) -> serde_json::Value {
+        values::to_json(&values[self.table.primary_key], self.table.pk().data_type)
+    }
+}
+
+/// `col`, `alias.col` or `"col"` → the lower-cased column name.
+fn column_name(expr: &Expr, alias: Option<&str>, table: &TableDef) -> Option<String> {
+    match expr {
+        Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+        Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            let q = parts[0].value.to_ascii_lowercase();
+            (Some(q.as_str()) == alias || q == table.name).then(|| parts[1].value.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// Rows as a record batch with the table's full schema (user columns, `_updated`, `_deleted`).
+pub fn to_batch(table: &TableDef, rows: &[&StoredRow]) -> Result<RecordBatch> {
+    let schema = table.arrow_schema(true);
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (i, col) in table.columns.iter().enumerate() {
+        let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
+        arrays.push(values::to_arrow(col.data_type, &vals)?);
+    }
+    arrays.push(Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated))));
+    arrays.push(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted)))));
+    RecordBatch::try_new(schema, arrays).map_err(KalamError::internal)
+}

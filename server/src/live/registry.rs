@@ -1,0 +1,185 @@
+//! The live-query registry and fan-out.
+//!
+//! Committed changes arrive from the [`Committer`](crate::tables::Committer) under its lock
+//! and are only enqueued there, in commit order, on one channel. Registrations travel the
+//! same channel (also enqueued under the commit lock, together with the watermark the
+//! initial load reads up to), so every subscription sees exactly the changes committed after
+//! its watermark. A fan-out task drains the channel: for each change it looks up only the
+//! subscriptions on that table and partition, evaluates their predicates against the row
+//! (once per change, shared by all of them) and hands events to each connection's bounded
+//! queue without waiting. A full queue marks the connection as too slow: it is closed, and
+//! the client resumes from its cursor.
+
+use crate::ids::{Partition, TableId, UserId};
+use crate::live::query::{LiveQuery, to_batch};
+use crate::storage::row_codec::StoredRow;
+use crate::tables::{ChangeKind, ChangeSink, RowChange};
+use datafusion::arrow::array::RecordBatch;
+use kalamdb_client_core::protocol::ws::{ChangeOp, ServerMessage};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use tokio::sync::{Notify, mpsc};
+
+/// What a connection's writer task receives.
+#[derive(Debug)]
+pub enum Outgoing {
+    Frame(ServerMessage),
+    /// The subscription was killed (`KILL LIVE QUERY`): forget it and tell the client.
+    Killed {
+        id: String,
+        reason: String,
+    },
+}
+
+/// State a connection shares with the fan-out.
+#[derive(Debug, Default)]
+pub struct ConnectionSignal {
+    /// Set when the connection's queue overflowed; the connection closes itself.
+    pub overflowed: AtomicBool,
+    pub notify: Notify,
+}
+
+/// One registered subscription.
+#[derive(Debug)]
+pub struct LiveSubscription {
+    pub live_id: String,
+    /// The client's id for the subscription (unique per connection).
+    pub id: String,
+    pub connection_id: String,
+    pub user_id: UserId,
+    pub username: String,
+    pub sql: String,
+    pub options: serde_json::Value,
+    pub created_at: i64,
+    pub updated_at: AtomicI64,
+    pub changes: AtomicU64,
+    pub query: LiveQuery,
+    pub sender: mpsc::Sender<Outgoing>,
+    pub signal: Arc<ConnectionSignal>,
+}
+
+enum FanoutEvent {
+    Register(Arc<LiveSubscription>),
+    Unregister(String),
+    Changes(Vec<RowChange>),
+}
+
+pub struct LiveRegistry {
+    tx: mpsc::UnboundedSender<FanoutEvent>,
+    /// Every live subscription by live id (for `system.live_queries` and KILL).
+    all: RwLock<HashMap<String, Arc<LiveSubscription>>>,
+}
+
+impl ChangeSink for LiveRegistry {
+    fn publish(&self, changes: Vec<RowChange>) {
+        let _ = self.tx.send(FanoutEvent::Changes(changes));
+    }
+}
+
+impl LiveRegistry {
+    /// Creates the registry and starts its fan-out task on the current runtime.
+    pub fn start() -> Arc<LiveRegistry> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(fan_out(rx));
+        Arc::new(LiveRegistry { tx, all: RwLock::new(HashMap::new()) })
+    }
+
+    /// Registers a subscription. Call under the commit lock (`Committer::at_watermark`), so
+    /// its position in the change stream matches the watermark of its initial load.
+    pub fn register(&self, sub: Arc<LiveSubscription>) {
+        self.all.write().insert(sub.live_id.clone(), sub.clone());
+        let _ = self.tx.send(FanoutEvent::Register(sub));
+    }
+
+    pub fn unregister(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
+        let removed = self.all.write().remove(live_id);
+        if removed.is_some() {
+            let _ = self.tx.send(FanoutEvent::Unregister(live_id.to_string()));
+        }
+        removed
+    }
+
+    pub fn get(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
+        self.all.read().get(live_id).cloned()
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<LiveSubscription>> {
+        self.all.read().values().cloned().collect()
+    }
+
+    /// Number of live subscriptions on a table (any partition).
+    pub fn count_on_table(&self, table: TableId) -> usize {
+        self.all.read().values().filter(|s| s.query.table.id == table).count()
+    }
+}
+
+async fn fan_out(mut rx: mpsc::UnboundedReceiver<FanoutEvent>) {
+    let mut by_partition: HashMap<(TableId, Partition), Vec<Arc<LiveSubscription>>> = HashMap::new();
+    while let Some(event) = rx.recv().await {
+        match event {
+            FanoutEvent::Register(sub) => {
+                by_partition.entry((sub.query.table.id, sub.query.partition)).or_default().push(sub);
+            }
+            FanoutEvent::Unregister(live_id) => {
+                by_partition.retain(|_, subs| {
+                    subs.retain(|s| s.live_id != live_id);
+                    !subs.is_empty()
+                });
+            }
+            FanoutEvent::Changes(changes) => {
+                for change in &changes {
+                    if let Some(subs) = by_partition.get(&(change.table, change.partition)) {
+                        deliver(change, subs);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Evaluates one change against the subscriptions of its partition. The row (and for
+/// updates the old row) is converted to a one-row batch once and shared by all predicates.
+fn deliver(change: &RowChange, subs: &[Arc<LiveSubscription>]) {
+    let table = &subs[0].query.table;
+    let new = &change.new;
+    let old =
+        change.old.as_ref().map(|values| StoredRow { updated: new.updated, deleted: false, values: values.clone() });
+    let Ok(new_batch) = to_batch(table, &[new]) else { return };
+    let old_batch = old.as_ref().and_then(|o| to_batch(table, &[o]).ok());
+    for sub in subs {
+        let q = &sub.query;
+        // A subscription planned on another table definition can't read this row; schema
+        // changes close such subscriptions.
+        if q.table.columns.len() != new.values.len() {
+            continue;
+        }
+        let is = |batch: &RecordBatch| q.matches_batch(batch).map(|m| m[0]).unwrap_or(false);
+        let was = old_batch.as_ref().is_some_and(is);
+        let (op, row, old_values) = match change.kind {
+            ChangeKind::Insert if is(&new_batch) => (ChangeOp::Insert, &new.values, None),
+            ChangeKind::Update => match (was, is(&new_batch)) {
+                (true, true) => (ChangeOp::Update, &new.values, old.as_ref().map(|o| q.project(&o.values))),
+                (false, true) => (ChangeOp::Insert, &new.values, None),
+                (true, false) => (ChangeOp::Delete, &old.as_ref().expect("matched").values, None),
+                (false, false) => continue,
+            },
+            ChangeKind::Delete if was => (ChangeOp::Delete, &new.values, None),
+            _ => continue,
+        };
+        let frame =
+            ServerMessage::Change { id: sub.id.clone(), op, row: q.project(row), old: old_values, cursor: new.updated };
+        match sub.sender.try_send(Outgoing::Frame(frame)) {
+            Ok(()) => {
+                sub.changes.fetch_add(1, Ordering::Relaxed);
+                sub.updated_at.store(crate::clock::now_micros(), Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                sub.signal.overflowed.store(true, Ordering::Relaxed);
+                sub.signal.notify.notify_one();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
