@@ -5,45 +5,16 @@
 //! Options via environment: `BENCH_REQUESTS` (per concurrency level, default 20000).
 
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const ROOT_PASSWORD: &str = "bench-root-password";
+mod common;
 
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_server(dir: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
-        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
-        .arg("--data-dir")
-        .arg(dir)
-        .env("KALAMDB_ROOT_PASSWORD", ROOT_PASSWORD)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start server");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited").expect("read");
-        if let Some(addr) = line.strip_prefix("kalamdb-server listening on ") {
-            break addr.to_string();
-        }
-    };
-    (Server(child), base)
-}
+use common::Server;
 
 struct Stats {
-    p50: Duration,
-    p99: Duration,
+    p50: u128,
+    p99: u128,
     per_sec: f64,
 }
 
@@ -81,35 +52,23 @@ async fn run(
         all.extend(t.await.unwrap());
     }
     let elapsed = started.elapsed();
-    all.sort();
-    Stats {
-        p50: all[all.len() / 2],
-        p99: all[(all.len() * 99) / 100],
-        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-    }
+    let per_sec = all.len() as f64 / elapsed.as_secs_f64();
+    let (p50, p99) = common::percentiles(all);
+    Stats { p50, p99, per_sec }
 }
 
 fn main() {
     let total: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    let (_server, base) = start_server(dir.path());
+    let server = Server::start(dir.path(), None);
+    let base = server.base.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
-        let login: serde_json::Value = client
-            .post(format!("{base}/v1/api/auth/login"))
-            .json(&json!({"username": "root", "password": ROOT_PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["access_token"].as_str().unwrap().to_string();
+        let token = server.token(&client, "root", common::ROOT_PASSWORD).await;
         let url = format!("{base}/v1/api/sql");
-        let setup = json!({"sql": "CREATE NAMESPACE bench; CREATE USER TABLE bench.items (id BIGINT PRIMARY KEY, name TEXT, qty INT)"});
-        let r = client.post(&url).bearer_auth(&token).json(&setup).send().await.unwrap();
-        assert!(r.status().is_success());
+        let setup = "CREATE NAMESPACE bench; CREATE USER TABLE bench.items (id BIGINT PRIMARY KEY, name TEXT, qty INT)";
+        server.sql(&client, &token, setup, json!([])).await;
 
         println!("requests per case: {total}");
         println!("{:<22} {:>5} {:>10} {:>10} {:>12}", "case", "conc", "p50 (µs)", "p99 (µs)", "req/s");
@@ -133,5 +92,5 @@ fn main() {
 }
 
 fn report(case: &str, concurrency: usize, s: &Stats) {
-    println!("{:<22} {:>5} {:>10} {:>10} {:>12.0}", case, concurrency, s.p50.as_micros(), s.p99.as_micros(), s.per_sec);
+    println!("{:<22} {:>5} {:>10} {:>10} {:>12.0}", case, concurrency, s.p50, s.p99, s.per_sec);
 }

@@ -1,0 +1,86 @@
+//! Shared by the benchmark binaries: start the release server and log in.
+// Each bench binary uses a subset of these helpers.
+#![allow(dead_code)]
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub const ROOT_PASSWORD: &str = "bench-root-password";
+
+/// The server process; killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn start(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"));
+        cmd.args(["--listen", "127.0.0.1:0", "--log", "warn"]).arg("--data-dir").arg(dir);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child =
+            cmd.env("KALAMDB_ROOT_PASSWORD", ROOT_PASSWORD).stdout(Stdio::piped()).spawn().expect("start server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines.next().expect("server exited").expect("read");
+            if let Some(addr) = line.strip_prefix("kalamdb-server listening on ") {
+                break addr.to_string();
+            }
+        };
+        Server { child, base }
+    }
+
+    /// Resident memory of the server process in bytes (Linux).
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    }
+
+    pub async fn token(&self, client: &reqwest::Client, user: &str, password: &str) -> String {
+        let login: serde_json::Value = client
+            .post(format!("{}/v1/api/auth/login", self.base))
+            .json(&json!({"username": user, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["access_token"].as_str().expect("login").to_string()
+    }
+
+    pub async fn sql(&self, client: &reqwest::Client, token: &str, sql: &str, params: serde_json::Value) {
+        let r = client
+            .post(format!("{}/v1/api/sql", self.base))
+            .bearer_auth(token)
+            .json(&json!({"sql": sql, "params": params}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{sql}: {status} {body}");
+    }
+}
+
+/// p50 and p99 of a sample, in microseconds.
+pub fn percentiles(mut v: Vec<std::time::Duration>) -> (u128, u128) {
+    v.sort();
+    (v[v.len() / 2].as_micros(), v[(v.len() * 99) / 100].as_micros())
+}
