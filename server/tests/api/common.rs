@@ -90,9 +90,22 @@ impl TestServer {
         Self::start_with(&[]).await
     }
 
+    /// Starts with a config file holding `toml`.
+    pub async fn start_with_config(toml: &str) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let path = tmp.path().join("kalamdb.toml");
+        std::fs::write(&path, toml).expect("write config");
+        let mut s = Self::start_in(tmp, &["--config", path.to_str().unwrap()]).await;
+        s.extra_args = vec!["--config".into(), path.to_str().unwrap().into()];
+        s
+    }
+
     /// Starts with extra command-line flags.
     pub async fn start_with(extra: &[&str]) -> TestServer {
-        let tmp = tempfile::tempdir().expect("temp dir");
+        Self::start_in(tempfile::tempdir().expect("temp dir"), extra).await
+    }
+
+    async fn start_in(tmp: tempfile::TempDir, extra: &[&str]) -> TestServer {
         let data_dir = tmp.path().join("data");
         let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, base) = spawn(&data_dir, &extra_args);

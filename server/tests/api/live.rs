@@ -553,3 +553,33 @@ async fn catch_up_plus_tail_is_exact_under_concurrent_writers() {
         exactness_run(seed).await;
     }
 }
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_without_slowing_writers() {
+    let s = TestServer::start_with_config("[live]\nsend_queue = 32\n").await;
+    setup(&s).await;
+    let (alice, mut ws) = user(&s, "alice").await;
+    subscribe(&mut ws, "s", "SELECT * FROM app.todos", json!({})).await;
+    // The client stops reading; writers keep going and are never blocked by it.
+    let started = std::time::Instant::now();
+    for chunk in 0..60 {
+        let values: Vec<String> =
+            (0..1000).map(|i| format!("({}, '{}', FALSE)", chunk * 1000 + i, "x".repeat(64))).collect();
+        s.sql_ok(&alice, &format!("INSERT INTO app.todos VALUES {}", values.join(","))).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "writers were not held up");
+    // Reading now: after whatever was already in flight, the server says why it closed.
+    let mut reason = None;
+    while let Some(msg) = ws.try_recv(Duration::from_secs(5)).await {
+        if let ServerMessage::Error { code, .. } = msg {
+            reason = Some(code);
+            break;
+        }
+    }
+    assert_eq!(reason, Some(ErrorCode::SlowConsumer));
+    assert!(ws.closed_within(Duration::from_secs(5)).await);
+    // Resuming from the last cursor works.
+    let mut ws = WsClient::connect_as(&s, "alice", "alice-password").await;
+    let (rows, ..) = subscribe(&mut ws, "s", "SELECT id FROM app.todos", json!({"batch_size": 10000})).await;
+    assert_eq!(rows.len(), 60_000);
+}
