@@ -56,7 +56,8 @@ fn main() {
     let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kalamdb.toml");
-    std::fs::write(&config, "[live]\nmax_subscriptions_per_connection = 1000\nmax_messages_per_second = 100000\n").unwrap();
+    std::fs::write(&config, "[live]\nmax_subscriptions_per_connection = 1000\nmax_messages_per_second = 100000\n")
+        .unwrap();
     let server = Server::start(&dir.path().join("data"), Some(&config));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {

@@ -8,7 +8,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, SnowflakeGenerator, TableId, UserId};
 use crate::live::LiveRegistry;
 use crate::storage::Store;
-use crate::tables::Committer;
+use crate::tables::{Committer, StreamBuffers};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
@@ -32,6 +32,7 @@ pub struct Database {
     /// Held while a client's `mutate` message is checked and applied.
     pub client_locks: LockTable<(UserId, String)>,
     pub live: Arc<LiveRegistry>,
+    pub streams: Arc<StreamBuffers>,
     base_state: SessionState,
 }
 
@@ -74,6 +75,19 @@ impl Database {
         let committer = Committer::open(store.clone())?;
         let live = LiveRegistry::start();
         committer.set_sink(live.clone());
+        let streams = Arc::new(StreamBuffers::default());
+        let sweeper = Arc::downgrade(&streams);
+        tokio::spawn(async move {
+            // Evicts expired stream events even from partitions nobody writes to any more.
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match sweeper.upgrade() {
+                    Some(s) => s.sweep(),
+                    None => return,
+                }
+            }
+        });
         let session_config = SessionConfig::new()
             .with_default_catalog_and_schema(DF_CATALOG, "default")
             .with_create_default_catalog_and_schema(false)
@@ -100,6 +114,7 @@ impl Database {
             partition_locks: LockTable::new(),
             client_locks: LockTable::new(),
             live,
+            streams,
             base_state,
         }))
     }

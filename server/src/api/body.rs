@@ -1,31 +1,46 @@
 //! [`JsonBody`]: the request-body extractor of every POST endpoint.
 
+use crate::api::AppState;
 use crate::error::{KalamError, StatementError};
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::header;
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 /// A JSON object body deserialised into `T`. Unlike axum's `Json`, it reads the whole body
-/// before judging it (so the connection stays usable after an error) and accepts only a
-/// JSON object (serde would otherwise take an array for a struct).
+/// before judging it — an oversized one is drained (up to [`DRAIN_FACTOR`] times the limit)
+/// so the client receives the 413 instead of a reset connection — and accepts only a JSON
+/// object (serde would otherwise take an array for a struct).
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+/// How far past the limit an oversized body is still read and discarded.
+pub const DRAIN_FACTOR: usize = 16;
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = StatementError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let is_json =
             req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
                 ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
             });
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                KalamError::TooLarge("request body exceeds the size limit".into())
-            } else {
-                KalamError::InvalidRequest(format!("cannot read the request body: {}", r.body_text()))
+        let limit = state.db.config.limits.max_body_bytes;
+        let mut stream = req.into_body().into_data_stream();
+        let mut body = Vec::new();
+        let mut total = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| KalamError::InvalidRequest(format!("cannot read the request body: {e}")))?;
+            total += chunk.len();
+            if total <= limit {
+                body.extend_from_slice(&chunk);
+            } else if total > limit.saturating_mul(DRAIN_FACTOR) {
+                break;
             }
-        })?;
+        }
+        if total > limit {
+            return Err(KalamError::TooLarge(format!("request body exceeds the limit of {limit} bytes")).into());
+        }
+        let bytes = body;
         if !is_json {
             return Err(KalamError::InvalidRequest("expected Content-Type: application/json".into()).into());
         }

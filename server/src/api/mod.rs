@@ -33,7 +33,6 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.db.config.limits.max_body_bytes;
     Router::new()
         .route("/v1/api/sql", post(sql::handle))
         .route("/v1/api/auth/login", post(auth::login))
@@ -42,7 +41,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
-        .layer(DefaultBodyLimit::max(body_limit))
+        // JsonBody enforces the configured limit itself (and drains oversized bodies).
+        .layer(DefaultBodyLimit::disable())
         // A bug must cost one request, not the connection: answer 500 and keep serving.
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)

@@ -222,6 +222,26 @@ pub struct TableOptions {
     /// SHARED tables only.
     pub access_level: Option<AccessLevel>,
     pub storage: String,
+    /// STREAM tables only.
+    #[serde(default)]
+    pub stream: Option<StreamOptions>,
+}
+
+/// How a STREAM table keeps its events (in memory, per partition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOptions {
+    /// Events older than this are evicted.
+    pub ttl_seconds: u64,
+    /// At most this many events per partition; the oldest are evicted first.
+    pub max_buffer: u64,
+    /// An insert with no live subscriber on its partition is dropped.
+    pub ephemeral: bool,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions { ttl_seconds: 3600, max_buffer: 10_000, ephemeral: false }
+    }
 }
 
 impl Default for TableOptions {
@@ -231,6 +251,7 @@ impl Default for TableOptions {
             deleted_retention_hours: 168,
             access_level: None,
             storage: "local".into(),
+            stream: None,
         }
     }
 }

@@ -185,3 +185,48 @@ fn start_of_last_rows(
     it.status()?;
     Ok(0)
 }
+
+/// The initial load of a STREAM subscription: the still-buffered events after `since`
+/// (captured at the watermark), filtered and cut into batches. Evicted events are gone, so
+/// streams never report deletes or resets.
+pub fn stream_batches(
+    query: &LiveQuery,
+    id: &str,
+    events: &[StoredRow],
+    last_rows: Option<u32>,
+    batch_size: Option<u32>,
+    watermark: i64,
+) -> Result<Vec<ServerMessage>> {
+    let batch_size = batch_size.map(|b| b as usize).unwrap_or(DEFAULT_BATCH_SIZE);
+    let refs: Vec<&StoredRow> = events.iter().collect();
+    let matches = if refs.is_empty() { vec![] } else { query.matches_batch(&to_batch(&query.table, &refs)?)? };
+    let mut matching: Vec<&StoredRow> = events.iter().zip(matches).filter(|(_, m)| *m).map(|(e, _)| e).collect();
+    if let Some(n) = last_rows {
+        let skip = matching.len().saturating_sub(n as usize);
+        matching.drain(..skip);
+    }
+    let chunks: Vec<&[&StoredRow]> = matching.chunks(batch_size).collect();
+    if chunks.is_empty() {
+        return Ok(vec![ServerMessage::Batch {
+            id: id.to_string(),
+            rows: vec![],
+            deleted: vec![],
+            cursor: watermark,
+            reset: false,
+            last: true,
+        }]);
+    }
+    let n = chunks.len();
+    Ok(chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| ServerMessage::Batch {
+            id: id.to_string(),
+            rows: chunk.iter().map(|e| query.project(&e.values)).collect(),
+            deleted: vec![],
+            cursor: if i + 1 == n { watermark } else { chunk.last().map(|e| e.updated).unwrap_or(watermark) },
+            reset: false,
+            last: i + 1 == n,
+        })
+        .collect())
+}

@@ -3,10 +3,11 @@
 //! only through its bounded queue.
 
 use crate::auth::Principal;
+use crate::catalog::TableKind;
 use crate::clock::now_micros;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::live::catchup::{CatchUp, MAX_BATCH_SIZE};
+use crate::live::catchup::{CatchUp, MAX_BATCH_SIZE, stream_batches};
 use crate::live::registry::{ConnectionSignal, LiveSubscription, Outgoing};
 use crate::live::{LiveQuery, mutations};
 use crate::sql::ExecContext;
@@ -278,9 +279,13 @@ impl Connection {
         // the load sees exactly the commits up to the watermark, the live tail all after it.
         let live = self.db.live.clone();
         let store = self.db.store.clone();
-        let (watermark, snapshot) = self.db.committer.at_watermark(|w| {
+        let streams = self.db.streams.clone();
+        let stream_key =
+            (sub.query.table.kind == TableKind::Stream).then_some((sub.query.table.id, sub.query.partition));
+        let (watermark, snapshot, events) = self.db.committer.at_watermark(|w| {
             live.register(sub.clone());
-            (w, store.db().snapshot())
+            let events = stream_key.map(|(t, p)| streams.read(t, p, s.since.unwrap_or(i64::MIN), w));
+            (w, store.db().snapshot(), events)
         });
         self.subs.insert(s.id.clone(), sub.clone());
         let subscribed = ServerMessage::Subscribed {
@@ -290,13 +295,31 @@ impl Connection {
             primary_key: sub.query.table.pk().name.clone(),
         };
         send(sink, &subscribed).await.map_err(|_| SubscribeError::Socket)?;
-        let loaded = self.initial_load(sink, &sub, &s, &snapshot, watermark, horizon).await;
+        let loaded = match events {
+            Some(events) => self.stream_load(sink, &sub, &s, &events, watermark).await,
+            None => self.initial_load(sink, &sub, &s, &snapshot, watermark, horizon).await,
+        };
         drop(snapshot);
         if loaded.is_err() {
             self.subs.remove(&s.id);
             self.db.live.unregister(&sub.live_id);
         }
         loaded
+    }
+
+    /// Sends the buffered events of a STREAM subscription.
+    async fn stream_load(
+        &self,
+        sink: &mut Sink,
+        sub: &LiveSubscription,
+        s: &Subscribe,
+        events: &[crate::storage::row_codec::StoredRow],
+        watermark: i64,
+    ) -> std::result::Result<(), SubscribeError> {
+        for frame in stream_batches(&sub.query, &s.id, events, s.last_rows, s.batch_size, watermark)? {
+            send(sink, &frame).await.map_err(|_| SubscribeError::Socket)?;
+        }
+        Ok(())
     }
 
     /// Sends the initial batches as they are read; live changes queue meanwhile (their

@@ -108,6 +108,13 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
             .ok_or_else(|| KalamError::Validation(format!("op {}: table must be namespace.table", i + 1)))?;
         let table = cx.resolve_table(&TableRef { namespace: Some(ns.to_string()), name: name.to_ascii_lowercase() })?;
         cx.check_write(&table)?;
+        if table.kind == crate::catalog::TableKind::Stream {
+            return Err(KalamError::NotSupported(format!(
+                "op {}: '{}' is a STREAM table; send its events with INSERT over HTTP",
+                i + 1,
+                table.qualified_name()
+            )));
+        }
         let pk_col = table.pk();
         let pk = || -> Result<values::Value> {
             let pk = op.pk.as_ref().ok_or_else(|| KalamError::Validation(format!("{:?} needs a pk", op.op)))?;

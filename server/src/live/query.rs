@@ -173,7 +173,8 @@ fn column_name(expr: &Expr, alias: Option<&str>, table: &TableDef) -> Option<Str
     }
 }
 
-/// Rows as a record batch with the table's full schema (user columns, `_updated`, `_deleted`).
+/// Rows as a record batch with the table's full schema (user columns, then `_updated` and
+/// `_deleted` unless it is a STREAM table).
 pub fn to_batch(table: &TableDef, rows: &[&StoredRow]) -> Result<RecordBatch> {
     let schema = table.arrow_schema(true);
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -181,7 +182,9 @@ pub fn to_batch(table: &TableDef, rows: &[&StoredRow]) -> Result<RecordBatch> {
         let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
         arrays.push(values::to_arrow(col.data_type, &vals)?);
     }
-    arrays.push(Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated))));
-    arrays.push(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted)))));
+    if table.has_system_columns() {
+        arrays.push(Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated))));
+        arrays.push(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted)))));
+    }
     RecordBatch::try_new(schema, arrays).map_err(KalamError::internal)
 }

@@ -109,6 +109,12 @@ impl LiveRegistry {
         self.all.read().values().cloned().collect()
     }
 
+    /// Whether anyone subscribes to this table partition (ephemeral streams drop events
+    /// nobody would receive).
+    pub fn has_subscribers(&self, table: TableId, partition: Partition) -> bool {
+        self.all.read().values().any(|s| s.query.table.id == table && s.query.partition == partition)
+    }
+
     /// Number of live subscriptions on a table (any partition).
     pub fn count_on_table(&self, table: TableId) -> usize {
         self.all.read().values().filter(|s| s.query.table.id == table).count()

@@ -47,11 +47,11 @@ impl ExecContext<'_> {
         }
     }
 
-    /// Checks read access: USER tables are always readable (own partition only); SHARED
+    /// Checks read access: USER and STREAM tables are always readable (own partition only); SHARED
     /// tables need `public` access or role service+.
     pub fn check_read(&self, table: &TableDef) -> Result<()> {
         match table.kind {
-            TableKind::User => Ok(()),
+            TableKind::User | TableKind::Stream => Ok(()),
             TableKind::Shared => {
                 if table.options.access_level == Some(AccessLevel::Public) || self.principal.role >= Role::Service {
                     Ok(())
@@ -63,26 +63,17 @@ impl ExecContext<'_> {
                     )))
                 }
             }
-            TableKind::Stream => Err(stream_not_supported(table)),
         }
     }
 
-    /// Checks write access: USER tables are writable (own partition only); SHARED tables
+    /// Checks write access: USER and STREAM tables are writable (own partition only); SHARED tables
     /// need role service+.
     pub fn check_write(&self, table: &TableDef) -> Result<()> {
         match table.kind {
-            TableKind::User => Ok(()),
+            TableKind::User | TableKind::Stream => Ok(()),
             TableKind::Shared => {
                 self.principal.require(Role::Service, &format!("writing shared table '{}'", table.qualified_name()))
             }
-            TableKind::Stream => Err(stream_not_supported(table)),
         }
     }
-}
-
-fn stream_not_supported(table: &TableDef) -> KalamError {
-    KalamError::NotSupported(format!(
-        "'{}' is a STREAM table: stream tables are read and written through live subscriptions",
-        table.qualified_name()
-    ))
 }

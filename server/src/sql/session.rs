@@ -7,11 +7,12 @@
 //! reach rows outside the caller's scope.
 
 use crate::auth::Principal;
+use crate::catalog::TableKind;
 use crate::database::{DF_CATALOG, Database};
 use crate::error::KalamError;
 use crate::ids::NamespaceId;
 use crate::sql::ExecContext;
-use crate::tables::{PartitionTableProvider, SystemColumns, system};
+use crate::tables::{PartitionTableProvider, StreamTableProvider, SystemColumns, system};
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
@@ -104,6 +105,9 @@ impl SchemaProvider for NamespaceSchema {
         let cx = self.context();
         cx.check_read(&table).map_err(KalamError::into_datafusion)?;
         let partition = cx.partition(&table);
+        if table.kind == TableKind::Stream {
+            return Ok(Some(Arc::new(StreamTableProvider::new(table, partition, self.db.streams.clone()))));
+        }
         Ok(Some(Arc::new(PartitionTableProvider::new(table, partition, self.system_columns, self.db.store.clone()))))
     }
 

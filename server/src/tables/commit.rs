@@ -97,6 +97,38 @@ impl Committer {
         f(clock.last())
     }
 
+    /// Appends events to a STREAM table partition: each gets a cursor from the clock, goes
+    /// to `buffer` and to live subscribers, all under the commit lock so stream events and
+    /// subscription registrations stay in one order.
+    pub fn commit_stream(
+        &self,
+        table: &TableDef,
+        partition: Partition,
+        rows: Vec<Vec<Value>>,
+        buffer: impl FnOnce(&[StoredRow]),
+    ) -> Vec<StoredRow> {
+        let mut clock = self.clock.lock();
+        let events: Vec<StoredRow> =
+            rows.into_iter().map(|values| StoredRow { updated: clock.next(), deleted: false, values }).collect();
+        buffer(&events);
+        if let Some(sink) = self.sink.get() {
+            sink.publish(
+                events
+                    .iter()
+                    .map(|e| RowChange {
+                        table: table.id,
+                        partition,
+                        kind: ChangeKind::Insert,
+                        old: None,
+                        new: e.clone(),
+                    })
+                    .collect(),
+            );
+        }
+        drop(clock);
+        events
+    }
+
     /// Reads the current version of a row (tombstones included).
     pub fn get(&self, table: &TableDef, partition: Partition, pk: &Value) -> Result<Option<StoredRow>> {
         let key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);

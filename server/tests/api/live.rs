@@ -583,3 +583,77 @@ async fn a_slow_consumer_is_disconnected_without_slowing_writers() {
     let (rows, ..) = subscribe(&mut ws, "s", "SELECT id FROM app.todos", json!({"batch_size": 10000})).await;
     assert_eq!(rows.len(), 60_000);
 }
+
+#[tokio::test]
+async fn stream_tables_buffer_evict_and_deliver_live() {
+    let s = TestServer::start().await;
+    let root = Auth::root();
+    s.sql_ok(
+        &root,
+        "CREATE NAMESPACE app; \
+         CREATE STREAM TABLE app.typing (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), room TEXT, who TEXT) WITH (max_buffer = 3, ttl_seconds = 2); \
+         CREATE STREAM TABLE app.pings (id BIGINT PRIMARY KEY DEFAULT SNOWFLAKE_ID(), note TEXT) WITH (ephemeral = true)",
+    )
+    .await;
+    s.sql_err(
+        &root,
+        "CREATE STREAM TABLE app.bad (id INT PRIMARY KEY) WITH (flush_policy = 'rows:5')",
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    s.sql_err(&root, "CREATE USER TABLE app.bad (id INT PRIMARY KEY) WITH (ttl_seconds = 5)", 400, "VALIDATION_ERROR")
+        .await;
+    let alice = s.create_user("alice").await;
+    let bob = s.create_user("bob").await;
+    // max_buffer keeps the newest events per partition; partitions are per user.
+    for i in 1..=5 {
+        s.sql_ok(&alice, &format!("INSERT INTO app.typing (room, who) VALUES ('r1', 'a{i}')")).await;
+    }
+    s.sql_ok(&bob, "INSERT INTO app.typing (room, who) VALUES ('r1', 'b1')").await;
+    let r = s.sql_ok(&alice, "SELECT who FROM app.typing ORDER BY id").await;
+    assert_eq!(r.rows(0), &vec![json!(["a3"]), json!(["a4"]), json!(["a5"])]);
+    let r = s.sql_ok(&bob, "SELECT who FROM app.typing").await;
+    assert_eq!(r.rows(0), &vec![json!(["b1"])]);
+    // No system columns; no updates or deletes.
+    s.sql_err(&alice, "SELECT _updated FROM app.typing", 400, "VALIDATION_ERROR").await;
+    s.sql_err(&alice, "UPDATE app.typing SET who = 'x'", 400, "NOT_SUPPORTED").await;
+    s.sql_err(&alice, "DELETE FROM app.typing", 400, "NOT_SUPPORTED").await;
+    // A subscriber gets the buffered events, then new ones live.
+    let mut ws = WsClient::connect_as(&s, "alice", "alice-password").await;
+    let (rows, ..) = subscribe(&mut ws, "t", "SELECT who FROM app.typing WHERE room = 'r1'", json!({})).await;
+    let who: Vec<Value> = rows.iter().map(|r| r[1].clone()).collect();
+    assert_eq!(who, vec![json!("a3"), json!("a4"), json!("a5")]);
+    s.sql_ok(&alice, "INSERT INTO app.typing (room, who) VALUES ('r1', 'a6'), ('r2', 'elsewhere')").await;
+    let (op, row, ..) = next_change(&mut ws).await;
+    assert_eq!((op, row[1].clone()), (ChangeOp::Insert, json!("a6")));
+    s.sql_ok(&bob, "INSERT INTO app.typing (room, who) VALUES ('r1', 'b2')").await;
+    assert!(ws.try_recv(Duration::from_millis(300)).await.is_none(), "bob's events stay in bob's partition");
+    // TTL: after ttl_seconds the events are gone.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(s.sql_ok(&alice, "SELECT who FROM app.typing").await.rows(0).is_empty());
+    // Ephemeral: dropped without a subscriber, delivered with one.
+    let r = s.sql_ok(&alice, "INSERT INTO app.pings (note) VALUES ('nobody listens')").await;
+    assert_eq!(r.row_count(0), 0);
+    subscribe(&mut ws, "p", "SELECT note FROM app.pings", json!({})).await;
+    let r = s.sql_ok(&alice, "INSERT INTO app.pings (note) VALUES ('heard')").await;
+    assert_eq!(r.row_count(0), 1);
+    let (_, row, ..) = next_change(&mut ws).await;
+    assert_eq!(row[1], "heard");
+    let r = s.sql_ok(&bob, "INSERT INTO app.pings (note) VALUES ('bob has no subscriber')").await;
+    assert_eq!(r.row_count(0), 0, "alice's subscription does not keep bob's events");
+    // Mutations are for tables, not streams.
+    ws.send_json(json!({"type": "mutate", "client_id": "c", "seq": 1, "ops": [{"table": "app.typing", "op": "insert", "row": {"who": "x"}}]})).await;
+    assert!(matches!(ws.recv().await, ServerMessage::MutateResult(r) if r.code == Some(ErrorCode::NotSupported)));
+    drop(ws);
+    // The disconnect ends the subscriptions; then the table can be dropped.
+    let mut dropped = false;
+    for _ in 0..100 {
+        if s.sql(&root, "DROP STREAM TABLE app.typing").await.status == 200 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped);
+}

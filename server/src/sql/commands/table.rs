@@ -1,8 +1,8 @@
 //! CREATE / DROP TABLE, SHOW TABLES, DESCRIBE TABLE [HISTORY], SHOW STATS FOR TABLE.
 
 use crate::catalog::{
-    AccessLevel, ColumnDef, DELETED_COLUMN, DataType, DefaultValue, FlushPolicy, TableDef, TableKind, TableOptions,
-    UPDATED_COLUMN,
+    AccessLevel, ColumnDef, DELETED_COLUMN, DataType, DefaultValue, FlushPolicy, StreamOptions, TableDef, TableKind,
+    TableOptions, UPDATED_COLUMN,
 };
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
@@ -86,6 +86,15 @@ fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Re
     if kind == TableKind::Shared {
         out.access_level = Some(AccessLevel::Private);
     }
+    if kind == TableKind::Stream {
+        out.stream = Some(StreamOptions::default());
+    }
+    let positive = |key: &str, v: String| -> Result<u64> {
+        v.parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| KalamError::Validation(format!("{key} must be a positive integer")))
+    };
     for o in options {
         let text = || match &o.value {
             Literal::String(s) | Literal::Number(s) => Ok(s.clone()),
@@ -93,6 +102,9 @@ fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Re
             Literal::Null => Err(KalamError::Validation(format!("option '{}' cannot be NULL", o.key))),
         };
         match o.key.as_str() {
+            "flush_policy" | "deleted_retention_hours" if kind == TableKind::Stream => {
+                return Err(KalamError::Validation(format!("option '{}' does not apply to STREAM tables", o.key)));
+            }
             "flush_policy" => out.flush_policy = FlushPolicy::parse(&text()?).map_err(KalamError::Validation)?,
             "deleted_retention_hours" => {
                 out.deleted_retention_hours = text()?.parse().ok().filter(|h| *h > 0).ok_or_else(|| {
@@ -116,7 +128,24 @@ fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Re
                 out.storage = v;
             }
             "ttl_seconds" | "max_buffer" | "ephemeral" => {
-                return Err(KalamError::Validation(format!("option '{}' applies to STREAM tables only", o.key)));
+                let Some(stream) = out.stream.as_mut() else {
+                    return Err(KalamError::Validation(format!("option '{}' applies to STREAM tables only", o.key)));
+                };
+                match o.key.as_str() {
+                    "ttl_seconds" => stream.ttl_seconds = positive("ttl_seconds", text()?)?,
+                    "max_buffer" => stream.max_buffer = positive("max_buffer", text()?)?,
+                    _ => {
+                        stream.ephemeral = match text()?.to_ascii_lowercase().as_str() {
+                            "true" => true,
+                            "false" => false,
+                            other => {
+                                return Err(KalamError::Validation(format!(
+                                    "ephemeral must be true or false, not '{other}'"
+                                )));
+                            }
+                        }
+                    }
+                }
             }
             other => return Err(KalamError::Validation(format!("unknown table option '{other}'"))),
         }
@@ -127,9 +156,6 @@ fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Re
 pub fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE TABLE")?;
     let kind = stmt.kind;
-    if kind == TableKind::Stream {
-        return Err(KalamError::NotSupported("STREAM tables are not available in this version".into()));
-    }
     let namespace = cx.namespace_for(stmt.table.namespace.as_deref())?;
     let name = normalize_ident("table", &stmt.table.name)?;
     let table_pk = stmt.primary_key.as_ref().map(|p| p.to_ascii_lowercase());
@@ -209,6 +235,7 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
         )));
     }
     cx.db.catalog.drop_table(&def.namespace, &def.name)?;
+    cx.db.streams.drop_table(def.id);
     Ok(results::message(0, format!("Table '{}' dropped", def.qualified_name())))
 }
 

@@ -29,6 +29,12 @@ pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> 
     };
     let table = cx.resolve_table(&table_ref(name)?)?;
     cx.check_write(&table)?;
+    if table.kind == crate::catalog::TableKind::Stream {
+        return Err(KalamError::NotSupported(format!(
+            "'{}' is a STREAM table: events cannot be updated or deleted",
+            table.qualified_name()
+        )));
+    }
     let partition = cx.partition(&table);
     let lock = cx.db.partition_locks.get((table.id, partition));
     let _guard = lock.lock().await;

@@ -1,7 +1,8 @@
 //! INSERT INTO t [(cols)] VALUES (...), ... | SELECT ...
 
-use crate::catalog::TableDef;
+use crate::catalog::{TableDef, TableKind};
 use crate::error::{KalamError, Result};
+use crate::ids::Partition;
 use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, parse_one, simple_value, table_ref, writable_column};
 use crate::sql::{ExecContext, query, results};
 use crate::tables::RowOp;
@@ -63,8 +64,31 @@ pub async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryResult> 
         ops.push(RowOp::Insert { values: complete_row(cx, &table, &targets, row)? });
     }
     let partition = cx.partition(&table);
+    if table.kind == TableKind::Stream {
+        return insert_events(cx, &table, partition, ops);
+    }
     let result = cx.db.committer.commit(&table, partition, ops)?;
     Ok(results::message(result.affected, format!("Inserted {} row(s)", result.affected)))
+}
+
+/// STREAM tables: events go to the partition's buffer and its subscribers; with `ephemeral`
+/// they are dropped when nobody subscribes.
+fn insert_events(cx: &ExecContext<'_>, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<QueryResult> {
+    let ephemeral = table.options.stream.is_some_and(|s| s.ephemeral);
+    if ephemeral && !cx.db.live.has_subscribers(table.id, partition) {
+        return Ok(results::message(0, "No live subscriber: events dropped (ephemeral stream)"));
+    }
+    let rows: Vec<Vec<Value>> = ops
+        .into_iter()
+        .filter_map(|op| match op {
+            RowOp::Insert { values } => Some(values),
+            _ => None,
+        })
+        .collect();
+    let streams = &cx.db.streams;
+    let events =
+        cx.db.committer.commit_stream(table, partition, rows, |events| streams.append(table, partition, events));
+    Ok(results::message(events.len() as u64, format!("Inserted {} event(s)", events.len())))
 }
 
 /// Values of one VALUES row (`None` where DEFAULT was written).

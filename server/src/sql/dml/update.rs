@@ -24,6 +24,12 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
     };
     let table = cx.resolve_table(&table_ref(name)?)?;
     cx.check_write(&table)?;
+    if table.kind == crate::catalog::TableKind::Stream {
+        return Err(KalamError::NotSupported(format!(
+            "'{}' is a STREAM table: events cannot be updated or deleted",
+            table.qualified_name()
+        )));
+    }
 
     let mut targets = Vec::with_capacity(upd.assignments.len());
     for a in &upd.assignments {
