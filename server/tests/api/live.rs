@@ -657,3 +657,29 @@ async fn stream_tables_buffer_evict_and_deliver_live() {
     }
     assert!(dropped);
 }
+
+#[tokio::test]
+async fn silent_and_unauthenticated_connections_time_out() {
+    let s = TestServer::start_with_config("[live]\nauth_timeout_secs = 1\nheartbeat_secs = 1\nidle_timeout_secs = 2\n").await;
+    setup(&s).await;
+    s.create_user("alice").await;
+    // No auth frame: an error, then the close.
+    let mut ws = WsClient::connect(&s).await;
+    match ws.try_recv(Duration::from_secs(5)).await {
+        Some(ServerMessage::Error { code, .. }) => assert_eq!(code, ErrorCode::Unauthorized),
+        other => panic!("{other:?}"),
+    }
+    assert!(ws.closed_within(Duration::from_secs(5)).await);
+    // Authenticated but silent (this client neither sends nor reads, so it never answers the
+    // server's pings): closed after the idle timeout.
+    let mut ws = WsClient::connect_as(&s, "alice", "alice-password").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(ws.closed_within(Duration::from_secs(5)).await);
+    // A client that keeps talking stays connected.
+    let mut ws = WsClient::connect_as(&s, "alice", "alice-password").await;
+    for i in 0..8 {
+        ws.send_json(json!({"type": "ping", "nonce": i})).await;
+        assert!(matches!(ws.recv().await, ServerMessage::Pong { nonce: Some(n) } if n == i));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
