@@ -8,8 +8,9 @@ use crate::ids::Partition;
 use crate::sql::{ExecContext, session};
 use crate::storage::row_codec::StoredRow;
 use crate::tables::SystemColumns;
+use crate::tables::provider::rows_to_batch;
 use crate::values::{self, Value};
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{
@@ -174,17 +175,7 @@ fn column_name(expr: &Expr, alias: Option<&str>, table: &TableDef) -> Option<Str
 }
 
 /// Rows as a record batch with the table's full schema (user columns, then `_updated` and
-/// `_deleted` unless it is a STREAM table).
+/// `_deleted` unless it is a STREAM table): what subscription predicates are planned against.
 pub fn to_batch(table: &TableDef, rows: &[&StoredRow]) -> Result<RecordBatch> {
-    let schema = table.arrow_schema(true);
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for (i, col) in table.columns.iter().enumerate() {
-        let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
-        arrays.push(values::to_arrow(col.data_type, &vals)?);
-    }
-    if table.has_system_columns() {
-        arrays.push(Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated))));
-        arrays.push(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted)))));
-    }
-    RecordBatch::try_new(schema, arrays).map_err(KalamError::internal)
+    rows_to_batch(table, rows, table.has_system_columns(), None)
 }

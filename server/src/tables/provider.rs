@@ -109,27 +109,36 @@ impl PartitionTableProvider {
             None => Ok(rows),
         }
     }
+}
 
-    fn to_batch(&self, rows: &[StoredRow], projection: Option<&Vec<usize>>) -> Result<RecordBatch> {
-        let n_user = self.table.columns.len();
-        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
-        let indices = projection.unwrap_or(&all);
-        let schema = Arc::new(self.schema.project(indices).map_err(KalamError::internal)?);
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(indices.len());
-        for &i in indices {
-            let array: ArrayRef = if i < n_user {
-                let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
-                values::to_arrow(self.table.columns[i].data_type, &vals)?
-            } else if i == n_user {
-                Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated)))
-            } else {
-                Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted))))
-            };
-            columns.push(array);
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-        RecordBatch::try_new_with_options(schema, columns, &options).map_err(KalamError::internal)
+/// Rows of `table` as a record batch: the user columns, then `_updated` and `_deleted` when
+/// `with_system` (never for STREAM tables), keeping only `projection` (indexes into that
+/// schema) if given.
+pub fn rows_to_batch(
+    table: &TableDef,
+    rows: &[&StoredRow],
+    with_system: bool,
+    projection: Option<&[usize]>,
+) -> Result<RecordBatch> {
+    let full = table.arrow_schema(with_system);
+    let n_user = table.columns.len();
+    let all: Vec<usize> = (0..full.fields().len()).collect();
+    let indices = projection.unwrap_or(&all);
+    let schema = Arc::new(full.project(indices).map_err(KalamError::internal)?);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let array: ArrayRef = if i < n_user {
+            let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
+            values::to_arrow(table.columns[i].data_type, &vals)?
+        } else if i == n_user {
+            Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated)))
+        } else {
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted))))
+        };
+        columns.push(array);
     }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(schema, columns, &options).map_err(KalamError::internal)
 }
 
 #[async_trait]
@@ -165,7 +174,10 @@ impl TableProvider for PartitionTableProvider {
         // A limit is only safe to apply here when no filter remains to be evaluated above.
         let limit = if filters.is_empty() { limit } else { None };
         let rows = self.read_rows(pk.as_ref(), limit).map_err(KalamError::into_datafusion)?;
-        let batch = self.to_batch(&rows, projection).map_err(KalamError::into_datafusion)?;
+        let refs: Vec<&StoredRow> = rows.iter().collect();
+        let with_system = self.system_columns != SystemColumns::Hidden;
+        let batch = rows_to_batch(&self.table, &refs, with_system, projection.map(|p| p.as_slice()))
+            .map_err(KalamError::into_datafusion)?;
         let schema = batch.schema();
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?)
     }

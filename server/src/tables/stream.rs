@@ -5,12 +5,11 @@
 
 use crate::catalog::{StreamOptions, TableDef};
 use crate::clock::now_micros;
-use crate::error::{KalamError, Result};
+use crate::error::KalamError;
 use crate::ids::{Partition, TableId};
 use crate::storage::row_codec::StoredRow;
-use crate::values;
+use crate::tables::provider::rows_to_batch;
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::{Session, TableProvider};
@@ -122,19 +121,10 @@ impl TableProvider for StreamTableProvider {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let events = self.streams.read(self.table.id, self.partition, i64::MIN, i64::MAX);
-        let all: Vec<usize> = (0..self.table.columns.len()).collect();
-        let indices = projection.unwrap_or(&all);
-        let schema = Arc::new(self.schema.project(indices)?);
-        let columns = indices
-            .iter()
-            .map(|&i| {
-                let vals: Vec<&values::Value> = events.iter().map(|e| &e.values[i]).collect();
-                values::to_arrow(self.table.columns[i].data_type, &vals)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()
+        let refs: Vec<&StoredRow> = events.iter().collect();
+        let batch = rows_to_batch(&self.table, &refs, false, projection.map(|p| p.as_slice()))
             .map_err(KalamError::into_datafusion)?;
-        let options = RecordBatchOptions::new().with_row_count(Some(events.len()));
-        let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
+        let schema = batch.schema();
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?)
     }
 }

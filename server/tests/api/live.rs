@@ -660,7 +660,8 @@ async fn stream_tables_buffer_evict_and_deliver_live() {
 
 #[tokio::test]
 async fn silent_and_unauthenticated_connections_time_out() {
-    let s = TestServer::start_with_config("[live]\nauth_timeout_secs = 1\nheartbeat_secs = 1\nidle_timeout_secs = 2\n").await;
+    let s = TestServer::start_with_config("[live]\nauth_timeout_secs = 1\nheartbeat_secs = 1\nidle_timeout_secs = 2\n")
+        .await;
     setup(&s).await;
     s.create_user("alice").await;
     // No auth frame: an error, then the close.

@@ -1,7 +1,7 @@
 //! DELETE FROM t [WHERE ...]: a soft delete (tombstones with a new `_updated`).
 
 use crate::error::{KalamError, Result};
-use crate::sql::dml::{pk_equality, select_matching, table_ref};
+use crate::sql::dml::{existing_rows_target, pk_equality, select_matching};
 use crate::sql::{ExecContext, results};
 use crate::tables::RowOp;
 use crate::values;
@@ -27,14 +27,7 @@ pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> 
     let TableFactor::Table { name, alias, .. } = &from[0].relation else {
         return Err(KalamError::NotSupported("DELETE target must be a table".into()));
     };
-    let table = cx.resolve_table(&table_ref(name)?)?;
-    cx.check_write(&table)?;
-    if table.kind == crate::catalog::TableKind::Stream {
-        return Err(KalamError::NotSupported(format!(
-            "'{}' is a STREAM table: events cannot be updated or deleted",
-            table.qualified_name()
-        )));
-    }
+    let table = existing_rows_target(cx, name)?;
     let partition = cx.partition(&table);
     let lock = cx.db.partition_locks.get((table.id, partition));
     let _guard = lock.lock().await;

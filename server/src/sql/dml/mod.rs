@@ -40,6 +40,20 @@ pub fn table_ref(name: &ObjectName) -> Result<TableRef> {
     }
 }
 
+/// The table an UPDATE or DELETE names, checked for write access. STREAM tables hold events,
+/// which are never changed once sent.
+pub fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<std::sync::Arc<TableDef>> {
+    let table = cx.resolve_table(&table_ref(name)?)?;
+    cx.check_write(&table)?;
+    if table.kind == crate::catalog::TableKind::Stream {
+        return Err(KalamError::NotSupported(format!(
+            "'{}' is a STREAM table: events cannot be updated or deleted",
+            table.qualified_name()
+        )));
+    }
+    Ok(table)
+}
+
 /// Index of a user-writable column, with clear errors for system and unknown columns.
 pub fn writable_column(table: &TableDef, name: &str) -> Result<usize> {
     let lower = name.to_ascii_lowercase();

@@ -1,7 +1,7 @@
 //! UPDATE t SET col = expr, ... [WHERE ...]
 
 use crate::error::{KalamError, Result};
-use crate::sql::dml::{pk_equality, select_matching, simple_value, table_ref, writable_column};
+use crate::sql::dml::{existing_rows_target, pk_equality, select_matching, simple_value, writable_column};
 use crate::sql::{ExecContext, results};
 use crate::tables::RowOp;
 use crate::values;
@@ -22,14 +22,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
     let TableFactor::Table { name, alias, .. } = &upd.table.relation else {
         return Err(KalamError::NotSupported("UPDATE target must be a table".into()));
     };
-    let table = cx.resolve_table(&table_ref(name)?)?;
-    cx.check_write(&table)?;
-    if table.kind == crate::catalog::TableKind::Stream {
-        return Err(KalamError::NotSupported(format!(
-            "'{}' is a STREAM table: events cannot be updated or deleted",
-            table.qualified_name()
-        )));
-    }
+    let table = existing_rows_target(cx, name)?;
 
     let mut targets = Vec::with_capacity(upd.assignments.len());
     for a in &upd.assignments {
