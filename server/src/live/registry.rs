@@ -70,11 +70,21 @@ pub struct LiveRegistry {
     tx: mpsc::UnboundedSender<FanoutEvent>,
     /// Every live subscription by live id (for `system.live_queries` and KILL).
     all: RwLock<HashMap<String, Arc<LiveSubscription>>>,
+    /// Number of subscriptions per watched table partition.
+    watched: RwLock<HashMap<(TableId, Partition), usize>>,
 }
 
 impl ChangeSink for LiveRegistry {
-    fn publish(&self, changes: Vec<RowChange>) {
-        let _ = self.tx.send(FanoutEvent::Changes(changes));
+    /// Forwards only changes to partitions someone watches, so writes to unwatched
+    /// partitions cost one map lookup here and nothing in the fan-out.
+    fn publish(&self, changes: &[RowChange]) {
+        let watched = self.watched.read();
+        let relevant: Vec<RowChange> =
+            changes.iter().filter(|c| watched.contains_key(&(c.table, c.partition))).cloned().collect();
+        drop(watched);
+        if !relevant.is_empty() {
+            let _ = self.tx.send(FanoutEvent::Changes(relevant));
+        }
     }
 }
 
@@ -83,19 +93,29 @@ impl LiveRegistry {
     pub fn start() -> Arc<LiveRegistry> {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(fan_out(rx));
-        Arc::new(LiveRegistry { tx, all: RwLock::new(HashMap::new()) })
+        Arc::new(LiveRegistry { tx, all: RwLock::new(HashMap::new()), watched: RwLock::new(HashMap::new()) })
     }
 
     /// Registers a subscription. Call under the commit lock (`Committer::at_watermark`), so
     /// its position in the change stream matches the watermark of its initial load.
     pub fn register(&self, sub: Arc<LiveSubscription>) {
+        *self.watched.write().entry((sub.query.table.id, sub.query.partition)).or_default() += 1;
         self.all.write().insert(sub.live_id.clone(), sub.clone());
         let _ = self.tx.send(FanoutEvent::Register(sub));
     }
 
     pub fn unregister(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
         let removed = self.all.write().remove(live_id);
-        if removed.is_some() {
+        if let Some(sub) = &removed {
+            let key = (sub.query.table.id, sub.query.partition);
+            let mut watched = self.watched.write();
+            if let Some(n) = watched.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    watched.remove(&key);
+                }
+            }
+            drop(watched);
             let _ = self.tx.send(FanoutEvent::Unregister(live_id.to_string()));
         }
         removed
@@ -112,7 +132,7 @@ impl LiveRegistry {
     /// Whether anyone subscribes to this table partition (ephemeral streams drop events
     /// nobody would receive).
     pub fn has_subscribers(&self, table: TableId, partition: Partition) -> bool {
-        self.all.read().values().any(|s| s.query.table.id == table && s.query.partition == partition)
+        self.watched.read().contains_key(&(table, partition))
     }
 
     /// Number of live subscriptions on a table (any partition).

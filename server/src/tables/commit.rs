@@ -57,7 +57,7 @@ pub struct CommitResult {
 /// Receives committed changes, in commit order, while the commit lock is held. Must be
 /// quick and never block (the live-query fan-out only enqueues).
 pub trait ChangeSink: Send + Sync {
-    fn publish(&self, changes: Vec<RowChange>);
+    fn publish(&self, changes: &[RowChange]);
 }
 
 /// The writes one statement (or one mutation message) makes to one table partition.
@@ -113,7 +113,7 @@ impl Committer {
         buffer(&events);
         if let Some(sink) = self.sink.get() {
             sink.publish(
-                events
+                &events
                     .iter()
                     .map(|e| RowChange {
                         table: table.id,
@@ -122,7 +122,7 @@ impl Committer {
                         old: None,
                         new: e.clone(),
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             );
         }
         drop(clock);
@@ -225,7 +225,7 @@ impl Committer {
         batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, clock.last().to_le_bytes());
         self.store.write(batch)?;
         if let (Some(sink), false) = (self.sink.get(), result.changes.is_empty()) {
-            sink.publish(result.changes.clone());
+            sink.publish(&result.changes);
         }
         drop(clock);
         Ok(result)
