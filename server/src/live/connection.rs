@@ -107,6 +107,10 @@ impl Connection {
                     }
                 }
                 Some(out) = self.rx.recv() => {
+                    if self.signal.overflowed.load(Ordering::Relaxed) {
+                        let _ = send(&mut sink, &slow_consumer()).await;
+                        break Close::Policy("slow consumer");
+                    }
                     let frame = match out {
                         Outgoing::Frame(f) => f,
                         Outgoing::Killed { id, reason } => {
@@ -118,11 +122,7 @@ impl Connection {
                 }
                 _ = self.signal.notify.notified() => {
                     if self.signal.overflowed.load(Ordering::Relaxed) {
-                        let _ = send(&mut sink, &ServerMessage::Error {
-                            id: None,
-                            code: ErrorCode::SlowConsumer,
-                            message: "the connection fell too far behind; reconnect and resume from your cursors".into(),
-                        }).await;
+                        let _ = send(&mut sink, &slow_consumer()).await;
                         break Close::Policy("slow consumer");
                     }
                 }
@@ -140,7 +140,8 @@ impl Connection {
                         let _ = send(&mut sink, &error_frame(None, &e)).await;
                         break Close::Policy("token expired");
                     }
-                    if sink.send(Message::Ping(Default::default())).await.is_err() { break Close::ClientGone; }
+                    let ping = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default())));
+                    if !matches!(ping.await, Ok(Ok(()))) { break Close::ClientGone; }
                 }
             }
         };
@@ -354,11 +355,25 @@ impl From<KalamError> for SubscribeError {
     }
 }
 
+fn slow_consumer() -> ServerMessage {
+    ServerMessage::Error {
+        id: None,
+        code: ErrorCode::SlowConsumer,
+        message: "the connection fell too far behind; reconnect and resume from your cursors".into(),
+    }
+}
+
+/// A client that accepts no data for this long is treated as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn error_frame(id: Option<String>, e: &KalamError) -> ServerMessage {
     ServerMessage::Error { id, code: e.code(), message: e.public_message() }
 }
 
 async fn send(sink: &mut Sink, frame: &ServerMessage) -> std::result::Result<(), ()> {
     let text = serde_json::to_string(frame).map_err(|_| ())?;
-    sink.send(Message::Text(text.into())).await.map_err(|_| ())
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }

@@ -175,6 +175,11 @@ fn deliver(change: &RowChange, subs: &[Arc<LiveSubscription>]) {
     let Ok(new_batch) = to_batch(table, &[new]) else { return };
     let old_batch = old.as_ref().and_then(|o| to_batch(table, &[o]).ok());
     for sub in subs {
+        // Once a connection has dropped a frame it must not receive later ones (its client
+        // would skip the gap when it resumes); it is closing.
+        if sub.signal.overflowed.load(Ordering::Relaxed) {
+            continue;
+        }
         let q = &sub.query;
         // A subscription planned on another table definition can't read this row; schema
         // changes close such subscriptions.
