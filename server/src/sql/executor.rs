@@ -123,6 +123,7 @@ async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, sql).tokenize().map_err(|e| KalamError::Parse(e.to_string()))?;
     check_complexity(&tokens)?;
+    let system_columns = query::system_columns_in(&tokens);
     let tokens = normalize_current_user(tokens);
     let mut stmts =
         Parser::new(&dialect).with_tokens(tokens).parse_statements().map_err(|e| KalamError::Parse(e.to_string()))?;
@@ -130,10 +131,8 @@ async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
         return Err(KalamError::Parse("expected one statement".into()));
     }
     let stmt = stmts.remove(0);
-    // The planner and sqlparser's Display work on the text; keep it equal to what was parsed.
-    let sql = stmt.to_string();
     match &stmt {
-        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt, &sql).await,
+        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt, system_columns).await,
         SqlStatement::Insert(ins) => dml::insert::execute(cx, ins).await,
         SqlStatement::Update(upd) => dml::update::execute(cx, upd).await,
         SqlStatement::Delete(del) => dml::delete::execute(cx, del).await,

@@ -17,7 +17,14 @@ use std::time::Duration;
 
 /// Which system columns a statement's text names (see [`SystemColumns`]).
 pub fn system_columns_named(sql: &str) -> SystemColumns {
-    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else { return SystemColumns::Hidden };
+    match Tokenizer::new(&GenericDialect {}, sql).tokenize() {
+        Ok(tokens) => system_columns_in(&tokens),
+        Err(_) => SystemColumns::Hidden,
+    }
+}
+
+/// Which system columns a tokenized statement names.
+pub fn system_columns_in(tokens: &[Token]) -> SystemColumns {
     let mut mode = SystemColumns::Hidden;
     for t in tokens {
         if let Token::Word(w) = t {
@@ -60,12 +67,12 @@ pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
 pub async fn run(
     cx: &ExecContext<'_>,
     statement: Statement,
-    sql_text: &str,
+    system_columns: SystemColumns,
     max_rows: usize,
 ) -> Result<(Schema, Vec<RecordBatch>)> {
     let limits = &cx.db.config.limits;
     let timeout = Duration::from_secs(limits.query_timeout_secs);
-    tokio::time::timeout(timeout, run_inner(cx, statement, sql_text, max_rows)).await.map_err(|_| {
+    tokio::time::timeout(timeout, run_inner(cx, statement, system_columns, max_rows)).await.map_err(|_| {
         KalamError::Validation(format!("the statement was cancelled after {} s", limits.query_timeout_secs))
     })?
 }
@@ -73,10 +80,10 @@ pub async fn run(
 async fn run_inner(
     cx: &ExecContext<'_>,
     statement: Statement,
-    sql_text: &str,
+    system_columns: SystemColumns,
     max_rows: usize,
 ) -> Result<(Schema, Vec<RecordBatch>)> {
-    let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns_named(sql_text));
+    let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns);
     let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
     // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
     SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan)?;
@@ -102,8 +109,8 @@ async fn run_inner(
 }
 
 /// Runs a query statement and renders its result.
-pub async fn execute(cx: &ExecContext<'_>, statement: Statement, sql_text: &str) -> Result<QueryResult> {
+pub async fn execute(cx: &ExecContext<'_>, statement: Statement, system_columns: SystemColumns) -> Result<QueryResult> {
     let max_rows = cx.db.config.limits.max_result_rows;
-    let (schema, batches) = run(cx, statement, sql_text, max_rows).await?;
+    let (schema, batches) = run(cx, statement, system_columns, max_rows).await?;
     results::to_query_result(&schema, &batches)
 }

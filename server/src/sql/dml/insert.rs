@@ -5,7 +5,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::Partition;
 use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, parse_one, simple_value, table_ref, writable_column};
 use crate::sql::{ExecContext, query, results};
-use crate::tables::RowOp;
+use crate::tables::{RowOp, SystemColumns};
 use crate::values::{self, Value};
 use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
 use kalamdb_client_core::protocol::QueryResult;
@@ -118,7 +118,7 @@ async fn value_row(
 async fn evaluate_expr(cx: &ExecContext<'_>, expr: &Expr, dt: crate::catalog::DataType, column: &str) -> Result<Value> {
     let sql = format!("SELECT {expr}");
     let stmt = parse_one(&sql)?;
-    let (_, batches) = query::run(cx, stmt, &sql, 1).await?;
+    let (_, batches) = query::run(cx, stmt, SystemColumns::Hidden, 1).await?;
     let batch = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| KalamError::internal("no value"))?;
     values::coerce(values::from_arrow(batch.column(0).as_ref(), 0)?, dt, column)
 }
@@ -130,8 +130,8 @@ async fn select_rows(
     targets: &[usize],
     stmt: Statement,
 ) -> Result<Vec<Vec<Option<Value>>>> {
-    let text = stmt.to_string();
-    let (schema, batches) = query::run(cx, stmt, &text, MAX_ROWS_PER_WRITE).await?;
+    let system_columns = query::system_columns_named(&stmt.to_string());
+    let (schema, batches) = query::run(cx, stmt, system_columns, MAX_ROWS_PER_WRITE).await?;
     if schema.fields().len() != targets.len() {
         return Err(KalamError::Validation(format!(
             "the SELECT returns {} columns but {} columns are being inserted",

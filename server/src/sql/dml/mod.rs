@@ -202,6 +202,6 @@ pub async fn select_matching(
     };
     let filter = selection.map(|s| format!(" WHERE {s}")).unwrap_or_default();
     let sql = format!("SELECT {} FROM {from}{filter}", columns.join(", "));
-    let (_, batches) = query::run(cx, parse_one(&sql)?, &sql, MAX_ROWS_PER_WRITE).await?;
+    let (_, batches) = query::run(cx, parse_one(&sql)?, query::system_columns_named(&sql), MAX_ROWS_PER_WRITE).await?;
     Ok(batches)
 }
