@@ -93,13 +93,17 @@ pub fn coerce(value: Value, dt: DataType, column: &str) -> Result<Value> {
             }
             Value::Int(i)
         }
-        (DataType::Float | DataType::Double, v) => match v {
-            Value::Float(f) => Value::Float(f),
-            Value::Int(i) => Value::Float(i as f64),
-            Value::Decimal(_) => return Err(err(&v)),
-            Value::Text(ref s) => Value::Float(s.trim().parse::<f64>().map_err(|_| err(&v))?),
-            _ => return Err(err(&v)),
-        },
+        (DataType::Float | DataType::Double, v) => {
+            let f = match v {
+                Value::Float(f) => f,
+                Value::Int(i) => i as f64,
+                Value::Text(ref s) => s.trim().parse::<f64>().map_err(|_| err(&v))?,
+                _ => return Err(err(&v)),
+            };
+            // FLOAT is single precision: store what a FLOAT column can hold, so every read
+            // path (SQL results, sync frames) returns the same number.
+            Value::Float(if dt == DataType::Float { f as f32 as f64 } else { f })
+        }
         (DataType::Decimal { precision, scale }, v) => {
             let unscaled = match &v {
                 Value::Int(i) => (*i as i128).checked_mul(10i128.pow(scale.max(0) as u32)),

@@ -8,7 +8,8 @@ use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
 use crate::sql::commands::{execute_as, kill, namespace, table, user};
-use crate::sql::{ExecContext, dml, parser, query};
+use crate::sql::{ExecContext, dml, parser, point_read, query};
+use crate::tables::SystemColumns;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::future::BoxFuture;
@@ -132,6 +133,10 @@ async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
     }
     let stmt = stmts.remove(0);
     match &stmt {
+        SqlStatement::Query(_) if system_columns == SystemColumns::Hidden => match point_read::try_execute(cx, &stmt) {
+            Some(result) => result,
+            None => query::execute(cx, stmt, system_columns).await,
+        },
         SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt, system_columns).await,
         SqlStatement::Insert(ins) => dml::insert::execute(cx, ins).await,
         SqlStatement::Update(upd) => dml::update::execute(cx, upd).await,

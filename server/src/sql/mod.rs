@@ -6,6 +6,7 @@
 //! - [`context`]: who a statement runs as, the current namespace, parameters.
 //! - [`session`]: the DataFusion catalog a query sees, scoped to the caller.
 //! - [`functions`]: CURRENT_USER(), SNOWFLAKE_ID(), UUID_V7(), ULID() for queries.
+//! - [`point_read`]: the primary-key fast path for `SELECT ... WHERE pk = value`.
 //! - [`query`]: SELECT (and EXPLAIN) through DataFusion; [`results`]: Arrow → JSON.
 //! - [`commands`]: one file per custom command group; [`dml`]: INSERT, UPDATE, DELETE.
 
@@ -16,6 +17,7 @@ pub mod dml;
 pub mod executor;
 pub mod functions;
 pub mod parser;
+pub mod point_read;
 pub mod query;
 pub mod results;
 pub mod session;

@@ -181,6 +181,16 @@ async fn column_types_round_trip() {
         json!(["k1", true, -5, 70000, 9007199254740993i64, 1.5, -2.25, "12.35", "3q2+7w==", "2024-02-29",
                "2024-01-02T03:04:05.123456Z", {"a": [1, 2]}, "hello"])
     );
+    // The primary-key fast path and the planned query return exactly the same result.
+    let planned = s
+        .sql_ok(&root, "SELECT k, b, s, i, g, f, d, m, x, dt, ts, j, c FROM t.all_types WHERE k = 'k1' AND TRUE")
+        .await;
+    assert_eq!(planned.body["results"], r.body["results"]);
+    let star = s.sql_ok(&root, "SELECT * FROM t.all_types WHERE k = 'k1'").await;
+    let star_planned = s.sql_ok(&root, "SELECT * FROM t.all_types WHERE 'k1' = k OR FALSE").await;
+    assert_eq!(star.body["results"], star_planned.body["results"]);
+    let none = s.sql_ok(&root, "SELECT k FROM t.all_types WHERE k = 'missing'").await;
+    assert_eq!(none.row_count(0), 0);
     let types: Vec<&str> =
         r.body["results"][0]["schema"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
     assert_eq!(
