@@ -111,14 +111,15 @@ impl Connection {
                         let _ = send(&mut sink, &slow_consumer()).await;
                         break Close::Policy("slow consumer");
                     }
-                    let frame = match out {
-                        Outgoing::Frame(f) => f,
-                        Outgoing::Killed { id, reason } => {
-                            self.subs.remove(&id);
-                            ServerMessage::Error { id: Some(id), code: ErrorCode::Killed, message: reason }
+                    // Everything already queued goes out in one write.
+                    let mut frames = vec![self.outgoing_frame(out)];
+                    while frames.len() < MAX_FRAMES_PER_WRITE {
+                        match self.rx.try_recv() {
+                            Ok(more) => frames.push(self.outgoing_frame(more)),
+                            Err(_) => break,
                         }
-                    };
-                    if send(&mut sink, &frame).await.is_err() { break Close::ClientGone; }
+                    }
+                    if send_all(&mut sink, &frames).await.is_err() { break Close::ClientGone; }
                 }
                 _ = self.signal.notify.notified() => {
                     if self.signal.overflowed.load(Ordering::Relaxed) {
@@ -150,6 +151,16 @@ impl Connection {
         }
         if let Close::Policy(reason) = close {
             let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() }))).await;
+        }
+    }
+
+    fn outgoing_frame(&mut self, out: Outgoing) -> ServerMessage {
+        match out {
+            Outgoing::Frame(f) => f,
+            Outgoing::Killed { id, reason } => {
+                self.subs.remove(&id);
+                ServerMessage::Error { id: Some(id), code: ErrorCode::Killed, message: reason }
+            }
         }
     }
 
@@ -371,9 +382,20 @@ fn error_frame(id: Option<String>, e: &KalamError) -> ServerMessage {
 }
 
 async fn send(sink: &mut Sink, frame: &ServerMessage) -> std::result::Result<(), ()> {
-    let text = serde_json::to_string(frame).map_err(|_| ())?;
-    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    send_all(sink, std::slice::from_ref(frame)).await
+}
+
+/// Most queued frames written (and flushed) together.
+const MAX_FRAMES_PER_WRITE: usize = 256;
+
+/// Writes frames with one flush at the end, so a burst of changes costs one syscall.
+async fn send_all(sink: &mut Sink, frames: &[ServerMessage]) -> std::result::Result<(), ()> {
+    let write = async {
+        for frame in frames {
+            let text = serde_json::to_string(frame).map_err(|_| ())?;
+            sink.feed(Message::Text(text.into())).await.map_err(|_| ())?;
+        }
+        sink.flush().await.map_err(|_| ())
+    };
+    tokio::time::timeout(SEND_TIMEOUT, write).await.unwrap_or(Err(()))
 }
