@@ -119,7 +119,7 @@ fn main() {
                 }
             }
             let (p50, p99) = common::percentiles(samples);
-            println!("{target:>14} {p50:>10} {p99:>10}");
+            println!("{target:>14} {p50:>10} {p99:>10}   (all on the written partition, all matching)");
             for d in drains {
                 d.abort();
             }
@@ -130,6 +130,40 @@ fn main() {
             // Let the server notice the disconnects.
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+
+        // The common shape: 1,000 subscriptions on the table, one per user; a write reaches
+        // only the subscriptions on its own partition.
+        let mut others = vec![];
+        for chunk in 0..10 {
+            let stmts: Vec<String> =
+                (0..100).map(|i| format!("CREATE USER 'u{}' WITH PASSWORD 'user-password'", chunk * 100 + i)).collect();
+            server.sql(&client, &root, &stmts.join("; "), json!([])).await;
+        }
+        for i in 0..999 {
+            let t = server.token(&client, &format!("u{i}"), "user-password").await;
+            let mut ws = connect(&server.base, &t).await;
+            subscribe(&mut ws, "s", "SELECT id, kind, n FROM bench.events WHERE n >= 0").await;
+            others.push(ws);
+        }
+        let mut probe = connect(&server.base, &token).await;
+        subscribe(&mut probe, "s", "SELECT id, kind, n FROM bench.events WHERE n >= 0").await;
+        let mut samples = Vec::with_capacity(writes);
+        for _ in 0..writes {
+            next_id += 1;
+            let t0 = Instant::now();
+            server.sql(&client, &token, "INSERT INTO bench.events (id, kind, n) VALUES ($1, 'click', 1)", json!([next_id])).await;
+            loop {
+                if let ServerMessage::Change { .. } = recv(&mut probe).await {
+                    samples.push(t0.elapsed());
+                    break;
+                }
+            }
+        }
+        let (p50, p99) = common::percentiles(samples);
+        println!("{:>14} {p50:>10} {p99:>10}   (1,000 users, one subscription each; writes reach one)", 1000);
+        drop(probe);
+        drop(others);
+        tokio::time::sleep(Duration::from_millis(500)).await;
 
         // Catch-up throughput from cursor 0.
         let rows = 100_000i64;

@@ -165,6 +165,13 @@ async fn fan_out(mut rx: mpsc::UnboundedReceiver<FanoutEvent>) {
     }
 }
 
+/// What one query makes of one change.
+struct Event {
+    op: ChangeOp,
+    row: Vec<serde_json::Value>,
+    old: Option<Vec<serde_json::Value>>,
+}
+
 /// Evaluates one change against the subscriptions of its partition. The row (and for
 /// updates the old row) is converted to a one-row batch once and shared by all predicates.
 fn deliver(change: &RowChange, subs: &[Arc<LiveSubscription>]) {
@@ -174,6 +181,9 @@ fn deliver(change: &RowChange, subs: &[Arc<LiveSubscription>]) {
         change.old.as_ref().map(|values| StoredRow { updated: new.updated, deleted: false, values: values.clone() });
     let Ok(new_batch) = to_batch(table, &[new]) else { return };
     let old_batch = old.as_ref().and_then(|o| to_batch(table, &[o]).ok());
+    // Subscriptions with the same SQL (several tabs or devices of one user) share one
+    // evaluation: the event is computed once per distinct query.
+    let mut evaluated: HashMap<&str, Option<Event>> = HashMap::new();
     for sub in subs {
         // Once a connection has dropped a frame it must not receive later ones (its client
         // would skip the gap when it resumes); it is closing.
@@ -186,21 +196,30 @@ fn deliver(change: &RowChange, subs: &[Arc<LiveSubscription>]) {
         if q.table.columns.len() != new.values.len() {
             continue;
         }
-        let is = |batch: &RecordBatch| q.matches_batch(batch).map(|m| m[0]).unwrap_or(false);
-        let was = old_batch.as_ref().is_some_and(is);
-        let (op, row, old_values) = match change.kind {
-            ChangeKind::Insert if is(&new_batch) => (ChangeOp::Insert, &new.values, None),
-            ChangeKind::Update => match (was, is(&new_batch)) {
-                (true, true) => (ChangeOp::Update, &new.values, old.as_ref().map(|o| q.project(&o.values))),
-                (false, true) => (ChangeOp::Insert, &new.values, None),
-                (true, false) => (ChangeOp::Delete, &old.as_ref().expect("matched").values, None),
-                (false, false) => continue,
-            },
-            ChangeKind::Delete if was => (ChangeOp::Delete, &new.values, None),
-            _ => continue,
+        let event = evaluated.entry(sub.sql.as_str()).or_insert_with(|| {
+            let is = |batch: &RecordBatch| q.matches_batch(batch).map(|m| m[0]).unwrap_or(false);
+            let was = old_batch.as_ref().is_some_and(is);
+            let (op, row, old_values) = match change.kind {
+                ChangeKind::Insert if is(&new_batch) => (ChangeOp::Insert, &new.values, None),
+                ChangeKind::Update => match (was, is(&new_batch)) {
+                    (true, true) => (ChangeOp::Update, &new.values, old.as_ref().map(|o| q.project(&o.values))),
+                    (false, true) => (ChangeOp::Insert, &new.values, None),
+                    (true, false) => (ChangeOp::Delete, &old.as_ref().expect("matched").values, None),
+                    (false, false) => return None,
+                },
+                ChangeKind::Delete if was => (ChangeOp::Delete, &new.values, None),
+                _ => return None,
+            };
+            Some(Event { op, row: q.project(row), old: old_values })
+        });
+        let Some(event) = event else { continue };
+        let frame = ServerMessage::Change {
+            id: sub.id.clone(),
+            op: event.op,
+            row: event.row.clone(),
+            old: event.old.clone(),
+            cursor: new.updated,
         };
-        let frame =
-            ServerMessage::Change { id: sub.id.clone(), op, row: q.project(row), old: old_values, cursor: new.updated };
         match sub.sender.try_send(Outgoing::Frame(frame)) {
             Ok(()) => {
                 sub.changes.fetch_add(1, Ordering::Relaxed);
