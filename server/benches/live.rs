@@ -56,8 +56,11 @@ fn main() {
     let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kalamdb.toml");
-    std::fs::write(&config, "[live]\nmax_subscriptions_per_connection = 1000\nmax_messages_per_second = 100000\n")
-        .unwrap();
+    std::fs::write(
+        &config,
+        "[auth]\nbcrypt_cost = 4\n[live]\nmax_subscriptions_per_connection = 1000\nmax_messages_per_second = 100000\n",
+    )
+    .unwrap();
     let server = Server::start(&dir.path().join("data"), Some(&config));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
@@ -164,6 +167,23 @@ fn main() {
         drop(probe);
         drop(others);
         tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Subscribe plus the initial load of 1,000 rows.
+        server
+            .sql(&client, &root, "CREATE USER TABLE bench.small (id BIGINT PRIMARY KEY, title TEXT, done BOOLEAN)", json!([]))
+            .await;
+        let values: Vec<String> = (0..1000).map(|i| format!("({i}, 'todo {i}', {})", i % 2 == 0)).collect();
+        server.sql(&client, &token, &format!("INSERT INTO bench.small VALUES {}", values.join(",")), json!([])).await;
+        let mut ws = connect(&server.base, &token).await;
+        let mut samples = vec![];
+        for i in 0..50 {
+            let t0 = Instant::now();
+            subscribe(&mut ws, &format!("load{i}"), "SELECT * FROM bench.small").await;
+            samples.push(t0.elapsed());
+        }
+        let (p50, p99) = common::percentiles(samples);
+        println!("\nsubscribe + initial load of 1,000 rows (one batch): p50 {p50} µs, p99 {p99} µs (50 runs)");
+        drop(ws);
 
         // Catch-up throughput from cursor 0.
         let rows = 100_000i64;
