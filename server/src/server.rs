@@ -4,6 +4,7 @@ use crate::api::{self, AppState, Metrics};
 use crate::config::Config;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ pub async fn run(
     let addr = listener.local_addr().map_err(KalamError::internal)?;
     on_listening(addr);
     let app = api::router(AppState { db: db.clone(), metrics: Arc::new(Metrics::default()) });
+    // Small frames (sync events, short responses) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
