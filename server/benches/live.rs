@@ -77,6 +77,34 @@ fn main() {
             .await;
         let token = server.token(&client, "bencher", "bencher-password").await;
 
+        // Memory per subscription at 10,000 subscriptions (10 connections x 1000).
+        // Measured first, on a fresh server, so memory freed by other phases can't hide it.
+        let before = server.rss_bytes();
+        let mut held = vec![];
+        for c in 0..10 {
+            let mut ws = connect(&server.base, &token).await;
+            for i in 0..1000 {
+                send(&mut ws, json!({"type": "subscribe", "id": format!("m{c}-{i}"), "sql": "SELECT id FROM bench.events WHERE n = -1", "last_rows": 0})).await;
+            }
+            let mut done = 0;
+            while done < 1000 {
+                if let ServerMessage::Batch { last: true, .. } = recv(&mut ws).await {
+                    done += 1;
+                }
+            }
+            held.push(ws);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after = server.rss_bytes();
+        println!(
+            "memory: RSS {:.1} MiB -> {:.1} MiB with 10,000 subscriptions = {:.0} bytes per subscription",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            (after.saturating_sub(before)) as f64 / 10_000.0
+        );
+        drop(held);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
         println!("write -> change event latency ({writes} sequential single-row INSERTs over HTTP per case)");
         println!("{:>14} {:>10} {:>10}", "subscriptions", "p50 (µs)", "p99 (µs)");
         let mut next_id = 0i64;
@@ -216,31 +244,5 @@ fn main() {
         );
         drop(ws);
 
-        // Memory per subscription at 10,000 subscriptions (10 connections x 1000).
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let before = server.rss_bytes();
-        let mut held = vec![];
-        for c in 0..10 {
-            let mut ws = connect(&server.base, &token).await;
-            for i in 0..1000 {
-                send(&mut ws, json!({"type": "subscribe", "id": format!("m{c}-{i}"), "sql": "SELECT id FROM bench.events WHERE n = -1", "last_rows": 0})).await;
-            }
-            let mut done = 0;
-            while done < 1000 {
-                if let ServerMessage::Batch { last: true, .. } = recv(&mut ws).await {
-                    done += 1;
-                }
-            }
-            held.push(ws);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let after = server.rss_bytes();
-        println!(
-            "memory: RSS {:.1} MiB -> {:.1} MiB with 10,000 subscriptions = {:.0} bytes per subscription",
-            before as f64 / 1048576.0,
-            after as f64 / 1048576.0,
-            (after.saturating_sub(before)) as f64 / 10_000.0
-        );
-        drop(held);
     });
 }

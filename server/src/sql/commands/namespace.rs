@@ -45,6 +45,9 @@ pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) ->
         }
     }
     let dropped = cx.db.catalog.drop_namespace(&ns, cascade)?;
+    for t in &dropped {
+        cx.db.streams.drop_table(t.id);
+    }
     Ok(results::message(0, format!("Namespace '{ns}' dropped ({} tables)", dropped.len())))
 }
 
