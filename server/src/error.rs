@@ -5,7 +5,7 @@ use kalamdb_client_core::protocol::ErrorCode;
 
 pub type Result<T, E = KalamError> = std::result::Result<T, E>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KalamError {
     #[error("{0}")]
     InvalidRequest(String),
@@ -96,6 +96,11 @@ impl KalamError {
     pub fn internal(msg: impl std::fmt::Display) -> Self {
         KalamError::Internal(msg.to_string())
     }
+
+    /// Wrap for returning through DataFusion traits.
+    pub fn into_datafusion(self) -> datafusion::error::DataFusionError {
+        datafusion::error::DataFusionError::External(Box::new(self))
+    }
 }
 
 impl From<datafusion::error::DataFusionError> for KalamError {
@@ -106,7 +111,7 @@ impl From<datafusion::error::DataFusionError> for KalamError {
         let root = err.find_root();
         if let D::External(inner) = root {
             if let Some(k) = inner.downcast_ref::<KalamError>() {
-                return k.clone_shallow();
+                return k.clone();
             }
         }
         match root {
@@ -131,36 +136,4 @@ fn plan_error(msg: &str) -> KalamError {
         }
     }
     KalamError::Validation(msg.to_string())
-}
-
-impl KalamError {
-    /// A copy of this error (for errors that crossed DataFusion by reference).
-    fn clone_shallow(&self) -> KalamError {
-        use KalamError::*;
-        match self {
-            InvalidRequest(m) => InvalidRequest(m.clone()),
-            Parse(m) => Parse(m.clone()),
-            Validation(m) => Validation(m.clone()),
-            NotSupported(m) => NotSupported(m.clone()),
-            Unauthorized(m) => Unauthorized(m.clone()),
-            AccountLocked(m) => AccountLocked(m.clone()),
-            Forbidden(m) => Forbidden(m.clone()),
-            NamespaceNotFound(m) => NamespaceNotFound(m.clone()),
-            TableNotFound(m) => TableNotFound(m.clone()),
-            UserNotFound(m) => UserNotFound(m.clone()),
-            AlreadyExists(m) => AlreadyExists(m.clone()),
-            DuplicateKey(m) => DuplicateKey(m.clone()),
-            InUse(m) => InUse(m.clone()),
-            TooLarge(m) => TooLarge(m.clone()),
-            TooManyStatements(m) => TooManyStatements(m.clone()),
-            RateLimited(m) => RateLimited(m.clone()),
-            Storage(e) => Internal(e.to_string()),
-            Internal(m) => Internal(m.clone()),
-        }
-    }
-
-    /// Wrap for returning through DataFusion traits.
-    pub fn into_datafusion(self) -> datafusion::error::DataFusionError {
-        datafusion::error::DataFusionError::External(Box::new(self))
-    }
 }
