@@ -14,20 +14,20 @@ use std::path::{Path, PathBuf};
     name = "kalamdb-server",
     version,
     about = "KalamDB: per-user SQL tables with live queries and offline sync.",
-    long_about = "KalamDB server. Stores data under --data-dir (RocksDB hot tier, Parquet cold \
-tier) and serves SQL over HTTP on --listen.\n\nOn first start, when no users exist, it creates \
+    long_about = "KalamDB server. Stores data under --data-dir (RocksDB) and serves SQL over HTTP and \
+live queries over WebSocket on --listen.\n\nOn first start, when no users exist, it creates \
 the 'root' account (role system). Its password is taken from KALAMDB_ROOT_PASSWORD if set; \
 otherwise a random one is generated and written to <data-dir>/root-password.txt (mode 0600). \
 The password is never logged."
 )]
 pub struct Cli {
-    /// TOML config file (sections [server], [auth], [limits], [storage]; see docs/configuration.md).
+    /// TOML config file (sections [server], [auth], [limits], [storage], [live]; see docs/configuration.md).
     #[arg(long, short = 'c', env = "KALAMDB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]. Use 0.0.0.0:PORT to accept remote clients.
     #[arg(long, env = "KALAMDB_LISTEN")]
     pub listen: Option<SocketAddr>,
-    /// Data directory for RocksDB and Parquet files [default: ./data].
+    /// Data directory [default: ./data].
     #[arg(long, env = "KALAMDB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Secret for signing JWTs. Default: generated on first start and kept in <data-dir>/jwt-secret.
