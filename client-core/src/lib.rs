@@ -1,10 +1,20 @@
 //! KalamDB client core.
 //!
-//! - [`protocol`]: the wire types of the HTTP API (and, later, the WebSocket sync
-//!   protocol). The server serialises exactly these types, so a client built on this
-//!   crate cannot drift from the server.
+//! - [`protocol`]: the wire types of the HTTP API and the WebSocket sync protocol. The
+//!   server serialises exactly these types, so a client built on this crate cannot drift
+//!   from the server.
+//! - [`sync`]: the sync engine — subscriptions with cursors, catch-up then live tail, the
+//!   outbox of optimistic writes, reconnects, status — and the [`sync::Client`] handle.
+//! - [`replica`]: the in-memory working copy and the table views local queries read.
+//! - [`store`]: durable replica storage ([`store::ReplicaStore`]; memory here, IndexedDB in
+//!   the `wasm` crate).
+//! - [`query`]: local SQL (the subscription subset) over the replica.
 //! - [`crdt`] (feature `crdt`): CRDT_TEXT values as Yjs documents, shared with the server.
 
 #[cfg(feature = "crdt")]
 pub mod crdt;
 pub mod protocol;
+pub mod query;
+pub mod replica;
+pub mod store;
+pub mod sync;

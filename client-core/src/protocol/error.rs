@@ -71,3 +71,13 @@ pub struct ErrorBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statement: Option<usize>,
 }
+
+impl std::fmt::Display for ErrorCode {
+    /// The wire name, e.g. `VALIDATION_ERROR`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => f.write_str(&s),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}

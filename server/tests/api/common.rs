@@ -60,8 +60,12 @@ impl Resp {
 }
 
 fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String) {
+    spawn_at(data_dir, extra, "127.0.0.1:0")
+}
+
+fn spawn_at(data_dir: &Path, extra: &[String], listen: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
-        .args(["--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--log", "warn"])
+        .args(["--listen", listen, "--bcrypt-cost", "4", "--log", "warn"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
@@ -148,6 +152,21 @@ impl TestServer {
         let (child, base) = spawn(&self.data_dir, &self.extra_args);
         self.child = Some(child);
         self.base = base;
+    }
+
+    /// Starts again on the same port (the previous process must be gone), so clients
+    /// configured with the old address reconnect to the new process.
+    pub fn start_again_same_port(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        let listen = self.base.trim_start_matches("http://").to_string();
+        let (child, base) = spawn_at(&self.data_dir, &self.extra_args, &listen);
+        self.child = Some(child);
+        self.base = base;
+    }
+
+    /// `ws://` address of the sync endpoint.
+    pub fn ws_url(&self) -> String {
+        format!("{}/v1/ws", self.base.replacen("http://", "ws://", 1))
     }
 
     /// Starts again after a `kill9`.

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod client_sync;
 mod common;
 mod durability;
 mod isolation;

@@ -1,0 +1,265 @@
+//! The replica's working copy in memory: subscriptions with their confirmed rows, and the
+//! outbox of local writes not yet confirmed.
+//!
+//! What the application sees of a table — its [`TableView`] — is the server-confirmed rows of
+//! every subscription on that table, merged by primary key, with the pending outbox writes
+//! replayed on top in order. A rejected write therefore rolls back by simply leaving the
+//! outbox; nothing has to be undone in the confirmed rows.
+
+use crate::protocol::ws::{MutationKind, MutationOp};
+use crate::query::{QueryError, Row};
+use crate::store::{OutboxEntry, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// SQL type name the server uses for CRDT text columns.
+pub const CRDT_TEXT: &str = "CRDT_TEXT";
+
+/// One subscription: its record and the rows the server confirmed for it.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionData {
+    pub record: Option<SubscriptionRecord>,
+    pub rows: BTreeMap<String, Row>,
+}
+
+/// What a table looks like to the application: confirmed rows plus pending writes.
+#[derive(Debug, Clone)]
+pub struct TableView<'a> {
+    pub columns: Vec<String>,
+    pub rows: Vec<Cow<'a, Row>>,
+}
+
+/// The in-memory replica. Mutated only through [`Replica::apply`], with the same
+/// [`StoreOp`]s that are committed to the store, so memory and disk cannot disagree.
+#[derive(Debug, Clone, Default)]
+pub struct Replica {
+    subs: BTreeMap<SubscriptionId, SubscriptionData>,
+    outbox: Vec<OutboxEntry>,
+    meta: BTreeMap<String, Value>,
+}
+
+impl Replica {
+    pub fn from_snapshot(s: Snapshot) -> Self {
+        let mut r = Replica::default();
+        for rec in s.subscriptions {
+            let id = rec.id.clone();
+            r.subs.entry(id).or_default().record = Some(rec);
+        }
+        for (sub, pk, row) in s.rows {
+            // Rows of a subscription whose record is gone are leftovers; skip them.
+            if let Some(d) = r.subs.get_mut(&sub) {
+                d.rows.insert(pk, row);
+            }
+        }
+        r.outbox = s.outbox;
+        r.meta = s.meta.into_iter().collect();
+        r
+    }
+
+    pub fn apply(&mut self, ops: &[StoreOp]) {
+        for op in ops {
+            match op {
+                StoreOp::PutSubscription(rec) => {
+                    self.subs.entry(rec.id.clone()).or_default().record = Some(rec.clone());
+                }
+                StoreOp::DeleteSubscription(id) => {
+                    self.subs.remove(id);
+                }
+                StoreOp::PutRow { sub, pk, row } => {
+                    self.subs.entry(sub.clone()).or_default().rows.insert(pk.clone(), row.clone());
+                }
+                StoreOp::DeleteRow { sub, pk } => {
+                    if let Some(d) = self.subs.get_mut(sub) {
+                        d.rows.remove(pk);
+                    }
+                }
+                StoreOp::ClearRows(sub) => {
+                    if let Some(d) = self.subs.get_mut(sub) {
+                        d.rows.clear();
+                    }
+                }
+                StoreOp::PutOutbox(e) => {
+                    match self.outbox.iter_mut().find(|x| x.client_id == e.client_id && x.seq == e.seq) {
+                        Some(x) => *x = e.clone(),
+                        None => self.outbox.push(e.clone()),
+                    }
+                }
+                StoreOp::DeleteOutbox { client_id, seq } => {
+                    self.outbox.retain(|x| !(x.client_id == *client_id && x.seq == *seq));
+                }
+                StoreOp::PutMeta { key, value } => {
+                    self.meta.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+
+    pub fn subscription(&self, id: &SubscriptionId) -> Option<&SubscriptionData> {
+        self.subs.get(id)
+    }
+
+    pub fn subscriptions(&self) -> impl Iterator<Item = &SubscriptionRecord> {
+        self.subs.values().filter_map(|d| d.record.as_ref())
+    }
+
+    pub fn outbox(&self) -> &[OutboxEntry] {
+        &self.outbox
+    }
+
+    pub fn meta(&self, key: &str) -> Option<&Value> {
+        self.meta.get(key)
+    }
+
+    fn subs_of<'a, 'b>(
+        &'a self,
+        table: &'b str,
+    ) -> impl Iterator<Item = (&'a SubscriptionRecord, &'a SubscriptionData)> + use<'a, 'b> {
+        self.subs.values().filter_map(move |d| d.record.as_ref().filter(|r| r.table == table).map(|r| (r, d)))
+    }
+
+    /// Whether any subscription replicates `table`.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.subs_of(table).next().is_some()
+    }
+
+    /// Primary-key column of `table`, once the server has described it.
+    pub fn primary_key(&self, table: &str) -> Option<&str> {
+        self.subs_of(table).find_map(|(r, _)| r.primary_key.as_deref())
+    }
+
+    /// Declared type of a column of `table`, from any subscription's schema.
+    pub fn column_type(&self, table: &str, column: &str) -> Option<&str> {
+        self.subs_of(table)
+            .flat_map(|(r, _)| r.schema.iter())
+            .find(|c| c.name == column)
+            .map(|c| c.data_type.as_str())
+    }
+
+    /// The application's view of `table`: confirmed rows of all its subscriptions merged by
+    /// primary key, pending writes replayed on top, CRDT columns shown as text.
+    pub fn table_view(&self, table: &str) -> Result<TableView<'_>, QueryError> {
+        if !self.has_table(table) {
+            return Err(QueryError::UnknownTable(table.to_string()));
+        }
+        let mut columns: Vec<String> = Vec::new();
+        let mut crdt_columns: Vec<String> = Vec::new();
+        let mut rows: BTreeMap<String, Cow<'_, Row>> = BTreeMap::new();
+        for (rec, data) in self.subs_of(table) {
+            for c in &rec.schema {
+                if !columns.contains(&c.name) {
+                    columns.push(c.name.clone());
+                    if c.data_type == CRDT_TEXT {
+                        crdt_columns.push(c.name.clone());
+                    }
+                }
+            }
+            for (pk, row) in &data.rows {
+                rows.entry(pk.clone()).or_insert(Cow::Borrowed(row));
+            }
+        }
+        if let Some(pk_col) = self.primary_key(table) {
+            for entry in &self.outbox {
+                for op in entry.ops.iter().filter(|op| op.table == table) {
+                    overlay(&mut rows, pk_col, &crdt_columns, op);
+                }
+            }
+        }
+        let rows = rows
+            .into_values()
+            .map(|row| {
+                if crdt_columns.iter().any(|c| row.get(c).is_some_and(Value::is_object)) {
+                    let mut row = row.into_owned();
+                    for c in &crdt_columns {
+                        if let Some(v) = row.get_mut(c) {
+                            *v = crdt_display(v);
+                        }
+                    }
+                    Cow::Owned(row)
+                } else {
+                    row
+                }
+            })
+            .collect();
+        Ok(TableView { columns, rows })
+    }
+}
+
+/// Replays one pending write on the view.
+fn overlay<'a>(rows: &mut BTreeMap<String, Cow<'a, Row>>, pk_col: &str, crdt_columns: &[String], op: &MutationOp) {
+    match op.op {
+        MutationKind::Insert => {
+            let Some(new) = &op.row else { return };
+            let Some(pk) = new.get(pk_col) else { return };
+            let mut row = new.clone();
+            for c in crdt_columns {
+                if let Some(v) = row.get_mut(c) {
+                    *v = crdt_apply(&Value::Null, v);
+                }
+            }
+            rows.insert(pk_key(pk), Cow::Owned(row));
+        }
+        MutationKind::Update => {
+            let (Some(pk), Some(changes)) = (&op.pk, &op.row) else { return };
+            if let Some(row) = rows.get_mut(&pk_key(pk)) {
+                let row = row.to_mut();
+                for (k, v) in changes {
+                    if crdt_columns.contains(k) {
+                        let merged = crdt_apply(row.get(k).unwrap_or(&Value::Null), v);
+                        row.insert(k.clone(), merged);
+                    } else {
+                        row.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        MutationKind::Delete => {
+            if let Some(pk) = &op.pk {
+                rows.remove(&pk_key(pk));
+            }
+        }
+    }
+}
+
+/// Text of a CRDT cell in any of its forms: `{"text","state"}` from the server, or a string.
+fn crdt_display(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => m.get("text").cloned().unwrap_or(Value::Null),
+        other => other.clone(),
+    }
+}
+
+/// A pending write to a CRDT cell applied on top of its current value: a string replaces
+/// the text; `{"update": base64}` merges into the document (with the `crdt` feature; without
+/// it the confirmed text shows until the server echoes the merge).
+fn crdt_apply(current: &Value, write: &Value) -> Value {
+    match write {
+        Value::Object(w) if w.contains_key("update") => merged_crdt(current, w.get("update")),
+        other => other.clone(),
+    }
+}
+
+#[cfg(feature = "crdt")]
+fn merged_crdt(current: &Value, update: Option<&Value>) -> Value {
+    use crate::crdt::CrdtText;
+    let base = match current {
+        Value::Object(m) => m.get("state").and_then(Value::as_str).and_then(|s| crate::crdt::decode_base64(s).ok()),
+        _ => None,
+    };
+    let mut doc = match base.map(|b| CrdtText::from_state(&b)) {
+        Some(Ok(doc)) => doc,
+        _ => match current {
+            Value::String(s) => CrdtText::from_text(s),
+            _ => CrdtText::new(),
+        },
+    };
+    if let Some(bytes) = update.and_then(Value::as_str).and_then(|s| crate::crdt::decode_base64(s).ok()) {
+        let _ = doc.apply_update(&bytes);
+    }
+    serde_json::json!({ "text": doc.text(), "state": crate::crdt::encode_base64(&doc.state()) })
+}
+
+#[cfg(not(feature = "crdt"))]
+fn merged_crdt(current: &Value, _update: Option<&Value>) -> Value {
+    current.clone()
+}

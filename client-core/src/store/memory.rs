@@ -1,0 +1,94 @@
+//! The in-memory store: for native clients, Node and tests.
+//!
+//! Clones share one state, so a test can "reload the app" by starting a new client on a
+//! clone of the store it used before.
+
+use super::{OutboxEntry, ReplicaStore, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord};
+use crate::query::Row;
+use futures::future::LocalBoxFuture;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct State {
+    subs: BTreeMap<SubscriptionId, SubscriptionRecord>,
+    rows: BTreeMap<SubscriptionId, BTreeMap<String, Row>>,
+    outbox: BTreeMap<(String, u64), OutboxEntry>,
+    meta: BTreeMap<String, Value>,
+    commits: u64,
+}
+
+/// A [`ReplicaStore`] kept in memory.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of commits applied so far (tests check batching with it).
+    pub fn commits(&self) -> u64 {
+        self.state.lock().expect("memory store poisoned").commits
+    }
+}
+
+impl ReplicaStore for MemoryStore {
+    fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>> {
+        let s = self.state.lock().expect("memory store poisoned");
+        let mut outbox: Vec<OutboxEntry> = s.outbox.values().cloned().collect();
+        outbox.sort_by(|a, b| a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq))));
+        let snapshot = Snapshot {
+            subscriptions: s.subs.values().cloned().collect(),
+            rows: s
+                .rows
+                .iter()
+                .flat_map(|(sub, rows)| rows.iter().map(|(pk, row)| (sub.clone(), pk.clone(), row.clone())))
+                .collect(),
+            outbox,
+            meta: s.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        Box::pin(async move { Ok(snapshot) })
+    }
+
+    fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        // Holding the lock for the whole list makes the commit atomic for every reader.
+        let mut s = self.state.lock().expect("memory store poisoned");
+        for op in ops {
+            match op {
+                StoreOp::PutSubscription(r) => {
+                    s.subs.insert(r.id.clone(), r);
+                }
+                StoreOp::DeleteSubscription(id) => {
+                    s.subs.remove(&id);
+                    s.rows.remove(&id);
+                }
+                StoreOp::PutRow { sub, pk, row } => {
+                    s.rows.entry(sub).or_default().insert(pk, row);
+                }
+                StoreOp::DeleteRow { sub, pk } => {
+                    if let Some(rows) = s.rows.get_mut(&sub) {
+                        rows.remove(&pk);
+                    }
+                }
+                StoreOp::ClearRows(sub) => {
+                    s.rows.remove(&sub);
+                }
+                StoreOp::PutOutbox(e) => {
+                    s.outbox.insert((e.client_id.clone(), e.seq), e);
+                }
+                StoreOp::DeleteOutbox { client_id, seq } => {
+                    s.outbox.remove(&(client_id, seq));
+                }
+                StoreOp::PutMeta { key, value } => {
+                    s.meta.insert(key, value);
+                }
+            }
+        }
+        s.commits += 1;
+        Box::pin(async { Ok(()) })
+    }
+}

@@ -1,0 +1,108 @@
+//! Durable replica storage.
+//!
+//! A [`ReplicaStore`] persists what the sync engine needs to survive a reload: the declared
+//! subscriptions with their cursors and schemas, each subscription's rows, the outbox of
+//! local writes, and a few metadata values. The engine keeps the working copy in memory
+//! ([`crate::replica::Replica`]); the store only has to load everything at start and apply
+//! a list of [`StoreOp`]s **atomically**. A batch of rows and the cursor after it always
+//! travel in one commit, so an interrupted first sync resumes exactly where it stopped.
+//!
+//! Stores: [`MemoryStore`] (native, Node, tests) and, in the browser, the IndexedDB store
+//! of the `wasm` crate.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use crate::protocol::ws::{Cursor, MutationOp};
+use crate::protocol::ColumnInfo;
+use crate::query::Row;
+use futures::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Client-chosen name of a subscription (what `sync()` declared), stable across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SubscriptionId(pub String);
+
+impl std::fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A subscription as persisted: what to sync and how far it got.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    pub id: SubscriptionId,
+    /// `SELECT ... FROM namespace.table [WHERE ...]`, sent to the server as is.
+    pub sql: String,
+    /// `namespace.table`, parsed from `sql`.
+    pub table: String,
+    /// Resume point: everything up to here is in the store. `None` before the first batch.
+    pub cursor: Option<Cursor>,
+    /// Columns as the server last described them (empty until the first `subscribed`).
+    pub schema: Vec<ColumnInfo>,
+    pub primary_key: Option<String>,
+    /// The initial load finished at least once; afterwards only live changes and catch-ups follow.
+    pub complete: bool,
+    /// Rows received so far in the current initial load (progress of a first sync).
+    pub rows_loaded: u64,
+    /// Wall-clock time (ms since the Unix epoch) of the last batch or change applied.
+    pub last_synced_ms: Option<f64>,
+}
+
+/// A local write waiting for the server's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub client_id: String,
+    pub seq: u64,
+    pub ops: Vec<MutationOp>,
+    /// When it was written (ms since the Unix epoch); orders entries of several clients.
+    pub created_ms: f64,
+}
+
+/// Primary-key value encoded as canonical JSON text, the key of a row within a subscription.
+pub fn pk_key(pk: &Value) -> String {
+    pk.to_string()
+}
+
+/// One change to the store; a commit applies a list of them in order, all or nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreOp {
+    PutSubscription(SubscriptionRecord),
+    /// Removes the subscription and all its rows.
+    DeleteSubscription(SubscriptionId),
+    PutRow { sub: SubscriptionId, pk: String, row: Row },
+    DeleteRow { sub: SubscriptionId, pk: String },
+    /// Removes every row of a subscription (a `reset`).
+    ClearRows(SubscriptionId),
+    PutOutbox(OutboxEntry),
+    DeleteOutbox { client_id: String, seq: u64 },
+    PutMeta { key: String, value: Value },
+}
+
+/// Everything a store holds, as loaded at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub subscriptions: Vec<SubscriptionRecord>,
+    pub rows: Vec<(SubscriptionId, String, Row)>,
+    /// Ordered by `(created_ms, client_id, seq)`.
+    pub outbox: Vec<OutboxEntry>,
+    pub meta: Vec<(String, Value)>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("replica store: {0}")]
+pub struct StoreError(pub String);
+
+/// Persistence for one replica (one user on one server).
+///
+/// Futures are not `Send`: in the browser everything runs on one thread.
+pub trait ReplicaStore {
+    /// Reads everything back.
+    fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>>;
+    /// Applies `ops` in order, atomically: after a crash either all of them are visible or none.
+    fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>>;
+}

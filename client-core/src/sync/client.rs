@@ -1,0 +1,163 @@
+//! [`Client`]: the handle applications use. Every call is a [`Command`] to the driver task
+//! that owns the replica, so the handle is cheap to clone and, natively, `Send`.
+
+use super::engine::SyncError;
+use super::status::{MutationState, SyncEvent, SyncStatus};
+use crate::protocol::ws::{MutationKind, MutationOp};
+use crate::query::{ResultSet, Row};
+use crate::store::SubscriptionId;
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
+use serde_json::Value;
+
+/// A write accepted into the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteReceipt {
+    pub client_id: String,
+    pub seq: u64,
+    /// Primary keys of inserted rows, in op order (generated ones included).
+    pub inserted_keys: Vec<Value>,
+}
+
+/// Requests to the driver.
+pub enum Command {
+    Sync { id: SubscriptionId, sql: String, reply: oneshot::Sender<Result<(), SyncError>> },
+    Unsync { id: SubscriptionId, reply: oneshot::Sender<()> },
+    Query { sql: String, params: Vec<Value>, reply: oneshot::Sender<Result<ResultSet, SyncError>> },
+    Live { sql: String, params: Vec<Value>, updates: mpsc::UnboundedSender<ResultSet>, reply: oneshot::Sender<Result<u64, SyncError>> },
+    StopLive { id: u64 },
+    Write { ops: Vec<MutationOp>, reply: oneshot::Sender<Result<WriteReceipt, SyncError>> },
+    MutationState { client_id: String, seq: u64, reply: oneshot::Sender<Option<MutationState>> },
+    Status { reply: oneshot::Sender<SyncStatus> },
+    Events { sink: mpsc::UnboundedSender<SyncEvent> },
+    SetOnline { online: bool },
+    /// Resolves once online with every subscription loaded and the outbox empty.
+    Settled { reply: oneshot::Sender<()> },
+    Close { reply: oneshot::Sender<()> },
+}
+
+/// Handle to a running sync client. Clones share the same replica.
+#[derive(Clone)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// A live local query: the first result arrives at once, then one after every change to
+/// its table that changes the result. Dropping it stops the query.
+pub struct LiveQuery {
+    id: u64,
+    commands: mpsc::UnboundedSender<Command>,
+    updates: mpsc::UnboundedReceiver<ResultSet>,
+}
+
+impl LiveQuery {
+    /// The next result, or `None` once the client is closed.
+    pub async fn next(&mut self) -> Option<ResultSet> {
+        self.updates.next().await
+    }
+
+    /// The newest result already delivered, skipping older ones; `None` if none is waiting.
+    pub fn latest(&mut self) -> Option<ResultSet> {
+        let mut last = None;
+        while let Ok(rs) = self.updates.try_recv() {
+            last = Some(rs);
+        }
+        last
+    }
+}
+
+impl Drop for LiveQuery {
+    fn drop(&mut self) {
+        let _ = self.commands.unbounded_send(Command::StopLive { id: self.id });
+    }
+}
+
+impl Client {
+    pub(crate) fn new(commands: mpsc::UnboundedSender<Command>) -> Self {
+        Client { commands }
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, SyncError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.unbounded_send(make(tx)).map_err(|_| SyncError::Closed)?;
+        rx.await.map_err(|_| SyncError::Closed)
+    }
+
+    /// Declares what to replicate: `sql` is `SELECT ... FROM namespace.table [WHERE ...]`,
+    /// kept under `id` across restarts. Idempotent for the same id and SQL.
+    pub async fn sync(&self, id: &str, sql: &str) -> Result<(), SyncError> {
+        let id = SubscriptionId(id.to_string());
+        self.call(|reply| Command::Sync { id, sql: sql.to_string(), reply }).await?
+    }
+
+    /// Stops replicating a subscription and drops its rows locally.
+    pub async fn unsync(&self, id: &str) -> Result<(), SyncError> {
+        self.call(|reply| Command::Unsync { id: SubscriptionId(id.to_string()), reply }).await
+    }
+
+    /// Runs a query on the local replica (works offline).
+    pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<ResultSet, SyncError> {
+        self.call(|reply| Command::Query { sql: sql.to_string(), params, reply }).await?
+    }
+
+    /// A live local query.
+    pub async fn live(&self, sql: &str, params: Vec<Value>) -> Result<LiveQuery, SyncError> {
+        let (updates_tx, updates) = mpsc::unbounded();
+        let id = self
+            .call(|reply| Command::Live { sql: sql.to_string(), params, updates: updates_tx, reply })
+            .await??;
+        Ok(LiveQuery { id, commands: self.commands.clone(), updates })
+    }
+
+    /// Applies writes locally at once and queues them, as one atomic mutation, for the server.
+    pub async fn mutate(&self, ops: Vec<MutationOp>) -> Result<WriteReceipt, SyncError> {
+        self.call(|reply| Command::Write { ops, reply }).await?
+    }
+
+    /// Inserts a row. A missing TEXT primary key is generated (UUIDv7).
+    pub async fn insert(&self, table: &str, row: Row) -> Result<WriteReceipt, SyncError> {
+        self.mutate(vec![MutationOp { table: table.into(), op: MutationKind::Insert, row: Some(row), pk: None }]).await
+    }
+
+    /// Changes some columns of the row with primary key `pk`.
+    pub async fn update(&self, table: &str, pk: Value, changes: Row) -> Result<WriteReceipt, SyncError> {
+        self.mutate(vec![MutationOp { table: table.into(), op: MutationKind::Update, row: Some(changes), pk: Some(pk) }])
+            .await
+    }
+
+    pub async fn delete(&self, table: &str, pk: Value) -> Result<WriteReceipt, SyncError> {
+        self.mutate(vec![MutationOp { table: table.into(), op: MutationKind::Delete, row: None, pk: Some(pk) }]).await
+    }
+
+    /// Where a write stands (`None` if unknown: settled long ago or never made here).
+    pub async fn mutation_state(&self, receipt: &WriteReceipt) -> Result<Option<MutationState>, SyncError> {
+        let (client_id, seq) = (receipt.client_id.clone(), receipt.seq);
+        self.call(|reply| Command::MutationState { client_id, seq, reply }).await
+    }
+
+    pub async fn status(&self) -> Result<SyncStatus, SyncError> {
+        self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// A stream of status changes, mutation outcomes and errors.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<SyncEvent> {
+        let (sink, rx) = mpsc::unbounded();
+        let _ = self.commands.unbounded_send(Command::Events { sink });
+        rx
+    }
+
+    /// Goes offline (closes the socket, keeps working locally) or back online.
+    pub fn set_online(&self, online: bool) {
+        let _ = self.commands.unbounded_send(Command::SetOnline { online });
+    }
+
+    /// Waits until online, every subscription loaded and every local write confirmed.
+    pub async fn settled(&self) -> Result<(), SyncError> {
+        self.call(|reply| Command::Settled { reply }).await
+    }
+
+    /// Stops syncing. The store keeps everything for the next start.
+    pub async fn close(&self) {
+        let _ = self.call(|reply| Command::Close { reply }).await;
+    }
+}

@@ -1,0 +1,501 @@
+//! The driver: one task that owns the [`SyncEngine`], the store and the socket, and turns
+//! commands, socket frames and timers into engine inputs.
+//!
+//! Effects of consecutive inputs that are already waiting are combined into one store commit
+//! (up to [`MAX_INPUTS_PER_COMMIT`]), so a fast catch-up crosses into the store per batch of
+//! frames, not per row.
+
+use super::backoff::Backoff;
+use super::client::{Client, Command, WriteReceipt};
+use super::engine::{Effects, SyncEngine, SyncError};
+use super::platform::{Platform, Socket, SocketEvent, TokenSource, parse_utc_ms, uuid_v7};
+use super::status::SyncEvent;
+use crate::protocol::ws::{ClientMessage, MutationKind, ServerMessage};
+use crate::query::ResultSet;
+use crate::store::ReplicaStore;
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt};
+use serde_json::Value;
+use std::rc::Rc;
+
+const MAX_INPUTS_PER_COMMIT: usize = 256;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// WebSocket endpoint, e.g. `ws://127.0.0.1:8080/v1/ws`.
+    pub url: String,
+    /// A `ping` goes out this often; a connection silent for two intervals is dropped.
+    pub ping_interval_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Start connected (false: offline until `set_online(true)`).
+    pub online: bool,
+}
+
+impl ClientConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        ClientConfig { url: url.into(), ping_interval_ms: 15_000, backoff_base_ms: 250, backoff_max_ms: 30_000, online: true }
+    }
+}
+
+enum Input {
+    Command(Command),
+    Socket(SocketEvent),
+    Opened { conn: u64, result: Result<(Box<dyn Socket>, String), String> },
+    Retry { conn: u64 },
+    Renew { conn: u64, token: Result<String, String> },
+    RenewDue { conn: u64 },
+    Tick,
+}
+
+struct LiveRegistration {
+    id: u64,
+    table: String,
+    sql: String,
+    params: Vec<Value>,
+    last: Option<ResultSet>,
+    updates: mpsc::UnboundedSender<ResultSet>,
+}
+
+/// Starts a client on the current thread's executor (the platform's `spawn`).
+pub fn start<P: Platform, S: ReplicaStore + 'static>(config: ClientConfig, platform: P, store: S, tokens: TokenSource) -> Client {
+    let (tx, rx) = mpsc::unbounded();
+    let platform = Rc::new(platform);
+    platform.spawn(Box::pin(run(config, platform.clone(), store, tokens, rx)));
+    Client::new(tx)
+}
+
+/// The driver loop; returns when the client is closed or every handle is dropped.
+pub async fn run<P: Platform, S: ReplicaStore>(
+    config: ClientConfig,
+    platform: Rc<P>,
+    store: S,
+    tokens: TokenSource,
+    commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let (input_tx, input_rx) = mpsc::unbounded::<Input>();
+    let (socket_tx, socket_rx) = mpsc::unbounded::<SocketEvent>();
+    let mut inputs = futures::stream::select(
+        futures::stream::select(commands.map(Input::Command), socket_rx.map(Input::Socket)),
+        input_rx,
+    );
+    let snapshot = match store.load().await {
+        Ok(s) => s,
+        Err(e) => {
+            // Without its store the replica cannot run; answer every command with the error.
+            while let Some(input) = inputs.next().await {
+                if let Input::Command(cmd) = input {
+                    fail_command(cmd, SyncError::Store(e.clone()));
+                }
+            }
+            return;
+        }
+    };
+    let p = platform.clone();
+    let (engine, init) = SyncEngine::new(snapshot, || uuid_v7(p.now_ms(), || p.random_u32()));
+    let mut d = Driver {
+        backoff: Backoff::new(config.backoff_base_ms, config.backoff_max_ms),
+        want_online: config.online,
+        config,
+        platform,
+        store,
+        tokens: Rc::new(tokens),
+        engine,
+        conn: 0,
+        socket: None,
+        connecting: false,
+        last_frame_ms: 0.0,
+        input_tx,
+        socket_tx,
+        lives: Vec::new(),
+        next_live: 1,
+        event_sinks: Vec::new(),
+        settle_waiters: Vec::new(),
+        replies: Vec::new(),
+        closed: None,
+    };
+    if !init.is_empty() {
+        d.perform(Effects { commit: init, ..Effects::default() }).await;
+    }
+    d.schedule_tick();
+    if d.want_online {
+        d.connect();
+    }
+    while let Some(first) = inputs.next().await {
+        let mut fx = d.handle(first);
+        for _ in 1..MAX_INPUTS_PER_COMMIT {
+            match inputs.next().now_or_never() {
+                Some(Some(input)) => fx.absorb(d.handle(input)),
+                _ => break,
+            }
+        }
+        d.perform(fx).await;
+        if let Some(reply) = d.closed.take() {
+            d.shutdown();
+            let _ = reply.send(());
+            return;
+        }
+    }
+    d.shutdown();
+}
+
+fn fail_command(cmd: Command, e: SyncError) {
+    match cmd {
+        Command::Sync { reply, .. } => drop(reply.send(Err(e))),
+        Command::Query { reply, .. } => drop(reply.send(Err(e))),
+        Command::Live { reply, .. } => drop(reply.send(Err(e))),
+        Command::Write { reply, .. } => drop(reply.send(Err(e))),
+        Command::Close { reply } => { let _ = reply.send(()); },
+        _ => {}
+    }
+}
+
+type Reply = Box<dyn FnOnce()>;
+
+struct Driver<P: Platform, S: ReplicaStore> {
+    config: ClientConfig,
+    platform: Rc<P>,
+    store: S,
+    tokens: Rc<TokenSource>,
+    engine: SyncEngine,
+    /// Number of the current connection attempt; events of older ones are ignored.
+    conn: u64,
+    socket: Option<Box<dyn Socket>>,
+    connecting: bool,
+    want_online: bool,
+    backoff: Backoff,
+    last_frame_ms: f64,
+    input_tx: mpsc::UnboundedSender<Input>,
+    socket_tx: mpsc::UnboundedSender<SocketEvent>,
+    lives: Vec<LiveRegistration>,
+    next_live: u64,
+    event_sinks: Vec<mpsc::UnboundedSender<SyncEvent>>,
+    settle_waiters: Vec<oneshot::Sender<()>>,
+    /// Answers held back until the effects they depend on are committed.
+    replies: Vec<Reply>,
+    closed: Option<oneshot::Sender<()>>,
+}
+
+impl<P: Platform, S: ReplicaStore> Driver<P, S> {
+    fn later(&self, ms: u64, input: Input) {
+        let tx = self.input_tx.clone();
+        let sleep = self.platform.sleep(ms);
+        self.platform.spawn(Box::pin(async move {
+            sleep.await;
+            let _ = tx.unbounded_send(input);
+        }));
+    }
+
+    fn schedule_tick(&self) {
+        self.later(self.config.ping_interval_ms, Input::Tick);
+    }
+
+    fn connect(&mut self) {
+        if self.connecting || self.socket.is_some() || !self.want_online {
+            return;
+        }
+        self.conn += 1;
+        self.connecting = true;
+        let (conn, url) = (self.conn, self.config.url.clone());
+        let (platform, tokens, tx, socket_tx) =
+            (self.platform.clone(), self.tokens.clone(), self.input_tx.clone(), self.socket_tx.clone());
+        self.platform.spawn(Box::pin(async move {
+            let result = match (tokens)().await {
+                Err(e) => Err(format!("no token: {e}")),
+                Ok(token) => platform.connect(&url, conn, socket_tx).await.map(|s| (s, token)),
+            };
+            let _ = tx.unbounded_send(Input::Opened { conn, result });
+        }));
+    }
+
+    fn retry_later(&mut self) {
+        let delay = self.backoff.next_delay_ms(self.platform.random_u32() as f64 / 4_294_967_296.0);
+        self.later(delay, Input::Retry { conn: self.conn });
+    }
+
+    fn drop_socket(&mut self, reason: Option<String>) -> Effects {
+        if let Some(s) = self.socket.take() {
+            s.close();
+        }
+        self.engine.on_close(reason)
+    }
+
+    fn handle(&mut self, input: Input) -> Effects {
+        match input {
+            Input::Command(cmd) => self.command(cmd),
+            Input::Opened { conn, result } => {
+                if conn != self.conn {
+                    if let Ok((s, _)) = result {
+                        s.close();
+                    }
+                    return Effects::default();
+                }
+                self.connecting = false;
+                match result {
+                    Ok((socket, token)) if self.want_online => {
+                        self.socket = Some(socket);
+                        self.last_frame_ms = self.platform.now_ms();
+                        self.engine.on_open(token)
+                    }
+                    Ok((socket, _)) => {
+                        socket.close();
+                        Effects::default()
+                    }
+                    Err(e) => {
+                        self.retry_later();
+                        self.engine.on_close(Some(e))
+                    }
+                }
+            }
+            Input::Socket(SocketEvent::Frame { conn, text }) if conn == self.conn && self.socket.is_some() => {
+                self.last_frame_ms = self.platform.now_ms();
+                match serde_json::from_str::<ServerMessage>(&text) {
+                    Ok(msg) => {
+                        if let ServerMessage::AuthOk { expires_at, .. } = &msg {
+                            self.backoff.reset();
+                            self.schedule_renewal(expires_at);
+                        }
+                        self.engine.on_message(msg, self.platform.now_ms())
+                    }
+                    Err(e) => {
+                        // A frame this client cannot read: reconnecting resumes from cursors.
+                        let fx = self.drop_socket(Some(format!("unreadable frame from server: {e}")));
+                        self.retry_later();
+                        fx
+                    }
+                }
+            }
+            Input::Socket(SocketEvent::Closed { conn, reason }) if conn == self.conn => {
+                self.socket = None;
+                let fx = self.engine.on_close(reason.or_else(|| Some("connection closed".into())));
+                if self.want_online {
+                    self.retry_later();
+                }
+                fx
+            }
+            Input::Socket(_) => Effects::default(),
+            Input::Retry { conn } => {
+                if conn == self.conn {
+                    self.connect();
+                }
+                Effects::default()
+            }
+            Input::RenewDue { conn } => {
+                if conn == self.conn && self.socket.is_some() {
+                    let (tokens, tx) = (self.tokens.clone(), self.input_tx.clone());
+                    self.platform.spawn(Box::pin(async move {
+                        let token = (tokens)().await;
+                        let _ = tx.unbounded_send(Input::Renew { conn, token });
+                    }));
+                }
+                Effects::default()
+            }
+            Input::Renew { conn, token } => match token {
+                Ok(token) if conn == self.conn && self.socket.is_some() => self.engine.renew(token),
+                _ => Effects::default(),
+            },
+            Input::Tick => {
+                self.schedule_tick();
+                let now = self.platform.now_ms();
+                if self.socket.is_some() {
+                    if now - self.last_frame_ms > 2.0 * self.config.ping_interval_ms as f64 {
+                        let fx = self.drop_socket(Some("no answer from the server".into()));
+                        self.retry_later();
+                        return fx;
+                    }
+                    return Effects { send: vec![ClientMessage::Ping { nonce: None }], ..Effects::default() };
+                }
+                Effects::default()
+            }
+        }
+    }
+
+    fn schedule_renewal(&self, expires_at: &str) {
+        if let Some(exp) = parse_utc_ms(expires_at) {
+            // Renew at 80% of the remaining lifetime, not more often than every second.
+            let left = (exp - self.platform.now_ms()).max(0.0);
+            self.later(((left * 0.8) as u64).max(1000), Input::RenewDue { conn: self.conn });
+        }
+    }
+
+    fn command(&mut self, cmd: Command) -> Effects {
+        match cmd {
+            Command::Sync { id, sql, reply } => match self.engine.subscribe(id, sql) {
+                Ok(fx) => {
+                    self.replies.push(Box::new(move || drop(reply.send(Ok(())))));
+                    fx
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    Effects::default()
+                }
+            },
+            Command::Unsync { id, reply } => {
+                let fx = self.engine.unsubscribe(&id);
+                self.replies.push(Box::new(move || { let _ = reply.send(()); }));
+                fx
+            }
+            Command::Query { sql, params, reply } => {
+                let _ = reply.send(self.engine.query(&sql, &params).map(|(_, rs)| rs));
+                Effects::default()
+            }
+            Command::Live { sql, params, updates, reply } => {
+                match self.engine.query(&sql, &params) {
+                    Ok((table, rs)) => {
+                        let id = self.next_live;
+                        self.next_live += 1;
+                        let _ = updates.unbounded_send(rs.clone());
+                        self.lives.push(LiveRegistration { id, table, sql, params, last: Some(rs), updates });
+                        let _ = reply.send(Ok(id));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+                Effects::default()
+            }
+            Command::StopLive { id } => {
+                self.lives.retain(|l| l.id != id);
+                Effects::default()
+            }
+            Command::Write { ops, reply } => {
+                let platform = self.platform.clone();
+                let new_key = move || uuid_v7(platform.now_ms(), || platform.random_u32());
+                match self.engine.write(ops, self.platform.now_ms(), new_key) {
+                    Ok((seq, fx)) => {
+                        let receipt = self.receipt(seq);
+                        self.replies.push(Box::new(move || drop(reply.send(Ok(receipt)))));
+                        fx
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        Effects::default()
+                    }
+                }
+            }
+            Command::MutationState { client_id, seq, reply } => {
+                let _ = reply.send(self.engine.mutation_state(&client_id, seq));
+                Effects::default()
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.engine.status());
+                Effects::default()
+            }
+            Command::Events { sink } => {
+                let _ = sink.unbounded_send(SyncEvent::Status(self.engine.status()));
+                self.event_sinks.push(sink);
+                Effects::default()
+            }
+            Command::SetOnline { online } => {
+                self.want_online = online;
+                if online {
+                    self.backoff.reset();
+                    self.connect();
+                    Effects::default()
+                } else {
+                    // Events of the closed connection must not count for a later one.
+                    self.conn += 1;
+                    self.connecting = false;
+                    self.drop_socket(None)
+                }
+            }
+            Command::Settled { reply } => {
+                self.settle_waiters.push(reply);
+                Effects::default()
+            }
+            Command::Close { reply } => {
+                self.closed = Some(reply);
+                Effects::default()
+            }
+        }
+    }
+
+    fn receipt(&self, seq: u64) -> WriteReceipt {
+        let entry = self.engine.replica().outbox().iter().find(|e| e.seq == seq && e.client_id == self.engine.client_id());
+        let inserted_keys = entry
+            .map(|e| {
+                e.ops
+                    .iter()
+                    .filter(|op| op.op == MutationKind::Insert)
+                    .filter_map(|op| {
+                        let pk = self.engine.replica().primary_key(&op.table)?;
+                        op.row.as_ref()?.get(pk).cloned()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        WriteReceipt { client_id: self.engine.client_id().to_string(), seq, inserted_keys }
+    }
+
+    /// Commit, then send, then notify.
+    async fn perform(&mut self, fx: Effects) {
+        if !fx.commit.is_empty() {
+            if let Err(e) = self.store.commit(fx.commit).await {
+                // Memory is ahead of the store now; stop syncing so nothing builds on it.
+                let mut fx2 = self.drop_socket(Some(e.to_string()));
+                self.want_online = false;
+                fx2.events.push(SyncEvent::Error { code: crate::protocol::ErrorCode::InternalError, message: e.to_string() });
+                self.notify(fx2.events);
+                for reply in self.replies.drain(..) {
+                    reply();
+                }
+                return;
+            }
+        }
+        if let Some(socket) = &self.socket {
+            for msg in fx.send {
+                let text = serde_json::to_string(&msg).expect("client frames serialize");
+                if socket.send(text).is_err() {
+                    break; // the Closed event follows and everything is resent after reconnecting
+                }
+            }
+        }
+        for reply in self.replies.drain(..) {
+            reply();
+        }
+        self.refresh_live(&fx.touched);
+        self.notify(fx.events);
+        if !self.settle_waiters.is_empty() {
+            let s = self.engine.status();
+            if s.online && !s.syncing && s.pending_writes == 0 {
+                for w in self.settle_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+        }
+    }
+
+    fn notify(&mut self, events: Vec<SyncEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        self.event_sinks.retain(|sink| events.iter().all(|e| sink.unbounded_send(e.clone()).is_ok()));
+    }
+
+    fn refresh_live(&mut self, touched: &std::collections::HashSet<String>) {
+        if touched.is_empty() {
+            return;
+        }
+        let engine = &self.engine;
+        self.lives.retain_mut(|l| {
+            if !touched.contains(&l.table) {
+                return true;
+            }
+            // An error means the table's last subscription went away: the result is empty.
+            let rs = engine.query(&l.sql, &l.params).map(|(_, rs)| rs).unwrap_or_default();
+            if l.last.as_ref() == Some(&rs) {
+                return !l.updates.is_closed();
+            }
+            l.last = Some(rs.clone());
+            l.updates.unbounded_send(rs).is_ok()
+        });
+    }
+
+    fn shutdown(&mut self) {
+        self.conn += 1;
+        if let Some(s) = self.socket.take() {
+            s.close();
+        }
+    }
+}

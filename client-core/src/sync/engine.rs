@@ -1,0 +1,485 @@
+//! The sync state machine, free of I/O.
+//!
+//! [`SyncEngine`] takes inputs — a server frame, a connection that opened or dropped, a local
+//! write, a new subscription — updates the in-memory [`Replica`] and returns [`Effects`]: store
+//! operations to commit, frames to send and events to report. The driver
+//! ([`super::driver`]) performs them in that order: commit first, then send, then notify, so a
+//! frame is never sent for a write that is not durable yet.
+
+use super::status::{MutationState, SyncEvent, SyncStatus};
+use crate::protocol::ws::{
+    ChangeOp, ClientMessage, Mutate, MutateResult, MutationKind, MutationOp, MutationStatus, ServerMessage,
+    Subscribe,
+};
+use crate::protocol::{ColumnInfo, ErrorCode};
+use crate::query::{self, QueryError, ResultSet, Row};
+use crate::replica::Replica;
+use crate::store::{OutboxEntry, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+
+const META_CLIENT_ID: &str = "client_id";
+const META_NEXT_SEQ: &str = "next_seq";
+
+/// What the driver must do after an input.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Commit these atomically, before anything else.
+    pub commit: Vec<StoreOp>,
+    /// Then send these, in order.
+    pub send: Vec<ClientMessage>,
+    /// Then report these.
+    pub events: Vec<SyncEvent>,
+    /// Tables whose view changed (live queries on them must re-run).
+    pub touched: HashSet<String>,
+}
+
+impl Effects {
+    /// Combines the effects of several inputs handled before one commit.
+    pub fn absorb(&mut self, other: Effects) {
+        self.commit.extend(other.commit);
+        self.send.extend(other.send);
+        self.events.extend(other.events);
+        self.touched.extend(other.touched);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commit.is_empty() && self.send.is_empty() && self.events.is_empty() && self.touched.is_empty()
+    }
+}
+
+/// Errors of local operations (the server's verdicts arrive as events instead).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("invalid write: {0}")]
+    InvalidWrite(String),
+    #[error("subscription '{0}' already exists with a different query")]
+    SubscriptionConflict(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("the client is closed")]
+    Closed,
+    #[error("server: {code}: {message}")]
+    Server { code: ErrorCode, message: String },
+    #[error("connection: {0}")]
+    Transport(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Offline,
+    /// Socket open, `auth` sent, waiting for `auth_ok`.
+    Authenticating,
+    Online,
+}
+
+/// The sync state machine for one replica.
+pub struct SyncEngine {
+    replica: Replica,
+    client_id: String,
+    next_seq: u64,
+    link: Link,
+    /// Subscriptions whose initial load or catch-up is running on this connection.
+    loading: HashSet<SubscriptionId>,
+    /// Outcomes of settled mutations, kept for `mutation_state` (bounded).
+    settled: BTreeMap<(String, u64), MutationState>,
+    last_error: Option<String>,
+}
+
+const SETTLED_KEPT: usize = 1000;
+
+impl SyncEngine {
+    /// Restores the engine from a store snapshot. `fresh_client_id` names this replica's
+    /// writes if the store has none yet.
+    pub fn new(snapshot: Snapshot, fresh_client_id: impl FnOnce() -> String) -> (Self, Vec<StoreOp>) {
+        let replica = Replica::from_snapshot(snapshot);
+        let mut init = Vec::new();
+        let client_id = match replica.meta(META_CLIENT_ID).and_then(Value::as_str) {
+            Some(id) => id.to_string(),
+            None => {
+                let id = fresh_client_id();
+                init.push(StoreOp::PutMeta { key: META_CLIENT_ID.into(), value: Value::String(id.clone()) });
+                id
+            }
+        };
+        let stored_seq = replica.meta(META_NEXT_SEQ).and_then(Value::as_u64).unwrap_or(1);
+        let outbox_max = replica.outbox().iter().filter(|e| e.client_id == client_id).map(|e| e.seq + 1).max();
+        let next_seq = stored_seq.max(outbox_max.unwrap_or(1));
+        let mut engine = SyncEngine {
+            replica,
+            client_id,
+            next_seq,
+            link: Link::Offline,
+            loading: HashSet::new(),
+            settled: BTreeMap::new(),
+            last_error: None,
+        };
+        engine.replica.apply(&init);
+        (engine, init)
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.link == Link::Online
+    }
+
+    fn commit(&mut self, fx: &mut Effects, ops: Vec<StoreOp>) {
+        self.replica.apply(&ops);
+        fx.commit.extend(ops);
+    }
+
+    pub fn status(&self) -> SyncStatus {
+        let subs: Vec<&SubscriptionRecord> = self.replica.subscriptions().collect();
+        SyncStatus {
+            online: self.link == Link::Online,
+            syncing: !self.loading.is_empty() || (self.link == Link::Online && subs.iter().any(|s| !s.complete)),
+            pending_writes: self.replica.outbox().len(),
+            last_synced_ms: subs.iter().filter_map(|s| s.last_synced_ms).reduce(f64::max),
+            first_sync_rows: subs.iter().filter(|s| !s.complete).map(|s| s.rows_loaded).sum(),
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    fn status_changed(&self, fx: &mut Effects) {
+        fx.events.push(SyncEvent::Status(self.status()));
+    }
+
+    // ---- connection lifecycle -------------------------------------------------------------
+
+    /// A socket opened: authenticate first.
+    pub fn on_open(&mut self, token: String) -> Effects {
+        self.link = Link::Authenticating;
+        Effects { send: vec![ClientMessage::Auth { token }], ..Effects::default() }
+    }
+
+    /// The socket closed or failed; everything in flight will be resent after reconnecting.
+    pub fn on_close(&mut self, reason: Option<String>) -> Effects {
+        let mut fx = Effects::default();
+        let was = self.link;
+        self.link = Link::Offline;
+        self.loading.clear();
+        if reason.is_some() {
+            self.last_error = reason;
+        }
+        if was != Link::Offline {
+            self.status_changed(&mut fx);
+        }
+        fx
+    }
+
+    /// A token renewal for the open connection.
+    pub fn renew(&self, token: String) -> Effects {
+        Effects { send: vec![ClientMessage::Auth { token }], ..Effects::default() }
+    }
+
+    fn subscribe_frame(rec: &SubscriptionRecord) -> ClientMessage {
+        ClientMessage::Subscribe(Subscribe {
+            id: rec.id.0.clone(),
+            sql: rec.sql.clone(),
+            since: rec.cursor,
+            last_rows: None,
+            batch_size: None,
+        })
+    }
+
+    fn mutate_frame(e: &OutboxEntry) -> ClientMessage {
+        ClientMessage::Mutate(Mutate { client_id: e.client_id.clone(), seq: e.seq, ops: e.ops.clone() })
+    }
+
+    // ---- server frames --------------------------------------------------------------------
+
+    pub fn on_message(&mut self, msg: ServerMessage, now_ms: f64) -> Effects {
+        let mut fx = Effects::default();
+        match msg {
+            ServerMessage::AuthOk { .. } => {
+                if self.link == Link::Authenticating {
+                    self.link = Link::Online;
+                    self.last_error = None;
+                    let subs: Vec<SubscriptionRecord> = self.replica.subscriptions().cloned().collect();
+                    for rec in &subs {
+                        self.loading.insert(rec.id.clone());
+                        fx.send.push(Self::subscribe_frame(rec));
+                    }
+                    for e in self.replica.outbox() {
+                        fx.send.push(Self::mutate_frame(e));
+                    }
+                    self.status_changed(&mut fx);
+                }
+            }
+            ServerMessage::Subscribed { id, schema, primary_key, .. } => {
+                let id = SubscriptionId(id);
+                if let Some(mut rec) = self.record(&id) {
+                    if rec.schema != schema || rec.primary_key.as_deref() != Some(primary_key.as_str()) {
+                        rec.schema = schema;
+                        rec.primary_key = Some(primary_key);
+                        fx.touched.insert(rec.table.clone());
+                        self.commit(&mut fx, vec![StoreOp::PutSubscription(rec)]);
+                    }
+                }
+            }
+            ServerMessage::Batch { id, rows, deleted, cursor, reset, last } => {
+                let id = SubscriptionId(id);
+                let Some(mut rec) = self.record(&id) else { return fx };
+                let mut ops = Vec::with_capacity(rows.len() + deleted.len() + 2);
+                if reset {
+                    ops.push(StoreOp::ClearRows(id.clone()));
+                    rec.rows_loaded = 0;
+                    rec.complete = false;
+                }
+                let pk_index = pk_index(&rec);
+                rec.rows_loaded += rows.len() as u64;
+                for values in rows {
+                    if let Some(op) = row_put(&id, &rec.schema, pk_index, values) {
+                        ops.push(op);
+                    }
+                }
+                for pk in deleted {
+                    ops.push(StoreOp::DeleteRow { sub: id.clone(), pk: pk_key(&pk) });
+                }
+                // Cursors never move backwards, except that a reset restarts the history.
+                if reset || rec.cursor.is_none_or(|c| cursor >= c) {
+                    rec.cursor = Some(cursor);
+                }
+                if last {
+                    rec.complete = true;
+                    rec.rows_loaded = 0;
+                    self.loading.remove(&id);
+                }
+                rec.last_synced_ms = Some(now_ms);
+                fx.touched.insert(rec.table.clone());
+                ops.push(StoreOp::PutSubscription(rec));
+                self.commit(&mut fx, ops);
+                self.status_changed(&mut fx);
+            }
+            ServerMessage::Change { id, op, row, cursor, .. } => {
+                let id = SubscriptionId(id);
+                let Some(mut rec) = self.record(&id) else { return fx };
+                if rec.cursor.is_some_and(|c| cursor <= c) {
+                    return fx; // already applied (can only happen after a reset race); never go back
+                }
+                let pk_index = pk_index(&rec);
+                let mut ops = Vec::with_capacity(2);
+                match op {
+                    ChangeOp::Insert | ChangeOp::Update => {
+                        if let Some(put) = row_put(&id, &rec.schema, pk_index, row) {
+                            ops.push(put);
+                        }
+                    }
+                    ChangeOp::Delete => {
+                        if let Some(pk) = pk_index.and_then(|i| row.get(i)) {
+                            ops.push(StoreOp::DeleteRow { sub: id.clone(), pk: pk_key(pk) });
+                        }
+                    }
+                }
+                rec.cursor = Some(cursor);
+                rec.last_synced_ms = Some(now_ms);
+                fx.touched.insert(rec.table.clone());
+                ops.push(StoreOp::PutSubscription(rec));
+                self.commit(&mut fx, ops);
+            }
+            ServerMessage::MutateResult(r) => self.on_mutate_result(r, &mut fx),
+            ServerMessage::Error { id: Some(id), code, message } => {
+                let sub = SubscriptionId(id.clone());
+                if self.loading.remove(&sub) {
+                    self.status_changed(&mut fx);
+                }
+                fx.events.push(SyncEvent::SubscriptionError { id: sub, code, message });
+            }
+            ServerMessage::Error { id: None, code, message } => {
+                self.last_error = Some(format!("{code}: {message}"));
+                fx.events.push(SyncEvent::Error { code, message });
+            }
+            ServerMessage::Unsubscribed { .. } | ServerMessage::Pong { .. } => {}
+        }
+        fx
+    }
+
+    fn record(&self, id: &SubscriptionId) -> Option<SubscriptionRecord> {
+        self.replica.subscription(id).and_then(|d| d.record.clone())
+    }
+
+    fn on_mutate_result(&mut self, r: MutateResult, fx: &mut Effects) {
+        let Some(entry) = self.replica.outbox().iter().find(|e| e.client_id == r.client_id && e.seq == r.seq).cloned()
+        else {
+            return; // settled before (a duplicate reply)
+        };
+        let state = match r.status {
+            MutationStatus::Applied | MutationStatus::Duplicate => MutationState::Applied { cursor: r.cursor },
+            MutationStatus::Rejected => MutationState::Rejected {
+                code: r.code.unwrap_or(ErrorCode::InternalError),
+                reason: r.reason.unwrap_or_default(),
+            },
+        };
+        for op in &entry.ops {
+            fx.touched.insert(op.table.clone());
+        }
+        self.commit(fx, vec![StoreOp::DeleteOutbox { client_id: r.client_id.clone(), seq: r.seq }]);
+        self.settled.insert((r.client_id.clone(), r.seq), state.clone());
+        while self.settled.len() > SETTLED_KEPT {
+            self.settled.pop_first();
+        }
+        fx.events.push(SyncEvent::Mutation { client_id: r.client_id, seq: r.seq, state });
+        self.status_changed(fx);
+    }
+
+    // ---- local operations -----------------------------------------------------------------
+
+    /// Declares a subscription (idempotent for the same id and SQL). Its rows start arriving
+    /// once online.
+    pub fn subscribe(&mut self, id: SubscriptionId, sql: String) -> Result<Effects, SyncError> {
+        let parsed = query::parse(&sql, &[])?;
+        if !parsed.table.contains('.') {
+            return Err(SyncError::Query(QueryError::Syntax(format!(
+                "name the table with its namespace (namespace.{})",
+                parsed.table
+            ))));
+        }
+        let mut fx = Effects::default();
+        if let Some(existing) = self.record(&id) {
+            if existing.sql == sql {
+                return Ok(fx);
+            }
+            return Err(SyncError::SubscriptionConflict(id.0));
+        }
+        let rec = SubscriptionRecord {
+            id: id.clone(),
+            sql,
+            table: parsed.table,
+            cursor: None,
+            schema: Vec::new(),
+            primary_key: None,
+            complete: false,
+            rows_loaded: 0,
+            last_synced_ms: None,
+        };
+        if self.link == Link::Online {
+            self.loading.insert(id);
+            fx.send.push(Self::subscribe_frame(&rec));
+        }
+        self.commit(&mut fx, vec![StoreOp::PutSubscription(rec)]);
+        self.status_changed(&mut fx);
+        Ok(fx)
+    }
+
+    /// Drops a subscription and its rows from the replica.
+    pub fn unsubscribe(&mut self, id: &SubscriptionId) -> Effects {
+        let mut fx = Effects::default();
+        if let Some(rec) = self.record(id) {
+            if self.link == Link::Online {
+                fx.send.push(ClientMessage::Unsubscribe { id: id.0.clone() });
+            }
+            self.loading.remove(id);
+            fx.touched.insert(rec.table);
+            self.commit(&mut fx, vec![StoreOp::DeleteSubscription(id.clone())]);
+            self.status_changed(&mut fx);
+        }
+        fx
+    }
+
+    /// Queues local writes as one atomic mutation: applied to the view at once, persisted in
+    /// the outbox, sent when online. Returns the mutation's `seq`.
+    pub fn write(&mut self, mut ops: Vec<MutationOp>, now_ms: f64, new_key: impl Fn() -> String) -> Result<(u64, Effects), SyncError> {
+        if ops.is_empty() {
+            return Err(SyncError::InvalidWrite("a mutation needs at least one operation".into()));
+        }
+        for op in &mut ops {
+            self.prepare(op, &new_key)?;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = OutboxEntry { client_id: self.client_id.clone(), seq, ops, created_ms: now_ms };
+        let mut fx = Effects::default();
+        for op in &entry.ops {
+            fx.touched.insert(op.table.clone());
+        }
+        if self.link == Link::Online {
+            fx.send.push(Self::mutate_frame(&entry));
+        }
+        self.commit(
+            &mut fx,
+            vec![StoreOp::PutOutbox(entry), StoreOp::PutMeta { key: META_NEXT_SEQ.into(), value: Value::from(self.next_seq) }],
+        );
+        self.status_changed(&mut fx);
+        Ok((seq, fx))
+    }
+
+    /// Validates one write and fills in what the client owns: a primary key for inserts into
+    /// tables with a TEXT key (UUIDv7, so keys sort by creation time like the server's).
+    fn prepare(&self, op: &mut MutationOp, new_key: &impl Fn() -> String) -> Result<(), SyncError> {
+        let invalid = |m: String| Err(SyncError::InvalidWrite(m));
+        if !op.table.contains('.') {
+            return invalid(format!("name the table with its namespace (namespace.{})", op.table));
+        }
+        let pk_col = self.replica.primary_key(&op.table).map(str::to_string);
+        match op.op {
+            MutationKind::Insert => {
+                let Some(row) = op.row.as_mut() else { return invalid("insert needs a row".into()) };
+                if let Some(pk_col) = pk_col {
+                    if row.get(&pk_col).is_none_or(Value::is_null) {
+                        match self.replica.column_type(&op.table, &pk_col) {
+                            Some("TEXT") => {
+                                row.insert(pk_col, Value::String(new_key()));
+                            }
+                            _ => {
+                                return invalid(format!(
+                                    "insert into {} needs a value for its primary key '{pk_col}' (only TEXT keys are generated offline)",
+                                    op.table
+                                ));
+                            }
+                        }
+                    }
+                }
+                if op.pk.is_some() {
+                    return invalid("insert carries the key inside the row, not in pk".into());
+                }
+            }
+            MutationKind::Update => {
+                if op.pk.is_none() || op.row.as_ref().is_none_or(|r| r.is_empty()) {
+                    return invalid("update needs pk and at least one changed column".into());
+                }
+            }
+            MutationKind::Delete => {
+                if op.pk.is_none() || op.row.is_some() {
+                    return invalid("delete needs pk and no row".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a mutation stands.
+    pub fn mutation_state(&self, client_id: &str, seq: u64) -> Option<MutationState> {
+        if self.replica.outbox().iter().any(|e| e.client_id == client_id && e.seq == seq) {
+            return Some(MutationState::Pending);
+        }
+        self.settled.get(&(client_id.to_string(), seq)).cloned()
+    }
+
+    /// Runs a local query over the replica.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<(String, ResultSet), SyncError> {
+        let q = query::parse(sql, params)?;
+        let view = self.replica.table_view(&q.table)?;
+        let rs = q.run(&view.columns, view.rows.iter().map(|r| r.as_ref()))?;
+        Ok((q.table, rs))
+    }
+}
+
+fn pk_index(rec: &SubscriptionRecord) -> Option<usize> {
+    let pk = rec.primary_key.as_deref()?;
+    rec.schema.iter().position(|c| c.name == pk)
+}
+
+fn row_put(sub: &SubscriptionId, schema: &[ColumnInfo], pk_index: Option<usize>, values: Vec<Value>) -> Option<StoreOp> {
+    let pk = pk_key(values.get(pk_index?)?);
+    let row: Row = schema.iter().map(|c| c.name.clone()).zip(values).collect();
+    Some(StoreOp::PutRow { sub: sub.clone(), pk, row })
+}

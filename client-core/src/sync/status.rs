@@ -1,0 +1,48 @@
+//! What the sync engine reports: connection status, mutation outcomes, errors.
+
+use crate::protocol::ErrorCode;
+use crate::protocol::ws::Cursor;
+use crate::store::SubscriptionId;
+use serde::Serialize;
+
+/// A snapshot of the replica's sync state, reported on every change.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct SyncStatus {
+    /// Connected and authenticated.
+    pub online: bool,
+    /// An initial load or catch-up is running.
+    pub syncing: bool,
+    /// Local writes not yet confirmed by the server.
+    pub pending_writes: usize,
+    /// Wall-clock time (ms since the Unix epoch) the replica last received data.
+    pub last_synced_ms: Option<f64>,
+    /// Rows received so far by subscriptions still in their first sync.
+    pub first_sync_rows: u64,
+    /// The last connection or authentication problem, cleared once online again.
+    pub last_error: Option<String>,
+}
+
+/// Where one local write stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum MutationState {
+    /// In the outbox; shown optimistically.
+    Pending,
+    /// The server applied it (now or, after a retry, earlier).
+    Applied { cursor: Option<Cursor> },
+    /// The server refused it; its optimistic effect was rolled back.
+    Rejected { code: ErrorCode, reason: String },
+}
+
+/// Notifications from the sync engine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SyncEvent {
+    Status(SyncStatus),
+    /// A mutation settled.
+    Mutation { client_id: String, seq: u64, state: MutationState },
+    /// The server refused or ended a subscription (bad SQL, no access, KILL LIVE QUERY).
+    SubscriptionError { id: SubscriptionId, code: ErrorCode, message: String },
+    /// A connection-level error frame (auth failure, rate limit, ...).
+    Error { code: ErrorCode, message: String },
+}
