@@ -1,5 +1,10 @@
 //! Row values: the in-memory form of one cell, coercion of client input (JSON params, SQL
 //! literals) to a column type, and conversion to Arrow arrays and JSON output.
+//!
+//! CRDT_TEXT cells are Yjs documents ([`kalamdb_client_core::crdt`]). SQL and Arrow see their
+//! text; sync frames carry `{"text", "state"}`. A write to such a column is either text
+//! (replace the text with a minimal edit) or a Yjs update (merge); [`merge_crdt`] turns it
+//! into the stored document, in the committer, against the version it is about to replace.
 
 use crate::catalog::DataType;
 use crate::error::{KalamError, Result};
@@ -9,11 +14,13 @@ use datafusion::arrow::array::{
     Int16Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::DataType as ArrowType;
+use kalamdb_client_core::crdt::{self, CrdtText, CrdtValue, CrdtWrite};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// One cell. Integer types share `Int` and floating types share `Float`; the column's
-/// [`DataType`] says how wide it is. JSON and text columns hold `Text`.
+/// [`DataType`] says how wide it is. JSON and text columns hold `Text`; stored CRDT_TEXT
+/// cells hold `Crdt`, while a write to one holds `Text` (the new text) or `CrdtUpdate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Null,
@@ -28,6 +35,39 @@ pub enum Value {
     Date(i32),
     /// Microseconds since the Unix epoch (UTC).
     Timestamp(i64),
+    /// A CRDT_TEXT document (boxed: larger than every other variant, and rarer).
+    Crdt(Box<CrdtCell>),
+    /// A Yjs v1 update to merge into a CRDT_TEXT cell. Only ever part of a write: the
+    /// committer merges it into the stored document, so it is never stored itself.
+    CrdtUpdate(Vec<u8>),
+}
+
+/// A stored CRDT_TEXT cell: the whole Yjs document (v1 update) and, so that reads never
+/// decode the document, its text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrdtCell {
+    pub text: String,
+    pub state: Vec<u8>,
+}
+
+impl CrdtCell {
+    pub fn of(doc: &CrdtText) -> CrdtCell {
+        CrdtCell { text: doc.text(), state: doc.state() }
+    }
+
+    /// The document standing for plain text stored in a CRDT_TEXT column before cells were
+    /// documents. It is deterministic (fixed client id 0), so every read of the same text
+    /// yields the same state and replicas that merge two reads get the text once.
+    pub fn from_legacy_text(text: &str) -> CrdtCell {
+        let mut doc = CrdtText::with_client_id(0);
+        doc.replace_text(text);
+        CrdtCell::of(&doc)
+    }
+
+    /// The document, with a fresh client id for the edits about to be made through it.
+    fn doc(&self) -> Result<CrdtText> {
+        CrdtText::from_state(&self.state).map_err(|e| KalamError::internal(format!("corrupt CRDT_TEXT state: {e}")))
+    }
 }
 
 impl Value {
@@ -61,6 +101,8 @@ fn describe(v: &Value) -> String {
         Value::Bytes(b) => format!("{} bytes", b.len()),
         Value::Date(_) => "a date".into(),
         Value::Timestamp(_) => "a timestamp".into(),
+        Value::Crdt(_) => "a CRDT_TEXT document".into(),
+        Value::CrdtUpdate(_) => "a CRDT update".into(),
     }
 }
 
@@ -122,6 +164,7 @@ pub fn coerce(value: Value, dt: DataType, column: &str) -> Result<Value> {
             Value::Decimal(unscaled)
         }
         (DataType::Text | DataType::CrdtText, Value::Text(s)) => Value::Text(s),
+        (DataType::CrdtText, v @ (Value::Crdt(_) | Value::CrdtUpdate(_))) => v,
         (DataType::Json, Value::Text(s)) => {
             serde_json::from_str::<serde_json::Value>(&s)
                 .map_err(|e| KalamError::Validation(format!("column '{column}' expects JSON text: {e}")))?;
@@ -274,8 +317,19 @@ pub fn to_arrow(dt: DataType, values: &[&Value]) -> Result<ArrayRef> {
             }
             Arc::new(b.finish())
         }
-        DataType::Text | DataType::Json | DataType::CrdtText => {
+        DataType::Text | DataType::Json => {
             build!(StringBuilder::with_capacity(values.len(), values.len() * 16), Value::Text(x) => x)
+        }
+        DataType::CrdtText => {
+            let mut b = StringBuilder::with_capacity(values.len(), values.len() * 16);
+            for v in values {
+                match v {
+                    Value::Crdt(c) => b.append_value(&c.text),
+                    Value::Text(x) => b.append_value(x),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
         }
         DataType::Bytes => build!(BinaryBuilder::with_capacity(values.len(), values.len() * 16), Value::Bytes(x) => x),
         DataType::Date => build!(Date32Builder::with_capacity(values.len()), Value::Date(x) => *x),
@@ -360,7 +414,99 @@ pub fn to_json(v: &Value, dt: DataType) -> serde_json::Value {
         Value::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::Date(d) => json!(format_date(*d)),
         Value::Timestamp(t) => json!(format_timestamp(*t)),
+        Value::Crdt(c) => json!(c.text),
+        // Never stored, hence never read.
+        Value::CrdtUpdate(_) => J::Null,
     }
+}
+
+/// A value as sync frames carry it: as [`to_json`], except that a CRDT_TEXT cell is the
+/// document, `{"text": "...", "state": "<base64 Yjs v1 update>"}` (NULL stays `null`).
+pub fn to_sync_json(v: &Value, dt: DataType) -> serde_json::Value {
+    let doc = |c: &CrdtCell| serde_json::json!(CrdtValue::new(c.text.clone(), &c.state));
+    match (dt, v) {
+        (DataType::CrdtText, Value::Crdt(c)) => doc(c),
+        (DataType::CrdtText, Value::Text(s)) => doc(&CrdtCell::from_legacy_text(s)),
+        _ => to_json(v, dt),
+    }
+}
+
+/// Reads what a sync client writes to a CRDT_TEXT column: `null`, a string (the new text) or
+/// `{"update": "<base64 Yjs v1 update>"}` (checked to decode; merged at commit).
+pub fn crdt_write_from_json(json: &serde_json::Value, column: &str) -> Result<Value> {
+    if json.is_null() {
+        return Ok(Value::Null);
+    }
+    let invalid = |why: String| {
+        KalamError::Validation(format!(
+            "column '{column}' is CRDT_TEXT: send a string (the new text) or {{\"update\": \"<base64 Yjs v1 update>\"}}{why}"
+        ))
+    };
+    match CrdtWrite::from_json(json) {
+        Some(CrdtWrite::Text(s)) => Ok(Value::Text(s)),
+        Some(CrdtWrite::Update(u)) => {
+            let bytes = crdt::decode_base64(&u.update).map_err(|e| invalid(format!(" ({e})")))?;
+            crdt::validate_update(&bytes).map_err(|e| invalid(format!(" ({e})")))?;
+            Ok(Value::CrdtUpdate(bytes))
+        }
+        None => Err(invalid(String::new())),
+    }
+}
+
+/// The cell a write to a CRDT_TEXT column leaves, given the `current` stored value: text
+/// replaces the document's text with a minimal edit (a new document if there is none), so
+/// concurrent edits elsewhere in the text survive; an update is merged (into an empty document
+/// if there is none). Called under the commit lock, so no other write to the row interleaves.
+pub fn merge_crdt(current: Option<&Value>, write: Value, column: &str) -> Result<Value> {
+    let current_doc = || -> Result<Option<CrdtText>> {
+        match current {
+            Some(Value::Crdt(c)) => c.doc().map(Some),
+            Some(Value::Text(s)) => CrdtCell::from_legacy_text(s).doc().map(Some),
+            _ => Ok(None),
+        }
+    };
+    let cell = |doc: &CrdtText| Value::Crdt(Box::new(CrdtCell::of(doc)));
+    match write {
+        Value::Null => Ok(Value::Null),
+        v @ Value::Crdt(_) => Ok(v),
+        Value::Text(s) => {
+            if let Some(Value::Crdt(c)) = current
+                && c.text == s
+            {
+                return Ok(Value::Crdt(c.clone()));
+            }
+            Ok(match current_doc()? {
+                Some(mut doc) => {
+                    doc.replace_text(&s);
+                    cell(&doc)
+                }
+                None => cell(&CrdtText::from_text(&s)),
+            })
+        }
+        Value::CrdtUpdate(update) => {
+            let mut doc = current_doc()?.unwrap_or_default();
+            doc.apply_update(&update)
+                .map_err(|e| KalamError::Validation(format!("column '{column}' cannot merge the update: {e}")))?;
+            if doc.has_pending() {
+                return Err(KalamError::Validation(format!(
+                    "column '{column}': the update builds on edits the stored document does not have \
+                     (was the row re-created?); send the whole document state as the update"
+                )));
+            }
+            Ok(cell(&doc))
+        }
+        other => Err(type_error(column, DataType::CrdtText, &describe(&other))),
+    }
+}
+
+/// Turns the CRDT_TEXT writes of a new row into documents.
+pub fn resolve_new_row(table: &crate::catalog::TableDef, mut row: Vec<Value>) -> Result<Vec<Value>> {
+    for (v, col) in row.iter_mut().zip(&table.columns) {
+        if col.data_type == DataType::CrdtText && !matches!(v, Value::Crdt(_) | Value::Null) {
+            *v = merge_crdt(None, std::mem::replace(v, Value::Null), &col.name)?;
+        }
+    }
+    Ok(row)
 }
 
 pub fn format_decimal(unscaled: i128, scale: i8) -> String {
@@ -402,6 +548,44 @@ mod tests {
         assert_eq!(format_timestamp(t), "2024-01-02T03:04:05.123456Z");
         assert_eq!(parse_timestamp("2024-01-02 03:04:05.123456"), Some(t));
         assert_eq!(format_date(parse_date("2024-02-29").unwrap()), "2024-02-29");
+    }
+
+    #[test]
+    fn crdt_writes_merge_into_the_stored_document() {
+        let stored = merge_crdt(None, Value::Text("hello world".into()), "c").unwrap();
+        let Value::Crdt(base) = &stored else { panic!("{stored:?}") };
+        // A device edits the stored state while SQL rewrites the text.
+        let mut device = CrdtText::from_state(&base.state).unwrap();
+        device.insert(6, "big ");
+        let after_sql = merge_crdt(Some(&stored), Value::Text("hello world!".into()), "c").unwrap();
+        let merged = merge_crdt(Some(&after_sql), Value::CrdtUpdate(device.state()), "c").unwrap();
+        assert_eq!(to_json(&merged, DataType::CrdtText), serde_json::json!("hello big world!"));
+        let sync = to_sync_json(&merged, DataType::CrdtText);
+        assert_eq!(sync["text"], "hello big world!");
+        assert!(sync["state"].is_string());
+        assert_eq!(merge_crdt(Some(&merged), Value::Null, "c").unwrap(), Value::Null);
+        assert!(merge_crdt(Some(&merged), Value::Int(1), "c").is_err());
+        assert!(merge_crdt(Some(&merged), Value::CrdtUpdate(vec![1, 2, 3]), "c").is_err());
+    }
+
+    #[test]
+    fn crdt_legacy_text_reads_the_same_every_time() {
+        assert_eq!(CrdtCell::from_legacy_text("héllo 👋"), CrdtCell::from_legacy_text("héllo 👋"));
+        let cell = CrdtCell::from_legacy_text("héllo 👋");
+        assert_eq!(CrdtText::from_state(&cell.state).unwrap().text(), "héllo 👋");
+    }
+
+    #[test]
+    fn crdt_writes_from_json() {
+        assert_eq!(crdt_write_from_json(&serde_json::json!("x"), "c").unwrap(), Value::Text("x".into()));
+        assert_eq!(crdt_write_from_json(&serde_json::Value::Null, "c").unwrap(), Value::Null);
+        let state = CrdtText::from_text("x").state();
+        let update = serde_json::json!({ "update": crdt::encode_base64(&state) });
+        assert_eq!(crdt_write_from_json(&update, "c").unwrap(), Value::CrdtUpdate(state));
+        for bad in [serde_json::json!(1), serde_json::json!({ "update": "%%" }), serde_json::json!({ "text": "x" })] {
+            let err = crdt_write_from_json(&bad, "c").unwrap_err();
+            assert!(matches!(&err, KalamError::Validation(m) if m.contains("'c' is CRDT_TEXT")), "{err:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! twice.
 
 use crate::auth::Principal;
-use crate::catalog::TableDef;
+use crate::catalog::{DataType, TableDef};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
@@ -128,9 +128,8 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
                 let mut provided = Vec::with_capacity(row.len());
                 for (col, v) in row {
                     let idx = writable_column(&table, col).map_err(fail)?;
-                    let c = &table.columns[idx];
                     targets.push(idx);
-                    provided.push(Some(values::from_json(v, Some(c.data_type), &c.name).map_err(fail)?));
+                    provided.push(Some(cell(&table, idx, v).map_err(fail)?));
                 }
                 RowOp::Insert { values: complete_row(&cx, &table, &targets, provided).map_err(fail)? }
             }
@@ -139,8 +138,7 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
                 let mut set = Vec::new();
                 for (col, v) in op.row.iter().flatten() {
                     let idx = writable_column(&table, col).map_err(fail)?;
-                    let c = &table.columns[idx];
-                    let v = values::from_json(v, Some(c.data_type), &c.name).map_err(fail)?;
+                    let v = cell(&table, idx, v).map_err(fail)?;
                     if idx == table.primary_key {
                         if v != pk {
                             return Err(fail(KalamError::Validation("the primary key cannot be updated".into())));
@@ -161,4 +159,14 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
         }
     }
     Ok(writes)
+}
+
+/// A value from an op's `row`. CRDT_TEXT columns take a string (the new text, applied as an
+/// edit) or `{"update": "<base64 Yjs v1 update>"}`, merged into the stored document at commit.
+fn cell(table: &TableDef, idx: usize, json: &serde_json::Value) -> Result<values::Value> {
+    let c = &table.columns[idx];
+    match c.data_type {
+        DataType::CrdtText => values::crdt_write_from_json(json, &c.name),
+        dt => values::from_json(json, Some(dt), &c.name),
+    }
 }

@@ -151,9 +151,10 @@ impl LiveQuery {
         Ok((0..n).map(|i| bools.is_valid(i) && bools.value(i)).collect())
     }
 
-    /// The subscription's columns of a row, as JSON values.
+    /// The subscription's columns of a row, as JSON values in the sync form (CRDT_TEXT cells
+    /// as `{"text", "state"}`).
     pub fn project(&self, values: &[Value]) -> Vec<serde_json::Value> {
-        self.columns.iter().map(|&i| values::to_json(&values[i], self.table.columns[i].data_type)).collect()
+        self.columns.iter().map(|&i| values::to_sync_json(&values[i], self.table.columns[i].data_type)).collect()
     }
 
     /// The primary key of a row, as JSON.

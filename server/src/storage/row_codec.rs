@@ -5,10 +5,13 @@
 //! ```
 //! Values are keyed by column id, not position, so a row written under an old schema
 //! version reads through the current one (dropped columns are skipped, new ones are NULL).
+//!
+//! A CRDT_TEXT cell (tag 9) is `text len (4) | text | state len (4) | state`: the text is
+//! derived from the Yjs state but stored too, so SQL reads never decode documents.
 
-use crate::catalog::{ColumnId, TableDef};
+use crate::catalog::{ColumnId, DataType, TableDef};
 use crate::error::{KalamError, Result};
-use crate::values::Value;
+use crate::values::{CrdtCell, Value};
 
 const FORMAT: u8 = 1;
 
@@ -52,13 +55,11 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Text(s) => {
             out.push(5);
-            out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
+            put_bytes(out, s.as_bytes());
         }
         Value::Bytes(b) => {
             out.push(6);
-            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            out.extend_from_slice(b);
+            put_bytes(out, b);
         }
         Value::Date(d) => {
             out.push(7);
@@ -68,7 +69,26 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
             out.push(8);
             out.extend_from_slice(&t.to_le_bytes());
         }
+        Value::Crdt(c) => {
+            out.push(9);
+            put_bytes(out, c.text.as_bytes());
+            put_bytes(out, &c.state);
+        }
+        // The committer merges updates into documents before encoding; should one slip
+        // through, store what it describes rather than lose it.
+        Value::CrdtUpdate(u) => {
+            debug_assert!(false, "a CRDT update reached the row codec");
+            match kalamdb_client_core::crdt::CrdtText::from_state(u) {
+                Ok(doc) => encode_value(out, &Value::Crdt(Box::new(CrdtCell::of(&doc)))),
+                Err(_) => out.push(0),
+            }
+        }
     }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
 }
 
 struct Reader<'a> {
@@ -86,6 +106,10 @@ impl<'a> Reader<'a> {
     }
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         Ok(self.take(N)?.try_into().expect("length checked"))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let len = u32::from_le_bytes(self.array()?) as usize;
+        self.take(len)
     }
 }
 
@@ -110,7 +134,13 @@ pub fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
         let id = ColumnId::from_le_bytes(r.array()?);
         let v = decode_value(&mut r)?;
         if let Some(pos) = table.columns.iter().position(|c| c.id == id) {
-            values[pos] = v;
+            values[pos] = match v {
+                // Plain text from before CRDT_TEXT cells were documents.
+                Value::Text(s) if table.columns[pos].data_type == DataType::CrdtText => {
+                    Value::Crdt(Box::new(CrdtCell::from_legacy_text(&s)))
+                }
+                v => v,
+            };
         }
     }
     Ok(StoredRow { updated, deleted, values })
@@ -124,17 +154,18 @@ fn decode_value(r: &mut Reader<'_>) -> Result<Value> {
         2 => Value::Int(i64::from_le_bytes(r.array()?)),
         3 => Value::Float(f64::from_le_bytes(r.array()?)),
         4 => Value::Decimal(i128::from_le_bytes(r.array()?)),
-        5 | 6 => {
-            let len = u32::from_le_bytes(r.array()?) as usize;
-            let raw = r.take(len)?.to_vec();
-            if tag == 5 {
-                Value::Text(String::from_utf8(raw).map_err(|_| KalamError::internal("corrupt row: bad utf-8"))?)
-            } else {
-                Value::Bytes(raw)
-            }
-        }
+        5 => Value::Text(utf8(r.bytes()?)?),
+        6 => Value::Bytes(r.bytes()?.to_vec()),
         7 => Value::Date(i32::from_le_bytes(r.array()?)),
         8 => Value::Timestamp(i64::from_le_bytes(r.array()?)),
+        9 => {
+            let text = utf8(r.bytes()?)?;
+            Value::Crdt(Box::new(CrdtCell { text, state: r.bytes()?.to_vec() }))
+        }
         _ => return Err(KalamError::internal("corrupt row: unknown value tag")),
     })
+}
+
+fn utf8(raw: &[u8]) -> Result<String> {
+    String::from_utf8(raw.to_vec()).map_err(|_| KalamError::internal("corrupt row: bad utf-8"))
 }

@@ -4,13 +4,13 @@
 //! `_updated` order, and once a commit returns every change with a smaller `_updated` is
 //! already visible: the property catch-up-then-live-tail sync relies on.
 
-use crate::catalog::TableDef;
+use crate::catalog::{DataType, TableDef};
 use crate::clock::HybridClock;
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
-use crate::values::Value;
+use crate::values::{self, Value};
 use parking_lot::Mutex;
 use rocksdb::WriteBatch;
 use std::collections::HashMap;
@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 
 const CLOCK_KEY: &[u8] = b"seq/clock";
 
-/// One row operation of a statement. Values are already coerced to the column types.
+/// One row operation of a statement. Values are already coerced to the column types; a
+/// CRDT_TEXT value is a write ([`values::merge_crdt`]) the commit turns into a document.
 #[derive(Debug, Clone)]
 pub enum RowOp {
     /// A full row aligned to the table's columns (primary key included).
@@ -185,13 +186,19 @@ impl Committer {
                                 table.qualified_name()
                             )));
                         }
-                        (ChangeKind::Insert, values)
+                        (ChangeKind::Insert, values::resolve_new_row(table, values)?)
                     }
                     RowOp::Update { set, .. } => {
                         let Some(live) = live else { continue };
                         let mut values = live.values.clone();
                         for (i, v) in set {
-                            values[i] = v;
+                            let col = &table.columns[i];
+                            // A CRDT_TEXT write merges into the version read just above, under
+                            // the commit lock, so concurrent edits to the document all survive.
+                            values[i] = match col.data_type {
+                                DataType::CrdtText => values::merge_crdt(Some(&values[i]), v, &col.name)?,
+                                _ => v,
+                            };
                         }
                         (ChangeKind::Update, values)
                     }

@@ -78,13 +78,14 @@ fn insert_events(cx: &ExecContext<'_>, table: &TableDef, partition: Partition, o
     if ephemeral && !cx.db.live.has_subscribers(table.id, partition) {
         return Ok(results::message(0, "No live subscriber: events dropped (ephemeral stream)"));
     }
+    // Events skip the committer's row path, so CRDT_TEXT values become documents here.
     let rows: Vec<Vec<Value>> = ops
         .into_iter()
         .filter_map(|op| match op {
-            RowOp::Insert { values } => Some(values),
+            RowOp::Insert { values } => Some(values::resolve_new_row(table, values)),
             _ => None,
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let streams = &cx.db.streams;
     let events =
         cx.db.committer.commit_stream(table, partition, rows, |events| streams.append(table, partition, events));
