@@ -106,3 +106,13 @@ pub trait ReplicaStore {
     /// Applies `ops` in order, atomically: after a crash either all of them are visible or none.
     fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>>;
 }
+
+impl<T: ReplicaStore + ?Sized> ReplicaStore for Box<T> {
+    fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>> {
+        (**self).load()
+    }
+
+    fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        (**self).commit(ops)
+    }
+}

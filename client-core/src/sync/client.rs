@@ -66,6 +66,17 @@ impl LiveQuery {
     }
 }
 
+impl futures::Stream for LiveQuery {
+    type Item = ResultSet;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ResultSet>> {
+        self.updates.poll_next_unpin(cx)
+    }
+}
+
 impl Drop for LiveQuery {
     fn drop(&mut self) {
         let _ = self.commands.unbounded_send(Command::StopLive { id: self.id });

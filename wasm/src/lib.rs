@@ -1,0 +1,208 @@
+//! KalamDB for JavaScript: the client-core sync engine compiled to WebAssembly.
+//!
+//! - [`KalamClient`]: the object the TypeScript SDK (`@kalamdb/client`) wraps — open a
+//!   replica, declare subscriptions, query it locally (one-shot or live), write through the
+//!   outbox, watch status.
+//! - [`platform`]: WebSocket, timers, clock and randomness from the JavaScript globals.
+//!
+//! Values cross the boundary as plain JSON-compatible objects; the TypeScript layer adds
+//! types and the React/Vue bindings.
+
+pub mod platform;
+
+use futures::channel::oneshot;
+use futures::{FutureExt, StreamExt};
+use kalamdb_client_core::protocol::ws::MutationOp;
+use kalamdb_client_core::store::{MemoryStore, ReplicaStore};
+use kalamdb_client_core::sync::platform::TokenSource;
+use kalamdb_client_core::sync::{self, Client, ClientConfig, SyncError, WriteReceipt};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wasm_bindgen::prelude::*;
+
+/// Options of [`KalamClient::open`] (camelCase in JavaScript).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OpenOptions {
+    /// `ws://host:port/v1/ws`.
+    url: String,
+    /// `"memory"` (default).
+    #[serde(default)]
+    storage: Option<String>,
+    /// Start connected (default true).
+    #[serde(default)]
+    online: Option<bool>,
+    #[serde(default)]
+    ping_interval_ms: Option<u64>,
+    #[serde(default)]
+    backoff_max_ms: Option<u64>,
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+}
+
+fn from_js<T: for<'de> Deserialize<'de>>(v: JsValue, what: &str) -> Result<T, JsError> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| JsError::new(&format!("invalid {what}: {e}")))
+}
+
+fn sync_err(e: SyncError) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Receipt {
+    client_id: String,
+    seq: u64,
+    inserted_keys: Vec<Value>,
+}
+
+impl From<WriteReceipt> for Receipt {
+    fn from(r: WriteReceipt) -> Self {
+        Receipt { client_id: r.client_id, seq: r.seq, inserted_keys: r.inserted_keys }
+    }
+}
+
+/// A running client with its local replica.
+#[wasm_bindgen]
+pub struct KalamClient {
+    client: Client,
+}
+
+/// Stops a live query or an event listener.
+#[wasm_bindgen]
+pub struct Subscription {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+#[wasm_bindgen]
+impl Subscription {
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Calls `callback(value)` for every item of `stream` until stopped.
+fn forward<T: Serialize + 'static>(
+    stream: impl futures::Stream<Item = T> + Unpin + 'static,
+    callback: js_sys::Function,
+) -> Subscription {
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let mut stream = stream.fuse();
+    wasm_bindgen_futures::spawn_local(async move {
+        loop {
+            futures::select! {
+                item = stream.next() => match item {
+                    Some(item) => {
+                        if let Ok(v) = to_js(&item) {
+                            let _ = callback.call1(&JsValue::NULL, &v);
+                        }
+                    }
+                    None => break,
+                },
+                _ = stop_rx => break,
+            }
+        }
+    });
+    Subscription { stop: Some(stop_tx) }
+}
+
+#[wasm_bindgen]
+impl KalamClient {
+    /// Opens the replica and starts syncing. `token` is a function returning (a promise of)
+    /// an access token; it is called for every connection and before the token expires.
+    pub async fn open(options: JsValue, token: js_sys::Function) -> Result<KalamClient, JsError> {
+        let o: OpenOptions = from_js(options, "options")?;
+        let mut config = ClientConfig::new(o.url);
+        config.online = o.online.unwrap_or(true);
+        if let Some(ms) = o.ping_interval_ms {
+            config.ping_interval_ms = ms.max(100);
+        }
+        if let Some(ms) = o.backoff_max_ms {
+            config.backoff_max_ms = ms.max(config.backoff_base_ms);
+        }
+        let store: Box<dyn ReplicaStore> = match o.storage.as_deref().unwrap_or("memory") {
+            "memory" => Box::new(MemoryStore::new()),
+            other => return Err(JsError::new(&format!("unknown storage '{other}' (use \"memory\")"))),
+        };
+        let tokens: TokenSource = Box::new(move || {
+            let result = token.call0(&JsValue::NULL);
+            async move {
+                let v = result.map_err(|e| format!("token function failed: {e:?}"))?;
+                let v = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&v))
+                    .await
+                    .map_err(|e| format!("token function failed: {e:?}"))?;
+                v.as_string().ok_or_else(|| "the token function must return a string".to_string())
+            }
+            .boxed_local()
+        });
+        let client = sync::start(config, platform::JsPlatform, store, tokens);
+        Ok(KalamClient { client })
+    }
+
+    /// Declares what to replicate: `SELECT ... FROM namespace.table [WHERE ...]`, under `id`.
+    pub async fn sync(&self, id: String, sql: String) -> Result<(), JsError> {
+        self.client.sync(&id, &sql).await.map_err(sync_err)
+    }
+
+    /// Stops replicating `id` and drops its rows locally.
+    pub async fn unsync(&self, id: String) -> Result<(), JsError> {
+        self.client.unsync(&id).await.map_err(sync_err)
+    }
+
+    /// Runs a query on the local replica: `{columns, rows}` with rows as arrays.
+    pub async fn query(&self, sql: String, params: JsValue) -> Result<JsValue, JsError> {
+        let params: Vec<Value> = if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
+        to_js(&self.client.query(&sql, params).await.map_err(sync_err)?)
+    }
+
+    /// A live local query: `callback({columns, rows})` now and after every change.
+    pub async fn live(&self, sql: String, params: JsValue, callback: js_sys::Function) -> Result<Subscription, JsError> {
+        let params: Vec<Value> = if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
+        let live = self.client.live(&sql, params).await.map_err(sync_err)?;
+        Ok(forward(live, callback))
+    }
+
+    /// Writes `ops` (`[{table, op, row?, pk?}]`) as one atomic mutation.
+    pub async fn mutate(&self, ops: JsValue) -> Result<JsValue, JsError> {
+        let ops: Vec<MutationOp> = from_js(ops, "ops")?;
+        to_js(&Receipt::from(self.client.mutate(ops).await.map_err(sync_err)?))
+    }
+
+    /// `{status: "pending" | "applied" | "rejected", ...}` or `undefined` if unknown.
+    #[wasm_bindgen(js_name = mutationState)]
+    pub async fn mutation_state(&self, client_id: String, seq: u64) -> Result<JsValue, JsError> {
+        let receipt = WriteReceipt { client_id, seq, inserted_keys: vec![] };
+        match self.client.mutation_state(&receipt).await.map_err(sync_err)? {
+            Some(s) => to_js(&s),
+            None => Ok(JsValue::UNDEFINED),
+        }
+    }
+
+    pub async fn status(&self) -> Result<JsValue, JsError> {
+        to_js(&self.client.status().await.map_err(sync_err)?)
+    }
+
+    /// `callback(event)` for status changes, mutation outcomes and errors.
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(&self, callback: js_sys::Function) -> Subscription {
+        forward(self.client.events(), callback)
+    }
+
+    #[wasm_bindgen(js_name = setOnline)]
+    pub fn set_online(&self, online: bool) {
+        self.client.set_online(online);
+    }
+
+    /// Resolves once online, all subscriptions loaded and every local write confirmed.
+    pub async fn settled(&self) -> Result<(), JsError> {
+        self.client.settled().await.map_err(sync_err)
+    }
+
+    pub async fn close(&self) {
+        self.client.close().await;
+    }
+}
