@@ -139,33 +139,10 @@ impl Replica {
     /// The application's view of `table`: confirmed rows of all its subscriptions merged by
     /// primary key, pending writes replayed on top, CRDT columns shown as text.
     pub fn table_view(&self, table: &str) -> Result<TableView<'_>, QueryError> {
-        if !self.has_table(table) {
-            return Err(QueryError::UnknownTable(table.to_string()));
-        }
-        let mut columns: Vec<String> = Vec::new();
-        let mut crdt_columns: Vec<String> = Vec::new();
-        let mut rows: BTreeMap<String, Cow<'_, Row>> = BTreeMap::new();
-        for (rec, data) in self.subs_of(table) {
-            for c in &rec.schema {
-                if !columns.contains(&c.name) {
-                    columns.push(c.name.clone());
-                    if c.data_type == CRDT_TEXT {
-                        crdt_columns.push(c.name.clone());
-                    }
-                }
-            }
-            for (pk, row) in &data.rows {
-                rows.entry(pk.clone()).or_insert(Cow::Borrowed(row));
-            }
-        }
-        if let Some(pk_col) = self.primary_key(table) {
-            for entry in &self.outbox {
-                for op in entry.ops.iter().filter(|op| op.table == table) {
-                    overlay(&mut rows, pk_col, &crdt_columns, op);
-                }
-            }
-        }
-        let rows = rows
+        let merged = self.merged(table)?;
+        let crdt_columns = merged.crdt_columns;
+        let rows = merged
+            .rows
             .into_values()
             .map(|row| {
                 if crdt_columns.iter().any(|c| row.get(c).is_some_and(Value::is_object)) {
@@ -181,8 +158,53 @@ impl Replica {
                 }
             })
             .collect();
-        Ok(TableView { columns, rows })
+        Ok(TableView { columns: merged.columns, rows })
     }
+
+    /// A CRDT_TEXT cell as the application sees it, pending edits merged: `{"text", "state"}`
+    /// (state = base64 Yjs v1 update), a plain string for a pending text replacement, or null.
+    pub fn crdt_cell(&self, table: &str, pk: &Value, column: &str) -> Result<Value, QueryError> {
+        let merged = self.merged(table)?;
+        if !merged.crdt_columns.iter().any(|c| c == column) {
+            return Err(QueryError::UnknownColumn { table: table.to_string(), column: column.to_string() });
+        }
+        Ok(merged.rows.get(&pk_key(pk)).and_then(|r| r.get(column)).cloned().unwrap_or(Value::Null))
+    }
+
+    /// Confirmed rows of `table` merged by primary key, with pending writes replayed on top.
+    fn merged(&self, table: &str) -> Result<MergedTable<'_>, QueryError> {
+        if !self.has_table(table) {
+            return Err(QueryError::UnknownTable(table.to_string()));
+        }
+        let mut m = MergedTable { columns: Vec::new(), crdt_columns: Vec::new(), rows: BTreeMap::new() };
+        for (rec, data) in self.subs_of(table) {
+            for c in &rec.schema {
+                if !m.columns.contains(&c.name) {
+                    m.columns.push(c.name.clone());
+                    if c.data_type == CRDT_TEXT {
+                        m.crdt_columns.push(c.name.clone());
+                    }
+                }
+            }
+            for (pk, row) in &data.rows {
+                m.rows.entry(pk.clone()).or_insert(Cow::Borrowed(row));
+            }
+        }
+        if let Some(pk_col) = self.primary_key(table) {
+            for entry in &self.outbox {
+                for op in entry.ops.iter().filter(|op| op.table == table) {
+                    overlay(&mut m.rows, pk_col, &m.crdt_columns, op);
+                }
+            }
+        }
+        Ok(m)
+    }
+}
+
+struct MergedTable<'a> {
+    columns: Vec<String>,
+    crdt_columns: Vec<String>,
+    rows: BTreeMap<String, Cow<'a, Row>>,
 }
 
 /// Replays one pending write on the view.

@@ -182,6 +182,14 @@ impl KalamClient {
         }
     }
 
+    /// A CRDT_TEXT cell with pending edits merged: `{text, state}` (state: base64 Yjs v1
+    /// update to load into a `Y.Doc`), a string, or null.
+    #[wasm_bindgen(js_name = crdtCell)]
+    pub async fn crdt_cell(&self, table: String, pk: JsValue, column: String) -> Result<JsValue, JsError> {
+        let pk: Value = from_js(pk, "primary key")?;
+        to_js(&self.client.crdt_cell(&table, pk, &column).await.map_err(sync_err)?)
+    }
+
     pub async fn status(&self) -> Result<JsValue, JsError> {
         to_js(&self.client.status().await.map_err(sync_err)?)
     }

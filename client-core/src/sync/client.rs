@@ -28,6 +28,7 @@ pub enum Command {
     StopLive { id: u64 },
     Write { ops: Vec<MutationOp>, reply: oneshot::Sender<Result<WriteReceipt, SyncError>> },
     MutationState { client_id: String, seq: u64, reply: oneshot::Sender<Option<MutationState>> },
+    CrdtCell { table: String, pk: Value, column: String, reply: oneshot::Sender<Result<Value, SyncError>> },
     Status { reply: oneshot::Sender<SyncStatus> },
     Events { sink: mpsc::UnboundedSender<SyncEvent> },
     SetOnline { online: bool },
@@ -144,6 +145,13 @@ impl Client {
     pub async fn mutation_state(&self, receipt: &WriteReceipt) -> Result<Option<MutationState>, SyncError> {
         let (client_id, seq) = (receipt.client_id.clone(), receipt.seq);
         self.call(|reply| Command::MutationState { client_id, seq, reply }).await
+    }
+
+    /// A CRDT_TEXT cell with pending local edits merged: `{"text", "state"}` where `state` is
+    /// the base64 Yjs v1 update an editor (yrs or JavaScript `yjs`) starts from; null if absent.
+    pub async fn crdt_cell(&self, table: &str, pk: Value, column: &str) -> Result<Value, SyncError> {
+        let (table, column) = (table.to_string(), column.to_string());
+        self.call(|reply| Command::CrdtCell { table, pk, column, reply }).await?
     }
 
     pub async fn status(&self) -> Result<SyncStatus, SyncError> {

@@ -378,6 +378,10 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
                 let _ = reply.send(self.engine.mutation_state(&client_id, seq));
                 Effects::default()
             }
+            Command::CrdtCell { table, pk, column, reply } => {
+                let _ = reply.send(self.engine.replica().crdt_cell(&table, &pk, &column).map_err(SyncError::from));
+                Effects::default()
+            }
             Command::Status { reply } => {
                 let _ = reply.send(self.engine.status());
                 Effects::default()
