@@ -3,5 +3,5 @@
 # data under ./data. Extra arguments go to kalamdb-server (see --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/prerequisites.sh
+scripts/prerequisites.sh --server-only
 exec cargo run --release -p kalamdb-server -- "$@"
