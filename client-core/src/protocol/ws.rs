@@ -1,8 +1,9 @@
 //! The WebSocket sync protocol (`GET /v1/ws`, JSON text frames). See `docs/protocol.md`.
 //!
 //! Every frame is one JSON object with a `type` field. Rows travel as arrays aligned to the
-//! subscription's `schema`, values encoded as in HTTP results. Cursors are `_updated`
-//! values in microseconds since the Unix epoch.
+//! subscription's `schema`, values encoded as in HTTP results except `CRDT_TEXT`, which
+//! travels as `{"text", "state"}` (see `docs/protocol.md`). Cursors are `_updated` values in
+//! microseconds since the Unix epoch.
 
 use crate::protocol::{ColumnInfo, ErrorCode, UserInfo};
 use serde::{Deserialize, Serialize};
