@@ -130,10 +130,7 @@ impl Replica {
 
     /// Declared type of a column of `table`, from any subscription's schema.
     pub fn column_type(&self, table: &str, column: &str) -> Option<&str> {
-        self.subs_of(table)
-            .flat_map(|(r, _)| r.schema.iter())
-            .find(|c| c.name == column)
-            .map(|c| c.data_type.as_str())
+        self.subs_of(table).flat_map(|(r, _)| r.schema.iter()).find(|c| c.name == column).map(|c| c.data_type.as_str())
     }
 
     /// The application's view of `table`: confirmed rows of all its subscriptions merged by

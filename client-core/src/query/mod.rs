@@ -126,7 +126,8 @@ impl LocalQuery {
                 return Err(QueryError::UnknownColumn { table: self.table.clone(), column: c.to_string() });
             }
         }
-        let mut matched: Vec<&Row> = rows.filter(|r| self.filter.as_ref().is_none_or(|f| truthy(&eval(f, r)))).collect();
+        let mut matched: Vec<&Row> =
+            rows.filter(|r| self.filter.as_ref().is_none_or(|f| truthy(&eval(f, r)))).collect();
         if !self.order_by.is_empty() {
             matched.sort_by(|a, b| {
                 for o in &self.order_by {

@@ -320,7 +320,10 @@ impl Parser<'_> {
             return Ok(if negated { Expr::Not(Box::new(e)) } else { e });
         }
         if negated {
-            return Err(QueryError::Syntax(format!("expected IN, LIKE or BETWEEN after NOT, found {}", self.describe())));
+            return Err(QueryError::Syntax(format!(
+                "expected IN, LIKE or BETWEEN after NOT, found {}",
+                self.describe()
+            )));
         }
         let op = match self.peek() {
             Some(Token::Symbol("=")) => CmpOp::Eq,
@@ -334,10 +337,7 @@ impl Parser<'_> {
                 return Ok(match left {
                     Expr::Column(_) | Expr::Literal(Value::Bool(_)) => left,
                     _ => {
-                        return Err(QueryError::Syntax(format!(
-                            "expected a comparison but found {}",
-                            self.describe()
-                        )));
+                        return Err(QueryError::Syntax(format!("expected a comparison but found {}", self.describe())));
                     }
                 });
             }
@@ -349,7 +349,9 @@ impl Parser<'_> {
 
     fn operand(&mut self) -> Result<Expr, QueryError> {
         match self.peek() {
-            Some(Token::Word(w)) if matches!(w.as_str(), "true" | "false" | "null") => Ok(Expr::Literal(self.literal()?)),
+            Some(Token::Word(w)) if matches!(w.as_str(), "true" | "false" | "null") => {
+                Ok(Expr::Literal(self.literal()?))
+            }
             Some(Token::Word(_) | Token::Quoted(_)) => Ok(Expr::Column(self.identifier()?)),
             _ => Ok(Expr::Literal(self.literal()?)),
         }

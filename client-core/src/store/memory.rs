@@ -40,7 +40,9 @@ impl ReplicaStore for MemoryStore {
     fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>> {
         let s = self.state.lock().expect("memory store poisoned");
         let mut outbox: Vec<OutboxEntry> = s.outbox.values().cloned().collect();
-        outbox.sort_by(|a, b| a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq))));
+        outbox.sort_by(|a, b| {
+            a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
+        });
         let snapshot = Snapshot {
             subscriptions: s.subs.values().cloned().collect(),
             rows: s

@@ -14,8 +14,8 @@ mod memory;
 
 pub use memory::MemoryStore;
 
-use crate::protocol::ws::{Cursor, MutationOp};
 use crate::protocol::ColumnInfo;
+use crate::protocol::ws::{Cursor, MutationOp};
 use crate::query::Row;
 use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
@@ -74,13 +74,26 @@ pub enum StoreOp {
     PutSubscription(SubscriptionRecord),
     /// Removes the subscription and all its rows.
     DeleteSubscription(SubscriptionId),
-    PutRow { sub: SubscriptionId, pk: String, row: Row },
-    DeleteRow { sub: SubscriptionId, pk: String },
+    PutRow {
+        sub: SubscriptionId,
+        pk: String,
+        row: Row,
+    },
+    DeleteRow {
+        sub: SubscriptionId,
+        pk: String,
+    },
     /// Removes every row of a subscription (a `reset`).
     ClearRows(SubscriptionId),
     PutOutbox(OutboxEntry),
-    DeleteOutbox { client_id: String, seq: u64 },
-    PutMeta { key: String, value: Value },
+    DeleteOutbox {
+        client_id: String,
+        seq: u64,
+    },
+    PutMeta {
+        key: String,
+        value: Value,
+    },
 }
 
 /// Everything a store holds, as loaded at start.

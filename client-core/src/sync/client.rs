@@ -6,8 +6,8 @@ use super::status::{MutationState, SyncEvent, SyncStatus};
 use crate::protocol::ws::{MutationKind, MutationOp};
 use crate::query::{ResultSet, Row};
 use crate::store::SubscriptionId;
-use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
+use futures::channel::{mpsc, oneshot};
 use serde_json::Value;
 
 /// A write accepted into the outbox.
@@ -21,20 +21,60 @@ pub struct WriteReceipt {
 
 /// Requests to the driver.
 pub enum Command {
-    Sync { id: SubscriptionId, sql: String, reply: oneshot::Sender<Result<(), SyncError>> },
-    Unsync { id: SubscriptionId, reply: oneshot::Sender<()> },
-    Query { sql: String, params: Vec<Value>, reply: oneshot::Sender<Result<ResultSet, SyncError>> },
-    Live { sql: String, params: Vec<Value>, updates: mpsc::UnboundedSender<ResultSet>, reply: oneshot::Sender<Result<u64, SyncError>> },
-    StopLive { id: u64 },
-    Write { ops: Vec<MutationOp>, reply: oneshot::Sender<Result<WriteReceipt, SyncError>> },
-    MutationState { client_id: String, seq: u64, reply: oneshot::Sender<Option<MutationState>> },
-    CrdtCell { table: String, pk: Value, column: String, reply: oneshot::Sender<Result<Value, SyncError>> },
-    Status { reply: oneshot::Sender<SyncStatus> },
-    Events { sink: mpsc::UnboundedSender<SyncEvent> },
-    SetOnline { online: bool },
+    Sync {
+        id: SubscriptionId,
+        sql: String,
+        reply: oneshot::Sender<Result<(), SyncError>>,
+    },
+    Unsync {
+        id: SubscriptionId,
+        reply: oneshot::Sender<()>,
+    },
+    Query {
+        sql: String,
+        params: Vec<Value>,
+        reply: oneshot::Sender<Result<ResultSet, SyncError>>,
+    },
+    Live {
+        sql: String,
+        params: Vec<Value>,
+        updates: mpsc::UnboundedSender<ResultSet>,
+        reply: oneshot::Sender<Result<u64, SyncError>>,
+    },
+    StopLive {
+        id: u64,
+    },
+    Write {
+        ops: Vec<MutationOp>,
+        reply: oneshot::Sender<Result<WriteReceipt, SyncError>>,
+    },
+    MutationState {
+        client_id: String,
+        seq: u64,
+        reply: oneshot::Sender<Option<MutationState>>,
+    },
+    CrdtCell {
+        table: String,
+        pk: Value,
+        column: String,
+        reply: oneshot::Sender<Result<Value, SyncError>>,
+    },
+    Status {
+        reply: oneshot::Sender<SyncStatus>,
+    },
+    Events {
+        sink: mpsc::UnboundedSender<SyncEvent>,
+    },
+    SetOnline {
+        online: bool,
+    },
     /// Resolves once online with every subscription loaded and the outbox empty.
-    Settled { reply: oneshot::Sender<()> },
-    Close { reply: oneshot::Sender<()> },
+    Settled {
+        reply: oneshot::Sender<()>,
+    },
+    Close {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Handle to a running sync client. Clones share the same replica.
@@ -115,9 +155,8 @@ impl Client {
     /// A live local query.
     pub async fn live(&self, sql: &str, params: Vec<Value>) -> Result<LiveQuery, SyncError> {
         let (updates_tx, updates) = mpsc::unbounded();
-        let id = self
-            .call(|reply| Command::Live { sql: sql.to_string(), params, updates: updates_tx, reply })
-            .await??;
+        let id =
+            self.call(|reply| Command::Live { sql: sql.to_string(), params, updates: updates_tx, reply }).await??;
         Ok(LiveQuery { id, commands: self.commands.clone(), updates })
     }
 
@@ -133,8 +172,13 @@ impl Client {
 
     /// Changes some columns of the row with primary key `pk`.
     pub async fn update(&self, table: &str, pk: Value, changes: Row) -> Result<WriteReceipt, SyncError> {
-        self.mutate(vec![MutationOp { table: table.into(), op: MutationKind::Update, row: Some(changes), pk: Some(pk) }])
-            .await
+        self.mutate(vec![MutationOp {
+            table: table.into(),
+            op: MutationKind::Update,
+            row: Some(changes),
+            pk: Some(pk),
+        }])
+        .await
     }
 
     pub async fn delete(&self, table: &str, pk: Value) -> Result<WriteReceipt, SyncError> {

@@ -35,7 +35,13 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        ClientConfig { url: url.into(), ping_interval_ms: 15_000, backoff_base_ms: 250, backoff_max_ms: 30_000, online: true }
+        ClientConfig {
+            url: url.into(),
+            ping_interval_ms: 15_000,
+            backoff_base_ms: 250,
+            backoff_max_ms: 30_000,
+            online: true,
+        }
     }
 }
 
@@ -59,7 +65,12 @@ struct LiveRegistration {
 }
 
 /// Starts a client on the current thread's executor (the platform's `spawn`).
-pub fn start<P: Platform, S: ReplicaStore + 'static>(config: ClientConfig, platform: P, store: S, tokens: TokenSource) -> Client {
+pub fn start<P: Platform, S: ReplicaStore + 'static>(
+    config: ClientConfig,
+    platform: P,
+    store: S,
+    tokens: TokenSource,
+) -> Client {
     let (tx, rx) = mpsc::unbounded();
     let platform = Rc::new(platform);
     platform.spawn(Box::pin(run(config, platform.clone(), store, tokens, rx)));
@@ -146,7 +157,9 @@ fn fail_command(cmd: Command, e: SyncError) {
         Command::Query { reply, .. } => drop(reply.send(Err(e))),
         Command::Live { reply, .. } => drop(reply.send(Err(e))),
         Command::Write { reply, .. } => drop(reply.send(Err(e))),
-        Command::Close { reply } => { let _ = reply.send(()); },
+        Command::Close { reply } => {
+            let _ = reply.send(());
+        }
         _ => {}
     }
 }
@@ -333,7 +346,9 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
             },
             Command::Unsync { id, reply } => {
                 let fx = self.engine.unsubscribe(&id);
-                self.replies.push(Box::new(move || { let _ = reply.send(()); }));
+                self.replies.push(Box::new(move || {
+                    let _ = reply.send(());
+                }));
                 fx
             }
             Command::Query { sql, params, reply } => {
@@ -416,7 +431,8 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
     }
 
     fn receipt(&self, seq: u64) -> WriteReceipt {
-        let entry = self.engine.replica().outbox().iter().find(|e| e.seq == seq && e.client_id == self.engine.client_id());
+        let entry =
+            self.engine.replica().outbox().iter().find(|e| e.seq == seq && e.client_id == self.engine.client_id());
         let inserted_keys = entry
             .map(|e| {
                 e.ops
@@ -439,7 +455,8 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
                 // Memory is ahead of the store now; stop syncing so nothing builds on it.
                 let mut fx2 = self.drop_socket(Some(e.to_string()));
                 self.want_online = false;
-                fx2.events.push(SyncEvent::Error { code: crate::protocol::ErrorCode::InternalError, message: e.to_string() });
+                fx2.events
+                    .push(SyncEvent::Error { code: crate::protocol::ErrorCode::InternalError, message: e.to_string() });
                 self.notify(fx2.events);
                 for reply in self.replies.drain(..) {
                     reply();

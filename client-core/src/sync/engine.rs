@@ -8,8 +8,7 @@
 
 use super::status::{MutationState, SyncEvent, SyncStatus};
 use crate::protocol::ws::{
-    ChangeOp, ClientMessage, Mutate, MutateResult, MutationKind, MutationOp, MutationStatus, ServerMessage,
-    Subscribe,
+    ChangeOp, ClientMessage, Mutate, MutateResult, MutationKind, MutationOp, MutationStatus, ServerMessage, Subscribe,
 };
 use crate::protocol::{ColumnInfo, ErrorCode};
 use crate::query::{self, QueryError, ResultSet, Row};
@@ -387,7 +386,12 @@ impl SyncEngine {
 
     /// Queues local writes as one atomic mutation: applied to the view at once, persisted in
     /// the outbox, sent when online. Returns the mutation's `seq`.
-    pub fn write(&mut self, mut ops: Vec<MutationOp>, now_ms: f64, new_key: impl Fn() -> String) -> Result<(u64, Effects), SyncError> {
+    pub fn write(
+        &mut self,
+        mut ops: Vec<MutationOp>,
+        now_ms: f64,
+        new_key: impl Fn() -> String,
+    ) -> Result<(u64, Effects), SyncError> {
         if ops.is_empty() {
             return Err(SyncError::InvalidWrite("a mutation needs at least one operation".into()));
         }
@@ -406,7 +410,10 @@ impl SyncEngine {
         }
         self.commit(
             &mut fx,
-            vec![StoreOp::PutOutbox(entry), StoreOp::PutMeta { key: META_NEXT_SEQ.into(), value: Value::from(self.next_seq) }],
+            vec![
+                StoreOp::PutOutbox(entry),
+                StoreOp::PutMeta { key: META_NEXT_SEQ.into(), value: Value::from(self.next_seq) },
+            ],
         );
         self.status_changed(&mut fx);
         Ok((seq, fx))
@@ -478,8 +485,167 @@ fn pk_index(rec: &SubscriptionRecord) -> Option<usize> {
     rec.schema.iter().position(|c| c.name == pk)
 }
 
-fn row_put(sub: &SubscriptionId, schema: &[ColumnInfo], pk_index: Option<usize>, values: Vec<Value>) -> Option<StoreOp> {
+fn row_put(
+    sub: &SubscriptionId,
+    schema: &[ColumnInfo],
+    pk_index: Option<usize>,
+    values: Vec<Value>,
+) -> Option<StoreOp> {
     let pk = pk_key(values.get(pk_index?)?);
     let row: Row = schema.iter().map(|c| c.name.clone()).zip(values).collect();
     Some(StoreOp::PutRow { sub: sub.clone(), pk, row })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ws::ChangeOp;
+    use serde_json::json;
+
+    fn online_engine() -> SyncEngine {
+        let (mut e, _) = SyncEngine::new(Snapshot::default(), || "c1".into());
+        e.subscribe(SubscriptionId("s".into()), "SELECT * FROM app.t".into()).unwrap();
+        e.on_open("tok".into());
+        let fx = e.on_message(
+            ServerMessage::AuthOk {
+                user: crate::protocol::UserInfo {
+                    id: "2".into(),
+                    username: "u".into(),
+                    role: crate::protocol::Role::User,
+                },
+                expires_at: "2030-01-01T00:00:00Z".into(),
+            },
+            0.0,
+        );
+        assert!(matches!(&fx.send[0], ClientMessage::Subscribe(s) if s.since.is_none()));
+        e.on_message(
+            ServerMessage::Subscribed {
+                id: "s".into(),
+                live_id: "l".into(),
+                schema: vec![
+                    ColumnInfo { name: "id".into(), data_type: "TEXT".into() },
+                    ColumnInfo { name: "v".into(), data_type: "BIGINT".into() },
+                ],
+                primary_key: "id".into(),
+            },
+            0.0,
+        );
+        e
+    }
+
+    fn batch(rows: Vec<Value>, deleted: Vec<Value>, cursor: i64, reset: bool) -> ServerMessage {
+        ServerMessage::Batch {
+            id: "s".into(),
+            rows: rows.into_iter().map(|r| r.as_array().unwrap().clone()).collect(),
+            deleted,
+            cursor,
+            reset,
+            last: true,
+        }
+    }
+
+    fn ids(e: &SyncEngine) -> Vec<Value> {
+        e.query("SELECT id, v FROM app.t ORDER BY id", &[]).unwrap().1.rows.into_iter().map(Value::Array).collect()
+    }
+
+    #[test]
+    fn batches_commit_rows_with_their_cursor_and_resets_replace() {
+        let mut e = online_engine();
+        let fx = e.on_message(batch(vec![json!(["a", 1]), json!(["b", 2])], vec![], 10, false), 0.0);
+        assert!(
+            fx.commit.iter().any(|op| matches!(op, StoreOp::PutSubscription(r) if r.cursor == Some(10) && r.complete))
+        );
+        assert_eq!(ids(&e), vec![json!(["a", 1]), json!(["b", 2])]);
+        e.on_message(batch(vec![json!(["c", 3])], vec![json!("a")], 20, false), 0.0);
+        assert_eq!(ids(&e), vec![json!(["b", 2]), json!(["c", 3])]);
+        e.on_message(batch(vec![json!(["z", 9])], vec![], 30, true), 0.0);
+        assert_eq!(ids(&e), vec![json!(["z", 9])]);
+    }
+
+    #[test]
+    fn changes_never_move_the_cursor_backwards() {
+        let mut e = online_engine();
+        e.on_message(batch(vec![json!(["a", 1])], vec![], 10, false), 0.0);
+        let old = ServerMessage::Change {
+            id: "s".into(),
+            op: ChangeOp::Update,
+            row: vec![json!("a"), json!(0)],
+            old: None,
+            cursor: 5,
+        };
+        assert!(e.on_message(old, 0.0).commit.is_empty());
+        let del = ServerMessage::Change {
+            id: "s".into(),
+            op: ChangeOp::Delete,
+            row: vec![json!("a"), json!(1)],
+            old: None,
+            cursor: 11,
+        };
+        e.on_message(del, 0.0);
+        assert!(ids(&e).is_empty());
+        let cursor = e.replica().subscriptions().next().unwrap().cursor;
+        assert_eq!(cursor, Some(11));
+    }
+
+    #[test]
+    fn pending_writes_overlay_confirmed_rows_and_rejections_roll_back() {
+        let mut e = online_engine();
+        e.on_message(batch(vec![json!(["a", 1])], vec![], 10, false), 0.0);
+        let op = |kind, row: Option<Value>, pk: Option<Value>| MutationOp {
+            table: "app.t".into(),
+            op: kind,
+            row: row.map(|r| r.as_object().unwrap().clone()),
+            pk,
+        };
+        let (s1, fx) = e
+            .write(vec![op(MutationKind::Update, Some(json!({"v": 5})), Some(json!("a")))], 0.0, || "k".into())
+            .unwrap();
+        assert!(matches!(&fx.send[0], ClientMessage::Mutate(m) if m.seq == s1 && m.client_id == "c1"));
+        let (s2, _) =
+            e.write(vec![op(MutationKind::Insert, Some(json!({"v": 7})), None)], 0.0, || "gen".into()).unwrap();
+        assert_eq!(ids(&e), vec![json!(["a", 5]), json!(["gen", 7])]);
+        assert_eq!(e.mutation_state("c1", s2), Some(MutationState::Pending));
+        e.on_message(
+            ServerMessage::MutateResult(MutateResult {
+                client_id: "c1".into(),
+                seq: s2,
+                status: MutationStatus::Rejected,
+                code: Some(ErrorCode::DuplicateKey),
+                reason: Some("exists".into()),
+                cursor: None,
+            }),
+            0.0,
+        );
+        assert_eq!(ids(&e), vec![json!(["a", 5])]);
+        assert!(matches!(
+            e.mutation_state("c1", s2),
+            Some(MutationState::Rejected { code: ErrorCode::DuplicateKey, .. })
+        ));
+        assert!(e.write(vec![op(MutationKind::Delete, None, None)], 0.0, || "k".into()).is_err());
+        assert!(e.write(vec![op(MutationKind::Update, None, Some(json!("a")))], 0.0, || "k".into()).is_err());
+        assert!(e.subscribe(SubscriptionId("s".into()), "SELECT id FROM app.t".into()).is_err());
+        assert!(e.subscribe(SubscriptionId("u".into()), "SELECT * FROM t".into()).is_err());
+    }
+
+    #[test]
+    fn sequence_numbers_survive_a_restart() {
+        let mut e = online_engine();
+        let w = || MutationOp { table: "app.t".into(), op: MutationKind::Delete, row: None, pk: Some(json!("a")) };
+        let (s1, fx1) = e.write(vec![w()], 0.0, || "k".into()).unwrap();
+        let mut snapshot = Snapshot::default();
+        let mut replica_ops = Vec::new();
+        replica_ops.extend(fx1.commit);
+        for op in replica_ops {
+            match op {
+                StoreOp::PutOutbox(o) => snapshot.outbox.push(o),
+                StoreOp::PutMeta { key, value } => snapshot.meta.push((key, value)),
+                _ => {}
+            }
+        }
+        snapshot.meta.push((META_CLIENT_ID.into(), json!("c1")));
+        let (mut e2, init) = SyncEngine::new(snapshot, || unreachable!("the stored client id is kept"));
+        assert!(init.is_empty());
+        let (s2, _) = e2.write(vec![w()], 0.0, || "k".into()).unwrap();
+        assert!(s2 > s1);
+    }
 }

@@ -40,9 +40,20 @@ pub enum MutationState {
 pub enum SyncEvent {
     Status(SyncStatus),
     /// A mutation settled.
-    Mutation { client_id: String, seq: u64, state: MutationState },
+    Mutation {
+        client_id: String,
+        seq: u64,
+        state: MutationState,
+    },
     /// The server refused or ended a subscription (bad SQL, no access, KILL LIVE QUERY).
-    SubscriptionError { id: SubscriptionId, code: ErrorCode, message: String },
+    SubscriptionError {
+        id: SubscriptionId,
+        code: ErrorCode,
+        message: String,
+    },
     /// A connection-level error frame (auth failure, rate limit, ...).
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
 }

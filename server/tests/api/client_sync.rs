@@ -73,8 +73,11 @@ async fn client_loads_rows_then_follows_live_changes() {
     s.sql_ok(&Auth::root(), ITEMS).await;
     let alice = s.create_user("alice").await;
     let bob = s.create_user("bob").await;
-    s.sql_ok(&alice, "INSERT INTO app.items (id, title, n) VALUES ('a', 'apple', 1), ('b', 'banana', 2), ('c', 'cherry', 3)")
-        .await;
+    s.sql_ok(
+        &alice,
+        "INSERT INTO app.items (id, title, n) VALUES ('a', 'apple', 1), ('b', 'banana', 2), ('c', 'cherry', 3)",
+    )
+    .await;
     s.sql_ok(&bob, "INSERT INTO app.items (id, title, n) VALUES ('x', 'bob-only', 9)").await;
 
     let c = client_for(&s, "alice", MemoryStore::new(), true);
