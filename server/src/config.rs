@@ -42,6 +42,10 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `kalamdb_server=debug` [default: info].
     #[arg(long, env = "KALAMDB_LOG")]
     pub log: Option<String>,
+    /// Browser origins allowed to call the HTTP API, comma-separated (`https://app.example.com`,
+    /// or `*` for any) [default: none — same-origin only].
+    #[arg(long, env = "KALAMDB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +95,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub log: String,
+    /// Origins allowed by CORS (`*` = any). Empty: no CORS headers, so browsers only allow
+    /// same-origin pages. WebSocket upgrades are not subject to CORS; `/v1/ws` authenticates
+    /// with a token in band.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +155,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             log: "info".into(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -209,6 +218,9 @@ impl Config {
         if let Some(v) = cli.sync_writes {
             config.storage.sync_writes = v;
         }
+        if let Some(v) = &cli.cors_origins {
+            config.server.cors_origins = v.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -226,6 +238,14 @@ impl Config {
                 "auth.bcrypt_cost must be between 4 and 31, got {}",
                 self.auth.bcrypt_cost
             )));
+        }
+        for origin in &self.server.cors_origins {
+            let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
+            if origin != "*" && (!scheme_ok || origin.ends_with('/') || origin.contains(char::is_whitespace)) {
+                return Err(KalamError::InvalidRequest(format!(
+                    "server.cors_origins: '{origin}' is not an origin (scheme://host[:port], no path) or '*'"
+                )));
+            }
         }
         if let Some(secret) = &self.auth.jwt_secret {
             if secret.len() < 32 {

@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod client_sync;
 mod common;
+mod cors;
 mod crdt;
 mod durability;
 mod isolation;
