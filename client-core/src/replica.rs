@@ -137,14 +137,13 @@ impl Replica {
     /// primary key, pending writes replayed on top, CRDT columns shown as text.
     pub fn table_view(&self, table: &str) -> Result<TableView<'_>, QueryError> {
         let merged = self.merged(table)?;
-        let crdt_columns = merged.crdt_columns;
+        let crdt_columns = &merged.crdt_columns;
         let rows = merged
-            .rows
-            .into_values()
+            .rows()
             .map(|row| {
                 if crdt_columns.iter().any(|c| row.get(c).is_some_and(Value::is_object)) {
                     let mut row = row.into_owned();
-                    for c in &crdt_columns {
+                    for c in crdt_columns {
                         if let Some(v) = row.get_mut(c) {
                             *v = crdt_display(v);
                         }
@@ -155,7 +154,7 @@ impl Replica {
                 }
             })
             .collect();
-        Ok(TableView { columns: merged.columns, rows })
+        Ok(TableView { columns: merged.columns.clone(), rows })
     }
 
     /// A CRDT_TEXT cell as the application sees it, pending edits merged: `{"text", "state"}`
@@ -165,32 +164,50 @@ impl Replica {
         if !merged.crdt_columns.iter().any(|c| c == column) {
             return Err(QueryError::UnknownColumn { table: table.to_string(), column: column.to_string() });
         }
-        Ok(merged.rows.get(&pk_key(pk)).and_then(|r| r.get(column)).cloned().unwrap_or(Value::Null))
+        Ok(merged.get(&pk_key(pk)).and_then(|r| r.get(column).cloned()).unwrap_or(Value::Null))
     }
 
     /// Confirmed rows of `table` merged by primary key, with pending writes replayed on top.
+    ///
+    /// Confirmed rows are borrowed, never copied: only rows touched by pending writes are
+    /// materialised, so a view of a large table costs a pointer per row.
     fn merged(&self, table: &str) -> Result<MergedTable<'_>, QueryError> {
         if !self.has_table(table) {
             return Err(QueryError::UnknownTable(table.to_string()));
         }
-        let mut m = MergedTable { columns: Vec::new(), crdt_columns: Vec::new(), rows: BTreeMap::new() };
-        for (rec, data) in self.subs_of(table) {
-            for c in &rec.schema {
-                if !m.columns.contains(&c.name) {
-                    m.columns.push(c.name.clone());
-                    if c.data_type == CRDT_TEXT {
-                        m.crdt_columns.push(c.name.clone());
+        let mut columns: Vec<String> = Vec::new();
+        let mut crdt_columns: Vec<String> = Vec::new();
+        let subs: Vec<&SubscriptionData> = self
+            .subs_of(table)
+            .map(|(rec, data)| {
+                for c in &rec.schema {
+                    if !columns.contains(&c.name) {
+                        columns.push(c.name.clone());
+                        if c.data_type == CRDT_TEXT {
+                            crdt_columns.push(c.name.clone());
+                        }
                     }
                 }
+                data
+            })
+            .collect();
+        let confirmed: Vec<(&str, &Row)> = match subs.as_slice() {
+            [one] => one.rows.iter().map(|(k, r)| (k.as_str(), r)).collect(),
+            many => {
+                let mut all: BTreeMap<&str, &Row> = BTreeMap::new();
+                for d in many {
+                    for (k, r) in &d.rows {
+                        all.entry(k.as_str()).or_insert(r);
+                    }
+                }
+                all.into_iter().collect()
             }
-            for (pk, row) in &data.rows {
-                m.rows.entry(pk.clone()).or_insert(Cow::Borrowed(row));
-            }
-        }
+        };
+        let mut m = MergedTable { columns, crdt_columns, confirmed, pending: BTreeMap::new() };
         if let Some(pk_col) = self.primary_key(table) {
             for entry in &self.outbox {
                 for op in entry.ops.iter().filter(|op| op.table == table) {
-                    overlay(&mut m.rows, pk_col, &m.crdt_columns, op);
+                    m.replay(pk_col, op);
                 }
             }
         }
@@ -198,45 +215,88 @@ impl Replica {
     }
 }
 
+/// A table's confirmed rows (sorted by key) and the rows pending writes changed
+/// (`None` = deleted).
 struct MergedTable<'a> {
     columns: Vec<String>,
     crdt_columns: Vec<String>,
-    rows: BTreeMap<String, Cow<'a, Row>>,
+    confirmed: Vec<(&'a str, &'a Row)>,
+    pending: BTreeMap<String, Option<Cow<'a, Row>>>,
 }
 
-/// Replays one pending write on the view.
-fn overlay<'a>(rows: &mut BTreeMap<String, Cow<'a, Row>>, pk_col: &str, crdt_columns: &[String], op: &MutationOp) {
-    match op.op {
-        MutationKind::Insert => {
-            let Some(new) = &op.row else { return };
-            let Some(pk) = new.get(pk_col) else { return };
-            let mut row = new.clone();
-            for c in crdt_columns {
-                if let Some(v) = row.get_mut(c) {
-                    *v = crdt_apply(&Value::Null, v);
-                }
+impl<'a> MergedTable<'a> {
+    fn get(&self, key: &str) -> Option<Cow<'a, Row>> {
+        match self.pending.get(key) {
+            Some(r) => r.clone(),
+            None => {
+                self.confirmed.binary_search_by(|(k, _)| (*k).cmp(key)).ok().map(|i| Cow::Borrowed(self.confirmed[i].1))
             }
-            rows.insert(pk_key(pk), Cow::Owned(row));
         }
-        MutationKind::Update => {
-            let (Some(pk), Some(changes)) = (&op.pk, &op.row) else { return };
-            if let Some(row) = rows.get_mut(&pk_key(pk)) {
-                let row = row.to_mut();
-                for (k, v) in changes {
-                    if crdt_columns.contains(k) {
-                        let merged = crdt_apply(row.get(k).unwrap_or(&Value::Null), v);
-                        row.insert(k.clone(), merged);
-                    } else {
-                        row.insert(k.clone(), v.clone());
+    }
+
+    /// Replays one pending write.
+    fn replay(&mut self, pk_col: &str, op: &MutationOp) {
+        match op.op {
+            MutationKind::Insert => {
+                let Some(new) = &op.row else { return };
+                let Some(pk) = new.get(pk_col) else { return };
+                let mut row = new.clone();
+                for c in &self.crdt_columns {
+                    if let Some(v) = row.get_mut(c) {
+                        *v = crdt_apply(&Value::Null, v);
                     }
                 }
+                self.pending.insert(pk_key(pk), Some(Cow::Owned(row)));
+            }
+            MutationKind::Update => {
+                let (Some(pk), Some(changes)) = (&op.pk, &op.row) else { return };
+                let key = pk_key(pk);
+                let Some(mut row) = self.get(&key) else { return };
+                let r = row.to_mut();
+                for (k, v) in changes {
+                    let v = if self.crdt_columns.contains(k) {
+                        crdt_apply(r.get(k).unwrap_or(&Value::Null), v)
+                    } else {
+                        v.clone()
+                    };
+                    r.insert(k.clone(), v);
+                }
+                self.pending.insert(key, Some(row));
+            }
+            MutationKind::Delete => {
+                if let Some(pk) = &op.pk {
+                    self.pending.insert(pk_key(pk), None);
+                }
             }
         }
-        MutationKind::Delete => {
-            if let Some(pk) = &op.pk {
-                rows.remove(&pk_key(pk));
+    }
+
+    /// All visible rows in key order: confirmed and pending merged.
+    fn rows(&self) -> impl Iterator<Item = Cow<'a, Row>> + '_ {
+        let mut confirmed = self.confirmed.iter().peekable();
+        let mut pending = self.pending.iter().peekable();
+        std::iter::from_fn(move || {
+            loop {
+                let take_pending = match (confirmed.peek(), pending.peek()) {
+                    (None, None) => return None,
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (Some((ck, _)), Some((pk, _))) => pk.as_str() <= *ck,
+                };
+                if take_pending {
+                    let (pk, row) = pending.next()?;
+                    if confirmed.peek().is_some_and(|(ck, _)| *ck == pk.as_str()) {
+                        confirmed.next();
+                    }
+                    if let Some(row) = row {
+                        return Some(row.clone());
+                    }
+                } else {
+                    let (_, row) = confirmed.next()?;
+                    return Some(Cow::Borrowed(*row));
+                }
             }
-        }
+        })
     }
 }
 
