@@ -430,3 +430,58 @@ async fn replicas_converge_under_random_disconnects_restarts_and_concurrent_devi
         }
     }
 }
+
+#[tokio::test]
+async fn tokens_are_renewed_in_band_without_dropping_the_connection() {
+    let s = TestServer::start_with_config("[auth]\naccess_token_ttl_secs = 3\n[live]\nheartbeat_secs = 1\n").await;
+    s.sql_ok(&Auth::root(), ITEMS).await;
+    let alice = s.create_user("alice").await;
+    let logins = Arc::new(AtomicU64::new(0));
+    let mut config = ClientConfig::new(s.ws_url());
+    config.backoff_base_ms = 50;
+    let (base, counter) = (s.base.clone(), logins.clone());
+    let c = start_native(config, MemoryStore::new(), move || {
+        let (base, counter) = (base.clone(), counter.clone());
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let body: Value = reqwest::Client::new()
+                .post(format!("{base}/v1/api/auth/login"))
+                .json(&json!({"username": "alice", "password": "alice-password"}))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            body["access_token"].as_str().map(str::to_string).ok_or_else(|| body.to_string())
+        }
+        .boxed()
+    });
+    let mut events = c.events();
+    c.sync("items", "SELECT * FROM app.items").await.unwrap();
+    settle(&c).await;
+    // Three token lifetimes: without renewal the server closes the socket after the first.
+    for i in 0..9 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        s.sql_ok(&alice, &format!("INSERT INTO app.items (id, title, n) VALUES ('r{i}', 't', {i})")).await;
+    }
+    let mut rows = 0;
+    for _ in 0..100 {
+        rows = c.query("SELECT id FROM app.items", vec![]).await.unwrap().rows.len();
+        if rows == 9 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows, 9, "live changes kept flowing");
+    let mut was_online = false;
+    while let Ok(ev) = events.try_recv() {
+        if let SyncEvent::Status(st) = ev {
+            assert!(!(was_online && !st.online), "the connection dropped: {st:?}");
+            was_online |= st.online;
+        }
+    }
+    assert!(was_online);
+    assert!(logins.load(Ordering::SeqCst) >= 3, "the token was renewed ({} logins)", logins.load(Ordering::SeqCst));
+    c.close().await;
+}
