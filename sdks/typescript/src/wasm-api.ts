@@ -1,0 +1,53 @@
+/**
+ * The JavaScript face of the WebAssembly engine (`KalamClient` in wasm/src/lib.rs), as the SDK
+ * uses it. Kept here rather than imported from the generated `.d.ts` so the SDK tolerates
+ * engines with and without optional methods (`crdtCell`).
+ * @internal
+ */
+
+/** A stoppable live query or event listener. @internal */
+export interface WasmSubscription {
+  stop(): void;
+  free?(): void;
+}
+
+/** `{columns, rows}` from the engine. @internal */
+export interface WasmResultSet {
+  columns: string[];
+  rows: unknown[][];
+}
+
+/** A write receipt from the engine. @internal */
+export interface WasmReceipt {
+  clientId: string;
+  seq: number;
+  insertedKeys: unknown[];
+}
+
+/** An open engine. @internal */
+export interface WasmClient {
+  sync(id: string, sql: string): Promise<void>;
+  unsync(id: string): Promise<void>;
+  query(sql: string, params: unknown): Promise<WasmResultSet>;
+  live(sql: string, params: unknown, callback: (rs: WasmResultSet) => void): Promise<WasmSubscription>;
+  mutate(ops: unknown): Promise<WasmReceipt>;
+  mutationState(clientId: string, seq: bigint | number): Promise<unknown>;
+  status(): Promise<Record<string, unknown>>;
+  onEvent(callback: (event: Record<string, unknown>) => void): WasmSubscription;
+  setOnline(online: boolean): void;
+  settled(): Promise<void>;
+  close(): Promise<void>;
+  /** `{text, state}` of a CRDT_TEXT cell in the replica, pending edits merged (newer engines). */
+  crdtCell?(table: string, pk: unknown, column: string): Promise<unknown>;
+  free?(): void;
+}
+
+/** The engine module: the `KalamClient` class. @internal */
+export interface WasmModule {
+  KalamClient: {
+    open(options: unknown, token: () => Promise<string>): Promise<WasmClient>;
+  };
+}
+
+/** Loads (and initialises) the engine module for the current environment. @internal */
+export type WasmLoader = () => Promise<WasmModule>;
