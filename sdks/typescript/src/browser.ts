@@ -14,7 +14,7 @@ let loaded: Promise<WasmModule> | null = null;
 
 /** Loads and initialises the WebAssembly engine once. */
 function load(): Promise<WasmModule> {
-  loaded ??= init().then(() => wasm as unknown as WasmModule);
+  if (!loaded) loaded = init().then(() => wasm as unknown as WasmModule);
   return loaded;
 }
 

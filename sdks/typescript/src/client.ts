@@ -197,6 +197,7 @@ export class KalamClient {
   private readonly waiters = new Map<string, Array<(s: SettledState) => void>>();
   private closed = false;
   private forceTokenRenewal = false;
+  private releaseTabLock: (() => void) | null = null;
 
   /** Use {@link createClient}. @internal */
   constructor(options: ClientOptions, env: Environment) {
@@ -241,9 +242,16 @@ export class KalamClient {
       }
       try {
         if (typeof indexedDB === 'undefined') throw new Error('unknown storage: no IndexedDB in this environment');
+        const multiTab = typeof mod.KalamClient.supportsMultiTab === 'function' && mod.KalamClient.supportsMultiTab();
+        if (!multiTab && !(await this.acquireTabLock(dbName))) {
+          // Two engines on one database would reuse each other's client id and sequence numbers.
+          throw new Error('IndexedDB replica in use by another tab (this engine has no multi-tab support)');
+        }
         engine = await mod.KalamClient.open({ ...base, storage: 'indexeddb', dbName }, token);
       } catch (e) {
         const msg = (e as Error)?.message ?? String(e);
+        this.releaseTabLock?.();
+        this.releaseTabLock = null;
         if (explicit || !/storage|dbName|IndexedDB/i.test(msg)) throw KalamError.from(e);
         // The default storage is unavailable here (older engine or no IndexedDB): keep working
         // with an in-memory replica rather than not at all.
@@ -261,6 +269,32 @@ export class KalamClient {
     this.engineV = engine;
     this.eventSub = engine.onEvent((e) => this.dispatch(e));
     return engine;
+  }
+
+  /**
+   * Takes the Web Lock naming this replica without waiting; false if another tab holds it.
+   * Held until {@link close} (or the tab goes away).
+   */
+  private acquireTabLock(dbName: string): Promise<boolean> {
+    type Locks = {
+      request(name: string, opts: { ifAvailable: boolean }, cb: (lock: unknown) => Promise<void> | undefined): Promise<unknown>;
+    };
+    const locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks;
+    if (!locks?.request) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      locks
+        .request(`kalamdb-replica:${dbName}`, { ifAvailable: true }, (lock) => {
+          if (!lock) {
+            resolve(false);
+            return undefined;
+          }
+          resolve(true);
+          return new Promise<void>((release) => {
+            this.releaseTabLock = release;
+          });
+        })
+        .catch(() => resolve(true));
+    });
   }
 
   private dispatch(e: Record<string, unknown>): void {
@@ -619,6 +653,8 @@ export class KalamClient {
     const e = this.engineV ?? (await this.engineP.catch(() => null));
     if (this.eventSub) stopSub(this.eventSub);
     this.eventSub = null;
+    this.releaseTabLock?.();
+    this.releaseTabLock = null;
     // Not freed explicitly: async engine calls may still hold it; the wasm-bindgen finalizer
     // releases it once unreachable.
     if (e) await e.close();

@@ -46,6 +46,11 @@ export interface WasmClient {
 export interface WasmModule {
   KalamClient: {
     open(options: unknown, token: () => Promise<string>): Promise<WasmClient>;
+    /**
+     * True once the engine coordinates several tabs on one IndexedDB replica itself (leader
+     * election + BroadcastChannel). Until then the SDK lets one tab at a time use it.
+     */
+    supportsMultiTab?(): boolean;
   };
 }
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# JavaScript tests: installs the npm dependencies (npm ci), builds the wasm engine and the
+# TypeScript SDK, runs the SDK's Node tests and the example app's Playwright tests, all against
+# the real server binary ($CARGO_TARGET_DIR/debug/kalamdb-server, built by `cargo build -p
+# kalamdb-server` / `cargo test`; built here if missing). Idempotent; exits non-zero on any
+# failure and prints one closing "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+npm_ci() { (cd "$1" && npm ci --no-audit --no-fund --loglevel=error); }
+
+# Prerequisites: wasm32 target, wasm-bindgen-cli of the pinned version, Chromium.
+want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' wasm/Cargo.toml)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+  cargo install wasm-bindgen-cli --version "$want"
+fi
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; else sudo apt-get install -y chromium; fi
+fi
+[ -x "$CARGO_TARGET_DIR/debug/kalamdb-server" ] || cargo build -p kalamdb-server
+
+npm_ci sdks/typescript
+scripts/build-wasm.sh
+(cd sdks/typescript && npm run build --silent)
+npm_ci examples/todo-react
+npm_ci examples/node-backend
+(cd examples/todo-react && npx vite build --logLevel warn)
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+(cd sdks/typescript && node --test --test-concurrency=1 --test-reporter=spec test/) 2>&1 | tee -a "$log" || status=1
+(cd examples/todo-react && node --test --test-concurrency=1 --test-reporter=spec tests/) 2>&1 | tee -a "$log" || status=1
+# The spec reporter ends each run with "ℹ pass N" / "ℹ fail N".
+awk '/^ℹ pass / { p += $3 } /^ℹ fail / { f += $3 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit "$status"
