@@ -4,10 +4,12 @@
 //!   replica, declare subscriptions, query it locally (one-shot or live), write through the
 //!   outbox, watch status.
 //! - [`platform`]: WebSocket, timers, clock and randomness from the JavaScript globals.
+//! - [`idb`]: the IndexedDB replica store used in browsers.
 //!
 //! Values cross the boundary as plain JSON-compatible objects; the TypeScript layer adds
 //! types and the React/Vue bindings.
 
+pub mod idb;
 pub mod platform;
 
 use futures::channel::oneshot;
@@ -26,9 +28,12 @@ use wasm_bindgen::prelude::*;
 struct OpenOptions {
     /// `ws://host:port/v1/ws`.
     url: String,
-    /// `"memory"` (default).
+    /// `"memory"` (default) or `"indexeddb"` (browsers; needs `dbName`).
     #[serde(default)]
     storage: Option<String>,
+    /// IndexedDB database of this replica: one per user and server, e.g. `kalamdb:<user>@<server>`.
+    #[serde(default)]
+    db_name: Option<String>,
     /// Start connected (default true).
     #[serde(default)]
     online: Option<bool>,
@@ -126,7 +131,14 @@ impl KalamClient {
         }
         let store: Box<dyn ReplicaStore> = match o.storage.as_deref().unwrap_or("memory") {
             "memory" => Box::new(MemoryStore::new()),
-            other => return Err(JsError::new(&format!("unknown storage '{other}' (use \"memory\")"))),
+            "indexeddb" => {
+                // No default name: a shared default would mix the replicas of different users.
+                let name = o.db_name.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
+                    JsError::new("storage \"indexeddb\" needs dbName (one database per user and server)")
+                })?;
+                Box::new(idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?)
+            }
+            other => return Err(JsError::new(&format!("unknown storage '{other}' (use \"memory\" or \"indexeddb\")"))),
         };
         let tokens: TokenSource = Box::new(move || {
             let result = token.call0(&JsValue::NULL);
@@ -155,13 +167,20 @@ impl KalamClient {
 
     /// Runs a query on the local replica: `{columns, rows}` with rows as arrays.
     pub async fn query(&self, sql: String, params: JsValue) -> Result<JsValue, JsError> {
-        let params: Vec<Value> = if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
+        let params: Vec<Value> =
+            if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
         to_js(&self.client.query(&sql, params).await.map_err(sync_err)?)
     }
 
     /// A live local query: `callback({columns, rows})` now and after every change.
-    pub async fn live(&self, sql: String, params: JsValue, callback: js_sys::Function) -> Result<Subscription, JsError> {
-        let params: Vec<Value> = if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
+    pub async fn live(
+        &self,
+        sql: String,
+        params: JsValue,
+        callback: js_sys::Function,
+    ) -> Result<Subscription, JsError> {
+        let params: Vec<Value> =
+            if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
         let live = self.client.live(&sql, params).await.map_err(sync_err)?;
         Ok(forward(live, callback))
     }

@@ -1,0 +1,370 @@
+//! The IndexedDB replica store in a real browser (headless Chromium via
+//! `wasm-bindgen-test-runner`; see `scripts/test-wasm.sh`): every store operation, atomic
+//! commits, reopening, resuming an interrupted first sync, and the same behaviour as
+//! `MemoryStore` for the same operations.
+
+use kalamdb_client_core::protocol::ws::{ClientMessage, MutationKind, MutationOp, ServerMessage};
+use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
+use kalamdb_client_core::query::Row;
+use kalamdb_client_core::store::{
+    MemoryStore, OutboxEntry, ReplicaStore, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key,
+};
+use kalamdb_client_core::sync::SyncEngine;
+use kalamdb_wasm::idb::IndexedDbStore;
+use serde_json::{Value, json};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A database name no other test (or earlier run) uses.
+fn fresh_name(test: &str) -> String {
+    format!("kalamdb-test:{test}:{}", js_sys::Math::random())
+}
+
+fn row(v: Value) -> Row {
+    v.as_object().cloned().expect("a JSON object")
+}
+
+fn sub_id(id: &str) -> SubscriptionId {
+    SubscriptionId(id.into())
+}
+
+fn record(id: &str, cursor: Option<i64>) -> SubscriptionRecord {
+    SubscriptionRecord {
+        id: sub_id(id),
+        sql: format!("SELECT * FROM app.{id}"),
+        table: format!("app.{id}"),
+        cursor,
+        schema: vec![
+            ColumnInfo { name: "id".into(), data_type: "TEXT".into() },
+            ColumnInfo { name: "n".into(), data_type: "BIGINT".into() },
+        ],
+        primary_key: Some("id".into()),
+        complete: false,
+        rows_loaded: 0,
+        last_synced_ms: Some(1_700_000_000_123.5),
+    }
+}
+
+fn put_row(sub: &str, id: &str, n: Value) -> StoreOp {
+    StoreOp::PutRow { sub: sub_id(sub), pk: pk_key(&json!(id)), row: row(json!({"id": id, "n": n})) }
+}
+
+fn outbox(client_id: &str, seq: u64, created_ms: f64) -> OutboxEntry {
+    OutboxEntry {
+        client_id: client_id.into(),
+        seq,
+        ops: vec![MutationOp {
+            table: "app.items".into(),
+            op: MutationKind::Insert,
+            row: Some(row(json!({"id": format!("{client_id}-{seq}"), "n": seq}))),
+            pk: None,
+        }],
+        created_ms,
+    }
+}
+
+async fn commit_both(mem: &MemoryStore, idb: &IndexedDbStore, ops: Vec<StoreOp>) {
+    mem.commit(ops.clone()).await.unwrap();
+    idb.commit(ops).await.unwrap();
+}
+
+async fn assert_same(mem: &MemoryStore, idb: &IndexedDbStore) -> Snapshot {
+    let (m, i) = (mem.load().await.unwrap(), idb.load().await.unwrap());
+    assert_eq!(i, m, "IndexedDB and memory stores disagree");
+    i
+}
+
+#[wasm_bindgen_test]
+async fn every_store_op_round_trips() {
+    let name = fresh_name("round-trip");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let mem = MemoryStore::new();
+    assert_eq!(idb.load().await.unwrap(), Snapshot::default());
+
+    // "ab" shares a prefix with "a": clearing "a" must not touch it.
+    commit_both(
+        &mem,
+        &idb,
+        vec![
+            StoreOp::PutSubscription(record("a", Some(10))),
+            StoreOp::PutSubscription(record("ab", None)),
+            put_row("a", "r1", json!(1)),
+            put_row("a", "r2", json!(i64::MAX)),
+            put_row("a", "r3", json!({"nested": [1.5, null, "x"]})),
+            put_row("ab", "r1", json!(-7)),
+            StoreOp::PutOutbox(outbox("c2", 1, 20.0)),
+            StoreOp::PutOutbox(outbox("c1", 2, 10.0)),
+            StoreOp::PutOutbox(outbox("c1", 1, 10.0)),
+            StoreOp::PutMeta { key: "client_id".into(), value: json!("c1") },
+            StoreOp::PutMeta { key: "next_seq".into(), value: json!(3) },
+        ],
+    )
+    .await;
+    let s = assert_same(&mem, &idb).await;
+    assert_eq!(s.subscriptions.len(), 2);
+    assert_eq!(s.rows.len(), 4);
+    let big = s.rows.iter().find(|(sub, pk, _)| sub.0 == "a" && pk == "\"r2\"").unwrap();
+    assert_eq!(big.2["n"], json!(i64::MAX), "integers beyond 2^53 survive exactly");
+    let order: Vec<(String, u64)> = s.outbox.iter().map(|e| (e.client_id.clone(), e.seq)).collect();
+    assert_eq!(
+        order,
+        [("c1".into(), 1), ("c1".into(), 2), ("c2".into(), 1)],
+        "ordered by (created_ms, client_id, seq)"
+    );
+
+    commit_both(
+        &mem,
+        &idb,
+        vec![
+            StoreOp::DeleteRow { sub: sub_id("a"), pk: pk_key(&json!("r1")) },
+            put_row("a", "r3", json!(3)),
+            StoreOp::DeleteOutbox { client_id: "c1".into(), seq: 1 },
+            StoreOp::PutMeta { key: "next_seq".into(), value: json!(4) },
+            StoreOp::PutSubscription(record("a", Some(11))),
+        ],
+    )
+    .await;
+    let s = assert_same(&mem, &idb).await;
+    assert_eq!(s.rows.len(), 3);
+    assert_eq!(s.subscriptions[0].cursor, Some(11));
+    assert_eq!(s.outbox.len(), 2);
+
+    commit_both(&mem, &idb, vec![StoreOp::ClearRows(sub_id("a"))]).await;
+    let s = assert_same(&mem, &idb).await;
+    assert_eq!(s.rows.len(), 1, "only the rows of 'ab' remain");
+    assert_eq!(s.rows[0].0, sub_id("ab"));
+
+    commit_both(&mem, &idb, vec![put_row("a", "r9", json!(9)), StoreOp::DeleteSubscription(sub_id("ab"))]).await;
+    let s = assert_same(&mem, &idb).await;
+    assert_eq!(s.subscriptions.iter().map(|r| r.id.0.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(s.rows.len(), 1);
+
+    // An empty commit is allowed and changes nothing.
+    commit_both(&mem, &idb, vec![]).await;
+    assert_same(&mem, &idb).await;
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+/// Replaces `IDBObjectStore.prototype.put` so that every call after the first `allowed` fails:
+/// `"throw"` throws at once, `"constraint"` turns it into an `add` of an existing key, which
+/// fails later, inside the transaction. Returns the function that restores the original.
+fn inject_put_failure(allowed: u32, mode: &str) -> js_sys::Function {
+    let install = js_sys::Function::new_with_args(
+        "allowed, mode",
+        "const proto = IDBObjectStore.prototype;
+         const original = proto.put;
+         let calls = 0;
+         proto.put = function (value, key) {
+             calls += 1;
+             if (calls > allowed) {
+                 if (mode === 'throw') throw new DOMException('injected failure', 'QuotaExceededError');
+                 return this.add(value, key);
+             }
+             return original.call(this, value, key);
+         };
+         return () => { proto.put = original; };",
+    );
+    install.call2(&JsValue::NULL, &allowed.into(), &mode.into()).unwrap().into()
+}
+
+#[wasm_bindgen_test]
+async fn a_commit_that_fails_midway_leaves_nothing() {
+    let name = fresh_name("atomic");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let base = vec![StoreOp::PutSubscription(record("a", Some(5))), put_row("a", "r0", json!(0))];
+    idb.commit(base).await.unwrap();
+    let before = idb.load().await.unwrap();
+
+    for mode in ["throw", "constraint"] {
+        // 600 rows, the cursor after them, an outbox entry and meta; the 300th put fails.
+        let mut ops: Vec<StoreOp> = (1..=600).map(|i| put_row("a", &format!("r{i:03}"), json!(i))).collect();
+        // Re-putting an existing key is what makes `add` fail in the "constraint" mode.
+        ops.insert(299, put_row("a", "r0", json!(-1)));
+        ops.push(StoreOp::PutSubscription(record("a", Some(99))));
+        ops.push(StoreOp::PutOutbox(outbox("c1", 1, 1.0)));
+        ops.push(StoreOp::DeleteRow { sub: sub_id("a"), pk: pk_key(&json!("r0")) });
+        let restore = inject_put_failure(299, mode);
+        let result = idb.commit(ops).await;
+        restore.call0(&JsValue::NULL).unwrap();
+        let err = result.expect_err("the injected failure fails the commit");
+        let expected = if mode == "throw" { "QuotaExceededError" } else { "ConstraintError" };
+        assert!(err.0.contains(expected), "{mode}: {err}");
+        assert_eq!(idb.load().await.unwrap(), before, "{mode}: nothing of the failed commit is visible");
+    }
+
+    // The store keeps working after failed commits.
+    idb.commit(vec![put_row("a", "r1", json!(1))]).await.unwrap();
+    assert_eq!(idb.load().await.unwrap().rows.len(), 2);
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn reopening_sees_the_committed_state() {
+    let name = fresh_name("reopen");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let mut ops = vec![StoreOp::PutSubscription(record("a", Some(42)))];
+    ops.extend((0..50).map(|i| put_row("a", &format!("r{i}"), json!(i))));
+    ops.push(StoreOp::PutOutbox(outbox("c1", 7, 3.0)));
+    ops.push(StoreOp::PutMeta { key: "client_id".into(), value: json!("c1") });
+    idb.commit(ops).await.unwrap();
+    let written = idb.load().await.unwrap();
+    drop(idb);
+
+    let again = IndexedDbStore::open(&name).await.unwrap();
+    assert_eq!(again.name(), name);
+    assert_eq!(again.load().await.unwrap(), written);
+    drop(again);
+    IndexedDbStore::delete(&name).await.unwrap();
+    let fresh = IndexedDbStore::open(&name).await.unwrap();
+    assert_eq!(fresh.load().await.unwrap(), Snapshot::default(), "a deleted database starts empty");
+    drop(fresh);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+const SUB: &str = "items";
+
+fn schema() -> Vec<ColumnInfo> {
+    vec![
+        ColumnInfo { name: "id".into(), data_type: "TEXT".into() },
+        ColumnInfo { name: "n".into(), data_type: "BIGINT".into() },
+    ]
+}
+
+fn batch(from: usize, to: usize, cursor: i64, last: bool) -> ServerMessage {
+    ServerMessage::Batch {
+        id: SUB.into(),
+        rows: (from..to).map(|i| vec![json!(format!("k{i:05}")), json!(i)]).collect(),
+        deleted: vec![],
+        cursor,
+        reset: false,
+        last,
+    }
+}
+
+fn auth_ok() -> ServerMessage {
+    ServerMessage::AuthOk {
+        user: UserInfo { id: "u1".into(), username: "alice".into(), role: Role::User },
+        expires_at: "2099-01-01T00:00:00Z".into(),
+    }
+}
+
+/// Starts an engine on `store` and connects it: returns the engine and the frames it sent.
+async fn connect(store: &impl ReplicaStore) -> (SyncEngine, Vec<ClientMessage>) {
+    let (mut engine, init) = SyncEngine::new(store.load().await.unwrap(), || "client-1".into());
+    store.commit(init).await.unwrap();
+    let fx = engine.subscribe(sub_id(SUB), "SELECT * FROM app.items".into()).unwrap();
+    store.commit(fx.commit).await.unwrap();
+    let _ = engine.on_open("token".into());
+    let fx = engine.on_message(auth_ok(), 1.0);
+    store.commit(fx.commit).await.unwrap();
+    (engine, fx.send)
+}
+
+/// The first sync of 2,500 rows stops after its second batch (the tab closes before the
+/// third batch's commit). Returns the frames the next start sends and what it loaded.
+async fn interrupted_first_sync(
+    store: impl ReplicaStore,
+    reopen: impl AsyncFnOnce() -> Box<dyn ReplicaStore>,
+) -> (Vec<ClientMessage>, Snapshot) {
+    let (mut engine, sent) = connect(&store).await;
+    assert!(sent.iter().any(|m| matches!(m, ClientMessage::Subscribe(s) if s.since.is_none())));
+    let subscribed =
+        ServerMessage::Subscribed { id: SUB.into(), live_id: "l1".into(), schema: schema(), primary_key: "id".into() };
+    store.commit(engine.on_message(subscribed, 2.0).commit).await.unwrap();
+    store.commit(engine.on_message(batch(0, 1000, 100, false), 3.0).commit).await.unwrap();
+    store.commit(engine.on_message(batch(1000, 2000, 200, false), 4.0).commit).await.unwrap();
+    // Handled in memory, never committed: the interruption.
+    let _lost = engine.on_message(batch(2000, 2500, 300, true), 5.0);
+    drop(engine);
+    drop(store);
+
+    let store = reopen().await;
+    let loaded = store.load().await.unwrap();
+    let (engine, sent) = connect(&store).await;
+    assert_eq!(engine.client_id(), "client-1", "the client id survives the restart");
+    (sent, loaded)
+}
+
+#[wasm_bindgen_test]
+async fn an_interrupted_first_sync_resumes_from_its_cursor_like_the_memory_store() {
+    let name = fresh_name("resume");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let reopen_name = name.clone();
+    let (idb_sent, idb_loaded) = interrupted_first_sync(idb, async move || {
+        Box::new(IndexedDbStore::open(&reopen_name).await.unwrap()) as Box<dyn ReplicaStore>
+    })
+    .await;
+    let mem = MemoryStore::new();
+    let same_mem = mem.clone();
+    let (mem_sent, mem_loaded) =
+        interrupted_first_sync(mem, async move || Box::new(same_mem) as Box<dyn ReplicaStore>).await;
+
+    assert_eq!(idb_loaded.rows.len(), 2000, "the two committed batches are kept");
+    let rec = &idb_loaded.subscriptions[0];
+    assert_eq!((rec.cursor, rec.complete, rec.rows_loaded), (Some(200), false, 2000));
+    let since: Vec<Option<i64>> = idb_sent
+        .iter()
+        .filter_map(|m| match m {
+            ClientMessage::Subscribe(s) => Some(s.since),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(since, [Some(200)], "the restart asks only for what came after the stored cursor");
+    assert_eq!(idb_loaded, mem_loaded);
+    assert_eq!(idb_sent, mem_sent);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+/// A deterministic pseudo-random generator (xorshift), so a failure is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_same_ops_give_the_same_snapshot_as_the_memory_store() {
+    let name = fresh_name("same");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let mem = MemoryStore::new();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // Keys whose order differs between UTF-16 (IndexedDB) and code points (Rust): U+FF5E
+    // sorts after U+1F600 in code points, before it in UTF-16.
+    let subs = ["s", "s2", "\u{FF5E}", "\u{1F600}"];
+    let pks = ["a", "b", "\u{FF5E}", "\u{1F600}", "zz", "0"];
+    let clients = ["c1", "c2"];
+    for round in 0..40 {
+        let mut ops = Vec::new();
+        for _ in 0..(1 + rng.next() % 12) {
+            let sub = rng.pick(&subs);
+            let op = match rng.next() % 10 {
+                0 => StoreOp::PutSubscription(record(sub, Some(rng.next() as i64 >> 8))),
+                1 if rng.next() % 3 == 0 => StoreOp::DeleteSubscription(sub_id(sub)),
+                2 if rng.next() % 3 == 0 => StoreOp::ClearRows(sub_id(sub)),
+                3 => StoreOp::DeleteRow { sub: sub_id(sub), pk: pk_key(&json!(rng.pick(&pks))) },
+                4 => StoreOp::PutOutbox(outbox(rng.pick(&clients), rng.next() % 5, (rng.next() % 4) as f64)),
+                5 => StoreOp::DeleteOutbox { client_id: rng.pick(&clients).to_string(), seq: rng.next() % 5 },
+                6 => StoreOp::PutMeta { key: rng.pick(&pks).to_string(), value: json!({"round": round}) },
+                _ => put_row(sub, rng.pick(&pks), json!(rng.next() as i64)),
+            };
+            ops.push(op);
+        }
+        commit_both(&mem, &idb, ops).await;
+        assert_same(&mem, &idb).await;
+    }
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
