@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests and the integration tests that start the real server binary.
+# Runs every test:
+#   1. Rust: unit tests and the integration tests that start the real server binary
+#      (including the native sync client against it);
+#   2. the wasm client in headless Chromium (scripts/test-wasm.sh);
+#   3. the npm package under Node and the example app under Playwright (scripts/test-js.sh).
+# Installs what it needs first (scripts/prerequisites.sh). Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/prerequisites.sh
 # Reuse one target dir outside the clone so repeated runs on a machine are incremental.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
+export PATH="$HOME/.cargo/bin:$PATH"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --exclude kalamdb-wasm --locked -- --test-threads=2 2>&1 | tee "$log" || status=$?
-# One closing line with the totals of every test binary.
+cargo test --workspace --exclude kalamdb-wasm --locked -- --test-threads=2 2>&1 | tee "$log" || status=1
+scripts/test-wasm.sh --locked 2>&1 | tee -a "$log" || status=1
+scripts/test-js.sh 2>&1 | tee -a "$log" || status=1
+# One closing line with the totals of every test run (cargo's "test result:" lines and
+# node's "ℹ pass N" / "ℹ fail N").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     /^ℹ pass / { p += $3 } /^ℹ fail / { f += $3 }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"
