@@ -32,8 +32,8 @@ npm_ci examples/node-backend
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-(cd sdks/typescript && node --test --test-concurrency=1 --test-reporter=spec test/) 2>&1 | tee -a "$log" || status=1
-(cd examples/todo-react && node --test --test-concurrency=1 --test-reporter=spec tests/) 2>&1 | tee -a "$log" || status=1
+(cd sdks/typescript && node --test --test-concurrency=1 --test-reporter=spec test/*.test.mjs) 2>&1 | tee -a "$log" || status=1
+(cd examples/todo-react && node --test --test-concurrency=1 --test-reporter=spec tests/*.test.mjs) 2>&1 | tee -a "$log" || status=1
 # The spec reporter ends each run with "ℹ pass N" / "ℹ fail N".
 awk '/^ℹ pass / { p += $3 } /^ℹ fail / { f += $3 } END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

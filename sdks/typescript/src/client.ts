@@ -155,6 +155,8 @@ export interface Environment {
   load: WasmLoader;
   defaultStorage: StorageKind;
   defaultUrl?: () => string | undefined;
+  /** Holds the host process alive while the client is open; returns the release. */
+  keepAlive?: () => () => void;
 }
 
 type Listener<K extends keyof ClientEvents> = (event: ClientEvents[K]) => void;
@@ -198,6 +200,7 @@ export class KalamClient {
   private closed = false;
   private forceTokenRenewal = false;
   private releaseTabLock: (() => void) | null = null;
+  private releaseKeepAlive: (() => void) | null = null;
 
   /** Use {@link createClient}. @internal */
   constructor(options: ClientOptions, env: Environment) {
@@ -212,6 +215,7 @@ export class KalamClient {
     this.fetchFn = f.bind(globalThis);
     this.tokens = new TokenProvider(this.url, options.auth, this.fetchFn, options.refreshMarginSecs ?? 60);
     this.storage = options.storage ?? env.defaultStorage;
+    this.releaseKeepAlive = env.keepAlive?.() ?? null;
     this.engineP = this.open(env);
     this.ready = this.engineP.then(() => undefined);
     // Avoid unhandled-rejection noise: callers see the error through `ready` or any method.
@@ -655,6 +659,8 @@ export class KalamClient {
     this.eventSub = null;
     this.releaseTabLock?.();
     this.releaseTabLock = null;
+    this.releaseKeepAlive?.();
+    this.releaseKeepAlive = null;
     // Not freed explicitly: async engine calls may still hold it; the wasm-bindgen finalizer
     // releases it once unreachable.
     if (e) await e.close();

@@ -311,3 +311,18 @@ test('CRDT_TEXT: a yjs update is merged by the server and its state round-trips 
   assert.deepEqual(await server.sqlAs(name, "SELECT body FROM app.todos WHERE id = 'n1'"), [{ body: '>> Say: hello brave world!!!' }]);
   assert.ok(base64ToBytes(Buffer.from('abc').toString('base64')).length === 3);
 });
+
+test('crdt() falls back to the server when the engine cannot read CRDT cells', async () => {
+  const name = await newUser('crdtfb');
+  await server.sqlAs(name, "INSERT INTO app.todos (id, title, body) VALUES ('f1', 'fallback', 'from SQL')");
+  const c = client(name);
+  await c.ready;
+  c.engineV.crdtCell = undefined; // an engine without crdtCell (older builds)
+  const cell = await within(c.crdt('app.todos', 'f1', 'body'), 10000, 'crdt from server');
+  assert.equal(cell.text, 'from SQL');
+  const d = new Y.Doc();
+  Y.applyUpdate(d, cell.state);
+  assert.equal(d.getText('text').toString(), 'from SQL');
+  assert.equal(await c.crdt('app.todos', 'missing', 'body'), null);
+  await assert.rejects(c.crdt('app.todos; DROP', 'x', 'body'), (e) => e.code === 'CLIENT_ERROR');
+});

@@ -82,7 +82,9 @@ export async function startServer({ timeoutMs = 30000 } = {}) {
   async function stop() {
     if (child.exitCode === null) {
       child.kill('SIGTERM');
-      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(5000)]);
+      let t;
+      await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => (t = setTimeout(r, 5000)))]);
+      clearTimeout(t);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
     rmSync(dataDir, { recursive: true, force: true });
