@@ -179,14 +179,14 @@ async fn a_commit_that_fails_midway_leaves_nothing() {
     let before = idb.load().await.unwrap();
 
     for mode in ["throw", "constraint"] {
-        // 600 rows, the cursor after them, an outbox entry and meta; the 300th put fails.
+        // 600 rows (one log record, written first), the cursor after them, an outbox entry;
+        // the second put fails. Re-putting the existing subscription is what makes `add`
+        // fail in the "constraint" mode.
         let mut ops: Vec<StoreOp> = (1..=600).map(|i| put_row("a", &format!("r{i:03}"), json!(i))).collect();
-        // Re-putting an existing key is what makes `add` fail in the "constraint" mode.
-        ops.insert(299, put_row("a", "r0", json!(-1)));
         ops.push(StoreOp::PutSubscription(record("a", Some(99))));
         ops.push(StoreOp::PutOutbox(outbox("c1", 1, 1.0)));
         ops.push(StoreOp::DeleteRow { sub: sub_id("a"), pk: pk_key(&json!("r0")) });
-        let restore = inject_put_failure(299, mode);
+        let restore = inject_put_failure(1, mode);
         let result = idb.commit(ops).await;
         restore.call0(&JsValue::NULL).unwrap();
         let err = result.expect_err("the injected failure fails the commit");
@@ -339,6 +339,8 @@ impl Rng {
 async fn the_same_ops_give_the_same_snapshot_as_the_memory_store() {
     let name = fresh_name("same");
     let idb = IndexedDbStore::open(&name).await.unwrap();
+    // Fold the row log into chunks every few commits, so replaying and compacting both count.
+    idb.set_compaction_threshold(2_000);
     let mem = MemoryStore::new();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     // Keys whose order differs between UTF-16 (IndexedDB) and code points (Rust): U+FF5E
@@ -352,8 +354,8 @@ async fn the_same_ops_give_the_same_snapshot_as_the_memory_store() {
             let sub = rng.pick(&subs);
             let op = match rng.next() % 10 {
                 0 => StoreOp::PutSubscription(record(sub, Some(rng.next() as i64 >> 8))),
-                1 if rng.next() % 3 == 0 => StoreOp::DeleteSubscription(sub_id(sub)),
-                2 if rng.next() % 3 == 0 => StoreOp::ClearRows(sub_id(sub)),
+                1 if rng.next().is_multiple_of(3) => StoreOp::DeleteSubscription(sub_id(sub)),
+                2 if rng.next().is_multiple_of(3) => StoreOp::ClearRows(sub_id(sub)),
                 3 => StoreOp::DeleteRow { sub: sub_id(sub), pk: pk_key(&json!(rng.pick(&pks))) },
                 4 => StoreOp::PutOutbox(outbox(rng.pick(&clients), rng.next() % 5, (rng.next() % 4) as f64)),
                 5 => StoreOp::DeleteOutbox { client_id: rng.pick(&clients).to_string(), seq: rng.next() % 5 },
@@ -365,6 +367,11 @@ async fn the_same_ops_give_the_same_snapshot_as_the_memory_store() {
         commit_both(&mem, &idb, ops).await;
         assert_same(&mem, &idb).await;
     }
+    assert!(idb.compactions() >= 3, "compacted {} times", idb.compactions());
+    // What a compaction wrote reads back the same in a new connection.
+    let reopened = IndexedDbStore::open(&name).await.unwrap();
+    assert_eq!(reopened.load().await.unwrap(), mem.load().await.unwrap());
+    drop(reopened);
     drop(idb);
     IndexedDbStore::delete(&name).await.unwrap();
 }
