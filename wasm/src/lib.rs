@@ -5,18 +5,20 @@
 //!   outbox, watch status.
 //! - [`platform`]: WebSocket, timers, clock and randomness from the JavaScript globals.
 //! - [`idb`]: the IndexedDB replica store used in browsers.
+//! - [`tabs`]: several tabs sharing one IndexedDB replica, one of them leading sync.
 //!
 //! Values cross the boundary as plain JSON-compatible objects; the TypeScript layer adds
 //! types and the React/Vue bindings.
 
 pub mod idb;
 pub mod platform;
+pub mod tabs;
 
 use futures::channel::oneshot;
 use futures::{FutureExt, StreamExt};
 use kalamdb_client_core::protocol::ws::MutationOp;
 use kalamdb_client_core::store::{MemoryStore, ReplicaStore};
-use kalamdb_client_core::sync::platform::TokenSource;
+use kalamdb_client_core::sync::platform::{Platform, TokenSource, uuid_v7};
 use kalamdb_client_core::sync::{self, Client, ClientConfig, SyncError, WriteReceipt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +36,10 @@ struct OpenOptions {
     /// IndexedDB database of this replica: one per user and server, e.g. `kalamdb:<user>@<server>`.
     #[serde(default)]
     db_name: Option<String>,
+    /// With IndexedDB: share the replica with other tabs, one of them leading sync (default
+    /// true where Web Locks and BroadcastChannel exist).
+    #[serde(default)]
+    multi_tab: Option<bool>,
     /// Start connected (default true).
     #[serde(default)]
     online: Option<bool>,
@@ -73,6 +79,8 @@ impl From<WriteReceipt> for Receipt {
 #[wasm_bindgen]
 pub struct KalamClient {
     client: Client,
+    /// Set when this client shares its IndexedDB replica with other tabs.
+    tabs: Option<tabs::Tabs>,
 }
 
 /// Stops a live query or an event listener.
@@ -122,24 +130,14 @@ impl KalamClient {
     pub async fn open(options: JsValue, token: js_sys::Function) -> Result<KalamClient, JsError> {
         let o: OpenOptions = from_js(options, "options")?;
         let mut config = ClientConfig::new(o.url);
-        config.online = o.online.unwrap_or(true);
+        let want_online = o.online.unwrap_or(true);
+        config.online = want_online;
         if let Some(ms) = o.ping_interval_ms {
             config.ping_interval_ms = ms.max(100);
         }
         if let Some(ms) = o.backoff_max_ms {
             config.backoff_max_ms = ms.max(config.backoff_base_ms);
         }
-        let store: Box<dyn ReplicaStore> = match o.storage.as_deref().unwrap_or("memory") {
-            "memory" => Box::new(MemoryStore::new()),
-            "indexeddb" => {
-                // No default name: a shared default would mix the replicas of different users.
-                let name = o.db_name.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
-                    JsError::new("storage \"indexeddb\" needs dbName (one database per user and server)")
-                })?;
-                Box::new(idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?)
-            }
-            other => return Err(JsError::new(&format!("unknown storage '{other}' (use \"memory\" or \"indexeddb\")"))),
-        };
         let tokens: TokenSource = Box::new(move || {
             let result = token.call0(&JsValue::NULL);
             async move {
@@ -151,18 +149,76 @@ impl KalamClient {
             }
             .boxed_local()
         });
+        let store: Box<dyn ReplicaStore> = match o.storage.as_deref().unwrap_or("memory") {
+            "memory" => Box::new(MemoryStore::new()),
+            "indexeddb" => {
+                // No default name: a shared default would mix the replicas of different users.
+                let name = o.db_name.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
+                    JsError::new("storage \"indexeddb\" needs dbName (one database per user and server)")
+                })?;
+                let store = idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?;
+                if o.multi_tab.unwrap_or(true) && tabs::supported() {
+                    return Self::open_shared(config, name, store, tokens, want_online);
+                }
+                Box::new(store)
+            }
+            other => return Err(JsError::new(&format!("unknown storage '{other}' (use \"memory\" or \"indexeddb\")"))),
+        };
         let client = sync::start(config, platform::JsPlatform, store, tokens);
-        Ok(KalamClient { client })
+        Ok(KalamClient { client, tabs: None })
+    }
+
+    /// A client on a replica shared with other tabs: offline under a client id of its own
+    /// until it leads sync.
+    fn open_shared(
+        mut config: ClientConfig,
+        db_name: &str,
+        store: idb::IndexedDbStore,
+        tokens: TokenSource,
+        want_online: bool,
+    ) -> Result<KalamClient, JsError> {
+        let p = platform::JsPlatform;
+        let tab_id = uuid_v7(p.now_ms(), || p.random_u32());
+        let channel = tabs::channel(db_name).map_err(|e| JsError::new(&e))?;
+        config.online = false;
+        config.session_client_id = Some(tab_id.clone());
+        let store = tabs::BroadcastingStore::new(store, channel.clone());
+        let client = sync::start(config, p, store, tokens);
+        // Joined in the same turn as the start: the store loads later, so every commit
+        // posted after that load arrives here.
+        let tabs =
+            tabs::Tabs::join(db_name, tab_id, client.clone(), channel, want_online).map_err(|e| JsError::new(&e))?;
+        Ok(KalamClient { client, tabs: Some(tabs) })
+    }
+
+    /// Whether this engine can share an IndexedDB replica between tabs here (Web Locks and
+    /// BroadcastChannel available).
+    #[wasm_bindgen(js_name = supportsMultiTab)]
+    pub fn supports_multi_tab() -> bool {
+        tabs::supported()
+    }
+
+    /// Whether this client leads sync: always, unless it shares its replica with other tabs
+    /// and another one leads.
+    #[wasm_bindgen(js_name = isLeader)]
+    pub fn is_leader(&self) -> bool {
+        self.tabs.as_ref().is_none_or(|t| t.is_leader())
     }
 
     /// Declares what to replicate: `SELECT ... FROM namespace.table [WHERE ...]`, under `id`.
     pub async fn sync(&self, id: String, sql: String) -> Result<(), JsError> {
-        self.client.sync(&id, &sql).await.map_err(sync_err)
+        match &self.tabs {
+            Some(tabs) => tabs.request(tabs::Action::Sync { id, sql }).await.map_err(|e| JsError::new(&e)),
+            None => self.client.sync(&id, &sql).await.map_err(sync_err),
+        }
     }
 
     /// Stops replicating `id` and drops its rows locally.
     pub async fn unsync(&self, id: String) -> Result<(), JsError> {
-        self.client.unsync(&id).await.map_err(sync_err)
+        match &self.tabs {
+            Some(tabs) => tabs.request(tabs::Action::Unsync { id }).await.map_err(|e| JsError::new(&e)),
+            None => self.client.unsync(&id).await.map_err(sync_err),
+        }
     }
 
     /// Runs a query on the local replica: `{columns, rows}` with rows as arrays.
@@ -219,9 +275,14 @@ impl KalamClient {
         forward(self.client.events(), callback)
     }
 
+    /// Goes offline or back online. With a shared replica, only the leading tab connects;
+    /// the choice applies whenever this tab leads.
     #[wasm_bindgen(js_name = setOnline)]
     pub fn set_online(&self, online: bool) {
-        self.client.set_online(online);
+        match &self.tabs {
+            Some(tabs) => tabs.set_online(online),
+            None => self.client.set_online(online),
+        }
     }
 
     /// Resolves once online, all subscriptions loaded and every local write confirmed.
@@ -229,7 +290,11 @@ impl KalamClient {
         self.client.settled().await.map_err(sync_err)
     }
 
+    /// Stops syncing; a tab leading sync for others hands the lead to one of them.
     pub async fn close(&self) {
-        self.client.close().await;
+        match &self.tabs {
+            Some(tabs) => tabs.close().await,
+            None => self.client.close().await,
+        }
     }
 }

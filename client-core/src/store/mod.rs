@@ -69,7 +69,10 @@ pub fn pk_key(pk: &Value) -> String {
 }
 
 /// One change to the store; a commit applies a list of them in order, all or nothing.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serialisable so that tabs sharing one store can tell each other what they committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StoreOp {
     PutSubscription(SubscriptionRecord),
     /// Removes the subscription and all its rows.

@@ -5,7 +5,7 @@ use super::engine::SyncError;
 use super::status::{MutationState, SyncEvent, SyncStatus};
 use crate::protocol::ws::{MutationKind, MutationOp};
 use crate::query::{ResultSet, Row};
-use crate::store::SubscriptionId;
+use crate::store::{StoreOp, SubscriptionId};
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 use serde_json::Value;
@@ -71,6 +71,24 @@ pub enum Command {
     /// Resolves once online with every subscription loaded and the outbox empty.
     Settled {
         reply: oneshot::Sender<()>,
+    },
+    /// Store operations another session (tab) committed to the shared store.
+    Remote {
+        ops: Vec<StoreOp>,
+    },
+    /// The outcome of a mutation, settled by the session that leads sync.
+    RemoteOutcome {
+        client_id: String,
+        seq: u64,
+        state: MutationState,
+    },
+    /// Report the leading session's status as this one's (`None`: report its own again).
+    Follow {
+        leader: Option<SyncStatus>,
+    },
+    /// Reload the replica from the store.
+    Reload {
+        reply: oneshot::Sender<Result<(), SyncError>>,
     },
     Close {
         reply: oneshot::Sender<()>,
@@ -217,6 +235,30 @@ impl Client {
     /// Waits until online, every subscription loaded and every local write confirmed.
     pub async fn settled(&self) -> Result<(), SyncError> {
         self.call(|reply| Command::Settled { reply }).await
+    }
+
+    // ---- several sessions (browser tabs) sharing one store, one of them leading sync -------
+
+    /// Applies store operations another session committed to the shared store. The leading
+    /// session sends the outbox entries among them to the server.
+    pub fn apply_remote(&self, ops: Vec<StoreOp>) {
+        let _ = self.commands.unbounded_send(Command::Remote { ops });
+    }
+
+    /// Records the outcome of a mutation the leading session settled with the server.
+    pub fn settle_remote(&self, client_id: String, seq: u64, state: MutationState) {
+        let _ = self.commands.unbounded_send(Command::RemoteOutcome { client_id, seq, state });
+    }
+
+    /// Reports the leading session's status as this one's (`None`: its own again).
+    pub fn follow(&self, leader: Option<SyncStatus>) {
+        let _ = self.commands.unbounded_send(Command::Follow { leader });
+    }
+
+    /// Reloads the replica from the store, so what other sessions committed becomes visible
+    /// (a session about to lead sync starts from the store's cursors).
+    pub async fn reload(&self) -> Result<(), SyncError> {
+        self.call(|reply| Command::Reload { reply }).await?
     }
 
     /// Stops syncing. The store keeps everything for the next start.

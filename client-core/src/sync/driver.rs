@@ -31,6 +31,9 @@ pub struct ClientConfig {
     pub backoff_max_ms: u64,
     /// Start connected (false: offline until `set_online(true)`).
     pub online: bool,
+    /// A client id for this session only, when several sessions (browser tabs) share one
+    /// store; `None`: the store's own, created once and kept in its meta.
+    pub session_client_id: Option<String>,
 }
 
 impl ClientConfig {
@@ -41,6 +44,7 @@ impl ClientConfig {
             backoff_base_ms: 250,
             backoff_max_ms: 30_000,
             online: true,
+            session_client_id: None,
         }
     }
 }
@@ -104,7 +108,10 @@ pub async fn run<P: Platform, S: ReplicaStore>(
         }
     };
     let p = platform.clone();
-    let (engine, init) = SyncEngine::new(snapshot, || uuid_v7(p.now_ms(), || p.random_u32()));
+    let (engine, init) = match config.session_client_id.clone() {
+        Some(id) => (SyncEngine::with_session_client_id(snapshot, id), Vec::new()),
+        None => SyncEngine::new(snapshot, || uuid_v7(p.now_ms(), || p.random_u32())),
+    };
     let mut d = Driver {
         backoff: Backoff::new(config.backoff_base_ms, config.backoff_max_ms),
         want_online: config.online,
@@ -124,6 +131,7 @@ pub async fn run<P: Platform, S: ReplicaStore>(
         event_sinks: Vec::new(),
         settle_waiters: Vec::new(),
         replies: Vec::new(),
+        reload: None,
         closed: None,
     };
     if !init.is_empty() {
@@ -136,12 +144,26 @@ pub async fn run<P: Platform, S: ReplicaStore>(
     while let Some(first) = inputs.next().await {
         let mut fx = d.handle(first);
         for _ in 1..MAX_INPUTS_PER_COMMIT {
+            if d.reload.is_some() {
+                break; // later inputs see the reloaded replica
+            }
             match inputs.next().now_or_never() {
                 Some(Some(input)) => fx.absorb(d.handle(input)),
                 _ => break,
             }
         }
         d.perform(fx).await;
+        if let Some(reply) = d.reload.take() {
+            let result = match d.store.load().await {
+                Ok(snapshot) => {
+                    let fx = d.engine.reload(snapshot);
+                    d.perform(fx).await;
+                    Ok(())
+                }
+                Err(e) => Err(SyncError::Store(e)),
+            };
+            let _ = reply.send(result);
+        }
         if let Some(reply) = d.closed.take() {
             d.shutdown();
             let _ = reply.send(());
@@ -157,6 +179,7 @@ fn fail_command(cmd: Command, e: SyncError) {
         Command::Query { reply, .. } => drop(reply.send(Err(e))),
         Command::Live { reply, .. } => drop(reply.send(Err(e))),
         Command::Write { reply, .. } => drop(reply.send(Err(e))),
+        Command::Reload { reply } => drop(reply.send(Err(e))),
         Command::Close { reply } => {
             let _ = reply.send(());
         }
@@ -187,6 +210,8 @@ struct Driver<P: Platform, S: ReplicaStore> {
     settle_waiters: Vec<oneshot::Sender<()>>,
     /// Answers held back until the effects they depend on are committed.
     replies: Vec<Reply>,
+    /// A reload of the replica from the store, done once the current inputs are performed.
+    reload: Option<oneshot::Sender<Result<(), SyncError>>>,
     closed: Option<oneshot::Sender<()>>,
 }
 
@@ -421,6 +446,13 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
             }
             Command::Settled { reply } => {
                 self.settle_waiters.push(reply);
+                Effects::default()
+            }
+            Command::Remote { ops } => self.engine.apply_remote(ops),
+            Command::RemoteOutcome { client_id, seq, state } => self.engine.settle_remote(client_id, seq, state),
+            Command::Follow { leader } => self.engine.follow(leader),
+            Command::Reload { reply } => {
+                self.reload = Some(reply);
                 Effects::default()
             }
             Command::Close { reply } => {

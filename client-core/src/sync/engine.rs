@@ -85,6 +85,11 @@ pub struct SyncEngine {
     /// Outcomes of settled mutations, kept for `mutation_state` (bounded).
     settled: BTreeMap<(String, u64), MutationState>,
     last_error: Option<String>,
+    /// The client id belongs to this session alone (one of several tabs sharing the store), so
+    /// it and its sequence numbers stay out of the store's shared meta.
+    session_id: bool,
+    /// While another tab leads sync for the shared store: its status, reported as this one's.
+    leader_status: Option<SyncStatus>,
 }
 
 const SETTLED_KEPT: usize = 1000;
@@ -104,8 +109,7 @@ impl SyncEngine {
             }
         };
         let stored_seq = replica.meta(META_NEXT_SEQ).and_then(Value::as_u64).unwrap_or(1);
-        let outbox_max = replica.outbox().iter().filter(|e| e.client_id == client_id).map(|e| e.seq + 1).max();
-        let next_seq = stored_seq.max(outbox_max.unwrap_or(1));
+        let next_seq = own_next_seq(&replica, &client_id, stored_seq);
         let mut engine = SyncEngine {
             replica,
             client_id,
@@ -114,9 +118,30 @@ impl SyncEngine {
             loading: HashSet::new(),
             settled: BTreeMap::new(),
             last_error: None,
+            session_id: false,
+            leader_status: None,
         };
         engine.replica.apply(&init);
         (engine, init)
+    }
+
+    /// Restores the engine from a snapshot of a store that several sessions (browser tabs)
+    /// share, under `client_id`, which is this session's alone: it is not read from or written
+    /// to the store's meta, and its sequence numbers continue after its entries in the outbox.
+    pub fn with_session_client_id(snapshot: Snapshot, client_id: String) -> Self {
+        let replica = Replica::from_snapshot(snapshot);
+        let next_seq = own_next_seq(&replica, &client_id, 1);
+        SyncEngine {
+            replica,
+            client_id,
+            next_seq,
+            link: Link::Offline,
+            loading: HashSet::new(),
+            settled: BTreeMap::new(),
+            last_error: None,
+            session_id: true,
+            leader_status: None,
+        }
     }
 
     pub fn replica(&self) -> &Replica {
@@ -137,6 +162,10 @@ impl SyncEngine {
     }
 
     pub fn status(&self) -> SyncStatus {
+        if let Some(leader) = &self.leader_status {
+            // The outbox is shared, but this replica sees its own writes before the leader does.
+            return SyncStatus { pending_writes: self.replica.outbox().len(), ..leader.clone() };
+        }
         let subs: Vec<&SubscriptionRecord> = self.replica.subscriptions().collect();
         SyncStatus {
             online: self.link == Link::Online,
@@ -408,13 +437,11 @@ impl SyncEngine {
         if self.link == Link::Online {
             fx.send.push(Self::mutate_frame(&entry));
         }
-        self.commit(
-            &mut fx,
-            vec![
-                StoreOp::PutOutbox(entry),
-                StoreOp::PutMeta { key: META_NEXT_SEQ.into(), value: Value::from(self.next_seq) },
-            ],
-        );
+        let mut ops = vec![StoreOp::PutOutbox(entry)];
+        if !self.session_id {
+            ops.push(StoreOp::PutMeta { key: META_NEXT_SEQ.into(), value: Value::from(self.next_seq) });
+        }
+        self.commit(&mut fx, ops);
         self.status_changed(&mut fx);
         Ok((seq, fx))
     }
@@ -478,6 +505,142 @@ impl SyncEngine {
         let rs = q.run(&view.columns, view.rows.iter().map(|r| r.as_ref()))?;
         Ok((q.table, rs))
     }
+}
+
+impl SyncEngine {
+    // ---- several sessions on one store (browser tabs) -------------------------------------
+
+    /// Store operations another session committed to the shared store: applied to the replica
+    /// without committing them again. Online, subscriptions and outbox entries new to this
+    /// replica go to the server (the tab leading sync sends the writes of the others).
+    pub fn apply_remote(&mut self, ops: Vec<StoreOp>) -> Effects {
+        let before = self.shape();
+        let mut fx = Effects::default();
+        let mut subs: HashSet<&SubscriptionId> = HashSet::new();
+        for op in &ops {
+            match op {
+                StoreOp::PutSubscription(rec) => {
+                    fx.touched.insert(rec.table.clone());
+                }
+                StoreOp::DeleteSubscription(id)
+                | StoreOp::ClearRows(id)
+                | StoreOp::PutRow { sub: id, .. }
+                | StoreOp::DeleteRow { sub: id, .. } => {
+                    subs.insert(id);
+                }
+                StoreOp::PutOutbox(e) => fx.touched.extend(e.ops.iter().map(|o| o.table.clone())),
+                StoreOp::DeleteOutbox { client_id, seq } => {
+                    let entry = self.replica.outbox().iter().find(|e| e.client_id == *client_id && e.seq == *seq);
+                    if let Some(e) = entry {
+                        fx.touched.extend(e.ops.iter().map(|o| o.table.clone()));
+                        // The leader posts the outcome right after this commit; until it
+                        // arrives the write still counts as pending, not as unknown.
+                        self.settled.entry((client_id.clone(), *seq)).or_insert(MutationState::Pending);
+                    }
+                }
+                StoreOp::PutMeta { .. } => {}
+            }
+        }
+        // Looked up before applying, so the table of a deleted subscription counts too.
+        for id in subs {
+            if let Some(rec) = self.replica.subscription(id).and_then(|d| d.record.as_ref()) {
+                fx.touched.insert(rec.table.clone());
+            }
+        }
+        self.replica.apply(&ops);
+        self.after_remote_change(before, &mut fx);
+        if !ops.is_empty() {
+            self.status_changed(&mut fx);
+        }
+        fx
+    }
+
+    /// Replaces the replica with a fresh snapshot of the shared store (a tab about to lead
+    /// sync reloads what the previous leader committed). Keeps this session's client id.
+    pub fn reload(&mut self, snapshot: Snapshot) -> Effects {
+        let before = self.shape();
+        let mut fx = Effects::default();
+        fx.touched.extend(self.tables());
+        self.replica = Replica::from_snapshot(snapshot);
+        let stored = match self.session_id {
+            true => 1,
+            false => self.replica.meta(META_NEXT_SEQ).and_then(Value::as_u64).unwrap_or(1),
+        };
+        self.next_seq = self.next_seq.max(own_next_seq(&self.replica, &self.client_id, stored));
+        fx.touched.extend(self.tables());
+        self.after_remote_change(before, &mut fx);
+        self.status_changed(&mut fx);
+        fx
+    }
+
+    /// The outcome of a mutation another session settled with the server (the leading tab,
+    /// for a write of this one): kept for [`Self::mutation_state`] and reported.
+    pub fn settle_remote(&mut self, client_id: String, seq: u64, state: MutationState) -> Effects {
+        let mut fx = Effects::default();
+        let key = (client_id, seq);
+        if self.settled.get(&key) == Some(&state) {
+            return fx;
+        }
+        self.settled.insert(key.clone(), state.clone());
+        while self.settled.len() > SETTLED_KEPT {
+            self.settled.pop_first();
+        }
+        fx.events.push(SyncEvent::Mutation { client_id: key.0, seq: key.1, state });
+        fx
+    }
+
+    /// Follows another session that leads sync: reports `leader`'s status as this one's
+    /// (`None`: this engine's own again, once it leads).
+    pub fn follow(&mut self, leader: Option<SyncStatus>) -> Effects {
+        let mut fx = Effects::default();
+        if self.leader_status != leader {
+            self.leader_status = leader;
+            self.status_changed(&mut fx);
+        }
+        fx
+    }
+
+    /// Subscriptions and outbox entries present now, to see what a remote change added.
+    fn shape(&self) -> (HashSet<SubscriptionId>, HashSet<(String, u64)>) {
+        (
+            self.replica.subscriptions().map(|r| r.id.clone()).collect(),
+            self.replica.outbox().iter().map(|e| (e.client_id.clone(), e.seq)).collect(),
+        )
+    }
+
+    /// Every table the replica shows: synced ones and those with pending writes.
+    fn tables(&self) -> HashSet<String> {
+        let synced = self.replica.subscriptions().map(|r| r.table.clone());
+        synced.chain(self.replica.outbox().iter().flat_map(|e| e.ops.iter().map(|o| o.table.clone()))).collect()
+    }
+
+    /// Online, tells the server what a remote change or a reload added or removed.
+    fn after_remote_change(
+        &mut self,
+        (subs, outbox): (HashSet<SubscriptionId>, HashSet<(String, u64)>),
+        fx: &mut Effects,
+    ) {
+        let now = self.shape();
+        if self.link == Link::Online && (now.0 != subs || now.1 != outbox) {
+            for id in subs.difference(&now.0) {
+                self.loading.remove(id);
+                fx.send.push(ClientMessage::Unsubscribe { id: id.0.clone() });
+            }
+            for rec in self.replica.subscriptions().filter(|r| !subs.contains(&r.id)) {
+                self.loading.insert(rec.id.clone());
+                fx.send.push(Self::subscribe_frame(rec));
+            }
+            for e in self.replica.outbox().iter().filter(|e| !outbox.contains(&(e.client_id.clone(), e.seq))) {
+                fx.send.push(Self::mutate_frame(e));
+            }
+        }
+    }
+}
+
+/// Next sequence number of `client_id`: after its entries in the outbox, at least `stored`.
+fn own_next_seq(replica: &Replica, client_id: &str, stored: u64) -> u64 {
+    let outbox_max = replica.outbox().iter().filter(|e| e.client_id == client_id).map(|e| e.seq + 1).max();
+    stored.max(outbox_max.unwrap_or(1))
 }
 
 fn pk_index(rec: &SubscriptionRecord) -> Option<usize> {
@@ -647,5 +810,48 @@ mod tests {
         assert!(init.is_empty());
         let (s2, _) = e2.write(vec![w()], 0.0, || "k".into()).unwrap();
         assert!(s2 > s1);
+    }
+
+    #[test]
+    fn sessions_on_one_store_share_writes_without_sending_twice() {
+        let w = || MutationOp { table: "app.t".into(), op: MutationKind::Delete, row: None, pk: Some(json!("a")) };
+        let mut leader = online_engine();
+        let mut tab = SyncEngine::with_session_client_id(Snapshot::default(), "tab".into());
+        let (seq, fx) = tab.write(vec![w()], 0.0, || "k".into()).unwrap();
+        assert!(fx.send.is_empty(), "an offline tab sends nothing");
+        assert!(fx.commit.iter().all(|op| !matches!(op, StoreOp::PutMeta { .. })), "session ids stay out of meta");
+
+        // The leader sends the tab's write once, however often it hears of it.
+        let fx = leader.apply_remote(fx.commit.clone());
+        assert!(matches!(&fx.send[..], [ClientMessage::Mutate(m)] if m.client_id == "tab" && m.seq == seq));
+        assert!(fx.touched.contains("app.t"));
+        assert!(leader.apply_remote(vec![StoreOp::PutOutbox(leader.replica().outbox()[0].clone())]).send.is_empty());
+
+        // The leader settles it; the tab learns the deletion, then the outcome.
+        let result = MutateResult {
+            client_id: "tab".into(),
+            seq,
+            status: MutationStatus::Applied,
+            code: None,
+            reason: None,
+            cursor: Some(9),
+        };
+        let fx = leader.on_message(ServerMessage::MutateResult(result), 0.0);
+        tab.apply_remote(fx.commit);
+        assert_eq!(tab.status().pending_writes, 0);
+        assert_eq!(tab.mutation_state("tab", seq), Some(MutationState::Pending));
+        let applied = MutationState::Applied { cursor: Some(9) };
+        let fx = tab.settle_remote("tab".into(), seq, applied.clone());
+        assert!(matches!(&fx.events[..], [SyncEvent::Mutation { .. }]));
+        assert_eq!(tab.mutation_state("tab", seq), Some(applied));
+
+        // A follower reports the leader's status; a reload keeps its client id and numbering.
+        tab.follow(Some(leader.status()));
+        assert!(tab.status().online);
+        tab.follow(None);
+        assert!(!tab.status().online);
+        tab.reload(Snapshot::default());
+        assert_eq!(tab.client_id(), "tab");
+        assert_eq!(tab.write(vec![w()], 0.0, || "k".into()).unwrap().0, seq + 1);
     }
 }

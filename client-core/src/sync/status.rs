@@ -3,10 +3,10 @@
 use crate::protocol::ErrorCode;
 use crate::protocol::ws::Cursor;
 use crate::store::SubscriptionId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A snapshot of the replica's sync state, reported on every change.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SyncStatus {
     /// Connected and authenticated.
     pub online: bool,
@@ -23,7 +23,7 @@ pub struct SyncStatus {
 }
 
 /// Where one local write stands.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum MutationState {
     /// In the outbox; shown optimistically.
