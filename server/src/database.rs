@@ -3,9 +3,11 @@
 
 use crate::auth::{Authenticator, bootstrap};
 use crate::catalog::Catalog;
+use crate::cold::ColdStore;
 use crate::config::Config;
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, SnowflakeGenerator, TableId, UserId};
+use crate::jobs::JobManager;
 use crate::live::LiveRegistry;
 use crate::storage::Store;
 use crate::tables::{Committer, StreamBuffers};
@@ -23,7 +25,10 @@ pub struct Database {
     pub config: Config,
     pub store: Arc<Store>,
     pub catalog: Arc<Catalog>,
+    /// Parquet files under `{data_dir}/storage`.
+    pub cold: Arc<ColdStore>,
     pub committer: Committer,
+    pub jobs: Arc<JobManager>,
     pub auth: Authenticator,
     pub snowflake: Arc<SnowflakeGenerator>,
     /// Held by statements that read and then write a partition (UPDATE, DELETE), so
@@ -62,7 +67,8 @@ impl std::fmt::Debug for Database {
 }
 
 impl Database {
-    /// Opens the data directory, loads the catalog and creates `root` on first start.
+    /// Opens the data directory, loads the catalog, creates `root` on first start, finishes
+    /// or rolls back flushes a crash interrupted, and starts the flush scheduler.
     pub async fn open(config: Config) -> Result<Arc<Database>> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
@@ -72,7 +78,9 @@ impl Database {
         bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost).await?;
         let secret = bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?;
         let auth = Authenticator::new(catalog.clone(), config.auth.clone(), &secret)?;
-        let committer = Committer::open(store.clone())?;
+        let cold = Arc::new(ColdStore::new(data_dir.join("storage")));
+        let committer = Committer::open(store.clone(), cold.clone())?;
+        let jobs = Arc::new(JobManager::open(store.clone())?);
         let live = LiveRegistry::start();
         committer.set_sink(live.clone());
         let streams = Arc::new(StreamBuffers::default());
@@ -104,11 +112,13 @@ impl Database {
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
-        Ok(Arc::new(Database {
+        let db = Arc::new(Database {
             config,
             store,
             catalog,
+            cold,
             committer,
+            jobs,
             auth,
             snowflake: Arc::new(SnowflakeGenerator::new(1)),
             partition_locks: LockTable::new(),
@@ -116,7 +126,20 @@ impl Database {
             live,
             streams,
             base_state,
-        }))
+        });
+        crate::flush::recovery::recover(&db)?;
+        crate::flush::policy::start(Arc::downgrade(&db));
+        Ok(db)
+    }
+
+    /// Forgets what a dropped table kept outside the catalog: stream buffers, hot-tier
+    /// counts and its Parquet files (the catalog drop already removed its hot rows).
+    pub fn drop_table_data(&self, table: &crate::catalog::TableDef) {
+        self.streams.drop_table(table.id);
+        self.committer.hot_stats().drop_table(table.id);
+        if let Err(e) = self.cold.drop_table(table) {
+            tracing::warn!(table = %table.qualified_name(), "cannot remove the dropped table's files: {e}");
+        }
     }
 
     /// A fresh DataFusion session state with the server's configuration and functions.

@@ -86,6 +86,11 @@ impl Partition {
             Partition::User(u) => u.0,
         }
     }
+
+    /// Inverse of [`Partition::key`].
+    pub fn from_key(key: u64) -> Partition {
+        if key == 0 { Partition::Shared } else { Partition::User(UserId(key)) }
+    }
 }
 
 /// Snowflake ids: 41 bits of milliseconds since 2024-01-01, 10 bits of node id, 12 bits of

@@ -12,7 +12,11 @@
 //! - [`catalog`]: namespaces, tables, schema versions, users.
 //! - [`live`]: live queries, cursor sync and mutations over WebSocket.
 //! - [`tables`]: commit path, DataFusion table providers, `system.*` tables.
-//! - [`storage`]: RocksDB column families, key layout, row encoding.
+//! - [`storage`]: RocksDB column families, key layout, row encoding (the hot tier).
+//! - [`cold`]: Parquet files per partition and their manifests (the cold tier), and reads
+//!   merging both tiers.
+//! - [`flush`]: moving hot rows to the cold tier (crash-safe), by policy or on demand.
+//! - [`jobs`]: flushes and other background work, persisted and listed in `system.jobs`.
 //! - [`values`]: cell values, type coercion, Arrow conversion.
 //! - [`clock`]: the hybrid clock behind `_updated`.
 //! - [`ids`]: typed ids and names.
@@ -22,10 +26,13 @@ pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
+pub mod cold;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod flush;
 pub mod ids;
+pub mod jobs;
 pub mod live;
 pub mod server;
 pub mod sql;

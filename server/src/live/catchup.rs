@@ -8,12 +8,21 @@
 //! deleted — or no longer match the WHERE — since the cursor are reported by primary key in
 //! `deleted`, so the client can drop them. Changes above the watermark are not read here:
 //! they reach the client as live events.
+//!
+//! Once a partition has been flushed, rows changed after the cursor may be in Parquet
+//! files: those (files pruned by their newest `_updated`, newest cold version per key,
+//! left out when the key has a newer hot version) are merged into the stream in
+//! `_updated` order, so a client cannot tell a flush happened. The files are the ones
+//! listed when the snapshot was taken.
 
+use crate::cold::ColdSnapshot;
+use crate::cold::merge::changes_after;
 use crate::error::{KalamError, Result};
 use crate::live::query::{LiveQuery, to_batch};
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_ROW_INDEX, CF_ROWS, Snapshot, Store, keys};
 use kalamdb_client_core::protocol::ws::{Cursor, ServerMessage};
+use std::collections::HashSet;
 
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const MAX_BATCH_SIZE: usize = 10_000;
@@ -28,6 +37,9 @@ pub struct CatchUp {
     reset: bool,
     batch_size: usize,
     done: bool,
+    /// Cold rows still to send, in `_updated` order, from `cold_next` on.
+    cold: Vec<StoredRow>,
+    cold_next: usize,
 }
 
 impl CatchUp {
@@ -36,6 +48,7 @@ impl CatchUp {
     pub fn new(
         store: &Store,
         snapshot: &Snapshot<'_>,
+        cold: &ColdSnapshot,
         query: &LiveQuery,
         id: &str,
         since: Option<Cursor>,
@@ -60,9 +73,16 @@ impl CatchUp {
             reset,
             batch_size,
             done: false,
+            cold: Vec::new(),
+            cold_next: 0,
         };
+        if cold.files.iter().any(|f| f.max_updated > load.position) {
+            let hot_keys = hot_keys_after(store, snapshot, query, load.position, watermark)?;
+            load.cold = changes_after(&cold.dir, &query.table, &cold.files, load.position, watermark, &hot_keys)?;
+        }
         if let (Some(n), false) = (last_rows, load.report_deletes) {
-            load.position = start_of_last_rows(store, snapshot, query, n as usize, watermark)?;
+            load.position = start_of_last_rows(store, snapshot, query, &load.cold, n as usize, watermark)?;
+            load.cold_next = load.cold.partition_point(|r| r.updated <= load.position);
         }
         Ok(load)
     }
@@ -104,15 +124,41 @@ impl CatchUp {
             }
             it.status()?;
         }
+        // Merge the hot entries with the cold rows by `_updated`, up to a batch.
+        let (mut hot_taken, mut cold_at) = (0, self.cold_next);
+        let mut last_updated = None;
+        while hot_taken + (cold_at - self.cold_next) < self.batch_size {
+            let hot = entries.get(hot_taken).map(|e| e.0);
+            let cold = self.cold.get(cold_at).map(|r| r.updated);
+            match (hot, cold) {
+                (Some(h), Some(c)) if c < h => cold_at += 1,
+                (Some(_), _) => hot_taken += 1,
+                (None, Some(_)) if reached_end => cold_at += 1,
+                _ => break,
+            }
+            last_updated = Some(match (hot, cold) {
+                (Some(h), Some(c)) if c < h => c,
+                (Some(h), _) => h,
+                (_, c) => c.expect("taken"),
+            });
+        }
+        let reached_end = reached_end && hot_taken == entries.len() && cold_at == self.cold.len();
+        entries.truncate(hot_taken);
+        let from_cold = self.cold[self.cold_next..cold_at].to_vec();
+        self.cold_next = cold_at;
         let rows_cf = store.cf(CF_ROWS);
         let keys: Vec<Vec<u8>> = entries.iter().map(|(_, pk)| keys::row_key(table.id, query.partition, pk)).collect();
         let fetched = snapshot.multi_get_cf(keys.iter().map(|k| (&rows_cf, k.as_slice())));
-        let mut live: Vec<StoredRow> = Vec::with_capacity(entries.len());
-        let mut deleted = Vec::new();
+        let mut versions: Vec<StoredRow> = from_cold;
         for ((updated, _), bytes) in entries.iter().zip(fetched) {
             let Some(bytes) = bytes? else { continue };
             let row = row_codec::decode(table, &bytes)?;
             debug_assert_eq!(row.updated, *updated, "snapshot index and rows agree");
+            versions.push(row);
+        }
+        let mut live: Vec<StoredRow> = Vec::with_capacity(versions.len());
+        let mut deleted = Vec::new();
+        for row in versions {
             if row.deleted {
                 if self.report_deletes {
                     deleted.push(query.pk_json(&row.values));
@@ -132,8 +178,7 @@ impl CatchUp {
                 deleted.push(query.pk_json(&row.values));
             }
         }
-        self.position =
-            if reached_end { self.watermark } else { entries.last().map(|e| e.0).unwrap_or(self.watermark) };
+        self.position = if reached_end { self.watermark } else { last_updated.unwrap_or(self.watermark) };
         self.done = reached_end;
         let reset = std::mem::take(&mut self.reset);
         Ok(Some(ServerMessage::Batch {
@@ -147,12 +192,41 @@ impl CatchUp {
     }
 }
 
+/// Encoded keys of the hot rows changed after `position` (up to the watermark): their
+/// cold versions are superseded.
+fn hot_keys_after(
+    store: &Store,
+    snapshot: &Snapshot<'_>,
+    query: &LiveQuery,
+    position: i64,
+    watermark: i64,
+) -> Result<HashSet<Vec<u8>>> {
+    let table = &query.table;
+    let prefix = keys::partition_prefix(table.id, query.partition);
+    let cf = store.cf(CF_ROW_INDEX);
+    let mut it = snapshot.raw_iterator_cf(&cf);
+    it.seek(keys::index_key(table.id, query.partition, position.saturating_add(1)));
+    let mut out = HashSet::new();
+    while it.valid() {
+        let (Some(k), Some(pk)) = (it.key(), it.value()) else { break };
+        if !k.starts_with(&prefix) || keys::index_key_updated(k).is_none_or(|u| u > watermark) {
+            break;
+        }
+        out.insert(pk.to_vec());
+        it.next();
+    }
+    it.status()?;
+    Ok(out)
+}
+
 /// The exclusive start position from which the forward scan yields the newest `n` matching
-/// rows at or below the watermark.
+/// rows at or below the watermark, walking the hot change index and the cold rows (in
+/// `_updated` order) backwards together.
 fn start_of_last_rows(
     store: &Store,
     snapshot: &Snapshot<'_>,
     query: &LiveQuery,
+    cold: &[StoredRow],
     n: usize,
     watermark: i64,
 ) -> Result<i64> {
@@ -164,15 +238,34 @@ fn start_of_last_rows(
     let cf = store.cf(CF_ROW_INDEX);
     let mut it = snapshot.raw_iterator_cf(&cf);
     it.seek_for_prev(keys::index_key(table.id, query.partition, watermark));
+    let mut cold_left = cold.len();
     let mut found = 0;
-    while it.valid() {
-        let (Some(k), Some(pk)) = (it.key(), it.value()) else { break };
-        if !k.starts_with(&prefix) {
-            break;
-        }
-        let updated = keys::index_key_updated(k).ok_or_else(|| KalamError::internal("corrupt index key"))?;
-        if let Some(bytes) = snapshot.get_cf(&store.cf(CF_ROWS), keys::row_key(table.id, query.partition, pk))? {
-            let row = row_codec::decode(table, &bytes)?;
+    loop {
+        let hot = match (it.valid(), it.key(), it.value()) {
+            (true, Some(k), Some(pk)) if k.starts_with(&prefix) => Some((
+                keys::index_key_updated(k).ok_or_else(|| KalamError::internal("corrupt index key"))?,
+                pk.to_vec(),
+            )),
+            _ => None,
+        };
+        let cold_row = cold_left.checked_sub(1).map(|i| &cold[i]);
+        let (updated, row) = match (hot, cold_row) {
+            (Some((h, _)), Some(c)) if c.updated > h => {
+                cold_left -= 1;
+                (c.updated, Some(c.clone()))
+            }
+            (Some((h, pk)), _) => {
+                it.prev();
+                let bytes = snapshot.get_cf(&store.cf(CF_ROWS), keys::row_key(table.id, query.partition, &pk))?;
+                (h, bytes.map(|b| row_codec::decode(table, &b)).transpose()?)
+            }
+            (None, Some(c)) => {
+                cold_left -= 1;
+                (c.updated, Some(c.clone()))
+            }
+            (None, None) => break,
+        };
+        if let Some(row) = row {
             if !row.deleted && query.matches_batch(&to_batch(table, &[&row])?)?[0] {
                 found += 1;
                 if found == n {
@@ -180,7 +273,6 @@ fn start_of_last_rows(
                 }
             }
         }
-        it.prev();
     }
     it.status()?;
     Ok(0)

@@ -5,6 +5,7 @@
 use crate::auth::Principal;
 use crate::catalog::TableKind;
 use crate::clock::now_micros;
+use crate::cold::ColdSnapshot;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::live::catchup::{CatchUp, MAX_BATCH_SIZE, stream_batches};
@@ -294,10 +295,14 @@ impl Connection {
         let streams = self.db.streams.clone();
         let stream_key =
             (sub.query.table.kind == TableKind::Stream).then_some((sub.query.table.id, sub.query.partition));
-        let (watermark, snapshot, events) = self.db.committer.at_watermark(|w| {
+        let cold = match stream_key {
+            Some(_) => None,
+            None => Some(self.db.cold.partition(&sub.query.table, sub.query.partition)?),
+        };
+        let (watermark, snapshot, cold, events) = self.db.committer.at_watermark(|w| {
             live.register(sub.clone());
             let events = stream_key.map(|(t, p)| streams.read(t, p, s.since.unwrap_or(i64::MIN), w));
-            (w, store.db().snapshot(), events)
+            (w, store.db().snapshot(), cold.map(|c| c.snapshot()).unwrap_or_default(), events)
         });
         self.subs.insert(s.id.clone(), sub.clone());
         let subscribed = ServerMessage::Subscribed {
@@ -309,7 +314,7 @@ impl Connection {
         send(sink, &subscribed).await.map_err(|_| SubscribeError::Socket)?;
         let loaded = match events {
             Some(events) => self.stream_load(sink, &sub, &s, &events, watermark).await,
-            None => self.initial_load(sink, &sub, &s, &snapshot, watermark, horizon).await,
+            None => self.initial_load(sink, &sub, &s, &snapshot, &cold, watermark, horizon).await,
         };
         drop(snapshot);
         if loaded.is_err() {
@@ -342,12 +347,23 @@ impl Connection {
         sub: &LiveSubscription,
         s: &Subscribe,
         snapshot: &Snapshot<'_>,
+        cold: &ColdSnapshot,
         watermark: i64,
         horizon: i64,
     ) -> std::result::Result<(), SubscribeError> {
         let store = &self.db.store;
-        let mut load =
-            CatchUp::new(store, snapshot, &sub.query, &s.id, s.since, s.last_rows, s.batch_size, watermark, horizon)?;
+        let mut load = CatchUp::new(
+            store,
+            snapshot,
+            cold,
+            &sub.query,
+            &s.id,
+            s.since,
+            s.last_rows,
+            s.batch_size,
+            watermark,
+            horizon,
+        )?;
         while let Some(frame) = load.next_batch(store, snapshot, &sub.query)? {
             send(sink, &frame).await.map_err(|_| SubscribeError::Socket)?;
         }

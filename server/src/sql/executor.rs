@@ -7,7 +7,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
-use crate::sql::commands::{execute_as, kill, namespace, table, user};
+use crate::sql::commands::{execute_as, flush, kill, namespace, table, user};
 use crate::sql::{ExecContext, dml, parser, point_read, query};
 use crate::tables::SystemColumns;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -107,13 +107,10 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::AlterTable { .. } => {
                 Err(KalamError::NotSupported("ALTER TABLE is not available in this version".into()))
             }
-            Statement::FlushTable { .. } | Statement::FlushAllTables { .. } => Err(KalamError::NotSupported(
-                "FLUSH is not available in this version (rows stay in the hot tier)".into(),
-            )),
+            Statement::FlushTable { table } => flush::table(cx, &table),
+            Statement::FlushAllTables { namespace } => flush::all_tables(cx, namespace.as_deref()),
             Statement::KillLiveQuery { live_id } => kill::live_query(cx, &live_id),
-            Statement::KillJob { .. } => {
-                Err(KalamError::NotSupported("KILL JOB is not available in this version".into()))
-            }
+            Statement::KillJob { job_id } => flush::kill_job(cx, &job_id),
             Statement::Sql(sql) => execute_sql(cx, &sql).await,
         }
     })

@@ -108,7 +108,13 @@ impl SchemaProvider for NamespaceSchema {
         if table.kind == TableKind::Stream {
             return Ok(Some(Arc::new(StreamTableProvider::new(table, partition, self.db.streams.clone()))));
         }
-        Ok(Some(Arc::new(PartitionTableProvider::new(table, partition, self.system_columns, self.db.store.clone()))))
+        Ok(Some(Arc::new(PartitionTableProvider::new(
+            table,
+            partition,
+            self.system_columns,
+            self.db.store.clone(),
+            self.db.cold.clone(),
+        ))))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -12,6 +12,7 @@
 //! Every commit goes through [`crate::tables::commit`], which keeps `_updated` order equal to
 //! commit order.
 
+pub mod hot_stats;
 pub mod keys;
 pub mod row_codec;
 

@@ -3,11 +3,19 @@
 //! RocksDB batch. Hence, within a partition (and in fact globally), commit order equals
 //! `_updated` order, and once a commit returns every change with a smaller `_updated` is
 //! already visible: the property catch-up-then-live-tail sync relies on.
+//!
+//! The current version of a key is its hot row or, once flushed, its newest cold version
+//! ([`ColdStore`]): duplicate-key checks, updates and deletes see flushed rows. Flushes
+//! remove hot rows under the same lock ([`Committer::remove_flushed`]), and only while they
+//! are still the flushed version, so a concurrent write is never lost.
 
 use crate::catalog::{DataType, TableDef};
 use crate::clock::HybridClock;
+use crate::cold::ColdStore;
+use crate::cold::key_index::PkKey;
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
+use crate::storage::hot_stats::HotStats;
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
 use crate::values::{self, Value};
@@ -70,20 +78,41 @@ pub struct TableWrite<'a> {
 
 pub struct Committer {
     store: Arc<Store>,
+    cold: Arc<ColdStore>,
+    hot_stats: HotStats,
     clock: Mutex<HybridClock>,
     sink: OnceLock<Arc<dyn ChangeSink>>,
 }
 
+/// The version a write replaces, and whether it is a hot row (which has a change-index
+/// entry to remove) or a cold one.
+struct Current {
+    row: StoredRow,
+    hot: bool,
+}
+
 impl Committer {
     /// Resumes the clock after the last `_updated` ever handed out.
-    pub fn open(store: Arc<Store>) -> Result<Committer> {
+    pub fn open(store: Arc<Store>, cold: Arc<ColdStore>) -> Result<Committer> {
         let last = match store.get(CF_CATALOG, CLOCK_KEY)? {
             Some(b) => {
                 i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KalamError::internal("corrupt clock record"))?)
             }
             None => 0,
         };
-        Ok(Committer { store, clock: Mutex::new(HybridClock::starting_after(last)), sink: OnceLock::new() })
+        let hot_stats = HotStats::load(&store)?;
+        Ok(Committer {
+            store,
+            cold,
+            hot_stats,
+            clock: Mutex::new(HybridClock::starting_after(last)),
+            sink: OnceLock::new(),
+        })
+    }
+
+    /// Row counts and ages of the hot tier per partition.
+    pub fn hot_stats(&self) -> &HotStats {
+        &self.hot_stats
     }
 
     /// Sets where committed changes go (once, at start).
@@ -130,13 +159,115 @@ impl Committer {
         events
     }
 
-    /// Reads the current version of a row (tombstones included).
+    /// Reads the current version of a row (tombstones included) from either tier.
     pub fn get(&self, table: &TableDef, partition: Partition, pk: &Value) -> Result<Option<StoredRow>> {
         let key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);
         match self.store.get(CF_ROWS, &key)? {
             Some(bytes) => Ok(Some(row_codec::decode(table, &bytes)?)),
-            None => Ok(None),
+            None => self.cold.get(table, partition, pk),
         }
+    }
+
+    /// The versions the ops' keys currently have, hot rows read first and the rest from
+    /// the cold tier (each file read once for all its keys).
+    fn current_versions(
+        &self,
+        table: &TableDef,
+        partition: Partition,
+        ops: &[RowOp],
+    ) -> Result<HashMap<Vec<u8>, Current>> {
+        let mut out = HashMap::with_capacity(ops.len());
+        let mut cold_keys: Vec<(Vec<u8>, PkKey)> = Vec::new();
+        for op in ops {
+            let pk = match op {
+                RowOp::Insert { values } => &values[table.primary_key],
+                RowOp::Update { pk, .. } | RowOp::Delete { pk } => pk,
+            };
+            let row_key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);
+            if out.contains_key(&row_key) {
+                continue;
+            }
+            match self.store.get(CF_ROWS, &row_key)? {
+                Some(bytes) => {
+                    out.insert(row_key, Current { row: row_codec::decode(table, &bytes)?, hot: true });
+                }
+                None => {
+                    if let Some(k) = PkKey::of(pk) {
+                        cold_keys.push((row_key, k));
+                    }
+                }
+            }
+        }
+        if cold_keys.is_empty() {
+            return Ok(out);
+        }
+        let cold = self.cold.partition(table, partition)?;
+        if cold.is_empty() {
+            return Ok(out);
+        }
+        let found: Vec<(Vec<u8>, crate::cold::key_index::ColdVersion)> =
+            cold.with_index(&self.cold, table, |index| {
+                cold_keys.into_iter().filter_map(|(rk, k)| index.get(&k).map(|v| (rk, *v))).collect()
+            })?;
+        // A cold tombstone reads as no row to every op: only live versions are fetched.
+        let needed: Vec<_> = found.into_iter().filter(|(_, v)| !v.deleted).collect();
+        let versions: Vec<_> = needed.iter().map(|(_, v)| *v).collect();
+        for ((rk, _), row) in needed.into_iter().zip(cold.read_versions(table, &versions)?) {
+            out.insert(rk, Current { row, hot: false });
+        }
+        Ok(out)
+    }
+
+    /// Prepares what [`Committer::commit_many`] reads from the cold tier (the key index of
+    /// each partition written), so the commit lock is not held while it is built.
+    fn prepare_cold(&self, writes: &[TableWrite<'_>]) -> Result<()> {
+        for w in writes {
+            let cold = self.cold.partition(w.table, w.partition)?;
+            if !cold.is_empty() {
+                cold.with_index(&self.cold, w.table, |_| ())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes flushed rows from the hot tier: each `(encoded pk, _updated)` whose hot row
+    /// still has that `_updated`; a newer version written since the flush read it stays.
+    /// `extra` joins the same atomic batch. Returns how many rows were removed.
+    pub fn remove_flushed(
+        &self,
+        table: &TableDef,
+        partition: Partition,
+        flushed: &[(Vec<u8>, i64)],
+        extra: impl FnOnce(&mut WriteBatch),
+    ) -> Result<u64> {
+        let rows_cf = self.store.cf(CF_ROWS);
+        let index_cf = self.store.cf(CF_ROW_INDEX);
+        let row_keys: Vec<Vec<u8>> = flushed.iter().map(|(pk, _)| keys::row_key(table.id, partition, pk)).collect();
+        let mut batch = WriteBatch::default();
+        let mut removed = 0u64;
+        let clock = self.clock.lock();
+        let current = self.store.db().multi_get_cf(row_keys.iter().map(|k| (&rows_cf, k.as_slice())));
+        for ((row_key, (_, updated)), bytes) in row_keys.iter().zip(flushed).zip(current) {
+            let Some(bytes) = bytes? else { continue };
+            if row_codec::decode_header(&bytes)?.0 == *updated {
+                batch.delete_cf(&rows_cf, row_key);
+                batch.delete_cf(&index_cf, keys::index_key(table.id, partition, *updated));
+                removed += 1;
+            }
+        }
+        extra(&mut batch);
+        if !batch.is_empty() {
+            self.store.write(batch)?;
+        }
+        let prefix = keys::partition_prefix(table.id, partition);
+        let mut oldest = None;
+        self.store.for_each_prefix(CF_ROW_INDEX, &prefix, |k, _| {
+            oldest = keys::index_key_updated(k);
+            false
+        })?;
+        self.hot_stats.removed(table.id, partition, removed, oldest);
+        drop(clock);
+        Ok(removed)
     }
 
     /// Applies `ops` to one partition atomically: either all are written or, on error (a
@@ -152,15 +283,19 @@ impl Committer {
         writes: Vec<TableWrite<'_>>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),
     ) -> Result<CommitResult> {
+        self.prepare_cold(&writes)?;
         let rows_cf = self.store.cf(CF_ROWS);
         let index_cf = self.store.cf(CF_ROW_INDEX);
         let mut batch = WriteBatch::default();
         let mut result = CommitResult::default();
         // Rows this commit already wrote (by row key), so several ops on one key see each other.
         let mut pending: HashMap<Vec<u8>, StoredRow> = HashMap::new();
+        // New hot keys per partition, for the flush policies.
+        let mut new_hot_keys: HashMap<(crate::ids::TableId, Partition), (u64, i64)> = HashMap::new();
         let mut clock = self.clock.lock();
         for TableWrite { table, partition, ops } in writes {
             let pk_index = table.primary_key;
+            let stored = self.current_versions(table, partition, &ops)?;
             for op in ops {
                 let pk = match &op {
                     RowOp::Insert { values } => &values[pk_index],
@@ -169,12 +304,11 @@ impl Committer {
                 let pk_bytes = keys::encode_pk(pk)?;
                 let row_key = keys::row_key(table.id, partition, &pk_bytes);
                 let current = match pending.get(&row_key) {
-                    Some(row) => Some(row.clone()),
-                    None => match self.store.get(CF_ROWS, &row_key)? {
-                        Some(bytes) => Some(row_codec::decode(table, &bytes)?),
-                        None => None,
-                    },
+                    Some(row) => Some(Current { row: row.clone(), hot: true }),
+                    None => stored.get(&row_key).map(|c| Current { row: c.row.clone(), hot: c.hot }),
                 };
+                let was_hot = current.as_ref().is_some_and(|c| c.hot);
+                let current = current.map(|c| c.row);
                 let live = current.as_ref().filter(|r| !r.deleted);
                 let (kind, new_values) = match op {
                     RowOp::Insert { values } => {
@@ -209,8 +343,12 @@ impl Committer {
                 };
                 let updated = clock.next();
                 let row = StoredRow { updated, deleted: kind == ChangeKind::Delete, values: new_values };
-                if let Some(old) = &current {
-                    batch.delete_cf(&index_cf, keys::index_key(table.id, partition, old.updated));
+                match (&current, was_hot) {
+                    (Some(old), true) => batch.delete_cf(&index_cf, keys::index_key(table.id, partition, old.updated)),
+                    _ => {
+                        let e = new_hot_keys.entry((table.id, partition)).or_insert((0, updated));
+                        e.0 += 1;
+                    }
                 }
                 batch.put_cf(&rows_cf, &row_key, row_codec::encode(table, &row));
                 batch.put_cf(&index_cf, keys::index_key(table.id, partition, updated), &pk_bytes);
@@ -231,6 +369,9 @@ impl Committer {
         }
         batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, clock.last().to_le_bytes());
         self.store.write(batch)?;
+        for ((table, partition), (n, first)) in new_hot_keys {
+            self.hot_stats.added(table, partition, n, first);
+        }
         if let (Some(sink), false) = (self.sink.get(), result.changes.is_empty()) {
             sink.publish(&result.changes);
         }

@@ -3,8 +3,14 @@
 //! A provider is created per query for the caller's scope: a USER table resolves to the
 //! caller's own partition (or the `EXECUTE AS` target's), so every SQL shape — joins,
 //! subqueries, CTEs, UNIONs — can only ever read rows of that one partition.
+//!
+//! A scan reads the hot rows and, once the partition has been flushed, its Parquet files
+//! (pruned by the manifest's statistics for comparisons on `_updated` and on columns),
+//! merged by [`crate::cold::merge`]: newest `_updated` per key wins, tombstones hide rows.
 
-use crate::catalog::TableDef;
+use crate::catalog::{DataType, TableDef, UPDATED_COLUMN};
+use crate::cold::ColdStore;
+use crate::cold::merge::{CompareOp, FilePredicate, PartitionScan, StatColumn, projected_schema};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
 use crate::storage::row_codec::{self, StoredRow};
@@ -39,51 +45,95 @@ pub struct PartitionTableProvider {
     system_columns: SystemColumns,
     schema: SchemaRef,
     store: Arc<Store>,
+    cold: Arc<ColdStore>,
 }
 
 impl PartitionTableProvider {
-    pub fn new(table: Arc<TableDef>, partition: Partition, system_columns: SystemColumns, store: Arc<Store>) -> Self {
+    pub fn new(
+        table: Arc<TableDef>,
+        partition: Partition,
+        system_columns: SystemColumns,
+        store: Arc<Store>,
+        cold: Arc<ColdStore>,
+    ) -> Self {
         let schema = table.arrow_schema(system_columns != SystemColumns::Hidden);
-        PartitionTableProvider { table, partition, system_columns, schema, store }
+        PartitionTableProvider { table, partition, system_columns, schema, store, cold }
     }
 
     /// The primary-key value if `expr` is `pk = literal` (either way round).
     fn pk_equality(&self, expr: &Expr) -> Option<Value> {
-        let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = expr else { return None };
-        let (col, lit) = match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
-            _ => return None,
-        };
-        if col.name != self.table.pk().name {
+        let (col, CompareOp::Eq, lit) = column_comparison(expr)? else { return None };
+        if col != self.table.pk().name {
             return None;
         }
         match lit {
-            ScalarValue::Int8(Some(i)) => Some(Value::Int(*i as i64)),
-            ScalarValue::Int16(Some(i)) => Some(Value::Int(*i as i64)),
-            ScalarValue::Int32(Some(i)) => Some(Value::Int(*i as i64)),
-            ScalarValue::Int64(Some(i)) => Some(Value::Int(*i)),
+            ScalarValue::Int8(Some(i)) => Some(Value::Int(i as i64)),
+            ScalarValue::Int16(Some(i)) => Some(Value::Int(i as i64)),
+            ScalarValue::Int32(Some(i)) => Some(Value::Int(i as i64)),
+            ScalarValue::Int64(Some(i)) => Some(Value::Int(i)),
             ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-                Some(Value::Text(s.clone()))
+                Some(Value::Text(s))
             }
             _ => None,
         }
     }
 
-    /// Reads the partition's live rows (and tombstones if the mode says so), or only the
-    /// row with `pk` when given.
-    pub fn read_rows(&self, pk: Option<&Value>, limit: Option<usize>) -> Result<Vec<StoredRow>> {
-        let with_tombstones = self.system_columns == SystemColumns::VisibleWithTombstones;
-        let mut rows = Vec::new();
-        if let Some(pk) = pk {
-            let key = keys::row_key(self.table.id, self.partition, &keys::encode_pk(pk)?);
-            if let Some(bytes) = self.store.get(CF_ROWS, &key)? {
-                let row = row_codec::decode(&self.table, &bytes)?;
-                if with_tombstones || !row.deleted {
-                    rows.push(row);
-                }
-            }
-            return Ok(rows);
+    /// A predicate cold files can be pruned by, if `expr` is `column op literal` on a column
+    /// with statistics.
+    fn file_predicate(&self, expr: &Expr) -> Option<FilePredicate> {
+        let (col, op, lit) = column_comparison(expr)?;
+        if col == UPDATED_COLUMN {
+            let value = match lit {
+                ScalarValue::TimestampMicrosecond(Some(t), _) => Value::Timestamp(t),
+                ScalarValue::TimestampMillisecond(Some(t), _) => Value::Timestamp(t.checked_mul(1_000)?),
+                ScalarValue::TimestampSecond(Some(t), _) => Value::Timestamp(t.checked_mul(1_000_000)?),
+                ScalarValue::TimestampNanosecond(Some(t), _) if t % 1_000 == 0 => Value::Timestamp(t / 1_000),
+                _ => return None,
+            };
+            return Some(FilePredicate { column: StatColumn::Updated, op, value });
         }
+        let i = self.table.column_index(&col)?;
+        let value = match (self.table.columns[i].data_type, lit) {
+            (DataType::SmallInt | DataType::Int | DataType::BigInt, l) => Value::Int(match l {
+                ScalarValue::Int8(Some(v)) => v as i64,
+                ScalarValue::Int16(Some(v)) => v as i64,
+                ScalarValue::Int32(Some(v)) => v as i64,
+                ScalarValue::Int64(Some(v)) => v,
+                _ => return None,
+            }),
+            (DataType::Float | DataType::Double, l) => Value::Float(match l {
+                ScalarValue::Float32(Some(v)) => v as f64,
+                ScalarValue::Float64(Some(v)) => v,
+                _ => return None,
+            }),
+            (
+                DataType::Text,
+                ScalarValue::Utf8(Some(v)) | ScalarValue::Utf8View(Some(v)) | ScalarValue::LargeUtf8(Some(v)),
+            ) => Value::Text(v),
+            (DataType::Boolean, ScalarValue::Boolean(Some(v))) => Value::Bool(v),
+            (DataType::Date, ScalarValue::Date32(Some(v))) => Value::Date(v),
+            (DataType::Timestamp, ScalarValue::TimestampMicrosecond(Some(v), _)) => Value::Timestamp(v),
+            (DataType::Decimal { scale, .. }, ScalarValue::Decimal128(Some(v), _, s)) if s == scale => {
+                Value::Decimal(v)
+            }
+            _ => return None,
+        };
+        Some(FilePredicate { column: StatColumn::User(i), op, value })
+    }
+
+    /// The current version of `pk` from either tier.
+    fn current_row(&self, pk: &Value) -> Result<Option<StoredRow>> {
+        let key = keys::row_key(self.table.id, self.partition, &keys::encode_pk(pk)?);
+        match self.store.get(CF_ROWS, &key)? {
+            Some(bytes) => Ok(Some(row_codec::decode(&self.table, &bytes)?)),
+            None => self.cold.get(&self.table, self.partition, pk),
+        }
+    }
+
+    /// The partition's hot rows in key order: tombstones too when `with_tombstones`, at
+    /// most `limit`.
+    fn hot_rows(&self, with_tombstones: bool, limit: Option<usize>) -> Result<Vec<StoredRow>> {
+        let mut rows = Vec::new();
         let prefix = keys::partition_prefix(self.table.id, self.partition);
         let mut err = None;
         self.store.for_each_prefix(CF_ROWS, &prefix, |_, v| {
@@ -108,6 +158,65 @@ impl PartitionTableProvider {
             Some(e) => Err(e),
             None => Ok(rows),
         }
+    }
+
+    /// The record batches a scan returns.
+    fn scan_batches(&self, projection: &[usize], filters: &[Expr], limit: Option<usize>) -> Result<Vec<RecordBatch>> {
+        let with_tombstones = self.system_columns == SystemColumns::VisibleWithTombstones;
+        let with_system = self.system_columns != SystemColumns::Hidden;
+        let visible = |r: &StoredRow| with_tombstones || !r.deleted;
+        if let Some(pk) = filters.iter().find_map(|f| self.pk_equality(f)) {
+            let row = self.current_row(&pk)?.filter(visible);
+            let rows: Vec<&StoredRow> = row.iter().collect();
+            return Ok(vec![rows_to_batch(&self.table, &rows, with_system, Some(projection))?]);
+        }
+        // A limit is only safe to apply here when no filter remains to be evaluated above.
+        let limit = if filters.is_empty() { limit } else { None };
+        let cold = self.cold.partition(&self.table, self.partition)?;
+        if cold.is_empty() {
+            let rows = self.hot_rows(with_tombstones, limit)?;
+            let refs: Vec<&StoredRow> = rows.iter().collect();
+            return Ok(vec![rows_to_batch(&self.table, &refs, with_system, Some(projection))?]);
+        }
+        let predicates: Vec<FilePredicate> = filters.iter().filter_map(|f| self.file_predicate(f)).collect();
+        let scan = PartitionScan {
+            table: &self.table,
+            hot: self.hot_rows(true, None)?,
+            schema: projected_schema(&self.table, with_system, projection)?,
+            projection: projection.to_vec(),
+            with_system,
+            with_tombstones,
+            predicates: &predicates,
+        };
+        let mut batches = scan.run(&self.cold, &cold)?;
+        if let Some(limit) = limit {
+            let mut left = limit;
+            batches.retain_mut(|b| {
+                let keep = left.min(b.num_rows());
+                *b = b.slice(0, keep);
+                left -= keep;
+                keep > 0
+            });
+        }
+        Ok(batches)
+    }
+}
+
+/// `(column, op, literal)` if `expr` compares a column with a literal (either way round).
+fn column_comparison(expr: &Expr) -> Option<(String, CompareOp, ScalarValue)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else { return None };
+    let op = match op {
+        Operator::Eq => CompareOp::Eq,
+        Operator::Lt => CompareOp::Lt,
+        Operator::LtEq => CompareOp::LtEq,
+        Operator::Gt => CompareOp::Gt,
+        Operator::GtEq => CompareOp::GtEq,
+        _ => return None,
+    };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) => Some((c.name.clone(), op, v.clone())),
+        (Expr::Literal(v, _), Expr::Column(c)) => Some((c.name.clone(), op.flipped(), v.clone())),
+        _ => None,
     }
 }
 
@@ -152,13 +261,14 @@ impl TableProvider for PartitionTableProvider {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // Primary-key equality turns the scan into a point read; DataFusion still re-checks
-        // every filter (Inexact), so correctness never depends on this.
+        // Primary-key equality turns the scan into a point read, and comparisons with
+        // statistics prune cold files; DataFusion still re-checks every filter (Inexact), so
+        // correctness never depends on either.
         Ok(filters
             .iter()
-            .map(|f| match self.pk_equality(f) {
-                Some(_) => TableProviderFilterPushDown::Inexact,
-                None => TableProviderFilterPushDown::Unsupported,
+            .map(|f| match self.pk_equality(f).is_some() || self.file_predicate(f).is_some() {
+                true => TableProviderFilterPushDown::Inexact,
+                false => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
     }
@@ -170,15 +280,10 @@ impl TableProvider for PartitionTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let pk = filters.iter().find_map(|f| self.pk_equality(f));
-        // A limit is only safe to apply here when no filter remains to be evaluated above.
-        let limit = if filters.is_empty() { limit } else { None };
-        let rows = self.read_rows(pk.as_ref(), limit).map_err(KalamError::into_datafusion)?;
-        let refs: Vec<&StoredRow> = rows.iter().collect();
-        let with_system = self.system_columns != SystemColumns::Hidden;
-        let batch = rows_to_batch(&self.table, &refs, with_system, projection.map(|p| p.as_slice()))
-            .map_err(KalamError::into_datafusion)?;
-        let schema = batch.schema();
-        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?)
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = projection.map(|p| p.as_slice()).unwrap_or(&all);
+        let batches = self.scan_batches(projection, filters, limit).map_err(KalamError::into_datafusion)?;
+        let schema = Arc::new(self.schema.project(projection)?);
+        Ok(MemorySourceConfig::try_new_exec(&[batches], schema, None)?)
     }
 }

@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 /// This server's name in `node` columns (single-node for now).
 pub const NODE_NAME: &str = "local";
 
-pub const TABLES: [&str; 6] = ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries"];
+pub const TABLES: [&str; 7] = ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries", "jobs"];
 
 /// Whether `principal` may read `system.<name>`: dba and system read all; other roles only
 /// `live_queries`, restricted to their own rows.
@@ -211,6 +211,47 @@ pub fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn
                         Value::Timestamp(s.created_at),
                         Value::Timestamp(s.updated_at.load(Ordering::Relaxed)),
                         Value::Int(s.changes.load(Ordering::Relaxed) as i64),
+                        text(NODE_NAME),
+                    ]
+                })
+                .collect(),
+        },
+        "jobs" => Rows {
+            columns: vec![
+                ("job_id", Text),
+                ("job_type", Text),
+                ("status", Text),
+                ("namespace", Text),
+                ("table_name", Text),
+                ("trigger", Text),
+                ("created_at", Timestamp),
+                ("started_at", Timestamp),
+                ("finished_at", Timestamp),
+                ("rows", BigInt),
+                ("bytes", BigInt),
+                ("files", BigInt),
+                ("error", Text),
+                ("node", Text),
+            ],
+            rows: db
+                .jobs
+                .list()
+                .into_iter()
+                .map(|j| {
+                    vec![
+                        text(j.id),
+                        text(j.job_type.as_str()),
+                        text(j.status.as_str()),
+                        opt_text(j.namespace),
+                        opt_text(j.table),
+                        text(j.trigger),
+                        Value::Timestamp(j.created_at),
+                        j.started_at.map(Value::Timestamp).unwrap_or(Value::Null),
+                        j.finished_at.map(Value::Timestamp).unwrap_or(Value::Null),
+                        Value::Int(j.rows as i64),
+                        Value::Int(j.bytes as i64),
+                        Value::Int(j.files as i64),
+                        opt_text(j.error),
                         text(NODE_NAME),
                     ]
                 })

@@ -324,6 +324,18 @@ struct Device {
 #[tokio::test]
 async fn replicas_converge_under_random_disconnects_restarts_and_concurrent_devices() {
     let seeds: u64 = std::env::var("KALAMDB_CONVERGENCE_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(50);
+    convergence_run(seeds, false).await;
+}
+
+/// The same with flushes started at random steps: rows move to the cold tier while
+/// devices sync, reconnect and catch up.
+#[tokio::test]
+async fn replicas_converge_while_flushes_run() {
+    let seeds: u64 = std::env::var("KALAMDB_CONVERGENCE_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
+    convergence_run(seeds, true).await;
+}
+
+async fn convergence_run(seeds: u64, flushes: bool) {
     let mut s = TestServer::start().await;
     s.sql_ok(&Auth::root(), ITEMS).await;
     for seed in 0..seeds {
@@ -354,6 +366,9 @@ async fn replicas_converge_under_random_disconnects_restarts_and_concurrent_devi
                 s.kill9();
                 s.start_again_same_port();
                 continue;
+            }
+            if flushes && roll < 24 {
+                s.sql_ok(&Auth::root(), "FLUSH ALL TABLES IN app").await;
             }
             let tag = format!("{seed}-{di}-{step}");
             let op = if keys.is_empty() || roll < 50 {

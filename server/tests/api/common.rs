@@ -19,6 +19,8 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
     extra_args: Vec<String>,
+    /// Extra environment variables of the server process (e.g. `KALAMDB_FAULT`).
+    env: Vec<(String, String)>,
 }
 
 /// Credentials for a request.
@@ -59,11 +61,11 @@ impl Resp {
     }
 }
 
-fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String) {
-    spawn_at(data_dir, extra, "127.0.0.1:0")
+fn spawn(data_dir: &Path, extra: &[String], env: &[(String, String)]) -> (Child, String) {
+    spawn_at(data_dir, extra, env, "127.0.0.1:0")
 }
 
-fn spawn_at(data_dir: &Path, extra: &[String], listen: &str) -> (Child, String) {
+fn spawn_at(data_dir: &Path, extra: &[String], env: &[(String, String)], listen: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
         .args(["--listen", listen, "--bcrypt-cost", "4", "--log", "warn"])
         .arg("--data-dir")
@@ -72,6 +74,8 @@ fn spawn_at(data_dir: &Path, extra: &[String], listen: &str) -> (Child, String) 
         .env("KALAMDB_ROOT_PASSWORD", ROOT_PASSWORD)
         .env("KALAMDB_JWT_SECRET", "test-secret-test-secret-test-secret-0123")
         .env_remove("KALAMDB_CONFIG")
+        .env_remove("KALAMDB_FAULT")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -109,10 +113,32 @@ impl TestServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), extra).await
     }
 
+    /// Starts with extra environment variables (kept for restarts until [`TestServer::set_env`]).
+    pub async fn start_with_env(env: &[(&str, &str)]) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, base) = spawn(&data_dir, &[], &env);
+        TestServer {
+            child: Some(child),
+            base,
+            data_dir,
+            _tmp: Some(tmp),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            extra_args: vec![],
+            env,
+        }
+    }
+
+    /// Replaces the environment variables used by the next start.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    }
+
     async fn start_in(tmp: tempfile::TempDir, extra: &[&str]) -> TestServer {
         let data_dir = tmp.path().join("data");
         let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, base) = spawn(&data_dir, &extra_args);
+        let (child, base) = spawn(&data_dir, &extra_args, &[]);
         TestServer {
             child: Some(child),
             base,
@@ -120,6 +146,7 @@ impl TestServer {
             _tmp: Some(tmp),
             client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
             extra_args,
+            env: vec![],
         }
     }
 
@@ -149,7 +176,7 @@ impl TestServer {
     /// Starts the server again on the same data directory (new port).
     pub fn restart(&mut self) {
         self.stop();
-        let (child, base) = spawn(&self.data_dir, &self.extra_args);
+        let (child, base) = spawn(&self.data_dir, &self.extra_args, &self.env);
         self.child = Some(child);
         self.base = base;
     }
@@ -159,7 +186,7 @@ impl TestServer {
     pub fn start_again_same_port(&mut self) {
         assert!(self.child.is_none(), "server still running");
         let listen = self.base.trim_start_matches("http://").to_string();
-        let (child, base) = spawn_at(&self.data_dir, &self.extra_args, &listen);
+        let (child, base) = spawn_at(&self.data_dir, &self.extra_args, &self.env, &listen);
         self.child = Some(child);
         self.base = base;
     }
@@ -172,9 +199,14 @@ impl TestServer {
     /// Starts again after a `kill9`.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "server still running");
-        let (child, base) = spawn(&self.data_dir, &self.extra_args);
+        let (child, base) = spawn(&self.data_dir, &self.extra_args, &self.env);
         self.child = Some(child);
         self.base = base;
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -450,7 +450,9 @@ fn apply(replica: &mut BTreeMap<i64, Value>, msg: &ServerMessage, last_cursor: &
     }
 }
 
-async fn exactness_run(seed: u64) {
+/// With `flushes`, flush jobs run all along, so rows move to the cold tier under the
+/// writers, the loads and the live tails.
+async fn exactness_run(seed: u64, flushes: bool) {
     let s = std::sync::Arc::new(TestServer::start().await);
     s.sql_ok(
         &Auth::root(),
@@ -528,8 +530,20 @@ async fn exactness_run(seed: u64) {
             (u, sql, ws, replica, cursor)
         }));
     }
+    let flusher = flushes.then(|| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            loop {
+                s.sql_ok(&Auth::root(), "FLUSH TABLE app.items").await;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    });
     for w in writers {
         w.await.unwrap();
+    }
+    if let Some(f) = flusher {
+        f.abort();
     }
     for sub in subscribers {
         let (u, sql, mut ws, mut replica, mut cursor) = sub.await.unwrap();
@@ -550,7 +564,15 @@ async fn catch_up_plus_tail_is_exact_under_concurrent_writers() {
     // More seeds: KALAMDB_EXACTNESS_SEEDS=50 cargo test ... catch_up_plus_tail
     let seeds: u64 = std::env::var("KALAMDB_EXACTNESS_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
     for seed in 1..=seeds {
-        exactness_run(seed).await;
+        exactness_run(seed, false).await;
+    }
+}
+
+#[tokio::test]
+async fn catch_up_plus_tail_is_exact_while_flushes_run() {
+    let seeds: u64 = std::env::var("KALAMDB_EXACTNESS_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(6);
+    for seed in 1..=seeds {
+        exactness_run(seed, true).await;
     }
 }
 

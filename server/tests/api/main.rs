@@ -7,6 +7,7 @@ mod common;
 mod cors;
 mod crdt;
 mod durability;
+mod flush;
 mod isolation;
 mod live;
 mod sql_basics;

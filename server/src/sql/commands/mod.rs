@@ -1,6 +1,7 @@
 //! KalamDB's own statements, one file per group.
 
 pub mod execute_as;
+pub mod flush;
 pub mod kill;
 pub mod namespace;
 pub mod table;

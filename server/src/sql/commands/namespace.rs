@@ -46,7 +46,7 @@ pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) ->
     }
     let dropped = cx.db.catalog.drop_namespace(&ns, cascade)?;
     for t in &dropped {
-        cx.db.streams.drop_table(t.id);
+        cx.db.drop_table_data(t);
     }
     Ok(results::message(0, format!("Namespace '{ns}' dropped ({} tables)", dropped.len())))
 }

@@ -235,7 +235,7 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
         )));
     }
     cx.db.catalog.drop_table(&def.namespace, &def.name)?;
-    cx.db.streams.drop_table(def.id);
+    cx.db.drop_table_data(&def);
     Ok(results::message(0, format!("Table '{}' dropped", def.qualified_name())))
 }
 
@@ -336,7 +336,8 @@ pub fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result
     })
 }
 
-/// Row and byte counts of the hot tier across all partitions (dba+).
+/// Row and byte counts of the hot tier and of the cold tier's files (row versions,
+/// tombstones included) across all partitions (dba+).
 pub fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "SHOW STATS")?;
     let def = cx.resolve_table(table)?;
@@ -349,6 +350,15 @@ pub fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
         }
         true
     })?;
+    let (mut cold_rows, mut cold_files, mut cold_bytes, mut last_flush) = (0u64, 0u64, 0u64, None::<i64>);
+    for partition in cx.db.cold.partitions_on_disk(&def)? {
+        for f in cx.db.cold.partition(&def, partition)?.files() {
+            cold_rows += f.rows;
+            cold_files += 1;
+            cold_bytes += f.bytes;
+            last_flush = last_flush.max(Some(f.created_at));
+        }
+    }
     Ok(QueryResult {
         schema: cols(&[
             ("hot_rows", "BIGINT"),
@@ -363,10 +373,10 @@ pub fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
             json!(rows),
             json!(tombstones),
             json!(bytes),
-            json!(0),
-            json!(0),
-            json!(0),
-            serde_json::Value::Null,
+            json!(cold_rows),
+            json!(cold_files),
+            json!(cold_bytes),
+            last_flush.map(|t| json!(values::format_timestamp(t))).unwrap_or(serde_json::Value::Null),
         ]],
         row_count: 1,
         message: None,

@@ -1,0 +1,161 @@
+//! Cold-tier benchmarks over loopback against the release server:
+//! - flush throughput (MB/s of Parquet written, rows/s) over 20 flushes of 10,000 rows;
+//! - SELECT over 200,000 rows in 20 Parquet files (aggregate, filter, top-N, point read);
+//! - catch-up rows/s from cursor 0 when every row is in the cold tier.
+//!
+//! Run: `cargo bench -p kalamdb-server --bench cold`.
+//! Environment: `BENCH_QUERIES` (samples per query, default 30).
+
+mod common;
+
+use common::Server;
+use futures::{SinkExt, StreamExt};
+use kalamdb_client_core::protocol::ws::ServerMessage;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+const FILES: usize = 20;
+const ROWS_PER_FILE: usize = 10_000;
+
+async fn query(server: &Server, client: &reqwest::Client, token: &str, sql: &str) -> Value {
+    let r = client
+        .post(format!("{}/v1/api/sql", server.base))
+        .bearer_auth(token)
+        .json(&json!({ "sql": sql }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{sql}: {status} {body}");
+    body
+}
+
+/// Runs FLUSH TABLE and waits for its job; returns (rows, bytes, seconds the job ran).
+async fn flush(server: &Server, client: &reqwest::Client, token: &str) -> (u64, u64, f64) {
+    let r = query(server, client, token, "FLUSH TABLE bench.items").await;
+    let id = r["results"][0]["rows"][0][0].as_str().unwrap().to_string();
+    loop {
+        let r = query(
+            server,
+            client,
+            token,
+            &format!(
+                "SELECT status, rows, bytes, CAST(finished_at AS BIGINT) - CAST(started_at AS BIGINT) \
+                 FROM system.jobs WHERE job_id = '{id}'"
+            ),
+        )
+        .await;
+        let row = &r["results"][0]["rows"][0];
+        match row[0].as_str() {
+            Some("completed") => {
+                // Timestamps cast to BIGINT are microseconds.
+                return (row[1].as_u64().unwrap(), row[2].as_u64().unwrap(), row[3].as_f64().unwrap() / 1e6);
+            }
+            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(5)).await,
+            other => panic!("flush job ended {other:?}: {r}"),
+        }
+    }
+}
+
+fn main() {
+    let samples: usize = std::env::var("BENCH_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kalamdb.toml");
+    std::fs::write(&config, "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n").unwrap();
+    let server = Server::start(&dir.path().join("data"), Some(&config));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let client = reqwest::Client::new();
+        let token = server.token(&client, "root", common::ROOT_PASSWORD).await;
+        query(
+            &server,
+            &client,
+            &token,
+            "CREATE NAMESPACE bench; CREATE USER TABLE bench.items (id BIGINT PRIMARY KEY, name TEXT, qty INT, \
+             price DOUBLE) WITH (flush_policy = 'rows:100000000')",
+        )
+        .await;
+
+        // 20 rounds: 10,000 rows inserted, then flushed into one file.
+        let (mut rows, mut bytes, mut secs) = (0u64, 0u64, 0f64);
+        for f in 0..FILES {
+            for chunk in 0..ROWS_PER_FILE / 1000 {
+                let values: Vec<String> = (0..1000)
+                    .map(|i| {
+                        let id = f * ROWS_PER_FILE + chunk * 1000 + i;
+                        format!("({id}, 'item-{id}', {}, {}.25)", id % 1000, id % 97)
+                    })
+                    .collect();
+                query(&server, &client, &token, &format!("INSERT INTO bench.items VALUES {}", values.join(","))).await;
+            }
+            let (r, b, s) = flush(&server, &client, &token).await;
+            rows += r;
+            bytes += b;
+            secs += s;
+        }
+        println!("flush: {rows} rows in {FILES} files, {:.1} MB of Parquet", bytes as f64 / 1e6);
+        println!(
+            "flush throughput: {:.1} MB/s, {:.0} rows/s (job time {:.3} s)",
+            bytes as f64 / 1e6 / secs,
+            rows as f64 / secs,
+            secs
+        );
+
+        println!("{:<58} {:>9} {:>9} {:>7}", "query over 200,000 cold rows", "p50 (ms)", "p99 (ms)", "rows");
+        for sql in [
+            "SELECT count(*), sum(qty), avg(price) FROM bench.items",
+            "SELECT id, name, qty FROM bench.items WHERE qty = 7",
+            "SELECT id, name FROM bench.items ORDER BY price DESC, id LIMIT 10",
+            "SELECT count(*) FROM bench.items WHERE id >= 150000",
+            "SELECT * FROM bench.items WHERE id = 123456",
+        ] {
+            let mut lat = Vec::with_capacity(samples);
+            let mut n = 0;
+            for _ in 0..samples {
+                let t0 = Instant::now();
+                let r = query(&server, &client, &token, sql).await;
+                lat.push(t0.elapsed());
+                n = r["results"][0]["row_count"].as_u64().unwrap();
+            }
+            let (p50, p99) = common::percentiles(lat);
+            println!("{:<58} {:>9.2} {:>9.2} {:>7}", sql, p50 as f64 / 1000.0, p99 as f64 / 1000.0, n);
+        }
+
+        // Catch-up from cursor 0 with every row cold.
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("{}/v1/ws", server.base.replacen("http://", "ws://", 1)))
+                .await
+                .expect("connect");
+        let send = |v: Value| Message::Text(v.to_string().into());
+        ws.send(send(json!({"type": "auth", "token": token}))).await.unwrap();
+        let t0 = Instant::now();
+        ws.send(send(
+            json!({"type": "subscribe", "id": "all", "sql": "SELECT * FROM bench.items", "batch_size": 10000}),
+        ))
+        .await
+        .unwrap();
+        let mut loaded = 0usize;
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else { panic!("socket ended") };
+            match serde_json::from_str::<ServerMessage>(t.as_str()).unwrap() {
+                ServerMessage::Batch { rows, last, .. } => {
+                    loaded += rows.len();
+                    if last {
+                        break;
+                    }
+                }
+                ServerMessage::Error { message, .. } => panic!("{message}"),
+                _ => {}
+            }
+        }
+        let took = t0.elapsed();
+        assert_eq!(loaded, FILES * ROWS_PER_FILE);
+        println!(
+            "catch-up from cursor 0 (all cold): {loaded} rows in {:.3} s, {:.0} rows/s",
+            took.as_secs_f64(),
+            loaded as f64 / took.as_secs_f64()
+        );
+    });
+}

@@ -1,0 +1,360 @@
+//! One cold-tier Parquet file: its schema, writing a partition's rows into it, and reading
+//! columns or single rows back.
+//!
+//! Every user column is a field named after the column, with the column id in the field
+//! metadata (`kalamdb.column_id`), so a file reads through a later schema by id. A
+//! CRDT_TEXT column is two fields: its text (what SQL reads) and `{name}__state`, the Yjs
+//! document. `_updated` and `_deleted` follow. Rows are written in primary-key order.
+
+use crate::catalog::{DELETED_COLUMN, DataType, TableDef, UPDATED_COLUMN};
+use crate::cold::manifest::{ColumnStats, FileEntry, sync_dir};
+use crate::cold::stats::StatsBuilder;
+use crate::error::{KalamError, Result};
+use crate::storage::row_codec::StoredRow;
+use crate::values::{self, CrdtCell, Value};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, Date32Array, Decimal128Array, Float32Array,
+    Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, RecordBatchOptions, StringArray,
+    TimestampMicrosecondArray, new_null_array,
+};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const COLUMN_ID_KEY: &str = "kalamdb.column_id";
+/// Marks the field holding a CRDT_TEXT column's documents.
+const ROLE_KEY: &str = "kalamdb.role";
+const CRDT_STATE_ROLE: &str = "crdt_state";
+const STATE_SUFFIX: &str = "__state";
+/// Rows per Parquet row group (and per read batch).
+const ROW_GROUP_ROWS: usize = 65_536;
+
+/// A column of a cold file, as readers ask for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileColumn {
+    /// User column `i` of the table's current columns, as SQL sees it.
+    User(usize),
+    /// The Yjs document of CRDT_TEXT column `i`.
+    CrdtState(usize),
+    Updated,
+    Deleted,
+}
+
+/// Name of the file holding batch `n`.
+pub fn file_name(batch: u64) -> String {
+    format!("batch-{batch}.parquet")
+}
+
+fn file_schema(table: &TableDef) -> SchemaRef {
+    let mut fields = Vec::with_capacity(table.columns.len() + 2);
+    for c in &table.columns {
+        let id = HashMap::from([(COLUMN_ID_KEY.to_string(), c.id.to_string())]);
+        let mut meta = c.data_type.field(&c.name, true).metadata().clone();
+        meta.extend(id.clone());
+        fields.push(Field::new(&c.name, c.data_type.arrow(), true).with_metadata(meta));
+        if c.data_type == DataType::CrdtText {
+            let mut meta = id;
+            meta.insert(ROLE_KEY.to_string(), CRDT_STATE_ROLE.to_string());
+            fields.push(Field::new(format!("{}{STATE_SUFFIX}", c.name), ArrowType::Binary, true).with_metadata(meta));
+        }
+    }
+    fields.push(DataType::Timestamp.field(UPDATED_COLUMN, false));
+    fields.push(DataType::Boolean.field(DELETED_COLUMN, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Arrow type of a requested column.
+fn column_field(table: &TableDef, c: FileColumn) -> Field {
+    match c {
+        FileColumn::User(i) => table.columns[i].data_type.field(&table.columns[i].name, true),
+        FileColumn::CrdtState(i) => {
+            Field::new(format!("{}{STATE_SUFFIX}", table.columns[i].name), ArrowType::Binary, true)
+        }
+        FileColumn::Updated => DataType::Timestamp.field(UPDATED_COLUMN, false),
+        FileColumn::Deleted => DataType::Boolean.field(DELETED_COLUMN, false),
+    }
+}
+
+/// Writes a partition's rows to `batch-{n}.parquet.tmp`; [`FileWriter::finish`] makes it durable.
+pub struct FileWriter {
+    writer: ArrowWriter<std::fs::File>,
+    schema: SchemaRef,
+    table: Arc<TableDef>,
+    dir: PathBuf,
+    batch: u64,
+    stats: StatsBuilder,
+    rows: u64,
+    tombstones: u64,
+    min_updated: i64,
+    max_updated: i64,
+}
+
+impl FileWriter {
+    pub fn create(dir: &Path, batch: u64, table: Arc<TableDef>) -> Result<FileWriter> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", dir.display())))?;
+        let tmp = dir.join(format!("{}.tmp", file_name(batch)));
+        let file = std::fs::File::create(&tmp)
+            .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", tmp.display())))?;
+        let schema = file_schema(&table);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(KalamError::internal)?;
+        Ok(FileWriter {
+            writer,
+            schema,
+            stats: StatsBuilder::new(&table),
+            table,
+            dir: dir.to_path_buf(),
+            batch,
+            rows: 0,
+            tombstones: 0,
+            min_updated: i64::MAX,
+            max_updated: i64::MIN,
+        })
+    }
+
+    /// Appends rows (in primary-key order across calls).
+    pub fn write(&mut self, rows: &[StoredRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for (i, c) in self.table.columns.iter().enumerate() {
+            let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
+            columns.push(values::to_arrow(c.data_type, &vals)?);
+            if c.data_type == DataType::CrdtText {
+                let mut b = BinaryBuilder::with_capacity(rows.len(), 64 * rows.len());
+                for v in &vals {
+                    match v {
+                        Value::Crdt(cell) => b.append_value(&cell.state),
+                        _ => b.append_null(),
+                    }
+                }
+                columns.push(Arc::new(b.finish()));
+            }
+        }
+        columns.push(Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated))));
+        columns.push(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted)))));
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(KalamError::internal)?;
+        self.writer.write(&batch).map_err(KalamError::internal)?;
+        for r in rows {
+            self.stats.add(&r.values);
+            self.rows += 1;
+            self.tombstones += r.deleted as u64;
+            self.min_updated = self.min_updated.min(r.updated);
+            self.max_updated = self.max_updated.max(r.updated);
+        }
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Closes and fsyncs the temp file. The file is not part of the tier until published.
+    pub fn finish(self) -> Result<WrittenFile> {
+        let file = self.writer.into_inner().map_err(KalamError::internal)?;
+        file.sync_all().map_err(|e| KalamError::internal(format!("cannot sync a flushed file: {e}")))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let name = file_name(self.batch);
+        let columns: BTreeMap<_, ColumnStats> = self.stats.finish();
+        Ok(WrittenFile {
+            tmp: self.dir.join(format!("{name}.tmp")),
+            path: self.dir.join(&name),
+            dir: self.dir,
+            entry: FileEntry {
+                batch: self.batch,
+                file: name,
+                rows: self.rows,
+                tombstones: self.tombstones,
+                bytes,
+                min_updated: self.min_updated,
+                max_updated: self.max_updated,
+                created_at: crate::clock::now_micros(),
+                schema_version: self.table.schema_version,
+                columns,
+            },
+        })
+    }
+}
+
+/// A complete, fsynced file under its temp name.
+pub struct WrittenFile {
+    tmp: PathBuf,
+    path: PathBuf,
+    dir: PathBuf,
+    pub entry: FileEntry,
+}
+
+impl WrittenFile {
+    /// Renames it to its final name and fsyncs the directory.
+    pub fn publish(&self) -> Result<()> {
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|e| KalamError::internal(format!("cannot rename {}: {e}", self.tmp.display())))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Removes the file (whichever name it has): the flush did not happen.
+    pub fn discard(&self) {
+        let _ = std::fs::remove_file(&self.tmp);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reads `columns` of a file through `table`'s current columns (matched by column id;
+/// columns the file lacks read as NULL), all rows or only `selection`.
+pub fn read(
+    path: &Path,
+    table: &TableDef,
+    columns: &[FileColumn],
+    selection: Option<RowSelection>,
+) -> Result<Vec<RecordBatch>> {
+    let file =
+        std::fs::File::open(path).map_err(|e| KalamError::internal(format!("cannot open {}: {e}", path.display())))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(KalamError::internal)?;
+    let file_schema = builder.schema().clone();
+    // Position in the file of each requested column, if present.
+    let find_user = |id: u16, state: bool| {
+        file_schema.fields().iter().position(|f| {
+            f.metadata().get(COLUMN_ID_KEY).is_some_and(|v| v == &id.to_string())
+                && f.metadata().get(ROLE_KEY).is_some_and(|r| r == CRDT_STATE_ROLE) == state
+        })
+    };
+    let source: Vec<Option<usize>> = columns
+        .iter()
+        .map(|c| match *c {
+            FileColumn::User(i) => find_user(table.columns[i].id, false),
+            FileColumn::CrdtState(i) => find_user(table.columns[i].id, true),
+            FileColumn::Updated => file_schema.index_of(UPDATED_COLUMN).ok(),
+            FileColumn::Deleted => file_schema.index_of(DELETED_COLUMN).ok(),
+        })
+        .collect();
+    let mut roots: Vec<usize> = source.iter().flatten().copied().collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let mut builder = builder.with_projection(mask).with_batch_size(ROW_GROUP_ROWS);
+    if let Some(selection) = selection {
+        builder = builder.with_row_selection(selection);
+    }
+    let reader = builder.build().map_err(KalamError::internal)?;
+    let schema = Arc::new(Schema::new(columns.iter().map(|c| column_field(table, *c)).collect::<Vec<_>>()));
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(KalamError::internal)?;
+        let mut arrays = Vec::with_capacity(columns.len());
+        for (c, src) in columns.iter().zip(&source) {
+            let target = column_field(table, *c);
+            let array = match src {
+                Some(pos) => {
+                    let at = roots.binary_search(pos).expect("projected");
+                    let a = batch.column(at).clone();
+                    if a.data_type() == target.data_type() {
+                        a
+                    } else {
+                        datafusion::arrow::compute::cast(&a, target.data_type()).map_err(KalamError::internal)?
+                    }
+                }
+                None => new_null_array(target.data_type(), batch.num_rows()),
+            };
+            arrays.push(array);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        out.push(RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(KalamError::internal)?);
+    }
+    Ok(out)
+}
+
+/// Every column needed to rebuild whole rows of `table`.
+pub fn row_columns(table: &TableDef) -> Vec<FileColumn> {
+    let mut cols: Vec<FileColumn> = (0..table.columns.len()).map(FileColumn::User).collect();
+    cols.extend(
+        table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.data_type == DataType::CrdtText)
+            .map(|(i, _)| FileColumn::CrdtState(i)),
+    );
+    cols.push(FileColumn::Updated);
+    cols.push(FileColumn::Deleted);
+    cols
+}
+
+/// Rebuilds row `r` of a batch read with [`row_columns`].
+pub fn stored_row(table: &TableDef, batch: &RecordBatch, r: usize) -> Result<StoredRow> {
+    let n = table.columns.len();
+    let mut state_at = n;
+    let mut values = Vec::with_capacity(n);
+    for (i, c) in table.columns.iter().enumerate() {
+        let array = batch.column(i).as_ref();
+        let v = if c.data_type == DataType::CrdtText {
+            let states = batch.column(state_at);
+            state_at += 1;
+            crdt_cell(array, states.as_ref(), r)?
+        } else {
+            cell(c.data_type, array, r)?
+        };
+        values.push(v);
+    }
+    let updated = batch
+        .column(batch.num_columns() - 2)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?
+        .value(r);
+    let deleted = batch
+        .column(batch.num_columns() - 1)
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| KalamError::internal("cold file: bad _deleted column"))?
+        .value(r);
+    Ok(StoredRow { updated, deleted, values })
+}
+
+fn crdt_cell(text: &dyn Array, states: &dyn Array, r: usize) -> Result<Value> {
+    if text.is_null(r) {
+        return Ok(Value::Null);
+    }
+    let text = downcast::<StringArray>(text)?.value(r).to_string();
+    let states = downcast::<BinaryArray>(states)?;
+    Ok(Value::Crdt(Box::new(if states.is_null(r) {
+        CrdtCell::from_legacy_text(&text)
+    } else {
+        CrdtCell { text, state: states.value(r).to_vec() }
+    })))
+}
+
+fn downcast<T: 'static>(a: &dyn Array) -> Result<&T> {
+    a.as_any().downcast_ref::<T>().ok_or_else(|| KalamError::internal("cold file: unexpected column type"))
+}
+
+/// The stored value of a cell of a column of type `dt`.
+pub fn cell(dt: DataType, a: &dyn Array, r: usize) -> Result<Value> {
+    if a.is_null(r) {
+        return Ok(Value::Null);
+    }
+    Ok(match dt {
+        DataType::Boolean => Value::Bool(downcast::<BooleanArray>(a)?.value(r)),
+        DataType::SmallInt => Value::Int(downcast::<Int16Array>(a)?.value(r) as i64),
+        DataType::Int => Value::Int(downcast::<Int32Array>(a)?.value(r) as i64),
+        DataType::BigInt => Value::Int(downcast::<Int64Array>(a)?.value(r)),
+        DataType::Float => Value::Float(downcast::<Float32Array>(a)?.value(r) as f64),
+        DataType::Double => Value::Float(downcast::<Float64Array>(a)?.value(r)),
+        DataType::Decimal { .. } => Value::Decimal(downcast::<Decimal128Array>(a)?.value(r)),
+        DataType::Text | DataType::Json => Value::Text(downcast::<StringArray>(a)?.value(r).to_string()),
+        DataType::CrdtText => Value::Crdt(Box::new(CrdtCell::from_legacy_text(downcast::<StringArray>(a)?.value(r)))),
+        DataType::Bytes => Value::Bytes(downcast::<BinaryArray>(a)?.value(r).to_vec()),
+        DataType::Date => Value::Date(downcast::<Date32Array>(a)?.value(r)),
+        DataType::Timestamp => Value::Timestamp(downcast::<TimestampMicrosecondArray>(a)?.value(r)),
+    })
+}

@@ -1,0 +1,138 @@
+//! The key index of a partition's cold tier: for every primary key in its files, where
+//! the newest cold version lives and what it is (`_updated`, tombstone or not). Built
+//! lazily from the files' key and system columns, extended in place by each flush.
+//!
+//! It answers, without reading whole files: does a cold row exist for this key (INSERT
+//! duplicate checks, UPDATE/DELETE of flushed rows, point reads), and is this row of a file
+//! the newest cold version of its key (merging tiers in scans and catch-up).
+
+use crate::catalog::{DataType, TableDef};
+use crate::cold::file::{self, FileColumn};
+use crate::cold::manifest::FileEntry;
+use crate::error::{KalamError, Result};
+use crate::values::Value;
+use datafusion::arrow::array::{
+    Array, BooleanArray, Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A primary-key value as a hash key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PkKey {
+    Int(i64),
+    Text(Box<str>),
+}
+
+impl PkKey {
+    pub fn of(v: &Value) -> Option<PkKey> {
+        match v {
+            Value::Int(i) => Some(PkKey::Int(*i)),
+            Value::Text(s) => Some(PkKey::Text(s.as_str().into())),
+            _ => None,
+        }
+    }
+}
+
+/// Reads primary keys out of an Arrow column of the key's type.
+pub enum PkColumn<'a> {
+    Int16(&'a Int16Array),
+    Int32(&'a Int32Array),
+    Int64(&'a Int64Array),
+    Text(&'a StringArray),
+}
+
+impl<'a> PkColumn<'a> {
+    pub fn new(dt: DataType, a: &'a dyn Array) -> Result<PkColumn<'a>> {
+        let bad = || KalamError::internal("primary key column has an unexpected type");
+        let any = a.as_any();
+        Ok(match dt {
+            DataType::SmallInt => PkColumn::Int16(any.downcast_ref().ok_or_else(bad)?),
+            DataType::Int => PkColumn::Int32(any.downcast_ref().ok_or_else(bad)?),
+            DataType::BigInt => PkColumn::Int64(any.downcast_ref().ok_or_else(bad)?),
+            DataType::Text => PkColumn::Text(any.downcast_ref().ok_or_else(bad)?),
+            _ => return Err(bad()),
+        })
+    }
+
+    pub fn key(&self, r: usize) -> PkKey {
+        match self {
+            PkColumn::Int16(a) => PkKey::Int(a.value(r) as i64),
+            PkColumn::Int32(a) => PkKey::Int(a.value(r) as i64),
+            PkColumn::Int64(a) => PkKey::Int(a.value(r)),
+            PkColumn::Text(a) => PkKey::Text(a.value(r).into()),
+        }
+    }
+}
+
+/// Where the newest cold version of a key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColdVersion {
+    pub batch: u64,
+    /// Row number within the file.
+    pub row: u32,
+    pub updated: i64,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    map: HashMap<PkKey, ColdVersion>,
+}
+
+impl KeyIndex {
+    /// Reads the key and system columns of every file.
+    pub fn build(dir: &Path, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
+        let mut index = KeyIndex { map: HashMap::with_capacity(files.iter().map(|f| f.rows as usize).sum()) };
+        let columns = [FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
+        for f in files {
+            let mut row = 0u32;
+            for batch in file::read(&dir.join(&f.file), table, &columns, None)? {
+                let pks = PkColumn::new(table.pk().data_type, batch.column(0).as_ref())?;
+                let updated = batch
+                    .column(1)
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?;
+                let deleted = batch
+                    .column(2)
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| KalamError::internal("cold file: bad _deleted column"))?;
+                for r in 0..batch.num_rows() {
+                    let v = ColdVersion { batch: f.batch, row, updated: updated.value(r), deleted: deleted.value(r) };
+                    index.insert(pks.key(r), v);
+                    row += 1;
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// Records `v` for `key` unless a newer version is known.
+    pub fn insert(&mut self, key: PkKey, v: ColdVersion) {
+        match self.map.get_mut(&key) {
+            Some(old) if old.updated >= v.updated => {}
+            Some(old) => *old = v,
+            None => {
+                self.map.insert(key, v);
+            }
+        }
+    }
+
+    pub fn get(&self, key: &PkKey) -> Option<&ColdVersion> {
+        self.map.get(key)
+    }
+
+    pub fn map(&self) -> &HashMap<PkKey, ColdVersion> {
+        &self.map
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}

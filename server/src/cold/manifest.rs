@@ -1,0 +1,113 @@
+//! The per-scope manifest: which Parquet files make up one partition's cold tier, with the
+//! statistics reads prune by. A file is part of the tier exactly when the manifest lists it;
+//! the manifest is replaced atomically (temp file, fsync, rename, fsync of the directory).
+//!
+//! ```json
+//! {"format":1,"table_id":3,"next_batch":3,"files":[
+//!   {"batch":1,"file":"batch-1.parquet","rows":120,"tombstones":4,"bytes":8123,
+//!    "min_updated":1700000000000000,"max_updated":1700000000900000,"created_at":...,
+//!    "schema_version":1,"columns":{"2":{"min":{"Int":1},"max":{"Int":90},"nulls":0}}}]}
+//! ```
+//! Column statistics are keyed by column id, so they survive renames.
+
+use crate::catalog::ColumnId;
+use crate::error::{KalamError, Result};
+use crate::ids::TableId;
+use crate::values::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    /// The table the files belong to; a directory left by a dropped table of the same name
+    /// has another id and is not read.
+    pub table_id: TableId,
+    /// Number of the next file to write; never reused, so a name always means one content.
+    pub next_batch: u64,
+    pub files: Vec<FileEntry>,
+}
+
+/// One flushed Parquet file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub batch: u64,
+    pub file: String,
+    /// Row versions in the file, tombstones included.
+    pub rows: u64,
+    pub tombstones: u64,
+    pub bytes: u64,
+    pub min_updated: i64,
+    pub max_updated: i64,
+    pub created_at: i64,
+    pub schema_version: u32,
+    /// Min/max of the columns whose type has an order (absent when all values are NULL).
+    pub columns: BTreeMap<ColumnId, ColumnStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub min: Option<Value>,
+    pub max: Option<Value>,
+    pub nulls: u64,
+}
+
+impl Manifest {
+    pub fn empty(table_id: TableId) -> Manifest {
+        Manifest { format: FORMAT, table_id, next_batch: 1, files: Vec::new() }
+    }
+
+    /// Reads `dir/manifest.json`; `None` if there is none.
+    pub fn load(dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(KalamError::internal(format!("cannot read {}: {e}", path.display()))),
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| KalamError::internal(format!("corrupt manifest {}: {e}", path.display())))?;
+        if manifest.format != FORMAT {
+            return Err(KalamError::internal(format!(
+                "manifest {} has format {}, this server reads {FORMAT}",
+                path.display(),
+                manifest.format
+            )));
+        }
+        Ok(Some(manifest))
+    }
+
+    /// Replaces `dir/manifest.json` atomically and durably.
+    pub fn store(&self, dir: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).expect("manifests serialise");
+        write_atomically(dir, MANIFEST_FILE, &bytes)
+    }
+
+    pub fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|f| f.file.as_str())
+    }
+}
+
+/// Writes `dir/name` through a temp file: write, fsync, rename, fsync the directory.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let io = |what: &str, e: std::io::Error| KalamError::internal(format!("{what} {}: {e}", dir.display()));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io("cannot create a file in", e))?;
+    f.write_all(bytes).map_err(|e| io("cannot write in", e))?;
+    f.sync_all().map_err(|e| io("cannot sync a file in", e))?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name)).map_err(|e| io("cannot rename in", e))?;
+    sync_dir(dir)
+}
+
+/// fsyncs a directory, making renames and deletions in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| KalamError::internal(format!("cannot sync directory {}: {e}", dir.display())))
+}

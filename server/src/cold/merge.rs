@@ -1,0 +1,225 @@
+//! Reading a partition through both tiers. The newest `_updated` per primary key wins:
+//! a hot row always supersedes cold versions of its key (a flush removes a hot row only
+//! while it is still the flushed version), and among cold files the key index names the
+//! newest version. Tombstones take part in the merge and are dropped afterwards unless the
+//! reader asked for them.
+
+use crate::catalog::TableDef;
+use crate::cold::file::{self, FileColumn};
+use crate::cold::key_index::{PkColumn, PkKey};
+use crate::cold::manifest::FileEntry;
+use crate::cold::stats::compare;
+use crate::cold::{ColdPartition, ColdStore};
+use crate::error::{KalamError, Result};
+use crate::storage::keys;
+use crate::storage::row_codec::StoredRow;
+use crate::tables::provider::rows_to_batch;
+use crate::values::Value;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::filter;
+use datafusion::arrow::datatypes::SchemaRef;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A comparison operator of a pruning predicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+impl CompareOp {
+    /// The operator with its operands swapped (`5 < c` is `c > 5`).
+    pub fn flipped(self) -> CompareOp {
+        match self {
+            CompareOp::Eq => CompareOp::Eq,
+            CompareOp::Lt => CompareOp::Gt,
+            CompareOp::LtEq => CompareOp::GtEq,
+            CompareOp::Gt => CompareOp::Lt,
+            CompareOp::GtEq => CompareOp::LtEq,
+        }
+    }
+}
+
+/// What a predicate compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatColumn {
+    /// User column by index into the table's columns.
+    User(usize),
+    Updated,
+}
+
+/// `column op value`: files whose statistics prove no row satisfies it are skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilePredicate {
+    pub column: StatColumn,
+    pub op: CompareOp,
+    pub value: Value,
+}
+
+impl FilePredicate {
+    /// False only when no row of `f` can satisfy the predicate.
+    pub fn may_match(&self, table: &TableDef, f: &FileEntry) -> bool {
+        let (min, max) = match self.column {
+            StatColumn::Updated => (Value::Timestamp(f.min_updated), Value::Timestamp(f.max_updated)),
+            StatColumn::User(i) => match f.columns.get(&table.columns[i].id) {
+                Some(s) => match (&s.min, &s.max) {
+                    (Some(min), Some(max)) => (min.clone(), max.clone()),
+                    // Only NULLs: no comparison is true.
+                    _ if s.nulls == f.rows => return false,
+                    _ => return true,
+                },
+                None => return true,
+            },
+        };
+        let (Some(v_min), Some(v_max)) = (compare(&self.value, &min), compare(&self.value, &max)) else {
+            return true;
+        };
+        match self.op {
+            CompareOp::Eq => v_min != Ordering::Less && v_max != Ordering::Greater,
+            CompareOp::Lt => v_min == Ordering::Greater,
+            CompareOp::LtEq => v_min != Ordering::Less,
+            CompareOp::Gt => v_max == Ordering::Less,
+            CompareOp::GtEq => v_max != Ordering::Greater,
+        }
+    }
+}
+
+/// A scan of one partition over both tiers.
+pub struct PartitionScan<'a> {
+    pub table: &'a TableDef,
+    /// Every hot row of the partition, tombstones included.
+    pub hot: Vec<StoredRow>,
+    /// Output schema: the table's columns (and system columns if requested), projected.
+    pub schema: SchemaRef,
+    /// Indexes into the table's schema (user columns, then `_updated` and `_deleted` when
+    /// `with_system`).
+    pub projection: Vec<usize>,
+    pub with_system: bool,
+    pub with_tombstones: bool,
+    pub predicates: &'a [FilePredicate],
+}
+
+impl PartitionScan<'_> {
+    /// The merged rows as record batches (hot rows first, then each file's winners).
+    pub fn run(self, store: &ColdStore, cold: &ColdPartition) -> Result<Vec<RecordBatch>> {
+        let table = self.table;
+        let n_user = table.columns.len();
+        let hot_keys: HashSet<PkKey> =
+            self.hot.iter().filter_map(|r| PkKey::of(&r.values[table.primary_key])).collect();
+        let visible: Vec<&StoredRow> = self.hot.iter().filter(|r| self.with_tombstones || !r.deleted).collect();
+        let mut out = Vec::new();
+        if !visible.is_empty() {
+            out.push(rows_to_batch(table, &visible, self.with_system, Some(&self.projection))?);
+        }
+        let files: Vec<FileEntry> =
+            cold.files().into_iter().filter(|f| self.predicates.iter().all(|p| p.may_match(table, f))).collect();
+        if files.is_empty() {
+            return Ok(out);
+        }
+        // Key, system columns, then the projection.
+        let mut columns = vec![FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
+        columns.extend(self.projection.iter().map(|&i| match i {
+            i if i < n_user => FileColumn::User(i),
+            i if i == n_user => FileColumn::Updated,
+            _ => FileColumn::Deleted,
+        }));
+        let mut read: Vec<(u64, Vec<RecordBatch>)> = Vec::with_capacity(files.len());
+        for f in &files {
+            read.push((f.batch, file::read(&cold.path(f), table, &columns, None)?));
+        }
+        let options = |rows| RecordBatchOptions::new().with_row_count(Some(rows));
+        cold.with_index(store, table, |index| -> Result<()> {
+            for (batch_no, batches) in &read {
+                let mut row = 0u32;
+                for b in batches {
+                    let pks = PkColumn::new(table.pk().data_type, b.column(0).as_ref())?;
+                    let deleted = b.column(2).as_any().downcast_ref::<BooleanArray>().expect("boolean _deleted");
+                    let mask: BooleanArray = (0..b.num_rows())
+                        .map(|r| {
+                            let key = pks.key(r);
+                            let newest =
+                                index.get(&key).is_some_and(|v| v.batch == *batch_no && v.row == row + r as u32);
+                            Some(newest && (self.with_tombstones || !deleted.value(r)) && !hot_keys.contains(&key))
+                        })
+                        .collect();
+                    row += b.num_rows() as u32;
+                    let kept = mask.true_count();
+                    if kept == 0 {
+                        continue;
+                    }
+                    let arrays: Vec<ArrayRef> = b.columns()[3..]
+                        .iter()
+                        .map(|a| if kept == a.len() { Ok(a.clone()) } else { filter(a.as_ref(), &mask) })
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(KalamError::internal)?;
+                    out.push(
+                        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options(kept))
+                            .map_err(KalamError::internal)?,
+                    );
+                }
+            }
+            Ok(())
+        })??;
+        Ok(out)
+    }
+}
+
+/// The current cold versions of a partition changed after `position` and at or before
+/// `watermark`, in `_updated` order, leaving out keys whose newer version is hot
+/// (`hot_keys`: encoded keys of hot rows changed after `position`). Only files from
+/// `files` are read: the tier as it was when the reader's hot snapshot was taken.
+pub fn changes_after(
+    dir: &Path,
+    table: &TableDef,
+    files: &[FileEntry],
+    position: i64,
+    watermark: i64,
+    hot_keys: &HashSet<Vec<u8>>,
+) -> Result<Vec<StoredRow>> {
+    let columns = file::row_columns(table);
+    // A version after `position` can only be superseded by a later one, which is in a
+    // file whose newest version is after `position` too.
+    let mut newest: HashMap<PkKey, StoredRow> = HashMap::new();
+    for f in files.iter().filter(|f| f.max_updated > position) {
+        for b in file::read(&dir.join(&f.file), table, &columns, None)? {
+            let updated = b
+                .column(b.num_columns() - 2)
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?;
+            for r in 0..b.num_rows() {
+                let u = updated.value(r);
+                if u > watermark || u <= position {
+                    continue;
+                }
+                let row = file::stored_row(table, &b, r)?;
+                let Some(key) = PkKey::of(&row.values[table.primary_key]) else { continue };
+                match newest.get(&key) {
+                    Some(old) if old.updated >= u => {}
+                    _ => {
+                        newest.insert(key, row);
+                    }
+                }
+            }
+        }
+    }
+    let mut rows: Vec<StoredRow> = newest
+        .into_values()
+        .filter(|r| keys::encode_pk(&r.values[table.primary_key]).map(|k| !hot_keys.contains(&k)).unwrap_or(true))
+        .collect();
+    rows.sort_by_key(|r| r.updated);
+    Ok(rows)
+}
+
+/// Shares one projected schema between the hot batch and the file batches.
+pub fn projected_schema(table: &TableDef, with_system: bool, projection: &[usize]) -> Result<SchemaRef> {
+    Ok(Arc::new(table.arrow_schema(with_system).project(projection).map_err(KalamError::internal)?))
+}

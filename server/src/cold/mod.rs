@@ -1,0 +1,274 @@
+//! The cold tier: Parquet files per partition under
+//! `{data_dir}/storage/{namespace}/{table}/{user_id | shared}/`, listed by a manifest.
+//!
+//! - [`manifest`]: the per-scope manifest (files, row counts, `_updated` range, column stats).
+//! - [`file`]: writing and reading one Parquet file.
+//! - [`stats`]: column statistics and the value order pruning relies on.
+//! - [`key_index`]: newest cold version per primary key, built lazily per partition.
+//! - [`merge`]: reading a partition through both tiers (newest `_updated` per key wins).
+//!
+//! Files are immutable once listed; a flush adds one file per partition (see
+//! [`crate::flush`]), so readers can work from a copy of the file list taken at any time.
+
+pub mod file;
+pub mod key_index;
+pub mod manifest;
+pub mod merge;
+pub mod stats;
+
+use crate::catalog::TableDef;
+use crate::error::{KalamError, Result};
+use crate::ids::{Partition, TableId};
+use crate::storage::row_codec::StoredRow;
+use datafusion::parquet::arrow::arrow_reader::RowSelection;
+use key_index::{ColdVersion, KeyIndex, PkKey};
+use manifest::{FileEntry, Manifest};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Keys kept in all loaded key indexes together; past this, indexes of other partitions
+/// are dropped (and rebuilt from their files when next needed).
+const KEY_INDEX_BUDGET: usize = 4_000_000;
+
+/// The cold tier of all tables.
+pub struct ColdStore {
+    root: PathBuf,
+    partitions: Mutex<HashMap<(TableId, Partition), Arc<ColdPartition>>>,
+}
+
+impl std::fmt::Debug for ColdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ColdStore({})", self.root.display())
+    }
+}
+
+/// Directory name of a partition's scope.
+pub fn scope_name(partition: Partition) -> String {
+    match partition {
+        Partition::Shared => "shared".into(),
+        Partition::User(u) => u.to_string(),
+    }
+}
+
+impl ColdStore {
+    /// The cold tier under `root` (`{data_dir}/storage`).
+    pub fn new(root: PathBuf) -> ColdStore {
+        ColdStore { root, partitions: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Directory of a table's files.
+    pub fn table_dir(&self, table: &TableDef) -> PathBuf {
+        self.root.join(table.namespace.as_str()).join(&table.name)
+    }
+
+    /// The cold tier of one partition (its manifest is read on first use).
+    pub fn partition(&self, table: &TableDef, partition: Partition) -> Result<Arc<ColdPartition>> {
+        if let Some(p) = self.partitions.lock().get(&(table.id, partition)) {
+            return Ok(p.clone());
+        }
+        let dir = self.table_dir(table).join(scope_name(partition));
+        let manifest = match Manifest::load(&dir)? {
+            Some(m) if m.table_id == table.id => m,
+            // Left by a dropped table of the same name: not this table's files.
+            _ => Manifest::empty(table.id),
+        };
+        let p = Arc::new(ColdPartition {
+            dir,
+            state: RwLock::new(PartitionState { manifest, index: None }),
+            flush_lock: Mutex::new(()),
+        });
+        Ok(self.partitions.lock().entry((table.id, partition)).or_insert(p).clone())
+    }
+
+    /// Partitions of `table` that have a cold tier on disk.
+    pub fn partitions_on_disk(&self, table: &TableDef) -> Result<Vec<Partition>> {
+        let dir = self.table_dir(table);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(KalamError::internal(format!("cannot list {}: {e}", dir.display()))),
+        };
+        let mut out = vec![];
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name == "shared" {
+                out.push(Partition::Shared);
+            } else if let Ok(id) = name.parse::<u64>() {
+                out.push(Partition::User(crate::ids::UserId(id)));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Forgets a dropped table and deletes its files.
+    pub fn drop_table(&self, table: &TableDef) -> Result<()> {
+        self.partitions.lock().retain(|(t, _), _| *t != table.id);
+        let dir = self.table_dir(table);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(KalamError::internal(format!("cannot remove {}: {e}", dir.display()))),
+        }
+    }
+
+    /// Drops loaded key indexes (except `keep`'s) when together they exceed the budget.
+    fn enforce_index_budget(&self, keep: &ColdPartition) {
+        let partitions: Vec<Arc<ColdPartition>> = self.partitions.lock().values().cloned().collect();
+        let total: usize = partitions.iter().map(|p| p.indexed_keys()).sum();
+        if total <= KEY_INDEX_BUDGET {
+            return;
+        }
+        for p in partitions {
+            if !std::ptr::eq(&*p, keep) {
+                p.state.write().index = None;
+            }
+        }
+    }
+
+    /// The newest cold version of `pk` in one partition, as a whole row.
+    pub fn get(&self, table: &TableDef, partition: Partition, pk: &crate::values::Value) -> Result<Option<StoredRow>> {
+        let p = self.partition(table, partition)?;
+        if p.is_empty() {
+            return Ok(None);
+        }
+        let Some(key) = PkKey::of(pk) else { return Ok(None) };
+        let Some(version) = p.with_index(self, table, |index| index.get(&key).copied())? else { return Ok(None) };
+        Ok(p.read_versions(table, &[version])?.pop())
+    }
+}
+
+/// A partition's files at one moment: paired with a RocksDB snapshot taken at the same
+/// time (under the commit lock), the two tiers as one consistent state.
+#[derive(Debug, Clone, Default)]
+pub struct ColdSnapshot {
+    pub dir: PathBuf,
+    pub files: Vec<FileEntry>,
+}
+
+struct PartitionState {
+    manifest: Manifest,
+    index: Option<KeyIndex>,
+}
+
+/// One partition's cold tier.
+pub struct ColdPartition {
+    pub dir: PathBuf,
+    state: RwLock<PartitionState>,
+    /// Held by a flush of this partition from reading the hot rows to deleting them.
+    pub flush_lock: Mutex<()>,
+}
+
+impl ColdPartition {
+    pub fn is_empty(&self) -> bool {
+        self.state.read().manifest.files.is_empty()
+    }
+
+    pub fn snapshot(&self) -> ColdSnapshot {
+        ColdSnapshot { dir: self.dir.clone(), files: self.files() }
+    }
+
+    /// The files as listed now.
+    pub fn files(&self) -> Vec<FileEntry> {
+        self.state.read().manifest.files.clone()
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        self.state.read().manifest.clone()
+    }
+
+    pub fn path(&self, f: &FileEntry) -> PathBuf {
+        self.dir.join(&f.file)
+    }
+
+    fn indexed_keys(&self) -> usize {
+        self.state.read().index.as_ref().map_or(0, KeyIndex::len)
+    }
+
+    /// Runs `f` on the key index, building it first if needed.
+    pub fn with_index<T>(&self, store: &ColdStore, table: &TableDef, f: impl FnOnce(&KeyIndex) -> T) -> Result<T> {
+        {
+            let state = self.state.read();
+            if let Some(index) = &state.index {
+                return Ok(f(index));
+            }
+        }
+        // Built outside the lock; a flush that lands meanwhile changes `next_batch`, and the
+        // build is retried rather than installing an index that misses its file.
+        loop {
+            let manifest = self.manifest();
+            let built = KeyIndex::build(&self.dir, table, &manifest.files)?;
+            let mut state = self.state.write();
+            if state.manifest.next_batch == manifest.next_batch {
+                state.index = Some(built);
+                drop(state);
+                store.enforce_index_budget(self);
+                break;
+            }
+        }
+        let state = self.state.read();
+        match &state.index {
+            Some(index) => Ok(f(index)),
+            // Evicted in between by another partition's build: answer from a fresh one.
+            None => {
+                drop(state);
+                let index = KeyIndex::build(&self.dir, table, &self.files())?;
+                Ok(f(&index))
+            }
+        }
+    }
+
+    /// Makes a newly written file (already listed in `manifest`, which is on disk) part of
+    /// the tier, with the keys it holds.
+    pub fn add_file(&self, manifest: Manifest, keys: Vec<(PkKey, ColdVersion)>) {
+        let mut state = self.state.write();
+        state.manifest = manifest;
+        if let Some(index) = state.index.as_mut() {
+            for (k, v) in keys {
+                index.insert(k, v);
+            }
+        }
+    }
+
+    /// Whole rows of the given versions (in the given order).
+    pub fn read_versions(&self, table: &TableDef, versions: &[ColdVersion]) -> Result<Vec<StoredRow>> {
+        let files = self.files();
+        let columns = file::row_columns(table);
+        let mut by_batch: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
+        for (i, v) in versions.iter().enumerate() {
+            by_batch.entry(v.batch).or_default().push((v.row, i));
+        }
+        let mut out: Vec<Option<StoredRow>> = vec![None; versions.len()];
+        for (batch, mut wanted) in by_batch {
+            let entry = files
+                .iter()
+                .find(|f| f.batch == batch)
+                .ok_or_else(|| KalamError::internal(format!("cold file batch-{batch} is not in the manifest")))?;
+            wanted.sort_unstable();
+            let mut rows: Vec<u32> = wanted.iter().map(|w| w.0).collect();
+            rows.dedup();
+            let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+            let selection = RowSelection::from_consecutive_ranges(ranges, entry.rows as usize);
+            let mut read = Vec::with_capacity(rows.len());
+            for b in file::read(&self.path(entry), table, &columns, Some(selection))? {
+                for r in 0..b.num_rows() {
+                    read.push(file::stored_row(table, &b, r)?);
+                }
+            }
+            if read.len() != rows.len() {
+                return Err(KalamError::internal(format!("cold file {} is shorter than its index", entry.file)));
+            }
+            for (row, i) in wanted {
+                let at = rows.binary_search(&row).expect("selected");
+                out[i] = Some(read[at].clone());
+            }
+        }
+        Ok(out.into_iter().map(|r| r.expect("every version read")).collect())
+    }
+}

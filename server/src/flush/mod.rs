@@ -1,0 +1,221 @@
+//! Flushing hot rows to the cold tier.
+//!
+//! A flush of one partition (see `docs/storage.md`):
+//! 1. records a pending flush (`flush/{table}/{partition}` in the `catalog` CF);
+//! 2. reads every hot row version of the partition from a RocksDB snapshot, tombstones
+//!    included, and writes them in key order to `batch-{n}.parquet.tmp`, then fsyncs it;
+//! 3. renames it to `batch-{n}.parquet` and fsyncs the directory;
+//! 4. writes the manifest listing it (temp file + rename): the file is now part of the tier;
+//! 5. removes the flushed hot rows and their change-index entries, in batches under the
+//!    commit lock, each only if its `_updated` is still the flushed one; the last batch also
+//!    clears the pending record.
+//!
+//! A crash before 4 leaves a file no manifest lists: recovery deletes it (the rows are still
+//! hot). A crash after 4 leaves rows in both tiers, which reads tolerate (same version:
+//! newest `_updated` wins either way); recovery finishes step 5. See [`recovery`].
+//!
+//! - [`policy`]: the background task that flushes partitions by their table's policy.
+//! - [`fault`]: fault injection points for crash tests.
+
+pub mod fault;
+pub mod policy;
+pub mod recovery;
+
+use crate::catalog::{TableDef, TableKind};
+use crate::cold::file::FileWriter;
+use crate::cold::key_index::{ColdVersion, PkKey};
+use crate::cold::manifest::FileEntry;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::ids::{Partition, TableId};
+use crate::jobs::{JobEnd, JobHandle};
+use crate::storage::row_codec::{self, StoredRow};
+use crate::storage::{CF_CATALOG, CF_ROWS, keys};
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Rows decoded and written to the Parquet writer at a time.
+const WRITE_CHUNK_ROWS: usize = 8192;
+/// Hot rows removed per commit-lock hold, so writers wait at most for one such batch.
+const DELETE_CHUNK_ROWS: usize = 2048;
+
+/// A flush in progress, recorded before its file is created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingFlush {
+    pub table_id: TableId,
+    pub partition: u64,
+    pub batch: u64,
+}
+
+pub fn pending_key(table: TableId, partition: Partition) -> String {
+    format!("flush/{:016x}/{:016x}", table.0, partition.key())
+}
+
+/// Outcome of flushing one partition.
+#[derive(Debug)]
+pub enum PartitionFlush {
+    /// Nothing was hot.
+    Empty,
+    Flushed(FileEntry),
+    /// Cancelled before the file became part of the tier.
+    Cancelled,
+}
+
+/// Flushes one partition of a USER or SHARED table (the protocol above). `cancelled` is
+/// checked until the manifest is written; after that the flush always completes.
+pub fn flush_partition(
+    db: &Database,
+    table: &Arc<TableDef>,
+    partition: Partition,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<PartitionFlush> {
+    let cold = db.cold.partition(table, partition)?;
+    let _flushing = cold.flush_lock.lock();
+    if db.catalog.table(&table.namespace, &table.name).is_none_or(|t| t.id != table.id) {
+        return Err(KalamError::TableNotFound(table.qualified_name()));
+    }
+    let manifest = cold.manifest();
+    let batch_no = manifest.next_batch;
+    let pending = PendingFlush { table_id: table.id, partition: partition.key(), batch: batch_no };
+    let pending_key = pending_key(table.id, partition);
+    let mut record = WriteBatch::default();
+    record.put_cf(&db.store.cf(CF_CATALOG), &pending_key, serde_json::to_vec(&pending).expect("serialises"));
+    db.store.write(record)?;
+
+    let clear_pending = || -> Result<()> {
+        let mut b = WriteBatch::default();
+        b.delete_cf(&db.store.cf(CF_CATALOG), &pending_key);
+        db.store.write(b)
+    };
+    let mut writer = FileWriter::create(&cold.dir, batch_no, table.clone())?;
+    // (encoded pk, _updated) of every flushed version, and the key index entries.
+    let mut flushed: Vec<(Vec<u8>, i64)> = Vec::new();
+    let mut index_entries: Vec<(PkKey, ColdVersion)> = Vec::new();
+    {
+        let snapshot = db.store.db().snapshot();
+        let prefix = keys::partition_prefix(table.id, partition);
+        let cf = db.store.cf(CF_ROWS);
+        let mut it = snapshot.raw_iterator_cf(&cf);
+        it.seek(prefix);
+        let mut chunk: Vec<StoredRow> = Vec::with_capacity(WRITE_CHUNK_ROWS);
+        while it.valid() {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let row = row_codec::decode(table, v)?;
+            flushed.push((k[prefix.len()..].to_vec(), row.updated));
+            if let Some(key) = PkKey::of(&row.values[table.primary_key]) {
+                let v = ColdVersion {
+                    batch: batch_no,
+                    row: index_entries.len() as u32,
+                    updated: row.updated,
+                    deleted: row.deleted,
+                };
+                index_entries.push((key, v));
+            }
+            chunk.push(row);
+            if chunk.len() == WRITE_CHUNK_ROWS {
+                writer.write(&chunk)?;
+                chunk.clear();
+                if cancelled() {
+                    break;
+                }
+            }
+            it.next();
+        }
+        it.status()?;
+        writer.write(&chunk)?;
+    }
+    let written = writer.finish()?;
+    if flushed.is_empty() || cancelled() {
+        written.discard();
+        clear_pending()?;
+        return Ok(if flushed.is_empty() { PartitionFlush::Empty } else { PartitionFlush::Cancelled });
+    }
+    fault::point(fault::AFTER_WRITE);
+    if let Err(e) = written.publish() {
+        written.discard();
+        clear_pending()?;
+        return Err(e);
+    }
+    fault::point(fault::AFTER_RENAME);
+    let mut next = manifest.clone();
+    next.files.push(written.entry.clone());
+    next.next_batch = batch_no + 1;
+    if let Err(e) = next.store(&cold.dir) {
+        written.discard();
+        clear_pending()?;
+        return Err(e);
+    }
+    fault::point(fault::AFTER_MANIFEST);
+    cold.add_file(next, index_entries);
+    remove_hot_rows(db, table, partition, &flushed, &pending_key)?;
+    fault::point(fault::AFTER_DELETE);
+    Ok(PartitionFlush::Flushed(written.entry))
+}
+
+/// Step 5: removes flushed rows from the hot tier in chunks; the last chunk also clears the
+/// pending record. Used by flushes and by recovery.
+pub fn remove_hot_rows(
+    db: &Database,
+    table: &TableDef,
+    partition: Partition,
+    flushed: &[(Vec<u8>, i64)],
+    pending_key: &str,
+) -> Result<u64> {
+    let mut removed = 0;
+    let chunks: Vec<&[(Vec<u8>, i64)]> = flushed.chunks(DELETE_CHUNK_ROWS).collect();
+    let last = chunks.len().saturating_sub(1);
+    if chunks.is_empty() {
+        db.committer.remove_flushed(table, partition, &[], |b| b.delete_cf(&db.store.cf(CF_CATALOG), pending_key))?;
+    }
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        removed += db.committer.remove_flushed(table, partition, chunk, |b| {
+            if i == last {
+                b.delete_cf(&db.store.cf(CF_CATALOG), pending_key);
+            }
+        })?;
+        if i == 0 {
+            fault::point(fault::MID_DELETE);
+        }
+    }
+    Ok(removed)
+}
+
+/// Tables a flush job covers: one table, a namespace's or all USER and SHARED tables.
+pub fn flushable(tables: Vec<Arc<TableDef>>) -> Vec<Arc<TableDef>> {
+    tables.into_iter().filter(|t| t.kind != TableKind::Stream).collect()
+}
+
+/// Runs a flush job over `targets`: each partition with hot rows (or only those listed)
+/// is flushed in turn, and the job's counts grow as files are written.
+pub fn run_job(db: &Database, job: &JobHandle, targets: &[(Arc<TableDef>, Option<Vec<Partition>>)]) -> Result<JobEnd> {
+    job.start()?;
+    for (table, partitions) in targets {
+        let partitions = match partitions {
+            Some(p) => p.clone(),
+            None => db.committer.hot_stats().partitions_of(table.id).into_iter().map(|(p, _)| p).collect(),
+        };
+        for partition in partitions {
+            if job.is_cancelled() {
+                return Ok(JobEnd::Cancelled);
+            }
+            match flush_partition(db, table, partition, &|| job.is_cancelled())? {
+                PartitionFlush::Flushed(f) => job.progress(f.rows, f.bytes, 1)?,
+                PartitionFlush::Empty => {}
+                PartitionFlush::Cancelled => return Ok(JobEnd::Cancelled),
+            }
+        }
+    }
+    Ok(JobEnd::Completed)
+}
+
+/// Starts a flush job in the background and returns at once.
+pub fn spawn_job(db: Arc<Database>, job: JobHandle, targets: Vec<(Arc<TableDef>, Option<Vec<Partition>>)>) {
+    tokio::task::spawn_blocking(move || {
+        let outcome = run_job(&db, &job, &targets);
+        job.finish(outcome);
+    });
+}

@@ -1,0 +1,89 @@
+//! Recovery of flushes a crash interrupted, run at start before any request is served.
+//!
+//! For each pending flush record: files in the partition's directory that the manifest
+//! does not list (temp files, a renamed file whose manifest was never written) are
+//! deleted — their rows are still hot. If the manifest lists the pending file, the flush
+//! had committed: its hot rows are removed (each only if still the flushed version), as
+//! the flush would have done.
+
+use crate::cold::ColdPartition;
+use crate::cold::file::{self, FileColumn};
+use crate::cold::manifest::{MANIFEST_FILE, sync_dir};
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::flush::{PendingFlush, remove_hot_rows};
+use crate::ids::Partition;
+use crate::storage::{CF_CATALOG, keys};
+use crate::values;
+use rocksdb::WriteBatch;
+
+pub fn recover(db: &Database) -> Result<()> {
+    for (k, v) in db.store.scan_prefix(CF_CATALOG, b"flush/")? {
+        let key = String::from_utf8_lossy(&k).to_string();
+        let pending: PendingFlush = serde_json::from_slice(&v)
+            .map_err(|e| KalamError::internal(format!("corrupt pending flush record {key}: {e}")))?;
+        let table = db.catalog.tables(None).into_iter().find(|t| t.id == pending.table_id);
+        let Some(table) = table else {
+            let mut b = WriteBatch::default();
+            b.delete_cf(&db.store.cf(CF_CATALOG), &k);
+            db.store.write(b)?;
+            continue;
+        };
+        let partition = Partition::from_key(pending.partition);
+        let cold = db.cold.partition(&table, partition)?;
+        remove_unlisted_files(&cold)?;
+        let entry = cold.files().into_iter().find(|f| f.batch == pending.batch);
+        let flushed = match entry {
+            Some(entry) => {
+                let columns = [FileColumn::User(table.primary_key), FileColumn::Updated];
+                let mut flushed = Vec::with_capacity(entry.rows as usize);
+                for b in file::read(&cold.path(&entry), &table, &columns, None)? {
+                    for r in 0..b.num_rows() {
+                        let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
+                        let updated = match file::cell(crate::catalog::DataType::Timestamp, b.column(1).as_ref(), r)? {
+                            values::Value::Timestamp(t) => t,
+                            _ => return Err(KalamError::internal("cold file: bad _updated column")),
+                        };
+                        flushed.push((keys::encode_pk(&pk)?, updated));
+                    }
+                }
+                flushed
+            }
+            None => Vec::new(),
+        };
+        let removed = remove_hot_rows(db, &table, partition, &flushed, &key)?;
+        tracing::info!(
+            table = %table.qualified_name(),
+            "recovered an interrupted flush: batch {} {} ({} hot rows removed)",
+            pending.batch,
+            if flushed.is_empty() { "rolled back" } else { "completed" },
+            removed
+        );
+    }
+    Ok(())
+}
+
+/// Deletes temp files and Parquet files the manifest does not list.
+fn remove_unlisted_files(cold: &ColdPartition) -> Result<()> {
+    let entries = match std::fs::read_dir(&cold.dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(KalamError::internal(format!("cannot list {}: {e}", cold.dir.display()))),
+    };
+    let manifest = cold.manifest();
+    let listed: Vec<&str> = manifest.file_names().collect();
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let orphan = name.ends_with(".tmp") || (name != MANIFEST_FILE && !listed.contains(&name.as_str()));
+        if orphan {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| KalamError::internal(format!("cannot remove {}: {e}", entry.path().display())))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(&cold.dir)?;
+    }
+    Ok(())
+}

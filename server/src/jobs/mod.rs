@@ -1,0 +1,285 @@
+//! Background jobs: every flush (and, later, cleanup, drop, backup and restore) runs as a
+//! job persisted in the `catalog` column family under `job/{n}` and listed by
+//! `system.jobs`. A job is `queued`, then `running`, then `completed`, `failed` or
+//! `cancelled`. `KILL JOB` sets a job's cancel flag; the job checks it between steps and
+//! stops at the next safe point. Jobs a crash left queued or running are marked failed
+//! (`interrupted by restart`) when the server starts.
+
+use crate::clock::now_micros;
+use crate::error::{KalamError, Result};
+use crate::storage::{CF_CATALOG, Store};
+use parking_lot::Mutex;
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Job records kept; older finished ones are deleted as new jobs are created.
+const MAX_JOB_RECORDS: usize = 10_000;
+const SEQ_KEY: &[u8] = b"seq/job";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobType {
+    Flush,
+}
+
+impl JobType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Flush => "flush",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+/// A job as persisted and shown in `system.jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub job_type: JobType,
+    pub status: JobStatus,
+    /// What the job covers: a namespace (all its tables) or one table; neither for all.
+    pub namespace: Option<String>,
+    pub table: Option<String>,
+    /// `manual` (a statement) or `policy` (the flush scheduler).
+    pub trigger: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub files: u64,
+    pub error: Option<String>,
+}
+
+/// How a job's work ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    Completed,
+    /// Stopped at a safe point after `KILL JOB`.
+    Cancelled,
+}
+
+/// Creates, tracks and persists jobs.
+pub struct JobManager {
+    store: Arc<Store>,
+    state: Mutex<State>,
+}
+
+struct State {
+    next: u64,
+    jobs: BTreeMap<u64, Job>,
+    cancel_flags: HashMap<u64, Arc<AtomicBool>>,
+}
+
+impl std::fmt::Debug for JobManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobManager")
+    }
+}
+
+fn job_key(n: u64) -> String {
+    format!("job/{n:016x}")
+}
+
+/// The sequence number of a job id (`flush-42` → 42).
+fn job_number(id: &str) -> Option<u64> {
+    id.rsplit_once('-')?.1.parse().ok()
+}
+
+impl JobManager {
+    /// Loads the job records; those a crash left queued or running become failed.
+    pub fn open(store: Arc<Store>) -> Result<JobManager> {
+        let mut jobs = BTreeMap::new();
+        let mut batch = WriteBatch::default();
+        let cf = store.cf(CF_CATALOG);
+        for (k, v) in store.scan_prefix(CF_CATALOG, b"job/")? {
+            let mut job: Job = serde_json::from_slice(&v).map_err(|e| {
+                KalamError::internal(format!("corrupt job record {}: {e}", String::from_utf8_lossy(&k)))
+            })?;
+            if !job.status.is_finished() {
+                job.status = JobStatus::Failed;
+                job.error = Some("interrupted by restart".into());
+                job.finished_at = Some(now_micros());
+                batch.put_cf(&cf, &k, serde_json::to_vec(&job).expect("jobs serialise"));
+            }
+            if let Some(n) = job_number(&job.id) {
+                jobs.insert(n, job);
+            }
+        }
+        drop(cf);
+        if !batch.is_empty() {
+            store.write(batch)?;
+        }
+        let next = match store.get(CF_CATALOG, SEQ_KEY)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|_| KalamError::internal("corrupt job sequence"))?,
+            None => 1,
+        };
+        Ok(JobManager { store, state: Mutex::new(State { next, jobs, cancel_flags: HashMap::new() }) })
+    }
+
+    fn persist(&self, batch: &mut WriteBatch, n: u64, job: &Job) {
+        batch.put_cf(&self.store.cf(CF_CATALOG), job_key(n), serde_json::to_vec(job).expect("jobs serialise"));
+    }
+
+    /// Records a new queued job.
+    pub fn create(
+        self: &Arc<Self>,
+        job_type: JobType,
+        namespace: Option<String>,
+        table: Option<String>,
+        trigger: &str,
+    ) -> Result<JobHandle> {
+        let mut state = self.state.lock();
+        let n = state.next;
+        let job = Job {
+            id: format!("{}-{n}", job_type.as_str()),
+            job_type,
+            status: JobStatus::Queued,
+            namespace,
+            table,
+            trigger: trigger.to_string(),
+            created_at: now_micros(),
+            started_at: None,
+            finished_at: None,
+            rows: 0,
+            bytes: 0,
+            files: 0,
+            error: None,
+        };
+        let mut batch = WriteBatch::default();
+        self.persist(&mut batch, n, &job);
+        batch.put_cf(&self.store.cf(CF_CATALOG), SEQ_KEY, serde_json::to_vec(&(n + 1)).expect("serialises"));
+        // Keep the record count bounded: the oldest finished jobs go first.
+        let excess = (state.jobs.len() + 1).saturating_sub(MAX_JOB_RECORDS);
+        let old: Vec<u64> =
+            state.jobs.iter().filter(|(_, j)| j.status.is_finished()).map(|(k, _)| *k).take(excess).collect();
+        for k in &old {
+            batch.delete_cf(&self.store.cf(CF_CATALOG), job_key(*k));
+        }
+        self.store.write(batch)?;
+        for k in old {
+            state.jobs.remove(&k);
+        }
+        state.next = n + 1;
+        let cancel = Arc::new(AtomicBool::new(false));
+        state.cancel_flags.insert(n, cancel.clone());
+        state.jobs.insert(n, job.clone());
+        Ok(JobHandle { id: job.id, n, cancel, manager: self.clone() })
+    }
+
+    /// All job records, oldest first.
+    pub fn list(&self) -> Vec<Job> {
+        self.state.lock().jobs.values().cloned().collect()
+    }
+
+    pub fn get(&self, id: &str) -> Option<Job> {
+        let n = job_number(id)?;
+        self.state.lock().jobs.get(&n).filter(|j| j.id == id).cloned()
+    }
+
+    /// Asks a queued or running job to stop.
+    pub fn kill(&self, id: &str) -> Result<()> {
+        let not_found = || KalamError::Validation(format!("no job '{id}'"));
+        let n = job_number(id).ok_or_else(not_found)?;
+        let state = self.state.lock();
+        let job = state.jobs.get(&n).filter(|j| j.id == id).ok_or_else(not_found)?;
+        if job.status.is_finished() {
+            return Err(KalamError::Validation(format!("job '{id}' has already finished ({})", job.status.as_str())));
+        }
+        if let Some(flag) = state.cancel_flags.get(&n) {
+            flag.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    fn update(&self, n: u64, f: impl FnOnce(&mut Job)) -> Result<()> {
+        let mut state = self.state.lock();
+        let Some(job) = state.jobs.get_mut(&n) else { return Ok(()) };
+        f(job);
+        let job = job.clone();
+        if job.status.is_finished() {
+            state.cancel_flags.remove(&n);
+        }
+        let mut batch = WriteBatch::default();
+        self.persist(&mut batch, n, &job);
+        self.store.write(batch)
+    }
+}
+
+/// The running side of a job: progress, cancellation checks and the final status.
+pub struct JobHandle {
+    pub id: String,
+    n: u64,
+    cancel: Arc<AtomicBool>,
+    manager: Arc<JobManager>,
+}
+
+impl JobHandle {
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    pub fn start(&self) -> Result<()> {
+        self.manager.update(self.n, |j| {
+            j.status = JobStatus::Running;
+            j.started_at = Some(now_micros());
+        })
+    }
+
+    /// Adds to the job's row, byte and file counts.
+    pub fn progress(&self, rows: u64, bytes: u64, files: u64) -> Result<()> {
+        self.manager.update(self.n, |j| {
+            j.rows += rows;
+            j.bytes += bytes;
+            j.files += files;
+        })
+    }
+
+    /// Records how the job ended.
+    pub fn finish(&self, outcome: Result<JobEnd>) {
+        let (status, error) = match outcome {
+            Ok(JobEnd::Completed) => (JobStatus::Completed, None),
+            Ok(JobEnd::Cancelled) => (JobStatus::Cancelled, None),
+            Err(e) => (JobStatus::Failed, Some(e.to_string())),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(job = %self.id, "job failed: {e}");
+        }
+        let result = self.manager.update(self.n, |j| {
+            j.status = status;
+            j.error = error;
+            j.finished_at = Some(now_micros());
+        });
+        if let Err(e) = result {
+            tracing::error!(job = %self.id, "cannot record the end of the job: {e}");
+        }
+    }
+}

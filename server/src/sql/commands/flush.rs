@@ -1,0 +1,67 @@
+//! FLUSH TABLE, FLUSH ALL TABLES [IN ns], KILL JOB.
+
+use crate::catalog::TableKind;
+use crate::error::{KalamError, Result};
+use crate::flush;
+use crate::jobs::JobType;
+use crate::sql::ast::TableRef;
+use crate::sql::{ExecContext, results};
+use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
+use serde_json::json;
+
+/// The statement's result: the job id, as a one-row result and in the message.
+fn job_started(job_id: &str, what: &str) -> QueryResult {
+    QueryResult {
+        schema: vec![ColumnInfo { name: "job_id".into(), data_type: "TEXT".into() }],
+        rows: vec![vec![json!(job_id)]],
+        row_count: 1,
+        message: Some(format!("Flush job '{job_id}' started for {what}")),
+    }
+}
+
+/// Starts a job flushing every partition of one table (service+).
+pub fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
+    cx.principal.require(Role::Service, "FLUSH")?;
+    let def = cx.resolve_table(table)?;
+    if def.kind == TableKind::Stream {
+        return Err(KalamError::Validation(format!(
+            "'{}' is a STREAM table: its events are never flushed",
+            def.qualified_name()
+        )));
+    }
+    let job = cx.db.jobs.create(JobType::Flush, Some(def.namespace.to_string()), Some(def.name.clone()), "manual")?;
+    let result = job_started(&job.id, &format!("table '{}'", def.qualified_name()));
+    flush::spawn_job(cx.db.clone(), job, vec![(def, None)]);
+    Ok(result)
+}
+
+/// Starts one job flushing every USER and SHARED table, of one namespace or all (service+).
+pub fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
+    cx.principal.require(Role::Service, "FLUSH")?;
+    let ns = match namespace {
+        Some(n) => {
+            let ns = cx.namespace_for(Some(n))?;
+            if cx.db.catalog.namespace(&ns).is_none() {
+                return Err(KalamError::NamespaceNotFound(ns.to_string()));
+            }
+            Some(ns)
+        }
+        None => None,
+    };
+    let tables = flush::flushable(cx.db.catalog.tables(ns.as_ref()));
+    let job = cx.db.jobs.create(JobType::Flush, ns.as_ref().map(|n| n.to_string()), None, "manual")?;
+    let what = match &ns {
+        Some(n) => format!("all tables in '{n}'"),
+        None => "all tables".into(),
+    };
+    let result = job_started(&job.id, &what);
+    flush::spawn_job(cx.db.clone(), job, tables.into_iter().map(|t| (t, None)).collect());
+    Ok(result)
+}
+
+/// Asks a queued or running job to stop (dba+); it stops at its next safe point.
+pub fn kill_job(cx: &ExecContext<'_>, job_id: &str) -> Result<QueryResult> {
+    cx.principal.require(Role::Dba, "KILL JOB")?;
+    cx.db.jobs.kill(job_id)?;
+    Ok(results::message(1, format!("Job '{job_id}' is being cancelled")))
+}
