@@ -1,6 +1,6 @@
 // App-shell cache for the TODO example: same-origin GETs go to the network first and fall back
 // to the last cached copy, so the app reloads offline. KalamDB's /v1 API is never cached.
-const CACHE = 'kalamdb-todo-v1';
+const CACHE = 'kalamdb-todo-v2';
 
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
@@ -18,6 +18,6 @@ self.addEventListener('fetch', (event) => {
         }
         return res;
       })
-      .catch(async () => (await caches.match(req)) || (await caches.match('/')) || Response.error()),
+      .catch(async () => (await caches.match(req, { ignoreVary: true })) || (req.mode === 'navigate' && (await caches.match('/', { ignoreVary: true }))) || Response.error()),
   );
 });

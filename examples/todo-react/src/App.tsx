@@ -117,15 +117,27 @@ function SignIn({ onSignedIn }: { onSignedIn: (c: KalamClient, username: string)
 function Todos({ username, onSignOut }: { username: string; onSignOut: () => void }) {
   const client = useKalam();
   const status = useSyncStatus();
-  const { rows, loading, error } = useLiveQuery<Todo>('SELECT id, title, done, body FROM app.todos ORDER BY id');
+  const [synced, setSynced] = useState(false);
+  // Known once the replica is open (IndexedDB, or memory when another tab owns the database).
+  const [storage, setStorage] = useState<string | null>(null);
+  const [syncError, setSyncError] = useState<string | null>(null);
+  // Local queries need the table declared first: run nothing (null) until sync() resolved.
+  const { rows, loading, error } = useLiveQuery<Todo>(synced ? 'SELECT id, title, done, body FROM app.todos ORDER BY id' : null);
   const [title, setTitle] = useState('');
   const [workOffline, setWorkOffline] = useState(false);
   const [openNotes, setOpenNotes] = useState<Record<string, boolean>>({});
   const todos = client.table<Todo>(TABLE);
 
   useEffect(() => {
+    client.ready.then(() => setStorage(client.storage)).catch((e) => setSyncError(String(e?.message ?? e)));
+  }, [client]);
+
+  useEffect(() => {
     // Declares what this device replicates; idempotent, so calling it on every start is fine.
-    client.sync('todos', 'SELECT * FROM app.todos').catch((e) => console.error('sync failed', e));
+    client.sync('todos', 'SELECT * FROM app.todos').then(
+      () => setSynced(true),
+      (e) => setSyncError(e instanceof KalamError ? `${e.code}: ${e.message}` : String(e)),
+    );
   }, [client]);
 
   useEffect(() => {
@@ -151,9 +163,9 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
   }
 
   return (
-    <main data-storage={client.storage}>
+    <main data-storage={storage ?? ''}>
       <h1>
-        {username}'s TODOs <span className="muted">({client.storage} replica)</span>
+        {username}'s TODOs {storage && <span className="muted">({storage} replica)</span>}
       </h1>
       <div className="bar">
         <span className={`badge ${status.online ? 'online' : 'offline'}`} data-testid="connection">
@@ -176,8 +188,8 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
           Add
         </button>
       </form>
-      {error && <p className="error">{error.message}</p>}
-      {loading ? (
+      {(error || syncError) && <p className="error">{error?.message ?? syncError}</p>}
+      {loading || !synced ? (
         <p className="muted">loading…</p>
       ) : (
         <ul data-testid="todos">
@@ -198,7 +210,7 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
           ))}
         </ul>
       )}
-      {!loading && rows.length === 0 && <p className="muted">Nothing to do.</p>}
+      {synced && !loading && rows.length === 0 && <p className="muted">Nothing to do.</p>}
     </main>
   );
 }

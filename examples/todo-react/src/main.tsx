@@ -21,7 +21,7 @@ if ('serviceWorker' in navigator && import.meta.env.PROD) {
         const url = new URL(u, location.href);
         return url.origin === location.origin && !url.pathname.startsWith('/v1/');
       });
-      const cache = await caches.open('kalamdb-todo-v1');
+      const cache = await caches.open('kalamdb-todo-v2');
       await Promise.all(urls.map((u) => cache.add(u).catch(() => {})));
       document.documentElement.dataset.offlineReady = 'true';
     })

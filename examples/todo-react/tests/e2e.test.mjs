@@ -115,6 +115,12 @@ async function expectText(page, selector, text, timeout = 15000) {
   );
 }
 
+/** The replica storage the page's client ended up with (waits until it is open). */
+async function storageOf(page) {
+  await page.waitForFunction(() => document.querySelector('main')?.dataset.storage, null, { timeout: 15000 });
+  return page.getAttribute('main', 'data-storage');
+}
+
 /** The titles shown, in order. */
 function titles(page) {
   return page.$$eval('[data-testid=todo]', (els) => els.map((e) => e.getAttribute('data-title')));
@@ -188,7 +194,7 @@ test('offline edits survive a reload and converge when back online', async (t) =
   await page.waitForFunction(() => document.documentElement.dataset.offlineReady === 'true', null, { timeout: 15000 });
   await page.reload();
   await expectText(page, '[data-testid=connection]', 'online');
-  const storage = await page.getAttribute('main', 'data-storage');
+  const storage = await storageOf(page);
   t.diagnostic(`replica storage in the browser: ${storage}`);
 
   await goOffline(ctx, page);
@@ -233,7 +239,7 @@ test('two tabs of one user converge with the server', async (t) => {
   const tab1 = await signIn(ctx, 'dave');
   const tab2 = await signIn(ctx, 'dave');
   t.diagnostic(
-    `tab storages: ${await tab1.getAttribute('main', 'data-storage')}, ${await tab2.getAttribute('main', 'data-storage')}`,
+    `tab storages: ${await storageOf(tab1)}, ${await storageOf(tab2)}`,
   );
   await addTodo(tab1, 'from tab 1');
   await waitTitles(tab2, ['from tab 1']);

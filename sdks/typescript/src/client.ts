@@ -461,7 +461,9 @@ export class KalamClient {
   /**
    * A live local query: `callback(rows)` with the current result at once, then after every
    * local write or synced change that changes it. Returns a function that stops it. Errors
-   * (bad SQL, closed client) go to `onError`, else to the `'error'` event.
+   * (bad SQL, closed client) go to `onError`, else to the `'error'` event. A query on a table
+   * whose schema has not arrived yet (right after `sync()`) waits for it instead of failing;
+   * if it still fails once everything is loaded, `onError` is called and it keeps waiting.
    */
   live<R = Row>(sql: string, callback: LiveCallback<R>): Unsubscribe;
   live<R = Row>(
@@ -481,25 +483,54 @@ export class KalamClient {
     if (typeof callback !== 'function') throw new KalamError('CLIENT_ERROR', 'live(): a callback is required');
     let stopped = false;
     let sub: WasmSubscription | null = null;
-    this.call((e) =>
-      e.live(sql, params ?? null, (rs: WasmResultSet) => {
-        if (!stopped) callback(toObjects<R>(rs.columns, rs.rows));
-      }),
-    ).then(
-      (s) => {
-        sub = s;
-        if (stopped) stopSub(s);
-      },
-      (err: unknown) => {
-        const ke = KalamError.from(err);
-        if (stopped) return;
-        if (onError) onError(ke);
-        else this.emit('error', { code: ke.code, message: ke.message });
-      },
-    );
+    let inflight = false;
+    let again = false;
+    let offStatus: Unsubscribe | null = null;
+    const start = () => {
+      if (stopped || sub) return;
+      if (inflight) {
+        again = true;
+        return;
+      }
+      inflight = true;
+      this.call((e) =>
+        e.live(sql, params ?? null, (rs: WasmResultSet) => {
+          if (!stopped) callback(toObjects<R>(rs.columns, rs.rows));
+        }),
+      ).then(
+        (s) => {
+          inflight = false;
+          if (stopped) return stopSub(s);
+          sub = s;
+          offStatus?.();
+          offStatus = null;
+        },
+        (err: unknown) => {
+          inflight = false;
+          if (stopped) return;
+          const ke = KalamError.from(err);
+          // The table is declared but its schema has not arrived yet (first sync running or
+          // offline): retry whenever the sync status changes instead of failing for good.
+          const notYet = /not synced|does not exist|unknown (table|column)/i.test(ke.message);
+          if (notYet && !offStatus) offStatus = this.on('status', () => start());
+          const st = this.currentStatus;
+          if (!notYet || (st.online && !st.syncing)) {
+            if (onError) onError(ke);
+            else this.emit('error', { code: ke.code, message: ke.message });
+          }
+          if (again) {
+            again = false;
+            start();
+          }
+        },
+      );
+    };
+    start();
     return () => {
       if (stopped) return;
       stopped = true;
+      offStatus?.();
+      offStatus = null;
       if (sub) stopSub(sub);
     };
   }

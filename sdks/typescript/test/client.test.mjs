@@ -326,3 +326,17 @@ test('crdt() falls back to the server when the engine cannot read CRDT cells', a
   assert.equal(await c.crdt('app.todos', 'missing', 'body'), null);
   await assert.rejects(c.crdt('app.todos; DROP', 'x', 'body'), (e) => e.code === 'CLIENT_ERROR');
 });
+
+test('a live query started right after sync() waits for the schema instead of failing', async () => {
+  const name = await newUser('early');
+  await server.sqlAs(name, "INSERT INTO app.todos (id, title) VALUES ('e1', 'early bird')");
+  const c = client(name);
+  const errors = [];
+  const results = [];
+  await c.sync('todos', 'SELECT * FROM app.todos');
+  const stop = c.live('SELECT id, title FROM app.todos', [], (rows) => results.push(rows), (e) => errors.push(e));
+  await waitFor(() => results.at(-1)?.length === 1, { what: 'rows after the first sync' });
+  assert.deepEqual(results.at(-1), [{ id: 'e1', title: 'early bird' }]);
+  assert.deepEqual(errors, []);
+  stop();
+});
