@@ -146,6 +146,16 @@ function todo(page, title) {
   return page.locator(`[data-testid=todo][data-title="${title}"]`);
 }
 
+/** Toggles a todo's checkbox and waits until the page shows it `checked` (the write is async). */
+async function setDone(page, title, checked) {
+  await todo(page, title).locator('[data-testid=done]').click();
+  await page.waitForFunction(
+    ([t, c]) => document.querySelector(`[data-testid=todo][data-title="${t}"] [data-testid=done]`)?.checked === c,
+    [title, checked],
+    { timeout: 15000 },
+  );
+}
+
 async function serverRows(user) {
   return server.sqlAs(user, 'SELECT title, done, body FROM app.todos ORDER BY title');
 }
@@ -199,7 +209,7 @@ test('offline edits survive a reload and converge when back online', async (t) =
 
   await goOffline(ctx, page);
   await addTodo(page, 'written offline');
-  await todo(page, 'written online').locator('[data-testid=done]').check();
+  await setDone(page, 'written online', true);
   await expectText(page, '[data-testid=pending]', '2 pending');
   await page.screenshot({ path: join(shots, 'offline-before-reload.png') });
   assert.deepEqual((await serverRows('carol')).map((r) => [r.title, r.done]), [['written online', false]]);
@@ -244,7 +254,7 @@ test('two tabs of one user converge with the server', async (t) => {
   await addTodo(tab1, 'from tab 1');
   await waitTitles(tab2, ['from tab 1']);
   await addTodo(tab2, 'from tab 2');
-  await todo(tab2, 'from tab 1').locator('[data-testid=done]').check();
+  await setDone(tab2, 'from tab 1', true);
   await waitTitles(tab1, ['from tab 1', 'from tab 2']);
   await tab1.waitForFunction(
     () => document.querySelector('[data-testid=todo][data-title="from tab 1"] [data-testid=done]')?.checked === true,
