@@ -9,7 +9,12 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kalamdb-target}"
 export PATH="$HOME/.cargo/bin:$PATH"
-npm_ci() { (cd "$1" && npm ci --no-audit --no-fund --loglevel=error); }
+# npm ci, or npm install where npm ci refuses a lockfile that lacks rollup's per-platform
+# optional packages (npm 11 leaves them out when the registry mirror has no entry for them).
+npm_ci() {
+  (cd "$1" && { npm ci --no-audit --no-fund --loglevel=error 2>/dev/null \
+    || npm install --no-audit --no-fund --loglevel=error; })
+}
 
 # Prerequisites: wasm32 target, wasm-bindgen-cli of the pinned version, Chromium.
 want=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' wasm/Cargo.toml)
