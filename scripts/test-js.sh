@@ -39,6 +39,13 @@ trap 'rm -f "$log"' EXIT
 status=0
 (cd sdks/typescript && node --test --test-concurrency=1 --test-reporter=spec test/*.test.mjs) 2>&1 | tee -a "$log" || status=1
 (cd examples/todo-react && node --test --test-concurrency=1 --test-reporter=spec tests/*.test.mjs) 2>&1 | tee -a "$log" || status=1
+# The Node backend example against its own server (run-example.sh starts one and sets it up).
+if KALAMDB_URL= timeout 180 scripts/run-example.sh node-backend > "$log.example" 2>&1; then
+  echo "✔ examples/node-backend runs against a fresh server"; echo "ℹ pass 1" >> "$log"
+else
+  cat "$log.example"; echo "✖ examples/node-backend failed"; echo "ℹ fail 1" >> "$log"; status=1
+fi
+rm -f "$log.example"
 # The spec reporter ends each run with "ℹ pass N" / "ℹ fail N".
 awk '/^ℹ pass / { p += $3 } /^ℹ fail / { f += $3 } END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit "$status"
