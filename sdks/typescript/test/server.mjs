@@ -1,6 +1,6 @@
 // Starts the real kalamdb-server binary for the SDK tests and offers a few helpers.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir, homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -17,11 +17,18 @@ export function serverBinary() {
  * Starts a server on 127.0.0.1 (port 0) with a fresh data dir; resolves with
  * `{url, stop(), rootSql(sql, params?)}` once it prints its address and /health answers.
  */
-export async function startServer({ timeoutMs = 30000 } = {}) {
+export async function startServer({ timeoutMs = 30000, config } = {}) {
   const bin = serverBinary();
   if (!existsSync(bin)) throw new Error(`server binary not found: ${bin} (cargo build -p kalamdb-server)`);
   const dataDir = mkdtempSync(join(tmpdir(), 'kalamdb-sdk-test-'));
-  const child = spawn(bin, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--bcrypt-cost', '4'], {
+  const args = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--bcrypt-cost', '4'];
+  if (config) {
+    // Extra TOML configuration (e.g. short token lifetimes).
+    const file = join(dataDir, 'test-config.toml');
+    writeFileSync(file, config);
+    args.push('--config', file);
+  }
+  const child = spawn(bin, args, {
     env: {
       ...process.env,
       KALAMDB_ROOT_PASSWORD: ROOT_PASSWORD,
