@@ -21,6 +21,7 @@ const KalamContext = createContext<KalamClient | null>(null);
 export interface KalamProviderProps {
   /** The client the hooks below use. */
   client: KalamClient;
+  /** The components that use the client. */
   children?: ReactNode;
 }
 
