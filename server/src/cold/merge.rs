@@ -119,8 +119,11 @@ impl PartitionScan<'_> {
         if !visible.is_empty() {
             out.push(rows_to_batch(table, &visible, self.with_system, Some(&self.projection))?);
         }
+        let started = std::time::Instant::now();
+        let all_files = cold.files();
+        let listed = all_files.len();
         let files: Vec<FileEntry> =
-            cold.files().into_iter().filter(|f| self.predicates.iter().all(|p| p.may_match(table, f))).collect();
+            all_files.into_iter().filter(|f| self.predicates.iter().all(|p| p.may_match(table, f))).collect();
         if files.is_empty() {
             return Ok(out);
         }
@@ -135,6 +138,7 @@ impl PartitionScan<'_> {
         for f in &files {
             read.push((f.batch, file::read(&cold.path(f), table, &columns, None)?));
         }
+        let read_in = started.elapsed();
         let options = |rows| RecordBatchOptions::new().with_row_count(Some(rows));
         cold.with_index(store, table, |index| -> Result<()> {
             for (batch_no, batches) in &read {
@@ -168,6 +172,12 @@ impl PartitionScan<'_> {
             }
             Ok(())
         })??;
+        tracing::debug!(
+            table = %table.qualified_name(),
+            "scan read {} of {listed} files in {read_in:?}, merged in {:?}",
+            files.len(),
+            started.elapsed() - read_in
+        );
         Ok(out)
     }
 }
@@ -222,4 +232,60 @@ pub fn changes_after(
 /// Shares one projected schema between the hot batch and the file batches.
 pub fn projected_schema(table: &TableDef, with_system: bool, projection: &[usize]) -> Result<SchemaRef> {
     Ok(Arc::new(table.arrow_schema(with_system).project(projection).map_err(KalamError::internal)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ColumnDef, DataType, TableKind, TableOptions};
+    use crate::cold::manifest::ColumnStats;
+    use crate::ids::{NamespaceId, TableId};
+
+    #[test]
+    fn predicates_skip_only_files_that_cannot_match() {
+        let table = TableDef {
+            id: TableId(1),
+            namespace: NamespaceId::new("app").unwrap(),
+            name: "t".into(),
+            kind: TableKind::User,
+            columns: vec![ColumnDef {
+                id: 1,
+                name: "n".into(),
+                data_type: DataType::Int,
+                nullable: true,
+                default: None,
+            }],
+            primary_key: 0,
+            options: TableOptions::default(),
+            schema_version: 1,
+            next_column_id: 2,
+            created_at: 0,
+        };
+        let file = FileEntry {
+            batch: 1,
+            file: "batch-1.parquet".into(),
+            rows: 10,
+            tombstones: 0,
+            bytes: 1,
+            min_updated: 100,
+            max_updated: 200,
+            created_at: 0,
+            schema_version: 1,
+            columns: [(1, ColumnStats { min: Some(Value::Int(10)), max: Some(Value::Int(20)), nulls: 0 })].into(),
+        };
+        let n = |op, v: i64| {
+            FilePredicate { column: StatColumn::User(0), op, value: Value::Int(v) }.may_match(&table, &file)
+        };
+        let u = |op, v: i64| {
+            FilePredicate { column: StatColumn::Updated, op, value: Value::Timestamp(v) }.may_match(&table, &file)
+        };
+        use CompareOp::*;
+        assert!(n(Eq, 10) && n(Eq, 20) && !n(Eq, 9) && !n(Eq, 21));
+        assert!(n(Lt, 11) && !n(Lt, 10) && n(LtEq, 10) && !n(LtEq, 9));
+        assert!(n(Gt, 19) && !n(Gt, 20) && n(GtEq, 20) && !n(GtEq, 21));
+        assert!(u(Gt, 199) && !u(Gt, 200) && u(Lt, 101) && !u(Lt, 100));
+        // Incomparable values never prune.
+        let text = FilePredicate { column: StatColumn::User(0), op: Eq, value: Value::Text("x".into()) };
+        assert!(text.may_match(&table, &file));
+    }
 }

@@ -1,7 +1,8 @@
 //! The hot tier: one RocksDB database with three column families.
 //!
 //! - `catalog`: JSON records of namespaces, tables, schema versions and users
-//!   (see [`crate::catalog`]).
+//!   (see [`crate::catalog`]), jobs (`job/`, see [`crate::jobs`]) and pending flushes
+//!   (`flush/`, see [`crate::flush`]).
 //! - `rows`: table rows under `table_id | partition | pk` (see [`keys`]), so one user's
 //!   partition of a USER table is one contiguous key range.
 //! - `row_index`: `table_id | partition | _updated` → pk, the change index that catch-up
@@ -10,7 +11,8 @@
 //!   with their rows so each message applies exactly once.
 //!
 //! Every commit goes through [`crate::tables::commit`], which keeps `_updated` order equal to
-//! commit order.
+//! commit order. Flushes move rows from here to Parquet files ([`crate::cold`]);
+//! [`hot_stats`] counts what each partition still holds here.
 
 pub mod hot_stats;
 pub mod keys;

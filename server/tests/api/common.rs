@@ -179,6 +179,7 @@ impl TestServer {
         let (child, base) = spawn(&self.data_dir, &self.extra_args, &self.env);
         self.child = Some(child);
         self.base = base;
+        self.reset_client();
     }
 
     /// Starts again on the same port (the previous process must be gone), so clients
@@ -189,6 +190,7 @@ impl TestServer {
         let (child, base) = spawn_at(&self.data_dir, &self.extra_args, &self.env, &listen);
         self.child = Some(child);
         self.base = base;
+        self.reset_client();
     }
 
     /// `ws://` address of the sync endpoint.
@@ -202,6 +204,13 @@ impl TestServer {
         let (child, base) = spawn(&self.data_dir, &self.extra_args, &self.env);
         self.child = Some(child);
         self.base = base;
+        self.reset_client();
+    }
+
+    /// Drops pooled keep-alive connections: they belonged to the previous process, and one
+    /// still looking open would fail the next request.
+    fn reset_client(&mut self) {
+        self.client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
     }
 
     /// The server's data directory.
