@@ -78,12 +78,18 @@ pub struct ColdVersion {
 #[derive(Debug, Default)]
 pub struct KeyIndex {
     map: HashMap<PkKey, ColdVersion>,
+    /// Per file (batch), how many of its rows a newer cold version supersedes: a file with
+    /// none needs no per-row check against the index when it is scanned.
+    superseded: HashMap<u64, u64>,
 }
 
 impl KeyIndex {
     /// Reads the key and system columns of every file.
     pub fn build(dir: &Path, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
-        let mut index = KeyIndex { map: HashMap::with_capacity(files.iter().map(|f| f.rows as usize).sum()) };
+        let mut index = KeyIndex {
+            map: HashMap::with_capacity(files.iter().map(|f| f.rows as usize).sum()),
+            superseded: HashMap::new(),
+        };
         let columns = [FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
         for f in files {
             let mut row = 0u32;
@@ -112,12 +118,20 @@ impl KeyIndex {
     /// Records `v` for `key` unless a newer version is known.
     pub fn insert(&mut self, key: PkKey, v: ColdVersion) {
         match self.map.get_mut(&key) {
-            Some(old) if old.updated >= v.updated => {}
-            Some(old) => *old = v,
+            Some(old) if old.updated >= v.updated => *self.superseded.entry(v.batch).or_default() += 1,
+            Some(old) => {
+                *self.superseded.entry(old.batch).or_default() += 1;
+                *old = v;
+            }
             None => {
                 self.map.insert(key, v);
             }
         }
+    }
+
+    /// How many rows of file `batch` are not the newest cold version of their key.
+    pub fn superseded_in(&self, batch: u64) -> u64 {
+        self.superseded.get(&batch).copied().unwrap_or(0)
     }
 
     pub fn get(&self, key: &PkKey) -> Option<&ColdVersion> {

@@ -18,7 +18,7 @@ use crate::values::Value;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::filter;
+use datafusion::arrow::compute::{filter, not};
 use datafusion::arrow::datatypes::SchemaRef;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -141,19 +141,29 @@ impl PartitionScan<'_> {
         let read_in = started.elapsed();
         let options = |rows| RecordBatchOptions::new().with_row_count(Some(rows));
         cold.with_index(store, table, |index| -> Result<()> {
-            for (batch_no, batches) in &read {
+            for (f, (batch_no, batches)) in files.iter().zip(&read) {
+                // Every row of such a file is the current version of its key: only
+                // tombstones need hiding, with no per-row lookups.
+                let all_current = index.superseded_in(*batch_no) == 0 && !hot_keys_in_range(table, f, &hot_keys);
                 let mut row = 0u32;
                 for b in batches {
                     let pks = PkColumn::new(table.pk().data_type, b.column(0).as_ref())?;
                     let deleted = b.column(2).as_any().downcast_ref::<BooleanArray>().expect("boolean _deleted");
-                    let mask: BooleanArray = (0..b.num_rows())
-                        .map(|r| {
-                            let key = pks.key(r);
-                            let newest =
-                                index.get(&key).is_some_and(|v| v.batch == *batch_no && v.row == row + r as u32);
-                            Some(newest && (self.with_tombstones || !deleted.value(r)) && !hot_keys.contains(&key))
-                        })
-                        .collect();
+                    let mask: BooleanArray = if all_current {
+                        match self.with_tombstones {
+                            true => BooleanArray::from(vec![true; b.num_rows()]),
+                            false => not(deleted).map_err(KalamError::internal)?,
+                        }
+                    } else {
+                        (0..b.num_rows())
+                            .map(|r| {
+                                let key = pks.key(r);
+                                let newest =
+                                    index.get(&key).is_some_and(|v| v.batch == *batch_no && v.row == row + r as u32);
+                                Some(newest && (self.with_tombstones || !deleted.value(r)) && !hot_keys.contains(&key))
+                            })
+                            .collect()
+                    };
                     row += b.num_rows() as u32;
                     let kept = mask.true_count();
                     if kept == 0 {
@@ -180,6 +190,23 @@ impl PartitionScan<'_> {
         );
         Ok(out)
     }
+}
+
+/// Whether any hot key falls within the primary-key range of file `f` (true when the file
+/// has no key statistics).
+fn hot_keys_in_range(table: &TableDef, f: &FileEntry, hot_keys: &HashSet<PkKey>) -> bool {
+    if hot_keys.is_empty() {
+        return false;
+    }
+    let Some(stats) = f.columns.get(&table.pk().id) else { return true };
+    let (Some(min), Some(max)) = (&stats.min, &stats.max) else { return true };
+    hot_keys.iter().any(|k| {
+        let v = match k {
+            PkKey::Int(i) => Value::Int(*i),
+            PkKey::Text(s) => Value::Text(s.to_string()),
+        };
+        compare(&v, min) != Some(Ordering::Less) && compare(&v, max) != Some(Ordering::Greater)
+    })
 }
 
 /// The current cold versions of a partition changed after `position` and at or before
