@@ -110,17 +110,7 @@ impl SyncEngine {
         };
         let stored_seq = replica.meta(META_NEXT_SEQ).and_then(Value::as_u64).unwrap_or(1);
         let next_seq = own_next_seq(&replica, &client_id, stored_seq);
-        let mut engine = SyncEngine {
-            replica,
-            client_id,
-            next_seq,
-            link: Link::Offline,
-            loading: HashSet::new(),
-            settled: BTreeMap::new(),
-            last_error: None,
-            session_id: false,
-            leader_status: None,
-        };
+        let mut engine = Self::from_parts(replica, client_id, next_seq, false);
         engine.replica.apply(&init);
         (engine, init)
     }
@@ -131,6 +121,10 @@ impl SyncEngine {
     pub fn with_session_client_id(snapshot: Snapshot, client_id: String) -> Self {
         let replica = Replica::from_snapshot(snapshot);
         let next_seq = own_next_seq(&replica, &client_id, 1);
+        Self::from_parts(replica, client_id, next_seq, true)
+    }
+
+    fn from_parts(replica: Replica, client_id: String, next_seq: u64, session_id: bool) -> Self {
         SyncEngine {
             replica,
             client_id,
@@ -139,7 +133,7 @@ impl SyncEngine {
             loading: HashSet::new(),
             settled: BTreeMap::new(),
             last_error: None,
-            session_id: true,
+            session_id,
             leader_status: None,
         }
     }
