@@ -28,10 +28,20 @@ fn client_for<S: ReplicaStore + Send + 'static>(s: &TestServer, user: &str, stor
     config.backoff_base_ms = 50;
     config.backoff_max_ms = 400;
     config.ping_interval_ms = 2_000;
+    start_native(config, store, login_as(s, user, Arc::new(AtomicU64::new(0))))
+}
+
+/// A token source that logs in as `user` (password `<user>-password`), counting logins.
+fn login_as(
+    s: &TestServer,
+    user: &str,
+    logins: Arc<AtomicU64>,
+) -> impl Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync + 'static {
     let (base, user, password) = (s.base.clone(), user.to_string(), format!("{user}-password"));
-    start_native(config, store, move || {
-        let (base, user, password) = (base.clone(), user.clone(), password.clone());
+    move || {
+        let (base, user, password, logins) = (base.clone(), user.clone(), password.clone(), logins.clone());
         async move {
+            logins.fetch_add(1, Ordering::SeqCst);
             let r = reqwest::Client::new()
                 .post(format!("{base}/v1/api/auth/login"))
                 .json(&json!({"username": user, "password": password}))
@@ -42,7 +52,7 @@ fn client_for<S: ReplicaStore + Send + 'static>(s: &TestServer, user: &str, stor
             body["access_token"].as_str().map(str::to_string).ok_or_else(|| format!("login refused: {body}"))
         }
         .boxed()
-    })
+    }
 }
 
 async fn settle(c: &Client) {
@@ -454,24 +464,7 @@ async fn tokens_are_renewed_in_band_without_dropping_the_connection() {
     let logins = Arc::new(AtomicU64::new(0));
     let mut config = ClientConfig::new(s.ws_url());
     config.backoff_base_ms = 50;
-    let (base, counter) = (s.base.clone(), logins.clone());
-    let c = start_native(config, MemoryStore::new(), move || {
-        let (base, counter) = (base.clone(), counter.clone());
-        async move {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let body: Value = reqwest::Client::new()
-                .post(format!("{base}/v1/api/auth/login"))
-                .json(&json!({"username": "alice", "password": "alice-password"}))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            body["access_token"].as_str().map(str::to_string).ok_or_else(|| body.to_string())
-        }
-        .boxed()
-    });
+    let c = start_native(config, MemoryStore::new(), login_as(&s, "alice", logins.clone()));
     let mut events = c.events();
     c.sync("items", "SELECT * FROM app.items").await.unwrap();
     settle(&c).await;
