@@ -105,11 +105,16 @@ pub struct PartitionScan<'a> {
     pub with_system: bool,
     pub with_tombstones: bool,
     pub predicates: &'a [FilePredicate],
+    /// The partition's files and their generation, listed before `hot` was read.
+    pub files: Vec<FileEntry>,
+    pub generation: u64,
 }
 
 impl PartitionScan<'_> {
-    /// The merged rows as record batches (hot rows first, then each file's winners).
-    pub fn run(self, store: &ColdStore, cold: &ColdPartition) -> Result<Vec<RecordBatch>> {
+    /// The merged rows as record batches (hot rows first, then each file's winners), or
+    /// `None` if a flush added a file meanwhile: the hot rows read may then miss rows only
+    /// that file has, and the caller scans again.
+    pub fn run(self, store: &ColdStore, cold: &ColdPartition) -> Result<Option<Vec<RecordBatch>>> {
         let table = self.table;
         let n_user = table.columns.len();
         let hot_keys: HashSet<PkKey> =
@@ -120,12 +125,11 @@ impl PartitionScan<'_> {
             out.push(rows_to_batch(table, &visible, self.with_system, Some(&self.projection))?);
         }
         let started = std::time::Instant::now();
-        let all_files = cold.files();
-        let listed = all_files.len();
+        let listed = self.files.len();
         let files: Vec<FileEntry> =
-            all_files.into_iter().filter(|f| self.predicates.iter().all(|p| p.may_match(table, f))).collect();
+            self.files.iter().filter(|f| self.predicates.iter().all(|p| p.may_match(table, f))).cloned().collect();
         if files.is_empty() {
-            return Ok(out);
+            return Ok(Some(out));
         }
         // Key, system columns, then the projection.
         let mut columns = vec![FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
@@ -140,7 +144,7 @@ impl PartitionScan<'_> {
         }
         let read_in = started.elapsed();
         let options = |rows| RecordBatchOptions::new().with_row_count(Some(rows));
-        cold.with_index(store, table, |index| -> Result<()> {
+        let merged = cold.with_index_at(store, table, self.generation, |index| -> Result<()> {
             for (f, (batch_no, batches)) in files.iter().zip(&read) {
                 // Every row of such a file is the current version of its key: only
                 // tombstones need hiding, with no per-row lookups.
@@ -181,14 +185,18 @@ impl PartitionScan<'_> {
                 }
             }
             Ok(())
-        })??;
+        })?;
+        match merged {
+            Some(merged) => merged?,
+            None => return Ok(None),
+        }
         tracing::debug!(
             table = %table.qualified_name(),
             "scan read {} of {listed} files in {read_in:?}, merged in {:?}",
             files.len(),
             started.elapsed() - read_in
         );
-        Ok(out)
+        Ok(Some(out))
     }
 }
 

@@ -191,13 +191,57 @@ impl ColdPartition {
         self.state.read().index.as_ref().map_or(0, KeyIndex::len)
     }
 
+    /// The files as listed now, and the listing's generation (the next batch number, which
+    /// every flush advances).
+    pub fn listing(&self) -> (Vec<FileEntry>, u64) {
+        let state = self.state.read();
+        (state.manifest.files.clone(), state.manifest.next_batch)
+    }
+
     /// Runs `f` on the key index, building it first if needed.
     pub fn with_index<T>(&self, store: &ColdStore, table: &TableDef, f: impl FnOnce(&KeyIndex) -> T) -> Result<T> {
-        {
-            let state = self.state.read();
-            if let Some(index) = &state.index {
-                return Ok(f(index));
+        self.ensure_index(store, table)?;
+        let state = self.state.read();
+        match &state.index {
+            Some(index) => Ok(f(index)),
+            // Evicted in between by another partition's build: answer from a fresh one.
+            None => {
+                let files = state.manifest.files.clone();
+                drop(state);
+                Ok(f(&KeyIndex::build(&self.dir, table, &files)?))
             }
+        }
+    }
+
+    /// Like [`ColdPartition::with_index`], but only if no file was added since the listing
+    /// of `generation` (`None` otherwise): the index then describes exactly the files a
+    /// reader listed.
+    pub fn with_index_at<T>(
+        &self,
+        store: &ColdStore,
+        table: &TableDef,
+        generation: u64,
+        f: impl FnOnce(&KeyIndex) -> T,
+    ) -> Result<Option<T>> {
+        self.ensure_index(store, table)?;
+        let state = self.state.read();
+        if state.manifest.next_batch != generation {
+            return Ok(None);
+        }
+        match &state.index {
+            Some(index) => Ok(Some(f(index))),
+            None => {
+                let files = state.manifest.files.clone();
+                drop(state);
+                let index = KeyIndex::build(&self.dir, table, &files)?;
+                Ok((self.state.read().manifest.next_batch == generation).then(|| f(&index)))
+            }
+        }
+    }
+
+    fn ensure_index(&self, store: &ColdStore, table: &TableDef) -> Result<()> {
+        if self.state.read().index.is_some() {
+            return Ok(());
         }
         // Built outside the lock; a flush that lands meanwhile changes `next_batch`, and the
         // build is retried rather than installing an index that misses its file.
@@ -209,17 +253,7 @@ impl ColdPartition {
                 state.index = Some(built);
                 drop(state);
                 store.enforce_index_budget(self);
-                break;
-            }
-        }
-        let state = self.state.read();
-        match &state.index {
-            Some(index) => Ok(f(index)),
-            // Evicted in between by another partition's build: answer from a fresh one.
-            None => {
-                drop(state);
-                let index = KeyIndex::build(&self.dir, table, &self.files())?;
-                Ok(f(&index))
+                return Ok(());
             }
         }
     }

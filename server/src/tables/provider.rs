@@ -179,16 +179,26 @@ impl PartitionTableProvider {
             return Ok(vec![rows_to_batch(&self.table, &refs, with_system, Some(projection))?]);
         }
         let predicates: Vec<FilePredicate> = filters.iter().filter_map(|f| self.file_predicate(f)).collect();
-        let scan = PartitionScan {
-            table: &self.table,
-            hot: self.hot_rows(true, None)?,
-            schema: projected_schema(&self.table, with_system, projection)?,
-            projection: projection.to_vec(),
-            with_system,
-            with_tombstones,
-            predicates: &predicates,
+        let schema = projected_schema(&self.table, with_system, projection)?;
+        let mut batches = loop {
+            // Files listed before the hot rows are read: a flush that lands after the listing
+            // is detected and the scan repeats, so no row is missed between the tiers.
+            let (files, generation) = cold.listing();
+            let scan = PartitionScan {
+                table: &self.table,
+                hot: self.hot_rows(true, None)?,
+                schema: schema.clone(),
+                projection: projection.to_vec(),
+                with_system,
+                with_tombstones,
+                predicates: &predicates,
+                files,
+                generation,
+            };
+            if let Some(batches) = scan.run(&self.cold, &cold)? {
+                break batches;
+            }
         };
-        let mut batches = scan.run(&self.cold, &cold)?;
         if let Some(limit) = limit {
             let mut left = limit;
             batches.retain_mut(|b| {
