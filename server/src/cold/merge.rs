@@ -25,6 +25,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Threads one scan decodes files on (the server's target is a 2-core machine).
+const READ_THREADS: usize = 2;
+
 /// A comparison operator of a pruning predicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
@@ -131,17 +134,14 @@ impl PartitionScan<'_> {
         if files.is_empty() {
             return Ok(Some(out));
         }
-        // Key, system columns, then the projection.
-        let mut columns = vec![FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
+        // Key and tombstone flag, then the projection.
+        let mut columns = vec![FileColumn::User(table.primary_key), FileColumn::Deleted];
         columns.extend(self.projection.iter().map(|&i| match i {
             i if i < n_user => FileColumn::User(i),
             i if i == n_user => FileColumn::Updated,
             _ => FileColumn::Deleted,
         }));
-        let mut read: Vec<(u64, Vec<RecordBatch>)> = Vec::with_capacity(files.len());
-        for f in &files {
-            read.push((f.batch, file::read(&cold.path(f), table, &columns, None)?));
-        }
+        let read = read_files(cold, table, &files, &columns)?;
         let read_in = started.elapsed();
         let options = |rows| RecordBatchOptions::new().with_row_count(Some(rows));
         let merged = cold.with_index_at(store, table, self.generation, |index| -> Result<()> {
@@ -152,7 +152,7 @@ impl PartitionScan<'_> {
                 let mut row = 0u32;
                 for b in batches {
                     let pks = PkColumn::new(table.pk().data_type, b.column(0).as_ref())?;
-                    let deleted = b.column(2).as_any().downcast_ref::<BooleanArray>().expect("boolean _deleted");
+                    let deleted = b.column(1).as_any().downcast_ref::<BooleanArray>().expect("boolean _deleted");
                     let mask: BooleanArray = if all_current {
                         match self.with_tombstones {
                             true => BooleanArray::from(vec![true; b.num_rows()]),
@@ -173,7 +173,7 @@ impl PartitionScan<'_> {
                     if kept == 0 {
                         continue;
                     }
-                    let arrays: Vec<ArrayRef> = b.columns()[3..]
+                    let arrays: Vec<ArrayRef> = b.columns()[2..]
                         .iter()
                         .map(|a| if kept == a.len() { Ok(a.clone()) } else { filter(a.as_ref(), &mask) })
                         .collect::<std::result::Result<_, _>>()
@@ -198,6 +198,32 @@ impl PartitionScan<'_> {
         );
         Ok(Some(out))
     }
+}
+
+/// Reads `columns` of each file, on up to [`READ_THREADS`] threads (decoding is CPU-bound),
+/// returning `(batch, record batches)` in file order.
+fn read_files(
+    cold: &ColdPartition,
+    table: &TableDef,
+    files: &[FileEntry],
+    columns: &[FileColumn],
+) -> Result<Vec<(u64, Vec<RecordBatch>)>> {
+    let read_one = |f: &FileEntry| file::read(&cold.path(f), table, columns, None).map(|b| (f.batch, b));
+    if files.len() < 2 {
+        return files.iter().map(read_one).collect();
+    }
+    let per_thread = files.len().div_ceil(READ_THREADS);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(read_one).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut out = Vec::with_capacity(files.len());
+        for w in workers {
+            out.extend(w.join().map_err(|_| KalamError::internal("a file reader thread panicked"))??);
+        }
+        Ok(out)
+    })
 }
 
 /// Whether any hot key falls within the primary-key range of file `f` (true when the file

@@ -8,7 +8,8 @@
 //! 4. writes the manifest listing it (temp file + rename): the file is now part of the tier;
 //! 5. removes the flushed hot rows and their change-index entries, in batches under the
 //!    commit lock, each only if its `_updated` is still the flushed one; the last batch also
-//!    clears the pending record.
+//!    clears the pending record. The emptied key range is then compacted, so later scans do
+//!    not walk over the deletions.
 //!
 //! A crash before 4 leaves a file no manifest lists: recovery deletes it (the rows are still
 //! hot). A crash after 4 leaves rows in both tiers, which reads tolerate (same version:
@@ -30,7 +31,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
 use crate::storage::row_codec::{self, StoredRow};
-use crate::storage::{CF_CATALOG, CF_ROWS, keys};
+use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, keys};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -179,6 +180,13 @@ pub fn remove_hot_rows(
         })?;
         if i == 0 {
             fault::point(fault::MID_DELETE);
+        }
+    }
+    if removed > 0 {
+        let from = keys::partition_prefix(table.id, partition);
+        let to = keys::partition_prefix(table.id, Partition::from_key(partition.key() + 1));
+        for cf in [CF_ROWS, CF_ROW_INDEX] {
+            db.store.compact_range(cf, &from, &to);
         }
     }
     Ok(removed)
