@@ -156,10 +156,6 @@ impl FileWriter {
         Ok(())
     }
 
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Closes and fsyncs the temp file. The file is not part of the tier until published.
     pub fn finish(self) -> Result<WrittenFile> {
         let file = self.writer.into_inner().map_err(KalamError::internal)?;

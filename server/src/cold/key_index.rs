@@ -138,15 +138,7 @@ impl KeyIndex {
         self.map.get(key)
     }
 
-    pub fn map(&self) -> &HashMap<PkKey, ColdVersion> {
-        &self.map
-    }
-
     pub fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }

@@ -25,7 +25,7 @@ use key_index::{ColdVersion, KeyIndex, PkKey};
 use manifest::{FileEntry, Manifest};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Keys kept in all loaded key indexes together; past this, indexes of other partitions
@@ -56,10 +56,6 @@ impl ColdStore {
     /// The cold tier under `root` (`{data_dir}/storage`).
     pub fn new(root: PathBuf) -> ColdStore {
         ColdStore { root, partitions: Mutex::new(HashMap::new()) }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Directory of a table's files.

@@ -200,11 +200,6 @@ impl JobManager {
         self.state.lock().jobs.values().cloned().collect()
     }
 
-    pub fn get(&self, id: &str) -> Option<Job> {
-        let n = job_number(id)?;
-        self.state.lock().jobs.get(&n).filter(|j| j.id == id).cloned()
-    }
-
     /// Asks a queued or running job to stop.
     pub fn kill(&self, id: &str) -> Result<()> {
         let not_found = || KalamError::Validation(format!("no job '{id}'"));
