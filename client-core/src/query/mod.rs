@@ -151,11 +151,6 @@ impl LocalQuery {
             .collect();
         Ok(ResultSet { columns: out_cols, rows })
     }
-
-    /// Whether `row` passes the WHERE clause.
-    pub fn matches(&self, row: &Row) -> bool {
-        self.filter.as_ref().is_none_or(|f| truthy(&eval(f, row)))
-    }
 }
 
 const NULL: Value = Value::Null;

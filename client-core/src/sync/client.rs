@@ -114,15 +114,6 @@ impl LiveQuery {
     pub async fn next(&mut self) -> Option<ResultSet> {
         self.updates.next().await
     }
-
-    /// The newest result already delivered, skipping older ones; `None` if none is waiting.
-    pub fn latest(&mut self) -> Option<ResultSet> {
-        let mut last = None;
-        while let Ok(rs) = self.updates.try_recv() {
-            last = Some(rs);
-        }
-        last
-    }
 }
 
 impl futures::Stream for LiveQuery {

@@ -41,10 +41,6 @@ impl Effects {
         self.events.extend(other.events);
         self.touched.extend(other.touched);
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.commit.is_empty() && self.send.is_empty() && self.events.is_empty() && self.touched.is_empty()
-    }
 }
 
 /// Errors of local operations (the server's verdicts arrive as events instead).

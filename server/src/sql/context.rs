@@ -39,6 +39,16 @@ impl ExecContext<'_> {
         }
     }
 
+    /// `IN ns` of a listing statement: `None` for all namespaces, else `ns`, which must exist.
+    pub fn existing_namespace(&self, name: Option<&str>) -> Result<Option<NamespaceId>> {
+        let Some(name) = name else { return Ok(None) };
+        let ns = self.namespace_for(Some(name))?;
+        if self.db.catalog.namespace(&ns).is_none() {
+            return Err(KalamError::NamespaceNotFound(ns.to_string()));
+        }
+        Ok(Some(ns))
+    }
+
     /// The partition this statement reads and writes in `table`.
     pub fn partition(&self, table: &TableDef) -> Partition {
         match table.kind {

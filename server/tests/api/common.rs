@@ -103,31 +103,19 @@ impl TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let path = tmp.path().join("kalamdb.toml");
         std::fs::write(&path, toml).expect("write config");
-        let mut s = Self::start_in(tmp, &["--config", path.to_str().unwrap()]).await;
+        let mut s = Self::start_in(tmp, &["--config", path.to_str().unwrap()], &[]).await;
         s.extra_args = vec!["--config".into(), path.to_str().unwrap().into()];
         s
     }
 
     /// Starts with extra command-line flags.
     pub async fn start_with(extra: &[&str]) -> TestServer {
-        Self::start_in(tempfile::tempdir().expect("temp dir"), extra).await
+        Self::start_in(tempfile::tempdir().expect("temp dir"), extra, &[]).await
     }
 
     /// Starts with extra environment variables (kept for restarts until [`TestServer::set_env`]).
     pub async fn start_with_env(env: &[(&str, &str)]) -> TestServer {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let data_dir = tmp.path().join("data");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (child, base) = spawn(&data_dir, &[], &env);
-        TestServer {
-            child: Some(child),
-            base,
-            data_dir,
-            _tmp: Some(tmp),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-            extra_args: vec![],
-            env,
-        }
+        Self::start_in(tempfile::tempdir().expect("temp dir"), &[], env).await
     }
 
     /// Replaces the environment variables used by the next start.
@@ -135,10 +123,11 @@ impl TestServer {
         self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     }
 
-    async fn start_in(tmp: tempfile::TempDir, extra: &[&str]) -> TestServer {
+    async fn start_in(tmp: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let data_dir = tmp.path().join("data");
         let extra_args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, base) = spawn(&data_dir, &extra_args, &[]);
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, base) = spawn(&data_dir, &extra_args, &env);
         TestServer {
             child: Some(child),
             base,
@@ -146,7 +135,7 @@ impl TestServer {
             _tmp: Some(tmp),
             client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
             extra_args,
-            env: vec![],
+            env,
         }
     }
 

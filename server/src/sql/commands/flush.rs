@@ -38,16 +38,7 @@ pub fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
 /// Starts one job flushing every USER and SHARED table, of one namespace or all (service+).
 pub fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
     cx.principal.require(Role::Service, "FLUSH")?;
-    let ns = match namespace {
-        Some(n) => {
-            let ns = cx.namespace_for(Some(n))?;
-            if cx.db.catalog.namespace(&ns).is_none() {
-                return Err(KalamError::NamespaceNotFound(ns.to_string()));
-            }
-            Some(ns)
-        }
-        None => None,
-    };
+    let ns = cx.existing_namespace(namespace)?;
     let tables = flush::flushable(cx.db.catalog.tables(ns.as_ref()));
     let job = cx.db.jobs.create(JobType::Flush, ns.as_ref().map(|n| n.to_string()), None, "manual")?;
     let what = match &ns {

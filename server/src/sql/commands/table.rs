@@ -240,16 +240,7 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
 }
 
 pub fn show(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
-    let ns = match namespace {
-        Some(n) => {
-            let ns = cx.namespace_for(Some(n))?;
-            if cx.db.catalog.namespace(&ns).is_none() {
-                return Err(KalamError::NamespaceNotFound(ns.to_string()));
-            }
-            Some(ns)
-        }
-        None => None,
-    };
+    let ns = cx.existing_namespace(namespace)?;
     let rows: Vec<Vec<serde_json::Value>> = cx
         .db
         .catalog
