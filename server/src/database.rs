@@ -38,6 +38,9 @@ pub struct Database {
     pub client_locks: LockTable<(UserId, String)>,
     pub live: Arc<LiveRegistry>,
     pub streams: Arc<StreamBuffers>,
+    /// Read by flushes, which decode a partition's rows through one table definition;
+    /// written by ALTER TABLE, so no flush straddles a schema change.
+    pub schema_lock: parking_lot::RwLock<()>,
     base_state: SessionState,
 }
 
@@ -125,6 +128,7 @@ impl Database {
             client_locks: LockTable::new(),
             live,
             streams,
+            schema_lock: parking_lot::RwLock::new(()),
             base_state,
         });
         crate::flush::recovery::recover(&db)?;

@@ -39,6 +39,10 @@ pub enum KalamError {
     TooManyStatements(String),
     #[error("{0}")]
     RateLimited(String),
+    /// A write was prepared on a table definition an ALTER TABLE has since replaced; the
+    /// statement is retried on the new definition.
+    #[error("table '{0}' changed its schema during the write; retry it")]
+    SchemaChanged(String),
     /// Storage failures: logged in full, answered as a generic internal error.
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
@@ -76,7 +80,7 @@ impl KalamError {
             UserNotFound(_) => ErrorCode::UserNotFound,
             AlreadyExists(_) => ErrorCode::AlreadyExists,
             DuplicateKey(_) => ErrorCode::DuplicateKey,
-            InUse(_) => ErrorCode::InUse,
+            InUse(_) | SchemaChanged(_) => ErrorCode::InUse,
             TooLarge(_) => ErrorCode::TooLarge,
             TooManyStatements(_) => ErrorCode::TooManyStatements,
             RateLimited(_) => ErrorCode::RateLimited,

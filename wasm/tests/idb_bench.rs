@@ -27,7 +27,7 @@ fn now_ms() -> f64 {
 fn schema() -> Vec<ColumnInfo> {
     [("id", "TEXT"), ("title", "TEXT"), ("done", "BOOLEAN"), ("priority", "INT"), ("created", "TIMESTAMP")]
         .iter()
-        .map(|(n, t)| ColumnInfo { name: n.to_string(), data_type: t.to_string() })
+        .map(|(n, t)| ColumnInfo::new(*n, *t))
         .collect()
 }
 

@@ -36,10 +36,7 @@ fn record(id: &str, cursor: Option<i64>) -> SubscriptionRecord {
         sql: format!("SELECT * FROM app.{id}"),
         table: format!("app.{id}"),
         cursor,
-        schema: vec![
-            ColumnInfo { name: "id".into(), data_type: "TEXT".into() },
-            ColumnInfo { name: "n".into(), data_type: "BIGINT".into() },
-        ],
+        schema: vec![ColumnInfo::new("id", "TEXT"), ColumnInfo::new("n", "BIGINT")],
         primary_key: Some("id".into()),
         complete: false,
         rows_loaded: 0,
@@ -228,10 +225,7 @@ async fn reopening_sees_the_committed_state() {
 const SUB: &str = "items";
 
 fn schema() -> Vec<ColumnInfo> {
-    vec![
-        ColumnInfo { name: "id".into(), data_type: "TEXT".into() },
-        ColumnInfo { name: "n".into(), data_type: "BIGINT".into() },
-    ]
+    vec![ColumnInfo::new("id", "TEXT"), ColumnInfo::new("n", "BIGINT")]
 }
 
 fn batch(from: usize, to: usize, cursor: i64, last: bool) -> ServerMessage {

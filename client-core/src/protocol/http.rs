@@ -22,6 +22,21 @@ pub struct ColumnInfo {
     pub name: String,
     #[serde(rename = "type")]
     pub data_type: String,
+    /// Sync schemas only: the column's stable id, which survives `RENAME COLUMN` and is never
+    /// reused, so a replica can carry its rows across a schema change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u16>,
+    /// Sync schemas only: what rows written before the column existed read as (its literal
+    /// `DEFAULT`); absent means NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+}
+
+impl ColumnInfo {
+    /// A result column: a name and a type.
+    pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> ColumnInfo {
+        ColumnInfo { name: name.into(), data_type: data_type.into(), id: None, default: None }
+    }
 }
 
 /// The result of one statement. Queries fill `schema` and `rows`; DDL and DML leave them

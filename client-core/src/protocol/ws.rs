@@ -128,6 +128,14 @@ pub enum ServerMessage {
     Unsubscribed {
         id: String,
     },
+    /// The subscription's table was altered (`ALTER TABLE`) and the subscription has ended;
+    /// every change before the schema change was sent. The client subscribes again with
+    /// `since` = its cursor, gets the new schema in `subscribed`, and carries its rows over
+    /// (columns matched by id).
+    SchemaChanged {
+        id: String,
+        schema_version: u32,
+    },
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<u64>,

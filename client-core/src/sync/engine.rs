@@ -14,6 +14,7 @@ use crate::protocol::{ColumnInfo, ErrorCode};
 use crate::query::{self, QueryError, ResultSet, Row};
 use crate::replica::Replica;
 use crate::store::{OutboxEntry, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use crate::sync::schema_change::RowMigration;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 
@@ -237,10 +238,35 @@ impl SyncEngine {
                 let id = SubscriptionId(id);
                 if let Some(mut rec) = self.record(&id) {
                     if rec.schema != schema || rec.primary_key.as_deref() != Some(primary_key.as_str()) {
+                        // The table was altered: rewrite the stored rows to the new columns
+                        // (keys are primary-key values, which no ALTER changes).
+                        let mut ops = Vec::new();
+                        if let (Some(m), Some(data)) =
+                            (RowMigration::between(&rec.schema, &schema), self.replica.subscription(&id))
+                        {
+                            ops.extend(data.rows.iter().map(|(pk, row)| StoreOp::PutRow {
+                                sub: id.clone(),
+                                pk: pk.clone(),
+                                row: m.apply(row),
+                            }));
+                        }
                         rec.schema = schema;
                         rec.primary_key = Some(primary_key);
                         fx.touched.insert(rec.table.clone());
-                        self.commit(&mut fx, vec![StoreOp::PutSubscription(rec)]);
+                        ops.push(StoreOp::PutSubscription(rec));
+                        self.commit(&mut fx, ops);
+                    }
+                }
+            }
+            ServerMessage::SchemaChanged { id, .. } => {
+                // The server ended the subscription after its last change under the old
+                // schema; subscribing again from the cursor brings the new one.
+                let id = SubscriptionId(id);
+                if let Some(rec) = self.record(&id) {
+                    if self.link == Link::Online {
+                        self.loading.insert(id);
+                        fx.send.push(Self::subscribe_frame(&rec));
+                        self.status_changed(&mut fx);
                     }
                 }
             }
@@ -675,10 +701,7 @@ mod tests {
             ServerMessage::Subscribed {
                 id: "s".into(),
                 live_id: "l".into(),
-                schema: vec![
-                    ColumnInfo { name: "id".into(), data_type: "TEXT".into() },
-                    ColumnInfo { name: "v".into(), data_type: "BIGINT".into() },
-                ],
+                schema: vec![ColumnInfo::new("id", "TEXT"), ColumnInfo::new("v", "BIGINT")],
                 primary_key: "id".into(),
             },
             0.0,
@@ -713,6 +736,31 @@ mod tests {
         assert_eq!(ids(&e), vec![json!(["b", 2]), json!(["c", 3])]);
         e.on_message(batch(vec![json!(["z", 9])], vec![], 30, true), 0.0);
         assert_eq!(ids(&e), vec![json!(["z", 9])]);
+    }
+
+    #[test]
+    fn a_schema_change_resubscribes_from_the_cursor_and_keeps_the_rows() {
+        let mut e = online_engine();
+        e.on_message(batch(vec![json!(["a", 1]), json!(["b", 2])], vec![], 10, false), 0.0);
+        let fx = e.on_message(ServerMessage::SchemaChanged { id: "s".into(), schema_version: 2 }, 0.0);
+        assert!(matches!(&fx.send[..], [ClientMessage::Subscribe(s)] if s.since == Some(10)));
+        // `v` renamed to `n` (matched by name: the test's first schema has no ids) and a
+        // column `flag` added with a default.
+        let mut flag = ColumnInfo::new("flag", "BOOLEAN");
+        flag.default = Some(json!(false));
+        let fx = e.on_message(
+            ServerMessage::Subscribed {
+                id: "s".into(),
+                live_id: "l2".into(),
+                schema: vec![ColumnInfo::new("id", "TEXT"), ColumnInfo::new("v", "BIGINT"), flag],
+                primary_key: "id".into(),
+            },
+            0.0,
+        );
+        assert_eq!(fx.commit.iter().filter(|op| matches!(op, StoreOp::PutRow { .. })).count(), 2);
+        let rows = e.query("SELECT id, v, flag FROM app.t ORDER BY id", &[]).unwrap().1.rows;
+        assert_eq!(rows, vec![vec![json!("a"), json!(1), json!(false)], vec![json!("b"), json!(2), json!(false)]]);
+        assert_eq!(e.replica.subscriptions().next().unwrap().cursor, Some(10));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`client`]: the [`Client`] handle applications hold.
 //! - [`platform`]: what a runtime must provide (WebSocket, timers, clock, randomness).
 //! - [`native`]: the tokio platform (feature `native`).
+//! - [`schema_change`]: carrying rows across an `ALTER TABLE`.
 //! - [`status`], [`backoff`]: reported state and reconnect delays.
 
 pub mod backoff;
@@ -16,6 +17,7 @@ pub mod engine;
 #[cfg(feature = "native")]
 pub mod native;
 pub mod platform;
+pub mod schema_change;
 pub mod status;
 
 pub use client::{Client, LiveQuery, WriteReceipt};

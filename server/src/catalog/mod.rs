@@ -215,6 +215,36 @@ impl Catalog {
         Ok(Some(def))
     }
 
+    /// Replaces a table's definition with `next` (same id, `schema_version` one higher) and
+    /// records the new schema version, in one batch. `change` describes it for
+    /// `DESCRIBE TABLE ... HISTORY`. Fails if the table changed since `next` was derived.
+    pub fn alter_table(&self, next: TableDef, change: String) -> Result<Arc<TableDef>> {
+        let _guard = self.write_lock.lock();
+        let current = self.require_table(&next.namespace, &next.name)?;
+        if current.id != next.id || current.schema_version + 1 != next.schema_version {
+            return Err(KalamError::InUse(format!(
+                "table '{}' changed while the ALTER TABLE ran; run it again",
+                next.qualified_name()
+            )));
+        }
+        let version = SchemaVersion {
+            table_id: next.id,
+            version: next.schema_version,
+            columns: next.columns.clone(),
+            primary_key: next.primary_key,
+            created_at: crate::clock::now_micros(),
+            change,
+        };
+        let cf = self.store.cf(CF_CATALOG);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&cf, table_key(next.id), to_json(&next));
+        batch.put_cf(&cf, schema_key(next.id, next.schema_version), to_json(&version));
+        self.store.write(batch)?;
+        let next = Arc::new(next);
+        self.state.write().tables.insert((next.namespace.clone(), next.name.clone()), next.clone());
+        Ok(next)
+    }
+
     /// Removes a table's metadata, schema history, rows and change index in one batch.
     pub fn drop_table(&self, namespace: &NamespaceId, name: &str) -> Result<Arc<TableDef>> {
         let _guard = self.write_lock.lock();

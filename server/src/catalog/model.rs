@@ -123,6 +123,16 @@ pub struct ColumnDef {
     pub default: Option<DefaultValue>,
 }
 
+impl ColumnDef {
+    /// What a row stored before this column existed reads as: its literal DEFAULT, else NULL.
+    pub fn fill(&self) -> Value {
+        match &self.default {
+            Some(DefaultValue::Literal(v)) => v.clone(),
+            _ => Value::Null,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TableKind {
@@ -290,6 +300,11 @@ impl TableDef {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         self.columns.iter().position(|c| c.name == lower)
+    }
+
+    /// Values of a row that has none of the columns (see [`ColumnDef::fill`]).
+    pub fn fill_values(&self) -> Vec<Value> {
+        self.columns.iter().map(ColumnDef::fill).collect()
     }
 
     pub fn has_system_columns(&self) -> bool {

@@ -260,7 +260,14 @@ pub fn read(
                         datafusion::arrow::compute::cast(&a, target.data_type()).map_err(KalamError::internal)?
                     }
                 }
-                None => new_null_array(target.data_type(), batch.num_rows()),
+                // A column added after the file was written: its fill value.
+                None => match *c {
+                    FileColumn::User(i) if table.columns[i].fill() != Value::Null => {
+                        let fill = table.columns[i].fill();
+                        values::to_arrow(table.columns[i].data_type, &vec![&fill; batch.num_rows()])?
+                    }
+                    _ => new_null_array(target.data_type(), batch.num_rows()),
+                },
             };
             arrays.push(array);
         }

@@ -71,11 +71,15 @@ pub fn flush_partition(
     partition: Partition,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<PartitionFlush> {
+    // Rows are decoded and written through the current definition, which cannot change
+    // until this flush is done.
+    let _schema = db.schema_lock.read();
+    let table = &match db.catalog.table(&table.namespace, &table.name) {
+        Some(t) if t.id == table.id => t,
+        _ => return Err(KalamError::TableNotFound(table.qualified_name())),
+    };
     let cold = db.cold.partition(table, partition)?;
     let _flushing = cold.flush_lock.lock();
-    if db.catalog.table(&table.namespace, &table.name).is_none_or(|t| t.id != table.id) {
-        return Err(KalamError::TableNotFound(table.qualified_name()));
-    }
     let manifest = cold.manifest();
     let batch_no = manifest.next_batch;
     let pending = PendingFlush { table_id: table.id, partition: partition.key(), batch: batch_no };

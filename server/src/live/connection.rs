@@ -113,14 +113,14 @@ impl Connection {
                         break Close::Policy("slow consumer");
                     }
                     // Everything already queued goes out in one write.
-                    let mut frames = vec![self.outgoing_frame(out)];
+                    let mut frames: Vec<ServerMessage> = self.outgoing_frame(out).into_iter().collect();
                     while frames.len() < MAX_FRAMES_PER_WRITE {
                         match self.rx.try_recv() {
-                            Ok(more) => frames.push(self.outgoing_frame(more)),
+                            Ok(more) => frames.extend(self.outgoing_frame(more)),
                             Err(_) => break,
                         }
                     }
-                    if send_all(&mut sink, &frames).await.is_err() { break Close::ClientGone; }
+                    if !frames.is_empty() && send_all(&mut sink, &frames).await.is_err() { break Close::ClientGone; }
                 }
                 _ = self.signal.notify.notified() => {
                     if self.signal.overflowed.load(Ordering::Relaxed) {
@@ -155,12 +155,21 @@ impl Connection {
         }
     }
 
-    fn outgoing_frame(&mut self, out: Outgoing) -> ServerMessage {
+    fn outgoing_frame(&mut self, out: Outgoing) -> Option<ServerMessage> {
         match out {
-            Outgoing::Frame(f) => f,
+            Outgoing::Frame(f) => Some(f),
             Outgoing::Killed { id, reason } => {
                 self.subs.remove(&id);
-                ServerMessage::Error { id: Some(id), code: ErrorCode::Killed, message: reason }
+                Some(ServerMessage::Error { id: Some(id), code: ErrorCode::Killed, message: reason })
+            }
+            Outgoing::SchemaChanged { sub, schema_version } => {
+                // Unless the client has since replaced the subscription itself.
+                if !self.subs.get(&sub.id).is_some_and(|s| Arc::ptr_eq(s, &sub)) {
+                    return None;
+                }
+                self.subs.remove(&sub.id);
+                self.db.live.unregister(&sub.live_id);
+                Some(ServerMessage::SchemaChanged { id: sub.id.clone(), schema_version })
             }
         }
     }
@@ -299,11 +308,22 @@ impl Connection {
             Some(_) => None,
             None => Some(self.db.cold.partition(&sub.query.table, sub.query.partition)?),
         };
-        let (watermark, snapshot, cold, events) = self.db.committer.at_watermark(|w| {
+        let committer = &self.db.committer;
+        let registered = committer.at_watermark(|w| {
+            // Planned just before an ALTER TABLE: the fan-out has already dropped the
+            // table's subscriptions, so this one must not join it.
+            if !committer.is_current(&sub.query.table) {
+                return None;
+            }
             live.register(sub.clone());
             let events = stream_key.map(|(t, p)| streams.read(t, p, s.since.unwrap_or(i64::MIN), w));
-            (w, store.db().snapshot(), cold.map(|c| c.snapshot()).unwrap_or_default(), events)
+            Some((w, store.db().snapshot(), cold.map(|c| c.snapshot()).unwrap_or_default(), events))
         });
+        let Some((watermark, snapshot, cold, events)) = registered else {
+            let changed =
+                ServerMessage::SchemaChanged { id: s.id.clone(), schema_version: sub.query.table.schema_version + 1 };
+            return send(sink, &changed).await.map_err(|_| SubscribeError::Socket);
+        };
         self.subs.insert(s.id.clone(), sub.clone());
         let subscribed = ServerMessage::Subscribed {
             id: s.id.clone(),

@@ -62,17 +62,27 @@ pub async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> Muta
         Ok(None) => {}
         Err(e) => return reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None),
     }
-    let outcome = plan(db, principal, &m.ops).and_then(|mut planned| {
-        let writes: Vec<TableWrite<'_>> = planned
-            .iter_mut()
-            .map(|(t, p, ops)| TableWrite { table: &**t, partition: *p, ops: std::mem::take(ops) })
-            .collect();
-        db.committer.commit_many(writes, |batch: &mut WriteBatch, result| {
-            let cursor = result.changes.iter().map(|c| c.new.updated).max();
-            let record = reply(MutationStatus::Applied, None, None, cursor);
-            batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&record).expect("serialises"));
+    let attempt = || {
+        plan(db, principal, &m.ops).and_then(|mut planned| {
+            let writes: Vec<TableWrite<'_>> = planned
+                .iter_mut()
+                .map(|(t, p, ops)| TableWrite { table: &**t, partition: *p, ops: std::mem::take(ops) })
+                .collect();
+            db.committer.commit_many(writes, |batch: &mut WriteBatch, result| {
+                let cursor = result.changes.iter().map(|c| c.new.updated).max();
+                let record = reply(MutationStatus::Applied, None, None, cursor);
+                batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&record).expect("serialises"));
+            })
         })
-    });
+    };
+    // A concurrent ALTER TABLE only means planning again on the new definition.
+    let mut outcome = attempt();
+    for _ in 0..crate::sql::SCHEMA_CHANGE_RETRIES {
+        if !matches!(outcome, Err(KalamError::SchemaChanged(_))) {
+            break;
+        }
+        outcome = attempt();
+    }
     match outcome {
         Ok(result) => reply(MutationStatus::Applied, None, None, result.changes.iter().map(|c| c.new.updated).max()),
         Err(e) => {

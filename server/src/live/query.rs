@@ -2,7 +2,7 @@
 //! it sends, and the WHERE predicate as a DataFusion physical expression evaluated against
 //! rows (a whole batch during catch-up, one row per live change).
 
-use crate::catalog::TableDef;
+use crate::catalog::{ColumnId, TableDef};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
 use crate::sql::{ExecContext, session};
@@ -31,6 +31,9 @@ pub struct LiveQuery {
     pub partition: Partition,
     /// Indexes into `table.columns` of the columns sent, primary key included.
     pub columns: Vec<usize>,
+    /// Columns the SQL names (projection and WHERE; `*` names none): ALTER TABLE refuses to
+    /// drop or rename them while the subscription lives.
+    pub named_columns: Vec<ColumnId>,
     filter: Option<Arc<dyn PhysicalExpr>>,
 }
 
@@ -75,6 +78,7 @@ impl LiveQuery {
         let alias = alias.as_ref().map(|a| a.name.value.to_ascii_lowercase());
 
         let mut columns = Vec::new();
+        let mut named_columns = Vec::new();
         for item in &select.projection {
             match item {
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(_, _) => columns.extend(0..table.columns.len()),
@@ -88,6 +92,7 @@ impl LiveQuery {
                         ))
                     })?;
                     columns.push(idx);
+                    named_columns.push(table.columns[idx].id);
                 }
                 other => return Err(unsupported(&format!("'{other}'"))),
             }
@@ -108,6 +113,17 @@ impl LiveQuery {
                 if has_subquery.is_break() {
                     return Err(unsupported("a subquery in WHERE"));
                 }
+                let _ = visit_expressions(expr, |e| {
+                    let name = match e {
+                        Expr::Identifier(i) => Some(&i.value),
+                        Expr::CompoundIdentifier(parts) => parts.last().map(|p| &p.value),
+                        _ => None,
+                    };
+                    if let Some(i) = name.and_then(|n| table.column_index(n)) {
+                        named_columns.push(table.columns[i].id);
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
                 let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), SystemColumns::Hidden);
                 let schema = DFSchema::try_from(table.arrow_schema(true).as_ref().clone())?;
                 // The predicate is evaluated against bare column names: drop qualifiers.
@@ -125,16 +141,23 @@ impl LiveQuery {
             }
         };
         let partition = cx.partition(&table);
-        Ok(LiveQuery { table, partition, columns, filter })
+        named_columns.sort_unstable();
+        named_columns.dedup();
+        Ok(LiveQuery { table, partition, columns, named_columns, filter })
     }
 
-    /// Column names and types sent for this subscription.
+    /// Columns sent for this subscription: name, type, stable id and fill value.
     pub fn schema(&self) -> Vec<ColumnInfo> {
         self.columns
             .iter()
             .map(|&i| {
                 let c = &self.table.columns[i];
-                ColumnInfo { name: c.name.clone(), data_type: c.data_type.sql_name() }
+                let fill = c.fill();
+                ColumnInfo {
+                    id: Some(c.id),
+                    default: (fill != Value::Null).then(|| values::to_json(&fill, c.data_type)),
+                    ..ColumnInfo::new(c.name.clone(), c.data_type.sql_name())
+                }
             })
             .collect()
     }

@@ -31,6 +31,12 @@ pub enum Outgoing {
         id: String,
         reason: String,
     },
+    /// The subscription's table was altered: it has left the fan-out; the connection drops
+    /// it and tells the client to subscribe again.
+    SchemaChanged {
+        sub: Arc<LiveSubscription>,
+        schema_version: u32,
+    },
 }
 
 /// State a connection shares with the fan-out.
@@ -64,6 +70,7 @@ enum FanoutEvent {
     Register(Arc<LiveSubscription>),
     Unregister(String),
     Changes(Vec<RowChange>),
+    SchemaChanged(TableId, u32),
 }
 
 pub struct LiveRegistry {
@@ -85,6 +92,11 @@ impl ChangeSink for LiveRegistry {
         if !relevant.is_empty() {
             let _ = self.tx.send(FanoutEvent::Changes(relevant));
         }
+    }
+
+    /// Enqueued like a change, so subscribers get every earlier change first.
+    fn schema_changed(&self, table: TableId, schema_version: u32) {
+        let _ = self.tx.send(FanoutEvent::SchemaChanged(table, schema_version));
     }
 }
 
@@ -154,6 +166,22 @@ async fn fan_out(mut rx: mpsc::UnboundedReceiver<FanoutEvent>) {
                     !subs.is_empty()
                 });
             }
+            FanoutEvent::SchemaChanged(table, schema_version) => {
+                by_partition.retain(|(t, _), subs| {
+                    if *t != table {
+                        return true;
+                    }
+                    for sub in subs.drain(..) {
+                        let out = Outgoing::SchemaChanged { sub: sub.clone(), schema_version };
+                        if sub.sender.try_send(out).is_err() {
+                            // Too slow or gone: it closes, and the client resumes either way.
+                            sub.signal.overflowed.store(true, Ordering::Relaxed);
+                            sub.signal.notify.notify_one();
+                        }
+                    }
+                    false
+                });
+            }
             FanoutEvent::Changes(changes) => {
                 for change in &changes {
                     if let Some(subs) = by_partition.get(&(change.table, change.partition)) {
@@ -191,11 +219,6 @@ fn deliver(change: &RowChange, subs: &[Arc<LiveSubscription>]) {
             continue;
         }
         let q = &sub.query;
-        // A subscription planned on another table definition can't read this row; schema
-        // changes close such subscriptions.
-        if q.table.columns.len() != new.values.len() {
-            continue;
-        }
         let event = evaluated.entry(sub.sql.as_str()).or_insert_with(|| {
             let is = |batch: &RecordBatch| q.matches_batch(batch).map(|m| m[0]).unwrap_or(false);
             let was = old_batch.as_ref().is_some_and(is);

@@ -7,7 +7,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
-use crate::sql::commands::{execute_as, flush, kill, namespace, table, user};
+use crate::sql::commands::{alter_table, execute_as, flush, kill, namespace, table, user};
 use crate::sql::{ExecContext, dml, parser, point_read, query};
 use crate::tables::SystemColumns;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -64,7 +64,15 @@ pub async fn execute_request(
     let mut cx = ExecContext { db, principal: principal.clone(), namespace, params: &req.params };
     let mut results = Vec::with_capacity(statements.len());
     for (i, text) in statements.iter().enumerate() {
-        match execute_statement(&mut cx, text, false).await {
+        let mut outcome = execute_statement(&mut cx, text, false).await;
+        // A write that raced an ALTER TABLE wrote nothing: run it again on the new definition.
+        for _ in 0..super::SCHEMA_CHANGE_RETRIES {
+            if !matches!(outcome, Err(KalamError::SchemaChanged(_))) {
+                break;
+            }
+            outcome = execute_statement(&mut cx, text, false).await;
+        }
+        match outcome {
             Ok(r) => results.push(r),
             Err(error) => return Err(StatementError { error, statement: Some(i + 1) }),
         }
@@ -104,9 +112,7 @@ fn execute_statement<'a, 'b: 'a>(
                     ExecContext { db: cx.db, principal, namespace: cx.namespace.clone(), params: cx.params };
                 execute_statement(&mut inner, &statement, true).await
             }
-            Statement::AlterTable { .. } => {
-                Err(KalamError::NotSupported("ALTER TABLE is not available in this version".into()))
-            }
+            Statement::AlterTable { table, action } => alter_table::alter(cx, &table, &action),
             Statement::FlushTable { table } => flush::table(cx, &table),
             Statement::FlushAllTables { namespace } => flush::all_tables(cx, namespace.as_deref()),
             Statement::KillLiveQuery { live_id } => kill::live_query(cx, &live_id),

@@ -23,4 +23,7 @@ pub mod results;
 pub mod session;
 
 pub use context::ExecContext;
+
+/// How often a write that raced an ALTER TABLE is planned again before giving up.
+pub const SCHEMA_CHANGE_RETRIES: usize = 3;
 pub use executor::execute_request;

@@ -57,10 +57,7 @@ pub fn try_execute(cx: &ExecContext<'_>, stmt: &Statement) -> Option<Result<Quer
         let row = cx.db.committer.get(&table, cx.partition(&table), &pk)?.filter(|r| !r.deleted);
         let schema = columns
             .iter()
-            .map(|&i| ColumnInfo {
-                name: table.columns[i].name.clone(),
-                data_type: table.columns[i].data_type.sql_name(),
-            })
+            .map(|&i| ColumnInfo::new(table.columns[i].name.clone(), table.columns[i].data_type.sql_name()))
             .collect();
         let rows: Vec<Vec<serde_json::Value>> = row
             .into_iter()

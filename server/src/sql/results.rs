@@ -36,7 +36,7 @@ pub fn type_name(field: &Field) -> String {
 pub fn to_query_result(schema: &datafusion::arrow::datatypes::Schema, batches: &[RecordBatch]) -> Result<QueryResult> {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let columns: Vec<ColumnInfo> =
-        schema.fields().iter().map(|f| ColumnInfo { name: f.name().clone(), data_type: type_name(f) }).collect();
+        schema.fields().iter().map(|f| ColumnInfo::new(f.name().clone(), type_name(f))).collect();
     let mut rows: Vec<Vec<Json>> = Vec::with_capacity(total);
     for batch in batches {
         let mut batch_rows: Vec<Vec<Json>> = (0..batch.num_rows()).map(|_| Vec::with_capacity(columns.len())).collect();

@@ -124,12 +124,13 @@ pub fn decode_header(bytes: &[u8]) -> Result<(i64, bool)> {
     Ok((updated, deleted))
 }
 
-/// Decodes a row through the table's current columns.
+/// Decodes a row through the table's current columns; columns added since the row was
+/// written read as their fill value ([`crate::catalog::ColumnDef::fill`]).
 pub fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
     let (updated, deleted) = decode_header(bytes)?;
     let mut r = Reader { buf: &bytes[10..] };
     let n = u16::from_le_bytes(r.array()?) as usize;
-    let mut values = vec![Value::Null; table.columns.len()];
+    let mut values = table.fill_values();
     for _ in 0..n {
         let id = ColumnId::from_le_bytes(r.array()?);
         let v = decode_value(&mut r)?;

@@ -19,7 +19,7 @@ use crate::storage::hot_stats::HotStats;
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
 use crate::values::{self, Value};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rocksdb::WriteBatch;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -67,6 +67,8 @@ pub struct CommitResult {
 /// quick and never block (the live-query fan-out only enqueues).
 pub trait ChangeSink: Send + Sync {
     fn publish(&self, changes: &[RowChange]);
+    /// The table's schema changed: subscriptions planned on the old definition end.
+    fn schema_changed(&self, table: TableId, schema_version: u32);
 }
 
 /// The writes one statement (or one mutation message) makes to one table partition.
@@ -82,6 +84,10 @@ pub struct Committer {
     hot_stats: HotStats,
     clock: Mutex<HybridClock>,
     sink: OnceLock<Arc<dyn ChangeSink>>,
+    /// Schema version of each table altered since start. A write prepared on an older
+    /// definition is refused ([`KalamError::SchemaChanged`]) and its statement retried, so
+    /// no row is encoded, and no change published, through a stale definition.
+    schema_versions: RwLock<HashMap<TableId, u32>>,
 }
 
 /// The version a write replaces, and whether it is a hot row (which has a change-index
@@ -107,6 +113,7 @@ impl Committer {
             hot_stats,
             clock: Mutex::new(HybridClock::starting_after(last)),
             sink: OnceLock::new(),
+            schema_versions: RwLock::new(HashMap::new()),
         })
     }
 
@@ -118,6 +125,24 @@ impl Committer {
     /// Sets where committed changes go (once, at start).
     pub fn set_sink(&self, sink: Arc<dyn ChangeSink>) {
         let _ = self.sink.set(sink);
+    }
+
+    /// Whether `table` is the table's current definition (no ALTER TABLE since it was read).
+    pub fn is_current(&self, table: &TableDef) -> bool {
+        self.schema_versions.read().get(&table.id).is_none_or(|v| *v == table.schema_version)
+    }
+
+    /// Runs a schema change under the commit lock: `apply` persists the new definition;
+    /// afterwards writes prepared on older definitions are refused, and live subscribers
+    /// hear of it after every change committed before it.
+    pub fn change_schema(&self, apply: impl FnOnce() -> Result<Arc<TableDef>>) -> Result<Arc<TableDef>> {
+        let _clock = self.clock.lock();
+        let def = apply()?;
+        self.schema_versions.write().insert(def.id, def.schema_version);
+        if let Some(sink) = self.sink.get() {
+            sink.schema_changed(def.id, def.schema_version);
+        }
+        Ok(def)
     }
 
     /// Runs `f` under the commit lock with the last `_updated` handed out: every change at or
@@ -294,6 +319,9 @@ impl Committer {
         let mut new_hot_keys: HashMap<(crate::ids::TableId, Partition), (u64, i64)> = HashMap::new();
         let mut clock = self.clock.lock();
         for TableWrite { table, partition, ops } in writes {
+            if !self.is_current(table) {
+                return Err(KalamError::SchemaChanged(table.qualified_name()));
+            }
             let pk_index = table.primary_key;
             let stored = self.current_versions(table, partition, &ops)?;
             for op in ops {

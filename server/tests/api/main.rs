@@ -1,5 +1,6 @@
 //! Integration tests: each starts the real server binary (see `common`).
 
+mod alter;
 mod auth;
 mod bad_input;
 mod client_sync;

@@ -12,7 +12,7 @@ use serde_json::json;
 /// The statement's result: the job id, as a one-row result and in the message.
 fn job_started(job_id: &str, what: &str) -> QueryResult {
     QueryResult {
-        schema: vec![ColumnInfo { name: "job_id".into(), data_type: "TEXT".into() }],
+        schema: vec![ColumnInfo::new("job_id", "TEXT")],
         rows: vec![vec![json!(job_id)]],
         row_count: 1,
         message: Some(format!("Flush job '{job_id}' started for {what}")),

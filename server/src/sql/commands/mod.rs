@@ -1,5 +1,6 @@
 //! KalamDB's own statements, one file per group.
 
+pub mod alter_table;
 pub mod execute_as;
 pub mod flush;
 pub mod kill;

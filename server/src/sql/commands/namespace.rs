@@ -63,10 +63,7 @@ pub fn show(cx: &ExecContext<'_>) -> Result<QueryResult> {
         })
         .collect();
     Ok(QueryResult {
-        schema: vec![
-            ColumnInfo { name: "namespace".into(), data_type: "TEXT".into() },
-            ColumnInfo { name: "table_count".into(), data_type: "BIGINT".into() },
-        ],
+        schema: vec![ColumnInfo::new("namespace", "TEXT"), ColumnInfo::new("table_count", "BIGINT")],
         row_count: rows.len() as u64,
         rows,
         message: None,

@@ -65,7 +65,7 @@ fn default_value(col: &str, dt: DataType, spec: &DefaultSpec) -> Result<DefaultV
     })
 }
 
-fn column_def(id: u16, spec: &ColumnSpec, primary_key: bool) -> Result<ColumnDef> {
+pub(crate) fn column_def(id: u16, spec: &ColumnSpec, primary_key: bool) -> Result<ColumnDef> {
     let name = normalize_ident("column", &spec.name)?;
     if name == UPDATED_COLUMN || name == DELETED_COLUMN {
         return Err(KalamError::Validation(format!("'{name}' is a system column and cannot be declared")));
@@ -272,7 +272,7 @@ pub fn show(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult
 }
 
 fn cols(c: &[(&str, &str)]) -> Vec<ColumnInfo> {
-    c.iter().map(|(n, t)| ColumnInfo { name: n.to_string(), data_type: t.to_string() }).collect()
+    c.iter().map(|(n, t)| ColumnInfo::new(*n, *t)).collect()
 }
 
 pub fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result<QueryResult> {
