@@ -8,7 +8,7 @@
 
 use crate::cold::ColdPartition;
 use crate::cold::file::{self, FileColumn};
-use crate::cold::manifest::{MANIFEST_FILE, sync_dir};
+use crate::cold::manifest::MANIFEST_FILE;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::flush::{PendingFlush, remove_hot_rows};
@@ -37,7 +37,7 @@ pub fn recover(db: &Database) -> Result<()> {
             Some(entry) => {
                 let columns = [FileColumn::User(table.primary_key), FileColumn::Updated];
                 let mut flushed = Vec::with_capacity(entry.rows as usize);
-                for b in file::read(&cold.path(&entry), &table, &columns, None)? {
+                for b in file::read(&cold.dir, &entry.file, &table, &columns, None)? {
                     for r in 0..b.num_rows() {
                         let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
                         let updated = match file::cell(crate::catalog::DataType::Timestamp, b.column(1).as_ref(), r)? {
@@ -65,25 +65,13 @@ pub fn recover(db: &Database) -> Result<()> {
 
 /// Deletes temp files and Parquet files the manifest does not list.
 fn remove_unlisted_files(cold: &ColdPartition) -> Result<()> {
-    let entries = match std::fs::read_dir(&cold.dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(KalamError::internal(format!("cannot list {}: {e}", cold.dir.display()))),
-    };
     let manifest = cold.manifest();
     let listed: Vec<&str> = manifest.file_names().collect();
-    let mut removed = false;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
+    for name in cold.dir.list(false)? {
         let orphan = name.ends_with(".tmp") || (name != MANIFEST_FILE && !listed.contains(&name.as_str()));
         if orphan {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| KalamError::internal(format!("cannot remove {}: {e}", entry.path().display())))?;
-            removed = true;
+            cold.dir.delete(&name)?;
         }
-    }
-    if removed {
-        sync_dir(&cold.dir)?;
     }
     Ok(())
 }

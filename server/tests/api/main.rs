@@ -1,6 +1,7 @@
 //! Integration tests: each starts the real server binary (see `common`).
 
 mod auth;
+mod backups;
 mod bad_input;
 mod client_sync;
 mod common;
@@ -11,3 +12,4 @@ mod flush;
 mod isolation;
 mod live;
 mod sql_basics;
+mod storages;

@@ -1,9 +1,11 @@
 //! KalamDB's own statements, one file per group.
 
+pub mod backup;
 pub mod execute_as;
 pub mod flush;
 pub mod kill;
 pub mod namespace;
+pub mod storage;
 pub mod table;
 pub mod user;
 
