@@ -280,6 +280,20 @@ async fn s3_storage_holds_flushed_files_in_a_bucket() {
     let r = s.sql_ok(&bob, "SELECT count(*) FROM app.items").await;
     assert_eq!(r.rows(0), &vec![json!([19])], "the S3 storage is reopened after a restart");
 
+    // A backup reads the files from S3; a restore writes them back there.
+    let before = (corpus(&s, &alice).await, corpus(&s, &bob).await);
+    let keys = moto.keys("lake").await;
+    let r = s.sql_ok(&root, "BACKUP DATABASE app TO 'lake-backup'").await;
+    let job = crate::flush::wait_for_job(&s, r.rows(0)[0][0].as_str().unwrap()).await;
+    assert_eq!(job[1], "completed", "{job:?}");
+    s.sql_ok(&root, "DROP NAMESPACE app CASCADE").await;
+    assert!(moto.keys("lake").await.is_empty(), "DROP NAMESPACE removes the objects");
+    let r = s.sql_ok(&root, "RESTORE DATABASE app FROM 'lake-backup'").await;
+    let job = crate::flush::wait_for_job(&s, r.rows(0)[0][0].as_str().unwrap()).await;
+    assert_eq!(job[1], "completed", "{job:?}");
+    assert_eq!(moto.keys("lake").await, keys, "the same files are back in the bucket");
+    assert_eq!((corpus(&s, &alice).await, corpus(&s, &bob).await), before, "restored from S3 into S3");
+
     let r = s.sql_err(&root, "DROP STORAGE lake", 409, "IN_USE").await;
     assert!(r.body["error"]["message"].as_str().unwrap().contains("app.items"), "{}", r.body);
     s.sql_ok(&root, "DROP TABLE app.items").await;
