@@ -164,10 +164,21 @@ struct PartitionSource {
 }
 
 /// Writes a backup of `namespace` to `target` (an empty or missing directory).
+/// A failed or cancelled backup removes what it wrote (the directory was empty or missing).
 pub fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
     job.start()?;
     check_target_empty(target)?;
     std::fs::create_dir_all(target).map_err(|e| io("create", target, e))?;
+    let outcome = write_backup(db, job, namespace, target);
+    if !matches!(outcome, Ok(JobEnd::Completed)) {
+        if let Err(e) = std::fs::remove_dir_all(target) {
+            tracing::warn!(job = %job.id, "cannot remove the unfinished backup {}: {e}", target.display());
+        }
+    }
+    outcome
+}
+
+fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
     let ns = db.catalog.namespace(namespace).ok_or_else(|| KalamError::NamespaceNotFound(namespace.to_string()))?;
     let tables = db.catalog.tables(Some(namespace));
     let data_tables: Vec<&Arc<TableDef>> = tables.iter().filter(|t| t.kind != TableKind::Stream).collect();
@@ -360,36 +371,38 @@ pub fn run_restore(
     }
     let copied = copy_in(db, job, source, manifest, &defs);
     let registered = copied.and_then(|max_updated| {
+        let Some(max_updated) = max_updated else { return Ok(false) };
         db.committer.advance_clock(max_updated)?;
         let ns = Namespace {
             name: namespace.clone(),
             created_at: now_micros(),
             options: manifest.namespace.options.clone(),
         };
-        db.catalog.restore_namespace(&ns, &defs)
+        db.catalog.restore_namespace(&ns, &defs).map(|_| true)
     });
-    if let Err(e) = registered {
-        // Nothing is registered: remove the copied files, unless the namespace appeared
-        // meanwhile (its tables may live at the same paths).
-        if !matches!(e, KalamError::AlreadyExists(_)) {
-            for (def, _) in &defs {
-                db.drop_table_data(def);
-            }
-        }
-        return Err(e);
+    let outcome = match registered {
+        Ok(true) => return Ok(JobEnd::Completed),
+        Ok(false) => Ok(JobEnd::Cancelled),
+        // The namespace appeared meanwhile: its tables may live at the same paths.
+        Err(e @ KalamError::AlreadyExists(_)) => return Err(e),
+        Err(e) => Err(e),
+    };
+    // Nothing is registered: remove the copied files.
+    for (def, _) in &defs {
+        db.drop_table_data(def);
     }
-    Ok(JobEnd::Completed)
+    outcome
 }
 
 /// Copies the files into each table's storage and writes their manifests; returns the
-/// largest `_updated` restored.
+/// largest `_updated` restored, or `None` if the job was cancelled.
 fn copy_in(
     db: &Database,
     job: &JobHandle,
     source: &Path,
     manifest: &BackupManifest,
     defs: &[(TableDef, Vec<SchemaVersion>)],
-) -> Result<i64> {
+) -> Result<Option<i64>> {
     let mut max_updated = manifest.watermark;
     for (t, (def, _)) in manifest.tables.iter().zip(defs) {
         let table_dir = db.cold.table_dir(def)?;
@@ -398,6 +411,9 @@ fn copy_in(
         for p in &t.partitions {
             let dir = table_dir.join(&p.scope);
             for f in &p.files {
+                if job.is_cancelled() {
+                    return Ok(None);
+                }
                 let path = source.join(&t.table.name).join(&p.scope).join(&f.file);
                 let bytes = std::fs::read(&path).map_err(|e| io("read", &path, e))?;
                 job.progress(f.rows, bytes.len() as u64, 1)?;
@@ -408,7 +424,7 @@ fn copy_in(
             cold.store(&dir)?;
         }
     }
-    Ok(max_updated)
+    Ok(Some(max_updated))
 }
 
 /// What SHOW BACKUP reports.

@@ -6,6 +6,7 @@
 //! had committed: its hot rows are removed (each only if still the flushed version), as
 //! the flush would have done.
 
+use crate::catalog::TableDef;
 use crate::cold::ColdPartition;
 use crate::cold::file::{self, FileColumn};
 use crate::cold::manifest::MANIFEST_FILE;
@@ -16,6 +17,7 @@ use crate::ids::Partition;
 use crate::storage::{CF_CATALOG, keys};
 use crate::values;
 use rocksdb::WriteBatch;
+use std::sync::Arc;
 
 pub fn recover(db: &Database) -> Result<()> {
     for (k, v) in db.store.scan_prefix(CF_CATALOG, b"flush/")? {
@@ -29,37 +31,52 @@ pub fn recover(db: &Database) -> Result<()> {
             db.store.write(b)?;
             continue;
         };
-        let partition = Partition::from_key(pending.partition);
-        let cold = db.cold.partition(&table, partition)?;
-        remove_unlisted_files(&cold)?;
-        let entry = cold.files().into_iter().find(|f| f.batch == pending.batch);
-        let flushed = match entry {
-            Some(entry) => {
-                let columns = [FileColumn::User(table.primary_key), FileColumn::Updated];
-                let mut flushed = Vec::with_capacity(entry.rows as usize);
-                for b in file::read(&cold.dir, &entry.file, &table, &columns, None)? {
-                    for r in 0..b.num_rows() {
-                        let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
-                        let updated = match file::cell(crate::catalog::DataType::Timestamp, b.column(1).as_ref(), r)? {
-                            values::Value::Timestamp(t) => t,
-                            _ => return Err(KalamError::internal("cold file: bad _updated column")),
-                        };
-                        flushed.push((keys::encode_pk(&pk)?, updated));
-                    }
-                }
-                flushed
-            }
-            None => Vec::new(),
-        };
-        let removed = remove_hot_rows(db, &table, partition, &flushed, &key)?;
-        tracing::info!(
-            table = %table.qualified_name(),
-            "recovered an interrupted flush: batch {} {} ({} hot rows removed)",
-            pending.batch,
-            if flushed.is_empty() { "rolled back" } else { "completed" },
-            removed
-        );
+        match recover_one(db, &table, &pending, &key) {
+            Ok(()) => {}
+            // An object store that cannot be reached must not keep the server down: the
+            // record stays, and reads tolerate what the interrupted flush left.
+            Err(e) if !table.options.storage.is_local() => tracing::error!(
+                table = %table.qualified_name(),
+                "cannot recover an interrupted flush (retried at the next start): {e}"
+            ),
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
+}
+
+/// Finishes or rolls back one interrupted flush.
+fn recover_one(db: &Database, table: &Arc<TableDef>, pending: &PendingFlush, key: &str) -> Result<()> {
+    let partition = Partition::from_key(pending.partition);
+    let cold = db.cold.partition(table, partition)?;
+    remove_unlisted_files(&cold)?;
+    let entry = cold.files().into_iter().find(|f| f.batch == pending.batch);
+    let flushed = match entry {
+        Some(entry) => {
+            let columns = [FileColumn::User(table.primary_key), FileColumn::Updated];
+            let mut flushed = Vec::with_capacity(entry.rows as usize);
+            for b in file::read(&cold.dir, &entry.file, table, &columns, None)? {
+                for r in 0..b.num_rows() {
+                    let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
+                    let updated = match file::cell(crate::catalog::DataType::Timestamp, b.column(1).as_ref(), r)? {
+                        values::Value::Timestamp(t) => t,
+                        _ => return Err(KalamError::internal("cold file: bad _updated column")),
+                    };
+                    flushed.push((keys::encode_pk(&pk)?, updated));
+                }
+            }
+            flushed
+        }
+        None => Vec::new(),
+    };
+    let removed = remove_hot_rows(db, table, partition, &flushed, key)?;
+    tracing::info!(
+        table = %table.qualified_name(),
+        "recovered an interrupted flush: batch {} {} ({} hot rows removed)",
+        pending.batch,
+        if flushed.is_empty() { "rolled back" } else { "completed" },
+        removed
+    );
     Ok(())
 }
 

@@ -226,6 +226,21 @@ async fn s3_storage_holds_flushed_files_in_a_bucket() {
         ),
     )
     .await;
+    let r = s
+        .sql_err(
+            &root,
+            &format!(
+                "CREATE STORAGE nobucket TYPE 's3' BUCKET 'missing' ENDPOINT '{}' ALLOW_HTTP \
+                 ACCESS_KEY_ID 'k' SECRET_ACCESS_KEY 'other-secret'",
+                moto.endpoint
+            ),
+            400,
+            "VALIDATION_ERROR",
+        )
+        .await;
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("storage 'nobucket' cannot be used"), "{message}");
+    assert!(!message.contains("other-secret"), "{message}");
     let shown = s.sql_ok(&root, "SHOW STORAGES").await;
     assert!(!shown.body.to_string().contains("very-secret-value"), "the secret is never shown: {}", shown.body);
     let lake = &shown.rows(0)[1];

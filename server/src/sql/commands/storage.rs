@@ -2,6 +2,7 @@
 
 use crate::catalog::{StorageDef, StorageLocation};
 use crate::clock::now_micros;
+use crate::cold::location::Location;
 use crate::error::{KalamError, Result};
 use crate::ids::StorageId;
 use crate::sql::ast::{CreateStorage, Literal};
@@ -89,8 +90,18 @@ pub fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult>
         }
         return Err(KalamError::AlreadyExists(format!("storage '{id}' already exists")));
     }
-    // Opened first, so a storage that cannot be used (a directory that cannot be created,
-    // bad S3 settings) is never recorded.
+    // Opened (and a bucket listed) first, so a storage that cannot be used — a directory
+    // that cannot be created, bad S3 settings, a missing bucket — is never recorded.
+    let root = Location::open(&def.location)?;
+    if root.local_dir().is_none() {
+        root.list(false).map_err(|e| {
+            let detail = match e {
+                KalamError::Internal(m) => m,
+                other => other.to_string(),
+            };
+            KalamError::Validation(format!("storage '{id}' cannot be used: {detail}"))
+        })?;
+    }
     cx.db.cold.add_storage(&def)?;
     match cx.db.catalog.create_storage(def, stmt.if_not_exists) {
         Ok(true) => Ok(results::message(0, format!("Storage '{id}' created"))),
