@@ -257,3 +257,43 @@ impl Location {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(root: Location) {
+        let table = root.join("ns").join("t");
+        let scope = table.join("7");
+        assert!(scope.list(false).unwrap().is_empty());
+        assert_eq!(scope.read("a").unwrap(), None);
+        scope.put("a", Bytes::from_static(b"one")).unwrap();
+        scope.put("a", Bytes::from_static(b"two")).unwrap();
+        scope.put("b", Bytes::from_static(b"x")).unwrap();
+        table.join("shared").put("c", Bytes::from_static(b"y")).unwrap();
+        // A sibling whose name starts like the table's is not under it.
+        root.join("ns").join("t2").put("d", Bytes::from_static(b"z")).unwrap();
+        assert_eq!(scope.read("a").unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(scope.list(false).unwrap(), ["a", "b"]);
+        assert_eq!(table.list(true).unwrap(), ["7", "shared"]);
+        scope.delete("a").unwrap();
+        scope.delete("a").unwrap();
+        assert_eq!(scope.list(false).unwrap(), ["b"]);
+        table.remove_all().unwrap();
+        table.remove_all().unwrap();
+        assert_eq!(root.join("ns").list(true).unwrap(), ["t2"]);
+    }
+
+    #[test]
+    fn a_directory_stores_whole_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        exercise(Location::Dir(tmp.path().join("root")));
+    }
+
+    #[test]
+    fn an_object_store_prefix_stores_whole_objects() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        exercise(Location::Object { store: store.clone(), prefix: "base/dir".into() });
+        exercise(Location::Object { store, prefix: String::new() });
+    }
+}
