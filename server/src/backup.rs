@@ -181,6 +181,8 @@ pub fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, targe
 fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
     let ns = db.catalog.namespace(namespace).ok_or_else(|| KalamError::NamespaceNotFound(namespace.to_string()))?;
     let tables = db.catalog.tables(Some(namespace));
+    let versions: Vec<Vec<SchemaVersion>> =
+        tables.iter().map(|t| db.catalog.schema_versions(t.id)).collect::<Result<_>>()?;
     let data_tables: Vec<&Arc<TableDef>> = tables.iter().filter(|t| t.kind != TableKind::Stream).collect();
     // Opened before the snapshot so that listing them under the commit lock touches no
     // storage; a partition first flushed later opens itself before its first file.
@@ -207,8 +209,7 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
     });
     let mut files: Vec<BackupFile> = Vec::new();
     let mut table_backups = Vec::with_capacity(tables.len());
-    for t in &tables {
-        let schema_versions = db.catalog.schema_versions(t.id)?;
+    for (t, schema_versions) in tables.iter().zip(versions) {
         let mut partitions = Vec::new();
         if let Some(i) = data_tables.iter().position(|d| d.id == t.id) {
             let mut sources: BTreeMap<Partition, PartitionSource> = listings[i]
