@@ -25,7 +25,7 @@ pub struct Database {
     pub config: Config,
     pub store: Arc<Store>,
     pub catalog: Arc<Catalog>,
-    /// Parquet files under `{data_dir}/storage`.
+    /// Parquet files in the tables' storages.
     pub cold: Arc<ColdStore>,
     pub committer: Committer,
     pub jobs: Arc<JobManager>,
@@ -82,6 +82,12 @@ impl Database {
         let secret = bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?;
         let auth = Authenticator::new(catalog.clone(), config.auth.clone(), &secret)?;
         let cold = Arc::new(ColdStore::new(data_dir.join("storage")));
+        for storage in catalog.storages() {
+            // A storage that cannot be opened only affects its own tables, whose reads fail.
+            if let Err(e) = cold.add_storage(&storage) {
+                tracing::error!(storage = %storage.id, "cannot open storage: {e}");
+            }
+        }
         let committer = Committer::open(store.clone(), cold.clone())?;
         let jobs = Arc::new(JobManager::open(store.clone())?);
         let live = LiveRegistry::start();

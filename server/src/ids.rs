@@ -45,6 +45,35 @@ impl fmt::Display for NamespaceId {
     }
 }
 
+/// The id of a storage (where tables' cold files live), lower-cased like other names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StorageId(String);
+
+impl StorageId {
+    /// The built-in storage: `{data_dir}/storage`.
+    pub const LOCAL: &'static str = "local";
+
+    pub fn new(id: &str) -> Result<Self> {
+        Ok(StorageId(normalize_ident("storage", id)?))
+    }
+    pub fn local() -> Self {
+        StorageId(Self::LOCAL.into())
+    }
+    pub fn is_local(&self) -> bool {
+        self.0 == Self::LOCAL
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StorageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Internal, never-reused id of a table; the prefix of all its row keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TableId(pub u64);

@@ -17,6 +17,7 @@
 //!   merging both tiers.
 //! - [`flush`]: moving hot rows to the cold tier (crash-safe), by policy or on demand.
 //! - [`jobs`]: flushes and other background work, persisted and listed in `system.jobs`.
+//! - [`backup`]: BACKUP / RESTORE DATABASE of one namespace (metadata and Parquet files).
 //! - [`values`]: cell values, type coercion, Arrow conversion.
 //! - [`clock`]: the hybrid clock behind `_updated`.
 //! - [`ids`]: typed ids and names.
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod catalog;
 pub mod clock;
 pub mod cold;

@@ -3,14 +3,14 @@
 //! batch, applied to the cache only after it is written.
 //!
 //! Record keys: `ns/{name}`, `table/{id}`, `schema/{id}/{version}`, `user/{id}`,
-//! `seq/table`, `seq/user`.
+//! `storage/{id}`, `seq/table`, `seq/user`. The built-in `local` storage has no record.
 
 mod model;
 
 pub use model::*;
 
 use crate::error::{KalamError, Result};
-use crate::ids::{NamespaceId, TableId, UserId};
+use crate::ids::{NamespaceId, StorageId, TableId, UserId};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
 use kalamdb_client_core::protocol::Role;
 use parking_lot::{Mutex, RwLock};
@@ -27,6 +27,7 @@ struct State {
     namespaces: BTreeMap<NamespaceId, Namespace>,
     tables: BTreeMap<(NamespaceId, String), Arc<TableDef>>,
     users: BTreeMap<UserId, User>,
+    storages: BTreeMap<StorageId, StorageDef>,
     /// Lower-cased user name → id.
     usernames: HashMap<String, UserId>,
     next_table_id: u64,
@@ -72,6 +73,10 @@ impl Catalog {
         for (k, v) in store.scan_prefix(CF_CATALOG, b"table/")? {
             let t: TableDef = from_json(&k, &v)?;
             state.tables.insert((t.namespace.clone(), t.name.clone()), Arc::new(t));
+        }
+        for (k, v) in store.scan_prefix(CF_CATALOG, b"storage/")? {
+            let s: StorageDef = from_json(&k, &v)?;
+            state.storages.insert(s.id.clone(), s);
         }
         for (k, v) in store.scan_prefix(CF_CATALOG, b"user/")? {
             let u: User = from_json(&k, &v)?;
@@ -191,6 +196,7 @@ impl Catalog {
                 Err(KalamError::AlreadyExists(format!("table '{}' already exists", def.qualified_name())))
             };
         }
+        self.require_storage(&def.options.storage)?;
         let next = self.state.read().next_table_id;
         def.id = TableId(next);
         def.schema_version = 1;
@@ -276,6 +282,106 @@ impl Catalog {
             .into_iter()
             .map(|(k, v)| from_json(&k, &v))
             .collect()
+    }
+
+    /// Takes `n` table ids for tables registered later (by [`Catalog::restore_namespace`]).
+    pub fn reserve_table_ids(&self, n: u64) -> Result<u64> {
+        let _guard = self.write_lock.lock();
+        let first = self.state.read().next_table_id;
+        self.put("seq/table".into(), &(first + n))?;
+        self.state.write().next_table_id = first + n;
+        Ok(first)
+    }
+
+    /// Recreates a namespace and its tables from a backup, in one batch. Each table has an
+    /// id from [`Catalog::reserve_table_ids`] and keeps its schema history (versions and
+    /// column ids unchanged).
+    pub fn restore_namespace(
+        &self,
+        namespace: &Namespace,
+        tables: &[(TableDef, Vec<SchemaVersion>)],
+    ) -> Result<Vec<Arc<TableDef>>> {
+        let _guard = self.write_lock.lock();
+        if self.namespace(&namespace.name).is_some() {
+            return Err(KalamError::AlreadyExists(format!("namespace '{}' already exists", namespace.name)));
+        }
+        let cf = self.store.cf(CF_CATALOG);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&cf, format!("ns/{}", namespace.name), to_json(namespace));
+        let mut defs = Vec::with_capacity(tables.len());
+        for (def, versions) in tables {
+            self.require_storage(&def.options.storage)?;
+            let mut def = def.clone();
+            def.namespace = namespace.name.clone();
+            batch.put_cf(&cf, table_key(def.id), to_json(&def));
+            for v in versions {
+                let v = SchemaVersion { table_id: def.id, ..v.clone() };
+                batch.put_cf(&cf, schema_key(def.id, v.version), to_json(&v));
+            }
+            defs.push(Arc::new(def));
+        }
+        self.store.write(batch)?;
+        let mut state = self.state.write();
+        state.namespaces.insert(namespace.name.clone(), namespace.clone());
+        for def in &defs {
+            state.tables.insert((def.namespace.clone(), def.name.clone()), def.clone());
+        }
+        Ok(defs)
+    }
+
+    // ---- storages ----
+
+    pub fn storage(&self, id: &StorageId) -> Option<StorageDef> {
+        self.state.read().storages.get(id).cloned()
+    }
+
+    /// The storages created with CREATE STORAGE (not the built-in `local`).
+    pub fn storages(&self) -> Vec<StorageDef> {
+        self.state.read().storages.values().cloned().collect()
+    }
+
+    /// `local` or a created storage; anything else is a validation error naming the choices.
+    pub fn require_storage(&self, id: &StorageId) -> Result<()> {
+        if id.is_local() || self.state.read().storages.contains_key(id) {
+            return Ok(());
+        }
+        let mut known = vec![StorageId::LOCAL.to_string()];
+        known.extend(self.state.read().storages.keys().map(|s| s.to_string()));
+        Err(KalamError::Validation(format!("storage '{id}' does not exist (available: {})", known.join(", "))))
+    }
+
+    /// Records a storage; `Ok(false)` if it existed and `if_not_exists` was given.
+    pub fn create_storage(&self, def: StorageDef, if_not_exists: bool) -> Result<bool> {
+        let _guard = self.write_lock.lock();
+        if def.id.is_local() || self.state.read().storages.contains_key(&def.id) {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(KalamError::AlreadyExists(format!("storage '{}' already exists", def.id)))
+            };
+        }
+        self.put(format!("storage/{}", def.id), &def)?;
+        self.state.write().storages.insert(def.id.clone(), def);
+        Ok(true)
+    }
+
+    /// Deletes a storage record; refused for `local` and while any table uses the storage.
+    pub fn drop_storage(&self, id: &StorageId) -> Result<StorageDef> {
+        let _guard = self.write_lock.lock();
+        if id.is_local() {
+            return Err(KalamError::Validation("the built-in storage 'local' cannot be dropped".into()));
+        }
+        let def = self.storage(id).ok_or_else(|| KalamError::Validation(format!("storage '{id}' does not exist")))?;
+        let users: Vec<String> =
+            self.tables(None).iter().filter(|t| &t.options.storage == id).map(|t| t.qualified_name()).collect();
+        if !users.is_empty() {
+            return Err(KalamError::InUse(format!("storage '{id}' is used by tables: {}", users.join(", "))));
+        }
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(&self.store.cf(CF_CATALOG), format!("storage/{id}"));
+        self.store.write(batch)?;
+        self.state.write().storages.remove(id);
+        Ok(def)
     }
 
     // ---- users ----

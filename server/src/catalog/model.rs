@@ -1,6 +1,6 @@
 //! Catalog records: what is persisted about namespaces, tables, schema versions and users.
 
-use crate::ids::{NamespaceId, TableId, UserId};
+use crate::ids::{NamespaceId, StorageId, TableId, UserId};
 use crate::values::Value;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
 use kalamdb_client_core::protocol::Role;
@@ -231,7 +231,8 @@ pub struct TableOptions {
     pub deleted_retention_hours: u64,
     /// SHARED tables only.
     pub access_level: Option<AccessLevel>,
-    pub storage: String,
+    /// Where the table's cold files live.
+    pub storage: StorageId,
     /// STREAM tables only.
     #[serde(default)]
     pub stream: Option<StreamOptions>,
@@ -260,7 +261,7 @@ impl Default for TableOptions {
             flush_policy: FlushPolicy { rows: Some(10_000), interval_secs: Some(300) },
             deleted_retention_hours: 168,
             access_level: None,
-            storage: "local".into(),
+            storage: StorageId::local(),
             stream: None,
         }
     }
@@ -339,6 +340,70 @@ pub struct Namespace {
     pub name: NamespaceId,
     pub created_at: i64,
     pub options: BTreeMap<String, serde_json::Value>,
+}
+
+/// A place for cold files: a directory or an S3 bucket (with an optional key prefix).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageDef {
+    pub id: StorageId,
+    pub location: StorageLocation,
+    pub created_at: i64,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum StorageLocation {
+    Filesystem {
+        path: std::path::PathBuf,
+    },
+    S3 {
+        bucket: String,
+        prefix: Option<String>,
+        region: Option<String>,
+        endpoint: Option<String>,
+        access_key_id: Option<String>,
+        secret_access_key: Option<String>,
+        allow_http: bool,
+    },
+}
+
+impl StorageLocation {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            StorageLocation::Filesystem { .. } => "filesystem",
+            StorageLocation::S3 { .. } => "s3",
+        }
+    }
+
+    /// Where it points, for SHOW STORAGES: a path, or `s3://bucket/prefix`.
+    pub fn uri(&self) -> String {
+        match self {
+            StorageLocation::Filesystem { path } => path.display().to_string(),
+            StorageLocation::S3 { bucket, prefix, .. } => match prefix {
+                Some(p) => format!("s3://{bucket}/{}", p.trim_matches('/')),
+                None => format!("s3://{bucket}"),
+            },
+        }
+    }
+}
+
+/// Shows `***` for the secret key, so a storage can be logged or printed.
+impl std::fmt::Debug for StorageLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageLocation::Filesystem { path } => f.debug_struct("Filesystem").field("path", path).finish(),
+            StorageLocation::S3 { bucket, prefix, region, endpoint, access_key_id, secret_access_key, allow_http } => f
+                .debug_struct("S3")
+                .field("bucket", bucket)
+                .field("prefix", prefix)
+                .field("region", region)
+                .field("endpoint", endpoint)
+                .field("access_key_id", access_key_id)
+                .field("secret_access_key", &secret_access_key.as_ref().map(|_| "***"))
+                .field("allow_http", allow_http)
+                .finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

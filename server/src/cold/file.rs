@@ -7,6 +7,7 @@
 //! document. `_updated` and `_deleted` follow. Rows are written in primary-key order.
 
 use crate::catalog::{DELETED_COLUMN, DataType, TableDef, UPDATED_COLUMN};
+use crate::cold::location::Location;
 use crate::cold::manifest::{ColumnStats, FileEntry, sync_dir};
 use crate::cold::stats::StatsBuilder;
 use crate::error::{KalamError, Result};
@@ -23,8 +24,10 @@ use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::reader::ChunkReader;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 const COLUMN_ID_KEY: &str = "kalamdb.column_id";
@@ -81,12 +84,35 @@ fn column_field(table: &TableDef, c: FileColumn) -> Field {
     }
 }
 
-/// Writes a partition's rows to `batch-{n}.parquet.tmp`; [`FileWriter::finish`] makes it durable.
+/// Where a file is written: a temp file next to its final name, or memory for an object
+/// store (uploaded whole on publish).
+enum Sink {
+    File(std::fs::File),
+    Memory(Vec<u8>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Memory(m) => m.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Memory(_) => Ok(()),
+        }
+    }
+}
+
+/// Writes a partition's rows to `batch-{n}.parquet.tmp` (in memory for an object store);
+/// [`FileWriter::finish`] makes it durable.
 pub struct FileWriter {
-    writer: ArrowWriter<std::fs::File>,
+    writer: ArrowWriter<Sink>,
     schema: SchemaRef,
     table: Arc<TableDef>,
-    dir: PathBuf,
+    dir: Location,
     batch: u64,
     stats: StatsBuilder,
     rows: u64,
@@ -96,24 +122,31 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    pub fn create(dir: &Path, batch: u64, table: Arc<TableDef>) -> Result<FileWriter> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let tmp = dir.join(format!("{}.tmp", file_name(batch)));
-        let file = std::fs::File::create(&tmp)
-            .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", tmp.display())))?;
+    pub fn create(dir: &Location, batch: u64, table: Arc<TableDef>) -> Result<FileWriter> {
+        let sink = match dir.local_dir() {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", d.display())))?;
+                let tmp = d.join(format!("{}.tmp", file_name(batch)));
+                Sink::File(
+                    std::fs::File::create(&tmp)
+                        .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", tmp.display())))?,
+                )
+            }
+            None => Sink::Memory(Vec::new()),
+        };
         let schema = file_schema(&table);
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(KalamError::internal)?;
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props)).map_err(KalamError::internal)?;
         Ok(FileWriter {
             writer,
             schema,
             stats: StatsBuilder::new(&table),
             table,
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             batch,
             rows: 0,
             tombstones: 0,
@@ -158,15 +191,18 @@ impl FileWriter {
 
     /// Closes and fsyncs the temp file. The file is not part of the tier until published.
     pub fn finish(self) -> Result<WrittenFile> {
-        let file = self.writer.into_inner().map_err(KalamError::internal)?;
-        file.sync_all().map_err(|e| KalamError::internal(format!("cannot sync a flushed file: {e}")))?;
-        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let (bytes, content) = match self.writer.into_inner().map_err(KalamError::internal)? {
+            Sink::File(file) => {
+                file.sync_all().map_err(|e| KalamError::internal(format!("cannot sync a flushed file: {e}")))?;
+                (file.metadata().map(|m| m.len()).unwrap_or(0), None)
+            }
+            Sink::Memory(m) => (m.len() as u64, Some(bytes::Bytes::from(m))),
+        };
         let name = file_name(self.batch);
         let columns: BTreeMap<_, ColumnStats> = self.stats.finish();
         Ok(WrittenFile {
-            tmp: self.dir.join(format!("{name}.tmp")),
-            path: self.dir.join(&name),
             dir: self.dir,
+            content,
             entry: FileEntry {
                 batch: self.batch,
                 file: name,
@@ -183,40 +219,79 @@ impl FileWriter {
     }
 }
 
-/// A complete, fsynced file under its temp name.
+/// A complete file: fsynced under its temp name, or in memory for an object store.
 pub struct WrittenFile {
-    tmp: PathBuf,
-    path: PathBuf,
-    dir: PathBuf,
+    dir: Location,
+    content: Option<bytes::Bytes>,
     pub entry: FileEntry,
 }
 
 impl WrittenFile {
-    /// Renames it to its final name and fsyncs the directory.
+    fn paths(&self, d: &std::path::Path) -> (PathBuf, PathBuf) {
+        (d.join(format!("{}.tmp", self.entry.file)), d.join(&self.entry.file))
+    }
+
+    /// Gives it its final name (rename and directory fsync, or upload).
     pub fn publish(&self) -> Result<()> {
-        std::fs::rename(&self.tmp, &self.path)
-            .map_err(|e| KalamError::internal(format!("cannot rename {}: {e}", self.tmp.display())))?;
-        sync_dir(&self.dir)
+        match (self.dir.local_dir(), &self.content) {
+            (Some(d), _) => {
+                let (tmp, path) = self.paths(d);
+                std::fs::rename(&tmp, &path)
+                    .map_err(|e| KalamError::internal(format!("cannot rename {}: {e}", tmp.display())))?;
+                sync_dir(d)
+            }
+            (None, Some(content)) => self.dir.put(&self.entry.file, content.clone()),
+            (None, None) => Err(KalamError::internal("an object file has no content")),
+        }
     }
 
     /// Removes the file (whichever name it has): the flush did not happen.
     pub fn discard(&self) {
-        let _ = std::fs::remove_file(&self.tmp);
-        let _ = std::fs::remove_file(&self.path);
+        match self.dir.local_dir() {
+            Some(d) => {
+                let (tmp, path) = self.paths(d);
+                let _ = std::fs::remove_file(tmp);
+                let _ = std::fs::remove_file(path);
+            }
+            None => {
+                let _ = self.dir.delete(&self.entry.file);
+            }
+        }
     }
 }
 
 /// Reads `columns` of a file through `table`'s current columns (matched by column id;
 /// columns the file lacks read as NULL), all rows or only `selection`.
 pub fn read(
-    path: &Path,
+    dir: &Location,
+    name: &str,
     table: &TableDef,
     columns: &[FileColumn],
     selection: Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
-    let file =
-        std::fs::File::open(path).map_err(|e| KalamError::internal(format!("cannot open {}: {e}", path.display())))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(KalamError::internal)?;
+    match dir.local_dir() {
+        Some(d) => {
+            let path = d.join(name);
+            let file = std::fs::File::open(&path)
+                .map_err(|e| KalamError::internal(format!("cannot open {}: {e}", path.display())))?;
+            read_from(file, table, columns, selection)
+        }
+        None => {
+            let bytes = dir
+                .read(name)?
+                .ok_or_else(|| KalamError::internal(format!("cold file {name} is missing in {}", dir.display())))?;
+            read_from(bytes, table, columns, selection)
+        }
+    }
+}
+
+fn read_from<R: ChunkReader + 'static>(
+    reader: R,
+    table: &TableDef,
+    columns: &[FileColumn],
+    selection: Option<RowSelection>,
+) -> Result<Vec<RecordBatch>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(KalamError::internal)?;
     let file_schema = builder.schema().clone();
     // Position in the file of each requested column, if present.
     let find_user = |id: u16, state: bool| {
@@ -417,7 +492,8 @@ mod tests {
                 values: vec![Value::Int(3), doc("c"), Value::Decimal(-5), Value::Null],
             },
         ];
-        let mut w = FileWriter::create(dir.path(), 7, t.clone()).unwrap();
+        let loc = Location::Dir(dir.path().to_path_buf());
+        let mut w = FileWriter::create(&loc, 7, t.clone()).unwrap();
         w.write(&rows[..1]).unwrap();
         w.write(&rows[1..]).unwrap();
         let written = w.finish().unwrap();
@@ -428,14 +504,18 @@ mod tests {
         assert_eq!(e.columns[&3].max, Some(Value::Decimal(1234)));
         assert_eq!(e.columns[&4].nulls, 1);
         assert!(!e.columns.contains_key(&2), "no stats for CRDT_TEXT");
-        let path = dir.path().join(file_name(7));
-        let batches = read(&path, &t, &row_columns(&t), None).unwrap();
+        let batches = read(&loc, &file_name(7), &t, &row_columns(&t), None).unwrap();
         let back: Vec<StoredRow> =
             batches.iter().flat_map(|b| (0..b.num_rows()).map(|r| stored_row(&t, b, r).unwrap())).collect();
         assert_eq!(back, rows);
-        let only_last =
-            read(&path, &t, &row_columns(&t), Some(RowSelection::from_consecutive_ranges([2..3].into_iter(), 3)))
-                .unwrap();
+        let only_last = read(
+            &loc,
+            &file_name(7),
+            &t,
+            &row_columns(&t),
+            Some(RowSelection::from_consecutive_ranges([2..3].into_iter(), 3)),
+        )
+        .unwrap();
         assert_eq!(stored_row(&t, &only_last[0], 0).unwrap(), rows[2]);
     }
 }

@@ -8,6 +8,7 @@
 
 use crate::catalog::{DataType, TableDef};
 use crate::cold::file::{self, FileColumn};
+use crate::cold::location::Location;
 use crate::cold::manifest::FileEntry;
 use crate::error::{KalamError, Result};
 use crate::values::Value;
@@ -15,7 +16,6 @@ use datafusion::arrow::array::{
     Array, BooleanArray, Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use std::collections::HashMap;
-use std::path::Path;
 
 /// A primary-key value as a hash key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -85,7 +85,7 @@ pub struct KeyIndex {
 
 impl KeyIndex {
     /// Reads the key and system columns of every file.
-    pub fn build(dir: &Path, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
+    pub fn build(dir: &Location, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
         let mut index = KeyIndex {
             map: HashMap::with_capacity(files.iter().map(|f| f.rows as usize).sum()),
             superseded: HashMap::new(),
@@ -93,7 +93,7 @@ impl KeyIndex {
         let columns = [FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
         for f in files {
             let mut row = 0u32;
-            for batch in file::read(&dir.join(&f.file), table, &columns, None)? {
+            for batch in file::read(dir, &f.file, table, &columns, None)? {
                 let pks = PkColumn::new(table.pk().data_type, batch.column(0).as_ref())?;
                 let updated = batch
                     .column(1)

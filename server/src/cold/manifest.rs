@@ -11,6 +11,7 @@
 //! Column statistics are keyed by column id, so they survive renames.
 
 use crate::catalog::ColumnId;
+use crate::cold::location::Location;
 use crate::error::{KalamError, Result};
 use crate::ids::TableId;
 use crate::values::Value;
@@ -63,19 +64,14 @@ impl Manifest {
     }
 
     /// Reads `dir/manifest.json`; `None` if there is none.
-    pub fn load(dir: &Path) -> Result<Option<Manifest>> {
-        let path = dir.join(MANIFEST_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(KalamError::internal(format!("cannot read {}: {e}", path.display()))),
-        };
+    pub fn load(dir: &Location) -> Result<Option<Manifest>> {
+        let Some(bytes) = dir.read(MANIFEST_FILE)? else { return Ok(None) };
         let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| KalamError::internal(format!("corrupt manifest {}: {e}", path.display())))?;
+            .map_err(|e| KalamError::internal(format!("corrupt manifest in {}: {e}", dir.display())))?;
         if manifest.format != FORMAT {
             return Err(KalamError::internal(format!(
-                "manifest {} has format {}, this server reads {FORMAT}",
-                path.display(),
+                "manifest in {} has format {}, this server reads {FORMAT}",
+                dir.display(),
                 manifest.format
             )));
         }
@@ -83,9 +79,9 @@ impl Manifest {
     }
 
     /// Replaces `dir/manifest.json` atomically and durably.
-    pub fn store(&self, dir: &Path) -> Result<()> {
+    pub fn store(&self, dir: &Location) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).expect("manifests serialise");
-        write_atomically(dir, MANIFEST_FILE, &bytes)
+        dir.put(MANIFEST_FILE, bytes.into())
     }
 
     pub fn file_names(&self) -> impl Iterator<Item = &str> {

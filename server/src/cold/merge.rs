@@ -7,6 +7,7 @@
 use crate::catalog::TableDef;
 use crate::cold::file::{self, FileColumn};
 use crate::cold::key_index::{PkColumn, PkKey};
+use crate::cold::location::Location;
 use crate::cold::manifest::FileEntry;
 use crate::cold::stats::compare;
 use crate::cold::{ColdPartition, ColdStore};
@@ -22,7 +23,6 @@ use datafusion::arrow::compute::{filter, not};
 use datafusion::arrow::datatypes::SchemaRef;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 
 /// Threads one scan decodes files on (the server's target is a 2-core machine).
@@ -208,7 +208,7 @@ fn read_files(
     files: &[FileEntry],
     columns: &[FileColumn],
 ) -> Result<Vec<(u64, Vec<RecordBatch>)>> {
-    let read_one = |f: &FileEntry| file::read(&cold.path(f), table, columns, None).map(|b| (f.batch, b));
+    let read_one = |f: &FileEntry| file::read(&cold.dir, &f.file, table, columns, None).map(|b| (f.batch, b));
     if files.len() < 2 {
         return files.iter().map(read_one).collect();
     }
@@ -248,7 +248,7 @@ fn hot_keys_in_range(table: &TableDef, f: &FileEntry, hot_keys: &HashSet<PkKey>)
 /// (`hot_keys`: encoded keys of hot rows changed after `position`). Only files from
 /// `files` are read: the tier as it was when the reader's hot snapshot was taken.
 pub fn changes_after(
-    dir: &Path,
+    dir: &Location,
     table: &TableDef,
     files: &[FileEntry],
     position: i64,
@@ -260,7 +260,7 @@ pub fn changes_after(
     // file whose newest version is after `position` too.
     let mut newest: HashMap<PkKey, StoredRow> = HashMap::new();
     for f in files.iter().filter(|f| f.max_updated > position) {
-        for b in file::read(&dir.join(&f.file), table, &columns, None)? {
+        for b in file::read(dir, &f.file, table, &columns, None)? {
             let updated = b
                 .column(b.num_columns() - 2)
                 .as_any()

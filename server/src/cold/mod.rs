@@ -1,6 +1,9 @@
 //! The cold tier: Parquet files per partition under
-//! `{data_dir}/storage/{namespace}/{table}/{user_id | shared}/`, listed by a manifest.
+//! `{storage}/{namespace}/{table}/{user_id | shared}/`, listed by a manifest. A table's
+//! storage is `local` (`{data_dir}/storage`) or one made by CREATE STORAGE (a directory or
+//! an S3 bucket).
 //!
+//! - [`location`]: a directory of files on the filesystem or in an object store.
 //! - [`manifest`]: the per-scope manifest (files, row counts, `_updated` range, column stats).
 //! - [`file`]: writing and reading one Parquet file.
 //! - [`stats`]: column statistics and the value order pruning relies on.
@@ -12,16 +15,18 @@
 
 pub mod file;
 pub mod key_index;
+pub mod location;
 pub mod manifest;
 pub mod merge;
 pub mod stats;
 
-use crate::catalog::TableDef;
+use crate::catalog::{StorageDef, TableDef};
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, TableId};
+use crate::ids::{Partition, StorageId, TableId};
 use crate::storage::row_codec::StoredRow;
 use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use key_index::{ColdVersion, KeyIndex, PkKey};
+use location::Location;
 use manifest::{FileEntry, Manifest};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -34,13 +39,15 @@ const KEY_INDEX_BUDGET: usize = 4_000_000;
 
 /// The cold tier of all tables.
 pub struct ColdStore {
-    root: PathBuf,
+    local: PathBuf,
+    /// Roots of the storages made by CREATE STORAGE.
+    storages: RwLock<HashMap<StorageId, Location>>,
     partitions: Mutex<HashMap<(TableId, Partition), Arc<ColdPartition>>>,
 }
 
 impl std::fmt::Debug for ColdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ColdStore({})", self.root.display())
+        write!(f, "ColdStore({})", self.local.display())
     }
 }
 
@@ -53,14 +60,47 @@ pub fn scope_name(partition: Partition) -> String {
 }
 
 impl ColdStore {
-    /// The cold tier under `root` (`{data_dir}/storage`).
-    pub fn new(root: PathBuf) -> ColdStore {
-        ColdStore { root, partitions: Mutex::new(HashMap::new()) }
+    /// The cold tier, with the `local` storage at `local` (`{data_dir}/storage`).
+    pub fn new(local: PathBuf) -> ColdStore {
+        ColdStore { local, storages: RwLock::new(HashMap::new()), partitions: Mutex::new(HashMap::new()) }
+    }
+
+    /// Makes a storage usable by tables (at start for each recorded one, and on CREATE).
+    pub fn add_storage(&self, def: &StorageDef) -> Result<()> {
+        let root = Location::open(&def.location)?;
+        self.storages.write().insert(def.id.clone(), root);
+        Ok(())
+    }
+
+    pub fn remove_storage(&self, id: &StorageId) {
+        self.storages.write().remove(id);
+    }
+
+    /// Root of a storage.
+    pub fn storage_root(&self, id: &StorageId) -> Result<Location> {
+        if id.is_local() {
+            return Ok(Location::Dir(self.local.clone()));
+        }
+        self.storages.read().get(id).cloned().ok_or_else(|| KalamError::internal(format!("storage '{id}' is not open")))
     }
 
     /// Directory of a table's files.
-    pub fn table_dir(&self, table: &TableDef) -> PathBuf {
-        self.root.join(table.namespace.as_str()).join(&table.name)
+    pub fn table_dir(&self, table: &TableDef) -> Result<Location> {
+        Ok(self.storage_root(&table.options.storage)?.join(table.namespace.as_str()).join(&table.name))
+    }
+
+    /// Every open partition of `table` (any partition a flush writes to is open while
+    /// it does).
+    pub fn open_partitions(&self, table: TableId) -> Vec<(Partition, Arc<ColdPartition>)> {
+        let mut out: Vec<_> = self
+            .partitions
+            .lock()
+            .iter()
+            .filter(|((t, _), _)| *t == table)
+            .map(|((_, p), c)| (*p, c.clone()))
+            .collect();
+        out.sort_by_key(|(p, _)| *p);
+        out
     }
 
     /// The cold tier of one partition (its manifest is read on first use).
@@ -68,7 +108,7 @@ impl ColdStore {
         if let Some(p) = self.partitions.lock().get(&(table.id, partition)) {
             return Ok(p.clone());
         }
-        let dir = self.table_dir(table).join(scope_name(partition));
+        let dir = self.table_dir(table)?.join(&scope_name(partition));
         let manifest = match Manifest::load(&dir)? {
             Some(m) if m.table_id == table.id => m,
             // Left by a dropped table of the same name: not this table's files.
@@ -84,15 +124,8 @@ impl ColdStore {
 
     /// Partitions of `table` that have a cold tier on disk.
     pub fn partitions_on_disk(&self, table: &TableDef) -> Result<Vec<Partition>> {
-        let dir = self.table_dir(table);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(KalamError::internal(format!("cannot list {}: {e}", dir.display()))),
-        };
         let mut out = vec![];
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
+        for name in self.table_dir(table)?.list(true)? {
             if name == "shared" {
                 out.push(Partition::Shared);
             } else if let Ok(id) = name.parse::<u64>() {
@@ -106,12 +139,7 @@ impl ColdStore {
     /// Forgets a dropped table and deletes its files.
     pub fn drop_table(&self, table: &TableDef) -> Result<()> {
         self.partitions.lock().retain(|(t, _), _| *t != table.id);
-        let dir = self.table_dir(table);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(KalamError::internal(format!("cannot remove {}: {e}", dir.display()))),
-        }
+        self.table_dir(table)?.remove_all()
     }
 
     /// Drops loaded key indexes (except `keep`'s) when together they exceed the budget.
@@ -144,7 +172,7 @@ impl ColdStore {
 /// time (under the commit lock), the two tiers as one consistent state.
 #[derive(Debug, Clone, Default)]
 pub struct ColdSnapshot {
-    pub dir: PathBuf,
+    pub dir: Location,
     pub files: Vec<FileEntry>,
 }
 
@@ -155,7 +183,7 @@ struct PartitionState {
 
 /// One partition's cold tier.
 pub struct ColdPartition {
-    pub dir: PathBuf,
+    pub dir: Location,
     state: RwLock<PartitionState>,
     /// Held by a flush of this partition from reading the hot rows to deleting them.
     pub flush_lock: Mutex<()>,
@@ -177,10 +205,6 @@ impl ColdPartition {
 
     pub fn manifest(&self) -> Manifest {
         self.state.read().manifest.clone()
-    }
-
-    pub fn path(&self, f: &FileEntry) -> PathBuf {
-        self.dir.join(&f.file)
     }
 
     fn indexed_keys(&self) -> usize {
@@ -286,7 +310,7 @@ impl ColdPartition {
             let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
             let selection = RowSelection::from_consecutive_ranges(ranges, entry.rows as usize);
             let mut read = Vec::with_capacity(rows.len());
-            for b in file::read(&self.path(entry), table, &columns, Some(selection))? {
+            for b in file::read(&self.dir, &entry.file, table, &columns, Some(selection))? {
                 for r in 0..b.num_rows() {
                     read.push(file::stored_row(table, &b, r)?);
                 }

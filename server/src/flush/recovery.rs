@@ -6,9 +6,10 @@
 //! had committed: its hot rows are removed (each only if still the flushed version), as
 //! the flush would have done.
 
+use crate::catalog::TableDef;
 use crate::cold::ColdPartition;
 use crate::cold::file::{self, FileColumn};
-use crate::cold::manifest::{MANIFEST_FILE, sync_dir};
+use crate::cold::manifest::MANIFEST_FILE;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::flush::{PendingFlush, remove_hot_rows};
@@ -16,6 +17,7 @@ use crate::ids::Partition;
 use crate::storage::{CF_CATALOG, keys};
 use crate::values;
 use rocksdb::WriteBatch;
+use std::sync::Arc;
 
 pub fn recover(db: &Database) -> Result<()> {
     for (k, v) in db.store.scan_prefix(CF_CATALOG, b"flush/")? {
@@ -29,61 +31,64 @@ pub fn recover(db: &Database) -> Result<()> {
             db.store.write(b)?;
             continue;
         };
-        let partition = Partition::from_key(pending.partition);
-        let cold = db.cold.partition(&table, partition)?;
-        remove_unlisted_files(&cold)?;
-        let entry = cold.files().into_iter().find(|f| f.batch == pending.batch);
-        let flushed = match entry {
-            Some(entry) => {
-                let columns = [FileColumn::User(table.primary_key), FileColumn::Updated];
-                let mut flushed = Vec::with_capacity(entry.rows as usize);
-                for b in file::read(&cold.path(&entry), &table, &columns, None)? {
-                    for r in 0..b.num_rows() {
-                        let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
-                        let updated = match file::cell(crate::catalog::DataType::Timestamp, b.column(1).as_ref(), r)? {
-                            values::Value::Timestamp(t) => t,
-                            _ => return Err(KalamError::internal("cold file: bad _updated column")),
-                        };
-                        flushed.push((keys::encode_pk(&pk)?, updated));
-                    }
-                }
-                flushed
-            }
-            None => Vec::new(),
-        };
-        let removed = remove_hot_rows(db, &table, partition, &flushed, &key)?;
-        tracing::info!(
-            table = %table.qualified_name(),
-            "recovered an interrupted flush: batch {} {} ({} hot rows removed)",
-            pending.batch,
-            if flushed.is_empty() { "rolled back" } else { "completed" },
-            removed
-        );
+        match recover_one(db, &table, &pending, &key) {
+            Ok(()) => {}
+            // An object store that cannot be reached must not keep the server down: the
+            // record stays, and reads tolerate what the interrupted flush left.
+            Err(e) if !table.options.storage.is_local() => tracing::error!(
+                table = %table.qualified_name(),
+                "cannot recover an interrupted flush (retried at the next start): {e}"
+            ),
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
+}
+
+/// Finishes or rolls back one interrupted flush.
+fn recover_one(db: &Database, table: &Arc<TableDef>, pending: &PendingFlush, key: &str) -> Result<()> {
+    let partition = Partition::from_key(pending.partition);
+    let cold = db.cold.partition(table, partition)?;
+    remove_unlisted_files(&cold)?;
+    let entry = cold.files().into_iter().find(|f| f.batch == pending.batch);
+    let flushed = match entry {
+        Some(entry) => {
+            let columns = [FileColumn::User(table.primary_key), FileColumn::Updated];
+            let mut flushed = Vec::with_capacity(entry.rows as usize);
+            for b in file::read(&cold.dir, &entry.file, table, &columns, None)? {
+                for r in 0..b.num_rows() {
+                    let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
+                    let updated = match file::cell(crate::catalog::DataType::Timestamp, b.column(1).as_ref(), r)? {
+                        values::Value::Timestamp(t) => t,
+                        _ => return Err(KalamError::internal("cold file: bad _updated column")),
+                    };
+                    flushed.push((keys::encode_pk(&pk)?, updated));
+                }
+            }
+            flushed
+        }
+        None => Vec::new(),
+    };
+    let removed = remove_hot_rows(db, table, partition, &flushed, key)?;
+    tracing::info!(
+        table = %table.qualified_name(),
+        "recovered an interrupted flush: batch {} {} ({} hot rows removed)",
+        pending.batch,
+        if flushed.is_empty() { "rolled back" } else { "completed" },
+        removed
+    );
     Ok(())
 }
 
 /// Deletes temp files and Parquet files the manifest does not list.
 fn remove_unlisted_files(cold: &ColdPartition) -> Result<()> {
-    let entries = match std::fs::read_dir(&cold.dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(KalamError::internal(format!("cannot list {}: {e}", cold.dir.display()))),
-    };
     let manifest = cold.manifest();
     let listed: Vec<&str> = manifest.file_names().collect();
-    let mut removed = false;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
+    for name in cold.dir.list(false)? {
         let orphan = name.ends_with(".tmp") || (name != MANIFEST_FILE && !listed.contains(&name.as_str()));
         if orphan {
-            std::fs::remove_file(entry.path())
-                .map_err(|e| KalamError::internal(format!("cannot remove {}: {e}", entry.path().display())))?;
-            removed = true;
+            cold.dir.delete(&name)?;
         }
-    }
-    if removed {
-        sync_dir(&cold.dir)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Background jobs: every flush (and, later, cleanup, drop, backup and restore) runs as a
+//! Background jobs: every flush, backup and restore (and, later, cleanup and drop) runs as a
 //! job persisted in the `catalog` column family under `job/{n}` and listed by
 //! `system.jobs`. A job is `queued`, then `running`, then `completed`, `failed` or
 //! `cancelled`. `KILL JOB` sets a job's cancel flag; the job checks it between steps and
@@ -23,12 +23,16 @@ const SEQ_KEY: &[u8] = b"seq/job";
 #[serde(rename_all = "lowercase")]
 pub enum JobType {
     Flush,
+    Backup,
+    Restore,
 }
 
 impl JobType {
     pub fn as_str(self) -> &'static str {
         match self {
             JobType::Flush => "flush",
+            JobType::Backup => "backup",
+            JobType::Restore => "restore",
         }
     }
 }

@@ -65,6 +65,31 @@ pub struct CreateTable {
     pub options: Vec<OptionSpec>,
 }
 
+/// `CREATE STORAGE [IF NOT EXISTS] id TYPE 'filesystem' | 's3' <settings>`: each setting is
+/// `PATH | BUCKET | PREFIX | REGION | ENDPOINT | ACCESS_KEY_ID | SECRET_ACCESS_KEY 'value'`
+/// (key lower-cased) or the flag `ALLOW_HTTP` (value `TRUE`); which ones apply depends on
+/// the type and is checked when the statement runs.
+#[derive(Clone, PartialEq)]
+pub struct CreateStorage {
+    pub id: String,
+    pub if_not_exists: bool,
+    pub storage_type: String,
+    pub settings: Vec<OptionSpec>,
+}
+
+/// Never prints setting values: they may hold a secret key.
+impl std::fmt::Debug for CreateStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.settings.iter().map(|o| o.key.as_str()).collect();
+        f.debug_struct("CreateStorage")
+            .field("id", &self.id)
+            .field("if_not_exists", &self.if_not_exists)
+            .field("storage_type", &self.storage_type)
+            .field("settings", &keys)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlterUserAction {
     SetPassword(String),
@@ -152,6 +177,26 @@ pub enum Statement {
     },
     KillLiveQuery {
         live_id: String,
+    },
+    CreateStorage(CreateStorage),
+    DropStorage {
+        id: String,
+        if_exists: bool,
+    },
+    ShowStorages,
+    /// `BACKUP DATABASE ns TO 'path'`
+    BackupDatabase {
+        namespace: String,
+        path: String,
+    },
+    /// `RESTORE DATABASE ns FROM 'path'`
+    RestoreDatabase {
+        namespace: String,
+        path: String,
+    },
+    /// `SHOW BACKUP 'path'`
+    ShowBackup {
+        path: String,
     },
     /// Passed through to sqlparser/DataFusion.
     Sql(String),

@@ -7,7 +7,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
-use crate::sql::commands::{alter_table, execute_as, flush, kill, namespace, table, user};
+use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
 use crate::sql::{ExecContext, dml, parser, point_read, query};
 use crate::tables::SystemColumns;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -117,6 +117,12 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::FlushAllTables { namespace } => flush::all_tables(cx, namespace.as_deref()),
             Statement::KillLiveQuery { live_id } => kill::live_query(cx, &live_id),
             Statement::KillJob { job_id } => flush::kill_job(cx, &job_id),
+            Statement::CreateStorage(create) => storage::create(cx, &create),
+            Statement::DropStorage { id, if_exists } => storage::drop(cx, &id, if_exists),
+            Statement::ShowStorages => storage::show(cx),
+            Statement::BackupDatabase { namespace, path } => backup::backup(cx, &namespace, &path),
+            Statement::RestoreDatabase { namespace, path } => backup::restore(cx, &namespace, &path),
+            Statement::ShowBackup { path } => backup::show(cx, &path).await,
             Statement::Sql(sql) => execute_sql(cx, &sql).await,
         }
     })

@@ -499,6 +499,23 @@ impl Parser<'_> {
             }
             "flush" => self.flush(),
             "kill" => self.kill(),
+            "backup" | "restore" => {
+                let restore = lower == "restore";
+                let verb = if restore { "RESTORE" } else { "BACKUP" };
+                self.expect_kw("database", &format!("after {verb}"))?;
+                let namespace = self.ident(&format!("a namespace name after {verb} DATABASE"))?;
+                self.expect_kw(if restore { "from" } else { "to" }, &format!("after {verb} DATABASE {namespace}"))?;
+                let path = self.string(&format!(
+                    "a path string after {verb} DATABASE {namespace} {}",
+                    if restore { "FROM" } else { "TO" }
+                ))?;
+                self.expect_end(&format!("{verb} DATABASE"))?;
+                Ok(if restore {
+                    Statement::RestoreDatabase { namespace, path }
+                } else {
+                    Statement::BackupDatabase { namespace, path }
+                })
+            }
             "execute" => self.execute_as(),
             _ => err(format!("unsupported statement: {}", raw.to_ascii_uppercase())),
         }
@@ -528,7 +545,41 @@ impl Parser<'_> {
             }
             return self.create_user();
         }
-        Err(self.unsupported("CREATE", "NAMESPACE, TABLE or USER"))
+        if self.eat_kw("storage") {
+            return self.create_storage();
+        }
+        Err(self.unsupported("CREATE", "NAMESPACE, TABLE, USER or STORAGE"))
+    }
+
+    fn create_storage(&mut self) -> PResult<Statement> {
+        let if_not_exists = self.if_not_exists()?;
+        let id = self.ident("a storage id after CREATE STORAGE")?;
+        self.expect_kw("type", &format!("after CREATE STORAGE {id}"))?;
+        let storage_type = match &self.peek().tok {
+            Tok::Str(s) | Tok::Ident { raw: s, .. } => s.to_ascii_lowercase(),
+            _ => return Err(self.expected("a storage type ('filesystem' or 's3') after TYPE")),
+        };
+        self.advance();
+        const KEYS: [&str; 7] =
+            ["path", "bucket", "prefix", "region", "endpoint", "access_key_id", "secret_access_key"];
+        let mut settings = Vec::new();
+        loop {
+            if self.eat_kw("allow_http") {
+                add_option(&mut settings, OptionSpec { key: "allow_http".into(), value: Literal::Bool(true) })?;
+                continue;
+            }
+            let Some(key) = KEYS.iter().find(|k| self.peek_kw(k)) else { break };
+            self.advance();
+            let value = self.string(&format!("a string after {}", key.to_ascii_uppercase()))?;
+            add_option(&mut settings, OptionSpec { key: key.to_string(), value: Literal::String(value) })?;
+        }
+        if !is_end(self.peek()) && !self.peek_punct(';') {
+            return Err(
+                self.expected("PATH, BUCKET, PREFIX, REGION, ENDPOINT, ACCESS_KEY_ID, SECRET_ACCESS_KEY or ALLOW_HTTP")
+            );
+        }
+        self.expect_end("CREATE STORAGE")?;
+        Ok(Statement::CreateStorage(CreateStorage { id, if_not_exists, storage_type, settings }))
     }
 
     fn create_table(&mut self, kind: TableKind) -> PResult<Statement> {
@@ -951,8 +1002,13 @@ impl Parser<'_> {
                 return Ok(Statement::DropUser { name, if_exists });
             }
             Some(TableKind::User)
+        } else if self.eat_kw("storage") {
+            let if_exists = self.if_exists()?;
+            let id = self.ident("a storage id after DROP STORAGE")?;
+            self.expect_end("DROP STORAGE")?;
+            return Ok(Statement::DropStorage { id, if_exists });
         } else {
-            return Err(self.unsupported("DROP", "NAMESPACE, TABLE or USER"));
+            return Err(self.unsupported("DROP", "NAMESPACE, TABLE, USER or STORAGE"));
         };
         let if_exists = self.if_exists()?;
         let table = self.table_ref("a table name after DROP TABLE")?;
@@ -978,8 +1034,15 @@ impl Parser<'_> {
             let table = self.table_ref("a table name after SHOW STATS FOR TABLE")?;
             self.expect_end("SHOW STATS")?;
             Statement::ShowStats { table }
+        } else if self.eat_kw("storages") {
+            self.expect_end("SHOW STORAGES")?;
+            Statement::ShowStorages
+        } else if self.eat_kw("backup") {
+            let path = self.string("a path string after SHOW BACKUP")?;
+            self.expect_end("SHOW BACKUP")?;
+            Statement::ShowBackup { path }
         } else {
-            return Err(self.unsupported("SHOW", "NAMESPACES, TABLES or STATS"));
+            return Err(self.unsupported("SHOW", "NAMESPACES, TABLES, STATS, STORAGES or BACKUP"));
         };
         Ok(statement)
     }
@@ -1313,7 +1376,7 @@ mod tests {
         assert_eq!(e("ALTER INDEX i"), "unsupported statement: ALTER INDEX");
         assert_eq!(e("DROP VIEW v"), "unsupported statement: DROP VIEW");
         assert_eq!(e("SHOW USERS"), "unsupported statement: SHOW USERS");
-        assert_err("CREATE", "expected NAMESPACE, TABLE or USER after CREATE, found end of input");
+        assert_err("CREATE", "expected NAMESPACE, TABLE, USER or STORAGE after CREATE, found end of input");
         assert_err("CREATE 'x'", "found string 'x'");
         assert_err("42", "expected a statement");
         assert_err("\"select\" 1", "expected a statement such as SELECT or CREATE TABLE, found '\"select\"'");
@@ -1749,7 +1812,7 @@ mod tests {
         assert_eq!(p("SHOW STATS FOR TABLE ns.T"), Statement::ShowStats { table: tref(Some("ns"), "t") });
         assert_err("SHOW STATS t", "expected FOR after SHOW STATS, found 't'");
         assert_err("SHOW TABLES IN", "expected a namespace name after SHOW TABLES IN, found end of input");
-        assert_err("SHOW", "expected NAMESPACES, TABLES or STATS after SHOW, found end of input");
+        assert_err("SHOW", "expected NAMESPACES, TABLES, STATS, STORAGES or BACKUP after SHOW, found end of input");
         assert_err("DESCRIBE t x", "unexpected 'x' after the end of the DESCRIBE statement");
     }
 
@@ -1881,6 +1944,56 @@ mod tests {
         assert_err("KILL LIVE 'x'", "expected QUERY after KILL LIVE, found string 'x'");
         assert_err("KILL JOB ''", "expected a job id after KILL JOB, found string ''");
         assert_err("KILL JOB", "expected a job id after KILL JOB, found end of input");
+    }
+
+    #[test]
+    fn storages() {
+        let Statement::CreateStorage(c) = p("CREATE STORAGE Archive TYPE 'filesystem' PATH '/srv/Cold'") else {
+            panic!("not CREATE STORAGE")
+        };
+        assert_eq!((c.id.as_str(), c.if_not_exists, c.storage_type.as_str()), ("archive", false, "filesystem"));
+        assert_eq!(c.settings, vec![opt("path", s("/srv/Cold"))]);
+        let Statement::CreateStorage(c) = p("create storage if not exists lake type s3 bucket 'b' prefix 'p/q' \
+             region 'eu-west-1' endpoint 'http://127.0.0.1:9000' access_key_id 'AK' secret_access_key 'SK' allow_http")
+        else {
+            panic!("not CREATE STORAGE")
+        };
+        assert!(c.if_not_exists);
+        assert_eq!(c.storage_type, "s3");
+        let keys: Vec<&str> = c.settings.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["bucket", "prefix", "region", "endpoint", "access_key_id", "secret_access_key", "allow_http"]
+        );
+        assert_eq!(c.settings[6].value, Literal::Bool(true));
+        assert!(!format!("{c:?}").contains("SK"), "Debug must not print secrets");
+        assert_eq!(p("DROP STORAGE lake"), Statement::DropStorage { id: "lake".into(), if_exists: false });
+        assert_eq!(p("drop storage if exists Lake;"), Statement::DropStorage { id: "lake".into(), if_exists: true });
+        assert_eq!(p("SHOW STORAGES"), Statement::ShowStorages);
+        assert_err("CREATE STORAGE x", "expected TYPE after CREATE STORAGE x");
+        assert_err("CREATE STORAGE x TYPE 's3' BUCKET b", "expected a string after BUCKET");
+        assert_err("CREATE STORAGE x TYPE 's3' BUCKET 'a' BUCKET 'b'", "option 'bucket' is given more than once");
+        assert_err("CREATE STORAGE x TYPE 'filesystem' PATH '/a' COLOR 'red'", "expected PATH, BUCKET");
+        assert_err("DROP STORAGE", "expected a storage id after DROP STORAGE");
+    }
+
+    #[test]
+    fn backups() {
+        assert_eq!(
+            p("BACKUP DATABASE App TO '/tmp/Backup-1'"),
+            Statement::BackupDatabase { namespace: "app".into(), path: "/tmp/Backup-1".into() }
+        );
+        assert_eq!(
+            p("restore database app from 'nightly';"),
+            Statement::RestoreDatabase { namespace: "app".into(), path: "nightly".into() }
+        );
+        assert_eq!(p("SHOW BACKUP 'nightly'"), Statement::ShowBackup { path: "nightly".into() });
+        assert_err("BACKUP app TO 'x'", "expected DATABASE after BACKUP");
+        assert_err("BACKUP DATABASE app 'x'", "expected TO after BACKUP DATABASE app");
+        assert_err("RESTORE DATABASE app TO 'x'", "expected FROM after RESTORE DATABASE app");
+        assert_err("BACKUP DATABASE app TO x", "expected a path string after BACKUP DATABASE app TO");
+        assert_err("SHOW BACKUP", "expected a path string after SHOW BACKUP");
+        assert_err("BACKUP DATABASE app TO 'x' now", "after the end of the BACKUP DATABASE statement");
     }
 
     // ---- tokenizer details ----

@@ -112,6 +112,16 @@ fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
+/// The result of a statement that starts a job: the job id as a one-row result, and `message`.
+pub fn job_started(job_id: &str, message: String) -> QueryResult {
+    QueryResult {
+        schema: vec![ColumnInfo::new("job_id", "TEXT")],
+        rows: vec![vec![serde_json::json!(job_id)]],
+        row_count: 1,
+        message: Some(message),
+    }
+}
+
 /// A result for a statement that returns no rows.
 pub fn message(row_count: u64, message: impl Into<String>) -> QueryResult {
     QueryResult { schema: vec![], rows: vec![], row_count, message: Some(message.into()) }

@@ -152,6 +152,20 @@ impl Committer {
         f(clock.last())
     }
 
+    /// Makes the clock hand out only values after `updated` (restored rows keep their
+    /// `_updated`; a later write must still be newer than them).
+    pub fn advance_clock(&self, updated: i64) -> Result<()> {
+        let mut clock = self.clock.lock();
+        if updated <= clock.last() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, updated.to_le_bytes());
+        self.store.write(batch)?;
+        *clock = HybridClock::starting_after(updated);
+        Ok(())
+    }
+
     /// Appends events to a STREAM table partition: each gets a cursor from the clock, goes
     /// to `buffer` and to live subscribers, all under the commit lock so stream events and
     /// subscription registrations stay in one order.

@@ -18,7 +18,8 @@ use std::sync::atomic::Ordering;
 /// This server's name in `node` columns (single-node for now).
 pub const NODE_NAME: &str = "local";
 
-pub const TABLES: [&str; 7] = ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries", "jobs"];
+pub const TABLES: [&str; 8] =
+    ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries", "jobs", "storages"];
 
 /// Whether `principal` may read `system.<name>`: dba and system read all; other roles only
 /// `live_queries`, restricted to their own rows.
@@ -257,9 +258,70 @@ pub fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn
                 })
                 .collect(),
         },
+        "storages" => Rows { columns: STORAGE_COLUMNS.to_vec(), rows: storage_rows(db) },
         other => return Err(KalamError::TableNotFound(format!("system.{other}"))),
     };
     rows.into_provider()
+}
+
+/// Columns of `system.storages` and `SHOW STORAGES`.
+pub const STORAGE_COLUMNS: [(&str, DataType); 10] = [
+    ("storage_id", DataType::Text),
+    ("storage_type", DataType::Text),
+    ("location", DataType::Text),
+    ("region", DataType::Text),
+    ("endpoint", DataType::Text),
+    ("access_key_id", DataType::Text),
+    ("secret_access_key", DataType::Text),
+    ("allow_http", DataType::Boolean),
+    ("table_count", DataType::Int),
+    ("created_at", DataType::Timestamp),
+];
+
+/// One row per storage, `local` first; a secret key shows as `***`.
+pub fn storage_rows(db: &Database) -> Vec<Vec<Value>> {
+    use crate::catalog::StorageLocation;
+    let tables = db.catalog.tables(None);
+    let count =
+        |id: &crate::ids::StorageId| Value::Int(tables.iter().filter(|t| &t.options.storage == id).count() as i64);
+    let local = crate::ids::StorageId::local();
+    let mut rows = vec![vec![
+        text(local.as_str()),
+        text("filesystem"),
+        text(db.config.server.data_dir.join("storage").display().to_string()),
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        Value::Null,
+        count(&local),
+        Value::Null,
+    ]];
+    for s in db.catalog.storages() {
+        let (region, endpoint, key, secret, allow_http) = match &s.location {
+            StorageLocation::Filesystem { .. } => (None, None, None, None, Value::Null),
+            StorageLocation::S3 { region, endpoint, access_key_id, secret_access_key, allow_http, .. } => (
+                region.clone(),
+                endpoint.clone(),
+                access_key_id.clone(),
+                secret_access_key.as_ref().map(|_| "***"),
+                Value::Bool(*allow_http),
+            ),
+        };
+        rows.push(vec![
+            text(s.id.as_str()),
+            text(s.location.type_name()),
+            text(s.location.uri()),
+            opt_text(region),
+            opt_text(endpoint),
+            opt_text(key),
+            opt_text(secret),
+            allow_http,
+            count(&s.id),
+            Value::Timestamp(s.created_at),
+        ]);
+    }
+    rows
 }
 
 fn table_row(t: &TableDef) -> Vec<Value> {
@@ -273,7 +335,7 @@ fn table_row(t: &TableDef) -> Vec<Value> {
         text(t.options.flush_policy.to_string()),
         Value::Int(t.options.deleted_retention_hours as i64),
         opt_text(t.options.access_level.map(|a| a.as_str())),
-        text(t.options.storage.clone()),
+        text(t.options.storage.as_str()),
     ]
 }
 

@@ -269,7 +269,7 @@ async fn policies_flush_partitions_by_row_count_and_by_age() {
 }
 
 /// Subscribes and collects the load: (rows, deleted keys, cursor after each batch).
-async fn load(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<Value>, Vec<Value>, Vec<i64>) {
+pub async fn load(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<Value>, Vec<Value>, Vec<i64>) {
     use kalamdb_client_core::protocol::ws::ServerMessage;
     let mut msg = json!({"type": "subscribe", "id": id, "sql": sql});
     for (k, v) in extra.as_object().unwrap() {

@@ -2,6 +2,7 @@
 
 mod alter;
 mod auth;
+mod backups;
 mod bad_input;
 mod client_sync;
 mod common;
@@ -12,3 +13,4 @@ mod flush;
 mod isolation;
 mod live;
 mod sql_basics;
+mod storages;

@@ -6,18 +6,7 @@ use crate::flush;
 use crate::jobs::JobType;
 use crate::sql::ast::TableRef;
 use crate::sql::{ExecContext, results};
-use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
-use serde_json::json;
-
-/// The statement's result: the job id, as a one-row result and in the message.
-fn job_started(job_id: &str, what: &str) -> QueryResult {
-    QueryResult {
-        schema: vec![ColumnInfo::new("job_id", "TEXT")],
-        rows: vec![vec![json!(job_id)]],
-        row_count: 1,
-        message: Some(format!("Flush job '{job_id}' started for {what}")),
-    }
-}
+use kalamdb_client_core::protocol::{QueryResult, Role};
 
 /// Starts a job flushing every partition of one table (service+).
 pub fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
@@ -30,7 +19,8 @@ pub fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
         )));
     }
     let job = cx.db.jobs.create(JobType::Flush, Some(def.namespace.to_string()), Some(def.name.clone()), "manual")?;
-    let result = job_started(&job.id, &format!("table '{}'", def.qualified_name()));
+    let result =
+        results::job_started(&job.id, format!("Flush job '{}' started for table '{}'", job.id, def.qualified_name()));
     flush::spawn_job(cx.db.clone(), job, vec![(def, None)]);
     Ok(result)
 }
@@ -45,7 +35,7 @@ pub fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<Query
         Some(n) => format!("all tables in '{n}'"),
         None => "all tables".into(),
     };
-    let result = job_started(&job.id, &what);
+    let result = results::job_started(&job.id, format!("Flush job '{}' started for {what}", job.id));
     flush::spawn_job(cx.db.clone(), job, tables.into_iter().map(|t| (t, None)).collect());
     Ok(result)
 }

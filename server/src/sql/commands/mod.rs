@@ -1,10 +1,12 @@
 //! KalamDB's own statements, one file per group.
 
 pub mod alter_table;
+pub mod backup;
 pub mod execute_as;
 pub mod flush;
 pub mod kill;
 pub mod namespace;
+pub mod storage;
 pub mod table;
 pub mod user;
 

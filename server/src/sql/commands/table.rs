@@ -6,7 +6,7 @@ use crate::catalog::{
 };
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
-use crate::ids::{TableId, normalize_ident};
+use crate::ids::{StorageId, TableId, normalize_ident};
 use crate::sql::ast::{ColumnSpec, CreateTable, DefaultSpec, Literal, TableRef};
 use crate::sql::{ExecContext, results};
 use crate::storage::{CF_ROWS, keys};
@@ -121,11 +121,8 @@ fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Re
                 })?);
             }
             "storage" => {
-                let v = text()?.to_ascii_lowercase();
-                if v != "local" {
-                    return Err(KalamError::Validation(format!("storage '{v}' does not exist (available: local)")));
-                }
-                out.storage = v;
+                // Whether it exists is checked by the catalog, atomically with the create.
+                out.storage = StorageId::new(&text()?)?;
             }
             "ttl_seconds" | "max_buffer" | "ephemeral" => {
                 let Some(stream) = out.stream.as_mut() else {

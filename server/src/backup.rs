@@ -1,0 +1,444 @@
+//! BACKUP / RESTORE DATABASE: one namespace to and from a directory (see `docs/storage.md`).
+//!
+//! ```text
+//! {backup}/backup.json                          metadata + every file with size and SHA-256
+//! {backup}/{table}/{user_id | shared}/batch-{n}.parquet
+//! ```
+//!
+//! A backup is one consistent state: under the commit lock it takes a RocksDB snapshot and
+//! the file list of every open cold partition of the namespace (a flush opens its partition
+//! before writing, and removes hot rows under the same lock). It then copies those files
+//! (immutable) and writes the snapshot's hot rows of each partition as one more Parquet file,
+//! numbered like the partition's next flush. A row version caught between a flush's manifest
+//! and its hot-row removal is in two files; reads keep one (equal versions are one row).
+//!
+//! A restore verifies every file's size and checksum before it changes anything, copies the
+//! files into the tables' storages, writes their manifests, then registers the namespace and
+//! its tables (new ids, the same schema history) in one catalog batch.
+
+use crate::catalog::{Namespace, SchemaVersion, TableDef, TableKind};
+use crate::clock::now_micros;
+use crate::cold::file::FileWriter;
+use crate::cold::location::Location;
+use crate::cold::manifest::{FileEntry, Manifest, write_atomically};
+use crate::cold::scope_name;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::ids::{NamespaceId, Partition, TableId};
+use crate::jobs::{JobEnd, JobHandle};
+use crate::storage::row_codec::{self, StoredRow};
+use crate::storage::{CF_ROWS, Snapshot, keys};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+pub const MANIFEST_FILE: &str = "backup.json";
+const FORMAT: u32 = 1;
+/// Hot rows written to the backup's Parquet writer at a time.
+const WRITE_CHUNK_ROWS: usize = 8192;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupManifest {
+    pub format: u32,
+    pub namespace: Namespace,
+    pub created_at: i64,
+    /// The last `_updated` committed when the snapshot was taken.
+    pub watermark: i64,
+    pub tables: Vec<TableBackup>,
+    /// Every data file, relative to the backup directory.
+    pub files: Vec<BackupFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TableBackup {
+    pub table: TableDef,
+    /// Every schema version, oldest first.
+    pub schema_versions: Vec<SchemaVersion>,
+    /// Cold tier per partition (none for STREAM tables, whose data is not backed up).
+    pub partitions: Vec<PartitionBackup>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PartitionBackup {
+    /// `shared` or the owner's user id, as in the cold tier.
+    pub scope: String,
+    pub next_batch: u64,
+    /// Files under `{table}/{scope}/`, listed as a cold-tier manifest lists them.
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackupFile {
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A backup path as written: absolute, or relative to `{data_dir}/backups`.
+pub fn resolve_path(db: &Database, path: &str) -> Result<PathBuf> {
+    let p = Path::new(path.trim());
+    if path.trim().is_empty() {
+        return Err(KalamError::Validation("the backup path is empty".into()));
+    }
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    if p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err(KalamError::Validation(format!(
+            "backup path '{path}' must be absolute or a plain relative path (no '..')"
+        )));
+    }
+    Ok(db.config.server.data_dir.join("backups").join(p))
+}
+
+/// Refuses a target that already holds files.
+pub fn check_target_empty(dir: &Path) -> Result<()> {
+    match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => Err(KalamError::AlreadyExists(format!(
+            "backup directory {} is not empty; choose a new path",
+            dir.display()
+        ))),
+        Ok(false) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err(KalamError::AlreadyExists(format!("{} exists and is not a directory", dir.display())))
+        }
+        Err(e) => Err(KalamError::internal(format!("cannot read {}: {e}", dir.display()))),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> KalamError {
+    KalamError::internal(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// Reads and parses `{dir}/backup.json`.
+pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(KalamError::Validation(format!("no backup at {} ({MANIFEST_FILE} is missing)", dir.display())));
+        }
+        Err(e) => return Err(io("read", &path, e)),
+    };
+    let manifest: BackupManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| KalamError::Validation(format!("the backup manifest {} is corrupt: {e}", path.display())))?;
+    if manifest.format != FORMAT {
+        return Err(KalamError::Validation(format!(
+            "the backup at {} has format {}, this server reads {FORMAT}",
+            dir.display(),
+            manifest.format
+        )));
+    }
+    Ok(manifest)
+}
+
+/// Checks every listed file's size and SHA-256; the first mismatch is the error.
+pub fn verify(dir: &Path, manifest: &BackupManifest) -> Result<()> {
+    for f in &manifest.files {
+        let path = dir.join(&f.path);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| KalamError::Validation(format!("backup file {} cannot be read: {e}", f.path)))?;
+        if bytes.len() as u64 != f.bytes || sha256_hex(&bytes) != f.sha256 {
+            return Err(KalamError::Validation(format!(
+                "backup file {} is corrupt: its size or SHA-256 does not match the manifest",
+                f.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the backup job copies for one partition.
+struct PartitionSource {
+    partition: Partition,
+    dir: Location,
+    files: Vec<FileEntry>,
+    next_batch: u64,
+}
+
+/// Writes a backup of `namespace` to `target` (an empty or missing directory).
+/// A failed or cancelled backup removes what it wrote (the directory was empty or missing).
+pub fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
+    job.start()?;
+    check_target_empty(target)?;
+    std::fs::create_dir_all(target).map_err(|e| io("create", target, e))?;
+    let outcome = write_backup(db, job, namespace, target);
+    if !matches!(outcome, Ok(JobEnd::Completed)) {
+        if let Err(e) = std::fs::remove_dir_all(target) {
+            tracing::warn!(job = %job.id, "cannot remove the unfinished backup {}: {e}", target.display());
+        }
+    }
+    outcome
+}
+
+fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
+    let ns = db.catalog.namespace(namespace).ok_or_else(|| KalamError::NamespaceNotFound(namespace.to_string()))?;
+    // Hot rows are decoded through these definitions: no ALTER TABLE until the copy is done.
+    let _schema = db.schema_lock.read();
+    let tables = db.catalog.tables(Some(namespace));
+    let versions: Vec<Vec<SchemaVersion>> =
+        tables.iter().map(|t| db.catalog.schema_versions(t.id)).collect::<Result<_>>()?;
+    let data_tables: Vec<&Arc<TableDef>> = tables.iter().filter(|t| t.kind != TableKind::Stream).collect();
+    // Opened before the snapshot so that listing them under the commit lock touches no
+    // storage; a partition first flushed later opens itself before its first file.
+    for t in &data_tables {
+        for p in db.cold.partitions_on_disk(t)? {
+            db.cold.partition(t, p)?;
+        }
+    }
+    let (watermark, snapshot, listings) = db.committer.at_watermark(|w| {
+        let listings: Vec<Vec<(Partition, Arc<crate::cold::ColdPartition>, Vec<FileEntry>, u64)>> = data_tables
+            .iter()
+            .map(|t| {
+                db.cold
+                    .open_partitions(t.id)
+                    .into_iter()
+                    .map(|(p, c)| {
+                        let (files, next) = c.listing();
+                        (p, c, files, next)
+                    })
+                    .collect()
+            })
+            .collect();
+        (w, db.store.db().snapshot(), listings)
+    });
+    let mut files: Vec<BackupFile> = Vec::new();
+    let mut table_backups = Vec::with_capacity(tables.len());
+    for (t, schema_versions) in tables.iter().zip(versions) {
+        let mut partitions = Vec::new();
+        if let Some(i) = data_tables.iter().position(|d| d.id == t.id) {
+            let mut sources: BTreeMap<Partition, PartitionSource> = listings[i]
+                .iter()
+                .map(|(p, c, f, next)| {
+                    (*p, PartitionSource { partition: *p, dir: c.dir.clone(), files: f.clone(), next_batch: *next })
+                })
+                .collect();
+            // Partitions with hot rows only have no open cold partition: start from batch 1.
+            for p in hot_partitions(db, &snapshot, t.id)? {
+                if !sources.contains_key(&p) {
+                    let dir = db.cold.table_dir(t)?.join(&scope_name(p));
+                    sources.insert(p, PartitionSource { partition: p, dir, files: vec![], next_batch: 1 });
+                }
+            }
+            for source in sources.into_values() {
+                if job.is_cancelled() {
+                    return Ok(JobEnd::Cancelled);
+                }
+                let copied = backup_partition(db, job, t, &snapshot, &source, target, &mut files)?;
+                if !copied.files.is_empty() {
+                    partitions.push(copied);
+                }
+            }
+        }
+        table_backups.push(TableBackup { table: (**t).clone(), schema_versions, partitions });
+    }
+    drop(snapshot);
+    let manifest = BackupManifest {
+        format: FORMAT,
+        namespace: ns,
+        created_at: now_micros(),
+        watermark,
+        tables: table_backups,
+        files,
+    };
+    let bytes = serde_json::to_vec_pretty(&manifest).expect("backup manifests serialise");
+    write_atomically(target, MANIFEST_FILE, &bytes)?;
+    Ok(JobEnd::Completed)
+}
+
+/// Partitions of `table` with rows in the snapshot's hot tier.
+fn hot_partitions(db: &Database, snapshot: &Snapshot<'_>, table: TableId) -> Result<Vec<Partition>> {
+    let mut out = Vec::new();
+    let prefix = keys::table_prefix(table);
+    let cf = db.store.cf(CF_ROWS);
+    let mut it = snapshot.raw_iterator_cf(&cf);
+    it.seek(prefix);
+    while let Some(k) = it.key() {
+        if !k.starts_with(&prefix) || k.len() < 16 {
+            break;
+        }
+        let p = u64::from_be_bytes(k[8..16].try_into().expect("8 bytes"));
+        out.push(Partition::from_key(p));
+        // Skip the rest of this partition.
+        match p.checked_add(1) {
+            Some(next) => it.seek(keys::partition_prefix(table, Partition::from_key(next))),
+            None => break,
+        }
+    }
+    it.status()?;
+    Ok(out)
+}
+
+/// Copies one partition's files and writes its hot rows as one more file.
+fn backup_partition(
+    db: &Database,
+    job: &JobHandle,
+    table: &Arc<TableDef>,
+    snapshot: &Snapshot<'_>,
+    source: &PartitionSource,
+    target: &Path,
+    listed: &mut Vec<BackupFile>,
+) -> Result<PartitionBackup> {
+    let scope = scope_name(source.partition);
+    let rel_dir = format!("{}/{scope}", table.name);
+    let out_dir = target.join(&table.name).join(&scope);
+    std::fs::create_dir_all(&out_dir).map_err(|e| io("create", &out_dir, e))?;
+    let mut entries = Vec::with_capacity(source.files.len() + 1);
+    for f in &source.files {
+        let bytes = source.dir.read(&f.file)?.ok_or_else(|| {
+            KalamError::internal(format!("cold file {} is missing in {}", f.file, source.dir.display()))
+        })?;
+        write_atomically(&out_dir, &f.file, &bytes)?;
+        listed.push(BackupFile {
+            path: format!("{rel_dir}/{}", f.file),
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        });
+        job.progress(f.rows, bytes.len() as u64, 1)?;
+        entries.push(f.clone());
+    }
+    let mut next_batch = source.next_batch;
+    // The snapshot's hot rows, tombstones included, in key order.
+    let prefix = keys::partition_prefix(table.id, source.partition);
+    let cf = db.store.cf(CF_ROWS);
+    let mut it = snapshot.raw_iterator_cf(&cf);
+    it.seek(prefix);
+    let mut writer: Option<FileWriter> = None;
+    let mut chunk: Vec<StoredRow> = Vec::with_capacity(WRITE_CHUNK_ROWS);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        chunk.push(row_codec::decode(table, v)?);
+        if chunk.len() == WRITE_CHUNK_ROWS {
+            let w = match writer.as_mut() {
+                Some(w) => w,
+                None => writer.insert(FileWriter::create(&Location::Dir(out_dir.clone()), next_batch, table.clone())?),
+            };
+            w.write(&chunk)?;
+            chunk.clear();
+        }
+        it.next();
+    }
+    it.status()?;
+    if !chunk.is_empty() && writer.is_none() {
+        writer = Some(FileWriter::create(&Location::Dir(out_dir.clone()), next_batch, table.clone())?);
+    }
+    if let Some(mut w) = writer {
+        w.write(&chunk)?;
+        let written = w.finish()?;
+        written.publish()?;
+        let bytes = std::fs::read(out_dir.join(&written.entry.file)).map_err(|e| io("read", &out_dir, e))?;
+        listed.push(BackupFile {
+            path: format!("{rel_dir}/{}", written.entry.file),
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+        });
+        job.progress(written.entry.rows, bytes.len() as u64, 1)?;
+        entries.push(written.entry.clone());
+        next_batch += 1;
+    }
+    Ok(PartitionBackup { scope, next_batch, files: entries })
+}
+
+/// Restores `manifest` (read from `source`) as namespace `namespace`.
+pub fn run_restore(
+    db: &Database,
+    job: &JobHandle,
+    namespace: &NamespaceId,
+    source: &Path,
+    manifest: &BackupManifest,
+) -> Result<JobEnd> {
+    job.start()?;
+    verify(source, manifest)?;
+    if db.catalog.namespace(namespace).is_some() {
+        return Err(KalamError::AlreadyExists(format!("namespace '{namespace}' already exists")));
+    }
+    for t in &manifest.tables {
+        db.catalog.require_storage(&t.table.options.storage)?;
+    }
+    let first_id = db.catalog.reserve_table_ids(manifest.tables.len() as u64)?;
+    let mut defs = Vec::with_capacity(manifest.tables.len());
+    for (i, t) in manifest.tables.iter().enumerate() {
+        let mut def = t.table.clone();
+        def.id = TableId(first_id + i as u64);
+        def.namespace = namespace.clone();
+        defs.push((def, t.schema_versions.clone()));
+    }
+    let copied = copy_in(db, job, source, manifest, &defs);
+    let registered = copied.and_then(|max_updated| {
+        let Some(max_updated) = max_updated else { return Ok(false) };
+        db.committer.advance_clock(max_updated)?;
+        let ns = Namespace {
+            name: namespace.clone(),
+            created_at: now_micros(),
+            options: manifest.namespace.options.clone(),
+        };
+        db.catalog.restore_namespace(&ns, &defs).map(|_| true)
+    });
+    let outcome = match registered {
+        Ok(true) => return Ok(JobEnd::Completed),
+        Ok(false) => Ok(JobEnd::Cancelled),
+        // The namespace appeared meanwhile: its tables may live at the same paths.
+        Err(e @ KalamError::AlreadyExists(_)) => return Err(e),
+        Err(e) => Err(e),
+    };
+    // Nothing is registered: remove the copied files.
+    for (def, _) in &defs {
+        db.drop_table_data(def);
+    }
+    outcome
+}
+
+/// Copies the files into each table's storage and writes their manifests; returns the
+/// largest `_updated` restored, or `None` if the job was cancelled.
+fn copy_in(
+    db: &Database,
+    job: &JobHandle,
+    source: &Path,
+    manifest: &BackupManifest,
+    defs: &[(TableDef, Vec<SchemaVersion>)],
+) -> Result<Option<i64>> {
+    let mut max_updated = manifest.watermark;
+    for (t, (def, _)) in manifest.tables.iter().zip(defs) {
+        let table_dir = db.cold.table_dir(def)?;
+        // Files a dropped table of the same name may have left are not this table's.
+        table_dir.remove_all()?;
+        for p in &t.partitions {
+            let dir = table_dir.join(&p.scope);
+            for f in &p.files {
+                if job.is_cancelled() {
+                    return Ok(None);
+                }
+                let path = source.join(&t.table.name).join(&p.scope).join(&f.file);
+                let bytes = std::fs::read(&path).map_err(|e| io("read", &path, e))?;
+                job.progress(f.rows, bytes.len() as u64, 1)?;
+                dir.put(&f.file, bytes.into())?;
+                max_updated = max_updated.max(f.max_updated);
+            }
+            let cold = Manifest { files: p.files.clone(), next_batch: p.next_batch, ..Manifest::empty(def.id) };
+            cold.store(&dir)?;
+        }
+    }
+    Ok(Some(max_updated))
+}
+
+/// What SHOW BACKUP reports.
+pub struct BackupSummary {
+    pub manifest: BackupManifest,
+    /// `None` when every file matches its size and checksum.
+    pub problem: Option<String>,
+}
+
+pub fn inspect(dir: &Path) -> Result<BackupSummary> {
+    let manifest = read_manifest(dir)?;
+    let problem = verify(dir, &manifest).err().map(|e| e.to_string());
+    Ok(BackupSummary { manifest, problem })
+}

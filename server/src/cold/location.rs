@@ -1,0 +1,299 @@
+//! Where a storage keeps its cold files: a directory on the local filesystem, or a key
+//! prefix in an object store (S3 through `object_store`). The cold tier only ever writes,
+//! reads, lists and deletes whole immutable objects, which both backends do atomically:
+//! the filesystem through a temp file, fsync, rename and a directory fsync; S3 because a
+//! PUT replaces a whole object at once.
+//!
+//! The cold tier is synchronous. Object store calls are async, so they run on a small
+//! runtime of their own and the calling thread waits for them; this never deadlocks,
+//! whichever runtime (or none) the caller is on.
+
+use crate::catalog::StorageLocation;
+use crate::cold::manifest::{sync_dir, write_atomically};
+use crate::error::{KalamError, Result};
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// A directory of cold files.
+#[derive(Clone)]
+pub enum Location {
+    Dir(PathBuf),
+    /// Objects named `{prefix}/{name}` (`prefix` without a trailing `/`, possibly empty).
+    Object {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+impl Default for Location {
+    fn default() -> Self {
+        Location::Dir(PathBuf::new())
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+/// Runs an object store call on the object I/O runtime and waits for it.
+fn block_on<F>(f: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kalamdb-object-io")
+            .enable_all()
+            .build()
+            .expect("the object I/O runtime starts")
+    });
+    futures::executor::block_on(runtime.spawn(f)).expect("object store calls do not panic")
+}
+
+impl Location {
+    /// The root of a storage. A filesystem storage's directory is created if missing.
+    pub fn open(location: &StorageLocation) -> Result<Location> {
+        match location {
+            StorageLocation::Filesystem { path } => {
+                std::fs::create_dir_all(path)
+                    .map_err(|e| KalamError::Validation(format!("cannot create {}: {e}", path.display())))?;
+                Ok(Location::Dir(path.clone()))
+            }
+            StorageLocation::S3 { bucket, prefix, region, endpoint, access_key_id, secret_access_key, allow_http } => {
+                // Bounded, so an unreachable endpoint fails a statement within seconds
+                // instead of retrying for minutes.
+                let retry = object_store::RetryConfig {
+                    max_retries: 3,
+                    retry_timeout: Duration::from_secs(20),
+                    ..Default::default()
+                };
+                let client = object_store::ClientOptions::new()
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(60));
+                let mut builder = object_store::aws::AmazonS3Builder::new()
+                    .with_retry(retry)
+                    .with_client_options(client)
+                    .with_bucket_name(bucket)
+                    .with_region(region.as_deref().unwrap_or("us-east-1"))
+                    .with_allow_http(*allow_http);
+                if let Some(e) = endpoint {
+                    builder = builder.with_endpoint(e);
+                }
+                if let Some(k) = access_key_id {
+                    builder = builder.with_access_key_id(k);
+                }
+                if let Some(s) = secret_access_key {
+                    builder = builder.with_secret_access_key(s);
+                }
+                let store =
+                    builder.build().map_err(|e| KalamError::Validation(format!("invalid S3 storage settings: {e}")))?;
+                let prefix = prefix.as_deref().unwrap_or("").trim_matches('/').to_string();
+                Ok(Location::Object { store: Arc::new(store), prefix })
+            }
+        }
+    }
+
+    pub fn join(&self, name: &str) -> Location {
+        match self {
+            Location::Dir(d) => Location::Dir(d.join(name)),
+            Location::Object { store, prefix } => Location::Object {
+                store: store.clone(),
+                prefix: if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") },
+            },
+        }
+    }
+
+    /// The directory, for a filesystem location.
+    pub fn local_dir(&self) -> Option<&Path> {
+        match self {
+            Location::Dir(d) => Some(d),
+            Location::Object { .. } => None,
+        }
+    }
+
+    /// For messages: a path, or `{store}/{prefix}`.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Dir(d) => d.display().to_string(),
+            Location::Object { store, prefix } => format!("{store}/{prefix}"),
+        }
+    }
+
+    fn object(&self, name: &str) -> ObjectPath {
+        match self {
+            Location::Object { prefix, .. } if !prefix.is_empty() => ObjectPath::from(format!("{prefix}/{name}")),
+            _ => ObjectPath::from(name),
+        }
+    }
+
+    fn object_error(&self, what: &str, e: object_store::Error) -> KalamError {
+        KalamError::internal(format!("cannot {what} {}: {e}", self.display()))
+    }
+
+    /// The whole content of `name`; `None` if there is no such file.
+    pub fn read(&self, name: &str) -> Result<Option<Bytes>> {
+        match self {
+            Location::Dir(d) => match std::fs::read(d.join(name)) {
+                Ok(b) => Ok(Some(Bytes::from(b))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(KalamError::internal(format!("cannot read {}: {e}", d.join(name).display()))),
+            },
+            Location::Object { store, .. } => {
+                let (store, path) = (store.clone(), self.object(name));
+                match block_on(async move { store.get(&path).await?.bytes().await }) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(self.object_error(&format!("read {name} in"), e)),
+                }
+            }
+        }
+    }
+
+    /// Writes `name` atomically and durably, replacing any previous content.
+    pub fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+        match self {
+            Location::Dir(d) => {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", d.display())))?;
+                write_atomically(d, name, &bytes)
+            }
+            Location::Object { store, .. } => {
+                let (store, path) = (store.clone(), self.object(name));
+                block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
+                    .map(|_| ())
+                    .map_err(|e| self.object_error(&format!("write {name} in"), e))
+            }
+        }
+    }
+
+    /// Deletes `name` if it exists (the directory is fsynced).
+    pub fn delete(&self, name: &str) -> Result<()> {
+        match self {
+            Location::Dir(d) => match std::fs::remove_file(d.join(name)) {
+                Ok(()) => sync_dir(d),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(KalamError::internal(format!("cannot remove {}: {e}", d.join(name).display()))),
+            },
+            Location::Object { store, .. } => {
+                let (store, path) = (store.clone(), self.object(name));
+                match block_on(async move { store.delete(&path).await }) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(self.object_error(&format!("delete {name} in"), e)),
+                }
+            }
+        }
+    }
+
+    /// Names of the files (`dirs == false`) or sub-directories (`dirs == true`) directly in
+    /// this location; empty if it does not exist.
+    pub fn list(&self, dirs: bool) -> Result<Vec<String>> {
+        match self {
+            Location::Dir(d) => {
+                let entries = match std::fs::read_dir(d) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+                    Err(e) => return Err(KalamError::internal(format!("cannot list {}: {e}", d.display()))),
+                };
+                let mut out: Vec<String> = entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() == dirs))
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect();
+                out.sort();
+                Ok(out)
+            }
+            Location::Object { store, prefix } => {
+                let store = store.clone();
+                let at = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
+                let listed = block_on(async move { store.list_with_delimiter(at.as_ref()).await })
+                    .map_err(|e| self.object_error("list", e))?;
+                let paths: Vec<ObjectPath> = if dirs {
+                    listed.common_prefixes
+                } else {
+                    listed.objects.into_iter().map(|o| o.location).collect()
+                };
+                let mut out: Vec<String> = paths.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+                out.sort();
+                Ok(out)
+            }
+        }
+    }
+
+    /// Deletes everything under this location.
+    pub fn remove_all(&self) -> Result<()> {
+        match self {
+            Location::Dir(d) => match std::fs::remove_dir_all(d) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(KalamError::internal(format!("cannot remove {}: {e}", d.display()))),
+            },
+            Location::Object { store, prefix } => {
+                let store = store.clone();
+                // A prefix ends at a `/`, so `ns/t` does not also match `ns/t2`.
+                let at = ObjectPath::from(prefix.as_str());
+                block_on(async move {
+                    let mut objects = store.list(Some(&at));
+                    while let Some(meta) = objects.next().await {
+                        match store.delete(&meta?.location).await {
+                            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    Ok(())
+                })
+                .map_err(|e| self.object_error("delete objects under", e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(root: Location) {
+        let table = root.join("ns").join("t");
+        let scope = table.join("7");
+        assert!(scope.list(false).unwrap().is_empty());
+        assert_eq!(scope.read("a").unwrap(), None);
+        scope.put("a", Bytes::from_static(b"one")).unwrap();
+        scope.put("a", Bytes::from_static(b"two")).unwrap();
+        scope.put("b", Bytes::from_static(b"x")).unwrap();
+        table.join("shared").put("c", Bytes::from_static(b"y")).unwrap();
+        // A sibling whose name starts like the table's is not under it.
+        root.join("ns").join("t2").put("d", Bytes::from_static(b"z")).unwrap();
+        assert_eq!(scope.read("a").unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(scope.list(false).unwrap(), ["a", "b"]);
+        assert_eq!(table.list(true).unwrap(), ["7", "shared"]);
+        scope.delete("a").unwrap();
+        scope.delete("a").unwrap();
+        assert_eq!(scope.list(false).unwrap(), ["b"]);
+        table.remove_all().unwrap();
+        table.remove_all().unwrap();
+        assert_eq!(root.join("ns").list(true).unwrap(), ["t2"]);
+    }
+
+    #[test]
+    fn a_directory_stores_whole_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        exercise(Location::Dir(tmp.path().join("root")));
+    }
+
+    #[test]
+    fn an_object_store_prefix_stores_whole_objects() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        exercise(Location::Object { store: store.clone(), prefix: "base/dir".into() });
+        exercise(Location::Object { store, prefix: String::new() });
+    }
+}
