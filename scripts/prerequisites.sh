@@ -23,14 +23,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+[ "${1:-}" = "--server-only" ] && exit 0
 
 venv="${KALAMDB_VENV:-$HOME/.cache/kalamdb-venv}"
 if [ ! -x "$venv/bin/moto_server" ]; then
   echo "installing moto[server] into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q 'moto[server]'
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q 'moto[server]>=5,<6'
 fi
-[ "${1:-}" = "--server-only" ] && exit 0
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown

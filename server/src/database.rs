@@ -7,7 +7,7 @@ use crate::cold::ColdStore;
 use crate::config::Config;
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, SnowflakeGenerator, TableId, UserId};
-use crate::jobs::JobManager;
+use crate::jobs::{JobEnd, JobManager, JobType};
 use crate::live::LiveRegistry;
 use crate::storage::Store;
 use crate::tables::{Committer, StreamBuffers};
@@ -144,12 +144,39 @@ impl Database {
 
     /// Forgets what a dropped table kept outside the catalog: stream buffers, hot-tier
     /// counts and its Parquet files (the catalog drop already removed its hot rows).
-    pub fn drop_table_data(&self, table: &crate::catalog::TableDef) {
+    ///
+    /// Runs as a `drop` job (rows: hot and cold row versions removed; files and bytes: the
+    /// Parquet files), so the cleanup is visible in `system.jobs`. Returns the job id.
+    pub fn drop_table_data(&self, table: &crate::catalog::TableDef) -> Option<String> {
+        let job = self
+            .jobs
+            .create(JobType::Drop, Some(table.namespace.to_string()), Some(table.name.clone()), "drop")
+            .inspect_err(|e| tracing::warn!("cannot record a drop job: {e}"))
+            .ok();
+        if let Some(job) = &job {
+            let _ = job.start();
+        }
+        let hot_rows: u64 = self.committer.hot_stats().partitions_of(table.id).iter().map(|(_, p)| p.rows).sum();
+        let (mut rows, mut files, mut bytes) = (hot_rows, 0, 0);
+        for partition in self.cold.partitions_on_disk(table).unwrap_or_default() {
+            if let Ok(cold) = self.cold.partition(table, partition) {
+                for f in cold.files() {
+                    rows += f.rows;
+                    files += 1;
+                    bytes += f.bytes;
+                }
+            }
+        }
         self.streams.drop_table(table.id);
         self.committer.hot_stats().drop_table(table.id);
-        if let Err(e) = self.cold.drop_table(table) {
+        let outcome = self.cold.drop_table(table);
+        if let Err(e) = &outcome {
             tracing::warn!(table = %table.qualified_name(), "cannot remove the dropped table's files: {e}");
         }
+        let job = job?;
+        let _ = job.progress(rows, bytes, files);
+        job.finish(outcome.map(|_| JobEnd::Completed));
+        Some(job.id.clone())
     }
 
     /// A fresh DataFusion session state with the server's configuration and functions.

@@ -25,6 +25,8 @@ pub enum JobType {
     Flush,
     Backup,
     Restore,
+    /// Removing a dropped table's data.
+    Drop,
 }
 
 impl JobType {
@@ -33,6 +35,7 @@ impl JobType {
             JobType::Flush => "flush",
             JobType::Backup => "backup",
             JobType::Restore => "restore",
+            JobType::Drop => "drop",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! history is kept, bad changes are refused, and a synced replica carries its rows across
 //! a schema change without downloading them again.
 
+use crate::client_sync::login_as;
 use crate::common::*;
 use crate::flush::flush_and_wait;
 use kalamdb_client_core::store::MemoryStore;
@@ -176,7 +177,7 @@ async fn a_synced_replica_keeps_its_rows_across_alter_table() {
     s.sql_ok(&alice, &insert_sql(1, 50)).await;
     let mut config = ClientConfig::new(s.ws_url());
     config.backoff_base_ms = 50;
-    let c = start_native(config, MemoryStore::new(), token_for(&s, "alice"));
+    let c = start_native(config, MemoryStore::new(), login_as(&s, "alice", Default::default()));
     c.sync("items", "SELECT * FROM app.items").await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), c.settled()).await.unwrap().unwrap();
 
@@ -209,29 +210,6 @@ async fn a_synced_replica_keeps_its_rows_across_alter_table() {
     let local = c.query("SELECT * FROM app.items WHERE id = 1", vec![]).await.unwrap();
     assert_eq!(local.columns, ["id", "name", "qty", "note"]);
     c.close().await;
-}
-
-/// A token source logging in as `user` (password `<user>-password`).
-fn token_for(
-    s: &TestServer,
-    user: &str,
-) -> impl Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync + 'static {
-    let (base, user) = (s.base.clone(), user.to_string());
-    move || {
-        let (base, user) = (base.clone(), user.clone());
-        Box::pin(async move {
-            let body: Value = reqwest::Client::new()
-                .post(format!("{base}/v1/api/auth/login"))
-                .json(&json!({"username": user, "password": format!("{user}-password")}))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json()
-                .await
-                .map_err(|e| e.to_string())?;
-            body["access_token"].as_str().map(str::to_string).ok_or_else(|| format!("login refused: {body}"))
-        })
-    }
 }
 
 #[tokio::test]

@@ -173,8 +173,20 @@ async fn queries_return_the_same_rows_before_and_after_flushes() {
         assert_eq!(&corpus(&s, auth).await, expected, "results changed after a restart");
     }
     // A dropped table takes its files; a new table of that name starts empty.
-    s.sql_ok(&Auth::root(), "DROP TABLE app.items").await;
+    let r = s.sql_ok(&Auth::root(), "DROP TABLE app.items").await;
     assert!(parquet_files(&storage).is_empty());
+    // The cleanup is a job: every file and bytes of it, in system.jobs.
+    let message = r.body["results"][0]["message"].as_str().unwrap();
+    let job_id = message.split('\'').nth(3).expect("job id in the message");
+    let job = s
+        .sql_ok(
+            &Auth::root(),
+            &format!(
+                "SELECT job_type, status, table_name, files, bytes > 0 FROM system.jobs WHERE job_id = '{job_id}'"
+            ),
+        )
+        .await;
+    assert_eq!(job.rows(0), &vec![json!(["drop", "completed", "items", 6, true])]);
     s.sql_ok(
         &Auth::root(),
         "CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, qty INT, price DOUBLE, note CRDT_TEXT)",

@@ -232,8 +232,11 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
         )));
     }
     cx.db.catalog.drop_table(&def.namespace, &def.name)?;
-    cx.db.drop_table_data(&def);
-    Ok(results::message(0, format!("Table '{}' dropped", def.qualified_name())))
+    let message = match cx.db.drop_table_data(&def) {
+        Some(job) => format!("Table '{}' dropped (cleanup job '{job}')", def.qualified_name()),
+        None => format!("Table '{}' dropped", def.qualified_name()),
+    };
+    Ok(results::message(0, message))
 }
 
 pub fn show(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
