@@ -236,38 +236,38 @@ impl SyncEngine {
             }
             ServerMessage::Subscribed { id, schema, primary_key, .. } => {
                 let id = SubscriptionId(id);
-                if let Some(mut rec) = self.record(&id) {
-                    if rec.schema != schema || rec.primary_key.as_deref() != Some(primary_key.as_str()) {
-                        // The table was altered: rewrite the stored rows to the new columns
-                        // (keys are primary-key values, which no ALTER changes).
-                        let mut ops = Vec::new();
-                        if let (Some(m), Some(data)) =
-                            (RowMigration::between(&rec.schema, &schema), self.replica.subscription(&id))
-                        {
-                            ops.extend(data.rows.iter().map(|(pk, row)| StoreOp::PutRow {
-                                sub: id.clone(),
-                                pk: pk.clone(),
-                                row: m.apply(row),
-                            }));
-                        }
-                        rec.schema = schema;
-                        rec.primary_key = Some(primary_key);
-                        fx.touched.insert(rec.table.clone());
-                        ops.push(StoreOp::PutSubscription(rec));
-                        self.commit(&mut fx, ops);
+                if let Some(mut rec) = self.record(&id)
+                    && (rec.schema != schema || rec.primary_key.as_deref() != Some(primary_key.as_str()))
+                {
+                    // The table was altered: rewrite the stored rows to the new columns
+                    // (keys are primary-key values, which no ALTER changes).
+                    let mut ops = Vec::new();
+                    if let (Some(m), Some(data)) =
+                        (RowMigration::between(&rec.schema, &schema), self.replica.subscription(&id))
+                    {
+                        ops.extend(data.rows.iter().map(|(pk, row)| StoreOp::PutRow {
+                            sub: id.clone(),
+                            pk: pk.clone(),
+                            row: m.apply(row),
+                        }));
                     }
+                    rec.schema = schema;
+                    rec.primary_key = Some(primary_key);
+                    fx.touched.insert(rec.table.clone());
+                    ops.push(StoreOp::PutSubscription(rec));
+                    self.commit(&mut fx, ops);
                 }
             }
             ServerMessage::SchemaChanged { id, .. } => {
                 // The server ended the subscription after its last change under the old
                 // schema; subscribing again from the cursor brings the new one.
                 let id = SubscriptionId(id);
-                if let Some(rec) = self.record(&id) {
-                    if self.link == Link::Online {
-                        self.loading.insert(id);
-                        fx.send.push(Self::subscribe_frame(&rec));
-                        self.status_changed(&mut fx);
-                    }
+                if let Some(rec) = self.record(&id)
+                    && self.link == Link::Online
+                {
+                    self.loading.insert(id);
+                    fx.send.push(Self::subscribe_frame(&rec));
+                    self.status_changed(&mut fx);
                 }
             }
             ServerMessage::Batch { id, rows, deleted, cursor, reset, last } => {
