@@ -26,7 +26,6 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::{NamespaceId, Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
-use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_ROWS, Snapshot, keys};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -36,8 +35,6 @@ use std::sync::Arc;
 
 pub const MANIFEST_FILE: &str = "backup.json";
 const FORMAT: u32 = 1;
-/// Hot rows written to the backup's Parquet writer at a time.
-const WRITE_CHUNK_ROWS: usize = 8192;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackupManifest {
@@ -306,33 +303,16 @@ fn backup_partition(
     }
     let mut next_batch = source.next_batch;
     // The snapshot's hot rows, tombstones included, in key order.
-    let prefix = keys::partition_prefix(table.id, source.partition);
-    let cf = db.store.cf(CF_ROWS);
-    let mut it = snapshot.raw_iterator_cf(&cf);
-    it.seek(prefix);
     let mut writer: Option<FileWriter> = None;
-    let mut chunk: Vec<StoredRow> = Vec::with_capacity(WRITE_CHUNK_ROWS);
-    while let (Some(k), Some(v)) = (it.key(), it.value()) {
-        if !k.starts_with(&prefix) {
-            break;
-        }
-        chunk.push(row_codec::decode(table, v)?);
-        if chunk.len() == WRITE_CHUNK_ROWS {
-            let w = match writer.as_mut() {
-                Some(w) => w,
-                None => writer.insert(FileWriter::create(&Location::Dir(out_dir.clone()), next_batch, table.clone())?),
-            };
-            w.write(&chunk)?;
-            chunk.clear();
-        }
-        it.next();
-    }
-    it.status()?;
-    if !chunk.is_empty() && writer.is_none() {
-        writer = Some(FileWriter::create(&Location::Dir(out_dir.clone()), next_batch, table.clone())?);
-    }
-    if let Some(mut w) = writer {
-        w.write(&chunk)?;
+    crate::flush::scan_hot_rows(db, snapshot, table, source.partition, |_, rows| {
+        let w = match writer.as_mut() {
+            Some(w) => w,
+            None => writer.insert(FileWriter::create(&Location::Dir(out_dir.clone()), next_batch, table.clone())?),
+        };
+        w.write(rows)?;
+        Ok(true)
+    })?;
+    if let Some(w) = writer {
         let written = w.finish()?;
         written.publish()?;
         let bytes = std::fs::read(out_dir.join(&written.entry.file)).map_err(|e| io("read", &out_dir, e))?;

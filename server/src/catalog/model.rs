@@ -131,6 +131,11 @@ impl ColumnDef {
             _ => Value::Null,
         }
     }
+
+    /// Whether [`ColumnDef::fill`] is not NULL.
+    pub fn has_fill(&self) -> bool {
+        matches!(&self.default, Some(DefaultValue::Literal(v)) if !v.is_null())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,11 +306,6 @@ impl TableDef {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         let lower = name.to_ascii_lowercase();
         self.columns.iter().position(|c| c.name == lower)
-    }
-
-    /// Values of a row that has none of the columns (see [`ColumnDef::fill`]).
-    pub fn fill_values(&self) -> Vec<Value> {
-        self.columns.iter().map(ColumnDef::fill).collect()
     }
 
     pub fn has_system_columns(&self) -> bool {

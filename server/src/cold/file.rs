@@ -337,7 +337,7 @@ fn read_from<R: ChunkReader + 'static>(
                 }
                 // A column added after the file was written: its fill value.
                 None => match *c {
-                    FileColumn::User(i) if table.columns[i].fill() != Value::Null => {
+                    FileColumn::User(i) if table.columns[i].has_fill() => {
                         let fill = table.columns[i].fill();
                         values::to_arrow(table.columns[i].data_type, &vec![&fill; batch.num_rows()])?
                     }

@@ -31,7 +31,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
 use crate::storage::row_codec::{self, StoredRow};
-use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, keys};
+use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Snapshot, keys};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -97,20 +97,9 @@ pub fn flush_partition(
     // (encoded pk, _updated) of every flushed version, and the key index entries.
     let mut flushed: Vec<(Vec<u8>, i64)> = Vec::new();
     let mut index_entries: Vec<(PkKey, ColdVersion)> = Vec::new();
-    {
-        let snapshot = db.store.db().snapshot();
-        let prefix = keys::partition_prefix(table.id, partition);
-        let cf = db.store.cf(CF_ROWS);
-        let mut it = snapshot.raw_iterator_cf(&cf);
-        it.seek(prefix);
-        let mut chunk: Vec<StoredRow> = Vec::with_capacity(WRITE_CHUNK_ROWS);
-        while it.valid() {
-            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let row = row_codec::decode(table, v)?;
-            flushed.push((k[prefix.len()..].to_vec(), row.updated));
+    scan_hot_rows(db, &db.store.db().snapshot(), table, partition, |pks, rows| {
+        for (pk, row) in pks.into_iter().zip(rows) {
+            flushed.push((pk, row.updated));
             if let Some(key) = PkKey::of(&row.values[table.primary_key]) {
                 let v = ColdVersion {
                     batch: batch_no,
@@ -120,19 +109,10 @@ pub fn flush_partition(
                 };
                 index_entries.push((key, v));
             }
-            chunk.push(row);
-            if chunk.len() == WRITE_CHUNK_ROWS {
-                writer.write(&chunk)?;
-                chunk.clear();
-                if cancelled() {
-                    break;
-                }
-            }
-            it.next();
         }
-        it.status()?;
-        writer.write(&chunk)?;
-    }
+        writer.write(rows)?;
+        Ok(!cancelled())
+    })?;
     let written = writer.finish()?;
     if flushed.is_empty() || cancelled() {
         written.discard();
@@ -159,6 +139,43 @@ pub fn flush_partition(
     remove_hot_rows(db, table, partition, &flushed, &pending_key)?;
     fault::point(fault::AFTER_DELETE);
     Ok(PartitionFlush::Flushed(written.entry))
+}
+
+/// Reads a partition's hot rows (tombstones included) in key order as of `snapshot`, in
+/// chunks: `f` gets each chunk's encoded primary keys and rows, and returns whether to go on.
+pub fn scan_hot_rows(
+    db: &Database,
+    snapshot: &Snapshot<'_>,
+    table: &TableDef,
+    partition: Partition,
+    mut f: impl FnMut(Vec<Vec<u8>>, &[StoredRow]) -> Result<bool>,
+) -> Result<()> {
+    let prefix = keys::partition_prefix(table.id, partition);
+    let cf = db.store.cf(CF_ROWS);
+    let mut it = snapshot.raw_iterator_cf(&cf);
+    it.seek(&prefix);
+    let mut pks = Vec::with_capacity(WRITE_CHUNK_ROWS);
+    let mut rows = Vec::with_capacity(WRITE_CHUNK_ROWS);
+    while let (Some(k), Some(v)) = (it.key(), it.value()) {
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        pks.push(k[prefix.len()..].to_vec());
+        rows.push(row_codec::decode(table, v)?);
+        if rows.len() == WRITE_CHUNK_ROWS {
+            let go_on = f(std::mem::take(&mut pks), &rows)?;
+            rows.clear();
+            if !go_on {
+                return Ok(());
+            }
+        }
+        it.next();
+    }
+    it.status()?;
+    if !rows.is_empty() {
+        f(pks, &rows)?;
+    }
+    Ok(())
 }
 
 /// Step 5: removes flushed rows from the hot tier in chunks; the last chunk also clears the

@@ -320,8 +320,10 @@ impl Connection {
             Some((w, store.db().snapshot(), cold.map(|c| c.snapshot()).unwrap_or_default(), events))
         });
         let Some((watermark, snapshot, cold, events)) = registered else {
-            let changed =
-                ServerMessage::SchemaChanged { id: s.id.clone(), schema_version: sub.query.table.schema_version + 1 };
+            let table = &sub.query.table;
+            let current = self.db.catalog.table(&table.namespace, &table.name).filter(|t| t.id == table.id);
+            let schema_version = current.map_or(table.schema_version + 1, |t| t.schema_version);
+            let changed = ServerMessage::SchemaChanged { id: s.id.clone(), schema_version };
             return send(sink, &changed).await.map_err(|_| SubscribeError::Socket);
         };
         self.subs.insert(s.id.clone(), sub.clone());

@@ -152,10 +152,9 @@ impl LiveQuery {
             .iter()
             .map(|&i| {
                 let c = &self.table.columns[i];
-                let fill = c.fill();
                 ColumnInfo {
                     id: Some(c.id),
-                    default: (fill != Value::Null).then(|| values::to_json(&fill, c.data_type)),
+                    default: c.has_fill().then(|| values::to_json(&c.fill(), c.data_type)),
                     ..ColumnInfo::new(c.name.clone(), c.data_type.sql_name())
                 }
             })

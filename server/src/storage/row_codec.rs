@@ -9,7 +9,7 @@
 //! A CRDT_TEXT cell (tag 9) is `text len (4) | text | state len (4) | state`: the text is
 //! derived from the Yjs state but stored too, so SQL reads never decode documents.
 
-use crate::catalog::{ColumnId, DataType, TableDef};
+use crate::catalog::{ColumnDef, ColumnId, DataType, TableDef};
 use crate::error::{KalamError, Result};
 use crate::values::{CrdtCell, Value};
 
@@ -130,11 +130,16 @@ pub fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
     let (updated, deleted) = decode_header(bytes)?;
     let mut r = Reader { buf: &bytes[10..] };
     let n = u16::from_le_bytes(r.array()?) as usize;
-    let mut values = table.fill_values();
+    let mut values = vec![Value::Null; table.columns.len()];
+    // Only tables with a literal DEFAULT track which columns the row holds.
+    let mut held = table.columns.iter().any(ColumnDef::has_fill).then(|| vec![false; values.len()]);
     for _ in 0..n {
         let id = ColumnId::from_le_bytes(r.array()?);
         let v = decode_value(&mut r)?;
         if let Some(pos) = table.columns.iter().position(|c| c.id == id) {
+            if let Some(held) = held.as_mut() {
+                held[pos] = true;
+            }
             values[pos] = match v {
                 // Plain text from before CRDT_TEXT cells were documents.
                 Value::Text(s) if table.columns[pos].data_type == DataType::CrdtText => {
@@ -143,6 +148,9 @@ pub fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
                 v => v,
             };
         }
+    }
+    for (pos, _) in held.iter().flatten().enumerate().filter(|(_, held)| !**held) {
+        values[pos] = table.columns[pos].fill();
     }
     Ok(StoredRow { updated, deleted, values })
 }

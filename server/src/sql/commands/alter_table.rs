@@ -12,7 +12,6 @@ use crate::ids::normalize_ident;
 use crate::sql::ast::{AlterTableAction, TableRef};
 use crate::sql::commands::table::column_def;
 use crate::sql::{ExecContext, results};
-use crate::values::Value;
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
 pub fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &AlterTableAction) -> Result<QueryResult> {
@@ -71,7 +70,7 @@ fn next_definition(cx: &ExecContext<'_>, def: &TableDef, action: &AlterTableActi
                     def.qualified_name()
                 )));
             }
-            if !col.nullable && col.fill() == Value::Null {
+            if !col.nullable && !col.has_fill() {
                 return Err(KalamError::Validation(format!(
                     "NOT NULL column '{}' needs a literal DEFAULT for the rows that already exist",
                     col.name
