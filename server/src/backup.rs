@@ -21,7 +21,7 @@ use crate::clock::now_micros;
 use crate::cold::file::FileWriter;
 use crate::cold::location::Location;
 use crate::cold::manifest::{FileEntry, Manifest, write_atomically};
-use crate::cold::scope_name;
+use crate::cold::{ColdSnapshot, scope_name};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::{NamespaceId, Partition, TableId};
@@ -64,6 +64,9 @@ pub struct PartitionBackup {
     pub next_batch: u64,
     /// Files under `{table}/{scope}/`, listed as a cold-tier manifest lists them.
     pub files: Vec<FileEntry>,
+    /// The cold tier's tombstone purge horizon (see the cold-tier manifest).
+    #[serde(default)]
+    pub purged_through: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,9 +158,8 @@ pub fn verify(dir: &Path, manifest: &BackupManifest) -> Result<()> {
 /// What the backup job copies for one partition.
 struct PartitionSource {
     partition: Partition,
-    dir: Location,
-    files: Vec<FileEntry>,
-    next_batch: u64,
+    /// Its files stay on storage while this is held.
+    cold: ColdSnapshot,
 }
 
 /// Writes a backup of `namespace` to `target` (an empty or missing directory).
@@ -190,19 +192,10 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
             db.cold.partition(t, p)?;
         }
     }
-    let (watermark, snapshot, listings) = db.committer.at_watermark(|w| {
-        let listings: Vec<Vec<(Partition, Arc<crate::cold::ColdPartition>, Vec<FileEntry>, u64)>> = data_tables
+    let (watermark, snapshot, mut listings) = db.committer.at_watermark(|w| {
+        let listings: Vec<Vec<(Partition, ColdSnapshot)>> = data_tables
             .iter()
-            .map(|t| {
-                db.cold
-                    .open_partitions(t.id)
-                    .into_iter()
-                    .map(|(p, c)| {
-                        let (files, next) = c.listing();
-                        (p, c, files, next)
-                    })
-                    .collect()
-            })
+            .map(|t| db.cold.open_partitions(t.id).into_iter().map(|(p, c)| (p, c.snapshot())).collect())
             .collect();
         (w, db.store.db().snapshot(), listings)
     });
@@ -211,17 +204,15 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
     for (t, schema_versions) in tables.iter().zip(versions) {
         let mut partitions = Vec::new();
         if let Some(i) = data_tables.iter().position(|d| d.id == t.id) {
-            let mut sources: BTreeMap<Partition, PartitionSource> = listings[i]
-                .iter()
-                .map(|(p, c, f, next)| {
-                    (*p, PartitionSource { partition: *p, dir: c.dir.clone(), files: f.clone(), next_batch: *next })
-                })
+            let mut sources: BTreeMap<Partition, PartitionSource> = std::mem::take(&mut listings[i])
+                .into_iter()
+                .map(|(p, cold)| (p, PartitionSource { partition: p, cold }))
                 .collect();
             // Partitions with hot rows only have no open cold partition: start from batch 1.
             for p in hot_partitions(db, &snapshot, t.id)? {
                 if !sources.contains_key(&p) {
                     let dir = db.cold.table_dir(t)?.join(&scope_name(p));
-                    sources.insert(p, PartitionSource { partition: p, dir, files: vec![], next_batch: 1 });
+                    sources.insert(p, PartitionSource { partition: p, cold: ColdSnapshot::empty(dir) });
                 }
             }
             for source in sources.into_values() {
@@ -287,10 +278,11 @@ fn backup_partition(
     let rel_dir = format!("{}/{scope}", table.name);
     let out_dir = target.join(&table.name).join(&scope);
     std::fs::create_dir_all(&out_dir).map_err(|e| io("create", &out_dir, e))?;
-    let mut entries = Vec::with_capacity(source.files.len() + 1);
-    for f in &source.files {
-        let bytes = source.dir.read(&f.file)?.ok_or_else(|| {
-            KalamError::internal(format!("cold file {} is missing in {}", f.file, source.dir.display()))
+    let cold = &source.cold;
+    let mut entries = Vec::with_capacity(cold.files.len() + 1);
+    for f in &cold.files {
+        let bytes = cold.dir.read(&f.file)?.ok_or_else(|| {
+            KalamError::internal(format!("cold file {} is missing in {}", f.file, cold.dir.display()))
         })?;
         write_atomically(&out_dir, &f.file, &bytes)?;
         listed.push(BackupFile {
@@ -301,7 +293,7 @@ fn backup_partition(
         job.progress(f.rows, bytes.len() as u64, 1)?;
         entries.push(f.clone());
     }
-    let mut next_batch = source.next_batch;
+    let mut next_batch = cold.generation;
     // The snapshot's hot rows, tombstones included, in key order.
     let mut writer: Option<FileWriter> = None;
     crate::flush::scan_hot_rows(db, snapshot, table, source.partition, |_, rows| {
@@ -325,7 +317,7 @@ fn backup_partition(
         entries.push(written.entry.clone());
         next_batch += 1;
     }
-    Ok(PartitionBackup { scope, next_batch, files: entries })
+    Ok(PartitionBackup { scope, next_batch, files: entries, purged_through: cold.purged_through })
 }
 
 /// Restores `manifest` (read from `source`) as namespace `namespace`.
@@ -403,7 +395,12 @@ fn copy_in(
                 dir.put(&f.file, bytes.into())?;
                 max_updated = max_updated.max(f.max_updated);
             }
-            let cold = Manifest { files: p.files.clone(), next_batch: p.next_batch, ..Manifest::empty(def.id) };
+            let cold = Manifest {
+                files: p.files.clone(),
+                next_batch: p.next_batch,
+                purged_through: p.purged_through,
+                ..Manifest::empty(def.id)
+            };
             cold.store(&dir)?;
         }
     }

@@ -32,6 +32,23 @@ pub fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
+/// Length of the hour `deleted_retention_hours` counts in, in microseconds. Debug builds
+/// read `KALAMDB_HOUR_MS` so that retention can be tested in seconds; release builds always
+/// use a real hour.
+pub fn retention_hour_micros() -> i64 {
+    const HOUR: i64 = 3_600_000_000;
+    #[cfg(debug_assertions)]
+    {
+        static OVERRIDE: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+        if let Some(ms) = OVERRIDE.get_or_init(|| {
+            std::env::var("KALAMDB_HOUR_MS").ok().and_then(|v| v.parse::<i64>().ok()).filter(|ms| *ms > 0)
+        }) {
+            return ms * 1000;
+        }
+    }
+    HOUR
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

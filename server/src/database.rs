@@ -139,6 +139,7 @@ impl Database {
         });
         crate::flush::recovery::recover(&db)?;
         crate::flush::policy::start(Arc::downgrade(&db));
+        crate::cleanup::policy::start(Arc::downgrade(&db));
         Ok(db)
     }
 

@@ -16,22 +16,26 @@
 //! - [`cold`]: Parquet files per partition and their manifests (the cold tier), and reads
 //!   merging both tiers.
 //! - [`flush`]: moving hot rows to the cold tier (crash-safe), by policy or on demand.
+//! - [`cleanup`]: purging expired tombstones and compacting a partition's files.
 //! - [`jobs`]: flushes and other background work, persisted and listed in `system.jobs`.
 //! - [`backup`]: BACKUP / RESTORE DATABASE of one namespace (metadata and Parquet files).
 //! - [`values`]: cell values, type coercion, Arrow conversion.
 //! - [`clock`]: the hybrid clock behind `_updated`.
 //! - [`ids`]: typed ids and names.
 //! - [`error`]: [`error::KalamError`], mapped to HTTP once in [`api::error`].
+//! - [`fault`]: crash and delay injection points for tests (debug builds only).
 
 pub mod api;
 pub mod auth;
 pub mod backup;
 pub mod catalog;
+pub mod cleanup;
 pub mod clock;
 pub mod cold;
 pub mod config;
 pub mod database;
 pub mod error;
+pub mod fault;
 pub mod flush;
 pub mod ids;
 pub mod jobs;

@@ -4,7 +4,7 @@
 //! Every user column is a field named after the column, with the column id in the field
 //! metadata (`kalamdb.column_id`), so a file reads through a later schema by id. A
 //! CRDT_TEXT column is two fields: its text (what SQL reads) and `{name}__state`, the Yjs
-//! document. `_updated` and `_deleted` follow. Rows are written in primary-key order.
+//! document. `_updated` and `_deleted` follow. A flush writes rows in primary-key order.
 
 use crate::catalog::{DELETED_COLUMN, DataType, TableDef, UPDATED_COLUMN};
 use crate::cold::location::Location;
@@ -117,6 +117,7 @@ pub struct FileWriter {
     stats: StatsBuilder,
     rows: u64,
     tombstones: u64,
+    oldest_tombstone: Option<i64>,
     min_updated: i64,
     max_updated: i64,
 }
@@ -150,12 +151,13 @@ impl FileWriter {
             batch,
             rows: 0,
             tombstones: 0,
+            oldest_tombstone: None,
             min_updated: i64::MAX,
             max_updated: i64::MIN,
         })
     }
 
-    /// Appends rows (in primary-key order across calls).
+    /// Appends rows (a flush writes them in primary-key order; a compaction in file order).
     pub fn write(&mut self, rows: &[StoredRow]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -182,7 +184,10 @@ impl FileWriter {
         for r in rows {
             self.stats.add(&r.values);
             self.rows += 1;
-            self.tombstones += r.deleted as u64;
+            if r.deleted {
+                self.tombstones += 1;
+                self.oldest_tombstone = Some(self.oldest_tombstone.map_or(r.updated, |t| t.min(r.updated)));
+            }
             self.min_updated = self.min_updated.min(r.updated);
             self.max_updated = self.max_updated.max(r.updated);
         }
@@ -208,6 +213,7 @@ impl FileWriter {
                 file: name,
                 rows: self.rows,
                 tombstones: self.tombstones,
+                oldest_tombstone: self.oldest_tombstone,
                 bytes,
                 min_updated: self.min_updated,
                 max_updated: self.max_updated,

@@ -6,9 +6,13 @@
 //! {"format":1,"table_id":3,"next_batch":3,"files":[
 //!   {"batch":1,"file":"batch-1.parquet","rows":120,"tombstones":4,"bytes":8123,
 //!    "min_updated":1700000000000000,"max_updated":1700000000900000,"created_at":...,
-//!    "schema_version":1,"columns":{"2":{"min":{"Int":1},"max":{"Int":90},"nulls":0}}}]}
+//!    "oldest_tombstone":1700000000500000,
+//!    "schema_version":1,"columns":{"2":{"min":{"Int":1},"max":{"Int":90},"nulls":0}}}],
+//!  "obsolete":["batch-0.parquet"],"purged_through":1699990000000000}
 //! ```
-//! Column statistics are keyed by column id, so they survive renames.
+//! Column statistics are keyed by column id, so they survive renames. `obsolete` lists files
+//! a compaction replaced that are still to be deleted (see [`crate::cleanup`]);
+//! `purged_through` is the `_updated` of the newest tombstone a compaction purged (0: none).
 
 use crate::catalog::ColumnId;
 use crate::cold::location::Location;
@@ -32,6 +36,13 @@ pub struct Manifest {
     /// Number of the next file to write; never reused, so a name always means one content.
     pub next_batch: u64,
     pub files: Vec<FileEntry>,
+    /// Replaced by a compaction, no longer read, to be deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub obsolete: Vec<String>,
+    /// `_updated` of the newest tombstone purged: a cursor older than this may have missed
+    /// it, and cannot be caught up incrementally.
+    #[serde(default)]
+    pub purged_through: i64,
 }
 
 /// One flushed Parquet file.
@@ -42,6 +53,10 @@ pub struct FileEntry {
     /// Row versions in the file, tombstones included.
     pub rows: u64,
     pub tombstones: u64,
+    /// `_updated` of the oldest tombstone (absent when there is none, and in files written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_tombstone: Option<i64>,
     pub bytes: u64,
     pub min_updated: i64,
     pub max_updated: i64,
@@ -60,7 +75,7 @@ pub struct ColumnStats {
 
 impl Manifest {
     pub fn empty(table_id: TableId) -> Manifest {
-        Manifest { format: FORMAT, table_id, next_batch: 1, files: Vec::new() }
+        Manifest { format: FORMAT, table_id, next_batch: 1, files: Vec::new(), obsolete: Vec::new(), purged_through: 0 }
     }
 
     /// Reads `dir/manifest.json`; `None` if there is none.
@@ -86,6 +101,13 @@ impl Manifest {
 
     pub fn file_names(&self) -> impl Iterator<Item = &str> {
         self.files.iter().map(|f| f.file.as_str())
+    }
+}
+
+impl FileEntry {
+    /// Whether the file holds a tombstone older than `horizon`.
+    pub fn has_tombstone_before(&self, horizon: i64) -> bool {
+        self.tombstones > 0 && self.oldest_tombstone.unwrap_or(self.min_updated) < horizon
     }
 }
 

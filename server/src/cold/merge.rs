@@ -10,7 +10,7 @@ use crate::cold::key_index::{PkColumn, PkKey};
 use crate::cold::location::Location;
 use crate::cold::manifest::FileEntry;
 use crate::cold::stats::compare;
-use crate::cold::{ColdPartition, ColdStore};
+use crate::cold::{ColdPartition, ColdSnapshot, ColdStore};
 use crate::error::{KalamError, Result};
 use crate::storage::keys;
 use crate::storage::row_codec::StoredRow;
@@ -108,9 +108,8 @@ pub struct PartitionScan<'a> {
     pub with_system: bool,
     pub with_tombstones: bool,
     pub predicates: &'a [FilePredicate],
-    /// The partition's files and their generation, listed before `hot` was read.
-    pub files: Vec<FileEntry>,
-    pub generation: u64,
+    /// The partition's files, listed before `hot` was read.
+    pub listing: ColdSnapshot,
 }
 
 impl PartitionScan<'_> {
@@ -128,9 +127,14 @@ impl PartitionScan<'_> {
             out.push(rows_to_batch(table, &visible, self.with_system, Some(&self.projection))?);
         }
         let started = std::time::Instant::now();
-        let listed = self.files.len();
-        let files: Vec<FileEntry> =
-            self.files.iter().filter(|f| self.predicates.iter().all(|p| p.may_match(table, f))).cloned().collect();
+        let listed = self.listing.files.len();
+        let files: Vec<FileEntry> = self
+            .listing
+            .files
+            .iter()
+            .filter(|f| self.predicates.iter().all(|p| p.may_match(table, f)))
+            .cloned()
+            .collect();
         if files.is_empty() {
             return Ok(Some(out));
         }
@@ -144,7 +148,7 @@ impl PartitionScan<'_> {
         let read = read_files(cold, table, &files, &columns)?;
         let read_in = started.elapsed();
         let options = |rows| RecordBatchOptions::new().with_row_count(Some(rows));
-        let merged = cold.with_index_at(store, table, self.generation, |index| -> Result<()> {
+        let merged = cold.with_index_at(store, table, self.listing.generation, |index| -> Result<()> {
             for (f, (batch_no, batches)) in files.iter().zip(&read) {
                 // Every row of such a file is the current version of its key: only
                 // tombstones need hiding, with no per-row lookups.
@@ -327,6 +331,7 @@ mod tests {
             file: "batch-1.parquet".into(),
             rows: 10,
             tombstones: 0,
+            oldest_tombstone: None,
             bytes: 1,
             min_updated: 100,
             max_updated: 200,

@@ -11,7 +11,9 @@
 //! - [`merge`]: reading a partition through both tiers (newest `_updated` per key wins).
 //!
 //! Files are immutable once listed; a flush adds one file per partition (see
-//! [`crate::flush`]), so readers can work from a copy of the file list taken at any time.
+//! [`crate::flush`]) and a compaction replaces them all by one (see [`crate::cleanup`]).
+//! Readers work from a [`ColdSnapshot`] of the file list, whose files stay on storage for as
+//! long as it is held.
 
 pub mod file;
 pub mod key_index;
@@ -31,7 +33,7 @@ use manifest::{FileEntry, Manifest};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Keys kept in all loaded key indexes together; past this, indexes of other partitions
 /// are dropped (and rebuilt from their files when next needed).
@@ -116,7 +118,7 @@ impl ColdStore {
         };
         let p = Arc::new(ColdPartition {
             dir,
-            state: RwLock::new(PartitionState { manifest, index: None }),
+            state: RwLock::new(PartitionState::new(manifest)),
             flush_lock: Mutex::new(()),
         });
         Ok(self.partitions.lock().entry((table.id, partition)).or_insert(p).clone())
@@ -163,29 +165,68 @@ impl ColdStore {
             return Ok(None);
         }
         let Some(key) = PkKey::of(pk) else { return Ok(None) };
-        let Some(version) = p.with_index(self, table, |index| index.get(&key).copied())? else { return Ok(None) };
-        Ok(p.read_versions(table, &[version])?.pop())
+        Ok(p.newest_rows(self, table, &[key], false)?.pop().flatten())
     }
 }
 
 /// A partition's files at one moment: paired with a RocksDB snapshot taken at the same
-/// time (under the commit lock), the two tiers as one consistent state.
+/// time (under the commit lock), the two tiers as one consistent state. While it is held,
+/// its files stay on storage even if a compaction replaces them.
 #[derive(Debug, Clone, Default)]
 pub struct ColdSnapshot {
     pub dir: Location,
     pub files: Vec<FileEntry>,
+    /// The listing's generation (the manifest's next batch number, which every flush and
+    /// compaction advances).
+    pub generation: u64,
+    /// See [`Manifest::purged_through`].
+    pub purged_through: i64,
+    _lease: Option<FileLease>,
+}
+
+impl ColdSnapshot {
+    /// A partition with no cold tier yet.
+    pub fn empty(dir: Location) -> ColdSnapshot {
+        ColdSnapshot { dir, generation: 1, ..ColdSnapshot::default() }
+    }
+}
+
+/// Keeps the files of the listings taken while it lives from being deleted.
+type FileLease = Arc<()>;
+
+/// Files a compaction replaced, deleted once every lease taken before it has been dropped.
+struct Retired {
+    files: Vec<String>,
+    holders: Vec<Weak<()>>,
 }
 
 struct PartitionState {
     manifest: Manifest,
     index: Option<KeyIndex>,
+    /// Handed to every listing; replaced at each compaction.
+    lease: FileLease,
+    /// Leases of earlier listings that may still be held.
+    old_leases: Vec<Weak<()>>,
+    retired: Vec<Retired>,
+}
+
+impl PartitionState {
+    fn new(manifest: Manifest) -> PartitionState {
+        // Files a compaction replaced before a restart: nothing reads them any more.
+        let retired = match manifest.obsolete.is_empty() {
+            true => vec![],
+            false => vec![Retired { files: manifest.obsolete.clone(), holders: vec![] }],
+        };
+        PartitionState { manifest, index: None, lease: Arc::new(()), old_leases: vec![], retired }
+    }
 }
 
 /// One partition's cold tier.
 pub struct ColdPartition {
     pub dir: Location,
     state: RwLock<PartitionState>,
-    /// Held by a flush of this partition from reading the hot rows to deleting them.
+    /// Held by a flush or compaction of this partition while it changes the manifest (a
+    /// flush from reading the hot rows to deleting them).
     pub flush_lock: Mutex<()>,
 }
 
@@ -194,8 +235,16 @@ impl ColdPartition {
         self.state.read().manifest.files.is_empty()
     }
 
+    /// The files as listed now, kept on storage while the snapshot lives.
     pub fn snapshot(&self) -> ColdSnapshot {
-        ColdSnapshot { dir: self.dir.clone(), files: self.files() }
+        let state = self.state.read();
+        ColdSnapshot {
+            dir: self.dir.clone(),
+            files: state.manifest.files.clone(),
+            generation: state.manifest.next_batch,
+            purged_through: state.manifest.purged_through,
+            _lease: Some(state.lease.clone()),
+        }
     }
 
     /// The files as listed now.
@@ -209,13 +258,6 @@ impl ColdPartition {
 
     fn indexed_keys(&self) -> usize {
         self.state.read().index.as_ref().map_or(0, KeyIndex::len)
-    }
-
-    /// The files as listed now, and the listing's generation (the next batch number, which
-    /// every flush advances).
-    pub fn listing(&self) -> (Vec<FileEntry>, u64) {
-        let state = self.state.read();
-        (state.manifest.files.clone(), state.manifest.next_batch)
     }
 
     /// Runs `f` on the key index, building it first if needed.
@@ -233,9 +275,9 @@ impl ColdPartition {
         }
     }
 
-    /// Like [`ColdPartition::with_index`], but only if no file was added since the listing
-    /// of `generation` (`None` otherwise): the index then describes exactly the files a
-    /// reader listed.
+    /// Like [`ColdPartition::with_index`], but only if the files are still those of the
+    /// listing of `generation` (`None` otherwise): the index then describes exactly the files
+    /// a reader listed.
     pub fn with_index_at<T>(
         &self,
         store: &ColdStore,
@@ -263,8 +305,8 @@ impl ColdPartition {
         if self.state.read().index.is_some() {
             return Ok(());
         }
-        // Built outside the lock; a flush that lands meanwhile changes `next_batch`, and the
-        // build is retried rather than installing an index that misses its file.
+        // Built outside the lock; a flush or compaction that lands meanwhile changes
+        // `next_batch`, and the build is retried rather than installing a stale index.
         loop {
             let manifest = self.manifest();
             let built = KeyIndex::build(&self.dir, table, &manifest.files)?;
@@ -290,39 +332,105 @@ impl ColdPartition {
         }
     }
 
-    /// Whole rows of the given versions (in the given order).
-    pub fn read_versions(&self, table: &TableDef, versions: &[ColdVersion]) -> Result<Vec<StoredRow>> {
-        let files = self.files();
-        let columns = file::row_columns(table);
-        let mut by_batch: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
-        for (i, v) in versions.iter().enumerate() {
-            by_batch.entry(v.batch).or_default().push((v.row, i));
-        }
-        let mut out: Vec<Option<StoredRow>> = vec![None; versions.len()];
-        for (batch, mut wanted) in by_batch {
-            let entry = files
-                .iter()
-                .find(|f| f.batch == batch)
-                .ok_or_else(|| KalamError::internal(format!("cold file batch-{batch} is not in the manifest")))?;
-            wanted.sort_unstable();
-            let mut rows: Vec<u32> = wanted.iter().map(|w| w.0).collect();
-            rows.dedup();
-            let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
-            let selection = RowSelection::from_consecutive_ranges(ranges, entry.rows as usize);
-            let mut read = Vec::with_capacity(rows.len());
-            for b in file::read(&self.dir, &entry.file, table, &columns, Some(selection))? {
-                for r in 0..b.num_rows() {
-                    read.push(file::stored_row(table, &b, r)?);
-                }
-            }
-            if read.len() != rows.len() {
-                return Err(KalamError::internal(format!("cold file {} is shorter than its index", entry.file)));
-            }
-            for (row, i) in wanted {
-                let at = rows.binary_search(&row).expect("selected");
-                out[i] = Some(read[at].clone());
-            }
-        }
-        Ok(out.into_iter().map(|r| r.expect("every version read")).collect())
+    /// Makes a compaction's result the tier: `manifest` (already on storage) lists its file
+    /// and `index` its keys. The files it replaced stay until no earlier listing is held.
+    pub fn replace_files(&self, manifest: Manifest, index: KeyIndex, replaced: Vec<String>) {
+        let mut state = self.state.write();
+        state.manifest = manifest;
+        state.index = Some(index);
+        let old = std::mem::replace(&mut state.lease, Arc::new(()));
+        state.old_leases.push(Arc::downgrade(&old));
+        drop(old);
+        state.old_leases.retain(|w| w.strong_count() > 0);
+        let holders = state.old_leases.clone();
+        state.retired.push(Retired { files: replaced, holders });
     }
+
+    /// Replaced files no listing can still read: they are forgotten here, and the caller
+    /// deletes them. Called with `flush_lock` held.
+    pub fn take_unread_retired(&self) -> Vec<String> {
+        let mut state = self.state.write();
+        let mut out = Vec::new();
+        state.retired.retain_mut(|r| {
+            let unread = r.holders.iter().all(|h| h.strong_count() == 0);
+            if unread {
+                out.append(&mut r.files);
+            }
+            !unread
+        });
+        out
+    }
+
+    /// Drops deleted files from the manifest's `obsolete` list (on storage, then here).
+    /// Called with `flush_lock` held.
+    pub fn forget_obsolete(&self, deleted: &[String]) -> Result<()> {
+        let mut manifest = self.manifest();
+        manifest.obsolete.retain(|n| !deleted.contains(n));
+        manifest.store(&self.dir)?;
+        self.state.write().manifest = manifest;
+        Ok(())
+    }
+
+    /// Whether replaced files are waiting to be deleted.
+    pub fn has_retired(&self) -> bool {
+        !self.state.read().retired.is_empty()
+    }
+
+    /// The newest cold versions of `keys` (`None` for a key with none, or whose newest is a
+    /// tombstone when `live_only`), read from one listing: a compaction that lands meanwhile
+    /// renumbers the rows, and the lookup is repeated.
+    pub fn newest_rows(
+        &self,
+        store: &ColdStore,
+        table: &TableDef,
+        keys: &[PkKey],
+        live_only: bool,
+    ) -> Result<Vec<Option<StoredRow>>> {
+        loop {
+            let listing = self.snapshot();
+            let found = self.with_index_at(store, table, listing.generation, |index| {
+                keys.iter().map(|k| index.get(k).copied().filter(|v| !(live_only && v.deleted))).collect::<Vec<_>>()
+            })?;
+            let Some(found) = found else { continue };
+            let versions: Vec<ColdVersion> = found.iter().flatten().copied().collect();
+            let mut rows = read_versions(&listing, table, &versions)?.into_iter();
+            return Ok(found.iter().map(|v| v.map(|_| rows.next().expect("one row per version"))).collect());
+        }
+    }
+}
+
+/// Whole rows of the given versions of a listing's files (in the given order).
+fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersion]) -> Result<Vec<StoredRow>> {
+    let files = &listing.files;
+    let columns = file::row_columns(table);
+    let mut by_batch: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
+    for (i, v) in versions.iter().enumerate() {
+        by_batch.entry(v.batch).or_default().push((v.row, i));
+    }
+    let mut out: Vec<Option<StoredRow>> = vec![None; versions.len()];
+    for (batch, mut wanted) in by_batch {
+        let entry = files
+            .iter()
+            .find(|f| f.batch == batch)
+            .ok_or_else(|| KalamError::internal(format!("cold file batch-{batch} is not in the manifest")))?;
+        wanted.sort_unstable();
+        let mut rows: Vec<u32> = wanted.iter().map(|w| w.0).collect();
+        rows.dedup();
+        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+        let selection = RowSelection::from_consecutive_ranges(ranges, entry.rows as usize);
+        let mut read = Vec::with_capacity(rows.len());
+        for b in file::read(&listing.dir, &entry.file, table, &columns, Some(selection))? {
+            for r in 0..b.num_rows() {
+                read.push(file::stored_row(table, &b, r)?);
+            }
+        }
+        if read.len() != rows.len() {
+            return Err(KalamError::internal(format!("cold file {} is shorter than its index", entry.file)));
+        }
+        for (row, i) in wanted {
+            let at = rows.binary_search(&row).expect("selected");
+            out[i] = Some(read[at].clone());
+        }
+    }
+    Ok(out.into_iter().map(|r| r.expect("every version read")).collect())
 }

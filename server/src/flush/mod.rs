@@ -16,9 +16,7 @@
 //! newest `_updated` wins either way); recovery finishes step 5. See [`recovery`].
 //!
 //! - [`policy`]: the background task that flushes partitions by their table's policy.
-//! - [`fault`]: fault injection points for crash tests.
 
-pub mod fault;
 pub mod policy;
 pub mod recovery;
 
@@ -28,6 +26,7 @@ use crate::cold::key_index::{ColdVersion, PkKey};
 use crate::cold::manifest::FileEntry;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
+use crate::fault;
 use crate::ids::{Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
 use crate::storage::row_codec::{self, StoredRow};
@@ -41,16 +40,46 @@ const WRITE_CHUNK_ROWS: usize = 8192;
 /// Hot rows removed per commit-lock hold, so writers wait at most for one such batch.
 const DELETE_CHUNK_ROWS: usize = 2048;
 
-/// A flush in progress, recorded before its file is created.
+/// A flush or compaction in progress, recorded before its file is created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingFlush {
+pub struct PendingFile {
     pub table_id: TableId,
     pub partition: u64,
     pub batch: u64,
 }
 
-pub fn pending_key(table: TableId, partition: Partition) -> String {
-    format!("flush/{:016x}/{:016x}", table.0, partition.key())
+/// Key of a partition's pending flush record (`flush/`) or compaction record (`compact/`).
+pub fn pending_key(kind: PendingKind, table: TableId, partition: Partition) -> String {
+    format!("{}{:016x}/{:016x}", kind.prefix(), table.0, partition.key())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingKind {
+    Flush,
+    Compaction,
+}
+
+impl PendingKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            PendingKind::Flush => "flush/",
+            PendingKind::Compaction => "compact/",
+        }
+    }
+}
+
+/// Records a pending flush or compaction (before its file is created).
+pub fn record_pending(db: &Database, key: &str, pending: &PendingFile) -> Result<()> {
+    let mut record = WriteBatch::default();
+    record.put_cf(&db.store.cf(CF_CATALOG), key, serde_json::to_vec(pending).expect("serialises"));
+    db.store.write(record)
+}
+
+/// Clears a pending record: the flush or compaction finished or was rolled back.
+pub fn clear_pending(db: &Database, key: &str) -> Result<()> {
+    let mut b = WriteBatch::default();
+    b.delete_cf(&db.store.cf(CF_CATALOG), key);
+    db.store.write(b)
 }
 
 /// Outcome of flushing one partition.
@@ -82,17 +111,10 @@ pub fn flush_partition(
     let _flushing = cold.flush_lock.lock();
     let manifest = cold.manifest();
     let batch_no = manifest.next_batch;
-    let pending = PendingFlush { table_id: table.id, partition: partition.key(), batch: batch_no };
-    let pending_key = pending_key(table.id, partition);
-    let mut record = WriteBatch::default();
-    record.put_cf(&db.store.cf(CF_CATALOG), &pending_key, serde_json::to_vec(&pending).expect("serialises"));
-    db.store.write(record)?;
-
-    let clear_pending = || -> Result<()> {
-        let mut b = WriteBatch::default();
-        b.delete_cf(&db.store.cf(CF_CATALOG), &pending_key);
-        db.store.write(b)
-    };
+    let pending = PendingFile { table_id: table.id, partition: partition.key(), batch: batch_no };
+    let pending_key = pending_key(PendingKind::Flush, table.id, partition);
+    record_pending(db, &pending_key, &pending)?;
+    let clear_pending = || clear_pending(db, &pending_key);
     let mut writer = FileWriter::create(&cold.dir, batch_no, table.clone())?;
     // (encoded pk, _updated) of every flushed version, and the key index entries.
     let mut flushed: Vec<(Vec<u8>, i64)> = Vec::new();

@@ -1,10 +1,12 @@
-//! Recovery of flushes a crash interrupted, run at start before any request is served.
+//! Recovery of flushes and compactions a crash interrupted, run at start before any request
+//! is served.
 //!
-//! For each pending flush record: files in the partition's directory that the manifest
-//! does not list (temp files, a renamed file whose manifest was never written) are
-//! deleted — their rows are still hot. If the manifest lists the pending file, the flush
-//! had committed: its hot rows are removed (each only if still the flushed version), as
-//! the flush would have done.
+//! For each pending record: files in the partition's directory that the manifest does not
+//! list (temp files, a renamed file whose manifest was never written, files a compaction
+//! replaced) are deleted — a flush's rows are still hot, a compaction's still in the files
+//! it would have replaced. If the manifest lists a pending flush's file, the flush had
+//! committed: its hot rows are removed (each only if still the flushed version), as the
+//! flush would have done.
 
 use crate::catalog::TableDef;
 use crate::cold::ColdPartition;
@@ -12,41 +14,55 @@ use crate::cold::file::{self, FileColumn};
 use crate::cold::manifest::MANIFEST_FILE;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::flush::{PendingFlush, remove_hot_rows};
+use crate::flush::{PendingFile, PendingKind, clear_pending, remove_hot_rows};
 use crate::ids::Partition;
 use crate::storage::{CF_CATALOG, keys};
 use crate::values;
-use rocksdb::WriteBatch;
 use std::sync::Arc;
 
 pub fn recover(db: &Database) -> Result<()> {
-    for (k, v) in db.store.scan_prefix(CF_CATALOG, b"flush/")? {
-        let key = String::from_utf8_lossy(&k).to_string();
-        let pending: PendingFlush = serde_json::from_slice(&v)
-            .map_err(|e| KalamError::internal(format!("corrupt pending flush record {key}: {e}")))?;
-        let table = db.catalog.tables(None).into_iter().find(|t| t.id == pending.table_id);
-        let Some(table) = table else {
-            let mut b = WriteBatch::default();
-            b.delete_cf(&db.store.cf(CF_CATALOG), &k);
-            db.store.write(b)?;
-            continue;
-        };
-        match recover_one(db, &table, &pending, &key) {
-            Ok(()) => {}
-            // An object store that cannot be reached must not keep the server down: the
-            // record stays, and reads tolerate what the interrupted flush left.
-            Err(e) if !table.options.storage.is_local() => tracing::error!(
-                table = %table.qualified_name(),
-                "cannot recover an interrupted flush (retried at the next start): {e}"
-            ),
-            Err(e) => return Err(e),
+    for kind in [PendingKind::Flush, PendingKind::Compaction] {
+        for (k, v) in db.store.scan_prefix(CF_CATALOG, kind.prefix().as_bytes())? {
+            let key = String::from_utf8_lossy(&k).to_string();
+            let pending: PendingFile = serde_json::from_slice(&v)
+                .map_err(|e| KalamError::internal(format!("corrupt pending record {key}: {e}")))?;
+            let table = db.catalog.tables(None).into_iter().find(|t| t.id == pending.table_id);
+            let Some(table) = table else {
+                clear_pending(db, &key)?;
+                continue;
+            };
+            let recovered = match kind {
+                PendingKind::Flush => recover_flush(db, &table, &pending, &key),
+                PendingKind::Compaction => recover_compaction(db, &table, &pending, &key),
+            };
+            match recovered {
+                Ok(()) => {}
+                // An object store that cannot be reached must not keep the server down: the
+                // record stays, and reads tolerate what the interrupted work left.
+                Err(e) if !table.options.storage.is_local() => tracing::error!(
+                    table = %table.qualified_name(),
+                    "cannot recover an interrupted flush or compaction (retried at the next start): {e}"
+                ),
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(())
 }
 
+/// Removes what an interrupted compaction left: its unlisted file, or the files it replaced.
+fn recover_compaction(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, key: &str) -> Result<()> {
+    let cold = db.cold.partition(table, Partition::from_key(pending.partition))?;
+    let flushing = cold.flush_lock.lock();
+    remove_unlisted_files(&cold)?;
+    crate::cleanup::delete_retired(&cold, &flushing)?;
+    clear_pending(db, key)?;
+    tracing::info!(table = %table.qualified_name(), "recovered an interrupted compaction (batch {})", pending.batch);
+    Ok(())
+}
+
 /// Finishes or rolls back one interrupted flush.
-fn recover_one(db: &Database, table: &Arc<TableDef>, pending: &PendingFlush, key: &str) -> Result<()> {
+fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, key: &str) -> Result<()> {
     let partition = Partition::from_key(pending.partition);
     let cold = db.cold.partition(table, partition)?;
     remove_unlisted_files(&cold)?;

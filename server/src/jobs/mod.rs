@@ -1,4 +1,4 @@
-//! Background jobs: every flush, backup and restore (and, later, cleanup and drop) runs as a
+//! Background jobs: every flush, cleanup, drop, backup and restore runs as a
 //! job persisted in the `catalog` column family under `job/{n}` and listed by
 //! `system.jobs`. A job is `queued`, then `running`, then `completed`, `failed` or
 //! `cancelled`. `KILL JOB` sets a job's cancel flag; the job checks it between steps and
@@ -27,6 +27,8 @@ pub enum JobType {
     Restore,
     /// Removing a dropped table's data.
     Drop,
+    /// Purging expired tombstones and compacting a table's files.
+    Cleanup,
 }
 
 impl JobType {
@@ -36,6 +38,7 @@ impl JobType {
             JobType::Backup => "backup",
             JobType::Restore => "restore",
             JobType::Drop => "drop",
+            JobType::Cleanup => "cleanup",
         }
     }
 }

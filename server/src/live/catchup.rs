@@ -43,8 +43,9 @@ pub struct CatchUp {
 }
 
 impl CatchUp {
-    /// Plans the load over `snapshot` (taken at `watermark`). `horizon` is the oldest cursor still served incrementally (older ones,
-    /// and cursors from the future, get a reset: a full load the client replaces its copy with).
+    /// Plans the load over `snapshot` (taken at `watermark`). A cursor older than the
+    /// newest tombstone purged from the partition (`cold.purged_through`), which it may have
+    /// missed, or from the future gets a reset: a full load the client replaces its copy with.
     pub fn new(
         store: &Store,
         snapshot: &Snapshot<'_>,
@@ -55,13 +56,12 @@ impl CatchUp {
         last_rows: Option<u32>,
         batch_size: Option<u32>,
         watermark: i64,
-        horizon: i64,
     ) -> Result<CatchUp> {
         let batch_size = batch_size.map(|b| b as usize).unwrap_or(DEFAULT_BATCH_SIZE);
         if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
             return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")));
         }
-        let reset = since.is_some_and(|s| s < horizon || s > watermark);
+        let reset = since.is_some_and(|s| s < cold.purged_through || s > watermark);
         let mut load = CatchUp {
             id: id.to_string(),
             position: match since {

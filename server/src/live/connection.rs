@@ -281,7 +281,6 @@ impl Connection {
         let principal = self.principal.clone().expect("authenticated");
         let cx = ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[] };
         let query = LiveQuery::plan(&cx, &s.sql)?;
-        let horizon = now_micros() - query.table.options.deleted_retention_hours as i64 * 3_600_000_000;
         let sub = Arc::new(LiveSubscription {
             live_id: format!("{}-{}", self.id, s.id),
             id: s.id.clone(),
@@ -336,7 +335,7 @@ impl Connection {
         send(sink, &subscribed).await.map_err(|_| SubscribeError::Socket)?;
         let loaded = match events {
             Some(events) => self.stream_load(sink, &sub, &s, &events, watermark).await,
-            None => self.initial_load(sink, &sub, &s, &snapshot, &cold, watermark, horizon).await,
+            None => self.initial_load(sink, &sub, &s, &snapshot, &cold, watermark).await,
         };
         drop(snapshot);
         if loaded.is_err() {
@@ -371,21 +370,10 @@ impl Connection {
         snapshot: &Snapshot<'_>,
         cold: &ColdSnapshot,
         watermark: i64,
-        horizon: i64,
     ) -> std::result::Result<(), SubscribeError> {
         let store = &self.db.store;
-        let mut load = CatchUp::new(
-            store,
-            snapshot,
-            cold,
-            &sub.query,
-            &s.id,
-            s.since,
-            s.last_rows,
-            s.batch_size,
-            watermark,
-            horizon,
-        )?;
+        let mut load =
+            CatchUp::new(store, snapshot, cold, &sub.query, &s.id, s.since, s.last_rows, s.batch_size, watermark)?;
         while let Some(frame) = load.next_batch(store, snapshot, &sub.query)? {
             send(sink, &frame).await.map_err(|_| SubscribeError::Socket)?;
         }

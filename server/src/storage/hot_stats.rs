@@ -72,6 +72,11 @@ impl HotStats {
         }
     }
 
+    /// The hot rows of one partition, if it has any.
+    pub fn get(&self, table: TableId, partition: Partition) -> Option<HotPartition> {
+        self.partitions.lock().get(&(table, partition)).copied()
+    }
+
     /// Partitions of `table` with hot rows.
     pub fn partitions_of(&self, table: TableId) -> Vec<(Partition, HotPartition)> {
         let mut out: Vec<_> =

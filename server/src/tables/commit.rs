@@ -244,15 +244,12 @@ impl Committer {
         if cold.is_empty() {
             return Ok(out);
         }
-        let found: Vec<(Vec<u8>, crate::cold::key_index::ColdVersion)> =
-            cold.with_index(&self.cold, table, |index| {
-                cold_keys.into_iter().filter_map(|(rk, k)| index.get(&k).map(|v| (rk, *v))).collect()
-            })?;
         // A cold tombstone reads as no row to every op: only live versions are fetched.
-        let needed: Vec<_> = found.into_iter().filter(|(_, v)| !v.deleted).collect();
-        let versions: Vec<_> = needed.iter().map(|(_, v)| *v).collect();
-        for ((rk, _), row) in needed.into_iter().zip(cold.read_versions(table, &versions)?) {
-            out.insert(rk, Current { row, hot: false });
+        let (row_keys, pks): (Vec<Vec<u8>>, Vec<PkKey>) = cold_keys.into_iter().unzip();
+        for (rk, row) in row_keys.into_iter().zip(cold.newest_rows(&self.cold, table, &pks, true)?) {
+            if let Some(row) = row {
+                out.insert(rk, Current { row, hot: false });
+            }
         }
         Ok(out)
     }

@@ -183,7 +183,8 @@ impl PartitionTableProvider {
         let mut batches = loop {
             // Files listed before the hot rows are read: a flush that lands after the listing
             // is detected and the scan repeats, so no row is missed between the tiers.
-            let (files, generation) = cold.listing();
+            let listing = cold.snapshot();
+            crate::fault::delay(crate::fault::SCAN_AFTER_LISTING);
             let scan = PartitionScan {
                 table: &self.table,
                 hot: self.hot_rows(true, None)?,
@@ -192,8 +193,7 @@ impl PartitionTableProvider {
                 with_system,
                 with_tombstones,
                 predicates: &predicates,
-                files,
-                generation,
+                listing,
             };
             if let Some(batches) = scan.run(&self.cold, &cold)? {
                 break batches;

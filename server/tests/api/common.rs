@@ -75,6 +75,8 @@ fn spawn_at(data_dir: &Path, extra: &[String], env: &[(String, String)], listen:
         .env("KALAMDB_JWT_SECRET", "test-secret-test-secret-test-secret-0123")
         .env_remove("KALAMDB_CONFIG")
         .env_remove("KALAMDB_FAULT")
+        .env_remove("KALAMDB_DELAY")
+        .env_remove("KALAMDB_HOUR_MS")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

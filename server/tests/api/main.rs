@@ -12,5 +12,6 @@ mod durability;
 mod flush;
 mod isolation;
 mod live;
+mod retention;
 mod sql_basics;
 mod storages;
