@@ -104,8 +104,15 @@ async fn catch_up_from_a_cursor_reports_changes_and_deletes() {
     let (rows, deleted, c3, _) = subscribe(&mut ws, "t", "SELECT * FROM app.todos", json!({"since": c2})).await;
     assert!(rows.is_empty() && deleted.is_empty());
     assert_eq!(c3, c2);
-    // A cursor older than the tombstone horizon gets a reset: the full current state.
-    ws.send_json(json!({"type": "subscribe", "id": "old", "sql": "SELECT id FROM app.todos", "since": 1})).await;
+    // A cursor older than every change, with no tombstone purged yet, still catches up
+    // incrementally: every row and every tombstone (resets are tested in `retention`).
+    let (rows, deleted, ..) = subscribe(&mut ws, "old", "SELECT id FROM app.todos", json!({"since": 1})).await;
+    assert_eq!(rows, vec![json!([3]), json!([1]), json!([4])], "in _updated order");
+    assert_eq!(deleted, vec![json!(2)]);
+    // A cursor from the future gets a reset: the full current state.
+    let future = c2 + 3_600_000_000;
+    ws.send_json(json!({"type": "subscribe", "id": "future", "sql": "SELECT id FROM app.todos", "since": future}))
+        .await;
     assert!(matches!(ws.recv().await, ServerMessage::Subscribed { .. }));
     match ws.recv().await {
         ServerMessage::Batch { rows, reset, last, .. } => {

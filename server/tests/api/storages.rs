@@ -369,3 +369,44 @@ async fn s3_flush_killed_at_each_fault_point_recovers() {
         assert_eq!(corpus(&s, &alice).await, expected, "{point}: rows after a restart");
     }
 }
+
+/// Cleanup in an S3 storage: expired tombstones are purged and the replaced objects deleted.
+#[tokio::test]
+async fn s3_cleanup_purges_tombstones_and_replaced_objects() {
+    let Some(moto) = Moto::start().await else { return };
+    moto.create_bucket("purge").await;
+    let s = TestServer::start_with_env(&[("KALAMDB_HOUR_MS", "3000")]).await;
+    s.sql_ok(
+        &Auth::root(),
+        &format!(
+            "CREATE STORAGE lake TYPE 's3' BUCKET 'purge' ENDPOINT '{}' ACCESS_KEY_ID 'k' SECRET_ACCESS_KEY 's' \
+             ALLOW_HTTP; CREATE NAMESPACE app; CREATE TABLE app.items (id BIGINT PRIMARY KEY, name TEXT, qty INT) \
+             WITH (storage = 'lake', deleted_retention_hours = 1, flush_policy = 'rows:1000000')",
+            moto.endpoint
+        ),
+    )
+    .await;
+    let alice = s.create_user("alice").await;
+    fill(&s, &alice, "a").await;
+    assert_eq!(flush_and_wait(&s, "FLUSH TABLE app.items").await[1], "completed");
+    s.sql_ok(&alice, "DELETE FROM app.items WHERE id >= 15").await;
+    assert_eq!(flush_and_wait(&s, "FLUSH TABLE app.items").await[1], "completed");
+    let live = "SELECT id, name, qty FROM app.items ORDER BY id";
+    let expected = s.sql_ok(&alice, live).await.rows(0).clone();
+    assert_eq!(expected.len(), 14);
+    let all_versions = "SELECT count(*) FROM app.items WHERE _deleted = true";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tombstones = s.sql_ok(&alice, all_versions).await.rows(0)[0][0].clone();
+        let parquet = moto.keys("purge").await.into_iter().filter(|k| k.ends_with(".parquet")).count();
+        if tombstones == json!(0) && parquet == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not purged: {tombstones} tombstones, {parquet} objects");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.sql_ok(&alice, live).await.rows(0), &expected, "no live row lost");
+    let a = user_id(&s, "alice").await;
+    let keys = moto.keys("purge").await;
+    assert_eq!(keys, vec![format!("app/items/{a}/batch-3.parquet"), format!("app/items/{a}/manifest.json")]);
+}
