@@ -39,6 +39,10 @@ pub struct Cli {
     /// fsync the write-ahead log on every commit (survives power loss, slower) [default: false].
     #[arg(long, env = "KALAMDB_SYNC_WRITES")]
     pub sync_writes: Option<bool>,
+    /// Seconds between checks for partitions due for tombstone purge or compaction
+    /// [default: 300].
+    #[arg(long, env = "KALAMDB_CLEANUP_INTERVAL_SECS")]
+    pub cleanup_interval_secs: Option<u64>,
     /// Log filter, e.g. `info` or `kalamdb_server=debug` [default: info].
     #[arg(long, env = "KALAMDB_LOG")]
     pub log: Option<String>,
@@ -135,6 +139,9 @@ pub struct StorageConfig {
     /// to the WAL before it is acknowledged, so a crashed or killed process loses nothing;
     /// only an OS crash or power loss can lose the last moments of writes.
     pub sync_writes: bool,
+    /// Seconds between checks for partitions due for cleanup (expired tombstones, too many
+    /// files).
+    pub cleanup_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -189,7 +196,7 @@ impl Default for LimitsConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { sync_writes: false }
+        StorageConfig { sync_writes: false, cleanup_interval_secs: 300 }
     }
 }
 
@@ -217,6 +224,9 @@ impl Config {
         }
         if let Some(v) = cli.sync_writes {
             config.storage.sync_writes = v;
+        }
+        if let Some(v) = cli.cleanup_interval_secs {
+            config.storage.cleanup_interval_secs = v;
         }
         if let Some(v) = &cli.cors_origins {
             config.server.cors_origins = v.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
@@ -251,6 +261,9 @@ impl Config {
             if secret.len() < 32 {
                 return Err(KalamError::InvalidRequest("auth.jwt_secret must be at least 32 characters".into()));
             }
+        }
+        if self.storage.cleanup_interval_secs == 0 {
+            return Err(KalamError::InvalidRequest("storage.cleanup_interval_secs must be at least 1".into()));
         }
         let l = &self.limits;
         if l.max_body_bytes == 0

@@ -1,12 +1,12 @@
-//! The cleanup scheduler: every [`check_every`] it looks at each USER and SHARED table's
-//! partitions and runs one `cleanup` job per table (trigger `policy`) over those due — files
-//! holding tombstones older than the table's horizon, at least
-//! [`COMPACT_AT_FILES`](super::COMPACT_AT_FILES) files, or hot rows older than the horizon.
-//! Partitions whose replaced files no reader holds any more are swept on the way.
+//! The cleanup scheduler: every `storage.cleanup_interval_secs` (default 300) it looks at
+//! each USER and SHARED table's partitions and runs one `cleanup` job per table (trigger
+//! `policy`) over those due — files holding tombstones older than the table's horizon, at
+//! least [`COMPACT_AT_FILES`](super::COMPACT_AT_FILES) files, or hot rows older than the
+//! horizon. Partitions whose replaced files no reader holds any more are swept on the way.
 
 use super::{compaction_due, delete_retired};
 use crate::catalog::TableDef;
-use crate::clock::{now_micros, retention_hour_micros};
+use crate::clock::now_micros;
 use crate::database::Database;
 use crate::flush;
 use crate::ids::Partition;
@@ -15,16 +15,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// How often partitions are checked: a twelfth of an hour (so five minutes), at least a
-/// second when tests shorten the hour.
-pub fn check_every() -> Duration {
-    Duration::from_micros((retention_hour_micros() / 12).max(1_000_000) as u64)
-}
-
 /// Starts the scheduler; it stops when the database is dropped.
 pub fn start(db: Weak<Database>) {
+    let Some(every) = db.upgrade().map(|d| Duration::from_secs(d.config.storage.cleanup_interval_secs)) else {
+        return;
+    };
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(check_every());
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first tick completes at once: start one period later.
         tick.tick().await;

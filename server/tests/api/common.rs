@@ -77,6 +77,7 @@ fn spawn_at(data_dir: &Path, extra: &[String], env: &[(String, String)], listen:
         .env_remove("KALAMDB_FAULT")
         .env_remove("KALAMDB_DELAY")
         .env_remove("KALAMDB_HOUR_MS")
+        .env_remove("KALAMDB_CLEANUP_INTERVAL_SECS")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -1,7 +1,8 @@
 //! Tombstone retention and compaction: expired tombstones leave both tiers, old cursors get
 //! a reset, compactions racing reads, writes and flushes lose nothing, and kill -9 during a
 //! compaction leaves no orphan and loses nothing. The servers run with `KALAMDB_HOUR_MS`,
-//! so that `deleted_retention_hours = 1` lasts seconds.
+//! so that `deleted_retention_hours = 1` lasts seconds, and check for due partitions every
+//! second.
 
 use crate::common::*;
 use crate::flush::{
@@ -11,6 +12,7 @@ use kalamdb_client_core::protocol::ws::ServerMessage;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+const EVERY_SECOND: (&str, &str) = ("KALAMDB_CLEANUP_INTERVAL_SECS", "1");
 const RETAINED: &str = "WITH (deleted_retention_hours = 1, flush_policy = 'rows:1000000')";
 
 /// Subscribes with `since` and collects the load: (rows, deleted keys, whether it was a reset).
@@ -61,7 +63,7 @@ async fn tombstones(s: &TestServer, auth: &Auth) -> Value {
 
 #[tokio::test]
 async fn expired_tombstones_leave_both_tiers_and_older_cursors_reset() {
-    let mut s = TestServer::start_with_env(&[("KALAMDB_HOUR_MS", "4000")]).await;
+    let mut s = TestServer::start_with_env(&[("KALAMDB_HOUR_MS", "4000"), EVERY_SECOND]).await;
     items_table(&s, RETAINED).await;
     let alice = s.create_user("alice").await;
     let bob = s.create_user("bob").await;
@@ -132,7 +134,7 @@ async fn expired_tombstones_leave_both_tiers_and_older_cursors_reset() {
     let (rows, _, reset) = load_since(&mut ws, "old", "SELECT id FROM app.items", before_deletes).await;
     assert!(reset, "a cursor older than the purge is reset");
     assert_eq!(ids(&rows), full);
-    s.set_env(&[("KALAMDB_HOUR_MS", "3600000")]);
+    s.set_env(&[("KALAMDB_HOUR_MS", "3600000"), EVERY_SECOND]);
     s.restart();
     let mut ws = WsClient::connect_as(&s, "alice", "alice-password").await;
     let (rows, _, reset) = load_since(&mut ws, "old", "SELECT id FROM app.items", before_deletes).await;
@@ -148,7 +150,7 @@ async fn expired_tombstones_leave_both_tiers_and_older_cursors_reset() {
 async fn compactions_racing_reads_writes_and_flushes_lose_nothing() {
     // Scans pause between listing the files and reading them, so that compactions land in
     // between: the files they replace must stay readable.
-    let env = [("KALAMDB_HOUR_MS", "2500"), ("KALAMDB_DELAY", "scan:after_listing:100")];
+    let env = [("KALAMDB_HOUR_MS", "2500"), EVERY_SECOND, ("KALAMDB_DELAY", "scan:after_listing:100")];
     let mut s = TestServer::start_with_env(&env).await;
     items_table(&s, RETAINED).await;
     for u in 0..3 {
@@ -223,7 +225,8 @@ async fn kill_9_during_a_compaction_loses_nothing_and_leaves_no_file_behind() {
     // Long enough for the writes and flushes below to finish before the first compaction.
     const HOUR_MS: &str = "6000";
     for point in ["cleanup:after_write", "cleanup:after_manifest"] {
-        let mut s = TestServer::start_with_env(&[("KALAMDB_FAULT", point), ("KALAMDB_HOUR_MS", HOUR_MS)]).await;
+        let mut s =
+            TestServer::start_with_env(&[("KALAMDB_FAULT", point), ("KALAMDB_HOUR_MS", HOUR_MS), EVERY_SECOND]).await;
         items_table(&s, RETAINED).await;
         for u in 0..3 {
             s.create_user(&format!("w{u}")).await;
@@ -248,7 +251,7 @@ async fn kill_9_during_a_compaction_loses_nothing_and_leaves_no_file_behind() {
         check_model(&s, &model, &context).await;
         assert_no_orphans(&s.data_dir().join("storage/app/items"));
         // Then compactions run again, and finish.
-        s.set_env(&[("KALAMDB_HOUR_MS", HOUR_MS)]);
+        s.set_env(&[("KALAMDB_HOUR_MS", HOUR_MS), EVERY_SECOND]);
         s.restart();
         wait_until("a completed cleanup", 60, || async {
             let r = s

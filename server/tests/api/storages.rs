@@ -375,7 +375,7 @@ async fn s3_flush_killed_at_each_fault_point_recovers() {
 async fn s3_cleanup_purges_tombstones_and_replaced_objects() {
     let Some(moto) = Moto::start().await else { return };
     moto.create_bucket("purge").await;
-    let s = TestServer::start_with_env(&[("KALAMDB_HOUR_MS", "3000")]).await;
+    let s = TestServer::start_with_env(&[("KALAMDB_HOUR_MS", "3000"), ("KALAMDB_CLEANUP_INTERVAL_SECS", "1")]).await;
     s.sql_ok(
         &Auth::root(),
         &format!(
