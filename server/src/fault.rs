@@ -14,6 +14,8 @@ pub const COMPACT_AFTER_WRITE: &str = "cleanup:after_write";
 /// A compaction wrote the manifest but has not deleted the files it replaced.
 pub const COMPACT_AFTER_MANIFEST: &str = "cleanup:after_manifest";
 
+/// A flush holds its partition's flush lock and has found its table; it has written nothing.
+pub const FLUSH_LOCKED: &str = "flush:locked";
 /// A scan has listed a partition's files and not yet read them.
 pub const SCAN_AFTER_LISTING: &str = "scan:after_listing";
 

@@ -83,12 +83,9 @@ pub fn clean_partition(
     }
     // Rows are read and written through the current definition, fixed until this is done.
     let _schema = db.schema_lock.read();
-    let table = &match db.catalog.table(&table.namespace, &table.name) {
-        Some(t) if t.id == table.id => t,
-        _ => return Err(KalamError::TableNotFound(table.qualified_name())),
-    };
     let cold = db.cold.partition(table, partition)?;
     let flushing = cold.flush_lock.lock();
+    let table = &flush::current_definition(db, table)?;
     let manifest = cold.manifest();
     if !compaction_due(&manifest, horizon) {
         delete_retired(&cold, &flushing)?;
@@ -105,6 +102,7 @@ pub fn clean_partition(
     fault::point(fault::COMPACT_AFTER_MANIFEST);
     let replaced = manifest.file_names().map(str::to_string).collect();
     cold.replace_files(next, index, replaced);
+    db.cold.enforce_index_budget(&cold);
     delete_retired(&cold, &flushing)?;
     flush::clear_pending(db, &pending_key)?;
     tracing::info!(

@@ -138,14 +138,21 @@ impl ColdStore {
         Ok(out)
     }
 
-    /// Forgets a dropped table and deletes its files.
+    /// Forgets a dropped table and deletes its files. Called once the table has left the
+    /// catalog: a flush or compaction already writing finishes first (its flush lock is
+    /// taken here), and one that starts later finds the table gone once it holds the lock.
     pub fn drop_table(&self, table: &TableDef) -> Result<()> {
-        self.partitions.lock().retain(|(t, _), _| *t != table.id);
+        let open: Vec<Arc<ColdPartition>> = {
+            let mut partitions = self.partitions.lock();
+            let keys: Vec<_> = partitions.keys().filter(|(t, _)| *t == table.id).copied().collect();
+            keys.iter().filter_map(|k| partitions.remove(k)).collect()
+        };
+        let _writers_done: Vec<_> = open.iter().map(|p| p.flush_lock.lock()).collect();
         self.table_dir(table)?.remove_all()
     }
 
     /// Drops loaded key indexes (except `keep`'s) when together they exceed the budget.
-    fn enforce_index_budget(&self, keep: &ColdPartition) {
+    pub(crate) fn enforce_index_budget(&self, keep: &ColdPartition) {
         let partitions: Vec<Arc<ColdPartition>> = self.partitions.lock().values().cloned().collect();
         let total: usize = partitions.iter().map(|p| p.indexed_keys()).sum();
         if total <= KEY_INDEX_BUDGET {

@@ -103,12 +103,10 @@ pub fn flush_partition(
     // Rows are decoded and written through the current definition, which cannot change
     // until this flush is done.
     let _schema = db.schema_lock.read();
-    let table = &match db.catalog.table(&table.namespace, &table.name) {
-        Some(t) if t.id == table.id => t,
-        _ => return Err(KalamError::TableNotFound(table.qualified_name())),
-    };
     let cold = db.cold.partition(table, partition)?;
     let _flushing = cold.flush_lock.lock();
+    let table = &current_definition(db, table)?;
+    fault::delay(fault::FLUSH_LOCKED);
     let manifest = cold.manifest();
     let batch_no = manifest.next_batch;
     let pending = PendingFile { table_id: table.id, partition: partition.key(), batch: batch_no };
@@ -161,6 +159,16 @@ pub fn flush_partition(
     remove_hot_rows(db, table, partition, &flushed, &pending_key)?;
     fault::point(fault::AFTER_DELETE);
     Ok(PartitionFlush::Flushed(written.entry))
+}
+
+/// The table's current definition, or `TableNotFound` once it was dropped. Flushes and
+/// compactions ask with the partition's flush lock held, which DROP TABLE takes before it
+/// deletes the files: so they never write into a dropped table's directory.
+pub fn current_definition(db: &Database, table: &TableDef) -> Result<Arc<TableDef>> {
+    match db.catalog.table(&table.namespace, &table.name) {
+        Some(t) if t.id == table.id => Ok(t),
+        _ => Err(KalamError::TableNotFound(table.qualified_name())),
+    }
 }
 
 /// Reads a partition's hot rows (tombstones included) in key order as of `snapshot`, in

@@ -616,3 +616,26 @@ async fn no_acknowledged_write_is_lost_when_killed_during_flushes_under_load() {
     let r = s.sql_ok(&Auth::root(), "SELECT count(*) FROM system.jobs WHERE rows > 0").await;
     assert!(r.rows(0)[0][0].as_i64().unwrap() > 0, "flushes ran during the load");
 }
+
+/// A DROP TABLE while a flush of the table is writing waits for it, then deletes every file:
+/// nothing is left in the dropped table's directory, and a new table of the same name starts
+/// empty.
+#[tokio::test]
+async fn drop_table_during_a_flush_leaves_no_file_behind() {
+    // Flushes pause while holding the partition's lock, before writing.
+    let s = TestServer::start_with_env(&[("KALAMDB_DELAY", "flush:locked:700")]).await;
+    items_table(&s, "").await;
+    let alice = s.create_user("alice").await;
+    fill(&s, &alice, 0, 50, "a").await;
+    let r = s.sql_ok(&Auth::root(), "FLUSH TABLE app.items").await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.sql_ok(&Auth::root(), "DROP TABLE app.items").await;
+    let ended = wait_for_job(&s, &job).await;
+    assert_eq!(ended[1], "completed", "the flush had started writing, so it finished first: {ended:?}");
+    let dir = s.data_dir().join("storage/app/items");
+    assert!(parquet_files(&dir).is_empty(), "files left after DROP TABLE: {:?}", parquet_files(&dir));
+    assert!(!dir.exists(), "the table directory is gone");
+    s.sql_ok(&Auth::root(), "CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, name TEXT)").await;
+    assert_eq!(s.sql_ok(&alice, "SELECT count(*) FROM app.items").await.rows(0), &vec![json!([0])]);
+}
