@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! {backup}/backup.json                          metadata + every file with size and SHA-256
+//! {backup}/backup.json.sha256                   SHA-256 of backup.json (`sha256sum -c` format)
 //! {backup}/{table}/{user_id | shared}/batch-{n}.parquet
 //! ```
 //!
@@ -34,6 +35,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 pub const MANIFEST_FILE: &str = "backup.json";
+/// The manifest's own checksum, written before it: a backup with a manifest has one.
+pub const MANIFEST_CHECKSUM_FILE: &str = "backup.json.sha256";
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +130,16 @@ pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
         }
         Err(e) => return Err(io("read", &path, e)),
     };
+    let checksum_path = dir.join(MANIFEST_CHECKSUM_FILE);
+    let checksum = std::fs::read_to_string(&checksum_path).map_err(|e| {
+        KalamError::Validation(format!("the backup at {} has no readable {MANIFEST_CHECKSUM_FILE}: {e}", dir.display()))
+    })?;
+    if checksum.split_whitespace().next() != Some(sha256_hex(&bytes).as_str()) {
+        return Err(KalamError::Validation(format!(
+            "the backup manifest {} is corrupt: its SHA-256 does not match {MANIFEST_CHECKSUM_FILE}",
+            path.display()
+        )));
+    }
     let manifest: BackupManifest = serde_json::from_slice(&bytes)
         .map_err(|e| KalamError::Validation(format!("the backup manifest {} is corrupt: {e}", path.display())))?;
     if manifest.format != FORMAT {
@@ -237,6 +250,8 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
         files,
     };
     let bytes = serde_json::to_vec_pretty(&manifest).expect("backup manifests serialise");
+    let checksum = format!("{}  {MANIFEST_FILE}\n", sha256_hex(&bytes));
+    write_atomically(target, MANIFEST_CHECKSUM_FILE, checksum.as_bytes())?;
     write_atomically(target, MANIFEST_FILE, &bytes)?;
     Ok(JobEnd::Completed)
 }

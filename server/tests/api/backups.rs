@@ -167,11 +167,26 @@ async fn backup_then_restore_after_drop_returns_identical_results() {
     assert_eq!(job[1], "failed", "{job:?}");
     assert!(job[4].as_str().unwrap().contains("is corrupt"), "{job:?}");
     s.sql_err(&root, "SHOW TABLES IN copy", 404, "NAMESPACE_NOT_FOUND").await;
+    // An altered manifest (a listed checksum replaced to hide the flipped byte) is refused by
+    // its own checksum, before any listed file is trusted.
+    let mut altered: Value = manifest.clone();
+    altered["files"][0]["sha256"] = json!(sha256_of(&std::fs::read(corrupt.join(&victim)).unwrap()));
+    std::fs::write(corrupt.join("backup.json"), serde_json::to_vec_pretty(&altered).unwrap()).unwrap();
+    let r = s.sql_err(&root, "SHOW BACKUP 'corrupt'", 400, "VALIDATION_ERROR").await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("backup.json.sha256"), "{}", r.body);
+    s.sql_err(&root, "RESTORE DATABASE copy FROM 'corrupt'", 400, "VALIDATION_ERROR").await;
+    std::fs::remove_file(corrupt.join("backup.json.sha256")).unwrap();
+    s.sql_err(&root, "SHOW BACKUP 'corrupt'", 400, "VALIDATION_ERROR").await;
     // The intact backup restores under another name next to the original.
     assert_eq!(run_job(&s, "RESTORE DATABASE copy FROM 'nightly'").await[1], "completed");
     let r = s.sql_ok(&bob, "SELECT count(*) FROM copy.items").await;
     let original = s.sql_ok(&bob, "SELECT count(*) FROM app.items").await;
     assert_eq!(r.rows(0), original.rows(0));
+}
+
+fn sha256_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
