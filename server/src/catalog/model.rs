@@ -261,8 +261,8 @@ impl Default for StreamOptions {
 }
 
 impl TableOptions {
-    /// Oldest `_updated` whose tombstones are still kept at time `now`: the cleanup job purges
-    /// older ones, and a cursor older than this gets a `reset`.
+    /// Oldest `_updated` whose tombstones are still kept at time `now`: cleanup jobs purge
+    /// older ones.
     pub fn tombstone_horizon(&self, now: i64) -> i64 {
         let hours = i64::try_from(self.deleted_retention_hours).unwrap_or(i64::MAX);
         now.saturating_sub(hours.saturating_mul(crate::clock::retention_hour_micros()))

@@ -15,9 +15,10 @@
 //! Only versions no read can see are removed: superseded ones, and expired tombstones, which
 //! only a cursor older than them would need — and a cursor older than `purged_through` gets
 //! a `reset`.
-//! A crash before the manifest is written leaves an unlisted file whose number the next
-//! flush or compaction reuses (the manifest's `next_batch` did not move); after it, the
-//! obsolete files are deleted when the partition is next swept.
+//! A pending record (`compact/{table}/{partition}`) is kept from before the file is written
+//! until the replaced files are deleted: recovery at start then deletes every file the
+//! manifest does not list — the new file of a compaction that crashed before its manifest,
+//! or the replaced files of one that crashed after.
 //!
 //! - [`policy`]: the background task that finds due partitions and runs cleanup jobs.
 
@@ -61,12 +62,6 @@ pub fn compaction_due(manifest: &Manifest, horizon: i64) -> bool {
     manifest.files.len() >= COMPACT_AT_FILES || manifest.files.iter().any(|f| f.has_tombstone_before(horizon))
 }
 
-/// Whether a partition holds hot rows older than `horizon` (hot tombstones among them are
-/// only purged once flushed).
-fn hot_rows_before(db: &Database, table: &TableDef, partition: Partition, horizon: i64) -> bool {
-    db.committer.hot_stats().get(table.id, partition).is_some_and(|s| s.rows > 0 && s.oldest < horizon)
-}
-
 /// Cleans one partition (the steps above). `None` if it was cancelled.
 pub fn clean_partition(
     db: &Database,
@@ -76,7 +71,8 @@ pub fn clean_partition(
 ) -> Result<Option<Compaction>> {
     let now = now_micros();
     let horizon = table.options.tombstone_horizon(now);
-    if hot_rows_before(db, table, partition, horizon)
+    // Hot tombstones are only purged once flushed.
+    if db.committer.hot_stats().get(table.id, partition).is_some_and(|h| h.has_rows_before(horizon))
         && matches!(flush::flush_partition(db, table, partition, cancelled)?, PartitionFlush::Cancelled)
     {
         return Ok(None);

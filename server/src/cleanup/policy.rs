@@ -10,7 +10,7 @@ use crate::clock::now_micros;
 use crate::database::Database;
 use crate::flush;
 use crate::ids::Partition;
-use crate::jobs::JobType;
+use crate::jobs::{self, JobType};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -20,20 +20,7 @@ pub fn start(db: Weak<Database>) {
     let Some(every) = db.upgrade().map(|d| Duration::from_secs(d.config.storage.cleanup_interval_secs)) else {
         return;
     };
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick completes at once: start one period later.
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(db) = db.upgrade() else { return };
-            let round = tokio::task::spawn_blocking(move || run_due(&db)).await;
-            if let Err(e) = round {
-                tracing::error!("cleanup scheduler round failed: {e}");
-            }
-        }
-    });
+    jobs::schedule(db, every, every, "cleanup", run_due);
 }
 
 /// Cleans every due partition, one job per table.
@@ -49,20 +36,11 @@ fn run_due(db: &Arc<Database>) {
         if due.is_empty() {
             continue;
         }
-        let job = match db.jobs.create(
-            JobType::Cleanup,
-            Some(table.namespace.to_string()),
-            Some(table.name.clone()),
-            "policy",
-        ) {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!("cannot create a cleanup job: {e}");
-                return;
-            }
-        };
-        let outcome = super::run_job(db, &job, &[(table.clone(), due)]);
-        job.finish(outcome);
+        let targets = [(table.clone(), due)];
+        if let Err(e) = jobs::run_policy_job(db, JobType::Cleanup, &table, |job| super::run_job(db, job, &targets)) {
+            tracing::error!("cannot create a cleanup job: {e}");
+            return;
+        }
     }
 }
 
@@ -72,7 +50,7 @@ fn due_partitions(db: &Database, table: &TableDef) -> crate::error::Result<Vec<P
     let horizon = table.options.tombstone_horizon(now_micros());
     let mut due = BTreeSet::new();
     for (p, hot) in db.committer.hot_stats().partitions_of(table.id) {
-        if hot.rows > 0 && hot.oldest < horizon {
+        if hot.has_rows_before(horizon) {
             due.insert(p);
         }
     }

@@ -112,7 +112,6 @@ pub fn flush_partition(
     let pending = PendingFile { table_id: table.id, partition: partition.key(), batch: batch_no };
     let pending_key = pending_key(PendingKind::Flush, table.id, partition);
     record_pending(db, &pending_key, &pending)?;
-    let clear_pending = || clear_pending(db, &pending_key);
     let mut writer = FileWriter::create(&cold.dir, batch_no, table.clone())?;
     // (encoded pk, _updated) of every flushed version, and the key index entries.
     let mut flushed: Vec<(Vec<u8>, i64)> = Vec::new();
@@ -136,13 +135,13 @@ pub fn flush_partition(
     let written = writer.finish()?;
     if flushed.is_empty() || cancelled() {
         written.discard();
-        clear_pending()?;
+        clear_pending(db, &pending_key)?;
         return Ok(if flushed.is_empty() { PartitionFlush::Empty } else { PartitionFlush::Cancelled });
     }
     fault::point(fault::AFTER_WRITE);
     if let Err(e) = written.publish() {
         written.discard();
-        clear_pending()?;
+        clear_pending(db, &pending_key)?;
         return Err(e);
     }
     fault::point(fault::AFTER_RENAME);
@@ -151,7 +150,7 @@ pub fn flush_partition(
     next.next_batch = batch_no + 1;
     if let Err(e) = next.store(&cold.dir) {
         written.discard();
-        clear_pending()?;
+        clear_pending(db, &pending_key)?;
         return Err(e);
     }
     fault::point(fault::AFTER_MANIFEST);

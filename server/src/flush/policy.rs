@@ -7,7 +7,7 @@ use crate::clock::now_micros;
 use crate::database::Database;
 use crate::flush;
 use crate::ids::Partition;
-use crate::jobs::JobType;
+use crate::jobs::{self, JobType};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -15,19 +15,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the scheduler; it stops when the database is dropped.
 pub fn start(db: Weak<Database>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECK_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(db) = db.upgrade() else { return };
-            // One round at a time: the next check starts after these flushes end.
-            let round = tokio::task::spawn_blocking(move || run_due(&db)).await;
-            if let Err(e) = round {
-                tracing::error!("flush scheduler round failed: {e}");
-            }
-        }
-    });
+    jobs::schedule(db, Duration::ZERO, CHECK_EVERY, "flush", run_due);
 }
 
 /// Flushes every partition whose policy is due now.
@@ -49,16 +37,10 @@ fn run_due(db: &Arc<Database>) {
         if due.is_empty() {
             continue;
         }
-        let job =
-            match db.jobs.create(JobType::Flush, Some(table.namespace.to_string()), Some(table.name.clone()), "policy")
-            {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::error!("cannot create a flush job: {e}");
-                    return;
-                }
-            };
-        let outcome = flush::run_job(db, &job, &[(table.clone(), Some(due))]);
-        job.finish(outcome);
+        let targets = [(table.clone(), Some(due))];
+        if let Err(e) = jobs::run_policy_job(db, JobType::Flush, &table, |job| flush::run_job(db, job, &targets)) {
+            tracing::error!("cannot create a flush job: {e}");
+            return;
+        }
     }
 }

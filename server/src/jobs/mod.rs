@@ -5,15 +5,18 @@
 //! stops at the next safe point. Jobs a crash left queued or running are marked failed
 //! (`interrupted by restart`) when the server starts.
 
+use crate::catalog::TableDef;
 use crate::clock::now_micros;
+use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::storage::{CF_CATALOG, Store};
 use parking_lot::Mutex;
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// Job records kept; older finished ones are deleted as new jobs are created.
 const MAX_JOB_RECORDS: usize = 10_000;
@@ -117,6 +120,35 @@ impl std::fmt::Debug for JobManager {
 
 fn job_key(n: u64) -> String {
     format!("job/{n:016x}")
+}
+
+/// Runs `round` every `period` (the first time after `first`) on a blocking thread, one round
+/// at a time, until the database is dropped: the loop of the policy schedulers.
+pub fn schedule(db: Weak<Database>, first: Duration, period: Duration, what: &'static str, round: fn(&Arc<Database>)) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(db) = db.upgrade() else { return };
+            if let Err(e) = tokio::task::spawn_blocking(move || round(&db)).await {
+                tracing::error!("{what} scheduler round failed: {e}");
+            }
+        }
+    });
+}
+
+/// Runs `work` as a job of `job_type` over `table` with trigger `policy`. Fails only if the
+/// job cannot be recorded; the work's own outcome goes to the job record.
+pub fn run_policy_job(
+    db: &Database,
+    job_type: JobType,
+    table: &TableDef,
+    work: impl FnOnce(&JobHandle) -> Result<JobEnd>,
+) -> Result<()> {
+    let job = db.jobs.create(job_type, Some(table.namespace.to_string()), Some(table.name.clone()), "policy")?;
+    job.finish(work(&job));
+    Ok(())
 }
 
 /// The sequence number of a job id (`flush-42` → 42).

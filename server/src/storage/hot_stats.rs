@@ -16,6 +16,13 @@ pub struct HotPartition {
     pub oldest: i64,
 }
 
+impl HotPartition {
+    /// Whether some hot row is older than `t`.
+    pub fn has_rows_before(&self, t: i64) -> bool {
+        self.rows > 0 && self.oldest < t
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct HotStats {
     partitions: Mutex<HashMap<(TableId, Partition), HotPartition>>,

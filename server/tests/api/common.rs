@@ -214,6 +214,15 @@ impl TestServer {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Waits (at most 60 s) until the process has stopped at an injected fault.
+    pub async fn wait_for_fault(&mut self, context: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.is_running() {
+            assert!(std::time::Instant::now() < deadline, "{context}: the fault never struck");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn with_auth(&self, req: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestBuilder {
         match auth {
             Auth::Basic(u, p) => req.basic_auth(u, Some(p)),

@@ -51,6 +51,20 @@ where
     }
 }
 
+/// Waits (bounded) until a cleanup job has completed having removed row versions.
+async fn wait_for_cleanup_that_removed_rows(s: &TestServer) {
+    wait_until("a completed cleanup that removed rows", 60, || async {
+        let r = s
+            .sql_ok(
+                &Auth::root(),
+                "SELECT count(*) FROM system.jobs WHERE job_type = 'cleanup' AND status = 'completed' AND rows > 0",
+            )
+            .await;
+        r.rows(0)[0][0].as_i64().unwrap() > 0
+    })
+    .await;
+}
+
 /// The parsed manifest of one partition (`scope`: a user id) of `app.items`.
 fn manifest_of(s: &TestServer, scope: &str) -> Value {
     let path = s.data_dir().join(format!("storage/app/items/{scope}/manifest.json"));
@@ -198,16 +212,7 @@ async fn compactions_racing_reads_writes_and_flushes_lose_nothing() {
     let r = s.sql_ok(&Auth::root(), "SELECT count(*) FROM system.jobs WHERE job_type = 'cleanup' AND files > 0").await;
     assert!(r.rows(0)[0][0].as_i64().unwrap() >= 2, "compactions ran among the reads: {}", r.body);
     check_model(&s, &model, &format!("after {rounds} rounds")).await;
-    wait_until("a cleanup that purged tombstones", 60, || async {
-        let r = s
-            .sql_ok(
-                &Auth::root(),
-                "SELECT count(*) FROM system.jobs WHERE job_type = 'cleanup' AND status = 'completed' AND rows > 0",
-            )
-            .await;
-        r.rows(0)[0][0].as_i64().unwrap() > 0
-    })
-    .await;
+    wait_for_cleanup_that_removed_rows(&s).await;
     let failed = s.sql_ok(&Auth::root(), "SELECT job_id, error FROM system.jobs WHERE status = 'failed'").await;
     assert!(failed.rows(0).is_empty(), "no job failed: {}", failed.body);
     check_model(&s, &model, "after the cleanups").await;
@@ -238,11 +243,7 @@ async fn kill_9_during_a_compaction_loses_nothing_and_leaves_no_file_behind() {
         random_writes(&s, &mut rng, &mut model, 150).await;
         flush_and_wait(&s, "FLUSH TABLE app.items").await;
         // The first compaction (once the tombstones expire) crashes the server.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while s.is_running() {
-            assert!(Instant::now() < deadline, "{point}: the fault never struck");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        s.wait_for_fault(&point).await;
         s.kill9();
         // Restarted with real hours: recovery alone must clean up.
         s.set_env(&[]);
@@ -253,16 +254,7 @@ async fn kill_9_during_a_compaction_loses_nothing_and_leaves_no_file_behind() {
         // Then compactions run again, and finish.
         s.set_env(&[("KALAMDB_HOUR_MS", HOUR_MS), EVERY_SECOND]);
         s.restart();
-        wait_until("a completed cleanup", 60, || async {
-            let r = s
-                .sql_ok(
-                    &Auth::root(),
-                    "SELECT count(*) FROM system.jobs WHERE job_type = 'cleanup' AND status = 'completed' AND rows > 0",
-                )
-                .await;
-            r.rows(0)[0][0].as_i64().unwrap() > 0
-        })
-        .await;
+        wait_for_cleanup_that_removed_rows(&s).await;
         check_model(&s, &model, &context).await;
         wait_until("the replaced files to be deleted", 30, || async {
             std::fs::read_dir(s.data_dir().join("storage/app/items")).unwrap().flatten().all(|d| {

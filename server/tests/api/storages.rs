@@ -348,11 +348,7 @@ async fn s3_flush_killed_at_each_fault_point_recovers() {
             .json(&json!({"sql": "FLUSH TABLE app.items"}))
             .send()
             .await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while s.is_running() {
-            assert!(Instant::now() < deadline, "{point}: the fault never struck");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        s.wait_for_fault(&point).await;
         s.kill9();
         s.set_env(&[]);
         s.start_again();
