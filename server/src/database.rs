@@ -6,7 +6,7 @@ use crate::catalog::Catalog;
 use crate::cold::ColdStore;
 use crate::config::Config;
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, SnowflakeGenerator, TableId, UserId};
+use crate::ids::{Partition, SnowflakeGenerator, TableId, UlidGenerator, UserId};
 use crate::jobs::{JobEnd, JobManager, JobType};
 use crate::live::LiveRegistry;
 use crate::storage::Store;
@@ -31,6 +31,7 @@ pub struct Database {
     pub jobs: Arc<JobManager>,
     pub auth: Authenticator,
     pub snowflake: Arc<SnowflakeGenerator>,
+    pub ulids: Arc<UlidGenerator>,
     /// Held by statements that read and then write a partition (UPDATE, DELETE), so
     /// concurrent read-modify-write statements on one partition cannot lose updates.
     pub partition_locks: LockTable<(TableId, Partition)>,
@@ -116,11 +117,15 @@ impl Database {
             .with_memory_limit(config.limits.query_memory_bytes, 1.0)
             .build_arc()
             .map_err(KalamError::from)?;
-        let base_state = SessionStateBuilder::new()
+        let mut base_state = SessionStateBuilder::new()
             .with_config(session_config)
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
+        {
+            use datafusion::execution::FunctionRegistry;
+            base_state.register_udf(Arc::new(crate::sql::rewrite::nullable_function())).map_err(KalamError::from)?;
+        }
         let db = Arc::new(Database {
             config,
             store,
@@ -130,6 +135,7 @@ impl Database {
             jobs,
             auth,
             snowflake: Arc::new(SnowflakeGenerator::new(1)),
+            ulids: Arc::default(),
             partition_locks: LockTable::new(),
             client_locks: LockTable::new(),
             live,

@@ -117,6 +117,17 @@ impl From<datafusion::error::DataFusionError> for KalamError {
             if let Some(k) = inner.downcast_ref::<KalamError>() {
                 return k.clone();
             }
+            // A pattern the user wrote (`regexp_like(s, '(')`): their mistake, not ours.
+            // (The planner's simplifier reports a regex_syntax error, execution a regex one.)
+            if let Some(e) = inner.downcast_ref::<regex::Error>() {
+                return KalamError::Validation(format!("invalid regular expression: {e}"));
+            }
+            if let Some(e) = inner.downcast_ref::<regex_syntax::Error>() {
+                return KalamError::Validation(format!("invalid regular expression: {e}"));
+            }
+            if let Some(e) = inner.downcast_ref::<datafusion::arrow::error::ArrowError>() {
+                return KalamError::Validation(e.to_string());
+            }
         }
         match root {
             D::SQL(e, _) => KalamError::Parse(e.to_string()),

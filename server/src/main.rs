@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     // Large stacks: query planning recurses over expression trees (statements are also
-    // capped in complexity, see sql::executor::MAX_OPERATORS).
+    // capped in nesting and complexity, see sql::dialect).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(32 * 1024 * 1024)

@@ -14,10 +14,8 @@ use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::common::DFSchema;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{
-    Expr, SelectItem, SetExpr, Statement, TableFactor, visit_expressions, visit_expressions_mut,
+    Expr, ExprWithAlias, SelectItem, SetExpr, Statement, TableFactor, visit_expressions, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use kalamdb_client_core::protocol::ColumnInfo;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -48,7 +46,7 @@ impl LiveQuery {
                 "subscriptions support SELECT columns FROM one table [WHERE ...]; {what} is not supported"
             ))
         };
-        let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| KalamError::Parse(e.to_string()))?;
+        let mut stmts = crate::sql::dialect::parse_statements(sql)?;
         let (Some(Statement::Query(query)), true) = (stmts.pop(), stmts.is_empty()) else {
             return Err(unsupported("anything but a single SELECT"));
         };
@@ -136,8 +134,9 @@ impl LiveQuery {
                     }
                     ControlFlow::<()>::Continue(())
                 });
-                let logical = ctx.parse_sql_expr(&expr.to_string(), &schema)?;
-                Some(ctx.state().create_physical_expr(logical, &schema)?)
+                let state = ctx.state();
+                let logical = state.create_logical_expr_from_sql_expr(ExprWithAlias { expr, alias: None }, &schema)?;
+                Some(state.create_physical_expr(logical, &schema)?)
             }
         };
         let partition = cx.partition(&table);

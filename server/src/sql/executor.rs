@@ -8,10 +8,9 @@ use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
-use crate::sql::{ExecContext, dml, parser, point_read, query};
+use crate::sql::{ExecContext, dialect, dml, parser, point_read, query};
 use crate::tables::SystemColumns;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
-use datafusion::sql::sqlparser::tokenizer::Token;
 use futures::future::BoxFuture;
 use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
 use std::sync::Arc;
@@ -87,7 +86,20 @@ fn execute_statement<'a, 'b: 'a>(
     nested: bool,
 ) -> BoxFuture<'a, Result<QueryResult>> {
     Box::pin(async move {
-        match parser::parse_statement(text)? {
+        let statement = parser::parse_statement(text)?;
+        if nested && matches!(statement, Statement::ExecuteAs { .. }) {
+            return Err(KalamError::Validation("EXECUTE AS cannot be nested".into()));
+        }
+        if nested && !matches!(statement, Statement::Sql(_)) {
+            // The target's own account, and anything beyond their data, stays out of reach:
+            // acting as a user must not mean managing that user.
+            return Err(KalamError::Forbidden(
+                "EXECUTE AS runs queries and data changes only (SELECT, INSERT, UPDATE, DELETE); \
+                 account, schema and admin statements run as yourself"
+                    .into(),
+            ));
+        }
+        match statement {
             Statement::CreateNamespace { name, if_not_exists } => namespace::create(cx, &name, if_not_exists),
             Statement::AlterNamespace { name, options } => namespace::alter(cx, &name, &options),
             Statement::DropNamespace { name, if_exists, cascade } => namespace::drop(cx, &name, if_exists, cascade),
@@ -104,9 +116,6 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::AlterUser { name, action } => user::alter(cx, &name, &action).await,
             Statement::DropUser { name, if_exists } => user::drop(cx, &name, if_exists),
             Statement::ExecuteAs { user: target, statement } => {
-                if nested {
-                    return Err(KalamError::Validation("EXECUTE AS cannot be nested".into()));
-                }
                 let principal = execute_as::target(cx, &target)?;
                 let mut inner =
                     ExecContext { db: cx.db, principal, namespace: cx.namespace.clone(), params: cx.params };
@@ -129,14 +138,10 @@ fn execute_statement<'a, 'b: 'a>(
 }
 
 async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser, tokenizer::Tokenizer};
-    let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql).tokenize().map_err(|e| KalamError::Parse(e.to_string()))?;
-    check_complexity(&tokens)?;
+    let tokens = dialect::tokenize(sql)?;
+    dialect::check_limits(&tokens)?;
     let system_columns = query::system_columns_in(&tokens);
-    let tokens = normalize_current_user(tokens);
-    let mut stmts =
-        Parser::new(&dialect).with_tokens(tokens).parse_statements().map_err(|e| KalamError::Parse(e.to_string()))?;
+    let mut stmts = dialect::parse_tokens(tokens)?;
     if stmts.len() != 1 {
         return Err(KalamError::Parse("expected one statement".into()));
     }
@@ -152,73 +157,6 @@ async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
         SqlStatement::Delete(del) => dml::delete::execute(cx, del).await,
         other => Err(KalamError::NotSupported(format!("unsupported statement: {}", first_words(&other.to_string())))),
     }
-}
-
-/// Most binary operators one statement may chain. Long `a OR b OR ...` chains become deep
-/// expression trees that the planner walks recursively; past this a statement is refused
-/// rather than risking the server's stack. (`IN (...)` lists are not counted.)
-pub const MAX_OPERATORS: usize = 500;
-
-fn check_complexity(tokens: &[Token]) -> Result<()> {
-    use datafusion::sql::sqlparser::keywords::Keyword;
-    let operators = tokens
-        .iter()
-        .filter(|t| match t {
-            Token::Word(w) => matches!(
-                w.keyword,
-                Keyword::AND
-                    | Keyword::OR
-                    | Keyword::UNION
-                    | Keyword::INTERSECT
-                    | Keyword::EXCEPT
-                    | Keyword::LIKE
-                    | Keyword::BETWEEN
-            ),
-            Token::Plus
-            | Token::Minus
-            | Token::Mul
-            | Token::Div
-            | Token::Mod
-            | Token::StringConcat
-            | Token::Ampersand
-            | Token::Pipe
-            | Token::Caret
-            | Token::Eq
-            | Token::DoubleEq
-            | Token::Neq
-            | Token::Lt
-            | Token::Gt
-            | Token::LtEq
-            | Token::GtEq
-            | Token::ShiftLeft
-            | Token::ShiftRight => true,
-            _ => false,
-        })
-        .count();
-    if operators > MAX_OPERATORS {
-        return Err(KalamError::TooLarge(format!(
-            "the statement is too complex: {operators} operators, more than {MAX_OPERATORS} (use IN (...) instead of long OR chains)"
-        )));
-    }
-    Ok(())
-}
-
-/// sqlparser reads `CURRENT_USER` as a keyword that takes no parentheses; KalamDB documents
-/// `CURRENT_USER()`, so the empty parentheses are dropped before parsing.
-fn normalize_current_user(tokens: Vec<Token>) -> Vec<Token> {
-    let is_word = |t: &Token| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("current_user"));
-    let mut out = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    while i < tokens.len() {
-        out.push(tokens[i].clone());
-        if is_word(&tokens[i]) && tokens.get(i + 1) == Some(&Token::LParen) && tokens.get(i + 2) == Some(&Token::RParen)
-        {
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    out
 }
 
 fn first_words(s: &str) -> String {

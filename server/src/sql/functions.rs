@@ -1,7 +1,7 @@
 //! KalamDB's SQL functions for DataFusion queries: `CURRENT_USER()`, `SNOWFLAKE_ID()`,
 //! `UUID_V7()`, `ULID()` (the same functions column defaults use).
 
-use crate::ids::SnowflakeGenerator;
+use crate::ids::{SnowflakeGenerator, UlidGenerator};
 use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -26,6 +26,7 @@ struct KalamFunction {
     signature: Signature,
     user: String,
     snowflake: Arc<SnowflakeGenerator>,
+    ulids: Arc<UlidGenerator>,
 }
 
 impl PartialEq for KalamFunction {
@@ -70,14 +71,14 @@ impl ScalarUDFImpl for KalamFunction {
                 (0..n).map(|_| uuid::Uuid::now_v7().to_string()),
             ))),
             Kind::Ulid => ColumnarValue::Array(Arc::new(StringArray::from_iter_values(
-                (0..n).map(|_| ulid::Ulid::new().to_string()),
+                (0..n).map(|_| self.ulids.next().to_string()),
             ))),
         })
     }
 }
 
 /// Registers the functions on a statement's context; `user` is what `CURRENT_USER()` returns.
-pub fn register(ctx: &SessionContext, user: &str, snowflake: &Arc<SnowflakeGenerator>) {
+pub fn register(ctx: &SessionContext, user: &str, snowflake: &Arc<SnowflakeGenerator>, ulids: &Arc<UlidGenerator>) {
     for (kind, name, volatility) in [
         (Kind::CurrentUser, "current_user", Volatility::Stable),
         (Kind::SnowflakeId, "snowflake_id", Volatility::Volatile),
@@ -90,6 +91,7 @@ pub fn register(ctx: &SessionContext, user: &str, snowflake: &Arc<SnowflakeGener
             signature: Signature::exact(vec![], volatility),
             user: user.to_string(),
             snowflake: snowflake.clone(),
+            ulids: ulids.clone(),
         }));
     }
 }

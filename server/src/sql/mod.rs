@@ -9,10 +9,13 @@
 //! - [`point_read`]: the primary-key fast path for `SELECT ... WHERE pk = value`.
 //! - [`query`]: SELECT (and EXPLAIN) through DataFusion; [`results`]: Arrow → JSON.
 //! - [`commands`]: one file per custom command group; [`dml`]: INSERT, UPDATE, DELETE.
+//! - [`dialect`]: the sqlparser front end and its cost limits; [`rewrite`]: fixes applied to
+//!   every parsed statement.
 
 pub mod ast;
 pub mod commands;
 pub mod context;
+pub mod dialect;
 pub mod dml;
 pub mod executor;
 pub mod functions;
@@ -20,6 +23,7 @@ pub mod parser;
 pub mod point_read;
 pub mod query;
 pub mod results;
+pub mod rewrite;
 pub mod session;
 
 pub use context::ExecContext;

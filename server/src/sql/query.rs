@@ -1,7 +1,7 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
 use crate::error::{KalamError, Result};
-use crate::sql::{ExecContext, results, session};
+use crate::sql::{ExecContext, dialect, results, session};
 use crate::tables::SystemColumns;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
@@ -9,25 +9,24 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::context::SQLOptions;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use futures::StreamExt;
 use kalamdb_client_core::protocol::QueryResult;
 use std::time::Duration;
 
 /// Which system columns a statement's text names (see [`SystemColumns`]).
 pub fn system_columns_named(sql: &str) -> SystemColumns {
-    match Tokenizer::new(&GenericDialect {}, sql).tokenize() {
+    match dialect::tokenize(sql) {
         Ok(tokens) => system_columns_in(&tokens),
         Err(_) => SystemColumns::Hidden,
     }
 }
 
 /// Which system columns a tokenized statement names.
-pub fn system_columns_in(tokens: &[Token]) -> SystemColumns {
+pub fn system_columns_in(tokens: &[TokenWithSpan]) -> SystemColumns {
     let mut mode = SystemColumns::Hidden;
     for t in tokens {
-        if let Token::Word(w) = t {
+        if let Token::Word(w) = &t.token {
             if w.value.eq_ignore_ascii_case("_deleted") {
                 return SystemColumns::VisibleWithTombstones;
             }

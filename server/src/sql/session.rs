@@ -30,7 +30,7 @@ pub fn context_for(
     state.config_mut().options_mut().catalog.default_schema =
         namespace.map(|n| n.to_string()).unwrap_or_else(|| "default".into());
     let ctx = SessionContext::new_with_state(state);
-    crate::sql::functions::register(&ctx, &principal.username, &db.snowflake);
+    crate::sql::functions::register(&ctx, &principal.username, &db.snowflake, &db.ulids);
     ctx.register_catalog(
         DF_CATALOG,
         Arc::new(ScopedCatalog { db: db.clone(), principal: principal.clone(), system_columns }),

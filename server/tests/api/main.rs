@@ -10,6 +10,7 @@ mod cors;
 mod crdt;
 mod durability;
 mod flush;
+mod hostile;
 mod isolation;
 mod live;
 mod retention;

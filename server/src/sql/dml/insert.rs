@@ -3,7 +3,8 @@
 use crate::catalog::{TableDef, TableKind};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
-use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, parse_one, simple_value, table_ref, writable_column};
+use crate::sql::dialect::parse_one;
+use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, simple_value, table_ref, writable_column};
 use crate::sql::{ExecContext, query, results};
 use crate::tables::{RowOp, SystemColumns};
 use crate::values::{self, Value};

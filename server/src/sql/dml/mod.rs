@@ -151,7 +151,7 @@ pub fn evaluate_default(cx: &ExecContext<'_>, default: &DefaultValue, dt: DataTy
         },
         DefaultValue::SnowflakeId => Value::Int(cx.db.snowflake.next()),
         DefaultValue::UuidV7 => Value::Text(uuid::Uuid::now_v7().to_string()),
-        DefaultValue::Ulid => Value::Text(ulid::Ulid::new().to_string()),
+        DefaultValue::Ulid => Value::Text(cx.db.ulids.next().to_string()),
         DefaultValue::CurrentUser => Value::Text(cx.principal.username.clone()),
     }
 }
@@ -174,16 +174,6 @@ pub fn pk_equality(cx: &ExecContext<'_>, table: &TableDef, selection: Option<&Ex
     simple_value(cx, value_expr, pk.data_type, &pk.name)
 }
 
-/// Parses exactly one generated statement.
-pub fn parse_one(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement> {
-    use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
-    let mut stmts = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| KalamError::Parse(e.to_string()))?;
-    match (stmts.pop(), stmts.is_empty()) {
-        (Some(s), true) => Ok(s),
-        _ => Err(KalamError::Parse("expected exactly one statement".into())),
-    }
-}
-
 /// Runs `SELECT pk, <exprs> FROM <table> [WHERE selection]` in the caller's scope: the rows an
 /// UPDATE or DELETE will touch, with any computed values.
 pub async fn select_matching(
@@ -202,6 +192,8 @@ pub async fn select_matching(
     };
     let filter = selection.map(|s| format!(" WHERE {s}")).unwrap_or_default();
     let sql = format!("SELECT {} FROM {from}{filter}", columns.join(", "));
-    let (_, batches) = query::run(cx, parse_one(&sql)?, query::system_columns_named(&sql), MAX_ROWS_PER_WRITE).await?;
+    let (_, batches) =
+        query::run(cx, crate::sql::dialect::parse_one(&sql)?, query::system_columns_named(&sql), MAX_ROWS_PER_WRITE)
+            .await?;
     Ok(batches)
 }
