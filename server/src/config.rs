@@ -77,6 +77,8 @@ pub struct LiveConfig {
     pub idle_timeout_secs: u64,
     /// Time allowed for the first `auth` frame.
     pub auth_timeout_secs: u64,
+    /// Open connections of one user; more are refused (`RATE_LIMITED`) at sign-in.
+    pub max_connections_per_user: usize,
 }
 
 impl Default for LiveConfig {
@@ -89,6 +91,7 @@ impl Default for LiveConfig {
             heartbeat_secs: 15,
             idle_timeout_secs: 60,
             auth_timeout_secs: 10,
+            max_connections_per_user: 32,
         }
     }
 }
@@ -126,10 +129,24 @@ pub struct LimitsConfig {
     pub max_statements: usize,
     pub max_params: usize,
     pub max_result_rows: usize,
-    /// Memory one server may use for query operators (sorts, joins, aggregates).
+    /// Size of one response body (the JSON of all results of a request).
+    pub max_response_bytes: usize,
+    /// Memory all running statements together may use (sorts, joins, aggregates, function
+    /// outputs).
     pub query_memory_bytes: usize,
-    /// A statement running longer than this is cancelled.
+    /// Memory one statement may use.
+    pub statement_memory_bytes: usize,
+    /// Largest value (string, binary, list) a function may produce.
+    pub max_value_bytes: usize,
+    /// A request running longer than this (parsing, planning, executing and serializing all
+    /// its statements) is cancelled.
     pub query_timeout_secs: u64,
+    /// Requests (and WebSocket mutations) of one user that run at once; more wait.
+    pub statements_per_user: usize,
+    /// Requests of one user that may wait for a turn; more are refused with 429.
+    pub queued_statements_per_user: usize,
+    /// Threads that run statements and subscription filters; 0 means one per CPU.
+    pub query_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,8 +205,14 @@ impl Default for LimitsConfig {
             max_statements: 100,
             max_params: 1000,
             max_result_rows: 100_000,
+            max_response_bytes: 64 * 1024 * 1024,
             query_memory_bytes: 1024 * 1024 * 1024,
+            statement_memory_bytes: 256 * 1024 * 1024,
+            max_value_bytes: 16 * 1024 * 1024,
             query_timeout_secs: 60,
+            statements_per_user: 4,
+            queued_statements_per_user: 64,
+            query_threads: 0,
         }
     }
 }
@@ -272,9 +295,29 @@ impl Config {
             || l.max_result_rows == 0
             || l.query_memory_bytes == 0
             || l.query_timeout_secs == 0
+            || l.max_response_bytes == 0
+            || l.statement_memory_bytes == 0
+            || l.max_value_bytes == 0
+            || l.statements_per_user == 0
         {
             return Err(KalamError::InvalidRequest("limits must be greater than zero".into()));
         }
+        if l.statement_memory_bytes > l.query_memory_bytes {
+            return Err(KalamError::InvalidRequest(
+                "limits.statement_memory_bytes cannot be larger than limits.query_memory_bytes".into(),
+            ));
+        }
+        if self.live.max_connections_per_user == 0 {
+            return Err(KalamError::InvalidRequest("live.max_connections_per_user must be at least 1".into()));
+        }
         Ok(())
+    }
+
+    /// Threads of the query runtime (`limits.query_threads`, or one per CPU).
+    pub fn query_threads(&self) -> usize {
+        match self.limits.query_threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
     }
 }

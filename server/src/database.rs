@@ -2,6 +2,7 @@
 //! authentication — opened once and handed to every request.
 
 use crate::auth::{Authenticator, bootstrap};
+use crate::budget::{Admission, FairScheduler, MeterFunctions, QueryRuntime};
 use crate::catalog::Catalog;
 use crate::cold::ColdStore;
 use crate::config::Config;
@@ -39,6 +40,12 @@ pub struct Database {
     pub client_locks: LockTable<(UserId, String)>,
     pub live: Arc<LiveRegistry>,
     pub streams: Arc<StreamBuffers>,
+    /// Where statements and subscription filters run (see [`crate::budget`]).
+    pub runtime: QueryRuntime,
+    /// CPU slots on [`Database::runtime`], shared fairly among users.
+    pub scheduler: Arc<FairScheduler>,
+    /// Per-user limits on statements and connections at once.
+    pub admission: Admission,
     /// Read by flushes, which decode a partition's rows through one table definition;
     /// written by ALTER TABLE, so no flush straddles a schema change.
     pub schema_lock: parking_lot::RwLock<()>,
@@ -106,13 +113,16 @@ impl Database {
                 }
             }
         });
+        // One partition per plan: all of a statement's work then happens when its result
+        // stream is polled, where the fair scheduler hands out CPU (no DataFusion tasks
+        // running on their own). Statements of different users still run in parallel.
         let session_config = SessionConfig::new()
             .with_default_catalog_and_schema(DF_CATALOG, "default")
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
-            .with_target_partitions(2);
-        // Operators that track memory (sorts, joins, aggregates) fail with ResourcesExhausted
-        // past this limit instead of exhausting the server.
+            .with_target_partitions(1);
+        // The server-wide pool; each statement gets its own pool in front of it
+        // (`crate::budget::StatementPool`).
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(config.limits.query_memory_bytes, 1.0)
             .build_arc()
@@ -121,11 +131,19 @@ impl Database {
             .with_config(session_config)
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_analyzer_rule(Arc::new(MeterFunctions))
+            .with_optimizer_rule(Arc::new(MeterFunctions))
             .build();
         {
             use datafusion::execution::FunctionRegistry;
             base_state.register_udf(Arc::new(crate::sql::rewrite::nullable_function())).map_err(KalamError::from)?;
         }
+        let query_threads = config.query_threads();
+        let admission = Admission::new(
+            config.limits.statements_per_user,
+            config.limits.queued_statements_per_user,
+            config.live.max_connections_per_user,
+        );
         let db = Arc::new(Database {
             config,
             store,
@@ -141,6 +159,9 @@ impl Database {
             live,
             streams,
             schema_lock: parking_lot::RwLock::new(()),
+            runtime: QueryRuntime::start(query_threads)?,
+            scheduler: FairScheduler::new(query_threads),
+            admission,
             base_state,
         });
         crate::flush::recovery::recover(&db)?;

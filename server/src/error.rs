@@ -39,6 +39,8 @@ pub enum KalamError {
     TooManyStatements(String),
     #[error("{0}")]
     RateLimited(String),
+    #[error("{0}")]
+    Timeout(String),
     /// A write was prepared on a table definition an ALTER TABLE has since replaced; the
     /// statement is retried on the new definition.
     #[error("table '{0}' changed its schema during the write; retry it")]
@@ -84,6 +86,7 @@ impl KalamError {
             TooLarge(_) => ErrorCode::TooLarge,
             TooManyStatements(_) => ErrorCode::TooManyStatements,
             RateLimited(_) => ErrorCode::RateLimited,
+            Timeout(_) => ErrorCode::Timeout,
             Storage(_) | Internal(_) => ErrorCode::InternalError,
         }
     }

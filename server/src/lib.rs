@@ -28,6 +28,7 @@
 pub mod api;
 pub mod auth;
 pub mod backup;
+pub mod budget;
 pub mod catalog;
 pub mod cleanup;
 pub mod clock;

@@ -32,7 +32,11 @@ pub enum ErrorCode {
     TooLarge,
     /// More statements in one request than allowed.
     TooManyStatements,
+    /// Too many requests, connections or frames from one user at once.
     RateLimited,
+    /// The request ran longer than the server's `limits.query_timeout_secs` and was
+    /// cancelled.
+    Timeout,
     /// WebSocket only: the client did not read its frames fast enough; the connection is
     /// closed and the client resumes from its cursors.
     SlowConsumer,
@@ -53,6 +57,7 @@ impl ErrorCode {
             NamespaceNotFound | TableNotFound | UserNotFound => 404,
             AlreadyExists | DuplicateKey | InUse => 409,
             TooLarge => 413,
+            Timeout => 408,
             RateLimited => 429,
             Killed => 410,
             SlowConsumer => 503,

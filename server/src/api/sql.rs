@@ -1,15 +1,21 @@
 //! `POST /v1/api/sql`.
+//!
+//! A request waits for the user's turn ([`crate::budget::Admission`]), then runs as one task
+//! on the query runtime — parsing, planning, execution and the JSON of the response — and is
+//! cancelled when it runs past `limits.query_timeout_secs`.
 
 use crate::api::body::JsonBody;
 use crate::api::{AppState, Metrics};
 use crate::auth::Principal;
-use crate::error::StatementError;
+use crate::error::{KalamError, StatementError};
 use crate::sql::execute_request;
-use axum::Json;
 use axum::extract::{FromRequestParts, State};
-use axum::http::{header, request::Parts};
-use kalamdb_client_core::protocol::{SqlRequest, SqlResponse};
-use std::time::Instant;
+use axum::http::{HeaderValue, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use kalamdb_client_core::protocol::SqlResponse;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The caller, from the `Authorization` header. Runs before the body is read, so bad
 /// credentials are answered 401 whatever the body holds.
@@ -33,18 +39,56 @@ impl FromRequestParts<AppState> for Authenticated {
 pub async fn handle(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    JsonBody(req): JsonBody<SqlRequest>,
-) -> Result<Json<SqlResponse>, StatementError> {
-    let started = Instant::now();
+    JsonBody(req): JsonBody<kalamdb_client_core::protocol::SqlRequest>,
+) -> Result<Response, StatementError> {
     Metrics::inc(&state.metrics.sql_requests, 1);
-    match execute_request(&state.db, &principal, &req).await {
-        Ok(results) => {
-            Metrics::inc(&state.metrics.sql_statements, results.len() as u64);
-            Ok(Json(SqlResponse::Success { results, took_ms: started.elapsed().as_secs_f64() * 1000.0 }))
-        }
-        Err(e) => {
-            Metrics::inc(&state.metrics.sql_errors, 1);
-            Err(e)
-        }
+    let outcome = run(&state, principal, req).await;
+    if outcome.is_err() {
+        Metrics::inc(&state.metrics.sql_errors, 1);
     }
+    outcome
+}
+
+async fn run(
+    state: &AppState,
+    principal: Principal,
+    req: kalamdb_client_core::protocol::SqlRequest,
+) -> Result<Response, StatementError> {
+    let started = Instant::now();
+    let timeout_secs = state.db.config.limits.query_timeout_secs;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs);
+    let timed_out = |statement: Option<usize>| StatementError {
+        error: KalamError::Timeout(format!(
+            "the request was cancelled after {timeout_secs} s (limits.query_timeout_secs); \
+             statements before the one named were applied"
+        )),
+        statement,
+    };
+    let permit = tokio::time::timeout_at(deadline, state.db.admission.statement(principal.user_id))
+        .await
+        .map_err(|_| timed_out(None))??;
+    let running = Arc::new(AtomicUsize::new(0));
+    let db = state.db.clone();
+    let metrics = state.metrics.clone();
+    let progress = running.clone();
+    let mut task = state.db.runtime.spawn(async move {
+        let _permit = permit;
+        let results = execute_request(&db, &principal, &req, &progress).await?;
+        Metrics::inc(&metrics.sql_statements, results.len() as u64);
+        let response = SqlResponse::Success { results, took_ms: started.elapsed().as_secs_f64() * 1000.0 };
+        serde_json::to_vec(&response).map_err(|e| StatementError::from(KalamError::internal(e)))
+    });
+    let body = match tokio::time::timeout_at(deadline, &mut task).await {
+        Ok(Ok(body)) => body?,
+        Ok(Err(join)) => return Err(KalamError::internal(format!("the request task failed: {join}")).into()),
+        Err(_) => {
+            // Stops the work at its next await: between batches, or between statements.
+            task.abort();
+            let statement = running.load(Ordering::Relaxed);
+            return Err(timed_out((statement > 0).then_some(statement)));
+        }
+    };
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
 }

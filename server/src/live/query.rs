@@ -122,7 +122,8 @@ impl LiveQuery {
                     }
                     ControlFlow::<()>::Continue(())
                 });
-                let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), SystemColumns::Hidden);
+                let (ctx, _budget) =
+                    session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), SystemColumns::Hidden);
                 let schema = DFSchema::try_from(table.arrow_schema(true).as_ref().clone())?;
                 // The predicate is evaluated against bare column names: drop qualifiers.
                 let mut expr = expr.clone();
@@ -136,6 +137,9 @@ impl LiveQuery {
                 });
                 let state = ctx.state();
                 let logical = state.create_logical_expr_from_sql_expr(ExprWithAlias { expr, alias: None }, &schema)?;
+                // Functions in a filter are metered like in a query (the budget travels in
+                // the state's config, which the physical expression keeps).
+                let logical = crate::budget::meter_expr(logical, &schema)?.data;
                 Some(state.create_physical_expr(logical, &schema)?)
             }
         };

@@ -8,12 +8,13 @@ use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
-use crate::sql::{ExecContext, dialect, dml, parser, point_read, query};
+use crate::sql::{ExecContext, dialect, dml, parser, point_read, query, results};
 use crate::tables::SystemColumns;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::future::BoxFuture;
 use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 impl From<parser::ParseError> for KalamError {
     fn from(e: parser::ParseError) -> Self {
@@ -21,10 +22,13 @@ impl From<parser::ParseError> for KalamError {
     }
 }
 
+/// Runs a request. `running` is set to the 1-based index of the statement in progress, so
+/// that a caller cancelling the request can say which statement it stopped.
 pub async fn execute_request(
     db: &Arc<Database>,
     principal: &Principal,
     req: &SqlRequest,
+    running: &AtomicUsize,
 ) -> std::result::Result<Vec<QueryResult>, StatementError> {
     let limits = &db.config.limits;
     if req.sql.len() > limits.max_sql_bytes {
@@ -62,7 +66,9 @@ pub async fn execute_request(
     }
     let mut cx = ExecContext { db, principal: principal.clone(), namespace, params: &req.params };
     let mut results = Vec::with_capacity(statements.len());
+    let mut response_bytes = 0usize;
     for (i, text) in statements.iter().enumerate() {
+        running.store(i + 1, Ordering::Relaxed);
         let mut outcome = execute_statement(&mut cx, text, false).await;
         // A write that raced an ALTER TABLE wrote nothing: run it again on the new definition.
         for _ in 0..super::SCHEMA_CHANGE_RETRIES {
@@ -71,6 +77,14 @@ pub async fn execute_request(
             }
             outcome = execute_statement(&mut cx, text, false).await;
         }
+        // The response holds every result: its size is bounded as a whole.
+        let outcome = outcome.and_then(|r| {
+            response_bytes += results::result_json_len(&r);
+            if response_bytes > limits.max_response_bytes {
+                return Err(results::response_too_large(limits.max_response_bytes));
+            }
+            Ok(r)
+        });
         match outcome {
             Ok(r) => results.push(r),
             Err(error) => return Err(StatementError { error, statement: Some(i + 1) }),

@@ -1,5 +1,6 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
+use crate::budget::human_bytes;
 use crate::error::{KalamError, Result};
 use crate::sql::{ExecContext, dialect, results, session};
 use crate::tables::SystemColumns;
@@ -7,12 +8,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use futures::StreamExt;
 use kalamdb_client_core::protocol::QueryResult;
-use std::time::Duration;
 
 /// Which system columns a statement's text names (see [`SystemColumns`]).
 pub fn system_columns_named(sql: &str) -> SystemColumns {
@@ -60,41 +61,46 @@ pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
     Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
 }
 
-/// Plans and runs a read-only statement, returning its schema and batches. Fails as soon
-/// as more than `max_rows` rows arrive (so a runaway query stops early), or when it runs
-/// past the query timeout.
+/// Plans and runs a read-only statement, returning its schema and batches.
+///
+/// Planning, and computing each batch, happen while holding a CPU slot of the fair scheduler
+/// (see [`crate::budget`]); the batches collected are charged to the statement's memory.
+/// Fails as soon as more than `max_rows` rows arrive, so a runaway query stops early. Time is
+/// bounded by the request's deadline, which cancels this future.
 pub async fn run(
     cx: &ExecContext<'_>,
     statement: Statement,
     system_columns: SystemColumns,
     max_rows: usize,
 ) -> Result<(Schema, Vec<RecordBatch>)> {
-    let limits = &cx.db.config.limits;
-    let timeout = Duration::from_secs(limits.query_timeout_secs);
-    tokio::time::timeout(timeout, run_inner(cx, statement, system_columns, max_rows)).await.map_err(|_| {
-        KalamError::Validation(format!("the statement was cancelled after {} s", limits.query_timeout_secs))
-    })?
-}
-
-async fn run_inner(
-    cx: &ExecContext<'_>,
-    statement: Statement,
-    system_columns: SystemColumns,
-    max_rows: usize,
-) -> Result<(Schema, Vec<RecordBatch>)> {
-    let ctx = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns);
-    let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
-    // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
-    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan)?;
-    let mut df = ctx.execute_logical_plan(plan).await?;
-    if !cx.params.is_empty() {
-        df = df.with_param_values(param_values(cx.params)?)?;
-    }
-    let schema = df.schema().as_arrow().clone();
-    let mut stream = df.execute_stream().await?;
+    let (ctx, budget) = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns);
+    let scheduler = &cx.db.scheduler;
+    let user = cx.principal.user_id;
+    let (schema, mut stream) = {
+        let _slot = scheduler.acquire(user).await;
+        let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)?;
+        let mut df = ctx.execute_logical_plan(plan).await?;
+        if !cx.params.is_empty() {
+            df = df.with_param_values(param_values(cx.params)?)?;
+        }
+        let schema = df.schema().as_arrow().clone();
+        (schema, df.execute_stream().await?)
+    };
+    let collected = MemoryConsumer::new("statement result").register(&budget.pool());
     let mut batches = vec![];
     let mut rows = 0usize;
-    while let Some(batch) = stream.next().await {
+    loop {
+        let next = {
+            let _slot = scheduler.acquire(user).await;
+            stream.next().await
+        };
+        let Some(batch) = next else { break };
         let batch = batch?;
         rows += batch.num_rows();
         if rows > max_rows {
@@ -102,6 +108,13 @@ async fn run_inner(
                 "the statement produced more than {max_rows} rows; add a LIMIT or a narrower WHERE"
             )));
         }
+        collected.try_grow(batch.get_array_memory_size()).map_err(|_| {
+            KalamError::TooLarge(format!(
+                "the statement's result is larger than its memory limit of {} (limits.statement_memory_bytes); \
+                 add a LIMIT or select fewer columns",
+                human_bytes(cx.db.config.limits.statement_memory_bytes)
+            ))
+        })?;
         batches.push(batch);
     }
     Ok((schema, batches))
@@ -109,7 +122,7 @@ async fn run_inner(
 
 /// Runs a query statement and renders its result.
 pub async fn execute(cx: &ExecContext<'_>, statement: Statement, system_columns: SystemColumns) -> Result<QueryResult> {
-    let max_rows = cx.db.config.limits.max_result_rows;
-    let (schema, batches) = run(cx, statement, system_columns, max_rows).await?;
-    results::to_query_result(&schema, &batches)
+    let limits = &cx.db.config.limits;
+    let (schema, batches) = run(cx, statement, system_columns, limits.max_result_rows).await?;
+    results::to_query_result(&schema, &batches, limits.max_response_bytes)
 }

@@ -32,12 +32,18 @@ pub fn type_name(field: &Field) -> String {
     }
 }
 
-/// Converts batches into one result.
-pub fn to_query_result(schema: &datafusion::arrow::datatypes::Schema, batches: &[RecordBatch]) -> Result<QueryResult> {
+/// Converts batches into one result, refusing results whose JSON would be larger than
+/// `max_bytes` (checked as it is built, so an oversized result stops early).
+pub fn to_query_result(
+    schema: &datafusion::arrow::datatypes::Schema,
+    batches: &[RecordBatch],
+    max_bytes: usize,
+) -> Result<QueryResult> {
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let columns: Vec<ColumnInfo> =
         schema.fields().iter().map(|f| ColumnInfo::new(f.name().clone(), type_name(f))).collect();
     let mut rows: Vec<Vec<Json>> = Vec::with_capacity(total);
+    let mut bytes = 0usize;
     for batch in batches {
         let mut batch_rows: Vec<Vec<Json>> = (0..batch.num_rows()).map(|_| Vec::with_capacity(columns.len())).collect();
         // Field metadata (the KalamDB type) lives on the plan's schema; batches may not carry it.
@@ -45,12 +51,42 @@ pub fn to_query_result(schema: &datafusion::arrow::datatypes::Schema, batches: &
             let is_json = field.metadata().get(TYPE_METADATA_KEY).is_some_and(|t| t == "JSON");
             let array = batch.column(c);
             for (r, row) in batch_rows.iter_mut().enumerate() {
-                row.push(cell(array.as_ref(), r, is_json)?);
+                let value = cell(array.as_ref(), r, is_json)?;
+                bytes += json_len(&value) + 1;
+                if bytes > max_bytes {
+                    return Err(response_too_large(max_bytes));
+                }
+                row.push(value);
             }
         }
         rows.extend(batch_rows);
     }
     Ok(QueryResult { schema: columns, rows, row_count: total as u64, message: None })
+}
+
+/// The error for a response over `limits.max_response_bytes`.
+pub fn response_too_large(max_bytes: usize) -> KalamError {
+    KalamError::TooLarge(format!(
+        "the response would be larger than {} (limits.max_response_bytes); add a LIMIT or select fewer columns",
+        crate::budget::human_bytes(max_bytes)
+    ))
+}
+
+/// About how many bytes a result takes as JSON (string escapes not counted).
+pub fn result_json_len(result: &QueryResult) -> usize {
+    let cells: usize = result.rows.iter().map(|row| row.iter().map(|v| json_len(v) + 1).sum::<usize>() + 2).sum();
+    cells + result.schema.len() * 48 + 64
+}
+
+fn json_len(value: &Json) -> usize {
+    match value {
+        Json::Null => 4,
+        Json::Bool(_) => 5,
+        Json::Number(_) => 20,
+        Json::String(s) => s.len() + 2,
+        Json::Array(items) => items.iter().map(|v| json_len(v) + 1).sum::<usize>() + 2,
+        Json::Object(map) => map.iter().map(|(k, v)| k.len() + 4 + json_len(v)).sum::<usize>() + 2,
+    }
 }
 
 fn cell(array: &dyn Array, i: usize, is_json: bool) -> Result<Json> {

@@ -7,6 +7,7 @@
 //! reach rows outside the caller's scope.
 
 use crate::auth::Principal;
+use crate::budget::{BudgetOption, StatementBudget, StatementPool};
 use crate::catalog::TableKind;
 use crate::database::{DF_CATALOG, Database};
 use crate::error::KalamError;
@@ -17,25 +18,43 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
 use std::sync::Arc;
 
-/// Builds the DataFusion context a statement runs in.
+/// Builds the DataFusion context a statement runs in, with the statement's own memory
+/// budget (see [`crate::budget`]).
 pub fn context_for(
     db: &Arc<Database>,
     principal: &Principal,
     namespace: Option<&NamespaceId>,
     system_columns: SystemColumns,
-) -> SessionContext {
+) -> (SessionContext, Arc<StatementBudget>) {
     let mut state = db.session_state();
-    state.config_mut().options_mut().catalog.default_schema =
-        namespace.map(|n| n.to_string()).unwrap_or_else(|| "default".into());
+    let limits = &db.config.limits;
+    let server_pool = state.runtime_env().memory_pool.clone();
+    let budget = Arc::new(StatementBudget::new(
+        Arc::new(StatementPool::new(server_pool, limits.statement_memory_bytes)),
+        limits.max_value_bytes,
+    ));
+    let options = state.config_mut().options_mut();
+    options.catalog.default_schema = namespace.map(|n| n.to_string()).unwrap_or_else(|| "default".into());
+    options.extensions.insert(BudgetOption(budget.clone()));
+    let base = state.runtime_env().clone();
+    let runtime = RuntimeEnv {
+        memory_pool: budget.pool(),
+        disk_manager: base.disk_manager.clone(),
+        cache_manager: base.cache_manager.clone(),
+        object_store_registry: base.object_store_registry.clone(),
+    };
+    let state = SessionStateBuilder::new_from_existing(state).with_runtime_env(Arc::new(runtime)).build();
     let ctx = SessionContext::new_with_state(state);
     crate::sql::functions::register(&ctx, &principal.username, &db.snowflake, &db.ulids);
     ctx.register_catalog(
         DF_CATALOG,
         Arc::new(ScopedCatalog { db: db.clone(), principal: principal.clone(), system_columns }),
     );
-    ctx
+    (ctx, budget)
 }
 
 #[derive(Debug)]

@@ -159,3 +159,126 @@ async fn ulids_of_one_insert_are_monotonic() {
     let ids: Vec<&str> = r.rows(0).iter().map(|row| row[0].as_str().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ULID() values are not increasing");
 }
+
+/// Asserts that `sql` is refused with 413 `TOO_LARGE` within `limit`.
+async fn assert_too_large_quickly(s: &TestServer, auth: &Auth, sql: &str, limit: Duration) {
+    let started = Instant::now();
+    let r = s.sql(auth, sql).await;
+    assert_eq!((r.status.as_u16(), r.code()), (413, "TOO_LARGE"), "{sql}: {}", r.body);
+    assert!(started.elapsed() < limit, "{sql}: answered after {:?}", started.elapsed());
+}
+
+/// Scalar functions ignored the memory limit: `array_repeat(1, 2000000000)` grew the server
+/// past 4 GiB in seconds, or killed it. Outputs are now estimated before they are computed.
+#[tokio::test]
+async fn scalar_functions_are_held_to_the_memory_limits() {
+    let mut s = TestServer::start().await;
+    let mallory = app_with_user(&s).await;
+    for sql in [
+        "SELECT cardinality(array_repeat(1, 2000000000))",
+        "SELECT array_repeat(1, 2000000000)",
+        "SELECT cardinality(array_repeat(array_repeat(1, 50000), 50000))",
+        "SELECT length(repeat('x', 2000000000))",
+        "SELECT repeat(repeat('x', 20000), 20000)",
+        "SELECT length(lpad('', 2000000000))",
+        "SELECT cardinality(range(0, 3000000000))",
+        "SELECT cardinality(generate_series(1, 3000000000))",
+        "SELECT cardinality(range(TIMESTAMP '2000-01-01', TIMESTAMP '2200-01-01', INTERVAL '1 second'))",
+        "SELECT cardinality(array_resize([1], 2000000000))",
+        "SELECT length(replace(repeat('a', 100000), '', repeat('b', 1000)))",
+        "SELECT length(regexp_replace(repeat('a', 1000000), '', repeat('b', 100), 'g'))",
+        "SELECT levenshtein(repeat('a', 100000), repeat('b', 100000))",
+        // Each value is allowed, a batch of them is not (256 MiB per statement).
+        "SELECT max(length(repeat('x', 1000000 + value % 2))) FROM generate_series(1, 100000)",
+        // The string operator doubling a value.
+        "WITH RECURSIVE r(n, s) AS (SELECT 1, 'xx' UNION ALL SELECT n + 1, s || s FROM r WHERE n < 40) \
+         SELECT max(length(s)) FROM r",
+        "SELECT length(concat(repeat('x', 10000000), repeat('x', 10000000)))",
+    ] {
+        assert_too_large_quickly(&s, &mallory, sql, Duration::from_secs(10)).await;
+    }
+    let peak = s.peak_rss_bytes();
+    assert!(peak < 1 << 30, "the server peaked at {} MiB", peak >> 20);
+    // Reasonable uses still work.
+    let r = s.sql_ok(&mallory, "SELECT length(repeat('ab', 1000000)) AS a, cardinality(range(0, 100000)) AS b").await;
+    assert_eq!(r.rows(0), &vec![json!([2_000_000, 100_000])]);
+    let r = s.sql_ok(&mallory, "SELECT 'a' || 'b' AS a, NULL || 'b' AS b, levenshtein('kitten', 'sitting') AS c").await;
+    assert_eq!(r.rows(0), &vec![json!(["ab", null, 3])]);
+    assert_health_within(&mut s, Duration::from_millis(500), "after the attacks").await;
+}
+
+/// Responses were bounded in rows, not bytes: 400 MB answers peaked the server at 2.8 GiB.
+#[tokio::test]
+async fn responses_are_bounded_in_bytes() {
+    let mut s = TestServer::start_with_config("[limits]\nmax_response_bytes = 8388608\n").await;
+    let mallory = app_with_user(&s).await;
+    // One result over 8 MiB.
+    let r = s.sql_err(&mallory, "SELECT repeat('x', 1000000) FROM generate_series(1, 100)", 413, "TOO_LARGE").await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("max_response_bytes"), "{}", r.body);
+    // Several results that only together are over 8 MiB: refused at the statement that crosses.
+    let sql = vec!["SELECT repeat('x', 3000000) AS x"; 4].join("; ");
+    let r = s.sql_err(&mallory, &sql, 413, "TOO_LARGE").await;
+    assert_eq!(r.body["error"]["statement"], json!(3), "{}", r.body);
+    // Just under the limit is fine.
+    let r = s.sql_ok(&mallory, "SELECT repeat('x', 1000000) FROM generate_series(1, 7)").await;
+    assert_eq!(r.rows(0).len(), 7);
+    let peak = s.peak_rss_bytes();
+    assert!(peak < 1 << 30, "the server peaked at {} MiB", peak >> 20);
+    assert_health_within(&mut s, Duration::from_millis(500), "after large responses").await;
+}
+
+/// A request running past `query_timeout_secs` is answered 408 `TIMEOUT` and its work stops.
+#[tokio::test]
+async fn timeouts_cancel_the_work() {
+    let mut s = TestServer::start_with_config("[limits]\nquery_timeout_secs = 2\n").await;
+    let mallory = app_with_user(&s).await;
+    let started = Instant::now();
+    let r = s.sql(&mallory, "SELECT 1; SELECT count(*) FROM range(1000000000000)").await;
+    assert_eq!((r.status.as_u16(), r.code()), (408, "TIMEOUT"), "{}", r.body);
+    assert_eq!(r.body["error"]["statement"], json!(2), "{}", r.body);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(4), "answered after {elapsed:?}");
+    // The cancelled statement no longer burns CPU.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = s.cpu_time();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = s.cpu_time() - before;
+    assert!(used < Duration::from_millis(300), "the server used {used:?} of CPU in the second after the timeout");
+    assert_health_within(&mut s, Duration::from_millis(500), "after a timeout").await;
+}
+
+/// One user's burst of requests waits for its turn or is refused (429); others are not held up.
+#[tokio::test]
+async fn one_user_cannot_occupy_the_server() {
+    let mut s = TestServer::start_with_config(
+        "[limits]\nstatements_per_user = 1\nqueued_statements_per_user = 2\nquery_timeout_secs = 5\n",
+    )
+    .await;
+    let mallory = app_with_user(&s).await;
+    let bob = s.create_user("bob").await;
+    s.sql_ok(&bob, "INSERT INTO app.notes (id, body) VALUES (1, 'bob')").await;
+    // Five heavy requests at once: one runs, two wait, two are refused at once.
+    let heavy = "SELECT count(*) FROM range(3000000000)";
+    let burst = futures::future::join_all((0..5).map(|_| s.sql(&mallory, heavy)));
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut worst = Duration::ZERO;
+        for _ in 0..10 {
+            let started = Instant::now();
+            let r = s.sql_ok(&bob, "SELECT body FROM app.notes WHERE body LIKE 'b%'").await;
+            assert_eq!(r.rows(0), &vec![json!(["bob"])]);
+            worst = worst.max(started.elapsed());
+            let started = Instant::now();
+            let (status, _) = s.get("/health").await;
+            assert_eq!(status, 200);
+            worst = worst.max(started.elapsed());
+        }
+        worst
+    };
+    let (results, worst) = tokio::join!(burst, during);
+    let codes: Vec<&str> = results.iter().map(|r| r.code()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == "RATE_LIMITED").count(), 2, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == "RATE_LIMITED" || *c == "TIMEOUT"), "{codes:?}");
+    assert!(worst < Duration::from_millis(1000), "bob waited {worst:?} while mallory's queries ran");
+    assert_health_within(&mut s, Duration::from_millis(500), "after the burst").await;
+}

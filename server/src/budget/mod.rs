@@ -1,0 +1,27 @@
+//! Resource governance: what one request may spend, and how the server's CPU and memory are
+//! shared among users, so that no client can stall or starve the others (see
+//! `docs/configuration.md`, section Limits).
+//!
+//! - [`QueryRuntime`]: the threads statements and subscription filters run on, apart from
+//!   the runtime that serves sockets and `/health`.
+//! - [`FairScheduler`]: CPU slots on those threads, handed out batch by batch to the users
+//!   who have used the least.
+//! - [`StatementBudget`] / [`StatementPool`]: a statement's memory, which also covers the
+//!   outputs of scalar functions.
+//! - [`MeterFunctions`]: every scalar function checked before it runs and charged after.
+//! - [`Admission`]: per-user limits on statements and connections at once.
+//!
+//! Time is bounded where a request enters: the API runs a request as one task on the query
+//! runtime and aborts it at `limits.query_timeout_secs`.
+
+mod admission;
+mod functions;
+mod memory;
+mod runtime;
+mod scheduler;
+
+pub use admission::{Admission, ConnectionPermit, StatementPermit};
+pub use functions::{MeterFunctions, meter_expr};
+pub use memory::{BudgetOption, StatementBudget, StatementPool, human_bytes};
+pub use runtime::QueryRuntime;
+pub use scheduler::{FairScheduler, Slot};

@@ -1,0 +1,80 @@
+//! [`QueryRuntime`]: the threads statements and live filters run on.
+//!
+//! The server's main runtime accepts connections, reads and writes sockets and answers
+//! `/health`; it must never wait behind a user's query. Everything that costs CPU in
+//! proportion to what a client asked for — parsing, planning, executing, turning results
+//! into JSON, evaluating subscription filters, catch-up — runs here instead, on threads
+//! with a lower scheduling priority, and is shared among users by the
+//! [`FairScheduler`](super::FairScheduler). (InfluxDB's `DedicatedExecutor` separates its
+//! query work from its I/O in the same way.)
+
+use crate::error::{KalamError, Result};
+use std::future::Future;
+use tokio::runtime::{Handle, Runtime};
+use tokio::task::JoinHandle;
+
+/// Niceness of query threads: below the I/O threads, so that under load the kernel still
+/// schedules the threads that answer `/health` and move WebSocket frames.
+const QUERY_THREAD_NICENESS: i32 = 5;
+
+pub struct QueryRuntime {
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
+
+impl std::fmt::Debug for QueryRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueryRuntime")
+    }
+}
+
+impl QueryRuntime {
+    /// Starts `threads` worker threads (large stacks: planning recurses over expressions).
+    pub fn start(threads: usize) -> Result<QueryRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("kalamdb-query")
+            .thread_stack_size(32 * 1024 * 1024)
+            .max_blocking_threads(64)
+            .enable_all()
+            .on_thread_start(lower_priority)
+            .build()
+            .map_err(|e| KalamError::internal(format!("cannot start the query runtime: {e}")))?;
+        let handle = runtime.handle().clone();
+        Ok(QueryRuntime { runtime: Some(runtime), handle })
+    }
+
+    /// Runs `future` on the query threads.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for QueryRuntime {
+    fn drop(&mut self) {
+        // Dropped from inside the main runtime: do not block on running tasks.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    // SAFETY: plain system calls on the calling thread; failure only leaves the priority as is.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, QUERY_THREAD_NICENESS);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}

@@ -1,0 +1,210 @@
+//! [`FairScheduler`]: CPU slots on the query runtime, handed out batch by batch, first to
+//! the users who have used the least.
+//!
+//! A statement holds a slot while it plans and while it computes each batch of its result;
+//! a subscription group holds one while it evaluates a change. There are as many slots as
+//! query threads, so work never queues inside the runtime: it queues here, where the order
+//! is chosen. A waiter is ordered by the time it arrived plus its user's recent usage (slot
+//! time, halving every [`USAGE_HALF_LIFE`]): a user who has just run seconds of heavy
+//! queries waits behind everyone who arrived in those seconds, and a quiet user is served
+//! next. Nobody starves: the penalty is fixed when the waiter arrives.
+
+use crate::ids::UserId;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Recent usage halves over this period.
+pub const USAGE_HALF_LIFE: Duration = Duration::from_secs(10);
+
+/// Usage records kept before idle users are forgotten.
+const MAX_TRACKED_USERS: usize = 10_000;
+
+#[derive(Debug)]
+pub struct FairScheduler {
+    slots: usize,
+    epoch: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    free: usize,
+    /// Waiters by (priority time in µs since `epoch`, arrival number).
+    queue: BTreeMap<(u64, u64), Waiter>,
+    arrivals: u64,
+    usage: HashMap<UserId, Usage>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    user: UserId,
+    tx: oneshot::Sender<Slot>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    micros: f64,
+    at: Instant,
+}
+
+impl Usage {
+    fn now(&self, now: Instant) -> f64 {
+        let halvings = now.saturating_duration_since(self.at).as_secs_f64() / USAGE_HALF_LIFE.as_secs_f64();
+        self.micros * 0.5f64.powf(halvings)
+    }
+}
+
+/// A held slot; released (and its time charged to its user) when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    scheduler: Arc<FairScheduler>,
+    user: UserId,
+    started: Instant,
+    armed: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.armed {
+            self.scheduler.release(self.user, self.started.elapsed());
+        }
+    }
+}
+
+impl FairScheduler {
+    pub fn new(slots: usize) -> Arc<FairScheduler> {
+        Arc::new(FairScheduler {
+            slots: slots.max(1),
+            epoch: Instant::now(),
+            state: Mutex::new(State { free: slots.max(1), queue: BTreeMap::new(), arrivals: 0, usage: HashMap::new() }),
+        })
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Waits for a slot. Cancel-safe: a slot granted to a waiter that has gone away passes on.
+    pub async fn acquire(self: &Arc<Self>, user: UserId) -> Slot {
+        let rx = {
+            let mut state = self.state.lock();
+            if state.free > 0 && state.queue.is_empty() {
+                state.free -= 1;
+                return self.slot(user);
+            }
+            let now = Instant::now();
+            let penalty = state.usage.get(&user).map_or(0.0, |u| u.now(now)) as u64;
+            let arrived = now.duration_since(self.epoch).as_micros() as u64;
+            state.arrivals += 1;
+            let key = (arrived.saturating_add(penalty), state.arrivals);
+            let (tx, rx) = oneshot::channel();
+            state.queue.insert(key, Waiter { user, tx });
+            rx
+        };
+        match rx.await {
+            Ok(slot) => slot,
+            // The scheduler went away (shutdown): run without a slot.
+            Err(_) => Slot { scheduler: self.clone(), user, started: Instant::now(), armed: false },
+        }
+    }
+
+    /// The recent usage of a user, in seconds of slot time.
+    pub fn usage_secs(&self, user: UserId) -> f64 {
+        self.state.lock().usage.get(&user).map_or(0.0, |u| u.now(Instant::now())) / 1e6
+    }
+
+    fn slot(self: &Arc<Self>, user: UserId) -> Slot {
+        Slot { scheduler: self.clone(), user, started: Instant::now(), armed: true }
+    }
+
+    fn release(self: &Arc<Self>, user: UserId, used: Duration) {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        let usage = state.usage.get(&user).map_or(0.0, |u| u.now(now)) + used.as_micros() as f64;
+        state.usage.insert(user, Usage { micros: usage, at: now });
+        if state.usage.len() > MAX_TRACKED_USERS {
+            state.usage.retain(|_, u| u.now(now) > 1_000.0);
+        }
+        while let Some((_, waiter)) = state.queue.pop_first() {
+            match waiter.tx.send(self.slot(waiter.user)) {
+                Ok(()) => return,
+                // The waiter gave up; its slot must not release again.
+                Err(mut slot) => slot.armed = false,
+            }
+        }
+        state.free += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: u64) -> UserId {
+        UserId(n)
+    }
+
+    #[tokio::test]
+    async fn slots_are_limited_and_passed_on() {
+        let s = FairScheduler::new(2);
+        let a = s.acquire(user(1)).await;
+        let b = s.acquire(user(2)).await;
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { s.acquire(user(3)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        drop(a);
+        let c = tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap();
+        drop((b, c));
+        assert_eq!(s.state.lock().free, 2);
+    }
+
+    #[tokio::test]
+    async fn quiet_users_go_before_heavy_ones() {
+        let s = FairScheduler::new(1);
+        // User 1 has used the slot for a while.
+        let heavy = s.acquire(user(1)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(heavy);
+        let holder = s.acquire(user(9)).await;
+        // User 1 queues first, user 2 (no usage) a moment later: user 2 is served first.
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let spawn = |u: u64| {
+            let (s, order) = (s.clone(), order.clone());
+            tokio::spawn(async move {
+                let _slot = s.acquire(user(u)).await;
+                order.lock().push(u);
+            })
+        };
+        let first = spawn(1);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let second = spawn(2);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        drop(holder);
+        first.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(*order.lock(), vec![2, 1]);
+        assert!(s.usage_secs(user(1)) >= 0.04);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_waiter_does_not_lose_the_slot() {
+        let s = FairScheduler::new(1);
+        let holder = s.acquire(user(1)).await;
+        let cancelled = tokio::spawn({
+            let s = s.clone();
+            async move { s.acquire(user(2)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cancelled.abort();
+        let _ = cancelled.await;
+        drop(holder);
+        let again = tokio::time::timeout(Duration::from_secs(1), s.acquire(user(3))).await;
+        assert!(again.is_ok(), "the slot was lost");
+    }
+}
