@@ -1,5 +1,6 @@
-//! HTTP latency benchmark: single-row INSERT and primary-key SELECT over loopback at
-//! concurrency 1 and 16, reporting p50/p99 latency and throughput.
+//! HTTP latency benchmark: single-row INSERT, primary-key SELECT and a filtered SELECT
+//! (planned by DataFusion) over loopback at concurrency 1 and 16, reporting p50/p99 latency
+//! and throughput.
 //!
 //! Run: `cargo bench -p kalamdb-server --bench http` (builds the release server).
 //! Options via environment: `BENCH_REQUESTS` (per concurrency level, default 20000).
@@ -87,6 +88,18 @@ fn main() {
             });
             let s = run(&client, &url, &token, concurrency, total, select).await;
             report("SELECT by primary key", concurrency, &s);
+        }
+        // Planned and executed by DataFusion: a filter over a partition of 1,000 rows.
+        let setup = "CREATE USER TABLE bench.small (id BIGINT PRIMARY KEY, name TEXT, qty INT)";
+        server.sql(&client, &token, setup, json!([])).await;
+        let rows: Vec<String> = (0..1000).map(|i| format!("({i}, 'item-{i}', {})", i % 100)).collect();
+        server.sql(&client, &token, &format!("INSERT INTO bench.small VALUES {}", rows.join(", ")), json!([])).await;
+        for concurrency in [1usize, 16] {
+            let filter = Arc::new(move |i: usize| {
+                json!({"sql": "SELECT id, name FROM bench.small WHERE qty = $1 ORDER BY id", "params": [i % 100]})
+            });
+            let s = run(&client, &url, &token, concurrency, total / 4, filter).await;
+            report("SELECT with filter", concurrency, &s);
         }
     });
 }

@@ -79,6 +79,11 @@ pub struct LiveConfig {
     pub auth_timeout_secs: u64,
     /// Open connections of one user; more are refused (`RATE_LIMITED`) at sign-in.
     pub max_connections_per_user: usize,
+    /// CPU time the subscriptions sharing one filter may spend evaluating it, per second on
+    /// average (bursts up to ten times that); past it they end with `KILLED`.
+    pub filter_budget_ms: u64,
+    /// Changes queued for one filter before its subscribers count as too slow.
+    pub filter_queue: usize,
 }
 
 impl Default for LiveConfig {
@@ -92,6 +97,8 @@ impl Default for LiveConfig {
             idle_timeout_secs: 60,
             auth_timeout_secs: 10,
             max_connections_per_user: 32,
+            filter_budget_ms: 200,
+            filter_queue: 10_000,
         }
     }
 }
@@ -305,6 +312,11 @@ impl Config {
         if l.statement_memory_bytes > l.query_memory_bytes {
             return Err(KalamError::InvalidRequest(
                 "limits.statement_memory_bytes cannot be larger than limits.query_memory_bytes".into(),
+            ));
+        }
+        if self.live.filter_budget_ms == 0 || self.live.filter_queue == 0 {
+            return Err(KalamError::InvalidRequest(
+                "live.filter_budget_ms and live.filter_queue must be at least 1".into(),
             ));
         }
         if self.live.max_connections_per_user == 0 {

@@ -10,6 +10,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, SnowflakeGenerator, TableId, UlidGenerator, UserId};
 use crate::jobs::{JobEnd, JobManager, JobType};
 use crate::live::LiveRegistry;
+use crate::live::registry::FilterLimits;
 use crate::storage::Store;
 use crate::tables::{Committer, StreamBuffers};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -98,7 +99,14 @@ impl Database {
         }
         let committer = Committer::open(store.clone(), cold.clone())?;
         let jobs = Arc::new(JobManager::open(store.clone())?);
-        let live = LiveRegistry::start();
+        let query_threads = config.query_threads();
+        let query_runtime = QueryRuntime::start(query_threads)?;
+        let scheduler = FairScheduler::new(query_threads);
+        let filter_limits = FilterLimits {
+            queue: config.live.filter_queue,
+            budget_per_second: std::time::Duration::from_millis(config.live.filter_budget_ms),
+        };
+        let live = LiveRegistry::start(query_runtime.handle().clone(), scheduler.clone(), filter_limits);
         committer.set_sink(live.clone());
         let streams = Arc::new(StreamBuffers::default());
         let sweeper = Arc::downgrade(&streams);
@@ -138,7 +146,6 @@ impl Database {
             use datafusion::execution::FunctionRegistry;
             base_state.register_udf(Arc::new(crate::sql::rewrite::nullable_function())).map_err(KalamError::from)?;
         }
-        let query_threads = config.query_threads();
         let admission = Admission::new(
             config.limits.statements_per_user,
             config.limits.queued_statements_per_user,
@@ -159,8 +166,8 @@ impl Database {
             live,
             streams,
             schema_lock: parking_lot::RwLock::new(()),
-            runtime: QueryRuntime::start(query_threads)?,
-            scheduler: FairScheduler::new(query_threads),
+            runtime: query_runtime,
+            scheduler,
             admission,
             base_state,
         });

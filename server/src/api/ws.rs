@@ -9,5 +9,9 @@ use axum::response::Response;
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max = state.db.config.live.max_message_bytes;
     let db = state.db.clone();
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| Connection::new(db).run(socket))
+    // The connection's work (planning, catch-up, mutations) runs on the query runtime; the
+    // socket's I/O is still driven by this runtime.
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        let _ = db.runtime.spawn(Connection::new(db.clone()).run(socket)).await;
+    })
 }

@@ -159,7 +159,9 @@ impl Connection {
         match out {
             Outgoing::Frame(f) => Some(f),
             Outgoing::Killed { id, reason } => {
-                self.subs.remove(&id);
+                if let Some(sub) = self.subs.remove(&id) {
+                    self.db.live.unregister(&sub.live_id);
+                }
                 Some(ServerMessage::Error { id: Some(id), code: ErrorCode::Killed, message: reason })
             }
             Outgoing::SchemaChanged { sub, schema_version } => {
@@ -372,12 +374,20 @@ impl Connection {
         watermark: i64,
     ) -> std::result::Result<(), SubscribeError> {
         let store = &self.db.store;
-        let mut load =
-            CatchUp::new(store, snapshot, cold, &sub.query, &s.id, s.since, s.last_rows, s.batch_size, watermark)?;
-        while let Some(frame) = load.next_batch(store, snapshot, &sub.query)? {
+        let scheduler = &self.db.scheduler;
+        let mut load = {
+            let _slot = scheduler.acquire(sub.user_id).await;
+            CatchUp::new(store, snapshot, cold, &sub.query, &s.id, s.since, s.last_rows, s.batch_size, watermark)?
+        };
+        // Each batch is read and filtered under a CPU slot of the fair scheduler.
+        loop {
+            let frame = {
+                let _slot = scheduler.acquire(sub.user_id).await;
+                load.next_batch(store, snapshot, &sub.query)?
+            };
+            let Some(frame) = frame else { return Ok(()) };
             send(sink, &frame).await.map_err(|_| SubscribeError::Socket)?;
         }
-        Ok(())
     }
 }
 

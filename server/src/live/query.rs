@@ -33,6 +33,9 @@ pub struct LiveQuery {
     /// drop or rename them while the subscription lives.
     pub named_columns: Vec<ColumnId>,
     filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The filter depends on who evaluates it (`CURRENT_USER()`), so its results cannot be
+    /// shared with other users' subscriptions.
+    pub user_dependent: bool,
 }
 
 impl LiveQuery {
@@ -101,6 +104,20 @@ impl LiveQuery {
             columns.insert(0, table.primary_key);
         }
 
+        let user_dependent = select.selection.as_ref().is_some_and(|e| {
+            visit_expressions(e, |e| match e {
+                Expr::Function(f)
+                    if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                        ["current_user", "session_user", "user", "current_role"]
+                            .contains(&i.value.to_ascii_lowercase().as_str())
+                    }) =>
+                {
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            })
+            .is_break()
+        });
         let filter = match &select.selection {
             None => None,
             Some(expr) => {
@@ -146,7 +163,7 @@ impl LiveQuery {
         let partition = cx.partition(&table);
         named_columns.sort_unstable();
         named_columns.dedup();
-        Ok(LiveQuery { table, partition, columns, named_columns, filter })
+        Ok(LiveQuery { table, partition, columns, named_columns, filter, user_dependent })
     }
 
     /// Columns sent for this subscription: name, type, stable id and fill value.

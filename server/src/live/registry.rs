@@ -4,12 +4,26 @@
 //! and are only enqueued there, in commit order, on one channel. Registrations travel the
 //! same channel (also enqueued under the commit lock, together with the watermark the
 //! initial load reads up to), so every subscription sees exactly the changes committed after
-//! its watermark. A fan-out task drains the channel: for each change it looks up only the
-//! subscriptions on that table and partition, evaluates their predicates against the row
-//! (once per change, shared by all of them) and hands events to each connection's bounded
-//! queue without waiting. A full queue marks the connection as too slow: it is closed, and
-//! the client resumes from its cursor.
+//! its watermark.
+//!
+//! The router task drains that channel but evaluates nothing: it hands each change to the
+//! [`FilterGroup`]s of its table partition. A group is the subscriptions that share one
+//! compiled filter — the same SQL on the same partition, and the same user when the filter
+//! depends on who asks (`CURRENT_USER()`). Each group is its own task on the query runtime,
+//! with a bounded queue: it evaluates the filter once per change, under a slot of the fair
+//! scheduler charged to its owner, and hands events to each connection's bounded queue
+//! without waiting. So one costly filter delays only its own subscribers:
+//!
+//! - a group whose queue fills (its filter is slower than the changes arrive) is dissolved
+//!   and its connections closed as slow consumers — clients resume from their cursors;
+//! - a group that spends more than its CPU budget (`live.filter_budget_ms` per second, in
+//!   bursts up to ten times that) or whose filter fails is ended with a `KILLED` error
+//!   that says why.
+//!
+//! A full connection queue marks that connection as too slow: it is closed, and the client
+//! resumes from its cursor.
 
+use crate::budget::FairScheduler;
 use crate::ids::{Partition, TableId, UserId};
 use crate::live::query::{LiveQuery, to_batch};
 use crate::storage::row_codec::StoredRow;
@@ -20,13 +34,16 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc};
 
 /// What a connection's writer task receives.
 #[derive(Debug)]
 pub enum Outgoing {
     Frame(ServerMessage),
-    /// The subscription was killed (`KILL LIVE QUERY`): forget it and tell the client.
+    /// The subscription was ended (`KILL LIVE QUERY`, or its filter was too costly): forget
+    /// it and tell the client.
     Killed {
         id: String,
         reason: String,
@@ -47,6 +64,13 @@ pub struct ConnectionSignal {
     pub notify: Notify,
 }
 
+impl ConnectionSignal {
+    fn overflow(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+}
+
 /// One registered subscription.
 #[derive(Debug)]
 pub struct LiveSubscription {
@@ -64,6 +88,15 @@ pub struct LiveSubscription {
     pub query: LiveQuery,
     pub sender: mpsc::Sender<Outgoing>,
     pub signal: Arc<ConnectionSignal>,
+}
+
+/// Limits of subscription filter evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterLimits {
+    /// Changes queued for one group before it counts as too slow.
+    pub queue: usize,
+    /// CPU time a group may spend per second on average.
+    pub budget_per_second: Duration,
 }
 
 enum FanoutEvent {
@@ -101,10 +134,12 @@ impl ChangeSink for LiveRegistry {
 }
 
 impl LiveRegistry {
-    /// Creates the registry and starts its fan-out task on the current runtime.
-    pub fn start() -> Arc<LiveRegistry> {
+    /// Creates the registry; its router and filter groups run on `runtime`.
+    pub fn start(runtime: Handle, scheduler: Arc<FairScheduler>, limits: FilterLimits) -> Arc<LiveRegistry> {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(fan_out(rx));
+        let router =
+            Router { runtime: runtime.clone(), scheduler, limits, groups: HashMap::new(), member_of: HashMap::new() };
+        runtime.spawn(router.run(rx));
         Arc::new(LiveRegistry { tx, all: RwLock::new(HashMap::new()), watched: RwLock::new(HashMap::new()) })
     }
 
@@ -116,6 +151,7 @@ impl LiveRegistry {
         let _ = self.tx.send(FanoutEvent::Register(sub));
     }
 
+    /// Removes a subscription (a no-op if it is already gone).
     pub fn unregister(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
         let removed = self.all.write().remove(live_id);
         if let Some(sub) = &removed {
@@ -153,41 +189,279 @@ impl LiveRegistry {
     }
 }
 
-async fn fan_out(mut rx: mpsc::UnboundedReceiver<FanoutEvent>) {
-    let mut by_partition: HashMap<(TableId, Partition), Vec<Arc<LiveSubscription>>> = HashMap::new();
-    while let Some(event) = rx.recv().await {
-        match event {
-            FanoutEvent::Register(sub) => {
-                by_partition.entry((sub.query.table.id, sub.query.partition)).or_default().push(sub);
-            }
-            FanoutEvent::Unregister(live_id) => {
-                by_partition.retain(|_, subs| {
-                    subs.retain(|s| s.live_id != live_id);
-                    !subs.is_empty()
-                });
-            }
-            FanoutEvent::SchemaChanged(table, schema_version) => {
-                by_partition.retain(|(t, _), subs| {
-                    if *t != table {
-                        return true;
+/// Which subscriptions share one filter evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    table: TableId,
+    partition: Partition,
+    sql: Arc<str>,
+    /// Set when the filter depends on the user evaluating it.
+    user: Option<UserId>,
+}
+
+impl GroupKey {
+    fn of(sub: &LiveSubscription) -> GroupKey {
+        GroupKey {
+            table: sub.query.table.id,
+            partition: sub.query.partition,
+            sql: Arc::from(sub.sql.as_str()),
+            user: sub.query.user_dependent.then_some(sub.user_id),
+        }
+    }
+}
+
+/// The router's view of a group.
+struct GroupHandle {
+    tx: mpsc::Sender<GroupEvent>,
+    members: Vec<Arc<LiveSubscription>>,
+}
+
+/// What a group task receives, in commit order.
+enum GroupEvent {
+    Join(Arc<LiveSubscription>),
+    Leave(String),
+    Change(Arc<PreparedChange>),
+    SchemaChanged(u32),
+}
+
+/// A change with its row (and old row) as one-row batches, built once for all groups.
+struct PreparedChange {
+    change: RowChange,
+    old: Option<StoredRow>,
+    new_batch: RecordBatch,
+    old_batch: Option<RecordBatch>,
+}
+
+struct Router {
+    runtime: Handle,
+    scheduler: Arc<FairScheduler>,
+    limits: FilterLimits,
+    groups: HashMap<GroupKey, GroupHandle>,
+    member_of: HashMap<String, GroupKey>,
+}
+
+impl Router {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<FanoutEvent>) {
+        // Groups by table partition, for routing changes.
+        let mut by_partition: HashMap<(TableId, Partition), Vec<GroupKey>> = HashMap::new();
+        while let Some(event) = rx.recv().await {
+            match event {
+                FanoutEvent::Register(sub) => {
+                    let key = GroupKey::of(&sub);
+                    self.member_of.insert(sub.live_id.clone(), key.clone());
+                    if !self.groups.contains_key(&key) {
+                        let (tx, group_rx) = mpsc::channel(self.limits.queue);
+                        let owner = sub.user_id;
+                        let group = FilterGroup::new(self.scheduler.clone(), owner, self.limits);
+                        self.runtime.spawn(group.run(group_rx));
+                        self.groups.insert(key.clone(), GroupHandle { tx, members: vec![] });
+                        by_partition.entry((key.table, key.partition)).or_default().push(key.clone());
                     }
-                    for sub in subs.drain(..) {
+                    let handle = self.groups.get_mut(&key).expect("inserted above");
+                    handle.members.push(sub.clone());
+                    if !self.send(&key, GroupEvent::Join(sub)) {
+                        self.dissolve(&key, &mut by_partition);
+                    }
+                }
+                FanoutEvent::Unregister(live_id) => {
+                    let Some(key) = self.member_of.remove(&live_id) else { continue };
+                    let Some(handle) = self.groups.get_mut(&key) else { continue };
+                    handle.members.retain(|s| s.live_id != live_id);
+                    if handle.members.is_empty() {
+                        // Dropping the sender ends the group task once it has drained.
+                        self.remove(&key, &mut by_partition);
+                    } else if !self.send(&key, GroupEvent::Leave(live_id)) {
+                        self.dissolve(&key, &mut by_partition);
+                    }
+                }
+                FanoutEvent::SchemaChanged(table, schema_version) => {
+                    let keys: Vec<GroupKey> = self.groups.keys().filter(|k| k.table == table).cloned().collect();
+                    for key in keys {
+                        if !self.send(&key, GroupEvent::SchemaChanged(schema_version)) {
+                            // Too far behind to tell its members in order: they reconnect.
+                            self.dissolve(&key, &mut by_partition);
+                        } else {
+                            self.remove(&key, &mut by_partition);
+                        }
+                    }
+                }
+                FanoutEvent::Changes(changes) => {
+                    for change in changes {
+                        let Some(keys) = by_partition.get(&(change.table, change.partition)) else { continue };
+                        let Some(member) =
+                            keys.first().and_then(|k| self.groups.get(k)).and_then(|g| g.members.first())
+                        else {
+                            continue;
+                        };
+                        let Some(prepared) = prepare(change, &member.query) else { continue };
+                        let prepared = Arc::new(prepared);
+                        let mut slow = vec![];
+                        for key in keys {
+                            if !self.send(key, GroupEvent::Change(prepared.clone())) {
+                                slow.push(key.clone());
+                            }
+                        }
+                        for key in slow {
+                            self.dissolve(&key, &mut by_partition);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Enqueues for a group without waiting; false if the group is full or gone.
+    fn send(&self, key: &GroupKey, event: GroupEvent) -> bool {
+        self.groups.get(key).is_some_and(|g| g.tx.try_send(event).is_ok())
+    }
+
+    fn remove(&mut self, key: &GroupKey, by_partition: &mut HashMap<(TableId, Partition), Vec<GroupKey>>) {
+        if let Some(handle) = self.groups.remove(key) {
+            for member in &handle.members {
+                self.member_of.remove(&member.live_id);
+            }
+        }
+        let partition = (key.table, key.partition);
+        if let Some(keys) = by_partition.get_mut(&partition) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                by_partition.remove(&partition);
+            }
+        }
+    }
+
+    /// A group that cannot keep up: its connections close as slow consumers, so no
+    /// subscriber misses a change without knowing.
+    fn dissolve(&mut self, key: &GroupKey, by_partition: &mut HashMap<(TableId, Partition), Vec<GroupKey>>) {
+        if let Some(handle) = self.groups.get(key) {
+            for member in &handle.members {
+                member.signal.overflow();
+            }
+        }
+        self.remove(key, by_partition);
+    }
+}
+
+fn prepare(change: RowChange, query: &LiveQuery) -> Option<PreparedChange> {
+    let table = &query.table;
+    let old = change.old.as_ref().map(|values| StoredRow {
+        updated: change.new.updated,
+        deleted: false,
+        values: values.clone(),
+    });
+    let new_batch = to_batch(table, &[&change.new]).ok()?;
+    let old_batch = old.as_ref().and_then(|o| to_batch(table, &[o]).ok());
+    Some(PreparedChange { change, old, new_batch, old_batch })
+}
+
+/// Subscriptions sharing one filter, evaluated by one task (see the module docs).
+struct FilterGroup {
+    scheduler: Arc<FairScheduler>,
+    owner: UserId,
+    members: Vec<Arc<LiveSubscription>>,
+    /// CPU time left, refilled at `budget_per_second`; negative means over budget.
+    budget: f64,
+    refilled: Instant,
+    limits: FilterLimits,
+}
+
+/// Bursts a group may spend, in seconds of its per-second budget.
+const BUDGET_BURST: f64 = 10.0;
+
+impl FilterGroup {
+    fn new(scheduler: Arc<FairScheduler>, owner: UserId, limits: FilterLimits) -> FilterGroup {
+        let burst = limits.budget_per_second.as_secs_f64() * BUDGET_BURST;
+        FilterGroup { scheduler, owner, members: vec![], budget: burst, refilled: Instant::now(), limits }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<GroupEvent>) {
+        while let Some(event) = rx.recv().await {
+            match event {
+                GroupEvent::Join(sub) => self.members.push(sub),
+                GroupEvent::Leave(live_id) => self.members.retain(|s| s.live_id != live_id),
+                GroupEvent::SchemaChanged(schema_version) => {
+                    for sub in self.members.drain(..) {
                         let out = Outgoing::SchemaChanged { sub: sub.clone(), schema_version };
                         if sub.sender.try_send(out).is_err() {
                             // Too slow or gone: it closes, and the client resumes either way.
-                            sub.signal.overflowed.store(true, Ordering::Relaxed);
-                            sub.signal.notify.notify_one();
+                            sub.signal.overflow();
                         }
                     }
-                    false
-                });
-            }
-            FanoutEvent::Changes(changes) => {
-                for change in &changes {
-                    if let Some(subs) = by_partition.get(&(change.table, change.partition)) {
-                        deliver(change, subs);
+                    return;
+                }
+                GroupEvent::Change(prepared) => {
+                    if self.members.iter().all(|s| s.signal.overflowed.load(Ordering::Relaxed)) {
+                        continue;
+                    }
+                    let (event, spent) = {
+                        let _slot = self.scheduler.acquire(self.owner).await;
+                        let started = Instant::now();
+                        let event = evaluate(&self.members[0].query, &prepared);
+                        (event, started.elapsed())
+                    };
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(e) => {
+                            return self.end(&format!("the subscription's filter failed: {}", e.public_message()));
+                        }
+                    };
+                    if !self.charge(spent) {
+                        return self.end(&format!(
+                            "the subscription's filter costs more CPU than allowed ({} ms per second, \
+                             live.filter_budget_ms); simplify its WHERE clause",
+                            self.limits.budget_per_second.as_millis()
+                        ));
+                    }
+                    if let Some(event) = event {
+                        self.deliver(&event, prepared.change.new.updated);
                     }
                 }
+            }
+        }
+    }
+
+    /// Takes `spent` from the budget; false once it is exhausted.
+    fn charge(&mut self, spent: Duration) -> bool {
+        let rate = self.limits.budget_per_second.as_secs_f64();
+        let now = Instant::now();
+        let refill = now.duration_since(self.refilled).as_secs_f64() * rate;
+        self.budget = (self.budget + refill).min(rate * BUDGET_BURST) - spent.as_secs_f64();
+        self.refilled = now;
+        self.budget >= 0.0
+    }
+
+    /// Ends every subscription of the group with `reason` (their connections unregister them).
+    fn end(&self, reason: &str) {
+        tracing::info!(owner = self.owner.0, "ending subscriptions: {reason}");
+        for sub in &self.members {
+            let out = Outgoing::Killed { id: sub.id.clone(), reason: reason.to_string() };
+            if sub.sender.try_send(out).is_err() {
+                sub.signal.overflow();
+            }
+        }
+    }
+
+    fn deliver(&self, event: &Event, cursor: i64) {
+        for sub in &self.members {
+            // Once a connection has dropped a frame it must not receive later ones (its client
+            // would skip the gap when it resumes); it is closing.
+            if sub.signal.overflowed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let frame = ServerMessage::Change {
+                id: sub.id.clone(),
+                op: event.op,
+                row: event.row.clone(),
+                old: event.old.clone(),
+                cursor,
+            };
+            match sub.sender.try_send(Outgoing::Frame(frame)) {
+                Ok(()) => {
+                    sub.changes.fetch_add(1, Ordering::Relaxed);
+                    sub.updated_at.store(crate::clock::now_micros(), Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => sub.signal.overflow(),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
     }
@@ -200,59 +474,25 @@ struct Event {
     old: Option<Vec<serde_json::Value>>,
 }
 
-/// Evaluates one change against the subscriptions of its partition. The row (and for
-/// updates the old row) is converted to a one-row batch once and shared by all predicates.
-fn deliver(change: &RowChange, subs: &[Arc<LiveSubscription>]) {
-    let table = &subs[0].query.table;
-    let new = &change.new;
-    let old =
-        change.old.as_ref().map(|values| StoredRow { updated: new.updated, deleted: false, values: values.clone() });
-    let Ok(new_batch) = to_batch(table, &[new]) else { return };
-    let old_batch = old.as_ref().and_then(|o| to_batch(table, &[o]).ok());
-    // Subscriptions with the same SQL (several tabs or devices of one user) share one
-    // evaluation: the event is computed once per distinct query.
-    let mut evaluated: HashMap<&str, Option<Event>> = HashMap::new();
-    for sub in subs {
-        // Once a connection has dropped a frame it must not receive later ones (its client
-        // would skip the gap when it resumes); it is closing.
-        if sub.signal.overflowed.load(Ordering::Relaxed) {
-            continue;
-        }
-        let q = &sub.query;
-        let event = evaluated.entry(sub.sql.as_str()).or_insert_with(|| {
-            let is = |batch: &RecordBatch| q.matches_batch(batch).map(|m| m[0]).unwrap_or(false);
-            let was = old_batch.as_ref().is_some_and(is);
-            let (op, row, old_values) = match change.kind {
-                ChangeKind::Insert if is(&new_batch) => (ChangeOp::Insert, &new.values, None),
-                ChangeKind::Update => match (was, is(&new_batch)) {
-                    (true, true) => (ChangeOp::Update, &new.values, old.as_ref().map(|o| q.project(&o.values))),
-                    (false, true) => (ChangeOp::Insert, &new.values, None),
-                    (true, false) => (ChangeOp::Delete, &old.as_ref().expect("matched").values, None),
-                    (false, false) => return None,
-                },
-                ChangeKind::Delete if was => (ChangeOp::Delete, &new.values, None),
-                _ => return None,
-            };
-            Some(Event { op, row: q.project(row), old: old_values })
-        });
-        let Some(event) = event else { continue };
-        let frame = ServerMessage::Change {
-            id: sub.id.clone(),
-            op: event.op,
-            row: event.row.clone(),
-            old: event.old.clone(),
-            cursor: new.updated,
-        };
-        match sub.sender.try_send(Outgoing::Frame(frame)) {
-            Ok(()) => {
-                sub.changes.fetch_add(1, Ordering::Relaxed);
-                sub.updated_at.store(crate::clock::now_micros(), Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                sub.signal.overflowed.store(true, Ordering::Relaxed);
-                sub.signal.notify.notify_one();
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
-        }
-    }
+/// Evaluates one change against a group's filter: `None` when its subscribers see nothing.
+fn evaluate(q: &LiveQuery, prepared: &PreparedChange) -> crate::error::Result<Option<Event>> {
+    let is = |batch: &RecordBatch| q.matches_batch(batch).map(|m| m[0]);
+    let was = match &prepared.old_batch {
+        Some(batch) => is(batch)?,
+        None => false,
+    };
+    let new = &prepared.change.new;
+    let old = prepared.old.as_ref();
+    let (op, row, old_values) = match prepared.change.kind {
+        ChangeKind::Insert if is(&prepared.new_batch)? => (ChangeOp::Insert, &new.values, None),
+        ChangeKind::Update => match (was, is(&prepared.new_batch)?) {
+            (true, true) => (ChangeOp::Update, &new.values, old.map(|o| q.project(&o.values))),
+            (false, true) => (ChangeOp::Insert, &new.values, None),
+            (true, false) => (ChangeOp::Delete, &old.expect("matched").values, None),
+            (false, false) => return Ok(None),
+        },
+        ChangeKind::Delete if was => (ChangeOp::Delete, &new.values, None),
+        _ => return Ok(None),
+    };
+    Ok(Some(Event { op, row: q.project(row), old: old_values }))
 }

@@ -1,7 +1,7 @@
 //! Test harness: starts the real `kalamdb-server` binary on an ephemeral loopback port with
 //! a temporary data directory, and talks HTTP to it.
 
-use kalamdb_client_core::protocol::ws::ServerMessage;
+use kalamdb_client_core::protocol::ws::{ChangeOp, ServerMessage};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -396,5 +396,40 @@ impl TestServer {
         let r = self.post("/v1/api/auth/login", &Auth::None, &json!({"username": user, "password": password})).await;
         assert_eq!(r.status, 200, "login failed: {}", r.body);
         r.body["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+/// Subscribes and collects the initial load: (rows, deleted pks, final cursor, batch count).
+pub async fn subscribe(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<Value>, Vec<Value>, i64, usize) {
+    let mut msg = json!({"type": "subscribe", "id": id, "sql": sql});
+    for (k, v) in extra.as_object().unwrap() {
+        msg[k] = v.clone();
+    }
+    ws.send_json(msg).await;
+    match ws.recv().await {
+        ServerMessage::Subscribed { id: got, .. } => assert_eq!(got, id),
+        other => panic!("expected subscribed, got {other:?}"),
+    }
+    let (mut rows, mut deleted, mut batches) = (vec![], vec![], 0);
+    loop {
+        match ws.recv().await {
+            ServerMessage::Batch { id: got, rows: r, deleted: d, cursor, last, .. } => {
+                assert_eq!(got, id);
+                rows.extend(r.into_iter().map(Value::Array));
+                deleted.extend(d);
+                batches += 1;
+                if last {
+                    return (rows, deleted, cursor, batches);
+                }
+            }
+            other => panic!("expected batch, got {other:?}"),
+        }
+    }
+}
+
+pub async fn next_change(ws: &mut WsClient) -> (ChangeOp, Vec<Value>, Option<Vec<Value>>, i64) {
+    match ws.recv().await {
+        ServerMessage::Change { op, row, old, cursor, .. } => (op, row, old, cursor),
+        other => panic!("expected change, got {other:?}"),
     }
 }

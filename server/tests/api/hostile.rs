@@ -282,3 +282,87 @@ async fn one_user_cannot_occupy_the_server() {
     assert!(worst < Duration::from_millis(1000), "bob waited {worst:?} while mallory's queries ran");
     assert_health_within(&mut s, Duration::from_millis(500), "after the burst").await;
 }
+
+/// Waits for the next change frame, skipping nothing else; returns its row and how long it
+/// took.
+async fn timed_change(ws: &mut WsClient) -> (Vec<serde_json::Value>, Duration) {
+    let started = Instant::now();
+    let (_, row, _, _) = next_change(ws).await;
+    (row, started.elapsed())
+}
+
+/// One user's live query stalled everyone's: all predicates ran in one shared task, and a
+/// costly one delayed an unrelated user's events by 25–40 s. Filters now run per group, under
+/// a budget.
+#[tokio::test]
+async fn a_costly_subscription_does_not_delay_others() {
+    let mut s = TestServer::start().await;
+    let mallory = app_with_user(&s).await;
+    let bob = s.create_user("bob").await;
+    let mut bob_ws = WsClient::connect_as(&s, "bob", "bob-password").await;
+    subscribe(&mut bob_ws, "mine", "SELECT id, body FROM app.notes", json!({})).await;
+    let mut mallory_ws = WsClient::connect_as(&s, "mallory", "mallory-password").await;
+    // Refused by the value limit at the first change.
+    subscribe(&mut mallory_ws, "huge", "SELECT id FROM app.notes WHERE length(repeat(body, 30000000)) > 1", json!({}))
+        .await;
+    // Allowed, but each evaluation costs a few milliseconds of work.
+    subscribe(
+        &mut mallory_ws,
+        "slow",
+        "SELECT id FROM app.notes WHERE regexp_like(repeat(body, 2000000), '(a|b|c)*d') OR length(repeat(body, 3000000)) < 0",
+        json!({}),
+    )
+    .await;
+    let flood = async {
+        for i in 0..60 {
+            s.sql_ok(&mallory, &format!("INSERT INTO app.notes (id, body) VALUES ({i}, 'x')")).await;
+        }
+    };
+    let observe = async {
+        let mut worst = Duration::ZERO;
+        for i in 0..5 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let sql = format!("INSERT INTO app.notes (id, body) VALUES ({i}, 'bob-{i}')");
+            let (r, (row, took)) = tokio::join!(s.sql(&bob, &sql), timed_change(&mut bob_ws));
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(row, vec![json!(i), json!(format!("bob-{i}"))]);
+            worst = worst.max(took);
+        }
+        worst
+    };
+    let ((), worst) = tokio::join!(flood, observe);
+    assert!(worst < Duration::from_secs(1), "bob's changes arrived after up to {worst:?}");
+    // Mallory's refused filter ended her subscription with a reason.
+    let mut reasons = vec![];
+    while let Some(frame) = mallory_ws.try_recv(Duration::from_secs(2)).await {
+        if let ServerMessage::Error { id, code, message } = frame {
+            reasons.push((id, code, message));
+        }
+    }
+    let huge = reasons.iter().find(|(id, ..)| id.as_deref() == Some("huge")).expect("the costly subscription ended");
+    assert_eq!(serde_json::to_value(huge.1).unwrap(), json!("KILLED"));
+    assert!(huge.2.contains("max_value_bytes"), "{}", huge.2);
+    assert_health_within(&mut s, Duration::from_millis(500), "after the costly subscriptions").await;
+}
+
+/// Live filters on SHARED tables were evaluated once per distinct SQL text for all users:
+/// with `WHERE owner = CURRENT_USER()` one user received another's rows and never their own.
+#[tokio::test]
+async fn current_user_filters_are_evaluated_per_user() {
+    let s = TestServer::start().await;
+    app_with_user(&s).await;
+    s.create_user("alice").await;
+    s.create_user("bob").await;
+    let sql = "SELECT id, owner FROM app.board WHERE owner = CURRENT_USER()";
+    let mut alice = WsClient::connect_as(&s, "alice", "alice-password").await;
+    let mut bob = WsClient::connect_as(&s, "bob", "bob-password").await;
+    subscribe(&mut alice, "b", sql, json!({})).await;
+    subscribe(&mut bob, "b", sql, json!({})).await;
+    s.sql_ok(&Auth::root(), "INSERT INTO app.board (id, owner, body) VALUES (1, 'bob', 'x'), (2, 'alice', 'y')").await;
+    let (_, row, _, _) = next_change(&mut alice).await;
+    assert_eq!(row, vec![json!(2), json!("alice")]);
+    let (_, row, _, _) = next_change(&mut bob).await;
+    assert_eq!(row, vec![json!(1), json!("bob")]);
+    assert!(alice.try_recv(Duration::from_millis(300)).await.is_none(), "alice received a second change");
+    assert!(bob.try_recv(Duration::from_millis(300)).await.is_none(), "bob received a second change");
+}

@@ -22,41 +22,6 @@ async fn user(s: &TestServer, name: &str) -> (Auth, WsClient) {
     (auth, ws)
 }
 
-/// Subscribes and collects the initial load: (rows, deleted pks, final cursor, batch count).
-async fn subscribe(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<Value>, Vec<Value>, i64, usize) {
-    let mut msg = json!({"type": "subscribe", "id": id, "sql": sql});
-    for (k, v) in extra.as_object().unwrap() {
-        msg[k] = v.clone();
-    }
-    ws.send_json(msg).await;
-    match ws.recv().await {
-        ServerMessage::Subscribed { id: got, .. } => assert_eq!(got, id),
-        other => panic!("expected subscribed, got {other:?}"),
-    }
-    let (mut rows, mut deleted, mut batches) = (vec![], vec![], 0);
-    loop {
-        match ws.recv().await {
-            ServerMessage::Batch { id: got, rows: r, deleted: d, cursor, last, .. } => {
-                assert_eq!(got, id);
-                rows.extend(r.into_iter().map(Value::Array));
-                deleted.extend(d);
-                batches += 1;
-                if last {
-                    return (rows, deleted, cursor, batches);
-                }
-            }
-            other => panic!("expected batch, got {other:?}"),
-        }
-    }
-}
-
-async fn next_change(ws: &mut WsClient) -> (ChangeOp, Vec<Value>, Option<Vec<Value>>, i64) {
-    match ws.recv().await {
-        ServerMessage::Change { op, row, old, cursor, .. } => (op, row, old, cursor),
-        other => panic!("expected change, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn initial_load_in_batches_then_live_changes() {
     let s = TestServer::start().await;
