@@ -8,6 +8,7 @@
 //! - [`Principal`]: who a statement runs as; permission checks live with each command.
 
 pub mod bootstrap;
+pub mod lockout;
 pub mod password;
 pub mod token;
 
@@ -18,6 +19,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::UserId;
 use base64::Engine;
 use kalamdb_client_core::protocol::{Role, TokenResponse, UserInfo};
+use lockout::{Admit, LoginThrottle, Outcome};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -48,6 +50,15 @@ impl Principal {
     }
 }
 
+/// A verified access token: whom it was issued to, until when, and for which password.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub principal: Principal,
+    /// Expiry, in seconds since the Unix epoch.
+    pub expires: i64,
+    password: Option<String>,
+}
+
 /// How long a successful Basic-auth check is remembered, so a client sending Basic on every
 /// request does not pay a bcrypt verification each time.
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -66,6 +77,7 @@ pub struct Authenticator {
     basic_cache: Mutex<HashMap<UserId, CachedCredential>>,
     /// Serialises the failed-login counter updates.
     login_lock: Mutex<()>,
+    throttle: LoginThrottle,
     /// A real bcrypt hash to verify against for unknown users, so response time does not
     /// reveal which user names exist.
     dummy_hash: String,
@@ -74,12 +86,14 @@ pub struct Authenticator {
 impl Authenticator {
     pub fn new(catalog: Arc<Catalog>, config: AuthConfig, jwt_secret: &[u8]) -> Result<Authenticator> {
         let dummy_hash = bcrypt::hash("kalamdb-dummy-password", config.bcrypt_cost).map_err(KalamError::internal)?;
+        let throttle = LoginThrottle::new(config.max_failed_logins, Duration::from_secs(config.lockout_secs));
         Ok(Authenticator {
             catalog,
             tokens: TokenIssuer::new(jwt_secret),
             config,
             basic_cache: Mutex::new(HashMap::new()),
             login_lock: Mutex::new(()),
+            throttle,
             dummy_hash,
         })
     }
@@ -112,20 +126,36 @@ impl Authenticator {
     }
 
     /// Verifies an access token; the role comes from the catalog, so role changes and
-    /// dropped users take effect at once.
+    /// dropped users take effect at once, and a password change revokes the token.
     pub fn authenticate_token(&self, token: &str) -> Result<Principal> {
-        self.authenticate_token_until(token).map(|(p, _)| p)
+        self.grant(token).map(|g| g.principal)
     }
 
-    /// Like [`Authenticator::authenticate_token`], also returning the token's expiry
-    /// (seconds since the Unix epoch).
-    pub fn authenticate_token_until(&self, token: &str) -> Result<(Principal, i64)> {
+    /// Verifies an access token for a long-lived session (a WebSocket), which checks it
+    /// again with [`Authenticator::recheck`] before each use.
+    pub fn grant(&self, token: &str) -> Result<TokenGrant> {
         let claims = self.tokens.verify(token, TokenKind::Access)?;
+        let grant = TokenGrant {
+            principal: Principal { user_id: claims.user_id()?, username: claims.username.clone(), role: Role::User },
+            expires: claims.exp as i64,
+            password: claims.pwd,
+        };
+        let principal = self.recheck(&grant)?;
+        Ok(TokenGrant { principal, ..grant })
+    }
+
+    /// The grant's user as the catalog has them now: fails once the user is dropped or their
+    /// password changed since the token was issued; carries their current role.
+    pub fn recheck(&self, grant: &TokenGrant) -> Result<Principal> {
         let user = self
             .catalog
-            .user(claims.user_id()?)
+            .user(grant.principal.user_id)
             .ok_or_else(|| KalamError::Unauthorized("the token's user no longer exists".into()))?;
-        Ok((Principal::from_user(&user), claims.exp as i64))
+        // Tokens issued before access tokens carried the fingerprint stay valid until expiry.
+        if grant.password.as_deref().is_some_and(|p| p != token::password_fingerprint(&user)) {
+            return Err(KalamError::Unauthorized("the token was revoked by a password change; sign in again".into()));
+        }
+        Ok(Principal::from_user(&user))
     }
 
     async fn authenticate_basic(&self, username: &str, password: &str) -> Result<Principal> {
@@ -158,39 +188,60 @@ impl Authenticator {
     }
 
     /// Checks a user name and password, counting failures: after `max_failed_logins` in a
-    /// row the account is locked for `lockout_secs` (persisted, so restarts don't reset it).
+    /// row the name is locked for `lockout_secs` — persisted for existing accounts, so
+    /// restarts don't reset it. Attempts are counted before their password is checked (see
+    /// [`lockout`]), and names without an account are answered exactly like names with one.
     pub async fn login(&self, username: &str, password: &str) -> Result<User> {
         let invalid = || KalamError::Unauthorized("invalid username or password".into());
-        let Some(user) = self.catalog.user_by_name(username) else {
-            let _ = password::verify(password.to_string(), self.dummy_hash.clone()).await;
-            return Err(invalid());
+        let locked = |left: Duration| {
+            KalamError::AccountLocked(format!(
+                "too many failed logins for this user name; try again in {} s",
+                left.as_secs() + 1
+            ))
         };
-        if let Some(until) = user.locked_until.filter(|u| *u > now_micros()) {
-            let secs = (until - now_micros()) / 1_000_000 + 1;
-            return Err(KalamError::AccountLocked(format!(
-                "account '{username}' is locked after too many failed logins; try again in {secs} s"
-            )));
+        let stored = self.catalog.user_by_name(username);
+        let now = now_micros();
+        let (stored_failures, stored_lock) = match &stored {
+            Some(u) => {
+                (u.failed_logins, u.locked_until.filter(|t| *t > now).map(|t| Duration::from_micros((t - now) as u64)))
+            }
+            None => (0, None),
+        };
+        if let Admit::Locked(left) = self.throttle.begin(username, stored_failures, stored_lock) {
+            return Err(locked(left));
         }
-        let ok = password::verify(password.to_string(), user.password_hash.clone()).await?;
+        let hash = stored.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let verified = password::verify(password.to_string(), hash).await;
+        let ok = stored.is_some() && matches!(verified, Ok(true));
         let _guard = self.login_lock.lock();
         // Re-read: another login may have changed the counters meanwhile.
-        let mut current = self.catalog.user(user.id).ok_or_else(invalid)?;
-        if ok {
-            if current.failed_logins > 0 || current.locked_until.is_some() {
-                current.failed_logins = 0;
-                current.locked_until = None;
-                self.catalog.update_user(&current)?;
+        let current = stored.and_then(|u| self.catalog.user(u.id));
+        let outcome = self.throttle.finish(username, ok, current.as_ref().map_or(0, |u| u.failed_logins));
+        verified?;
+        // The attempt that locks a name is answered like any failure, with or without an account.
+        let Some(mut current) = current else { return Err(invalid()) };
+        match outcome {
+            Outcome::Succeeded => {
+                if current.failed_logins > 0 || current.locked_until.is_some() {
+                    current.failed_logins = 0;
+                    current.locked_until = None;
+                    self.catalog.update_user(&current)?;
+                }
+                Ok(current)
             }
-            return Ok(current);
+            Outcome::Failed => {
+                current.failed_logins += 1;
+                self.catalog.update_user(&current)?;
+                Err(invalid())
+            }
+            Outcome::FailedAndLocked => {
+                current.failed_logins = 0;
+                current.locked_until = Some(now_micros() + self.config.lockout_secs as i64 * 1_000_000);
+                tracing::warn!(user = %current.username, "account locked after repeated failed logins");
+                self.catalog.update_user(&current)?;
+                Err(invalid())
+            }
         }
-        current.failed_logins += 1;
-        if current.failed_logins >= self.config.max_failed_logins {
-            current.failed_logins = 0;
-            current.locked_until = Some(now_micros() + self.config.lockout_secs as i64 * 1_000_000);
-            tracing::warn!(user = %current.username, "account locked after repeated failed logins");
-        }
-        self.catalog.update_user(&current)?;
-        Err(invalid())
     }
 
     /// Issues an access token and a refresh token for `user`.

@@ -1,6 +1,15 @@
-//! bcrypt hashing. Both operations are deliberately slow, so they run on the blocking pool.
+//! bcrypt hashing. Both operations are deliberately slow: they run on the blocking pool, at
+//! most one per CPU at a time, so a flood of logins queues here instead of taking every core.
 
 use crate::error::{KalamError, Result};
+use std::sync::OnceLock;
+use tokio::sync::Semaphore;
+
+/// Permits for bcrypt work: one per CPU.
+fn bcrypt_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
 
 /// Longest password accepted (bcrypt only uses the first 72 bytes; longer input is refused
 /// rather than silently truncated).
@@ -17,6 +26,7 @@ pub fn validate(password: &str) -> Result<()> {
 }
 
 pub async fn hash(password: String, cost: u32) -> Result<String> {
+    let _slot = bcrypt_slots().acquire().await.map_err(KalamError::internal)?;
     tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
         .await
         .map_err(KalamError::internal)?
@@ -27,6 +37,7 @@ pub async fn verify(password: String, hash: String) -> Result<bool> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }
+    let _slot = bcrypt_slots().acquire().await.map_err(KalamError::internal)?;
     tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
         .await
         .map_err(KalamError::internal)?

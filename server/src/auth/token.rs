@@ -1,5 +1,5 @@
-//! JWTs (HS256). Access tokens authenticate requests; refresh tokens only buy new tokens
-//! and carry a fingerprint of the password hash, so a password change revokes them.
+//! JWTs (HS256). Access tokens authenticate requests; refresh tokens only buy new tokens.
+//! Both carry a fingerprint of the password hash, so a password change revokes them.
 
 use crate::catalog::User;
 use crate::error::{KalamError, Result};
@@ -64,7 +64,7 @@ impl TokenIssuer {
             typ: kind,
             iat: now,
             exp: now + ttl_secs,
-            pwd: (kind == TokenKind::Refresh).then(|| password_fingerprint(user)),
+            pwd: Some(password_fingerprint(user)),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(KalamError::internal)?;

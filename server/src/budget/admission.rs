@@ -95,6 +95,14 @@ impl Admission {
         Ok(StatementPermit { _permit: permit })
     }
 
+    /// Waits until the user runs fewer than `statements_per_user` statements, however many
+    /// wait (for work that must not be refused, such as a client's queued mutations).
+    pub async fn wait_for_statement(&self, user: UserId) -> StatementPermit {
+        let gate = self.gate(user);
+        let permit = gate.running.clone().acquire_owned().await.expect("the semaphore is never closed");
+        StatementPermit { _permit: permit }
+    }
+
     /// Counts a new WebSocket connection of `user`, or refuses it over the limit.
     pub fn connection(&self, user: UserId) -> Result<ConnectionPermit> {
         let gate = self.gate(user);

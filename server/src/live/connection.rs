@@ -2,7 +2,8 @@
 //! subscriptions it owns. A [`Connection`] is driven by one task; the fan-out reaches it
 //! only through its bounded queue.
 
-use crate::auth::Principal;
+use crate::auth::{Principal, TokenGrant};
+use crate::budget::ConnectionPermit;
 use crate::catalog::TableKind;
 use crate::clock::now_micros;
 use crate::cold::ColdSnapshot;
@@ -35,9 +36,10 @@ enum Close {
 pub struct Connection {
     db: Arc<Database>,
     id: String,
-    principal: Option<Principal>,
-    /// Expiry of the accepted token (seconds since epoch).
-    token_expires: i64,
+    /// The accepted token; its user is checked against the catalog before each use.
+    grant: Option<TokenGrant>,
+    /// Counts this connection against its user's limit while it is open.
+    permit: Option<ConnectionPermit>,
     subs: HashMap<String, Arc<LiveSubscription>>,
     tx: mpsc::Sender<Outgoing>,
     rx: mpsc::Receiver<Outgoing>,
@@ -57,8 +59,8 @@ impl Connection {
         Connection {
             id: ulid::Ulid::new().to_string(),
             db,
-            principal: None,
-            token_expires: 0,
+            grant: None,
+            permit: None,
             subs: HashMap::new(),
             tx,
             rx,
@@ -127,8 +129,15 @@ impl Connection {
                         let _ = send(&mut sink, &slow_consumer()).await;
                         break Close::Policy("slow consumer");
                     }
+                    if self.signal.account_changed.swap(false, Ordering::SeqCst) && self.grant.is_some() {
+                        match self.account_changed(&mut sink).await {
+                            Ok(None) => {}
+                            Ok(Some(close)) => break close,
+                            Err(()) => break Close::ClientGone,
+                        }
+                    }
                 }
-                _ = &mut auth_deadline, if self.principal.is_none() => {
+                _ = &mut auth_deadline, if self.grant.is_none() => {
                     let e = KalamError::Unauthorized("no auth frame received in time".into());
                     let _ = send(&mut sink, &error_frame(None, &e)).await;
                     break Close::Policy("authentication timeout");
@@ -137,7 +146,7 @@ impl Connection {
                     if self.last_seen.elapsed() > Duration::from_secs(cfg.idle_timeout_secs) {
                         break Close::Policy("idle timeout");
                     }
-                    if self.principal.is_some() && now_micros() / 1_000_000 > self.token_expires {
+                    if self.grant.as_ref().is_some_and(|g| now_micros() / 1_000_000 > g.expires) {
                         let e = KalamError::Unauthorized("token expired; send a new auth frame before expiry".into());
                         let _ = send(&mut sink, &error_frame(None, &e)).await;
                         break Close::Policy("token expired");
@@ -207,7 +216,7 @@ impl Connection {
                     return Ok(Some(Close::Policy("authentication failed")));
                 }
             },
-            _ if self.principal.is_none() => {
+            _ if self.grant.is_none() => {
                 let e = KalamError::Unauthorized("send an auth frame first".into());
                 send(sink, &error_frame(None, &e)).await?;
                 return Ok(Some(Close::Policy("not authenticated")));
@@ -218,6 +227,7 @@ impl Connection {
                 if let Err(e) = self.subscribe(sink, s).await {
                     match e {
                         SubscribeError::Socket => return Err(()),
+                        SubscribeError::Revoked => return Ok(Some(Close::Policy("credentials revoked"))),
                         SubscribeError::Kalam(e) => send(sink, &error_frame(Some(id), &e)).await?,
                     }
                 }
@@ -233,7 +243,13 @@ impl Connection {
                 }
             },
             ClientMessage::Mutate(m) => {
-                let principal = self.principal.clone().expect("checked above");
+                let principal = match self.current_principal(sink).await? {
+                    Ok(p) => p,
+                    Err(close) => return Ok(Some(close)),
+                };
+                // Counted with the user's HTTP statements (waits its turn; never refused, so a
+                // client's outbox is not rejected for being busy).
+                let _turn = self.db.admission.wait_for_statement(principal.user_id).await;
                 let result = mutations::apply(&self.db, &principal, m).await;
                 send(sink, &ServerMessage::MutateResult(result)).await?;
             }
@@ -243,17 +259,65 @@ impl Connection {
 
     /// Accepts a first token, or renews it in place (same user only).
     fn authenticate(&mut self, token: &str) -> Result<ServerMessage> {
-        let (principal, expires) = self.db.auth.authenticate_token_until(token)?;
-        if let Some(current) = &self.principal {
-            if current.user_id != principal.user_id {
+        let grant = self.db.auth.grant(token)?;
+        let principal = grant.principal.clone();
+        match &self.grant {
+            Some(current) if current.principal.user_id != principal.user_id => {
                 return Err(KalamError::Unauthorized("a renewed token must belong to the same user".into()));
             }
+            Some(_) => {}
+            None => {
+                self.permit = Some(self.db.admission.connection(principal.user_id)?);
+                self.db.live.watch_account(principal.user_id, &self.signal);
+            }
         }
-        self.token_expires = expires;
+        let expires = grant.expires;
+        self.grant = Some(grant);
         let user =
             UserInfo { id: principal.user_id.to_string(), username: principal.username.clone(), role: principal.role };
-        self.principal = Some(principal);
         Ok(ServerMessage::AuthOk { user, expires_at: crate::values::format_timestamp(expires * 1_000_000) })
+    }
+
+    /// The connection's user as they are now. If the account was dropped or its password
+    /// changed, the client is told and the connection closes (`Err`); a changed role applies
+    /// from here on. `Ok(Err)` carries the close; the outer `Err` is a gone socket.
+    async fn current_principal(
+        &mut self,
+        sink: &mut Sink,
+    ) -> std::result::Result<std::result::Result<Principal, Close>, ()> {
+        let grant = self.grant.as_mut().expect("authenticated");
+        match self.db.auth.recheck(grant) {
+            Ok(principal) => {
+                grant.principal = principal.clone();
+                Ok(Ok(principal))
+            }
+            Err(e) => {
+                send(sink, &error_frame(None, &e)).await?;
+                Ok(Err(Close::Policy("credentials revoked")))
+            }
+        }
+    }
+
+    /// After an account change: closes the connection if its credentials are gone, or ends
+    /// the subscriptions the user's new role no longer allows.
+    async fn account_changed(&mut self, sink: &mut Sink) -> std::result::Result<Option<Close>, ()> {
+        let principal = match self.current_principal(sink).await? {
+            Ok(p) => p,
+            Err(close) => return Ok(Some(close)),
+        };
+        let cx = ExecContext { db: &self.db, principal, namespace: None, params: &[] };
+        let revoked: Vec<(String, KalamError)> = self
+            .subs
+            .iter()
+            .filter_map(|(id, sub)| cx.check_read(&sub.query.table).err().map(|e| (id.clone(), e)))
+            .collect();
+        for (id, e) in revoked {
+            if let Some(sub) = self.subs.remove(&id) {
+                self.db.live.unregister(&sub.live_id);
+            }
+            send(sink, &error_frame(Some(id), &e)).await?;
+        }
+        Ok(None)
     }
 
     async fn subscribe(&mut self, sink: &mut Sink, s: Subscribe) -> std::result::Result<(), SubscribeError> {
@@ -280,7 +344,11 @@ impl Connection {
         if s.batch_size.is_some_and(|b| b == 0 || b as usize > MAX_BATCH_SIZE) {
             return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")).into());
         }
-        let principal = self.principal.clone().expect("authenticated");
+        let principal = match self.current_principal(sink).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(SubscribeError::Revoked),
+            Err(()) => return Err(SubscribeError::Socket),
+        };
         let cx = ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[] };
         let query = LiveQuery::plan(&cx, &s.sql)?;
         let sub = Arc::new(LiveSubscription {
@@ -394,6 +462,8 @@ impl Connection {
 enum SubscribeError {
     Kalam(KalamError),
     Socket,
+    /// The user's credentials were revoked (the client has been told).
+    Revoked,
 }
 
 impl From<KalamError> for SubscribeError {

@@ -32,8 +32,8 @@ use datafusion::arrow::array::RecordBatch;
 use kalamdb_client_core::protocol::ws::{ChangeOp, ServerMessage};
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc};
@@ -56,11 +56,14 @@ pub enum Outgoing {
     },
 }
 
-/// State a connection shares with the fan-out.
+/// State a connection shares with the fan-out and the account commands.
 #[derive(Debug, Default)]
 pub struct ConnectionSignal {
     /// Set when the connection's queue overflowed; the connection closes itself.
     pub overflowed: AtomicBool,
+    /// Set when the connection's user was altered or dropped; the connection checks its
+    /// credentials and privileges again.
+    pub account_changed: AtomicBool,
     pub notify: Notify,
 }
 
@@ -112,6 +115,8 @@ pub struct LiveRegistry {
     all: RwLock<HashMap<String, Arc<LiveSubscription>>>,
     /// Number of subscriptions per watched table partition.
     watched: RwLock<HashMap<(TableId, Partition), usize>>,
+    /// Open connections by user, told when their account changes.
+    sessions: parking_lot::Mutex<HashMap<UserId, Vec<Weak<ConnectionSignal>>>>,
 }
 
 impl ChangeSink for LiveRegistry {
@@ -140,7 +145,12 @@ impl LiveRegistry {
         let router =
             Router { runtime: runtime.clone(), scheduler, limits, groups: HashMap::new(), member_of: HashMap::new() };
         runtime.spawn(router.run(rx));
-        Arc::new(LiveRegistry { tx, all: RwLock::new(HashMap::new()), watched: RwLock::new(HashMap::new()) })
+        Arc::new(LiveRegistry {
+            tx,
+            all: RwLock::new(HashMap::new()),
+            watched: RwLock::new(HashMap::new()),
+            sessions: parking_lot::Mutex::new(HashMap::new()),
+        })
     }
 
     /// Registers a subscription. Call under the commit lock (`Committer::at_watermark`), so
@@ -167,6 +177,32 @@ impl LiveRegistry {
             let _ = self.tx.send(FanoutEvent::Unregister(live_id.to_string()));
         }
         removed
+    }
+
+    /// Tells `signal` when `user`'s account changes (until the connection is dropped).
+    pub fn watch_account(&self, user: UserId, signal: &Arc<ConnectionSignal>) {
+        let mut sessions = self.sessions.lock();
+        let signals = sessions.entry(user).or_default();
+        signals.retain(|s| s.strong_count() > 0);
+        signals.push(Arc::downgrade(signal));
+    }
+
+    /// A user's role, password or existence changed: their open connections check again at
+    /// once (and close, or end the subscriptions they may no longer have).
+    pub fn account_changed(&self, user: UserId) {
+        let mut sessions = self.sessions.lock();
+        let Some(signals) = sessions.get_mut(&user) else { return };
+        signals.retain(|weak| match weak.upgrade() {
+            Some(signal) => {
+                signal.account_changed.store(true, Ordering::SeqCst);
+                signal.notify.notify_one();
+                true
+            }
+            None => false,
+        });
+        if signals.is_empty() {
+            sessions.remove(&user);
+        }
     }
 
     pub fn get(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {

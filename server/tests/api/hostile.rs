@@ -366,3 +366,166 @@ async fn current_user_filters_are_evaluated_per_user() {
     assert!(alice.try_recv(Duration::from_millis(300)).await.is_none(), "alice received a second change");
     assert!(bob.try_recv(Duration::from_millis(300)).await.is_none(), "bob received a second change");
 }
+
+fn mutate_frame(seq: u64, id: i64) -> serde_json::Value {
+    json!({"type": "mutate", "client_id": "svc-device", "seq": seq,
+           "ops": [{"table": "app.secrets", "op": "insert", "row": {"id": id, "v": "x"}}]})
+}
+
+/// The next frame that is not a change or batch.
+async fn next_control_frame(ws: &mut WsClient) -> ServerMessage {
+    loop {
+        match ws.recv().await {
+            ServerMessage::Change { .. } | ServerMessage::Batch { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+/// An open WebSocket kept the privileges it had at sign-in: a demoted service still wrote
+/// SHARED tables and subscribed to private ones, and a dropped user's writes were applied,
+/// until the token expired.
+#[tokio::test]
+async fn privileges_are_checked_when_used() {
+    let s = TestServer::start().await;
+    app_with_user(&s).await;
+    s.sql_ok(&Auth::root(), "CREATE SHARED TABLE app.secrets (id BIGINT PRIMARY KEY, v TEXT)").await;
+    let svc = s.create_user_with_role("svc", "service").await;
+    let mut ws = WsClient::connect_as(&s, "svc", "svc-password").await;
+    subscribe(&mut ws, "s", "SELECT * FROM app.secrets", json!({})).await;
+    ws.send_json(mutate_frame(1, 1)).await;
+    match next_control_frame(&mut ws).await {
+        ServerMessage::MutateResult(r) => assert_eq!(serde_json::to_value(r.status).unwrap(), json!("applied")),
+        other => panic!("{other:?}"),
+    }
+
+    // Demoted: the private subscription ends at once, writes and new subscriptions are refused.
+    s.sql_ok(&Auth::root(), "ALTER USER 'svc' SET ROLE user").await;
+    let started = Instant::now();
+    match next_control_frame(&mut ws).await {
+        ServerMessage::Error { id, code, .. } => {
+            assert_eq!(id.as_deref(), Some("s"));
+            assert_eq!(serde_json::to_value(code).unwrap(), json!("FORBIDDEN"));
+        }
+        other => panic!("expected the subscription to end, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    ws.send_json(mutate_frame(2, 2)).await;
+    match next_control_frame(&mut ws).await {
+        ServerMessage::MutateResult(r) => {
+            assert_eq!(serde_json::to_value(r.code).unwrap(), json!("FORBIDDEN"), "{r:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    ws.send_json(json!({"type": "subscribe", "id": "again", "sql": "SELECT * FROM app.secrets"})).await;
+    match next_control_frame(&mut ws).await {
+        ServerMessage::Error { code, .. } => assert_eq!(serde_json::to_value(code).unwrap(), json!("FORBIDDEN")),
+        other => panic!("{other:?}"),
+    }
+    s.sql_err(&svc, "INSERT INTO app.secrets (id, v) VALUES (3, 'x')", 403, "FORBIDDEN").await;
+
+    // A password change closes the socket and revokes the access token.
+    let token = s.login("svc", "svc-password").await;
+    s.sql_ok(&Auth::root(), "ALTER USER 'svc' SET PASSWORD 'another-password'").await;
+    match ws.recv().await {
+        ServerMessage::Error { code, .. } => assert_eq!(serde_json::to_value(code).unwrap(), json!("UNAUTHORIZED")),
+        other => panic!("expected the connection to be told, got {other:?}"),
+    }
+    assert!(ws.closed_within(Duration::from_secs(2)).await, "the socket stayed open");
+    s.sql_err(&Auth::Bearer(token), "SELECT 1", 401, "UNAUTHORIZED").await;
+
+    // A dropped user's socket closes before it can write.
+    s.create_user_with_role("temp", "service").await;
+    let mut temp = WsClient::connect_as(&s, "temp", "temp-password").await;
+    s.sql_ok(&Auth::root(), "DROP USER 'temp'").await;
+    match temp.try_recv(Duration::from_secs(2)).await {
+        Some(ServerMessage::Error { code, .. }) => {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!("UNAUTHORIZED"))
+        }
+        other => panic!("expected the connection to be told, got {other:?}"),
+    }
+    let r = s.sql_ok(&Auth::root(), "SELECT id FROM app.secrets ORDER BY id").await;
+    assert_eq!(r.rows(0), &vec![json!([1])]);
+}
+
+/// WebSocket connections per user are limited (`live.max_connections_per_user`).
+#[tokio::test]
+async fn connections_per_user_are_limited() {
+    let s = TestServer::start_with_config("[live]\nmax_connections_per_user = 2\n").await;
+    app_with_user(&s).await;
+    let _a = WsClient::connect_as(&s, "mallory", "mallory-password").await;
+    let b = WsClient::connect_as(&s, "mallory", "mallory-password").await;
+    let token = s.login("mallory", "mallory-password").await;
+    let mut third = WsClient::connect(&s).await;
+    third.send_json(json!({"type": "auth", "token": token})).await;
+    match third.recv().await {
+        ServerMessage::Error { code, .. } => assert_eq!(serde_json::to_value(code).unwrap(), json!("RATE_LIMITED")),
+        other => panic!("{other:?}"),
+    }
+    // Closing one frees its place.
+    drop(b);
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut c = WsClient::connect(&s).await;
+        c.send_json(json!({"type": "auth", "token": token})).await;
+        if matches!(c.recv().await, ServerMessage::AuthOk { .. }) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a closed connection still counted");
+}
+
+async fn login_attempt(s: &TestServer, user: &str, password: &str) -> Resp {
+    s.post("/v1/api/auth/login", &Auth::None, &json!({"username": user, "password": password})).await
+}
+
+/// Lockout was bypassed by concurrency: 40 parallel wrong guesses were all evaluated, and the
+/// right password 30 ms later succeeded and reset the counter.
+#[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_lockout() {
+    let s = TestServer::start().await;
+    s.create_user("victim").await;
+    let guesses = futures::future::join_all((0..40).map(|i| {
+        let password = format!("wrong-guess-{i}");
+        let s = &s;
+        async move { login_attempt(s, "victim", &password).await }
+    }));
+    let right = async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        login_attempt(&s, "victim", "victim-password").await
+    };
+    let (guesses, right) = tokio::join!(guesses, right);
+    assert!(guesses.iter().all(|r| r.status == 401), "a wrong guess succeeded");
+    let locked = guesses.iter().filter(|r| r.code() == "ACCOUNT_LOCKED").count();
+    assert!(locked >= 35, "only {locked} of 40 guesses were refused by the lock");
+    assert_eq!((right.status.as_u16(), right.code()), (401, "ACCOUNT_LOCKED"), "{}", right.body);
+    // Still locked afterwards.
+    let r = login_attempt(&s, "victim", "victim-password").await;
+    assert_eq!(r.code(), "ACCOUNT_LOCKED");
+}
+
+/// The lockout revealed which user names exist (`ACCOUNT_LOCKED` naming the account vs
+/// `UNAUTHORIZED`): names without an account now lock the same way, with the same message.
+#[tokio::test]
+async fn lockout_does_not_reveal_which_names_exist() {
+    let s = TestServer::start().await;
+    s.create_user("real").await;
+    let mut answers = vec![];
+    for name in ["real", "ghost"] {
+        let mut codes = vec![];
+        for i in 0..6 {
+            let r = login_attempt(&s, name, &format!("wrong-{i}")).await;
+            codes.push((r.status.as_u16(), r.code().to_string()));
+            if i == 5 {
+                let message = r.body["error"]["message"].as_str().unwrap().to_string();
+                assert!(!message.contains(name), "the message names the account: {message}");
+                answers.push(message.split("try again").next().unwrap().to_string());
+            }
+        }
+        assert_eq!(codes[..5].iter().filter(|(_, c)| c == "UNAUTHORIZED").count(), 5, "{name}: {codes:?}");
+        assert_eq!(codes[5], (401, "ACCOUNT_LOCKED".to_string()), "{name}");
+    }
+    assert_eq!(answers[0], answers[1]);
+}

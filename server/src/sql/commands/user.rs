@@ -78,6 +78,10 @@ pub async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -
     }
     user.updated_at = now_micros();
     cx.db.catalog.update_user(&user)?;
+    if !matches!(action, AlterUserAction::SetEmail(_)) {
+        // Open WebSockets of the user check their credentials and privileges again now.
+        cx.db.live.account_changed(user.id);
+    }
     Ok(results::message(1, format!("User '{}' altered", user.username)))
 }
 
@@ -98,5 +102,6 @@ pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool) -> Result<QueryRe
     }
     check_grant(&cx.principal, user.role)?;
     cx.db.catalog.drop_user(name)?;
+    cx.db.live.account_changed(user.id);
     Ok(results::message(1, format!("User '{name}' dropped")))
 }
