@@ -3,8 +3,14 @@
 //! ```text
 //! {backup}/backup.json                          metadata + every file with size and SHA-256
 //! {backup}/backup.json.sha256                   SHA-256 of backup.json (`sha256sum -c` format)
+//! {backup}/backup.json.hmac                     HMAC-SHA256 of backup.json with the server's backup key
 //! {backup}/{table}/{user_id | shared}/batch-{n}.parquet
 //! ```
+//!
+//! Nothing in a backup is trusted before it is checked: the manifest must carry a valid
+//! HMAC made with this server's backup key ([`ManifestSigner`]; the SHA-256 only detects
+//! corruption), and every table, partition and file name in it must be a plain name of the
+//! shape KalamDB writes, so that no path built from it leaves the backup or the storage.
 //!
 //! A backup is one consistent state: under the commit lock it takes a RocksDB snapshot and
 //! the file list of every open cold partition of the namespace (a flush opens its partition
@@ -28,6 +34,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::{NamespaceId, Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
 use crate::storage::{CF_ROWS, Snapshot, keys};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -37,6 +44,46 @@ use std::sync::Arc;
 pub const MANIFEST_FILE: &str = "backup.json";
 /// The manifest's own checksum, written before it: a backup with a manifest has one.
 pub const MANIFEST_CHECKSUM_FILE: &str = "backup.json.sha256";
+/// The manifest's authenticity tag, written before it.
+pub const MANIFEST_TAG_FILE: &str = "backup.json.hmac";
+
+/// Signs and checks backup manifests with the server's backup key (`storage.backup_key`, or
+/// `{data_dir}/backup-key`).
+pub struct ManifestSigner {
+    key: Vec<u8>,
+}
+
+impl ManifestSigner {
+    pub fn new(key: Vec<u8>) -> ManifestSigner {
+        ManifestSigner { key }
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length")
+    }
+
+    /// The hex tag of `manifest`.
+    pub fn sign(&self, manifest: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(manifest);
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `tag` (hex) authenticates `manifest`, compared in constant time.
+    pub fn verify(&self, manifest: &[u8], tag: &str) -> bool {
+        let Some(tag) = decode_hex(tag.trim()) else { return false };
+        let mut mac = self.mac();
+        mac.update(manifest);
+        mac.verify_slice(&tag).is_ok()
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,8 +167,8 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> KalamError {
     KalamError::internal(format!("cannot {what} {}: {e}", path.display()))
 }
 
-/// Reads and parses `{dir}/backup.json`.
-pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
+/// Reads `{dir}/backup.json`, checks its checksum, its authenticity tag and every name in it.
+pub fn read_manifest(dir: &Path, signer: &ManifestSigner) -> Result<BackupManifest> {
     let path = dir.join(MANIFEST_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -140,8 +187,19 @@ pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
             path.display()
         )));
     }
+    let tag = std::fs::read_to_string(dir.join(MANIFEST_TAG_FILE)).unwrap_or_default();
+    if !signer.verify(&bytes, &tag) {
+        return Err(KalamError::Validation(format!(
+            "the backup at {} is not signed with this server's backup key ({MANIFEST_TAG_FILE} is missing or does \
+             not match); restore it on a server configured with the key that made it (storage.backup_key)",
+            dir.display()
+        )));
+    }
     let manifest: BackupManifest = serde_json::from_slice(&bytes)
         .map_err(|e| KalamError::Validation(format!("the backup manifest {} is corrupt: {e}", path.display())))?;
+    check_names(&manifest).map_err(|e| {
+        KalamError::Validation(format!("the backup manifest {} is not a valid backup: {e}", path.display()))
+    })?;
     if manifest.format != FORMAT {
         return Err(KalamError::Validation(format!(
             "the backup at {} has format {}, this server reads {FORMAT}",
@@ -150,6 +208,37 @@ pub fn read_manifest(dir: &Path) -> Result<BackupManifest> {
         )));
     }
     Ok(manifest)
+}
+
+/// Checks that every name in `manifest` is a name KalamDB writes: table names are
+/// identifiers, partitions are `shared` or a user id, files are `batch-{n}.parquet`, and the
+/// file list names exactly the tables' files, as `{table}/{partition}/{file}`.
+pub fn check_names(manifest: &BackupManifest) -> Result<()> {
+    let mut expected = std::collections::BTreeSet::new();
+    for t in &manifest.tables {
+        let name = &t.table.name;
+        if crate::ids::normalize_ident("table", name).ok().as_deref() != Some(name.as_str()) {
+            return Err(KalamError::Validation(format!("invalid table name '{}'", name.escape_debug())));
+        }
+        for p in &t.partitions {
+            let scope_ok = p.scope == "shared"
+                || (!p.scope.is_empty() && p.scope.len() <= 20 && p.scope.bytes().all(|b| b.is_ascii_digit()));
+            if !scope_ok {
+                return Err(KalamError::Validation(format!("invalid partition '{}'", p.scope.escape_debug())));
+            }
+            for f in &p.files {
+                if crate::cold::file::batch_of(&f.file).is_none() {
+                    return Err(KalamError::Validation(format!("invalid file name '{}'", f.file.escape_debug())));
+                }
+                expected.insert(format!("{name}/{}/{}", p.scope, f.file));
+            }
+        }
+    }
+    let listed: std::collections::BTreeSet<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
+    if listed != expected || listed.len() != manifest.files.len() {
+        return Err(KalamError::Validation("the file list does not match the tables' files".into()));
+    }
+    Ok(())
 }
 
 /// Checks every listed file's size and SHA-256; the first mismatch is the error.
@@ -224,7 +313,7 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
             // Partitions with hot rows only have no open cold partition: start from batch 1.
             for p in hot_partitions(db, &snapshot, t.id)? {
                 if !sources.contains_key(&p) {
-                    let dir = db.cold.table_dir(t)?.join(&scope_name(p));
+                    let dir = db.cold.table_dir(t)?.join(&scope_name(p))?;
                     sources.insert(p, PartitionSource { partition: p, cold: ColdSnapshot::empty(dir) });
                 }
             }
@@ -252,6 +341,7 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
     let bytes = serde_json::to_vec_pretty(&manifest).expect("backup manifests serialise");
     let checksum = format!("{}  {MANIFEST_FILE}\n", sha256_hex(&bytes));
     write_atomically(target, MANIFEST_CHECKSUM_FILE, checksum.as_bytes())?;
+    write_atomically(target, MANIFEST_TAG_FILE, format!("{}\n", db.backup_signer.sign(&bytes)).as_bytes())?;
     write_atomically(target, MANIFEST_FILE, &bytes)?;
     Ok(JobEnd::Completed)
 }
@@ -296,6 +386,7 @@ fn backup_partition(
     let cold = &source.cold;
     let mut entries = Vec::with_capacity(cold.files.len() + 1);
     for f in &cold.files {
+        crate::fault::delay(crate::fault::BACKUP_FILE);
         let bytes = cold.dir.read(&f.file)?.ok_or_else(|| {
             KalamError::internal(format!("cold file {} is missing in {}", f.file, cold.dir.display()))
         })?;
@@ -397,9 +488,9 @@ fn copy_in(
     for (t, (def, _)) in manifest.tables.iter().zip(defs) {
         let table_dir = db.cold.table_dir(def)?;
         // Files a dropped table of the same name may have left are not this table's.
-        table_dir.remove_all()?;
+        crate::cold::remove_table_files(&table_dir)?;
         for p in &t.partitions {
-            let dir = table_dir.join(&p.scope);
+            let dir = table_dir.join(&p.scope)?;
             for f in &p.files {
                 if job.is_cancelled() {
                     return Ok(None);
@@ -429,8 +520,8 @@ pub struct BackupSummary {
     pub problem: Option<String>,
 }
 
-pub fn inspect(dir: &Path) -> Result<BackupSummary> {
-    let manifest = read_manifest(dir)?;
+pub fn inspect(dir: &Path, signer: &ManifestSigner) -> Result<BackupSummary> {
+    let manifest = read_manifest(dir, signer)?;
     let problem = verify(dir, &manifest).err().map(|e| e.to_string());
     Ok(BackupSummary { manifest, problem })
 }

@@ -33,6 +33,10 @@ pub struct Cli {
     /// Secret for signing JWTs. Default: generated on first start and kept in <data-dir>/jwt-secret.
     #[arg(long, env = "KALAMDB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Key that signs backup manifests; a server restores only backups signed with its key.
+    /// Default: generated on first start and kept in <data-dir>/backup-key.
+    #[arg(long, env = "KALAMDB_BACKUP_KEY", hide_env_values = true)]
+    pub backup_key: Option<String>,
     /// bcrypt cost for password hashes (4..=31) [default: 12].
     #[arg(long, env = "KALAMDB_BCRYPT_COST")]
     pub bcrypt_cost: Option<u32>,
@@ -166,6 +170,9 @@ pub struct StorageConfig {
     /// Seconds between checks for partitions due for cleanup (expired tombstones, too many
     /// files).
     pub cleanup_interval_secs: u64,
+    /// Key that signs backup manifests (at least 32 characters); `None` means generate one
+    /// into the data dir on first start. Restoring a backup needs the key that made it.
+    pub backup_key: Option<String>,
 }
 
 impl Default for Config {
@@ -226,7 +233,7 @@ impl Default for LimitsConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { sync_writes: false, cleanup_interval_secs: 300 }
+        StorageConfig { sync_writes: false, cleanup_interval_secs: 300, backup_key: None }
     }
 }
 
@@ -248,6 +255,9 @@ impl Config {
         }
         if let Some(v) = &cli.jwt_secret {
             config.auth.jwt_secret = Some(v.clone());
+        }
+        if let Some(v) = &cli.backup_key {
+            config.storage.backup_key = Some(v.clone());
         }
         if let Some(v) = cli.bcrypt_cost {
             config.auth.bcrypt_cost = v;
@@ -291,6 +301,9 @@ impl Config {
             if secret.len() < 32 {
                 return Err(KalamError::InvalidRequest("auth.jwt_secret must be at least 32 characters".into()));
             }
+        }
+        if self.storage.backup_key.as_ref().is_some_and(|k| k.len() < 32) {
+            return Err(KalamError::InvalidRequest("storage.backup_key must be at least 32 characters".into()));
         }
         if self.storage.cleanup_interval_secs == 0 {
             return Err(KalamError::InvalidRequest("storage.cleanup_interval_secs must be at least 1".into()));

@@ -2,6 +2,7 @@
 //! authentication — opened once and handed to every request.
 
 use crate::auth::{Authenticator, bootstrap};
+use crate::backup::ManifestSigner;
 use crate::budget::{Admission, FairScheduler, MeterFunctions, QueryRuntime};
 use crate::catalog::Catalog;
 use crate::cold::ColdStore;
@@ -47,6 +48,8 @@ pub struct Database {
     pub scheduler: Arc<FairScheduler>,
     /// Per-user limits on statements and connections at once.
     pub admission: Admission,
+    /// Signs the backups this server writes and checks those it reads.
+    pub backup_signer: ManifestSigner,
     /// Read by flushes, which decode a partition's rows through one table definition;
     /// written by ALTER TABLE, so no flush straddles a schema change.
     pub schema_lock: parking_lot::RwLock<()>,
@@ -89,6 +92,7 @@ impl Database {
         let catalog = Arc::new(Catalog::open(store.clone())?);
         bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost).await?;
         let secret = bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?;
+        let backup_signer = ManifestSigner::new(bootstrap::backup_key(config.storage.backup_key.as_deref(), data_dir)?);
         let auth = Authenticator::new(catalog.clone(), config.auth.clone(), &secret)?;
         let cold = Arc::new(ColdStore::new(data_dir.join("storage")));
         for storage in catalog.storages() {
@@ -169,6 +173,7 @@ impl Database {
             runtime: query_runtime,
             scheduler,
             admission,
+            backup_signer,
             base_state,
         });
         crate::flush::recovery::recover(&db)?;

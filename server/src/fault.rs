@@ -18,6 +18,8 @@ pub const COMPACT_AFTER_MANIFEST: &str = "cleanup:after_manifest";
 pub const FLUSH_LOCKED: &str = "flush:locked";
 /// A scan has listed a partition's files and not yet read them.
 pub const SCAN_AFTER_LISTING: &str = "scan:after_listing";
+/// A backup is about to copy one cold file.
+pub const BACKUP_FILE: &str = "backup:file";
 
 /// Aborts here if this point is the configured fault.
 #[cfg(debug_assertions)]

@@ -62,10 +62,22 @@ pub async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32) -
 
 /// The configured JWT secret, or the one generated into the data dir.
 pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
+    server_secret(configured, data_dir, "jwt-secret")
+}
+
+/// The configured key that signs backup manifests, or the one generated into the data dir
+/// (`backup-key`). A server restores only backups signed with its key.
+pub fn backup_key(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
+    server_secret(configured, data_dir, "backup-key")
+}
+
+/// A secret from the configuration, or from `data_dir/file` (created with a random value,
+/// mode 0600, on first use).
+fn server_secret(configured: Option<&str>, data_dir: &Path, file: &str) -> Result<Vec<u8>> {
     if let Some(s) = configured {
         return Ok(s.as_bytes().to_vec());
     }
-    let file = data_dir.join("jwt-secret");
+    let file = data_dir.join(file);
     match std::fs::read_to_string(&file) {
         Ok(s) if s.trim().len() >= 32 => Ok(s.trim().as_bytes().to_vec()),
         _ => {

@@ -54,6 +54,15 @@ pub fn file_name(batch: u64) -> String {
     format!("batch-{batch}.parquet")
 }
 
+/// The batch number of a file name [`file_name`] made; `None` for any other name.
+pub fn batch_of(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("batch-")?.strip_suffix(".parquet")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| file_name(*n) == name)
+}
+
 fn file_schema(table: &TableDef) -> SchemaRef {
     let mut fields = Vec::with_capacity(table.columns.len() + 2);
     for c in &table.columns {

@@ -12,13 +12,28 @@ use crate::catalog::StorageLocation;
 use crate::cold::manifest::{sync_dir, write_atomically};
 use crate::error::{KalamError, Result};
 use bytes::Bytes;
-use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// Checks that `name` — a namespace, table, partition or file name, possibly read from a
+/// manifest or a backup — is one path segment, so that no location built from data can
+/// leave its storage root.
+pub fn check_segment(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+    if valid {
+        Ok(())
+    } else {
+        Err(KalamError::Validation(format!("'{}' is not a valid file or directory name", name.escape_debug())))
+    }
+}
 
 /// A directory of cold files.
 #[derive(Clone)]
@@ -104,14 +119,16 @@ impl Location {
         }
     }
 
-    pub fn join(&self, name: &str) -> Location {
-        match self {
+    /// The sub-location `name`, which must be one path segment (see [`check_segment`]).
+    pub fn join(&self, name: &str) -> Result<Location> {
+        check_segment(name)?;
+        Ok(match self {
             Location::Dir(d) => Location::Dir(d.join(name)),
             Location::Object { store, prefix } => Location::Object {
                 store: store.clone(),
                 prefix: if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") },
             },
-        }
+        })
     }
 
     /// The directory, for a filesystem location.
@@ -143,6 +160,7 @@ impl Location {
 
     /// The whole content of `name`; `None` if there is no such file.
     pub fn read(&self, name: &str) -> Result<Option<Bytes>> {
+        check_segment(name)?;
         match self {
             Location::Dir(d) => match std::fs::read(d.join(name)) {
                 Ok(b) => Ok(Some(Bytes::from(b))),
@@ -162,6 +180,7 @@ impl Location {
 
     /// Writes `name` atomically and durably, replacing any previous content.
     pub fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+        check_segment(name)?;
         match self {
             Location::Dir(d) => {
                 std::fs::create_dir_all(d)
@@ -179,6 +198,7 @@ impl Location {
 
     /// Deletes `name` if it exists (the directory is fsynced).
     pub fn delete(&self, name: &str) -> Result<()> {
+        check_segment(name)?;
         match self {
             Location::Dir(d) => match std::fs::remove_file(d.join(name)) {
                 Ok(()) => sync_dir(d),
@@ -230,30 +250,17 @@ impl Location {
         }
     }
 
-    /// Deletes everything under this location.
-    pub fn remove_all(&self) -> Result<()> {
+    /// Removes this directory if it is empty (object stores have no directories).
+    pub fn remove_dir_if_empty(&self) -> Result<()> {
         match self {
-            Location::Dir(d) => match std::fs::remove_dir_all(d) {
+            Location::Dir(d) => match std::fs::remove_dir(d) {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty) => {
+                    Ok(())
+                }
                 Err(e) => Err(KalamError::internal(format!("cannot remove {}: {e}", d.display()))),
             },
-            Location::Object { store, prefix } => {
-                let store = store.clone();
-                // A prefix ends at a `/`, so `ns/t` does not also match `ns/t2`.
-                let at = ObjectPath::from(prefix.as_str());
-                block_on(async move {
-                    let mut objects = store.list(Some(&at));
-                    while let Some(meta) = objects.next().await {
-                        match store.delete(&meta?.location).await {
-                            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Ok(())
-                })
-                .map_err(|e| self.object_error("delete objects under", e))
-            }
+            Location::Object { .. } => Ok(()),
         }
     }
 }
@@ -263,25 +270,37 @@ mod tests {
     use super::*;
 
     fn exercise(root: Location) {
-        let table = root.join("ns").join("t");
-        let scope = table.join("7");
+        let table = root.join("ns").unwrap().join("t").unwrap();
+        let scope = table.join("7").unwrap();
         assert!(scope.list(false).unwrap().is_empty());
         assert_eq!(scope.read("a").unwrap(), None);
         scope.put("a", Bytes::from_static(b"one")).unwrap();
         scope.put("a", Bytes::from_static(b"two")).unwrap();
         scope.put("b", Bytes::from_static(b"x")).unwrap();
-        table.join("shared").put("c", Bytes::from_static(b"y")).unwrap();
+        table.join("shared").unwrap().put("c", Bytes::from_static(b"y")).unwrap();
         // A sibling whose name starts like the table's is not under it.
-        root.join("ns").join("t2").put("d", Bytes::from_static(b"z")).unwrap();
+        root.join("ns").unwrap().join("t2").unwrap().put("d", Bytes::from_static(b"z")).unwrap();
         assert_eq!(scope.read("a").unwrap().as_deref(), Some(&b"two"[..]));
         assert_eq!(scope.list(false).unwrap(), ["a", "b"]);
         assert_eq!(table.list(true).unwrap(), ["7", "shared"]);
         scope.delete("a").unwrap();
         scope.delete("a").unwrap();
         assert_eq!(scope.list(false).unwrap(), ["b"]);
-        table.remove_all().unwrap();
-        table.remove_all().unwrap();
-        assert_eq!(root.join("ns").list(true).unwrap(), ["t2"]);
+        // Dropping the table's files leaves what the cold tier did not write.
+        scope.put("batch-1.parquet", Bytes::from_static(b"p")).unwrap();
+        scope.put("manifest.json", Bytes::from_static(b"{}")).unwrap();
+        table.join("shared").unwrap().put("batch-2.parquet.tmp", Bytes::from_static(b"p")).unwrap();
+        table.join("shared").unwrap().delete("c").unwrap();
+        crate::cold::remove_table_files(&table).unwrap();
+        crate::cold::remove_table_files(&table).unwrap();
+        assert_eq!(scope.list(false).unwrap(), ["b"]);
+        assert_eq!(table.list(true).unwrap(), ["7"]);
+        assert_eq!(root.join("ns").unwrap().join("t2").unwrap().list(false).unwrap(), ["d"]);
+        // Names that are not one path segment are refused.
+        for bad in ["..", ".", "", "a/b", "../x", "a\\b", "x\0y"] {
+            assert!(root.join(bad).is_err(), "{bad:?}");
+            assert!(scope.put(bad, Bytes::from_static(b"x")).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

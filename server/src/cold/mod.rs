@@ -88,7 +88,7 @@ impl ColdStore {
 
     /// Directory of a table's files.
     pub fn table_dir(&self, table: &TableDef) -> Result<Location> {
-        Ok(self.storage_root(&table.options.storage)?.join(table.namespace.as_str()).join(&table.name))
+        self.storage_root(&table.options.storage)?.join(table.namespace.as_str())?.join(&table.name)
     }
 
     /// Every open partition of `table` (any partition a flush writes to is open while
@@ -110,7 +110,7 @@ impl ColdStore {
         if let Some(p) = self.partitions.lock().get(&(table.id, partition)) {
             return Ok(p.clone());
         }
-        let dir = self.table_dir(table)?.join(&scope_name(partition));
+        let dir = self.table_dir(table)?.join(&scope_name(partition))?;
         let manifest = match Manifest::load(&dir)? {
             Some(m) if m.table_id == table.id => m,
             // Left by a dropped table of the same name: not this table's files.
@@ -148,7 +148,7 @@ impl ColdStore {
             keys.iter().filter_map(|k| partitions.remove(k)).collect()
         };
         let _writers_done: Vec<_> = open.iter().map(|p| p.flush_lock.lock()).collect();
-        self.table_dir(table)?.remove_all()
+        remove_table_files(&self.table_dir(table)?)
     }
 
     /// Drops loaded key indexes (except `keep`'s) when together they exceed the budget.
@@ -440,4 +440,27 @@ fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersi
         }
     }
     Ok(out.into_iter().map(|r| r.expect("every version read")).collect())
+}
+
+/// Deletes what the cold tier writes under a table's directory — per partition,
+/// `batch-{n}.parquet`, `manifest.json` and their `.tmp` files — and the directories left
+/// empty. Anything else found there is not the table's and stays.
+pub fn remove_table_files(table_dir: &Location) -> Result<()> {
+    let is_cold_file = |name: &str| {
+        let name = name.strip_suffix(".tmp").unwrap_or(name);
+        name == manifest::MANIFEST_FILE || file::batch_of(name).is_some()
+    };
+    for scope in table_dir.list(true)? {
+        if scope != "shared" && scope.parse::<u64>().is_err() {
+            continue;
+        }
+        let dir = table_dir.join(&scope)?;
+        for name in dir.list(false)? {
+            if is_cold_file(&name) {
+                dir.delete(&name)?;
+            }
+        }
+        dir.remove_dir_if_empty()?;
+    }
+    table_dir.remove_dir_if_empty()
 }

@@ -237,6 +237,16 @@ impl JobManager {
         Ok(JobHandle { id: job.id, n, cancel, manager: self.clone() })
     }
 
+    /// The id of a queued or running job of `job_type` on `namespace`, if there is one.
+    pub fn active(&self, job_type: JobType, namespace: &str) -> Option<String> {
+        self.state
+            .lock()
+            .jobs
+            .values()
+            .find(|j| j.job_type == job_type && !j.status.is_finished() && j.namespace.as_deref() == Some(namespace))
+            .map(|j| j.id.clone())
+    }
+
     /// All job records, oldest first.
     pub fn list(&self) -> Vec<Job> {
         self.state.lock().jobs.values().cloned().collect()

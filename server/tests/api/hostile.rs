@@ -529,3 +529,153 @@ async fn lockout_does_not_reveal_which_names_exist() {
     }
     assert_eq!(answers[0], answers[1]);
 }
+
+const BACKUP_KEY: &str = "test-backup-key-test-backup-key-0123456789";
+
+/// A server whose backup key the test knows, with a flushed namespace `app`.
+async fn server_with_backup() -> TestServer {
+    let s = TestServer::start_with(&["--backup-key", BACKUP_KEY]).await;
+    let root = Auth::root();
+    s.sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)").await;
+    s.sql_ok(&root, "INSERT INTO app.t (id, v) VALUES (1, 'a'), (2, 'b')").await;
+    let job = crate::flush::flush_and_wait(&s, "FLUSH TABLE app.t").await;
+    assert_eq!(job[1], "completed", "{job:?}");
+    let r = s.sql_ok(&root, "BACKUP DATABASE app TO 'b1'").await;
+    let job = crate::flush::wait_for_job(&s, r.rows(0)[0][0].as_str().unwrap()).await;
+    assert_eq!(job[1], "completed", "{job:?}");
+    s
+}
+
+/// Rewrites a backup's manifest with `edit`, signing it with `key` (and fixing its checksum).
+fn rewrite_manifest(dir: &std::path::Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let path = dir.join("backup.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(&bytes);
+    std::fs::write(dir.join("backup.json.hmac"), hex(&mac.finalize().into_bytes())).unwrap();
+    std::fs::write(dir.join("backup.json.sha256"), format!("{}  backup.json\n", hex(&Sha256::digest(&bytes)))).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// RESTORE trusted the names in a manifest (seen: deleting an arbitrary directory), and
+/// SHOW BACKUP opened any file a manifest named. Manifests are now authenticated with the
+/// server's backup key, and every name in them checked, even in a correctly signed one.
+#[tokio::test]
+async fn backup_manifests_are_authenticated_and_their_names_checked() {
+    let s = server_with_backup().await;
+    let root = Auth::root();
+    let backups = s.data_dir().join("backups");
+    let canary = s.data_dir().parent().unwrap().join("canary");
+    std::fs::create_dir_all(canary.join("inside")).unwrap();
+    std::fs::write(canary.join("inside").join("keep.txt"), "keep").unwrap();
+    let copy = |name: &str| {
+        let to = backups.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in walk(&backups.join("b1")) {
+            let rel = entry.strip_prefix(backups.join("b1")).unwrap();
+            std::fs::create_dir_all(to.join(rel).parent().unwrap()).unwrap();
+            std::fs::copy(&entry, to.join(rel)).unwrap();
+        }
+        to
+    };
+    // Signed by this server: names pointing outside are refused, nothing is touched.
+    let outside = canary.join("inside").display().to_string();
+    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        ("table name", Box::new(|m| m["tables"][0]["table"]["name"] = json!("../../../canary/inside"))),
+        ("partition", Box::new(|m| m["tables"][0]["partitions"][0]["scope"] = json!("../../x"))),
+        ("file name", Box::new(|m| m["tables"][0]["partitions"][0]["files"][0]["file"] = json!("../../x.parquet"))),
+        ("listed path", Box::new(move |m| m["files"][0]["path"] = json!(format!("{outside}/keep.txt")))),
+    ];
+    for (i, (what, edit)) in cases.into_iter().enumerate() {
+        let dir = copy(&format!("bad{i}"));
+        rewrite_manifest(&dir, BACKUP_KEY, edit);
+        for sql in [format!("RESTORE DATABASE copy{i} FROM 'bad{i}'"), format!("SHOW BACKUP 'bad{i}'")] {
+            let r = s.sql_err(&root, &sql, 400, "VALIDATION_ERROR").await;
+            let message = r.body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("not a valid backup"), "{what}: {message}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(canary.join("inside").join("keep.txt")).unwrap(), "keep");
+    // Edited without the key (a checksum alone is no proof), or signed by another server.
+    let dir = copy("unsigned");
+    rewrite_manifest(&dir, "some-other-key-some-other-key-some-other", |m| m["namespace"]["name"] = json!("x"));
+    for sql in ["RESTORE DATABASE copy FROM 'unsigned'", "SHOW BACKUP 'unsigned'"] {
+        let r = s.sql_err(&root, sql, 400, "VALIDATION_ERROR").await;
+        assert!(r.body["error"]["message"].as_str().unwrap().contains("backup key"), "{}", r.body);
+    }
+    // The genuine backup restores.
+    let r = s.sql_ok(&root, "RESTORE DATABASE copy FROM 'b1'").await;
+    let job = crate::flush::wait_for_job(&s, r.rows(0)[0][0].as_str().unwrap()).await;
+    assert_eq!(job[1], "completed", "{job:?}");
+    let r = s.sql_ok(&root, "SELECT id, v FROM copy.t ORDER BY id").await;
+    assert_eq!(r.rows(0), &vec![json!([1, "a"]), json!([2, "b"])]);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// DROP TABLE deleted files under the table's directory that it never created.
+#[tokio::test]
+async fn drop_table_removes_only_its_own_files() {
+    let s = server_with_backup().await;
+    let table_dir = s.data_dir().join("storage").join("app").join("t");
+    let partition_dir = table_dir.join("shared");
+    assert!(partition_dir.join("manifest.json").exists());
+    std::fs::write(partition_dir.join("keep.txt"), "mine").unwrap();
+    std::fs::create_dir_all(table_dir.join("notes")).unwrap();
+    std::fs::write(table_dir.join("notes").join("keep.txt"), "mine too").unwrap();
+    s.sql_ok(&Auth::root(), "DROP TABLE app.t").await;
+    // The drop job removes the table's files.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while partition_dir.join("manifest.json").exists() {
+        assert!(Instant::now() < deadline, "the table's files were not removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left: Vec<String> =
+        std::fs::read_dir(&partition_dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
+    assert_eq!(left, vec!["keep.txt".to_string()]);
+    assert_eq!(std::fs::read_to_string(table_dir.join("notes").join("keep.txt")).unwrap(), "mine too");
+}
+
+/// `DROP NAMESPACE ns CASCADE` during `BACKUP DATABASE ns` was accepted: the backup failed
+/// and removed its output, leaving neither the namespace nor a backup.
+#[tokio::test]
+async fn drops_wait_for_running_backups() {
+    let s = TestServer::start_with_env(&[("KALAMDB_DELAY", "backup:file:400")]).await;
+    let root = Auth::root();
+    s.sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)").await;
+    for i in 0..3 {
+        s.sql_ok(&root, &format!("INSERT INTO app.t (id, v) VALUES ({i}, 'v{i}')")).await;
+        let job = crate::flush::flush_and_wait(&s, "FLUSH TABLE app.t").await;
+        assert_eq!(job[1], "completed", "{job:?}");
+    }
+    let r = s.sql_ok(&root, "BACKUP DATABASE app TO 'during-drop'").await;
+    let job_id = r.rows(0)[0][0].as_str().unwrap().to_string();
+    for sql in ["DROP NAMESPACE app CASCADE", "DROP TABLE app.t"] {
+        let r = s.sql_err(&root, sql, 409, "IN_USE").await;
+        assert!(r.body["error"]["message"].as_str().unwrap().contains(&job_id), "{}", r.body);
+    }
+    let job = crate::flush::wait_for_job(&s, &job_id).await;
+    assert_eq!(job[1], "completed", "{job:?}");
+    s.sql_ok(&root, "DROP NAMESPACE app CASCADE").await;
+    let r = s.sql_ok(&root, "RESTORE DATABASE app FROM 'during-drop'").await;
+    let job = crate::flush::wait_for_job(&s, r.rows(0)[0][0].as_str().unwrap()).await;
+    assert_eq!(job[1], "completed", "{job:?}");
+    let r = s.sql_ok(&root, "SELECT count(*) FROM app.t").await;
+    assert_eq!(r.rows(0), &vec![json!([3])]);
+}

@@ -9,6 +9,18 @@ use crate::values::format_timestamp;
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
 use serde_json::json;
 
+/// Refuses to drop from `namespace` while a backup of it is queued or running: the drop
+/// would make the backup fail and remove what it wrote.
+pub fn check_no_backup(cx: &ExecContext<'_>, namespace: &NamespaceId) -> Result<()> {
+    match cx.db.jobs.active(JobType::Backup, namespace.as_str()) {
+        Some(job) => Err(KalamError::InUse(format!(
+            "a backup of namespace '{namespace}' is in progress (job '{job}'); wait for it to finish or stop it \
+             with KILL JOB '{job}'"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Starts a job writing a backup of one namespace (dba+).
 pub fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "BACKUP DATABASE")?;
@@ -41,7 +53,7 @@ pub fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<Quer
         )));
     }
     let source = backup::resolve_path(cx.db, path)?;
-    let manifest = backup::read_manifest(&source)?;
+    let manifest = backup::read_manifest(&source, &cx.db.backup_signer)?;
     for t in &manifest.tables {
         cx.db.catalog.require_storage(&t.table.options.storage)?;
     }
@@ -60,7 +72,8 @@ pub fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<Quer
 pub async fn show(cx: &ExecContext<'_>, path: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "SHOW BACKUP")?;
     let dir = backup::resolve_path(cx.db, path)?;
-    let summary = tokio::task::spawn_blocking(move || backup::inspect(&dir))
+    let db = cx.db.clone();
+    let summary = tokio::task::spawn_blocking(move || backup::inspect(&dir, &db.backup_signer))
         .await
         .map_err(|e| KalamError::internal(format!("SHOW BACKUP failed: {e}")))??;
     let m = &summary.manifest;

@@ -36,6 +36,7 @@ pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) ->
     if if_exists && cx.db.catalog.namespace(&ns).is_none() {
         return Ok(results::message(0, format!("Namespace '{ns}' does not exist")));
     }
+    super::backup::check_no_backup(cx, &ns)?;
     for t in cx.db.catalog.tables(Some(&ns)) {
         if cx.db.live.count_on_table(t.id) > 0 {
             return Err(crate::error::KalamError::InUse(format!(

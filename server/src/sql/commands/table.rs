@@ -224,6 +224,7 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
             )));
         }
     }
+    super::backup::check_no_backup(cx, &def.namespace)?;
     let live = cx.db.live.count_on_table(def.id);
     if live > 0 {
         return Err(KalamError::InUse(format!(
