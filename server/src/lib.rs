@@ -1,14 +1,18 @@
 //! KalamDB server.
 //!
-//! A request travels: [`api`] (HTTP, auth header, limits) → [`sql`] (split, parse, run
-//! each statement as the caller) → [`catalog`] for DDL or [`tables`] for data: reads through
-//! DataFusion providers scoped to the caller's partition, writes through the
-//! [`tables::Committer`], which assigns `_updated` and writes to [`storage`] (RocksDB).
+//! A request travels: [`api`] (HTTP, auth header, limits; the user's turn from
+//! [`budget::Admission`]) → a task on the [`budget::QueryRuntime`] with a deadline →
+//! [`sql`] (split, parse, run each statement as the caller) → [`catalog`] for DDL or
+//! [`tables`] for data: reads through DataFusion providers scoped to the caller's partition,
+//! under the statement's memory budget and the fair scheduler's CPU slots, writes through
+//! the [`tables::Committer`], which assigns `_updated` and writes to [`storage`] (RocksDB).
 //!
 //! - [`config`]: TOML + environment + flags.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`database`]: the shared state opened at start.
 //! - [`auth`]: passwords, JWTs, lockout, the root bootstrap, roles.
+//! - [`budget`]: resource governance — the query runtime, fair CPU scheduling, statement
+//!   memory, metered functions, per-user limits.
 //! - [`catalog`]: namespaces, tables, schema versions, users.
 //! - [`live`]: live queries, cursor sync and mutations over WebSocket.
 //! - [`tables`]: commit path, DataFusion table providers, `system.*` tables.
