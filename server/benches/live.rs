@@ -8,49 +8,11 @@
 
 mod common;
 
-use common::Server;
-use futures::{SinkExt, StreamExt};
+use common::{Server, Ws, connect, recv, send, subscribe};
+use futures::StreamExt;
 use kalamdb_client_core::protocol::ws::ServerMessage;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(base: &str, token: &str) -> Ws {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/v1/ws", base.replacen("http://", "ws://", 1)))
-        .await
-        .expect("connect");
-    send(&mut ws, json!({"type": "auth", "token": token})).await;
-    assert!(matches!(recv(&mut ws).await, ServerMessage::AuthOk { .. }));
-    ws
-}
-
-async fn send(ws: &mut Ws, v: serde_json::Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn recv(ws: &mut Ws) -> ServerMessage {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await.expect("frame in time") {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
-            Some(Ok(_)) => continue,
-            other => panic!("socket ended: {other:?}"),
-        }
-    }
-}
-
-/// Subscribes and waits for the end of the initial load.
-async fn subscribe(ws: &mut Ws, id: &str, sql: &str) {
-    send(ws, json!({"type": "subscribe", "id": id, "sql": sql})).await;
-    loop {
-        match recv(ws).await {
-            ServerMessage::Batch { last: true, .. } => return,
-            ServerMessage::Error { message, .. } => panic!("{message}"),
-            _ => {}
-        }
-    }
-}
 
 fn main() {
     let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);

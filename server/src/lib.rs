@@ -28,6 +28,7 @@
 //! - [`ids`]: typed ids and names.
 //! - [`error`]: [`error::KalamError`], mapped to HTTP once in [`api::error`].
 //! - [`fault`]: crash and delay injection points for tests (debug builds only).
+//! - [`fuzzing`]: what the fuzz targets in `server/fuzz` run on each input.
 
 pub mod api;
 pub mod auth;
@@ -42,6 +43,7 @@ pub mod database;
 pub mod error;
 pub mod fault;
 pub mod flush;
+pub mod fuzzing;
 pub mod ids;
 pub mod jobs;
 pub mod live;

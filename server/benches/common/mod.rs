@@ -2,9 +2,13 @@
 // Each bench binary uses a subset of these helpers.
 #![allow(dead_code)]
 
+use futures::{SinkExt, StreamExt};
+use kalamdb_client_core::protocol::ws::ServerMessage;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
 pub const ROOT_PASSWORD: &str = "bench-root-password";
 
@@ -83,4 +87,41 @@ impl Server {
 pub fn percentiles(mut v: Vec<std::time::Duration>) -> (u128, u128) {
     v.sort();
     (v[v.len() / 2].as_micros(), v[(v.len() * 99) / 100].as_micros())
+}
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn connect(base: &str, token: &str) -> Ws {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/v1/ws", base.replacen("http://", "ws://", 1)))
+        .await
+        .expect("connect");
+    send(&mut ws, json!({"type": "auth", "token": token})).await;
+    assert!(matches!(recv(&mut ws).await, ServerMessage::AuthOk { .. }));
+    ws
+}
+
+pub async fn send(ws: &mut Ws, v: serde_json::Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+pub async fn recv(ws: &mut Ws) -> ServerMessage {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), ws.next()).await.expect("frame in time") {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended: {other:?}"),
+        }
+    }
+}
+
+/// Subscribes and waits for the end of the initial load.
+pub async fn subscribe(ws: &mut Ws, id: &str, sql: &str) {
+    send(ws, json!({"type": "subscribe", "id": id, "sql": sql})).await;
+    loop {
+        match recv(ws).await {
+            ServerMessage::Batch { last: true, .. } => return,
+            ServerMessage::Error { message, .. } => panic!("{message}"),
+            _ => {}
+        }
+    }
 }

@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn the_statement_limit_comes_before_the_server_limit() {
         let (server, budget) = budget(1000, 10_000);
-        let mut r = MemoryConsumer::new("t").register(&budget.pool());
+        let r = MemoryConsumer::new("t").register(&budget.pool());
         r.try_grow(900).unwrap();
         let e = r.try_grow(200).unwrap_err();
         assert!(e.to_string().contains("statement_memory_bytes"), "{e}");
@@ -237,9 +237,9 @@ mod tests {
     fn the_server_limit_is_shared() {
         let (server, a) = budget(1000, 1500);
         let b = StatementBudget::new(Arc::new(StatementPool::new(server.clone(), 1000)), 1024);
-        let mut ra = MemoryConsumer::new("a").register(&a.pool());
+        let ra = MemoryConsumer::new("a").register(&a.pool());
         ra.try_grow(1000).unwrap();
-        let mut rb = MemoryConsumer::new("b").register(&b.pool());
+        let rb = MemoryConsumer::new("b").register(&b.pool());
         let e = rb.try_grow(600).unwrap_err();
         assert!(e.to_string().contains("query_memory_bytes"), "{e}");
         rb.try_grow(500).unwrap();

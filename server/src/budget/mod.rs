@@ -4,8 +4,8 @@
 //!
 //! - [`QueryRuntime`]: the threads statements and subscription filters run on, apart from
 //!   the runtime that serves sockets and `/health`.
-//! - [`FairScheduler`]: CPU slots on those threads, handed out batch by batch to the users
-//!   who have used the least.
+//! - [`FairScheduler`]: CPU slots on those threads, handed out poll by poll to the users who
+//!   have used the least ([`FairStream`] for query results).
 //! - [`StatementBudget`] / [`StatementPool`]: a statement's memory, which also covers the
 //!   outputs of scalar functions.
 //! - [`MeterFunctions`]: every scalar function checked before it runs and charged after.
@@ -24,4 +24,4 @@ pub use admission::{Admission, ConnectionPermit, StatementPermit};
 pub use functions::{MeterFunctions, meter_expr};
 pub use memory::{BudgetOption, StatementBudget, StatementPool, human_bytes};
 pub use runtime::QueryRuntime;
-pub use scheduler::{FairScheduler, Slot};
+pub use scheduler::{FairScheduler, FairStream, Slot};

@@ -1,8 +1,10 @@
 //! [`FairScheduler`]: CPU slots on the query runtime, handed out batch by batch, first to
 //! the users who have used the least.
 //!
-//! A statement holds a slot while it plans and while it computes each batch of its result;
-//! a subscription group holds one while it evaluates a change. There are as many slots as
+//! A statement holds a slot while it plans and during each poll of its result stream
+//! ([`FairStream`]; DataFusion's cooperative scheduling ends a poll after a bounded amount of
+//! input, so even a sort or an aggregate over a huge input gives its slot back often); a
+//! subscription group holds one while it evaluates a change. There are as many slots as
 //! query threads, so work never queues inside the runtime: it queues here, where the order
 //! is chosen. A waiter is ordered by the time it arrived plus its user's recent usage (slot
 //! time, halving every [`USAGE_HALF_LIFE`]): a user who has just run seconds of heavy
@@ -10,9 +12,17 @@
 //! next. Nobody starves: the penalty is fixed when the waiter arrives.
 
 use crate::ids::UserId;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::Result as DfResult;
+use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
+use futures::Stream;
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -136,6 +146,44 @@ impl FairScheduler {
             }
         }
         state.free += 1;
+    }
+}
+
+/// A result stream that only computes while it holds a slot: a slot is taken before each
+/// poll and given back after it, charged to `user`.
+pub struct FairStream {
+    inner: SendableRecordBatchStream,
+    scheduler: Arc<FairScheduler>,
+    user: UserId,
+    acquiring: Option<BoxFuture<'static, Slot>>,
+}
+
+impl FairStream {
+    pub fn new(inner: SendableRecordBatchStream, scheduler: Arc<FairScheduler>, user: UserId) -> FairStream {
+        FairStream { inner, scheduler, user, acquiring: None }
+    }
+}
+
+impl Stream for FairStream {
+    type Item = DfResult<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let acquiring = this.acquiring.get_or_insert_with(|| {
+            let (scheduler, user) = (this.scheduler.clone(), this.user);
+            Box::pin(async move { scheduler.acquire(user).await })
+        });
+        let Poll::Ready(slot) = acquiring.as_mut().poll(cx) else { return Poll::Pending };
+        this.acquiring = None;
+        let polled = this.inner.as_mut().poll_next(cx);
+        drop(slot);
+        polled
+    }
+}
+
+impl RecordBatchStream for FairStream {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
     }
 }
 

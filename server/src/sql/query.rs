@@ -1,6 +1,6 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
-use crate::budget::human_bytes;
+use crate::budget::{FairStream, human_bytes};
 use crate::error::{KalamError, Result};
 use crate::sql::{ExecContext, dialect, results, session};
 use crate::tables::SystemColumns;
@@ -63,8 +63,9 @@ pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
 
 /// Plans and runs a read-only statement, returning its schema and batches.
 ///
-/// Planning, and computing each batch, happen while holding a CPU slot of the fair scheduler
-/// (see [`crate::budget`]); the batches collected are charged to the statement's memory.
+/// Planning, and each poll of the result stream, happen while holding a CPU slot of the fair
+/// scheduler (see [`crate::budget`]); the batches collected are charged to the statement's
+/// memory.
 /// Fails as soon as more than `max_rows` rows arrive, so a runaway query stops early. Time is
 /// bounded by the request's deadline, which cancels this future.
 pub async fn run(
@@ -90,17 +91,12 @@ pub async fn run(
             df = df.with_param_values(param_values(cx.params)?)?;
         }
         let schema = df.schema().as_arrow().clone();
-        (schema, df.execute_stream().await?)
+        (schema, FairStream::new(df.execute_stream().await?, scheduler.clone(), user))
     };
     let collected = MemoryConsumer::new("statement result").register(&budget.pool());
     let mut batches = vec![];
     let mut rows = 0usize;
-    loop {
-        let next = {
-            let _slot = scheduler.acquire(user).await;
-            stream.next().await
-        };
-        let Some(batch) = next else { break };
+    while let Some(batch) = stream.next().await {
         let batch = batch?;
         rows += batch.num_rows();
         if rows > max_rows {

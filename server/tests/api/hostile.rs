@@ -679,3 +679,40 @@ async fn drops_wait_for_running_backups() {
     let r = s.sql_ok(&root, "SELECT count(*) FROM app.t").await;
     assert_eq!(r.rows(0), &vec![json!([3])]);
 }
+
+/// Aggregates over huge inputs gave their CPU slot back only at the end (a whole aggregate
+/// is one output batch): two of them held every slot. Slots are now taken per poll.
+#[tokio::test]
+async fn long_aggregates_share_the_cpu() {
+    let mut s =
+        TestServer::start_with_config("[limits]\nquery_threads = 2\nstatements_per_user = 4\nquery_timeout_secs = 8\n")
+            .await;
+    let mallory = app_with_user(&s).await;
+    let bob = s.create_user("bob").await;
+    let mut bob_ws = WsClient::connect_as(&s, "bob", "bob-password").await;
+    subscribe(&mut bob_ws, "mine", "SELECT id, body FROM app.notes", json!({})).await;
+    let heavy = futures::future::join_all((0..4).map(|_| s.sql(&mallory, "SELECT count(*) FROM range(1000000000000)")));
+    let observe = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut worst = Duration::ZERO;
+        for i in 0..5 {
+            let started = Instant::now();
+            let r = s.sql_ok(&bob, "SELECT count(*) FROM app.notes WHERE body LIKE 'b%'").await;
+            assert_eq!(r.rows(0).len(), 1);
+            worst = worst.max(started.elapsed());
+            let sql = format!("INSERT INTO app.notes (id, body) VALUES ({i}, 'b{i}')");
+            let (r, (_, took)) = tokio::join!(s.sql(&bob, &sql), timed_change(&mut bob_ws));
+            assert_eq!(r.status, 200, "{}", r.body);
+            worst = worst.max(took);
+        }
+        worst
+    };
+    let (results, worst) = tokio::join!(heavy, observe);
+    assert!(
+        results.iter().all(|r| r.code() == "TIMEOUT"),
+        "{:?}",
+        results.iter().map(|r| r.code()).collect::<Vec<_>>()
+    );
+    assert!(worst < Duration::from_secs(1), "bob waited {worst:?} behind mallory's aggregates");
+    assert_health_within(&mut s, Duration::from_millis(500), "after the aggregates").await;
+}

@@ -1,0 +1,1 @@
+SELECT id, title, done FROM app.todos WHERE done = false ORDER BY id DESC LIMIT 10 OFFSET 5

@@ -1,0 +1,1 @@
+INSERT INTO app.todos (title) VALUES ($1), ('b'); SELECT title, _updated FROM app.todos

@@ -1,0 +1,1 @@
+UPDATE app.t SET v = v || 'x', n = n + 1 WHERE id IN (SELECT id FROM app.u WHERE n > 3)

@@ -1,0 +1,1 @@
+DELETE FROM app.t WHERE id = 1 AND _deleted = false

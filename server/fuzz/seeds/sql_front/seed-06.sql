@@ -1,0 +1,1 @@
+WITH RECURSIVE r(n, s) AS (SELECT 1, 'xx' UNION ALL SELECT n + 1, s || s FROM r WHERE n < 40) SELECT max(length(s)) FROM r

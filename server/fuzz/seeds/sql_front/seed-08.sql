@@ -1,0 +1,1 @@
+SELECT CASE WHEN a THEN 1 ELSE 2 END, floor, ceil(x), position('a' IN s), TRY_CAST(x AS BIGINT) FROM t

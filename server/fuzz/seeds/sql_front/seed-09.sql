@@ -1,0 +1,1 @@
+CREATE USER TABLE app.todos (id TEXT PRIMARY KEY DEFAULT ULID(), title TEXT NOT NULL, done BOOLEAN DEFAULT FALSE) WITH (flush_policy = 'rows:1000')

@@ -1,0 +1,1 @@
+CREATE SHARED TABLE app.prices (sku TEXT PRIMARY KEY, price DECIMAL(10,2)) WITH (access_level = 'public')

@@ -1,0 +1,1 @@
+EXECUTE AS USER 'alice' (INSERT INTO app.todos (title) VALUES ('from the backend'))

@@ -1,0 +1,1 @@
+ALTER USER 'alice' SET PASSWORD 'secret-pw'; DROP USER IF EXISTS 'bob'

@@ -1,0 +1,1 @@
+BACKUP DATABASE app TO 'nightly'; SHOW BACKUP 'nightly'; RESTORE DATABASE app2 FROM 'nightly'

@@ -1,0 +1,1 @@
+CREATE STORAGE s3 TYPE s3 WITH (bucket = 'b', prefix = 'p', region = 'eu-west-1'); SHOW STORAGES

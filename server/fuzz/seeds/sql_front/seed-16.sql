@@ -1,0 +1,1 @@
+SELECT count(*) FILTER (WHERE a > 1), string_agg(s, ','), regexp_replace(s, '(a)+', '$1') FROM t GROUP BY ALL HAVING count(*) > 1

@@ -1,0 +1,1 @@
+SELECT * FROM a JOIN b ON a.id = b.id LEFT JOIN (SELECT * FROM c) d USING (id) WHERE EXISTS (SELECT 1 FROM e WHERE e.x = a.x)

@@ -1,0 +1,1 @@
+/* block */ SELECT 1; ; SELECT $1::TEXT, x'00ff', 1e10, .5, MAP {'a': 1}, STRUCT(1, 2)
