@@ -116,27 +116,17 @@ fn report(name: &str, o: &Observed, hostile: Option<&HostileOutcomes>) {
     let health = o.health.lock();
     let errors = o.errors.lock();
     println!("== {name}");
-    println!(
-        "ordinary HTTP requests: {} — p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        http.len(),
-        pct(&http, 50),
-        pct(&http, 99),
-        pct(&http, 100)
-    );
-    println!(
-        "ordinary change events: {} — p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        events.len(),
-        pct(&events, 50),
-        pct(&events, 99),
-        pct(&events, 100)
-    );
-    println!(
-        "/health: {} — p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        health.len(),
-        pct(&health, 50),
-        pct(&health, 99),
-        pct(&health, 100)
-    );
+    for (label, samples) in
+        [("ordinary HTTP requests", &*http), ("ordinary change events", &*events), ("/health", &*health)]
+    {
+        println!(
+            "{label}: {} — p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            samples.len(),
+            pct(samples, 50),
+            pct(samples, 99),
+            pct(samples, 100)
+        );
+    }
     println!("errors for ordinary users: {}", errors.len());
     for e in errors.iter().take(10) {
         println!("  {e}");
