@@ -1,19 +1,18 @@
 //! `POST /v1/api/sql`.
 //!
-//! A request waits for the user's turn ([`crate::budget::Admission`]), then runs as one task
-//! on the query runtime — parsing, planning, execution and the JSON of the response — and is
-//! cancelled when it runs past `limits.query_timeout_secs`.
+//! A request waits for the user's turn ([`crate::budget::Admission`]) and runs under one
+//! deadline, `limits.query_timeout_secs`, which cancels it wherever it is. Its cheap, bounded
+//! parts run here; DataFusion work and the JSON of large responses run on the query runtime.
 
 use crate::api::body::JsonBody;
 use crate::api::{AppState, Metrics};
 use crate::auth::Principal;
 use crate::error::{KalamError, StatementError};
-use crate::sql::execute_request;
+use crate::sql::{execute_request, results};
 use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderValue, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use kalamdb_client_core::protocol::SqlResponse;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -64,31 +63,31 @@ async fn run(
         )),
         statement,
     };
-    let permit = tokio::time::timeout_at(deadline, state.db.admission.statement(principal.user_id))
+    let _permit = tokio::time::timeout_at(deadline, state.db.admission.statement(principal.user_id))
         .await
         .map_err(|_| timed_out(None))??;
-    let running = Arc::new(AtomicUsize::new(0));
-    let db = state.db.clone();
-    let metrics = state.metrics.clone();
-    let progress = running.clone();
-    let mut task = state.db.runtime.spawn(async move {
-        let _permit = permit;
-        let results = execute_request(&db, &principal, &req, &progress).await?;
-        Metrics::inc(&metrics.sql_statements, results.len() as u64);
-        let response = SqlResponse::Success { results, took_ms: started.elapsed().as_secs_f64() * 1000.0 };
-        serde_json::to_vec(&response).map_err(|e| StatementError::from(KalamError::internal(e)))
-    });
-    let body = match tokio::time::timeout_at(deadline, &mut task).await {
-        Ok(Ok(body)) => body?,
-        Ok(Err(join)) => return Err(KalamError::internal(format!("the request task failed: {join}")).into()),
+    let running = AtomicUsize::new(0);
+    let results = match tokio::time::timeout_at(deadline, execute_request(&state.db, &principal, &req, &running)).await
+    {
+        Ok(results) => results?,
         Err(_) => {
-            // Stops the work at its next await: between batches, or between statements.
-            task.abort();
+            // Dropping the request's future stopped its work (query tasks abort with it).
             let statement = running.load(Ordering::Relaxed);
             return Err(timed_out((statement > 0).then_some(statement)));
         }
+    };
+    Metrics::inc(&state.metrics.sql_statements, results.len() as u64);
+    let large = results.iter().map(results::result_json_len).sum::<usize>() > INLINE_JSON_BYTES;
+    let response = SqlResponse::Success { results, took_ms: started.elapsed().as_secs_f64() * 1000.0 };
+    let body = if large {
+        state.db.runtime.run(async move { serde_json::to_vec(&response).map_err(KalamError::internal) }).await?
+    } else {
+        serde_json::to_vec(&response).map_err(KalamError::internal)?
     };
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
 }
+
+/// Responses larger than this are serialized on the query runtime.
+const INLINE_JSON_BYTES: usize = 256 * 1024;

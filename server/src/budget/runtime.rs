@@ -1,12 +1,13 @@
 //! [`QueryRuntime`]: the threads statements and live filters run on.
 //!
-//! The server's main runtime accepts connections, reads and writes sockets and answers
-//! `/health`; it must never wait behind a user's query. Everything that costs CPU in
-//! proportion to what a client asked for — parsing, planning, executing, turning results
-//! into JSON, evaluating subscription filters, catch-up — runs here instead, on threads
-//! with a lower scheduling priority, and is shared among users by the
-//! [`FairScheduler`](super::FairScheduler). (InfluxDB's `DedicatedExecutor` separates its
-//! query work from its I/O in the same way.)
+//! The server's main runtime accepts connections, reads and writes sockets, answers
+//! `/health`, and runs the cheap, bounded parts of a request (authentication, parsing
+//! within the front end's limits, point reads, commits). It must never wait behind a user's
+//! query. Everything that costs CPU in proportion to what a client asked for — planning and
+//! executing with DataFusion, turning large results into JSON, evaluating subscription
+//! filters, catch-up, WebSocket sessions — runs here instead, on threads with a lower
+//! scheduling priority, shared among users by the [`FairScheduler`](super::FairScheduler).
+//! (InfluxDB's `DedicatedExecutor` separates its query work from its I/O in the same way.)
 
 use crate::error::{KalamError, Result};
 use std::future::Future;
@@ -55,6 +56,30 @@ impl QueryRuntime {
 
     pub fn handle(&self) -> &Handle {
         &self.handle
+    }
+
+    /// Runs `future` on the query threads and waits for it. Dropping the returned future
+    /// (a request's deadline passing) aborts the task at its next await.
+    pub async fn run<T, F>(&self, future: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut task = AbortOnDrop(self.handle.spawn(future));
+        match (&mut task.0).await {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_panic() => Err(KalamError::internal("a query task panicked")),
+            Err(e) => Err(KalamError::internal(format!("a query task ended: {e}"))),
+        }
+    }
+}
+
+/// Aborts a task when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -1,6 +1,10 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
-use crate::budget::{FairStream, human_bytes};
+use crate::budget::{FairScheduler, FairStream, StatementBudget, human_bytes};
+use crate::ids::UserId;
+use datafusion::execution::context::SessionContext;
+use datafusion::physical_plan::execute_stream;
+use std::sync::Arc;
 use crate::error::{KalamError, Result};
 use crate::sql::{ExecContext, dialect, results, session};
 use crate::tables::SystemColumns;
@@ -63,62 +67,102 @@ pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
 
 /// Plans and runs a read-only statement, returning its schema and batches.
 ///
-/// Planning, and each poll of the result stream, happen while holding a CPU slot of the fair
-/// scheduler (see [`crate::budget`]); the batches collected are charged to the statement's
-/// memory.
-/// Fails as soon as more than `max_rows` rows arrive, so a runaway query stops early. Time is
-/// bounded by the request's deadline, which cancels this future.
+/// The work runs on the query runtime ([`crate::budget::QueryRuntime`]): planning, and each
+/// poll of the result stream, while holding a CPU slot of the fair scheduler; the batches
+/// collected are charged to the statement's memory. Fails as soon as more than `max_rows`
+/// rows arrive, so a runaway query stops early. Time is bounded by the request's deadline:
+/// dropping this future aborts the work.
 pub async fn run(
     cx: &ExecContext<'_>,
     statement: Statement,
     system_columns: SystemColumns,
     max_rows: usize,
 ) -> Result<(Schema, Vec<RecordBatch>)> {
-    let (ctx, budget) = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns);
-    let scheduler = &cx.db.scheduler;
-    let user = cx.principal.user_id;
-    let (schema, mut stream) = {
-        let _slot = scheduler.acquire(user).await;
-        let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
-        // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)?;
-        let mut df = ctx.execute_logical_plan(plan).await?;
-        if !cx.params.is_empty() {
-            df = df.with_param_values(param_values(cx.params)?)?;
-        }
-        let schema = df.schema().as_arrow().clone();
-        (schema, FairStream::new(df.execute_stream().await?, scheduler.clone(), user))
-    };
-    let collected = MemoryConsumer::new("statement result").register(&budget.pool());
-    let mut batches = vec![];
-    let mut rows = 0usize;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows();
-        if rows > max_rows {
-            return Err(KalamError::TooLarge(format!(
-                "the statement produced more than {max_rows} rows; add a LIMIT or a narrower WHERE"
-            )));
-        }
-        collected.try_grow(batch.get_array_memory_size()).map_err(|_| {
-            KalamError::TooLarge(format!(
-                "the statement's result is larger than its memory limit of {} (limits.statement_memory_bytes); \
-                 add a LIMIT or select fewer columns",
-                human_bytes(cx.db.config.limits.statement_memory_bytes)
-            ))
-        })?;
-        batches.push(batch);
-    }
-    Ok((schema, batches))
+    let job = QueryJob::new(cx, statement, system_columns, max_rows)?;
+    cx.db.runtime.run(job.collect()).await
 }
 
-/// Runs a query statement and renders its result.
+/// Runs a query statement and renders its result (also on the query runtime).
 pub async fn execute(cx: &ExecContext<'_>, statement: Statement, system_columns: SystemColumns) -> Result<QueryResult> {
     let limits = &cx.db.config.limits;
-    let (schema, batches) = run(cx, statement, system_columns, limits.max_result_rows).await?;
-    results::to_query_result(&schema, &batches, limits.max_response_bytes)
+    let job = QueryJob::new(cx, statement, system_columns, limits.max_result_rows)?;
+    let max_bytes = limits.max_response_bytes;
+    cx.db
+        .runtime
+        .run(async move {
+            let (schema, batches) = job.collect().await?;
+            results::to_query_result(&schema, &batches, max_bytes)
+        })
+        .await
+}
+
+/// Everything a query needs on the query runtime, owned.
+struct QueryJob {
+    ctx: SessionContext,
+    budget: Arc<StatementBudget>,
+    statement: Statement,
+    params: Option<ParamValues>,
+    scheduler: Arc<FairScheduler>,
+    user: UserId,
+    max_rows: usize,
+    statement_memory: usize,
+}
+
+impl QueryJob {
+    fn new(cx: &ExecContext<'_>, statement: Statement, system_columns: SystemColumns, max_rows: usize) -> Result<Self> {
+        let (ctx, budget) = session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), system_columns);
+        Ok(QueryJob {
+            ctx,
+            budget,
+            statement,
+            params: (!cx.params.is_empty()).then(|| param_values(cx.params)).transpose()?,
+            scheduler: cx.db.scheduler.clone(),
+            user: cx.principal.user_id,
+            max_rows,
+            statement_memory: cx.db.config.limits.statement_memory_bytes,
+        })
+    }
+
+    async fn collect(self) -> Result<(Schema, Vec<RecordBatch>)> {
+        let QueryJob { ctx, budget, statement, params, scheduler, user, max_rows, statement_memory } = self;
+        let (schema, mut stream) = {
+            let _slot = scheduler.acquire(user).await;
+            let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+            // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false)
+                .verify_plan(&plan)?;
+            let mut df = ctx.execute_logical_plan(plan).await?;
+            if let Some(params) = params {
+                df = df.with_param_values(params)?;
+            }
+            let schema = df.schema().as_arrow().clone();
+            let plan = df.create_physical_plan().await?;
+            let stream = execute_stream(plan, session::task_context(&ctx, &budget))?;
+            (schema, FairStream::new(stream, scheduler.clone(), user))
+        };
+        let collected = MemoryConsumer::new("statement result").register(&budget.pool());
+        let mut batches = vec![];
+        let mut rows = 0usize;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            rows += batch.num_rows();
+            if rows > max_rows {
+                return Err(KalamError::TooLarge(format!(
+                    "the statement produced more than {max_rows} rows; add a LIMIT or a narrower WHERE"
+                )));
+            }
+            collected.try_grow(batch.get_array_memory_size()).map_err(|_| {
+                KalamError::TooLarge(format!(
+                    "the statement's result is larger than its memory limit of {} (limits.statement_memory_bytes); \
+                     add a LIMIT or select fewer columns",
+                    human_bytes(statement_memory)
+                ))
+            })?;
+            batches.push(batch);
+        }
+        Ok((schema, batches))
+    }
 }

@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::TaskContext;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::execution::session_state::SessionStateBuilder;
 use std::sync::Arc;
 
 /// Builds the DataFusion context a statement runs in, with the statement's own memory
@@ -40,14 +40,6 @@ pub fn context_for(
     let options = state.config_mut().options_mut();
     options.catalog.default_schema = namespace.map(|n| n.to_string()).unwrap_or_else(|| "default".into());
     options.extensions.insert(BudgetOption(budget.clone()));
-    let base = state.runtime_env().clone();
-    let runtime = RuntimeEnv {
-        memory_pool: budget.pool(),
-        disk_manager: base.disk_manager.clone(),
-        cache_manager: base.cache_manager.clone(),
-        object_store_registry: base.object_store_registry.clone(),
-    };
-    let state = SessionStateBuilder::new_from_existing(state).with_runtime_env(Arc::new(runtime)).build();
     let ctx = SessionContext::new_with_state(state);
     crate::sql::functions::register(&ctx, &principal.username, &db.snowflake, &db.ulids);
     ctx.register_catalog(
@@ -55,6 +47,20 @@ pub fn context_for(
         Arc::new(ScopedCatalog { db: db.clone(), principal: principal.clone(), system_columns }),
     );
     (ctx, budget)
+}
+
+/// The task context a statement's plan executes in: the session's, with the statement's
+/// memory pool in place of the server's.
+pub fn task_context(ctx: &SessionContext, budget: &StatementBudget) -> Arc<TaskContext> {
+    let state = ctx.state();
+    let base = state.runtime_env();
+    let runtime = RuntimeEnv {
+        memory_pool: budget.pool(),
+        disk_manager: base.disk_manager.clone(),
+        cache_manager: base.cache_manager.clone(),
+        object_store_registry: base.object_store_registry.clone(),
+    };
+    Arc::new(TaskContext::from(&state).with_runtime(Arc::new(runtime)))
 }
 
 #[derive(Debug)]
