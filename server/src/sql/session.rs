@@ -52,15 +52,14 @@ pub fn context_for(
 /// The task context a statement's plan executes in: the session's, with the statement's
 /// memory pool in place of the server's.
 pub fn task_context(ctx: &SessionContext, budget: &StatementBudget) -> Arc<TaskContext> {
-    let state = ctx.state();
-    let base = state.runtime_env();
+    let base = ctx.runtime_env();
     let runtime = RuntimeEnv {
         memory_pool: budget.pool(),
         disk_manager: base.disk_manager.clone(),
         cache_manager: base.cache_manager.clone(),
         object_store_registry: base.object_store_registry.clone(),
     };
-    Arc::new(TaskContext::from(&state).with_runtime(Arc::new(runtime)))
+    Arc::new(TaskContext::from(ctx).with_runtime(Arc::new(runtime)))
 }
 
 #[derive(Debug)]
