@@ -147,6 +147,11 @@ pub struct LimitsConfig {
     pub query_memory_bytes: usize,
     /// Memory one statement may use.
     pub statement_memory_bytes: usize,
+    /// Memory all statements and live filters of one user may use together.
+    pub user_memory_bytes: usize,
+    /// Memory kept apart from `query_memory_bytes` for users who use little (under 32 MiB),
+    /// so that heavy users filling the shared pool do not stop everyone's queries.
+    pub reserved_memory_bytes: usize,
     /// Largest value (string, binary, list) a function may produce.
     pub max_value_bytes: usize,
     /// A request running longer than this (parsing, planning, executing and serializing all
@@ -222,6 +227,8 @@ impl Default for LimitsConfig {
             max_response_bytes: 64 * 1024 * 1024,
             query_memory_bytes: 1024 * 1024 * 1024,
             statement_memory_bytes: 256 * 1024 * 1024,
+            user_memory_bytes: 512 * 1024 * 1024,
+            reserved_memory_bytes: 128 * 1024 * 1024,
             max_value_bytes: 16 * 1024 * 1024,
             query_timeout_secs: 60,
             statements_per_user: 4,
@@ -317,6 +324,7 @@ impl Config {
             || l.query_timeout_secs == 0
             || l.max_response_bytes == 0
             || l.statement_memory_bytes == 0
+            || l.user_memory_bytes == 0
             || l.max_value_bytes == 0
             || l.statements_per_user == 0
         {

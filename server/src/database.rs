@@ -3,7 +3,7 @@
 
 use crate::auth::{Authenticator, bootstrap};
 use crate::backup::ManifestSigner;
-use crate::budget::{Admission, FairScheduler, MeterFunctions, QueryRuntime};
+use crate::budget::{Admission, FairScheduler, MeterFunctions, QueryMemory, QueryRuntime};
 use crate::catalog::Catalog;
 use crate::cold::ColdStore;
 use crate::config::Config;
@@ -48,6 +48,8 @@ pub struct Database {
     pub scheduler: Arc<FairScheduler>,
     /// Per-user limits on statements and connections at once.
     pub admission: Admission,
+    /// The memory statements reserve from (per statement, per user, shared and reserve).
+    pub query_memory: Arc<QueryMemory>,
     /// Signs the backups this server writes and checks those it reads.
     pub backup_signer: ManifestSigner,
     /// Read by flushes, which decode a partition's rows through one table definition;
@@ -146,6 +148,12 @@ impl Database {
             .with_analyzer_rule(Arc::new(MeterFunctions))
             .with_optimizer_rule(Arc::new(MeterFunctions))
             .build();
+        let query_memory = Arc::new(QueryMemory::new(
+            base_state.runtime_env().memory_pool.clone(),
+            config.limits.reserved_memory_bytes,
+            config.limits.user_memory_bytes,
+            crate::budget::LIGHT_USER_BYTES,
+        ));
         {
             use datafusion::execution::FunctionRegistry;
             base_state.register_udf(Arc::new(crate::sql::rewrite::nullable_function())).map_err(KalamError::from)?;
@@ -173,6 +181,7 @@ impl Database {
             runtime: query_runtime,
             scheduler,
             admission,
+            query_memory,
             backup_signer,
             base_state,
         });

@@ -80,7 +80,12 @@ async fn run(
     let large = results.iter().map(results::result_json_len).sum::<usize>() > INLINE_JSON_BYTES;
     let response = SqlResponse::Success { results, took_ms: started.elapsed().as_secs_f64() * 1000.0 };
     let body = if large {
-        state.db.runtime.run(async move { serde_json::to_vec(&response).map_err(KalamError::internal) }).await?
+        let (scheduler, user) = (state.db.scheduler.clone(), principal.user_id);
+        let serialize = async move {
+            let _slot = scheduler.acquire(user).await;
+            serde_json::to_vec(&response).map_err(KalamError::internal)
+        };
+        state.db.runtime.run(serialize).await?
     } else {
         serde_json::to_vec(&response).map_err(KalamError::internal)?
     };

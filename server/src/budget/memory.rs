@@ -1,32 +1,96 @@
 //! A statement's share of the server's query memory.
 //!
-//! Every statement runs with its own [`StatementPool`], a DataFusion memory pool that
-//! admits at most `limits.statement_memory_bytes` and then asks the server-wide pool
-//! (`limits.query_memory_bytes`). Sorts, joins and aggregates reserve from it as DataFusion
-//! does; the outputs of scalar functions, which DataFusion does not account, are charged to
-//! it by [`StatementBudget::charge_output`] for as long as they live.
+//! Every statement (and every subscription filter) runs with its own [`StatementPool`], a
+//! DataFusion memory pool that admits at most `limits.statement_memory_bytes`, then at most
+//! `limits.user_memory_bytes` for all of its user's statements together, and then asks the
+//! server ([`QueryMemory`]). The server's pool (`limits.query_memory_bytes`) is shared by
+//! everyone; when heavy users have filled it, a user who uses little (under
+//! [`LIGHT_USER_BYTES`]) still gets memory from a reserve (`limits.reserved_memory_bytes`),
+//! so ordinary queries keep working while others exhaust the shared pool.
+//!
+//! Sorts, joins and aggregates reserve as DataFusion does; the outputs of scalar functions,
+//! which DataFusion does not account, are charged by [`StatementBudget::charge_output`] for
+//! as long as they live.
 
+use crate::ids::UserId;
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation};
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
+};
 use parking_lot::Mutex;
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-/// A memory pool with a per-statement limit in front of the server's pool.
+/// A user whose statements together hold less than this may use the reserve.
+pub const LIGHT_USER_BYTES: usize = 32 * 1024 * 1024;
+
+/// The server's query memory: the shared pool, the reserve for light users, and what each
+/// user holds.
+#[derive(Debug)]
+pub struct QueryMemory {
+    shared: Arc<dyn MemoryPool>,
+    reserve: GreedyMemoryPool,
+    user_limit: usize,
+    /// Users holding less than this may use the reserve ([`LIGHT_USER_BYTES`]).
+    light_limit: usize,
+    users: Mutex<HashMap<UserId, usize>>,
+}
+
+impl QueryMemory {
+    pub fn new(
+        shared: Arc<dyn MemoryPool>,
+        reserve_bytes: usize,
+        user_limit: usize,
+        light_limit: usize,
+    ) -> QueryMemory {
+        QueryMemory {
+            shared,
+            reserve: GreedyMemoryPool::new(reserve_bytes),
+            user_limit,
+            light_limit,
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Bytes `user`'s statements hold now.
+    pub fn held_by(&self, user: UserId) -> usize {
+        self.users.lock().get(&user).copied().unwrap_or(0)
+    }
+
+    fn add(&self, user: UserId, bytes: usize) {
+        *self.users.lock().entry(user).or_default() += bytes;
+    }
+
+    fn sub(&self, user: UserId, bytes: usize) {
+        let mut users = self.users.lock();
+        if let Some(held) = users.get_mut(&user) {
+            *held = held.saturating_sub(bytes);
+            if *held == 0 {
+                users.remove(&user);
+            }
+        }
+    }
+}
+
+/// A memory pool with a per-statement and a per-user limit in front of the server's memory.
 #[derive(Debug)]
 pub struct StatementPool {
-    server: Arc<dyn MemoryPool>,
+    memory: Arc<QueryMemory>,
+    user: UserId,
     used: AtomicUsize,
+    /// Of `used`, the bytes taken from the reserve.
+    from_reserve: AtomicUsize,
     limit: usize,
 }
 
 impl StatementPool {
-    pub fn new(server: Arc<dyn MemoryPool>, limit: usize) -> StatementPool {
-        StatementPool { server, used: AtomicUsize::new(0), limit }
+    pub fn new(memory: Arc<QueryMemory>, user: UserId, limit: usize) -> StatementPool {
+        StatementPool { memory, user, used: AtomicUsize::new(0), from_reserve: AtomicUsize::new(0), limit }
     }
 }
 
@@ -42,43 +106,61 @@ impl MemoryPool for StatementPool {
     }
 
     fn register(&self, consumer: &MemoryConsumer) {
-        self.server.register(consumer)
+        self.memory.shared.register(consumer)
     }
 
     fn unregister(&self, consumer: &MemoryConsumer) {
-        self.server.unregister(consumer)
+        self.memory.shared.unregister(consumer)
     }
 
     fn grow(&self, reservation: &MemoryReservation, additional: usize) {
         self.used.fetch_add(additional, Ordering::Relaxed);
-        self.server.grow(reservation, additional)
+        self.memory.add(self.user, additional);
+        self.memory.shared.grow(reservation, additional)
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
         self.used.fetch_sub(shrink, Ordering::Relaxed);
-        self.server.shrink(reservation, shrink)
+        self.memory.sub(self.user, shrink);
+        // Give back to the reserve first: it is what light users need most.
+        let reserved = self.from_reserve.load(Ordering::Relaxed).min(shrink);
+        if reserved > 0 {
+            self.from_reserve.fetch_sub(reserved, Ordering::Relaxed);
+            self.memory.reserve.shrink(reservation, reserved);
+        }
+        if shrink > reserved {
+            self.memory.shared.shrink(reservation, shrink - reserved)
+        }
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
-        let before = self.used.fetch_add(additional, Ordering::Relaxed);
+        let exhausted = |what: &str| DataFusionError::ResourcesExhausted(what.to_string());
+        let before = self.used.load(Ordering::Relaxed);
         if before.saturating_add(additional) > self.limit {
-            self.used.fetch_sub(additional, Ordering::Relaxed);
-            return Err(DataFusionError::ResourcesExhausted(format!(
+            return Err(exhausted(&format!(
                 "the statement needs more than its memory limit of {} (limits.statement_memory_bytes)",
                 human_bytes(self.limit)
             )));
         }
-        if let Err(e) = self.server.try_grow(reservation, additional) {
-            self.used.fetch_sub(additional, Ordering::Relaxed);
-            return Err(match e {
-                DataFusionError::ResourcesExhausted(_) => DataFusionError::ResourcesExhausted(
-                    "the server's query memory (limits.query_memory_bytes) is exhausted by the statements running now; \
-                     try again later"
-                        .into(),
-                ),
-                other => other,
-            });
+        let held = self.memory.held_by(self.user);
+        if held.saturating_add(additional) > self.memory.user_limit {
+            return Err(exhausted(&format!(
+                "your statements and live queries together need more than {} (limits.user_memory_bytes)",
+                human_bytes(self.memory.user_limit)
+            )));
         }
+        if self.memory.shared.try_grow(reservation, additional).is_err() {
+            let light = held.saturating_add(additional) <= self.memory.light_limit;
+            if !light || self.memory.reserve.try_grow(reservation, additional).is_err() {
+                return Err(exhausted(
+                    "the server's query memory (limits.query_memory_bytes) is taken by the statements running now; \
+                     try again later",
+                ));
+            }
+            self.from_reserve.fetch_add(additional, Ordering::Relaxed);
+        }
+        self.used.fetch_add(additional, Ordering::Relaxed);
+        self.memory.add(self.user, additional);
         Ok(())
     }
 
@@ -128,7 +210,7 @@ impl StatementBudget {
     /// oversized output fails before it is allocated. Returns the reservation to drop once
     /// the output exists (and is charged by [`StatementBudget::charge_output`]).
     pub fn reserve(&self, bytes: usize) -> DfResult<MemoryReservation> {
-        self.release_dead();
+        self.settle();
         let reservation = MemoryConsumer::new("scalar function (pending output)").register(&self.pool);
         reservation.try_grow(bytes)?;
         Ok(reservation)
@@ -147,7 +229,9 @@ impl StatementBudget {
         Ok(())
     }
 
-    fn release_dead(&self) {
+    /// Gives back what dead outputs held. A long-lived budget (a subscription's filter) calls
+    /// this after each evaluation, so memory is not held between changes.
+    pub fn settle(&self) {
         self.outputs.lock().release_dead();
     }
 }
@@ -213,44 +297,61 @@ pub fn human_bytes(bytes: usize) -> String {
 mod tests {
     use super::*;
     use datafusion::arrow::array::StringArray;
-    use datafusion::execution::memory_pool::GreedyMemoryPool;
 
-    fn budget(statement_limit: usize, server_limit: usize) -> (Arc<dyn MemoryPool>, StatementBudget) {
-        let server: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(server_limit));
-        let pool: Arc<dyn MemoryPool> = Arc::new(StatementPool::new(server.clone(), statement_limit));
-        (server, StatementBudget::new(pool, 1024))
+    fn memory(server: usize, reserve: usize, per_user: usize) -> Arc<QueryMemory> {
+        Arc::new(QueryMemory::new(Arc::new(GreedyMemoryPool::new(server)), reserve, per_user, 500))
+    }
+
+    fn budget(memory: &Arc<QueryMemory>, user: u64, statement_limit: usize) -> StatementBudget {
+        StatementBudget::new(Arc::new(StatementPool::new(memory.clone(), UserId(user), statement_limit)), 1024)
     }
 
     #[test]
-    fn the_statement_limit_comes_before_the_server_limit() {
-        let (server, budget) = budget(1000, 10_000);
-        let r = MemoryConsumer::new("t").register(&budget.pool());
+    fn the_statement_and_user_limits_come_before_the_server_limit() {
+        let m = memory(10_000, 0, 1500);
+        let a = budget(&m, 1, 1000);
+        let r = MemoryConsumer::new("t").register(&a.pool());
         r.try_grow(900).unwrap();
         let e = r.try_grow(200).unwrap_err();
         assert!(e.to_string().contains("statement_memory_bytes"), "{e}");
-        assert_eq!(server.reserved(), 900);
-        drop(r);
-        assert_eq!(server.reserved(), 0);
+        // A second statement of the same user: the user's limit.
+        let b = budget(&m, 1, 1000);
+        let rb = MemoryConsumer::new("t").register(&b.pool());
+        let e = rb.try_grow(700).unwrap_err();
+        assert!(e.to_string().contains("user_memory_bytes"), "{e}");
+        rb.try_grow(600).unwrap();
+        assert_eq!(m.held_by(UserId(1)), 1500);
+        drop((r, rb));
+        assert_eq!(m.held_by(UserId(1)), 0);
+        assert_eq!(m.shared.reserved(), 0);
     }
 
     #[test]
-    fn the_server_limit_is_shared() {
-        let (server, a) = budget(1000, 1500);
-        let b = StatementBudget::new(Arc::new(StatementPool::new(server.clone(), 1000)), 1024);
-        let ra = MemoryConsumer::new("a").register(&a.pool());
-        ra.try_grow(1000).unwrap();
-        let rb = MemoryConsumer::new("b").register(&b.pool());
-        let e = rb.try_grow(600).unwrap_err();
+    fn light_users_use_the_reserve_when_the_shared_pool_is_full() {
+        let m = memory(1000, 500, usize::MAX);
+        let heavy = budget(&m, 1, usize::MAX);
+        let rh = MemoryConsumer::new("heavy").register(&heavy.pool());
+        rh.try_grow(1000).unwrap();
+        let light = budget(&m, 2, usize::MAX);
+        let rl = MemoryConsumer::new("light").register(&light.pool());
+        rl.try_grow(400).unwrap();
+        assert_eq!(m.reserve.reserved(), 400);
+        // The heavy user cannot take the reserve.
+        let e = rh.try_grow(1).unwrap_err();
         assert!(e.to_string().contains("query_memory_bytes"), "{e}");
-        rb.try_grow(500).unwrap();
+        drop(rl);
+        assert_eq!(m.reserve.reserved(), 0);
+        drop(rh);
+        assert_eq!(m.shared.reserved(), 0);
     }
 
     #[test]
     fn outputs_are_charged_while_they_live() {
-        let (server, budget) = budget(1 << 20, 1 << 30);
+        let m = memory(1 << 30, 0, usize::MAX);
+        let budget = budget(&m, 1, 1 << 20);
         let big: ArrayRef = Arc::new(StringArray::from(vec!["x".repeat(300_000)]));
         budget.charge_output(&big).unwrap();
-        let charged = server.reserved();
+        let charged = m.shared.reserved();
         assert!(charged >= 300_000, "{charged}");
         // Three more live 300 KB outputs do not all fit in 1 MiB...
         let more: Vec<ArrayRef> =
@@ -260,7 +361,7 @@ mod tests {
         // ...but once the outputs are dropped their memory is released.
         drop(more);
         drop(big);
-        budget.reserve(0).unwrap();
-        assert_eq!(server.reserved(), 0);
+        budget.settle();
+        assert_eq!(m.shared.reserved(), 0);
     }
 }

@@ -6,8 +6,8 @@
 //!   the runtime that serves sockets and `/health`.
 //! - [`FairScheduler`]: CPU slots on those threads, handed out poll by poll to the users who
 //!   have used the least ([`FairStream`] for query results).
-//! - [`StatementBudget`] / [`StatementPool`]: a statement's memory, which also covers the
-//!   outputs of scalar functions.
+//! - [`StatementBudget`] / [`StatementPool`] / [`QueryMemory`]: a statement's memory, within
+//!   its user's and the server's, which also covers the outputs of scalar functions.
 //! - [`MeterFunctions`]: every scalar function checked before it runs and charged after.
 //! - [`Admission`]: per-user limits on statements and connections at once.
 //!
@@ -22,6 +22,6 @@ mod scheduler;
 
 pub use admission::{Admission, ConnectionPermit, StatementPermit};
 pub use functions::{MeterFunctions, meter_expr};
-pub use memory::{BudgetOption, StatementBudget, StatementPool, human_bytes};
+pub use memory::{BudgetOption, LIGHT_USER_BYTES, QueryMemory, StatementBudget, StatementPool, human_bytes};
 pub use runtime::QueryRuntime;
 pub use scheduler::{FairScheduler, FairStream, Slot};

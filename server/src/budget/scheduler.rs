@@ -1,15 +1,16 @@
-//! [`FairScheduler`]: CPU slots on the query runtime, handed out batch by batch, first to
-//! the users who have used the least.
+//! [`FairScheduler`]: CPU slots on the query runtime, handed out poll by poll, first to the
+//! users who have used the least.
 //!
 //! A statement holds a slot while it plans and during each poll of its result stream
 //! ([`FairStream`]; DataFusion's cooperative scheduling ends a poll after a bounded amount of
 //! input, so even a sort or an aggregate over a huge input gives its slot back often); a
 //! subscription group holds one while it evaluates a change. There are as many slots as
 //! query threads, so work never queues inside the runtime: it queues here, where the order
-//! is chosen. A waiter is ordered by the time it arrived plus its user's recent usage (slot
-//! time, halving every [`USAGE_HALF_LIFE`]): a user who has just run seconds of heavy
-//! queries waits behind everyone who arrived in those seconds, and a quiet user is served
-//! next. Nobody starves: the penalty is fixed when the waiter arrives.
+//! is chosen: a freed slot goes to the waiting user with the least recent usage (slot time,
+//! halving every [`USAGE_HALF_LIFE`]), and among one user's waiters to the first to arrive.
+//! A user who keeps every slot busy therefore waits behind everyone else, however many
+//! requests they queue; a quiet user is served next. Nobody waits for ever: while a user
+//! waits, their usage decays until it is the least.
 
 use crate::ids::UserId;
 use datafusion::arrow::array::RecordBatch;
@@ -19,7 +20,7 @@ use datafusion::physical_plan::{RecordBatchStream, SendableRecordBatchStream};
 use futures::Stream;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -35,23 +36,21 @@ const MAX_TRACKED_USERS: usize = 10_000;
 #[derive(Debug)]
 pub struct FairScheduler {
     slots: usize,
-    epoch: Instant,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
     free: usize,
-    /// Waiters by (priority time in µs since `epoch`, arrival number).
-    queue: BTreeMap<(u64, u64), Waiter>,
-    arrivals: u64,
+    /// Waiters per user, in arrival order.
+    waiting: HashMap<UserId, VecDeque<oneshot::Sender<Slot>>>,
     usage: HashMap<UserId, Usage>,
 }
 
-#[derive(Debug)]
-struct Waiter {
-    user: UserId,
-    tx: oneshot::Sender<Slot>,
+impl State {
+    fn usage_of(&self, user: UserId, now: Instant) -> f64 {
+        self.usage.get(&user).map_or(0.0, |u| u.now(now))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,8 +87,7 @@ impl FairScheduler {
     pub fn new(slots: usize) -> Arc<FairScheduler> {
         Arc::new(FairScheduler {
             slots: slots.max(1),
-            epoch: Instant::now(),
-            state: Mutex::new(State { free: slots.max(1), queue: BTreeMap::new(), arrivals: 0, usage: HashMap::new() }),
+            state: Mutex::new(State { free: slots.max(1), waiting: HashMap::new(), usage: HashMap::new() }),
         })
     }
 
@@ -101,17 +99,12 @@ impl FairScheduler {
     pub async fn acquire(self: &Arc<Self>, user: UserId) -> Slot {
         let rx = {
             let mut state = self.state.lock();
-            if state.free > 0 && state.queue.is_empty() {
+            if state.free > 0 && state.waiting.is_empty() {
                 state.free -= 1;
                 return self.slot(user);
             }
-            let now = Instant::now();
-            let penalty = state.usage.get(&user).map_or(0.0, |u| u.now(now)) as u64;
-            let arrived = now.duration_since(self.epoch).as_micros() as u64;
-            state.arrivals += 1;
-            let key = (arrived.saturating_add(penalty), state.arrivals);
             let (tx, rx) = oneshot::channel();
-            state.queue.insert(key, Waiter { user, tx });
+            state.waiting.entry(user).or_default().push_back(tx);
             rx
         };
         match rx.await {
@@ -133,13 +126,26 @@ impl FairScheduler {
     fn release(self: &Arc<Self>, user: UserId, used: Duration) {
         let mut state = self.state.lock();
         let now = Instant::now();
-        let usage = state.usage.get(&user).map_or(0.0, |u| u.now(now)) + used.as_micros() as f64;
+        let usage = state.usage_of(user, now) + used.as_micros() as f64;
         state.usage.insert(user, Usage { micros: usage, at: now });
         if state.usage.len() > MAX_TRACKED_USERS {
             state.usage.retain(|_, u| u.now(now) > 1_000.0);
         }
-        while let Some((_, waiter)) = state.queue.pop_first() {
-            match waiter.tx.send(self.slot(waiter.user)) {
+        loop {
+            // The waiting user who has used the least.
+            let next = state
+                .waiting
+                .keys()
+                .map(|u| (*u, state.usage_of(*u, now)))
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+                .map(|(u, _)| u);
+            let Some(next) = next else { break };
+            let queue = state.waiting.get_mut(&next).expect("a waiting user");
+            let tx = queue.pop_front().expect("queues are never left empty");
+            if queue.is_empty() {
+                state.waiting.remove(&next);
+            }
+            match tx.send(self.slot(next)) {
                 Ok(()) => return,
                 // The waiter gave up; its slot must not release again.
                 Err(mut slot) => slot.armed = false,
@@ -220,7 +226,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(heavy);
         let holder = s.acquire(user(9)).await;
-        // User 1 queues first, user 2 (no usage) a moment later: user 2 is served first.
+        // User 1 queues first, user 2 (no usage) later: user 2 is served first.
         let order = Arc::new(Mutex::new(Vec::new()));
         let spawn = |u: u64| {
             let (s, order) = (s.clone(), order.clone());
@@ -238,6 +244,30 @@ mod tests {
         second.await.unwrap();
         assert_eq!(*order.lock(), vec![2, 1]);
         assert!(s.usage_secs(user(1)) >= 0.04);
+    }
+
+    #[tokio::test]
+    async fn a_user_with_many_waiters_does_not_hold_up_others() {
+        let s = FairScheduler::new(1);
+        let holder = s.acquire(user(1)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(holder);
+        let holder = s.acquire(user(1)).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = vec![];
+        for u in [1, 1, 1, 1, 1, 2] {
+            let (s, order) = (s.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _slot = s.acquire(user(u)).await;
+                order.lock().push(u);
+            }));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(holder);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(order.lock()[0], 2, "{:?}", order.lock());
     }
 
     #[tokio::test]

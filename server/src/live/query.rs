@@ -2,6 +2,7 @@
 //! it sends, and the WHERE predicate as a DataFusion physical expression evaluated against
 //! rows (a whole batch during catch-up, one row per live change).
 
+use crate::budget::StatementBudget;
 use crate::catalog::{ColumnId, TableDef};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
@@ -33,6 +34,8 @@ pub struct LiveQuery {
     /// drop or rename them while the subscription lives.
     pub named_columns: Vec<ColumnId>,
     filter: Option<Arc<dyn PhysicalExpr>>,
+    /// What the filter's evaluations may spend (its memory counts against the subscriber).
+    budget: Option<Arc<StatementBudget>>,
     /// The filter depends on who evaluates it (`CURRENT_USER()`), so its results cannot be
     /// shared with other users' subscriptions.
     pub user_dependent: bool,
@@ -118,6 +121,7 @@ impl LiveQuery {
             })
             .is_break()
         });
+        let mut budget = None;
         let filter = match &select.selection {
             None => None,
             Some(expr) => {
@@ -139,8 +143,9 @@ impl LiveQuery {
                     }
                     ControlFlow::<()>::Continue(())
                 });
-                let (ctx, _budget) =
+                let (ctx, filter_budget) =
                     session::context_for(cx.db, &cx.principal, cx.namespace.as_ref(), SystemColumns::Hidden);
+                budget = Some(filter_budget);
                 let schema = DFSchema::try_from(table.arrow_schema(true).as_ref().clone())?;
                 // The predicate is evaluated against bare column names: drop qualifiers.
                 let mut expr = expr.clone();
@@ -163,7 +168,7 @@ impl LiveQuery {
         let partition = cx.partition(&table);
         named_columns.sort_unstable();
         named_columns.dedup();
-        Ok(LiveQuery { table, partition, columns, named_columns, filter, user_dependent })
+        Ok(LiveQuery { table, partition, columns, named_columns, filter, budget, user_dependent })
     }
 
     /// Columns sent for this subscription: name, type, stable id and fill value.
@@ -185,7 +190,11 @@ impl LiveQuery {
     pub fn matches_batch(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
         let n = batch.num_rows();
         let Some(filter) = &self.filter else { return Ok(vec![true; n]) };
-        let result = filter.evaluate(batch)?.into_array(n)?;
+        let result = filter.evaluate(batch).and_then(|r| r.into_array(n));
+        if let Some(budget) = &self.budget {
+            budget.settle();
+        }
+        let result = result?;
         let bools = result
             .as_any()
             .downcast_ref::<BooleanArray>()

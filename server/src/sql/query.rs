@@ -1,23 +1,23 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
 use crate::budget::{FairScheduler, FairStream, StatementBudget, human_bytes};
-use crate::ids::UserId;
-use datafusion::execution::context::SessionContext;
-use datafusion::physical_plan::execute_stream;
-use std::sync::Arc;
 use crate::error::{KalamError, Result};
+use crate::ids::UserId;
 use crate::sql::{ExecContext, dialect, results, session};
 use crate::tables::SystemColumns;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::context::SessionContext;
 use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use futures::StreamExt;
 use kalamdb_client_core::protocol::QueryResult;
+use std::sync::Arc;
 
 /// Which system columns a statement's text names (see [`SystemColumns`]).
 pub fn system_columns_named(sql: &str) -> SystemColumns {
@@ -87,11 +87,18 @@ pub async fn execute(cx: &ExecContext<'_>, statement: Statement, system_columns:
     let limits = &cx.db.config.limits;
     let job = QueryJob::new(cx, statement, system_columns, limits.max_result_rows)?;
     let max_bytes = limits.max_response_bytes;
+    let (scheduler, user) = (cx.db.scheduler.clone(), cx.principal.user_id);
     cx.db
         .runtime
         .run(async move {
             let (schema, batches) = job.collect().await?;
-            results::to_query_result(&schema, &batches, max_bytes)
+            // Turning rows into JSON is the user's CPU too: a slot per batch.
+            let mut result = results::ResultBuilder::new(&schema, max_bytes);
+            for batch in &batches {
+                let _slot = scheduler.acquire(user).await;
+                result.push(batch)?;
+            }
+            Ok(result.finish())
         })
         .await
 }

@@ -39,29 +39,53 @@ pub fn to_query_result(
     batches: &[RecordBatch],
     max_bytes: usize,
 ) -> Result<QueryResult> {
-    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let columns: Vec<ColumnInfo> =
-        schema.fields().iter().map(|f| ColumnInfo::new(f.name().clone(), type_name(f))).collect();
-    let mut rows: Vec<Vec<Json>> = Vec::with_capacity(total);
-    let mut bytes = 0usize;
+    let mut builder = ResultBuilder::new(schema, max_bytes);
     for batch in batches {
-        let mut batch_rows: Vec<Vec<Json>> = (0..batch.num_rows()).map(|_| Vec::with_capacity(columns.len())).collect();
+        builder.push(batch)?;
+    }
+    Ok(builder.finish())
+}
+
+/// Builds a result batch by batch (so that each batch can be converted in its own slice of
+/// CPU), within a size budget for its JSON.
+pub struct ResultBuilder<'a> {
+    schema: &'a datafusion::arrow::datatypes::Schema,
+    columns: Vec<ColumnInfo>,
+    rows: Vec<Vec<Json>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl<'a> ResultBuilder<'a> {
+    pub fn new(schema: &'a datafusion::arrow::datatypes::Schema, max_bytes: usize) -> Self {
+        let columns = schema.fields().iter().map(|f| ColumnInfo::new(f.name().clone(), type_name(f))).collect();
+        ResultBuilder { schema, columns, rows: vec![], bytes: 0, max_bytes }
+    }
+
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut batch_rows: Vec<Vec<Json>> =
+            (0..batch.num_rows()).map(|_| Vec::with_capacity(self.columns.len())).collect();
         // Field metadata (the KalamDB type) lives on the plan's schema; batches may not carry it.
-        for (c, field) in schema.fields().iter().enumerate() {
+        for (c, field) in self.schema.fields().iter().enumerate() {
             let is_json = field.metadata().get(TYPE_METADATA_KEY).is_some_and(|t| t == "JSON");
             let array = batch.column(c);
             for (r, row) in batch_rows.iter_mut().enumerate() {
                 let value = cell(array.as_ref(), r, is_json)?;
-                bytes += json_len(&value) + 1;
-                if bytes > max_bytes {
-                    return Err(response_too_large(max_bytes));
+                self.bytes += json_len(&value) + 1;
+                if self.bytes > self.max_bytes {
+                    return Err(response_too_large(self.max_bytes));
                 }
                 row.push(value);
             }
         }
-        rows.extend(batch_rows);
+        self.rows.extend(batch_rows);
+        Ok(())
     }
-    Ok(QueryResult { schema: columns, rows, row_count: total as u64, message: None })
+
+    pub fn finish(self) -> QueryResult {
+        let row_count = self.rows.len() as u64;
+        QueryResult { schema: self.columns, rows: self.rows, row_count, message: None }
+    }
 }
 
 /// The error for a response over `limits.max_response_bytes`.

@@ -17,8 +17,8 @@ use crate::tables::{PartitionTableProvider, StreamTableProvider, SystemColumns, 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
-use datafusion::execution::context::SessionContext;
 use datafusion::execution::TaskContext;
+use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use std::sync::Arc;
 
@@ -32,9 +32,8 @@ pub fn context_for(
 ) -> (SessionContext, Arc<StatementBudget>) {
     let mut state = db.session_state();
     let limits = &db.config.limits;
-    let server_pool = state.runtime_env().memory_pool.clone();
     let budget = Arc::new(StatementBudget::new(
-        Arc::new(StatementPool::new(server_pool, limits.statement_memory_bytes)),
+        Arc::new(StatementPool::new(db.query_memory.clone(), principal.user_id, limits.statement_memory_bytes)),
         limits.max_value_bytes,
     ));
     let options = state.config_mut().options_mut();
