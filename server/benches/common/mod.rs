@@ -28,7 +28,9 @@ impl Drop for Server {
 impl Server {
     pub fn start(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"));
-        cmd.args(["--listen", "127.0.0.1:0", "--log", "warn"]).arg("--data-dir").arg(dir);
+        // BENCH_LOG sets the server's log filter (default: warnings only).
+        let log = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into());
+        cmd.args(["--listen", "127.0.0.1:0", "--log", &log]).arg("--data-dir").arg(dir);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
