@@ -7,7 +7,6 @@
 use crate::api::body::JsonBody;
 use crate::api::{AppState, Metrics};
 use crate::auth::Principal;
-use crate::budget::Work;
 use crate::error::{KalamError, StatementError};
 use crate::sql::{execute_request, results};
 use axum::extract::{FromRequestParts, State};
@@ -83,10 +82,10 @@ async fn run(
     let body = if large {
         let (scheduler, user) = (state.db.scheduler.clone(), principal.user_id);
         let serialize = async move {
-            let _slot = scheduler.acquire(user, Work::Render).await;
+            let _slot = scheduler.acquire(user).await;
             serde_json::to_vec(&response).map_err(KalamError::internal)
         };
-        state.db.runtime.run(state.db.scheduler.lane(principal.user_id), serialize).await?
+        state.db.runtime.run(serialize).await?
     } else {
         serde_json::to_vec(&response).map_err(KalamError::internal)?
     };

@@ -4,19 +4,14 @@
 //! A statement holds a slot while it plans and during each poll of its result stream
 //! ([`FairStream`]; DataFusion's cooperative scheduling ends a poll after a bounded amount of
 //! input, so even a sort or an aggregate over a huge input gives its slot back often); a
-//! subscription group holds one while it evaluates a change. Work never queues inside the
-//! runtime: it queues here, where the order is chosen.
-//!
-//! There are two pools of slots. Quiet users — up to 0.2 s of recent usage (slot time,
-//! halving every [`USAGE_HALF_LIFE`]) — take slots of the quiet pool, one per CPU; busy
-//! users take slots of the busy pool, one fewer, and their statements run on threads of the
-//! lowest priority ([`Lane::Busy`]). So however much busy users compute, quiet users' short
-//! work never waits for a slot behind it, and the kernel runs it first. Within a pool, a
-//! freed slot goes to the waiting user with the least recent usage, and among one user's
-//! waiters to the first to arrive: a user who queues many requests waits behind everyone
-//! else. Nobody waits for ever: while a user waits, their usage decays until it is the least.
+//! subscription group holds one while it evaluates a change. There are as many slots as
+//! query threads, so work never queues inside the runtime: it queues here, where the order
+//! is chosen: a freed slot goes to the waiting user with the least recent usage (slot time,
+//! halving every [`USAGE_HALF_LIFE`]), and among one user's waiters to the first to arrive.
+//! A user who keeps every slot busy therefore waits behind everyone else, however many
+//! requests they queue; a quiet user is served next. Nobody waits for ever: while a user
+//! waits, their usage decays until it is the least.
 
-use super::runtime::Lane;
 use crate::ids::UserId;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -35,9 +30,6 @@ use tokio::sync::oneshot;
 /// Recent usage halves over this period.
 pub const USAGE_HALF_LIFE: Duration = Duration::from_secs(10);
 
-/// A user whose recent usage is above this (0.2 s of slot time, decaying) is busy.
-const BUSY_USAGE_MICROS: f64 = 200_000.0;
-
 /// Usage records kept before idle users are forgotten.
 const MAX_TRACKED_USERS: usize = 10_000;
 
@@ -49,52 +41,15 @@ pub struct FairScheduler {
 
 #[derive(Debug)]
 struct State {
-    quiet: Pool,
-    busy: Pool,
-    usage: HashMap<UserId, Usage>,
-}
-
-/// Slots of one lane.
-#[derive(Debug)]
-struct Pool {
     free: usize,
     /// Waiters per user, in arrival order.
-    waiting: HashMap<UserId, VecDeque<(oneshot::Sender<Slot>, Work)>>,
-}
-
-impl Pool {
-    fn new(slots: usize) -> Pool {
-        Pool { free: slots, waiting: HashMap::new() }
-    }
+    waiting: HashMap<UserId, VecDeque<oneshot::Sender<Slot>>>,
+    usage: HashMap<UserId, Usage>,
 }
 
 impl State {
     fn usage_of(&self, user: UserId, now: Instant) -> f64 {
         self.usage.get(&user).map_or(0.0, |u| u.now(now))
-    }
-
-    fn lane_of(&self, user: UserId, now: Instant) -> Lane {
-        if self.usage_of(user, now) > BUSY_USAGE_MICROS { Lane::Busy } else { Lane::Quiet }
-    }
-
-    fn pool(&mut self, lane: Lane) -> &mut Pool {
-        match lane {
-            Lane::Quiet => &mut self.quiet,
-            Lane::Busy => &mut self.busy,
-        }
-    }
-
-    /// The waiting user of `lane` with the least recent usage.
-    fn next_waiter(&self, lane: Lane, now: Instant) -> Option<UserId> {
-        let pool = match lane {
-            Lane::Quiet => &self.quiet,
-            Lane::Busy => &self.busy,
-        };
-        pool.waiting
-            .keys()
-            .map(|u| (*u, self.usage_of(*u, now)))
-            .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
-            .map(|(u, _)| u)
     }
 }
 
@@ -111,59 +66,28 @@ impl Usage {
     }
 }
 
-/// What a slot is taken for (named in the log when a slot is held long).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Work {
-    /// Planning a statement.
-    Plan,
-    /// One poll of a statement's result stream.
-    Execute,
-    /// Turning results into JSON.
-    Render,
-    /// Evaluating a subscription filter on a change.
-    Filter,
-    /// Reading and filtering one batch of a catch-up.
-    CatchUp,
-}
-
 /// A held slot; released (and its time charged to its user) when dropped.
 #[derive(Debug)]
 pub struct Slot {
     scheduler: Arc<FairScheduler>,
     user: UserId,
-    lane: Lane,
-    work: Work,
     started: Instant,
     armed: bool,
 }
 
-/// Slots held longer than this are logged (at debug level): they delay everyone waiting.
-const LONG_SLOT: Duration = Duration::from_millis(20);
-
 impl Drop for Slot {
     fn drop(&mut self) {
         if self.armed {
-            let used = self.started.elapsed();
-            if used > LONG_SLOT {
-                let (user, work, ms) = (self.user.0, self.work, used.as_millis() as u64);
-                tracing::debug!(user, ?work, ms, "a CPU slot was held long");
-            }
-            self.scheduler.release(self.user, self.lane, used);
+            self.scheduler.release(self.user, self.started.elapsed());
         }
     }
 }
 
 impl FairScheduler {
-    /// `slots` quiet slots (one per query thread) and one fewer busy ones (at least one).
     pub fn new(slots: usize) -> Arc<FairScheduler> {
-        let slots = slots.max(1);
         Arc::new(FairScheduler {
-            slots,
-            state: Mutex::new(State {
-                quiet: Pool::new(slots),
-                busy: Pool::new((slots - 1).max(1)),
-                usage: HashMap::new(),
-            }),
+            slots: slots.max(1),
+            state: Mutex::new(State { free: slots.max(1), waiting: HashMap::new(), usage: HashMap::new() }),
         })
     }
 
@@ -171,48 +95,35 @@ impl FairScheduler {
         self.slots
     }
 
-    /// Waits for a slot of the user's lane. Cancel-safe: a slot granted to a waiter that has
-    /// gone away passes on.
-    pub async fn acquire(self: &Arc<Self>, user: UserId, work: Work) -> Slot {
-        let (lane, rx) = {
+    /// Waits for a slot. Cancel-safe: a slot granted to a waiter that has gone away passes on.
+    pub async fn acquire(self: &Arc<Self>, user: UserId) -> Slot {
+        let rx = {
             let mut state = self.state.lock();
-            let now = Instant::now();
-            let lane = state.lane_of(user, now);
-            // Served at once if a slot is free and no quieter user of the lane waits.
-            let mine = state.usage_of(user, now);
-            let quieter_waits =
-                state.next_waiter(lane, now).is_some_and(|w| w != user && state.usage_of(w, now) <= mine);
-            let pool = state.pool(lane);
-            if pool.free > 0 && !quieter_waits {
-                pool.free -= 1;
-                return self.slot(user, lane, work);
+            if state.free > 0 && state.waiting.is_empty() {
+                state.free -= 1;
+                return self.slot(user);
             }
             let (tx, rx) = oneshot::channel();
-            pool.waiting.entry(user).or_default().push_back((tx, work));
-            (lane, rx)
+            state.waiting.entry(user).or_default().push_back(tx);
+            rx
         };
         match rx.await {
             Ok(slot) => slot,
             // The scheduler went away (shutdown): run without a slot.
-            Err(_) => Slot { scheduler: self.clone(), user, lane, work, started: Instant::now(), armed: false },
+            Err(_) => Slot { scheduler: self.clone(), user, started: Instant::now(), armed: false },
         }
-    }
-
-    /// The threads a statement of `user` starting now runs on.
-    pub fn lane(&self, user: UserId) -> Lane {
-        self.state.lock().lane_of(user, Instant::now())
     }
 
     /// The recent usage of a user, in seconds of slot time.
     pub fn usage_secs(&self, user: UserId) -> f64 {
-        self.state.lock().usage_of(user, Instant::now()) / 1e6
+        self.state.lock().usage.get(&user).map_or(0.0, |u| u.now(Instant::now())) / 1e6
     }
 
-    fn slot(self: &Arc<Self>, user: UserId, lane: Lane, work: Work) -> Slot {
-        Slot { scheduler: self.clone(), user, lane, work, started: Instant::now(), armed: true }
+    fn slot(self: &Arc<Self>, user: UserId) -> Slot {
+        Slot { scheduler: self.clone(), user, started: Instant::now(), armed: true }
     }
 
-    fn release(self: &Arc<Self>, user: UserId, lane: Lane, used: Duration) {
+    fn release(self: &Arc<Self>, user: UserId, used: Duration) {
         let mut state = self.state.lock();
         let now = Instant::now();
         let usage = state.usage_of(user, now) + used.as_micros() as f64;
@@ -220,24 +131,27 @@ impl FairScheduler {
         if state.usage.len() > MAX_TRACKED_USERS {
             state.usage.retain(|_, u| u.now(now) > 1_000.0);
         }
-        state.pool(lane).free += 1;
-        while let Some(next) = state.next_waiter(lane, now) {
-            let pool = state.pool(lane);
-            let queue = pool.waiting.get_mut(&next).expect("a waiting user");
-            let (tx, work) = queue.pop_front().expect("queues are never left empty");
+        loop {
+            // The waiting user who has used the least.
+            let next = state
+                .waiting
+                .keys()
+                .map(|u| (*u, state.usage_of(*u, now)))
+                .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+                .map(|(u, _)| u);
+            let Some(next) = next else { break };
+            let queue = state.waiting.get_mut(&next).expect("a waiting user");
+            let tx = queue.pop_front().expect("queues are never left empty");
             if queue.is_empty() {
-                pool.waiting.remove(&next);
+                state.waiting.remove(&next);
             }
-            pool.free -= 1;
-            match tx.send(self.slot(next, lane, work)) {
+            match tx.send(self.slot(next)) {
                 Ok(()) => return,
                 // The waiter gave up; its slot must not release again.
-                Err(mut slot) => {
-                    slot.armed = false;
-                    state.pool(lane).free += 1;
-                }
+                Err(mut slot) => slot.armed = false,
             }
         }
+        state.free += 1;
     }
 }
 
@@ -263,7 +177,7 @@ impl Stream for FairStream {
         let this = &mut *self;
         let acquiring = this.acquiring.get_or_insert_with(|| {
             let (scheduler, user) = (this.scheduler.clone(), this.user);
-            Box::pin(async move { scheduler.acquire(user, Work::Execute).await })
+            Box::pin(async move { scheduler.acquire(user).await })
         });
         let Poll::Ready(slot) = acquiring.as_mut().poll(cx) else { return Poll::Pending };
         this.acquiring = None;
@@ -290,34 +204,34 @@ mod tests {
     #[tokio::test]
     async fn slots_are_limited_and_passed_on() {
         let s = FairScheduler::new(2);
-        let a = s.acquire(user(1), Work::Execute).await;
-        let b = s.acquire(user(2), Work::Execute).await;
+        let a = s.acquire(user(1)).await;
+        let b = s.acquire(user(2)).await;
         let waiting = tokio::spawn({
             let s = s.clone();
-            async move { s.acquire(user(3), Work::Execute).await }
+            async move { s.acquire(user(3)).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished());
         drop(a);
         let c = tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap();
         drop((b, c));
-        assert_eq!(s.state.lock().quiet.free, 2);
+        assert_eq!(s.state.lock().free, 2);
     }
 
     #[tokio::test]
     async fn quiet_users_go_before_heavy_ones() {
         let s = FairScheduler::new(1);
         // User 1 has used the slot for a while.
-        let heavy = s.acquire(user(1), Work::Execute).await;
+        let heavy = s.acquire(user(1)).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(heavy);
-        let holder = s.acquire(user(9), Work::Execute).await;
+        let holder = s.acquire(user(9)).await;
         // User 1 queues first, user 2 (no usage) later: user 2 is served first.
         let order = Arc::new(Mutex::new(Vec::new()));
         let spawn = |u: u64| {
             let (s, order) = (s.clone(), order.clone());
             tokio::spawn(async move {
-                let _slot = s.acquire(user(u), Work::Execute).await;
+                let _slot = s.acquire(user(u)).await;
                 order.lock().push(u);
             })
         };
@@ -335,16 +249,16 @@ mod tests {
     #[tokio::test]
     async fn a_user_with_many_waiters_does_not_hold_up_others() {
         let s = FairScheduler::new(1);
-        let holder = s.acquire(user(1), Work::Execute).await;
+        let holder = s.acquire(user(1)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(holder);
-        let holder = s.acquire(user(1), Work::Execute).await;
+        let holder = s.acquire(user(1)).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = vec![];
         for u in [1, 1, 1, 1, 1, 2] {
             let (s, order) = (s.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                let _slot = s.acquire(user(u), Work::Execute).await;
+                let _slot = s.acquire(user(u)).await;
                 order.lock().push(u);
             }));
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -357,46 +271,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn busy_users_take_busy_slots_and_never_hold_up_quiet_ones() {
-        let s = FairScheduler::new(2);
-        // User 1 becomes busy (over 0.2 s of recent usage).
-        let first = s.acquire(user(1), Work::Execute).await;
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        drop(first);
-        assert_eq!(s.lane(user(1)), Lane::Busy);
-        // One busy slot: the busy user's second acquire waits...
-        let held = s.acquire(user(1), Work::Execute).await;
-        let second = tokio::spawn({
-            let s = s.clone();
-            async move { s.acquire(user(1), Work::Execute).await }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!second.is_finished(), "a busy user took a second slot");
-        // ...while both quiet slots stay free for quiet users.
-        let quiet = tokio::time::timeout(Duration::from_millis(100), async {
-            (s.acquire(user(2), Work::Execute).await, s.acquire(user(3), Work::Execute).await)
-        })
-        .await;
-        assert!(quiet.is_ok(), "a quiet user waited");
-        drop(quiet);
-        drop(held);
-        let second = tokio::time::timeout(Duration::from_secs(1), second).await;
-        assert!(second.is_ok(), "the busy user's waiter was never served");
-    }
-
-    #[tokio::test]
     async fn a_cancelled_waiter_does_not_lose_the_slot() {
         let s = FairScheduler::new(1);
-        let holder = s.acquire(user(1), Work::Execute).await;
+        let holder = s.acquire(user(1)).await;
         let cancelled = tokio::spawn({
             let s = s.clone();
-            async move { s.acquire(user(2), Work::Execute).await }
+            async move { s.acquire(user(2)).await }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         cancelled.abort();
         let _ = cancelled.await;
         drop(holder);
-        let again = tokio::time::timeout(Duration::from_secs(1), s.acquire(user(3), Work::Execute)).await;
+        let again = tokio::time::timeout(Duration::from_secs(1), s.acquire(user(3))).await;
         assert!(again.is_ok(), "the slot was lost");
     }
 }

@@ -3,7 +3,7 @@
 //! only through its bounded queue.
 
 use crate::auth::{Principal, TokenGrant};
-use crate::budget::{ConnectionPermit, Work};
+use crate::budget::ConnectionPermit;
 use crate::catalog::TableKind;
 use crate::clock::now_micros;
 use crate::cold::ColdSnapshot;
@@ -444,13 +444,13 @@ impl Connection {
         let store = &self.db.store;
         let scheduler = &self.db.scheduler;
         let mut load = {
-            let _slot = scheduler.acquire(sub.user_id, Work::CatchUp).await;
+            let _slot = scheduler.acquire(sub.user_id).await;
             CatchUp::new(store, snapshot, cold, &sub.query, &s.id, s.since, s.last_rows, s.batch_size, watermark)?
         };
         // Each batch is read and filtered under a CPU slot of the fair scheduler.
         loop {
             let frame = {
-                let _slot = scheduler.acquire(sub.user_id, Work::CatchUp).await;
+                let _slot = scheduler.acquire(sub.user_id).await;
                 load.next_batch(store, snapshot, &sub.query)?
             };
             let Some(frame) = frame else { return Ok(()) };

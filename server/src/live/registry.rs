@@ -23,7 +23,7 @@
 //! A full connection queue marks that connection as too slow: it is closed, and the client
 //! resumes from its cursor.
 
-use crate::budget::{FairScheduler, Work};
+use crate::budget::FairScheduler;
 use crate::ids::{Partition, TableId, UserId};
 use crate::live::query::{LiveQuery, to_batch};
 use crate::storage::row_codec::StoredRow;
@@ -430,7 +430,7 @@ impl FilterGroup {
                         continue;
                     }
                     let (event, spent) = {
-                        let _slot = self.scheduler.acquire(self.owner, Work::Filter).await;
+                        let _slot = self.scheduler.acquire(self.owner).await;
                         let started = Instant::now();
                         let event = evaluate(&self.members[0].query, &prepared);
                         (event, started.elapsed())

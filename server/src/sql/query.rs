@@ -1,6 +1,6 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
-use crate::budget::{FairScheduler, FairStream, StatementBudget, Work, human_bytes};
+use crate::budget::{FairScheduler, FairStream, StatementBudget, human_bytes};
 use crate::error::{KalamError, Result};
 use crate::ids::UserId;
 use crate::sql::{ExecContext, dialect, results, session};
@@ -79,7 +79,7 @@ pub async fn run(
     max_rows: usize,
 ) -> Result<(Schema, Vec<RecordBatch>)> {
     let job = QueryJob::new(cx, statement, system_columns, max_rows)?;
-    cx.db.runtime.run(cx.db.scheduler.lane(cx.principal.user_id), job.collect()).await
+    cx.db.runtime.run(job.collect()).await
 }
 
 /// Runs a query statement and renders its result (also on the query runtime).
@@ -90,12 +90,12 @@ pub async fn execute(cx: &ExecContext<'_>, statement: Statement, system_columns:
     let (scheduler, user) = (cx.db.scheduler.clone(), cx.principal.user_id);
     cx.db
         .runtime
-        .run(scheduler.lane(user), async move {
+        .run(async move {
             let (schema, batches) = job.collect().await?;
             // Turning rows into JSON is the user's CPU too: a slot per batch.
             let mut result = results::ResultBuilder::new(&schema, max_bytes);
             for batch in &batches {
-                let _slot = scheduler.acquire(user, Work::Render).await;
+                let _slot = scheduler.acquire(user).await;
                 result.push(batch)?;
             }
             Ok(result.finish())
@@ -133,7 +133,7 @@ impl QueryJob {
     async fn collect(self) -> Result<(Schema, Vec<RecordBatch>)> {
         let QueryJob { ctx, budget, statement, params, scheduler, user, max_rows, statement_memory } = self;
         let (schema, mut stream) = {
-            let _slot = scheduler.acquire(user, Work::Plan).await;
+            let _slot = scheduler.acquire(user).await;
             let plan = ctx.state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
             // DataFusion's own DDL/DML/SET must never run: KalamDB handles those itself.
             SQLOptions::new()
