@@ -161,7 +161,8 @@ pub struct LimitsConfig {
     pub statements_per_user: usize,
     /// Requests of one user that may wait for a turn; more are refused with 429.
     pub queued_statements_per_user: usize,
-    /// Threads that run statements and subscription filters; 0 means one per CPU.
+    /// Statements and subscription filters that compute at once (CPU slots of the fair
+    /// scheduler; the query runtime has one thread more); 0 means one per CPU.
     pub query_threads: usize,
 }
 
@@ -346,7 +347,7 @@ impl Config {
         Ok(())
     }
 
-    /// Threads of the query runtime (`limits.query_threads`, or one per CPU).
+    /// CPU slots for statements and filters (`limits.query_threads`, or one per CPU).
     pub fn query_threads(&self) -> usize {
         match self.limits.query_threads {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
