@@ -27,7 +27,9 @@ impl Drop for Server {
 
 impl Server {
     pub fn start(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"));
+        // BENCH_SERVER runs another build of the server (an A/B comparison in one run).
+        let bin = std::env::var("BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kalamdb-server").into());
+        let mut cmd = Command::new(bin);
         // BENCH_LOG sets the server's log filter (default: warnings only).
         let log = std::env::var("BENCH_LOG").unwrap_or_else(|_| "warn".into());
         cmd.args(["--listen", "127.0.0.1:0", "--log", &log]).arg("--data-dir").arg(dir);

@@ -4,13 +4,19 @@
 //! A statement holds a slot while it plans and during each poll of its result stream
 //! ([`FairStream`]; DataFusion's cooperative scheduling ends a poll after a bounded amount of
 //! input, so even a sort or an aggregate over a huge input gives its slot back often); a
-//! subscription group holds one while it evaluates a change. There are as many slots as
-//! query threads, so work never queues inside the runtime: it queues here, where the order
-//! is chosen: a freed slot goes to the waiting user with the least recent usage (slot time,
+//! subscription group holds one while it evaluates a change. There is one slot per CPU (the
+//! runtime has one spare thread), so work never queues inside the runtime: it queues here,
+//! where the order is chosen: a freed slot goes to the waiting user with the least recent usage (slot time,
 //! halving every [`USAGE_HALF_LIFE`]), and among one user's waiters to the first to arrive.
 //! A user who keeps every slot busy therefore waits behind everyone else, however many
 //! requests they queue; a quiet user is served next. Nobody waits for ever: while a user
 //! waits, their usage decays until it is the least.
+//!
+//! Small work — a live filter whose last evaluation took under [`SMALL_WORK`] — of a user
+//! with under [`SMALL_WORK_USAGE`] of recent usage does not queue at all
+//! ([`FairScheduler::small`]): behind another user's poll of up to tens of milliseconds it
+//! would wait a thousand times longer than it runs. It is charged all the same, so a user
+//! who sends much of it soon queues like everyone else.
 
 use crate::ids::UserId;
 use datafusion::arrow::array::RecordBatch;
@@ -29,6 +35,12 @@ use tokio::sync::oneshot;
 
 /// Recent usage halves over this period.
 pub const USAGE_HALF_LIFE: Duration = Duration::from_secs(10);
+
+/// Work that took less than this last time is small (see the module docs).
+pub const SMALL_WORK: Duration = Duration::from_millis(1);
+
+/// Users with less recent usage than this (in seconds of slot time) run small work at once.
+pub const SMALL_WORK_USAGE: f64 = 0.2;
 
 /// Usage records kept before idle users are forgotten.
 const MAX_TRACKED_USERS: usize = 10_000;
@@ -72,13 +84,25 @@ pub struct Slot {
     scheduler: Arc<FairScheduler>,
     user: UserId,
     started: Instant,
-    armed: bool,
+    hold: Hold,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// One of the scheduler's slots: passed on when dropped.
+    Slot,
+    /// Small work run without a slot: only charged.
+    Small,
+    /// Nothing to release or charge (the scheduler shut down, or the slot already passed on).
+    Nothing,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if self.armed {
-            self.scheduler.release(self.user, self.started.elapsed());
+        match self.hold {
+            Hold::Slot => self.scheduler.release(self.user, self.started.elapsed()),
+            Hold::Small => self.scheduler.charge(self.user, self.started.elapsed()),
+            Hold::Nothing => {}
         }
     }
 }
@@ -110,8 +134,17 @@ impl FairScheduler {
         match rx.await {
             Ok(slot) => slot,
             // The scheduler went away (shutdown): run without a slot.
-            Err(_) => Slot { scheduler: self.clone(), user, started: Instant::now(), armed: false },
+            Err(_) => Slot { scheduler: self.clone(), user, started: Instant::now(), hold: Hold::Nothing },
         }
+    }
+
+    /// Lets small work (see the module docs) of `user` start at once without a slot, or
+    /// waits for a slot like [`acquire`](Self::acquire) if the user has used too much lately.
+    pub async fn small(self: &Arc<Self>, user: UserId) -> Slot {
+        if self.usage_secs(user) < SMALL_WORK_USAGE {
+            return Slot { scheduler: self.clone(), user, started: Instant::now(), hold: Hold::Small };
+        }
+        self.acquire(user).await
     }
 
     /// The recent usage of a user, in seconds of slot time.
@@ -120,17 +153,27 @@ impl FairScheduler {
     }
 
     fn slot(self: &Arc<Self>, user: UserId) -> Slot {
-        Slot { scheduler: self.clone(), user, started: Instant::now(), armed: true }
+        Slot { scheduler: self.clone(), user, started: Instant::now(), hold: Hold::Slot }
     }
 
-    fn release(self: &Arc<Self>, user: UserId, used: Duration) {
+    /// Adds `used` to the user's recent usage.
+    fn charge(&self, user: UserId, used: Duration) {
         let mut state = self.state.lock();
-        let now = Instant::now();
+        Self::charge_locked(&mut state, user, used, Instant::now());
+    }
+
+    fn charge_locked(state: &mut State, user: UserId, used: Duration, now: Instant) {
         let usage = state.usage_of(user, now) + used.as_micros() as f64;
         state.usage.insert(user, Usage { micros: usage, at: now });
         if state.usage.len() > MAX_TRACKED_USERS {
             state.usage.retain(|_, u| u.now(now) > 1_000.0);
         }
+    }
+
+    fn release(self: &Arc<Self>, user: UserId, used: Duration) {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        Self::charge_locked(&mut state, user, used, now);
         loop {
             // The waiting user who has used the least.
             let next = state
@@ -148,7 +191,7 @@ impl FairScheduler {
             match tx.send(self.slot(next)) {
                 Ok(()) => return,
                 // The waiter gave up; its slot must not release again.
-                Err(mut slot) => slot.armed = false,
+                Err(mut slot) => slot.hold = Hold::Nothing,
             }
         }
         state.free += 1;
@@ -244,6 +287,28 @@ mod tests {
         second.await.unwrap();
         assert_eq!(*order.lock(), vec![2, 1]);
         assert!(s.usage_secs(user(1)) >= 0.04);
+    }
+
+    #[tokio::test]
+    async fn small_work_of_quiet_users_skips_the_queue_and_is_charged() {
+        let s = FairScheduler::new(1);
+        let holder = s.acquire(user(1)).await;
+        // Every slot is taken, yet a quiet user's small work starts at once.
+        let small = tokio::time::timeout(Duration::from_millis(100), s.small(user(2))).await.expect("no wait");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        drop(small);
+        assert!(s.usage_secs(user(2)) >= 0.2, "small work is charged");
+        assert_eq!(s.state.lock().free, 0, "small work took no slot");
+        // Now over the allowance: small work of user 2 waits for a slot like any other.
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { s.small(user(2)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        drop(holder);
+        drop(tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap());
+        assert_eq!(s.state.lock().free, 1);
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@
 //! compiled filter — the same SQL on the same partition, and the same user when the filter
 //! depends on who asks (`CURRENT_USER()`). Each group is its own task on the query runtime,
 //! with a bounded queue: it evaluates the filter once per change, under a slot of the fair
-//! scheduler charged to its owner, and hands events to each connection's bounded queue
+//! scheduler charged to its owner (or at once if the filter has proved cheap and its owner
+//! has used little, see [`FairScheduler::small`]), and hands events to each connection's bounded queue
 //! without waiting. So one costly filter delays only its own subscribers:
 //!
 //! - a group whose queue fills (its filter is slower than the changes arrive) is dissolved
@@ -23,7 +24,7 @@
 //! A full connection queue marks that connection as too slow: it is closed, and the client
 //! resumes from its cursor.
 
-use crate::budget::FairScheduler;
+use crate::budget::{FairScheduler, SMALL_WORK};
 use crate::ids::{Partition, TableId, UserId};
 use crate::live::query::{LiveQuery, to_batch};
 use crate::storage::row_codec::StoredRow;
@@ -399,6 +400,8 @@ struct FilterGroup {
     budget: f64,
     refilled: Instant,
     limits: FilterLimits,
+    /// CPU time of the last evaluation (none yet: the first queues for a slot).
+    last_cost: Option<Duration>,
 }
 
 /// Bursts a group may spend, in seconds of its per-second budget.
@@ -407,7 +410,15 @@ const BUDGET_BURST: f64 = 10.0;
 impl FilterGroup {
     fn new(scheduler: Arc<FairScheduler>, owner: UserId, limits: FilterLimits) -> FilterGroup {
         let burst = limits.budget_per_second.as_secs_f64() * BUDGET_BURST;
-        FilterGroup { scheduler, owner, members: vec![], budget: burst, refilled: Instant::now(), limits }
+        FilterGroup {
+            scheduler,
+            owner,
+            members: vec![],
+            budget: burst,
+            refilled: Instant::now(),
+            limits,
+            last_cost: None,
+        }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<GroupEvent>) {
@@ -430,11 +441,17 @@ impl FilterGroup {
                         continue;
                     }
                     let (event, spent) = {
-                        let _slot = self.scheduler.acquire(self.owner).await;
+                        // A filter that has proved cheap need not queue behind long polls.
+                        let _slot = if self.last_cost.is_some_and(|c| c < SMALL_WORK) {
+                            self.scheduler.small(self.owner).await
+                        } else {
+                            self.scheduler.acquire(self.owner).await
+                        };
                         let started = Instant::now();
                         let event = evaluate(&self.members[0].query, &prepared);
                         (event, started.elapsed())
                     };
+                    self.last_cost = Some(spent);
                     let event = match event {
                         Ok(event) => event,
                         Err(e) => {
