@@ -5,6 +5,7 @@
 #   - moto (a local S3 server for the S3 storage tests) in a Python venv at
 #     $HOME/.cache/kalamdb-venv (`KALAMDB_VENV` overrides);
 #   - chromium + chromium-driver (browser tests of the wasm client and the example app);
+#   - clippy and rustfmt (the lint step of scripts/test.sh);
 #   - the wasm32-unknown-unknown target and wasm-bindgen-cli, pinned to the wasm-bindgen
 #     version in Cargo.lock (built from crates.io: binaries from GitHub are not reachable).
 # `--server-only` stops after what the server build needs.
@@ -12,14 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(clang libclang-dev lld)
 [ "${1:-}" = "--server-only" ] || packages+=(chromium chromium-driver)
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
@@ -35,6 +36,9 @@ if [ ! -x "$venv/bin/moto_server" ]; then
   "$venv/bin/pip" install -q 'moto[server]>=5,<6'
 fi
 
+for component in clippy rustfmt; do
+  rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test:
+# Runs every test, after the lints (formatting and clippy with warnings denied):
 #   1. Rust: unit tests and the integration tests that start the real server binary
 #      (including the native sync client against it);
 #   2. the wasm client in headless Chromium (scripts/test-wasm.sh);
@@ -14,6 +14,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+echo "== lints: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all --check || status=1
+cargo clippy --workspace --all-targets --locked -- -D warnings || status=1
 cargo test --workspace --exclude kalamdb-wasm --locked -- --test-threads=2 2>&1 | tee "$log" || status=1
 scripts/test-wasm.sh --locked 2>&1 | tee -a "$log" || status=1
 scripts/test-js.sh 2>&1 | tee -a "$log" || status=1

@@ -74,7 +74,7 @@ fn main() {
         let mut subs = 0usize;
         for target in [1usize, 100, 1000] {
             while subs < target {
-                if conns.last().is_none() || subs % 500 == 0 {
+                if conns.last().is_none() || subs.is_multiple_of(500) {
                     conns.push(connect(&server.base, &token).await);
                 }
                 let ws = conns.last_mut().unwrap();

@@ -79,7 +79,7 @@ impl ManifestSigner {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
@@ -271,10 +271,10 @@ pub fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, targe
     check_target_empty(target)?;
     std::fs::create_dir_all(target).map_err(|e| io("create", target, e))?;
     let outcome = write_backup(db, job, namespace, target);
-    if !matches!(outcome, Ok(JobEnd::Completed)) {
-        if let Err(e) = std::fs::remove_dir_all(target) {
-            tracing::warn!(job = %job.id, "cannot remove the unfinished backup {}: {e}", target.display());
-        }
+    if !matches!(outcome, Ok(JobEnd::Completed))
+        && let Err(e) = std::fs::remove_dir_all(target)
+    {
+        tracing::warn!(job = %job.id, "cannot remove the unfinished backup {}: {e}", target.display());
     }
     outcome
 }
@@ -312,9 +312,9 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
                 .collect();
             // Partitions with hot rows only have no open cold partition: start from batch 1.
             for p in hot_partitions(db, &snapshot, t.id)? {
-                if !sources.contains_key(&p) {
+                if let std::collections::btree_map::Entry::Vacant(e) = sources.entry(p) {
                     let dir = db.cold.table_dir(t)?.join(&scope_name(p))?;
-                    sources.insert(p, PartitionSource { partition: p, cold: ColdSnapshot::empty(dir) });
+                    e.insert(PartitionSource { partition: p, cold: ColdSnapshot::empty(dir) });
                 }
             }
             for source in sources.into_values() {

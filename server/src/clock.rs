@@ -16,7 +16,7 @@ impl HybridClock {
     }
 
     /// The next timestamp in microseconds since the Unix epoch.
-    pub fn next(&mut self) -> i64 {
+    pub fn tick(&mut self) -> i64 {
         let now = now_micros();
         self.last = now.max(self.last + 1);
         self.last
@@ -57,8 +57,8 @@ mod tests {
     fn strictly_increasing_even_when_last_is_in_the_future() {
         let future = now_micros() + 10_000_000;
         let mut clock = HybridClock::starting_after(future);
-        let a = clock.next();
-        let b = clock.next();
+        let a = clock.tick();
+        let b = clock.tick();
         assert_eq!(a, future + 1);
         assert_eq!(b, future + 2);
     }
@@ -66,7 +66,7 @@ mod tests {
     #[test]
     fn follows_wall_clock() {
         let mut clock = HybridClock::starting_after(0);
-        let t = clock.next();
+        let t = clock.tick();
         assert!((t - now_micros()).abs() < 5_000_000);
     }
 }

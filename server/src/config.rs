@@ -58,6 +58,7 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
@@ -181,18 +182,6 @@ pub struct StorageConfig {
     pub backup_key: Option<String>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            auth: AuthConfig::default(),
-            limits: LimitsConfig::default(),
-            storage: StorageConfig::default(),
-            live: LiveConfig::default(),
-        }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
@@ -305,10 +294,10 @@ impl Config {
                 )));
             }
         }
-        if let Some(secret) = &self.auth.jwt_secret {
-            if secret.len() < 32 {
-                return Err(KalamError::InvalidRequest("auth.jwt_secret must be at least 32 characters".into()));
-            }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.len() < 32
+        {
+            return Err(KalamError::InvalidRequest("auth.jwt_secret must be at least 32 characters".into()));
         }
         if self.storage.backup_key.as_ref().is_some_and(|k| k.len() < 32) {
             return Err(KalamError::InvalidRequest("storage.backup_key must be at least 32 characters".into()));

@@ -63,6 +63,12 @@ pub struct LockTable<K> {
     locks: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+impl<K: std::hash::Hash + Eq> Default for LockTable<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<K: std::hash::Hash + Eq> LockTable<K> {
     pub fn new() -> Self {
         LockTable { locks: Mutex::new(HashMap::new()) }

@@ -147,11 +147,11 @@ impl From<datafusion::error::DataFusionError> for KalamError {
 
 /// DataFusion reports unknown tables as plan errors; give them their own code.
 fn plan_error(msg: &str) -> KalamError {
-    if let Some(rest) = msg.strip_prefix("table '") {
-        if let Some(end) = rest.find("' not found") {
-            let name = rest[..end].trim_start_matches("kalam.");
-            return KalamError::TableNotFound(name.to_string());
-        }
+    if let Some(rest) = msg.strip_prefix("table '")
+        && let Some(end) = rest.find("' not found")
+    {
+        let name = rest[..end].trim_start_matches("kalam.");
+        return KalamError::TableNotFound(name.to_string());
     }
     KalamError::Validation(msg.to_string())
 }

@@ -308,7 +308,7 @@ pub fn to_arrow(dt: DataType, values: &[&Value]) -> Result<ArrayRef> {
         DataType::Decimal { precision, scale } => {
             let mut b = Decimal128Builder::with_capacity(values.len())
                 .with_precision_and_scale(precision, scale)
-                .map_err(|e| KalamError::internal(e))?;
+                .map_err(KalamError::internal)?;
             for v in values {
                 match v {
                     Value::Decimal(x) => b.append_value(*x),

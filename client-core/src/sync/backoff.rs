@@ -40,7 +40,7 @@ mod tests {
         assert_eq!(b.next_delay_ms(0.5), 300);
         for _ in 0..10 {
             let d = b.next_delay_ms(0.5);
-            assert!(d <= 1000 && d >= 500, "{d}");
+            assert!((500..=1000).contains(&d), "{d}");
         }
         b.reset();
         assert_eq!(b.next_delay_ms(1.0), 100);

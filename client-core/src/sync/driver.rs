@@ -482,19 +482,19 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
 
     /// Commit, then send, then notify.
     async fn perform(&mut self, fx: Effects) {
-        if !fx.commit.is_empty() {
-            if let Err(e) = self.store.commit(fx.commit).await {
-                // Memory is ahead of the store now; stop syncing so nothing builds on it.
-                let mut fx2 = self.drop_socket(Some(e.to_string()));
-                self.want_online = false;
-                fx2.events
-                    .push(SyncEvent::Error { code: crate::protocol::ErrorCode::InternalError, message: e.to_string() });
-                self.notify(fx2.events);
-                for reply in self.replies.drain(..) {
-                    reply();
-                }
-                return;
+        if !fx.commit.is_empty()
+            && let Err(e) = self.store.commit(fx.commit).await
+        {
+            // Memory is ahead of the store now; stop syncing so nothing builds on it.
+            let mut fx2 = self.drop_socket(Some(e.to_string()));
+            self.want_online = false;
+            fx2.events
+                .push(SyncEvent::Error { code: crate::protocol::ErrorCode::InternalError, message: e.to_string() });
+            self.notify(fx2.events);
+            for reply in self.replies.drain(..) {
+                reply();
             }
+            return;
         }
         if let Some(socket) = &self.socket {
             for msg in fx.send {

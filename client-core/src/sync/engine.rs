@@ -473,18 +473,18 @@ impl SyncEngine {
         match op.op {
             MutationKind::Insert => {
                 let Some(row) = op.row.as_mut() else { return invalid("insert needs a row".into()) };
-                if let Some(pk_col) = pk_col {
-                    if row.get(&pk_col).is_none_or(Value::is_null) {
-                        match self.replica.column_type(&op.table, &pk_col) {
-                            Some("TEXT") => {
-                                row.insert(pk_col, Value::String(new_key()));
-                            }
-                            _ => {
-                                return invalid(format!(
-                                    "insert into {} needs a value for its primary key '{pk_col}' (only TEXT keys are generated offline)",
-                                    op.table
-                                ));
-                            }
+                if let Some(pk_col) = pk_col
+                    && row.get(&pk_col).is_none_or(Value::is_null)
+                {
+                    match self.replica.column_type(&op.table, &pk_col) {
+                        Some("TEXT") => {
+                            row.insert(pk_col, Value::String(new_key()));
+                        }
+                        _ => {
+                            return invalid(format!(
+                                "insert into {} needs a value for its primary key '{pk_col}' (only TEXT keys are generated offline)",
+                                op.table
+                            ));
                         }
                     }
                 }

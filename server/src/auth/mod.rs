@@ -162,14 +162,13 @@ impl Authenticator {
         let digest: [u8; 32] = Sha256::digest(password.as_bytes()).into();
         if let Some(user) = self.catalog.user_by_name(username) {
             let cache = self.basic_cache.lock();
-            if let Some(c) = cache.get(&user.id) {
-                if c.password_digest == digest
-                    && c.password_hash == user.password_hash
-                    && c.at.elapsed() < BASIC_CACHE_TTL
-                    && !is_locked(&user)
-                {
-                    return Ok(Principal::from_user(&user));
-                }
+            if let Some(c) = cache.get(&user.id)
+                && c.password_digest == digest
+                && c.password_hash == user.password_hash
+                && c.at.elapsed() < BASIC_CACHE_TTL
+                && !is_locked(&user)
+            {
+                return Ok(Principal::from_user(&user));
             }
         }
         let user = self.login(username, password).await?;

@@ -263,7 +263,8 @@ fn estimate(function: &str, args: &[ColumnarValue], number_rows: usize) -> DfRes
             let (s, from, to) = (lengths(s, rows), lengths(from, rows), lengths(to, rows));
             (0..rows)
                 .map(|r| {
-                    let matches = if from[r] == 0 { s[r] as u128 + 1 } else { (s[r] / from[r]) as u128 };
+                    // An empty pattern matches between every two characters.
+                    let matches = s[r].checked_div(from[r]).map_or(s[r] as u128 + 1, |m| m as u128);
                     s[r] as u128 + matches * to[r] as u128
                 })
                 .collect()

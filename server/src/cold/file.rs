@@ -528,7 +528,7 @@ mod tests {
             &file_name(7),
             &t,
             &row_columns(&t),
-            Some(RowSelection::from_consecutive_ranges([2..3].into_iter(), 3)),
+            Some(RowSelection::from_consecutive_ranges(std::iter::once(2..3), 3)),
         )
         .unwrap();
         assert_eq!(stored_row(&t, &only_last[0], 0).unwrap(), rows[2]);

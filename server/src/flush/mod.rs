@@ -182,7 +182,7 @@ pub fn scan_hot_rows(
     let prefix = keys::partition_prefix(table.id, partition);
     let cf = db.store.cf(CF_ROWS);
     let mut it = snapshot.raw_iterator_cf(&cf);
-    it.seek(&prefix);
+    it.seek(prefix);
     let mut pks = Vec::with_capacity(WRITE_CHUNK_ROWS);
     let mut rows = Vec::with_capacity(WRITE_CHUNK_ROWS);
     while let (Some(k), Some(v)) = (it.key(), it.value()) {

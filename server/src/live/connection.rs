@@ -164,18 +164,24 @@ impl Connection {
         }
     }
 
+    /// The frame for a message of the fan-out, or none if the message is for a subscription
+    /// this connection has since ended (and perhaps replaced under the same id).
     fn outgoing_frame(&mut self, out: Outgoing) -> Option<ServerMessage> {
+        let current = |subs: &HashMap<String, Arc<LiveSubscription>>, sub: &Arc<LiveSubscription>| {
+            subs.get(&sub.id).is_some_and(|s| Arc::ptr_eq(s, sub))
+        };
         match out {
-            Outgoing::Frame(f) => Some(f),
-            Outgoing::Killed { id, reason } => {
-                if let Some(sub) = self.subs.remove(&id) {
-                    self.db.live.unregister(&sub.live_id);
+            Outgoing::Change { sub, frame } => current(&self.subs, &sub).then_some(frame),
+            Outgoing::Killed { sub, reason } => {
+                if !current(&self.subs, &sub) {
+                    return None;
                 }
-                Some(ServerMessage::Error { id: Some(id), code: ErrorCode::Killed, message: reason })
+                self.subs.remove(&sub.id);
+                self.db.live.unregister(&sub.live_id);
+                Some(ServerMessage::Error { id: Some(sub.id.clone()), code: ErrorCode::Killed, message: reason })
             }
             Outgoing::SchemaChanged { sub, schema_version } => {
-                // Unless the client has since replaced the subscription itself.
-                if !self.subs.get(&sub.id).is_some_and(|s| Arc::ptr_eq(s, &sub)) {
+                if !current(&self.subs, &sub) {
                     return None;
                 }
                 self.subs.remove(&sub.id);

@@ -66,7 +66,7 @@ pub async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> Muta
         plan(db, principal, &m.ops).and_then(|mut planned| {
             let writes: Vec<TableWrite<'_>> = planned
                 .iter_mut()
-                .map(|(t, p, ops)| TableWrite { table: &**t, partition: *p, ops: std::mem::take(ops) })
+                .map(|(t, p, ops)| TableWrite { table: t, partition: *p, ops: std::mem::take(ops) })
                 .collect();
             db.committer.commit_many(writes, |batch: &mut WriteBatch, result| {
                 let cursor = result.changes.iter().map(|c| c.new.updated).max();

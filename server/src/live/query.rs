@@ -150,10 +150,10 @@ impl LiveQuery {
                 // The predicate is evaluated against bare column names: drop qualifiers.
                 let mut expr = expr.clone();
                 let _ = visit_expressions_mut(&mut expr, |e| {
-                    if let Expr::CompoundIdentifier(parts) = e {
-                        if let Some(last) = parts.last().cloned() {
-                            *e = Expr::Identifier(last);
-                        }
+                    if let Expr::CompoundIdentifier(parts) = e
+                        && let Some(last) = parts.last().cloned()
+                    {
+                        *e = Expr::Identifier(last);
                     }
                     ControlFlow::<()>::Continue(())
                 });

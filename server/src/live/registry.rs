@@ -41,20 +41,19 @@ use tokio::sync::{Notify, mpsc};
 
 /// What a connection's writer task receives.
 #[derive(Debug)]
+///
+/// Each names the subscription it is for, not only its client-chosen id: by the time it is
+/// read the client may have ended that subscription and reused the id, and a stale message
+/// must then be dropped, not applied to the new one.
 pub enum Outgoing {
-    Frame(ServerMessage),
+    /// A change event of `sub`.
+    Change { sub: Arc<LiveSubscription>, frame: ServerMessage },
     /// The subscription was ended (`KILL LIVE QUERY`, or its filter was too costly): forget
     /// it and tell the client.
-    Killed {
-        id: String,
-        reason: String,
-    },
+    Killed { sub: Arc<LiveSubscription>, reason: String },
     /// The subscription's table was altered: it has left the fan-out; the connection drops
     /// it and tells the client to subscribe again.
-    SchemaChanged {
-        sub: Arc<LiveSubscription>,
-        schema_version: u32,
-    },
+    SchemaChanged { sub: Arc<LiveSubscription>, schema_version: u32 },
 }
 
 /// State a connection shares with the fan-out and the account commands.
@@ -487,7 +486,7 @@ impl FilterGroup {
     fn end(&self, reason: &str) {
         tracing::info!(owner = self.owner.0, "ending subscriptions: {reason}");
         for sub in &self.members {
-            let out = Outgoing::Killed { id: sub.id.clone(), reason: reason.to_string() };
+            let out = Outgoing::Killed { sub: sub.clone(), reason: reason.to_string() };
             if sub.sender.try_send(out).is_err() {
                 sub.signal.overflow();
             }
@@ -508,7 +507,7 @@ impl FilterGroup {
                 old: event.old.clone(),
                 cursor,
             };
-            match sub.sender.try_send(Outgoing::Frame(frame)) {
+            match sub.sender.try_send(Outgoing::Change { sub: sub.clone(), frame }) {
                 Ok(()) => {
                     sub.changes.fetch_add(1, Ordering::Relaxed);
                     sub.updated_at.store(crate::clock::now_micros(), Ordering::Relaxed);

@@ -27,19 +27,13 @@ pub fn apply(statement: &mut Statement) {
 /// outer column `(<subquery>)` unless aliased).
 fn nullable_scalar_subqueries(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
-        if let Expr::Subquery(query) = expr {
-            if let SetExpr::Select(select) = query.body.as_mut() {
-                if let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] =
-                    select.projection.as_mut_slice()
-                {
-                    if !is_nullable_call(e) {
-                        *e = nullable_call(std::mem::replace(
-                            e,
-                            Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
-                        ));
-                    }
-                }
-            }
+        if let Expr::Subquery(query) = expr
+            && let SetExpr::Select(select) = query.body.as_mut()
+            && let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] =
+                select.projection.as_mut_slice()
+            && !is_nullable_call(e)
+        {
+            *e = nullable_call(std::mem::replace(e, Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into())));
         }
         ControlFlow::<()>::Continue(())
     });

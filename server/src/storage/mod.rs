@@ -34,6 +34,9 @@ pub const CF_ROWS: &str = "rows";
 pub const CF_ROW_INDEX: &str = "row_index";
 pub const CF_MUTATIONS: &str = "mutations";
 
+/// A RocksDB key and its value.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+
 /// Handle to the RocksDB database.
 pub struct Store {
     db: Db,
@@ -92,7 +95,7 @@ impl Store {
     }
 
     /// All `(key, value)` pairs whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>> {
+    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>> {
         let mut out = Vec::new();
         self.for_each_prefix(cf, prefix, |k, v| {
             out.push((k.into(), v.into()));

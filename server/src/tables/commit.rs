@@ -178,7 +178,7 @@ impl Committer {
     ) -> Vec<StoredRow> {
         let mut clock = self.clock.lock();
         let events: Vec<StoredRow> =
-            rows.into_iter().map(|values| StoredRow { updated: clock.next(), deleted: false, values }).collect();
+            rows.into_iter().map(|values| StoredRow { updated: clock.tick(), deleted: false, values }).collect();
         buffer(&events);
         if let Some(sink) = self.sink.get() {
             sink.publish(
@@ -380,7 +380,7 @@ impl Committer {
                         (ChangeKind::Delete, live.values.clone())
                     }
                 };
-                let updated = clock.next();
+                let updated = clock.tick();
                 let row = StoredRow { updated, deleted: kind == ChangeKind::Delete, values: new_values };
                 match (&current, was_hot) {
                     (Some(old), true) => batch.delete_cf(&index_cf, keys::index_key(table.id, partition, old.updated)),

@@ -217,7 +217,7 @@ async fn responses_are_bounded_in_bytes() {
     let r = s.sql_err(&mallory, "SELECT repeat('x', 1000000) FROM generate_series(1, 100)", 413, "TOO_LARGE").await;
     assert!(r.body["error"]["message"].as_str().unwrap().contains("max_response_bytes"), "{}", r.body);
     // Several results that only together are over 8 MiB: refused at the statement that crosses.
-    let sql = vec!["SELECT repeat('x', 3000000) AS x"; 4].join("; ");
+    let sql = ["SELECT repeat('x', 3000000) AS x"; 4].join("; ");
     let r = s.sql_err(&mallory, &sql, 413, "TOO_LARGE").await;
     assert_eq!(r.body["error"]["statement"], json!(3), "{}", r.body);
     // Just under the limit is fine.
@@ -586,7 +586,8 @@ async fn backup_manifests_are_authenticated_and_their_names_checked() {
     };
     // Signed by this server: names pointing outside are refused, nothing is touched.
     let outside = canary.join("inside").display().to_string();
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("table name", Box::new(|m| m["tables"][0]["table"]["name"] = json!("../../../canary/inside"))),
         ("partition", Box::new(|m| m["tables"][0]["partitions"][0]["scope"] = json!("../../x"))),
         ("file name", Box::new(|m| m["tables"][0]["partitions"][0]["files"][0]["file"] = json!("../../x.parquet"))),

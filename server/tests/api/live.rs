@@ -160,6 +160,35 @@ async fn subscriptions_are_scoped_to_the_callers_partition() {
     }
 }
 
+/// A subscription id reused after an unsubscribe must not receive the changes still queued
+/// for the subscription it replaces (they were sent under the bare id, and a client applied
+/// them to the new one).
+#[tokio::test]
+async fn a_reused_subscription_id_gets_no_stale_changes() {
+    let s = TestServer::start().await;
+    setup(&s).await;
+    let (alice, mut ws) = user(&s, "alice").await;
+    for round in 0..10i64 {
+        subscribe(&mut ws, "s", "SELECT id, title FROM app.todos", json!({})).await;
+        let values: Vec<String> = (0..300).map(|i| format!("({}, 't')", round * 1000 + i)).collect();
+        s.sql_ok(&alice, &format!("INSERT INTO app.todos (id, title) VALUES {}", values.join(","))).await;
+        // Replaced at once by a subscription that matches nothing, under the same id.
+        ws.send_json(json!({"type": "unsubscribe", "id": "s"})).await;
+        ws.send_json(json!({"type": "subscribe", "id": "s", "sql": "SELECT id FROM app.todos WHERE id < 0"})).await;
+        let mut replaced = false;
+        while let Some(frame) = ws.try_recv(Duration::from_millis(500)).await {
+            match frame {
+                ServerMessage::Subscribed { .. } => replaced = true,
+                ServerMessage::Change { row, .. } if replaced => panic!("round {round}: stale change {row:?}"),
+                _ => {}
+            }
+        }
+        assert!(replaced, "round {round}: no subscribed frame");
+        ws.send_json(json!({"type": "unsubscribe", "id": "s"})).await;
+        assert!(matches!(ws.recv().await, ServerMessage::Unsubscribed { .. }));
+    }
+}
+
 #[tokio::test]
 async fn kill_disconnect_cleanup_and_drop_table_guard() {
     let s = TestServer::start().await;
@@ -326,19 +355,27 @@ async fn mutations_apply_exactly_once_across_reconnects_and_restarts() {
     let r = s.sql_ok(&alice, "SELECT id, title, done FROM app.todos ORDER BY id").await;
     assert_eq!(r.rows(0), &vec![json!([1, "a", true]), json!([2, "b", false])]);
     // Other validation failures are rejections with a reason.
-    for (op, code) in [
+    for (i, (op, code)) in [
         (json!({"table": "app.todos", "op": "insert", "row": {"id": "x"}}), ErrorCode::ValidationError),
         (json!({"table": "app.nope", "op": "delete", "pk": 1}), ErrorCode::TableNotFound),
         (json!({"table": "app.todos", "op": "update", "row": {"title": "no pk"}}), ErrorCode::ValidationError),
         (json!({"table": "app.todos", "op": "insert", "row": {"id": 9, "_updated": 1}}), ErrorCode::ValidationError),
-    ] {
-        ws.send_json(json!({"type": "mutate", "client_id": "dev-2", "seq": 1, "ops": [op]})).await;
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let frame = json!({"type": "mutate", "client_id": "dev-2", "seq": i + 1, "ops": [op]});
+        ws.send_json(frame.clone()).await;
         match ws.recv().await {
             ServerMessage::MutateResult(r) => assert_eq!((r.status, r.code), (MutationStatus::Rejected, Some(code))),
             other => panic!("{other:?}"),
         }
         // Same seq again returns the recorded rejection.
-        break;
+        ws.send_json(frame).await;
+        match ws.recv().await {
+            ServerMessage::MutateResult(r) => assert_eq!((r.status, r.code), (MutationStatus::Rejected, Some(code))),
+            other => panic!("{other:?}"),
+        }
     }
     // After a reconnect and a server restart the applied message is still a duplicate.
     drop(ws);

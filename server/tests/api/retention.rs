@@ -246,7 +246,7 @@ async fn kill_9_during_a_compaction_loses_nothing_and_leaves_no_file_behind() {
         random_writes(&s, &mut rng, &mut model, 150).await;
         flush_and_wait(&s, "FLUSH TABLE app.items").await;
         // The first compaction (once the tombstones expire) crashes the server.
-        s.wait_for_fault(&point).await;
+        s.wait_for_fault(point).await;
         s.kill9();
         // Restarted with real hours: recovery alone must clean up.
         s.set_env(&[]);

@@ -348,7 +348,7 @@ async fn s3_flush_killed_at_each_fault_point_recovers() {
             .json(&json!({"sql": "FLUSH TABLE app.items"}))
             .send()
             .await;
-        s.wait_for_fault(&point).await;
+        s.wait_for_fault(point).await;
         s.kill9();
         s.set_env(&[]);
         s.start_again();

@@ -62,10 +62,10 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
                 ));
             }
             let endpoint = take("endpoint");
-            if let Some(e) = &endpoint {
-                if !(e.starts_with("http://") || e.starts_with("https://")) {
-                    return Err(KalamError::Validation(format!("ENDPOINT '{e}' must start with http:// or https://")));
-                }
+            if let Some(e) = &endpoint
+                && !(e.starts_with("http://") || e.starts_with("https://"))
+            {
+                return Err(KalamError::Validation(format!("ENDPOINT '{e}' must start with http:// or https://")));
             }
             StorageLocation::S3 {
                 bucket,

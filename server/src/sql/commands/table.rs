@@ -214,15 +214,15 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
         }
         Err(e) => return Err(e),
     };
-    if let Some(k) = kind {
-        if k != def.kind {
-            return Err(KalamError::Validation(format!(
-                "'{}' is a {} table, not a {} table",
-                def.qualified_name(),
-                def.kind.as_str().to_uppercase(),
-                k.as_str().to_uppercase()
-            )));
-        }
+    if let Some(k) = kind
+        && k != def.kind
+    {
+        return Err(KalamError::Validation(format!(
+            "'{}' is a {} table, not a {} table",
+            def.qualified_name(),
+            def.kind.as_str().to_uppercase(),
+            k.as_str().to_uppercase()
+        )));
     }
     super::backup::check_no_backup(cx, &def.namespace)?;
     let live = cx.db.live.count_on_table(def.id);

@@ -116,7 +116,7 @@ fn number(n: &str, dt: DataType) -> Value {
 }
 
 fn hex(h: &str) -> Result<Vec<u8>> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return Err(KalamError::Validation("hex literal needs an even number of digits".into()));
     }
     (0..h.len())
