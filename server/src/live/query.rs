@@ -160,8 +160,13 @@ impl LiveQuery {
                 let state = ctx.state();
                 let logical = state.create_logical_expr_from_sql_expr(ExprWithAlias { expr, alias: None }, &schema)?;
                 // Functions in a filter are metered like in a query (the budget travels in
-                // the state's config, which the physical expression keeps).
-                let logical = crate::budget::meter_expr(logical, &schema)?.data;
+                // the state's config, which the physical expression keeps). A filter without
+                // functions needs no budget: thousands of subscriptions would each hold one.
+                let metered = crate::budget::meter_expr(logical, &schema)?;
+                if !metered.transformed {
+                    budget = None;
+                }
+                let logical = metered.data;
                 Some(state.create_physical_expr(logical, &schema)?)
             }
         };
