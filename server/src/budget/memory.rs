@@ -66,6 +66,23 @@ impl QueryMemory {
         *self.users.lock().entry(user).or_default() += bytes;
     }
 
+    /// Adds `bytes` to what `user` holds unless that would pass the user's limit (checked and
+    /// added under one lock, so concurrent statements cannot pass it together). Returns what
+    /// the user held before.
+    fn try_add(&self, user: UserId, bytes: usize) -> Option<usize> {
+        let mut users = self.users.lock();
+        let held = users.entry(user).or_default();
+        let before = *held;
+        if before.saturating_add(bytes) > self.user_limit {
+            if before == 0 {
+                users.remove(&user);
+            }
+            return None;
+        }
+        *held += bytes;
+        Some(before)
+    }
+
     fn sub(&self, user: UserId, bytes: usize) {
         let mut users = self.users.lock();
         if let Some(held) = users.get_mut(&user) {
@@ -142,16 +159,16 @@ impl MemoryPool for StatementPool {
                 human_bytes(self.limit)
             )));
         }
-        let held = self.memory.held_by(self.user);
-        if held.saturating_add(additional) > self.memory.user_limit {
+        let Some(held) = self.memory.try_add(self.user, additional) else {
             return Err(exhausted(&format!(
                 "your statements and live queries together need more than {} (limits.user_memory_bytes)",
                 human_bytes(self.memory.user_limit)
             )));
-        }
+        };
         if self.memory.shared.try_grow(reservation, additional).is_err() {
             let light = held.saturating_add(additional) <= self.memory.light_limit;
             if !light || self.memory.reserve.try_grow(reservation, additional).is_err() {
+                self.memory.sub(self.user, additional);
                 return Err(exhausted(
                     "the server's query memory (limits.query_memory_bytes) is taken by the statements running now; \
                      try again later",
@@ -160,7 +177,6 @@ impl MemoryPool for StatementPool {
             self.from_reserve.fetch_add(additional, Ordering::Relaxed);
         }
         self.used.fetch_add(additional, Ordering::Relaxed);
-        self.memory.add(self.user, additional);
         Ok(())
     }
 
