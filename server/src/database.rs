@@ -118,7 +118,13 @@ impl Database {
             queue: config.live.filter_queue,
             budget_per_second: std::time::Duration::from_millis(config.live.filter_budget_ms),
         };
-        let live = LiveRegistry::start(query_runtime.handle().clone(), scheduler.clone(), filter_limits);
+        // The fan-out runs on this (the I/O) runtime; costly filters on the query runtime.
+        let live = LiveRegistry::start(
+            tokio::runtime::Handle::current(),
+            query_runtime.handle().clone(),
+            scheduler.clone(),
+            filter_limits,
+        );
         committer.set_sink(live.clone());
         let streams = Arc::new(StreamBuffers::default());
         let sweeper = Arc::downgrade(&streams);

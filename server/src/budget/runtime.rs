@@ -2,11 +2,13 @@
 //!
 //! The server's main runtime accepts connections, reads and writes sockets, answers
 //! `/health`, and runs the cheap, bounded parts of a request (authentication, parsing
-//! within the front end's limits, point reads, commits). It must never wait behind a user's
+//! within the front end's limits, point reads, commits, routing changes to subscriptions and
+//! evaluating the filters that have proved cheap). It must never wait behind a user's
 //! query. Everything that costs CPU in proportion to what a client asked for — planning and
-//! executing with DataFusion, turning large results into JSON, evaluating subscription
-//! filters, catch-up, WebSocket sessions — runs here instead, on threads with a lower
-//! scheduling priority, shared among users by the [`FairScheduler`](super::FairScheduler).
+//! executing with DataFusion, turning large results into JSON, evaluating costly
+//! subscription filters, initial loads and catch-up, mutations over the WebSocket — runs
+//! here instead, on threads with a lower scheduling priority, shared among users by the
+//! [`FairScheduler`](super::FairScheduler).
 //! (InfluxDB's `DedicatedExecutor` separates its query work from its I/O in the same way.)
 
 use crate::error::{KalamError, Result};
@@ -31,10 +33,10 @@ impl std::fmt::Debug for QueryRuntime {
 
 impl QueryRuntime {
     /// Starts the threads for `slots` CPU slots of the fair scheduler: one more than the
-    /// slots, so that while every slot computes, routing changes, WebSocket sessions and
-    /// newly arrived work still get a thread and queue for a slot, where the scheduler puts
-    /// them first if their users have used little. (Without the spare thread, measured under
-    /// hostile load, change events waited seconds behind polls of costly statements.) Large
+    /// slots, so that while every slot computes, WebSocket sessions and newly arrived work
+    /// still get a thread and queue for a slot, where the scheduler puts them first if their
+    /// users have used little. (Without the spare thread, measured under hostile load,
+    /// change events waited seconds behind polls of costly statements.) Large
     /// stacks: planning recurses over expressions.
     pub fn start(slots: usize) -> Result<QueryRuntime> {
         let runtime = tokio::runtime::Builder::new_multi_thread()

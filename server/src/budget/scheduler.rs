@@ -14,9 +14,10 @@
 //!
 //! Small work — a live filter whose last evaluation took under [`SMALL_WORK`] — of a user
 //! with under [`SMALL_WORK_USAGE`] of recent usage does not queue at all
-//! ([`FairScheduler::small`]): behind another user's poll of up to tens of milliseconds it
-//! would wait a thousand times longer than it runs. It is charged all the same, so a user
-//! who sends much of it soon queues like everyone else.
+//! ([`FairScheduler::try_small`]; the fan-out runs it where it is, off the query runtime):
+//! behind another user's poll of up to tens of milliseconds it would wait a thousand times
+//! longer than it runs. It is charged all the same, so a user who sends much of it soon
+//! queues like everyone else.
 
 use crate::ids::UserId;
 use datafusion::arrow::array::RecordBatch;
@@ -138,13 +139,16 @@ impl FairScheduler {
         }
     }
 
-    /// Lets small work (see the module docs) of `user` start at once without a slot, or
-    /// waits for a slot like [`acquire`](Self::acquire) if the user has used too much lately.
-    pub async fn small(self: &Arc<Self>, user: UserId) -> Slot {
-        if self.usage_secs(user) < SMALL_WORK_USAGE {
-            return Slot { scheduler: self.clone(), user, started: Instant::now(), hold: Hold::Small };
-        }
-        self.acquire(user).await
+    /// Lets small work (see the module docs) of `user` start at once without a slot (it is
+    /// charged when the returned guard drops), or none if the user has used too much lately
+    /// and must [`acquire`](Self::acquire) a slot like any other work.
+    pub fn try_small(self: &Arc<Self>, user: UserId) -> Option<Slot> {
+        (self.usage_secs(user) < SMALL_WORK_USAGE).then(|| Slot {
+            scheduler: self.clone(),
+            user,
+            started: Instant::now(),
+            hold: Hold::Small,
+        })
     }
 
     /// The recent usage of a user, in seconds of slot time.
@@ -294,20 +298,15 @@ mod tests {
         let s = FairScheduler::new(1);
         let holder = s.acquire(user(1)).await;
         // Every slot is taken, yet a quiet user's small work starts at once.
-        let small = tokio::time::timeout(Duration::from_millis(100), s.small(user(2))).await.expect("no wait");
+        let small = s.try_small(user(2)).expect("a quiet user runs small work at once");
         tokio::time::sleep(Duration::from_millis(250)).await;
         drop(small);
         assert!(s.usage_secs(user(2)) >= 0.2, "small work is charged");
         assert_eq!(s.state.lock().free, 0, "small work took no slot");
-        // Now over the allowance: small work of user 2 waits for a slot like any other.
-        let waiting = tokio::spawn({
-            let s = s.clone();
-            async move { s.small(user(2)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished());
+        // Now over the allowance: user 2's small work must wait for a slot like any other.
+        assert!(s.try_small(user(2)).is_none());
+        assert!(s.try_small(user(3)).is_some(), "other users are not affected");
         drop(holder);
-        drop(tokio::time::timeout(Duration::from_secs(1), waiting).await.unwrap().unwrap());
         assert_eq!(s.state.lock().free, 1);
     }
 

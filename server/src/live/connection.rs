@@ -1,6 +1,11 @@
 //! One WebSocket connection: authentication, framing, limits, heartbeat, and the
-//! subscriptions it owns. A [`Connection`] is driven by one task; the fan-out reaches it
-//! only through its bounded queue.
+//! subscriptions it owns.
+//!
+//! [`serve`] splits a socket in two tasks. The [`Connection`] reads client frames and does
+//! the work they ask for (planning, initial loads, mutations) on the query runtime; the
+//! [`SocketWriter`] writes on the I/O runtime, taking the connection's frames and the
+//! fan-out's change events (see its module for how the two are ordered). Either ending ends
+//! the other.
 
 use crate::auth::{Principal, TokenGrant};
 use crate::budget::ConnectionPermit;
@@ -11,16 +16,17 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::live::catchup::{CatchUp, MAX_BATCH_SIZE, stream_batches};
 use crate::live::registry::{ConnectionSignal, LiveSubscription, Outgoing};
+use crate::live::socket_writer::{SocketWriter, WriterCommand};
 use crate::live::{LiveQuery, mutations};
 use crate::sql::ExecContext;
 use crate::storage::Snapshot;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::{SinkExt, StreamExt};
+use axum::extract::ws::{Message, WebSocket};
+use futures::StreamExt;
+use kalamdb_client_core::protocol::UserInfo;
 use kalamdb_client_core::protocol::ws::{ClientMessage, ServerMessage, Subscribe};
-use kalamdb_client_core::protocol::{ErrorCode, UserInfo};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -33,7 +39,29 @@ enum Close {
     Policy(&'static str),
 }
 
-pub struct Connection {
+/// Serves one upgraded socket until either side closes it. Call on the I/O runtime: the
+/// writer runs here, the connection on the query runtime.
+pub async fn serve(db: Arc<Database>, socket: WebSocket) {
+    let (sink, stream) = socket.split();
+    let (fanout_tx, fanout_rx) = mpsc::channel(db.config.live.send_queue);
+    let (commands_tx, commands_rx) = mpsc::channel(WRITER_QUEUE);
+    let signal = Arc::new(ConnectionSignal::default());
+    let writer =
+        SocketWriter::new(sink, commands_rx, fanout_rx, signal.clone(), db.live.clone(), db.config.live.send_queue);
+    let connection = Connection::new(db.clone(), fanout_tx, commands_tx, signal);
+    let connection = db.runtime.spawn(connection.run(stream));
+    writer.run().await;
+    let _ = connection.await;
+}
+
+/// Frames the connection may have handed to its writer before it waits (initial loads
+/// wait here for a slow client instead of piling up in memory).
+const WRITER_QUEUE: usize = 16;
+
+/// The socket is gone (its writer has stopped).
+struct Gone;
+
+struct Connection {
     db: Arc<Database>,
     id: String,
     /// The accepted token; its user is checked against the catalog before each use.
@@ -41,8 +69,9 @@ pub struct Connection {
     /// Counts this connection against its user's limit while it is open.
     permit: Option<ConnectionPermit>,
     subs: HashMap<String, Arc<LiveSubscription>>,
-    tx: mpsc::Sender<Outgoing>,
-    rx: mpsc::Receiver<Outgoing>,
+    /// The fan-out's way to this connection's writer (each subscription holds a clone).
+    fanout: mpsc::Sender<Outgoing>,
+    writer: mpsc::Sender<WriterCommand>,
     signal: Arc<ConnectionSignal>,
     /// Token bucket for incoming frames.
     tokens: f64,
@@ -50,11 +79,15 @@ pub struct Connection {
     last_seen: Instant,
 }
 
-type Sink = futures::stream::SplitSink<WebSocket, Message>;
+type Stream = futures::stream::SplitStream<WebSocket>;
 
 impl Connection {
-    pub fn new(db: Arc<Database>) -> Connection {
-        let (tx, rx) = mpsc::channel(db.config.live.send_queue);
+    fn new(
+        db: Arc<Database>,
+        fanout: mpsc::Sender<Outgoing>,
+        writer: mpsc::Sender<WriterCommand>,
+        signal: Arc<ConnectionSignal>,
+    ) -> Connection {
         let burst = db.config.live.max_messages_per_second as f64 * 2.0;
         Connection {
             id: ulid::Ulid::new().to_string(),
@@ -62,29 +95,31 @@ impl Connection {
             grant: None,
             permit: None,
             subs: HashMap::new(),
-            tx,
-            rx,
-            signal: Arc::new(ConnectionSignal::default()),
+            fanout,
+            writer,
+            signal,
             tokens: burst,
             refilled: Instant::now(),
             last_seen: Instant::now(),
         }
     }
 
-    /// Serves the socket until either side closes it; then removes its subscriptions.
-    pub async fn run(mut self, socket: WebSocket) {
-        let (mut sink, mut stream) = socket.split();
+    /// Reads client frames until the client leaves, the writer stops, or a policy closes
+    /// the connection; then removes its subscriptions.
+    async fn run(mut self, mut stream: Stream) {
         let cfg = self.db.config.live.clone();
         let auth_deadline = tokio::time::sleep(Duration::from_secs(cfg.auth_timeout_secs));
         tokio::pin!(auth_deadline);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs));
         heartbeat.tick().await;
-        let close = loop {
+        let writer = self.writer.clone();
+        let close: std::result::Result<Close, Gone> = loop {
             tokio::select! {
+                _ = writer.closed() => break Err(Gone),
                 incoming = stream.next() => {
                     let msg = match incoming {
                         Some(Ok(m)) => m,
-                        _ => break Close::ClientGone,
+                        _ => break Ok(Close::ClientGone),
                     };
                     self.last_seen = Instant::now();
                     match msg {
@@ -92,103 +127,70 @@ impl Connection {
                             if !self.take_token() {
                                 let e = KalamError::RateLimited(format!(
                                     "more than {} frames per second", cfg.max_messages_per_second));
-                                if send(&mut sink, &error_frame(None, &e)).await.is_err() { break Close::ClientGone; }
+                                if self.send(&error_frame(None, &e)).await.is_err() { break Err(Gone); }
                                 continue;
                             }
-                            match self.handle_text(&mut sink, text.as_str()).await {
+                            match self.handle_text(text.as_str()).await {
                                 Ok(None) => {}
-                                Ok(Some(close)) => break close,
-                                Err(()) => break Close::ClientGone,
+                                Ok(Some(close)) => break Ok(close),
+                                Err(Gone) => break Err(Gone),
                             }
                         }
                         Message::Binary(_) => {
                             let e = KalamError::InvalidRequest("binary frames are not supported; send JSON text".into());
-                            if send(&mut sink, &error_frame(None, &e)).await.is_err() { break Close::ClientGone; }
+                            if self.send(&error_frame(None, &e)).await.is_err() { break Err(Gone); }
                         }
-                        Message::Close(_) => break Close::ClientGone,
+                        Message::Close(_) => break Ok(Close::ClientGone),
                         Message::Ping(_) | Message::Pong(_) => {}
                     }
                 }
-                Some(out) = self.rx.recv() => {
-                    if self.signal.overflowed.load(Ordering::Relaxed) {
-                        let _ = send(&mut sink, &slow_consumer()).await;
-                        break Close::Policy("slow consumer");
-                    }
-                    // Everything already queued goes out in one write.
-                    let mut frames: Vec<ServerMessage> = self.outgoing_frame(out).into_iter().collect();
-                    while frames.len() < MAX_FRAMES_PER_WRITE {
-                        match self.rx.try_recv() {
-                            Ok(more) => frames.extend(self.outgoing_frame(more)),
-                            Err(_) => break,
-                        }
-                    }
-                    if !frames.is_empty() && send_all(&mut sink, &frames).await.is_err() { break Close::ClientGone; }
-                }
-                _ = self.signal.notify.notified() => {
-                    if self.signal.overflowed.load(Ordering::Relaxed) {
-                        let _ = send(&mut sink, &slow_consumer()).await;
-                        break Close::Policy("slow consumer");
-                    }
+                _ = self.signal.account_notify.notified() => {
                     if self.signal.account_changed.swap(false, Ordering::SeqCst) && self.grant.is_some() {
-                        match self.account_changed(&mut sink).await {
+                        match self.account_changed().await {
                             Ok(None) => {}
-                            Ok(Some(close)) => break close,
-                            Err(()) => break Close::ClientGone,
+                            Ok(Some(close)) => break Ok(close),
+                            Err(Gone) => break Err(Gone),
                         }
                     }
                 }
                 _ = &mut auth_deadline, if self.grant.is_none() => {
                     let e = KalamError::Unauthorized("no auth frame received in time".into());
-                    let _ = send(&mut sink, &error_frame(None, &e)).await;
-                    break Close::Policy("authentication timeout");
+                    let _ = self.send(&error_frame(None, &e)).await;
+                    break Ok(Close::Policy("authentication timeout"));
                 }
                 _ = heartbeat.tick() => {
                     if self.last_seen.elapsed() > Duration::from_secs(cfg.idle_timeout_secs) {
-                        break Close::Policy("idle timeout");
+                        break Ok(Close::Policy("idle timeout"));
                     }
                     if self.grant.as_ref().is_some_and(|g| now_micros() / 1_000_000 > g.expires) {
                         let e = KalamError::Unauthorized("token expired; send a new auth frame before expiry".into());
-                        let _ = send(&mut sink, &error_frame(None, &e)).await;
-                        break Close::Policy("token expired");
+                        let _ = self.send(&error_frame(None, &e)).await;
+                        break Ok(Close::Policy("token expired"));
                     }
-                    let ping = tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Ping(Default::default())));
-                    if !matches!(ping.await, Ok(Ok(()))) { break Close::ClientGone; }
+                    if self.writer.send(WriterCommand::Ping).await.is_err() { break Err(Gone); }
                 }
             }
         };
         for sub in self.subs.values() {
+            sub.end();
             self.db.live.unregister(&sub.live_id);
         }
-        if let Close::Policy(reason) = close {
-            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: reason.into() }))).await;
+        if let Ok(Close::Policy(reason)) = close {
+            let _ = self.writer.send(WriterCommand::Close(reason)).await;
         }
     }
 
-    /// The frame for a message of the fan-out, or none if the message is for a subscription
-    /// this connection has since ended (and perhaps replaced under the same id).
-    fn outgoing_frame(&mut self, out: Outgoing) -> Option<ServerMessage> {
-        let current = |subs: &HashMap<String, Arc<LiveSubscription>>, sub: &Arc<LiveSubscription>| {
-            subs.get(&sub.id).is_some_and(|s| Arc::ptr_eq(s, sub))
-        };
-        match out {
-            Outgoing::Change { sub, frame } => current(&self.subs, &sub).then_some(frame),
-            Outgoing::Killed { sub, reason } => {
-                if !current(&self.subs, &sub) {
-                    return None;
-                }
-                self.subs.remove(&sub.id);
-                self.db.live.unregister(&sub.live_id);
-                Some(ServerMessage::Error { id: Some(sub.id.clone()), code: ErrorCode::Killed, message: reason })
-            }
-            Outgoing::SchemaChanged { sub, schema_version } => {
-                if !current(&self.subs, &sub) {
-                    return None;
-                }
-                self.subs.remove(&sub.id);
-                self.db.live.unregister(&sub.live_id);
-                Some(ServerMessage::SchemaChanged { id: sub.id.clone(), schema_version })
-            }
-        }
+    /// Hands a frame to the writer, serialized here (initial loads are large).
+    async fn send(&self, frame: &ServerMessage) -> std::result::Result<(), Gone> {
+        let text = serde_json::to_string(frame).map_err(|_| Gone)?;
+        self.writer.send(WriterCommand::Frame(text)).await.map_err(|_| Gone)
+    }
+
+    /// The subscriptions this connection still serves (the writer ends those the server
+    /// killed or whose table changed).
+    fn current_subs(&mut self) -> &mut HashMap<String, Arc<LiveSubscription>> {
+        self.subs.retain(|_, sub| sub.is_current());
+        &mut self.subs
     }
 
     fn take_token(&mut self) -> bool {
@@ -204,52 +206,53 @@ impl Connection {
         }
     }
 
-    /// Handles one client frame. `Err(())` means the socket is gone.
-    async fn handle_text(&mut self, sink: &mut Sink, text: &str) -> std::result::Result<Option<Close>, ()> {
+    /// Handles one client frame.
+    async fn handle_text(&mut self, text: &str) -> std::result::Result<Option<Close>, Gone> {
         let msg: ClientMessage = match serde_json::from_str(text) {
             Ok(m) => m,
             Err(e) => {
                 let e = KalamError::InvalidRequest(format!("invalid frame: {e}"));
-                send(sink, &error_frame(None, &e)).await?;
+                self.send(&error_frame(None, &e)).await?;
                 return Ok(None);
             }
         };
         match msg {
             ClientMessage::Auth { token } => match self.authenticate(&token) {
-                Ok(frame) => send(sink, &frame).await?,
+                Ok(frame) => self.send(&frame).await?,
                 Err(e) => {
-                    send(sink, &error_frame(None, &e)).await?;
+                    self.send(&error_frame(None, &e)).await?;
                     return Ok(Some(Close::Policy("authentication failed")));
                 }
             },
             _ if self.grant.is_none() => {
                 let e = KalamError::Unauthorized("send an auth frame first".into());
-                send(sink, &error_frame(None, &e)).await?;
+                self.send(&error_frame(None, &e)).await?;
                 return Ok(Some(Close::Policy("not authenticated")));
             }
-            ClientMessage::Ping { nonce } => send(sink, &ServerMessage::Pong { nonce }).await?,
+            ClientMessage::Ping { nonce } => self.send(&ServerMessage::Pong { nonce }).await?,
             ClientMessage::Subscribe(s) => {
                 let id = s.id.clone();
-                if let Err(e) = self.subscribe(sink, s).await {
+                if let Err(e) = self.subscribe(s).await {
                     match e {
-                        SubscribeError::Socket => return Err(()),
+                        SubscribeError::Socket => return Err(Gone),
                         SubscribeError::Revoked => return Ok(Some(Close::Policy("credentials revoked"))),
-                        SubscribeError::Kalam(e) => send(sink, &error_frame(Some(id), &e)).await?,
+                        SubscribeError::Kalam(e) => self.send(&error_frame(Some(id), &e)).await?,
                     }
                 }
             }
-            ClientMessage::Unsubscribe { id } => match self.subs.remove(&id) {
+            ClientMessage::Unsubscribe { id } => match self.current_subs().remove(&id) {
                 Some(sub) => {
+                    sub.end();
                     self.db.live.unregister(&sub.live_id);
-                    send(sink, &ServerMessage::Unsubscribed { id }).await?;
+                    self.send(&ServerMessage::Unsubscribed { id }).await?;
                 }
                 None => {
                     let e = KalamError::Validation(format!("no subscription with id '{id}'"));
-                    send(sink, &error_frame(Some(id), &e)).await?;
+                    self.send(&error_frame(Some(id), &e)).await?;
                 }
             },
             ClientMessage::Mutate(m) => {
-                let principal = match self.current_principal(sink).await? {
+                let principal = match self.current_principal().await? {
                     Ok(p) => p,
                     Err(close) => return Ok(Some(close)),
                 };
@@ -257,7 +260,7 @@ impl Connection {
                 // client's outbox is not rejected for being busy).
                 let _turn = self.db.admission.wait_for_statement(principal.user_id).await;
                 let result = mutations::apply(&self.db, &principal, m).await;
-                send(sink, &ServerMessage::MutateResult(result)).await?;
+                self.send(&ServerMessage::MutateResult(result)).await?;
             }
         }
         Ok(None)
@@ -287,10 +290,7 @@ impl Connection {
     /// The connection's user as they are now. If the account was dropped or its password
     /// changed, the client is told and the connection closes (`Err`); a changed role applies
     /// from here on. `Ok(Err)` carries the close; the outer `Err` is a gone socket.
-    async fn current_principal(
-        &mut self,
-        sink: &mut Sink,
-    ) -> std::result::Result<std::result::Result<Principal, Close>, ()> {
+    async fn current_principal(&mut self) -> std::result::Result<std::result::Result<Principal, Close>, Gone> {
         let grant = self.grant.as_mut().expect("authenticated");
         match self.db.auth.recheck(grant) {
             Ok(principal) => {
@@ -298,7 +298,7 @@ impl Connection {
                 Ok(Ok(principal))
             }
             Err(e) => {
-                send(sink, &error_frame(None, &e)).await?;
+                self.send(&error_frame(None, &e)).await?;
                 Ok(Err(Close::Policy("credentials revoked")))
             }
         }
@@ -306,11 +306,12 @@ impl Connection {
 
     /// After an account change: closes the connection if its credentials are gone, or ends
     /// the subscriptions the user's new role no longer allows.
-    async fn account_changed(&mut self, sink: &mut Sink) -> std::result::Result<Option<Close>, ()> {
-        let principal = match self.current_principal(sink).await? {
+    async fn account_changed(&mut self) -> std::result::Result<Option<Close>, Gone> {
+        let principal = match self.current_principal().await? {
             Ok(p) => p,
             Err(close) => return Ok(Some(close)),
         };
+        self.current_subs();
         let cx = ExecContext { db: &self.db, principal, namespace: None, params: &[] };
         let revoked: Vec<(String, KalamError)> = self
             .subs
@@ -319,21 +320,22 @@ impl Connection {
             .collect();
         for (id, e) in revoked {
             if let Some(sub) = self.subs.remove(&id) {
+                sub.end();
                 self.db.live.unregister(&sub.live_id);
             }
-            send(sink, &error_frame(Some(id), &e)).await?;
+            self.send(&error_frame(Some(id), &e)).await?;
         }
         Ok(None)
     }
 
-    async fn subscribe(&mut self, sink: &mut Sink, s: Subscribe) -> std::result::Result<(), SubscribeError> {
-        let limits = &self.db.config.live;
+    async fn subscribe(&mut self, s: Subscribe) -> std::result::Result<(), SubscribeError> {
+        let limits = self.db.config.live.clone();
         if s.id.is_empty() || s.id.len() > MAX_SUBSCRIPTION_ID {
             return Err(
                 KalamError::Validation(format!("subscription id must be 1-{MAX_SUBSCRIPTION_ID} characters")).into()
             );
         }
-        if self.subs.contains_key(&s.id) {
+        if self.current_subs().contains_key(&s.id) {
             return Err(KalamError::AlreadyExists(format!(
                 "subscription '{}' already exists on this connection",
                 s.id
@@ -350,10 +352,10 @@ impl Connection {
         if s.batch_size.is_some_and(|b| b == 0 || b as usize > MAX_BATCH_SIZE) {
             return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")).into());
         }
-        let principal = match self.current_principal(sink).await {
+        let principal = match self.current_principal().await {
             Ok(Ok(p)) => p,
             Ok(Err(_)) => return Err(SubscribeError::Revoked),
-            Err(()) => return Err(SubscribeError::Socket),
+            Err(Gone) => return Err(SubscribeError::Socket),
         };
         let cx = ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[] };
         let query = LiveQuery::plan(&cx, &s.sql)?;
@@ -368,8 +370,10 @@ impl Connection {
             created_at: now_micros(),
             updated_at: AtomicI64::new(now_micros()),
             changes: AtomicU64::new(0),
+            loading: AtomicBool::new(true),
+            ended: AtomicBool::new(false),
             query,
-            sender: self.tx.clone(),
+            sender: self.fanout.clone(),
             signal: self.signal.clone(),
         });
         // Registration and the snapshot the initial load reads happen under the commit lock:
@@ -399,7 +403,7 @@ impl Connection {
             let current = self.db.catalog.table(&table.namespace, &table.name).filter(|t| t.id == table.id);
             let schema_version = current.map_or(table.schema_version + 1, |t| t.schema_version);
             let changed = ServerMessage::SchemaChanged { id: s.id.clone(), schema_version };
-            return send(sink, &changed).await.map_err(|_| SubscribeError::Socket);
+            return self.send(&changed).await.map_err(|_| SubscribeError::Socket);
         };
         self.subs.insert(s.id.clone(), sub.clone());
         let subscribed = ServerMessage::Subscribed {
@@ -408,39 +412,40 @@ impl Connection {
             schema: sub.query.schema(),
             primary_key: sub.query.table.pk().name.clone(),
         };
-        send(sink, &subscribed).await.map_err(|_| SubscribeError::Socket)?;
+        self.send(&subscribed).await.map_err(|_| SubscribeError::Socket)?;
         let loaded = match events {
-            Some(events) => self.stream_load(sink, &sub, &s, &events, watermark).await,
-            None => self.initial_load(sink, &sub, &s, &snapshot, &cold, watermark).await,
+            Some(events) => self.stream_load(&sub, &s, &events, watermark).await,
+            None => self.initial_load(&sub, &s, &snapshot, &cold, watermark).await,
         };
         drop(snapshot);
         if loaded.is_err() {
             self.subs.remove(&s.id);
+            sub.end();
             self.db.live.unregister(&sub.live_id);
         }
+        // Its changes waiting in the writer follow the load (or are dropped if it failed).
+        self.writer.send(WriterCommand::Loaded(sub)).await.map_err(|_| SubscribeError::Socket)?;
         loaded
     }
 
     /// Sends the buffered events of a STREAM subscription.
     async fn stream_load(
         &self,
-        sink: &mut Sink,
         sub: &LiveSubscription,
         s: &Subscribe,
         events: &[crate::storage::row_codec::StoredRow],
         watermark: i64,
     ) -> std::result::Result<(), SubscribeError> {
         for frame in stream_batches(&sub.query, &s.id, events, s.last_rows, s.batch_size, watermark)? {
-            send(sink, &frame).await.map_err(|_| SubscribeError::Socket)?;
+            self.send(&frame).await.map_err(|_| SubscribeError::Socket)?;
         }
         Ok(())
     }
 
-    /// Sends the initial batches as they are read; live changes queue meanwhile (their
-    /// cursors are all above the watermark) and follow the last batch.
+    /// Sends the initial batches as they are read; live changes wait in the writer meanwhile
+    /// (their cursors are all above the watermark) and follow the last batch.
     async fn initial_load(
         &self,
-        sink: &mut Sink,
         sub: &LiveSubscription,
         s: &Subscribe,
         snapshot: &Snapshot<'_>,
@@ -460,7 +465,7 @@ impl Connection {
                 load.next_batch(store, snapshot, &sub.query)?
             };
             let Some(frame) = frame else { return Ok(()) };
-            send(sink, &frame).await.map_err(|_| SubscribeError::Socket)?;
+            self.send(&frame).await.map_err(|_| SubscribeError::Socket)?;
         }
     }
 }
@@ -478,36 +483,6 @@ impl From<KalamError> for SubscribeError {
     }
 }
 
-fn slow_consumer() -> ServerMessage {
-    ServerMessage::Error {
-        id: None,
-        code: ErrorCode::SlowConsumer,
-        message: "the connection fell too far behind; reconnect and resume from your cursors".into(),
-    }
-}
-
-/// A client that accepts no data for this long is treated as gone.
-const SEND_TIMEOUT: Duration = Duration::from_secs(30);
-
 fn error_frame(id: Option<String>, e: &KalamError) -> ServerMessage {
     ServerMessage::Error { id, code: e.code(), message: e.public_message() }
-}
-
-async fn send(sink: &mut Sink, frame: &ServerMessage) -> std::result::Result<(), ()> {
-    send_all(sink, std::slice::from_ref(frame)).await
-}
-
-/// Most queued frames written (and flushed) together.
-const MAX_FRAMES_PER_WRITE: usize = 256;
-
-/// Writes frames with one flush at the end, so a burst of changes costs one syscall.
-async fn send_all(sink: &mut Sink, frames: &[ServerMessage]) -> std::result::Result<(), ()> {
-    let write = async {
-        for frame in frames {
-            let text = serde_json::to_string(frame).map_err(|_| ())?;
-            sink.feed(Message::Text(text.into())).await.map_err(|_| ())?;
-        }
-        sink.flush().await.map_err(|_| ())
-    };
-    tokio::time::timeout(SEND_TIMEOUT, write).await.unwrap_or(Err(()))
 }

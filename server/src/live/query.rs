@@ -191,6 +191,13 @@ impl LiveQuery {
             .collect()
     }
 
+    /// Whether the filter calls no functions: its cost is then bounded by the size of the
+    /// row it reads (comparisons, arithmetic, LIKE), so it can be presumed cheap before it
+    /// has ever run.
+    pub fn is_function_free(&self) -> bool {
+        self.budget.is_none()
+    }
+
     /// Which rows of `batch` (built by [`to_batch`] from this table) match the WHERE.
     pub fn matches_batch(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
         let n = batch.num_rows();

@@ -9,11 +9,15 @@
 //! The router task drains that channel but evaluates nothing: it hands each change to the
 //! [`FilterGroup`]s of its table partition. A group is the subscriptions that share one
 //! compiled filter — the same SQL on the same partition, and the same user when the filter
-//! depends on who asks (`CURRENT_USER()`). Each group is its own task on the query runtime,
-//! with a bounded queue: it evaluates the filter once per change, under a slot of the fair
-//! scheduler charged to its owner (or at once if the filter has proved cheap and its owner
-//! has used little, see [`FairScheduler::small`]), and hands events to each connection's bounded queue
-//! without waiting. So one costly filter delays only its own subscribers:
+//! depends on who asks (`CURRENT_USER()`). Each group is its own task with a bounded queue:
+//! it evaluates the filter once per change and hands events to each connection's bounded
+//! queue without waiting. The router and the groups run on the server's I/O runtime, beside
+//! the commits that feed them and the socket writers they feed, so that an event is not
+//! delayed by other users' queries: a filter that is cheap (it took under
+//! [`SMALL_WORK`] last time, or calls no functions and has not run yet) of an owner who has
+//! used little ([`FairScheduler::try_small`]) is evaluated in place and charged to its
+//! owner; any other evaluation is sent to the query runtime, where it waits for a slot of
+//! the fair scheduler like a query. So one costly filter delays only its own subscribers:
 //!
 //! - a group whose queue fills (its filter is slower than the changes arrive) is dissolved
 //!   and its connections closed as slow consumers — clients resume from their cursors;
@@ -25,6 +29,7 @@
 //! resumes from its cursor.
 
 use crate::budget::{FairScheduler, SMALL_WORK};
+use crate::error::KalamError;
 use crate::ids::{Partition, TableId, UserId};
 use crate::live::query::{LiveQuery, to_batch};
 use crate::storage::row_codec::StoredRow;
@@ -39,12 +44,12 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc};
 
-/// What a connection's writer task receives.
-#[derive(Debug)]
+/// What a connection's socket writer receives from the fan-out.
 ///
 /// Each names the subscription it is for, not only its client-chosen id: by the time it is
 /// read the client may have ended that subscription and reused the id, and a stale message
 /// must then be dropped, not applied to the new one.
+#[derive(Debug)]
 pub enum Outgoing {
     /// A change event of `sub`.
     Change { sub: Arc<LiveSubscription>, frame: ServerMessage },
@@ -59,18 +64,22 @@ pub enum Outgoing {
 /// State a connection shares with the fan-out and the account commands.
 #[derive(Debug, Default)]
 pub struct ConnectionSignal {
-    /// Set when the connection's queue overflowed; the connection closes itself.
+    /// Set when the connection's queue overflowed; its socket writer closes it.
     pub overflowed: AtomicBool,
+    /// Wakes the socket writer after `overflowed` was set.
+    pub overflow_notify: Notify,
     /// Set when the connection's user was altered or dropped; the connection checks its
     /// credentials and privileges again.
     pub account_changed: AtomicBool,
-    pub notify: Notify,
+    /// Wakes the connection after `account_changed` was set.
+    pub account_notify: Notify,
 }
 
 impl ConnectionSignal {
-    fn overflow(&self) {
+    /// Marks the connection as too slow: it closes, and its client resumes from its cursors.
+    pub fn overflow(&self) {
         self.overflowed.store(true, Ordering::Relaxed);
-        self.notify.notify_one();
+        self.overflow_notify.notify_one();
     }
 }
 
@@ -88,9 +97,26 @@ pub struct LiveSubscription {
     pub created_at: i64,
     pub updated_at: AtomicI64,
     pub changes: AtomicU64,
+    /// True until the connection has sent the initial load: its changes wait until then.
+    pub loading: AtomicBool,
+    /// Set once the connection has ended this subscription; messages still queued for it
+    /// are dropped (the client may have reused its id for a new one).
+    pub ended: AtomicBool,
     pub query: LiveQuery,
     pub sender: mpsc::Sender<Outgoing>,
     pub signal: Arc<ConnectionSignal>,
+}
+
+impl LiveSubscription {
+    /// Whether the connection still serves this subscription.
+    pub fn is_current(&self) -> bool {
+        !self.ended.load(Ordering::Acquire)
+    }
+
+    /// Marks the subscription as ended by its connection; later messages for it are dropped.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+    }
 }
 
 /// Limits of subscription filter evaluation.
@@ -139,11 +165,23 @@ impl ChangeSink for LiveRegistry {
 }
 
 impl LiveRegistry {
-    /// Creates the registry; its router and filter groups run on `runtime`.
-    pub fn start(runtime: Handle, scheduler: Arc<FairScheduler>, limits: FilterLimits) -> Arc<LiveRegistry> {
+    /// Creates the registry; its router and filter groups run on `runtime`, and costly
+    /// filter evaluations on `query_runtime`.
+    pub fn start(
+        runtime: Handle,
+        query_runtime: Handle,
+        scheduler: Arc<FairScheduler>,
+        limits: FilterLimits,
+    ) -> Arc<LiveRegistry> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let router =
-            Router { runtime: runtime.clone(), scheduler, limits, groups: HashMap::new(), member_of: HashMap::new() };
+        let router = Router {
+            runtime: runtime.clone(),
+            query_runtime,
+            scheduler,
+            limits,
+            groups: HashMap::new(),
+            member_of: HashMap::new(),
+        };
         runtime.spawn(router.run(rx));
         Arc::new(LiveRegistry {
             tx,
@@ -195,7 +233,7 @@ impl LiveRegistry {
         signals.retain(|weak| match weak.upgrade() {
             Some(signal) => {
                 signal.account_changed.store(true, Ordering::SeqCst);
-                signal.notify.notify_one();
+                signal.account_notify.notify_one();
                 true
             }
             None => false,
@@ -270,6 +308,7 @@ struct PreparedChange {
 
 struct Router {
     runtime: Handle,
+    query_runtime: Handle,
     scheduler: Arc<FairScheduler>,
     limits: FilterLimits,
     groups: HashMap<GroupKey, GroupHandle>,
@@ -288,7 +327,8 @@ impl Router {
                     if !self.groups.contains_key(&key) {
                         let (tx, group_rx) = mpsc::channel(self.limits.queue);
                         let owner = sub.user_id;
-                        let group = FilterGroup::new(self.scheduler.clone(), owner, self.limits);
+                        let group =
+                            FilterGroup::new(self.query_runtime.clone(), self.scheduler.clone(), owner, self.limits);
                         self.runtime.spawn(group.run(group_rx));
                         self.groups.insert(key.clone(), GroupHandle { tx, members: vec![] });
                         by_partition.entry((key.table, key.partition)).or_default().push(key.clone());
@@ -392,6 +432,8 @@ fn prepare(change: RowChange, query: &LiveQuery) -> Option<PreparedChange> {
 
 /// Subscriptions sharing one filter, evaluated by one task (see the module docs).
 struct FilterGroup {
+    /// Where evaluations that are not cheap run, under a slot.
+    query_runtime: Handle,
     scheduler: Arc<FairScheduler>,
     owner: UserId,
     members: Vec<Arc<LiveSubscription>>,
@@ -399,7 +441,8 @@ struct FilterGroup {
     budget: f64,
     refilled: Instant,
     limits: FilterLimits,
-    /// CPU time of the last evaluation (none yet: the first queues for a slot).
+    /// CPU time of the last evaluation (none yet: the first queues for a slot, unless the
+    /// filter calls no functions).
     last_cost: Option<Duration>,
 }
 
@@ -407,9 +450,10 @@ struct FilterGroup {
 const BUDGET_BURST: f64 = 10.0;
 
 impl FilterGroup {
-    fn new(scheduler: Arc<FairScheduler>, owner: UserId, limits: FilterLimits) -> FilterGroup {
+    fn new(query_runtime: Handle, scheduler: Arc<FairScheduler>, owner: UserId, limits: FilterLimits) -> FilterGroup {
         let burst = limits.budget_per_second.as_secs_f64() * BUDGET_BURST;
         FilterGroup {
+            query_runtime,
             scheduler,
             owner,
             members: vec![],
@@ -423,7 +467,15 @@ impl FilterGroup {
     async fn run(mut self, mut rx: mpsc::Receiver<GroupEvent>) {
         while let Some(event) = rx.recv().await {
             match event {
-                GroupEvent::Join(sub) => self.members.push(sub),
+                GroupEvent::Join(sub) => {
+                    // The first member's filter is the group's: if it calls no functions it
+                    // is cheap from the start and need not queue for a slot (under load, a
+                    // new subscription's first event would otherwise wait behind long polls).
+                    if self.members.is_empty() && self.last_cost.is_none() && sub.query.is_function_free() {
+                        self.last_cost = Some(Duration::ZERO);
+                    }
+                    self.members.push(sub);
+                }
                 GroupEvent::Leave(live_id) => self.members.retain(|s| s.live_id != live_id),
                 GroupEvent::SchemaChanged(schema_version) => {
                     for sub in self.members.drain(..) {
@@ -439,17 +491,7 @@ impl FilterGroup {
                     if self.members.iter().all(|s| s.signal.overflowed.load(Ordering::Relaxed)) {
                         continue;
                     }
-                    let (event, spent) = {
-                        // A filter that has proved cheap need not queue behind long polls.
-                        let _slot = if self.last_cost.is_some_and(|c| c < SMALL_WORK) {
-                            self.scheduler.small(self.owner).await
-                        } else {
-                            self.scheduler.acquire(self.owner).await
-                        };
-                        let started = Instant::now();
-                        let event = evaluate(&self.members[0].query, &prepared);
-                        (event, started.elapsed())
-                    };
+                    let (event, spent) = self.evaluate(&prepared).await;
                     self.last_cost = Some(spent);
                     let event = match event {
                         Ok(event) => event,
@@ -469,6 +511,27 @@ impl FilterGroup {
                     }
                 }
             }
+        }
+    }
+
+    /// Evaluates a change: in place if the filter is cheap and its owner has used little,
+    /// else on the query runtime under a slot. Returns the outcome and the CPU time spent.
+    async fn evaluate(&self, prepared: &Arc<PreparedChange>) -> (crate::error::Result<Option<Event>>, Duration) {
+        let cheap = self.last_cost.is_some_and(|c| c < SMALL_WORK);
+        if let Some(_charge) = cheap.then(|| self.scheduler.try_small(self.owner)).flatten() {
+            let started = Instant::now();
+            return (evaluate(&self.members[0].query, prepared), started.elapsed());
+        }
+        let (scheduler, owner, sub, prepared) =
+            (self.scheduler.clone(), self.owner, self.members[0].clone(), prepared.clone());
+        let costly = self.query_runtime.spawn(async move {
+            let _slot = scheduler.acquire(owner).await;
+            let started = Instant::now();
+            (evaluate(&sub.query, &prepared), started.elapsed())
+        });
+        match costly.await {
+            Ok(outcome) => outcome,
+            Err(_) => (Err(KalamError::internal("the filter's evaluation panicked")), Duration::ZERO),
         }
     }
 

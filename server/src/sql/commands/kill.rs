@@ -17,7 +17,7 @@ pub fn live_query(cx: &ExecContext<'_>, live_id: &str) -> Result<QueryResult> {
     let reason = format!("killed by {}", cx.principal.username);
     if sub.sender.try_send(Outgoing::Killed { sub: sub.clone(), reason }).is_err() {
         // The connection is gone or too slow to hear it; it is unregistered either way.
-        sub.signal.notify.notify_one();
+        sub.signal.overflow();
     }
     Ok(results::message(1, format!("Live query '{live_id}' killed")))
 }
