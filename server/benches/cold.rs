@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, query};
 use futures::{SinkExt, StreamExt};
 use kalamdb_client_core::protocol::ws::ServerMessage;
 use serde_json::{Value, json};
@@ -21,45 +21,11 @@ use tokio_tungstenite::tungstenite::Message;
 const FILES: usize = 20;
 const ROWS_PER_FILE: usize = 10_000;
 
-async fn query(server: &Server, client: &reqwest::Client, token: &str, sql: &str) -> Value {
-    let r = client
-        .post(format!("{}/v1/api/sql", server.base))
-        .bearer_auth(token)
-        .json(&json!({ "sql": sql }))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body: Value = r.json().await.unwrap();
-    assert!(status.is_success(), "{sql}: {status} {body}");
-    body
-}
-
 /// Runs FLUSH TABLE and waits for its job; returns (rows, bytes, seconds the job ran).
 async fn flush(server: &Server, client: &reqwest::Client, token: &str) -> (u64, u64, f64) {
     let r = query(server, client, token, "FLUSH TABLE bench.items").await;
     let id = r["results"][0]["rows"][0][0].as_str().unwrap().to_string();
-    loop {
-        let r = query(
-            server,
-            client,
-            token,
-            &format!(
-                "SELECT status, rows, bytes, CAST(finished_at AS BIGINT) - CAST(started_at AS BIGINT) \
-                 FROM system.jobs WHERE job_id = '{id}'"
-            ),
-        )
-        .await;
-        let row = &r["results"][0]["rows"][0];
-        match row[0].as_str() {
-            Some("completed") => {
-                // Timestamps cast to BIGINT are microseconds.
-                return (row[1].as_u64().unwrap(), row[2].as_u64().unwrap(), row[3].as_f64().unwrap() / 1e6);
-            }
-            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(5)).await,
-            other => panic!("flush job ended {other:?}: {r}"),
-        }
-    }
+    common::wait_for_job(server, client, token, &id).await
 }
 
 fn main() {

@@ -87,6 +87,41 @@ impl Server {
     }
 }
 
+/// Runs one request's SQL and returns the response body; panics on an error status.
+pub async fn query(server: &Server, client: &reqwest::Client, token: &str, sql: &str) -> serde_json::Value {
+    let r = client
+        .post(format!("{}/v1/api/sql", server.base))
+        .bearer_auth(token)
+        .json(&json!({ "sql": sql }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{sql}: {status} {body}");
+    body
+}
+
+/// Waits for a job to complete; returns (rows, bytes, seconds the job ran).
+pub async fn wait_for_job(server: &Server, client: &reqwest::Client, token: &str, id: &str) -> (u64, u64, f64) {
+    let sql = format!(
+        "SELECT status, rows, bytes, CAST(finished_at AS BIGINT) - CAST(started_at AS BIGINT) \
+         FROM system.jobs WHERE job_id = '{id}'"
+    );
+    loop {
+        let r = query(server, client, token, &sql).await;
+        let row = &r["results"][0]["rows"][0];
+        match row[0].as_str() {
+            // Timestamps cast to BIGINT are microseconds.
+            Some("completed") => {
+                return (row[1].as_u64().unwrap(), row[2].as_u64().unwrap(), row[3].as_f64().unwrap() / 1e6);
+            }
+            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(5)).await,
+            other => panic!("job {id} ended {other:?}: {r}"),
+        }
+    }
+}
+
 /// p50 and p99 of a sample, in microseconds.
 pub fn percentiles(mut v: Vec<std::time::Duration>) -> (u128, u128) {
     v.sort();

@@ -18,6 +18,8 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
+use datafusion::catalog::MemoryCatalogProviderList;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use std::sync::Arc;
@@ -30,7 +32,12 @@ pub fn context_for(
     namespace: Option<&NamespaceId>,
     system_columns: SystemColumns,
 ) -> (SessionContext, Arc<StatementBudget>) {
-    let mut state = db.session_state();
+    // A catalog list of its own: cloned session states share the base state's list, and
+    // registering this statement's catalog there would hand it to every statement planning
+    // at the same moment — another user's partition and role.
+    let mut state = SessionStateBuilder::new_from_existing(db.session_state())
+        .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+        .build();
     let limits = &db.config.limits;
     let budget = Arc::new(StatementBudget::new(
         Arc::new(StatementPool::new(db.query_memory.clone(), principal.user_id, limits.statement_memory_bytes)),

@@ -657,3 +657,37 @@ async fn parameters_do_not_inject() {
     assert_eq!(r.rows(0), &vec![Value::Array(vec![json!(payload)])]);
     assert_bob_untouched(&f).await;
 }
+
+/// Statements of different users running at the same moment each plan against their own
+/// catalog: no statement ever sees another user's partition or runs with their role.
+#[tokio::test]
+async fn concurrent_statements_of_different_users_stay_apart() {
+    let f = fixture().await;
+    let root = Auth::root();
+    const ROUNDS: usize = 150;
+    let alice_reads = async {
+        for _ in 0..ROUNDS {
+            let r = f.s.sql_ok(&f.alice, "SELECT CURRENT_USER(), id, body FROM app.notes ORDER BY id").await;
+            assert_no_bob(&r);
+            assert_eq!(r.rows(0).len(), 2, "alice sees her two rows: {}", text(&r));
+        }
+    };
+    let bob_reads = async {
+        for _ in 0..ROUNDS {
+            let r = f.s.sql_ok(&f.bob, "SELECT CURRENT_USER(), id, body FROM app.notes ORDER BY id").await;
+            assert_no_alice(&r);
+            assert_eq!(r.rows(0).len(), 3, "bob sees his three rows: {}", text(&r));
+        }
+    };
+    let alice_system = async {
+        for _ in 0..ROUNDS {
+            f.s.sql_err(&f.alice, "SELECT count(*) FROM system.users", 403, "FORBIDDEN").await;
+        }
+    };
+    let root_system = async {
+        for _ in 0..ROUNDS {
+            f.s.sql_ok(&root, "SELECT count(*) FROM system.users").await;
+        }
+    };
+    tokio::join!(alice_reads, bob_reads, alice_system, root_system);
+}
