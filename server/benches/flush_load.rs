@@ -4,11 +4,11 @@
 //! Single-row INSERTs at concurrency 1, one after another, by one user (into a table that
 //! never flushes by itself), in phases:
 //! 1. `quiet`: nothing else runs (`BENCH_SECONDS`, default 10);
-//! 2. `flush + cold scan`: another user's 200,000 hot rows (`BENCH_FLUSH_ROWS`) are flushed
-//!    with FLUSH TABLE while a third connection runs an aggregate over that user's flushed
-//!    rows in a loop; latencies are counted while the flush job runs, `BENCH_CYCLES` (3)
-//!    times;
-//! 3. `default policy`: INSERTs into a table with the default flush policy
+//! 2. `flush`: another user's 200,000 hot rows (`BENCH_FLUSH_ROWS`) are flushed with FLUSH
+//!    TABLE; latencies are counted while the flush job runs, `BENCH_CYCLES` (3) times;
+//! 3. `flush + cold scan`: the same while that user also runs an aggregate over all their
+//!    rows (more of them cold with each cycle) in a loop;
+//! 4. `default policy`: INSERTs into a table with the default flush policy
 //!    (`rows:10000,interval:300`) for `BENCH_POLICY_SECONDS` (60), so that policy flushes of
 //!    the written partition run during the phase.
 //!
@@ -86,7 +86,10 @@ fn main() {
         )
         .await;
         let other = server.token(&client, "other", "other-password").await;
-        println!("{:<18} {:>8} {:>9} {:>9} {:>10} {:>10}", "phase", "inserts", "p50 µs", "p99 µs", "p99.9 µs", "max µs");
+        println!(
+            "{:<18} {:>8} {:>9} {:>9} {:>10} {:>10}",
+            "phase", "inserts", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
+        );
 
         let stop = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(inserts(server.base.clone(), root.clone(), "bench.writes", 0, stop.clone()));
@@ -94,53 +97,57 @@ fn main() {
         stop.store(true, Ordering::Relaxed);
         report("quiet", writer.await.unwrap(), "");
 
-        let mut during = Vec::new();
-        let mut flush_secs = Vec::new();
-        let mut scans = 0usize;
-        for cycle in 0..cycles {
-            // The other user's rows, hot, in statements of 5,000 rows.
-            let base = cycle * flush_rows;
-            for chunk in (0..flush_rows).collect::<Vec<_>>().chunks(5_000) {
-                let values: Vec<String> =
-                    chunk.iter().map(|i| format!("({}, 'row-{i}', {})", base + i, i % 100)).collect();
-                query(&server, &client, &other, &format!("INSERT INTO bench.big VALUES {}", values.join(", "))).await;
+        for (phase, scan) in [("flush", false), ("flush + cold scan", true)] {
+            let mut during = Vec::new();
+            let mut flush_secs = Vec::new();
+            let mut scans = 0usize;
+            for cycle in 0..cycles {
+                // The other user's rows, hot, in statements of 5,000 rows.
+                let base = (cycle + if scan { cycles } else { 0 }) * flush_rows;
+                for chunk in (0..flush_rows).collect::<Vec<_>>().chunks(5_000) {
+                    let values: Vec<String> =
+                        chunk.iter().map(|i| format!("({}, 'row-{i}', {})", base + i, i % 100)).collect();
+                    query(&server, &client, &other, &format!("INSERT INTO bench.big VALUES {}", values.join(", ")))
+                        .await;
+                }
+                let stop = Arc::new(AtomicBool::new(false));
+                let first = 1_000_000_000 + (base as u64) * 100;
+                let writer =
+                    tokio::spawn(inserts(server.base.clone(), root.clone(), "bench.writes", first, stop.clone()));
+                let scanner = {
+                    let (stop, base, other) = (stop.clone(), server.base.clone(), other.clone());
+                    tokio::spawn(async move {
+                        let client = reqwest::Client::new();
+                        let mut n = 0usize;
+                        while scan && !stop.load(Ordering::Relaxed) {
+                            let r = client
+                                .post(format!("{base}/v1/api/sql"))
+                                .bearer_auth(&other)
+                                .json(&json!({"sql": "SELECT count(*), sum(qty), max(name) FROM bench.big"}))
+                                .send()
+                                .await
+                                .expect("send");
+                            assert!(r.status().is_success(), "scan failed: {}", r.status());
+                            let _ = r.bytes().await;
+                            n += 1;
+                        }
+                        n
+                    })
+                };
+                let r = query(&server, &client, &root, "FLUSH TABLE bench.big").await;
+                let id = r["results"][0]["rows"][0][0].as_str().unwrap().to_string();
+                let (_, _, secs) = common::wait_for_job(&server, &client, &root, &id).await;
+                stop.store(true, Ordering::Relaxed);
+                during.extend(writer.await.unwrap());
+                scans += scanner.await.unwrap();
+                flush_secs.push(format!("{secs:.1}"));
             }
-            let stop = Arc::new(AtomicBool::new(false));
-            let first = 1_000_000_000 + (cycle as u64) * 100_000_000;
-            let writer = tokio::spawn(inserts(server.base.clone(), root.clone(), "bench.writes", first, stop.clone()));
-            let scanner = {
-                let (stop, base, other) = (stop.clone(), server.base.clone(), other.clone());
-                tokio::spawn(async move {
-                    let client = reqwest::Client::new();
-                    let mut n = 0usize;
-                    while !stop.load(Ordering::Relaxed) {
-                        let r = client
-                            .post(format!("{base}/v1/api/sql"))
-                            .bearer_auth(&other)
-                            .json(&json!({"sql": "SELECT count(*), sum(qty), max(name) FROM bench.big"}))
-                            .send()
-                            .await
-                            .expect("send");
-                        assert!(r.status().is_success(), "scan failed: {}", r.status());
-                        let _ = r.bytes().await;
-                        n += 1;
-                    }
-                    n
-                })
-            };
-            let r = query(&server, &client, &root, "FLUSH TABLE bench.big").await;
-            let id = r["results"][0]["rows"][0][0].as_str().unwrap().to_string();
-            let (_, _, secs) = common::wait_for_job(&server, &client, &root, &id).await;
-            stop.store(true, Ordering::Relaxed);
-            during.extend(writer.await.unwrap());
-            scans += scanner.await.unwrap();
-            flush_secs.push(format!("{secs:.1}"));
+            report(
+                phase,
+                during,
+                &format!("{cycles} flushes of {flush_rows} rows ({} s), {scans} cold scans", flush_secs.join(", ")),
+            );
         }
-        report(
-            "flush + cold scan",
-            during,
-            &format!("{cycles} flushes of {flush_rows} rows ({} s), {scans} cold scans", flush_secs.join(", ")),
-        );
 
         let stop = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(inserts(server.base.clone(), root.clone(), "bench.policy", 0, stop.clone()));

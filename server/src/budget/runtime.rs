@@ -114,3 +114,29 @@ fn lower_priority() {
 
 #[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
+
+/// Runs background work — flushes, compactions, backups, the policy schedulers' rounds — on
+/// a thread of its own at the query threads' lower priority: on a busy machine it then
+/// yields the CPU to requests (measured: a 200,000-row flush beside single-row INSERTs).
+/// The thread can use the calling runtime (`Handle::current()`). The result arrives
+/// through the returned future, which may be dropped.
+pub fn spawn_background<T, F>(name: &'static str, work: F) -> impl Future<Output = Result<T>> + Send + 'static
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Handle::current();
+    let spawned = std::thread::Builder::new().name(format!("kalamdb-{name}")).spawn(move || {
+        let _runtime = runtime.enter();
+        lower_priority();
+        let _ = tx.send(work());
+    });
+    if let Err(e) = &spawned {
+        tracing::error!("cannot start a {name} thread: {e}");
+    }
+    async move {
+        spawned.map_err(|e| KalamError::internal(format!("cannot start a {name} thread: {e}")))?;
+        rx.await.map_err(|_| KalamError::internal(format!("the {name} thread panicked")))
+    }
+}

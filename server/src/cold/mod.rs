@@ -254,6 +254,11 @@ impl ColdPartition {
         }
     }
 
+    /// The listing's generation now (see [`ColdSnapshot::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.state.read().manifest.next_batch
+    }
+
     /// The files as listed now.
     pub fn files(&self) -> Vec<FileEntry> {
         self.state.read().manifest.files.clone()

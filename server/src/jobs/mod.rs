@@ -122,7 +122,7 @@ fn job_key(n: u64) -> String {
     format!("job/{n:016x}")
 }
 
-/// Runs `round` every `period` (the first time after `first`) on a blocking thread, one round
+/// Runs `round` every `period` (the first time after `first`) on a background thread, one round
 /// at a time, until the database is dropped: the loop of the policy schedulers.
 pub fn schedule(db: Weak<Database>, first: Duration, period: Duration, what: &'static str, round: fn(&Arc<Database>)) {
     tokio::spawn(async move {
@@ -131,7 +131,7 @@ pub fn schedule(db: Weak<Database>, first: Duration, period: Duration, what: &'s
         loop {
             tick.tick().await;
             let Some(db) = db.upgrade() else { return };
-            if let Err(e) = tokio::task::spawn_blocking(move || round(&db)).await {
+            if let Err(e) = crate::budget::spawn_background(what, move || round(&db)).await {
                 tracing::error!("{what} scheduler round failed: {e}");
             }
         }

@@ -65,16 +65,31 @@ impl HotStats {
         e.rows += n;
     }
 
-    /// `n` keys left the hot tier; `oldest` is the oldest remaining version, if any.
-    pub fn removed(&self, table: TableId, partition: Partition, n: u64, oldest: Option<i64>) {
+    /// `n` keys left the hot tier. The oldest version is left as it was (at most older than
+    /// the truth, so an interval policy fires early rather than late) until
+    /// [`HotStats::set_oldest`].
+    pub fn removed(&self, table: TableId, partition: Partition, n: u64) {
         let mut parts = self.partitions.lock();
         if let Some(e) = parts.get_mut(&(table, partition)) {
             e.rows = e.rows.saturating_sub(n);
-            match oldest {
-                Some(o) if e.rows > 0 => e.oldest = o,
-                _ => {
-                    parts.remove(&(table, partition));
+            if e.rows == 0 {
+                parts.remove(&(table, partition));
+            }
+        }
+    }
+
+    /// Sets the oldest hot version of a partition, read from its change index (`None`: it
+    /// has no hot rows left).
+    pub fn set_oldest(&self, table: TableId, partition: Partition, oldest: Option<i64>) {
+        let mut parts = self.partitions.lock();
+        match oldest {
+            Some(o) => {
+                if let Some(e) = parts.get_mut(&(table, partition)) {
+                    e.oldest = o;
                 }
+            }
+            None => {
+                parts.remove(&(table, partition));
             }
         }
     }

@@ -8,11 +8,16 @@
 //! ([`ColdStore`]): duplicate-key checks, updates and deletes see flushed rows. Flushes
 //! remove hot rows under the same lock ([`Committer::remove_flushed`]), and only while they
 //! are still the flushed version, so a concurrent write is never lost.
+//!
+//! The lock covers ordering only: the clock, the hot rows a commit replaces (RocksDB reads)
+//! and the RocksDB write. Cold versions are read from Parquet before it is taken
+//! ([`ColdReads`]) and used under it only if the partition's files are still those they
+//! were read from; a flush or compaction in between sends the commit back to read again.
 
 use crate::catalog::{DataType, TableDef};
 use crate::clock::HybridClock;
-use crate::cold::ColdStore;
 use crate::cold::key_index::PkKey;
+use crate::cold::{ColdPartition, ColdStore};
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
 use crate::storage::hot_stats::HotStats;
@@ -36,6 +41,16 @@ pub enum RowOp {
     Update { pk: Value, set: Vec<(usize, Value)> },
     /// Soft delete: the row becomes a tombstone; no-op if absent.
     Delete { pk: Value },
+}
+
+impl RowOp {
+    /// The primary key the op writes.
+    fn pk<'a>(&'a self, table: &TableDef) -> &'a Value {
+        match self {
+            RowOp::Insert { values } => &values[table.primary_key],
+            RowOp::Update { pk, .. } | RowOp::Delete { pk } => pk,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +103,19 @@ pub struct Committer {
     /// definition is refused ([`KalamError::SchemaChanged`]) and its statement retried, so
     /// no row is encoded, and no change published, through a stale definition.
     schema_versions: RwLock<HashMap<TableId, u32>>,
+}
+
+/// How often a commit reads the cold tier again before the lock because a flush or
+/// compaction changed it meanwhile; after that it reads under the lock, so it always ends.
+const COLD_READ_ATTEMPTS: usize = 3;
+
+/// The newest live cold versions of one write's keys that were not hot when read, and the
+/// generation of the files they were read from.
+struct ColdReads {
+    partition: Arc<ColdPartition>,
+    generation: u64,
+    /// By row key; `None`: no live cold version.
+    rows: HashMap<Vec<u8>, Option<StoredRow>>,
 }
 
 /// The version a write replaces, and whether it is a hot row (which has a change-index
@@ -207,21 +235,47 @@ impl Committer {
         }
     }
 
-    /// The versions the ops' keys currently have, hot rows read first and the rest from
-    /// the cold tier (each file read once for all its keys).
+    /// Reads, before the commit lock, the cold versions of the ops' keys that are not hot.
+    fn read_cold(&self, table: &TableDef, partition: Partition, ops: &[RowOp]) -> Result<ColdReads> {
+        let cold = self.cold.partition(table, partition)?;
+        let generation = cold.generation();
+        // Every key not hot now gets an entry: `None` until a live cold version is found.
+        let mut rows: HashMap<Vec<u8>, Option<StoredRow>> = HashMap::new();
+        let mut lookups: Vec<(Vec<u8>, PkKey)> = Vec::new();
+        for op in ops {
+            let row_key = keys::row_key(table.id, partition, &keys::encode_pk(op.pk(table))?);
+            if rows.contains_key(&row_key) || self.store.get(CF_ROWS, &row_key)?.is_some() {
+                continue;
+            }
+            if let Some(k) = PkKey::of(op.pk(table)) {
+                lookups.push((row_key.clone(), k));
+            }
+            rows.insert(row_key, None);
+        }
+        if !cold.is_empty() && !lookups.is_empty() {
+            // A cold tombstone reads as no row to every op: only live versions are fetched.
+            let (row_keys, pks): (Vec<Vec<u8>>, Vec<PkKey>) = lookups.into_iter().unzip();
+            for (rk, row) in row_keys.into_iter().zip(cold.newest_rows(&self.cold, table, &pks, true)?) {
+                rows.insert(rk, row);
+            }
+        }
+        Ok(ColdReads { partition: cold, generation, rows })
+    }
+
+    /// The versions the ops' keys currently have: hot rows, else the cold versions read
+    /// before the lock (`cold`), else — for a key that was hot then and is not now, or with
+    /// no reads at all — read from the cold tier here.
     fn current_versions(
         &self,
         table: &TableDef,
         partition: Partition,
         ops: &[RowOp],
+        cold_reads: Option<&ColdReads>,
     ) -> Result<HashMap<Vec<u8>, Current>> {
         let mut out = HashMap::with_capacity(ops.len());
         let mut cold_keys: Vec<(Vec<u8>, PkKey)> = Vec::new();
         for op in ops {
-            let pk = match op {
-                RowOp::Insert { values } => &values[table.primary_key],
-                RowOp::Update { pk, .. } | RowOp::Delete { pk } => pk,
-            };
+            let pk = op.pk(table);
             let row_key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);
             if out.contains_key(&row_key) {
                 continue;
@@ -230,11 +284,17 @@ impl Committer {
                 Some(bytes) => {
                     out.insert(row_key, Current { row: row_codec::decode(table, &bytes)?, hot: true });
                 }
-                None => {
-                    if let Some(k) = PkKey::of(pk) {
-                        cold_keys.push((row_key, k));
+                None => match cold_reads.and_then(|c| c.rows.get(&row_key)) {
+                    Some(Some(row)) => {
+                        out.insert(row_key, Current { row: row.clone(), hot: false });
                     }
-                }
+                    Some(None) => {}
+                    None => {
+                        if let Some(k) = PkKey::of(pk) {
+                            cold_keys.push((row_key, k));
+                        }
+                    }
+                },
             }
         }
         if cold_keys.is_empty() {
@@ -244,7 +304,6 @@ impl Committer {
         if cold.is_empty() {
             return Ok(out);
         }
-        // A cold tombstone reads as no row to every op: only live versions are fetched.
         let (row_keys, pks): (Vec<Vec<u8>>, Vec<PkKey>) = cold_keys.into_iter().unzip();
         for (rk, row) in row_keys.into_iter().zip(cold.newest_rows(&self.cold, table, &pks, true)?) {
             if let Some(row) = row {
@@ -252,18 +311,6 @@ impl Committer {
             }
         }
         Ok(out)
-    }
-
-    /// Prepares what [`Committer::commit_many`] reads from the cold tier (the key index of
-    /// each partition written), so the commit lock is not held while it is built.
-    fn prepare_cold(&self, writes: &[TableWrite<'_>]) -> Result<()> {
-        for w in writes {
-            let cold = self.cold.partition(w.table, w.partition)?;
-            if !cold.is_empty() {
-                cold.with_index(&self.cold, w.table, |_| ())?;
-            }
-        }
-        Ok(())
     }
 
     /// Removes flushed rows from the hot tier: each `(encoded pk, _updated)` whose hot row
@@ -295,15 +342,24 @@ impl Committer {
         if !batch.is_empty() {
             self.store.write(batch)?;
         }
-        let prefix = keys::partition_prefix(table.id, partition);
+        self.hot_stats.removed(table.id, partition, removed);
+        drop(clock);
+        Ok(removed)
+    }
+
+    /// Reads the oldest hot version of a partition from its change index into the hot
+    /// stats. Once per flush, after the removed entries were compacted away: seeking past
+    /// thousands of fresh deletions under the commit lock would stall every writer.
+    pub fn refresh_oldest(&self, table: TableId, partition: Partition) -> Result<()> {
+        let prefix = keys::partition_prefix(table, partition);
+        let _clock = self.clock.lock();
         let mut oldest = None;
         self.store.for_each_prefix(CF_ROW_INDEX, &prefix, |k, _| {
             oldest = keys::index_key_updated(k);
             false
         })?;
-        self.hot_stats.removed(table.id, partition, removed, oldest);
-        drop(clock);
-        Ok(removed)
+        self.hot_stats.set_oldest(table, partition, oldest);
+        Ok(())
     }
 
     /// Applies `ops` to one partition atomically: either all are written or, on error (a
@@ -319,7 +375,33 @@ impl Committer {
         writes: Vec<TableWrite<'_>>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),
     ) -> Result<CommitResult> {
-        self.prepare_cold(&writes)?;
+        let mut attempt = 0;
+        let (clock, cold_reads) = loop {
+            attempt += 1;
+            if attempt > COLD_READ_ATTEMPTS {
+                // The cold tier keeps changing: read it under the lock this time.
+                break (self.clock.lock(), None);
+            }
+            let reads = writes
+                .iter()
+                .map(|w| self.read_cold(w.table, w.partition, &w.ops))
+                .collect::<Result<Vec<ColdReads>>>()?;
+            let clock = self.clock.lock();
+            if reads.iter().all(|r| r.partition.generation() == r.generation) {
+                break (clock, Some(reads));
+            }
+        };
+        self.commit_locked(clock, writes, cold_reads, extra)
+    }
+
+    /// The commit proper, under the lock (`clock`), with the cold versions read before it.
+    fn commit_locked(
+        &self,
+        mut clock: parking_lot::MutexGuard<'_, HybridClock>,
+        writes: Vec<TableWrite<'_>>,
+        cold_reads: Option<Vec<ColdReads>>,
+        extra: impl FnOnce(&mut WriteBatch, &CommitResult),
+    ) -> Result<CommitResult> {
         let rows_cf = self.store.cf(CF_ROWS);
         let index_cf = self.store.cf(CF_ROW_INDEX);
         let mut batch = WriteBatch::default();
@@ -328,13 +410,13 @@ impl Committer {
         let mut pending: HashMap<Vec<u8>, StoredRow> = HashMap::new();
         // New hot keys per partition, for the flush policies.
         let mut new_hot_keys: HashMap<(crate::ids::TableId, Partition), (u64, i64)> = HashMap::new();
-        let mut clock = self.clock.lock();
-        for TableWrite { table, partition, ops } in writes {
+        for (i, TableWrite { table, partition, ops }) in writes.into_iter().enumerate() {
             if !self.is_current(table) {
                 return Err(KalamError::SchemaChanged(table.qualified_name()));
             }
             let pk_index = table.primary_key;
-            let stored = self.current_versions(table, partition, &ops)?;
+            let reads = cold_reads.as_ref().map(|r| &r[i]);
+            let stored = self.current_versions(table, partition, &ops, reads)?;
             for op in ops {
                 let pk = match &op {
                     RowOp::Insert { values } => &values[pk_index],

@@ -34,10 +34,10 @@ pub fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<Query
     let result =
         results::job_started(&job.id, format!("Backup job '{}' started for '{ns}' to {}", job.id, target.display()));
     let db = cx.db.clone();
-    tokio::task::spawn_blocking(move || {
+    drop(crate::budget::spawn_background("backup", move || {
         let outcome = backup::run_backup(&db, &job, &ns, &target);
         job.finish(outcome);
-    });
+    }));
     Ok(result)
 }
 
@@ -61,10 +61,10 @@ pub fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<Quer
     let result =
         results::job_started(&job.id, format!("Restore job '{}' started for '{ns}' from {}", job.id, source.display()));
     let db = cx.db.clone();
-    tokio::task::spawn_blocking(move || {
+    drop(crate::budget::spawn_background("restore", move || {
         let outcome = backup::run_restore(&db, &job, &ns, &source, &manifest);
         job.finish(outcome);
-    });
+    }));
     Ok(result)
 }
 
