@@ -669,6 +669,7 @@ async fn concurrent_statements_of_different_users_stay_apart() {
         for _ in 0..ROUNDS {
             let r = f.s.sql_ok(&f.alice, "SELECT CURRENT_USER(), id, body FROM app.notes ORDER BY id").await;
             assert_no_bob(&r);
+            assert!(r.rows(0).iter().all(|row| row[0] == "alice"), "CURRENT_USER() is not alice: {}", text(&r));
             assert_eq!(r.rows(0).len(), 2, "alice sees her two rows: {}", text(&r));
         }
     };
@@ -676,6 +677,7 @@ async fn concurrent_statements_of_different_users_stay_apart() {
         for _ in 0..ROUNDS {
             let r = f.s.sql_ok(&f.bob, "SELECT CURRENT_USER(), id, body FROM app.notes ORDER BY id").await;
             assert_no_alice(&r);
+            assert!(r.rows(0).iter().all(|row| row[0] == "bob"), "CURRENT_USER() is not bob: {}", text(&r));
             assert_eq!(r.rows(0).len(), 3, "bob sees his three rows: {}", text(&r));
         }
     };
