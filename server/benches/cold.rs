@@ -29,11 +29,9 @@ async fn flush(server: &Server, client: &reqwest::Client, token: &str) -> (u64, 
 }
 
 fn main() {
-    let samples: usize = std::env::var("BENCH_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let samples = common::env_or("BENCH_QUERIES", 30);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kalamdb.toml");
-    std::fs::write(&config, "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n").unwrap();
-    let server = Server::start(&dir.path().join("data"), Some(&config));
+    let server = Server::with_config(dir.path(), "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = reqwest::Client::new();
@@ -132,12 +130,10 @@ fn main() {
         flush(&server, &client, &token).await;
     });
     drop(server);
-    std::fs::write(
-        &config,
+    let server = Server::with_config(
+        dir.path(),
         "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n[storage]\ncleanup_interval_secs = 1\n",
-    )
-    .unwrap();
-    let server = Server::start(&dir.path().join("data"), Some(&config));
+    );
     rt.block_on(compaction(&server, samples));
 }
 

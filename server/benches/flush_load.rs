@@ -16,15 +16,11 @@
 
 mod common;
 
-use common::{Server, query};
+use common::{Server, env_or, query};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 /// Single-row INSERTs into `table` until `stop`, starting at id `first`; their latencies.
 async fn inserts(base: String, token: String, table: &'static str, first: u64, stop: Arc<AtomicBool>) -> Vec<Duration> {
@@ -60,14 +56,12 @@ fn report(phase: &str, mut v: Vec<Duration>, extra: &str) {
 }
 
 fn main() {
-    let seconds = env("BENCH_SECONDS", 10) as u64;
-    let flush_rows = env("BENCH_FLUSH_ROWS", 200_000);
-    let cycles = env("BENCH_CYCLES", 3);
-    let policy_seconds = env("BENCH_POLICY_SECONDS", 60) as u64;
+    let seconds = env_or("BENCH_SECONDS", 10) as u64;
+    let flush_rows = env_or("BENCH_FLUSH_ROWS", 200_000);
+    let cycles = env_or("BENCH_CYCLES", 3);
+    let policy_seconds = env_or("BENCH_POLICY_SECONDS", 60) as u64;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kalamdb.toml");
-    std::fs::write(&config, "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n").unwrap();
-    let server = Server::start(&dir.path().join("data"), Some(&config));
+    let server = Server::with_config(dir.path(), "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = reqwest::Client::new();

@@ -28,10 +28,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Latencies and errors of the ordinary users in one phase.
 #[derive(Default)]
 struct Observed {
@@ -66,15 +62,13 @@ fn pct(v: &[Duration], p: usize) -> f64 {
 }
 
 fn main() {
-    let users = env("BENCH_USERS", 1000);
-    let hostile = env("BENCH_HOSTILE", 100).min(users);
-    let subs = env("BENCH_SUBS", 10);
-    let seconds = env("BENCH_SECONDS", 60) as u64;
+    let users = common::env_or("BENCH_USERS", 1000);
+    let hostile = common::env_or("BENCH_HOSTILE", 100).min(users);
+    let subs = common::env_or("BENCH_SUBS", 10);
+    let seconds = common::env_or("BENCH_SECONDS", 60) as u64;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kalamdb.toml");
     // Default limits; only bcrypt is cheap so that a thousand users sign in quickly.
-    std::fs::write(&config, "[auth]\nbcrypt_cost = 4\n").unwrap();
-    let server = Server::start(&dir.path().join("data"), Some(&config));
+    let server = Server::with_config(dir.path(), "[auth]\nbcrypt_cost = 4\n");
     let base = server.base.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let attack_rt = tokio::runtime::Builder::new_multi_thread()

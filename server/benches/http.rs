@@ -59,7 +59,7 @@ async fn run(
 }
 
 fn main() {
-    let total: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let total = common::env_or("BENCH_REQUESTS", 20_000);
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), None);
     let base = server.base.clone();

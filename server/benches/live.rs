@@ -15,15 +15,12 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let writes = common::env_or("BENCH_WRITES", 500);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kalamdb.toml");
-    std::fs::write(
-        &config,
+    let server = Server::with_config(
+        dir.path(),
         "[auth]\nbcrypt_cost = 4\n[live]\nmax_subscriptions_per_connection = 1000\nmax_messages_per_second = 100000\n",
-    )
-    .unwrap();
-    let server = Server::start(&dir.path().join("data"), Some(&config));
+    );
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let client = reqwest::Client::new();

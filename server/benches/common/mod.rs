@@ -49,6 +49,14 @@ impl Server {
         Server { child, base }
     }
 
+    /// Starts the server with its data in `dir/data` and `toml` as `dir/kalamdb.toml`
+    /// (written again each time, so a restart can change it).
+    pub fn with_config(dir: &std::path::Path, toml: &str) -> Server {
+        let config = dir.join("kalamdb.toml");
+        std::fs::write(&config, toml).expect("write the config");
+        Server::start(&dir.join("data"), Some(&config))
+    }
+
     /// Resident memory of the server process in bytes (Linux).
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
@@ -85,6 +93,11 @@ impl Server {
         let body = r.text().await.unwrap_or_default();
         assert!(status.is_success(), "{sql}: {status} {body}");
     }
+}
+
+/// A numeric setting of a bench from the environment, or its default.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Runs one request's SQL and returns the response body; panics on an error status.

@@ -115,11 +115,18 @@ fn lower_priority() {
 #[cfg(not(target_os = "linux"))]
 fn lower_priority() {}
 
+/// Most background threads at once; further work waits for one to finish (a client
+/// sending FLUSH after FLUSH gets jobs that queue, not threads).
+const MAX_BACKGROUND_THREADS: usize = 8;
+
+static BACKGROUND_THREADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_BACKGROUND_THREADS);
+
 /// Runs background work — flushes, compactions, backups, the policy schedulers' rounds — on
 /// a thread of its own at the query threads' lower priority: on a busy machine it then
 /// yields the CPU to requests (measured: a 200,000-row flush beside single-row INSERTs).
-/// The thread can use the calling runtime (`Handle::current()`). The result arrives
-/// through the returned future, which may be dropped.
+/// At most [`MAX_BACKGROUND_THREADS`] run at once. The thread can use the calling runtime
+/// (`Handle::current()`). The result arrives through the returned future, which may be
+/// dropped without stopping the work.
 pub fn spawn_background<T, F>(name: &'static str, work: F) -> impl Future<Output = Result<T>> + Send + 'static
 where
     F: FnOnce() -> T + Send + 'static,
@@ -127,16 +134,21 @@ where
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let runtime = tokio::runtime::Handle::current();
-    let spawned = std::thread::Builder::new().name(format!("kalamdb-{name}")).spawn(move || {
-        let _runtime = runtime.enter();
-        lower_priority();
-        let _ = tx.send(work());
+    runtime.clone().spawn(async move {
+        let Ok(permit) = BACKGROUND_THREADS.acquire().await else { return };
+        let spawned = std::thread::Builder::new().name(format!("kalamdb-{name}")).spawn(move || {
+            let _permit = permit;
+            let _runtime = runtime.enter();
+            lower_priority();
+            let _ = tx.send(work());
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a {name} thread: {e}");
+        }
     });
-    if let Err(e) = &spawned {
-        tracing::error!("cannot start a {name} thread: {e}");
-    }
     async move {
-        spawned.map_err(|e| KalamError::internal(format!("cannot start a {name} thread: {e}")))?;
-        rx.await.map_err(|_| KalamError::internal(format!("the {name} thread panicked")))
+        rx.await.map_err(|_| {
+            KalamError::internal(format!("the {name} work ended without a result (no thread, or a panic)"))
+        })
     }
 }

@@ -236,11 +236,17 @@ impl Committer {
     }
 
     /// Reads, before the commit lock, the cold versions of the ops' keys that are not hot.
+    /// A partition without files needs no reads (and its keys none of the hot look-ups
+    /// here): if a flush gives it files meanwhile, the generation check sends the commit
+    /// back.
     fn read_cold(&self, table: &TableDef, partition: Partition, ops: &[RowOp]) -> Result<ColdReads> {
         let cold = self.cold.partition(table, partition)?;
         let generation = cold.generation();
         // Every key not hot now gets an entry: `None` until a live cold version is found.
         let mut rows: HashMap<Vec<u8>, Option<StoredRow>> = HashMap::new();
+        if cold.is_empty() {
+            return Ok(ColdReads { partition: cold, generation, rows });
+        }
         let mut lookups: Vec<(Vec<u8>, PkKey)> = Vec::new();
         for op in ops {
             let row_key = keys::row_key(table.id, partition, &keys::encode_pk(op.pk(table))?);
@@ -252,7 +258,7 @@ impl Committer {
             }
             rows.insert(row_key, None);
         }
-        if !cold.is_empty() && !lookups.is_empty() {
+        if !lookups.is_empty() {
             // A cold tombstone reads as no row to every op: only live versions are fetched.
             let (row_keys, pks): (Vec<Vec<u8>>, Vec<PkKey>) = lookups.into_iter().unzip();
             for (rk, row) in row_keys.into_iter().zip(cold.newest_rows(&self.cold, table, &pks, true)?) {

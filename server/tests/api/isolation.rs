@@ -665,22 +665,21 @@ async fn concurrent_statements_of_different_users_stay_apart() {
     let f = fixture().await;
     let root = Auth::root();
     const ROUNDS: usize = 150;
-    let alice_reads = async {
-        for _ in 0..ROUNDS {
-            let r = f.s.sql_ok(&f.alice, "SELECT CURRENT_USER(), id, body FROM app.notes ORDER BY id").await;
-            assert_no_bob(&r);
-            assert!(r.rows(0).iter().all(|row| row[0] == "alice"), "CURRENT_USER() is not alice: {}", text(&r));
-            assert_eq!(r.rows(0).len(), 2, "alice sees her two rows: {}", text(&r));
+    // Each user reads their own rows, again and again, beside the others.
+    let reads = |auth: &Auth, who: &'static str, rows: usize| {
+        let (s, auth) = (&f.s, auth.clone());
+        async move {
+            for _ in 0..ROUNDS {
+                let r = s.sql_ok(&auth, "SELECT CURRENT_USER(), id, body FROM app.notes ORDER BY id").await;
+                assert!(r.rows(0).iter().all(|row| row[0] == who), "CURRENT_USER() is not {who}: {}", text(&r));
+                let others = if who == "alice" { "bob-" } else { "alice-" };
+                assert!(!text(&r).contains(others), "{who} sees another user's rows: {}", text(&r));
+                assert_eq!(r.rows(0).len(), rows, "{who} sees their {rows} rows: {}", text(&r));
+            }
         }
     };
-    let bob_reads = async {
-        for _ in 0..ROUNDS {
-            let r = f.s.sql_ok(&f.bob, "SELECT CURRENT_USER(), id, body FROM app.notes ORDER BY id").await;
-            assert_no_alice(&r);
-            assert!(r.rows(0).iter().all(|row| row[0] == "bob"), "CURRENT_USER() is not bob: {}", text(&r));
-            assert_eq!(r.rows(0).len(), 3, "bob sees his three rows: {}", text(&r));
-        }
-    };
+    let alice_reads = reads(&f.alice, "alice", 2);
+    let bob_reads = reads(&f.bob, "bob", 3);
     let alice_system = async {
         for _ in 0..ROUNDS {
             f.s.sql_err(&f.alice, "SELECT count(*) FROM system.users", 403, "FORBIDDEN").await;
