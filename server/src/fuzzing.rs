@@ -3,35 +3,23 @@
 //! runs exactly the same code.
 
 use crate::backup::{self, BackupManifest, ManifestSigner};
-use crate::sql::ast::Statement;
-use crate::sql::{dialect, parser};
+use crate::sql::parser;
 use kalamdb_client_core::protocol::ws::ClientMessage;
 
-/// SQL text as `/v1/api/sql` parses it: split into statements, each parsed by KalamDB's own
-/// parser and, for ordinary SQL (also inside `EXECUTE AS`), by the sqlparser front end;
-/// the whole text also as subscription SQL.
+/// SQL text as `/v1/api/sql` parses it (tokenized once, each statement parsed), and the
+/// whole text as subscription SQL.
 pub fn sql_front(text: &str) {
-    let _ = dialect::parse_statements(text);
-    let Ok(statements) = parser::split_statements(text) else { return };
-    for statement in statements.iter().take(16) {
-        match parser::parse_statement(statement) {
-            Ok(Statement::Sql(sql)) => {
-                let _ = dialect::parse_statements(&sql);
-            }
-            Ok(Statement::ExecuteAs { statement, .. }) => {
-                if let Ok(Statement::Sql(sql)) = parser::parse_statement(&statement) {
-                    let _ = dialect::parse_statements(&sql);
-                }
-            }
-            _ => {}
-        }
+    let _ = parser::parse_sql(text);
+    let Ok(script) = parser::Script::tokenize(text) else { return };
+    for i in 0..script.len().min(16) {
+        let _ = script.statement(i);
     }
 }
 
 /// A WebSocket text frame as a connection decodes it, and a `subscribe` frame's SQL.
 pub fn ws_frame(data: &[u8]) {
     if let Ok(ClientMessage::Subscribe(s)) = serde_json::from_slice::<ClientMessage>(data) {
-        let _ = dialect::parse_statements(&s.sql);
+        let _ = parser::parse_sql(&s.sql);
     }
 }
 

@@ -161,8 +161,10 @@ impl Catalog {
 
     // ---- tables ----
 
+    /// The table called exactly `name` (names are stored lower-cased; SQL names are
+    /// normalized by the parser).
     pub fn table(&self, namespace: &NamespaceId, name: &str) -> Option<Arc<TableDef>> {
-        self.state.read().tables.get(&(namespace.clone(), name.to_ascii_lowercase())).cloned()
+        self.state.read().tables.get(&(namespace.clone(), name.to_string())).cloned()
     }
 
     /// Like [`Catalog::table`], but a missing namespace or table is an error.
@@ -173,7 +175,7 @@ impl Catalog {
         if self.namespace(namespace).is_none() {
             return Err(KalamError::NamespaceNotFound(namespace.to_string()));
         }
-        Err(KalamError::TableNotFound(format!("{namespace}.{}", name.to_ascii_lowercase())))
+        Err(KalamError::TableNotFound(format!("{namespace}.{name}")))
     }
 
     /// Tables of one namespace, or of all, ordered by namespace and name.

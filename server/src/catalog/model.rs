@@ -312,9 +312,9 @@ impl TableDef {
         &self.columns[self.primary_key]
     }
 
+    /// The column called exactly `name` (names are stored lower-cased).
     pub fn column_index(&self, name: &str) -> Option<usize> {
-        let lower = name.to_ascii_lowercase();
-        self.columns.iter().position(|c| c.name == lower)
+        self.columns.iter().position(|c| c.name == name)
     }
 
     pub fn has_system_columns(&self) -> bool {

@@ -137,7 +137,7 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
                 let mut targets = Vec::with_capacity(row.len());
                 let mut provided = Vec::with_capacity(row.len());
                 for (col, v) in row {
-                    let idx = writable_column(&table, col).map_err(fail)?;
+                    let idx = writable_column(&table, &col.to_ascii_lowercase()).map_err(fail)?;
                     targets.push(idx);
                     provided.push(Some(cell(&table, idx, v).map_err(fail)?));
                 }
@@ -147,7 +147,7 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
                 let pk = pk().map_err(fail)?;
                 let mut set = Vec::new();
                 for (col, v) in op.row.iter().flatten() {
-                    let idx = writable_column(&table, col).map_err(fail)?;
+                    let idx = writable_column(&table, &col.to_ascii_lowercase()).map_err(fail)?;
                     let v = cell(&table, idx, v).map_err(fail)?;
                     if idx == table.primary_key {
                         if v != pk {

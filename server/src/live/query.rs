@@ -6,6 +6,8 @@ use crate::budget::StatementBudget;
 use crate::catalog::{ColumnId, TableDef};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
+use crate::sql::ast::Statement as KalamStatement;
+use crate::sql::parser::{Script, ident_name};
 use crate::sql::{ExecContext, session};
 use crate::storage::row_codec::StoredRow;
 use crate::tables::SystemColumns;
@@ -52,8 +54,14 @@ impl LiveQuery {
                 "subscriptions support SELECT columns FROM one table [WHERE ...]; {what} is not supported"
             ))
         };
-        let mut stmts = crate::sql::dialect::parse_statements(sql)?;
-        let (Some(Statement::Query(query)), true) = (stmts.pop(), stmts.is_empty()) else {
+        let script = Script::tokenize(sql)?;
+        if script.len() != 1 {
+            return Err(unsupported("anything but a single SELECT"));
+        }
+        let KalamStatement::Sql(statement) = script.statement(0)? else {
+            return Err(unsupported("anything but a single SELECT"));
+        };
+        let Statement::Query(query) = *statement else {
             return Err(unsupported("anything but a single SELECT"));
         };
         if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
@@ -79,7 +87,7 @@ impl LiveQuery {
         };
         let table = cx.resolve_table(&crate::sql::dml::table_ref(name)?)?;
         cx.check_read(&table)?;
-        let alias = alias.as_ref().map(|a| a.name.value.to_ascii_lowercase());
+        let alias = alias.as_ref().map(|a| ident_name(&a.name));
 
         let mut columns = Vec::new();
         let mut named_columns = Vec::new();
@@ -111,8 +119,7 @@ impl LiveQuery {
             visit_expressions(e, |e| match e {
                 Expr::Function(f)
                     if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
-                        ["current_user", "session_user", "user", "current_role"]
-                            .contains(&i.value.to_ascii_lowercase().as_str())
+                        ["current_user", "session_user", "user", "current_role"].contains(&ident_name(i).as_str())
                     }) =>
                 {
                     ControlFlow::Break(())
@@ -134,11 +141,11 @@ impl LiveQuery {
                 }
                 let _ = visit_expressions(expr, |e| {
                     let name = match e {
-                        Expr::Identifier(i) => Some(&i.value),
-                        Expr::CompoundIdentifier(parts) => parts.last().map(|p| &p.value),
+                        Expr::Identifier(i) => Some(i),
+                        Expr::CompoundIdentifier(parts) => parts.last(),
                         _ => None,
                     };
-                    if let Some(i) = name.and_then(|n| table.column_index(n)) {
+                    if let Some(i) = name.and_then(|n| table.column_index(&ident_name(n))) {
                         named_columns.push(table.columns[i].id);
                     }
                     ControlFlow::<()>::Continue(())
@@ -226,13 +233,13 @@ impl LiveQuery {
     }
 }
 
-/// `col`, `alias.col` or `"col"` → the lower-cased column name.
+/// `col`, `alias.col` or `"col"` → the column name.
 fn column_name(expr: &Expr, alias: Option<&str>, table: &TableDef) -> Option<String> {
     match expr {
-        Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+        Expr::Identifier(i) => Some(ident_name(i)),
         Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
-            let q = parts[0].value.to_ascii_lowercase();
-            (Some(q.as_str()) == alias || q == table.name).then(|| parts[1].value.to_ascii_lowercase())
+            let q = ident_name(&parts[0]);
+            (Some(q.as_str()) == alias || q == table.name).then(|| ident_name(&parts[1]))
         }
         _ => None,
     }

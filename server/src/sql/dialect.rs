@@ -1,8 +1,8 @@
-//! The sqlparser front end every SQL text goes through: [`KalamDialect`] and
-//! [`parse_statements`], which bound what one statement may cost to parse.
+//! The sqlparser dialect every SQL text is tokenized and parsed with ([`KalamDialect`]), and
+//! the limits that bound what one statement may cost to parse ([`check_limits`]).
 //!
 //! Parsing runs before any timeout can apply, so its cost must be bounded by construction:
-//! - the text is tokenized once (linear) and refused if brackets nest deeper than
+//! - each statement's tokens are refused if brackets nest deeper than
 //!   [`MAX_NESTING`] or it chains more than [`MAX_OPERATORS`] binary operators;
 //! - sqlparser's own recursion limit stops deep expressions the brackets do not show
 //!   (`NOT NOT NOT ...`);
@@ -16,11 +16,11 @@
 //! The fuzz target `sql_front` (see `RELIABILITY.md`) checks that no input takes long.
 
 use crate::error::{KalamError, Result};
-use datafusion::sql::sqlparser::ast::{Expr, Statement};
+use datafusion::sql::sqlparser::ast::Expr;
 use datafusion::sql::sqlparser::dialect::{Dialect, GenericDialect};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use std::any::TypeId;
 
 /// Deepest nesting of `(`, `[` and `{` one statement may have.
@@ -28,7 +28,7 @@ pub const MAX_NESTING: usize = 40;
 
 /// sqlparser's recursion limit (it counts expression, query and statement levels). Above
 /// [`MAX_NESTING`], so that bracket nesting meets our clearer error first.
-const RECURSION_LIMIT: usize = 64;
+pub const RECURSION_LIMIT: usize = 64;
 
 /// Most binary operators one statement may chain. Long `a OR b OR ...` chains become deep
 /// expression trees that the planner walks recursively; past this a statement is refused
@@ -200,46 +200,6 @@ impl Dialect for KalamDialect {
     );
 }
 
-/// Tokenizes `sql` (with source locations, for error messages).
-pub fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
-    Tokenizer::new(&KalamDialect, sql).tokenize_with_location().map_err(|e| KalamError::Parse(e.to_string()))
-}
-
-/// Parses SQL text into statements, within the limits above.
-pub fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
-    let tokens = tokenize(sql)?;
-    check_limits(&tokens)?;
-    parse_tokens(tokens)
-}
-
-/// Parses exactly one statement.
-pub fn parse_one(sql: &str) -> Result<Statement> {
-    let mut statements = parse_statements(sql)?;
-    match (statements.pop(), statements.is_empty()) {
-        (Some(s), true) => Ok(s),
-        (None, _) => Err(KalamError::Parse("expected a statement".into())),
-        _ => Err(KalamError::Parse("expected one statement".into())),
-    }
-}
-
-/// Parses tokens that passed [`check_limits`].
-pub fn parse_tokens(tokens: Vec<TokenWithSpan>) -> Result<Vec<Statement>> {
-    Parser::new(&KalamDialect)
-        .with_recursion_limit(RECURSION_LIMIT)
-        .with_tokens_with_locations(normalize_current_user(tokens))
-        .parse_statements()
-        .map(|mut statements| {
-            statements.iter_mut().for_each(super::rewrite::apply);
-            statements
-        })
-        .map_err(|e| match e {
-            ParserError::RecursionLimitExceeded => KalamError::TooLarge(format!(
-                "the statement nests expressions too deeply (more than {RECURSION_LIMIT} levels)"
-            )),
-            other => KalamError::Parse(other.to_string()),
-        })
-}
-
 /// Refuses token streams that nest or chain too much (see the module docs).
 pub fn check_limits(tokens: &[TokenWithSpan]) -> Result<()> {
     let (mut depth, mut deepest, mut operators) = (0usize, 0usize, 0usize);
@@ -301,25 +261,27 @@ fn is_operator(token: &Token) -> bool {
     }
 }
 
-/// sqlparser reads `CURRENT_USER` as a keyword that takes no parentheses; KalamDB documents
-/// `CURRENT_USER()`, so the empty parentheses are dropped before parsing.
-fn normalize_current_user(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let is_current_user = |t: &TokenWithSpan| matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("current_user"));
-    let mut out = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    while i < tokens.len() {
-        let empty_call = is_current_user(&tokens[i])
-            && tokens.get(i + 1).is_some_and(|t| t.token == Token::LParen)
-            && tokens.get(i + 2).is_some_and(|t| t.token == Token::RParen);
-        out.push(tokens[i].clone());
-        i += if empty_call { 3 } else { 1 };
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sql::ast::Statement as KalamStatement;
+    use crate::sql::parser::Script;
+    use datafusion::sql::sqlparser::ast::Statement;
+
+    fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
+        let statements = Script::tokenize(sql)?.statements()?;
+        Ok(statements
+            .into_iter()
+            .map(|s| match s {
+                KalamStatement::Sql(s) => *s,
+                other => panic!("not SQL: {other:?}"),
+            })
+            .collect())
+    }
+
+    fn parse_one(sql: &str) -> Result<Statement> {
+        crate::sql::parser::parse_sql(sql)
+    }
     use std::time::{Duration, Instant};
 
     /// Parses within `limit` or fails the test; returns whether parsing succeeded.

@@ -8,19 +8,14 @@ use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
 use crate::sql::ast::Statement;
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
-use crate::sql::{ExecContext, dialect, dml, parser, point_read, query, results};
+use crate::sql::parser::Script;
+use crate::sql::{ExecContext, dml, point_read, query, results};
 use crate::tables::SystemColumns;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::future::BoxFuture;
 use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-impl From<parser::ParseError> for KalamError {
-    fn from(e: parser::ParseError) -> Self {
-        KalamError::Parse(e.message)
-    }
-}
 
 /// Runs a request. `running` is set to the 1-based index of the statement in progress, so
 /// that a caller cancelling the request can say which statement it stopped.
@@ -52,30 +47,35 @@ pub async fn execute_request(
         }
         None => None,
     };
-    let statements = parser::split_statements(&req.sql).map_err(KalamError::from)?;
-    if statements.is_empty() {
+    let script = Script::tokenize(&req.sql)?;
+    if script.is_empty() {
         return Err(KalamError::Validation("the request contains no SQL statement".into()).into());
     }
-    if statements.len() > limits.max_statements {
+    if script.len() > limits.max_statements {
         return Err(KalamError::TooManyStatements(format!(
             "{} statements in one request, more than the limit of {}",
-            statements.len(),
+            script.len(),
             limits.max_statements
         ))
         .into());
     }
     let mut cx = ExecContext { db, principal: principal.clone(), namespace, params: &req.params };
-    let mut results = Vec::with_capacity(statements.len());
+    let mut results = Vec::with_capacity(script.len());
     let mut response_bytes = 0usize;
-    for (i, text) in statements.iter().enumerate() {
+    for i in 0..script.len() {
         running.store(i + 1, Ordering::Relaxed);
-        let mut outcome = execute_statement(&mut cx, text, false).await;
+        // Parsed just before it runs: a syntax error leaves the statements before it applied.
+        let statement = match script.statement(i) {
+            Ok(statement) => statement,
+            Err(error) => return Err(StatementError { error, statement: Some(i + 1) }),
+        };
+        let mut outcome = execute_statement(&mut cx, &statement, false).await;
         // A write that raced an ALTER TABLE wrote nothing: run it again on the new definition.
         for _ in 0..super::SCHEMA_CHANGE_RETRIES {
             if !matches!(outcome, Err(KalamError::SchemaChanged(_))) {
                 break;
             }
-            outcome = execute_statement(&mut cx, text, false).await;
+            outcome = execute_statement(&mut cx, &statement, false).await;
         }
         // The response holds every result: its size is bounded as a whole.
         let outcome = outcome.and_then(|r| {
@@ -96,11 +96,10 @@ pub async fn execute_request(
 /// Runs one statement. `nested` is set inside `EXECUTE AS`, which cannot nest.
 fn execute_statement<'a, 'b: 'a>(
     cx: &'a mut ExecContext<'b>,
-    text: &'a str,
+    statement: &'a Statement,
     nested: bool,
 ) -> BoxFuture<'a, Result<QueryResult>> {
     Box::pin(async move {
-        let statement = parser::parse_statement(text)?;
         if nested && matches!(statement, Statement::ExecuteAs { .. }) {
             return Err(KalamError::Validation("EXECUTE AS cannot be nested".into()));
         }
@@ -114,58 +113,51 @@ fn execute_statement<'a, 'b: 'a>(
             ));
         }
         match statement {
-            Statement::CreateNamespace { name, if_not_exists } => namespace::create(cx, &name, if_not_exists),
-            Statement::AlterNamespace { name, options } => namespace::alter(cx, &name, &options),
-            Statement::DropNamespace { name, if_exists, cascade } => namespace::drop(cx, &name, if_exists, cascade),
+            Statement::CreateNamespace { name, if_not_exists } => namespace::create(cx, name, *if_not_exists),
+            Statement::AlterNamespace { name, options } => namespace::alter(cx, name, options),
+            Statement::DropNamespace { name, if_exists, cascade } => namespace::drop(cx, name, *if_exists, *cascade),
             Statement::ShowNamespaces => namespace::show(cx),
-            Statement::Use { namespace } => namespace::use_namespace(cx, &namespace),
-            Statement::CreateTable(create) => table::create(cx, &create),
-            Statement::DropTable { kind, table, if_exists } => table::drop(cx, kind, &table, if_exists),
+            Statement::Use { namespace } => namespace::use_namespace(cx, namespace),
+            Statement::CreateTable(create) => table::create(cx, create),
+            Statement::DropTable { kind, table, if_exists } => table::drop(cx, *kind, table, *if_exists),
             Statement::ShowTables { namespace } => table::show(cx, namespace.as_deref()),
-            Statement::DescribeTable { table, history } => table::describe(cx, &table, history),
-            Statement::ShowStats { table } => table::stats(cx, &table),
+            Statement::DescribeTable { table, history } => table::describe(cx, table, *history),
+            Statement::ShowStats { table } => table::stats(cx, table),
             Statement::CreateUser { name, password, role, email } => {
-                user::create(cx, &name, &password, role, email.as_deref()).await
+                user::create(cx, name, password.expose(), *role, email.as_deref()).await
             }
-            Statement::AlterUser { name, action } => user::alter(cx, &name, &action).await,
-            Statement::DropUser { name, if_exists } => user::drop(cx, &name, if_exists),
+            Statement::AlterUser { name, action } => user::alter(cx, name, action).await,
+            Statement::DropUser { name, if_exists } => user::drop(cx, name, *if_exists),
             Statement::ExecuteAs { user: target, statement } => {
-                let principal = execute_as::target(cx, &target)?;
+                let principal = execute_as::target(cx, target)?;
                 let mut inner =
                     ExecContext { db: cx.db, principal, namespace: cx.namespace.clone(), params: cx.params };
-                execute_statement(&mut inner, &statement, true).await
+                execute_statement(&mut inner, statement, true).await
             }
-            Statement::AlterTable { table, action } => alter_table::alter(cx, &table, &action),
-            Statement::FlushTable { table } => flush::table(cx, &table),
+            Statement::AlterTable { table, action } => alter_table::alter(cx, table, action),
+            Statement::FlushTable { table } => flush::table(cx, table),
             Statement::FlushAllTables { namespace } => flush::all_tables(cx, namespace.as_deref()),
-            Statement::KillLiveQuery { live_id } => kill::live_query(cx, &live_id),
-            Statement::KillJob { job_id } => flush::kill_job(cx, &job_id),
-            Statement::CreateStorage(create) => storage::create(cx, &create),
-            Statement::DropStorage { id, if_exists } => storage::drop(cx, &id, if_exists),
+            Statement::KillLiveQuery { live_id } => kill::live_query(cx, live_id),
+            Statement::KillJob { job_id } => flush::kill_job(cx, job_id),
+            Statement::CreateStorage(create) => storage::create(cx, create),
+            Statement::DropStorage { id, if_exists } => storage::drop(cx, id, *if_exists),
             Statement::ShowStorages => storage::show(cx),
-            Statement::BackupDatabase { namespace, path } => backup::backup(cx, &namespace, &path),
-            Statement::RestoreDatabase { namespace, path } => backup::restore(cx, &namespace, &path),
-            Statement::ShowBackup { path } => backup::show(cx, &path).await,
-            Statement::Sql(sql) => execute_sql(cx, &sql).await,
+            Statement::BackupDatabase { namespace, path } => backup::backup(cx, namespace, path),
+            Statement::RestoreDatabase { namespace, path } => backup::restore(cx, namespace, path),
+            Statement::ShowBackup { path } => backup::show(cx, path).await,
+            Statement::Sql(sql) => execute_sql(cx, sql).await,
         }
     })
 }
 
-async fn execute_sql(cx: &ExecContext<'_>, sql: &str) -> Result<QueryResult> {
-    let tokens = dialect::tokenize(sql)?;
-    dialect::check_limits(&tokens)?;
-    let system_columns = query::system_columns_in(&tokens);
-    let mut stmts = dialect::parse_tokens(tokens)?;
-    if stmts.len() != 1 {
-        return Err(KalamError::Parse("expected one statement".into()));
-    }
-    let stmt = stmts.remove(0);
-    match &stmt {
-        SqlStatement::Query(_) if system_columns == SystemColumns::Hidden => match point_read::try_execute(cx, &stmt) {
+async fn execute_sql(cx: &ExecContext<'_>, stmt: &SqlStatement) -> Result<QueryResult> {
+    let system_columns = query::system_columns_of(stmt);
+    match stmt {
+        SqlStatement::Query(_) if system_columns == SystemColumns::Hidden => match point_read::try_execute(cx, stmt) {
             Some(result) => result,
-            None => query::execute(cx, stmt, system_columns).await,
+            None => query::execute(cx, stmt.clone(), system_columns).await,
         },
-        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt, system_columns).await,
+        SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt.clone(), system_columns).await,
         SqlStatement::Insert(ins) => dml::insert::execute(cx, ins).await,
         SqlStatement::Update(upd) => dml::update::execute(cx, upd).await,
         SqlStatement::Delete(del) => dml::delete::execute(cx, del).await,

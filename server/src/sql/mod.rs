@@ -1,7 +1,7 @@
 //! SQL execution.
 //!
-//! - [`parser`] / [`ast`]: statements KalamDB parses itself (DDL with table kinds, users,
-//!   catalog commands); everything else is sqlparser/DataFusion SQL.
+//! - [`parser`]: the one SQL front end (sqlparser's tokenizer and parser, extended with
+//!   KalamDB's own statements); [`ast`]: the typed statements it returns.
 //! - [`executor`]: runs a request's statements in order, one result each.
 //! - [`context`]: who a statement runs as, the current namespace, parameters.
 //! - [`session`]: the DataFusion catalog a query sees, scoped to the caller.
@@ -9,8 +9,8 @@
 //! - [`point_read`]: the primary-key fast path for `SELECT ... WHERE pk = value`.
 //! - [`query`]: SELECT (and EXPLAIN) through DataFusion; [`results`]: Arrow → JSON.
 //! - [`commands`]: one file per custom command group; [`dml`]: INSERT, UPDATE, DELETE.
-//! - [`dialect`]: the sqlparser front end and its cost limits; [`rewrite`]: fixes applied to
-//!   every parsed statement.
+//! - [`dialect`]: the sqlparser dialect and the cost limits of one statement; [`rewrite`]: fixes
+//!   applied to every parsed statement.
 
 pub mod ast;
 pub mod commands;

@@ -6,6 +6,7 @@ use crate::catalog::TableKind;
 use crate::error::Result;
 use crate::sql::ExecContext;
 use crate::sql::dml::{pk_equality, table_ref};
+use crate::sql::parser::ident_name;
 use crate::values;
 use datafusion::sql::sqlparser::ast::{Expr, GroupByExpr, SelectItem, SetExpr, Statement, TableFactor};
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult};
@@ -46,7 +47,7 @@ pub fn try_execute(cx: &ExecContext<'_>, stmt: &Statement) -> Option<Result<Quer
             SelectItem::Wildcard(opts) if opts.opt_exclude.is_none() && opts.opt_except.is_none() => {
                 columns.extend(0..table.columns.len())
             }
-            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => columns.push(table.column_index(&ident.value)?),
+            SelectItem::UnnamedExpr(Expr::Identifier(ident)) => columns.push(table.column_index(&ident_name(ident))?),
             _ => return None,
         }
     }

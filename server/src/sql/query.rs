@@ -1,9 +1,11 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
 use crate::budget::{FairScheduler, FairStream, StatementBudget, human_bytes};
+use crate::catalog::{DELETED_COLUMN, UPDATED_COLUMN};
 use crate::error::{KalamError, Result};
 use crate::ids::UserId;
-use crate::sql::{ExecContext, dialect, results, session};
+use crate::sql::parser::ident_name;
+use crate::sql::{ExecContext, results, session};
 use crate::tables::SystemColumns;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
@@ -13,33 +15,32 @@ use datafusion::execution::context::SessionContext;
 use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
+use datafusion::sql::sqlparser::ast::{Expr, Statement, visit_expressions};
 use futures::StreamExt;
 use kalamdb_client_core::protocol::QueryResult;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
-/// Which system columns a statement's text names (see [`SystemColumns`]).
-pub fn system_columns_named(sql: &str) -> SystemColumns {
-    match dialect::tokenize(sql) {
-        Ok(tokens) => system_columns_in(&tokens),
-        Err(_) => SystemColumns::Hidden,
-    }
-}
-
-/// Which system columns a tokenized statement names.
-pub fn system_columns_in(tokens: &[TokenWithSpan]) -> SystemColumns {
+/// Which system columns a statement names (see [`SystemColumns`]): `_deleted` anywhere
+/// shows tombstones, `_updated` shows the columns; names in string literals do not count.
+pub fn system_columns_of(statement: &Statement) -> SystemColumns {
     let mut mode = SystemColumns::Hidden;
-    for t in tokens {
-        if let Token::Word(w) = &t.token {
-            if w.value.eq_ignore_ascii_case("_deleted") {
-                return SystemColumns::VisibleWithTombstones;
+    let _ = visit_expressions(statement, |e| {
+        let name = match e {
+            Expr::Identifier(i) => Some(i),
+            Expr::CompoundIdentifier(parts) => parts.last(),
+            _ => None,
+        };
+        match name.map(ident_name).as_deref() {
+            Some(DELETED_COLUMN) => {
+                mode = SystemColumns::VisibleWithTombstones;
+                return ControlFlow::Break(());
             }
-            if w.value.eq_ignore_ascii_case("_updated") {
-                mode = SystemColumns::Visible;
-            }
+            Some(UPDATED_COLUMN) => mode = SystemColumns::Visible,
+            _ => {}
         }
-    }
+        ControlFlow::Continue(())
+    });
     mode
 }
 

@@ -100,7 +100,7 @@ impl ScalarUDFImpl for NullableIdentity {
 
 #[cfg(test)]
 mod tests {
-    use crate::sql::dialect::parse_one;
+    use crate::sql::parser::parse_sql as parse_one;
 
     #[test]
     fn scalar_subqueries_become_nullable_once() {

@@ -279,3 +279,37 @@ async fn runaway_queries_stop_at_the_row_limit() {
     let r = s.sql_ok(&Auth::root(), "SELECT count(*) FROM generate_series(1, 200000)").await;
     assert_eq!(r.rows(0), &vec![json!([200000])]);
 }
+
+/// Names follow DataFusion's rule on every path: unquoted names are case-insensitive, quoted
+/// ones are taken as written.
+#[tokio::test]
+async fn names_follow_datafusion_rule() {
+    let s = TestServer::start().await;
+    let root = Auth::root();
+    s.sql_ok(&root, "CREATE NAMESPACE App; CREATE SHARED TABLE APP.Items (Id BIGINT PRIMARY KEY, Title TEXT)").await;
+    s.sql_ok(&root, "INSERT INTO app.\"items\" (\"id\", TITLE) VALUES (1, 'a'), (2, 'b')").await;
+    s.sql_ok(&root, "UPDATE app.items SET \"title\" = upper(title) WHERE \"id\" = 2").await;
+    let r = s.sql_ok(&root, "SELECT \"id\", Title FROM \"app\".ITEMS ORDER BY ID").await;
+    assert_eq!(r.rows(0), &vec![json!([1, "a"]), json!([2, "B"])]);
+    let r = s.sql_ok(&root, "SELECT title FROM app.items WHERE \"id\" = 1").await;
+    assert_eq!(r.rows(0), &vec![json!(["a"])]);
+
+    // A quoted name with capitals names nothing, on the query and the write paths.
+    let r = s.sql(&root, "SELECT * FROM app.\"Items\"").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    for sql in [
+        "SELECT \"Title\" FROM app.items",
+        "SELECT \"Title\" FROM app.items WHERE id = 1",
+        "UPDATE app.items SET \"Title\" = 'x' WHERE id = 1",
+        "INSERT INTO app.items (id, \"Title\") VALUES (3, 'x')",
+        "DELETE FROM app.items WHERE \"Id\" = 1",
+    ] {
+        let r = s.sql(&root, sql).await;
+        assert_eq!(r.status, 400, "{sql}: {}", r.body);
+    }
+    // ... and cannot be created.
+    let r = s.sql_err(&root, "CREATE SHARED TABLE app.\"Other\" (id INT PRIMARY KEY)", 400, "PARSE_ERROR").await;
+    assert!(r.body["error"]["message"].as_str().unwrap_or("").contains("capital letters"), "{}", r.body);
+    let r = s.sql_ok(&root, "SELECT id, title FROM app.items ORDER BY id").await;
+    assert_eq!(r.rows(0), &vec![json!([1, "a"]), json!([2, "B"])]);
+}

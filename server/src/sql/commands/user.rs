@@ -53,8 +53,8 @@ pub async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -
                 cx.principal.require(Role::Dba, "changing another user's password")?;
                 check_grant(&cx.principal, user.role)?;
             }
-            password::validate(pw)?;
-            user.password_hash = password::hash(pw.clone(), cx.db.auth.bcrypt_cost()).await?;
+            password::validate(pw.expose())?;
+            user.password_hash = password::hash(pw.expose().to_string(), cx.db.auth.bcrypt_cost()).await?;
             user.failed_logins = 0;
             user.locked_until = None;
         }

@@ -24,7 +24,7 @@ pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> 
             "DELETE supports one table with WHERE (use a subquery in WHERE instead of USING/JOIN)".into(),
         ));
     }
-    let TableFactor::Table { name, alias, .. } = &from[0].relation else {
+    let TableFactor::Table { name, .. } = &from[0].relation else {
         return Err(KalamError::NotSupported("DELETE target must be a table".into()));
     };
     let table = existing_rows_target(cx, name)?;
@@ -35,7 +35,7 @@ pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> 
     let ops = match pk_equality(cx, &table, del.selection.as_ref()) {
         Some(pk) => vec![RowOp::Delete { pk: pk? }],
         None => {
-            let batches = select_matching(cx, &table, name, alias.as_ref(), &[], del.selection.as_ref()).await?;
+            let batches = select_matching(cx, &table, &from[0], &[], del.selection.as_ref()).await?;
             let mut ops = Vec::new();
             for batch in &batches {
                 for r in 0..batch.num_rows() {

@@ -3,8 +3,8 @@
 use crate::catalog::{TableDef, TableKind};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
-use crate::sql::dialect::parse_one;
 use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, simple_value, table_ref, writable_column};
+use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, query, results};
 use crate::tables::{RowOp, SystemColumns};
 use crate::values::{self, Value};
@@ -28,9 +28,16 @@ pub async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryResult> 
     } else {
         let mut t = Vec::with_capacity(ins.columns.len());
         for c in &ins.columns {
-            let idx = writable_column(&table, &c.to_string())?;
+            let name = match c.0.as_slice() {
+                [part] => part.as_ident().map(ident_name),
+                _ => None,
+            };
+            let Some(name) = name else {
+                return Err(KalamError::Validation(format!("invalid column name '{c}' in the INSERT column list")));
+            };
+            let idx = writable_column(&table, &name)?;
             if t.contains(&idx) {
-                return Err(KalamError::Validation(format!("column '{c}' is listed twice")));
+                return Err(KalamError::Validation(format!("column '{}' is listed twice", table.columns[idx].name)));
             }
             t.push(idx);
         }
@@ -118,8 +125,7 @@ async fn value_row(
 
 /// Evaluates a general expression (arithmetic, casts, scalar functions) with DataFusion.
 async fn evaluate_expr(cx: &ExecContext<'_>, expr: &Expr, dt: crate::catalog::DataType, column: &str) -> Result<Value> {
-    let sql = format!("SELECT {expr}");
-    let stmt = parse_one(&sql)?;
+    let stmt = super::select_statement(vec![expr.clone()], None, None);
     let (_, batches) = query::run(cx, stmt, SystemColumns::Hidden, 1).await?;
     let batch = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| KalamError::internal("no value"))?;
     values::coerce(values::from_arrow(batch.column(0).as_ref(), 0)?, dt, column)
@@ -132,7 +138,7 @@ async fn select_rows(
     targets: &[usize],
     stmt: Statement,
 ) -> Result<Vec<Vec<Option<Value>>>> {
-    let system_columns = query::system_columns_named(&stmt.to_string());
+    let system_columns = query::system_columns_of(&stmt);
     let (schema, batches) = query::run(cx, stmt, system_columns, MAX_ROWS_PER_WRITE).await?;
     if schema.fields().len() != targets.len() {
         return Err(KalamError::Validation(format!(

@@ -16,12 +16,15 @@ use crate::catalog::{DataType, DefaultValue, TableDef};
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
 use crate::sql::ast::TableRef;
+use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, query};
 use crate::values::{self, Value};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArguments, ObjectName, ObjectNamePart, TableAlias, UnaryOperator, Value as SqlValue,
+    BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart, SelectItem, SetExpr, Statement,
+    TableWithJoins, UnaryOperator, Value as SqlValue,
 };
+use std::sync::LazyLock;
 
 /// `ns.t` / `t` from a sqlparser object name.
 pub fn table_ref(name: &ObjectName) -> Result<TableRef> {
@@ -29,7 +32,7 @@ pub fn table_ref(name: &ObjectName) -> Result<TableRef> {
         .0
         .iter()
         .map(|p| match p {
-            ObjectNamePart::Identifier(i) => Ok(i.value.to_ascii_lowercase()),
+            ObjectNamePart::Identifier(i) => Ok(ident_name(i)),
             _ => Err(KalamError::NotSupported(format!("unsupported table name '{name}'"))),
         })
         .collect::<Result<_>>()?;
@@ -54,14 +57,14 @@ pub fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<s
     Ok(table)
 }
 
-/// Index of a user-writable column, with clear errors for system and unknown columns.
+/// Index of the user-writable column `name` (normalized), with clear errors for system and
+/// unknown columns.
 pub fn writable_column(table: &TableDef, name: &str) -> Result<usize> {
-    let lower = name.to_ascii_lowercase();
-    if lower == crate::catalog::UPDATED_COLUMN || lower == crate::catalog::DELETED_COLUMN {
-        return Err(KalamError::Validation(format!("'{lower}' is a system column maintained by the server")));
+    if name == crate::catalog::UPDATED_COLUMN || name == crate::catalog::DELETED_COLUMN {
+        return Err(KalamError::Validation(format!("'{name}' is a system column maintained by the server")));
     }
-    table.column_index(&lower).ok_or_else(|| {
-        KalamError::Validation(format!("column '{lower}' does not exist in table '{}'", table.qualified_name()))
+    table.column_index(name).ok_or_else(|| {
+        KalamError::Validation(format!("column '{name}' does not exist in table '{}'", table.qualified_name()))
     })
 }
 
@@ -161,7 +164,7 @@ pub fn pk_equality(cx: &ExecContext<'_>, table: &TableDef, selection: Option<&Ex
     let Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right }) = selection else { return None };
     let pk = table.pk();
     let is_pk = |e: &Expr| match e {
-        Expr::Identifier(i) => i.value.eq_ignore_ascii_case(&pk.name),
+        Expr::Identifier(i) => ident_name(i) == pk.name,
         _ => false,
     };
     let value_expr = if is_pk(left) {
@@ -174,26 +177,35 @@ pub fn pk_equality(cx: &ExecContext<'_>, table: &TableDef, selection: Option<&Ex
     simple_value(cx, value_expr, pk.data_type, &pk.name)
 }
 
-/// Runs `SELECT pk, <exprs> FROM <table> [WHERE selection]` in the caller's scope: the rows an
-/// UPDATE or DELETE will touch, with any computed values.
+/// Runs `SELECT pk, <exprs> FROM <target> [WHERE selection]` in the caller's scope: the rows
+/// an UPDATE or DELETE will touch, with any computed values.
 pub async fn select_matching(
     cx: &ExecContext<'_>,
     table: &TableDef,
-    name: &ObjectName,
-    alias: Option<&TableAlias>,
-    exprs: &[String],
+    target: &TableWithJoins,
+    exprs: &[&Expr],
     selection: Option<&Expr>,
 ) -> Result<Vec<RecordBatch>> {
-    let mut columns = vec![format!("\"{}\"", table.pk().name)];
-    columns.extend(exprs.iter().map(|e| format!("({e})")));
-    let from = match alias {
-        Some(a) => format!("{name} AS {a}"),
-        None => name.to_string(),
-    };
-    let filter = selection.map(|s| format!(" WHERE {s}")).unwrap_or_default();
-    let sql = format!("SELECT {} FROM {from}{filter}", columns.join(", "));
-    let (_, batches) =
-        query::run(cx, crate::sql::dialect::parse_one(&sql)?, query::system_columns_named(&sql), MAX_ROWS_PER_WRITE)
-            .await?;
+    let mut projection = vec![Expr::Identifier(Ident::with_quote('"', table.pk().name.clone()))];
+    projection.extend(exprs.iter().map(|e| (*e).clone()));
+    let statement = select_statement(projection, Some(target.clone()), selection.cloned());
+    let system_columns = query::system_columns_of(&statement);
+    let (_, batches) = query::run(cx, statement, system_columns, MAX_ROWS_PER_WRITE).await?;
     Ok(batches)
+}
+
+/// `SELECT <projection> [FROM <from>] [WHERE <selection>]`, assembled from parsed parts (the
+/// parts are never printed and parsed again).
+pub fn select_statement(projection: Vec<Expr>, from: Option<TableWithJoins>, selection: Option<Expr>) -> Statement {
+    static SKELETON: LazyLock<Statement> =
+        LazyLock::new(|| crate::sql::parser::parse_sql("SELECT 1").expect("a constant statement parses"));
+    let mut statement = SKELETON.clone();
+    if let Statement::Query(query) = &mut statement
+        && let SetExpr::Select(select) = query.body.as_mut()
+    {
+        select.projection = projection.into_iter().map(SelectItem::UnnamedExpr).collect();
+        select.from = from.into_iter().collect();
+        select.selection = selection;
+    }
+    statement
 }

@@ -2,10 +2,11 @@
 
 use crate::error::{KalamError, Result};
 use crate::sql::dml::{existing_rows_target, pk_equality, select_matching, simple_value, writable_column};
+use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, results};
 use crate::tables::RowOp;
 use crate::values;
-use datafusion::sql::sqlparser::ast::{AssignmentTarget, TableFactor, Update};
+use datafusion::sql::sqlparser::ast::{AssignmentTarget, Expr, TableFactor, Update};
 use kalamdb_client_core::protocol::QueryResult;
 
 pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> {
@@ -19,7 +20,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
             "UPDATE supports one table with SET and WHERE (use a subquery in WHERE instead of FROM/JOIN)".into(),
         ));
     }
-    let TableFactor::Table { name, alias, .. } = &upd.table.relation else {
+    let TableFactor::Table { name, .. } = &upd.table.relation else {
         return Err(KalamError::NotSupported("UPDATE target must be a table".into()));
     };
     let table = existing_rows_target(cx, name)?;
@@ -29,8 +30,10 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
         let AssignmentTarget::ColumnName(col) = &a.target else {
             return Err(KalamError::NotSupported("tuple assignments are not supported".into()));
         };
-        let col_name = col.0.last().map(|p| p.to_string()).unwrap_or_default();
-        let idx = writable_column(&table, col_name.trim_matches('"'))?;
+        let Some(column) = col.0.last().and_then(|p| p.as_ident()) else {
+            return Err(KalamError::NotSupported(format!("unsupported assignment target '{col}'")));
+        };
+        let idx = writable_column(&table, &ident_name(column))?;
         if idx == table.primary_key {
             return Err(KalamError::Validation(format!(
                 "the primary key '{}' cannot be updated; delete and insert instead",
@@ -38,7 +41,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
             )));
         }
         if targets.iter().any(|(i, _)| *i == idx) {
-            return Err(KalamError::Validation(format!("column '{col_name}' is assigned twice")));
+            return Err(KalamError::Validation(format!("column '{}' is assigned twice", table.columns[idx].name)));
         }
         targets.push((idx, &a.value));
     }
@@ -67,8 +70,8 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
 
     // General case: compute the key and new values of every matching row in the caller's
     // scope, then commit them.
-    let exprs: Vec<String> = targets.iter().map(|(_, e)| e.to_string()).collect();
-    let batches = select_matching(cx, &table, name, alias.as_ref(), &exprs, upd.selection.as_ref()).await?;
+    let exprs: Vec<&Expr> = targets.iter().map(|(_, e)| *e).collect();
+    let batches = select_matching(cx, &table, &upd.table, &exprs, upd.selection.as_ref()).await?;
     let mut ops = Vec::new();
     for batch in &batches {
         for r in 0..batch.num_rows() {
