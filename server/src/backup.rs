@@ -400,7 +400,7 @@ fn backup_partition(
         entries.push(f.clone());
     }
     let mut next_batch = cold.generation;
-    // The snapshot's hot rows, tombstones included, in key order.
+    // The snapshot's hot rows, tombstones included, in `_updated` order.
     let mut writer: Option<FileWriter> = None;
     crate::flush::scan_hot_rows(db, snapshot, table, source.partition, |_, rows| {
         let w = match writer.as_mut() {

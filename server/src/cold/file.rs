@@ -21,7 +21,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+use datafusion::parquet::arrow::arrow_reader::{
+    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
+};
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::file::reader::ChunkReader;
@@ -129,6 +131,8 @@ pub struct FileWriter {
     oldest_tombstone: Option<i64>,
     min_updated: i64,
     max_updated: i64,
+    /// Every row so far came in `_updated` order.
+    sorted_by_updated: bool,
 }
 
 impl FileWriter {
@@ -163,10 +167,12 @@ impl FileWriter {
             oldest_tombstone: None,
             min_updated: i64::MAX,
             max_updated: i64::MIN,
+            sorted_by_updated: true,
         })
     }
 
-    /// Appends rows (a flush writes them in primary-key order; a compaction in file order).
+    /// Appends rows (a flush writes them in `_updated` order; a compaction in file order,
+    /// which is `_updated` order when its files are).
     pub fn write(&mut self, rows: &[StoredRow]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
@@ -197,6 +203,7 @@ impl FileWriter {
                 self.tombstones += 1;
                 self.oldest_tombstone = Some(self.oldest_tombstone.map_or(r.updated, |t| t.min(r.updated)));
             }
+            self.sorted_by_updated &= self.rows == 1 || r.updated >= self.max_updated;
             self.min_updated = self.min_updated.min(r.updated);
             self.max_updated = self.max_updated.max(r.updated);
         }
@@ -229,6 +236,7 @@ impl FileWriter {
                 created_at: crate::clock::now_micros(),
                 schema_version: self.table.schema_version,
                 columns,
+                sorted_by_updated: self.sorted_by_updated,
             },
         })
     }
@@ -284,66 +292,95 @@ pub fn read(
     columns: &[FileColumn],
     selection: Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
+    open(dir, name, table, columns, selection, ROW_GROUP_ROWS)?.collect()
+}
+
+/// Like [`read`], but one batch of at most `batch_rows` rows at a time: a local file is
+/// decoded as it is read (an object-store file is fetched whole first).
+pub fn open(
+    dir: &Location,
+    name: &str,
+    table: &TableDef,
+    columns: &[FileColumn],
+    selection: Option<RowSelection>,
+    batch_rows: usize,
+) -> Result<FileBatches> {
     match dir.local_dir() {
         Some(d) => {
             let path = d.join(name);
             let file = std::fs::File::open(&path)
                 .map_err(|e| KalamError::internal(format!("cannot open {}: {e}", path.display())))?;
-            read_from(file, table, columns, selection)
+            FileBatches::new(file, table, columns, selection, batch_rows)
         }
         None => {
             let bytes = dir
                 .read(name)?
                 .ok_or_else(|| KalamError::internal(format!("cold file {name} is missing in {}", dir.display())))?;
-            read_from(bytes, table, columns, selection)
+            FileBatches::new(bytes, table, columns, selection, batch_rows)
         }
     }
 }
 
-fn read_from<R: ChunkReader + 'static>(
-    reader: R,
-    table: &TableDef,
-    columns: &[FileColumn],
-    selection: Option<RowSelection>,
-) -> Result<Vec<RecordBatch>> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(KalamError::internal)?;
-    let file_schema = builder.schema().clone();
-    // Position in the file of each requested column, if present.
-    let find_user = |id: u16, state: bool| {
-        file_schema.fields().iter().position(|f| {
-            f.metadata().get(COLUMN_ID_KEY).is_some_and(|v| v == &id.to_string())
-                && f.metadata().get(ROLE_KEY).is_some_and(|r| r == CRDT_STATE_ROLE) == state
-        })
-    };
-    let source: Vec<Option<usize>> = columns
-        .iter()
-        .map(|c| match *c {
-            FileColumn::User(i) => find_user(table.columns[i].id, false),
-            FileColumn::CrdtState(i) => find_user(table.columns[i].id, true),
-            FileColumn::Updated => file_schema.index_of(UPDATED_COLUMN).ok(),
-            FileColumn::Deleted => file_schema.index_of(DELETED_COLUMN).ok(),
-        })
-        .collect();
-    let mut roots: Vec<usize> = source.iter().flatten().copied().collect();
-    roots.sort_unstable();
-    roots.dedup();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-    let mut builder = builder.with_projection(mask).with_batch_size(ROW_GROUP_ROWS);
-    if let Some(selection) = selection {
-        builder = builder.with_row_selection(selection);
+/// The batches of one file, in file order, with the requested columns (see [`open`]).
+pub struct FileBatches {
+    reader: ParquetRecordBatchReader,
+    table: Arc<TableDef>,
+    columns: Vec<FileColumn>,
+    /// Where each requested column is among the decoded ones (`None`: not in the file).
+    source: Vec<Option<usize>>,
+    schema: SchemaRef,
+}
+
+impl FileBatches {
+    fn new<R: ChunkReader + 'static>(
+        reader: R,
+        table: &TableDef,
+        columns: &[FileColumn],
+        selection: Option<RowSelection>,
+        batch_rows: usize,
+    ) -> Result<FileBatches> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(KalamError::internal)?;
+        let file_schema = builder.schema().clone();
+        // Position in the file of each requested column, if present.
+        let find_user = |id: u16, state: bool| {
+            file_schema.fields().iter().position(|f| {
+                f.metadata().get(COLUMN_ID_KEY).is_some_and(|v| v == &id.to_string())
+                    && f.metadata().get(ROLE_KEY).is_some_and(|r| r == CRDT_STATE_ROLE) == state
+            })
+        };
+        let in_file: Vec<Option<usize>> = columns
+            .iter()
+            .map(|c| match *c {
+                FileColumn::User(i) => find_user(table.columns[i].id, false),
+                FileColumn::CrdtState(i) => find_user(table.columns[i].id, true),
+                FileColumn::Updated => file_schema.index_of(UPDATED_COLUMN).ok(),
+                FileColumn::Deleted => file_schema.index_of(DELETED_COLUMN).ok(),
+            })
+            .collect();
+        let mut roots: Vec<usize> = in_file.iter().flatten().copied().collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        let mut builder = builder.with_projection(mask).with_batch_size(batch_rows);
+        if let Some(selection) = selection {
+            builder = builder.with_row_selection(selection);
+        }
+        let reader = builder.build().map_err(KalamError::internal)?;
+        // Decoded columns come in file order: a column's place is the number of roots before it.
+        let source = in_file.iter().map(|p| p.map(|p| roots.partition_point(|&r| r < p))).collect();
+        let schema = Arc::new(Schema::new(columns.iter().map(|c| column_field(table, *c)).collect::<Vec<_>>()));
+        Ok(FileBatches { reader, table: Arc::new(table.clone()), columns: columns.to_vec(), source, schema })
     }
-    let reader = builder.build().map_err(KalamError::internal)?;
-    let schema = Arc::new(Schema::new(columns.iter().map(|c| column_field(table, *c)).collect::<Vec<_>>()));
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(KalamError::internal)?;
-        let mut arrays = Vec::with_capacity(columns.len());
-        for (c, src) in columns.iter().zip(&source) {
+
+    /// A decoded batch in the requested columns and types.
+    fn convert(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let table = &self.table;
+        let mut arrays = Vec::with_capacity(self.columns.len());
+        for (c, src) in self.columns.iter().zip(&self.source) {
             let target = column_field(table, *c);
             let array = match src {
-                Some(pos) => {
-                    let at = roots.binary_search(pos).expect("projected");
-                    let a = batch.column(at).clone();
+                Some(at) => {
+                    let a = batch.column(*at).clone();
                     if a.data_type() == target.data_type() {
                         a
                     } else {
@@ -362,9 +399,17 @@ fn read_from<R: ChunkReader + 'static>(
             arrays.push(array);
         }
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        out.push(RecordBatch::try_new_with_options(schema.clone(), arrays, &options).map_err(KalamError::internal)?);
+        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options).map_err(KalamError::internal)
     }
-    Ok(out)
+}
+
+impl Iterator for FileBatches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        let batch = self.reader.next()?;
+        Some(batch.map_err(KalamError::internal).and_then(|b| self.convert(b)))
+    }
 }
 
 /// Every column needed to rebuild whole rows of `table`.

@@ -142,6 +142,11 @@ impl KeyIndex {
         self.map.len()
     }
 
+    /// Every key with its newest cold version.
+    pub fn iter(&self) -> impl Iterator<Item = (&PkKey, &ColdVersion)> {
+        self.map.iter()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

@@ -64,6 +64,10 @@ pub struct FileEntry {
     pub schema_version: u32,
     /// Min/max of the columns whose type has an order (absent when all values are NULL).
     pub columns: BTreeMap<ColumnId, ColumnStats>,
+    /// The rows are in `_updated` order, so readers that need that order can stream the
+    /// file instead of sorting it (false for files written before it was recorded).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sorted_by_updated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

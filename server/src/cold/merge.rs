@@ -6,7 +6,7 @@
 
 use crate::catalog::TableDef;
 use crate::cold::file::{self, FileColumn};
-use crate::cold::key_index::{PkColumn, PkKey};
+use crate::cold::key_index::{KeyIndex, PkColumn, PkKey};
 use crate::cold::location::Location;
 use crate::cold::manifest::FileEntry;
 use crate::cold::stats::compare;
@@ -22,7 +22,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{filter, not};
 use datafusion::arrow::datatypes::SchemaRef;
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Threads one scan decodes files on (the server's target is a 2-core machine).
@@ -247,51 +247,200 @@ fn hot_keys_in_range(table: &TableDef, f: &FileEntry, hot_keys: &HashSet<PkKey>)
     })
 }
 
-/// The current cold versions of a partition changed after `position` and at or before
-/// `watermark`, in `_updated` order, leaving out keys whose newer version is hot
-/// (`hot_keys`: encoded keys of hot rows changed after `position`). Only files from
-/// `files` are read: the tier as it was when the reader's hot snapshot was taken.
-pub fn changes_after(
-    dir: &Location,
-    table: &TableDef,
-    files: &[FileEntry],
-    position: i64,
-    watermark: i64,
-    hot_keys: &HashSet<Vec<u8>>,
-) -> Result<Vec<StoredRow>> {
-    let columns = file::row_columns(table);
-    // A version after `position` can only be superseded by a later one, which is in a
-    // file whose newest version is after `position` too.
-    let mut newest: HashMap<PkKey, StoredRow> = HashMap::new();
-    for f in files.iter().filter(|f| f.max_updated > position) {
-        for b in file::read(dir, &f.file, table, &columns, None)? {
-            let updated = b
-                .column(b.num_columns() - 2)
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
-                .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?;
-            for r in 0..b.num_rows() {
-                let u = updated.value(r);
-                if u > watermark || u <= position {
-                    continue;
-                }
-                let row = file::stored_row(table, &b, r)?;
-                let Some(key) = PkKey::of(&row.values[table.primary_key]) else { continue };
-                match newest.get(&key) {
-                    Some(old) if old.updated >= u => {}
-                    _ => {
-                        newest.insert(key, row);
-                    }
+/// Which rows of a listing's files are the newest cold version of their key: taken from the
+/// key index while it describes exactly those files. Files none of whose rows is superseded
+/// need no entry, the others get one bit per row.
+#[derive(Debug, Default)]
+pub struct NewestVersions {
+    bits: HashMap<u64, Vec<u64>>,
+}
+
+impl NewestVersions {
+    pub fn of(index: &KeyIndex, files: &[FileEntry]) -> NewestVersions {
+        let mut bits: HashMap<u64, Vec<u64>> = files
+            .iter()
+            .filter(|f| index.superseded_in(f.batch) > 0)
+            .map(|f| (f.batch, vec![0u64; (f.rows as usize).div_ceil(64)]))
+            .collect();
+        if !bits.is_empty() {
+            for (_, v) in index.iter() {
+                if let Some(words) = bits.get_mut(&v.batch)
+                    && let Some(word) = words.get_mut(v.row as usize / 64)
+                {
+                    *word |= 1 << (v.row % 64);
                 }
             }
         }
+        NewestVersions { bits }
     }
-    let mut rows: Vec<StoredRow> = newest
-        .into_values()
-        .filter(|r| keys::encode_pk(&r.values[table.primary_key]).map(|k| !hot_keys.contains(&k)).unwrap_or(true))
-        .collect();
-    rows.sort_by_key(|r| r.updated);
-    Ok(rows)
+
+    fn is_newest(&self, batch: u64, row: u32) -> bool {
+        match self.bits.get(&batch) {
+            None => true,
+            Some(words) => words.get(row as usize / 64).is_some_and(|w| w & (1 << (row % 64)) != 0),
+        }
+    }
+}
+
+/// The current cold versions of a partition changed after `position` and at or before
+/// `watermark`, in `_updated` order, leaving out keys whose newer version is hot
+/// (`hot_keys`: encoded keys of hot rows changed after `position`). Only the listing's files
+/// are read: the tier as it was when the reader's hot snapshot was taken.
+///
+/// Flushes write disjoint, increasing `_updated` ranges, in `_updated` order: such files are
+/// streamed one batch at a time, so memory does not grow with the partition. Files that
+/// overlap, or were written before files were sorted, are read and sorted as a group; without
+/// [`NewestVersions`] (the tier changed before they could be taken) every file is one group,
+/// deduplicated by key in memory.
+pub struct ColdChanges {
+    dir: Location,
+    table: Arc<TableDef>,
+    groups: VecDeque<Vec<FileEntry>>,
+    position: i64,
+    watermark: i64,
+    hot_keys: HashSet<Vec<u8>>,
+    newest: Option<NewestVersions>,
+    columns: Vec<FileColumn>,
+    /// Rows of the current group that are ready, in `_updated` order.
+    ready: VecDeque<StoredRow>,
+    /// The file being streamed, and the file row number of its next row.
+    reader: Option<(FileEntry, file::FileBatches, u32)>,
+}
+
+/// Rows decoded at a time while a file is streamed.
+const STREAM_BATCH_ROWS: usize = 4096;
+
+impl ColdChanges {
+    pub fn new(
+        dir: Location,
+        table: Arc<TableDef>,
+        files: &[FileEntry],
+        position: i64,
+        watermark: i64,
+        hot_keys: HashSet<Vec<u8>>,
+        newest: Option<NewestVersions>,
+    ) -> ColdChanges {
+        // A version after `position` can only be superseded by a later one, which is in a
+        // file whose newest version is after `position` too.
+        let mut files: Vec<FileEntry> = files.iter().filter(|f| f.max_updated > position).cloned().collect();
+        let mut groups = VecDeque::new();
+        if newest.is_none() {
+            if !files.is_empty() {
+                groups.push_back(files);
+            }
+        } else {
+            files.sort_by_key(|f| (f.min_updated, f.max_updated));
+            for f in files {
+                match groups.back_mut() {
+                    Some(group) if group.iter().any(|g: &FileEntry| g.max_updated >= f.min_updated) => group.push(f),
+                    _ => groups.push_back(vec![f]),
+                }
+            }
+        }
+        let columns = file::row_columns(&table);
+        ColdChanges {
+            dir,
+            table,
+            groups,
+            position,
+            watermark,
+            hot_keys,
+            newest,
+            columns,
+            ready: VecDeque::new(),
+            reader: None,
+        }
+    }
+
+    /// `_updated` of the next row, without taking it.
+    pub fn peek_updated(&mut self) -> Result<Option<i64>> {
+        self.fill()?;
+        Ok(self.ready.front().map(|r| r.updated))
+    }
+
+    /// The next row.
+    pub fn next_row(&mut self) -> Result<Option<StoredRow>> {
+        self.fill()?;
+        Ok(self.ready.pop_front())
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        while self.ready.is_empty() {
+            if let Some((entry, batches, row)) = &mut self.reader {
+                match batches.next() {
+                    Some(batch) => {
+                        let batch = batch?;
+                        let first = *row;
+                        *row += batch.num_rows() as u32;
+                        let (entry, newest) = (entry.batch, self.newest.as_ref());
+                        for r in 0..batch.num_rows() {
+                            if newest.is_none_or(|n| n.is_newest(entry, first + r as u32))
+                                && let Some(row) = self.candidate(&batch, r)?
+                            {
+                                self.ready.push_back(row);
+                            }
+                        }
+                    }
+                    None => self.reader = None,
+                }
+                continue;
+            }
+            let Some(group) = self.groups.pop_front() else { return Ok(()) };
+            match group.as_slice() {
+                [f] if f.sorted_by_updated && self.newest.is_some() => {
+                    let batches = file::open(&self.dir, &f.file, &self.table, &self.columns, None, STREAM_BATCH_ROWS)?;
+                    self.reader = Some((f.clone(), batches, 0));
+                }
+                _ => self.read_group(&group)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// A row of a file batch if it changed in the range and no hot version supersedes it.
+    fn candidate(&self, batch: &RecordBatch, r: usize) -> Result<Option<StoredRow>> {
+        let updated = batch
+            .column(batch.num_columns() - 2)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?
+            .value(r);
+        if updated > self.watermark || updated <= self.position {
+            return Ok(None);
+        }
+        let row = file::stored_row(&self.table, batch, r)?;
+        let hot = keys::encode_pk(&row.values[self.table.primary_key]).is_ok_and(|k| self.hot_keys.contains(&k));
+        Ok((!hot).then_some(row))
+    }
+
+    /// Reads a group of files whole, keeps the newest version per key, sorts by `_updated`.
+    fn read_group(&mut self, group: &[FileEntry]) -> Result<()> {
+        let mut newest: HashMap<PkKey, StoredRow> = HashMap::new();
+        for f in group {
+            let mut row = 0u32;
+            for b in file::read(&self.dir, &f.file, &self.table, &self.columns, None)? {
+                for r in 0..b.num_rows() {
+                    let at = row + r as u32;
+                    if self.newest.as_ref().is_some_and(|n| !n.is_newest(f.batch, at)) {
+                        continue;
+                    }
+                    let Some(version) = self.candidate(&b, r)? else { continue };
+                    let Some(key) = PkKey::of(&version.values[self.table.primary_key]) else { continue };
+                    match newest.get(&key) {
+                        Some(old) if old.updated >= version.updated => {}
+                        _ => {
+                            newest.insert(key, version);
+                        }
+                    }
+                }
+                row += b.num_rows() as u32;
+            }
+        }
+        let mut rows: Vec<StoredRow> = newest.into_values().collect();
+        rows.sort_by_key(|r| r.updated);
+        self.ready.extend(rows);
+        Ok(())
+    }
 }
 
 /// Shares one projected schema between the hot batch and the file batches.
@@ -338,6 +487,7 @@ mod tests {
             created_at: 0,
             schema_version: 1,
             columns: [(1, ColumnStats { min: Some(Value::Int(10)), max: Some(Value::Int(20)), nulls: 0 })].into(),
+            sorted_by_updated: true,
         };
         let n = |op, v: i64| {
             FilePredicate { column: StatColumn::User(0), op, value: Value::Int(v) }.may_match(&table, &file)
@@ -353,5 +503,133 @@ mod tests {
         // Incomparable values never prune.
         let text = FilePredicate { column: StatColumn::User(0), op: Eq, value: Value::Text("x".into()) };
         assert!(text.may_match(&table, &file));
+    }
+
+    fn two_column_table() -> Arc<TableDef> {
+        let column = |id: u16, name: &str, data_type| ColumnDef {
+            id,
+            name: name.into(),
+            data_type,
+            nullable: true,
+            default: None,
+        };
+        Arc::new(TableDef {
+            id: TableId(7),
+            namespace: NamespaceId::new("app").unwrap(),
+            name: "t".into(),
+            kind: TableKind::User,
+            columns: vec![column(1, "id", DataType::BigInt), column(2, "n", DataType::Int)],
+            primary_key: 0,
+            options: TableOptions::default(),
+            schema_version: 1,
+            next_column_id: 3,
+            created_at: 0,
+        })
+    }
+
+    /// Generated partitions (keys rewritten and deleted across files, files sorted by
+    /// `_updated` or not, some keys with a hot version): the streamed cold changes equal a
+    /// merge done naively in memory, from every position, with and without the key index.
+    #[test]
+    fn cold_changes_equal_a_naive_merge() {
+        let table = two_column_table();
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..12 {
+            let dir = tempfile::tempdir().unwrap();
+            let location = Location::Dir(dir.path().to_path_buf());
+            let (mut entries, mut all) = (Vec::new(), Vec::new());
+            let mut updated = 100i64;
+            for batch in 1..=1 + next(5) {
+                let mut keys: Vec<i64> = (0..40).filter(|_| next(3) == 0).collect();
+                // Some files in key order (as written before files were sorted), some in
+                // `_updated` order.
+                let sorted = next(2) == 0;
+                let mut rows: Vec<StoredRow> = keys
+                    .drain(..)
+                    .map(|k| {
+                        updated += 1 + next(3) as i64;
+                        StoredRow {
+                            updated,
+                            deleted: next(5) == 0,
+                            values: vec![Value::Int(k), Value::Int(next(100) as i64)],
+                        }
+                    })
+                    .collect();
+                if !sorted {
+                    rows.reverse();
+                }
+                let mut writer = file::FileWriter::create(&location, batch, table.clone()).unwrap();
+                // Written in chunks, as a flush does.
+                for chunk in rows.chunks(7) {
+                    writer.write(chunk).unwrap();
+                }
+                let written = writer.finish().unwrap();
+                assert_eq!(written.entry.sorted_by_updated, sorted || rows.len() < 2, "round {round}");
+                written.publish().unwrap();
+                entries.push(written.entry.clone());
+                all.extend(rows);
+            }
+            let hot: HashSet<Vec<u8>> =
+                (0..40).filter(|_| next(6) == 0).map(|k| keys::encode_pk(&Value::Int(k)).unwrap()).collect();
+            let watermark = updated;
+            let index = KeyIndex::build(&location, &table, &entries).unwrap();
+            for position in [0, 100, 110, 130, updated / 2 + 50, watermark] {
+                let mut newest: HashMap<i64, &StoredRow> = HashMap::new();
+                for r in &all {
+                    let Value::Int(k) = r.values[0] else { unreachable!() };
+                    if newest.get(&k).is_none_or(|old| old.updated < r.updated) {
+                        newest.insert(k, r);
+                    }
+                }
+                let mut expected: Vec<(i64, i64, bool)> = newest
+                    .values()
+                    .filter(|r| r.updated > position && r.updated <= watermark)
+                    .filter(|r| !hot.contains(&keys::encode_pk(&r.values[0]).unwrap()))
+                    .map(|r| {
+                        (
+                            r.updated,
+                            match r.values[0] {
+                                Value::Int(k) => k,
+                                _ => 0,
+                            },
+                            r.deleted,
+                        )
+                    })
+                    .collect();
+                expected.sort();
+                for with_index in [true, false] {
+                    let versions = with_index.then(|| NewestVersions::of(&index, &entries));
+                    let mut changes = ColdChanges::new(
+                        location.clone(),
+                        table.clone(),
+                        &entries,
+                        position,
+                        watermark,
+                        hot.clone(),
+                        versions,
+                    );
+                    let mut got = Vec::new();
+                    while let Some(u) = changes.peek_updated().unwrap() {
+                        let row = changes.next_row().unwrap().unwrap();
+                        assert_eq!(row.updated, u);
+                        got.push((
+                            row.updated,
+                            match row.values[0] {
+                                Value::Int(k) => k,
+                                _ => 0,
+                            },
+                            row.deleted,
+                        ));
+                    }
+                    assert_eq!(got, expected, "round {round}, position {position}, index {with_index}");
+                }
+            }
+        }
     }
 }

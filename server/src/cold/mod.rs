@@ -313,6 +313,17 @@ impl ColdPartition {
         }
     }
 
+    /// Which rows of `listing`'s files are the newest cold version of their key; `None` if
+    /// the files changed since the listing was taken.
+    pub fn newest_versions(
+        &self,
+        store: &ColdStore,
+        table: &TableDef,
+        listing: &ColdSnapshot,
+    ) -> Result<Option<merge::NewestVersions>> {
+        self.with_index_at(store, table, listing.generation, |index| merge::NewestVersions::of(index, &listing.files))
+    }
+
     fn ensure_index(&self, store: &ColdStore, table: &TableDef) -> Result<()> {
         if self.state.read().index.is_some() {
             return Ok(());

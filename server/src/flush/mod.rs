@@ -171,8 +171,10 @@ pub fn current_definition(db: &Database, table: &TableDef) -> Result<Arc<TableDe
     }
 }
 
-/// Reads a partition's hot rows (tombstones included) in key order as of `snapshot`, in
-/// chunks: `f` gets each chunk's encoded primary keys and rows, and returns whether to go on.
+/// Reads a partition's hot rows (tombstones included) as of `snapshot`, in `_updated` order
+/// (walking the change index), in chunks: `f` gets each chunk's encoded primary keys and
+/// rows, and returns whether to go on. Files written in this order can be streamed by
+/// readers that need it (catch-up) instead of being sorted.
 pub fn scan_hot_rows(
     db: &Database,
     snapshot: &Snapshot<'_>,
@@ -181,30 +183,36 @@ pub fn scan_hot_rows(
     mut f: impl FnMut(Vec<Vec<u8>>, &[StoredRow]) -> Result<bool>,
 ) -> Result<()> {
     let prefix = keys::partition_prefix(table.id, partition);
-    let cf = db.store.cf(CF_ROWS);
-    let mut it = snapshot.raw_iterator_cf(&cf);
+    let (index_cf, rows_cf) = (db.store.cf(CF_ROW_INDEX), db.store.cf(CF_ROWS));
+    let mut it = snapshot.raw_iterator_cf(&index_cf);
     it.seek(prefix);
     let mut pks = Vec::with_capacity(WRITE_CHUNK_ROWS);
-    let mut rows = Vec::with_capacity(WRITE_CHUNK_ROWS);
-    while let (Some(k), Some(v)) = (it.key(), it.value()) {
-        if !k.starts_with(&prefix) {
-            break;
-        }
-        pks.push(k[prefix.len()..].to_vec());
-        rows.push(row_codec::decode(table, v)?);
-        if rows.len() == WRITE_CHUNK_ROWS {
-            let go_on = f(std::mem::take(&mut pks), &rows)?;
-            rows.clear();
-            if !go_on {
+    loop {
+        let at_end = match (it.key(), it.value()) {
+            (Some(k), Some(pk)) if k.starts_with(&prefix) => {
+                pks.push(pk.to_vec());
+                it.next();
+                false
+            }
+            _ => true,
+        };
+        if pks.len() == WRITE_CHUNK_ROWS || (at_end && !pks.is_empty()) {
+            let row_keys: Vec<Vec<u8>> = pks.iter().map(|pk| keys::row_key(table.id, partition, pk)).collect();
+            let mut rows = Vec::with_capacity(pks.len());
+            for bytes in snapshot.multi_get_cf(row_keys.iter().map(|k| (&rows_cf, k.as_slice()))) {
+                // The commit writes a row and its index entry in one batch.
+                let bytes = bytes?.ok_or_else(|| KalamError::internal("a change-index entry has no row"))?;
+                rows.push(row_codec::decode(table, &bytes)?);
+            }
+            if !f(std::mem::take(&mut pks), &rows)? {
                 return Ok(());
             }
         }
-        it.next();
+        if at_end {
+            break;
+        }
     }
     it.status()?;
-    if !rows.is_empty() {
-        f(pks, &rows)?;
-    }
     Ok(())
 }
 

@@ -15,14 +15,14 @@
 //! `_updated` order, so a client cannot tell a flush happened. The files are the ones
 //! listed when the snapshot was taken.
 
-use crate::cold::ColdSnapshot;
-use crate::cold::merge::changes_after;
+use crate::cold::merge::ColdChanges;
+use crate::cold::{ColdPartition, ColdSnapshot, ColdStore};
 use crate::error::{KalamError, Result};
 use crate::live::query::{LiveQuery, to_batch};
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_ROW_INDEX, CF_ROWS, Snapshot, Store, keys};
-use kalamdb_client_core::protocol::ws::{Cursor, ServerMessage};
-use std::collections::HashSet;
+use kalamdb_client_core::protocol::ws::{ServerMessage, Subscribe};
+use std::collections::{HashSet, VecDeque};
 
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const MAX_BATCH_SIZE: usize = 10_000;
@@ -37,67 +37,81 @@ pub struct CatchUp {
     reset: bool,
     batch_size: usize,
     done: bool,
-    /// Cold rows still to send, in `_updated` order, from `cold_next` on.
-    cold: Vec<StoredRow>,
-    cold_next: usize,
+    /// Cold rows still to send, in `_updated` order.
+    cold: Option<ColdChanges>,
+}
+
+/// What an initial load reads: the hot snapshot and the cold listing taken at its watermark.
+pub struct LoadSnapshot<'a, 'db> {
+    pub store: &'a Store,
+    pub hot: &'a Snapshot<'db>,
+    pub cold: &'a ColdSnapshot,
+    /// The partition's cold tier: its key index tells which rows of the listed files are
+    /// current, so that they can be streamed.
+    pub tier: Option<(&'a ColdStore, &'a ColdPartition)>,
+    pub watermark: i64,
 }
 
 impl CatchUp {
-    /// Plans the load over `snapshot` (taken at `watermark`). A cursor older than the
-    /// newest tombstone purged from the partition (`cold.purged_through`), which it may have
-    /// missed, or from the future gets a reset: a full load the client replaces its copy with.
-    #[allow(clippy::too_many_arguments)] // the engine-seams rework gives catch-up one request type
-    pub fn new(
-        store: &Store,
-        snapshot: &Snapshot<'_>,
-        cold: &ColdSnapshot,
-        query: &LiveQuery,
-        id: &str,
-        since: Option<Cursor>,
-        last_rows: Option<u32>,
-        batch_size: Option<u32>,
-        watermark: i64,
-    ) -> Result<CatchUp> {
-        let batch_size = batch_size.map(|b| b as usize).unwrap_or(DEFAULT_BATCH_SIZE);
+    /// Plans the load of `s` over `view`. A cursor older than the newest tombstone purged from
+    /// the partition (`cold.purged_through`), which it may have missed, or from the future gets
+    /// a reset: a full load the client replaces its copy with.
+    pub fn new(view: &LoadSnapshot<'_, '_>, query: &LiveQuery, s: &Subscribe) -> Result<CatchUp> {
+        let batch_size = s.batch_size.map(|b| b as usize).unwrap_or(DEFAULT_BATCH_SIZE);
         if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
             return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")));
         }
-        let reset = since.is_some_and(|s| s < cold.purged_through || s > watermark);
+        let (cold, watermark) = (view.cold, view.watermark);
+        let reset = s.since.is_some_and(|since| since < cold.purged_through || since > watermark);
         let mut load = CatchUp {
-            id: id.to_string(),
-            position: match since {
-                Some(s) if !reset => s,
+            id: s.id.clone(),
+            position: match s.since {
+                Some(since) if !reset => since,
                 _ => 0,
             },
             watermark,
-            report_deletes: since.is_some() && !reset,
+            report_deletes: s.since.is_some() && !reset,
             reset,
             batch_size,
             done: false,
-            cold: Vec::new(),
-            cold_next: 0,
+            cold: None,
         };
-        if cold.files.iter().any(|f| f.max_updated > load.position) {
-            let hot_keys = hot_keys_after(store, snapshot, query, load.position, watermark)?;
-            load.cold = changes_after(&cold.dir, &query.table, &cold.files, load.position, watermark, &hot_keys)?;
+        if let (Some(n), false) = (s.last_rows, load.report_deletes) {
+            let cold_rows = load.cold_changes(view, query)?;
+            load.position = start_of_last_rows(view, query, cold_rows, n as usize)?;
         }
-        if let (Some(n), false) = (last_rows, load.report_deletes) {
-            load.position = start_of_last_rows(store, snapshot, query, &load.cold, n as usize, watermark)?;
-            load.cold_next = load.cold.partition_point(|r| r.updated <= load.position);
-        }
+        load.cold = load.cold_changes(view, query)?;
         Ok(load)
     }
 
+    /// The cold rows after the current position, if any file has some.
+    fn cold_changes(&self, view: &LoadSnapshot<'_, '_>, query: &LiveQuery) -> Result<Option<ColdChanges>> {
+        let cold = view.cold;
+        if !cold.files.iter().any(|f| f.max_updated > self.position) {
+            return Ok(None);
+        }
+        let hot_keys = hot_keys_after(view.store, view.hot, query, self.position, self.watermark)?;
+        let newest = match view.tier {
+            Some((store, tier)) => tier.newest_versions(store, &query.table, cold)?,
+            None => None,
+        };
+        Ok(Some(ColdChanges::new(
+            cold.dir.clone(),
+            query.table.clone(),
+            &cold.files,
+            self.position,
+            self.watermark,
+            hot_keys,
+            newest,
+        )))
+    }
+
     /// The next `batch` frame, or `None` after the last one.
-    pub fn next_batch(
-        &mut self,
-        store: &Store,
-        snapshot: &Snapshot<'_>,
-        query: &LiveQuery,
-    ) -> Result<Option<ServerMessage>> {
+    pub fn next_batch(&mut self, view: &LoadSnapshot<'_, '_>, query: &LiveQuery) -> Result<Option<ServerMessage>> {
         if self.done {
             return Ok(None);
         }
+        let (store, snapshot) = (view.store, view.hot);
         let table = &query.table;
         let prefix = keys::partition_prefix(table.id, query.partition);
         let start = keys::index_key(table.id, query.partition, self.position.saturating_add(1));
@@ -126,27 +140,38 @@ impl CatchUp {
             it.status()?;
         }
         // Merge the hot entries with the cold rows by `_updated`, up to a batch.
-        let (mut hot_taken, mut cold_at) = (0, self.cold_next);
+        let mut hot_taken = 0;
+        let mut from_cold: Vec<StoredRow> = Vec::new();
         let mut last_updated = None;
-        while hot_taken + (cold_at - self.cold_next) < self.batch_size {
+        while hot_taken + from_cold.len() < self.batch_size {
             let hot = entries.get(hot_taken).map(|e| e.0);
-            let cold = self.cold.get(cold_at).map(|r| r.updated);
-            match (hot, cold) {
-                (Some(h), Some(c)) if c < h => cold_at += 1,
-                (Some(_), _) => hot_taken += 1,
-                (None, Some(_)) if reached_end => cold_at += 1,
+            let cold = match &mut self.cold {
+                Some(c) => c.peek_updated()?,
+                None => None,
+            };
+            let take_cold = match (hot, cold) {
+                (Some(h), Some(c)) => c < h,
+                (Some(_), None) => false,
+                // Past the hot entries read: only when there are no more of them.
+                (None, Some(_)) if reached_end => true,
                 _ => break,
+            };
+            if take_cold {
+                let row = self.cold.as_mut().map(ColdChanges::next_row).transpose()?.flatten();
+                let Some(row) = row else { break };
+                last_updated = Some(row.updated);
+                from_cold.push(row);
+            } else {
+                last_updated = hot;
+                hot_taken += 1;
             }
-            last_updated = Some(match (hot, cold) {
-                (Some(h), Some(c)) if c < h => c,
-                (Some(h), _) => h,
-                (_, c) => c.expect("taken"),
-            });
         }
-        let reached_end = reached_end && hot_taken == entries.len() && cold_at == self.cold.len();
+        let cold_left = match &mut self.cold {
+            Some(c) => c.peek_updated()?.is_some(),
+            None => false,
+        };
+        let reached_end = reached_end && hot_taken == entries.len() && !cold_left;
         entries.truncate(hot_taken);
-        let from_cold = self.cold[self.cold_next..cold_at].to_vec();
-        self.cold_next = cold_at;
         let rows_cf = store.cf(CF_ROWS);
         let keys: Vec<Vec<u8>> = entries.iter().map(|(_, pk)| keys::row_key(table.id, query.partition, pk)).collect();
         let fetched = snapshot.multi_get_cf(keys.iter().map(|k| (&rows_cf, k.as_slice())));
@@ -220,26 +245,55 @@ fn hot_keys_after(
     Ok(out)
 }
 
+/// Rows of the cold stream matched against the filter at a time.
+const MATCH_CHUNK: usize = 1024;
+
 /// The exclusive start position from which the forward scan yields the newest `n` matching
-/// rows at or below the watermark, walking the hot change index and the cold rows (in
-/// `_updated` order) backwards together.
+/// rows at or below the watermark: the `_updated` of the newest `n` matching cold rows are
+/// kept from one pass over the cold stream, then walked backwards together with the hot
+/// change index.
 fn start_of_last_rows(
-    store: &Store,
-    snapshot: &Snapshot<'_>,
+    view: &LoadSnapshot<'_, '_>,
     query: &LiveQuery,
-    cold: &[StoredRow],
+    cold: Option<ColdChanges>,
     n: usize,
-    watermark: i64,
 ) -> Result<i64> {
+    let (store, snapshot, watermark) = (view.store, view.hot, view.watermark);
     if n == 0 {
         return Ok(watermark);
     }
     let table = &query.table;
+    // Newest `n` matching cold versions, oldest first.
+    let mut cold_matches: VecDeque<i64> = VecDeque::new();
+    if let Some(mut cold) = cold {
+        let mut chunk: Vec<StoredRow> = Vec::with_capacity(MATCH_CHUNK);
+        loop {
+            let row = cold.next_row()?;
+            let end = row.is_none();
+            if let Some(row) = row.filter(|r| !r.deleted) {
+                chunk.push(row);
+            }
+            if chunk.len() == MATCH_CHUNK || (end && !chunk.is_empty()) {
+                let refs: Vec<&StoredRow> = chunk.iter().collect();
+                for (row, m) in chunk.iter().zip(query.matches_batch(&to_batch(table, &refs)?)?) {
+                    if m {
+                        if cold_matches.len() == n {
+                            cold_matches.pop_front();
+                        }
+                        cold_matches.push_back(row.updated);
+                    }
+                }
+                chunk.clear();
+            }
+            if end {
+                break;
+            }
+        }
+    }
     let prefix = keys::partition_prefix(table.id, query.partition);
     let cf = store.cf(CF_ROW_INDEX);
     let mut it = snapshot.raw_iterator_cf(&cf);
     it.seek_for_prev(keys::index_key(table.id, query.partition, watermark));
-    let mut cold_left = cold.len();
     let mut found = 0;
     loop {
         let hot = match (it.valid(), it.key(), it.value()) {
@@ -249,31 +303,33 @@ fn start_of_last_rows(
             )),
             _ => None,
         };
-        let cold_row = cold_left.checked_sub(1).map(|i| &cold[i]);
-        let (updated, row) = match (hot, cold_row) {
-            (Some((h, _)), Some(c)) if c.updated > h => {
-                cold_left -= 1;
-                (c.updated, Some(c.clone()))
+        let cold_newest = cold_matches.back().copied();
+        let updated = match (hot, cold_newest) {
+            (Some((h, _)), Some(c)) if c > h => {
+                cold_matches.pop_back();
+                c
             }
             (Some((h, pk)), _) => {
                 it.prev();
                 let bytes = snapshot.get_cf(&store.cf(CF_ROWS), keys::row_key(table.id, query.partition, &pk))?;
-                (h, bytes.map(|b| row_codec::decode(table, &b)).transpose()?)
+                let matching = match bytes.map(|b| row_codec::decode(table, &b)).transpose()? {
+                    Some(row) if !row.deleted => query.matches_batch(&to_batch(table, &[&row])?)?[0],
+                    _ => false,
+                };
+                if !matching {
+                    continue;
+                }
+                h
             }
             (None, Some(c)) => {
-                cold_left -= 1;
-                (c.updated, Some(c.clone()))
+                cold_matches.pop_back();
+                c
             }
             (None, None) => break,
         };
-        if let Some(row) = row
-            && !row.deleted
-            && query.matches_batch(&to_batch(table, &[&row])?)?[0]
-        {
-            found += 1;
-            if found == n {
-                return Ok(updated - 1);
-            }
+        found += 1;
+        if found == n {
+            return Ok(updated - 1);
         }
     }
     it.status()?;

@@ -11,15 +11,13 @@ use crate::auth::{Principal, TokenGrant};
 use crate::budget::ConnectionPermit;
 use crate::catalog::TableKind;
 use crate::clock::now_micros;
-use crate::cold::ColdSnapshot;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::live::catchup::{CatchUp, MAX_BATCH_SIZE, stream_batches};
+use crate::live::catchup::{CatchUp, LoadSnapshot, MAX_BATCH_SIZE, stream_batches};
 use crate::live::registry::{ConnectionSignal, LiveSubscription, Outgoing};
 use crate::live::socket_writer::{SocketWriter, WriterCommand};
 use crate::live::{LiveQuery, mutations};
 use crate::sql::ExecContext;
-use crate::storage::Snapshot;
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;
 use kalamdb_client_core::protocol::UserInfo;
@@ -383,7 +381,7 @@ impl Connection {
         let streams = self.db.streams.clone();
         let stream_key =
             (sub.query.table.kind == TableKind::Stream).then_some((sub.query.table.id, sub.query.partition));
-        let cold = match stream_key {
+        let tier = match stream_key {
             Some(_) => None,
             None => Some(self.db.cold.partition(&sub.query.table, sub.query.partition)?),
         };
@@ -396,7 +394,7 @@ impl Connection {
             }
             live.register(sub.clone());
             let events = stream_key.map(|(t, p)| streams.read(t, p, s.since.unwrap_or(i64::MIN), w));
-            Some((w, store.db().snapshot(), cold.map(|c| c.snapshot()).unwrap_or_default(), events))
+            Some((w, store.db().snapshot(), tier.as_ref().map(|c| c.snapshot()).unwrap_or_default(), events))
         });
         let Some((watermark, snapshot, cold, events)) = registered else {
             let table = &sub.query.table;
@@ -415,7 +413,16 @@ impl Connection {
         self.send(&subscribed).await.map_err(|_| SubscribeError::Socket)?;
         let loaded = match events {
             Some(events) => self.stream_load(&sub, &s, &events, watermark).await,
-            None => self.initial_load(&sub, &s, &snapshot, &cold, watermark).await,
+            None => {
+                let view = LoadSnapshot {
+                    store: &self.db.store,
+                    hot: &snapshot,
+                    cold: &cold,
+                    tier: tier.as_deref().map(|t| (&*self.db.cold, t)),
+                    watermark,
+                };
+                self.initial_load(&sub, &s, &view).await
+            }
         };
         drop(snapshot);
         if loaded.is_err() {
@@ -448,21 +455,18 @@ impl Connection {
         &self,
         sub: &LiveSubscription,
         s: &Subscribe,
-        snapshot: &Snapshot<'_>,
-        cold: &ColdSnapshot,
-        watermark: i64,
+        view: &LoadSnapshot<'_, '_>,
     ) -> std::result::Result<(), SubscribeError> {
-        let store = &self.db.store;
         let scheduler = &self.db.scheduler;
         let mut load = {
             let _slot = scheduler.acquire(sub.user_id).await;
-            CatchUp::new(store, snapshot, cold, &sub.query, &s.id, s.since, s.last_rows, s.batch_size, watermark)?
+            CatchUp::new(view, &sub.query, s)?
         };
         // Each batch is read and filtered under a CPU slot of the fair scheduler.
         loop {
             let frame = {
                 let _slot = scheduler.acquire(sub.user_id).await;
-                load.next_batch(store, snapshot, &sub.query)?
+                load.next_batch(view, &sub.query)?
             };
             let Some(frame) = frame else { return Ok(()) };
             self.send(&frame).await.map_err(|_| SubscribeError::Socket)?;
