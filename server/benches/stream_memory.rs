@@ -87,14 +87,35 @@ async fn first_load(server: &Server, token: &str) -> (usize, f64) {
     (rows, t0.elapsed().as_secs_f64())
 }
 
+const CONFIG: &str = "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n";
+
+fn phase(name: &str, idle: u64, peak: u64, rows: usize, secs: f64) {
+    println!(
+        "{name:<44} idle {:>7.1} MiB  peak {:>7.1} MiB  (+{:>6.1} MiB)  {rows} rows in {secs:.2} s = {:.0} rows/s",
+        mib(idle),
+        mib(peak),
+        mib(peak.saturating_sub(idle)),
+        rows as f64 / secs
+    )
+}
+
+/// Restarts the server on the same data (so that memory freed by an earlier phase does not
+/// hide what the next one takes), builds the key index with a point read, and waits.
+async fn fresh_server(dir: &std::path::Path, client: &reqwest::Client) -> (Server, String) {
+    let server = Server::with_config(dir, CONFIG);
+    let token = server.token(client, "root", common::ROOT_PASSWORD).await;
+    query(&server, client, &token, "SELECT * FROM bench.items WHERE id = 5").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    (server, token)
+}
+
 fn main() {
     let total = common::env_or("BENCH_ROWS", 2_000_000);
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::with_config(dir.path(), "[auth]\nbcrypt_cost = 4\n[limits]\nmax_body_bytes = 16777216\n");
-    let pid = server.child.id();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = reqwest::Client::new();
+        let server = Server::with_config(dir.path(), CONFIG);
         let token = server.token(&client, "root", common::ROOT_PASSWORD).await;
         query(
             &server,
@@ -113,40 +134,31 @@ fn main() {
             query(&server, &client, &token, &format!("INSERT INTO bench.items VALUES {}", values.join(","))).await;
         }
         println!("inserted {total} rows in {:.1} s", started.elapsed().as_secs_f64());
+        drop(server);
 
-        let phase = |name: &'static str, idle: u64, peak: u64, rows: usize, secs: f64| {
-            println!(
-                "{name:<44} idle {:>7.1} MiB  peak {:>7.1} MiB  (+{:>6.1} MiB)  {rows} rows in {secs:.2} s = {:.0} rows/s",
-                mib(idle),
-                mib(peak),
-                mib(peak.saturating_sub(idle)),
-                rows as f64 / secs
-            )
-        };
-
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (server, token) = fresh_server(dir.path(), &client).await;
         let idle = server.rss_bytes();
-        let sampler = RssPeak::start(pid);
+        let sampler = RssPeak::start(server.child.id());
         let (rows, secs) = first_load(&server, &token).await;
         phase("first load, all rows hot", idle, sampler.finish(), rows, secs);
         assert_eq!(rows, total);
-
         let r = query(&server, &client, &token, "FLUSH TABLE bench.items").await;
         let job = r["results"][0]["rows"][0][0].as_str().unwrap().to_string();
-        common::wait_for_job(&server, &client, &token, &job).await;
-        // A point read builds the partition's key index, which writes would build anyway.
-        query(&server, &client, &token, "SELECT * FROM bench.items WHERE id = 5").await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (_, _, flush_secs) = common::wait_for_job(&server, &client, &token, &job).await;
+        println!("flush of {total} rows: {flush_secs:.2} s");
+        drop(server);
 
+        let (server, token) = fresh_server(dir.path(), &client).await;
         let idle = server.rss_bytes();
-        let sampler = RssPeak::start(pid);
+        let sampler = RssPeak::start(server.child.id());
         let (rows, secs) = first_load(&server, &token).await;
         phase("first load, all rows cold", idle, sampler.finish(), rows, secs);
         assert_eq!(rows, total);
+        drop(server);
 
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (server, token) = fresh_server(dir.path(), &client).await;
         let idle = server.rss_bytes();
-        let sampler = RssPeak::start(pid);
+        let sampler = RssPeak::start(server.child.id());
         let t0 = Instant::now();
         let r = query(&server, &client, &token, "SELECT count(*), sum(qty) FROM bench.items").await;
         let secs = t0.elapsed().as_secs_f64();

@@ -32,6 +32,13 @@ impl PkKey {
             _ => None,
         }
     }
+
+    pub fn value(&self) -> Value {
+        match self {
+            PkKey::Int(i) => Value::Int(*i),
+            PkKey::Text(s) => Value::Text(s.to_string()),
+        }
+    }
 }
 
 /// Reads primary keys out of an Arrow column of the key's type.

@@ -12,21 +12,19 @@ use crate::cold::manifest::FileEntry;
 use crate::cold::stats::compare;
 use crate::cold::{ColdPartition, ColdSnapshot, ColdStore};
 use crate::error::{KalamError, Result};
-use crate::storage::keys;
-use crate::storage::row_codec::StoredRow;
+use crate::ids::Partition;
+use crate::storage::row_codec::{self, StoredRow};
+use crate::storage::{CF_ROWS, OwnedSnapshot, Store, keys};
 use crate::tables::provider::rows_to_batch;
 use crate::values::Value;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::{filter, not};
+use datafusion::arrow::compute::filter;
 use datafusion::arrow::datatypes::SchemaRef;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-
-/// Threads one scan decodes files on (the server's target is a 2-core machine).
-const READ_THREADS: usize = 2;
 
 /// A comparison operator of a pruning predicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,156 +93,268 @@ impl FilePredicate {
     }
 }
 
-/// A scan of one partition over both tiers.
-pub struct PartitionScan<'a> {
-    pub table: &'a TableDef,
-    /// Every hot row of the partition, tombstones included.
-    pub hot: Vec<StoredRow>,
-    /// Output schema: the table's columns (and system columns if requested), projected.
-    pub schema: SchemaRef,
-    /// Indexes into the table's schema (user columns, then `_updated` and `_deleted` when
-    /// `with_system`).
+/// What a scan of one partition returns.
+#[derive(Debug, Clone)]
+pub struct ScanSpec {
+    pub table: Arc<TableDef>,
+    pub partition: Partition,
+    /// Output columns: indexes into the table's columns, then `_updated` and `_deleted` when
+    /// `with_system`.
     pub projection: Vec<usize>,
     pub with_system: bool,
     pub with_tombstones: bool,
-    pub predicates: &'a [FilePredicate],
-    /// The partition's files, listed before `hot` was read.
-    pub listing: ColdSnapshot,
+    /// Files whose statistics prove these false are skipped.
+    pub predicates: Vec<FilePredicate>,
+    /// Rows needed at most (no filter is left to apply above the scan).
+    pub limit: Option<usize>,
 }
 
-impl PartitionScan<'_> {
-    /// The merged rows as record batches (hot rows first, then each file's winners), or
-    /// `None` if a flush added a file meanwhile: the hot rows read may then miss rows only
-    /// that file has, and the caller scans again.
-    pub fn run(self, store: &ColdStore, cold: &ColdPartition) -> Result<Option<Vec<RecordBatch>>> {
-        let table = self.table;
+/// A scan of one partition over both tiers, a batch at a time: the hot rows from a snapshot
+/// taken with the file listing, then each listed file's rows that are the newest version of
+/// their key and have no hot version. Memory is bounded by the batch size, not by the
+/// partition. Two files are decoded at once, on two threads (decoding is CPU-bound).
+pub struct PartitionScan {
+    source: ScanSource,
+    /// Where the next hot chunk starts; `None` once the hot rows are done.
+    hot_next: Option<Vec<u8>>,
+    files: VecDeque<FileEntry>,
+    open: Vec<FileCursor>,
+    ready: VecDeque<RecordBatch>,
+    left: Option<usize>,
+}
+
+/// What every step of a scan reads: fixed when it opens.
+struct ScanSource {
+    spec: ScanSpec,
+    snapshot: OwnedSnapshot,
+    /// Holds the listed files until the scan ends.
+    listing: ColdSnapshot,
+    newest: NewestVersions,
+    schema: SchemaRef,
+    /// Read from files: key, tombstone flag, then the projection.
+    file_columns: Vec<FileColumn>,
+}
+
+struct FileCursor {
+    batch: u64,
+    batches: file::FileBatches,
+    /// File row number of the next row.
+    row: u32,
+    /// Some hot key falls in the file's key range: its rows are checked against the snapshot.
+    check_hot: bool,
+}
+
+/// Files decoded at once by one scan (the server's target is a 2-core machine).
+const READ_THREADS: usize = 2;
+/// Rows per batch a scan returns.
+const SCAN_BATCH_ROWS: usize = 8192;
+
+impl PartitionScan {
+    /// Lists the files and takes the hot snapshot. A flush that lands between the two would
+    /// move rows out of the snapshot into a file the listing lacks: then both are taken again.
+    pub fn open(spec: ScanSpec, store: &Arc<Store>, cold_store: &ColdStore, cold: &ColdPartition) -> Result<Self> {
+        let table = spec.table.clone();
+        let (listing, snapshot, newest) = loop {
+            let listing = cold.snapshot();
+            crate::fault::delay(crate::fault::SCAN_AFTER_LISTING);
+            let snapshot = OwnedSnapshot::of(store);
+            if cold.generation() != listing.generation {
+                continue;
+            }
+            if listing.files.is_empty() {
+                break (listing, snapshot, NewestVersions::default());
+            }
+            if let Some(newest) = cold.newest_versions(cold_store, &table, &listing)? {
+                break (listing, snapshot, newest);
+            }
+        };
+        let files = listing.files.iter().filter(|f| spec.predicates.iter().all(|p| p.may_match(&table, f))).cloned();
         let n_user = table.columns.len();
-        let hot_keys: HashSet<PkKey> =
-            self.hot.iter().filter_map(|r| PkKey::of(&r.values[table.primary_key])).collect();
-        let visible: Vec<&StoredRow> = self.hot.iter().filter(|r| self.with_tombstones || !r.deleted).collect();
-        let mut out = Vec::new();
-        if !visible.is_empty() {
-            out.push(rows_to_batch(table, &visible, self.with_system, Some(&self.projection))?);
-        }
-        let started = std::time::Instant::now();
-        let listed = self.listing.files.len();
-        let files: Vec<FileEntry> = self
-            .listing
-            .files
-            .iter()
-            .filter(|f| self.predicates.iter().all(|p| p.may_match(table, f)))
-            .cloned()
-            .collect();
-        if files.is_empty() {
-            return Ok(Some(out));
-        }
-        // Key and tombstone flag, then the projection.
-        let mut columns = vec![FileColumn::User(table.primary_key), FileColumn::Deleted];
-        columns.extend(self.projection.iter().map(|&i| match i {
+        let mut file_columns = vec![FileColumn::User(table.primary_key), FileColumn::Deleted];
+        file_columns.extend(spec.projection.iter().map(|&i| match i {
             i if i < n_user => FileColumn::User(i),
             i if i == n_user => FileColumn::Updated,
             _ => FileColumn::Deleted,
         }));
-        let read = read_files(cold, table, &files, &columns)?;
-        let read_in = started.elapsed();
-        let options = |rows| RecordBatchOptions::new().with_row_count(Some(rows));
-        let merged = cold.with_index_at(store, table, self.listing.generation, |index| -> Result<()> {
-            for (f, (batch_no, batches)) in files.iter().zip(&read) {
-                // Every row of such a file is the current version of its key: only
-                // tombstones need hiding, with no per-row lookups.
-                let all_current = index.superseded_in(*batch_no) == 0 && !hot_keys_in_range(table, f, &hot_keys);
-                let mut row = 0u32;
-                for b in batches {
-                    let pks = PkColumn::new(table.pk().data_type, b.column(0).as_ref())?;
-                    let deleted = b.column(1).as_any().downcast_ref::<BooleanArray>().expect("boolean _deleted");
-                    let mask: BooleanArray = if all_current {
-                        match self.with_tombstones {
-                            true => BooleanArray::from(vec![true; b.num_rows()]),
-                            false => not(deleted).map_err(KalamError::internal)?,
-                        }
-                    } else {
-                        (0..b.num_rows())
-                            .map(|r| {
-                                let key = pks.key(r);
-                                let newest =
-                                    index.get(&key).is_some_and(|v| v.batch == *batch_no && v.row == row + r as u32);
-                                Some(newest && (self.with_tombstones || !deleted.value(r)) && !hot_keys.contains(&key))
-                            })
-                            .collect()
-                    };
-                    row += b.num_rows() as u32;
-                    let kept = mask.true_count();
-                    if kept == 0 {
-                        continue;
-                    }
-                    let arrays: Vec<ArrayRef> = b.columns()[2..]
-                        .iter()
-                        .map(|a| if kept == a.len() { Ok(a.clone()) } else { filter(a.as_ref(), &mask) })
-                        .collect::<std::result::Result<_, _>>()
-                        .map_err(KalamError::internal)?;
-                    out.push(
-                        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options(kept))
-                            .map_err(KalamError::internal)?,
-                    );
+        let schema = projected_schema(&table, spec.with_system, &spec.projection)?;
+        let hot_next = Some(keys::partition_prefix(table.id, spec.partition).to_vec());
+        Ok(PartitionScan {
+            left: spec.limit,
+            files: files.collect(),
+            source: ScanSource { spec, snapshot, listing, newest, schema, file_columns },
+            hot_next,
+            open: Vec::new(),
+            ready: VecDeque::new(),
+        })
+    }
+
+    /// The next batch, or `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.left == Some(0) {
+                return Ok(None);
+            }
+            if let Some(batch) = self.ready.pop_front() {
+                return Ok(Some(self.apply_limit(batch)));
+            }
+            if let Some(from) = self.hot_next.take() {
+                let (batch, next) = self.source.hot_chunk(&from)?;
+                self.hot_next = next;
+                self.ready.extend(batch);
+                continue;
+            }
+            while self.open.len() < READ_THREADS
+                && let Some(f) = self.files.pop_front()
+            {
+                self.open.push(self.source.open_file(&f)?);
+            }
+            if self.open.is_empty() {
+                return Ok(None);
+            }
+            let source = &self.source;
+            let steps: Vec<Result<Option<Option<RecordBatch>>>> = match self.open.as_mut_slice() {
+                [one] => vec![source.step(one)],
+                many => std::thread::scope(|scope| {
+                    let workers: Vec<_> = many.iter_mut().map(|c| scope.spawn(move || source.step(c))).collect();
+                    workers
+                        .into_iter()
+                        .map(|w| {
+                            w.join().unwrap_or_else(|_| Err(KalamError::internal("a file reader thread panicked")))
+                        })
+                        .collect()
+                }),
+            };
+            let mut finished = Vec::new();
+            for (i, step) in steps.into_iter().enumerate() {
+                match step? {
+                    Some(batch) => self.ready.extend(batch),
+                    None => finished.push(i),
                 }
             }
-            Ok(())
-        })?;
-        match merged {
-            Some(merged) => merged?,
-            None => return Ok(None),
+            for i in finished.into_iter().rev() {
+                self.open.remove(i);
+            }
         }
-        tracing::debug!(
-            table = %table.qualified_name(),
-            "scan read {} of {listed} files in {read_in:?}, merged in {:?}",
-            files.len(),
-            started.elapsed() - read_in
-        );
-        Ok(Some(out))
+    }
+
+    fn apply_limit(&mut self, batch: RecordBatch) -> RecordBatch {
+        match &mut self.left {
+            Some(left) => {
+                let keep = (*left).min(batch.num_rows());
+                *left -= keep;
+                batch.slice(0, keep)
+            }
+            None => batch,
+        }
     }
 }
 
-/// Reads `columns` of each file, on up to [`READ_THREADS`] threads (decoding is CPU-bound),
-/// returning `(batch, record batches)` in file order.
-fn read_files(
-    cold: &ColdPartition,
-    table: &TableDef,
-    files: &[FileEntry],
-    columns: &[FileColumn],
-) -> Result<Vec<(u64, Vec<RecordBatch>)>> {
-    let read_one = |f: &FileEntry| file::read(&cold.dir, &f.file, table, columns, None).map(|b| (f.batch, b));
-    if files.len() < 2 {
-        return files.iter().map(read_one).collect();
+impl ScanSource {
+    /// Up to [`SCAN_BATCH_ROWS`] visible hot rows from `from` on, and where to go on from
+    /// (`None` at the end of the partition).
+    fn hot_chunk(&self, from: &[u8]) -> Result<(Option<RecordBatch>, Option<Vec<u8>>)> {
+        let spec = &self.spec;
+        let prefix = keys::partition_prefix(spec.table.id, spec.partition);
+        let (store, snapshot) = (self.snapshot.borrow_owner(), self.snapshot.borrow_dependent());
+        let cf = store.cf(CF_ROWS);
+        let mut it = snapshot.raw_iterator_cf(&cf);
+        it.seek(from);
+        let mut rows = Vec::new();
+        let mut next = None;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if rows.len() == SCAN_BATCH_ROWS {
+                next = Some(k.to_vec());
+                break;
+            }
+            if spec.with_tombstones || !row_codec::decode_header(v)?.1 {
+                rows.push(row_codec::decode(&spec.table, v)?);
+            }
+            it.next();
+        }
+        it.status()?;
+        if rows.is_empty() {
+            return Ok((None, next));
+        }
+        let refs: Vec<&StoredRow> = rows.iter().collect();
+        Ok((Some(rows_to_batch(&spec.table, &refs, spec.with_system, Some(&spec.projection))?), next))
     }
-    let per_thread = files.len().div_ceil(READ_THREADS);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = files
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(read_one).collect::<Result<Vec<_>>>()))
+
+    fn open_file(&self, f: &FileEntry) -> Result<FileCursor> {
+        let table = &self.spec.table;
+        let batches = file::open(&self.listing.dir, &f.file, table, &self.file_columns, None, SCAN_BATCH_ROWS)?;
+        Ok(FileCursor { batch: f.batch, batches, row: 0, check_hot: self.hot_key_in_range(f)? })
+    }
+
+    /// Whether a hot row's key falls within file `f`'s key range (true without statistics):
+    /// one seek in the snapshot, keys being encoded in order.
+    fn hot_key_in_range(&self, f: &FileEntry) -> Result<bool> {
+        let spec = &self.spec;
+        let Some(stats) = f.columns.get(&spec.table.pk().id) else { return Ok(true) };
+        let (Some(min), Some(max)) = (&stats.min, &stats.max) else { return Ok(true) };
+        let (Ok(min), Ok(max)) = (keys::encode_pk(min), keys::encode_pk(max)) else { return Ok(true) };
+        let (store, snapshot) = (self.snapshot.borrow_owner(), self.snapshot.borrow_dependent());
+        let cf = store.cf(CF_ROWS);
+        let mut it = snapshot.raw_iterator_cf(&cf);
+        it.seek(keys::row_key(spec.table.id, spec.partition, &min));
+        let prefix = keys::partition_prefix(spec.table.id, spec.partition);
+        let found = it.key().is_some_and(|k| k.starts_with(&prefix) && k[prefix.len()..] <= max[..]);
+        it.status()?;
+        Ok(found)
+    }
+
+    /// The next batch of a file, with only its current rows: `None` at the end of the file,
+    /// `Some(None)` when no row of the batch is kept.
+    fn step(&self, cursor: &mut FileCursor) -> Result<Option<Option<RecordBatch>>> {
+        let Some(batch) = cursor.batches.next() else { return Ok(None) };
+        let batch = batch?;
+        let spec = &self.spec;
+        let n = batch.num_rows();
+        let first = cursor.row;
+        cursor.row += n as u32;
+        let deleted = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| KalamError::internal("cold file: bad _deleted column"))?;
+        let mut keep: Vec<bool> = (0..n)
+            .map(|r| {
+                self.newest.is_newest(cursor.batch, first + r as u32) && (spec.with_tombstones || !deleted.value(r))
+            })
             .collect();
-        let mut out = Vec::with_capacity(files.len());
-        for w in workers {
-            out.extend(w.join().map_err(|_| KalamError::internal("a file reader thread panicked"))??);
+        if cursor.check_hot {
+            // A hot version supersedes every cold one.
+            let pks = PkColumn::new(spec.table.pk().data_type, batch.column(0).as_ref())?;
+            let candidates: Vec<usize> = (0..n).filter(|&r| keep[r]).collect();
+            let row_keys = candidates
+                .iter()
+                .map(|&r| Ok(keys::row_key(spec.table.id, spec.partition, &keys::encode_pk(&pks.key(r).value())?)))
+                .collect::<Result<Vec<_>>>()?;
+            let (store, snapshot) = (self.snapshot.borrow_owner(), self.snapshot.borrow_dependent());
+            let cf = store.cf(CF_ROWS);
+            let found = snapshot.multi_get_cf(row_keys.iter().map(|k| (&cf, k.as_slice())));
+            for (&r, found) in candidates.iter().zip(found) {
+                if found?.is_some() {
+                    keep[r] = false;
+                }
+            }
         }
-        Ok(out)
-    })
-}
-
-/// Whether any hot key falls within the primary-key range of file `f` (true when the file
-/// has no key statistics).
-fn hot_keys_in_range(table: &TableDef, f: &FileEntry, hot_keys: &HashSet<PkKey>) -> bool {
-    if hot_keys.is_empty() {
-        return false;
+        let mask = BooleanArray::from(keep);
+        let kept = mask.true_count();
+        if kept == 0 {
+            return Ok(Some(None));
+        }
+        let arrays: Vec<ArrayRef> = batch.columns()[2..]
+            .iter()
+            .map(|a| if kept == n { Ok(a.clone()) } else { filter(a.as_ref(), &mask) })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(KalamError::internal)?;
+        let options = RecordBatchOptions::new().with_row_count(Some(kept));
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options);
+        Ok(Some(Some(batch.map_err(KalamError::internal)?)))
     }
-    let Some(stats) = f.columns.get(&table.pk().id) else { return true };
-    let (Some(min), Some(max)) = (&stats.min, &stats.max) else { return true };
-    hot_keys.iter().any(|k| {
-        let v = match k {
-            PkKey::Int(i) => Value::Int(*i),
-            PkKey::Text(s) => Value::Text(s.to_string()),
-        };
-        compare(&v, min) != Some(Ordering::Less) && compare(&v, max) != Some(Ordering::Greater)
-    })
 }
 
 /// Which rows of a listing's files are the newest cold version of their key: taken from the

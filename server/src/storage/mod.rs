@@ -29,6 +29,22 @@ pub type Db = DBWithThreadMode<MultiThreaded>;
 /// A consistent read view of the database.
 pub type Snapshot<'a> = rocksdb::SnapshotWithThreadMode<'a, Db>;
 
+self_cell::self_cell!(
+    /// A snapshot that holds its store, so that it can outlive the caller (a scan streaming
+    /// to DataFusion reads its partition's hot rows from one snapshot, a chunk at a time).
+    pub struct OwnedSnapshot {
+        owner: Arc<Store>,
+        #[covariant]
+        dependent: Snapshot,
+    }
+);
+
+impl OwnedSnapshot {
+    pub fn of(store: &Arc<Store>) -> OwnedSnapshot {
+        OwnedSnapshot::new(store.clone(), |s| s.db().snapshot())
+    }
+}
+
 pub const CF_CATALOG: &str = "catalog";
 pub const CF_ROWS: &str = "rows";
 pub const CF_ROW_INDEX: &str = "row_index";

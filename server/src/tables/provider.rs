@@ -4,13 +4,14 @@
 //! caller's own partition (or the `EXECUTE AS` target's), so every SQL shape — joins,
 //! subqueries, CTEs, UNIONs — can only ever read rows of that one partition.
 //!
-//! A scan reads the hot rows and, once the partition has been flushed, its Parquet files
+//! A scan streams the hot rows and, once the partition has been flushed, its Parquet files
 //! (pruned by the manifest's statistics for comparisons on `_updated` and on columns),
-//! merged by [`crate::cold::merge`]: newest `_updated` per key wins, tombstones hide rows.
+//! merged by [`crate::cold::merge::PartitionScan`]: newest `_updated` per key wins,
+//! tombstones hide rows, and memory is bounded by the batch size.
 
 use crate::catalog::{DataType, TableDef, UPDATED_COLUMN};
 use crate::cold::ColdStore;
-use crate::cold::merge::{CompareOp, FilePredicate, PartitionScan, StatColumn, projected_schema};
+use crate::cold::merge::{CompareOp, FilePredicate, PartitionScan, ScanSpec, StatColumn};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
 use crate::storage::row_codec::{self, StoredRow};
@@ -23,8 +24,12 @@ use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use futures::StreamExt;
 use std::sync::Arc;
 
 /// Whether a query sees `_updated` / `_deleted`. They are hidden from `SELECT *` unless the
@@ -129,87 +134,6 @@ impl PartitionTableProvider {
             None => self.cold.get(&self.table, self.partition, pk),
         }
     }
-
-    /// The partition's hot rows in key order: tombstones too when `with_tombstones`, at
-    /// most `limit`.
-    fn hot_rows(&self, with_tombstones: bool, limit: Option<usize>) -> Result<Vec<StoredRow>> {
-        let mut rows = Vec::new();
-        let prefix = keys::partition_prefix(self.table.id, self.partition);
-        let mut err = None;
-        self.store.for_each_prefix(CF_ROWS, &prefix, |_, v| {
-            match row_codec::decode_header(v) {
-                Ok((_, true)) if !with_tombstones => return true,
-                Ok(_) => {}
-                Err(e) => {
-                    err = Some(e);
-                    return false;
-                }
-            }
-            match row_codec::decode(&self.table, v) {
-                Ok(row) => rows.push(row),
-                Err(e) => {
-                    err = Some(e);
-                    return false;
-                }
-            }
-            limit.is_none_or(|l| rows.len() < l)
-        })?;
-        match err {
-            Some(e) => Err(e),
-            None => Ok(rows),
-        }
-    }
-
-    /// The record batches a scan returns.
-    fn scan_batches(&self, projection: &[usize], filters: &[Expr], limit: Option<usize>) -> Result<Vec<RecordBatch>> {
-        let with_tombstones = self.system_columns == SystemColumns::VisibleWithTombstones;
-        let with_system = self.system_columns != SystemColumns::Hidden;
-        let visible = |r: &StoredRow| with_tombstones || !r.deleted;
-        if let Some(pk) = filters.iter().find_map(|f| self.pk_equality(f)) {
-            let row = self.current_row(&pk)?.filter(visible);
-            let rows: Vec<&StoredRow> = row.iter().collect();
-            return Ok(vec![rows_to_batch(&self.table, &rows, with_system, Some(projection))?]);
-        }
-        // A limit is only safe to apply here when no filter remains to be evaluated above.
-        let limit = if filters.is_empty() { limit } else { None };
-        let cold = self.cold.partition(&self.table, self.partition)?;
-        if cold.is_empty() {
-            let rows = self.hot_rows(with_tombstones, limit)?;
-            let refs: Vec<&StoredRow> = rows.iter().collect();
-            return Ok(vec![rows_to_batch(&self.table, &refs, with_system, Some(projection))?]);
-        }
-        let predicates: Vec<FilePredicate> = filters.iter().filter_map(|f| self.file_predicate(f)).collect();
-        let schema = projected_schema(&self.table, with_system, projection)?;
-        let mut batches = loop {
-            // Files listed before the hot rows are read: a flush that lands after the listing
-            // is detected and the scan repeats, so no row is missed between the tiers.
-            let listing = cold.snapshot();
-            crate::fault::delay(crate::fault::SCAN_AFTER_LISTING);
-            let scan = PartitionScan {
-                table: &self.table,
-                hot: self.hot_rows(true, None)?,
-                schema: schema.clone(),
-                projection: projection.to_vec(),
-                with_system,
-                with_tombstones,
-                predicates: &predicates,
-                listing,
-            };
-            if let Some(batches) = scan.run(&self.cold, &cold)? {
-                break batches;
-            }
-        };
-        if let Some(limit) = limit {
-            let mut left = limit;
-            batches.retain_mut(|b| {
-                let keep = left.min(b.num_rows());
-                *b = b.slice(0, keep);
-                left -= keep;
-                keep > 0
-            });
-        }
-        Ok(batches)
-    }
 }
 
 /// `(column, op, literal)` if `expr` compares a column with a literal (either way round).
@@ -292,8 +216,64 @@ impl TableProvider for PartitionTableProvider {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection = projection.map(|p| p.as_slice()).unwrap_or(&all);
-        let batches = self.scan_batches(projection, filters, limit).map_err(KalamError::into_datafusion)?;
         let schema = Arc::new(self.schema.project(projection)?);
-        Ok(MemorySourceConfig::try_new_exec(&[batches], schema, None)?)
+        let with_tombstones = self.system_columns == SystemColumns::VisibleWithTombstones;
+        let with_system = self.system_columns != SystemColumns::Hidden;
+        if let Some(pk) = filters.iter().find_map(|f| self.pk_equality(f)) {
+            let row = self.current_row(&pk).map_err(KalamError::into_datafusion)?;
+            let rows: Vec<&StoredRow> = row.iter().filter(|r| with_tombstones || !r.deleted).collect();
+            let batch = rows_to_batch(&self.table, &rows, with_system, Some(projection))
+                .map_err(KalamError::into_datafusion)?;
+            return Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], schema, None)?);
+        }
+        let spec = ScanSpec {
+            table: self.table.clone(),
+            partition: self.partition,
+            projection: projection.to_vec(),
+            with_system,
+            with_tombstones,
+            predicates: filters.iter().filter_map(|f| self.file_predicate(f)).collect(),
+            // A limit is only safe to apply here when no filter remains to be evaluated above.
+            limit: if filters.is_empty() { limit } else { None },
+        };
+        let stream = ScanStream { spec, schema: schema.clone(), store: self.store.clone(), cold: self.cold.clone() };
+        Ok(Arc::new(StreamingTableExec::try_new(schema, vec![Arc::new(stream)], None, [], false, None)?))
+    }
+}
+
+/// The partition's rows as DataFusion pulls them: the scan opens (snapshot and file
+/// listing) when the plan starts executing, then reads one batch per poll.
+#[derive(Debug)]
+struct ScanStream {
+    spec: ScanSpec,
+    schema: SchemaRef,
+    store: Arc<Store>,
+    cold: Arc<ColdStore>,
+}
+
+impl PartitionStream for ScanStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (spec, store, cold) = (self.spec.clone(), self.store.clone(), self.cold.clone());
+        let opened = futures::stream::once(async move {
+            let partition = cold.partition(&spec.table, spec.partition)?;
+            PartitionScan::open(spec, &store, &cold, &partition)
+        });
+        let batches = opened.flat_map(|scan| match scan {
+            Ok(scan) => futures::stream::unfold(Some(scan), |state| async move {
+                let mut scan = state?;
+                match scan.next_batch() {
+                    Ok(Some(batch)) => Some((Ok(batch), Some(scan))),
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e.into_datafusion()), None)),
+                }
+            })
+            .left_stream(),
+            Err(e) => futures::stream::once(async move { Err(e.into_datafusion()) }).right_stream(),
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
     }
 }
