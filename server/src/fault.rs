@@ -1,9 +1,12 @@
-//! Fault injection for tests, in debug builds only (release builds ignore the variables):
-//! - `KALAMDB_FAULT=<point>[@n]` aborts the process (as `kill -9` would stop it) the `n`-th
-//!   time (default: first) it reaches crash point `<point>` of a flush or compaction;
-//! - `KALAMDB_DELAY=<point>:<ms>` sleeps that long at every pass through delay point
-//!   `<point>`, to widen race windows.
-
+//! Fault injection for tests, through the `fail` crate, in debug builds only (release builds
+//! compile the points out). The server reads `FAILPOINTS` when it starts, in `fail`'s syntax:
+//! - `FAILPOINTS='flush:after_write=return'` aborts the process (as `kill -9` would stop it)
+//!   at crash point `flush:after_write` of a flush or compaction; `2*off->return` aborts on
+//!   the third pass;
+//! - `FAILPOINTS='flush:locked=sleep(700)'` sleeps at every pass through delay point
+//!   `flush:locked`, to widen race windows.
+//!
+//! Several points are separated by `;`.
 pub const AFTER_WRITE: &str = "flush:after_write";
 pub const AFTER_RENAME: &str = "flush:after_rename";
 pub const AFTER_MANIFEST: &str = "flush:after_manifest";
@@ -21,40 +24,29 @@ pub const SCAN_AFTER_LISTING: &str = "scan:after_listing";
 /// A backup is about to copy one cold file.
 pub const BACKUP_FILE: &str = "backup:file";
 
-/// Aborts here if this point is the configured fault.
+/// Reads `FAILPOINTS`; the points stay configured while the returned scenario lives.
+#[cfg(debug_assertions)]
+pub fn setup() -> fail::FailScenario<'static> {
+    fail::FailScenario::setup()
+}
+
+/// Aborts here if this point is configured to `return`.
 #[cfg(debug_assertions)]
 pub fn point(name: &str) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static HITS: AtomicU64 = AtomicU64::new(0);
-    let Ok(spec) = std::env::var("KALAMDB_FAULT") else { return };
-    let (target, nth) = match spec.split_once('@') {
-        Some((t, n)) => (t.to_string(), n.parse::<u64>().unwrap_or(1)),
-        None => (spec, 1),
-    };
-    if target == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == nth {
+    fail::fail_point!(name, |_| {
         eprintln!("kalamdb-server: fault injected at {name}");
         std::process::abort();
-    }
+    });
 }
 
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn point(_name: &str) {}
 
-/// Sleeps here if this point is the configured delay.
+/// Sleeps here if this point is configured to `sleep(ms)`.
 #[cfg(debug_assertions)]
 pub fn delay(name: &str) {
-    static DELAY: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
-    let configured = DELAY.get_or_init(|| {
-        let spec = std::env::var("KALAMDB_DELAY").ok()?;
-        let (point, ms) = spec.rsplit_once(':')?;
-        Some((point.to_string(), ms.parse().ok()?))
-    });
-    if let Some((point, ms)) = configured
-        && point == name
-    {
-        std::thread::sleep(std::time::Duration::from_millis(*ms));
-    }
+    fail::fail_point!(name);
 }
 
 #[cfg(not(debug_assertions))]

@@ -4,6 +4,8 @@ use kalamdb_server::server;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    #[cfg(debug_assertions)]
+    let _failpoints = kalamdb_server::fault::setup();
     let cli = Cli::parse();
     let config = match Config::load(&cli) {
         Ok(c) => c,

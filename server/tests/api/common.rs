@@ -19,7 +19,7 @@ pub struct TestServer {
     _tmp: Option<tempfile::TempDir>,
     pub client: reqwest::Client,
     extra_args: Vec<String>,
-    /// Extra environment variables of the server process (e.g. `KALAMDB_FAULT`).
+    /// Extra environment variables of the server process (e.g. `FAILPOINTS`).
     env: Vec<(String, String)>,
 }
 
@@ -74,8 +74,7 @@ fn spawn_at(data_dir: &Path, extra: &[String], env: &[(String, String)], listen:
         .env("KALAMDB_ROOT_PASSWORD", ROOT_PASSWORD)
         .env("KALAMDB_JWT_SECRET", "test-secret-test-secret-test-secret-0123")
         .env_remove("KALAMDB_CONFIG")
-        .env_remove("KALAMDB_FAULT")
-        .env_remove("KALAMDB_DELAY")
+        .env_remove("FAILPOINTS")
         .env_remove("KALAMDB_HOUR_MS")
         .env_remove("KALAMDB_CLEANUP_INTERVAL_SECS")
         .envs(env.iter().map(|(k, v)| (k, v)))

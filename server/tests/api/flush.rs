@@ -468,8 +468,12 @@ async fn kill_9_at_each_flush_fault_point_loses_and_duplicates_nothing() {
     for seed in 1..=seeds {
         for point in points {
             // Crash while flushing the first or a later partition.
-            let fault = format!("{point}@{}", 1 + seed % 3);
-            let mut s = TestServer::start_with_env(&[("KALAMDB_FAULT", &fault)]).await;
+            // `n*off->return`: pass n times, abort the next.
+            let fault = match seed % 3 {
+                0 => format!("{point}=return"),
+                n => format!("{point}={n}*off->return"),
+            };
+            let mut s = TestServer::start_with_env(&[("FAILPOINTS", &fault)]).await;
             items_table(&s, "").await;
             for u in 0..3 {
                 s.create_user(&format!("w{u}")).await;
@@ -619,7 +623,7 @@ async fn no_acknowledged_write_is_lost_when_killed_during_flushes_under_load() {
 #[tokio::test]
 async fn drop_table_during_a_flush_leaves_no_file_behind() {
     // Flushes pause while holding the partition's lock, before writing.
-    let s = TestServer::start_with_env(&[("KALAMDB_DELAY", "flush:locked:700")]).await;
+    let s = TestServer::start_with_env(&[("FAILPOINTS", "flush:locked=sleep(700)")]).await;
     items_table(&s, "").await;
     let alice = s.create_user("alice").await;
     fill(&s, &alice, 0, 50, "a").await;

@@ -658,7 +658,7 @@ async fn drop_table_removes_only_its_own_files() {
 /// and removed its output, leaving neither the namespace nor a backup.
 #[tokio::test]
 async fn drops_wait_for_running_backups() {
-    let s = TestServer::start_with_env(&[("KALAMDB_DELAY", "backup:file:400")]).await;
+    let s = TestServer::start_with_env(&[("FAILPOINTS", "backup:file=sleep(400)")]).await;
     let root = Auth::root();
     s.sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)").await;
     for i in 0..3 {

@@ -164,7 +164,7 @@ async fn expired_tombstones_leave_both_tiers_and_older_cursors_reset() {
 async fn compactions_racing_reads_writes_and_flushes_lose_nothing() {
     // Scans pause between listing the files and reading them, so that compactions land in
     // between: the files they replace must stay readable.
-    let env = [("KALAMDB_HOUR_MS", "2500"), EVERY_SECOND, ("KALAMDB_DELAY", "scan:after_listing:100")];
+    let env = [("KALAMDB_HOUR_MS", "2500"), EVERY_SECOND, ("FAILPOINTS", "scan:after_listing=sleep(100)")];
     let mut s = TestServer::start_with_env(&env).await;
     items_table(&s, RETAINED).await;
     for u in 0..3 {
@@ -232,9 +232,9 @@ async fn compactions_racing_reads_writes_and_flushes_lose_nothing() {
 async fn kill_9_during_a_compaction_loses_nothing_and_leaves_no_file_behind() {
     // Long enough for the writes and flushes below to finish before the first compaction.
     const HOUR_MS: &str = "6000";
-    for point in ["cleanup:after_write", "cleanup:after_manifest"] {
+    for point in ["cleanup:after_write=return", "cleanup:after_manifest=return"] {
         let mut s =
-            TestServer::start_with_env(&[("KALAMDB_FAULT", point), ("KALAMDB_HOUR_MS", HOUR_MS), EVERY_SECOND]).await;
+            TestServer::start_with_env(&[("FAILPOINTS", point), ("KALAMDB_HOUR_MS", HOUR_MS), EVERY_SECOND]).await;
         items_table(&s, RETAINED).await;
         for u in 0..3 {
             s.create_user(&format!("w{u}")).await;

@@ -326,7 +326,7 @@ async fn s3_flush_killed_at_each_fault_point_recovers() {
     {
         let bucket = format!("crash{n}");
         moto.create_bucket(&bucket).await;
-        let mut s = TestServer::start_with_env(&[("KALAMDB_FAULT", point)]).await;
+        let mut s = TestServer::start_with_env(&[("FAILPOINTS", &format!("{point}=return"))]).await;
         s.sql_ok(
             &Auth::root(),
             &format!(
