@@ -23,7 +23,6 @@
 //! files into the tables' storages, writes their manifests, then registers the namespace and
 //! its tables (new ids, the same schema history) in one catalog batch.
 
-use crate::catalog::{Namespace, SchemaVersion, TableDef, TableKind};
 use crate::clock::now_micros;
 use crate::cold::file::FileWriter;
 use crate::cold::location::Location;
@@ -33,6 +32,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::{NamespaceId, Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
+use crate::schema::{Namespace, SchemaVersion, TableDef, TableKind};
 use crate::storage::{CF_ROWS, Snapshot, keys};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};

@@ -208,7 +208,7 @@ impl Database {
     ///
     /// Runs as a `drop` job (rows: hot and cold row versions removed; files and bytes: the
     /// Parquet files), so the cleanup is visible in `system.jobs`. Returns the job id.
-    pub fn drop_table_data(&self, table: &crate::catalog::TableDef) -> Option<String> {
+    pub fn drop_table_data(&self, table: &crate::schema::TableDef) -> Option<String> {
         let job = self
             .jobs
             .create(JobType::Drop, Some(table.namespace.to_string()), Some(table.name.clone()), "drop")

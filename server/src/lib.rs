@@ -13,7 +13,9 @@
 //! - [`auth`]: passwords, JWTs, lockout, the root bootstrap, roles.
 //! - [`budget`]: resource governance — the query runtime, fair CPU scheduling, statement
 //!   memory, metered functions, per-user limits.
-//! - [`catalog`]: namespaces, tables, schema versions, users.
+//! - [`catalog`]: namespaces, tables, schema versions, users: stored and served.
+//! - [`schema`]: the table and column model the catalog stores.
+//! - [`types`]: the column types of the SQL surface.
 //! - [`live`]: live queries, cursor sync and mutations over WebSocket.
 //! - [`tables`]: commit path, DataFusion table providers, `system.*` tables.
 //! - [`storage`]: RocksDB column families, key layout, row encoding (the hot tier).
@@ -47,8 +49,10 @@ pub mod fuzzing;
 pub mod ids;
 pub mod jobs;
 pub mod live;
+pub mod schema;
 pub mod server;
 pub mod sql;
 pub mod storage;
 pub mod tables;
+pub mod types;
 pub mod values;

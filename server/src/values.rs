@@ -6,8 +6,8 @@
 //! (replace the text with a minimal edit) or a Yjs update (merge); [`merge_crdt`] turns it
 //! into the stored document, in the committer, against the version it is about to replace.
 
-use crate::catalog::DataType;
 use crate::error::{KalamError, Result};
+use crate::types::DataType;
 use base64::Engine;
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
@@ -497,16 +497,6 @@ pub fn merge_crdt(current: Option<&Value>, write: Value, column: &str) -> Result
         }
         other => Err(type_error(column, DataType::CrdtText, &describe(&other))),
     }
-}
-
-/// Turns the CRDT_TEXT writes of a new row into documents.
-pub fn resolve_new_row(table: &crate::catalog::TableDef, mut row: Vec<Value>) -> Result<Vec<Value>> {
-    for (v, col) in row.iter_mut().zip(&table.columns) {
-        if col.data_type == DataType::CrdtText && !matches!(v, Value::Crdt(_) | Value::Null) {
-            *v = merge_crdt(None, std::mem::replace(v, Value::Null), &col.name)?;
-        }
-    }
-    Ok(row)
 }
 
 pub fn format_decimal(unscaled: i128, scale: i8) -> String {

@@ -12,11 +12,12 @@ pub mod lockout;
 pub mod password;
 pub mod token;
 
-use crate::catalog::{Catalog, User};
+use crate::catalog::Catalog;
 use crate::clock::now_micros;
 use crate::config::AuthConfig;
 use crate::error::{KalamError, Result};
 use crate::ids::UserId;
+use crate::schema::User;
 use base64::Engine;
 use kalamdb_client_core::protocol::{Role, TokenResponse, UserInfo};
 use lockout::{Admit, LoginThrottle, Outcome};

@@ -1,9 +1,9 @@
 //! JWTs (HS256). Access tokens authenticate requests; refresh tokens only buy new tokens.
 //! Both carry a fingerprint of the password hash, so a password change revokes them.
 
-use crate::catalog::User;
 use crate::error::{KalamError, Result};
 use crate::ids::UserId;
+use crate::schema::User;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

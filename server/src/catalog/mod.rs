@@ -5,12 +5,9 @@
 //! Record keys: `ns/{name}`, `table/{id}`, `schema/{id}/{version}`, `user/{id}`,
 //! `storage/{id}`, `seq/table`, `seq/user`. The built-in `local` storage has no record.
 
-mod model;
-
-pub use model::*;
-
 use crate::error::{KalamError, Result};
 use crate::ids::{NamespaceId, StorageId, TableId, UserId};
+use crate::schema::{Namespace, SchemaVersion, StorageDef, TableDef, User};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
 use kalamdb_client_core::protocol::Role;
 use parking_lot::{Mutex, RwLock};

@@ -24,7 +24,6 @@
 
 pub mod policy;
 
-use crate::catalog::TableDef;
 use crate::clock::now_micros;
 use crate::cold::ColdPartition;
 use crate::cold::file::{self, FileWriter};
@@ -36,6 +35,7 @@ use crate::fault;
 use crate::flush::{self, PartitionFlush, PendingFile, PendingKind};
 use crate::ids::Partition;
 use crate::jobs::{JobEnd, JobHandle};
+use crate::schema::TableDef;
 use crate::storage::row_codec::StoredRow;
 use std::sync::Arc;
 

@@ -5,12 +5,12 @@
 //! horizon. Partitions whose replaced files no reader holds any more are swept on the way.
 
 use super::{compaction_due, delete_retired};
-use crate::catalog::TableDef;
 use crate::clock::now_micros;
 use crate::database::Database;
 use crate::flush;
 use crate::ids::Partition;
 use crate::jobs::{self, JobType};
+use crate::schema::TableDef;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -37,7 +37,9 @@ fn run_due(db: &Arc<Database>) {
             continue;
         }
         let targets = [(table.clone(), due)];
-        if let Err(e) = jobs::run_policy_job(db, JobType::Cleanup, &table, |job| super::run_job(db, job, &targets)) {
+        if let Err(e) =
+            jobs::run_policy_job(&db.jobs, JobType::Cleanup, &table, |job| super::run_job(db, job, &targets))
+        {
             tracing::error!("cannot create a cleanup job: {e}");
             return;
         }

@@ -6,12 +6,13 @@
 //! CRDT_TEXT column is two fields: its text (what SQL reads) and `{name}__state`, the Yjs
 //! document. `_updated` and `_deleted` follow. A flush writes rows in primary-key order.
 
-use crate::catalog::{DELETED_COLUMN, DataType, TableDef, UPDATED_COLUMN};
 use crate::cold::location::Location;
 use crate::cold::manifest::{ColumnStats, FileEntry, sync_dir};
 use crate::cold::stats::StatsBuilder;
 use crate::error::{KalamError, Result};
+use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
 use crate::storage::row_codec::StoredRow;
+use crate::types::DataType;
 use crate::values::{self, CrdtCell, Value};
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, Date32Array, Decimal128Array, Float32Array,
@@ -500,8 +501,8 @@ pub fn cell(dt: DataType, a: &dyn Array, r: usize) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{ColumnDef, TableKind, TableOptions};
     use crate::ids::{NamespaceId, TableId};
+    use crate::schema::{ColumnDef, TableKind, TableOptions};
 
     fn table() -> Arc<TableDef> {
         let col = |id: u16, name: &str, data_type| ColumnDef {

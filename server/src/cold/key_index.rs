@@ -6,11 +6,12 @@
 //! duplicate checks, UPDATE/DELETE of flushed rows, point reads), and is this row of a file
 //! the newest cold version of its key (merging tiers in scans and catch-up).
 
-use crate::catalog::{DataType, TableDef};
 use crate::cold::file::{self, FileColumn};
 use crate::cold::location::Location;
 use crate::cold::manifest::FileEntry;
 use crate::error::{KalamError, Result};
+use crate::schema::TableDef;
+use crate::types::DataType;
 use crate::values::Value;
 use datafusion::arrow::array::{
     Array, BooleanArray, Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,

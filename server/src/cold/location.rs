@@ -8,9 +8,9 @@
 //! runtime of their own and the calling thread waits for them; this never deadlocks,
 //! whichever runtime (or none) the caller is on.
 
-use crate::catalog::StorageLocation;
 use crate::cold::manifest::{sync_dir, write_atomically};
 use crate::error::{KalamError, Result};
+use crate::schema::StorageLocation;
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};

@@ -14,10 +14,10 @@
 //! a compaction replaced that are still to be deleted (see [`crate::cleanup`]);
 //! `purged_through` is the `_updated` of the newest tombstone a compaction purged (0: none).
 
-use crate::catalog::ColumnId;
 use crate::cold::location::Location;
 use crate::error::{KalamError, Result};
 use crate::ids::TableId;
+use crate::schema::ColumnId;
 use crate::values::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -4,7 +4,6 @@
 //! newest version. Tombstones take part in the merge and are dropped afterwards unless the
 //! reader asked for them.
 
-use crate::catalog::TableDef;
 use crate::cold::file::{self, FileColumn};
 use crate::cold::key_index::{KeyIndex, PkColumn, PkKey};
 use crate::cold::location::Location;
@@ -13,9 +12,10 @@ use crate::cold::stats::compare;
 use crate::cold::{ColdPartition, ColdSnapshot, ColdStore};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
+use crate::schema::TableDef;
+use crate::storage::row_codec::rows_to_batch;
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_ROWS, OwnedSnapshot, Store, keys};
-use crate::tables::provider::rows_to_batch;
 use crate::values::Value;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray,
@@ -561,9 +561,10 @@ pub fn projected_schema(table: &TableDef, with_system: bool, projection: &[usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{ColumnDef, DataType, TableKind, TableOptions};
     use crate::cold::manifest::ColumnStats;
     use crate::ids::{NamespaceId, TableId};
+    use crate::schema::{ColumnDef, TableKind, TableOptions};
+    use crate::types::DataType;
 
     #[test]
     fn predicates_skip_only_files_that_cannot_match() {

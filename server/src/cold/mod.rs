@@ -22,9 +22,9 @@ pub mod manifest;
 pub mod merge;
 pub mod stats;
 
-use crate::catalog::{StorageDef, TableDef};
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, StorageId, TableId};
+use crate::schema::{StorageDef, TableDef};
 use crate::storage::row_codec::StoredRow;
 use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use key_index::{ColdVersion, KeyIndex, PkKey};

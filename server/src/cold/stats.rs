@@ -1,7 +1,8 @@
 //! Per-column min/max statistics of a cold file, and the value order they rely on.
 
-use crate::catalog::{ColumnId, DataType, TableDef};
 use crate::cold::manifest::ColumnStats;
+use crate::schema::{ColumnId, TableDef};
+use crate::types::DataType;
 use crate::values::Value;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

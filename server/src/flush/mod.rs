@@ -20,7 +20,6 @@
 pub mod policy;
 pub mod recovery;
 
-use crate::catalog::{TableDef, TableKind};
 use crate::cold::file::FileWriter;
 use crate::cold::key_index::{ColdVersion, PkKey};
 use crate::cold::manifest::FileEntry;
@@ -29,8 +28,10 @@ use crate::error::{KalamError, Result};
 use crate::fault;
 use crate::ids::{Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
+use crate::schema::{TableDef, TableKind};
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Snapshot, keys};
+use rocksdb::ReadOptions;
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -197,13 +198,21 @@ pub fn scan_hot_rows(
             _ => true,
         };
         if pks.len() == WRITE_CHUNK_ROWS || (at_end && !pks.is_empty()) {
+            // Looked up in key order, in one batch (RocksDB's fastest multi-get).
             let row_keys: Vec<Vec<u8>> = pks.iter().map(|pk| keys::row_key(table.id, partition, pk)).collect();
-            let mut rows = Vec::with_capacity(pks.len());
-            for bytes in snapshot.multi_get_cf(row_keys.iter().map(|k| (&rows_cf, k.as_slice()))) {
+            let mut order: Vec<usize> = (0..row_keys.len()).collect();
+            order.sort_unstable_by(|&a, &b| row_keys[a].cmp(&row_keys[b]));
+            let mut read = ReadOptions::default();
+            read.set_snapshot(snapshot);
+            let fetched =
+                db.store.db().batched_multi_get_cf_opt(&rows_cf, order.iter().map(|&i| &row_keys[i]), true, &read);
+            let mut rows: Vec<Option<StoredRow>> = vec![None; pks.len()];
+            for (&i, bytes) in order.iter().zip(fetched) {
                 // The commit writes a row and its index entry in one batch.
                 let bytes = bytes?.ok_or_else(|| KalamError::internal("a change-index entry has no row"))?;
-                rows.push(row_codec::decode(table, &bytes)?);
+                rows[i] = Some(row_codec::decode(table, &bytes)?);
             }
+            let rows: Vec<StoredRow> = rows.into_iter().flatten().collect();
             if !f(std::mem::take(&mut pks), &rows)? {
                 return Ok(());
             }

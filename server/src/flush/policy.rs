@@ -38,7 +38,8 @@ fn run_due(db: &Arc<Database>) {
             continue;
         }
         let targets = [(table.clone(), Some(due))];
-        if let Err(e) = jobs::run_policy_job(db, JobType::Flush, &table, |job| flush::run_job(db, job, &targets)) {
+        if let Err(e) = jobs::run_policy_job(&db.jobs, JobType::Flush, &table, |job| flush::run_job(db, job, &targets))
+        {
             tracing::error!("cannot create a flush job: {e}");
             return;
         }

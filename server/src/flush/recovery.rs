@@ -8,7 +8,6 @@
 //! committed: its hot rows are removed (each only if still the flushed version), as the
 //! flush would have done.
 
-use crate::catalog::TableDef;
 use crate::cold::ColdPartition;
 use crate::cold::file::{self, FileColumn};
 use crate::cold::manifest::MANIFEST_FILE;
@@ -16,6 +15,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::flush::{PendingFile, PendingKind, clear_pending, remove_hot_rows};
 use crate::ids::Partition;
+use crate::schema::TableDef;
 use crate::storage::{CF_CATALOG, keys};
 use crate::values;
 use std::sync::Arc;
@@ -74,7 +74,7 @@ fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, ke
             for b in file::read(&cold.dir, &entry.file, table, &columns, None)? {
                 for r in 0..b.num_rows() {
                     let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
-                    let updated = match file::cell(crate::catalog::DataType::Timestamp, b.column(1).as_ref(), r)? {
+                    let updated = match file::cell(crate::types::DataType::Timestamp, b.column(1).as_ref(), r)? {
                         values::Value::Timestamp(t) => t,
                         _ => return Err(KalamError::internal("cold file: bad _updated column")),
                     };

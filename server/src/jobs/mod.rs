@@ -5,10 +5,9 @@
 //! stops at the next safe point. Jobs a crash left queued or running are marked failed
 //! (`interrupted by restart`) when the server starts.
 
-use crate::catalog::TableDef;
 use crate::clock::now_micros;
-use crate::database::Database;
 use crate::error::{KalamError, Result};
+use crate::schema::TableDef;
 use crate::storage::{CF_CATALOG, Store};
 use parking_lot::Mutex;
 use rocksdb::WriteBatch;
@@ -123,15 +122,21 @@ fn job_key(n: u64) -> String {
 }
 
 /// Runs `round` every `period` (the first time after `first`) on a background thread, one round
-/// at a time, until the database is dropped: the loop of the policy schedulers.
-pub fn schedule(db: Weak<Database>, first: Duration, period: Duration, what: &'static str, round: fn(&Arc<Database>)) {
+/// at a time, until `target` is dropped: the loop of the policy schedulers.
+pub fn schedule<T: Send + Sync + 'static>(
+    target: Weak<T>,
+    first: Duration,
+    period: Duration,
+    what: &'static str,
+    round: fn(&Arc<T>),
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let Some(db) = db.upgrade() else { return };
-            if let Err(e) = crate::budget::spawn_background(what, move || round(&db)).await {
+            let Some(target) = target.upgrade() else { return };
+            if let Err(e) = crate::budget::spawn_background(what, move || round(&target)).await {
                 tracing::error!("{what} scheduler round failed: {e}");
             }
         }
@@ -141,12 +146,12 @@ pub fn schedule(db: Weak<Database>, first: Duration, period: Duration, what: &'s
 /// Runs `work` as a job of `job_type` over `table` with trigger `policy`. Fails only if the
 /// job cannot be recorded; the work's own outcome goes to the job record.
 pub fn run_policy_job(
-    db: &Database,
+    jobs: &Arc<JobManager>,
     job_type: JobType,
     table: &TableDef,
     work: impl FnOnce(&JobHandle) -> Result<JobEnd>,
 ) -> Result<()> {
-    let job = db.jobs.create(job_type, Some(table.namespace.to_string()), Some(table.name.clone()), "policy")?;
+    let job = jobs.create(job_type, Some(table.namespace.to_string()), Some(table.name.clone()), "policy")?;
     job.finish(work(&job));
     Ok(())
 }

@@ -9,7 +9,6 @@
 
 use crate::auth::{Principal, TokenGrant};
 use crate::budget::ConnectionPermit;
-use crate::catalog::TableKind;
 use crate::clock::now_micros;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
@@ -17,6 +16,7 @@ use crate::live::catchup::{CatchUp, LoadSnapshot, MAX_BATCH_SIZE, stream_batches
 use crate::live::registry::{ConnectionSignal, LiveSubscription, Outgoing};
 use crate::live::socket_writer::{SocketWriter, WriterCommand};
 use crate::live::{LiveQuery, mutations};
+use crate::schema::TableKind;
 use crate::sql::ExecContext;
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;

@@ -7,15 +7,16 @@
 //! twice.
 
 use crate::auth::Principal;
-use crate::catalog::{DataType, TableDef};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
+use crate::schema::TableDef;
 use crate::sql::ExecContext;
 use crate::sql::ast::TableRef;
 use crate::sql::dml::{insert::complete_row, update::check_not_null, writable_column};
 use crate::storage::CF_MUTATIONS;
 use crate::tables::{RowOp, TableWrite};
+use crate::types::DataType;
 use crate::values;
 use kalamdb_client_core::protocol::ws::{Mutate, MutateResult, MutationKind, MutationOp, MutationStatus};
 use rocksdb::WriteBatch;
@@ -118,7 +119,7 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
             .ok_or_else(|| KalamError::Validation(format!("op {}: table must be namespace.table", i + 1)))?;
         let table = cx.resolve_table(&TableRef { namespace: Some(ns.to_string()), name: name.to_ascii_lowercase() })?;
         cx.check_write(&table)?;
-        if table.kind == crate::catalog::TableKind::Stream {
+        if table.kind == crate::schema::TableKind::Stream {
             return Err(KalamError::NotSupported(format!(
                 "op {}: '{}' is a STREAM table; send its events with INSERT over HTTP",
                 i + 1,

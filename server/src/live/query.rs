@@ -3,15 +3,15 @@
 //! rows (a whole batch during catch-up, one row per live change).
 
 use crate::budget::StatementBudget;
-use crate::catalog::{ColumnId, TableDef};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
+use crate::schema::{ColumnId, TableDef};
 use crate::sql::ast::Statement as KalamStatement;
 use crate::sql::parser::{Script, ident_name};
 use crate::sql::{ExecContext, session};
 use crate::storage::row_codec::StoredRow;
+use crate::storage::row_codec::rows_to_batch;
 use crate::tables::SystemColumns;
-use crate::tables::provider::rows_to_batch;
 use crate::values::{self, Value};
 use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::common::DFSchema;

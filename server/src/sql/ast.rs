@@ -10,7 +10,8 @@ use datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
 use std::fmt::{self, Display, Formatter};
 
 // Table kinds, column types and roles are the catalog's and the protocol's own types.
-pub use crate::catalog::{DataType, TableKind};
+pub use crate::schema::TableKind;
+pub use crate::types::DataType;
 pub use kalamdb_client_core::protocol::Role;
 
 /// A possibly namespace-qualified table reference as written (`ns.t` or `t`).

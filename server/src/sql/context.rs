@@ -1,10 +1,10 @@
 //! The context one statement runs in.
 
 use crate::auth::Principal;
-use crate::catalog::{AccessLevel, TableDef, TableKind};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::{NamespaceId, Partition};
+use crate::schema::{AccessLevel, TableDef, TableKind};
 use crate::sql::ast::TableRef;
 use kalamdb_client_core::protocol::Role;
 use std::sync::Arc;

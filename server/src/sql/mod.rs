@@ -4,7 +4,8 @@
 //!   KalamDB's own statements); [`ast`]: the typed statements it returns.
 //! - [`executor`]: runs a request's statements in order, one result each.
 //! - [`context`]: who a statement runs as, the current namespace, parameters.
-//! - [`session`]: the DataFusion catalog a query sees, scoped to the caller.
+//! - [`session`]: the DataFusion catalog a query sees, scoped to the caller;
+//!   [`system_tables`]: the `system.*` tables it includes.
 //! - [`functions`]: CURRENT_USER(), SNOWFLAKE_ID(), UUID_V7(), ULID() for queries.
 //! - [`point_read`]: the primary-key fast path for `SELECT ... WHERE pk = value`.
 //! - [`query`]: SELECT (and EXPLAIN) through DataFusion; [`results`]: Arrow → JSON.
@@ -25,6 +26,7 @@ pub mod query;
 pub mod results;
 pub mod rewrite;
 pub mod session;
+pub mod system_tables;
 
 pub use context::ExecContext;
 

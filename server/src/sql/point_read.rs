@@ -2,8 +2,8 @@
 //! with one key lookup instead of a DataFusion plan. The result is identical to the planned
 //! query's (same columns, types and value encoding); anything else takes the general path.
 
-use crate::catalog::TableKind;
 use crate::error::Result;
+use crate::schema::TableKind;
 use crate::sql::ExecContext;
 use crate::sql::dml::{pk_equality, table_ref};
 use crate::sql::parser::ident_name;

@@ -1,9 +1,9 @@
 //! Queries (SELECT, EXPLAIN, VALUES) through DataFusion, scoped to the caller.
 
 use crate::budget::{FairScheduler, FairStream, StatementBudget, human_bytes};
-use crate::catalog::{DELETED_COLUMN, UPDATED_COLUMN};
 use crate::error::{KalamError, Result};
 use crate::ids::UserId;
+use crate::schema::{DELETED_COLUMN, UPDATED_COLUMN};
 use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, results, session};
 use crate::tables::SystemColumns;

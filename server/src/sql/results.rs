@@ -1,7 +1,7 @@
 //! Arrow record batches → the JSON rows of a [`QueryResult`].
 
-use crate::catalog::TYPE_METADATA_KEY;
 use crate::error::{KalamError, Result};
+use crate::types::TYPE_METADATA_KEY;
 use crate::values;
 use base64::Engine;
 use datafusion::arrow::array::*;

@@ -8,12 +8,13 @@
 
 use crate::auth::Principal;
 use crate::budget::{BudgetOption, StatementBudget, StatementPool};
-use crate::catalog::TableKind;
 use crate::database::{DF_CATALOG, Database};
 use crate::error::KalamError;
 use crate::ids::NamespaceId;
+use crate::schema::TableKind;
 use crate::sql::ExecContext;
-use crate::tables::{PartitionTableProvider, StreamTableProvider, SystemColumns, system};
+use crate::sql::system_tables as system;
+use crate::tables::{PartitionTableProvider, StreamTableProvider, SystemColumns};
 use async_trait::async_trait;
 use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};

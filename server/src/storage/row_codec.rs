@@ -9,9 +9,12 @@
 //! A CRDT_TEXT cell (tag 9) is `text len (4) | text | state len (4) | state`: the text is
 //! derived from the Yjs state but stored too, so SQL reads never decode documents.
 
-use crate::catalog::{ColumnDef, ColumnId, DataType, TableDef};
 use crate::error::{KalamError, Result};
-use crate::values::{CrdtCell, Value};
+use crate::schema::{ColumnDef, ColumnId, TableDef};
+use crate::types::DataType;
+use crate::values::{self, CrdtCell, Value};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray};
+use std::sync::Arc;
 
 const FORMAT: u8 = 1;
 
@@ -125,7 +128,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<(i64, bool)> {
 }
 
 /// Decodes a row through the table's current columns; columns added since the row was
-/// written read as their fill value ([`crate::catalog::ColumnDef::fill`]).
+/// written read as their fill value ([`crate::schema::ColumnDef::fill`]).
 pub fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
     let (updated, deleted) = decode_header(bytes)?;
     let mut r = Reader { buf: &bytes[10..] };
@@ -177,4 +180,33 @@ fn decode_value(r: &mut Reader<'_>) -> Result<Value> {
 
 fn utf8(raw: &[u8]) -> Result<String> {
     String::from_utf8(raw.to_vec()).map_err(|_| KalamError::internal("corrupt row: bad utf-8"))
+}
+/// Rows of `table` as a record batch: the user columns, then `_updated` and `_deleted` when
+/// `with_system` (never for STREAM tables), keeping only `projection` (indexes into that
+/// schema) if given.
+pub fn rows_to_batch(
+    table: &TableDef,
+    rows: &[&StoredRow],
+    with_system: bool,
+    projection: Option<&[usize]>,
+) -> Result<RecordBatch> {
+    let full = table.arrow_schema(with_system);
+    let n_user = table.columns.len();
+    let all: Vec<usize> = (0..full.fields().len()).collect();
+    let indices = projection.unwrap_or(&all);
+    let schema = Arc::new(full.project(indices).map_err(KalamError::internal)?);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let array: ArrayRef = if i < n_user {
+            let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
+            values::to_arrow(table.columns[i].data_type, &vals)?
+        } else if i == n_user {
+            Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated)))
+        } else {
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted))))
+        };
+        columns.push(array);
+    }
+    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    RecordBatch::try_new_with_options(schema, columns, &options).map_err(KalamError::internal)
 }

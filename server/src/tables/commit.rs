@@ -14,15 +14,16 @@
 //! ([`ColdReads`]) and used under it only if the partition's files are still those they
 //! were read from; a flush or compaction in between sends the commit back to read again.
 
-use crate::catalog::{DataType, TableDef};
 use crate::clock::HybridClock;
 use crate::cold::key_index::PkKey;
 use crate::cold::{ColdPartition, ColdStore};
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
+use crate::schema::TableDef;
 use crate::storage::hot_stats::HotStats;
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
+use crate::types::DataType;
 use crate::values::{self, Value};
 use parking_lot::{Mutex, RwLock};
 use rocksdb::WriteBatch;
@@ -447,7 +448,7 @@ impl Committer {
                                 table.qualified_name()
                             )));
                         }
-                        (ChangeKind::Insert, values::resolve_new_row(table, values)?)
+                        (ChangeKind::Insert, table.resolve_new_row(values)?)
                     }
                     RowOp::Update { set, .. } => {
                         let Some(live) = live else { continue };

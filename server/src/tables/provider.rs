@@ -9,16 +9,16 @@
 //! merged by [`crate::cold::merge::PartitionScan`]: newest `_updated` per key wins,
 //! tombstones hide rows, and memory is bounded by the batch size.
 
-use crate::catalog::{DataType, TableDef, UPDATED_COLUMN};
 use crate::cold::ColdStore;
 use crate::cold::merge::{CompareOp, FilePredicate, PartitionScan, ScanSpec, StatColumn};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
-use crate::storage::row_codec::{self, StoredRow};
+use crate::schema::{TableDef, UPDATED_COLUMN};
+use crate::storage::row_codec::{self, StoredRow, rows_to_batch};
 use crate::storage::{CF_ROWS, Store, keys};
-use crate::values::{self, Value};
+use crate::types::DataType;
+use crate::values::Value;
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::{Session, TableProvider};
@@ -152,36 +152,6 @@ fn column_comparison(expr: &Expr) -> Option<(String, CompareOp, ScalarValue)> {
         (Expr::Literal(v, _), Expr::Column(c)) => Some((c.name.clone(), op.flipped(), v.clone())),
         _ => None,
     }
-}
-
-/// Rows of `table` as a record batch: the user columns, then `_updated` and `_deleted` when
-/// `with_system` (never for STREAM tables), keeping only `projection` (indexes into that
-/// schema) if given.
-pub fn rows_to_batch(
-    table: &TableDef,
-    rows: &[&StoredRow],
-    with_system: bool,
-    projection: Option<&[usize]>,
-) -> Result<RecordBatch> {
-    let full = table.arrow_schema(with_system);
-    let n_user = table.columns.len();
-    let all: Vec<usize> = (0..full.fields().len()).collect();
-    let indices = projection.unwrap_or(&all);
-    let schema = Arc::new(full.project(indices).map_err(KalamError::internal)?);
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(indices.len());
-    for &i in indices {
-        let array: ArrayRef = if i < n_user {
-            let vals: Vec<&Value> = rows.iter().map(|r| &r.values[i]).collect();
-            values::to_arrow(table.columns[i].data_type, &vals)?
-        } else if i == n_user {
-            Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated)))
-        } else {
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted))))
-        };
-        columns.push(array);
-    }
-    let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-    RecordBatch::try_new_with_options(schema, columns, &options).map_err(KalamError::internal)
 }
 
 #[async_trait]

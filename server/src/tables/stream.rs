@@ -3,12 +3,12 @@
 //! get a cursor from the same hybrid clock as table rows and reach subscribers through the
 //! same fan-out ([`Committer::commit_stream`](crate::tables::Committer::commit_stream)).
 
-use crate::catalog::{StreamOptions, TableDef};
 use crate::clock::now_micros;
 use crate::error::KalamError;
 use crate::ids::{Partition, TableId};
+use crate::schema::{StreamOptions, TableDef};
 use crate::storage::row_codec::StoredRow;
-use crate::tables::provider::rows_to_batch;
+use crate::storage::row_codec::rows_to_batch;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::memory::MemorySourceConfig;

@@ -6,12 +6,13 @@
 //! subscriptions on the table end with a `schema_changed` frame after every earlier change;
 //! clients subscribe again and carry their rows over (see `docs/protocol.md`).
 
-use crate::catalog::{AccessLevel, DELETED_COLUMN, DataType, TableDef, TableKind, UPDATED_COLUMN};
 use crate::error::{KalamError, Result};
 use crate::ids::normalize_ident;
+use crate::schema::{AccessLevel, DELETED_COLUMN, TableDef, TableKind, UPDATED_COLUMN};
 use crate::sql::ast::{AlterTableAction, TableRef};
 use crate::sql::commands::table::column_def;
 use crate::sql::{ExecContext, results};
+use crate::types::DataType;
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
 pub fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &AlterTableAction) -> Result<QueryResult> {

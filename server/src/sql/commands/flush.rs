@@ -1,9 +1,9 @@
 //! FLUSH TABLE, FLUSH ALL TABLES [IN ns], KILL JOB.
 
-use crate::catalog::TableKind;
 use crate::error::{KalamError, Result};
 use crate::flush;
 use crate::jobs::JobType;
+use crate::schema::TableKind;
 use crate::sql::ast::TableRef;
 use crate::sql::{ExecContext, results};
 use kalamdb_client_core::protocol::{QueryResult, Role};

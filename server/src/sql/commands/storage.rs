@@ -1,13 +1,13 @@
 //! CREATE STORAGE, DROP STORAGE, SHOW STORAGES.
 
-use crate::catalog::{StorageDef, StorageLocation};
 use crate::clock::now_micros;
 use crate::cold::location::Location;
 use crate::error::{KalamError, Result};
 use crate::ids::StorageId;
+use crate::schema::{StorageDef, StorageLocation};
 use crate::sql::ast::{CreateStorage, Literal};
+use crate::sql::system_tables::{STORAGE_COLUMNS, storage_rows};
 use crate::sql::{ExecContext, results};
-use crate::tables::system::{STORAGE_COLUMNS, storage_rows};
 use crate::values;
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
 use std::collections::HashMap;

@@ -1,16 +1,17 @@
 //! CREATE / DROP TABLE, SHOW TABLES, DESCRIBE TABLE [HISTORY], SHOW STATS FOR TABLE.
 
-use crate::catalog::{
-    AccessLevel, ColumnDef, DELETED_COLUMN, DataType, DefaultValue, FlushPolicy, StreamOptions, TableDef, TableKind,
-    TableOptions, UPDATED_COLUMN,
-};
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
 use crate::ids::{StorageId, TableId, normalize_ident};
+use crate::schema::{
+    AccessLevel, ColumnDef, DELETED_COLUMN, DefaultValue, FlushPolicy, StreamOptions, TableDef, TableKind,
+    TableOptions, UPDATED_COLUMN,
+};
 use crate::sql::ast::{ColumnSpec, CreateTable, DefaultSpec, Literal, TableRef};
+use crate::sql::system_tables as system;
 use crate::sql::{ExecContext, results};
 use crate::storage::{CF_ROWS, keys};
-use crate::tables::system;
+use crate::types::DataType;
 use crate::values::{self, Value};
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
 use serde_json::json;

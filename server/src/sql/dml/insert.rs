@@ -1,8 +1,8 @@
 //! INSERT INTO t [(cols)] VALUES (...), ... | SELECT ...
 
-use crate::catalog::{TableDef, TableKind};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
+use crate::schema::{TableDef, TableKind};
 use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, simple_value, table_ref, writable_column};
 use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, query, results};
@@ -90,7 +90,7 @@ fn insert_events(cx: &ExecContext<'_>, table: &TableDef, partition: Partition, o
     let rows: Vec<Vec<Value>> = ops
         .into_iter()
         .filter_map(|op| match op {
-            RowOp::Insert { values } => Some(values::resolve_new_row(table, values)),
+            RowOp::Insert { values } => Some(table.resolve_new_row(values)),
             _ => None,
         })
         .collect::<Result<_>>()?;
@@ -124,7 +124,7 @@ async fn value_row(
 }
 
 /// Evaluates a general expression (arithmetic, casts, scalar functions) with DataFusion.
-async fn evaluate_expr(cx: &ExecContext<'_>, expr: &Expr, dt: crate::catalog::DataType, column: &str) -> Result<Value> {
+async fn evaluate_expr(cx: &ExecContext<'_>, expr: &Expr, dt: crate::types::DataType, column: &str) -> Result<Value> {
     let stmt = super::select_statement(vec![expr.clone()], None, None);
     let (_, batches) = query::run(cx, stmt, SystemColumns::Hidden, 1).await?;
     let batch = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| KalamError::internal("no value"))?;

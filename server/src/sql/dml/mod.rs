@@ -12,12 +12,13 @@ pub mod update;
 /// Most rows one INSERT, UPDATE or DELETE statement may write.
 pub const MAX_ROWS_PER_WRITE: usize = 100_000;
 
-use crate::catalog::{DataType, DefaultValue, TableDef};
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
+use crate::schema::{DefaultValue, TableDef};
 use crate::sql::ast::TableRef;
 use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, query};
+use crate::types::DataType;
 use crate::values::{self, Value};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
@@ -48,7 +49,7 @@ pub fn table_ref(name: &ObjectName) -> Result<TableRef> {
 pub fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<std::sync::Arc<TableDef>> {
     let table = cx.resolve_table(&table_ref(name)?)?;
     cx.check_write(&table)?;
-    if table.kind == crate::catalog::TableKind::Stream {
+    if table.kind == crate::schema::TableKind::Stream {
         return Err(KalamError::NotSupported(format!(
             "'{}' is a STREAM table: events cannot be updated or deleted",
             table.qualified_name()
@@ -60,7 +61,7 @@ pub fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<s
 /// Index of the user-writable column `name` (normalized), with clear errors for system and
 /// unknown columns.
 pub fn writable_column(table: &TableDef, name: &str) -> Result<usize> {
-    if name == crate::catalog::UPDATED_COLUMN || name == crate::catalog::DELETED_COLUMN {
+    if name == crate::schema::UPDATED_COLUMN || name == crate::schema::DELETED_COLUMN {
         return Err(KalamError::Validation(format!("'{name}' is a system column maintained by the server")));
     }
     table.column_index(name).ok_or_else(|| {

@@ -91,7 +91,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
     Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)))
 }
 
-pub fn check_not_null(table: &crate::catalog::TableDef, set: &[(usize, values::Value)]) -> Result<()> {
+pub fn check_not_null(table: &crate::schema::TableDef, set: &[(usize, values::Value)]) -> Result<()> {
     for (idx, v) in set {
         let col = &table.columns[*idx];
         if v.is_null() && !col.nullable {

@@ -3,9 +3,10 @@
 //! Password hashes are never exposed.
 
 use crate::auth::Principal;
-use crate::catalog::{DELETED_COLUMN, DataType, TableDef, UPDATED_COLUMN};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
+use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
+use crate::types::DataType;
 use crate::values::{self, Value};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
@@ -280,7 +281,7 @@ pub const STORAGE_COLUMNS: [(&str, DataType); 10] = [
 
 /// One row per storage, `local` first; a secret key shows as `***`.
 pub fn storage_rows(db: &Database) -> Vec<Vec<Value>> {
-    use crate::catalog::StorageLocation;
+    use crate::schema::StorageLocation;
     let tables = db.catalog.tables(None);
     let count =
         |id: &crate::ids::StorageId| Value::Int(tables.iter().filter(|t| &t.options.storage == id).count() as i64);

@@ -1,85 +1,15 @@
-//! Catalog records: what is persisted about namespaces, tables, schema versions and users.
+//! The schema model: what the catalog persists about namespaces, tables, schema versions,
+//! storages and users. Plain data; the catalog ([`crate::catalog`]) stores and serves it.
 
+use crate::error::Result;
 use crate::ids::{NamespaceId, StorageId, TableId, UserId};
-use crate::values::Value;
-use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
+use crate::types::DataType;
+use crate::values::{self, Value};
+use datafusion::arrow::datatypes::{Field, Schema};
 use kalamdb_client_core::protocol::Role;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Column types of the SQL surface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DataType {
-    Boolean,
-    SmallInt,
-    Int,
-    BigInt,
-    Float,
-    Double,
-    Decimal {
-        precision: u8,
-        scale: i8,
-    },
-    Text,
-    Bytes,
-    Date,
-    Timestamp,
-    Json,
-    /// Collaborative text: read as plain text by SQL.
-    CrdtText,
-}
-
-/// Field metadata key carrying the KalamDB type name where Arrow's type is ambiguous
-/// (JSON and CRDT_TEXT are both Utf8).
-pub const TYPE_METADATA_KEY: &str = "kalamdb.type";
-
-impl DataType {
-    pub fn sql_name(&self) -> String {
-        match self {
-            DataType::Boolean => "BOOLEAN".into(),
-            DataType::SmallInt => "SMALLINT".into(),
-            DataType::Int => "INT".into(),
-            DataType::BigInt => "BIGINT".into(),
-            DataType::Float => "FLOAT".into(),
-            DataType::Double => "DOUBLE".into(),
-            DataType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
-            DataType::Text => "TEXT".into(),
-            DataType::Bytes => "BYTES".into(),
-            DataType::Date => "DATE".into(),
-            DataType::Timestamp => "TIMESTAMP".into(),
-            DataType::Json => "JSON".into(),
-            DataType::CrdtText => "CRDT_TEXT".into(),
-        }
-    }
-
-    pub fn arrow(&self) -> ArrowType {
-        match self {
-            DataType::Boolean => ArrowType::Boolean,
-            DataType::SmallInt => ArrowType::Int16,
-            DataType::Int => ArrowType::Int32,
-            DataType::BigInt => ArrowType::Int64,
-            DataType::Float => ArrowType::Float32,
-            DataType::Double => ArrowType::Float64,
-            DataType::Decimal { precision, scale } => ArrowType::Decimal128(*precision, *scale),
-            DataType::Text | DataType::Json | DataType::CrdtText => ArrowType::Utf8,
-            DataType::Bytes => ArrowType::Binary,
-            DataType::Date => ArrowType::Date32,
-            DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
-        }
-    }
-
-    /// Types allowed as a primary key (they have an order-preserving key encoding).
-    pub fn can_be_primary_key(&self) -> bool {
-        matches!(self, DataType::SmallInt | DataType::Int | DataType::BigInt | DataType::Text)
-    }
-
-    /// An Arrow field for a column of this type, tagged with the KalamDB type name.
-    pub fn field(&self, name: &str, nullable: bool) -> Field {
-        let meta = HashMap::from([(TYPE_METADATA_KEY.to_string(), self.sql_name())]);
-        Field::new(name, self.arrow(), nullable).with_metadata(meta)
-    }
-}
 
 /// A column default, evaluated per inserted row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,6 +234,16 @@ pub const UPDATED_COLUMN: &str = "_updated";
 pub const DELETED_COLUMN: &str = "_deleted";
 
 impl TableDef {
+    /// Turns the CRDT_TEXT writes of a new row into documents.
+    pub fn resolve_new_row(&self, mut row: Vec<Value>) -> Result<Vec<Value>> {
+        for (v, col) in row.iter_mut().zip(&self.columns) {
+            if col.data_type == DataType::CrdtText && !matches!(v, Value::Crdt(_) | Value::Null) {
+                *v = values::merge_crdt(None, std::mem::replace(v, Value::Null), &col.name)?;
+            }
+        }
+        Ok(row)
+    }
+
     pub fn qualified_name(&self) -> String {
         format!("{}.{}", self.namespace, self.name)
     }
