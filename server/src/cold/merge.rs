@@ -20,7 +20,7 @@ use crate::values::Value;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::filter;
+use datafusion::arrow::compute::{filter, not};
 use datafusion::arrow::datatypes::SchemaRef;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -146,8 +146,8 @@ struct FileCursor {
 
 /// Files decoded at once by one scan (the server's target is a 2-core machine).
 const READ_THREADS: usize = 2;
-/// Rows per batch a scan returns.
-const SCAN_BATCH_ROWS: usize = 8192;
+/// Rows per batch a scan returns (a file's row group).
+const SCAN_BATCH_ROWS: usize = 65_536;
 
 impl PartitionScan {
     /// Lists the files and takes the hot snapshot. A flush that lands between the two would
@@ -319,9 +319,38 @@ impl ScanSource {
             .as_any()
             .downcast_ref::<BooleanArray>()
             .ok_or_else(|| KalamError::internal("cold file: bad _deleted column"))?;
+        let newest = self.newest.of_file(cursor.batch);
+        if newest.is_none() && !cursor.check_hot {
+            // Every row is current: only tombstones may need hiding (no per-row work).
+            let arrays = batch.columns()[2..].to_vec();
+            let batch = match spec.with_tombstones || deleted.true_count() == 0 {
+                true => RecordBatch::try_new_with_options(
+                    self.schema.clone(),
+                    arrays,
+                    &RecordBatchOptions::new().with_row_count(Some(n)),
+                ),
+                false => {
+                    let mask = not(deleted).map_err(KalamError::internal)?;
+                    let arrays = arrays
+                        .iter()
+                        .map(|a| filter(a.as_ref(), &mask))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(KalamError::internal)?;
+                    let kept = mask.true_count();
+                    RecordBatch::try_new_with_options(
+                        self.schema.clone(),
+                        arrays,
+                        &RecordBatchOptions::new().with_row_count(Some(kept)),
+                    )
+                }
+            };
+            let batch = batch.map_err(KalamError::internal)?;
+            return Ok(Some((batch.num_rows() > 0).then_some(batch)));
+        }
         let mut keep: Vec<bool> = (0..n)
             .map(|r| {
-                self.newest.is_newest(cursor.batch, first + r as u32) && (spec.with_tombstones || !deleted.value(r))
+                newest.is_none_or(|words| is_set(words, first + r as u32))
+                    && (spec.with_tombstones || !deleted.value(r))
             })
             .collect();
         if cursor.check_hot {
@@ -384,13 +413,21 @@ impl NewestVersions {
         NewestVersions { bits }
     }
 
+    /// The bits of file `batch`; `None` when every row of it is current.
+    fn of_file(&self, batch: u64) -> Option<&[u64]> {
+        self.bits.get(&batch).map(Vec::as_slice)
+    }
+
     fn is_newest(&self, batch: u64, row: u32) -> bool {
-        match self.bits.get(&batch) {
-            None => true,
-            Some(words) => words.get(row as usize / 64).is_some_and(|w| w & (1 << (row % 64)) != 0),
-        }
+        self.of_file(batch).is_none_or(|words| is_set(words, row))
     }
 }
+
+fn is_set(words: &[u64], row: u32) -> bool {
+    words.get(row as usize / 64).is_some_and(|w| w & (1 << (row % 64)) != 0)
+}
+
+impl NewestVersions {}
 
 /// The current cold versions of a partition changed after `position` and at or before
 /// `watermark`, in `_updated` order, leaving out keys whose newer version is hot
@@ -482,9 +519,9 @@ impl ColdChanges {
                         let batch = batch?;
                         let first = *row;
                         *row += batch.num_rows() as u32;
-                        let (entry, newest) = (entry.batch, self.newest.as_ref());
+                        let newest = self.newest.as_ref().and_then(|n| n.of_file(entry.batch));
                         for r in 0..batch.num_rows() {
-                            if newest.is_none_or(|n| n.is_newest(entry, first + r as u32))
+                            if newest.is_none_or(|words| is_set(words, first + r as u32))
                                 && let Some(row) = self.candidate(&batch, r)?
                             {
                                 self.ready.push_back(row);

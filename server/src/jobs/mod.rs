@@ -320,11 +320,13 @@ impl JobHandle {
         let (status, error) = match outcome {
             Ok(JobEnd::Completed) => (JobStatus::Completed, None),
             Ok(JobEnd::Cancelled) => (JobStatus::Cancelled, None),
-            Err(e) => (JobStatus::Failed, Some(e.to_string())),
+            Err(e) => {
+                // The log gets the details; `system.jobs` what a client may see (no paths or
+                // storage internals).
+                tracing::warn!(job = %self.id, "job failed: {e}");
+                (JobStatus::Failed, Some(e.public_message()))
+            }
         };
-        if let Some(e) = &error {
-            tracing::warn!(job = %self.id, "job failed: {e}");
-        }
         let result = self.manager.update(self.n, |j| {
             j.status = status;
             j.error = error;
