@@ -48,15 +48,7 @@ fn main() {
         // 20 rounds: 10,000 rows inserted, then flushed into one file.
         let (mut rows, mut bytes, mut secs) = (0u64, 0u64, 0f64);
         for f in 0..FILES {
-            for chunk in 0..ROWS_PER_FILE / 1000 {
-                let values: Vec<String> = (0..1000)
-                    .map(|i| {
-                        let id = f * ROWS_PER_FILE + chunk * 1000 + i;
-                        format!("({id}, 'item-{id}', {}, {}.25)", id % 1000, id % 97)
-                    })
-                    .collect();
-                query(&server, &client, &token, &format!("INSERT INTO bench.items VALUES {}", values.join(","))).await;
-            }
+            common::insert_items(&server, &client, &token, f * ROWS_PER_FILE..(f + 1) * ROWS_PER_FILE, 1000).await;
             let (r, b, s) = flush(&server, &client, &token).await;
             rows += r;
             bytes += b;

@@ -34,7 +34,7 @@ impl RssPeak {
         let (p, s) = (peak.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                p.fetch_max(rss_of(pid), Ordering::Relaxed);
+                p.fetch_max(common::rss_of(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
@@ -48,16 +48,6 @@ impl RssPeak {
         }
         self.peak.load(Ordering::Relaxed)
     }
-}
-
-fn rss_of(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -128,13 +118,7 @@ fn main() {
         )
         .await;
         let started = Instant::now();
-        const CHUNK: usize = 5_000;
-        for chunk in 0..total.div_ceil(CHUNK) {
-            let values: Vec<String> = (chunk * CHUNK..((chunk + 1) * CHUNK).min(total))
-                .map(|id| format!("({id}, 'item-{id}', {}, {}.25)", id % 1000, id % 97))
-                .collect();
-            query(&server, &client, &token, &format!("INSERT INTO bench.items VALUES {}", values.join(","))).await;
-        }
+        common::insert_items(&server, &client, &token, 0..total, 5_000).await;
         println!("inserted {total} rows in {:.1} s", started.elapsed().as_secs_f64());
         drop(server);
 

@@ -369,3 +369,31 @@ pub struct User {
     /// Microseconds since epoch until which logins are refused.
     pub locked_until: Option<i64>,
 }
+
+/// A USER table `app.t` with `columns` (ids from 1; the first is the primary key), for tests.
+#[cfg(test)]
+pub(crate) fn test_table(columns: &[(&str, DataType)]) -> Arc<TableDef> {
+    let columns: Vec<ColumnDef> = columns
+        .iter()
+        .zip(1u16..)
+        .map(|((name, data_type), id)| ColumnDef {
+            id,
+            name: name.to_string(),
+            data_type: *data_type,
+            nullable: true,
+            default: None,
+        })
+        .collect();
+    Arc::new(TableDef {
+        id: TableId(1),
+        namespace: NamespaceId::new("app").expect("a valid name"),
+        name: "t".into(),
+        kind: TableKind::User,
+        next_column_id: columns.len() as u16 + 1,
+        columns,
+        primary_key: 0,
+        options: TableOptions::default(),
+        schema_version: 1,
+        created_at: 0,
+    })
+}

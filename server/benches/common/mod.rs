@@ -59,13 +59,7 @@ impl Server {
 
     /// Resident memory of the server process in bytes (Linux).
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .unwrap_or(0)
+        rss_of(self.child.id())
     }
 
     pub async fn token(&self, client: &reqwest::Client, user: &str, password: &str) -> String {
@@ -175,5 +169,34 @@ pub async fn subscribe(ws: &mut Ws, id: &str, sql: &str) {
             ServerMessage::Error { message, .. } => panic!("{message}"),
             _ => {}
         }
+    }
+}
+
+/// Resident memory of process `pid` in bytes (Linux).
+pub fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Inserts rows `ids` into `bench.items (id, name, qty, price)`, `chunk` rows per INSERT.
+pub async fn insert_items(
+    server: &Server,
+    client: &reqwest::Client,
+    token: &str,
+    ids: std::ops::Range<usize>,
+    chunk: usize,
+) {
+    let mut start = ids.start;
+    while start < ids.end {
+        let end = (start + chunk).min(ids.end);
+        let values: Vec<String> =
+            (start..end).map(|id| format!("({id}, 'item-{id}', {}, {}.25)", id % 1000, id % 97)).collect();
+        query(server, client, token, &format!("INSERT INTO bench.items VALUES {}", values.join(","))).await;
+        start = end;
     }
 }

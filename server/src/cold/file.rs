@@ -501,34 +501,15 @@ pub fn cell(dt: DataType, a: &dyn Array, r: usize) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{NamespaceId, TableId};
-    use crate::schema::{ColumnDef, TableKind, TableOptions};
+    use crate::schema::test_table;
 
     fn table() -> Arc<TableDef> {
-        let col = |id: u16, name: &str, data_type| ColumnDef {
-            id,
-            name: name.into(),
-            data_type,
-            nullable: true,
-            default: None,
-        };
-        Arc::new(TableDef {
-            id: TableId(1),
-            namespace: NamespaceId::new("app").unwrap(),
-            name: "t".into(),
-            kind: TableKind::User,
-            columns: vec![
-                col(1, "id", DataType::BigInt),
-                col(2, "note", DataType::CrdtText),
-                col(3, "price", DataType::Decimal { precision: 10, scale: 2 }),
-                col(4, "day", DataType::Date),
-            ],
-            primary_key: 0,
-            options: TableOptions::default(),
-            schema_version: 1,
-            next_column_id: 5,
-            created_at: 0,
-        })
+        test_table(&[
+            ("id", DataType::BigInt),
+            ("note", DataType::CrdtText),
+            ("price", DataType::Decimal { precision: 10, scale: 2 }),
+            ("day", DataType::Date),
+        ])
     }
 
     #[test]

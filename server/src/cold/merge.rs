@@ -22,9 +22,10 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{filter, not};
 use datafusion::arrow::datatypes::SchemaRef;
+use parking_lot::Mutex;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 
 /// A comparison operator of a pruning predicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,14 +113,15 @@ pub struct ScanSpec {
 /// A scan of one partition over both tiers, a batch at a time: the hot rows from a snapshot
 /// taken with the file listing, then each listed file's rows that are the newest version of
 /// their key and have no hot version. Memory is bounded by the batch size, not by the
-/// partition. Two files are decoded at once, on two threads (decoding is CPU-bound).
+/// partition. Files are decoded by two reader threads (decoding is CPU-bound) that run ahead
+/// of the consumer by at most a few batches.
 pub struct PartitionScan {
-    source: ScanSource,
+    source: Arc<ScanSource>,
     /// Where the next hot chunk starts; `None` once the hot rows are done.
     hot_next: Option<Vec<u8>>,
-    files: VecDeque<FileEntry>,
-    open: Vec<FileCursor>,
-    ready: VecDeque<RecordBatch>,
+    files: Option<VecDeque<FileEntry>>,
+    /// Batches from the reader threads, once they are started.
+    from_files: Option<mpsc::Receiver<Result<RecordBatch>>>,
     left: Option<usize>,
 }
 
@@ -144,7 +146,7 @@ struct FileCursor {
     check_hot: bool,
 }
 
-/// Files decoded at once by one scan (the server's target is a 2-core machine).
+/// Threads one scan decodes files on (the server's target is a 2-core machine).
 const READ_THREADS: usize = 2;
 /// Rows per batch a scan returns (a file's row group).
 const SCAN_BATCH_ROWS: usize = 65_536;
@@ -180,11 +182,10 @@ impl PartitionScan {
         let hot_next = Some(keys::partition_prefix(table.id, spec.partition).to_vec());
         Ok(PartitionScan {
             left: spec.limit,
-            files: files.collect(),
-            source: ScanSource { spec, snapshot, listing, newest, schema, file_columns },
+            files: Some(files.collect()),
+            source: Arc::new(ScanSource { spec, snapshot, listing, newest, schema, file_columns }),
             hot_next,
-            open: Vec::new(),
-            ready: VecDeque::new(),
+            from_files: None,
         })
     }
 
@@ -194,47 +195,40 @@ impl PartitionScan {
             if self.left == Some(0) {
                 return Ok(None);
             }
-            if let Some(batch) = self.ready.pop_front() {
-                return Ok(Some(self.apply_limit(batch)));
-            }
             if let Some(from) = self.hot_next.take() {
                 let (batch, next) = self.source.hot_chunk(&from)?;
                 self.hot_next = next;
-                self.ready.extend(batch);
-                continue;
-            }
-            while self.open.len() < READ_THREADS
-                && let Some(f) = self.files.pop_front()
-            {
-                self.open.push(self.source.open_file(&f)?);
-            }
-            if self.open.is_empty() {
-                return Ok(None);
-            }
-            let source = &self.source;
-            let steps: Vec<Result<Option<Option<RecordBatch>>>> = match self.open.as_mut_slice() {
-                [one] => vec![source.step(one)],
-                many => std::thread::scope(|scope| {
-                    let workers: Vec<_> = many.iter_mut().map(|c| scope.spawn(move || source.step(c))).collect();
-                    workers
-                        .into_iter()
-                        .map(|w| {
-                            w.join().unwrap_or_else(|_| Err(KalamError::internal("a file reader thread panicked")))
-                        })
-                        .collect()
-                }),
-            };
-            let mut finished = Vec::new();
-            for (i, step) in steps.into_iter().enumerate() {
-                match step? {
-                    Some(batch) => self.ready.extend(batch),
-                    None => finished.push(i),
+                match batch {
+                    Some(batch) => return Ok(Some(self.apply_limit(batch))),
+                    None => continue,
                 }
             }
-            for i in finished.into_iter().rev() {
-                self.open.remove(i);
+            if let Some(files) = self.files.take() {
+                self.from_files = Some(self.start_readers(files)?);
+            }
+            let Some(rx) = &self.from_files else { return Ok(None) };
+            match rx.recv() {
+                Ok(batch) => return Ok(Some(self.apply_limit(batch?))),
+                // Every reader is done.
+                Err(_) => return Ok(None),
             }
         }
+    }
+
+    /// Starts the reader threads; they share the files, stop at the first error, and end
+    /// when the scan is dropped (their next send fails).
+    fn start_readers(&self, files: VecDeque<FileEntry>) -> Result<mpsc::Receiver<Result<RecordBatch>>> {
+        let threads = READ_THREADS.min(files.len()).max(1);
+        let (tx, rx) = mpsc::sync_channel(threads);
+        let files = Arc::new(Mutex::new(files));
+        for _ in 0..threads {
+            let (source, files, tx) = (self.source.clone(), files.clone(), tx.clone());
+            std::thread::Builder::new()
+                .name("kalamdb-scan".into())
+                .spawn(move || source.read_files(&files, &tx))
+                .map_err(|e| KalamError::internal(format!("cannot start a scan thread: {e}")))?;
+        }
+        Ok(rx)
     }
 
     fn apply_limit(&mut self, batch: RecordBatch) -> RecordBatch {
@@ -250,6 +244,33 @@ impl PartitionScan {
 }
 
 impl ScanSource {
+    /// A reader thread: takes files until none is left, sending their current rows.
+    fn read_files(&self, files: &Mutex<VecDeque<FileEntry>>, tx: &mpsc::SyncSender<Result<RecordBatch>>) {
+        while let Some(f) = files.lock().pop_front() {
+            let mut cursor = match self.open_file(&f) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let sent = match self.step(&mut cursor) {
+                    Ok(None) => break,
+                    Ok(Some(None)) => continue,
+                    Ok(Some(Some(batch))) => tx.send(Ok(batch)),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
     /// Up to [`SCAN_BATCH_ROWS`] visible hot rows from `from` on, and where to go on from
     /// (`None` at the end of the partition).
     fn hot_chunk(&self, from: &[u8]) -> Result<(Option<RecordBatch>, Option<Vec<u8>>)> {
@@ -599,30 +620,12 @@ pub fn projected_schema(table: &TableDef, with_system: bool, projection: &[usize
 mod tests {
     use super::*;
     use crate::cold::manifest::ColumnStats;
-    use crate::ids::{NamespaceId, TableId};
-    use crate::schema::{ColumnDef, TableKind, TableOptions};
+    use crate::schema::test_table;
     use crate::types::DataType;
 
     #[test]
     fn predicates_skip_only_files_that_cannot_match() {
-        let table = TableDef {
-            id: TableId(1),
-            namespace: NamespaceId::new("app").unwrap(),
-            name: "t".into(),
-            kind: TableKind::User,
-            columns: vec![ColumnDef {
-                id: 1,
-                name: "n".into(),
-                data_type: DataType::Int,
-                nullable: true,
-                default: None,
-            }],
-            primary_key: 0,
-            options: TableOptions::default(),
-            schema_version: 1,
-            next_column_id: 2,
-            created_at: 0,
-        };
+        let table = test_table(&[("n", DataType::Int)]);
         let file = FileEntry {
             batch: 1,
             file: "batch-1.parquet".into(),
@@ -653,34 +656,12 @@ mod tests {
         assert!(text.may_match(&table, &file));
     }
 
-    fn two_column_table() -> Arc<TableDef> {
-        let column = |id: u16, name: &str, data_type| ColumnDef {
-            id,
-            name: name.into(),
-            data_type,
-            nullable: true,
-            default: None,
-        };
-        Arc::new(TableDef {
-            id: TableId(7),
-            namespace: NamespaceId::new("app").unwrap(),
-            name: "t".into(),
-            kind: TableKind::User,
-            columns: vec![column(1, "id", DataType::BigInt), column(2, "n", DataType::Int)],
-            primary_key: 0,
-            options: TableOptions::default(),
-            schema_version: 1,
-            next_column_id: 3,
-            created_at: 0,
-        })
-    }
-
     /// Generated partitions (keys rewritten and deleted across files, files sorted by
     /// `_updated` or not, some keys with a hot version): the streamed cold changes equal a
     /// merge done naively in memory, from every position, with and without the key index.
     #[test]
     fn cold_changes_equal_a_naive_merge() {
-        let table = two_column_table();
+        let table = test_table(&[("id", DataType::BigInt), ("n", DataType::Int)]);
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move |n: u64| {
             seed ^= seed << 13;
