@@ -27,7 +27,7 @@ use crate::clock::now_micros;
 use crate::cold::file::FileWriter;
 use crate::cold::location::Location;
 use crate::cold::manifest::{FileEntry, Manifest, write_atomically};
-use crate::cold::{ColdSnapshot, scope_name};
+use crate::cold::{ColdError, ColdSnapshot, scope_name};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::{NamespaceId, Partition, TableId};
@@ -155,16 +155,12 @@ pub fn check_target_empty(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
             Err(KalamError::AlreadyExists(format!("{} exists and is not a directory", dir.display())))
         }
-        Err(e) => Err(KalamError::internal(format!("cannot read {}: {e}", dir.display()))),
+        Err(e) => Err(KalamError::io("read", dir)(e)),
     }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn io(what: &str, path: &Path, e: std::io::Error) -> KalamError {
-    KalamError::internal(format!("cannot {what} {}: {e}", path.display()))
 }
 
 /// Reads `{dir}/backup.json`, checks its checksum, its authenticity tag and every name in it.
@@ -175,7 +171,7 @@ pub fn read_manifest(dir: &Path, signer: &ManifestSigner) -> Result<BackupManife
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(KalamError::Validation(format!("no backup at {} ({MANIFEST_FILE} is missing)", dir.display())));
         }
-        Err(e) => return Err(io("read", &path, e)),
+        Err(e) => return Err(KalamError::io("read", &path)(e)),
     };
     let checksum_path = dir.join(MANIFEST_CHECKSUM_FILE);
     let checksum = std::fs::read_to_string(&checksum_path).map_err(|e| {
@@ -269,7 +265,7 @@ struct PartitionSource {
 pub fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
     job.start()?;
     check_target_empty(target)?;
-    std::fs::create_dir_all(target).map_err(|e| io("create", target, e))?;
+    std::fs::create_dir_all(target).map_err(KalamError::io("create", target))?;
     let outcome = write_backup(db, job, namespace, target);
     if !matches!(outcome, Ok(JobEnd::Completed))
         && let Err(e) = std::fs::remove_dir_all(target)
@@ -382,14 +378,15 @@ fn backup_partition(
     let scope = scope_name(source.partition);
     let rel_dir = format!("{}/{scope}", table.name);
     let out_dir = target.join(&table.name).join(&scope);
-    std::fs::create_dir_all(&out_dir).map_err(|e| io("create", &out_dir, e))?;
+    std::fs::create_dir_all(&out_dir).map_err(KalamError::io("create", &out_dir))?;
     let cold = &source.cold;
     let mut entries = Vec::with_capacity(cold.files.len() + 1);
     for f in &cold.files {
         crate::fault::delay(crate::fault::BACKUP_FILE);
-        let bytes = cold.dir.read(&f.file)?.ok_or_else(|| {
-            KalamError::internal(format!("cold file {} is missing in {}", f.file, cold.dir.display()))
-        })?;
+        let bytes = cold
+            .dir
+            .read(&f.file)?
+            .ok_or_else(|| ColdError::Corrupt(format!("cold file {} is missing in {}", f.file, cold.dir.display())))?;
         write_atomically(&out_dir, &f.file, &bytes)?;
         listed.push(BackupFile {
             path: format!("{rel_dir}/{}", f.file),
@@ -413,7 +410,7 @@ fn backup_partition(
     if let Some(w) = writer {
         let written = w.finish()?;
         written.publish()?;
-        let bytes = std::fs::read(out_dir.join(&written.entry.file)).map_err(|e| io("read", &out_dir, e))?;
+        let bytes = std::fs::read(out_dir.join(&written.entry.file)).map_err(KalamError::io("read", &out_dir))?;
         listed.push(BackupFile {
             path: format!("{rel_dir}/{}", written.entry.file),
             bytes: bytes.len() as u64,
@@ -496,7 +493,7 @@ fn copy_in(
                     return Ok(None);
                 }
                 let path = source.join(&t.table.name).join(&p.scope).join(&f.file);
-                let bytes = std::fs::read(&path).map_err(|e| io("read", &path, e))?;
+                let bytes = std::fs::read(&path).map_err(KalamError::io("read", &path))?;
                 job.progress(f.rows, bytes.len() as u64, 1)?;
                 dir.put(&f.file, bytes.into())?;
                 max_updated = max_updated.max(f.max_updated);

@@ -94,8 +94,7 @@ impl Database {
     /// or rolls back flushes a crash interrupted, and starts the flush scheduler.
     pub async fn open(config: Config) -> Result<Arc<Database>> {
         let data_dir = &config.server.data_dir;
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(KalamError::io("create", data_dir))?;
         let store = Arc::new(Store::open(&data_dir.join("rocksdb"), config.storage.sync_writes)?);
         let catalog = Arc::new(Catalog::open(store.clone())?);
         bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost).await?;
@@ -106,7 +105,7 @@ impl Database {
         for storage in catalog.storages() {
             // A storage that cannot be opened only affects its own tables, whose reads fail.
             if let Err(e) = cold.add_storage(&storage) {
-                tracing::error!(storage = %storage.id, "cannot open storage: {e}");
+                tracing::error!(storage = %storage.id, "cannot open storage: {}", e.report());
             }
         }
         let committer = Committer::open(store.clone(), cold.clone())?;
@@ -232,7 +231,7 @@ impl Database {
         self.committer.hot_stats().drop_table(table.id);
         let outcome = self.cold.drop_table(table);
         if let Err(e) = &outcome {
-            tracing::warn!(table = %table.qualified_name(), "cannot remove the dropped table's files: {e}");
+            tracing::warn!(table = %table.qualified_name(), "cannot remove the dropped table's files: {}", e.report());
         }
         let job = job?;
         let _ = job.progress(rows, bytes, files);

@@ -2,6 +2,8 @@
 //! an HTTP status and error body once, through [`KalamError::code`].
 
 use kalamdb_client_core::protocol::ErrorCode;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 pub type Result<T, E = KalamError> = std::result::Result<T, E>;
 
@@ -48,6 +50,20 @@ pub enum KalamError {
     /// Storage failures: logged in full, answered as a generic internal error.
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
+    /// A file or directory operation failed; the OS error is its source.
+    #[error("cannot {op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// Stored bytes that do not decode as what was written (a damaged disk or a bug).
+    #[error("corrupt {0}")]
+    Corrupt(String),
+    /// A lower layer's own error (such as the cold tier's), kept whole for the log.
+    #[error(transparent)]
+    Source(Arc<dyn std::error::Error + Send + Sync>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -87,7 +103,7 @@ impl KalamError {
             TooManyStatements(_) => ErrorCode::TooManyStatements,
             RateLimited(_) => ErrorCode::RateLimited,
             Timeout(_) => ErrorCode::Timeout,
-            Storage(_) | Internal(_) => ErrorCode::InternalError,
+            Storage(_) | Io { .. } | Corrupt(_) | Source(_) | Internal(_) => ErrorCode::InternalError,
         }
     }
 
@@ -102,6 +118,28 @@ impl KalamError {
 
     pub fn internal(msg: impl std::fmt::Display) -> Self {
         KalamError::Internal(msg.to_string())
+    }
+
+    /// For `map_err`: a failed file operation `op` ("read", "create", ...) on `path`.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> KalamError {
+        let path = path.into();
+        move |source| KalamError::Io { op, path, source: Arc::new(source) }
+    }
+
+    /// The error and each of its sources, for the log: `cannot read x: permission denied`.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            let text = s.to_string();
+            // A transparent variant's source is the error itself.
+            if !out.ends_with(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            source = s.source();
+        }
+        out
     }
 
     /// Wrap for returning through DataFusion traits.
@@ -145,7 +183,8 @@ impl From<datafusion::error::DataFusionError> for KalamError {
     }
 }
 
-/// DataFusion reports unknown tables as plan errors; give them their own code.
+/// DataFusion reports unknown tables as plan errors (a schema provider cannot refuse them
+/// itself: the name may still be a table function); give them their own code.
 fn plan_error(msg: &str) -> KalamError {
     if let Some(rest) = msg.strip_prefix("table '")
         && let Some(end) = rest.find("' not found")
@@ -154,4 +193,23 @@ fn plan_error(msg: &str) -> KalamError {
         return KalamError::TableNotFound(name.to_string());
     }
     KalamError::Validation(msg.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_failures_keep_their_source_for_the_log_only() {
+        let denied = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied");
+        let e = KalamError::io("read", "/data/x")(denied);
+        assert_eq!(e.report(), "cannot read /data/x: permission denied");
+        assert_eq!(e.code(), ErrorCode::InternalError);
+        assert_eq!(e.public_message(), "internal server error");
+        let e = KalamError::Corrupt("row: truncated".into());
+        assert_eq!(
+            (e.report().as_str(), e.public_message().as_str()),
+            ("corrupt row: truncated", "internal server error")
+        );
+    }
 }

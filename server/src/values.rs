@@ -66,7 +66,7 @@ impl CrdtCell {
 
     /// The document, with a fresh client id for the edits about to be made through it.
     fn doc(&self) -> Result<CrdtText> {
-        CrdtText::from_state(&self.state).map_err(|e| KalamError::internal(format!("corrupt CRDT_TEXT state: {e}")))
+        CrdtText::from_state(&self.state).map_err(|e| KalamError::Corrupt(format!("CRDT_TEXT state: {e}")))
     }
 }
 

@@ -11,7 +11,7 @@ impl IntoResponse for StatementError {
     fn into_response(self) -> Response {
         let code = self.error.code();
         if code == ErrorCode::InternalError {
-            tracing::error!(error = %self.error, "internal error");
+            tracing::error!(error = %self.error.report(), "internal error");
         }
         let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = SqlResponse::Error {

@@ -32,10 +32,8 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| KalamError::internal(format!("cannot write {}: {e}", path.display())))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| KalamError::internal(format!("cannot write {}: {e}", path.display())))
+    let mut f = opts.open(path).map_err(KalamError::io("write", path))?;
+    f.write_all(contents.as_bytes()).and_then(|_| f.sync_all()).map_err(KalamError::io("write", path))
 }
 
 /// Creates `root` if there are no users yet.

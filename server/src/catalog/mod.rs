@@ -44,7 +44,7 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 
 fn from_json<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
-        .map_err(|e| KalamError::internal(format!("corrupt catalog record {}: {e}", String::from_utf8_lossy(key))))
+        .map_err(|e| KalamError::Corrupt(format!("catalog record {}: {e}", String::from_utf8_lossy(key))))
 }
 
 fn table_key(id: TableId) -> String {
@@ -488,5 +488,66 @@ pub fn validate_username(name: &str) -> Result<()> {
         Err(KalamError::Validation(format!(
             "invalid user name '{name}': use 1-64 letters, digits, '_', '.', '-' or '@'"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::test_table;
+    use crate::types::DataType;
+
+    fn open(dir: &std::path::Path) -> Catalog {
+        Catalog::open(Arc::new(Store::open(dir, false).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn definitions_and_schema_history_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = NamespaceId::new("app").unwrap();
+        let catalog = open(dir.path());
+        assert!(catalog.create_namespace(&app, false, 1).unwrap());
+        assert!(!catalog.create_namespace(&app, true, 1).unwrap());
+        let def = test_table(&[("id", DataType::BigInt), ("title", DataType::Text)]);
+        let created = catalog.create_table((*def).clone(), false).unwrap().unwrap();
+        assert!(catalog.create_table((*def).clone(), true).unwrap().is_none());
+        let err = catalog.create_table((*def).clone(), false).unwrap_err();
+        assert!(matches!(err, KalamError::AlreadyExists(_)), "{err:?}");
+        let mut next = (*created).clone();
+        next.schema_version += 1;
+        next.columns.pop();
+        catalog.alter_table(next.clone(), "DROP COLUMN title".into()).unwrap();
+        // An ALTER derived from the old definition lost the race.
+        assert!(matches!(catalog.alter_table(next, "again".into()), Err(KalamError::InUse(_))));
+        drop(catalog);
+
+        let catalog = open(dir.path());
+        let table = catalog.require_table(&app, "t").unwrap();
+        assert_eq!((table.id, table.schema_version, table.columns.len()), (created.id, 2, 1));
+        let history = catalog.schema_versions(table.id).unwrap();
+        assert_eq!(
+            history.iter().map(|v| v.change.as_str()).collect::<Vec<_>>(),
+            ["CREATE TABLE", "DROP COLUMN title"]
+        );
+        // Table ids are never reused, also after a reopen.
+        let other = TableDef { name: "u".into(), ..(*def).clone() };
+        assert!(catalog.create_table(other, false).unwrap().unwrap().id.0 > created.id.0);
+    }
+
+    #[test]
+    fn a_namespace_with_tables_drops_only_with_cascade() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = NamespaceId::new("app").unwrap();
+        let catalog = open(dir.path());
+        catalog.create_namespace(&app, false, 1).unwrap();
+        catalog.create_table((*test_table(&[("id", DataType::BigInt)])).clone(), false).unwrap();
+        assert!(matches!(catalog.drop_namespace(&app, false), Err(KalamError::InUse(_))));
+        assert_eq!(catalog.drop_namespace(&app, true).unwrap().len(), 1);
+        drop(catalog);
+        let catalog = open(dir.path());
+        assert!(catalog.namespace(&app).is_none());
+        assert!(matches!(catalog.require_table(&app, "t"), Err(KalamError::NamespaceNotFound(_))));
+        let reserved = NamespaceId::new("system").unwrap();
+        assert!(matches!(catalog.create_namespace(&reserved, false, 1), Err(KalamError::Validation(_))));
     }
 }

@@ -25,12 +25,12 @@
 pub mod policy;
 
 use crate::clock::now_micros;
-use crate::cold::ColdPartition;
 use crate::cold::file::{self, FileWriter};
 use crate::cold::key_index::{ColdVersion, KeyIndex, PkKey};
 use crate::cold::manifest::Manifest;
+use crate::cold::{ColdError, ColdPartition};
 use crate::database::Database;
-use crate::error::{KalamError, Result};
+use crate::error::Result;
 use crate::fault;
 use crate::flush::{self, PartitionFlush, PendingFile, PendingKind};
 use crate::ids::Partition;
@@ -136,7 +136,7 @@ fn rewrite(
             for r in 0..b.num_rows() {
                 let version = file::stored_row(table, &b, r)?;
                 let key = PkKey::of(&version.values[table.primary_key])
-                    .ok_or_else(|| KalamError::internal("cold file: a primary key is NULL"))?;
+                    .ok_or_else(|| ColdError::Corrupt("a primary key is NULL".into()))?;
                 let newest = current.get(&key).is_some_and(|v| v.batch == f.batch && v.row == row);
                 row += 1;
                 if !newest {

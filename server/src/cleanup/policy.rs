@@ -29,7 +29,7 @@ fn run_due(db: &Arc<Database>) {
         let due = match due_partitions(db, &table) {
             Ok(due) => due,
             Err(e) => {
-                tracing::warn!(table = %table.qualified_name(), "cannot check partitions for cleanup: {e}");
+                tracing::warn!(table = %table.qualified_name(), "cannot check partitions for cleanup: {}", e.report());
                 continue;
             }
         };

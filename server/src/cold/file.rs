@@ -6,6 +6,7 @@
 //! CRDT_TEXT column is two fields: its text (what SQL reads) and `{name}__state`, the Yjs
 //! document. `_updated` and `_deleted` follow. A flush writes rows in primary-key order.
 
+use crate::cold::ColdError;
 use crate::cold::location::Location;
 use crate::cold::manifest::{ColumnStats, FileEntry, sync_dir};
 use crate::cold::stats::StatsBuilder;
@@ -20,14 +21,12 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::{
-    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
-};
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::parquet::file::reader::ChunkReader;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::ChunkReader;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
@@ -140,13 +139,9 @@ impl FileWriter {
     pub fn create(dir: &Location, batch: u64, table: Arc<TableDef>) -> Result<FileWriter> {
         let sink = match dir.local_dir() {
             Some(d) => {
-                std::fs::create_dir_all(d)
-                    .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", d.display())))?;
+                std::fs::create_dir_all(d).map_err(KalamError::io("create", d))?;
                 let tmp = d.join(format!("{}.tmp", file_name(batch)));
-                Sink::File(
-                    std::fs::File::create(&tmp)
-                        .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", tmp.display())))?,
-                )
+                Sink::File(std::fs::File::create(&tmp).map_err(KalamError::io("create", &tmp))?)
             }
             None => Sink::Memory(Vec::new()),
         };
@@ -155,7 +150,7 @@ impl FileWriter {
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
-        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props)).map_err(KalamError::internal)?;
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props)).map_err(ColdError::parquet("start"))?;
         Ok(FileWriter {
             writer,
             schema,
@@ -195,8 +190,8 @@ impl FileWriter {
         }
         columns.push(Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.updated))));
         columns.push(Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.deleted)))));
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(KalamError::internal)?;
-        self.writer.write(&batch).map_err(KalamError::internal)?;
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(ColdError::arrow("assemble"))?;
+        self.writer.write(&batch).map_err(ColdError::parquet("write"))?;
         for r in rows {
             self.stats.add(&r.values);
             self.rows += 1;
@@ -213,14 +208,14 @@ impl FileWriter {
 
     /// Closes and fsyncs the temp file. The file is not part of the tier until published.
     pub fn finish(self) -> Result<WrittenFile> {
-        let (bytes, content) = match self.writer.into_inner().map_err(KalamError::internal)? {
+        let name = file_name(self.batch);
+        let (bytes, content) = match self.writer.into_inner().map_err(ColdError::parquet("finish"))? {
             Sink::File(file) => {
-                file.sync_all().map_err(|e| KalamError::internal(format!("cannot sync a flushed file: {e}")))?;
+                file.sync_all().map_err(KalamError::io("sync", format!("{name}.tmp")))?;
                 (file.metadata().map(|m| m.len()).unwrap_or(0), None)
             }
             Sink::Memory(m) => (m.len() as u64, Some(bytes::Bytes::from(m))),
         };
-        let name = file_name(self.batch);
         let columns: BTreeMap<_, ColumnStats> = self.stats.finish();
         Ok(WrittenFile {
             dir: self.dir,
@@ -260,12 +255,11 @@ impl WrittenFile {
         match (self.dir.local_dir(), &self.content) {
             (Some(d), _) => {
                 let (tmp, path) = self.paths(d);
-                std::fs::rename(&tmp, &path)
-                    .map_err(|e| KalamError::internal(format!("cannot rename {}: {e}", tmp.display())))?;
+                std::fs::rename(&tmp, &path).map_err(KalamError::io("rename", &tmp))?;
                 sync_dir(d)
             }
             (None, Some(content)) => self.dir.put(&self.entry.file, content.clone()),
-            (None, None) => Err(KalamError::internal("an object file has no content")),
+            (None, None) => Err(KalamError::internal("a file for an object store was written without its content")),
         }
     }
 
@@ -309,14 +303,13 @@ pub fn open(
     match dir.local_dir() {
         Some(d) => {
             let path = d.join(name);
-            let file = std::fs::File::open(&path)
-                .map_err(|e| KalamError::internal(format!("cannot open {}: {e}", path.display())))?;
+            let file = std::fs::File::open(&path).map_err(KalamError::io("open", &path))?;
             FileBatches::new(file, table, columns, selection, batch_rows)
         }
         None => {
             let bytes = dir
                 .read(name)?
-                .ok_or_else(|| KalamError::internal(format!("cold file {name} is missing in {}", dir.display())))?;
+                .ok_or_else(|| ColdError::Corrupt(format!("cold file {name} is missing in {}", dir.display())))?;
             FileBatches::new(bytes, table, columns, selection, batch_rows)
         }
     }
@@ -340,7 +333,7 @@ impl FileBatches {
         selection: Option<RowSelection>,
         batch_rows: usize,
     ) -> Result<FileBatches> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(KalamError::internal)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(ColdError::parquet("open"))?;
         let file_schema = builder.schema().clone();
         // Position in the file of each requested column, if present.
         let find_user = |id: u16, state: bool| {
@@ -366,7 +359,7 @@ impl FileBatches {
         if let Some(selection) = selection {
             builder = builder.with_row_selection(selection);
         }
-        let reader = builder.build().map_err(KalamError::internal)?;
+        let reader = builder.build().map_err(ColdError::parquet("open"))?;
         // Decoded columns come in file order: a column's place is the number of roots before it.
         let source = in_file.iter().map(|p| p.map(|p| roots.partition_point(|&r| r < p))).collect();
         let schema = Arc::new(Schema::new(columns.iter().map(|c| column_field(table, *c)).collect::<Vec<_>>()));
@@ -385,7 +378,7 @@ impl FileBatches {
                     if a.data_type() == target.data_type() {
                         a
                     } else {
-                        datafusion::arrow::compute::cast(&a, target.data_type()).map_err(KalamError::internal)?
+                        datafusion::arrow::compute::cast(&a, target.data_type()).map_err(ColdError::arrow("convert"))?
                     }
                 }
                 // A column added after the file was written: its fill value.
@@ -400,7 +393,8 @@ impl FileBatches {
             arrays.push(array);
         }
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options).map_err(KalamError::internal)
+        Ok(RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)
+            .map_err(ColdError::arrow("assemble"))?)
     }
 }
 
@@ -409,7 +403,7 @@ impl Iterator for FileBatches {
 
     fn next(&mut self) -> Option<Result<RecordBatch>> {
         let batch = self.reader.next()?;
-        Some(batch.map_err(KalamError::internal).and_then(|b| self.convert(b)))
+        Some(batch.map_err(|e| ColdError::arrow("decode")(e).into()).and_then(|b| self.convert(b)))
     }
 }
 
@@ -449,13 +443,13 @@ pub fn stored_row(table: &TableDef, batch: &RecordBatch, r: usize) -> Result<Sto
         .column(batch.num_columns() - 2)
         .as_any()
         .downcast_ref::<TimestampMicrosecondArray>()
-        .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?
+        .ok_or_else(|| ColdError::bad_column(UPDATED_COLUMN))?
         .value(r);
     let deleted = batch
         .column(batch.num_columns() - 1)
         .as_any()
         .downcast_ref::<BooleanArray>()
-        .ok_or_else(|| KalamError::internal("cold file: bad _deleted column"))?
+        .ok_or_else(|| ColdError::bad_column(DELETED_COLUMN))?
         .value(r);
     Ok(StoredRow { updated, deleted, values })
 }
@@ -474,7 +468,7 @@ fn crdt_cell(text: &dyn Array, states: &dyn Array, r: usize) -> Result<Value> {
 }
 
 fn downcast<T: 'static>(a: &dyn Array) -> Result<&T> {
-    a.as_any().downcast_ref::<T>().ok_or_else(|| KalamError::internal("cold file: unexpected column type"))
+    Ok(a.as_any().downcast_ref::<T>().ok_or_else(|| ColdError::Corrupt("a column has an unexpected type".into()))?)
 }
 
 /// The stored value of a cell of a column of type `dt`.

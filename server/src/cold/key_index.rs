@@ -6,11 +6,12 @@
 //! duplicate checks, UPDATE/DELETE of flushed rows, point reads), and is this row of a file
 //! the newest cold version of its key (merging tiers in scans and catch-up).
 
+use crate::cold::ColdError;
 use crate::cold::file::{self, FileColumn};
 use crate::cold::location::Location;
 use crate::cold::manifest::FileEntry;
-use crate::error::{KalamError, Result};
-use crate::schema::TableDef;
+use crate::error::Result;
+use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
 use crate::types::DataType;
 use crate::values::Value;
 use datafusion::arrow::array::{
@@ -52,14 +53,14 @@ pub enum PkColumn<'a> {
 
 impl<'a> PkColumn<'a> {
     pub fn new(dt: DataType, a: &'a dyn Array) -> Result<PkColumn<'a>> {
-        let bad = || KalamError::internal("primary key column has an unexpected type");
+        let bad = || ColdError::bad_column("of the primary key");
         let any = a.as_any();
         Ok(match dt {
             DataType::SmallInt => PkColumn::Int16(any.downcast_ref().ok_or_else(bad)?),
             DataType::Int => PkColumn::Int32(any.downcast_ref().ok_or_else(bad)?),
             DataType::BigInt => PkColumn::Int64(any.downcast_ref().ok_or_else(bad)?),
             DataType::Text => PkColumn::Text(any.downcast_ref().ok_or_else(bad)?),
-            _ => return Err(bad()),
+            _ => return Err(bad().into()),
         })
     }
 
@@ -107,12 +108,12 @@ impl KeyIndex {
                     .column(1)
                     .as_any()
                     .downcast_ref::<TimestampMicrosecondArray>()
-                    .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?;
+                    .ok_or_else(|| ColdError::bad_column(UPDATED_COLUMN))?;
                 let deleted = batch
                     .column(2)
                     .as_any()
                     .downcast_ref::<BooleanArray>()
-                    .ok_or_else(|| KalamError::internal("cold file: bad _deleted column"))?;
+                    .ok_or_else(|| ColdError::bad_column(DELETED_COLUMN))?;
                 for r in 0..batch.num_rows() {
                     let v = ColdVersion { batch: f.batch, row, updated: updated.value(r), deleted: deleted.value(r) };
                     index.insert(pks.key(r), v);

@@ -8,6 +8,7 @@
 //! runtime of their own and the calling thread waits for them; this never deadlocks,
 //! whichever runtime (or none) the caller is on.
 
+use crate::cold::ColdError;
 use crate::cold::manifest::{sync_dir, write_atomically};
 use crate::error::{KalamError, Result};
 use crate::schema::StorageLocation;
@@ -154,8 +155,8 @@ impl Location {
         }
     }
 
-    fn object_error(&self, what: &str, e: object_store::Error) -> KalamError {
-        KalamError::internal(format!("cannot {what} {}: {e}", self.display()))
+    fn object_error(&self, op: String, source: object_store::Error) -> KalamError {
+        ColdError::ObjectStore { op, location: self.display(), source }.into()
     }
 
     /// The whole content of `name`; `None` if there is no such file.
@@ -165,14 +166,14 @@ impl Location {
             Location::Dir(d) => match std::fs::read(d.join(name)) {
                 Ok(b) => Ok(Some(Bytes::from(b))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(KalamError::internal(format!("cannot read {}: {e}", d.join(name).display()))),
+                Err(e) => Err(KalamError::io("read", d.join(name))(e)),
             },
             Location::Object { store, .. } => {
                 let (store, path) = (store.clone(), self.object(name));
                 match block_on(async move { store.get(&path).await?.bytes().await }) {
                     Ok(b) => Ok(Some(b)),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(e) => Err(self.object_error(&format!("read {name} in"), e)),
+                    Err(e) => Err(self.object_error(format!("read {name}"), e)),
                 }
             }
         }
@@ -183,15 +184,14 @@ impl Location {
         check_segment(name)?;
         match self {
             Location::Dir(d) => {
-                std::fs::create_dir_all(d)
-                    .map_err(|e| KalamError::internal(format!("cannot create {}: {e}", d.display())))?;
+                std::fs::create_dir_all(d).map_err(KalamError::io("create", d))?;
                 write_atomically(d, name, &bytes)
             }
             Location::Object { store, .. } => {
                 let (store, path) = (store.clone(), self.object(name));
                 block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
                     .map(|_| ())
-                    .map_err(|e| self.object_error(&format!("write {name} in"), e))
+                    .map_err(|e| self.object_error(format!("write {name}"), e))
             }
         }
     }
@@ -203,13 +203,13 @@ impl Location {
             Location::Dir(d) => match std::fs::remove_file(d.join(name)) {
                 Ok(()) => sync_dir(d),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(KalamError::internal(format!("cannot remove {}: {e}", d.join(name).display()))),
+                Err(e) => Err(KalamError::io("remove", d.join(name))(e)),
             },
             Location::Object { store, .. } => {
                 let (store, path) = (store.clone(), self.object(name));
                 match block_on(async move { store.delete(&path).await }) {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(self.object_error(&format!("delete {name} in"), e)),
+                    Err(e) => Err(self.object_error(format!("delete {name}"), e)),
                 }
             }
         }
@@ -223,7 +223,7 @@ impl Location {
                 let entries = match std::fs::read_dir(d) {
                     Ok(e) => e,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-                    Err(e) => return Err(KalamError::internal(format!("cannot list {}: {e}", d.display()))),
+                    Err(e) => return Err(KalamError::io("list", d)(e)),
                 };
                 let mut out: Vec<String> = entries
                     .flatten()
@@ -237,7 +237,7 @@ impl Location {
                 let store = store.clone();
                 let at = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
                 let listed = block_on(async move { store.list_with_delimiter(at.as_ref()).await })
-                    .map_err(|e| self.object_error("list", e))?;
+                    .map_err(|e| self.object_error("list".into(), e))?;
                 let paths: Vec<ObjectPath> = if dirs {
                     listed.common_prefixes
                 } else {
@@ -258,7 +258,7 @@ impl Location {
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty) => {
                     Ok(())
                 }
-                Err(e) => Err(KalamError::internal(format!("cannot remove {}: {e}", d.display()))),
+                Err(e) => Err(KalamError::io("remove", d)(e)),
             },
             Location::Object { .. } => Ok(()),
         }

@@ -14,6 +14,7 @@
 //! a compaction replaced that are still to be deleted (see [`crate::cleanup`]);
 //! `purged_through` is the `_updated` of the newest tombstone a compaction purged (0: none).
 
+use crate::cold::ColdError;
 use crate::cold::location::Location;
 use crate::error::{KalamError, Result};
 use crate::ids::TableId;
@@ -86,13 +87,14 @@ impl Manifest {
     pub fn load(dir: &Location) -> Result<Option<Manifest>> {
         let Some(bytes) = dir.read(MANIFEST_FILE)? else { return Ok(None) };
         let manifest: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| KalamError::internal(format!("corrupt manifest in {}: {e}", dir.display())))?;
+            .map_err(|e| ColdError::Corrupt(format!("manifest in {}: {e}", dir.display())))?;
         if manifest.format != FORMAT {
-            return Err(KalamError::internal(format!(
+            return Err(ColdError::Corrupt(format!(
                 "manifest in {} has format {}, this server reads {FORMAT}",
                 dir.display(),
                 manifest.format
-            )));
+            ))
+            .into());
         }
         Ok(Some(manifest))
     }
@@ -118,18 +120,15 @@ impl FileEntry {
 /// Writes `dir/name` through a temp file: write, fsync, rename, fsync the directory.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let io = |what: &str, e: std::io::Error| KalamError::internal(format!("{what} {}: {e}", dir.display()));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("cannot create a file in", e))?;
-    f.write_all(bytes).map_err(|e| io("cannot write in", e))?;
-    f.sync_all().map_err(|e| io("cannot sync a file in", e))?;
+    let mut f = std::fs::File::create(&tmp).map_err(KalamError::io("create", &tmp))?;
+    f.write_all(bytes).map_err(KalamError::io("write", &tmp))?;
+    f.sync_all().map_err(KalamError::io("sync", &tmp))?;
     drop(f);
-    std::fs::rename(&tmp, dir.join(name)).map_err(|e| io("cannot rename in", e))?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(KalamError::io("rename", &tmp))?;
     sync_dir(dir)
 }
 
 /// fsyncs a directory, making renames and deletions in it durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| KalamError::internal(format!("cannot sync directory {}: {e}", dir.display())))
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(KalamError::io("sync directory", dir))
 }

@@ -9,10 +9,10 @@ use crate::cold::key_index::{KeyIndex, PkColumn, PkKey};
 use crate::cold::location::Location;
 use crate::cold::manifest::FileEntry;
 use crate::cold::stats::compare;
-use crate::cold::{ColdPartition, ColdSnapshot, ColdStore};
-use crate::error::{KalamError, Result};
+use crate::cold::{ColdError, ColdPartition, ColdSnapshot, ColdStore};
+use crate::error::Result;
 use crate::ids::Partition;
-use crate::schema::TableDef;
+use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
 use crate::storage::row_codec::rows_to_batch;
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_ROWS, OwnedSnapshot, Store, keys};
@@ -22,10 +22,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{filter, not};
 use datafusion::arrow::datatypes::SchemaRef;
-use parking_lot::Mutex;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
 /// A comparison operator of a pruning predicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,31 +109,42 @@ pub struct ScanSpec {
     pub limit: Option<usize>,
 }
 
-/// A scan of one partition over both tiers, a batch at a time: the hot rows from a snapshot
-/// taken with the file listing, then each listed file's rows that are the newest version of
-/// their key and have no hot version. Memory is bounded by the batch size, not by the
-/// partition. Files are decoded by two reader threads (decoding is CPU-bound) that run ahead
-/// of the consumer by at most a few batches.
-pub struct PartitionScan {
-    source: Arc<ScanSource>,
-    /// Where the next hot chunk starts; `None` once the hot rows are done.
-    hot_next: Option<Vec<u8>>,
-    files: Option<VecDeque<FileEntry>>,
-    /// Batches from the reader threads, once they are started.
-    from_files: Option<mpsc::Receiver<Result<RecordBatch>>>,
-    left: Option<usize>,
-}
-
-/// What every step of a scan reads: fixed when it opens.
-struct ScanSource {
+/// What every part of a scan of one partition reads, fixed when the scan opens: a snapshot
+/// of the hot rows taken with the file listing, and the listed files its predicates may
+/// match. A scan reads both tiers a batch at a time — the hot rows, then each file's rows
+/// that are the newest version of their key and have no hot version — so memory is bounded
+/// by the batch size, not by the partition. It is split into [`PartitionScan`] parts that
+/// DataFusion reads in parallel: part 0 reads the hot rows, and each part every n-th file.
+pub struct ScanSource {
     spec: ScanSpec,
     snapshot: OwnedSnapshot,
     /// Holds the listed files until the scan ends.
     listing: ColdSnapshot,
+    /// The listed files the predicates may match.
+    files: Vec<FileEntry>,
     newest: NewestVersions,
     schema: SchemaRef,
     /// Read from files: key, tombstone flag, then the projection.
     file_columns: Vec<FileColumn>,
+}
+
+impl std::fmt::Debug for ScanSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanSource").field("spec", &self.spec).field("files", &self.files.len()).finish_non_exhaustive()
+    }
+}
+
+/// One part of a scan (see [`ScanSource`]).
+pub struct PartitionScan {
+    source: Arc<ScanSource>,
+    /// Where the next hot chunk starts; `None` once the hot rows are done (or not this
+    /// part's).
+    hot_next: Option<Vec<u8>>,
+    /// This part's files not yet started.
+    files: VecDeque<FileEntry>,
+    /// The file being read.
+    reading: Option<FileCursor>,
+    left: Option<usize>,
 }
 
 struct FileCursor {
@@ -146,12 +156,20 @@ struct FileCursor {
     check_hot: bool,
 }
 
-/// Threads one scan decodes files on (the server's target is a 2-core machine).
-const READ_THREADS: usize = 2;
 /// Rows per batch a scan returns (a file's row group).
 const SCAN_BATCH_ROWS: usize = 65_536;
 
-impl PartitionScan {
+/// How many parts a scan of a partition with `files` files holding `rows` rows is worth
+/// splitting into, given `threads` that may read them: one unless there is more than a
+/// batch of files to decode.
+pub fn scan_parts(files: usize, rows: u64, threads: usize) -> usize {
+    match rows > SCAN_BATCH_ROWS as u64 {
+        true => files.min(threads).max(1),
+        false => 1,
+    }
+}
+
+impl ScanSource {
     /// Lists the files and takes the hot snapshot. A flush that lands between the two would
     /// move rows out of the snapshot into a file the listing lacks: then both are taken again.
     pub fn open(spec: ScanSpec, store: &Arc<Store>, cold_store: &ColdStore, cold: &ColdPartition) -> Result<Self> {
@@ -170,7 +188,8 @@ impl PartitionScan {
                 break (listing, snapshot, newest);
             }
         };
-        let files = listing.files.iter().filter(|f| spec.predicates.iter().all(|p| p.may_match(&table, f))).cloned();
+        let files =
+            listing.files.iter().filter(|f| spec.predicates.iter().all(|p| p.may_match(&table, f))).cloned().collect();
         let n_user = table.columns.len();
         let mut file_columns = vec![FileColumn::User(table.primary_key), FileColumn::Deleted];
         file_columns.extend(spec.projection.iter().map(|&i| match i {
@@ -179,95 +198,18 @@ impl PartitionScan {
             _ => FileColumn::Deleted,
         }));
         let schema = projected_schema(&table, spec.with_system, &spec.projection)?;
-        let hot_next = Some(keys::partition_prefix(table.id, spec.partition).to_vec());
-        Ok(PartitionScan {
+        Ok(ScanSource { spec, snapshot, listing, files, newest, schema, file_columns })
+    }
+
+    /// Part `index` of `parts`.
+    pub fn part(self: &Arc<Self>, index: usize, parts: usize) -> PartitionScan {
+        let spec = &self.spec;
+        PartitionScan {
+            source: self.clone(),
+            hot_next: (index == 0).then(|| keys::partition_prefix(spec.table.id, spec.partition).to_vec()),
+            files: self.files.iter().skip(index).step_by(parts.max(1)).cloned().collect(),
+            reading: None,
             left: spec.limit,
-            files: Some(files.collect()),
-            source: Arc::new(ScanSource { spec, snapshot, listing, newest, schema, file_columns }),
-            hot_next,
-            from_files: None,
-        })
-    }
-
-    /// The next batch, or `None` at the end.
-    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        loop {
-            if self.left == Some(0) {
-                return Ok(None);
-            }
-            if let Some(from) = self.hot_next.take() {
-                let (batch, next) = self.source.hot_chunk(&from)?;
-                self.hot_next = next;
-                match batch {
-                    Some(batch) => return Ok(Some(self.apply_limit(batch))),
-                    None => continue,
-                }
-            }
-            if let Some(files) = self.files.take() {
-                self.from_files = Some(self.start_readers(files)?);
-            }
-            let Some(rx) = &self.from_files else { return Ok(None) };
-            match rx.recv() {
-                Ok(batch) => return Ok(Some(self.apply_limit(batch?))),
-                // Every reader is done.
-                Err(_) => return Ok(None),
-            }
-        }
-    }
-
-    /// Starts the reader threads; they share the files, stop at the first error, and end
-    /// when the scan is dropped (their next send fails).
-    fn start_readers(&self, files: VecDeque<FileEntry>) -> Result<mpsc::Receiver<Result<RecordBatch>>> {
-        let threads = READ_THREADS.min(files.len()).max(1);
-        let (tx, rx) = mpsc::sync_channel(threads);
-        let files = Arc::new(Mutex::new(files));
-        for _ in 0..threads {
-            let (source, files, tx) = (self.source.clone(), files.clone(), tx.clone());
-            std::thread::Builder::new()
-                .name("kalamdb-scan".into())
-                .spawn(move || source.read_files(&files, &tx))
-                .map_err(|e| KalamError::internal(format!("cannot start a scan thread: {e}")))?;
-        }
-        Ok(rx)
-    }
-
-    fn apply_limit(&mut self, batch: RecordBatch) -> RecordBatch {
-        match &mut self.left {
-            Some(left) => {
-                let keep = (*left).min(batch.num_rows());
-                *left -= keep;
-                batch.slice(0, keep)
-            }
-            None => batch,
-        }
-    }
-}
-
-impl ScanSource {
-    /// A reader thread: takes files until none is left, sending their current rows.
-    fn read_files(&self, files: &Mutex<VecDeque<FileEntry>>, tx: &mpsc::SyncSender<Result<RecordBatch>>) {
-        while let Some(f) = files.lock().pop_front() {
-            let mut cursor = match self.open_file(&f) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            loop {
-                let sent = match self.step(&mut cursor) {
-                    Ok(None) => break,
-                    Ok(Some(None)) => continue,
-                    Ok(Some(Some(batch))) => tx.send(Ok(batch)),
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
         }
     }
 
@@ -339,7 +281,7 @@ impl ScanSource {
             .column(1)
             .as_any()
             .downcast_ref::<BooleanArray>()
-            .ok_or_else(|| KalamError::internal("cold file: bad _deleted column"))?;
+            .ok_or_else(|| ColdError::bad_column(DELETED_COLUMN))?;
         let newest = self.newest.of_file(cursor.batch);
         if newest.is_none() && !cursor.check_hot {
             // Every row is current: only tombstones may need hiding (no per-row work).
@@ -351,12 +293,12 @@ impl ScanSource {
                     &RecordBatchOptions::new().with_row_count(Some(n)),
                 ),
                 false => {
-                    let mask = not(deleted).map_err(KalamError::internal)?;
+                    let mask = not(deleted).map_err(ColdError::arrow("filter"))?;
                     let arrays = arrays
                         .iter()
                         .map(|a| filter(a.as_ref(), &mask))
                         .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(KalamError::internal)?;
+                        .map_err(ColdError::arrow("filter"))?;
                     let kept = mask.true_count();
                     RecordBatch::try_new_with_options(
                         self.schema.clone(),
@@ -365,7 +307,7 @@ impl ScanSource {
                     )
                 }
             };
-            let batch = batch.map_err(KalamError::internal)?;
+            let batch = batch.map_err(ColdError::arrow("assemble"))?;
             return Ok(Some((batch.num_rows() > 0).then_some(batch)));
         }
         let mut keep: Vec<bool> = (0..n)
@@ -400,10 +342,52 @@ impl ScanSource {
             .iter()
             .map(|a| if kept == n { Ok(a.clone()) } else { filter(a.as_ref(), &mask) })
             .collect::<std::result::Result<_, _>>()
-            .map_err(KalamError::internal)?;
+            .map_err(ColdError::arrow("filter"))?;
         let options = RecordBatchOptions::new().with_row_count(Some(kept));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options);
-        Ok(Some(Some(batch.map_err(KalamError::internal)?)))
+        Ok(Some(Some(batch.map_err(ColdError::arrow("assemble"))?)))
+    }
+}
+
+impl PartitionScan {
+    /// The next batch, or `None` at the end.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.left == Some(0) {
+                return Ok(None);
+            }
+            if let Some(from) = self.hot_next.take() {
+                let (batch, next) = self.source.hot_chunk(&from)?;
+                self.hot_next = next;
+                match batch {
+                    Some(batch) => return Ok(Some(self.apply_limit(batch))),
+                    None => continue,
+                }
+            }
+            let cursor = match &mut self.reading {
+                Some(cursor) => cursor,
+                None => match self.files.pop_front() {
+                    Some(f) => self.reading.insert(self.source.open_file(&f)?),
+                    None => return Ok(None),
+                },
+            };
+            match self.source.step(cursor)? {
+                Some(Some(batch)) => return Ok(Some(self.apply_limit(batch))),
+                Some(None) => {}
+                None => self.reading = None,
+            }
+        }
+    }
+
+    fn apply_limit(&mut self, batch: RecordBatch) -> RecordBatch {
+        match &mut self.left {
+            Some(left) => {
+                let keep = (*left).min(batch.num_rows());
+                *left -= keep;
+                batch.slice(0, keep)
+            }
+            None => batch,
+        }
     }
 }
 
@@ -447,8 +431,6 @@ impl NewestVersions {
 fn is_set(words: &[u64], row: u32) -> bool {
     words.get(row as usize / 64).is_some_and(|w| w & (1 << (row % 64)) != 0)
 }
-
-impl NewestVersions {}
 
 /// The current cold versions of a partition changed after `position` and at or before
 /// `watermark`, in `_updated` order, leaving out keys whose newer version is hot
@@ -571,7 +553,7 @@ impl ColdChanges {
             .column(batch.num_columns() - 2)
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
-            .ok_or_else(|| KalamError::internal("cold file: bad _updated column"))?
+            .ok_or_else(|| ColdError::bad_column(UPDATED_COLUMN))?
             .value(r);
         if updated > self.watermark || updated <= self.position {
             return Ok(None);
@@ -613,7 +595,7 @@ impl ColdChanges {
 
 /// Shares one projected schema between the hot batch and the file batches.
 pub fn projected_schema(table: &TableDef, with_system: bool, projection: &[usize]) -> Result<SchemaRef> {
-    Ok(Arc::new(table.arrow_schema(with_system).project(projection).map_err(KalamError::internal)?))
+    Ok(Arc::new(table.arrow_schema(with_system).project(projection).map_err(ColdError::arrow("project"))?))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! Readers work from a [`ColdSnapshot`] of the file list, whose files stay on storage for as
 //! long as it is held.
 
+mod error;
 pub mod file;
 pub mod key_index;
 pub mod location;
@@ -26,11 +27,12 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, StorageId, TableId};
 use crate::schema::{StorageDef, TableDef};
 use crate::storage::row_codec::StoredRow;
-use datafusion::parquet::arrow::arrow_reader::RowSelection;
+pub use error::ColdError;
 use key_index::{ColdVersion, KeyIndex, PkKey};
 use location::Location;
 use manifest::{FileEntry, Manifest};
 use parking_lot::{Mutex, RwLock};
+use parquet::arrow::arrow_reader::RowSelection;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -259,6 +261,12 @@ impl ColdPartition {
         self.state.read().manifest.next_batch
     }
 
+    /// How many files are listed now, and their rows.
+    pub fn size(&self) -> (usize, u64) {
+        let state = self.state.read();
+        (state.manifest.files.len(), state.manifest.files.iter().map(|f| f.rows).sum())
+    }
+
     /// The files as listed now.
     pub fn files(&self) -> Vec<FileEntry> {
         self.state.read().manifest.files.clone()
@@ -435,7 +443,7 @@ fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersi
         let entry = files
             .iter()
             .find(|f| f.batch == batch)
-            .ok_or_else(|| KalamError::internal(format!("cold file batch-{batch} is not in the manifest")))?;
+            .ok_or_else(|| ColdError::Corrupt(format!("cold file batch-{batch} is not in the manifest")))?;
         wanted.sort_unstable();
         let mut rows: Vec<u32> = wanted.iter().map(|w| w.0).collect();
         rows.dedup();
@@ -448,7 +456,7 @@ fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersi
             }
         }
         if read.len() != rows.len() {
-            return Err(KalamError::internal(format!("cold file {} is shorter than its index", entry.file)));
+            return Err(ColdError::Corrupt(format!("cold file {} is shorter than its index", entry.file)).into());
         }
         for (row, i) in wanted {
             let at = rows.binary_search(&row).expect("selected");

@@ -8,14 +8,14 @@
 //! committed: its hot rows are removed (each only if still the flushed version), as the
 //! flush would have done.
 
-use crate::cold::ColdPartition;
 use crate::cold::file::{self, FileColumn};
 use crate::cold::manifest::MANIFEST_FILE;
+use crate::cold::{ColdError, ColdPartition};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::flush::{PendingFile, PendingKind, clear_pending, remove_hot_rows};
 use crate::ids::Partition;
-use crate::schema::TableDef;
+use crate::schema::{TableDef, UPDATED_COLUMN};
 use crate::storage::{CF_CATALOG, keys};
 use crate::values;
 use std::sync::Arc;
@@ -24,8 +24,8 @@ pub fn recover(db: &Database) -> Result<()> {
     for kind in [PendingKind::Flush, PendingKind::Compaction] {
         for (k, v) in db.store.scan_prefix(CF_CATALOG, kind.prefix().as_bytes())? {
             let key = String::from_utf8_lossy(&k).to_string();
-            let pending: PendingFile = serde_json::from_slice(&v)
-                .map_err(|e| KalamError::internal(format!("corrupt pending record {key}: {e}")))?;
+            let pending: PendingFile =
+                serde_json::from_slice(&v).map_err(|e| KalamError::Corrupt(format!("pending record {key}: {e}")))?;
             let table = db.catalog.tables(None).into_iter().find(|t| t.id == pending.table_id);
             let Some(table) = table else {
                 clear_pending(db, &key)?;
@@ -41,7 +41,8 @@ pub fn recover(db: &Database) -> Result<()> {
                 // record stays, and reads tolerate what the interrupted work left.
                 Err(e) if !table.options.storage.is_local() => tracing::error!(
                     table = %table.qualified_name(),
-                    "cannot recover an interrupted flush or compaction (retried at the next start): {e}"
+                    "cannot recover an interrupted flush or compaction (retried at the next start): {}",
+                    e.report()
                 ),
                 Err(e) => return Err(e),
             }
@@ -76,7 +77,7 @@ fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, ke
                     let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
                     let updated = match file::cell(crate::types::DataType::Timestamp, b.column(1).as_ref(), r)? {
                         values::Value::Timestamp(t) => t,
-                        _ => return Err(KalamError::internal("cold file: bad _updated column")),
+                        _ => return Err(ColdError::bad_column(UPDATED_COLUMN).into()),
                     };
                     flushed.push((keys::encode_pk(&pk)?, updated));
                 }

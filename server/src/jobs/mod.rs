@@ -137,7 +137,7 @@ pub fn schedule<T: Send + Sync + 'static>(
             tick.tick().await;
             let Some(target) = target.upgrade() else { return };
             if let Err(e) = crate::budget::spawn_background(what, move || round(&target)).await {
-                tracing::error!("{what} scheduler round failed: {e}");
+                tracing::error!("{what} scheduler round failed: {}", e.report());
             }
         }
     });
@@ -168,9 +168,8 @@ impl JobManager {
         let mut batch = WriteBatch::default();
         let cf = store.cf(CF_CATALOG);
         for (k, v) in store.scan_prefix(CF_CATALOG, b"job/")? {
-            let mut job: Job = serde_json::from_slice(&v).map_err(|e| {
-                KalamError::internal(format!("corrupt job record {}: {e}", String::from_utf8_lossy(&k)))
-            })?;
+            let mut job: Job = serde_json::from_slice(&v)
+                .map_err(|e| KalamError::Corrupt(format!("job record {}: {e}", String::from_utf8_lossy(&k))))?;
             if !job.status.is_finished() {
                 job.status = JobStatus::Failed;
                 job.error = Some("interrupted by restart".into());
@@ -186,7 +185,7 @@ impl JobManager {
             store.write(batch)?;
         }
         let next = match store.get(CF_CATALOG, SEQ_KEY)? {
-            Some(b) => serde_json::from_slice(&b).map_err(|_| KalamError::internal("corrupt job sequence"))?,
+            Some(b) => serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("job sequence".into()))?,
             None => 1,
         };
         Ok(JobManager { store, state: Mutex::new(State { next, jobs, cancel_flags: HashMap::new() }) })
@@ -323,7 +322,7 @@ impl JobHandle {
             Err(e) => {
                 // The log gets the details; `system.jobs` what a client may see (no paths or
                 // storage internals).
-                tracing::warn!(job = %self.id, "job failed: {e}");
+                tracing::warn!(job = %self.id, "job failed: {}", e.report());
                 (JobStatus::Failed, Some(e.public_message()))
             }
         };
@@ -333,7 +332,68 @@ impl JobHandle {
             j.finished_at = Some(now_micros());
         });
         if let Err(e) = result {
-            tracing::error!(job = %self.id, "cannot record the end of the job: {e}");
+            tracing::error!(job = %self.id, "cannot record the end of the job: {}", e.report());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> Arc<JobManager> {
+        Arc::new(JobManager::open(Arc::new(Store::open(dir, false).unwrap())).unwrap())
+    }
+
+    fn status(jobs: &JobManager, id: &str) -> Job {
+        jobs.list().into_iter().find(|j| j.id == id).unwrap()
+    }
+
+    #[test]
+    fn a_job_runs_is_killed_and_fails_without_internals() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = open(dir.path());
+        let job = jobs.create(JobType::Flush, Some("app".into()), Some("t".into()), "manual").unwrap();
+        assert_eq!(jobs.active(JobType::Flush, "app").as_deref(), Some(job.id.as_str()));
+        job.start().unwrap();
+        job.progress(10, 100, 1).unwrap();
+        job.progress(5, 50, 0).unwrap();
+        jobs.kill(&job.id).unwrap();
+        assert!(job.is_cancelled());
+        job.finish(Ok(JobEnd::Cancelled));
+        let record = status(&jobs, &job.id);
+        assert_eq!((record.status, record.rows, record.bytes, record.files), (JobStatus::Cancelled, 15, 150, 1));
+        assert!(jobs.kill(&job.id).is_err(), "a finished job cannot be killed");
+        assert!(jobs.active(JobType::Flush, "app").is_none());
+
+        let failing = jobs.create(JobType::Flush, Some("app".into()), None, "policy").unwrap();
+        let denied = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        failing.finish(Err(KalamError::io("open", "/secret/path/batch-1.parquet")(denied)));
+        let record = status(&jobs, &failing.id);
+        assert_eq!(record.status, JobStatus::Failed);
+        assert_eq!(record.error.as_deref(), Some("internal server error"), "no paths in system.jobs");
+    }
+
+    #[test]
+    fn a_restart_fails_unfinished_jobs_and_keeps_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = open(dir.path());
+        let done = jobs.create(JobType::Flush, None, None, "manual").unwrap();
+        done.finish(Ok(JobEnd::Completed));
+        let running = jobs.create(JobType::Flush, None, None, "manual").unwrap();
+        running.start().unwrap();
+        let ids = (done.id.clone(), running.id.clone());
+        // The handles hold the manager, and with it the store, open.
+        drop((done, running, jobs));
+        let (done, running) = ids;
+        let jobs = open(dir.path());
+        assert_eq!(status(&jobs, &done).status, JobStatus::Completed);
+        let interrupted = status(&jobs, &running);
+        assert_eq!(
+            (interrupted.status, interrupted.error.as_deref()),
+            (JobStatus::Failed, Some("interrupted by restart"))
+        );
+        let next = jobs.create(JobType::Flush, None, None, "manual").unwrap();
+        assert!(job_number(&next.id) > job_number(&running));
     }
 }

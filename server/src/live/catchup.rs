@@ -126,7 +126,7 @@ impl CatchUp {
                 if !k.starts_with(&prefix) {
                     break;
                 }
-                let updated = keys::index_key_updated(k).ok_or_else(|| KalamError::internal("corrupt index key"))?;
+                let updated = keys::index_key_updated(k).ok_or_else(|| KalamError::Corrupt("index key".into()))?;
                 if updated > self.watermark {
                     break;
                 }
@@ -297,10 +297,9 @@ fn start_of_last_rows(
     let mut found = 0;
     loop {
         let hot = match (it.valid(), it.key(), it.value()) {
-            (true, Some(k), Some(pk)) if k.starts_with(&prefix) => Some((
-                keys::index_key_updated(k).ok_or_else(|| KalamError::internal("corrupt index key"))?,
-                pk.to_vec(),
-            )),
+            (true, Some(k), Some(pk)) if k.starts_with(&prefix) => {
+                Some((keys::index_key_updated(k).ok_or_else(|| KalamError::Corrupt("index key".into()))?, pk.to_vec()))
+            }
             _ => None,
         };
         let cold_newest = cold_matches.back().copied();

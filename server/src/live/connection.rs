@@ -488,5 +488,8 @@ impl From<KalamError> for SubscribeError {
 }
 
 fn error_frame(id: Option<String>, e: &KalamError) -> ServerMessage {
+    if e.code() == kalamdb_client_core::protocol::ErrorCode::InternalError {
+        tracing::error!(error = %e.report(), "internal error on a WebSocket");
+    }
     ServerMessage::Error { id, code: e.code(), message: e.public_message() }
 }

@@ -89,7 +89,9 @@ pub async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> Muta
         Err(e) => {
             let rejected = reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None);
             // Internal failures may be transient: let a retry try again.
-            if e.code() != kalamdb_client_core::protocol::ErrorCode::InternalError {
+            if e.code() == kalamdb_client_core::protocol::ErrorCode::InternalError {
+                tracing::error!(error = %e.report(), "internal error in a mutation");
+            } else {
                 let mut batch = WriteBatch::default();
                 batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&rejected).expect("serialises"));
                 let _ = db.store.write(batch);

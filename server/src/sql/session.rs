@@ -132,6 +132,8 @@ impl SchemaProvider for NamespaceSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        // `None`, not an error: the name may be a table function (`generate_series`), which
+        // DataFusion looks for only after the schema has no such table.
         let Some(table) = self.db.catalog.table(&self.namespace, name) else { return Ok(None) };
         let cx = self.context();
         cx.check_read(&table).map_err(KalamError::into_datafusion)?;

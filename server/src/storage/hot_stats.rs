@@ -36,7 +36,7 @@ impl HotStats {
         store.for_each_prefix(CF_ROW_INDEX, b"", |k, _| {
             let (Some(table), Some(part), Some(updated)) = (k.get(..8), k.get(8..16), keys::index_key_updated(k))
             else {
-                err = Some(KalamError::internal("corrupt change index key"));
+                err = Some(KalamError::Corrupt("change index key".into()));
                 return false;
             };
             let table = TableId(u64::from_be_bytes(table.try_into().expect("8 bytes")));

@@ -55,10 +55,10 @@ pub fn encode_pk(v: &Value) -> Result<Vec<u8>> {
 /// Inverse of [`encode_pk`] for a key of an integer (`is_int`) or text column.
 pub fn decode_pk(bytes: &[u8], is_int: bool) -> Result<Value> {
     if is_int {
-        let arr: [u8; 8] = bytes.try_into().map_err(|_| KalamError::internal("corrupt integer key"))?;
+        let arr: [u8; 8] = bytes.try_into().map_err(|_| KalamError::Corrupt("integer key".into()))?;
         Ok(Value::Int((u64::from_be_bytes(arr) ^ (1 << 63)) as i64))
     } else {
-        Ok(Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| KalamError::internal("corrupt text key"))?))
+        Ok(Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| KalamError::Corrupt("text key".into()))?))
     }
 }
 

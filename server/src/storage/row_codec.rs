@@ -101,7 +101,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() < n {
-            return Err(KalamError::internal("corrupt row: truncated"));
+            return Err(KalamError::Corrupt("row: truncated".into()));
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -120,7 +120,7 @@ impl<'a> Reader<'a> {
 pub fn decode_header(bytes: &[u8]) -> Result<(i64, bool)> {
     let mut r = Reader { buf: bytes };
     if r.take(1)?[0] != FORMAT {
-        return Err(KalamError::internal("corrupt row: unknown format"));
+        return Err(KalamError::Corrupt("row: unknown format".into()));
     }
     let updated = i64::from_le_bytes(r.array()?);
     let deleted = r.take(1)?[0] != 0;
@@ -174,12 +174,12 @@ fn decode_value(r: &mut Reader<'_>) -> Result<Value> {
             let text = utf8(r.bytes()?)?;
             Value::Crdt(Box::new(CrdtCell { text, state: r.bytes()?.to_vec() }))
         }
-        _ => return Err(KalamError::internal("corrupt row: unknown value tag")),
+        _ => return Err(KalamError::Corrupt("row: unknown value tag".into())),
     })
 }
 
 fn utf8(raw: &[u8]) -> Result<String> {
-    String::from_utf8(raw.to_vec()).map_err(|_| KalamError::internal("corrupt row: bad utf-8"))
+    String::from_utf8(raw.to_vec()).map_err(|_| KalamError::Corrupt("row: bad utf-8".into()))
 }
 /// Rows of `table` as a record batch: the user columns, then `_updated` and `_deleted` when
 /// `with_system` (never for STREAM tables), keeping only `projection` (indexes into that
