@@ -184,6 +184,20 @@ impl LiveQuery {
     }
 
     /// Columns sent for this subscription: name, type, stable id and fill value.
+    /// Every column of `table`, no filter: what `SELECT * FROM t` plans to, for tests.
+    #[cfg(test)]
+    pub(crate) fn unfiltered(table: Arc<TableDef>, partition: Partition) -> LiveQuery {
+        LiveQuery {
+            columns: (0..table.columns.len()).collect(),
+            table,
+            partition,
+            named_columns: Vec::new(),
+            filter: None,
+            budget: None,
+            user_dependent: false,
+        }
+    }
+
     pub fn schema(&self) -> Vec<ColumnInfo> {
         self.columns
             .iter()
