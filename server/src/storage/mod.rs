@@ -1,18 +1,26 @@
-//! The hot tier: one RocksDB database with three column families.
+//! The hot tier: one RocksDB database. Every column family and key prefix, and the module
+//! that owns (writes) it:
 //!
-//! - `catalog`: JSON records of namespaces, tables, schema versions and users
-//!   (see [`crate::catalog`]), jobs (`job/`, see [`crate::jobs`]) and pending flushes
-//!   (`flush/`, see [`crate::flush`]).
-//! - `rows`: table rows under `table_id | partition | pk` (see [`keys`]), so one user's
-//!   partition of a USER table is one contiguous key range.
-//! - `row_index`: `table_id | partition | _updated` → pk, the change index that catch-up
-//!   reads to cost O(changes) rather than O(partition).
-//! - `mutations`: outcomes of client `mutate` messages by `(user, client_id, seq)`, written
-//!   with their rows so each message applies exactly once.
+//! | column family | key | value | owner |
+//! |---|---|---|---|
+//! | `catalog` | `ns/{name}` | namespace (JSON) | [`crate::catalog`] |
+//! | `catalog` | `table/{id:016x}` | table definition | [`crate::catalog`] |
+//! | `catalog` | `schema/{id:016x}/{version:08}` | schema version | [`crate::catalog`] |
+//! | `catalog` | `storage/{id}` | storage definition | [`crate::catalog`] |
+//! | `catalog` | `user/{id:016x}` | user | [`crate::catalog`] |
+//! | `catalog` | `seq/table`, `seq/user` | next id | [`crate::catalog`] |
+//! | `catalog` | `job/{n:016x}`, `seq/job` | job record, next job number | [`crate::jobs`] |
+//! | `catalog` | `flush/…`, `compact/…` (`{table:016x}/{partition:016x}`) | pending flush or compaction | [`crate::flush`] (recovered by `flush::recovery`) |
+//! | `catalog` | `seq/clock` | last `_updated` handed out | [`crate::tables::commit`] |
+//! | `rows` | `table_id \| partition \| pk` ([`keys`]) | row ([`row_codec`]) | [`crate::tables::commit`]; flush removes |
+//! | `row_index` | `table_id \| partition \| _updated` | pk (the change index catch-up reads) | [`crate::tables::commit`]; flush removes |
+//! | `mutations` | `(user, client_id, seq)` | outcome of a client `mutate` message, written with its rows | [`crate::live`] (mutations) |
 //!
-//! Every commit goes through [`crate::tables::commit`], which keeps `_updated` order equal to
-//! commit order. Flushes move rows from here to Parquet files ([`crate::cold`]);
-//! [`hot_stats`] counts what each partition still holds here.
+//! One user's partition of a USER table is one contiguous key range in `rows` and in
+//! `row_index`. Every commit goes through [`crate::tables::commit`], which keeps `_updated`
+//! order equal to commit order. Flushes move rows from here to Parquet files
+//! ([`crate::cold`]); [`hot_stats`] counts what each partition still holds here. All column
+//! families share one block cache ([`BLOCK_CACHE_BYTES`]).
 
 pub mod hot_stats;
 pub mod keys;
@@ -66,7 +74,7 @@ impl std::fmt::Debug for Store {
 }
 
 /// Size of the block cache all column families share.
-const BLOCK_CACHE_BYTES: usize = 32 << 20;
+pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 impl Store {
     /// Opens (or creates) the database under `dir`. `sync_writes` fsyncs the WAL per commit.
