@@ -131,12 +131,8 @@ impl KalamError {
         let mut out = self.to_string();
         let mut source = std::error::Error::source(self);
         while let Some(s) = source {
-            let text = s.to_string();
-            // A transparent variant's source is the error itself.
-            if !out.ends_with(&text) {
-                out.push_str(": ");
-                out.push_str(&text);
-            }
+            out.push_str(": ");
+            out.push_str(&s.to_string());
             source = s.source();
         }
         out

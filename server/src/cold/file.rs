@@ -211,7 +211,8 @@ impl FileWriter {
         let name = file_name(self.batch);
         let (bytes, content) = match self.writer.into_inner().map_err(ColdError::parquet("finish"))? {
             Sink::File(file) => {
-                file.sync_all().map_err(KalamError::io("sync", format!("{name}.tmp")))?;
+                let path = self.dir.local_dir().map(|d| d.join(format!("{name}.tmp"))).unwrap_or_default();
+                file.sync_all().map_err(KalamError::io("sync", path))?;
                 (file.metadata().map(|m| m.len()).unwrap_or(0), None)
             }
             Sink::Memory(m) => (m.len() as u64, Some(bytes::Bytes::from(m))),

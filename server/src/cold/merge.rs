@@ -113,8 +113,8 @@ pub struct ScanSpec {
 /// of the hot rows taken with the file listing, and the listed files its predicates may
 /// match. A scan reads both tiers a batch at a time — the hot rows, then each file's rows
 /// that are the newest version of their key and have no hot version — so memory is bounded
-/// by the batch size, not by the partition. It is split into [`PartitionScan`] parts that
-/// DataFusion reads in parallel: part 0 reads the hot rows, and each part every n-th file.
+/// by the batch size, not by the partition. Files are decoded on the thread that polls the
+/// scan, so the fair scheduler accounts for the work.
 pub struct ScanSource {
     spec: ScanSpec,
     snapshot: OwnedSnapshot,
@@ -128,19 +128,12 @@ pub struct ScanSource {
     file_columns: Vec<FileColumn>,
 }
 
-impl std::fmt::Debug for ScanSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScanSource").field("spec", &self.spec).field("files", &self.files.len()).finish_non_exhaustive()
-    }
-}
-
-/// One part of a scan (see [`ScanSource`]).
+/// A scan in progress over a [`ScanSource`].
 pub struct PartitionScan {
-    source: Arc<ScanSource>,
-    /// Where the next hot chunk starts; `None` once the hot rows are done (or not this
-    /// part's).
+    source: ScanSource,
+    /// Where the next hot chunk starts; `None` once the hot rows are done.
     hot_next: Option<Vec<u8>>,
-    /// This part's files not yet started.
+    /// Files not yet started.
     files: VecDeque<FileEntry>,
     /// The file being read.
     reading: Option<FileCursor>,
@@ -158,16 +151,6 @@ struct FileCursor {
 
 /// Rows per batch a scan returns (a file's row group).
 const SCAN_BATCH_ROWS: usize = 65_536;
-
-/// How many parts a scan of a partition with `files` files holding `rows` rows is worth
-/// splitting into, given `threads` that may read them: one unless there is more than a
-/// batch of files to decode.
-pub fn scan_parts(files: usize, rows: u64, threads: usize) -> usize {
-    match rows > SCAN_BATCH_ROWS as u64 {
-        true => files.min(threads).max(1),
-        false => 1,
-    }
-}
 
 impl ScanSource {
     /// Lists the files and takes the hot snapshot. A flush that lands between the two would
@@ -201,16 +184,11 @@ impl ScanSource {
         Ok(ScanSource { spec, snapshot, listing, files, newest, schema, file_columns })
     }
 
-    /// Part `index` of `parts`.
-    pub fn part(self: &Arc<Self>, index: usize, parts: usize) -> PartitionScan {
-        let spec = &self.spec;
-        PartitionScan {
-            source: self.clone(),
-            hot_next: (index == 0).then(|| keys::partition_prefix(spec.table.id, spec.partition).to_vec()),
-            files: self.files.iter().skip(index).step_by(parts.max(1)).cloned().collect(),
-            reading: None,
-            left: spec.limit,
-        }
+    /// Starts reading: the hot rows, then the files.
+    pub fn scan(mut self) -> PartitionScan {
+        let hot_next = Some(keys::partition_prefix(self.spec.table.id, self.spec.partition).to_vec());
+        let files = std::mem::take(&mut self.files).into();
+        PartitionScan { hot_next, files, reading: None, left: self.spec.limit, source: self }
     }
 
     /// Up to [`SCAN_BATCH_ROWS`] visible hot rows from `from` on, and where to go on from

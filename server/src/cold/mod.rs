@@ -261,12 +261,6 @@ impl ColdPartition {
         self.state.read().manifest.next_batch
     }
 
-    /// How many files are listed now, and their rows.
-    pub fn size(&self) -> (usize, u64) {
-        let state = self.state.read();
-        (state.manifest.files.len(), state.manifest.files.iter().map(|f| f.rows).sum())
-    }
-
     /// The files as listed now.
     pub fn files(&self) -> Vec<FileEntry> {
         self.state.read().manifest.files.clone()

@@ -7,11 +7,10 @@
 //! A scan streams the hot rows and, once the partition has been flushed, its Parquet files
 //! (pruned by the manifest's statistics for comparisons on `_updated` and on columns),
 //! merged by [`crate::cold::merge::ScanSource`]: newest `_updated` per key wins,
-//! tombstones hide rows, and memory is bounded by the batch size. A partition with more
-//! than a batch of files is read as several parts that DataFusion polls in parallel.
+//! tombstones hide rows, and memory is bounded by the batch size.
 
 use crate::cold::ColdStore;
-use crate::cold::merge::{CompareOp, FilePredicate, ScanSource, ScanSpec, StatColumn, scan_parts};
+use crate::cold::merge::{CompareOp, FilePredicate, ScanSource, ScanSpec, StatColumn};
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
 use crate::schema::{TableDef, UPDATED_COLUMN};
@@ -31,7 +30,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use futures::StreamExt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Whether a query sees `_updated` / `_deleted`. They are hidden from `SELECT *` unless the
 /// statement names one of them; tombstones are returned only when it names `_deleted`.
@@ -180,7 +179,7 @@ impl TableProvider for PartitionTableProvider {
 
     async fn scan(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -207,50 +206,19 @@ impl TableProvider for PartitionTableProvider {
             // A limit is only safe to apply here when no filter remains to be evaluated above.
             limit: if filters.is_empty() { limit } else { None },
         };
-        // Files are decoded where DataFusion polls, one part per thread it reads with.
-        let (files, rows) =
-            self.cold.partition(&self.table, self.partition).map_err(KalamError::into_datafusion)?.size();
-        let parts = scan_parts(files, rows, state.config().target_partitions());
-        let source =
-            Arc::new(LazyScan { spec, store: self.store.clone(), cold: self.cold.clone(), opened: OnceLock::new() });
-        let streams = (0..parts)
-            .map(|index| {
-                Arc::new(ScanStream { source: source.clone(), index, parts, schema: schema.clone() })
-                    as Arc<dyn PartitionStream>
-            })
-            .collect();
-        Ok(Arc::new(StreamingTableExec::try_new(schema, streams, None, [], false, None)?))
+        let stream = ScanStream { spec, schema: schema.clone(), store: self.store.clone(), cold: self.cold.clone() };
+        Ok(Arc::new(StreamingTableExec::try_new(schema, vec![Arc::new(stream)], None, [], false, None)?))
     }
 }
 
-/// A scan that opens (hot snapshot and file listing) when the plan starts executing, once
-/// for all its parts.
-#[derive(Debug)]
-struct LazyScan {
-    spec: ScanSpec,
-    store: Arc<Store>,
-    cold: Arc<ColdStore>,
-    opened: OnceLock<Result<Arc<ScanSource>>>,
-}
-
-impl LazyScan {
-    fn open(&self) -> Result<Arc<ScanSource>> {
-        self.opened
-            .get_or_init(|| {
-                let partition = self.cold.partition(&self.spec.table, self.spec.partition)?;
-                Ok(Arc::new(ScanSource::open(self.spec.clone(), &self.store, &self.cold, &partition)?))
-            })
-            .clone()
-    }
-}
-
-/// One part of the partition's rows as DataFusion pulls them, a batch per poll.
+/// The partition's rows as DataFusion pulls them: the scan opens (snapshot and file
+/// listing) when the plan starts executing, then reads one batch per poll.
 #[derive(Debug)]
 struct ScanStream {
-    source: Arc<LazyScan>,
-    index: usize,
-    parts: usize,
+    spec: ScanSpec,
     schema: SchemaRef,
+    store: Arc<Store>,
+    cold: Arc<ColdStore>,
 }
 
 impl PartitionStream for ScanStream {
@@ -259,8 +227,11 @@ impl PartitionStream for ScanStream {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (source, index, parts) = (self.source.clone(), self.index, self.parts);
-        let opened = futures::stream::once(async move { source.open().map(|s| s.part(index, parts)) });
+        let (spec, store, cold) = (self.spec.clone(), self.store.clone(), self.cold.clone());
+        let opened = futures::stream::once(async move {
+            let partition = cold.partition(&spec.table, spec.partition)?;
+            Ok::<_, KalamError>(ScanSource::open(spec, &store, &cold, &partition)?.scan())
+        });
         let batches = opened.flat_map(|scan| match scan {
             Ok(scan) => futures::stream::unfold(Some(scan), |state| async move {
                 let mut scan = state?;
