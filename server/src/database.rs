@@ -30,7 +30,7 @@ pub struct Database {
     pub catalog: Arc<Catalog>,
     /// Parquet files in the tables' storages.
     pub cold: Arc<ColdStore>,
-    pub committer: Committer,
+    pub committer: Arc<Committer>,
     pub jobs: Arc<JobManager>,
     pub auth: Authenticator,
     pub snowflake: Arc<SnowflakeGenerator>,
@@ -108,7 +108,7 @@ impl Database {
                 tracing::error!(storage = %storage.id, "cannot open storage: {}", e.report());
             }
         }
-        let committer = Committer::open(store.clone(), cold.clone())?;
+        let committer = Arc::new(Committer::open(store.clone(), cold.clone())?);
         let jobs = Arc::new(JobManager::open(store.clone())?);
         let query_threads = config.query_threads();
         let query_runtime = QueryRuntime::start(query_threads)?;

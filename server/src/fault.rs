@@ -19,6 +19,9 @@ pub const COMPACT_AFTER_MANIFEST: &str = "cleanup:after_manifest";
 
 /// A flush holds its partition's flush lock and has found its table; it has written nothing.
 pub const FLUSH_LOCKED: &str = "flush:locked";
+/// A flush has read the current versions of a chunk of hot rows it is about to remove, and
+/// has not yet taken the commit lock.
+pub const REMOVE_BEFORE_LOCK: &str = "flush:remove_before_lock";
 /// A scan has listed a partition's files and not yet read them.
 pub const SCAN_AFTER_LISTING: &str = "scan:after_listing";
 /// A backup is about to copy one cold file.

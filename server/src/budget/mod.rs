@@ -23,5 +23,5 @@ mod scheduler;
 pub use admission::{Admission, ConnectionPermit, StatementPermit};
 pub use functions::{MeterFunctions, meter_expr};
 pub use memory::{BudgetOption, LIGHT_USER_BYTES, QueryMemory, StatementBudget, StatementPool, human_bytes};
-pub use runtime::{QueryRuntime, spawn_background};
+pub use runtime::{QueryRuntime, at_request_priority, spawn_background};
 pub use scheduler::{FairScheduler, FairStream, SMALL_WORK, Slot};

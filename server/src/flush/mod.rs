@@ -237,15 +237,24 @@ pub fn remove_hot_rows(
     let mut removed = 0;
     let chunks: Vec<&[(Vec<u8>, i64)]> = flushed.chunks(DELETE_CHUNK_ROWS).collect();
     let last = chunks.len().saturating_sub(1);
+    let table = Arc::new(table.clone());
+    // Each chunk holds the commit lock: run it where a preemption cannot stall writers.
+    let remove = |chunk: Vec<(Vec<u8>, i64)>, clear_pending: bool| {
+        let (committer, store, table, pending_key) =
+            (db.committer.clone(), db.store.clone(), table.clone(), pending_key.to_string());
+        crate::budget::at_request_priority(move || {
+            committer.remove_flushed(&table, partition, &chunk, |b| {
+                if clear_pending {
+                    b.delete_cf(&store.cf(CF_CATALOG), &pending_key);
+                }
+            })
+        })
+    };
     if chunks.is_empty() {
-        db.committer.remove_flushed(table, partition, &[], |b| b.delete_cf(&db.store.cf(CF_CATALOG), pending_key))?;
+        remove(Vec::new(), true)?;
     }
     for (i, chunk) in chunks.into_iter().enumerate() {
-        removed += db.committer.remove_flushed(table, partition, chunk, |b| {
-            if i == last {
-                b.delete_cf(&db.store.cf(CF_CATALOG), pending_key);
-            }
-        })?;
+        removed += remove(chunk.to_vec(), i == last)?;
         if i == 0 {
             fault::point(fault::MID_DELETE);
         }
@@ -256,7 +265,8 @@ pub fn remove_hot_rows(
         for cf in [CF_ROWS, CF_ROW_INDEX] {
             db.store.compact_range(cf, &from, &to);
         }
-        db.committer.refresh_oldest(table.id, partition)?;
+        let (committer, table_id) = (db.committer.clone(), table.id);
+        crate::budget::at_request_priority(move || committer.refresh_oldest(table_id, partition))?;
     }
     Ok(removed)
 }

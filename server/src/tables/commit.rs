@@ -7,7 +7,9 @@
 //! The current version of a key is its hot row or, once flushed, its newest cold version
 //! ([`ColdStore`]): duplicate-key checks, updates and deletes see flushed rows. Flushes
 //! remove hot rows under the same lock ([`Committer::remove_flushed`]), and only while they
-//! are still the flushed version, so a concurrent write is never lost.
+//! are still the flushed version, so a concurrent write is never lost. (They read those
+//! versions before taking the lock, and again under it only if the partition was written
+//! meanwhile: a per-partition write count tells.)
 //!
 //! The lock covers ordering only: the clock, the hot rows a commit replaces (RocksDB reads)
 //! and the RocksDB write. Cold versions are read from Parquet before it is taken
@@ -104,6 +106,36 @@ pub struct Committer {
     /// definition is refused ([`KalamError::SchemaChanged`]) and its statement retried, so
     /// no row is encoded, and no change published, through a stale definition.
     schema_versions: RwLock<HashMap<TableId, u32>>,
+    partition_writes: PartitionWrites,
+}
+
+/// Counts writes per partition (hashed into a fixed number of stripes), bumped under the
+/// commit lock after each write: work that read a partition's hot rows before taking the
+/// lock finds the count unchanged under it only if nothing was written there meanwhile. (A
+/// shared stripe only makes it read again.)
+struct PartitionWrites([std::sync::atomic::AtomicU64; PartitionWrites::STRIPES]);
+
+impl PartitionWrites {
+    const STRIPES: usize = 1024;
+
+    fn new() -> PartitionWrites {
+        PartitionWrites(std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)))
+    }
+
+    fn stripe(&self, (table, partition): (TableId, Partition)) -> &std::sync::atomic::AtomicU64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .hash_one((table, partition.key()));
+        &self.0[hash as usize % Self::STRIPES]
+    }
+
+    fn get(&self, key: (TableId, Partition)) -> u64 {
+        self.stripe(key).load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self, key: (TableId, Partition)) {
+        self.stripe(key).fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// How often a commit reads the cold tier again before the lock because a flush or
@@ -143,6 +175,7 @@ impl Committer {
             clock: Mutex::new(HybridClock::starting_after(last)),
             sink: OnceLock::new(),
             schema_versions: RwLock::new(HashMap::new()),
+            partition_writes: PartitionWrites::new(),
         })
     }
 
@@ -333,12 +366,22 @@ impl Committer {
         let rows_cf = self.store.cf(CF_ROWS);
         let index_cf = self.store.cf(CF_ROW_INDEX);
         let row_keys: Vec<Vec<u8>> = flushed.iter().map(|(pk, _)| keys::row_key(table.id, partition, pk)).collect();
+        let read_current = || -> Result<Vec<Option<Vec<u8>>>> {
+            let current = self.store.db().multi_get_cf(row_keys.iter().map(|k| (&rows_cf, k.as_slice())));
+            current.into_iter().map(|r| r.map_err(KalamError::from)).collect()
+        };
+        // Read before the lock; valid under it if nothing was committed to the partition since.
+        let seen = self.partition_writes.get((table.id, partition));
+        let mut current = read_current()?;
+        crate::fault::delay(crate::fault::REMOVE_BEFORE_LOCK);
+        let clock = self.clock.lock();
+        if self.partition_writes.get((table.id, partition)) != seen {
+            current = read_current()?;
+        }
         let mut batch = WriteBatch::default();
         let mut removed = 0u64;
-        let clock = self.clock.lock();
-        let current = self.store.db().multi_get_cf(row_keys.iter().map(|k| (&rows_cf, k.as_slice())));
         for ((row_key, (_, updated)), bytes) in row_keys.iter().zip(flushed).zip(current) {
-            let Some(bytes) = bytes? else { continue };
+            let Some(bytes) = bytes else { continue };
             if row_codec::decode_header(&bytes)?.0 == *updated {
                 batch.delete_cf(&rows_cf, row_key);
                 batch.delete_cf(&index_cf, keys::index_key(table.id, partition, *updated));
@@ -348,6 +391,7 @@ impl Committer {
         extra(&mut batch);
         if !batch.is_empty() {
             self.store.write(batch)?;
+            self.partition_writes.bump((table.id, partition));
         }
         self.hot_stats.removed(table.id, partition, removed);
         drop(clock);
@@ -417,6 +461,7 @@ impl Committer {
         let mut pending: HashMap<Vec<u8>, StoredRow> = HashMap::new();
         // New hot keys per partition, for the flush policies.
         let mut new_hot_keys: HashMap<(crate::ids::TableId, Partition), (u64, i64)> = HashMap::new();
+        let written: Vec<(TableId, Partition)> = writes.iter().map(|w| (w.table.id, w.partition)).collect();
         for (i, TableWrite { table, partition, ops }) in writes.into_iter().enumerate() {
             if !self.is_current(table) {
                 return Err(KalamError::SchemaChanged(table.qualified_name()));
@@ -497,6 +542,9 @@ impl Committer {
         }
         batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, clock.last().to_le_bytes());
         self.store.write(batch)?;
+        for key in &written {
+            self.partition_writes.bump(*key);
+        }
         for ((table, partition), (n, first)) in new_hot_keys {
             self.hot_stats.added(table, partition, n, first);
         }
@@ -628,5 +676,54 @@ mod tests {
         assert_eq!((row.updated, &row.values[1]), (newer, &Value::Int(2)));
         assert_eq!(committer.remove_flushed(&table, partition, &[(pk, newer)], |_| {}).unwrap(), 1);
         assert!(committer.get(&table, partition, &Value::Int(1)).unwrap().is_none());
+    }
+
+    #[test]
+    fn removing_flushed_rows_while_they_are_updated_loses_no_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = Arc::new(open(dir.path()));
+        let (table, partition) = (table(), Partition::User(UserId(7)));
+        const N: i64 = 400;
+        let flushed: Vec<(Vec<u8>, i64)> = (0..N)
+            .map(|i| {
+                let updated = committer.commit(&table, partition, vec![insert(i, i)]).unwrap().changes[0].new.updated;
+                (keys::encode_pk(&Value::Int(i)).unwrap(), updated)
+            })
+            .collect();
+        // Widen the window between the read before the lock and the lock.
+        fail::cfg(crate::fault::REMOVE_BEFORE_LOCK, "sleep(1)").unwrap();
+        let updater = {
+            let (committer, table) = (committer.clone(), table.clone());
+            std::thread::spawn(move || {
+                // Every key once, from both ends towards the middle, racing the removal.
+                let order = (0..N / 2).flat_map(|i| [i, N - 1 - i]);
+                order
+                    .map(|i| {
+                        let update = RowOp::Update { pk: Value::Int(i), set: vec![(1, Value::Int(i + 1000))] };
+                        (i, committer.commit(&table, partition, vec![update]).unwrap().affected)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let mut removed = 0;
+        for chunk in flushed.chunks(8) {
+            removed += committer.remove_flushed(&table, partition, chunk, |_| {}).unwrap();
+        }
+        let updates = updater.join().unwrap();
+        fail::remove(crate::fault::REMOVE_BEFORE_LOCK);
+        let mut kept = 0;
+        for (i, affected) in updates {
+            let row = committer.get(&table, partition, &Value::Int(i)).unwrap();
+            match affected {
+                // The update came first: its version is newer than the flushed one and stays.
+                1 => {
+                    assert_eq!(row.map(|r| r.values[1].clone()), Some(Value::Int(i + 1000)), "key {i}");
+                    kept += 1;
+                }
+                // The removal came first: the update found no hot row.
+                _ => assert!(row.is_none(), "key {i}"),
+            }
+        }
+        assert_eq!(removed + kept, N as u64);
     }
 }
