@@ -5,6 +5,7 @@ use crate::auth::{Authenticator, bootstrap};
 use crate::backup::ManifestSigner;
 use crate::budget::{Admission, FairScheduler, MeterFunctions, QueryMemory, QueryRuntime};
 use crate::catalog::Catalog;
+use crate::clock::{Clock, SystemClock};
 use crate::cold::ColdStore;
 use crate::config::Config;
 use crate::error::{KalamError, Result};
@@ -26,6 +27,8 @@ pub const DF_CATALOG: &str = "kalam";
 
 pub struct Database {
     pub config: Config,
+    /// The wall clock the engine decides by (`_updated`, flush intervals, retention, TTLs).
+    pub clock: Arc<dyn Clock>,
     pub store: Arc<Store>,
     pub catalog: Arc<Catalog>,
     /// Parquet files in the tables' storages.
@@ -93,6 +96,11 @@ impl Database {
     /// Opens the data directory, loads the catalog, creates `root` on first start, finishes
     /// or rolls back flushes a crash interrupted, and starts the flush scheduler.
     pub async fn open(config: Config) -> Result<Arc<Database>> {
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Database::open`] with another wall clock (in-process tests move time by hand).
+    pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir).map_err(KalamError::io("create", data_dir))?;
         let store = Arc::new(Store::open(&data_dir.join("rocksdb"), config.storage.sync_writes)?);
@@ -108,7 +116,7 @@ impl Database {
                 tracing::error!(storage = %storage.id, "cannot open storage: {}", e.report());
             }
         }
-        let committer = Arc::new(Committer::open(store.clone(), cold.clone())?);
+        let committer = Arc::new(Committer::open(store.clone(), cold.clone(), clock.clone())?);
         let jobs = Arc::new(JobManager::open(store.clone())?);
         let query_threads = config.query_threads();
         let query_runtime = QueryRuntime::start(query_threads)?;
@@ -125,7 +133,7 @@ impl Database {
             filter_limits,
         );
         committer.set_sink(live.clone());
-        let streams = Arc::new(StreamBuffers::default());
+        let streams = Arc::new(StreamBuffers::new(clock.clone()));
         let sweeper = Arc::downgrade(&streams);
         tokio::spawn(async move {
             // Evicts expired stream events even from partitions nobody writes to any more.
@@ -176,6 +184,7 @@ impl Database {
         );
         let db = Arc::new(Database {
             config,
+            clock,
             store,
             catalog,
             cold,

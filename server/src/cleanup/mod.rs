@@ -23,8 +23,9 @@
 //! - [`policy`]: the background task that finds due partitions and runs cleanup jobs.
 
 pub mod policy;
+#[cfg(test)]
+mod tests;
 
-use crate::clock::now_micros;
 use crate::cold::file::{self, FileWriter};
 use crate::cold::key_index::{ColdVersion, KeyIndex, PkKey};
 use crate::cold::manifest::Manifest;
@@ -69,7 +70,7 @@ pub fn clean_partition(
     partition: Partition,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<Compaction>> {
-    let now = now_micros();
+    let now = db.clock.now_micros();
     let horizon = table.options.tombstone_horizon(now);
     // Hot tombstones are only purged once flushed.
     if db.committer.hot_stats().get(table.id, partition).is_some_and(|h| h.has_rows_before(horizon))

@@ -5,7 +5,6 @@
 //! horizon. Partitions whose replaced files no reader holds any more are swept on the way.
 
 use super::{compaction_due, delete_retired};
-use crate::clock::now_micros;
 use crate::database::Database;
 use crate::flush;
 use crate::ids::Partition;
@@ -49,7 +48,7 @@ fn run_due(db: &Arc<Database>) {
 /// Partitions of `table` due for cleanup; partitions with only unread replaced files are
 /// swept here.
 fn due_partitions(db: &Database, table: &TableDef) -> crate::error::Result<Vec<Partition>> {
-    let horizon = table.options.tombstone_horizon(now_micros());
+    let horizon = table.options.tombstone_horizon(db.clock.now_micros());
     let mut due = BTreeSet::new();
     for (p, hot) in db.committer.hot_stats().partitions_of(table.id) {
         if hot.has_rows_before(horizon) {

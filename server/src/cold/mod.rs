@@ -76,6 +76,12 @@ impl ColdStore {
         Ok(())
     }
 
+    /// Makes storage `id` a location of the test's choosing (an in-memory object store).
+    #[cfg(test)]
+    pub(crate) fn use_location(&self, id: StorageId, location: Location) {
+        self.storages.write().insert(id, location);
+    }
+
     pub fn remove_storage(&self, id: &StorageId) {
         self.storages.write().remove(id);
     }

@@ -3,7 +3,6 @@
 //! `interval:S` (age of the oldest hot row), whichever is reached first — and flushes the
 //! due partitions of each table as one job (trigger `policy`).
 
-use crate::clock::now_micros;
 use crate::database::Database;
 use crate::flush;
 use crate::ids::Partition;
@@ -20,7 +19,7 @@ pub fn start(db: Weak<Database>) {
 
 /// Flushes every partition whose policy is due now.
 fn run_due(db: &Arc<Database>) {
-    let now = now_micros();
+    let now = db.clock.now_micros();
     for table in flush::flushable(db.catalog.tables(None)) {
         let policy = table.options.flush_policy;
         let due: Vec<Partition> = db

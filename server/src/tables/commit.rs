@@ -16,7 +16,7 @@
 //! ([`ColdReads`]) and used under it only if the partition's files are still those they
 //! were read from; a flush or compaction in between sends the commit back to read again.
 
-use crate::clock::HybridClock;
+use crate::clock::{Clock, HybridClock};
 use crate::cold::key_index::PkKey;
 use crate::cold::{ColdPartition, ColdStore};
 use crate::error::{KalamError, Result};
@@ -101,6 +101,8 @@ pub struct Committer {
     cold: Arc<ColdStore>,
     hot_stats: HotStats,
     clock: Mutex<HybridClock>,
+    /// What `clock` reads, kept to restart it after a restore.
+    wall: Arc<dyn Clock>,
     sink: OnceLock<Arc<dyn ChangeSink>>,
     /// Schema version of each table altered since start. A write prepared on an older
     /// definition is refused ([`KalamError::SchemaChanged`]) and its statement retried, so
@@ -160,7 +162,7 @@ struct Current {
 
 impl Committer {
     /// Resumes the clock after the last `_updated` ever handed out.
-    pub fn open(store: Arc<Store>, cold: Arc<ColdStore>) -> Result<Committer> {
+    pub fn open(store: Arc<Store>, cold: Arc<ColdStore>, wall: Arc<dyn Clock>) -> Result<Committer> {
         let last = match store.get(CF_CATALOG, CLOCK_KEY)? {
             Some(b) => {
                 i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KalamError::Corrupt("clock record".into()))?)
@@ -172,7 +174,8 @@ impl Committer {
             store,
             cold,
             hot_stats,
-            clock: Mutex::new(HybridClock::starting_after(last)),
+            clock: Mutex::new(HybridClock::starting_after(last, wall.clone())),
+            wall,
             sink: OnceLock::new(),
             schema_versions: RwLock::new(HashMap::new()),
             partition_writes: PartitionWrites::new(),
@@ -224,7 +227,7 @@ impl Committer {
         let mut batch = WriteBatch::default();
         batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, updated.to_le_bytes());
         self.store.write(batch)?;
-        *clock = HybridClock::starting_after(updated);
+        *clock = HybridClock::starting_after(updated, self.wall.clone());
         Ok(())
     }
 
@@ -584,7 +587,7 @@ mod tests {
     fn open(dir: &std::path::Path) -> Committer {
         let store = Arc::new(Store::open(&dir.join("db"), false).unwrap());
         let cold = Arc::new(ColdStore::new(dir.join("cold")));
-        Committer::open(store, cold).unwrap()
+        Committer::open(store, cold, Arc::new(crate::clock::SystemClock)).unwrap()
     }
 
     fn table() -> Arc<TableDef> {

@@ -3,7 +3,7 @@
 //! get a cursor from the same hybrid clock as table rows and reach subscribers through the
 //! same fan-out ([`Committer::commit_stream`](crate::tables::Committer::commit_stream)).
 
-use crate::clock::now_micros;
+use crate::clock::Clock;
 use crate::error::KalamError;
 use crate::ids::{Partition, TableId};
 use crate::schema::{StreamOptions, TableDef};
@@ -34,9 +34,10 @@ impl Buffer {
 }
 
 /// The in-memory event buffers of every STREAM table partition.
-#[derive(Default)]
 pub struct StreamBuffers {
     buffers: Mutex<HashMap<(TableId, Partition), Buffer>>,
+    /// What TTLs are measured against (the clock `_updated` cursors come from).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for StreamBuffers {
@@ -50,6 +51,10 @@ fn options(table: &TableDef) -> StreamOptions {
 }
 
 impl StreamBuffers {
+    pub fn new(clock: Arc<dyn Clock>) -> StreamBuffers {
+        StreamBuffers { buffers: Mutex::default(), clock }
+    }
+
     /// Appends events (called under the commit lock), then applies both eviction rules.
     pub fn append(&self, table: &TableDef, partition: Partition, events: &[StoredRow]) {
         let opts = options(table);
@@ -62,14 +67,14 @@ impl StreamBuffers {
         while buf.events.len() as u64 > opts.max_buffer {
             buf.events.pop_front();
         }
-        buf.evict_expired(now_micros());
+        buf.evict_expired(self.clock.now_micros());
     }
 
     /// Unexpired events with `after < cursor <= upto`, oldest first.
     pub fn read(&self, table: TableId, partition: Partition, after: i64, upto: i64) -> Vec<StoredRow> {
         let mut buffers = self.buffers.lock();
         let Some(buf) = buffers.get_mut(&(table, partition)) else { return vec![] };
-        buf.evict_expired(now_micros());
+        buf.evict_expired(self.clock.now_micros());
         buf.events.iter().filter(|e| e.updated > after && e.updated <= upto).cloned().collect()
     }
 
@@ -79,7 +84,7 @@ impl StreamBuffers {
 
     /// Evicts expired events everywhere and forgets empty partitions.
     pub fn sweep(&self) {
-        let now = now_micros();
+        let now = self.clock.now_micros();
         self.buffers.lock().retain(|_, buf| {
             buf.evict_expired(now);
             !buf.events.is_empty()
