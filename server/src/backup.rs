@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Nothing in a backup is trusted before it is checked: the manifest must carry a valid
-//! HMAC made with this server's backup key ([`ManifestSigner`]; the SHA-256 only detects
+//! HMAC made with this server's backup key ([`ManifestSigner`](crate::auth::ManifestSigner); the SHA-256 only detects
 //! corruption), and every table, partition and file name in it must be a plain name of the
 //! shape KalamDB writes, so that no path built from it leaves the backup or the storage.
 //!
@@ -23,6 +23,7 @@
 //! files into the tables' storages, writes their manifests, then registers the namespace and
 //! its tables (new ids, the same schema history) in one catalog batch.
 
+use crate::auth::ManifestSigner;
 use crate::clock::now_micros;
 use crate::cold::file::FileWriter;
 use crate::cold::location::Location;
@@ -34,7 +35,6 @@ use crate::ids::{NamespaceId, Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
 use crate::schema::{Namespace, SchemaVersion, TableDef, TableKind};
 use crate::storage::{CF_ROWS, Snapshot, keys};
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -47,43 +47,6 @@ pub const MANIFEST_CHECKSUM_FILE: &str = "backup.json.sha256";
 /// The manifest's authenticity tag, written before it.
 pub const MANIFEST_TAG_FILE: &str = "backup.json.hmac";
 
-/// Signs and checks backup manifests with the server's backup key (`storage.backup_key`, or
-/// `{data_dir}/backup-key`).
-pub struct ManifestSigner {
-    key: Vec<u8>,
-}
-
-impl ManifestSigner {
-    pub fn new(key: Vec<u8>) -> ManifestSigner {
-        ManifestSigner { key }
-    }
-
-    fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length")
-    }
-
-    /// The hex tag of `manifest`.
-    pub fn sign(&self, manifest: &[u8]) -> String {
-        let mut mac = self.mac();
-        mac.update(manifest);
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Whether `tag` (hex) authenticates `manifest`, compared in constant time.
-    pub fn verify(&self, manifest: &[u8], tag: &str) -> bool {
-        let Some(tag) = decode_hex(tag.trim()) else { return false };
-        let mut mac = self.mac();
-        mac.update(manifest);
-        mac.verify_slice(&tag).is_ok()
-    }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

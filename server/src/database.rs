@@ -1,8 +1,7 @@
 //! [`Database`]: the shared state of a running server — storage, catalog, commit path,
 //! authentication — opened once and handed to every request.
 
-use crate::auth::{Authenticator, bootstrap};
-use crate::backup::ManifestSigner;
+use crate::auth::{Authenticator, ManifestSigner, bootstrap};
 use crate::budget::{Admission, FairScheduler, MeterFunctions, QueryMemory, QueryRuntime};
 use crate::catalog::Catalog;
 use crate::clock::{Clock, SystemClock};
@@ -160,7 +159,7 @@ impl Database {
             .with_memory_limit(config.limits.query_memory_bytes, 1.0)
             .build_arc()
             .map_err(KalamError::from)?;
-        let mut base_state = SessionStateBuilder::new()
+        let base_state = SessionStateBuilder::new()
             .with_config(session_config)
             .with_runtime_env(runtime)
             .with_default_features()
@@ -173,10 +172,6 @@ impl Database {
             config.limits.user_memory_bytes,
             crate::budget::LIGHT_USER_BYTES,
         ));
-        {
-            use datafusion::execution::FunctionRegistry;
-            base_state.register_udf(Arc::new(crate::sql::rewrite::nullable_function())).map_err(KalamError::from)?;
-        }
         let admission = Admission::new(
             config.limits.statements_per_user,
             config.limits.queued_statements_per_user,
@@ -205,9 +200,6 @@ impl Database {
             backup_signer,
             base_state,
         });
-        crate::flush::recovery::recover(&db)?;
-        crate::flush::policy::start(Arc::downgrade(&db));
-        crate::cleanup::policy::start(Arc::downgrade(&db));
         Ok(db)
     }
 

@@ -2,7 +2,8 @@
 //! here so that the regression test replaying their findings (`server/fuzz/regressions`)
 //! runs exactly the same code.
 
-use crate::backup::{self, BackupManifest, ManifestSigner};
+use crate::auth::ManifestSigner;
+use crate::backup::{self, BackupManifest};
 use crate::sql::parser;
 use kalamdb_client_core::protocol::ws::ClientMessage;
 

@@ -9,24 +9,29 @@
 //!
 //! - [`config`]: TOML + environment + flags.
 //! - [`server`]: bind, serve, graceful shutdown.
-//! - [`database`]: the shared state opened at start.
+//! - [`database`]: the engine's handles, wired at start ([`server`] then runs recovery and
+//!   starts the flush and cleanup policies).
 //! - [`auth`]: passwords, JWTs, lockout, the root bootstrap, roles.
 //! - [`budget`]: resource governance — the query runtime, fair CPU scheduling, statement
 //!   memory, metered functions, per-user limits.
 //! - [`catalog`]: namespaces, tables, schema versions, users: stored and served.
 //! - [`schema`]: the table and column model the catalog stores.
 //! - [`types`]: the column types of the SQL surface.
-//! - [`live`]: live queries, cursor sync and mutations over WebSocket.
+//! - [`live`]: subscriptions, catch-up and the fan-out of committed changes; the WebSocket
+//!   they travel on (cursor sync, mutations) is [`api`]'s.
 //! - [`tables`]: commit path, DataFusion table providers, `system.*` tables.
 //! - [`storage`]: RocksDB column families, key layout, row encoding (the hot tier).
 //! - [`cold`]: Parquet files per partition and their manifests (the cold tier), and reads
 //!   merging both tiers.
 //! - [`flush`]: moving hot rows to the cold tier (crash-safe), by policy or on demand.
 //! - [`cleanup`]: purging expired tombstones and compacting a partition's files.
+//! - [`recovery`]: at start, finishing or undoing the flushes and compactions a crash
+//!   interrupted (their pending records).
 //! - [`jobs`]: flushes and other background work, persisted and listed in `system.jobs`.
 //! - [`backup`]: BACKUP / RESTORE DATABASE of one namespace (metadata and Parquet files).
 //! - [`values`]: cell values, type coercion, Arrow conversion.
-//! - [`clock`]: the hybrid clock behind `_updated`.
+//! - [`clock`]: the wall clock the engine reads (injectable) and the hybrid clock behind
+//!   `_updated`.
 //! - [`ids`]: typed ids and names.
 //! - [`error`]: [`error::KalamError`], mapped to HTTP once in [`api::error`].
 //! - [`fault`]: crash and delay injection points for tests (debug builds only).
@@ -49,6 +54,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod jobs;
 pub mod live;
+pub mod recovery;
 pub mod schema;
 pub mod server;
 pub mod sql;

@@ -19,6 +19,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let db = Database::open(config).await?;
+    // Before any request: finish or undo what a crash interrupted, then start the policies.
+    crate::recovery::recover(&db)?;
+    crate::flush::policy::start(Arc::downgrade(&db));
+    crate::cleanup::policy::start(Arc::downgrade(&db));
     let listener = TcpListener::bind(db.config.server.listen)
         .await
         .map_err(|e| KalamError::internal(format!("cannot listen on {}: {e}", db.config.server.listen)))?;

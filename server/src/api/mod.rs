@@ -3,7 +3,8 @@
 //!
 //! - [`sql`]: `POST /v1/api/sql`
 //! - [`auth`]: `POST /v1/api/auth/login`, `POST /v1/api/auth/refresh`
-//! - [`ws`]: `GET /v1/ws`, the live/sync WebSocket (see [`crate::live`])
+//! - [`ws`]: `GET /v1/ws`, the live/sync WebSocket: connections, catch-up, mutations (its
+//!   subscriptions are [`crate::live`]'s)
 //! - [`health`]: `GET /health`, `GET /metrics`
 //! - [`body`]: the JSON body extractor (limits, object-only)
 //! - [`error`]: how a [`crate::error::StatementError`] becomes the JSON error response

@@ -10,7 +10,10 @@
 pub mod bootstrap;
 pub mod lockout;
 pub mod password;
+mod signer;
 pub mod token;
+
+pub use signer::ManifestSigner;
 
 use crate::catalog::Catalog;
 use crate::clock::now_micros;

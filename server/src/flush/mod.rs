@@ -18,7 +18,6 @@
 //! - [`policy`]: the background task that flushes partitions by their table's policy.
 
 pub mod policy;
-pub mod recovery;
 
 use crate::cold::file::FileWriter;
 use crate::cold::key_index::{ColdVersion, PkKey};

@@ -26,6 +26,7 @@ pub mod query;
 pub mod results;
 pub mod rewrite;
 pub mod session;
+pub mod subscription;
 pub mod system_tables;
 
 pub use context::ExecContext;

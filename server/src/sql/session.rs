@@ -49,6 +49,7 @@ pub fn context_for(
     options.extensions.insert(BudgetOption(budget.clone()));
     let ctx = SessionContext::new_with_state(state);
     crate::sql::functions::register(&ctx, &principal.username, &db.snowflake, &db.ulids);
+    ctx.register_udf(crate::sql::rewrite::nullable_function());
     ctx.register_catalog(
         DF_CATALOG,
         Arc::new(ScopedCatalog { db: db.clone(), principal: principal.clone(), system_columns }),

@@ -10,7 +10,7 @@
 //! | `catalog` | `user/{id:016x}` | user | [`crate::catalog`] |
 //! | `catalog` | `seq/table`, `seq/user` | next id | [`crate::catalog`] |
 //! | `catalog` | `job/{n:016x}`, `seq/job` | job record, next job number | [`crate::jobs`] |
-//! | `catalog` | `flush/…`, `compact/…` (`{table:016x}/{partition:016x}`) | pending flush or compaction | [`crate::flush`] (recovered by `flush::recovery`) |
+//! | `catalog` | `flush/…`, `compact/…` (`{table:016x}/{partition:016x}`) | pending flush or compaction | [`crate::flush`], [`crate::cleanup`] (recovered by [`crate::recovery`]) |
 //! | `catalog` | `seq/clock` | last `_updated` handed out | [`crate::tables::commit`] |
 //! | `rows` | `table_id \| partition \| pk` ([`keys`]) | row ([`row_codec`]) | [`crate::tables::commit`]; flush removes |
 //! | `row_index` | `table_id \| partition \| _updated` | pk (the change index catch-up reads) | [`crate::tables::commit`]; flush removes |

@@ -7,6 +7,8 @@
 //! fan-out's change events (see its module for how the two are ordered). Either ending ends
 //! the other.
 
+use crate::api::ws::mutations;
+use crate::api::ws::socket_writer::{SocketWriter, WriterCommand};
 use crate::auth::{Principal, TokenGrant};
 use crate::budget::ConnectionPermit;
 use crate::clock::now_micros;
@@ -14,8 +16,6 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::live::catchup::{CatchUp, LoadSnapshot, MAX_BATCH_SIZE, stream_batches};
 use crate::live::registry::{ConnectionSignal, LiveSubscription, Outgoing};
-use crate::live::socket_writer::{SocketWriter, WriterCommand};
-use crate::live::{LiveQuery, mutations};
 use crate::schema::TableKind;
 use crate::sql::ExecContext;
 use axum::extract::ws::{Message, WebSocket};
@@ -356,7 +356,7 @@ impl Connection {
             Err(Gone) => return Err(SubscribeError::Socket),
         };
         let cx = ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[] };
-        let query = LiveQuery::plan(&cx, &s.sql)?;
+        let query = crate::sql::subscription::plan(&cx, &s.sql)?;
         let sub = Arc::new(LiveSubscription {
             live_id: format!("{}-{}", self.id, s.id),
             id: s.id.clone(),

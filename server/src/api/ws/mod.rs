@@ -1,0 +1,23 @@
+//! `GET /v1/ws`: the live/sync WebSocket (see `docs/protocol.md`).
+//!
+//! - [`connection`]: one socket — auth and renewal, framing, limits, heartbeat,
+//!   subscriptions and catch-up.
+//! - [`socket_writer`]: writes a socket's frames and change events, off the query runtime.
+//! - [`mutations`]: the `mutate` frame, exactly once per `(user, client_id, seq)`.
+
+pub mod connection;
+pub mod mutations;
+pub mod socket_writer;
+
+use crate::api::AppState;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::response::Response;
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let max = state.db.config.live.max_message_bytes;
+    let db = state.db.clone();
+    // The connection's work (planning, catch-up, mutations) runs on the query runtime; its
+    // socket is written from this one.
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| connection::serve(db, socket))
+}
