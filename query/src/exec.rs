@@ -1,0 +1,335 @@
+//! From-scratch evaluation of a [`Plan`] over rows held in memory.
+//!
+//! Every operator materialises its output; rows are `Vec<Value>` aligned to the operator's
+//! schema. This is the reference evaluator: the incremental engine (live queries) must agree
+//! with it after every change.
+
+use crate::ast::JoinKind;
+use crate::error::{QueryError, Result};
+use crate::eval::{cast, eval};
+use crate::plan::{AggCall, AggFunc, Node, Plan, SortKey, TypedExpr};
+use crate::schema::TableSchema;
+use crate::types::DataType;
+use crate::value::{Value, decimal_to_f64, rescale};
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+
+/// One row: values aligned to a schema's columns.
+pub type Row = Vec<Value>;
+
+/// Supplies the rows of tables. Rows must be aligned to the table's [`TableSchema::columns`].
+pub trait DataSource {
+    /// All rows of `table`.
+    fn scan<'a>(&'a self, table: &TableSchema) -> Result<Box<dyn Iterator<Item = &'a [Value]> + 'a>>;
+}
+
+/// Run `plan` to completion.
+pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
+    match &plan.node {
+        Node::Empty => Ok(vec![Vec::new()]),
+        Node::Scan { table } => {
+            let width = table.columns.len();
+            source
+                .scan(table)?
+                .map(|r| {
+                    if r.len() == width {
+                        Ok(r.to_vec())
+                    } else {
+                        Err(QueryError::eval(format!(
+                            "a row of {} has {} values; the table has {width} columns",
+                            table.qualified_name(),
+                            r.len()
+                        )))
+                    }
+                })
+                .collect()
+        }
+        Node::Filter { input, predicate } => {
+            let rows = execute(input, source)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                if matches!(eval(predicate, &r)?, Value::Boolean(true)) {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        }
+        Node::Project { input, exprs } => {
+            execute(input, source)?.iter().map(|r| exprs.iter().map(|e| eval(e, r)).collect::<Result<Row>>()).collect()
+        }
+        Node::Join { left, right, kind, on } => {
+            let (l, r) = (execute(left, source)?, execute(right, source)?);
+            hash_join(l, r, *kind, on, right.schema.fields.len())
+        }
+        Node::Aggregate { input, group_by, aggregates } => aggregate(execute(input, source)?, group_by, aggregates),
+        Node::Distinct { input } => {
+            let mut seen = HashSet::new();
+            Ok(execute(input, source)?.into_iter().filter(|r| seen.insert(r.clone())).collect())
+        }
+        Node::Sort { input, keys } => sort(execute(input, source)?, keys),
+        Node::Limit { input, offset, limit } => {
+            let rows = execute(input, source)?.into_iter().skip(usize::try_from(*offset).unwrap_or(usize::MAX));
+            Ok(match limit {
+                Some(n) => rows.take(usize::try_from(*n).unwrap_or(usize::MAX)).collect(),
+                None => rows.collect(),
+            })
+        }
+    }
+}
+
+/// Key values of a row, or `None` if any is NULL (NULL keys never match).
+fn key_of(exprs: &[TypedExpr], row: &[Value]) -> Result<Option<Vec<Value>>> {
+    let mut key = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        let v = eval(e, row)?;
+        if v.is_null() {
+            return Ok(None);
+        }
+        key.push(v);
+    }
+    Ok(Some(key))
+}
+
+fn hash_join(
+    left: Vec<Row>,
+    right: Vec<Row>,
+    kind: JoinKind,
+    on: &[(TypedExpr, TypedExpr)],
+    right_width: usize,
+) -> Result<Vec<Row>> {
+    let (lk, rk): (Vec<TypedExpr>, Vec<TypedExpr>) = on.iter().cloned().unzip();
+    let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
+    for (i, r) in right.iter().enumerate() {
+        if let Some(k) = key_of(&rk, r)? {
+            table.entry(k).or_default().push(i);
+        }
+    }
+    let mut out = Vec::new();
+    for l in left {
+        let matches = match key_of(&lk, &l)? {
+            Some(k) => table.get(&k).map(Vec::as_slice).unwrap_or(&[]),
+            None => &[],
+        };
+        if matches.is_empty() {
+            if kind == JoinKind::Left {
+                let mut row = l;
+                row.extend(std::iter::repeat_n(Value::Null, right_width));
+                out.push(row);
+            }
+            continue;
+        }
+        for &i in matches {
+            let mut row = l.clone();
+            row.extend(right[i].iter().cloned());
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// The running state of one aggregate in one group.
+#[derive(Debug, Clone)]
+pub(crate) enum Acc {
+    Count(i64),
+    SumInt(Option<i64>),
+    SumFloat(Option<f64>),
+    SumDecimal(Option<i128>, i8),
+    AvgFloat(f64, i64),
+    AvgDecimal(i128, i8, i64),
+    Min(Value),
+    Max(Value),
+}
+
+impl Acc {
+    pub(crate) fn new(call: &AggCall) -> Acc {
+        let in_ty = call.arg.as_ref().map_or(DataType::Null, |a| a.ty);
+        match call.func {
+            AggFunc::CountStar | AggFunc::Count => Acc::Count(0),
+            AggFunc::Sum => match call.ty {
+                DataType::Double => Acc::SumFloat(None),
+                DataType::Decimal { scale, .. } => Acc::SumDecimal(None, scale),
+                _ => Acc::SumInt(None),
+            },
+            AggFunc::Avg => match in_ty {
+                DataType::Decimal { scale, .. } => Acc::AvgDecimal(0, scale, 0),
+                _ => Acc::AvgFloat(0.0, 0),
+            },
+            AggFunc::Min => Acc::Min(Value::Null),
+            AggFunc::Max => Acc::Max(Value::Null),
+        }
+    }
+
+    /// Add one value (already evaluated; `count(*)` passes a non-NULL marker).
+    pub(crate) fn update(&mut self, v: &Value) -> Result<()> {
+        if v.is_null() {
+            return Ok(());
+        }
+        let of = || QueryError::eval("sum overflows DECIMAL");
+        match (self, v) {
+            (Acc::Count(n), _) => *n += 1,
+            // Integer sums wrap, as DataFusion's sum accumulator (add_wrapping).
+            (Acc::SumInt(s), Value::Int64(i)) => *s = Some(s.unwrap_or(0).wrapping_add(*i)),
+            (Acc::SumFloat(s), x) => *s = Some(s.unwrap_or(0.0) + to_f64(x)),
+            (Acc::SumDecimal(s, scale), Value::Decimal { value, scale: vs }) => {
+                let x = rescale(*value, *vs, *scale).ok_or_else(of)?;
+                *s = Some(s.unwrap_or(0).checked_add(x).ok_or_else(of)?);
+            }
+            (Acc::AvgFloat(s, n), x) => {
+                *s += to_f64(x);
+                *n += 1;
+            }
+            (Acc::AvgDecimal(s, scale, n), Value::Decimal { value, scale: vs }) => {
+                *s = s.checked_add(rescale(*value, *vs, *scale).ok_or_else(of)?).ok_or_else(of)?;
+                *n += 1;
+            }
+            (Acc::Min(m), x) => {
+                if m.is_null() || x.sort_cmp(m) == Ordering::Less {
+                    *m = x.clone();
+                }
+            }
+            (Acc::Max(m), x) => {
+                if m.is_null() || x.sort_cmp(m) == Ordering::Greater {
+                    *m = x.clone();
+                }
+            }
+            (acc, x) => return Err(QueryError::eval(format!("cannot aggregate {x} into {acc:?}"))),
+        }
+        Ok(())
+    }
+
+    /// The aggregate's value, of type `ty`.
+    pub(crate) fn finish(&self, ty: DataType) -> Result<Value> {
+        Ok(match self {
+            Acc::Count(n) => Value::Int64(*n),
+            Acc::SumInt(s) => s.map_or(Value::Null, Value::Int64),
+            Acc::SumFloat(s) => s.map_or(Value::Null, Value::Float64),
+            Acc::SumDecimal(s, scale) => s.map_or(Value::Null, |v| Value::Decimal { value: v, scale: *scale }),
+            Acc::AvgFloat(_, 0) | Acc::AvgDecimal(_, _, 0) => Value::Null,
+            Acc::AvgFloat(s, n) => Value::Float64(s / *n as f64),
+            Acc::AvgDecimal(s, scale, n) => {
+                // DataFusion: the sum rescaled to the result scale, divided (truncating) by n.
+                let DataType::Decimal { scale: out, .. } = ty else {
+                    return Err(QueryError::eval("avg(): decimal result expected"));
+                };
+                let v = rescale(*s, *scale, out).ok_or_else(|| QueryError::eval("avg overflows DECIMAL"))?;
+                Value::Decimal { value: v / *n as i128, scale: out }
+            }
+            Acc::Min(m) | Acc::Max(m) => m.clone(),
+        })
+    }
+}
+
+fn to_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int64(i) => *i as f64,
+        Value::Float64(f) => *f,
+        Value::Decimal { value, scale } => decimal_to_f64(*value, *scale),
+        _ => f64::NAN,
+    }
+}
+
+/// The value an aggregate sees for a row: its argument, cast for the accumulator.
+fn agg_input(call: &AggCall, row: &[Value]) -> Result<Value> {
+    match &call.arg {
+        None => Ok(Value::Boolean(true)),
+        Some(arg) => {
+            let v = eval(arg, row)?;
+            // avg over integers works in DOUBLE; sum over FLOAT accumulates in DOUBLE.
+            match (call.func, arg.ty) {
+                (AggFunc::Avg, t) if t.is_integer() => cast(v, DataType::Double),
+                _ => Ok(v),
+            }
+        }
+    }
+}
+
+struct Group {
+    key: Vec<Value>,
+    accs: Vec<Acc>,
+    seen: Vec<Option<HashSet<Value>>>,
+}
+
+fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result<Vec<Row>> {
+    let new_group = |key: Vec<Value>| Group {
+        key,
+        accs: aggs.iter().map(Acc::new).collect(),
+        seen: aggs.iter().map(|a| a.distinct.then(HashSet::new)).collect(),
+    };
+    let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    if group_by.is_empty() {
+        groups.push(new_group(Vec::new()));
+        index.insert(Vec::new(), 0);
+    }
+    for r in &rows {
+        let key = group_by.iter().map(|g| eval(g, r)).collect::<Result<Vec<_>>>()?;
+        let gi = match index.get(&key) {
+            Some(i) => *i,
+            None => {
+                groups.push(new_group(key.clone()));
+                index.insert(key, groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[gi];
+        for (i, call) in aggs.iter().enumerate() {
+            let v = agg_input(call, r)?;
+            if let Some(seen) = &mut g.seen[i]
+                && (v.is_null() || !seen.insert(v.clone()))
+            {
+                continue;
+            }
+            g.accs[i].update(&v)?;
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let mut row = g.key;
+            for (acc, call) in g.accs.iter().zip(aggs) {
+                row.push(acc.finish(call.ty)?);
+            }
+            Ok(row)
+        })
+        .collect()
+}
+
+/// Compare two rows' key values by the sort keys.
+pub(crate) fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
+    for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
+        let ord = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => {
+                if k.nulls_first {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if k.nulls_first {
+                    Ordering::Greater
+                } else {
+                    Ordering::Less
+                }
+            }
+            (false, false) => {
+                let o = x.sort_cmp(y);
+                if k.desc { o.reverse() } else { o }
+            }
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+fn sort(rows: Vec<Row>, keys: &[SortKey]) -> Result<Vec<Row>> {
+    let mut keyed = rows
+        .into_iter()
+        .map(|r| Ok((keys.iter().map(|k| eval(&k.expr, &r)).collect::<Result<Vec<_>>>()?, r)))
+        .collect::<Result<Vec<_>>>()?;
+    keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys));
+    Ok(keyed.into_iter().map(|(_, r)| r).collect())
+}
