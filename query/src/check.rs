@@ -345,7 +345,7 @@ impl Binder<'_> {
                 )));
             }
             seen.push(name);
-            let right = self.scan(&j.table, catalog)?;
+            let mut right = self.scan(&j.table, catalog)?;
             let left_len = plan.schema.fields.len();
             let mut fields = plan.schema.fields.clone();
             fields.extend(
@@ -362,13 +362,18 @@ impl Binder<'_> {
             split_and(cond, &mut conjuncts);
             let (mut on, mut rest) = (Vec::new(), Vec::new());
             for c in conjuncts {
-                match equi_pair(&c, left_len) {
-                    Some((l, r)) => {
-                        let common = join_key_type(l.ty, r.ty)?;
-                        let r = r.remap(&|i| i - left_len);
-                        on.push((coerce(l, common), coerce(r, common)));
-                    }
-                    None => rest.push(c),
+                if let Some((l, r)) = equi_pair(&c, left_len) {
+                    let common = join_key_type(l.ty, r.ty)?;
+                    let r = r.remap(&|i| i - left_len);
+                    on.push((coerce(l, common), coerce(r, common)));
+                } else if c.columns().iter().all(|i| *i >= left_len) {
+                    // A condition on the joined table alone filters it before the join (the
+                    // same for INNER and LEFT: unmatched left rows are still NULL-extended).
+                    let predicate = c.remap(&|i| i - left_len);
+                    let rs = right.schema.clone();
+                    right = Plan { node: Node::Filter { input: Box::new(right), predicate }, schema: rs };
+                } else {
+                    rest.push(c);
                 }
             }
             if on.is_empty() {
@@ -379,7 +384,7 @@ impl Binder<'_> {
             }
             if !rest.is_empty() && j.kind == JoinKind::Left {
                 return Err(QueryError::unsupported(
-                    "LEFT JOIN conditions other than equalities between the two tables",
+                    "LEFT JOIN conditions other than equalities (on the left table's columns)",
                     None,
                 ));
             }
@@ -907,7 +912,7 @@ fn scalar_function(name: &str, args: &[Expr], mut bound: Vec<TypedExpr>) -> Resu
                     i32::try_from(*n).map_err(|_| QueryError::ty("round(): the number of places is out of range"))?
                 }
                 Some(_) => {
-                    return Err(QueryError::unsupported("round() with a non-literal number of places", None));
+                    return Err(QueryError::unsupported("a non-literal number of places in round()", None));
                 }
             };
             bound.truncate(1);
@@ -925,9 +930,6 @@ fn scalar_function(name: &str, args: &[Expr], mut bound: Vec<TypedExpr>) -> Resu
                 }
                 t => return Err(QueryError::ty(format!("round() needs a numeric argument, not {t}"))),
             };
-            if bound[0].ty.is_integer() {
-                bound[0] = coerce(bound.remove(0), ty);
-            }
             (ScalarFunc::Round(places), ty)
         }
         "date_trunc" => {
@@ -949,7 +951,7 @@ fn scalar_function(name: &str, args: &[Expr], mut bound: Vec<TypedExpr>) -> Resu
         }
         "now" | "current_timestamp" | "current_date" | "random" | "uuid" => {
             return Err(QueryError::unsupported(
-                format!("{name}() in queries (its value would differ between server and client)"),
+                format!("the function {name}() (its value would differ between server and client)"),
                 None,
             ));
         }

@@ -14,7 +14,7 @@ pub enum QueryError {
         msg: String,
     },
     /// Valid SQL, but a construct this language does not have (window functions, subqueries, ...).
-    #[error("{construct} {} not supported{}", if construct.ends_with('s') { "are" } else { "is" }, pos.map(|p| format!(" (at position {p})")).unwrap_or_default())]
+    #[error("{construct} {} not supported{}", verb(construct), pos.map(|p| format!(" (at position {p})")).unwrap_or_default())]
     Unsupported {
         /// The construct, named as a user would look it up ("window functions", "RIGHT JOIN").
         construct: String,
@@ -42,6 +42,12 @@ pub enum QueryError {
         /// What failed.
         msg: String,
     },
+}
+
+/// "are" for a plural construct ("window functions"), else "is"; a trailing "(hint)" is ignored.
+fn verb(construct: &str) -> &'static str {
+    let head = construct.split(" (").next().unwrap_or(construct);
+    if head.ends_with('s') { "are" } else { "is" }
 }
 
 impl QueryError {

@@ -268,7 +268,7 @@ impl Parser {
                 self.advance();
                 n.parse().map_err(|_| QueryError::syntax(pos, format!("{what} {n} is out of range")))
             }
-            Tok::Param(_) => Err(QueryError::unsupported(format!("parameters in {what}"), Some(self.pos()))),
+            Tok::Param(_) => Err(QueryError::unsupported(format!("{what} parameters"), Some(self.pos()))),
             _ => Err(self.unexpected(&format!("a non-negative integer after {what}"))),
         }
     }
