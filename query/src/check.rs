@@ -164,12 +164,10 @@ impl Binder<'_> {
         let mut keys = Vec::new();
         for o in &q.order_by {
             let index = match &o.expr {
-                Expr::Literal(Literal::Int(k)) => {
-                    if *k < 1 || *k as usize > outputs.len() {
-                        return Err(QueryError::ty(format!("ORDER BY position {k} is not in the select list")));
-                    }
-                    *k as usize - 1
-                }
+                Expr::Literal(Literal::Int(k)) => match usize::try_from(*k) {
+                    Ok(n) if (1..=outputs.len()).contains(&n) => n - 1,
+                    _ => return Err(QueryError::ty(format!("ORDER BY position {k} is not in the select list"))),
+                },
                 Expr::Column(parts) if parts.len() == 1 && aliases.iter().any(|(a, _)| *a == parts[0]) => {
                     aliases.iter().find(|(a, _)| *a == parts[0]).map_or(0, |(_, i)| *i)
                 }
@@ -261,7 +259,7 @@ impl Binder<'_> {
         };
         let target = match g {
             Expr::Literal(Literal::Int(k)) => Some(
-                select_expr((*k as usize).wrapping_sub(1))
+                select_expr(usize::try_from(k.wrapping_sub(1)).unwrap_or(usize::MAX))
                     .ok_or_else(|| QueryError::ty(format!("GROUP BY position {k} is not in the select list")))?,
             ),
             Expr::Column(parts) if parts.len() == 1 && self.resolve(parts, scope).is_err() => {
@@ -456,7 +454,7 @@ impl Binder<'_> {
             }
             Expr::Literal(l) => literal(l),
             Expr::Param { index, .. } => {
-                let v = self.params.get(index - 1).ok_or_else(|| {
+                let v = index.checked_sub(1).and_then(|i| self.params.get(i)).ok_or_else(|| {
                     QueryError::ty(format!(
                         "the query uses parameter ${index} but {} parameter(s) were given",
                         self.params.len()
@@ -656,16 +654,8 @@ fn retype_literal(e: TypedExpr, ty: DataType) -> Result<TypedExpr> {
         DataType::Timestamp => Value::Timestamp(parse_timestamp(s).ok_or_else(bad)?),
         t if t.is_integer() => Value::Int64(s.trim().parse().map_err(|_| bad())?),
         t if t.is_float() => Value::Float64(s.trim().parse().map_err(|_| bad())?),
-        DataType::Decimal { scale, .. } => {
-            let exact = parse_decimal(s, scale).ok_or_else(bad)?;
-            // More fraction digits than the column has: compare at the literal's own scale.
-            let lit_scale = s.split_once('.').map_or(0, |(_, f)| f.trim().len()) as i8;
-            if lit_scale > scale {
-                Value::Decimal { value: parse_decimal(s, lit_scale).ok_or_else(bad)?, scale: lit_scale }
-            } else {
-                Value::Decimal { value: exact, scale }
-            }
-        }
+        // As DataFusion: the text is cast to the column's decimal type (rounded half up).
+        DataType::Decimal { scale, .. } => Value::Decimal { value: parse_decimal(s, scale).ok_or_else(bad)?, scale },
         DataType::Boolean => Value::Boolean(parse_bool(s).ok_or_else(bad)?),
         _ => return Ok(e),
     };
@@ -687,7 +677,7 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
 /// Check that `l` and `r` may be compared, reading text literals as the other side's type.
 fn comparable(l: TypedExpr, r: TypedExpr, what: &str) -> Result<(TypedExpr, TypedExpr)> {
     let is_text_lit = |e: &TypedExpr| matches!(e.kind, ExprKind::Literal(Value::Text(_)));
-    let (l, r) = if is_text_lit(&r) && !r.ty.is_string() || is_text_lit(&r) && !l.ty.is_string() {
+    let (l, r) = if is_text_lit(&r) && !l.ty.is_string() {
         let ty = l.ty;
         (l, retype_literal(r, ty)?)
     } else if is_text_lit(&l) && !r.ty.is_string() {

@@ -158,7 +158,8 @@ fn binary(op: BinaryOp, l: Value, r: Value, ty: DataType) -> Result<Value> {
                     if b == 0 {
                         return Err(div_zero());
                     }
-                    let v = if op == BinaryOp::Divide { a.checked_div(b) } else { a.checked_rem(b) };
+                    // Arrow: `/` is checked (i64::MIN / -1 fails), `%` wraps (i64::MIN % -1 = 0).
+                    let v = if op == BinaryOp::Divide { a.checked_div(b) } else { Some(a.wrapping_rem(b)) };
                     let v = v.ok_or_else(|| overflow(op.symbol(), t))?;
                     if !fits_int(v, t) {
                         return Err(overflow(op.symbol(), t));
@@ -375,7 +376,7 @@ fn round_rescale(value: i128, from: i8, to: i8) -> Option<i128> {
     if to >= from {
         return rescale(value, from, to);
     }
-    let Some(factor) = pow10((from - to) as u32) else { return Some(0) };
+    let Some(factor) = pow10((from as i32 - to as i32) as u32) else { return Some(0) };
     let (q, r) = (value / factor, value % factor);
     let half = factor / 2;
     Some(if r >= half && r > 0 {
@@ -397,7 +398,8 @@ fn func(f: ScalarFunc, args: &[TypedExpr], row: &[Value], ty: DataType) -> Resul
         }
         return Ok(Value::Null);
     }
-    let x = eval(&args[0], row)?;
+    let Some(first) = args.first() else { return Err(QueryError::eval(format!("{f:?} needs an argument"))) };
+    let x = eval(first, row)?;
     if x.is_null() {
         return Ok(Value::Null);
     }

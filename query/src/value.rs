@@ -173,8 +173,8 @@ pub(crate) fn pow10(n: u32) -> Option<i128> {
 pub(crate) fn rescale(value: i128, from: i8, to: i8) -> Option<i128> {
     match to.cmp(&from) {
         Ordering::Equal => Some(value),
-        Ordering::Greater => value.checked_mul(pow10((to - from) as u32)?),
-        Ordering::Less => Some(pow10((from - to) as u32).map_or(0, |p| value / p)),
+        Ordering::Greater => value.checked_mul(pow10((to as i32 - from as i32) as u32)?),
+        Ordering::Less => Some(pow10((from as i32 - to as i32) as u32).map_or(0, |p| value / p)),
     }
 }
 
@@ -183,8 +183,7 @@ pub(crate) fn decimal_cmp(a: i128, sa: i8, b: i128, sb: i8) -> Ordering {
     if sa == sb {
         return a.cmp(&b);
     }
-    let (target, a2, b2) = if sa > sb { (sa, Some(a), rescale(b, sb, sa)) } else { (sb, rescale(a, sa, sb), Some(b)) };
-    let _ = target;
+    let (a2, b2) = if sa > sb { (Some(a), rescale(b, sb, sa)) } else { (rescale(a, sa, sb), Some(b)) };
     match (a2, b2) {
         (Some(x), Some(y)) => x.cmp(&y),
         // The rescaled side overflowed i128: its magnitude exceeds anything on the other side.
@@ -250,7 +249,7 @@ pub fn format_decimal(value: i128, scale: i8) -> String {
     if scale <= 0 {
         let mut s = value.to_string();
         if value != 0 {
-            s.extend(std::iter::repeat_n('0', (-scale) as usize));
+            s.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
         }
         return s;
     }
@@ -373,7 +372,7 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
         let zone = &zone[1..];
         let (h, m) = match zone.split_once(':') {
             Some((h, m)) => (num(h)?, num(m)?),
-            None if zone.len() == 4 => (num(&zone[..2])?, num(&zone[2..])?),
+            None if zone.len() == 4 => (num(zone.get(..2)?)?, num(zone.get(2..)?)?),
             None => (num(zone)?, 0),
         };
         (time.trim_end(), sign * (h as i64 * 3600 + m as i64 * 60))
@@ -488,5 +487,16 @@ mod tests {
         assert_eq!(format_timestamp(date_trunc("week", t).unwrap()), "2024-03-11T00:00:00");
         assert_eq!(format_timestamp(date_trunc("quarter", t).unwrap()), "2024-01-01T00:00:00");
         assert_eq!(format_timestamp(date_trunc("hour", t).unwrap()), "2024-03-15T10:00:00");
+        assert_eq!(parse_timestamp("2024-01-01 10:00+aé1"), None);
+        assert_eq!(parse_timestamp("2024-01-01 25:00"), None);
+    }
+
+    #[test]
+    fn extreme_scales_do_not_panic() {
+        assert_eq!(format_decimal(5, -128), format!("5{}", "0".repeat(128)));
+        assert_eq!(rescale(1, -128, 127), None);
+        assert_eq!(rescale(1, 127, -128), Some(0));
+        assert_eq!(decimal_cmp(1, -128, 1, 127), Ordering::Greater);
+        assert_eq!(decimal_cmp(-1, 127, 1, -128), Ordering::Less);
     }
 }

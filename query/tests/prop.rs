@@ -344,6 +344,19 @@ fn random_token_soup_never_panics() {
         "\"",
         "'",
         "OVER",
+        "é",
+        "'é'",
+        "\"É\"",
+        "ü_x",
+        "'2024-01-01 10:00+aé1'",
+        "DATE",
+        "1e999",
+        "9223372036854775808",
+        "$0",
+        "/*",
+        "--",
+        "date_trunc",
+        "'day'",
     ];
     let db = fixture();
     let mut r = Rng(99);
