@@ -398,7 +398,7 @@ fn func(f: ScalarFunc, args: &[TypedExpr], row: &[Value], ty: DataType) -> Resul
         }
         return Ok(Value::Null);
     }
-    let Some(first) = args.first() else { return Err(QueryError::eval(format!("{f:?} needs an argument"))) };
+    let Some(first) = args.first() else { return Err(QueryError::eval("function call without arguments")) };
     let x = eval(first, row)?;
     if x.is_null() {
         return Ok(Value::Null);
@@ -437,7 +437,7 @@ fn func(f: ScalarFunc, args: &[TypedExpr], row: &[Value], ty: DataType) -> Resul
             Value::Decimal { value: rounded, scale: out_scale }
         }
         (ScalarFunc::DateTrunc(unit), Value::Timestamp(t)) => Value::Timestamp(date_trunc(unit.name(), t)?),
-        (f, x) => return Err(QueryError::eval(format!("{f:?} is not defined for {x}"))),
+        (_, x) => return Err(QueryError::eval(format!("function not defined for '{x}'"))),
     })
 }
 

@@ -192,7 +192,7 @@ impl Acc {
                     *m = x.clone();
                 }
             }
-            (acc, x) => return Err(QueryError::eval(format!("cannot aggregate {x} into {acc:?}"))),
+            (_, x) => return Err(QueryError::eval(format!("cannot aggregate '{x}' here"))),
         }
         Ok(())
     }
