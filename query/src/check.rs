@@ -380,20 +380,16 @@ impl Binder<'_> {
                     None,
                 ));
             }
-            if !rest.is_empty() && j.kind == JoinKind::Left {
-                return Err(QueryError::unsupported(
-                    "LEFT JOIN conditions other than equalities (on the left table's columns)",
-                    None,
-                ));
-            }
+            let filter = rest.into_iter().reduce(|a, b| {
+                TypedExpr::new(
+                    ExprKind::Binary { op: BinaryOp::And, left: Box::new(a), right: Box::new(b) },
+                    DataType::Boolean,
+                )
+            });
             plan = Plan {
-                node: Node::Join { left: Box::new(plan), right: Box::new(right), kind: j.kind, on },
-                schema: schema.clone(),
+                node: Node::Join { left: Box::new(plan), right: Box::new(right), kind: j.kind, on, filter },
+                schema,
             };
-            // Extra INNER JOIN conditions filter the joined rows.
-            for predicate in rest {
-                plan = Plan { node: Node::Filter { input: Box::new(plan), predicate }, schema: schema.clone() };
-            }
         }
         Ok(plan)
     }

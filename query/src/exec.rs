@@ -57,9 +57,9 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
         Node::Project { input, exprs } => {
             execute(input, source)?.iter().map(|r| exprs.iter().map(|e| eval(e, r)).collect::<Result<Row>>()).collect()
         }
-        Node::Join { left, right, kind, on } => {
+        Node::Join { left, right, kind, on, filter } => {
             let (l, r) = (execute(left, source)?, execute(right, source)?);
-            hash_join(l, r, *kind, on, right.schema.fields.len())
+            hash_join(l, r, *kind, on, filter.as_ref(), right.schema.fields.len())
         }
         Node::Aggregate { input, group_by, aggregates } => aggregate(execute(input, source)?, group_by, aggregates),
         Node::Distinct { input } => {
@@ -95,6 +95,7 @@ fn hash_join(
     right: Vec<Row>,
     kind: JoinKind,
     on: &[(TypedExpr, TypedExpr)],
+    filter: Option<&TypedExpr>,
     right_width: usize,
 ) -> Result<Vec<Row>> {
     let (lk, rk): (Vec<TypedExpr>, Vec<TypedExpr>) = on.iter().cloned().unzip();
@@ -110,17 +111,21 @@ fn hash_join(
             Some(k) => table.get(&k).map(Vec::as_slice).unwrap_or(&[]),
             None => &[],
         };
-        if matches.is_empty() {
-            if kind == JoinKind::Left {
-                let mut row = l;
-                row.extend(std::iter::repeat_n(Value::Null, right_width));
-                out.push(row);
-            }
-            continue;
-        }
+        let mut matched = false;
         for &i in matches {
             let mut row = l.clone();
             row.extend(right[i].iter().cloned());
+            if let Some(f) = filter
+                && !matches!(eval(f, &row)?, Value::Boolean(true))
+            {
+                continue;
+            }
+            matched = true;
+            out.push(row);
+        }
+        if !matched && kind == JoinKind::Left {
+            let mut row = l;
+            row.extend(std::iter::repeat_n(Value::Null, right_width));
             out.push(row);
         }
     }

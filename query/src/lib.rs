@@ -37,7 +37,7 @@
 //! ```text
 //! SELECT [DISTINCT] item, ...            item: *, t.*, expr [[AS] alias]
 //! [FROM [ns.]table [[AS] alias]
-//!    { [INNER] JOIN | LEFT [OUTER] JOIN } [ns.]table [[AS] alias] ON a = b [AND c = d ...] ...]
+//!    { [INNER] JOIN | LEFT [OUTER] JOIN } [ns.]table [[AS] alias] ON a = b [AND ...] ...]
 //! [WHERE expr] [GROUP BY expr, ...] [HAVING expr]
 //! [ORDER BY expr|alias|ordinal [ASC|DESC] [NULLS FIRST|LAST], ...]
 //! [LIMIT n] [OFFSET n]
@@ -53,7 +53,7 @@
 //!
 //! Not in the language (each rejected by name): subqueries, CTEs (WITH), set operations
 //! (UNION/INTERSECT/EXCEPT), RIGHT/FULL/CROSS/NATURAL joins, JOIN ... USING, comma joins,
-//! non-equality join conditions on LEFT JOIN, window functions, CASE, INTERVAL and date
+//! joins without an equality between the two sides, window functions, CASE, INTERVAL and date
 //! arithmetic, IS TRUE/FALSE, ESCAPE, DISTINCT ON, non-deterministic functions (now(),
 //! random()), other functions.
 //!
@@ -75,6 +75,10 @@
 //!   collation), as Arrow. Floats compare by IEEE total order as Arrow's kernels do: NaN equals
 //!   NaN and is the greatest value, -0.0 < 0.0 *(uncertain)*. DATE against TIMESTAMP compares
 //!   instants. Other mixed types are a type error (stricter than DataFusion, which would cast).
+//! - **Joins.** The ON condition must contain at least one equality between an expression of
+//!   the tables joined so far and one of the new table (the hash keys); other conjuncts are
+//!   evaluated on each key match (for LEFT JOIN, a left row without a match that passes them is
+//!   NULL-extended, as in SQL).
 //! - **NULL.** Comparisons and arithmetic with NULL give NULL; AND/OR/NOT use three-valued
 //!   logic (FALSE AND NULL = FALSE, TRUE OR NULL = TRUE); `x IN (…, NULL)` is NULL when no item
 //!   matches; WHERE, ON and HAVING keep only TRUE. NULL join keys never match. GROUP BY and

@@ -257,6 +257,19 @@ pub enum AggFunc {
     Max,
 }
 
+impl AggFunc {
+    /// The SQL name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AggFunc::CountStar | AggFunc::Count => "count",
+            AggFunc::Sum => "sum",
+            AggFunc::Avg => "avg",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+        }
+    }
+}
+
 /// One aggregate computed by an [`Node::Aggregate`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AggCall {
@@ -325,6 +338,9 @@ pub enum Node {
         kind: JoinKind,
         /// Pairs of (left key over the left row, right key over the right row), of equal types.
         on: Vec<(TypedExpr, TypedExpr)>,
+        /// The rest of the ON condition, over the joined row (left columns then right columns):
+        /// a key match counts only where it is TRUE.
+        filter: Option<TypedExpr>,
     },
     /// Grouping: output rows are the group keys followed by the aggregates. Without group keys
     /// there is exactly one output row, also over empty input.
@@ -399,20 +415,25 @@ impl Plan {
                 writeln!(f, "{pad}Scan {}", table.qualified_name())?;
                 vec![]
             }
-            Node::Filter { input, predicate } => {
-                writeln!(f, "{pad}Filter {predicate:?}")?;
+            Node::Filter { input, .. } => {
+                writeln!(f, "{pad}Filter")?;
                 vec![input]
             }
             Node::Project { input, exprs } => {
                 writeln!(f, "{pad}Project {} columns", exprs.len())?;
                 vec![input]
             }
-            Node::Join { left, right, kind, on } => {
-                writeln!(f, "{pad}Join {kind:?} on {} keys", on.len())?;
+            Node::Join { left, right, kind, on, filter } => {
+                let kind = match kind {
+                    JoinKind::Inner => "Inner",
+                    JoinKind::Left => "Left",
+                };
+                let extra = if filter.is_some() { " and a filter" } else { "" };
+                writeln!(f, "{pad}Join {kind} on {} keys{extra}", on.len())?;
                 vec![left, right]
             }
             Node::Aggregate { input, group_by, aggregates } => {
-                let funcs: Vec<_> = aggregates.iter().map(|a| format!("{:?}", a.func)).collect();
+                let funcs: Vec<_> = aggregates.iter().map(|a| a.func.name()).collect();
                 writeln!(f, "{pad}Aggregate {} keys [{}]", group_by.len(), funcs.join(", "))?;
                 vec![input]
             }
