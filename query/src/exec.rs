@@ -330,11 +330,18 @@ pub(crate) fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> Orderi
     Ordering::Equal
 }
 
+/// Total order on whole rows: column by column, NULLs last.
+pub(crate) fn compare_rows(a: &[Value], b: &[Value]) -> Ordering {
+    a.iter().zip(b).map(|(x, y)| x.sort_cmp(y)).find(|o| *o != Ordering::Equal).unwrap_or(Ordering::Equal)
+}
+
 fn sort(rows: Vec<Row>, keys: &[SortKey]) -> Result<Vec<Row>> {
     let mut keyed = rows
         .into_iter()
         .map(|r| Ok((keys.iter().map(|k| eval(&k.expr, &r)).collect::<Result<Vec<_>>>()?, r)))
         .collect::<Result<Vec<_>>>()?;
-    keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys));
+    // Ties are broken by the whole row, so the order does not depend on how the replica
+    // happens to store rows (and an incremental top-k can reproduce it).
+    keyed.sort_by(|(a, ra), (b, rb)| compare_keys(a, b, keys).then_with(|| compare_rows(ra, rb)));
     Ok(keyed.into_iter().map(|(_, r)| r).collect())
 }

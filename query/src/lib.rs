@@ -124,8 +124,10 @@
 //!   *(uncertain)*.
 //! - **ORDER BY** keys: an output alias, a 1-based ordinal, an output expression, or any other
 //!   expression over the input (not with DISTINCT). Defaults as PostgreSQL and DataFusion: ASC
-//!   puts NULLs last, DESC first. The sort is stable; without ORDER BY the row order is
-//!   unspecified (this evaluator returns scan/join order).
+//!   puts NULLs last, DESC first. Rows with equal keys are ordered by their own values (column
+//!   by column, ascending, NULLs last), so the order is deterministic whatever the storage order
+//!   (DataFusion leaves ties unspecified; compare with it only where ORDER BY is total). Without
+//!   ORDER BY the row order is unspecified (this evaluator returns scan/join order).
 //! - **GROUP BY** items are input expressions, output aliases or ordinals. Select expressions
 //!   must be grouped expressions or built from aggregates and grouped expressions.
 //! - **Identifiers** are case-insensitive (unquoted names are lower-cased); `"Quoted"` names

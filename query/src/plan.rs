@@ -357,7 +357,8 @@ pub enum Node {
         /// Input.
         input: Box<Plan>,
     },
-    /// Stable sort.
+    /// Sort by the keys; rows with equal keys are ordered by their values (column by column,
+    /// NULLs last), so the result does not depend on storage order.
     Sort {
         /// Input.
         input: Box<Plan>,

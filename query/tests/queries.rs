@@ -252,8 +252,12 @@ fn order_by_nulls_and_ties() {
     assert_eq!(q("SELECT id FROM todos ORDER BY price DESC, id"), ["3", "2", "5", "1", "6", "4"]);
     assert_eq!(q("SELECT id FROM todos ORDER BY price DESC NULLS LAST, id"), ["2", "5", "1", "6", "4", "3"]);
     assert_eq!(q("SELECT id FROM todos ORDER BY price NULLS FIRST, id DESC"), ["3", "4", "6", "1", "5", "2"]);
-    // Ties keep input order (stable sort).
+    // Ties are broken by the output row's values.
     assert_eq!(q("SELECT id FROM todos ORDER BY done"), ["1", "3", "4", "6", "2", "5"]);
+    assert_eq!(
+        q("SELECT title FROM todos ORDER BY done DESC"),
+        ["bread", "orphan", "dangling", "email", "milk", "report"]
+    );
     // Order by an expression not selected, and by an alias.
     assert_eq!(
         q("SELECT title FROM todos WHERE qty IS NOT NULL ORDER BY qty * -1"),
