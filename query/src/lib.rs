@@ -24,7 +24,8 @@
 //! - [`error`]: [`QueryError`], the one error type.
 //!
 //! The entry points are [`parse`], [`plan`] (parse + check) and [`run`] (parse + check +
-//! execute).
+//! execute). Live queries will run the same plans incrementally: see
+//! `docs/incremental-queries.md` for the design.
 //!
 //! # Why a hand-written parser
 //!
