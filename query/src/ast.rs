@@ -201,9 +201,9 @@ impl BinaryOp {
             BinaryOp::Or => PREC_OR,
             BinaryOp::And => PREC_AND,
             BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq => PREC_CMP,
-            BinaryOp::Concat => PREC_CONCAT,
             BinaryOp::Plus | BinaryOp::Minus => PREC_ADD,
-            BinaryOp::Multiply | BinaryOp::Divide | BinaryOp::Modulo => PREC_MUL,
+            // `||` binds like `*` (sqlparser's precedence, so DataFusion reads text the same way).
+            BinaryOp::Concat | BinaryOp::Multiply | BinaryOp::Divide | BinaryOp::Modulo => PREC_MUL,
         }
     }
 
@@ -217,7 +217,6 @@ pub(crate) const PREC_OR: u8 = 1;
 pub(crate) const PREC_AND: u8 = 2;
 pub(crate) const PREC_NOT: u8 = 3;
 pub(crate) const PREC_CMP: u8 = 4;
-pub(crate) const PREC_CONCAT: u8 = 5;
 pub(crate) const PREC_ADD: u8 = 6;
 pub(crate) const PREC_MUL: u8 = 7;
 pub(crate) const PREC_UNARY: u8 = 8;

@@ -806,11 +806,10 @@ fn binary(op: BinaryOp, l: TypedExpr, r: TypedExpr) -> Result<TypedExpr> {
             mk(l, r, DataType::Boolean)
         }
         BinaryOp::Concat => {
-            let ok =
-                |t: DataType| t.is_string() || t.is_integer() || matches!(t, DataType::Decimal { .. } | DataType::Null);
-            if !(ok(l.ty) && ok(r.ty)) {
+            // As DataFusion: one operand must be text; the other (not BYTES) is read as text.
+            if !(l.ty.is_string() || r.ty.is_string()) || l.ty == DataType::Bytes || r.ty == DataType::Bytes {
                 return Err(QueryError::ty(format!(
-                    "'||' needs text (or integer/decimal) operands, not {} and {} (CAST them to TEXT)",
+                    "'||' needs a text operand (and no BYTES), not {} and {}",
                     l.ty, r.ty
                 )));
             }

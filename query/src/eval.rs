@@ -6,8 +6,8 @@ use crate::error::{QueryError, Result};
 use crate::plan::{ExprKind, ScalarFunc, TypedExpr};
 use crate::types::DataType;
 use crate::value::{
-    MICROS_PER_DAY, Value, date_trunc, decimal_to_f64, digits, float_to_decimal, parse_date, parse_decimal,
-    parse_timestamp, pow10, rescale,
+    MICROS_PER_DAY, Value, date_trunc, decimal_to_f64, digits, float_to_decimal, format_float, parse_date,
+    parse_decimal, parse_timestamp, pow10, rescale,
 };
 use std::cmp::Ordering;
 
@@ -84,7 +84,7 @@ pub fn eval(e: &TypedExpr, row: &[Value]) -> Result<Value> {
                 _ => Value::Null,
             }
         }
-        ExprKind::Cast(x) => cast(eval(x, row)?, e.ty)?,
+        ExprKind::Cast(x) => cast_from(eval(x, row)?, x.ty, e.ty)?,
         ExprKind::Func(f, args) => func(*f, args, row, e.ty)?,
     })
 }
@@ -285,9 +285,20 @@ fn bad_cast(v: &Value, to: DataType) -> QueryError {
 /// Convert a value to `to` (explicit CAST and implicit coercions). Narrowing that does not fit
 /// is an error, as DataFusion's (non-`TRY_`) CAST.
 pub fn cast(v: Value, to: DataType) -> Result<Value> {
+    cast_from(v, DataType::Null, to)
+}
+
+/// [`cast`] knowing the value's type `from` (a FLOAT prints as an `f32`).
+pub fn cast_from(v: Value, from: DataType, to: DataType) -> Result<Value> {
     use DataType as T;
     if v.is_null() {
         return Ok(Value::Null);
+    }
+    if let (Value::Float64(x), T::Float, t) = (&v, from, to)
+        && t.is_string()
+    {
+        let text = format_float(*x, true);
+        return Ok(if t == T::Json { Value::Json(text) } else { Value::Text(text) });
     }
     Ok(match to {
         T::Null => Value::Null,
@@ -312,7 +323,7 @@ pub fn cast(v: Value, to: DataType) -> Result<Value> {
                     let int = rescale(*value, *scale, 0).ok_or_else(|| bad_cast(&v, to))?;
                     i64::try_from(int).map_err(|_| bad_cast(&v, to))?
                 }
-                Value::Text(s) | Value::Json(s) => s.parse().map_err(|_| bad_cast(&v, to))?,
+                Value::Text(s) | Value::Json(s) => s.trim().parse().map_err(|_| bad_cast(&v, to))?,
                 _ => return Err(bad_cast(&v, to)),
             };
             if !fits_int(i, t) {
@@ -354,7 +365,11 @@ pub fn cast(v: Value, to: DataType) -> Result<Value> {
         T::Date => match &v {
             Value::Date(_) => v,
             Value::Timestamp(t) => Value::Date(t.div_euclid(MICROS_PER_DAY) as i32),
-            Value::Text(s) => Value::Date(parse_date(s).ok_or_else(|| bad_cast(&v, to))?),
+            Value::Text(s) => Value::Date(
+                parse_date(s)
+                    .or_else(|| parse_timestamp(s).map(|t| t.div_euclid(MICROS_PER_DAY) as i32))
+                    .ok_or_else(|| bad_cast(&v, to))?,
+            ),
             _ => return Err(bad_cast(&v, to)),
         },
         T::Timestamp => match &v {

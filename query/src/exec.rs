@@ -64,7 +64,11 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
         Node::Aggregate { input, group_by, aggregates } => aggregate(execute(input, source)?, group_by, aggregates),
         Node::Distinct { input } => {
             let mut seen = HashSet::new();
-            Ok(execute(input, source)?.into_iter().filter(|r| seen.insert(r.clone())).collect())
+            Ok(execute(input, source)?
+                .into_iter()
+                .map(|r| r.into_iter().map(Value::grouped).collect::<Row>())
+                .filter(|r| seen.insert(r.clone()))
+                .collect())
         }
         Node::Sort { input, keys } => sort(execute(input, source)?, keys),
         Node::Limit { input, offset, limit } => {
@@ -137,9 +141,9 @@ fn hash_join(
 pub(crate) enum Acc {
     Count(i64),
     SumInt(Option<i64>),
-    SumFloat(Option<f64>),
+    SumFloat(Option<ExactSum>),
     SumDecimal(Option<i128>, i8),
-    AvgFloat(f64, i64),
+    AvgFloat(ExactSum, i64),
     AvgDecimal(i128, i8, i64),
     Min(Value),
     Max(Value),
@@ -157,7 +161,7 @@ impl Acc {
             },
             AggFunc::Avg => match in_ty {
                 DataType::Decimal { scale, .. } => Acc::AvgDecimal(0, scale, 0),
-                _ => Acc::AvgFloat(0.0, 0),
+                _ => Acc::AvgFloat(ExactSum::default(), 0),
             },
             AggFunc::Min => Acc::Min(Value::Null),
             AggFunc::Max => Acc::Max(Value::Null),
@@ -174,13 +178,13 @@ impl Acc {
             (Acc::Count(n), _) => *n += 1,
             // Integer sums wrap, as DataFusion's sum accumulator (add_wrapping).
             (Acc::SumInt(s), Value::Int64(i)) => *s = Some(s.unwrap_or(0).wrapping_add(*i)),
-            (Acc::SumFloat(s), x) => *s = Some(s.unwrap_or(0.0) + to_f64(x)),
+            (Acc::SumFloat(s), x) => s.get_or_insert_with(ExactSum::default).add(to_f64(x)),
             (Acc::SumDecimal(s, scale), Value::Decimal { value, scale: vs }) => {
                 let x = rescale(*value, *vs, *scale).ok_or_else(of)?;
                 *s = Some(s.unwrap_or(0).checked_add(x).ok_or_else(of)?);
             }
             (Acc::AvgFloat(s, n), x) => {
-                *s += to_f64(x);
+                s.add(to_f64(x));
                 *n += 1;
             }
             (Acc::AvgDecimal(s, scale, n), Value::Decimal { value, scale: vs }) => {
@@ -207,10 +211,10 @@ impl Acc {
         Ok(match self {
             Acc::Count(n) => Value::Int64(*n),
             Acc::SumInt(s) => s.map_or(Value::Null, Value::Int64),
-            Acc::SumFloat(s) => s.map_or(Value::Null, Value::Float64),
+            Acc::SumFloat(s) => s.as_ref().map_or(Value::Null, |s| Value::Float64(s.value())),
             Acc::SumDecimal(s, scale) => s.map_or(Value::Null, |v| Value::Decimal { value: v, scale: *scale }),
             Acc::AvgFloat(_, 0) | Acc::AvgDecimal(_, _, 0) => Value::Null,
-            Acc::AvgFloat(s, n) => Value::Float64(s / *n as f64),
+            Acc::AvgFloat(s, n) => Value::Float64(s.value() / *n as f64),
             Acc::AvgDecimal(s, scale, n) => {
                 // DataFusion: the sum rescaled to the result scale, divided (truncating) by n.
                 let DataType::Decimal { scale: out, .. } = ty else {
@@ -221,6 +225,98 @@ impl Acc {
             }
             Acc::Min(m) | Acc::Max(m) => m.clone(),
         })
+    }
+}
+
+/// An exact, order-independent float sum (Shewchuk's partials, as Python's `math.fsum`): the
+/// result is the true sum of the added values rounded once. Adding `-x` removes `x` exactly,
+/// which incremental aggregation needs; DataFusion's own float sums are accurate but not exact,
+/// so they may differ in the last bit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExactSum {
+    partials: Vec<f64>,
+    pos_inf: i64,
+    neg_inf: i64,
+    nan: i64,
+    /// A finite sum that overflowed f64: its sign (the result is then ±inf).
+    overflow: f64,
+}
+
+impl ExactSum {
+    pub(crate) fn add(&mut self, mut x: f64) {
+        if !x.is_finite() {
+            if x.is_nan() {
+                self.nan += 1;
+            } else if x > 0.0 {
+                self.pos_inf += 1;
+            } else {
+                self.neg_inf += 1;
+            }
+            return;
+        }
+        let mut i = 0;
+        for j in 0..self.partials.len() {
+            let mut y = self.partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            if !hi.is_finite() {
+                self.overflow = hi;
+                return;
+            }
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                self.partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        self.partials.truncate(i);
+        self.partials.push(x);
+    }
+
+    pub(crate) fn value(&self) -> f64 {
+        if self.nan > 0 || (self.pos_inf > 0 && self.neg_inf > 0) {
+            return f64::NAN;
+        }
+        if self.pos_inf > 0 {
+            return f64::INFINITY;
+        }
+        if self.neg_inf > 0 {
+            return f64::NEG_INFINITY;
+        }
+        if self.overflow != 0.0 {
+            return self.overflow;
+        }
+        // Sum the partials from the top, then correct for half-even rounding across partials.
+        let p = &self.partials;
+        let mut n = p.len();
+        if n == 0 {
+            return 0.0;
+        }
+        n -= 1;
+        let mut hi = p[n];
+        let mut lo = 0.0;
+        while n > 0 {
+            let x = hi;
+            n -= 1;
+            let y = p[n];
+            hi = x + y;
+            let yr = hi - x;
+            lo = y - yr;
+            if lo != 0.0 {
+                break;
+            }
+        }
+        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
+            let y = lo * 2.0;
+            let x = hi + y;
+            if y == x - hi {
+                hi = x;
+            }
+        }
+        hi
     }
 }
 
@@ -267,7 +363,7 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
         index.insert(Vec::new(), 0);
     }
     for r in &rows {
-        let key = group_by.iter().map(|g| eval(g, r)).collect::<Result<Vec<_>>>()?;
+        let key = group_by.iter().map(|g| eval(g, r).map(Value::grouped)).collect::<Result<Vec<_>>>()?;
         let gi = match index.get(&key) {
             Some(i) => *i,
             None => {
@@ -280,7 +376,7 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
         for (i, call) in aggs.iter().enumerate() {
             let v = agg_input(call, r)?;
             if let Some(seen) = &mut g.seen[i]
-                && (v.is_null() || !seen.insert(v.clone()))
+                && (v.is_null() || !seen.insert(v.clone().grouped()))
             {
                 continue;
             }
@@ -344,4 +440,32 @@ fn sort(rows: Vec<Row>, keys: &[SortKey]) -> Result<Vec<Row>> {
     // happens to store rows (and an incremental top-k can reproduce it).
     keyed.sort_by(|(a, ra), (b, rb)| compare_keys(a, b, keys).then_with(|| compare_rows(ra, rb)));
     Ok(keyed.into_iter().map(|(_, r)| r).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExactSum;
+
+    fn sum(xs: &[f64]) -> f64 {
+        let mut s = ExactSum::default();
+        xs.iter().for_each(|x| s.add(*x));
+        s.value()
+    }
+
+    #[test]
+    fn exact_sums() {
+        assert_eq!(sum(&[0.1; 10]), 1.0);
+        assert_eq!(sum(&[1e100, 1.0, -1e100]), 1.0);
+        assert_eq!(sum(&[9.9, 11.0, 0.55, 11.0, 2.475]), 34.925);
+        assert_eq!(sum(&[0.1, 0.2, -0.1]), 0.2);
+        assert_eq!(sum(&[]), 0.0);
+        assert!(sum(&[f64::INFINITY, f64::NEG_INFINITY]).is_nan());
+        assert_eq!(sum(&[f64::INFINITY, 1.0]), f64::INFINITY);
+        assert_eq!(sum(&[f64::MAX, f64::MAX]), f64::INFINITY);
+        // Order does not matter.
+        let xs = [1e-3, 7.1, -3.3e5, 2.2e-9, 4.4e5, 0.3];
+        let mut rev = xs;
+        rev.reverse();
+        assert_eq!(sum(&xs).to_bits(), sum(&rev).to_bits());
+    }
 }

@@ -6,7 +6,7 @@
 //!
 //! SQL flows through the modules in this order:
 //!
-//! - [`lexer`](crate::lexer) (private): SQL text → tokens with byte positions.
+//! - `lexer` (private): SQL text → tokens with byte positions.
 //! - [`parser`]: tokens → [`ast::Query`], a recursive-descent parser with limits on input size
 //!   and nesting depth. Constructs outside the language are rejected by name
 //!   ([`QueryError::Unsupported`]).
@@ -16,14 +16,14 @@
 //!   comparison, and the text forms of decimals and times.
 //! - [`schema`]: [`Catalog`], how the planner learns tables and columns.
 //! - [`check`]: name resolution and type checking → [`plan::Plan`].
-//! - [`plan`]: the logical plan (Scan, Filter, Project, Join, Aggregate, Distinct, Sort, Limit)
+//! - [`plan`](mod@plan): the logical plan (Scan, Filter, Project, Join, Aggregate, Distinct, Sort, Limit)
 //!   over positional rows.
 //! - [`eval`]: one expression over one row, with three-valued logic.
 //! - [`exec`]: from-scratch evaluation of a plan over in-memory rows ([`exec::DataSource`]).
 //! - [`memory`]: [`MemoryTables`], a catalog and data source in memory.
 //! - [`error`]: [`QueryError`], the one error type.
 //!
-//! The entry points are [`parse`], [`plan`] (parse + check) and [`run`] (parse + check +
+//! The entry points are [`parse`], [`plan()`] (parse + check) and [`run`] (parse + check +
 //! execute). Live queries will run the same plans incrementally: see
 //! `docs/incremental-queries.md` for the design.
 //!
@@ -49,8 +49,8 @@
 //! and `?`, `= <> != < <= > >=`, AND, OR, NOT, `[NOT] IN (list)`, `[NOT] BETWEEN`, `[NOT] LIKE`,
 //! `[NOT] ILIKE`, `IS [NOT] NULL`, `+ - * / %`, unary `-`, `||`, `CAST(x AS type)` and `x::type`,
 //! the functions lower, upper, length (char_length), coalesce, abs, round(x[, n]),
-//! date_trunc('unit', ts), and the aggregates count(*), count([DISTINCT] x),
-//! sum/avg/min/max([DISTINCT] x).
+//! date_trunc('unit', ts), and the aggregates count(*), count(\[DISTINCT\] x),
+//! sum/avg/min/max(\[DISTINCT\] x).
 //!
 //! Not in the language (each rejected by name): subqueries, CTEs (WITH), set operations
 //! (UNION/INTERSECT/EXCEPT), RIGHT/FULL/CROSS/NATURAL joins, JOIN ... USING, comma joins,
@@ -60,89 +60,95 @@
 //!
 //! # SEMANTICS
 //!
-//! The reference is DataFusion 55 with default settings (the server's engine), checked against
-//! its source where noted. Items marked *(uncertain)* are for the differential test to settle.
+//! The reference is DataFusion 55 as the server configures it. Items marked *(checked)* were
+//! confirmed by running the same SQL through DataFusion 55.2 over the fixture of
+//! `tests/queries.rs` (identical rows and types); others follow DataFusion's source or are
+//! choices, and *(uncertain)* marks what the differential test must settle.
 //!
-//! - **Literals.** An integer literal is BIGINT (Int64). A literal with a point or exponent is
-//!   DOUBLE (DataFusion's `parse_float_as_decimal` defaults to false), so `price > 9.5` compares
-//!   a DECIMAL column with a DOUBLE; that comparison is done exactly in decimal, as DataFusion
-//!   coerces DECIMAL vs FLOAT comparisons to a decimal of scale max(s, 15). Integer literals
-//!   beyond the BIGINT range are rejected (DataFusion would make them UInt64/Decimal).
-//! - **Text literals next to other types** are read as that type at plan time:
-//!   `ts >= '2024-01-01'`, `d = '2024-01-31'`, `id = '5'`, `price = '9.50'`. An unreadable
-//!   literal is a type error. *(uncertain for numbers: DataFusion may compare as text.)*
-//! - **Comparisons** are exact across integers, decimals and floats; an integer against a float
-//!   compares as DOUBLE. Strings (TEXT, JSON, CRDT_TEXT) compare byte-wise (UTF-8 order, no
-//!   collation), as Arrow. Floats compare by IEEE total order as Arrow's kernels do: NaN equals
-//!   NaN and is the greatest value, -0.0 < 0.0 *(uncertain)*. DATE against TIMESTAMP compares
-//!   instants. Other mixed types are a type error (stricter than DataFusion, which would cast).
-//! - **Joins.** The ON condition must contain at least one equality between an expression of
-//!   the tables joined so far and one of the new table (the hash keys); other conjuncts are
-//!   evaluated on each key match (for LEFT JOIN, a left row without a match that passes them is
-//!   NULL-extended, as in SQL).
-//! - **NULL.** Comparisons and arithmetic with NULL give NULL; AND/OR/NOT use three-valued
-//!   logic (FALSE AND NULL = FALSE, TRUE OR NULL = TRUE); `x IN (…, NULL)` is NULL when no item
-//!   matches; WHERE, ON and HAVING keep only TRUE. NULL join keys never match. GROUP BY and
-//!   DISTINCT treat NULLs as equal. AND/OR skip their right side once the left decides
-//!   (DataFusion short-circuits per batch, so a division by zero hidden behind `FALSE AND` may
-//!   still fail there) *(uncertain)*.
-//! - **Integer arithmetic** is computed in the wider operand type (SMALLINT < INT < BIGINT);
-//!   `+ - *` wrap on overflow at that width (DataFusion's default kernels are `*_wrapping`);
-//!   `/` truncates toward zero; `/` and `%` by zero are errors ("division by zero"), as is
-//!   `i64::MIN / -1`. `%` takes the sign of the dividend. Unary minus wraps.
-//! - **Float arithmetic** is IEEE: `1.0 / 0` is `inf`, `0.0 / 0` is NaN (Arrow's float kernels
-//!   do not check). FLOAT (f32) arithmetic is rounded to f32; integer ⊕ FLOAT is FLOAT, anything
-//!   ⊕ DOUBLE is DOUBLE, DECIMAL ⊕ float is float.
-//! - **Decimals** are scaled i128s, compared and summed exactly, never as strings or floats.
-//!   Result types follow Arrow: `+ -` scale max(s1,s2), precision max(p1-s1,p2-s2)+scale+1;
-//!   `*` precision p1+p2+1, scale s1+s2; `/` scale s1+4 (the quotient truncated), precision
-//!   p1-s1+s2+scale; `%` scale max(s1,s2). Integers join decimal arithmetic as DECIMAL(5,0),
-//!   (10,0), (20,0). Precision is capped at 38; overflow of i128 is an error. Results are not
-//!   checked against the declared precision *(as Arrow's unchecked kernels)*.
-//! - **CAST** narrowing that does not fit (300 → SMALLINT, 'x' → INT, 1000 → DECIMAL(4,2)) is an
-//!   error. Float → integer truncates; decimal → integer truncates; decimal → decimal of smaller
-//!   scale rounds half away from zero; float → decimal rounds. Text → BOOLEAN accepts
-//!   true/false/t/f/yes/no/on/off/1/0. Casting to TEXT prints integers and decimals exactly
-//!   (`1.50`), dates `YYYY-MM-DD`, timestamps `YYYY-MM-DDTHH:MM:SS[.ffffff]`, floats in Rust's
-//!   shortest form *(uncertain against Arrow's float formatting)*.
-//! - **`||`** takes text, integer and decimal operands (others need a CAST); NULL gives NULL.
-//! - **LIKE/ILIKE**: `%` any run, `_` one character, `\` escapes; ILIKE compares lower-cased
-//!   (Unicode) text.
-//! - **Functions.** lower/upper: Unicode case mapping. length: characters, INT. coalesce: the
-//!   arguments' common type. abs keeps the type; abs of the minimum integer is an overflow error.
-//!   round(x, n): n must be an integer literal (default 0); integers keep their type (a no-op for
-//!   n ≥ 0, else half away from zero); floats `(x·10ⁿ).round()/10ⁿ`; DECIMAL(p,s) becomes
-//!   DECIMAL(p, min(s, max(n,0))) rounded half away from zero — all as DataFusion 55.
-//!   date_trunc units: microsecond … second, minute, hour, day, week (Monday), month, quarter,
-//!   year; the result is a TIMESTAMP (a DATE argument is converted to a timestamp first).
-//! - **Aggregates.** count(*), count(x): BIGINT, never NULL (0 over no rows). sum: BIGINT for
-//!   integers (wrapping), DOUBLE for floats, DECIMAL(min(38,p+10), s) for decimals. avg: DOUBLE
-//!   for integers and floats (summed as f64), DECIMAL(min(38,p+4), s+4) for decimals (the exact
-//!   sum divided by the count, truncated). min/max keep the type. All but count give NULL over
-//!   no non-NULL input. An aggregate without GROUP BY returns one row also over no rows; with
-//!   GROUP BY, no rows. `DISTINCT` inside an aggregate ignores duplicate and NULL values. Float
-//!   sums may differ from DataFusion's in the last bits where it adds in another order
-//!   *(uncertain)*.
-//! - **ORDER BY** keys: an output alias, a 1-based ordinal, an output expression, or any other
-//!   expression over the input (not with DISTINCT). Defaults as PostgreSQL and DataFusion: ASC
-//!   puts NULLs last, DESC first. Rows with equal keys are ordered by their own values (column
-//!   by column, ascending, NULLs last), so the order is deterministic whatever the storage order
-//!   (DataFusion leaves ties unspecified; compare with it only where ORDER BY is total). Without
-//!   ORDER BY the row order is unspecified (this evaluator returns scan/join order).
-//! - **GROUP BY** items are input expressions, output aliases or ordinals. Select expressions
-//!   must be grouped expressions or built from aggregates and grouped expressions.
-//! - **Identifiers** are case-insensitive (unquoted names are lower-cased); `"Quoted"` names
-//!   keep their case. Output columns are named by their alias, else their column name, else the
-//!   expression's SQL text *(names differ from DataFusion's, e.g. `count(*)`; compare by
-//!   position)*.
-//! - **Parameters** `$n` are 1-based; the k-th `?` is parameter k. A parameter's type is its
-//!   value's type; they are bound at plan time.
-//! - **BIGINT** values are `i64` end to end, exact beyond 2^53. The JavaScript binding must
-//!   hand them to JS as `bigint` (or as a decimal string where JSON is required), never as
-//!   `number`; DECIMAL values go to JS as strings (`"1.50"`).
+//! - **Precedence** as sqlparser: `||` binds like `* / %` *(checked)*; then `+ -`; comparisons,
+//!   IS, IN, BETWEEN, LIKE; NOT; AND; OR. `Display` parenthesises everything but left-assoc
+//!   chains of one class, so printed SQL reads the same in any SQL parser.
+//! - **Literals.** An integer literal is BIGINT. A literal with a point or exponent is DOUBLE
+//!   (`parse_float_as_decimal` is off by default), so `price > 9.5` compares DECIMAL with
+//!   DOUBLE — exactly, as DataFusion coerces that comparison to a decimal of scale max(s, 15)
+//!   *(checked)*. Integer literals beyond BIGINT are rejected. `TIMESTAMP '…'` literals are
+//!   microseconds here and nanoseconds in DataFusion: same instants, another Arrow type.
+//! - **Text next to another type** (a literal or a text parameter) is read as that type at plan
+//!   time — `ts >= '2024-01-01'`, `id = '5'`, `price = '10.0'` (cast to the column's scale,
+//!   rounding half up) — as DataFusion casts the text side *(checked)*. A text *column* against a
+//!   number is a type error here (DataFusion casts it per row and fails on non-numbers).
+//! - **Comparisons** are exact across integers, decimals and floats (integer vs float as
+//!   DOUBLE). Text (TEXT, JSON, CRDT_TEXT) compares byte-wise, no collation *(checked)*. Floats
+//!   *(checked)*: NaN equals NaN; -0.0 equals 0.0; GROUP BY, DISTINCT and join keys merge -0.0
+//!   with 0.0 (shown as 0.0) and all NaNs; ORDER BY, min and max use IEEE total order (-0.0
+//!   before 0.0; 0.0/0.0 gives a NaN with the sign bit set on x86, the smallest value — wasm
+//!   leaves that sign unspecified *(uncertain)*). DATE against TIMESTAMP compares instants.
+//!   Other mixed types are type errors (stricter than DataFusion, which casts).
+//! - **NULL.** Three-valued logic *(checked)*: FALSE AND NULL = FALSE, TRUE OR NULL = TRUE,
+//!   `1 IN (2, NULL)` and `1 NOT IN (2, NULL)` are NULL; WHERE, ON and HAVING keep only TRUE;
+//!   NULL join keys never match; GROUP BY and DISTINCT group NULLs together. AND/OR skip their
+//!   right side once the left decides; DataFusion short-circuits per batch, so an error hidden
+//!   behind `FALSE AND` may still surface there *(uncertain)*.
+//! - **Joins.** ON needs at least one equality between the tables joined so far and the new
+//!   table (the hash keys); other conjuncts are checked per key match, and a LEFT JOIN row with
+//!   no passing match is NULL-extended *(checked)*. Keys of different types join in their
+//!   common type (INT with BIGINT, DECIMAL with BIGINT) *(checked)*.
+//! - **Integers** compute in the wider operand type (SMALLINT < INT < BIGINT; an INT column plus
+//!   a literal is BIGINT). `+ - *` and unary `-` wrap at that width *(checked over columns;
+//!   DataFusion's constant folding of literal-only expressions is checked arithmetic and fails
+//!   instead)*. `/` truncates; `/` or `%` by zero and MIN / -1 are errors; MIN % -1 is 0 *(checked)*.
+//! - **Floats** are IEEE: `1.0 / 0` is inf, `0.0 / 0` NaN *(checked)*. FLOAT is f32 (held as the
+//!   exact f64 of the f32); int ⊕ FLOAT is FLOAT, anything ⊕ DOUBLE and DECIMAL ⊕ float are
+//!   float. As text, floats print as Arrow (ryu) does: `0.00001`, `1e-7`, `1e16`, FLOAT in its
+//!   f32 form `0.6666667` *(checked)*. Callers showing a FLOAT value must format it as f32
+//!   ([`value::format_float`]).
+//! - **Decimals** are scaled i128s, compared and summed exactly. Result types as Arrow
+//!   *(checked)*: `+ -` scale max(s1,s2), precision max(p1-s1,p2-s2)+scale+1; `*` p1+p2+1,
+//!   s1+s2; `/` scale s1+4, quotient truncated; `%` scale max(s1,s2); integers enter as
+//!   DECIMAL(5,0)/(10,0)/(20,0). Overflow of i128 is an error; results are not checked against
+//!   the declared precision (nor are Arrow's).
+//! - **CAST** that does not fit is an error *(checked)*. Float → integer and decimal → integer
+//!   truncate; to a decimal of smaller scale and float → decimal round half away from zero;
+//!   text → number trims blanks; a timestamp string casts to its DATE; text → BOOLEAN takes
+//!   true/false/t/f/yes/no/on/off/1/0 *(checked for a subset)*. To TEXT: integers, decimals
+//!   (`9.00`), dates, timestamps (`2024-03-15T10:20:30`, `.500` when milliseconds are exact,
+//!   else 6 digits), floats as above *(checked)*. TIMESTAMP → BIGINT is refused here (DataFusion
+//!   gives the raw value, nanoseconds for literals).
+//! - **`||`** needs one text operand; the other (not BYTES) is read as text; NULL gives NULL
+//!   *(checked)*.
+//! - **LIKE/ILIKE**: `%`, `_`, `\` escapes (as Arrow's pattern translation); ILIKE compares
+//!   Unicode-lower-cased text *(checked for ASCII and Ä/ä)*.
+//! - **Functions** *(checked)*: lower/upper with Unicode mapping (`straße` → `STRASSE`); length
+//!   in characters, INT; coalesce in the arguments' common type (INT and DECIMAL(10,2) give
+//!   DECIMAL(12,2)); abs keeps the type and fails on the minimum integer; round(x[, n]) with a
+//!   literal n: integers keep their type (n < 0 rounds half away from zero), floats
+//!   `(x·10ⁿ).round()/10ⁿ`, DECIMAL(p,s) → DECIMAL(p, min(s, max(n,0))); date_trunc with units
+//!   microsecond … year (weeks start Monday), result TIMESTAMP.
+//! - **Aggregates** *(checked)*: count → BIGINT, 0 over no rows; sum → BIGINT for integers
+//!   (wrapping), DOUBLE for floats, DECIMAL(min(38,p+10), s); avg → DOUBLE, or
+//!   DECIMAL(min(38,p+4), s+4) truncated; min/max keep the type; NULL over no non-NULL input; one
+//!   row without GROUP BY even over no rows. DISTINCT inside an aggregate ignores duplicates and
+//!   NULLs. Float sums are exact sums rounded once, independent of row order (incremental
+//!   maintenance needs that); DataFusion sums in SIMD lanes, so a float sum may differ in the
+//!   last bit — the differential test compares float aggregates within 1 ulp *(uncertain)*.
+//! - **ORDER BY**: output alias, 1-based ordinal, output expression or any input expression
+//!   (not with DISTINCT). ASC puts NULLs last, DESC first *(checked)*. Ties are broken by the
+//!   row's own values, so order never depends on storage order (DataFusion leaves ties
+//!   unspecified). Without ORDER BY the order is unspecified.
+//! - **GROUP BY** takes input expressions, output aliases and ordinals *(checked)*.
+//! - **Output names** are the alias, the column name, or the expression's SQL text. DataFusion
+//!   names unaliased expressions its own way and rejects two equal names (`SELECT id, id`,
+//!   `CAST(x AS INT), CAST(x AS DOUBLE)`); this crate accepts them, so the server's lowering must
+//!   give every output an alias *(checked)*.
+//! - **Identifiers** are case-insensitive (unquoted names are lower-cased); `"Quoted"` keep case.
+//! - **Parameters** `$n` are 1-based; the k-th `?` is parameter k; a parameter's type is its
+//!   value's type, bound at plan time.
+//! - **BIGINT** values are `i64` end to end, exact beyond 2^53 *(checked)*. The JavaScript
+//!   binding must hand them over as `bigint` (or a decimal string where JSON is required), never
+//!   as `number`; DECIMAL values as strings (`"1.50"`).
 //! - **TIMESTAMP** is microseconds since the epoch, UTC, no time zone (the server's
 //!   `Timestamp(Microsecond, None)`). Literals accept `YYYY-MM-DD[ T]HH:MM[:SS[.f]][Z|±HH:MM]`
-//!   (an offset is converted to UTC).
+//!   (an offset is converted to UTC) *(checked)*.
 
 mod lexer;
 

@@ -407,7 +407,7 @@ impl Parser {
     }
 
     fn p_cmp(&mut self) -> Result<P> {
-        let mut l = self.p_concat()?;
+        let mut l = self.p_add()?;
         loop {
             let op = match self.peek() {
                 Tok::Sym("=") => BinaryOp::Eq,
@@ -441,7 +441,7 @@ impl Parser {
             if self.is_word("any") || self.is_word("all") || self.is_word("some") {
                 return Err(QueryError::unsupported("ANY / ALL comparisons", Some(self.pos())));
             }
-            let r = self.p_concat()?;
+            let r = self.p_add()?;
             l = self.binary(l, op, r)?;
         }
         Ok(l)
@@ -476,9 +476,9 @@ impl Parser {
                 if self.is_word("symmetric") {
                     return Err(QueryError::unsupported("BETWEEN SYMMETRIC", Some(self.pos())));
                 }
-                let low = self.p_concat()?;
+                let low = self.p_add()?;
                 self.expect_word("and")?;
-                let high = self.p_concat()?;
+                let high = self.p_add()?;
                 let h = 1 + l.h.max(low.h).max(high.h);
                 self.node(
                     Expr::Between { expr: Box::new(l.e), low: Box::new(low.e), high: Box::new(high.e), negated },
@@ -486,7 +486,7 @@ impl Parser {
                 )
             }
             "like" | "ilike" => {
-                let pattern = self.p_concat()?;
+                let pattern = self.p_add()?;
                 if self.is_word("escape") {
                     return Err(QueryError::unsupported("LIKE ... ESCAPE", Some(self.pos())));
                 }
@@ -504,15 +504,6 @@ impl Parser {
             "similar" => Err(QueryError::unsupported("SIMILAR TO", Some(pos))),
             _ => Err(QueryError::syntax(pos, format!("expected IN, BETWEEN, LIKE or ILIKE, found '{w}'"))),
         }
-    }
-
-    fn p_concat(&mut self) -> Result<P> {
-        let mut l = self.p_add()?;
-        while self.eat_sym("||") {
-            let r = self.p_add()?;
-            l = self.binary(l, BinaryOp::Concat, r)?;
-        }
-        Ok(l)
     }
 
     fn p_add(&mut self) -> Result<P> {
@@ -540,6 +531,8 @@ impl Parser {
                 BinaryOp::Divide
             } else if self.eat_sym("%") {
                 BinaryOp::Modulo
+            } else if self.eat_sym("||") {
+                BinaryOp::Concat
             } else {
                 break;
             };

@@ -49,17 +49,17 @@ impl Value {
     /// SQL comparison: `None` when either side is NULL (the result is unknown) or the values are
     /// not comparable. Numbers compare across integer, decimal and float (decimals exactly; a
     /// float against an integer as `f64`); DATE against TIMESTAMP by instant; the string types
-    /// byte-wise (UTF-8 order, as Arrow); floats by IEEE total order (as Arrow's kernels:
-    /// `NaN` is the greatest value and equal to itself, `-0.0 < 0.0`).
+    /// byte-wise (UTF-8 order, as Arrow); floats as DataFusion does: `NaN` equals itself and is
+    /// the greatest value, `-0.0` equals `0.0`.
     pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {
         use Value::*;
         Some(match (self, other) {
             (Null, _) | (_, Null) => return None,
             (Boolean(a), Boolean(b)) => a.cmp(b),
             (Int64(a), Int64(b)) => a.cmp(b),
-            (Float64(a), Float64(b)) => a.total_cmp(b),
-            (Int64(a), Float64(b)) => (*a as f64).total_cmp(b),
-            (Float64(a), Int64(b)) => a.total_cmp(&(*b as f64)),
+            (Float64(a), Float64(b)) => zero(*a).total_cmp(&zero(*b)),
+            (Int64(a), Float64(b)) => (*a as f64).total_cmp(&zero(*b)),
+            (Float64(a), Int64(b)) => zero(*a).total_cmp(&(*b as f64)),
             (Decimal { value: a, scale: sa }, Decimal { value: b, scale: sb }) => decimal_cmp(*a, *sa, *b, *sb),
             (Decimal { value, scale }, Int64(b)) => decimal_cmp(*value, *scale, *b as i128, 0),
             (Int64(a), Decimal { value, scale }) => decimal_cmp(*a as i128, 0, *value, *scale),
@@ -75,14 +75,27 @@ impl Value {
         })
     }
 
-    /// The order used by ORDER BY, GROUP BY and DISTINCT for non-NULL values of one type; NULL
-    /// sorts after everything here (callers place NULLs themselves).
+    /// The order used by ORDER BY, min and max; NULL sorts after everything here (callers place
+    /// NULLs themselves). Floats use IEEE total order, so `-0.0` sorts before `0.0` (as Arrow's
+    /// sort and min/max kernels).
     pub(crate) fn sort_cmp(&self, other: &Value) -> Ordering {
-        match (self.is_null(), other.is_null()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            (false, false) => self.sql_cmp(other).unwrap_or_else(|| self.kind_rank().cmp(&other.kind_rank())),
+        match (self, other) {
+            (Value::Null, Value::Null) => Ordering::Equal,
+            (Value::Null, _) => Ordering::Greater,
+            (_, Value::Null) => Ordering::Less,
+            (Value::Float64(a), Value::Float64(b)) => a.total_cmp(b),
+            _ => self.sql_cmp(other).unwrap_or_else(|| self.kind_rank().cmp(&other.kind_rank())),
+        }
+    }
+
+    /// The value as GROUP BY and DISTINCT keep it: `-0.0` becomes `0.0` and every NaN the same
+    /// NaN (DataFusion's group keys), anything else unchanged.
+    pub(crate) fn grouped(self) -> Value {
+        match self {
+            // A float pattern compares with `==`: this arm takes -0.0 too.
+            Value::Float64(0.0) => Value::Float64(0.0),
+            Value::Float64(f) if f.is_nan() => Value::Float64(f64::NAN),
+            v => v,
         }
     }
 
@@ -98,9 +111,25 @@ impl Value {
     }
 }
 
-/// Structural equality, used for grouping, DISTINCT and join keys: floats by bit pattern, NULL
-/// equal to NULL, decimals by digits and scale (the type checker gives every value of an
-/// expression the same scale).
+/// `-0.0` as `0.0`, for comparisons.
+fn zero(f: f64) -> f64 {
+    if f == 0.0 { 0.0 } else { f }
+}
+
+/// The bits floats are grouped and hashed by: `-0.0` and `0.0` together, every NaN together.
+fn float_key(f: f64) -> u64 {
+    if f == 0.0 {
+        0
+    } else if f.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        f.to_bits()
+    }
+}
+
+/// Structural equality, used for grouping, DISTINCT and join keys: NULL equal to NULL, floats
+/// as DataFusion groups them (`-0.0` with `0.0`, NaN with NaN), decimals by digits and scale
+/// (the type checker gives every value of an expression the same scale).
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {
         use Value::*;
@@ -108,7 +137,7 @@ impl PartialEq for Value {
             (Null, Null) => true,
             (Boolean(a), Boolean(b)) => a == b,
             (Int64(a), Int64(b)) => a == b,
-            (Float64(a), Float64(b)) => a.to_bits() == b.to_bits(),
+            (Float64(a), Float64(b)) => float_key(*a) == float_key(*b),
             (Decimal { value: a, scale: sa }, Decimal { value: b, scale: sb }) => a == b && sa == sb,
             (Text(a), Text(b)) | (Json(a), Json(b)) => a == b,
             (Bytes(a), Bytes(b)) => a == b,
@@ -128,7 +157,7 @@ impl Hash for Value {
             Value::Null => {}
             Value::Boolean(b) => b.hash(state),
             Value::Int64(i) => i.hash(state),
-            Value::Float64(f) => f.to_bits().hash(state),
+            Value::Float64(f) => float_key(*f).hash(state),
             Value::Decimal { value, scale } => (value, scale).hash(state),
             Value::Text(s) | Value::Json(s) => s.hash(state),
             Value::Bytes(b) => b.hash(state),
@@ -145,7 +174,7 @@ impl fmt::Display for Value {
             Value::Null => f.write_str("NULL"),
             Value::Boolean(b) => write!(f, "{b}"),
             Value::Int64(i) => write!(f, "{i}"),
-            Value::Float64(x) => write!(f, "{x:?}"),
+            Value::Float64(x) => f.write_str(&format_float(*x, false)),
             Value::Decimal { value, scale } => f.write_str(&format_decimal(*value, *scale)),
             Value::Text(s) | Value::Json(s) => f.write_str(s),
             Value::Bytes(b) => {
@@ -158,6 +187,42 @@ impl fmt::Display for Value {
             Value::Timestamp(t) => f.write_str(&format_timestamp(*t)),
         }
     }
+}
+
+/// A float as Arrow prints it (ryu's shortest form): `1.5`, `100.0`, `0.00001`, `1e-7`, `1e16`,
+/// `NaN`, `inf`. With `single`, `x` is printed as the `f32` it holds (FLOAT columns).
+pub fn format_float(x: f64, single: bool) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    // Shortest round-trip digits and exponent, from Rust's `{:e}` (e.g. "-1.25e-3").
+    let sci = if single { format!("{:e}", x as f32) } else { format!("{x:e}") };
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let n = digits.len() as i32;
+    // ryu's layout: decimal notation while the point lands within (min, max] of the digits.
+    let (min, max) = if single { (-6, 13) } else { (-5, 16) };
+    let kk = exp + 1;
+    let body = if n <= kk && kk <= max {
+        format!("{digits}{}.0", "0".repeat((kk - n) as usize))
+    } else if 0 < kk && kk <= max {
+        format!("{}.{}", &digits[..kk as usize], &digits[kk as usize..])
+    } else if min < kk && kk <= 0 {
+        format!("0.{}{digits}", "0".repeat((-kk) as usize))
+    } else if n == 1 {
+        format!("{digits}e{exp}")
+    } else {
+        format!("{}.{}e{exp}", &digits[..1], &digits[1..])
+    };
+    format!("{sign}{body}")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,8 +474,8 @@ pub fn format_date(days: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.ffffff]` (the fraction only when non-zero), as Arrow prints a
-/// microsecond timestamp without time zone.
+/// `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]`, as Arrow prints a timestamp without time zone (chrono's
+/// `%.f`: no fraction when zero, milliseconds when that is exact, else microseconds).
 pub fn format_timestamp(micros: i64) -> String {
     let days = micros.div_euclid(MICROS_PER_DAY);
     let rem = micros.rem_euclid(MICROS_PER_DAY);
@@ -418,7 +483,13 @@ pub fn format_timestamp(micros: i64) -> String {
     let secs = rem / 1_000_000;
     let us = rem % 1_000_000;
     let base = format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    if us == 0 { base } else { format!("{base}.{us:06}") }
+    if us == 0 {
+        base
+    } else if us % 1000 == 0 {
+        format!("{base}.{:03}", us / 1000)
+    } else {
+        format!("{base}.{us:06}")
+    }
 }
 
 /// Truncate a timestamp to `unit`, as DataFusion's `date_trunc` (weeks start on Monday).
@@ -480,7 +551,8 @@ mod tests {
         assert_eq!(parse_date("2023-02-29"), None);
         assert_eq!(format_date(19782), "2024-02-29");
         let t = parse_timestamp("2024-03-15 10:20:30.5").unwrap();
-        assert_eq!(format_timestamp(t), "2024-03-15T10:20:30.500000");
+        assert_eq!(format_timestamp(t), "2024-03-15T10:20:30.500");
+        assert_eq!(format_timestamp(t + 1), "2024-03-15T10:20:30.500001");
         assert_eq!(parse_timestamp("2024-03-15T12:20:30+02:00"), parse_timestamp("2024-03-15T10:20:30Z"));
         assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999999");
         assert_eq!(format_timestamp(date_trunc("month", t).unwrap()), "2024-03-01T00:00:00");
@@ -489,6 +561,43 @@ mod tests {
         assert_eq!(format_timestamp(date_trunc("hour", t).unwrap()), "2024-03-15T10:00:00");
         assert_eq!(parse_timestamp("2024-01-01 10:00+aé1"), None);
         assert_eq!(parse_timestamp("2024-01-01 25:00"), None);
+    }
+
+    #[test]
+    fn floats_print_as_arrow() {
+        let cases = [
+            (1.5, "1.5"),
+            (100.0, "100.0"),
+            (1e-5, "0.00001"),
+            (1e-6, "1e-6"),
+            (1e-7, "1e-7"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e16"),
+            (1.2345678901234568e18, "1.2345678901234568e18"),
+            (-0.0, "-0.0"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (-2.5e-300, "-2.5e-300"),
+            (123456.789, "123456.789"),
+        ];
+        for (x, s) in cases {
+            assert_eq!(format_float(x, false), s, "{x}");
+        }
+        assert_eq!(format_float(0.1f32 as f64, true), "0.1");
+        assert_eq!(format_float((2.0f32 / 3.0) as f64, true), "0.6666667");
+        assert_eq!(format_float(1e-6f32 as f64, true), "0.000001");
+        assert_eq!(format_float(1e13f32 as f64, true), "1e13");
+        assert_eq!(format_float(f64::NAN, false), "NaN");
+        assert_eq!(format_float(f64::NEG_INFINITY, false), "-inf");
+    }
+
+    #[test]
+    fn float_equality_as_datafusion() {
+        assert_eq!(Value::Float64(-0.0).sql_cmp(&Value::Float64(0.0)), Some(Ordering::Equal));
+        assert_eq!(Value::Float64(f64::NAN).sql_cmp(&Value::Float64(f64::NAN)), Some(Ordering::Equal));
+        assert_eq!(Value::Float64(f64::NAN).sql_cmp(&Value::Float64(f64::INFINITY)), Some(Ordering::Greater));
+        assert_eq!(Value::Float64(-0.0).sort_cmp(&Value::Float64(0.0)), Ordering::Less);
+        assert_eq!(Value::Float64(-0.0), Value::Float64(0.0));
+        assert!(matches!(Value::Float64(-0.0).grouped(), Value::Float64(z) if z.is_sign_positive()));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Parser: round trips through Display, unsupported constructs named, limits.
 
-use kalamdb_query::ast::{BinaryOp, Expr, Literal, ParamStyle};
+use kalamdb_query::ast::{BinaryOp, Expr, Literal, ParamStyle, SelectItem};
 use kalamdb_query::parser::{MAX_DEPTH, MAX_SQL_LEN};
 use kalamdb_query::{QueryError, parse};
 
@@ -44,6 +44,16 @@ fn display_is_minimal_and_explicit() {
     assert_eq!(round_trip("select x from t where (a or b) and c"), "SELECT x FROM t WHERE (a OR b) AND c");
     assert_eq!(round_trip("select x::int from t"), "SELECT CAST(x AS INT) FROM t");
     assert_eq!(round_trip("select a != b from t"), "SELECT a <> b FROM t");
+    // `||` binds like `*`, left to right (sqlparser's precedence, so DataFusion agrees).
+    assert_eq!(round_trip("select 'v' || a / 3 from t"), "SELECT 'v' || a / 3 FROM t");
+    assert_eq!(round_trip("select a + b || c from t"), "SELECT a + b || c FROM t");
+    let q = parse("select 'v' || a / 3 from t").unwrap();
+    let SelectItem::Expr { expr: Expr::Binary { op, left, .. }, .. } = &q.projection[0] else { panic!() };
+    assert_eq!(*op, BinaryOp::Divide);
+    assert!(matches!(**left, Expr::Binary { op: BinaryOp::Concat, .. }));
+    let q = parse("select a + b || c from t").unwrap();
+    let SelectItem::Expr { expr: Expr::Binary { op, .. }, .. } = &q.projection[0] else { panic!() };
+    assert_eq!(*op, BinaryOp::Plus);
 }
 
 #[test]

@@ -534,3 +534,54 @@ fn casts() {
         ["true|false"]
     );
 }
+
+/// Behaviours checked by running the same SQL through DataFusion 55 (the server's engine).
+#[test]
+fn checked_against_datafusion() {
+    // -0.0 equals 0.0 and groups with it (shown as 0.0); ORDER BY puts -0.0 first.
+    assert_eq!(
+        q("SELECT DISTINCT CAST(qty - qty AS DOUBLE) * CAST(id - 3 AS DOUBLE) FROM todos WHERE qty IS NOT NULL"),
+        ["0.0"]
+    );
+    assert_eq!(
+        q(
+            "SELECT id FROM todos WHERE qty IS NOT NULL ORDER BY -CAST(qty - qty AS DOUBLE) * CAST(id - 3 AS DOUBLE), id"
+        ),
+        ["3", "4", "6", "1"]
+    );
+    assert_eq!(
+        q("SELECT -CAST(qty - qty AS DOUBLE) = 0.0, -CAST(qty - qty AS DOUBLE) < 0.0 FROM todos WHERE id = 1"),
+        ["true|false"]
+    );
+    // min/max use IEEE total order: 0.0/0.0 is a NaN with the sign bit set on x86 (the smallest
+    // value), as in DataFusion; equality treats NaNs as equal.
+    assert_eq!(
+        q("SELECT max(CAST(qty - 2 AS DOUBLE) / CAST(qty - 2 AS DOUBLE)), \
+           min(CAST(qty - 2 AS DOUBLE) / CAST(qty - 2 AS DOUBLE)), \
+           count(DISTINCT CAST(qty - 2 AS DOUBLE) / CAST(qty - 2 AS DOUBLE)) FROM todos"),
+        ["1.0|NaN|2"]
+    );
+    // Floats print as Arrow prints them, FLOAT as an f32.
+    assert_eq!(
+        q(
+            "SELECT CAST(1e-5 AS TEXT), CAST(1e-7 AS TEXT), CAST(1e16 AS TEXT), 'v' || (CAST(qty AS FLOAT) / 3) FROM todos WHERE id = 1"
+        ),
+        ["0.00001|1e-7|1e16|v0.6666667"]
+    );
+    // `||` binds like `/`: ('v' || x) / 3 is text divided by a number.
+    assert!(matches!(err("SELECT 'v' || qty / 3 FROM todos"), QueryError::Type { .. }));
+    assert!(matches!(err("SELECT 1 || 2"), QueryError::Type { .. }));
+    // Casts from text trim blanks; a timestamp string casts to its date.
+    assert_eq!(
+        q("SELECT CAST(' 7 ' AS BIGINT), CAST(' 1.5 ' AS DOUBLE), CAST('2024-01-05T10:00:00' AS DATE)"),
+        ["7|1.5|2024-01-05"]
+    );
+    // Float sums are exact sums rounded once (DataFusion's lane sums agree here; sequential
+    // addition would give 34.925000000000004).
+    assert_eq!(q("SELECT sum(price * 1.1) FROM todos"), ["34.925"]);
+    // Timestamps print with milliseconds when exact.
+    assert_eq!(
+        q("SELECT TIMESTAMP '2024-03-15T10:20:30.5', TIMESTAMP '2024-03-15 10:20:30+02:00'"),
+        ["2024-03-15T10:20:30.500|2024-03-15T08:20:30"]
+    );
+}
