@@ -316,7 +316,8 @@ impl ExactSum {
                 hi = x;
             }
         }
-        hi
+        // A sum starts from +0.0, so a sum of zeros is +0.0 even when they are all -0.0.
+        hi + 0.0
     }
 }
 
@@ -459,6 +460,7 @@ mod tests {
         assert_eq!(sum(&[9.9, 11.0, 0.55, 11.0, 2.475]), 34.925);
         assert_eq!(sum(&[0.1, 0.2, -0.1]), 0.2);
         assert_eq!(sum(&[]), 0.0);
+        assert!(sum(&[-0.0, -0.0]).is_sign_positive());
         assert!(sum(&[f64::INFINITY, f64::NEG_INFINITY]).is_nan());
         assert_eq!(sum(&[f64::INFINITY, 1.0]), f64::INFINITY);
         assert_eq!(sum(&[f64::MAX, f64::MAX]), f64::INFINITY);
