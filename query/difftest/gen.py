@@ -1,7 +1,8 @@
 """Generates typed SELECTs over the difftest fixture (todos t, lists l): joins, filters,
 aggregates, DISTINCT, ORDER BY over every output column (a total order), LIMIT/OFFSET.
 
-    python3 gen.py SEED COUNT > queries.sql
+    python3 gen.py SEED COUNT > queries.sql      # over todos/lists
+    python3 gen.py SEED COUNT m > queries.sql    # over m: floats, FLOAT, SMALLINT, dates
 """
 import random, sys
 
@@ -135,5 +136,86 @@ def query():
         COLS.clear(); COLS.update(saved)
 
 
-for _ in range(N):
-    print(query())
+if __name__ == '__main__' and not (len(sys.argv) > 3 and sys.argv[3] == 'm'):
+    for _ in range(N):
+        print(query())
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries over `m`: floats with NaN/±0/±inf, FLOAT (f32), SMALLINT extremes, dates.
+
+def mgen(ty, d):
+    leaf = d <= 0 or rnd.random() < 0.3
+    if ty == 'dbl':
+        if leaf:
+            return pick(['m.f', 'CAST(m.r AS DOUBLE)', '1.5', '-0.0', '0.1', 'CAST(m.s AS DOUBLE)'])
+        k = rnd.randrange(6)
+        if k == 0: return f"({mgen('dbl', d-1)} {pick(['+','-','*','/'])} {mgen(pick(['dbl','int']), d-1)})"
+        if k == 1: return f"round({mgen('dbl', d-1)}, {pick(['0','1','3'])})"
+        if k == 2: return f"abs({mgen('dbl', d-1)})"
+        if k == 3: return f"coalesce({mgen('dbl', d-1)}, {mgen('dbl', 0)})"
+        if k == 4: return f"-{pick(['m.f', 'CAST(m.s AS DOUBLE)'])}"
+        return f"({mgen('dbl', d-1)} % {pick(['2.0', '0.5', '-3.0'])})"
+    if ty == 'flt':
+        if leaf:
+            return pick(['m.r', 'CAST(1.1 AS FLOAT)', 'CAST(m.s AS FLOAT)'])
+        k = rnd.randrange(3)
+        if k == 0: return f"({mgen('flt', d-1)} {pick(['+','-','*','/'])} {mgen(pick(['flt','int']), d-1)})"
+        if k == 1: return f"abs({mgen('flt', d-1)})"
+        return f"round({mgen('flt', d-1)}, {pick(['0','2'])})"
+    if ty == 'int':
+        if leaf:
+            return pick(['m.s', 'm.id', '1', '-2', '300', 'CAST(2 AS SMALLINT)'])
+        k = rnd.randrange(5)
+        if k == 0: return f"({mgen('int', d-1)} {pick(['+','-','*'])} {mgen('int', d-1)})"
+        if k == 1: return f"(m.s {pick(['+','-','*'])} CAST({pick(['1','2','-1','300'])} AS SMALLINT))"
+        if k == 2: return f"(m.s {pick(['/','%'])} {pick(['CAST(3 AS SMALLINT)', '-2', '7'])})"
+        if k == 3: return f"abs({mgen('int', d-1)})"
+        return f"length({mgen('text', d-1)})"
+    if ty == 'date':
+        return pick(['m.d', "DATE '2024-02-29'", "CAST('2024-06-15' AS DATE)", "CAST(date_trunc('month', m.d) AS DATE)"])
+    if ty == 'ts':
+        return pick(["date_trunc('month', m.d)", "date_trunc('week', m.d)", "CAST(m.d AS TIMESTAMP)", "date_trunc('year', m.d)"])
+    if ty == 'text':
+        if leaf:
+            return pick(['m.k', "'a'", 'CAST(m.f AS TEXT)', 'CAST(m.r AS TEXT)', 'CAST(m.d AS TEXT)'])
+        return f"({mgen('text', d-1)} || {mgen(pick(['text','dbl','flt','int','date']), d-1)})"
+    if ty == 'bool':
+        if leaf:
+            return pick(['TRUE', 'm.f > 0', 'm.s < 0', 'm.k IS NULL'])
+        k = rnd.randrange(6)
+        if k == 0: return f"({mgen('bool', d-1)} {pick(['AND','OR'])} {mgen('bool', d-1)})"
+        if k == 1: return f"NOT {mgen('bool', d-1)}"
+        t = pick(['dbl', 'flt', 'int', 'date', 'ts', 'text'])
+        if k in (2, 3): return f"{mgen(t, d-1)} {pick(['=','<>','<','<=','>','>='])} {mgen(t, d-1)}"
+        if k == 4: return f"{mgen('dbl', d-1)} IN ({pick(['0.0', '-0.0', '1.5', 'NULL'])}, {pick(['0.1', '1e300', '2.0'])})"
+        return f"m.d {pick(['>=','<'])} '{pick(['2024-02-29', '1970-01-01', '2024-06-15 12:00:00'])}'"
+
+
+def mquery():
+    where = f" WHERE {mgen('bool', 2)}" if rnd.random() < 0.5 else ''
+    kind = rnd.randrange(3)
+    if kind == 0:
+        n = rnd.randrange(1, 4)
+        items = [f"{mgen(pick(['dbl','flt','int','date','ts','text','bool']), 2)} AS c{i}" for i in range(n)]
+        distinct = 'DISTINCT ' if rnd.random() < 0.25 else ''
+        order = ', '.join(str(i + 1) + pick(['', ' DESC', ' NULLS FIRST']) for i in range(n))
+        return f"SELECT {distinct}{', '.join(items)} FROM m{where} ORDER BY {order}"
+    g = mgen(pick(['dbl', 'flt', 'int', 'date', 'text']), 1)
+    if g.lstrip('-').isdigit():
+        g = f"({g} + 0)"
+    aggs = []
+    for i in range(rnd.randrange(1, 4)):
+        f = pick(['count(*)', 'count({})', 'sum({})', 'avg({})', 'min({})', 'max({})', 'count(DISTINCT {})'])
+        if '{}' in f:
+            t = pick(['dbl', 'flt', 'int']) if f.startswith(('sum', 'avg')) else pick(['dbl', 'flt', 'int', 'date', 'text'])
+            f = f.format(mgen(t, 1))
+        aggs.append(f"{f} AS a{i}")
+    order = ', '.join(str(i + 1) for i in range(len(aggs) + 1))
+    return f"SELECT {g} AS g, {', '.join(aggs)} FROM m{where} GROUP BY {g} ORDER BY {order}"
+
+
+if len(sys.argv) > 3 and sys.argv[3] == 'm':
+    rnd.seed(int(sys.argv[1]))
+    for _ in range(N):
+        print(mquery())

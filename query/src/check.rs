@@ -427,7 +427,8 @@ impl Binder<'_> {
             if is_aggregate(e) {
                 return self.aggregate(e, scope, state);
             }
-            if !matches!(e, Expr::Literal(_) | Expr::Param { .. }) && !contains_aggregate(e) {
+            // Literals too: `SELECT -0.0 ... GROUP BY -0.0` shows the group key (0.0).
+            if !contains_aggregate(e) {
                 let te = self.bind(e, scope, None, clause)?;
                 if let Some(i) = state.group.iter().position(|g| *g == te) {
                     return Ok(TypedExpr::column(i, te.ty));
@@ -646,7 +647,12 @@ fn retype_literal(e: TypedExpr, ty: DataType) -> Result<TypedExpr> {
     let ExprKind::Literal(Value::Text(s)) = &e.kind else { return Ok(e) };
     let bad = || QueryError::ty(format!("cannot read '{s}' as {ty}"));
     let v = match ty {
-        DataType::Date => Value::Date(parse_date(s).ok_or_else(bad)?),
+        // As CAST: a timestamp text reads as its date.
+        DataType::Date => Value::Date(
+            parse_date(s)
+                .or_else(|| parse_timestamp(s).map(|t| t.div_euclid(crate::value::MICROS_PER_DAY) as i32))
+                .ok_or_else(bad)?,
+        ),
         DataType::Timestamp => Value::Timestamp(parse_timestamp(s).ok_or_else(bad)?),
         t if t.is_integer() => Value::Int64(s.trim().parse().map_err(|_| bad())?),
         t if t.is_float() => Value::Float64(s.trim().parse().map_err(|_| bad())?),

@@ -83,7 +83,10 @@
 //!   with 0.0 (shown as 0.0) and all NaNs; ORDER BY, min and max use IEEE total order (-0.0
 //!   before 0.0; 0.0/0.0 gives a NaN with the sign bit set on x86, the smallest value — wasm
 //!   leaves that sign unspecified *(uncertain)*). DATE against TIMESTAMP compares instants.
-//!   Other mixed types are type errors (stricter than DataFusion, which casts).
+//!   Other mixed types are type errors (stricter than DataFusion, which casts). DataFusion 55 is
+//!   not consistent with itself for special floats (grouped min/max skip NaN and clamp ±inf,
+//!   grouped count(DISTINCT) separates -0.0 from 0.0, `-0.0 IN (0.0)` is false): this crate
+//!   applies the rules above everywhere; see `difftest/README.md`.
 //! - **NULL.** Three-valued logic *(checked)*: FALSE AND NULL = FALSE, TRUE OR NULL = TRUE,
 //!   `1 IN (2, NULL)` and `1 NOT IN (2, NULL)` are NULL; WHERE, ON and HAVING keep only TRUE;
 //!   NULL join keys never match; GROUP BY and DISTINCT group NULLs together. AND/OR skip their

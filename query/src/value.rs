@@ -88,13 +88,12 @@ impl Value {
         }
     }
 
-    /// The value as GROUP BY and DISTINCT keep it: `-0.0` becomes `0.0` and every NaN the same
-    /// NaN (DataFusion's group keys), anything else unchanged.
+    /// The value as GROUP BY and DISTINCT keep it: `-0.0` becomes `0.0` (DataFusion's group
+    /// keys), anything else unchanged.
     pub(crate) fn grouped(self) -> Value {
         match self {
             // A float pattern compares with `==`: this arm takes -0.0 too.
             Value::Float64(0.0) => Value::Float64(0.0),
-            Value::Float64(f) if f.is_nan() => Value::Float64(f64::NAN),
             v => v,
         }
     }
@@ -116,19 +115,14 @@ fn zero(f: f64) -> f64 {
     if f == 0.0 { 0.0 } else { f }
 }
 
-/// The bits floats are grouped and hashed by: `-0.0` and `0.0` together, every NaN together.
+/// The bits floats are grouped and hashed by: `-0.0` with `0.0`; NaNs by their bits (DataFusion
+/// keeps a NaN with the sign bit set in another group than a positive one).
 fn float_key(f: f64) -> u64 {
-    if f == 0.0 {
-        0
-    } else if f.is_nan() {
-        f64::NAN.to_bits()
-    } else {
-        f.to_bits()
-    }
+    if f == 0.0 { 0 } else { f.to_bits() }
 }
 
 /// Structural equality, used for grouping, DISTINCT and join keys: NULL equal to NULL, floats
-/// as DataFusion groups them (`-0.0` with `0.0`, NaN with NaN), decimals by digits and scale
+/// as DataFusion groups them (`-0.0` with `0.0`, NaNs by bits), decimals by digits and scale
 /// (the type checker gives every value of an expression the same scale).
 impl PartialEq for Value {
     fn eq(&self, other: &Self) -> bool {

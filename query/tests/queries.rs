@@ -579,6 +579,13 @@ fn checked_against_datafusion() {
     // Float sums are exact sums rounded once (DataFusion's lane sums agree here; sequential
     // addition would give 34.925000000000004).
     assert_eq!(q("SELECT sum(price * 1.1) FROM todos"), ["34.925"]);
+    // A timestamp text next to a DATE reads as its date; a literal select item that is the
+    // group key shows the key (-0.0 grouped as 0.0).
+    assert_eq!(
+        q("SELECT CAST(created AS DATE) FROM todos WHERE CAST(created AS DATE) >= '2024-03-16 12:00:00' ORDER BY 1"),
+        ["2024-03-16", "2024-04-01"]
+    );
+    assert_eq!(q("SELECT -0.0, count(*) FROM todos GROUP BY -0.0"), ["0.0|6"]);
     // Timestamps print with milliseconds when exact.
     assert_eq!(
         q("SELECT TIMESTAMP '2024-03-15T10:20:30.5', TIMESTAMP '2024-03-15 10:20:30+02:00'"),

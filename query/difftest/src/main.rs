@@ -81,6 +81,61 @@ fn fixture() -> MemoryTables {
     )
     .unwrap();
     db.insert("users", vec![vec![Value::Int64(1), text("ann")], vec![Value::Int64(2), text("bob")]]).unwrap();
+    // Edge values of the other types: NaN, ±0.0, ±inf, tiny and huge floats, f32 rounding,
+    // SMALLINT extremes, dates around the epoch and leap days.
+    db.add_table(
+        "m",
+        vec![
+            ColumnDef::new("id", BigInt, false),
+            ColumnDef::new("d", Date, true),
+            ColumnDef::new("f", Double, true),
+            ColumnDef::new("r", Float, true),
+            ColumnDef::new("s", SmallInt, true),
+            ColumnDef::new("k", Text, true),
+        ],
+        &["id"],
+    )
+    .unwrap();
+    let date = |t: &str| Value::Date(kalamdb_query::value::parse_date(t).unwrap());
+    let f32v = |x: f32| Value::Float64(x as f64);
+    let n = Value::Null;
+    db.insert(
+        "m",
+        vec![
+            vec![Value::Int64(1), date("2024-02-29"), Value::Float64(1.5), f32v(0.1), Value::Int64(32767), text("a")],
+            vec![
+                Value::Int64(2),
+                date("1970-01-01"),
+                Value::Float64(-0.0),
+                f32v(-0.0),
+                Value::Int64(-32768),
+                text("b"),
+            ],
+            vec![Value::Int64(3), date("1969-12-31"), Value::Float64(0.0), f32v(2.5), Value::Int64(0), text("a")],
+            vec![Value::Int64(4), n.clone(), Value::Float64(f64::NAN), f32v(f32::NAN), Value::Int64(7), n.clone()],
+            vec![
+                Value::Int64(5),
+                date("2000-03-01"),
+                Value::Float64(f64::INFINITY),
+                f32v(1e-7),
+                Value::Int64(-1),
+                text("c"),
+            ],
+            vec![Value::Int64(6), date("2024-12-31"), Value::Float64(1e-7), f32v(3.4e38), n.clone(), text("b")],
+            vec![Value::Int64(7), date("2024-02-29"), Value::Float64(-2.5), n.clone(), Value::Int64(100), text("")],
+            vec![Value::Int64(8), date("2023-01-01"), n.clone(), f32v(-1.25), Value::Int64(-7), text("a")],
+            vec![
+                Value::Int64(9),
+                date("2024-06-15"),
+                Value::Float64(0.1),
+                f32v(16777217.0),
+                Value::Int64(2),
+                text("c"),
+            ],
+            vec![Value::Int64(10), date("2024-06-15"), Value::Float64(1e300), f32v(0.5), Value::Int64(3), text("d")],
+        ],
+    )
+    .unwrap();
     db
 }
 
@@ -227,7 +282,7 @@ async fn main() {
     let db = fixture();
     // As the server: one partition per plan.
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-    for name in ["lists", "todos", "users"] {
+    for name in ["lists", "todos", "users", "m"] {
         register(&ctx, &db, &db.table(None, name).unwrap());
     }
     let file = std::env::args().nth(1).expect("usage: kalamdb-query-difftest QUERIES.sql");
