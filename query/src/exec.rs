@@ -12,7 +12,45 @@ use crate::schema::TableSchema;
 use crate::types::DataType;
 use crate::value::{Value, decimal_to_f64, rescale};
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The FxHash function (rustc's): much faster than SipHash for short keys, and there is no
+/// hash-flooding concern in a query over the caller's own rows.
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        for b in chunks.remainder() {
+            self.add(*b as u64);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FxHasher>>;
 
 /// One row: values aligned to a schema's columns.
 pub type Row = Vec<Value>;
@@ -45,9 +83,25 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
                 .collect()
         }
         Node::Filter { input, predicate } => {
-            let rows = execute(input, source)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in rows {
+            let mut out = Vec::new();
+            if let Node::Scan { table } = &input.node {
+                // Right over a scan: test the stored rows and copy only those that pass.
+                for r in source.scan(table)? {
+                    if r.len() != table.columns.len() {
+                        return Err(QueryError::eval(format!(
+                            "a row of {} has {} values; the table has {} columns",
+                            table.qualified_name(),
+                            r.len(),
+                            table.columns.len()
+                        )));
+                    }
+                    if matches!(eval(predicate, r)?, Value::Boolean(true)) {
+                        out.push(r.to_vec());
+                    }
+                }
+                return Ok(out);
+            }
+            for r in execute(input, source)? {
                 if matches!(eval(predicate, &r)?, Value::Boolean(true)) {
                     out.push(r);
                 }
@@ -63,7 +117,7 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
         }
         Node::Aggregate { input, group_by, aggregates } => aggregate(execute(input, source)?, group_by, aggregates),
         Node::Distinct { input } => {
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::default();
             Ok(execute(input, source)?
                 .into_iter()
                 .map(|r| r.into_iter().map(Value::grouped).collect::<Row>())
@@ -103,7 +157,7 @@ fn hash_join(
     right_width: usize,
 ) -> Result<Vec<Row>> {
     let (lk, rk): (Vec<TypedExpr>, Vec<TypedExpr>) = on.iter().cloned().unzip();
-    let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::new();
+    let mut table: HashMap<Vec<Value>, Vec<usize>> = HashMap::default();
     for (i, r) in right.iter().enumerate() {
         if let Some(k) = key_of(&rk, r)? {
             table.entry(k).or_default().push(i);
@@ -116,19 +170,28 @@ fn hash_join(
             None => &[],
         };
         let mut matched = false;
-        for &i in matches {
-            let mut row = l.clone();
+        let mut left_row = Some(l);
+        for (n, &i) in matches.iter().enumerate() {
+            // The last match takes the left row instead of a copy (usually the only match).
+            let base = if n + 1 == matches.len() { left_row.take() } else { left_row.clone() };
+            let Some(mut row) = base else { break };
             row.extend(right[i].iter().cloned());
             if let Some(f) = filter
                 && !matches!(eval(f, &row)?, Value::Boolean(true))
             {
+                if let (None, true) = (&left_row, n + 1 == matches.len()) {
+                    row.truncate(row.len() - right_width);
+                    left_row = Some(row);
+                }
                 continue;
             }
             matched = true;
             out.push(row);
         }
-        if !matched && kind == JoinKind::Left {
-            let mut row = l;
+        if !matched
+            && kind == JoinKind::Left
+            && let Some(mut row) = left_row
+        {
             row.extend(std::iter::repeat_n(Value::Null, right_width));
             out.push(row);
         }
@@ -355,9 +418,9 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
     let new_group = |key: Vec<Value>| Group {
         key,
         accs: aggs.iter().map(Acc::new).collect(),
-        seen: aggs.iter().map(|a| a.distinct.then(HashSet::new)).collect(),
+        seen: aggs.iter().map(|a| a.distinct.then(HashSet::default)).collect(),
     };
-    let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
+    let mut index: HashMap<Vec<Value>, usize> = HashMap::default();
     let mut groups: Vec<Group> = Vec::new();
     if group_by.is_empty() {
         groups.push(new_group(Vec::new()));
