@@ -153,6 +153,8 @@
 //!   `Timestamp(Microsecond, None)`). Literals accept `YYYY-MM-DD[ T]HH:MM[:SS[.f]][Z|±HH:MM]`
 //!   (an offset is converted to UTC) *(checked)*.
 
+#![warn(missing_docs)]
+
 mod lexer;
 
 pub mod ast;
