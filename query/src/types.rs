@@ -1,0 +1,112 @@
+//! Column and expression types: the server's list (`server/src/types.rs`) plus the type of a bare
+//! `NULL`.
+
+use std::fmt;
+
+/// Largest DECIMAL precision (Arrow's Decimal128, as on the server).
+pub const MAX_DECIMAL_PRECISION: u8 = 38;
+
+/// The type of a column or of an expression.
+///
+/// Mirrors the server's `DataType` one for one (with the same SQL names), plus [`DataType::Null`]
+/// for an untyped `NULL` literal, which is never a column type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataType {
+    /// `NULL` with no other type information (a bare `NULL` literal).
+    Null,
+    /// `BOOLEAN`.
+    Boolean,
+    /// `SMALLINT`: 16-bit signed; arithmetic wraps at 16 bits as in DataFusion.
+    SmallInt,
+    /// `INT`: 32-bit signed; arithmetic wraps at 32 bits as in DataFusion.
+    Int,
+    /// `BIGINT`: 64-bit signed.
+    BigInt,
+    /// `FLOAT`: 32-bit IEEE (held as an `f64` that is always exactly an `f32`).
+    Float,
+    /// `DOUBLE`: 64-bit IEEE.
+    Double,
+    /// `DECIMAL(precision, scale)`: exact, a scaled 128-bit integer.
+    Decimal {
+        /// Total digits, 1..=38.
+        precision: u8,
+        /// Digits after the point.
+        scale: i8,
+    },
+    /// `TEXT`.
+    Text,
+    /// `BYTES`.
+    Bytes,
+    /// `DATE`: days since 1970-01-01.
+    Date,
+    /// `TIMESTAMP`: microseconds since 1970-01-01T00:00:00 UTC, no time zone.
+    Timestamp,
+    /// `JSON`: text on the SQL side (compared and returned as its text, as DataFusion sees Utf8).
+    Json,
+    /// `CRDT_TEXT`: read as plain text by SQL.
+    CrdtText,
+}
+
+impl DataType {
+    /// The SQL name, as the server spells it.
+    pub fn sql_name(&self) -> String {
+        match self {
+            DataType::Null => "NULL".into(),
+            DataType::Boolean => "BOOLEAN".into(),
+            DataType::SmallInt => "SMALLINT".into(),
+            DataType::Int => "INT".into(),
+            DataType::BigInt => "BIGINT".into(),
+            DataType::Float => "FLOAT".into(),
+            DataType::Double => "DOUBLE".into(),
+            DataType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
+            DataType::Text => "TEXT".into(),
+            DataType::Bytes => "BYTES".into(),
+            DataType::Date => "DATE".into(),
+            DataType::Timestamp => "TIMESTAMP".into(),
+            DataType::Json => "JSON".into(),
+            DataType::CrdtText => "CRDT_TEXT".into(),
+        }
+    }
+
+    /// SMALLINT, INT or BIGINT.
+    pub fn is_integer(&self) -> bool {
+        matches!(self, DataType::SmallInt | DataType::Int | DataType::BigInt)
+    }
+
+    /// FLOAT or DOUBLE.
+    pub fn is_float(&self) -> bool {
+        matches!(self, DataType::Float | DataType::Double)
+    }
+
+    /// Integers, floats and decimals.
+    pub fn is_numeric(&self) -> bool {
+        self.is_integer() || self.is_float() || matches!(self, DataType::Decimal { .. })
+    }
+
+    /// Types SQL reads as a string: TEXT, JSON and CRDT_TEXT (all Utf8 on the server).
+    pub fn is_string(&self) -> bool {
+        matches!(self, DataType::Text | DataType::Json | DataType::CrdtText)
+    }
+
+    /// DATE or TIMESTAMP.
+    pub fn is_temporal(&self) -> bool {
+        matches!(self, DataType::Date | DataType::Timestamp)
+    }
+
+    /// The DECIMAL an integer type converts to in decimal arithmetic (DataFusion's rule).
+    pub(crate) fn integer_as_decimal(&self) -> Option<(u8, i8)> {
+        match self {
+            DataType::SmallInt => Some((5, 0)),
+            DataType::Int => Some((10, 0)),
+            DataType::BigInt => Some((20, 0)),
+            DataType::Decimal { precision, scale } => Some((*precision, *scale)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.sql_name())
+    }
+}
