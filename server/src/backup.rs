@@ -41,16 +41,16 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-pub const MANIFEST_FILE: &str = "backup.json";
+pub(crate) const MANIFEST_FILE: &str = "backup.json";
 /// The manifest's own checksum, written before it: a backup with a manifest has one.
-pub const MANIFEST_CHECKSUM_FILE: &str = "backup.json.sha256";
+pub(crate) const MANIFEST_CHECKSUM_FILE: &str = "backup.json.sha256";
 /// The manifest's authenticity tag, written before it.
-pub const MANIFEST_TAG_FILE: &str = "backup.json.hmac";
+pub(crate) const MANIFEST_TAG_FILE: &str = "backup.json.hmac";
 
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BackupManifest {
+pub(crate) struct BackupManifest {
     pub format: u32,
     pub namespace: Namespace,
     pub created_at: i64,
@@ -62,7 +62,7 @@ pub struct BackupManifest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TableBackup {
+pub(crate) struct TableBackup {
     pub table: TableDef,
     /// Every schema version, oldest first.
     pub schema_versions: Vec<SchemaVersion>,
@@ -71,7 +71,7 @@ pub struct TableBackup {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PartitionBackup {
+pub(crate) struct PartitionBackup {
     /// `shared` or the owner's user id, as in the cold tier.
     pub scope: String,
     pub next_batch: u64,
@@ -83,14 +83,14 @@ pub struct PartitionBackup {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BackupFile {
+pub(crate) struct BackupFile {
     pub path: String,
     pub bytes: u64,
     pub sha256: String,
 }
 
 /// A backup path as written: absolute, or relative to `{data_dir}/backups`.
-pub fn resolve_path(db: &Database, path: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_path(db: &Database, path: &str) -> Result<PathBuf> {
     let p = Path::new(path.trim());
     if path.trim().is_empty() {
         return Err(KalamError::Validation("the backup path is empty".into()));
@@ -107,7 +107,7 @@ pub fn resolve_path(db: &Database, path: &str) -> Result<PathBuf> {
 }
 
 /// Refuses a target that already holds files.
-pub fn check_target_empty(dir: &Path) -> Result<()> {
+pub(crate) fn check_target_empty(dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
         Ok(true) => Err(KalamError::AlreadyExists(format!(
             "backup directory {} is not empty; choose a new path",
@@ -127,7 +127,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Reads `{dir}/backup.json`, checks its checksum, its authenticity tag and every name in it.
-pub fn read_manifest(dir: &Path, signer: &ManifestSigner) -> Result<BackupManifest> {
+pub(crate) fn read_manifest(dir: &Path, signer: &ManifestSigner) -> Result<BackupManifest> {
     let path = dir.join(MANIFEST_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -172,7 +172,7 @@ pub fn read_manifest(dir: &Path, signer: &ManifestSigner) -> Result<BackupManife
 /// Checks that every name in `manifest` is a name KalamDB writes: table names are
 /// identifiers, partitions are `shared` or a user id, files are `batch-{n}.parquet`, and the
 /// file list names exactly the tables' files, as `{table}/{partition}/{file}`.
-pub fn check_names(manifest: &BackupManifest) -> Result<()> {
+pub(crate) fn check_names(manifest: &BackupManifest) -> Result<()> {
     let mut expected = std::collections::BTreeSet::new();
     for t in &manifest.tables {
         let name = &t.table.name;
@@ -201,7 +201,7 @@ pub fn check_names(manifest: &BackupManifest) -> Result<()> {
 }
 
 /// Checks every listed file's size and SHA-256; the first mismatch is the error.
-pub fn verify(dir: &Path, manifest: &BackupManifest) -> Result<()> {
+pub(crate) fn verify(dir: &Path, manifest: &BackupManifest) -> Result<()> {
     for f in &manifest.files {
         let path = dir.join(&f.path);
         let bytes = std::fs::read(&path)
@@ -225,7 +225,7 @@ struct PartitionSource {
 
 /// Writes a backup of `namespace` to `target` (an empty or missing directory).
 /// A failed or cancelled backup removes what it wrote (the directory was empty or missing).
-pub fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
+pub(crate) fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
     job.start()?;
     check_target_empty(target)?;
     std::fs::create_dir_all(target).map_err(KalamError::io("create", target))?;
@@ -387,7 +387,7 @@ fn backup_partition(
 }
 
 /// Restores `manifest` (read from `source`) as namespace `namespace`.
-pub fn run_restore(
+pub(crate) fn run_restore(
     db: &Database,
     job: &JobHandle,
     namespace: &NamespaceId,
@@ -474,13 +474,13 @@ fn copy_in(
 }
 
 /// What SHOW BACKUP reports.
-pub struct BackupSummary {
+pub(crate) struct BackupSummary {
     pub manifest: BackupManifest,
     /// `None` when every file matches its size and checksum.
     pub problem: Option<String>,
 }
 
-pub fn inspect(dir: &Path, signer: &ManifestSigner) -> Result<BackupSummary> {
+pub(crate) fn inspect(dir: &Path, signer: &ManifestSigner) -> Result<BackupSummary> {
     let manifest = read_manifest(dir, signer)?;
     let problem = verify(dir, &manifest).err().map(|e| e.to_string());
     Ok(BackupSummary { manifest, problem })

@@ -8,17 +8,18 @@
 //!   commit path persists the last value handed out).
 
 use std::sync::Arc;
+#[cfg(test)]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time, in microseconds since the Unix epoch.
-pub trait Clock: Send + Sync + std::fmt::Debug {
+pub(crate) trait Clock: Send + Sync + std::fmt::Debug {
     fn now_micros(&self) -> i64;
 }
 
 /// The system's clock.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_micros(&self) -> i64 {
@@ -27,19 +28,22 @@ impl Clock for SystemClock {
 }
 
 /// A clock that stands still until moved, for tests.
+#[cfg(test)]
 #[derive(Debug)]
-pub struct ManualClock(AtomicI64);
+pub(crate) struct ManualClock(AtomicI64);
 
+#[cfg(test)]
 impl ManualClock {
-    pub fn new(now_micros: i64) -> Arc<ManualClock> {
+    pub(crate) fn new(now_micros: i64) -> Arc<ManualClock> {
         Arc::new(ManualClock(AtomicI64::new(now_micros)))
     }
 
-    pub fn advance(&self, micros: i64) {
+    pub(crate) fn advance(&self, micros: i64) {
         self.0.fetch_add(micros, Ordering::SeqCst);
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now_micros(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
@@ -47,39 +51,39 @@ impl Clock for ManualClock {
 }
 
 #[derive(Debug)]
-pub struct HybridClock {
+pub(crate) struct HybridClock {
     last: i64,
     wall: Arc<dyn Clock>,
 }
 
 impl HybridClock {
     /// A clock that will only hand out values greater than `last`.
-    pub fn starting_after(last: i64, wall: Arc<dyn Clock>) -> Self {
+    pub(crate) fn starting_after(last: i64, wall: Arc<dyn Clock>) -> Self {
         HybridClock { last, wall }
     }
 
     /// The next timestamp in microseconds since the Unix epoch.
-    pub fn tick(&mut self) -> i64 {
+    pub(crate) fn tick(&mut self) -> i64 {
         let now = self.wall.now_micros();
         self.last = now.max(self.last + 1);
         self.last
     }
 
-    pub fn last(&self) -> i64 {
+    pub(crate) fn last(&self) -> i64 {
         self.last
     }
 }
 
 /// The system's wall-clock microseconds since the Unix epoch (records' creation times and
 /// the like; what the engine decides by goes through a [`Clock`]).
-pub fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// Length of the hour `deleted_retention_hours` counts in, in microseconds. Debug builds
 /// read `KALAMDB_HOUR_MS` so that retention can be tested in seconds; release builds always
 /// use a real hour.
-pub fn retention_hour_micros() -> i64 {
+pub(crate) fn retention_hour_micros() -> i64 {
     const HOUR: i64 = 3_600_000_000;
     #[cfg(debug_assertions)]
     {

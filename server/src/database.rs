@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Name of the DataFusion catalog that holds all namespaces.
-pub const DF_CATALOG: &str = "kalam";
+pub(crate) const DF_CATALOG: &str = "kalam";
 
-pub struct Database {
+pub(crate) struct Database {
     pub config: Config,
     /// The wall clock the engine decides by (`_updated`, flush intervals, retention, TTLs).
     pub clock: Arc<dyn Clock>,
@@ -61,7 +61,7 @@ pub struct Database {
 }
 
 /// Async mutexes created on demand per key.
-pub struct LockTable<K> {
+pub(crate) struct LockTable<K> {
     locks: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -72,11 +72,11 @@ impl<K: std::hash::Hash + Eq> Default for LockTable<K> {
 }
 
 impl<K: std::hash::Hash + Eq> LockTable<K> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         LockTable { locks: Mutex::new(HashMap::new()) }
     }
 
-    pub fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn get(&self, key: K) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock();
         if locks.len() > 100_000 {
             locks.retain(|_, l| Arc::strong_count(l) > 1);
@@ -94,12 +94,12 @@ impl std::fmt::Debug for Database {
 impl Database {
     /// Opens the data directory, loads the catalog, creates `root` on first start, finishes
     /// or rolls back flushes a crash interrupted, and starts the flush scheduler.
-    pub async fn open(config: Config) -> Result<Arc<Database>> {
+    pub(crate) async fn open(config: Config) -> Result<Arc<Database>> {
         Self::open_with_clock(config, Arc::new(SystemClock)).await
     }
 
     /// [`Database::open`] with another wall clock (in-process tests move time by hand).
-    pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
+    pub(crate) async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Database>> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir).map_err(KalamError::io("create", data_dir))?;
         let store = Arc::new(Store::open(&data_dir.join("rocksdb"), config.storage.sync_writes)?);
@@ -208,7 +208,7 @@ impl Database {
     ///
     /// Runs as a `drop` job (rows: hot and cold row versions removed; files and bytes: the
     /// Parquet files), so the cleanup is visible in `system.jobs`. Returns the job id.
-    pub fn drop_table_data(&self, table: &crate::schema::TableDef) -> Option<String> {
+    pub(crate) fn drop_table_data(&self, table: &crate::schema::TableDef) -> Option<String> {
         let job = self
             .jobs
             .create(JobType::Drop, Some(table.namespace.to_string()), Some(table.name.clone()), "drop")
@@ -241,7 +241,7 @@ impl Database {
     }
 
     /// A fresh DataFusion session state with the server's configuration and functions.
-    pub fn session_state(&self) -> SessionState {
+    pub(crate) fn session_state(&self) -> SessionState {
         self.base_state.clone()
     }
 }

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Longest identifier accepted for namespaces, tables and columns.
-pub const MAX_IDENT_LEN: usize = 64;
+pub(crate) const MAX_IDENT_LEN: usize = 64;
 
 /// Checks `[A-Za-z_][A-Za-z0-9_]*` and the length limit, returning the lower-cased name.
-pub fn normalize_ident(kind: &str, name: &str) -> Result<String> {
+pub(crate) fn normalize_ident(kind: &str, name: &str) -> Result<String> {
     let mut chars = name.chars();
     let valid = match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => chars.all(|c| c.is_ascii_alphanumeric() || c == '_'),
@@ -28,13 +28,13 @@ pub fn normalize_ident(kind: &str, name: &str) -> Result<String> {
 
 /// A namespace name (lower-cased).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct NamespaceId(String);
+pub(crate) struct NamespaceId(String);
 
 impl NamespaceId {
-    pub fn new(name: &str) -> Result<Self> {
+    pub(crate) fn new(name: &str) -> Result<Self> {
         Ok(NamespaceId(normalize_ident("namespace", name)?))
     }
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -48,22 +48,22 @@ impl fmt::Display for NamespaceId {
 /// The id of a storage (where tables' cold files live), lower-cased like other names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct StorageId(String);
+pub(crate) struct StorageId(String);
 
 impl StorageId {
     /// The built-in storage: `{data_dir}/storage`.
-    pub const LOCAL: &'static str = "local";
+    pub(crate) const LOCAL: &'static str = "local";
 
-    pub fn new(id: &str) -> Result<Self> {
+    pub(crate) fn new(id: &str) -> Result<Self> {
         Ok(StorageId(normalize_ident("storage", id)?))
     }
-    pub fn local() -> Self {
+    pub(crate) fn local() -> Self {
         StorageId(Self::LOCAL.into())
     }
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         self.0 == Self::LOCAL
     }
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -76,7 +76,7 @@ impl fmt::Display for StorageId {
 
 /// Internal, never-reused id of a table; the prefix of all its row keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TableId(pub u64);
+pub(crate) struct TableId(pub u64);
 
 impl fmt::Display for TableId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -86,11 +86,11 @@ impl fmt::Display for TableId {
 
 /// A user's stable id: the partition key of their rows in USER tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct UserId(pub u64);
+pub(crate) struct UserId(pub u64);
 
 impl UserId {
     /// The bootstrap `root` account.
-    pub const ROOT: UserId = UserId(1);
+    pub(crate) const ROOT: UserId = UserId(1);
 }
 
 impl fmt::Display for UserId {
@@ -102,14 +102,14 @@ impl fmt::Display for UserId {
 /// Which slice of a table a row lives in: a user's partition of a USER table, or the one
 /// shared partition of a SHARED table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Partition {
+pub(crate) enum Partition {
     Shared,
     User(UserId),
 }
 
 impl Partition {
     /// Key bytes; `0` is never a user id, so the shared partition cannot collide.
-    pub fn key(self) -> u64 {
+    pub(crate) fn key(self) -> u64 {
         match self {
             Partition::Shared => 0,
             Partition::User(u) => u.0,
@@ -117,7 +117,7 @@ impl Partition {
     }
 
     /// Inverse of [`Partition::key`].
-    pub fn from_key(key: u64) -> Partition {
+    pub(crate) fn from_key(key: u64) -> Partition {
         if key == 0 { Partition::Shared } else { Partition::User(UserId(key)) }
     }
 }
@@ -125,7 +125,7 @@ impl Partition {
 /// Snowflake ids: 41 bits of milliseconds since 2024-01-01, 10 bits of node id, 12 bits of
 /// sequence. Monotonic per process even if the wall clock steps back.
 #[derive(Debug)]
-pub struct SnowflakeGenerator {
+pub(crate) struct SnowflakeGenerator {
     node: u64,
     state: parking_lot::Mutex<(u64, u64)>,
 }
@@ -133,11 +133,11 @@ pub struct SnowflakeGenerator {
 const SNOWFLAKE_EPOCH_MS: u64 = 1_704_067_200_000;
 
 impl SnowflakeGenerator {
-    pub fn new(node: u16) -> Self {
+    pub(crate) fn new(node: u16) -> Self {
         SnowflakeGenerator { node: (node as u64) & 0x3ff, state: parking_lot::Mutex::new((0, 0)) }
     }
 
-    pub fn next(&self) -> i64 {
+    pub(crate) fn next(&self) -> i64 {
         let now = (crate::clock::now_micros() as u64 / 1000).saturating_sub(SNOWFLAKE_EPOCH_MS);
         let mut state = self.state.lock();
         let (last_ms, seq) = *state;
@@ -157,7 +157,7 @@ impl SnowflakeGenerator {
 /// so the ids of one multi-row INSERT sort in insertion order. Monotonic per process even if
 /// the wall clock steps back.
 #[derive(Default)]
-pub struct UlidGenerator {
+pub(crate) struct UlidGenerator {
     state: parking_lot::Mutex<ulid::Generator>,
 }
 
@@ -168,7 +168,7 @@ impl std::fmt::Debug for UlidGenerator {
 }
 
 impl UlidGenerator {
-    pub fn next(&self) -> ulid::Ulid {
+    pub(crate) fn next(&self) -> ulid::Ulid {
         let mut generator = self.state.lock();
         match generator.generate() {
             Ok(id) => id,

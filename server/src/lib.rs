@@ -37,28 +37,28 @@
 //! - [`fault`]: crash and delay injection points for tests (debug builds only).
 //! - [`fuzzing`]: what the fuzz targets in `server/fuzz` run on each input.
 
-pub mod api;
-pub mod auth;
-pub mod backup;
-pub mod budget;
-pub mod catalog;
-pub mod cleanup;
-pub mod clock;
-pub mod cold;
+mod api;
+mod auth;
+mod backup;
+mod budget;
+mod catalog;
+mod cleanup;
+mod clock;
+mod cold;
 pub mod config;
-pub mod database;
+mod database;
 pub mod error;
 pub mod fault;
-pub mod flush;
+mod flush;
 pub mod fuzzing;
-pub mod ids;
-pub mod jobs;
-pub mod live;
-pub mod recovery;
-pub mod schema;
+mod ids;
+mod jobs;
+mod live;
+mod recovery;
+mod schema;
 pub mod server;
-pub mod sql;
-pub mod storage;
-pub mod tables;
-pub mod types;
-pub mod values;
+mod sql;
+mod storage;
+mod tables;
+mod types;
+mod values;

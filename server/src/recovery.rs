@@ -20,7 +20,7 @@ use crate::storage::{CF_CATALOG, keys};
 use crate::values;
 use std::sync::Arc;
 
-pub fn recover(db: &Database) -> Result<()> {
+pub(crate) fn recover(db: &Database) -> Result<()> {
     for kind in [PendingKind::Flush, PendingKind::Compaction] {
         for (k, v) in db.store.scan_prefix(CF_CATALOG, kind.prefix().as_bytes())? {
             let key = String::from_utf8_lossy(&k).to_string();

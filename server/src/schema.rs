@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// A column default, evaluated per inserted row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum DefaultValue {
+pub(crate) enum DefaultValue {
     Literal(Value),
     Now,
     SnowflakeId,
@@ -23,7 +23,7 @@ pub enum DefaultValue {
 }
 
 impl DefaultValue {
-    pub fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         match self {
             DefaultValue::Literal(Value::Text(s)) => format!("'{}'", s.replace('\'', "''")),
             DefaultValue::Literal(Value::Null) => "NULL".into(),
@@ -42,10 +42,10 @@ impl DefaultValue {
 
 /// Stable id of a column within its table; survives renames, never reused after a drop, so
 /// stored rows (keyed by column id) read correctly through any later schema version.
-pub type ColumnId = u16;
+pub(crate) type ColumnId = u16;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColumnDef {
+pub(crate) struct ColumnDef {
     pub id: ColumnId,
     pub name: String,
     pub data_type: DataType,
@@ -55,7 +55,7 @@ pub struct ColumnDef {
 
 impl ColumnDef {
     /// What a row stored before this column existed reads as: its literal DEFAULT, else NULL.
-    pub fn fill(&self) -> Value {
+    pub(crate) fn fill(&self) -> Value {
         match &self.default {
             Some(DefaultValue::Literal(v)) => v.clone(),
             _ => Value::Null,
@@ -63,21 +63,21 @@ impl ColumnDef {
     }
 
     /// Whether [`ColumnDef::fill`] is not NULL.
-    pub fn has_fill(&self) -> bool {
+    pub(crate) fn has_fill(&self) -> bool {
         matches!(&self.default, Some(DefaultValue::Literal(v)) if !v.is_null())
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TableKind {
+pub(crate) enum TableKind {
     User,
     Shared,
     Stream,
 }
 
 impl TableKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TableKind::User => "user",
             TableKind::Shared => "shared",
@@ -90,14 +90,14 @@ impl TableKind {
 /// service+; `private` and `restricted` are service+ only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AccessLevel {
+pub(crate) enum AccessLevel {
     Public,
     Private,
     Restricted,
 }
 
 impl AccessLevel {
-    pub fn parse(s: &str) -> Option<AccessLevel> {
+    pub(crate) fn parse(s: &str) -> Option<AccessLevel> {
         match s.to_ascii_lowercase().as_str() {
             "public" => Some(AccessLevel::Public),
             "private" => Some(AccessLevel::Private),
@@ -105,7 +105,7 @@ impl AccessLevel {
             _ => None,
         }
     }
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AccessLevel::Public => "public",
             AccessLevel::Private => "private",
@@ -116,13 +116,13 @@ impl AccessLevel {
 
 /// `rows:N`, `interval:S` or both: flush a partition when either is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct FlushPolicy {
+pub(crate) struct FlushPolicy {
     pub rows: Option<u64>,
     pub interval_secs: Option<u64>,
 }
 
 impl FlushPolicy {
-    pub fn parse(s: &str) -> Result<FlushPolicy, String> {
+    pub(crate) fn parse(s: &str) -> Result<FlushPolicy, String> {
         let mut policy = FlushPolicy::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
@@ -161,7 +161,7 @@ impl std::fmt::Display for FlushPolicy {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableOptions {
+pub(crate) struct TableOptions {
     pub flush_policy: FlushPolicy,
     pub deleted_retention_hours: u64,
     /// SHARED tables only.
@@ -175,7 +175,7 @@ pub struct TableOptions {
 
 /// How a STREAM table keeps its events (in memory, per partition).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StreamOptions {
+pub(crate) struct StreamOptions {
     /// Events older than this are evicted.
     pub ttl_seconds: u64,
     /// At most this many events per partition; the oldest are evicted first.
@@ -193,7 +193,7 @@ impl Default for StreamOptions {
 impl TableOptions {
     /// Oldest `_updated` whose tombstones are still kept at time `now`: cleanup jobs purge
     /// older ones.
-    pub fn tombstone_horizon(&self, now: i64) -> i64 {
+    pub(crate) fn tombstone_horizon(&self, now: i64) -> i64 {
         let hours = i64::try_from(self.deleted_retention_hours).unwrap_or(i64::MAX);
         now.saturating_sub(hours.saturating_mul(crate::clock::retention_hour_micros()))
     }
@@ -213,7 +213,7 @@ impl Default for TableOptions {
 
 /// The current definition of a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableDef {
+pub(crate) struct TableDef {
     pub id: TableId,
     pub namespace: NamespaceId,
     pub name: String,
@@ -229,13 +229,13 @@ pub struct TableDef {
 }
 
 /// Name of the system column holding the commit timestamp / sync cursor.
-pub const UPDATED_COLUMN: &str = "_updated";
+pub(crate) const UPDATED_COLUMN: &str = "_updated";
 /// Name of the soft-delete flag column.
-pub const DELETED_COLUMN: &str = "_deleted";
+pub(crate) const DELETED_COLUMN: &str = "_deleted";
 
 impl TableDef {
     /// Turns the CRDT_TEXT writes of a new row into documents.
-    pub fn resolve_new_row(&self, mut row: Vec<Value>) -> Result<Vec<Value>> {
+    pub(crate) fn resolve_new_row(&self, mut row: Vec<Value>) -> Result<Vec<Value>> {
         for (v, col) in row.iter_mut().zip(&self.columns) {
             if col.data_type == DataType::CrdtText && !matches!(v, Value::Crdt(_) | Value::Null) {
                 *v = values::merge_crdt(None, std::mem::replace(v, Value::Null), &col.name)?;
@@ -244,25 +244,25 @@ impl TableDef {
         Ok(row)
     }
 
-    pub fn qualified_name(&self) -> String {
+    pub(crate) fn qualified_name(&self) -> String {
         format!("{}.{}", self.namespace, self.name)
     }
 
-    pub fn pk(&self) -> &ColumnDef {
+    pub(crate) fn pk(&self) -> &ColumnDef {
         &self.columns[self.primary_key]
     }
 
     /// The column called exactly `name` (names are stored lower-cased).
-    pub fn column_index(&self, name: &str) -> Option<usize> {
+    pub(crate) fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
 
-    pub fn has_system_columns(&self) -> bool {
+    pub(crate) fn has_system_columns(&self) -> bool {
         self.kind != TableKind::Stream
     }
 
     /// Arrow schema of the user columns, plus `_updated` and `_deleted` when `with_system`.
-    pub fn arrow_schema(&self, with_system: bool) -> Arc<Schema> {
+    pub(crate) fn arrow_schema(&self, with_system: bool) -> Arc<Schema> {
         let mut fields: Vec<Field> = self.columns.iter().map(|c| c.data_type.field(&c.name, c.nullable)).collect();
         if with_system && self.has_system_columns() {
             fields.push(DataType::Timestamp.field(UPDATED_COLUMN, false));
@@ -274,7 +274,7 @@ impl TableDef {
 
 /// One schema version of a table, kept for every CREATE/ALTER.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SchemaVersion {
+pub(crate) struct SchemaVersion {
     pub table_id: TableId,
     pub version: u32,
     pub columns: Vec<ColumnDef>,
@@ -285,7 +285,7 @@ pub struct SchemaVersion {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Namespace {
+pub(crate) struct Namespace {
     pub name: NamespaceId,
     pub created_at: i64,
     pub options: BTreeMap<String, serde_json::Value>,
@@ -293,7 +293,7 @@ pub struct Namespace {
 
 /// A place for cold files: a directory or an S3 bucket (with an optional key prefix).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StorageDef {
+pub(crate) struct StorageDef {
     pub id: StorageId,
     pub location: StorageLocation,
     pub created_at: i64,
@@ -301,7 +301,7 @@ pub struct StorageDef {
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-pub enum StorageLocation {
+pub(crate) enum StorageLocation {
     Filesystem {
         path: std::path::PathBuf,
     },
@@ -317,7 +317,7 @@ pub enum StorageLocation {
 }
 
 impl StorageLocation {
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             StorageLocation::Filesystem { .. } => "filesystem",
             StorageLocation::S3 { .. } => "s3",
@@ -325,7 +325,7 @@ impl StorageLocation {
     }
 
     /// Where it points, for SHOW STORAGES: a path, or `s3://bucket/prefix`.
-    pub fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         match self {
             StorageLocation::Filesystem { path } => path.display().to_string(),
             StorageLocation::S3 { bucket, prefix, .. } => match prefix {
@@ -356,7 +356,7 @@ impl std::fmt::Debug for StorageLocation {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct User {
+pub(crate) struct User {
     pub id: UserId,
     pub username: String,
     pub password_hash: String,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 /// Column types of the SQL surface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DataType {
+pub(crate) enum DataType {
     Boolean,
     SmallInt,
     Int,
@@ -29,10 +29,10 @@ pub enum DataType {
 
 /// Field metadata key carrying the KalamDB type name where Arrow's type is ambiguous
 /// (JSON and CRDT_TEXT are both Utf8).
-pub const TYPE_METADATA_KEY: &str = "kalamdb.type";
+pub(crate) const TYPE_METADATA_KEY: &str = "kalamdb.type";
 
 impl DataType {
-    pub fn sql_name(&self) -> String {
+    pub(crate) fn sql_name(&self) -> String {
         match self {
             DataType::Boolean => "BOOLEAN".into(),
             DataType::SmallInt => "SMALLINT".into(),
@@ -50,7 +50,7 @@ impl DataType {
         }
     }
 
-    pub fn arrow(&self) -> ArrowType {
+    pub(crate) fn arrow(&self) -> ArrowType {
         match self {
             DataType::Boolean => ArrowType::Boolean,
             DataType::SmallInt => ArrowType::Int16,
@@ -67,12 +67,12 @@ impl DataType {
     }
 
     /// Types allowed as a primary key (they have an order-preserving key encoding).
-    pub fn can_be_primary_key(&self) -> bool {
+    pub(crate) fn can_be_primary_key(&self) -> bool {
         matches!(self, DataType::SmallInt | DataType::Int | DataType::BigInt | DataType::Text)
     }
 
     /// An Arrow field for a column of this type, tagged with the KalamDB type name.
-    pub fn field(&self, name: &str, nullable: bool) -> Field {
+    pub(crate) fn field(&self, name: &str, nullable: bool) -> Field {
         let meta = HashMap::from([(TYPE_METADATA_KEY.to_string(), self.sql_name())]);
         Field::new(name, self.arrow(), nullable).with_metadata(meta)
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// [`DataType`] says how wide it is. JSON and text columns hold `Text`; stored CRDT_TEXT
 /// cells hold `Crdt`, while a write to one holds `Text` (the new text) or `CrdtUpdate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Value {
+pub(crate) enum Value {
     Null,
     Bool(bool),
     Int(i64),
@@ -45,20 +45,20 @@ pub enum Value {
 /// A stored CRDT_TEXT cell: the whole Yjs document (v1 update) and, so that reads never
 /// decode the document, its text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CrdtCell {
+pub(crate) struct CrdtCell {
     pub text: String,
     pub state: Vec<u8>,
 }
 
 impl CrdtCell {
-    pub fn of(doc: &CrdtText) -> CrdtCell {
+    pub(crate) fn of(doc: &CrdtText) -> CrdtCell {
         CrdtCell { text: doc.text(), state: doc.state() }
     }
 
     /// The document standing for plain text stored in a CRDT_TEXT column before cells were
     /// documents. It is deterministic (fixed client id 0), so every read of the same text
     /// yields the same state and replicas that merge two reads get the text once.
-    pub fn from_legacy_text(text: &str) -> CrdtCell {
+    pub(crate) fn from_legacy_text(text: &str) -> CrdtCell {
         let mut doc = CrdtText::with_client_id(0);
         doc.replace_text(text);
         CrdtCell::of(&doc)
@@ -71,18 +71,9 @@ impl CrdtCell {
 }
 
 impl Value {
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
-}
-
-/// Where a value came from, which decides how strings are read into BYTES/JSON columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// A SQL literal: strings into BYTES are UTF-8 bytes; strings into JSON must be JSON text.
-    Sql,
-    /// A JSON request parameter: strings into BYTES are base64; any JSON into JSON columns.
-    Json,
 }
 
 fn type_error(column: &str, dt: DataType, got: &str) -> KalamError {
@@ -107,7 +98,7 @@ fn describe(v: &Value) -> String {
 }
 
 /// Converts a value to the column's type, or explains why it cannot be stored.
-pub fn coerce(value: Value, dt: DataType, column: &str) -> Result<Value> {
+pub(crate) fn coerce(value: Value, dt: DataType, column: &str) -> Result<Value> {
     let err = |v: &Value| type_error(column, dt, &describe(v));
     Ok(match (dt, value) {
         (_, Value::Null) => Value::Null,
@@ -189,7 +180,7 @@ pub fn coerce(value: Value, dt: DataType, column: &str) -> Result<Value> {
 }
 
 /// Reads a JSON request parameter as a value for a column of type `dt`.
-pub fn from_json(json: &serde_json::Value, dt: Option<DataType>, column: &str) -> Result<Value> {
+pub(crate) fn from_json(json: &serde_json::Value, dt: Option<DataType>, column: &str) -> Result<Value> {
     use serde_json::Value as J;
     let v = match json {
         J::Null => Value::Null,
@@ -249,13 +240,13 @@ fn parse_decimal(s: &str, scale: i8) -> Option<i128> {
 }
 
 /// `YYYY-MM-DD` → days since epoch.
-pub fn parse_date(s: &str) -> Option<i32> {
+pub(crate) fn parse_date(s: &str) -> Option<i32> {
     let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
     Some((d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
 }
 
 /// RFC 3339 (`2024-01-02T03:04:05.123Z`), or `YYYY-MM-DD[ HH:MM:SS[.ffffff]]` taken as UTC.
-pub fn parse_timestamp(s: &str) -> Option<i64> {
+pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_micros());
     }
@@ -268,14 +259,14 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 }
 
 /// RFC 3339 with microseconds and `Z`.
-pub fn format_timestamp(micros: i64) -> String {
+pub(crate) fn format_timestamp(micros: i64) -> String {
     match chrono::DateTime::from_timestamp_micros(micros) {
         Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
         None => micros.to_string(),
     }
 }
 
-pub fn format_date(days: i32) -> String {
+pub(crate) fn format_date(days: i32) -> String {
     match chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
         .and_then(|e| e.checked_add_signed(chrono::Duration::days(days as i64)))
     {
@@ -285,7 +276,7 @@ pub fn format_date(days: i32) -> String {
 }
 
 /// Builds an Arrow array of type `dt` from already-coerced values.
-pub fn to_arrow(dt: DataType, values: &[&Value]) -> Result<ArrayRef> {
+pub(crate) fn to_arrow(dt: DataType, values: &[&Value]) -> Result<ArrayRef> {
     macro_rules! build {
         ($builder:expr, $pat:pat => $out:expr) => {{
             let mut b = $builder;
@@ -340,7 +331,7 @@ pub fn to_arrow(dt: DataType, values: &[&Value]) -> Result<ArrayRef> {
 }
 
 /// Reads row `i` of an Arrow array as a [`Value`] (for INSERT ... SELECT and UPDATE).
-pub fn from_arrow(array: &dyn Array, i: usize) -> Result<Value> {
+pub(crate) fn from_arrow(array: &dyn Array, i: usize) -> Result<Value> {
     use datafusion::arrow::array::*;
     use datafusion::arrow::datatypes::TimeUnit;
     if array.is_null(i) {
@@ -398,7 +389,7 @@ pub fn from_arrow(array: &dyn Array, i: usize) -> Result<Value> {
 /// A value as it appears in JSON results and sync frames: numbers as numbers (NaN and
 /// infinities as strings), DECIMAL as exact text, TIMESTAMP as RFC 3339 (µs, `Z`), DATE as
 /// `YYYY-MM-DD`, BYTES as base64, JSON columns as the JSON value itself.
-pub fn to_json(v: &Value, dt: DataType) -> serde_json::Value {
+pub(crate) fn to_json(v: &Value, dt: DataType) -> serde_json::Value {
     use serde_json::{Value as J, json};
     match v {
         Value::Null => J::Null,
@@ -422,7 +413,7 @@ pub fn to_json(v: &Value, dt: DataType) -> serde_json::Value {
 
 /// A value as sync frames carry it: as [`to_json`], except that a CRDT_TEXT cell is the
 /// document, `{"text": "...", "state": "<base64 Yjs v1 update>"}` (NULL stays `null`).
-pub fn to_sync_json(v: &Value, dt: DataType) -> serde_json::Value {
+pub(crate) fn to_sync_json(v: &Value, dt: DataType) -> serde_json::Value {
     let doc = |c: &CrdtCell| serde_json::json!(CrdtValue::new(c.text.clone(), &c.state));
     match (dt, v) {
         (DataType::CrdtText, Value::Crdt(c)) => doc(c),
@@ -433,7 +424,7 @@ pub fn to_sync_json(v: &Value, dt: DataType) -> serde_json::Value {
 
 /// Reads what a sync client writes to a CRDT_TEXT column: `null`, a string (the new text) or
 /// `{"update": "<base64 Yjs v1 update>"}` (checked to decode; merged at commit).
-pub fn crdt_write_from_json(json: &serde_json::Value, column: &str) -> Result<Value> {
+pub(crate) fn crdt_write_from_json(json: &serde_json::Value, column: &str) -> Result<Value> {
     if json.is_null() {
         return Ok(Value::Null);
     }
@@ -457,7 +448,7 @@ pub fn crdt_write_from_json(json: &serde_json::Value, column: &str) -> Result<Va
 /// replaces the document's text with a minimal edit (a new document if there is none), so
 /// concurrent edits elsewhere in the text survive; an update is merged (into an empty document
 /// if there is none). Called under the commit lock, so no other write to the row interleaves.
-pub fn merge_crdt(current: Option<&Value>, write: Value, column: &str) -> Result<Value> {
+pub(crate) fn merge_crdt(current: Option<&Value>, write: Value, column: &str) -> Result<Value> {
     let current_doc = || -> Result<Option<CrdtText>> {
         match current {
             Some(Value::Crdt(c)) => c.doc().map(Some),
@@ -499,7 +490,7 @@ pub fn merge_crdt(current: Option<&Value>, write: Value, column: &str) -> Result
     }
 }
 
-pub fn format_decimal(unscaled: i128, scale: i8) -> String {
+pub(crate) fn format_decimal(unscaled: i128, scale: i8) -> String {
     if scale <= 0 {
         return (unscaled * 10i128.pow((-scale) as u32)).to_string();
     }

@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-pub const ROOT_PASSWORD: &str = "bench-root-password";
+pub(crate) const ROOT_PASSWORD: &str = "bench-root-password";
 
 /// The server process; killed on drop.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub base: String,
 }
@@ -26,7 +26,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    pub fn start(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
+    pub(crate) fn start(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
         // BENCH_SERVER runs another build of the server (an A/B comparison in one run).
         let bin = std::env::var("BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kalamdb-server").into());
         let mut cmd = Command::new(bin);
@@ -51,18 +51,18 @@ impl Server {
 
     /// Starts the server with its data in `dir/data` and `toml` as `dir/kalamdb.toml`
     /// (written again each time, so a restart can change it).
-    pub fn with_config(dir: &std::path::Path, toml: &str) -> Server {
+    pub(crate) fn with_config(dir: &std::path::Path, toml: &str) -> Server {
         let config = dir.join("kalamdb.toml");
         std::fs::write(&config, toml).expect("write the config");
         Server::start(&dir.join("data"), Some(&config))
     }
 
     /// Resident memory of the server process in bytes (Linux).
-    pub fn rss_bytes(&self) -> u64 {
+    pub(crate) fn rss_bytes(&self) -> u64 {
         rss_of(self.child.id())
     }
 
-    pub async fn token(&self, client: &reqwest::Client, user: &str, password: &str) -> String {
+    pub(crate) async fn token(&self, client: &reqwest::Client, user: &str, password: &str) -> String {
         let login: serde_json::Value = client
             .post(format!("{}/v1/api/auth/login", self.base))
             .json(&json!({"username": user, "password": password}))
@@ -75,7 +75,7 @@ impl Server {
         login["access_token"].as_str().expect("login").to_string()
     }
 
-    pub async fn sql(&self, client: &reqwest::Client, token: &str, sql: &str, params: serde_json::Value) {
+    pub(crate) async fn sql(&self, client: &reqwest::Client, token: &str, sql: &str, params: serde_json::Value) {
         let r = client
             .post(format!("{}/v1/api/sql", self.base))
             .bearer_auth(token)
@@ -90,12 +90,12 @@ impl Server {
 }
 
 /// A numeric setting of a bench from the environment, or its default.
-pub fn env_or(name: &str, default: usize) -> usize {
+pub(crate) fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Runs one request's SQL and returns the response body; panics on an error status.
-pub async fn query(server: &Server, client: &reqwest::Client, token: &str, sql: &str) -> serde_json::Value {
+pub(crate) async fn query(server: &Server, client: &reqwest::Client, token: &str, sql: &str) -> serde_json::Value {
     let r = client
         .post(format!("{}/v1/api/sql", server.base))
         .bearer_auth(token)
@@ -110,7 +110,7 @@ pub async fn query(server: &Server, client: &reqwest::Client, token: &str, sql: 
 }
 
 /// Waits for a job to complete; returns (rows, bytes, seconds the job ran).
-pub async fn wait_for_job(server: &Server, client: &reqwest::Client, token: &str, id: &str) -> (u64, u64, f64) {
+pub(crate) async fn wait_for_job(server: &Server, client: &reqwest::Client, token: &str, id: &str) -> (u64, u64, f64) {
     let sql = format!(
         "SELECT status, rows, bytes, CAST(finished_at AS BIGINT) - CAST(started_at AS BIGINT) \
          FROM system.jobs WHERE job_id = '{id}'"
@@ -130,14 +130,14 @@ pub async fn wait_for_job(server: &Server, client: &reqwest::Client, token: &str
 }
 
 /// p50 and p99 of a sample, in microseconds.
-pub fn percentiles(mut v: Vec<std::time::Duration>) -> (u128, u128) {
+pub(crate) fn percentiles(mut v: Vec<std::time::Duration>) -> (u128, u128) {
     v.sort();
     (v[v.len() / 2].as_micros(), v[(v.len() * 99) / 100].as_micros())
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn connect(base: &str, token: &str) -> Ws {
+pub(crate) async fn connect(base: &str, token: &str) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/v1/ws", base.replacen("http://", "ws://", 1)))
         .await
         .expect("connect");
@@ -146,11 +146,11 @@ pub async fn connect(base: &str, token: &str) -> Ws {
     ws
 }
 
-pub async fn send(ws: &mut Ws, v: serde_json::Value) {
+pub(crate) async fn send(ws: &mut Ws, v: serde_json::Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
-pub async fn recv(ws: &mut Ws) -> ServerMessage {
+pub(crate) async fn recv(ws: &mut Ws) -> ServerMessage {
     loop {
         match tokio::time::timeout(Duration::from_secs(60), ws.next()).await.expect("frame in time") {
             Some(Ok(Message::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
@@ -161,7 +161,7 @@ pub async fn recv(ws: &mut Ws) -> ServerMessage {
 }
 
 /// Subscribes and waits for the end of the initial load.
-pub async fn subscribe(ws: &mut Ws, id: &str, sql: &str) {
+pub(crate) async fn subscribe(ws: &mut Ws, id: &str, sql: &str) {
     send(ws, json!({"type": "subscribe", "id": id, "sql": sql})).await;
     loop {
         match recv(ws).await {
@@ -173,7 +173,7 @@ pub async fn subscribe(ws: &mut Ws, id: &str, sql: &str) {
 }
 
 /// Resident memory of process `pid` in bytes (Linux).
-pub fn rss_of(pid: u32) -> u64 {
+pub(crate) fn rss_of(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -184,7 +184,7 @@ pub fn rss_of(pid: u32) -> u64 {
 }
 
 /// Inserts rows `ids` into `bench.items (id, name, qty, price)`, `chunk` rows per INSERT.
-pub async fn insert_items(
+pub(crate) async fn insert_items(
     server: &Server,
     client: &reqwest::Client,
     token: &str,

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use kalamdb_client_core::protocol::{LoginRequest, RefreshRequest, TokenResponse};
 
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, StatementError> {
@@ -23,7 +23,7 @@ pub async fn login(
     }
 }
 
-pub async fn refresh(
+pub(crate) async fn refresh(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, StatementError> {

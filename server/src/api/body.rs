@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 /// before judging it — an oversized one is drained (up to [`DRAIN_FACTOR`] times the limit)
 /// so the client receives the 413 instead of a reset connection — and accepts only a JSON
 /// object (serde would otherwise take an array for a struct).
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 /// How far past the limit an oversized body is still read and discarded.
-pub const DRAIN_FACTOR: usize = 16;
+pub(crate) const DRAIN_FACTOR: usize = 16;
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = StatementError;

@@ -28,11 +28,11 @@ impl IntoResponse for StatementError {
     }
 }
 
-pub async fn not_found() -> StatementError {
+pub(crate) async fn not_found() -> StatementError {
     KalamError::InvalidRequest("no such endpoint".into()).into()
 }
 
 /// Response for a handler that panicked (logged; the client gets a plain internal error).
-pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+pub(crate) fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     StatementError::from(KalamError::internal("a request handler panicked")).into_response()
 }

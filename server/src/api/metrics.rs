@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     started: Instant,
     pub sql_requests: AtomicU64,
     pub sql_errors: AtomicU64,
@@ -27,11 +27,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn inc(counter: &AtomicU64, n: u64) {
+    pub(crate) fn inc(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");

@@ -9,15 +9,15 @@
 //! - [`body`]: the JSON body extractor (limits, object-only)
 //! - [`error`]: how a [`crate::error::StatementError`] becomes the JSON error response
 
-pub mod auth;
-pub mod body;
-pub mod error;
-pub mod health;
-pub mod metrics;
-pub mod sql;
-pub mod ws;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod error;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod sql;
+pub(crate) mod ws;
 
-pub use metrics::Metrics;
+pub(crate) use metrics::Metrics;
 
 use crate::database::Database;
 use axum::Router;
@@ -30,12 +30,12 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// State shared by all handlers.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub db: Arc<Database>,
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.db.config.server.cors_origins);
     let router = Router::new()
         .route("/v1/api/sql", post(sql::handle))

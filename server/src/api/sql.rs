@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// The caller, from the `Authorization` header. Runs before the body is read, so bad
 /// credentials are answered 401 whatever the body holds.
-pub struct Authenticated(pub Principal);
+pub(crate) struct Authenticated(pub Principal);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = StatementError;
@@ -35,7 +35,7 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     JsonBody(req): JsonBody<kalamdb_client_core::protocol::SqlRequest>,

@@ -14,8 +14,8 @@ use kalamdb_client_core::protocol::Role;
 use rand::Rng;
 use std::path::Path;
 
-pub const ROOT_USERNAME: &str = "root";
-pub const ROOT_PASSWORD_ENV: &str = "KALAMDB_ROOT_PASSWORD";
+pub(crate) const ROOT_USERNAME: &str = "root";
+pub(crate) const ROOT_PASSWORD_ENV: &str = "KALAMDB_ROOT_PASSWORD";
 
 fn random_secret(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
@@ -37,7 +37,7 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
 }
 
 /// Creates `root` if there are no users yet.
-pub async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32) -> Result<()> {
+pub(crate) async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32) -> Result<()> {
     if catalog.has_users() {
         return Ok(());
     }
@@ -59,13 +59,13 @@ pub async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32) -
 }
 
 /// The configured JWT secret, or the one generated into the data dir.
-pub fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
+pub(crate) fn jwt_secret(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
     server_secret(configured, data_dir, "jwt-secret")
 }
 
 /// The configured key that signs backup manifests, or the one generated into the data dir
 /// (`backup-key`). A server restores only backups signed with its key.
-pub fn backup_key(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
+pub(crate) fn backup_key(configured: Option<&str>, data_dir: &Path) -> Result<Vec<u8>> {
     server_secret(configured, data_dir, "backup-key")
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const MAX_TRACKED_NAMES: usize = 100_000;
 
 #[derive(Debug)]
-pub struct LoginThrottle {
+pub(crate) struct LoginThrottle {
     max_failures: u32,
     lockout: Duration,
     names: Mutex<HashMap<String, Attempts>>,
@@ -33,7 +33,7 @@ struct Attempts {
 
 /// What the throttle allows for one attempt.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Admit {
+pub(crate) enum Admit {
     /// Check the password, then report the outcome with [`LoginThrottle::finish`].
     Check,
     /// Refuse without checking, for about this long.
@@ -42,7 +42,7 @@ pub enum Admit {
 
 /// The result of a checked attempt.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Succeeded,
     Failed,
     /// This failure locked the name.
@@ -50,13 +50,13 @@ pub enum Outcome {
 }
 
 impl LoginThrottle {
-    pub fn new(max_failures: u32, lockout: Duration) -> LoginThrottle {
+    pub(crate) fn new(max_failures: u32, lockout: Duration) -> LoginThrottle {
         LoginThrottle { max_failures: max_failures.max(1), lockout, names: Mutex::new(HashMap::new()) }
     }
 
     /// Reserves an attempt for `name`, whose persisted state (for an existing account) is
     /// `stored_failures` failures and a lock lasting `stored_lock` more.
-    pub fn begin(&self, name: &str, stored_failures: u32, stored_lock: Option<Duration>) -> Admit {
+    pub(crate) fn begin(&self, name: &str, stored_failures: u32, stored_lock: Option<Duration>) -> Admit {
         let now = Instant::now();
         let mut names = self.names.lock();
         if names.len() >= MAX_TRACKED_NAMES && !names.contains_key(name) {
@@ -83,7 +83,7 @@ impl LoginThrottle {
     }
 
     /// Records the outcome of an attempt [`LoginThrottle::begin`] admitted.
-    pub fn finish(&self, name: &str, password_ok: bool, stored_failures: u32) -> Outcome {
+    pub(crate) fn finish(&self, name: &str, password_ok: bool, stored_failures: u32) -> Outcome {
         let mut names = self.names.lock();
         let a = names.entry(name.to_string()).or_default();
         a.pending = a.pending.saturating_sub(1);
@@ -102,7 +102,8 @@ impl LoginThrottle {
 
     /// Whether `name` is locked here (for credentials checked without a password check,
     /// such as remembered Basic auth).
-    pub fn is_locked(&self, name: &str) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_locked(&self, name: &str) -> bool {
         self.names.lock().get(name).and_then(|a| a.locked_until).is_some_and(|u| u > Instant::now())
     }
 }

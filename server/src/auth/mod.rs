@@ -7,13 +7,13 @@
 //! - [`bootstrap`]: the first-start `root` account.
 //! - [`Principal`]: who a statement runs as; permission checks live with each command.
 
-pub mod bootstrap;
-pub mod lockout;
-pub mod password;
+pub(crate) mod bootstrap;
+pub(crate) mod lockout;
+pub(crate) mod password;
 mod signer;
-pub mod token;
+pub(crate) mod token;
 
-pub use signer::ManifestSigner;
+pub(crate) use signer::ManifestSigner;
 
 use crate::catalog::Catalog;
 use crate::clock::now_micros;
@@ -33,19 +33,19 @@ use token::{TokenIssuer, TokenKind};
 
 /// The user a statement runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub(crate) struct Principal {
     pub user_id: UserId,
     pub username: String,
     pub role: Role,
 }
 
 impl Principal {
-    pub fn from_user(u: &User) -> Principal {
+    pub(crate) fn from_user(u: &User) -> Principal {
         Principal { user_id: u.id, username: u.username.clone(), role: u.role }
     }
 
     /// Fails with `Forbidden` unless the role is at least `min`.
-    pub fn require(&self, min: Role, what: &str) -> Result<()> {
+    pub(crate) fn require(&self, min: Role, what: &str) -> Result<()> {
         if self.role >= min {
             Ok(())
         } else {
@@ -56,7 +56,7 @@ impl Principal {
 
 /// A verified access token: whom it was issued to, until when, and for which password.
 #[derive(Debug, Clone)]
-pub struct TokenGrant {
+pub(crate) struct TokenGrant {
     pub principal: Principal,
     /// Expiry, in seconds since the Unix epoch.
     pub expires: i64,
@@ -74,7 +74,7 @@ struct CachedCredential {
     at: Instant,
 }
 
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     catalog: Arc<Catalog>,
     tokens: TokenIssuer,
     config: AuthConfig,
@@ -88,7 +88,7 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(catalog: Arc<Catalog>, config: AuthConfig, jwt_secret: &[u8]) -> Result<Authenticator> {
+    pub(crate) fn new(catalog: Arc<Catalog>, config: AuthConfig, jwt_secret: &[u8]) -> Result<Authenticator> {
         let dummy_hash = bcrypt::hash("kalamdb-dummy-password", config.bcrypt_cost).map_err(KalamError::internal)?;
         let throttle = LoginThrottle::new(config.max_failed_logins, Duration::from_secs(config.lockout_secs));
         Ok(Authenticator {
@@ -102,12 +102,12 @@ impl Authenticator {
         })
     }
 
-    pub fn bcrypt_cost(&self) -> u32 {
+    pub(crate) fn bcrypt_cost(&self) -> u32 {
         self.config.bcrypt_cost
     }
 
     /// Authenticates an `Authorization` header value (`Bearer <jwt>` or `Basic <b64>`).
-    pub async fn authenticate_header(&self, header: Option<&str>) -> Result<Principal> {
+    pub(crate) async fn authenticate_header(&self, header: Option<&str>) -> Result<Principal> {
         let header = header.ok_or_else(|| {
             KalamError::Unauthorized("missing Authorization header (use Bearer <token> or Basic)".into())
         })?;
@@ -131,13 +131,13 @@ impl Authenticator {
 
     /// Verifies an access token; the role comes from the catalog, so role changes and
     /// dropped users take effect at once, and a password change revokes the token.
-    pub fn authenticate_token(&self, token: &str) -> Result<Principal> {
+    pub(crate) fn authenticate_token(&self, token: &str) -> Result<Principal> {
         self.grant(token).map(|g| g.principal)
     }
 
     /// Verifies an access token for a long-lived session (a WebSocket), which checks it
     /// again with [`Authenticator::recheck`] before each use.
-    pub fn grant(&self, token: &str) -> Result<TokenGrant> {
+    pub(crate) fn grant(&self, token: &str) -> Result<TokenGrant> {
         let claims = self.tokens.verify(token, TokenKind::Access)?;
         let grant = TokenGrant {
             principal: Principal { user_id: claims.user_id()?, username: claims.username.clone(), role: Role::User },
@@ -150,7 +150,7 @@ impl Authenticator {
 
     /// The grant's user as the catalog has them now: fails once the user is dropped or their
     /// password changed since the token was issued; carries their current role.
-    pub fn recheck(&self, grant: &TokenGrant) -> Result<Principal> {
+    pub(crate) fn recheck(&self, grant: &TokenGrant) -> Result<Principal> {
         let user = self
             .catalog
             .user(grant.principal.user_id)
@@ -194,7 +194,7 @@ impl Authenticator {
     /// row the name is locked for `lockout_secs` — persisted for existing accounts, so
     /// restarts don't reset it. Attempts are counted before their password is checked (see
     /// [`lockout`]), and names without an account are answered exactly like names with one.
-    pub async fn login(&self, username: &str, password: &str) -> Result<User> {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> Result<User> {
         let invalid = || KalamError::Unauthorized("invalid username or password".into());
         let locked = |left: Duration| {
             KalamError::AccountLocked(format!(
@@ -248,7 +248,7 @@ impl Authenticator {
     }
 
     /// Issues an access token and a refresh token for `user`.
-    pub fn issue(&self, user: &User) -> Result<TokenResponse> {
+    pub(crate) fn issue(&self, user: &User) -> Result<TokenResponse> {
         let (access_token, expires_at) =
             self.tokens.sign(user, TokenKind::Access, self.config.access_token_ttl_secs)?;
         let (refresh_token, _) = self.tokens.sign(user, TokenKind::Refresh, self.config.refresh_token_ttl_secs)?;
@@ -263,7 +263,7 @@ impl Authenticator {
 
     /// Exchanges a refresh token for new tokens. A password change since the refresh token
     /// was issued invalidates it.
-    pub fn refresh(&self, refresh_token: &str) -> Result<TokenResponse> {
+    pub(crate) fn refresh(&self, refresh_token: &str) -> Result<TokenResponse> {
         let claims = self.tokens.verify(refresh_token, TokenKind::Refresh)?;
         let user = self
             .catalog

@@ -13,9 +13,9 @@ fn bcrypt_slots() -> &'static Semaphore {
 
 /// Longest password accepted (bcrypt only uses the first 72 bytes; longer input is refused
 /// rather than silently truncated).
-pub const MAX_PASSWORD_BYTES: usize = 72;
+pub(crate) const MAX_PASSWORD_BYTES: usize = 72;
 
-pub fn validate(password: &str) -> Result<()> {
+pub(crate) fn validate(password: &str) -> Result<()> {
     if password.len() < 8 {
         return Err(KalamError::Validation("password must be at least 8 characters".into()));
     }
@@ -25,7 +25,7 @@ pub fn validate(password: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn hash(password: String, cost: u32) -> Result<String> {
+pub(crate) async fn hash(password: String, cost: u32) -> Result<String> {
     let _slot = bcrypt_slots().acquire().await.map_err(KalamError::internal)?;
     tokio::task::spawn_blocking(move || bcrypt::hash(password, cost))
         .await
@@ -33,7 +33,7 @@ pub async fn hash(password: String, cost: u32) -> Result<String> {
         .map_err(KalamError::internal)
 }
 
-pub async fn verify(password: String, hash: String) -> Result<bool> {
+pub(crate) async fn verify(password: String, hash: String) -> Result<bool> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }

@@ -6,12 +6,12 @@ use sha2::Sha256;
 
 /// Signs and checks backup manifests with the server's backup key (`storage.backup_key`, or
 /// `{data_dir}/backup-key`).
-pub struct ManifestSigner {
+pub(crate) struct ManifestSigner {
     key: Vec<u8>,
 }
 
 impl ManifestSigner {
-    pub fn new(key: Vec<u8>) -> ManifestSigner {
+    pub(crate) fn new(key: Vec<u8>) -> ManifestSigner {
         ManifestSigner { key }
     }
 
@@ -20,14 +20,14 @@ impl ManifestSigner {
     }
 
     /// The hex tag of `manifest`.
-    pub fn sign(&self, manifest: &[u8]) -> String {
+    pub(crate) fn sign(&self, manifest: &[u8]) -> String {
         let mut mac = self.mac();
         mac.update(manifest);
         mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Whether `tag` (hex) authenticates `manifest`, compared in constant time.
-    pub fn verify(&self, manifest: &[u8], tag: &str) -> bool {
+    pub(crate) fn verify(&self, manifest: &[u8], tag: &str) -> bool {
         let Some(tag) = decode_hex(tag.trim()) else { return false };
         let mut mac = self.mac();
         mac.update(manifest);

@@ -10,13 +10,13 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum TokenKind {
+pub(crate) enum TokenKind {
     Access,
     Refresh,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
+pub(crate) struct Claims {
     /// The user id.
     pub sub: String,
     pub username: String,
@@ -28,24 +28,24 @@ pub struct Claims {
 }
 
 impl Claims {
-    pub fn user_id(&self) -> Result<UserId> {
+    pub(crate) fn user_id(&self) -> Result<UserId> {
         self.sub.parse().map(UserId).map_err(|_| KalamError::Unauthorized("invalid token subject".into()))
     }
 }
 
-pub fn password_fingerprint(user: &User) -> String {
+pub(crate) fn password_fingerprint(user: &User) -> String {
     let digest = Sha256::digest(user.password_hash.as_bytes());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub struct TokenIssuer {
+pub(crate) struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
 }
 
 impl TokenIssuer {
-    pub fn new(secret: &[u8]) -> TokenIssuer {
+    pub(crate) fn new(secret: &[u8]) -> TokenIssuer {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         TokenIssuer {
@@ -56,7 +56,7 @@ impl TokenIssuer {
     }
 
     /// Signs a token; returns it with its expiry (seconds since epoch).
-    pub fn sign(&self, user: &User, kind: TokenKind, ttl_secs: u64) -> Result<(String, i64)> {
+    pub(crate) fn sign(&self, user: &User, kind: TokenKind, ttl_secs: u64) -> Result<(String, i64)> {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -71,7 +71,7 @@ impl TokenIssuer {
         Ok((token, claims.exp as i64))
     }
 
-    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims> {
+    pub(crate) fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {

@@ -14,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const PRUNE_AT: usize = 10_000;
 
 #[derive(Debug)]
-pub struct Admission {
+pub(crate) struct Admission {
     statements_per_user: usize,
     queued_per_user: usize,
     connections_per_user: usize,
@@ -30,13 +30,13 @@ struct UserGate {
 
 /// Held while a statement runs.
 #[derive(Debug)]
-pub struct StatementPermit {
+pub(crate) struct StatementPermit {
     _permit: OwnedSemaphorePermit,
 }
 
 /// Held while a WebSocket connection is open.
 #[derive(Debug)]
-pub struct ConnectionPermit {
+pub(crate) struct ConnectionPermit {
     gate: Arc<UserGate>,
 }
 
@@ -47,7 +47,7 @@ impl Drop for ConnectionPermit {
 }
 
 impl Admission {
-    pub fn new(statements_per_user: usize, queued_per_user: usize, connections_per_user: usize) -> Admission {
+    pub(crate) fn new(statements_per_user: usize, queued_per_user: usize, connections_per_user: usize) -> Admission {
         Admission {
             statements_per_user: statements_per_user.max(1),
             queued_per_user,
@@ -76,7 +76,7 @@ impl Admission {
 
     /// Waits until the user runs fewer than `statements_per_user` statements; refuses at
     /// once when `queued_per_user` of theirs are already waiting.
-    pub async fn statement(&self, user: UserId) -> Result<StatementPermit> {
+    pub(crate) async fn statement(&self, user: UserId) -> Result<StatementPermit> {
         let gate = self.gate(user);
         if let Ok(permit) = gate.running.clone().try_acquire_owned() {
             return Ok(StatementPermit { _permit: permit });
@@ -97,14 +97,14 @@ impl Admission {
 
     /// Waits until the user runs fewer than `statements_per_user` statements, however many
     /// wait (for work that must not be refused, such as a client's queued mutations).
-    pub async fn wait_for_statement(&self, user: UserId) -> StatementPermit {
+    pub(crate) async fn wait_for_statement(&self, user: UserId) -> StatementPermit {
         let gate = self.gate(user);
         let permit = gate.running.clone().acquire_owned().await.expect("the semaphore is never closed");
         StatementPermit { _permit: permit }
     }
 
     /// Counts a new WebSocket connection of `user`, or refuses it over the limit.
-    pub fn connection(&self, user: UserId) -> Result<ConnectionPermit> {
+    pub(crate) fn connection(&self, user: UserId) -> Result<ConnectionPermit> {
         let gate = self.gate(user);
         if gate.connections.fetch_add(1, Ordering::Relaxed) >= self.connections_per_user {
             gate.connections.fetch_sub(1, Ordering::Relaxed);

@@ -44,16 +44,16 @@ const DEFAULT_MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Most cells (product of the two lengths) one `levenshtein` call may compute: about a
 /// second of CPU.
-pub const MAX_LEVENSHTEIN_CELLS: u128 = 500_000_000;
+pub(super) const MAX_LEVENSHTEIN_CELLS: u128 = 500_000_000;
 
 /// A scalar function with its output estimated, limited and charged (see the module docs).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct MeteredFunction {
+pub(super) struct MeteredFunction {
     inner: Arc<ScalarUDF>,
 }
 
 /// `f` metered, unless it already is.
-pub fn metered(f: Arc<ScalarUDF>) -> Arc<ScalarUDF> {
+pub(super) fn metered(f: Arc<ScalarUDF>) -> Arc<ScalarUDF> {
     if f.inner().downcast_ref::<MeteredFunction>().is_some() {
         return f;
     }
@@ -62,7 +62,7 @@ pub fn metered(f: Arc<ScalarUDF>) -> Arc<ScalarUDF> {
 
 /// Wraps every scalar function in `expr` and replaces string `||` (see the module docs).
 /// `schema` is the schema `expr` is evaluated against.
-pub fn meter_expr(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
+pub(crate) fn meter_expr(expr: Expr, schema: &DFSchema) -> DfResult<Transformed<Expr>> {
     expr.transform_up(|e| match e {
         Expr::ScalarFunction(ScalarFunction { func, args })
             if func.inner().downcast_ref::<MeteredFunction>().is_none() =>
@@ -451,7 +451,7 @@ const CONCAT_OPERATOR: &str = "kalam_concat_op";
 /// The string operator `||` as a function: NULL if either side is NULL, otherwise both
 /// sides joined (the `concat` function skips NULLs instead).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ConcatOperator {
+pub(super) struct ConcatOperator {
     signature: Signature,
 }
 
@@ -499,7 +499,7 @@ impl ScalarUDFImpl for ConcatOperator {
 /// rule — before the optimizer folds constants, which evaluates functions — and as the last
 /// optimizer rule, to wrap what optimizer rules produce.
 #[derive(Debug, Default)]
-pub struct MeterFunctions;
+pub(crate) struct MeterFunctions;
 
 impl MeterFunctions {
     /// Meters the expressions of one plan node, keeping their names.

@@ -27,12 +27,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 /// A user whose statements together hold less than this may use the reserve.
-pub const LIGHT_USER_BYTES: usize = 32 * 1024 * 1024;
+pub(crate) const LIGHT_USER_BYTES: usize = 32 * 1024 * 1024;
 
 /// The server's query memory: the shared pool, the reserve for light users, and what each
 /// user holds.
 #[derive(Debug)]
-pub struct QueryMemory {
+pub(crate) struct QueryMemory {
     shared: Arc<dyn MemoryPool>,
     reserve: GreedyMemoryPool,
     user_limit: usize,
@@ -42,7 +42,7 @@ pub struct QueryMemory {
 }
 
 impl QueryMemory {
-    pub fn new(
+    pub(crate) fn new(
         shared: Arc<dyn MemoryPool>,
         reserve_bytes: usize,
         user_limit: usize,
@@ -58,7 +58,8 @@ impl QueryMemory {
     }
 
     /// Bytes `user`'s statements hold now.
-    pub fn held_by(&self, user: UserId) -> usize {
+    #[cfg(test)]
+    pub(crate) fn held_by(&self, user: UserId) -> usize {
         self.users.lock().get(&user).copied().unwrap_or(0)
     }
 
@@ -96,7 +97,7 @@ impl QueryMemory {
 
 /// A memory pool with a per-statement and a per-user limit in front of the server's memory.
 #[derive(Debug)]
-pub struct StatementPool {
+pub(crate) struct StatementPool {
     memory: Arc<QueryMemory>,
     user: UserId,
     used: AtomicUsize,
@@ -106,7 +107,7 @@ pub struct StatementPool {
 }
 
 impl StatementPool {
-    pub fn new(memory: Arc<QueryMemory>, user: UserId, limit: usize) -> StatementPool {
+    pub(crate) fn new(memory: Arc<QueryMemory>, user: UserId, limit: usize) -> StatementPool {
         StatementPool { memory, user, used: AtomicUsize::new(0), from_reserve: AtomicUsize::new(0), limit }
     }
 }
@@ -193,7 +194,7 @@ impl MemoryPool for StatementPool {
 /// function may produce. Reaches scalar functions through the session's config (see
 /// [`BudgetOption`]).
 #[derive(Debug)]
-pub struct StatementBudget {
+pub(crate) struct StatementBudget {
     pool: Arc<dyn MemoryPool>,
     /// Largest single value (string, binary, list) a function may produce.
     pub max_value_bytes: usize,
@@ -212,20 +213,20 @@ struct ChargedOutputs {
 const CHARGE_THRESHOLD: usize = 64 * 1024;
 
 impl StatementBudget {
-    pub fn new(pool: Arc<dyn MemoryPool>, max_value_bytes: usize) -> StatementBudget {
+    pub(crate) fn new(pool: Arc<dyn MemoryPool>, max_value_bytes: usize) -> StatementBudget {
         let reservation = MemoryConsumer::new("scalar function outputs").register(&pool);
         StatementBudget { pool, max_value_bytes, outputs: Mutex::new(ChargedOutputs { reservation, live: vec![] }) }
     }
 
     /// The pool DataFusion operators of this statement reserve from.
-    pub fn pool(&self) -> Arc<dyn MemoryPool> {
+    pub(crate) fn pool(&self) -> Arc<dyn MemoryPool> {
         self.pool.clone()
     }
 
     /// Reserves `bytes` before a function computes an output of about that size, so an
     /// oversized output fails before it is allocated. Returns the reservation to drop once
     /// the output exists (and is charged by [`StatementBudget::charge_output`]).
-    pub fn reserve(&self, bytes: usize) -> DfResult<MemoryReservation> {
+    pub(crate) fn reserve(&self, bytes: usize) -> DfResult<MemoryReservation> {
         self.settle();
         let reservation = MemoryConsumer::new("scalar function (pending output)").register(&self.pool);
         reservation.try_grow(bytes)?;
@@ -233,7 +234,7 @@ impl StatementBudget {
     }
 
     /// Charges a function's output to the statement until the array is dropped.
-    pub fn charge_output(&self, array: &ArrayRef) -> DfResult<()> {
+    pub(crate) fn charge_output(&self, array: &ArrayRef) -> DfResult<()> {
         let bytes = array.get_array_memory_size();
         if bytes < CHARGE_THRESHOLD {
             return Ok(());
@@ -247,7 +248,7 @@ impl StatementBudget {
 
     /// Gives back what dead outputs held. A long-lived budget (a subscription's filter) calls
     /// this after each evaluation, so memory is not held between changes.
-    pub fn settle(&self) {
+    pub(crate) fn settle(&self) {
         self.outputs.lock().release_dead();
     }
 }
@@ -269,7 +270,7 @@ impl ChargedOutputs {
 /// The statement's budget as a DataFusion config extension, so that scalar functions find it
 /// in the `ConfigOptions` they are invoked with. Cloning shares the budget.
 #[derive(Debug, Clone)]
-pub struct BudgetOption(pub Arc<StatementBudget>);
+pub(crate) struct BudgetOption(pub Arc<StatementBudget>);
 
 impl ConfigExtension for BudgetOption {
     const PREFIX: &'static str = "kalamdb_budget";
@@ -298,7 +299,7 @@ impl ExtensionOptions for BudgetOption {
 }
 
 /// `1.5 GiB`-style sizes for error messages.
-pub fn human_bytes(bytes: usize) -> String {
+pub(crate) fn human_bytes(bytes: usize) -> String {
     const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;

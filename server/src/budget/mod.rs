@@ -20,8 +20,8 @@ mod memory;
 mod runtime;
 mod scheduler;
 
-pub use admission::{Admission, ConnectionPermit, StatementPermit};
-pub use functions::{MeterFunctions, meter_expr};
-pub use memory::{BudgetOption, LIGHT_USER_BYTES, QueryMemory, StatementBudget, StatementPool, human_bytes};
-pub use runtime::{QueryRuntime, at_request_priority, spawn_background};
-pub use scheduler::{FairScheduler, FairStream, SMALL_WORK, Slot};
+pub(crate) use admission::{Admission, ConnectionPermit};
+pub(crate) use functions::{MeterFunctions, meter_expr};
+pub(crate) use memory::{BudgetOption, LIGHT_USER_BYTES, QueryMemory, StatementBudget, StatementPool, human_bytes};
+pub(crate) use runtime::{QueryRuntime, at_request_priority, spawn_background};
+pub(crate) use scheduler::{FairScheduler, FairStream, SMALL_WORK};

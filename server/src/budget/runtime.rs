@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 /// change-event p99 under attack: 6.3-7.0 ms at niceness 5, 5.3 at 10, 5.5 at 19.)
 const QUERY_THREAD_NICENESS: i32 = 10;
 
-pub struct QueryRuntime {
+pub(crate) struct QueryRuntime {
     runtime: Option<Runtime>,
     handle: Handle,
 }
@@ -39,7 +39,7 @@ impl QueryRuntime {
     /// users have used little. (Without the spare thread, measured under hostile load,
     /// change events waited seconds behind polls of costly statements.) Large
     /// stacks: planning recurses over expressions.
-    pub fn start(slots: usize) -> Result<QueryRuntime> {
+    pub(crate) fn start(slots: usize) -> Result<QueryRuntime> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(slots.max(1) + 1)
             // Tasks woken from other threads (changes to route, new requests) wait in the
@@ -57,7 +57,7 @@ impl QueryRuntime {
     }
 
     /// Runs `future` on the query threads.
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -65,13 +65,13 @@ impl QueryRuntime {
         self.handle.spawn(future)
     }
 
-    pub fn handle(&self) -> &Handle {
+    pub(crate) fn handle(&self) -> &Handle {
         &self.handle
     }
 
     /// Runs `future` on the query threads and waits for it. Dropping the returned future
     /// (a request's deadline passing) aborts the task at its next await.
-    pub async fn run<T, F>(&self, future: F) -> Result<T>
+    pub(crate) async fn run<T, F>(&self, future: F) -> Result<T>
     where
         F: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
@@ -129,7 +129,7 @@ thread_local! {
 /// needs the lock wait for its next time slice, and at a lower priority that is often
 /// milliseconds (measured: a flush's chunk of 256 deletions held the commit lock for 466 µs
 /// at p50 but 37 ms at p99 at niceness 10, and single-row INSERTs waited that long).
-pub fn at_request_priority<T, F>(work: F) -> Result<T>
+pub(crate) fn at_request_priority<T, F>(work: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
@@ -157,7 +157,7 @@ static BACKGROUND_THREADS: tokio::sync::Semaphore = tokio::sync::Semaphore::cons
 /// At most [`MAX_BACKGROUND_THREADS`] run at once. The thread can use the calling runtime
 /// (`Handle::current()`). The result arrives through the returned future, which may be
 /// dropped without stopping the work.
-pub fn spawn_background<T, F>(name: &'static str, work: F) -> impl Future<Output = Result<T>> + Send + 'static
+pub(crate) fn spawn_background<T, F>(name: &'static str, work: F) -> impl Future<Output = Result<T>> + Send + 'static
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,

@@ -35,20 +35,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Recent usage halves over this period.
-pub const USAGE_HALF_LIFE: Duration = Duration::from_secs(10);
+pub(super) const USAGE_HALF_LIFE: Duration = Duration::from_secs(10);
 
 /// Work that took less than this last time is small (see the module docs).
-pub const SMALL_WORK: Duration = Duration::from_millis(1);
+pub(crate) const SMALL_WORK: Duration = Duration::from_millis(1);
 
 /// Users with less recent usage than this (in seconds of slot time) run small work at once.
-pub const SMALL_WORK_USAGE: f64 = 0.2;
+pub(super) const SMALL_WORK_USAGE: f64 = 0.2;
 
 /// Usage records kept before idle users are forgotten.
 const MAX_TRACKED_USERS: usize = 10_000;
 
 #[derive(Debug)]
-pub struct FairScheduler {
-    slots: usize,
+pub(crate) struct FairScheduler {
     state: Mutex<State>,
 }
 
@@ -81,7 +80,7 @@ impl Usage {
 
 /// A held slot; released (and its time charged to its user) when dropped.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     scheduler: Arc<FairScheduler>,
     user: UserId,
     started: Instant,
@@ -109,19 +108,14 @@ impl Drop for Slot {
 }
 
 impl FairScheduler {
-    pub fn new(slots: usize) -> Arc<FairScheduler> {
+    pub(crate) fn new(slots: usize) -> Arc<FairScheduler> {
         Arc::new(FairScheduler {
-            slots: slots.max(1),
             state: Mutex::new(State { free: slots.max(1), waiting: HashMap::new(), usage: HashMap::new() }),
         })
     }
 
-    pub fn slots(&self) -> usize {
-        self.slots
-    }
-
     /// Waits for a slot. Cancel-safe: a slot granted to a waiter that has gone away passes on.
-    pub async fn acquire(self: &Arc<Self>, user: UserId) -> Slot {
+    pub(crate) async fn acquire(self: &Arc<Self>, user: UserId) -> Slot {
         let rx = {
             let mut state = self.state.lock();
             if state.free > 0 && state.waiting.is_empty() {
@@ -142,7 +136,7 @@ impl FairScheduler {
     /// Lets small work (see the module docs) of `user` start at once without a slot (it is
     /// charged when the returned guard drops), or none if the user has used too much lately
     /// and must [`acquire`](Self::acquire) a slot like any other work.
-    pub fn try_small(self: &Arc<Self>, user: UserId) -> Option<Slot> {
+    pub(crate) fn try_small(self: &Arc<Self>, user: UserId) -> Option<Slot> {
         (self.usage_secs(user) < SMALL_WORK_USAGE).then(|| Slot {
             scheduler: self.clone(),
             user,
@@ -152,7 +146,7 @@ impl FairScheduler {
     }
 
     /// The recent usage of a user, in seconds of slot time.
-    pub fn usage_secs(&self, user: UserId) -> f64 {
+    pub(crate) fn usage_secs(&self, user: UserId) -> f64 {
         self.state.lock().usage.get(&user).map_or(0.0, |u| u.now(Instant::now())) / 1e6
     }
 
@@ -204,7 +198,7 @@ impl FairScheduler {
 
 /// A result stream that only computes while it holds a slot: a slot is taken before each
 /// poll and given back after it, charged to `user`.
-pub struct FairStream {
+pub(crate) struct FairStream {
     inner: SendableRecordBatchStream,
     scheduler: Arc<FairScheduler>,
     user: UserId,
@@ -212,7 +206,7 @@ pub struct FairStream {
 }
 
 impl FairStream {
-    pub fn new(inner: SendableRecordBatchStream, scheduler: Arc<FairScheduler>, user: UserId) -> FairStream {
+    pub(crate) fn new(inner: SendableRecordBatchStream, scheduler: Arc<FairScheduler>, user: UserId) -> FairStream {
         FairStream { inner, scheduler, user, acquiring: None }
     }
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Namespaces users cannot create or drop.
-pub const RESERVED_NAMESPACES: [&str; 2] = ["system", "information_schema"];
+pub(crate) const RESERVED_NAMESPACES: [&str; 2] = ["system", "information_schema"];
 
 #[derive(Default)]
 struct State {
@@ -31,7 +31,7 @@ struct State {
     next_user_id: u64,
 }
 
-pub struct Catalog {
+pub(crate) struct Catalog {
     store: Arc<Store>,
     state: RwLock<State>,
     /// Serialises catalog changes so read-check-write sequences are atomic.
@@ -61,7 +61,7 @@ fn user_key(id: UserId) -> String {
 
 impl Catalog {
     /// Loads every record into memory.
-    pub fn open(store: Arc<Store>) -> Result<Catalog> {
+    pub(crate) fn open(store: Arc<Store>) -> Result<Catalog> {
         let mut state = State { next_table_id: 1, next_user_id: 2, ..State::default() };
         for (k, v) in store.scan_prefix(CF_CATALOG, b"ns/")? {
             let ns: Namespace = from_json(&k, &v)?;
@@ -91,16 +91,16 @@ impl Catalog {
 
     // ---- namespaces ----
 
-    pub fn namespace(&self, name: &NamespaceId) -> Option<Namespace> {
+    pub(crate) fn namespace(&self, name: &NamespaceId) -> Option<Namespace> {
         self.state.read().namespaces.get(name).cloned()
     }
 
-    pub fn namespaces(&self) -> Vec<Namespace> {
+    pub(crate) fn namespaces(&self) -> Vec<Namespace> {
         self.state.read().namespaces.values().cloned().collect()
     }
 
     /// Creates a namespace; `Ok(false)` if it existed and `if_not_exists` was given.
-    pub fn create_namespace(&self, name: &NamespaceId, if_not_exists: bool, now: i64) -> Result<bool> {
+    pub(crate) fn create_namespace(&self, name: &NamespaceId, if_not_exists: bool, now: i64) -> Result<bool> {
         if RESERVED_NAMESPACES.contains(&name.as_str()) {
             return Err(KalamError::Validation(format!("namespace '{name}' is reserved")));
         }
@@ -118,7 +118,11 @@ impl Catalog {
         Ok(true)
     }
 
-    pub fn alter_namespace(&self, name: &NamespaceId, options: BTreeMap<String, serde_json::Value>) -> Result<()> {
+    pub(crate) fn alter_namespace(
+        &self,
+        name: &NamespaceId,
+        options: BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
         let _guard = self.write_lock.lock();
         let mut ns = self.namespace(name).ok_or_else(|| KalamError::NamespaceNotFound(name.to_string()))?;
         ns.options.extend(options);
@@ -129,7 +133,7 @@ impl Catalog {
 
     /// Drops a namespace. Without `cascade` it must be empty; with it, its tables (rows
     /// included) go in the same atomic batch. Returns the dropped tables.
-    pub fn drop_namespace(&self, name: &NamespaceId, cascade: bool) -> Result<Vec<Arc<TableDef>>> {
+    pub(crate) fn drop_namespace(&self, name: &NamespaceId, cascade: bool) -> Result<Vec<Arc<TableDef>>> {
         let _guard = self.write_lock.lock();
         if self.namespace(name).is_none() {
             return Err(KalamError::NamespaceNotFound(name.to_string()));
@@ -160,12 +164,12 @@ impl Catalog {
 
     /// The table called exactly `name` (names are stored lower-cased; SQL names are
     /// normalized by the parser).
-    pub fn table(&self, namespace: &NamespaceId, name: &str) -> Option<Arc<TableDef>> {
+    pub(crate) fn table(&self, namespace: &NamespaceId, name: &str) -> Option<Arc<TableDef>> {
         self.state.read().tables.get(&(namespace.clone(), name.to_string())).cloned()
     }
 
     /// Like [`Catalog::table`], but a missing namespace or table is an error.
-    pub fn require_table(&self, namespace: &NamespaceId, name: &str) -> Result<Arc<TableDef>> {
+    pub(crate) fn require_table(&self, namespace: &NamespaceId, name: &str) -> Result<Arc<TableDef>> {
         if let Some(t) = self.table(namespace, name) {
             return Ok(t);
         }
@@ -176,14 +180,14 @@ impl Catalog {
     }
 
     /// Tables of one namespace, or of all, ordered by namespace and name.
-    pub fn tables(&self, namespace: Option<&NamespaceId>) -> Vec<Arc<TableDef>> {
+    pub(crate) fn tables(&self, namespace: Option<&NamespaceId>) -> Vec<Arc<TableDef>> {
         let state = self.state.read();
         state.tables.values().filter(|t| namespace.is_none_or(|ns| &t.namespace == ns)).cloned().collect()
     }
 
     /// Registers a new table (its `id` is assigned here) with schema version 1.
     /// `Ok(None)` if it existed and `if_not_exists` was given.
-    pub fn create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Option<Arc<TableDef>>> {
+    pub(crate) fn create_table(&self, mut def: TableDef, if_not_exists: bool) -> Result<Option<Arc<TableDef>>> {
         let _guard = self.write_lock.lock();
         if self.namespace(&def.namespace).is_none() {
             return Err(KalamError::NamespaceNotFound(def.namespace.to_string()));
@@ -223,7 +227,7 @@ impl Catalog {
     /// Replaces a table's definition with `next` (same id, `schema_version` one higher) and
     /// records the new schema version, in one batch. `change` describes it for
     /// `DESCRIBE TABLE ... HISTORY`. Fails if the table changed since `next` was derived.
-    pub fn alter_table(&self, next: TableDef, change: String) -> Result<Arc<TableDef>> {
+    pub(crate) fn alter_table(&self, next: TableDef, change: String) -> Result<Arc<TableDef>> {
         let _guard = self.write_lock.lock();
         let current = self.require_table(&next.namespace, &next.name)?;
         if current.id != next.id || current.schema_version + 1 != next.schema_version {
@@ -251,7 +255,7 @@ impl Catalog {
     }
 
     /// Removes a table's metadata, schema history, rows and change index in one batch.
-    pub fn drop_table(&self, namespace: &NamespaceId, name: &str) -> Result<Arc<TableDef>> {
+    pub(crate) fn drop_table(&self, namespace: &NamespaceId, name: &str) -> Result<Arc<TableDef>> {
         let _guard = self.write_lock.lock();
         let table = self.require_table(namespace, name)?;
         let mut batch = WriteBatch::default();
@@ -275,7 +279,7 @@ impl Catalog {
     }
 
     /// Every schema version of a table, oldest first.
-    pub fn schema_versions(&self, table: TableId) -> Result<Vec<SchemaVersion>> {
+    pub(crate) fn schema_versions(&self, table: TableId) -> Result<Vec<SchemaVersion>> {
         self.store
             .scan_prefix(CF_CATALOG, format!("schema/{:016x}/", table.0).as_bytes())?
             .into_iter()
@@ -284,7 +288,7 @@ impl Catalog {
     }
 
     /// Takes `n` table ids for tables registered later (by [`Catalog::restore_namespace`]).
-    pub fn reserve_table_ids(&self, n: u64) -> Result<u64> {
+    pub(crate) fn reserve_table_ids(&self, n: u64) -> Result<u64> {
         let _guard = self.write_lock.lock();
         let first = self.state.read().next_table_id;
         self.put("seq/table".into(), &(first + n))?;
@@ -295,7 +299,7 @@ impl Catalog {
     /// Recreates a namespace and its tables from a backup, in one batch. Each table has an
     /// id from [`Catalog::reserve_table_ids`] and keeps its schema history (versions and
     /// column ids unchanged).
-    pub fn restore_namespace(
+    pub(crate) fn restore_namespace(
         &self,
         namespace: &Namespace,
         tables: &[(TableDef, Vec<SchemaVersion>)],
@@ -330,17 +334,17 @@ impl Catalog {
 
     // ---- storages ----
 
-    pub fn storage(&self, id: &StorageId) -> Option<StorageDef> {
+    pub(crate) fn storage(&self, id: &StorageId) -> Option<StorageDef> {
         self.state.read().storages.get(id).cloned()
     }
 
     /// The storages created with CREATE STORAGE (not the built-in `local`).
-    pub fn storages(&self) -> Vec<StorageDef> {
+    pub(crate) fn storages(&self) -> Vec<StorageDef> {
         self.state.read().storages.values().cloned().collect()
     }
 
     /// `local` or a created storage; anything else is a validation error naming the choices.
-    pub fn require_storage(&self, id: &StorageId) -> Result<()> {
+    pub(crate) fn require_storage(&self, id: &StorageId) -> Result<()> {
         if id.is_local() || self.state.read().storages.contains_key(id) {
             return Ok(());
         }
@@ -350,7 +354,7 @@ impl Catalog {
     }
 
     /// Records a storage; `Ok(false)` if it existed and `if_not_exists` was given.
-    pub fn create_storage(&self, def: StorageDef, if_not_exists: bool) -> Result<bool> {
+    pub(crate) fn create_storage(&self, def: StorageDef, if_not_exists: bool) -> Result<bool> {
         let _guard = self.write_lock.lock();
         if def.id.is_local() || self.state.read().storages.contains_key(&def.id) {
             return if if_not_exists {
@@ -365,7 +369,7 @@ impl Catalog {
     }
 
     /// Deletes a storage record; refused for `local` and while any table uses the storage.
-    pub fn drop_storage(&self, id: &StorageId) -> Result<StorageDef> {
+    pub(crate) fn drop_storage(&self, id: &StorageId) -> Result<StorageDef> {
         let _guard = self.write_lock.lock();
         if id.is_local() {
             return Err(KalamError::Validation("the built-in storage 'local' cannot be dropped".into()));
@@ -385,27 +389,27 @@ impl Catalog {
 
     // ---- users ----
 
-    pub fn user(&self, id: UserId) -> Option<User> {
+    pub(crate) fn user(&self, id: UserId) -> Option<User> {
         self.state.read().users.get(&id).cloned()
     }
 
-    pub fn user_by_name(&self, username: &str) -> Option<User> {
+    pub(crate) fn user_by_name(&self, username: &str) -> Option<User> {
         let state = self.state.read();
         let id = state.usernames.get(&username.to_lowercase())?;
         state.users.get(id).cloned()
     }
 
-    pub fn users(&self) -> Vec<User> {
+    pub(crate) fn users(&self) -> Vec<User> {
         self.state.read().users.values().cloned().collect()
     }
 
-    pub fn has_users(&self) -> bool {
+    pub(crate) fn has_users(&self) -> bool {
         !self.state.read().users.is_empty()
     }
 
     /// Creates a user. `id` is normally `None` (next id); the bootstrap root passes
     /// [`UserId::ROOT`].
-    pub fn create_user(
+    pub(crate) fn create_user(
         &self,
         id: Option<UserId>,
         username: &str,
@@ -446,7 +450,7 @@ impl Catalog {
     }
 
     /// Replaces a user's record (password, role, email, login counters).
-    pub fn update_user(&self, user: &User) -> Result<()> {
+    pub(crate) fn update_user(&self, user: &User) -> Result<()> {
         let _guard = self.write_lock.lock();
         if self.user(user.id).is_none() {
             return Err(KalamError::UserNotFound(user.username.clone()));
@@ -458,7 +462,7 @@ impl Catalog {
 
     /// Deletes a user record. Their rows in USER tables stay (ids are never reused, so no
     /// later user can see them) until a cleanup job removes them.
-    pub fn drop_user(&self, username: &str) -> Result<User> {
+    pub(crate) fn drop_user(&self, username: &str) -> Result<User> {
         let _guard = self.write_lock.lock();
         let user = self.user_by_name(username).ok_or_else(|| KalamError::UserNotFound(username.to_string()))?;
         let mut batch = WriteBatch::default();
@@ -478,7 +482,7 @@ impl Catalog {
 }
 
 /// User names: 1–64 characters of letters, digits, `_`, `.`, `-`, `@`.
-pub fn validate_username(name: &str) -> Result<()> {
+pub(crate) fn validate_username(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'));

@@ -22,7 +22,7 @@
 //!
 //! - [`policy`]: the background task that finds due partitions and runs cleanup jobs.
 
-pub mod policy;
+pub(crate) mod policy;
 #[cfg(test)]
 mod tests;
 
@@ -41,13 +41,13 @@ use crate::storage::row_codec::StoredRow;
 use std::sync::Arc;
 
 /// A partition with this many files is compacted even with no tombstone to purge.
-pub const COMPACT_AT_FILES: usize = 16;
+pub(crate) const COMPACT_AT_FILES: usize = 16;
 /// Rows handed to the file writer at a time.
 const WRITE_CHUNK_ROWS: usize = 8192;
 
 /// What a partition's cleanup did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Compaction {
+pub(crate) struct Compaction {
     /// Files replaced.
     pub files: u64,
     /// Row versions dropped: superseded versions and purged tombstones.
@@ -59,12 +59,12 @@ pub struct Compaction {
 }
 
 /// Whether a partition's files are due for compaction at `horizon`.
-pub fn compaction_due(manifest: &Manifest, horizon: i64) -> bool {
+pub(crate) fn compaction_due(manifest: &Manifest, horizon: i64) -> bool {
     manifest.files.len() >= COMPACT_AT_FILES || manifest.files.iter().any(|f| f.has_tombstone_before(horizon))
 }
 
 /// Cleans one partition (the steps above). `None` if it was cancelled.
-pub fn clean_partition(
+pub(crate) fn clean_partition(
     db: &Database,
     table: &Arc<TableDef>,
     partition: Partition,
@@ -199,7 +199,7 @@ fn rewrite(
 
 /// Deletes the replaced files no reader can still use, and drops them from the manifest's
 /// `obsolete` list. `_flushing` is the partition's flush lock, held by the caller.
-pub fn delete_retired(cold: &ColdPartition, _flushing: &parking_lot::MutexGuard<'_, ()>) -> Result<usize> {
+pub(crate) fn delete_retired(cold: &ColdPartition, _flushing: &parking_lot::MutexGuard<'_, ()>) -> Result<usize> {
     let names = cold.take_unread_retired();
     if names.is_empty() {
         return Ok(0);
@@ -212,7 +212,7 @@ pub fn delete_retired(cold: &ColdPartition, _flushing: &parking_lot::MutexGuard<
 }
 
 /// Runs a cleanup job over partitions of tables.
-pub fn run_job(db: &Database, job: &JobHandle, targets: &[(Arc<TableDef>, Vec<Partition>)]) -> Result<JobEnd> {
+pub(crate) fn run_job(db: &Database, job: &JobHandle, targets: &[(Arc<TableDef>, Vec<Partition>)]) -> Result<JobEnd> {
     job.start()?;
     for (table, partitions) in targets {
         for &partition in partitions {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Starts the scheduler; it stops when the database is dropped.
-pub fn start(db: Weak<Database>) {
+pub(crate) fn start(db: Weak<Database>) {
     let Some(every) = db.upgrade().map(|d| Duration::from_secs(d.config.storage.cleanup_interval_secs)) else {
         return;
     };

@@ -42,7 +42,7 @@ const ROW_GROUP_ROWS: usize = 65_536;
 
 /// A column of a cold file, as readers ask for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileColumn {
+pub(crate) enum FileColumn {
     /// User column `i` of the table's current columns, as SQL sees it.
     User(usize),
     /// The Yjs document of CRDT_TEXT column `i`.
@@ -52,12 +52,12 @@ pub enum FileColumn {
 }
 
 /// Name of the file holding batch `n`.
-pub fn file_name(batch: u64) -> String {
+pub(crate) fn file_name(batch: u64) -> String {
     format!("batch-{batch}.parquet")
 }
 
 /// The batch number of a file name [`file_name`] made; `None` for any other name.
-pub fn batch_of(name: &str) -> Option<u64> {
+pub(crate) fn batch_of(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("batch-")?.strip_suffix(".parquet")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -119,7 +119,7 @@ impl Write for Sink {
 
 /// Writes a partition's rows to `batch-{n}.parquet.tmp` (in memory for an object store);
 /// [`FileWriter::finish`] makes it durable.
-pub struct FileWriter {
+pub(crate) struct FileWriter {
     writer: ArrowWriter<Sink>,
     schema: SchemaRef,
     table: Arc<TableDef>,
@@ -136,7 +136,7 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    pub fn create(dir: &Location, batch: u64, table: Arc<TableDef>) -> Result<FileWriter> {
+    pub(crate) fn create(dir: &Location, batch: u64, table: Arc<TableDef>) -> Result<FileWriter> {
         let sink = match dir.local_dir() {
             Some(d) => {
                 std::fs::create_dir_all(d).map_err(KalamError::io("create", d))?;
@@ -169,7 +169,7 @@ impl FileWriter {
 
     /// Appends rows (a flush writes them in `_updated` order; a compaction in file order,
     /// which is `_updated` order when its files are).
-    pub fn write(&mut self, rows: &[StoredRow]) -> Result<()> {
+    pub(crate) fn write(&mut self, rows: &[StoredRow]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -207,7 +207,7 @@ impl FileWriter {
     }
 
     /// Closes and fsyncs the temp file. The file is not part of the tier until published.
-    pub fn finish(self) -> Result<WrittenFile> {
+    pub(crate) fn finish(self) -> Result<WrittenFile> {
         let name = file_name(self.batch);
         let (bytes, content) = match self.writer.into_inner().map_err(ColdError::parquet("finish"))? {
             Sink::File(file) => {
@@ -240,7 +240,7 @@ impl FileWriter {
 }
 
 /// A complete file: fsynced under its temp name, or in memory for an object store.
-pub struct WrittenFile {
+pub(crate) struct WrittenFile {
     dir: Location,
     content: Option<bytes::Bytes>,
     pub entry: FileEntry,
@@ -252,7 +252,7 @@ impl WrittenFile {
     }
 
     /// Gives it its final name (rename and directory fsync, or upload).
-    pub fn publish(&self) -> Result<()> {
+    pub(crate) fn publish(&self) -> Result<()> {
         match (self.dir.local_dir(), &self.content) {
             (Some(d), _) => {
                 let (tmp, path) = self.paths(d);
@@ -265,7 +265,7 @@ impl WrittenFile {
     }
 
     /// Removes the file (whichever name it has): the flush did not happen.
-    pub fn discard(&self) {
+    pub(crate) fn discard(&self) {
         match self.dir.local_dir() {
             Some(d) => {
                 let (tmp, path) = self.paths(d);
@@ -281,7 +281,7 @@ impl WrittenFile {
 
 /// Reads `columns` of a file through `table`'s current columns (matched by column id;
 /// columns the file lacks read as NULL), all rows or only `selection`.
-pub fn read(
+pub(crate) fn read(
     dir: &Location,
     name: &str,
     table: &TableDef,
@@ -293,7 +293,7 @@ pub fn read(
 
 /// Like [`read`], but one batch of at most `batch_rows` rows at a time: a local file is
 /// decoded as it is read (an object-store file is fetched whole first).
-pub fn open(
+pub(crate) fn open(
     dir: &Location,
     name: &str,
     table: &TableDef,
@@ -317,7 +317,7 @@ pub fn open(
 }
 
 /// The batches of one file, in file order, with the requested columns (see [`open`]).
-pub struct FileBatches {
+pub(crate) struct FileBatches {
     reader: ParquetRecordBatchReader,
     table: Arc<TableDef>,
     columns: Vec<FileColumn>,
@@ -409,7 +409,7 @@ impl Iterator for FileBatches {
 }
 
 /// Every column needed to rebuild whole rows of `table`.
-pub fn row_columns(table: &TableDef) -> Vec<FileColumn> {
+pub(crate) fn row_columns(table: &TableDef) -> Vec<FileColumn> {
     let mut cols: Vec<FileColumn> = (0..table.columns.len()).map(FileColumn::User).collect();
     cols.extend(
         table
@@ -425,7 +425,7 @@ pub fn row_columns(table: &TableDef) -> Vec<FileColumn> {
 }
 
 /// Rebuilds row `r` of a batch read with [`row_columns`].
-pub fn stored_row(table: &TableDef, batch: &RecordBatch, r: usize) -> Result<StoredRow> {
+pub(crate) fn stored_row(table: &TableDef, batch: &RecordBatch, r: usize) -> Result<StoredRow> {
     let n = table.columns.len();
     let mut state_at = n;
     let mut values = Vec::with_capacity(n);
@@ -473,7 +473,7 @@ fn downcast<T: 'static>(a: &dyn Array) -> Result<&T> {
 }
 
 /// The stored value of a cell of a column of type `dt`.
-pub fn cell(dt: DataType, a: &dyn Array, r: usize) -> Result<Value> {
+pub(crate) fn cell(dt: DataType, a: &dyn Array, r: usize) -> Result<Value> {
     if a.is_null(r) {
         return Ok(Value::Null);
     }

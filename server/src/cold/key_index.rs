@@ -21,13 +21,13 @@ use std::collections::HashMap;
 
 /// A primary-key value as a hash key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum PkKey {
+pub(crate) enum PkKey {
     Int(i64),
     Text(Box<str>),
 }
 
 impl PkKey {
-    pub fn of(v: &Value) -> Option<PkKey> {
+    pub(crate) fn of(v: &Value) -> Option<PkKey> {
         match v {
             Value::Int(i) => Some(PkKey::Int(*i)),
             Value::Text(s) => Some(PkKey::Text(s.as_str().into())),
@@ -35,7 +35,7 @@ impl PkKey {
         }
     }
 
-    pub fn value(&self) -> Value {
+    pub(crate) fn value(&self) -> Value {
         match self {
             PkKey::Int(i) => Value::Int(*i),
             PkKey::Text(s) => Value::Text(s.to_string()),
@@ -44,7 +44,7 @@ impl PkKey {
 }
 
 /// Reads primary keys out of an Arrow column of the key's type.
-pub enum PkColumn<'a> {
+pub(crate) enum PkColumn<'a> {
     Int16(&'a Int16Array),
     Int32(&'a Int32Array),
     Int64(&'a Int64Array),
@@ -52,7 +52,7 @@ pub enum PkColumn<'a> {
 }
 
 impl<'a> PkColumn<'a> {
-    pub fn new(dt: DataType, a: &'a dyn Array) -> Result<PkColumn<'a>> {
+    pub(crate) fn new(dt: DataType, a: &'a dyn Array) -> Result<PkColumn<'a>> {
         let bad = || ColdError::bad_column("of the primary key");
         let any = a.as_any();
         Ok(match dt {
@@ -64,7 +64,7 @@ impl<'a> PkColumn<'a> {
         })
     }
 
-    pub fn key(&self, r: usize) -> PkKey {
+    pub(crate) fn key(&self, r: usize) -> PkKey {
         match self {
             PkColumn::Int16(a) => PkKey::Int(a.value(r) as i64),
             PkColumn::Int32(a) => PkKey::Int(a.value(r) as i64),
@@ -76,7 +76,7 @@ impl<'a> PkColumn<'a> {
 
 /// Where the newest cold version of a key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ColdVersion {
+pub(crate) struct ColdVersion {
     pub batch: u64,
     /// Row number within the file.
     pub row: u32,
@@ -85,7 +85,7 @@ pub struct ColdVersion {
 }
 
 #[derive(Debug, Default)]
-pub struct KeyIndex {
+pub(crate) struct KeyIndex {
     map: HashMap<PkKey, ColdVersion>,
     /// Per file (batch), how many of its rows a newer cold version supersedes: a file with
     /// none needs no per-row check against the index when it is scanned.
@@ -94,7 +94,7 @@ pub struct KeyIndex {
 
 impl KeyIndex {
     /// Reads the key and system columns of every file.
-    pub fn build(dir: &Location, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
+    pub(crate) fn build(dir: &Location, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
         let mut index = KeyIndex {
             map: HashMap::with_capacity(files.iter().map(|f| f.rows as usize).sum()),
             superseded: HashMap::new(),
@@ -125,7 +125,7 @@ impl KeyIndex {
     }
 
     /// Records `v` for `key` unless a newer version is known.
-    pub fn insert(&mut self, key: PkKey, v: ColdVersion) {
+    pub(crate) fn insert(&mut self, key: PkKey, v: ColdVersion) {
         match self.map.get_mut(&key) {
             Some(old) if old.updated >= v.updated => *self.superseded.entry(v.batch).or_default() += 1,
             Some(old) => {
@@ -139,24 +139,20 @@ impl KeyIndex {
     }
 
     /// How many rows of file `batch` are not the newest cold version of their key.
-    pub fn superseded_in(&self, batch: u64) -> u64 {
+    pub(crate) fn superseded_in(&self, batch: u64) -> u64 {
         self.superseded.get(&batch).copied().unwrap_or(0)
     }
 
-    pub fn get(&self, key: &PkKey) -> Option<&ColdVersion> {
+    pub(crate) fn get(&self, key: &PkKey) -> Option<&ColdVersion> {
         self.map.get(key)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Every key with its newest cold version.
-    pub fn iter(&self) -> impl Iterator<Item = (&PkKey, &ColdVersion)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&PkKey, &ColdVersion)> {
         self.map.iter()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 /// Checks that `name` — a namespace, table, partition or file name, possibly read from a
 /// manifest or a backup — is one path segment, so that no location built from data can
 /// leave its storage root.
-pub fn check_segment(name: &str) -> Result<()> {
+pub(crate) fn check_segment(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 255
         && name != "."
@@ -38,7 +38,7 @@ pub fn check_segment(name: &str) -> Result<()> {
 
 /// A directory of cold files.
 #[derive(Clone)]
-pub enum Location {
+pub(crate) enum Location {
     Dir(PathBuf),
     /// Objects named `{prefix}/{name}` (`prefix` without a trailing `/`, possibly empty).
     Object {
@@ -79,7 +79,7 @@ where
 
 impl Location {
     /// The root of a storage. A filesystem storage's directory is created if missing.
-    pub fn open(location: &StorageLocation) -> Result<Location> {
+    pub(crate) fn open(location: &StorageLocation) -> Result<Location> {
         match location {
             StorageLocation::Filesystem { path } => {
                 std::fs::create_dir_all(path)
@@ -121,7 +121,7 @@ impl Location {
     }
 
     /// The sub-location `name`, which must be one path segment (see [`check_segment`]).
-    pub fn join(&self, name: &str) -> Result<Location> {
+    pub(crate) fn join(&self, name: &str) -> Result<Location> {
         check_segment(name)?;
         Ok(match self {
             Location::Dir(d) => Location::Dir(d.join(name)),
@@ -133,7 +133,7 @@ impl Location {
     }
 
     /// The directory, for a filesystem location.
-    pub fn local_dir(&self) -> Option<&Path> {
+    pub(crate) fn local_dir(&self) -> Option<&Path> {
         match self {
             Location::Dir(d) => Some(d),
             Location::Object { .. } => None,
@@ -141,7 +141,7 @@ impl Location {
     }
 
     /// For messages: a path, or `{store}/{prefix}`.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             Location::Dir(d) => d.display().to_string(),
             Location::Object { store, prefix } => format!("{store}/{prefix}"),
@@ -160,7 +160,7 @@ impl Location {
     }
 
     /// The whole content of `name`; `None` if there is no such file.
-    pub fn read(&self, name: &str) -> Result<Option<Bytes>> {
+    pub(crate) fn read(&self, name: &str) -> Result<Option<Bytes>> {
         check_segment(name)?;
         match self {
             Location::Dir(d) => match std::fs::read(d.join(name)) {
@@ -180,7 +180,7 @@ impl Location {
     }
 
     /// Writes `name` atomically and durably, replacing any previous content.
-    pub fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+    pub(crate) fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
         check_segment(name)?;
         match self {
             Location::Dir(d) => {
@@ -197,7 +197,7 @@ impl Location {
     }
 
     /// Deletes `name` if it exists (the directory is fsynced).
-    pub fn delete(&self, name: &str) -> Result<()> {
+    pub(crate) fn delete(&self, name: &str) -> Result<()> {
         check_segment(name)?;
         match self {
             Location::Dir(d) => match std::fs::remove_file(d.join(name)) {
@@ -217,7 +217,7 @@ impl Location {
 
     /// Names of the files (`dirs == false`) or sub-directories (`dirs == true`) directly in
     /// this location; empty if it does not exist.
-    pub fn list(&self, dirs: bool) -> Result<Vec<String>> {
+    pub(crate) fn list(&self, dirs: bool) -> Result<Vec<String>> {
         match self {
             Location::Dir(d) => {
                 let entries = match std::fs::read_dir(d) {
@@ -251,7 +251,7 @@ impl Location {
     }
 
     /// Removes this directory if it is empty (object stores have no directories).
-    pub fn remove_dir_if_empty(&self) -> Result<()> {
+    pub(crate) fn remove_dir_if_empty(&self) -> Result<()> {
         match self {
             Location::Dir(d) => match std::fs::remove_dir(d) {
                 Ok(()) => Ok(()),

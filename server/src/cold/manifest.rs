@@ -25,11 +25,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub format: u32,
     /// The table the files belong to; a directory left by a dropped table of the same name
     /// has another id and is not read.
@@ -48,7 +48,7 @@ pub struct Manifest {
 
 /// One flushed Parquet file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileEntry {
+pub(crate) struct FileEntry {
     pub batch: u64,
     pub file: String,
     /// Row versions in the file, tombstones included.
@@ -72,19 +72,19 @@ pub struct FileEntry {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColumnStats {
+pub(crate) struct ColumnStats {
     pub min: Option<Value>,
     pub max: Option<Value>,
     pub nulls: u64,
 }
 
 impl Manifest {
-    pub fn empty(table_id: TableId) -> Manifest {
+    pub(crate) fn empty(table_id: TableId) -> Manifest {
         Manifest { format: FORMAT, table_id, next_batch: 1, files: Vec::new(), obsolete: Vec::new(), purged_through: 0 }
     }
 
     /// Reads `dir/manifest.json`; `None` if there is none.
-    pub fn load(dir: &Location) -> Result<Option<Manifest>> {
+    pub(crate) fn load(dir: &Location) -> Result<Option<Manifest>> {
         let Some(bytes) = dir.read(MANIFEST_FILE)? else { return Ok(None) };
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| ColdError::Corrupt(format!("manifest in {}: {e}", dir.display())))?;
@@ -100,25 +100,25 @@ impl Manifest {
     }
 
     /// Replaces `dir/manifest.json` atomically and durably.
-    pub fn store(&self, dir: &Location) -> Result<()> {
+    pub(crate) fn store(&self, dir: &Location) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).expect("manifests serialise");
         dir.put(MANIFEST_FILE, bytes.into())
     }
 
-    pub fn file_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn file_names(&self) -> impl Iterator<Item = &str> {
         self.files.iter().map(|f| f.file.as_str())
     }
 }
 
 impl FileEntry {
     /// Whether the file holds a tombstone older than `horizon`.
-    pub fn has_tombstone_before(&self, horizon: i64) -> bool {
+    pub(crate) fn has_tombstone_before(&self, horizon: i64) -> bool {
         self.tombstones > 0 && self.oldest_tombstone.unwrap_or(self.min_updated) < horizon
     }
 }
 
 /// Writes `dir/name` through a temp file: write, fsync, rename, fsync the directory.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::File::create(&tmp).map_err(KalamError::io("create", &tmp))?;
     f.write_all(bytes).map_err(KalamError::io("write", &tmp))?;
@@ -129,6 +129,6 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 }
 
 /// fsyncs a directory, making renames and deletions in it durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(KalamError::io("sync directory", dir))
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 /// A comparison operator of a pruning predicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareOp {
+pub(crate) enum CompareOp {
     Eq,
     Lt,
     LtEq,
@@ -38,7 +38,7 @@ pub enum CompareOp {
 
 impl CompareOp {
     /// The operator with its operands swapped (`5 < c` is `c > 5`).
-    pub fn flipped(self) -> CompareOp {
+    pub(crate) fn flipped(self) -> CompareOp {
         match self {
             CompareOp::Eq => CompareOp::Eq,
             CompareOp::Lt => CompareOp::Gt,
@@ -51,7 +51,7 @@ impl CompareOp {
 
 /// What a predicate compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatColumn {
+pub(crate) enum StatColumn {
     /// User column by index into the table's columns.
     User(usize),
     Updated,
@@ -59,7 +59,7 @@ pub enum StatColumn {
 
 /// `column op value`: files whose statistics prove no row satisfies it are skipped.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FilePredicate {
+pub(crate) struct FilePredicate {
     pub column: StatColumn,
     pub op: CompareOp,
     pub value: Value,
@@ -67,7 +67,7 @@ pub struct FilePredicate {
 
 impl FilePredicate {
     /// False only when no row of `f` can satisfy the predicate.
-    pub fn may_match(&self, table: &TableDef, f: &FileEntry) -> bool {
+    pub(crate) fn may_match(&self, table: &TableDef, f: &FileEntry) -> bool {
         let (min, max) = match self.column {
             StatColumn::Updated => (Value::Timestamp(f.min_updated), Value::Timestamp(f.max_updated)),
             StatColumn::User(i) => match f.columns.get(&table.columns[i].id) {
@@ -95,7 +95,7 @@ impl FilePredicate {
 
 /// What a scan of one partition returns.
 #[derive(Debug, Clone)]
-pub struct ScanSpec {
+pub(crate) struct ScanSpec {
     pub table: Arc<TableDef>,
     pub partition: Partition,
     /// Output columns: indexes into the table's columns, then `_updated` and `_deleted` when
@@ -115,7 +115,7 @@ pub struct ScanSpec {
 /// that are the newest version of their key and have no hot version — so memory is bounded
 /// by the batch size, not by the partition. Files are decoded on the thread that polls the
 /// scan, so the fair scheduler accounts for the work.
-pub struct ScanSource {
+pub(crate) struct ScanSource {
     spec: ScanSpec,
     snapshot: OwnedSnapshot,
     /// Holds the listed files until the scan ends.
@@ -129,7 +129,7 @@ pub struct ScanSource {
 }
 
 /// A scan in progress over a [`ScanSource`].
-pub struct PartitionScan {
+pub(crate) struct PartitionScan {
     source: ScanSource,
     /// Where the next hot chunk starts; `None` once the hot rows are done.
     hot_next: Option<Vec<u8>>,
@@ -155,7 +155,12 @@ const SCAN_BATCH_ROWS: usize = 65_536;
 impl ScanSource {
     /// Lists the files and takes the hot snapshot. A flush that lands between the two would
     /// move rows out of the snapshot into a file the listing lacks: then both are taken again.
-    pub fn open(spec: ScanSpec, store: &Arc<Store>, cold_store: &ColdStore, cold: &ColdPartition) -> Result<Self> {
+    pub(crate) fn open(
+        spec: ScanSpec,
+        store: &Arc<Store>,
+        cold_store: &ColdStore,
+        cold: &ColdPartition,
+    ) -> Result<Self> {
         let table = spec.table.clone();
         let (listing, snapshot, newest) = loop {
             let listing = cold.snapshot();
@@ -185,7 +190,7 @@ impl ScanSource {
     }
 
     /// Starts reading: the hot rows, then the files.
-    pub fn scan(mut self) -> PartitionScan {
+    pub(crate) fn scan(mut self) -> PartitionScan {
         let hot_next = Some(keys::partition_prefix(self.spec.table.id, self.spec.partition).to_vec());
         let files = std::mem::take(&mut self.files).into();
         PartitionScan { hot_next, files, reading: None, left: self.spec.limit, source: self }
@@ -329,7 +334,7 @@ impl ScanSource {
 
 impl PartitionScan {
     /// The next batch, or `None` at the end.
-    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+    pub(crate) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if self.left == Some(0) {
                 return Ok(None);
@@ -373,12 +378,12 @@ impl PartitionScan {
 /// key index while it describes exactly those files. Files none of whose rows is superseded
 /// need no entry, the others get one bit per row.
 #[derive(Debug, Default)]
-pub struct NewestVersions {
+pub(crate) struct NewestVersions {
     bits: HashMap<u64, Vec<u64>>,
 }
 
 impl NewestVersions {
-    pub fn of(index: &KeyIndex, files: &[FileEntry]) -> NewestVersions {
+    pub(crate) fn of(index: &KeyIndex, files: &[FileEntry]) -> NewestVersions {
         let mut bits: HashMap<u64, Vec<u64>> = files
             .iter()
             .filter(|f| index.superseded_in(f.batch) > 0)
@@ -420,7 +425,7 @@ fn is_set(words: &[u64], row: u32) -> bool {
 /// overlap, or were written before files were sorted, are read and sorted as a group; without
 /// [`NewestVersions`] (the tier changed before they could be taken) every file is one group,
 /// deduplicated by key in memory.
-pub struct ColdChanges {
+pub(crate) struct ColdChanges {
     dir: Location,
     table: Arc<TableDef>,
     groups: VecDeque<Vec<FileEntry>>,
@@ -439,7 +444,7 @@ pub struct ColdChanges {
 const STREAM_BATCH_ROWS: usize = 4096;
 
 impl ColdChanges {
-    pub fn new(
+    pub(crate) fn new(
         dir: Location,
         table: Arc<TableDef>,
         files: &[FileEntry],
@@ -481,13 +486,13 @@ impl ColdChanges {
     }
 
     /// `_updated` of the next row, without taking it.
-    pub fn peek_updated(&mut self) -> Result<Option<i64>> {
+    pub(crate) fn peek_updated(&mut self) -> Result<Option<i64>> {
         self.fill()?;
         Ok(self.ready.front().map(|r| r.updated))
     }
 
     /// The next row.
-    pub fn next_row(&mut self) -> Result<Option<StoredRow>> {
+    pub(crate) fn next_row(&mut self) -> Result<Option<StoredRow>> {
         self.fill()?;
         Ok(self.ready.pop_front())
     }
@@ -572,7 +577,7 @@ impl ColdChanges {
 }
 
 /// Shares one projected schema between the hot batch and the file batches.
-pub fn projected_schema(table: &TableDef, with_system: bool, projection: &[usize]) -> Result<SchemaRef> {
+pub(crate) fn projected_schema(table: &TableDef, with_system: bool, projection: &[usize]) -> Result<SchemaRef> {
     Ok(Arc::new(table.arrow_schema(with_system).project(projection).map_err(ColdError::arrow("project"))?))
 }
 

@@ -16,18 +16,18 @@
 //! long as it is held.
 
 mod error;
-pub mod file;
-pub mod key_index;
-pub mod location;
-pub mod manifest;
-pub mod merge;
-pub mod stats;
+pub(crate) mod file;
+pub(crate) mod key_index;
+pub(crate) mod location;
+pub(crate) mod manifest;
+pub(crate) mod merge;
+pub(crate) mod stats;
 
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, StorageId, TableId};
 use crate::schema::{StorageDef, TableDef};
 use crate::storage::row_codec::StoredRow;
-pub use error::ColdError;
+pub(crate) use error::ColdError;
 use key_index::{ColdVersion, KeyIndex, PkKey};
 use location::Location;
 use manifest::{FileEntry, Manifest};
@@ -42,7 +42,7 @@ use std::sync::{Arc, Weak};
 const KEY_INDEX_BUDGET: usize = 4_000_000;
 
 /// The cold tier of all tables.
-pub struct ColdStore {
+pub(crate) struct ColdStore {
     local: PathBuf,
     /// Roots of the storages made by CREATE STORAGE.
     storages: RwLock<HashMap<StorageId, Location>>,
@@ -56,7 +56,7 @@ impl std::fmt::Debug for ColdStore {
 }
 
 /// Directory name of a partition's scope.
-pub fn scope_name(partition: Partition) -> String {
+pub(crate) fn scope_name(partition: Partition) -> String {
     match partition {
         Partition::Shared => "shared".into(),
         Partition::User(u) => u.to_string(),
@@ -65,12 +65,12 @@ pub fn scope_name(partition: Partition) -> String {
 
 impl ColdStore {
     /// The cold tier, with the `local` storage at `local` (`{data_dir}/storage`).
-    pub fn new(local: PathBuf) -> ColdStore {
+    pub(crate) fn new(local: PathBuf) -> ColdStore {
         ColdStore { local, storages: RwLock::new(HashMap::new()), partitions: Mutex::new(HashMap::new()) }
     }
 
     /// Makes a storage usable by tables (at start for each recorded one, and on CREATE).
-    pub fn add_storage(&self, def: &StorageDef) -> Result<()> {
+    pub(crate) fn add_storage(&self, def: &StorageDef) -> Result<()> {
         let root = Location::open(&def.location)?;
         self.storages.write().insert(def.id.clone(), root);
         Ok(())
@@ -82,12 +82,12 @@ impl ColdStore {
         self.storages.write().insert(id, location);
     }
 
-    pub fn remove_storage(&self, id: &StorageId) {
+    pub(crate) fn remove_storage(&self, id: &StorageId) {
         self.storages.write().remove(id);
     }
 
     /// Root of a storage.
-    pub fn storage_root(&self, id: &StorageId) -> Result<Location> {
+    pub(crate) fn storage_root(&self, id: &StorageId) -> Result<Location> {
         if id.is_local() {
             return Ok(Location::Dir(self.local.clone()));
         }
@@ -95,13 +95,13 @@ impl ColdStore {
     }
 
     /// Directory of a table's files.
-    pub fn table_dir(&self, table: &TableDef) -> Result<Location> {
+    pub(crate) fn table_dir(&self, table: &TableDef) -> Result<Location> {
         self.storage_root(&table.options.storage)?.join(table.namespace.as_str())?.join(&table.name)
     }
 
     /// Every open partition of `table` (any partition a flush writes to is open while
     /// it does).
-    pub fn open_partitions(&self, table: TableId) -> Vec<(Partition, Arc<ColdPartition>)> {
+    pub(crate) fn open_partitions(&self, table: TableId) -> Vec<(Partition, Arc<ColdPartition>)> {
         let mut out: Vec<_> = self
             .partitions
             .lock()
@@ -114,7 +114,7 @@ impl ColdStore {
     }
 
     /// The cold tier of one partition (its manifest is read on first use).
-    pub fn partition(&self, table: &TableDef, partition: Partition) -> Result<Arc<ColdPartition>> {
+    pub(crate) fn partition(&self, table: &TableDef, partition: Partition) -> Result<Arc<ColdPartition>> {
         if let Some(p) = self.partitions.lock().get(&(table.id, partition)) {
             return Ok(p.clone());
         }
@@ -133,7 +133,7 @@ impl ColdStore {
     }
 
     /// Partitions of `table` that have a cold tier on disk.
-    pub fn partitions_on_disk(&self, table: &TableDef) -> Result<Vec<Partition>> {
+    pub(crate) fn partitions_on_disk(&self, table: &TableDef) -> Result<Vec<Partition>> {
         let mut out = vec![];
         for name in self.table_dir(table)?.list(true)? {
             if name == "shared" {
@@ -149,7 +149,7 @@ impl ColdStore {
     /// Forgets a dropped table and deletes its files. Called once the table has left the
     /// catalog: a flush or compaction already writing finishes first (its flush lock is
     /// taken here), and one that starts later finds the table gone once it holds the lock.
-    pub fn drop_table(&self, table: &TableDef) -> Result<()> {
+    pub(crate) fn drop_table(&self, table: &TableDef) -> Result<()> {
         let open: Vec<Arc<ColdPartition>> = {
             let mut partitions = self.partitions.lock();
             let keys: Vec<_> = partitions.keys().filter(|(t, _)| *t == table.id).copied().collect();
@@ -174,7 +174,12 @@ impl ColdStore {
     }
 
     /// The newest cold version of `pk` in one partition, as a whole row.
-    pub fn get(&self, table: &TableDef, partition: Partition, pk: &crate::values::Value) -> Result<Option<StoredRow>> {
+    pub(crate) fn get(
+        &self,
+        table: &TableDef,
+        partition: Partition,
+        pk: &crate::values::Value,
+    ) -> Result<Option<StoredRow>> {
         let p = self.partition(table, partition)?;
         if p.is_empty() {
             return Ok(None);
@@ -188,7 +193,7 @@ impl ColdStore {
 /// time (under the commit lock), the two tiers as one consistent state. While it is held,
 /// its files stay on storage even if a compaction replaces them.
 #[derive(Debug, Clone, Default)]
-pub struct ColdSnapshot {
+pub(crate) struct ColdSnapshot {
     pub dir: Location,
     pub files: Vec<FileEntry>,
     /// The listing's generation (the manifest's next batch number, which every flush and
@@ -201,7 +206,7 @@ pub struct ColdSnapshot {
 
 impl ColdSnapshot {
     /// A partition with no cold tier yet.
-    pub fn empty(dir: Location) -> ColdSnapshot {
+    pub(crate) fn empty(dir: Location) -> ColdSnapshot {
         ColdSnapshot { dir, generation: 1, ..ColdSnapshot::default() }
     }
 }
@@ -237,7 +242,7 @@ impl PartitionState {
 }
 
 /// One partition's cold tier.
-pub struct ColdPartition {
+pub(crate) struct ColdPartition {
     pub dir: Location,
     state: RwLock<PartitionState>,
     /// Held by a flush or compaction of this partition while it changes the manifest (a
@@ -246,12 +251,12 @@ pub struct ColdPartition {
 }
 
 impl ColdPartition {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.state.read().manifest.files.is_empty()
     }
 
     /// The files as listed now, kept on storage while the snapshot lives.
-    pub fn snapshot(&self) -> ColdSnapshot {
+    pub(crate) fn snapshot(&self) -> ColdSnapshot {
         let state = self.state.read();
         ColdSnapshot {
             dir: self.dir.clone(),
@@ -263,16 +268,16 @@ impl ColdPartition {
     }
 
     /// The listing's generation now (see [`ColdSnapshot::generation`]).
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.state.read().manifest.next_batch
     }
 
     /// The files as listed now.
-    pub fn files(&self) -> Vec<FileEntry> {
+    pub(crate) fn files(&self) -> Vec<FileEntry> {
         self.state.read().manifest.files.clone()
     }
 
-    pub fn manifest(&self) -> Manifest {
+    pub(crate) fn manifest(&self) -> Manifest {
         self.state.read().manifest.clone()
     }
 
@@ -280,25 +285,10 @@ impl ColdPartition {
         self.state.read().index.as_ref().map_or(0, KeyIndex::len)
     }
 
-    /// Runs `f` on the key index, building it first if needed.
-    pub fn with_index<T>(&self, store: &ColdStore, table: &TableDef, f: impl FnOnce(&KeyIndex) -> T) -> Result<T> {
-        self.ensure_index(store, table)?;
-        let state = self.state.read();
-        match &state.index {
-            Some(index) => Ok(f(index)),
-            // Evicted in between by another partition's build: answer from a fresh one.
-            None => {
-                let files = state.manifest.files.clone();
-                drop(state);
-                Ok(f(&KeyIndex::build(&self.dir, table, &files)?))
-            }
-        }
-    }
-
-    /// Like [`ColdPartition::with_index`], but only if the files are still those of the
-    /// listing of `generation` (`None` otherwise): the index then describes exactly the files
-    /// a reader listed.
-    pub fn with_index_at<T>(
+    /// Runs `f` on the key index (building it first if needed), but only if the files are
+    /// still those of the listing of `generation` (`None` otherwise): the index then describes
+    /// exactly the files a reader listed.
+    pub(crate) fn with_index_at<T>(
         &self,
         store: &ColdStore,
         table: &TableDef,
@@ -323,7 +313,7 @@ impl ColdPartition {
 
     /// Which rows of `listing`'s files are the newest cold version of their key; `None` if
     /// the files changed since the listing was taken.
-    pub fn newest_versions(
+    pub(crate) fn newest_versions(
         &self,
         store: &ColdStore,
         table: &TableDef,
@@ -353,7 +343,7 @@ impl ColdPartition {
 
     /// Makes a newly written file (already listed in `manifest`, which is on disk) part of
     /// the tier, with the keys it holds.
-    pub fn add_file(&self, manifest: Manifest, keys: Vec<(PkKey, ColdVersion)>) {
+    pub(crate) fn add_file(&self, manifest: Manifest, keys: Vec<(PkKey, ColdVersion)>) {
         let mut state = self.state.write();
         state.manifest = manifest;
         if let Some(index) = state.index.as_mut() {
@@ -365,7 +355,7 @@ impl ColdPartition {
 
     /// Makes a compaction's result the tier: `manifest` (already on storage) lists its file
     /// and `index` its keys. The files it replaced stay until no earlier listing is held.
-    pub fn replace_files(&self, manifest: Manifest, index: KeyIndex, replaced: Vec<String>) {
+    pub(crate) fn replace_files(&self, manifest: Manifest, index: KeyIndex, replaced: Vec<String>) {
         let mut state = self.state.write();
         state.manifest = manifest;
         state.index = Some(index);
@@ -379,7 +369,7 @@ impl ColdPartition {
 
     /// Replaced files no listing can still read: they are forgotten here, and the caller
     /// deletes them. Called with `flush_lock` held.
-    pub fn take_unread_retired(&self) -> Vec<String> {
+    pub(crate) fn take_unread_retired(&self) -> Vec<String> {
         let mut state = self.state.write();
         let mut out = Vec::new();
         state.retired.retain_mut(|r| {
@@ -394,7 +384,7 @@ impl ColdPartition {
 
     /// Drops deleted files from the manifest's `obsolete` list (on storage, then here).
     /// Called with `flush_lock` held.
-    pub fn forget_obsolete(&self, deleted: &[String]) -> Result<()> {
+    pub(crate) fn forget_obsolete(&self, deleted: &[String]) -> Result<()> {
         let mut manifest = self.manifest();
         manifest.obsolete.retain(|n| !deleted.contains(n));
         manifest.store(&self.dir)?;
@@ -403,14 +393,14 @@ impl ColdPartition {
     }
 
     /// Whether replaced files are waiting to be deleted.
-    pub fn has_retired(&self) -> bool {
+    pub(crate) fn has_retired(&self) -> bool {
         !self.state.read().retired.is_empty()
     }
 
     /// The newest cold versions of `keys` (`None` for a key with none, or whose newest is a
     /// tombstone when `live_only`), read from one listing: a compaction that lands meanwhile
     /// renumbers the rows, and the lookup is repeated.
-    pub fn newest_rows(
+    pub(crate) fn newest_rows(
         &self,
         store: &ColdStore,
         table: &TableDef,
@@ -469,7 +459,7 @@ fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersi
 /// Deletes what the cold tier writes under a table's directory — per partition,
 /// `batch-{n}.parquet`, `manifest.json` and their `.tmp` files — and the directories left
 /// empty. Anything else found there is not the table's and stays.
-pub fn remove_table_files(table_dir: &Location) -> Result<()> {
+pub(crate) fn remove_table_files(table_dir: &Location) -> Result<()> {
     let is_cold_file = |name: &str| {
         let name = name.strip_suffix(".tmp").unwrap_or(name);
         name == manifest::MANIFEST_FILE || file::batch_of(name).is_some()

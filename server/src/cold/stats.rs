@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 /// Orders two stored values of one column type; `None` when they are not comparable
 /// (different kinds, NaN), which disables pruning on that column.
-pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
+pub(crate) fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
@@ -40,13 +40,13 @@ struct Column {
 }
 
 /// Accumulates statistics while a file is written.
-pub struct StatsBuilder {
+pub(crate) struct StatsBuilder {
     /// Index into the row's values, and the running statistics.
     columns: Vec<(usize, Column)>,
 }
 
 impl StatsBuilder {
-    pub fn new(table: &TableDef) -> StatsBuilder {
+    pub(crate) fn new(table: &TableDef) -> StatsBuilder {
         StatsBuilder {
             columns: table
                 .columns
@@ -58,7 +58,7 @@ impl StatsBuilder {
         }
     }
 
-    pub fn add(&mut self, values: &[Value]) {
+    pub(crate) fn add(&mut self, values: &[Value]) {
         for (i, col) in &mut self.columns {
             let v = &values[*i];
             if v.is_null() {
@@ -84,7 +84,7 @@ impl StatsBuilder {
         }
     }
 
-    pub fn finish(self) -> BTreeMap<ColumnId, ColumnStats> {
+    pub(crate) fn finish(self) -> BTreeMap<ColumnId, ColumnStats> {
         self.columns
             .into_iter()
             .map(|(_, c)| {

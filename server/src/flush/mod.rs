@@ -17,7 +17,7 @@
 //!
 //! - [`policy`]: the background task that flushes partitions by their table's policy.
 
-pub mod policy;
+pub(crate) mod policy;
 
 use crate::cold::file::FileWriter;
 use crate::cold::key_index::{ColdVersion, PkKey};
@@ -43,25 +43,25 @@ const DELETE_CHUNK_ROWS: usize = 256;
 
 /// A flush or compaction in progress, recorded before its file is created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingFile {
+pub(crate) struct PendingFile {
     pub table_id: TableId,
     pub partition: u64,
     pub batch: u64,
 }
 
 /// Key of a partition's pending flush record (`flush/`) or compaction record (`compact/`).
-pub fn pending_key(kind: PendingKind, table: TableId, partition: Partition) -> String {
+pub(crate) fn pending_key(kind: PendingKind, table: TableId, partition: Partition) -> String {
     format!("{}{:016x}/{:016x}", kind.prefix(), table.0, partition.key())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PendingKind {
+pub(crate) enum PendingKind {
     Flush,
     Compaction,
 }
 
 impl PendingKind {
-    pub fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             PendingKind::Flush => "flush/",
             PendingKind::Compaction => "compact/",
@@ -70,14 +70,14 @@ impl PendingKind {
 }
 
 /// Records a pending flush or compaction (before its file is created).
-pub fn record_pending(db: &Database, key: &str, pending: &PendingFile) -> Result<()> {
+pub(crate) fn record_pending(db: &Database, key: &str, pending: &PendingFile) -> Result<()> {
     let mut record = WriteBatch::default();
     record.put_cf(&db.store.cf(CF_CATALOG), key, serde_json::to_vec(pending).expect("serialises"));
     db.store.write(record)
 }
 
 /// Clears a pending record: the flush or compaction finished or was rolled back.
-pub fn clear_pending(db: &Database, key: &str) -> Result<()> {
+pub(crate) fn clear_pending(db: &Database, key: &str) -> Result<()> {
     let mut b = WriteBatch::default();
     b.delete_cf(&db.store.cf(CF_CATALOG), key);
     db.store.write(b)
@@ -85,7 +85,7 @@ pub fn clear_pending(db: &Database, key: &str) -> Result<()> {
 
 /// Outcome of flushing one partition.
 #[derive(Debug)]
-pub enum PartitionFlush {
+pub(crate) enum PartitionFlush {
     /// Nothing was hot.
     Empty,
     Flushed(FileEntry),
@@ -95,7 +95,7 @@ pub enum PartitionFlush {
 
 /// Flushes one partition of a USER or SHARED table (the protocol above). `cancelled` is
 /// checked until the manifest is written; after that the flush always completes.
-pub fn flush_partition(
+pub(crate) fn flush_partition(
     db: &Database,
     table: &Arc<TableDef>,
     partition: Partition,
@@ -164,7 +164,7 @@ pub fn flush_partition(
 /// The table's current definition, or `TableNotFound` once it was dropped. Flushes and
 /// compactions ask with the partition's flush lock held, which DROP TABLE takes before it
 /// deletes the files: so they never write into a dropped table's directory.
-pub fn current_definition(db: &Database, table: &TableDef) -> Result<Arc<TableDef>> {
+pub(crate) fn current_definition(db: &Database, table: &TableDef) -> Result<Arc<TableDef>> {
     match db.catalog.table(&table.namespace, &table.name) {
         Some(t) if t.id == table.id => Ok(t),
         _ => Err(KalamError::TableNotFound(table.qualified_name())),
@@ -175,7 +175,7 @@ pub fn current_definition(db: &Database, table: &TableDef) -> Result<Arc<TableDe
 /// (walking the change index), in chunks: `f` gets each chunk's encoded primary keys and
 /// rows, and returns whether to go on. Files written in this order can be streamed by
 /// readers that need it (catch-up) instead of being sorted.
-pub fn scan_hot_rows(
+pub(crate) fn scan_hot_rows(
     db: &Database,
     snapshot: &Snapshot<'_>,
     table: &TableDef,
@@ -226,7 +226,7 @@ pub fn scan_hot_rows(
 
 /// Step 5: removes flushed rows from the hot tier in chunks; the last chunk also clears the
 /// pending record. Used by flushes and by recovery.
-pub fn remove_hot_rows(
+pub(crate) fn remove_hot_rows(
     db: &Database,
     table: &TableDef,
     partition: Partition,
@@ -271,13 +271,17 @@ pub fn remove_hot_rows(
 }
 
 /// Tables a flush job covers: one table, a namespace's or all USER and SHARED tables.
-pub fn flushable(tables: Vec<Arc<TableDef>>) -> Vec<Arc<TableDef>> {
+pub(crate) fn flushable(tables: Vec<Arc<TableDef>>) -> Vec<Arc<TableDef>> {
     tables.into_iter().filter(|t| t.kind != TableKind::Stream).collect()
 }
 
 /// Runs a flush job over `targets`: each partition with hot rows (or only those listed)
 /// is flushed in turn, and the job's counts grow as files are written.
-pub fn run_job(db: &Database, job: &JobHandle, targets: &[(Arc<TableDef>, Option<Vec<Partition>>)]) -> Result<JobEnd> {
+pub(crate) fn run_job(
+    db: &Database,
+    job: &JobHandle,
+    targets: &[(Arc<TableDef>, Option<Vec<Partition>>)],
+) -> Result<JobEnd> {
     job.start()?;
     for (table, partitions) in targets {
         let partitions = match partitions {
@@ -299,7 +303,7 @@ pub fn run_job(db: &Database, job: &JobHandle, targets: &[(Arc<TableDef>, Option
 }
 
 /// Starts a flush job in the background and returns at once.
-pub fn spawn_job(db: Arc<Database>, job: JobHandle, targets: Vec<(Arc<TableDef>, Option<Vec<Partition>>)>) {
+pub(crate) fn spawn_job(db: Arc<Database>, job: JobHandle, targets: Vec<(Arc<TableDef>, Option<Vec<Partition>>)>) {
     drop(crate::budget::spawn_background("flush", move || {
         let outcome = run_job(&db, &job, &targets);
         job.finish(outcome);

@@ -13,7 +13,7 @@ use std::time::Duration;
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the scheduler; it stops when the database is dropped.
-pub fn start(db: Weak<Database>) {
+pub(crate) fn start(db: Weak<Database>) {
     jobs::schedule(db, Duration::ZERO, CHECK_EVERY, "flush", run_due);
 }
 

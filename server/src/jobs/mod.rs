@@ -23,7 +23,7 @@ const SEQ_KEY: &[u8] = b"seq/job";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum JobType {
+pub(crate) enum JobType {
     Flush,
     Backup,
     Restore,
@@ -34,7 +34,7 @@ pub enum JobType {
 }
 
 impl JobType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             JobType::Flush => "flush",
             JobType::Backup => "backup",
@@ -47,7 +47,7 @@ impl JobType {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum JobStatus {
+pub(crate) enum JobStatus {
     Queued,
     Running,
     Completed,
@@ -56,7 +56,7 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",
             JobStatus::Running => "running",
@@ -66,14 +66,14 @@ impl JobStatus {
         }
     }
 
-    pub fn is_finished(self) -> bool {
+    pub(crate) fn is_finished(self) -> bool {
         matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
     }
 }
 
 /// A job as persisted and shown in `system.jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Job {
+pub(crate) struct Job {
     pub id: String,
     pub job_type: JobType,
     pub status: JobStatus,
@@ -93,14 +93,14 @@ pub struct Job {
 
 /// How a job's work ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobEnd {
+pub(crate) enum JobEnd {
     Completed,
     /// Stopped at a safe point after `KILL JOB`.
     Cancelled,
 }
 
 /// Creates, tracks and persists jobs.
-pub struct JobManager {
+pub(crate) struct JobManager {
     store: Arc<Store>,
     state: Mutex<State>,
 }
@@ -123,7 +123,7 @@ fn job_key(n: u64) -> String {
 
 /// Runs `round` every `period` (the first time after `first`) on a background thread, one round
 /// at a time, until `target` is dropped: the loop of the policy schedulers.
-pub fn schedule<T: Send + Sync + 'static>(
+pub(crate) fn schedule<T: Send + Sync + 'static>(
     target: Weak<T>,
     first: Duration,
     period: Duration,
@@ -145,7 +145,7 @@ pub fn schedule<T: Send + Sync + 'static>(
 
 /// Runs `work` as a job of `job_type` over `table` with trigger `policy`. Fails only if the
 /// job cannot be recorded; the work's own outcome goes to the job record.
-pub fn run_policy_job(
+pub(crate) fn run_policy_job(
     jobs: &Arc<JobManager>,
     job_type: JobType,
     table: &TableDef,
@@ -163,7 +163,7 @@ fn job_number(id: &str) -> Option<u64> {
 
 impl JobManager {
     /// Loads the job records; those a crash left queued or running become failed.
-    pub fn open(store: Arc<Store>) -> Result<JobManager> {
+    pub(crate) fn open(store: Arc<Store>) -> Result<JobManager> {
         let mut jobs = BTreeMap::new();
         let mut batch = WriteBatch::default();
         let cf = store.cf(CF_CATALOG);
@@ -196,7 +196,7 @@ impl JobManager {
     }
 
     /// Records a new queued job.
-    pub fn create(
+    pub(crate) fn create(
         self: &Arc<Self>,
         job_type: JobType,
         namespace: Option<String>,
@@ -242,7 +242,7 @@ impl JobManager {
     }
 
     /// The id of a queued or running job of `job_type` on `namespace`, if there is one.
-    pub fn active(&self, job_type: JobType, namespace: &str) -> Option<String> {
+    pub(crate) fn active(&self, job_type: JobType, namespace: &str) -> Option<String> {
         self.state
             .lock()
             .jobs
@@ -252,12 +252,12 @@ impl JobManager {
     }
 
     /// All job records, oldest first.
-    pub fn list(&self) -> Vec<Job> {
+    pub(crate) fn list(&self) -> Vec<Job> {
         self.state.lock().jobs.values().cloned().collect()
     }
 
     /// Asks a queued or running job to stop.
-    pub fn kill(&self, id: &str) -> Result<()> {
+    pub(crate) fn kill(&self, id: &str) -> Result<()> {
         let not_found = || KalamError::Validation(format!("no job '{id}'"));
         let n = job_number(id).ok_or_else(not_found)?;
         let state = self.state.lock();
@@ -286,7 +286,7 @@ impl JobManager {
 }
 
 /// The running side of a job: progress, cancellation checks and the final status.
-pub struct JobHandle {
+pub(crate) struct JobHandle {
     pub id: String,
     n: u64,
     cancel: Arc<AtomicBool>,
@@ -294,11 +294,11 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
 
-    pub fn start(&self) -> Result<()> {
+    pub(crate) fn start(&self) -> Result<()> {
         self.manager.update(self.n, |j| {
             j.status = JobStatus::Running;
             j.started_at = Some(now_micros());
@@ -306,7 +306,7 @@ impl JobHandle {
     }
 
     /// Adds to the job's row, byte and file counts.
-    pub fn progress(&self, rows: u64, bytes: u64, files: u64) -> Result<()> {
+    pub(crate) fn progress(&self, rows: u64, bytes: u64, files: u64) -> Result<()> {
         self.manager.update(self.n, |j| {
             j.rows += rows;
             j.bytes += bytes;
@@ -315,7 +315,7 @@ impl JobHandle {
     }
 
     /// Records how the job ended.
-    pub fn finish(&self, outcome: Result<JobEnd>) {
+    pub(crate) fn finish(&self, outcome: Result<JobEnd>) {
         let (status, error) = match outcome {
             Ok(JobEnd::Completed) => (JobStatus::Completed, None),
             Ok(JobEnd::Cancelled) => (JobStatus::Cancelled, None),

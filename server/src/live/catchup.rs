@@ -24,10 +24,10 @@ use crate::storage::{CF_ROW_INDEX, CF_ROWS, Snapshot, Store, keys};
 use kalamdb_client_core::protocol::ws::{ServerMessage, Subscribe};
 use std::collections::{HashSet, VecDeque};
 
-pub const DEFAULT_BATCH_SIZE: usize = 1000;
-pub const MAX_BATCH_SIZE: usize = 10_000;
+pub(crate) const DEFAULT_BATCH_SIZE: usize = 1000;
+pub(crate) const MAX_BATCH_SIZE: usize = 10_000;
 
-pub struct CatchUp {
+pub(crate) struct CatchUp {
     id: String,
     /// Exclusive lower bound: the next batch reads entries with `_updated > position`.
     position: i64,
@@ -42,7 +42,7 @@ pub struct CatchUp {
 }
 
 /// What an initial load reads: the hot snapshot and the cold listing taken at its watermark.
-pub struct LoadSnapshot<'a, 'db> {
+pub(crate) struct LoadSnapshot<'a, 'db> {
     pub store: &'a Store,
     pub hot: &'a Snapshot<'db>,
     pub cold: &'a ColdSnapshot,
@@ -56,7 +56,7 @@ impl CatchUp {
     /// Plans the load of `s` over `view`. A cursor older than the newest tombstone purged from
     /// the partition (`cold.purged_through`), which it may have missed, or from the future gets
     /// a reset: a full load the client replaces its copy with.
-    pub fn new(view: &LoadSnapshot<'_, '_>, query: &LiveQuery, s: &Subscribe) -> Result<CatchUp> {
+    pub(crate) fn new(view: &LoadSnapshot<'_, '_>, query: &LiveQuery, s: &Subscribe) -> Result<CatchUp> {
         let batch_size = s.batch_size.map(|b| b as usize).unwrap_or(DEFAULT_BATCH_SIZE);
         if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
             return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")));
@@ -107,7 +107,11 @@ impl CatchUp {
     }
 
     /// The next `batch` frame, or `None` after the last one.
-    pub fn next_batch(&mut self, view: &LoadSnapshot<'_, '_>, query: &LiveQuery) -> Result<Option<ServerMessage>> {
+    pub(crate) fn next_batch(
+        &mut self,
+        view: &LoadSnapshot<'_, '_>,
+        query: &LiveQuery,
+    ) -> Result<Option<ServerMessage>> {
         if self.done {
             return Ok(None);
         }
@@ -338,7 +342,7 @@ fn start_of_last_rows(
 /// The initial load of a STREAM subscription: the still-buffered events after `since`
 /// (captured at the watermark), filtered and cut into batches. Evicted events are gone, so
 /// streams never report deletes or resets.
-pub fn stream_batches(
+pub(crate) fn stream_batches(
     query: &LiveQuery,
     id: &str,
     events: &[StoredRow],

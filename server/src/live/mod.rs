@@ -7,9 +7,9 @@
 //!   of committed changes.
 //! - [`catchup`]: initial load and catch-up from a cursor through the change index.
 
-pub mod catchup;
-pub mod query;
-pub mod registry;
+pub(crate) mod catchup;
+pub(crate) mod query;
+pub(crate) mod registry;
 
-pub use query::LiveQuery;
-pub use registry::LiveRegistry;
+pub(crate) use query::LiveQuery;
+pub(crate) use registry::LiveRegistry;

@@ -16,7 +16,7 @@ use kalamdb_client_core::protocol::ColumnInfo;
 use std::sync::Arc;
 
 #[derive(Debug)]
-pub struct LiveQuery {
+pub(crate) struct LiveQuery {
     pub table: Arc<TableDef>,
     pub partition: Partition,
     /// Indexes into `table.columns` of the columns sent, primary key included.
@@ -48,7 +48,7 @@ impl LiveQuery {
         }
     }
 
-    pub fn schema(&self) -> Vec<ColumnInfo> {
+    pub(crate) fn schema(&self) -> Vec<ColumnInfo> {
         self.columns
             .iter()
             .map(|&i| {
@@ -65,12 +65,12 @@ impl LiveQuery {
     /// Whether the filter calls no functions: its cost is then bounded by the size of the
     /// row it reads (comparisons, arithmetic, LIKE), so it can be presumed cheap before it
     /// has ever run.
-    pub fn is_function_free(&self) -> bool {
+    pub(crate) fn is_function_free(&self) -> bool {
         self.budget.is_none()
     }
 
     /// Which rows of `batch` (built by [`to_batch`] from this table) match the WHERE.
-    pub fn matches_batch(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
+    pub(crate) fn matches_batch(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
         let n = batch.num_rows();
         let Some(filter) = &self.filter else { return Ok(vec![true; n]) };
         let result = filter.evaluate(batch).and_then(|r| r.into_array(n));
@@ -87,18 +87,18 @@ impl LiveQuery {
 
     /// The subscription's columns of a row, as JSON values in the sync form (CRDT_TEXT cells
     /// as `{"text", "state"}`).
-    pub fn project(&self, values: &[Value]) -> Vec<serde_json::Value> {
+    pub(crate) fn project(&self, values: &[Value]) -> Vec<serde_json::Value> {
         self.columns.iter().map(|&i| values::to_sync_json(&values[i], self.table.columns[i].data_type)).collect()
     }
 
     /// The primary key of a row, as JSON.
-    pub fn pk_json(&self, values: &[Value]) -> serde_json::Value {
+    pub(crate) fn pk_json(&self, values: &[Value]) -> serde_json::Value {
         values::to_json(&values[self.table.primary_key], self.table.pk().data_type)
     }
 }
 
 /// Rows as a record batch with the table's full schema (user columns, then `_updated` and
 /// `_deleted` unless it is a STREAM table): what subscription predicates are planned against.
-pub fn to_batch(table: &TableDef, rows: &[&StoredRow]) -> Result<RecordBatch> {
+pub(crate) fn to_batch(table: &TableDef, rows: &[&StoredRow]) -> Result<RecordBatch> {
     rows_to_batch(table, rows, table.has_system_columns(), None)
 }

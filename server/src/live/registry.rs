@@ -50,7 +50,7 @@ use tokio::sync::{Notify, mpsc};
 /// read the client may have ended that subscription and reused the id, and a stale message
 /// must then be dropped, not applied to the new one.
 #[derive(Debug)]
-pub enum Outgoing {
+pub(crate) enum Outgoing {
     /// A change event of `sub`.
     Change { sub: Arc<LiveSubscription>, frame: ServerMessage },
     /// The subscription was ended (`KILL LIVE QUERY`, or its filter was too costly): forget
@@ -63,7 +63,7 @@ pub enum Outgoing {
 
 /// State a connection shares with the fan-out and the account commands.
 #[derive(Debug, Default)]
-pub struct ConnectionSignal {
+pub(crate) struct ConnectionSignal {
     /// Set when the connection's queue overflowed; its socket writer closes it.
     pub overflowed: AtomicBool,
     /// Wakes the socket writer after `overflowed` was set.
@@ -77,7 +77,7 @@ pub struct ConnectionSignal {
 
 impl ConnectionSignal {
     /// Marks the connection as too slow: it closes, and its client resumes from its cursors.
-    pub fn overflow(&self) {
+    pub(crate) fn overflow(&self) {
         self.overflowed.store(true, Ordering::Relaxed);
         self.overflow_notify.notify_one();
     }
@@ -85,7 +85,7 @@ impl ConnectionSignal {
 
 /// One registered subscription.
 #[derive(Debug)]
-pub struct LiveSubscription {
+pub(crate) struct LiveSubscription {
     pub live_id: String,
     /// The client's id for the subscription (unique per connection).
     pub id: String,
@@ -109,19 +109,19 @@ pub struct LiveSubscription {
 
 impl LiveSubscription {
     /// Whether the connection still serves this subscription.
-    pub fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         !self.ended.load(Ordering::Acquire)
     }
 
     /// Marks the subscription as ended by its connection; later messages for it are dropped.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         self.ended.store(true, Ordering::Release);
     }
 }
 
 /// Limits of subscription filter evaluation.
 #[derive(Debug, Clone, Copy)]
-pub struct FilterLimits {
+pub(crate) struct FilterLimits {
     /// Changes queued for one group before it counts as too slow.
     pub queue: usize,
     /// CPU time a group may spend per second on average.
@@ -135,7 +135,7 @@ enum FanoutEvent {
     SchemaChanged(TableId, u32),
 }
 
-pub struct LiveRegistry {
+pub(crate) struct LiveRegistry {
     tx: mpsc::UnboundedSender<FanoutEvent>,
     /// Every live subscription by live id (for `system.live_queries` and KILL).
     all: RwLock<HashMap<String, Arc<LiveSubscription>>>,
@@ -167,7 +167,7 @@ impl ChangeSink for LiveRegistry {
 impl LiveRegistry {
     /// Creates the registry; its router and filter groups run on `runtime`, and costly
     /// filter evaluations on `query_runtime`.
-    pub fn start(
+    pub(crate) fn start(
         runtime: Handle,
         query_runtime: Handle,
         scheduler: Arc<FairScheduler>,
@@ -193,14 +193,14 @@ impl LiveRegistry {
 
     /// Registers a subscription. Call under the commit lock (`Committer::at_watermark`), so
     /// its position in the change stream matches the watermark of its initial load.
-    pub fn register(&self, sub: Arc<LiveSubscription>) {
+    pub(crate) fn register(&self, sub: Arc<LiveSubscription>) {
         *self.watched.write().entry((sub.query.table.id, sub.query.partition)).or_default() += 1;
         self.all.write().insert(sub.live_id.clone(), sub.clone());
         let _ = self.tx.send(FanoutEvent::Register(sub));
     }
 
     /// Removes a subscription (a no-op if it is already gone).
-    pub fn unregister(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
+    pub(crate) fn unregister(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
         let removed = self.all.write().remove(live_id);
         if let Some(sub) = &removed {
             let key = (sub.query.table.id, sub.query.partition);
@@ -218,7 +218,7 @@ impl LiveRegistry {
     }
 
     /// Tells `signal` when `user`'s account changes (until the connection is dropped).
-    pub fn watch_account(&self, user: UserId, signal: &Arc<ConnectionSignal>) {
+    pub(crate) fn watch_account(&self, user: UserId, signal: &Arc<ConnectionSignal>) {
         let mut sessions = self.sessions.lock();
         let signals = sessions.entry(user).or_default();
         signals.retain(|s| s.strong_count() > 0);
@@ -227,7 +227,7 @@ impl LiveRegistry {
 
     /// A user's role, password or existence changed: their open connections check again at
     /// once (and close, or end the subscriptions they may no longer have).
-    pub fn account_changed(&self, user: UserId) {
+    pub(crate) fn account_changed(&self, user: UserId) {
         let mut sessions = self.sessions.lock();
         let Some(signals) = sessions.get_mut(&user) else { return };
         signals.retain(|weak| match weak.upgrade() {
@@ -243,22 +243,22 @@ impl LiveRegistry {
         }
     }
 
-    pub fn get(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
+    pub(crate) fn get(&self, live_id: &str) -> Option<Arc<LiveSubscription>> {
         self.all.read().get(live_id).cloned()
     }
 
-    pub fn snapshot(&self) -> Vec<Arc<LiveSubscription>> {
+    pub(crate) fn snapshot(&self) -> Vec<Arc<LiveSubscription>> {
         self.all.read().values().cloned().collect()
     }
 
     /// Whether anyone subscribes to this table partition (ephemeral streams drop events
     /// nobody would receive).
-    pub fn has_subscribers(&self, table: TableId, partition: Partition) -> bool {
+    pub(crate) fn has_subscribers(&self, table: TableId, partition: Partition) -> bool {
         self.watched.read().contains_key(&(table, partition))
     }
 
     /// Number of live subscriptions on a table (any partition).
-    pub fn count_on_table(&self, table: TableId) -> usize {
+    pub(crate) fn count_on_table(&self, table: TableId) -> usize {
         self.all.read().values().filter(|s| s.query.table.id == table).count()
     }
 }

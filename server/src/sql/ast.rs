@@ -10,20 +10,20 @@ use datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
 use std::fmt::{self, Display, Formatter};
 
 // Table kinds, column types and roles are the catalog's and the protocol's own types.
-pub use crate::schema::TableKind;
-pub use crate::types::DataType;
-pub use kalamdb_client_core::protocol::Role;
+pub(crate) use crate::schema::TableKind;
+pub(crate) use crate::types::DataType;
+pub(crate) use kalamdb_client_core::protocol::Role;
 
 /// A possibly namespace-qualified table reference as written (`ns.t` or `t`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableRef {
+pub(crate) struct TableRef {
     pub namespace: Option<String>,
     pub name: String,
 }
 
 /// A column default as written.
 #[derive(Debug, Clone, PartialEq)]
-pub enum DefaultSpec {
+pub(crate) enum DefaultSpec {
     /// `NULL`, a number, a quoted string, `TRUE`/`FALSE` (kept as written; coerced to the
     /// column type by the catalog).
     Literal(Literal),
@@ -36,7 +36,7 @@ pub enum DefaultSpec {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Literal {
+pub(crate) enum Literal {
     Null,
     Bool(bool),
     /// Numeric literal text, e.g. `-12`, `3.5`, `1e3`.
@@ -45,7 +45,7 @@ pub enum Literal {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ColumnSpec {
+pub(crate) struct ColumnSpec {
     pub name: String,
     pub data_type: DataType,
     pub not_null: bool,
@@ -55,13 +55,13 @@ pub struct ColumnSpec {
 
 /// One `key = value` of a `WITH (...)` / `SET OPTIONS (...)` list; key lower-cased.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OptionSpec {
+pub(crate) struct OptionSpec {
     pub key: String,
     pub value: Literal,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct CreateTable {
+pub(crate) struct CreateTable {
     pub kind: TableKind,
     pub if_not_exists: bool,
     pub table: TableRef,
@@ -78,7 +78,7 @@ pub struct CreateTable {
 /// (key lower-cased) or the flag `ALLOW_HTTP` (value `TRUE`); which ones apply depends on
 /// the type and is checked when the statement runs.
 #[derive(Clone, PartialEq)]
-pub struct CreateStorage {
+pub(crate) struct CreateStorage {
     pub id: String,
     pub if_not_exists: bool,
     pub storage_type: String,
@@ -100,10 +100,10 @@ impl fmt::Debug for CreateStorage {
 
 /// A password as written in a statement: `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+pub(crate) struct Secret(pub String);
 
 impl Secret {
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -114,15 +114,16 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What `ALTER USER ... SET` changes.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AlterUserAction {
-    SetPassword(Secret),
-    SetRole(Role),
-    SetEmail(String),
+pub(crate) enum AlterUserAction {
+    Password(Secret),
+    Role(Role),
+    Email(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum AlterTableAction {
+pub(crate) enum AlterTableAction {
     AddColumn(ColumnSpec),
     DropColumn(String),
     RenameColumn { from: String, to: String },
@@ -132,7 +133,7 @@ pub enum AlterTableAction {
 
 /// One statement of a request.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Statement {
+pub(crate) enum Statement {
     CreateNamespace {
         name: String,
         if_not_exists: bool,
@@ -393,9 +394,9 @@ impl Display for Statement {
             Statement::AlterUser { name, action } => {
                 write!(f, "ALTER USER {} SET ", Str(name))?;
                 match action {
-                    AlterUserAction::SetPassword(p) => write!(f, "PASSWORD {}", Str(p.expose())),
-                    AlterUserAction::SetRole(r) => write!(f, "ROLE {r}"),
-                    AlterUserAction::SetEmail(e) => write!(f, "EMAIL {}", Str(e)),
+                    AlterUserAction::Password(p) => write!(f, "PASSWORD {}", Str(p.expose())),
+                    AlterUserAction::Role(r) => write!(f, "ROLE {r}"),
+                    AlterUserAction::Email(e) => write!(f, "EMAIL {}", Str(e)),
                 }
             }
             Statement::DropUser { name, if_exists: ie } => write!(f, "DROP USER{} {}", if_exists(*ie), Str(name)),

@@ -9,7 +9,7 @@ use crate::sql::ast::TableRef;
 use kalamdb_client_core::protocol::Role;
 use std::sync::Arc;
 
-pub struct ExecContext<'a> {
+pub(crate) struct ExecContext<'a> {
     pub db: &'a Arc<Database>,
     /// Who the statement runs as: the caller, or the target of `EXECUTE AS USER`.
     pub principal: Principal,
@@ -21,13 +21,13 @@ pub struct ExecContext<'a> {
 
 impl ExecContext<'_> {
     /// Resolves `ns.t` or `t` (against the current namespace) to an existing table.
-    pub fn resolve_table(&self, table: &TableRef) -> Result<Arc<TableDef>> {
+    pub(crate) fn resolve_table(&self, table: &TableRef) -> Result<Arc<TableDef>> {
         let ns = self.namespace_for(table.namespace.as_deref())?;
         self.db.catalog.require_table(&ns, &table.name)
     }
 
     /// The namespace an explicitly named or implicit (current) namespace refers to.
-    pub fn namespace_for(&self, explicit: Option<&str>) -> Result<NamespaceId> {
+    pub(crate) fn namespace_for(&self, explicit: Option<&str>) -> Result<NamespaceId> {
         match explicit {
             Some(ns) => NamespaceId::new(ns),
             None => self.namespace.clone().ok_or_else(|| {
@@ -40,7 +40,7 @@ impl ExecContext<'_> {
     }
 
     /// `IN ns` of a listing statement: `None` for all namespaces, else `ns`, which must exist.
-    pub fn existing_namespace(&self, name: Option<&str>) -> Result<Option<NamespaceId>> {
+    pub(crate) fn existing_namespace(&self, name: Option<&str>) -> Result<Option<NamespaceId>> {
         let Some(name) = name else { return Ok(None) };
         let ns = self.namespace_for(Some(name))?;
         if self.db.catalog.namespace(&ns).is_none() {
@@ -50,7 +50,7 @@ impl ExecContext<'_> {
     }
 
     /// The partition this statement reads and writes in `table`.
-    pub fn partition(&self, table: &TableDef) -> Partition {
+    pub(crate) fn partition(&self, table: &TableDef) -> Partition {
         match table.kind {
             TableKind::Shared => Partition::Shared,
             TableKind::User | TableKind::Stream => Partition::User(self.principal.user_id),
@@ -59,7 +59,7 @@ impl ExecContext<'_> {
 
     /// Checks read access: USER and STREAM tables are always readable (own partition only); SHARED
     /// tables need `public` access or role service+.
-    pub fn check_read(&self, table: &TableDef) -> Result<()> {
+    pub(crate) fn check_read(&self, table: &TableDef) -> Result<()> {
         match table.kind {
             TableKind::User | TableKind::Stream => Ok(()),
             TableKind::Shared => {
@@ -78,7 +78,7 @@ impl ExecContext<'_> {
 
     /// Checks write access: USER and STREAM tables are writable (own partition only); SHARED tables
     /// need role service+.
-    pub fn check_write(&self, table: &TableDef) -> Result<()> {
+    pub(crate) fn check_write(&self, table: &TableDef) -> Result<()> {
         match table.kind {
             TableKind::User | TableKind::Stream => Ok(()),
             TableKind::Shared => {

@@ -24,16 +24,16 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use std::any::TypeId;
 
 /// Deepest nesting of `(`, `[` and `{` one statement may have.
-pub const MAX_NESTING: usize = 40;
+pub(crate) const MAX_NESTING: usize = 40;
 
 /// sqlparser's recursion limit (it counts expression, query and statement levels). Above
 /// [`MAX_NESTING`], so that bracket nesting meets our clearer error first.
-pub const RECURSION_LIMIT: usize = 64;
+pub(crate) const RECURSION_LIMIT: usize = 64;
 
 /// Most binary operators one statement may chain. Long `a OR b OR ...` chains become deep
 /// expression trees that the planner walks recursively; past this a statement is refused
 /// rather than risking the server's stack. (`IN (...)` lists are not counted.)
-pub const MAX_OPERATORS: usize = 500;
+pub(crate) const MAX_OPERATORS: usize = 500;
 
 /// sqlparser's `GenericDialect`, except that a keyword whose special form failed to parse is
 /// not tried again as an identifier (see the module docs).
@@ -43,7 +43,7 @@ pub const MAX_OPERATORS: usize = 500;
 /// special form before `(` — `CAST`, `FLOOR`, `EXTRACT`, ... — stay usable as column names:
 /// not followed by `(`, they are parsed as identifiers before the special form is tried.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct KalamDialect;
+pub(crate) struct KalamDialect;
 
 /// Keywords whose special form parses nested expressions.
 const NESTING_KEYWORDS: &[Keyword] = &[
@@ -201,7 +201,7 @@ impl Dialect for KalamDialect {
 }
 
 /// Refuses token streams that nest or chain too much (see the module docs).
-pub fn check_limits(tokens: &[TokenWithSpan]) -> Result<()> {
+pub(crate) fn check_limits(tokens: &[TokenWithSpan]) -> Result<()> {
     let (mut depth, mut deepest, mut operators) = (0usize, 0usize, 0usize);
     for t in tokens {
         match &t.token {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs a request. `running` is set to the 1-based index of the statement in progress, so
 /// that a caller cancelling the request can say which statement it stopped.
-pub async fn execute_request(
+pub(crate) async fn execute_request(
     db: &Arc<Database>,
     principal: &Principal,
     req: &SqlRequest,

@@ -78,7 +78,12 @@ impl ScalarUDFImpl for KalamFunction {
 }
 
 /// Registers the functions on a statement's context; `user` is what `CURRENT_USER()` returns.
-pub fn register(ctx: &SessionContext, user: &str, snowflake: &Arc<SnowflakeGenerator>, ulids: &Arc<UlidGenerator>) {
+pub(crate) fn register(
+    ctx: &SessionContext,
+    user: &str,
+    snowflake: &Arc<SnowflakeGenerator>,
+    ulids: &Arc<UlidGenerator>,
+) {
     for (kind, name, volatility) in [
         (Kind::CurrentUser, "current_user", Volatility::Stable),
         (Kind::SnowflakeId, "snowflake_id", Volatility::Volatile),

@@ -13,24 +13,24 @@
 //! - [`dialect`]: the sqlparser dialect and the cost limits of one statement; [`rewrite`]: fixes
 //!   applied to every parsed statement.
 
-pub mod ast;
-pub mod commands;
-pub mod context;
-pub mod dialect;
-pub mod dml;
-pub mod executor;
-pub mod functions;
-pub mod parser;
-pub mod point_read;
-pub mod query;
-pub mod results;
-pub mod rewrite;
-pub mod session;
-pub mod subscription;
-pub mod system_tables;
+pub(crate) mod ast;
+pub(crate) mod commands;
+pub(crate) mod context;
+pub(crate) mod dialect;
+pub(crate) mod dml;
+pub(crate) mod executor;
+pub(crate) mod functions;
+pub(crate) mod parser;
+pub(crate) mod point_read;
+pub(crate) mod query;
+pub(crate) mod results;
+pub(crate) mod rewrite;
+pub(crate) mod session;
+pub(crate) mod subscription;
+pub(crate) mod system_tables;
 
-pub use context::ExecContext;
+pub(crate) use context::ExecContext;
 
 /// How often a write that raced an ALTER TABLE is planned again before giving up.
-pub const SCHEMA_CHANGE_RETRIES: usize = 3;
-pub use executor::execute_request;
+pub(crate) const SCHEMA_CHANGE_RETRIES: usize = 3;
+pub(crate) use executor::execute_request;

@@ -24,7 +24,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Tok
 use std::ops::Range;
 
 /// A request's SQL text, tokenized once and split into statements.
-pub struct Script {
+pub(crate) struct Script {
     tokens: Vec<TokenWithSpan>,
     /// Token ranges of the statements, without their `;`; statements made only of
     /// whitespace and comments are left out.
@@ -34,7 +34,7 @@ pub struct Script {
 impl Script {
     /// Tokenizes `sql`. Fails only on text that cannot be tokenized (an unterminated
     /// string, quoted name or comment); syntax is checked per statement.
-    pub fn tokenize(sql: &str) -> Result<Script> {
+    pub(crate) fn tokenize(sql: &str) -> Result<Script> {
         let tokens = Tokenizer::new(&KalamDialect, sql).tokenize_with_location().map_err(tokenizer_error)?;
         let mut statements = Vec::new();
         let mut start = 0;
@@ -50,28 +50,29 @@ impl Script {
     }
 
     /// How many statements the text holds.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.statements.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.statements.is_empty()
     }
 
     /// Parses statement `i` (0-based), within the limits of [`check_limits`].
-    pub fn statement(&self, i: usize) -> Result<Statement> {
+    pub(crate) fn statement(&self, i: usize) -> Result<Statement> {
         let tokens = &self.tokens[self.statements[i].clone()];
         check_limits(tokens)?;
         KalamParser::new(tokens.to_vec()).statement()
     }
 
     /// Parses every statement.
-    pub fn statements(&self) -> Result<Vec<Statement>> {
+    #[cfg(test)]
+    pub(crate) fn statements(&self) -> Result<Vec<Statement>> {
         (0..self.len()).map(|i| self.statement(i)).collect()
     }
 
     /// The text's one statement; an error if it holds none or several.
-    pub fn single(&self) -> Result<Statement> {
+    pub(crate) fn single(&self) -> Result<Statement> {
         match self.len() {
             1 => self.statement(0),
             0 => Err(KalamError::Parse("expected a statement".into())),
@@ -92,7 +93,7 @@ fn tokenizer_error(e: TokenizerError) -> KalamError {
 }
 
 /// Parses text that must be one query or data change (subscriptions, internal queries).
-pub fn parse_sql(sql: &str) -> Result<SqlStatement> {
+pub(crate) fn parse_sql(sql: &str) -> Result<SqlStatement> {
     match Script::tokenize(sql)?.single()? {
         Statement::Sql(statement) => Ok(*statement),
         other => Err(KalamError::NotSupported(format!("expected a query, found {}", first_words(&other.to_string())))),
@@ -104,7 +105,7 @@ fn first_words(s: &str) -> String {
 }
 
 /// The name an identifier stands for, by DataFusion's rule (see the module docs).
-pub fn ident_name(ident: &Ident) -> String {
+pub(crate) fn ident_name(ident: &Ident) -> String {
     match ident.quote_style {
         None => ident.value.to_ascii_lowercase(),
         Some(_) => ident.value.clone(),
@@ -115,7 +116,7 @@ pub fn ident_name(ident: &Ident) -> String {
 const SQL_STATEMENTS: &[&str] = &["select", "with", "insert", "update", "delete", "explain", "values"];
 
 /// sqlparser's `Parser` plus the grammar of KalamDB's own statements.
-pub struct KalamParser<'a> {
+pub(crate) struct KalamParser<'a> {
     parser: Parser<'a>,
     /// Inside `EXECUTE AS USER '...' (...)`, where a statement ends at `)`.
     nested: bool,
@@ -142,7 +143,7 @@ fn is_word(token: &Token, word: &str) -> bool {
 
 impl<'a> KalamParser<'a> {
     /// A parser over one statement's tokens.
-    pub fn new(tokens: Vec<TokenWithSpan>) -> Self {
+    pub(crate) fn new(tokens: Vec<TokenWithSpan>) -> Self {
         let parser = Parser::new(&KalamDialect)
             .with_recursion_limit(RECURSION_LIMIT)
             .with_tokens_with_locations(normalize_current_user(tokens));
@@ -325,7 +326,7 @@ impl<'a> KalamParser<'a> {
     // ---- statements ----
 
     /// Parses the whole statement.
-    pub fn statement(mut self) -> Result<Statement> {
+    pub(crate) fn statement(mut self) -> Result<Statement> {
         let statement = self.next_statement()?;
         self.expect_end(&statement_name(&statement))?;
         Ok(statement)
@@ -752,11 +753,11 @@ impl<'a> KalamParser<'a> {
             let name = self.user_name("a user name after ALTER USER")?;
             self.expect_word("set", "PASSWORD, ROLE or EMAIL after ALTER USER ...")?;
             let action = if self.eat_word("password") {
-                AlterUserAction::SetPassword(Secret(self.string("a password string after SET PASSWORD")?))
+                AlterUserAction::Password(Secret(self.string("a password string after SET PASSWORD")?))
             } else if self.eat_word("role") {
-                AlterUserAction::SetRole(self.role()?)
+                AlterUserAction::Role(self.role()?)
             } else if self.eat_word("email") {
-                AlterUserAction::SetEmail(self.string("an email string after SET EMAIL")?)
+                AlterUserAction::Email(self.string("an email string after SET EMAIL")?)
             } else {
                 return Err(self.expected("PASSWORD, ROLE or EMAIL after ALTER USER ... SET"));
             };
@@ -1777,15 +1778,15 @@ mod tests {
     fn alter_and_drop_user() {
         assert_eq!(
             p("ALTER USER 'Alice' SET PASSWORD 'NewPw'"),
-            Statement::AlterUser { name: "Alice".into(), action: AlterUserAction::SetPassword(Secret("NewPw".into())) }
+            Statement::AlterUser { name: "Alice".into(), action: AlterUserAction::Password(Secret("NewPw".into())) }
         );
         assert_eq!(
             p("alter user Alice set role DBA"),
-            Statement::AlterUser { name: "Alice".into(), action: AlterUserAction::SetRole(Role::Dba) }
+            Statement::AlterUser { name: "Alice".into(), action: AlterUserAction::Role(Role::Dba) }
         );
         assert_eq!(
             p("ALTER USER 'alice' SET EMAIL 'A@b.c'"),
-            Statement::AlterUser { name: "alice".into(), action: AlterUserAction::SetEmail("A@b.c".into()) }
+            Statement::AlterUser { name: "alice".into(), action: AlterUserAction::Email("A@b.c".into()) }
         );
         assert_eq!(p("DROP USER 'Alice'"), Statement::DropUser { name: "Alice".into(), if_exists: false });
         assert_eq!(p("drop user if exists Bob;"), Statement::DropUser { name: "Bob".into(), if_exists: true });

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{Expr, GroupByExpr, SelectItem, SetExpr, St
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult};
 
 /// `Some(result)` if `stmt` is a primary-key point read, `None` if it needs the planner.
-pub fn try_execute(cx: &ExecContext<'_>, stmt: &Statement) -> Option<Result<QueryResult>> {
+pub(crate) fn try_execute(cx: &ExecContext<'_>, stmt: &Statement) -> Option<Result<QueryResult>> {
     let Statement::Query(query) = stmt else { return None };
     if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
         return None;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 /// Which system columns a statement names (see [`SystemColumns`]): `_deleted` anywhere
 /// shows tombstones, `_updated` shows the columns; names in string literals do not count.
-pub fn system_columns_of(statement: &Statement) -> SystemColumns {
+pub(crate) fn system_columns_of(statement: &Statement) -> SystemColumns {
     let mut mode = SystemColumns::Hidden;
     let _ = visit_expressions(statement, |e| {
         let name = match e {
@@ -45,7 +45,7 @@ pub fn system_columns_of(statement: &Statement) -> SystemColumns {
 }
 
 /// JSON request parameters as DataFusion parameter values.
-pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
+pub(crate) fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
     let values = params
         .iter()
         .enumerate()
@@ -73,7 +73,7 @@ pub fn param_values(params: &[serde_json::Value]) -> Result<ParamValues> {
 /// collected are charged to the statement's memory. Fails as soon as more than `max_rows`
 /// rows arrive, so a runaway query stops early. Time is bounded by the request's deadline:
 /// dropping this future aborts the work.
-pub async fn run(
+pub(crate) async fn run(
     cx: &ExecContext<'_>,
     statement: Statement,
     system_columns: SystemColumns,
@@ -84,7 +84,11 @@ pub async fn run(
 }
 
 /// Runs a query statement and renders its result (also on the query runtime).
-pub async fn execute(cx: &ExecContext<'_>, statement: Statement, system_columns: SystemColumns) -> Result<QueryResult> {
+pub(crate) async fn execute(
+    cx: &ExecContext<'_>,
+    statement: Statement,
+    system_columns: SystemColumns,
+) -> Result<QueryResult> {
     let limits = &cx.db.config.limits;
     let job = QueryJob::new(cx, statement, system_columns, limits.max_result_rows)?;
     let max_bytes = limits.max_response_bytes;

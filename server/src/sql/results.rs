@@ -11,7 +11,7 @@ use kalamdb_client_core::protocol::{ColumnInfo, QueryResult};
 use serde_json::{Value as Json, json};
 
 /// The KalamDB type name of a result column.
-pub fn type_name(field: &Field) -> String {
+pub(crate) fn type_name(field: &Field) -> String {
     if let Some(t) = field.metadata().get(TYPE_METADATA_KEY) {
         return t.clone();
     }
@@ -32,23 +32,9 @@ pub fn type_name(field: &Field) -> String {
     }
 }
 
-/// Converts batches into one result, refusing results whose JSON would be larger than
-/// `max_bytes` (checked as it is built, so an oversized result stops early).
-pub fn to_query_result(
-    schema: &datafusion::arrow::datatypes::Schema,
-    batches: &[RecordBatch],
-    max_bytes: usize,
-) -> Result<QueryResult> {
-    let mut builder = ResultBuilder::new(schema, max_bytes);
-    for batch in batches {
-        builder.push(batch)?;
-    }
-    Ok(builder.finish())
-}
-
 /// Builds a result batch by batch (so that each batch can be converted in its own slice of
 /// CPU), within a size budget for its JSON.
-pub struct ResultBuilder<'a> {
+pub(crate) struct ResultBuilder<'a> {
     schema: &'a datafusion::arrow::datatypes::Schema,
     columns: Vec<ColumnInfo>,
     rows: Vec<Vec<Json>>,
@@ -57,12 +43,12 @@ pub struct ResultBuilder<'a> {
 }
 
 impl<'a> ResultBuilder<'a> {
-    pub fn new(schema: &'a datafusion::arrow::datatypes::Schema, max_bytes: usize) -> Self {
+    pub(crate) fn new(schema: &'a datafusion::arrow::datatypes::Schema, max_bytes: usize) -> Self {
         let columns = schema.fields().iter().map(|f| ColumnInfo::new(f.name().clone(), type_name(f))).collect();
         ResultBuilder { schema, columns, rows: vec![], bytes: 0, max_bytes }
     }
 
-    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+    pub(crate) fn push(&mut self, batch: &RecordBatch) -> Result<()> {
         let mut batch_rows: Vec<Vec<Json>> =
             (0..batch.num_rows()).map(|_| Vec::with_capacity(self.columns.len())).collect();
         // Field metadata (the KalamDB type) lives on the plan's schema; batches may not carry it.
@@ -82,14 +68,14 @@ impl<'a> ResultBuilder<'a> {
         Ok(())
     }
 
-    pub fn finish(self) -> QueryResult {
+    pub(crate) fn finish(self) -> QueryResult {
         let row_count = self.rows.len() as u64;
         QueryResult { schema: self.columns, rows: self.rows, row_count, message: None }
     }
 }
 
 /// The error for a response over `limits.max_response_bytes`.
-pub fn response_too_large(max_bytes: usize) -> KalamError {
+pub(crate) fn response_too_large(max_bytes: usize) -> KalamError {
     KalamError::TooLarge(format!(
         "the response would be larger than {} (limits.max_response_bytes); add a LIMIT or select fewer columns",
         crate::budget::human_bytes(max_bytes)
@@ -97,7 +83,7 @@ pub fn response_too_large(max_bytes: usize) -> KalamError {
 }
 
 /// About how many bytes a result takes as JSON (string escapes not counted).
-pub fn result_json_len(result: &QueryResult) -> usize {
+pub(crate) fn result_json_len(result: &QueryResult) -> usize {
     let cells: usize = result.rows.iter().map(|row| row.iter().map(|v| json_len(v) + 1).sum::<usize>() + 2).sum();
     cells + result.schema.len() * 48 + 64
 }
@@ -173,7 +159,7 @@ fn b64(b: &[u8]) -> String {
 }
 
 /// The result of a statement that starts a job: the job id as a one-row result, and `message`.
-pub fn job_started(job_id: &str, message: String) -> QueryResult {
+pub(crate) fn job_started(job_id: &str, message: String) -> QueryResult {
     QueryResult {
         schema: vec![ColumnInfo::new("job_id", "TEXT")],
         rows: vec![vec![serde_json::json!(job_id)]],
@@ -183,6 +169,6 @@ pub fn job_started(job_id: &str, message: String) -> QueryResult {
 }
 
 /// A result for a statement that returns no rows.
-pub fn message(row_count: u64, message: impl Into<String>) -> QueryResult {
+pub(crate) fn message(row_count: u64, message: impl Into<String>) -> QueryResult {
     QueryResult { schema: vec![], rows: vec![], row_count, message: Some(message.into()) }
 }

@@ -14,7 +14,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// Applies every rewrite to a freshly parsed statement.
-pub fn apply(statement: &mut Statement) {
+pub(crate) fn apply(statement: &mut Statement) {
     nullable_scalar_subqueries(statement);
 }
 
@@ -40,7 +40,7 @@ fn nullable_scalar_subqueries(statement: &mut Statement) {
 }
 
 /// The identity function behind the scalar-subquery rewrite.
-pub const NULLABLE_FUNCTION: &str = "kalam_nullable";
+pub(crate) const NULLABLE_FUNCTION: &str = "kalam_nullable";
 
 fn nullable_call(arg: Expr) -> Expr {
     Expr::Function(Function {
@@ -66,7 +66,7 @@ fn is_nullable_call(e: &Expr) -> bool {
 
 /// `kalam_nullable(x)`: returns `x`, typed as nullable. Volatile, so that constant folding
 /// cannot replace it with a (non-null) literal.
-pub fn nullable_function() -> ScalarUDF {
+pub(crate) fn nullable_function() -> ScalarUDF {
     ScalarUDF::new_from_impl(NullableIdentity { signature: Signature::any(1, Volatility::Volatile) })
 }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 /// Builds the DataFusion context a statement runs in, with the statement's own memory
 /// budget (see [`crate::budget`]).
-pub fn context_for(
+pub(crate) fn context_for(
     db: &Arc<Database>,
     principal: &Principal,
     namespace: Option<&NamespaceId>,
@@ -59,7 +59,7 @@ pub fn context_for(
 
 /// The task context a statement's plan executes in: the session's, with the statement's
 /// memory pool in place of the server's.
-pub fn task_context(ctx: &SessionContext, budget: &StatementBudget) -> Arc<TaskContext> {
+pub(crate) fn task_context(ctx: &SessionContext, budget: &StatementBudget) -> Arc<TaskContext> {
     let base = ctx.runtime_env();
     let runtime = RuntimeEnv {
         memory_pool: budget.pool(),

@@ -16,10 +16,10 @@ use datafusion::sql::sqlparser::ast::{
 use std::ops::ControlFlow;
 
 /// Longest subscription SQL accepted.
-pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_QUERY_BYTES: usize = 16 * 1024;
 
 /// Parses and plans `SELECT cols FROM t [WHERE ...]` for the context's principal.
-pub fn plan(cx: &ExecContext<'_>, sql: &str) -> Result<LiveQuery> {
+pub(crate) fn plan(cx: &ExecContext<'_>, sql: &str) -> Result<LiveQuery> {
     if sql.len() > MAX_QUERY_BYTES {
         return Err(KalamError::TooLarge(format!("subscription SQL is longer than {MAX_QUERY_BYTES} bytes")));
     }

@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// This server's name in `node` columns (single-node for now).
-pub const NODE_NAME: &str = "local";
+pub(crate) const NODE_NAME: &str = "local";
 
-pub const TABLES: [&str; 8] =
+pub(crate) const TABLES: [&str; 8] =
     ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries", "jobs", "storages"];
 
 /// Whether `principal` may read `system.<name>`: dba and system read all; other roles only
 /// `live_queries`, restricted to their own rows.
-pub fn check_access(principal: &Principal, name: &str) -> Result<()> {
+pub(crate) fn check_access(principal: &Principal, name: &str) -> Result<()> {
     if name == "live_queries" {
         return Ok(());
     }
@@ -64,7 +64,7 @@ fn opt_text(s: Option<impl Into<String>>) -> Value {
 }
 
 /// Builds the provider for `system.<name>`.
-pub fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn TableProvider>> {
+pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn TableProvider>> {
     check_access(principal, name)?;
     use DataType::*;
     let rows = match name {
@@ -266,7 +266,7 @@ pub fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn
 }
 
 /// Columns of `system.storages` and `SHOW STORAGES`.
-pub const STORAGE_COLUMNS: [(&str, DataType); 10] = [
+pub(crate) const STORAGE_COLUMNS: [(&str, DataType); 10] = [
     ("storage_id", DataType::Text),
     ("storage_type", DataType::Text),
     ("location", DataType::Text),
@@ -280,7 +280,7 @@ pub const STORAGE_COLUMNS: [(&str, DataType); 10] = [
 ];
 
 /// One row per storage, `local` first; a secret key shows as `***`.
-pub fn storage_rows(db: &Database) -> Vec<Vec<Value>> {
+pub(crate) fn storage_rows(db: &Database) -> Vec<Vec<Value>> {
     use crate::schema::StorageLocation;
     let tables = db.catalog.tables(None);
     let count =
@@ -341,7 +341,7 @@ fn table_row(t: &TableDef) -> Vec<Value> {
 }
 
 /// One row per column, system columns last (also used by DESCRIBE TABLE).
-pub fn column_rows(t: &TableDef) -> Vec<Vec<Value>> {
+pub(crate) fn column_rows(t: &TableDef) -> Vec<Vec<Value>> {
     let mut rows: Vec<Vec<Value>> = t
         .columns
         .iter()

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HotPartition {
+pub(crate) struct HotPartition {
     pub rows: u64,
     /// `_updated` of the oldest hot version.
     pub oldest: i64,
@@ -18,19 +18,19 @@ pub struct HotPartition {
 
 impl HotPartition {
     /// Whether some hot row is older than `t`.
-    pub fn has_rows_before(&self, t: i64) -> bool {
+    pub(crate) fn has_rows_before(&self, t: i64) -> bool {
         self.rows > 0 && self.oldest < t
     }
 }
 
 #[derive(Debug, Default)]
-pub struct HotStats {
+pub(crate) struct HotStats {
     partitions: Mutex<HashMap<(TableId, Partition), HotPartition>>,
 }
 
 impl HotStats {
     /// Counts the change index (one entry per hot key).
-    pub fn load(store: &Store) -> Result<HotStats> {
+    pub(crate) fn load(store: &Store) -> Result<HotStats> {
         let mut partitions: HashMap<(TableId, Partition), HotPartition> = HashMap::new();
         let mut err = None;
         store.for_each_prefix(CF_ROW_INDEX, b"", |k, _| {
@@ -53,7 +53,7 @@ impl HotStats {
     }
 
     /// `n` new hot keys, the first of them written at `updated`.
-    pub fn added(&self, table: TableId, partition: Partition, n: u64, updated: i64) {
+    pub(crate) fn added(&self, table: TableId, partition: Partition, n: u64, updated: i64) {
         if n == 0 {
             return;
         }
@@ -68,7 +68,7 @@ impl HotStats {
     /// `n` keys left the hot tier. The oldest version is left as it was (at most older than
     /// the truth, so an interval policy fires early rather than late) until
     /// [`HotStats::set_oldest`].
-    pub fn removed(&self, table: TableId, partition: Partition, n: u64) {
+    pub(crate) fn removed(&self, table: TableId, partition: Partition, n: u64) {
         let mut parts = self.partitions.lock();
         if let Some(e) = parts.get_mut(&(table, partition)) {
             e.rows = e.rows.saturating_sub(n);
@@ -80,7 +80,7 @@ impl HotStats {
 
     /// Sets the oldest hot version of a partition, read from its change index (`None`: it
     /// has no hot rows left).
-    pub fn set_oldest(&self, table: TableId, partition: Partition, oldest: Option<i64>) {
+    pub(crate) fn set_oldest(&self, table: TableId, partition: Partition, oldest: Option<i64>) {
         let mut parts = self.partitions.lock();
         match oldest {
             Some(o) => {
@@ -95,19 +95,19 @@ impl HotStats {
     }
 
     /// The hot rows of one partition, if it has any.
-    pub fn get(&self, table: TableId, partition: Partition) -> Option<HotPartition> {
+    pub(crate) fn get(&self, table: TableId, partition: Partition) -> Option<HotPartition> {
         self.partitions.lock().get(&(table, partition)).copied()
     }
 
     /// Partitions of `table` with hot rows.
-    pub fn partitions_of(&self, table: TableId) -> Vec<(Partition, HotPartition)> {
+    pub(crate) fn partitions_of(&self, table: TableId) -> Vec<(Partition, HotPartition)> {
         let mut out: Vec<_> =
             self.partitions.lock().iter().filter(|((t, _), _)| *t == table).map(|((_, p), s)| (*p, *s)).collect();
         out.sort_by_key(|(p, _)| *p);
         out
     }
 
-    pub fn drop_table(&self, table: TableId) {
+    pub(crate) fn drop_table(&self, table: TableId) {
         self.partitions.lock().retain(|(t, _), _| *t != table);
     }
 }

@@ -11,25 +11,25 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
 use crate::values::Value;
 
-pub fn table_prefix(table: TableId) -> [u8; 8] {
+pub(crate) fn table_prefix(table: TableId) -> [u8; 8] {
     table.0.to_be_bytes()
 }
 
-pub fn partition_prefix(table: TableId, partition: Partition) -> [u8; 16] {
+pub(crate) fn partition_prefix(table: TableId, partition: Partition) -> [u8; 16] {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&table.0.to_be_bytes());
     k[8..].copy_from_slice(&partition.key().to_be_bytes());
     k
 }
 
-pub fn row_key(table: TableId, partition: Partition, pk: &[u8]) -> Vec<u8> {
+pub(crate) fn row_key(table: TableId, partition: Partition, pk: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(16 + pk.len());
     k.extend_from_slice(&partition_prefix(table, partition));
     k.extend_from_slice(pk);
     k
 }
 
-pub fn index_key(table: TableId, partition: Partition, updated: i64) -> [u8; 24] {
+pub(crate) fn index_key(table: TableId, partition: Partition, updated: i64) -> [u8; 24] {
     let mut k = [0u8; 24];
     k[..16].copy_from_slice(&partition_prefix(table, partition));
     k[16..].copy_from_slice(&(updated as u64).to_be_bytes());
@@ -37,13 +37,13 @@ pub fn index_key(table: TableId, partition: Partition, updated: i64) -> [u8; 24]
 }
 
 /// `_updated` from a `row_index` key.
-pub fn index_key_updated(key: &[u8]) -> Option<i64> {
+pub(crate) fn index_key_updated(key: &[u8]) -> Option<i64> {
     Some(u64::from_be_bytes(key.get(16..24)?.try_into().ok()?) as i64)
 }
 
 /// Order-preserving encoding of a primary key value (integers sign-flipped big-endian, text
 /// as UTF-8; the key is the last key component, so text needs no escaping).
-pub fn encode_pk(v: &Value) -> Result<Vec<u8>> {
+pub(crate) fn encode_pk(v: &Value) -> Result<Vec<u8>> {
     match v {
         Value::Int(i) => Ok(((*i as u64) ^ (1 << 63)).to_be_bytes().to_vec()),
         Value::Text(s) => Ok(s.as_bytes().to_vec()),
@@ -53,7 +53,8 @@ pub fn encode_pk(v: &Value) -> Result<Vec<u8>> {
 }
 
 /// Inverse of [`encode_pk`] for a key of an integer (`is_int`) or text column.
-pub fn decode_pk(bytes: &[u8], is_int: bool) -> Result<Value> {
+#[cfg(test)]
+pub(crate) fn decode_pk(bytes: &[u8], is_int: bool) -> Result<Value> {
     if is_int {
         let arr: [u8; 8] = bytes.try_into().map_err(|_| KalamError::Corrupt("integer key".into()))?;
         Ok(Value::Int((u64::from_be_bytes(arr) ^ (1 << 63)) as i64))

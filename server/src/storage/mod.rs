@@ -22,9 +22,9 @@
 //! ([`crate::cold`]); [`hot_stats`] counts what each partition still holds here. All column
 //! families share one block cache ([`BLOCK_CACHE_BYTES`]).
 
-pub mod hot_stats;
-pub mod keys;
-pub mod row_codec;
+pub(crate) mod hot_stats;
+pub(crate) mod keys;
+pub(crate) mod row_codec;
 
 use crate::error::{KalamError, Result};
 use rocksdb::{
@@ -33,9 +33,9 @@ use rocksdb::{
 use std::path::Path;
 use std::sync::Arc;
 
-pub type Db = DBWithThreadMode<MultiThreaded>;
+pub(crate) type Db = DBWithThreadMode<MultiThreaded>;
 /// A consistent read view of the database.
-pub type Snapshot<'a> = rocksdb::SnapshotWithThreadMode<'a, Db>;
+pub(crate) type Snapshot<'a> = rocksdb::SnapshotWithThreadMode<'a, Db>;
 
 self_cell::self_cell!(
     /// A snapshot that holds its store, so that it can outlive the caller (a scan streaming
@@ -48,21 +48,21 @@ self_cell::self_cell!(
 );
 
 impl OwnedSnapshot {
-    pub fn of(store: &Arc<Store>) -> OwnedSnapshot {
+    pub(crate) fn of(store: &Arc<Store>) -> OwnedSnapshot {
         OwnedSnapshot::new(store.clone(), |s| s.db().snapshot())
     }
 }
 
-pub const CF_CATALOG: &str = "catalog";
-pub const CF_ROWS: &str = "rows";
-pub const CF_ROW_INDEX: &str = "row_index";
-pub const CF_MUTATIONS: &str = "mutations";
+pub(crate) const CF_CATALOG: &str = "catalog";
+pub(crate) const CF_ROWS: &str = "rows";
+pub(crate) const CF_ROW_INDEX: &str = "row_index";
+pub(crate) const CF_MUTATIONS: &str = "mutations";
 
 /// A RocksDB key and its value.
-pub type KeyValue = (Box<[u8]>, Box<[u8]>);
+pub(crate) type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 /// Handle to the RocksDB database.
-pub struct Store {
+pub(crate) struct Store {
     db: Db,
     write_opts: WriteOptions,
 }
@@ -74,11 +74,11 @@ impl std::fmt::Debug for Store {
 }
 
 /// Size of the block cache all column families share.
-pub const BLOCK_CACHE_BYTES: usize = 32 << 20;
+pub(crate) const BLOCK_CACHE_BYTES: usize = 32 << 20;
 
 impl Store {
     /// Opens (or creates) the database under `dir`. `sync_writes` fsyncs the WAL per commit.
-    pub fn open(dir: &Path, sync_writes: bool) -> Result<Store> {
+    pub(crate) fn open(dir: &Path, sync_writes: bool) -> Result<Store> {
         std::fs::create_dir_all(dir).map_err(KalamError::io("create", dir))?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -102,32 +102,32 @@ impl Store {
         Ok(Store { db, write_opts })
     }
 
-    pub fn cf(&self, name: &str) -> Arc<BoundColumnFamily<'_>> {
+    pub(crate) fn cf(&self, name: &str) -> Arc<BoundColumnFamily<'_>> {
         self.db.cf_handle(name).expect("column families are created on open")
     }
 
-    pub fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.db
     }
 
-    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get_cf(&self.cf(cf), key)?)
     }
 
     /// Applies a batch atomically, with the configured durability.
-    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<()> {
         Ok(self.db.write_opt(batch, &self.write_opts)?)
     }
 
     /// Compacts the keys in `[from, to)` of a column family, dropping deleted entries: a
     /// range a flush emptied would otherwise cost every later scan a walk over its
     /// tombstones.
-    pub fn compact_range(&self, cf: &str, from: &[u8], to: &[u8]) {
+    pub(crate) fn compact_range(&self, cf: &str, from: &[u8], to: &[u8]) {
         self.db.compact_range_cf(&self.cf(cf), Some(from), Some(to));
     }
 
     /// All `(key, value)` pairs whose key starts with `prefix`, in key order.
-    pub fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>> {
+    pub(crate) fn scan_prefix(&self, cf: &str, prefix: &[u8]) -> Result<Vec<KeyValue>> {
         let mut out = Vec::new();
         self.for_each_prefix(cf, prefix, |k, v| {
             out.push((k.into(), v.into()));
@@ -137,7 +137,12 @@ impl Store {
     }
 
     /// Calls `f` for every pair under `prefix` in key order until it returns `false`.
-    pub fn for_each_prefix(&self, cf: &str, prefix: &[u8], mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+    pub(crate) fn for_each_prefix(
+        &self,
+        cf: &str,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
         let cf = self.cf(cf);
         let mut it = self.db.raw_iterator_cf(&cf);
         it.seek(prefix);

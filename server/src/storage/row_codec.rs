@@ -20,14 +20,14 @@ const FORMAT: u8 = 1;
 
 /// A stored row version.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredRow {
+pub(crate) struct StoredRow {
     pub updated: i64,
     pub deleted: bool,
     /// Values aligned to the table's current columns.
     pub values: Vec<Value>,
 }
 
-pub fn encode(table: &TableDef, row: &StoredRow) -> Vec<u8> {
+pub(crate) fn encode(table: &TableDef, row: &StoredRow) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + row.values.len() * 12);
     out.push(FORMAT);
     out.extend_from_slice(&row.updated.to_le_bytes());
@@ -117,7 +117,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Reads only `_updated` and `_deleted` (cheap: no value decoding).
-pub fn decode_header(bytes: &[u8]) -> Result<(i64, bool)> {
+pub(crate) fn decode_header(bytes: &[u8]) -> Result<(i64, bool)> {
     let mut r = Reader { buf: bytes };
     if r.take(1)?[0] != FORMAT {
         return Err(KalamError::Corrupt("row: unknown format".into()));
@@ -129,7 +129,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<(i64, bool)> {
 
 /// Decodes a row through the table's current columns; columns added since the row was
 /// written read as their fill value ([`crate::schema::ColumnDef::fill`]).
-pub fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
+pub(crate) fn decode(table: &TableDef, bytes: &[u8]) -> Result<StoredRow> {
     let (updated, deleted) = decode_header(bytes)?;
     let mut r = Reader { buf: &bytes[10..] };
     let n = u16::from_le_bytes(r.array()?) as usize;
@@ -184,7 +184,7 @@ fn utf8(raw: &[u8]) -> Result<String> {
 /// Rows of `table` as a record batch: the user columns, then `_updated` and `_deleted` when
 /// `with_system` (never for STREAM tables), keeping only `projection` (indexes into that
 /// schema) if given.
-pub fn rows_to_batch(
+pub(crate) fn rows_to_batch(
     table: &TableDef,
     rows: &[&StoredRow],
     with_system: bool,

@@ -37,7 +37,7 @@ const CLOCK_KEY: &[u8] = b"seq/clock";
 /// One row operation of a statement. Values are already coerced to the column types; a
 /// CRDT_TEXT value is a write ([`values::merge_crdt`]) the commit turns into a document.
 #[derive(Debug, Clone)]
-pub enum RowOp {
+pub(crate) enum RowOp {
     /// A full row aligned to the table's columns (primary key included).
     Insert { values: Vec<Value> },
     /// Set some columns (by index) of the live row with this key; no-op if absent.
@@ -57,7 +57,7 @@ impl RowOp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
+pub(crate) enum ChangeKind {
     Insert,
     Update,
     Delete,
@@ -65,7 +65,7 @@ pub enum ChangeKind {
 
 /// A committed change, for live queries.
 #[derive(Debug, Clone)]
-pub struct RowChange {
+pub(crate) struct RowChange {
     pub table: TableId,
     pub partition: Partition,
     pub kind: ChangeKind,
@@ -75,7 +75,7 @@ pub struct RowChange {
 }
 
 #[derive(Debug, Default)]
-pub struct CommitResult {
+pub(crate) struct CommitResult {
     /// Rows inserted, updated or deleted.
     pub affected: u64,
     pub changes: Vec<RowChange>,
@@ -83,20 +83,20 @@ pub struct CommitResult {
 
 /// Receives committed changes, in commit order, while the commit lock is held. Must be
 /// quick and never block (the live-query fan-out only enqueues).
-pub trait ChangeSink: Send + Sync {
+pub(crate) trait ChangeSink: Send + Sync {
     fn publish(&self, changes: &[RowChange]);
     /// The table's schema changed: subscriptions planned on the old definition end.
     fn schema_changed(&self, table: TableId, schema_version: u32);
 }
 
 /// The writes one statement (or one mutation message) makes to one table partition.
-pub struct TableWrite<'a> {
+pub(crate) struct TableWrite<'a> {
     pub table: &'a TableDef,
     pub partition: Partition,
     pub ops: Vec<RowOp>,
 }
 
-pub struct Committer {
+pub(crate) struct Committer {
     store: Arc<Store>,
     cold: Arc<ColdStore>,
     hot_stats: HotStats,
@@ -162,7 +162,7 @@ struct Current {
 
 impl Committer {
     /// Resumes the clock after the last `_updated` ever handed out.
-    pub fn open(store: Arc<Store>, cold: Arc<ColdStore>, wall: Arc<dyn Clock>) -> Result<Committer> {
+    pub(crate) fn open(store: Arc<Store>, cold: Arc<ColdStore>, wall: Arc<dyn Clock>) -> Result<Committer> {
         let last = match store.get(CF_CATALOG, CLOCK_KEY)? {
             Some(b) => {
                 i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KalamError::Corrupt("clock record".into()))?)
@@ -183,24 +183,24 @@ impl Committer {
     }
 
     /// Row counts and ages of the hot tier per partition.
-    pub fn hot_stats(&self) -> &HotStats {
+    pub(crate) fn hot_stats(&self) -> &HotStats {
         &self.hot_stats
     }
 
     /// Sets where committed changes go (once, at start).
-    pub fn set_sink(&self, sink: Arc<dyn ChangeSink>) {
+    pub(crate) fn set_sink(&self, sink: Arc<dyn ChangeSink>) {
         let _ = self.sink.set(sink);
     }
 
     /// Whether `table` is the table's current definition (no ALTER TABLE since it was read).
-    pub fn is_current(&self, table: &TableDef) -> bool {
+    pub(crate) fn is_current(&self, table: &TableDef) -> bool {
         self.schema_versions.read().get(&table.id).is_none_or(|v| *v == table.schema_version)
     }
 
     /// Runs a schema change under the commit lock: `apply` persists the new definition;
     /// afterwards writes prepared on older definitions are refused, and live subscribers
     /// hear of it after every change committed before it.
-    pub fn change_schema(&self, apply: impl FnOnce() -> Result<Arc<TableDef>>) -> Result<Arc<TableDef>> {
+    pub(crate) fn change_schema(&self, apply: impl FnOnce() -> Result<Arc<TableDef>>) -> Result<Arc<TableDef>> {
         let _clock = self.clock.lock();
         let def = apply()?;
         self.schema_versions.write().insert(def.id, def.schema_version);
@@ -212,14 +212,14 @@ impl Committer {
 
     /// Runs `f` under the commit lock with the last `_updated` handed out: every change at or
     /// below it is committed and published, none above it is.
-    pub fn at_watermark<T>(&self, f: impl FnOnce(i64) -> T) -> T {
+    pub(crate) fn at_watermark<T>(&self, f: impl FnOnce(i64) -> T) -> T {
         let clock = self.clock.lock();
         f(clock.last())
     }
 
     /// Makes the clock hand out only values after `updated` (restored rows keep their
     /// `_updated`; a later write must still be newer than them).
-    pub fn advance_clock(&self, updated: i64) -> Result<()> {
+    pub(crate) fn advance_clock(&self, updated: i64) -> Result<()> {
         let mut clock = self.clock.lock();
         if updated <= clock.last() {
             return Ok(());
@@ -234,7 +234,7 @@ impl Committer {
     /// Appends events to a STREAM table partition: each gets a cursor from the clock, goes
     /// to `buffer` and to live subscribers, all under the commit lock so stream events and
     /// subscription registrations stay in one order.
-    pub fn commit_stream(
+    pub(crate) fn commit_stream(
         &self,
         table: &TableDef,
         partition: Partition,
@@ -264,7 +264,7 @@ impl Committer {
     }
 
     /// Reads the current version of a row (tombstones included) from either tier.
-    pub fn get(&self, table: &TableDef, partition: Partition, pk: &Value) -> Result<Option<StoredRow>> {
+    pub(crate) fn get(&self, table: &TableDef, partition: Partition, pk: &Value) -> Result<Option<StoredRow>> {
         let key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);
         match self.store.get(CF_ROWS, &key)? {
             Some(bytes) => Ok(Some(row_codec::decode(table, &bytes)?)),
@@ -359,7 +359,7 @@ impl Committer {
     /// Removes flushed rows from the hot tier: each `(encoded pk, _updated)` whose hot row
     /// still has that `_updated`; a newer version written since the flush read it stays.
     /// `extra` joins the same atomic batch. Returns how many rows were removed.
-    pub fn remove_flushed(
+    pub(crate) fn remove_flushed(
         &self,
         table: &TableDef,
         partition: Partition,
@@ -404,7 +404,7 @@ impl Committer {
     /// Reads the oldest hot version of a partition from its change index into the hot
     /// stats. Once per flush, after the removed entries were compacted away: seeking past
     /// thousands of fresh deletions under the commit lock would stall every writer.
-    pub fn refresh_oldest(&self, table: TableId, partition: Partition) -> Result<()> {
+    pub(crate) fn refresh_oldest(&self, table: TableId, partition: Partition) -> Result<()> {
         let prefix = keys::partition_prefix(table, partition);
         let _clock = self.clock.lock();
         let mut oldest = None;
@@ -418,13 +418,13 @@ impl Committer {
 
     /// Applies `ops` to one partition atomically: either all are written or, on error (a
     /// duplicate key), none.
-    pub fn commit(&self, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<CommitResult> {
+    pub(crate) fn commit(&self, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<CommitResult> {
         self.commit_many(vec![TableWrite { table, partition, ops }], |_, _| {})
     }
 
     /// Applies writes to several partitions in one atomic batch. `extra` may add its own
     /// records to the batch once the outcome is known (a mutation's dedupe record).
-    pub fn commit_many(
+    pub(crate) fn commit_many(
         &self,
         writes: Vec<TableWrite<'_>>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),

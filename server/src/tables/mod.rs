@@ -6,10 +6,10 @@
 //!
 //! The `system.*` tables are the SQL layer's ([`crate::sql::system_tables`]).
 
-pub mod commit;
-pub mod provider;
-pub mod stream;
+pub(crate) mod commit;
+pub(crate) mod provider;
+pub(crate) mod stream;
 
-pub use commit::{ChangeKind, ChangeSink, CommitResult, Committer, RowChange, RowOp, TableWrite};
-pub use provider::{PartitionTableProvider, SystemColumns};
-pub use stream::{StreamBuffers, StreamTableProvider};
+pub(crate) use commit::{ChangeKind, ChangeSink, Committer, RowChange, RowOp, TableWrite};
+pub(crate) use provider::{PartitionTableProvider, SystemColumns};
+pub(crate) use stream::{StreamBuffers, StreamTableProvider};

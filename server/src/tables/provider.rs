@@ -35,7 +35,7 @@ use std::sync::Arc;
 /// Whether a query sees `_updated` / `_deleted`. They are hidden from `SELECT *` unless the
 /// statement names one of them; tombstones are returned only when it names `_deleted`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SystemColumns {
+pub(crate) enum SystemColumns {
     Hidden,
     /// Columns visible, tombstones still hidden (the statement names `_updated` only).
     Visible,
@@ -44,7 +44,7 @@ pub enum SystemColumns {
 }
 
 #[derive(Debug)]
-pub struct PartitionTableProvider {
+pub(crate) struct PartitionTableProvider {
     table: Arc<TableDef>,
     partition: Partition,
     system_columns: SystemColumns,
@@ -54,7 +54,7 @@ pub struct PartitionTableProvider {
 }
 
 impl PartitionTableProvider {
-    pub fn new(
+    pub(crate) fn new(
         table: Arc<TableDef>,
         partition: Partition,
         system_columns: SystemColumns,

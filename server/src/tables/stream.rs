@@ -34,7 +34,7 @@ impl Buffer {
 }
 
 /// The in-memory event buffers of every STREAM table partition.
-pub struct StreamBuffers {
+pub(crate) struct StreamBuffers {
     buffers: Mutex<HashMap<(TableId, Partition), Buffer>>,
     /// What TTLs are measured against (the clock `_updated` cursors come from).
     clock: Arc<dyn Clock>,
@@ -51,12 +51,12 @@ fn options(table: &TableDef) -> StreamOptions {
 }
 
 impl StreamBuffers {
-    pub fn new(clock: Arc<dyn Clock>) -> StreamBuffers {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> StreamBuffers {
         StreamBuffers { buffers: Mutex::default(), clock }
     }
 
     /// Appends events (called under the commit lock), then applies both eviction rules.
-    pub fn append(&self, table: &TableDef, partition: Partition, events: &[StoredRow]) {
+    pub(crate) fn append(&self, table: &TableDef, partition: Partition, events: &[StoredRow]) {
         let opts = options(table);
         let mut buffers = self.buffers.lock();
         let buf = buffers
@@ -71,19 +71,19 @@ impl StreamBuffers {
     }
 
     /// Unexpired events with `after < cursor <= upto`, oldest first.
-    pub fn read(&self, table: TableId, partition: Partition, after: i64, upto: i64) -> Vec<StoredRow> {
+    pub(crate) fn read(&self, table: TableId, partition: Partition, after: i64, upto: i64) -> Vec<StoredRow> {
         let mut buffers = self.buffers.lock();
         let Some(buf) = buffers.get_mut(&(table, partition)) else { return vec![] };
         buf.evict_expired(self.clock.now_micros());
         buf.events.iter().filter(|e| e.updated > after && e.updated <= upto).cloned().collect()
     }
 
-    pub fn drop_table(&self, table: TableId) {
+    pub(crate) fn drop_table(&self, table: TableId) {
         self.buffers.lock().retain(|(t, _), _| *t != table);
     }
 
     /// Evicts expired events everywhere and forgets empty partitions.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         let now = self.clock.now_micros();
         self.buffers.lock().retain(|_, buf| {
             buf.evict_expired(now);
@@ -94,7 +94,7 @@ impl StreamBuffers {
 
 /// DataFusion access to one partition of a STREAM table: its buffered events.
 #[derive(Debug)]
-pub struct StreamTableProvider {
+pub(crate) struct StreamTableProvider {
     table: Arc<TableDef>,
     partition: Partition,
     schema: SchemaRef,
@@ -102,7 +102,7 @@ pub struct StreamTableProvider {
 }
 
 impl StreamTableProvider {
-    pub fn new(table: Arc<TableDef>, partition: Partition, streams: Arc<StreamBuffers>) -> Self {
+    pub(crate) fn new(table: Arc<TableDef>, partition: Partition, streams: Arc<StreamBuffers>) -> Self {
         let schema = table.arrow_schema(false);
         StreamTableProvider { table, partition, schema, streams }
     }

@@ -32,7 +32,7 @@ fn client_for<S: ReplicaStore + Send + 'static>(s: &TestServer, user: &str, stor
 }
 
 /// A token source that logs in as `user` (password `<user>-password`), counting logins.
-pub fn login_as(
+pub(crate) fn login_as(
     s: &TestServer,
     user: &str,
     logins: Arc<AtomicU64>,

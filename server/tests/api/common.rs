@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub const ROOT_PASSWORD: &str = "root-test-password";
+pub(crate) const ROOT_PASSWORD: &str = "root-test-password";
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     child: Option<Child>,
     pub base: String,
     data_dir: PathBuf,
@@ -25,38 +25,38 @@ pub struct TestServer {
 
 /// Credentials for a request.
 #[derive(Clone, Debug)]
-pub enum Auth {
+pub(crate) enum Auth {
     Basic(String, String),
     Bearer(String),
     None,
 }
 
 impl Auth {
-    pub fn root() -> Auth {
+    pub(crate) fn root() -> Auth {
         Auth::Basic("root".into(), ROOT_PASSWORD.into())
     }
-    pub fn basic(user: &str, pw: &str) -> Auth {
+    pub(crate) fn basic(user: &str, pw: &str) -> Auth {
         Auth::Basic(user.into(), pw.into())
     }
 }
 
 /// A response: HTTP status and JSON body.
 #[derive(Debug)]
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: StatusCode,
     pub body: Value,
 }
 
 impl Resp {
     /// The error code of an error response.
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
     /// Rows of result `i`.
-    pub fn rows(&self, i: usize) -> &Vec<Value> {
+    pub(crate) fn rows(&self, i: usize) -> &Vec<Value> {
         self.body["results"][i]["rows"].as_array().unwrap_or_else(|| panic!("no rows in {}", self.body))
     }
-    pub fn row_count(&self, i: usize) -> u64 {
+    pub(crate) fn row_count(&self, i: usize) -> u64 {
         self.body["results"][i]["row_count"].as_u64().unwrap_or_else(|| panic!("no row_count in {}", self.body))
     }
 }
@@ -96,12 +96,12 @@ fn spawn_at(data_dir: &Path, extra: &[String], env: &[(String, String)], listen:
 }
 
 impl TestServer {
-    pub async fn start() -> TestServer {
+    pub(crate) async fn start() -> TestServer {
         Self::start_with(&[]).await
     }
 
     /// Starts with a config file holding `toml`.
-    pub async fn start_with_config(toml: &str) -> TestServer {
+    pub(crate) async fn start_with_config(toml: &str) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let path = tmp.path().join("kalamdb.toml");
         std::fs::write(&path, toml).expect("write config");
@@ -111,17 +111,17 @@ impl TestServer {
     }
 
     /// Starts with extra command-line flags.
-    pub async fn start_with(extra: &[&str]) -> TestServer {
+    pub(crate) async fn start_with(extra: &[&str]) -> TestServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), extra, &[]).await
     }
 
     /// Starts with extra environment variables (kept for restarts until [`TestServer::set_env`]).
-    pub async fn start_with_env(env: &[(&str, &str)]) -> TestServer {
+    pub(crate) async fn start_with_env(env: &[(&str, &str)]) -> TestServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), &[], env).await
     }
 
     /// Replaces the environment variables used by the next start.
-    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+    pub(crate) fn set_env(&mut self, env: &[(&str, &str)]) {
         self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     }
 
@@ -142,7 +142,7 @@ impl TestServer {
     }
 
     /// Stops the process with SIGKILL (no graceful shutdown).
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -150,7 +150,7 @@ impl TestServer {
     }
 
     /// Stops gracefully (SIGTERM) and waits for exit.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             unsafe_sigterm(c.id());
             for _ in 0..200 {
@@ -165,7 +165,7 @@ impl TestServer {
     }
 
     /// Starts the server again on the same data directory (new port).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         let (child, base) = spawn(&self.data_dir, &self.extra_args, &self.env);
         self.child = Some(child);
@@ -175,7 +175,7 @@ impl TestServer {
 
     /// Starts again on the same port (the previous process must be gone), so clients
     /// configured with the old address reconnect to the new process.
-    pub fn start_again_same_port(&mut self) {
+    pub(crate) fn start_again_same_port(&mut self) {
         assert!(self.child.is_none(), "server still running");
         let listen = self.base.trim_start_matches("http://").to_string();
         let (child, base) = spawn_at(&self.data_dir, &self.extra_args, &self.env, &listen);
@@ -185,12 +185,12 @@ impl TestServer {
     }
 
     /// `ws://` address of the sync endpoint.
-    pub fn ws_url(&self) -> String {
+    pub(crate) fn ws_url(&self) -> String {
         format!("{}/v1/ws", self.base.replacen("http://", "ws://", 1))
     }
 
     /// Starts again after a `kill9`.
-    pub fn start_again(&mut self) {
+    pub(crate) fn start_again(&mut self) {
         assert!(self.child.is_none(), "server still running");
         let (child, base) = spawn(&self.data_dir, &self.extra_args, &self.env);
         self.child = Some(child);
@@ -205,22 +205,22 @@ impl TestServer {
     }
 
     /// The server's data directory.
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
     /// The server process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().expect("server running").id()
     }
 
     /// Peak resident memory of the server process so far, in bytes (Linux `VmHWM`).
-    pub fn peak_rss_bytes(&self) -> u64 {
+    pub(crate) fn peak_rss_bytes(&self) -> u64 {
         proc_status_kib(self.pid(), "VmHWM:") * 1024
     }
 
     /// CPU time (user + system) the server process has used so far.
-    pub fn cpu_time(&self) -> Duration {
+    pub(crate) fn cpu_time(&self) -> Duration {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("read /proc/pid/stat");
         // Fields after the command name, which is in parentheses and may contain spaces.
         let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
@@ -228,12 +228,12 @@ impl TestServer {
         Duration::from_millis(ticks * 10)
     }
 
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
     /// Waits (at most 60 s) until the process has stopped at an injected fault.
-    pub async fn wait_for_fault(&mut self, context: &str) {
+    pub(crate) async fn wait_for_fault(&mut self, context: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while self.is_running() {
             assert!(std::time::Instant::now() < deadline, "{context}: the fault never struck");
@@ -250,7 +250,13 @@ impl TestServer {
     }
 
     /// POSTs a raw body to a path.
-    pub async fn post_raw(&self, path: &str, auth: &Auth, body: impl Into<reqwest::Body>, content_type: &str) -> Resp {
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        auth: &Auth,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> Resp {
         let req = self.client.post(format!("{}{}", self.base, path)).header("content-type", content_type).body(body);
         let resp = self.with_auth(req, auth).send().await.expect("request");
         let status = resp.status();
@@ -258,28 +264,28 @@ impl TestServer {
         Resp { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
     }
 
-    pub async fn post(&self, path: &str, auth: &Auth, body: &Value) -> Resp {
+    pub(crate) async fn post(&self, path: &str, auth: &Auth, body: &Value) -> Resp {
         self.post_raw(path, auth, body.to_string(), "application/json").await
     }
 
     /// Runs SQL with parameters.
-    pub async fn sql_params(&self, auth: &Auth, sql: &str, params: Value) -> Resp {
+    pub(crate) async fn sql_params(&self, auth: &Auth, sql: &str, params: Value) -> Resp {
         self.post("/v1/api/sql", auth, &json!({ "sql": sql, "params": params })).await
     }
 
-    pub async fn sql(&self, auth: &Auth, sql: &str) -> Resp {
+    pub(crate) async fn sql(&self, auth: &Auth, sql: &str) -> Resp {
         self.post("/v1/api/sql", auth, &json!({ "sql": sql })).await
     }
 
     /// Runs SQL that must succeed.
-    pub async fn sql_ok(&self, auth: &Auth, sql: &str) -> Resp {
+    pub(crate) async fn sql_ok(&self, auth: &Auth, sql: &str) -> Resp {
         let r = self.sql(auth, sql).await;
         assert_eq!(r.status, StatusCode::OK, "SQL failed: {sql}\n{}", r.body);
         r
     }
 
     /// Runs SQL that must fail with `status` and `code`.
-    pub async fn sql_err(&self, auth: &Auth, sql: &str, status: u16, code: &str) -> Resp {
+    pub(crate) async fn sql_err(&self, auth: &Auth, sql: &str, status: u16, code: &str) -> Resp {
         let r = self.sql(auth, sql).await;
         assert_eq!(r.status.as_u16(), status, "unexpected status for: {sql}\n{}", r.body);
         assert_eq!(r.code(), code, "unexpected code for: {sql}\n{}", r.body);
@@ -287,17 +293,17 @@ impl TestServer {
     }
 
     /// Creates a user with role `user` (as root) and returns Basic credentials for it.
-    pub async fn create_user(&self, name: &str) -> Auth {
+    pub(crate) async fn create_user(&self, name: &str) -> Auth {
         self.create_user_with_role(name, "user").await
     }
 
-    pub async fn create_user_with_role(&self, name: &str, role: &str) -> Auth {
+    pub(crate) async fn create_user_with_role(&self, name: &str, role: &str) -> Auth {
         let pw = format!("{name}-password");
         self.sql_ok(&Auth::root(), &format!("CREATE USER '{name}' WITH PASSWORD '{pw}' ROLE {role}")).await;
         Auth::basic(name, &pw)
     }
 
-    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, String) {
         let resp = self.client.get(format!("{}{}", self.base, path)).send().await.expect("request");
         let status = resp.status();
         (status, resp.text().await.unwrap_or_default())
@@ -321,20 +327,20 @@ impl Drop for TestServer {
 }
 
 /// A WebSocket client speaking the sync protocol, for tests.
-pub struct WsClient {
+pub(crate) struct WsClient {
     stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 }
 
 impl WsClient {
     /// Connects to `/v1/ws` without authenticating.
-    pub async fn connect(s: &TestServer) -> WsClient {
+    pub(crate) async fn connect(s: &TestServer) -> WsClient {
         let url = format!("{}/v1/ws", s.base.replacen("http://", "ws://", 1));
         let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
         WsClient { stream }
     }
 
     /// Connects and authenticates with a fresh access token for `user`.
-    pub async fn connect_as(s: &TestServer, user: &str, password: &str) -> WsClient {
+    pub(crate) async fn connect_as(s: &TestServer, user: &str, password: &str) -> WsClient {
         let token = s.login(user, password).await;
         let mut ws = WsClient::connect(s).await;
         ws.send_json(json!({"type": "auth", "token": token})).await;
@@ -344,23 +350,23 @@ impl WsClient {
         }
     }
 
-    pub async fn send_json(&mut self, v: Value) {
+    pub(crate) async fn send_json(&mut self, v: Value) {
         use futures::SinkExt;
         self.stream.send(tokio_tungstenite::tungstenite::Message::Text(v.to_string().into())).await.expect("ws send");
     }
 
-    pub async fn send_raw(&mut self, msg: tokio_tungstenite::tungstenite::Message) {
+    pub(crate) async fn send_raw(&mut self, msg: tokio_tungstenite::tungstenite::Message) {
         use futures::SinkExt;
         self.stream.send(msg).await.expect("ws send");
     }
 
     /// The next protocol frame (skipping pings), or a panic after 20 s.
-    pub async fn recv(&mut self) -> ServerMessage {
+    pub(crate) async fn recv(&mut self) -> ServerMessage {
         self.try_recv(Duration::from_secs(20)).await.expect("no frame within 20 s")
     }
 
     /// The next frame within `wait`, `None` on timeout or when the socket closes.
-    pub async fn try_recv(&mut self, wait: Duration) -> Option<ServerMessage> {
+    pub(crate) async fn try_recv(&mut self, wait: Duration) -> Option<ServerMessage> {
         use futures::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
         let deadline = tokio::time::Instant::now() + wait;
@@ -375,7 +381,7 @@ impl WsClient {
     }
 
     /// True if the server closes the connection within `wait`.
-    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+    pub(crate) async fn closed_within(&mut self, wait: Duration) -> bool {
         use futures::StreamExt;
         use tokio_tungstenite::tungstenite::Message;
         let deadline = tokio::time::Instant::now() + wait;
@@ -391,7 +397,7 @@ impl WsClient {
 
 impl TestServer {
     /// Logs in and returns an access token.
-    pub async fn login(&self, user: &str, password: &str) -> String {
+    pub(crate) async fn login(&self, user: &str, password: &str) -> String {
         let r = self.post("/v1/api/auth/login", &Auth::None, &json!({"username": user, "password": password})).await;
         assert_eq!(r.status, 200, "login failed: {}", r.body);
         r.body["access_token"].as_str().unwrap().to_string()
@@ -399,7 +405,12 @@ impl TestServer {
 }
 
 /// Subscribes and collects the initial load: (rows, deleted pks, final cursor, batch count).
-pub async fn subscribe(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<Value>, Vec<Value>, i64, usize) {
+pub(crate) async fn subscribe(
+    ws: &mut WsClient,
+    id: &str,
+    sql: &str,
+    extra: Value,
+) -> (Vec<Value>, Vec<Value>, i64, usize) {
     let mut msg = json!({"type": "subscribe", "id": id, "sql": sql});
     for (k, v) in extra.as_object().unwrap() {
         msg[k] = v.clone();
@@ -426,7 +437,7 @@ pub async fn subscribe(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> 
     }
 }
 
-pub async fn next_change(ws: &mut WsClient) -> (ChangeOp, Vec<Value>, Option<Vec<Value>>, i64) {
+pub(crate) async fn next_change(ws: &mut WsClient) -> (ChangeOp, Vec<Value>, Option<Vec<Value>>, i64) {
     match ws.recv().await {
         ServerMessage::Change { op, row, old, cursor, .. } => (op, row, old, cursor),
         other => panic!("expected change, got {other:?}"),

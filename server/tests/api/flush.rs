@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 /// Runs a FLUSH statement and waits until its job has finished; returns the job row
 /// `[job_id, status, rows, files, error]`.
-pub async fn flush_and_wait(s: &TestServer, sql: &str) -> Vec<Value> {
+pub(crate) async fn flush_and_wait(s: &TestServer, sql: &str) -> Vec<Value> {
     let r = s.sql_ok(&Auth::root(), sql).await;
     let job_id = r.rows(0)[0][0].as_str().expect("job id").to_string();
     wait_for_job(s, &job_id).await
 }
 
-pub async fn wait_for_job(s: &TestServer, job_id: &str) -> Vec<Value> {
+pub(crate) async fn wait_for_job(s: &TestServer, job_id: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = s
@@ -33,7 +33,7 @@ pub async fn wait_for_job(s: &TestServer, job_id: &str) -> Vec<Value> {
 }
 
 /// Files (`batch-*.parquet`) under `dir`, recursively, as paths relative to it.
-pub fn parquet_files(dir: &std::path::Path) -> Vec<String> {
+pub(crate) fn parquet_files(dir: &std::path::Path) -> Vec<String> {
     let mut out = vec![];
     let Ok(entries) = std::fs::read_dir(dir) else { return out };
     for e in entries.flatten() {
@@ -82,7 +82,7 @@ async fn corpus(s: &TestServer, auth: &Auth) -> Vec<Value> {
     out
 }
 
-pub async fn items_table(s: &TestServer, extra: &str) {
+pub(crate) async fn items_table(s: &TestServer, extra: &str) {
     s.sql_ok(
         &Auth::root(),
         &format!(
@@ -92,7 +92,7 @@ pub async fn items_table(s: &TestServer, extra: &str) {
     .await;
 }
 
-pub async fn fill(s: &TestServer, auth: &Auth, from: i64, to: i64, tag: &str) {
+pub(crate) async fn fill(s: &TestServer, auth: &Auth, from: i64, to: i64, tag: &str) {
     let values: Vec<String> =
         (from..to).map(|i| format!("({i}, 'item-{i}-{tag}', {}, {}.5, 'note {i}')", (i * 7) % 100, i % 13)).collect();
     s.sql_ok(auth, &format!("INSERT INTO app.items (id, name, qty, price, note) VALUES {}", values.join(", "))).await;
@@ -281,7 +281,7 @@ async fn policies_flush_partitions_by_row_count_and_by_age() {
 }
 
 /// Subscribes and collects the load: (rows, deleted keys, cursor after each batch).
-pub async fn load(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<Value>, Vec<Value>, Vec<i64>) {
+pub(crate) async fn load(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<Value>, Vec<Value>, Vec<i64>) {
     use kalamdb_client_core::protocol::ws::ServerMessage;
     let mut msg = json!({"type": "subscribe", "id": id, "sql": sql});
     for (k, v) in extra.as_object().unwrap() {
@@ -307,12 +307,12 @@ pub async fn load(ws: &mut WsClient, id: &str, sql: &str, extra: Value) -> (Vec<
 }
 
 /// The current cursor (the watermark a new subscription loads up to).
-pub async fn cursor_now(ws: &mut WsClient, id: &str) -> i64 {
+pub(crate) async fn cursor_now(ws: &mut WsClient, id: &str) -> i64 {
     let (_, _, cursors) = load(ws, id, "SELECT id FROM app.items WHERE id < 0", json!({})).await;
     *cursors.last().unwrap()
 }
 
-pub fn ids(rows: &[Value]) -> Vec<i64> {
+pub(crate) fn ids(rows: &[Value]) -> Vec<i64> {
     let mut v: Vec<i64> = rows.iter().map(|r| r.as_i64().or_else(|| r[0].as_i64()).unwrap()).collect();
     v.sort();
     v
@@ -383,7 +383,7 @@ async fn catch_up_reads_flushed_rows_exactly_once() {
 
 /// Random writes for three users, tracked in a model of acknowledged state:
 /// `(user, id) -> qty` for live rows.
-pub async fn random_writes(
+pub(crate) async fn random_writes(
     s: &TestServer,
     rng: &mut u64,
     model: &mut std::collections::BTreeMap<(usize, i64), i64>,
@@ -427,7 +427,7 @@ pub async fn random_writes(
     }
 }
 
-pub async fn check_model(s: &TestServer, model: &std::collections::BTreeMap<(usize, i64), i64>, context: &str) {
+pub(crate) async fn check_model(s: &TestServer, model: &std::collections::BTreeMap<(usize, i64), i64>, context: &str) {
     for u in 0..3 {
         let auth = Auth::basic(&format!("w{u}"), &format!("w{u}-password"));
         let r = s.sql_ok(&auth, "SELECT id, qty FROM app.items ORDER BY id").await;
@@ -440,7 +440,7 @@ pub async fn check_model(s: &TestServer, model: &std::collections::BTreeMap<(usi
 }
 
 /// Every `batch-*.parquet` file on disk is listed by its directory's manifest.
-pub fn assert_no_orphans(storage: &std::path::Path) {
+pub(crate) fn assert_no_orphans(storage: &std::path::Path) {
     for scope in std::fs::read_dir(storage).into_iter().flatten().flatten() {
         let dir = scope.path();
         let manifest: Value = match std::fs::read(dir.join("manifest.json")) {

@@ -140,7 +140,7 @@ async fn storage_statements_are_checked() {
 }
 
 /// A `moto_server` on an ephemeral port, killed on drop.
-pub struct Moto {
+pub(crate) struct Moto {
     child: Child,
     pub endpoint: String,
 }
@@ -161,7 +161,7 @@ fn moto_binary() -> PathBuf {
 
 impl Moto {
     /// Starts moto, or returns `None` (after a loud message) when it is not installed.
-    pub async fn start() -> Option<Moto> {
+    pub(crate) async fn start() -> Option<Moto> {
         let bin = moto_binary();
         if !bin.exists() {
             eprintln!(
@@ -189,13 +189,13 @@ impl Moto {
         }
     }
 
-    pub async fn create_bucket(&self, bucket: &str) {
+    pub(crate) async fn create_bucket(&self, bucket: &str) {
         let r = reqwest::Client::new().put(format!("{}/{bucket}", self.endpoint)).send().await.unwrap();
         assert!(r.status().is_success(), "create bucket: {}", r.status());
     }
 
     /// Keys of the objects in `bucket` (unsigned list; moto allows it).
-    pub async fn keys(&self, bucket: &str) -> Vec<String> {
+    pub(crate) async fn keys(&self, bucket: &str) -> Vec<String> {
         let body = reqwest::Client::new()
             .get(format!("{}/{bucket}?list-type=2", self.endpoint))
             .send()

@@ -39,7 +39,7 @@ enum Close {
 
 /// Serves one upgraded socket until either side closes it. Call on the I/O runtime: the
 /// writer runs here, the connection on the query runtime.
-pub async fn serve(db: Arc<Database>, socket: WebSocket) {
+pub(crate) async fn serve(db: Arc<Database>, socket: WebSocket) {
     let (sink, stream) = socket.split();
     let (fanout_tx, fanout_rx) = mpsc::channel(db.config.live.send_queue);
     let (commands_tx, commands_rx) = mpsc::channel(WRITER_QUEUE);

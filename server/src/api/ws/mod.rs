@@ -5,16 +5,16 @@
 //! - [`socket_writer`]: writes a socket's frames and change events, off the query runtime.
 //! - [`mutations`]: the `mutate` frame, exactly once per `(user, client_id, seq)`.
 
-pub mod connection;
-pub mod mutations;
-pub mod socket_writer;
+pub(crate) mod connection;
+pub(crate) mod mutations;
+pub(crate) mod socket_writer;
 
 use crate::api::AppState;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max = state.db.config.live.max_message_bytes;
     let db = state.db.clone();
     // The connection's work (planning, catch-up, mutations) runs on the query runtime; its

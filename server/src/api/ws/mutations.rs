@@ -22,7 +22,7 @@ use kalamdb_client_core::protocol::ws::{Mutate, MutateResult, MutationKind, Muta
 use rocksdb::WriteBatch;
 use std::sync::Arc;
 
-pub const MAX_OPS_PER_MESSAGE: usize = 1000;
+pub(crate) const MAX_OPS_PER_MESSAGE: usize = 1000;
 const MAX_CLIENT_ID: usize = 128;
 
 fn record_key(principal: &Principal, client_id: &str, seq: u64) -> Vec<u8> {
@@ -34,7 +34,7 @@ fn record_key(principal: &Principal, client_id: &str, seq: u64) -> Vec<u8> {
     k
 }
 
-pub async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
+pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
     let reply = |status, code, reason: Option<String>, cursor| MutateResult {
         client_id: m.client_id.clone(),
         seq: m.seq,

@@ -15,7 +15,7 @@ use crate::sql::{ExecContext, results};
 use crate::types::DataType;
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
-pub fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &AlterTableAction) -> Result<QueryResult> {
+pub(crate) fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &AlterTableAction) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "ALTER TABLE")?;
     let def = cx.resolve_table(table)?;
     if def.kind == TableKind::Stream {

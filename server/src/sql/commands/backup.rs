@@ -11,7 +11,7 @@ use serde_json::json;
 
 /// Refuses to drop from `namespace` while a backup of it is queued or running: the drop
 /// would make the backup fail and remove what it wrote.
-pub fn check_no_backup(cx: &ExecContext<'_>, namespace: &NamespaceId) -> Result<()> {
+pub(crate) fn check_no_backup(cx: &ExecContext<'_>, namespace: &NamespaceId) -> Result<()> {
     match cx.db.jobs.active(JobType::Backup, namespace.as_str()) {
         Some(job) => Err(KalamError::InUse(format!(
             "a backup of namespace '{namespace}' is in progress (job '{job}'); wait for it to finish or stop it \
@@ -22,7 +22,7 @@ pub fn check_no_backup(cx: &ExecContext<'_>, namespace: &NamespaceId) -> Result<
 }
 
 /// Starts a job writing a backup of one namespace (dba+).
-pub fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
+pub(crate) fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "BACKUP DATABASE")?;
     let ns = NamespaceId::new(namespace)?;
     if cx.db.catalog.namespace(&ns).is_none() {
@@ -44,7 +44,7 @@ pub fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<Query
 /// Starts a job restoring a backup as a new namespace (dba+). What can be checked cheaply
 /// (the manifest, the namespace, the storages) is checked here; the checksums by the job,
 /// before it changes anything.
-pub fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
+pub(crate) fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "RESTORE DATABASE")?;
     let ns = NamespaceId::new(namespace)?;
     if cx.db.catalog.namespace(&ns).is_some() {
@@ -69,7 +69,7 @@ pub fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<Quer
 }
 
 /// Reads a backup's manifest and verifies its files (dba+).
-pub async fn show(cx: &ExecContext<'_>, path: &str) -> Result<QueryResult> {
+pub(crate) async fn show(cx: &ExecContext<'_>, path: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "SHOW BACKUP")?;
     let dir = backup::resolve_path(cx.db, path)?;
     let db = cx.db.clone();

@@ -9,7 +9,7 @@ use crate::sql::{ExecContext, results};
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
 /// Starts a job flushing every partition of one table (service+).
-pub fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
+pub(crate) fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
     cx.principal.require(Role::Service, "FLUSH")?;
     let def = cx.resolve_table(table)?;
     if def.kind == TableKind::Stream {
@@ -26,7 +26,7 @@ pub fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
 }
 
 /// Starts one job flushing every USER and SHARED table, of one namespace or all (service+).
-pub fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
+pub(crate) fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
     cx.principal.require(Role::Service, "FLUSH")?;
     let ns = cx.existing_namespace(namespace)?;
     let tables = flush::flushable(cx.db.catalog.tables(ns.as_ref()));
@@ -41,7 +41,7 @@ pub fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<Query
 }
 
 /// Asks a queued or running job to stop (dba+); it stops at its next safe point.
-pub fn kill_job(cx: &ExecContext<'_>, job_id: &str) -> Result<QueryResult> {
+pub(crate) fn kill_job(cx: &ExecContext<'_>, job_id: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "KILL JOB")?;
     cx.db.jobs.kill(job_id)?;
     Ok(results::message(1, format!("Job '{job_id}' is being cancelled")))

@@ -7,7 +7,7 @@ use kalamdb_client_core::protocol::{QueryResult, Role};
 
 /// Ends a subscription: the client gets an error frame with code `KILLED` for it. Users may
 /// kill their own; dba and system any. Another user's live id is reported as not found.
-pub fn live_query(cx: &ExecContext<'_>, live_id: &str) -> Result<QueryResult> {
+pub(crate) fn live_query(cx: &ExecContext<'_>, live_id: &str) -> Result<QueryResult> {
     let not_found = || KalamError::Validation(format!("no live query '{live_id}'"));
     let sub = cx.db.live.get(live_id).ok_or_else(not_found)?;
     if sub.user_id != cx.principal.user_id && cx.principal.role < Role::Dba {

@@ -1,20 +1,20 @@
 //! KalamDB's own statements, one file per group.
 
-pub mod alter_table;
-pub mod backup;
-pub mod execute_as;
-pub mod flush;
-pub mod kill;
-pub mod namespace;
-pub mod storage;
-pub mod table;
-pub mod user;
+pub(crate) mod alter_table;
+pub(crate) mod backup;
+pub(crate) mod execute_as;
+pub(crate) mod flush;
+pub(crate) mod kill;
+pub(crate) mod namespace;
+pub(crate) mod storage;
+pub(crate) mod table;
+pub(crate) mod user;
 
 use crate::error::{KalamError, Result};
 use crate::sql::ast::Literal;
 
 /// A `WITH`/`SET OPTIONS` literal as JSON.
-pub fn literal_json(l: &Literal) -> Result<serde_json::Value> {
+pub(crate) fn literal_json(l: &Literal) -> Result<serde_json::Value> {
     Ok(match l {
         Literal::Null => serde_json::Value::Null,
         Literal::Bool(b) => serde_json::Value::Bool(*b),

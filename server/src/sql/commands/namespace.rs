@@ -9,7 +9,7 @@ use crate::sql::{ExecContext, results};
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
 use std::collections::BTreeMap;
 
-pub fn create(cx: &ExecContext<'_>, name: &str, if_not_exists: bool) -> Result<QueryResult> {
+pub(crate) fn create(cx: &ExecContext<'_>, name: &str, if_not_exists: bool) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE NAMESPACE")?;
     let ns = NamespaceId::new(name)?;
     let created = cx.db.catalog.create_namespace(&ns, if_not_exists, now_micros())?;
@@ -19,7 +19,7 @@ pub fn create(cx: &ExecContext<'_>, name: &str, if_not_exists: bool) -> Result<Q
     ))
 }
 
-pub fn alter(cx: &ExecContext<'_>, name: &str, options: &[OptionSpec]) -> Result<QueryResult> {
+pub(crate) fn alter(cx: &ExecContext<'_>, name: &str, options: &[OptionSpec]) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "ALTER NAMESPACE")?;
     let ns = NamespaceId::new(name)?;
     let mut map = BTreeMap::new();
@@ -30,7 +30,7 @@ pub fn alter(cx: &ExecContext<'_>, name: &str, options: &[OptionSpec]) -> Result
     Ok(results::message(0, format!("Namespace '{ns}' altered")))
 }
 
-pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) -> Result<QueryResult> {
+pub(crate) fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "DROP NAMESPACE")?;
     let ns = NamespaceId::new(name)?;
     if if_exists && cx.db.catalog.namespace(&ns).is_none() {
@@ -52,7 +52,7 @@ pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) ->
     Ok(results::message(0, format!("Namespace '{ns}' dropped ({} tables)", dropped.len())))
 }
 
-pub fn show(cx: &ExecContext<'_>) -> Result<QueryResult> {
+pub(crate) fn show(cx: &ExecContext<'_>) -> Result<QueryResult> {
     let rows: Vec<Vec<serde_json::Value>> = cx
         .db
         .catalog
@@ -72,7 +72,7 @@ pub fn show(cx: &ExecContext<'_>) -> Result<QueryResult> {
 }
 
 /// `USE ns`: later statements of the same request resolve unqualified names in `ns`.
-pub fn use_namespace(cx: &mut ExecContext<'_>, name: &str) -> Result<QueryResult> {
+pub(crate) fn use_namespace(cx: &mut ExecContext<'_>, name: &str) -> Result<QueryResult> {
     let ns = NamespaceId::new(name)?;
     if cx.db.catalog.namespace(&ns).is_none() {
         return Err(crate::error::KalamError::NamespaceNotFound(ns.to_string()));

@@ -80,7 +80,7 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
     })
 }
 
-pub fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult> {
+pub(crate) fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE STORAGE")?;
     let id = StorageId::new(&stmt.id)?;
     let def = StorageDef { id: id.clone(), location: location(stmt)?, created_at: now_micros() };
@@ -110,7 +110,7 @@ pub fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult>
     }
 }
 
-pub fn drop(cx: &ExecContext<'_>, id: &str, if_exists: bool) -> Result<QueryResult> {
+pub(crate) fn drop(cx: &ExecContext<'_>, id: &str, if_exists: bool) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "DROP STORAGE")?;
     let id = StorageId::new(id)?;
     if if_exists && !id.is_local() && cx.db.catalog.storage(&id).is_none() {
@@ -121,7 +121,7 @@ pub fn drop(cx: &ExecContext<'_>, id: &str, if_exists: bool) -> Result<QueryResu
     Ok(results::message(0, format!("Storage '{id}' dropped")))
 }
 
-pub fn show(cx: &ExecContext<'_>) -> Result<QueryResult> {
+pub(crate) fn show(cx: &ExecContext<'_>) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "SHOW STORAGES")?;
     let rows: Vec<Vec<serde_json::Value>> = storage_rows(cx.db)
         .iter()

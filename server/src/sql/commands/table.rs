@@ -17,7 +17,7 @@ use kalamdb_client_core::protocol::{ColumnInfo, QueryResult, Role};
 use serde_json::json;
 
 /// A literal from DDL as a value (before coercion to the column type).
-pub fn literal_value(l: &Literal) -> Value {
+pub(crate) fn literal_value(l: &Literal) -> Value {
     match l {
         Literal::Null => Value::Null,
         Literal::Bool(b) => Value::Bool(*b),
@@ -151,7 +151,7 @@ fn table_options(kind: TableKind, options: &[crate::sql::ast::OptionSpec]) -> Re
     Ok(out)
 }
 
-pub fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryResult> {
+pub(crate) fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE TABLE")?;
     let kind = stmt.kind;
     let namespace = cx.namespace_for(stmt.table.namespace.as_deref())?;
@@ -206,7 +206,12 @@ pub fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryResult> {
     })
 }
 
-pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_exists: bool) -> Result<QueryResult> {
+pub(crate) fn drop(
+    cx: &ExecContext<'_>,
+    kind: Option<TableKind>,
+    table: &TableRef,
+    if_exists: bool,
+) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "DROP TABLE")?;
     let def = match cx.resolve_table(table) {
         Ok(t) => t,
@@ -241,7 +246,7 @@ pub fn drop(cx: &ExecContext<'_>, kind: Option<TableKind>, table: &TableRef, if_
     Ok(results::message(0, message))
 }
 
-pub fn show(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
+pub(crate) fn show(cx: &ExecContext<'_>, namespace: Option<&str>) -> Result<QueryResult> {
     let ns = cx.existing_namespace(namespace)?;
     let rows: Vec<Vec<serde_json::Value>> = cx
         .db
@@ -277,7 +282,7 @@ fn cols(c: &[(&str, &str)]) -> Vec<ColumnInfo> {
     c.iter().map(|(n, t)| ColumnInfo::new(*n, *t)).collect()
 }
 
-pub fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result<QueryResult> {
+pub(crate) fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result<QueryResult> {
     let def = cx.resolve_table(table)?;
     cx.check_read(&def)?;
     if history {
@@ -331,7 +336,7 @@ pub fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) -> Result
 
 /// Row and byte counts of the hot tier and of the cold tier's files (row versions,
 /// tombstones included) across all partitions (dba+).
-pub fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
+pub(crate) fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "SHOW STATS")?;
     let def = cx.resolve_table(table)?;
     let (mut rows, mut tombstones, mut bytes) = (0u64, 0u64, 0u64);

@@ -21,7 +21,7 @@ fn validate_email(email: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(KalamError::Validation(format!("invalid email '{email}'"))) }
 }
 
-pub async fn create(
+pub(crate) async fn create(
     cx: &ExecContext<'_>,
     name: &str,
     pw: &str,
@@ -44,11 +44,11 @@ pub async fn create(
     Ok(results::message(1, format!("User '{}' created with role {} (id {})", user.username, user.role, user.id)))
 }
 
-pub async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -> Result<QueryResult> {
+pub(crate) async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -> Result<QueryResult> {
     let mut user = cx.db.catalog.user_by_name(name).ok_or_else(|| KalamError::UserNotFound(name.to_string()))?;
     let is_self = user.id == cx.principal.user_id;
     match action {
-        AlterUserAction::SetPassword(pw) => {
+        AlterUserAction::Password(pw) => {
             if !is_self {
                 cx.principal.require(Role::Dba, "changing another user's password")?;
                 check_grant(&cx.principal, user.role)?;
@@ -58,7 +58,7 @@ pub async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -
             user.failed_logins = 0;
             user.locked_until = None;
         }
-        AlterUserAction::SetRole(r) => {
+        AlterUserAction::Role(r) => {
             cx.principal.require(Role::Dba, "ALTER USER ... SET ROLE")?;
             let r = *r;
             check_grant(&cx.principal, r)?;
@@ -68,7 +68,7 @@ pub async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -
             }
             user.role = r;
         }
-        AlterUserAction::SetEmail(e) => {
+        AlterUserAction::Email(e) => {
             if !is_self {
                 cx.principal.require(Role::Dba, "changing another user's email")?;
             }
@@ -78,14 +78,14 @@ pub async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAction) -
     }
     user.updated_at = now_micros();
     cx.db.catalog.update_user(&user)?;
-    if !matches!(action, AlterUserAction::SetEmail(_)) {
+    if !matches!(action, AlterUserAction::Email(_)) {
         // Open WebSockets of the user check their credentials and privileges again now.
         cx.db.live.account_changed(user.id);
     }
     Ok(results::message(1, format!("User '{}' altered", user.username)))
 }
 
-pub fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool) -> Result<QueryResult> {
+pub(crate) fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "DROP USER")?;
     let Some(user) = cx.db.catalog.user_by_name(name) else {
         return if if_exists {

@@ -8,7 +8,7 @@ use crate::values;
 use datafusion::sql::sqlparser::ast::{Delete, FromTable, TableFactor};
 use kalamdb_client_core::protocol::QueryResult;
 
-pub async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> {
+pub(crate) async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryResult> {
     let from = match &del.from {
         FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
     };

@@ -11,7 +11,7 @@ use crate::values::{self, Value};
 use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
 use kalamdb_client_core::protocol::QueryResult;
 
-pub async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryResult> {
+pub(crate) async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryResult> {
     if ins.on.is_some() || ins.returning.is_some() || ins.overwrite || ins.or.is_some() || ins.partitioned.is_some() {
         return Err(KalamError::NotSupported(
             "INSERT supports VALUES or SELECT only (no ON CONFLICT, RETURNING, OVERWRITE)".into(),
@@ -164,7 +164,7 @@ async fn select_rows(
 }
 
 /// A full row: provided values, defaults for the rest, NOT NULL checked.
-pub fn complete_row(
+pub(crate) fn complete_row(
     cx: &ExecContext<'_>,
     table: &TableDef,
     targets: &[usize],

@@ -5,12 +5,12 @@
 //! directly. Anything else (expressions, subqueries, arbitrary WHERE) is evaluated by a
 //! DataFusion query over the caller's own scope first, then committed.
 
-pub mod delete;
-pub mod insert;
-pub mod update;
+pub(crate) mod delete;
+pub(crate) mod insert;
+pub(crate) mod update;
 
 /// Most rows one INSERT, UPDATE or DELETE statement may write.
-pub const MAX_ROWS_PER_WRITE: usize = 100_000;
+pub(crate) const MAX_ROWS_PER_WRITE: usize = 100_000;
 
 use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::ast::{
 use std::sync::LazyLock;
 
 /// `ns.t` / `t` from a sqlparser object name.
-pub fn table_ref(name: &ObjectName) -> Result<TableRef> {
+pub(crate) fn table_ref(name: &ObjectName) -> Result<TableRef> {
     let parts: Vec<String> = name
         .0
         .iter()
@@ -46,7 +46,7 @@ pub fn table_ref(name: &ObjectName) -> Result<TableRef> {
 
 /// The table an UPDATE or DELETE names, checked for write access. STREAM tables hold events,
 /// which are never changed once sent.
-pub fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<std::sync::Arc<TableDef>> {
+pub(crate) fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<std::sync::Arc<TableDef>> {
     let table = cx.resolve_table(&table_ref(name)?)?;
     cx.check_write(&table)?;
     if table.kind == crate::schema::TableKind::Stream {
@@ -60,7 +60,7 @@ pub fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<s
 
 /// Index of the user-writable column `name` (normalized), with clear errors for system and
 /// unknown columns.
-pub fn writable_column(table: &TableDef, name: &str) -> Result<usize> {
+pub(crate) fn writable_column(table: &TableDef, name: &str) -> Result<usize> {
     if name == crate::schema::UPDATED_COLUMN || name == crate::schema::DELETED_COLUMN {
         return Err(KalamError::Validation(format!("'{name}' is a system column maintained by the server")));
     }
@@ -71,7 +71,7 @@ pub fn writable_column(table: &TableDef, name: &str) -> Result<usize> {
 
 /// The value of an expression that needs no query engine (literals, parameters, the
 /// default functions), coerced to `dt`; `None` if the expression needs DataFusion.
-pub fn simple_value(cx: &ExecContext<'_>, expr: &Expr, dt: DataType, column: &str) -> Option<Result<Value>> {
+pub(crate) fn simple_value(cx: &ExecContext<'_>, expr: &Expr, dt: DataType, column: &str) -> Option<Result<Value>> {
     let raw = match expr {
         Expr::Value(v) => match &v.value {
             SqlValue::Number(n, _) => Ok(number(n, dt)),
@@ -145,7 +145,7 @@ fn param(cx: &ExecContext<'_>, p: &str, dt: DataType, column: &str) -> Result<Va
 }
 
 /// Evaluates a column default for one new row.
-pub fn evaluate_default(cx: &ExecContext<'_>, default: &DefaultValue, dt: DataType) -> Value {
+pub(crate) fn evaluate_default(cx: &ExecContext<'_>, default: &DefaultValue, dt: DataType) -> Value {
     match default {
         DefaultValue::Literal(v) => v.clone(),
         DefaultValue::Now => match dt {
@@ -161,7 +161,7 @@ pub fn evaluate_default(cx: &ExecContext<'_>, default: &DefaultValue, dt: DataTy
 }
 
 /// If `selection` is exactly `pk = <simple value>`, that key.
-pub fn pk_equality(cx: &ExecContext<'_>, table: &TableDef, selection: Option<&Expr>) -> Option<Result<Value>> {
+pub(crate) fn pk_equality(cx: &ExecContext<'_>, table: &TableDef, selection: Option<&Expr>) -> Option<Result<Value>> {
     let Some(Expr::BinaryOp { left, op: BinaryOperator::Eq, right }) = selection else { return None };
     let pk = table.pk();
     let is_pk = |e: &Expr| match e {
@@ -180,7 +180,7 @@ pub fn pk_equality(cx: &ExecContext<'_>, table: &TableDef, selection: Option<&Ex
 
 /// Runs `SELECT pk, <exprs> FROM <target> [WHERE selection]` in the caller's scope: the rows
 /// an UPDATE or DELETE will touch, with any computed values.
-pub async fn select_matching(
+pub(crate) async fn select_matching(
     cx: &ExecContext<'_>,
     table: &TableDef,
     target: &TableWithJoins,
@@ -197,7 +197,11 @@ pub async fn select_matching(
 
 /// `SELECT <projection> [FROM <from>] [WHERE <selection>]`, assembled from parsed parts (the
 /// parts are never printed and parsed again).
-pub fn select_statement(projection: Vec<Expr>, from: Option<TableWithJoins>, selection: Option<Expr>) -> Statement {
+pub(crate) fn select_statement(
+    projection: Vec<Expr>,
+    from: Option<TableWithJoins>,
+    selection: Option<Expr>,
+) -> Statement {
     static SKELETON: LazyLock<Statement> =
         LazyLock::new(|| crate::sql::parser::parse_sql("SELECT 1").expect("a constant statement parses"));
     let mut statement = SKELETON.clone();

@@ -9,7 +9,7 @@ use crate::values;
 use datafusion::sql::sqlparser::ast::{AssignmentTarget, Expr, TableFactor, Update};
 use kalamdb_client_core::protocol::QueryResult;
 
-pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> {
+pub(crate) async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> {
     if upd.from.is_some()
         || !upd.table.joins.is_empty()
         || upd.returning.is_some()
@@ -91,7 +91,7 @@ pub async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryResult> 
     Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)))
 }
 
-pub fn check_not_null(table: &crate::schema::TableDef, set: &[(usize, values::Value)]) -> Result<()> {
+pub(crate) fn check_not_null(table: &crate::schema::TableDef, set: &[(usize, values::Value)]) -> Result<()> {
     for (idx, v) in set {
         let col = &table.columns[*idx];
         if v.is_null() && !col.nullable {
