@@ -62,6 +62,17 @@ impl HybridClock {
         HybridClock { last, wall }
     }
 
+    /// The timestamp [`HybridClock::tick`] would hand out now, without handing it out.
+    pub(crate) fn next(&self) -> i64 {
+        self.wall.now_micros().max(self.last + 1)
+    }
+
+    /// Records that timestamps up to `last` were handed out (by a commit that numbered its
+    /// changes itself, from [`HybridClock::next`] on).
+    pub(crate) fn advance_to(&mut self, last: i64) {
+        self.last = self.last.max(last);
+    }
+
     /// The next timestamp in microseconds since the Unix epoch.
     pub(crate) fn tick(&mut self) -> i64 {
         let now = self.wall.now_micros();

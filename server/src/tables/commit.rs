@@ -4,6 +4,11 @@
 //! `_updated` order, and once a commit returns every change with a smaller `_updated` is
 //! already visible: the property catch-up-then-live-tail sync relies on.
 //!
+//! A commit's changes get consecutive `_updated` values from the first one on, so a commit
+//! is reproducible from its writes and that first value: applied to the same state, it
+//! writes the same rows and publishes the same changes (what a replica applying a
+//! replicated log needs).
+//!
 //! The current version of a key is its hot row or, once flushed, its newest cold version
 //! ([`ColdStore`]): duplicate-key checks, updates and deletes see flushed rows. Flushes
 //! remove hot rows under the same lock ([`Committer::remove_flushed`]), and only while they
@@ -445,13 +450,19 @@ impl Committer {
                 break (clock, Some(reads));
             }
         };
-        self.commit_locked(clock, writes, cold_reads, extra)
+        let first = clock.next();
+        self.commit_locked(clock, first, writes, cold_reads, extra)
     }
 
     /// The commit proper, under the lock (`clock`), with the cold versions read before it.
+    ///
+    /// Its changes get consecutive `_updated` values from `first` on, so the outcome depends
+    /// only on the state, `writes` and `first`: a replica applying the same writes with the
+    /// same `first` to the same state writes the same rows and publishes the same changes.
     fn commit_locked(
         &self,
         mut clock: parking_lot::MutexGuard<'_, HybridClock>,
+        first: i64,
         writes: Vec<TableWrite<'_>>,
         cold_reads: Option<Vec<ColdReads>>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),
@@ -465,6 +476,7 @@ impl Committer {
         // New hot keys per partition, for the flush policies.
         let mut new_hot_keys: HashMap<(crate::ids::TableId, Partition), (u64, i64)> = HashMap::new();
         let written: Vec<(TableId, Partition)> = writes.iter().map(|w| (w.table.id, w.partition)).collect();
+        let mut next_updated = first;
         for (i, TableWrite { table, partition, ops }) in writes.into_iter().enumerate() {
             if !self.is_current(table) {
                 return Err(KalamError::SchemaChanged(table.qualified_name()));
@@ -517,7 +529,8 @@ impl Committer {
                         (ChangeKind::Delete, live.values.clone())
                     }
                 };
-                let updated = clock.tick();
+                let updated = next_updated;
+                next_updated += 1;
                 let row = StoredRow { updated, deleted: kind == ChangeKind::Delete, values: new_values };
                 match (&current, was_hot) {
                     (Some(old), true) => batch.delete_cf(&index_cf, keys::index_key(table.id, partition, old.updated)),
@@ -543,6 +556,7 @@ impl Committer {
         if batch.is_empty() {
             return Ok(result);
         }
+        clock.advance_to(next_updated - 1);
         batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, clock.last().to_le_bytes());
         self.store.write(batch)?;
         for key in &written {
@@ -728,5 +742,82 @@ mod tests {
             }
         }
         assert_eq!(removed + kept, N as u64);
+    }
+
+    impl Committer {
+        /// Applies `writes` with their changes numbered from `first`, as a replica applying
+        /// another node's commit would.
+        fn commit_at(&self, first: i64, writes: Vec<TableWrite<'_>>) -> Result<CommitResult> {
+            let clock = self.clock.lock();
+            self.commit_locked(clock, first, writes, None, |_, _| {})
+        }
+    }
+
+    /// Every row and change-index record, in key order.
+    fn hot_contents(committer: &Committer) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for cf in [CF_ROWS, CF_ROW_INDEX] {
+            committer
+                .store
+                .for_each_prefix(cf, b"", |k, v| {
+                    out.push((k.to_vec(), v.to_vec()));
+                    true
+                })
+                .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn replaying_commits_with_their_first_updated_reproduces_the_state() {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (leader, replica) = (open(dir_a.path()), open(dir_b.path()));
+        let table = table();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut failed, mut empty) = (0, 0);
+        for _ in 0..400 {
+            let partition = Partition::User(UserId(random(2) + 1));
+            let ops: Vec<RowOp> = (0..=random(3))
+                .map(|_| {
+                    let key = random(25) as i64;
+                    match random(3) {
+                        0 => insert(key, random(100) as i64),
+                        1 => RowOp::Update { pk: Value::Int(key), set: vec![(1, Value::Int(random(100) as i64))] },
+                        _ => RowOp::Delete { pk: Value::Int(key) },
+                    }
+                })
+                .collect();
+            let write = |ops: Vec<RowOp>| vec![TableWrite { table: &table, partition, ops }];
+            match leader.commit_many(write(ops.clone()), |_, _| {}) {
+                Ok(done) if done.changes.is_empty() => {
+                    empty += 1;
+                    assert_eq!(replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).unwrap().affected, 0);
+                }
+                Ok(done) => {
+                    let first = done.changes[0].new.updated;
+                    let again = replica.commit_at(first, write(ops)).unwrap();
+                    assert_eq!(again.affected, done.affected);
+                    let stamps =
+                        |r: &CommitResult| r.changes.iter().map(|c| (c.new.updated, c.kind)).collect::<Vec<_>>();
+                    assert_eq!(stamps(&again), stamps(&done));
+                }
+                Err(e) => {
+                    failed += 1;
+                    assert!(matches!(e, KalamError::DuplicateKey(_)), "{e:?}");
+                    let again = replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).unwrap_err();
+                    assert!(matches!(again, KalamError::DuplicateKey(_)), "{again:?}");
+                }
+            }
+        }
+        assert!(failed > 10 && empty > 10, "the sequence exercises failures ({failed}) and no-ops ({empty})");
+        assert_eq!(hot_contents(&replica), hot_contents(&leader));
+        // The replica's clock moved past everything it applied.
+        assert_eq!(replica.at_watermark(|w| w), leader.at_watermark(|w| w));
     }
 }
