@@ -18,7 +18,7 @@ use futures::channel::oneshot;
 use futures::{FutureExt, StreamExt};
 use kalamdb_client_core::protocol::ws::MutationOp;
 use kalamdb_client_core::store::{MemoryStore, ReplicaStore};
-use kalamdb_client_core::sync::platform::{Platform, TokenSource, uuid_v7};
+use kalamdb_client_core::sync::platform::{ConnectError, Platform, TokenSource, uuid_v7};
 use kalamdb_client_core::sync::{self, Client, ClientConfig, SyncError, WriteReceipt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -141,11 +141,14 @@ impl KalamClient {
         let tokens: TokenSource = Box::new(move || {
             let result = token.call0(&JsValue::NULL);
             async move {
-                let v = result.map_err(|e| format!("token function failed: {e:?}"))?;
+                let v = result.map_err(|e| sign_in_error(&e))?;
                 let v = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&v))
                     .await
-                    .map_err(|e| format!("token function failed: {e:?}"))?;
-                v.as_string().ok_or_else(|| "the token function must return a string".to_string())
+                    .map_err(|e| sign_in_error(&e))?;
+                v.as_string().ok_or_else(|| ConnectError {
+                    code: "SIGN_IN_FAILED".into(),
+                    message: "the token function must return a string".into(),
+                })
             }
             .boxed_local()
         });
@@ -296,5 +299,15 @@ impl KalamClient {
             Some(tabs) => tabs.close().await,
             None => self.client.close().await,
         }
+    }
+}
+
+/// What the token function threw, as a connection failure: its `code` and `message` when it
+/// is a `KalamError` (`NETWORK_ERROR`, `UNAUTHORIZED`, ...), not a stack trace.
+fn sign_in_error(e: &JsValue) -> ConnectError {
+    let field = |name: &str| js_sys::Reflect::get(e, &JsValue::from_str(name)).ok().and_then(|v| v.as_string());
+    ConnectError {
+        code: field("code").unwrap_or_else(|| "SIGN_IN_FAILED".into()),
+        message: field("message").or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}")),
     }
 }

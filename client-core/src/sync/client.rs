@@ -70,7 +70,7 @@ pub enum Command {
     },
     /// Resolves once online with every subscription loaded and the outbox empty.
     Settled {
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<(), SyncError>>,
     },
     /// Store operations another session (tab) committed to the shared store.
     Remote {
@@ -223,9 +223,13 @@ impl Client {
         let _ = self.commands.unbounded_send(Command::SetOnline { online });
     }
 
-    /// Waits until online, every subscription loaded and every local write confirmed.
+    /// Waits until online, every subscription loaded and every local write confirmed. Until
+    /// the server has accepted a connection of this client once, fails with
+    /// [`SyncError::Connection`] when connecting fails (signing in, opening the socket, or the
+    /// server refusing it), at once if it is already failing; retries go on in the
+    /// background. Once connected, outages are waited out.
     pub async fn settled(&self) -> Result<(), SyncError> {
-        self.call(|reply| Command::Settled { reply }).await
+        self.call(|reply| Command::Settled { reply }).await?
     }
 
     // ---- several sessions (browser tabs) sharing one store, one of them leading sync -------

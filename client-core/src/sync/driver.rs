@@ -8,7 +8,7 @@
 use super::backoff::Backoff;
 use super::client::{Client, Command, WriteReceipt};
 use super::engine::{Effects, SyncEngine, SyncError};
-use super::platform::{Platform, Socket, SocketEvent, TokenSource, parse_utc_ms, uuid_v7};
+use super::platform::{ConnectError, Platform, Socket, SocketEvent, TokenSource, parse_utc_ms, uuid_v7};
 use super::status::SyncEvent;
 use crate::protocol::ws::{ClientMessage, MutationKind, ServerMessage};
 use crate::query::ResultSet;
@@ -52,9 +52,9 @@ impl ClientConfig {
 enum Input {
     Command(Command),
     Socket(SocketEvent),
-    Opened { conn: u64, result: Result<(Box<dyn Socket>, String), String> },
+    Opened { conn: u64, result: Result<(Box<dyn Socket>, String), ConnectError> },
     Retry { conn: u64 },
-    Renew { conn: u64, token: Result<String, String> },
+    Renew { conn: u64, token: Result<String, ConnectError> },
     RenewDue { conn: u64 },
     Tick,
 }
@@ -130,6 +130,8 @@ pub async fn run<P: Platform, S: ReplicaStore>(
         next_live: 1,
         event_sinks: Vec::new(),
         settle_waiters: Vec::new(),
+        failing: None,
+        connected_once: false,
         replies: Vec::new(),
         reload: None,
         closed: None,
@@ -173,6 +175,10 @@ pub async fn run<P: Platform, S: ReplicaStore>(
     d.shutdown();
 }
 
+fn connection_error(e: &ConnectError) -> SyncError {
+    SyncError::Connection { code: e.code.clone(), message: e.message.clone() }
+}
+
 fn fail_command(cmd: Command, e: SyncError) {
     match cmd {
         Command::Sync { reply, .. } => drop(reply.send(Err(e))),
@@ -207,7 +213,13 @@ struct Driver<P: Platform, S: ReplicaStore> {
     lives: Vec<LiveRegistration>,
     next_live: u64,
     event_sinks: Vec<mpsc::UnboundedSender<SyncEvent>>,
-    settle_waiters: Vec<oneshot::Sender<()>>,
+    settle_waiters: Vec<oneshot::Sender<Result<(), SyncError>>>,
+    /// The last failure to connect, until a connection is accepted again.
+    failing: Option<ConnectError>,
+    /// Whether the server ever accepted a connection of this client. Until it has, a failure
+    /// is most likely a mistake to report (a wrong URL or password, an origin the server does
+    /// not allow) and `settled()` fails with it; afterwards it is an outage to wait out.
+    connected_once: bool,
     /// Answers held back until the effects they depend on are committed.
     replies: Vec<Reply>,
     /// A reload of the replica from the store, done once the current inputs are performed.
@@ -240,11 +252,35 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
             (self.platform.clone(), self.tokens.clone(), self.input_tx.clone(), self.socket_tx.clone());
         self.platform.spawn(Box::pin(async move {
             let result = match (tokens)().await {
-                Err(e) => Err(format!("no token: {e}")),
-                Ok(token) => platform.connect(&url, conn, socket_tx).await.map(|s| (s, token)),
+                Err(e) => Err(e),
+                Ok(token) => match platform.connect(&url, conn, socket_tx).await {
+                    Ok(socket) => Ok((socket, token)),
+                    Err(e) => Err(ConnectError {
+                        code: "NETWORK_ERROR".into(),
+                        message: format!("cannot open the WebSocket to {url}: {e}"),
+                    }),
+                },
             };
             let _ = tx.unbounded_send(Input::Opened { conn, result });
         }));
+    }
+
+    /// A connection attempt failed: reported once per kind of failure; until the client has
+    /// connected once, what waits for the server is told why instead of waiting for a retry.
+    fn connect_failed(&mut self, e: ConnectError, fx: &mut Effects) {
+        if self.failing.as_ref() != Some(&e) {
+            fx.events.push(SyncEvent::ConnectionFailed { code: e.code.clone(), message: e.message.clone() });
+        }
+        if !self.connected_once {
+            self.fail_settle_waiters(&e);
+        }
+        self.failing = Some(e);
+    }
+
+    fn fail_settle_waiters(&mut self, e: &ConnectError) {
+        for w in self.settle_waiters.drain(..) {
+            let _ = w.send(Err(connection_error(e)));
+        }
     }
 
     fn retry_later(&mut self) {
@@ -282,7 +318,9 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
                     }
                     Err(e) => {
                         self.retry_later();
-                        self.engine.on_close(Some(e))
+                        let mut fx = self.engine.on_close(Some(e.message.clone()));
+                        self.connect_failed(e, &mut fx);
+                        fx
                     }
                 }
             }
@@ -290,9 +328,25 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
                 self.last_frame_ms = self.platform.now_ms();
                 match serde_json::from_str::<ServerMessage>(&text) {
                     Ok(msg) => {
-                        if let ServerMessage::AuthOk { expires_at, .. } = &msg {
-                            self.backoff.reset();
-                            self.schedule_renewal(expires_at);
+                        match &msg {
+                            ServerMessage::AuthOk { expires_at, .. } => {
+                                self.backoff.reset();
+                                self.failing = None;
+                                self.connected_once = true;
+                                self.schedule_renewal(expires_at);
+                            }
+                            // Refused as a whole (the token, the user's connection limit):
+                            // nothing the client waits for can happen until that changes.
+                            ServerMessage::Error { id: None, code, message } if !self.connected_once => {
+                                self.fail_settle_waiters(&ConnectError {
+                                    code: serde_json::to_value(code)
+                                        .ok()
+                                        .and_then(|v| v.as_str().map(str::to_string))
+                                        .unwrap_or_else(|| "ERROR".into()),
+                                    message: message.clone(),
+                                });
+                            }
+                            _ => {}
                         }
                         self.engine.on_message(msg, self.platform.now_ms())
                     }
@@ -445,7 +499,13 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
                 }
             }
             Command::Settled { reply } => {
-                self.settle_waiters.push(reply);
+                match &self.failing {
+                    // Waiting would only end once a retry succeeds: say why it cannot now.
+                    Some(e) if self.socket.is_none() && !self.connected_once => {
+                        drop(reply.send(Err(connection_error(e))))
+                    }
+                    _ => self.settle_waiters.push(reply),
+                }
                 Effects::default()
             }
             Command::Remote { ops } => self.engine.apply_remote(ops),
@@ -513,7 +573,7 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
             let s = self.engine.status();
             if s.online && !s.syncing && s.pending_writes == 0 {
                 for w in self.settle_waiters.drain(..) {
-                    let _ = w.send(());
+                    let _ = w.send(Ok(()));
                 }
             }
         }

@@ -59,8 +59,10 @@ pub enum SyncError {
     Closed,
     #[error("server: {code}: {message}")]
     Server { code: ErrorCode, message: String },
-    #[error("connection: {0}")]
-    Transport(String),
+    /// The client cannot connect (see [`ConnectError`](super::platform::ConnectError)):
+    /// what waits for the server fails with it rather than wait while retries fail.
+    #[error("connection: {code}: {message}")]
+    Connection { code: String, message: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

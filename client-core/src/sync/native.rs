@@ -4,7 +4,7 @@
 
 use super::client::Client;
 use super::driver::{ClientConfig, run};
-use super::platform::{Platform, Socket, SocketEvent, TokenSource};
+use super::platform::{ConnectError, Platform, Socket, SocketEvent, TokenSource};
 use crate::store::ReplicaStore;
 use futures::channel::mpsc::{self, UnboundedSender};
 use futures::future::{BoxFuture, LocalBoxFuture};
@@ -108,7 +108,8 @@ where
             let tokens = std::sync::Arc::new(tokens);
             let source: TokenSource = Box::new(move || {
                 let tokens = tokens.clone();
-                async move { tokens().await }.boxed_local()
+                async move { tokens().await.map_err(|message| ConnectError { code: "SIGN_IN_FAILED".into(), message }) }
+                    .boxed_local()
             });
             local.block_on(&rt, run(config, Rc::new(NativePlatform), store, source, rx));
         })

@@ -39,7 +39,18 @@ pub trait Platform: 'static {
 }
 
 /// Supplies access tokens: called before each connection and again to renew before expiry.
-pub type TokenSource = Box<dyn Fn() -> LocalBoxFuture<'static, Result<String, String>>>;
+pub type TokenSource = Box<dyn Fn() -> LocalBoxFuture<'static, Result<String, ConnectError>>>;
+
+/// Why the client could not connect: signing in failed (the token source's error: the
+/// server's code such as `UNAUTHORIZED`, or `NETWORK_ERROR` when it could not be reached), or
+/// the WebSocket could not be opened (`NETWORK_ERROR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    /// The server's error code, or one of the client's (`NETWORK_ERROR`, `SIGN_IN_FAILED`).
+    pub code: String,
+    /// What went wrong, and what to check.
+    pub message: String,
+}
 
 /// A UUIDv7 (RFC 9562) as text: 48-bit Unix ms timestamp, then random bits. Keys generated
 /// offline sort by creation time, like the server's `UUID_V7()`.

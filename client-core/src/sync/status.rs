@@ -56,4 +56,11 @@ pub enum SyncEvent {
         code: ErrorCode,
         message: String,
     },
+    /// An attempt to connect failed: signing in or opening the socket (once per kind of
+    /// failure while it keeps failing; retries go on with backoff).
+    ConnectionFailed {
+        /// The server's error code, or `NETWORK_ERROR` / `SIGN_IN_FAILED`.
+        code: String,
+        message: String,
+    },
 }

@@ -166,7 +166,15 @@ export async function httpJson(
     });
   } catch (e) {
     if ((e as { name?: string })?.name === 'AbortError') throw e;
-    throw new KalamError('NETWORK_ERROR', `cannot reach ${url}: ${(e as Error)?.message ?? e}`, { cause: e });
+    // A browser says only "Failed to fetch", whether the server is down, the URL wrong or the
+    // page's origin not allowed: name all three.
+    const hint =
+      typeof window === 'undefined'
+        ? 'check the URL and that the server is running'
+        : `check the URL, that the server is running, and that it allows this page's origin (${window.location.origin}) with --cors-origins`;
+    throw new KalamError('NETWORK_ERROR', `cannot reach ${url}: ${(e as Error)?.message ?? e} (${hint})`, {
+      cause: e,
+    });
   }
   const text = await res.text();
   let body: unknown;

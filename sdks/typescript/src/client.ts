@@ -317,6 +317,7 @@ export class KalamClient {
         break;
       }
       case 'subscription_error':
+      case 'connection_failed':
       case 'error': {
         const ev: ErrorEvent = { code: String(e.code ?? 'ERROR'), message: String(e.message ?? '') };
         if (e.type === 'subscription_error') ev.subscriptionId = String(e.id);
@@ -676,7 +677,13 @@ export class KalamClient {
     else this.engineP.then((e) => e.setOnline(online), () => {});
   }
 
-  /** Resolves once online, every subscription loaded and every local write confirmed. */
+  /**
+   * Resolves once online, every subscription loaded and every local write confirmed. Until the
+   * server has accepted this client's connection once, rejects with a {@link KalamError} when
+   * connecting fails (`NETWORK_ERROR`, `UNAUTHORIZED`, ...: the same as the `'error'` event),
+   * at once if it is already failing; retries go on, so a later call can resolve. Once
+   * connected, outages (a server restart, the network gone) are waited out.
+   */
   settled(): Promise<void> {
     return this.call((e) => e.settled());
   }

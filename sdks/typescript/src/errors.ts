@@ -3,8 +3,9 @@
  *
  * `code` is the server's error code (`TABLE_NOT_FOUND`, `UNAUTHORIZED`, `VALIDATION_ERROR`,
  * ..., see docs/http-api.md) or one of the client's own: `NETWORK_ERROR` (the server could not
- * be reached), `BAD_RESPONSE` (not a KalamDB answer), `CLIENT_ERROR` (the local engine refused
- * a call: bad local SQL, invalid write, closed client).
+ * be reached), `SIGN_IN_FAILED` (the token function failed for another reason), `BAD_RESPONSE`
+ * (not a KalamDB answer), `CLIENT_ERROR` (the local engine refused a call: bad local SQL, invalid
+ * write, closed client).
  */
 export class KalamError extends Error {
   /** Machine-readable error code. */
@@ -27,8 +28,9 @@ export class KalamError extends Error {
   static from(e: unknown, code = 'CLIENT_ERROR'): KalamError {
     if (e instanceof KalamError) return e;
     const message = e instanceof Error ? e.message : String(e);
-    // The engine renders server verdicts as "server: CODE: message".
-    const m = /^server: ([A-Z_]+): ([\s\S]*)$/.exec(message);
+    // The engine renders server verdicts as "server: CODE: message" and failures to connect
+    // as "connection: CODE: message".
+    const m = /^(?:server|connection): ([A-Z_]+): ([\s\S]*)$/.exec(message);
     if (m) return new KalamError(m[1]!, m[2]!, { cause: e });
     return new KalamError(code, message, { cause: e });
   }

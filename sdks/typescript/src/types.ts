@@ -131,7 +131,13 @@ export interface MutationEvent {
   state: MutationState;
 }
 
-/** The `'error'` event: the server refused or ended a subscription, or a connection error. */
+/**
+ * The `'error'` event: the server refused or ended a subscription, refused the connection
+ * (`UNAUTHORIZED`, `RATE_LIMITED`, ...), or the client could not connect at all: signing in
+ * or opening the socket failed (`NETWORK_ERROR`: the server could not be reached; `SIGN_IN_FAILED`:
+ * the token function failed otherwise; or the sign-in's own error code). A failure to connect is
+ * reported once while it repeats; the client keeps retrying with backoff.
+ */
 export interface ErrorEvent {
   /** The subscription concerned, for subscription errors. */
   subscriptionId?: string;

@@ -340,3 +340,46 @@ test('a live query started right after sync() waits for the schema instead of fa
   assert.deepEqual(errors, []);
   stop();
 });
+
+/** The rejection of `promise` (fails the test if it resolves). */
+async function rejection(promise, ms, what) {
+  const outcome = await within(
+    promise.then(
+      () => null,
+      (e) => e,
+    ),
+    ms,
+    what,
+  );
+  assert.ok(outcome instanceof KalamError, `${what}: expected a KalamError, got ${outcome}`);
+  return outcome;
+}
+
+test('a client that cannot reach the server says so: an error event, and settled() rejects', async () => {
+  // Nothing listens on port 9 of the loopback interface.
+  const c = client('nobody', 'pw', { url: 'http://127.0.0.1:9' });
+  const errors = [];
+  c.on('error', (e) => errors.push(e));
+  await within(c.ready, 5000, 'ready');
+  await within(c.sync('todos', 'SELECT * FROM app.todos'), 5000, 'sync');
+  const err = await rejection(c.settled(), 10000, 'settled');
+  assert.equal(err.code, 'NETWORK_ERROR');
+  assert.match(err.message, /cannot reach http:\/\/127\.0\.0\.1:9\/.*check the URL/);
+  assert.doesNotMatch(err.message, /\n\s+at /, 'no stack trace in the message');
+  await waitFor(() => errors.some((e) => e.code === 'NETWORK_ERROR'), { timeoutMs: 5000, what: 'error event' });
+  // Asked again while it keeps failing: rejected at once, and the event is not repeated.
+  assert.equal((await rejection(c.settled(), 1000, 'settled again')).code, 'NETWORK_ERROR');
+  await sleep(1500);
+  assert.equal(errors.filter((e) => e.code === 'NETWORK_ERROR').length, 1, JSON.stringify(errors));
+});
+
+test('a wrong password is an error event and a settled() rejection with the sign-in code', async () => {
+  const name = await newUser('wrongpw');
+  const c = client(name, 'not-the-password');
+  const errors = [];
+  c.on('error', (e) => errors.push(e));
+  await within(c.sync('todos', 'SELECT * FROM app.todos'), 5000, 'sync');
+  const err = await rejection(c.settled(), 10000, 'settled');
+  assert.equal(err.code, 'UNAUTHORIZED', err.message);
+  await waitFor(() => errors.some((e) => e.code === 'UNAUTHORIZED'), { timeoutMs: 5000, what: 'error event' });
+});

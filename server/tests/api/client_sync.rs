@@ -9,7 +9,7 @@ use kalamdb_client_core::protocol::ErrorCode;
 use kalamdb_client_core::protocol::ws::{MutationKind, MutationOp};
 use kalamdb_client_core::query::Row;
 use kalamdb_client_core::store::{MemoryStore, ReplicaStore, Snapshot, StoreError, StoreOp};
-use kalamdb_client_core::sync::{Client, ClientConfig, MutationState, SyncEvent, start_native};
+use kalamdb_client_core::sync::{Client, ClientConfig, MutationState, SyncError, SyncEvent, start_native};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -55,8 +55,18 @@ pub(crate) fn login_as(
     }
 }
 
+/// Waits until `c` is settled. A client that has not connected yet (it started while the
+/// server was restarting) fails `settled()` while its attempts fail; it is asked again.
 async fn settle(c: &Client) {
-    tokio::time::timeout(Duration::from_secs(30), c.settled()).await.expect("client did not settle in 30 s").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, c.settled()).await.expect("client did not settle in 30 s") {
+            Ok(()) => return,
+            Err(SyncError::Connection { .. }) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("settled: {e}"),
+        }
+    }
 }
 
 fn obj(v: Value) -> Row {
