@@ -8,6 +8,7 @@ use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Opens the database, binds `config.server.listen`, calls `on_listening` with the bound
@@ -37,6 +38,13 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| KalamError::internal(format!("server error: {e}")))?;
+    // No thread may still be using RocksDB when the process exits (its static state is torn
+    // down then): let background work and the query threads finish, within bounds.
+    if !crate::budget::stop_background(Duration::from_secs(30)).await {
+        tracing::warn!("background work still running after 30 s; stopping anyway");
+    }
+    let stopping = db.clone();
+    let _ = tokio::task::spawn_blocking(move || stopping.runtime.shutdown(Duration::from_secs(10))).await;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 const QUERY_THREAD_NICENESS: i32 = 10;
 
 pub(crate) struct QueryRuntime {
-    runtime: Option<Runtime>,
+    runtime: parking_lot::Mutex<Option<Runtime>>,
     handle: Handle,
 }
 
@@ -53,7 +53,7 @@ impl QueryRuntime {
             .build()
             .map_err(|e| KalamError::internal(format!("cannot start the query runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        Ok(QueryRuntime { runtime: Some(runtime), handle })
+        Ok(QueryRuntime { runtime: parking_lot::Mutex::new(Some(runtime)), handle })
     }
 
     /// Runs `future` on the query threads.
@@ -94,10 +94,21 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+impl QueryRuntime {
+    /// Stops the query threads, waiting up to `timeout` for the polls in progress to end (a
+    /// blocking call). At shutdown, so that no statement is still reading RocksDB while the
+    /// process exits.
+    pub(crate) fn shutdown(&self, timeout: std::time::Duration) {
+        if let Some(runtime) = self.runtime.lock().take() {
+            runtime.shutdown_timeout(timeout);
+        }
+    }
+}
+
 impl Drop for QueryRuntime {
     fn drop(&mut self) {
         // Dropped from inside the main runtime: do not block on running tasks.
-        if let Some(runtime) = self.runtime.take() {
+        if let Some(runtime) = self.runtime.get_mut().take() {
             runtime.shutdown_background();
         }
     }
@@ -149,6 +160,23 @@ where
 const MAX_BACKGROUND_THREADS: usize = 8;
 
 static BACKGROUND_THREADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_BACKGROUND_THREADS);
+
+/// Stops background work at shutdown: no new thread starts, and this waits up to `timeout`
+/// for the running ones to finish. Whether they all did. (Work cut short is finished or
+/// undone by recovery at the next start, as after a crash.)
+pub(crate) async fn stop_background(timeout: std::time::Duration) -> bool {
+    match tokio::time::timeout(timeout, BACKGROUND_THREADS.acquire_many(MAX_BACKGROUND_THREADS as u32)).await {
+        Ok(Ok(all)) => {
+            all.forget();
+            BACKGROUND_THREADS.close();
+            true
+        }
+        _ => {
+            BACKGROUND_THREADS.close();
+            false
+        }
+    }
+}
 
 /// Runs background work — flushes, compactions, backups, the policy schedulers' rounds — on
 /// a thread of its own at the query threads' lower priority: on a busy machine it then

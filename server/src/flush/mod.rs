@@ -302,10 +302,25 @@ pub(crate) fn run_job(
     Ok(JobEnd::Completed)
 }
 
-/// Starts a flush job in the background and returns at once.
-pub(crate) fn spawn_job(db: Arc<Database>, job: JobHandle, targets: Vec<(Arc<TableDef>, Option<Vec<Partition>>)>) {
-    drop(crate::budget::spawn_background("flush", move || {
-        let outcome = run_job(&db, &job, &targets);
-        job.finish(outcome);
-    }));
+/// Starts a flush job in the background and returns at once. Flush jobs of one scope (a
+/// table, a namespace, all tables) run one at a time; the next waits, `queued`, without a
+/// thread.
+pub(crate) fn spawn_job(
+    db: Arc<Database>,
+    job: JobHandle,
+    scope: String,
+    targets: Vec<(Arc<TableDef>, Option<Vec<Partition>>)>,
+) {
+    tokio::spawn(async move {
+        let _turn = db.jobs.turn(&format!("flush/{scope}")).await;
+        let work_db = db.clone();
+        let outcome = crate::budget::spawn_background("flush", move || {
+            let outcome = run_job(&work_db, &job, &targets);
+            job.finish(outcome);
+        })
+        .await;
+        if let Err(e) = outcome {
+            tracing::warn!("a flush job did not run: {}", e.report());
+        }
+    });
 }

@@ -103,6 +103,8 @@ pub(crate) enum JobEnd {
 pub(crate) struct JobManager {
     store: Arc<Store>,
     state: Mutex<State>,
+    /// One turn at a time per scope (see [`JobManager::turn`]).
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 struct State {
@@ -188,7 +190,11 @@ impl JobManager {
             Some(b) => serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("job sequence".into()))?,
             None => 1,
         };
-        Ok(JobManager { store, state: Mutex::new(State { next, jobs, cancel_flags: HashMap::new() }) })
+        Ok(JobManager {
+            store,
+            state: Mutex::new(State { next, jobs, cancel_flags: HashMap::new() }),
+            turns: Mutex::new(HashMap::new()),
+        })
     }
 
     fn persist(&self, batch: &mut WriteBatch, n: u64, job: &Job) {
@@ -248,6 +254,30 @@ impl JobManager {
             .jobs
             .values()
             .find(|j| j.job_type == job_type && !j.status.is_finished() && j.namespace.as_deref() == Some(namespace))
+            .map(|j| j.id.clone())
+    }
+
+    /// Waits, without holding a thread, until no other job holding `scope`'s turn runs; the
+    /// turn is held until the guard is dropped. Jobs that would only wait for each other's
+    /// locks (flushes of one table) take turns here, so that they do not hold background
+    /// threads while they wait, and stay `queued` until their turn.
+    pub(crate) async fn turn(&self, scope: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let gate = self.turns.lock().entry(scope.to_string()).or_default().clone();
+        gate.lock_owned().await
+    }
+
+    /// A job of `job_type` over exactly this scope that has not started yet.
+    pub(crate) fn queued(&self, job_type: JobType, namespace: Option<&str>, table: Option<&str>) -> Option<String> {
+        self.state
+            .lock()
+            .jobs
+            .values()
+            .find(|j| {
+                j.job_type == job_type
+                    && j.status == JobStatus::Queued
+                    && j.namespace.as_deref() == namespace
+                    && j.table.as_deref() == table
+            })
             .map(|j| j.id.clone())
     }
 

@@ -639,3 +639,30 @@ async fn drop_table_during_a_flush_leaves_no_file_behind() {
     s.sql_ok(&Auth::root(), "CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, name TEXT)").await;
     assert_eq!(s.sql_ok(&alice, "SELECT count(*) FROM app.items").await.rows(0), &vec![json!([0])]);
 }
+
+#[tokio::test]
+async fn repeated_flush_statements_queue_one_job_per_table() {
+    // Flushes pause while holding the partition's lock, so that the first one is still
+    // running while the next statements arrive.
+    let s = TestServer::start_with_env(&[("FAILPOINTS", "flush:locked=sleep(700)")]).await;
+    items_table(&s, "").await;
+    let alice = s.create_user("alice").await;
+    fill(&s, &alice, 0, 50, "a").await;
+    let flush = || async { s.sql_ok(&Auth::root(), "FLUSH TABLE app.items").await.rows(0)[0][0].clone() };
+    let running = flush().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued = flush().await;
+    assert_ne!(queued, running, "a flush after the running one starts is queued");
+    for _ in 0..20 {
+        assert_eq!(flush().await, queued, "later statements join the queued flush");
+    }
+    // Rows written meanwhile are flushed by the queued job.
+    fill(&s, &alice, 50, 60, "b").await;
+    for job in [&running, &queued] {
+        assert_eq!(wait_for_job(&s, job.as_str().unwrap()).await[1], "completed");
+    }
+    // Two jobs in all, which together flushed every row.
+    let jobs = s.sql_ok(&Auth::root(), "SELECT count(*), sum(rows) FROM system.jobs WHERE job_type = 'flush'").await;
+    assert_eq!(jobs.rows(0)[0], json!([2, 60]));
+    assert_eq!(s.sql_ok(&alice, "SELECT count(*) FROM app.items").await.rows(0)[0], json!([60]));
+}

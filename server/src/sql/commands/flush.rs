@@ -18,10 +18,21 @@ pub(crate) fn table(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResul
             def.qualified_name()
         )));
     }
-    let job = cx.db.jobs.create(JobType::Flush, Some(def.namespace.to_string()), Some(def.name.clone()), "manual")?;
+    let (namespace, name) = (def.namespace.to_string(), def.name.clone());
+    // A flush that has not started yet will flush everything this one would: one queued
+    // flush per table at most, however many FLUSH statements arrive (they would otherwise
+    // queue without bound and hold back every other background job).
+    if let Some(id) = cx.db.jobs.queued(JobType::Flush, Some(&namespace), Some(&name)) {
+        return Ok(results::job_started(
+            &id,
+            format!("Flush job '{id}' for table '{}' is already queued", def.qualified_name()),
+        ));
+    }
+    let job = cx.db.jobs.create(JobType::Flush, Some(namespace), Some(name), "manual")?;
     let result =
         results::job_started(&job.id, format!("Flush job '{}' started for table '{}'", job.id, def.qualified_name()));
-    flush::spawn_job(cx.db.clone(), job, vec![(def, None)]);
+    let scope = def.qualified_name();
+    flush::spawn_job(cx.db.clone(), job, scope, vec![(def, None)]);
     Ok(result)
 }
 
@@ -30,13 +41,18 @@ pub(crate) fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Resul
     cx.principal.require(Role::Service, "FLUSH")?;
     let ns = cx.existing_namespace(namespace)?;
     let tables = flush::flushable(cx.db.catalog.tables(ns.as_ref()));
-    let job = cx.db.jobs.create(JobType::Flush, ns.as_ref().map(|n| n.to_string()), None, "manual")?;
     let what = match &ns {
         Some(n) => format!("all tables in '{n}'"),
         None => "all tables".into(),
     };
+    let scope = ns.as_ref().map(|n| n.to_string());
+    if let Some(id) = cx.db.jobs.queued(JobType::Flush, scope.as_deref(), None) {
+        return Ok(results::job_started(&id, format!("Flush job '{id}' for {what} is already queued")));
+    }
+    let job = cx.db.jobs.create(JobType::Flush, scope, None, "manual")?;
     let result = results::job_started(&job.id, format!("Flush job '{}' started for {what}", job.id));
-    flush::spawn_job(cx.db.clone(), job, tables.into_iter().map(|t| (t, None)).collect());
+    let scope = format!("all/{}", ns.as_ref().map_or("*", |n| n.as_str()));
+    flush::spawn_job(cx.db.clone(), job, scope, tables.into_iter().map(|t| (t, None)).collect());
     Ok(result)
 }
 
