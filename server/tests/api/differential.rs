@@ -23,7 +23,8 @@
 //! - no values beyond 2^53 in float sums and averages (see [`BIG_COLUMNS`]);
 //! - no integer literal alone in GROUP BY (an ordinal);
 //! - no `count(DISTINCT x)` over doubles (grouped, DataFusion counts -0.0 and 0.0 apart);
-//! - no `LIMIT 0` (DataFusion evaluates nothing then, so a failing expression fails only here).
+//! - no `LIMIT 0` (DataFusion evaluates nothing then, so a failing expression fails only here);
+//! - no extra ON condition on the left table of a LEFT JOIN (a wrong result in DataFusion).
 //! - no select item that is a bare `NULL`: the server encodes a column of Arrow type Null as
 //!   `""` instead of `null` (`server/src/sql/results.rs` asks `is_null`, which is false for a
 //!   `NullArray`).
@@ -590,8 +591,14 @@ impl Gen {
             "join" | "left" | "users" => {
                 self.aliases.extend(['t', 'l']);
                 let join = if kind == "join" || self.rng.chance(0.3) { "JOIN" } else { "LEFT JOIN" };
-                let extra =
-                    if self.rng.chance(0.25) { format!(" AND {}", self.expr(Ty::Bool, 1)) } else { String::new() };
+                // Extra ON conditions only in INNER joins: DataFusion 55 drops every row of
+                // `t LEFT JOIN l ON t.list_id = l.id AND 2 = t.list_id WHERE lower(l.name) > 'a'`
+                // (see query/difftest/README.md).
+                let extra = if join == "JOIN" && self.rng.chance(0.35) {
+                    format!(" AND {}", self.expr(Ty::Bool, 1))
+                } else {
+                    String::new()
+                };
                 let mut sql = format!("app.todos t {join} app.lists l ON t.list_id = l.id{extra}");
                 if kind == "users" {
                     self.aliases.push('u');
