@@ -65,9 +65,12 @@
 //! `tests/queries.rs` (identical rows and types); others follow DataFusion's source or are
 //! choices, and *(uncertain)* marks what the differential test must settle.
 //!
-//! - **Precedence** as sqlparser: `||` binds like `* / %` *(checked)*; then `+ -`; comparisons,
-//!   IS, IN, BETWEEN, LIKE; NOT; AND; OR. `Display` parenthesises everything but left-assoc
-//!   chains of one class, so printed SQL reads the same in any SQL parser.
+//! - **Precedence** as sqlparser 0.62 *(checked by the differential test)*: `||` binds like
+//!   `* / %`; then `+ -`; comparisons, IN and BETWEEN; LIKE/ILIKE; IS; NOT; AND; OR. So
+//!   `a LIKE b = c` is `a LIKE (b = c)`, and a NOT where an operand is expected takes what binds
+//!   tighter than NOT: `a = NOT b = c` is `a = (NOT (b = c))`. `Display` parenthesises
+//!   everything but left-assoc chains of one class, so printed SQL reads the same in any SQL
+//!   parser.
 //! - **Literals.** An integer literal is BIGINT. A literal with a point or exponent is DOUBLE
 //!   (`parse_float_as_decimal` is off by default), so `price > 9.5` compares DECIMAL with
 //!   DOUBLE — exactly, as DataFusion coerces that comparison to a decimal of scale max(s, 15)
@@ -102,7 +105,8 @@
 //!   instead)*. `/` truncates; `/` or `%` by zero and MIN / -1 are errors; MIN % -1 is 0 *(checked)*.
 //! - **Floats** are IEEE: `1.0 / 0` is inf, `0.0 / 0` NaN *(checked)*. FLOAT is f32 (held as the
 //!   exact f64 of the f32); int ⊕ FLOAT is FLOAT, anything ⊕ DOUBLE and DECIMAL ⊕ float are
-//!   float. As text, floats print as Arrow (ryu) does: `0.00001`, `1e-7`, `1e16`, FLOAT in its
+//!   float. A DECIMAL becomes a float as Arrow's cast computes it, digits as f64 / 10^scale (1 ulp
+//!   from the nearest double when the digits pass 2^53) *(checked)*. As text, floats print as Arrow (ryu) does: `0.00001`, `1e-7`, `1e16`, FLOAT in its
 //!   f32 form `0.6666667` *(checked)*. Callers showing a FLOAT value must format it as f32
 //!   ([`value::format_float`]).
 //! - **Decimals** are scaled i128s, compared and summed exactly. Result types as Arrow
@@ -132,8 +136,12 @@
 //!   DECIMAL(min(38,p+4), s+4) truncated; min/max keep the type; NULL over no non-NULL input; one
 //!   row without GROUP BY even over no rows. DISTINCT inside an aggregate ignores duplicates and
 //!   NULLs. Float sums are exact sums rounded once, independent of row order (incremental
-//!   maintenance needs that); DataFusion sums in SIMD lanes, so a float sum may differ in the
-//!   last bit — the differential test compares float aggregates within 1 ulp *(uncertain)*.
+//!   maintenance needs that); DataFusion adds one value after another, so a float sum or avg
+//!   (also avg over integers, summed as doubles) may differ in the last places: about n ulps
+//!   over n rows (`sum(-0.3)` over 60 rows is -18.00000000000002 there, -18.0 here), more when
+//!   large values cancel (avg of 9007199254741002, 4, 1, -9007199254740987 is 5.25 there, 5 here).
+//!   The differential test (`server/tests/api/differential.rs`) compares float aggregates
+//!   within 1e-12 relative and keeps values beyond 2^53 out of float sums and averages.
 //! - **ORDER BY**: output alias, 1-based ordinal, output expression or any input expression
 //!   (not with DISTINCT). ASC puts NULLs last, DESC first *(checked)*. Ties are broken by the
 //!   row's own values, so order never depends on storage order (DataFusion leaves ties

@@ -20,6 +20,14 @@ pub const MAX_SQL_LEN: usize = 256 * 1024;
 /// tree height (long `a OR b OR ...` chains count one level per operator).
 pub const MAX_DEPTH: usize = 128;
 
+// Binding strengths of the operators looser than arithmetic, as sqlparser's (see `p_sub`).
+const BIND_OR: u8 = 5;
+const BIND_AND: u8 = 10;
+const BIND_NOT: u8 = 15;
+const BIND_IS: u8 = 17;
+const BIND_LIKE: u8 = 19;
+const BIND_CMP: u8 = 20;
+
 /// Parse one `SELECT` statement (an optional trailing `;` is allowed).
 pub fn parse(sql: &str) -> Result<Query> {
     if sql.len() > MAX_SQL_LEN {
@@ -365,28 +373,7 @@ impl Parser {
     }
 
     fn p_expr(&mut self) -> Result<P> {
-        self.enter()?;
-        let r = self.p_or();
-        self.depth -= 1;
-        r
-    }
-
-    fn p_or(&mut self) -> Result<P> {
-        let mut l = self.p_and()?;
-        while self.eat_word("or") {
-            let r = self.p_and()?;
-            l = self.binary(l, BinaryOp::Or, r)?;
-        }
-        Ok(l)
-    }
-
-    fn p_and(&mut self) -> Result<P> {
-        let mut l = self.p_not()?;
-        while self.eat_word("and") {
-            let r = self.p_not()?;
-            l = self.binary(l, BinaryOp::And, r)?;
-        }
-        Ok(l)
+        self.p_sub(0)
     }
 
     fn binary(&self, l: P, op: BinaryOp, r: P) -> Result<P> {
@@ -394,57 +381,87 @@ impl Parser {
         self.node(Expr::Binary { left: Box::new(l.e), op, right: Box::new(r.e) }, h)
     }
 
-    fn p_not(&mut self) -> Result<P> {
-        if self.is_word("not") && !self.is_word_at(1, "exists") {
-            self.advance();
-            self.enter()?;
-            let inner = self.p_not();
-            self.depth -= 1;
-            let inner = inner?;
-            return self.node(Expr::Unary { op: UnaryOp::Not, expr: Box::new(inner.e) }, inner.h + 1);
-        }
-        self.p_cmp()
+    /// An expression whose operators bind tighter than `prec` (sqlparser's precedence climbing,
+    /// with its binding strengths, so that DataFusion reads the same SQL the same way): OR 5,
+    /// AND 10, prefix NOT 15, IS 17, LIKE/ILIKE 19, comparisons, IN and BETWEEN 20; arithmetic
+    /// and `||` bind tighter still ([`Parser::p_add`]). So `a LIKE b = c` is `a LIKE (b = c)`
+    /// and `a = NOT b = c` is `a = (NOT (b = c))`, as in DataFusion.
+    fn p_sub(&mut self, prec: u8) -> Result<P> {
+        self.enter()?;
+        let r = self.p_sub_inner(prec);
+        self.depth -= 1;
+        r
     }
 
-    fn p_cmp(&mut self) -> Result<P> {
+    fn p_sub_inner(&mut self, prec: u8) -> Result<P> {
+        // A leading NOT is read by `primary`, below `p_add`.
         let mut l = self.p_add()?;
         loop {
-            let op = match self.peek() {
-                Tok::Sym("=") => BinaryOp::Eq,
-                Tok::Sym("<>") | Tok::Sym("!=") => BinaryOp::NotEq,
-                Tok::Sym("<") => BinaryOp::Lt,
-                Tok::Sym("<=") => BinaryOp::LtEq,
-                Tok::Sym(">") => BinaryOp::Gt,
-                Tok::Sym(">=") => BinaryOp::GtEq,
-                Tok::Word(w) if w == "is" => {
-                    self.advance();
-                    let negated = self.eat_word("not");
-                    if self.is_word("true") || self.is_word("false") || self.is_word("unknown") {
-                        return Err(QueryError::unsupported("IS TRUE / IS FALSE / IS UNKNOWN", Some(self.pos())));
-                    }
-                    if self.is_word("distinct") {
-                        return Err(QueryError::unsupported("IS [NOT] DISTINCT FROM", Some(self.pos())));
-                    }
-                    self.expect_word("null")?;
-                    let h = l.h + 1;
-                    l = self.node(Expr::IsNull { expr: Box::new(l.e), negated }, h)?;
-                    continue;
-                }
-                Tok::Word(w) if matches!(w.as_str(), "in" | "between" | "like" | "ilike" | "not" | "similar") => {
-                    let negated = self.eat_word("not");
-                    l = self.p_predicate(l, negated)?;
-                    continue;
-                }
-                _ => break,
-            };
-            self.advance();
-            if self.is_word("any") || self.is_word("all") || self.is_word("some") {
-                return Err(QueryError::unsupported("ANY / ALL comparisons", Some(self.pos())));
+            let next = self.next_binding();
+            if next <= prec {
+                return Ok(l);
             }
-            let r = self.p_add()?;
-            l = self.binary(l, op, r)?;
+            l = self.p_infix(l, next)?;
         }
-        Ok(l)
+    }
+
+    /// The binding strength of the operator at the cursor (0 if none).
+    fn next_binding(&self) -> u8 {
+        match self.peek() {
+            Tok::Sym("=" | "<>" | "!=" | "<" | "<=" | ">" | ">=") => BIND_CMP,
+            Tok::Word(w) => match w.as_str() {
+                "or" => BIND_OR,
+                "and" => BIND_AND,
+                "is" => BIND_IS,
+                "in" | "between" => BIND_CMP,
+                "like" | "ilike" | "similar" => BIND_LIKE,
+                "not" => match self.peek_at(1) {
+                    Tok::Word(w) if matches!(w.as_str(), "like" | "ilike" | "similar") => BIND_LIKE,
+                    // `NOT IN`, `NOT BETWEEN`, and anything else after an operand (reported by
+                    // `p_predicate` as what it is not).
+                    _ => BIND_CMP,
+                },
+                _ => 0,
+            },
+            _ => 0,
+        }
+    }
+
+    /// The operator at the cursor, applied to `l`; its right side binds tighter than `prec`.
+    fn p_infix(&mut self, l: P, prec: u8) -> Result<P> {
+        let op = match self.peek() {
+            Tok::Sym("=") => BinaryOp::Eq,
+            Tok::Sym("<>") | Tok::Sym("!=") => BinaryOp::NotEq,
+            Tok::Sym("<") => BinaryOp::Lt,
+            Tok::Sym("<=") => BinaryOp::LtEq,
+            Tok::Sym(">") => BinaryOp::Gt,
+            Tok::Sym(">=") => BinaryOp::GtEq,
+            Tok::Word(w) if w == "or" => BinaryOp::Or,
+            Tok::Word(w) if w == "and" => BinaryOp::And,
+            Tok::Word(w) if w == "is" => {
+                self.advance();
+                let negated = self.eat_word("not");
+                if self.is_word("true") || self.is_word("false") || self.is_word("unknown") {
+                    return Err(QueryError::unsupported("IS TRUE / IS FALSE / IS UNKNOWN", Some(self.pos())));
+                }
+                if self.is_word("distinct") {
+                    return Err(QueryError::unsupported("IS [NOT] DISTINCT FROM", Some(self.pos())));
+                }
+                self.expect_word("null")?;
+                let h = l.h + 1;
+                return self.node(Expr::IsNull { expr: Box::new(l.e), negated }, h);
+            }
+            _ => {
+                let negated = self.eat_word("not");
+                return self.p_predicate(l, negated);
+            }
+        };
+        self.advance();
+        if op.is_comparison() && (self.is_word("any") || self.is_word("all") || self.is_word("some")) {
+            return Err(QueryError::unsupported("ANY / ALL comparisons", Some(self.pos())));
+        }
+        let r = self.p_sub(prec)?;
+        self.binary(l, op, r)
     }
 
     /// After `e [NOT]`: `IN (...)`, `BETWEEN a AND b`, `LIKE p`, `ILIKE p`.
@@ -476,9 +493,9 @@ impl Parser {
                 if self.is_word("symmetric") {
                     return Err(QueryError::unsupported("BETWEEN SYMMETRIC", Some(self.pos())));
                 }
-                let low = self.p_add()?;
+                let low = self.p_sub(BIND_CMP)?;
                 self.expect_word("and")?;
-                let high = self.p_add()?;
+                let high = self.p_sub(BIND_CMP)?;
                 let h = 1 + l.h.max(low.h).max(high.h);
                 self.node(
                     Expr::Between { expr: Box::new(l.e), low: Box::new(low.e), high: Box::new(high.e), negated },
@@ -486,7 +503,7 @@ impl Parser {
                 )
             }
             "like" | "ilike" => {
-                let pattern = self.p_add()?;
+                let pattern = self.p_sub(BIND_LIKE)?;
                 if self.is_word("escape") {
                     return Err(QueryError::unsupported("LIKE ... ESCAPE", Some(self.pos())));
                 }
@@ -666,7 +683,14 @@ impl Parser {
             }
             "case" => Err(QueryError::unsupported("CASE expressions", Some(pos))),
             "exists" => Err(QueryError::unsupported("subqueries", Some(pos))),
-            "not" => Err(QueryError::unsupported("subqueries", Some(pos))),
+            // NOT EXISTS; any other NOT in an operand's place is the prefix operator: `a = NOT b`
+            // reads as sqlparser reads it, `a = (NOT b)`.
+            "not" if self.is_word_at(1, "exists") => Err(QueryError::unsupported("subqueries", Some(pos))),
+            "not" => {
+                self.advance();
+                let inner = self.p_sub(BIND_NOT)?;
+                self.node(Expr::Unary { op: UnaryOp::Not, expr: Box::new(inner.e) }, inner.h + 1)
+            }
             "interval" => Err(QueryError::unsupported("INTERVAL values", Some(pos))),
             "array" => Err(QueryError::unsupported("arrays", Some(pos))),
             "select" => Err(QueryError::unsupported("subqueries", Some(pos))),

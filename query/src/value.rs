@@ -285,11 +285,11 @@ pub(crate) fn float_to_decimal(f: f64, scale: i8) -> Option<i128> {
     Some(scaled as i128)
 }
 
-/// A decimal as the nearest `f64`.
+/// A decimal as an `f64`, computed as Arrow's cast computes it: the unscaled digits as `f64`,
+/// divided by `10^scale`. That is the nearest `f64` while the digits fit in 53 bits; beyond, it
+/// rounds twice (and may be 1 ulp from the nearest), which DataFusion shows, so this does too.
 pub(crate) fn decimal_to_f64(value: i128, scale: i8) -> f64 {
-    // Through the text form: the correctly rounded conversion, as Arrow's cast does for
-    // moderate scales.
-    format_decimal(value, scale).parse::<f64>().unwrap_or(value as f64 / 10f64.powi(scale as i32))
+    value as f64 / 10f64.powi(scale as i32)
 }
 
 /// Number of decimal digits of `|v|` (0 has one digit).

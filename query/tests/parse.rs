@@ -56,6 +56,32 @@ fn display_is_minimal_and_explicit() {
     assert_eq!(*op, BinaryOp::Plus);
 }
 
+/// The operators looser than arithmetic bind as in sqlparser (found by the differential test
+/// against the server): LIKE looser than comparisons, and NOT in an operand's place takes what
+/// binds tighter than NOT.
+#[test]
+fn precedence_of_like_is_and_not_follows_sqlparser() {
+    let reads = |sql: &str| parse(&format!("SELECT x FROM t WHERE {sql}")).unwrap().to_string();
+    let same = |a: &str, b: &str| assert_eq!(reads(a), reads(b), "{a} should read as {b}");
+    same("a LIKE b <= c", "a LIKE (b <= c)");
+    same("a NOT ILIKE b = c", "a NOT ILIKE (b = c)");
+    same("a LIKE b IN (c)", "a LIKE (b IN (c))");
+    same("a = b LIKE c", "(a = b) LIKE c");
+    same("a < b > NOT c", "(a < b) > (NOT c)");
+    same("a = NOT b = c AND d", "(a = (NOT (b = c))) AND d");
+    same("a <> NOT NULL", "a <> (NOT NULL)");
+    same("a LIKE b IS NULL", "(a LIKE b) IS NULL");
+    same("a IS NULL = b", "(a IS NULL) = b");
+    same("a BETWEEN b AND c = d", "(a BETWEEN b AND c) = d");
+    same("NOT a = b AND c", "(NOT (a = b)) AND c");
+    same("NOT a LIKE b OR c", "(NOT (a LIKE b)) OR c");
+    same("a + NOT b", "a + (NOT b)");
+    // Display prints what it parsed unambiguously.
+    assert_eq!(reads("a LIKE b <= c"), "SELECT x FROM t WHERE a LIKE (b <= c)");
+    round_trip("SELECT x FROM t WHERE a = NOT b = c AND a LIKE b < c");
+    assert!(matches!(parse("SELECT x FROM t WHERE NOT EXISTS (SELECT 1)"), Err(QueryError::Unsupported { .. })));
+}
+
 #[test]
 fn parameters_and_literals() {
     let q = parse("SELECT $2, ?, ? FROM t").unwrap();

@@ -592,3 +592,22 @@ fn checked_against_datafusion() {
         ["2024-03-15T10:20:30.500|2024-03-15T08:20:30"]
     );
 }
+
+/// DECIMAL → DOUBLE as Arrow's cast computes it (the digits as f64 divided by 10^scale), which
+/// differs from the nearest double once the digits pass 2^53; found by the differential test
+/// (`CAST(big AS DECIMAL(20,2)) * 0.1` gave other values, and DISTINCT other rows, than the
+/// server).
+#[test]
+fn decimal_to_double_as_arrow() {
+    let db = fixture();
+    let sql = "SELECT CAST(CAST('72057594037927931' AS DECIMAL(20,2)) AS DOUBLE) * 0.1, \
+               CAST(CAST('72057594037927931' AS DECIMAL(20,2)) AS DOUBLE), CAST(price AS DOUBLE) FROM todos \
+               WHERE id = 6";
+    let row = run(sql, &db, &[]).unwrap().rows.remove(0);
+    let arrow = 7_205_759_403_792_793_100_i128 as f64 / 100.0;
+    let nearest: f64 = "72057594037927931".parse().unwrap();
+    assert_ne!(arrow * 0.1, nearest * 0.1, "the example shows the difference");
+    assert!(matches!(row[0], Value::Float64(f) if f == arrow * 0.1), "{row:?}");
+    assert!(matches!(row[1], Value::Float64(f) if f == arrow), "{row:?}");
+    assert!(matches!(row[2], Value::Float64(f) if f == 2.25), "{row:?}");
+}

@@ -8,6 +8,7 @@ mod client_sync;
 mod common;
 mod cors;
 mod crdt;
+mod differential;
 mod durability;
 mod flush;
 mod hostile;
