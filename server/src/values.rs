@@ -334,7 +334,8 @@ pub(crate) fn to_arrow(dt: DataType, values: &[&Value]) -> Result<ArrayRef> {
 pub(crate) fn from_arrow(array: &dyn Array, i: usize) -> Result<Value> {
     use datafusion::arrow::array::*;
     use datafusion::arrow::datatypes::TimeUnit;
-    if array.is_null(i) {
+    // A NullArray has no validity buffer: `is_null` says false for its rows.
+    if array.is_null(i) || array.data_type().is_null() {
         return Ok(Value::Null);
     }
     macro_rules! get {

@@ -12,7 +12,14 @@ use serde_json::{Value as Json, json};
 
 /// The KalamDB type name of a result column.
 pub(crate) fn type_name(field: &Field) -> String {
-    if let Some(t) = field.metadata().get(TYPE_METADATA_KEY) {
+    // The KalamDB type tells apart what Arrow stores alike (TEXT, JSON and CRDT_TEXT are all
+    // strings). DataFusion keeps a column's metadata through CAST and unary minus, so it is
+    // only taken where it names a string type for a string result: `CAST(prio AS TEXT)` is
+    // TEXT, not prio's SMALLINT. (A JSON column cast to TEXT still says JSON.)
+    if let Some(t) = field.metadata().get(TYPE_METADATA_KEY)
+        && matches!(t.as_str(), "TEXT" | "JSON" | "CRDT_TEXT")
+        && matches!(field.data_type(), ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View)
+    {
         return t.clone();
     }
     match field.data_type() {
@@ -100,7 +107,8 @@ fn json_len(value: &Json) -> usize {
 }
 
 fn cell(array: &dyn Array, i: usize, is_json: bool) -> Result<Json> {
-    if array.is_null(i) {
+    // A NullArray (`SELECT NULL`) has no validity buffer: `is_null` says false for its rows.
+    if array.is_null(i) || array.data_type().is_null() {
         return Ok(Json::Null);
     }
     macro_rules! get {

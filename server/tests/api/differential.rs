@@ -9,7 +9,7 @@
 //! beyond 2^53 included: JSON numbers are read as `i64`), decimals as their exact text at the
 //! column's scale (`"1.50"`, so a scale difference shows), timestamps as microseconds, floats
 //! within 4 ulps, float aggregates within 1e-12 relative (see [`ulps_for`]). The column types
-//! the server's schema names are compared too, apart from one server bug ([`label_bug`]).
+//! the server's schema names are compared too.
 //!
 //! The generator follows `query/difftest/gen.py` and steers around what DataFusion 55 or the
 //! server gets wrong, as listed in `query/difftest/README.md`:
@@ -25,9 +25,6 @@
 //! - no `count(DISTINCT x)` over doubles (grouped, DataFusion counts -0.0 and 0.0 apart);
 //! - no `LIMIT 0` (DataFusion evaluates nothing then, so a failing expression fails only here);
 //! - no extra ON condition on the left table of a LEFT JOIN (a wrong result in DataFusion).
-//! - no select item that is a bare `NULL`: the server encodes a column of Arrow type Null as
-//!   `""` instead of `null` (`server/src/sql/results.rs` asks `is_null`, which is false for a
-//!   `NullArray`).
 //!
 //! To explore locally: `KALAMDB_DIFF_SEED` and `KALAMDB_DIFF_QUERIES` override the seed and the
 //! number of queries (CI runs the defaults); `KALAMDB_DIFF_SQL` runs one query on both sides and
@@ -628,7 +625,7 @@ impl Gen {
         }
     }
 
-    /// A select item of type `ty`; never a bare NULL (see the module comment).
+    /// A select item of type `ty` (never a bare NULL: its column type is not `ty`).
     fn item(&mut self, ty: Ty) -> String {
         for _ in 0..8 {
             let e = if ty == Ty::Dec && self.rng.chance(0.1) {
@@ -998,8 +995,8 @@ fn server_cell(v: &Json, ty: &str) -> Result<Cell, String> {
     })
 }
 
-/// The server's rows read as values of `types` (kalamdb-query's column types: the server's
-/// schema may name another type, see [`label_bug`]).
+/// The server's rows read as values of `types` (kalamdb-query's column types; the schemas'
+/// types are compared apart, in [`compare`]).
 fn server_cells(server: &ServerRows, types: &[String]) -> Result<Vec<Vec<Cell>>, String> {
     server
         .rows
@@ -1011,19 +1008,6 @@ fn server_cells(server: &ServerRows, types: &[String]) -> Result<Vec<Vec<Cell>>,
             row.iter().zip(types).map(|(v, t)| server_cell(v, t)).collect()
         })
         .collect()
-}
-
-/// Column types in the tables: what the server's schema shows for a computed column when
-/// DataFusion carries the column's field metadata (`kalamdb.type`) through CAST or unary minus
-/// and `server/src/sql/results.rs` prefers that metadata to the Arrow type (a server bug: e.g.
-/// `CAST(t.prio AS TEXT)` is labelled SMALLINT while its values are text).
-const TABLE_COLUMN_TYPES: [&str; 8] =
-    ["BIGINT", "INT", "SMALLINT", "TEXT", "BOOLEAN", "DOUBLE", "TIMESTAMP", "DECIMAL(10,2)"];
-
-/// Whether the server labels column `server` where kalamdb-query says `local` because of that
-/// bug.
-fn label_bug(server: &str, local: &str) -> bool {
-    server != local && TABLE_COLUMN_TYPES.contains(&server)
 }
 
 async fn on_server(s: &TestServer, auth: &Auth, q: &Query) -> Result<ServerRows, String> {
@@ -1073,9 +1057,6 @@ fn sort_rows(rows: &mut [Vec<Cell>]) {
 /// How two successful results compare.
 enum Verdict {
     Same,
-    /// Same rows; the server's schema names other types for some columns, as explained by
-    /// [`label_bug`].
-    SameButLabels(String),
     Differ(String),
 }
 
@@ -1111,8 +1092,6 @@ fn compare(server: &ServerRows, local: &LocalRows, ordered: bool) -> Verdict {
         .collect();
     if labels.is_empty() {
         Verdict::Same
-    } else if server.types.iter().zip(&local.types).all(|(s, l)| s == l || label_bug(s, l)) {
-        Verdict::SameButLabels(labels.join("; "))
     } else {
         Verdict::Differ(format!("column types differ: {}", labels.join("; ")))
     }
@@ -1180,7 +1159,7 @@ async fn server_and_client_engine_return_the_same_rows() {
         assert_eq!(server.rows.len(), t.rows.len());
         match compare(&server, &local, true) {
             Verdict::Same => {}
-            Verdict::SameButLabels(why) | Verdict::Differ(why) => panic!("table {}: {why}", t.name),
+            Verdict::Differ(why) => panic!("table {}: {why}", t.name),
         }
     }
 
@@ -1192,7 +1171,7 @@ async fn server_and_client_engine_return_the_same_rows() {
     }
     let mut generator = Gen { rng: Rng(seed ^ 0x5eed), aliases: vec![], params: vec![], small: false };
     let (mut same, mut with_rows) = (0, 0);
-    let (mut both_failed, mut labels, mut mismatches) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut both_failed, mut mismatches) = (Vec::new(), Vec::new());
     for _ in 0..count {
         let q = generator.query();
         let (server, local) = (on_server(&s, &auth, &q).await, locally(&db, &q));
@@ -1203,10 +1182,6 @@ async fn server_and_client_engine_return_the_same_rows() {
             }
             (Ok(a), Ok(b)) => match compare(a, b, q.ordered) {
                 Verdict::Same => None,
-                Verdict::SameButLabels(why) => {
-                    labels.push(format!("{}\n    {why}", q.sql));
-                    None
-                }
                 Verdict::Differ(why) => Some(why),
             },
             (Err(_), Ok(_)) => Some("only the server failed".into()),
@@ -1230,18 +1205,14 @@ async fn server_and_client_engine_return_the_same_rows() {
         }
     }
     eprintln!(
-        "differential: seed {seed:#x}, {count} queries: {same} agree ({with_rows} with rows, {} with the server's \
-         schema naming a table column's type for a computed column), {} fail on both sides, {} differ; {:.1} s",
-        labels.len(),
+        "differential: seed {seed:#x}, {count} queries: {same} agree ({with_rows} with rows), {} fail on both \
+         sides, {} differ; {:.1} s",
         both_failed.len(),
         mismatches.len(),
         started.elapsed().as_secs_f64()
     );
     for f in both_failed.iter().take(5) {
         eprintln!("  both failed: {f}");
-    }
-    for l in labels.iter().take(3) {
-        eprintln!("  schema label: {l}");
     }
     assert!(
         mismatches.is_empty(),

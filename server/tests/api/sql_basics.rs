@@ -313,3 +313,24 @@ async fn names_follow_datafusion_rule() {
     let r = s.sql_ok(&root, "SELECT id, title FROM app.items ORDER BY id").await;
     assert_eq!(r.rows(0), &vec![json!([1, "a"]), json!([2, "B"])]);
 }
+
+#[tokio::test]
+async fn computed_columns_are_typed_by_their_value_and_a_bare_null_is_null() {
+    let s = TestServer::start().await;
+    let root = Auth::root();
+    s.sql_ok(&root, "CREATE NAMESPACE t; CREATE SHARED TABLE t.p (id BIGINT PRIMARY KEY, prio SMALLINT, note TEXT)")
+        .await;
+    s.sql_ok(&root, "INSERT INTO t.p VALUES (1, 3, 'a')").await;
+    // INSERT ... SELECT with a bare NULL stores NULL, not an empty value.
+    s.sql_ok(&root, "INSERT INTO t.p (id, prio, note) SELECT 2, 4, NULL").await;
+    let r = s
+        .sql_ok(
+            &root,
+            "SELECT CAST(prio AS TEXT) AS a, -prio AS b, NULL AS c, prio, note, CAST(id AS DOUBLE) AS d FROM t.p ORDER BY id",
+        )
+        .await;
+    let types: Vec<&str> =
+        r.body["results"][0]["schema"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["TEXT", "SMALLINT", "NULL", "SMALLINT", "TEXT", "DOUBLE"]);
+    assert_eq!(r.rows(0), &vec![json!(["3", -3, null, 3, "a", 1.0]), json!(["4", -4, null, 4, null, 2.0])]);
+}
