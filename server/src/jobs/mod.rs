@@ -262,7 +262,12 @@ impl JobManager {
     /// locks (flushes of one table) take turns here, so that they do not hold background
     /// threads while they wait, and stay `queued` until their turn.
     pub(crate) async fn turn(&self, scope: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let gate = self.turns.lock().entry(scope.to_string()).or_default().clone();
+        let gate = {
+            let mut turns = self.turns.lock();
+            // Forget the gates nobody holds or waits for (scopes of dropped tables included).
+            turns.retain(|_, gate| Arc::strong_count(gate) > 1);
+            turns.entry(scope.to_string()).or_default().clone()
+        };
         gate.lock_owned().await
     }
 
@@ -425,5 +430,24 @@ mod tests {
         );
         let next = jobs.create(JobType::Flush, None, None, "manual").unwrap();
         assert!(job_number(&next.id) > job_number(&running));
+    }
+
+    #[tokio::test]
+    async fn jobs_of_one_scope_take_turns_and_idle_scopes_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs = open(dir.path());
+        let first = jobs.turn("flush/app.a").await;
+        // Another scope is not held back.
+        drop(tokio::time::timeout(std::time::Duration::from_secs(1), jobs.turn("flush/app.b")).await.unwrap());
+        let waiting = {
+            let jobs = jobs.clone();
+            tokio::spawn(async move { drop(jobs.turn("flush/app.a").await) })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the second job of a scope waits for the first");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await.unwrap().unwrap();
+        drop(jobs.turn("flush/app.c").await);
+        assert_eq!(jobs.turns.lock().len(), 1, "only the last scope's gate is left");
     }
 }
