@@ -24,6 +24,8 @@ const QUERY_THREAD_NICENESS: i32 = 10;
 pub(crate) struct QueryRuntime {
     runtime: parking_lot::Mutex<Option<Runtime>>,
     handle: Handle,
+    /// The runtime that serves requests: the one this was started from.
+    requests: Handle,
 }
 
 impl std::fmt::Debug for QueryRuntime {
@@ -53,7 +55,7 @@ impl QueryRuntime {
             .build()
             .map_err(|e| KalamError::internal(format!("cannot start the query runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        Ok(QueryRuntime { runtime: parking_lot::Mutex::new(Some(runtime)), handle })
+        Ok(QueryRuntime { runtime: parking_lot::Mutex::new(Some(runtime)), handle, requests: Handle::current() })
     }
 
     /// Runs `future` on the query threads.
@@ -67,6 +69,12 @@ impl QueryRuntime {
 
     pub(crate) fn handle(&self) -> &Handle {
         &self.handle
+    }
+
+    /// The runtime that serves requests (the server's main one), where background work hands
+    /// its locked sections ([`spawn_background`], [`at_request_priority`]).
+    pub(crate) fn requests(&self) -> &Handle {
+        &self.requests
     }
 
     /// Runs `future` on the query threads and waits for it. Dropping the returned future
@@ -182,16 +190,21 @@ pub(crate) async fn stop_background(timeout: std::time::Duration) -> bool {
 /// a thread of its own at the query threads' lower priority: on a busy machine it then
 /// yields the CPU to requests (measured: a 200,000-row flush beside single-row INSERTs).
 /// Its sections under locks that requests take go through [`at_request_priority`].
-/// At most [`MAX_BACKGROUND_THREADS`] run at once. The thread can use the calling runtime
-/// (`Handle::current()`). The result arrives through the returned future, which may be
-/// dropped without stopping the work.
-pub(crate) fn spawn_background<T, F>(name: &'static str, work: F) -> impl Future<Output = Result<T>> + Send + 'static
+/// At most [`MAX_BACKGROUND_THREADS`] run at once. The thread is in the context of `requests`,
+/// the runtime that serves requests (`QueryRuntime::requests`; never the query runtime, whose
+/// threads have the same low priority). The result arrives through the returned future,
+/// which may be dropped without stopping the work.
+pub(crate) fn spawn_background<T, F>(
+    requests: &Handle,
+    name: &'static str,
+    work: F,
+) -> impl Future<Output = Result<T>> + Send + 'static
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let runtime = tokio::runtime::Handle::current();
+    let runtime = requests.clone();
     runtime.clone().spawn(async move {
         let Ok(permit) = BACKGROUND_THREADS.acquire().await else { return };
         let spawned = std::thread::Builder::new().name(format!("kalamdb-{name}")).spawn(move || {
@@ -224,8 +237,11 @@ mod tests {
     #[tokio::test]
     async fn background_work_hands_its_locked_sections_to_request_threads() {
         let request = niceness();
-        let (background, handed) =
-            spawn_background("test", || (niceness(), at_request_priority(|| Ok(niceness())).unwrap())).await.unwrap();
+        let (background, handed) = spawn_background(&Handle::current(), "test", || {
+            (niceness(), at_request_priority(|| Ok(niceness())).unwrap())
+        })
+        .await
+        .unwrap();
         assert_eq!(background, (request + QUERY_THREAD_NICENESS).min(19));
         assert_eq!(handed, request);
         // Elsewhere it runs in place.

@@ -314,7 +314,7 @@ pub(crate) fn spawn_job(
     tokio::spawn(async move {
         let _turn = db.jobs.turn(&format!("flush/{scope}")).await;
         let work_db = db.clone();
-        let outcome = crate::budget::spawn_background("flush", move || {
+        let outcome = crate::budget::spawn_background(db.runtime.requests(), "flush", move || {
             let outcome = run_job(&work_db, &job, &targets);
             job.finish(outcome);
         })

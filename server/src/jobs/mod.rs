@@ -138,7 +138,9 @@ pub(crate) fn schedule<T: Send + Sync + 'static>(
         loop {
             tick.tick().await;
             let Some(target) = target.upgrade() else { return };
-            if let Err(e) = crate::budget::spawn_background(what, move || round(&target)).await {
+            // This loop runs on the runtime that serves requests (started by the server).
+            let requests = tokio::runtime::Handle::current();
+            if let Err(e) = crate::budget::spawn_background(&requests, what, move || round(&target)).await {
                 tracing::error!("{what} scheduler round failed: {}", e.report());
             }
         }
