@@ -225,11 +225,16 @@ struct PartitionSource {
 
 /// Writes a backup of `namespace` to `target` (an empty or missing directory).
 /// A failed or cancelled backup removes what it wrote (the directory was empty or missing).
-pub(crate) fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
+pub(crate) async fn run_backup(
+    db: &Database,
+    job: &JobHandle,
+    namespace: &NamespaceId,
+    target: &Path,
+) -> Result<JobEnd> {
     job.start()?;
     check_target_empty(target)?;
     std::fs::create_dir_all(target).map_err(KalamError::io("create", target))?;
-    let outcome = write_backup(db, job, namespace, target);
+    let outcome = write_backup(db, job, namespace, target).await;
     if !matches!(outcome, Ok(JobEnd::Completed))
         && let Err(e) = std::fs::remove_dir_all(target)
     {
@@ -238,10 +243,10 @@ pub(crate) fn run_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId
     outcome
 }
 
-fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
+async fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
     let ns = db.catalog.namespace(namespace).ok_or_else(|| KalamError::NamespaceNotFound(namespace.to_string()))?;
     // Hot rows are decoded through these definitions: no ALTER TABLE until the copy is done.
-    let _schema = db.schema_lock.read();
+    let _schema = db.schema_lock.read().await;
     let tables = db.catalog.tables(Some(namespace));
     let versions: Vec<Vec<SchemaVersion>> =
         tables.iter().map(|t| db.catalog.schema_versions(t.id)).collect::<Result<_>>()?;
@@ -249,8 +254,8 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
     // Opened before the snapshot so that listing them under the commit lock touches no
     // storage; a partition first flushed later opens itself before its first file.
     for t in &data_tables {
-        for p in db.cold.partitions_on_disk(t)? {
-            db.cold.partition(t, p)?;
+        for p in db.cold.partitions_on_disk(t).await? {
+            db.cold.partition(t, p).await?;
         }
     }
     let (watermark, snapshot, mut listings) = db.committer.at_watermark(|w| {
@@ -280,7 +285,7 @@ fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target:
                 if job.is_cancelled() {
                     return Ok(JobEnd::Cancelled);
                 }
-                let copied = backup_partition(db, job, t, &snapshot, &source, target, &mut files)?;
+                let copied = backup_partition(db, job, t, &snapshot, &source, target, &mut files).await?;
                 if !copied.files.is_empty() {
                     partitions.push(copied);
                 }
@@ -329,7 +334,7 @@ fn hot_partitions(db: &Database, snapshot: &Snapshot<'_>, table: TableId) -> Res
 }
 
 /// Copies one partition's files and writes its hot rows as one more file.
-fn backup_partition(
+async fn backup_partition(
     db: &Database,
     job: &JobHandle,
     table: &Arc<TableDef>,
@@ -346,10 +351,10 @@ fn backup_partition(
     let mut entries = Vec::with_capacity(cold.files.len() + 1);
     for f in &cold.files {
         crate::fault::delay(crate::fault::BACKUP_FILE);
-        let bytes = cold
-            .dir
-            .read(&f.file)?
-            .ok_or_else(|| ColdError::Corrupt(format!("cold file {} is missing in {}", f.file, cold.dir.display())))?;
+        let bytes =
+            cold.dir.read(&f.file).await?.ok_or_else(|| {
+                ColdError::Corrupt(format!("cold file {} is missing in {}", f.file, cold.dir.display()))
+            })?;
         write_atomically(&out_dir, &f.file, &bytes)?;
         listed.push(BackupFile {
             path: format!("{rel_dir}/{}", f.file),
@@ -372,7 +377,7 @@ fn backup_partition(
     })?;
     if let Some(w) = writer {
         let written = w.finish()?;
-        written.publish()?;
+        written.publish().await?;
         let bytes = std::fs::read(out_dir.join(&written.entry.file)).map_err(KalamError::io("read", &out_dir))?;
         listed.push(BackupFile {
             path: format!("{rel_dir}/{}", written.entry.file),
@@ -387,7 +392,7 @@ fn backup_partition(
 }
 
 /// Restores `manifest` (read from `source`) as namespace `namespace`.
-pub(crate) fn run_restore(
+pub(crate) async fn run_restore(
     db: &Database,
     job: &JobHandle,
     namespace: &NamespaceId,
@@ -410,7 +415,7 @@ pub(crate) fn run_restore(
         def.namespace = namespace.clone();
         defs.push((def, t.schema_versions.clone()));
     }
-    let copied = copy_in(db, job, source, manifest, &defs);
+    let copied = copy_in(db, job, source, manifest, &defs).await;
     let registered = copied.and_then(|max_updated| {
         let Some(max_updated) = max_updated else { return Ok(false) };
         db.committer.advance_clock(max_updated)?;
@@ -430,14 +435,14 @@ pub(crate) fn run_restore(
     };
     // Nothing is registered: remove the copied files.
     for (def, _) in &defs {
-        db.drop_table_data(def);
+        db.drop_table_data(def).await;
     }
     outcome
 }
 
 /// Copies the files into each table's storage and writes their manifests; returns the
 /// largest `_updated` restored, or `None` if the job was cancelled.
-fn copy_in(
+async fn copy_in(
     db: &Database,
     job: &JobHandle,
     source: &Path,
@@ -448,7 +453,7 @@ fn copy_in(
     for (t, (def, _)) in manifest.tables.iter().zip(defs) {
         let table_dir = db.cold.table_dir(def)?;
         // Files a dropped table of the same name may have left are not this table's.
-        crate::cold::remove_table_files(&table_dir)?;
+        crate::cold::remove_table_files(&table_dir).await?;
         for p in &t.partitions {
             let dir = table_dir.join(&p.scope)?;
             for f in &p.files {
@@ -458,7 +463,7 @@ fn copy_in(
                 let path = source.join(&t.table.name).join(&p.scope).join(&f.file);
                 let bytes = std::fs::read(&path).map_err(KalamError::io("read", &path))?;
                 job.progress(f.rows, bytes.len() as u64, 1)?;
-                dir.put(&f.file, bytes.into())?;
+                dir.put(&f.file, bytes.into()).await?;
                 max_updated = max_updated.max(f.max_updated);
             }
             let cold = Manifest {
@@ -467,7 +472,7 @@ fn copy_in(
                 purged_through: p.purged_through,
                 ..Manifest::empty(def.id)
             };
-            cold.store(&dir)?;
+            cold.store(&dir).await?;
         }
     }
     Ok(Some(max_updated))

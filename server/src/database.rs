@@ -55,8 +55,9 @@ pub(crate) struct Database {
     /// Signs the backups this server writes and checks those it reads.
     pub backup_signer: ManifestSigner,
     /// Read by flushes, which decode a partition's rows through one table definition;
-    /// written by ALTER TABLE, so no flush straddles a schema change.
-    pub schema_lock: parking_lot::RwLock<()>,
+    /// written by ALTER TABLE, so no flush straddles a schema change. Async: ALTER TABLE
+    /// waits for a running flush without holding up a request thread.
+    pub schema_lock: tokio::sync::RwLock<()>,
     base_state: SessionState,
 }
 
@@ -192,7 +193,7 @@ impl Database {
             client_locks: LockTable::new(),
             live,
             streams,
-            schema_lock: parking_lot::RwLock::new(()),
+            schema_lock: tokio::sync::RwLock::new(()),
             runtime: query_runtime,
             scheduler,
             admission,
@@ -208,7 +209,7 @@ impl Database {
     ///
     /// Runs as a `drop` job (rows: hot and cold row versions removed; files and bytes: the
     /// Parquet files), so the cleanup is visible in `system.jobs`. Returns the job id.
-    pub(crate) fn drop_table_data(&self, table: &crate::schema::TableDef) -> Option<String> {
+    pub(crate) async fn drop_table_data(&self, table: &crate::schema::TableDef) -> Option<String> {
         let job = self
             .jobs
             .create(JobType::Drop, Some(table.namespace.to_string()), Some(table.name.clone()), "drop")
@@ -219,8 +220,8 @@ impl Database {
         }
         let hot_rows: u64 = self.committer.hot_stats().partitions_of(table.id).iter().map(|(_, p)| p.rows).sum();
         let (mut rows, mut files, mut bytes) = (hot_rows, 0, 0);
-        for partition in self.cold.partitions_on_disk(table).unwrap_or_default() {
-            if let Ok(cold) = self.cold.partition(table, partition) {
+        for partition in self.cold.partitions_on_disk(table).await.unwrap_or_default() {
+            if let Ok(cold) = self.cold.partition(table, partition).await {
                 for f in cold.files() {
                     rows += f.rows;
                     files += 1;
@@ -230,7 +231,7 @@ impl Database {
         }
         self.streams.drop_table(table.id);
         self.committer.hot_stats().drop_table(table.id);
-        let outcome = self.cold.drop_table(table);
+        let outcome = self.cold.drop_table(table).await;
         if let Err(e) = &outcome {
             tracing::warn!(table = %table.qualified_name(), "cannot remove the dropped table's files: {}", e.report());
         }

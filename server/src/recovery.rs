@@ -20,7 +20,7 @@ use crate::storage::{CF_CATALOG, keys};
 use crate::values;
 use std::sync::Arc;
 
-pub(crate) fn recover(db: &Database) -> Result<()> {
+pub(crate) async fn recover(db: &Database) -> Result<()> {
     for kind in [PendingKind::Flush, PendingKind::Compaction] {
         for (k, v) in db.store.scan_prefix(CF_CATALOG, kind.prefix().as_bytes())? {
             let key = String::from_utf8_lossy(&k).to_string();
@@ -32,8 +32,8 @@ pub(crate) fn recover(db: &Database) -> Result<()> {
                 continue;
             };
             let recovered = match kind {
-                PendingKind::Flush => recover_flush(db, &table, &pending, &key),
-                PendingKind::Compaction => recover_compaction(db, &table, &pending, &key),
+                PendingKind::Flush => recover_flush(db, &table, &pending, &key).await,
+                PendingKind::Compaction => recover_compaction(db, &table, &pending, &key).await,
             };
             match recovered {
                 Ok(()) => {}
@@ -52,27 +52,27 @@ pub(crate) fn recover(db: &Database) -> Result<()> {
 }
 
 /// Removes what an interrupted compaction left: its unlisted file, or the files it replaced.
-fn recover_compaction(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, key: &str) -> Result<()> {
-    let cold = db.cold.partition(table, Partition::from_key(pending.partition))?;
-    let flushing = cold.flush_lock.lock();
-    remove_unlisted_files(&cold)?;
-    crate::cleanup::delete_retired(&cold, &flushing)?;
+async fn recover_compaction(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, key: &str) -> Result<()> {
+    let cold = db.cold.partition(table, Partition::from_key(pending.partition)).await?;
+    let flushing = cold.flush_lock.lock().await;
+    remove_unlisted_files(&cold).await?;
+    crate::cleanup::delete_retired(&cold, &flushing).await?;
     clear_pending(db, key)?;
     tracing::info!(table = %table.qualified_name(), "recovered an interrupted compaction (batch {})", pending.batch);
     Ok(())
 }
 
 /// Finishes or rolls back one interrupted flush.
-fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, key: &str) -> Result<()> {
+async fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, key: &str) -> Result<()> {
     let partition = Partition::from_key(pending.partition);
-    let cold = db.cold.partition(table, partition)?;
-    remove_unlisted_files(&cold)?;
+    let cold = db.cold.partition(table, partition).await?;
+    remove_unlisted_files(&cold).await?;
     let entry = cold.files().into_iter().find(|f| f.batch == pending.batch);
     let flushed = match entry {
         Some(entry) => {
             let columns = [FileColumn::User(table.primary_key), FileColumn::Updated];
             let mut flushed = Vec::with_capacity(entry.rows as usize);
-            for b in file::read(&cold.dir, &entry.file, table, &columns, None)? {
+            for b in file::read(&cold.dir, &entry.file, table, &columns, None).await? {
                 for r in 0..b.num_rows() {
                     let pk = file::cell(table.pk().data_type, b.column(0).as_ref(), r)?;
                     let updated = match file::cell(crate::types::DataType::Timestamp, b.column(1).as_ref(), r)? {
@@ -86,7 +86,7 @@ fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, ke
         }
         None => Vec::new(),
     };
-    let removed = remove_hot_rows(db, table, partition, &flushed, key)?;
+    let removed = remove_hot_rows(db, table, partition, &flushed, key).await?;
     tracing::info!(
         table = %table.qualified_name(),
         "recovered an interrupted flush: batch {} {} ({} hot rows removed)",
@@ -98,13 +98,13 @@ fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFile, ke
 }
 
 /// Deletes temp files and Parquet files the manifest does not list.
-fn remove_unlisted_files(cold: &ColdPartition) -> Result<()> {
+async fn remove_unlisted_files(cold: &ColdPartition) -> Result<()> {
     let manifest = cold.manifest();
     let listed: Vec<&str> = manifest.file_names().collect();
-    for name in cold.dir.list(false)? {
+    for name in cold.dir.list(false).await? {
         let orphan = name.ends_with(".tmp") || (name != MANIFEST_FILE && !listed.contains(&name.as_str()));
         if orphan {
-            cold.dir.delete(&name)?;
+            cold.dir.delete(&name).await?;
         }
     }
     Ok(())

@@ -21,7 +21,7 @@ pub async fn run(
 ) -> Result<()> {
     let db = Database::open(config).await?;
     // Before any request: finish or undo what a crash interrupted, then start the policies.
-    crate::recovery::recover(&db)?;
+    crate::recovery::recover(&db).await?;
     crate::flush::policy::start(Arc::downgrade(&db));
     crate::cleanup::policy::start(Arc::downgrade(&db));
     let listener = TcpListener::bind(db.config.server.listen)

@@ -148,7 +148,7 @@ thread_local! {
 /// needs the lock wait for its next time slice, and at a lower priority that is often
 /// milliseconds (measured: a flush's chunk of 256 deletions held the commit lock for 466 µs
 /// at p50 but 37 ms at p99 at niceness 10, and single-row INSERTs waited that long).
-pub(crate) fn at_request_priority<T, F>(work: F) -> Result<T>
+pub(crate) async fn at_request_priority<T, F>(work: F) -> Result<T>
 where
     F: FnOnce() -> Result<T> + Send + 'static,
     T: Send + 'static,
@@ -160,7 +160,7 @@ where
     tokio::runtime::Handle::current().spawn(async move {
         let _ = tx.send(work());
     });
-    rx.blocking_recv().map_err(|_| KalamError::internal("work handed to the main runtime ended without a result"))?
+    rx.await.map_err(|_| KalamError::internal("work handed to the main runtime ended without a result"))?
 }
 
 /// Most background threads at once; further work waits for one to finish (a client
@@ -189,18 +189,23 @@ pub(crate) async fn stop_background(timeout: std::time::Duration) -> bool {
 /// Runs background work — flushes, compactions, backups, the policy schedulers' rounds — on
 /// a thread of its own at the query threads' lower priority: on a busy machine it then
 /// yields the CPU to requests (measured: a 200,000-row flush beside single-row INSERTs).
-/// Its sections under locks that requests take go through [`at_request_priority`].
-/// At most [`MAX_BACKGROUND_THREADS`] run at once. The thread is in the context of `requests`,
-/// the runtime that serves requests (`QueryRuntime::requests`; never the query runtime, whose
-/// threads have the same low priority). The result arrives through the returned future,
-/// which may be dropped without stopping the work.
-pub(crate) fn spawn_background<T, F>(
+///
+/// The work is an async job (`work` makes it on the thread) that the thread drives to its
+/// end: its CPU-heavy parts (encoding Parquet, merging files) run on that thread, and it
+/// awaits storage I/O like any other task, so no async worker of a runtime ever computes
+/// or waits for it. Its sections under locks that requests take go through
+/// [`at_request_priority`]. At most [`MAX_BACKGROUND_THREADS`] run at once. The job runs in
+/// the context of `requests`, the runtime that serves requests (`QueryRuntime::requests`;
+/// never the query runtime, whose threads have the same low priority). The result arrives
+/// through the returned future, which may be dropped without stopping the work.
+pub(crate) fn spawn_background<T, F, Job>(
     requests: &Handle,
     name: &'static str,
     work: F,
 ) -> impl Future<Output = Result<T>> + Send + 'static
 where
-    F: FnOnce() -> T + Send + 'static,
+    F: FnOnce() -> Job + Send + 'static,
+    Job: Future<Output = T>,
     T: Send + 'static,
 {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -209,10 +214,9 @@ where
         let Ok(permit) = BACKGROUND_THREADS.acquire().await else { return };
         let spawned = std::thread::Builder::new().name(format!("kalamdb-{name}")).spawn(move || {
             let _permit = permit;
-            let _runtime = runtime.enter();
             lower_priority();
             LOWERED.set(true);
-            let _ = tx.send(work());
+            let _ = tx.send(runtime.block_on(work()));
         });
         if let Err(e) = spawned {
             tracing::error!("cannot start a {name} thread: {e}");
@@ -237,14 +241,14 @@ mod tests {
     #[tokio::test]
     async fn background_work_hands_its_locked_sections_to_request_threads() {
         let request = niceness();
-        let (background, handed) = spawn_background(&Handle::current(), "test", || {
-            (niceness(), at_request_priority(|| Ok(niceness())).unwrap())
+        let (background, handed) = spawn_background(&Handle::current(), "test", || async {
+            (niceness(), at_request_priority(|| Ok(niceness())).await.unwrap())
         })
         .await
         .unwrap();
         assert_eq!(background, (request + QUERY_THREAD_NICENESS).min(19));
         assert_eq!(handed, request);
         // Elsewhere it runs in place.
-        assert_eq!(at_request_priority(|| Ok(niceness())).unwrap(), request);
+        assert_eq!(at_request_priority(|| Ok(niceness())).await.unwrap(), request);
     }
 }

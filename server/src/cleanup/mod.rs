@@ -64,7 +64,7 @@ pub(crate) fn compaction_due(manifest: &Manifest, horizon: i64) -> bool {
 }
 
 /// Cleans one partition (the steps above). `None` if it was cancelled.
-pub(crate) fn clean_partition(
+pub(crate) async fn clean_partition(
     db: &Database,
     table: &Arc<TableDef>,
     partition: Partition,
@@ -74,25 +74,25 @@ pub(crate) fn clean_partition(
     let horizon = table.options.tombstone_horizon(now);
     // Hot tombstones are only purged once flushed.
     if db.committer.hot_stats().get(table.id, partition).is_some_and(|h| h.has_rows_before(horizon))
-        && matches!(flush::flush_partition(db, table, partition, cancelled)?, PartitionFlush::Cancelled)
+        && matches!(flush::flush_partition(db, table, partition, cancelled).await?, PartitionFlush::Cancelled)
     {
         return Ok(None);
     }
     // Rows are read and written through the current definition, fixed until this is done.
-    let _schema = db.schema_lock.read();
-    let cold = db.cold.partition(table, partition)?;
-    let flushing = cold.flush_lock.lock();
+    let _schema = db.schema_lock.read().await;
+    let cold = db.cold.partition(table, partition).await?;
+    let flushing = cold.flush_lock.lock().await;
     let table = &flush::current_definition(db, table)?;
     let manifest = cold.manifest();
     if !compaction_due(&manifest, horizon) {
-        delete_retired(&cold, &flushing)?;
+        delete_retired(&cold, &flushing).await?;
         return Ok(Some(Compaction::default()));
     }
     let pending = PendingFile { table_id: table.id, partition: partition.key(), batch: manifest.next_batch };
     let pending_key = flush::pending_key(PendingKind::Compaction, table.id, partition);
     flush::record_pending(db, &pending_key, &pending)?;
     // On an error the record stays: the next start removes what was left.
-    let Some((next, index, done)) = rewrite(&cold, table, &manifest, horizon, cancelled)? else {
+    let Some((next, index, done)) = rewrite(&cold, table, &manifest, horizon, cancelled).await? else {
         flush::clear_pending(db, &pending_key)?;
         return Ok(None);
     };
@@ -100,7 +100,7 @@ pub(crate) fn clean_partition(
     let replaced = manifest.file_names().map(str::to_string).collect();
     cold.replace_files(next, index, replaced);
     db.cold.enforce_index_budget(&cold);
-    delete_retired(&cold, &flushing)?;
+    delete_retired(&cold, &flushing).await?;
     flush::clear_pending(db, &pending_key)?;
     tracing::info!(
         table = %table.qualified_name(),
@@ -115,14 +115,14 @@ pub(crate) fn clean_partition(
 
 /// Steps 2 and 3: writes the compacted file and the manifest listing it. Returns the new
 /// manifest and key index, or `None` if cancelled before the manifest was written.
-fn rewrite(
+async fn rewrite(
     cold: &ColdPartition,
     table: &Arc<TableDef>,
     manifest: &Manifest,
     horizon: i64,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<(Manifest, KeyIndex, Compaction)>> {
-    let current = KeyIndex::build(&cold.dir, table, &manifest.files)?;
+    let current = KeyIndex::build(&cold.dir, table, &manifest.files).await?;
     let batch_no = manifest.next_batch;
     let mut writer = FileWriter::create(&cold.dir, batch_no, table.clone())?;
     let mut index = KeyIndex::default();
@@ -133,7 +133,9 @@ fn rewrite(
     let columns = file::row_columns(table);
     for f in &manifest.files {
         let mut row = 0u32;
-        for b in file::read(&cold.dir, &f.file, table, &columns, None)? {
+        let mut batches = file::open(&cold.dir, &f.file, table, &columns, None, WRITE_CHUNK_ROWS).await?;
+        while let Some(b) = batches.next().await {
+            let b = b?;
             for r in 0..b.num_rows() {
                 let version = file::stored_row(table, &b, r)?;
                 let key = PkKey::of(&version.values[table.primary_key])
@@ -162,7 +164,7 @@ fn rewrite(
             }
         }
         if cancelled() {
-            writer.finish()?.discard();
+            writer.finish()?.discard().await;
             return Ok(None);
         }
     }
@@ -174,12 +176,12 @@ fn rewrite(
     next.obsolete.extend(manifest.file_names().map(str::to_string));
     next.purged_through = next.purged_through.max(newest_purged);
     if written == 0 {
-        file.discard();
+        file.discard().await;
         next.files = vec![];
         done.freed = old_bytes;
     } else {
-        if let Err(e) = file.publish() {
-            file.discard();
+        if let Err(e) = file.publish().await {
+            file.discard().await;
             return Err(e);
         }
         fault::point(fault::COMPACT_AFTER_WRITE);
@@ -187,11 +189,11 @@ fn rewrite(
         next.files = vec![file.entry.clone()];
     }
     if cancelled() {
-        file.discard();
+        file.discard().await;
         return Ok(None);
     }
-    if let Err(e) = next.store(&cold.dir) {
-        file.discard();
+    if let Err(e) = next.store(&cold.dir).await {
+        file.discard().await;
         return Err(e);
     }
     Ok(Some((next, index, done)))
@@ -199,27 +201,31 @@ fn rewrite(
 
 /// Deletes the replaced files no reader can still use, and drops them from the manifest's
 /// `obsolete` list. `_flushing` is the partition's flush lock, held by the caller.
-pub(crate) fn delete_retired(cold: &ColdPartition, _flushing: &parking_lot::MutexGuard<'_, ()>) -> Result<usize> {
+pub(crate) async fn delete_retired(cold: &ColdPartition, _flushing: &tokio::sync::MutexGuard<'_, ()>) -> Result<usize> {
     let names = cold.take_unread_retired();
     if names.is_empty() {
         return Ok(0);
     }
     for name in &names {
-        cold.dir.delete(name)?;
+        cold.dir.delete(name).await?;
     }
-    cold.forget_obsolete(&names)?;
+    cold.forget_obsolete(&names).await?;
     Ok(names.len())
 }
 
 /// Runs a cleanup job over partitions of tables.
-pub(crate) fn run_job(db: &Database, job: &JobHandle, targets: &[(Arc<TableDef>, Vec<Partition>)]) -> Result<JobEnd> {
+pub(crate) async fn run_job(
+    db: &Database,
+    job: &JobHandle,
+    targets: &[(Arc<TableDef>, Vec<Partition>)],
+) -> Result<JobEnd> {
     job.start()?;
     for (table, partitions) in targets {
         for &partition in partitions {
             if job.is_cancelled() {
                 return Ok(JobEnd::Cancelled);
             }
-            match clean_partition(db, table, partition, &|| job.is_cancelled())? {
+            match clean_partition(db, table, partition, &|| job.is_cancelled()).await? {
                 Some(c) => job.progress(c.removed, c.freed, c.files)?,
                 None => return Ok(JobEnd::Cancelled),
             }

@@ -23,9 +23,9 @@ pub(crate) fn start(db: Weak<Database>) {
 }
 
 /// Cleans every due partition, one job per table.
-fn run_due(db: &Arc<Database>) {
+async fn run_due(db: Arc<Database>) {
     for table in flush::flushable(db.catalog.tables(None)) {
-        let due = match due_partitions(db, &table) {
+        let due = match due_partitions(&db, &table).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(table = %table.qualified_name(), "cannot check partitions for cleanup: {}", e.report());
@@ -36,9 +36,8 @@ fn run_due(db: &Arc<Database>) {
             continue;
         }
         let targets = [(table.clone(), due)];
-        if let Err(e) =
-            jobs::run_policy_job(&db.jobs, JobType::Cleanup, &table, |job| super::run_job(db, job, &targets))
-        {
+        let clean = async |job: &jobs::JobHandle| super::run_job(&db, job, &targets).await;
+        if let Err(e) = jobs::run_policy_job(&db.jobs, JobType::Cleanup, &table, clean).await {
             tracing::error!("cannot create a cleanup job: {e}");
             return;
         }
@@ -47,7 +46,7 @@ fn run_due(db: &Arc<Database>) {
 
 /// Partitions of `table` due for cleanup; partitions with only unread replaced files are
 /// swept here.
-fn due_partitions(db: &Database, table: &TableDef) -> crate::error::Result<Vec<Partition>> {
+async fn due_partitions(db: &Database, table: &TableDef) -> crate::error::Result<Vec<Partition>> {
     let horizon = table.options.tombstone_horizon(db.clock.now_micros());
     let mut due = BTreeSet::new();
     for (p, hot) in db.committer.hot_stats().partitions_of(table.id) {
@@ -55,17 +54,17 @@ fn due_partitions(db: &Database, table: &TableDef) -> crate::error::Result<Vec<P
             due.insert(p);
         }
     }
-    for p in db.cold.partitions_on_disk(table)? {
+    for p in db.cold.partitions_on_disk(table).await? {
         if due.contains(&p) {
             continue;
         }
-        let cold = db.cold.partition(table, p)?;
+        let cold = db.cold.partition(table, p).await?;
         if compaction_due(&cold.manifest(), horizon) {
             due.insert(p);
         } else if cold.has_retired() {
             // Busy with a flush: swept next time.
-            if let Some(flushing) = cold.flush_lock.try_lock() {
-                delete_retired(&cold, &flushing)?;
+            if let Ok(flushing) = cold.flush_lock.try_lock() {
+                delete_retired(&cold, &flushing).await?;
             }
         }
     }

@@ -40,11 +40,6 @@ async fn objects(store: &InMemory, prefix: &str) -> Vec<String> {
     names
 }
 
-/// Runs a blocking engine step (flushes and compactions run on threads of their own).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_and_compaction_on_an_object_store_with_time_moved_by_hand() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,10 +79,7 @@ async fn flush_and_compaction_on_an_object_store_with_time_moved_by_hand() {
     let table: Arc<TableDef> = db.catalog.table(&NamespaceId::new("app").unwrap(), "items").unwrap();
     let partition = Partition::User(alice.user_id);
     let scope = format!("base/app/items/{}", alice.user_id);
-    let flush = |db: &Arc<Database>| {
-        let (db, table) = (db.clone(), table.clone());
-        blocking(move || flush::flush_partition(&db, &table, partition, &|| false).unwrap())
-    };
+    let flush = async |db: &Arc<Database>| flush::flush_partition(db, &table, partition, &|| false).await.unwrap();
 
     // A flush moves the hot rows into one object and empties the hot tier.
     assert!(matches!(flush(&db).await, PartitionFlush::Flushed(f) if f.rows == 100));
@@ -102,10 +94,7 @@ async fn flush_and_compaction_on_an_object_store_with_time_moved_by_hand() {
     assert!(matches!(flush(&db).await, PartitionFlush::Empty));
 
     // Within the retention hour, two files and fresh tombstones are not due for compaction.
-    let clean = |db: &Arc<Database>| {
-        let (db, table) = (db.clone(), table.clone());
-        blocking(move || clean_partition(&db, &table, partition, &|| false).unwrap().unwrap())
-    };
+    let clean = async |db: &Arc<Database>| clean_partition(db, &table, partition, &|| false).await.unwrap().unwrap();
     assert_eq!(clean(&db).await, super::Compaction::default());
 
     // Two hours later the tombstones have expired: one file holds only the live rows.
@@ -113,7 +102,7 @@ async fn flush_and_compaction_on_an_object_store_with_time_moved_by_hand() {
     let done = clean(&db).await;
     assert_eq!((done.files, done.purged), (2, 50));
     assert_eq!(objects(&store, &scope).await, ["batch-3.parquet", "manifest.json"]);
-    let cold = db.cold.partition(&table, partition).unwrap();
+    let cold = db.cold.partition(&table, partition).await.unwrap();
     assert_eq!(cold.files().iter().map(|f| f.rows).sum::<u64>(), 50);
     assert!(cold.manifest().purged_through > 0);
     assert_eq!(count(&db, &alice).await, json!(50));

@@ -7,6 +7,7 @@
 //! document. `_updated` and `_deleted` follow. A flush writes rows in primary-key order.
 
 use crate::cold::ColdError;
+use crate::cold::location::FileReader;
 use crate::cold::location::Location;
 use crate::cold::manifest::{ColumnStats, FileEntry, sync_dir};
 use crate::cold::stats::StatsBuilder;
@@ -21,12 +22,13 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray, new_null_array,
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection};
+use parquet::arrow::arrow_reader::RowSelection;
+use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use parquet::file::reader::ChunkReader;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
@@ -252,28 +254,33 @@ impl WrittenFile {
     }
 
     /// Gives it its final name (rename and directory fsync, or upload).
-    pub(crate) fn publish(&self) -> Result<()> {
+    pub(crate) async fn publish(&self) -> Result<()> {
         match (self.dir.local_dir(), &self.content) {
             (Some(d), _) => {
                 let (tmp, path) = self.paths(d);
-                std::fs::rename(&tmp, &path).map_err(KalamError::io("rename", &tmp))?;
-                sync_dir(d)
+                let d = d.to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::rename(&tmp, &path).map_err(KalamError::io("rename", &tmp))?;
+                    sync_dir(&d)
+                })
+                .await
+                .map_err(|e| KalamError::internal(format!("filesystem task failed: {e}")))?
             }
-            (None, Some(content)) => self.dir.put(&self.entry.file, content.clone()),
+            (None, Some(content)) => self.dir.put(&self.entry.file, content.clone()).await,
             (None, None) => Err(KalamError::internal("a file for an object store was written without its content")),
         }
     }
 
     /// Removes the file (whichever name it has): the flush did not happen.
-    pub(crate) fn discard(&self) {
+    pub(crate) async fn discard(&self) {
         match self.dir.local_dir() {
             Some(d) => {
                 let (tmp, path) = self.paths(d);
-                let _ = std::fs::remove_file(tmp);
-                let _ = std::fs::remove_file(path);
+                let _ = tokio::fs::remove_file(tmp).await;
+                let _ = tokio::fs::remove_file(path).await;
             }
             None => {
-                let _ = self.dir.delete(&self.entry.file);
+                let _ = self.dir.delete(&self.entry.file).await;
             }
         }
     }
@@ -281,19 +288,24 @@ impl WrittenFile {
 
 /// Reads `columns` of a file through `table`'s current columns (matched by column id;
 /// columns the file lacks read as NULL), all rows or only `selection`.
-pub(crate) fn read(
+pub(crate) async fn read(
     dir: &Location,
     name: &str,
     table: &TableDef,
     columns: &[FileColumn],
     selection: Option<RowSelection>,
 ) -> Result<Vec<RecordBatch>> {
-    open(dir, name, table, columns, selection, ROW_GROUP_ROWS)?.collect()
+    let mut batches = open(dir, name, table, columns, selection, ROW_GROUP_ROWS).await?;
+    let mut out = Vec::new();
+    while let Some(batch) = batches.next().await {
+        out.push(batch?);
+    }
+    Ok(out)
 }
 
-/// Like [`read`], but one batch of at most `batch_rows` rows at a time: a local file is
-/// decoded as it is read (an object-store file is fetched whole first).
-pub(crate) fn open(
+/// Like [`read`], but one batch of at most `batch_rows` rows at a time, fetching only the
+/// column chunks of the row group being decoded.
+pub(crate) async fn open(
     dir: &Location,
     name: &str,
     table: &TableDef,
@@ -301,24 +313,12 @@ pub(crate) fn open(
     selection: Option<RowSelection>,
     batch_rows: usize,
 ) -> Result<FileBatches> {
-    match dir.local_dir() {
-        Some(d) => {
-            let path = d.join(name);
-            let file = std::fs::File::open(&path).map_err(KalamError::io("open", &path))?;
-            FileBatches::new(file, table, columns, selection, batch_rows)
-        }
-        None => {
-            let bytes = dir
-                .read(name)?
-                .ok_or_else(|| ColdError::Corrupt(format!("cold file {name} is missing in {}", dir.display())))?;
-            FileBatches::new(bytes, table, columns, selection, batch_rows)
-        }
-    }
+    FileBatches::new(dir.reader(name).await?, table, columns, selection, batch_rows).await
 }
 
 /// The batches of one file, in file order, with the requested columns (see [`open`]).
 pub(crate) struct FileBatches {
-    reader: ParquetRecordBatchReader,
+    reader: ParquetRecordBatchStream<FileReader>,
     table: Arc<TableDef>,
     columns: Vec<FileColumn>,
     /// Where each requested column is among the decoded ones (`None`: not in the file).
@@ -327,14 +327,14 @@ pub(crate) struct FileBatches {
 }
 
 impl FileBatches {
-    fn new<R: ChunkReader + 'static>(
-        reader: R,
+    async fn new(
+        reader: FileReader,
         table: &TableDef,
         columns: &[FileColumn],
         selection: Option<RowSelection>,
         batch_rows: usize,
     ) -> Result<FileBatches> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new(reader).map_err(ColdError::parquet("open"))?;
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(ColdError::parquet("open"))?;
         let file_schema = builder.schema().clone();
         // Position in the file of each requested column, if present.
         let find_user = |id: u16, state: bool| {
@@ -399,12 +399,11 @@ impl FileBatches {
     }
 }
 
-impl Iterator for FileBatches {
-    type Item = Result<RecordBatch>;
-
-    fn next(&mut self) -> Option<Result<RecordBatch>> {
-        let batch = self.reader.next()?;
-        Some(batch.map_err(|e| ColdError::arrow("decode")(e).into()).and_then(|b| self.convert(b)))
+impl FileBatches {
+    /// The next batch; `None` at the end of the file.
+    pub(crate) async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        let batch = self.reader.next().await?;
+        Some(batch.map_err(|e| ColdError::parquet("decode")(e).into()).and_then(|b| self.convert(b)))
     }
 }
 
@@ -507,8 +506,8 @@ mod tests {
         ])
     }
 
-    #[test]
-    fn rows_round_trip_through_a_file_with_stats() {
+    #[tokio::test]
+    async fn rows_round_trip_through_a_file_with_stats() {
         let dir = tempfile::tempdir().unwrap();
         let t = table();
         let doc = |s: &str| Value::Crdt(Box::new(CrdtCell::from_legacy_text(s)));
@@ -534,14 +533,14 @@ mod tests {
         w.write(&rows[..1]).unwrap();
         w.write(&rows[1..]).unwrap();
         let written = w.finish().unwrap();
-        written.publish().unwrap();
+        written.publish().await.unwrap();
         let e = &written.entry;
         assert_eq!((e.batch, e.rows, e.tombstones, e.min_updated, e.max_updated), (7, 3, 1, 10, 30));
         assert_eq!(e.columns[&1].min, Some(Value::Int(1)));
         assert_eq!(e.columns[&3].max, Some(Value::Decimal(1234)));
         assert_eq!(e.columns[&4].nulls, 1);
         assert!(!e.columns.contains_key(&2), "no stats for CRDT_TEXT");
-        let batches = read(&loc, &file_name(7), &t, &row_columns(&t), None).unwrap();
+        let batches = read(&loc, &file_name(7), &t, &row_columns(&t), None).await.unwrap();
         let back: Vec<StoredRow> =
             batches.iter().flat_map(|b| (0..b.num_rows()).map(|r| stored_row(&t, b, r).unwrap())).collect();
         assert_eq!(back, rows);
@@ -552,6 +551,7 @@ mod tests {
             &row_columns(&t),
             Some(RowSelection::from_consecutive_ranges(std::iter::once(2..3), 3)),
         )
+        .await
         .unwrap();
         assert_eq!(stored_row(&t, &only_last[0], 0).unwrap(), rows[2]);
     }

@@ -94,7 +94,7 @@ pub(crate) struct KeyIndex {
 
 impl KeyIndex {
     /// Reads the key and system columns of every file.
-    pub(crate) fn build(dir: &Location, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
+    pub(crate) async fn build(dir: &Location, table: &TableDef, files: &[FileEntry]) -> Result<KeyIndex> {
         let mut index = KeyIndex {
             map: HashMap::with_capacity(files.iter().map(|f| f.rows as usize).sum()),
             superseded: HashMap::new(),
@@ -102,7 +102,7 @@ impl KeyIndex {
         let columns = [FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
         for f in files {
             let mut row = 0u32;
-            for batch in file::read(dir, &f.file, table, &columns, None)? {
+            for batch in file::read(dir, &f.file, table, &columns, None).await? {
                 let pks = PkColumn::new(table.pk().data_type, batch.column(0).as_ref())?;
                 let updated = batch
                     .column(1)

@@ -4,20 +4,27 @@
 //! the filesystem through a temp file, fsync, rename and a directory fsync; S3 because a
 //! PUT replaces a whole object at once.
 //!
-//! The cold tier is synchronous. Object store calls are async, so they run on a small
-//! runtime of their own and the calling thread waits for them; this never deadlocks,
-//! whichever runtime (or none) the caller is on.
+//! Every operation is async. Object-store calls are awaited where they are made;
+//! filesystem calls, which block, run on tokio's blocking pool, so that no async worker
+//! waits for a disk. Parquet files are read through [`Location::reader`], which fetches
+//! only the byte ranges a reader asks for (the footer, then the column chunks it decodes).
 
 use crate::cold::ColdError;
 use crate::cold::manifest::{sync_dir, write_atomically};
 use crate::error::{KalamError, Result};
 use crate::schema::StorageLocation;
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use std::future::Future;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::{AsyncFileReader, MetadataSuffixFetch};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Checks that `name` — a namespace, table, partition or file name, possibly read from a
@@ -59,23 +66,13 @@ impl std::fmt::Debug for Location {
     }
 }
 
-/// Runs an object store call on the object I/O runtime and waits for it.
-fn block_on<F>(f: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("kalamdb-object-io")
-            .enable_all()
-            .build()
-            .expect("the object I/O runtime starts")
-    });
-    futures::executor::block_on(runtime.spawn(f)).expect("object store calls do not panic")
+/// Runs blocking filesystem work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| KalamError::internal(format!("filesystem task failed: {e}")))?
 }
+
+/// A Parquet file being read: byte ranges fetched on demand.
+pub(crate) type FileReader = Box<dyn AsyncFileReader>;
 
 impl Location {
     /// The root of a storage. A filesystem storage's directory is created if missing.
@@ -160,17 +157,21 @@ impl Location {
     }
 
     /// The whole content of `name`; `None` if there is no such file.
-    pub(crate) fn read(&self, name: &str) -> Result<Option<Bytes>> {
+    pub(crate) async fn read(&self, name: &str) -> Result<Option<Bytes>> {
         check_segment(name)?;
         match self {
-            Location::Dir(d) => match std::fs::read(d.join(name)) {
-                Ok(b) => Ok(Some(Bytes::from(b))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(KalamError::io("read", d.join(name))(e)),
-            },
+            Location::Dir(d) => {
+                let path = d.join(name);
+                blocking(move || match std::fs::read(&path) {
+                    Ok(b) => Ok(Some(Bytes::from(b))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(KalamError::io("read", &path)(e)),
+                })
+                .await
+            }
             Location::Object { store, .. } => {
-                let (store, path) = (store.clone(), self.object(name));
-                match block_on(async move { store.get(&path).await?.bytes().await }) {
+                let path = self.object(name);
+                match async { store.get(&path).await?.bytes().await }.await {
                     Ok(b) => Ok(Some(b)),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
                     Err(e) => Err(self.object_error(format!("read {name}"), e)),
@@ -179,65 +180,91 @@ impl Location {
         }
     }
 
-    /// Writes `name` atomically and durably, replacing any previous content.
-    pub(crate) fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+    /// A reader of the Parquet file `name`, which must exist.
+    pub(crate) async fn reader(&self, name: &str) -> Result<FileReader> {
         check_segment(name)?;
+        let missing = || ColdError::Corrupt(format!("cold file {name} is missing in {}", self.display()));
         match self {
             Location::Dir(d) => {
-                std::fs::create_dir_all(d).map_err(KalamError::io("create", d))?;
-                write_atomically(d, name, &bytes)
+                let path = d.join(name);
+                match blocking(move || Ok(std::fs::File::open(&path).map_err(|e| (e, path)))).await? {
+                    Ok(file) => Ok(Box::new(LocalFile(Arc::new(file)))),
+                    Err((e, _)) if e.kind() == std::io::ErrorKind::NotFound => Err(missing().into()),
+                    Err((e, path)) => Err(KalamError::io("open", &path)(e)),
+                }
             }
             Location::Object { store, .. } => {
-                let (store, path) = (store.clone(), self.object(name));
-                block_on(async move { store.put(&path, PutPayload::from(bytes)).await })
-                    .map(|_| ())
-                    .map_err(|e| self.object_error(format!("write {name}"), e))
+                Ok(Box::new(ObjectFile { store: store.clone(), path: self.object(name) }))
             }
         }
     }
 
-    /// Deletes `name` if it exists (the directory is fsynced).
-    pub(crate) fn delete(&self, name: &str) -> Result<()> {
+    /// Writes `name` atomically and durably, replacing any previous content.
+    pub(crate) async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
         check_segment(name)?;
         match self {
-            Location::Dir(d) => match std::fs::remove_file(d.join(name)) {
-                Ok(()) => sync_dir(d),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(KalamError::io("remove", d.join(name))(e)),
-            },
-            Location::Object { store, .. } => {
-                let (store, path) = (store.clone(), self.object(name));
-                match block_on(async move { store.delete(&path).await }) {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(self.object_error(format!("delete {name}"), e)),
-                }
+            Location::Dir(d) => {
+                let (d, name) = (d.clone(), name.to_string());
+                blocking(move || {
+                    std::fs::create_dir_all(&d).map_err(KalamError::io("create", &d))?;
+                    write_atomically(&d, &name, &bytes)
+                })
+                .await
             }
+            Location::Object { store, .. } => store
+                .put(&self.object(name), PutPayload::from(bytes))
+                .await
+                .map(|_| ())
+                .map_err(|e| self.object_error(format!("write {name}"), e)),
+        }
+    }
+
+    /// Deletes `name` if it exists (the directory is fsynced).
+    pub(crate) async fn delete(&self, name: &str) -> Result<()> {
+        check_segment(name)?;
+        match self {
+            Location::Dir(d) => {
+                let (d, path) = (d.clone(), d.join(name));
+                blocking(move || match std::fs::remove_file(&path) {
+                    Ok(()) => sync_dir(&d),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(KalamError::io("remove", &path)(e)),
+                })
+                .await
+            }
+            Location::Object { store, .. } => match store.delete(&self.object(name)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.object_error(format!("delete {name}"), e)),
+            },
         }
     }
 
     /// Names of the files (`dirs == false`) or sub-directories (`dirs == true`) directly in
     /// this location; empty if it does not exist.
-    pub(crate) fn list(&self, dirs: bool) -> Result<Vec<String>> {
+    pub(crate) async fn list(&self, dirs: bool) -> Result<Vec<String>> {
         match self {
             Location::Dir(d) => {
-                let entries = match std::fs::read_dir(d) {
-                    Ok(e) => e,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-                    Err(e) => return Err(KalamError::io("list", d)(e)),
-                };
-                let mut out: Vec<String> = entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() == dirs))
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect();
-                out.sort();
-                Ok(out)
+                let d = d.clone();
+                blocking(move || {
+                    let entries = match std::fs::read_dir(&d) {
+                        Ok(e) => e,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+                        Err(e) => return Err(KalamError::io("list", &d)(e)),
+                    };
+                    let mut out: Vec<String> = entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() == dirs))
+                        .map(|e| e.file_name().to_string_lossy().to_string())
+                        .collect();
+                    out.sort();
+                    Ok(out)
+                })
+                .await
             }
             Location::Object { store, prefix } => {
-                let store = store.clone();
                 let at = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.as_str()));
-                let listed = block_on(async move { store.list_with_delimiter(at.as_ref()).await })
-                    .map_err(|e| self.object_error("list".into(), e))?;
+                let listed =
+                    store.list_with_delimiter(at.as_ref()).await.map_err(|e| self.object_error("list".into(), e))?;
                 let paths: Vec<ObjectPath> = if dirs {
                     listed.common_prefixes
                 } else {
@@ -251,17 +278,113 @@ impl Location {
     }
 
     /// Removes this directory if it is empty (object stores have no directories).
-    pub(crate) fn remove_dir_if_empty(&self) -> Result<()> {
+    pub(crate) async fn remove_dir_if_empty(&self) -> Result<()> {
         match self {
-            Location::Dir(d) => match std::fs::remove_dir(d) {
-                Ok(()) => Ok(()),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty) => {
-                    Ok(())
-                }
-                Err(e) => Err(KalamError::io("remove", d)(e)),
-            },
+            Location::Dir(d) => {
+                let d = d.clone();
+                blocking(move || match std::fs::remove_dir(&d) {
+                    Ok(()) => Ok(()),
+                    Err(e)
+                        if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty) =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(KalamError::io("remove", &d)(e)),
+                })
+                .await
+            }
             Location::Object { .. } => Ok(()),
         }
+    }
+}
+
+/// A local Parquet file. Each request of the decoder (the footer, a row group's column
+/// chunks) is one trip to the blocking pool, reading at offsets.
+struct LocalFile(Arc<std::fs::File>);
+
+impl LocalFile {
+    fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&std::fs::File) -> parquet::errors::Result<T> + Send + 'static,
+    ) -> BoxFuture<'static, parquet::errors::Result<T>> {
+        let file = self.0.clone();
+        async move {
+            tokio::task::spawn_blocking(move || read(&file)).await.map_err(|e| ParquetError::External(Box::new(e)))?
+        }
+        .boxed()
+    }
+}
+
+fn read_range(file: &std::fs::File, range: Range<u64>) -> parquet::errors::Result<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0; (range.end - range.start) as usize];
+    file.read_exact_at(&mut buf, range.start).map_err(|e| ParquetError::External(Box::new(e)))?;
+    Ok(Bytes::from(buf))
+}
+
+impl AsyncFileReader for LocalFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.read(move |f| read_range(f, range))
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        self.read(move |f| ranges.into_iter().map(|r| read_range(f, r)).collect())
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        let options = options.cloned();
+        self.read(move |f| {
+            let reader = ParquetMetaDataReader::new().with_arrow_reader_options(options.as_ref());
+            Ok(Arc::new(reader.parse_and_finish(f)?))
+        })
+    }
+}
+
+/// A Parquet file in an object store, read by ranges: the footer through one suffix
+/// request (no size needed), then the column chunks the decoder asks for.
+struct ObjectFile {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+}
+
+fn parquet_error(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for ObjectFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move { self.store.get_range(&self.path, range).await.map_err(parquet_error) }.boxed()
+    }
+
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(parquet_error) }.boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let reader = ParquetMetaDataReader::new().with_arrow_reader_options(options);
+            Ok(Arc::new(reader.load_via_suffix_and_finish(self).await?))
+        }
+        .boxed()
+    }
+}
+
+impl MetadataSuffixFetch for &mut ObjectFile {
+    fn fetch_suffix(&mut self, suffix: usize) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Suffix(suffix as u64)),
+            ..Default::default()
+        };
+        async move {
+            self.store.get_opts(&self.path, options).await.map_err(parquet_error)?.bytes().await.map_err(parquet_error)
+        }
+        .boxed()
     }
 }
 
@@ -269,50 +392,50 @@ impl Location {
 mod tests {
     use super::*;
 
-    fn exercise(root: Location) {
+    async fn exercise(root: Location) {
         let table = root.join("ns").unwrap().join("t").unwrap();
         let scope = table.join("7").unwrap();
-        assert!(scope.list(false).unwrap().is_empty());
-        assert_eq!(scope.read("a").unwrap(), None);
-        scope.put("a", Bytes::from_static(b"one")).unwrap();
-        scope.put("a", Bytes::from_static(b"two")).unwrap();
-        scope.put("b", Bytes::from_static(b"x")).unwrap();
-        table.join("shared").unwrap().put("c", Bytes::from_static(b"y")).unwrap();
+        assert!(scope.list(false).await.unwrap().is_empty());
+        assert_eq!(scope.read("a").await.unwrap(), None);
+        scope.put("a", Bytes::from_static(b"one")).await.unwrap();
+        scope.put("a", Bytes::from_static(b"two")).await.unwrap();
+        scope.put("b", Bytes::from_static(b"x")).await.unwrap();
+        table.join("shared").unwrap().put("c", Bytes::from_static(b"y")).await.unwrap();
         // A sibling whose name starts like the table's is not under it.
-        root.join("ns").unwrap().join("t2").unwrap().put("d", Bytes::from_static(b"z")).unwrap();
-        assert_eq!(scope.read("a").unwrap().as_deref(), Some(&b"two"[..]));
-        assert_eq!(scope.list(false).unwrap(), ["a", "b"]);
-        assert_eq!(table.list(true).unwrap(), ["7", "shared"]);
-        scope.delete("a").unwrap();
-        scope.delete("a").unwrap();
-        assert_eq!(scope.list(false).unwrap(), ["b"]);
+        root.join("ns").unwrap().join("t2").unwrap().put("d", Bytes::from_static(b"z")).await.unwrap();
+        assert_eq!(scope.read("a").await.unwrap().as_deref(), Some(&b"two"[..]));
+        assert_eq!(scope.list(false).await.unwrap(), ["a", "b"]);
+        assert_eq!(table.list(true).await.unwrap(), ["7", "shared"]);
+        scope.delete("a").await.unwrap();
+        scope.delete("a").await.unwrap();
+        assert_eq!(scope.list(false).await.unwrap(), ["b"]);
         // Dropping the table's files leaves what the cold tier did not write.
-        scope.put("batch-1.parquet", Bytes::from_static(b"p")).unwrap();
-        scope.put("manifest.json", Bytes::from_static(b"{}")).unwrap();
-        table.join("shared").unwrap().put("batch-2.parquet.tmp", Bytes::from_static(b"p")).unwrap();
-        table.join("shared").unwrap().delete("c").unwrap();
-        crate::cold::remove_table_files(&table).unwrap();
-        crate::cold::remove_table_files(&table).unwrap();
-        assert_eq!(scope.list(false).unwrap(), ["b"]);
-        assert_eq!(table.list(true).unwrap(), ["7"]);
-        assert_eq!(root.join("ns").unwrap().join("t2").unwrap().list(false).unwrap(), ["d"]);
+        scope.put("batch-1.parquet", Bytes::from_static(b"p")).await.unwrap();
+        scope.put("manifest.json", Bytes::from_static(b"{}")).await.unwrap();
+        table.join("shared").unwrap().put("batch-2.parquet.tmp", Bytes::from_static(b"p")).await.unwrap();
+        table.join("shared").unwrap().delete("c").await.unwrap();
+        crate::cold::remove_table_files(&table).await.unwrap();
+        crate::cold::remove_table_files(&table).await.unwrap();
+        assert_eq!(scope.list(false).await.unwrap(), ["b"]);
+        assert_eq!(table.list(true).await.unwrap(), ["7"]);
+        assert_eq!(root.join("ns").unwrap().join("t2").unwrap().list(false).await.unwrap(), ["d"]);
         // Names that are not one path segment are refused.
         for bad in ["..", ".", "", "a/b", "../x", "a\\b", "x\0y"] {
             assert!(root.join(bad).is_err(), "{bad:?}");
-            assert!(scope.put(bad, Bytes::from_static(b"x")).is_err(), "{bad:?}");
+            assert!(scope.put(bad, Bytes::from_static(b"x")).await.is_err(), "{bad:?}");
         }
     }
 
-    #[test]
-    fn a_directory_stores_whole_files() {
+    #[tokio::test]
+    async fn a_directory_stores_whole_files() {
         let tmp = tempfile::tempdir().unwrap();
-        exercise(Location::Dir(tmp.path().join("root")));
+        exercise(Location::Dir(tmp.path().join("root"))).await;
     }
 
-    #[test]
-    fn an_object_store_prefix_stores_whole_objects() {
+    #[tokio::test]
+    async fn an_object_store_prefix_stores_whole_objects() {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        exercise(Location::Object { store: store.clone(), prefix: "base/dir".into() });
-        exercise(Location::Object { store, prefix: String::new() });
+        exercise(Location::Object { store: store.clone(), prefix: "base/dir".into() }).await;
+        exercise(Location::Object { store, prefix: String::new() }).await;
     }
 }

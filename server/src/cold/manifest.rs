@@ -84,8 +84,8 @@ impl Manifest {
     }
 
     /// Reads `dir/manifest.json`; `None` if there is none.
-    pub(crate) fn load(dir: &Location) -> Result<Option<Manifest>> {
-        let Some(bytes) = dir.read(MANIFEST_FILE)? else { return Ok(None) };
+    pub(crate) async fn load(dir: &Location) -> Result<Option<Manifest>> {
+        let Some(bytes) = dir.read(MANIFEST_FILE).await? else { return Ok(None) };
         let manifest: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| ColdError::Corrupt(format!("manifest in {}: {e}", dir.display())))?;
         if manifest.format != FORMAT {
@@ -100,9 +100,9 @@ impl Manifest {
     }
 
     /// Replaces `dir/manifest.json` atomically and durably.
-    pub(crate) fn store(&self, dir: &Location) -> Result<()> {
+    pub(crate) async fn store(&self, dir: &Location) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self).expect("manifests serialise");
-        dir.put(MANIFEST_FILE, bytes.into())
+        dir.put(MANIFEST_FILE, bytes.into()).await
     }
 
     pub(crate) fn file_names(&self) -> impl Iterator<Item = &str> {

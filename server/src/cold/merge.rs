@@ -155,7 +155,7 @@ const SCAN_BATCH_ROWS: usize = 65_536;
 impl ScanSource {
     /// Lists the files and takes the hot snapshot. A flush that lands between the two would
     /// move rows out of the snapshot into a file the listing lacks: then both are taken again.
-    pub(crate) fn open(
+    pub(crate) async fn open(
         spec: ScanSpec,
         store: &Arc<Store>,
         cold_store: &ColdStore,
@@ -172,7 +172,7 @@ impl ScanSource {
             if listing.files.is_empty() {
                 break (listing, snapshot, NewestVersions::default());
             }
-            if let Some(newest) = cold.newest_versions(cold_store, &table, &listing)? {
+            if let Some(newest) = cold.newest_versions(cold_store, &table, &listing).await? {
                 break (listing, snapshot, newest);
             }
         };
@@ -228,9 +228,9 @@ impl ScanSource {
         Ok((Some(rows_to_batch(&spec.table, &refs, spec.with_system, Some(&spec.projection))?), next))
     }
 
-    fn open_file(&self, f: &FileEntry) -> Result<FileCursor> {
+    async fn open_file(&self, f: &FileEntry) -> Result<FileCursor> {
         let table = &self.spec.table;
-        let batches = file::open(&self.listing.dir, &f.file, table, &self.file_columns, None, SCAN_BATCH_ROWS)?;
+        let batches = file::open(&self.listing.dir, &f.file, table, &self.file_columns, None, SCAN_BATCH_ROWS).await?;
         Ok(FileCursor { batch: f.batch, batches, row: 0, check_hot: self.hot_key_in_range(f)? })
     }
 
@@ -253,8 +253,8 @@ impl ScanSource {
 
     /// The next batch of a file, with only its current rows: `None` at the end of the file,
     /// `Some(None)` when no row of the batch is kept.
-    fn step(&self, cursor: &mut FileCursor) -> Result<Option<Option<RecordBatch>>> {
-        let Some(batch) = cursor.batches.next() else { return Ok(None) };
+    async fn step(&self, cursor: &mut FileCursor) -> Result<Option<Option<RecordBatch>>> {
+        let Some(batch) = cursor.batches.next().await else { return Ok(None) };
         let batch = batch?;
         let spec = &self.spec;
         let n = batch.num_rows();
@@ -334,7 +334,7 @@ impl ScanSource {
 
 impl PartitionScan {
     /// The next batch, or `None` at the end.
-    pub(crate) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+    pub(crate) async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if self.left == Some(0) {
                 return Ok(None);
@@ -350,11 +350,11 @@ impl PartitionScan {
             let cursor = match &mut self.reading {
                 Some(cursor) => cursor,
                 None => match self.files.pop_front() {
-                    Some(f) => self.reading.insert(self.source.open_file(&f)?),
+                    Some(f) => self.reading.insert(self.source.open_file(&f).await?),
                     None => return Ok(None),
                 },
             };
-            match self.source.step(cursor)? {
+            match self.source.step(cursor).await? {
                 Some(Some(batch)) => return Ok(Some(self.apply_limit(batch))),
                 Some(None) => {}
                 None => self.reading = None,
@@ -486,21 +486,21 @@ impl ColdChanges {
     }
 
     /// `_updated` of the next row, without taking it.
-    pub(crate) fn peek_updated(&mut self) -> Result<Option<i64>> {
-        self.fill()?;
+    pub(crate) async fn peek_updated(&mut self) -> Result<Option<i64>> {
+        self.fill().await?;
         Ok(self.ready.front().map(|r| r.updated))
     }
 
     /// The next row.
-    pub(crate) fn next_row(&mut self) -> Result<Option<StoredRow>> {
-        self.fill()?;
+    pub(crate) async fn next_row(&mut self) -> Result<Option<StoredRow>> {
+        self.fill().await?;
         Ok(self.ready.pop_front())
     }
 
-    fn fill(&mut self) -> Result<()> {
+    async fn fill(&mut self) -> Result<()> {
         while self.ready.is_empty() {
             if let Some((entry, batches, row)) = &mut self.reader {
-                match batches.next() {
+                match batches.next().await {
                     Some(batch) => {
                         let batch = batch?;
                         let first = *row;
@@ -521,10 +521,11 @@ impl ColdChanges {
             let Some(group) = self.groups.pop_front() else { return Ok(()) };
             match group.as_slice() {
                 [f] if f.sorted_by_updated && self.newest.is_some() => {
-                    let batches = file::open(&self.dir, &f.file, &self.table, &self.columns, None, STREAM_BATCH_ROWS)?;
+                    let batches =
+                        file::open(&self.dir, &f.file, &self.table, &self.columns, None, STREAM_BATCH_ROWS).await?;
                     self.reader = Some((f.clone(), batches, 0));
                 }
-                _ => self.read_group(&group)?,
+                _ => self.read_group(&group).await?,
             }
         }
         Ok(())
@@ -547,11 +548,11 @@ impl ColdChanges {
     }
 
     /// Reads a group of files whole, keeps the newest version per key, sorts by `_updated`.
-    fn read_group(&mut self, group: &[FileEntry]) -> Result<()> {
+    async fn read_group(&mut self, group: &[FileEntry]) -> Result<()> {
         let mut newest: HashMap<PkKey, StoredRow> = HashMap::new();
         for f in group {
             let mut row = 0u32;
-            for b in file::read(&self.dir, &f.file, &self.table, &self.columns, None)? {
+            for b in file::read(&self.dir, &f.file, &self.table, &self.columns, None).await? {
                 for r in 0..b.num_rows() {
                     let at = row + r as u32;
                     if self.newest.as_ref().is_some_and(|n| !n.is_newest(f.batch, at)) {
@@ -624,8 +625,8 @@ mod tests {
     /// Generated partitions (keys rewritten and deleted across files, files sorted by
     /// `_updated` or not, some keys with a hot version): the streamed cold changes equal a
     /// merge done naively in memory, from every position, with and without the key index.
-    #[test]
-    fn cold_changes_equal_a_naive_merge() {
+    #[tokio::test]
+    async fn cold_changes_equal_a_naive_merge() {
         let table = test_table(&[("id", DataType::BigInt), ("n", DataType::Int)]);
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut next = move |n: u64| {
@@ -665,14 +666,14 @@ mod tests {
                 }
                 let written = writer.finish().unwrap();
                 assert_eq!(written.entry.sorted_by_updated, sorted || rows.len() < 2, "round {round}");
-                written.publish().unwrap();
+                written.publish().await.unwrap();
                 entries.push(written.entry.clone());
                 all.extend(rows);
             }
             let hot: HashSet<Vec<u8>> =
                 (0..40).filter(|_| next(6) == 0).map(|k| keys::encode_pk(&Value::Int(k)).unwrap()).collect();
             let watermark = updated;
-            let index = KeyIndex::build(&location, &table, &entries).unwrap();
+            let index = KeyIndex::build(&location, &table, &entries).await.unwrap();
             for position in [0, 100, 110, 130, updated / 2 + 50, watermark] {
                 let mut newest: HashMap<i64, &StoredRow> = HashMap::new();
                 for r in &all {
@@ -709,8 +710,8 @@ mod tests {
                         versions,
                     );
                     let mut got = Vec::new();
-                    while let Some(u) = changes.peek_updated().unwrap() {
-                        let row = changes.next_row().unwrap().unwrap();
+                    while let Some(u) = changes.peek_updated().await.unwrap() {
+                        let row = changes.next_row().await.unwrap().unwrap();
                         assert_eq!(row.updated, u);
                         got.push((
                             row.updated,

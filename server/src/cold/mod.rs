@@ -114,12 +114,12 @@ impl ColdStore {
     }
 
     /// The cold tier of one partition (its manifest is read on first use).
-    pub(crate) fn partition(&self, table: &TableDef, partition: Partition) -> Result<Arc<ColdPartition>> {
+    pub(crate) async fn partition(&self, table: &TableDef, partition: Partition) -> Result<Arc<ColdPartition>> {
         if let Some(p) = self.partitions.lock().get(&(table.id, partition)) {
             return Ok(p.clone());
         }
         let dir = self.table_dir(table)?.join(&scope_name(partition))?;
-        let manifest = match Manifest::load(&dir)? {
+        let manifest = match Manifest::load(&dir).await? {
             Some(m) if m.table_id == table.id => m,
             // Left by a dropped table of the same name: not this table's files.
             _ => Manifest::empty(table.id),
@@ -127,15 +127,15 @@ impl ColdStore {
         let p = Arc::new(ColdPartition {
             dir,
             state: RwLock::new(PartitionState::new(manifest)),
-            flush_lock: Mutex::new(()),
+            flush_lock: Arc::new(tokio::sync::Mutex::new(())),
         });
         Ok(self.partitions.lock().entry((table.id, partition)).or_insert(p).clone())
     }
 
     /// Partitions of `table` that have a cold tier on disk.
-    pub(crate) fn partitions_on_disk(&self, table: &TableDef) -> Result<Vec<Partition>> {
+    pub(crate) async fn partitions_on_disk(&self, table: &TableDef) -> Result<Vec<Partition>> {
         let mut out = vec![];
-        for name in self.table_dir(table)?.list(true)? {
+        for name in self.table_dir(table)?.list(true).await? {
             if name == "shared" {
                 out.push(Partition::Shared);
             } else if let Ok(id) = name.parse::<u64>() {
@@ -149,14 +149,17 @@ impl ColdStore {
     /// Forgets a dropped table and deletes its files. Called once the table has left the
     /// catalog: a flush or compaction already writing finishes first (its flush lock is
     /// taken here), and one that starts later finds the table gone once it holds the lock.
-    pub(crate) fn drop_table(&self, table: &TableDef) -> Result<()> {
+    pub(crate) async fn drop_table(&self, table: &TableDef) -> Result<()> {
         let open: Vec<Arc<ColdPartition>> = {
             let mut partitions = self.partitions.lock();
             let keys: Vec<_> = partitions.keys().filter(|(t, _)| *t == table.id).copied().collect();
             keys.iter().filter_map(|k| partitions.remove(k)).collect()
         };
-        let _writers_done: Vec<_> = open.iter().map(|p| p.flush_lock.lock()).collect();
-        remove_table_files(&self.table_dir(table)?)
+        let mut _writers_done = Vec::with_capacity(open.len());
+        for p in &open {
+            _writers_done.push(p.flush_lock.lock().await);
+        }
+        remove_table_files(&self.table_dir(table)?).await
     }
 
     /// Drops loaded key indexes (except `keep`'s) when together they exceed the budget.
@@ -174,18 +177,18 @@ impl ColdStore {
     }
 
     /// The newest cold version of `pk` in one partition, as a whole row.
-    pub(crate) fn get(
+    pub(crate) async fn get(
         &self,
         table: &TableDef,
         partition: Partition,
         pk: &crate::values::Value,
     ) -> Result<Option<StoredRow>> {
-        let p = self.partition(table, partition)?;
+        let p = self.partition(table, partition).await?;
         if p.is_empty() {
             return Ok(None);
         }
         let Some(key) = PkKey::of(pk) else { return Ok(None) };
-        Ok(p.newest_rows(self, table, &[key], false)?.pop().flatten())
+        Ok(p.newest_rows(self, table, &[key], false).await?.pop().flatten())
     }
 }
 
@@ -246,8 +249,9 @@ pub(crate) struct ColdPartition {
     pub dir: Location,
     state: RwLock<PartitionState>,
     /// Held by a flush or compaction of this partition while it changes the manifest (a
-    /// flush from reading the hot rows to deleting them).
-    pub flush_lock: Mutex<()>,
+    /// flush from reading the hot rows to deleting them). Async: a dropped table's cleanup
+    /// and a commit that keeps losing races with flushes wait for it without blocking.
+    pub flush_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl ColdPartition {
@@ -288,41 +292,42 @@ impl ColdPartition {
     /// Runs `f` on the key index (building it first if needed), but only if the files are
     /// still those of the listing of `generation` (`None` otherwise): the index then describes
     /// exactly the files a reader listed.
-    pub(crate) fn with_index_at<T>(
+    pub(crate) async fn with_index_at<T>(
         &self,
         store: &ColdStore,
         table: &TableDef,
         generation: u64,
         f: impl FnOnce(&KeyIndex) -> T,
     ) -> Result<Option<T>> {
-        self.ensure_index(store, table)?;
-        let state = self.state.read();
-        if state.manifest.next_batch != generation {
-            return Ok(None);
-        }
-        match &state.index {
-            Some(index) => Ok(Some(f(index))),
-            None => {
-                let files = state.manifest.files.clone();
-                drop(state);
-                let index = KeyIndex::build(&self.dir, table, &files)?;
-                Ok((self.state.read().manifest.next_batch == generation).then(|| f(&index)))
+        self.ensure_index(store, table).await?;
+        let files = {
+            let state = self.state.read();
+            if state.manifest.next_batch != generation {
+                return Ok(None);
             }
-        }
+            match &state.index {
+                Some(index) => return Ok(Some(f(index))),
+                None => state.manifest.files.clone(),
+            }
+        };
+        // The index was dropped (over budget) since: build one for this reader only.
+        let index = KeyIndex::build(&self.dir, table, &files).await?;
+        Ok((self.generation() == generation).then(|| f(&index)))
     }
 
     /// Which rows of `listing`'s files are the newest cold version of their key; `None` if
     /// the files changed since the listing was taken.
-    pub(crate) fn newest_versions(
+    pub(crate) async fn newest_versions(
         &self,
         store: &ColdStore,
         table: &TableDef,
         listing: &ColdSnapshot,
     ) -> Result<Option<merge::NewestVersions>> {
         self.with_index_at(store, table, listing.generation, |index| merge::NewestVersions::of(index, &listing.files))
+            .await
     }
 
-    fn ensure_index(&self, store: &ColdStore, table: &TableDef) -> Result<()> {
+    async fn ensure_index(&self, store: &ColdStore, table: &TableDef) -> Result<()> {
         if self.state.read().index.is_some() {
             return Ok(());
         }
@@ -330,11 +335,16 @@ impl ColdPartition {
         // `next_batch`, and the build is retried rather than installing a stale index.
         loop {
             let manifest = self.manifest();
-            let built = KeyIndex::build(&self.dir, table, &manifest.files)?;
-            let mut state = self.state.write();
-            if state.manifest.next_batch == manifest.next_batch {
-                state.index = Some(built);
-                drop(state);
+            let built = KeyIndex::build(&self.dir, table, &manifest.files).await?;
+            let installed = {
+                let mut state = self.state.write();
+                let current = state.manifest.next_batch == manifest.next_batch;
+                if current {
+                    state.index = Some(built);
+                }
+                current
+            };
+            if installed {
                 store.enforce_index_budget(self);
                 return Ok(());
             }
@@ -384,10 +394,10 @@ impl ColdPartition {
 
     /// Drops deleted files from the manifest's `obsolete` list (on storage, then here).
     /// Called with `flush_lock` held.
-    pub(crate) fn forget_obsolete(&self, deleted: &[String]) -> Result<()> {
+    pub(crate) async fn forget_obsolete(&self, deleted: &[String]) -> Result<()> {
         let mut manifest = self.manifest();
         manifest.obsolete.retain(|n| !deleted.contains(n));
-        manifest.store(&self.dir)?;
+        manifest.store(&self.dir).await?;
         self.state.write().manifest = manifest;
         Ok(())
     }
@@ -400,7 +410,7 @@ impl ColdPartition {
     /// The newest cold versions of `keys` (`None` for a key with none, or whose newest is a
     /// tombstone when `live_only`), read from one listing: a compaction that lands meanwhile
     /// renumbers the rows, and the lookup is repeated.
-    pub(crate) fn newest_rows(
+    pub(crate) async fn newest_rows(
         &self,
         store: &ColdStore,
         table: &TableDef,
@@ -409,19 +419,21 @@ impl ColdPartition {
     ) -> Result<Vec<Option<StoredRow>>> {
         loop {
             let listing = self.snapshot();
-            let found = self.with_index_at(store, table, listing.generation, |index| {
-                keys.iter().map(|k| index.get(k).copied().filter(|v| !(live_only && v.deleted))).collect::<Vec<_>>()
-            })?;
+            let found = self
+                .with_index_at(store, table, listing.generation, |index| {
+                    keys.iter().map(|k| index.get(k).copied().filter(|v| !(live_only && v.deleted))).collect::<Vec<_>>()
+                })
+                .await?;
             let Some(found) = found else { continue };
             let versions: Vec<ColdVersion> = found.iter().flatten().copied().collect();
-            let mut rows = read_versions(&listing, table, &versions)?.into_iter();
+            let mut rows = read_versions(&listing, table, &versions).await?.into_iter();
             return Ok(found.iter().map(|v| v.map(|_| rows.next().expect("one row per version"))).collect());
         }
     }
 }
 
 /// Whole rows of the given versions of a listing's files (in the given order).
-fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersion]) -> Result<Vec<StoredRow>> {
+async fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersion]) -> Result<Vec<StoredRow>> {
     let files = &listing.files;
     let columns = file::row_columns(table);
     let mut by_batch: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
@@ -440,7 +452,7 @@ fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersi
         let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
         let selection = RowSelection::from_consecutive_ranges(ranges, entry.rows as usize);
         let mut read = Vec::with_capacity(rows.len());
-        for b in file::read(&listing.dir, &entry.file, table, &columns, Some(selection))? {
+        for b in file::read(&listing.dir, &entry.file, table, &columns, Some(selection)).await? {
             for r in 0..b.num_rows() {
                 read.push(file::stored_row(table, &b, r)?);
             }
@@ -459,22 +471,22 @@ fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersi
 /// Deletes what the cold tier writes under a table's directory — per partition,
 /// `batch-{n}.parquet`, `manifest.json` and their `.tmp` files — and the directories left
 /// empty. Anything else found there is not the table's and stays.
-pub(crate) fn remove_table_files(table_dir: &Location) -> Result<()> {
+pub(crate) async fn remove_table_files(table_dir: &Location) -> Result<()> {
     let is_cold_file = |name: &str| {
         let name = name.strip_suffix(".tmp").unwrap_or(name);
         name == manifest::MANIFEST_FILE || file::batch_of(name).is_some()
     };
-    for scope in table_dir.list(true)? {
+    for scope in table_dir.list(true).await? {
         if scope != "shared" && scope.parse::<u64>().is_err() {
             continue;
         }
         let dir = table_dir.join(&scope)?;
-        for name in dir.list(false)? {
+        for name in dir.list(false).await? {
             if is_cold_file(&name) {
-                dir.delete(&name)?;
+                dir.delete(&name).await?;
             }
         }
-        dir.remove_dir_if_empty()?;
+        dir.remove_dir_if_empty().await?;
     }
-    table_dir.remove_dir_if_empty()
+    table_dir.remove_dir_if_empty().await
 }

@@ -95,7 +95,7 @@ pub(crate) enum PartitionFlush {
 
 /// Flushes one partition of a USER or SHARED table (the protocol above). `cancelled` is
 /// checked until the manifest is written; after that the flush always completes.
-pub(crate) fn flush_partition(
+pub(crate) async fn flush_partition(
     db: &Database,
     table: &Arc<TableDef>,
     partition: Partition,
@@ -103,9 +103,9 @@ pub(crate) fn flush_partition(
 ) -> Result<PartitionFlush> {
     // Rows are decoded and written through the current definition, which cannot change
     // until this flush is done.
-    let _schema = db.schema_lock.read();
-    let cold = db.cold.partition(table, partition)?;
-    let _flushing = cold.flush_lock.lock();
+    let _schema = db.schema_lock.read().await;
+    let cold = db.cold.partition(table, partition).await?;
+    let _flushing = cold.flush_lock.lock().await;
     let table = &current_definition(db, table)?;
     fault::delay(fault::FLUSH_LOCKED);
     let manifest = cold.manifest();
@@ -135,13 +135,13 @@ pub(crate) fn flush_partition(
     })?;
     let written = writer.finish()?;
     if flushed.is_empty() || cancelled() {
-        written.discard();
+        written.discard().await;
         clear_pending(db, &pending_key)?;
         return Ok(if flushed.is_empty() { PartitionFlush::Empty } else { PartitionFlush::Cancelled });
     }
     fault::point(fault::AFTER_WRITE);
-    if let Err(e) = written.publish() {
-        written.discard();
+    if let Err(e) = written.publish().await {
+        written.discard().await;
         clear_pending(db, &pending_key)?;
         return Err(e);
     }
@@ -149,14 +149,14 @@ pub(crate) fn flush_partition(
     let mut next = manifest.clone();
     next.files.push(written.entry.clone());
     next.next_batch = batch_no + 1;
-    if let Err(e) = next.store(&cold.dir) {
-        written.discard();
+    if let Err(e) = next.store(&cold.dir).await {
+        written.discard().await;
         clear_pending(db, &pending_key)?;
         return Err(e);
     }
     fault::point(fault::AFTER_MANIFEST);
     cold.add_file(next, index_entries);
-    remove_hot_rows(db, table, partition, &flushed, &pending_key)?;
+    remove_hot_rows(db, table, partition, &flushed, &pending_key).await?;
     fault::point(fault::AFTER_DELETE);
     Ok(PartitionFlush::Flushed(written.entry))
 }
@@ -226,7 +226,7 @@ pub(crate) fn scan_hot_rows(
 
 /// Step 5: removes flushed rows from the hot tier in chunks; the last chunk also clears the
 /// pending record. Used by flushes and by recovery.
-pub(crate) fn remove_hot_rows(
+pub(crate) async fn remove_hot_rows(
     db: &Database,
     table: &TableDef,
     partition: Partition,
@@ -250,10 +250,10 @@ pub(crate) fn remove_hot_rows(
         })
     };
     if chunks.is_empty() {
-        remove(Vec::new(), true)?;
+        remove(Vec::new(), true).await?;
     }
     for (i, chunk) in chunks.into_iter().enumerate() {
-        removed += remove(chunk.to_vec(), i == last)?;
+        removed += remove(chunk.to_vec(), i == last).await?;
         if i == 0 {
             fault::point(fault::MID_DELETE);
         }
@@ -265,7 +265,7 @@ pub(crate) fn remove_hot_rows(
             db.store.compact_range(cf, &from, &to);
         }
         let (committer, table_id) = (db.committer.clone(), table.id);
-        crate::budget::at_request_priority(move || committer.refresh_oldest(table_id, partition))?;
+        crate::budget::at_request_priority(move || committer.refresh_oldest(table_id, partition)).await?;
     }
     Ok(removed)
 }
@@ -277,7 +277,7 @@ pub(crate) fn flushable(tables: Vec<Arc<TableDef>>) -> Vec<Arc<TableDef>> {
 
 /// Runs a flush job over `targets`: each partition with hot rows (or only those listed)
 /// is flushed in turn, and the job's counts grow as files are written.
-pub(crate) fn run_job(
+pub(crate) async fn run_job(
     db: &Database,
     job: &JobHandle,
     targets: &[(Arc<TableDef>, Option<Vec<Partition>>)],
@@ -292,7 +292,7 @@ pub(crate) fn run_job(
             if job.is_cancelled() {
                 return Ok(JobEnd::Cancelled);
             }
-            match flush_partition(db, table, partition, &|| job.is_cancelled())? {
+            match flush_partition(db, table, partition, &|| job.is_cancelled()).await? {
                 PartitionFlush::Flushed(f) => job.progress(f.rows, f.bytes, 1)?,
                 PartitionFlush::Empty => {}
                 PartitionFlush::Cancelled => return Ok(JobEnd::Cancelled),
@@ -314,8 +314,8 @@ pub(crate) fn spawn_job(
     tokio::spawn(async move {
         let _turn = db.jobs.turn(&format!("flush/{scope}")).await;
         let work_db = db.clone();
-        let outcome = crate::budget::spawn_background(db.runtime.requests(), "flush", move || {
-            let outcome = run_job(&work_db, &job, &targets);
+        let outcome = crate::budget::spawn_background(db.runtime.requests(), "flush", move || async move {
+            let outcome = run_job(&work_db, &job, &targets).await;
             job.finish(outcome);
         })
         .await;

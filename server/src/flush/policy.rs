@@ -18,7 +18,7 @@ pub(crate) fn start(db: Weak<Database>) {
 }
 
 /// Flushes every partition whose policy is due now.
-fn run_due(db: &Arc<Database>) {
+async fn run_due(db: Arc<Database>) {
     let now = db.clock.now_micros();
     for table in flush::flushable(db.catalog.tables(None)) {
         let policy = table.options.flush_policy;
@@ -37,8 +37,8 @@ fn run_due(db: &Arc<Database>) {
             continue;
         }
         let targets = [(table.clone(), Some(due))];
-        if let Err(e) = jobs::run_policy_job(&db.jobs, JobType::Flush, &table, |job| flush::run_job(db, job, &targets))
-        {
+        let flush = async |job: &jobs::JobHandle| flush::run_job(&db, job, &targets).await;
+        if let Err(e) = jobs::run_policy_job(&db.jobs, JobType::Flush, &table, flush).await {
             tracing::error!("cannot create a flush job: {e}");
             return;
         }

@@ -125,13 +125,17 @@ fn job_key(n: u64) -> String {
 
 /// Runs `round` every `period` (the first time after `first`) on a background thread, one round
 /// at a time, until `target` is dropped: the loop of the policy schedulers.
-pub(crate) fn schedule<T: Send + Sync + 'static>(
+pub(crate) fn schedule<T, Round, Fut>(
     target: Weak<T>,
     first: Duration,
     period: Duration,
     what: &'static str,
-    round: fn(&Arc<T>),
-) {
+    round: Round,
+) where
+    T: Send + Sync + 'static,
+    Round: Fn(Arc<T>) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ()>,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -140,7 +144,7 @@ pub(crate) fn schedule<T: Send + Sync + 'static>(
             let Some(target) = target.upgrade() else { return };
             // This loop runs on the runtime that serves requests (started by the server).
             let requests = tokio::runtime::Handle::current();
-            if let Err(e) = crate::budget::spawn_background(&requests, what, move || round(&target)).await {
+            if let Err(e) = crate::budget::spawn_background(&requests, what, move || round(target)).await {
                 tracing::error!("{what} scheduler round failed: {}", e.report());
             }
         }
@@ -149,14 +153,14 @@ pub(crate) fn schedule<T: Send + Sync + 'static>(
 
 /// Runs `work` as a job of `job_type` over `table` with trigger `policy`. Fails only if the
 /// job cannot be recorded; the work's own outcome goes to the job record.
-pub(crate) fn run_policy_job(
+pub(crate) async fn run_policy_job(
     jobs: &Arc<JobManager>,
     job_type: JobType,
     table: &TableDef,
-    work: impl FnOnce(&JobHandle) -> Result<JobEnd>,
+    work: impl AsyncFnOnce(&JobHandle) -> Result<JobEnd>,
 ) -> Result<()> {
     let job = jobs.create(job_type, Some(table.namespace.to_string()), Some(table.name.clone()), "policy")?;
-    job.finish(work(&job));
+    job.finish(work(&job).await);
     Ok(())
 }
 

@@ -56,7 +56,7 @@ impl CatchUp {
     /// Plans the load of `s` over `view`. A cursor older than the newest tombstone purged from
     /// the partition (`cold.purged_through`), which it may have missed, or from the future gets
     /// a reset: a full load the client replaces its copy with.
-    pub(crate) fn new(view: &LoadSnapshot<'_, '_>, query: &LiveQuery, s: &Subscribe) -> Result<CatchUp> {
+    pub(crate) async fn new(view: &LoadSnapshot<'_, '_>, query: &LiveQuery, s: &Subscribe) -> Result<CatchUp> {
         let batch_size = s.batch_size.map(|b| b as usize).unwrap_or(DEFAULT_BATCH_SIZE);
         if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
             return Err(KalamError::Validation(format!("batch_size must be between 1 and {MAX_BATCH_SIZE}")));
@@ -77,37 +77,15 @@ impl CatchUp {
             cold: None,
         };
         if let (Some(n), false) = (s.last_rows, load.report_deletes) {
-            let cold_rows = load.cold_changes(view, query)?;
-            load.position = start_of_last_rows(view, query, cold_rows, n as usize)?;
+            let cold_rows = cold_changes(view, query, load.position).await?;
+            load.position = start_of_last_rows(view, query, cold_rows, n as usize).await?;
         }
-        load.cold = load.cold_changes(view, query)?;
+        load.cold = cold_changes(view, query, load.position).await?;
         Ok(load)
     }
 
-    /// The cold rows after the current position, if any file has some.
-    fn cold_changes(&self, view: &LoadSnapshot<'_, '_>, query: &LiveQuery) -> Result<Option<ColdChanges>> {
-        let cold = view.cold;
-        if !cold.files.iter().any(|f| f.max_updated > self.position) {
-            return Ok(None);
-        }
-        let hot_keys = hot_keys_after(view.store, view.hot, query, self.position, self.watermark)?;
-        let newest = match view.tier {
-            Some((store, tier)) => tier.newest_versions(store, &query.table, cold)?,
-            None => None,
-        };
-        Ok(Some(ColdChanges::new(
-            cold.dir.clone(),
-            query.table.clone(),
-            &cold.files,
-            self.position,
-            self.watermark,
-            hot_keys,
-            newest,
-        )))
-    }
-
     /// The next `batch` frame, or `None` after the last one.
-    pub(crate) fn next_batch(
+    pub(crate) async fn next_batch(
         &mut self,
         view: &LoadSnapshot<'_, '_>,
         query: &LiveQuery,
@@ -150,7 +128,7 @@ impl CatchUp {
         while hot_taken + from_cold.len() < self.batch_size {
             let hot = entries.get(hot_taken).map(|e| e.0);
             let cold = match &mut self.cold {
-                Some(c) => c.peek_updated()?,
+                Some(c) => c.peek_updated().await?,
                 None => None,
             };
             let take_cold = match (hot, cold) {
@@ -161,7 +139,10 @@ impl CatchUp {
                 _ => break,
             };
             if take_cold {
-                let row = self.cold.as_mut().map(ColdChanges::next_row).transpose()?.flatten();
+                let row = match &mut self.cold {
+                    Some(c) => c.next_row().await?,
+                    None => None,
+                };
                 let Some(row) = row else { break };
                 last_updated = Some(row.updated);
                 from_cold.push(row);
@@ -171,7 +152,7 @@ impl CatchUp {
             }
         }
         let cold_left = match &mut self.cold {
-            Some(c) => c.peek_updated()?.is_some(),
+            Some(c) => c.peek_updated().await?.is_some(),
             None => false,
         };
         let reached_end = reached_end && hot_taken == entries.len() && !cold_left;
@@ -222,6 +203,29 @@ impl CatchUp {
     }
 }
 
+/// The cold rows after `position` (up to the watermark), if any file has some. (Not a
+/// method: a `CatchUp` holds file readers, which cannot be shared across threads.)
+async fn cold_changes(view: &LoadSnapshot<'_, '_>, query: &LiveQuery, position: i64) -> Result<Option<ColdChanges>> {
+    let cold = view.cold;
+    if !cold.files.iter().any(|f| f.max_updated > position) {
+        return Ok(None);
+    }
+    let hot_keys = hot_keys_after(view.store, view.hot, query, position, view.watermark)?;
+    let newest = match view.tier {
+        Some((store, tier)) => tier.newest_versions(store, &query.table, cold).await?,
+        None => None,
+    };
+    Ok(Some(ColdChanges::new(
+        cold.dir.clone(),
+        query.table.clone(),
+        &cold.files,
+        position,
+        view.watermark,
+        hot_keys,
+        newest,
+    )))
+}
+
 /// Encoded keys of the hot rows changed after `position` (up to the watermark): their
 /// cold versions are superseded.
 fn hot_keys_after(
@@ -256,7 +260,7 @@ const MATCH_CHUNK: usize = 1024;
 /// rows at or below the watermark: the `_updated` of the newest `n` matching cold rows are
 /// kept from one pass over the cold stream, then walked backwards together with the hot
 /// change index.
-fn start_of_last_rows(
+async fn start_of_last_rows(
     view: &LoadSnapshot<'_, '_>,
     query: &LiveQuery,
     cold: Option<ColdChanges>,
@@ -272,7 +276,7 @@ fn start_of_last_rows(
     if let Some(mut cold) = cold {
         let mut chunk: Vec<StoredRow> = Vec::with_capacity(MATCH_CHUNK);
         loop {
-            let row = cold.next_row()?;
+            let row = cold.next_row().await?;
             let end = row.is_none();
             if let Some(row) = row.filter(|r| !r.deleted) {
                 chunk.push(row);

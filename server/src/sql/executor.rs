@@ -115,14 +115,16 @@ fn execute_statement<'a, 'b: 'a>(
         match statement {
             Statement::CreateNamespace { name, if_not_exists } => namespace::create(cx, name, *if_not_exists),
             Statement::AlterNamespace { name, options } => namespace::alter(cx, name, options),
-            Statement::DropNamespace { name, if_exists, cascade } => namespace::drop(cx, name, *if_exists, *cascade),
+            Statement::DropNamespace { name, if_exists, cascade } => {
+                namespace::drop(cx, name, *if_exists, *cascade).await
+            }
             Statement::ShowNamespaces => namespace::show(cx),
             Statement::Use { namespace } => namespace::use_namespace(cx, namespace),
             Statement::CreateTable(create) => table::create(cx, create),
-            Statement::DropTable { kind, table, if_exists } => table::drop(cx, *kind, table, *if_exists),
+            Statement::DropTable { kind, table, if_exists } => table::drop(cx, *kind, table, *if_exists).await,
             Statement::ShowTables { namespace } => table::show(cx, namespace.as_deref()),
             Statement::DescribeTable { table, history } => table::describe(cx, table, *history),
-            Statement::ShowStats { table } => table::stats(cx, table),
+            Statement::ShowStats { table } => table::stats(cx, table).await,
             Statement::CreateUser { name, password, role, email } => {
                 user::create(cx, name, password.expose(), *role, email.as_deref()).await
             }
@@ -134,12 +136,12 @@ fn execute_statement<'a, 'b: 'a>(
                     ExecContext { db: cx.db, principal, namespace: cx.namespace.clone(), params: cx.params };
                 execute_statement(&mut inner, statement, true).await
             }
-            Statement::AlterTable { table, action } => alter_table::alter(cx, table, action),
+            Statement::AlterTable { table, action } => alter_table::alter(cx, table, action).await,
             Statement::FlushTable { table } => flush::table(cx, table),
             Statement::FlushAllTables { namespace } => flush::all_tables(cx, namespace.as_deref()),
             Statement::KillLiveQuery { live_id } => kill::live_query(cx, live_id),
             Statement::KillJob { job_id } => flush::kill_job(cx, job_id),
-            Statement::CreateStorage(create) => storage::create(cx, create),
+            Statement::CreateStorage(create) => storage::create(cx, create).await,
             Statement::DropStorage { id, if_exists } => storage::drop(cx, id, *if_exists),
             Statement::ShowStorages => storage::show(cx),
             Statement::BackupDatabase { namespace, path } => backup::backup(cx, namespace, path),
@@ -153,10 +155,12 @@ fn execute_statement<'a, 'b: 'a>(
 async fn execute_sql(cx: &ExecContext<'_>, stmt: &SqlStatement) -> Result<QueryResult> {
     let system_columns = query::system_columns_of(stmt);
     match stmt {
-        SqlStatement::Query(_) if system_columns == SystemColumns::Hidden => match point_read::try_execute(cx, stmt) {
-            Some(result) => result,
-            None => query::execute(cx, stmt.clone(), system_columns).await,
-        },
+        SqlStatement::Query(_) if system_columns == SystemColumns::Hidden => {
+            match point_read::try_execute(cx, stmt).await {
+                Some(result) => result,
+                None => query::execute(cx, stmt.clone(), system_columns).await,
+            }
+        }
         SqlStatement::Query(_) | SqlStatement::Explain { .. } => query::execute(cx, stmt.clone(), system_columns).await,
         SqlStatement::Insert(ins) => dml::insert::execute(cx, ins).await,
         SqlStatement::Update(upd) => dml::update::execute(cx, upd).await,

@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::ast::{Expr, GroupByExpr, SelectItem, SetExpr, St
 use kalamdb_client_core::protocol::{ColumnInfo, QueryResult};
 
 /// `Some(result)` if `stmt` is a primary-key point read, `None` if it needs the planner.
-pub(crate) fn try_execute(cx: &ExecContext<'_>, stmt: &Statement) -> Option<Result<QueryResult>> {
+pub(crate) async fn try_execute(cx: &ExecContext<'_>, stmt: &Statement) -> Option<Result<QueryResult>> {
     let Statement::Query(query) = stmt else { return None };
     if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() || query.fetch.is_some() {
         return None;
@@ -52,18 +52,21 @@ pub(crate) fn try_execute(cx: &ExecContext<'_>, stmt: &Statement) -> Option<Resu
         }
     }
     let pk = pk_equality(cx, &table, select.selection.as_ref())?;
-    Some((|| {
-        cx.check_read(&table)?;
-        let pk = pk?;
-        let row = cx.db.committer.get(&table, cx.partition(&table), &pk)?.filter(|r| !r.deleted);
-        let schema = columns
-            .iter()
-            .map(|&i| ColumnInfo::new(table.columns[i].name.clone(), table.columns[i].data_type.sql_name()))
-            .collect();
-        let rows: Vec<Vec<serde_json::Value>> = row
-            .into_iter()
-            .map(|r| columns.iter().map(|&i| values::to_json(&r.values[i], table.columns[i].data_type)).collect())
-            .collect();
-        Ok(QueryResult { schema, row_count: rows.len() as u64, rows, message: None })
-    })())
+    Some(
+        async {
+            cx.check_read(&table)?;
+            let pk = pk?;
+            let row = cx.db.committer.get(&table, cx.partition(&table), &pk).await?.filter(|r| !r.deleted);
+            let schema = columns
+                .iter()
+                .map(|&i| ColumnInfo::new(table.columns[i].name.clone(), table.columns[i].data_type.sql_name()))
+                .collect();
+            let rows: Vec<Vec<serde_json::Value>> = row
+                .into_iter()
+                .map(|r| columns.iter().map(|&i| values::to_json(&r.values[i], table.columns[i].data_type)).collect())
+                .collect();
+            Ok(QueryResult { schema, row_count: rows.len() as u64, rows, message: None })
+        }
+        .await,
+    )
 }

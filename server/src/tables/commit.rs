@@ -19,7 +19,8 @@
 //! The lock covers ordering only: the clock, the hot rows a commit replaces (RocksDB reads)
 //! and the RocksDB write. Cold versions are read from Parquet before it is taken
 //! ([`ColdReads`]) and used under it only if the partition's files are still those they
-//! were read from; a flush or compaction in between sends the commit back to read again.
+//! were read from and every key then hot still is; a flush or compaction in between sends
+//! the commit back to read again. No Parquet or object-store I/O happens under the lock.
 
 use crate::clock::{Clock, HybridClock};
 use crate::cold::key_index::PkKey;
@@ -114,6 +115,9 @@ pub(crate) struct Committer {
     /// no row is encoded, and no change published, through a stale definition.
     schema_versions: RwLock<HashMap<TableId, u32>>,
     partition_writes: PartitionWrites,
+    /// How long commits wait between their cold reads and the lock (to widen that window).
+    #[cfg(test)]
+    pause_before_lock: Mutex<Option<std::time::Duration>>,
 }
 
 /// Counts writes per partition (hashed into a fixed number of stripes), bumped under the
@@ -146,7 +150,8 @@ impl PartitionWrites {
 }
 
 /// How often a commit reads the cold tier again before the lock because a flush or
-/// compaction changed it meanwhile; after that it reads under the lock, so it always ends.
+/// compaction changed it meanwhile; after that it holds its partitions' flush locks while
+/// it reads and commits, so it always ends.
 const COLD_READ_ATTEMPTS: usize = 3;
 
 /// The newest live cold versions of one write's keys that were not hot when read, and the
@@ -184,6 +189,8 @@ impl Committer {
             sink: OnceLock::new(),
             schema_versions: RwLock::new(HashMap::new()),
             partition_writes: PartitionWrites::new(),
+            #[cfg(test)]
+            pause_before_lock: Mutex::new(None),
         })
     }
 
@@ -269,11 +276,11 @@ impl Committer {
     }
 
     /// Reads the current version of a row (tombstones included) from either tier.
-    pub(crate) fn get(&self, table: &TableDef, partition: Partition, pk: &Value) -> Result<Option<StoredRow>> {
+    pub(crate) async fn get(&self, table: &TableDef, partition: Partition, pk: &Value) -> Result<Option<StoredRow>> {
         let key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);
         match self.store.get(CF_ROWS, &key)? {
             Some(bytes) => Ok(Some(row_codec::decode(table, &bytes)?)),
-            None => self.cold.get(table, partition, pk),
+            None => self.cold.get(table, partition, pk).await,
         }
     }
 
@@ -281,8 +288,8 @@ impl Committer {
     /// A partition without files needs no reads (and its keys none of the hot look-ups
     /// here): if a flush gives it files meanwhile, the generation check sends the commit
     /// back.
-    fn read_cold(&self, table: &TableDef, partition: Partition, ops: &[RowOp]) -> Result<ColdReads> {
-        let cold = self.cold.partition(table, partition)?;
+    async fn read_cold(&self, table: &TableDef, partition: Partition, ops: &[RowOp]) -> Result<ColdReads> {
+        let cold = self.cold.partition(table, partition).await?;
         let generation = cold.generation();
         // Every key not hot now gets an entry: `None` until a live cold version is found.
         let mut rows: HashMap<Vec<u8>, Option<StoredRow>> = HashMap::new();
@@ -303,28 +310,27 @@ impl Committer {
         if !lookups.is_empty() {
             // A cold tombstone reads as no row to every op: only live versions are fetched.
             let (row_keys, pks): (Vec<Vec<u8>>, Vec<PkKey>) = lookups.into_iter().unzip();
-            for (rk, row) in row_keys.into_iter().zip(cold.newest_rows(&self.cold, table, &pks, true)?) {
+            for (rk, row) in row_keys.into_iter().zip(cold.newest_rows(&self.cold, table, &pks, true).await?) {
                 rows.insert(rk, row);
             }
         }
         Ok(ColdReads { partition: cold, generation, rows })
     }
 
-    /// The versions the ops' keys currently have: hot rows, else the cold versions read
-    /// before the lock (`cold`), else — for a key that was hot then and is not now, or with
-    /// no reads at all — read from the cold tier here.
+    /// The versions the ops' keys currently have, under the commit lock: hot rows, else the
+    /// cold versions read before the lock (`reads`, whose files are still those listed).
+    /// `None` if a key that was hot when `reads` were taken has been flushed since: its cold
+    /// version was not read, and no storage is read under the lock.
     fn current_versions(
         &self,
         table: &TableDef,
         partition: Partition,
         ops: &[RowOp],
-        cold_reads: Option<&ColdReads>,
-    ) -> Result<HashMap<Vec<u8>, Current>> {
+        reads: &ColdReads,
+    ) -> Result<Option<HashMap<Vec<u8>, Current>>> {
         let mut out = HashMap::with_capacity(ops.len());
-        let mut cold_keys: Vec<(Vec<u8>, PkKey)> = Vec::new();
         for op in ops {
-            let pk = op.pk(table);
-            let row_key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);
+            let row_key = keys::row_key(table.id, partition, &keys::encode_pk(op.pk(table))?);
             if out.contains_key(&row_key) {
                 continue;
             }
@@ -332,33 +338,18 @@ impl Committer {
                 Some(bytes) => {
                     out.insert(row_key, Current { row: row_codec::decode(table, &bytes)?, hot: true });
                 }
-                None => match cold_reads.and_then(|c| c.rows.get(&row_key)) {
+                None => match reads.rows.get(&row_key) {
                     Some(Some(row)) => {
                         out.insert(row_key, Current { row: row.clone(), hot: false });
                     }
                     Some(None) => {}
-                    None => {
-                        if let Some(k) = PkKey::of(pk) {
-                            cold_keys.push((row_key, k));
-                        }
-                    }
+                    // A partition without files then has none now (its generation is unchanged).
+                    None if reads.partition.is_empty() => {}
+                    None => return Ok(None),
                 },
             }
         }
-        if cold_keys.is_empty() {
-            return Ok(out);
-        }
-        let cold = self.cold.partition(table, partition)?;
-        if cold.is_empty() {
-            return Ok(out);
-        }
-        let (row_keys, pks): (Vec<Vec<u8>>, Vec<PkKey>) = cold_keys.into_iter().unzip();
-        for (rk, row) in row_keys.into_iter().zip(cold.newest_rows(&self.cold, table, &pks, true)?) {
-            if let Some(row) = row {
-                out.insert(rk, Current { row, hot: false });
-            }
-        }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Removes flushed rows from the hot tier: each `(encoded pk, _updated)` whose hot row
@@ -423,35 +414,82 @@ impl Committer {
 
     /// Applies `ops` to one partition atomically: either all are written or, on error (a
     /// duplicate key), none.
-    pub(crate) fn commit(&self, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<CommitResult> {
-        self.commit_many(vec![TableWrite { table, partition, ops }], |_, _| {})
+    pub(crate) async fn commit(&self, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<CommitResult> {
+        self.commit_many(vec![TableWrite { table, partition, ops }], |_, _| {}).await
     }
 
     /// Applies writes to several partitions in one atomic batch. `extra` may add its own
     /// records to the batch once the outcome is known (a mutation's dedupe record).
-    pub(crate) fn commit_many(
+    pub(crate) async fn commit_many(
         &self,
         writes: Vec<TableWrite<'_>>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),
     ) -> Result<CommitResult> {
-        let mut attempt = 0;
-        let (clock, cold_reads) = loop {
-            attempt += 1;
-            if attempt > COLD_READ_ATTEMPTS {
-                // The cold tier keeps changing: read it under the lock this time.
-                break (self.clock.lock(), None);
+        self.commit_from(writes, None, extra).await
+    }
+
+    /// Reads the cold versions of the writes' keys, then commits under the lock if the cold
+    /// tier did not change meanwhile, numbering the changes from `first` (by default the
+    /// clock's next value). A commit that keeps losing the race to flushes and compactions
+    /// holds its partitions' flush locks from its reads to its commit.
+    async fn commit_from(
+        &self,
+        writes: Vec<TableWrite<'_>>,
+        first: Option<i64>,
+        extra: impl FnOnce(&mut WriteBatch, &CommitResult),
+    ) -> Result<CommitResult> {
+        let mut frozen: Vec<tokio::sync::OwnedMutexGuard<()>> = Vec::new();
+        for attempt in 1.. {
+            if attempt > COLD_READ_ATTEMPTS && frozen.is_empty() {
+                frozen = self.freeze(&writes).await?;
             }
-            let reads = writes
-                .iter()
-                .map(|w| self.read_cold(w.table, w.partition, &w.ops))
-                .collect::<Result<Vec<ColdReads>>>()?;
+            let mut reads = Vec::with_capacity(writes.len());
+            for w in &writes {
+                reads.push(self.read_cold(w.table, w.partition, &w.ops).await?);
+            }
+            #[cfg(test)]
+            {
+                let pause = *self.pause_before_lock.lock();
+                if let Some(pause) = pause {
+                    tokio::time::sleep(pause).await;
+                }
+            }
             let clock = self.clock.lock();
-            if reads.iter().all(|r| r.partition.generation() == r.generation) {
-                break (clock, Some(reads));
+            if reads.iter().any(|r| r.partition.generation() != r.generation) {
+                continue;
             }
-        };
-        let first = clock.next();
-        self.commit_locked(clock, first, writes, cold_reads, extra)
+            let mut stored = Vec::with_capacity(writes.len());
+            for (w, r) in writes.iter().zip(&reads) {
+                match self.current_versions(w.table, w.partition, &w.ops, r)? {
+                    Some(versions) => stored.push(versions),
+                    None => break,
+                }
+            }
+            if stored.len() < writes.len() {
+                if !frozen.is_empty() {
+                    return Err(KalamError::internal("a hot row was removed while its partition's flushes were held"));
+                }
+                continue;
+            }
+            let first = first.unwrap_or_else(|| clock.next());
+            return self.commit_locked(clock, first, writes, stored, extra);
+        }
+        unreachable!("the attempts above end")
+    }
+
+    /// Takes the flush locks of the writes' partitions, in one order (see `commit_from`).
+    async fn freeze(&self, writes: &[TableWrite<'_>]) -> Result<Vec<tokio::sync::OwnedMutexGuard<()>>> {
+        let mut partitions = Vec::with_capacity(writes.len());
+        for w in writes {
+            partitions.push(((w.table.id, w.partition), self.cold.partition(w.table, w.partition).await?));
+        }
+        partitions.sort_by_key(|(k, _)| *k);
+        partitions.dedup_by_key(|(k, _)| *k);
+        let mut guards = Vec::with_capacity(partitions.len());
+        for (_, p) in partitions {
+            guards.push(p.flush_lock.clone().lock_owned().await);
+        }
+        Ok(guards)
     }
 
     /// The commit proper, under the lock (`clock`), with the cold versions read before it.
@@ -464,7 +502,7 @@ impl Committer {
         mut clock: parking_lot::MutexGuard<'_, HybridClock>,
         first: i64,
         writes: Vec<TableWrite<'_>>,
-        cold_reads: Option<Vec<ColdReads>>,
+        stored: Vec<HashMap<Vec<u8>, Current>>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),
     ) -> Result<CommitResult> {
         let rows_cf = self.store.cf(CF_ROWS);
@@ -477,13 +515,11 @@ impl Committer {
         let mut new_hot_keys: HashMap<(crate::ids::TableId, Partition), (u64, i64)> = HashMap::new();
         let written: Vec<(TableId, Partition)> = writes.iter().map(|w| (w.table.id, w.partition)).collect();
         let mut next_updated = first;
-        for (i, TableWrite { table, partition, ops }) in writes.into_iter().enumerate() {
+        for (TableWrite { table, partition, ops }, stored) in writes.into_iter().zip(stored) {
             if !self.is_current(table) {
                 return Err(KalamError::SchemaChanged(table.qualified_name()));
             }
             let pk_index = table.primary_key;
-            let reads = cold_reads.as_ref().map(|r| &r[i]);
-            let stored = self.current_versions(table, partition, &ops, reads)?;
             for op in ops {
                 let pk = match &op {
                     RowOp::Insert { values } => &values[pk_index],
@@ -612,8 +648,8 @@ mod tests {
         RowOp::Insert { values: vec![Value::Int(id), Value::Int(n)] }
     }
 
-    #[test]
-    fn concurrent_commits_are_published_in_updated_order() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_commits_are_published_in_updated_order() {
         let dir = tempfile::tempdir().unwrap();
         let committer = Arc::new(open(dir.path()));
         let recorder = Arc::new(Recorder::default());
@@ -622,11 +658,11 @@ mod tests {
         let threads: Vec<_> = (0..4i64)
             .map(|t| {
                 let (committer, table) = (committer.clone(), table.clone());
-                std::thread::spawn(move || {
+                tokio::spawn(async move {
                     let partition = Partition::User(UserId(t as u64 % 2 + 10));
                     let mut last = i64::MIN;
                     for i in 0..200 {
-                        let r = committer.commit(&table, partition, vec![insert(t * 1000 + i, i)]).unwrap();
+                        let r = committer.commit(&table, partition, vec![insert(t * 1000 + i, i)]).await.unwrap();
                         let updated = r.changes[0].new.updated;
                         assert!(updated > last, "a thread's commits get increasing _updated");
                         // Returned means published: the watermark is at least this commit.
@@ -637,100 +673,100 @@ mod tests {
             })
             .collect();
         for t in threads {
-            t.join().unwrap();
+            t.await.unwrap();
         }
         let published = recorder.0.lock();
         assert_eq!(published.len(), 800);
         assert!(published.windows(2).all(|w| w[0].new.updated < w[1].new.updated), "publish order is _updated order");
     }
 
-    #[test]
-    fn a_failed_statement_writes_nothing_and_publishes_nothing() {
+    #[tokio::test]
+    async fn a_failed_statement_writes_nothing_and_publishes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let committer = open(dir.path());
         let recorder = Arc::new(Recorder::default());
         committer.set_sink(recorder.clone());
         let (table, partition) = (table(), Partition::User(UserId(7)));
-        committer.commit(&table, partition, vec![insert(1, 1)]).unwrap();
-        let err = committer.commit(&table, partition, vec![insert(2, 2), insert(1, 9)]).unwrap_err();
+        committer.commit(&table, partition, vec![insert(1, 1)]).await.unwrap();
+        let err = committer.commit(&table, partition, vec![insert(2, 2), insert(1, 9)]).await.unwrap_err();
         assert!(matches!(err, KalamError::DuplicateKey(_)), "{err:?}");
-        assert!(committer.get(&table, partition, &Value::Int(2)).unwrap().is_none());
+        assert!(committer.get(&table, partition, &Value::Int(2)).await.unwrap().is_none());
         assert_eq!(recorder.0.lock().len(), 1);
         // The same key in another partition is another row.
-        committer.commit(&table, Partition::User(UserId(8)), vec![insert(1, 1)]).unwrap();
+        committer.commit(&table, Partition::User(UserId(8)), vec![insert(1, 1)]).await.unwrap();
     }
 
-    #[test]
-    fn the_clock_resumes_after_a_restart_and_after_restored_rows() {
+    #[tokio::test]
+    async fn the_clock_resumes_after_a_restart_and_after_restored_rows() {
         let dir = tempfile::tempdir().unwrap();
         let (table, partition) = (table(), Partition::User(UserId(7)));
-        let first = open(dir.path()).commit(&table, partition, vec![insert(1, 1)]).unwrap().changes[0].new.updated;
+        let first =
+            open(dir.path()).commit(&table, partition, vec![insert(1, 1)]).await.unwrap().changes[0].new.updated;
         let committer = open(dir.path());
-        let second = committer.commit(&table, partition, vec![insert(2, 1)]).unwrap().changes[0].new.updated;
+        let second = committer.commit(&table, partition, vec![insert(2, 1)]).await.unwrap().changes[0].new.updated;
         assert!(second > first);
         // A restore brings rows from the future: later writes are newer still.
         let future = second + 3_600_000_000;
         committer.advance_clock(future).unwrap();
-        let third = committer.commit(&table, partition, vec![insert(3, 1)]).unwrap().changes[0].new.updated;
+        let third = committer.commit(&table, partition, vec![insert(3, 1)]).await.unwrap().changes[0].new.updated;
         assert!(third > future);
         drop(committer);
-        let fourth = open(dir.path()).commit(&table, partition, vec![insert(4, 1)]).unwrap().changes[0].new.updated;
+        let fourth =
+            open(dir.path()).commit(&table, partition, vec![insert(4, 1)]).await.unwrap().changes[0].new.updated;
         assert!(fourth > third);
     }
 
-    #[test]
-    fn removing_flushed_rows_keeps_versions_written_after_the_flush_read_them() {
+    #[tokio::test]
+    async fn removing_flushed_rows_keeps_versions_written_after_the_flush_read_them() {
         let dir = tempfile::tempdir().unwrap();
         let committer = open(dir.path());
         let (table, partition) = (table(), Partition::User(UserId(7)));
-        let flushed = committer.commit(&table, partition, vec![insert(1, 1)]).unwrap().changes[0].new.updated;
+        let flushed = committer.commit(&table, partition, vec![insert(1, 1)]).await.unwrap().changes[0].new.updated;
         let pk = keys::encode_pk(&Value::Int(1)).unwrap();
         // The row changes after the flush read it: the newer version stays hot.
         let update = RowOp::Update { pk: Value::Int(1), set: vec![(1, Value::Int(2))] };
-        let newer = committer.commit(&table, partition, vec![update]).unwrap().changes[0].new.updated;
+        let newer = committer.commit(&table, partition, vec![update]).await.unwrap().changes[0].new.updated;
         assert_eq!(committer.remove_flushed(&table, partition, &[(pk.clone(), flushed)], |_| {}).unwrap(), 0);
-        let row = committer.get(&table, partition, &Value::Int(1)).unwrap().unwrap();
+        let row = committer.get(&table, partition, &Value::Int(1)).await.unwrap().unwrap();
         assert_eq!((row.updated, &row.values[1]), (newer, &Value::Int(2)));
         assert_eq!(committer.remove_flushed(&table, partition, &[(pk, newer)], |_| {}).unwrap(), 1);
-        assert!(committer.get(&table, partition, &Value::Int(1)).unwrap().is_none());
+        assert!(committer.get(&table, partition, &Value::Int(1)).await.unwrap().is_none());
     }
 
-    #[test]
-    fn removing_flushed_rows_while_they_are_updated_loses_no_update() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removing_flushed_rows_while_they_are_updated_loses_no_update() {
         let dir = tempfile::tempdir().unwrap();
         let committer = Arc::new(open(dir.path()));
         let (table, partition) = (table(), Partition::User(UserId(7)));
         const N: i64 = 400;
-        let flushed: Vec<(Vec<u8>, i64)> = (0..N)
-            .map(|i| {
-                let updated = committer.commit(&table, partition, vec![insert(i, i)]).unwrap().changes[0].new.updated;
-                (keys::encode_pk(&Value::Int(i)).unwrap(), updated)
-            })
-            .collect();
+        let mut flushed: Vec<(Vec<u8>, i64)> = Vec::new();
+        for i in 0..N {
+            let updated = committer.commit(&table, partition, vec![insert(i, i)]).await.unwrap().changes[0].new.updated;
+            flushed.push((keys::encode_pk(&Value::Int(i)).unwrap(), updated));
+        }
         // Widen the window between the read before the lock and the lock.
         fail::cfg(crate::fault::REMOVE_BEFORE_LOCK, "sleep(1)").unwrap();
         let updater = {
             let (committer, table) = (committer.clone(), table.clone());
-            std::thread::spawn(move || {
+            tokio::spawn(async move {
                 // Every key once, from both ends towards the middle, racing the removal.
-                let order = (0..N / 2).flat_map(|i| [i, N - 1 - i]);
-                order
-                    .map(|i| {
-                        let update = RowOp::Update { pk: Value::Int(i), set: vec![(1, Value::Int(i + 1000))] };
-                        (i, committer.commit(&table, partition, vec![update]).unwrap().affected)
-                    })
-                    .collect::<Vec<_>>()
+                let mut done = Vec::new();
+                for i in (0..N / 2).flat_map(|i| [i, N - 1 - i]) {
+                    let update = RowOp::Update { pk: Value::Int(i), set: vec![(1, Value::Int(i + 1000))] };
+                    done.push((i, committer.commit(&table, partition, vec![update]).await.unwrap().affected));
+                }
+                done
             })
         };
         let mut removed = 0;
         for chunk in flushed.chunks(8) {
             removed += committer.remove_flushed(&table, partition, chunk, |_| {}).unwrap();
         }
-        let updates = updater.join().unwrap();
+        let updates = updater.await.unwrap();
         fail::remove(crate::fault::REMOVE_BEFORE_LOCK);
         let mut kept = 0;
         for (i, affected) in updates {
-            let row = committer.get(&table, partition, &Value::Int(i)).unwrap();
+            let row = committer.get(&table, partition, &Value::Int(i)).await.unwrap();
             match affected {
                 // The update came first: its version is newer than the flushed one and stays.
                 1 => {
@@ -744,12 +780,72 @@ mod tests {
         assert_eq!(removed + kept, N as u64);
     }
 
+    /// Writes `rows` of `partition` to a cold file as a flush would (file, manifest, key
+    /// index), leaving the hot rows in place.
+    async fn write_cold_file(committer: &Committer, table: &Arc<TableDef>, partition: Partition, rows: &[StoredRow]) {
+        let cold = committer.cold.partition(table, partition).await.unwrap();
+        let mut manifest = cold.manifest();
+        let batch = manifest.next_batch;
+        let mut writer = crate::cold::file::FileWriter::create(&cold.dir, batch, table.clone()).unwrap();
+        writer.write(rows).unwrap();
+        let written = writer.finish().unwrap();
+        written.publish().await.unwrap();
+        manifest.files.push(written.entry.clone());
+        manifest.next_batch = batch + 1;
+        manifest.store(&cold.dir).await.unwrap();
+        let keys = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let v = crate::cold::key_index::ColdVersion {
+                    batch,
+                    row: i as u32,
+                    updated: r.updated,
+                    deleted: r.deleted,
+                };
+                (PkKey::of(&r.values[0]).unwrap(), v)
+            })
+            .collect();
+        cold.add_file(manifest, keys);
+    }
+
+    /// A flush lists its file first and removes the hot rows after: a commit that found a key
+    /// hot in between and takes the lock after the removal has no version of it read. It
+    /// must read again (nothing is read under the lock), not take the key for absent.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_flushed_between_the_cold_read_and_the_lock_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = Arc::new(open(dir.path()));
+        let (table, partition) = (table(), Partition::User(UserId(7)));
+        let two = committer.commit(&table, partition, vec![insert(2, 2)]).await.unwrap().changes[0].new.clone();
+        // The flush of key 2 lists its file before the commits below read.
+        write_cold_file(&committer, &table, partition, std::slice::from_ref(&two)).await;
+        *committer.pause_before_lock.lock() = Some(std::time::Duration::from_millis(300));
+        let update = {
+            let (committer, table) = (committer.clone(), table.clone());
+            let set = RowOp::Update { pk: Value::Int(2), set: vec![(1, Value::Int(20))] };
+            tokio::spawn(async move { committer.commit(&table, partition, vec![set]).await })
+        };
+        let duplicate = {
+            let (committer, table) = (committer.clone(), table.clone());
+            tokio::spawn(async move { committer.commit(&table, partition, vec![insert(2, 99)]).await })
+        };
+        // Both commits found key 2 hot and wait before the lock: the flush now removes it.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let pk2 = keys::encode_pk(&Value::Int(2)).unwrap();
+        assert_eq!(committer.remove_flushed(&table, partition, &[(pk2, two.updated)], |_| {}).unwrap(), 1);
+        let (update, duplicate) = (update.await.unwrap(), duplicate.await.unwrap());
+        assert_eq!(update.unwrap().affected, 1, "the update found the flushed row");
+        assert!(matches!(duplicate, Err(KalamError::DuplicateKey(_))), "{duplicate:?}");
+        let row = committer.get(&table, partition, &Value::Int(2)).await.unwrap().unwrap();
+        assert_eq!(row.values[1], Value::Int(20));
+    }
+
     impl Committer {
         /// Applies `writes` with their changes numbered from `first`, as a replica applying
         /// another node's commit would.
-        fn commit_at(&self, first: i64, writes: Vec<TableWrite<'_>>) -> Result<CommitResult> {
-            let clock = self.clock.lock();
-            self.commit_locked(clock, first, writes, None, |_, _| {})
+        async fn commit_at(&self, first: i64, writes: Vec<TableWrite<'_>>) -> Result<CommitResult> {
+            self.commit_from(writes, Some(first), |_, _| {}).await
         }
     }
 
@@ -768,8 +864,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn replaying_commits_with_their_first_updated_reproduces_the_state() {
+    #[tokio::test]
+    async fn replaying_commits_with_their_first_updated_reproduces_the_state() {
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (leader, replica) = (open(dir_a.path()), open(dir_b.path()));
         let table = table();
@@ -794,14 +890,17 @@ mod tests {
                 })
                 .collect();
             let write = |ops: Vec<RowOp>| vec![TableWrite { table: &table, partition, ops }];
-            match leader.commit_many(write(ops.clone()), |_, _| {}) {
+            match leader.commit_many(write(ops.clone()), |_, _| {}).await {
                 Ok(done) if done.changes.is_empty() => {
                     empty += 1;
-                    assert_eq!(replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).unwrap().affected, 0);
+                    assert_eq!(
+                        replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).await.unwrap().affected,
+                        0
+                    );
                 }
                 Ok(done) => {
                     let first = done.changes[0].new.updated;
-                    let again = replica.commit_at(first, write(ops)).unwrap();
+                    let again = replica.commit_at(first, write(ops)).await.unwrap();
                     assert_eq!(again.affected, done.affected);
                     let stamps =
                         |r: &CommitResult| r.changes.iter().map(|c| (c.new.updated, c.kind)).collect::<Vec<_>>();
@@ -810,7 +909,7 @@ mod tests {
                 Err(e) => {
                     failed += 1;
                     assert!(matches!(e, KalamError::DuplicateKey(_)), "{e:?}");
-                    let again = replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).unwrap_err();
+                    let again = replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).await.unwrap_err();
                     assert!(matches!(again, KalamError::DuplicateKey(_)), "{again:?}");
                 }
             }

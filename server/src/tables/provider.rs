@@ -127,11 +127,11 @@ impl PartitionTableProvider {
     }
 
     /// The current version of `pk` from either tier.
-    fn current_row(&self, pk: &Value) -> Result<Option<StoredRow>> {
+    async fn current_row(&self, pk: &Value) -> Result<Option<StoredRow>> {
         let key = keys::row_key(self.table.id, self.partition, &keys::encode_pk(pk)?);
         match self.store.get(CF_ROWS, &key)? {
             Some(bytes) => Ok(Some(row_codec::decode(&self.table, &bytes)?)),
-            None => self.cold.get(&self.table, self.partition, pk),
+            None => self.cold.get(&self.table, self.partition, pk).await,
         }
     }
 }
@@ -190,7 +190,7 @@ impl TableProvider for PartitionTableProvider {
         let with_tombstones = self.system_columns == SystemColumns::VisibleWithTombstones;
         let with_system = self.system_columns != SystemColumns::Hidden;
         if let Some(pk) = filters.iter().find_map(|f| self.pk_equality(f)) {
-            let row = self.current_row(&pk).map_err(KalamError::into_datafusion)?;
+            let row = self.current_row(&pk).await.map_err(KalamError::into_datafusion)?;
             let rows: Vec<&StoredRow> = row.iter().filter(|r| with_tombstones || !r.deleted).collect();
             let batch = rows_to_batch(&self.table, &rows, with_system, Some(projection))
                 .map_err(KalamError::into_datafusion)?;
@@ -229,13 +229,13 @@ impl PartitionStream for ScanStream {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let (spec, store, cold) = (self.spec.clone(), self.store.clone(), self.cold.clone());
         let opened = futures::stream::once(async move {
-            let partition = cold.partition(&spec.table, spec.partition)?;
-            Ok::<_, KalamError>(ScanSource::open(spec, &store, &cold, &partition)?.scan())
+            let partition = cold.partition(&spec.table, spec.partition).await?;
+            Ok::<_, KalamError>(ScanSource::open(spec, &store, &cold, &partition).await?.scan())
         });
         let batches = opened.flat_map(|scan| match scan {
             Ok(scan) => futures::stream::unfold(Some(scan), |state| async move {
                 let mut scan = state?;
-                match scan.next_batch() {
+                match scan.next_batch().await {
                     Ok(Some(batch)) => Some((Ok(batch), Some(scan))),
                     Ok(None) => None,
                     Err(e) => Some((Err(e.into_datafusion()), None)),

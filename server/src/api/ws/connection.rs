@@ -383,7 +383,7 @@ impl Connection {
             (sub.query.table.kind == TableKind::Stream).then_some((sub.query.table.id, sub.query.partition));
         let tier = match stream_key {
             Some(_) => None,
-            None => Some(self.db.cold.partition(&sub.query.table, sub.query.partition)?),
+            None => Some(self.db.cold.partition(&sub.query.table, sub.query.partition).await?),
         };
         let committer = &self.db.committer;
         let registered = committer.at_watermark(|w| {
@@ -460,13 +460,13 @@ impl Connection {
         let scheduler = &self.db.scheduler;
         let mut load = {
             let _slot = scheduler.acquire(sub.user_id).await;
-            CatchUp::new(view, &sub.query, s)?
+            CatchUp::new(view, &sub.query, s).await?
         };
         // Each batch is read and filtered under a CPU slot of the fair scheduler.
         loop {
             let frame = {
                 let _slot = scheduler.acquire(sub.user_id).await;
-                load.next_batch(view, &sub.query)?
+                load.next_batch(view, &sub.query).await?
             };
             let Some(frame) = frame else { return Ok(()) };
             self.send(&frame).await.map_err(|_| SubscribeError::Socket)?;

@@ -63,26 +63,27 @@ pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) 
         Ok(None) => {}
         Err(e) => return reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None),
     }
-    let attempt = || {
-        plan(db, principal, &m.ops).and_then(|mut planned| {
-            let writes: Vec<TableWrite<'_>> = planned
-                .iter_mut()
-                .map(|(t, p, ops)| TableWrite { table: t, partition: *p, ops: std::mem::take(ops) })
-                .collect();
-            db.committer.commit_many(writes, |batch: &mut WriteBatch, result| {
+    let attempt = async || {
+        let mut planned = plan(db, principal, &m.ops)?;
+        let writes: Vec<TableWrite<'_>> = planned
+            .iter_mut()
+            .map(|(t, p, ops)| TableWrite { table: t, partition: *p, ops: std::mem::take(ops) })
+            .collect();
+        db.committer
+            .commit_many(writes, |batch: &mut WriteBatch, result| {
                 let cursor = result.changes.iter().map(|c| c.new.updated).max();
                 let record = reply(MutationStatus::Applied, None, None, cursor);
                 batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&record).expect("serialises"));
             })
-        })
+            .await
     };
     // A concurrent ALTER TABLE only means planning again on the new definition.
-    let mut outcome = attempt();
+    let mut outcome = attempt().await;
     for _ in 0..crate::sql::SCHEMA_CHANGE_RETRIES {
         if !matches!(outcome, Err(KalamError::SchemaChanged(_))) {
             break;
         }
-        outcome = attempt();
+        outcome = attempt().await;
     }
     match outcome {
         Ok(result) => reply(MutationStatus::Applied, None, None, result.changes.iter().map(|c| c.new.updated).max()),

@@ -15,7 +15,7 @@ use crate::sql::{ExecContext, results};
 use crate::types::DataType;
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
-pub(crate) fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &AlterTableAction) -> Result<QueryResult> {
+pub(crate) async fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &AlterTableAction) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "ALTER TABLE")?;
     let def = cx.resolve_table(table)?;
     if def.kind == TableKind::Stream {
@@ -26,7 +26,7 @@ pub(crate) fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &AlterTableA
     }
     let (next, change) = next_definition(cx, &def, action)?;
     // Waits for running flushes, which decode rows through the old definition.
-    let _schema = cx.db.schema_lock.write();
+    let _schema = cx.db.schema_lock.write().await;
     let altered = cx.db.committer.change_schema(|| cx.db.catalog.alter_table(next, change.clone()))?;
     Ok(results::message(
         0,

@@ -34,8 +34,8 @@ pub(crate) fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Resul
     let result =
         results::job_started(&job.id, format!("Backup job '{}' started for '{ns}' to {}", job.id, target.display()));
     let db = cx.db.clone();
-    drop(crate::budget::spawn_background(cx.db.runtime.requests(), "backup", move || {
-        let outcome = backup::run_backup(&db, &job, &ns, &target);
+    drop(crate::budget::spawn_background(cx.db.runtime.requests(), "backup", move || async move {
+        let outcome = backup::run_backup(&db, &job, &ns, &target).await;
         job.finish(outcome);
     }));
     Ok(result)
@@ -61,8 +61,8 @@ pub(crate) fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Resu
     let result =
         results::job_started(&job.id, format!("Restore job '{}' started for '{ns}' from {}", job.id, source.display()));
     let db = cx.db.clone();
-    drop(crate::budget::spawn_background(cx.db.runtime.requests(), "restore", move || {
-        let outcome = backup::run_restore(&db, &job, &ns, &source, &manifest);
+    drop(crate::budget::spawn_background(cx.db.runtime.requests(), "restore", move || async move {
+        let outcome = backup::run_restore(&db, &job, &ns, &source, &manifest).await;
         job.finish(outcome);
     }));
     Ok(result)

@@ -30,7 +30,7 @@ pub(crate) fn alter(cx: &ExecContext<'_>, name: &str, options: &[OptionSpec]) ->
     Ok(results::message(0, format!("Namespace '{ns}' altered")))
 }
 
-pub(crate) fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) -> Result<QueryResult> {
+pub(crate) async fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: bool) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "DROP NAMESPACE")?;
     let ns = NamespaceId::new(name)?;
     if if_exists && cx.db.catalog.namespace(&ns).is_none() {
@@ -47,7 +47,7 @@ pub(crate) fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, cascade: b
     }
     let dropped = cx.db.catalog.drop_namespace(&ns, cascade)?;
     for t in &dropped {
-        cx.db.drop_table_data(t);
+        cx.db.drop_table_data(t).await;
     }
     Ok(results::message(0, format!("Namespace '{ns}' dropped ({} tables)", dropped.len())))
 }

@@ -80,7 +80,7 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
     })
 }
 
-pub(crate) fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult> {
+pub(crate) async fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE STORAGE")?;
     let id = StorageId::new(&stmt.id)?;
     let def = StorageDef { id: id.clone(), location: location(stmt)?, created_at: now_micros() };
@@ -94,7 +94,7 @@ pub(crate) fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<Query
     // that cannot be created, bad S3 settings, a missing bucket — is never recorded.
     let root = Location::open(&def.location)?;
     if root.local_dir().is_none() {
-        root.list(false).map_err(|e| {
+        root.list(false).await.map_err(|e| {
             let detail = match e {
                 KalamError::Internal(m) => m,
                 other => other.to_string(),

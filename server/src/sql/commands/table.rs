@@ -206,7 +206,7 @@ pub(crate) fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryRe
     })
 }
 
-pub(crate) fn drop(
+pub(crate) async fn drop(
     cx: &ExecContext<'_>,
     kind: Option<TableKind>,
     table: &TableRef,
@@ -239,7 +239,7 @@ pub(crate) fn drop(
         )));
     }
     cx.db.catalog.drop_table(&def.namespace, &def.name)?;
-    let message = match cx.db.drop_table_data(&def) {
+    let message = match cx.db.drop_table_data(&def).await {
         Some(job) => format!("Table '{}' dropped (cleanup job '{job}')", def.qualified_name()),
         None => format!("Table '{}' dropped", def.qualified_name()),
     };
@@ -336,7 +336,7 @@ pub(crate) fn describe(cx: &ExecContext<'_>, table: &TableRef, history: bool) ->
 
 /// Row and byte counts of the hot tier and of the cold tier's files (row versions,
 /// tombstones included) across all partitions (dba+).
-pub(crate) fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
+pub(crate) async fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "SHOW STATS")?;
     let def = cx.resolve_table(table)?;
     let (mut rows, mut tombstones, mut bytes) = (0u64, 0u64, 0u64);
@@ -349,8 +349,8 @@ pub(crate) fn stats(cx: &ExecContext<'_>, table: &TableRef) -> Result<QueryResul
         true
     })?;
     let (mut cold_rows, mut cold_files, mut cold_bytes, mut last_flush) = (0u64, 0u64, 0u64, None::<i64>);
-    for partition in cx.db.cold.partitions_on_disk(&def)? {
-        for f in cx.db.cold.partition(&def, partition)?.files() {
+    for partition in cx.db.cold.partitions_on_disk(&def).await? {
+        for f in cx.db.cold.partition(&def, partition).await?.files() {
             cold_rows += f.rows;
             cold_files += 1;
             cold_bytes += f.bytes;

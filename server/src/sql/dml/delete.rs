@@ -46,6 +46,6 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryR
             ops
         }
     };
-    let r = cx.db.committer.commit(&table, partition, ops)?;
+    let r = cx.db.committer.commit(&table, partition, ops).await?;
     Ok(results::message(r.affected, format!("Deleted {} row(s)", r.affected)))
 }

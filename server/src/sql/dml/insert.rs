@@ -75,7 +75,7 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryR
     if table.kind == TableKind::Stream {
         return insert_events(cx, &table, partition, ops);
     }
-    let result = cx.db.committer.commit(&table, partition, ops)?;
+    let result = cx.db.committer.commit(&table, partition, ops).await?;
     Ok(results::message(result.affected, format!("Inserted {} row(s)", result.affected)))
 }
 

@@ -63,7 +63,7 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryR
         if let Some(set) = set {
             let set = set?;
             check_not_null(&table, &set)?;
-            let r = cx.db.committer.commit(&table, partition, vec![RowOp::Update { pk, set }])?;
+            let r = cx.db.committer.commit(&table, partition, vec![RowOp::Update { pk, set }]).await?;
             return Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)));
         }
     }
@@ -87,7 +87,7 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryR
             ops.push(RowOp::Update { pk, set });
         }
     }
-    let r = cx.db.committer.commit(&table, partition, ops)?;
+    let r = cx.db.committer.commit(&table, partition, ops).await?;
     Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)))
 }
 
