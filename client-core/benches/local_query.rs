@@ -1,6 +1,7 @@
 //! Local queries over the replica, in the sync engine, without a server: the time of one
 //! query (what a live query pays again after every change) on tables of 1,000 and 100,000
-//! rows, and of a local write followed by that query.
+//! rows, of a local write followed by that query, and of a join with 1,000 lists plus a
+//! GROUP BY (lists with their open-item counts).
 //!
 //! Run: `cargo bench -p kalamdb-client-core --bench local_query`.
 
@@ -11,11 +12,13 @@ use kalamdb_client_core::sync::SyncEngine;
 use serde_json::{Value, json};
 use std::time::Instant;
 
-/// An online engine whose replica holds `todos` rows of `app.todos_<todos>`.
+/// An online engine whose replica holds `todos` rows of `app.todos_<todos>` and 1,000 rows of
+/// `app.lists`.
 fn engine_with(todos: usize) -> (SyncEngine, String) {
     let table = format!("app.todos_{todos}");
     let (mut e, _) = SyncEngine::new(Snapshot::default(), || "bench".into());
     e.subscribe(SubscriptionId("todos".into()), format!("SELECT * FROM {table}")).unwrap();
+    e.subscribe(SubscriptionId("lists".into()), "SELECT * FROM app.lists".into()).unwrap();
     e.on_open("token".into());
     let user = UserInfo { id: "1".into(), username: "u".into(), role: Role::User };
     e.on_message(ServerMessage::AuthOk { user, expires_at: "2030-01-01T00:00:00Z".into() }, 0.0);
@@ -46,6 +49,14 @@ fn engine_with(todos: usize) -> (SyncEngine, String) {
         .collect();
     let batch = ServerMessage::Batch { id: "todos".into(), rows, deleted: vec![], cursor: 1, reset: false, last: true };
     e.on_message(batch, 0.0);
+    let schema = vec![ColumnInfo::new("id", "BIGINT"), ColumnInfo::new("name", "TEXT")];
+    e.on_message(
+        ServerMessage::Subscribed { id: "lists".into(), live_id: "l2".into(), schema, primary_key: "id".into() },
+        0.0,
+    );
+    let rows = (0..1000).map(|i| vec![json!(i), json!(format!("list {i}"))]).collect();
+    let batch = ServerMessage::Batch { id: "lists".into(), rows, deleted: vec![], cursor: 1, reset: false, last: true };
+    e.on_message(batch, 0.0);
     (e, table)
 }
 
@@ -67,7 +78,7 @@ fn time_query(e: &SyncEngine, sql: &str, runs: usize) -> Vec<f64> {
     (0..runs)
         .map(|_| {
             let t = Instant::now();
-            let rows = e.query(sql, &[]).unwrap().1.rows.len();
+            let rows = e.query(sql, &[]).unwrap().rows.len();
             std::hint::black_box(rows);
             t.elapsed().as_secs_f64() * 1e6
         })
@@ -81,6 +92,14 @@ fn main() {
         report(&format!("{todos} rows: {top10}"), time_query(&e, &top10, runs));
         let all = format!("SELECT * FROM {table}");
         report(&format!("{todos} rows: {all}"), time_query(&e, &all, runs));
+        let open_counts = format!(
+            "SELECT l.id, l.name, count(t.id) AS open, sum(t.price) AS total FROM app.lists l \
+             LEFT JOIN {table} t ON t.list_id = l.id AND t.done = false GROUP BY l.id, l.name ORDER BY open DESC, l.id LIMIT 10"
+        );
+        report(
+            &format!("{todos} rows: lists with open-item counts (join + GROUP BY)"),
+            time_query(&e, &open_counts, runs),
+        );
 
         // A local write, then the query a live query on the table runs again.
         let samples = (0..runs)

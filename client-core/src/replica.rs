@@ -6,15 +6,32 @@
 //! replayed on top in order. A rejected write therefore rolls back by simply leaving the
 //! outbox; nothing has to be undone in the confirmed rows.
 
+use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
-use crate::query::{QueryError, Row};
-use crate::store::{OutboxEntry, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use crate::store::{OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// SQL type name the server uses for CRDT text columns.
 pub const CRDT_TEXT: &str = "CRDT_TEXT";
+
+/// What the replica cannot show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// No subscription replicates the table.
+    #[error("table '{0}' is not synced to this replica (declare it with sync() first)")]
+    NotSynced(String),
+    /// The table is declared, but the server has not described its columns yet (that happens
+    /// when it accepts the subscription, on the first connection).
+    #[error(
+        "table '{0}' is not synced yet: its columns arrive when the server accepts the subscription (wait for settled())"
+    )]
+    SchemaPending(String),
+    /// A CRDT cell was asked of a column of another type.
+    #[error("column '{column}' of {table} is not a CRDT_TEXT column")]
+    NotCrdtText { table: String, column: String },
+}
 
 /// One subscription: its record and the rows the server confirmed for it.
 #[derive(Debug, Clone, Default)]
@@ -118,11 +135,6 @@ impl Replica {
         self.subs.values().filter_map(move |d| d.record.as_ref().filter(|r| r.table == table).map(|r| (r, d)))
     }
 
-    /// Whether any subscription replicates `table`.
-    pub fn has_table(&self, table: &str) -> bool {
-        self.subs_of(table).next().is_some()
-    }
-
     /// Primary-key column of `table`, once the server has described it.
     pub fn primary_key(&self, table: &str) -> Option<&str> {
         self.subs_of(table).find_map(|(r, _)| r.primary_key.as_deref())
@@ -133,9 +145,40 @@ impl Replica {
         self.subs_of(table).flat_map(|(r, _)| r.schema.iter()).find(|c| c.name == column).map(|c| c.data_type.as_str())
     }
 
+    /// `namespace.table` of every synced table, each once, in name order.
+    pub fn tables(&self) -> Vec<&str> {
+        let mut tables: Vec<&str> = self.subscriptions().map(|r| r.table.as_str()).collect();
+        tables.sort_unstable();
+        tables.dedup();
+        tables
+    }
+
+    /// The columns of `table` as the server described them. Several subscriptions on one table
+    /// may select different columns: the table has their union, in the order of the widest
+    /// schema (a `SELECT *` subscription gives the table's own order), then the columns only
+    /// narrower ones have. A column keeps the first type seen (subscriptions in id order).
+    pub fn table_columns(&self, table: &str) -> Result<Vec<&ColumnInfo>, ReplicaError> {
+        let mut schemas: Vec<&[ColumnInfo]> = self.subs_of(table).map(|(r, _)| r.schema.as_slice()).collect();
+        if schemas.is_empty() {
+            return Err(ReplicaError::NotSynced(table.to_string()));
+        }
+        // Stable: equally wide schemas keep subscription order.
+        schemas.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut columns: Vec<&ColumnInfo> = Vec::new();
+        for c in schemas.into_iter().flatten() {
+            if !columns.iter().any(|known| known.name == c.name) {
+                columns.push(c);
+            }
+        }
+        if columns.is_empty() {
+            return Err(ReplicaError::SchemaPending(table.to_string()));
+        }
+        Ok(columns)
+    }
+
     /// The application's view of `table`: confirmed rows of all its subscriptions merged by
     /// primary key, pending writes replayed on top, CRDT columns shown as text.
-    pub fn table_view(&self, table: &str) -> Result<TableView<'_>, QueryError> {
+    pub fn table_view(&self, table: &str) -> Result<TableView<'_>, ReplicaError> {
         let merged = self.merged(table)?;
         let crdt_columns = &merged.crdt_columns;
         let rows = merged
@@ -159,10 +202,10 @@ impl Replica {
 
     /// A CRDT_TEXT cell as the application sees it, pending edits merged: `{"text", "state"}`
     /// (state = base64 Yjs v1 update), a plain string for a pending text replacement, or null.
-    pub fn crdt_cell(&self, table: &str, pk: &Value, column: &str) -> Result<Value, QueryError> {
+    pub fn crdt_cell(&self, table: &str, pk: &Value, column: &str) -> Result<Value, ReplicaError> {
         let merged = self.merged(table)?;
         if !merged.crdt_columns.iter().any(|c| c == column) {
-            return Err(QueryError::UnknownColumn { table: table.to_string(), column: column.to_string() });
+            return Err(ReplicaError::NotCrdtText { table: table.to_string(), column: column.to_string() });
         }
         Ok(merged.get(&pk_key(pk)).and_then(|r| r.get(column).cloned()).unwrap_or(Value::Null))
     }
@@ -171,26 +214,12 @@ impl Replica {
     ///
     /// Confirmed rows are borrowed, never copied: only rows touched by pending writes are
     /// materialised, so a view of a large table costs a pointer per row.
-    fn merged(&self, table: &str) -> Result<MergedTable<'_>, QueryError> {
-        if !self.has_table(table) {
-            return Err(QueryError::UnknownTable(table.to_string()));
-        }
-        let mut columns: Vec<String> = Vec::new();
-        let mut crdt_columns: Vec<String> = Vec::new();
-        let subs: Vec<&SubscriptionData> = self
-            .subs_of(table)
-            .map(|(rec, data)| {
-                for c in &rec.schema {
-                    if !columns.contains(&c.name) {
-                        columns.push(c.name.clone());
-                        if c.data_type == CRDT_TEXT {
-                            crdt_columns.push(c.name.clone());
-                        }
-                    }
-                }
-                data
-            })
-            .collect();
+    fn merged(&self, table: &str) -> Result<MergedTable<'_>, ReplicaError> {
+        let schema = self.table_columns(table)?;
+        let columns: Vec<String> = schema.iter().map(|c| c.name.clone()).collect();
+        let crdt_columns: Vec<String> =
+            schema.iter().filter(|c| c.data_type == CRDT_TEXT).map(|c| c.name.clone()).collect();
+        let subs: Vec<&SubscriptionData> = self.subs_of(table).map(|(_, data)| data).collect();
         let confirmed: Vec<(&str, &Row)> = match subs.as_slice() {
             [one] => one.rows.iter().map(|(k, r)| (k.as_str(), r)).collect(),
             many => {
