@@ -8,7 +8,7 @@
 //! - the **catalog** the planner resolves names in: every synced table with the columns and
 //!   types the server described for it ([`Replica::table_columns`]);
 //! - the **rows** of the tables a plan reads: the replica's view of each (confirmed rows plus
-//!   pending local writes), converted from the stored JSON to typed values by column type;
+//!   pending local writes), typed by column type ([`Replica::typed_view`]);
 //! - the **results**, converted back to the server's JSON encoding, so the same SQL returns the
 //!   same rows online (the server) and offline (the replica).
 //!
@@ -18,11 +18,11 @@
 //!
 //! [`subscription_table`] checks the SQL of a subscription with the same crate.
 
-use crate::replica::{Replica, ReplicaError};
+use crate::replica::{Replica, ReplicaError, TypedRow};
 use kalamdb_query::ast::{Query, TableRef};
-use kalamdb_query::json::{JsonValueError, from_json, param_from_json, to_json};
+use kalamdb_query::json::{param_from_json, to_json};
 use kalamdb_query::types::UnknownTypeName;
-use kalamdb_query::{Catalog, ColumnDef, DataSource, DataType, Plan, QueryError, Row, TableSchema, Value};
+use kalamdb_query::{Catalog, ColumnDef, DataSource, DataType, Plan, QueryError, TableSchema, Value};
 use serde_json::Value as Json;
 
 /// Why a local query cannot run.
@@ -31,7 +31,8 @@ pub enum LocalQueryError {
     /// Not valid in the language, or failed evaluating it (the crate's error).
     #[error(transparent)]
     Language(#[from] QueryError),
-    /// A table the query names is not synced, or its schema has not arrived yet.
+    /// A table the query names is not synced, or its schema has not arrived yet, or one of its
+    /// values cannot be read.
     #[error(transparent)]
     Replica(#[from] ReplicaError),
     /// A table named without its namespace is synced in several namespaces.
@@ -54,18 +55,6 @@ pub enum LocalQueryError {
         /// The parse failure.
         #[source]
         source: UnknownTypeName,
-    },
-    /// A value in the replica does not read as its column's type: a pending local write made
-    /// before the table's schema was known (the server will refuse it too).
-    #[error("the value of column '{column}' of {table} in the replica cannot be read: {source}")]
-    BadValue {
-        /// `namespace.table`.
-        table: String,
-        /// The column.
-        column: String,
-        /// What is wrong with the value.
-        #[source]
-        source: JsonValueError,
     },
 }
 
@@ -197,42 +186,22 @@ fn table_schema(qualified: &str, replica: &Replica) -> Result<TableSchema, Local
     Ok(TableSchema { namespace: namespace.to_string(), name: name.to_string(), columns, primary_key })
 }
 
-/// The rows of the tables a plan reads, typed: the replica's view of each table (confirmed rows
-/// plus pending writes) read column by column as the column's type.
+/// The rows of the tables a plan reads, as the replica shows them to queries (confirmed rows
+/// plus pending writes, typed: [`Replica::typed_view`]).
 struct TypedRows {
-    tables: Vec<(String, Vec<Row>)>,
+    tables: Vec<(String, Vec<TypedRow>)>,
 }
 
 impl TypedRows {
     fn load(plan: &Plan, replica: &Replica) -> Result<TypedRows, LocalQueryError> {
-        let mut tables: Vec<(String, Vec<Row>)> = Vec::new();
+        let mut tables: Vec<(String, Vec<TypedRow>)> = Vec::new();
         for schema in plan.tables() {
             let qualified = schema.qualified_name();
-            if tables.iter().any(|(t, _)| *t == qualified) {
-                continue; // a self-join reads one table twice
+            if !tables.iter().any(|(t, _)| *t == qualified) {
+                // (A self-join reads one table twice.)
+                let rows = replica.typed_view(&qualified, &schema.columns)?;
+                tables.push((qualified, rows));
             }
-            let view = replica.table_view(&qualified)?;
-            let rows = view
-                .rows
-                .iter()
-                .map(|stored| {
-                    schema
-                        .columns
-                        .iter()
-                        .map(|c| {
-                            // A column some subscriptions of the table do not select is NULL
-                            // in their rows.
-                            let json = stored.get(&c.name).unwrap_or(&Json::Null);
-                            from_json(json, c.ty).map_err(|source| LocalQueryError::BadValue {
-                                table: qualified.clone(),
-                                column: c.name.clone(),
-                                source,
-                            })
-                        })
-                        .collect::<Result<Row, LocalQueryError>>()
-                })
-                .collect::<Result<Vec<Row>, LocalQueryError>>()?;
-            tables.push((qualified, rows));
         }
         Ok(TypedRows { tables })
     }
@@ -246,7 +215,7 @@ impl DataSource for TypedRows {
             .iter()
             .find(|(t, _)| *t == qualified)
             .ok_or_else(|| QueryError::UnknownTable(qualified.clone()))?;
-        Ok(Box::new(rows.iter().map(Vec::as_slice)))
+        Ok(Box::new(rows.iter().map(|row| &row[..])))
     }
 }
 
