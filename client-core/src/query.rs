@@ -100,9 +100,13 @@ pub struct LocalPlan {
 impl LocalPlan {
     /// `namespace.table` of every table the plan reads, each once: what a live query depends on.
     pub fn tables(&self) -> Vec<String> {
-        let mut tables: Vec<String> = self.plan.tables().iter().map(|t| t.qualified_name()).collect();
-        tables.sort_unstable();
-        tables.dedup();
+        let mut tables: Vec<String> = Vec::new();
+        for t in self.plan.tables() {
+            let name = t.qualified_name();
+            if !tables.contains(&name) {
+                tables.push(name);
+            }
+        }
         tables
     }
 

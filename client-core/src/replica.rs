@@ -216,27 +216,30 @@ impl Replica {
         self.subs_of(table).flat_map(|(r, _)| r.schema.iter()).find(|c| c.name == column).map(|c| c.data_type.as_str())
     }
 
-    /// `namespace.table` of every synced table, each once, in name order.
+    /// `namespace.table` of every synced table, each once (in subscription id order).
     pub fn tables(&self) -> Vec<&str> {
-        let mut tables: Vec<&str> = self.subscriptions().map(|r| r.table.as_str()).collect();
-        tables.sort_unstable();
-        tables.dedup();
+        let mut tables: Vec<&str> = Vec::new();
+        for r in self.subscriptions() {
+            if !tables.contains(&r.table.as_str()) {
+                tables.push(&r.table);
+            }
+        }
         tables
     }
 
     /// The columns of `table` as the server described them. Several subscriptions on one table
     /// may select different columns: the table has their union, in the order of the widest
     /// schema (a `SELECT *` subscription gives the table's own order), then the columns only
-    /// narrower ones have. A column keeps the first type seen (subscriptions in id order).
+    /// the others have, in subscription id order. A column keeps the type of the schema that
+    /// contributed it.
     pub fn table_columns(&self, table: &str) -> Result<Vec<&ColumnInfo>, ReplicaError> {
-        let mut schemas: Vec<&[ColumnInfo]> = self.subs_of(table).map(|(r, _)| r.schema.as_slice()).collect();
-        if schemas.is_empty() {
+        let schemas: Vec<&[ColumnInfo]> = self.subs_of(table).map(|(r, _)| r.schema.as_slice()).collect();
+        // The first of the widest.
+        let Some(widest) = schemas.iter().enumerate().max_by_key(|(i, s)| (s.len(), std::cmp::Reverse(*i))) else {
             return Err(ReplicaError::NotSynced(table.to_string()));
-        }
-        // Stable: equally wide schemas keep subscription order.
-        schemas.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        };
         let mut columns: Vec<&ColumnInfo> = Vec::new();
-        for c in schemas.into_iter().flatten() {
+        for c in std::iter::once(*widest.1).chain(schemas.iter().copied()).flatten() {
             if !columns.iter().any(|known| known.name == c.name) {
                 columns.push(c);
             }

@@ -544,7 +544,8 @@ pub(crate) fn compare_rows(a: &[Value], b: &[Value]) -> Ordering {
 /// the first `keep` rows, then sorting them, gives the same rows in the same order as sorting
 /// everything.
 fn sort(mut rows: Vec<Row>, keys: &[SortKey], keep: Option<usize>) -> Result<Vec<Row>> {
-    // The planner's keys are usually output columns: compared in place, not copied per row.
+    // The planner's keys are usually output columns: compared in place. Other keys are
+    // evaluated once per row.
     let columns: Option<Vec<usize>> = keys
         .iter()
         .map(|k| match k.expr.kind {
@@ -552,36 +553,36 @@ fn sort(mut rows: Vec<Row>, keys: &[SortKey], keep: Option<usize>) -> Result<Vec
             _ => None,
         })
         .collect();
-    if let Some(columns) = columns {
-        let order = |a: &Row, b: &Row| {
-            keys.iter()
-                .zip(&columns)
-                .map(|(k, &c)| compare_key(k, &a[c], &b[c]))
-                .find(|o| o.is_ne())
-                .unwrap_or_else(|| compare_rows(a, b))
-        };
-        top_k(&mut rows, keep, order);
-        return Ok(rows);
-    }
-    let mut keyed = rows
-        .into_iter()
-        .map(|r| Ok((keys.iter().map(|k| eval(&k.expr, &r)).collect::<Result<Vec<_>>>()?, r)))
-        .collect::<Result<Vec<_>>>()?;
-    top_k(&mut keyed, keep, |(a, ra), (b, rb)| compare_keys(a, b, keys).then_with(|| compare_rows(ra, rb)));
-    Ok(keyed.into_iter().map(|(_, r)| r).collect())
-}
-
-/// Orders `items` by the total order `order`, keeping only the first `keep` if given.
-fn top_k<T>(items: &mut Vec<T>, keep: Option<usize>, order: impl Fn(&T, &T) -> Ordering) {
-    if let Some(k) = keep.filter(|k| *k < items.len()) {
+    let evaluated: Vec<Vec<Value>> = match columns {
+        Some(_) => Vec::new(),
+        None => rows
+            .iter()
+            .map(|r| keys.iter().map(|k| eval(&k.expr, r)).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let by_keys = |a: usize, b: usize| match &columns {
+        Some(cols) => keys
+            .iter()
+            .zip(cols)
+            .map(|(k, &c)| compare_key(k, &rows[a][c], &rows[b][c]))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal),
+        None => compare_keys(&evaluated[a], &evaluated[b], keys),
+    };
+    // Indices are sorted rather than rows, through one comparator type: the sort code is
+    // instantiated once however many key shapes there are (it is large in the wasm bundle).
+    let order: &dyn Fn(&usize, &usize) -> Ordering =
+        &|&a, &b| by_keys(a, b).then_with(|| compare_rows(&rows[a], &rows[b]));
+    let mut indices: Vec<usize> = (0..rows.len()).collect();
+    if let Some(k) = keep.filter(|k| *k < indices.len()) {
         if k == 0 {
-            items.clear();
-            return;
+            return Ok(Vec::new());
         }
-        items.select_nth_unstable_by(k - 1, &order);
-        items.truncate(k);
+        indices.select_nth_unstable_by(k - 1, order);
+        indices.truncate(k);
     }
-    items.sort_by(order);
+    indices.sort_unstable_by(order);
+    Ok(indices.into_iter().map(|i| std::mem::take(&mut rows[i])).collect())
 }
 
 #[cfg(test)]
