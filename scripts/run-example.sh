@@ -6,7 +6,7 @@
 #
 # With KALAMDB_URL set (and ROOT_PASSWORD for the setup), it uses that server; otherwise it starts
 # the debug server binary ($CARGO_TARGET_DIR/debug/kalamdb-server, built if missing) on a free
-# port of 127.0.0.1 with a temporary data dir, creates app.todos and the users alice/bob
+# port of 127.0.0.1 with a temporary data dir, creates app.todos, app.lists and the users alice/bob
 # (passwords alice-password, bob-password) and stops it on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,10 +54,11 @@ if [ -z "${KALAMDB_URL:-}" ]; then
     curl -sf -u "root:$ROOT_PASSWORD" "$KALAMDB_URL/v1/api/sql" -H 'content-type: application/json' -d "{\"sql\": \"$1\"}" > /dev/null
   }
   sql "CREATE NAMESPACE IF NOT EXISTS app"
-  sql "CREATE USER TABLE IF NOT EXISTS app.todos (id TEXT PRIMARY KEY DEFAULT UUID_V7(), title TEXT, done BOOLEAN DEFAULT FALSE, body CRDT_TEXT)"
+  sql "CREATE USER TABLE IF NOT EXISTS app.todos (id TEXT PRIMARY KEY DEFAULT UUID_V7(), title TEXT, done BOOLEAN DEFAULT FALSE, body CRDT_TEXT, list_id TEXT)"
+  sql "CREATE USER TABLE IF NOT EXISTS app.lists (id TEXT PRIMARY KEY DEFAULT UUID_V7(), name TEXT)"
   sql "CREATE USER 'alice' WITH PASSWORD 'alice-password' ROLE user"
   sql "CREATE USER 'bob' WITH PASSWORD 'bob-password' ROLE user"
-  echo "run-example: created app.todos and the users alice / alice-password, bob / bob-password"
+  echo "run-example: created app.todos, app.lists and the users alice / alice-password, bob / bob-password"
 fi
 
 cd "examples/$example"

@@ -8,7 +8,8 @@
 //! - [`replica`]: the in-memory working copy and the table views local queries read.
 //! - [`store`]: durable replica storage ([`store::ReplicaStore`]; memory here, IndexedDB in
 //!   the `wasm` crate).
-//! - [`query`]: local SQL (the subscription subset) over the replica.
+//! - [`query`]: local SQL over the replica, in KalamDB's query language (the `kalamdb-query`
+//!   crate: joins, aggregates, typed values), and the check of a subscription's SQL.
 //! - [`crdt`] (feature `crdt`): CRDT_TEXT values as Yjs documents, shared with the server.
 
 #[cfg(feature = "crdt")]

@@ -56,21 +56,10 @@ fn is_aggregate(e: &Expr) -> bool {
 }
 
 /// Whether an aggregate call occurs anywhere in `e`.
-fn contains_aggregate(e: &Expr) -> bool {
-    if is_aggregate(e) {
-        return true;
-    }
-    match e {
-        Expr::Column(_) | Expr::Literal(_) | Expr::Param { .. } => false,
-        Expr::Unary { expr, .. } | Expr::IsNull { expr, .. } | Expr::Cast { expr, .. } => contains_aggregate(expr),
-        Expr::Binary { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
-        Expr::InList { expr, list, .. } => contains_aggregate(expr) || list.iter().any(contains_aggregate),
-        Expr::Between { expr, low, high, .. } => {
-            contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high)
-        }
-        Expr::Like { expr, pattern, .. } => contains_aggregate(expr) || contains_aggregate(pattern),
-        Expr::Function { args, .. } => args.iter().any(contains_aggregate),
-    }
+pub(crate) fn contains_aggregate(e: &Expr) -> bool {
+    let mut found = false;
+    e.walk(&mut |x| found |= is_aggregate(x));
+    found
 }
 
 fn field_of(name: String, ty: DataType) -> Field {

@@ -21,6 +21,18 @@ pub enum QueryError {
         /// Byte offset where it starts, when known.
         pos: Option<usize>,
     },
+    /// Valid in a query, but not in a subscription, which syncs the rows of one table (see
+    /// [`crate::subscription`]).
+    #[error(
+        "{construct} {} not supported in a subscription, which syncs the rows of one table \
+         (SELECT * | columns FROM namespace.table [WHERE ...]): sync the tables you need, then use a \
+         local query over them",
+        verb(construct)
+    )]
+    NotInSubscription {
+        /// The construct ("JOIN", "aggregate functions", "ORDER BY").
+        construct: String,
+    },
     /// No table of that name is known to the catalog.
     #[error("table '{0}' does not exist")]
     UnknownTable(String),

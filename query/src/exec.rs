@@ -7,7 +7,7 @@
 use crate::ast::JoinKind;
 use crate::error::{QueryError, Result};
 use crate::eval::{cast, eval};
-use crate::plan::{AggCall, AggFunc, Node, Plan, SortKey, TypedExpr};
+use crate::plan::{AggCall, AggFunc, ExprKind, Node, Plan, SortKey, TypedExpr};
 use crate::schema::TableSchema;
 use crate::types::DataType;
 use crate::value::{Value, decimal_to_f64, rescale};
@@ -66,39 +66,21 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
     match &plan.node {
         Node::Empty => Ok(vec![Vec::new()]),
         Node::Scan { table } => {
-            let width = table.columns.len();
-            source
-                .scan(table)?
-                .map(|r| {
-                    if r.len() == width {
-                        Ok(r.to_vec())
-                    } else {
-                        Err(QueryError::eval(format!(
-                            "a row of {} has {} values; the table has {width} columns",
-                            table.qualified_name(),
-                            r.len()
-                        )))
-                    }
-                })
-                .collect()
+            let mut out = Vec::new();
+            scan_where(source, table, None, &mut |r| {
+                out.push(r.to_vec());
+                Ok(())
+            })?;
+            Ok(out)
         }
         Node::Filter { input, predicate } => {
             let mut out = Vec::new();
             if let Node::Scan { table } = &input.node {
                 // Right over a scan: test the stored rows and copy only those that pass.
-                for r in source.scan(table)? {
-                    if r.len() != table.columns.len() {
-                        return Err(QueryError::eval(format!(
-                            "a row of {} has {} values; the table has {} columns",
-                            table.qualified_name(),
-                            r.len(),
-                            table.columns.len()
-                        )));
-                    }
-                    if matches!(eval(predicate, r)?, Value::Boolean(true)) {
-                        out.push(r.to_vec());
-                    }
-                }
+                scan_where(source, table, Some(predicate), &mut |r| {
+                    out.push(r.to_vec());
+                    Ok(())
+                })?;
                 return Ok(out);
             }
             for r in execute(input, source)? {
@@ -109,7 +91,25 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
             Ok(out)
         }
         Node::Project { input, exprs } => {
-            execute(input, source)?.iter().map(|r| exprs.iter().map(|e| eval(e, r)).collect::<Result<Row>>()).collect()
+            let project = |r: &[Value]| exprs.iter().map(|e| eval(e, r)).collect::<Result<Row>>();
+            // Over a (filtered) scan: compute the output from the stored rows, copying nothing else.
+            let scanned = match &input.node {
+                Node::Scan { table } => Some((table, None)),
+                Node::Filter { input: inner, predicate } => match &inner.node {
+                    Node::Scan { table } => Some((table, Some(predicate))),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((table, predicate)) = scanned {
+                let mut out = Vec::new();
+                scan_where(source, table, predicate, &mut |r| {
+                    out.push(project(r)?);
+                    Ok(())
+                })?;
+                return Ok(out);
+            }
+            execute(input, source)?.iter().map(|r| project(r)).collect()
         }
         Node::Join { left, right, kind, on, filter } => {
             let (l, r) = (execute(left, source)?, execute(right, source)?);
@@ -124,15 +124,53 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
                 .filter(|r| seen.insert(r.clone()))
                 .collect())
         }
-        Node::Sort { input, keys } => sort(execute(input, source)?, keys),
+        Node::Sort { input, keys } => sort(execute(input, source)?, keys, None),
         Node::Limit { input, offset, limit } => {
-            let rows = execute(input, source)?.into_iter().skip(usize::try_from(*offset).unwrap_or(usize::MAX));
+            let skip = usize::try_from(*offset).unwrap_or(usize::MAX);
+            // ORDER BY ... LIMIT: only the first offset + limit rows need sorting.
+            let rows = match (&input.node, limit) {
+                (Node::Sort { input, keys }, Some(n)) => {
+                    let keep = skip.saturating_add(usize::try_from(*n).unwrap_or(usize::MAX));
+                    sort(execute(input, source)?, keys, Some(keep))?
+                }
+                _ => execute(input, source)?,
+            };
+            let rows = rows.into_iter().skip(skip);
             Ok(match limit {
                 Some(n) => rows.take(usize::try_from(*n).unwrap_or(usize::MAX)).collect(),
                 None => rows.collect(),
             })
         }
     }
+}
+
+/// Calls `f` with every stored row of `table` for which `predicate` (if any) is TRUE, borrowed
+/// from the source: what a filter or projection right over a scan needs, without copying rows
+/// it drops.
+fn scan_where(
+    source: &dyn DataSource,
+    table: &TableSchema,
+    predicate: Option<&TypedExpr>,
+    f: &mut dyn FnMut(&[Value]) -> Result<()>,
+) -> Result<()> {
+    let width = table.columns.len();
+    for r in source.scan(table)? {
+        if r.len() != width {
+            return Err(QueryError::eval(format!(
+                "a row of {} has {} values; the table has {width} columns",
+                table.qualified_name(),
+                r.len()
+            )));
+        }
+        let keep = match predicate {
+            None => true,
+            Some(p) => matches!(eval(p, r)?, Value::Boolean(true)),
+        };
+        if keep {
+            f(r)?;
+        }
+    }
+    Ok(())
 }
 
 /// Key values of a row, or `None` if any is NULL (NULL keys never match).
@@ -459,35 +497,38 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
         .collect()
 }
 
-/// Compare two rows' key values by the sort keys.
-pub(crate) fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
-    for (k, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
-        let ord = match (x.is_null(), y.is_null()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => {
-                if k.nulls_first {
-                    Ordering::Less
-                } else {
-                    Ordering::Greater
-                }
+/// Compare two values as one sort key orders them (direction, NULLs first or last).
+fn compare_key(k: &SortKey, x: &Value, y: &Value) -> Ordering {
+    match (x.is_null(), y.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => {
+            if k.nulls_first {
+                Ordering::Less
+            } else {
+                Ordering::Greater
             }
-            (false, true) => {
-                if k.nulls_first {
-                    Ordering::Greater
-                } else {
-                    Ordering::Less
-                }
+        }
+        (false, true) => {
+            if k.nulls_first {
+                Ordering::Greater
+            } else {
+                Ordering::Less
             }
-            (false, false) => {
-                let o = x.sort_cmp(y);
-                if k.desc { o.reverse() } else { o }
-            }
-        };
-        if ord != Ordering::Equal {
-            return ord;
+        }
+        (false, false) => {
+            let o = x.sort_cmp(y);
+            if k.desc { o.reverse() } else { o }
         }
     }
-    Ordering::Equal
+}
+
+/// Compare two rows' key values by the sort keys.
+pub(crate) fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> Ordering {
+    keys.iter()
+        .zip(a.iter().zip(b))
+        .map(|(k, (x, y))| compare_key(k, x, y))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }
 
 /// Total order on whole rows: column by column, NULLs last.
@@ -495,15 +536,53 @@ pub(crate) fn compare_rows(a: &[Value], b: &[Value]) -> Ordering {
     a.iter().zip(b).map(|(x, y)| x.sort_cmp(y)).find(|o| *o != Ordering::Equal).unwrap_or(Ordering::Equal)
 }
 
-fn sort(rows: Vec<Row>, keys: &[SortKey]) -> Result<Vec<Row>> {
-    let mut keyed = rows
-        .into_iter()
-        .map(|r| Ok((keys.iter().map(|k| eval(&k.expr, &r)).collect::<Result<Vec<_>>>()?, r)))
-        .collect::<Result<Vec<_>>>()?;
-    // Ties are broken by the whole row, so the order does not depend on how the replica
-    // happens to store rows (and an incremental top-k can reproduce it).
-    keyed.sort_by(|(a, ra), (b, rb)| compare_keys(a, b, keys).then_with(|| compare_rows(ra, rb)));
-    Ok(keyed.into_iter().map(|(_, r)| r).collect())
+/// Sorts `rows` by `keys`; with `keep`, returns only the first `keep` rows of that order
+/// (selected in linear time, then sorted: a top-k for ORDER BY ... LIMIT).
+///
+/// Ties are broken by the whole row, so the order does not depend on how the replica happens
+/// to store rows (and an incremental top-k can reproduce it). The order is total, so selecting
+/// the first `keep` rows, then sorting them, gives the same rows in the same order as sorting
+/// everything.
+fn sort(mut rows: Vec<Row>, keys: &[SortKey], keep: Option<usize>) -> Result<Vec<Row>> {
+    // The planner's keys are usually output columns: compared in place. Other keys are
+    // evaluated once per row.
+    let columns: Option<Vec<usize>> = keys
+        .iter()
+        .map(|k| match k.expr.kind {
+            ExprKind::Column(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    let evaluated: Vec<Vec<Value>> = match columns {
+        Some(_) => Vec::new(),
+        None => rows
+            .iter()
+            .map(|r| keys.iter().map(|k| eval(&k.expr, r)).collect::<Result<Vec<_>>>())
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let by_keys = |a: usize, b: usize| match &columns {
+        Some(cols) => keys
+            .iter()
+            .zip(cols)
+            .map(|(k, &c)| compare_key(k, &rows[a][c], &rows[b][c]))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal),
+        None => compare_keys(&evaluated[a], &evaluated[b], keys),
+    };
+    // Indices are sorted rather than rows, through one comparator type: the sort code is
+    // instantiated once however many key shapes there are (it is large in the wasm bundle).
+    let order: &dyn Fn(&usize, &usize) -> Ordering =
+        &|&a, &b| by_keys(a, b).then_with(|| compare_rows(&rows[a], &rows[b]));
+    let mut indices: Vec<usize> = (0..rows.len()).collect();
+    if let Some(k) = keep.filter(|k| *k < indices.len()) {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        indices.select_nth_unstable_by(k - 1, order);
+        indices.truncate(k);
+    }
+    indices.sort_unstable_by(order);
+    Ok(indices.into_iter().map(|i| std::mem::take(&mut rows[i])).collect())
 }
 
 #[cfg(test)]

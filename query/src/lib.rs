@@ -21,6 +21,10 @@
 //! - [`eval`]: one expression over one row, with three-valued logic.
 //! - [`exec`]: from-scratch evaluation of a plan over in-memory rows ([`exec::DataSource`]).
 //! - [`memory`]: [`MemoryTables`], a catalog and data source in memory.
+//! - [`subscription`]: the shape of a subscription's SQL (one table, columns, WHERE), checked
+//!   the same way by the client before it subscribes and by the server.
+//! - `json` (feature `json`): values in KalamDB's JSON encoding (HTTP results, sync frames, the
+//!   client's replica), read by column type and written back.
 //! - [`error`]: [`QueryError`], the one error type.
 //!
 //! The entry points are [`parse`], [`plan()`] (parse + check) and [`run`] (parse + check +
@@ -170,10 +174,13 @@ pub mod check;
 pub mod error;
 pub mod eval;
 pub mod exec;
+#[cfg(feature = "json")]
+pub mod json;
 pub mod memory;
 pub mod parser;
 pub mod plan;
 pub mod schema;
+pub mod subscription;
 pub mod types;
 pub mod value;
 
@@ -183,6 +190,7 @@ pub use memory::MemoryTables;
 pub use parser::parse;
 pub use plan::{Field, Plan, Schema};
 pub use schema::{Catalog, ColumnDef, TableSchema};
+pub use subscription::{Subscription, parse_subscription};
 pub use types::DataType;
 pub use value::Value;
 

@@ -2,6 +2,7 @@
 //! `NULL`.
 
 use std::fmt;
+use std::str::FromStr;
 
 /// Largest DECIMAL precision (Arrow's Decimal128, as on the server).
 pub const MAX_DECIMAL_PRECISION: u8 = 38;
@@ -105,8 +106,83 @@ impl DataType {
     }
 }
 
+/// A type name [`DataType::sql_name`] does not produce (and so neither does the server).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown type name '{0}'")]
+pub struct UnknownTypeName(pub String);
+
+/// The inverse of [`DataType::sql_name`]: reads the type names the server puts in result and
+/// sync schemas (`BIGINT`, `DECIMAL(10,2)`, `CRDT_TEXT`, ...), case-insensitively. This is not
+/// the SQL grammar of `CAST` (which also takes aliases such as `int8` or `varchar(20)`).
+impl FromStr for DataType {
+    type Err = UnknownTypeName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let unknown = || UnknownTypeName(name.to_string());
+        let upper = name.trim().to_ascii_uppercase();
+        Ok(match upper.as_str() {
+            "NULL" => DataType::Null,
+            "BOOLEAN" => DataType::Boolean,
+            "SMALLINT" => DataType::SmallInt,
+            "INT" => DataType::Int,
+            "BIGINT" => DataType::BigInt,
+            "FLOAT" => DataType::Float,
+            "DOUBLE" => DataType::Double,
+            "TEXT" => DataType::Text,
+            "BYTES" => DataType::Bytes,
+            "DATE" => DataType::Date,
+            "TIMESTAMP" => DataType::Timestamp,
+            "JSON" => DataType::Json,
+            "CRDT_TEXT" => DataType::CrdtText,
+            other => {
+                let args = other.strip_prefix("DECIMAL(").and_then(|r| r.strip_suffix(')')).ok_or_else(unknown)?;
+                let (p, s) = args.split_once(',').ok_or_else(unknown)?;
+                let precision: u8 = p.trim().parse().map_err(|_| unknown())?;
+                let scale: i8 = s.trim().parse().map_err(|_| unknown())?;
+                if precision == 0 || precision > MAX_DECIMAL_PRECISION || scale.unsigned_abs() > precision {
+                    return Err(unknown());
+                }
+                DataType::Decimal { precision, scale }
+            }
+        })
+    }
+}
+
 impl fmt::Display for DataType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.sql_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_names_read_back() {
+        let all = [
+            DataType::Null,
+            DataType::Boolean,
+            DataType::SmallInt,
+            DataType::Int,
+            DataType::BigInt,
+            DataType::Float,
+            DataType::Double,
+            DataType::Decimal { precision: 10, scale: 2 },
+            DataType::Decimal { precision: 38, scale: 0 },
+            DataType::Text,
+            DataType::Bytes,
+            DataType::Date,
+            DataType::Timestamp,
+            DataType::Json,
+            DataType::CrdtText,
+        ];
+        for ty in all {
+            assert_eq!(ty.sql_name().parse::<DataType>(), Ok(ty));
+        }
+        assert_eq!("decimal( 5 , 1 )".parse(), Ok(DataType::Decimal { precision: 5, scale: 1 }));
+        for bad in ["VARCHAR", "DECIMAL", "DECIMAL(0,0)", "DECIMAL(39,2)", "DECIMAL(5,6)", "DECIMAL(5)", ""] {
+            assert_eq!(bad.parse::<DataType>(), Err(UnknownTypeName(bad.to_string())), "{bad}");
+        }
     }
 }

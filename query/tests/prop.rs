@@ -371,3 +371,26 @@ fn random_token_soup_never_panics() {
         let _ = run(&sql, &db, &[Value::Int64(1)]);
     }
 }
+
+/// ORDER BY ... LIMIT/OFFSET (evaluated as a top-k) returns exactly the rows of the full
+/// ORDER BY cut afterwards, in the same order, over data full of ties, NULLs and NaNs.
+#[test]
+fn order_by_with_limit_is_the_full_order_cut() {
+    let db = fixture();
+    let mut r = Rng(11);
+    let keys = ["a", "b", "price", "t", "date", "f", "a + b", "coalesce(t, 'z')"];
+    for _ in 0..400 {
+        let order: Vec<String> = (0..1 + r.below(3))
+            .map(|_| {
+                let dir = *r.pick(&["", " ASC", " DESC", " DESC NULLS LAST", " NULLS FIRST"]);
+                format!("{}{dir}", r.pick(&keys))
+            })
+            .collect();
+        let base = format!("SELECT a, b, t FROM t ORDER BY {}", order.join(", "));
+        let (limit, offset) = (r.below(15), r.below(15));
+        let all = run(&base, &db, &[]).unwrap().rows;
+        let cut = run(&format!("{base} LIMIT {limit} OFFSET {offset}"), &db, &[]).unwrap().rows;
+        let want: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+        assert_eq!(cut, want, "{base} LIMIT {limit} OFFSET {offset}");
+    }
+}

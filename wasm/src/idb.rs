@@ -29,9 +29,8 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
-use kalamdb_client_core::query::Row;
 use kalamdb_client_core::store::{
-    OutboxEntry, ReplicaStore, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+    OutboxEntry, ReplicaStore, Row, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -7,12 +7,13 @@
 //! - [`idb`]: the IndexedDB replica store used in browsers.
 //! - [`tabs`]: several tabs sharing one IndexedDB replica, one of them leading sync.
 //!
-//! Values cross the boundary as plain JSON-compatible objects; the TypeScript layer adds
-//! types and the React/Vue bindings.
+//! Values cross the boundary as plain JSON-compatible objects, except that integers beyond
+//! 2^53 are `bigint`s ([`values`]); the TypeScript layer adds types and the React/Vue bindings.
 
 pub mod idb;
 pub mod platform;
 pub mod tabs;
+pub mod values;
 
 use futures::channel::oneshot;
 use futures::{FutureExt, StreamExt};
@@ -61,18 +62,14 @@ fn sync_err(e: SyncError) -> JsError {
     JsError::new(&e.to_string())
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Receipt {
-    client_id: String,
-    seq: u64,
-    inserted_keys: Vec<Value>,
-}
-
-impl From<WriteReceipt> for Receipt {
-    fn from(r: WriteReceipt) -> Self {
-        Receipt { client_id: r.client_id, seq: r.seq, inserted_keys: r.inserted_keys }
-    }
+/// A write receipt: `{clientId, seq, insertedKeys}`.
+fn receipt_to_js(r: &WriteReceipt) -> JsValue {
+    let receipt = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&receipt, &"clientId".into(), &JsValue::from_str(&r.client_id));
+    let _ = js_sys::Reflect::set(&receipt, &"seq".into(), &JsValue::from_f64(r.seq as f64));
+    let keys = values::json_to_js(&Value::Array(r.inserted_keys.clone()));
+    let _ = js_sys::Reflect::set(&receipt, &"insertedKeys".into(), &keys);
+    receipt.into()
 }
 
 /// A running client with its local replica.
@@ -98,10 +95,11 @@ impl Subscription {
     }
 }
 
-/// Calls `callback(value)` for every item of `stream` until stopped.
-fn forward<T: Serialize + 'static>(
+/// Calls `callback(convert(item))` for every item of `stream` until stopped.
+fn forward<T: 'static>(
     stream: impl futures::Stream<Item = T> + Unpin + 'static,
     callback: js_sys::Function,
+    convert: fn(&T) -> Result<JsValue, JsError>,
 ) -> Subscription {
     let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
     let mut stream = stream.fuse();
@@ -110,7 +108,7 @@ fn forward<T: Serialize + 'static>(
             futures::select! {
                 item = stream.next() => match item {
                     Some(item) => {
-                        if let Ok(v) = to_js(&item) {
+                        if let Ok(v) = convert(&item) {
                             let _ = callback.call1(&JsValue::NULL, &v);
                         }
                     }
@@ -224,14 +222,16 @@ impl KalamClient {
         }
     }
 
-    /// Runs a query on the local replica: `{columns, rows}` with rows as arrays.
+    /// Runs a query on the local replica: `{columns, types, rows}` with rows as arrays (values
+    /// as in [`values`]). `params` bind `$1..$n` (or the `?`s); a `bigint` stays exact.
     pub async fn query(&self, sql: String, params: JsValue) -> Result<JsValue, JsError> {
         let params: Vec<Value> =
             if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
-        to_js(&self.client.query(&sql, params).await.map_err(sync_err)?)
+        Ok(values::result_to_js(&self.client.query(&sql, params).await.map_err(sync_err)?))
     }
 
-    /// A live local query: `callback({columns, rows})` now and after every change.
+    /// A live local query: `callback({columns, types, rows})` now and after every change to
+    /// one of the tables it reads that changes the result.
     pub async fn live(
         &self,
         sql: String,
@@ -241,13 +241,13 @@ impl KalamClient {
         let params: Vec<Value> =
             if params.is_undefined() || params.is_null() { vec![] } else { from_js(params, "params")? };
         let live = self.client.live(&sql, params).await.map_err(sync_err)?;
-        Ok(forward(live, callback))
+        Ok(forward(live, callback, |rs| Ok(values::result_to_js(rs))))
     }
 
     /// Writes `ops` (`[{table, op, row?, pk?}]`) as one atomic mutation.
     pub async fn mutate(&self, ops: JsValue) -> Result<JsValue, JsError> {
         let ops: Vec<MutationOp> = from_js(ops, "ops")?;
-        to_js(&Receipt::from(self.client.mutate(ops).await.map_err(sync_err)?))
+        Ok(receipt_to_js(&self.client.mutate(ops).await.map_err(sync_err)?))
     }
 
     /// `{status: "pending" | "applied" | "rejected", ...}` or `undefined` if unknown.
@@ -265,7 +265,7 @@ impl KalamClient {
     #[wasm_bindgen(js_name = crdtCell)]
     pub async fn crdt_cell(&self, table: String, pk: JsValue, column: String) -> Result<JsValue, JsError> {
         let pk: Value = from_js(pk, "primary key")?;
-        to_js(&self.client.crdt_cell(&table, pk, &column).await.map_err(sync_err)?)
+        Ok(values::json_to_js(&self.client.crdt_cell(&table, pk, &column).await.map_err(sync_err)?))
     }
 
     pub async fn status(&self) -> Result<JsValue, JsError> {
@@ -275,7 +275,7 @@ impl KalamClient {
     /// `callback(event)` for status changes, mutation outcomes and errors.
     #[wasm_bindgen(js_name = onEvent)]
     pub fn on_event(&self, callback: js_sys::Function) -> Subscription {
-        forward(self.client.events(), callback)
+        forward(self.client.events(), callback, to_js)
     }
 
     /// Goes offline or back online. With a shared replica, only the leading tab connects;

@@ -5,9 +5,8 @@
 
 use kalamdb_client_core::protocol::ws::{ClientMessage, MutationKind, MutationOp, ServerMessage};
 use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
-use kalamdb_client_core::query::Row;
 use kalamdb_client_core::store::{
-    MemoryStore, OutboxEntry, ReplicaStore, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key,
+    MemoryStore, OutboxEntry, ReplicaStore, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key,
 };
 use kalamdb_client_core::sync::SyncEngine;
 use kalamdb_wasm::idb::IndexedDbStore;

@@ -3,8 +3,7 @@
 //! Clones share one state, so a test can "reload the app" by starting a new client on a
 //! clone of the store it used before.
 
-use super::{OutboxEntry, ReplicaStore, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord};
-use crate::query::Row;
+use super::{OutboxEntry, ReplicaStore, Row, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord};
 use futures::future::LocalBoxFuture;
 use serde_json::Value;
 use std::collections::BTreeMap;

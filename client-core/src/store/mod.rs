@@ -16,10 +16,13 @@ pub use memory::MemoryStore;
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{Cursor, MutationOp};
-use crate::query::Row;
 use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// One stored row: column name → value in the server's JSON encoding (`docs/http-api.md`).
+/// Local queries read it by the column types of the subscription's schema.
+pub type Row = Map<String, Value>;
 
 /// Client-chosen name of a subscription (what `sync()` declared), stable across restarts.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -4,8 +4,8 @@
 use super::engine::SyncError;
 use super::status::{MutationState, SyncEvent, SyncStatus};
 use crate::protocol::ws::{MutationKind, MutationOp};
-use crate::query::{ResultSet, Row};
-use crate::store::{StoreOp, SubscriptionId};
+use crate::query::ResultSet;
+use crate::store::{Row, StoreOp, SubscriptionId};
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 use serde_json::Value;
@@ -101,8 +101,8 @@ pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
 }
 
-/// A live local query: the first result arrives at once, then one after every change to
-/// its table that changes the result. Dropping it stops the query.
+/// A live local query: the first result arrives at once, then one after every change to one
+/// of the tables it reads that changes the result. Dropping it stops the query.
 pub struct LiveQuery {
     id: u64,
     commands: mpsc::UnboundedSender<Command>,
@@ -156,12 +156,15 @@ impl Client {
         self.call(|reply| Command::Unsync { id: SubscriptionId(id.to_string()), reply }).await
     }
 
-    /// Runs a query on the local replica (works offline).
+    /// Runs a query on the local replica (works offline): any query of KalamDB's query language
+    /// over the synced tables (joins, aggregates, ...; see [`crate::query`]), `params` binding
+    /// `$1..$n` (or the `?`s).
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<ResultSet, SyncError> {
         self.call(|reply| Command::Query { sql: sql.to_string(), params, reply }).await?
     }
 
-    /// A live local query.
+    /// A live local query: its result now, then again after every local write or synced change
+    /// to one of the tables it reads that changes the result.
     pub async fn live(&self, sql: &str, params: Vec<Value>) -> Result<LiveQuery, SyncError> {
         let (updates_tx, updates) = mpsc::unbounded();
         let id =

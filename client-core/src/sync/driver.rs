@@ -11,11 +11,10 @@ use super::engine::{Effects, SyncEngine, SyncError};
 use super::platform::{ConnectError, Platform, Socket, SocketEvent, TokenSource, parse_utc_ms, uuid_v7};
 use super::status::SyncEvent;
 use crate::protocol::ws::{ClientMessage, MutationKind, ServerMessage};
-use crate::query::ResultSet;
+use crate::query::{LocalQuery, ResultSet};
 use crate::store::ReplicaStore;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
-use serde_json::Value;
 use std::rc::Rc;
 
 const MAX_INPUTS_PER_COMMIT: usize = 256;
@@ -59,11 +58,12 @@ enum Input {
     Tick,
 }
 
+/// A live local query: run again whenever one of the tables its plan reads is touched.
 struct LiveRegistration {
     id: u64,
-    table: String,
-    sql: String,
-    params: Vec<Value>,
+    query: LocalQuery,
+    /// `namespace.table` of the tables its last plan read.
+    tables: Vec<String>,
     last: Option<ResultSet>,
     updates: mpsc::UnboundedSender<ResultSet>,
 }
@@ -431,20 +431,25 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
                 fx
             }
             Command::Query { sql, params, reply } => {
-                let _ = reply.send(self.engine.query(&sql, &params).map(|(_, rs)| rs));
+                let _ = reply.send(self.engine.query(&sql, &params));
                 Effects::default()
             }
             Command::Live { sql, params, updates, reply } => {
-                match self.engine.query(&sql, &params) {
-                    Ok((table, rs)) => {
+                let replica = self.engine.replica();
+                let first = LocalQuery::parse(&sql, &params).and_then(|query| {
+                    let plan = query.plan(replica)?;
+                    Ok((plan.run(replica)?, plan.tables(), query))
+                });
+                match first {
+                    Ok((rs, tables, query)) => {
                         let id = self.next_live;
                         self.next_live += 1;
                         let _ = updates.unbounded_send(rs.clone());
-                        self.lives.push(LiveRegistration { id, table, sql, params, last: Some(rs), updates });
+                        self.lives.push(LiveRegistration { id, query, tables, last: Some(rs), updates });
                         let _ = reply.send(Ok(id));
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e));
+                        let _ = reply.send(Err(e.into()));
                     }
                 }
                 Effects::default()
@@ -590,13 +595,20 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
         if touched.is_empty() {
             return;
         }
-        let engine = &self.engine;
+        let replica = self.engine.replica();
         self.lives.retain_mut(|l| {
-            if !touched.contains(&l.table) {
+            if !l.tables.iter().any(|t| touched.contains(t)) {
                 return true;
             }
-            // An error means the table's last subscription went away: the result is empty.
-            let rs = engine.query(&l.sql, &l.params).map(|(_, rs)| rs).unwrap_or_default();
+            // Planned again: a schema may have changed. An error (a table's last subscription
+            // went away, or evaluating a row failed) makes the result empty.
+            let rs = match l.query.plan(replica) {
+                Ok(plan) => {
+                    l.tables = plan.tables();
+                    plan.run(replica).unwrap_or_default()
+                }
+                Err(_) => ResultSet::default(),
+            };
             if l.last.as_ref() == Some(&rs) {
                 return !l.updates.is_closed();
             }
@@ -610,5 +622,130 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
         if let Some(s) = self.socket.take() {
             s.close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ColumnInfo;
+    use crate::store::{MemoryStore, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+    use crate::sync::LiveQuery;
+    use crate::sync::platform::SocketEvent;
+    use futures::channel::mpsc::UnboundedSender;
+    use futures::future::LocalBoxFuture;
+    use serde_json::{Value, json};
+    use std::time::Duration;
+
+    /// A platform that never connects: the client works on its replica alone.
+    struct Offline;
+
+    impl Platform for Offline {
+        fn connect(
+            &self,
+            _url: &str,
+            _conn: u64,
+            _events: UnboundedSender<SocketEvent>,
+        ) -> LocalBoxFuture<'static, Result<Box<dyn Socket>, String>> {
+            Box::pin(async { Err("offline".to_string()) })
+        }
+        fn spawn(&self, task: LocalBoxFuture<'static, ()>) {
+            tokio::task::spawn_local(task);
+        }
+        fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+            Box::pin(tokio::time::sleep(Duration::from_millis(ms)))
+        }
+        fn now_ms(&self) -> f64 {
+            0.0
+        }
+        fn random_u32(&self) -> u32 {
+            7
+        }
+    }
+
+    /// A store holding `app.lists` and `app.todos` as a previous session synced them.
+    async fn synced_store() -> MemoryStore {
+        let store = MemoryStore::new();
+        let sub = |id: &str, columns: &[(&str, &str)]| {
+            StoreOp::PutSubscription(SubscriptionRecord {
+                id: SubscriptionId(id.into()),
+                sql: format!("SELECT * FROM app.{id}"),
+                table: format!("app.{id}"),
+                cursor: Some(1),
+                schema: columns.iter().map(|(n, t)| ColumnInfo::new(*n, *t)).collect(),
+                primary_key: Some("id".into()),
+                complete: true,
+                rows_loaded: 0,
+                last_synced_ms: None,
+            })
+        };
+        let row = |id: &str, row: Value| StoreOp::PutRow {
+            sub: SubscriptionId(id.into()),
+            pk: pk_key(&row["id"]),
+            row: row.as_object().unwrap().clone(),
+        };
+        store
+            .commit(vec![
+                sub("lists", &[("id", "TEXT"), ("name", "TEXT")]),
+                sub("todos", &[("id", "TEXT"), ("list_id", "TEXT"), ("done", "BOOLEAN")]),
+                row("lists", json!({"id": "l1", "name": "Home"})),
+                row("todos", json!({"id": "t1", "list_id": "l1", "done": false})),
+            ])
+            .await
+            .unwrap();
+        store
+    }
+
+    async fn next_rows(live: &mut LiveQuery) -> Vec<Vec<Value>> {
+        tokio::time::timeout(Duration::from_secs(5), live.next()).await.expect("a live result").unwrap().rows
+    }
+
+    fn obj(v: Value) -> crate::store::Row {
+        v.as_object().unwrap().clone()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_live_join_follows_writes_to_each_table_it_reads() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let mut config = ClientConfig::new("ws://127.0.0.1:9/v1/ws");
+                config.online = false;
+                let tokens: TokenSource = Box::new(|| Box::pin(async { Ok("token".to_string()) }));
+                let client = start(config, Offline, synced_store().await, tokens);
+                let mut live = client
+                    .live(
+                        "SELECT l.name, count(t.id) AS open FROM app.lists l \
+                         LEFT JOIN app.todos t ON t.list_id = l.id AND NOT t.done GROUP BY l.name ORDER BY l.name",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(next_rows(&mut live).await, vec![vec![json!("Home"), json!(1)]]);
+
+                client.insert("app.todos", obj(json!({"id": "t2", "list_id": "l1", "done": false}))).await.unwrap();
+                assert_eq!(next_rows(&mut live).await, vec![vec![json!("Home"), json!(2)]]);
+
+                client.insert("app.lists", obj(json!({"id": "l2", "name": "Work"}))).await.unwrap();
+                assert_eq!(
+                    next_rows(&mut live).await,
+                    vec![vec![json!("Home"), json!(2)], vec![json!("Work"), json!(0)]]
+                );
+
+                client.update("app.todos", json!("t1"), obj(json!({"done": true}))).await.unwrap();
+                assert_eq!(
+                    next_rows(&mut live).await,
+                    vec![vec![json!("Home"), json!(1)], vec![json!("Work"), json!(0)]]
+                );
+
+                // A write that does not change the result is not reported.
+                client.insert("app.todos", obj(json!({"id": "t3", "list_id": "l9", "done": false}))).await.unwrap();
+                client.update("app.lists", json!("l2"), obj(json!({"name": "Office"}))).await.unwrap();
+                assert_eq!(
+                    next_rows(&mut live).await,
+                    vec![vec![json!("Home"), json!(1)], vec![json!("Office"), json!(0)]]
+                );
+                client.close().await;
+            })
+            .await;
     }
 }

@@ -11,10 +11,12 @@ use crate::protocol::ws::{
     ChangeOp, ClientMessage, Mutate, MutateResult, MutationKind, MutationOp, MutationStatus, ServerMessage, Subscribe,
 };
 use crate::protocol::{ColumnInfo, ErrorCode};
-use crate::query::{self, QueryError, ResultSet, Row};
-use crate::replica::Replica;
-use crate::store::{OutboxEntry, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use crate::query::{self, LocalQuery, LocalQueryError, ResultSet, SubscriptionError};
+use crate::replica::{Replica, ReplicaError};
+use crate::store::{OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use crate::sync::schema_change::RowMigration;
+use kalamdb_query::DataType;
+use kalamdb_query::json::from_json;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 
@@ -47,8 +49,15 @@ impl Effects {
 /// Errors of local operations (the server's verdicts arrive as events instead).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SyncError {
+    /// A local query failed.
     #[error(transparent)]
-    Query(#[from] QueryError),
+    Query(#[from] LocalQueryError),
+    /// A subscription's SQL was refused before it reached the server.
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+    /// The replica cannot show what was asked (a CRDT cell of a table that is not synced).
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
     #[error("invalid write: {0}")]
     InvalidWrite(String),
     #[error("subscription '{0}' already exists with a different query")]
@@ -382,13 +391,7 @@ impl SyncEngine {
     /// Declares a subscription (idempotent for the same id and SQL). Its rows start arriving
     /// once online.
     pub fn subscribe(&mut self, id: SubscriptionId, sql: String) -> Result<Effects, SyncError> {
-        let parsed = query::parse(&sql, &[])?;
-        if !parsed.table.contains('.') {
-            return Err(SyncError::Query(QueryError::Syntax(format!(
-                "name the table with its namespace (namespace.{})",
-                parsed.table
-            ))));
-        }
+        let table = query::subscription_table(&sql)?;
         let mut fx = Effects::default();
         if let Some(existing) = self.record(&id) {
             if existing.sql == sql {
@@ -399,7 +402,7 @@ impl SyncEngine {
         let rec = SubscriptionRecord {
             id: id.clone(),
             sql,
-            table: parsed.table,
+            table,
             cursor: None,
             schema: Vec::new(),
             primary_key: None,
@@ -505,6 +508,25 @@ impl SyncEngine {
                 }
             }
         }
+        match &op.row {
+            Some(row) => self.check_values(&op.table, row),
+            None => Ok(()),
+        }
+    }
+
+    /// Values written to columns whose type the replica knows must read as that type the way
+    /// the server stores them: a write the server would refuse is refused at once, and local
+    /// queries never meet a pending value they cannot read. Columns not (yet) described, of a
+    /// type this client does not know, or CRDT_TEXT (which takes edits the replica merges)
+    /// are left to the server.
+    fn check_values(&self, table: &str, row: &Row) -> Result<(), SyncError> {
+        for (column, value) in row {
+            let ty = self.replica.column_type(table, column).and_then(|t| t.parse::<DataType>().ok());
+            if let Some(ty) = ty.filter(|t| *t != DataType::CrdtText) {
+                from_json(value, ty)
+                    .map_err(|e| SyncError::InvalidWrite(format!("column '{column}' of {table}: {e}")))?;
+            }
+        }
         Ok(())
     }
 
@@ -516,12 +538,10 @@ impl SyncEngine {
         self.settled.get(&(client_id.to_string(), seq)).cloned()
     }
 
-    /// Runs a local query over the replica.
-    pub fn query(&self, sql: &str, params: &[Value]) -> Result<(String, ResultSet), SyncError> {
-        let q = query::parse(sql, params)?;
-        let view = self.replica.table_view(&q.table)?;
-        let rs = q.run(&view.columns, view.rows.iter().map(|r| r.as_ref()))?;
-        Ok((q.table, rs))
+    /// Runs a local query over the replica (see [`crate::query`]).
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<ResultSet, SyncError> {
+        let query = LocalQuery::parse(sql, params)?;
+        Ok(query.plan(&self.replica)?.run(&self.replica)?)
     }
 }
 
@@ -723,7 +743,7 @@ mod tests {
     }
 
     fn ids(e: &SyncEngine) -> Vec<Value> {
-        e.query("SELECT id, v FROM app.t ORDER BY id", &[]).unwrap().1.rows.into_iter().map(Value::Array).collect()
+        e.query("SELECT id, v FROM app.t ORDER BY id", &[]).unwrap().rows.into_iter().map(Value::Array).collect()
     }
 
     #[test]
@@ -760,7 +780,7 @@ mod tests {
             0.0,
         );
         assert_eq!(fx.commit.iter().filter(|op| matches!(op, StoreOp::PutRow { .. })).count(), 2);
-        let rows = e.query("SELECT id, v, flag FROM app.t ORDER BY id", &[]).unwrap().1.rows;
+        let rows = e.query("SELECT id, v, flag FROM app.t ORDER BY id", &[]).unwrap().rows;
         assert_eq!(rows, vec![vec![json!("a"), json!(1), json!(false)], vec![json!("b"), json!(2), json!(false)]]);
         assert_eq!(e.replica.subscriptions().next().unwrap().cursor, Some(10));
     }
@@ -828,6 +848,32 @@ mod tests {
         assert!(e.write(vec![op(MutationKind::Update, None, Some(json!("a")))], 0.0, || "k".into()).is_err());
         assert!(e.subscribe(SubscriptionId("s".into()), "SELECT id FROM app.t".into()).is_err());
         assert!(e.subscribe(SubscriptionId("u".into()), "SELECT * FROM t".into()).is_err());
+    }
+
+    #[test]
+    fn writes_are_checked_against_the_column_types() {
+        let mut e = online_engine();
+        e.on_message(batch(vec![json!(["a", 1])], vec![], 10, false), 0.0);
+        let update = |v: Value| MutationOp {
+            table: "app.t".into(),
+            op: MutationKind::Update,
+            row: Some(json!({ "v": v }).as_object().unwrap().clone()),
+            pk: Some(json!("a")),
+        };
+        let err = e.write(vec![update(json!("abc"))], 0.0, || "k".into()).unwrap_err();
+        assert_eq!(err.to_string(), "invalid write: column 'v' of app.t: \"abc\" is not a valid BIGINT value");
+        assert!(e.replica().outbox().is_empty(), "nothing queued");
+        // What the server would store: text holding an integer is that integer.
+        e.write(vec![update(json!("12"))], 0.0, || "k".into()).unwrap();
+        assert_eq!(ids(&e), vec![json!(["a", 12])]);
+        // Columns the replica has no type for are the server's to judge.
+        let other = MutationOp {
+            table: "app.t".into(),
+            op: MutationKind::Update,
+            row: Some(json!({"unknown": [1]}).as_object().unwrap().clone()),
+            pk: Some(json!("a")),
+        };
+        assert!(e.write(vec![other], 0.0, || "k".into()).is_ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! new columns get the value the server reads old rows as (`default`, else NULL).
 
 use crate::protocol::ColumnInfo;
-use crate::query::Row;
+use crate::store::Row;
 use serde_json::Value;
 
 /// Where a column of the new schema takes its value from.

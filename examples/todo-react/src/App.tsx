@@ -11,9 +11,26 @@ export interface Todo {
   title: string;
   done: boolean | null;
   body: string | null;
+  list_id: string | null;
+}
+
+/** A list (`app.lists`) with its number of open todos. */
+export interface ListSummary {
+  id: string;
+  name: string;
+  open: number;
 }
 
 export const TABLE = 'app.todos';
+
+/**
+ * Lists with their open-item counts: a join + aggregate over both synced tables, run on the
+ * local replica (offline too) and kept live by `useLiveQuery` as either table changes.
+ */
+export const LIST_COUNTS =
+  'SELECT l.id, l.name, count(t.id) AS open FROM app.lists l ' +
+  'LEFT JOIN app.todos t ON t.list_id = l.id AND NOT coalesce(t.done, false) ' +
+  'GROUP BY l.id, l.name ORDER BY l.name, l.id';
 
 interface Session {
   username: string;
@@ -122,8 +139,11 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
   const [storage, setStorage] = useState<string | null>(null);
   const [syncError, setSyncError] = useState<string | null>(null);
   // Local queries need the table declared first: run nothing (null) until sync() resolved.
-  const { rows, loading, error } = useLiveQuery<Todo>(synced ? 'SELECT id, title, done, body FROM app.todos ORDER BY id' : null);
+  const { rows, loading, error } = useLiveQuery<Todo>(synced ? 'SELECT id, title, done, body, list_id FROM app.todos ORDER BY id' : null);
+  const { rows: lists } = useLiveQuery<ListSummary>(synced ? LIST_COUNTS : null);
   const [title, setTitle] = useState('');
+  const [listId, setListId] = useState(''); // the list of the next new todo ('' = none)
+  const [listName, setListName] = useState('');
   const [workOffline, setWorkOffline] = useState(false);
   const [openNotes, setOpenNotes] = useState<Record<string, boolean>>({});
   const todos = client.table<Todo>(TABLE);
@@ -133,8 +153,9 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
   }, [client]);
 
   useEffect(() => {
-    // Declares what this device replicates; idempotent, so calling it on every start is fine.
-    client.sync('todos', 'SELECT * FROM app.todos').then(
+    // Declares what this device replicates (one table per subscription; the lists' counts are
+    // joined locally); idempotent, so calling it on every start is fine.
+    Promise.all([client.sync('todos', 'SELECT * FROM app.todos'), client.sync('lists', 'SELECT * FROM app.lists')]).then(
       () => setSynced(true),
       (e) => setSyncError(e instanceof KalamError ? `${e.code}: ${e.message}` : String(e)),
     );
@@ -158,8 +179,15 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
   async function add(e: FormEvent) {
     e.preventDefault();
     if (!title.trim()) return;
-    await todos.insert({ title: title.trim(), done: false });
+    await todos.insert({ title: title.trim(), done: false, list_id: listId || null });
     setTitle('');
+  }
+
+  async function addList(e: FormEvent) {
+    e.preventDefault();
+    if (!listName.trim()) return;
+    await client.table('app.lists').insert({ name: listName.trim() });
+    setListName('');
   }
 
   return (
@@ -182,8 +210,31 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
           Sign out
         </button>
       </div>
+      <section className="lists">
+        <ul data-testid="lists">
+          {lists.map((l) => (
+            <li key={l.id} className="list" data-testid="list" data-id={l.id} data-name={l.name} data-open={String(l.open)}>
+              {l.name} <span className="muted">{l.open} open</span>
+            </li>
+          ))}
+        </ul>
+        <form onSubmit={addList}>
+          <input type="text" placeholder="New list" value={listName} onChange={(e) => setListName(e.target.value)} data-testid="new-list" />
+          <button type="submit" className="secondary" data-testid="add-list">
+            Add list
+          </button>
+        </form>
+      </section>
       <form onSubmit={add}>
         <input type="text" placeholder="What needs doing?" value={title} onChange={(e) => setTitle(e.target.value)} data-testid="new-title" />
+        <select value={listId} onChange={(e) => setListId(e.target.value)} data-testid="new-todo-list" aria-label="list">
+          <option value="">no list</option>
+          {lists.map((l) => (
+            <option key={l.id} value={l.id}>
+              {l.name}
+            </option>
+          ))}
+        </select>
         <button type="submit" data-testid="add">
           Add
         </button>

@@ -70,9 +70,10 @@ before(async () => {
   mkdirSync(shots, { recursive: true });
   server = await startServer();
   await server.rootSql(
-    'CREATE NAMESPACE app; CREATE USER TABLE app.todos (id TEXT PRIMARY KEY, title TEXT, done BOOLEAN, body CRDT_TEXT)',
+    'CREATE NAMESPACE app; CREATE USER TABLE app.todos (id TEXT PRIMARY KEY, title TEXT, done BOOLEAN, body CRDT_TEXT, list_id TEXT); ' +
+      'CREATE USER TABLE app.lists (id TEXT PRIMARY KEY, name TEXT)',
   );
-  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) {
+  for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
     await server.rootSql(`CREATE USER '${u}' WITH PASSWORD '${u}-password' ROLE user`);
   }
   preview = await startPreview(server.url);
@@ -136,8 +137,9 @@ async function waitTitles(page, expected, timeout = 15000) {
   );
 }
 
-async function addTodo(page, title) {
+async function addTodo(page, title, list) {
   await page.fill('[data-testid=new-title]', title);
+  await page.selectOption('[data-testid=new-todo-list]', list ? { label: list } : { value: '' });
   await page.click('[data-testid=add]');
   await page.waitForSelector(`[data-testid=todo][data-title="${title}"]`, { timeout: 10000 });
 }
@@ -313,4 +315,62 @@ test('CRDT notes edited on two devices merge', async () => {
   }
   await laptop.screenshot({ path: join(shots, 'crdt-laptop-merged.png') });
   await phone.screenshot({ path: join(shots, 'crdt-phone-merged.png') });
+});
+
+/** Waits until the list `name` shows `open` open items. */
+async function expectOpen(page, name, open, timeout = 15000) {
+  await page.waitForFunction(
+    ([n, o]) => document.querySelector(`[data-testid=list][data-name="${n}"]`)?.getAttribute('data-open') === o,
+    [name, String(open)],
+    { timeout },
+  );
+}
+
+test('lists show their open-item counts: a join + aggregate live query over the replica', async (t) => {
+  const ctx = await newContext();
+  const page = await signIn(ctx, 'frank');
+  await page.fill('[data-testid=new-list]', 'Home');
+  await page.click('[data-testid=add-list]');
+  await expectOpen(page, 'Home', 0);
+  await addTodo(page, 'milk', 'Home');
+  await addTodo(page, 'bread', 'Home');
+  await addTodo(page, 'no list at all');
+  await expectOpen(page, 'Home', 2);
+  await setDone(page, 'milk', true);
+  await expectOpen(page, 'Home', 1);
+
+  // A remote write (another device) joins the count too.
+  const home = await page.getAttribute('[data-testid=list][data-name="Home"]', 'data-id');
+  await server.sqlAs('frank', `INSERT INTO app.todos (id, title, done, list_id) VALUES ('remote-1', 'from the server', false, '${home}')`);
+  await expectOpen(page, 'Home', 2);
+
+  // Offline: a new list and a todo in it count at once, and after a reload.
+  await page.waitForFunction(() => document.documentElement.dataset.offlineReady === 'true', null, { timeout: 15000 });
+  const storage = await storageOf(page);
+  await goOffline(ctx, page);
+  await page.fill('[data-testid=new-list]', 'Garden');
+  await page.click('[data-testid=add-list]');
+  await expectOpen(page, 'Garden', 0);
+  await addTodo(page, 'water plants', 'Garden');
+  await expectOpen(page, 'Garden', 1);
+  await expectText(page, '[data-testid=pending]', '2 pending');
+  if (storage === 'indexeddb') {
+    await page.reload();
+    await page.waitForSelector('[data-testid=connection]', { timeout: 15000 });
+    await expectOpen(page, 'Garden', 1);
+    await expectOpen(page, 'Home', 2);
+    await page.screenshot({ path: join(shots, 'lists-offline-after-reload.png') });
+    await ctx.setOffline(false);
+  } else {
+    t.diagnostic('memory replica: reload step skipped');
+    await goOnline(ctx, page);
+  }
+  await expectText(page, '[data-testid=connection]', 'online', 20000);
+  await expectText(page, '[data-testid=pending]', '0 pending', 20000);
+  const counts = 'SELECT l.name, count(t.id) AS open FROM app.lists l LEFT JOIN app.todos t ON t.list_id = l.id AND NOT coalesce(t.done, false) GROUP BY l.name ORDER BY l.name';
+  assert.deepEqual(await server.sqlAs('frank', counts), [
+    { name: 'Garden', open: 1 },
+    { name: 'Home', open: 2 },
+  ]);
+  await page.screenshot({ path: join(shots, 'lists-converged.png') });
 });

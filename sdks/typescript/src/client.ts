@@ -81,6 +81,15 @@ export function crdtUpdate(update: Uint8Array): { update: string } {
   return { update: bytesToBase64(update) };
 }
 
+/**
+ * A comparison key for query parameters: their JSON text, with `bigint`s (which JSON cannot
+ * hold) written as tagged strings. Live-query bindings re-subscribe when it changes.
+ * @internal
+ */
+export function paramsKey(params: unknown[] | undefined): string {
+  return JSON.stringify(params ?? [], (_k, v: unknown) => (typeof v === 'bigint' ? `bigint:${v}` : v));
+}
+
 /** Converts `{columns, rows}` (rows as arrays) to row objects. */
 export function toObjects<R = Row>(columns: string[], rows: unknown[][]): R[] {
   return rows.map((r) => {
@@ -141,6 +150,7 @@ function cellFrom(v: unknown): CrdtCell | null {
 
 /** SQL text of a literal for the few statements the client writes itself. */
 function sqlLiteral(v: PrimaryKey): string {
+  if (typeof v === 'bigint') return String(v);
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new KalamError('CLIENT_ERROR', 'invalid primary key');
     return String(v);
@@ -450,9 +460,13 @@ export class KalamClient {
   }
 
   /**
-   * Runs a query on the local replica (works offline): one table, projection, `WHERE`
-   * (comparisons, AND/OR/NOT, IN, LIKE, IS NULL), ORDER BY, LIMIT/OFFSET, `$n` parameters.
-   * Local writes not yet confirmed are included. CRDT_TEXT columns read as their text.
+   * Runs a query on the local replica (works offline), in KalamDB's query language — the one
+   * the server speaks: SELECT over the synced tables with INNER and LEFT joins, WHERE with
+   * arithmetic and functions (lower, upper, length, coalesce, abs, round, date_trunc), GROUP BY
+   * with count/sum/avg/min/max, HAVING, DISTINCT, ORDER BY, LIMIT/OFFSET and `$n` or `?`
+   * parameters (a `bigint` parameter stays exact). DECIMAL and TIMESTAMP compare as numbers
+   * and instants. Local writes not yet confirmed are included; CRDT_TEXT columns read as their
+   * text. Values are encoded as in {@link Row}. See docs/client.md, "Local query language".
    */
   async query<R = Row>(sql: string, params?: unknown[]): Promise<R[]> {
     const rs = await this.call((e) => e.query(sql, params ?? null));
@@ -461,7 +475,8 @@ export class KalamClient {
 
   /**
    * A live local query: `callback(rows)` with the current result at once, then after every
-   * local write or synced change that changes it. Returns a function that stops it. Errors
+   * local write or synced change to one of the tables it reads (all the tables of a join) that
+   * changes it. Returns a function that stops it. Errors
    * (bad SQL, closed client) go to `onError`, else to the `'error'` event. A query on a table
    * whose schema has not arrived yet (right after `sync()`) waits for it instead of failing;
    * if it still fails once everything is loaded, `onError` is called and it keeps waiting.

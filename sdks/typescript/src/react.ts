@@ -10,7 +10,7 @@
  */
 import { createContext, createElement, useContext, useEffect, useState, useSyncExternalStore } from 'react';
 import type { ReactNode } from 'react';
-import { INITIAL_STATUS } from './client.js';
+import { INITIAL_STATUS, paramsKey } from './client.js';
 import type { KalamClient } from './client.js';
 import type { KalamError } from './errors.js';
 import type { Row, SyncStatus } from './types.js';
@@ -60,7 +60,7 @@ export function useLiveQuery<R = Row>(
   const ctx = useContext(KalamContext);
   const client = options.client ?? ctx;
   if (!client) throw new Error('useLiveQuery(): no <KalamProvider> above this component and no options.client');
-  const key = JSON.stringify(params ?? []);
+  const key = paramsKey(params);
   const [state, setState] = useState<LiveQueryState<R>>({ rows: [], loading: sql !== null, error: null });
   useEffect(() => {
     if (sql === null) {
@@ -68,9 +68,10 @@ export function useLiveQuery<R = Row>(
       return undefined;
     }
     setState((s) => (s.loading && !s.error ? s : { rows: s.rows, loading: true, error: null }));
+    // Runs again only when `key` changes, so `params` is the value it was computed from.
     const stop = client.live<R>(
       sql,
-      JSON.parse(key) as unknown[],
+      params ?? [],
       (rows) => setState({ rows, loading: false, error: null }),
       (error) => setState({ rows: [], loading: false, error }),
     );

@@ -1,10 +1,17 @@
 /** Public types of `@kalamdb/client`. */
 
-/** A row as an object keyed by column name. */
+/**
+ * A row as an object keyed by column name. Values are encoded as the server's JSON results:
+ * BOOLEAN `boolean`; SMALLINT, INT, BIGINT, FLOAT, DOUBLE `number` (NaN and infinities as the
+ * strings `"NaN"`, `"inf"`, `"-inf"`); DECIMAL a `string` with its exact digits (`"9.50"`);
+ * TIMESTAMP an RFC 3339 `string` (`"2024-03-15T10:20:30.000000Z"`); DATE `"YYYY-MM-DD"`; BYTES
+ * base64; JSON columns the JSON value; TEXT and CRDT_TEXT `string`. In local query results an
+ * integer beyond ±(2^53 − 1), such as a snowflake id, is a `bigint`, so no digit is lost.
+ */
 export type Row = Record<string, unknown>;
 
-/** A primary-key value (TEXT keys are strings, integer keys numbers). */
-export type PrimaryKey = string | number;
+/** A primary-key value (TEXT keys are strings, integer keys numbers, or bigints beyond 2^53). */
+export type PrimaryKey = string | number | bigint;
 
 /**
  * How the client authenticates.

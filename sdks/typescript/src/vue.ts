@@ -9,6 +9,7 @@
  */
 import { getCurrentScope, inject, onScopeDispose, provide, ref, shallowRef, toValue, watch } from 'vue';
 import type { App, InjectionKey, MaybeRefOrGetter, Ref } from 'vue';
+import { paramsKey } from './client.js';
 import type { KalamClient } from './client.js';
 import type { KalamError } from './errors.js';
 import type { Row, SyncStatus } from './types.js';
@@ -63,8 +64,8 @@ export function useLiveQuery<R = Row>(
   const error = shallowRef<KalamError | null>(null);
   let stop: (() => void) | null = null;
   watch(
-    () => [toValue(sql), JSON.stringify(toValue(params) ?? [])] as const,
-    ([q, p]) => {
+    () => [toValue(sql), paramsKey(toValue(params))] as const,
+    ([q]) => {
       stop?.();
       stop = null;
       if (q === null) {
@@ -76,7 +77,7 @@ export function useLiveQuery<R = Row>(
       error.value = null;
       stop = client.live<R>(
         q,
-        JSON.parse(p) as unknown[],
+        toValue(params) ?? [],
         (r) => {
           rows.value = r;
           loading.value = false;

@@ -11,9 +11,10 @@ export interface WasmSubscription {
   free?(): void;
 }
 
-/** `{columns, rows}` from the engine. @internal */
+/** `{columns, types, rows}` from the engine (`types`: KalamDB type names). @internal */
 export interface WasmResultSet {
   columns: string[];
+  types?: string[];
   rows: unknown[][];
 }
 

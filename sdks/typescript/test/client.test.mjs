@@ -198,10 +198,16 @@ test('a write the server rejects is rolled back and reported', async () => {
   c.on('mutation', (m) => mutations.push(m));
   await server.sqlAs(name, "INSERT INTO app.todos (id, title) VALUES ('dup', 'server copy')");
   await waitFor(async () => (await c.query("SELECT id FROM app.todos WHERE id = 'dup'")).length === 1, { what: 'dup synced' });
-  // Wrong type for a BOOLEAN column: the server refuses the whole mutation.
+  // A value of the wrong type is refused locally, at once: nothing is queued.
+  await assert.rejects(
+    c.table('app.todos').insert({ id: 'r0', done: 'not a boolean' }),
+    (e) => e instanceof KalamError && /column 'done' of app.todos: "not a boolean" is not a valid BOOLEAN value/.test(e.message),
+  );
+  assert.equal((await c.status()).pendingWrites, 0);
+  // A column the table does not have (only the server knows): it refuses the whole mutation.
   const bad = await c.mutate([
     { table: 'app.todos', op: 'insert', row: { id: 'r1', title: 'ok part' } },
-    { table: 'app.todos', op: 'insert', row: { id: 'r2', title: 'bad part', done: 'not a boolean' } },
+    { table: 'app.todos', op: 'insert', row: { id: 'r2', title: 'bad part', no_such_column: 1 } },
   ]);
   const outcome = await within(bad.settled, 10000, 'rejection');
   assert.equal(outcome.status, 'rejected');
