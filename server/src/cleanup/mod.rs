@@ -131,9 +131,12 @@ async fn rewrite(
     let mut written = 0u32;
     let mut newest_purged = 0i64;
     let columns = file::row_columns(table);
-    for f in &manifest.files {
+    let mut ahead = manifest.files.first().map(|f| cold.dir.open_ahead(&f.file)).transpose()?;
+    for (i, f) in manifest.files.iter().enumerate() {
+        let opening = ahead.take().expect("opened ahead");
+        ahead = manifest.files.get(i + 1).map(|f| cold.dir.open_ahead(&f.file)).transpose()?;
         let mut row = 0u32;
-        let mut batches = file::open(&cold.dir, &f.file, table, &columns, None, WRITE_CHUNK_ROWS).await?;
+        let mut batches = file::open_from(opening, table, &columns, None, file::ROW_GROUP_ROWS).await?;
         while let Some(b) = batches.next().await {
             let b = b?;
             for r in 0..b.num_rows() {

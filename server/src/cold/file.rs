@@ -7,8 +7,8 @@
 //! document. `_updated` and `_deleted` follow. A flush writes rows in primary-key order.
 
 use crate::cold::ColdError;
-use crate::cold::location::FileReader;
 use crate::cold::location::Location;
+use crate::cold::location::{FileReader, Opening};
 use crate::cold::manifest::{ColumnStats, FileEntry, sync_dir};
 use crate::cold::stats::StatsBuilder;
 use crate::error::{KalamError, Result};
@@ -40,7 +40,7 @@ const ROLE_KEY: &str = "kalamdb.role";
 const CRDT_STATE_ROLE: &str = "crdt_state";
 const STATE_SUFFIX: &str = "__state";
 /// Rows per Parquet row group (and per read batch).
-const ROW_GROUP_ROWS: usize = 65_536;
+pub(crate) const ROW_GROUP_ROWS: usize = 65_536;
 
 /// A column of a cold file, as readers ask for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,7 +313,18 @@ pub(crate) async fn open(
     selection: Option<RowSelection>,
     batch_rows: usize,
 ) -> Result<FileBatches> {
-    FileBatches::new(dir.reader(name).await?, table, columns, selection, batch_rows).await
+    open_from(dir.open_ahead(name)?, table, columns, selection, batch_rows).await
+}
+
+/// Like [`open`], for a file whose opening was started earlier ([`Location::open_ahead`]).
+pub(crate) async fn open_from(
+    opening: Opening,
+    table: &TableDef,
+    columns: &[FileColumn],
+    selection: Option<RowSelection>,
+    batch_rows: usize,
+) -> Result<FileBatches> {
+    FileBatches::new(opening.reader().await?, table, columns, selection, batch_rows).await
 }
 
 /// The batches of one file, in file order, with the requested columns (see [`open`]).

@@ -100,9 +100,14 @@ impl KeyIndex {
             superseded: HashMap::new(),
         };
         let columns = [FileColumn::User(table.primary_key), FileColumn::Updated, FileColumn::Deleted];
-        for f in files {
+        let mut ahead = files.first().map(|f| dir.open_ahead(&f.file)).transpose()?;
+        for (i, f) in files.iter().enumerate() {
+            let opening = ahead.take().expect("opened ahead");
+            ahead = files.get(i + 1).map(|f| dir.open_ahead(&f.file)).transpose()?;
             let mut row = 0u32;
-            for batch in file::read(dir, &f.file, table, &columns, None).await? {
+            let mut batches = file::open_from(opening, table, &columns, None, file::ROW_GROUP_ROWS).await?;
+            while let Some(batch) = batches.next().await {
+                let batch = batch?;
                 let pks = PkColumn::new(table.pk().data_type, batch.column(0).as_ref())?;
                 let updated = batch
                     .column(1)

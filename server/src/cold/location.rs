@@ -180,23 +180,22 @@ impl Location {
         }
     }
 
-    /// A reader of the Parquet file `name`, which must exist.
-    pub(crate) async fn reader(&self, name: &str) -> Result<FileReader> {
+    /// Starts opening the Parquet file `name` now: a local file is opened (and read, if
+    /// small) on the blocking pool at once, so that a reader going through several files
+    /// opens the next while it decodes the current one. (Waiting for each trip to the pool
+    /// in turn made a scan of 20 small files 30-40% slower than reading them in place.)
+    pub(crate) fn open_ahead(&self, name: &str) -> Result<Opening> {
         check_segment(name)?;
-        let missing = || ColdError::Corrupt(format!("cold file {name} is missing in {}", self.display()));
-        match self {
+        let pending = match self {
             Location::Dir(d) => {
                 let path = d.join(name);
-                match blocking(move || Ok(std::fs::File::open(&path).map_err(|e| (e, path)))).await? {
-                    Ok(file) => Ok(Box::new(LocalFile(Arc::new(file)))),
-                    Err((e, _)) if e.kind() == std::io::ErrorKind::NotFound => Err(missing().into()),
-                    Err((e, path)) => Err(KalamError::io("open", &path)(e)),
-                }
+                PendingFile::Local(tokio::task::spawn_blocking(move || LocalFile::open(&path)))
             }
             Location::Object { store, .. } => {
-                Ok(Box::new(ObjectFile { store: store.clone(), path: self.object(name) }))
+                PendingFile::Object(ObjectFile { store: store.clone(), path: self.object(name) })
             }
-        }
+        };
+        Ok(Opening { name: name.to_string(), location: self.display(), pending })
     }
 
     /// Writes `name` atomically and durably, replacing any previous content.
@@ -298,37 +297,126 @@ impl Location {
     }
 }
 
-/// A local Parquet file. Each request of the decoder (the footer, a row group's column
-/// chunks) is one trip to the blocking pool, reading at offsets.
-struct LocalFile(Arc<std::fs::File>);
+/// A file being opened (see [`Location::open_ahead`]).
+pub(crate) struct Opening {
+    name: String,
+    location: String,
+    pending: PendingFile,
+}
 
-impl LocalFile {
-    fn read<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(&std::fs::File) -> parquet::errors::Result<T> + Send + 'static,
-    ) -> BoxFuture<'static, parquet::errors::Result<T>> {
-        let file = self.0.clone();
-        async move {
-            tokio::task::spawn_blocking(move || read(&file)).await.map_err(|e| ParquetError::External(Box::new(e)))?
+enum PendingFile {
+    Local(tokio::task::JoinHandle<std::io::Result<LocalFile>>),
+    Object(ObjectFile),
+}
+
+impl Opening {
+    /// The file's name in its location.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until the file is open.
+    pub(crate) async fn reader(self) -> Result<FileReader> {
+        match self.pending {
+            PendingFile::Local(opening) => match opening.await {
+                Ok(Ok(file)) => Ok(Box::new(file)),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(ColdError::Corrupt(format!("cold file {} is missing in {}", self.name, self.location)).into())
+                }
+                Ok(Err(e)) => Err(KalamError::io("open", PathBuf::from(&self.location).join(&self.name))(e)),
+                Err(e) => Err(KalamError::internal(format!("filesystem task failed: {e}"))),
+            },
+            PendingFile::Object(file) => Ok(Box::new(file)),
         }
-        .boxed()
     }
 }
 
-fn read_range(file: &std::fs::File, range: Range<u64>) -> parquet::errors::Result<Bytes> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0; (range.end - range.start) as usize];
-    file.read_exact_at(&mut buf, range.start).map_err(|e| ParquetError::External(Box::new(e)))?;
-    Ok(Bytes::from(buf))
+/// Local files up to this size are read whole by the trip to the blocking pool that opens
+/// them. A flush writes one file per partition, and most are this small: one trip per file
+/// instead of three (open, footer, row group) keeps a scan of many small files as fast as
+/// reading them synchronously on the scanning thread was.
+const READ_WHOLE_BYTES: u64 = 8 << 20;
+
+/// A local Parquet file: in memory if small, else read by ranges, each request of the
+/// decoder (the footer, a row group's column chunks) one trip to the blocking pool.
+enum LocalFile {
+    Whole(Bytes),
+    Ranged(Arc<std::fs::File>),
+}
+
+impl LocalFile {
+    /// Opens `path` (a blocking call).
+    fn open(path: &Path) -> std::io::Result<LocalFile> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        if len > READ_WHOLE_BYTES {
+            return Ok(LocalFile::Ranged(Arc::new(file)));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut bytes)?;
+        Ok(LocalFile::Whole(Bytes::from(bytes)))
+    }
+
+    /// Runs `read` on the bytes in memory, or on the file on the blocking pool.
+    fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn ChunkSource) -> parquet::errors::Result<T> + Send + 'static,
+    ) -> BoxFuture<'static, parquet::errors::Result<T>> {
+        match self {
+            LocalFile::Whole(bytes) => futures::future::ready(read(bytes)).boxed(),
+            LocalFile::Ranged(file) => {
+                let file = file.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || read(&*file))
+                        .await
+                        .map_err(|e| ParquetError::External(Box::new(e)))?
+                }
+                .boxed()
+            }
+        }
+    }
+}
+
+/// Where a local file's bytes come from: memory or the file.
+trait ChunkSource: Send + Sync {
+    fn range(&self, range: Range<u64>) -> parquet::errors::Result<Bytes>;
+    fn metadata(&self, options: Option<&ArrowReaderOptions>) -> parquet::errors::Result<ParquetMetaData>;
+}
+
+impl ChunkSource for Bytes {
+    fn range(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
+        if range.end > self.len() as u64 || range.start > range.end {
+            return Err(ParquetError::EOF(format!("range {range:?} is outside the file of {} bytes", self.len())));
+        }
+        Ok(self.slice(range.start as usize..range.end as usize))
+    }
+
+    fn metadata(&self, options: Option<&ArrowReaderOptions>) -> parquet::errors::Result<ParquetMetaData> {
+        ParquetMetaDataReader::new().with_arrow_reader_options(options).parse_and_finish(self)
+    }
+}
+
+impl ChunkSource for std::fs::File {
+    fn range(&self, range: Range<u64>) -> parquet::errors::Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; (range.end - range.start) as usize];
+        self.read_exact_at(&mut buf, range.start).map_err(|e| ParquetError::External(Box::new(e)))?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn metadata(&self, options: Option<&ArrowReaderOptions>) -> parquet::errors::Result<ParquetMetaData> {
+        ParquetMetaDataReader::new().with_arrow_reader_options(options).parse_and_finish(self)
+    }
 }
 
 impl AsyncFileReader for LocalFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        self.read(move |f| read_range(f, range))
+        self.read(move |f| f.range(range))
     }
 
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        self.read(move |f| ranges.into_iter().map(|r| read_range(f, r)).collect())
+        self.read(move |f| ranges.into_iter().map(|r| f.range(r)).collect())
     }
 
     fn get_metadata<'a>(
@@ -336,10 +424,7 @@ impl AsyncFileReader for LocalFile {
         options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         let options = options.cloned();
-        self.read(move |f| {
-            let reader = ParquetMetaDataReader::new().with_arrow_reader_options(options.as_ref());
-            Ok(Arc::new(reader.parse_and_finish(f)?))
-        })
+        self.read(move |f| Ok(Arc::new(f.metadata(options.as_ref())?)))
     }
 }
 

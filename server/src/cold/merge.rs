@@ -6,7 +6,7 @@
 
 use crate::cold::file::{self, FileColumn};
 use crate::cold::key_index::{KeyIndex, PkColumn, PkKey};
-use crate::cold::location::Location;
+use crate::cold::location::{Location, Opening};
 use crate::cold::manifest::FileEntry;
 use crate::cold::stats::compare;
 use crate::cold::{ColdError, ColdPartition, ColdSnapshot, ColdStore};
@@ -137,6 +137,8 @@ pub(crate) struct PartitionScan {
     files: VecDeque<FileEntry>,
     /// The file being read.
     reading: Option<FileCursor>,
+    /// The next file, being opened while the current one is read.
+    ahead: Option<Opening>,
     left: Option<usize>,
 }
 
@@ -193,7 +195,7 @@ impl ScanSource {
     pub(crate) fn scan(mut self) -> PartitionScan {
         let hot_next = Some(keys::partition_prefix(self.spec.table.id, self.spec.partition).to_vec());
         let files = std::mem::take(&mut self.files).into();
-        PartitionScan { hot_next, files, reading: None, left: self.spec.limit, source: self }
+        PartitionScan { hot_next, files, reading: None, ahead: None, left: self.spec.limit, source: self }
     }
 
     /// Up to [`SCAN_BATCH_ROWS`] visible hot rows from `from` on, and where to go on from
@@ -228,9 +230,9 @@ impl ScanSource {
         Ok((Some(rows_to_batch(&spec.table, &refs, spec.with_system, Some(&spec.projection))?), next))
     }
 
-    async fn open_file(&self, f: &FileEntry) -> Result<FileCursor> {
+    async fn open_file(&self, f: &FileEntry, opening: Opening) -> Result<FileCursor> {
         let table = &self.spec.table;
-        let batches = file::open(&self.listing.dir, &f.file, table, &self.file_columns, None, SCAN_BATCH_ROWS).await?;
+        let batches = file::open_from(opening, table, &self.file_columns, None, SCAN_BATCH_ROWS).await?;
         Ok(FileCursor { batch: f.batch, batches, row: 0, check_hot: self.hot_key_in_range(f)? })
     }
 
@@ -350,7 +352,15 @@ impl PartitionScan {
             let cursor = match &mut self.reading {
                 Some(cursor) => cursor,
                 None => match self.files.pop_front() {
-                    Some(f) => self.reading.insert(self.source.open_file(&f).await?),
+                    Some(f) => {
+                        let dir = &self.source.listing.dir;
+                        let opening = match self.ahead.take() {
+                            Some(opening) if opening.name() == f.file => opening,
+                            _ => dir.open_ahead(&f.file)?,
+                        };
+                        self.ahead = self.files.front().map(|next| dir.open_ahead(&next.file)).transpose()?;
+                        self.reading.insert(self.source.open_file(&f, opening).await?)
+                    }
                     None => return Ok(None),
                 },
             };
@@ -438,6 +448,8 @@ pub(crate) struct ColdChanges {
     ready: VecDeque<StoredRow>,
     /// The file being streamed, and the file row number of its next row.
     reader: Option<(FileEntry, file::FileBatches, u32)>,
+    /// The next streamed file, being opened while the current one is read.
+    ahead: Option<Opening>,
 }
 
 /// Rows decoded at a time while a file is streamed.
@@ -482,6 +494,7 @@ impl ColdChanges {
             columns,
             ready: VecDeque::new(),
             reader: None,
+            ahead: None,
         }
     }
 
@@ -521,8 +534,15 @@ impl ColdChanges {
             let Some(group) = self.groups.pop_front() else { return Ok(()) };
             match group.as_slice() {
                 [f] if f.sorted_by_updated && self.newest.is_some() => {
-                    let batches =
-                        file::open(&self.dir, &f.file, &self.table, &self.columns, None, STREAM_BATCH_ROWS).await?;
+                    let opening = match self.ahead.take() {
+                        Some(opening) if opening.name() == f.file => opening,
+                        _ => self.dir.open_ahead(&f.file)?,
+                    };
+                    self.ahead = match self.groups.front().map(Vec::as_slice) {
+                        Some([next]) => Some(self.dir.open_ahead(&next.file)?),
+                        _ => None,
+                    };
+                    let batches = file::open_from(opening, &self.table, &self.columns, None, STREAM_BATCH_ROWS).await?;
                     self.reader = Some((f.clone(), batches, 0));
                 }
                 _ => self.read_group(&group).await?,
