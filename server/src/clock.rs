@@ -67,6 +67,13 @@ impl HybridClock {
         self.wall.now_micros().max(self.last + 1)
     }
 
+    /// The first stamp of a commit proposed at `at` and applied from a replicated log: after
+    /// every stamp handed out, and never before `at`. It depends only on `at` and the stamps
+    /// handed out (not on this node's wall clock), so every replica computes the same.
+    pub(crate) fn next_not_before(&self, at: i64) -> i64 {
+        at.max(self.last + 1)
+    }
+
     /// Records that timestamps up to `last` were handed out (by a commit that numbered its
     /// changes itself, from [`HybridClock::next`] on).
     pub(crate) fn advance_to(&mut self, last: i64) {

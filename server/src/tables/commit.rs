@@ -429,13 +429,15 @@ impl Committer {
     }
 
     /// Reads the cold versions of the writes' keys, then commits under the lock if the cold
-    /// tier did not change meanwhile, numbering the changes from `first` (by default the
-    /// clock's next value). A commit that keeps losing the race to flushes and compactions
+    /// tier did not change meanwhile, numbering the changes from the clock's next value, or,
+    /// for a commit `proposed_at` a time by a replicated log's leader, from the first stamp
+    /// after the last one handed out and not before that time
+    /// ([`HybridClock::next_not_before`]): the same on every replica. A commit that keeps losing the race to flushes and compactions
     /// holds its partitions' flush locks from its reads to its commit.
     async fn commit_from(
         &self,
         writes: Vec<TableWrite<'_>>,
-        first: Option<i64>,
+        proposed_at: Option<i64>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),
     ) -> Result<CommitResult> {
         let mut frozen: Vec<tokio::sync::OwnedMutexGuard<()>> = Vec::new();
@@ -471,7 +473,10 @@ impl Committer {
                 }
                 continue;
             }
-            let first = first.unwrap_or_else(|| clock.next());
+            let first = match proposed_at {
+                Some(at) => clock.next_not_before(at),
+                None => clock.next(),
+            };
             return self.commit_locked(clock, first, writes, stored, extra);
         }
         unreachable!("the attempts above end")
@@ -847,6 +852,49 @@ mod tests {
         async fn commit_at(&self, first: i64, writes: Vec<TableWrite<'_>>) -> Result<CommitResult> {
             self.commit_from(writes, Some(first), |_, _| {}).await
         }
+    }
+
+    /// Replicas applying one log — commits with the time their leader proposed them, a
+    /// later leader's clock behind the first one's — stamp every change alike, whatever
+    /// their own wall clocks say, and in log order.
+    #[tokio::test]
+    async fn replicas_stamp_a_replicated_log_alike_whatever_their_wall_clocks() {
+        const HOUR: i64 = 3_600_000_000;
+        let start = 1_800_000_000_000_000;
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let replicas: Vec<Committer> = dirs
+            .iter()
+            .zip([0, HOUR, -HOUR])
+            .map(|(dir, skew)| {
+                let store = Arc::new(Store::open(&dir.path().join("db"), false).unwrap());
+                let cold = Arc::new(ColdStore::new(dir.path().join("cold")));
+                Committer::open(store, cold, crate::clock::ManualClock::new(start + skew)).unwrap()
+            })
+            .collect();
+        let (table, partition) = (table(), Partition::User(UserId(7)));
+        // (proposed at, ops): the third leader's clock is a minute behind the first's.
+        let log: Vec<(i64, Vec<RowOp>)> = vec![
+            (start, vec![insert(1, 1), insert(2, 2)]),
+            (start + 10, vec![RowOp::Update { pk: Value::Int(1), set: vec![(1, Value::Int(5))] }]),
+            (start - 60_000_000, vec![insert(3, 3), RowOp::Delete { pk: Value::Int(2) }]),
+            (start - 60_000_000, vec![insert(1, 9)]),
+            (start + 20, vec![insert(4, 4)]),
+        ];
+        let mut stamps: Vec<Vec<Vec<i64>>> = vec![Vec::new(); replicas.len()];
+        for (at, ops) in &log {
+            for (replica, stamps) in replicas.iter().zip(&mut stamps) {
+                let write = vec![TableWrite { table: &table, partition, ops: ops.clone() }];
+                let applied = replica.commit_from(write, Some(*at), |_, _| {}).await;
+                stamps.push(applied.map(|r| r.changes.iter().map(|c| c.new.updated).collect()).unwrap_or_default());
+            }
+        }
+        assert_eq!(
+            stamps[0],
+            [vec![start, start + 1], vec![start + 10], vec![start + 11, start + 12], vec![], vec![start + 20]]
+        );
+        assert!(stamps.iter().all(|s| *s == stamps[0]), "{stamps:?}");
+        let contents = hot_contents(&replicas[0]);
+        assert!(replicas.iter().all(|r| hot_contents(r) == contents));
     }
 
     /// Every row and change-index record, in key order.
