@@ -144,8 +144,8 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::CreateStorage(create) => storage::create(cx, create).await,
             Statement::DropStorage { id, if_exists } => storage::drop(cx, id, *if_exists),
             Statement::ShowStorages => storage::show(cx),
-            Statement::BackupDatabase { namespace, path } => backup::backup(cx, namespace, path),
-            Statement::RestoreDatabase { namespace, path } => backup::restore(cx, namespace, path),
+            Statement::BackupDatabase { namespace, path } => backup::backup(cx, namespace, path).await,
+            Statement::RestoreDatabase { namespace, path } => backup::restore(cx, namespace, path).await,
             Statement::ShowBackup { path } => backup::show(cx, path).await,
             Statement::Sql(sql) => execute_sql(cx, sql).await,
         }

@@ -21,15 +21,24 @@ pub(crate) fn check_no_backup(cx: &ExecContext<'_>, namespace: &NamespaceId) -> 
     }
 }
 
+/// Runs a backup statement's file reads (the target directory, a manifest) on the blocking
+/// pool, not on the thread serving requests.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| KalamError::internal(format!("backup file task failed: {e}")))?
+}
+
 /// Starts a job writing a backup of one namespace (dba+).
-pub(crate) fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
+pub(crate) async fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "BACKUP DATABASE")?;
     let ns = NamespaceId::new(namespace)?;
     if cx.db.catalog.namespace(&ns).is_none() {
         return Err(KalamError::NamespaceNotFound(ns.to_string()));
     }
     let target = backup::resolve_path(cx.db, path)?;
-    backup::check_target_empty(&target)?;
+    let checked = target.clone();
+    blocking(move || backup::check_target_empty(&checked)).await?;
     let job = cx.db.jobs.create(JobType::Backup, Some(ns.to_string()), None, "manual")?;
     let result =
         results::job_started(&job.id, format!("Backup job '{}' started for '{ns}' to {}", job.id, target.display()));
@@ -44,7 +53,7 @@ pub(crate) fn backup(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Resul
 /// Starts a job restoring a backup as a new namespace (dba+). What can be checked cheaply
 /// (the manifest, the namespace, the storages) is checked here; the checksums by the job,
 /// before it changes anything.
-pub(crate) fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
+pub(crate) async fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "RESTORE DATABASE")?;
     let ns = NamespaceId::new(namespace)?;
     if cx.db.catalog.namespace(&ns).is_some() {
@@ -53,7 +62,8 @@ pub(crate) fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -> Resu
         )));
     }
     let source = backup::resolve_path(cx.db, path)?;
-    let manifest = backup::read_manifest(&source, &cx.db.backup_signer)?;
+    let (db, dir) = (cx.db.clone(), source.clone());
+    let manifest = blocking(move || backup::read_manifest(&dir, &db.backup_signer)).await?;
     for t in &manifest.tables {
         cx.db.catalog.require_storage(&t.table.options.storage)?;
     }
@@ -73,9 +83,7 @@ pub(crate) async fn show(cx: &ExecContext<'_>, path: &str) -> Result<QueryResult
     cx.principal.require(Role::Dba, "SHOW BACKUP")?;
     let dir = backup::resolve_path(cx.db, path)?;
     let db = cx.db.clone();
-    let summary = tokio::task::spawn_blocking(move || backup::inspect(&dir, &db.backup_signer))
-        .await
-        .map_err(|e| KalamError::internal(format!("SHOW BACKUP failed: {e}")))??;
+    let summary = blocking(move || backup::inspect(&dir, &db.backup_signer)).await?;
     let m = &summary.manifest;
     let tables: Vec<String> = m.tables.iter().map(|t| t.table.name.clone()).collect();
     let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
