@@ -216,6 +216,8 @@ where
             let _permit = permit;
             lower_priority();
             LOWERED.set(true);
+            // This thread is the job's own (one of at most MAX_BACKGROUND_THREADS, bounded by
+            // the permit above), never a runtime worker: waiting here stalls no other task.
             let _ = tx.send(runtime.block_on(work()));
         });
         if let Err(e) = spawned {

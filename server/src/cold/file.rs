@@ -259,12 +259,11 @@ impl WrittenFile {
             (Some(d), _) => {
                 let (tmp, path) = self.paths(d);
                 let d = d.to_path_buf();
-                tokio::task::spawn_blocking(move || {
+                crate::cold::location::blocking(move || {
                     std::fs::rename(&tmp, &path).map_err(KalamError::io("rename", &tmp))?;
                     sync_dir(&d)
                 })
                 .await
-                .map_err(|e| KalamError::internal(format!("filesystem task failed: {e}")))?
             }
             (None, Some(content)) => self.dir.put(&self.entry.file, content.clone()).await,
             (None, None) => Err(KalamError::internal("a file for an object store was written without its content")),

@@ -67,7 +67,7 @@ impl std::fmt::Debug for Location {
 }
 
 /// Runs blocking filesystem work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| KalamError::internal(format!("filesystem task failed: {e}")))?
 }
 

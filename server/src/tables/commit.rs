@@ -458,6 +458,9 @@ impl Committer {
             }
             let clock = self.clock.lock();
             if reads.iter().any(|r| r.partition.generation() != r.generation) {
+                if !frozen.is_empty() {
+                    return Err(KalamError::internal("a partition's files changed while its flushes were held"));
+                }
                 continue;
             }
             let mut stored = Vec::with_capacity(writes.len());

@@ -1,6 +1,8 @@
 //! BACKUP DATABASE, RESTORE DATABASE (jobs), SHOW BACKUP.
 
 use crate::backup;
+// Backup statements read the target directory and manifests off the request threads.
+use crate::cold::location::blocking;
 use crate::error::{KalamError, Result};
 use crate::ids::NamespaceId;
 use crate::jobs::JobType;
@@ -19,14 +21,6 @@ pub(crate) fn check_no_backup(cx: &ExecContext<'_>, namespace: &NamespaceId) -> 
         ))),
         None => Ok(()),
     }
-}
-
-/// Runs a backup statement's file reads (the target directory, a manifest) on the blocking
-/// pool, not on the thread serving requests.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| KalamError::internal(format!("backup file task failed: {e}")))?
 }
 
 /// Starts a job writing a backup of one namespace (dba+).
