@@ -54,6 +54,21 @@ pub struct Cli {
     /// or `*` for any) [default: none — same-origin only].
     #[arg(long, env = "KALAMDB_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
+    /// Cluster mode: this node's id (1..=1023). Without it the server is a single node.
+    #[arg(long, env = "KALAMDB_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Cluster mode: the address this node listens on for other nodes (never for clients).
+    #[arg(long, env = "KALAMDB_CLUSTER_LISTEN")]
+    pub cluster_listen: Option<SocketAddr>,
+    /// Cluster mode: every node, this one included, as `id=host:port` (their cluster
+    /// addresses), comma-separated.
+    #[arg(long, env = "KALAMDB_CLUSTER_PEERS", value_delimiter = ',')]
+    pub cluster_peers: Option<Vec<String>>,
+    /// Cluster mode: create the cluster from --cluster-peers. Give it to one node, once;
+    /// a node whose log is already initialised ignores it. The shared secret nodes
+    /// authenticate each other with is read from KALAMDB_CLUSTER_SECRET only (never a flag).
+    #[arg(long)]
+    pub cluster_bootstrap: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +80,103 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub live: LiveConfig,
+    pub cluster: ClusterConfig,
+}
+
+/// Cluster mode (see docs/cluster.md). Off unless `node_id` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub node_id: Option<u64>,
+    /// Where other nodes reach this one. Not the client port; loopback unless told otherwise.
+    pub listen: Option<SocketAddr>,
+    /// Every node as `id=host:port`.
+    pub peers: Vec<String>,
+    /// Create the cluster from `peers` if this node's log is empty (one node, once).
+    pub bootstrap: bool,
+    /// Shared by all nodes (at least 32 characters); better set with KALAMDB_CLUSTER_SECRET.
+    pub secret: Option<String>,
+    /// Milliseconds between the leader's heartbeats.
+    pub heartbeat_ms: u64,
+    /// A follower that hears no leader for a random time in this range starts an election.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// The largest replicated write (one statement's or mutation message's rows, encoded).
+    pub max_entry_bytes: usize,
+    /// How long a write waits for its log entry to commit before it is answered UNAVAILABLE.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: None,
+            listen: None,
+            peers: Vec::new(),
+            bootstrap: false,
+            secret: None,
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            max_entry_bytes: 4 * 1024 * 1024,
+            write_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this server is a node of a cluster.
+    pub fn enabled(&self) -> bool {
+        self.node_id.is_some()
+    }
+
+    /// The peers as `(id, address)`.
+    pub fn peer_addresses(&self) -> Result<Vec<(u64, String)>> {
+        self.peers
+            .iter()
+            .map(|p| {
+                let (id, addr) = p
+                    .split_once('=')
+                    .ok_or_else(|| KalamError::InvalidRequest(format!("cluster.peers: '{p}' is not id=host:port")))?;
+                let id: u64 = id
+                    .trim()
+                    .parse()
+                    .map_err(|_| KalamError::InvalidRequest(format!("cluster.peers: '{id}' is not a node id")))?;
+                Ok((id, addr.trim().to_string()))
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let Some(node_id) = self.node_id else { return Ok(()) };
+        let invalid = |m: String| Err(KalamError::InvalidRequest(m));
+        if !(1..=1023).contains(&node_id) {
+            return invalid(format!("cluster.node_id must be between 1 and 1023, got {node_id}"));
+        }
+        if self.listen.is_none() {
+            return invalid("cluster mode needs cluster.listen (--cluster-listen)".into());
+        }
+        match &self.secret {
+            Some(s) if s.len() >= 32 => {}
+            _ => return invalid("cluster mode needs KALAMDB_CLUSTER_SECRET (at least 32 characters)".into()),
+        }
+        let peers = self.peer_addresses()?;
+        if !peers.iter().any(|(id, _)| *id == node_id) {
+            return invalid(format!("cluster.peers must list this node ({node_id}) too"));
+        }
+        if self.heartbeat_ms == 0
+            || self.election_timeout_min_ms <= self.heartbeat_ms
+            || self.election_timeout_max_ms <= self.election_timeout_min_ms
+        {
+            return invalid(
+                "cluster: need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into(),
+            );
+        }
+        if self.max_entry_bytes == 0 || self.write_timeout_ms == 0 {
+            return invalid("cluster.max_entry_bytes and cluster.write_timeout_ms must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// Limits of the WebSocket endpoint (`/v1/ws`).
@@ -268,6 +380,23 @@ impl Config {
         if let Some(v) = &cli.cors_origins {
             config.server.cors_origins = v.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
         }
+        if let Some(v) = cli.node_id {
+            config.cluster.node_id = Some(v);
+        }
+        if let Some(v) = cli.cluster_listen {
+            config.cluster.listen = Some(v);
+        }
+        if let Some(v) = &cli.cluster_peers {
+            config.cluster.peers = v.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        }
+        if cli.cluster_bootstrap {
+            config.cluster.bootstrap = true;
+        }
+        if let Ok(secret) = std::env::var("KALAMDB_CLUSTER_SECRET")
+            && !secret.is_empty()
+        {
+            config.cluster.secret = Some(secret);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -280,6 +409,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        self.cluster.validate()?;
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return Err(KalamError::InvalidRequest(format!(
                 "auth.bcrypt_cost must be between 4 and 31, got {}",

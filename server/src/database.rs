@@ -12,8 +12,9 @@ use crate::ids::{Partition, SnowflakeGenerator, TableId, UlidGenerator, UserId};
 use crate::jobs::{JobEnd, JobManager, JobType};
 use crate::live::LiveRegistry;
 use crate::live::registry::FilterLimits;
+use crate::replication::{Command, MutationKey, Outcome, ReplicatedCommit, ReplicatedWrite, Replication};
 use crate::storage::Store;
-use crate::tables::{Committer, StreamBuffers};
+use crate::tables::{Committer, StreamBuffers, TableWrite};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::prelude::SessionConfig;
@@ -58,6 +59,8 @@ pub(crate) struct Database {
     /// written by ALTER TABLE, so no flush straddles a schema change. Async: ALTER TABLE
     /// waits for a running flush without holding up a request thread.
     pub schema_lock: tokio::sync::RwLock<()>,
+    /// Set in cluster mode: writes go through the replicated log (see [`Database::commit`]).
+    pub replication: std::sync::OnceLock<Arc<dyn Replication>>,
     base_state: SessionState,
 }
 
@@ -105,8 +108,12 @@ impl Database {
         std::fs::create_dir_all(data_dir).map_err(KalamError::io("create", data_dir))?;
         let store = Arc::new(Store::open(&data_dir.join("rocksdb"), config.storage.sync_writes)?);
         let catalog = Arc::new(Catalog::open(store.clone())?);
-        bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost).await?;
-        let secret = bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?;
+        bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost, config.cluster.enabled()).await?;
+        let secret = match (&config.auth.jwt_secret, &config.cluster.secret) {
+            // Every node must accept every node's tokens: derive one secret for all.
+            (None, Some(cluster)) if config.cluster.enabled() => bootstrap::derived_secret(cluster, "jwt"),
+            _ => bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?,
+        };
         let backup_signer = ManifestSigner::new(bootstrap::backup_key(config.storage.backup_key.as_deref(), data_dir)?);
         let auth = Authenticator::new(catalog.clone(), config.auth.clone(), &secret)?;
         let cold = Arc::new(ColdStore::new(data_dir.join("storage")));
@@ -178,6 +185,7 @@ impl Database {
             config.limits.queued_statements_per_user,
             config.live.max_connections_per_user,
         );
+        let node_id = config.cluster.node_id.map_or(1, |id| id as u16);
         let db = Arc::new(Database {
             config,
             clock,
@@ -187,13 +195,15 @@ impl Database {
             committer,
             jobs,
             auth,
-            snowflake: Arc::new(SnowflakeGenerator::new(1)),
+            // Ids a node makes must not collide with another node's.
+            snowflake: Arc::new(SnowflakeGenerator::new(node_id)),
             ulids: Arc::default(),
             partition_locks: LockTable::new(),
             client_locks: LockTable::new(),
             live,
             streams,
             schema_lock: tokio::sync::RwLock::new(()),
+            replication: std::sync::OnceLock::new(),
             runtime: query_runtime,
             scheduler,
             admission,
@@ -239,6 +249,40 @@ impl Database {
         let _ = job.progress(rows, bytes, files);
         job.finish(outcome.map(|_| JobEnd::Completed));
         Some(job.id.clone())
+    }
+
+    /// The cluster this node belongs to, if any.
+    pub(crate) fn replication(&self) -> Option<&Arc<dyn Replication>> {
+        self.replication.get()
+    }
+
+    /// Commits a statement's (or, with `mutation`, a client mutation message's) writes:
+    /// here on the single node, through the replicated log in cluster mode (where only the
+    /// leader plans writes; followers forward statements to it).
+    pub(crate) async fn commit(
+        &self,
+        writes: Vec<TableWrite<'_>>,
+        mutation: Option<MutationKey>,
+    ) -> Result<crate::tables::Committed> {
+        let Some(replication) = self.replication() else {
+            return self.committer.commit_writes(writes, mutation.as_ref(), None, |_| {}).await;
+        };
+        let writes = writes
+            .into_iter()
+            .map(|w| ReplicatedWrite {
+                table: w.table.id,
+                schema_version: w.table.schema_version,
+                partition: w.partition,
+                ops: w.ops,
+            })
+            .collect();
+        let command = Command::Commit(ReplicatedCommit { writes, proposed_at: self.clock.now_micros(), mutation });
+        match replication.propose(command).await? {
+            Outcome::Committed { affected, cursor, duplicate } => {
+                Ok(crate::tables::Committed { affected, cursor, duplicate })
+            }
+            other => Err(KalamError::internal(format!("a commit entry was applied as {other:?}"))),
+        }
     }
 
     /// A fresh DataFusion session state with the server's configuration and functions.

@@ -47,6 +47,13 @@ pub enum KalamError {
     /// statement is retried on the new definition.
     #[error("table '{0}' changed its schema during the write; retry it")]
     SchemaChanged(String),
+    /// Cluster mode: no leader with a quorum took the write (see [`ErrorCode::Unavailable`]).
+    #[error("{0}")]
+    Unavailable(String),
+    /// An error another node of the cluster answered with (a forwarded statement, or a
+    /// replicated write that failed when it was applied).
+    #[error("{message}")]
+    Remote { code: ErrorCode, message: String },
     /// Storage failures: logged in full, answered as a generic internal error.
     #[error("storage error: {0}")]
     Storage(#[from] rocksdb::Error),
@@ -103,6 +110,8 @@ impl KalamError {
             TooManyStatements(_) => ErrorCode::TooManyStatements,
             RateLimited(_) => ErrorCode::RateLimited,
             Timeout(_) => ErrorCode::Timeout,
+            Unavailable(_) => ErrorCode::Unavailable,
+            Remote { code, .. } => *code,
             Storage(_) | Io { .. } | Corrupt(_) | Source(_) | Internal(_) => ErrorCode::InternalError,
         }
     }

@@ -101,7 +101,7 @@ impl fmt::Display for UserId {
 
 /// Which slice of a table a row lives in: a user's partition of a USER table, or the one
 /// shared partition of a SHARED table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) enum Partition {
     Shared,
     User(UserId),

@@ -22,6 +22,11 @@ pub async fn run(
     let db = Database::open(config).await?;
     // Before any request: finish or undo what a crash interrupted, then start the policies.
     crate::recovery::recover(&db).await?;
+    // A cluster node joins before it serves clients (nothing extra listens otherwise).
+    let cluster = match db.config.cluster.enabled() {
+        true => Some(crate::cluster::Cluster::start(&db).await?),
+        false => None,
+    };
     crate::flush::policy::start(Arc::downgrade(&db));
     crate::cleanup::policy::start(Arc::downgrade(&db));
     let listener = TcpListener::bind(db.config.server.listen)
@@ -38,6 +43,9 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| KalamError::internal(format!("server error: {e}")))?;
+    if let Some(cluster) = cluster {
+        cluster.shutdown().await;
+    }
     // No thread may still be using RocksDB when the process exits (its static state is torn
     // down then): let background work and the query threads finish, within bounds.
     if !crate::budget::stop_background(Duration::from_secs(30)).await {

@@ -42,6 +42,10 @@ pub enum ErrorCode {
     SlowConsumer,
     /// WebSocket only: the subscription was ended by `KILL LIVE QUERY`.
     Killed,
+    /// Cluster mode: the write could not reach a leader with a quorum (a node is cut off, or
+    /// a new leader is being elected). Nothing was applied unless the message says it may
+    /// have been; retry.
+    Unavailable,
     /// An unexpected server-side failure; details are logged, not returned.
     InternalError,
 }
@@ -60,7 +64,7 @@ impl ErrorCode {
             Timeout => 408,
             RateLimited => 429,
             Killed => 410,
-            SlowConsumer => 503,
+            SlowConsumer | Unavailable => 503,
             InternalError => 500,
         }
     }

@@ -43,6 +43,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/api/auth/refresh", post(auth::refresh))
         .route("/v1/ws", get(ws::upgrade))
         .route("/health", get(health::health))
+        .route("/v1/api/cluster/health", get(health::cluster))
         .route("/metrics", get(health::metrics))
         .fallback(error::not_found)
         // JsonBody enforces the configured limit itself (and drains oversized bodies).

@@ -36,13 +36,19 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
     f.write_all(contents.as_bytes()).and_then(|_| f.sync_all()).map_err(KalamError::io("write", path))
 }
 
-/// Creates `root` if there are no users yet.
-pub(crate) async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32) -> Result<()> {
+/// Creates `root` if there are no users yet. In cluster mode every node creates the same
+/// `root` (same id; the password from the environment, which all nodes must share).
+pub(crate) async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32, cluster: bool) -> Result<()> {
     if catalog.has_users() {
         return Ok(());
     }
     let (pw, from_env) = match std::env::var(ROOT_PASSWORD_ENV) {
         Ok(pw) if !pw.is_empty() => (pw, true),
+        _ if cluster => {
+            return Err(KalamError::InvalidRequest(format!(
+                "a cluster node needs {ROOT_PASSWORD_ENV} on its first start (the same on every node)"
+            )));
+        }
         _ => (random_secret(24), false),
     };
     password::validate(&pw).map_err(|e| KalamError::InvalidRequest(format!("{ROOT_PASSWORD_ENV}: {e}")))?;
@@ -56,6 +62,15 @@ pub(crate) async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost:
     let hash = password::hash(pw, bcrypt_cost).await?;
     catalog.create_user(Some(UserId::ROOT), ROOT_USERNAME, hash, Role::System, None, now_micros())?;
     Ok(())
+}
+
+/// A secret for `purpose` derived from the cluster secret, the same on every node.
+pub(crate) fn derived_secret(cluster_secret: &str, purpose: &str) -> Vec<u8> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(cluster_secret.as_bytes()).expect("any key length");
+    mac.update(b"kalamdb derived secret: ");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// The configured JWT secret, or the one generated into the data dir.

@@ -17,9 +17,26 @@ pub(crate) struct ExecContext<'a> {
     pub namespace: Option<NamespaceId>,
     /// Values of `$1..$n`.
     pub params: &'a [serde_json::Value],
+    /// Set when the statement is a catalog statement applied from the replicated log.
+    pub applying: Option<Applying>,
+}
+
+/// What a catalog statement applied from the replicated log takes from its entry instead
+/// of this node, so that every replica makes the same change.
+#[derive(Debug, Clone)]
+pub(crate) struct Applying {
+    /// The leader's time when it proposed the statement.
+    pub at: i64,
+    /// The hash of the password the statement sets (hashed once, by the leader).
+    pub password_hash: Option<String>,
 }
 
 impl ExecContext<'_> {
+    /// The time a catalog statement records: its proposal time when applied from the log.
+    pub(crate) fn now(&self) -> i64 {
+        self.applying.as_ref().map_or_else(crate::clock::now_micros, |a| a.at)
+    }
+
     /// Resolves `ns.t` or `t` (against the current namespace) to an existing table.
     pub(crate) fn resolve_table(&self, table: &TableRef) -> Result<Arc<TableDef>> {
         let ns = self.namespace_for(table.namespace.as_deref())?;

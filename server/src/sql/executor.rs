@@ -6,8 +6,10 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
-use crate::sql::ast::Statement;
+use crate::replication::{Command, ForwardedStatement, Outcome, ReplicatedStatement};
+use crate::sql::ast::{AlterUserAction, Secret, Statement};
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
+use crate::sql::context::Applying;
 use crate::sql::parser::Script;
 use crate::sql::{ExecContext, dml, point_read, query, results};
 use crate::tables::SystemColumns;
@@ -59,7 +61,7 @@ pub(crate) async fn execute_request(
         ))
         .into());
     }
-    let mut cx = ExecContext { db, principal: principal.clone(), namespace, params: &req.params };
+    let mut cx = ExecContext { db, principal: principal.clone(), namespace, params: &req.params, applying: None };
     let mut results = Vec::with_capacity(script.len());
     let mut response_bytes = 0usize;
     for i in 0..script.len() {
@@ -112,6 +114,20 @@ fn execute_statement<'a, 'b: 'a>(
                     .into(),
             ));
         }
+        if cx.applying.is_none()
+            && let Some(replication) = cx.db.replication()
+        {
+            match cluster_route(statement) {
+                Route::Here => {}
+                Route::Refused(what) => {
+                    return Err(KalamError::NotSupported(format!("{what} is not available in cluster mode yet")));
+                }
+                Route::Leader if !replication.is_leader() => return forward(cx, statement).await,
+                Route::Leader => {}
+                Route::Log if !replication.is_leader() => return forward(cx, statement).await,
+                Route::Log => return propose(cx, statement).await,
+            }
+        }
         match statement {
             Statement::CreateNamespace { name, if_not_exists } => namespace::create(cx, name, *if_not_exists),
             Statement::AlterNamespace { name, options } => namespace::alter(cx, name, options),
@@ -132,8 +148,13 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::DropUser { name, if_exists } => user::drop(cx, name, *if_exists),
             Statement::ExecuteAs { user: target, statement } => {
                 let principal = execute_as::target(cx, target)?;
-                let mut inner =
-                    ExecContext { db: cx.db, principal, namespace: cx.namespace.clone(), params: cx.params };
+                let mut inner = ExecContext {
+                    db: cx.db,
+                    principal,
+                    namespace: cx.namespace.clone(),
+                    params: cx.params,
+                    applying: cx.applying.clone(),
+                };
                 execute_statement(&mut inner, statement, true).await
             }
             Statement::AlterTable { table, action } => alter_table::alter(cx, table, action).await,
@@ -167,6 +188,127 @@ async fn execute_sql(cx: &ExecContext<'_>, stmt: &SqlStatement) -> Result<QueryR
         SqlStatement::Delete(del) => dml::delete::execute(cx, del).await,
         other => Err(KalamError::NotSupported(format!("unsupported statement: {}", first_words(&other.to_string())))),
     }
+}
+
+/// Where a statement runs in cluster mode.
+enum Route {
+    /// On this node: queries, and what concerns this node only (flushes of its replica,
+    /// its live queries and jobs).
+    Here,
+    /// On the leader, which plans it and replicates the rows it writes.
+    Leader,
+    /// Through the log: the leader replicates the statement and every node applies it.
+    Log,
+    /// Not available in a cluster.
+    Refused(&'static str),
+}
+
+fn cluster_route(statement: &Statement) -> Route {
+    match statement {
+        Statement::CreateNamespace { .. }
+        | Statement::AlterNamespace { .. }
+        | Statement::DropNamespace { .. }
+        | Statement::CreateTable(_)
+        | Statement::AlterTable { .. }
+        | Statement::DropTable { .. }
+        | Statement::CreateUser { .. }
+        | Statement::AlterUser { .. }
+        | Statement::DropUser { .. }
+        | Statement::CreateStorage(_)
+        | Statement::DropStorage { .. } => Route::Log,
+        Statement::Sql(sql)
+            if matches!(**sql, SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_)) =>
+        {
+            Route::Leader
+        }
+        Statement::ExecuteAs { statement, .. } => match cluster_route(statement) {
+            Route::Here => Route::Here,
+            _ => Route::Leader,
+        },
+        Statement::BackupDatabase { .. } => Route::Refused("BACKUP DATABASE"),
+        Statement::RestoreDatabase { .. } => Route::Refused("RESTORE DATABASE"),
+        _ => Route::Here,
+    }
+}
+
+/// Hands a write statement to the leader, which runs it; answers once this node applied it.
+async fn forward(cx: &ExecContext<'_>, statement: &Statement) -> Result<QueryResult> {
+    let replication = cx.db.replication().ok_or_else(|| KalamError::internal("forwarding without a cluster"))?;
+    replication
+        .forward_statement(ForwardedStatement {
+            sql: statement.to_string(),
+            params: cx.params.to_vec(),
+            principal: (&cx.principal).into(),
+            namespace: cx.namespace.as_ref().map(|n| n.to_string()),
+        })
+        .await
+}
+
+/// On the leader: appends a catalog statement to the log. Every node (this one included)
+/// runs it when it applies the entry ([`apply_statement`]). A password is hashed here, once.
+async fn propose(cx: &ExecContext<'_>, statement: &Statement) -> Result<QueryResult> {
+    let replication = cx.db.replication().ok_or_else(|| KalamError::internal("proposing without a cluster"))?;
+    let (sql, password_hash) = match statement {
+        Statement::CreateUser { name, password, role, email } => {
+            let hash = user::password_hash(cx, password.expose()).await?;
+            let hidden = Statement::CreateUser {
+                name: name.clone(),
+                password: Secret(String::new()),
+                role: *role,
+                email: email.clone(),
+            };
+            (hidden.to_string(), Some(hash))
+        }
+        Statement::AlterUser { name, action: AlterUserAction::Password(password) } => {
+            let hash = user::password_hash(cx, password.expose()).await?;
+            let hidden =
+                Statement::AlterUser { name: name.clone(), action: AlterUserAction::Password(Secret(String::new())) };
+            (hidden.to_string(), Some(hash))
+        }
+        other => (other.to_string(), None),
+    };
+    let command = Command::Statement(ReplicatedStatement {
+        sql,
+        password_hash,
+        principal: (&cx.principal).into(),
+        namespace: cx.namespace.as_ref().map(|n| n.to_string()),
+        at: cx.db.clock.now_micros(),
+    });
+    match replication.propose(command).await? {
+        Outcome::Statement(result) => Ok(result),
+        other => Err(KalamError::internal(format!("a statement entry was applied as {other:?}"))),
+    }
+}
+
+/// Runs a catalog statement applied from the replicated log, as every replica does.
+pub(crate) async fn apply_statement(db: &Arc<Database>, entry: ReplicatedStatement) -> Result<QueryResult> {
+    let statement = Script::tokenize(&entry.sql)?.single()?;
+    let namespace = entry.namespace.as_deref().map(NamespaceId::new).transpose()?;
+    let mut cx = ExecContext {
+        db,
+        principal: entry.principal.into(),
+        namespace,
+        params: &[],
+        applying: Some(Applying { at: entry.at, password_hash: entry.password_hash }),
+    };
+    execute_statement(&mut cx, &statement, false).await
+}
+
+/// On the leader: runs a write statement another node forwarded, as `execute_request`
+/// runs each statement.
+pub(crate) async fn execute_forwarded(db: &Arc<Database>, forwarded: ForwardedStatement) -> Result<QueryResult> {
+    let statement = Script::tokenize(&forwarded.sql)?.single()?;
+    let namespace = forwarded.namespace.as_deref().map(NamespaceId::new).transpose()?;
+    let mut cx =
+        ExecContext { db, principal: forwarded.principal.into(), namespace, params: &forwarded.params, applying: None };
+    let mut outcome = execute_statement(&mut cx, &statement, false).await;
+    for _ in 0..super::SCHEMA_CHANGE_RETRIES {
+        if !matches!(outcome, Err(KalamError::SchemaChanged(_))) {
+            break;
+        }
+        outcome = execute_statement(&mut cx, &statement, false).await;
+    }
+    outcome
 }
 
 fn first_words(s: &str) -> String {

@@ -114,6 +114,7 @@ impl NamespaceSchema {
             principal: self.principal.clone(),
             namespace: Some(self.namespace.clone()),
             params: &[],
+            applying: None,
         }
     }
 }

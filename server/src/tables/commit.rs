@@ -31,6 +31,7 @@ use crate::schema::TableDef;
 use crate::storage::hot_stats::HotStats;
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
+use crate::tables::MutationKey;
 use crate::types::DataType;
 use crate::values::{self, Value};
 use parking_lot::{Mutex, RwLock};
@@ -42,7 +43,7 @@ const CLOCK_KEY: &[u8] = b"seq/clock";
 
 /// One row operation of a statement. Values are already coerced to the column types; a
 /// CRDT_TEXT value is a write ([`values::merge_crdt`]) the commit turns into a document.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) enum RowOp {
     /// A full row aligned to the table's columns (primary key included).
     Insert { values: Vec<Value> },
@@ -87,6 +88,17 @@ pub(crate) struct CommitResult {
     pub changes: Vec<RowChange>,
 }
 
+/// What a statement's or a mutation message's commit did, as its caller answers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Committed {
+    /// Rows inserted, updated or deleted.
+    pub affected: u64,
+    /// The largest `_updated` written.
+    pub cursor: Option<i64>,
+    /// The mutation message had been applied before: nothing was written now.
+    pub duplicate: bool,
+}
+
 /// Receives committed changes, in commit order, while the commit lock is held. Must be
 /// quick and never block (the live-query fan-out only enqueues).
 pub(crate) trait ChangeSink: Send + Sync {
@@ -107,6 +119,9 @@ pub(crate) struct Committer {
     cold: Arc<ColdStore>,
     hot_stats: HotStats,
     clock: Mutex<HybridClock>,
+    /// In cluster mode, what stamps STREAM events (which only the leader sees) instead of
+    /// `clock`, whose stamps must stay those every replica computes from the log.
+    stream_clock: OnceLock<Mutex<HybridClock>>,
     /// What `clock` reads, kept to restart it after a restore.
     wall: Arc<dyn Clock>,
     sink: OnceLock<Arc<dyn ChangeSink>>,
@@ -185,6 +200,7 @@ impl Committer {
             cold,
             hot_stats,
             clock: Mutex::new(HybridClock::starting_after(last, wall.clone())),
+            stream_clock: OnceLock::new(),
             wall,
             sink: OnceLock::new(),
             schema_versions: RwLock::new(HashMap::new()),
@@ -243,6 +259,13 @@ impl Committer {
         Ok(())
     }
 
+    /// Cluster mode: the row clock only moves by the replicated stamp rule from now on
+    /// (STREAM events, which are not replicated, get stamps of their own).
+    pub(crate) fn replicated(&self) {
+        let last = self.clock.lock().last();
+        let _ = self.stream_clock.set(Mutex::new(HybridClock::starting_after(last, self.wall.clone())));
+    }
+
     /// Appends events to a STREAM table partition: each gets a cursor from the clock, goes
     /// to `buffer` and to live subscribers, all under the commit lock so stream events and
     /// subscription registrations stay in one order.
@@ -254,8 +277,18 @@ impl Committer {
         buffer: impl FnOnce(&[StoredRow]),
     ) -> Vec<StoredRow> {
         let mut clock = self.clock.lock();
-        let events: Vec<StoredRow> =
-            rows.into_iter().map(|values| StoredRow { updated: clock.tick(), deleted: false, values }).collect();
+        let mut apart = self.stream_clock.get().map(|c| c.lock());
+        let events: Vec<StoredRow> = rows
+            .into_iter()
+            .map(|values| {
+                let updated = match apart.as_mut() {
+                    Some(c) => c.tick(),
+                    None => clock.tick(),
+                };
+                StoredRow { updated, deleted: false, values }
+            })
+            .collect();
+        drop(apart);
         buffer(&events);
         if let Some(sink) = self.sink.get() {
             sink.publish(
@@ -413,19 +446,63 @@ impl Committer {
     }
 
     /// Applies `ops` to one partition atomically: either all are written or, on error (a
-    /// duplicate key), none.
+    /// duplicate key), none. (The server commits through [`Committer::commit_writes`].)
+    #[cfg(test)]
     pub(crate) async fn commit(&self, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<CommitResult> {
-        self.commit_many(vec![TableWrite { table, partition, ops }], |_, _| {}).await
+        self.commit_from(vec![TableWrite { table, partition, ops }], None, |_, _| {}).await
     }
 
-    /// Applies writes to several partitions in one atomic batch. `extra` may add its own
-    /// records to the batch once the outcome is known (a mutation's dedupe record).
-    pub(crate) async fn commit_many(
+    /// Commits a statement's writes or, with `mutation`, a client mutation message's: a
+    /// message applied before is not applied again, and the outcome is recorded with the
+    /// rows (or, for a message the commit refuses, on its own) for retries to find.
+    /// `proposed_at` as in [`Committer::commit_from`]; `mark` adds records of the caller's
+    /// to the batch (a replica's applied log position).
+    pub(crate) async fn commit_writes(
         &self,
         writes: Vec<TableWrite<'_>>,
-        extra: impl FnOnce(&mut WriteBatch, &CommitResult),
-    ) -> Result<CommitResult> {
-        self.commit_from(writes, None, extra).await
+        mutation: Option<&MutationKey>,
+        proposed_at: Option<i64>,
+        mark: impl FnOnce(&mut WriteBatch),
+    ) -> Result<Committed> {
+        use kalamdb_client_core::protocol::ws::MutationStatus;
+        if let Some(key) = mutation
+            && let Some(earlier) = key.recorded(&self.store)?
+        {
+            if earlier.status == MutationStatus::Applied {
+                return Ok(Committed { affected: 0, cursor: earlier.cursor, duplicate: true });
+            }
+            let code = earlier.code.unwrap_or(kalamdb_client_core::protocol::ErrorCode::ValidationError);
+            return Err(KalamError::Remote { code, message: earlier.reason.unwrap_or_default() });
+        }
+        let outcome = self
+            .commit_from(writes, proposed_at, |batch, result| {
+                if let Some(key) = mutation {
+                    let cursor = result.changes.iter().map(|c| c.new.updated).max();
+                    key.record(&self.store, batch, &key.outcome(MutationStatus::Applied, None, cursor));
+                }
+                mark(batch);
+            })
+            .await;
+        match outcome {
+            Ok(result) => Ok(Committed {
+                affected: result.affected,
+                cursor: result.changes.iter().map(|c| c.new.updated).max(),
+                duplicate: false,
+            }),
+            Err(e) => {
+                // A refusal is final and recorded; an internal failure may be transient, and
+                // a write planned on an old definition is planned again.
+                let final_refusal = e.code() != kalamdb_client_core::protocol::ErrorCode::InternalError
+                    && !matches!(e, KalamError::SchemaChanged(_));
+                if let (Some(key), true) = (mutation, final_refusal) {
+                    let mut batch = WriteBatch::default();
+                    let refused = key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
+                    key.record(&self.store, &mut batch, &refused);
+                    self.store.write(batch)?;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Reads the cold versions of the writes' keys, then commits under the lock if the cold
@@ -434,7 +511,7 @@ impl Committer {
     /// after the last one handed out and not before that time
     /// ([`HybridClock::next_not_before`]): the same on every replica. A commit that keeps losing the race to flushes and compactions
     /// holds its partitions' flush locks from its reads to its commit.
-    async fn commit_from(
+    pub(crate) async fn commit_from(
         &self,
         writes: Vec<TableWrite<'_>>,
         proposed_at: Option<i64>,
@@ -941,7 +1018,7 @@ mod tests {
                 })
                 .collect();
             let write = |ops: Vec<RowOp>| vec![TableWrite { table: &table, partition, ops }];
-            match leader.commit_many(write(ops.clone()), |_, _| {}).await {
+            match leader.commit_from(write(ops.clone()), None, |_, _| {}).await {
                 Ok(done) if done.changes.is_empty() => {
                     empty += 1;
                     assert_eq!(

@@ -120,6 +120,11 @@ impl TestServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), &[], env).await
     }
 
+    /// Starts with extra flags and environment variables (both kept for restarts).
+    pub(crate) async fn start_with_args_env(extra: &[&str], env: &[(&str, &str)]) -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("temp dir"), extra, env).await
+    }
+
     /// Replaces the environment variables used by the next start.
     pub(crate) fn set_env(&mut self, env: &[(&str, &str)]) {
         self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -202,6 +207,11 @@ impl TestServer {
     /// still looking open would fail the next request.
     fn reset_client(&mut self) {
         self.client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    }
+
+    /// Whether the process was started and not killed or stopped since.
+    pub(crate) fn is_running_quiet(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The server's data directory.

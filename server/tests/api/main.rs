@@ -5,6 +5,7 @@ mod auth;
 mod backups;
 mod bad_input;
 mod client_sync;
+mod cluster;
 mod common;
 mod cors;
 mod crdt;

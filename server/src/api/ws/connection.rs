@@ -310,7 +310,7 @@ impl Connection {
             Err(close) => return Ok(Some(close)),
         };
         self.current_subs();
-        let cx = ExecContext { db: &self.db, principal, namespace: None, params: &[] };
+        let cx = ExecContext { db: &self.db, principal, namespace: None, params: &[], applying: None };
         let revoked: Vec<(String, KalamError)> = self
             .subs
             .iter()
@@ -355,7 +355,8 @@ impl Connection {
             Ok(Err(_)) => return Err(SubscribeError::Revoked),
             Err(Gone) => return Err(SubscribeError::Socket),
         };
-        let cx = ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[] };
+        let cx =
+            ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[], applying: None };
         let query = crate::sql::subscription::plan(&cx, &s.sql)?;
         let sub = Arc::new(LiveSubscription {
             live_id: format!("{}-{}", self.id, s.id),

@@ -10,12 +10,12 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
+use crate::replication::ForwardedMutation;
 use crate::schema::TableDef;
 use crate::sql::ExecContext;
 use crate::sql::ast::TableRef;
 use crate::sql::dml::{insert::complete_row, update::check_not_null, writable_column};
-use crate::storage::CF_MUTATIONS;
-use crate::tables::{RowOp, TableWrite};
+use crate::tables::{MutationKey, RowOp, TableWrite};
 use crate::types::DataType;
 use crate::values;
 use kalamdb_client_core::protocol::ws::{Mutate, MutateResult, MutationKind, MutationOp, MutationStatus};
@@ -25,43 +25,34 @@ use std::sync::Arc;
 pub(crate) const MAX_OPS_PER_MESSAGE: usize = 1000;
 const MAX_CLIENT_ID: usize = 128;
 
-fn record_key(principal: &Principal, client_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + client_id.len() + 9);
-    k.extend_from_slice(&principal.user_id.0.to_be_bytes());
-    k.extend_from_slice(client_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
 pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
-    let reply = |status, code, reason: Option<String>, cursor| MutateResult {
-        client_id: m.client_id.clone(),
-        seq: m.seq,
-        status,
-        code,
-        reason,
-        cursor,
-    };
+    let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
+    let refuse = |e: &KalamError| key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
     if m.client_id.is_empty() || m.client_id.len() > MAX_CLIENT_ID || m.client_id.contains('\0') {
-        let e = KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters"));
-        return reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None);
+        return refuse(&KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters")));
     }
-    let key = record_key(principal, &m.client_id, m.seq);
+    if let Some(replication) = db.replication()
+        && !replication.is_leader()
+    {
+        // The leader plans and commits it; this node answers once it has applied it too.
+        let forwarded = ForwardedMutation { mutate: m, principal: principal.into() };
+        return match replication.forward_mutation(forwarded).await {
+            Ok(result) => result,
+            Err(e) => refuse(&e),
+        };
+    }
     // One message per client at a time, so a retry racing its original cannot apply twice.
     let lock = db.client_locks.get((principal.user_id, m.client_id.clone()));
     let _guard = lock.lock().await;
-    match db.store.get(CF_MUTATIONS, &key) {
-        Ok(Some(bytes)) => {
-            if let Ok(mut earlier) = serde_json::from_slice::<MutateResult>(&bytes) {
-                if earlier.status == MutationStatus::Applied {
-                    earlier.status = MutationStatus::Duplicate;
-                }
-                return earlier;
+    match key.recorded(&db.store) {
+        Ok(Some(mut earlier)) => {
+            if earlier.status == MutationStatus::Applied {
+                earlier.status = MutationStatus::Duplicate;
             }
+            return earlier;
         }
         Ok(None) => {}
-        Err(e) => return reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None),
+        Err(e) => return refuse(&e),
     }
     let attempt = async || {
         let mut planned = plan(db, principal, &m.ops)?;
@@ -69,13 +60,7 @@ pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) 
             .iter_mut()
             .map(|(t, p, ops)| TableWrite { table: t, partition: *p, ops: std::mem::take(ops) })
             .collect();
-        db.committer
-            .commit_many(writes, |batch: &mut WriteBatch, result| {
-                let cursor = result.changes.iter().map(|c| c.new.updated).max();
-                let record = reply(MutationStatus::Applied, None, None, cursor);
-                batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&record).expect("serialises"));
-            })
-            .await
+        db.commit(writes, Some(key.clone())).await
     };
     // A concurrent ALTER TABLE only means planning again on the new definition.
     let mut outcome = attempt().await;
@@ -86,15 +71,19 @@ pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) 
         outcome = attempt().await;
     }
     match outcome {
-        Ok(result) => reply(MutationStatus::Applied, None, None, result.changes.iter().map(|c| c.new.updated).max()),
+        Ok(c) if c.duplicate => key.outcome(MutationStatus::Duplicate, None, c.cursor),
+        Ok(c) => key.outcome(MutationStatus::Applied, None, c.cursor),
         Err(e) => {
-            let rejected = reply(MutationStatus::Rejected, Some(e.code()), Some(e.public_message()), None);
-            // Internal failures may be transient: let a retry try again.
+            let rejected = refuse(&e);
+            // Internal failures may be transient: let a retry try again. A refusal at commit
+            // is recorded by the commit itself (on every replica in a cluster); one while
+            // planning is recorded here on the single node, and planned again after a
+            // failover in a cluster.
             if e.code() == kalamdb_client_core::protocol::ErrorCode::InternalError {
                 tracing::error!(error = %e.report(), "internal error in a mutation");
-            } else {
+            } else if db.replication().is_none() {
                 let mut batch = WriteBatch::default();
-                batch.put_cf(&db.store.cf(CF_MUTATIONS), &key, serde_json::to_vec(&rejected).expect("serialises"));
+                key.record(&db.store, &mut batch, &rejected);
                 let _ = db.store.write(batch);
             }
             rejected
@@ -109,7 +98,7 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
     if ops.is_empty() || ops.len() > MAX_OPS_PER_MESSAGE {
         return Err(KalamError::Validation(format!("a mutation needs 1-{MAX_OPS_PER_MESSAGE} ops")));
     }
-    let cx = ExecContext { db, principal: principal.clone(), namespace: None, params: &[] };
+    let cx = ExecContext { db, principal: principal.clone(), namespace: None, params: &[], applying: None };
     let mut writes: PlannedWrites = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let fail = |e: KalamError| match e {

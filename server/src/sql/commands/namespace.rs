@@ -1,6 +1,5 @@
 //! CREATE / ALTER / DROP / SHOW NAMESPACES, USE.
 
-use crate::clock::now_micros;
 use crate::error::Result;
 use crate::ids::NamespaceId;
 use crate::sql::ast::OptionSpec;
@@ -12,7 +11,7 @@ use std::collections::BTreeMap;
 pub(crate) fn create(cx: &ExecContext<'_>, name: &str, if_not_exists: bool) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE NAMESPACE")?;
     let ns = NamespaceId::new(name)?;
-    let created = cx.db.catalog.create_namespace(&ns, if_not_exists, now_micros())?;
+    let created = cx.db.catalog.create_namespace(&ns, if_not_exists, cx.now())?;
     Ok(results::message(
         0,
         if created { format!("Namespace '{ns}' created") } else { format!("Namespace '{ns}' already exists") },

@@ -1,6 +1,5 @@
 //! CREATE STORAGE, DROP STORAGE, SHOW STORAGES.
 
-use crate::clock::now_micros;
 use crate::cold::location::Location;
 use crate::error::{KalamError, Result};
 use crate::ids::StorageId;
@@ -83,7 +82,7 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
 pub(crate) async fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "CREATE STORAGE")?;
     let id = StorageId::new(&stmt.id)?;
-    let def = StorageDef { id: id.clone(), location: location(stmt)?, created_at: now_micros() };
+    let def = StorageDef { id: id.clone(), location: location(stmt)?, created_at: cx.now() };
     if id.is_local() || cx.db.catalog.storage(&id).is_some() {
         if stmt.if_not_exists {
             return Ok(results::message(0, format!("Storage '{id}' already exists")));

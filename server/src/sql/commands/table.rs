@@ -1,6 +1,5 @@
 //! CREATE / DROP TABLE, SHOW TABLES, DESCRIBE TABLE [HISTORY], SHOW STATS FOR TABLE.
 
-use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
 use crate::ids::{StorageId, TableId, normalize_ident};
 use crate::schema::{
@@ -198,7 +197,7 @@ pub(crate) fn create(cx: &ExecContext<'_>, stmt: &CreateTable) -> Result<QueryRe
         options: table_options(kind, &stmt.options)?,
         schema_version: 1,
         next_column_id,
-        created_at: now_micros(),
+        created_at: cx.now(),
     };
     Ok(match cx.db.catalog.create_table(def, stmt.if_not_exists)? {
         Some(t) => results::message(0, format!("Table '{}' created ({})", t.qualified_name(), kind.as_str())),

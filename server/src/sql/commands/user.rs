@@ -2,7 +2,6 @@
 
 use crate::auth::bootstrap::ROOT_USERNAME;
 use crate::auth::{Principal, password};
-use crate::clock::now_micros;
 use crate::error::{KalamError, Result};
 use crate::sql::ast::AlterUserAction;
 use crate::sql::{ExecContext, results};
@@ -21,6 +20,16 @@ fn validate_email(email: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(KalamError::Validation(format!("invalid email '{email}'"))) }
 }
 
+/// The hash of the password a statement sets: the one its replicated log entry carries, or
+/// a new one (after checking the password's strength).
+pub(crate) async fn password_hash(cx: &ExecContext<'_>, pw: &str) -> Result<String> {
+    if let Some(hash) = cx.applying.as_ref().and_then(|a| a.password_hash.clone()) {
+        return Ok(hash);
+    }
+    password::validate(pw)?;
+    password::hash(pw.to_string(), cx.db.auth.bcrypt_cost()).await
+}
+
 pub(crate) async fn create(
     cx: &ExecContext<'_>,
     name: &str,
@@ -32,15 +41,14 @@ pub(crate) async fn create(
     let role = role_spec.unwrap_or(Role::User);
     check_grant(&cx.principal, role)?;
     crate::catalog::validate_username(name)?;
-    password::validate(pw)?;
     if let Some(e) = email {
         validate_email(e)?;
     }
     if cx.db.catalog.user_by_name(name).is_some() {
         return Err(KalamError::AlreadyExists(format!("user '{name}' already exists")));
     }
-    let hash = password::hash(pw.to_string(), cx.db.auth.bcrypt_cost()).await?;
-    let user = cx.db.catalog.create_user(None, name, hash, role, email.map(str::to_string), now_micros())?;
+    let hash = password_hash(cx, pw).await?;
+    let user = cx.db.catalog.create_user(None, name, hash, role, email.map(str::to_string), cx.now())?;
     Ok(results::message(1, format!("User '{}' created with role {} (id {})", user.username, user.role, user.id)))
 }
 
@@ -53,8 +61,7 @@ pub(crate) async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAc
                 cx.principal.require(Role::Dba, "changing another user's password")?;
                 check_grant(&cx.principal, user.role)?;
             }
-            password::validate(pw.expose())?;
-            user.password_hash = password::hash(pw.expose().to_string(), cx.db.auth.bcrypt_cost()).await?;
+            user.password_hash = password_hash(cx, pw.expose()).await?;
             user.failed_logins = 0;
             user.locked_until = None;
         }
@@ -76,7 +83,7 @@ pub(crate) async fn alter(cx: &ExecContext<'_>, name: &str, action: &AlterUserAc
             user.email = Some(e.clone());
         }
     }
-    user.updated_at = now_micros();
+    user.updated_at = cx.now();
     cx.db.catalog.update_user(&user)?;
     if !matches!(action, AlterUserAction::Email(_)) {
         // Open WebSockets of the user check their credentials and privileges again now.

@@ -3,7 +3,7 @@
 use crate::error::{KalamError, Result};
 use crate::sql::dml::{existing_rows_target, pk_equality, select_matching};
 use crate::sql::{ExecContext, results};
-use crate::tables::RowOp;
+use crate::tables::{RowOp, TableWrite};
 use crate::values;
 use datafusion::sql::sqlparser::ast::{Delete, FromTable, TableFactor};
 use kalamdb_client_core::protocol::QueryResult;
@@ -46,6 +46,6 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, del: &Delete) -> Result<QueryR
             ops
         }
     };
-    let r = cx.db.committer.commit(&table, partition, ops).await?;
+    let r = cx.db.commit(vec![TableWrite { table: &table, partition, ops }], None).await?;
     Ok(results::message(r.affected, format!("Deleted {} row(s)", r.affected)))
 }

@@ -6,7 +6,7 @@ use crate::schema::{TableDef, TableKind};
 use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, simple_value, table_ref, writable_column};
 use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, query, results};
-use crate::tables::{RowOp, SystemColumns};
+use crate::tables::{RowOp, SystemColumns, TableWrite};
 use crate::values::{self, Value};
 use datafusion::sql::sqlparser::ast::{Expr, Insert, SetExpr, Statement, TableObject};
 use kalamdb_client_core::protocol::QueryResult;
@@ -75,7 +75,7 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryR
     if table.kind == TableKind::Stream {
         return insert_events(cx, &table, partition, ops);
     }
-    let result = cx.db.committer.commit(&table, partition, ops).await?;
+    let result = cx.db.commit(vec![TableWrite { table: &table, partition, ops }], None).await?;
     Ok(results::message(result.affected, format!("Inserted {} row(s)", result.affected)))
 }
 

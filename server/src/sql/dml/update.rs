@@ -4,7 +4,7 @@ use crate::error::{KalamError, Result};
 use crate::sql::dml::{existing_rows_target, pk_equality, select_matching, simple_value, writable_column};
 use crate::sql::parser::ident_name;
 use crate::sql::{ExecContext, results};
-use crate::tables::RowOp;
+use crate::tables::{RowOp, TableWrite};
 use crate::values;
 use datafusion::sql::sqlparser::ast::{AssignmentTarget, Expr, TableFactor, Update};
 use kalamdb_client_core::protocol::QueryResult;
@@ -63,7 +63,10 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryR
         if let Some(set) = set {
             let set = set?;
             check_not_null(&table, &set)?;
-            let r = cx.db.committer.commit(&table, partition, vec![RowOp::Update { pk, set }]).await?;
+            let r = cx
+                .db
+                .commit(vec![TableWrite { table: &table, partition, ops: vec![RowOp::Update { pk, set }] }], None)
+                .await?;
             return Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)));
         }
     }
@@ -87,7 +90,7 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, upd: &Update) -> Result<QueryR
             ops.push(RowOp::Update { pk, set });
         }
     }
-    let r = cx.db.committer.commit(&table, partition, ops).await?;
+    let r = cx.db.commit(vec![TableWrite { table: &table, partition, ops }], None).await?;
     Ok(results::message(r.affected, format!("Updated {} row(s)", r.affected)))
 }
 

@@ -1,0 +1,358 @@
+//! Cluster mode: the nodes replicate every write through one Raft group on openraft
+//! (docs/cluster.md says what is built and what comes next).
+//!
+//! - [`state_machine`]: applies committed entries ([`Command`]) to this node's database, in
+//!   log order, through the same commit path as the single node.
+//! - [`network`]: openraft's RPCs to the other nodes, over HTTP on the cluster port.
+//! - [`service`]: the cluster port's endpoints (Raft RPCs and forwarded writes), open only
+//!   to nodes holding the cluster secret.
+//! - [`Cluster`]: the running node, which the SQL layer and the WebSocket mutations reach
+//!   through [`Replication`]: the leader proposes, followers forward to the leader.
+
+mod network;
+mod service;
+mod state_machine;
+
+use crate::api::ws::mutations;
+use crate::config::ClusterConfig;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::replication::{Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, Outcome, Replication};
+use crate::sql::executor;
+use kalamdb_client_core::protocol::QueryResult;
+use kalamdb_client_core::protocol::ws::MutateResult;
+use kalamdb_raft::{GroupId, RaftLogs};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Raft};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+pub(crate) use network::ClusterToken;
+
+openraft::declare_raft_types!(
+    /// The replicated log of the cluster: entries are [`Command`]s, applying one gives an
+    /// [`Applied`].
+    pub(crate) TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = BasicNode,
+);
+
+/// What applying an entry answers: the proposer's statement or mutation outcome.
+pub(crate) type Applied = std::result::Result<Outcome, Failure>;
+
+/// The only group of this stage: it replicates the catalog and every table.
+const GROUP: GroupId = GroupId(0);
+
+/// How long a forwarded write may wait for a leader to exist and answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running cluster node.
+pub(crate) struct Cluster {
+    node_id: u64,
+    raft: Raft<TypeConfig>,
+    db: Weak<Database>,
+    client: reqwest::Client,
+    token: ClusterToken,
+    is_leader: Arc<AtomicBool>,
+    config: ClusterConfig,
+}
+
+impl Cluster {
+    /// Starts this node: opens its Raft log, listens on the cluster port, creates the
+    /// cluster if asked to, and hands the database its [`Replication`].
+    pub(crate) async fn start(db: &Arc<Database>) -> Result<Arc<Cluster>> {
+        let config = db.config.cluster.clone();
+        let node_id = config.node_id.ok_or_else(|| KalamError::internal("cluster mode without a node id"))?;
+        let listen = config.listen.ok_or_else(|| KalamError::internal("cluster mode without a cluster address"))?;
+        let secret = config.secret.clone().ok_or_else(|| KalamError::internal("cluster mode without a secret"))?;
+        let token = ClusterToken::new(secret.as_bytes());
+        db.committer.replicated();
+
+        let logs =
+            RaftLogs::open(&db.config.server.data_dir.join("raft")).map_err(|e| KalamError::Source(Arc::new(e)))?;
+        let log_store = logs.group::<TypeConfig>(GROUP);
+        let machine = state_machine::StateMachine::open(db.clone())?;
+        let raft_config = openraft::Config {
+            cluster_name: "kalamdb".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_min_ms,
+            election_timeout_max: config.election_timeout_max_ms,
+            // Snapshots are the next step (docs/cluster.md): until then the log is kept whole,
+            // so a node that was away catches up from it.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
+            max_payload_entries: 16,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| KalamError::InvalidRequest(format!("cluster settings: {e}")))?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(KalamError::internal)?;
+        let network = network::Network::new(client.clone(), token.clone(), node_id);
+        let raft = Raft::new(node_id, Arc::new(raft_config), network, log_store, machine)
+            .await
+            .map_err(|e| KalamError::internal(format!("cannot start Raft: {e}")))?;
+
+        let is_leader = Arc::new(AtomicBool::new(false));
+        let mut metrics = raft.metrics();
+        let watching = Arc::downgrade(&is_leader);
+        tokio::spawn(async move {
+            loop {
+                let leader = metrics.borrow_and_update().current_leader == Some(node_id);
+                match watching.upgrade() {
+                    Some(flag) => flag.store(leader, Ordering::Release),
+                    None => return,
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+
+        let cluster = Arc::new(Cluster {
+            node_id,
+            raft,
+            db: Arc::downgrade(db),
+            client,
+            token,
+            is_leader,
+            config: config.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| KalamError::internal(format!("cannot listen on the cluster address {listen}: {e}")))?;
+        let app = service::router(cluster.clone(), config.max_entry_bytes);
+        tokio::spawn(async move {
+            if let Err(e) =
+                axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+            {
+                tracing::error!("cluster port stopped: {e}");
+            }
+        });
+        tracing::info!(node = node_id, %listen, "cluster node listening for other nodes");
+
+        if config.bootstrap {
+            let initialised = cluster.raft.is_initialized().await.map_err(KalamError::internal)?;
+            if !initialised {
+                let members: BTreeMap<u64, BasicNode> =
+                    config.peer_addresses()?.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+                cluster.raft.initialize(members).await.map_err(|e| KalamError::internal(format!("bootstrap: {e}")))?;
+                tracing::info!(node = node_id, "created the cluster");
+            }
+        }
+        db.replication
+            .set(cluster.clone())
+            .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
+        Ok(cluster)
+    }
+
+    /// Stops Raft (its tasks hold the database).
+    pub(crate) async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("stopping Raft: {e}");
+        }
+    }
+
+    fn database(&self) -> Result<Arc<Database>> {
+        self.db.upgrade().ok_or_else(|| KalamError::Unavailable("the node is shutting down".into()))
+    }
+
+    /// The last log index this node applied.
+    fn applied(&self) -> u64 {
+        self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
+    }
+
+    /// Waits (bounded) until this node has applied `index`.
+    async fn wait_applied(&self, index: u64) {
+        let wait = self.raft.wait(Some(FORWARD_TIMEOUT));
+        if let Err(e) = wait.applied_index_at_least(Some(index), "forwarded write").await {
+            tracing::warn!(index, "a forwarded write is answered before this node applied it: {e}");
+        }
+    }
+
+    /// The current leader's cluster address, waiting (until `deadline`) for one to exist.
+    async fn leader(&self, deadline: tokio::time::Instant) -> Result<(u64, String)> {
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                if let Some(leader) = m.current_leader
+                    && let Some(node) = m.membership_config.membership().get_node(&leader)
+                {
+                    return Ok((leader, node.addr.clone()));
+                }
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
+                return Err(KalamError::Unavailable(
+                    "no cluster leader: a majority of the nodes cannot be reached; retry".into(),
+                ));
+            }
+        }
+    }
+
+    /// Sends a write to the leader and relays its answer once this node has applied it.
+    /// Retries only where the leader did nothing (no leader yet, a node that is no longer
+    /// the leader, a refused connection); a request lost in flight is answered UNAVAILABLE
+    /// with a warning that it may have been applied.
+    async fn forward<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+        loop {
+            let (leader, addr) = self.leader(deadline).await?;
+            if leader == self.node_id {
+                return Err(KalamError::Unavailable("this node became the leader meanwhile; retry".into()));
+            }
+            let sent = self
+                .client
+                .post(format!("http://{addr}{path}"))
+                .header(network::TOKEN_HEADER, self.token.header())
+                .header(network::NODE_HEADER, self.node_id)
+                .timeout(Duration::from_millis(self.config.write_timeout_ms) + Duration::from_secs(5))
+                .json(body)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) if e.is_connect() => {
+                    tracing::debug!(leader, "leader unreachable, waiting for another: {e}");
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(KalamError::Unavailable("the cluster leader cannot be reached; retry".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(leader, "a forwarded write got no answer: {e}");
+                    return Err(KalamError::Unavailable(
+                        "the leader did not answer; the write may or may not have been applied".into(),
+                    ));
+                }
+            };
+            if response.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
+                // Not the leader any more, and it did nothing: ask again.
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(KalamError::Unavailable("the cluster has no stable leader; retry".into()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            if !response.status().is_success() {
+                return Err(KalamError::internal(format!(
+                    "the leader answered a forwarded write with {}",
+                    response.status()
+                )));
+            }
+            let answer: Forwarded<T> = response.json().await.map_err(|e| {
+                KalamError::Unavailable(format!(
+                    "the leader's answer was cut off ({e}); the write may or may not have been applied"
+                ))
+            })?;
+            self.wait_applied(answer.applied).await;
+            return answer.result.map_err(KalamError::from);
+        }
+    }
+
+    /// On the leader: runs a forwarded statement; `None` if this node is not the leader.
+    async fn run_forwarded_statement(&self, statement: ForwardedStatement) -> Option<Forwarded<QueryResult>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let db = match self.database() {
+            Ok(db) => db,
+            Err(e) => return Some(Forwarded { result: Err(Failure::from(&e)), applied: 0 }),
+        };
+        let result = executor::execute_forwarded(&db, statement).await.map_err(|e| Failure::from(&e));
+        Some(Forwarded { result, applied: self.applied() })
+    }
+
+    /// On the leader: applies a forwarded mutation message; `None` if not the leader.
+    async fn run_forwarded_mutation(&self, mutation: ForwardedMutation) -> Option<Forwarded<MutateResult>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let db = match self.database() {
+            Ok(db) => db,
+            Err(e) => return Some(Forwarded { result: Err(Failure::from(&e)), applied: 0 }),
+        };
+        let result = mutations::apply(&db, &mutation.principal.into(), mutation.mutate).await;
+        Some(Forwarded { result: Ok(result), applied: self.applied() })
+    }
+}
+
+#[async_trait::async_trait]
+impl Replication for Cluster {
+    fn is_leader(&self) -> bool {
+        self.is_leader.load(Ordering::Acquire)
+    }
+
+    async fn propose(&self, command: Command) -> Result<Outcome> {
+        let size = serde_json::to_vec(&command).map_err(KalamError::internal)?.len();
+        if size > self.config.max_entry_bytes {
+            return Err(KalamError::TooLarge(format!(
+                "this write is {size} bytes encoded, more than a cluster log entry carries \
+                 (cluster.max_entry_bytes = {}); split it into smaller statements",
+                self.config.max_entry_bytes
+            )));
+        }
+        let timeout = Duration::from_millis(self.config.write_timeout_ms);
+        match tokio::time::timeout(timeout, self.raft.client_write(command)).await {
+            Err(_) => Err(KalamError::Unavailable(format!(
+                "no majority of the cluster acknowledged the write within {} ms; it may or may not be applied",
+                self.config.write_timeout_ms
+            ))),
+            Ok(Ok(response)) => response.data.map_err(KalamError::from),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(KalamError::Unavailable("leadership moved to another node; nothing was applied, retry".into()))
+            }
+            Ok(Err(e)) => Err(KalamError::Unavailable(format!("the cluster cannot take writes: {e}"))),
+        }
+    }
+
+    async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult> {
+        self.forward(service::FORWARD_STATEMENT, &statement).await
+    }
+
+    async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult> {
+        self.forward(service::FORWARD_MUTATION, &mutation).await
+    }
+
+    fn health(&self) -> serde_json::Value {
+        serde_json::to_value(self.node_health()).unwrap_or_default()
+    }
+}
+
+/// What `/v1/api/cluster/health` reports about this node.
+#[derive(Debug, Serialize)]
+pub(crate) struct NodeHealth {
+    pub node_id: u64,
+    pub state: String,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub members: Vec<u64>,
+}
+
+impl Cluster {
+    /// This node's view of the cluster.
+    pub(crate) fn node_health(&self) -> NodeHealth {
+        let m = self.raft.metrics().borrow().clone();
+        NodeHealth {
+            node_id: self.node_id,
+            state: format!("{:?}", m.state),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            members: m.membership_config.membership().voter_ids().collect(),
+        }
+    }
+}

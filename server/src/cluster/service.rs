@@ -1,0 +1,123 @@
+//! The cluster port: Raft RPCs and writes forwarded to the leader. Only for other nodes: a
+//! request without this cluster's token is refused (401) and logged, a body larger than a
+//! batch of log entries can be is refused (413), one that does not decode is refused (400)
+//! and logged. Clients never reach these endpoints: they listen on another port.
+
+use super::Cluster;
+use super::network::{NODE_HEADER, TOKEN_HEADER};
+use crate::replication::{ForwardedMutation, ForwardedStatement};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub(super) const APPEND: &str = "/cluster/v1/raft/append";
+pub(super) const VOTE: &str = "/cluster/v1/raft/vote";
+pub(super) const SNAPSHOT: &str = "/cluster/v1/raft/snapshot";
+pub(super) const FORWARD_STATEMENT: &str = "/cluster/v1/forward/statement";
+pub(super) const FORWARD_MUTATION: &str = "/cluster/v1/forward/mutation";
+
+/// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
+/// at most `max_entry_bytes`; the rest of the request is small.
+pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
+    let body_limit = max_entry_bytes.saturating_mul(17).saturating_add(1024 * 1024);
+    Router::new()
+        .route(APPEND, post(append))
+        .route(VOTE, post(vote))
+        .route(SNAPSHOT, post(snapshot))
+        .route(FORWARD_STATEMENT, post(forward_statement))
+        .route(FORWARD_MUTATION, post(forward_mutation))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
+        .with_state(cluster)
+}
+
+async fn authenticate(
+    State(cluster): State<Arc<Cluster>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request.headers().get(TOKEN_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !cluster.token.verify(presented) {
+        tracing::warn!(%peer, path = %request.uri().path(), "refused a cluster request without this cluster's token");
+        return (StatusCode::UNAUTHORIZED, "not a node of this cluster").into_response();
+    }
+    next.run(request).await
+}
+
+/// Decodes a body; `None` (logged) if it is not the expected message.
+fn decode<T: DeserializeOwned>(path: &str, body: &Bytes) -> Option<T> {
+    serde_json::from_slice(body).inspect_err(|e| tracing::warn!(path, "refused a malformed cluster message: {e}")).ok()
+}
+
+fn malformed() -> Response {
+    (StatusCode::BAD_REQUEST, "malformed message").into_response()
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn append(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    match decode(APPEND, &body) {
+        Some(rpc) => json(&cluster.raft.append_entries(rpc).await),
+        None => malformed(),
+    }
+}
+
+async fn vote(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    match decode(VOTE, &body) {
+        Some(rpc) => json(&cluster.raft.vote(rpc).await),
+        None => malformed(),
+    }
+}
+
+async fn snapshot(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    match decode(SNAPSHOT, &body) {
+        Some(rpc) => json(&cluster.raft.install_snapshot(rpc).await),
+        None => malformed(),
+    }
+}
+
+/// A node that is not the leader does nothing and answers 421: the sender asks the leader.
+fn not_leader() -> Response {
+    (StatusCode::MISDIRECTED_REQUEST, "not the leader").into_response()
+}
+
+async fn forward_statement(
+    State(cluster): State<Arc<Cluster>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let statement: ForwardedStatement = match decode(FORWARD_STATEMENT, &body) {
+        Some(s) => s,
+        None => return malformed(),
+    };
+    tracing::debug!(from = ?headers.get(NODE_HEADER), "forwarded statement");
+    match cluster.run_forwarded_statement(statement).await {
+        Some(answer) => json(&answer),
+        None => not_leader(),
+    }
+}
+
+async fn forward_mutation(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    let mutation: ForwardedMutation = match decode(FORWARD_MUTATION, &body) {
+        Some(m) => m,
+        None => return malformed(),
+    };
+    match cluster.run_forwarded_mutation(mutation).await {
+        Some(answer) => json(&answer),
+        None => not_leader(),
+    }
+}

@@ -1,0 +1,194 @@
+//! Applies the committed entries of the log to this node's database, in log order, on
+//! every node alike: a [`ReplicatedCommit`] through the commit path with the leader's
+//! proposal time (so every replica stamps the same `_updated`), a catalog statement by
+//! running it with the entry's time and password hash.
+//!
+//! The last applied log id is stored in the database itself, in the same RocksDB batch as
+//! a commit's rows, so a node that crashes re-applies exactly the entries it had not
+//! applied. (A catalog statement writes it just after: one re-applied by a crash in between
+//! fails as already done, since catalog statements do not repeat.)
+
+// openraft's `StorageError` is what its state machine trait returns.
+#![allow(clippy::result_large_err)]
+
+use super::{Applied, TypeConfig};
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::replication::{Command, Failure, Outcome, ReplicatedCommit};
+use crate::sql::executor;
+use crate::storage::CF_CATALOG;
+use crate::tables::TableWrite;
+use kalamdb_client_core::protocol::ErrorCode;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, BasicNode, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use rocksdb::WriteBatch;
+use std::io::Cursor;
+use std::sync::Arc;
+
+const APPLIED_KEY: &[u8] = b"raft/applied";
+const MEMBERSHIP_KEY: &[u8] = b"raft/membership";
+
+type Membership = StoredMembership<u64, BasicNode>;
+
+pub(super) struct StateMachine {
+    db: Arc<Database>,
+    applied: Option<LogId<u64>>,
+    membership: Membership,
+}
+
+fn storage_error(e: impl std::fmt::Display) -> StorageError<u64> {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+impl StateMachine {
+    pub(super) fn open(db: Arc<Database>) -> Result<StateMachine> {
+        let read = |key: &[u8]| -> Result<Option<Vec<u8>>> { db.store.get(CF_CATALOG, key) };
+        let applied = match read(APPLIED_KEY)? {
+            Some(b) => Some(serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("applied log id".into()))?),
+            None => None,
+        };
+        let membership = match read(MEMBERSHIP_KEY)? {
+            Some(b) => serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("cluster membership".into()))?,
+            None => Membership::default(),
+        };
+        Ok(StateMachine { db, applied, membership })
+    }
+
+    fn mark(&self, batch: &mut WriteBatch, log_id: &LogId<u64>) {
+        batch.put_cf(&self.db.store.cf(CF_CATALOG), APPLIED_KEY, serde_json::to_vec(log_id).expect("serialises"));
+    }
+
+    fn write_mark(&self, log_id: &LogId<u64>, membership: Option<&Membership>) -> Result<(), StorageError<u64>> {
+        let mut batch = WriteBatch::default();
+        self.mark(&mut batch, log_id);
+        if let Some(m) = membership {
+            batch.put_cf(&self.db.store.cf(CF_CATALOG), MEMBERSHIP_KEY, serde_json::to_vec(m).expect("serialises"));
+        }
+        self.db.store.write(batch).map_err(storage_error)
+    }
+
+    async fn apply_commit(&self, log_id: LogId<u64>, commit: ReplicatedCommit) -> Result<Outcome> {
+        let mut tables = Vec::with_capacity(commit.writes.len());
+        for w in &commit.writes {
+            let table = self
+                .db
+                .catalog
+                .tables(None)
+                .into_iter()
+                .find(|t| t.id == w.table)
+                .ok_or_else(|| KalamError::TableNotFound(format!("{:?}", w.table)))?;
+            if table.schema_version != w.schema_version {
+                return Err(KalamError::SchemaChanged(table.qualified_name()));
+            }
+            tables.push(table);
+        }
+        let writes = commit
+            .writes
+            .into_iter()
+            .zip(&tables)
+            .map(|(w, table)| TableWrite { table, partition: w.partition, ops: w.ops })
+            .collect();
+        let committed = self
+            .db
+            .committer
+            .commit_writes(writes, commit.mutation.as_ref(), Some(commit.proposed_at), |batch| {
+                self.mark(batch, &log_id)
+            })
+            .await?;
+        Ok(Outcome::Committed {
+            affected: committed.affected,
+            cursor: committed.cursor,
+            duplicate: committed.duplicate,
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = NoSnapshots;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), StorageError<u64>> {
+        Ok((self.applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<u64>>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut replies = Vec::new();
+        for entry in entries {
+            let log_id = entry.log_id;
+            let reply = match entry.payload {
+                EntryPayload::Blank => {
+                    self.write_mark(&log_id, None)?;
+                    Ok(Outcome::Nothing)
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(log_id), m);
+                    self.write_mark(&log_id, Some(&self.membership))?;
+                    Ok(Outcome::Nothing)
+                }
+                EntryPayload::Normal(Command::Commit(commit)) => match self.apply_commit(log_id, commit).await {
+                    Ok(outcome) => Ok(outcome),
+                    // A replica that cannot write what the others wrote must not go on as
+                    // if it had: openraft stops this node, and a restart applies the entry
+                    // again.
+                    Err(e) if e.code() == ErrorCode::InternalError => {
+                        tracing::error!(index = log_id.index, "cannot apply a replicated commit: {}", e.report());
+                        return Err(storage_error(e.report()));
+                    }
+                    Err(e) => {
+                        self.write_mark(&log_id, None)?;
+                        Err(e)
+                    }
+                },
+                EntryPayload::Normal(Command::Statement(statement)) => {
+                    let outcome = executor::apply_statement(&self.db, statement).await.map(Outcome::Statement);
+                    if let Err(e) = &outcome
+                        && e.code() == ErrorCode::InternalError
+                    {
+                        tracing::error!(index = log_id.index, "a replicated statement failed here: {}", e.report());
+                    }
+                    self.write_mark(&log_id, None)?;
+                    outcome
+                }
+            };
+            self.applied = Some(log_id);
+            replies.push(reply.map_err(|e| Failure::from(&e)));
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> NoSnapshots {
+        NoSnapshots
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
+        Err(storage_error("this node does not install snapshots yet"))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _meta: &SnapshotMeta<u64, BasicNode>,
+        _snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<u64>> {
+        Err(storage_error("this node does not install snapshots yet"))
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
+        Ok(None)
+    }
+}
+
+/// The snapshot builder of a state machine that keeps its whole log (the snapshot policy
+/// is `Never`); building one is refused.
+pub(super) struct NoSnapshots;
+
+impl RaftSnapshotBuilder<TypeConfig> for NoSnapshots {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
+        Err(storage_error("snapshots are not built yet: the cluster keeps its whole log"))
+    }
+}

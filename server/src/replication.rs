@@ -1,0 +1,169 @@
+//! What a cluster replicates, and the seam through which the SQL layer and the WebSocket
+//! mutations reach it ([`Replication`]). With no cluster settings nothing is set here and
+//! writes commit locally, as on the single node; `crate::cluster` implements the seam on
+//! openraft.
+//!
+//! A write becomes one log entry, a [`Command`], applied in log order by every node:
+//! - a data change is replicated as the rows the leader planned ([`ReplicatedCommit`]),
+//!   never as SQL to run again, so that every replica writes the same rows whatever its
+//!   clock, its budgets or its timing; the stamps come from the entry
+//!   ([`crate::tables::Committer`]'s replicated stamp rule);
+//! - a catalog statement (namespaces, tables, users, storages) is replicated as its SQL
+//!   ([`ReplicatedStatement`]), which is deterministic given the catalog it runs on: ids come
+//!   from the catalog's counters and times from the entry. Passwords travel hashed.
+
+use crate::auth::Principal;
+use crate::error::{KalamError, Result};
+use crate::ids::{Partition, TableId, UserId};
+pub(crate) use crate::tables::MutationKey;
+use crate::tables::RowOp;
+use kalamdb_client_core::protocol::ws::{Mutate, MutateResult};
+use kalamdb_client_core::protocol::{ErrorCode, QueryResult, Role};
+use serde::{Deserialize, Serialize};
+
+/// One entry of the replicated log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Command {
+    Commit(ReplicatedCommit),
+    Statement(ReplicatedStatement),
+}
+
+/// The writes of one statement or one mutation message, planned by the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicatedCommit {
+    pub writes: Vec<ReplicatedWrite>,
+    /// The leader's wall clock when it proposed the entry: the earliest first `_updated`.
+    pub proposed_at: i64,
+    /// A client mutation's dedupe record, written in the same batch as its rows on every
+    /// replica, so exactly-once holds across a failover.
+    pub mutation: Option<MutationKey>,
+}
+
+/// The ops on one table partition, planned on `schema_version` of the table. A replica
+/// whose catalog holds another version at that point of the log refuses the write
+/// ([`KalamError::SchemaChanged`]), and the leader plans it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicatedWrite {
+    pub table: TableId,
+    pub schema_version: u32,
+    pub partition: Partition,
+    pub ops: Vec<RowOp>,
+}
+
+/// A catalog statement, run by every replica as `principal` at time `at`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicatedStatement {
+    /// The statement printed back to SQL; a password in it is replaced by `''`.
+    pub sql: String,
+    /// The hash of the password the statement sets, computed once by the leader.
+    pub password_hash: Option<String>,
+    pub principal: WirePrincipal,
+    pub namespace: Option<String>,
+    pub at: i64,
+}
+
+/// Who a replicated or forwarded statement runs as.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WirePrincipal {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+}
+
+impl From<&Principal> for WirePrincipal {
+    fn from(p: &Principal) -> Self {
+        WirePrincipal { user_id: p.user_id, username: p.username.clone(), role: p.role }
+    }
+}
+
+impl From<WirePrincipal> for Principal {
+    fn from(p: WirePrincipal) -> Self {
+        Principal { user_id: p.user_id, username: p.username, role: p.role }
+    }
+}
+
+/// What applying an entry produced, handed back to the node that proposed it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    /// Entries that are not ours (openraft's blank and membership entries).
+    Nothing,
+    Committed {
+        affected: u64,
+        /// The largest `_updated` written.
+        cursor: Option<i64>,
+        /// The mutation message had already been applied: nothing was written.
+        duplicate: bool,
+    },
+    Statement(QueryResult),
+}
+
+/// An error as it crosses between nodes: a client-facing code and message (internal details
+/// stay in the log of the node where they happened).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    /// The write was planned on an older table definition: plan it again.
+    SchemaChanged(String),
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl From<&KalamError> for Failure {
+    fn from(e: &KalamError) -> Self {
+        match e {
+            KalamError::SchemaChanged(t) => Failure::SchemaChanged(t.clone()),
+            e => Failure::Error { code: e.code(), message: e.public_message() },
+        }
+    }
+}
+
+impl From<Failure> for KalamError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::SchemaChanged(t) => KalamError::SchemaChanged(t),
+            Failure::Error { code: ErrorCode::Unavailable, message } => KalamError::Unavailable(message),
+            Failure::Error { code, message } => KalamError::Remote { code, message },
+        }
+    }
+}
+
+/// A write statement a follower hands to the leader, which plans and proposes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ForwardedStatement {
+    pub sql: String,
+    pub params: Vec<serde_json::Value>,
+    pub principal: WirePrincipal,
+    pub namespace: Option<String>,
+}
+
+/// A client's mutation message a follower hands to the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ForwardedMutation {
+    pub mutate: Mutate,
+    pub principal: WirePrincipal,
+}
+
+/// The leader's answer to a forwarded request, and the log index the follower must apply
+/// before it answers its client (so that the client reads its own write there).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Forwarded<T> {
+    pub result: std::result::Result<T, Failure>,
+    pub applied: u64,
+}
+
+/// A cluster as the layers that write see it (implemented by `crate::cluster`).
+#[async_trait::async_trait]
+pub(crate) trait Replication: Send + Sync {
+    /// Whether this node is the leader (then writes are planned and proposed here).
+    fn is_leader(&self) -> bool;
+    /// Appends `command` to the log (this node must be the leader) and waits until it is
+    /// committed and applied here; returns what applying it produced.
+    async fn propose(&self, command: Command) -> Result<Outcome>;
+    /// Runs a write statement on the leader and waits until this node has applied it.
+    async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult>;
+    /// Applies a mutation message on the leader and waits until this node has applied it.
+    async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult>;
+    /// This node's view of the cluster, for `/v1/api/cluster/health`.
+    fn health(&self) -> serde_json::Value;
+}

@@ -1,0 +1,303 @@
+//! Cluster mode: three real server processes on 127.0.0.1 replicating through openraft.
+
+use crate::common::{Auth, TestServer};
+use hmac::Mac;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "cluster-test-secret-cluster-test-secret";
+
+struct TestCluster {
+    nodes: Vec<TestServer>,
+    cluster_ports: Vec<u16>,
+}
+
+/// Ports for the nodes' cluster addresses, held open together so that none repeats.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+impl TestCluster {
+    /// Starts `n` nodes (node 1 creates the cluster) and waits for a leader that all see.
+    async fn start(n: usize) -> TestCluster {
+        let cluster_ports = free_ports(n);
+        let peers = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("cluster.toml");
+        // Short timeouts keep the failure tests quick.
+        std::fs::write(&config, "[cluster]\nwrite_timeout_ms = 4000\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n").unwrap();
+        let mut nodes = Vec::new();
+        for (i, port) in cluster_ports.iter().enumerate() {
+            let id = (i + 1).to_string();
+            let listen = format!("127.0.0.1:{port}");
+            let mut args = vec![
+                "--config",
+                config.to_str().unwrap(),
+                "--node-id",
+                &id,
+                "--cluster-listen",
+                &listen,
+                "--cluster-peers",
+                &peers,
+            ];
+            if i == 0 {
+                args.push("--cluster-bootstrap");
+            }
+            nodes.push(TestServer::start_with_args_env(&args, &[("KALAMDB_CLUSTER_SECRET", SECRET)]).await);
+        }
+        // The config file must outlive the nodes' restarts.
+        std::mem::forget(dir);
+        let cluster = TestCluster { nodes, cluster_ports };
+        cluster.leader().await;
+        cluster
+    }
+
+    async fn health(node: &TestServer) -> Option<Value> {
+        let (status, body) = node.get("/v1/api/cluster/health").await;
+        if !status.is_success() {
+            return None;
+        }
+        serde_json::from_str(&body).ok()
+    }
+
+    /// The index of the node every running node sees as leader (waits up to 30 s).
+    async fn leader(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut seen = BTreeSet::new();
+            for node in &self.nodes {
+                if node.is_running_quiet()
+                    && let Some(h) = Self::health(node).await
+                {
+                    seen.insert(h["leader"].as_u64());
+                }
+            }
+            if seen.len() == 1
+                && let Some(Some(leader)) = seen.into_iter().next()
+            {
+                return leader as usize - 1;
+            }
+            assert!(Instant::now() < deadline, "no leader all nodes agree on within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until every running node has applied as far as the leader's log goes.
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut positions = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.is_running_quiet()) {
+                let h = Self::health(node).await.expect("health");
+                positions.push((h["last_log_index"].as_u64(), h["last_applied"].as_u64()));
+            }
+            let top = positions.iter().filter_map(|(log, _)| *log).max();
+            if positions.iter().all(|(_, applied)| *applied == top) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nodes did not catch up within 30 s: {positions:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `sql` on every running node: their answers, which must all be equal.
+    async fn same_everywhere(&self, auth: &Auth, sql: &str) -> Vec<Value> {
+        self.settle().await;
+        let mut answers = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running_quiet()) {
+            let r = node.sql_ok(auth, sql).await;
+            answers.push((i, r.rows(0).clone()));
+        }
+        for (i, rows) in &answers[1..] {
+            assert_eq!(rows, &answers[0].1, "node {} and node {} answer {sql} differently", answers[0].0 + 1, i + 1);
+        }
+        answers.swap_remove(0).1
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_and_writes_through_any_node_reach_every_node_alike() {
+    let cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let [a, b, c] = [&cluster.nodes[leader], &cluster.nodes[follower], &cluster.nodes[other]];
+
+    // Catalog statements through a follower, used at once through that follower.
+    b.sql_ok(
+        &root,
+        "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT, n INT DEFAULT 0)",
+    )
+    .await;
+    let alice = c.create_user("alice").await;
+    // Signed in on another node than the one that created the account.
+    a.sql_ok(&alice, "SELECT 1").await;
+
+    // Writes through every node; each node reads its own write at once.
+    for i in 1..=30 {
+        let node = &cluster.nodes[i % 3];
+        node.sql_ok(&alice, &format!("INSERT INTO app.items (id, v) VALUES ({i}, 'v{i}')")).await;
+        let r = node.sql_ok(&alice, &format!("SELECT v FROM app.items WHERE id = {i}")).await;
+        assert_eq!(r.rows(0), &vec![json!([format!("v{i}")])], "node {} reads its own write", i % 3 + 1);
+    }
+    b.sql_ok(&alice, "UPDATE app.items SET n = n + 1 WHERE id <= 10").await;
+    c.sql_ok(&alice, "DELETE FROM app.items WHERE id > 25").await;
+    let r = c.sql_params(&alice, "UPDATE app.items SET v = $1 WHERE id = $2", json!(["changed", 3])).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    // A refused write is refused through a follower with the leader's error.
+    b.sql_err(&alice, "INSERT INTO app.items (id, v) VALUES (1, 'again')", 409, "DUPLICATE_KEY").await;
+    // ALTER TABLE through a follower, then a write on the new definition.
+    c.sql_ok(&root, "ALTER TABLE app.items ADD COLUMN note TEXT").await;
+    a.sql_ok(&alice, "INSERT INTO app.items (id, v, note) VALUES (100, 'late', 'after alter')").await;
+
+    let rows = cluster.same_everywhere(&alice, "SELECT id, v, n, note, _updated FROM app.items ORDER BY id").await;
+    assert_eq!(rows.len(), 26, "{rows:?}");
+    assert_eq!(rows[0][2], json!(1), "UPDATE ... n = n + 1 applied once: {:?}", rows[0]);
+    assert_eq!(rows[2][1], json!("changed"));
+    assert_eq!(rows[25][3], json!("after alter"));
+    // The catalog is the same everywhere too.
+    cluster.same_everywhere(&root, "SELECT username, role FROM system.users ORDER BY username").await;
+    cluster.same_everywhere(&root, "SELECT table_name FROM system.tables ORDER BY table_name").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_leader_loses_no_acknowledged_write() {
+    let mut cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY, w INT)")
+        .await;
+    cluster.settle().await;
+
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let acknowledged_at = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let (bases, acknowledged, acknowledged_at, stop) =
+            (bases.clone(), acknowledged.clone(), acknowledged_at.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            let mut node = w as usize % bases.len();
+            let mut failures = 0u64;
+            for k in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let id = w * 1_000_000 + k;
+                let sent = client
+                    .post(format!("{}/v1/api/sql", bases[node]))
+                    .basic_auth("root", Some(crate::common::ROOT_PASSWORD))
+                    .json(&json!({ "sql": format!("INSERT INTO app.log (id, w) VALUES ({id}, {w})") }))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        acknowledged.lock().unwrap().insert(id);
+                        acknowledged_at.lock().unwrap().push(Instant::now());
+                    }
+                    Ok(r) => {
+                        let status = r.status();
+                        let body: Value = r.json().await.unwrap_or_default();
+                        // While a leader is elected, writes are refused as unavailable.
+                        assert!(status == 503 || status == 408, "unexpected answer {status}: {body}");
+                        failures += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(_) => {
+                        // The node is gone: use another.
+                        failures += 1;
+                        node = (node + 1) % bases.len();
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            failures
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let leader = cluster.leader().await;
+    let before = acknowledged.lock().unwrap().len();
+    assert!(before > 10, "writers made progress before the kill: {before}");
+    let killed_at = Instant::now();
+    cluster.nodes[leader].kill9();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let first_after = acknowledged_at.lock().unwrap().iter().copied().filter(|t| *t > killed_at).min();
+    let failover = first_after.expect("writes resumed after the leader was killed") - killed_at;
+    eprintln!("failover: first acknowledged write {failover:?} after the kill");
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > before, "writes acknowledged after the kill");
+
+    // The killed node comes back, catches up, and holds every acknowledged write.
+    cluster.nodes[leader].start_again();
+    cluster.leader().await;
+    let rows = cluster.same_everywhere(&root, "SELECT id FROM app.log ORDER BY id").await;
+    let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "{} acknowledged writes lost: {:?}", lost.len(), &lost[..lost.len().min(10)]);
+    let _ = &cluster.cluster_ports;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_majority_refuses_writes_clearly() {
+    let mut cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0].sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY)").await;
+    cluster.settle().await;
+    let survivor = cluster.leader().await;
+    for i in 0..3 {
+        if i != survivor {
+            cluster.nodes[i].kill9();
+        }
+    }
+    let started = Instant::now();
+    let r = cluster.nodes[survivor].sql(&root, "INSERT INTO app.t (id) VALUES (1)").await;
+    assert_eq!(r.status.as_u16(), 503, "{}", r.body);
+    assert_eq!(r.code(), "UNAVAILABLE", "{}", r.body);
+    assert!(started.elapsed() < Duration::from_secs(10), "answered within the write timeout");
+    // Reads still work on what the node has.
+    cluster.nodes[survivor].sql_ok(&root, "SELECT count(*) FROM app.t").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_port_refuses_forged_and_malformed_messages() {
+    let cluster = TestCluster::start(3).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}/cluster/v1/raft/vote", cluster.cluster_ports[1]);
+    let vote = json!({"vote": {"leader_id": {"term": 99, "node_id": 9}, "committed": false}, "last_log_id": null});
+    // No token, and a token of another cluster: refused before anything is read.
+    let r = client.post(&url).json(&vote).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"another-cluster-secret-of-32-chars!!").unwrap();
+    mac.update(b"kalamdb cluster v1");
+    let forged: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let r = client.post(&url).header("x-kalamdb-cluster-token", &forged).json(&vote).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // The right token with a malformed body: refused, and the cluster goes on.
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(b"kalamdb cluster v1");
+    let token: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let r = client.post(&url).header("x-kalamdb-cluster-token", &token).body("{\"vote\": [").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // The client port does not serve cluster messages.
+    let client_url = format!("{}/cluster/v1/raft/vote", cluster.nodes[1].base);
+    let r = client.post(&client_url).header("x-kalamdb-cluster-token", &token).json(&vote).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["message"], json!("no such endpoint"), "{body}");
+    cluster.nodes[0].sql_ok(&Auth::root(), "CREATE NAMESPACE still_works").await;
+}
