@@ -213,9 +213,7 @@ fn cluster_route(statement: &Statement) -> Route {
         | Statement::DropTable { .. }
         | Statement::CreateUser { .. }
         | Statement::AlterUser { .. }
-        | Statement::DropUser { .. }
-        | Statement::CreateStorage(_)
-        | Statement::DropStorage { .. } => Route::Log,
+        | Statement::DropUser { .. } => Route::Log,
         Statement::Sql(sql)
             if matches!(**sql, SqlStatement::Insert(_) | SqlStatement::Update(_) | SqlStatement::Delete(_)) =>
         {
@@ -225,6 +223,10 @@ fn cluster_route(statement: &Statement) -> Route {
             Route::Here => Route::Here,
             _ => Route::Leader,
         },
+        // Until flushes go through the log, each node flushes its own replica into its own
+        // data directory: a storage all nodes would write to is refused.
+        Statement::CreateStorage(_) => Route::Refused("CREATE STORAGE"),
+        Statement::DropStorage { .. } => Route::Refused("DROP STORAGE"),
         Statement::BackupDatabase { .. } => Route::Refused("BACKUP DATABASE"),
         Statement::RestoreDatabase { .. } => Route::Refused("RESTORE DATABASE"),
         _ => Route::Here,

@@ -164,6 +164,9 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     assert_eq!(rows[0][2], json!(1), "UPDATE ... n = n + 1 applied once: {:?}", rows[0]);
     assert_eq!(rows[2][1], json!("changed"));
     assert_eq!(rows[25][3], json!("after alter"));
+    // What a cluster cannot do yet is refused by name, on any node.
+    let r = b.sql_err(&root, "BACKUP DATABASE app TO '/tmp/kalamdb-cluster-backup'", 400, "NOT_SUPPORTED").await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("cluster mode"), "{}", r.body);
     // The catalog is the same everywhere too.
     cluster.same_everywhere(&root, "SELECT username, role FROM system.users ORDER BY username").await;
     cluster.same_everywhere(&root, "SELECT table_name FROM system.tables ORDER BY table_name").await;
@@ -300,4 +303,129 @@ async fn the_cluster_port_refuses_forged_and_malformed_messages() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["message"], json!("no such endpoint"), "{body}");
     cluster.nodes[0].sql_ok(&Auth::root(), "CREATE NAMESPACE still_works").await;
+}
+
+/// A subscriber's copy of `SELECT id, v FROM app.items`, fed from sync frames. Panics on a
+/// change it has already seen (a cursor not above the last one).
+#[derive(Default)]
+struct Replica {
+    rows: std::collections::BTreeMap<i64, Value>,
+    cursor: i64,
+}
+
+impl Replica {
+    /// Applies frames for `period` (then `true`) or until the socket closes (`false`).
+    async fn follow(&mut self, ws: &mut crate::common::WsClient, period: Duration) -> bool {
+        use kalamdb_client_core::protocol::ws::{ChangeOp, ServerMessage};
+        let until = Instant::now() + period;
+        loop {
+            let Some(left) = until.checked_duration_since(Instant::now()) else { return true };
+            let frame = match ws.next_frame(left).await {
+                Err(()) => return false,
+                Ok(None) => return true,
+                Ok(Some(frame)) => frame,
+            };
+            match frame {
+                ServerMessage::Change { op, row, cursor, .. } => {
+                    assert!(cursor > self.cursor, "change at {cursor} after {}: a duplicate", self.cursor);
+                    self.cursor = cursor;
+                    let id = row[0].as_i64().unwrap();
+                    match op {
+                        ChangeOp::Delete => self.rows.remove(&id),
+                        _ => self.rows.insert(id, row[1].clone()),
+                    };
+                }
+                ServerMessage::Batch { rows, deleted, cursor, .. } => {
+                    for row in rows {
+                        self.rows.insert(row[0].as_i64().unwrap(), row[1].clone());
+                    }
+                    for pk in deleted {
+                        self.rows.remove(&pk.as_i64().unwrap());
+                    }
+                    self.cursor = self.cursor.max(cursor);
+                }
+                ServerMessage::Subscribed { .. } | ServerMessage::Pong { .. } => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_nothing() {
+    use crate::common::WsClient;
+    let mut cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(&root, "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT)")
+        .await;
+    cluster.nodes[1].create_user("alice").await;
+    cluster.settle().await;
+
+    // Four writers through every node: inserts, and updates and deletes of earlier rows.
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4i64 {
+        let (bases, stop) = (bases.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            let mut node = w as usize % bases.len();
+            for k in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let id = w * 1_000_000 + k;
+                let sql = match k % 5 {
+                    3 => format!("UPDATE app.items SET v = 'u{k}' WHERE id = {}", id - 2),
+                    4 => format!("DELETE FROM app.items WHERE id = {}", id - 3),
+                    _ => format!("INSERT INTO app.items (id, v) VALUES ({id}, 'i{k}')"),
+                };
+                let sent = client
+                    .post(format!("{}/v1/api/sql", bases[node]))
+                    .basic_auth("alice", Some("alice-password"))
+                    .json(&json!({ "sql": sql }))
+                    .send()
+                    .await;
+                if sent.is_err() {
+                    node = (node + 1) % bases.len();
+                }
+                if !sent.is_ok_and(|r| r.status().is_success()) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }));
+    }
+
+    // The subscriber starts on the leader, which is then killed.
+    let leader = cluster.leader().await;
+    let mut replica = Replica::default();
+    let mut ws = WsClient::connect_as(&cluster.nodes[leader], "alice", "alice-password").await;
+    ws.send_json(json!({"type": "subscribe", "id": "s", "sql": "SELECT id, v FROM app.items"})).await;
+    assert!(replica.follow(&mut ws, Duration::from_millis(1500)).await, "the leader closed the subscription");
+    cluster.nodes[leader].kill9();
+    assert!(!replica.follow(&mut ws, Duration::from_secs(10)).await, "the killed node's socket closes");
+    let moved_at = replica.cursor;
+    assert!(moved_at > 0, "the subscriber saw changes before the kill");
+
+    // It resumes on another node from its cursor.
+    let next = (leader + 1) % 3;
+    let mut ws = WsClient::connect_as(&cluster.nodes[next], "alice", "alice-password").await;
+    ws.send_json(json!({"type": "subscribe", "id": "s", "sql": "SELECT id, v FROM app.items", "since": moved_at}))
+        .await;
+    assert!(replica.follow(&mut ws, Duration::from_secs(3)).await);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    cluster.settle().await;
+    assert!(replica.follow(&mut ws, Duration::from_secs(1)).await);
+    assert!(replica.cursor > moved_at, "changes arrived after the move");
+
+    let alice = Auth::basic("alice", "alice-password");
+    let rows = cluster.nodes[next].sql_ok(&alice, "SELECT id, v FROM app.items ORDER BY id").await;
+    let expected: std::collections::BTreeMap<i64, Value> =
+        rows.rows(0).iter().map(|r| (r[0].as_i64().unwrap(), r[1].clone())).collect();
+    assert_eq!(replica.rows.len(), expected.len());
+    assert!(replica.rows == expected, "the subscriber's copy differs from the node's table");
 }

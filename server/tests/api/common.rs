@@ -390,6 +390,23 @@ impl WsClient {
         }
     }
 
+    /// The next frame within `wait`: `Ok(None)` if none came, `Err(())` if the socket closed.
+    pub(crate) async fn next_frame(&mut self, wait: Duration) -> Result<Option<ServerMessage>, ()> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return Err(()),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Ok(Some(serde_json::from_str(t.as_str()).expect("valid server frame")));
+                }
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// True if the server closes the connection within `wait`.
     pub(crate) async fn closed_within(&mut self, wait: Duration) -> bool {
         use futures::StreamExt;
