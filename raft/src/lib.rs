@@ -6,8 +6,8 @@
 //!   every group it replicates, apart from the data the logs are applied to.
 //! - [`LogStore`]: one group's log in it, openraft's `RaftLogStorage`.
 //!
-//! The state machine over the server's commit path, the network between nodes and the
-//! placement of groups are not built yet.
+//! The state machine over the server's commit path and the network between nodes are the
+//! server's (`server/src/cluster`); the placement of several groups is not built yet.
 
 // openraft's `StorageError` is what its storage traits return; boxing it in our own
 // helpers would only add conversions.

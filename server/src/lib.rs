@@ -7,6 +7,12 @@
 //! under the statement's memory budget and the fair scheduler's CPU slots, writes through
 //! the [`tables::Committer`], which assigns `_updated` and writes to [`storage`] (RocksDB).
 //!
+//! In cluster mode a write takes a detour before the committer: [`replication`] is the seam
+//! (what is replicated, and how the SQL layer reaches the cluster), [`cluster`] runs the
+//! node: a follower forwards write statements to the leader, the leader proposes the rows
+//! it planned (or a catalog statement) to the Raft log, and every node applies committed
+//! entries through the same committer.
+//!
 //! - [`config`]: TOML + environment + flags.
 //! - [`server`]: bind, serve, graceful shutdown.
 //! - [`database`]: the engine's handles, wired at start ([`server`] then runs recovery and
@@ -32,6 +38,9 @@
 //! - [`values`]: cell values, type coercion, Arrow conversion.
 //! - [`clock`]: the wall clock the engine reads (injectable) and the hybrid clock behind
 //!   `_updated`.
+//! - [`replication`]: the log entries of cluster mode and the [`replication::Replication`]
+//!   seam the SQL layer and mutations write through.
+//! - [`cluster`]: cluster mode on openraft: state machine, node-to-node port, forwarding.
 //! - [`ids`]: typed ids and names.
 //! - [`error`]: [`error::KalamError`], mapped to HTTP once in [`api::error`].
 //! - [`fault`]: crash and delay injection points for tests (debug builds only).
