@@ -166,4 +166,38 @@ pub(crate) trait Replication: Send + Sync {
     async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult>;
     /// This node's view of the cluster, for `/v1/api/cluster/health`.
     fn health(&self) -> serde_json::Value;
+    /// The members as this node sees them (`system.cluster`).
+    fn members(&self) -> Vec<Member>;
+    /// On the leader: adds a node (it catches up as a learner first, then votes) or
+    /// removes one. Answers what was done.
+    async fn change_members(&self, change: MembershipChange) -> Result<String>;
+}
+
+/// A change of the cluster's members (`ALTER CLUSTER`).
+#[derive(Debug, Clone)]
+pub(crate) enum MembershipChange {
+    Add { id: u64, address: String },
+    Remove { id: u64 },
+}
+
+/// One member as a node sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub node_id: u64,
+    /// Its cluster address.
+    pub address: String,
+    /// Votes (a learner catching up does not).
+    pub voter: bool,
+    pub leader: bool,
+    /// The node answering.
+    pub this_node: bool,
+    /// The answering node's term.
+    pub term: u64,
+    /// The node's last log index: its own for this node; as acknowledged to the leader for
+    /// the others when this node leads; unknown otherwise.
+    pub log_index: Option<u64>,
+    /// The answering node's last applied index (on its own row).
+    pub applied_index: Option<u64>,
+    /// Entries the node is behind the leader (known on the leader).
+    pub lag: Option<u64>,
 }

@@ -27,6 +27,16 @@ impl Drop for Server {
 
 impl Server {
     pub(crate) fn start(dir: &std::path::Path, config: Option<&std::path::Path>) -> Server {
+        Server::start_with(dir, config, &[], &[])
+    }
+
+    /// [`Server::start`] with extra flags and environment variables.
+    pub(crate) fn start_with(
+        dir: &std::path::Path,
+        config: Option<&std::path::Path>,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Server {
         // BENCH_SERVER runs another build of the server (an A/B comparison in one run).
         let bin = std::env::var("BENCH_SERVER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kalamdb-server").into());
         let mut cmd = Command::new(bin);
@@ -36,6 +46,7 @@ impl Server {
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(args).envs(env.iter().copied());
         let mut child =
             cmd.env("KALAMDB_ROOT_PASSWORD", ROOT_PASSWORD).stdout(Stdio::piped()).spawn().expect("start server");
         let stdout = child.stdout.take().unwrap();

@@ -179,6 +179,11 @@ impl Catalog {
         Err(KalamError::TableNotFound(format!("{namespace}.{name}")))
     }
 
+    /// The table with this id (a replicated write names its tables by id).
+    pub(crate) fn table_by_id(&self, id: TableId) -> Option<Arc<TableDef>> {
+        self.state.read().tables.values().find(|t| t.id == id).cloned()
+    }
+
     /// Tables of one namespace, or of all, ordered by namespace and name.
     pub(crate) fn tables(&self, namespace: Option<&NamespaceId>) -> Vec<Arc<TableDef>> {
         let state = self.state.read();

@@ -17,7 +17,9 @@ use crate::api::ws::mutations;
 use crate::config::ClusterConfig;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::replication::{Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, Outcome, Replication};
+use crate::replication::{
+    Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, Member, MembershipChange, Outcome, Replication,
+};
 use crate::sql::executor;
 use kalamdb_client_core::protocol::QueryResult;
 use kalamdb_client_core::protocol::ws::MutateResult;
@@ -26,7 +28,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -199,16 +201,17 @@ impl Cluster {
         }
     }
 
-    /// Sends a write to the leader and relays its answer once this node has applied it.
+    /// Sends a write to the leader and relays its answer once this node has applied it;
+    /// `None` if this node became the leader meanwhile (the caller runs the write here).
     /// Retries only where the leader did nothing (no leader yet, a node that is no longer
     /// the leader, a refused connection); a request lost in flight is answered UNAVAILABLE
     /// with a warning that it may have been applied.
-    async fn forward<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+    async fn forward<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<Option<T>> {
         let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
         loop {
             let (leader, addr) = self.leader(deadline).await?;
             if leader == self.node_id {
-                return Err(KalamError::Unavailable("this node became the leader meanwhile; retry".into()));
+                return Ok(None);
             }
             let sent = self
                 .client
@@ -256,7 +259,7 @@ impl Cluster {
                 ))
             })?;
             self.wait_applied(answer.applied).await;
-            return answer.result.map_err(KalamError::from);
+            return answer.result.map(Some).map_err(KalamError::from);
         }
     }
 
@@ -317,15 +320,89 @@ impl Replication for Cluster {
     }
 
     async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult> {
-        self.forward(service::FORWARD_STATEMENT, &statement).await
+        match self.forward(service::FORWARD_STATEMENT, &statement).await? {
+            Some(result) => Ok(result),
+            None => executor::execute_forwarded(&self.database()?, statement).await,
+        }
     }
 
     async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult> {
-        self.forward(service::FORWARD_MUTATION, &mutation).await
+        match self.forward(service::FORWARD_MUTATION, &mutation).await? {
+            Some(result) => Ok(result),
+            None => Ok(mutations::apply(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
+        }
     }
 
     fn health(&self) -> serde_json::Value {
         serde_json::to_value(self.node_health()).unwrap_or_default()
+    }
+
+    fn members(&self) -> Vec<Member> {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let leading = m.current_leader == Some(self.node_id);
+        let last = m.last_log_index;
+        membership
+            .nodes()
+            .map(|(id, node)| {
+                let this_node = *id == self.node_id;
+                let matched = match (&m.replication, this_node) {
+                    (_, true) => last,
+                    (Some(r), false) if leading => r.get(id).and_then(|l| l.map(|l| l.index)),
+                    _ => None,
+                };
+                Member {
+                    node_id: *id,
+                    address: node.addr.clone(),
+                    voter: voters.contains(id),
+                    leader: m.current_leader == Some(*id),
+                    this_node,
+                    term: m.current_term,
+                    log_index: matched,
+                    applied_index: if this_node { m.last_applied.map(|l| l.index) } else { None },
+                    lag: match (leading, last, matched) {
+                        (true, Some(last), Some(matched)) => Some(last.saturating_sub(matched)),
+                        (true, Some(last), None) => Some(last),
+                        _ => None,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    async fn change_members(&self, change: MembershipChange) -> Result<String> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| KalamError::Unavailable(format!("the membership change failed: {e}"));
+        let voters: BTreeSet<u64> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        match change {
+            MembershipChange::Add { id, address } => {
+                if voters.contains(&id) {
+                    return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
+                }
+                // Blocks until the learner has caught up with the log, so that it never
+                // votes (or counts towards a majority) before it holds the data.
+                self.raft
+                    .add_learner(id, BasicNode { addr: address.clone() }, true)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                let mut next = voters;
+                next.insert(id);
+                self.raft.change_membership(next, false).await.map_err(|e| unavailable(&e))?;
+                Ok(format!("Node {id} ({address}) added to the cluster"))
+            }
+            MembershipChange::Remove { id } => {
+                if !voters.contains(&id) {
+                    return Err(KalamError::Validation(format!("node {id} is not a member")));
+                }
+                if voters.len() == 1 {
+                    return Err(KalamError::Validation("the last node of a cluster cannot be removed".into()));
+                }
+                let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
+                self.raft.change_membership(next, false).await.map_err(|e| unavailable(&e))?;
+                Ok(format!("Node {id} removed from the cluster"))
+            }
+        }
     }
 }
 

@@ -73,13 +73,12 @@ impl StateMachine {
     async fn apply_commit(&self, log_id: LogId<u64>, commit: ReplicatedCommit) -> Result<Outcome> {
         let mut tables = Vec::with_capacity(commit.writes.len());
         for w in &commit.writes {
+            // Dropped after the leader planned the write: the same on every replica.
             let table = self
                 .db
                 .catalog
-                .tables(None)
-                .into_iter()
-                .find(|t| t.id == w.table)
-                .ok_or_else(|| KalamError::TableNotFound(format!("{:?}", w.table)))?;
+                .table_by_id(w.table)
+                .ok_or_else(|| KalamError::TableNotFound(format!("the table (id {}) written to", w.table.0)))?;
             if table.schema_version != w.schema_version {
                 return Err(KalamError::SchemaChanged(table.qualified_name()));
             }

@@ -131,6 +131,15 @@ pub(crate) enum AlterTableAction {
     SetAccessLevel(String),
 }
 
+/// What `ALTER CLUSTER` changes (cluster mode).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ClusterChange {
+    /// `ADD NODE id 'host:port'`: the node catches up as a learner, then votes.
+    AddNode { id: u64, address: String },
+    /// `REMOVE NODE id`
+    RemoveNode { id: u64 },
+}
+
 /// One statement of a request.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Statement {
@@ -208,6 +217,7 @@ pub(crate) enum Statement {
         if_exists: bool,
     },
     ShowStorages,
+    AlterCluster(ClusterChange),
     /// `BACKUP DATABASE ns TO 'path'`
     BackupDatabase {
         namespace: String,
@@ -424,6 +434,10 @@ impl Display for Statement {
             }
             Statement::DropStorage { id, if_exists: ie } => write!(f, "DROP STORAGE{} {}", if_exists(*ie), Name(id)),
             Statement::ShowStorages => f.write_str("SHOW STORAGES"),
+            Statement::AlterCluster(ClusterChange::AddNode { id, address }) => {
+                write!(f, "ALTER CLUSTER ADD NODE {id} {}", Str(address))
+            }
+            Statement::AlterCluster(ClusterChange::RemoveNode { id }) => write!(f, "ALTER CLUSTER REMOVE NODE {id}"),
             Statement::BackupDatabase { namespace, path } => {
                 write!(f, "BACKUP DATABASE {} TO {}", Name(namespace), Str(path))
             }

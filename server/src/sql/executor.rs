@@ -6,8 +6,8 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
-use crate::replication::{Command, ForwardedStatement, Outcome, ReplicatedStatement};
-use crate::sql::ast::{AlterUserAction, Secret, Statement};
+use crate::replication::{Command, ForwardedStatement, MembershipChange, Outcome, ReplicatedStatement};
+use crate::sql::ast::{AlterUserAction, ClusterChange, Secret, Statement};
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
 use crate::sql::context::Applying;
 use crate::sql::parser::Script;
@@ -165,6 +165,7 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::CreateStorage(create) => storage::create(cx, create).await,
             Statement::DropStorage { id, if_exists } => storage::drop(cx, id, *if_exists),
             Statement::ShowStorages => storage::show(cx),
+            Statement::AlterCluster(change) => alter_cluster(cx, change).await,
             Statement::BackupDatabase { namespace, path } => backup::backup(cx, namespace, path).await,
             Statement::RestoreDatabase { namespace, path } => backup::restore(cx, namespace, path).await,
             Statement::ShowBackup { path } => backup::show(cx, path).await,
@@ -219,6 +220,8 @@ fn cluster_route(statement: &Statement) -> Route {
         {
             Route::Leader
         }
+        // Membership changes run on the leader, as openraft requires.
+        Statement::AlterCluster(_) => Route::Leader,
         Statement::ExecuteAs { statement, .. } => match cluster_route(statement) {
             Route::Here => Route::Here,
             _ => Route::Leader,
@@ -231,6 +234,20 @@ fn cluster_route(statement: &Statement) -> Route {
         Statement::RestoreDatabase { .. } => Route::Refused("RESTORE DATABASE"),
         _ => Route::Here,
     }
+}
+
+/// `ALTER CLUSTER ADD NODE` / `REMOVE NODE` (system role; on the leader).
+async fn alter_cluster(cx: &ExecContext<'_>, change: &ClusterChange) -> Result<QueryResult> {
+    cx.principal.require(kalamdb_client_core::protocol::Role::System, "ALTER CLUSTER")?;
+    let replication = cx.db.replication().ok_or_else(|| {
+        KalamError::NotSupported("ALTER CLUSTER needs cluster mode: this server is a single node".into())
+    })?;
+    let change = match change {
+        ClusterChange::AddNode { id, address } => MembershipChange::Add { id: *id, address: address.clone() },
+        ClusterChange::RemoveNode { id } => MembershipChange::Remove { id: *id },
+    };
+    let message = replication.change_members(change).await?;
+    Ok(results::message(1, message))
 }
 
 /// Hands a write statement to the leader, which runs it; answers once this node applied it.

@@ -763,7 +763,29 @@ impl<'a> KalamParser<'a> {
             };
             return Ok(Statement::AlterUser { name, action });
         }
-        Err(self.unsupported("ALTER", "NAMESPACE, TABLE or USER"))
+        if self.eat_word("cluster") {
+            let add = self.eat_word("add");
+            if !add && !self.eat_word("remove") {
+                return Err(self.expected("ADD NODE or REMOVE NODE after ALTER CLUSTER"));
+            }
+            let verb = if add { "ADD" } else { "REMOVE" };
+            self.expect_word("node", &format!("after ALTER CLUSTER {verb}"))?;
+            let id = match self.peek() {
+                Token::Number(n, _) => n.parse::<u64>().ok().filter(|id| (1..=1023).contains(id)),
+                _ => None,
+            };
+            let Some(id) = id else {
+                return Err(self.expected(&format!("a node id (1-1023) after ALTER CLUSTER {verb} NODE")));
+            };
+            self.advance();
+            return Ok(Statement::AlterCluster(if add {
+                let address = self.string(&format!("the node's cluster address ('host:port') after ADD NODE {id}"))?;
+                ClusterChange::AddNode { id, address }
+            } else {
+                ClusterChange::RemoveNode { id }
+            }));
+        }
+        Err(self.unsupported("ALTER", "NAMESPACE, TABLE, USER or CLUSTER"))
     }
 
     fn alter_table(&mut self) -> PResult<Statement> {
@@ -1060,6 +1082,7 @@ fn statement_name(statement: &Statement) -> String {
         Statement::CreateStorage(_) => "CREATE STORAGE",
         Statement::DropStorage { .. } => "DROP STORAGE",
         Statement::ShowStorages => "SHOW STORAGES",
+        Statement::AlterCluster(_) => "ALTER CLUSTER",
         Statement::BackupDatabase { .. } => "BACKUP DATABASE",
         Statement::RestoreDatabase { .. } => "RESTORE DATABASE",
         Statement::ShowBackup { .. } => "SHOW BACKUP",
@@ -1886,6 +1909,13 @@ mod tests {
         assert_eq!(p("DROP STORAGE lake"), Statement::DropStorage { id: "lake".into(), if_exists: false });
         assert_eq!(p("drop storage if exists Lake;"), Statement::DropStorage { id: "lake".into(), if_exists: true });
         assert_eq!(p("SHOW STORAGES"), Statement::ShowStorages);
+        assert_eq!(
+            p("alter cluster add node 4 '10.0.0.4:9090'"),
+            Statement::AlterCluster(ClusterChange::AddNode { id: 4, address: "10.0.0.4:9090".into() })
+        );
+        assert_eq!(p("ALTER CLUSTER REMOVE NODE 2"), Statement::AlterCluster(ClusterChange::RemoveNode { id: 2 }));
+        assert!(parse("ALTER CLUSTER ADD NODE 0 'a:1'").is_err());
+        assert!(parse("ALTER CLUSTER DROP NODE 2").is_err());
         assert_err("CREATE STORAGE x", "expected TYPE after CREATE STORAGE x");
         assert_err("CREATE STORAGE x TYPE 's3' BUCKET b", "expected a string after BUCKET");
         assert_err("CREATE STORAGE x TYPE 's3' BUCKET 'a' BUCKET 'b'", "option 'bucket' is given more than once");

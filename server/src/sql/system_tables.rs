@@ -16,11 +16,13 @@ use kalamdb_client_core::protocol::Role;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// This server's name in `node` columns (single-node for now).
-pub(crate) const NODE_NAME: &str = "local";
+/// This server's name in `node` columns: `local` on a single node, `node-<id>` in a cluster.
+fn node_name(db: &Database) -> String {
+    db.config.cluster.node_id.map_or_else(|| "local".to_string(), |id| format!("node-{id}"))
+}
 
-pub(crate) const TABLES: [&str; 8] =
-    ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries", "jobs", "storages"];
+pub(crate) const TABLES: [&str; 9] =
+    ["users", "namespaces", "tables", "columns", "table_schemas", "live_queries", "jobs", "storages", "cluster"];
 
 /// Whether `principal` may read `system.<name>`: dba and system read all; other roles only
 /// `live_queries`, restricted to their own rows.
@@ -213,7 +215,7 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                         Value::Timestamp(s.created_at),
                         Value::Timestamp(s.updated_at.load(Ordering::Relaxed)),
                         Value::Int(s.changes.load(Ordering::Relaxed) as i64),
-                        text(NODE_NAME),
+                        text(node_name(db)),
                     ]
                 })
                 .collect(),
@@ -254,12 +256,46 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                         Value::Int(j.bytes as i64),
                         Value::Int(j.files as i64),
                         opt_text(j.error),
-                        text(NODE_NAME),
+                        text(node_name(db)),
                     ]
                 })
                 .collect(),
         },
         "storages" => Rows { columns: STORAGE_COLUMNS.to_vec(), rows: storage_rows(db) },
+        // The members as the node answering sees them; no rows on a single node.
+        "cluster" => Rows {
+            columns: vec![
+                ("node_id", BigInt),
+                ("address", Text),
+                ("voter", Boolean),
+                ("leader", Boolean),
+                ("this_node", Boolean),
+                ("term", BigInt),
+                ("log_index", BigInt),
+                ("applied_index", BigInt),
+                ("lag", BigInt),
+            ],
+            rows: db
+                .replication()
+                .map(|r| r.members())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| {
+                    let int = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
+                    vec![
+                        Value::Int(m.node_id as i64),
+                        text(m.address),
+                        Value::Bool(m.voter),
+                        Value::Bool(m.leader),
+                        Value::Bool(m.this_node),
+                        Value::Int(m.term as i64),
+                        int(m.log_index),
+                        int(m.applied_index),
+                        int(m.lag),
+                    ]
+                })
+                .collect(),
+        },
         other => return Err(KalamError::TableNotFound(format!("system.{other}"))),
     };
     rows.into_provider()

@@ -12,6 +12,7 @@ const SECRET: &str = "cluster-test-secret-cluster-test-secret";
 struct TestCluster {
     nodes: Vec<TestServer>,
     cluster_ports: Vec<u16>,
+    config: std::path::PathBuf,
 }
 
 /// Ports for the nodes' cluster addresses, held open together so that none repeats.
@@ -55,17 +56,40 @@ impl TestCluster {
         }
         // The config file must outlive the nodes' restarts.
         std::mem::forget(dir);
-        let cluster = TestCluster { nodes, cluster_ports };
+        let cluster = TestCluster { nodes, cluster_ports, config };
         cluster.leader().await;
         cluster
     }
 
+    /// Starts node `id`, not a member until `ALTER CLUSTER ADD NODE` makes it one; returns
+    /// its cluster address.
+    async fn start_outside_node(&mut self, id: usize) -> String {
+        let port = free_ports(1)[0];
+        let address = format!("127.0.0.1:{port}");
+        let peers = format!("{id}={address}");
+        let id_text = id.to_string();
+        let args = [
+            "--config",
+            self.config.to_str().unwrap(),
+            "--node-id",
+            &id_text,
+            "--cluster-listen",
+            &address,
+            "--cluster-peers",
+            &peers,
+        ];
+        self.nodes.push(TestServer::start_with_args_env(&args, &[("KALAMDB_CLUSTER_SECRET", SECRET)]).await);
+        self.cluster_ports.push(port);
+        address
+    }
+
+    /// A node's `/v1/api/cluster/health`, `None` if it does not answer.
     async fn health(node: &TestServer) -> Option<Value> {
-        let (status, body) = node.get("/v1/api/cluster/health").await;
-        if !status.is_success() {
+        let r = node.client.get(format!("{}/v1/api/cluster/health", node.base)).send().await.ok()?;
+        if !r.status().is_success() {
             return None;
         }
-        serde_json::from_str(&body).ok()
+        r.json().await.ok()
     }
 
     /// The index of the node every running node sees as leader (waits up to 30 s).
@@ -95,8 +119,8 @@ impl TestCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mut positions = Vec::new();
-            for node in self.nodes.iter().filter(|n| n.is_running_quiet()) {
-                let h = Self::health(node).await.expect("health");
+            for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running_quiet()) {
+                let h = Self::health(node).await.unwrap_or_else(|| panic!("node {} does not answer", i + 1));
                 positions.push((h["last_log_index"].as_u64(), h["last_applied"].as_u64()));
             }
             let top = positions.iter().filter_map(|(log, _)| *log).max();
@@ -172,6 +196,74 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     cluster.same_everywhere(&root, "SELECT table_name FROM system.tables ORDER BY table_name").await;
 }
 
+/// Four writers inserting into `app.log (id, w)` as root through the given nodes, moving
+/// to the next node when one cannot be reached; they keep what was acknowledged, and when.
+struct Writers {
+    acknowledged: Arc<Mutex<BTreeSet<u64>>>,
+    acknowledged_at: Arc<Mutex<Vec<Instant>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    fn start(bases: Vec<String>) -> Writers {
+        let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+        let acknowledged_at = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for w in 0..4u64 {
+            let (bases, acknowledged, acknowledged_at, stop) =
+                (bases.clone(), acknowledged.clone(), acknowledged_at.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+                let mut node = w as usize % bases.len();
+                for k in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let id = w * 1_000_000 + k;
+                    let sent = client
+                        .post(format!("{}/v1/api/sql", bases[node]))
+                        .basic_auth("root", Some(crate::common::ROOT_PASSWORD))
+                        .json(&json!({ "sql": format!("INSERT INTO app.log (id, w) VALUES ({id}, {w})") }))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => {
+                            acknowledged.lock().unwrap().insert(id);
+                            acknowledged_at.lock().unwrap().push(Instant::now());
+                        }
+                        Ok(r) => {
+                            let status = r.status();
+                            let body: Value = r.json().await.unwrap_or_default();
+                            // While a leader is elected, writes are refused as unavailable.
+                            assert!(status == 503 || status == 408, "unexpected answer {status}: {body}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(_) => {
+                            // The node is gone: use another.
+                            node = (node + 1) % bases.len();
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }));
+        }
+        Writers { acknowledged, acknowledged_at, stop, tasks }
+    }
+
+    /// Stops the writers: the ids acknowledged, and the times of the acknowledgements.
+    async fn stop(self) -> (BTreeSet<u64>, Vec<Instant>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        let times = self.acknowledged_at.lock().unwrap().clone();
+        (acknowledged, times)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_leader_loses_no_acknowledged_write() {
     let mut cluster = TestCluster::start(3).await;
@@ -182,67 +274,18 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     cluster.settle().await;
 
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
-    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
-    let acknowledged_at = Arc::new(Mutex::new(Vec::<Instant>::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..4u64 {
-        let (bases, acknowledged, acknowledged_at, stop) =
-            (bases.clone(), acknowledged.clone(), acknowledged_at.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-            let mut node = w as usize % bases.len();
-            let mut failures = 0u64;
-            for k in 0.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let id = w * 1_000_000 + k;
-                let sent = client
-                    .post(format!("{}/v1/api/sql", bases[node]))
-                    .basic_auth("root", Some(crate::common::ROOT_PASSWORD))
-                    .json(&json!({ "sql": format!("INSERT INTO app.log (id, w) VALUES ({id}, {w})") }))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status().is_success() => {
-                        acknowledged.lock().unwrap().insert(id);
-                        acknowledged_at.lock().unwrap().push(Instant::now());
-                    }
-                    Ok(r) => {
-                        let status = r.status();
-                        let body: Value = r.json().await.unwrap_or_default();
-                        // While a leader is elected, writes are refused as unavailable.
-                        assert!(status == 503 || status == 408, "unexpected answer {status}: {body}");
-                        failures += 1;
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Err(_) => {
-                        // The node is gone: use another.
-                        failures += 1;
-                        node = (node + 1) % bases.len();
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }
-            failures
-        }));
-    }
+    let writers = Writers::start(bases);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let leader = cluster.leader().await;
-    let before = acknowledged.lock().unwrap().len();
+    let before = writers.acknowledged.lock().unwrap().len();
     assert!(before > 10, "writers made progress before the kill: {before}");
     let killed_at = Instant::now();
     cluster.nodes[leader].kill9();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
-    let first_after = acknowledged_at.lock().unwrap().iter().copied().filter(|t| *t > killed_at).min();
+    let (acknowledged, times) = writers.stop().await;
+    let first_after = times.iter().copied().filter(|t| *t > killed_at).min();
     let failover = first_after.expect("writes resumed after the leader was killed") - killed_at;
     eprintln!("failover: first acknowledged write {failover:?} after the kill");
-    let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() > before, "writes acknowledged after the kill");
 
     // The killed node comes back, catches up, and holds every acknowledged write.
@@ -428,4 +471,45 @@ async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_noth
         rows.rows(0).iter().map(|r| (r[0].as_i64().unwrap(), r[1].clone())).collect();
     assert_eq!(replica.rows.len(), expected.len());
     assert!(replica.rows == expected, "the subscriber's copy differs from the node's table");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
+    let mut cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY, w INT)")
+        .await;
+    cluster.settle().await;
+    // Node 1 leaves below: the writers write through nodes 2 and 3.
+    let writers = Writers::start(vec![cluster.nodes[1].base.clone(), cluster.nodes[2].base.clone()]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Through a follower: the statement runs on the leader.
+    let via = (cluster.leader().await + 1) % 3;
+    let address = cluster.start_outside_node(4).await;
+    let r = cluster.nodes[via].sql_ok(&root, &format!("ALTER CLUSTER ADD NODE 4 '{address}'")).await;
+    assert!(r.body.to_string().contains("added"), "{}", r.body);
+    let members = cluster.same_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id").await;
+    assert_eq!(members, vec![json!([1, true]), json!([2, true]), json!([3, true]), json!([4, true])]);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.nodes[2].sql_ok(&root, "ALTER CLUSTER REMOVE NODE 1").await;
+    cluster.nodes[0].kill9();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (acknowledged, _) = writers.stop().await;
+    assert!(acknowledged.len() > 20, "writers made progress: {}", acknowledged.len());
+
+    cluster.leader().await;
+    let members = cluster.same_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id").await;
+    assert_eq!(members, vec![json!([2, true]), json!([3, true]), json!([4, true])]);
+    let rows = cluster.same_everywhere(&root, "SELECT id FROM app.log ORDER BY id").await;
+    let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
+    assert!(acknowledged.is_subset(&stored), "{} acknowledged writes lost", acknowledged.difference(&stored).count());
+    // The new node holds what was written before it joined too.
+    let r = cluster.nodes[3].sql_ok(&root, "SELECT count(*) FROM app.log").await;
+    assert_eq!(r.rows(0)[0][0].as_u64().unwrap(), stored.len() as u64);
+    // Only a system user changes the members, and not on a single node.
+    let single = TestServer::start().await;
+    single.sql_err(&root, "ALTER CLUSTER REMOVE NODE 2", 400, "NOT_SUPPORTED").await;
 }

@@ -1,0 +1,224 @@
+//! Cluster benchmarks over loopback: three release nodes against one node, in one run.
+//! - single-row INSERT latency: one node; the cluster's leader; a follower (forwarded);
+//! - a write on one node → the change event at a subscriber on another node;
+//! - failover: `kill -9` of the leader → the first acknowledged write through another
+//!   node, over several trials (the killed node restarts between trials).
+//!
+//! Run: `cargo bench -p kalamdb-server --bench cluster`.
+//! Environment: `BENCH_WRITES` (samples per latency case, default 1000), `BENCH_TRIALS`
+//! (failover trials, default 10).
+
+mod common;
+
+use common::{Server, connect, percentiles, recv, send, subscribe};
+use kalamdb_client_core::protocol::ws::ServerMessage;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "bench-cluster-secret-bench-cluster-secret";
+const SETUP: &str = "CREATE NAMESPACE bench; CREATE USER TABLE bench.t (id BIGINT PRIMARY KEY, n INT); \
+                     CREATE USER 'bencher' WITH PASSWORD 'bencher-password'";
+
+/// One node of the cluster: restartable on its data directory and cluster port.
+struct Node {
+    server: Option<Server>,
+    base: String,
+    dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+    args: Vec<String>,
+}
+
+impl Node {
+    fn start(&mut self) {
+        let env = [("KALAMDB_CLUSTER_SECRET", SECRET)];
+        let server = Server::start_with(&self.dir, Some(&self.config), &self.args, &env);
+        self.base = server.base.clone();
+        self.server = Some(server);
+    }
+
+    fn kill(&mut self) {
+        self.server = None;
+    }
+}
+
+fn start_cluster(root: &std::path::Path) -> Vec<Node> {
+    let listeners: Vec<_> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    drop(listeners);
+    let peers = ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
+    let config = root.join("kalamdb.toml");
+    std::fs::write(&config, "[auth]\nbcrypt_cost = 4\n").unwrap();
+    let mut nodes: Vec<Node> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let mut args = vec![
+                "--node-id".to_string(),
+                (i + 1).to_string(),
+                "--cluster-listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--cluster-peers".into(),
+                peers.clone(),
+            ];
+            if i == 0 {
+                args.push("--cluster-bootstrap".into());
+            }
+            Node {
+                server: None,
+                base: String::new(),
+                dir: root.join(format!("node-{}", i + 1)),
+                config: config.clone(),
+                args,
+            }
+        })
+        .collect();
+    for n in &mut nodes {
+        n.start();
+    }
+    nodes
+}
+
+/// The leader all running nodes agree on, once they have applied everything.
+async fn settled_leader(client: &reqwest::Client, nodes: &[Node]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut views = Vec::new();
+        for n in nodes.iter().filter(|n| n.server.is_some()) {
+            let h: Option<Value> = match client.get(format!("{}/v1/api/cluster/health", n.base)).send().await {
+                Ok(r) => r.json().await.ok(),
+                Err(_) => None,
+            };
+            views.push(h.map(|h| (h["leader"].as_u64(), h["last_log_index"].as_u64(), h["last_applied"].as_u64())));
+        }
+        let agreed = views.iter().all(|v| v.is_some_and(|v| v.0.is_some() && v.0 == views[0].unwrap().0 && v.2 == v.1));
+        if agreed && views.iter().all(|v| v.unwrap().2 == views[0].unwrap().2) {
+            return views[0].unwrap().0.unwrap() as usize - 1;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not settle: {views:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn insert(client: &reqwest::Client, base: &str, token: &str, id: i64) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(format!("{base}/v1/api/sql"))
+        .bearer_auth(token)
+        .json(&json!({ "sql": format!("INSERT INTO bench.t (id, n) VALUES ({id}, 1)") }))
+        .send()
+        .await
+}
+
+/// p50 and p99 of `writes` sequential single-row INSERTs through `base`.
+async fn insert_latency(client: &reqwest::Client, base: &str, token: &str, first: i64, writes: usize) -> (u128, u128) {
+    let mut samples = Vec::with_capacity(writes);
+    for i in 0..writes as i64 {
+        let t = Instant::now();
+        let r = insert(client, base, token, first + i).await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        samples.push(t.elapsed());
+    }
+    percentiles(samples)
+}
+
+fn main() {
+    let writes = common::env_or("BENCH_WRITES", 1000);
+    let trials = common::env_or("BENCH_TRIALS", 10);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        println!("single-row INSERT over HTTP, {writes} sequential writes per case");
+        println!("{:>28} {:>10} {:>10}", "case", "p50 (µs)", "p99 (µs)");
+
+        let single_dir = tempfile::tempdir().unwrap();
+        let single = Server::with_config(single_dir.path(), "[auth]\nbcrypt_cost = 4\n");
+        let root = single.token(&client, "root", common::ROOT_PASSWORD).await;
+        single.sql(&client, &root, SETUP, json!([])).await;
+        let token = single.token(&client, "bencher", "bencher-password").await;
+        insert_latency(&client, &single.base, &token, 1_000_000, 100).await;
+        let (p50, p99) = insert_latency(&client, &single.base, &token, 0, writes).await;
+        println!("{:>28} {p50:>10} {p99:>10}", "one node");
+        drop(single);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut nodes = start_cluster(dir.path());
+        let leader = settled_leader(&client, &nodes).await;
+        let follower = (leader + 1) % 3;
+        let root = nodes[0].server.as_ref().unwrap().token(&client, "root", common::ROOT_PASSWORD).await;
+        nodes[0].server.as_ref().unwrap().sql(&client, &root, SETUP, json!([])).await;
+        let token = nodes[follower].server.as_ref().unwrap().token(&client, "bencher", "bencher-password").await;
+        insert_latency(&client, &nodes[leader].base, &token, 1_000_000, 100).await;
+        let (p50, p99) = insert_latency(&client, &nodes[leader].base, &token, 0, writes).await;
+        println!("{:>28} {p50:>10} {p99:>10}", "3 nodes, via the leader");
+        let (p50, p99) = insert_latency(&client, &nodes[follower].base, &token, 10_000_000, writes).await;
+        println!("{:>28} {p50:>10} {p99:>10}", "3 nodes, via a follower");
+
+        // A write through the leader, seen by a subscriber on a follower.
+        let mut ws = connect(&nodes[follower].base, &token).await;
+        subscribe(&mut ws, "s", "SELECT id FROM bench.t WHERE n = 2").await;
+        let mut samples = Vec::with_capacity(writes);
+        for i in 0..writes as i64 {
+            let t = Instant::now();
+            let r = client
+                .post(format!("{}/v1/api/sql", nodes[leader].base))
+                .bearer_auth(&token)
+                .json(&json!({ "sql": format!("INSERT INTO bench.t (id, n) VALUES ({}, 2)", 20_000_000 + i) }))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            loop {
+                if let ServerMessage::Change { .. } = recv(&mut ws).await {
+                    break;
+                }
+            }
+            samples.push(t.elapsed());
+        }
+        let (p50, p99) = percentiles(samples);
+        println!("write on the leader -> change event on a follower: p50 {p50} µs, p99 {p99} µs");
+        send(&mut ws, json!({"type": "unsubscribe", "id": "s"})).await;
+        drop(ws);
+
+        // Failover: kill -9 the leader while one writer writes through another node.
+        let mut failovers = Vec::new();
+        for trial in 0..trials {
+            let leader = settled_leader(&client, &nodes).await;
+            let via = (leader + 1) % 3;
+            let base = nodes[via].base.clone();
+            let (token, client) = (token.clone(), client.clone());
+            let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+            let seen = killed_at.clone();
+            let writer = tokio::spawn(async move {
+                for i in 0.. {
+                    let sent_at = Instant::now();
+                    let ok = insert(&client, &base, &token, 100_000_000 * (trial as i64 + 1) + i)
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    // Only a write sent after the kill shows that writes resumed.
+                    if let (true, Some(at)) = (ok, *seen.lock().unwrap())
+                        && sent_at > at
+                    {
+                        return at.elapsed();
+                    }
+                    if !ok {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                unreachable!()
+            });
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            *killed_at.lock().unwrap() = Some(Instant::now());
+            nodes[leader].kill();
+            let took = tokio::time::timeout(Duration::from_secs(30), writer).await.expect("writes resumed").unwrap();
+            failovers.push(took);
+            nodes[leader].start();
+        }
+        failovers.sort();
+        let ms = |d: &Duration| d.as_millis();
+        println!(
+            "failover (kill -9 of the leader -> first acknowledged write), {trials} trials: p50 {} ms, max {} ms, all {:?}",
+            ms(&failovers[failovers.len() / 2]),
+            ms(failovers.last().unwrap()),
+            failovers.iter().map(ms).collect::<Vec<_>>()
+        );
+    });
+}
