@@ -81,6 +81,15 @@ impl Cluster {
             RaftLogs::open(&db.config.server.data_dir.join("raft")).map_err(|e| KalamError::Source(Arc::new(e)))?;
         let log_store = logs.group::<TypeConfig>(GROUP);
         let machine = state_machine::StateMachine::open(db.clone())?;
+        if !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1) {
+            // Its data is not in the log: other nodes would never get it, and replaying the
+            // log over it would diverge.
+            return Err(KalamError::InvalidRequest(format!(
+                "{} holds tables or users written outside cluster mode; a cluster node starts \
+                 from an empty data directory (a single node's data cannot join a cluster yet)",
+                db.config.server.data_dir.display()
+            )));
+        }
         let raft_config = openraft::Config {
             cluster_name: "kalamdb".into(),
             heartbeat_interval: config.heartbeat_ms,

@@ -57,6 +57,11 @@ impl StateMachine {
         Ok(StateMachine { db, applied, membership })
     }
 
+    /// Whether any entry was ever applied to this node's data.
+    pub(super) fn has_applied(&self) -> bool {
+        self.applied.is_some()
+    }
+
     fn mark(&self, batch: &mut WriteBatch, log_id: &LogId<u64>) {
         batch.put_cf(&self.db.store.cf(CF_CATALOG), APPLIED_KEY, serde_json::to_vec(log_id).expect("serialises"));
     }

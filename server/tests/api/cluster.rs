@@ -513,3 +513,23 @@ async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
     let single = TestServer::start().await;
     single.sql_err(&root, "ALTER CLUSTER REMOVE NODE 2", 400, "NOT_SUPPORTED").await;
 }
+
+#[tokio::test]
+async fn a_single_nodes_data_directory_is_refused_in_cluster_mode() {
+    let mut single = TestServer::start().await;
+    single.sql_ok(&Auth::root(), "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY)").await;
+    single.stop();
+    let port = free_ports(1)[0];
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
+        .args(["--listen", "127.0.0.1:0", "--node-id", "1", "--cluster-bootstrap"])
+        .args(["--cluster-listen", &format!("127.0.0.1:{port}"), "--cluster-peers", &format!("1=127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(single.data_dir())
+        .env("KALAMDB_CLUSTER_SECRET", SECRET)
+        .env("KALAMDB_ROOT_PASSWORD", crate::common::ROOT_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("written outside cluster mode"), "{stderr}");
+}
