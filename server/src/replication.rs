@@ -164,6 +164,11 @@ pub(crate) trait Replication: Send + Sync {
     async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult>;
     /// Applies a mutation message on the leader and waits until this node has applied it.
     async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult>;
+    /// The last log index this node applied.
+    fn applied_index(&self) -> u64;
+    /// Waits (a few seconds at most) until this node has applied `index`; `false` if it
+    /// has not by then.
+    async fn wait_applied(&self, index: u64) -> bool;
     /// This node's view of the cluster, for `/v1/api/cluster/health`.
     fn health(&self) -> serde_json::Value;
     /// The members as this node sees them (`system.cluster`).

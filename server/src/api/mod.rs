@@ -22,7 +22,7 @@ pub(crate) use metrics::Metrics;
 use crate::database::Database;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -72,7 +72,12 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(sql::AFTER_INDEX_HEADER),
+            ])
+            .expose_headers([HeaderName::from_static(sql::APPLIED_INDEX_HEADER)])
             .max_age(std::time::Duration::from_secs(600)),
     )
 }

@@ -35,13 +35,42 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// Cluster mode: a request with this header (a log index) runs once the node has applied
+/// that index, so a client reads its own write on any node.
+pub(crate) const AFTER_INDEX_HEADER: &str = "x-kalamdb-after-index";
+/// Cluster mode: the log index the node had applied when it answered (a write's answer
+/// comes after the write was applied there).
+pub(crate) const APPLIED_INDEX_HEADER: &str = "x-kalamdb-applied-index";
+
 pub(crate) async fn handle(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
+    headers: axum::http::HeaderMap,
     JsonBody(req): JsonBody<kalamdb_client_core::protocol::SqlRequest>,
 ) -> Result<Response, StatementError> {
     Metrics::inc(&state.metrics.sql_requests, 1);
-    let outcome = run(&state, principal, req).await;
+    let after = match headers.get(AFTER_INDEX_HEADER) {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            StatementError::from(KalamError::InvalidRequest(format!("{AFTER_INDEX_HEADER} must be a log index")))
+        })?),
+    };
+    let outcome = match (after, state.db.replication()) {
+        (Some(index), Some(replication)) => match replication.wait_applied(index).await {
+            true => run(&state, principal, req).await,
+            false => Err(KalamError::Unavailable(format!(
+                "this node has not applied log index {index} yet (it lags or is cut off from the cluster); retry"
+            ))
+            .into()),
+        },
+        _ => run(&state, principal, req).await,
+    };
+    let outcome = outcome.map(|mut response| {
+        if let Some(r) = state.db.replication() {
+            response.headers_mut().insert(APPLIED_INDEX_HEADER, HeaderValue::from(r.applied_index()));
+        }
+        response
+    });
     if outcome.is_err() {
         Metrics::inc(&state.metrics.sql_errors, 1);
     }

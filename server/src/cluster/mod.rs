@@ -52,6 +52,9 @@ pub(crate) type Applied = std::result::Result<Outcome, Failure>;
 /// The only group of this stage: it replicates the catalog and every table.
 const GROUP: GroupId = GroupId(0);
 
+/// How long a read may wait for this node to apply the index its client names.
+const READ_AFTER_WAIT: Duration = Duration::from_secs(5);
+
 /// How long a forwarded write may wait for a leader to exist and answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -182,12 +185,10 @@ impl Cluster {
         self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
     }
 
-    /// Waits (bounded) until this node has applied `index`.
-    async fn wait_applied(&self, index: u64) {
-        let wait = self.raft.wait(Some(FORWARD_TIMEOUT));
-        if let Err(e) = wait.applied_index_at_least(Some(index), "forwarded write").await {
-            tracing::warn!(index, "a forwarded write is answered before this node applied it: {e}");
-        }
+    /// Waits until this node has applied `index`, for at most `timeout`.
+    async fn applied_within(&self, index: u64, timeout: Duration) -> bool {
+        let wait = self.raft.wait(Some(timeout));
+        wait.applied_index_at_least(Some(index), "a client's read after its write").await.is_ok()
     }
 
     /// The current leader's cluster address, waiting (until `deadline`) for one to exist.
@@ -267,7 +268,9 @@ impl Cluster {
                     "the leader's answer was cut off ({e}); the write may or may not have been applied"
                 ))
             })?;
-            self.wait_applied(answer.applied).await;
+            if !self.applied_within(answer.applied, FORWARD_TIMEOUT).await {
+                tracing::warn!(index = answer.applied, "a forwarded write is answered before this node applied it");
+            }
             return answer.result.map(Some).map_err(KalamError::from);
         }
     }
@@ -344,6 +347,14 @@ impl Replication for Cluster {
 
     fn health(&self) -> serde_json::Value {
         serde_json::to_value(self.node_health()).unwrap_or_default()
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.applied()
+    }
+
+    async fn wait_applied(&self, index: u64) -> bool {
+        self.applied_within(index, READ_AFTER_WAIT).await
     }
 
     fn members(&self) -> Vec<Member> {

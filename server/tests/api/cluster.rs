@@ -188,6 +188,35 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     assert_eq!(rows[0][2], json!(1), "UPDATE ... n = n + 1 applied once: {:?}", rows[0]);
     assert_eq!(rows[2][1], json!("changed"));
     assert_eq!(rows[25][3], json!("after alter"));
+    // Read-your-writes on another node: the write's answer names the log index it was
+    // applied at; a read naming it waits for the node to get there.
+    let write = c
+        .client
+        .post(format!("{}/v1/api/sql", c.base))
+        .basic_auth("alice", Some("alice-password"))
+        .json(&json!({"sql": "INSERT INTO app.items (id, v) VALUES (200, 'ryw')"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(write.status().is_success());
+    let index: u64 = write.headers()["x-kalamdb-applied-index"].to_str().unwrap().parse().unwrap();
+    let read = |node: &TestServer, index: u64| {
+        node.client
+            .post(format!("{}/v1/api/sql", node.base))
+            .basic_auth("alice", Some("alice-password"))
+            .header("x-kalamdb-after-index", index)
+            .json(&json!({"sql": "SELECT v FROM app.items WHERE id = 200"}))
+            .send()
+    };
+    let r: Value = read(a, index).await.unwrap().json().await.unwrap();
+    assert_eq!(r["results"][0]["rows"], json!([["ryw"]]), "{r}");
+    // An index the node cannot reach in time: a clear refusal, not a stale answer.
+    let started = Instant::now();
+    let r = read(b, index + 1_000_000).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], json!("UNAVAILABLE"), "{body}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "it waited before refusing");
     // What a cluster cannot do yet is refused by name, on any node.
     let r = b.sql_err(&root, "BACKUP DATABASE app TO '/tmp/kalamdb-cluster-backup'", 400, "NOT_SUPPORTED").await;
     assert!(r.body["error"]["message"].as_str().unwrap().contains("cluster mode"), "{}", r.body);
