@@ -55,9 +55,6 @@ const GROUP: GroupId = GroupId(0);
 /// How long a read may wait for this node to apply the index its client names.
 const READ_AFTER_WAIT: Duration = Duration::from_secs(5);
 
-/// How long a forwarded write may wait for a leader to exist and answer.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// A running cluster node.
 pub(crate) struct Cluster {
     node_id: u64,
@@ -217,7 +214,9 @@ impl Cluster {
     /// the leader, a refused connection); a request lost in flight is answered UNAVAILABLE
     /// with a warning that it may have been applied.
     async fn forward<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<Option<T>> {
-        let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+        // As long as a write waits for a majority on the leader: a leader must exist first.
+        let patience = Duration::from_millis(self.config.write_timeout_ms);
+        let deadline = tokio::time::Instant::now() + patience;
         loop {
             let (leader, addr) = self.leader(deadline).await?;
             if leader == self.node_id {
@@ -258,8 +257,11 @@ impl Cluster {
                 continue;
             }
             if !response.status().is_success() {
-                return Err(KalamError::internal(format!(
-                    "the leader answered a forwarded write with {}",
+                // Not an answer of a node (they answer 200 or 421): something between the
+                // nodes failed, maybe after the leader had the write.
+                tracing::warn!(leader, status = %response.status(), "a forwarded write was answered by something else");
+                return Err(KalamError::Unavailable(format!(
+                    "the way to the leader failed ({}); the write may or may not have been applied",
                     response.status()
                 )));
             }
@@ -268,7 +270,7 @@ impl Cluster {
                     "the leader's answer was cut off ({e}); the write may or may not have been applied"
                 ))
             })?;
-            if !self.applied_within(answer.applied, FORWARD_TIMEOUT).await {
+            if !self.applied_within(answer.applied, patience).await {
                 tracing::warn!(index = answer.applied, "a forwarded write is answered before this node applied it");
             }
             return answer.result.map(Some).map_err(KalamError::from);

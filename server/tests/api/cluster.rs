@@ -15,6 +15,77 @@ struct TestCluster {
     config: std::path::PathBuf,
 }
 
+/// Relays in front of the nodes' cluster ports that can cut nodes off: a request to a cut
+/// node, or from one (by its `x-kalamdb-node` header), is answered 503 instead of delivered.
+struct Partition {
+    cut: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+impl Partition {
+    /// One relay per node (node `i + 1` listens on `targets[i]`); returns their ports.
+    async fn start(targets: &[u16]) -> (Partition, Vec<u16>) {
+        let cut = Arc::new(Mutex::new(BTreeSet::new()));
+        let mut ports = Vec::new();
+        for (i, target) in targets.iter().copied().enumerate() {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ports.push(listener.local_addr().unwrap().port());
+            let (cut, node, client) = (cut.clone(), i as u64 + 1, reqwest::Client::new());
+            let relay = axum::Router::new().fallback(move |request: axum::extract::Request| {
+                let (cut, client) = (cut.clone(), client.clone());
+                async move { relay(request, node, target, &cut, &client).await }
+            });
+            tokio::spawn(async move { axum::serve(listener, relay).await });
+        }
+        (Partition { cut }, ports)
+    }
+
+    fn cut_off(&self, node: u64) {
+        self.cut.lock().unwrap().insert(node);
+    }
+
+    fn heal(&self) {
+        self.cut.lock().unwrap().clear();
+    }
+}
+
+async fn relay(
+    request: axum::extract::Request,
+    node: u64,
+    target: u16,
+    cut: &Mutex<BTreeSet<u64>>,
+    client: &reqwest::Client,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let from = request.headers().get("x-kalamdb-node").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    {
+        let cut = cut.lock().unwrap();
+        if cut.contains(&node) || from.is_some_and(|f| cut.contains(&f)) {
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let mut forwarded = client.request(parts.method, format!("http://127.0.0.1:{target}{}", parts.uri.path()));
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+            forwarded = forwarded.header(name, value);
+        }
+    }
+    match forwarded.body(body).send().await {
+        Ok(r) => {
+            let status = r.status();
+            let content_type = r.headers().get(axum::http::header::CONTENT_TYPE).cloned();
+            let bytes = r.bytes().await.unwrap_or_default();
+            let mut response = (status, bytes).into_response();
+            if let Some(ct) = content_type {
+                response.headers_mut().insert(axum::http::header::CONTENT_TYPE, ct);
+            }
+            response
+        }
+        Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
 /// Ports for the nodes' cluster addresses, held open together so that none repeats.
 fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
@@ -24,8 +95,20 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl TestCluster {
     /// Starts `n` nodes (node 1 creates the cluster) and waits for a leader that all see.
     async fn start(n: usize) -> TestCluster {
-        let cluster_ports = free_ports(n);
-        let peers = cluster_ports
+        let ports = free_ports(n);
+        TestCluster::start_at(ports.clone(), ports).await
+    }
+
+    /// Starts `n` nodes whose traffic to each other goes through a [`Partition`].
+    async fn start_partitionable(n: usize) -> (TestCluster, Partition) {
+        let listen = free_ports(n);
+        let (partition, reached_at) = Partition::start(&listen).await;
+        (TestCluster::start_at(listen, reached_at).await, partition)
+    }
+
+    /// Nodes listening on `cluster_ports` for each other, reached by the others at `reached_at`.
+    async fn start_at(cluster_ports: Vec<u16>, reached_at: Vec<u16>) -> TestCluster {
+        let peers = reached_at
             .iter()
             .enumerate()
             .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
@@ -561,4 +644,40 @@ async fn a_single_nodes_data_directory_is_refused_in_cluster_mode() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("written outside cluster mode"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_cut_off_refuses_writes_and_the_cluster_converges_after_healing() {
+    let (cluster, partition) = TestCluster::start_partitionable(3).await;
+    let root = Auth::root();
+    cluster.nodes[0].sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY)").await;
+    cluster.settle().await;
+    let cut = cluster.leader().await;
+    partition.cut_off(cut as u64 + 1);
+
+    // The cut-off leader cannot reach a majority: its write is refused, clearly.
+    let r = cluster.nodes[cut].sql(&root, "INSERT INTO app.t (id) VALUES (999)").await;
+    assert_eq!((r.status.as_u16(), r.code()), (503, "UNAVAILABLE"), "{}", r.body);
+
+    // The majority elects another leader and goes on.
+    let majority = (cut + 1) % 3;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in 1..=20 {
+        loop {
+            let r = cluster.nodes[majority].sql(&root, &format!("INSERT INTO app.t (id) VALUES ({id})")).await;
+            if r.status.is_success() {
+                break;
+            }
+            assert_eq!(r.code(), "UNAVAILABLE", "{}", r.body);
+            assert!(Instant::now() < deadline, "the majority took no write within 20 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // Healed: every node holds the majority's writes, and not the refused one.
+    partition.heal();
+    cluster.leader().await;
+    let rows = cluster.same_everywhere(&root, "SELECT id FROM app.t ORDER BY id").await;
+    let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
 }
