@@ -128,6 +128,16 @@ impl From<Failure> for KalamError {
     }
 }
 
+/// STREAM events the leader took, relayed to the other nodes for their subscribers
+/// (STREAM tables are not replicated through the log: they live in memory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StreamEvents {
+    pub table: TableId,
+    pub schema_version: u32,
+    pub partition: Partition,
+    pub events: Vec<crate::storage::row_codec::StoredRow>,
+}
+
 /// A write statement a follower hands to the leader, which plans and proposes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ForwardedStatement {
@@ -164,6 +174,9 @@ pub(crate) trait Replication: Send + Sync {
     async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult>;
     /// Applies a mutation message on the leader and waits until this node has applied it.
     async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult>;
+    /// On the leader: hands STREAM events to the other nodes, in order, without waiting
+    /// (dropped for a node that cannot keep up: stream events are ephemeral).
+    fn relay_stream(&self, events: StreamEvents);
     /// The last log index this node applied.
     fn applied_index(&self) -> u64;
     /// Waits (a few seconds at most) until this node has applied `index`; `false` if it

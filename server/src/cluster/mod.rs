@@ -12,6 +12,7 @@
 mod network;
 mod service;
 mod state_machine;
+mod stream_relay;
 
 use crate::api::ws::mutations;
 use crate::config::ClusterConfig;
@@ -19,6 +20,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::replication::{
     Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, Member, MembershipChange, Outcome, Replication,
+    StreamEvents,
 };
 use crate::sql::executor;
 use kalamdb_client_core::protocol::QueryResult;
@@ -64,6 +66,7 @@ pub(crate) struct Cluster {
     token: ClusterToken,
     is_leader: Arc<AtomicBool>,
     config: ClusterConfig,
+    streams: stream_relay::StreamRelay,
 }
 
 impl Cluster {
@@ -137,6 +140,7 @@ impl Cluster {
             token,
             is_leader,
             config: config.clone(),
+            streams: stream_relay::StreamRelay::default(),
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -290,6 +294,25 @@ impl Cluster {
         Some(Forwarded { result, applied: self.applied() })
     }
 
+    /// Takes STREAM events the leader relayed: into this node's buffers and to its
+    /// subscribers (an ephemeral stream's only if it has some here).
+    fn take_stream_events(&self, batch: Vec<StreamEvents>) {
+        let Ok(db) = self.database() else { return };
+        for relayed in batch {
+            let Some(table) = db.catalog.table_by_id(relayed.table) else { continue };
+            if table.schema_version != relayed.schema_version {
+                continue;
+            }
+            let ephemeral = table.options.stream.is_some_and(|s| s.ephemeral);
+            if ephemeral && !db.live.has_subscribers(table.id, relayed.partition) {
+                continue;
+            }
+            db.committer.publish_stream(&table, relayed.partition, &relayed.events, |events| {
+                db.streams.append(&table, relayed.partition, events)
+            });
+        }
+    }
+
     /// On the leader: applies a forwarded mutation message; `None` if not the leader.
     async fn run_forwarded_mutation(&self, mutation: ForwardedMutation) -> Option<Forwarded<MutateResult>> {
         if !self.is_leader() {
@@ -353,6 +376,18 @@ impl Replication for Cluster {
 
     fn applied_index(&self) -> u64 {
         self.applied()
+    }
+
+    fn relay_stream(&self, events: StreamEvents) {
+        let m = self.raft.metrics().borrow().clone();
+        let peers = m
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.node_id)
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect::<Vec<_>>();
+        self.streams.send(&peers, events, &self.client, &self.token, self.node_id);
     }
 
     async fn wait_applied(&self, index: u64) -> bool {

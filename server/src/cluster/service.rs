@@ -23,6 +23,7 @@ pub(super) const VOTE: &str = "/cluster/v1/raft/vote";
 pub(super) const SNAPSHOT: &str = "/cluster/v1/raft/snapshot";
 pub(super) const FORWARD_STATEMENT: &str = "/cluster/v1/forward/statement";
 pub(super) const FORWARD_MUTATION: &str = "/cluster/v1/forward/mutation";
+pub(super) const STREAM: &str = "/cluster/v1/stream";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -34,6 +35,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(SNAPSHOT, post(snapshot))
         .route(FORWARD_STATEMENT, post(forward_statement))
         .route(FORWARD_MUTATION, post(forward_mutation))
+        .route(STREAM, post(stream_events))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -108,6 +110,16 @@ async fn forward_statement(
     match cluster.run_forwarded_statement(statement).await {
         Some(answer) => json(&answer),
         None => not_leader(),
+    }
+}
+
+async fn stream_events(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    match decode(STREAM, &body) {
+        Some(batch) => {
+            cluster.take_stream_events(batch);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => malformed(),
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 const FORMAT: u8 = 1;
 
 /// A stored row version.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StoredRow {
     pub updated: i64,
     pub deleted: bool,

@@ -308,6 +308,27 @@ impl Committer {
         events
     }
 
+    /// Cluster mode: takes STREAM events the leader stamped, as [`Committer::commit_stream`]
+    /// takes new ones (into `buffer` and to live subscribers, under the commit lock).
+    pub(crate) fn publish_stream(
+        &self,
+        table: &TableDef,
+        partition: Partition,
+        events: &[StoredRow],
+        buffer: impl FnOnce(&[StoredRow]),
+    ) {
+        let clock = self.clock.lock();
+        buffer(events);
+        if let Some(sink) = self.sink.get() {
+            let changes: Vec<RowChange> = events
+                .iter()
+                .map(|e| RowChange { table: table.id, partition, kind: ChangeKind::Insert, old: None, new: e.clone() })
+                .collect();
+            sink.publish(&changes);
+        }
+        drop(clock);
+    }
+
     /// Reads the current version of a row (tombstones included) from either tier.
     pub(crate) async fn get(&self, table: &TableDef, partition: Partition, pk: &Value) -> Result<Option<StoredRow>> {
         let key = keys::row_key(table.id, partition, &keys::encode_pk(pk)?);

@@ -681,3 +681,39 @@ async fn a_leader_cut_off_refuses_writes_and_the_cluster_converges_after_healing
     let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
     assert_eq!(ids, (1..=20).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_events_reach_subscribers_on_every_node_in_order() {
+    use crate::common::WsClient;
+    use kalamdb_client_core::protocol::ws::ServerMessage;
+    let cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(&root, "CREATE NAMESPACE app; CREATE STREAM TABLE app.ev (id BIGINT PRIMARY KEY, v INT)")
+        .await;
+    cluster.nodes[0].create_user("alice").await;
+    cluster.settle().await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let mut ws = WsClient::connect_as(&cluster.nodes[follower], "alice", "alice-password").await;
+    crate::common::subscribe(&mut ws, "s", "SELECT id, v FROM app.ev", json!({})).await;
+    // Inserted through the other follower: forwarded to the leader, relayed to every node.
+    let alice = Auth::basic("alice", "alice-password");
+    for i in 0..20 {
+        cluster.nodes[(leader + 2) % 3].sql_ok(&alice, &format!("INSERT INTO app.ev (id, v) VALUES ({i}, {i})")).await;
+    }
+    let mut seen = Vec::new();
+    let mut last = 0;
+    while seen.len() < 20 {
+        match ws.recv().await {
+            ServerMessage::Change { row, cursor, .. } => {
+                assert!(cursor > last, "events arrive in order");
+                last = cursor;
+                seen.push(row[0].as_i64().unwrap());
+            }
+            ServerMessage::Pong { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
+}

@@ -2,6 +2,7 @@
 
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
+use crate::replication::StreamEvents;
 use crate::schema::{TableDef, TableKind};
 use crate::sql::dml::{MAX_ROWS_PER_WRITE, evaluate_default, simple_value, table_ref, writable_column};
 use crate::sql::parser::ident_name;
@@ -83,7 +84,9 @@ pub(crate) async fn execute(cx: &ExecContext<'_>, ins: &Insert) -> Result<QueryR
 /// they are dropped when nobody subscribes.
 fn insert_events(cx: &ExecContext<'_>, table: &TableDef, partition: Partition, ops: Vec<RowOp>) -> Result<QueryResult> {
     let ephemeral = table.options.stream.is_some_and(|s| s.ephemeral);
-    if ephemeral && !cx.db.live.has_subscribers(table.id, partition) {
+    // In a cluster the subscribers may be on other nodes: each node applies the rule to its own.
+    let relay = cx.db.replication();
+    if ephemeral && relay.is_none() && !cx.db.live.has_subscribers(table.id, partition) {
         return Ok(results::message(0, "No live subscriber: events dropped (ephemeral stream)"));
     }
     // Events skip the committer's row path, so CRDT_TEXT values become documents here.
@@ -95,8 +98,20 @@ fn insert_events(cx: &ExecContext<'_>, table: &TableDef, partition: Partition, o
         })
         .collect::<Result<_>>()?;
     let streams = &cx.db.streams;
-    let events =
-        cx.db.committer.commit_stream(table, partition, rows, |events| streams.append(table, partition, events));
+    let local = !ephemeral || cx.db.live.has_subscribers(table.id, partition);
+    let events = cx.db.committer.commit_stream(table, partition, rows, |events| {
+        if local {
+            streams.append(table, partition, events)
+        }
+    });
+    if let Some(relay) = relay {
+        relay.relay_stream(StreamEvents {
+            table: table.id,
+            schema_version: table.schema_version,
+            partition,
+            events: events.clone(),
+        });
+    }
     Ok(results::message(events.len() as u64, format!("Inserted {} event(s)", events.len())))
 }
 
