@@ -281,16 +281,19 @@ impl Cluster {
         }
     }
 
-    /// On the leader: runs a forwarded statement; `None` if this node is not the leader.
-    async fn run_forwarded_statement(&self, statement: ForwardedStatement) -> Option<Forwarded<QueryResult>> {
+    /// On the leader: runs a write another node forwarded and answers with its outcome and
+    /// the index this node has applied; `None` if this node is not the leader.
+    async fn run_forwarded<T, F>(&self, run: impl FnOnce(Arc<Database>) -> F) -> Option<Forwarded<T>>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
         if !self.is_leader() {
             return None;
         }
-        let db = match self.database() {
-            Ok(db) => db,
-            Err(e) => return Some(Forwarded { result: Err(Failure::from(&e)), applied: 0 }),
+        let result = match self.database() {
+            Ok(db) => run(db).await.map_err(|e| Failure::from(&e)),
+            Err(e) => Err(Failure::from(&e)),
         };
-        let result = executor::execute_forwarded(&db, statement).await.map_err(|e| Failure::from(&e));
         Some(Forwarded { result, applied: self.applied() })
     }
 
@@ -311,19 +314,6 @@ impl Cluster {
                 db.streams.append(&table, relayed.partition, events)
             });
         }
-    }
-
-    /// On the leader: applies a forwarded mutation message; `None` if not the leader.
-    async fn run_forwarded_mutation(&self, mutation: ForwardedMutation) -> Option<Forwarded<MutateResult>> {
-        if !self.is_leader() {
-            return None;
-        }
-        let db = match self.database() {
-            Ok(db) => db,
-            Err(e) => return Some(Forwarded { result: Err(Failure::from(&e)), applied: 0 }),
-        };
-        let result = mutations::apply(&db, &mutation.principal.into(), mutation.mutate).await;
-        Some(Forwarded { result: Ok(result), applied: self.applied() })
     }
 }
 

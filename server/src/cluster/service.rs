@@ -107,7 +107,8 @@ async fn forward_statement(
         None => return malformed(),
     };
     tracing::debug!(from = ?headers.get(NODE_HEADER), "forwarded statement");
-    match cluster.run_forwarded_statement(statement).await {
+    let run = async |db: Arc<crate::database::Database>| crate::sql::executor::execute_forwarded(&db, statement).await;
+    match cluster.run_forwarded(run).await {
         Some(answer) => json(&answer),
         None => not_leader(),
     }
@@ -128,7 +129,11 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, body: Bytes) -> R
         Some(m) => m,
         None => return malformed(),
     };
-    match cluster.run_forwarded_mutation(mutation).await {
+    let principal = mutation.principal.into();
+    let run = async |db: Arc<crate::database::Database>| {
+        Ok(crate::api::ws::mutations::apply(&db, &principal, mutation.mutate).await)
+    };
+    match cluster.run_forwarded(run).await {
         Some(answer) => json(&answer),
         None => not_leader(),
     }

@@ -99,6 +99,15 @@ impl TestCluster {
         TestCluster::start_at(ports.clone(), ports).await
     }
 
+    /// Three nodes with the table `app.log (id, w)` the [`Writers`] write to.
+    async fn with_log_table() -> TestCluster {
+        let cluster = TestCluster::start(3).await;
+        let sql = "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY, w INT)";
+        cluster.nodes[0].sql_ok(&Auth::root(), sql).await;
+        cluster.settle().await;
+        cluster
+    }
+
     /// Starts `n` nodes whose traffic to each other goes through a [`Partition`].
     async fn start_partitionable(n: usize) -> (TestCluster, Partition) {
         let listen = free_ports(n);
@@ -308,8 +317,16 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     cluster.same_everywhere(&root, "SELECT table_name FROM system.tables ORDER BY table_name").await;
 }
 
-/// Four writers inserting into `app.log (id, w)` as root through the given nodes, moving
-/// to the next node when one cannot be reached; they keep what was acknowledged, and when.
+const ROOT: (&str, &str) = ("root", crate::common::ROOT_PASSWORD);
+
+/// Inserts row `writer * 1_000_000 + k` into `app.log (id, w)`.
+fn insert_log(w: u64, k: u64) -> String {
+    format!("INSERT INTO app.log (id, w) VALUES ({}, {w})", w * 1_000_000 + k)
+}
+
+/// Four writers running `statement(writer, k)` for k = 0, 1, ... as `user` through the given
+/// nodes, moving to the next node when one cannot be reached; they keep which were
+/// acknowledged (as `writer * 1_000_000 + k`), and when.
 struct Writers {
     acknowledged: Arc<Mutex<BTreeSet<u64>>>,
     acknowledged_at: Arc<Mutex<Vec<Instant>>>,
@@ -318,7 +335,8 @@ struct Writers {
 }
 
 impl Writers {
-    fn start(bases: Vec<String>) -> Writers {
+    fn start(bases: Vec<String>, user: (&str, &str), statement: fn(u64, u64) -> String) -> Writers {
+        let (user, password) = (user.0.to_string(), user.1.to_string());
         let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
         let acknowledged_at = Arc::new(Mutex::new(Vec::<Instant>::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -326,6 +344,7 @@ impl Writers {
         for w in 0..4u64 {
             let (bases, acknowledged, acknowledged_at, stop) =
                 (bases.clone(), acknowledged.clone(), acknowledged_at.clone(), stop.clone());
+            let (user, password) = (user.clone(), password.clone());
             tasks.push(tokio::spawn(async move {
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
                 let mut node = w as usize % bases.len();
@@ -333,16 +352,15 @@ impl Writers {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         break;
                     }
-                    let id = w * 1_000_000 + k;
                     let sent = client
                         .post(format!("{}/v1/api/sql", bases[node]))
-                        .basic_auth("root", Some(crate::common::ROOT_PASSWORD))
-                        .json(&json!({ "sql": format!("INSERT INTO app.log (id, w) VALUES ({id}, {w})") }))
+                        .basic_auth(&user, Some(&password))
+                        .json(&json!({ "sql": statement(w, k) }))
                         .send()
                         .await;
                     match sent {
                         Ok(r) if r.status().is_success() => {
-                            acknowledged.lock().unwrap().insert(id);
+                            acknowledged.lock().unwrap().insert(w * 1_000_000 + k);
                             acknowledged_at.lock().unwrap().push(Instant::now());
                         }
                         Ok(r) => {
@@ -378,15 +396,11 @@ impl Writers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_leader_loses_no_acknowledged_write() {
-    let mut cluster = TestCluster::start(3).await;
+    let mut cluster = TestCluster::with_log_table().await;
     let root = Auth::root();
-    cluster.nodes[0]
-        .sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY, w INT)")
-        .await;
-    cluster.settle().await;
 
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
-    let writers = Writers::start(bases);
+    let writers = Writers::start(bases, ROOT, insert_log);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let leader = cluster.leader().await;
     let before = writers.acknowledged.lock().unwrap().len();
@@ -519,38 +533,14 @@ async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_noth
 
     // Four writers through every node: inserts, and updates and deletes of earlier rows.
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..4i64 {
-        let (bases, stop) = (bases.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-            let mut node = w as usize % bases.len();
-            for k in 0.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let id = w * 1_000_000 + k;
-                let sql = match k % 5 {
-                    3 => format!("UPDATE app.items SET v = 'u{k}' WHERE id = {}", id - 2),
-                    4 => format!("DELETE FROM app.items WHERE id = {}", id - 3),
-                    _ => format!("INSERT INTO app.items (id, v) VALUES ({id}, 'i{k}')"),
-                };
-                let sent = client
-                    .post(format!("{}/v1/api/sql", bases[node]))
-                    .basic_auth("alice", Some("alice-password"))
-                    .json(&json!({ "sql": sql }))
-                    .send()
-                    .await;
-                if sent.is_err() {
-                    node = (node + 1) % bases.len();
-                }
-                if !sent.is_ok_and(|r| r.status().is_success()) {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }));
-    }
+    let writers = Writers::start(bases, ("alice", "alice-password"), |w, k| {
+        let id = w * 1_000_000 + k;
+        match k % 5 {
+            3 => format!("UPDATE app.items SET v = 'u{k}' WHERE id = {}", id - 2),
+            4 => format!("DELETE FROM app.items WHERE id = {}", id - 3),
+            _ => format!("INSERT INTO app.items (id, v) VALUES ({id}, 'i{k}')"),
+        }
+    });
 
     // The subscriber starts on the leader, which is then killed.
     let leader = cluster.leader().await;
@@ -569,10 +559,7 @@ async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_noth
     ws.send_json(json!({"type": "subscribe", "id": "s", "sql": "SELECT id, v FROM app.items", "since": moved_at}))
         .await;
     assert!(replica.follow(&mut ws, Duration::from_secs(3)).await);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
+    writers.stop().await;
     cluster.settle().await;
     assert!(replica.follow(&mut ws, Duration::from_secs(1)).await);
     assert!(replica.cursor > moved_at, "changes arrived after the move");
@@ -587,14 +574,10 @@ async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
-    let mut cluster = TestCluster::start(3).await;
+    let mut cluster = TestCluster::with_log_table().await;
     let root = Auth::root();
-    cluster.nodes[0]
-        .sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY, w INT)")
-        .await;
-    cluster.settle().await;
     // Node 1 leaves below: the writers write through nodes 2 and 3.
-    let writers = Writers::start(vec![cluster.nodes[1].base.clone(), cluster.nodes[2].base.clone()]);
+    let writers = Writers::start(vec![cluster.nodes[1].base.clone(), cluster.nodes[2].base.clone()], ROOT, insert_log);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Through a follower: the statement runs on the leader.
