@@ -700,3 +700,48 @@ async fn stream_events_reach_subscribers_on_every_node_in_order() {
     }
     assert_eq!(seen, (0..20).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_failover() {
+    use crate::common::WsClient;
+    use kalamdb_client_core::protocol::ws::{MutationStatus, ServerMessage};
+    let mut cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(&root, "CREATE NAMESPACE app; CREATE USER TABLE app.todos (id BIGINT PRIMARY KEY, n INT)")
+        .await;
+    cluster.nodes[0].create_user("alice").await;
+    cluster.settle().await;
+    let message = |seq: u64| {
+        json!({"type": "mutate", "client_id": "phone", "seq": seq, "ops": [
+            {"table": "app.todos", "op": "insert", "row": {"id": seq, "n": 0}},
+            {"table": "app.todos", "op": "update", "pk": 1, "row": {"n": seq}}
+        ]})
+    };
+    async fn send(node: &TestServer, message: Value) -> MutationStatus {
+        let mut ws = WsClient::connect_as(node, "alice", "alice-password").await;
+        ws.send_json(message).await;
+        loop {
+            match ws.recv().await {
+                ServerMessage::MutateResult(r) => return r.status,
+                ServerMessage::Pong { .. } => {}
+                other => panic!("expected mutate_result, got {other:?}"),
+            }
+        }
+    }
+    let leader = cluster.leader().await;
+    let [a, b] = [(leader + 1) % 3, (leader + 2) % 3];
+    // Through a follower, then the same message again through the other follower and the
+    // leader: applied once.
+    assert_eq!(send(&cluster.nodes[a], message(1)).await, MutationStatus::Applied);
+    assert_eq!(send(&cluster.nodes[b], message(1)).await, MutationStatus::Duplicate);
+    assert_eq!(send(&cluster.nodes[leader], message(1)).await, MutationStatus::Duplicate);
+    assert_eq!(send(&cluster.nodes[a], message(2)).await, MutationStatus::Applied);
+    // The leader dies; its successor knows both messages.
+    cluster.nodes[leader].kill9();
+    assert_eq!(send(&cluster.nodes[b], message(2)).await, MutationStatus::Duplicate);
+    assert_eq!(send(&cluster.nodes[b], message(3)).await, MutationStatus::Applied);
+    let alice = Auth::basic("alice", "alice-password");
+    let rows = cluster.same_everywhere(&alice, "SELECT id, n FROM app.todos ORDER BY id").await;
+    assert_eq!(rows, vec![json!([1, 3]), json!([2, 0]), json!([3, 0])]);
+}
