@@ -4,10 +4,17 @@
 //! a local write followed by that query, and of a join with 1,000 lists plus a GROUP BY (lists
 //! with their open-item counts).
 //!
+//! Then "one local write → live result" for a filter, a top-10 and a GROUP BY count query:
+//! the write plus what brings a live query's result up to date, before (the query run again
+//! from scratch, as live queries did) and after (the incremental dataflow fed the write's row
+//! changes, `LiveView::refresh`), in the same run.
+//!
 //! Run: `cargo bench -p kalamdb-client-core --bench local_query`.
 
+use kalamdb_client_core::live::{LiveMode, LiveView};
 use kalamdb_client_core::protocol::ws::{MutationKind, MutationOp, ServerMessage};
 use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
+use kalamdb_client_core::query::LocalQuery;
 use kalamdb_client_core::store::{Snapshot, SubscriptionId};
 use kalamdb_client_core::sync::SyncEngine;
 use serde_json::{Value, json};
@@ -121,5 +128,57 @@ fn main() {
             })
             .collect();
         report(&format!("{todos} rows: local insert, then the top-10 query again"), samples);
+        live_write_to_result(todos, runs.max(100));
+    }
+}
+
+/// One local write → the live result, re-run versus maintained, for three query shapes. Each
+/// measurement starts from a fresh engine: the writes stay pending (there is no server), and a
+/// longer outbox costs both ways.
+fn live_write_to_result(todos: usize, samples: usize) {
+    let queries = [
+        ("filter", "SELECT id, title, price FROM {table} WHERE list_id = 7"),
+        ("top-10", "SELECT id, title, n FROM {table} WHERE done = false ORDER BY n DESC LIMIT 10"),
+        ("GROUP BY count", "SELECT list_id, count(*) AS todos FROM {table} GROUP BY list_id"),
+    ];
+    // Every write changes every result: list 7, open, and the largest `n` so far.
+    let write = |e: &mut SyncEngine, table: &str, i: usize| {
+        let row = json!({"id": format!("live{i:06}"), "list_id": 7, "title": "new", "done": false,
+                         "n": 1_000_000 + i, "price": "1.00"});
+        let op = MutationOp {
+            table: table.to_string(),
+            op: MutationKind::Insert,
+            row: Some(row.as_object().unwrap().clone()),
+            pk: None,
+        };
+        e.write(vec![op], 0.0, || "unused".into()).unwrap().1
+    };
+    for (name, sql) in queries {
+        let (mut e, table) = engine_with(todos);
+        let sql = sql.replace("{table}", &table);
+        let rerun = (0..samples)
+            .map(|i| {
+                let t = Instant::now();
+                write(&mut e, &table, i);
+                std::hint::black_box(e.query(&sql, &[]).unwrap());
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        report(&format!("{todos} rows: local write -> live {name} result, re-run"), rerun);
+
+        let (mut e, table) = engine_with(todos);
+        let (mut view, _) = LiveView::start(LocalQuery::parse(&sql, &[]).unwrap(), e.replica()).unwrap();
+        assert_eq!(view.mode(), LiveMode::Incremental, "{sql}");
+        let maintained = (0..samples)
+            .map(|i| {
+                let t = Instant::now();
+                let fx = write(&mut e, &table, i);
+                let result = view.refresh(e.replica(), &fx.touched, &fx.changes);
+                assert!(result.is_some(), "every write changes the result");
+                std::hint::black_box(result);
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        report(&format!("{todos} rows: local write -> live {name} result, incremental"), maintained);
     }
 }

@@ -10,10 +10,12 @@
 //!   the `wasm` crate).
 //! - [`query`]: local SQL over the replica, in KalamDB's query language (the `kalamdb-query`
 //!   crate: joins, aggregates, typed values), and the check of a subscription's SQL.
+//! - [`live`]: live queries, maintained from the row changes of each write and batch.
 //! - [`crdt`] (feature `crdt`): CRDT_TEXT values as Yjs documents, shared with the server.
 
 #[cfg(feature = "crdt")]
 pub mod crdt;
+pub mod live;
 pub mod protocol;
 pub mod query;
 pub mod replica;

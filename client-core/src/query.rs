@@ -13,16 +13,18 @@
 //!   same rows online (the server) and offline (the replica).
 //!
 //! A query is parsed once ([`LocalQuery`]) and planned against the replica as it is now
-//! ([`LocalPlan`]); a live query keeps its [`LocalQuery`] and plans it again after every change
-//! to one of the tables its plan reads ([`LocalPlan::tables`]), since a schema may change too.
+//! ([`LocalPlan`]). A live query ([`crate::live::LiveView`]) keeps its plan as an incremental
+//! dataflow fed with the replica's row changes, and plans again when a table it reads is read
+//! again (new columns, a reset, a reload).
 //!
 //! [`subscription_table`] checks the SQL of a subscription with the same crate.
 
 use crate::replica::{Replica, ReplicaError, TypedRow};
 use kalamdb_query::ast::{Query, TableRef};
+use kalamdb_query::incremental::{Dataflow, IncrementalError, check_supported};
 use kalamdb_query::json::{param_from_json, to_json};
 use kalamdb_query::types::UnknownTypeName;
-use kalamdb_query::{Catalog, ColumnDef, DataSource, DataType, Plan, QueryError, TableSchema, Value};
+use kalamdb_query::{Catalog, ColumnDef, DataSource, DataType, Plan, QueryError, Row, TableSchema, Value};
 use serde_json::Value as Json;
 
 /// Why a local query cannot run.
@@ -115,13 +117,37 @@ impl LocalPlan {
     pub fn run(&self, replica: &Replica) -> Result<ResultSet, LocalQueryError> {
         let source = TypedRows::load(&self.plan, replica)?;
         let rows = kalamdb_query::execute(&self.plan, &source)?;
+        Ok(self.result_set(&rows))
+    }
+
+    /// The plan as an incremental dataflow over the replica's current rows (its first result
+    /// computed), for a live query. Fails for plans it does not maintain
+    /// ([`kalamdb_query::incremental::check_supported`]) and where a run would fail.
+    pub(crate) fn dataflow(&self, replica: &Replica) -> Result<Dataflow, NotMaintained> {
+        check_supported(&self.plan).map_err(IncrementalError::from)?;
+        let source = TypedRows::load(&self.plan, replica)?;
+        Ok(Dataflow::new(&self.plan, &source)?)
+    }
+
+    /// Result rows of this plan in the server's JSON encoding.
+    pub(crate) fn result_set(&self, rows: &[Row]) -> ResultSet {
         let fields = &self.plan.schema.fields;
-        Ok(ResultSet {
+        ResultSet {
             columns: fields.iter().map(|f| f.name.clone()).collect(),
             types: fields.iter().map(|f| f.ty.sql_name()).collect(),
             rows: rows.iter().map(|row| row.iter().zip(fields).map(|(v, f)| to_json(v, f.ty)).collect()).collect(),
-        })
+        }
     }
+}
+
+/// Why a plan has no incremental dataflow: its shape is not maintained, or building it failed
+/// (the replica's rows cannot be read, or evaluating them fails as a run would).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum NotMaintained {
+    #[error(transparent)]
+    Dataflow(#[from] IncrementalError),
+    #[error(transparent)]
+    Query(#[from] LocalQueryError),
 }
 
 /// The synced tables a query names, with their columns, as the planner's [`Catalog`].

@@ -15,6 +15,7 @@
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
 use crate::store::{OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use kalamdb_query::incremental::same_row;
 use kalamdb_query::json::{JsonValueError, from_json};
 use kalamdb_query::{ColumnDef, DataType};
 use serde_json::Value;
@@ -22,6 +23,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// SQL type name the server uses for CRDT text columns.
 pub const CRDT_TEXT: &str = "CRDT_TEXT";
@@ -69,6 +71,69 @@ pub struct SubscriptionData {
 struct TypedTable {
     columns: Vec<ColumnDef>,
     rows: BTreeMap<String, TypedRow>,
+    /// Unique to this copy (see [`Replica::typed_generation`]).
+    generation: u64,
+}
+
+/// Source of [`TypedTable::generation`]s: process-wide, so a copy made after a reload never
+/// reuses the number of a copy made before it.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// How the rows local queries see changed in one [`Replica::apply`] (or several, combined with
+/// [`RowChanges::absorb`]): per table, each changed row's value before and after, by primary
+/// key. Recorded only for tables with a typed copy (tables local queries read), and only while
+/// that copy lives: a consumer that built state from the copy of generation `g` can apply these
+/// changes exactly when [`Replica::typed_generation`] is still `g` (otherwise the columns
+/// changed, rows were cleared or a reload happened, and it must read the table again).
+#[derive(Debug, Clone, Default)]
+pub struct RowChanges {
+    tables: BTreeMap<String, TableRowChanges>,
+}
+
+/// The changed rows of one table, against the typed copy of one generation.
+#[derive(Debug, Clone)]
+pub struct TableRowChanges {
+    /// The generation of the typed copy the rows were read from.
+    pub generation: u64,
+    /// By primary-key text: the row before and after (`None`: absent).
+    pub rows: BTreeMap<String, RowChange>,
+}
+
+/// One row before and after a change, as local queries see it (pending writes applied).
+#[derive(Debug, Clone)]
+pub struct RowChange {
+    pub old: Option<TypedRow>,
+    pub new: Option<TypedRow>,
+}
+
+impl RowChanges {
+    /// The changes of `table`, if it has a typed copy and any of its rows changed.
+    pub fn table(&self, table: &str) -> Option<&TableRowChanges> {
+        self.tables.get(table)
+    }
+
+    /// Adds the changes that came after these: a row keeps its first `old` and takes the
+    /// later `new`. Changes against another generation of a table's copy replace the earlier
+    /// ones (the consumer reads the table again anyway).
+    pub fn absorb(&mut self, later: RowChanges) {
+        for (table, later) in later.tables {
+            match self.tables.get_mut(&table) {
+                Some(earlier) if earlier.generation == later.generation => {
+                    for (key, change) in later.rows {
+                        match earlier.rows.get_mut(&key) {
+                            Some(e) => e.new = change.new,
+                            None => {
+                                earlier.rows.insert(key, change);
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.tables.insert(table, later);
+                }
+            }
+        }
+    }
 }
 
 /// The in-memory replica. Mutated only through [`Replica::apply`], with the same
@@ -102,8 +167,15 @@ impl Replica {
         r
     }
 
-    pub fn apply(&mut self, ops: &[StoreOp]) {
+    /// Applies `ops` (the ones just committed to the store) and returns how the rows of
+    /// tables with a typed copy changed.
+    pub fn apply(&mut self, ops: &[StoreOp]) -> RowChanges {
+        let mut changes = RowChanges::default();
         for op in ops {
+            // Each row's value before the first op that touches it.
+            for (table, key) in self.rows_touched_by(op) {
+                self.note_old_row(&mut changes, &table, key);
+            }
             match op {
                 StoreOp::PutSubscription(rec) => {
                     let data = self.subs.entry(rec.id.clone()).or_default();
@@ -147,6 +219,139 @@ impl Replica {
                 }
             }
         }
+        self.note_new_rows(&mut changes);
+        changes
+    }
+
+    /// `(table, primary-key text)` of the rows `op` may change in what queries see, for tables
+    /// with a typed copy. Ops that change a table wholesale (new columns, cleared rows, a
+    /// subscription gone) drop its typed copy instead, which consumers see as a new generation.
+    fn rows_touched_by(&self, op: &StoreOp) -> Vec<(String, String)> {
+        let typed = self.typed.borrow();
+        let watched = |table: &str| typed.contains_key(table);
+        let mut out = Vec::new();
+        let pending = |entry: &OutboxEntry, out: &mut Vec<(String, String)>| {
+            for op in entry.ops.iter().filter(|op| watched(&op.table)) {
+                if let Some(key) = self.primary_key(&op.table).and_then(|pk| pending_key(pk, op)) {
+                    out.push((op.table.clone(), key));
+                }
+            }
+        };
+        match op {
+            StoreOp::PutRow { sub, pk, .. } | StoreOp::DeleteRow { sub, pk } => {
+                if let Some(table) = self.table_of(sub).filter(|t| watched(t)) {
+                    out.push((table.to_string(), pk.clone()));
+                }
+            }
+            StoreOp::PutOutbox(entry) => {
+                pending(entry, &mut out);
+                // An entry replaced in place: the rows its old ops touched change too.
+                if let Some(old) = self.outbox.iter().find(|x| x.client_id == entry.client_id && x.seq == entry.seq) {
+                    pending(old, &mut out);
+                }
+            }
+            StoreOp::DeleteOutbox { client_id, seq } => {
+                if let Some(old) = self.outbox.iter().find(|x| x.client_id == *client_id && x.seq == *seq) {
+                    pending(old, &mut out);
+                }
+            }
+            StoreOp::PutSubscription(_)
+            | StoreOp::DeleteSubscription(_)
+            | StoreOp::ClearRows(_)
+            | StoreOp::PutMeta { .. } => {}
+        }
+        out
+    }
+
+    /// Records the current value of a row about to change, unless an earlier op of the same
+    /// apply already did.
+    fn note_old_row(&mut self, changes: &mut RowChanges, table: &str, key: String) {
+        let Some(generation) = self.typed_generation(table) else { return };
+        let entry = changes
+            .tables
+            .entry(table.to_string())
+            .or_insert_with(|| TableRowChanges { generation, rows: BTreeMap::new() });
+        if entry.generation != generation || entry.rows.contains_key(&key) {
+            return;
+        }
+        match self.view_row(table, &key) {
+            Ok(old) => {
+                entry.rows.insert(key, RowChange { old, new: None });
+            }
+            // A pending value that cannot be read: the next read reports it.
+            Err(_) => {
+                self.typed.get_mut().remove(table);
+            }
+        }
+    }
+
+    /// Completes the recorded changes with each row's value now; drops rows that end as they
+    /// began, and tables whose typed copy went away or was made again meanwhile.
+    fn note_new_rows(&mut self, changes: &mut RowChanges) {
+        let tables: Vec<String> = changes.tables.keys().cloned().collect();
+        for table in tables {
+            let current = self.typed_generation(&table);
+            let Some(entry) = changes.tables.get_mut(&table) else { continue };
+            if current != Some(entry.generation) {
+                changes.tables.remove(&table);
+                continue;
+            }
+            let mut failed = false;
+            for (key, change) in entry.rows.iter_mut() {
+                match self.view_row(&table, key) {
+                    Ok(new) => change.new = new,
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                self.typed.get_mut().remove(&table);
+                changes.tables.remove(&table);
+                continue;
+            }
+            entry.rows.retain(|_, c| match (&c.old, &c.new) {
+                (Some(a), Some(b)) => !(Rc::ptr_eq(a, b) || same_row(a, b)),
+                (None, None) => false,
+                _ => true,
+            });
+            if entry.rows.is_empty() {
+                changes.tables.remove(&table);
+            }
+        }
+    }
+
+    /// The generation of the typed copy of `table`, if it has one: a number that changes
+    /// whenever the copy is dropped or made again (see [`RowChanges`]).
+    pub fn typed_generation(&self, table: &str) -> Option<u64> {
+        self.typed.borrow().get(table).map(|t| t.generation)
+    }
+
+    /// One row of `table` as [`Self::typed_view`] shows it: the confirmed row of the typed
+    /// copy, with the pending writes to that key replayed on top. The table has a typed copy.
+    fn view_row(&self, table: &str, key: &str) -> Result<Option<TypedRow>, ReplicaError> {
+        let typed = self.typed.borrow();
+        let Some(copy) = typed.get(table) else { return Ok(None) };
+        let Some(pk_col) = self.primary_key(table) else { return Ok(copy.rows.get(key).cloned()) };
+        let mut writes = self
+            .outbox
+            .iter()
+            .flat_map(|e| &e.ops)
+            .filter(|op| op.table == table && pending_key(pk_col, op).as_deref() == Some(key))
+            .peekable();
+        if writes.peek().is_none() {
+            return Ok(copy.rows.get(key).cloned());
+        }
+        let mut merged = MergedTable {
+            crdt_columns: self.crdt_columns(table)?,
+            subs: self.subs_of(table).map(|(_, data)| data).collect(),
+            pending: BTreeMap::new(),
+        };
+        for op in writes {
+            merged.replay(pk_col, op);
+        }
+        merged.get(key).map(|row| typed_row(table, &row, &copy.columns)).transpose()
     }
 
     /// The table of a subscription, if its record is known.
@@ -266,7 +471,8 @@ impl Replica {
                     }
                 }
             }
-            cache.insert(table.to_string(), TypedTable { columns: columns.to_vec(), rows });
+            let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+            cache.insert(table.to_string(), TypedTable { columns: columns.to_vec(), rows, generation });
         }
         let confirmed = &cache[table].rows;
         // Both in key order: a pending row replaces (or, `None`, deletes) the confirmed one.
@@ -304,12 +510,7 @@ impl Replica {
     /// primary key. Confirmed rows are borrowed, never copied: only rows touched by pending
     /// writes are materialised.
     fn merged(&self, table: &str) -> Result<MergedTable<'_>, ReplicaError> {
-        let crdt_columns: Vec<String> = self
-            .table_columns(table)?
-            .into_iter()
-            .filter(|c| c.data_type == CRDT_TEXT)
-            .map(|c| c.name.clone())
-            .collect();
+        let crdt_columns = self.crdt_columns(table)?;
         let subs: Vec<&SubscriptionData> = self.subs_of(table).map(|(_, data)| data).collect();
         let mut m = MergedTable { crdt_columns, subs, pending: BTreeMap::new() };
         if let Some(pk_col) = self.primary_key(table) {
@@ -320,6 +521,24 @@ impl Replica {
             }
         }
         Ok(m)
+    }
+
+    fn crdt_columns(&self, table: &str) -> Result<Vec<String>, ReplicaError> {
+        Ok(self
+            .table_columns(table)?
+            .into_iter()
+            .filter(|c| c.data_type == CRDT_TEXT)
+            .map(|c| c.name.clone())
+            .collect())
+    }
+}
+
+/// The primary-key text of the row a pending write changes: an insert's key column, or the
+/// key an update or delete names.
+fn pending_key(pk_col: &str, op: &MutationOp) -> Option<String> {
+    match op.op {
+        MutationKind::Insert => op.row.as_ref()?.get(pk_col).map(pk_key),
+        MutationKind::Update | MutationKind::Delete => op.pk.as_ref().map(pk_key),
     }
 }
 

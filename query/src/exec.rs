@@ -49,8 +49,8 @@ impl FxHasher {
     }
 }
 
-type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
-type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FxHasher>>;
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub(crate) type HashSet<K> = std::collections::HashSet<K, BuildHasherDefault<FxHasher>>;
 
 /// One row: values aligned to a schema's columns.
 pub type Row = Vec<Value>;
@@ -174,7 +174,7 @@ fn scan_where(
 }
 
 /// Key values of a row, or `None` if any is NULL (NULL keys never match).
-fn key_of(exprs: &[TypedExpr], row: &[Value]) -> Result<Option<Vec<Value>>> {
+pub(crate) fn key_of(exprs: &[TypedExpr], row: &[Value]) -> Result<Option<Vec<Value>>> {
     let mut key = Vec::with_capacity(exprs.len());
     for e in exprs {
         let v = eval(e, row)?;
@@ -377,6 +377,28 @@ impl ExactSum {
         self.partials.push(x);
     }
 
+    /// Takes `x` out of the sum again (it must have been added). `None` when that cannot be
+    /// exact: once a partial sum has overflowed, the partials no longer hold the added values.
+    pub(crate) fn remove(&mut self, x: f64) -> Option<()> {
+        if x.is_nan() {
+            self.nan -= 1;
+        } else if x == f64::INFINITY {
+            self.pos_inf -= 1;
+        } else if x == f64::NEG_INFINITY {
+            self.neg_inf -= 1;
+        } else if self.overflow != 0.0 {
+            return None;
+        } else {
+            self.add(-x);
+        }
+        Some(())
+    }
+
+    /// Whether a partial sum overflowed f64 (the sum is then ±inf and cannot be retracted).
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflow != 0.0
+    }
+
     pub(crate) fn value(&self) -> f64 {
         if self.nan > 0 || (self.pos_inf > 0 && self.neg_inf > 0) {
             return f64::NAN;
@@ -422,7 +444,7 @@ impl ExactSum {
     }
 }
 
-fn to_f64(v: &Value) -> f64 {
+pub(crate) fn to_f64(v: &Value) -> f64 {
     match v {
         Value::Int64(i) => *i as f64,
         Value::Float64(f) => *f,
@@ -432,7 +454,7 @@ fn to_f64(v: &Value) -> f64 {
 }
 
 /// The value an aggregate sees for a row: its argument, cast for the accumulator.
-fn agg_input(call: &AggCall, row: &[Value]) -> Result<Value> {
+pub(crate) fn agg_input(call: &AggCall, row: &[Value]) -> Result<Value> {
     match &call.arg {
         None => Ok(Value::Boolean(true)),
         Some(arg) => {

@@ -20,6 +20,8 @@
 //!   over positional rows.
 //! - [`eval`]: one expression over one row, with three-valued logic.
 //! - [`exec`]: from-scratch evaluation of a plan over in-memory rows ([`exec::DataSource`]).
+//! - [`incremental`]: a plan maintained from the changes of its tables ([`incremental::Dataflow`]),
+//!   for live queries; [`incremental::check_supported`] decides which plans.
 //! - [`memory`]: [`MemoryTables`], a catalog and data source in memory.
 //! - [`subscription`]: the shape of a subscription's SQL (one table, columns, WHERE), checked
 //!   the same way by the client before it subscribes and by the server.
@@ -28,8 +30,8 @@
 //! - [`error`]: [`QueryError`], the one error type.
 //!
 //! The entry points are [`parse`], [`plan()`] (parse + check) and [`run`] (parse + check +
-//! execute). Live queries will run the same plans incrementally: see
-//! `docs/incremental-queries.md` for the design.
+//! execute). Live queries run the same plans incrementally ([`incremental`]; design in
+//! `docs/incremental-queries.md`).
 //!
 //! # Why a hand-written parser
 //!
@@ -174,6 +176,7 @@ pub mod check;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod incremental;
 #[cfg(feature = "json")]
 pub mod json;
 pub mod memory;

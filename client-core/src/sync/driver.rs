@@ -10,8 +10,10 @@ use super::client::{Client, Command, WriteReceipt};
 use super::engine::{Effects, SyncEngine, SyncError};
 use super::platform::{ConnectError, Platform, Socket, SocketEvent, TokenSource, parse_utc_ms, uuid_v7};
 use super::status::SyncEvent;
+use crate::live::LiveView;
 use crate::protocol::ws::{ClientMessage, MutationKind, ServerMessage};
 use crate::query::{LocalQuery, ResultSet};
+use crate::replica::RowChanges;
 use crate::store::ReplicaStore;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
@@ -58,13 +60,10 @@ enum Input {
     Tick,
 }
 
-/// A live local query: run again whenever one of the tables its plan reads is touched.
+/// A live local query and where its results go.
 struct LiveRegistration {
     id: u64,
-    query: LocalQuery,
-    /// `namespace.table` of the tables its last plan read.
-    tables: Vec<String>,
-    last: Option<ResultSet>,
+    view: LiveView,
     updates: mpsc::UnboundedSender<ResultSet>,
 }
 
@@ -436,16 +435,13 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
             }
             Command::Live { sql, params, updates, reply } => {
                 let replica = self.engine.replica();
-                let first = LocalQuery::parse(&sql, &params).and_then(|query| {
-                    let plan = query.plan(replica)?;
-                    Ok((plan.run(replica)?, plan.tables(), query))
-                });
+                let first = LocalQuery::parse(&sql, &params).and_then(|query| LiveView::start(query, replica));
                 match first {
-                    Ok((rs, tables, query)) => {
+                    Ok((view, rs)) => {
                         let id = self.next_live;
                         self.next_live += 1;
-                        let _ = updates.unbounded_send(rs.clone());
-                        self.lives.push(LiveRegistration { id, query, tables, last: Some(rs), updates });
+                        let _ = updates.unbounded_send(rs);
+                        self.lives.push(LiveRegistration { id, view, updates });
                         let _ = reply.send(Ok(id));
                     }
                     Err(e) => {
@@ -572,7 +568,7 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
         for reply in self.replies.drain(..) {
             reply();
         }
-        self.refresh_live(&fx.touched);
+        self.refresh_live(&fx.touched, &fx.changes);
         self.notify(fx.events);
         if !self.settle_waiters.is_empty() {
             let s = self.engine.status();
@@ -591,29 +587,19 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
         self.event_sinks.retain(|sink| events.iter().all(|e| sink.unbounded_send(e.clone()).is_ok()));
     }
 
-    fn refresh_live(&mut self, touched: &std::collections::HashSet<String>) {
+    /// Brings every live query on a touched table up to date (all before any result is sent,
+    /// so no two show different moments of the replica) and sends the results that changed.
+    fn refresh_live(&mut self, touched: &std::collections::HashSet<String>, changes: &RowChanges) {
         if touched.is_empty() {
             return;
         }
         let replica = self.engine.replica();
-        self.lives.retain_mut(|l| {
-            if !l.tables.iter().any(|t| touched.contains(t)) {
-                return true;
-            }
-            // Planned again: a schema may have changed. An error (a table's last subscription
-            // went away, or evaluating a row failed) makes the result empty.
-            let rs = match l.query.plan(replica) {
-                Ok(plan) => {
-                    l.tables = plan.tables();
-                    plan.run(replica).unwrap_or_default()
-                }
-                Err(_) => ResultSet::default(),
-            };
-            if l.last.as_ref() == Some(&rs) {
-                return !l.updates.is_closed();
-            }
-            l.last = Some(rs.clone());
-            l.updates.unbounded_send(rs).is_ok()
+        let results: Vec<Option<ResultSet>> =
+            self.lives.iter_mut().map(|l| l.view.refresh(replica, touched, changes)).collect();
+        let mut results = results.into_iter();
+        self.lives.retain(|l| match results.next().flatten() {
+            Some(rs) => l.updates.unbounded_send(rs).is_ok(),
+            None => !l.updates.is_closed(),
         });
     }
 

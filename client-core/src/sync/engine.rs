@@ -12,7 +12,7 @@ use crate::protocol::ws::{
 };
 use crate::protocol::{ColumnInfo, ErrorCode};
 use crate::query::{self, LocalQuery, LocalQueryError, ResultSet, SubscriptionError};
-use crate::replica::{Replica, ReplicaError};
+use crate::replica::{Replica, ReplicaError, RowChanges};
 use crate::store::{OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use crate::sync::schema_change::RowMigration;
 use kalamdb_query::DataType;
@@ -32,8 +32,10 @@ pub struct Effects {
     pub send: Vec<ClientMessage>,
     /// Then report these.
     pub events: Vec<SyncEvent>,
-    /// Tables whose view changed (live queries on them must re-run).
+    /// Tables whose view changed (live queries on them must be brought up to date).
     pub touched: HashSet<String>,
+    /// How the rows of tables local queries read changed: what live queries are fed.
+    pub changes: RowChanges,
 }
 
 impl Effects {
@@ -43,6 +45,7 @@ impl Effects {
         self.send.extend(other.send);
         self.events.extend(other.events);
         self.touched.extend(other.touched);
+        self.changes.absorb(other.changes);
     }
 }
 
@@ -159,7 +162,7 @@ impl SyncEngine {
     }
 
     fn commit(&mut self, fx: &mut Effects, ops: Vec<StoreOp>) {
-        self.replica.apply(&ops);
+        fx.changes.absorb(self.replica.apply(&ops));
         fx.commit.extend(ops);
     }
 
@@ -585,7 +588,7 @@ impl SyncEngine {
                 fx.touched.insert(rec.table.clone());
             }
         }
-        self.replica.apply(&ops);
+        fx.changes.absorb(self.replica.apply(&ops));
         self.after_remote_change(before, &mut fx);
         if !ops.is_empty() {
             self.status_changed(&mut fx);

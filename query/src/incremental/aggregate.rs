@@ -1,0 +1,313 @@
+//! GROUP BY and aggregates, maintained: per group, a row count and one retractable
+//! accumulator per aggregate; a step emits the old and the new row of every group it touched.
+//!
+//! Retracting is exact for every aggregate of the language: counts and sums subtract (integer
+//! sums wrap both ways, decimal sums are exact i128, float sums are [`ExactSum`]s, exact and
+//! independent of order as in [`crate::execute`]); avg is a sum and a count; min and max keep
+//! the multiset of values in order, so deleting the minimum finds the next; DISTINCT aggregates
+//! keep a count per value and feed the inner accumulator on 0 → 1 and 1 → 0.
+
+use super::{Delta, IncrementalError, Operator, TableDeltas, same_row};
+use crate::error::QueryError;
+use crate::eval::eval;
+use crate::exec::{ExactSum, HashMap, HashSet, Row, agg_input, to_f64};
+use crate::plan::{AggCall, AggFunc, TypedExpr};
+use crate::types::DataType;
+use crate::value::{Value, rescale};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+#[derive(Debug)]
+pub(super) struct AggregateOperator {
+    input: Operator,
+    group_by: Vec<TypedExpr>,
+    calls: Vec<AggCall>,
+    groups: HashMap<Vec<Value>, Group>,
+    /// Without GROUP BY the one group exists before any row arrives; its first row is emitted
+    /// by the first step.
+    started: bool,
+}
+
+#[derive(Debug)]
+struct Group {
+    /// Input rows in the group (their weights summed).
+    rows: i64,
+    aggregates: Vec<Aggregate>,
+    /// The row this group last emitted, if any: what the next change retracts.
+    shown: Option<Row>,
+}
+
+impl Group {
+    fn new(calls: &[AggCall]) -> Group {
+        Group { rows: 0, aggregates: calls.iter().map(Aggregate::new).collect(), shown: None }
+    }
+}
+
+impl AggregateOperator {
+    pub(super) fn new(input: Operator, group_by: Vec<TypedExpr>, calls: Vec<AggCall>) -> AggregateOperator {
+        AggregateOperator { input, group_by, calls, groups: HashMap::default(), started: false }
+    }
+
+    pub(super) fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
+        let delta = self.input.step(changes)?;
+        // The groups this step changes, each once, in the order they were first touched.
+        let mut touched: Vec<Vec<Value>> = Vec::new();
+        let mut seen: HashSet<Vec<Value>> = HashSet::default();
+        if !self.started && self.group_by.is_empty() {
+            self.groups.insert(Vec::new(), Group::new(&self.calls));
+            seen.insert(Vec::new());
+            touched.push(Vec::new());
+        }
+        self.started = true;
+        for (row, weight) in delta {
+            let key = self.group_by.iter().map(|g| eval(g, &row).map(Value::grouped)).collect::<Result<Vec<_>, _>>()?;
+            let group = self.groups.entry(key.clone()).or_insert_with(|| Group::new(&self.calls));
+            group.rows += weight;
+            for (aggregate, call) in group.aggregates.iter_mut().zip(&self.calls) {
+                aggregate.add(agg_input(call, &row)?, weight)?;
+            }
+            if seen.insert(key.clone()) {
+                touched.push(key);
+            }
+        }
+        let mut out = Vec::new();
+        for key in touched {
+            let group = self.groups.get_mut(&key).expect("touched groups exist");
+            if group.rows < 0 {
+                return Err(IncrementalError::NotRetractable("a group lost rows it did not have"));
+            }
+            // With GROUP BY a group exists while it has rows; without, the one row always does.
+            let now = match group.rows > 0 || self.group_by.is_empty() {
+                true => {
+                    let mut row = key.clone();
+                    for (aggregate, call) in group.aggregates.iter().zip(&self.calls) {
+                        row.push(aggregate.value(call.ty)?);
+                    }
+                    Some(row)
+                }
+                false => None,
+            };
+            let unchanged = match (&group.shown, &now) {
+                (Some(a), Some(b)) => same_row(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !unchanged {
+                if let Some(old) = group.shown.take() {
+                    out.push((old, -1));
+                }
+                if let Some(new) = &now {
+                    out.push((new.clone(), 1));
+                }
+                group.shown = now;
+            }
+            if group.rows == 0 && !self.group_by.is_empty() {
+                self.groups.remove(&key);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One aggregate of one group: its accumulator, and for `f(DISTINCT x)` how many rows hold
+/// each value.
+#[derive(Debug)]
+struct Aggregate {
+    accumulator: Accumulator,
+    distinct: Option<HashMap<Value, i64>>,
+}
+
+impl Aggregate {
+    fn new(call: &AggCall) -> Aggregate {
+        Aggregate { accumulator: Accumulator::new(call), distinct: call.distinct.then(HashMap::default) }
+    }
+
+    /// Adds (`weight > 0`) or retracts (`weight < 0`) `weight` copies of `value`.
+    fn add(&mut self, value: Value, weight: i64) -> Result<(), IncrementalError> {
+        if value.is_null() {
+            return Ok(());
+        }
+        let Some(counts) = &mut self.distinct else {
+            return self.accumulator.add(&value, weight);
+        };
+        // The value as DISTINCT compares it is what enters the accumulator, so the value a
+        // retraction takes out is the one that went in.
+        let value = value.grouped();
+        let count = counts.entry(value.clone()).or_insert(0);
+        let before = *count;
+        *count += weight;
+        let after = *count;
+        if after < 0 {
+            return Err(IncrementalError::NotRetractable("a DISTINCT aggregate lost a value it did not have"));
+        }
+        if after == 0 {
+            counts.remove(&value);
+        }
+        match (before > 0, after > 0) {
+            (false, true) => self.accumulator.add(&value, 1),
+            (true, false) => self.accumulator.add(&value, -1),
+            _ => Ok(()),
+        }
+    }
+
+    fn value(&self, ty: DataType) -> Result<Value, QueryError> {
+        self.accumulator.value(ty)
+    }
+}
+
+/// A retractable accumulator. `count` is the number of non-NULL values added: a sum or average
+/// of none is NULL.
+#[derive(Debug)]
+enum Accumulator {
+    Count(i64),
+    SumInt {
+        sum: i64,
+        count: i64,
+    },
+    SumFloat {
+        sum: ExactSum,
+        count: i64,
+    },
+    SumDecimal {
+        sum: i128,
+        scale: i8,
+        count: i64,
+    },
+    AvgFloat {
+        sum: ExactSum,
+        count: i64,
+    },
+    AvgDecimal {
+        sum: i128,
+        scale: i8,
+        count: i64,
+    },
+    /// The values in sort order, with how many rows hold each: min is the first, max the last.
+    Min(BTreeMap<SortedValue, i64>),
+    Max(BTreeMap<SortedValue, i64>),
+}
+
+impl Accumulator {
+    /// The same accumulator [`crate::execute`] uses for `call` (see `exec::Acc::new`).
+    fn new(call: &AggCall) -> Accumulator {
+        let input_type = call.arg.as_ref().map_or(DataType::Null, |a| a.ty);
+        match call.func {
+            AggFunc::CountStar | AggFunc::Count => Accumulator::Count(0),
+            AggFunc::Sum => match call.ty {
+                DataType::Double => Accumulator::SumFloat { sum: ExactSum::default(), count: 0 },
+                DataType::Decimal { scale, .. } => Accumulator::SumDecimal { sum: 0, scale, count: 0 },
+                _ => Accumulator::SumInt { sum: 0, count: 0 },
+            },
+            AggFunc::Avg => match input_type {
+                DataType::Decimal { scale, .. } => Accumulator::AvgDecimal { sum: 0, scale, count: 0 },
+                _ => Accumulator::AvgFloat { sum: ExactSum::default(), count: 0 },
+            },
+            AggFunc::Min => Accumulator::Min(BTreeMap::new()),
+            AggFunc::Max => Accumulator::Max(BTreeMap::new()),
+        }
+    }
+
+    /// Adds `weight` copies of a non-NULL value (negative: takes them out).
+    fn add(&mut self, value: &Value, weight: i64) -> Result<(), IncrementalError> {
+        let overflow = || QueryError::eval("sum overflows DECIMAL");
+        match (self, value) {
+            (Accumulator::Count(n), _) => *n += weight,
+            // Wrapping, as the from-scratch sum (and DataFusion's): wrapping adds are undone by
+            // wrapping subtractions.
+            (Accumulator::SumInt { sum, count }, Value::Int64(i)) => {
+                *sum = sum.wrapping_add(i.wrapping_mul(weight));
+                *count += weight;
+            }
+            (Accumulator::SumFloat { sum, count } | Accumulator::AvgFloat { sum, count }, v) => {
+                add_float(sum, to_f64(v), weight)?;
+                *count += weight;
+            }
+            (
+                Accumulator::SumDecimal { sum, scale, count } | Accumulator::AvgDecimal { sum, scale, count },
+                Value::Decimal { value, scale: value_scale },
+            ) => {
+                let x = rescale(*value, *value_scale, *scale).ok_or_else(overflow)?;
+                let change = x.checked_mul(i128::from(weight)).ok_or_else(overflow)?;
+                *sum = sum.checked_add(change).ok_or_else(overflow)?;
+                *count += weight;
+            }
+            (Accumulator::Min(values) | Accumulator::Max(values), v) => {
+                let key = SortedValue(v.clone());
+                let n = values.entry(key.clone()).or_insert(0);
+                *n += weight;
+                if *n < 0 {
+                    return Err(IncrementalError::NotRetractable("min/max lost a value it did not have"));
+                }
+                if *n == 0 {
+                    values.remove(&key);
+                }
+            }
+            (_, v) => return Err(QueryError::eval(format!("cannot aggregate '{v}' here")).into()),
+        }
+        Ok(())
+    }
+
+    /// The aggregate's value, of type `ty`, as `exec::Acc::finish` computes it.
+    fn value(&self, ty: DataType) -> Result<Value, QueryError> {
+        Ok(match self {
+            Accumulator::Count(n) => Value::Int64(*n),
+            Accumulator::SumInt { count: 0, .. }
+            | Accumulator::SumFloat { count: 0, .. }
+            | Accumulator::SumDecimal { count: 0, .. }
+            | Accumulator::AvgFloat { count: 0, .. }
+            | Accumulator::AvgDecimal { count: 0, .. } => Value::Null,
+            Accumulator::SumInt { sum, .. } => Value::Int64(*sum),
+            Accumulator::SumFloat { sum, .. } => Value::Float64(sum.value()),
+            Accumulator::SumDecimal { sum, scale, .. } => Value::Decimal { value: *sum, scale: *scale },
+            Accumulator::AvgFloat { sum, count } => Value::Float64(sum.value() / *count as f64),
+            Accumulator::AvgDecimal { sum, scale, count } => {
+                let DataType::Decimal { scale: out, .. } = ty else {
+                    return Err(QueryError::eval("avg(): decimal result expected"));
+                };
+                let v = rescale(*sum, *scale, out).ok_or_else(|| QueryError::eval("avg overflows DECIMAL"))?;
+                Value::Decimal { value: v / *count as i128, scale: out }
+            }
+            Accumulator::Min(values) => values.keys().next().map_or(Value::Null, |v| v.0.clone()),
+            Accumulator::Max(values) => values.keys().next_back().map_or(Value::Null, |v| v.0.clone()),
+        })
+    }
+}
+
+fn add_float(sum: &mut ExactSum, x: f64, weight: i64) -> Result<(), IncrementalError> {
+    for _ in 0..weight.unsigned_abs() {
+        if weight > 0 {
+            sum.add(x);
+        } else if sum.remove(x).is_none() {
+            return Err(IncrementalError::NotRetractable("a float sum overflowed"));
+        }
+    }
+    if sum.overflowed() {
+        // Exact from here on only if nothing is ever taken out; a run from scratch decides.
+        return Err(IncrementalError::NotRetractable("a float sum overflowed"));
+    }
+    Ok(())
+}
+
+/// A value ordered as min and max order values (IEEE total order for floats, NULLs last).
+#[derive(Debug, Clone)]
+struct SortedValue(Value);
+
+impl PartialEq for SortedValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for SortedValue {}
+
+impl PartialOrd for SortedValue {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SortedValue {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.sort_cmp(&other.0)
+    }
+}

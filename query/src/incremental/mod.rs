@@ -1,0 +1,363 @@
+//! Incremental maintenance of a query's result: a live query's [`Plan`] turned into a small
+//! dataflow that is fed the *changes* of its tables instead of being run again.
+//!
+//! Changes travel as a [`Delta`]: rows with signed multiplicities (a Z-set, as in DBSP and
+//! differential dataflow). An insert is `(new, +1)`, a delete `(old, -1)`, an update both.
+//! Each operator turns the delta of its input into the delta of its output and keeps the state
+//! it needs for that:
+//!
+//! | plan node | state | per changed row |
+//! |---|---|---|
+//! | Scan | none | the table's delta |
+//! | Filter, Project | none | evaluate the row, keep its weight |
+//! | Join (INNER, LEFT) | every row of each side, indexed by join key | probe the other side's index |
+//! | Aggregate | per group: row count and one retractable accumulator per aggregate | update the group, emit its old and new row |
+//! | Distinct | row → count | emit on 0 → n and n → 0 |
+//! | Sort + Limit (the top of the plan) | the result, ordered by sort key then row | — |
+//!
+//! The first result comes from the same code: a step that inserts every row of every table.
+//! The invariant, checked by `tests/incremental.rs`: after every step, [`Dataflow::rows`]
+//! equals [`crate::execute`] of the plan over the tables as they now are (in the same order
+//! where ORDER BY is total).
+//!
+//! What is not maintained is decided by [`check_supported`] alone; the caller runs such plans
+//! from scratch. A step that cannot be applied exactly (an evaluation error, a float sum that
+//! overflowed) fails with an [`IncrementalError`]: the dataflow is then invalid and the caller
+//! must run the plan from scratch, which gives the right answer or the right error.
+
+mod aggregate;
+mod join;
+mod result;
+
+use crate::error::QueryError;
+use crate::eval::eval;
+use crate::exec::{DataSource, HashMap, Row};
+use crate::plan::{Node, Plan, SortKey, TypedExpr};
+use crate::value::Value;
+use aggregate::AggregateOperator;
+use join::JoinOperator;
+use result::OrderedResult;
+use std::hash::{Hash, Hasher};
+
+/// Rows with signed multiplicities: `+n` adds `n` copies of the row, `-n` removes them.
+pub type Delta = Vec<(Row, i64)>;
+
+/// The changes of one step, by table (`namespace.table`): rows aligned to the table's columns.
+pub type TableDeltas = std::collections::HashMap<String, Delta>;
+
+/// Why a plan is not maintained incrementally. The caller runs it from scratch instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    /// `SELECT` without `FROM`: no table changes, so there is nothing to maintain.
+    #[error("a query without FROM reads no table")]
+    NoTable,
+    /// `LIMIT`/`OFFSET` without `ORDER BY` keeps whichever rows come first in storage order, an
+    /// order a dataflow does not have.
+    #[error("LIMIT or OFFSET without ORDER BY")]
+    LimitWithoutOrder,
+    /// A sort or limit below the top of the plan (the planner does not make such plans).
+    #[error("ORDER BY or LIMIT below the top of the plan")]
+    NestedSortOrLimit,
+}
+
+/// Why a dataflow cannot give the result of a step.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IncrementalError {
+    /// The plan has a shape the dataflow does not maintain (see [`check_supported`]).
+    #[error("not maintained incrementally: {0}")]
+    Unsupported(#[from] Unsupported),
+    /// Evaluating a changed row failed, as it would in a run from scratch.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    /// The step cannot be applied exactly (a float sum that overflowed cannot be retracted,
+    /// or a retraction of a row the state does not hold).
+    #[error("the result must be computed from scratch: {0}")]
+    NotRetractable(&'static str),
+}
+
+/// Decides whether `plan` is maintained incrementally; `Err` says why not. This is the only
+/// place that decides: [`Dataflow::new`] refuses exactly these plans.
+///
+/// Maintained: any tree of Scan, Filter, Project, Join (INNER and LEFT equi-joins of any
+/// number of tables, with extra ON conditions), Aggregate (count, count(DISTINCT), sum, avg,
+/// min, max, with or without GROUP BY, and HAVING), Distinct, topped by an optional Sort and
+/// Limit (`ORDER BY ... [LIMIT n] [OFFSET m]`).
+pub fn check_supported(plan: &Plan) -> Result<(), Unsupported> {
+    let top = Top::of(plan)?;
+    check_body(top.body)
+}
+
+fn check_body(plan: &Plan) -> Result<(), Unsupported> {
+    match &plan.node {
+        Node::Empty => Err(Unsupported::NoTable),
+        Node::Scan { .. } => Ok(()),
+        Node::Filter { input, .. }
+        | Node::Project { input, .. }
+        | Node::Aggregate { input, .. }
+        | Node::Distinct { input } => check_body(input),
+        Node::Join { left, right, .. } => {
+            check_body(left)?;
+            check_body(right)
+        }
+        Node::Sort { .. } | Node::Limit { .. } => Err(Unsupported::NestedSortOrLimit),
+    }
+}
+
+/// The top of a plan as the planner builds it: `[Project] [Limit] [Sort] body`, where the
+/// outer Project drops columns added only to sort by.
+struct Top<'a> {
+    body: &'a Plan,
+    keys: &'a [SortKey],
+    offset: u64,
+    limit: Option<u64>,
+    output: Option<&'a [TypedExpr]>,
+}
+
+impl<'a> Top<'a> {
+    fn of(plan: &'a Plan) -> Result<Top<'a>, Unsupported> {
+        let mut p = plan;
+        let mut output = None;
+        if let Node::Project { input, exprs } = &p.node
+            && matches!(input.node, Node::Sort { .. } | Node::Limit { .. })
+        {
+            output = Some(exprs.as_slice());
+            p = input;
+        }
+        let (mut offset, mut limit, mut limited) = (0, None, false);
+        if let Node::Limit { input, offset: o, limit: l } = &p.node {
+            (offset, limit, limited) = (*o, *l, true);
+            p = input;
+        }
+        let mut keys: &[SortKey] = &[];
+        if let Node::Sort { input, keys: k } = &p.node {
+            keys = k;
+            p = input;
+        } else if limited {
+            return Err(Unsupported::LimitWithoutOrder);
+        }
+        Ok(Top { body: p, keys, offset, limit, output })
+    }
+}
+
+/// A plan maintained incrementally: apply each step's table changes, read the result.
+#[derive(Debug)]
+pub struct Dataflow {
+    root: Operator,
+    result: OrderedResult,
+    tables: Vec<String>,
+}
+
+impl Dataflow {
+    /// Builds the dataflow of `plan` and feeds it every row of its tables from `source` (the
+    /// first result). Fails with [`IncrementalError::Unsupported`] for the plans
+    /// [`check_supported`] refuses, and with the evaluation error a run from scratch would give.
+    pub fn new(plan: &Plan, source: &dyn DataSource) -> Result<Dataflow, IncrementalError> {
+        let top = Top::of(plan)?;
+        check_body(top.body)?;
+        let mut tables: Vec<String> = Vec::new();
+        let mut initial = TableDeltas::new();
+        for table in plan.tables() {
+            let name = table.qualified_name();
+            if !tables.contains(&name) {
+                initial.insert(name.clone(), source.scan(table)?.map(|row| (row.to_vec(), 1)).collect());
+                tables.push(name);
+            }
+        }
+        let mut dataflow = Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top), tables };
+        // Not `apply`: that skips steps without changes, and an aggregate without GROUP BY
+        // has a row even over empty tables.
+        let delta = dataflow.root.step(&initial)?;
+        dataflow.result.apply(delta)?;
+        Ok(dataflow)
+    }
+
+    /// `namespace.table` of every table the dataflow reads, each once.
+    pub fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    /// Applies one step: the changes of the tables (tables not in `changes` did not change).
+    /// Returns whether the result may have changed. After an error the dataflow is invalid:
+    /// drop it and run the plan from scratch.
+    pub fn apply(&mut self, changes: &TableDeltas) -> Result<bool, IncrementalError> {
+        if !self.tables.iter().any(|t| changes.get(t).is_some_and(|d| !d.is_empty())) {
+            return Ok(false);
+        }
+        let delta = self.root.step(changes)?;
+        self.result.apply(delta)
+    }
+
+    /// The current result, as [`crate::execute`] gives it: in ORDER BY order (ties broken by
+    /// the row's values), or in the order of the rows' values without ORDER BY.
+    pub fn rows(&self) -> Result<Vec<Row>, QueryError> {
+        self.result.rows()
+    }
+}
+
+/// One operator of the dataflow, mirroring a plan node.
+#[derive(Debug)]
+enum Operator {
+    Scan {
+        table: String,
+        width: usize,
+    },
+    Filter {
+        input: Box<Operator>,
+        predicate: TypedExpr,
+    },
+    Project {
+        input: Box<Operator>,
+        exprs: Vec<TypedExpr>,
+    },
+    Join(Box<JoinOperator>),
+    Aggregate(Box<AggregateOperator>),
+    /// Rows as DISTINCT keeps them (floats' -0.0 as 0.0) with how many input rows each stands for.
+    Distinct {
+        input: Box<Operator>,
+        counts: HashMap<Row, i64>,
+    },
+}
+
+impl Operator {
+    fn build(plan: &Plan) -> Result<Operator, Unsupported> {
+        Ok(match &plan.node {
+            Node::Scan { table } => Operator::Scan { table: table.qualified_name(), width: table.columns.len() },
+            Node::Filter { input, predicate } => {
+                Operator::Filter { input: Box::new(Operator::build(input)?), predicate: predicate.clone() }
+            }
+            Node::Project { input, exprs } => {
+                Operator::Project { input: Box::new(Operator::build(input)?), exprs: exprs.clone() }
+            }
+            Node::Join { left, right, kind, on, filter } => Operator::Join(Box::new(JoinOperator::new(
+                Operator::build(left)?,
+                Operator::build(right)?,
+                *kind,
+                on,
+                filter.clone(),
+                right.schema.fields.len(),
+            ))),
+            Node::Aggregate { input, group_by, aggregates } => Operator::Aggregate(Box::new(AggregateOperator::new(
+                Operator::build(input)?,
+                group_by.clone(),
+                aggregates.clone(),
+            ))),
+            Node::Distinct { input } => {
+                Operator::Distinct { input: Box::new(Operator::build(input)?), counts: HashMap::default() }
+            }
+            Node::Empty => return Err(Unsupported::NoTable),
+            Node::Sort { .. } | Node::Limit { .. } => return Err(Unsupported::NestedSortOrLimit),
+        })
+    }
+
+    /// The change of this operator's output for one step of table changes.
+    fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
+        match self {
+            Operator::Scan { table, width } => {
+                let delta = changes.get(table.as_str()).cloned().unwrap_or_default();
+                if let Some((row, _)) = delta.iter().find(|(row, _)| row.len() != *width) {
+                    return Err(QueryError::eval(format!(
+                        "a row of {table} has {} values; the table has {width} columns",
+                        row.len()
+                    ))
+                    .into());
+                }
+                Ok(delta)
+            }
+            Operator::Filter { input, predicate } => {
+                let mut out = input.step(changes)?;
+                let mut kept = Vec::with_capacity(out.len());
+                for (row, weight) in out.drain(..) {
+                    if matches!(eval(predicate, &row)?, Value::Boolean(true)) {
+                        kept.push((row, weight));
+                    }
+                }
+                Ok(kept)
+            }
+            Operator::Project { input, exprs } => input
+                .step(changes)?
+                .into_iter()
+                .map(|(row, weight)| {
+                    let projected = exprs.iter().map(|e| eval(e, &row)).collect::<Result<Row, _>>()?;
+                    Ok((projected, weight))
+                })
+                .collect(),
+            Operator::Join(join) => join.step(changes),
+            Operator::Aggregate(aggregate) => aggregate.step(changes),
+            Operator::Distinct { input, counts } => {
+                let mut out = Vec::new();
+                for (row, weight) in input.step(changes)? {
+                    let row: Row = row.into_iter().map(Value::grouped).collect();
+                    let count = counts.entry(row.clone()).or_insert(0);
+                    let before = *count;
+                    *count += weight;
+                    let after = *count;
+                    if after < 0 {
+                        return Err(IncrementalError::NotRetractable("DISTINCT lost a row it did not hold"));
+                    }
+                    if after == 0 {
+                        counts.remove(&row);
+                    }
+                    match (before > 0, after > 0) {
+                        (false, true) => out.push((row, 1)),
+                        (true, false) => out.push((row, -1)),
+                        _ => {}
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Whether two rows hold the same values bit for bit (floats by their bits, so `-0.0` and
+/// `0.0` differ): what decides that a row shown did not change. [`Value`]'s own equality merges
+/// what GROUP BY merges, which is too coarse for that.
+pub fn same_row(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y))
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Float64(x), Value::Float64(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// A row as a member of a multiset: equal only to the same values bit for bit ([`same_row`]),
+/// so a retraction takes out exactly the row that was added.
+#[derive(Debug, Clone)]
+struct ExactRow(Row);
+
+impl PartialEq for ExactRow {
+    fn eq(&self, other: &Self) -> bool {
+        same_row(&self.0, &other.0)
+    }
+}
+
+impl Eq for ExactRow {}
+
+impl Hash for ExactRow {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for v in &self.0 {
+            match v {
+                Value::Float64(f) => f.to_bits().hash(state),
+                v => v.hash(state),
+            }
+        }
+    }
+}
+
+/// Adds `weight` copies of `row` to a multiset; fails if a count would go below zero.
+fn add_to_multiset(set: &mut HashMap<ExactRow, i64>, row: Row, weight: i64) -> Result<(), IncrementalError> {
+    let row = ExactRow(row);
+    let count = set.entry(row.clone()).or_insert(0);
+    *count += weight;
+    match *count {
+        0 => {
+            set.remove(&row);
+            Ok(())
+        }
+        n if n < 0 => Err(IncrementalError::NotRetractable("a row was retracted that was never added")),
+        _ => Ok(()),
+    }
+}
