@@ -15,4 +15,4 @@
 
 mod log_store;
 
-pub use log_store::{GroupId, LogStore, OpenError, RaftLogs};
+pub use log_store::{Durability, GroupId, LogStore, OpenError, RaftLogs};

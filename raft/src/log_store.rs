@@ -7,9 +7,12 @@
 //! - column family `state`: `group ‖ "vote"`, `group ‖ "committed"`, `group ‖ "purged"` →
 //!   the vote, the last committed log id and the last purged log id (JSON).
 //!
-//! A vote, an append, a truncation or a purge is synced to RocksDB's write-ahead log before
-//! it is acknowledged (openraft tells peers about a vote or an entry only once it is
-//! durable), and runs on tokio's blocking pool so that no async worker waits for the disk.
+//! A vote is synced to RocksDB's write-ahead log before it is acknowledged (a node must never
+//! vote twice in a term, even after losing power), on tokio's blocking pool so that no async
+//! worker waits for the disk. Appends, truncations and purges are synced too when the log
+//! is opened with [`Durability::Synced`]; with [`Durability::Buffered`] they reach the
+//! operating system before they are acknowledged (they survive the process being killed, not
+//! the machine losing power), like the server's commits without `storage.sync_writes`.
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -61,26 +64,37 @@ pub struct OpenError {
     source: rocksdb::Error,
 }
 
+/// When an append counts as written (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced to disk (fsync) before it is acknowledged: survives power loss.
+    Synced,
+    /// Handed to the operating system before it is acknowledged: survives the process
+    /// being killed; a power loss of a majority can lose acknowledged writes.
+    Buffered,
+}
+
 /// The RocksDB instance holding the logs of every group of a node.
 pub struct RaftLogs {
     db: Arc<DB>,
+    durability: Durability,
 }
 
 impl RaftLogs {
     /// Opens (or creates) the log store at `path`.
-    pub fn open(path: &Path) -> Result<RaftLogs, OpenError> {
+    pub fn open(path: &Path, durability: Durability) -> Result<RaftLogs, OpenError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         let families = [CF_ENTRIES, CF_STATE].map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)
             .map_err(|source| OpenError { path: path.to_path_buf(), source })?;
-        Ok(RaftLogs { db: Arc::new(db) })
+        Ok(RaftLogs { db: Arc::new(db), durability })
     }
 
     /// The log of `group`, for a Raft instance of type config `C`.
     pub fn group<C: RaftTypeConfig>(&self, group: GroupId) -> LogStore<C> {
-        LogStore { db: self.db.clone(), group, _config: PhantomData }
+        LogStore { db: self.db.clone(), group, durability: self.durability, _config: PhantomData }
     }
 }
 
@@ -88,12 +102,13 @@ impl RaftLogs {
 pub struct LogStore<C> {
     db: Arc<DB>,
     group: GroupId,
+    durability: Durability,
     _config: PhantomData<fn() -> C>,
 }
 
 impl<C> Clone for LogStore<C> {
     fn clone(&self) -> Self {
-        LogStore { db: self.db.clone(), group: self.group, _config: PhantomData }
+        LogStore { db: self.db.clone(), group: self.group, durability: self.durability, _config: PhantomData }
     }
 }
 
@@ -129,8 +144,12 @@ impl<C: RaftTypeConfig> LogStore<C> {
         batch.put_cf(self.cf(CF_STATE), self.group.state_key(name), bytes);
     }
 
-    /// Writes `batch` on the blocking pool, synced to the write-ahead log if `sync`.
+    /// Writes `batch` synced to the write-ahead log (on the blocking pool) if `sync`, or
+    /// else here: an unsynced RocksDB write only copies into memory and the OS.
     async fn write(&self, batch: WriteBatch, sync: bool, subject: ErrorSubject<C::NodeId>) -> StorageResult<(), C> {
+        if !sync {
+            return self.db.write(batch).map_err(|e| io_error::<C>(subject, ErrorVerb::Write, &e));
+        }
         let db = self.db.clone();
         let written = tokio::task::spawn_blocking(move || {
             let mut options = WriteOptions::default();
@@ -143,6 +162,10 @@ impl<C: RaftTypeConfig> LogStore<C> {
             Ok(Err(e)) => Err(io_error::<C>(subject, ErrorVerb::Write, &e)),
             Err(e) => Err(io_error::<C>(subject, ErrorVerb::Write, &e)),
         }
+    }
+
+    fn synced(&self) -> bool {
+        self.durability == Durability::Synced
     }
 
     /// The id of the last entry in the log (not counting purged ones).
@@ -237,7 +260,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
                 serde_json::to_vec(&entry).map_err(|e| io_error::<C>(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
             batch.put_cf(self.cf(CF_ENTRIES), self.group.entry_key(entry.get_log_id().index), bytes);
         }
-        let written = self.write(batch, true, ErrorSubject::Logs).await;
+        let written = self.write(batch, self.synced(), ErrorSubject::Logs).await;
         callback.log_io_completed(match &written {
             Ok(()) => Ok(()),
             Err(e) => Err(std::io::Error::other(e.to_string())),
@@ -248,7 +271,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
     async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> StorageResult<(), C> {
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(self.cf(CF_ENTRIES), self.group.entry_key(log_id.index), self.group.entry_key(u64::MAX));
-        self.write(batch, true, ErrorSubject::Logs).await
+        self.write(batch, self.synced(), ErrorSubject::Logs).await
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> StorageResult<(), C> {
@@ -260,7 +283,7 @@ impl<C: RaftTypeConfig> RaftLogStorage<C> for LogStore<C> {
             self.group.entry_key(0),
             self.group.entry_key(log_id.index.saturating_add(1)),
         );
-        self.write(batch, true, ErrorSubject::Logs).await
+        self.write(batch, self.synced(), ErrorSubject::Logs).await
     }
 }
 

@@ -104,12 +104,12 @@ impl RaftStateMachine<TestConfig> for MemoryMachine {
 }
 
 /// A fresh store in a temp dir for every suite case (the dir lives as long as the case).
-struct Builder;
+struct Builder(Durability);
 
 impl StoreBuilder<TestConfig, LogStore<TestConfig>, MemoryMachine, tempfile::TempDir> for Builder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore<TestConfig>, MemoryMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().unwrap();
-        let logs = RaftLogs::open(dir.path()).unwrap();
+        let logs = RaftLogs::open(dir.path(), self.0).unwrap();
         // A group other than the first, with a neighbour holding entries, so that a range
         // reaching past the group's own keys would show.
         let mut neighbour = logs.group::<TestConfig>(GroupId(8));
@@ -121,7 +121,12 @@ impl StoreBuilder<TestConfig, LogStore<TestConfig>, MemoryMachine, tempfile::Tem
 
 #[test]
 fn the_log_store_passes_openrafts_storage_suite() {
-    Suite::test_all(Builder).unwrap();
+    Suite::test_all(Builder(Durability::Synced)).unwrap();
+}
+
+#[test]
+fn the_buffered_log_store_passes_openrafts_storage_suite() {
+    Suite::test_all(Builder(Durability::Buffered)).unwrap();
 }
 
 fn entry(term: u64, index: u64, n: u64) -> openraft::Entry<TestConfig> {
@@ -144,7 +149,7 @@ async fn append(store: &mut LogStore<TestConfig>, entries: Vec<openraft::Entry<T
 #[tokio::test]
 async fn groups_share_one_store_without_seeing_each_other() {
     let dir = tempfile::tempdir().unwrap();
-    let logs = RaftLogs::open(dir.path()).unwrap();
+    let logs = RaftLogs::open(dir.path(), Durability::Synced).unwrap();
     let (mut a, mut b) = (logs.group::<TestConfig>(GroupId(1)), logs.group::<TestConfig>(GroupId(2)));
     append(&mut a, (1..=5).map(|i| entry(1, i, i)).collect()).await;
     append(&mut b, (1..=3).map(|i| entry(2, i, 10 * i)).collect()).await;
@@ -164,13 +169,13 @@ async fn groups_share_one_store_without_seeing_each_other() {
 async fn the_vote_the_log_and_the_purge_marker_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let logs = RaftLogs::open(dir.path()).unwrap();
+        let logs = RaftLogs::open(dir.path(), Durability::Synced).unwrap();
         let mut store = logs.group::<TestConfig>(GroupId(3));
         append(&mut store, (1..=4).map(|i| entry(2, i, i)).collect()).await;
         store.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
         store.purge(LogId::new(openraft::CommittedLeaderId::new(2, 1), 1)).await.unwrap();
     }
-    let logs = RaftLogs::open(dir.path()).unwrap();
+    let logs = RaftLogs::open(dir.path(), Durability::Synced).unwrap();
     let mut store = logs.group::<TestConfig>(GroupId(3));
     assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
     let state = store.get_log_state().await.unwrap();

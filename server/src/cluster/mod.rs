@@ -25,7 +25,7 @@ use crate::replication::{
 use crate::sql::executor;
 use kalamdb_client_core::protocol::QueryResult;
 use kalamdb_client_core::protocol::ws::MutateResult;
-use kalamdb_raft::{GroupId, RaftLogs};
+use kalamdb_raft::{Durability, GroupId, RaftLogs};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use serde::Serialize;
@@ -80,8 +80,10 @@ impl Cluster {
         let token = ClusterToken::new(secret.as_bytes());
         db.committer.replicated();
 
-        let logs =
-            RaftLogs::open(&db.config.server.data_dir.join("raft")).map_err(|e| KalamError::Source(Arc::new(e)))?;
+        // The log is as durable as the node's commits (`storage.sync_writes`).
+        let durability = if db.config.storage.sync_writes { Durability::Synced } else { Durability::Buffered };
+        let logs = RaftLogs::open(&db.config.server.data_dir.join("raft"), durability)
+            .map_err(|e| KalamError::Source(Arc::new(e)))?;
         let log_store = logs.group::<TypeConfig>(GROUP);
         let machine = state_machine::StateMachine::open(db.clone())?;
         if !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1) {
