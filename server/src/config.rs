@@ -230,6 +230,11 @@ pub struct ServerConfig {
     /// same-origin pages. WebSocket upgrades are not subject to CORS; `/v1/ws` authenticates
     /// with a token in band.
     pub cors_origins: Vec<String>,
+    /// Open client connections (HTTP and WebSocket) at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// Seconds a connection may take to send a request's headers before it is closed
+    /// (clients trickling headers cannot hold connections open).
+    pub header_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +306,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./data"),
             log: "info".into(),
             cors_origins: Vec::new(),
+            max_connections: 10_000,
+            header_read_timeout_secs: 10,
         }
     }
 }
@@ -410,6 +417,11 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.cluster.validate()?;
+        if self.server.max_connections == 0 || self.server.header_read_timeout_secs == 0 {
+            return Err(KalamError::InvalidRequest(
+                "server.max_connections and server.header_read_timeout_secs must be at least 1".into(),
+            ));
+        }
         if !(4..=31).contains(&self.auth.bcrypt_cost) {
             return Err(KalamError::InvalidRequest(format!(
                 "auth.bcrypt_cost must be between 4 and 31, got {}",

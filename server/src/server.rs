@@ -1,10 +1,10 @@
 //! Starting and stopping the server: bind, serve, drain on shutdown.
 
+use crate::api::serve::ConnectionLimits;
 use crate::api::{self, AppState, Metrics};
 use crate::config::Config;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,14 +35,11 @@ pub async fn run(
     let addr = listener.local_addr().map_err(KalamError::internal)?;
     on_listening(addr);
     let app = api::router(AppState { db: db.clone(), metrics: Arc::new(Metrics::default()) });
-    // Small frames (sync events, short responses) must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| KalamError::internal(format!("server error: {e}")))?;
+    let limits = ConnectionLimits {
+        max_connections: db.config.server.max_connections,
+        header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
+    };
+    api::serve::serve(listener, app, limits, shutdown).await;
     if let Some(cluster) = cluster {
         cluster.shutdown().await;
     }

@@ -14,6 +14,7 @@ pub(crate) mod body;
 pub(crate) mod error;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod serve;
 pub(crate) mod sql;
 pub(crate) mod ws;
 

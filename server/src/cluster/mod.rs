@@ -148,13 +148,12 @@ impl Cluster {
             .await
             .map_err(|e| KalamError::internal(format!("cannot listen on the cluster address {listen}: {e}")))?;
         let app = service::router(cluster.clone(), config.max_entry_bytes);
-        tokio::spawn(async move {
-            if let Err(e) =
-                axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
-            {
-                tracing::error!("cluster port stopped: {e}");
-            }
-        });
+        // Few connections: the other nodes', pooled.
+        let limits = crate::api::serve::ConnectionLimits {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
+        };
+        tokio::spawn(crate::api::serve::serve(listener, app, limits, std::future::pending()));
         tracing::info!(node = node_id, %listen, "cluster node listening for other nodes");
 
         if config.bootstrap {

@@ -718,3 +718,55 @@ async fn long_aggregates_share_the_cpu() {
     assert!(worst < Duration::from_secs(1), "bob waited {worst:?} behind mallory's aggregates");
     assert_health_within(&mut s, Duration::from_millis(500), "after the aggregates").await;
 }
+
+/// Reads until the server closes the connection (`true`) or `wait` passes (`false`).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let mut s = TestServer::start_with_config("[server]\nheader_read_timeout_secs = 1\n").await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /v1/api/sql HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    for _ in 0..3 {
+        // A byte now and then does not keep the connection: the whole header has a deadline.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if slow.write_all(b"X").await.is_err() {
+            break;
+        }
+    }
+    assert!(closed_by_server(&mut slow, Duration::from_secs(5)).await, "the slow client was not cut off");
+    assert!(started.elapsed() < Duration::from_secs(4), "cut off after {:?}", started.elapsed());
+    assert_health_within(&mut s, Duration::from_secs(2), "after a slow client").await;
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_and_the_server_stays_reachable() {
+    let mut s = TestServer::start_with_config("[server]\nmax_connections = 4\nheader_read_timeout_secs = 30\n").await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Give the server time to take the four.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(closed_by_server(&mut extra, Duration::from_secs(2)).await, "a fifth connection was kept");
+    // One leaves: the next client gets in.
+    held.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_health_within(&mut s, Duration::from_secs(2), "after a connection closed").await;
+}

@@ -14,10 +14,18 @@ use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 
-pub(crate) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    slot: Option<axum::Extension<crate::api::serve::ConnectionSlot>>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let max = state.db.config.live.max_message_bytes;
     let db = state.db.clone();
     // The connection's work (planning, catch-up, mutations) runs on the query runtime; its
-    // socket is written from this one.
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| connection::serve(db, socket))
+    // socket is written from this one. It keeps its place among the server's connections
+    // (`server.max_connections`) for as long as it is open.
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        let _slot = slot;
+        connection::serve(db, socket).await
+    })
 }
