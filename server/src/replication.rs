@@ -179,6 +179,10 @@ pub(crate) trait Replication: Send + Sync {
     fn relay_stream(&self, events: StreamEvents);
     /// The last log index this node applied.
     fn applied_index(&self) -> u64;
+    /// Waits until this node has applied every write committed before the call, as the
+    /// leader confirms with a majority (openraft's read index): a read after it is
+    /// linearizable. `UNAVAILABLE` if no leader with a majority answers in time.
+    async fn read_barrier(&self) -> Result<()>;
     /// Waits (a few seconds at most) until this node has applied `index`; `false` if it
     /// has not by then.
     async fn wait_applied(&self, index: u64) -> bool;

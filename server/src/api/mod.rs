@@ -77,6 +77,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 HeaderName::from_static(sql::AFTER_INDEX_HEADER),
+                HeaderName::from_static(sql::CONSISTENCY_HEADER),
             ])
             .expose_headers([HeaderName::from_static(sql::APPLIED_INDEX_HEADER)])
             .max_age(std::time::Duration::from_secs(600)),

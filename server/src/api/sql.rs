@@ -38,6 +38,9 @@ impl FromRequestParts<AppState> for Authenticated {
 /// Cluster mode: a request with this header (a log index) runs once the node has applied
 /// that index, so a client reads its own write on any node.
 pub(crate) const AFTER_INDEX_HEADER: &str = "x-kalamdb-after-index";
+/// Cluster mode: `linearizable` makes the node confirm with the leader (and a majority) that
+/// it has applied every write committed before the request, before running it.
+pub(crate) const CONSISTENCY_HEADER: &str = "x-kalamdb-consistency";
 /// Cluster mode: the log index the node had applied when it answered (a write's answer
 /// comes after the write was applied there).
 pub(crate) const APPLIED_INDEX_HEADER: &str = "x-kalamdb-applied-index";
@@ -55,6 +58,20 @@ pub(crate) async fn handle(
             StatementError::from(KalamError::InvalidRequest(format!("{AFTER_INDEX_HEADER} must be a log index")))
         })?),
     };
+    let linearizable = match headers.get(CONSISTENCY_HEADER).map(|v| v.to_str().unwrap_or("")) {
+        None => false,
+        Some("linearizable") => true,
+        Some(other) => {
+            return Err(KalamError::InvalidRequest(format!(
+                "{CONSISTENCY_HEADER} must be 'linearizable', not '{other}'"
+            ))
+            .into());
+        }
+    };
+    // A single node is linearizable as it is.
+    if let (true, Some(replication)) = (linearizable, state.db.replication()) {
+        replication.read_barrier().await?;
+    }
     let outcome = match (after, state.db.replication()) {
         (Some(index), Some(replication)) => match replication.wait_applied(index).await {
             true => run(&state, principal, req).await,

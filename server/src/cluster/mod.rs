@@ -282,6 +282,19 @@ impl Cluster {
         }
     }
 
+    /// On the leader: the log index a linearizable read must wait for, once a majority has
+    /// confirmed this node still leads.
+    async fn read_index_here(&self) -> Result<u64> {
+        let patience = Duration::from_millis(self.config.write_timeout_ms);
+        match tokio::time::timeout(patience, self.raft.get_read_log_id()).await {
+            Ok(Ok((read, _applied))) => Ok(read.map_or(0, |l| l.index)),
+            Ok(Err(e)) => Err(KalamError::Unavailable(format!("this node cannot confirm it leads: {e}; retry"))),
+            Err(_) => {
+                Err(KalamError::Unavailable("no majority confirmed the leader in time (a node cut off?); retry".into()))
+            }
+        }
+    }
+
     /// On the leader: runs a write another node forwarded and answers with its outcome and
     /// the index this node has applied; `None` if this node is not the leader.
     async fn run_forwarded<T, F>(&self, run: impl FnOnce(Arc<Database>) -> F) -> Option<Forwarded<T>>
@@ -367,6 +380,24 @@ impl Replication for Cluster {
 
     fn applied_index(&self) -> u64 {
         self.applied()
+    }
+
+    async fn read_barrier(&self) -> Result<()> {
+        let index = match self.is_leader() {
+            true => None,
+            false => self.forward::<(), u64>(service::READ_INDEX, &()).await?,
+        };
+        let index = match index {
+            Some(index) => index,
+            // The leader (or this node became it while asking).
+            None => self.read_index_here().await?,
+        };
+        match self.applied_within(index, Duration::from_millis(self.config.write_timeout_ms)).await {
+            true => Ok(()),
+            false => {
+                Err(KalamError::Unavailable(format!("this node has not applied log index {index} in time; retry")))
+            }
+        }
     }
 
     fn relay_stream(&self, events: StreamEvents) {

@@ -24,6 +24,7 @@ pub(super) const SNAPSHOT: &str = "/cluster/v1/raft/snapshot";
 pub(super) const FORWARD_STATEMENT: &str = "/cluster/v1/forward/statement";
 pub(super) const FORWARD_MUTATION: &str = "/cluster/v1/forward/mutation";
 pub(super) const STREAM: &str = "/cluster/v1/stream";
+pub(super) const READ_INDEX: &str = "/cluster/v1/read-index";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -36,6 +37,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(FORWARD_STATEMENT, post(forward_statement))
         .route(FORWARD_MUTATION, post(forward_mutation))
         .route(STREAM, post(stream_events))
+        .route(READ_INDEX, post(read_index))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -109,6 +111,15 @@ async fn forward_statement(
     tracing::debug!(from = ?headers.get(NODE_HEADER), "forwarded statement");
     let run = async |db: Arc<crate::database::Database>| crate::sql::executor::execute_forwarded(&db, statement).await;
     match cluster.run_forwarded(run).await {
+        Some(answer) => json(&answer),
+        None => not_leader(),
+    }
+}
+
+/// On the leader: the index a follower's linearizable read waits for.
+async fn read_index(State(cluster): State<Arc<Cluster>>) -> Response {
+    let leader = cluster.clone();
+    match cluster.run_forwarded(async move |_db: Arc<crate::database::Database>| leader.read_index_here().await).await {
         Some(answer) => json(&answer),
         None => not_leader(),
     }

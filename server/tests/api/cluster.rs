@@ -86,6 +86,21 @@ async fn relay(
     }
 }
 
+/// `sql` as root with `x-kalamdb-consistency: linearizable`.
+async fn linearizable_read(node: &TestServer, sql: &str) -> crate::common::Resp {
+    let r = node
+        .client
+        .post(format!("{}/v1/api/sql", node.base))
+        .basic_auth("root", Some(crate::common::ROOT_PASSWORD))
+        .header("x-kalamdb-consistency", "linearizable")
+        .json(&json!({ "sql": sql }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    crate::common::Resp { status, body: r.json().await.unwrap_or_default() }
+}
+
 /// Ports for the nodes' cluster addresses, held open together so that none repeats.
 fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
@@ -638,9 +653,13 @@ async fn a_leader_cut_off_refuses_writes_and_the_cluster_converges_after_healing
     let cut = cluster.leader().await;
     partition.cut_off(cut as u64 + 1);
 
-    // The cut-off leader cannot reach a majority: its write is refused, clearly.
+    // The cut-off leader cannot reach a majority: its write is refused, clearly; so is a
+    // linearizable read, which it cannot vouch for, while a plain read answers from its replica.
     let r = cluster.nodes[cut].sql(&root, "INSERT INTO app.t (id) VALUES (999)").await;
     assert_eq!((r.status.as_u16(), r.code()), (503, "UNAVAILABLE"), "{}", r.body);
+    let r = linearizable_read(&cluster.nodes[cut], "SELECT count(*) FROM app.t").await;
+    assert_eq!((r.status.as_u16(), r.code()), (503, "UNAVAILABLE"), "{}", r.body);
+    cluster.nodes[cut].sql_ok(&root, "SELECT count(*) FROM app.t").await;
 
     // The majority elects another leader and goes on.
     let majority = (cut + 1) % 3;
@@ -660,6 +679,9 @@ async fn a_leader_cut_off_refuses_writes_and_the_cluster_converges_after_healing
     // Healed: every node holds the majority's writes, and not the refused one.
     partition.heal();
     cluster.leader().await;
+    // A linearizable read on the node that was cut off sees the majority's last write.
+    let r = linearizable_read(&cluster.nodes[cut], "SELECT max(id) FROM app.t").await;
+    assert_eq!(r.rows(0), &vec![json!([20])], "{}", r.body);
     let rows = cluster.same_everywhere(&root, "SELECT id FROM app.t ORDER BY id").await;
     let ids: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
     assert_eq!(ids, (1..=20).collect::<Vec<_>>());
