@@ -232,7 +232,7 @@ impl Catalog {
     /// Replaces a table's definition with `next` (same id, `schema_version` one higher) and
     /// records the new schema version, in one batch. `change` describes it for
     /// `DESCRIBE TABLE ... HISTORY`. Fails if the table changed since `next` was derived.
-    pub(crate) fn alter_table(&self, next: TableDef, change: String) -> Result<Arc<TableDef>> {
+    pub(crate) fn alter_table(&self, next: TableDef, change: String, now: i64) -> Result<Arc<TableDef>> {
         let _guard = self.write_lock.lock();
         let current = self.require_table(&next.namespace, &next.name)?;
         if current.id != next.id || current.schema_version + 1 != next.schema_version {
@@ -246,7 +246,7 @@ impl Catalog {
             version: next.schema_version,
             columns: next.columns.clone(),
             primary_key: next.primary_key,
-            created_at: crate::clock::now_micros(),
+            created_at: now,
             change,
         };
         let cf = self.store.cf(CF_CATALOG);
@@ -525,9 +525,9 @@ mod tests {
         let mut next = (*created).clone();
         next.schema_version += 1;
         next.columns.pop();
-        catalog.alter_table(next.clone(), "DROP COLUMN title".into()).unwrap();
+        catalog.alter_table(next.clone(), "DROP COLUMN title".into(), 2).unwrap();
         // An ALTER derived from the old definition lost the race.
-        assert!(matches!(catalog.alter_table(next, "again".into()), Err(KalamError::InUse(_))));
+        assert!(matches!(catalog.alter_table(next, "again".into(), 3), Err(KalamError::InUse(_))));
         drop(catalog);
 
         let catalog = open(dir.path());

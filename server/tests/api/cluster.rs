@@ -329,7 +329,9 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     assert!(r.body["error"]["message"].as_str().unwrap().contains("cluster mode"), "{}", r.body);
     // The catalog is the same everywhere too.
     cluster.same_everywhere(&root, "SELECT username, role FROM system.users ORDER BY username").await;
-    cluster.same_everywhere(&root, "SELECT table_name FROM system.tables ORDER BY table_name").await;
+    cluster.same_everywhere(&root, "SELECT * FROM system.tables ORDER BY table_name").await;
+    cluster.same_everywhere(&root, "SELECT * FROM system.table_schemas ORDER BY table_id, version").await;
+    cluster.same_everywhere(&root, "SELECT * FROM system.namespaces ORDER BY 1").await;
 }
 
 const ROOT: (&str, &str) = ("root", crate::common::ROOT_PASSWORD);

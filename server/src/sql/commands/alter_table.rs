@@ -27,7 +27,7 @@ pub(crate) async fn alter(cx: &ExecContext<'_>, table: &TableRef, action: &Alter
     let (next, change) = next_definition(cx, &def, action)?;
     // Waits for running flushes, which decode rows through the old definition.
     let _schema = cx.db.schema_lock.write().await;
-    let altered = cx.db.committer.change_schema(|| cx.db.catalog.alter_table(next, change.clone()))?;
+    let altered = cx.db.committer.change_schema(|| cx.db.catalog.alter_table(next, change.clone(), cx.now()))?;
     Ok(results::message(
         0,
         format!("Table '{}' altered: {change} (schema version {})", altered.qualified_name(), altered.schema_version),
