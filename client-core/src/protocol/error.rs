@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 /// Machine-readable error codes. The HTTP status for each is fixed by
 /// [`ErrorCode::http_status`], so every endpoint maps errors the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The request body is not the expected JSON shape.
@@ -88,5 +89,28 @@ impl std::fmt::Display for ErrorCode {
             Ok(serde_json::Value::String(s)) => f.write_str(&s),
             _ => write!(f, "{self:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TypeScript SDK types `KalamError.code` with the union generated from this enum
+    /// (ts-rs); a variant added here without regenerating it fails this test.
+    #[test]
+    fn the_typescript_error_codes_are_generated_from_this_enum() {
+        use ts_rs::TS;
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdks/typescript/src/generated/ErrorCode.ts");
+        let generated = ErrorCode::export_to_string(&ts_rs::Config::default()).expect("ts-rs renders the enum");
+        if std::env::var_os("KALAMDB_WRITE_TS").is_some() {
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            std::fs::write(path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            checked_in, generated,
+            "{path} is not the TypeScript of ErrorCode: run `KALAMDB_WRITE_TS=1 cargo test -p kalamdb-client-core typescript`"
+        );
     }
 }

@@ -1,6 +1,6 @@
 /** Access tokens: sign-in, refresh, and the token function handed to the sync engine. */
 
-import { KalamError } from './errors.js';
+import { KalamError, errorCode } from './errors.js';
 import type { Auth, UserInfo } from './types.js';
 
 /** The fields of a KalamDB JWT the client reads (it never verifies them: the server does). */
@@ -187,7 +187,7 @@ export async function httpJson(
   }
   const err = (body as { error?: { code?: string; message?: string; statement?: number } } | null)?.error;
   if (!res.ok || (body as { status?: string } | null)?.status === 'error') {
-    throw new KalamError(err?.code ?? `HTTP_${res.status}`, err?.message ?? `HTTP ${res.status} from ${url}`, {
+    throw new KalamError(errorCode(err?.code), err?.message ?? `HTTP ${res.status} from ${url}`, {
       status: res.status,
       statement: err?.statement,
     });

@@ -1,7 +1,7 @@
 /** The `KalamClient` class: SQL over HTTP plus the local replica run by the WebAssembly engine. */
 
 import { TokenProvider, base64ToBytes, bytesToBase64, httpJson } from './auth.js';
-import { KalamError } from './errors.js';
+import { KalamError, errorCode } from './errors.js';
 import type {
   ClientEvents,
   ClientOptions,
@@ -132,7 +132,7 @@ function stateFrom(s: unknown): MutationState | undefined {
     case 'applied':
       return { status: 'applied', cursor: (o.cursor as number | null | undefined) ?? null };
     case 'rejected':
-      return { status: 'rejected', code: String(o.code ?? ''), reason: String(o.reason ?? '') };
+      return { status: 'rejected', code: errorCode(o.code), reason: String(o.reason ?? '') };
     default:
       return undefined;
   }
@@ -329,7 +329,7 @@ export class KalamClient {
       case 'subscription_error':
       case 'connection_failed':
       case 'error': {
-        const ev: ErrorEvent = { code: String(e.code ?? 'ERROR'), message: String(e.message ?? '') };
+        const ev: ErrorEvent = { code: errorCode(e.code), message: String(e.message ?? '') };
         if (e.type === 'subscription_error') ev.subscriptionId = String(e.id);
         if (ev.code === 'UNAUTHORIZED') this.forceTokenRenewal = true;
         this.emit('error', ev);
@@ -650,7 +650,7 @@ export class KalamClient {
           const idx = schema.findIndex((c) => c.name === column);
           for (const row of m.rows as unknown[][]) if (idx >= 0) found = row[idx];
           if (m.last) finish(null, cellFrom(found));
-        } else if (m.type === 'error') finish(new KalamError(String(m.code), String(m.message)));
+        } else if (m.type === 'error') finish(new KalamError(errorCode(m.code), String(m.message)));
       };
     });
   }

@@ -1,3 +1,24 @@
+import type { ErrorCode } from './generated/ErrorCode.js';
+
+export type { ErrorCode };
+
+/** Codes the client reports itself, when no server verdict is involved. */
+export type ClientErrorCode = 'NETWORK_ERROR' | 'SIGN_IN_FAILED' | 'BAD_RESPONSE' | 'CLIENT_ERROR';
+
+/**
+ * Every code a {@link KalamError} carries: the server's ({@link ErrorCode}, generated from the
+ * Rust definition by ts-rs) or the client's own.
+ */
+export type KalamErrorCode = ErrorCode | ClientErrorCode;
+
+/**
+ * `code` from a server answer as a {@link KalamErrorCode}; an answer without one is not a
+ * KalamDB answer (`BAD_RESPONSE`).
+ */
+export function errorCode(code: unknown): KalamErrorCode {
+  return typeof code === 'string' && code !== '' ? (code as KalamErrorCode) : 'BAD_RESPONSE';
+}
+
 /**
  * An error from KalamDB or from the client.
  *
@@ -9,14 +30,14 @@
  */
 export class KalamError extends Error {
   /** Machine-readable error code. */
-  readonly code: string;
+  readonly code: KalamErrorCode;
   /** HTTP status, for errors of HTTP requests. */
   readonly status?: number;
   /** 1-based index of the failing statement of a multi-statement `sql()` request. */
   readonly statement?: number;
 
   /** Creates an error; `details` carries the HTTP status and failing statement, if any. */
-  constructor(code: string, message: string, details: { status?: number; statement?: number; cause?: unknown } = {}) {
+  constructor(code: KalamErrorCode, message: string, details: { status?: number; statement?: number; cause?: unknown } = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'KalamError';
     this.code = code;
@@ -25,13 +46,13 @@ export class KalamError extends Error {
   }
 
   /** Wraps anything thrown by the WebAssembly engine as a `KalamError`. */
-  static from(e: unknown, code = 'CLIENT_ERROR'): KalamError {
+  static from(e: unknown, code: KalamErrorCode = 'CLIENT_ERROR'): KalamError {
     if (e instanceof KalamError) return e;
     const message = e instanceof Error ? e.message : String(e);
     // The engine renders server verdicts as "server: CODE: message" and failures to connect
     // as "connection: CODE: message".
     const m = /^(?:server|connection): ([A-Z_]+): ([\s\S]*)$/.exec(message);
-    if (m) return new KalamError(m[1]!, m[2]!, { cause: e });
+    if (m) return new KalamError(errorCode(m[1]), m[2]!, { cause: e });
     return new KalamError(code, message, { cause: e });
   }
 }

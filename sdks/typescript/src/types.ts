@@ -1,5 +1,7 @@
 /** Public types of `@kalamdb/client`. */
 
+import type { KalamErrorCode } from './errors.js';
+
 /**
  * A row as an object keyed by column name. Values are encoded as the server's JSON results:
  * BOOLEAN `boolean`; SMALLINT, INT, BIGINT, FLOAT, DOUBLE `number` (NaN and infinities as the
@@ -120,7 +122,7 @@ export interface SyncStatus {
 export type MutationState =
   | { status: 'pending' }
   | { status: 'applied'; cursor: number | null }
-  | { status: 'rejected'; code: string; reason: string };
+  | { status: 'rejected'; code: KalamErrorCode; reason: string };
 
 /** A write's final outcome: applied or rejected. */
 export type SettledState = Exclude<MutationState, { status: 'pending' }>;
@@ -148,7 +150,7 @@ export interface MutationEvent {
 export interface ErrorEvent {
   /** The subscription concerned, for subscription errors. */
   subscriptionId?: string;
-  code: string;
+  code: KalamErrorCode;
   message: string;
 }
 
