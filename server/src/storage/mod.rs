@@ -12,9 +12,13 @@
 //! | `catalog` | `job/{n:016x}`, `seq/job` | job record, next job number | [`crate::jobs`] |
 //! | `catalog` | `flush/…`, `compact/…` (`{table:016x}/{partition:016x}`) | pending flush or compaction | [`crate::flush`], [`crate::cleanup`] (recovered by [`crate::recovery`]) |
 //! | `catalog` | `seq/clock` | last `_updated` handed out | [`crate::tables::commit`] |
+//! | `catalog` | `raft/applied`, `raft/membership` | cluster mode: the last log id applied (written with the rows it applied) and the membership | [`crate::cluster`] (state machine) |
 //! | `rows` | `table_id \| partition \| pk` ([`keys`]) | row ([`row_codec`]) | [`crate::tables::commit`]; flush removes |
 //! | `row_index` | `table_id \| partition \| _updated` | pk (the change index catch-up reads) | [`crate::tables::commit`]; flush removes |
-//! | `mutations` | `(user, client_id, seq)` | outcome of a client `mutate` message, written with its rows | [`crate::live`] (mutations) |
+//! | `mutations` | `(user, client_id, seq)` | outcome of a client `mutate` message, written with its rows | [`crate::tables::mutation_outcomes`] |
+//!
+//! In cluster mode the Raft log itself is in another RocksDB instance (`{data_dir}/raft`,
+//! crate `kalamdb-raft`), apart from the data it is applied to.
 //!
 //! One user's partition of a USER table is one contiguous key range in `rows` and in
 //! `row_index`. Every commit goes through [`crate::tables::commit`], which keeps `_updated`
