@@ -32,7 +32,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -64,7 +63,9 @@ pub(crate) struct Cluster {
     db: Weak<Database>,
     client: reqwest::Client,
     token: ClusterToken,
-    is_leader: Arc<AtomicBool>,
+    /// openraft's view of this node: who leads, what is applied. Read from one place, so
+    /// that "am I the leader" never disagrees with "who is the leader".
+    metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
     config: ClusterConfig,
     streams: stream_relay::StreamRelay,
 }
@@ -118,29 +119,14 @@ impl Cluster {
             .await
             .map_err(|e| KalamError::internal(format!("cannot start Raft: {e}")))?;
 
-        let is_leader = Arc::new(AtomicBool::new(false));
-        let mut metrics = raft.metrics();
-        let watching = Arc::downgrade(&is_leader);
-        tokio::spawn(async move {
-            loop {
-                let leader = metrics.borrow_and_update().current_leader == Some(node_id);
-                match watching.upgrade() {
-                    Some(flag) => flag.store(leader, Ordering::Release),
-                    None => return,
-                }
-                if metrics.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
-
+        let metrics = raft.metrics();
         let cluster = Arc::new(Cluster {
             node_id,
             raft,
             db: Arc::downgrade(db),
             client,
             token,
-            is_leader,
+            metrics,
             config: config.clone(),
             streams: stream_relay::StreamRelay::default(),
         });
@@ -334,7 +320,7 @@ impl Cluster {
 #[async_trait::async_trait]
 impl Replication for Cluster {
     fn is_leader(&self) -> bool {
-        self.is_leader.load(Ordering::Acquire)
+        self.metrics.borrow().current_leader == Some(self.node_id)
     }
 
     async fn propose(&self, command: Command) -> Result<Outcome> {
@@ -370,7 +356,7 @@ impl Replication for Cluster {
     async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult> {
         match self.forward(service::FORWARD_MUTATION, &mutation).await? {
             Some(result) => Ok(result),
-            None => Ok(mutations::apply(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
+            None => Ok(mutations::apply_here(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
         }
     }
 

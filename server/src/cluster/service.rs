@@ -142,7 +142,7 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, body: Bytes) -> R
     };
     let principal = mutation.principal.into();
     let run = async |db: Arc<crate::database::Database>| {
-        Ok(crate::api::ws::mutations::apply(&db, &principal, mutation.mutate).await)
+        Ok(crate::api::ws::mutations::apply_here(&db, &principal, mutation.mutate).await)
     };
     match cluster.run_forwarded(run).await {
         Some(answer) => json(&answer),

@@ -17,8 +17,19 @@ pub(crate) struct ExecContext<'a> {
     pub namespace: Option<NamespaceId>,
     /// Values of `$1..$n`.
     pub params: &'a [serde_json::Value],
-    /// Set when the statement is a catalog statement applied from the replicated log.
-    pub applying: Option<Applying>,
+    /// Where the statement comes from (cluster mode routes it by this).
+    pub origin: Origin,
+}
+
+/// Where a statement comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum Origin {
+    /// A client of this node.
+    Client,
+    /// Another node forwarded it to this one, the leader: it runs here, never forwarded on.
+    Forwarded,
+    /// A catalog statement applied from the replicated log.
+    Log(Applying),
 }
 
 /// What a catalog statement applied from the replicated log takes from its entry instead
@@ -34,7 +45,10 @@ pub(crate) struct Applying {
 impl ExecContext<'_> {
     /// The time a catalog statement records: its proposal time when applied from the log.
     pub(crate) fn now(&self) -> i64 {
-        self.applying.as_ref().map_or_else(crate::clock::now_micros, |a| a.at)
+        match &self.origin {
+            Origin::Log(applying) => applying.at,
+            _ => crate::clock::now_micros(),
+        }
     }
 
     /// Resolves `ns.t` or `t` (against the current namespace) to an existing table.

@@ -9,7 +9,7 @@ use crate::ids::NamespaceId;
 use crate::replication::{Command, ForwardedStatement, MembershipChange, Outcome, ReplicatedStatement};
 use crate::sql::ast::{AlterUserAction, ClusterChange, Secret, Statement};
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
-use crate::sql::context::Applying;
+use crate::sql::context::{Applying, Origin};
 use crate::sql::parser::Script;
 use crate::sql::{ExecContext, dml, point_read, query, results};
 use crate::tables::SystemColumns;
@@ -61,7 +61,8 @@ pub(crate) async fn execute_request(
         ))
         .into());
     }
-    let mut cx = ExecContext { db, principal: principal.clone(), namespace, params: &req.params, applying: None };
+    let mut cx =
+        ExecContext { db, principal: principal.clone(), namespace, params: &req.params, origin: Origin::Client };
     let mut results = Vec::with_capacity(script.len());
     let mut response_bytes = 0usize;
     for i in 0..script.len() {
@@ -114,17 +115,17 @@ fn execute_statement<'a, 'b: 'a>(
                     .into(),
             ));
         }
-        if cx.applying.is_none()
-            && let Some(replication) = cx.db.replication()
-        {
+        if let (Some(replication), Origin::Client | Origin::Forwarded) = (cx.db.replication(), &cx.origin) {
+            // A statement forwarded here runs here: if this node no longer leads, proposing
+            // fails (UNAVAILABLE) rather than forwarding it on, which could go round in circles.
+            let here = matches!(cx.origin, Origin::Forwarded) || replication.is_leader();
             match cluster_route(statement) {
                 Route::Here => {}
                 Route::Refused(what) => {
                     return Err(KalamError::NotSupported(format!("{what} is not available in cluster mode yet")));
                 }
-                Route::Leader if !replication.is_leader() => return forward(cx, statement).await,
+                Route::Leader | Route::Log if !here => return forward(cx, statement).await,
                 Route::Leader => {}
-                Route::Log if !replication.is_leader() => return forward(cx, statement).await,
                 Route::Log => return propose(cx, statement).await,
             }
         }
@@ -153,7 +154,7 @@ fn execute_statement<'a, 'b: 'a>(
                     principal,
                     namespace: cx.namespace.clone(),
                     params: cx.params,
-                    applying: cx.applying.clone(),
+                    origin: cx.origin.clone(),
                 };
                 execute_statement(&mut inner, statement, true).await
             }
@@ -308,7 +309,7 @@ pub(crate) async fn apply_statement(db: &Arc<Database>, entry: ReplicatedStateme
         principal: entry.principal.into(),
         namespace,
         params: &[],
-        applying: Some(Applying { at: entry.at, password_hash: entry.password_hash }),
+        origin: Origin::Log(Applying { at: entry.at, password_hash: entry.password_hash }),
     };
     execute_statement(&mut cx, &statement, false).await
 }
@@ -318,8 +319,13 @@ pub(crate) async fn apply_statement(db: &Arc<Database>, entry: ReplicatedStateme
 pub(crate) async fn execute_forwarded(db: &Arc<Database>, forwarded: ForwardedStatement) -> Result<QueryResult> {
     let statement = Script::tokenize(&forwarded.sql)?.single()?;
     let namespace = forwarded.namespace.as_deref().map(NamespaceId::new).transpose()?;
-    let mut cx =
-        ExecContext { db, principal: forwarded.principal.into(), namespace, params: &forwarded.params, applying: None };
+    let mut cx = ExecContext {
+        db,
+        principal: forwarded.principal.into(),
+        namespace,
+        params: &forwarded.params,
+        origin: Origin::Forwarded,
+    };
     let mut outcome = execute_statement(&mut cx, &statement, false).await;
     for _ in 0..super::SCHEMA_CHANGE_RETRIES {
         if !matches!(outcome, Err(KalamError::SchemaChanged(_))) {

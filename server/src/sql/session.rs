@@ -13,6 +13,7 @@ use crate::error::KalamError;
 use crate::ids::NamespaceId;
 use crate::schema::TableKind;
 use crate::sql::ExecContext;
+use crate::sql::context::Origin;
 use crate::sql::system_tables as system;
 use crate::tables::{PartitionTableProvider, StreamTableProvider, SystemColumns};
 use async_trait::async_trait;
@@ -114,7 +115,7 @@ impl NamespaceSchema {
             principal: self.principal.clone(),
             namespace: Some(self.namespace.clone()),
             params: &[],
-            applying: None,
+            origin: Origin::Client,
         }
     }
 }

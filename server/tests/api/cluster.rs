@@ -497,6 +497,7 @@ async fn the_cluster_port_refuses_forged_and_malformed_messages() {
 struct Replica {
     rows: std::collections::BTreeMap<i64, Value>,
     cursor: i64,
+    resets: usize,
 }
 
 impl Replica {
@@ -521,7 +522,13 @@ impl Replica {
                         _ => self.rows.insert(id, row[1].clone()),
                     };
                 }
-                ServerMessage::Batch { rows, deleted, cursor, .. } => {
+                ServerMessage::Batch { rows, deleted, cursor, reset, .. } => {
+                    // A reset replaces the subscriber's copy (it would also pass the test).
+                    if reset {
+                        self.rows.clear();
+                        self.cursor = 0;
+                        self.resets += 1;
+                    }
                     for row in rows {
                         self.rows.insert(row[0].as_i64().unwrap(), row[1].clone());
                     }
@@ -580,6 +587,7 @@ async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_noth
     cluster.settle().await;
     assert!(replica.follow(&mut ws, Duration::from_secs(1)).await);
     assert!(replica.cursor > moved_at, "changes arrived after the move");
+    assert_eq!(replica.resets, 0, "the move cost the subscriber a full reload");
 
     let alice = Auth::basic("alice", "alice-password");
     let rows = cluster.nodes[next].sql_ok(&alice, "SELECT id, v FROM app.items ORDER BY id").await;

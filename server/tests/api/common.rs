@@ -67,7 +67,7 @@ fn spawn(data_dir: &Path, extra: &[String], env: &[(String, String)]) -> (Child,
 
 fn spawn_at(data_dir: &Path, extra: &[String], env: &[(String, String)], listen: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
-        .args(["--listen", listen, "--bcrypt-cost", "4", "--log", "warn,openraft=error"])
+        .args(["--listen", listen, "--bcrypt-cost", "4", "--log", "warn,openraft=off"])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)

@@ -18,6 +18,7 @@ use crate::live::catchup::{CatchUp, LoadSnapshot, MAX_BATCH_SIZE, stream_batches
 use crate::live::registry::{ConnectionSignal, LiveSubscription, Outgoing};
 use crate::schema::TableKind;
 use crate::sql::ExecContext;
+use crate::sql::context::Origin;
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;
 use kalamdb_client_core::protocol::UserInfo;
@@ -30,6 +31,8 @@ use tokio::sync::mpsc;
 
 /// Longest client-chosen subscription id.
 const MAX_SUBSCRIPTION_ID: usize = 128;
+/// How long a subscription waits for this cluster node to reach the cursor it resumes from.
+const CURSOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a connection ends (sent as the close frame's reason).
 enum Close {
@@ -310,7 +313,7 @@ impl Connection {
             Err(close) => return Ok(Some(close)),
         };
         self.current_subs();
-        let cx = ExecContext { db: &self.db, principal, namespace: None, params: &[], applying: None };
+        let cx = ExecContext { db: &self.db, principal, namespace: None, params: &[], origin: Origin::Client };
         let revoked: Vec<(String, KalamError)> = self
             .subs
             .iter()
@@ -355,8 +358,13 @@ impl Connection {
             Ok(Err(_)) => return Err(SubscribeError::Revoked),
             Err(Gone) => return Err(SubscribeError::Socket),
         };
-        let cx =
-            ExecContext { db: &self.db, principal: principal.clone(), namespace: None, params: &[], applying: None };
+        let cx = ExecContext {
+            db: &self.db,
+            principal: principal.clone(),
+            namespace: None,
+            params: &[],
+            origin: Origin::Client,
+        };
         let query = crate::sql::subscription::plan(&cx, &s.sql)?;
         let sub = Arc::new(LiveSubscription {
             live_id: format!("{}-{}", self.id, s.id),
@@ -387,6 +395,15 @@ impl Connection {
             None => Some(self.db.cold.partition(&sub.query.table, sub.query.partition).await?),
         };
         let committer = &self.db.committer;
+        // In a cluster, a client moving from another node may hold a cursor this node has not
+        // applied yet (followers apply the log a little behind): wait for it, bounded, rather
+        // than take the cursor for one from the future (which means a full reload).
+        if let (Some(since), Some(_), None) = (s.since, self.db.replication(), stream_key) {
+            let deadline = tokio::time::Instant::now() + CURSOR_WAIT;
+            while committer.at_watermark(|w| w) < since && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         let registered = committer.at_watermark(|w| {
             // Planned just before an ALTER TABLE: the fan-out has already dropped the
             // table's subscriptions, so this one must not join it.

@@ -14,6 +14,7 @@ use crate::replication::ForwardedMutation;
 use crate::schema::TableDef;
 use crate::sql::ExecContext;
 use crate::sql::ast::TableRef;
+use crate::sql::context::Origin;
 use crate::sql::dml::{insert::complete_row, update::check_not_null, writable_column};
 use crate::tables::{MutationKey, RowOp, TableWrite};
 use crate::types::DataType;
@@ -25,21 +26,29 @@ use std::sync::Arc;
 pub(crate) const MAX_OPS_PER_MESSAGE: usize = 1000;
 const MAX_CLIENT_ID: usize = 128;
 
+/// Applies a client's mutation message: here, or in a cluster on the leader (this node
+/// answers once it has applied it too).
 pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
+    match db.replication() {
+        Some(replication) if !replication.is_leader() => {
+            let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
+            let forwarded = ForwardedMutation { mutate: m, principal: principal.into() };
+            match replication.forward_mutation(forwarded).await {
+                Ok(result) => result,
+                Err(e) => key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None),
+            }
+        }
+        _ => apply_here(db, principal, m).await,
+    }
+}
+
+/// Applies a mutation message on this node (in a cluster, the leader: a message forwarded
+/// here is never forwarded on).
+pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
     let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
     let refuse = |e: &KalamError| key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
     if m.client_id.is_empty() || m.client_id.len() > MAX_CLIENT_ID || m.client_id.contains('\0') {
         return refuse(&KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters")));
-    }
-    if let Some(replication) = db.replication()
-        && !replication.is_leader()
-    {
-        // The leader plans and commits it; this node answers once it has applied it too.
-        let forwarded = ForwardedMutation { mutate: m, principal: principal.into() };
-        return match replication.forward_mutation(forwarded).await {
-            Ok(result) => result,
-            Err(e) => refuse(&e),
-        };
     }
     // One message per client at a time, so a retry racing its original cannot apply twice.
     let lock = db.client_locks.get((principal.user_id, m.client_id.clone()));
@@ -98,7 +107,7 @@ fn plan(db: &Arc<Database>, principal: &Principal, ops: &[MutationOp]) -> Result
     if ops.is_empty() || ops.len() > MAX_OPS_PER_MESSAGE {
         return Err(KalamError::Validation(format!("a mutation needs 1-{MAX_OPS_PER_MESSAGE} ops")));
     }
-    let cx = ExecContext { db, principal: principal.clone(), namespace: None, params: &[], applying: None };
+    let cx = ExecContext { db, principal: principal.clone(), namespace: None, params: &[], origin: Origin::Client };
     let mut writes: PlannedWrites = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let fail = |e: KalamError| match e {

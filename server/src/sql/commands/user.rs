@@ -4,6 +4,7 @@ use crate::auth::bootstrap::ROOT_USERNAME;
 use crate::auth::{Principal, password};
 use crate::error::{KalamError, Result};
 use crate::sql::ast::AlterUserAction;
+use crate::sql::context::{Applying, Origin};
 use crate::sql::{ExecContext, results};
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
@@ -23,8 +24,8 @@ fn validate_email(email: &str) -> Result<()> {
 /// The hash of the password a statement sets: the one its replicated log entry carries, or
 /// a new one (after checking the password's strength).
 pub(crate) async fn password_hash(cx: &ExecContext<'_>, pw: &str) -> Result<String> {
-    if let Some(hash) = cx.applying.as_ref().and_then(|a| a.password_hash.clone()) {
-        return Ok(hash);
+    if let Origin::Log(Applying { password_hash: Some(hash), .. }) = &cx.origin {
+        return Ok(hash.clone());
     }
     password::validate(pw)?;
     password::hash(pw.to_string(), cx.db.auth.bcrypt_cost()).await
