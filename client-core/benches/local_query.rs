@@ -202,7 +202,7 @@ fn synced_batch(e: &mut SyncEngine, round: usize, cursor: i64) -> Effects {
                 json!(format!("k{i:07}")),
                 json!((i + round) % 1000),
                 json!(format!("item {i}")),
-                json!((i + round) % 2 == 0),
+                json!((i + round).is_multiple_of(2)),
                 json!(2_000_000 + round * 1000 + i),
                 json!("3.00"),
             ]
