@@ -95,7 +95,9 @@ static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 /// changed, rows were cleared or a reload happened, and it must read the table again).
 #[derive(Debug, Clone, Default)]
 pub struct RowChanges {
-    tables: BTreeMap<String, TableRowChanges>,
+    /// By table (`namespace.table`). A commit touches few tables, so a list searched in order
+    /// serves, and costs the wasm bundle less than another map type.
+    tables: Vec<(String, TableRowChanges)>,
 }
 
 /// The changed rows of one table, against the typed copy of one generation.
@@ -117,7 +119,7 @@ pub struct RowChange {
 impl RowChanges {
     /// The changes of `table`, if it has a typed copy and any of its rows changed.
     pub fn table(&self, table: &str) -> Option<&TableRowChanges> {
-        self.tables.get(table)
+        self.tables.iter().find(|(t, _)| t == table).map(|(_, changes)| changes)
     }
 
     /// Adds the changes that came after these: a row keeps its first `old` and takes the
@@ -125,8 +127,8 @@ impl RowChanges {
     /// ones (the consumer reads the table again anyway).
     pub fn absorb(&mut self, later: RowChanges) {
         for (table, later) in later.tables {
-            match self.tables.get_mut(&table) {
-                Some(earlier) if earlier.generation == later.generation => {
+            match self.tables.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, earlier)) if earlier.generation == later.generation => {
                     for (key, change) in later.rows {
                         match earlier.rows.get_mut(&key) {
                             Some(e) => e.new = change.new,
@@ -136,9 +138,8 @@ impl RowChanges {
                         }
                     }
                 }
-                _ => {
-                    self.tables.insert(table, later);
-                }
+                Some((_, earlier)) => *earlier = later,
+                None => self.tables.push((table, later)),
             }
         }
     }
@@ -270,10 +271,14 @@ impl Replica {
     /// apply already did.
     fn note_old_row(&mut self, changes: &mut RowChanges, table: &str, key: String) {
         let Some(generation) = self.typed_generation(table) else { return };
-        let entry = changes
-            .tables
-            .entry(table.to_string())
-            .or_insert_with(|| TableRowChanges { generation, rows: BTreeMap::new() });
+        let i = match changes.tables.iter().position(|(t, _)| t == table) {
+            Some(i) => i,
+            None => {
+                changes.tables.push((table.to_string(), TableRowChanges { generation, rows: BTreeMap::new() }));
+                changes.tables.len() - 1
+            }
+        };
+        let entry = &mut changes.tables[i].1;
         if entry.generation != generation || entry.rows.contains_key(&key) {
             return;
         }
@@ -291,38 +296,32 @@ impl Replica {
     /// Completes the recorded changes with each row's value now; drops rows that end as they
     /// began, and tables whose typed copy went away or was made again meanwhile.
     fn note_new_rows(&mut self, changes: &mut RowChanges) {
-        let tables: Vec<String> = changes.tables.keys().cloned().collect();
-        for table in tables {
-            let current = self.typed_generation(&table);
-            let Some(entry) = changes.tables.get_mut(&table) else { continue };
-            if current != Some(entry.generation) {
-                changes.tables.remove(&table);
-                continue;
-            }
-            let mut failed = false;
-            for (key, change) in entry.rows.iter_mut() {
-                match self.view_row(&table, key) {
-                    Ok(new) => change.new = new,
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
+        let mut tables = std::mem::take(&mut changes.tables);
+        tables.retain_mut(|(table, entry)| self.note_new_rows_of(table, entry));
+        changes.tables = tables;
+    }
+
+    /// Completes the recorded changes of one table; returns whether any row changed (false
+    /// also when the table's typed copy went away or was made again).
+    fn note_new_rows_of(&mut self, table: &str, entry: &mut TableRowChanges) -> bool {
+        if self.typed_generation(table) != Some(entry.generation) {
+            return false;
+        }
+        for (key, change) in entry.rows.iter_mut() {
+            match self.view_row(table, key) {
+                Ok(new) => change.new = new,
+                Err(_) => {
+                    self.typed.get_mut().remove(table);
+                    return false;
                 }
             }
-            if failed {
-                self.typed.get_mut().remove(&table);
-                changes.tables.remove(&table);
-                continue;
-            }
-            entry.rows.retain(|_, c| match (&c.old, &c.new) {
-                (Some(a), Some(b)) => !(Rc::ptr_eq(a, b) || same_row(a, b)),
-                (None, None) => false,
-                _ => true,
-            });
-            if entry.rows.is_empty() {
-                changes.tables.remove(&table);
-            }
         }
+        entry.rows.retain(|_, c| match (&c.old, &c.new) {
+            (Some(a), Some(b)) => !(Rc::ptr_eq(a, b) || same_row(a, b)),
+            (None, None) => false,
+            _ => true,
+        });
+        !entry.rows.is_empty()
     }
 
     /// The generation of the typed copy of `table`, if it has one: a number that changes

@@ -8,36 +8,42 @@
 //! operations in O(1).
 //!
 //! An insert names its row's key in the primary-key column, which the replica learns from the
-//! server, possibly after the write was made. So a table's index is built on first use for the
-//! key column the caller names, built again if that column changes, and from then on updated
-//! with every entry put into or removed from the outbox.
+//! server, possibly after the write was made. So a table is indexed on first use by the key
+//! column the caller names, indexed again if that column changes, and from then on its index
+//! is updated with every entry put into or removed from the outbox.
 
 use crate::protocol::ws::{MutationKind, MutationOp};
 use crate::store::{OutboxEntry, pk_key};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 
 /// The pending local writes, in order, with their operations indexed by (table, primary key).
+///
+/// Few collection types on purpose: every map type is compiled again for each key and value
+/// type, and the wasm bundle pays for each.
 #[derive(Debug, Clone, Default)]
 pub struct Outbox {
-    /// The entries by place: the order they were first put in (a replaced entry keeps its place).
-    entries: BTreeMap<u64, OutboxEntry>,
-    /// The place of each entry, by client id and then sequence number.
-    places: HashMap<String, HashMap<u64, u64>>,
+    /// The entries in order. Confirmations mostly take the oldest, from the front.
+    entries: VecDeque<OutboxEntry>,
+    /// The place of each entry of `entries`, increasing: the order they were first put in (a
+    /// replaced entry keeps its place).
+    places: VecDeque<u64>,
+    /// The place of each entry, by client id and sequence number.
+    place_of: HashMap<(String, u64), u64>,
     /// The place the next new entry gets.
     next_place: u64,
-    /// By table: its operations by the key of the row they change. Only tables whose rows were
-    /// looked up have one; it is built on the first look-up.
-    rows: RefCell<HashMap<String, TableIndex>>,
+    /// The operations on each row, by (table, primary-key text), in outbox order. Only tables
+    /// whose rows were looked up are indexed (see [`Outbox::ops_on_row`]).
+    rows: RefCell<RowIndex>,
 }
 
-/// The pending operations on one table, by the primary-key text of the row each changes.
-#[derive(Debug, Clone)]
-struct TableIndex {
-    /// The primary-key column the keys of inserts were read from.
-    pk_col: String,
-    /// The operations on each row, in outbox order.
-    ops: HashMap<String, Vec<OpPlace>>,
+/// The pending operations of the indexed tables, by the row each changes.
+#[derive(Debug, Clone, Default)]
+struct RowIndex {
+    /// The indexed tables, with the primary-key column their inserts' keys were read from.
+    tables: Vec<(String, String)>,
+    /// By (table, primary-key text): the operations on that row, in outbox order.
+    ops: HashMap<(String, String), Vec<OpPlace>>,
 }
 
 /// Where one operation is: the place of its entry and its index among the entry's operations.
@@ -59,8 +65,8 @@ impl Outbox {
     }
 
     /// The entries, in order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &OutboxEntry> + ExactSizeIterator {
-        self.entries.values()
+    pub fn iter(&self) -> std::collections::vec_deque::Iter<'_, OutboxEntry> {
+        self.entries.iter()
     }
 
     /// How many entries are pending.
@@ -75,51 +81,54 @@ impl Outbox {
 
     /// The entry of `client_id` with sequence number `seq`, if pending.
     pub fn get(&self, client_id: &str, seq: u64) -> Option<&OutboxEntry> {
-        self.entries.get(&self.place(client_id, seq)?)
+        let place = self.place_of.get(&(client_id.to_string(), seq))?;
+        self.entries.get(self.position(*place)?)
     }
 
-    fn place(&self, client_id: &str, seq: u64) -> Option<u64> {
-        self.places.get(client_id)?.get(&seq).copied()
+    /// Where the entry at `place` is in `entries`.
+    fn position(&self, place: u64) -> Option<usize> {
+        self.places.binary_search(&place).ok()
     }
 
     /// Adds `entry` at the end, or replaces the pending entry with its client id and sequence
     /// number in place.
     pub fn put(&mut self, entry: OutboxEntry) {
-        let place = match self.place(&entry.client_id, entry.seq) {
-            Some(place) => {
-                if let Some(old) = self.entries.remove(&place) {
-                    self.unindex(place, &old);
-                }
-                place
+        let id = (entry.client_id.clone(), entry.seq);
+        let replaced = self.place_of.get(&id).and_then(|place| Some((*place, self.position(*place)?)));
+        match replaced {
+            Some((place, i)) => {
+                let old = std::mem::replace(&mut self.entries[i], entry);
+                self.rows.get_mut().remove(place, &old);
+                self.rows.get_mut().add(place, &self.entries[i]);
             }
             None => {
                 let place = self.next_place;
                 self.next_place += 1;
-                self.places.entry(entry.client_id.clone()).or_default().insert(entry.seq, place);
-                place
+                self.place_of.insert(id, place);
+                self.rows.get_mut().add(place, &entry);
+                self.entries.push_back(entry);
+                self.places.push_back(place);
             }
-        };
-        self.index(place, &entry);
-        self.entries.insert(place, entry);
+        }
     }
 
     /// Removes the entry of `client_id` with sequence number `seq` (confirmed or rejected).
     pub fn remove(&mut self, client_id: &str, seq: u64) -> Option<OutboxEntry> {
-        let seqs = self.places.get_mut(client_id)?;
-        let place = seqs.remove(&seq)?;
-        if seqs.is_empty() {
-            self.places.remove(client_id);
-        }
-        let entry = self.entries.remove(&place)?;
-        self.unindex(place, &entry);
+        let place = self.place_of.remove(&(client_id.to_string(), seq))?;
+        let i = self.position(place)?;
+        self.places.remove(i);
+        let entry = self.entries.remove(i)?;
+        self.rows.get_mut().remove(place, &entry);
         Some(entry)
     }
 
     /// The pending operations on the row of `table` whose primary key (column `pk_col`) reads
     /// as `key`, in the order they replay.
     pub fn ops_on_row(&self, table: &str, pk_col: &str, key: &str) -> Vec<&MutationOp> {
-        let places = self.with_index(table, pk_col, |index| index.ops.get(key).cloned().unwrap_or_default());
-        places.into_iter().map(|at| self.op(at)).collect()
+        self.index(table, pk_col);
+        let rows = self.rows.borrow();
+        let places = rows.ops.get(&(table.to_string(), key.to_string())).map_or(&[][..], Vec::as_slice);
+        places.iter().map(|at| self.op(*at)).collect()
     }
 
     /// The pending operations on `table` that name a row (primary key in column `pk_col`): the
@@ -127,83 +136,77 @@ impl Outbox {
     /// different rows are independent, so replaying row by row gives what replaying the whole
     /// outbox in order gives.
     pub fn ops_on_table(&self, table: &str, pk_col: &str) -> Vec<&MutationOp> {
-        let places = self.with_index(table, pk_col, |index| index.ops.values().flatten().copied().collect::<Vec<_>>());
-        places.into_iter().map(|at| self.op(at)).collect()
+        self.index(table, pk_col);
+        let rows = self.rows.borrow();
+        let of_table = rows.ops.iter().filter(|((t, _), _)| t == table);
+        of_table.flat_map(|(_, places)| places).map(|at| self.op(*at)).collect()
     }
 
     fn op(&self, at: OpPlace) -> &MutationOp {
-        &self.entries[&at.entry].ops[at.op]
+        let i = self.position(at.entry).expect("the index names pending entries only");
+        &self.entries[i].ops[at.op]
     }
 
-    /// Runs `f` on the index of `table` by `pk_col`, building it first if it is missing or was
-    /// built for another key column.
-    fn with_index<T>(&self, table: &str, pk_col: &str, f: impl FnOnce(&TableIndex) -> T) -> T {
+    /// Indexes `table` by `pk_col`, unless it already is; an index built for another key
+    /// column is made again.
+    fn index(&self, table: &str, pk_col: &str) {
         let mut rows = self.rows.borrow_mut();
-        if rows.get(table).is_none_or(|index| index.pk_col != pk_col) {
-            let mut index = TableIndex { pk_col: pk_col.to_string(), ops: HashMap::new() };
-            for (&place, entry) in &self.entries {
-                index.add(table, place, entry);
+        match rows.tables.iter().position(|(t, _)| t == table) {
+            Some(i) if rows.tables[i].1 == pk_col => return,
+            Some(i) => {
+                rows.tables.remove(i);
+                rows.ops.retain(|(t, _), _| t != table);
             }
-            rows.insert(table.to_string(), index);
+            None => {}
         }
-        f(&rows[table])
-    }
-
-    /// Adds the operations of `entry` (at `place`) to the indexes of their tables.
-    fn index(&mut self, place: u64, entry: &OutboxEntry) {
-        for (table, index) in self.rows.get_mut() {
-            index.add(table, place, entry);
+        // Only this table: the others are indexed already.
+        let mut this_table = RowIndex { tables: vec![(table.to_string(), pk_col.to_string())], ops: HashMap::new() };
+        for (place, entry) in self.places.iter().zip(&self.entries) {
+            this_table.add(*place, entry);
         }
-    }
-
-    /// Removes the operations of `entry` (at `place`) from the indexes of their tables.
-    fn unindex(&mut self, place: u64, entry: &OutboxEntry) {
-        for (table, index) in self.rows.get_mut() {
-            index.remove(table, place, entry);
-        }
+        rows.tables.append(&mut this_table.tables);
+        rows.ops.extend(this_table.ops);
     }
 }
 
 impl<'a> IntoIterator for &'a Outbox {
     type Item = &'a OutboxEntry;
-    type IntoIter = std::collections::btree_map::Values<'a, u64, OutboxEntry>;
+    type IntoIter = std::collections::vec_deque::Iter<'a, OutboxEntry>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.values()
+        self.entries.iter()
     }
 }
 
-impl TableIndex {
-    /// The keys of the rows the operations of `entry` on `table` change, with their places.
-    fn keyed_ops<'a>(
-        &'a self,
-        table: &'a str,
-        place: u64,
-        entry: &'a OutboxEntry,
-    ) -> impl Iterator<Item = (String, OpPlace)> + 'a {
-        entry.ops.iter().enumerate().filter(move |(_, op)| op.table == table).filter_map(move |(i, op)| {
-            let key = pending_key(&self.pk_col, op)?;
-            Some((key, OpPlace { entry: place, op: i }))
-        })
+impl RowIndex {
+    /// The rows of indexed tables the operations of `entry` (at `place`) change: (table, key)
+    /// with the operation's place.
+    fn keyed_ops(&self, place: u64, entry: &OutboxEntry) -> Vec<((String, String), OpPlace)> {
+        let mut out = Vec::new();
+        for (i, op) in entry.ops.iter().enumerate() {
+            let Some((table, pk_col)) = self.tables.iter().find(|(t, _)| *t == op.table) else { continue };
+            if let Some(key) = pending_key(pk_col, op) {
+                out.push(((table.clone(), key), OpPlace { entry: place, op: i }));
+            }
+        }
+        out
     }
 
-    fn add(&mut self, table: &str, place: u64, entry: &OutboxEntry) {
-        let keyed: Vec<_> = self.keyed_ops(table, place, entry).collect();
-        for (key, at) in keyed {
-            let ops = self.ops.entry(key).or_default();
+    fn add(&mut self, place: u64, entry: &OutboxEntry) {
+        for (row, at) in self.keyed_ops(place, entry) {
+            let ops = self.ops.entry(row).or_default();
             // Usually the last place; a replaced entry keeps an earlier one.
             let i = ops.partition_point(|other| *other < at);
             ops.insert(i, at);
         }
     }
 
-    fn remove(&mut self, table: &str, place: u64, entry: &OutboxEntry) {
-        let keyed: Vec<_> = self.keyed_ops(table, place, entry).collect();
-        for (key, at) in keyed {
-            if let Some(ops) = self.ops.get_mut(&key) {
+    fn remove(&mut self, place: u64, entry: &OutboxEntry) {
+        for (row, at) in self.keyed_ops(place, entry) {
+            if let Some(ops) = self.ops.get_mut(&row) {
                 ops.retain(|other| *other != at);
                 if ops.is_empty() {
-                    self.ops.remove(&key);
+                    self.ops.remove(&row);
                 }
             }
         }
