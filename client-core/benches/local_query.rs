@@ -9,7 +9,15 @@
 //! from scratch, as live queries did) and after (the incremental dataflow fed the write's row
 //! changes, `LiveView::refresh`), in the same run.
 //!
-//! Run: `cargo bench -p kalamdb-client-core --bench local_query`.
+//! Then the same with 10,000 local writes already pending (offline for a while): each changed
+//! row's value is read with the pending writes to its key replayed.
+//!
+//! Then 50 live queries open on one table (filters, top-10s and GROUP BY counts with different
+//! constants): one local write → all 50 results, and one synced batch of 1,000 changed rows →
+//! all 50 results, re-run versus maintained, in the same run.
+//!
+//! Run: `cargo bench -p kalamdb-client-core --bench local_query`; with an argument
+//! (`-- queries`, `-- live`, `-- pending` or `-- fifty`) only that group of cases runs.
 
 use kalamdb_client_core::live::{LiveMode, LiveView};
 use kalamdb_client_core::protocol::ws::{MutationKind, MutationOp, ServerMessage};
@@ -17,6 +25,7 @@ use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
 use kalamdb_client_core::query::LocalQuery;
 use kalamdb_client_core::store::{Snapshot, SubscriptionId};
 use kalamdb_client_core::sync::SyncEngine;
+use kalamdb_client_core::sync::engine::Effects;
 use serde_json::{Value, json};
 use std::time::Instant;
 
@@ -94,7 +103,28 @@ fn time_query(e: &SyncEngine, sql: &str, runs: usize) -> Vec<f64> {
 }
 
 fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |group: &str| only.as_deref().is_none_or(|o| o == group);
     for (todos, runs) in [(1_000, 300), (100_000, 30)] {
+        if run("queries") {
+            queries(todos, runs);
+        }
+        if run("live") {
+            live_write_to_result(todos, runs.max(100));
+        }
+        if run("pending") {
+            live_write_with_pending_writes(todos, 10_000, 100);
+        }
+        if run("fifty") {
+            fifty_live_queries(todos, if todos > 10_000 { 10 } else { 100 }, 100);
+        }
+    }
+}
+
+/// One query over the table (what a re-run costs), the first query of a table, a join with
+/// GROUP BY, and a local write followed by the query again.
+fn queries(todos: usize, runs: usize) {
+    {
         let (mut e, table) = engine_with(todos);
         let top10 = format!("SELECT id, title FROM {table} WHERE done = false ORDER BY n DESC LIMIT 10");
         // The first query of a table also makes the replica's typed copy of its rows.
@@ -128,8 +158,147 @@ fn main() {
             })
             .collect();
         report(&format!("{todos} rows: local insert, then the top-10 query again"), samples);
-        live_write_to_result(todos, runs.max(100));
     }
+}
+
+/// A local insert into `table` (list 7, open, the largest `n` so far): it changes the result of
+/// every query shape the benches use.
+fn insert(e: &mut SyncEngine, table: &str, id: String, n: usize) -> Effects {
+    insert_into_list(e, table, id, n, 7)
+}
+
+fn insert_into_list(e: &mut SyncEngine, table: &str, id: String, n: usize, list_id: usize) -> Effects {
+    let row = json!({"id": id, "list_id": list_id, "title": "new", "done": false, "n": 1_000_000 + n, "price": "1.00"});
+    let op = MutationOp {
+        table: table.to_string(),
+        op: MutationKind::Insert,
+        row: Some(row.as_object().unwrap().clone()),
+        pk: None,
+    };
+    e.write(vec![op], 0.0, || "unused".into()).unwrap().1
+}
+
+/// One local write → the live filter result when `pending` writes to other rows of the table
+/// are already in the outbox (nothing confirms them: there is no server). They go to another
+/// list, so the result stays as small as without them.
+fn live_write_with_pending_writes(todos: usize, pending: usize, samples: usize) {
+    let (mut e, table) = engine_with(todos);
+    for i in 0..pending {
+        insert_into_list(&mut e, &table, format!("pending{i:06}"), i, 8);
+    }
+    let sql = format!("SELECT id, title, price FROM {table} WHERE list_id = 7");
+    let (mut view, _) = LiveView::start(LocalQuery::parse(&sql, &[]).unwrap(), e.replica()).unwrap();
+    assert_eq!(view.mode(), LiveMode::Incremental, "{sql}");
+    let maintained = (0..samples)
+        .map(|i| {
+            let t = Instant::now();
+            let fx = insert(&mut e, &table, format!("live{i:06}"), pending + i);
+            std::hint::black_box(view.refresh(e.replica(), &fx.touched, &fx.changes).expect("the result changes"));
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    report(
+        &format!("{todos} rows, {pending} pending writes: local write -> live filter result, incremental"),
+        maintained,
+    );
+}
+
+/// 50 live queries on one table: a third filters, a third top-10s, a third GROUP BY counts,
+/// each with its own constant.
+fn fifty_queries(table: &str) -> Vec<String> {
+    (0..50)
+        .map(|i| match i % 3 {
+            0 => format!("SELECT id, title, price FROM {table} WHERE list_id = {}", 7 + i),
+            1 => format!(
+                "SELECT id, title, n FROM {table} WHERE done = false AND list_id >= {i} ORDER BY n DESC LIMIT 10"
+            ),
+            _ => format!("SELECT list_id, count(*) AS todos FROM {table} WHERE n >= {i} GROUP BY list_id"),
+        })
+        .collect()
+}
+
+/// A synced batch of 1,000 rows changed on the server: the first 1,000 rows of the table get a
+/// new `n`, `done` and `list_id`.
+fn synced_batch(e: &mut SyncEngine, round: usize, cursor: i64) -> Effects {
+    let rows = (0..1000)
+        .map(|i| {
+            vec![
+                json!(format!("k{i:07}")),
+                json!((i + round) % 1000),
+                json!(format!("item {i}")),
+                json!((i + round).is_multiple_of(2)),
+                json!(2_000_000 + round * 1000 + i),
+                json!("3.00"),
+            ]
+        })
+        .collect();
+    let batch = ServerMessage::Batch { id: "todos".into(), rows, deleted: vec![], cursor, reset: false, last: true };
+    e.on_message(batch, 0.0)
+}
+
+/// 50 live queries open on one table: one local write → all 50 results, and one synced batch
+/// of 1,000 changes → all 50 results; re-run (`rerun_samples`) versus maintained.
+fn fifty_live_queries(todos: usize, rerun_samples: usize, samples: usize) {
+    // Re-run: every live query on the touched table runs again.
+    let (mut e, table) = engine_with(todos);
+    let queries = fifty_queries(&table);
+    let rerun_all = |e: &SyncEngine| {
+        for sql in &queries {
+            std::hint::black_box(e.query(sql, &[]).unwrap());
+        }
+    };
+    let local = (0..rerun_samples)
+        .map(|i| {
+            let t = Instant::now();
+            insert(&mut e, &table, format!("live{i:06}"), i);
+            rerun_all(&e);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    report(&format!("{todos} rows, 50 live queries: local write -> 50 results, re-run"), local);
+    let synced = (0..rerun_samples)
+        .map(|i| {
+            let t = Instant::now();
+            synced_batch(&mut e, i, 2 + i as i64);
+            rerun_all(&e);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    report(&format!("{todos} rows, 50 live queries: synced batch of 1,000 changes -> 50 results, re-run"), synced);
+
+    // Maintained: every live query is fed the commit's row changes.
+    let (mut e, table) = engine_with(todos);
+    let mut views: Vec<LiveView> = fifty_queries(&table)
+        .iter()
+        .map(|sql| {
+            let (view, _) = LiveView::start(LocalQuery::parse(sql, &[]).unwrap(), e.replica()).unwrap();
+            assert_eq!(view.mode(), LiveMode::Incremental, "{sql}");
+            view
+        })
+        .collect();
+    let mut refresh_all = |e: &SyncEngine, fx: &Effects| {
+        for view in &mut views {
+            std::hint::black_box(view.refresh(e.replica(), &fx.touched, &fx.changes));
+        }
+    };
+    let local = (0..samples)
+        .map(|i| {
+            let t = Instant::now();
+            let fx = insert(&mut e, &table, format!("live{i:06}"), i);
+            refresh_all(&e, &fx);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    report(&format!("{todos} rows, 50 live queries: local write -> 50 results, incremental"), local);
+    let synced = (0..samples)
+        .map(|i| {
+            let t = Instant::now();
+            let fx = synced_batch(&mut e, i, 2 + i as i64);
+            refresh_all(&e, &fx);
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    report(&format!("{todos} rows, 50 live queries: synced batch of 1,000 changes -> 50 results, incremental"), synced);
 }
 
 /// One local write → the live result, re-run versus maintained, for three query shapes. Each

@@ -11,6 +11,13 @@
 //! Converting a large table on every query would cost more than the query, so the replica keeps
 //! a typed copy of a table's confirmed rows once a query has read it, and [`Replica::apply`]
 //! keeps that copy current row by row (pending writes, few, are converted on each read).
+//!
+//! The outbox indexes its writes by the row they change ([`Outbox`]), so reading one row with
+//! its pending writes replayed costs the same with ten or ten thousand writes pending.
+
+mod outbox;
+
+pub use outbox::Outbox;
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
@@ -18,6 +25,7 @@ use crate::store::{OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, Subscrip
 use kalamdb_query::incremental::same_row;
 use kalamdb_query::json::{JsonValueError, from_json};
 use kalamdb_query::{ColumnDef, DataType};
+use outbox::pending_key;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -87,7 +95,9 @@ static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 /// changed, rows were cleared or a reload happened, and it must read the table again).
 #[derive(Debug, Clone, Default)]
 pub struct RowChanges {
-    tables: BTreeMap<String, TableRowChanges>,
+    /// By table (`namespace.table`). A commit touches few tables, so a list searched in order
+    /// serves, and costs the wasm bundle less than another map type.
+    tables: Vec<(String, TableRowChanges)>,
 }
 
 /// The changed rows of one table, against the typed copy of one generation.
@@ -109,7 +119,7 @@ pub struct RowChange {
 impl RowChanges {
     /// The changes of `table`, if it has a typed copy and any of its rows changed.
     pub fn table(&self, table: &str) -> Option<&TableRowChanges> {
-        self.tables.get(table)
+        self.tables.iter().find(|(t, _)| t == table).map(|(_, changes)| changes)
     }
 
     /// Adds the changes that came after these: a row keeps its first `old` and takes the
@@ -117,8 +127,8 @@ impl RowChanges {
     /// ones (the consumer reads the table again anyway).
     pub fn absorb(&mut self, later: RowChanges) {
         for (table, later) in later.tables {
-            match self.tables.get_mut(&table) {
-                Some(earlier) if earlier.generation == later.generation => {
+            match self.tables.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, earlier)) if earlier.generation == later.generation => {
                     for (key, change) in later.rows {
                         match earlier.rows.get_mut(&key) {
                             Some(e) => e.new = change.new,
@@ -128,9 +138,8 @@ impl RowChanges {
                         }
                     }
                 }
-                _ => {
-                    self.tables.insert(table, later);
-                }
+                Some((_, earlier)) => *earlier = later,
+                None => self.tables.push((table, later)),
             }
         }
     }
@@ -141,7 +150,7 @@ impl RowChanges {
 #[derive(Debug, Clone, Default)]
 pub struct Replica {
     subs: BTreeMap<SubscriptionId, SubscriptionData>,
-    outbox: Vec<OutboxEntry>,
+    outbox: Outbox,
     meta: BTreeMap<String, Value>,
     /// Typed copies of the confirmed rows of the tables local queries have read, by
     /// `namespace.table`. Made by [`Replica::typed_view`], kept current by [`Replica::apply`],
@@ -162,7 +171,7 @@ impl Replica {
                 d.rows.insert(pk, row);
             }
         }
-        r.outbox = s.outbox;
+        r.outbox = Outbox::from_entries(s.outbox);
         r.meta = s.meta.into_iter().collect();
         r
     }
@@ -205,14 +214,9 @@ impl Replica {
                     }
                     self.drop_typed_of(sub);
                 }
-                StoreOp::PutOutbox(e) => {
-                    match self.outbox.iter_mut().find(|x| x.client_id == e.client_id && x.seq == e.seq) {
-                        Some(x) => *x = e.clone(),
-                        None => self.outbox.push(e.clone()),
-                    }
-                }
+                StoreOp::PutOutbox(e) => self.outbox.put(e.clone()),
                 StoreOp::DeleteOutbox { client_id, seq } => {
-                    self.outbox.retain(|x| !(x.client_id == *client_id && x.seq == *seq));
+                    self.outbox.remove(client_id, *seq);
                 }
                 StoreOp::PutMeta { key, value } => {
                     self.meta.insert(key.clone(), value.clone());
@@ -246,12 +250,12 @@ impl Replica {
             StoreOp::PutOutbox(entry) => {
                 pending(entry, &mut out);
                 // An entry replaced in place: the rows its old ops touched change too.
-                if let Some(old) = self.outbox.iter().find(|x| x.client_id == entry.client_id && x.seq == entry.seq) {
+                if let Some(old) = self.outbox.get(&entry.client_id, entry.seq) {
                     pending(old, &mut out);
                 }
             }
             StoreOp::DeleteOutbox { client_id, seq } => {
-                if let Some(old) = self.outbox.iter().find(|x| x.client_id == *client_id && x.seq == *seq) {
+                if let Some(old) = self.outbox.get(client_id, *seq) {
                     pending(old, &mut out);
                 }
             }
@@ -267,10 +271,14 @@ impl Replica {
     /// apply already did.
     fn note_old_row(&mut self, changes: &mut RowChanges, table: &str, key: String) {
         let Some(generation) = self.typed_generation(table) else { return };
-        let entry = changes
-            .tables
-            .entry(table.to_string())
-            .or_insert_with(|| TableRowChanges { generation, rows: BTreeMap::new() });
+        let i = match changes.tables.iter().position(|(t, _)| t == table) {
+            Some(i) => i,
+            None => {
+                changes.tables.push((table.to_string(), TableRowChanges { generation, rows: BTreeMap::new() }));
+                changes.tables.len() - 1
+            }
+        };
+        let entry = &mut changes.tables[i].1;
         if entry.generation != generation || entry.rows.contains_key(&key) {
             return;
         }
@@ -288,38 +296,32 @@ impl Replica {
     /// Completes the recorded changes with each row's value now; drops rows that end as they
     /// began, and tables whose typed copy went away or was made again meanwhile.
     fn note_new_rows(&mut self, changes: &mut RowChanges) {
-        let tables: Vec<String> = changes.tables.keys().cloned().collect();
-        for table in tables {
-            let current = self.typed_generation(&table);
-            let Some(entry) = changes.tables.get_mut(&table) else { continue };
-            if current != Some(entry.generation) {
-                changes.tables.remove(&table);
-                continue;
-            }
-            let mut failed = false;
-            for (key, change) in entry.rows.iter_mut() {
-                match self.view_row(&table, key) {
-                    Ok(new) => change.new = new,
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
+        let mut tables = std::mem::take(&mut changes.tables);
+        tables.retain_mut(|(table, entry)| self.note_new_rows_of(table, entry));
+        changes.tables = tables;
+    }
+
+    /// Completes the recorded changes of one table; returns whether any row changed (false
+    /// also when the table's typed copy went away or was made again).
+    fn note_new_rows_of(&mut self, table: &str, entry: &mut TableRowChanges) -> bool {
+        if self.typed_generation(table) != Some(entry.generation) {
+            return false;
+        }
+        for (key, change) in entry.rows.iter_mut() {
+            match self.view_row(table, key) {
+                Ok(new) => change.new = new,
+                Err(_) => {
+                    self.typed.get_mut().remove(table);
+                    return false;
                 }
             }
-            if failed {
-                self.typed.get_mut().remove(&table);
-                changes.tables.remove(&table);
-                continue;
-            }
-            entry.rows.retain(|_, c| match (&c.old, &c.new) {
-                (Some(a), Some(b)) => !(Rc::ptr_eq(a, b) || same_row(a, b)),
-                (None, None) => false,
-                _ => true,
-            });
-            if entry.rows.is_empty() {
-                changes.tables.remove(&table);
-            }
         }
+        entry.rows.retain(|_, c| match (&c.old, &c.new) {
+            (Some(a), Some(b)) => !(Rc::ptr_eq(a, b) || same_row(a, b)),
+            (None, None) => false,
+            _ => true,
+        });
+        !entry.rows.is_empty()
     }
 
     /// The generation of the typed copy of `table`, if it has one: a number that changes
@@ -334,15 +336,23 @@ impl Replica {
         let typed = self.typed.borrow();
         let Some(copy) = typed.get(table) else { return Ok(None) };
         let Some(pk_col) = self.primary_key(table) else { return Ok(copy.rows.get(key).cloned()) };
-        let mut writes = self
-            .outbox
-            .iter()
-            .flat_map(|e| &e.ops)
-            .filter(|op| op.table == table && pending_key(pk_col, op).as_deref() == Some(key))
-            .peekable();
-        if writes.peek().is_none() {
+        let writes = self.outbox.ops_on_row(table, pk_col, key);
+        if writes.is_empty() {
             return Ok(copy.rows.get(key).cloned());
         }
+        let row = self.merged_row(table, pk_col, key, &writes)?;
+        row.map(|row| typed_row(table, &row, &copy.columns)).transpose()
+    }
+
+    /// The row `key` of `table` as the merged view shows it: its confirmed row (first
+    /// subscription with the key) with `writes`, the pending writes to that key, replayed.
+    fn merged_row(
+        &self,
+        table: &str,
+        pk_col: &str,
+        key: &str,
+        writes: &[&MutationOp],
+    ) -> Result<Option<Cow<'_, Row>>, ReplicaError> {
         let mut merged = MergedTable {
             crdt_columns: self.crdt_columns(table)?,
             subs: self.subs_of(table).map(|(_, data)| data).collect(),
@@ -351,7 +361,7 @@ impl Replica {
         for op in writes {
             merged.replay(pk_col, op);
         }
-        merged.get(key).map(|row| typed_row(table, &row, &copy.columns)).transpose()
+        Ok(merged.get(key))
     }
 
     /// The table of a subscription, if its record is known.
@@ -396,7 +406,8 @@ impl Replica {
         self.subs.values().filter_map(|d| d.record.as_ref())
     }
 
-    pub fn outbox(&self) -> &[OutboxEntry] {
+    /// The local writes not yet confirmed, in order.
+    pub fn outbox(&self) -> &Outbox {
         &self.outbox
     }
 
@@ -499,11 +510,15 @@ impl Replica {
     /// A CRDT_TEXT cell as the application sees it, pending edits merged: `{"text", "state"}`
     /// (state = base64 Yjs v1 update), a plain string for a pending text replacement, or null.
     pub fn crdt_cell(&self, table: &str, pk: &Value, column: &str) -> Result<Value, ReplicaError> {
-        let merged = self.merged(table)?;
-        if !merged.crdt_columns.iter().any(|c| c == column) {
+        if !self.crdt_columns(table)?.iter().any(|c| c == column) {
             return Err(ReplicaError::NotCrdtText { table: table.to_string(), column: column.to_string() });
         }
-        Ok(merged.get(&pk_key(pk)).and_then(|r| r.get(column).cloned()).unwrap_or(Value::Null))
+        let key = pk_key(pk);
+        let row = match self.primary_key(table) {
+            Some(pk_col) => self.merged_row(table, pk_col, &key, &self.outbox.ops_on_row(table, pk_col, &key))?,
+            None => self.subs_of(table).find_map(|(_, d)| d.rows.get(&key)).map(Cow::Borrowed),
+        };
+        Ok(row.and_then(|r| r.get(column).cloned()).unwrap_or(Value::Null))
     }
 
     /// The subscriptions of `table` (their confirmed rows) and its pending writes replayed by
@@ -514,10 +529,8 @@ impl Replica {
         let subs: Vec<&SubscriptionData> = self.subs_of(table).map(|(_, data)| data).collect();
         let mut m = MergedTable { crdt_columns, subs, pending: BTreeMap::new() };
         if let Some(pk_col) = self.primary_key(table) {
-            for entry in &self.outbox {
-                for op in entry.ops.iter().filter(|op| op.table == table) {
-                    m.replay(pk_col, op);
-                }
+            for op in self.outbox.ops_on_table(table, pk_col) {
+                m.replay(pk_col, op);
             }
         }
         Ok(m)
@@ -530,15 +543,6 @@ impl Replica {
             .filter(|c| c.data_type == CRDT_TEXT)
             .map(|c| c.name.clone())
             .collect())
-    }
-}
-
-/// The primary-key text of the row a pending write changes: an insert's key column, or the
-/// key an update or delete names.
-fn pending_key(pk_col: &str, op: &MutationOp) -> Option<String> {
-    match op.op {
-        MutationKind::Insert => op.row.as_ref()?.get(pk_col).map(pk_key),
-        MutationKind::Update | MutationKind::Delete => op.pk.as_ref().map(pk_key),
     }
 }
 

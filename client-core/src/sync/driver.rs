@@ -524,8 +524,7 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
     }
 
     fn receipt(&self, seq: u64) -> WriteReceipt {
-        let entry =
-            self.engine.replica().outbox().iter().find(|e| e.seq == seq && e.client_id == self.engine.client_id());
+        let entry = self.engine.replica().outbox().get(self.engine.client_id(), seq);
         let inserted_keys = entry
             .map(|e| {
                 e.ops

@@ -366,8 +366,7 @@ impl SyncEngine {
     }
 
     fn on_mutate_result(&mut self, r: MutateResult, fx: &mut Effects) {
-        let Some(entry) = self.replica.outbox().iter().find(|e| e.client_id == r.client_id && e.seq == r.seq).cloned()
-        else {
+        let Some(entry) = self.replica.outbox().get(&r.client_id, r.seq).cloned() else {
             return; // settled before (a duplicate reply)
         };
         let state = match r.status {
@@ -535,7 +534,7 @@ impl SyncEngine {
 
     /// Where a mutation stands.
     pub fn mutation_state(&self, client_id: &str, seq: u64) -> Option<MutationState> {
-        if self.replica.outbox().iter().any(|e| e.client_id == client_id && e.seq == seq) {
+        if self.replica.outbox().get(client_id, seq).is_some() {
             return Some(MutationState::Pending);
         }
         self.settled.get(&(client_id.to_string(), seq)).cloned()
@@ -571,7 +570,7 @@ impl SyncEngine {
                 }
                 StoreOp::PutOutbox(e) => fx.touched.extend(e.ops.iter().map(|o| o.table.clone())),
                 StoreOp::DeleteOutbox { client_id, seq } => {
-                    let entry = self.replica.outbox().iter().find(|e| e.client_id == *client_id && e.seq == *seq);
+                    let entry = self.replica.outbox().get(client_id, *seq);
                     if let Some(e) = entry {
                         fx.touched.extend(e.ops.iter().map(|o| o.table.clone()));
                         // The leader posts the outcome right after this commit; until it
@@ -914,7 +913,8 @@ mod tests {
         let fx = leader.apply_remote(fx.commit.clone());
         assert!(matches!(&fx.send[..], [ClientMessage::Mutate(m)] if m.client_id == "tab" && m.seq == seq));
         assert!(fx.touched.contains("app.t"));
-        assert!(leader.apply_remote(vec![StoreOp::PutOutbox(leader.replica().outbox()[0].clone())]).send.is_empty());
+        let again = leader.replica().outbox().iter().next().unwrap().clone();
+        assert!(leader.apply_remote(vec![StoreOp::PutOutbox(again)]).send.is_empty());
 
         // The leader settles it; the tab learns the deletion, then the outcome.
         let result = MutateResult {

@@ -252,18 +252,19 @@ impl Operator {
     /// The change of this operator's output for one step of table changes.
     fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
         match self {
-            Operator::Scan { table, width } => {
-                let delta = changes.get(table.as_str()).cloned().unwrap_or_default();
-                if let Some((row, _)) = delta.iter().find(|(row, _)| row.len() != *width) {
-                    return Err(QueryError::eval(format!(
-                        "a row of {table} has {} values; the table has {width} columns",
-                        row.len()
-                    ))
-                    .into());
-                }
-                Ok(delta)
-            }
+            Operator::Scan { table, width } => Ok(scanned(table, *width, changes)?.to_vec()),
             Operator::Filter { input, predicate } => {
+                // Straight over a table, only the rows that pass are copied out of the changes:
+                // a synced batch of many rows usually passes few of a query's filters.
+                if let Operator::Scan { table, width } = input.as_ref() {
+                    let mut kept = Vec::new();
+                    for (row, weight) in scanned(table, *width, changes)? {
+                        if matches!(eval(predicate, row)?, Value::Boolean(true)) {
+                            kept.push((row.clone(), *weight));
+                        }
+                    }
+                    return Ok(kept);
+                }
                 let mut out = input.step(changes)?;
                 let mut kept = Vec::with_capacity(out.len());
                 for (row, weight) in out.drain(..) {
@@ -306,6 +307,18 @@ impl Operator {
                 Ok(out)
             }
         }
+    }
+}
+
+/// The changes of `table` in this step, borrowed; fails if a row does not have the table's
+/// `width` columns.
+fn scanned<'a>(table: &str, width: usize, changes: &'a TableDeltas) -> Result<&'a [(Row, i64)], QueryError> {
+    let delta = changes.get(table).map_or(&[][..], Vec::as_slice);
+    match delta.iter().find(|(row, _)| row.len() != width) {
+        Some((row, _)) => {
+            Err(QueryError::eval(format!("a row of {table} has {} values; the table has {width} columns", row.len())))
+        }
+        None => Ok(delta),
     }
 }
 
