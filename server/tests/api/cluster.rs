@@ -123,6 +123,15 @@ impl TestCluster {
         cluster
     }
 
+    /// Three nodes, the tables of `ddl` and the user `alice` (password `alice-password`).
+    async fn with_alice(ddl: &str) -> TestCluster {
+        let cluster = TestCluster::start(3).await;
+        cluster.nodes[0].sql_ok(&Auth::root(), ddl).await;
+        cluster.nodes[1].create_user("alice").await;
+        cluster.settle().await;
+        cluster
+    }
+
     /// Starts `n` nodes whose traffic to each other goes through a [`Partition`].
     async fn start_partitionable(n: usize) -> (TestCluster, Partition) {
         let listen = free_ports(n);
@@ -547,13 +556,9 @@ impl Replica {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_nothing() {
     use crate::common::WsClient;
-    let mut cluster = TestCluster::start(3).await;
-    let root = Auth::root();
-    cluster.nodes[0]
-        .sql_ok(&root, "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT)")
-        .await;
-    cluster.nodes[1].create_user("alice").await;
-    cluster.settle().await;
+    let mut cluster =
+        TestCluster::with_alice("CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT)")
+            .await;
 
     // Four writers through every node: inserts, and updates and deletes of earlier rows.
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
@@ -701,13 +706,9 @@ async fn a_leader_cut_off_refuses_writes_and_the_cluster_converges_after_healing
 async fn stream_events_reach_subscribers_on_every_node_in_order() {
     use crate::common::WsClient;
     use kalamdb_client_core::protocol::ws::ServerMessage;
-    let cluster = TestCluster::start(3).await;
-    let root = Auth::root();
-    cluster.nodes[0]
-        .sql_ok(&root, "CREATE NAMESPACE app; CREATE STREAM TABLE app.ev (id BIGINT PRIMARY KEY, v INT)")
-        .await;
-    cluster.nodes[0].create_user("alice").await;
-    cluster.settle().await;
+    let cluster =
+        TestCluster::with_alice("CREATE NAMESPACE app; CREATE STREAM TABLE app.ev (id BIGINT PRIMARY KEY, v INT)")
+            .await;
     let leader = cluster.leader().await;
     let follower = (leader + 1) % 3;
     let mut ws = WsClient::connect_as(&cluster.nodes[follower], "alice", "alice-password").await;
@@ -737,13 +738,9 @@ async fn stream_events_reach_subscribers_on_every_node_in_order() {
 async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_failover() {
     use crate::common::WsClient;
     use kalamdb_client_core::protocol::ws::{MutationStatus, ServerMessage};
-    let mut cluster = TestCluster::start(3).await;
-    let root = Auth::root();
-    cluster.nodes[0]
-        .sql_ok(&root, "CREATE NAMESPACE app; CREATE USER TABLE app.todos (id BIGINT PRIMARY KEY, n INT)")
-        .await;
-    cluster.nodes[0].create_user("alice").await;
-    cluster.settle().await;
+    let mut cluster =
+        TestCluster::with_alice("CREATE NAMESPACE app; CREATE USER TABLE app.todos (id BIGINT PRIMARY KEY, n INT)")
+            .await;
     let message = |seq: u64| {
         json!({"type": "mutate", "client_id": "phone", "seq": seq, "ops": [
             {"table": "app.todos", "op": "insert", "row": {"id": seq, "n": 0}},
