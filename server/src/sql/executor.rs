@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
-use crate::replication::{Command, ForwardedStatement, MembershipChange, Outcome, ReplicatedStatement};
+use crate::replication::{Command, ForwardedStatement, MembershipChange, Outcome, ReplicatedStatement, WirePrincipal};
 use crate::sql::ast::{AlterUserAction, ClusterChange, Secret, Statement};
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
 use crate::sql::context::{Applying, Origin};
@@ -302,30 +302,38 @@ async fn propose(cx: &ExecContext<'_>, statement: &Statement) -> Result<QueryRes
 
 /// Runs a catalog statement applied from the replicated log, as every replica does.
 pub(crate) async fn apply_statement(db: &Arc<Database>, entry: ReplicatedStatement) -> Result<QueryResult> {
-    let statement = Script::tokenize(&entry.sql)?.single()?;
-    let namespace = entry.namespace.as_deref().map(NamespaceId::new).transpose()?;
-    let mut cx = ExecContext {
-        db,
-        principal: entry.principal.into(),
-        namespace,
-        params: &[],
-        origin: Origin::Log(Applying { at: entry.at, password_hash: entry.password_hash }),
-    };
+    let origin = Origin::Log(Applying { at: entry.at, password_hash: entry.password_hash });
+    let (statement, mut cx) =
+        statement_from_node(db, &entry.sql, entry.principal, entry.namespace.as_deref(), &[], origin)?;
     execute_statement(&mut cx, &statement, false).await
+}
+
+/// One statement another node sent (the leader through the log, or a follower forwarding
+/// it), parsed, and the context it runs in.
+fn statement_from_node<'a>(
+    db: &'a Arc<Database>,
+    sql: &str,
+    principal: WirePrincipal,
+    namespace: Option<&str>,
+    params: &'a [serde_json::Value],
+    origin: Origin,
+) -> Result<(Statement, ExecContext<'a>)> {
+    let statement = Script::tokenize(sql)?.single()?;
+    let namespace = namespace.map(NamespaceId::new).transpose()?;
+    Ok((statement, ExecContext { db, principal: principal.into(), namespace, params, origin }))
 }
 
 /// On the leader: runs a write statement another node forwarded, as `execute_request`
 /// runs each statement.
 pub(crate) async fn execute_forwarded(db: &Arc<Database>, forwarded: ForwardedStatement) -> Result<QueryResult> {
-    let statement = Script::tokenize(&forwarded.sql)?.single()?;
-    let namespace = forwarded.namespace.as_deref().map(NamespaceId::new).transpose()?;
-    let mut cx = ExecContext {
+    let (statement, mut cx) = statement_from_node(
         db,
-        principal: forwarded.principal.into(),
-        namespace,
-        params: &forwarded.params,
-        origin: Origin::Forwarded,
-    };
+        &forwarded.sql,
+        forwarded.principal,
+        forwarded.namespace.as_deref(),
+        &forwarded.params,
+        Origin::Forwarded,
+    )?;
     let mut outcome = execute_statement(&mut cx, &statement, false).await;
     for _ in 0..super::SCHEMA_CHANGE_RETRIES {
         if !matches!(outcome, Err(KalamError::SchemaChanged(_))) {
