@@ -21,3 +21,15 @@ pub mod query;
 pub mod replica;
 pub mod store;
 pub mod sync;
+
+/// A seeded random source for the property tests: `next(n)` is in `0..n`, the same sequence
+/// for the same seed (xorshift64).
+#[cfg(test)]
+pub(crate) fn seeded_random(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}

@@ -243,13 +243,7 @@ mod tests {
     /// query run from scratch, and maintained queries stay maintained.
     #[test]
     fn live_results_follow_writes_and_batches_exactly() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::seeded_random(0x9e37_79b9_7f4a_7c15u64);
         let mut r = Replica::default();
         r.apply(&[
             record("lists", "app.lists", &[("id", "BIGINT"), ("name", "TEXT")]),

@@ -714,13 +714,7 @@ mod tests {
     /// table synced by two subscriptions with different columns, read after every step.
     #[test]
     fn typed_rows_follow_every_change() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::seeded_random(0x2545_f491_4f6c_dd1du64);
         let mut r = Replica::default();
         r.apply(&[
             record("a", &[("id", "TEXT"), ("n", "BIGINT")]),

@@ -12,26 +12,8 @@ use kalamdb_query::value::{parse_decimal, parse_timestamp};
 use kalamdb_query::{ColumnDef, DataType, MemoryTables, Row, Value, execute, plan};
 use std::collections::HashMap;
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
-}
+mod common;
+use common::Rng;
 
 /// The tables of the test: `app.a`, `app.b` (rows of `a` by `a_id`), `app.c` (rows of `b`).
 /// Every first column is the primary key `id`.
