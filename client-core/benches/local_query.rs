@@ -311,17 +311,7 @@ fn live_write_to_result(todos: usize, samples: usize) {
         ("GROUP BY count", "SELECT list_id, count(*) AS todos FROM {table} GROUP BY list_id"),
     ];
     // Every write changes every result: list 7, open, and the largest `n` so far.
-    let write = |e: &mut SyncEngine, table: &str, i: usize| {
-        let row = json!({"id": format!("live{i:06}"), "list_id": 7, "title": "new", "done": false,
-                         "n": 1_000_000 + i, "price": "1.00"});
-        let op = MutationOp {
-            table: table.to_string(),
-            op: MutationKind::Insert,
-            row: Some(row.as_object().unwrap().clone()),
-            pk: None,
-        };
-        e.write(vec![op], 0.0, || "unused".into()).unwrap().1
-    };
+    let write = |e: &mut SyncEngine, table: &str, i: usize| insert(e, table, format!("live{i:06}"), i);
     for (name, sql) in queries {
         let (mut e, table) = engine_with(todos);
         let sql = sql.replace("{table}", &table);

@@ -22,14 +22,37 @@ pub mod replica;
 pub mod store;
 pub mod sync;
 
-/// A seeded random source for the property tests: `next(n)` is in `0..n`, the same sequence
-/// for the same seed (xorshift64).
 #[cfg(test)]
-pub(crate) fn seeded_random(mut seed: u64) -> impl FnMut(u64) -> u64 {
-    move |n| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
+pub(crate) mod test_support {
+    //! What the unit tests of several modules share.
+
+    use crate::protocol::ColumnInfo;
+    use crate::store::{StoreOp, SubscriptionId, SubscriptionRecord};
+
+    /// A seeded random source for the property tests: `next(n)` is in `0..n`, the same
+    /// sequence for the same seed (xorshift64).
+    pub(crate) fn seeded_random(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
+    /// A complete subscription `id` to all of `table`, with these (name, type) columns and
+    /// primary key `pk`, as the store records it.
+    pub(crate) fn subscription(id: &str, table: &str, columns: &[(&str, &str)], pk: &str) -> StoreOp {
+        StoreOp::PutSubscription(SubscriptionRecord {
+            id: SubscriptionId(id.into()),
+            sql: format!("SELECT * FROM {table}"),
+            table: table.into(),
+            cursor: Some(1),
+            schema: columns.iter().map(|(name, ty)| ColumnInfo::new(*name, *ty)).collect(),
+            primary_key: Some(pk.into()),
+            complete: true,
+            rows_loaded: 0,
+            last_synced_ms: None,
+        })
     }
 }

@@ -196,23 +196,12 @@ fn incremental(plan: LocalPlan, dataflow: Dataflow, tables: &[String], replica: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ColumnInfo;
     use crate::protocol::ws::{MutationKind, MutationOp};
-    use crate::store::{OutboxEntry, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+    use crate::store::{OutboxEntry, StoreOp, SubscriptionId, pk_key};
     use serde_json::{Value as Json, json};
 
     fn record(id: &str, table: &str, columns: &[(&str, &str)]) -> StoreOp {
-        StoreOp::PutSubscription(SubscriptionRecord {
-            id: SubscriptionId(id.into()),
-            sql: format!("SELECT * FROM {table}"),
-            table: table.into(),
-            cursor: Some(1),
-            schema: columns.iter().map(|(name, ty)| ColumnInfo::new(*name, *ty)).collect(),
-            primary_key: Some("id".into()),
-            complete: true,
-            rows_loaded: 0,
-            last_synced_ms: None,
-        })
+        crate::test_support::subscription(id, table, columns, "id")
     }
 
     const TODOS: [(&str, &str); 5] =
@@ -243,7 +232,7 @@ mod tests {
     /// query run from scratch, and maintained queries stay maintained.
     #[test]
     fn live_results_follow_writes_and_batches_exactly() {
-        let mut next = crate::seeded_random(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = crate::test_support::seeded_random(0x9e37_79b9_7f4a_7c15u64);
         let mut r = Replica::default();
         r.apply(&[
             record("lists", "app.lists", &[("id", "BIGINT"), ("name", "TEXT")]),

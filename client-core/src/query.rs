@@ -276,24 +276,11 @@ pub fn subscription_table(sql: &str) -> Result<String, SubscriptionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ColumnInfo;
     use crate::protocol::ws::{MutationKind, MutationOp};
-    use crate::store::{OutboxEntry, StoreOp, SubscriptionId, SubscriptionRecord};
+    use crate::store::{OutboxEntry, StoreOp, SubscriptionId};
     use serde_json::json;
 
-    fn record(id: &str, table: &str, columns: &[(&str, &str)], pk: &str) -> StoreOp {
-        StoreOp::PutSubscription(SubscriptionRecord {
-            id: SubscriptionId(id.into()),
-            sql: format!("SELECT * FROM {table}"),
-            table: table.into(),
-            cursor: Some(1),
-            schema: columns.iter().map(|(name, ty)| ColumnInfo::new(*name, *ty)).collect(),
-            primary_key: Some(pk.into()),
-            complete: true,
-            rows_loaded: 0,
-            last_synced_ms: None,
-        })
-    }
+    use crate::test_support::subscription as record;
 
     fn rows(sub: &str, pk: &str, rows: Vec<Json>) -> Vec<StoreOp> {
         rows.into_iter()

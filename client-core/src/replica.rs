@@ -687,17 +687,7 @@ mod tests {
     use serde_json::json;
 
     fn record(id: &str, columns: &[(&str, &str)]) -> StoreOp {
-        StoreOp::PutSubscription(SubscriptionRecord {
-            id: SubscriptionId(id.into()),
-            sql: "SELECT * FROM app.t".into(),
-            table: "app.t".into(),
-            cursor: None,
-            schema: columns.iter().map(|(n, t)| ColumnInfo::new(*n, *t)).collect(),
-            primary_key: Some("id".into()),
-            complete: true,
-            rows_loaded: 0,
-            last_synced_ms: None,
-        })
+        crate::test_support::subscription(id, "app.t", columns, "id")
     }
 
     /// The columns local queries would read `app.t` with.
@@ -714,7 +704,7 @@ mod tests {
     /// table synced by two subscriptions with different columns, read after every step.
     #[test]
     fn typed_rows_follow_every_change() {
-        let mut next = crate::seeded_random(0x2545_f491_4f6c_dd1du64);
+        let mut next = crate::test_support::seeded_random(0x2545_f491_4f6c_dd1du64);
         let mut r = Replica::default();
         r.apply(&[
             record("a", &[("id", "TEXT"), ("n", "BIGINT")]),

@@ -265,7 +265,7 @@ mod tests {
     /// (the key column of a table is learnt from the server and may change).
     #[test]
     fn indexed_lookups_match_a_scan_of_the_outbox() {
-        let mut next = crate::seeded_random(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = crate::test_support::seeded_random(0x9e37_79b9_7f4a_7c15u64);
         let tables = ["app.a", "app.b"];
         let pk_cols = ["id", "code"];
         let keys: Vec<Value> = (0..6).map(|k| json!(format!("k{k}"))).collect();
