@@ -10,7 +10,6 @@
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported, check_supported};
 use kalamdb_query::value::{parse_decimal, parse_timestamp};
 use kalamdb_query::{ColumnDef, DataType, MemoryTables, Row, Value, execute, plan};
-use std::collections::HashMap;
 
 mod common;
 use common::Rng;
@@ -112,7 +111,7 @@ impl Tables {
 
     /// A random batch of inserts, updates and deletes, applied; returns its changes.
     fn random_batch(&mut self, r: &mut Rng) -> TableDeltas {
-        let mut changes: HashMap<String, Vec<(Row, i64)>> = HashMap::new();
+        let mut changes = TableDeltas::new();
         for _ in 0..1 + r.below(5) {
             let table = r.below(3);
             let delta = changes.entry(format!("app.{}", self.schemas[table].0)).or_default();
@@ -142,7 +141,7 @@ impl Tables {
                 _ => {}
             }
         }
-        changes.into_iter().map(|(table, delta)| (table, delta.into())).collect()
+        changes
     }
 }
 
@@ -385,7 +384,7 @@ fn lists_and_todos(lists: Vec<Row>, todos: Vec<Row>) -> MemoryTables {
 }
 
 fn changes(table: &str, delta: Vec<(Row, i64)>) -> TableDeltas {
-    TableDeltas::from([(format!("app.{table}"), delta.into())])
+    TableDeltas::from([(format!("app.{table}"), delta)])
 }
 
 fn maintained(sql: &str, tables: &MemoryTables) -> Dataflow {
