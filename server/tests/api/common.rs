@@ -66,8 +66,10 @@ fn spawn(data_dir: &Path, extra: &[String], env: &[(String, String)]) -> (Child,
 }
 
 fn spawn_at(data_dir: &Path, extra: &[String], env: &[(String, String)], listen: &str) -> (Child, String) {
+    // KALAMDB_TEST_SERVER_LOG overrides the servers' log filter while chasing a failure.
+    let log = std::env::var("KALAMDB_TEST_SERVER_LOG").unwrap_or_else(|_| "warn,openraft=off".into());
     let mut child = Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
-        .args(["--listen", listen, "--bcrypt-cost", "4", "--log", "warn,openraft=off"])
+        .args(["--listen", listen, "--bcrypt-cost", "4", "--log", &log])
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra)
