@@ -105,6 +105,13 @@ pub struct ClusterConfig {
     pub max_entry_bytes: usize,
     /// How long a write waits for its log entry to commit before it is answered UNAVAILABLE.
     pub write_timeout_ms: u64,
+    /// A snapshot of the node's data is taken after this many log entries; the log before it
+    /// is then purged (all but `snapshot_keep_entries`). A node too far behind gets the
+    /// snapshot instead of the entries.
+    pub snapshot_every_entries: u64,
+    /// Log entries kept before the last snapshot, so that a node briefly away catches up from
+    /// the log rather than the whole snapshot.
+    pub snapshot_keep_entries: u64,
 }
 
 impl Default for ClusterConfig {
@@ -120,6 +127,8 @@ impl Default for ClusterConfig {
             election_timeout_max_ms: 1000,
             max_entry_bytes: 4 * 1024 * 1024,
             write_timeout_ms: 10_000,
+            snapshot_every_entries: 100_000,
+            snapshot_keep_entries: 10_000,
         }
     }
 }
@@ -172,8 +181,11 @@ impl ClusterConfig {
                 "cluster: need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into(),
             );
         }
-        if self.max_entry_bytes == 0 || self.write_timeout_ms == 0 {
-            return invalid("cluster.max_entry_bytes and cluster.write_timeout_ms must be at least 1".into());
+        if self.max_entry_bytes == 0 || self.write_timeout_ms == 0 || self.snapshot_every_entries == 0 {
+            return invalid(
+                "cluster.max_entry_bytes, cluster.write_timeout_ms and cluster.snapshot_every_entries must be at least 1"
+                    .into(),
+            );
         }
         Ok(())
     }

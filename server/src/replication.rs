@@ -145,6 +145,10 @@ pub(crate) struct ForwardedStatement {
     pub params: Vec<serde_json::Value>,
     pub principal: WirePrincipal,
     pub namespace: Option<String>,
+    /// A membership change, which waits for a new node to catch up: the follower waits
+    /// longer for its answer.
+    #[serde(default)]
+    pub membership: bool,
 }
 
 /// A client's mutation message a follower hands to the leader.
@@ -222,4 +226,8 @@ pub(crate) struct Member {
     pub applied_index: Option<u64>,
     /// Entries the node is behind the leader (known on the leader).
     pub lag: Option<u64>,
+    /// The last log index in the answering node's latest snapshot (on its own row).
+    pub snapshot_index: Option<u64>,
+    /// The answering node's log is purged up to this index (on its own row).
+    pub purged_index: Option<u64>,
 }

@@ -7,7 +7,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -19,6 +19,10 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    if config.cluster.enabled() {
+        // A snapshot received from the leader before a restart replaces the database first.
+        crate::cluster::install_pending_snapshot(&config.server.data_dir)?;
+    }
     let db = Database::open(config).await?;
     // Before any request: finish or undo what a crash interrupted, then start the policies.
     crate::recovery::recover(&db).await?;
@@ -33,6 +37,7 @@ pub async fn run(
         .await
         .map_err(|e| KalamError::internal(format!("cannot listen on {}: {e}", db.config.server.listen)))?;
     let addr = listener.local_addr().map_err(KalamError::internal)?;
+    let _ = CLIENT_ADDRESS.set(addr);
     on_listening(addr);
     let app = api::router(AppState { db: db.clone(), metrics: Arc::new(Metrics::default()) });
     let limits = ConnectionLimits {
@@ -52,6 +57,13 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || stopping.runtime.shutdown(Duration::from_secs(10))).await;
     tracing::info!("server stopped");
     Ok(())
+}
+
+static CLIENT_ADDRESS: OnceLock<SocketAddr> = OnceLock::new();
+
+/// The address clients reach this process on, once bound (a restart keeps it).
+pub(crate) fn client_address() -> Option<SocketAddr> {
+    CLIENT_ADDRESS.get().copied()
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -3,6 +3,8 @@
 //!
 //! - [`state_machine`]: applies committed entries ([`Command`]) to this node's database, in
 //!   log order, through the same commit path as the single node.
+//! - [`snapshot`]: snapshots of the state machine, so that the log can be purged and a node
+//!   far behind installs one instead of replaying the log.
 //! - [`network`]: openraft's RPCs to the other nodes, over HTTP on the cluster port.
 //! - [`service`]: the cluster port's endpoints (Raft RPCs and forwarded writes), open only
 //!   to nodes holding the cluster secret.
@@ -11,6 +13,7 @@
 
 mod network;
 mod service;
+mod snapshot;
 mod state_machine;
 mod stream_relay;
 
@@ -31,11 +34,11 @@ use openraft::{BasicNode, Raft};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Cursor;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 pub(crate) use network::ClusterToken;
+pub(crate) use snapshot::install_pending as install_pending_snapshot;
 
 openraft::declare_raft_types!(
     /// The replicated log of the cluster: entries are [`Command`]s, applying one gives an
@@ -45,6 +48,7 @@ openraft::declare_raft_types!(
         R = Applied,
         NodeId = u64,
         Node = BasicNode,
+        SnapshotData = tokio::fs::File,
 );
 
 /// What applying an entry answers: the proposer's statement or mutation outcome.
@@ -101,9 +105,11 @@ impl Cluster {
             heartbeat_interval: config.heartbeat_ms,
             election_timeout_min: config.election_timeout_min_ms,
             election_timeout_max: config.election_timeout_max_ms,
-            // Snapshots are the next step (docs/cluster.md): until then the log is kept whole,
-            // so a node that was away catches up from it.
-            snapshot_policy: openraft::SnapshotPolicy::Never,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: config.snapshot_keep_entries,
+            // Chunks are JSON in a request body, bounded by the cluster port's body limit.
+            snapshot_max_chunk_size: 1024 * 1024,
+            install_snapshot_timeout: config.write_timeout_ms,
             max_payload_entries: 16,
             ..Default::default()
         }
@@ -204,7 +210,13 @@ impl Cluster {
     /// Retries only where the leader did nothing (no leader yet, a node that is no longer
     /// the leader, a refused connection); a request lost in flight is answered UNAVAILABLE
     /// with a warning that it may have been applied.
-    async fn forward<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<Option<T>> {
+    /// The leader answers within `answer_within`, or is taken for lost after 5 s more.
+    async fn forward<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        answer_within: Duration,
+    ) -> Result<Option<T>> {
         // As long as a write waits for a majority on the leader: a leader must exist first.
         let patience = Duration::from_millis(self.config.write_timeout_ms);
         let deadline = tokio::time::Instant::now() + patience;
@@ -218,7 +230,7 @@ impl Cluster {
                 .post(format!("http://{addr}{path}"))
                 .header(network::TOKEN_HEADER, self.token.header())
                 .header(network::NODE_HEADER, self.node_id)
-                .timeout(Duration::from_millis(self.config.write_timeout_ms) + Duration::from_secs(5))
+                .timeout(answer_within + Duration::from_secs(5))
                 .json(body)
                 .send()
                 .await;
@@ -347,14 +359,19 @@ impl Replication for Cluster {
     }
 
     async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult> {
-        match self.forward(service::FORWARD_STATEMENT, &statement).await? {
+        let answer_within = match statement.membership {
+            true => LEARNER_CATCH_UP,
+            false => Duration::ZERO,
+        } + Duration::from_millis(self.config.write_timeout_ms);
+        match self.forward(service::FORWARD_STATEMENT, &statement, answer_within).await? {
             Some(result) => Ok(result),
             None => executor::execute_forwarded(&self.database()?, statement).await,
         }
     }
 
     async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult> {
-        match self.forward(service::FORWARD_MUTATION, &mutation).await? {
+        let answer_within = Duration::from_millis(self.config.write_timeout_ms);
+        match self.forward(service::FORWARD_MUTATION, &mutation, answer_within).await? {
             Some(result) => Ok(result),
             None => Ok(mutations::apply_here(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
         }
@@ -371,7 +388,10 @@ impl Replication for Cluster {
     async fn read_barrier(&self) -> Result<()> {
         let index = match self.is_leader() {
             true => None,
-            false => self.forward::<(), u64>(service::READ_INDEX, &()).await?,
+            false => {
+                let answer_within = Duration::from_millis(self.config.write_timeout_ms);
+                self.forward::<(), u64>(service::READ_INDEX, &(), answer_within).await?
+            }
         };
         let index = match index {
             Some(index) => index,
@@ -431,6 +451,8 @@ impl Replication for Cluster {
                         (true, Some(last), None) => Some(last),
                         _ => None,
                     },
+                    snapshot_index: if this_node { m.snapshot.map(|l| l.index) } else { None },
+                    purged_index: if this_node { m.purged.map(|l| l.index) } else { None },
                 }
             })
             .collect()
@@ -445,12 +467,22 @@ impl Replication for Cluster {
                 if voters.contains(&id) {
                     return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
                 }
-                // Blocks until the learner has caught up with the log, so that it never
-                // votes (or counts towards a majority) before it holds the data.
                 self.raft
-                    .add_learner(id, BasicNode { addr: address.clone() }, true)
+                    .add_learner(id, BasicNode { addr: address.clone() }, false)
                     .await
                     .map_err(|e| unavailable(&e))?;
+                // It votes (and counts towards a majority) only once it holds the data.
+                // (openraft's own blocking add gives up waiting after half a second.)
+                let caught_up = |m: &openraft::RaftMetrics<u64, BasicNode>| {
+                    let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten());
+                    matched.is_some_and(|l| l.index + LEARNER_LAG >= m.last_log_index.unwrap_or(0))
+                };
+                if let Err(e) = self.raft.wait(Some(LEARNER_CATCH_UP)).metrics(caught_up, "learner caught up").await {
+                    return Err(KalamError::Unavailable(format!(
+                        "node {id} was added as a learner but has not caught up with the log yet ({e}); \
+                         run ALTER CLUSTER ADD NODE again to make it a voter once it has"
+                    )));
+                }
                 let mut next = voters;
                 next.insert(id);
                 self.raft.change_membership(next, false).await.map_err(|e| unavailable(&e))?;
@@ -471,6 +503,12 @@ impl Replication for Cluster {
     }
 }
 
+/// How long `ALTER CLUSTER ADD NODE` waits for the new node to catch up (a whole snapshot,
+/// perhaps) before it makes it a voter.
+const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
+/// A learner this many entries behind the leader's log counts as caught up.
+const LEARNER_LAG: u64 = 16;
+
 /// What `/v1/api/cluster/health` reports about this node.
 #[derive(Debug, Serialize)]
 pub(crate) struct NodeHealth {
@@ -480,6 +518,10 @@ pub(crate) struct NodeHealth {
     pub term: u64,
     pub last_log_index: Option<u64>,
     pub last_applied: Option<u64>,
+    /// The last log index in this node's latest snapshot.
+    pub snapshot_index: Option<u64>,
+    /// The log is purged up to this index (covered by the snapshot).
+    pub purged_index: Option<u64>,
     pub members: Vec<u64>,
 }
 
@@ -494,6 +536,8 @@ impl Cluster {
             term: m.current_term,
             last_log_index: m.last_log_index,
             last_applied: m.last_applied.map(|l| l.index),
+            snapshot_index: m.snapshot.map(|l| l.index),
+            purged_index: m.purged.map(|l| l.index),
             members: m.membership_config.membership().voter_ids().collect(),
         }
     }

@@ -11,6 +11,7 @@
 // openraft's `StorageError` is what its state machine trait returns.
 #![allow(clippy::result_large_err)]
 
+use super::snapshot::Snapshots;
 use super::{Applied, TypeConfig};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
@@ -25,7 +26,6 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use rocksdb::WriteBatch;
-use std::io::Cursor;
 use std::sync::Arc;
 
 const APPLIED_KEY: &[u8] = b"raft/applied";
@@ -37,24 +37,34 @@ pub(super) struct StateMachine {
     db: Arc<Database>,
     applied: Option<LogId<u64>>,
     membership: Membership,
+    /// Held while an entry is applied: a snapshot is taken between two entries.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    snapshots: Snapshots,
 }
 
 fn storage_error(e: impl std::fmt::Display) -> StorageError<u64> {
     StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
 }
 
+/// The last applied log id and the membership stored in `db`.
+fn stored_position(db: &Database) -> Result<(Option<LogId<u64>>, Membership)> {
+    let read = |key: &[u8]| -> Result<Option<Vec<u8>>> { db.store.get(CF_CATALOG, key) };
+    let applied = match read(APPLIED_KEY)? {
+        Some(b) => Some(serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("applied log id".into()))?),
+        None => None,
+    };
+    let membership = match read(MEMBERSHIP_KEY)? {
+        Some(b) => serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("cluster membership".into()))?,
+        None => Membership::default(),
+    };
+    Ok((applied, membership))
+}
+
 impl StateMachine {
     pub(super) fn open(db: Arc<Database>) -> Result<StateMachine> {
-        let read = |key: &[u8]| -> Result<Option<Vec<u8>>> { db.store.get(CF_CATALOG, key) };
-        let applied = match read(APPLIED_KEY)? {
-            Some(b) => Some(serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("applied log id".into()))?),
-            None => None,
-        };
-        let membership = match read(MEMBERSHIP_KEY)? {
-            Some(b) => serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("cluster membership".into()))?,
-            None => Membership::default(),
-        };
-        Ok(StateMachine { db, applied, membership })
+        let (applied, membership) = stored_position(&db)?;
+        let snapshots = Snapshots::open(&db.config.server.data_dir)?;
+        Ok(StateMachine { db, applied, membership, gate: Arc::default(), snapshots })
     }
 
     /// Whether any entry was ever applied to this node's data.
@@ -111,7 +121,7 @@ impl StateMachine {
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = NoSnapshots;
+    type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), StorageError<u64>> {
         Ok((self.applied, self.membership.clone()))
@@ -123,7 +133,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut replies = Vec::new();
+        let gate = self.gate.clone();
         for entry in entries {
+            let _applying = gate.lock().await;
             let log_id = entry.log_id;
             let reply = match entry.payload {
                 EntryPayload::Blank => {
@@ -166,33 +178,54 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(replies)
     }
 
-    async fn get_snapshot_builder(&mut self) -> NoSnapshots {
-        NoSnapshots
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder { db: self.db.clone(), gate: self.gate.clone(), snapshots: self.snapshots.clone() }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<u64>> {
-        Err(storage_error("this node does not install snapshots yet"))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError<u64>> {
+        Ok(Box::new(self.snapshots.receive().await.map_err(storage_error)?))
     }
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<u64, BasicNode>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta<u64, BasicNode>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<u64>> {
-        Err(storage_error("this node does not install snapshots yet"))
+        // The snapshot replaces the whole database, which the rest of the server holds open:
+        // keep it, and restart into it (see the snapshot module).
+        self.snapshots.keep_for_install(*snapshot).await.map_err(storage_error)?;
+        tracing::warn!(last = ?meta.last_log_id, "restarting to install a snapshot from the leader");
+        let e = super::snapshot::restart();
+        Err(storage_error(format!("cannot restart to install a snapshot: {e}")))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
-        Ok(None)
+        self.snapshots.current().await.map_err(storage_error)
     }
 }
 
-/// The snapshot builder of a state machine that keeps its whole log (the snapshot policy
-/// is `Never`); building one is refused.
-pub(super) struct NoSnapshots;
+/// Takes snapshots of this node's database (see the snapshot module).
+pub(super) struct SnapshotBuilder {
+    db: Arc<Database>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    snapshots: Snapshots,
+}
 
-impl RaftSnapshotBuilder<TypeConfig> for NoSnapshots {
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
-        Err(storage_error("snapshots are not built yet: the cluster keeps its whole log"))
+        let db = self.db.clone();
+        let position = || -> Result<SnapshotMeta<u64, BasicNode>> {
+            let (applied, membership) = stored_position(&db)?;
+            let last = applied.ok_or_else(|| KalamError::internal("a snapshot of a node that applied nothing"))?;
+            Ok(SnapshotMeta {
+                last_log_id: Some(last),
+                last_membership: membership,
+                snapshot_id: format!("{}-{}-{}", last.leader_id.term, last.index, crate::clock::now_micros()),
+            })
+        };
+        self.snapshots.build(&self.db, &self.gate, position).await.map_err(|e| {
+            tracing::error!("cannot take a snapshot: {}", e.report());
+            storage_error(e.report())
+        })
     }
 }

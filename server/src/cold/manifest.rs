@@ -101,8 +101,12 @@ impl Manifest {
 
     /// Replaces `dir/manifest.json` atomically and durably.
     pub(crate) async fn store(&self, dir: &Location) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).expect("manifests serialise");
-        dir.put(MANIFEST_FILE, bytes.into()).await
+        dir.put(MANIFEST_FILE, self.to_bytes().into()).await
+    }
+
+    /// The manifest as stored in `manifest.json`.
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifests serialise")
     }
 
     pub(crate) fn file_names(&self) -> impl Iterator<Item = &str> {

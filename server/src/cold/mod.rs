@@ -261,7 +261,16 @@ impl ColdPartition {
 
     /// The files as listed now, kept on storage while the snapshot lives.
     pub(crate) fn snapshot(&self) -> ColdSnapshot {
+        self.listing(&self.state.read())
+    }
+
+    /// The manifest and a snapshot of exactly its files, read together.
+    pub(crate) fn manifest_with_snapshot(&self) -> (Manifest, ColdSnapshot) {
         let state = self.state.read();
+        (state.manifest.clone(), self.listing(&state))
+    }
+
+    fn listing(&self, state: &PartitionState) -> ColdSnapshot {
         ColdSnapshot {
             dir: self.dir.clone(),
             files: state.manifest.files.clone(),

@@ -260,6 +260,7 @@ async fn forward(cx: &ExecContext<'_>, statement: &Statement) -> Result<QueryRes
             params: cx.params.to_vec(),
             principal: (&cx.principal).into(),
             namespace: cx.namespace.as_ref().map(|n| n.to_string()),
+            membership: matches!(statement, Statement::AlterCluster(_)),
         })
         .await
 }

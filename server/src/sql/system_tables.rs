@@ -274,6 +274,8 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                 ("log_index", BigInt),
                 ("applied_index", BigInt),
                 ("lag", BigInt),
+                ("snapshot_index", BigInt),
+                ("purged_index", BigInt),
             ],
             rows: db
                 .replication()
@@ -292,6 +294,8 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                         int(m.log_index),
                         int(m.applied_index),
                         int(m.lag),
+                        int(m.snapshot_index),
+                        int(m.purged_index),
                     ]
                 })
                 .collect(),

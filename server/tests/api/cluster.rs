@@ -111,7 +111,13 @@ impl TestCluster {
     /// Starts `n` nodes (node 1 creates the cluster) and waits for a leader that all see.
     async fn start(n: usize) -> TestCluster {
         let ports = free_ports(n);
-        TestCluster::start_at(ports.clone(), ports).await
+        TestCluster::start_at(ports.clone(), ports, "").await
+    }
+
+    /// `n` nodes with `settings` added to their `[cluster]` section.
+    async fn start_with(n: usize, settings: &str) -> TestCluster {
+        let ports = free_ports(n);
+        TestCluster::start_at(ports.clone(), ports, settings).await
     }
 
     /// Three nodes with the table `app.log (id, w)` the [`Writers`] write to.
@@ -136,11 +142,11 @@ impl TestCluster {
     async fn start_partitionable(n: usize) -> (TestCluster, Partition) {
         let listen = free_ports(n);
         let (partition, reached_at) = Partition::start(&listen).await;
-        (TestCluster::start_at(listen, reached_at).await, partition)
+        (TestCluster::start_at(listen, reached_at, "").await, partition)
     }
 
     /// Nodes listening on `cluster_ports` for each other, reached by the others at `reached_at`.
-    async fn start_at(cluster_ports: Vec<u16>, reached_at: Vec<u16>) -> TestCluster {
+    async fn start_at(cluster_ports: Vec<u16>, reached_at: Vec<u16>, settings: &str) -> TestCluster {
         let peers = reached_at
             .iter()
             .enumerate()
@@ -150,7 +156,9 @@ impl TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("cluster.toml");
         // Short timeouts keep the failure tests quick.
-        std::fs::write(&config, "[cluster]\nwrite_timeout_ms = 4000\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n").unwrap();
+        let timeouts =
+            "write_timeout_ms = 4000\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600";
+        std::fs::write(&config, format!("[cluster]\n{timeouts}\n{settings}\n")).unwrap();
         let mut nodes = Vec::new();
         for (i, port) in cluster_ports.iter().enumerate() {
             let id = (i + 1).to_string();
@@ -791,4 +799,63 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     let alice = Auth::basic("alice", "alice-password");
     let rows = cluster.same_everywhere(&alice, "SELECT id, n FROM app.todos ORDER BY id").await;
     assert_eq!(rows, vec![json!([1, 3]), json!([2, 0]), json!([3, 0])]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_after_the_log_was_purged_installs_a_snapshot() {
+    // A snapshot every 40 entries, keeping 20 before it (enough for the members, which
+    // are never that far behind here): the start of the log, which a new node needs, is gone.
+    let mut cluster = TestCluster::start_with(3, "snapshot_every_entries = 40\nsnapshot_keep_entries = 20").await;
+    let root = Auth::root();
+    let ddl = "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)";
+    cluster.nodes[0].sql_ok(&root, ddl).await;
+    let alice = cluster.nodes[1].create_user("alice").await;
+    let insert = |id: usize| format!("INSERT INTO app.notes (id, body) VALUES ({id}, 'note {id}')");
+    for id in 0..50 {
+        cluster.nodes[id % 3].sql_ok(&alice, &insert(id)).await;
+    }
+    // The snapshot holds cold files as well as hot rows, and changes on top of flushed rows.
+    cluster.settle().await;
+    for node in &cluster.nodes {
+        crate::flush::flush_and_wait(node, "FLUSH TABLE app.notes").await;
+    }
+    for id in 50..100 {
+        cluster.nodes[id % 3].sql_ok(&alice, &insert(id)).await;
+    }
+    for id in 0..10 {
+        cluster.nodes[0].sql_ok(&alice, &format!("UPDATE app.notes SET body = 'edited' WHERE id = {id}")).await;
+    }
+    cluster.nodes[1].sql_ok(&alice, "DELETE FROM app.notes WHERE id >= 90").await;
+    let expected = cluster.same_everywhere(&alice, "SELECT id, body, _updated FROM app.notes ORDER BY id").await;
+    assert_eq!(expected.len(), 90);
+
+    let leader = cluster.leader().await;
+    let health = TestCluster::health(&cluster.nodes[leader]).await.unwrap();
+    let purged = health["purged_index"].as_u64().unwrap_or(0);
+    assert!(purged > 20, "the leader's log is purged: {health}");
+
+    // The new node cannot catch up from the log: it gets the snapshot, restarts into it
+    // (keeping its client address), then follows the log from there.
+    let address = cluster.start_outside_node(4).await;
+    cluster.nodes[0].sql_ok(&root, &format!("ALTER CLUSTER ADD NODE 4 '{address}'")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let installed = TestCluster::health(&cluster.nodes[3]).await.and_then(|h| h["snapshot_index"].as_u64());
+        if installed.is_some_and(|i| i >= purged) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 did not install a snapshot: {installed:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let four = [json!([1, true]), json!([2, true]), json!([3, true]), json!([4, true])];
+    cluster.until_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id", &four).await;
+    let rows = cluster.same_everywhere(&alice, "SELECT id, body, _updated FROM app.notes ORDER BY id").await;
+    assert_eq!(rows, expected);
+    let flushed = crate::flush::parquet_files(&cluster.nodes[3].data_dir().join("storage"));
+    assert!(!flushed.is_empty(), "node 4 got the cold files too");
+
+    // It goes on from there: a write through it reaches every node.
+    cluster.nodes[3].sql_ok(&alice, "INSERT INTO app.notes (id, body) VALUES (100, 'after')").await;
+    let rows = cluster.same_everywhere(&alice, "SELECT count(*) FROM app.notes").await;
+    assert_eq!(rows, vec![json!([91])]);
 }

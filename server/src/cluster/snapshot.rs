@@ -1,0 +1,354 @@
+//! Snapshots of a node's state machine: what lets the Raft log be purged, and what a node
+//! too far behind installs instead of replaying the log.
+//!
+//! A snapshot is one tar file in `{data_dir}/raft-snapshots/`:
+//!
+//! ```text
+//! meta.json                                        openraft's SnapshotMeta: last applied log id, members
+//! rocksdb/…                                        a RocksDB checkpoint of the node's database
+//! storage/{ns}/{table}/{scope}/batch-{n}.parquet   the cold files listed at that moment
+//! storage/{ns}/{table}/{scope}/manifest.json       their manifest
+//! ```
+//!
+//! **Taking one.** Between two applied entries (the apply gate, so the stored applied log id
+//! is exact) and under the commit lock (so no flush moves rows between the tiers meanwhile),
+//! RocksDB makes a checkpoint (hard links) and every open cold partition lists its files
+//! with a lease that keeps them on storage. The tar is written after both locks are
+//! released. A row caught in both tiers by a flush is read once (equal versions are one row).
+//!
+//! **Installing one** replaces the node's whole database, which every part of the server
+//! holds open. Rather than tearing that down in place, the node keeps the received file and
+//! restarts its own process (`exec`, same pid, same client address), as after a crash;
+//! before it opens its database, [`install_pending`] swaps in the snapshot's. A restart is
+//! what a crash-safe server handles anyway, and clients reconnect and resume from their
+//! cursors. Every step of the swap can be repeated, so a crash during it is harmless.
+
+use super::TypeConfig;
+use crate::cold::ColdSnapshot;
+use crate::cold::manifest::{Manifest, sync_dir, write_atomically};
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::schema::TableKind;
+use openraft::storage::Snapshot;
+use openraft::{BasicNode, SnapshotMeta};
+use serde::{Deserialize, Serialize};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+type Meta = SnapshotMeta<u64, BasicNode>;
+
+const DIR: &str = "raft-snapshots";
+/// Names the current snapshot file and holds its meta, so serving it reads no tar.
+const CURRENT: &str = "current.json";
+/// Being received from the leader.
+const INCOMING: &str = "incoming.tar";
+/// Received whole: installed at the next start. Its presence is the marker.
+const INSTALL: &str = "install.tar";
+const INSTALLING: &str = "installing";
+const REPLACED: &str = "replaced";
+const META_FILE: &str = "meta.json";
+/// The node's database and cold tier, as `Database::open` lays them out.
+const ROCKSDB: &str = "rocksdb";
+const STORAGE: &str = "storage";
+
+#[derive(Serialize, Deserialize)]
+struct Current {
+    meta: Meta,
+    file: String,
+}
+
+/// The snapshot directory of one node.
+#[derive(Clone)]
+pub(super) struct Snapshots {
+    data_dir: PathBuf,
+    dir: PathBuf,
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KalamError {
+    KalamError::io(op, path)
+}
+
+fn remove_dir_if_present(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(KalamError::io("remove", dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn rename_if_present(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(KalamError::io("rename", from)(e)),
+        _ => Ok(()),
+    }
+}
+
+impl Snapshots {
+    pub(super) fn open(data_dir: &Path) -> Result<Snapshots> {
+        let dir = data_dir.join(DIR);
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        Ok(Snapshots { data_dir: data_dir.to_path_buf(), dir })
+    }
+
+    /// Takes a snapshot of `db` as of the last applied entry (see the module docs). `gate`
+    /// is held by the state machine while it applies an entry.
+    pub(super) async fn build(
+        &self,
+        db: &Arc<Database>,
+        gate: &tokio::sync::Mutex<()>,
+        position: impl FnOnce() -> Result<Meta>,
+    ) -> Result<Snapshot<TypeConfig>> {
+        // Opened before the locks, so that listing them touches no storage; a partition first
+        // flushed later opens itself before its first file.
+        for t in db.catalog.tables(None).iter().filter(|t| t.kind != TableKind::Stream) {
+            for p in db.cold.partitions_on_disk(t).await? {
+                db.cold.partition(t, p).await?;
+            }
+        }
+        let work = self.dir.join(format!("building-{}", crate::clock::now_micros()));
+        remove_dir_if_present(&work)?;
+        std::fs::create_dir_all(&work).map_err(io("create", &work))?;
+        let checkpoint = work.join(ROCKSDB);
+
+        let applying = gate.lock().await;
+        let meta = position()?;
+        let taken = db.clone();
+        let at = checkpoint.clone();
+        let listings = tokio::task::spawn_blocking(move || {
+            taken.committer.at_watermark(|_| -> Result<Vec<(Manifest, ColdSnapshot)>> {
+                let listings = taken
+                    .catalog
+                    .tables(None)
+                    .iter()
+                    .filter(|t| t.kind != TableKind::Stream)
+                    .flat_map(|t| taken.cold.open_partitions(t.id))
+                    .map(|(_, c)| c.manifest_with_snapshot())
+                    .filter(|(m, _)| !m.files.is_empty())
+                    .collect();
+                rocksdb::checkpoint::Checkpoint::new(taken.store.db())
+                    .and_then(|c| c.create_checkpoint(&at))
+                    .map_err(KalamError::from)?;
+                Ok(listings)
+            })
+        })
+        .await
+        .map_err(KalamError::internal)??;
+        drop(applying);
+
+        let this = self.clone();
+        let written = meta.clone();
+        let file = tokio::task::spawn_blocking(move || this.write_tar(&work, &written, &listings))
+            .await
+            .map_err(KalamError::internal)??;
+        tracing::info!(last = ?meta.last_log_id, file = %file.display(), "took a snapshot");
+        let data = tokio::fs::File::open(&file).await.map_err(io("open", &file))?;
+        Ok(Snapshot { meta, snapshot: Box::new(data) })
+    }
+
+    /// Writes the tar of a taken snapshot, makes it the current one and removes older ones.
+    fn write_tar(&self, work: &Path, meta: &Meta, listings: &[(Manifest, ColdSnapshot)]) -> Result<PathBuf> {
+        let partial = work.with_extension("tar");
+        let file = std::fs::File::create(&partial).map_err(io("create", &partial))?;
+        let mut tar = tar::Builder::new(BufWriter::new(file));
+        let failed = io("write", &partial);
+        let result = (|| -> std::io::Result<std::fs::File> {
+            append_bytes(&mut tar, META_FILE, &serde_json::to_vec_pretty(meta).expect("snapshot metas serialise"))?;
+            tar.append_dir_all(ROCKSDB, work.join(ROCKSDB))?;
+            let storage = self.data_dir.join(STORAGE);
+            for (manifest, listing) in listings {
+                let dir = partition_dir(&listing.dir, &storage)?;
+                let inside = Path::new(STORAGE).join(dir.strip_prefix(&storage).expect("checked by partition_dir"));
+                for f in &manifest.files {
+                    tar.append_path_with_name(dir.join(&f.file), inside.join(&f.file))?;
+                }
+                let kept = Manifest { obsolete: vec![], ..manifest.clone() };
+                let name = inside.join(crate::cold::manifest::MANIFEST_FILE);
+                append_bytes(&mut tar, &name.to_string_lossy(), &kept.to_bytes())?;
+            }
+            tar.into_inner()?.into_inner().map_err(|e| e.into_error())
+        })();
+        let file = result.map_err(failed)?;
+        file.sync_all().map_err(io("sync", &partial))?;
+        drop(file);
+        let id = snapshot_file_name(meta);
+        let target = self.dir.join(&id);
+        std::fs::rename(&partial, &target).map_err(io("rename", &partial))?;
+        self.make_current(meta, &id)?;
+        remove_dir_if_present(work)?;
+        Ok(target)
+    }
+
+    /// Records `file` (in the snapshot directory) as the current snapshot, and removes the
+    /// others (a reader of one keeps its open file).
+    fn make_current(&self, meta: &Meta, file: &str) -> Result<()> {
+        let current = Current { meta: meta.clone(), file: file.to_string() };
+        write_atomically(&self.dir, CURRENT, &serde_json::to_vec(&current).expect("serialises"))?;
+        for entry in std::fs::read_dir(&self.dir).map_err(io("list", &self.dir))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("snapshot-") && name != file {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// The last snapshot taken or installed, opened for sending.
+    pub(super) async fn current(&self) -> Result<Option<Snapshot<TypeConfig>>> {
+        let path = self.dir.join(CURRENT);
+        let current: Current = match tokio::fs::read(&path).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| KalamError::Corrupt(path.display().to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(KalamError::io("read", &path)(e)),
+        };
+        let file = self.dir.join(&current.file);
+        match tokio::fs::File::open(&file).await {
+            Ok(data) => Ok(Some(Snapshot { meta: current.meta, snapshot: Box::new(data) })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(KalamError::io("open", &file)(e)),
+        }
+    }
+
+    /// An empty file for a snapshot the leader is about to send.
+    pub(super) async fn receive(&self) -> Result<tokio::fs::File> {
+        let path = self.dir.join(INCOMING);
+        tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(io("create", &path))
+    }
+
+    /// Keeps a received snapshot for installing at the next start; the caller then restarts.
+    pub(super) async fn keep_for_install(&self, mut data: tokio::fs::File) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let incoming = self.dir.join(INCOMING);
+        data.flush().await.map_err(io("write", &incoming))?;
+        data.sync_all().await.map_err(io("sync", &incoming))?;
+        drop(data);
+        let install = self.dir.join(INSTALL);
+        std::fs::rename(&incoming, &install).map_err(io("rename", &incoming))?;
+        sync_dir(&self.dir)
+    }
+}
+
+fn append_bytes(tar: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o600);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, name, bytes)
+}
+
+/// A partition's directory, which must be inside the node's own cold tier: cluster mode has
+/// no other storage (CREATE STORAGE is refused there).
+fn partition_dir<'a>(location: &'a crate::cold::location::Location, storage: &Path) -> std::io::Result<&'a Path> {
+    match location.local_dir() {
+        Some(dir) if dir.starts_with(storage) => Ok(dir),
+        _ => Err(std::io::Error::other(format!(
+            "a snapshot holds only the node's own storage, not {}",
+            location.display()
+        ))),
+    }
+}
+
+fn snapshot_file_name(meta: &Meta) -> String {
+    let (term, index) = meta.last_log_id.map_or((0, 0), |l| (l.leader_id.term, l.index));
+    format!("snapshot-{term}-{index}-{}.tar", crate::clock::now_micros())
+}
+
+/// Installs a snapshot received before the last restart, if there is one: replaces the
+/// node's database and cold tier with the snapshot's, and makes it the current snapshot.
+/// Runs before the database is opened.
+pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
+    let snapshots = Snapshots::open(data_dir)?;
+    // Snapshots being taken when the process stopped.
+    for entry in std::fs::read_dir(&snapshots.dir).map_err(io("list", &snapshots.dir))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("building-") {
+            let path = entry.path();
+            match path.is_dir() {
+                true => remove_dir_if_present(&path)?,
+                false => std::fs::remove_file(&path).map_err(io("remove", &path))?,
+            }
+        }
+    }
+    let install = snapshots.dir.join(INSTALL);
+    if !install.exists() {
+        return Ok(());
+    }
+    let installing = snapshots.dir.join(INSTALLING);
+    remove_dir_if_present(&installing)?;
+    let file = std::fs::File::open(&install).map_err(io("open", &install))?;
+    // tar refuses entries that would land outside `installing` (absolute paths, `..`).
+    tar::Archive::new(std::io::BufReader::new(file)).unpack(&installing).map_err(io("unpack", &install))?;
+    let meta_path = installing.join(META_FILE);
+    let meta: Meta = std::fs::read(&meta_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| KalamError::Corrupt(format!("{}: no snapshot meta", install.display())))?;
+    if !installing.join(ROCKSDB).join("CURRENT").exists() {
+        return Err(KalamError::Corrupt(format!("{}: no database in the snapshot", install.display())));
+    }
+    tracing::info!(last = ?meta.last_log_id, "installing a snapshot received from the leader");
+
+    // Set aside what the snapshot replaces, then move the snapshot's in.
+    let replaced = snapshots.dir.join(REPLACED);
+    remove_dir_if_present(&replaced)?;
+    std::fs::create_dir_all(&replaced).map_err(io("create", &replaced))?;
+    for name in [ROCKSDB, STORAGE] {
+        rename_if_present(&data_dir.join(name), &replaced.join(name))?;
+    }
+    std::fs::rename(installing.join(ROCKSDB), data_dir.join(ROCKSDB)).map_err(io("rename", &installing))?;
+    match installing.join(STORAGE).exists() {
+        true => std::fs::rename(installing.join(STORAGE), data_dir.join(STORAGE)).map_err(io("rename", &installing))?,
+        false => std::fs::create_dir_all(data_dir.join(STORAGE)).map_err(io("create", data_dir))?,
+    }
+    sync_dir(data_dir)?;
+
+    let id = snapshot_file_name(&meta);
+    std::fs::rename(&install, snapshots.dir.join(&id)).map_err(io("rename", &install))?;
+    snapshots.make_current(&meta, &id)?;
+    remove_dir_if_present(&replaced)?;
+    remove_dir_if_present(&installing)?;
+    Ok(())
+}
+
+/// Replaces this process by a new start of the same server, keeping its client address
+/// (even one picked with port 0). Returns only if that fails.
+#[cfg(unix)]
+pub(super) fn restart() -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return e,
+    };
+    let mut args = Vec::new();
+    let mut skip_value = false;
+    for arg in std::env::args_os().skip(1) {
+        let text = arg.to_string_lossy();
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if text == "--listen" {
+            skip_value = true;
+            continue;
+        }
+        if !text.starts_with("--listen=") {
+            args.push(arg);
+        }
+    }
+    let mut command = std::process::Command::new(exe);
+    command.args(args);
+    if let Some(addr) = crate::server::client_address() {
+        command.env("KALAMDB_LISTEN", addr.to_string());
+    }
+    command.exec()
+}
+
+#[cfg(not(unix))]
+pub(super) fn restart() -> std::io::Error {
+    std::io::Error::other("installing a snapshot needs a restart, which is supported on Unix only")
+}
