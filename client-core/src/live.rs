@@ -293,7 +293,13 @@ mod tests {
                         };
                         let row = row.map(|r| r.as_object().unwrap().clone());
                         let ops = vec![MutationOp { table: "app.todos".into(), op, row, pk }];
-                        StoreOp::PutOutbox(OutboxEntry { client_id: "me".into(), seq, ops, created_ms: 0.0 })
+                        StoreOp::PutOutbox(OutboxEntry {
+                            client_id: "me".into(),
+                            seq,
+                            ops,
+                            created_ms: 0.0,
+                            confirmed: None,
+                        })
                     }
                     18..=21 => StoreOp::DeleteOutbox { client_id: "me".into(), seq: 1 + next(seq.max(1)) },
                     22 => StoreOp::ClearRows(SubscriptionId(if next(2) == 0 { "todos" } else { "lists" }.into())),

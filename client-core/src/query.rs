@@ -540,6 +540,7 @@ mod tests {
                 op("app.todos", MutationKind::Delete, None, Some(json!("t1"))),
             ],
             created_ms: 0.0,
+            confirmed: None,
         })]);
         assert_eq!(
             rows_of(
@@ -555,6 +556,7 @@ mod tests {
             seq: 2,
             ops: vec![op("app.lists", MutationKind::Insert, Some(json!({"id": "four", "name": "x"})), None)],
             created_ms: 0.0,
+            confirmed: None,
         })]);
         let err = run(&r, "SELECT * FROM app.lists", &[]).unwrap_err().to_string();
         assert_eq!(

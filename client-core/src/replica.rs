@@ -708,7 +708,13 @@ mod tests {
                         _ => (MutationKind::Delete, None, Some(json!(id))),
                     };
                     let ops = vec![MutationOp { table: "app.t".into(), op: kind, row, pk }];
-                    StoreOp::PutOutbox(OutboxEntry { client_id: "c".into(), seq, ops, created_ms: 0.0 })
+                    StoreOp::PutOutbox(OutboxEntry {
+                        client_id: "c".into(),
+                        seq,
+                        ops,
+                        created_ms: 0.0,
+                        confirmed: None,
+                    })
                 }
                 _ => StoreOp::DeleteOutbox { client_id: "c".into(), seq: 1 + next(seq.max(1)) },
             };
@@ -741,7 +747,13 @@ mod tests {
             op(MutationKind::Delete, None, Some(json!("b"))),
             op(MutationKind::Insert, Some(json!({"id": "e", "n": 5})), None),
         ];
-        r.apply(&[StoreOp::PutOutbox(OutboxEntry { client_id: "c".into(), seq: 1, ops, created_ms: 0.0 })]);
+        r.apply(&[StoreOp::PutOutbox(OutboxEntry {
+            client_id: "c".into(),
+            seq: 1,
+            ops,
+            created_ms: 0.0,
+            confirmed: None,
+        })]);
         let cols = columns(&r);
         let view: Vec<Vec<kalamdb_query::Value>> =
             r.typed_view("app.t", &cols).unwrap().iter().map(|r| r.to_vec()).collect();

@@ -278,9 +278,7 @@ impl Database {
             .collect();
         let command = Command::Commit(ReplicatedCommit { writes, proposed_at: self.clock.now_micros(), mutation });
         match replication.propose(command).await? {
-            Outcome::Committed { affected, cursor, duplicate } => {
-                Ok(crate::tables::Committed { affected, cursor, duplicate })
-            }
+            Outcome::Committed(committed) => Ok(committed),
             other => Err(KalamError::internal(format!("a commit entry was applied as {other:?}"))),
         }
     }

@@ -87,13 +87,7 @@ impl From<WirePrincipal> for Principal {
 pub(crate) enum Outcome {
     /// Entries that are not ours (openraft's blank and membership entries).
     Nothing,
-    Committed {
-        affected: u64,
-        /// The largest `_updated` written.
-        cursor: Option<i64>,
-        /// The mutation message had already been applied: nothing was written.
-        duplicate: bool,
-    },
+    Committed(crate::tables::Committed),
     Statement(QueryResult),
 }
 

@@ -58,6 +58,7 @@ fn outbox(client_id: &str, seq: u64, created_ms: f64) -> OutboxEntry {
             pk: None,
         }],
         created_ms,
+        confirmed: None,
     }
 }
 

@@ -8,6 +8,7 @@
 use crate::protocol::{ColumnInfo, ErrorCode, UserInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// A position in a partition's change history: the `_updated` (µs) of the last change seen.
 /// Resuming with `since = cursor` yields exactly the changes after it.
@@ -180,6 +181,11 @@ pub struct MutateResult {
     /// `_updated` of the last row written by the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Cursor>,
+    /// `_updated` of the last row written in each table (qualified name): a subscription of
+    /// that table whose cursor is at or past it has the write's change. Absent on a
+    /// duplicate.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tables: BTreeMap<String, Cursor>,
 }
 
 #[cfg(test)]

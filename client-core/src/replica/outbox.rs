@@ -37,6 +37,8 @@ pub struct Outbox {
     /// The operations on each row, by (table, primary-key text), in outbox order. Only tables
     /// whose rows were looked up are indexed (see [`Outbox::ops_on_row`]).
     rows: RefCell<RowIndex>,
+    /// How many entries the server confirmed (they wait for their change).
+    confirmed: usize,
 }
 
 /// The pending operations of the indexed tables, by the row each changes.
@@ -81,6 +83,11 @@ impl Outbox {
         self.entries.is_empty()
     }
 
+    /// How many entries the server confirmed and still wait for their change.
+    pub fn confirmed_len(&self) -> usize {
+        self.confirmed
+    }
+
     /// The entry of `client_id` with sequence number `seq`, if pending.
     pub fn get(&self, client_id: &str, seq: u64) -> Option<&OutboxEntry> {
         let place = self.place_of.get(&(client_id.to_string(), seq))?;
@@ -97,9 +104,11 @@ impl Outbox {
     pub fn put(&mut self, entry: OutboxEntry) {
         let id = (entry.client_id.clone(), entry.seq);
         let replaced = self.place_of.get(&id).and_then(|place| Some((*place, self.position(*place)?)));
+        self.confirmed += usize::from(entry.confirmed.is_some());
         match replaced {
             Some((place, i)) => {
                 let old = std::mem::replace(&mut self.entries[i], entry);
+                self.confirmed -= usize::from(old.confirmed.is_some());
                 self.rows.get_mut().remove(place, &old);
                 self.rows.get_mut().add(place, &self.entries[i]);
             }
@@ -121,6 +130,7 @@ impl Outbox {
         self.places.remove(i);
         let entry = self.entries.remove(i)?;
         self.rows.get_mut().remove(place, &entry);
+        self.confirmed -= usize::from(entry.confirmed.is_some());
         Some(entry)
     }
 
@@ -312,7 +322,13 @@ mod tests {
                             }
                         })
                         .collect();
-                    let entry = OutboxEntry { client_id: format!("client{client}"), seq, ops, created_ms: 0.0 };
+                    let entry = OutboxEntry {
+                        client_id: format!("client{client}"),
+                        seq,
+                        ops,
+                        created_ms: 0.0,
+                        confirmed: None,
+                    };
                     outbox.put(entry.clone());
                     model.put(entry);
                 }

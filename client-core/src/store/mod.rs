@@ -19,6 +19,7 @@ use crate::protocol::ws::{Cursor, MutationOp};
 use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// One stored row: column name → value in the server's JSON encoding (`docs/http-api.md`).
 /// Local queries read it by the column types of the subscription's schema.
@@ -56,7 +57,8 @@ pub struct SubscriptionRecord {
     pub last_synced_ms: Option<f64>,
 }
 
-/// A local write waiting for the server's verdict.
+/// A local write waiting for the server's verdict, or, once the server applied it, for its
+/// change to reach the replica.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub client_id: String,
@@ -64,6 +66,22 @@ pub struct OutboxEntry {
     pub ops: Vec<MutationOp>,
     /// When it was written (ms since the Unix epoch); orders entries of several clients.
     pub created_ms: f64,
+    /// Set once the server applied the write. The entry still overlays the synced rows
+    /// until the change arrives, so the write never vanishes from local queries in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed: Option<Confirmed>,
+}
+
+/// The server applied an outbox entry: its change is on the way to the subscriptions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmed {
+    /// `_updated` of the last row the write changed.
+    pub cursor: Cursor,
+    /// The same for each table it wrote: a subscription of the table at or past it has the
+    /// change.
+    pub tables: BTreeMap<String, Cursor>,
+    /// When the confirmation arrived (ms since the Unix epoch).
+    pub at_ms: f64,
 }
 
 /// Primary-key value encoded as canonical JSON text, the key of a row within a subscription.

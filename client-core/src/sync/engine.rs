@@ -8,12 +8,13 @@
 
 use super::status::{MutationState, SyncEvent, SyncStatus};
 use crate::protocol::ws::{
-    ChangeOp, ClientMessage, Mutate, MutateResult, MutationKind, MutationOp, MutationStatus, ServerMessage, Subscribe,
+    ChangeOp, ClientMessage, Cursor, Mutate, MutateResult, MutationKind, MutationOp, MutationStatus, ServerMessage,
+    Subscribe,
 };
 use crate::protocol::{ColumnInfo, ErrorCode};
 use crate::query::{self, LocalQuery, LocalQueryError, ResultSet, SubscriptionError};
 use crate::replica::{Replica, ReplicaError, RowChanges};
-use crate::store::{OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use crate::store::{Confirmed, OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use crate::sync::schema_change::RowMigration;
 use kalamdb_query::DataType;
 use kalamdb_query::json::from_json;
@@ -104,6 +105,8 @@ pub struct SyncEngine {
 }
 
 const SETTLED_KEPT: usize = 1000;
+/// How long a confirmed write keeps showing while its change has not arrived.
+const CHANGE_WAIT_MS: f64 = 3000.0;
 
 impl SyncEngine {
     /// Restores the engine from a store snapshot. `fresh_client_id` names this replica's
@@ -242,7 +245,7 @@ impl SyncEngine {
                         self.loading.insert(rec.id.clone());
                         fx.send.push(Self::subscribe_frame(rec));
                     }
-                    for e in self.replica.outbox() {
+                    for e in self.replica.outbox().iter().filter(|e| e.confirmed.is_none()) {
                         fx.send.push(Self::mutate_frame(e));
                     }
                     self.status_changed(&mut fx);
@@ -344,7 +347,7 @@ impl SyncEngine {
                 ops.push(StoreOp::PutSubscription(rec));
                 self.commit(&mut fx, ops);
             }
-            ServerMessage::MutateResult(r) => self.on_mutate_result(r, &mut fx),
+            ServerMessage::MutateResult(r) => self.on_mutate_result(r, now_ms, &mut fx),
             ServerMessage::Error { id: Some(id), code, message } => {
                 let sub = SubscriptionId(id.clone());
                 if self.loading.remove(&sub) {
@@ -358,6 +361,7 @@ impl SyncEngine {
             }
             ServerMessage::Unsubscribed { .. } | ServerMessage::Pong { .. } => {}
         }
+        self.release_confirmed(now_ms, &mut fx);
         fx
     }
 
@@ -365,7 +369,7 @@ impl SyncEngine {
         self.replica.subscription(id).and_then(|d| d.record.clone())
     }
 
-    fn on_mutate_result(&mut self, r: MutateResult, fx: &mut Effects) {
+    fn on_mutate_result(&mut self, r: MutateResult, now_ms: f64, fx: &mut Effects) {
         let Some(entry) = self.replica.outbox().get(&r.client_id, r.seq).cloned() else {
             return; // settled before (a duplicate reply)
         };
@@ -376,15 +380,62 @@ impl SyncEngine {
                 reason: r.reason.unwrap_or_default(),
             },
         };
-        for op in &entry.ops {
-            fx.touched.insert(op.table.clone());
+        match (&state, r.cursor) {
+            // The change travels separately from this answer and may come after it: until
+            // it does, the entry goes on showing the write, which otherwise would vanish
+            // from local queries in between.
+            (MutationState::Applied { .. }, Some(cursor)) if self.awaits_change(&r.tables) => {
+                let confirmed = Some(Confirmed { cursor, tables: r.tables, at_ms: now_ms });
+                self.commit(fx, vec![StoreOp::PutOutbox(OutboxEntry { confirmed, ..entry })]);
+            }
+            _ => {
+                fx.touched.extend(entry.ops.iter().map(|op| op.table.clone()));
+                self.commit(fx, vec![StoreOp::DeleteOutbox { client_id: r.client_id.clone(), seq: r.seq }]);
+            }
         }
-        self.commit(fx, vec![StoreOp::DeleteOutbox { client_id: r.client_id.clone(), seq: r.seq }]);
         self.settled.insert((r.client_id.clone(), r.seq), state.clone());
         while self.settled.len() > SETTLED_KEPT {
             self.settled.pop_first();
         }
         fx.events.push(SyncEvent::Mutation { client_id: r.client_id, seq: r.seq, state });
+        self.status_changed(fx);
+    }
+
+    /// Whether a subscription of a table a write changed (up to the cursor `tables` gives)
+    /// has not reached that cursor yet: the write's change may still be on its way to it.
+    fn awaits_change(&self, tables: &BTreeMap<String, Cursor>) -> bool {
+        self.replica
+            .subscriptions()
+            .any(|s| tables.get(&s.table).is_some_and(|written| s.cursor.is_none_or(|at| at < *written)))
+    }
+
+    /// Drops the confirmed entries whose change has arrived, or that waited
+    /// [`CHANGE_WAIT_MS`] (a subscription whose filter the written row does not match never
+    /// gets its change).
+    fn release_confirmed(&mut self, now_ms: f64, fx: &mut Effects) {
+        if self.replica.outbox().confirmed_len() == 0 || self.leader_status.is_some() {
+            return;
+        }
+        let done: Vec<(String, u64, Vec<String>)> = self
+            .replica
+            .outbox()
+            .iter()
+            .filter(|e| {
+                e.confirmed
+                    .as_ref()
+                    .is_some_and(|c| now_ms - c.at_ms >= CHANGE_WAIT_MS || !self.awaits_change(&c.tables))
+            })
+            .map(|e| (e.client_id.clone(), e.seq, e.ops.iter().map(|op| op.table.clone()).collect()))
+            .collect();
+        if done.is_empty() {
+            return;
+        }
+        let mut ops = Vec::with_capacity(done.len());
+        for (client_id, seq, tables) in done {
+            fx.touched.extend(tables);
+            ops.push(StoreOp::DeleteOutbox { client_id, seq });
+        }
+        self.commit(fx, ops);
         self.status_changed(fx);
     }
 
@@ -452,7 +503,7 @@ impl SyncEngine {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = OutboxEntry { client_id: self.client_id.clone(), seq, ops, created_ms: now_ms };
+        let entry = OutboxEntry { client_id: self.client_id.clone(), seq, ops, created_ms: now_ms, confirmed: None };
         let mut fx = Effects::default();
         for op in &entry.ops {
             fx.touched.insert(op.table.clone());
@@ -534,8 +585,11 @@ impl SyncEngine {
 
     /// Where a mutation stands.
     pub fn mutation_state(&self, client_id: &str, seq: u64) -> Option<MutationState> {
-        if self.replica.outbox().get(client_id, seq).is_some() {
-            return Some(MutationState::Pending);
+        if let Some(entry) = self.replica.outbox().get(client_id, seq) {
+            return Some(match &entry.confirmed {
+                Some(c) => MutationState::Applied { cursor: Some(c.cursor) },
+                None => MutationState::Pending,
+            });
         }
         self.settled.get(&(client_id.to_string(), seq)).cloned()
     }
@@ -838,6 +892,7 @@ mod tests {
                 code: Some(ErrorCode::DuplicateKey),
                 reason: Some("exists".into()),
                 cursor: None,
+                tables: BTreeMap::new(),
             }),
             0.0,
         );
@@ -924,12 +979,17 @@ mod tests {
             code: None,
             reason: None,
             cursor: Some(9),
+            tables: BTreeMap::from([("app.t".to_string(), 9)]),
         };
         let fx = leader.on_message(ServerMessage::MutateResult(result), 0.0);
         tab.apply_remote(fx.commit);
-        assert_eq!(tab.status().pending_writes, 0);
-        assert_eq!(tab.mutation_state("tab", seq), Some(MutationState::Pending));
         let applied = MutationState::Applied { cursor: Some(9) };
+        assert_eq!(tab.status().pending_writes, 1, "confirmed, its change still to come");
+        assert_eq!(tab.mutation_state("tab", seq), Some(applied.clone()));
+        let fx = leader.on_message(change("a", 9), 0.0);
+        tab.apply_remote(fx.commit);
+        assert_eq!(tab.status().pending_writes, 0);
+        assert_eq!(tab.mutation_state("tab", seq), Some(MutationState::Pending), "until the leader posts it");
         let fx = tab.settle_remote("tab".into(), seq, applied.clone());
         assert!(matches!(&fx.events[..], [SyncEvent::Mutation { .. }]));
         assert_eq!(tab.mutation_state("tab", seq), Some(applied));
@@ -942,5 +1002,88 @@ mod tests {
         tab.reload(Snapshot::default());
         assert_eq!(tab.client_id(), "tab");
         assert_eq!(tab.write(vec![w()], 0.0, || "k".into()).unwrap().0, seq + 1);
+    }
+
+    fn change(id: &str, cursor: i64) -> ServerMessage {
+        ServerMessage::Change {
+            id: "s".into(),
+            op: ChangeOp::Insert,
+            row: vec![json!(id), json!(1)],
+            old: None,
+            cursor,
+        }
+    }
+
+    fn applied(seq: u64, cursor: i64) -> ServerMessage {
+        ServerMessage::MutateResult(MutateResult {
+            client_id: "c1".into(),
+            seq,
+            status: MutationStatus::Applied,
+            code: None,
+            reason: None,
+            cursor: Some(cursor),
+            tables: BTreeMap::from([("app.t".to_string(), cursor)]),
+        })
+    }
+
+    #[test]
+    fn a_confirmed_write_shows_until_its_change_arrives() {
+        let mut e = online_engine();
+        e.on_message(batch(vec![], vec![], 5, false), 0.0);
+        let insert = |id: &str| MutationOp {
+            table: "app.t".into(),
+            op: MutationKind::Insert,
+            row: Some(json!({"id": id, "v": 1}).as_object().unwrap().clone()),
+            pk: None,
+        };
+        let ids = |e: &SyncEngine| -> Vec<Value> {
+            e.query("SELECT id FROM app.t ORDER BY id", &[]).unwrap().rows.into_iter().map(|r| r[0].clone()).collect()
+        };
+        let (seq, _) = e.write(vec![insert("a")], 0.0, || "k".into()).unwrap();
+
+        // The answer comes before the change: the row stays, and so does the entry. (The
+        // write's last row is in a table with no subscription here.)
+        let mut answer = applied(seq, 10);
+        if let ServerMessage::MutateResult(r) = &mut answer {
+            r.tables = BTreeMap::from([("app.t".to_string(), 9), ("app.log".to_string(), 10)]);
+        }
+        let fx = e.on_message(answer, 10.0);
+        assert_eq!(ids(&e), vec![json!("a")]);
+        assert!(fx.send.is_empty());
+        assert_eq!(e.status().pending_writes, 1);
+        assert_eq!(e.mutation_state("c1", seq), Some(MutationState::Applied { cursor: Some(10) }));
+        // Not sent again on a reconnect: the server has it.
+        e.on_close(None);
+        e.on_open("tok".into());
+        let fx = e.on_message(
+            ServerMessage::AuthOk {
+                user: crate::protocol::UserInfo {
+                    id: "2".into(),
+                    username: "u".into(),
+                    role: crate::protocol::Role::User,
+                },
+                expires_at: "2030-01-01T00:00:00Z".into(),
+            },
+            20.0,
+        );
+        assert!(fx.send.iter().all(|m| !matches!(m, ClientMessage::Mutate(_))));
+
+        // A change before the write's cursor keeps it; the change at it releases it.
+        e.on_message(change("b", 8), 30.0);
+        assert_eq!(e.status().pending_writes, 1);
+        let fx = e.on_message(change("a", 9), 40.0);
+        assert_eq!(e.status().pending_writes, 0);
+        assert!(fx.touched.contains("app.t"));
+        assert_eq!(ids(&e), vec![json!("a"), json!("b")]);
+
+        // A write whose change never comes (the subscription's filter does not match it) is
+        // released after a while, at the next frame.
+        let (seq, _) = e.write(vec![insert("c")], 50.0, || "k".into()).unwrap();
+        e.on_message(applied(seq, 12), 60.0);
+        e.on_message(ServerMessage::Pong { nonce: None }, 60.0 + CHANGE_WAIT_MS - 1.0);
+        assert_eq!(e.status().pending_writes, 1);
+        e.on_message(ServerMessage::Pong { nonce: None }, 60.0 + CHANGE_WAIT_MS);
+        assert_eq!(e.status().pending_writes, 0);
+        assert_eq!(ids(&e), vec![json!("a"), json!("b")]);
     }
 }

@@ -12,7 +12,7 @@ pub struct SyncStatus {
     pub online: bool,
     /// An initial load or catch-up is running.
     pub syncing: bool,
-    /// Local writes not yet confirmed by the server.
+    /// Local writes the server has not confirmed, or whose change has not reached the replica yet.
     pub pending_writes: usize,
     /// Wall-clock time (ms since the Unix epoch) the replica last received data.
     pub last_synced_ms: Option<f64>,

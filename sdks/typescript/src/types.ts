@@ -108,7 +108,7 @@ export interface SyncStatus {
   online: boolean;
   /** An initial load or catch-up is running. */
   syncing: boolean;
-  /** Local writes not yet confirmed by the server. */
+  /** Local writes the server has not confirmed, or whose change has not reached the replica yet. */
   pendingWrites: number;
   /** When the replica last received data (ms since the Unix epoch), if ever. */
   lastSyncedMs: number | null;

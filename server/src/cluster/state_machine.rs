@@ -112,11 +112,7 @@ impl StateMachine {
                 self.mark(batch, &log_id)
             })
             .await?;
-        Ok(Outcome::Committed {
-            affected: committed.affected,
-            cursor: committed.cursor,
-            duplicate: committed.duplicate,
-        })
+        Ok(Outcome::Committed(committed))
     }
 }
 

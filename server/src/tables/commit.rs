@@ -89,14 +89,36 @@ pub(crate) struct CommitResult {
 }
 
 /// What a statement's or a mutation message's commit did, as its caller answers it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Committed {
     /// Rows inserted, updated or deleted.
     pub affected: u64,
     /// The largest `_updated` written.
     pub cursor: Option<i64>,
+    /// The largest `_updated` written in each table (a subscription of that table at or
+    /// past it has the change). Empty for a duplicate.
+    #[serde(default)]
+    pub tables: Vec<(TableId, i64)>,
     /// The mutation message had been applied before: nothing was written now.
     pub duplicate: bool,
+}
+
+impl Committed {
+    fn of(result: &CommitResult) -> Committed {
+        let mut tables: Vec<(TableId, i64)> = Vec::new();
+        for c in &result.changes {
+            match tables.iter_mut().find(|(t, _)| *t == c.table) {
+                Some((_, at)) => *at = (*at).max(c.new.updated),
+                None => tables.push((c.table, c.new.updated)),
+            }
+        }
+        Committed {
+            affected: result.affected,
+            cursor: result.changes.iter().map(|c| c.new.updated).max(),
+            tables,
+            duplicate: false,
+        }
+    }
 }
 
 /// Receives committed changes, in commit order, while the commit lock is held. Must be
@@ -490,7 +512,7 @@ impl Committer {
             && let Some(earlier) = key.recorded(&self.store)?
         {
             if earlier.status == MutationStatus::Applied {
-                return Ok(Committed { affected: 0, cursor: earlier.cursor, duplicate: true });
+                return Ok(Committed { cursor: earlier.cursor, duplicate: true, ..Committed::default() });
             }
             let code = earlier.code.unwrap_or(kalamdb_client_core::protocol::ErrorCode::ValidationError);
             return Err(KalamError::Remote { code, message: earlier.reason.unwrap_or_default() });
@@ -505,11 +527,7 @@ impl Committer {
             })
             .await;
         match outcome {
-            Ok(result) => Ok(Committed {
-                affected: result.affected,
-                cursor: result.changes.iter().map(|c| c.new.updated).max(),
-                duplicate: false,
-            }),
+            Ok(result) => Ok(Committed::of(&result)),
             Err(e) => {
                 // A refusal is final and recorded; an internal failure may be transient, and
                 // a write planned on an old definition is planned again.

@@ -37,7 +37,15 @@ impl MutationKey {
         cursor: Option<i64>,
     ) -> MutateResult {
         let (code, reason) = error.map_or((None, None), |(c, r)| (Some(c), Some(r)));
-        MutateResult { client_id: self.client_id.clone(), seq: self.seq, status, code, reason, cursor }
+        MutateResult {
+            client_id: self.client_id.clone(),
+            seq: self.seq,
+            status,
+            code,
+            reason,
+            cursor,
+            tables: Default::default(),
+        }
     }
 
     /// The recorded outcome of this message, if it was applied or rejected before.

@@ -81,7 +81,15 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
     }
     match outcome {
         Ok(c) if c.duplicate => key.outcome(MutationStatus::Duplicate, None, c.cursor),
-        Ok(c) => key.outcome(MutationStatus::Applied, None, c.cursor),
+        Ok(c) => {
+            let mut result = key.outcome(MutationStatus::Applied, None, c.cursor);
+            result.tables = c
+                .tables
+                .iter()
+                .filter_map(|(id, at)| Some((db.catalog.table_by_id(*id)?.qualified_name(), *at)))
+                .collect();
+            result
+        }
         Err(e) => {
             let rejected = refuse(&e);
             // Internal failures may be transient: let a retry try again. A refusal at commit
