@@ -18,6 +18,7 @@ use crate::query::{LocalPlan, LocalQuery, LocalQueryError, NotMaintained, Result
 use crate::replica::{Replica, RowChanges};
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// One live query and what keeps its result current.
 pub struct LiveView {
@@ -118,11 +119,7 @@ impl LiveView {
             if changed.generation != *generation {
                 return Step::Invalid;
             }
-            let delta = deltas.entry(table.clone()).or_default();
-            for change in changed.rows.values() {
-                delta.extend(change.old.iter().map(|row| (row.to_vec(), -1)));
-                delta.extend(change.new.iter().map(|row| (row.to_vec(), 1)));
-            }
+            deltas.insert(table.clone(), Arc::clone(changed.delta()));
         }
         let step = match dataflow.apply(&deltas) {
             Ok(false) => Step::Unchanged,

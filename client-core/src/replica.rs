@@ -28,9 +28,10 @@ use kalamdb_query::{ColumnDef, DataType};
 use outbox::pending_key;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// SQL type name the server uses for CRDT text columns.
@@ -106,7 +107,11 @@ pub struct TableRowChanges {
     /// The generation of the typed copy the rows were read from.
     pub generation: u64,
     /// By primary-key text: the row before and after (`None`: absent).
-    pub rows: BTreeMap<String, RowChange>,
+    rows: BTreeMap<String, RowChange>,
+    /// `rows` as a dataflow's delta, made at the first [`TableRowChanges::delta`] and shared
+    /// by every live query on the table. Emptied by [`RowChanges::absorb`], the only change to
+    /// `rows` after [`Replica::apply`] returns them.
+    delta: OnceCell<Arc<[(kalamdb_query::Row, i64)]>>,
 }
 
 /// One row before and after a change, as local queries see it (pending writes applied).
@@ -114,6 +119,26 @@ pub struct TableRowChanges {
 pub struct RowChange {
     pub old: Option<TypedRow>,
     pub new: Option<TypedRow>,
+}
+
+impl TableRowChanges {
+    fn new(generation: u64) -> TableRowChanges {
+        TableRowChanges { generation, rows: BTreeMap::new(), delta: OnceCell::new() }
+    }
+
+    /// The changed rows as a dataflow's delta: each row's old value `-1`, its new value `+1`.
+    /// Made once and shared, so the live queries of a commit do not each copy its rows.
+    pub fn delta(&self) -> &Arc<[(kalamdb_query::Row, i64)]> {
+        self.delta.get_or_init(|| {
+            self.rows
+                .values()
+                .flat_map(|change| {
+                    let old = change.old.iter().map(|row| (row.to_vec(), -1));
+                    old.chain(change.new.iter().map(|row| (row.to_vec(), 1)))
+                })
+                .collect()
+        })
+    }
 }
 
 impl RowChanges {
@@ -129,6 +154,7 @@ impl RowChanges {
         for (table, later) in later.tables {
             match self.tables.iter_mut().find(|(t, _)| *t == table) {
                 Some((_, earlier)) if earlier.generation == later.generation => {
+                    earlier.delta.take();
                     for (key, change) in later.rows {
                         match earlier.rows.get_mut(&key) {
                             Some(e) => e.new = change.new,
@@ -274,7 +300,7 @@ impl Replica {
         let i = match changes.tables.iter().position(|(t, _)| t == table) {
             Some(i) => i,
             None => {
-                changes.tables.push((table.to_string(), TableRowChanges { generation, rows: BTreeMap::new() }));
+                changes.tables.push((table.to_string(), TableRowChanges::new(generation)));
                 changes.tables.len() - 1
             }
         };

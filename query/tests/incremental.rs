@@ -10,6 +10,7 @@
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported, check_supported};
 use kalamdb_query::value::{parse_decimal, parse_timestamp};
 use kalamdb_query::{ColumnDef, DataType, MemoryTables, Row, Value, execute, plan};
+use std::collections::HashMap;
 
 mod common;
 use common::Rng;
@@ -111,7 +112,7 @@ impl Tables {
 
     /// A random batch of inserts, updates and deletes, applied; returns its changes.
     fn random_batch(&mut self, r: &mut Rng) -> TableDeltas {
-        let mut changes = TableDeltas::new();
+        let mut changes: HashMap<String, Vec<(Row, i64)>> = HashMap::new();
         for _ in 0..1 + r.below(5) {
             let table = r.below(3);
             let delta = changes.entry(format!("app.{}", self.schemas[table].0)).or_default();
@@ -141,7 +142,7 @@ impl Tables {
                 _ => {}
             }
         }
-        changes
+        changes.into_iter().map(|(table, delta)| (table, delta.into())).collect()
     }
 }
 
@@ -384,7 +385,7 @@ fn lists_and_todos(lists: Vec<Row>, todos: Vec<Row>) -> MemoryTables {
 }
 
 fn changes(table: &str, delta: Vec<(Row, i64)>) -> TableDeltas {
-    TableDeltas::from([(format!("app.{table}"), delta)])
+    TableDeltas::from([(format!("app.{table}"), delta.into())])
 }
 
 fn maintained(sql: &str, tables: &MemoryTables) -> Dataflow {

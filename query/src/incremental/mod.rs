@@ -38,12 +38,15 @@ use aggregate::AggregateOperator;
 use join::JoinOperator;
 use result::OrderedResult;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// Rows with signed multiplicities: `+n` adds `n` copies of the row, `-n` removes them.
 pub type Delta = Vec<(Row, i64)>;
 
 /// The changes of one step, by table (`namespace.table`): rows aligned to the table's columns.
-pub type TableDeltas = std::collections::HashMap<String, Delta>;
+/// Each table's rows are shared, not owned: a commit builds them once and every dataflow
+/// reading the table borrows the same copy, whose operators copy only the rows they keep.
+pub type TableDeltas = std::collections::HashMap<String, Arc<[(Row, i64)]>>;
 
 /// Why a plan is not maintained incrementally. The caller runs it from scratch instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -159,7 +162,7 @@ impl Dataflow {
         for table in plan.tables() {
             let name = table.qualified_name();
             if !tables.contains(&name) {
-                initial.insert(name.clone(), source.scan(table)?.map(|row| (row.to_vec(), 1)).collect());
+                initial.insert(name.clone(), source.scan(table)?.map(|row| (row.to_vec(), 1)).collect::<Arc<[_]>>());
                 tables.push(name);
             }
         }
@@ -313,7 +316,7 @@ impl Operator {
 /// The changes of `table` in this step, borrowed; fails if a row does not have the table's
 /// `width` columns.
 fn scanned<'a>(table: &str, width: usize, changes: &'a TableDeltas) -> Result<&'a [(Row, i64)], QueryError> {
-    let delta = changes.get(table).map_or(&[][..], Vec::as_slice);
+    let delta = changes.get(table).map_or(&[][..], |rows| &rows[..]);
     match delta.iter().find(|(row, _)| row.len() != width) {
         Some((row, _)) => {
             Err(QueryError::eval(format!("a row of {table} has {} values; the table has {width} columns", row.len())))
