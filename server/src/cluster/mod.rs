@@ -5,6 +5,7 @@
 //!   log order, through the same commit path as the single node.
 //! - [`snapshot`]: snapshots of the state machine, so that the log can be purged and a node
 //!   far behind installs one instead of replaying the log.
+//! - [`seeding`]: a cluster created from a single node's data starts from a snapshot of it.
 //! - [`network`]: openraft's RPCs to the other nodes, over HTTP on the cluster port.
 //! - [`service`]: the cluster port's endpoints (Raft RPCs and forwarded writes), open only
 //!   to nodes holding the cluster secret.
@@ -12,6 +13,7 @@
 //!   through [`Replication`]: the leader proposes, followers forward to the leader.
 
 mod network;
+mod seeding;
 mod service;
 mod snapshot;
 mod state_machine;
@@ -91,14 +93,20 @@ impl Cluster {
             .map_err(|e| KalamError::Source(Arc::new(e)))?;
         let log_store = logs.group::<TypeConfig>(GROUP);
         let machine = state_machine::StateMachine::open(db.clone())?;
-        if !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1) {
+        let outside_data =
+            !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1);
+        if outside_data && !config.bootstrap {
             // Its data is not in the log: other nodes would never get it, and replaying the
             // log over it would diverge.
             return Err(KalamError::InvalidRequest(format!(
-                "{} holds tables or users written outside cluster mode; a cluster node starts \
-                 from an empty data directory (a single node's data cannot join a cluster yet)",
+                "{} holds tables or users written outside cluster mode; only the node that creates \
+                 the cluster (--cluster-bootstrap) may start from a single node's data, others \
+                 start from an empty data directory",
                 db.config.server.data_dir.display()
             )));
+        }
+        if outside_data {
+            seeding::mark_pending(db)?;
         }
         let raft_config = openraft::Config {
             cluster_name: "kalamdb".into(),
@@ -148,14 +156,30 @@ impl Cluster {
         tokio::spawn(crate::api::serve::serve(listener, app, limits, std::future::pending()));
         tracing::info!(node = node_id, %listen, "cluster node listening for other nodes");
 
+        // Only the node that creates the cluster seeds it (the first snapshot, which other
+        // nodes install, carries the marker too).
+        let seeding = match config.bootstrap {
+            true => seeding::is_pending(db)?,
+            false => seeding::clear(db)?,
+        };
         if config.bootstrap {
             let initialised = cluster.raft.is_initialized().await.map_err(KalamError::internal)?;
             if !initialised {
-                let members: BTreeMap<u64, BasicNode> =
+                let mut members: BTreeMap<u64, BasicNode> =
                     config.peer_addresses()?.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+                if seeding {
+                    // Alone first: the others join once a snapshot holds the data (below).
+                    members.retain(|id, _| *id == node_id);
+                }
                 cluster.raft.initialize(members).await.map_err(|e| KalamError::internal(format!("bootstrap: {e}")))?;
                 tracing::info!(node = node_id, "created the cluster");
             }
+        }
+        if seeding {
+            seeding::seed(&cluster, db).await?;
+            let others: Vec<(u64, String)> =
+                config.peer_addresses()?.into_iter().filter(|(id, _)| *id != node_id).collect();
+            tokio::spawn(seeding::add_peers(Arc::downgrade(&cluster), others));
         }
         db.replication
             .set(cluster.clone())
@@ -459,6 +483,11 @@ impl Replication for Cluster {
     }
 
     async fn change_members(&self, change: MembershipChange) -> Result<String> {
+        if seeding::is_pending(&*self.database()?)? {
+            return Err(KalamError::Unavailable(
+                "the cluster is still taking the snapshot of its first node's data; retry".into(),
+            ));
+        }
         let unavailable =
             |e: &dyn std::fmt::Display| KalamError::Unavailable(format!("the membership change failed: {e}"));
         let voters: BTreeSet<u64> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();

@@ -190,7 +190,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // The snapshot replaces the whole database, which the rest of the server holds open:
         // keep it, and restart into it (see the snapshot module).
         self.snapshots.keep_for_install(*snapshot).await.map_err(storage_error)?;
-        tracing::warn!(last = ?meta.last_log_id, "restarting to install a snapshot from the leader");
+        tracing::warn!(
+            last = ?meta.last_log_id,
+            client_address = ?crate::server::client_address(),
+            "restarting to install a snapshot from the leader"
+        );
         let e = super::snapshot::restart();
         Err(storage_error(format!("cannot restart to install a snapshot: {e}")))
     }

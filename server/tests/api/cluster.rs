@@ -666,14 +666,14 @@ async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
 }
 
 #[tokio::test]
-async fn a_single_nodes_data_directory_is_refused_in_cluster_mode() {
+async fn a_single_nodes_data_directory_is_refused_unless_it_creates_the_cluster() {
     let mut single = TestServer::start().await;
     single.sql_ok(&Auth::root(), "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY)").await;
     single.stop();
     let port = free_ports(1)[0];
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
-        .args(["--listen", "127.0.0.1:0", "--node-id", "1", "--cluster-bootstrap"])
-        .args(["--cluster-listen", &format!("127.0.0.1:{port}"), "--cluster-peers", &format!("1=127.0.0.1:{port}")])
+        .args(["--listen", "127.0.0.1:0", "--node-id", "2"])
+        .args(["--cluster-listen", &format!("127.0.0.1:{port}"), "--cluster-peers", &format!("2=127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(single.data_dir())
         .env("KALAMDB_CLUSTER_SECRET", SECRET)
@@ -682,7 +682,80 @@ async fn a_single_nodes_data_directory_is_refused_in_cluster_mode() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("written outside cluster mode"), "{stderr}");
+    assert!(stderr.contains("only the node that creates the cluster"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_nodes_data_becomes_a_three_node_cluster() {
+    let mut single = TestServer::start().await;
+    let root = Auth::root();
+    single.sql_ok(&root, "CREATE NAMESPACE app; CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT)").await;
+    let alice = single.create_user("alice").await;
+    let insert = |id: usize| format!("INSERT INTO app.notes (id, body) VALUES ({id}, 'note {id}')");
+    for id in 0..20 {
+        single.sql_ok(&alice, &insert(id)).await;
+    }
+    crate::flush::flush_and_wait(&single, "FLUSH TABLE app.notes").await;
+    for id in 20..30 {
+        single.sql_ok(&alice, &insert(id)).await;
+    }
+    single.sql_ok(&alice, "UPDATE app.notes SET body = 'edited' WHERE id = 0").await;
+    let sql = "SELECT id, body, _updated FROM app.notes ORDER BY id";
+    let expected = single.sql_ok(&alice, sql).await.rows(0).clone();
+    single.stop();
+
+    // The same data directory creates the cluster; the two others start empty.
+    let ports = free_ports(3);
+    let peers = ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.toml");
+    std::fs::write(&config, "[cluster]\nwrite_timeout_ms = 4000\nheartbeat_ms = 50\nelection_timeout_min_ms = 300\nelection_timeout_max_ms = 600\n").unwrap();
+    let node_args = |id: usize| -> Vec<String> {
+        let mut args =
+            vec!["--config".to_string(), config.to_str().unwrap().to_string(), "--node-id".into(), id.to_string()];
+        args.extend([
+            "--cluster-listen".into(),
+            format!("127.0.0.1:{}", ports[id - 1]),
+            "--cluster-peers".into(),
+            peers.clone(),
+        ]);
+        args
+    };
+    let mut first = node_args(1);
+    first.push("--cluster-bootstrap".into());
+    single.set_args(&first.iter().map(String::as_str).collect::<Vec<_>>());
+    single.set_env(&[("KALAMDB_CLUSTER_SECRET", SECRET)]);
+    single.start_again();
+    let mut nodes = vec![single];
+    for id in 2..=3 {
+        let args = node_args(id);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodes.push(TestServer::start_with_args_env(&args, &[("KALAMDB_CLUSTER_SECRET", SECRET)]).await);
+    }
+    let cluster = TestCluster { nodes, cluster_ports: ports, config };
+    std::mem::forget(dir);
+
+    // The others join once they installed the first node's snapshot (and restarted into it).
+    let three = [json!([1, true]), json!([2, true]), json!([3, true])];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for node in &cluster.nodes {
+        loop {
+            let health = TestCluster::health(node).await;
+            if health.as_ref().and_then(|h| h["members"].as_array()).is_some_and(|m| m.len() == 3) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{} did not see three members: {health:?}", node.base);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    cluster.until_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id", &three).await;
+    assert_eq!(cluster.same_everywhere(&alice, sql).await, expected);
+    let flushed = crate::flush::parquet_files(&cluster.nodes[2].data_dir().join("storage"));
+    assert!(!flushed.is_empty(), "node 3 got the cold files too");
+
+    // And it goes on as a cluster.
+    cluster.nodes[2].sql_ok(&alice, &insert(100)).await;
+    assert_eq!(cluster.same_everywhere(&alice, "SELECT count(*) FROM app.notes").await, vec![json!([31])]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -127,6 +127,11 @@ impl TestServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), extra, env).await
     }
 
+    /// Replaces the extra command-line flags used by the next start.
+    pub(crate) fn set_args(&mut self, extra: &[&str]) {
+        self.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// Replaces the environment variables used by the next start.
     pub(crate) fn set_env(&mut self, env: &[(&str, &str)]) {
         self.env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -1,0 +1,78 @@
+//! A cluster created from a single node's data.
+//!
+//! That data was never written through the log, so replaying the log would not give it to
+//! another node. The node that creates the cluster (`--cluster-bootstrap`) therefore starts
+//! as its only member, takes a snapshot of its data, purges the log before it, and only then
+//! adds the other peers: the log they would need is gone, so each starts from that snapshot.
+//! A marker in the database records that this is not done yet, so a crash midway resumes it
+//! at the next start, and no other node is added meanwhile.
+
+use super::Cluster;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::replication::{MembershipChange, Replication};
+use crate::storage::CF_CATALOG;
+use rocksdb::WriteBatch;
+use std::sync::Weak;
+use std::time::Duration;
+
+const SEEDING_KEY: &[u8] = b"raft/seeding";
+/// How long each step of seeding (leading alone, the snapshot, the purge) may take.
+const STEP: Duration = Duration::from_secs(600);
+
+/// Records that this node's data must become the cluster's first snapshot.
+pub(super) fn mark_pending(db: &Database) -> Result<()> {
+    let mut batch = WriteBatch::default();
+    batch.put_cf(&db.store.cf(CF_CATALOG), SEEDING_KEY, b"pending");
+    db.store.write(batch)
+}
+
+/// Whether the snapshot of the first node's data is still to be taken.
+pub(super) fn is_pending(db: &Database) -> Result<bool> {
+    Ok(db.store.get(CF_CATALOG, SEEDING_KEY)?.is_some())
+}
+
+/// Removes the marker; `false`, as there is nothing left to seed.
+pub(super) fn clear(db: &Database) -> Result<bool> {
+    let mut batch = WriteBatch::default();
+    batch.delete_cf(&db.store.cf(CF_CATALOG), SEEDING_KEY);
+    db.store.write(batch)?;
+    Ok(false)
+}
+
+/// Makes this node's data the start of the log: a snapshot, then the log before it purged.
+pub(super) async fn seed(cluster: &Cluster, db: &Database) -> Result<()> {
+    let failed =
+        |e: &dyn std::fmt::Display| KalamError::internal(format!("seeding the cluster with this node's data: {e}"));
+    let wait = || cluster.raft.wait(Some(STEP));
+    wait().current_leader(cluster.node_id, "leads alone").await.map_err(|e| failed(&e))?;
+    let applied = cluster.raft.metrics().borrow().last_applied;
+    cluster.raft.trigger().snapshot().await.map_err(|e| failed(&e))?;
+    let snapshot = wait()
+        .metrics(|m| m.snapshot.is_some() && m.snapshot >= applied, "snapshot of the data")
+        .await
+        .map_err(|e| failed(&e))?
+        .snapshot
+        .ok_or_else(|| failed(&"no snapshot"))?;
+    cluster.raft.trigger().purge_log(snapshot.index).await.map_err(|e| failed(&e))?;
+    wait().purged(Some(snapshot), "log purged up to the snapshot").await.map_err(|e| failed(&e))?;
+    clear(db)?;
+    tracing::info!(index = snapshot.index, "this node's data is the cluster's first snapshot");
+    Ok(())
+}
+
+/// Adds `peers` as members, each once it is reachable and has installed the snapshot
+/// (retrying until then, for as long as the node runs).
+pub(super) async fn add_peers(cluster: Weak<Cluster>, peers: Vec<(u64, String)>) {
+    for (id, address) in peers {
+        loop {
+            let Some(cluster) = cluster.upgrade() else { return };
+            match cluster.change_members(MembershipChange::Add { id, address: address.clone() }).await {
+                Ok(_) | Err(KalamError::AlreadyExists(_)) => break,
+                Err(e) => tracing::warn!(node = id, "cannot add the peer yet, retrying: {}", e.report()),
+            }
+            drop(cluster);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
