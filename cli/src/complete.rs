@@ -21,15 +21,112 @@ const FIRST_LOAD_WAIT: Duration = Duration::from_secs(3);
 
 /// Keywords of KalamDB's SQL (docs/sql.md) and the common DataFusion query words.
 const KEYWORDS: &[&str] = &[
-    "ACCESS", "ADD", "ALL", "ALTER", "AND", "AS", "ASC", "BACKUP", "BETWEEN", "BIGINT", "BOOLEAN", "BY", "BYTES",
-    "CASCADE", "CASE", "COLUMN", "COUNT", "CREATE", "CRDT_TEXT", "CURRENT_USER", "DATABASE", "DATE", "DECIMAL",
-    "DEFAULT", "DELETE", "DESC", "DESCRIBE", "DISTINCT", "DOUBLE", "DROP", "ELSE", "EMAIL", "END", "EXECUTE", "EXISTS",
-    "FALSE", "FLOAT", "FLUSH", "FOR", "FROM", "GROUP", "HAVING", "HISTORY", "IF", "IN", "INNER", "INSERT", "INT",
-    "INTO", "IS", "JOB", "JOIN", "JSON", "KEY", "KILL", "LEFT", "LEVEL", "LIKE", "LIMIT", "LIVE", "MODIFY", "NAMESPACE",
-    "NAMESPACES", "NOT", "NOW", "NULL", "OFFSET", "ON", "OR", "ORDER", "OUTER", "PASSWORD", "POLICY", "PRIMARY",
-    "QUERY", "RENAME", "RESTORE", "RIGHT", "ROLE", "SELECT", "SET", "SHARED", "SHOW", "SMALLINT", "STATS", "STORAGE",
-    "STORAGES", "STREAM", "TABLE", "TABLES", "TEXT", "THEN", "TIMESTAMP", "TO", "TRUE", "TYPE", "ULID", "UNION",
-    "UPDATE", "USE", "USER", "UUID_V7", "VALUES", "WHEN", "WHERE", "WITH",
+    "ACCESS",
+    "ADD",
+    "ALL",
+    "ALTER",
+    "AND",
+    "AS",
+    "ASC",
+    "BACKUP",
+    "BETWEEN",
+    "BIGINT",
+    "BOOLEAN",
+    "BY",
+    "BYTES",
+    "CASCADE",
+    "CASE",
+    "COLUMN",
+    "COUNT",
+    "CREATE",
+    "CRDT_TEXT",
+    "CURRENT_USER",
+    "DATABASE",
+    "DATE",
+    "DECIMAL",
+    "DEFAULT",
+    "DELETE",
+    "DESC",
+    "DESCRIBE",
+    "DISTINCT",
+    "DOUBLE",
+    "DROP",
+    "ELSE",
+    "EMAIL",
+    "END",
+    "EXECUTE",
+    "EXISTS",
+    "FALSE",
+    "FLOAT",
+    "FLUSH",
+    "FOR",
+    "FROM",
+    "GROUP",
+    "HAVING",
+    "HISTORY",
+    "IF",
+    "IN",
+    "INNER",
+    "INSERT",
+    "INT",
+    "INTO",
+    "IS",
+    "JOB",
+    "JOIN",
+    "JSON",
+    "KEY",
+    "KILL",
+    "LEFT",
+    "LEVEL",
+    "LIKE",
+    "LIMIT",
+    "LIVE",
+    "MODIFY",
+    "NAMESPACE",
+    "NAMESPACES",
+    "NOT",
+    "NOW",
+    "NULL",
+    "OFFSET",
+    "ON",
+    "OR",
+    "ORDER",
+    "OUTER",
+    "PASSWORD",
+    "POLICY",
+    "PRIMARY",
+    "QUERY",
+    "RENAME",
+    "RESTORE",
+    "RIGHT",
+    "ROLE",
+    "SELECT",
+    "SET",
+    "SHARED",
+    "SHOW",
+    "SMALLINT",
+    "STATS",
+    "STORAGE",
+    "STORAGES",
+    "STREAM",
+    "TABLE",
+    "TABLES",
+    "TEXT",
+    "THEN",
+    "TIMESTAMP",
+    "TO",
+    "TRUE",
+    "TYPE",
+    "ULID",
+    "UNION",
+    "UPDATE",
+    "USE",
+    "USER",
+    "UUID_V7",
+    "VALUES",
+    "WHEN",
+    "WHERE",
+    "WITH",
 ];
 
 /// Words after which a table name comes.
@@ -47,19 +144,17 @@ pub(crate) struct Catalog {
     pub(crate) columns: Vec<(String, String, String)>,
 }
 
-/// Column `i` of every row of `r` as text.
+/// The columns `names` of every row of `r` as text (rows with a non-text value are skipped).
 fn texts(r: &QueryResult, names: &[&str]) -> Vec<Vec<String>> {
     let idx: Option<Vec<usize>> = names.iter().map(|n| r.schema.iter().position(|c| c.name == *n)).collect();
     let Some(idx) = idx else { return Vec::new() };
-    r.rows
-        .iter()
-        .filter_map(|row| idx.iter().map(|&i| row.get(i)?.as_str().map(str::to_string)).collect())
-        .collect()
+    r.rows.iter().filter_map(|row| idx.iter().map(|&i| row.get(i)?.as_str().map(str::to_string)).collect()).collect()
 }
 
 impl Catalog {
-    /// Reads the catalog the user may see: `SHOW NAMESPACES`, `SHOW TABLES`, and the columns
-    /// from `system.columns` (dba) or else `information_schema.columns`.
+    /// Reads the catalog the user may see: `SHOW NAMESPACES` and DataFusion's
+    /// `information_schema` (tables and columns the caller may read, `system.*` included for
+    /// dba). A failed query leaves its part empty: completion is a help, not a requirement.
     pub(crate) async fn load(server: &Server, token: &str) -> Catalog {
         let query = |sql: &str| {
             let request = SqlRequest { sql: sql.to_string(), params: Vec::new(), namespace: None };
@@ -74,17 +169,23 @@ impl Catalog {
         if let Some(r) = query("SHOW NAMESPACES").await {
             catalog.namespaces = texts(&r, &["namespace"]).into_iter().flatten().collect();
         }
-        if let Some(r) = query("SHOW TABLES").await {
-            catalog.tables = texts(&r, &["namespace", "table_name"]).into_iter().map(|v| (v[0].clone(), v[1].clone())).collect();
+        if let Some(r) = query("SELECT table_schema, table_name FROM information_schema.tables").await {
+            catalog.tables =
+                texts(&r, &["table_schema", "table_name"]).into_iter().map(|v| (v[0].clone(), v[1].clone())).collect();
         }
-        let columns = match query("SELECT namespace, table_name, column_name FROM system.columns").await {
-            Some(r) => texts(&r, &["namespace", "table_name", "column_name"]),
-            None => query("SELECT table_schema, table_name, column_name FROM information_schema.columns")
-                .await
-                .map(|r| texts(&r, &["table_schema", "table_name", "column_name"]))
-                .unwrap_or_default(),
-        };
-        catalog.columns = columns.into_iter().map(|v| (v[0].clone(), v[1].clone(), v[2].clone())).collect();
+        if let Some(r) = query("SELECT table_schema, table_name, column_name FROM information_schema.columns").await {
+            catalog.columns = texts(&r, &["table_schema", "table_name", "column_name"])
+                .into_iter()
+                .map(|v| (v[0].clone(), v[1].clone(), v[2].clone()))
+                .collect();
+        }
+        // `system` and `information_schema` are no namespaces of SHOW NAMESPACES, but their
+        // tables complete like any other.
+        for (ns, _) in &catalog.tables {
+            if !catalog.namespaces.contains(ns) {
+                catalog.namespaces.push(ns.clone());
+            }
+        }
         catalog
     }
 
@@ -157,10 +258,10 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
         out.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the statement names, else of every table.
-        let named: Vec<&(String, String)> =
-            line.split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
-                .flat_map(|w| catalog.resolve(w.trim_matches('"'), current))
-                .collect();
+        let named: Vec<&(String, String)> = line
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
+            .flat_map(|w| catalog.resolve(w.trim_matches('"'), current))
+            .collect();
         if named.is_empty() {
             out.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         } else {
@@ -272,7 +373,11 @@ mod tests {
     fn catalog() -> Catalog {
         Catalog {
             namespaces: vec!["app".into(), "analytics".into()],
-            tables: vec![("app".into(), "todos".into()), ("app".into(), "tags".into()), ("analytics".into(), "events".into())],
+            tables: vec![
+                ("app".into(), "todos".into()),
+                ("app".into(), "tags".into()),
+                ("analytics".into(), "events".into()),
+            ],
             columns: vec![
                 ("app".into(), "todos".into(), "title".into()),
                 ("app".into(), "todos".into(), "done".into()),

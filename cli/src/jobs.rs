@@ -173,7 +173,8 @@ pub(crate) async fn follow(
     };
     bar.set_prefix(format!("{} {job_id}", job.kind()));
     bar.enable_steady_tick(Duration::from_millis(120));
-    let sql = format!("SELECT status, rows, bytes, files, error FROM system.jobs WHERE job_id = {}", quote_literal(job_id));
+    let sql =
+        format!("SELECT status, rows, bytes, files, error FROM system.jobs WHERE job_id = {}", quote_literal(job_id));
     loop {
         let r = match interruptible(session.query(&sql)).await {
             Ok(r) => r,
@@ -206,6 +207,8 @@ pub(crate) async fn follow(
         }
         bar.set_position(position);
         bar.set_message(format!("{status}: {rows} rows, {files} {files_word}, {}", bytes(bytes_done)));
+        // Draw now: a job shorter than the refresh interval is still shown once.
+        bar.tick();
         if matches!(status.as_str(), "completed" | "failed" | "cancelled") {
             bar.finish_and_clear();
             let line = format!(

@@ -252,8 +252,9 @@ impl View {
     fn print_initial(&self, out: &mut dyn Write) -> std::io::Result<()> {
         match self.format {
             Format::Csv => {
-                let header: Vec<String> =
-                    std::iter::once("op".to_string()).chain(self.schema.iter().map(|c| render::csv_field(&c.name))).collect();
+                let header: Vec<String> = std::iter::once("op".to_string())
+                    .chain(self.schema.iter().map(|c| render::csv_field(&c.name)))
+                    .collect();
                 writeln!(out, "{}", header.join(","))?;
                 for row in &self.initial {
                     self.print_change(out, "row", row, None)?;
@@ -283,9 +284,8 @@ impl View {
                 writeln!(out, "{line}}}")
             }
             Format::Csv => {
-                let fields: Vec<String> = std::iter::once(op.to_string())
-                    .chain(row.iter().map(|v| render::csv_field(&plain(v))))
-                    .collect();
+                let fields: Vec<String> =
+                    std::iter::once(op.to_string()).chain(row.iter().map(|v| render::csv_field(&plain(v)))).collect();
                 writeln!(out, "{}", fields.join(","))
             }
         }
@@ -340,13 +340,27 @@ mod tests {
     #[test]
     fn changes_print_as_one_line_each() {
         let v = view(Format::Table);
-        assert_eq!(v.change_line("insert", &[json!(2), json!("eggs"), json!(false)], None), "INSERT id=2, title='eggs', done=false");
         assert_eq!(
-            v.change_line("update", &[json!(1), json!("oat milk"), json!(false)], Some(&[json!(1), json!("milk"), json!(false)])),
+            v.change_line("insert", &[json!(2), json!("eggs"), json!(false)], None),
+            "INSERT id=2, title='eggs', done=false"
+        );
+        assert_eq!(
+            v.change_line(
+                "update",
+                &[json!(1), json!("oat milk"), json!(false)],
+                Some(&[json!(1), json!("milk"), json!(false)])
+            ),
             "UPDATE id=1: title 'milk' -> 'oat milk'"
         );
         let mut out = Vec::new();
-        view(Format::Json).print_change(&mut out, "update", &[json!(1), json!("b"), json!(true)], Some(&[json!(1), json!("a"), json!(true)])).unwrap();
+        view(Format::Json)
+            .print_change(
+                &mut out,
+                "update",
+                &[json!(1), json!("b"), json!(true)],
+                Some(&[json!(1), json!("a"), json!(true)]),
+            )
+            .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"op\":\"update\",\"row\":{\"id\":1,\"title\":\"b\",\"done\":true},\"old\":{\"id\":1,\"title\":\"a\",\"done\":true}}\n"
@@ -354,6 +368,29 @@ mod tests {
         let mut out = Vec::new();
         view(Format::Csv).print_change(&mut out, "delete", &[json!(3), json!("a,b"), Value::Null], None).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "delete,3,\"a,b\",\n");
+    }
+
+    #[tokio::test]
+    async fn wss_goes_through_rustls_and_fails_as_a_connection_error() {
+        // A listener that closes at once: the TLS handshake fails; rustls must be configured
+        // (no missing crypto provider, no panic).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                drop(stream);
+            }
+        });
+        let local = tokio::task::LocalSet::new();
+        let result = local.run_until(Connection::open(&format!("wss://127.0.0.1:{port}/v1/ws"))).await;
+        assert!(matches!(result, Err(CliError::Connect { .. })), "{:?}", result.err());
+        // And a closed port is worded like HTTP's.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let result = local.run_until(Connection::open(&format!("ws://127.0.0.1:{port}/v1/ws"))).await;
+        assert_eq!(
+            result.err().map(|e| e.to_string()),
+            Some(format!("cannot connect to ws://127.0.0.1:{port}/v1/ws: connection refused"))
+        );
     }
 
     #[test]

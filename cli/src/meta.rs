@@ -84,7 +84,9 @@ pub(crate) async fn run(session: &mut Session, input: &str) -> Result<Flow, CliE
             let user = user.strip_prefix('\'').and_then(|u| u.strip_suffix('\'')).unwrap_or(user);
             session.run_sql(&format!("EXECUTE AS USER {} ({sql})", quote_literal(user))).await?
         }
-        "\\live" if args.is_empty() => return Err(usage("usage: \\live SELECT ... FROM namespace.table [WHERE ...]".into())),
+        "\\live" if args.is_empty() => {
+            return Err(usage("usage: \\live SELECT ... FROM namespace.table [WHERE ...]".into()));
+        }
         "\\live" => live::run(session, args).await?,
         "\\flush" if args.is_empty() => return Err(usage("usage: \\flush TABLE".into())),
         "\\flush" => session.run_sql(&format!("FLUSH TABLE {}", single(args)?)).await?,
@@ -174,7 +176,9 @@ mod tests {
 
     #[test]
     fn every_command_is_listed_for_help_and_completion() {
-        for name in ["\\dn", "\\dt", "\\d", "\\du", "\\stats", "\\jobs", "\\as", "\\live", "\\flush", "\\timing", "\\format"] {
+        for name in
+            ["\\dn", "\\dt", "\\d", "\\du", "\\stats", "\\jobs", "\\as", "\\live", "\\flush", "\\timing", "\\format"]
+        {
             assert!(COMMANDS.iter().any(|(n, _, _)| *n == name), "{name}");
         }
     }

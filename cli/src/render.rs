@@ -104,12 +104,8 @@ pub(crate) fn table(schema: &[ColumnInfo], rows: &[Vec<Value>], out: &mut dyn Wr
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(w + 2)).collect();
     writeln!(out, "{}", rule.join("+"))?;
     for (row, values) in cells.iter().zip(rows) {
-        let parts = row
-            .iter()
-            .zip(&widths)
-            .zip(values)
-            .map(|((c, w), v)| pad(c, *w, matches!(v, Value::Number(_))))
-            .collect();
+        let parts =
+            row.iter().zip(&widths).zip(values).map(|((c, w), v)| pad(c, *w, matches!(v, Value::Number(_)))).collect();
         writeln!(out, "{}", line(parts))?;
     }
     Ok(())
@@ -160,11 +156,8 @@ pub(crate) fn literal(v: &Value) -> String {
 
 /// A row as a JSON object with the keys in column order.
 pub(crate) fn json_object(schema: &[ColumnInfo], row: &[Value]) -> String {
-    let fields: Vec<String> = schema
-        .iter()
-        .zip(row)
-        .map(|(c, v)| format!("{}:{}", Value::String(c.name.clone()), v))
-        .collect();
+    let fields: Vec<String> =
+        schema.iter().zip(row).map(|(c, v)| format!("{}:{}", Value::String(c.name.clone()), v)).collect();
     format!("{{{}}}", fields.join(","))
 }
 
@@ -196,7 +189,11 @@ mod tests {
 
     fn query() -> QueryResult {
         QueryResult {
-            schema: vec![ColumnInfo::new("id", "BIGINT"), ColumnInfo::new("title", "TEXT"), ColumnInfo::new("meta", "JSON")],
+            schema: vec![
+                ColumnInfo::new("id", "BIGINT"),
+                ColumnInfo::new("title", "TEXT"),
+                ColumnInfo::new("meta", "JSON"),
+            ],
             rows: vec![vec![json!(1), json!("milk"), json!({"a": 1})], vec![json!(200), Value::Null, json!(null)]],
             row_count: 2,
             message: None,

@@ -47,7 +47,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(server: Server, username: String, access_token: String, refresh_token: Option<String>) -> Session {
+    pub(crate) fn new(
+        server: Server,
+        username: String,
+        access_token: String,
+        refresh_token: Option<String>,
+    ) -> Session {
         Session {
             server,
             username,

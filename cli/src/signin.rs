@@ -68,7 +68,10 @@ pub(crate) async fn connect(args: &Args) -> Result<Session, CliError> {
             // The saved sign-in expired or was revoked by a password change: ask again.
             Err(CliError::Auth { .. }) if saved.user.is_some() => {
                 let user = saved.user.clone().unwrap_or_default();
-                eprintln!("kalam: the saved sign-in of profile '{}' has expired", args.profile.as_deref().unwrap_or(""));
+                eprintln!(
+                    "kalam: the saved sign-in of profile '{}' has expired",
+                    args.profile.as_deref().unwrap_or("")
+                );
                 with_password(server, &user).await?
             }
             Err(e) => return Err(e),

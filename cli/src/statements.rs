@@ -131,7 +131,11 @@ pub(crate) fn holds_secret(text: &str) -> bool {
 
 /// The words of a statement in upper case, up to `n` of them (for recognising its kind).
 pub(crate) fn leading_words(sql: &str, n: usize) -> Vec<String> {
-    sql.split(|c: char| c.is_whitespace() || c == '(').filter(|w| !w.is_empty()).take(n).map(str::to_uppercase).collect()
+    sql.split(|c: char| c.is_whitespace() || c == '(')
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(str::to_uppercase)
+        .collect()
 }
 
 /// The namespace a `USE [NAMESPACE] name` statement switches to, as the server names it
@@ -167,16 +171,25 @@ mod tests {
         assert_eq!(texts("SELECT 1; SELECT 2;"), ["SELECT 1", "SELECT 2"]);
         assert_eq!(texts("SELECT 'a;b', \"c;d\" FROM t; SELECT 2"), ["SELECT 'a;b', \"c;d\" FROM t", "SELECT 2"]);
         assert_eq!(texts("SELECT 'it''s; here';"), ["SELECT 'it''s; here'"]);
-        assert_eq!(texts("SELECT 1 -- a; comment\n; SELECT /* ; */ 2;"), ["SELECT 1 -- a; comment", "SELECT /* ; */ 2"]);
+        assert_eq!(
+            texts("SELECT 1 -- a; comment\n; SELECT /* ; */ 2;"),
+            ["SELECT 1 -- a; comment", "SELECT /* ; */ 2"]
+        );
         assert_eq!(texts(";;  ;\n-- only a comment\n"), Vec::<String>::new());
-        assert_eq!(texts("EXECUTE AS USER 'a' (INSERT INTO t VALUES (1));"), ["EXECUTE AS USER 'a' (INSERT INTO t VALUES (1))"]);
+        assert_eq!(
+            texts("EXECUTE AS USER 'a' (INSERT INTO t VALUES (1));"),
+            ["EXECUTE AS USER 'a' (INSERT INTO t VALUES (1))"]
+        );
     }
 
     #[test]
     fn pieces_know_their_line_and_meta_commands_end_at_the_line() {
         let pieces = split("-- setup\nCREATE NAMESPACE a;\n\\dt a;\nSELECT\n  1;\n\\d a.t\nSELECT 2");
         let got: Vec<(&str, usize)> = pieces.iter().map(|p| (p.text.as_str(), p.line)).collect();
-        assert_eq!(got, [("CREATE NAMESPACE a", 2), ("\\dt a", 3), ("SELECT\n  1", 4), ("\\d a.t", 6), ("SELECT 2", 7)]);
+        assert_eq!(
+            got,
+            [("CREATE NAMESPACE a", 2), ("\\dt a", 3), ("SELECT\n  1", 4), ("\\d a.t", 6), ("SELECT 2", 7)]
+        );
         // A backslash inside a statement is no meta-command.
         assert_eq!(texts("SELECT '\\dt';"), ["SELECT '\\dt'"]);
         assert_eq!(texts("\\live SELECT * FROM a.t;"), ["\\live SELECT * FROM a.t"]);

@@ -29,7 +29,8 @@ fn dash_c_runs_every_statement_and_prints_aligned_tables() {
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.is_empty(), "{r:?}");
-    let expected = " id | name     | price\n----+----------+-------\n  1 | pen      |   1.5\n 20 | notebook | 12.25\n(2 rows)\n";
+    let expected =
+        " id | name     | price\n----+----------+-------\n  1 | pen      |   1.5\n 20 | notebook | 12.25\n(2 rows)\n";
     assert!(r.stdout.ends_with(expected), "{}", r.stdout);
     assert!(r.stdout.contains("Inserted 2 row(s)"), "{}", r.stdout);
     // Without --timing a script's output has no times in it (so it can be compared).
@@ -43,16 +44,17 @@ fn a_failing_statement_is_named_and_stops_the_script_with_exit_1() {
     let server = TestServer::start();
     let home = Home::new();
     let file = home.path().join("setup.sql");
-    std::fs::write(
-        &file,
-        "-- a script\nCREATE NAMESPACE s1;\n\nSELECT *\n  FROM s1.missing;\nCREATE NAMESPACE s2;\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "-- a script\nCREATE NAMESPACE s1;\n\nSELECT *\n  FROM s1.missing;\nCREATE NAMESPACE s2;\n")
+        .unwrap();
     let r = root(&server, &home, &["-f", file.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:?}");
     let location = format!("{}:4", file.display());
     assert!(r.stderr.contains(&format!("kalam: {location}: ERROR: TABLE_NOT_FOUND")), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("kalam: {location}: failed statement: SELECT * FROM s1.missing")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("kalam: {location}: failed statement: SELECT * FROM s1.missing")),
+        "{}",
+        r.stderr
+    );
     // The statement before ran, the one after did not.
     let names: Vec<String> =
         server.rows("SHOW NAMESPACES").iter().map(|row| row[0].as_str().unwrap().to_string()).collect();
@@ -161,7 +163,9 @@ fn no_credentials_and_bad_arguments_are_usage_errors() {
     cmd.arg("--help");
     let r = run(cmd, "");
     assert_eq!(r.code, 0, "{r:?}");
-    for flag in ["--url", "--user", "--token", "--profile", "--save-profile", "--command", "--file", "--format", "Exit codes"] {
+    for flag in
+        ["--url", "--user", "--token", "--profile", "--save-profile", "--command", "--file", "--format", "Exit codes"]
+    {
         assert!(r.stdout.contains(flag), "--help lacks {flag}:\n{}", r.stdout);
     }
 }
@@ -170,10 +174,14 @@ fn no_credentials_and_bad_arguments_are_usage_errors() {
 fn a_saved_profile_signs_in_without_the_password_and_stays_private() {
     let server = TestServer::start();
     let home = Home::new();
-    let r = root(&server, &home, &["--save-profile", "local", "-n", "system", "-c", "SELECT 1 AS one"]);
+    server.sql("CREATE NAMESPACE p; CREATE SHARED TABLE p.t (id INT PRIMARY KEY); INSERT INTO p.t (id) VALUES (7)");
+    let r = root(&server, &home, &["--save-profile", "local", "-n", "p", "-c", "SELECT 1 AS one"]);
     assert_eq!(r.code, 0, "{r:?}");
     let text = std::fs::read_to_string(home.profiles()).unwrap();
-    assert!(text.contains("[profiles.local]") && text.contains(&server.url) && text.contains("user = \"root\""), "{text}");
+    assert!(
+        text.contains("[profiles.local]") && text.contains(&server.url) && text.contains("user = \"root\""),
+        "{text}"
+    );
     assert!(text.contains("refresh_token = "), "{text}");
     assert!(!text.contains(ROOT_PASSWORD), "the password is never saved");
     {
@@ -182,13 +190,15 @@ fn a_saved_profile_signs_in_without_the_password_and_stays_private() {
         assert_eq!(mode, 0o600);
     }
     let saved_refresh = text.lines().find(|l| l.starts_with("refresh_token")).unwrap().to_string();
+    // Tokens are stamped in whole seconds: let the renewed one differ from the saved one.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     // No password this time (none in the environment), no URL: both come from the profile,
     // and so does the namespace.
     let mut cmd = kalam(&home);
-    cmd.args(["--profile", "local", "--format", "csv", "-c", "SELECT count(*) AS n FROM users"]);
+    cmd.args(["--profile", "local", "--format", "csv", "-c", "SELECT id FROM t"]);
     let r = run(cmd, "");
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stdout, "n\n1\n");
+    assert_eq!(r.stdout, "id\n7\n");
     // The profile now holds the renewed refresh token; no token was ever printed.
     let renewed = std::fs::read_to_string(home.profiles()).unwrap();
     assert!(!renewed.contains(&saved_refresh[16..]), "the refresh token was not renewed");
@@ -266,7 +276,11 @@ fn flush_backup_and_restore_are_followed_to_the_end_of_their_jobs() {
     let jobs = server.rows("SELECT status FROM system.jobs WHERE job_type = 'flush'");
     assert!(jobs.iter().all(|j| j[0] == "completed"), "{jobs:?}");
 
-    let r = root(&server, &home, &["-c", "BACKUP DATABASE j TO 'b1'; DROP NAMESPACE j CASCADE; RESTORE DATABASE j FROM 'b1'"]);
+    let r = root(
+        &server,
+        &home,
+        &["-c", "BACKUP DATABASE j TO 'b1'; DROP NAMESPACE j CASCADE; RESTORE DATABASE j FROM 'b1'"],
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.lines().any(|l| l.starts_with("Job backup-") && l.contains(" completed: ")), "{}", r.stdout);
     assert!(r.stdout.lines().any(|l| l.starts_with("Job restore-") && l.contains(" completed: ")), "{}", r.stdout);

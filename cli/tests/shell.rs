@@ -5,8 +5,8 @@
 mod common;
 
 use common::{Home, ROOT_PASSWORD, TIMEOUT, TestServer};
-use rexpect::session::{PtySession, spawn_with_options};
 use rexpect::reader::Options;
+use rexpect::session::{PtySession, spawn_with_options};
 
 /// `kalam` in a terminal, signed in as root; waits for the first prompt.
 fn shell(server: &TestServer, home: &Home) -> (PtySession, String) {
@@ -16,6 +16,21 @@ fn shell(server: &TestServer, home: &Home) -> (PtySession, String) {
     let prompt = format!("root@{}> ", server.host());
     p.exp_string(&prompt).expect("the first prompt");
     (p, prompt)
+}
+
+/// `cmd` in a terminal that echoes what is typed, as a user's terminal does (rexpect turns
+/// echo off for the programs it starts; `stty echo` turns it back on before `kalam` runs),
+/// so a password that is not hidden would show.
+fn spawn_echoing(cmd: std::process::Command) -> PtySession {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c").arg("stty echo && exec \"$0\" \"$@\"").arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => sh.env(key, v),
+            None => sh.env_remove(key),
+        };
+    }
+    spawn(sh)
 }
 
 fn spawn(cmd: std::process::Command) -> PtySession {
@@ -80,7 +95,10 @@ fn a_statement_spans_lines_until_its_semicolon_and_ctrl_c_discards_a_line() {
     p.exp_string(&prompt).unwrap();
     // Ctrl-C at the prompt drops what was typed, and the shell goes on.
     p.send("SELECT nonsense from nowhere").unwrap();
+    p.flush().unwrap();
+    p.exp_string("nowhere").unwrap();
     p.send_control('c').unwrap();
+    p.exp_string(&prompt).expect("a fresh prompt after Ctrl-C");
     enter(&mut p, "SELECT 'still here' AS s;");
     let out = p.exp_string("(1 row)").unwrap();
     assert!(!out.contains("ERROR"), "the discarded line ran: {out}");
@@ -146,7 +164,7 @@ fn the_password_is_asked_without_echo_and_secrets_stay_out_of_the_history() {
     let home = Home::new();
     let mut cmd = server.kalam(&home);
     cmd.args(["--user", "root"]);
-    let mut p = spawn(cmd);
+    let mut p = spawn_echoing(cmd);
     p.exp_string("Password for root: ").expect("the password prompt");
     enter(&mut p, ROOT_PASSWORD);
     let prompt = format!("root@{}> ", server.host());
@@ -174,7 +192,7 @@ fn a_wrong_password_in_the_terminal_is_one_line() {
     let home = Home::new();
     let mut cmd = server.kalam(&home);
     cmd.args(["--user", "root"]);
-    let mut p = spawn(cmd);
+    let mut p = spawn_echoing(cmd);
     p.exp_string("Password for root: ").unwrap();
     enter(&mut p, "wrong-password");
     let rest = p.exp_eof().expect("kalam exits");
@@ -182,4 +200,29 @@ fn a_wrong_password_in_the_terminal_is_one_line() {
     assert_eq!(lines.len(), 1, "{rest}");
     assert!(lines[0].starts_with(&format!("kalam: cannot sign in to {} as root: ", server.url)), "{rest}");
     assert!(!rest.contains("panicked") && !rest.contains("wrong-password"), "{rest}");
+}
+
+#[test]
+fn flush_backup_and_restore_show_progress_against_a_total() {
+    let server = TestServer::start();
+    let home = Home::new();
+    server.sql("CREATE NAMESPACE pg; CREATE SHARED TABLE pg.t (id INT PRIMARY KEY, v TEXT)");
+    server.sql("INSERT INTO pg.t (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    let (mut p, prompt) = shell(&server, &home);
+    // The bar counts toward the table's hot rows, read before the flush.
+    enter(&mut p, "\\flush pg.t");
+    p.exp_string("/3 rows").expect("a progress bar out of the 3 hot rows");
+    let out = p.exp_string(&prompt).unwrap();
+    assert!(out.contains("completed: 3 rows, 1 file"), "{out}");
+    // BACKUP counts every row version of the namespace; RESTORE the backup's files.
+    enter(&mut p, "BACKUP DATABASE pg TO 'pg-1';");
+    p.exp_string("/3 rows").expect("backup progress out of 3 rows");
+    p.exp_string("completed").unwrap();
+    p.exp_string(&prompt).unwrap();
+    enter(&mut p, "RESTORE DATABASE pg_copy FROM 'pg-1';");
+    p.exp_string("/1 files").expect("restore progress out of the backup's 1 file");
+    p.exp_string("completed").unwrap();
+    p.exp_string(&prompt).unwrap();
+    quit(p);
+    assert_eq!(server.rows("SELECT count(*) FROM pg_copy.t")[0][0], 3);
 }

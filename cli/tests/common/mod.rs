@@ -197,12 +197,8 @@ pub(crate) struct Run {
 
 /// Runs `cmd` with `stdin` piped in, at most [`TIMEOUT`].
 pub(crate) fn run(mut cmd: Command, stdin: &str) -> Run {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kalam");
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start kalam");
     let mut input = child.stdin.take().expect("stdin");
     let stdin = stdin.to_string();
     let writer = std::thread::spawn(move || {
