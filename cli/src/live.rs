@@ -14,10 +14,10 @@ use futures::channel::mpsc;
 use kalamdb_client_core::protocol::ws::{ChangeOp, ClientMessage, Cursor, ServerMessage, Subscribe};
 use kalamdb_client_core::protocol::{ColumnInfo, ErrorCode, QueryResult};
 use kalamdb_client_core::sync::native::NativePlatform;
-use kalamdb_client_core::sync::platform::{Platform, Socket, SocketEvent};
+use kalamdb_client_core::sync::platform::{Platform, Socket, SocketEvent, parse_utc_ms};
 use serde_json::Value;
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The subscription's id on the connection (one per `\live`).
 const SUBSCRIPTION_ID: &str = "kalam-live";
@@ -77,14 +77,15 @@ impl Connection {
         }
     }
 
-    /// Sends `auth` and waits for `auth_ok`. `Ok(false)`: the token was refused.
-    async fn sign_in(&mut self, token: &str) -> Result<bool, CliError> {
+    /// Sends `auth` and waits for `auth_ok`: when the token expires, or `None` if it was
+    /// refused.
+    async fn sign_in(&mut self, token: &str) -> Result<Option<String>, CliError> {
         self.send(&ClientMessage::Auth { token: token.to_string() })?;
         let answer = tokio::time::timeout(AUTH_TIMEOUT, async {
             loop {
                 match self.next().await? {
-                    ServerMessage::AuthOk { .. } => return Ok(true),
-                    ServerMessage::Error { code: ErrorCode::Unauthorized, .. } => return Ok(false),
+                    ServerMessage::AuthOk { expires_at, .. } => return Ok(Some(expires_at)),
+                    ServerMessage::Error { code: ErrorCode::Unauthorized, .. } => return Ok(None),
                     ServerMessage::Error { code, message, .. } => return Err(CliError::Sql { code, message }),
                     _ => {}
                 }
@@ -112,26 +113,40 @@ fn socket_reason(e: &str) -> String {
     }
 }
 
+/// When to send a renewed token for one that expires at `expires_at` (RFC 3339): a minute
+/// before, or halfway there for a token that lives less than two minutes.
+fn renewal_time(expires_at: &str) -> Option<Instant> {
+    let expires_ms = parse_utc_ms(expires_at)?;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs_f64() * 1000.0;
+    let left_ms = (expires_ms - now_ms).max(0.0);
+    let wait_ms = if left_ms < 120_000.0 { left_ms / 2.0 } else { left_ms - 60_000.0 };
+    Some(Instant::now() + Duration::from_millis(wait_ms as u64))
+}
+
 /// Opens a connection signed in with the session's token, renewing the token once if the
-/// server refuses it.
-async fn connect(session: &mut Session) -> Result<Connection, CliError> {
+/// server refuses it. Returns the connection and when to renew its token.
+async fn connect(session: &mut Session) -> Result<(Connection, Option<Instant>), CliError> {
     let url = session.server.ws_url();
     let mut conn = Connection::open(&url).await?;
-    if conn.sign_in(session.access_token()).await? {
-        return Ok(conn);
+    if let Some(expires_at) = conn.sign_in(session.access_token()).await? {
+        return Ok((conn, renewal_time(&expires_at)));
     }
     // The server closes the socket after refusing a token: renew and reconnect.
     if session.renew().await? {
         conn = Connection::open(&url).await?;
-        if conn.sign_in(session.access_token()).await? {
-            return Ok(conn);
+        if let Some(expires_at) = conn.sign_in(session.access_token()).await? {
+            return Ok((conn, renewal_time(&expires_at)));
         }
     }
     Err(CliError::Auth { url, who: String::new(), message: "the token was refused (expired or revoked)".into() })
 }
 
 async fn stream(session: &mut Session, sql: &str) -> Result<(), CliError> {
-    let mut conn = interruptible(connect(session)).await?;
+    let (mut conn, mut renew_at) = interruptible(connect(session)).await?;
+    // A token-only session cannot renew: the server ends the stream when the token expires.
+    if session.refresh_token().is_none() {
+        renew_at = None;
+    }
     let subscribe = |since: Option<Cursor>| {
         ClientMessage::Subscribe(Subscribe {
             id: SUBSCRIPTION_ID.into(),
@@ -155,6 +170,14 @@ async fn stream(session: &mut Session, sql: &str) -> Result<(), CliError> {
                 return Ok(());
             }
             _ = ping.tick() => conn.send(&ClientMessage::Ping { nonce: None })?,
+            // The server closes a connection whose token expires: send a renewed one before
+            // (the subscription stays); its `auth_ok` schedules the next renewal.
+            () = sleep_until(renew_at) => {
+                renew_at = None;
+                if session.renew().await? {
+                    conn.send(&ClientMessage::Auth { token: session.access_token().to_string() })?;
+                }
+            }
             frame = conn.next() => match frame? {
                 ServerMessage::Subscribed { schema, primary_key, live_id, .. } => {
                     view.subscribed(schema, &primary_key);
@@ -175,12 +198,20 @@ async fn stream(session: &mut Session, sql: &str) -> Result<(), CliError> {
                     conn.send(&subscribe(view.cursor))?;
                 }
                 ServerMessage::Error { code, message, .. } => return Err(CliError::Sql { code, message }),
-                ServerMessage::AuthOk { .. }
-                | ServerMessage::Pong { .. }
+                ServerMessage::AuthOk { expires_at, .. } => renew_at = renewal_time(&expires_at),
+                ServerMessage::Pong { .. }
                 | ServerMessage::Unsubscribed { .. }
                 | ServerMessage::MutateResult(_) => {}
             },
         }
+    }
+}
+
+/// Resolves at `at`; never without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -391,6 +422,17 @@ mod tests {
             result.err().map(|e| e.to_string()),
             Some(format!("cannot connect to ws://127.0.0.1:{port}/v1/ws: connection refused"))
         );
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        let soon = Instant::now();
+        // Expired already: at once.
+        assert!(renewal_time("2000-01-01T00:00:00.000000Z").unwrap() <= soon + Duration::from_millis(50));
+        // Far away: a minute before.
+        let far = renewal_time("2999-01-01T00:00:00.000000Z").unwrap();
+        assert!(far > soon + Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(renewal_time("yesterday"), None);
     }
 
     #[test]

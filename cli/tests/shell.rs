@@ -226,3 +226,25 @@ fn flush_backup_and_restore_show_progress_against_a_total() {
     quit(p);
     assert_eq!(server.rows("SELECT count(*) FROM pg_copy.t")[0][0], 3);
 }
+
+#[test]
+fn expired_tokens_are_renewed_for_statements_and_live_queries() {
+    // Access tokens live 2 s (5 s of clock leeway on HTTP); the WebSocket checks expiry every second.
+    let server = TestServer::start_with_config("[auth]\naccess_token_ttl_secs = 2\n[live]\nheartbeat_secs = 1\n");
+    let home = Home::new();
+    server.sql("CREATE NAMESPACE ex; CREATE USER TABLE ex.t (id BIGINT PRIMARY KEY, v TEXT)");
+    let (mut p, prompt) = shell(&server, &home);
+    enter(&mut p, "\\live SELECT id, v FROM ex.t");
+    p.exp_string("Waiting for changes").unwrap();
+    // Well past the first token's expiry: the live query is still there and delivers.
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    server.sql("INSERT INTO ex.t (id, v) VALUES (1, 'late')");
+    p.exp_string("INSERT id=1, v='late'").expect("the live query outlived its first token");
+    p.send_control('c').unwrap();
+    p.exp_string(&prompt).unwrap();
+    // A statement long after the token the shell started with expired.
+    enter(&mut p, "SELECT v FROM ex.t;");
+    let out = p.exp_string("(1 row)").expect("the statement ran with a renewed token");
+    assert!(!out.contains("ERROR") && !out.contains("kalam:"), "{out}");
+    quit(p);
+}

@@ -60,9 +60,18 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) fn start() -> TestServer {
+        Self::start_with_config("")
+    }
+
+    /// Starts with `toml` as the server's configuration file.
+    pub(crate) fn start_with_config(toml: &str) -> TestServer {
         let data = tempfile::tempdir().expect("temp dir");
+        let config = data.path().join("kalamdb.toml");
+        std::fs::write(&config, toml).expect("write the config");
         let mut child = Command::new(server_binary())
             .args(["--listen", "127.0.0.1:0", "--bcrypt-cost", "4", "--log", "warn,openraft=off"])
+            .arg("--config")
+            .arg(&config)
             .arg("--data-dir")
             .arg(data.path().join("data"))
             .env("KALAMDB_ROOT_PASSWORD", ROOT_PASSWORD)
