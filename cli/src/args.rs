@@ -24,7 +24,8 @@ Examples:
   echo 'SELECT 1;' | KALAM_PASSWORD=... kalam -u root";
 
 /// The KalamDB shell: run SQL against a KalamDB server interactively or from scripts.
-#[derive(Parser, Debug)]
+// No `Debug`: the struct holds the token.
+#[derive(Parser)]
 #[command(name = "kalam", version, after_help = AFTER_HELP)]
 pub(crate) struct Args {
     /// Server URL [default: http://127.0.0.1:8080, or the profile's]
@@ -34,6 +35,10 @@ pub(crate) struct Args {
     /// Sign in as USER; the password is asked without echo (or read from KALAM_PASSWORD)
     #[arg(short = 'u', long, env = "KALAM_USER", value_name = "USER")]
     pub(crate) user: Option<String>,
+
+    /// Never ask for a password: fail instead (for scripts and CI)
+    #[arg(short = 'w', long)]
+    pub(crate) no_password: bool,
 
     /// Sign in with an access token instead of a password
     #[arg(long, env = "KALAM_TOKEN", hide_env_values = true, value_name = "TOKEN")]

@@ -12,15 +12,19 @@ fn from_tokens(server: Server, tokens: TokenResponse) -> Session {
     Session::new(server, tokens.user.username, tokens.access_token, Some(tokens.refresh_token))
 }
 
-/// Signs in with a password: `KALAM_PASSWORD`, or asked on the terminal without echo.
-async fn with_password(server: Server, user: &str) -> Result<Session, CliError> {
+/// Signs in with a password: `KALAM_PASSWORD`, or asked on the terminal without echo
+/// (unless `ask` is false: `--no-password`).
+async fn with_password(server: Server, user: &str, ask: bool) -> Result<Session, CliError> {
+    let no_password = |detail: String| CliError::Auth {
+        url: server.url().to_string(),
+        who: format!(" as {user}"),
+        message: format!("no password: set KALAM_PASSWORD{detail}"),
+    };
     let password = match std::env::var("KALAM_PASSWORD") {
         Ok(p) => p,
-        Err(_) => rpassword::prompt_password(format!("Password for {user}: ")).map_err(|e| CliError::Auth {
-            url: server.url().to_string(),
-            who: format!(" as {user}"),
-            message: format!("no password: set KALAM_PASSWORD or run kalam in a terminal ({e})"),
-        })?,
+        Err(_) if !ask => return Err(no_password(" (--no-password forbids asking)".into())),
+        Err(_) => rpassword::prompt_password(format!("Password for {user}: "))
+            .map_err(|e| no_password(format!(" or run kalam in a terminal ({e})")))?,
     };
     let tokens = server.login(user, &password).await?;
     Ok(from_tokens(server, tokens))
@@ -72,14 +76,14 @@ pub(crate) async fn connect(args: &Args) -> Result<Session, CliError> {
                     "kalam: the saved sign-in of profile '{}' has expired",
                     args.profile.as_deref().unwrap_or("")
                 );
-                with_password(server, &user).await?
+                with_password(server, &user, !args.no_password).await?
             }
             Err(e) => return Err(e),
         }
     } else if let (None, Some(token)) = (&args.user, &saved.token) {
         with_token(server, token.clone()).await?
     } else if let Some(user) = args.user.as_ref().or(saved.user.as_ref()) {
-        with_password(server, user).await?
+        with_password(server, user, !args.no_password).await?
     } else {
         return Err(CliError::Usage(
             "no credentials: use --user NAME (the password is asked, or KALAM_PASSWORD), --token TOKEN or --profile NAME"

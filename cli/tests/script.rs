@@ -195,7 +195,7 @@ fn a_saved_profile_signs_in_without_the_password_and_stays_private() {
     // No password this time (none in the environment), no URL: both come from the profile,
     // and so does the namespace.
     let mut cmd = kalam(&home);
-    cmd.args(["--profile", "local", "--format", "csv", "-c", "SELECT id FROM t"]);
+    cmd.args(["--no-password", "--profile", "local", "--format", "csv", "-c", "SELECT id FROM t"]);
     let r = run(cmd, "");
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "id\n7\n");
@@ -291,4 +291,30 @@ fn flush_backup_and_restore_are_followed_to_the_end_of_their_jobs() {
     let r = root(&server, &home, &["-c", "RESTORE DATABASE j FROM 'b1'"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("ALREADY_EXISTS"), "{}", r.stderr);
+}
+
+#[test]
+fn an_expired_profile_asks_for_the_password_again_and_is_renewed() {
+    // Refresh tokens live 1 s here (plus 5 s of clock leeway when the server checks them).
+    let server = TestServer::start_with_config("[auth]\nrefresh_token_ttl_secs = 1\n");
+    let home = Home::new();
+    let r = root(&server, &home, &["--save-profile", "short", "-c", "SELECT 1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let saved = std::fs::read_to_string(home.profiles()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    // Without a password to fall back on: one line, exit 2. (`-w`: a test must never wait
+    // for a terminal it may share with the developer running it.)
+    let mut cmd = kalam(&home);
+    cmd.args(["-w", "--profile", "short", "-c", "SELECT 1"]);
+    let r = run(cmd, "");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("the saved sign-in of profile 'short' has expired"), "{}", r.stderr);
+    assert!(r.stderr.lines().last().unwrap().starts_with("kalam: cannot sign in to "), "{}", r.stderr);
+    // With one: signed in, and the profile holds a fresh refresh token.
+    let mut cmd = kalam(&home);
+    cmd.args(["--profile", "short", "--format", "csv", "-c", "SELECT 1 AS one"]).env("KALAM_PASSWORD", ROOT_PASSWORD);
+    let r = run(cmd, "");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "one\n1\n");
+    assert_ne!(std::fs::read_to_string(home.profiles()).unwrap(), saved, "the profile was not renewed");
 }
