@@ -70,10 +70,10 @@ pub(crate) async fn connect(args: &Args) -> Result<Session, CliError> {
         match server.refresh(refresh).await {
             Ok(tokens) => from_tokens(server, tokens),
             // The saved sign-in expired or was revoked by a password change: ask again.
-            Err(CliError::Auth { .. }) if saved.user.is_some() => {
+            Err(CliError::Auth { message, .. }) if saved.user.is_some() => {
                 let user = saved.user.clone().unwrap_or_default();
                 eprintln!(
-                    "kalam: the saved sign-in of profile '{}' has expired",
+                    "kalam: profile '{}': the saved sign-in was refused ({message}); signing in again",
                     args.profile.as_deref().unwrap_or("")
                 );
                 with_password(server, &user, !args.no_password).await?
@@ -106,9 +106,12 @@ pub(crate) async fn connect(args: &Args) -> Result<Session, CliError> {
         session.keep_profile(SavedProfile { path, name: name.clone(), profile: new });
     } else if let Some((path, name, mut p)) = loaded
         && let Some(refresh) = session.refresh_token()
+        && p.user.as_deref().is_none_or(|u| u == session.username)
+        && p.url.as_deref().is_none_or(|u| Server::new(u).is_ok_and(|s| s.url() == session.server.url()))
     {
         // Every refresh returns a new refresh token: keep the newest, so the profile stays
-        // signed in as long as it is used within the token's lifetime.
+        // signed in as long as it is used within the token's lifetime. Only for the profile's
+        // own user and server: `--user` or `--url` overriding it leave it alone.
         p.refresh_token = Some(refresh.to_string());
         p.token = None;
         profile::save(&path, &name, &p)?;
