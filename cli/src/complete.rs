@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long the first Tab waits for the catalog to arrive.
-const FIRST_LOAD_WAIT: Duration = Duration::from_secs(3);
+const FIRST_LOAD_WAIT: Duration = Duration::from_secs(5);
 
 /// Keywords of KalamDB's SQL (docs/sql.md) and the common DataFusion query words.
 const KEYWORDS: &[&str] = &[
