@@ -1,0 +1,226 @@
+//! Splitting input into statements and meta-commands.
+//!
+//! `kalam` sends one statement per request, so it can print each result as it arrives, name
+//! the statement that failed and stop there; it keeps `USE` itself (see `session`). A `;`
+//! ends a statement only outside quotes (`'...'` with `''`, `"..."`) and comments (`--`,
+//! `/* */`). A line whose first non-blank character starts a statement with `\` is a
+//! meta-command and ends at the end of that line.
+
+/// A statement or meta-command and the 1-based line of the input it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub(crate) text: String,
+    pub(crate) line: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    Code,
+    Single,
+    Double,
+    LineComment,
+    BlockComment,
+}
+
+/// What scanning `text` found: the finished pieces and whatever is left unterminated.
+struct Scan {
+    pieces: Vec<Piece>,
+    /// Text after the last terminator that holds more than blanks and comments.
+    rest: Option<Piece>,
+}
+
+fn scan(text: &str) -> Scan {
+    let mut pieces = Vec::new();
+    let mut state = Lex::Code;
+    let mut current = String::new();
+    // Whether `current` holds anything but blanks and comments (a comment alone is no
+    // statement), and the line where that first thing is.
+    let mut has_code = false;
+    let mut start_line = 1;
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match state {
+            Lex::Code if !has_code && c == '\\' => {
+                // A meta-command: the rest of the line.
+                let mut meta = String::from('\\');
+                while let Some(&n) = chars.peek() {
+                    if n == '\n' {
+                        break;
+                    }
+                    meta.push(n);
+                    chars.next();
+                }
+                let meta = meta.trim_end().trim_end_matches(';').trim_end().to_string();
+                pieces.push(Piece { text: meta, line });
+                current.clear();
+                continue;
+            }
+            Lex::Code => match c {
+                ';' => {
+                    if has_code {
+                        pieces.push(Piece { text: current.trim().to_string(), line: start_line });
+                    }
+                    current.clear();
+                    has_code = false;
+                    continue;
+                }
+                '\'' => state = Lex::Single,
+                '"' => state = Lex::Double,
+                '-' if chars.peek() == Some(&'-') => state = Lex::LineComment,
+                '/' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    if has_code {
+                        current.push_str("/*");
+                    }
+                    state = Lex::BlockComment;
+                    continue;
+                }
+                _ => {}
+            },
+            Lex::Single if c == '\'' => state = Lex::Code, // `''` re-enters at once
+            Lex::Double if c == '"' => state = Lex::Code,
+            Lex::LineComment if c == '\n' => state = Lex::Code,
+            Lex::BlockComment if c == '*' && chars.peek() == Some(&'/') => {
+                chars.next();
+                if has_code {
+                    current.push_str("*/");
+                }
+                state = Lex::Code;
+                continue;
+            }
+            _ => {}
+        }
+        if !has_code && state != Lex::LineComment && state != Lex::BlockComment && !c.is_whitespace() {
+            has_code = true;
+            start_line = line;
+        }
+        if c == '\n' {
+            line += 1;
+        }
+        // Blanks and comments before a statement are not part of it.
+        if has_code {
+            current.push(c);
+        }
+    }
+    let rest = (has_code || matches!(state, Lex::Single | Lex::Double | Lex::BlockComment))
+        .then(|| Piece { text: current.trim().to_string(), line: start_line });
+    Scan { pieces, rest }
+}
+
+/// The statements and meta-commands of a script. A last statement without `;` counts too
+/// (as psql does at the end of a file).
+pub(crate) fn split(text: &str) -> Vec<Piece> {
+    let mut scan = scan(text);
+    scan.pieces.extend(scan.rest.filter(|p| !p.text.is_empty()));
+    scan.pieces
+}
+
+/// Whether the shell may run what was typed so far: nothing is left open (every statement
+/// ended with `;`, no quote or comment open). A meta-command is complete at the end of its
+/// line. Until then Enter continues the statement on a new line.
+pub(crate) fn is_complete(text: &str) -> bool {
+    scan(text).rest.is_none()
+}
+
+/// Statements the history file must not keep: they carry a password or a storage secret.
+pub(crate) fn holds_secret(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    upper.contains("PASSWORD") || upper.contains("SECRET_ACCESS_KEY")
+}
+
+/// The words of a statement in upper case, up to `n` of them (for recognising its kind).
+pub(crate) fn leading_words(sql: &str, n: usize) -> Vec<String> {
+    sql.split(|c: char| c.is_whitespace() || c == '(')
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(str::to_uppercase)
+        .collect()
+}
+
+/// The namespace a `USE [NAMESPACE] name` statement switches to, as the server names it
+/// (unquoted names are lower case; a quoted name is taken as written).
+pub(crate) fn use_target(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.split_whitespace().collect();
+    let name = match words.as_slice() {
+        [u, name] if u.eq_ignore_ascii_case("use") => name,
+        [u, ns, name] if u.eq_ignore_ascii_case("use") && ns.eq_ignore_ascii_case("namespace") => name,
+        _ => return None,
+    };
+    Some(match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(quoted) => quoted.to_string(),
+        None => name.to_lowercase(),
+    })
+}
+
+/// `s` as an SQL string literal.
+pub(crate) fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(input: &str) -> Vec<String> {
+        split(input).into_iter().map(|p| p.text).collect()
+    }
+
+    #[test]
+    fn semicolons_split_only_outside_quotes_and_comments() {
+        assert_eq!(texts("SELECT 1; SELECT 2;"), ["SELECT 1", "SELECT 2"]);
+        assert_eq!(texts("SELECT 'a;b', \"c;d\" FROM t; SELECT 2"), ["SELECT 'a;b', \"c;d\" FROM t", "SELECT 2"]);
+        assert_eq!(texts("SELECT 'it''s; here';"), ["SELECT 'it''s; here'"]);
+        assert_eq!(
+            texts("SELECT 1 -- a; comment\n; SELECT /* ; */ 2;"),
+            ["SELECT 1 -- a; comment", "SELECT /* ; */ 2"]
+        );
+        assert_eq!(texts(";;  ;\n-- only a comment\n"), Vec::<String>::new());
+        assert_eq!(
+            texts("EXECUTE AS USER 'a' (INSERT INTO t VALUES (1));"),
+            ["EXECUTE AS USER 'a' (INSERT INTO t VALUES (1))"]
+        );
+    }
+
+    #[test]
+    fn pieces_know_their_line_and_meta_commands_end_at_the_line() {
+        let pieces = split("-- setup\nCREATE NAMESPACE a;\n\\dt a;\nSELECT\n  1;\n\\d a.t\nSELECT 2");
+        let got: Vec<(&str, usize)> = pieces.iter().map(|p| (p.text.as_str(), p.line)).collect();
+        assert_eq!(
+            got,
+            [("CREATE NAMESPACE a", 2), ("\\dt a", 3), ("SELECT\n  1", 4), ("\\d a.t", 6), ("SELECT 2", 7)]
+        );
+        // A backslash inside a statement is no meta-command.
+        assert_eq!(texts("SELECT '\\dt';"), ["SELECT '\\dt'"]);
+        assert_eq!(texts("\\live SELECT * FROM a.t;"), ["\\live SELECT * FROM a.t"]);
+    }
+
+    #[test]
+    fn input_is_complete_once_nothing_is_left_open() {
+        assert!(is_complete(""));
+        assert!(is_complete("   "));
+        assert!(is_complete("SELECT 1;"));
+        assert!(is_complete("SELECT 1;  -- done"));
+        assert!(is_complete("\\dt"));
+        assert!(is_complete("\\live SELECT * FROM a.t"));
+        assert!(!is_complete("SELECT 1"));
+        assert!(!is_complete("SELECT 1;\nSELECT"));
+        assert!(!is_complete("SELECT 'a;"));
+        assert!(!is_complete("SELECT /* ; "));
+        assert!(!is_complete("SELECT \"x;"));
+    }
+
+    #[test]
+    fn statement_helpers() {
+        assert!(holds_secret("create user 'a' with password 'x'"));
+        assert!(holds_secret("CREATE STORAGE s TYPE 's3' BUCKET 'b' ACCESS_KEY_ID 'k' SECRET_ACCESS_KEY 'v'"));
+        assert!(!holds_secret("SELECT * FROM app.todos"));
+        assert_eq!(leading_words("flush  table app.t", 2), ["FLUSH", "TABLE"]);
+        assert_eq!(use_target("USE App"), Some("app".into()));
+        assert_eq!(use_target("use namespace x"), Some("x".into()));
+        assert_eq!(use_target("USE \"app\""), Some("app".into()));
+        assert_eq!(use_target("USE NAMESPACE"), Some("namespace".into()));
+        assert_eq!(use_target("SELECT 1"), None);
+        assert_eq!(quote_literal("o'brien"), "'o''brien'");
+    }
+}
