@@ -759,21 +759,18 @@ mod tests {
     use crate::protocol::ws::ChangeOp;
     use serde_json::json;
 
+    fn auth_ok() -> ServerMessage {
+        ServerMessage::AuthOk {
+            user: crate::protocol::UserInfo { id: "2".into(), username: "u".into(), role: crate::protocol::Role::User },
+            expires_at: "2030-01-01T00:00:00Z".into(),
+        }
+    }
+
     fn online_engine() -> SyncEngine {
         let (mut e, _) = SyncEngine::new(Snapshot::default(), || "c1".into());
         e.subscribe(SubscriptionId("s".into()), "SELECT * FROM app.t".into()).unwrap();
         e.on_open("tok".into());
-        let fx = e.on_message(
-            ServerMessage::AuthOk {
-                user: crate::protocol::UserInfo {
-                    id: "2".into(),
-                    username: "u".into(),
-                    role: crate::protocol::Role::User,
-                },
-                expires_at: "2030-01-01T00:00:00Z".into(),
-            },
-            0.0,
-        );
+        let fx = e.on_message(auth_ok(), 0.0);
         assert!(matches!(&fx.send[0], ClientMessage::Subscribe(s) if s.since.is_none()));
         e.on_message(
             ServerMessage::Subscribed {
@@ -1055,17 +1052,7 @@ mod tests {
         // Not sent again on a reconnect: the server has it.
         e.on_close(None);
         e.on_open("tok".into());
-        let fx = e.on_message(
-            ServerMessage::AuthOk {
-                user: crate::protocol::UserInfo {
-                    id: "2".into(),
-                    username: "u".into(),
-                    role: crate::protocol::Role::User,
-                },
-                expires_at: "2030-01-01T00:00:00Z".into(),
-            },
-            20.0,
-        );
+        let fx = e.on_message(auth_ok(), 20.0);
         assert!(fx.send.iter().all(|m| !matches!(m, ClientMessage::Mutate(_))));
 
         // A change before the write's cursor keeps it; the change at it releases it.
