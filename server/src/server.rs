@@ -7,7 +7,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -37,7 +37,9 @@ pub async fn run(
         .await
         .map_err(|e| KalamError::internal(format!("cannot listen on {}: {e}", db.config.server.listen)))?;
     let addr = listener.local_addr().map_err(KalamError::internal)?;
-    let _ = CLIENT_ADDRESS.set(addr);
+    if let Some(cluster) = &cluster {
+        cluster.serving_clients_on(addr);
+    }
     on_listening(addr);
     let app = api::router(AppState { db: db.clone(), metrics: Arc::new(Metrics::default()) });
     let limits = ConnectionLimits {
@@ -57,13 +59,6 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || stopping.runtime.shutdown(Duration::from_secs(10))).await;
     tracing::info!("server stopped");
     Ok(())
-}
-
-static CLIENT_ADDRESS: OnceLock<SocketAddr> = OnceLock::new();
-
-/// The address clients reach this process on, once bound (a restart keeps it).
-pub(crate) fn client_address() -> Option<SocketAddr> {
-    CLIENT_ADDRESS.get().copied()
 }
 
 /// Completes on SIGINT or SIGTERM.

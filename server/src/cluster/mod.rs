@@ -36,7 +36,8 @@ use openraft::{BasicNode, Raft};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Weak};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 pub(crate) use network::ClusterToken;
@@ -74,6 +75,8 @@ pub(crate) struct Cluster {
     metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
     config: ClusterConfig,
     streams: stream_relay::StreamRelay,
+    /// Where this node serves clients, once bound: a restart into a snapshot keeps it.
+    client_address: Arc<OnceLock<SocketAddr>>,
 }
 
 impl Cluster {
@@ -92,7 +95,8 @@ impl Cluster {
         let logs = RaftLogs::open(&db.config.server.data_dir.join("raft"), durability)
             .map_err(|e| KalamError::Source(Arc::new(e)))?;
         let log_store = logs.group::<TypeConfig>(GROUP);
-        let machine = state_machine::StateMachine::open(db.clone())?;
+        let client_address = Arc::new(OnceLock::new());
+        let machine = state_machine::StateMachine::open(db.clone(), client_address.clone())?;
         let outside_data =
             !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1);
         if outside_data && !config.bootstrap {
@@ -143,6 +147,7 @@ impl Cluster {
             metrics,
             config: config.clone(),
             streams: stream_relay::StreamRelay::default(),
+            client_address,
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -185,6 +190,11 @@ impl Cluster {
             .set(cluster.clone())
             .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
         Ok(cluster)
+    }
+
+    /// Records the address this node serves clients on (kept by a restart into a snapshot).
+    pub(crate) fn serving_clients_on(&self, address: SocketAddr) {
+        let _ = self.client_address.set(address);
     }
 
     /// Stops Raft (its tasks hold the database).

@@ -319,7 +319,7 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
 /// Replaces this process by a new start of the same server, keeping its client address
 /// (even one picked with port 0). Returns only if that fails.
 #[cfg(unix)]
-pub(super) fn restart() -> std::io::Error {
+pub(super) fn restart(client_address: Option<std::net::SocketAddr>) -> std::io::Error {
     use std::os::unix::process::CommandExt;
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
@@ -342,13 +342,13 @@ pub(super) fn restart() -> std::io::Error {
     }
     let mut command = std::process::Command::new(exe);
     command.args(args);
-    if let Some(addr) = crate::server::client_address() {
+    if let Some(addr) = client_address {
         command.env("KALAMDB_LISTEN", addr.to_string());
     }
     command.exec()
 }
 
 #[cfg(not(unix))]
-pub(super) fn restart() -> std::io::Error {
+pub(super) fn restart(_client_address: Option<std::net::SocketAddr>) -> std::io::Error {
     std::io::Error::other("installing a snapshot needs a restart, which is supported on Unix only")
 }

@@ -26,7 +26,8 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use rocksdb::WriteBatch;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 const APPLIED_KEY: &[u8] = b"raft/applied";
 const MEMBERSHIP_KEY: &[u8] = b"raft/membership";
@@ -40,6 +41,8 @@ pub(super) struct StateMachine {
     /// Held while an entry is applied: a snapshot is taken between two entries.
     gate: Arc<tokio::sync::Mutex<()>>,
     snapshots: Snapshots,
+    /// Where the node serves clients (see [`super::snapshot::restart`]).
+    client_address: Arc<OnceLock<SocketAddr>>,
 }
 
 fn storage_error(e: impl std::fmt::Display) -> StorageError<u64> {
@@ -61,10 +64,10 @@ fn stored_position(db: &Database) -> Result<(Option<LogId<u64>>, Membership)> {
 }
 
 impl StateMachine {
-    pub(super) fn open(db: Arc<Database>) -> Result<StateMachine> {
+    pub(super) fn open(db: Arc<Database>, client_address: Arc<OnceLock<SocketAddr>>) -> Result<StateMachine> {
         let (applied, membership) = stored_position(&db)?;
         let snapshots = Snapshots::open(&db.config.server.data_dir)?;
-        Ok(StateMachine { db, applied, membership, gate: Arc::default(), snapshots })
+        Ok(StateMachine { db, applied, membership, gate: Arc::default(), snapshots, client_address })
     }
 
     /// Whether any entry was ever applied to this node's data.
@@ -192,10 +195,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.snapshots.keep_for_install(*snapshot).await.map_err(storage_error)?;
         tracing::warn!(
             last = ?meta.last_log_id,
-            client_address = ?crate::server::client_address(),
+            client_address = ?self.client_address.get(),
             "restarting to install a snapshot from the leader"
         );
-        let e = super::snapshot::restart();
+        let e = super::snapshot::restart(self.client_address.get().copied());
         Err(storage_error(format!("cannot restart to install a snapshot: {e}")))
     }
 
