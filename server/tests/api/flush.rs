@@ -666,3 +666,21 @@ async fn repeated_flush_statements_queue_one_job_per_table() {
     assert_eq!(jobs.rows(0)[0], json!([2, 60]));
     assert_eq!(s.sql_ok(&alice, "SELECT count(*) FROM app.items").await.rows(0)[0], json!([60]));
 }
+
+#[tokio::test]
+async fn a_missing_parquet_file_fails_reads_at_once_with_an_internal_error() {
+    let s = TestServer::start().await;
+    let root = Auth::root();
+    s.sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, v TEXT)").await;
+    s.sql_ok(&root, "INSERT INTO app.t (id, v) VALUES (1, 'a'), (2, 'b')").await;
+    flush_and_wait(&s, "FLUSH TABLE app.t").await;
+    let storage = s.data_dir().join("storage");
+    let files = parquet_files(&storage);
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::remove_file(storage.join(&files[0])).unwrap();
+    let started = Instant::now();
+    for sql in ["SELECT * FROM app.t", "SELECT v FROM app.t WHERE id = 1"] {
+        s.sql_err(&root, sql, 500, "INTERNAL_ERROR").await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+}
