@@ -289,8 +289,16 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| KalamError::Corrupt(format!("{}: no snapshot meta", install.display())))?;
-    if !installing.join(ROCKSDB).join("CURRENT").exists() {
-        return Err(KalamError::Corrupt(format!("{}: no database in the snapshot", install.display())));
+    let complete = match installing.join(ROCKSDB).join("CURRENT").exists() {
+        true => missing_cold_files(&installing.join(STORAGE)),
+        false => Err("no database".to_string()),
+    };
+    if let Err(problem) = complete {
+        // Keep the data this node has; the leader sends a snapshot again.
+        tracing::error!(snapshot = %install.display(), "discarding a received snapshot: {problem}");
+        remove_dir_if_present(&installing)?;
+        std::fs::remove_file(&install).map_err(io("remove", &install))?;
+        return Ok(());
     }
     tracing::info!(last = ?meta.last_log_id, "installing a snapshot received from the leader");
 
@@ -313,6 +321,30 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
     snapshots.make_current(&meta, &id)?;
     remove_dir_if_present(&replaced)?;
     remove_dir_if_present(&installing)?;
+    Ok(())
+}
+
+/// Checks that every file the manifests under `storage` list is there, with its size.
+fn missing_cold_files(storage: &Path) -> std::result::Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(storage) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            missing_cold_files(&path)?;
+        } else if entry.file_name() == crate::cold::manifest::MANIFEST_FILE {
+            let manifest: Manifest = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| format!("unreadable manifest {}", path.display()))?;
+            for f in &manifest.files {
+                let file = storage.join(&f.file);
+                match std::fs::metadata(&file) {
+                    Ok(m) if m.len() == f.bytes => {}
+                    _ => return Err(format!("{} is missing or not {} bytes", file.display(), f.bytes)),
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -351,4 +383,89 @@ pub(super) fn restart(client_address: Option<std::net::SocketAddr>) -> std::io::
 #[cfg(not(unix))]
 pub(super) fn restart(_client_address: Option<std::net::SocketAddr>) -> std::io::Error {
     std::io::Error::other("installing a snapshot needs a restart, which is supported on Unix only")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cold::manifest::FileEntry;
+    use crate::ids::TableId;
+
+    /// A received snapshot whose manifest lists one 5-byte file, included or not.
+    fn receive(data_dir: &Path, include_file: bool) {
+        let snapshots = Snapshots::open(data_dir).unwrap();
+        let file = std::fs::File::create(snapshots.dir.join(INSTALL)).unwrap();
+        let mut tar = tar::Builder::new(file);
+        let meta = Meta::default();
+        append_bytes(&mut tar, META_FILE, &serde_json::to_vec(&meta).unwrap()).unwrap();
+        append_bytes(&mut tar, "rocksdb/CURRENT", b"MANIFEST-1\n").unwrap();
+        let entry = FileEntry {
+            batch: 1,
+            file: "batch-1.parquet".into(),
+            rows: 1,
+            tombstones: 0,
+            oldest_tombstone: None,
+            bytes: 5,
+            min_updated: 1,
+            max_updated: 1,
+            created_at: 0,
+            schema_version: 1,
+            columns: Default::default(),
+            sorted_by_updated: true,
+        };
+        let manifest = Manifest { files: vec![entry], next_batch: 2, ..Manifest::empty(TableId(7)) };
+        append_bytes(&mut tar, "storage/app/t/shared/manifest.json", &manifest.to_bytes()).unwrap();
+        if include_file {
+            append_bytes(&mut tar, "storage/app/t/shared/batch-1.parquet", b"PAR1!").unwrap();
+        }
+        tar.into_inner().unwrap().sync_all().unwrap();
+    }
+
+    fn setup() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(ROCKSDB)).unwrap();
+        std::fs::write(dir.path().join(ROCKSDB).join("CURRENT"), b"MANIFEST-old\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_received_snapshot_replaces_the_database_and_becomes_current() {
+        let dir = setup();
+        receive(dir.path(), true);
+        install_pending(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-1\n");
+        assert_eq!(std::fs::read(dir.path().join("storage/app/t/shared/batch-1.parquet")).unwrap(), b"PAR1!");
+        let snapshots = dir.path().join(DIR);
+        assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
+        assert!(!snapshots.join(REPLACED).exists());
+        let current: Current = serde_json::from_slice(&std::fs::read(snapshots.join(CURRENT)).unwrap()).unwrap();
+        assert!(snapshots.join(current.file).exists());
+        // Nothing is left to install at the next start.
+        install_pending(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-1\n");
+    }
+
+    #[test]
+    fn a_snapshot_missing_a_listed_file_is_discarded_and_the_data_kept() {
+        let dir = setup();
+        receive(dir.path(), false);
+        install_pending(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
+        let snapshots = dir.path().join(DIR);
+        assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
+        assert!(!snapshots.join(CURRENT).exists());
+    }
+
+    #[test]
+    fn an_install_interrupted_after_setting_the_old_data_aside_is_finished_at_the_next_start() {
+        let dir = setup();
+        receive(dir.path(), true);
+        // As if a crash came right after the old database was moved aside.
+        let replaced = dir.path().join(DIR).join(REPLACED);
+        std::fs::create_dir_all(&replaced).unwrap();
+        std::fs::rename(dir.path().join(ROCKSDB), replaced.join(ROCKSDB)).unwrap();
+        install_pending(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-1\n");
+        assert!(!replaced.exists());
+    }
 }
