@@ -111,6 +111,7 @@ impl Snapshots {
         let checkpoint = work.join(ROCKSDB);
 
         let applying = gate.lock().await;
+        let started = std::time::Instant::now();
         let meta = position()?;
         let taken = db.clone();
         let at = checkpoint.clone();
@@ -134,13 +135,22 @@ impl Snapshots {
         .await
         .map_err(KalamError::internal)??;
         drop(applying);
+        let paused = started.elapsed();
 
         let this = self.clone();
         let written = meta.clone();
         let file = tokio::task::spawn_blocking(move || this.write_tar(&work, &written, &listings))
             .await
             .map_err(KalamError::internal)??;
-        tracing::info!(last = ?meta.last_log_id, file = %file.display(), "took a snapshot");
+        let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(
+            last = ?meta.last_log_id,
+            file = %file.display(),
+            bytes,
+            applies_paused_ms = paused.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "took a snapshot"
+        );
         let data = tokio::fs::File::open(&file).await.map_err(io("open", &file))?;
         Ok(Snapshot { meta, snapshot: Box::new(data) })
     }
@@ -279,6 +289,7 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
     if !install.exists() {
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let installing = snapshots.dir.join(INSTALLING);
     remove_dir_if_present(&installing)?;
     let file = std::fs::File::open(&install).map_err(io("open", &install))?;
@@ -321,6 +332,7 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
     snapshots.make_current(&meta, &id)?;
     remove_dir_if_present(&replaced)?;
     remove_dir_if_present(&installing)?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "installed the snapshot");
     Ok(())
 }
 
