@@ -109,6 +109,10 @@ impl Snapshots {
         remove_dir_if_present(&work)?;
         std::fs::create_dir_all(&work).map_err(io("create", &work))?;
         let checkpoint = work.join(ROCKSDB);
+        // The checkpoint below writes the memtables out, under the locks that hold up
+        // applies and commits; most of that is done here first, outside them.
+        let flushing = db.clone();
+        tokio::task::spawn_blocking(move || flushing.store.flush_memtables()).await.map_err(KalamError::internal)??;
 
         let applying = gate.lock().await;
         let started = std::time::Instant::now();

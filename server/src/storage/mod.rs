@@ -61,6 +61,8 @@ pub(crate) const CF_CATALOG: &str = "catalog";
 pub(crate) const CF_ROWS: &str = "rows";
 pub(crate) const CF_ROW_INDEX: &str = "row_index";
 pub(crate) const CF_MUTATIONS: &str = "mutations";
+/// Every column family of the database.
+const COLUMN_FAMILIES: [&str; 4] = [CF_CATALOG, CF_ROWS, CF_ROW_INDEX, CF_MUTATIONS];
 
 /// A RocksDB key and its value.
 pub(crate) type KeyValue = (Box<[u8]>, Box<[u8]>);
@@ -94,7 +96,7 @@ impl Store {
         let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let mut table_opts = rocksdb::BlockBasedOptions::default();
         table_opts.set_block_cache(&cache);
-        let cfs = [CF_CATALOG, CF_ROWS, CF_ROW_INDEX, CF_MUTATIONS].map(|name| {
+        let cfs = COLUMN_FAMILIES.map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table_opts);
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -112,6 +114,14 @@ impl Store {
 
     pub(crate) fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Writes every column family's memtable to disk (blocking).
+    pub(crate) fn flush_memtables(&self) -> Result<()> {
+        for name in COLUMN_FAMILIES {
+            self.db.flush_cf(&self.cf(name))?;
+        }
+        Ok(())
     }
 
     pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
