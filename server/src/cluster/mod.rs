@@ -165,7 +165,10 @@ impl Cluster {
         // nodes install, carries the marker too).
         let seeding = match config.bootstrap {
             true => seeding::is_pending(db)?,
-            false => seeding::clear(db)?,
+            false => {
+                seeding::clear(db)?;
+                false
+            }
         };
         if config.bootstrap {
             let initialised = cluster.raft.is_initialized().await.map_err(KalamError::internal)?;
@@ -190,6 +193,11 @@ impl Cluster {
             .set(cluster.clone())
             .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
         Ok(cluster)
+    }
+
+    /// How long a write waits for a majority (`cluster.write_timeout_ms`).
+    fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.write_timeout_ms)
     }
 
     /// Records the address this node serves clients on (kept by a restart into a snapshot).
@@ -243,8 +251,8 @@ impl Cluster {
     /// `None` if this node became the leader meanwhile (the caller runs the write here).
     /// Retries only where the leader did nothing (no leader yet, a node that is no longer
     /// the leader, a refused connection); a request lost in flight is answered UNAVAILABLE
-    /// with a warning that it may have been applied.
-    /// The leader answers within `answer_within`, or is taken for lost after 5 s more.
+    /// with a warning that it may have been applied. The leader answers within
+    /// `answer_within`, or is taken for lost after 5 s more.
     async fn forward<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -252,7 +260,7 @@ impl Cluster {
         answer_within: Duration,
     ) -> Result<Option<T>> {
         // As long as a write waits for a majority on the leader: a leader must exist first.
-        let patience = Duration::from_millis(self.config.write_timeout_ms);
+        let patience = self.write_timeout();
         let deadline = tokio::time::Instant::now() + patience;
         loop {
             let (leader, addr) = self.leader(deadline).await?;
@@ -317,7 +325,7 @@ impl Cluster {
     /// On the leader: the log index a linearizable read must wait for, once a majority has
     /// confirmed this node still leads.
     async fn read_index_here(&self) -> Result<u64> {
-        let patience = Duration::from_millis(self.config.write_timeout_ms);
+        let patience = self.write_timeout();
         match tokio::time::timeout(patience, self.raft.get_read_log_id()).await {
             Ok(Ok((read, _applied))) => Ok(read.map_or(0, |l| l.index)),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("this node cannot confirm it leads: {e}; retry"))),
@@ -378,7 +386,7 @@ impl Replication for Cluster {
                 self.config.max_entry_bytes
             )));
         }
-        let timeout = Duration::from_millis(self.config.write_timeout_ms);
+        let timeout = self.write_timeout();
         match tokio::time::timeout(timeout, self.raft.client_write(command)).await {
             Err(_) => Err(KalamError::Unavailable(format!(
                 "no majority of the cluster acknowledged the write within {} ms; it may or may not be applied",
@@ -396,7 +404,7 @@ impl Replication for Cluster {
         let answer_within = match statement.membership {
             true => LEARNER_CATCH_UP,
             false => Duration::ZERO,
-        } + Duration::from_millis(self.config.write_timeout_ms);
+        } + self.write_timeout();
         match self.forward(service::FORWARD_STATEMENT, &statement, answer_within).await? {
             Some(result) => Ok(result),
             None => executor::execute_forwarded(&self.database()?, statement).await,
@@ -404,8 +412,7 @@ impl Replication for Cluster {
     }
 
     async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult> {
-        let answer_within = Duration::from_millis(self.config.write_timeout_ms);
-        match self.forward(service::FORWARD_MUTATION, &mutation, answer_within).await? {
+        match self.forward(service::FORWARD_MUTATION, &mutation, self.write_timeout()).await? {
             Some(result) => Ok(result),
             None => Ok(mutations::apply_here(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
         }
@@ -422,17 +429,14 @@ impl Replication for Cluster {
     async fn read_barrier(&self) -> Result<()> {
         let index = match self.is_leader() {
             true => None,
-            false => {
-                let answer_within = Duration::from_millis(self.config.write_timeout_ms);
-                self.forward::<(), u64>(service::READ_INDEX, &(), answer_within).await?
-            }
+            false => self.forward::<(), u64>(service::READ_INDEX, &(), self.write_timeout()).await?,
         };
         let index = match index {
             Some(index) => index,
             // The leader (or this node became it while asking).
             None => self.read_index_here().await?,
         };
-        match self.applied_within(index, Duration::from_millis(self.config.write_timeout_ms)).await {
+        match self.applied_within(index, self.write_timeout()).await {
             true => Ok(()),
             false => {
                 Err(KalamError::Unavailable(format!("this node has not applied log index {index} in time; retry")))

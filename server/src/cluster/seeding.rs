@@ -32,12 +32,11 @@ pub(super) fn is_pending(db: &Database) -> Result<bool> {
     Ok(db.store.get(CF_CATALOG, SEEDING_KEY)?.is_some())
 }
 
-/// Removes the marker; `false`, as there is nothing left to seed.
-pub(super) fn clear(db: &Database) -> Result<bool> {
+/// Removes the marker.
+pub(super) fn clear(db: &Database) -> Result<()> {
     let mut batch = WriteBatch::default();
     batch.delete_cf(&db.store.cf(CF_CATALOG), SEEDING_KEY);
-    db.store.write(batch)?;
-    Ok(false)
+    db.store.write(batch)
 }
 
 /// Makes this node's data the start of the log: a snapshot, then the log before it purged.

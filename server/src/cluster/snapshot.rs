@@ -170,8 +170,8 @@ impl Snapshots {
             tar.append_dir_all(ROCKSDB, work.join(ROCKSDB))?;
             let storage = self.data_dir.join(STORAGE);
             for (manifest, listing) in listings {
-                let dir = partition_dir(&listing.dir, &storage)?;
-                let inside = Path::new(STORAGE).join(dir.strip_prefix(&storage).expect("checked by partition_dir"));
+                let (dir, relative) = partition_dir(&listing.dir, &storage)?;
+                let inside = Path::new(STORAGE).join(relative);
                 for f in &manifest.files {
                     tar.append_path_with_name(dir.join(&f.file), inside.join(&f.file))?;
                 }
@@ -257,11 +257,14 @@ fn append_bytes(tar: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) ->
     tar.append_data(&mut header, name, bytes)
 }
 
-/// A partition's directory, which must be inside the node's own cold tier: cluster mode has
-/// no other storage (CREATE STORAGE is refused there).
-fn partition_dir<'a>(location: &'a crate::cold::location::Location, storage: &Path) -> std::io::Result<&'a Path> {
-    match location.local_dir() {
-        Some(dir) if dir.starts_with(storage) => Ok(dir),
+/// A partition's directory and its path under the node's own cold tier, where it must be:
+/// cluster mode has no other storage (CREATE STORAGE is refused there).
+fn partition_dir<'a>(
+    location: &'a crate::cold::location::Location,
+    storage: &Path,
+) -> std::io::Result<(&'a Path, &'a Path)> {
+    match location.local_dir().map(|dir| (dir, dir.strip_prefix(storage))) {
+        Some((dir, Ok(relative))) => Ok((dir, relative)),
         _ => Err(std::io::Error::other(format!(
             "a snapshot holds only the node's own storage, not {}",
             location.display()
@@ -353,6 +356,8 @@ fn missing_cold_files(storage: &Path) -> std::result::Result<(), String> {
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .ok_or_else(|| format!("unreadable manifest {}", path.display()))?;
             for f in &manifest.files {
+                // A plain file name, so that the check stays inside the snapshot.
+                crate::cold::location::check_segment(&f.file).map_err(|e| e.to_string())?;
                 let file = storage.join(&f.file);
                 match std::fs::metadata(&file) {
                     Ok(m) if m.len() == f.bytes => {}
@@ -409,6 +414,10 @@ mod tests {
 
     /// A received snapshot whose manifest lists one 5-byte file, included or not.
     fn receive(data_dir: &Path, include_file: bool) {
+        receive_listing(data_dir, "batch-1.parquet", include_file)
+    }
+
+    fn receive_listing(data_dir: &Path, listed: &str, include_file: bool) {
         let snapshots = Snapshots::open(data_dir).unwrap();
         let file = std::fs::File::create(snapshots.dir.join(INSTALL)).unwrap();
         let mut tar = tar::Builder::new(file);
@@ -417,7 +426,7 @@ mod tests {
         append_bytes(&mut tar, "rocksdb/CURRENT", b"MANIFEST-1\n").unwrap();
         let entry = FileEntry {
             batch: 1,
-            file: "batch-1.parquet".into(),
+            file: listed.into(),
             rows: 1,
             tombstones: 0,
             oldest_tombstone: None,
@@ -470,6 +479,17 @@ mod tests {
         let snapshots = dir.path().join(DIR);
         assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
         assert!(!snapshots.join(CURRENT).exists());
+    }
+
+    #[test]
+    fn a_snapshot_listing_a_file_outside_its_directory_is_discarded() {
+        let dir = setup();
+        // Exactly 5 bytes sit at that path, so only the name gives it away.
+        std::fs::write(dir.path().join("outside.parquet"), b"PAR1!").unwrap();
+        receive_listing(dir.path(), "../../../../../../outside.parquet", false);
+        install_pending(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
+        assert!(!dir.path().join(DIR).join(INSTALL).exists());
     }
 
     #[test]
