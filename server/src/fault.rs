@@ -3,6 +3,8 @@
 //! - `FAILPOINTS='flush:after_write=return'` aborts the process (as `kill -9` would stop it)
 //!   at crash point `flush:after_write` of a flush or compaction; `2*off->return` aborts on
 //!   the third pass;
+//! - `FAILPOINTS='cluster:snapshot_write=return'` makes the operation at a failure point fail
+//!   with an I/O error, without aborting;
 //! - `FAILPOINTS='flush:locked=sleep(700)'` sleeps at every pass through delay point
 //!   `flush:locked`, to widen race windows.
 //!
@@ -27,6 +29,13 @@ pub const SCAN_AFTER_LISTING: &str = "scan:after_listing";
 /// A backup is about to copy one cold file.
 pub const BACKUP_FILE: &str = "backup:file";
 
+/// Taking a Raft snapshot fails here (as on a full disk) if this point is configured to
+/// `return`, after the snapshot's files are partly written.
+pub const SNAPSHOT_WRITE: &str = "cluster:snapshot_write";
+/// Applying a replicated commit fails here with an internal error (as a broken disk would)
+/// if this point is configured to `return`: the node's Raft stops.
+pub const APPLY_COMMIT: &str = "cluster:apply_commit";
+
 /// Reads `FAILPOINTS`; the points stay configured while the returned scenario lives.
 #[cfg(debug_assertions)]
 pub fn setup() -> fail::FailScenario<'static> {
@@ -45,6 +54,19 @@ pub fn point(name: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// Whether this point is configured to `return`: the caller fails as it would on an I/O error.
+#[cfg(debug_assertions)]
+pub fn fails(name: &str) -> bool {
+    fail::fail_point!(name, |_| true);
+    false
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn fails(_name: &str) -> bool {
+    false
+}
 
 /// Sleeps here if this point is configured to `sleep(ms)`.
 #[cfg(debug_assertions)]

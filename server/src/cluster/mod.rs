@@ -13,6 +13,7 @@
 //!   through [`Replication`]: the leader proposes, followers forward to the leader.
 
 mod network;
+mod problems;
 mod seeding;
 mod service;
 mod snapshot;
@@ -33,8 +34,8 @@ use kalamdb_client_core::protocol::ws::MutateResult;
 use kalamdb_raft::{Durability, GroupId, RaftLogs};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
@@ -77,6 +78,7 @@ pub(crate) struct Cluster {
     streams: stream_relay::StreamRelay,
     /// Where this node serves clients, once bound: a restart into a snapshot keeps it.
     client_address: Arc<OnceLock<SocketAddr>>,
+    problems: problems::Problems,
 }
 
 impl Cluster {
@@ -96,7 +98,8 @@ impl Cluster {
             .map_err(|e| KalamError::Source(Arc::new(e)))?;
         let log_store = logs.group::<TypeConfig>(GROUP);
         let client_address = Arc::new(OnceLock::new());
-        let machine = state_machine::StateMachine::open(db.clone(), client_address.clone())?;
+        let problems = problems::Problems::default();
+        let machine = state_machine::StateMachine::open(db.clone(), client_address.clone(), problems.clone())?;
         let outside_data =
             !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1);
         if outside_data && !config.bootstrap {
@@ -132,7 +135,7 @@ impl Cluster {
             .tcp_nodelay(true)
             .build()
             .map_err(KalamError::internal)?;
-        let network = network::Network::new(client.clone(), token.clone(), node_id);
+        let network = network::Network::new(client.clone(), token.clone(), node_id, problems.clone());
         let raft = Raft::new(node_id, Arc::new(raft_config), network, log_store, machine)
             .await
             .map_err(|e| KalamError::internal(format!("cannot start Raft: {e}")))?;
@@ -148,6 +151,7 @@ impl Cluster {
             config: config.clone(),
             streams: stream_relay::StreamRelay::default(),
             client_address,
+            problems,
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -491,6 +495,11 @@ impl Replication for Cluster {
                     },
                     snapshot_index: if this_node { m.snapshot.map(|l| l.index) } else { None },
                     purged_index: if this_node { m.purged.map(|l| l.index) } else { None },
+                    problem: match this_node {
+                        true => self.problems.snapshot_error().map(|e| format!("the last snapshot failed: {e}")),
+                        false if self.problems.peer_stopped(*id) => Some("its Raft has stopped (see its log)".into()),
+                        false => None,
+                    },
                 }
             })
             .collect()
@@ -514,21 +523,35 @@ impl Replication for Cluster {
                     .add_learner(id, BasicNode { addr: address.clone() }, false)
                     .await
                     .map_err(|e| unavailable(&e))?;
-                // It votes (and counts towards a majority) only once it holds the data.
-                // (openraft's own blocking add gives up waiting after half a second.)
-                let caught_up = |m: &openraft::RaftMetrics<u64, BasicNode>| {
-                    let matched = m.replication.as_ref().and_then(|r| r.get(&id).cloned().flatten());
-                    matched.is_some_and(|l| l.index + LEARNER_LAG >= m.last_log_index.unwrap_or(0))
-                };
-                if let Err(e) = self.raft.wait(Some(LEARNER_CATCH_UP)).metrics(caught_up, "learner caught up").await {
-                    return Err(KalamError::Unavailable(format!(
-                        "node {id} was added as a learner but has not caught up with the log yet ({e}); \
-                         run ALTER CLUSTER ADD NODE again to make it a voter once it has"
-                    )));
+                // It votes (and counts towards a majority) only once it holds the data: it
+                // has applied as far as the log goes, less a few entries.
+                // (openraft's own blocking add gives up waiting after half a second, and
+                // counts entries the learner has stored, not applied.)
+                let deadline = tokio::time::Instant::now() + LEARNER_CATCH_UP;
+                loop {
+                    let last = self.metrics.borrow().last_log_index.unwrap_or(0);
+                    let learner = self.peer_health(&address).await;
+                    if learner.as_ref().is_some_and(|h| h.stopped) || self.problems.peer_stopped(id) {
+                        return Err(KalamError::Unavailable(format!(
+                            "node {id} was added as a learner, but its Raft has stopped; see that node's \
+                             log, restart it once fixed, then run ALTER CLUSTER ADD NODE again"
+                        )));
+                    }
+                    if learner.and_then(|h| h.last_applied).is_some_and(|applied| applied + LEARNER_LAG >= last) {
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(KalamError::Unavailable(format!(
+                            "node {id} was added as a learner but has not caught up with the log within {} s; \
+                             run ALTER CLUSTER ADD NODE again to make it a voter once it has",
+                            LEARNER_CATCH_UP.as_secs()
+                        )));
+                    }
+                    tokio::time::sleep(LEARNER_POLL).await;
                 }
                 let mut next = voters;
                 next.insert(id);
-                self.raft.change_membership(next, false).await.map_err(|e| unavailable(&e))?;
+                self.change_membership_within(next).await?;
                 Ok(format!("Node {id} ({address}) added to the cluster"))
             }
             MembershipChange::Remove { id } => {
@@ -539,7 +562,7 @@ impl Replication for Cluster {
                     return Err(KalamError::Validation("the last node of a cluster cannot be removed".into()));
                 }
                 let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
-                self.raft.change_membership(next, false).await.map_err(|e| unavailable(&e))?;
+                self.change_membership_within(next).await?;
                 Ok(format!("Node {id} removed from the cluster"))
             }
         }
@@ -549,11 +572,14 @@ impl Replication for Cluster {
 /// How long `ALTER CLUSTER ADD NODE` waits for the new node to catch up (a whole snapshot,
 /// perhaps) before it makes it a voter.
 const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
+/// How often that wait looks whether the new node's Raft has stopped.
+const LEARNER_POLL: Duration = Duration::from_millis(500);
 /// A learner this many entries behind the leader's log counts as caught up.
 const LEARNER_LAG: u64 = 16;
 
-/// What `/v1/api/cluster/health` reports about this node.
-#[derive(Debug, Serialize)]
+/// What `/v1/api/cluster/health` reports about this node (and the cluster port's status
+/// request, which `ALTER CLUSTER ADD NODE` asks the new node).
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct NodeHealth {
     pub node_id: u64,
     pub state: String,
@@ -565,10 +591,43 @@ pub(crate) struct NodeHealth {
     pub snapshot_index: Option<u64>,
     /// The log is purged up to this index (covered by the snapshot).
     pub purged_index: Option<u64>,
+    /// Why the last attempt to take a snapshot failed, if it did (the log is then kept).
+    pub snapshot_error: Option<String>,
+    /// This node's Raft has stopped after an error it cannot go on from (its log says
+    /// which); it must be restarted once that is fixed.
+    pub stopped: bool,
     pub members: Vec<u64>,
 }
 
 impl Cluster {
+    /// Node `address`'s own health, asked on its cluster port; `None` if it does not answer.
+    async fn peer_health(&self, address: &str) -> Option<NodeHealth> {
+        let sent = self
+            .client
+            .post(format!("http://{address}{}", service::STATUS))
+            .header(network::TOKEN_HEADER, self.token.header())
+            .header(network::NODE_HEADER, self.node_id)
+            .timeout(LEARNER_POLL * 4)
+            .send()
+            .await
+            .ok()?;
+        sent.status().is_success().then_some(())?;
+        sent.json().await.ok()
+    }
+
+    /// Makes `voters` the voters, waiting as long as a write does for the change to commit.
+    async fn change_membership_within(&self, voters: BTreeSet<u64>) -> Result<()> {
+        match tokio::time::timeout(self.write_timeout(), self.raft.change_membership(voters, false)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(KalamError::Unavailable(format!("the membership change failed: {e}"))),
+            Err(_) => Err(KalamError::Unavailable(format!(
+                "the membership change was proposed but no majority of the old and the new members \
+                 acknowledged it within {} ms; it completes once they do (see system.cluster)",
+                self.config.write_timeout_ms
+            ))),
+        }
+    }
+
     /// This node's view of the cluster.
     pub(crate) fn node_health(&self) -> NodeHealth {
         let m = self.raft.metrics().borrow().clone();
@@ -581,6 +640,8 @@ impl Cluster {
             last_applied: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
+            snapshot_error: self.problems.snapshot_error(),
+            stopped: m.running_state.is_err(),
             members: m.membership_config.membership().voter_ids().collect(),
         }
     }

@@ -2,6 +2,7 @@
 //! carrying the cluster token ([`ClusterToken`]) and bounded in time.
 
 use super::TypeConfig;
+use super::problems::Problems;
 use super::service::{APPEND, SNAPSHOT, VOTE};
 use hmac::{Hmac, Mac};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -62,11 +63,12 @@ pub(super) struct Network {
     client: reqwest::Client,
     token: ClusterToken,
     node_id: u64,
+    problems: Problems,
 }
 
 impl Network {
-    pub(super) fn new(client: reqwest::Client, token: ClusterToken, node_id: u64) -> Network {
-        Network { client, token, node_id }
+    pub(super) fn new(client: reqwest::Client, token: ClusterToken, node_id: u64, problems: Problems) -> Network {
+        Network { client, token, node_id, problems }
     }
 }
 
@@ -80,6 +82,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             node_id: self.node_id,
             target,
             addr: node.addr.clone(),
+            problems: self.problems.clone(),
         }
     }
 }
@@ -91,6 +94,8 @@ pub(super) struct PeerClient {
     node_id: u64,
     target: u64,
     addr: String,
+    /// Where a node that answers that its Raft has stopped is noted.
+    problems: Problems,
 }
 
 impl PeerClient {
@@ -128,6 +133,7 @@ impl PeerClient {
         }
         let answer: Result<Resp, RaftError<u64, E>> =
             response.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.problems.peer_answered(self.target, matches!(answer, Err(RaftError::Fatal(_))));
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -19,6 +19,8 @@ use std::time::Duration;
 const SEEDING_KEY: &[u8] = b"raft/seeding";
 /// How long each step of seeding (leading alone, the snapshot, the purge) may take.
 const STEP: Duration = Duration::from_secs(600);
+/// How often the wait for the first snapshot looks whether it failed.
+const POLL: Duration = Duration::from_millis(200);
 
 /// Records that this node's data must become the cluster's first snapshot.
 pub(super) fn mark_pending(db: &Database) -> Result<()> {
@@ -47,12 +49,19 @@ pub(super) async fn seed(cluster: &Cluster, db: &Database) -> Result<()> {
     wait().current_leader(cluster.node_id, "leads alone").await.map_err(|e| failed(&e))?;
     let applied = cluster.raft.metrics().borrow().last_applied;
     cluster.raft.trigger().snapshot().await.map_err(|e| failed(&e))?;
-    let snapshot = wait()
-        .metrics(|m| m.snapshot.is_some() && m.snapshot >= applied, "snapshot of the data")
-        .await
-        .map_err(|e| failed(&e))?
-        .snapshot
-        .ok_or_else(|| failed(&"no snapshot"))?;
+    let deadline = tokio::time::Instant::now() + STEP;
+    let snapshot = loop {
+        let taken = |m: &openraft::RaftMetrics<u64, openraft::BasicNode>| m.snapshot.is_some() && m.snapshot >= applied;
+        match cluster.raft.wait(Some(POLL)).metrics(taken, "snapshot of the data").await {
+            Ok(m) => break m.snapshot.ok_or_else(|| failed(&"no snapshot"))?,
+            Err(openraft::metrics::WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => {}
+            Err(e) => return Err(failed(&e)),
+        }
+        // The marker stays: the next start tries again.
+        if let Some(why) = cluster.problems.snapshot_error() {
+            return Err(failed(&format!("cannot take the first snapshot: {why}")));
+        }
+    };
     cluster.raft.trigger().purge_log(snapshot.index).await.map_err(|e| failed(&e))?;
     wait().purged(Some(snapshot), "log purged up to the snapshot").await.map_err(|e| failed(&e))?;
     clear(db)?;

@@ -25,6 +25,7 @@ pub(super) const FORWARD_STATEMENT: &str = "/cluster/v1/forward/statement";
 pub(super) const FORWARD_MUTATION: &str = "/cluster/v1/forward/mutation";
 pub(super) const STREAM: &str = "/cluster/v1/stream";
 pub(super) const READ_INDEX: &str = "/cluster/v1/read-index";
+pub(super) const STATUS: &str = "/cluster/v1/status";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -38,6 +39,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(FORWARD_MUTATION, post(forward_mutation))
         .route(STREAM, post(stream_events))
         .route(READ_INDEX, post(read_index))
+        .route(STATUS, post(status))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -123,6 +125,12 @@ async fn read_index(State(cluster): State<Arc<Cluster>>) -> Response {
         Some(answer) => json(&answer),
         None => not_leader(),
     }
+}
+
+/// This node's health, as `/v1/api/cluster/health` shows it: how far it has applied, and
+/// whether its Raft has stopped.
+async fn status(State(cluster): State<Arc<Cluster>>) -> Response {
+    json(&cluster.node_health())
 }
 
 async fn stream_events(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {

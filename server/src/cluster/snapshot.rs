@@ -106,6 +106,23 @@ impl Snapshots {
             }
         }
         let work = self.dir.join(format!("building-{}", crate::clock::now_micros()));
+        let built = self.build_in(&work, db, gate, position).await;
+        if built.is_err() {
+            // A failed build (a full disk, say) leaves nothing behind to fill it further.
+            let _ = remove_dir_if_present(&work);
+            let _ = std::fs::remove_file(work.with_extension("tar"));
+        }
+        built
+    }
+
+    async fn build_in(
+        &self,
+        work: &Path,
+        db: &Arc<Database>,
+        gate: &tokio::sync::Mutex<()>,
+        position: impl FnOnce() -> Result<Meta>,
+    ) -> Result<Snapshot<TypeConfig>> {
+        let work = work.to_path_buf();
         remove_dir_if_present(&work)?;
         std::fs::create_dir_all(&work).map_err(io("create", &work))?;
         let checkpoint = work.join(ROCKSDB);
@@ -168,6 +185,9 @@ impl Snapshots {
         let result = (|| -> std::io::Result<std::fs::File> {
             append_bytes(&mut tar, META_FILE, &serde_json::to_vec_pretty(meta).expect("snapshot metas serialise"))?;
             tar.append_dir_all(ROCKSDB, work.join(ROCKSDB))?;
+            if crate::fault::fails(crate::fault::SNAPSHOT_WRITE) {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "fault injected"));
+            }
             let storage = self.data_dir.join(STORAGE);
             for (manifest, listing) in listings {
                 let (dir, relative) = partition_dir(&listing.dir, &storage)?;
@@ -220,6 +240,18 @@ impl Snapshots {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(KalamError::io("open", &file)(e)),
         }
+    }
+
+    /// What a failed build hands openraft: the current snapshot, or none at all (no log id),
+    /// which openraft ignores as not newer than the one it has.
+    pub(super) async fn not_newer(&self) -> Result<Snapshot<TypeConfig>> {
+        if let Ok(Some(current)) = self.current().await {
+            return Ok(current);
+        }
+        let nothing = Path::new("/dev/null");
+        let data = tokio::fs::File::open(nothing).await.map_err(io("open", nothing))?;
+        let meta = Meta { last_log_id: None, last_membership: Default::default(), snapshot_id: "none".into() };
+        Ok(Snapshot { meta, snapshot: Box::new(data) })
     }
 
     /// An empty file for a snapshot the leader is about to send.

@@ -11,6 +11,7 @@
 // openraft's `StorageError` is what its state machine trait returns.
 #![allow(clippy::result_large_err)]
 
+use super::problems::Problems;
 use super::snapshot::Snapshots;
 use super::{Applied, TypeConfig};
 use crate::database::Database;
@@ -43,6 +44,7 @@ pub(super) struct StateMachine {
     snapshots: Snapshots,
     /// Where the node serves clients (see [`super::snapshot::restart`]).
     client_address: Arc<OnceLock<SocketAddr>>,
+    problems: Problems,
 }
 
 fn storage_error(e: impl std::fmt::Display) -> StorageError<u64> {
@@ -64,10 +66,14 @@ fn stored_position(db: &Database) -> Result<(Option<LogId<u64>>, Membership)> {
 }
 
 impl StateMachine {
-    pub(super) fn open(db: Arc<Database>, client_address: Arc<OnceLock<SocketAddr>>) -> Result<StateMachine> {
+    pub(super) fn open(
+        db: Arc<Database>,
+        client_address: Arc<OnceLock<SocketAddr>>,
+        problems: Problems,
+    ) -> Result<StateMachine> {
         let (applied, membership) = stored_position(&db)?;
         let snapshots = Snapshots::open(&db.config.server.data_dir)?;
-        Ok(StateMachine { db, applied, membership, gate: Arc::default(), snapshots, client_address })
+        Ok(StateMachine { db, applied, membership, gate: Arc::default(), snapshots, client_address, problems })
     }
 
     /// Whether any entry was ever applied to this node's data.
@@ -89,6 +95,9 @@ impl StateMachine {
     }
 
     async fn apply_commit(&self, log_id: LogId<u64>, commit: ReplicatedCommit) -> Result<Outcome> {
+        if crate::fault::fails(crate::fault::APPLY_COMMIT) {
+            return Err(KalamError::internal("fault injected: cannot apply a commit"));
+        }
         let mut tables = Vec::with_capacity(commit.writes.len());
         for w in &commit.writes {
             // Dropped after the leader planned the write: the same on every replica.
@@ -178,7 +187,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone(), gate: self.gate.clone(), snapshots: self.snapshots.clone() }
+        SnapshotBuilder {
+            db: self.db.clone(),
+            gate: self.gate.clone(),
+            snapshots: self.snapshots.clone(),
+            problems: self.problems.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError<u64>> {
@@ -207,16 +221,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// Why a snapshot failed, for the unauthenticated health endpoint: the operating system's
+/// reason ("No space left on device") without the paths the log has.
+fn without_paths(e: &KalamError) -> String {
+    match e {
+        KalamError::Io { op, source, .. } => format!("cannot {op} a snapshot file: {source}"),
+        KalamError::Storage(_) => "the database cannot make a checkpoint (see the node's log)".into(),
+        other => other.public_message(),
+    }
+}
+
 /// Takes snapshots of this node's database (see the snapshot module).
 pub(super) struct SnapshotBuilder {
     db: Arc<Database>,
     gate: Arc<tokio::sync::Mutex<()>>,
     snapshots: Snapshots,
+    problems: Problems,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    /// A failed snapshot (a full disk, say) is not a reason to stop the node: openraft would
+    /// stop it on a storage error, so it gets a snapshot no newer than the one it has, which it
+    /// ignores; the log is not purged, and the next attempt comes after as many entries as a
+    /// snapshot normally takes. The error shows in the node's health and `system.cluster`.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let db = self.db.clone();
+        let applied = stored_position(&db).ok().and_then(|(applied, _)| applied).map_or(0, |l| l.index);
+        let every = db.config.cluster.snapshot_every_entries;
+        if self.problems.snapshot_recently_failed(applied, every) {
+            return self.snapshots.not_newer().await.map_err(storage_error);
+        }
         let position = || -> Result<SnapshotMeta<u64, BasicNode>> {
             let (applied, membership) = stored_position(&db)?;
             let last = applied.ok_or_else(|| KalamError::internal("a snapshot of a node that applied nothing"))?;
@@ -226,9 +260,20 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 snapshot_id: format!("{}-{}-{}", last.leader_id.term, last.index, crate::clock::now_micros()),
             })
         };
-        self.snapshots.build(&self.db, &self.gate, position).await.map_err(|e| {
-            tracing::error!("cannot take a snapshot: {}", e.report());
-            storage_error(e.report())
-        })
+        match self.snapshots.build(&self.db, &self.gate, position).await {
+            Ok(snapshot) => {
+                self.problems.snapshot_taken();
+                Ok(snapshot)
+            }
+            Err(e) => {
+                tracing::error!(
+                    applied,
+                    "cannot take a snapshot; the log is kept and the snapshot tried again after {every} more entries: {}",
+                    e.report()
+                );
+                self.problems.snapshot_failed(applied, without_paths(&e));
+                self.snapshots.not_newer().await.map_err(storage_error)
+            }
+        }
     }
 }

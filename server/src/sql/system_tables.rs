@@ -276,6 +276,7 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                 ("lag", BigInt),
                 ("snapshot_index", BigInt),
                 ("purged_index", BigInt),
+                ("problem", Text),
             ],
             rows: db
                 .replication()
@@ -296,6 +297,7 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                         int(m.lag),
                         int(m.snapshot_index),
                         int(m.purged_index),
+                        m.problem.map_or(Value::Null, text),
                     ]
                 })
                 .collect(),

@@ -111,13 +111,19 @@ impl TestCluster {
     /// Starts `n` nodes (node 1 creates the cluster) and waits for a leader that all see.
     async fn start(n: usize) -> TestCluster {
         let ports = free_ports(n);
-        TestCluster::start_at(ports.clone(), ports, "").await
+        TestCluster::start_at(ports.clone(), ports, "", &[]).await
     }
 
     /// `n` nodes with `settings` added to their `[cluster]` section.
     async fn start_with(n: usize, settings: &str) -> TestCluster {
         let ports = free_ports(n);
-        TestCluster::start_at(ports.clone(), ports, settings).await
+        TestCluster::start_at(ports.clone(), ports, settings, &[]).await
+    }
+
+    /// Like [`TestCluster::start_with`], with `FAILPOINTS` set on some nodes: `(index, points)`.
+    async fn start_with_faults(n: usize, settings: &str, faults: &[(usize, &str)]) -> TestCluster {
+        let ports = free_ports(n);
+        TestCluster::start_at(ports.clone(), ports, settings, faults).await
     }
 
     /// Three nodes with the table `app.log (id, w)` the [`Writers`] write to.
@@ -142,11 +148,16 @@ impl TestCluster {
     async fn start_partitionable(n: usize) -> (TestCluster, Partition) {
         let listen = free_ports(n);
         let (partition, reached_at) = Partition::start(&listen).await;
-        (TestCluster::start_at(listen, reached_at, "").await, partition)
+        (TestCluster::start_at(listen, reached_at, "", &[]).await, partition)
     }
 
     /// Nodes listening on `cluster_ports` for each other, reached by the others at `reached_at`.
-    async fn start_at(cluster_ports: Vec<u16>, reached_at: Vec<u16>, settings: &str) -> TestCluster {
+    async fn start_at(
+        cluster_ports: Vec<u16>,
+        reached_at: Vec<u16>,
+        settings: &str,
+        faults: &[(usize, &str)],
+    ) -> TestCluster {
         let peers = reached_at
             .iter()
             .enumerate()
@@ -176,7 +187,9 @@ impl TestCluster {
             if i == 0 {
                 args.push("--cluster-bootstrap");
             }
-            nodes.push(TestServer::start_with_args_env(&args, &[("KALAMDB_CLUSTER_SECRET", SECRET)]).await);
+            let mut env = vec![("KALAMDB_CLUSTER_SECRET", SECRET)];
+            env.extend(faults.iter().filter(|(node, _)| *node == i).map(|(_, points)| ("FAILPOINTS", *points)));
+            nodes.push(TestServer::start_with_args_env(&args, &env).await);
         }
         // The config file must outlive the nodes' restarts.
         std::mem::forget(dir);
@@ -188,6 +201,11 @@ impl TestCluster {
     /// Starts node `id`, not a member until `ALTER CLUSTER ADD NODE` makes it one; returns
     /// its cluster address.
     async fn start_outside_node(&mut self, id: usize) -> String {
+        self.start_outside_node_with(id, &[]).await
+    }
+
+    /// [`TestCluster::start_outside_node`] with extra environment variables.
+    async fn start_outside_node_with(&mut self, id: usize, env: &[(&str, &str)]) -> String {
         let port = free_ports(1)[0];
         let address = format!("127.0.0.1:{port}");
         let peers = format!("{id}={address}");
@@ -202,7 +220,9 @@ impl TestCluster {
             "--cluster-peers",
             &peers,
         ];
-        self.nodes.push(TestServer::start_with_args_env(&args, &[("KALAMDB_CLUSTER_SECRET", SECRET)]).await);
+        let mut env = env.to_vec();
+        env.push(("KALAMDB_CLUSTER_SECRET", SECRET));
+        self.nodes.push(TestServer::start_with_args_env(&args, &env).await);
         self.cluster_ports.push(port);
         address
     }
@@ -931,4 +951,75 @@ async fn a_node_added_after_the_log_was_purged_installs_a_snapshot() {
     cluster.nodes[3].sql_ok(&alice, "INSERT INTO app.notes (id, body) VALUES (100, 'after')").await;
     let rows = cluster.same_everywhere(&alice, "SELECT count(*) FROM app.notes").await;
     assert_eq!(rows, vec![json!([91])]);
+}
+
+/// A node that cannot take a snapshot (here a fault as a full disk would give) goes on:
+/// it keeps its log, says why in its health and `system.cluster`, leaves no partial files,
+/// and the other nodes take theirs.
+#[tokio::test]
+async fn a_node_that_cannot_take_a_snapshot_keeps_running_and_its_log() {
+    let settings = "snapshot_every_entries = 20\nsnapshot_keep_entries = 5";
+    let cluster = TestCluster::start_with_faults(3, settings, &[(1, "cluster:snapshot_write=return")]).await;
+    let root = Auth::root();
+    cluster.nodes[0].sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY)").await;
+    for id in 0..60 {
+        cluster.nodes[id % 3].sql_ok(&root, &format!("INSERT INTO app.log (id) VALUES ({id})")).await;
+    }
+    let rows = cluster.same_everywhere(&root, "SELECT count(*) FROM app.log").await;
+    assert_eq!(rows, vec![json!([60])]);
+
+    for i in [0, 2] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let health = TestCluster::health(&cluster.nodes[i]).await.unwrap();
+            if health["purged_index"].as_u64().is_some_and(|p| p > 0) {
+                assert!(health["snapshot_error"].is_null(), "{health}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {} took no snapshot: {health}", i + 1);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let failing = &cluster.nodes[1];
+    let health = TestCluster::health(failing).await.unwrap();
+    assert_eq!(health["snapshot_error"], json!("cannot write a snapshot file: fault injected"), "{health}");
+    assert!(health["snapshot_index"].is_null() && health["purged_index"].is_null(), "log kept: {health}");
+    assert_eq!(health["state"], json!("Follower"), "{health}");
+    let problem = failing.sql_ok(&root, "SELECT problem FROM system.cluster WHERE this_node").await;
+    assert_eq!(
+        problem.rows(0),
+        &vec![json!(["the last snapshot failed: cannot write a snapshot file: fault injected"])]
+    );
+    let left: Vec<_> = std::fs::read_dir(failing.data_dir().join("raft-snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "a failed snapshot leaves nothing behind: {left:?}");
+
+    // It still takes writes and applies everyone's.
+    failing.sql_ok(&root, "INSERT INTO app.log (id) VALUES (60)").await;
+    let rows = cluster.same_everywhere(&root, "SELECT count(*) FROM app.log").await;
+    assert_eq!(rows, vec![json!([61])]);
+}
+
+/// `ALTER CLUSTER ADD NODE` gives up at once, saying why, when the new node's Raft stops
+/// (here it cannot apply a commit), instead of waiting minutes for it to catch up.
+#[tokio::test]
+async fn adding_a_node_that_stops_fails_at_once_and_says_why() {
+    let mut cluster = TestCluster::start(1).await;
+    let root = Auth::root();
+    cluster.nodes[0].sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY)").await;
+    cluster.nodes[0].sql_ok(&root, "INSERT INTO app.log (id) VALUES (1)").await;
+    let address = cluster.start_outside_node_with(2, &[("FAILPOINTS", "cluster:apply_commit=return")]).await;
+    let started = Instant::now();
+    let r = cluster.nodes[0].sql(&root, &format!("ALTER CLUSTER ADD NODE 2 '{address}'")).await;
+    assert_eq!(r.code(), "UNAVAILABLE", "{:?}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("node 2 was added as a learner, but its Raft has stopped"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    let rows =
+        cluster.nodes[0].sql_ok(&root, "SELECT voter, problem IS NOT NULL FROM system.cluster WHERE node_id = 2").await;
+    assert_eq!(rows.rows(0), &vec![json!([false, true])]);
+    // The cluster goes on without it.
+    cluster.nodes[0].sql_ok(&root, "INSERT INTO app.log (id) VALUES (2)").await;
 }
