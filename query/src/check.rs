@@ -14,8 +14,12 @@ use crate::value::{Value, parse_date, parse_decimal, parse_timestamp};
 /// Resolve, type-check and plan a parsed query. `params` are bound by position (`$1` is
 /// `params[0]`; the k-th `?` is `params[k-1]`); a parameter's type is its value's type.
 pub fn plan(query: &Query, catalog: &dyn Catalog, params: &[Value]) -> Result<Plan> {
-    Binder { params }.query(query, catalog)
+    Binder { params, user: catalog.current_user() }.query(query, catalog)
 }
+
+/// `current_user()` (or `CURRENT_USER`, as SQL spells it): the signed-in user, known when the
+/// query is planned.
+const USER_FUNCTIONS: [&str; 1] = ["current_user"];
 
 /// Where an expression is bound, for error messages about aggregates.
 #[derive(Clone, Copy, PartialEq)]
@@ -47,6 +51,8 @@ struct AggState {
 
 struct Binder<'a> {
     params: &'a [Value],
+    /// The user `current_user()` names (see [`Catalog::current_user`]).
+    user: Option<String>,
 }
 
 const AGGREGATES: [&str; 5] = ["count", "sum", "avg", "min", "max"];
@@ -434,10 +440,14 @@ impl Binder<'_> {
         }
         let mut sub = |x: &Expr| self.bind(x, scope, agg.as_deref_mut(), clause);
         Ok(match e {
-            Expr::Column(parts) => {
-                let (i, ty) = self.resolve(parts, scope)?;
-                TypedExpr::column(i, ty)
-            }
+            Expr::Column(parts) => match (self.resolve(parts, scope), parts.as_slice()) {
+                (Ok((i, ty)), _) => TypedExpr::column(i, ty),
+                // `CURRENT_USER` without parentheses, as SQL spells it (a column of that name wins).
+                (Err(QueryError::UnknownColumn(_)), [name]) if USER_FUNCTIONS.contains(&name.as_str()) => {
+                    self.current_user(name)?
+                }
+                (Err(e), _) => return Err(e),
+            },
             Expr::Literal(l) => literal(l),
             Expr::Param { index, .. } => {
                 let v = index.checked_sub(1).and_then(|i| self.params.get(i)).ok_or_else(|| {
@@ -516,6 +526,12 @@ impl Binder<'_> {
                 if *distinct || *star {
                     return Err(QueryError::ty(format!("{name}() is not an aggregate function")));
                 }
+                if USER_FUNCTIONS.contains(&name.as_str()) {
+                    if !args.is_empty() {
+                        return Err(QueryError::ty(format!("{name}() takes no arguments")));
+                    }
+                    return self.current_user(name);
+                }
                 let mut bound = Vec::with_capacity(args.len());
                 for a in args {
                     bound.push(sub(a)?);
@@ -523,6 +539,14 @@ impl Binder<'_> {
                 scalar_function(name, args, bound)?
             }
         })
+    }
+
+    /// `current_user()`: the signed-in user's name, a constant of the query.
+    fn current_user(&self, name: &str) -> Result<TypedExpr> {
+        let user = self.user.clone().ok_or_else(|| {
+            QueryError::unsupported(format!("{name}() (no signed-in user is known where this query runs)"), None)
+        })?;
+        Ok(TypedExpr::new(ExprKind::Literal(Value::Text(user)), DataType::Text))
     }
 
     fn aggregate(&self, e: &Expr, scope: &Schema, state: &mut AggState) -> Result<TypedExpr> {

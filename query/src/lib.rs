@@ -55,7 +55,8 @@
 //! and `?`, `= <> != < <= > >=`, AND, OR, NOT, `[NOT] IN (list)`, `[NOT] BETWEEN`, `[NOT] LIKE`,
 //! `[NOT] ILIKE`, `IS [NOT] NULL`, `+ - * / %`, unary `-`, `||`, `CAST(x AS type)` and `x::type`,
 //! the functions lower, upper, length (char_length), coalesce, abs, round(x[, n]),
-//! date_trunc('unit', ts), and the aggregates count(*), count(\[DISTINCT\] x),
+//! date_trunc('unit', ts), current_user() (the signed-in user, where the catalog knows one:
+//! [`Catalog::current_user`]), and the aggregates count(*), count(\[DISTINCT\] x),
 //! sum/avg/min/max(\[DISTINCT\] x).
 //!
 //! Not in the language (each rejected by name): subqueries, CTEs (WITH), set operations

@@ -49,4 +49,10 @@ pub trait Catalog {
     /// The table `namespace.name`, or a bare `name` resolved the implementor's way (a default
     /// namespace, or a unique match). `None` if unknown.
     fn table(&self, namespace: Option<&str>, name: &str) -> Option<TableSchema>;
+
+    /// The signed-in user, which `current_user()` names; `None` (the default) where no user
+    /// is known, and a query that uses it is refused.
+    fn current_user(&self) -> Option<String> {
+        None
+    }
 }

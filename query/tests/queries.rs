@@ -611,3 +611,44 @@ fn decimal_to_double_as_arrow() {
     assert!(matches!(row[1], Value::Float64(f) if f == arrow), "{row:?}");
     assert!(matches!(row[2], Value::Float64(f) if f == 2.25), "{row:?}");
 }
+
+/// The fixture, seen by a signed-in user (what `current_user()` names).
+struct SignedIn(MemoryTables, &'static str);
+
+impl kalamdb_query::Catalog for SignedIn {
+    fn table(&self, namespace: Option<&str>, name: &str) -> Option<kalamdb_query::TableSchema> {
+        self.0.table(namespace, name)
+    }
+    fn current_user(&self) -> Option<String> {
+        Some(self.1.to_string())
+    }
+}
+
+impl kalamdb_query::DataSource for SignedIn {
+    fn scan<'a>(
+        &'a self,
+        table: &kalamdb_query::TableSchema,
+    ) -> kalamdb_query::Result<Box<dyn Iterator<Item = &'a [Value]> + 'a>> {
+        self.0.scan(table)
+    }
+}
+
+#[test]
+fn current_user_is_the_signed_in_user() {
+    let as_ann = SignedIn(fixture(), "ann");
+    for sql in [
+        "SELECT name FROM lists WHERE owner = current_user() ORDER BY name",
+        "SELECT name FROM lists WHERE owner = CURRENT_USER ORDER BY name",
+    ] {
+        let rows: Vec<Value> = run(sql, &as_ann, &[]).unwrap().rows.into_iter().map(|mut r| r.remove(0)).collect();
+        let expected: Vec<Value> =
+            q("SELECT name FROM lists WHERE owner = 'ann' ORDER BY name").into_iter().map(Value::Text).collect();
+        assert_eq!(rows, expected, "{sql}");
+        assert!(!rows.is_empty());
+    }
+    assert_eq!(run("SELECT current_user()", &as_ann, &[]).unwrap().rows, vec![vec![text("ann")]]);
+    // Where no user is known (this fixture), it is refused by name.
+    let e = err("SELECT id FROM lists WHERE owner = current_user()").to_string();
+    assert_eq!(e, "current_user() (no signed-in user is known where this query runs) is not supported");
+    assert!(matches!(err("SELECT current_user(1)"), QueryError::Type { .. }));
+}

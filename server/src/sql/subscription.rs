@@ -1,10 +1,16 @@
 //! Subscriptions: `SELECT cols FROM t [WHERE ...]` planned into a [`LiveQuery`] for the
 //! caller (their table, partition and rights), which the live registry then evaluates
 //! against each committed change.
+//!
+//! The SQL is checked against the query language's one definition, `kalamdb-query` — its
+//! shape, then its names and types against the table — exactly as the client checks and
+//! evaluates it, so a subscription the client accepts is one the server accepts, with the
+//! same message when it is not. It is then lowered to a DataFusion expression, which
+//! evaluates it (the differential test holds the two evaluations equal).
 
 use crate::error::{KalamError, Result};
 use crate::live::LiveQuery;
-use crate::schema::TableDef;
+use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
 use crate::sql::ast::Statement as KalamStatement;
 use crate::sql::parser::{Script, ident_name};
 use crate::sql::{ExecContext, session};
@@ -32,7 +38,10 @@ pub(crate) fn plan(cx: &ExecContext<'_>, sql: &str) -> Result<LiveQuery> {
     if script.len() != 1 {
         return Err(unsupported("anything but a single SELECT"));
     }
-    let KalamStatement::Sql(statement) = script.statement(0)? else {
+    // sqlparser first: its recursion limit answers input nested too deeply (TOO_LARGE).
+    let statement = script.statement(0)?;
+    kalamdb_query::parse_subscription(sql).map_err(language_error)?;
+    let KalamStatement::Sql(statement) = statement else {
         return Err(unsupported("anything but a single SELECT"));
     };
     let Statement::Query(query) = *statement else {
@@ -60,6 +69,8 @@ pub(crate) fn plan(cx: &ExecContext<'_>, sql: &str) -> Result<LiveQuery> {
     };
     let table = cx.resolve_table(&crate::sql::dml::table_ref(name)?)?;
     cx.check_read(&table)?;
+    let subscribed = SubscribedTable::new(&table, &cx.principal.username)?;
+    kalamdb_query::plan(sql, &subscribed, &[]).map_err(language_error)?;
     let alias = alias.as_ref().map(|a| ident_name(&a.name));
 
     let mut columns = Vec::new();
@@ -162,5 +173,60 @@ fn column_name(expr: &Expr, alias: Option<&str>, table: &TableDef) -> Option<Str
             (Some(q.as_str()) == alias || q == table.name).then(|| ident_name(&parts[1]))
         }
         _ => None,
+    }
+}
+
+/// A refusal of the query language, with the error code it gets everywhere.
+fn language_error(e: kalamdb_query::QueryError) -> KalamError {
+    use kalamdb_query::QueryError as Q;
+    match e {
+        Q::Syntax { .. } => KalamError::Parse(e.to_string()),
+        Q::Unsupported { .. } | Q::NotInSubscription { .. } => KalamError::NotSupported(e.to_string()),
+        Q::UnknownTable(_) | Q::UnknownColumn(_) | Q::AmbiguousColumn(_) | Q::Type { .. } | Q::Eval { .. } => {
+            KalamError::Validation(e.to_string())
+        }
+    }
+}
+
+/// The subscribed table (already resolved and checked for the caller's rights) as the query
+/// language's catalog: its columns, `_updated` and `_deleted`, and the caller as
+/// `current_user()`.
+struct SubscribedTable {
+    schema: kalamdb_query::TableSchema,
+    user: String,
+}
+
+impl SubscribedTable {
+    fn new(table: &TableDef, user: &str) -> Result<SubscribedTable> {
+        use kalamdb_query::{ColumnDef, DataType};
+        let mut columns = Vec::with_capacity(table.columns.len() + 2);
+        for c in &table.columns {
+            let ty: DataType = c.data_type.sql_name().parse().map_err(KalamError::internal)?;
+            columns.push(ColumnDef::new(c.name.clone(), ty, c.nullable));
+        }
+        if table.has_system_columns() {
+            columns.push(ColumnDef::new(UPDATED_COLUMN, DataType::Timestamp, false));
+            columns.push(ColumnDef::new(DELETED_COLUMN, DataType::Boolean, false));
+        }
+        let schema = kalamdb_query::TableSchema {
+            namespace: table.namespace.as_str().to_string(),
+            name: table.name.clone(),
+            columns,
+            primary_key: vec![table.primary_key],
+        };
+        Ok(SubscribedTable { schema, user: user.to_string() })
+    }
+}
+
+impl kalamdb_query::Catalog for SubscribedTable {
+    fn table(&self, namespace: Option<&str>, name: &str) -> Option<kalamdb_query::TableSchema> {
+        // The one table the subscription names, which the server resolved already (a bare
+        // name through the connection's namespace).
+        let ours = name == self.schema.name && namespace.is_none_or(|ns| ns == self.schema.namespace);
+        ours.then(|| self.schema.clone())
+    }
+
+    fn current_user(&self) -> Option<String> {
+        Some(self.user.clone())
     }
 }

@@ -715,3 +715,40 @@ async fn silent_and_unauthenticated_connections_time_out() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A subscription's SQL is checked by the query language's one definition (kalamdb-query),
+/// as the client checks it: the same refusals, with the same messages and codes; what the
+/// language has is accepted, `_updated` and `current_user()` included.
+#[tokio::test]
+async fn subscriptions_are_checked_by_the_query_language() {
+    let s = TestServer::start().await;
+    setup(&s).await;
+    let (_, mut ws) = user(&s, "alice").await;
+    let refused = [
+        ("SELECT * FROM app.todos t JOIN app.todos u ON t.id = u.id", "NOT_SUPPORTED"),
+        ("SELECT id FROM app.todos ORDER BY id", "NOT_SUPPORTED"),
+        ("SELECT count(*) FROM app.todos", "NOT_SUPPORTED"),
+        ("SELECT id FROM app.todos WHERE to_hex(id) = '1'", "NOT_SUPPORTED"),
+        ("SELECT id FROM app.todos WHERE nope = 1", "VALIDATION_ERROR"),
+        ("SELECT id FROM app.todos WHERE title + 1 > 2", "VALIDATION_ERROR"),
+    ];
+    for (i, (sql, code)) in refused.iter().enumerate() {
+        let id = format!("q{i}");
+        ws.send_json(json!({"type": "subscribe", "id": id, "sql": sql})).await;
+        let frame = ws.recv().await;
+        let ServerMessage::Error { id: Some(got), code: got_code, message } = frame else {
+            panic!("{sql}: expected an error frame, got {frame:?}")
+        };
+        assert_eq!(got, id);
+        assert_eq!(serde_json::to_value(got_code).unwrap(), json!(code), "{sql}: {message}");
+        // The client's own check says the same where it can tell without the table.
+        if let Err(e) = kalamdb_query::parse_subscription(sql) {
+            assert_eq!(message, e.to_string(), "{sql}");
+        }
+        assert!(!message.is_empty());
+    }
+    // Accepted: hidden columns and the caller's name in WHERE.
+    let sql = "SELECT id FROM app.todos WHERE _updated > TIMESTAMP '2000-01-01 00:00:00' AND current_user() = 'alice'";
+    subscribe(&mut ws, "ok", sql, json!({})).await;
+    subscribe(&mut ws, "done", "SELECT id FROM app.todos WHERE done", json!({})).await;
+}
