@@ -35,6 +35,9 @@ pub const SNAPSHOT_WRITE: &str = "cluster:snapshot_write";
 /// Applying a replicated commit fails here with an internal error (as a broken disk would)
 /// if this point is configured to `return`: the node's Raft stops.
 pub const APPLY_COMMIT: &str = "cluster:apply_commit";
+/// Applying a replicated catalog statement fails here with an internal error if this point
+/// is configured to `return`: the node's Raft stops.
+pub const APPLY_STATEMENT: &str = "cluster:apply_statement";
 
 /// Reads `FAILPOINTS`; the points stay configured while the returned scenario lives.
 #[cfg(debug_assertions)]

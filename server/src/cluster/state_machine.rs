@@ -6,7 +6,8 @@
 //! The last applied log id is stored in the database itself, in the same RocksDB batch as
 //! a commit's rows, so a node that crashes re-applies exactly the entries it had not
 //! applied. (A catalog statement writes it just after: one re-applied by a crash in between
-//! fails as already done, since catalog statements do not repeat.)
+//! fails as already done, since catalog statements do not repeat.) An entry this node cannot
+//! apply for an internal reason (its disk) stops its Raft rather than let it diverge.
 
 // openraft's `StorageError` is what its state machine trait returns.
 #![allow(clippy::result_large_err)]
@@ -170,14 +171,27 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 },
                 EntryPayload::Normal(Command::Statement(statement)) => {
-                    let outcome = executor::apply_statement(&self.db, statement).await.map(Outcome::Statement);
-                    if let Err(e) = &outcome
-                        && e.code() == ErrorCode::InternalError
-                    {
-                        tracing::error!(index = log_id.index, "a replicated statement failed here: {}", e.report());
+                    let outcome = match crate::fault::fails(crate::fault::APPLY_STATEMENT) {
+                        true => Err(KalamError::internal("fault injected: cannot apply a statement")),
+                        false => executor::apply_statement(&self.db, statement).await.map(Outcome::Statement),
+                    };
+                    match outcome {
+                        // As for a commit: a node whose catalog cannot take what the others'
+                        // took stops rather than diverge, and a restart applies it again. (A
+                        // refusal, which every node makes alike, is an answer like any other.)
+                        Err(e) if e.code() == ErrorCode::InternalError => {
+                            tracing::error!(
+                                index = log_id.index,
+                                "cannot apply a replicated statement: {}",
+                                e.report()
+                            );
+                            return Err(storage_error(e.report()));
+                        }
+                        outcome => {
+                            self.write_mark(&log_id, None)?;
+                            outcome
+                        }
                     }
-                    self.write_mark(&log_id, None)?;
-                    outcome
                 }
             };
             self.applied = Some(log_id);

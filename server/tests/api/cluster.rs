@@ -1023,3 +1023,48 @@ async fn adding_a_node_that_stops_fails_at_once_and_says_why() {
     // The cluster goes on without it.
     cluster.nodes[0].sql_ok(&root, "INSERT INTO app.log (id) VALUES (2)").await;
 }
+
+/// A node that cannot apply a catalog statement the others applied stops (rather than go on
+/// with a different catalog), is reported as stopped, and applies it when restarted.
+#[tokio::test]
+async fn a_node_that_cannot_apply_a_statement_stops_and_applies_it_after_a_restart() {
+    let mut cluster = TestCluster::start_with_faults(3, "", &[(2, "cluster:apply_statement=return")]).await;
+    let root = Auth::root();
+    cluster.nodes[0].sql_ok(&root, "CREATE NAMESPACE app").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let health = TestCluster::health(&cluster.nodes[2]).await.unwrap();
+        if health["stopped"] == json!(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3 went on: {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The leader among the two running ones, as node 1 sees it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let leader = loop {
+        let seen = TestCluster::health(&cluster.nodes[0]).await.unwrap()["leader"].as_u64();
+        if let Some(id @ (1 | 2)) = seen {
+            break id as usize - 1;
+        }
+        assert!(Instant::now() < deadline, "no leader among nodes 1 and 2: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let problem = "SELECT problem FROM system.cluster WHERE node_id = 3";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while cluster.nodes[leader].sql_ok(&root, problem).await.rows(0)
+        != &vec![json!(["its Raft has stopped (see its log)"])]
+    {
+        assert!(Instant::now() < deadline, "the leader does not report node 3 as stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The other two go on.
+    cluster.nodes[1].sql_ok(&root, "CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY)").await;
+
+    cluster.nodes[2].set_env(&[("KALAMDB_CLUSTER_SECRET", SECRET)]);
+    cluster.nodes[2].restart();
+    let rows = cluster.same_everywhere(&root, "SELECT table_name FROM system.tables WHERE namespace = 'app'").await;
+    assert_eq!(rows, vec![json!(["t"])]);
+    let health = TestCluster::health(&cluster.nodes[2]).await.unwrap();
+    assert_eq!(health["stopped"], json!(false), "{health}");
+}
