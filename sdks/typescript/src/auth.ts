@@ -1,6 +1,7 @@
 /** Access tokens: sign-in, refresh, and the token function handed to the sync engine. */
 
 import { KalamError, errorCode } from './errors.js';
+import { parseJsonWithBigInts } from './json.js';
 import type { Auth, UserInfo } from './types.js';
 
 /** The fields of a KalamDB JWT the client reads (it never verifies them: the server does). */
@@ -155,6 +156,8 @@ export async function httpJson(
   fetchFn: typeof fetch,
   url: string,
   init: { method: string; body?: string; headers?: Record<string, string>; signal?: AbortSignal },
+  /** Read integers beyond ±(2^53 − 1) as exact `bigint`s (SQL results). */
+  exactIntegers = false,
 ): Promise<unknown> {
   let res: Response;
   try {
@@ -179,7 +182,7 @@ export async function httpJson(
   const text = await res.text();
   let body: unknown;
   try {
-    body = text ? JSON.parse(text) : null;
+    body = text ? (exactIntegers ? parseJsonWithBigInts(text) : JSON.parse(text)) : null;
   } catch {
     throw new KalamError('BAD_RESPONSE', `HTTP ${res.status} from ${url}: not JSON: ${text.slice(0, 200)}`, {
       status: res.status,

@@ -2,6 +2,7 @@
 
 import { TokenProvider, base64ToBytes, bytesToBase64, httpJson } from './auth.js';
 import { KalamError, errorCode } from './errors.js';
+import { stringifyJsonWithBigInts } from './json.js';
 import type {
   ClientEvents,
   ClientOptions,
@@ -389,13 +390,19 @@ export class KalamClient {
     if (params && params.length) body.params = params;
     const ns = options.namespace ?? this.options.namespace;
     if (ns) body.namespace = ns;
+    // BIGINT values beyond ±(2^53 − 1) stay exact both ways, as `bigint`s.
     const send = async (force: boolean) =>
-      httpJson(this.fetchFn, `${this.url}/v1/api/sql`, {
-        method: 'POST',
-        body: JSON.stringify(body),
-        headers: { authorization: `Bearer ${await this.tokens.token(force)}` },
-        signal: options.signal,
-      });
+      httpJson(
+        this.fetchFn,
+        `${this.url}/v1/api/sql`,
+        {
+          method: 'POST',
+          body: stringifyJsonWithBigInts(body),
+          headers: { authorization: `Bearer ${await this.tokens.token(force)}` },
+          signal: options.signal,
+        },
+        true,
+      );
     let res: unknown;
     try {
       res = await send(false);

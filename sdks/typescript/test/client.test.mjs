@@ -56,6 +56,33 @@ test('sql() runs statements with params and returns typed row objects', async ()
   assert.equal(me.role, 'user');
 });
 
+test('sql() keeps BIGINT beyond 2^53 exact both ways, as bigint', async () => {
+  await server.rootSql('CREATE USER TABLE app.ids (id BIGINT PRIMARY KEY, label TEXT, ratio DOUBLE)');
+  const alice = client(await newUser('alice'));
+  const big = 9007199254740993n; // 2^53 + 1: a double would make it ...992
+  const min = -9223372036854775808n;
+  await alice.sql('INSERT INTO app.ids (id, label, ratio) VALUES ($1, $2, $3), ($4, $5, $6), (7, $7, 1e20)', [
+    big,
+    '12345678901234567890',
+    0.5,
+    min,
+    'min',
+    -1.5,
+    'seven',
+  ]);
+  const [res] = await alice.sql('SELECT id, label, ratio FROM app.ids ORDER BY id');
+  assert.deepEqual(res.rows, [
+    { id: min, label: 'min', ratio: -1.5 },
+    { id: 7, label: 'seven', ratio: 1e20 },
+    { id: big, label: '12345678901234567890', ratio: 0.5 },
+  ]);
+  // A parameter compared with a big value finds it exactly (not its neighbour).
+  const [one] = await alice.sql('SELECT label FROM app.ids WHERE id = $1', [big]);
+  assert.deepEqual(one.rows, [{ label: '12345678901234567890' }]);
+  const [none] = await alice.sql('SELECT label FROM app.ids WHERE id = $1', [big - 1n]);
+  assert.deepEqual(none.rows, []);
+});
+
 test('sql() errors are KalamError with code, status and statement', async () => {
   const alice = client(await newUser('alice'));
   await assert.rejects(alice.sql('SELECT * FROM app.nope'), (e) => {
