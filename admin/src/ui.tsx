@@ -151,8 +151,8 @@ export interface QueryState {
  * and every `intervalMs` while the page is visible.
  */
 export function useQuery(text: string | null, intervalMs?: number): QueryState {
-  const [result, setResult] = useState<StatementResult | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  // Each answer is kept with the text it answers, so a new text never shows the old result.
+  const [answer, setAnswer] = useState<{ text: string; result: StatementResult | null; error: unknown } | null>(null);
   const [loading, setLoading] = useState(false);
   const current = useRef(text);
   current.current = text;
@@ -162,24 +162,19 @@ export function useQuery(text: string | null, intervalMs?: number): QueryState {
     setLoading(true);
     try {
       const { results } = await sql(t);
-      if (current.current === t) {
-        setResult(results[results.length - 1] ?? null);
-        setError(null);
-      }
+      if (current.current === t) setAnswer({ text: t, result: results[results.length - 1] ?? null, error: null });
     } catch (e) {
-      if (current.current === t) setError(e);
+      if (current.current === t) setAnswer((a) => ({ text: t, result: a?.text === t ? a.result : null, error: e }));
     } finally {
       setLoading(false);
     }
   }, []);
-  useEffect(() => {
-    setResult(null);
-    void reload();
-  }, [text, reload]);
+  useEffect(() => void reload(), [text, reload]);
   useInterval(() => {
     if (document.visibilityState === 'visible') void reload();
   }, intervalMs);
-  return { result, error, loading, reload };
+  const mine = answer?.text === text ? answer : null;
+  return { result: mine?.result ?? null, error: mine?.error ?? null, loading, reload };
 }
 
 export function useInterval(fn: () => void, ms: number | undefined): void {

@@ -84,7 +84,7 @@ export function JobsView() {
                 <td>
                   <Progress id={id} status={status} rows={r.rows} />
                   <div class="note">
-                    {num(r.rows)} rows, {num(r.files)} files, {bytes(typeof r.bytes === 'number' ? r.bytes : 0)}
+                    {count(r.rows, 'row')}, {count(r.files, 'file')}, {bytes(typeof r.bytes === 'number' ? r.bytes : 0)}
                   </div>
                 </td>
                 <td>{when(r.created_at)}</td>
@@ -104,8 +104,9 @@ export function JobsView() {
   );
 }
 
-function num(v: Value | undefined): string {
-  return typeof v === 'number' ? v.toLocaleString() : '0';
+function count(v: Value | undefined, noun: string): string {
+  const n = typeof v === 'number' ? v : 0;
+  return `${n.toLocaleString()} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 /** A bar: full when finished; a fraction when the total is known; moving otherwise. */

@@ -91,7 +91,7 @@ export function LiveView() {
         <code>SELECT cols FROM ns.table [WHERE …]</code> over one USER, SHARED or STREAM table. USER tables show your own
         partition.
       </p>
-      <p class="status" data-testid="live-status" data-status={state.status}>
+      <p class="live-status" data-testid="live-status" data-status={state.status}>
         {state.status === 'idle' ? 'Not started.' : null}
         {state.status === 'connecting' ? 'Connecting…' : null}
         {state.status === 'loading' ? `Loading rows (live id ${state.liveId})…` : null}

@@ -40,7 +40,7 @@ export function SignIn(props: { notice?: string }) {
           <span class="logo" aria-hidden="true" />
           KalamDB admin
         </h1>
-        <p class="hint">Sign in with a dba or system account.</p>
+        <p class="hint">Sign in with an administrator account (by default, role dba or system).</p>
         {props.notice && !error ? (
           <p class="notice" data-testid="notice">
             {props.notice}
