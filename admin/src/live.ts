@@ -4,6 +4,8 @@ import { accessToken, onSession } from './api';
 import type { ChangeOp, ClientFrame, ColumnInfo, ErrorCode, ServerFrame, Value } from './wire';
 
 export interface LiveChange {
+  /** Arrival order on this page (a key for lists). */
+  seq: number;
   op: ChangeOp;
   row: Value[];
   old?: Value[];
@@ -31,6 +33,7 @@ export function watch(sqlText: string, on: LiveHandlers): () => void {
   let cursor: number | undefined;
   let done = false;
   let started = false;
+  let seq = 0;
   let ping: ReturnType<typeof setInterval> | undefined;
   const send = (f: ClientFrame) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(f));
   const subscribe = () => send({ type: 'subscribe', id: SUBSCRIPTION, sql: sqlText, since: cursor });
@@ -81,7 +84,7 @@ export function watch(sqlText: string, on: LiveHandlers): () => void {
         break;
       case 'change':
         cursor = f.cursor;
-        on.change({ op: f.op, row: f.row, old: f.old, cursor: f.cursor, at: new Date() });
+        on.change({ seq: ++seq, op: f.op, row: f.row, old: f.old, cursor: f.cursor, at: new Date() });
         break;
       case 'schema_changed':
         subscribe();

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { sql } from '../api';
 import { bytes, duration, when } from '../format';
 import { lit } from '../sqltext';
@@ -22,7 +22,9 @@ export function JobsView() {
   const q = useQuery(LIST, auto ? (fast ? 1000 : 5000) : undefined);
   const rows = objects(q.result);
   const active = rows.some((r) => ACTIVE.has(String(r.status)));
-  if (q.result && active !== fast) setFast(active);
+  useEffect(() => {
+    if (q.result) setFast(active);
+  }, [q.result, active]);
 
   const run = async (text: string) => {
     setError(null);

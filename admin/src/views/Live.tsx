@@ -109,7 +109,7 @@ export function LiveView() {
             {state.log.length === 0 ? <p class="note">None yet.</p> : null}
             <ol class="changes" data-testid="live-changes">
               {state.log.map((c) => (
-                <li key={c.cursor} data-testid="live-change" data-op={c.op} class={`op-${c.op}`}>
+                <li key={c.seq} data-testid="live-change" data-op={c.op} class={`op-${c.op}`}>
                   <span class="op">{c.op.toUpperCase()}</span>
                   <time>{c.at.toLocaleTimeString(undefined, { hour12: false })}</time>
                   <span class="what">{describe(c, state.schema, state.pk)}</span>

@@ -77,6 +77,19 @@ export function UsersView() {
           Create user
         </button>
       </form>
+      <details class="roles">
+        <summary>What each role may do</summary>
+        <dl class="facts">
+          <dt>user</dt>
+          <dd>its own partition of USER tables; reads public SHARED tables; its own password and email</dd>
+          <dt>service</dt>
+          <dd>+ SHARED tables, EXECUTE AS USER, FLUSH</dd>
+          <dt>dba</dt>
+          <dd>+ DDL, users (not granting system), system.* tables, KILL, backup and restore; by default, this console</dd>
+          <dt>system</dt>
+          <dd>everything; by default, this console</dd>
+        </dl>
+      </details>
       <ErrorBox error={q.error ?? error} />
       {notice ? (
         <p class="notice" data-testid="notice">
