@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
-import { startServer, ROOT_PASSWORD, waitFor } from '../../sdks/typescript/test/server.mjs';
+import { startServer, ROOT_PASSWORD, sleep, waitFor } from '../../sdks/typescript/test/server.mjs';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const shots = process.env.KALAMDB_ARTIFACTS
@@ -466,6 +466,42 @@ test('a reload keeps the session in its tab only; sign out clears it', async () 
   assert.deepEqual(await page.evaluate(() => Object.keys(sessionStorage)), []);
   await page.reload();
   await page.waitForSelector('[data-testid=sign-in]');
+});
+
+test('the access token is renewed before it expires, also for an open live view', async () => {
+  // Tokens of 8 s are renewed after 5 s (a minute before expiry, but at least 5 s from now);
+  // the server checks a socket's token every heartbeat (1 s here).
+  const short = await startServer({ config: '[auth]\naccess_token_ttl_secs = 8\n[live]\nheartbeat_secs = 1\n' });
+  try {
+    const page = await newPage();
+    await page.goto(`${short.url}/admin/`);
+    await page.fill('input[name=username]', 'root');
+    await page.fill('input[name=password]', ROOT_PASSWORD);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('[data-testid=sql-page]');
+    const token = () => page.evaluate(() => JSON.parse(sessionStorage.getItem('kalamdb-admin.session')).token);
+    const first = await token();
+    await short.rootSql('CREATE NAMESPACE n; CREATE SHARED TABLE n.t (id INT PRIMARY KEY, v TEXT)');
+    await go(page, 'live');
+    await page.fill('[data-testid=live-sql]', 'SELECT * FROM n.t');
+    await page.click('[data-testid=live-start]');
+    await page.waitForSelector('[data-testid=live-status][data-status=live]');
+    const expires = Date.parse(await page.evaluate(() => JSON.parse(sessionStorage.getItem('kalamdb-admin.session')).expiresAt));
+    await waitFor(async () => (await token()) !== first, { timeoutMs: 15000, intervalMs: 250, what: 'a renewed token' });
+    // Past the first token's expiry the server would have closed a socket that did not sign in
+    // again with the new token; this one still receives changes.
+    await sleep(Math.max(0, expires - Date.now()) + 2500);
+    await short.rootSql("INSERT INTO n.t (id, v) VALUES (1, 'after renewal')");
+    await page.waitForSelector('[data-testid=live-change][data-op=insert]');
+    assert.equal(await page.getAttribute('[data-testid=live-status]', 'data-status'), 'live');
+    await go(page, 'sql');
+    await page.fill('[data-testid=sql-editor]', 'SELECT v FROM n.t');
+    await page.click('[data-testid=run]');
+    await page.waitForSelector('[data-testid=result]');
+    assert.deepEqual(await gridRows(page, '[data-testid=grid]'), [['after renewal']]);
+  } finally {
+    await short.stop();
+  }
 });
 
 test('with [admin] enabled = false there is no console', async () => {
