@@ -15,9 +15,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
 use kalamdb_client_core::protocol::{LoginRequest, RefreshRequest, Role, TokenResponse, UserInfo};
 use rust_embed::Embed;
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// The built console. `debug-embed` embeds it in debug builds too, so tests run what ships.
 /// Every build changes `index.html` (it names the hashed assets), which cargo tracks, so a
@@ -109,7 +111,12 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     if fresh {
         return (StatusCode::NOT_MODIFIED, out).into_response();
     }
-    (out, body.into_owned()).into_response()
+    // Embedded files are 'static: sent without a copy.
+    let body = match body {
+        Cow::Borrowed(b) => Bytes::from_static(b),
+        Cow::Owned(v) => Bytes::from(v),
+    };
+    (out, body).into_response()
 }
 
 /// Whether `Accept-Encoding` allows gzip (`gzip` or `*`, without `q=0`).
