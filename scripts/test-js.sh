@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # JavaScript tests: installs the npm dependencies (npm ci), builds the wasm engine and the
-# TypeScript SDK, runs the SDK's Node tests and the example app's Playwright tests, all against
+# TypeScript SDK, runs the SDK's Node tests, the example app's and the admin console's
+# Playwright tests (scripts/test-admin.sh, which also checks that admin/dist is current), all against
 # the real server binary ($CARGO_TARGET_DIR/debug/kalamdb-server, built by `cargo build -p
 # kalamdb-server` / `cargo test`; built here if missing). Idempotent; exits non-zero on any
 # failure and prints one closing "N passed, N failed" line.
@@ -39,6 +40,7 @@ trap 'rm -f "$log"' EXIT
 status=0
 (cd sdks/typescript && node --test --test-concurrency=1 --test-reporter=spec test/*.test.mjs) 2>&1 | tee -a "$log" || status=1
 (cd examples/todo-react && node --test --test-concurrency=1 --test-reporter=spec tests/*.test.mjs) 2>&1 | tee -a "$log" || status=1
+scripts/test-admin.sh 2>&1 | tee -a "$log" || status=1
 # The Node backend example against its own server (run-example.sh starts one and sets it up).
 if KALAMDB_URL= timeout 180 scripts/run-example.sh node-backend > "$log.example" 2>&1; then
   echo "✔ examples/node-backend runs against a fresh server"; echo "ℹ pass 1" >> "$log"

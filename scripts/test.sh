@@ -3,7 +3,8 @@
 #   1. Rust: unit tests and the integration tests that start the real server binary
 #      (including the native sync client against it);
 #   2. the wasm client in headless Chromium (scripts/test-wasm.sh);
-#   3. the npm package under Node and the example app under Playwright (scripts/test-js.sh).
+#   3. the npm package under Node, the example app and the admin console under Playwright
+#      (scripts/test-js.sh).
 # Installs what it needs first (scripts/prerequisites.sh). Ends with "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,6 +3,7 @@
 
 use crate::error::{KalamError, Result};
 use clap::Parser;
+use kalamdb_client_core::protocol::Role;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ otherwise a random one is generated and written to <data-dir>/root-password.txt 
 The password is never logged."
 )]
 pub struct Cli {
-    /// TOML config file (sections [server], [auth], [limits], [storage], [live]; see docs/configuration.md).
+    /// TOML config file (sections [server], [auth], [limits], [storage], [live], [cluster], [admin]; see docs/configuration.md).
     #[arg(long, short = 'c', env = "KALAMDB_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:8080]. Use 0.0.0.0:PORT to accept remote clients.
@@ -81,6 +82,24 @@ pub struct Config {
     pub storage: StorageConfig,
     pub live: LiveConfig,
     pub cluster: ClusterConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin console at `/admin` (see docs/admin.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Serve the console; when off, `/admin` is an unknown path like any other.
+    pub enabled: bool,
+    /// Roles that may sign in to the console. Its data still goes through the SQL API and the
+    /// WebSocket, which check every statement against the caller's role.
+    pub roles: Vec<Role>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { enabled: true, roles: vec![Role::Dba, Role::System] }
+    }
 }
 
 /// Cluster mode (see docs/cluster.md). Off unless `node_id` is set.
@@ -482,6 +501,11 @@ impl Config {
         if self.live.filter_budget_ms == 0 || self.live.filter_queue == 0 {
             return Err(KalamError::InvalidRequest(
                 "live.filter_budget_ms and live.filter_queue must be at least 1".into(),
+            ));
+        }
+        if self.admin.enabled && self.admin.roles.is_empty() {
+            return Err(KalamError::InvalidRequest(
+                "admin.roles must name at least one role (or set admin.enabled = false)".into(),
             ));
         }
         if self.live.max_connections_per_user == 0 {

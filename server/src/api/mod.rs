@@ -6,9 +6,11 @@
 //! - [`ws`]: `GET /v1/ws`, the live/sync WebSocket: connections, catch-up, mutations (its
 //!   subscriptions are [`crate::live`]'s)
 //! - [`health`]: `GET /health`, `GET /metrics`
+//! - [`admin`]: the admin console at `/admin` (embedded files, role-gated sign-in)
 //! - [`body`]: the JSON body extractor (limits, object-only)
 //! - [`error`]: how a [`crate::error::StatementError`] becomes the JSON error response
 
+pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod body;
 pub(crate) mod error;
@@ -38,14 +40,18 @@ pub(crate) struct AppState {
 
 pub(crate) fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.db.config.server.cors_origins);
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/v1/api/sql", post(sql::handle))
         .route("/v1/api/auth/login", post(auth::login))
         .route("/v1/api/auth/refresh", post(auth::refresh))
         .route("/v1/ws", get(ws::upgrade))
         .route("/health", get(health::health))
         .route("/v1/api/cluster/health", get(health::cluster))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(health::metrics));
+    if state.db.config.admin.enabled {
+        router = router.merge(admin::routes());
+    }
+    let router = router
         .fallback(error::not_found)
         // JsonBody enforces the configured limit itself (and drains oversized bodies).
         .layer(DefaultBodyLimit::disable())

@@ -1,5 +1,6 @@
 //! Integration tests: each starts the real server binary (see `common`).
 
+mod admin;
 mod alter;
 mod auth;
 mod backups;
