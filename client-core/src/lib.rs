@@ -23,6 +23,9 @@ pub mod store;
 pub mod sync;
 
 #[cfg(test)]
+mod typescript;
+
+#[cfg(test)]
 pub(crate) mod test_support {
     //! What the unit tests of several modules share.
 

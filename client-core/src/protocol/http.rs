@@ -18,6 +18,7 @@ pub struct SqlRequest {
 
 /// One column of a result schema. `type` is a KalamDB SQL type name (`BIGINT`, `TEXT`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ColumnInfo {
     pub name: String,
     #[serde(rename = "type")]
@@ -25,10 +26,12 @@ pub struct ColumnInfo {
     /// Sync schemas only: the column's stable id, which survives `RENAME COLUMN` and is never
     /// reused, so a replica can carry its rows across a schema change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub id: Option<u16>,
     /// Sync schemas only: what rows written before the column existed read as (its literal
     /// `DEFAULT`); absent means NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional, type = "unknown"))]
     pub default: Option<Value>,
 }
 
@@ -80,6 +83,7 @@ pub struct RefreshRequest {
 
 /// The signed-in user as reported by the auth endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UserInfo {
     /// Stable user id (the partition key of the user's rows).
     pub id: String,

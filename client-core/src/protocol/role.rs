@@ -5,6 +5,7 @@ use std::str::FromStr;
 /// A user's role. Each role includes the permissions of the ones before it
 /// (`User < Service < Dba < System`), so roles compare with `<`/`>=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads and writes its own partition of USER and STREAM tables; reads public SHARED tables.

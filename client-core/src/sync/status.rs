@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A snapshot of the replica's sync state, reported on every change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct SyncStatus {
     /// Connected and authenticated.
     pub online: bool,
@@ -24,6 +25,7 @@ pub struct SyncStatus {
 
 /// Where one local write stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum MutationState {
     /// In the outbox; shown optimistically.
@@ -36,6 +38,7 @@ pub enum MutationState {
 
 /// Notifications from the sync engine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SyncEvent {
     Status(SyncStatus),
@@ -47,6 +50,7 @@ pub enum SyncEvent {
     },
     /// The server refused or ended a subscription (bad SQL, no access, KILL LIVE QUERY).
     SubscriptionError {
+        #[cfg_attr(test, ts(type = "string"))]
         id: SubscriptionId,
         code: ErrorCode,
         message: String,

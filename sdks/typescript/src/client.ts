@@ -21,6 +21,9 @@ import type {
   UserInfo,
 } from './types.js';
 import type { WasmClient, WasmLoader, WasmResultSet, WasmSubscription } from './wasm-api.js';
+import type { MutationState as WireMutationState } from './generated/MutationState.js';
+import type { SyncEvent } from './generated/SyncEvent.js';
+import type { SyncStatus as WireSyncStatus } from './generated/SyncStatus.js';
 
 /** The status reported before the engine says anything. */
 export const INITIAL_STATUS: SyncStatus = Object.freeze({
@@ -113,29 +116,27 @@ export function wsUrlOf(httpBase: string): string {
   return u.toString();
 }
 
-function statusFrom(s: Record<string, unknown>): SyncStatus {
+function statusFrom(s: WireSyncStatus): SyncStatus {
   return {
-    online: Boolean(s.online),
-    syncing: Boolean(s.syncing),
-    pendingWrites: Number(s.pending_writes ?? 0),
-    lastSyncedMs: (s.last_synced_ms as number | null | undefined) ?? null,
-    firstSyncRows: Number(s.first_sync_rows ?? 0),
-    lastError: (s.last_error as string | null | undefined) ?? null,
+    online: s.online,
+    syncing: s.syncing,
+    pendingWrites: s.pending_writes,
+    lastSyncedMs: s.last_synced_ms ?? null,
+    firstSyncRows: s.first_sync_rows,
+    lastError: s.last_error ?? null,
   };
 }
 
-function stateFrom(s: unknown): MutationState | undefined {
-  if (!s || typeof s !== 'object') return undefined;
-  const o = s as Record<string, unknown>;
-  switch (o.status) {
+function stateFrom(s: WireMutationState | undefined | null): MutationState | undefined {
+  switch (s?.status) {
+    case undefined:
+      return undefined;
     case 'pending':
       return { status: 'pending' };
     case 'applied':
-      return { status: 'applied', cursor: (o.cursor as number | null | undefined) ?? null };
+      return { status: 'applied', cursor: s.cursor ?? null };
     case 'rejected':
-      return { status: 'rejected', code: errorCode(o.code), reason: String(o.reason ?? '') };
-    default:
-      return undefined;
+      return { status: 'rejected', code: errorCode(s.code), reason: s.reason };
   }
 }
 
@@ -312,7 +313,7 @@ export class KalamClient {
     });
   }
 
-  private dispatch(e: Record<string, unknown>): void {
+  private dispatch(e: SyncEvent): void {
     switch (e.type) {
       case 'status': {
         this.statusV = statusFrom(e);
@@ -322,7 +323,7 @@ export class KalamClient {
       case 'mutation': {
         const state = stateFrom(e.state);
         if (!state) return;
-        const ev: MutationEvent = { clientId: String(e.client_id), seq: Number(e.seq), state };
+        const ev: MutationEvent = { clientId: e.client_id, seq: e.seq, state };
         if (state.status !== 'pending') this.settle(ev.clientId, ev.seq, state);
         this.emit('mutation', ev);
         break;
@@ -330,7 +331,7 @@ export class KalamClient {
       case 'subscription_error':
       case 'connection_failed':
       case 'error': {
-        const ev: ErrorEvent = { code: errorCode(e.code), message: String(e.message ?? '') };
+        const ev: ErrorEvent = { code: errorCode(e.code), message: e.message };
         if (e.type === 'subscription_error') ev.subscriptionId = String(e.id);
         if (ev.code === 'UNAUTHORIZED') this.forceTokenRenewal = true;
         this.emit('error', ev);

@@ -1,6 +1,9 @@
 /** Public types of `@kalamdb/client`. */
 
 import type { KalamErrorCode } from './errors.js';
+import type { ColumnInfo } from './generated/ColumnInfo.js';
+import type { Role } from './generated/Role.js';
+import type { UserInfo as WireUserInfo } from './generated/UserInfo.js';
 
 /**
  * A row as an object keyed by column name. Values are encoded as the server's JSON results:
@@ -68,10 +71,7 @@ export interface ClientOptions {
 }
 
 /** A column of a result: its name and KalamDB type (`TEXT`, `BIGINT`, `CRDT_TEXT`, ...). */
-export interface ColumnInfo {
-  name: string;
-  type: string;
-}
+export type { ColumnInfo } from './generated/ColumnInfo.js';
 
 /** One statement's result from {@link KalamClient.sql}. */
 export interface SqlResult<R = Row> {
@@ -95,12 +95,14 @@ export interface SqlOptions {
   signal?: AbortSignal;
 }
 
-/** The signed-in user, as the server reports it. */
-export interface UserInfo {
-  id: string;
-  username: string;
-  role: string;
-}
+/** A user's role (user, service, dba, system); each includes the permissions of the ones before it. */
+export type { Role } from './generated/Role.js';
+
+/**
+ * The signed-in user, as the server reports it at sign-in. `role` is `'unknown'` when the
+ * client was given a bare token (a token does not carry the role).
+ */
+export type UserInfo = Omit<WireUserInfo, 'role'> & { role: Role | 'unknown' };
 
 /** A snapshot of the replica's sync state. */
 export interface SyncStatus {

@@ -2,8 +2,14 @@
  * The JavaScript face of the WebAssembly engine (`KalamClient` in wasm/src/lib.rs), as the SDK
  * uses it. Kept here rather than imported from the generated `.d.ts` so the SDK tolerates
  * engines with and without optional methods (`crdtCell`).
+ * The values it hands over are typed with the types generated from their Rust definitions
+ * (`generated/`, ts-rs; checked by client-core's tests).
  * @internal
  */
+
+import type { MutationState as WireMutationState } from './generated/MutationState.js';
+import type { SyncEvent } from './generated/SyncEvent.js';
+import type { SyncStatus as WireSyncStatus } from './generated/SyncStatus.js';
 
 /** A stoppable live query or event listener. @internal */
 export interface WasmSubscription {
@@ -32,9 +38,10 @@ export interface WasmClient {
   query(sql: string, params: unknown): Promise<WasmResultSet>;
   live(sql: string, params: unknown, callback: (rs: WasmResultSet) => void): Promise<WasmSubscription>;
   mutate(ops: unknown): Promise<WasmReceipt>;
-  mutationState(clientId: string, seq: bigint | number): Promise<unknown>;
-  status(): Promise<Record<string, unknown>>;
-  onEvent(callback: (event: Record<string, unknown>) => void): WasmSubscription;
+  /** A write's state, or `undefined` if the engine does not know it. */
+  mutationState(clientId: string, seq: bigint | number): Promise<WireMutationState | undefined | null>;
+  status(): Promise<WireSyncStatus>;
+  onEvent(callback: (event: SyncEvent) => void): WasmSubscription;
   setOnline(online: boolean): void;
   settled(): Promise<void>;
   close(): Promise<void>;
