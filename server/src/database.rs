@@ -124,7 +124,7 @@ impl Database {
             }
         }
         let committer = Arc::new(Committer::open(store.clone(), cold.clone(), clock.clone())?);
-        let jobs = Arc::new(JobManager::open(store.clone())?);
+        let jobs = Arc::new(JobManager::open(store.clone(), config.cluster.node_id)?);
         let query_threads = config.query_threads();
         let query_runtime = QueryRuntime::start(query_threads)?;
         let scheduler = FairScheduler::new(query_threads);

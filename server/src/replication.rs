@@ -191,6 +191,12 @@ pub(crate) trait Replication: Send + Sync {
     /// On the leader: adds a node (it catches up as a learner first, then votes) or
     /// removes one. Answers what was done.
     async fn change_members(&self, change: MembershipChange) -> Result<String>;
+    /// The jobs of the other members (each runs its own flushes), by node id; a node that
+    /// does not answer within a couple of seconds is left out.
+    async fn jobs_elsewhere(&self) -> Vec<(u64, Vec<crate::jobs::Job>)>;
+    /// Asks the other members to cancel job `job_id`: `Ok(true)` once one that runs it has
+    /// (`KILL JOB` on any node finds the job where it runs), `Ok(false)` if none knows it.
+    async fn kill_job_elsewhere(&self, job_id: &str) -> Result<bool>;
 }
 
 /// A change of the cluster's members (`ALTER CLUSTER`).

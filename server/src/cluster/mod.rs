@@ -449,15 +449,7 @@ impl Replication for Cluster {
     }
 
     fn relay_stream(&self, events: StreamEvents) {
-        let m = self.raft.metrics().borrow().clone();
-        let peers = m
-            .membership_config
-            .membership()
-            .nodes()
-            .filter(|(id, _)| **id != self.node_id)
-            .map(|(id, node)| (*id, node.addr.clone()))
-            .collect::<Vec<_>>();
-        self.streams.send(&peers, events, &self.client, &self.token, self.node_id);
+        self.streams.send(&self.others(), events, &self.client, &self.token, self.node_id);
     }
 
     async fn wait_applied(&self, index: u64) -> bool {
@@ -503,6 +495,27 @@ impl Replication for Cluster {
                 }
             })
             .collect()
+    }
+
+    async fn jobs_elsewhere(&self) -> Vec<(u64, Vec<crate::jobs::Job>)> {
+        let asked = self.others().into_iter().map(|(id, address)| async move {
+            let jobs = self.ask_peer::<(), Vec<crate::jobs::Job>>(&address, service::JOBS, &()).await;
+            jobs.map(|jobs| (id, jobs))
+        });
+        futures::future::join_all(asked).await.into_iter().flatten().collect()
+    }
+
+    async fn kill_job_elsewhere(&self, job_id: &str) -> Result<bool> {
+        for (id, address) in self.others() {
+            let job = job_id.to_string();
+            match self.ask_peer::<String, service::KillAnswer>(&address, service::KILL_JOB, &job).await {
+                Some(service::KillAnswer::Cancelling) => return Ok(true),
+                Some(service::KillAnswer::Refused(why)) => return Err(KalamError::Validation(why)),
+                Some(service::KillAnswer::Unknown) => {}
+                None => tracing::warn!(node = id, "KILL JOB: node {id} did not answer"),
+            }
+        }
+        Ok(false)
     }
 
     async fn change_members(&self, change: MembershipChange) -> Result<String> {
@@ -572,10 +585,12 @@ impl Replication for Cluster {
 /// How long `ALTER CLUSTER ADD NODE` waits for the new node to catch up (a whole snapshot,
 /// perhaps) before it makes it a voter.
 const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
-/// How often that wait looks whether the new node's Raft has stopped.
+/// How often that wait asks the new node how far it has applied.
 const LEARNER_POLL: Duration = Duration::from_millis(500);
 /// A learner this many entries behind the leader's log counts as caught up.
 const LEARNER_LAG: u64 = 16;
+/// How long a question to another node's cluster port (its health, its jobs) may take.
+const PEER_ANSWER: Duration = Duration::from_secs(2);
 
 /// What `/v1/api/cluster/health` reports about this node (and the cluster port's status
 /// request, which `ALTER CLUSTER ADD NODE` asks the new node).
@@ -602,17 +617,35 @@ pub(crate) struct NodeHealth {
 impl Cluster {
     /// Node `address`'s own health, asked on its cluster port; `None` if it does not answer.
     async fn peer_health(&self, address: &str) -> Option<NodeHealth> {
+        self.ask_peer(address, service::STATUS, &()).await
+    }
+
+    /// Posts `body` to `path` on the cluster port at `address`; its answer, or `None` if it
+    /// does not give one within [`PEER_ANSWER`].
+    async fn ask_peer<B: Serialize, T: DeserializeOwned>(&self, address: &str, path: &str, body: &B) -> Option<T> {
         let sent = self
             .client
-            .post(format!("http://{address}{}", service::STATUS))
+            .post(format!("http://{address}{path}"))
             .header(network::TOKEN_HEADER, self.token.header())
             .header(network::NODE_HEADER, self.node_id)
-            .timeout(LEARNER_POLL * 4)
+            .timeout(PEER_ANSWER)
+            .json(body)
             .send()
             .await
             .ok()?;
         sent.status().is_success().then_some(())?;
         sent.json().await.ok()
+    }
+
+    /// The other members (voters and learners) and their cluster addresses.
+    fn others(&self) -> Vec<(u64, String)> {
+        let m = self.metrics.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.node_id)
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect()
     }
 
     /// Makes `voters` the voters, waiting as long as a write does for the change to commit.

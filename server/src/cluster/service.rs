@@ -26,6 +26,8 @@ pub(super) const FORWARD_MUTATION: &str = "/cluster/v1/forward/mutation";
 pub(super) const STREAM: &str = "/cluster/v1/stream";
 pub(super) const READ_INDEX: &str = "/cluster/v1/read-index";
 pub(super) const STATUS: &str = "/cluster/v1/status";
+pub(super) const JOBS: &str = "/cluster/v1/jobs";
+pub(super) const KILL_JOB: &str = "/cluster/v1/kill-job";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -40,6 +42,8 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(STREAM, post(stream_events))
         .route(READ_INDEX, post(read_index))
         .route(STATUS, post(status))
+        .route(JOBS, post(jobs))
+        .route(KILL_JOB, post(kill_job))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -131,6 +135,43 @@ async fn read_index(State(cluster): State<Arc<Cluster>>) -> Response {
 /// whether its Raft has stopped.
 async fn status(State(cluster): State<Arc<Cluster>>) -> Response {
     json(&cluster.node_health())
+}
+
+/// This node's jobs (`system.jobs` on another node shows them).
+async fn jobs(State(cluster): State<Arc<Cluster>>) -> Response {
+    match cluster.database() {
+        Ok(db) => json(&db.jobs.list()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// What a node answers to another's `KILL JOB`.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub(super) enum KillAnswer {
+    /// The job is this node's and is being cancelled.
+    Cancelling,
+    /// Not a job of this node.
+    Unknown,
+    /// This node's job, which cannot be cancelled (it has finished): why.
+    Refused(String),
+}
+
+/// Cancels a job of this node, for `KILL JOB` run on another node (which checked the
+/// caller's role).
+async fn kill_job(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    let Some(job_id) = decode::<String>(KILL_JOB, &body) else { return malformed() };
+    let db = match cluster.database() {
+        Ok(db) => db,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    let answer = match db.jobs.has(&job_id) {
+        false => KillAnswer::Unknown,
+        true => match db.jobs.kill(&job_id) {
+            Ok(()) => KillAnswer::Cancelling,
+            Err(e) => KillAnswer::Refused(e.public_message()),
+        },
+    };
+    json(&answer)
 }
 
 async fn stream_events(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {

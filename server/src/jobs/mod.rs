@@ -102,6 +102,8 @@ pub(crate) enum JobEnd {
 /// Creates, tracks and persists jobs.
 pub(crate) struct JobManager {
     store: Arc<Store>,
+    /// The cluster node this is, named in job ids; `None` on a single node.
+    node: Option<u64>,
     state: Mutex<State>,
     /// One turn at a time per scope (see [`JobManager::turn`]).
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -164,20 +166,32 @@ pub(crate) async fn run_policy_job(
     Ok(())
 }
 
-/// The sequence number of a job id (`flush-42` → 42).
+/// The sequence number of a job id (`flush-42` → 42, `flush-node2-42` → 42).
 fn job_number(id: &str) -> Option<u64> {
     id.rsplit_once('-')?.1.parse().ok()
 }
 
+/// The cluster node a job id names (`flush-node2-42` → 2); `None` for a single node's id.
+fn job_node(id: &str) -> Option<u64> {
+    id.split('-').find_map(|part| part.strip_prefix("node")?.parse().ok())
+}
+
 impl JobManager {
-    /// Loads the job records; those a crash left queued or running become failed.
-    pub(crate) fn open(store: Arc<Store>) -> Result<JobManager> {
+    /// Loads the job records; those a crash left queued or running become failed. On cluster
+    /// node `node`, job ids name the node (`flush-node2-7`: unique across the cluster, and
+    /// `KILL JOB` anywhere finds the job), and records of other nodes' jobs, which a
+    /// snapshot copies in with the rest of the database, are dropped.
+    pub(crate) fn open(store: Arc<Store>, node: Option<u64>) -> Result<JobManager> {
         let mut jobs = BTreeMap::new();
         let mut batch = WriteBatch::default();
         let cf = store.cf(CF_CATALOG);
         for (k, v) in store.scan_prefix(CF_CATALOG, b"job/")? {
             let mut job: Job = serde_json::from_slice(&v)
                 .map_err(|e| KalamError::Corrupt(format!("job record {}: {e}", String::from_utf8_lossy(&k))))?;
+            if node.is_some() && job_node(&job.id) != node {
+                batch.delete_cf(&cf, &k);
+                continue;
+            }
             if !job.status.is_finished() {
                 job.status = JobStatus::Failed;
                 job.error = Some("interrupted by restart".into());
@@ -198,6 +212,7 @@ impl JobManager {
         };
         Ok(JobManager {
             store,
+            node,
             state: Mutex::new(State { next, jobs, cancel_flags: HashMap::new() }),
             turns: Mutex::new(HashMap::new()),
         })
@@ -218,7 +233,10 @@ impl JobManager {
         let mut state = self.state.lock();
         let n = state.next;
         let job = Job {
-            id: format!("{}-{n}", job_type.as_str()),
+            id: match self.node {
+                Some(node) => format!("{}-node{node}-{n}", job_type.as_str()),
+                None => format!("{}-{n}", job_type.as_str()),
+            },
             job_type,
             status: JobStatus::Queued,
             namespace,
@@ -298,6 +316,11 @@ impl JobManager {
     }
 
     /// Asks a queued or running job to stop.
+    /// Whether this node has (or had) job `id`.
+    pub(crate) fn has(&self, id: &str) -> bool {
+        job_number(id).is_some_and(|n| self.state.lock().jobs.get(&n).is_some_and(|j| j.id == id))
+    }
+
     pub(crate) fn kill(&self, id: &str) -> Result<()> {
         let not_found = || KalamError::Validation(format!("no job '{id}'"));
         let n = job_number(id).ok_or_else(not_found)?;
@@ -383,7 +406,7 @@ mod tests {
     use super::*;
 
     fn open(dir: &std::path::Path) -> Arc<JobManager> {
-        Arc::new(JobManager::open(Arc::new(Store::open(dir, false).unwrap())).unwrap())
+        Arc::new(JobManager::open(Arc::new(Store::open(dir, false).unwrap()), None).unwrap())
     }
 
     fn status(jobs: &JobManager, id: &str) -> Job {
@@ -455,5 +478,21 @@ mod tests {
         tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await.unwrap().unwrap();
         drop(jobs.turn("flush/app.c").await);
         assert_eq!(jobs.turns.lock().len(), 1, "only the last scope's gate is left");
+    }
+
+    #[test]
+    fn on_a_cluster_node_job_ids_name_the_node_and_other_nodes_records_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), false).unwrap());
+        // As a snapshot from node 1 would leave them: node 1's records in node 2's database.
+        let one = JobManager::open(store.clone(), Some(1)).unwrap();
+        let theirs = Arc::new(one).create(JobType::Flush, None, None, "manual").unwrap().id.clone();
+        assert_eq!((job_node(&theirs), job_number(&theirs)), (Some(1), Some(1)));
+        let two = Arc::new(JobManager::open(store.clone(), Some(2)).unwrap());
+        assert!(two.list().is_empty(), "node 1's job is not node 2's");
+        let ours = two.create(JobType::Flush, None, None, "manual").unwrap().id.clone();
+        assert!(ours.starts_with("flush-node2-"), "{ours}");
+        assert!(two.has(&ours) && !two.has(&theirs));
+        assert_eq!(job_node("flush-7"), None);
     }
 }

@@ -162,7 +162,7 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::FlushTable { table } => flush::table(cx, table),
             Statement::FlushAllTables { namespace } => flush::all_tables(cx, namespace.as_deref()),
             Statement::KillLiveQuery { live_id } => kill::live_query(cx, live_id),
-            Statement::KillJob { job_id } => flush::kill_job(cx, job_id),
+            Statement::KillJob { job_id } => flush::kill_job(cx, job_id).await,
             Statement::CreateStorage(create) => storage::create(cx, create).await,
             Statement::DropStorage { id, if_exists } => storage::drop(cx, id, *if_exists),
             Statement::ShowStorages => storage::show(cx),

@@ -178,7 +178,7 @@ impl SchemaProvider for SystemSchema {
         if !system::TABLES.contains(&name) {
             return Ok(None);
         }
-        let provider = system::table(&self.db, &self.principal, name).map_err(KalamError::into_datafusion)?;
+        let provider = system::table(&self.db, &self.principal, name).await.map_err(KalamError::into_datafusion)?;
         Ok(Some(provider))
     }
 

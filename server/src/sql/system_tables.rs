@@ -18,7 +18,23 @@ use std::sync::atomic::Ordering;
 
 /// This server's name in `node` columns: `local` on a single node, `node-<id>` in a cluster.
 fn node_name(db: &Database) -> String {
-    db.config.cluster.node_id.map_or_else(|| "local".to_string(), |id| format!("node-{id}"))
+    db.config.cluster.node_id.map_or_else(|| "local".to_string(), node_id_name)
+}
+
+fn node_id_name(id: u64) -> String {
+    format!("node-{id}")
+}
+
+/// This node's jobs and, in cluster mode, those of the other nodes that answer; each with the
+/// name of the node that runs it.
+async fn jobs_everywhere(db: &Database) -> Vec<(String, crate::jobs::Job)> {
+    let mut jobs: Vec<_> = db.jobs.list().into_iter().map(|j| (node_name(db), j)).collect();
+    if let Some(replication) = db.replication() {
+        for (id, theirs) in replication.jobs_elsewhere().await {
+            jobs.extend(theirs.into_iter().map(|j| (node_id_name(id), j)));
+        }
+    }
+    jobs
 }
 
 pub(crate) const TABLES: [&str; 9] =
@@ -66,7 +82,7 @@ fn opt_text(s: Option<impl Into<String>>) -> Value {
 }
 
 /// Builds the provider for `system.<name>`.
-pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn TableProvider>> {
+pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> Result<Arc<dyn TableProvider>> {
     check_access(principal, name)?;
     use DataType::*;
     let rows = match name {
@@ -237,11 +253,11 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                 ("error", Text),
                 ("node", Text),
             ],
-            rows: db
-                .jobs
-                .list()
+            // Every node's: each runs its own flushes (in cluster mode, the others' are asked).
+            rows: jobs_everywhere(db)
+                .await
                 .into_iter()
-                .map(|j| {
+                .map(|(node, j)| {
                     vec![
                         text(j.id),
                         text(j.job_type.as_str()),
@@ -256,7 +272,7 @@ pub(crate) fn table(db: &Database, principal: &Principal, name: &str) -> Result<
                         Value::Int(j.bytes as i64),
                         Value::Int(j.files as i64),
                         opt_text(j.error),
-                        text(node_name(db)),
+                        text(node),
                     ]
                 })
                 .collect(),

@@ -1068,3 +1068,39 @@ async fn a_node_that_cannot_apply_a_statement_stops_and_applies_it_after_a_resta
     let health = TestCluster::health(&cluster.nodes[2]).await.unwrap();
     assert_eq!(health["stopped"], json!(false), "{health}");
 }
+
+/// Each node runs its own flushes; `system.jobs` on any node lists every node's jobs with the
+/// node that runs it, and `KILL JOB` on any node cancels the job where it runs.
+#[tokio::test]
+async fn system_jobs_lists_every_nodes_jobs_and_kill_job_reaches_the_node_running_it() {
+    let cluster = TestCluster::start_with_faults(3, "", &[(2, "flush:locked=sleep(3000)")]).await;
+    let root = Auth::root();
+    cluster.nodes[0].sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY)").await;
+    cluster.nodes[0].sql_ok(&root, "INSERT INTO app.log (id) VALUES (1), (2), (3)").await;
+    cluster.settle().await;
+
+    let done = crate::flush::flush_and_wait(&cluster.nodes[1], "FLUSH TABLE app.log").await;
+    let on_two = done[0].as_str().unwrap().to_string();
+    assert!(on_two.starts_with("flush-node2-"), "{on_two}");
+    assert_eq!(done[1], json!("completed"));
+    // Node 3's flush is held at its start for 3 s.
+    let r = cluster.nodes[2].sql_ok(&root, "FLUSH TABLE app.log").await;
+    let on_three = r.rows(0)[0][0].as_str().unwrap().to_string();
+
+    let listed = cluster.nodes[0].sql_ok(&root, "SELECT job_id, node FROM system.jobs ORDER BY job_id").await;
+    assert_eq!(listed.rows(0), &vec![json!([on_two, "node-2"]), json!([on_three, "node-3"])]);
+
+    cluster.nodes[0].sql_ok(&root, &format!("KILL JOB '{on_three}'")).await;
+    let status = format!("SELECT status FROM system.jobs WHERE job_id = '{on_three}'");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = cluster.nodes[0].sql_ok(&root, &status).await.rows(0).clone();
+        if rows == vec![json!(["cancelled"])] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3's job did not end cancelled: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.nodes[0].sql_err(&root, &format!("KILL JOB '{on_two}'"), 400, "VALIDATION_ERROR").await;
+    cluster.nodes[0].sql_err(&root, "KILL JOB 'flush-node3-999'", 400, "VALIDATION_ERROR").await;
+}

@@ -57,8 +57,16 @@ pub(crate) fn all_tables(cx: &ExecContext<'_>, namespace: Option<&str>) -> Resul
 }
 
 /// Asks a queued or running job to stop (dba+); it stops at its next safe point.
-pub(crate) fn kill_job(cx: &ExecContext<'_>, job_id: &str) -> Result<QueryResult> {
+/// `KILL JOB`: cancels the job here, or (in cluster mode) on the node that runs it.
+pub(crate) async fn kill_job(cx: &ExecContext<'_>, job_id: &str) -> Result<QueryResult> {
     cx.principal.require(Role::Dba, "KILL JOB")?;
-    cx.db.jobs.kill(job_id)?;
-    Ok(results::message(1, format!("Job '{job_id}' is being cancelled")))
+    let cancelled = Ok(results::message(1, format!("Job '{job_id}' is being cancelled")));
+    if cx.db.jobs.has(job_id) {
+        cx.db.jobs.kill(job_id)?;
+        return cancelled;
+    }
+    match cx.db.replication() {
+        Some(replication) if replication.kill_job_elsewhere(job_id).await? => cancelled,
+        _ => Err(KalamError::Validation(format!("no job '{job_id}'"))),
+    }
 }
