@@ -153,6 +153,8 @@ pub(crate) enum NotMaintained {
 /// The synced tables a query names, with their columns, as the planner's [`Catalog`].
 struct SyncedTables {
     tables: Vec<TableSchema>,
+    /// The replica's user: `current_user()`.
+    user: Option<String>,
 }
 
 impl SyncedTables {
@@ -167,7 +169,7 @@ impl SyncedTables {
                 tables.push(table_schema(&qualified, replica)?);
             }
         }
-        Ok(SyncedTables { tables })
+        Ok(SyncedTables { tables, user: replica.user().map(str::to_string) })
     }
 }
 
@@ -175,6 +177,10 @@ impl Catalog for SyncedTables {
     fn table(&self, namespace: Option<&str>, name: &str) -> Option<TableSchema> {
         // Bare names were resolved to a unique synced table by `named_in`.
         self.tables.iter().find(|t| t.name == name && namespace.is_none_or(|ns| t.namespace == ns)).cloned()
+    }
+
+    fn current_user(&self) -> Option<String> {
+        self.user.clone()
     }
 }
 

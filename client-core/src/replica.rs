@@ -34,6 +34,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The meta key holding the replica's user (see [`Replica::user`]).
+pub(crate) const META_USER: &str = "user";
+
 /// SQL type name the server uses for CRDT text columns.
 pub const CRDT_TEXT: &str = "CRDT_TEXT";
 
@@ -439,6 +442,12 @@ impl Replica {
 
     pub fn meta(&self, key: &str) -> Option<&Value> {
         self.meta.get(key)
+    }
+
+    /// The user this replica belongs to, as the server last named them at sign-in: what
+    /// `current_user()` is in local queries (kept with the replica, so offline too).
+    pub fn user(&self) -> Option<&str> {
+        self.meta(META_USER).and_then(Value::as_str)
     }
 
     fn subs_of<'a, 'b>(

@@ -13,7 +13,7 @@ use crate::protocol::ws::{
 };
 use crate::protocol::{ColumnInfo, ErrorCode};
 use crate::query::{self, LocalQuery, LocalQueryError, ResultSet, SubscriptionError};
-use crate::replica::{Replica, ReplicaError, RowChanges};
+use crate::replica::{META_USER, Replica, ReplicaError, RowChanges};
 use crate::store::{Confirmed, OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use crate::sync::schema_change::RowMigration;
 use kalamdb_query::DataType;
@@ -236,10 +236,15 @@ impl SyncEngine {
     pub fn on_message(&mut self, msg: ServerMessage, now_ms: f64) -> Effects {
         let mut fx = Effects::default();
         match msg {
-            ServerMessage::AuthOk { .. } => {
+            ServerMessage::AuthOk { user, .. } => {
                 if self.link == Link::Authenticating {
                     self.link = Link::Online;
                     self.last_error = None;
+                    // Who `current_user()` is in local queries, kept for offline starts.
+                    if self.replica.user() != Some(user.username.as_str()) {
+                        let name = Value::String(user.username);
+                        self.commit(&mut fx, vec![StoreOp::PutMeta { key: META_USER.into(), value: name }]);
+                    }
                     let subs: Vec<SubscriptionRecord> = self.replica.subscriptions().cloned().collect();
                     for rec in &subs {
                         self.loading.insert(rec.id.clone());
@@ -782,6 +787,27 @@ mod tests {
             0.0,
         );
         e
+    }
+
+    /// The user the server names at sign-in is `current_user()` in local queries, and is kept
+    /// with the replica (an offline start knows it); an unchanged name writes nothing.
+    #[test]
+    fn the_signed_in_user_is_current_user_in_local_queries() {
+        let (mut e, _) = SyncEngine::new(Snapshot::default(), || "c1".into());
+        let refused = e.query("SELECT current_user()", &[]).unwrap_err().to_string();
+        assert!(refused.contains("no signed-in user is known"), "{refused}");
+        e.on_open("tok".into());
+        let fx = e.on_message(auth_ok(), 0.0);
+        let kept = fx.commit.iter().find_map(|op| match op {
+            StoreOp::PutMeta { key, value } if key == META_USER => Some(value.clone()),
+            _ => None,
+        });
+        assert_eq!(kept, Some(json!("u")));
+        assert_eq!(e.query("SELECT current_user() AS me", &[]).unwrap().rows, vec![vec![json!("u")]]);
+        e.on_close(None);
+        e.on_open("tok".into());
+        let fx = e.on_message(auth_ok(), 2.0);
+        assert!(!fx.commit.iter().any(|op| matches!(op, StoreOp::PutMeta { .. })), "{:?}", fx.commit);
     }
 
     fn batch(rows: Vec<Value>, deleted: Vec<Value>, cursor: i64, reset: bool) -> ServerMessage {
