@@ -4,7 +4,8 @@
 //! the statement that failed and stop there; it keeps `USE` itself (see `session`). A `;`
 //! ends a statement only outside quotes (`'...'` with `''`, `"..."`) and comments (`--`,
 //! `/* */`). A line whose first non-blank character starts a statement with `\` is a
-//! meta-command and ends at the end of that line.
+//! meta-command. One that takes SQL (`\live`, `\as`) ends at the end of the line; the others
+//! end there too, or at a `;` or at the next `\` (`\dt; \du` and `\dt \du` run both).
 
 /// A statement or meta-command and the 1-based line of the input it starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,9 @@ struct Scan {
     rest: Option<Piece>,
 }
 
+/// Meta-commands whose arguments hold SQL, which may contain `;` and `\`.
+const SQL_META_COMMANDS: [&str; 2] = ["\\live", "\\as"];
+
 fn scan(text: &str) -> Scan {
     let mut pieces = Vec::new();
     let mut state = Lex::Code;
@@ -42,10 +46,13 @@ fn scan(text: &str) -> Scan {
     while let Some(c) = chars.next() {
         match state {
             Lex::Code if !has_code && c == '\\' => {
-                // A meta-command: the rest of the line.
+                // A meta-command: the rest of the line, or up to a `;` or the next `\` for
+                // one that takes no SQL.
                 let mut meta = String::from('\\');
                 while let Some(&n) = chars.peek() {
-                    if n == '\n' {
+                    let takes_sql = SQL_META_COMMANDS.contains(&meta.split_whitespace().next().unwrap_or(""));
+                    let ends_here = n == ';' || (n == '\\' && meta.ends_with(char::is_whitespace));
+                    if n == '\n' || (!takes_sql && meta.len() > 1 && ends_here) {
                         break;
                     }
                     meta.push(n);
@@ -193,6 +200,11 @@ mod tests {
         // A backslash inside a statement is no meta-command.
         assert_eq!(texts("SELECT '\\dt';"), ["SELECT '\\dt'"]);
         assert_eq!(texts("\\live SELECT * FROM a.t;"), ["\\live SELECT * FROM a.t"]);
+        // Several meta-commands on one line, after `;` or before the next `\`.
+        assert_eq!(texts("\\dt; \\du"), ["\\dt", "\\du"]);
+        assert_eq!(texts("\\dt app \\du\n\\timing on;SELECT 1;"), ["\\dt app", "\\du", "\\timing on", "SELECT 1"]);
+        // ... but SQL after `\live` or `\as` keeps its `;` and backslashes.
+        assert_eq!(texts("\\as alice SELECT 'a;b\\c' FROM t; \\du"), ["\\as alice SELECT 'a;b\\c' FROM t; \\du"]);
     }
 
     #[test]

@@ -110,6 +110,28 @@ fn a_statement_spans_lines_until_its_semicolon_and_ctrl_c_discards_a_line() {
     quit(p);
 }
 
+/// Ctrl-C while a statement runs gives the prompt back at once (the server's answer is not
+/// waited for), and the shell goes on.
+#[test]
+fn ctrl_c_cancels_a_running_statement() {
+    // Every scan of a table's partition waits 5 s after listing its files.
+    let server = TestServer::start_with("", &[("FAILPOINTS", "scan:after_listing=sleep(5000)")]);
+    let home = Home::new();
+    server.sql("CREATE NAMESPACE slow; CREATE SHARED TABLE slow.t (id BIGINT PRIMARY KEY)");
+    let (mut p, prompt) = shell(&server, &home);
+    enter(&mut p, "SELECT count(*) FROM slow.t;");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    p.send_control('c').unwrap();
+    p.exp_string("Cancelled.").expect("Ctrl-C cancels the statement");
+    p.exp_string(&prompt).expect("a fresh prompt");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
+    enter(&mut p, "SELECT 'next' AS s;");
+    let out = p.exp_string("(1 row)").unwrap();
+    assert!(out.contains("next") && !out.contains("ERROR"), "{out}");
+    quit(p);
+}
+
 #[test]
 fn describe_lists_a_tables_columns() {
     let server = TestServer::start();

@@ -65,6 +65,12 @@ impl TestServer {
 
     /// Starts with `toml` as the server's configuration file.
     pub(crate) fn start_with_config(toml: &str) -> TestServer {
+        Self::start_with(toml, &[])
+    }
+
+    /// Starts with `toml` as the configuration file and extra environment variables (such as
+    /// `FAILPOINTS`, which debug server builds read).
+    pub(crate) fn start_with(toml: &str, env: &[(&str, &str)]) -> TestServer {
         let data = tempfile::tempdir().expect("temp dir");
         let config = data.path().join("kalamdb.toml");
         std::fs::write(&config, toml).expect("write the config");
@@ -78,6 +84,8 @@ impl TestServer {
             .env("KALAMDB_JWT_SECRET", "test-secret-test-secret-test-secret-0123")
             .env_remove("KALAMDB_CONFIG")
             .env_remove("KALAMDB_LISTEN")
+            .env_remove("FAILPOINTS")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
