@@ -131,6 +131,13 @@ pub struct ClusterConfig {
     /// Log entries kept before the last snapshot, so that a node briefly away catches up from
     /// the log rather than the whole snapshot.
     pub snapshot_keep_entries: u64,
+    /// This node's certificate chain (PEM) for mutual TLS on the cluster port; with
+    /// `tls_key` and `tls_ca`, or none of the three (plain HTTP, token only).
+    pub tls_cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs every node's certificate; the only one trusted.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -148,6 +155,9 @@ impl Default for ClusterConfig {
             write_timeout_ms: 10_000,
             snapshot_every_entries: 100_000,
             snapshot_keep_entries: 10_000,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
         }
     }
 }
@@ -187,6 +197,10 @@ impl ClusterConfig {
         match &self.secret {
             Some(s) if s.len() >= 32 => {}
             _ => return invalid("cluster mode needs KALAMDB_CLUSTER_SECRET (at least 32 characters)".into()),
+        }
+        let tls = [&self.tls_cert, &self.tls_key, &self.tls_ca].iter().filter(|p| p.is_some()).count();
+        if tls != 0 && tls != 3 {
+            return invalid("cluster TLS needs all of cluster.tls_cert, tls_key and tls_ca".into());
         }
         let peers = self.peer_addresses()?;
         if !peers.iter().any(|(id, _)| *id == node_id) {
@@ -520,5 +534,35 @@ impl Config {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> ClusterConfig {
+        ClusterConfig {
+            node_id: Some(1),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            peers: vec!["1=127.0.0.1:9100".into()],
+            secret: Some("s".repeat(32)),
+            ..ClusterConfig::default()
+        }
+    }
+
+    #[test]
+    fn cluster_tls_needs_its_three_files_or_none() {
+        assert!(node().validate().is_ok());
+        let all = ClusterConfig {
+            tls_cert: Some("n.pem".into()),
+            tls_key: Some("n.key".into()),
+            tls_ca: Some("ca.pem".into()),
+            ..node()
+        };
+        assert!(all.validate().is_ok());
+        let partial = ClusterConfig { tls_ca: None, ..all };
+        let e = partial.validate().unwrap_err().to_string();
+        assert!(e.contains("all of cluster.tls_cert, tls_key and tls_ca"), "{e}");
     }
 }

@@ -46,7 +46,7 @@ pub async fn run(
         max_connections: db.config.server.max_connections,
         header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
     };
-    api::serve::serve(listener, app, limits, shutdown).await;
+    api::serve::serve(listener, app, limits, None, shutdown).await;
     if let Some(cluster) = cluster {
         cluster.shutdown().await;
     }

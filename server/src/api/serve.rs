@@ -9,6 +9,8 @@
 //!   (WebSockets, once upgraded, have their own heartbeat and idle timeout).
 //! - On shutdown it stops accepting and lets requests in flight finish (up to 30 s);
 //!   WebSockets are not waited for (as before).
+//! - With a TLS acceptor (the cluster port with `cluster.tls_*`), the handshake must also
+//!   finish within `header_read_timeout`.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -33,11 +35,12 @@ pub(crate) struct ConnectionLimits {
     pub header_read_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` until `shutdown` completes; over TLS with `tls`.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -85,21 +88,24 @@ pub(crate) async fn serve(
             let mut router = router.clone();
             tower_service::Service::call(&mut router, request)
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let (_slot, _serving) = (slot, serving);
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let timeout = limits.header_read_timeout;
+            let ended = match tls {
+                None => serve_connection(stream, service, timeout, stop).await,
+                Some(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, service, timeout, stop).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not finished in time");
+                        return;
+                    }
+                },
             };
             if let Err(e) = ended {
                 tracing::debug!(%peer, "connection ended: {e}");
@@ -111,5 +117,33 @@ pub(crate) async fn serve(
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(Duration::from_secs(30), serving.acquire_many(all)).await.is_err() {
         tracing::warn!("requests still running 30 s after shutdown began; stopping anyway");
+    }
+}
+
+/// Serves the requests of one connection (plain or TLS) until it closes, or until `stop`
+/// asks it to finish the request in flight.
+async fn serve_connection<I, S>(
+    io: I,
+    service: S,
+    header_read_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = axum::body::Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => ended,
+        _ = stop.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }

@@ -19,6 +19,7 @@ mod service;
 mod snapshot;
 mod state_machine;
 mod stream_relay;
+mod tls;
 
 use crate::api::ws::mutations;
 use crate::config::ClusterConfig;
@@ -79,6 +80,8 @@ pub(crate) struct Cluster {
     /// Where this node serves clients, once bound: a restart into a snapshot keeps it.
     client_address: Arc<OnceLock<SocketAddr>>,
     problems: problems::Problems,
+    /// `https` with cluster TLS, else `http`: how other nodes are reached.
+    scheme: &'static str,
 }
 
 impl Cluster {
@@ -130,12 +133,18 @@ impl Cluster {
         }
         .validate()
         .map_err(|e| KalamError::InvalidRequest(format!("cluster settings: {e}")))?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(KalamError::internal)?;
-        let network = network::Network::new(client.clone(), token.clone(), node_id, problems.clone());
+        let tls = match (&config.tls_cert, &config.tls_key, &config.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(tls::ClusterTls::load(cert, key, ca)?),
+            _ => None,
+        };
+        let mut client = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).tcp_nodelay(true);
+        if let Some(tls) = &tls {
+            client = client.use_preconfigured_tls(tls.client.clone());
+        }
+        let client = client.build().map_err(KalamError::internal)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let tls_acceptor = tls.map(|tls| tls.acceptor);
+        let network = network::Network::new(client.clone(), token.clone(), node_id, problems.clone(), scheme);
         let raft = Raft::new(node_id, Arc::new(raft_config), network, log_store, machine)
             .await
             .map_err(|e| KalamError::internal(format!("cannot start Raft: {e}")))?;
@@ -152,6 +161,7 @@ impl Cluster {
             streams: stream_relay::StreamRelay::default(),
             client_address,
             problems,
+            scheme,
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -162,7 +172,7 @@ impl Cluster {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
         };
-        tokio::spawn(crate::api::serve::serve(listener, app, limits, std::future::pending()));
+        tokio::spawn(crate::api::serve::serve(listener, app, limits, tls_acceptor, std::future::pending()));
         tracing::info!(node = node_id, %listen, "cluster node listening for other nodes");
 
         // Only the node that creates the cluster seeds it (the first snapshot, which other
@@ -273,7 +283,7 @@ impl Cluster {
             }
             let sent = self
                 .client
-                .post(format!("http://{addr}{path}"))
+                .post(format!("{}://{addr}{path}", self.scheme))
                 .header(network::TOKEN_HEADER, self.token.header())
                 .header(network::NODE_HEADER, self.node_id)
                 .timeout(answer_within + Duration::from_secs(5))
@@ -449,7 +459,7 @@ impl Replication for Cluster {
     }
 
     fn relay_stream(&self, events: StreamEvents) {
-        self.streams.send(&self.others(), events, &self.client, &self.token, self.node_id);
+        self.streams.send(&self.others(), events, &self.client, &self.token, self.node_id, self.scheme);
     }
 
     async fn wait_applied(&self, index: u64) -> bool {
@@ -625,7 +635,7 @@ impl Cluster {
     async fn ask_peer<B: Serialize, T: DeserializeOwned>(&self, address: &str, path: &str, body: &B) -> Option<T> {
         let sent = self
             .client
-            .post(format!("http://{address}{path}"))
+            .post(format!("{}://{address}{path}", self.scheme))
             .header(network::TOKEN_HEADER, self.token.header())
             .header(network::NODE_HEADER, self.node_id)
             .timeout(PEER_ANSWER)

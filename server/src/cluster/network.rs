@@ -64,11 +64,19 @@ pub(super) struct Network {
     token: ClusterToken,
     node_id: u64,
     problems: Problems,
+    /// `http`, or `https` with cluster TLS.
+    scheme: &'static str,
 }
 
 impl Network {
-    pub(super) fn new(client: reqwest::Client, token: ClusterToken, node_id: u64, problems: Problems) -> Network {
-        Network { client, token, node_id, problems }
+    pub(super) fn new(
+        client: reqwest::Client,
+        token: ClusterToken,
+        node_id: u64,
+        problems: Problems,
+        scheme: &'static str,
+    ) -> Network {
+        Network { client, token, node_id, problems, scheme }
     }
 }
 
@@ -81,7 +89,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             token: self.token.clone(),
             node_id: self.node_id,
             target,
-            addr: node.addr.clone(),
+            url: format!("{}://{}", self.scheme, node.addr),
             problems: self.problems.clone(),
         }
     }
@@ -93,7 +101,8 @@ pub(super) struct PeerClient {
     token: ClusterToken,
     node_id: u64,
     target: u64,
-    addr: String,
+    /// `scheme://host:port` of the node's cluster port.
+    url: String,
     /// Where a node that answers that its Raft has stopped is noted.
     problems: Problems,
 }
@@ -115,7 +124,7 @@ impl PeerClient {
     {
         let sent = self
             .client
-            .post(format!("http://{}{path}", self.addr))
+            .post(format!("{}{path}", self.url))
             .header(TOKEN_HEADER, self.token.header())
             .header(NODE_HEADER, self.node_id)
             .timeout(option.hard_ttl())

@@ -35,13 +35,15 @@ impl StreamRelay {
         client: &reqwest::Client,
         token: &ClusterToken,
         from: u64,
+        scheme: &str,
     ) {
         let events = Arc::new(events);
         let mut queues = self.queues.lock();
         queues.retain(|peer, tx| !tx.is_closed() && peers.contains(peer));
         for peer in peers {
-            let tx =
-                queues.entry(peer.clone()).or_insert_with(|| spawn_sender(peer, client.clone(), token.clone(), from));
+            let tx = queues
+                .entry(peer.clone())
+                .or_insert_with(|| spawn_sender(peer, client.clone(), token.clone(), from, scheme));
             if tx.try_send(events.clone()).is_err() {
                 tracing::warn!(node = peer.0, "stream events dropped for a node that does not keep up");
             }
@@ -55,9 +57,10 @@ fn spawn_sender(
     client: reqwest::Client,
     token: ClusterToken,
     from: u64,
+    scheme: &str,
 ) -> mpsc::Sender<Arc<StreamEvents>> {
     let (tx, mut rx) = mpsc::channel::<Arc<StreamEvents>>(QUEUE);
-    let (node, url) = (*node, format!("http://{address}{STREAM}"));
+    let (node, url) = (*node, format!("{scheme}://{address}{STREAM}"));
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {

@@ -525,15 +525,11 @@ async fn the_cluster_port_refuses_forged_and_malformed_messages() {
     // No token, and a token of another cluster: refused before anything is read.
     let r = client.post(&url).json(&vote).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"another-cluster-secret-of-32-chars!!").unwrap();
-    mac.update(b"kalamdb cluster v1");
-    let forged: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let forged = token_of(b"another-cluster-secret-of-32-chars!!");
     let r = client.post(&url).header("x-kalamdb-cluster-token", &forged).json(&vote).send().await.unwrap();
     assert_eq!(r.status(), 401);
     // The right token with a malformed body: refused, and the cluster goes on.
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(b"kalamdb cluster v1");
-    let token: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let token = token_of(SECRET.as_bytes());
     let r = client.post(&url).header("x-kalamdb-cluster-token", &token).body("{\"vote\": [").send().await.unwrap();
     assert_eq!(r.status(), 400);
     // The client port does not serve cluster messages.
@@ -1103,4 +1099,89 @@ async fn system_jobs_lists_every_nodes_jobs_and_kill_job_reaches_the_node_runnin
     }
     cluster.nodes[0].sql_err(&root, &format!("KILL JOB '{on_two}'"), 400, "VALIDATION_ERROR").await;
     cluster.nodes[0].sql_err(&root, "KILL JOB 'flush-node3-999'", 400, "VALIDATION_ERROR").await;
+}
+
+/// The cluster token a node derives from `secret` (an HMAC of a fixed label).
+fn token_of(secret: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(b"kalamdb cluster v1");
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A CA and one certificate for 127.0.0.1 signed by it (every test node listens there), as
+/// PEM files in `dir`: `(ca, cert, key)` paths.
+fn tls_files(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let node_key = KeyPair::generate().unwrap();
+    let node =
+        CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&node_key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-node.pem")),
+        dir.join(format!("{name}-node.key")),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, node.pem()).unwrap();
+    std::fs::write(&paths.2, node_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// With `cluster.tls_*` the nodes talk mutual TLS: the cluster works as usual, and the
+/// cluster port refuses plain HTTP, a client without a certificate, and one whose
+/// certificate another CA signed, even with the cluster token.
+#[tokio::test]
+async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(dir.path(), "cluster");
+    let settings = format!(
+        "tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}",
+        cert.display().to_string(),
+        key.display().to_string(),
+        ca.display().to_string()
+    );
+    let cluster = TestCluster::start_with(3, &settings).await;
+    let root = Auth::root();
+    cluster.nodes[1].sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY)").await;
+    for i in 0..6 {
+        cluster.nodes[i % 3].sql_ok(&root, &format!("INSERT INTO app.t (id) VALUES ({i})")).await;
+    }
+    assert_eq!(cluster.same_everywhere(&root, "SELECT count(*) FROM app.t").await, vec![json!([6])]);
+
+    let token = token_of(SECRET.as_bytes());
+    let port = cluster.cluster_ports[0];
+    let status = |client: reqwest::Client, scheme: &'static str| {
+        let token = token.clone();
+        async move {
+            client
+                .post(format!("{scheme}://127.0.0.1:{port}/cluster/v1/status"))
+                .header("x-kalamdb-cluster-token", token)
+                .json(&())
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+        }
+    };
+    let builder = || {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+    };
+    let identity = |cert: &std::path::Path, key: &std::path::Path| {
+        let mut pem = std::fs::read(cert).unwrap();
+        pem.extend(std::fs::read(key).unwrap());
+        reqwest::Identity::from_pem(&pem).unwrap()
+    };
+    // A node's own certificate gets an answer (what the other nodes do).
+    let ours = status(builder().identity(identity(&cert, &key)).build().unwrap(), "https").await.unwrap();
+    assert!(ours.status().is_success(), "{}", ours.status());
+    // Plain HTTP, no client certificate, or another CA's certificate: no answer.
+    let plain = status(reqwest::Client::new(), "http").await;
+    assert!(!plain.as_ref().is_ok_and(|r| r.status().is_success()), "plain HTTP: {plain:?}");
+    assert!(status(builder().build().unwrap(), "https").await.is_err(), "a client without a certificate");
+    let (_, other_cert, other_key) = tls_files(dir.path(), "other");
+    let other = builder().identity(identity(&other_cert, &other_key)).build().unwrap();
+    assert!(status(other, "https").await.is_err(), "a certificate of another CA");
 }
