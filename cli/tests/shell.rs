@@ -132,6 +132,36 @@ fn ctrl_c_cancels_a_running_statement() {
     quit(p);
 }
 
+/// Over HTTPS and WSS with a server certificate the system trusts (`SSL_CERT_FILE`):
+/// statements and a live query work as over plain HTTP; without trusting it, one line and
+/// exit 2.
+#[test]
+fn https_and_wss_to_a_server_with_a_certificate() {
+    let server = TestServer::start_tls();
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let home = Home::new();
+    server.sql("CREATE NAMESPACE sec; CREATE USER TABLE sec.notes (id BIGINT PRIMARY KEY, body TEXT)");
+    let (mut p, prompt) = shell(&server, &home);
+    enter(&mut p, "\\live SELECT id, body FROM sec.notes");
+    p.exp_string("Waiting for changes").expect("the live query starts over WSS");
+    server.sql("INSERT INTO sec.notes (id, body) VALUES (1, 'over tls')");
+    p.exp_string("INSERT id=1, body='over tls'").expect("the change arrives over WSS");
+    p.send_control('c').unwrap();
+    p.exp_string("Live query stopped.").unwrap();
+    p.exp_string(&prompt).unwrap();
+    quit(p);
+
+    let mut untrusting = server.kalam(&home);
+    untrusting
+        .env_remove("SSL_CERT_FILE")
+        .args(["--user", "root", "-c", "SELECT 1"])
+        .env("KALAM_PASSWORD", ROOT_PASSWORD);
+    let r = common::run(untrusting, "");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {}", r.stderr);
+    assert!(r.stderr.contains("cannot connect"), "{}", r.stderr);
+}
+
 #[test]
 fn describe_lists_a_tables_columns() {
     let server = TestServer::start();

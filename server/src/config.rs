@@ -28,6 +28,12 @@ pub struct Cli {
     /// Address to listen on [default: 127.0.0.1:8080]. Use 0.0.0.0:PORT to accept remote clients.
     #[arg(long, env = "KALAMDB_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// HTTPS and WSS on the client port: the server's certificate chain (PEM), with --tls-key.
+    #[arg(long, env = "KALAMDB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "KALAMDB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Data directory [default: ./data].
     #[arg(long, env = "KALAMDB_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -280,6 +286,11 @@ pub struct ServerConfig {
     /// Seconds a connection may take to send a request's headers before it is closed
     /// (clients trickling headers cannot hold connections open).
     pub header_read_timeout_secs: u64,
+    /// The server's certificate chain (PEM) for HTTPS and WSS on the client port, with
+    /// `tls_key`; without both, plain HTTP (put a TLS proxy in front, or keep to loopback).
+    pub tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +364,8 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             max_connections: 10_000,
             header_read_timeout_secs: 10,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -408,6 +421,12 @@ impl Config {
         if let Some(v) = cli.listen {
             config.server.listen = v;
         }
+        if let Some(v) = &cli.tls_cert {
+            config.server.tls_cert = Some(v.clone());
+        }
+        if let Some(v) = &cli.tls_key {
+            config.server.tls_key = Some(v.clone());
+        }
         if let Some(v) = &cli.data_dir {
             config.server.data_dir = v.clone();
         }
@@ -462,6 +481,11 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         self.cluster.validate()?;
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            return Err(KalamError::InvalidRequest(
+                "TLS on the client port needs both server.tls_cert and server.tls_key".into(),
+            ));
+        }
         if self.server.max_connections == 0 || self.server.header_read_timeout_secs == 0 {
             return Err(KalamError::InvalidRequest(
                 "server.max_connections and server.header_read_timeout_secs must be at least 1".into(),
@@ -549,6 +573,16 @@ mod tests {
             secret: Some("s".repeat(32)),
             ..ClusterConfig::default()
         }
+    }
+
+    #[test]
+    fn client_port_tls_needs_both_files() {
+        let mut config = Config::default();
+        config.server.tls_cert = Some("c.pem".into());
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("both server.tls_cert and server.tls_key"), "{e}");
+        config.server.tls_key = Some("c.key".into());
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -41,6 +41,7 @@
 //! - [`replication`]: the log entries of cluster mode and the [`replication::Replication`]
 //!   seam the SQL layer and mutations write through.
 //! - [`cluster`]: cluster mode on openraft: state machine, node-to-node port, forwarding.
+//! - [`tls`]: TLS for the client port and mutual TLS for the cluster port (rustls).
 //! - [`ids`]: typed ids and names.
 //! - [`error`]: [`error::KalamError`], mapped to HTTP once in [`api::error`].
 //! - [`fault`]: crash and delay injection points for tests (debug builds only).
@@ -71,5 +72,6 @@ pub mod server;
 mod sql;
 mod storage;
 mod tables;
+mod tls;
 mod types;
 mod values;

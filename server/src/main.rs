@@ -34,9 +34,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(server::run(
         config,
-        |addr| {
+        |url| {
             // Tests and scripts read this line to find the port when listening on port 0.
-            println!("kalamdb-server listening on http://{addr}");
+            println!("kalamdb-server listening on {url}");
         },
         server::shutdown_signal(),
     ));

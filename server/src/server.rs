@@ -6,23 +6,28 @@ use crate::config::Config;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Opens the database, binds `config.server.listen`, calls `on_listening` with the bound
-/// address (useful with port 0), and serves until `shutdown` completes. In-flight requests
+/// Opens the database, binds `config.server.listen`, calls `on_listening` with the URL it
+/// serves (`http://` or, with `server.tls_*`, `https://`, and the bound port, useful with
+/// port 0), and serves until `shutdown` completes. In-flight requests
 /// finish before the database is closed.
 pub async fn run(
     config: Config,
-    on_listening: impl FnOnce(SocketAddr),
+    on_listening: impl FnOnce(&str),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     if config.cluster.enabled() {
         // A snapshot received from the leader before a restart replaces the database first.
         crate::cluster::install_pending_snapshot(&config.server.data_dir)?;
     }
+    // Read before anything starts, so a wrong file is one clear error at start.
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::client_port(cert, key)?),
+        _ => None,
+    };
     let db = Database::open(config).await?;
     // Before any request: finish or undo what a crash interrupted, then start the policies.
     crate::recovery::recover(&db).await?;
@@ -40,13 +45,14 @@ pub async fn run(
     if let Some(cluster) = &cluster {
         cluster.serving_clients_on(addr);
     }
-    on_listening(addr);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    on_listening(&format!("{scheme}://{addr}"));
     let app = api::router(AppState { db: db.clone(), metrics: Arc::new(Metrics::default()) });
     let limits = ConnectionLimits {
         max_connections: db.config.server.max_connections,
         header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
     };
-    api::serve::serve(listener, app, limits, None, shutdown).await;
+    api::serve::serve(listener, app, limits, tls, shutdown).await;
     if let Some(cluster) = cluster {
         cluster.shutdown().await;
     }

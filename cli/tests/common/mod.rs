@@ -51,9 +51,12 @@ fn server_binary() -> PathBuf {
 /// A running server; killed when dropped.
 pub(crate) struct TestServer {
     child: Child,
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` with TLS)
     pub(crate) url: String,
     _data: tempfile::TempDir,
+    /// With TLS: the CA file that signed the server's certificate, which `kalam` is told to
+    /// trust (`SSL_CERT_FILE`).
+    ca: Option<PathBuf>,
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
 }
@@ -71,7 +74,36 @@ impl TestServer {
     /// Starts with `toml` as the configuration file and extra environment variables (such as
     /// `FAILPOINTS`, which debug server builds read).
     pub(crate) fn start_with(toml: &str, env: &[(&str, &str)]) -> TestServer {
+        Self::start_in(tempfile::tempdir().expect("temp dir"), toml, env, None)
+    }
+
+    /// Serves HTTPS and WSS with a certificate for 127.0.0.1 signed by a CA of its own,
+    /// which this harness's HTTP client and the `kalam` it starts trust.
+    pub(crate) fn start_tls() -> TestServer {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
         let data = tempfile::tempdir().expect("temp dir");
+        let ca_key = KeyPair::generate().expect("a key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("the CA");
+        let key = KeyPair::generate().expect("a key");
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .expect("parameters")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("the certificate");
+        let [ca_file, cert_file, key_file] = ["ca.pem", "server.pem", "server.key"].map(|f| data.path().join(f));
+        std::fs::write(&ca_file, ca.pem()).expect("write the CA");
+        std::fs::write(&cert_file, cert.pem()).expect("write the certificate");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write the key");
+        let toml = format!(
+            "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert_file.display().to_string(),
+            key_file.display().to_string()
+        );
+        Self::start_in(data, &toml, &[], Some(ca_file))
+    }
+
+    fn start_in(data: tempfile::TempDir, toml: &str, env: &[(&str, &str)], ca: Option<PathBuf>) -> TestServer {
         let config = data.path().join("kalamdb.toml");
         std::fs::write(&config, toml).expect("write the config");
         let mut child = Command::new(server_binary())
@@ -107,13 +139,18 @@ impl TestServer {
             }
         };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let http = reqwest::Client::builder().timeout(TIMEOUT).build().expect("http client");
-        TestServer { child, url, _data: data, runtime, http }
+        let mut http = reqwest::Client::builder().timeout(TIMEOUT);
+        if let Some(ca) = &ca {
+            let pem = std::fs::read(ca).expect("read the CA");
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"));
+        }
+        let http = http.build().expect("http client");
+        TestServer { child, url, _data: data, runtime, http, ca }
     }
 
     /// `host:port`, as the shell's prompt shows it.
     pub(crate) fn host(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        self.url.trim_start_matches("http://").trim_start_matches("https://")
     }
 
     /// Runs SQL as `user` over HTTP; returns the response body (asserting success).
@@ -155,6 +192,9 @@ impl TestServer {
     pub(crate) fn kalam(&self, home: &Home) -> Command {
         let mut cmd = kalam(home);
         cmd.env("KALAM_URL", &self.url);
+        if let Some(ca) = &self.ca {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
         cmd
     }
 }

@@ -19,7 +19,6 @@ mod service;
 mod snapshot;
 mod state_machine;
 mod stream_relay;
-mod tls;
 
 use crate::api::ws::mutations;
 use crate::config::ClusterConfig;
@@ -134,7 +133,7 @@ impl Cluster {
         .validate()
         .map_err(|e| KalamError::InvalidRequest(format!("cluster settings: {e}")))?;
         let tls = match (&config.tls_cert, &config.tls_key, &config.tls_ca) {
-            (Some(cert), Some(key), Some(ca)) => Some(tls::ClusterTls::load(cert, key, ca)?),
+            (Some(cert), Some(key), Some(ca)) => Some(crate::tls::MutualTls::load(cert, key, ca)?),
             _ => None,
         };
         let mut client = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).tcp_nodelay(true);

@@ -1108,35 +1108,13 @@ fn token_of(secret: &[u8]) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A CA and one certificate for 127.0.0.1 signed by it (every test node listens there), as
-/// PEM files in `dir`: `(ca, cert, key)` paths.
-fn tls_files(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let node_key = KeyPair::generate().unwrap();
-    let node =
-        CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&node_key, &ca, &ca_key).unwrap();
-    let paths = (
-        dir.join(format!("{name}-ca.pem")),
-        dir.join(format!("{name}-node.pem")),
-        dir.join(format!("{name}-node.key")),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, node.pem()).unwrap();
-    std::fs::write(&paths.2, node_key.serialize_pem()).unwrap();
-    paths
-}
-
 /// With `cluster.tls_*` the nodes talk mutual TLS: the cluster works as usual, and the
 /// cluster port refuses plain HTTP, a client without a certificate, and one whose
 /// certificate another CA signed, even with the cluster token.
 #[tokio::test]
 async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = tls_files(dir.path(), "cluster");
+    let (ca, cert, key) = crate::common::tls_files(dir.path(), "cluster");
     let settings = format!(
         "tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}",
         cert.display().to_string(),
@@ -1181,7 +1159,7 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
     let plain = status(reqwest::Client::new(), "http").await;
     assert!(!plain.as_ref().is_ok_and(|r| r.status().is_success()), "plain HTTP: {plain:?}");
     assert!(status(builder().build().unwrap(), "https").await.is_err(), "a client without a certificate");
-    let (_, other_cert, other_key) = tls_files(dir.path(), "other");
+    let (_, other_cert, other_key) = crate::common::tls_files(dir.path(), "other");
     let other = builder().identity(identity(&other_cert, &other_key)).build().unwrap();
     assert!(status(other, "https").await.is_err(), "a certificate of another CA");
 }

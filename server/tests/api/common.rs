@@ -477,3 +477,28 @@ pub(crate) async fn next_change(ws: &mut WsClient) -> (ChangeOp, Vec<Value>, Opt
         other => panic!("expected change, got {other:?}"),
     }
 }
+
+/// A CA and one certificate for 127.0.0.1 signed by it (every test node listens there), as
+/// PEM files in `dir`: `(ca, cert, key)` paths.
+pub(crate) fn tls_files(
+    dir: &std::path::Path,
+    name: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let node_key = KeyPair::generate().unwrap();
+    let node =
+        CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&node_key, &ca, &ca_key).unwrap();
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-node.pem")),
+        dir.join(format!("{name}-node.key")),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, node.pem()).unwrap();
+    std::fs::write(&paths.2, node_key.serialize_pem()).unwrap();
+    paths
+}

@@ -19,3 +19,4 @@ mod live;
 mod retention;
 mod sql_basics;
 mod storages;
+mod tls;
