@@ -219,3 +219,56 @@ export function Refresh(props: { auto: boolean; setAuto: (v: boolean) => void; r
     </>
   );
 }
+
+/**
+ * Runs a page's statements (create, alter, kill, flush): the answer's message becomes the
+ * page's notice, a failure its error; the page's query is reloaded either way.
+ */
+export function useStatements(reload: () => Promise<void>) {
+  const [error, setError] = useState<unknown>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  /** True if `text` succeeded; `done` is the notice when the server sends no message. */
+  const run = async (text: string, done = 'Done.'): Promise<boolean> => {
+    setError(null);
+    setNotice(null);
+    try {
+      const { results } = await sql(text);
+      setNotice(results[0]?.message ?? done);
+      return true;
+    } catch (e) {
+      setError(e);
+      return false;
+    } finally {
+      await reload();
+    }
+  };
+  /** Shows `e` as the page's error (input the page refuses before sending anything). */
+  const fail = (e: unknown) => {
+    setNotice(null);
+    setError(e);
+  };
+  return { run, fail, error, notice };
+}
+
+/** What the last statement of a page answered. */
+export function Notice(props: { text: string | null }) {
+  return props.text ? (
+    <p class="notice" data-testid="notice">
+      {props.text}
+    </p>
+  ) : null;
+}
+
+/** The header of a list table; its last column holds each row's actions. */
+export function ListHead(props: { columns: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {props.columns.map((c) => (
+          <th key={c}>{c}</th>
+        ))}
+        <th />
+      </tr>
+    </thead>
+  );
+}

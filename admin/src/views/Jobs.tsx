@@ -1,9 +1,8 @@
 import { useEffect, useState } from 'preact/hooks';
-import { sql } from '../api';
 import { bytes, duration, when } from '../format';
 import { lit } from '../sqltext';
 import { jobTotals } from '../store';
-import { Confirm, ErrorBox, objects, Page, Refresh, useQuery } from '../ui';
+import { Confirm, ErrorBox, ListHead, Notice, objects, Page, Refresh, useQuery, useStatements } from '../ui';
 import type { Value } from '../wire';
 
 const LIST =
@@ -15,8 +14,6 @@ const ACTIVE = new Set(['queued', 'running']);
 /** `system.jobs` with progress; KILL JOB for queued and running ones. */
 export function JobsView() {
   const [auto, setAuto] = useState(true);
-  const [error, setError] = useState<unknown>(null);
-  const [notice, setNotice] = useState<string | null>(null);
   // Poll fast while something runs, slowly otherwise.
   const [fast, setFast] = useState(true);
   const q = useQuery(LIST, auto ? (fast ? 1000 : 5000) : undefined);
@@ -26,16 +23,11 @@ export function JobsView() {
     if (q.result) setFast(active);
   }, [q.result, active]);
 
+  const statements = useStatements(q.reload);
+  const { error, notice } = statements;
   const run = async (text: string) => {
-    setError(null);
-    try {
-      const { results } = await sql(text);
-      setNotice(results[0]?.message ?? 'Done.');
-      setFast(true);
-    } catch (e) {
-      setError(e);
-    }
-    await q.reload();
+    setFast(true);
+    await statements.run(text);
   };
   return (
     <Page
@@ -49,24 +41,9 @@ export function JobsView() {
       }
     >
       <ErrorBox error={q.error ?? error} />
-      {notice ? (
-        <p class="notice" data-testid="notice">
-          {notice}
-        </p>
-      ) : null}
+      <Notice text={notice} />
       <table class="grid" data-testid="jobs">
-        <thead>
-          <tr>
-            <th>job</th>
-            <th>type</th>
-            <th>scope</th>
-            <th>status</th>
-            <th>progress</th>
-            <th>created</th>
-            <th>took</th>
-            <th />
-          </tr>
-        </thead>
+        <ListHead columns={['job', 'type', 'scope', 'status', 'progress', 'created', 'took']} />
         <tbody>
           {rows.map((r) => {
             const id = String(r.job_id);

@@ -1,8 +1,7 @@
 import { useState } from 'preact/hooks';
-import { sql } from '../api';
 import { when } from '../format';
 import { lit } from '../sqltext';
-import { Confirm, ErrorBox, objects, Page, Refresh, useQuery } from '../ui';
+import { Confirm, ErrorBox, ListHead, Notice, objects, Page, Refresh, useQuery, useStatements } from '../ui';
 
 const LIST =
   'SELECT live_id, username, namespace, table_name, query, created_at, changes, node ' +
@@ -12,18 +11,10 @@ const LIST =
 export function LiveQueriesView() {
   const [auto, setAuto] = useState(true);
   const q = useQuery(LIST, auto ? 3000 : undefined);
-  const [error, setError] = useState<unknown>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const { run, error, notice } = useStatements(q.reload);
   const rows = objects(q.result);
   const kill = async (liveId: string) => {
-    setError(null);
-    try {
-      const { results } = await sql(`KILL LIVE QUERY ${lit(liveId)}`);
-      setNotice(results[0]?.message ?? `Killed ${liveId}`);
-    } catch (e) {
-      setError(e);
-    }
-    await q.reload();
+    await run(`KILL LIVE QUERY ${lit(liveId)}`, `Killed ${liveId}`);
   };
   return (
     <Page
@@ -32,27 +23,12 @@ export function LiveQueriesView() {
       actions={<Refresh auto={auto} setAuto={setAuto} reload={q.reload} loading={q.loading} />}
     >
       <ErrorBox error={q.error ?? error} />
-      {notice ? (
-        <p class="notice" data-testid="notice">
-          {notice}
-        </p>
-      ) : null}
+      <Notice text={notice} />
       <p class="meta" data-testid="live-count">
         {q.result ? `${rows.length} live ${rows.length === 1 ? 'query' : 'queries'}` : 'Loading…'}
       </p>
       <table class="grid" data-testid="live-queries">
-        <thead>
-          <tr>
-            <th>live id</th>
-            <th>user</th>
-            <th>table</th>
-            <th>query</th>
-            <th>since</th>
-            <th>changes</th>
-            <th>node</th>
-            <th />
-          </tr>
-        </thead>
+        <ListHead columns={['live id', 'user', 'table', 'query', 'since', 'changes', 'node']} />
         <tbody>
           {rows.map((r) => {
             const id = String(r.live_id);

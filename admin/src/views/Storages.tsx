@@ -1,8 +1,7 @@
 import { useState } from 'preact/hooks';
-import { sql } from '../api';
 import { when } from '../format';
 import { ident, lit } from '../sqltext';
-import { Confirm, ErrorBox, objects, Page, useQuery } from '../ui';
+import { Confirm, ErrorBox, ListHead, Notice, objects, Page, useQuery, useStatements } from '../ui';
 
 const LIST = 'SELECT * FROM system.storages ORDER BY storage_id';
 
@@ -10,24 +9,8 @@ const LIST = 'SELECT * FROM system.storages ORDER BY storage_id';
 export function StoragesView() {
   const q = useQuery(LIST);
   const [type, setType] = useState<'filesystem' | 's3'>('filesystem');
-  const [error, setError] = useState<unknown>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const { run, fail, error, notice } = useStatements(q.reload);
   const rows = objects(q.result);
-
-  const run = async (text: string): Promise<boolean> => {
-    setError(null);
-    setNotice(null);
-    try {
-      const { results } = await sql(text);
-      setNotice(results[0]?.message ?? 'Done.');
-      return true;
-    } catch (e) {
-      setError(e);
-      return false;
-    } finally {
-      await q.reload();
-    }
-  };
 
   const create = async (e: Event) => {
     e.preventDefault();
@@ -38,7 +21,7 @@ export function StoragesView() {
     try {
       text = `CREATE STORAGE ${ident(v('id'))} TYPE ${lit(type)}`;
     } catch (err) {
-      setError(err);
+      fail(err);
       return;
     }
     if (type === 'filesystem') text += ` PATH ${lit(v('path'))}`;
@@ -56,24 +39,9 @@ export function StoragesView() {
   return (
     <Page title="Storages" testid="storages-page">
       <ErrorBox error={q.error ?? error} />
-      {notice ? (
-        <p class="notice" data-testid="notice">
-          {notice}
-        </p>
-      ) : null}
+      <Notice text={notice} />
       <table class="grid" data-testid="storages">
-        <thead>
-          <tr>
-            <th>storage</th>
-            <th>type</th>
-            <th>location</th>
-            <th>region / endpoint</th>
-            <th>credentials</th>
-            <th>tables</th>
-            <th>created</th>
-            <th />
-          </tr>
-        </thead>
+        <ListHead columns={['storage', 'type', 'location', 'region / endpoint', 'credentials', 'tables', 'created']} />
         <tbody>
           {rows.map((r) => {
             const id = String(r.storage_id);

@@ -1,8 +1,8 @@
 import { useState } from 'preact/hooks';
-import { currentSession, sql } from '../api';
+import { currentSession } from '../api';
 import { when } from '../format';
 import { lit } from '../sqltext';
-import { Confirm, ErrorBox, objects, Page, useQuery } from '../ui';
+import { Confirm, ErrorBox, ListHead, Notice, objects, Page, useQuery, useStatements } from '../ui';
 import { ROLES, type Role } from '../wire';
 
 const LIST =
@@ -12,28 +12,13 @@ const LIST =
 /** `system.users`; CREATE USER, ALTER USER (role, password), DROP USER. */
 export function UsersView() {
   const q = useQuery(LIST);
-  const [error, setError] = useState<unknown>(null);
-  const [notice, setNotice] = useState<string | null>(null);
+  const { run, error, notice } = useStatements(q.reload);
   const rows = objects(q.result);
   const me = currentSession()?.user;
   // A dba cannot grant system (docs/sql.md); offer only what the server would accept.
   const grantable = ROLES.filter((r) => r !== 'system' || me?.role === 'system');
 
-  /** Runs one statement; true if it succeeded. Passwords travel only in the request body. */
-  const run = async (text: string): Promise<boolean> => {
-    setError(null);
-    setNotice(null);
-    try {
-      const { results } = await sql(text);
-      setNotice(results[0]?.message ?? 'Done.');
-      return true;
-    } catch (e) {
-      setError(e);
-      return false;
-    } finally {
-      await q.reload();
-    }
-  };
+  // Statements with passwords travel only in the request body (`run` posts them).
 
   const create = async (e: Event) => {
     e.preventDefault();
@@ -91,23 +76,9 @@ export function UsersView() {
         </dl>
       </details>
       <ErrorBox error={q.error ?? error} />
-      {notice ? (
-        <p class="notice" data-testid="notice">
-          {notice}
-        </p>
-      ) : null}
+      <Notice text={notice} />
       <table class="grid" data-testid="users">
-        <thead>
-          <tr>
-            <th>user</th>
-            <th>role</th>
-            <th>email</th>
-            <th>created</th>
-            <th>failed logins</th>
-            <th>password</th>
-            <th />
-          </tr>
-        </thead>
+        <ListHead columns={['user', 'role', 'email', 'created', 'failed logins', 'password']} />
         <tbody>
           {rows.map((r) => (
             <UserRow
