@@ -15,20 +15,11 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { startServer, serverBinary } from '../sdks/typescript/test/server.mjs';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS } from './chromium.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const { chromium } = createRequire(join(repo, 'admin', 'package.json'))('playwright-core');
 const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 20;
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Loads the console once in `page`; bytes on the wire per request and the timings. */
 async function load(page, cdp, url, reload) {
@@ -76,7 +67,7 @@ function stats(xs) {
 const fmt = (o) => `median ${o.median.toFixed(1)} ms, p90 ${o.p90.toFixed(1)} ms (min ${o.min.toFixed(1)}, max ${o.max.toFixed(1)})`;
 
 const server = await startServer();
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: ARGS });
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 try {
   const url = `${server.url}/admin/`;
   const cold = [];

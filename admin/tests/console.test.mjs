@@ -11,22 +11,12 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { startServer, ROOT_PASSWORD, sleep, waitFor } from '../../sdks/typescript/test/server.mjs';
+import { CHROMIUM, CHROMIUM_ARGS as ARGS } from '../../scripts/chromium.mjs';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const shots = process.env.KALAMDB_ARTIFACTS
   ? join(process.env.KALAMDB_ARTIFACTS, 'admin')
   : join(repo, 'target', 'admin-screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
