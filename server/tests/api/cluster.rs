@@ -739,6 +739,24 @@ async fn a_single_nodes_data_becomes_a_three_node_cluster() {
     };
     let mut first = node_args(1);
     first.push("--cluster-bootstrap".into());
+    // A first snapshot that cannot be written (a full disk): the start fails, saying why,
+    // and the data stays marked for seeding, which the next start does.
+    let failed = std::process::Command::new(env!("CARGO_BIN_EXE_kalamdb-server"))
+        .args(["--listen", "127.0.0.1:0", "--log", "warn,openraft=off"])
+        .args(&first)
+        .arg("--data-dir")
+        .arg(single.data_dir())
+        .env("KALAMDB_CLUSTER_SECRET", SECRET)
+        .env("KALAMDB_ROOT_PASSWORD", crate::common::ROOT_PASSWORD)
+        .env("FAILPOINTS", "cluster:snapshot_write=return")
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("cannot take the first snapshot: cannot write a snapshot file: fault injected"),
+        "{stderr}"
+    );
     single.set_args(&first.iter().map(String::as_str).collect::<Vec<_>>());
     single.set_env(&[("KALAMDB_CLUSTER_SECRET", SECRET)]);
     single.start_again();
