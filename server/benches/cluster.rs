@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench -p kalamdb-server --bench cluster`.
 //! Environment: `BENCH_WRITES` (samples per latency case, default 1000), `BENCH_TRIALS`
-//! (failover trials, default 10).
+//! (failover trials, default 10), `BENCH_CLUSTER_TLS=1` (the nodes talk mutual TLS:
+//! `[cluster] tls_*` with certificates of a CA made for the run).
 
 mod common;
 
@@ -41,13 +42,35 @@ impl Node {
     }
 }
 
+/// A CA and a certificate for 127.0.0.1 (every node) in `root`; the `[cluster]` settings
+/// that use them.
+fn cluster_tls(root: &std::path::Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
+    let [ca_file, cert_file, key_file] = ["ca.pem", "node.pem", "node.key"].map(|f| root.join(f));
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    println!("the nodes talk mutual TLS");
+    format!("[cluster]\ntls_cert = {cert_file:?}\ntls_key = {key_file:?}\ntls_ca = {ca_file:?}\n")
+}
+
 fn start_cluster(root: &std::path::Path) -> Vec<Node> {
     let listeners: Vec<_> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
     drop(listeners);
     let peers = ports.iter().enumerate().map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1)).collect::<Vec<_>>().join(",");
     let config = root.join("kalamdb.toml");
-    std::fs::write(&config, "[auth]\nbcrypt_cost = 4\n").unwrap();
+    let mut settings = "[auth]\nbcrypt_cost = 4\n".to_string();
+    if std::env::var("BENCH_CLUSTER_TLS").is_ok_and(|v| v == "1") {
+        settings.push_str(&cluster_tls(root));
+    }
+    std::fs::write(&config, settings).unwrap();
     let mut nodes: Vec<Node> = ports
         .iter()
         .enumerate()
@@ -145,7 +168,15 @@ fn main() {
         let follower = (leader + 1) % 3;
         let root = nodes[0].server.as_ref().unwrap().token(&client, "root", common::ROOT_PASSWORD).await;
         nodes[0].server.as_ref().unwrap().sql(&client, &root, SETUP, json!([])).await;
-        let token = nodes[follower].server.as_ref().unwrap().token(&client, "bencher", "bencher-password").await;
+        // The follower signs in from its own replica, which applies the new user a moment
+        // after the leader answered.
+        let token = loop {
+            let server = nodes[follower].server.as_ref().unwrap();
+            if let Some(token) = server.try_token(&client, "bencher", "bencher-password").await {
+                break token;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         insert_latency(&client, &nodes[leader].base, &token, 1_000_000, 100).await;
         let (p50, p99) = insert_latency(&client, &nodes[leader].base, &token, 0, writes).await;
         println!("{:>28} {p50:>10} {p99:>10}", "3 nodes, via the leader");
@@ -214,6 +245,9 @@ fn main() {
         }
         failovers.sort();
         let ms = |d: &Duration| d.as_millis();
+        if failovers.is_empty() {
+            return;
+        }
         println!(
             "failover (kill -9 of the leader -> first acknowledged write), {trials} trials: p50 {} ms, max {} ms, all {:?}",
             ms(&failovers[failovers.len() / 2]),
