@@ -230,6 +230,8 @@ pub(crate) struct Member {
     pub snapshot_index: Option<u64>,
     /// The answering node's log is purged up to this index (on its own row).
     pub purged_index: Option<u64>,
+    /// How far the log is committed (on the leader's own row; others do not know it).
+    pub committed_index: Option<u64>,
     /// What is wrong with the node, as the answering node knows it: on its own row, a failed
     /// snapshot; on another's, that its Raft answered it has stopped.
     pub problem: Option<String>,

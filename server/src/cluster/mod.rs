@@ -471,6 +471,7 @@ impl Replication for Cluster {
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let leading = m.current_leader == Some(self.node_id);
         let last = m.last_log_index;
+        let committed = majority_index(&m);
         membership
             .nodes()
             .map(|(id, node)| {
@@ -496,6 +497,7 @@ impl Replication for Cluster {
                     },
                     snapshot_index: if this_node { m.snapshot.map(|l| l.index) } else { None },
                     purged_index: if this_node { m.purged.map(|l| l.index) } else { None },
+                    committed_index: if this_node { committed } else { None },
                     problem: match this_node {
                         true => self.problems.snapshot_error().map(|e| format!("the last snapshot failed: {e}")),
                         false if self.problems.peer_stopped(*id) => Some("its Raft has stopped (see its log)".into()),
@@ -601,6 +603,23 @@ const LEARNER_LAG: u64 = 16;
 /// How long a question to another node's cluster port (its health, its jobs) may take.
 const PEER_ANSWER: Duration = Duration::from_secs(2);
 
+/// On the leader: the highest log index a majority of the voters hold (the leader itself
+/// included), which is how far the log is committed; `None` on other nodes, which do not
+/// know it.
+fn majority_index(m: &openraft::RaftMetrics<u64, BasicNode>) -> Option<u64> {
+    let replication = m.replication.as_ref()?;
+    let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+    let mut held: Vec<u64> = voters
+        .iter()
+        .map(|id| match *id == m.id {
+            true => m.last_log_index.unwrap_or(0),
+            false => replication.get(id).cloned().flatten().map_or(0, |l| l.index),
+        })
+        .collect();
+    held.sort_unstable_by(|a, b| b.cmp(a));
+    held.get(voters.len() / 2).copied()
+}
+
 /// What `/v1/api/cluster/health` reports about this node (and the cluster port's status
 /// request, which `ALTER CLUSTER ADD NODE` asks the new node).
 #[derive(Debug, Serialize, Deserialize)]
@@ -615,6 +634,8 @@ pub(crate) struct NodeHealth {
     pub snapshot_index: Option<u64>,
     /// The log is purged up to this index (covered by the snapshot).
     pub purged_index: Option<u64>,
+    /// On the leader: how far the log is committed (held by a majority of the voters).
+    pub committed_index: Option<u64>,
     /// Why the last attempt to take a snapshot failed, if it did (the log is then kept).
     pub snapshot_error: Option<String>,
     /// This node's Raft has stopped after an error it cannot go on from (its log says
@@ -682,6 +703,7 @@ impl Cluster {
             last_applied: m.last_applied.map(|l| l.index),
             snapshot_index: m.snapshot.map(|l| l.index),
             purged_index: m.purged.map(|l| l.index),
+            committed_index: majority_index(&m),
             snapshot_error: self.problems.snapshot_error(),
             stopped: m.running_state.is_err(),
             members: m.membership_config.membership().voter_ids().collect(),

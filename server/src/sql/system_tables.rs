@@ -292,6 +292,7 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                 ("lag", BigInt),
                 ("snapshot_index", BigInt),
                 ("purged_index", BigInt),
+                ("committed_index", BigInt),
                 ("problem", Text),
             ],
             rows: db
@@ -313,6 +314,7 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                         int(m.lag),
                         int(m.snapshot_index),
                         int(m.purged_index),
+                        int(m.committed_index),
                         m.problem.map_or(Value::Null, text),
                     ]
                 })

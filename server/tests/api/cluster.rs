@@ -386,6 +386,14 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     cluster.same_everywhere(&root, "SELECT * FROM system.tables ORDER BY table_name").await;
     cluster.same_everywhere(&root, "SELECT * FROM system.table_schemas ORDER BY table_id, version").await;
     cluster.same_everywhere(&root, "SELECT * FROM system.namespaces ORDER BY 1").await;
+    // The leader knows how far the log is committed: all of it, once every node holds it;
+    // the followers do not know.
+    let leader = cluster.leader().await;
+    let own = "SELECT committed_index = log_index, committed_index IS NULL FROM system.cluster WHERE this_node";
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let expected = if i == leader { json!([true, false]) } else { json!([null, true]) };
+        assert_eq!(node.sql_ok(&root, own).await.rows(0), &vec![expected], "node {}", i + 1);
+    }
 }
 
 const ROOT: (&str, &str) = ("root", crate::common::ROOT_PASSWORD);
