@@ -169,8 +169,8 @@ impl Dataflow {
         let mut dataflow = Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top), tables };
         // Not `apply`: that skips steps without changes, and an aggregate without GROUP BY
         // has a row even over empty tables.
-        let delta = dataflow.root.step(&initial)?;
-        dataflow.result.apply(delta)?;
+        let root = &mut dataflow.root;
+        dataflow.result.apply(|sink| root.stream(&initial, sink))?;
         Ok(dataflow)
     }
 
@@ -186,8 +186,8 @@ impl Dataflow {
         if !self.tables.iter().any(|t| changes.get(t).is_some_and(|d| !d.is_empty())) {
             return Ok(false);
         }
-        let delta = self.root.step(changes)?;
-        self.result.apply(delta)
+        let root = &mut self.root;
+        self.result.apply(|sink| root.stream(changes, sink))
     }
 
     /// The current result, as [`crate::execute`] gives it: in ORDER BY order (ties broken by
@@ -252,45 +252,49 @@ impl Operator {
         })
     }
 
-    /// The change of this operator's output for one step of table changes.
+    /// The change of this operator's output for one step of table changes, as owned rows.
     fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
+        let mut out = Vec::new();
+        self.stream(changes, &mut |row, weight| {
+            out.push((row.to_vec(), weight));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The change of this operator's output for one step, passed to `sink` row by row. Scans,
+    /// filters and projections pass rows on borrowed: a synced batch's rows are not copied on
+    /// their way to the operator that keeps them (an aggregate keeps none of them).
+    fn stream(&mut self, changes: &TableDeltas, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
         match self {
-            Operator::Scan { table, width } => Ok(scanned(table, *width, changes)?.to_vec()),
-            Operator::Filter { input, predicate } => {
-                // Straight over a table, only the rows that pass are copied out of the changes:
-                // a synced batch of many rows usually passes few of a query's filters.
-                if let Operator::Scan { table, width } = input.as_ref() {
-                    let mut kept = Vec::new();
-                    for (row, weight) in scanned(table, *width, changes)? {
-                        if matches!(eval(predicate, row)?, Value::Boolean(true)) {
-                            kept.push((row.clone(), *weight));
-                        }
-                    }
-                    return Ok(kept);
+            Operator::Scan { table, width } => {
+                for (row, weight) in scanned(table, *width, changes)? {
+                    sink(row, *weight)?;
                 }
-                let mut out = input.step(changes)?;
-                let mut kept = Vec::with_capacity(out.len());
-                for (row, weight) in out.drain(..) {
-                    if matches!(eval(predicate, &row)?, Value::Boolean(true)) {
-                        kept.push((row, weight));
-                    }
-                }
-                Ok(kept)
+                Ok(())
             }
-            Operator::Project { input, exprs } => input
-                .step(changes)?
-                .into_iter()
-                .map(|(row, weight)| {
-                    let projected = exprs.iter().map(|e| eval(e, &row)).collect::<Result<Row, _>>()?;
-                    Ok((projected, weight))
+            Operator::Filter { input, predicate } => input.stream(changes, &mut |row, weight| {
+                match eval(predicate, row)? {
+                    Value::Boolean(true) => sink(row, weight),
+                    _ => Ok(()),
+                }
+            }),
+            Operator::Project { input, exprs } => {
+                let mut projected: Row = Vec::with_capacity(exprs.len());
+                input.stream(changes, &mut |row, weight| {
+                    projected.clear();
+                    for e in exprs.iter() {
+                        projected.push(eval(e, row)?);
+                    }
+                    sink(&projected, weight)
                 })
-                .collect(),
-            Operator::Join(join) => join.step(changes),
-            Operator::Aggregate(aggregate) => aggregate.step(changes),
+            }
+            Operator::Join(join) => emit(join.step(changes)?, sink),
+            Operator::Aggregate(aggregate) => emit(aggregate.step(changes)?, sink),
             Operator::Distinct { input, counts } => {
                 let mut out = Vec::new();
-                for (row, weight) in input.step(changes)? {
-                    let row: Row = row.into_iter().map(Value::grouped).collect();
+                input.stream(changes, &mut |row, weight| {
+                    let row: Row = row.iter().cloned().map(Value::grouped).collect();
                     let count = counts.entry(row.clone()).or_insert(0);
                     let before = *count;
                     *count += weight;
@@ -306,11 +310,22 @@ impl Operator {
                         (true, false) => out.push((row, -1)),
                         _ => {}
                     }
-                }
-                Ok(out)
+                    Ok(())
+                })?;
+                emit(out, sink)
             }
         }
     }
+}
+
+/// Where an operator's output rows go, one at a time: a row and its weight.
+type Sink<'a> = dyn FnMut(&[Value], i64) -> Result<(), IncrementalError> + 'a;
+
+fn emit(delta: Delta, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
+    for (row, weight) in &delta {
+        sink(row, *weight)?;
+    }
+    Ok(())
 }
 
 /// The changes of `table` in this step, borrowed; fails if a row does not have the table's

@@ -3,7 +3,7 @@
 //! OFFSET and LIMIT are applied when the result is read, so the window moves by itself as rows
 //! come and go; reading it costs O(log n + offset + limit).
 
-use super::{Delta, IncrementalError, Top};
+use super::{IncrementalError, Sink, Top};
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{Row, compare_keys, compare_rows};
@@ -35,13 +35,19 @@ impl OrderedResult {
     }
 
     /// Applies the change of the result's input; returns whether any row's count changed.
-    pub(super) fn apply(&mut self, delta: Delta) -> Result<bool, IncrementalError> {
+    /// `feed` passes the change row by row to the sink it is given.
+    pub(super) fn apply(
+        &mut self,
+        feed: impl FnOnce(&mut Sink<'_>) -> Result<(), IncrementalError>,
+    ) -> Result<bool, IncrementalError> {
         // Summed first, so a row retracted and added again in one step is no change.
         let mut net: BTreeMap<OrderedRow, i64> = BTreeMap::new();
-        for (row, weight) in delta {
-            let key = self.keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?;
-            *net.entry(OrderedRow { key, row, keys: self.keys.clone() }).or_insert(0) += weight;
-        }
+        let keys = &self.keys;
+        feed(&mut |row, weight| {
+            let key = keys.iter().map(|k| eval(&k.expr, row)).collect::<Result<Vec<_>, _>>()?;
+            *net.entry(OrderedRow { key, row: row.to_vec(), keys: keys.clone() }).or_insert(0) += weight;
+            Ok(())
+        })?;
         let mut changed = false;
         for (row, weight) in net.into_iter().filter(|(_, w)| *w != 0) {
             changed = true;
