@@ -17,8 +17,14 @@
 use crate::query::{LocalPlan, LocalQuery, LocalQueryError, NotMaintained, ResultSet};
 use crate::replica::{Replica, RowChanges};
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported};
+use serde_json::Value as Json;
 use std::collections::HashSet;
+use std::rc::Rc;
 use std::sync::Arc;
+
+/// A result row in the server's JSON encoding, shared between the dataflow (which renders each
+/// row once while it stays in the result) and the result last delivered.
+type JsonRow = Rc<[Json]>;
 
 /// One live query and what keeps its result current.
 pub struct LiveView {
@@ -27,13 +33,43 @@ pub struct LiveView {
     tables: Vec<String>,
     state: Maintenance,
     /// The result last delivered.
-    last: ResultSet,
+    last: Shown,
+}
+
+/// A result as delivered: its rows shared with the dataflow, so that telling whether a new
+/// result differs compares pointers for the rows that stayed.
+#[derive(Debug, Default)]
+struct Shown {
+    columns: Vec<String>,
+    types: Vec<String>,
+    rows: Vec<JsonRow>,
+}
+
+impl Shown {
+    fn of(rs: ResultSet) -> Shown {
+        Shown { columns: rs.columns, types: rs.types, rows: rs.rows.into_iter().map(Rc::from).collect() }
+    }
+
+    fn result_set(&self) -> ResultSet {
+        ResultSet {
+            columns: self.columns.clone(),
+            types: self.types.clone(),
+            rows: self.rows.iter().map(|row| row.to_vec()).collect(),
+        }
+    }
+
+    fn same_as(&self, other: &Shown) -> bool {
+        self.columns == other.columns
+            && self.types == other.types
+            && self.rows.len() == other.rows.len()
+            && self.rows.iter().zip(&other.rows).all(|(a, b)| Rc::ptr_eq(a, b) || a == b)
+    }
 }
 
 enum Maintenance {
     /// Fed with row changes; valid while every table's typed copy has the generation it was
     /// built from.
-    Incremental { plan: LocalPlan, dataflow: Box<Dataflow>, generations: Vec<(String, u64)> },
+    Incremental { plan: LocalPlan, dataflow: Box<Dataflow<JsonRow>>, generations: Vec<(String, u64)> },
     /// The plan's shape is not maintained: run from scratch after every change.
     Rerun(Unsupported),
     /// To be planned and built again at the next change (after a failed step or build).
@@ -58,17 +94,18 @@ impl LiveView {
     pub fn start(query: LocalQuery, replica: &Replica) -> Result<(LiveView, ResultSet), LocalQueryError> {
         let plan = query.plan(replica)?;
         let tables = plan.tables();
-        let (state, result) = match plan.dataflow(replica) {
+        let (state, shown) = match plan.dataflow(replica) {
             Ok(dataflow) => {
-                let result = current(&plan, &dataflow)?;
-                (incremental(plan, dataflow, &tables, replica), result)
+                let shown = current(&plan, &dataflow)?;
+                (incremental(plan, dataflow, &tables, replica), shown)
             }
             Err(NotMaintained::Dataflow(IncrementalError::Unsupported(reason))) => {
-                (Maintenance::Rerun(reason), plan.run(replica)?)
+                (Maintenance::Rerun(reason), Shown::of(plan.run(replica)?))
             }
-            Err(_) => (Maintenance::Rebuild, plan.run(replica)?),
+            Err(_) => (Maintenance::Rebuild, Shown::of(plan.run(replica)?)),
         };
-        let view = LiveView { query, tables, state, last: result.clone() };
+        let result = shown.result_set();
+        let view = LiveView { query, tables, state, last: shown };
         Ok((view, result))
     }
 
@@ -95,16 +132,16 @@ impl LiveView {
         if !self.tables.iter().any(|t| touched.contains(t)) {
             return None;
         }
-        let result = match self.apply_changes(replica, changes) {
+        let shown = match self.apply_changes(replica, changes) {
             Step::Unchanged => return None,
-            Step::Changed(result) => result,
+            Step::Changed(shown) => shown,
             Step::Invalid => self.rebuild(replica),
         };
-        if result == self.last {
+        if shown.same_as(&self.last) {
             return None;
         }
-        self.last = result.clone();
-        Some(result)
+        self.last = shown;
+        Some(self.last.result_set())
     }
 
     /// Feeds the changes to the dataflow, if there is one and they apply to it.
@@ -134,17 +171,18 @@ impl LiveView {
 
     /// Plans the query again and builds its dataflow (or, for a shape that is not maintained,
     /// runs it); returns the result, empty if the query fails now.
-    fn rebuild(&mut self, replica: &Replica) -> ResultSet {
+    fn rebuild(&mut self, replica: &Replica) -> Shown {
         let plan = match self.query.plan(replica) {
             Ok(plan) => plan,
             Err(_) => {
                 self.state = Maintenance::Rebuild;
-                return ResultSet::default();
+                return Shown::default();
             }
         };
         self.tables = plan.tables();
+        let run = |plan: &LocalPlan| Shown::of(plan.run(replica).unwrap_or_default());
         if let Maintenance::Rerun(_) = self.state {
-            return plan.run(replica).unwrap_or_default();
+            return run(&plan);
         }
         match plan.dataflow(replica) {
             Ok(dataflow) => match current(&plan, &dataflow) {
@@ -154,16 +192,16 @@ impl LiveView {
                 }
                 Err(_) => {
                     self.state = Maintenance::Rebuild;
-                    plan.run(replica).unwrap_or_default()
+                    run(&plan)
                 }
             },
             Err(NotMaintained::Dataflow(IncrementalError::Unsupported(reason))) => {
                 self.state = Maintenance::Rerun(reason);
-                plan.run(replica).unwrap_or_default()
+                run(&plan)
             }
             Err(_) => {
                 self.state = Maintenance::Rebuild;
-                plan.run(replica).unwrap_or_default()
+                run(&plan)
             }
         }
     }
@@ -172,19 +210,22 @@ impl LiveView {
 /// What feeding one step of changes to a dataflow gave.
 enum Step {
     Unchanged,
-    Changed(ResultSet),
+    Changed(Shown),
     /// No dataflow, changes against other copies of the tables, or a failed step: plan and
     /// build again.
     Invalid,
 }
 
-fn current(plan: &LocalPlan, dataflow: &Dataflow) -> Result<ResultSet, LocalQueryError> {
-    Ok(plan.result_set(&dataflow.rows()?))
+/// The dataflow's result in the server's JSON encoding; only rows not read before are
+/// converted.
+fn current(plan: &LocalPlan, dataflow: &Dataflow<JsonRow>) -> Result<Shown, LocalQueryError> {
+    let rows = dataflow.rendered(|row| Ok::<_, LocalQueryError>(plan.json_row(row).into()))?;
+    Ok(Shown { columns: plan.columns(), types: plan.types(), rows })
 }
 
 /// The incremental state of a dataflow just built over the replica's typed copies, which
 /// building it made (so each of its tables has a generation).
-fn incremental(plan: LocalPlan, dataflow: Dataflow, tables: &[String], replica: &Replica) -> Maintenance {
+fn incremental(plan: LocalPlan, dataflow: Dataflow<JsonRow>, tables: &[String], replica: &Replica) -> Maintenance {
     let generations: Option<Vec<(String, u64)>> =
         tables.iter().map(|t| replica.typed_generation(t).map(|g| (t.clone(), g))).collect();
     match generations {

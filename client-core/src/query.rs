@@ -123,7 +123,7 @@ impl LocalPlan {
     /// The plan as an incremental dataflow over the replica's current rows (its first result
     /// computed), for a live query. Fails for plans it does not maintain
     /// ([`kalamdb_query::incremental::check_supported`]) and where a run would fail.
-    pub(crate) fn dataflow(&self, replica: &Replica) -> Result<Dataflow, NotMaintained> {
+    pub(crate) fn dataflow<R: Clone>(&self, replica: &Replica) -> Result<Dataflow<R>, NotMaintained> {
         check_supported(&self.plan).map_err(IncrementalError::from)?;
         let source = TypedRows::load(&self.plan, replica)?;
         Ok(Dataflow::new(&self.plan, &source)?)
@@ -131,12 +131,22 @@ impl LocalPlan {
 
     /// Result rows of this plan in the server's JSON encoding.
     pub(crate) fn result_set(&self, rows: &[Row]) -> ResultSet {
-        let fields = &self.plan.schema.fields;
-        ResultSet {
-            columns: fields.iter().map(|f| f.name.clone()).collect(),
-            types: fields.iter().map(|f| f.ty.sql_name()).collect(),
-            rows: rows.iter().map(|row| row.iter().zip(fields).map(|(v, f)| to_json(v, f.ty)).collect()).collect(),
-        }
+        ResultSet { columns: self.columns(), types: self.types(), rows: rows.iter().map(|row| self.json_row(row)).collect() }
+    }
+
+    /// The output column names.
+    pub(crate) fn columns(&self) -> Vec<String> {
+        self.plan.schema.fields.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// The output column types, as the server names them.
+    pub(crate) fn types(&self) -> Vec<String> {
+        self.plan.schema.fields.iter().map(|f| f.ty.sql_name()).collect()
+    }
+
+    /// One result row in the server's JSON encoding.
+    pub(crate) fn json_row(&self, row: &[Value]) -> Vec<Json> {
+        row.iter().zip(&self.plan.schema.fields).map(|(v, f)| to_json(v, f.ty)).collect()
     }
 }
 

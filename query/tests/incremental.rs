@@ -9,7 +9,7 @@
 
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported, check_supported};
 use kalamdb_query::value::{parse_decimal, parse_timestamp};
-use kalamdb_query::{ColumnDef, DataType, MemoryTables, Row, Value, execute, plan};
+use kalamdb_query::{ColumnDef, DataType, MemoryTables, QueryError, Row, Value, execute, plan};
 use std::collections::HashMap;
 
 mod common;
@@ -322,7 +322,9 @@ fn maintained_results_equal_from_scratch_results_after_every_batch() {
         let sql = query(&mut r);
         let plan = plan(&sql, &tables.memory(), &[]).unwrap_or_else(|e| panic!("seed {seed}: {sql}: {e}"));
         let ordered = sql.contains("ORDER BY");
-        let mut dataflow = match Dataflow::new(&plan, &tables.memory()) {
+        // Rows rendered as their debug text: what the dataflow keeps per row must always be the
+        // rendering of the row as it is now (bit for bit, so `-0.0` is not `0.0`).
+        let mut dataflow: Dataflow<String> = match Dataflow::new(&plan, &tables.memory()) {
             Ok(d) => d,
             Err(IncrementalError::Unsupported(Unsupported::LimitWithoutOrder)) => {
                 assert!(!ordered && sql.contains("LIMIT"), "seed {seed}: {sql}");
@@ -338,6 +340,9 @@ fn maintained_results_equal_from_scratch_results_after_every_batch() {
             }
             let expected = execute(&plan, &tables.memory()).unwrap_or_else(|e| panic!("seed {seed}: {sql}: {e}"));
             let got = dataflow.rows().unwrap();
+            let rendered = dataflow.rendered(|row| Ok::<_, QueryError>(format!("{row:?}"))).unwrap();
+            let fresh: Vec<String> = got.iter().map(|row| format!("{row:?}")).collect();
+            assert_eq!(rendered, fresh, "seed {seed}, step {step}: {sql}: a kept rendering is stale");
             let (expected, got) = if ordered { (expected, got) } else { (sorted(expected), sorted(got)) };
             assert_eq!(got, expected, "seed {seed}, step {step}: {sql}");
             checked += 1;
@@ -440,6 +445,34 @@ fn a_top_k_window_moves_up_when_a_row_in_it_is_deleted() {
 }
 
 #[test]
+fn only_rows_that_changed_are_rendered_again() {
+    let todos: Vec<Row> = (1..=4).map(|i| vec![int(i), int(i % 2), int(i)]).collect();
+    let t = lists_and_todos(vec![], todos);
+    let sql = "SELECT list_id, count(*), max(n) FROM todos GROUP BY list_id ORDER BY list_id";
+    let mut d: Dataflow<String> = Dataflow::new(&plan(sql, &t, &[]).unwrap(), &t).unwrap();
+    let renders = std::cell::Cell::new(0);
+    let render = |row: &[Value]| {
+        renders.set(renders.get() + 1);
+        Ok::<_, QueryError>(format!("{row:?}"))
+    };
+    let first = d.rendered(render).unwrap();
+    assert_eq!(first, d.rendered(render).unwrap());
+    assert_eq!(renders.get(), 2, "read again without a change: nothing rendered again");
+    // List 1 gets a row with a larger n: its row changes, list 0's stays.
+    d.apply(&changes("todos", vec![(vec![int(5), int(1), int(9)], 1)])).unwrap();
+    let now = d.rendered(render).unwrap();
+    assert_eq!(renders.get(), 3, "only the changed group's row is rendered again");
+    assert_eq!(now[0], first[0]);
+    assert_eq!(now[1], format!("{:?}", vec![int(1), int(3), int(9)]), "not the stale rendering of list 1");
+    // A row retracted and added back in one step is no change; deleted and added back in two
+    // steps it is a new row, rendered again.
+    d.apply(&changes("todos", vec![(vec![int(5), int(1), int(9)], -1)])).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(5), int(1), int(9)], 1)])).unwrap();
+    assert_eq!(d.rendered(render).unwrap(), now);
+    assert_eq!(renders.get(), 4);
+}
+
+#[test]
 fn an_update_that_changes_nothing_shown_is_no_change() {
     let t = lists_and_todos(vec![], vec![vec![int(1), int(1), int(5)]]);
     let mut d = maintained("SELECT list_id FROM todos", &t);
@@ -473,6 +506,6 @@ fn one_function_decides_what_falls_back() {
         assert_eq!(fallback(sql), None, "{sql}");
     }
     // `Dataflow::new` refuses exactly those.
-    let err = Dataflow::new(&plan("SELECT id FROM todos LIMIT 3", &t, &[]).unwrap(), &t).unwrap_err();
+    let err = Dataflow::<Row>::new(&plan("SELECT id FROM todos LIMIT 3", &t, &[]).unwrap(), &t).unwrap_err();
     assert_eq!(err, IncrementalError::Unsupported(Unsupported::LimitWithoutOrder));
 }

@@ -143,18 +143,21 @@ impl<'a> Top<'a> {
 }
 
 /// A plan maintained incrementally: apply each step's table changes, read the result.
+///
+/// `R` is what the caller makes of a result row to show it ([`Dataflow::rendered`]), kept with
+/// the row while it stays in the result.
 #[derive(Debug)]
-pub struct Dataflow {
+pub struct Dataflow<R = Row> {
     root: Operator,
-    result: OrderedResult,
+    result: OrderedResult<R>,
     tables: Vec<String>,
 }
 
-impl Dataflow {
+impl<R: Clone> Dataflow<R> {
     /// Builds the dataflow of `plan` and feeds it every row of its tables from `source` (the
     /// first result). Fails with [`IncrementalError::Unsupported`] for the plans
     /// [`check_supported`] refuses, and with the evaluation error a run from scratch would give.
-    pub fn new(plan: &Plan, source: &dyn DataSource) -> Result<Dataflow, IncrementalError> {
+    pub fn new(plan: &Plan, source: &dyn DataSource) -> Result<Dataflow<R>, IncrementalError> {
         let top = Top::of(plan)?;
         check_body(top.body)?;
         let mut tables: Vec<String> = Vec::new();
@@ -194,6 +197,17 @@ impl Dataflow {
     /// the row's values), or in the order of the rows' values without ORDER BY.
     pub fn rows(&self) -> Result<Vec<Row>, QueryError> {
         self.result.rows()
+    }
+
+    /// The current result as [`Dataflow::rows`] gives it, each row as `render` makes it. A row
+    /// is rendered the first time it is read and not again while it stays in the result (a
+    /// changed row is a new row), so reading a large result after a small change renders few
+    /// rows; the cost is then a clone of `R` per row.
+    pub fn rendered<E: From<QueryError>>(
+        &self,
+        mut render: impl FnMut(&[Value]) -> Result<R, E>,
+    ) -> Result<Vec<R>, E> {
+        self.result.rendered(&mut render)
     }
 }
 

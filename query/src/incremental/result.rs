@@ -2,29 +2,42 @@
 //! row's values (as [`crate::execute`] sorts), or by the row's values alone without ORDER BY.
 //! OFFSET and LIMIT are applied when the result is read, so the window moves by itself as rows
 //! come and go; reading it costs O(log n + offset + limit).
+//!
+//! Each row also holds the caller's rendering of it (e.g. as JSON), made the first time the row
+//! is read and kept while the row stays: a row that changes is another row, so it is rendered
+//! again, and a result of many rows of which few changed costs few renderings.
 
 use super::{IncrementalError, Sink, Top};
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{Row, compare_keys, compare_rows};
 use crate::plan::{SortKey, TypedExpr};
+use crate::value::Value;
+use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 #[derive(Debug)]
-pub(super) struct OrderedResult {
+pub(super) struct OrderedResult<R> {
     keys: Rc<[SortKey]>,
     offset: usize,
     limit: Option<usize>,
     /// The outer projection that drops columns added only to sort by.
     output: Option<Vec<TypedExpr>>,
     /// Every row of the result before OFFSET/LIMIT, with its multiplicity.
-    rows: BTreeMap<OrderedRow, i64>,
+    rows: BTreeMap<OrderedRow, Entry<R>>,
 }
 
-impl OrderedResult {
-    pub(super) fn new(top: &Top<'_>) -> OrderedResult {
+/// A result row's multiplicity and, once read, its rendering.
+#[derive(Debug)]
+struct Entry<R> {
+    count: i64,
+    rendered: OnceCell<R>,
+}
+
+impl<R: Clone> OrderedResult<R> {
+    pub(super) fn new(top: &Top<'_>) -> OrderedResult<R> {
         OrderedResult {
             keys: top.keys.into(),
             offset: usize::try_from(top.offset).unwrap_or(usize::MAX),
@@ -51,9 +64,9 @@ impl OrderedResult {
         let mut changed = false;
         for (row, weight) in net.into_iter().filter(|(_, w)| *w != 0) {
             changed = true;
-            let count = self.rows.entry(row.clone()).or_insert(0);
-            *count += weight;
-            match *count {
+            let entry = self.rows.entry(row.clone()).or_insert(Entry { count: 0, rendered: OnceCell::new() });
+            entry.count += weight;
+            match entry.count {
                 0 => {
                     self.rows.remove(&row);
                 }
@@ -64,20 +77,60 @@ impl OrderedResult {
         Ok(changed)
     }
 
-    pub(super) fn rows(&self) -> Result<Vec<Row>, QueryError> {
-        let all = self.rows.iter().flat_map(|(row, n)| std::iter::repeat_n(&row.row, usize::try_from(*n).unwrap_or(0)));
-        let window = all.skip(self.offset).take(self.limit.unwrap_or(usize::MAX));
+    /// The rows of the window, each with the entry that holds it.
+    fn window(&self) -> impl Iterator<Item = (&OrderedRow, &Entry<R>)> {
+        let all = self.rows.iter().flat_map(|(row, e)| std::iter::repeat_n((row, e), usize::try_from(e.count).unwrap_or(0)));
+        all.skip(self.offset).take(self.limit.unwrap_or(usize::MAX))
+    }
+
+    /// A stored row as the result shows it (the outer projection applied).
+    fn output_row(&self, row: &OrderedRow) -> Result<Row, QueryError> {
         match &self.output {
-            None => Ok(window.cloned().collect()),
-            Some(exprs) => window.map(|row| exprs.iter().map(|e| eval(e, row)).collect()).collect(),
+            None => Ok(row.row.clone()),
+            Some(exprs) => exprs.iter().map(|e| eval(e, &row.row)).collect(),
         }
+    }
+
+    pub(super) fn rows(&self) -> Result<Vec<Row>, QueryError> {
+        self.window().map(|(row, _)| self.output_row(row)).collect()
+    }
+
+    pub(super) fn rendered<E: From<QueryError>>(
+        &self,
+        render: &mut dyn FnMut(&[Value]) -> Result<R, E>,
+    ) -> Result<Vec<R>, E> {
+        let (mut skip, mut take) = (self.offset, self.limit.unwrap_or(usize::MAX));
+        let mut out = Vec::with_capacity(take.min(self.rows.len()));
+        for (row, entry) in &self.rows {
+            if take == 0 {
+                break;
+            }
+            let count = usize::try_from(entry.count).unwrap_or(0);
+            if count <= skip {
+                skip -= count;
+                continue;
+            }
+            let shown = match entry.rendered.get() {
+                Some(shown) => shown.clone(),
+                None => {
+                    let shown = render(&self.output_row(row)?)?;
+                    // Set once: the row (the map's key) does not change while the entry lives.
+                    let _ = entry.rendered.set(shown.clone());
+                    shown
+                }
+            };
+            let n = (count - skip).min(take);
+            (skip, take) = (0, take - n);
+            out.extend(std::iter::repeat_n(shown, n));
+        }
+        Ok(out)
     }
 }
 
 /// A result row with its sort key values, ordered as the result shows it.
 #[derive(Debug, Clone)]
 struct OrderedRow {
-    key: Vec<crate::value::Value>,
+    key: Vec<Value>,
     row: Row,
     keys: Rc<[SortKey]>,
 }
