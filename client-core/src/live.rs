@@ -14,17 +14,11 @@
 //! ([`kalamdb_query::incremental::check_supported`]) run from scratch after every change, as
 //! all live queries did before.
 
-use crate::query::{LocalPlan, LocalQuery, LocalQueryError, NotMaintained, ResultSet};
+use crate::query::{JsonRow, LocalPlan, LocalQuery, LocalQueryError, NotMaintained, ResultSet, Rows};
 use crate::replica::{Replica, RowChanges};
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported};
-use serde_json::Value as Json;
 use std::collections::HashSet;
-use std::rc::Rc;
 use std::sync::Arc;
-
-/// A result row in the server's JSON encoding, shared between the dataflow (which renders each
-/// row once while it stays in the result) and the result last delivered.
-type JsonRow = Rc<[Json]>;
 
 /// One live query and what keeps its result current.
 pub struct LiveView {
@@ -32,38 +26,9 @@ pub struct LiveView {
     /// `namespace.table` of the tables its plan reads: the changes it listens to.
     tables: Vec<String>,
     state: Maintenance,
-    /// The result last delivered.
-    last: Shown,
-}
-
-/// A result as delivered: its rows shared with the dataflow, so that telling whether a new
-/// result differs compares pointers for the rows that stayed.
-#[derive(Debug, Default)]
-struct Shown {
-    columns: Vec<String>,
-    types: Vec<String>,
-    rows: Vec<JsonRow>,
-}
-
-impl Shown {
-    fn of(rs: ResultSet) -> Shown {
-        Shown { columns: rs.columns, types: rs.types, rows: rs.rows.into_iter().map(Rc::from).collect() }
-    }
-
-    fn result_set(&self) -> ResultSet {
-        ResultSet {
-            columns: self.columns.clone(),
-            types: self.types.clone(),
-            rows: self.rows.iter().map(|row| row.to_vec()).collect(),
-        }
-    }
-
-    fn same_as(&self, other: &Shown) -> bool {
-        self.columns == other.columns
-            && self.types == other.types
-            && self.rows.len() == other.rows.len()
-            && self.rows.iter().zip(&other.rows).all(|(a, b)| Rc::ptr_eq(a, b) || a == b)
-    }
+    /// The result last delivered. Its rows are shared with the dataflow, so telling whether a
+    /// new result differs compares pointers for the rows that stayed.
+    last: ResultSet,
 }
 
 enum Maintenance {
@@ -100,13 +65,12 @@ impl LiveView {
                 (incremental(plan, dataflow, &tables, replica), shown)
             }
             Err(NotMaintained::Dataflow(IncrementalError::Unsupported(reason))) => {
-                (Maintenance::Rerun(reason), Shown::of(plan.run(replica)?))
+                (Maintenance::Rerun(reason), plan.run(replica)?)
             }
-            Err(_) => (Maintenance::Rebuild, Shown::of(plan.run(replica)?)),
+            Err(_) => (Maintenance::Rebuild, plan.run(replica)?),
         };
-        let result = shown.result_set();
-        let view = LiveView { query, tables, state, last: shown };
-        Ok((view, result))
+        let view = LiveView { query, tables, state, last: shown.clone() };
+        Ok((view, shown))
     }
 
     /// `namespace.table` of every table the query reads.
@@ -137,11 +101,12 @@ impl LiveView {
             Step::Changed(shown) => shown,
             Step::Invalid => self.rebuild(replica),
         };
-        if shown.same_as(&self.last) {
+        let last = &self.last;
+        if shown.rows.same_as(&last.rows) && shown.columns == last.columns && shown.types == last.types {
             return None;
         }
-        self.last = shown;
-        Some(self.last.result_set())
+        self.last = shown.clone();
+        Some(shown)
     }
 
     /// Feeds the changes to the dataflow, if there is one and they apply to it.
@@ -171,16 +136,16 @@ impl LiveView {
 
     /// Plans the query again and builds its dataflow (or, for a shape that is not maintained,
     /// runs it); returns the result, empty if the query fails now.
-    fn rebuild(&mut self, replica: &Replica) -> Shown {
+    fn rebuild(&mut self, replica: &Replica) -> ResultSet {
         let plan = match self.query.plan(replica) {
             Ok(plan) => plan,
             Err(_) => {
                 self.state = Maintenance::Rebuild;
-                return Shown::default();
+                return ResultSet::default();
             }
         };
         self.tables = plan.tables();
-        let run = |plan: &LocalPlan| Shown::of(plan.run(replica).unwrap_or_default());
+        let run = |plan: &LocalPlan| plan.run(replica).unwrap_or_default();
         if let Maintenance::Rerun(_) = self.state {
             return run(&plan);
         }
@@ -210,7 +175,7 @@ impl LiveView {
 /// What feeding one step of changes to a dataflow gave.
 enum Step {
     Unchanged,
-    Changed(Shown),
+    Changed(ResultSet),
     /// No dataflow, changes against other copies of the tables, or a failed step: plan and
     /// build again.
     Invalid,
@@ -218,9 +183,9 @@ enum Step {
 
 /// The dataflow's result in the server's JSON encoding; only rows not read before are
 /// converted.
-fn current(plan: &LocalPlan, dataflow: &Dataflow<JsonRow>) -> Result<Shown, LocalQueryError> {
+fn current(plan: &LocalPlan, dataflow: &Dataflow<JsonRow>) -> Result<ResultSet, LocalQueryError> {
     let rows = dataflow.rendered(|row| Ok::<_, LocalQueryError>(plan.json_row(row).into()))?;
-    Ok(Shown { columns: plan.columns(), types: plan.types(), rows })
+    Ok(ResultSet { columns: plan.columns(), types: plan.types(), rows: Rows::from_shared(rows) })
 }
 
 /// The incremental state of a dataflow just built over the replica's typed copies, which
@@ -263,7 +228,9 @@ mod tests {
     /// Rows compared as the query promises them: in order with ORDER BY, as a multiset without.
     fn comparable(sql: &str, mut rs: ResultSet) -> ResultSet {
         if !sql.contains("ORDER BY") {
-            rs.rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+            let mut rows: Vec<Vec<Json>> = rs.rows.into_iter().collect();
+            rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+            rs.rows = rows.into();
         }
         rs
     }
