@@ -67,7 +67,7 @@ impl AggregateOperator {
         input.stream(changes, &mut |row, weight| {
             key.clear();
             for g in group_by.iter() {
-                key.push(eval(g, row)?.grouped());
+                key.push(eval(g, &row)?.grouped());
             }
             let group = match groups.get_mut(&key[..]) {
                 Some(group) => group,
@@ -75,7 +75,7 @@ impl AggregateOperator {
             };
             group.rows += weight;
             for (aggregate, call) in group.aggregates.iter_mut().zip(calls.iter()) {
-                aggregate.add(agg_input(call, row)?, weight)?;
+                aggregate.add(agg_input(call, &row)?, weight)?;
             }
             if !group.touched {
                 group.touched = true;

@@ -37,6 +37,7 @@ use crate::value::Value;
 use aggregate::AggregateOperator;
 use join::JoinOperator;
 use result::OrderedResult;
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -270,45 +271,40 @@ impl Operator {
     fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
         let mut out = Vec::new();
         self.stream(changes, &mut |row, weight| {
-            out.push((row.to_vec(), weight));
+            out.push((row.into_owned(), weight));
             Ok(())
         })?;
         Ok(out)
     }
 
-    /// The change of this operator's output for one step, passed to `sink` row by row. Scans,
-    /// filters and projections pass rows on borrowed: a synced batch's rows are not copied on
-    /// their way to the operator that keeps them (an aggregate keeps none of them).
+    /// The change of this operator's output for one step, passed to `sink` row by row. Scans
+    /// and filters pass rows on borrowed, projections and stateful operators the rows they
+    /// made: a synced batch's rows are not copied on their way to the operator that keeps them
+    /// (an aggregate keeps none of them), and a row made on the way is moved, not copied.
     fn stream(&mut self, changes: &TableDeltas, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
         match self {
             Operator::Scan { table, width } => {
                 for (row, weight) in scanned(table, *width, changes)? {
-                    sink(row, *weight)?;
+                    sink(Cow::Borrowed(row), *weight)?;
                 }
                 Ok(())
             }
             Operator::Filter { input, predicate } => input.stream(changes, &mut |row, weight| {
-                match eval(predicate, row)? {
+                match eval(predicate, &row)? {
                     Value::Boolean(true) => sink(row, weight),
                     _ => Ok(()),
                 }
             }),
-            Operator::Project { input, exprs } => {
-                let mut projected: Row = Vec::with_capacity(exprs.len());
-                input.stream(changes, &mut |row, weight| {
-                    projected.clear();
-                    for e in exprs.iter() {
-                        projected.push(eval(e, row)?);
-                    }
-                    sink(&projected, weight)
-                })
-            }
+            Operator::Project { input, exprs } => input.stream(changes, &mut |row, weight| {
+                let projected = exprs.iter().map(|e| eval(e, &row)).collect::<Result<Row, _>>()?;
+                sink(Cow::Owned(projected), weight)
+            }),
             Operator::Join(join) => emit(join.step(changes)?, sink),
             Operator::Aggregate(aggregate) => emit(aggregate.step(changes)?, sink),
             Operator::Distinct { input, counts } => {
                 let mut out = Vec::new();
                 input.stream(changes, &mut |row, weight| {
-                    let row: Row = row.iter().cloned().map(Value::grouped).collect();
+                    let row: Row = row.into_owned().into_iter().map(Value::grouped).collect();
                     let count = counts.entry(row.clone()).or_insert(0);
                     let before = *count;
                     *count += weight;
@@ -332,12 +328,13 @@ impl Operator {
     }
 }
 
-/// Where an operator's output rows go, one at a time: a row and its weight.
-type Sink<'a> = dyn FnMut(&[Value], i64) -> Result<(), IncrementalError> + 'a;
+/// Where an operator's output rows go, one at a time: a row (borrowed from the step's changes,
+/// or made by the operator and given away) and its weight.
+type Sink<'a> = dyn FnMut(Cow<'_, [Value]>, i64) -> Result<(), IncrementalError> + 'a;
 
 fn emit(delta: Delta, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
-    for (row, weight) in &delta {
-        sink(row, *weight)?;
+    for (row, weight) in delta {
+        sink(Cow::Owned(row), weight)?;
     }
     Ok(())
 }

@@ -53,25 +53,41 @@ impl<R: Clone> OrderedResult<R> {
         &mut self,
         feed: impl FnOnce(&mut Sink<'_>) -> Result<(), IncrementalError>,
     ) -> Result<bool, IncrementalError> {
-        // Summed first, so a row retracted and added again in one step is no change.
-        let mut net: BTreeMap<OrderedRow, i64> = BTreeMap::new();
+        // Summed first, so a row retracted and added again in one step is no change: sorted,
+        // then equal rows merged (the first one kept, as a map would keep it).
+        let mut net: Vec<(OrderedRow, i64)> = Vec::new();
         let keys = &self.keys;
         feed(&mut |row, weight| {
-            let key = keys.iter().map(|k| eval(&k.expr, row)).collect::<Result<Vec<_>, _>>()?;
-            *net.entry(OrderedRow { key, row: row.to_vec(), keys: keys.clone() }).or_insert(0) += weight;
+            let key = keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?;
+            net.push((OrderedRow { key, row: row.into_owned(), keys: keys.clone() }, weight));
             Ok(())
         })?;
+        net.sort_by(|a, b| a.0.cmp(&b.0));
         let mut changed = false;
-        for (row, weight) in net.into_iter().filter(|(_, w)| *w != 0) {
+        let mut net = net.into_iter().peekable();
+        while let Some((row, mut weight)) = net.next() {
+            while let Some((_, w)) = net.next_if(|(next, _)| *next == row) {
+                weight += w;
+            }
+            if weight == 0 {
+                continue;
+            }
             changed = true;
-            let entry = self.rows.entry(row.clone()).or_insert(Entry { count: 0, rendered: OnceCell::new() });
-            entry.count += weight;
-            match entry.count {
-                0 => {
-                    self.rows.remove(&row);
+            match self.rows.get_mut(&row) {
+                Some(entry) => {
+                    entry.count += weight;
+                    match entry.count {
+                        0 => {
+                            self.rows.remove(&row);
+                        }
+                        n if n < 0 => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
+                        _ => {}
+                    }
                 }
-                n if n < 0 => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
-                _ => {}
+                None if weight > 0 => {
+                    self.rows.insert(row, Entry { count: weight, rendered: OnceCell::new() });
+                }
+                None => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
             }
         }
         Ok(changed)
