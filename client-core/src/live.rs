@@ -333,4 +333,37 @@ mod tests {
         }
         assert_eq!(incremental_steps, 600 * (QUERIES.len() - 1));
     }
+
+    /// A delivered result shares its unchanged rows with the last one, and a changed row's
+    /// JSON is made again (a kept conversion of the old row would show the old count).
+    #[test]
+    fn unchanged_rows_are_shared_and_changed_rows_converted_again() {
+        let mut r = Replica::default();
+        r.apply(&[record("todos", "app.todos", &TODOS)]);
+        let put = |id: &str, list: u64, price: &str| StoreOp::PutRow {
+            sub: SubscriptionId("todos".into()),
+            pk: pk_key(&json!(id)),
+            row: json!({"id": id, "list_id": list, "done": false, "price": price, "due": "2024-03-01T10:00:00Z"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        r.apply(&[put("a", 1, "1.00"), put("b", 2, "2.00"), put("c", 3, "3.00")]);
+        let sql = "SELECT list_id, count(*) AS n, sum(price) AS total FROM app.todos GROUP BY list_id ORDER BY list_id";
+        let (mut view, first) = LiveView::start(LocalQuery::parse(sql, &[]).unwrap(), &r).unwrap();
+        assert_eq!(view.mode(), LiveMode::Incremental);
+        let touched: HashSet<String> = ["app.todos".to_string()].into();
+        let changes = r.apply(&[put("d", 2, "0.50")]);
+        let next = view.refresh(&r, &touched, &changes).expect("list 2 changed");
+        assert_eq!(next.rows, vec![vec![json!(1), json!(1), json!("1.00")], vec![json!(2), json!(2), json!("2.50")], vec![
+            json!(3),
+            json!(1),
+            json!("3.00")
+        ]]);
+        assert!(Arc::ptr_eq(&first.rows[0], &next.rows[0]) && Arc::ptr_eq(&first.rows[2], &next.rows[2]));
+        assert!(!Arc::ptr_eq(&first.rows[1], &next.rows[1]));
+        // A change that leaves every shown row as it was delivers nothing.
+        let changes = r.apply(&[put("d", 2, "0.50")]);
+        assert_eq!(view.refresh(&r, &touched, &changes), None);
+    }
 }
