@@ -315,7 +315,7 @@ const STEPS: usize = 25;
 
 #[test]
 fn maintained_results_equal_from_scratch_results_after_every_batch() {
-    let (mut checked, mut unsupported) = (0, 0);
+    let (mut checked, mut unsupported, mut exhausted) = (0, 0, 0);
     for seed in 1..=SEEDS {
         let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut tables = Tables::new(&mut r);
@@ -324,7 +324,10 @@ fn maintained_results_equal_from_scratch_results_after_every_batch() {
         let ordered = sql.contains("ORDER BY");
         // Rows rendered as their debug text: what the dataflow keeps per row must always be the
         // rendering of the row as it is now (bit for bit, so `-0.0` is not `0.0`).
-        let mut dataflow: Dataflow<String> = match Dataflow::new(&plan, &tables.memory()) {
+        // Few rows kept beyond a LIMIT's window (none, some, or the default), so that
+        // deletions run out of them and the dataflow is built again.
+        let slack = [Some(0), Some(2), None][r.below(3)];
+        let mut dataflow: Dataflow<String> = match Dataflow::with_top_k_slack(&plan, &tables.memory(), slack) {
             Ok(d) => d,
             Err(IncrementalError::Unsupported(Unsupported::LimitWithoutOrder)) => {
                 assert!(!ordered && sql.contains("LIMIT"), "seed {seed}: {sql}");
@@ -336,7 +339,16 @@ fn maintained_results_equal_from_scratch_results_after_every_batch() {
         for step in 0..=STEPS {
             if step > 0 {
                 let changes = tables.random_batch(&mut r);
-                dataflow.apply(&changes).unwrap_or_else(|e| panic!("seed {seed} step {step}: {sql}: {e}"));
+                match dataflow.apply(&changes) {
+                    Ok(_) => {}
+                    // What a live query does then: compute the result again from scratch.
+                    Err(IncrementalError::Exhausted) => {
+                        exhausted += 1;
+                        dataflow = Dataflow::with_top_k_slack(&plan, &tables.memory(), slack)
+                            .unwrap_or_else(|e| panic!("seed {seed} step {step}: {sql}: {e}"));
+                    }
+                    Err(e) => panic!("seed {seed} step {step}: {sql}: {e}"),
+                }
             }
             let expected = execute(&plan, &tables.memory()).unwrap_or_else(|e| panic!("seed {seed}: {sql}: {e}"));
             let got = dataflow.rows().unwrap();
@@ -351,6 +363,7 @@ fn maintained_results_equal_from_scratch_results_after_every_batch() {
     // The generator must keep producing maintained queries, or the test proves little.
     assert!(checked >= (SEEDS as usize - 30) * (STEPS + 1), "only {checked} results checked");
     assert!(unsupported > 0, "LIMIT without ORDER BY was never generated");
+    assert!(exhausted > 10, "the rows kept for a LIMIT ran out only {exhausted} times");
 }
 
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
@@ -470,6 +483,36 @@ fn only_rows_that_changed_are_rendered_again() {
     d.apply(&changes("todos", vec![(vec![int(5), int(1), int(9)], 1)])).unwrap();
     assert_eq!(d.rendered(render).unwrap(), now);
     assert_eq!(renders.get(), 4);
+}
+
+#[test]
+fn a_top_k_keeps_few_rows_and_runs_out_when_deletions_drain_them() {
+    let todos: Vec<Row> = (1..=10).map(|i| vec![int(i), int(1), int(i * 10)]).collect();
+    let t = lists_and_todos(vec![], todos);
+    let plan = plan("SELECT id FROM todos ORDER BY n DESC LIMIT 2", &t, &[]).unwrap();
+    // Two rows shown, one more kept: 100, 90 | 80; 70 ... 10 dropped.
+    let mut d: Dataflow<Row> = Dataflow::with_top_k_slack(&plan, &t, Some(1)).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(10)], vec![int(9)]]);
+    // A row that orders after the kept ones, added and deleted: only counted.
+    d.apply(&changes("todos", vec![(vec![int(11), int(1), int(5)], 1)])).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(11), int(1), int(5)], -1)])).unwrap();
+    // Deleting a shown row uses the kept one.
+    d.apply(&changes("todos", vec![(vec![int(10), int(1), int(100)], -1)])).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(9)], vec![int(8)]]);
+    // A new top row fits (three kept); a second one pushes the last kept row (80) out.
+    d.apply(&changes("todos", vec![(vec![int(12), int(1), int(500)], 1)])).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(14), int(1), int(600)], 1)])).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(14)], vec![int(12)]]);
+    d.apply(&changes("todos", vec![(vec![int(14), int(1), int(600)], -1)])).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(12)], vec![int(9)]]);
+    // Two kept (500, 90): deleting one leaves too few, and 80 on was not kept.
+    let err = d.apply(&changes("todos", vec![(vec![int(12), int(1), int(500)], -1)])).unwrap_err();
+    assert_eq!(err, IncrementalError::Exhausted);
+    // Between the kept rows and the dropped ones, a new row is kept: nothing runs out.
+    let mut d: Dataflow<Row> = Dataflow::with_top_k_slack(&plan, &t, Some(0)).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(10), int(1), int(100)], -1), (vec![int(13), int(1), int(95)], 1)]))
+        .unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(13)], vec![int(9)]]);
 }
 
 #[test]

@@ -37,6 +37,7 @@ use crate::value::Value;
 use aggregate::AggregateOperator;
 use join::JoinOperator;
 use result::OrderedResult;
+pub use result::TOP_K_SLACK;
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -77,6 +78,10 @@ pub enum IncrementalError {
     /// or a retraction of a row the state does not hold).
     #[error("the result must be computed from scratch: {0}")]
     NotRetractable(&'static str),
+    /// Deletions left fewer rows than `ORDER BY ... LIMIT` shows among the rows it keeps, and
+    /// the next ones were not kept (see [`TOP_K_SLACK`]).
+    #[error("the result must be computed from scratch: the rows kept for ORDER BY ... LIMIT ran out")]
+    Exhausted,
 }
 
 /// Decides whether `plan` is maintained incrementally; `Err` says why not. This is the only
@@ -159,6 +164,16 @@ impl<R: Clone> Dataflow<R> {
     /// first result). Fails with [`IncrementalError::Unsupported`] for the plans
     /// [`check_supported`] refuses, and with the evaluation error a run from scratch would give.
     pub fn new(plan: &Plan, source: &dyn DataSource) -> Result<Dataflow<R>, IncrementalError> {
+        Dataflow::with_top_k_slack(plan, source, None)
+    }
+
+    /// [`Dataflow::new`], keeping `slack` rows beyond a LIMIT's window instead of the default
+    /// (see [`TOP_K_SLACK`]); tests use a small one to make the kept rows run out.
+    pub fn with_top_k_slack(
+        plan: &Plan,
+        source: &dyn DataSource,
+        slack: Option<usize>,
+    ) -> Result<Dataflow<R>, IncrementalError> {
         let top = Top::of(plan)?;
         check_body(top.body)?;
         let mut tables: Vec<String> = Vec::new();
@@ -170,7 +185,7 @@ impl<R: Clone> Dataflow<R> {
                 tables.push(name);
             }
         }
-        let mut dataflow = Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top), tables };
+        let mut dataflow = Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top, slack), tables };
         // Not `apply`: that skips steps without changes, and an aggregate without GROUP BY
         // has a row even over empty tables.
         let root = &mut dataflow.root;

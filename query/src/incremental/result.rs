@@ -3,6 +3,13 @@
 //! OFFSET and LIMIT are applied when the result is read, so the window moves by itself as rows
 //! come and go; reading it costs O(log n + offset + limit).
 //!
+//! With LIMIT only the first rows are kept: the window and as many again (at least
+//! [`TOP_K_SLACK`] more), so a top-10 over 100,000 rows holds ~74 of them, and a changed row
+//! that orders after the kept ones is counted, not stored. The rows not kept all order after
+//! the kept ones. When deletions leave fewer kept rows than the window while rows were
+//! dropped, the step fails with [`IncrementalError::Exhausted`] and the caller computes the
+//! result again from scratch (which keeps a full set again).
+//!
 //! Each row also holds the caller's rendering of it (e.g. as JSON), made the first time the row
 //! is read and kept while the row stays: a row that changes is another row, so it is rendered
 //! again, and a result of many rows of which few changed costs few renderings.
@@ -25,9 +32,23 @@ pub(super) struct OrderedResult<R> {
     limit: Option<usize>,
     /// The outer projection that drops columns added only to sort by.
     output: Option<Vec<TypedExpr>>,
-    /// Every row of the result before OFFSET/LIMIT, with its multiplicity.
+    /// The first rows of the result before OFFSET/LIMIT (all of them without LIMIT), with
+    /// their multiplicities.
     rows: BTreeMap<OrderedRow, Entry<R>>,
+    /// The multiplicities in `rows`, summed.
+    kept: usize,
+    /// How many rows `rows` may hold (counted with multiplicity) before the last ones are
+    /// dropped: unbounded without LIMIT.
+    capacity: usize,
+    /// Rows of the result not kept (with multiplicity): all order at or after `bound`, and
+    /// every kept row before it.
+    dropped: i64,
+    bound: Option<OrderedRow>,
 }
+
+/// Rows kept beyond a LIMIT's window (at least; as many as the window if that is more), so
+/// that deleting rows in the window rarely exhausts what is kept.
+pub const TOP_K_SLACK: usize = 64;
 
 /// A result row's multiplicity and, once read, its rendering.
 #[derive(Debug)]
@@ -37,13 +58,27 @@ struct Entry<R> {
 }
 
 impl<R: Clone> OrderedResult<R> {
-    pub(super) fn new(top: &Top<'_>) -> OrderedResult<R> {
+    /// `slack`: rows kept beyond a LIMIT's window (`None`: the default, see [`TOP_K_SLACK`]).
+    pub(super) fn new(top: &Top<'_>, slack: Option<usize>) -> OrderedResult<R> {
+        let offset = usize::try_from(top.offset).unwrap_or(usize::MAX);
+        let limit = top.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let capacity = match limit {
+            Some(limit) => {
+                let window = offset.saturating_add(limit);
+                window.saturating_add(slack.unwrap_or(window.max(TOP_K_SLACK)))
+            }
+            None => usize::MAX,
+        };
         OrderedResult {
             keys: top.keys.into(),
-            offset: usize::try_from(top.offset).unwrap_or(usize::MAX),
-            limit: top.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            offset,
+            limit,
             output: top.output.map(<[TypedExpr]>::to_vec),
             rows: BTreeMap::new(),
+            kept: 0,
+            capacity,
+            dropped: 0,
+            bound: None,
         }
     }
 
@@ -73,22 +108,47 @@ impl<R: Clone> OrderedResult<R> {
                 continue;
             }
             changed = true;
-            match self.rows.get_mut(&row) {
-                Some(entry) => {
-                    entry.count += weight;
-                    match entry.count {
-                        0 => {
-                            self.rows.remove(&row);
-                        }
-                        n if n < 0 => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
-                        _ => {}
+            if let Some(entry) = self.rows.get_mut(&row) {
+                entry.count += weight;
+                match entry.count {
+                    0 => {
+                        self.rows.remove(&row);
                     }
+                    n if n < 0 => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
+                    _ => {}
                 }
-                None if weight > 0 => {
-                    self.rows.insert(row, Entry { count: weight, rendered: OnceCell::new() });
+                self.kept = add_count(self.kept, weight);
+            } else if self.bound.as_ref().is_some_and(|bound| row >= *bound) {
+                // Among the rows not kept.
+                self.dropped += weight;
+                if self.dropped < 0 {
+                    return Err(IncrementalError::NotRetractable("a result row was retracted twice"));
                 }
-                None => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
+                if self.dropped == 0 {
+                    self.bound = None;
+                }
+            } else if weight > 0 {
+                self.rows.insert(row, Entry { count: weight, rendered: OnceCell::new() });
+                self.kept = add_count(self.kept, weight);
+                // The last rows go while as many as the capacity stay (a row held many times
+                // stays whole, so the kept rows never fall below the window by dropping).
+                while let Some(entry) = self.rows.last_entry() {
+                    let count = entry.get().count;
+                    if add_count(self.kept, -count) < self.capacity {
+                        break;
+                    }
+                    let (last, _) = entry.remove_entry();
+                    self.kept = add_count(self.kept, -count);
+                    self.dropped += count;
+                    self.bound = Some(last);
+                }
+            } else {
+                return Err(IncrementalError::NotRetractable("a result row was retracted twice"));
             }
+        }
+        let window = self.offset.saturating_add(self.limit.unwrap_or(0));
+        if self.dropped > 0 && self.kept < window {
+            return Err(IncrementalError::Exhausted);
         }
         Ok(changed)
     }
@@ -141,6 +201,13 @@ impl<R: Clone> OrderedResult<R> {
         }
         Ok(out)
     }
+}
+
+/// `kept` changed by `weight` (a count of kept rows never goes below zero: a retraction of a
+/// row not held fails before this).
+fn add_count(kept: usize, weight: i64) -> usize {
+    let magnitude = usize::try_from(weight.unsigned_abs()).unwrap_or(usize::MAX);
+    if weight >= 0 { kept.saturating_add(magnitude) } else { kept.saturating_sub(magnitude) }
 }
 
 /// A result row with its sort key values, ordered as the result shows it.
