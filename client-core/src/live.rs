@@ -355,11 +355,14 @@ mod tests {
         let touched: HashSet<String> = ["app.todos".to_string()].into();
         let changes = r.apply(&[put("d", 2, "0.50")]);
         let next = view.refresh(&r, &touched, &changes).expect("list 2 changed");
-        assert_eq!(next.rows, vec![vec![json!(1), json!(1), json!("1.00")], vec![json!(2), json!(2), json!("2.50")], vec![
-            json!(3),
-            json!(1),
-            json!("3.00")
-        ]]);
+        assert_eq!(
+            next.rows,
+            vec![
+                vec![json!(1), json!(1), json!("1.00")],
+                vec![json!(2), json!(2), json!("2.50")],
+                vec![json!(3), json!(1), json!("3.00")]
+            ]
+        );
         assert!(Arc::ptr_eq(&first.rows[0], &next.rows[0]) && Arc::ptr_eq(&first.rows[2], &next.rows[2]));
         assert!(!Arc::ptr_eq(&first.rows[1], &next.rows[1]));
         // A change that leaves every shown row as it was delivers nothing.

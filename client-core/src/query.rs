@@ -210,7 +210,11 @@ impl LocalPlan {
 
     /// Result rows of this plan in the server's JSON encoding.
     pub(crate) fn result_set(&self, rows: &[Row]) -> ResultSet {
-        ResultSet { columns: self.columns(), types: self.types(), rows: rows.iter().map(|row| self.json_row(row)).collect() }
+        ResultSet {
+            columns: self.columns(),
+            types: self.types(),
+            rows: rows.iter().map(|row| self.json_row(row)).collect(),
+        }
     }
 
     /// The output column names.

@@ -185,7 +185,8 @@ impl<R: Clone> Dataflow<R> {
                 tables.push(name);
             }
         }
-        let mut dataflow = Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top, slack), tables };
+        let mut dataflow =
+            Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top, slack), tables };
         // Not `apply`: that skips steps without changes, and an aggregate without GROUP BY
         // has a row even over empty tables.
         let root = &mut dataflow.root;
@@ -219,10 +220,7 @@ impl<R: Clone> Dataflow<R> {
     /// is rendered the first time it is read and not again while it stays in the result (a
     /// changed row is a new row), so reading a large result after a small change renders few
     /// rows; the cost is then a clone of `R` per row.
-    pub fn rendered<E: From<QueryError>>(
-        &self,
-        mut render: impl FnMut(&[Value]) -> Result<R, E>,
-    ) -> Result<Vec<R>, E> {
+    pub fn rendered<E: From<QueryError>>(&self, mut render: impl FnMut(&[Value]) -> Result<R, E>) -> Result<Vec<R>, E> {
         self.result.rendered(&mut render)
     }
 }
@@ -304,12 +302,12 @@ impl Operator {
                 }
                 Ok(())
             }
-            Operator::Filter { input, predicate } => input.stream(changes, &mut |row, weight| {
-                match eval(predicate, &row)? {
+            Operator::Filter { input, predicate } => {
+                input.stream(changes, &mut |row, weight| match eval(predicate, &row)? {
                     Value::Boolean(true) => sink(row, weight),
                     _ => Ok(()),
-                }
-            }),
+                })
+            }
             Operator::Project { input, exprs } => input.stream(changes, &mut |row, weight| {
                 let projected = exprs.iter().map(|e| eval(e, &row)).collect::<Result<Row, _>>()?;
                 sink(Cow::Owned(projected), weight)

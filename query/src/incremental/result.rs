@@ -155,7 +155,8 @@ impl<R: Clone> OrderedResult<R> {
 
     /// The rows of the window, each with the entry that holds it.
     fn window(&self) -> impl Iterator<Item = (&OrderedRow, &Entry<R>)> {
-        let all = self.rows.iter().flat_map(|(row, e)| std::iter::repeat_n((row, e), usize::try_from(e.count).unwrap_or(0)));
+        let all =
+            self.rows.iter().flat_map(|(row, e)| std::iter::repeat_n((row, e), usize::try_from(e.count).unwrap_or(0)));
         all.skip(self.offset).take(self.limit.unwrap_or(usize::MAX))
     }
 
