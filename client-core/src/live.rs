@@ -9,10 +9,14 @@
 //! The changes are only meaningful against the typed copies of the tables the dataflow was
 //! built from, so the view remembers each table's [`Replica::typed_generation`]. When one
 //! differs (new columns, cleared rows, a reload) or a step cannot be applied exactly (an
-//! evaluation error, a float sum that overflowed), the view plans the query again and builds a
-//! new dataflow. Plans the dataflow does not maintain
-//! ([`kalamdb_query::incremental::check_supported`]) run from scratch after every change, as
-//! all live queries did before.
+//! evaluation error, a float sum that overflowed, an `ORDER BY ... LIMIT` whose kept rows ran
+//! out), the view plans the query again and builds a new dataflow. Plans the dataflow does not
+//! maintain ([`kalamdb_query::incremental::check_supported`]) run from scratch after every
+//! change, as all live queries did before.
+//!
+//! The dataflow keeps each result row's JSON with the row, and a delivered result shares its
+//! rows with the dataflow ([`crate::query::Rows`]): a change converts only the rows it changed,
+//! and copies a pointer per row shown.
 
 use crate::query::{JsonRow, LocalPlan, LocalQuery, LocalQueryError, NotMaintained, ResultSet, Rows};
 use crate::replica::{Replica, RowChanges};

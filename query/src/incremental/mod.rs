@@ -13,7 +13,7 @@
 //! | Join (INNER, LEFT) | every row of each side, indexed by join key | probe the other side's index |
 //! | Aggregate | per group: row count and one retractable accumulator per aggregate | update the group, emit its old and new row |
 //! | Distinct | row → count | emit on 0 → n and n → 0 |
-//! | Sort + Limit (the top of the plan) | the result, ordered by sort key then row | — |
+//! | Sort + Limit (the top of the plan) | the result, ordered by sort key then row (with LIMIT its first rows) | O(log n) |
 //!
 //! The first result comes from the same code: a step that inserts every row of every table.
 //! The invariant, checked by `tests/incremental.rs`: after every step, [`Dataflow::rows`]
@@ -22,8 +22,9 @@
 //!
 //! What is not maintained is decided by [`check_supported`] alone; the caller runs such plans
 //! from scratch. A step that cannot be applied exactly (an evaluation error, a float sum that
-//! overflowed) fails with an [`IncrementalError`]: the dataflow is then invalid and the caller
-//! must run the plan from scratch, which gives the right answer or the right error.
+//! overflowed, a top-k whose kept rows ran out) fails with an [`IncrementalError`]: the
+//! dataflow is then invalid and the caller must run the plan from scratch, which gives the
+//! right answer or the right error.
 
 mod aggregate;
 mod join;
