@@ -9,12 +9,16 @@
 //! The changes are only meaningful against the typed copies of the tables the dataflow was
 //! built from, so the view remembers each table's [`Replica::typed_generation`]. When one
 //! differs (new columns, cleared rows, a reload) or a step cannot be applied exactly (an
-//! evaluation error, a float sum that overflowed), the view plans the query again and builds a
-//! new dataflow. Plans the dataflow does not maintain
-//! ([`kalamdb_query::incremental::check_supported`]) run from scratch after every change, as
-//! all live queries did before.
+//! evaluation error, a float sum that overflowed, an `ORDER BY ... LIMIT` whose kept rows ran
+//! out), the view plans the query again and builds a new dataflow. Plans the dataflow does not
+//! maintain ([`kalamdb_query::incremental::check_supported`]) run from scratch after every
+//! change, as all live queries did before.
+//!
+//! The dataflow keeps each result row's JSON with the row, and a delivered result shares its
+//! rows with the dataflow ([`crate::query::Rows`]): a change converts only the rows it changed,
+//! and copies a pointer per row shown.
 
-use crate::query::{LocalPlan, LocalQuery, LocalQueryError, NotMaintained, ResultSet};
+use crate::query::{JsonRow, LocalPlan, LocalQuery, LocalQueryError, NotMaintained, ResultSet, Rows};
 use crate::replica::{Replica, RowChanges};
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported};
 use std::collections::HashSet;
@@ -26,14 +30,15 @@ pub struct LiveView {
     /// `namespace.table` of the tables its plan reads: the changes it listens to.
     tables: Vec<String>,
     state: Maintenance,
-    /// The result last delivered.
+    /// The result last delivered. Its rows are shared with the dataflow, so telling whether a
+    /// new result differs compares pointers for the rows that stayed.
     last: ResultSet,
 }
 
 enum Maintenance {
     /// Fed with row changes; valid while every table's typed copy has the generation it was
     /// built from.
-    Incremental { plan: LocalPlan, dataflow: Box<Dataflow>, generations: Vec<(String, u64)> },
+    Incremental { plan: LocalPlan, dataflow: Box<Dataflow<JsonRow>>, generations: Vec<(String, u64)> },
     /// The plan's shape is not maintained: run from scratch after every change.
     Rerun(Unsupported),
     /// To be planned and built again at the next change (after a failed step or build).
@@ -58,18 +63,18 @@ impl LiveView {
     pub fn start(query: LocalQuery, replica: &Replica) -> Result<(LiveView, ResultSet), LocalQueryError> {
         let plan = query.plan(replica)?;
         let tables = plan.tables();
-        let (state, result) = match plan.dataflow(replica) {
+        let (state, shown) = match plan.dataflow(replica) {
             Ok(dataflow) => {
-                let result = current(&plan, &dataflow)?;
-                (incremental(plan, dataflow, &tables, replica), result)
+                let shown = current(&plan, &dataflow)?;
+                (incremental(plan, dataflow, &tables, replica), shown)
             }
             Err(NotMaintained::Dataflow(IncrementalError::Unsupported(reason))) => {
                 (Maintenance::Rerun(reason), plan.run(replica)?)
             }
             Err(_) => (Maintenance::Rebuild, plan.run(replica)?),
         };
-        let view = LiveView { query, tables, state, last: result.clone() };
-        Ok((view, result))
+        let view = LiveView { query, tables, state, last: shown.clone() };
+        Ok((view, shown))
     }
 
     /// `namespace.table` of every table the query reads.
@@ -95,16 +100,17 @@ impl LiveView {
         if !self.tables.iter().any(|t| touched.contains(t)) {
             return None;
         }
-        let result = match self.apply_changes(replica, changes) {
+        let shown = match self.apply_changes(replica, changes) {
             Step::Unchanged => return None,
-            Step::Changed(result) => result,
+            Step::Changed(shown) => shown,
             Step::Invalid => self.rebuild(replica),
         };
-        if result == self.last {
+        let last = &self.last;
+        if shown.rows.same_as(&last.rows) && shown.columns == last.columns && shown.types == last.types {
             return None;
         }
-        self.last = result.clone();
-        Some(result)
+        self.last = shown.clone();
+        Some(shown)
     }
 
     /// Feeds the changes to the dataflow, if there is one and they apply to it.
@@ -143,8 +149,9 @@ impl LiveView {
             }
         };
         self.tables = plan.tables();
+        let run = |plan: &LocalPlan| plan.run(replica).unwrap_or_default();
         if let Maintenance::Rerun(_) = self.state {
-            return plan.run(replica).unwrap_or_default();
+            return run(&plan);
         }
         match plan.dataflow(replica) {
             Ok(dataflow) => match current(&plan, &dataflow) {
@@ -154,16 +161,16 @@ impl LiveView {
                 }
                 Err(_) => {
                     self.state = Maintenance::Rebuild;
-                    plan.run(replica).unwrap_or_default()
+                    run(&plan)
                 }
             },
             Err(NotMaintained::Dataflow(IncrementalError::Unsupported(reason))) => {
                 self.state = Maintenance::Rerun(reason);
-                plan.run(replica).unwrap_or_default()
+                run(&plan)
             }
             Err(_) => {
                 self.state = Maintenance::Rebuild;
-                plan.run(replica).unwrap_or_default()
+                run(&plan)
             }
         }
     }
@@ -178,13 +185,16 @@ enum Step {
     Invalid,
 }
 
-fn current(plan: &LocalPlan, dataflow: &Dataflow) -> Result<ResultSet, LocalQueryError> {
-    Ok(plan.result_set(&dataflow.rows()?))
+/// The dataflow's result in the server's JSON encoding; only rows not read before are
+/// converted.
+fn current(plan: &LocalPlan, dataflow: &Dataflow<JsonRow>) -> Result<ResultSet, LocalQueryError> {
+    let rows = dataflow.rendered(|row| Ok::<_, LocalQueryError>(plan.json_row(row).into()))?;
+    Ok(ResultSet { columns: plan.columns(), types: plan.types(), rows: Rows::from_shared(rows) })
 }
 
 /// The incremental state of a dataflow just built over the replica's typed copies, which
 /// building it made (so each of its tables has a generation).
-fn incremental(plan: LocalPlan, dataflow: Dataflow, tables: &[String], replica: &Replica) -> Maintenance {
+fn incremental(plan: LocalPlan, dataflow: Dataflow<JsonRow>, tables: &[String], replica: &Replica) -> Maintenance {
     let generations: Option<Vec<(String, u64)>> =
         tables.iter().map(|t| replica.typed_generation(t).map(|g| (t.clone(), g))).collect();
     match generations {
@@ -222,7 +232,9 @@ mod tests {
     /// Rows compared as the query promises them: in order with ORDER BY, as a multiset without.
     fn comparable(sql: &str, mut rs: ResultSet) -> ResultSet {
         if !sql.contains("ORDER BY") {
-            rs.rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+            let mut rows: Vec<Vec<Json>> = rs.rows.into_iter().collect();
+            rows.sort_by_key(|r| serde_json::to_string(r).unwrap());
+            rs.rows = rows.into();
         }
         rs
     }
@@ -324,5 +336,41 @@ mod tests {
             }
         }
         assert_eq!(incremental_steps, 600 * (QUERIES.len() - 1));
+    }
+
+    /// A delivered result shares its unchanged rows with the last one, and a changed row's
+    /// JSON is made again (a kept conversion of the old row would show the old count).
+    #[test]
+    fn unchanged_rows_are_shared_and_changed_rows_converted_again() {
+        let mut r = Replica::default();
+        r.apply(&[record("todos", "app.todos", &TODOS)]);
+        let put = |id: &str, list: u64, price: &str| StoreOp::PutRow {
+            sub: SubscriptionId("todos".into()),
+            pk: pk_key(&json!(id)),
+            row: json!({"id": id, "list_id": list, "done": false, "price": price, "due": "2024-03-01T10:00:00Z"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        r.apply(&[put("a", 1, "1.00"), put("b", 2, "2.00"), put("c", 3, "3.00")]);
+        let sql = "SELECT list_id, count(*) AS n, sum(price) AS total FROM app.todos GROUP BY list_id ORDER BY list_id";
+        let (mut view, first) = LiveView::start(LocalQuery::parse(sql, &[]).unwrap(), &r).unwrap();
+        assert_eq!(view.mode(), LiveMode::Incremental);
+        let touched: HashSet<String> = ["app.todos".to_string()].into();
+        let changes = r.apply(&[put("d", 2, "0.50")]);
+        let next = view.refresh(&r, &touched, &changes).expect("list 2 changed");
+        assert_eq!(
+            next.rows,
+            vec![
+                vec![json!(1), json!(1), json!("1.00")],
+                vec![json!(2), json!(2), json!("2.50")],
+                vec![json!(3), json!(1), json!("3.00")]
+            ]
+        );
+        assert!(Arc::ptr_eq(&first.rows[0], &next.rows[0]) && Arc::ptr_eq(&first.rows[2], &next.rows[2]));
+        assert!(!Arc::ptr_eq(&first.rows[1], &next.rows[1]));
+        // A change that leaves every shown row as it was delivers nothing.
+        let changes = r.apply(&[put("d", 2, "0.50")]);
+        assert_eq!(view.refresh(&r, &touched, &changes), None);
     }
 }

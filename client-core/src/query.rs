@@ -26,6 +26,7 @@ use kalamdb_query::json::{param_from_json, to_json};
 use kalamdb_query::types::UnknownTypeName;
 use kalamdb_query::{Catalog, ColumnDef, DataSource, DataType, Plan, QueryError, Row, TableSchema, Value};
 use serde_json::Value as Json;
+use std::sync::Arc;
 
 /// Why a local query cannot run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -69,7 +70,85 @@ pub struct ResultSet {
     /// Output column types, as the server names them (`BIGINT`, `DECIMAL(12,2)`, ...).
     pub types: Vec<String>,
     /// Rows.
-    pub rows: Vec<Vec<Json>>,
+    pub rows: Rows,
+}
+
+/// One result row: values aligned to the result's columns. Shared, not copied, between the
+/// results that show it (see [`Rows`]).
+pub type JsonRow = Arc<[Json]>;
+
+/// The rows of a result, shared: cloning a result copies one pointer, and a live query's next
+/// result shares every row that did not change with the last one (a row is converted to JSON
+/// once while it stays in the result). Reads as a slice of rows (`rows.len()`, `rows[i][j]`,
+/// `rows.iter()`), compares equal to a `Vec<Vec<Json>>` of the same values, and iterated by
+/// value gives each row as a `Vec<Json>`.
+#[derive(Clone, Default, PartialEq)]
+pub struct Rows(Arc<Vec<JsonRow>>);
+
+impl Rows {
+    /// Rows from shared rows.
+    pub fn from_shared(rows: Vec<JsonRow>) -> Rows {
+        Rows(Arc::new(rows))
+    }
+
+    /// Whether both are the same rows: each row the same shared row, or equal values.
+    pub(crate) fn same_as(&self, other: &Rows) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| Arc::ptr_eq(a, b) || a == b))
+    }
+}
+
+impl std::ops::Deref for Rows {
+    type Target = [JsonRow];
+    fn deref(&self) -> &[JsonRow] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<Vec<Json>>> for Rows {
+    fn from(rows: Vec<Vec<Json>>) -> Rows {
+        rows.into_iter().collect()
+    }
+}
+
+impl FromIterator<Vec<Json>> for Rows {
+    fn from_iter<I: IntoIterator<Item = Vec<Json>>>(rows: I) -> Rows {
+        Rows::from_shared(rows.into_iter().map(JsonRow::from).collect())
+    }
+}
+
+impl PartialEq<Vec<Vec<Json>>> for Rows {
+    fn eq(&self, other: &Vec<Vec<Json>>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a[..] == b[..])
+    }
+}
+
+impl IntoIterator for Rows {
+    type Item = Vec<Json>;
+    type IntoIter = std::vec::IntoIter<Vec<Json>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter().map(|row| row.to_vec()).collect::<Vec<_>>().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Rows {
+    type Item = &'a JsonRow;
+    type IntoIter = std::slice::Iter<'a, JsonRow>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl serde::Serialize for Rows {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter().map(|row| &row[..]))
+    }
 }
 
 /// A local query, parsed, with its parameters bound to values.
@@ -123,7 +202,7 @@ impl LocalPlan {
     /// The plan as an incremental dataflow over the replica's current rows (its first result
     /// computed), for a live query. Fails for plans it does not maintain
     /// ([`kalamdb_query::incremental::check_supported`]) and where a run would fail.
-    pub(crate) fn dataflow(&self, replica: &Replica) -> Result<Dataflow, NotMaintained> {
+    pub(crate) fn dataflow<R: Clone>(&self, replica: &Replica) -> Result<Dataflow<R>, NotMaintained> {
         check_supported(&self.plan).map_err(IncrementalError::from)?;
         let source = TypedRows::load(&self.plan, replica)?;
         Ok(Dataflow::new(&self.plan, &source)?)
@@ -131,12 +210,26 @@ impl LocalPlan {
 
     /// Result rows of this plan in the server's JSON encoding.
     pub(crate) fn result_set(&self, rows: &[Row]) -> ResultSet {
-        let fields = &self.plan.schema.fields;
         ResultSet {
-            columns: fields.iter().map(|f| f.name.clone()).collect(),
-            types: fields.iter().map(|f| f.ty.sql_name()).collect(),
-            rows: rows.iter().map(|row| row.iter().zip(fields).map(|(v, f)| to_json(v, f.ty)).collect()).collect(),
+            columns: self.columns(),
+            types: self.types(),
+            rows: rows.iter().map(|row| self.json_row(row)).collect(),
         }
+    }
+
+    /// The output column names.
+    pub(crate) fn columns(&self) -> Vec<String> {
+        self.plan.schema.fields.iter().map(|f| f.name.clone()).collect()
+    }
+
+    /// The output column types, as the server names them.
+    pub(crate) fn types(&self) -> Vec<String> {
+        self.plan.schema.fields.iter().map(|f| f.ty.sql_name()).collect()
+    }
+
+    /// One result row in the server's JSON encoding.
+    pub(crate) fn json_row(&self, row: &[Value]) -> Vec<Json> {
+        row.iter().zip(&self.plan.schema.fields).map(|(v, f)| to_json(v, f.ty)).collect()
     }
 }
 

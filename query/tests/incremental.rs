@@ -9,7 +9,7 @@
 
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported, check_supported};
 use kalamdb_query::value::{parse_decimal, parse_timestamp};
-use kalamdb_query::{ColumnDef, DataType, MemoryTables, Row, Value, execute, plan};
+use kalamdb_query::{ColumnDef, DataType, MemoryTables, QueryError, Row, Value, execute, plan};
 use std::collections::HashMap;
 
 mod common;
@@ -315,14 +315,19 @@ const STEPS: usize = 25;
 
 #[test]
 fn maintained_results_equal_from_scratch_results_after_every_batch() {
-    let (mut checked, mut unsupported) = (0, 0);
+    let (mut checked, mut unsupported, mut exhausted) = (0, 0, 0);
     for seed in 1..=SEEDS {
         let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut tables = Tables::new(&mut r);
         let sql = query(&mut r);
         let plan = plan(&sql, &tables.memory(), &[]).unwrap_or_else(|e| panic!("seed {seed}: {sql}: {e}"));
         let ordered = sql.contains("ORDER BY");
-        let mut dataflow = match Dataflow::new(&plan, &tables.memory()) {
+        // Rows rendered as their debug text: what the dataflow keeps per row must always be the
+        // rendering of the row as it is now (bit for bit, so `-0.0` is not `0.0`).
+        // Few rows kept beyond a LIMIT's window (none, some, or the default), so that
+        // deletions run out of them and the dataflow is built again.
+        let slack = [Some(0), Some(2), None][r.below(3)];
+        let mut dataflow: Dataflow<String> = match Dataflow::with_top_k_slack(&plan, &tables.memory(), slack) {
             Ok(d) => d,
             Err(IncrementalError::Unsupported(Unsupported::LimitWithoutOrder)) => {
                 assert!(!ordered && sql.contains("LIMIT"), "seed {seed}: {sql}");
@@ -334,10 +339,22 @@ fn maintained_results_equal_from_scratch_results_after_every_batch() {
         for step in 0..=STEPS {
             if step > 0 {
                 let changes = tables.random_batch(&mut r);
-                dataflow.apply(&changes).unwrap_or_else(|e| panic!("seed {seed} step {step}: {sql}: {e}"));
+                match dataflow.apply(&changes) {
+                    Ok(_) => {}
+                    // What a live query does then: compute the result again from scratch.
+                    Err(IncrementalError::Exhausted) => {
+                        exhausted += 1;
+                        dataflow = Dataflow::with_top_k_slack(&plan, &tables.memory(), slack)
+                            .unwrap_or_else(|e| panic!("seed {seed} step {step}: {sql}: {e}"));
+                    }
+                    Err(e) => panic!("seed {seed} step {step}: {sql}: {e}"),
+                }
             }
             let expected = execute(&plan, &tables.memory()).unwrap_or_else(|e| panic!("seed {seed}: {sql}: {e}"));
             let got = dataflow.rows().unwrap();
+            let rendered = dataflow.rendered(|row| Ok::<_, QueryError>(format!("{row:?}"))).unwrap();
+            let fresh: Vec<String> = got.iter().map(|row| format!("{row:?}")).collect();
+            assert_eq!(rendered, fresh, "seed {seed}, step {step}: {sql}: a kept rendering is stale");
             let (expected, got) = if ordered { (expected, got) } else { (sorted(expected), sorted(got)) };
             assert_eq!(got, expected, "seed {seed}, step {step}: {sql}");
             checked += 1;
@@ -346,6 +363,7 @@ fn maintained_results_equal_from_scratch_results_after_every_batch() {
     // The generator must keep producing maintained queries, or the test proves little.
     assert!(checked >= (SEEDS as usize - 30) * (STEPS + 1), "only {checked} results checked");
     assert!(unsupported > 0, "LIMIT without ORDER BY was never generated");
+    assert!(exhausted > 10, "the rows kept for a LIMIT ran out only {exhausted} times");
 }
 
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
@@ -440,6 +458,64 @@ fn a_top_k_window_moves_up_when_a_row_in_it_is_deleted() {
 }
 
 #[test]
+fn only_rows_that_changed_are_rendered_again() {
+    let todos: Vec<Row> = (1..=4).map(|i| vec![int(i), int(i % 2), int(i)]).collect();
+    let t = lists_and_todos(vec![], todos);
+    let sql = "SELECT list_id, count(*), max(n) FROM todos GROUP BY list_id ORDER BY list_id";
+    let mut d: Dataflow<String> = Dataflow::new(&plan(sql, &t, &[]).unwrap(), &t).unwrap();
+    let renders = std::cell::Cell::new(0);
+    let render = |row: &[Value]| {
+        renders.set(renders.get() + 1);
+        Ok::<_, QueryError>(format!("{row:?}"))
+    };
+    let first = d.rendered(render).unwrap();
+    assert_eq!(first, d.rendered(render).unwrap());
+    assert_eq!(renders.get(), 2, "read again without a change: nothing rendered again");
+    // List 1 gets a row with a larger n: its row changes, list 0's stays.
+    d.apply(&changes("todos", vec![(vec![int(5), int(1), int(9)], 1)])).unwrap();
+    let now = d.rendered(render).unwrap();
+    assert_eq!(renders.get(), 3, "only the changed group's row is rendered again");
+    assert_eq!(now[0], first[0]);
+    assert_eq!(now[1], format!("{:?}", vec![int(1), int(3), int(9)]), "not the stale rendering of list 1");
+    // A row retracted and added back in one step is no change; deleted and added back in two
+    // steps it is a new row, rendered again.
+    d.apply(&changes("todos", vec![(vec![int(5), int(1), int(9)], -1)])).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(5), int(1), int(9)], 1)])).unwrap();
+    assert_eq!(d.rendered(render).unwrap(), now);
+    assert_eq!(renders.get(), 4);
+}
+
+#[test]
+fn a_top_k_keeps_few_rows_and_runs_out_when_deletions_drain_them() {
+    let todos: Vec<Row> = (1..=10).map(|i| vec![int(i), int(1), int(i * 10)]).collect();
+    let t = lists_and_todos(vec![], todos);
+    let plan = plan("SELECT id FROM todos ORDER BY n DESC LIMIT 2", &t, &[]).unwrap();
+    // Two rows shown, one more kept: 100, 90 | 80; 70 ... 10 dropped.
+    let mut d: Dataflow<Row> = Dataflow::with_top_k_slack(&plan, &t, Some(1)).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(10)], vec![int(9)]]);
+    // A row that orders after the kept ones, added and deleted: only counted.
+    d.apply(&changes("todos", vec![(vec![int(11), int(1), int(5)], 1)])).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(11), int(1), int(5)], -1)])).unwrap();
+    // Deleting a shown row uses the kept one.
+    d.apply(&changes("todos", vec![(vec![int(10), int(1), int(100)], -1)])).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(9)], vec![int(8)]]);
+    // A new top row fits (three kept); a second one pushes the last kept row (80) out.
+    d.apply(&changes("todos", vec![(vec![int(12), int(1), int(500)], 1)])).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(14), int(1), int(600)], 1)])).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(14)], vec![int(12)]]);
+    d.apply(&changes("todos", vec![(vec![int(14), int(1), int(600)], -1)])).unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(12)], vec![int(9)]]);
+    // Two kept (500, 90): deleting one leaves too few, and 80 on was not kept.
+    let err = d.apply(&changes("todos", vec![(vec![int(12), int(1), int(500)], -1)])).unwrap_err();
+    assert_eq!(err, IncrementalError::Exhausted);
+    // Between the kept rows and the dropped ones, a new row is kept: nothing runs out.
+    let mut d: Dataflow<Row> = Dataflow::with_top_k_slack(&plan, &t, Some(0)).unwrap();
+    d.apply(&changes("todos", vec![(vec![int(10), int(1), int(100)], -1), (vec![int(13), int(1), int(95)], 1)]))
+        .unwrap();
+    assert_eq!(d.rows().unwrap(), vec![vec![int(13)], vec![int(9)]]);
+}
+
+#[test]
 fn an_update_that_changes_nothing_shown_is_no_change() {
     let t = lists_and_todos(vec![], vec![vec![int(1), int(1), int(5)]]);
     let mut d = maintained("SELECT list_id FROM todos", &t);
@@ -473,6 +549,6 @@ fn one_function_decides_what_falls_back() {
         assert_eq!(fallback(sql), None, "{sql}");
     }
     // `Dataflow::new` refuses exactly those.
-    let err = Dataflow::new(&plan("SELECT id FROM todos LIMIT 3", &t, &[]).unwrap(), &t).unwrap_err();
+    let err = Dataflow::<Row>::new(&plan("SELECT id FROM todos LIMIT 3", &t, &[]).unwrap(), &t).unwrap_err();
     assert_eq!(err, IncrementalError::Unsupported(Unsupported::LimitWithoutOrder));
 }

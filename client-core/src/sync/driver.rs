@@ -682,7 +682,13 @@ mod tests {
     }
 
     async fn next_rows(live: &mut LiveQuery) -> Vec<Vec<Value>> {
-        tokio::time::timeout(Duration::from_secs(5), live.next()).await.expect("a live result").unwrap().rows
+        tokio::time::timeout(Duration::from_secs(5), live.next())
+            .await
+            .expect("a live result")
+            .unwrap()
+            .rows
+            .into_iter()
+            .collect()
     }
 
     fn obj(v: Value) -> crate::store::Row {

@@ -10,7 +10,7 @@
 use super::{Delta, IncrementalError, Operator, TableDeltas, same_row};
 use crate::error::QueryError;
 use crate::eval::eval;
-use crate::exec::{ExactSum, HashMap, HashSet, Row, agg_input, to_f64};
+use crate::exec::{ExactSum, HashMap, Row, agg_input, to_f64};
 use crate::plan::{AggCall, AggFunc, TypedExpr};
 use crate::types::DataType;
 use crate::value::{Value, rescale};
@@ -35,11 +35,13 @@ struct Group {
     aggregates: Vec<Aggregate>,
     /// The row this group last emitted, if any: what the next change retracts.
     shown: Option<Row>,
+    /// Whether the step under way changed the group (false between steps).
+    touched: bool,
 }
 
 impl Group {
     fn new(calls: &[AggCall]) -> Group {
-        Group { rows: 0, aggregates: calls.iter().map(Aggregate::new).collect(), shown: None }
+        Group { rows: 0, aggregates: calls.iter().map(Aggregate::new).collect(), shown: None, touched: false }
     }
 }
 
@@ -49,30 +51,44 @@ impl AggregateOperator {
     }
 
     pub(super) fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
-        let delta = self.input.step(changes)?;
-        // The groups this step changes, each once, in the order they were first touched.
+        // The groups this step changes, each once, in the order they were first touched
+        // (`Group::touched` marks them, so a row of a group already touched costs no copy of
+        // its key).
         let mut touched: Vec<Vec<Value>> = Vec::new();
-        let mut seen: HashSet<Vec<Value>> = HashSet::default();
         if !self.started && self.group_by.is_empty() {
-            self.groups.insert(Vec::new(), Group::new(&self.calls));
-            seen.insert(Vec::new());
+            let mut group = Group::new(&self.calls);
+            group.touched = true;
+            self.groups.insert(Vec::new(), group);
             touched.push(Vec::new());
         }
         self.started = true;
-        for (row, weight) in delta {
-            let key = self.group_by.iter().map(|g| eval(g, &row).map(Value::grouped)).collect::<Result<Vec<_>, _>>()?;
-            let group = self.groups.entry(key.clone()).or_insert_with(|| Group::new(&self.calls));
+        let AggregateOperator { input, group_by, calls, groups, .. } = self;
+        let mut key: Vec<Value> = Vec::with_capacity(group_by.len());
+        input.stream(changes, &mut |row, weight| {
+            key.clear();
+            for g in group_by.iter() {
+                key.push(eval(g, &row)?.grouped());
+            }
+            let group = match groups.get_mut(&key[..]) {
+                Some(group) => group,
+                None => groups.entry(key.clone()).or_insert_with(|| Group::new(calls)),
+            };
             group.rows += weight;
-            for (aggregate, call) in group.aggregates.iter_mut().zip(&self.calls) {
+            for (aggregate, call) in group.aggregates.iter_mut().zip(calls.iter()) {
                 aggregate.add(agg_input(call, &row)?, weight)?;
             }
-            if seen.insert(key.clone()) {
-                touched.push(key);
+            if !group.touched {
+                group.touched = true;
+                touched.push(key.clone());
             }
-        }
+            Ok(())
+        })?;
         let mut out = Vec::new();
         for key in touched {
-            let group = self.groups.get_mut(&key).expect("touched groups exist");
+            let Some(group) = self.groups.get_mut(&key) else {
+                return Err(IncrementalError::NotRetractable("a touched group went missing"));
+            };
+            group.touched = false;
             if group.rows < 0 {
                 return Err(IncrementalError::NotRetractable("a group lost rows it did not have"));
             }

@@ -13,7 +13,7 @@
 //! | Join (INNER, LEFT) | every row of each side, indexed by join key | probe the other side's index |
 //! | Aggregate | per group: row count and one retractable accumulator per aggregate | update the group, emit its old and new row |
 //! | Distinct | row → count | emit on 0 → n and n → 0 |
-//! | Sort + Limit (the top of the plan) | the result, ordered by sort key then row | — |
+//! | Sort + Limit (the top of the plan) | the result, ordered by sort key then row (with LIMIT its first rows) | O(log n) |
 //!
 //! The first result comes from the same code: a step that inserts every row of every table.
 //! The invariant, checked by `tests/incremental.rs`: after every step, [`Dataflow::rows`]
@@ -22,8 +22,9 @@
 //!
 //! What is not maintained is decided by [`check_supported`] alone; the caller runs such plans
 //! from scratch. A step that cannot be applied exactly (an evaluation error, a float sum that
-//! overflowed) fails with an [`IncrementalError`]: the dataflow is then invalid and the caller
-//! must run the plan from scratch, which gives the right answer or the right error.
+//! overflowed, a top-k whose kept rows ran out) fails with an [`IncrementalError`]: the
+//! dataflow is then invalid and the caller must run the plan from scratch, which gives the
+//! right answer or the right error.
 
 mod aggregate;
 mod join;
@@ -37,6 +38,8 @@ use crate::value::Value;
 use aggregate::AggregateOperator;
 use join::JoinOperator;
 use result::OrderedResult;
+pub use result::TOP_K_SLACK;
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -76,6 +79,10 @@ pub enum IncrementalError {
     /// or a retraction of a row the state does not hold).
     #[error("the result must be computed from scratch: {0}")]
     NotRetractable(&'static str),
+    /// Deletions left fewer rows than `ORDER BY ... LIMIT` shows among the rows it keeps, and
+    /// the next ones were not kept (see [`TOP_K_SLACK`]).
+    #[error("the result must be computed from scratch: the rows kept for ORDER BY ... LIMIT ran out")]
+    Exhausted,
 }
 
 /// Decides whether `plan` is maintained incrementally; `Err` says why not. This is the only
@@ -143,18 +150,31 @@ impl<'a> Top<'a> {
 }
 
 /// A plan maintained incrementally: apply each step's table changes, read the result.
+///
+/// `R` is what the caller makes of a result row to show it ([`Dataflow::rendered`]), kept with
+/// the row while it stays in the result.
 #[derive(Debug)]
-pub struct Dataflow {
+pub struct Dataflow<R = Row> {
     root: Operator,
-    result: OrderedResult,
+    result: OrderedResult<R>,
     tables: Vec<String>,
 }
 
-impl Dataflow {
+impl<R: Clone> Dataflow<R> {
     /// Builds the dataflow of `plan` and feeds it every row of its tables from `source` (the
     /// first result). Fails with [`IncrementalError::Unsupported`] for the plans
     /// [`check_supported`] refuses, and with the evaluation error a run from scratch would give.
-    pub fn new(plan: &Plan, source: &dyn DataSource) -> Result<Dataflow, IncrementalError> {
+    pub fn new(plan: &Plan, source: &dyn DataSource) -> Result<Dataflow<R>, IncrementalError> {
+        Dataflow::with_top_k_slack(plan, source, None)
+    }
+
+    /// [`Dataflow::new`], keeping `slack` rows beyond a LIMIT's window instead of the default
+    /// (see [`TOP_K_SLACK`]); tests use a small one to make the kept rows run out.
+    pub fn with_top_k_slack(
+        plan: &Plan,
+        source: &dyn DataSource,
+        slack: Option<usize>,
+    ) -> Result<Dataflow<R>, IncrementalError> {
         let top = Top::of(plan)?;
         check_body(top.body)?;
         let mut tables: Vec<String> = Vec::new();
@@ -166,11 +186,12 @@ impl Dataflow {
                 tables.push(name);
             }
         }
-        let mut dataflow = Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top), tables };
+        let mut dataflow =
+            Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top, slack), tables };
         // Not `apply`: that skips steps without changes, and an aggregate without GROUP BY
         // has a row even over empty tables.
-        let delta = dataflow.root.step(&initial)?;
-        dataflow.result.apply(delta)?;
+        let root = &mut dataflow.root;
+        dataflow.result.apply(|sink| root.stream(&initial, sink))?;
         Ok(dataflow)
     }
 
@@ -186,14 +207,22 @@ impl Dataflow {
         if !self.tables.iter().any(|t| changes.get(t).is_some_and(|d| !d.is_empty())) {
             return Ok(false);
         }
-        let delta = self.root.step(changes)?;
-        self.result.apply(delta)
+        let root = &mut self.root;
+        self.result.apply(|sink| root.stream(changes, sink))
     }
 
     /// The current result, as [`crate::execute`] gives it: in ORDER BY order (ties broken by
     /// the row's values), or in the order of the rows' values without ORDER BY.
     pub fn rows(&self) -> Result<Vec<Row>, QueryError> {
         self.result.rows()
+    }
+
+    /// The current result as [`Dataflow::rows`] gives it, each row as `render` makes it. A row
+    /// is rendered the first time it is read and not again while it stays in the result (a
+    /// changed row is a new row), so reading a large result after a small change renders few
+    /// rows; the cost is then a clone of `R` per row.
+    pub fn rendered<E: From<QueryError>>(&self, mut render: impl FnMut(&[Value]) -> Result<R, E>) -> Result<Vec<R>, E> {
+        self.result.rendered(&mut render)
     }
 }
 
@@ -252,45 +281,44 @@ impl Operator {
         })
     }
 
-    /// The change of this operator's output for one step of table changes.
+    /// The change of this operator's output for one step of table changes, as owned rows.
     fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
+        let mut out = Vec::new();
+        self.stream(changes, &mut |row, weight| {
+            out.push((row.into_owned(), weight));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// The change of this operator's output for one step, passed to `sink` row by row. Scans
+    /// and filters pass rows on borrowed, projections and stateful operators the rows they
+    /// made: a synced batch's rows are not copied on their way to the operator that keeps them
+    /// (an aggregate keeps none of them), and a row made on the way is moved, not copied.
+    fn stream(&mut self, changes: &TableDeltas, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
         match self {
-            Operator::Scan { table, width } => Ok(scanned(table, *width, changes)?.to_vec()),
-            Operator::Filter { input, predicate } => {
-                // Straight over a table, only the rows that pass are copied out of the changes:
-                // a synced batch of many rows usually passes few of a query's filters.
-                if let Operator::Scan { table, width } = input.as_ref() {
-                    let mut kept = Vec::new();
-                    for (row, weight) in scanned(table, *width, changes)? {
-                        if matches!(eval(predicate, row)?, Value::Boolean(true)) {
-                            kept.push((row.clone(), *weight));
-                        }
-                    }
-                    return Ok(kept);
+            Operator::Scan { table, width } => {
+                for (row, weight) in scanned(table, *width, changes)? {
+                    sink(Cow::Borrowed(row), *weight)?;
                 }
-                let mut out = input.step(changes)?;
-                let mut kept = Vec::with_capacity(out.len());
-                for (row, weight) in out.drain(..) {
-                    if matches!(eval(predicate, &row)?, Value::Boolean(true)) {
-                        kept.push((row, weight));
-                    }
-                }
-                Ok(kept)
+                Ok(())
             }
-            Operator::Project { input, exprs } => input
-                .step(changes)?
-                .into_iter()
-                .map(|(row, weight)| {
-                    let projected = exprs.iter().map(|e| eval(e, &row)).collect::<Result<Row, _>>()?;
-                    Ok((projected, weight))
+            Operator::Filter { input, predicate } => {
+                input.stream(changes, &mut |row, weight| match eval(predicate, &row)? {
+                    Value::Boolean(true) => sink(row, weight),
+                    _ => Ok(()),
                 })
-                .collect(),
-            Operator::Join(join) => join.step(changes),
-            Operator::Aggregate(aggregate) => aggregate.step(changes),
+            }
+            Operator::Project { input, exprs } => input.stream(changes, &mut |row, weight| {
+                let projected = exprs.iter().map(|e| eval(e, &row)).collect::<Result<Row, _>>()?;
+                sink(Cow::Owned(projected), weight)
+            }),
+            Operator::Join(join) => emit(join.step(changes)?, sink),
+            Operator::Aggregate(aggregate) => emit(aggregate.step(changes)?, sink),
             Operator::Distinct { input, counts } => {
                 let mut out = Vec::new();
-                for (row, weight) in input.step(changes)? {
-                    let row: Row = row.into_iter().map(Value::grouped).collect();
+                input.stream(changes, &mut |row, weight| {
+                    let row: Row = row.into_owned().into_iter().map(Value::grouped).collect();
                     let count = counts.entry(row.clone()).or_insert(0);
                     let before = *count;
                     *count += weight;
@@ -306,11 +334,23 @@ impl Operator {
                         (true, false) => out.push((row, -1)),
                         _ => {}
                     }
-                }
-                Ok(out)
+                    Ok(())
+                })?;
+                emit(out, sink)
             }
         }
     }
+}
+
+/// Where an operator's output rows go, one at a time: a row (borrowed from the step's changes,
+/// or made by the operator and given away) and its weight.
+type Sink<'a> = dyn FnMut(Cow<'_, [Value]>, i64) -> Result<(), IncrementalError> + 'a;
+
+fn emit(delta: Delta, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
+    for (row, weight) in delta {
+        sink(Cow::Owned(row), weight)?;
+    }
+    Ok(())
 }
 
 /// The changes of `table` in this step, borrowed; fails if a row does not have the table's

@@ -2,76 +2,219 @@
 //! row's values (as [`crate::execute`] sorts), or by the row's values alone without ORDER BY.
 //! OFFSET and LIMIT are applied when the result is read, so the window moves by itself as rows
 //! come and go; reading it costs O(log n + offset + limit).
+//!
+//! With LIMIT only the first rows are kept: the window and as many again (at least
+//! [`TOP_K_SLACK`] more), so a top-10 over 100,000 rows holds ~74 of them, and a changed row
+//! that orders after the kept ones is counted, not stored. The rows not kept all order after
+//! the kept ones. When deletions leave fewer kept rows than the window while rows were
+//! dropped, the step fails with [`IncrementalError::Exhausted`] and the caller computes the
+//! result again from scratch (which keeps a full set again).
+//!
+//! Each row also holds the caller's rendering of it (e.g. as JSON), made the first time the row
+//! is read and kept while the row stays: a row that changes is another row, so it is rendered
+//! again, and a result of many rows of which few changed costs few renderings.
 
-use super::{Delta, IncrementalError, Top};
+use super::{IncrementalError, Sink, Top};
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{Row, compare_keys, compare_rows};
 use crate::plan::{SortKey, TypedExpr};
+use crate::value::Value;
+use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 #[derive(Debug)]
-pub(super) struct OrderedResult {
+pub(super) struct OrderedResult<R> {
     keys: Rc<[SortKey]>,
     offset: usize,
     limit: Option<usize>,
     /// The outer projection that drops columns added only to sort by.
     output: Option<Vec<TypedExpr>>,
-    /// Every row of the result before OFFSET/LIMIT, with its multiplicity.
-    rows: BTreeMap<OrderedRow, i64>,
+    /// The first rows of the result before OFFSET/LIMIT (all of them without LIMIT), with
+    /// their multiplicities.
+    rows: BTreeMap<OrderedRow, Entry<R>>,
+    /// The multiplicities in `rows`, summed.
+    kept: usize,
+    /// How many rows `rows` may hold (counted with multiplicity) before the last ones are
+    /// dropped: unbounded without LIMIT.
+    capacity: usize,
+    /// Rows of the result not kept (with multiplicity): all order at or after `bound`, and
+    /// every kept row before it.
+    dropped: i64,
+    bound: Option<OrderedRow>,
 }
 
-impl OrderedResult {
-    pub(super) fn new(top: &Top<'_>) -> OrderedResult {
+/// Rows kept beyond a LIMIT's window (at least; as many as the window if that is more), so
+/// that deleting rows in the window rarely exhausts what is kept.
+pub const TOP_K_SLACK: usize = 64;
+
+/// A result row's multiplicity and, once read, its rendering.
+#[derive(Debug)]
+struct Entry<R> {
+    count: i64,
+    rendered: OnceCell<R>,
+}
+
+impl<R: Clone> OrderedResult<R> {
+    /// `slack`: rows kept beyond a LIMIT's window (`None`: the default, see [`TOP_K_SLACK`]).
+    pub(super) fn new(top: &Top<'_>, slack: Option<usize>) -> OrderedResult<R> {
+        let offset = usize::try_from(top.offset).unwrap_or(usize::MAX);
+        let limit = top.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let capacity = match limit {
+            Some(limit) => {
+                let window = offset.saturating_add(limit);
+                window.saturating_add(slack.unwrap_or(window.max(TOP_K_SLACK)))
+            }
+            None => usize::MAX,
+        };
         OrderedResult {
             keys: top.keys.into(),
-            offset: usize::try_from(top.offset).unwrap_or(usize::MAX),
-            limit: top.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            offset,
+            limit,
             output: top.output.map(<[TypedExpr]>::to_vec),
             rows: BTreeMap::new(),
+            kept: 0,
+            capacity,
+            dropped: 0,
+            bound: None,
         }
     }
 
     /// Applies the change of the result's input; returns whether any row's count changed.
-    pub(super) fn apply(&mut self, delta: Delta) -> Result<bool, IncrementalError> {
-        // Summed first, so a row retracted and added again in one step is no change.
-        let mut net: BTreeMap<OrderedRow, i64> = BTreeMap::new();
-        for (row, weight) in delta {
-            let key = self.keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?;
-            *net.entry(OrderedRow { key, row, keys: self.keys.clone() }).or_insert(0) += weight;
-        }
+    /// `feed` passes the change row by row to the sink it is given.
+    pub(super) fn apply(
+        &mut self,
+        feed: impl FnOnce(&mut Sink<'_>) -> Result<(), IncrementalError>,
+    ) -> Result<bool, IncrementalError> {
+        // Summed first, so a row retracted and added again in one step is no change: sorted,
+        // then equal rows merged (the first one kept, as a map would keep it).
+        let mut net: Vec<(OrderedRow, i64)> = Vec::new();
+        let keys = &self.keys;
+        feed(&mut |row, weight| {
+            let key = keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?;
+            net.push((OrderedRow { key, row: row.into_owned(), keys: keys.clone() }, weight));
+            Ok(())
+        })?;
+        net.sort_by(|a, b| a.0.cmp(&b.0));
         let mut changed = false;
-        for (row, weight) in net.into_iter().filter(|(_, w)| *w != 0) {
-            changed = true;
-            let count = self.rows.entry(row.clone()).or_insert(0);
-            *count += weight;
-            match *count {
-                0 => {
-                    self.rows.remove(&row);
-                }
-                n if n < 0 => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
-                _ => {}
+        let mut net = net.into_iter().peekable();
+        while let Some((row, mut weight)) = net.next() {
+            while let Some((_, w)) = net.next_if(|(next, _)| *next == row) {
+                weight += w;
             }
+            if weight == 0 {
+                continue;
+            }
+            changed = true;
+            if let Some(entry) = self.rows.get_mut(&row) {
+                entry.count += weight;
+                match entry.count {
+                    0 => {
+                        self.rows.remove(&row);
+                    }
+                    n if n < 0 => return Err(IncrementalError::NotRetractable("a result row was retracted twice")),
+                    _ => {}
+                }
+                self.kept = add_count(self.kept, weight);
+            } else if self.bound.as_ref().is_some_and(|bound| row >= *bound) {
+                // Among the rows not kept.
+                self.dropped += weight;
+                if self.dropped < 0 {
+                    return Err(IncrementalError::NotRetractable("a result row was retracted twice"));
+                }
+                if self.dropped == 0 {
+                    self.bound = None;
+                }
+            } else if weight > 0 {
+                self.rows.insert(row, Entry { count: weight, rendered: OnceCell::new() });
+                self.kept = add_count(self.kept, weight);
+                // The last rows go while as many as the capacity stay (a row held many times
+                // stays whole, so the kept rows never fall below the window by dropping).
+                while let Some(entry) = self.rows.last_entry() {
+                    let count = entry.get().count;
+                    if add_count(self.kept, -count) < self.capacity {
+                        break;
+                    }
+                    let (last, _) = entry.remove_entry();
+                    self.kept = add_count(self.kept, -count);
+                    self.dropped += count;
+                    self.bound = Some(last);
+                }
+            } else {
+                return Err(IncrementalError::NotRetractable("a result row was retracted twice"));
+            }
+        }
+        let window = self.offset.saturating_add(self.limit.unwrap_or(0));
+        if self.dropped > 0 && self.kept < window {
+            return Err(IncrementalError::Exhausted);
         }
         Ok(changed)
     }
 
-    pub(super) fn rows(&self) -> Result<Vec<Row>, QueryError> {
-        let all = self.rows.iter().flat_map(|(row, n)| std::iter::repeat_n(&row.row, usize::try_from(*n).unwrap_or(0)));
-        let window = all.skip(self.offset).take(self.limit.unwrap_or(usize::MAX));
+    /// The rows of the window, each with the entry that holds it.
+    fn window(&self) -> impl Iterator<Item = (&OrderedRow, &Entry<R>)> {
+        let all =
+            self.rows.iter().flat_map(|(row, e)| std::iter::repeat_n((row, e), usize::try_from(e.count).unwrap_or(0)));
+        all.skip(self.offset).take(self.limit.unwrap_or(usize::MAX))
+    }
+
+    /// A stored row as the result shows it (the outer projection applied).
+    fn output_row(&self, row: &OrderedRow) -> Result<Row, QueryError> {
         match &self.output {
-            None => Ok(window.cloned().collect()),
-            Some(exprs) => window.map(|row| exprs.iter().map(|e| eval(e, row)).collect()).collect(),
+            None => Ok(row.row.clone()),
+            Some(exprs) => exprs.iter().map(|e| eval(e, &row.row)).collect(),
         }
     }
+
+    pub(super) fn rows(&self) -> Result<Vec<Row>, QueryError> {
+        self.window().map(|(row, _)| self.output_row(row)).collect()
+    }
+
+    pub(super) fn rendered<E: From<QueryError>>(
+        &self,
+        render: &mut dyn FnMut(&[Value]) -> Result<R, E>,
+    ) -> Result<Vec<R>, E> {
+        let (mut skip, mut take) = (self.offset, self.limit.unwrap_or(usize::MAX));
+        let mut out = Vec::with_capacity(take.min(self.rows.len()));
+        for (row, entry) in &self.rows {
+            if take == 0 {
+                break;
+            }
+            let count = usize::try_from(entry.count).unwrap_or(0);
+            if count <= skip {
+                skip -= count;
+                continue;
+            }
+            let shown = match entry.rendered.get() {
+                Some(shown) => shown.clone(),
+                None => {
+                    let shown = render(&self.output_row(row)?)?;
+                    // Set once: the row (the map's key) does not change while the entry lives.
+                    let _ = entry.rendered.set(shown.clone());
+                    shown
+                }
+            };
+            let n = (count - skip).min(take);
+            (skip, take) = (0, take - n);
+            out.extend(std::iter::repeat_n(shown, n));
+        }
+        Ok(out)
+    }
+}
+
+/// `kept` changed by `weight` (a count of kept rows never goes below zero: a retraction of a
+/// row not held fails before this).
+fn add_count(kept: usize, weight: i64) -> usize {
+    let magnitude = usize::try_from(weight.unsigned_abs()).unwrap_or(usize::MAX);
+    if weight >= 0 { kept.saturating_add(magnitude) } else { kept.saturating_sub(magnitude) }
 }
 
 /// A result row with its sort key values, ordered as the result shows it.
 #[derive(Debug, Clone)]
 struct OrderedRow {
-    key: Vec<crate::value::Value>,
+    key: Vec<Value>,
     row: Row,
     keys: Rc<[SortKey]>,
 }
