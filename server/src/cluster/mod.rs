@@ -556,6 +556,8 @@ impl Replication for Cluster {
                     let last = self.metrics.borrow().last_log_index.unwrap_or(0);
                     let learner = self.peer_health(&address).await;
                     if learner.as_ref().is_some_and(|h| h.stopped) || self.problems.peer_stopped(id) {
+                        // Shown in system.cluster at once, before a Raft RPC answers so too.
+                        self.problems.peer_answered(id, true);
                         return Err(KalamError::Unavailable(format!(
                             "node {id} was added as a learner, but its Raft has stopped; see that node's \
                              log, restart it once fixed, then run ALTER CLUSTER ADD NODE again"
