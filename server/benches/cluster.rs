@@ -42,20 +42,10 @@ impl Node {
     }
 }
 
-/// A CA and a certificate for 127.0.0.1 (every node) in `root`; the `[cluster]` settings
-/// that use them.
+/// The `[cluster]` settings of mutual TLS with a CA and a certificate for 127.0.0.1 (every
+/// node) made in `root`.
 fn cluster_tls(root: &std::path::Path) -> String {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &ca, &ca_key).unwrap();
-    let [ca_file, cert_file, key_file] = ["ca.pem", "node.pem", "node.key"].map(|f| root.join(f));
-    std::fs::write(&ca_file, ca.pem()).unwrap();
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    let (ca_file, cert_file, key_file) = common::tls_files(root);
     println!("the nodes talk mutual TLS");
     format!("[cluster]\ntls_cert = {cert_file:?}\ntls_key = {key_file:?}\ntls_ca = {ca_file:?}\n")
 }

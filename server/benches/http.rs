@@ -3,7 +3,8 @@
 //! and throughput.
 //!
 //! Run: `cargo bench -p kalamdb-server --bench http` (builds the release server).
-//! Options via environment: `BENCH_REQUESTS` (per concurrency level, default 20000).
+//! Options via environment: `BENCH_REQUESTS` (per concurrency level, default 20000),
+//! `BENCH_TLS=1` (HTTPS: the server gets a certificate of a CA made for the run).
 
 use serde_json::json;
 use std::sync::Arc;
@@ -61,11 +62,23 @@ async fn run(
 fn main() {
     let total = common::env_or("BENCH_REQUESTS", 20_000);
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), None);
+    let tls = std::env::var("BENCH_TLS").is_ok_and(|v| v == "1").then(|| common::tls_files(dir.path()));
+    let server = match &tls {
+        Some((_, cert, key)) => {
+            let args = ["--tls-cert".into(), cert.display().to_string(), "--tls-key".into(), key.display().to_string()];
+            Server::start_with(&dir.path().join("data"), None, &args, &[])
+        }
+        None => Server::start(dir.path(), None),
+    };
     let base = server.base.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        let mut client = reqwest::Client::builder().pool_max_idle_per_host(64);
+        if let Some((ca, _, _)) = &tls {
+            println!("over HTTPS");
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap());
+        }
+        let client = client.build().unwrap();
         let token = server.token(&client, "root", common::ROOT_PASSWORD).await;
         let url = format!("{base}/v1/api/sql");
         let setup = "CREATE NAMESPACE bench; CREATE USER TABLE bench.items (id BIGINT PRIMARY KEY, name TEXT, qty INT)";
