@@ -28,14 +28,20 @@ fn certificates(what: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>>
     }
 }
 
+/// A certificate chain and its private key, both PEM.
+fn chain_and_key(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let chain = certificates("the certificate", cert)?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| invalid("the key", key, e))?;
+    Ok((chain, private))
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// HTTPS on the client port: the server's certificate chain and key (PEM).
 pub(crate) fn client_port(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor> {
-    let chain = certificates("the certificate", cert)?;
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| invalid("the key", key, e))?;
+    let (chain, private) = chain_and_key(cert, key)?;
     let server = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid("the certificate", cert, e))?
@@ -57,8 +63,7 @@ pub(crate) struct MutualTls {
 impl MutualTls {
     /// Reads the node's certificate chain and key and the CA (all PEM).
     pub(crate) fn load(cert: &Path, key: &Path, ca: &Path) -> Result<MutualTls> {
-        let chain = certificates("the certificate", cert)?;
-        let private = PrivateKeyDer::from_pem_file(key).map_err(|e| invalid("the key", key, e))?;
+        let (chain, private) = chain_and_key(cert, key)?;
         let mut roots = rustls::RootCertStore::empty();
         for authority in certificates("the CA", ca)? {
             roots.add(authority).map_err(|e| invalid("the CA", ca, e))?;

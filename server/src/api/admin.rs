@@ -6,8 +6,8 @@
 //! check every statement against the caller's role; the gate here decides who gets a console
 //! session at all. Every response under `/admin` carries a strict Content-Security-Policy.
 
+use crate::api::AppState;
 use crate::api::body::JsonBody;
-use crate::api::{AppState, Metrics};
 use crate::error::{KalamError, StatementError};
 use axum::Json;
 use axum::Router;
@@ -168,14 +168,7 @@ async fn login(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenResponse>, StatementError> {
-    let user = match state.db.auth.login(&req.username, &req.password).await {
-        Ok(user) => user,
-        Err(e) => {
-            Metrics::inc(&state.metrics.failed_logins, 1);
-            return Err(e.into());
-        }
-    };
-    Metrics::inc(&state.metrics.logins, 1);
+    let user = crate::api::auth::check_credentials(&state, &req).await?;
     admit(&state, &user.username, user.role)?;
     Ok(Json(state.db.auth.issue(&user)?))
 }
