@@ -12,9 +12,10 @@
 //! corruption), and every table, partition and file name in it must be a plain name of the
 //! shape KalamDB writes, so that no path built from it leaves the backup or the storage.
 //!
-//! A backup is one consistent state: under the commit lock it takes a RocksDB snapshot and
+//! A backup is one consistent state: under the commit lock it takes a RocksDB snapshot, then
 //! the file list of every open cold partition of the namespace (a flush opens its partition
-//! before writing, and removes hot rows under the same lock). It then copies those files
+//! before writing, and publishes its file before it removes any hot row, so a row missing
+//! from the snapshot is in a listed file). It then copies those files
 //! (immutable) and writes the snapshot's hot rows of each partition as one more Parquet file,
 //! numbered like the partition's next flush. A row version caught between a flush's manifest
 //! and its hot-row removal is in two files; reads keep one (equal versions are one row).
@@ -258,12 +259,15 @@ async fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, t
             db.cold.partition(t, p).await?;
         }
     }
+    // The snapshot before the listings: a flush publishes its file before it removes any
+    // hot row, so a row gone from the snapshot is in a listed file.
     let (watermark, snapshot, mut listings) = db.committer.at_watermark(|w| {
+        let snapshot = db.store.db().snapshot();
         let listings: Vec<Vec<(Partition, ColdSnapshot)>> = data_tables
             .iter()
             .map(|t| db.cold.open_partitions(t.id).into_iter().map(|(p, c)| (p, c.snapshot())).collect())
             .collect();
-        (w, db.store.db().snapshot(), listings)
+        (w, snapshot, listings)
     });
     let mut files: Vec<BackupFile> = Vec::new();
     let mut table_backups = Vec::with_capacity(tables.len());

@@ -11,9 +11,10 @@
 //! ```
 //!
 //! **Taking one.** Between two applied entries (the apply gate, so the stored applied log id
-//! is exact) and under the commit lock (so no flush moves rows between the tiers meanwhile),
-//! RocksDB makes a checkpoint (hard links) and every open cold partition lists its files
-//! with a lease that keeps them on storage. The tar is written after both locks are
+//! is exact) and under the commit lock (so no commit lands meanwhile), RocksDB makes a
+//! checkpoint (hard links), then every open cold partition lists its files with a lease that
+//! keeps them on storage. In that order because a flush publishes its file before it removes
+//! any hot row: a row missing from the checkpoint is in a listed file. The tar is written after both locks are
 //! released. A row caught in both tiers by a flush is read once (equal versions are one row).
 //!
 //! **Installing one** replaces the node's whole database, which every part of the server
@@ -138,7 +139,12 @@ impl Snapshots {
         let at = checkpoint.clone();
         let listings = tokio::task::spawn_blocking(move || {
             taken.committer.at_watermark(|_| -> Result<Vec<(Manifest, ColdSnapshot)>> {
-                let listings = taken
+                // The checkpoint before the listings: a flush publishes its file before it
+                // removes any hot row, so a row missing from the checkpoint is listed.
+                rocksdb::checkpoint::Checkpoint::new(taken.store.db())
+                    .and_then(|c| c.create_checkpoint(&at))
+                    .map_err(KalamError::from)?;
+                Ok(taken
                     .catalog
                     .tables(None)
                     .iter()
@@ -146,11 +152,7 @@ impl Snapshots {
                     .flat_map(|t| taken.cold.open_partitions(t.id))
                     .map(|(_, c)| c.manifest_with_snapshot())
                     .filter(|(m, _)| !m.files.is_empty())
-                    .collect();
-                rocksdb::checkpoint::Checkpoint::new(taken.store.db())
-                    .and_then(|c| c.create_checkpoint(&at))
-                    .map_err(KalamError::from)?;
-                Ok(listings)
+                    .collect())
             })
         })
         .await

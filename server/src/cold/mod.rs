@@ -192,8 +192,9 @@ impl ColdStore {
     }
 }
 
-/// A partition's files at one moment: paired with a RocksDB snapshot taken at the same
-/// time (under the commit lock), the two tiers as one consistent state. While it is held,
+/// A partition's files at one moment: paired with a RocksDB snapshot taken just before it
+/// (a flush publishes its file before it removes hot rows), the two tiers as one consistent
+/// state. While it is held,
 /// its files stay on storage even if a compaction replaces them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ColdSnapshot {

@@ -7,9 +7,10 @@
 //! 3. renames it to `batch-{n}.parquet` and fsyncs the directory;
 //! 4. writes the manifest listing it (temp file + rename): the file is now part of the tier;
 //! 5. removes the flushed hot rows and their change-index entries, in batches under the
-//!    commit lock, each only if its `_updated` is still the flushed one; the last batch also
-//!    clears the pending record. The emptied key range is then compacted, so later scans do
-//!    not walk over the deletions.
+//!    partition's lock (not the commit lock: writers of other partitions never wait), each
+//!    only if its `_updated` is still the flushed one; the last batch also clears the
+//!    pending record. The emptied key range is then compacted, so later scans do not walk
+//!    over the deletions.
 //!
 //! A crash before 4 leaves a file no manifest lists: recovery deletes it (the rows are still
 //! hot). A crash after 4 leaves rows in both tiers, which reads tolerate (same version:
@@ -37,8 +38,8 @@ use std::sync::Arc;
 
 /// Rows decoded and written to the Parquet writer at a time.
 const WRITE_CHUNK_ROWS: usize = 8192;
-/// Hot rows removed per commit-lock hold, so writers wait at most for one such batch
-/// (about 0.3 ms here; 2,048 held the lock for milliseconds and showed in writers' p99).
+/// Hot rows removed per hold of the partition's lock, so the partition's writers wait at
+/// most for one such batch (about 0.3 ms here; 2,048 held it for milliseconds).
 const DELETE_CHUNK_ROWS: usize = 256;
 
 /// A flush or compaction in progress, recorded before its file is created.
@@ -237,7 +238,7 @@ pub(crate) async fn remove_hot_rows(
     let chunks: Vec<&[(Vec<u8>, i64)]> = flushed.chunks(DELETE_CHUNK_ROWS).collect();
     let last = chunks.len().saturating_sub(1);
     let table = Arc::new(table.clone());
-    // Each chunk holds the commit lock: run it where a preemption cannot stall writers.
+    // Each chunk holds the partition's lock: run it where a preemption cannot stall its writers.
     let remove = |chunk: Vec<(Vec<u8>, i64)>, clear_pending: bool| {
         let (committer, store, table, pending_key) =
             (db.committer.clone(), db.store.clone(), table.clone(), pending_key.to_string());

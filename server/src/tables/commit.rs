@@ -11,16 +11,25 @@
 //!
 //! The current version of a key is its hot row or, once flushed, its newest cold version
 //! ([`ColdStore`]): duplicate-key checks, updates and deletes see flushed rows. Flushes
-//! remove hot rows under the same lock ([`Committer::remove_flushed`]), and only while they
-//! are still the flushed version, so a concurrent write is never lost. (They read those
-//! versions before taking the lock, and again under it only if the partition was written
-//! meanwhile: a per-partition write count tells.)
+//! remove hot rows ([`Committer::remove_flushed`]) only while they are still the flushed
+//! version, under a per-partition lock that commits to the partition also take, so a
+//! concurrent write is never lost. (They read those versions before taking it, and again
+//! under it only if the partition was written meanwhile: a per-partition write count tells.)
 //!
-//! The lock covers ordering only: the clock, the hot rows a commit replaces (RocksDB reads)
-//! and the RocksDB write. Cold versions are read from Parquet before it is taken
-//! ([`ColdReads`]) and used under it only if the partition's files are still those they
-//! were read from and every key then hot still is; a flush or compaction in between sends
-//! the commit back to read again. No Parquet or object-store I/O happens under the lock.
+//! Two locks, always taken in this order:
+//! - the partition stripes ([`PartitionStripes`]) order a partition's commits against the
+//!   removal of its flushed rows; a flush of one user's partition never holds up another's
+//!   writes;
+//! - the commit lock (`clock`) covers ordering only: the clock, the hot rows a commit
+//!   replaces (RocksDB reads), the RocksDB write and the hand-over of the changes to the
+//!   live fan-out. Cold versions are read from Parquet before it is taken ([`ColdReads`]) and
+//!   used under it only if the partition's files are still those they were read from and
+//!   every key then hot still is; a flush or compaction in between sends the commit back to
+//!   read again. No Parquet or object-store I/O happens under either lock.
+//!
+//! Readers that combine a RocksDB snapshot with a listing of cold files therefore never rely
+//! on these locks: they take the snapshot first, or check the listing's generation after it
+//! (a flush publishes its file before it removes any hot row).
 
 use crate::clock::{Clock, HybridClock};
 use crate::cold::key_index::PkKey;
@@ -151,38 +160,62 @@ pub(crate) struct Committer {
     /// definition is refused ([`KalamError::SchemaChanged`]) and its statement retried, so
     /// no row is encoded, and no change published, through a stale definition.
     schema_versions: RwLock<HashMap<TableId, u32>>,
-    partition_writes: PartitionWrites,
+    partitions: PartitionStripes,
     /// How long commits wait between their cold reads and the lock (to widen that window).
     #[cfg(test)]
     pause_before_lock: Mutex<Option<std::time::Duration>>,
 }
 
-/// Counts writes per partition (hashed into a fixed number of stripes), bumped under the
-/// commit lock after each write: work that read a partition's hot rows before taking the
-/// lock finds the count unchanged under it only if nothing was written there meanwhile. (A
-/// shared stripe only makes it read again.)
-struct PartitionWrites([std::sync::atomic::AtomicU64; PartitionWrites::STRIPES]);
+/// Per-partition state shared by the commit path and the removal of flushed rows, hashed
+/// into a fixed number of stripes (a shared stripe only costs waiting or a re-read):
+/// - a lock that orders a partition's commits against the removal of its flushed hot rows.
+///   Commits take their partitions' stripes before the commit lock; removals take only the
+///   stripe, so a flush of one partition never makes writers of another wait.
+/// - a write count, bumped after each write with the stripe held: work that read a
+///   partition's hot rows before taking the stripe finds the count unchanged under it only
+///   if nothing was written there meanwhile.
+struct PartitionStripes(Box<[PartitionStripe]>);
 
-impl PartitionWrites {
+#[derive(Default)]
+struct PartitionStripe {
+    lock: Mutex<()>,
+    writes: std::sync::atomic::AtomicU64,
+}
+
+impl PartitionStripes {
     const STRIPES: usize = 1024;
 
-    fn new() -> PartitionWrites {
-        PartitionWrites(std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)))
+    fn new() -> PartitionStripes {
+        PartitionStripes((0..Self::STRIPES).map(|_| PartitionStripe::default()).collect())
     }
 
-    fn stripe(&self, (table, partition): (TableId, Partition)) -> &std::sync::atomic::AtomicU64 {
+    fn index(&self, (table, partition): (TableId, Partition)) -> usize {
         use std::hash::{BuildHasher, BuildHasherDefault};
         let hash = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
             .hash_one((table, partition.key()));
-        &self.0[hash as usize % Self::STRIPES]
+        hash as usize % Self::STRIPES
     }
 
-    fn get(&self, key: (TableId, Partition)) -> u64 {
-        self.stripe(key).load(std::sync::atomic::Ordering::Acquire)
+    fn writes(&self, key: (TableId, Partition)) -> u64 {
+        self.0[self.index(key)].writes.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Counts a write; the caller holds the partition's stripe.
     fn bump(&self, key: (TableId, Partition)) {
-        self.stripe(key).fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.0[self.index(key)].writes.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    fn lock(&self, key: (TableId, Partition)) -> parking_lot::MutexGuard<'_, ()> {
+        self.0[self.index(key)].lock.lock()
+    }
+
+    /// Locks the stripes of several partitions, in index order (so two commits never wait
+    /// for each other crosswise).
+    fn lock_all(&self, keys: impl Iterator<Item = (TableId, Partition)>) -> Vec<parking_lot::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = keys.map(|k| self.index(k)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes.into_iter().map(|i| self.0[i].lock.lock()).collect()
     }
 }
 
@@ -226,7 +259,7 @@ impl Committer {
             wall,
             sink: OnceLock::new(),
             schema_versions: RwLock::new(HashMap::new()),
-            partition_writes: PartitionWrites::new(),
+            partitions: PartitionStripes::new(),
             #[cfg(test)]
             pause_before_lock: Mutex::new(None),
         })
@@ -445,12 +478,12 @@ impl Committer {
             let current = self.store.db().multi_get_cf(row_keys.iter().map(|k| (&rows_cf, k.as_slice())));
             current.into_iter().map(|r| r.map_err(KalamError::from)).collect()
         };
-        // Read before the lock; valid under it if nothing was committed to the partition since.
-        let seen = self.partition_writes.get((table.id, partition));
+        // Read before the stripe; valid under it if nothing was committed to the partition since.
+        let seen = self.partitions.writes((table.id, partition));
         let mut current = read_current()?;
         crate::fault::delay(crate::fault::REMOVE_BEFORE_LOCK);
-        let clock = self.clock.lock();
-        if self.partition_writes.get((table.id, partition)) != seen {
+        let stripe = self.partitions.lock((table.id, partition));
+        if self.partitions.writes((table.id, partition)) != seen {
             current = read_current()?;
         }
         let mut batch = WriteBatch::default();
@@ -466,19 +499,19 @@ impl Committer {
         extra(&mut batch);
         if !batch.is_empty() {
             self.store.write(batch)?;
-            self.partition_writes.bump((table.id, partition));
+            self.partitions.bump((table.id, partition));
         }
         self.hot_stats.removed(table.id, partition, removed);
-        drop(clock);
+        drop(stripe);
         Ok(removed)
     }
 
     /// Reads the oldest hot version of a partition from its change index into the hot
     /// stats. Once per flush, after the removed entries were compacted away: seeking past
-    /// thousands of fresh deletions under the commit lock would stall every writer.
+    /// thousands of fresh deletions under the partition's stripe would stall its writers.
     pub(crate) fn refresh_oldest(&self, table: TableId, partition: Partition) -> Result<()> {
         let prefix = keys::partition_prefix(table, partition);
-        let _clock = self.clock.lock();
+        let _stripe = self.partitions.lock((table, partition));
         let mut oldest = None;
         self.store.for_each_prefix(CF_ROW_INDEX, &prefix, |k, _| {
             oldest = keys::index_key_updated(k);
@@ -572,6 +605,7 @@ impl Committer {
                     tokio::time::sleep(pause).await;
                 }
             }
+            let _stripes = self.partitions.lock_all(writes.iter().map(|w| (w.table.id, w.partition)));
             let clock = self.clock.lock();
             if reads.iter().any(|r| r.partition.generation() != r.generation) {
                 if !frozen.is_empty() {
@@ -720,7 +754,7 @@ impl Committer {
         batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, clock.last().to_le_bytes());
         self.store.write(batch)?;
         for key in &written {
-            self.partition_writes.bump(*key);
+            self.partitions.bump(*key);
         }
         for ((table, partition), (n, first)) in new_hot_keys {
             self.hot_stats.added(table, partition, n, first);
@@ -902,6 +936,31 @@ mod tests {
             }
         }
         assert_eq!(removed + kept, N as u64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removing_flushed_rows_holds_up_only_the_partitions_own_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = Arc::new(open(dir.path()));
+        let table = table();
+        let busy = Partition::User(UserId(7));
+        let stripe = |p: Partition| committer.partitions.index((table.id, p));
+        let other = (8..).map(|u| Partition::User(UserId(u))).find(|p| stripe(*p) != stripe(busy)).unwrap();
+        let commit = |partition: Partition, id: i64| {
+            let (committer, table) = (committer.clone(), table.clone());
+            tokio::spawn(
+                async move { committer.commit(&table, partition, vec![insert(id, id)]).await.unwrap().affected },
+            )
+        };
+        // Held as a removal batch of `busy` holds it.
+        let held = committer.partitions.lock((table.id, busy));
+        let elsewhere = tokio::time::timeout(std::time::Duration::from_secs(5), commit(other, 1)).await;
+        assert_eq!(elsewhere.expect("a write to another partition does not wait").unwrap(), 1);
+        let waiting = commit(busy, 2);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "a write to the partition waits for the batch");
+        drop(held);
+        assert_eq!(waiting.await.unwrap(), 1);
     }
 
     /// Writes `rows` of `partition` to a cold file as a flush would (file, manifest, key
