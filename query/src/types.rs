@@ -1,5 +1,5 @@
-//! Column and expression types: the server's list (`server/src/types.rs`) plus the type of a bare
-//! `NULL`.
+//! Column and expression types: the column types of the SQL surface (the server's and the
+//! client's) plus the type of a bare `NULL`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,9 +9,11 @@ pub const MAX_DECIMAL_PRECISION: u8 = 38;
 
 /// The type of a column or of an expression.
 ///
-/// Mirrors the server's `DataType` one for one (with the same SQL names), plus [`DataType::Null`]
-/// for an untyped `NULL` literal, which is never a column type.
+/// The server's column types (the one definition of them: the server stores them in its
+/// catalog through the `serde` feature), plus [`DataType::Null`] for an untyped `NULL`
+/// literal, which is never a column type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DataType {
     /// `NULL` with no other type information (a bare `NULL` literal).
     Null,
@@ -87,6 +89,11 @@ impl DataType {
     /// Types SQL reads as a string: TEXT, JSON and CRDT_TEXT (all Utf8 on the server).
     pub fn is_string(&self) -> bool {
         matches!(self, DataType::Text | DataType::Json | DataType::CrdtText)
+    }
+
+    /// Types allowed as a primary key (they have an order-preserving key encoding).
+    pub fn can_be_primary_key(&self) -> bool {
+        matches!(self, DataType::SmallInt | DataType::Int | DataType::BigInt | DataType::Text)
     }
 
     /// DATE or TIMESTAMP.

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::ids::{NamespaceId, StorageId, TableId, UserId};
-use crate::types::DataType;
+use crate::types::{ArrowForm, DataType};
 use crate::values::{self, Value};
 use datafusion::arrow::datatypes::{Field, Schema};
 use kalamdb_client_core::protocol::Role;

@@ -1,57 +1,31 @@
 //! The column types of the SQL surface, and their Arrow form. The bottom of the server's
 //! layers: values, the table schema and both tiers build on it.
+//!
+//! The types themselves are the query language's ([`kalamdb_query::DataType`], one definition
+//! for the server and the client); the server adds how each is held in Arrow and Parquet.
 
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, TimeUnit};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// Column types of the SQL surface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum DataType {
-    Boolean,
-    SmallInt,
-    Int,
-    BigInt,
-    Float,
-    Double,
-    Decimal {
-        precision: u8,
-        scale: i8,
-    },
-    Text,
-    Bytes,
-    Date,
-    Timestamp,
-    Json,
-    /// Collaborative text: read as plain text by SQL.
-    CrdtText,
-}
+pub(crate) use kalamdb_query::DataType;
 
 /// Field metadata key carrying the KalamDB type name where Arrow's type is ambiguous
 /// (JSON and CRDT_TEXT are both Utf8).
 pub(crate) const TYPE_METADATA_KEY: &str = "kalamdb.type";
 
-impl DataType {
-    pub(crate) fn sql_name(&self) -> String {
-        match self {
-            DataType::Boolean => "BOOLEAN".into(),
-            DataType::SmallInt => "SMALLINT".into(),
-            DataType::Int => "INT".into(),
-            DataType::BigInt => "BIGINT".into(),
-            DataType::Float => "FLOAT".into(),
-            DataType::Double => "DOUBLE".into(),
-            DataType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
-            DataType::Text => "TEXT".into(),
-            DataType::Bytes => "BYTES".into(),
-            DataType::Date => "DATE".into(),
-            DataType::Timestamp => "TIMESTAMP".into(),
-            DataType::Json => "JSON".into(),
-            DataType::CrdtText => "CRDT_TEXT".into(),
-        }
-    }
+/// How a column type is held in Arrow (and so in Parquet and DataFusion).
+pub(crate) trait ArrowForm {
+    /// The Arrow type of a column of this type.
+    fn arrow(&self) -> ArrowType;
 
-    pub(crate) fn arrow(&self) -> ArrowType {
+    /// An Arrow field for a column of this type, tagged with the KalamDB type name.
+    fn field(&self, name: &str, nullable: bool) -> Field;
+}
+
+impl ArrowForm for DataType {
+    fn arrow(&self) -> ArrowType {
         match self {
+            DataType::Null => ArrowType::Null,
             DataType::Boolean => ArrowType::Boolean,
             DataType::SmallInt => ArrowType::Int16,
             DataType::Int => ArrowType::Int32,
@@ -66,14 +40,23 @@ impl DataType {
         }
     }
 
-    /// Types allowed as a primary key (they have an order-preserving key encoding).
-    pub(crate) fn can_be_primary_key(&self) -> bool {
-        matches!(self, DataType::SmallInt | DataType::Int | DataType::BigInt | DataType::Text)
-    }
-
-    /// An Arrow field for a column of this type, tagged with the KalamDB type name.
-    pub(crate) fn field(&self, name: &str, nullable: bool) -> Field {
+    fn field(&self, name: &str, nullable: bool) -> Field {
         let meta = HashMap::from([(TYPE_METADATA_KEY.to_string(), self.sql_name())]);
         Field::new(name, self.arrow(), nullable).with_metadata(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Catalogs written by earlier builds name column types this way: the encoding must not
+    /// change with the type's definition.
+    #[test]
+    fn column_types_keep_their_stored_form() {
+        let stored = serde_json::to_string(&[DataType::BigInt, DataType::Decimal { precision: 10, scale: 2 }]).unwrap();
+        assert_eq!(stored, r#"["BigInt",{"Decimal":{"precision":10,"scale":2}}]"#);
+        let read: Vec<DataType> = serde_json::from_str(r#"["CrdtText","Timestamp","Json"]"#).unwrap();
+        assert_eq!(read, [DataType::CrdtText, DataType::Timestamp, DataType::Json]);
     }
 }

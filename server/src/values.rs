@@ -290,6 +290,7 @@ pub(crate) fn to_arrow(dt: DataType, values: &[&Value]) -> Result<ArrayRef> {
         }};
     }
     Ok(match dt {
+        DataType::Null => Arc::new(datafusion::arrow::array::NullArray::new(values.len())) as ArrayRef,
         DataType::Boolean => build!(BooleanBuilder::with_capacity(values.len()), Value::Bool(x) => *x),
         DataType::SmallInt => build!(Int16Builder::with_capacity(values.len()), Value::Int(x) => *x as i16),
         DataType::Int => build!(Int32Builder::with_capacity(values.len()), Value::Int(x) => *x as i32),

@@ -14,7 +14,7 @@ use crate::cold::stats::StatsBuilder;
 use crate::error::{KalamError, Result};
 use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
 use crate::storage::row_codec::StoredRow;
-use crate::types::DataType;
+use crate::types::{ArrowForm, DataType};
 use crate::values::{self, CrdtCell, Value};
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BinaryBuilder, BooleanArray, Date32Array, Decimal128Array, Float32Array,
@@ -487,6 +487,7 @@ pub(crate) fn cell(dt: DataType, a: &dyn Array, r: usize) -> Result<Value> {
         return Ok(Value::Null);
     }
     Ok(match dt {
+        DataType::Null => Value::Null,
         DataType::Boolean => Value::Bool(downcast::<BooleanArray>(a)?.value(r)),
         DataType::SmallInt => Value::Int(downcast::<Int16Array>(a)?.value(r) as i64),
         DataType::Int => Value::Int(downcast::<Int32Array>(a)?.value(r) as i64),

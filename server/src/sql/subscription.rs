@@ -201,8 +201,7 @@ impl SubscribedTable {
         use kalamdb_query::{ColumnDef, DataType};
         let mut columns = Vec::with_capacity(table.columns.len() + 2);
         for c in &table.columns {
-            let ty: DataType = c.data_type.sql_name().parse().map_err(KalamError::internal)?;
-            columns.push(ColumnDef::new(c.name.clone(), ty, c.nullable));
+            columns.push(ColumnDef::new(c.name.clone(), c.data_type, c.nullable));
         }
         if table.has_system_columns() {
             columns.push(ColumnDef::new(UPDATED_COLUMN, DataType::Timestamp, false));

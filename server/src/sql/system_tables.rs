@@ -6,7 +6,7 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
-use crate::types::DataType;
+use crate::types::{ArrowForm, DataType};
 use crate::values::{self, Value};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;

@@ -939,6 +939,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(clippy::await_holding_lock, reason = "the test holds a stripe as a removal batch does, while commits run")]
     async fn removing_flushed_rows_holds_up_only_the_partitions_own_writers() {
         let dir = tempfile::tempdir().unwrap();
         let committer = Arc::new(open(dir.path()));
