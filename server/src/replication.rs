@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) enum Command {
     Commit(ReplicatedCommit),
     Statement(ReplicatedStatement),
+    /// A login's outcome for an existing account: every node counts every node's failures.
+    Login(crate::auth::LoginRecord),
 }
 
 /// The writes of one statement or one mutation message, planned by the leader.

@@ -82,9 +82,29 @@ pub(crate) struct Authenticator {
     /// Serialises the failed-login counter updates.
     login_lock: Mutex<()>,
     throttle: LoginThrottle,
+    /// Where outcomes of logins to existing accounts go; unset: applied here at once.
+    ledger: std::sync::OnceLock<Arc<dyn LoginLedger>>,
     /// A real bcrypt hash to verify against for unknown users, so response time does not
     /// reveal which user names exist.
     dummy_hash: String,
+}
+
+/// The outcome of a login to an existing account, as the account's counters take it
+/// ([`Authenticator::apply_login_record`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LoginRecord {
+    pub user: UserId,
+    pub succeeded: bool,
+    /// When the attempt was checked (microseconds): a lock runs from here.
+    pub at: i64,
+}
+
+/// Where login outcomes are recorded instead of the local catalog: in a cluster, the
+/// replicated log.
+#[async_trait::async_trait]
+pub(crate) trait LoginLedger: Send + Sync {
+    /// Records `record` and returns once this node has applied it.
+    async fn record(&self, record: LoginRecord) -> Result<()>;
 }
 
 impl Authenticator {
@@ -98,8 +118,15 @@ impl Authenticator {
             basic_cache: Mutex::new(HashMap::new()),
             login_lock: Mutex::new(()),
             throttle,
+            ledger: std::sync::OnceLock::new(),
             dummy_hash,
         })
+    }
+
+    /// Sends the outcomes of logins to existing accounts to `ledger` from now on (a cluster
+    /// replicates them, so that every node counts every node's failed logins).
+    pub(crate) fn set_ledger(&self, ledger: Arc<dyn LoginLedger>) {
+        let _ = self.ledger.set(ledger);
     }
 
     pub(crate) fn bcrypt_cost(&self) -> u32 {
@@ -216,35 +243,57 @@ impl Authenticator {
         let hash = stored.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let verified = password::verify(password.to_string(), hash).await;
         let ok = stored.is_some() && matches!(verified, Ok(true));
-        let _guard = self.login_lock.lock();
         // Re-read: another login may have changed the counters meanwhile.
         let current = stored.and_then(|u| self.catalog.user(u.id));
         let outcome = self.throttle.finish(username, ok, current.as_ref().map_or(0, |u| u.failed_logins));
         verified?;
         // The attempt that locks a name is answered like any failure, with or without an account.
-        let Some(mut current) = current else { return Err(invalid()) };
-        match outcome {
-            Outcome::Succeeded => {
-                if current.failed_logins > 0 || current.locked_until.is_some() {
-                    current.failed_logins = 0;
-                    current.locked_until = None;
-                    self.catalog.update_user(&current)?;
-                }
-                Ok(current)
-            }
-            Outcome::Failed => {
-                current.failed_logins += 1;
-                self.catalog.update_user(&current)?;
-                Err(invalid())
-            }
-            Outcome::FailedAndLocked => {
-                current.failed_logins = 0;
-                current.locked_until = Some(now_micros() + self.config.lockout_secs as i64 * 1_000_000);
-                tracing::warn!(user = %current.username, "account locked after repeated failed logins");
-                self.catalog.update_user(&current)?;
-                Err(invalid())
-            }
+        let Some(current) = current else { return Err(invalid()) };
+        let succeeded = outcome == Outcome::Succeeded;
+        if succeeded && current.failed_logins == 0 && current.locked_until.is_none() {
+            return Ok(current);
         }
+        let record = LoginRecord { user: current.id, succeeded, at: now_micros() };
+        let recorded = match self.ledger.get() {
+            Some(ledger) => ledger.record(record).await,
+            None => self.apply_login_record(&record),
+        };
+        if let Err(e) = recorded {
+            // Still answered: a right password lets the user in, a wrong one is refused.
+            tracing::warn!(user = %current.username, "a login's outcome was not recorded: {}", e.report());
+        }
+        match succeeded {
+            true => Ok(current),
+            false => Err(invalid()),
+        }
+    }
+
+    /// Applies a login's outcome to its account's stored counters: a success clears them; a
+    /// failure counts, and the `max_failed_logins`th locks the account for `lockout_secs`
+    /// from the attempt. Deterministic given the catalog and `record` (in a cluster every
+    /// node applies the same records in log order, with the same settings).
+    pub(crate) fn apply_login_record(&self, record: &LoginRecord) -> Result<()> {
+        let _guard = self.login_lock.lock();
+        let Some(mut user) = self.catalog.user(record.user) else { return Ok(()) };
+        if record.succeeded {
+            if user.failed_logins == 0 && user.locked_until.is_none() {
+                return Ok(());
+            }
+            user.failed_logins = 0;
+            user.locked_until = None;
+            return self.catalog.update_user(&user);
+        }
+        if user.locked_until.is_some_and(|until| until > record.at) {
+            // Refused without a check on the node that counted it: nothing more to count.
+            return Ok(());
+        }
+        user.failed_logins += 1;
+        if user.failed_logins >= self.config.max_failed_logins.max(1) {
+            user.failed_logins = 0;
+            user.locked_until = Some(record.at + self.config.lockout_secs as i64 * 1_000_000);
+            tracing::warn!(user = %user.username, "account locked after repeated failed logins");
+        }
+        self.catalog.update_user(&user)
     }
 
     /// Issues an access token and a refresh token for `user`.

@@ -21,6 +21,7 @@ mod state_machine;
 mod stream_relay;
 
 use crate::api::ws::mutations;
+use crate::auth::{LoginLedger, LoginRecord};
 use crate::config::ClusterConfig;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
@@ -205,6 +206,7 @@ impl Cluster {
         db.replication
             .set(cluster.clone())
             .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
+        db.auth.set_ledger(cluster.clone());
         Ok(cluster)
     }
 
@@ -380,6 +382,25 @@ impl Cluster {
             db.committer.publish_stream(&table, relayed.partition, &relayed.events, |events| {
                 db.streams.append(&table, relayed.partition, events)
             });
+        }
+    }
+}
+
+impl Cluster {
+    /// On the leader: proposes a login's outcome and waits until it is applied here.
+    async fn record_here(&self, record: LoginRecord) -> Result<()> {
+        self.propose(Command::Login(record)).await.map(|_| ())
+    }
+}
+
+/// Logins count failures cluster-wide: each outcome goes through the log (forwarded to the
+/// leader from another node), and every node applies it to the account's counters.
+#[async_trait::async_trait]
+impl LoginLedger for Cluster {
+    async fn record(&self, record: LoginRecord) -> Result<()> {
+        match self.forward::<_, ()>(service::FORWARD_LOGIN, &record, self.write_timeout()).await? {
+            Some(()) => Ok(()),
+            None => self.record_here(record).await,
         }
     }
 }

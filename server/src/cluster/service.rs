@@ -23,6 +23,7 @@ pub(super) const VOTE: &str = "/cluster/v1/raft/vote";
 pub(super) const SNAPSHOT: &str = "/cluster/v1/raft/snapshot";
 pub(super) const FORWARD_STATEMENT: &str = "/cluster/v1/forward/statement";
 pub(super) const FORWARD_MUTATION: &str = "/cluster/v1/forward/mutation";
+pub(super) const FORWARD_LOGIN: &str = "/cluster/v1/forward/login";
 pub(super) const STREAM: &str = "/cluster/v1/stream";
 pub(super) const READ_INDEX: &str = "/cluster/v1/read-index";
 pub(super) const STATUS: &str = "/cluster/v1/status";
@@ -39,6 +40,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(SNAPSHOT, post(snapshot))
         .route(FORWARD_STATEMENT, post(forward_statement))
         .route(FORWARD_MUTATION, post(forward_mutation))
+        .route(FORWARD_LOGIN, post(forward_login))
         .route(STREAM, post(stream_events))
         .route(READ_INDEX, post(read_index))
         .route(STATUS, post(status))
@@ -193,6 +195,20 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, body: Bytes) -> R
     let run = async |db: Arc<crate::database::Database>| {
         Ok(crate::api::ws::mutations::apply_here(&db, &principal, mutation.mutate).await)
     };
+    match cluster.run_forwarded(run).await {
+        Some(answer) => json(&answer),
+        None => not_leader(),
+    }
+}
+
+/// On the leader: a login's outcome another node checked, into the log.
+async fn forward_login(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    let record: crate::auth::LoginRecord = match decode(FORWARD_LOGIN, &body) {
+        Some(r) => r,
+        None => return malformed(),
+    };
+    let leader = cluster.clone();
+    let run = async move |_db: Arc<crate::database::Database>| leader.record_here(record).await;
     match cluster.run_forwarded(run).await {
         Some(answer) => json(&answer),
         None => not_leader(),

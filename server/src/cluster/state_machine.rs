@@ -170,6 +170,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Err(e)
                     }
                 },
+                EntryPayload::Normal(Command::Login(record)) => match self.db.auth.apply_login_record(&record) {
+                    Ok(()) => {
+                        self.write_mark(&log_id, None)?;
+                        Ok(Outcome::Nothing)
+                    }
+                    Err(e) => {
+                        tracing::error!(index = log_id.index, "cannot apply a login record: {}", e.report());
+                        return Err(storage_error(e.report()));
+                    }
+                },
                 EntryPayload::Normal(Command::Statement(statement)) => {
                     let outcome = match crate::fault::fails(crate::fault::APPLY_STATEMENT) {
                         true => Err(KalamError::internal("fault injected: cannot apply a statement")),

@@ -1189,3 +1189,32 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
     let other = builder().identity(identity(&other_cert, &other_key)).build().unwrap();
     assert!(status(other, "https").await.is_err(), "a certificate of another CA");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_count_on_every_node_whichever_node_they_reach() {
+    let cluster = TestCluster::with_alice("CREATE NAMESPACE app").await;
+    let login = async |node: usize, password: &str| {
+        cluster.nodes[node]
+            .post("/v1/api/auth/login", &Auth::None, &json!({"username": "alice", "password": password}))
+            .await
+    };
+    // A right password clears the failures counted so far, wherever they were counted.
+    for node in [0, 1] {
+        assert_eq!(login(node, "wrong").await.status, 401);
+    }
+    assert_eq!(login(2, "alice-password").await.status, 200);
+    // Five failures spread over three nodes (none sees more than two) lock the account...
+    for (i, node) in [0, 1, 2, 0, 1].into_iter().enumerate() {
+        let r = login(node, "wrong").await;
+        assert_eq!((r.status.as_u16(), r.code() == "ACCOUNT_LOCKED"), (401, false), "failure {i}: {}", r.body);
+    }
+    // ...on every node, for the right password too.
+    for node in 0..3 {
+        let r = login(node, "alice-password").await;
+        assert_eq!((r.status.as_u16(), r.code()), (401, "ACCOUNT_LOCKED"), "node {}: {}", node + 1, r.body);
+    }
+    let locked = cluster
+        .same_everywhere(&Auth::root(), "SELECT locked_until IS NOT NULL FROM system.users WHERE username = 'alice'")
+        .await;
+    assert_eq!(locked, vec![json!([true])]);
+}
