@@ -51,6 +51,13 @@ impl ExecContext<'_> {
         }
     }
 
+    /// Whether this node's own state (its live subscriptions, its jobs) may refuse the
+    /// statement: not when it is applied from the replicated log, where every node must make
+    /// the same change whatever it alone holds (refusing on one node would make it diverge).
+    pub(crate) fn may_refuse_for_local_state(&self) -> bool {
+        !matches!(self.origin, Origin::Log(_))
+    }
+
     /// Resolves `ns.t` or `t` (against the current namespace) to an existing table.
     pub(crate) fn resolve_table(&self, table: &TableRef) -> Result<Arc<TableDef>> {
         let ns = self.namespace_for(table.namespace.as_deref())?;

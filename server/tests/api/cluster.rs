@@ -1218,3 +1218,48 @@ async fn failed_logins_count_on_every_node_whichever_node_they_reach() {
         .await;
     assert_eq!(locked, vec![json!([true])]);
 }
+
+/// A node's own state (its live subscriptions) must not decide whether it applies a
+/// replicated statement: every node applies it, and subscriptions it invalidates end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_apply_on_every_node_whatever_their_subscriptions() {
+    use crate::common::WsClient;
+    use kalamdb_client_core::protocol::ws::ServerMessage;
+    let cluster = TestCluster::with_alice(
+        "CREATE NAMESPACE app; CREATE USER TABLE app.t (id BIGINT PRIMARY KEY, a INT, b INT); \
+         CREATE USER TABLE app.u (id BIGINT PRIMARY KEY)",
+    )
+    .await;
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let mut ws = WsClient::connect_as(&cluster.nodes[follower], "alice", "alice-password").await;
+    crate::common::subscribe(&mut ws, "t", "SELECT id, b FROM app.t", json!({})).await;
+    crate::common::subscribe(&mut ws, "u", "SELECT id FROM app.u", json!({})).await;
+    let root = Auth::root();
+    cluster.nodes[leader].sql_ok(&root, "ALTER TABLE app.t DROP COLUMN b").await;
+    cluster.nodes[leader].sql_ok(&root, "DROP TABLE app.u").await;
+    cluster.settle().await;
+    let columns = cluster
+        .same_everywhere(&root, "SELECT column_name FROM system.columns WHERE table_name = 't' ORDER BY column_name")
+        .await;
+    assert_eq!(columns, vec![json!(["_deleted"]), json!(["_updated"]), json!(["a"]), json!(["id"])]);
+    let tables =
+        cluster.same_everywhere(&root, "SELECT table_name FROM system.tables WHERE namespace = 'app' ORDER BY 1").await;
+    assert_eq!(tables, vec![json!(["t"])]);
+    // The follower's subscriptions to them ended, saying why.
+    let mut ended = BTreeSet::new();
+    while ended.len() < 2 {
+        match ws.recv().await {
+            ServerMessage::SchemaChanged { id, .. } => {
+                ended.insert(id);
+            }
+            ServerMessage::Pong { .. } | ServerMessage::Change { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Writes after the change apply on every node.
+    let alice = Auth::basic("alice", "alice-password");
+    cluster.nodes[follower].sql_ok(&alice, "INSERT INTO app.t (id, a) VALUES (1, 1)").await;
+    cluster.settle().await;
+    assert_eq!(cluster.same_everywhere(&alice, "SELECT id, a FROM app.t").await, vec![json!([1, 1])]);
+}
