@@ -228,11 +228,16 @@ fn cluster_route(statement: &Statement) -> Route {
             _ => Route::Leader,
         },
         // Until flushes go through the log, each node flushes its own replica into its own
-        // data directory: a storage all nodes would write to is refused.
+        // data directory: a storage all nodes would write to is refused. A backup reads the
+        // replica of the node it runs on (one consistent state, like any node's); a restore
+        // would have to reach every node's files, so it runs on a single node, which then
+        // grows into a cluster.
         Statement::CreateStorage(_) => Route::Refused("CREATE STORAGE"),
         Statement::DropStorage { .. } => Route::Refused("DROP STORAGE"),
-        Statement::BackupDatabase { .. } => Route::Refused("BACKUP DATABASE"),
-        Statement::RestoreDatabase { .. } => Route::Refused("RESTORE DATABASE"),
+        Statement::BackupDatabase { .. } => Route::Here,
+        Statement::RestoreDatabase { .. } => {
+            Route::Refused("RESTORE DATABASE (restore on a single node, then grow it)")
+        }
         _ => Route::Here,
     }
 }

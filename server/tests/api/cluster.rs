@@ -379,7 +379,7 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     assert_eq!(body["error"]["code"], json!("UNAVAILABLE"), "{body}");
     assert!(started.elapsed() >= Duration::from_secs(4), "it waited before refusing");
     // What a cluster cannot do yet is refused by name, on any node.
-    let r = b.sql_err(&root, "BACKUP DATABASE app TO '/tmp/kalamdb-cluster-backup'", 400, "NOT_SUPPORTED").await;
+    let r = b.sql_err(&root, "RESTORE DATABASE app2 FROM '/tmp/kalamdb-cluster-backup'", 400, "NOT_SUPPORTED").await;
     assert!(r.body["error"]["message"].as_str().unwrap().contains("cluster mode"), "{}", r.body);
     // The catalog is the same everywhere too.
     cluster.same_everywhere(&root, "SELECT username, role FROM system.users ORDER BY username").await;
@@ -1262,4 +1262,47 @@ async fn schema_changes_apply_on_every_node_whatever_their_subscriptions() {
     cluster.nodes[follower].sql_ok(&alice, "INSERT INTO app.t (id, a) VALUES (1, 1)").await;
     cluster.settle().await;
     assert_eq!(cluster.same_everywhere(&alice, "SELECT id, a FROM app.t").await, vec![json!([1, 1])]);
+}
+
+/// A backup taken on any node (of its replica) restores on a single node, which can then
+/// grow into a cluster again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_on_a_follower_restores_on_a_single_node() {
+    const KEY: &str = "cluster-backup-key-cluster-backup-key-0123";
+    let cluster = TestCluster::start_with(3, &format!("\n[storage]\nbackup_key = \"{KEY}\"")).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.prices (sku BIGINT PRIMARY KEY, price INT)")
+        .await;
+    for node in 0..3 {
+        let values: Vec<String> = (0..50).map(|i| format!("({}, {i})", node * 100 + i)).collect();
+        cluster.nodes[node]
+            .sql_ok(&root, &format!("INSERT INTO app.prices (sku, price) VALUES {}", values.join(", ")))
+            .await;
+    }
+    cluster.settle().await;
+    let follower = (cluster.leader().await + 1) % 3;
+    // Some rows cold on the follower, the rest hot.
+    let flush = cluster.nodes[follower].sql_ok(&root, "FLUSH TABLE app.prices").await;
+    let flush_job = flush.rows(0)[0][0].as_str().unwrap().to_string();
+    assert_eq!(crate::flush::wait_for_job(&cluster.nodes[follower], &flush_job).await[1], json!("completed"));
+    cluster.nodes[1]
+        .sql_ok(&root, "UPDATE app.prices SET price = -1 WHERE sku < 10; DELETE FROM app.prices WHERE sku >= 240")
+        .await;
+    cluster.settle().await;
+    let query = "SELECT sku, price, _updated, _deleted FROM app.prices ORDER BY sku";
+    let expected = cluster.same_everywhere(&root, query).await;
+    let target = tempfile::tempdir().unwrap();
+    let path = target.path().join("app-backup");
+    let r = cluster.nodes[follower].sql_ok(&root, &format!("BACKUP DATABASE app TO '{}'", path.display())).await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    assert_eq!(crate::flush::wait_for_job(&cluster.nodes[follower], &job).await[1], json!("completed"));
+
+    let single = TestServer::start_with_env(&[("KALAMDB_BACKUP_KEY", KEY)]).await;
+    let r = single.sql_ok(&root, &format!("RESTORE DATABASE app FROM '{}'", path.display())).await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    let done = crate::flush::wait_for_job(&single, &job).await;
+    assert_eq!(done[1], json!("completed"), "{done:?}");
+    let restored = single.sql_ok(&root, query).await;
+    assert_eq!(restored.rows(0), &expected, "the restored rows are the cluster's, versions included");
 }
