@@ -82,9 +82,20 @@ impl Session {
     }
 
     /// Exchanges the refresh token for new tokens. `Ok(false)`: there is no refresh token.
+    /// When the server refuses it (a password change revokes every token) and `kalam` runs
+    /// in a terminal, the password is asked again; a script gets the error instead.
     pub(crate) async fn renew(&mut self) -> Result<bool, CliError> {
         let Some(refresh) = self.refresh_token.clone() else { return Ok(false) };
-        let tokens = self.server.refresh(&refresh).await?;
+        let tokens = match self.server.refresh(&refresh).await {
+            Ok(tokens) => tokens,
+            Err(CliError::Auth { message, .. }) if std::io::stdin().is_terminal() => {
+                eprintln!("The session ended ({message}); sign in again.");
+                let password = rpassword::prompt_password(format!("Password for {}: ", self.username))
+                    .map_err(|e| CliError::Io { what: "reading the password".into(), source: e })?;
+                self.server.login(&self.username, &password).await?
+            }
+            Err(e) => return Err(e),
+        };
         self.access_token = tokens.access_token;
         self.refresh_token = Some(tokens.refresh_token.clone());
         if let Some(saved) = &mut self.saved {

@@ -300,3 +300,26 @@ fn expired_tokens_are_renewed_for_statements_and_live_queries() {
     assert!(!out.contains("ERROR") && !out.contains("kalam:"), "{out}");
     quit(p);
 }
+
+#[test]
+fn changing_ones_own_password_asks_for_the_new_one_and_goes_on() {
+    let server = TestServer::start();
+    let home = Home::new();
+    server.sql("CREATE USER 'bob' WITH PASSWORD 'bob-password-1'");
+    let mut cmd = server.kalam(&home);
+    cmd.args(["--user", "bob"]).env("KALAM_PASSWORD", "bob-password-1");
+    let mut p = spawn_echoing(cmd);
+    let prompt = format!("bob@{}> ", server.host());
+    p.exp_string(&prompt).expect("signed in");
+    // The change revokes every token of bob's, the shell's included.
+    enter(&mut p, "ALTER USER 'bob' SET PASSWORD 'bob-password-2';");
+    p.exp_string(&prompt).unwrap();
+    enter(&mut p, "SELECT 'still here' AS s;");
+    p.exp_string("sign in again").expect("the shell says why it asks");
+    p.exp_string("Password for bob: ").expect("and asks for the new password");
+    enter(&mut p, "bob-password-2");
+    let out = p.exp_string("(1 row)").expect("the statement runs once signed in again");
+    assert!(out.contains("still here") && !out.contains("bob-password-2"), "{out}");
+    p.exp_string(&prompt).unwrap();
+    quit(p);
+}
