@@ -8,7 +8,12 @@
 //! rocksdb/…                                        a RocksDB checkpoint of the node's database
 //! storage/{ns}/{table}/{scope}/batch-{n}.parquet   the cold files listed at that moment
 //! storage/{ns}/{table}/{scope}/manifest.json       their manifest
+//! checksums.json                                   the SHA-256 of every file above, written last
 //! ```
+//!
+//! **Checked before it is installed:** every file must be listed in `checksums.json` and
+//! match its SHA-256, and every listed file must be there; otherwise the snapshot is
+//! discarded, the node keeps its data, and the leader sends one again.
 //!
 //! **Taking one.** Between two applied entries (the apply gate, so the stored applied log id
 //! is exact) and under the commit lock (so no commit lands meanwhile), RocksDB makes a
@@ -49,6 +54,9 @@ const INSTALL: &str = "install.tar";
 const INSTALLING: &str = "installing";
 const REPLACED: &str = "replaced";
 const META_FILE: &str = "meta.json";
+/// The SHA-256 of every other entry, written last: an install checks them before it
+/// replaces anything.
+const CHECKSUMS_FILE: &str = "checksums.json";
 /// The node's database and cold tier, as `Database::open` lays them out.
 const ROCKSDB: &str = "rocksdb";
 const STORAGE: &str = "storage";
@@ -182,11 +190,11 @@ impl Snapshots {
     fn write_tar(&self, work: &Path, meta: &Meta, listings: &[(Manifest, ColdSnapshot)]) -> Result<PathBuf> {
         let partial = work.with_extension("tar");
         let file = std::fs::File::create(&partial).map_err(io("create", &partial))?;
-        let mut tar = tar::Builder::new(BufWriter::new(file));
+        let mut tar = ChecksummedTar::new(BufWriter::new(file));
         let failed = io("write", &partial);
         let result = (|| -> std::io::Result<std::fs::File> {
-            append_bytes(&mut tar, META_FILE, &serde_json::to_vec_pretty(meta).expect("snapshot metas serialise"))?;
-            tar.append_dir_all(ROCKSDB, work.join(ROCKSDB))?;
+            tar.bytes(META_FILE, &serde_json::to_vec_pretty(meta).expect("snapshot metas serialise"))?;
+            tar.dir(&work.join(ROCKSDB), Path::new(ROCKSDB))?;
             if crate::fault::fails(crate::fault::SNAPSHOT_WRITE) {
                 return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "fault injected"));
             }
@@ -195,13 +203,13 @@ impl Snapshots {
                 let (dir, relative) = partition_dir(&listing.dir, &storage)?;
                 let inside = Path::new(STORAGE).join(relative);
                 for f in &manifest.files {
-                    tar.append_path_with_name(dir.join(&f.file), inside.join(&f.file))?;
+                    tar.file(&dir.join(&f.file), &inside.join(&f.file))?;
                 }
                 let kept = Manifest { obsolete: vec![], ..manifest.clone() };
                 let name = inside.join(crate::cold::manifest::MANIFEST_FILE);
-                append_bytes(&mut tar, &name.to_string_lossy(), &kept.to_bytes())?;
+                tar.bytes(&name.to_string_lossy(), &kept.to_bytes())?;
             }
-            tar.into_inner()?.into_inner().map_err(|e| e.into_error())
+            tar.finish()?.into_inner().map_err(|e| e.into_error())
         })();
         let file = result.map_err(failed)?;
         file.sync_all().map_err(io("sync", &partial))?;
@@ -282,6 +290,97 @@ impl Snapshots {
     }
 }
 
+/// A snapshot's tar being written: records the SHA-256 of every entry, and appends them as
+/// [`CHECKSUMS_FILE`] when finished.
+struct ChecksummedTar<W: Write> {
+    tar: tar::Builder<W>,
+    sums: std::collections::BTreeMap<String, String>,
+}
+
+impl<W: Write> ChecksummedTar<W> {
+    fn new(out: W) -> Self {
+        ChecksummedTar { tar: tar::Builder::new(out), sums: Default::default() }
+    }
+
+    fn bytes(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        use sha2::Digest;
+        self.sums.insert(name.to_string(), format!("{:x}", sha2::Sha256::digest(bytes)));
+        append_bytes(&mut self.tar, name, bytes)
+    }
+
+    /// Appends the file at `path` as `name` (hashed first: snapshot files do not change).
+    fn file(&mut self, path: &Path, name: &Path) -> std::io::Result<()> {
+        self.sums.insert(name.to_string_lossy().into_owned(), sha256_of(path)?);
+        self.tar.append_path_with_name(path, name)
+    }
+
+    /// Appends every file under `dir`, as `name/...`.
+    fn dir(&mut self, dir: &Path, name: &Path) -> std::io::Result<()> {
+        let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let inside = name.join(entry.file_name());
+            match entry.file_type()?.is_dir() {
+                true => self.dir(&entry.path(), &inside)?,
+                false => self.file(&entry.path(), &inside)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<W> {
+        let sums = serde_json::to_vec_pretty(&self.sums).map_err(std::io::Error::other)?;
+        append_bytes(&mut self.tar, CHECKSUMS_FILE, &sums)?;
+        self.tar.into_inner()
+    }
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Checks an unpacked snapshot against its [`CHECKSUMS_FILE`]: every file listed, present
+/// and unchanged, and nothing else. A snapshot from a build before checksums has none and
+/// is taken as it is.
+fn check_checksums(unpacked: &Path) -> std::result::Result<(), String> {
+    let listed = unpacked.join(CHECKSUMS_FILE);
+    let sums: std::collections::BTreeMap<String, String> = match std::fs::read(&listed) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|_| "unreadable checksums".to_string())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!("a received snapshot has no checksums (written by an older build): not checked");
+            return Ok(());
+        }
+        Err(e) => return Err(format!("cannot read the checksums: {e}")),
+    };
+    let mut found = 0;
+    let mut todo = vec![unpacked.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+                continue;
+            }
+            let name = path.strip_prefix(unpacked).map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+            if name == CHECKSUMS_FILE {
+                continue;
+            }
+            let expected = sums.get(&name).ok_or_else(|| format!("{name} is not in the checksums"))?;
+            if &sha256_of(&path).map_err(|e| format!("{name}: {e}"))? != expected {
+                return Err(format!("{name} does not match its checksum"));
+            }
+            found += 1;
+        }
+    }
+    match found == sums.len() {
+        true => Ok(()),
+        false => Err(format!("{} of {} files listed in the checksums are missing", sums.len() - found, sums.len())),
+    }
+}
+
 fn append_bytes(tar: &mut tar::Builder<impl Write>, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
@@ -342,7 +441,7 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| KalamError::Corrupt(format!("{}: no snapshot meta", install.display())))?;
     let complete = match installing.join(ROCKSDB).join("CURRENT").exists() {
-        true => missing_cold_files(&installing.join(STORAGE)),
+        true => check_checksums(&installing).and_then(|()| missing_cold_files(&installing.join(STORAGE))),
         false => Err("no database".to_string()),
     };
     if let Err(problem) = complete {
@@ -452,12 +551,23 @@ mod tests {
     }
 
     fn receive_listing(data_dir: &Path, listed: &str, include_file: bool) {
+        receive_with(data_dir, listed, include_file, |_| {})
+    }
+
+    /// A received snapshot as [`ChecksummedTar`] writes it; `tamper` may change the
+    /// checksums before they are written.
+    fn receive_with(
+        data_dir: &Path,
+        listed: &str,
+        include_file: bool,
+        tamper: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
+    ) {
         let snapshots = Snapshots::open(data_dir).unwrap();
         let file = std::fs::File::create(snapshots.dir.join(INSTALL)).unwrap();
-        let mut tar = tar::Builder::new(file);
+        let mut tar = ChecksummedTar::new(file);
         let meta = Meta::default();
-        append_bytes(&mut tar, META_FILE, &serde_json::to_vec(&meta).unwrap()).unwrap();
-        append_bytes(&mut tar, "rocksdb/CURRENT", b"MANIFEST-1\n").unwrap();
+        tar.bytes(META_FILE, &serde_json::to_vec(&meta).unwrap()).unwrap();
+        tar.bytes("rocksdb/CURRENT", b"MANIFEST-1\n").unwrap();
         let entry = FileEntry {
             batch: 1,
             file: listed.into(),
@@ -473,11 +583,12 @@ mod tests {
             sorted_by_updated: true,
         };
         let manifest = Manifest { files: vec![entry], next_batch: 2, ..Manifest::empty(TableId(7)) };
-        append_bytes(&mut tar, "storage/app/t/shared/manifest.json", &manifest.to_bytes()).unwrap();
+        tar.bytes("storage/app/t/shared/manifest.json", &manifest.to_bytes()).unwrap();
         if include_file {
-            append_bytes(&mut tar, "storage/app/t/shared/batch-1.parquet", b"PAR1!").unwrap();
+            tar.bytes("storage/app/t/shared/batch-1.parquet", b"PAR1!").unwrap();
         }
-        tar.into_inner().unwrap().sync_all().unwrap();
+        tamper(&mut tar.sums);
+        tar.finish().unwrap().sync_all().unwrap();
     }
 
     fn setup() -> tempfile::TempDir {
@@ -513,6 +624,30 @@ mod tests {
         let snapshots = dir.path().join(DIR);
         assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
         assert!(!snapshots.join(CURRENT).exists());
+    }
+
+    #[test]
+    fn a_snapshot_whose_file_does_not_match_its_checksum_is_discarded_and_the_data_kept() {
+        let dir = setup();
+        receive_with(dir.path(), "batch-1.parquet", true, |sums| {
+            // As if a byte of the file changed on the way.
+            sums.insert(
+                "storage/app/t/shared/batch-1.parquet".into(),
+                format!("{:x}", {
+                    use sha2::Digest;
+                    sha2::Sha256::digest(b"PAR1?")
+                }),
+            );
+        });
+        install_pending(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
+        assert!(!dir.path().join(DIR).join(INSTALL).exists());
+        // A file the checksums do not list is refused too.
+        receive_with(dir.path(), "batch-1.parquet", true, |sums| {
+            sums.remove("rocksdb/CURRENT");
+        });
+        install_pending(dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
     }
 
     #[test]
