@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { createServer, connect } from 'node:net';
 import { chromium } from 'playwright-core';
 import { startServer, ROOT_PASSWORD, sleep, waitFor } from '../../sdks/typescript/test/server.mjs';
 import { CHROMIUM, CHROMIUM_ARGS as ARGS } from '../../scripts/chromium.mjs';
@@ -84,8 +85,8 @@ async function shot(page, name) {
   await page.screenshot({ path: join(shots, `${name}.png`) });
 }
 
-async function signIn(page, user = 'root', password = ROOT_PASSWORD) {
-  await page.goto(admin);
+async function signIn(page, user = 'root', password = ROOT_PASSWORD, at = admin) {
+  await page.goto(at);
   await page.waitForSelector('[data-testid=sign-in]');
   await page.fill('input[name=username]', user);
   await page.fill('input[name=password]', password);
@@ -294,6 +295,83 @@ test('the live view shows the rows, then each change as it commits', async () =>
   await shot(page, 'live');
   await page.click('[data-testid=live-stop]');
   await page.waitForSelector('[data-testid=live-status][data-status=ended]');
+});
+
+/**
+ * A TCP relay in front of the server whose connections the test can cut, and which can
+ * refuse new ones for a while: a network drop between the browser and the server.
+ */
+async function relay(target) {
+  const { hostname, port } = new URL(target);
+  const open = new Set();
+  const state = { down: false };
+  const listener = createServer((client) => {
+    if (state.down) return client.destroy();
+    const upstream = connect(Number(port), hostname);
+    const gone = () => {
+      for (const s of [client, upstream]) {
+        s.destroy();
+        open.delete(s);
+      }
+    };
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on('error', gone);
+      s.on('close', gone);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${listener.address().port}`,
+    drop() {
+      state.down = true;
+      for (const s of open) s.destroy();
+    },
+    restore() {
+      state.down = false;
+    },
+    close: () => new Promise((resolve) => listener.close(resolve)),
+  };
+}
+
+test('the live view reconnects after a dropped connection and catches up', async () => {
+  const net = await relay(server.url);
+  // Chromium logs each failed WebSocket attempt while the relay is down.
+  const page = await newPage({ allow: [/WebSocket/, /ERR_CONNECTION/] });
+  try {
+    await signIn(page, 'root', ROOT_PASSWORD, `${net.url}/admin/`);
+    await page.waitForSelector('[data-testid=sql-page]');
+    await go(page, 'live');
+    await page.fill('[data-testid=live-sql]', 'SELECT id, title FROM app.config_live');
+    await server.rootSql(
+      "CREATE SHARED TABLE app.config_live (id BIGINT PRIMARY KEY, title TEXT) WITH (access_level = 'public'); " +
+        "INSERT INTO app.config_live (id, title) VALUES (1, 'before')",
+    );
+    await page.click('[data-testid=live-start]');
+    await page.waitForSelector('[data-testid=live-status][data-status=live]');
+    net.drop();
+    await page.waitForSelector('[data-testid=live-status][data-status=reconnecting]');
+    assert.match(await page.textContent('[data-testid=live-status]'), /reconnecting \(attempt \d+/);
+    // Written while the console cannot hear of it.
+    await server.rootSql("INSERT INTO app.config_live (id, title) VALUES (2, 'while away'); UPDATE app.config_live SET title = 'changed' WHERE id = 1");
+    net.restore();
+    await waitFor(async () => (await gridRows(page, '[data-testid=live-rows]')).length === 2, {
+      what: 'the rows written while disconnected',
+      timeoutMs: 20000,
+    });
+    await page.waitForSelector('[data-testid=live-status][data-status=live]');
+    const rows = (await gridRows(page, '[data-testid=live-rows]')).map((r) => `${r[0]}:${r[1]}`).sort();
+    assert.deepEqual(rows, ['1:changed', '2:while away']);
+    // And it goes on live after the reconnection.
+    await server.rootSql("INSERT INTO app.config_live (id, title) VALUES (3, 'after')");
+    await page.waitForSelector('[data-testid=live-change][data-op=insert]');
+    await page.click('[data-testid=live-stop]');
+  } finally {
+    net.drop();
+    await net.close();
+  }
 });
 
 test('a live query is listed in system.live_queries and killed from the console', async () => {

@@ -9,13 +9,15 @@ import type { ColumnInfo, Value } from '../wire';
 const LOG_MAX = 200;
 
 interface State {
-  status: 'idle' | 'connecting' | 'loading' | 'live' | 'ended';
+  status: 'idle' | 'connecting' | 'loading' | 'live' | 'reconnecting' | 'ended';
   liveId?: string;
   schema: ColumnInfo[];
   pk: number;
   rows: Map<string, Value[]>;
   log: LiveChange[];
   ended?: string;
+  /** While reconnecting: the attempt and its wait. */
+  retry?: { attempt: number; delayMs: number };
 }
 
 const idle: State = { status: 'idle', schema: [], pk: 0, rows: new Map(), log: [] };
@@ -56,13 +58,16 @@ export function LiveView() {
         else map.set(key(c.row[s.pk]), c.row);
         update({ rows: map, log: [c, ...s.log].slice(0, LOG_MAX) });
       },
+      reconnecting(attempt, delayMs) {
+        update({ status: 'reconnecting', retry: { attempt, delayMs } });
+      },
       ended(code, message) {
         stop.current = null;
         update({ status: 'ended', ended: code === 'CLOSED' ? message : `${code}: ${message}` });
       },
     });
   };
-  const running = state.status === 'connecting' || state.status === 'loading' || state.status === 'live';
+  const running = state.status !== 'idle' && state.status !== 'ended';
 
   return (
     <Page title="Live query" testid="live-page">
@@ -96,6 +101,9 @@ export function LiveView() {
         {state.status === 'connecting' ? 'Connecting…' : null}
         {state.status === 'loading' ? `Loading rows (live id ${state.liveId})…` : null}
         {state.status === 'live' ? `Live (live id ${state.liveId}): ${state.rows.size} rows, waiting for changes.` : null}
+        {state.status === 'reconnecting' && state.retry
+          ? `Connection lost; reconnecting (attempt ${state.retry.attempt}, in ${(state.retry.delayMs / 1000).toFixed(1)} s). The rows catch up from where they were.`
+          : null}
         {state.status === 'ended' ? `Ended: ${state.ended}` : null}
       </p>
       {state.schema.length ? (
