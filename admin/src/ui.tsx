@@ -5,20 +5,26 @@ import { ApiError, sql } from './api';
 import { cell } from './format';
 import type { ColumnInfo, StatementResult, Value } from './wire';
 
-/** Rows rendered at most; the count says how many there are. */
-const GRID_MAX_ROWS = 1000;
+/** Rows rendered per page of the grid. */
+const GRID_PAGE_ROWS = 1000;
 
 export function Grid(props: { schema: ColumnInfo[]; rows: Value[][]; testid?: string; rowKey?: (r: Value[], i: number) => string }) {
   const [sort, setSort] = useState<{ col: number; desc: boolean } | null>(null);
+  const [page, setPage] = useState(0);
   const rows = useMemo(() => {
     if (!sort) return props.rows;
     const { col, desc } = sort;
     const sorted = [...props.rows].sort((a, b) => compare(a[col], b[col]));
     return desc ? sorted.reverse() : sorted;
   }, [props.rows, sort]);
-  const shown = rows.length > GRID_MAX_ROWS ? rows.slice(0, GRID_MAX_ROWS) : rows;
+  const pages = Math.max(1, Math.ceil(rows.length / GRID_PAGE_ROWS));
+  // New rows (another query, a live change) may have fewer pages than the one shown.
+  const current = Math.min(page, pages - 1);
+  const from = current * GRID_PAGE_ROWS;
+  const shown = rows.length > GRID_PAGE_ROWS ? rows.slice(from, from + GRID_PAGE_ROWS) : rows;
   return (
-    <div class="grid-wrap">
+    <div>
+      <div class="grid-wrap">
       <table class="grid" data-testid={props.testid ?? 'grid'}>
         <thead>
           <tr>
@@ -37,7 +43,7 @@ export function Grid(props: { schema: ColumnInfo[]; rows: Value[][]; testid?: st
         </thead>
         <tbody>
           {shown.map((r, i) => (
-            <tr key={props.rowKey ? props.rowKey(r, i) : i}>
+            <tr key={props.rowKey ? props.rowKey(r, from + i) : from + i}>
               {r.map((v, j) => (
                 <td key={j} class={v === null ? 'null' : typeof v === 'number' ? 'num' : undefined}>
                   {cell(v)}
@@ -47,13 +53,49 @@ export function Grid(props: { schema: ColumnInfo[]; rows: Value[][]; testid?: st
           ))}
         </tbody>
       </table>
-      {rows.length > GRID_MAX_ROWS ? (
-        <p class="note">
-          Showing the first {GRID_MAX_ROWS} of {rows.length} rows.
-        </p>
-      ) : null}
+      </div>
+      <div class="grid-foot">
+        {rows.length > GRID_PAGE_ROWS ? (
+          <span class="pager" data-testid="pager">
+            <button type="button" disabled={current === 0} onClick={() => setPage(current - 1)} data-testid="page-prev">
+              Previous
+            </button>
+            <span data-testid="page-rows">
+              Rows {(from + 1).toLocaleString('en')}–{(from + shown.length).toLocaleString('en')} of{' '}
+              {rows.length.toLocaleString('en')}
+            </span>
+            <button type="button" disabled={current >= pages - 1} onClick={() => setPage(current + 1)} data-testid="page-next">
+              Next
+            </button>
+          </span>
+        ) : null}
+        {rows.length > 0 ? (
+          <button type="button" class="link" data-testid="download-csv" onClick={() => downloadCsv(props.schema, rows)}>
+            Download CSV
+          </button>
+        ) : null}
+      </div>
     </div>
   );
+}
+
+/** The rows (in the grid's order) as CSV (RFC 4180: a header line, fields quoted when needed). */
+export function toCsv(schema: ColumnInfo[], rows: Value[][]): string {
+  const field = (v: Value | undefined) => {
+    const text = v === null || v === undefined ? '' : cell(v);
+    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  const lines = [schema.map((c) => field(c.name)), ...rows.map((r) => r.map(field))];
+  return lines.map((l) => l.join(',')).join('\r\n') + '\r\n';
+}
+
+function downloadCsv(schema: ColumnInfo[], rows: Value[][]) {
+  const url = URL.createObjectURL(new Blob([toCsv(schema, rows)], { type: 'text/csv' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = 'result.csv';
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function compare(a: Value | undefined, b: Value | undefined): number {

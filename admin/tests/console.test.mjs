@@ -4,7 +4,7 @@
 // --update-docs` copies them to docs/images/admin/.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -227,6 +227,26 @@ test('root signs in, runs a query and sees the grid, timing and history', async 
   const storage = await page.evaluate(() => ({ local: { ...localStorage }, session: Object.keys(sessionStorage).sort() }));
   assert.deepEqual(storage, { local: {}, session: ['kalamdb-admin.history', 'kalamdb-admin.session'] });
   assert.doesNotMatch(page.url(), /token|eyJ/);
+});
+
+test('a large result pages by 1,000 rows and downloads whole as CSV', async () => {
+  const page = await newPage();
+  await signInAsRoot(page);
+  await page.fill('[data-testid=sql-editor]', `SELECT value, 'a,"b' AS t, NULL AS n FROM generate_series(1, 2500)`);
+  await page.click('[data-testid=run]');
+  await page.waitForSelector('[data-testid=pager]');
+  assert.equal(await page.textContent('[data-testid=page-rows]'), 'Rows 1–1,000 of 2,500');
+  assert.equal((await gridRows(page, '[data-testid=grid]')).length, 1000);
+  await page.click('[data-testid=page-next]');
+  await page.click('[data-testid=page-next]');
+  assert.equal(await page.textContent('[data-testid=page-rows]'), 'Rows 2,001–2,500 of 2,500');
+  const last = await gridRows(page, '[data-testid=grid]');
+  assert.deepEqual([last.length, last[0][0], last[499][0]], [500, '2001', '2500']);
+  assert.equal(await page.isDisabled('[data-testid=page-next]'), true);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=download-csv]')]);
+  const lines = readFileSync(await download.path(), 'utf8').split('\r\n');
+  assert.deepEqual(lines.slice(0, 2), ['value,t,n', '1,"a,""b",']);
+  assert.deepEqual([lines.length, lines[2500], lines[2501]], [2502, '2500,"a,""b",', '']);
 });
 
 test('the schema browser shows namespaces, tables, columns, rows and schema history', async () => {
