@@ -15,7 +15,7 @@
 // median of the runs.
 //
 //   node scripts/measure-idb-startup.mjs [--rows 10000,100000] [--runs 5] [--multi-tab both|on|off]
-//                                        [--profile PREFIX]
+//                                        [--profile PREFIX] [--compare before=DIR,after=DIR]
 //
 // --profile writes a CPU profile of the first start-up of each size (PREFIX-<rows>-....cpuprofile,
 // for Chrome DevTools) and prints the functions with the most self time; with
@@ -56,6 +56,14 @@ function arg(name, fallback) {
 const sizes = arg('rows', '10000,100000').split(',').map(Number);
 const runs = Number(arg('runs', '5'));
 const profileTo = arg('profile', '');
+// The engine builds to start with: KALAMDB_WASM_WEB (e.g. a build that keeps its name section,
+// for --profile) or the SDK's wasm/web; with --compare, several (label=dir,...), run in turn
+// on the same replica. The first one also fills it.
+const builds = arg('compare', '')
+  ? arg('compare', '')
+      .split(',')
+      .map((b) => ({ label: b.split('=')[0], dir: b.split('=')[1] }))
+  : [{ label: '', dir: process.env.KALAMDB_WASM_WEB || join(sdkDir, 'wasm', 'web') }];
 const multiTabModes = { both: [true, false], on: [true], off: [false] }[arg('multi-tab', 'on')];
 if (!multiTabModes) throw new Error('--multi-tab takes both, on or off');
 
@@ -88,13 +96,12 @@ function dirBytes(dir) {
  * everything else), so the page runs on the server's origin: no CORS, and one IndexedDB origin
  * for every run against this server.
  */
-async function serveSdk(context, origin) {
+async function serveSdk(context, origin, wasmDir) {
   await context.route(`${origin}${BENCH}/**`, (route) => {
     const path = normalize(decodeURIComponent(new URL(route.request().url()).pathname)).slice(BENCH.length);
     if (path === '/') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>startup</title>' });
     if (!path.startsWith('/dist/') && !path.startsWith('/wasm/web/')) return route.fulfill({ status: 404, body: '' });
-    // KALAMDB_WASM_WEB: another build of wasm/web (e.g. one with its name section, for --profile).
-    const file = path.startsWith('/wasm/web/') && process.env.KALAMDB_WASM_WEB ? join(process.env.KALAMDB_WASM_WEB, path.slice(10)) : join(sdkDir, path);
+    const file = path.startsWith('/wasm/web/') ? join(wasmDir, path.slice('/wasm/web/'.length)) : join(sdkDir, path);
     try {
       return route.fulfill({ contentType: CONTENT_TYPES[extname(path)] ?? 'application/octet-stream', body: readFileSync(file) });
     } catch {
@@ -103,9 +110,9 @@ async function serveSdk(context, origin) {
   });
 }
 
-async function openPage(chromium, profile, origin) {
+async function openPage(chromium, profile, origin, wasmDir = builds[0].dir) {
   const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
-  await serveSdk(context, origin);
+  await serveSdk(context, origin, wasmDir);
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (e) => console.error('[page error]', e.message));
   page.on('console', (m) => process.env.DEBUG_CONSOLE && console.log('[page]', m.text()));
@@ -234,42 +241,48 @@ async function measure(chromium, rows, multiTab) {
       `${rows} rows, multiTab ${multiTab}: server filled in ${(fillMs / 1000).toFixed(1)} s; synced into IndexedDB in ${(synced.ms / 1000).toFixed(2)} s ` +
         `(${Math.round(rows / (synced.ms / 1000))} rows/s, end to end); storage.estimate ${MB(synced.usage)} MB, IndexedDB dir ${MB(idbDir)} MB`,
     );
-    const results = [];
+    const results = new Map(builds.map((b) => [b.label, []]));
     for (let i = 0; i < runs; i++) {
-      const { context, page } = await openPage(chromium, profile, origin);
-      const cdp = profileTo && i === 0 ? await context.newCDPSession(page) : null;
-      if (cdp) {
-        await cdp.send('Profiler.enable');
-        await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
-        await cdp.send('Profiler.start');
+      for (const build of builds) {
+        const { context, page } = await openPage(chromium, profile, origin, build.dir);
+        const cdp = profileTo && i === 0 ? await context.newCDPSession(page) : null;
+        if (cdp) {
+          await cdp.send('Profiler.enable');
+          await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+          await cdp.send('Profiler.start');
+        }
+        const r = await startUp(page, origin, multiTab);
+        if (cdp) {
+          const { profile: cpu } = await cdp.send('Profiler.stop');
+          const file = `${profileTo}-${rows}-${multiTab ? 'tabs' : 'single'}${build.label ? '-' + build.label : ''}.cpuprofile`;
+          writeFileSync(file, JSON.stringify(cpu));
+          printProfile(cpu, file);
+        }
+        await context.close();
+        if (r.rows !== rows || r.top !== 10) throw new Error(`reopened replica answered ${r.rows} rows / ${r.top} top rows`);
+        console.log(
+          `  run ${i + 1}${build.label ? ' ' + build.label : ''}: ready ${r.ready.toFixed(0)} ms, first query ${r.first.toFixed(0)} ms, ` +
+            `next query ${r.next.toFixed(1)} ms, JS heap ${MB(r.heap)} MB, wasm memory ${MB(r.wasmBytes)} MB`,
+        );
+        results.get(build.label).push(r);
       }
-      const r = await startUp(page, origin, multiTab);
-      if (cdp) {
-        const { profile: cpu } = await cdp.send('Profiler.stop');
-        const file = `${profileTo}-${rows}-${multiTab ? 'tabs' : 'single'}.cpuprofile`;
-        writeFileSync(file, JSON.stringify(cpu));
-        printProfile(cpu, file);
-      }
-      await context.close();
-      if (r.rows !== rows || r.top !== 10) throw new Error(`reopened replica answered ${r.rows} rows / ${r.top} top rows`);
-      console.log(
-        `  run ${i + 1}: ready ${r.ready.toFixed(0)} ms, first query ${r.first.toFixed(0)} ms, next query ${r.next.toFixed(1)} ms, ` +
-          `JS heap ${MB(r.heap)} MB, wasm memory ${MB(r.wasmBytes)} MB`,
-      );
-      results.push(r);
     }
-    return {
-      rows,
-      multiTab,
-      ready: median(results.map((r) => r.ready)),
-      first: median(results.map((r) => r.first)),
-      next: median(results.map((r) => r.next)),
-      heap: median(results.map((r) => r.heap)),
-      wasmBytes: median(results.map((r) => r.wasmBytes)),
-      usage: synced.usage,
-      idbDir,
-      syncRowsPerS: rows / (synced.ms / 1000),
-    };
+    return builds.map(({ label }) => {
+      const rs = results.get(label);
+      return {
+        rows,
+        multiTab,
+        label,
+        ready: median(rs.map((r) => r.ready)),
+        first: median(rs.map((r) => r.first)),
+        next: median(rs.map((r) => r.next)),
+        heap: median(rs.map((r) => r.heap)),
+        wasmBytes: median(rs.map((r) => r.wasmBytes)),
+        usage: synced.usage,
+        idbDir,
+        syncRowsPerS: rows / (synced.ms / 1000),
+      };
+    });
   } finally {
     await server.stop();
     rmSync(profile, { recursive: true, force: true });
@@ -285,12 +298,12 @@ console.log(
     `server ${serverBinary()}, ${runs} runs per size`,
 );
 const summary = [];
-for (const rows of sizes) for (const multiTab of multiTabModes) summary.push(await measure(chromium, rows, multiTab));
-console.log('\n| rows | multi-tab | ready | first local query | next query | IndexedDB (estimate / dir) | JS heap | wasm memory | sync into IndexedDB |');
-console.log('|---|---|---|---|---|---|---|---|---|');
+for (const rows of sizes) for (const multiTab of multiTabModes) summary.push(...(await measure(chromium, rows, multiTab)));
+console.log('\n| rows | multi-tab | build | ready | first local query | next query | IndexedDB (estimate / dir) | JS heap | wasm memory | sync into IndexedDB |');
+console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const s of summary) {
   console.log(
-    `| ${s.rows.toLocaleString('en')} | ${s.multiTab ? 'on' : 'off'} | ${s.ready.toFixed(0)} ms | ${s.first.toFixed(0)} ms | ${s.next.toFixed(1)} ms | ` +
+    `| ${s.rows.toLocaleString('en')} | ${s.multiTab ? 'on' : 'off'} | ${s.label || '-'} | ${s.ready.toFixed(0)} ms | ${s.first.toFixed(0)} ms | ${s.next.toFixed(1)} ms | ` +
       `${MB(s.usage)} / ${MB(s.idbDir)} MB | ${MB(s.heap)} MB | ${MB(s.wasmBytes)} MB | ${Math.round(s.syncRowsPerS).toLocaleString('en')} rows/s |`,
   );
 }

@@ -193,11 +193,8 @@ impl IndexedDbStore {
         let mut meta = c.meta;
         // IndexedDB orders strings by UTF-16 code unit, Rust by code point: sort like MemoryStore.
         meta.sort_by(|a, b| a.0.cmp(&b.0));
-        let rows = c
-            .rows
-            .into_iter()
-            .flat_map(|(sub, rows)| rows.into_iter().map(move |(pk, row)| (sub.clone(), pk, row)))
-            .collect();
+        let mut rows = c.rows;
+        rows.retain(|_, rows| !rows.is_empty());
         Ok(Snapshot { subscriptions: c.subscriptions.into_values().collect(), rows, outbox, meta })
     }
 

@@ -41,7 +41,8 @@ impl ReplicaStore for MemoryStore {
             rows: s
                 .rows
                 .iter()
-                .flat_map(|(sub, rows)| rows.iter().map(|(pk, row)| (sub.clone(), pk.clone(), row.clone())))
+                .filter(|(_, rows)| !rows.is_empty())
+                .map(|(sub, rows)| (sub.clone(), rows.clone()))
                 .collect(),
             outbox,
             meta: s.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
