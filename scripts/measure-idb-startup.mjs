@@ -26,15 +26,15 @@
 // playwright-core (examples/todo-react or admin node_modules), /usr/bin/chromium, and the
 // server binary: $KALAMDB_SERVER, else $CARGO_TARGET_DIR/debug/kalamdb-server.
 import { createRequire } from 'node:module';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { startServer, serverBinary } from '../sdks/typescript/test/server.mjs';
-import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
+import { CHROMIUM } from './chromium.mjs';
+import { SDK_DIR as sdkDir, SDK_PAGE_ARGS, SDK_PAGE_PATH, serveSdk } from './sdk-page.mjs';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const sdkDir = join(repo, 'sdks', 'typescript');
 
 /** playwright-core from whichever package of the repo has it installed. */
 function playwright() {
@@ -67,12 +67,9 @@ const builds = arg('compare', '')
 const multiTabModes = { both: [true, false], on: [true], off: [false] }[arg('multi-tab', 'on')];
 if (!multiTabModes) throw new Error('--multi-tab takes both, on or off');
 
-// precise-memory-info: performance.memory otherwise rounds to coarse buckets. A page served by
-// page.route has no address space of its own, so Chromium's Local Network Access checks would
-// block its WebSocket to the loopback server (as in examples/todo-react/tests/cross_origin).
-const ARGS = [...CHROMIUM_ARGS, '--enable-precise-memory-info', '--disable-features=LocalNetworkAccessChecks'];
-const CONTENT_TYPES = { '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
-const BENCH = '/__startup';
+// precise-memory-info: performance.memory otherwise rounds to coarse buckets.
+const ARGS = [...SDK_PAGE_ARGS, '--enable-precise-memory-info'];
+const BENCH = SDK_PAGE_PATH;
 const DB_NAME = 'kalamdb-startup-bench';
 
 function median(xs) {
@@ -89,25 +86,6 @@ function dirBytes(dir) {
     total += e.isDirectory() ? dirBytes(p) : statSync(p).size;
   }
   return total;
-}
-
-/**
- * Serves the SDK's browser build under `${origin}${BENCH}/` from the repo (the server answers
- * everything else), so the page runs on the server's origin: no CORS, and one IndexedDB origin
- * for every run against this server.
- */
-async function serveSdk(context, origin, wasmDir) {
-  await context.route(`${origin}${BENCH}/**`, (route) => {
-    const path = normalize(decodeURIComponent(new URL(route.request().url()).pathname)).slice(BENCH.length);
-    if (path === '/') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>startup</title>' });
-    if (!path.startsWith('/dist/') && !path.startsWith('/wasm/web/')) return route.fulfill({ status: 404, body: '' });
-    const file = path.startsWith('/wasm/web/') ? join(wasmDir, path.slice('/wasm/web/'.length)) : join(sdkDir, path);
-    try {
-      return route.fulfill({ contentType: CONTENT_TYPES[extname(path)] ?? 'application/octet-stream', body: readFileSync(file) });
-    } catch {
-      return route.fulfill({ status: 404, body: '' });
-    }
-  });
 }
 
 async function openPage(chromium, profile, origin, wasmDir = builds[0].dir) {
