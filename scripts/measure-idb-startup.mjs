@@ -203,6 +203,7 @@ const MB = (b) => (b / 1048576).toFixed(1);
 async function measure(chromium, rows, multiTab) {
   const server = await startServer();
   const profile = mkdtempSync(join(tmpdir(), 'kalamdb-startup-profile-'));
+  let summary;
   try {
     const origin = server.url;
     let t = performance.now();
@@ -245,7 +246,7 @@ async function measure(chromium, rows, multiTab) {
         results.get(build.label).push(r);
       }
     }
-    return builds.map(({ label }) => {
+    summary = builds.map(({ label }) => {
       const rs = results.get(label);
       return {
         rows,
@@ -261,10 +262,15 @@ async function measure(chromium, rows, multiTab) {
         syncRowsPerS: rows / (synced.ms / 1000),
       };
     });
+  } catch (e) {
+    // Kept to look into (Chrome DevTools on the profile, or another run of the start-up).
+    console.error(`start-up failed; the browser profile with the replica stays in ${profile}`);
+    throw e;
   } finally {
     await server.stop();
-    rmSync(profile, { recursive: true, force: true });
   }
+  rmSync(profile, { recursive: true, force: true });
+  return summary;
 }
 
 if (!existsSync(join(sdkDir, 'dist', 'browser.js')) || !existsSync(join(sdkDir, 'wasm', 'web', 'kalamdb_wasm_bg.wasm'))) {
