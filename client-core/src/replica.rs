@@ -509,19 +509,16 @@ impl Replica {
         let merged = self.merged(table)?;
         let mut cache = self.typed.borrow_mut();
         if cache.get(table).is_none_or(|t| t.columns != columns) {
-            // Built from a sorted list in one pass: inserting a large table key by key cost
-            // about as much as converting its rows.
-            let mut sorted: Vec<(&String, &Row)> = merged.subs.iter().flat_map(|d| d.rows.iter()).collect();
-            if merged.subs.len() > 1 {
-                // Stable, so the first subscription with a key comes first and is the one kept.
-                sorted.sort_by(|a, b| a.0.cmp(b.0));
-                sorted.dedup_by(|later, first| later.0 == first.0);
+            let mut rows = BTreeMap::new();
+            for (i, d) in merged.subs.iter().enumerate() {
+                for (key, row) in &d.rows {
+                    // The first subscription with a key wins: only later ones look it up.
+                    if i > 0 && rows.contains_key(key) {
+                        continue;
+                    }
+                    rows.insert(key.clone(), typed_row(table, row, columns)?);
+                }
             }
-            let mut typed = Vec::with_capacity(sorted.len());
-            for (key, row) in sorted {
-                typed.push((key.clone(), typed_row(table, row, columns)?));
-            }
-            let rows = BTreeMap::from_iter(typed);
             let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
             cache.insert(table.to_string(), TypedTable { columns: columns.to_vec(), rows, generation });
         }

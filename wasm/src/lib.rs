@@ -160,9 +160,9 @@ impl KalamClient {
                 if o.multi_tab.unwrap_or(true) && tabs::supported() {
                     // The leader lock is taken before the client starts, so that its load is the
                     // only one (see tabs); asked for while the database opens.
-                    let (store, held) = futures::join!(idb::IndexedDbStore::open(name), tabs::lock_if_free(name));
-                    let store = store.map_err(|e| JsError::new(&e.to_string()))?;
-                    let held = held.map_err(|e| JsError::new(&e))?;
+                    let lock = tabs::lock_if_free(name).map_err(|e| JsError::new(&e))?;
+                    let store = idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?;
+                    let held = lock.await.map_err(|_| JsError::new("the Web Lock request was dropped"))?;
                     return Self::open_shared(config, name, store, tokens, want_online, held);
                 }
                 let store = idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?;

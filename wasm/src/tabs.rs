@@ -250,11 +250,11 @@ pub struct Tabs {
     _on_lock: Closure<dyn FnMut(JsValue) -> JsValue>,
 }
 
-/// Takes the leader lock of replica `db_name` if no tab holds it now, without waiting: the
-/// function that releases it, or `None` when another tab leads. A client started after this
-/// returns a lock loads a replica no other tab is syncing into, so it can lead without
-/// reloading it ([`Tabs::join`] with the lock).
-pub async fn lock_if_free(db_name: &str) -> Result<Option<js_sys::Function>, String> {
+/// Asks for the leader lock of replica `db_name`, granted only if no tab holds it now (asked
+/// at once; the answer comes later): the function that releases it, or `None` when another
+/// tab leads. A client started after a lock arrived loads a replica no other tab is syncing
+/// into, so it can lead without reloading it ([`Tabs::join`] with the lock).
+pub fn lock_if_free(db_name: &str) -> Result<oneshot::Receiver<Option<js_sys::Function>>, String> {
     let locks = lock_manager().ok_or("no Web Locks in this environment")?;
     let (tx, rx) = oneshot::channel::<Option<js_sys::Function>>();
     let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
@@ -277,7 +277,7 @@ pub async fn lock_if_free(db_name: &str) -> Result<Option<js_sys::Function>, Str
     wasm_bindgen_futures::spawn_local(async move {
         let _ = wasm_bindgen_futures::JsFuture::from(granted).await;
     });
-    rx.await.map_err(|_| "the Web Lock request was dropped".to_string())
+    Ok(rx)
 }
 
 /// The channel a replica's tabs talk on.

@@ -369,3 +369,32 @@ async fn the_same_ops_give_the_same_snapshot_as_the_memory_store() {
     drop(idb);
     IndexedDbStore::delete(&name).await.unwrap();
 }
+
+/// A commit of many rows is one log record of some hundred kilobytes; a reopened store loads
+/// it back. Chromium ended a read-only transaction that was committed explicitly before such a
+/// record's `getAll` result had arrived, and the load failed ("the request has not finished"):
+/// every replica with a large commit could not be opened.
+#[wasm_bindgen_test]
+async fn a_large_commit_loads_back_after_reopening() {
+    let name = fresh_name("large-commit");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let mut ops = vec![StoreOp::PutSubscription(record("a", Some(1)))];
+    let title = "a title long enough to make this commit's log record about 600 KB";
+    for i in 0..5_000 {
+        let id = format!("k{i:05}");
+        ops.push(StoreOp::PutRow {
+            sub: sub_id("a"),
+            pk: pk_key(&json!(id)),
+            row: row(json!({"id": id, "n": i, "title": title})),
+        });
+    }
+    idb.commit(ops).await.unwrap();
+    drop(idb);
+
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let s = idb.load().await.unwrap();
+    assert_eq!(s.row_count(), 5_000);
+    assert_eq!(s.rows[&sub_id("a")]["\"k04999\""]["n"], json!(4_999));
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
