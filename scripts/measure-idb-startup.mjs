@@ -230,7 +230,8 @@ async function measure(chromium, rows, multiTab) {
           await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
           await cdp.send('Profiler.start');
         }
-        const r = await startUp(page, origin, multiTab);
+        // A build that cannot open the replica is reported, not fatal: the others still run.
+        const r = await startUp(page, origin, multiTab).catch((e) => ({ error: e.message.split('\n')[0] }));
         if (cdp) {
           const { profile: cpu } = await cdp.send('Profiler.stop');
           const file = `${profileTo}-${rows}-${multiTab ? 'tabs' : 'single'}${build.label ? '-' + build.label : ''}.cpuprofile`;
@@ -238,6 +239,11 @@ async function measure(chromium, rows, multiTab) {
           printProfile(cpu, file);
         }
         await context.close();
+        if (r.error) {
+          console.log(`  run ${i + 1}${build.label ? ' ' + build.label : ''}: FAILED: ${r.error}`);
+          results.get(build.label).push(r);
+          continue;
+        }
         if (r.rows !== rows || r.top !== 10) throw new Error(`reopened replica answered ${r.rows} rows / ${r.top} top rows`);
         console.log(
           `  run ${i + 1}${build.label ? ' ' + build.label : ''}: ready ${r.ready.toFixed(0)} ms, first query ${r.first.toFixed(0)} ms, ` +
@@ -247,8 +253,11 @@ async function measure(chromium, rows, multiTab) {
       }
     }
     summary = builds.map(({ label }) => {
-      const rs = results.get(label);
+      const all = results.get(label);
+      const rs = all.filter((r) => !r.error);
       return {
+        failed: all.length - rs.length,
+        error: all.find((r) => r.error)?.error,
         rows,
         multiTab,
         label,
@@ -286,6 +295,8 @@ for (const rows of sizes) for (const multiTab of multiTabModes) summary.push(...
 console.log('\n| rows | multi-tab | build | ready | first local query | next query | IndexedDB (estimate / dir) | JS heap | wasm memory | sync into IndexedDB |');
 console.log('|---|---|---|---|---|---|---|---|---|---|');
 for (const s of summary) {
+  if (s.failed) console.log(`| ${s.rows.toLocaleString('en')} | ${s.multiTab ? 'on' : 'off'} | ${s.label || '-'} | ${s.failed} of ${runs} runs failed: ${s.error} |`);
+  if (s.failed === runs) continue;
   console.log(
     `| ${s.rows.toLocaleString('en')} | ${s.multiTab ? 'on' : 'off'} | ${s.label || '-'} | ${s.ready.toFixed(0)} ms | ${s.first.toFixed(0)} ms | ${s.next.toFixed(1)} ms | ` +
       `${MB(s.usage)} / ${MB(s.idbDir)} MB | ${MB(s.heap)} MB | ${MB(s.wasmBytes)} MB | ${Math.round(s.syncRowsPerS).toLocaleString('en')} rows/s |`,
