@@ -105,7 +105,14 @@ fn time_query(e: &SyncEngine, sql: &str, runs: usize) -> Vec<f64> {
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    // `LOCAL_QUERY_ROWS=100000` runs one table size only; `LOCAL_QUERY_SAMPLES=n` takes n
+    // samples of each maintained case of `fifty` (for a profiler: `perf record` of a long run).
+    let only_rows: Option<usize> = std::env::var("LOCAL_QUERY_ROWS").ok().and_then(|v| v.parse().ok());
+    let fifty_samples = std::env::var("LOCAL_QUERY_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     for (todos, runs) in [(1_000, 300), (100_000, 30)] {
+        if only_rows.is_some_and(|rows| rows != todos) {
+            continue;
+        }
         if run("queries") {
             queries(todos, runs);
         }
@@ -116,7 +123,7 @@ fn main() {
             live_write_with_pending_writes(todos, 10_000, 100);
         }
         if run("fifty") {
-            fifty_live_queries(todos, if todos > 10_000 { 10 } else { 100 }, 100);
+            fifty_live_queries(todos, if todos > 10_000 { 10 } else { 100 }, fifty_samples);
         }
     }
 }

@@ -520,7 +520,7 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
 }
 
 /// Compare two values as one sort key orders them (direction, NULLs first or last).
-fn compare_key(k: &SortKey, x: &Value, y: &Value) -> Ordering {
+pub(crate) fn compare_key(k: &SortKey, x: &Value, y: &Value) -> Ordering {
     match (x.is_null(), y.is_null()) {
         (true, true) => Ordering::Equal,
         (true, false) => {

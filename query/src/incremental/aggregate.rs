@@ -7,7 +7,7 @@
 //! the multiset of values in order, so deleting the minimum finds the next; DISTINCT aggregates
 //! keep a count per value and feed the inner accumulator on 0 → 1 and 1 → 0.
 
-use super::{Delta, IncrementalError, Operator, TableDeltas, same_row};
+use super::{Delta, IncrementalError, Operator, TableDeltas, same_value};
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{ExactSum, HashMap, Row, agg_input, to_f64};
@@ -93,22 +93,25 @@ impl AggregateOperator {
                 return Err(IncrementalError::NotRetractable("a group lost rows it did not have"));
             }
             // With GROUP BY a group exists while it has rows; without, the one row always does.
-            let now = match group.rows > 0 || self.group_by.is_empty() {
-                true => {
-                    let mut row = key.clone();
-                    for (aggregate, call) in group.aggregates.iter().zip(&self.calls) {
-                        row.push(aggregate.value(call.ty)?);
-                    }
-                    Some(row)
-                }
-                false => None,
-            };
-            let unchanged = match (&group.shown, &now) {
-                (Some(a), Some(b)) => same_row(a, b),
-                (None, None) => true,
-                _ => false,
+            let exists = group.rows > 0 || self.group_by.is_empty();
+            // Compared before a row is made: a batch that moves rows between groups touches
+            // many groups whose counts end where they began.
+            let unchanged = match &group.shown {
+                Some(shown) if exists => shows(shown, key.len(), &group.aggregates, &self.calls)?,
+                None => !exists,
+                Some(_) => false,
             };
             if !unchanged {
+                let now = match exists {
+                    true => {
+                        let mut row = key.clone();
+                        for (aggregate, call) in group.aggregates.iter().zip(&self.calls) {
+                            row.push(aggregate.value(call.ty)?);
+                        }
+                        Some(row)
+                    }
+                    false => None,
+                };
                 if let Some(old) = group.shown.take() {
                     out.push((old, -1));
                 }
@@ -123,6 +126,18 @@ impl AggregateOperator {
         }
         Ok(out)
     }
+}
+
+/// Whether `shown` (a group's key values, then its aggregates) still shows the aggregates'
+/// values, bit for bit ([`same_value`]).
+fn shows(shown: &[Value], key_len: usize, aggregates: &[Aggregate], calls: &[AggCall]) -> Result<bool, QueryError> {
+    let Some(values) = shown.get(key_len..).filter(|v| v.len() == aggregates.len()) else { return Ok(false) };
+    for ((aggregate, call), value) in aggregates.iter().zip(calls).zip(values) {
+        if !same_value(&aggregate.value(call.ty)?, value) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One aggregate of one group: its accumulator, and for `f(DISTINCT x)` how many rows hold

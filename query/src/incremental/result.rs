@@ -17,8 +17,8 @@
 use super::{IncrementalError, Sink, Top};
 use crate::error::QueryError;
 use crate::eval::eval;
-use crate::exec::{Row, compare_keys, compare_rows};
-use crate::plan::{SortKey, TypedExpr};
+use crate::exec::{Row, compare_key, compare_keys, compare_rows};
+use crate::plan::{ExprKind, SortKey, TypedExpr};
 use crate::value::Value;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
@@ -27,7 +27,7 @@ use std::rc::Rc;
 
 #[derive(Debug)]
 pub(super) struct OrderedResult<R> {
-    keys: Rc<[SortKey]>,
+    order: Rc<Order>,
     offset: usize,
     limit: Option<usize>,
     /// The outer projection that drops columns added only to sort by.
@@ -69,8 +69,18 @@ impl<R: Clone> OrderedResult<R> {
             }
             None => usize::MAX,
         };
+        // Keys that are columns of the row (what the planner makes of `ORDER BY n` when `n` is
+        // shown) are compared in place: a changed row costs no evaluated copy of its key.
+        let columns = top
+            .keys
+            .iter()
+            .map(|k| match k.expr.kind {
+                ExprKind::Column(i) => Some(i),
+                _ => None,
+            })
+            .collect();
         OrderedResult {
-            keys: top.keys.into(),
+            order: Rc::new(Order { keys: top.keys.to_vec(), columns }),
             offset,
             limit,
             output: top.output.map(<[TypedExpr]>::to_vec),
@@ -91,10 +101,18 @@ impl<R: Clone> OrderedResult<R> {
         // Summed first, so a row retracted and added again in one step is no change: sorted,
         // then equal rows merged (the first one kept, as a map would keep it).
         let mut net: Vec<(OrderedRow, i64)> = Vec::new();
-        let keys = &self.keys;
+        let order = &self.order;
         feed(&mut |row, weight| {
-            let key = keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?;
-            net.push((OrderedRow { key, row: row.into_owned(), keys: keys.clone() }, weight));
+            let key = match &order.columns {
+                Some(columns) => {
+                    if let Some(c) = columns.iter().find(|c| **c >= row.len()) {
+                        return Err(QueryError::eval(format!("row has no column {c}")).into());
+                    }
+                    Vec::new()
+                }
+                None => order.keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?,
+            };
+            net.push((OrderedRow { key, row: row.into_owned(), order: order.clone() }, weight));
             Ok(())
         })?;
         net.sort_by(|a, b| a.0.cmp(&b.0));
@@ -127,6 +145,15 @@ impl<R: Clone> OrderedResult<R> {
                 if self.dropped == 0 {
                     self.bound = None;
                 }
+            } else if weight > 0
+                && self.kept >= self.capacity
+                && self.rows.last_key_value().is_some_and(|(l, _)| row > *l)
+            {
+                // After every kept row while they fill the capacity: inserted, it would be the
+                // last and dropped at once (as below). A batch that moves many rows to the top
+                // of a top-10 costs no insertion for most of them.
+                self.dropped += weight;
+                self.bound = Some(row);
             } else if weight > 0 {
                 self.rows.insert(row, Entry { count: weight, rendered: OnceCell::new() });
                 self.kept = add_count(self.kept, weight);
@@ -211,17 +238,36 @@ fn add_count(kept: usize, weight: i64) -> usize {
     if weight >= 0 { kept.saturating_add(magnitude) } else { kept.saturating_sub(magnitude) }
 }
 
-/// A result row with its sort key values, ordered as the result shows it.
+/// How the result is ordered: the ORDER BY keys and, when every key is a column of the row,
+/// their positions (the keys are then read from the row, not stored with it).
+#[derive(Debug)]
+struct Order {
+    keys: Vec<SortKey>,
+    columns: Option<Vec<usize>>,
+}
+
+/// A result row with its sort key values (none when they are columns of the row), ordered as
+/// the result shows it.
 #[derive(Debug, Clone)]
 struct OrderedRow {
     key: Vec<Value>,
     row: Row,
-    keys: Rc<[SortKey]>,
+    order: Rc<Order>,
 }
 
 impl Ord for OrderedRow {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_keys(&self.key, &other.key, &self.keys).then_with(|| compare_rows(&self.row, &other.row))
+        let keys = &self.order.keys;
+        let by_keys = match &self.order.columns {
+            Some(columns) => keys
+                .iter()
+                .zip(columns)
+                .map(|(k, &c)| compare_key(k, &self.row[c], &other.row[c]))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal),
+            None => compare_keys(&self.key, &other.key, keys),
+        };
+        by_keys.then_with(|| compare_rows(&self.row, &other.row))
     }
 }
 
