@@ -41,15 +41,24 @@ use result::OrderedResult;
 pub use result::TOP_K_SLACK;
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// Rows with signed multiplicities: `+n` adds `n` copies of the row, `-n` removes them.
 pub type Delta = Vec<(Row, i64)>;
 
+/// A changed row as a step's changes hold it: shared, so the caller can hand over rows it
+/// keeps itself (the client's replica keeps its typed rows as these) without copying them.
+pub type SharedRow = Rc<[Value]>;
+
 /// The changes of one step, by table (`namespace.table`): rows aligned to the table's columns.
 /// Each table's rows are shared, not owned: a commit builds them once and every dataflow
 /// reading the table borrows the same copy, whose operators copy only the rows they keep.
-pub type TableDeltas = std::collections::HashMap<String, Arc<[(Row, i64)]>>;
+pub type TableDeltas = std::collections::HashMap<String, Rc<[(SharedRow, i64)]>>;
+
+/// A table's changes for [`TableDeltas`] from owned rows.
+pub fn shared_delta(delta: Delta) -> Rc<[(SharedRow, i64)]> {
+    delta.into_iter().map(|(row, weight)| (SharedRow::from(row), weight)).collect()
+}
 
 /// Why a plan is not maintained incrementally. The caller runs it from scratch instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,7 +191,10 @@ impl<R: Clone> Dataflow<R> {
         for table in plan.tables() {
             let name = table.qualified_name();
             if !tables.contains(&name) {
-                initial.insert(name.clone(), source.scan(table)?.map(|row| (row.to_vec(), 1)).collect::<Arc<[_]>>());
+                initial.insert(
+                    name.clone(),
+                    source.scan(table)?.map(|row| (SharedRow::from(row), 1)).collect::<Rc<[_]>>(),
+                );
                 tables.push(name);
             }
         }
@@ -299,7 +311,7 @@ impl Operator {
         match self {
             Operator::Scan { table, width } => {
                 for (row, weight) in scanned(table, *width, changes)? {
-                    sink(Cow::Borrowed(row), *weight)?;
+                    sink(Cow::Borrowed(&row[..]), *weight)?;
                 }
                 Ok(())
             }
@@ -355,7 +367,7 @@ fn emit(delta: Delta, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
 
 /// The changes of `table` in this step, borrowed; fails if a row does not have the table's
 /// `width` columns.
-fn scanned<'a>(table: &str, width: usize, changes: &'a TableDeltas) -> Result<&'a [(Row, i64)], QueryError> {
+fn scanned<'a>(table: &str, width: usize, changes: &'a TableDeltas) -> Result<&'a [(SharedRow, i64)], QueryError> {
     let delta = changes.get(table).map_or(&[][..], |rows| &rows[..]);
     match delta.iter().find(|(row, _)| row.len() != width) {
         Some((row, _)) => {
