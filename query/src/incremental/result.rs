@@ -115,8 +115,29 @@ impl<R: Clone> OrderedResult<R> {
             net.push((OrderedRow { key, row: row.into_owned(), order: order.clone() }, weight));
             Ok(())
         })?;
-        net.sort_by(|a, b| a.0.cmp(&b.0));
         let mut changed = false;
+        // Rows at or after the bound are not kept, before this step or after it: they are
+        // only counted, so they need not be sorted (a batch that moves a top-10's rows retracts
+        // hundreds of them).
+        if let Some(bound) = &self.bound {
+            let mut beyond = 0;
+            net.retain(|(row, weight)| {
+                let keep = *row < *bound;
+                if !keep {
+                    beyond += weight;
+                    changed = true;
+                }
+                keep
+            });
+            self.dropped += beyond;
+            if self.dropped < 0 {
+                return Err(IncrementalError::NotRetractable("a result row was retracted twice"));
+            }
+            if self.dropped == 0 {
+                self.bound = None;
+            }
+        }
+        net.sort_by(|a, b| a.0.cmp(&b.0));
         let mut net = net.into_iter().peekable();
         while let Some((row, mut weight)) = net.next() {
             while let Some((_, w)) = net.next_if(|(next, _)| *next == row) {
