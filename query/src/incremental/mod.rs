@@ -33,7 +33,7 @@ mod result;
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{DataSource, HashMap, Row};
-use crate::plan::{Node, Plan, SortKey, TypedExpr};
+use crate::plan::{ExprKind, Node, Plan, SortKey, TypedExpr};
 use crate::value::Value;
 use aggregate::AggregateOperator;
 use join::JoinOperator;
@@ -165,6 +165,9 @@ impl<'a> Top<'a> {
 #[derive(Debug)]
 pub struct Dataflow<R = Row> {
     root: Operator,
+    /// The columns the root picks when it is a projection of columns only: the result then
+    /// takes the projection's input and makes the projected row itself.
+    root_columns: Option<Vec<usize>>,
     result: OrderedResult<R>,
     tables: Vec<String>,
 }
@@ -198,12 +201,15 @@ impl<R: Clone> Dataflow<R> {
                 tables.push(name);
             }
         }
-        let mut dataflow =
-            Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top, slack), tables };
+        let root = Operator::build(top.body)?;
+        let root_columns = match &root {
+            Operator::Project { exprs, .. } => column_positions(exprs),
+            _ => None,
+        };
+        let mut dataflow = Dataflow { root, root_columns, result: OrderedResult::new(&top, slack), tables };
         // Not `apply`: that skips steps without changes, and an aggregate without GROUP BY
         // has a row even over empty tables.
-        let root = &mut dataflow.root;
-        dataflow.result.apply(|sink| root.stream(&initial, sink))?;
+        dataflow.step(&initial)?;
         Ok(dataflow)
     }
 
@@ -219,8 +225,20 @@ impl<R: Clone> Dataflow<R> {
         if !self.tables.iter().any(|t| changes.get(t).is_some_and(|d| !d.is_empty())) {
             return Ok(false);
         }
-        let root = &mut self.root;
-        self.result.apply(|sink| root.stream(changes, sink))
+        self.step(changes)
+    }
+
+    /// Feeds one step's changes through the operators into the result. A projection of
+    /// columns at the root is left to the result, which makes the projected row only for rows
+    /// it may keep (most rows a batch moves in or out of a top-10 are only counted).
+    fn step(&mut self, changes: &TableDeltas) -> Result<bool, IncrementalError> {
+        let Dataflow { root, result, root_columns, .. } = self;
+        match (root, root_columns) {
+            (Operator::Project { input, .. }, Some(columns)) => {
+                result.apply(Some(columns), |sink| input.stream(changes, sink))
+            }
+            (root, _) => result.apply(None, |sink| root.stream(changes, sink)),
+        }
     }
 
     /// The current result, as [`crate::execute`] gives it: in ORDER BY order (ties broken by
@@ -352,6 +370,17 @@ impl Operator {
             }
         }
     }
+}
+
+/// The column each expression picks, if every one is a plain column reference.
+fn column_positions(exprs: &[TypedExpr]) -> Option<Vec<usize>> {
+    exprs
+        .iter()
+        .map(|e| match e.kind {
+            ExprKind::Column(i) => Some(i),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Where an operator's output rows go, one at a time: a row (borrowed from the step's changes,

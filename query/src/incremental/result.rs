@@ -20,6 +20,7 @@ use crate::eval::eval;
 use crate::exec::{Row, compare_key, compare_keys, compare_rows};
 use crate::plan::{ExprKind, SortKey, TypedExpr};
 use crate::value::Value;
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -93,16 +94,37 @@ impl<R: Clone> OrderedResult<R> {
     }
 
     /// Applies the change of the result's input; returns whether any row's count changed.
-    /// `feed` passes the change row by row to the sink it is given.
+    /// `feed` passes the change row by row to the sink it is given. With `projection`, the
+    /// fed rows are the input of a projection picking those columns, which is applied here.
     pub(super) fn apply(
         &mut self,
+        projection: Option<&[usize]>,
         feed: impl FnOnce(&mut Sink<'_>) -> Result<(), IncrementalError>,
     ) -> Result<bool, IncrementalError> {
         // Summed first, so a row retracted and added again in one step is no change: sorted,
         // then equal rows merged (the first one kept, as a map would keep it).
         let mut net: Vec<(OrderedRow, i64)> = Vec::new();
         let order = &self.order;
+        // Rows at or after the bound (of the rows not kept) are only counted (see below);
+        // through a projection they are recognised before the projected row is made.
+        let bound = self.bound.as_ref();
+        let mut beyond_unprojected = 0;
+        let mut any_beyond_unprojected = false;
         feed(&mut |row, weight| {
+            let row = match projection {
+                Some(columns) => {
+                    if let Some(c) = columns.iter().find(|c| **c >= row.len()) {
+                        return Err(QueryError::eval(format!("row has no column {c}")).into());
+                    }
+                    if bound.is_some_and(|bound| order.at_or_after(&row, columns, bound)) {
+                        beyond_unprojected += weight;
+                        any_beyond_unprojected = true;
+                        return Ok(());
+                    }
+                    Cow::Owned(columns.iter().map(|&c| row[c].clone()).collect())
+                }
+                None => row,
+            };
             let key = match &order.columns {
                 Some(columns) => {
                     if let Some(c) = columns.iter().find(|c| **c >= row.len()) {
@@ -115,12 +137,12 @@ impl<R: Clone> OrderedResult<R> {
             net.push((OrderedRow { key, row: row.into_owned(), order: order.clone() }, weight));
             Ok(())
         })?;
-        let mut changed = false;
+        let mut changed = any_beyond_unprojected;
         // Rows at or after the bound are not kept, before this step or after it: they are
         // only counted, so they need not be sorted (a batch that moves a top-10's rows retracts
         // hundreds of them).
         if let Some(bound) = &self.bound {
-            let mut beyond = 0;
+            let mut beyond = beyond_unprojected;
             net.retain(|(row, weight)| {
                 let keep = *row < *bound;
                 if !keep {
@@ -265,6 +287,31 @@ fn add_count(kept: usize, weight: i64) -> usize {
 struct Order {
     keys: Vec<SortKey>,
     columns: Option<Vec<usize>>,
+}
+
+impl Order {
+    /// Whether the row that picking `columns` of `input` makes orders at or after `bound`,
+    /// compared without making it (false when the keys are not columns: then it is made).
+    /// The caller checked that `columns` are within `input`.
+    fn at_or_after(&self, input: &[Value], columns: &[usize], bound: &OrderedRow) -> bool {
+        let Some(key_columns) = &self.columns else { return false };
+        let picked = |i: usize| columns.get(i).and_then(|&c| input.get(c));
+        let mut by_keys = Ordering::Equal;
+        for (k, &c) in self.keys.iter().zip(key_columns) {
+            let (Some(x), Some(y)) = (picked(c), bound.row.get(c)) else { return false };
+            by_keys = compare_key(k, x, y);
+            if by_keys.is_ne() {
+                break;
+            }
+        }
+        let whole = by_keys.then_with(|| {
+            (0..columns.len().min(bound.row.len()))
+                .filter_map(|i| Some(picked(i)?.sort_cmp(&bound.row[i])))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+        whole.is_ge()
+    }
 }
 
 /// A result row with its sort key values (none when they are columns of the row), ordered as
