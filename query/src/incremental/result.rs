@@ -10,6 +10,9 @@
 //! dropped, the step fails with [`IncrementalError::Exhausted`] and the caller computes the
 //! result again from scratch (which keeps a full set again).
 //!
+//! Rows at or after the first row not kept (`bound`) are only counted, never sorted or stored,
+//! and behind a projection of columns they are recognised before the projected row is made.
+//!
 //! Each row also holds the caller's rendering of it (e.g. as JSON), made the first time the row
 //! is read and kept while the row stays: a row that changes is another row, so it is rendered
 //! again, and a result of many rows of which few changed costs few renderings.
@@ -327,6 +330,7 @@ impl Ord for OrderedRow {
     fn cmp(&self, other: &Self) -> Ordering {
         let keys = &self.order.keys;
         let by_keys = match &self.order.columns {
+            // The positions were checked against every row when it entered the result.
             Some(columns) => keys
                 .iter()
                 .zip(columns)
