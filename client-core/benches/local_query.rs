@@ -286,6 +286,7 @@ fn fifty_rerun(todos: usize, rerun_samples: usize) {
 fn fifty_maintained(todos: usize, samples: usize) {
     // Maintained: every live query is fed the commit's row changes.
     let (mut e, table) = engine_with(todos);
+    let started = Instant::now();
     let mut views: Vec<LiveView> = fifty_queries(&table)
         .iter()
         .map(|sql| {
@@ -294,6 +295,10 @@ fn fifty_maintained(todos: usize, samples: usize) {
             view
         })
         .collect();
+    println!(
+        "{todos} rows, 50 live queries: started (first results) in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     // Time of the refreshes by query kind (the index modulo 3 in `fifty_queries`), summed over
     // the samples of the current case.
     let mut by_kind = [0.0f64; 3];

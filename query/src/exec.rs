@@ -59,6 +59,13 @@ pub type Row = Vec<Value>;
 pub trait DataSource {
     /// All rows of `table`.
     fn scan<'a>(&'a self, table: &TableSchema) -> Result<Box<dyn Iterator<Item = &'a [Value]> + 'a>>;
+
+    /// All rows of `table` as shared rows, when the source keeps them so: a dataflow's first
+    /// step then takes them as they are instead of copying each one. `None` (the default): the
+    /// rows of [`DataSource::scan`] are copied.
+    fn scan_shared(&self, _table: &TableSchema) -> Result<Option<Vec<crate::incremental::SharedRow>>> {
+        Ok(None)
+    }
 }
 
 /// Run `plan` to completion.

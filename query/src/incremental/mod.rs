@@ -194,10 +194,11 @@ impl<R: Clone> Dataflow<R> {
         for table in plan.tables() {
             let name = table.qualified_name();
             if !tables.contains(&name) {
-                initial.insert(
-                    name.clone(),
-                    source.scan(table)?.map(|row| (SharedRow::from(row), 1)).collect::<Rc<[_]>>(),
-                );
+                let rows: Rc<[_]> = match source.scan_shared(table)? {
+                    Some(rows) => rows.into_iter().map(|row| (row, 1)).collect(),
+                    None => source.scan(table)?.map(|row| (SharedRow::from(row), 1)).collect(),
+                };
+                initial.insert(name.clone(), rows);
                 tables.push(name);
             }
         }
