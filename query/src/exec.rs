@@ -500,9 +500,12 @@ struct Group {
     seen: Vec<Option<HashSet<Value>>>,
 }
 
+/// Where rows go one at a time (borrowed).
+type RowSink<'a> = dyn FnMut(&[Value]) -> Result<()> + 'a;
+
 /// GROUP BY and aggregates over the rows `feed` passes to the function it is given, in order.
 fn aggregate(
-    feed: &mut dyn FnMut(&mut dyn FnMut(&[Value]) -> Result<()>) -> Result<()>,
+    feed: &mut dyn FnMut(&mut RowSink<'_>) -> Result<()>,
     group_by: &[TypedExpr],
     aggs: &[AggCall],
 ) -> Result<Vec<Row>> {
