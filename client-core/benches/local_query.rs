@@ -105,7 +105,14 @@ fn time_query(e: &SyncEngine, sql: &str, runs: usize) -> Vec<f64> {
 fn main() {
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    // `LOCAL_QUERY_ROWS=100000` runs one table size only; `LOCAL_QUERY_SAMPLES=n` takes n
+    // samples of each maintained case of `fifty` (for a profiler: `perf record` of a long run).
+    let only_rows: Option<usize> = std::env::var("LOCAL_QUERY_ROWS").ok().and_then(|v| v.parse().ok());
+    let fifty_samples = std::env::var("LOCAL_QUERY_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     for (todos, runs) in [(1_000, 300), (100_000, 30)] {
+        if only_rows.is_some_and(|rows| rows != todos) {
+            continue;
+        }
         if run("queries") {
             queries(todos, runs);
         }
@@ -116,7 +123,7 @@ fn main() {
             live_write_with_pending_writes(todos, 10_000, 100);
         }
         if run("fifty") {
-            fifty_live_queries(todos, if todos > 10_000 { 10 } else { 100 }, 100);
+            fifty_live_queries(todos, if todos > 10_000 { 10 } else { 100 }, fifty_samples);
         }
     }
 }
@@ -279,6 +286,7 @@ fn fifty_rerun(todos: usize, rerun_samples: usize) {
 fn fifty_maintained(todos: usize, samples: usize) {
     // Maintained: every live query is fed the commit's row changes.
     let (mut e, table) = engine_with(todos);
+    let started = Instant::now();
     let mut views: Vec<LiveView> = fifty_queries(&table)
         .iter()
         .map(|sql| {
@@ -287,10 +295,27 @@ fn fifty_maintained(todos: usize, samples: usize) {
             view
         })
         .collect();
-    let mut refresh_all = |e: &SyncEngine, fx: &Effects| {
-        for view in &mut views {
+    println!(
+        "{todos} rows, 50 live queries: started (first results) in {:.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    // Time of the refreshes by query kind (the index modulo 3 in `fifty_queries`), summed over
+    // the samples of the current case.
+    let mut by_kind = [0.0f64; 3];
+    let mut refresh_all = |e: &SyncEngine, fx: &Effects, by_kind: &mut [f64; 3]| {
+        for (i, view) in views.iter_mut().enumerate() {
+            let t = Instant::now();
             std::hint::black_box(view.refresh(e.replica(), &fx.touched, &fx.changes));
+            by_kind[i % 3] += t.elapsed().as_secs_f64() * 1e6;
         }
+    };
+    let report_kinds = |what: &str, by_kind: &mut [f64; 3]| {
+        let [filters, top_tens, group_bys] = by_kind.map(|t| t / samples as f64);
+        println!(
+            "{todos} rows, 50 live queries:   {what} refreshes by kind, mean: 17 filters {filters:.0} µs, \
+             17 top-10s {top_tens:.0} µs, 16 GROUP BYs {group_bys:.0} µs"
+        );
+        *by_kind = [0.0; 3];
     };
     // The commit (the engine applying the write or batch, which also reads the changed rows)
     // and the 50 refreshes are timed apart too, to show where the time goes.
@@ -299,7 +324,7 @@ fn fifty_maintained(todos: usize, samples: usize) {
         let t = Instant::now();
         let fx = insert(&mut e, &table, format!("live{i:06}"), i);
         let committed = t.elapsed().as_secs_f64() * 1e6;
-        refresh_all(&e, &fx);
+        refresh_all(&e, &fx, &mut by_kind);
         let total = t.elapsed().as_secs_f64() * 1e6;
         local.push(total);
         local_commit.push(committed);
@@ -308,12 +333,13 @@ fn fifty_maintained(todos: usize, samples: usize) {
     report(&format!("{todos} rows, 50 live queries: local write -> 50 results, incremental"), local);
     report(&format!("{todos} rows, 50 live queries:   of which the local write"), local_commit);
     report(&format!("{todos} rows, 50 live queries:   of which the 50 refreshes"), local_refresh);
+    report_kinds("local write:", &mut by_kind);
     let (mut synced, mut synced_commit, mut synced_refresh) = (vec![], vec![], vec![]);
     for i in 0..samples {
         let t = Instant::now();
         let fx = synced_batch(&mut e, i, 2 + i as i64);
         let committed = t.elapsed().as_secs_f64() * 1e6;
-        refresh_all(&e, &fx);
+        refresh_all(&e, &fx, &mut by_kind);
         let total = t.elapsed().as_secs_f64() * 1e6;
         synced.push(total);
         synced_commit.push(committed);
@@ -322,6 +348,7 @@ fn fifty_maintained(todos: usize, samples: usize) {
     report(&format!("{todos} rows, 50 live queries: synced batch of 1,000 changes -> 50 results, incremental"), synced);
     report(&format!("{todos} rows, 50 live queries:   of which the batch"), synced_commit);
     report(&format!("{todos} rows, 50 live queries:   of which the 50 refreshes"), synced_refresh);
+    report_kinds("synced batch:", &mut by_kind);
 }
 
 /// One local write → the live result, re-run versus maintained, for three query shapes. Each

@@ -22,7 +22,7 @@ use crate::query::{JsonRow, LocalPlan, LocalQuery, LocalQueryError, NotMaintaine
 use crate::replica::{Replica, RowChanges};
 use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported};
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// One live query and what keeps its result current.
 pub struct LiveView {
@@ -125,7 +125,7 @@ impl LiveView {
             if changed.generation != *generation {
                 return Step::Invalid;
             }
-            deltas.insert(table.clone(), Arc::clone(changed.delta()));
+            deltas.insert(table.clone(), Rc::clone(changed.delta()));
         }
         let step = match dataflow.apply(&deltas) {
             Ok(false) => Step::Unchanged,
@@ -209,6 +209,7 @@ mod tests {
     use crate::protocol::ws::{MutationKind, MutationOp};
     use crate::store::{OutboxEntry, StoreOp, SubscriptionId, pk_key};
     use serde_json::{Value as Json, json};
+    use std::sync::Arc;
 
     fn record(id: &str, table: &str, columns: &[(&str, &str)]) -> StoreOp {
         crate::test_support::subscription(id, table, columns, "id")

@@ -346,6 +346,18 @@ impl DataSource for TypedRows {
             .ok_or_else(|| QueryError::UnknownTable(qualified.clone()))?;
         Ok(Box::new(rows.iter().map(|row| &row[..])))
     }
+
+    /// The replica's typed rows are shared already: a live query's first step takes them
+    /// without copying a table's rows.
+    fn scan_shared(&self, table: &TableSchema) -> kalamdb_query::Result<Option<Vec<TypedRow>>> {
+        let qualified = table.qualified_name();
+        let (_, rows) = self
+            .tables
+            .iter()
+            .find(|(t, _)| *t == qualified)
+            .ok_or_else(|| QueryError::UnknownTable(qualified.clone()))?;
+        Ok(Some(rows.clone()))
+    }
 }
 
 /// Why a subscription's SQL is refused before it reaches the server.

@@ -31,7 +31,6 @@ use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The meta key holding the replica's user (see [`Replica::user`]).
@@ -114,7 +113,7 @@ pub struct TableRowChanges {
     /// `rows` as a dataflow's delta, made at the first [`TableRowChanges::delta`] and shared
     /// by every live query on the table. Emptied by [`RowChanges::absorb`], the only change to
     /// `rows` after [`Replica::apply`] returns them.
-    delta: OnceCell<Arc<[(kalamdb_query::Row, i64)]>>,
+    delta: OnceCell<Rc<[(TypedRow, i64)]>>,
 }
 
 /// One row before and after a change, as local queries see it (pending writes applied).
@@ -130,14 +129,15 @@ impl TableRowChanges {
     }
 
     /// The changed rows as a dataflow's delta: each row's old value `-1`, its new value `+1`.
-    /// Made once and shared, so the live queries of a commit do not each copy its rows.
-    pub fn delta(&self) -> &Arc<[(kalamdb_query::Row, i64)]> {
+    /// Made once and shared, so the live queries of a commit do not each copy its rows; the
+    /// rows themselves are the replica's typed rows, shared too.
+    pub fn delta(&self) -> &Rc<[(TypedRow, i64)]> {
         self.delta.get_or_init(|| {
             self.rows
                 .values()
                 .flat_map(|change| {
-                    let old = change.old.iter().map(|row| (row.to_vec(), -1));
-                    old.chain(change.new.iter().map(|row| (row.to_vec(), 1)))
+                    let old = change.old.iter().map(|row| (Rc::clone(row), -1));
+                    old.chain(change.new.iter().map(|row| (Rc::clone(row), 1)))
                 })
                 .collect()
         })
@@ -194,10 +194,10 @@ impl Replica {
             let id = rec.id.clone();
             r.subs.entry(id).or_default().record = Some(rec);
         }
-        for (sub, pk, row) in s.rows {
+        for (sub, rows) in s.rows {
             // Rows of a subscription whose record is gone are leftovers; skip them.
             if let Some(d) = r.subs.get_mut(&sub) {
-                d.rows.insert(pk, row);
+                d.rows = rows;
             }
         }
         r.outbox = Outbox::from_entries(s.outbox);
@@ -510,11 +510,13 @@ impl Replica {
         let mut cache = self.typed.borrow_mut();
         if cache.get(table).is_none_or(|t| t.columns != columns) {
             let mut rows = BTreeMap::new();
-            for d in &merged.subs {
+            for (i, d) in merged.subs.iter().enumerate() {
                 for (key, row) in &d.rows {
-                    if !rows.contains_key(key) {
-                        rows.insert(key.clone(), typed_row(table, row, columns)?);
+                    // The first subscription with a key wins: only later ones look it up.
+                    if i > 0 && rows.contains_key(key) {
+                        continue;
                     }
+                    rows.insert(key.clone(), typed_row(table, row, columns)?);
                 }
             }
             let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);

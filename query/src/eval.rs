@@ -9,6 +9,7 @@ use crate::value::{
     MICROS_PER_DAY, Value, date_trunc, decimal_to_f64, digits, float_to_decimal, format_float, parse_date,
     parse_decimal, parse_timestamp, pow10, rescale,
 };
+use std::borrow::Cow;
 use std::cmp::Ordering;
 
 /// Evaluate `e` over `row` (values aligned to the expression's input schema).
@@ -50,6 +51,12 @@ pub fn eval(e: &TypedExpr, row: &[Value]) -> Result<Value> {
                 (Value::Boolean(false), Value::Boolean(false)) => Value::Boolean(false),
                 _ => Value::Null,
             }
+        }
+        ExprKind::Binary { op, left, right } if op.is_comparison() => {
+            // Compared in place: a column or a literal is not copied (a live query's filter
+            // runs on every changed row of every batch).
+            let (l, r) = (operand(left, row)?, operand(right, row)?);
+            compare(*op, &l, &r)
         }
         ExprKind::Binary { op, left, right } => {
             let (l, r) = (eval(left, row)?, eval(right, row)?);
@@ -128,17 +135,33 @@ fn div_zero() -> QueryError {
 }
 
 /// Comparison, concatenation and arithmetic on two non-NULL values; `ty` is the result type.
+/// The value of a column or a literal, borrowed; any other expression evaluated.
+fn operand<'a>(e: &'a TypedExpr, row: &'a [Value]) -> Result<Cow<'a, Value>> {
+    match &e.kind {
+        ExprKind::Column(i) => {
+            row.get(*i).map(Cow::Borrowed).ok_or_else(|| QueryError::eval(format!("row has no column {i}")))
+        }
+        ExprKind::Literal(v) => Ok(Cow::Borrowed(v)),
+        _ => eval(e, row).map(Cow::Owned),
+    }
+}
+
+/// A comparison operator applied: NULL if either side is NULL or they do not compare.
+fn compare(op: BinaryOp, l: &Value, r: &Value) -> Value {
+    let Some(ord) = l.sql_cmp(r) else { return Value::Null };
+    Value::Boolean(match op {
+        BinaryOp::Eq => ord == Ordering::Equal,
+        BinaryOp::NotEq => ord != Ordering::Equal,
+        BinaryOp::Lt => ord == Ordering::Less,
+        BinaryOp::LtEq => ord != Ordering::Greater,
+        BinaryOp::Gt => ord == Ordering::Greater,
+        _ => ord != Ordering::Less,
+    })
+}
+
 fn binary(op: BinaryOp, l: Value, r: Value, ty: DataType) -> Result<Value> {
     if op.is_comparison() {
-        let Some(ord) = l.sql_cmp(&r) else { return Ok(Value::Null) };
-        return Ok(Value::Boolean(match op {
-            BinaryOp::Eq => ord == Ordering::Equal,
-            BinaryOp::NotEq => ord != Ordering::Equal,
-            BinaryOp::Lt => ord == Ordering::Less,
-            BinaryOp::LtEq => ord != Ordering::Greater,
-            BinaryOp::Gt => ord == Ordering::Greater,
-            _ => ord != Ordering::Less,
-        }));
+        return Ok(compare(op, &l, &r));
     }
     if op == BinaryOp::Concat {
         return Ok(Value::Text(format!("{l}{r}")));

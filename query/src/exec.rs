@@ -59,6 +59,13 @@ pub type Row = Vec<Value>;
 pub trait DataSource {
     /// All rows of `table`.
     fn scan<'a>(&'a self, table: &TableSchema) -> Result<Box<dyn Iterator<Item = &'a [Value]> + 'a>>;
+
+    /// All rows of `table` as shared rows, when the source keeps them so: a dataflow's first
+    /// step then takes them as they are instead of copying each one. `None` (the default): the
+    /// rows of [`DataSource::scan`] are copied.
+    fn scan_shared(&self, _table: &TableSchema) -> Result<Option<Vec<crate::incremental::SharedRow>>> {
+        Ok(None)
+    }
 }
 
 /// Run `plan` to completion.
@@ -115,7 +122,26 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
             let (l, r) = (execute(left, source)?, execute(right, source)?);
             hash_join(l, r, *kind, on, filter.as_ref(), right.schema.fields.len())
         }
-        Node::Aggregate { input, group_by, aggregates } => aggregate(execute(input, source)?, group_by, aggregates),
+        Node::Aggregate { input, group_by, aggregates } => {
+            // Over a (filtered) scan: aggregate the stored rows, copying none of them.
+            let scanned = match &input.node {
+                Node::Scan { table } => Some((table, None)),
+                Node::Filter { input: inner, predicate } => match &inner.node {
+                    Node::Scan { table } => Some((table, Some(predicate))),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match scanned {
+                Some((table, predicate)) => {
+                    aggregate(&mut |add| scan_where(source, table, predicate, add), group_by, aggregates)
+                }
+                None => {
+                    let rows = execute(input, source)?;
+                    aggregate(&mut |add| rows.iter().try_for_each(|r| add(r)), group_by, aggregates)
+                }
+            }
+        }
         Node::Distinct { input } => {
             let mut seen = HashSet::default();
             Ok(execute(input, source)?
@@ -474,7 +500,15 @@ struct Group {
     seen: Vec<Option<HashSet<Value>>>,
 }
 
-fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result<Vec<Row>> {
+/// Where rows go one at a time (borrowed).
+type RowSink<'a> = dyn FnMut(&[Value]) -> Result<()> + 'a;
+
+/// GROUP BY and aggregates over the rows `feed` passes to the function it is given, in order.
+fn aggregate(
+    feed: &mut dyn FnMut(&mut RowSink<'_>) -> Result<()>,
+    group_by: &[TypedExpr],
+    aggs: &[AggCall],
+) -> Result<Vec<Row>> {
     let new_group = |key: Vec<Value>| Group {
         key,
         accs: aggs.iter().map(Acc::new).collect(),
@@ -486,7 +520,7 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
         groups.push(new_group(Vec::new()));
         index.insert(Vec::new(), 0);
     }
-    for r in &rows {
+    feed(&mut |r| {
         let key = group_by.iter().map(|g| eval(g, r).map(Value::grouped)).collect::<Result<Vec<_>>>()?;
         let gi = match index.get(&key) {
             Some(i) => *i,
@@ -506,7 +540,8 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
             }
             g.accs[i].update(&v)?;
         }
-    }
+        Ok(())
+    })?;
     groups
         .into_iter()
         .map(|g| {
@@ -520,7 +555,7 @@ fn aggregate(rows: Vec<Row>, group_by: &[TypedExpr], aggs: &[AggCall]) -> Result
 }
 
 /// Compare two values as one sort key orders them (direction, NULLs first or last).
-fn compare_key(k: &SortKey, x: &Value, y: &Value) -> Ordering {
+pub(crate) fn compare_key(k: &SortKey, x: &Value, y: &Value) -> Ordering {
     match (x.is_null(), y.is_null()) {
         (true, true) => Ordering::Equal,
         (true, false) => {

@@ -7,7 +7,7 @@
 //! when the query has ORDER BY (ties are broken by the row's values on both sides, so the
 //! order is total). Seeded, so a failure names its seed and query and reproduces.
 
-use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported, check_supported};
+use kalamdb_query::incremental::{Dataflow, IncrementalError, TableDeltas, Unsupported, check_supported, shared_delta};
 use kalamdb_query::value::{parse_decimal, parse_timestamp};
 use kalamdb_query::{ColumnDef, DataType, MemoryTables, QueryError, Row, Value, execute, plan};
 use std::collections::HashMap;
@@ -142,7 +142,7 @@ impl Tables {
                 _ => {}
             }
         }
-        changes.into_iter().map(|(table, delta)| (table, delta.into())).collect()
+        changes.into_iter().map(|(table, delta)| (table, shared_delta(delta))).collect()
     }
 }
 
@@ -403,7 +403,7 @@ fn lists_and_todos(lists: Vec<Row>, todos: Vec<Row>) -> MemoryTables {
 }
 
 fn changes(table: &str, delta: Vec<(Row, i64)>) -> TableDeltas {
-    TableDeltas::from([(format!("app.{table}"), delta.into())])
+    TableDeltas::from([(format!("app.{table}"), shared_delta(delta))])
 }
 
 fn maintained(sql: &str, tables: &MemoryTables) -> Dataflow {

@@ -146,11 +146,24 @@ impl IndexedDbStore {
     async fn read(&self) -> Result<Contents, StoreError> {
         let tx = self.db.transaction(STORES).with_mode(TransactionMode::Readonly).build().map_err(idb_err)?;
         let mut requests = Vec::with_capacity(STORES.len());
+        let mut done = Vec::with_capacity(STORES.len());
         for name in STORES {
             let store = tx.object_store(name).map_err(idb_err)?;
-            requests.push(store.as_sys().get_all().map_err(js_err)?);
+            let request = store.as_sys().get_all().map_err(js_err)?;
+            done.push(finished(&request));
+            requests.push(request);
         }
-        tx.commit().await.map_err(idb_err)?;
+        // Each request is awaited, not the transaction: Chromium fires `complete` on a
+        // read-only transaction that was `commit()`ed before large `getAll` results have
+        // arrived (seen with a 400,000-row replica: the requests were still pending, and the
+        // replica could not be opened at all). Dropping `tx` afterwards ends it.
+        for (request, done) in requests.iter().zip(done) {
+            if wasm_bindgen_futures::JsFuture::from(done).await.is_err() {
+                let error = request.error().ok().flatten().map_or(JsValue::UNDEFINED, JsValue::from);
+                return Err(js_err(error));
+            }
+        }
+        drop(tx);
         let [subs, outbox, meta, chunks, log] = <[IdbRequest; 5]>::try_from(requests).expect("one request per store");
 
         let mut c = Contents::default();
@@ -193,11 +206,8 @@ impl IndexedDbStore {
         let mut meta = c.meta;
         // IndexedDB orders strings by UTF-16 code unit, Rust by code point: sort like MemoryStore.
         meta.sort_by(|a, b| a.0.cmp(&b.0));
-        let rows = c
-            .rows
-            .into_iter()
-            .flat_map(|(sub, rows)| rows.into_iter().map(move |(pk, row)| (sub.clone(), pk, row)))
-            .collect();
+        let mut rows = c.rows;
+        rows.retain(|_, rows| !rows.is_empty());
         Ok(Snapshot { subscriptions: c.subscriptions.into_values().collect(), rows, outbox, meta })
     }
 
@@ -471,6 +481,14 @@ impl Plan {
         let text = serde_json::to_string(value).map_err(json_err)?;
         self.push(items, target, Action::Put, &RecordOut { k: key, v: &text })
     }
+}
+
+/// Resolves when `request` succeeds; rejects (with the error event) when it fails.
+fn finished(request: &IdbRequest) -> js_sys::Promise {
+    js_sys::Promise::new(&mut |resolve, reject| {
+        request.set_onsuccess(Some(&resolve));
+        request.set_onerror(Some(&reject));
+    })
 }
 
 /// The `(k, v)` of every record a finished `getAll()` returned.

@@ -157,10 +157,15 @@ impl KalamClient {
                 let name = o.db_name.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
                     JsError::new("storage \"indexeddb\" needs dbName (one database per user and server)")
                 })?;
-                let store = idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?;
                 if o.multi_tab.unwrap_or(true) && tabs::supported() {
-                    return Self::open_shared(config, name, store, tokens, want_online);
+                    // The leader lock is taken before the client starts, so that its load is the
+                    // only one (see tabs); asked for while the database opens.
+                    let lock = tabs::lock_if_free(name).map_err(|e| JsError::new(&e))?;
+                    let store = idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?;
+                    let held = lock.await.map_err(|_| JsError::new("the Web Lock request was dropped"))?;
+                    return Self::open_shared(config, name, store, tokens, want_online, held);
                 }
+                let store = idb::IndexedDbStore::open(name).await.map_err(|e| JsError::new(&e.to_string()))?;
                 Box::new(store)
             }
             other => return Err(JsError::new(&format!("unknown storage '{other}' (use \"memory\" or \"indexeddb\")"))),
@@ -170,13 +175,14 @@ impl KalamClient {
     }
 
     /// A client on a replica shared with other tabs: offline under a client id of its own
-    /// until it leads sync.
+    /// until it leads sync (at once with `held`, the leader lock taken before the start).
     fn open_shared(
         mut config: ClientConfig,
         db_name: &str,
         store: idb::IndexedDbStore,
         tokens: TokenSource,
         want_online: bool,
+        held: Option<js_sys::Function>,
     ) -> Result<KalamClient, JsError> {
         let p = platform::JsPlatform;
         let tab_id = uuid_v7(p.now_ms(), || p.random_u32());
@@ -187,8 +193,8 @@ impl KalamClient {
         let client = sync::start(config, p, store, tokens);
         // Joined in the same turn as the start: the store loads later, so every commit
         // posted after that load arrives here.
-        let tabs =
-            tabs::Tabs::join(db_name, tab_id, client.clone(), channel, want_online).map_err(|e| JsError::new(&e))?;
+        let tabs = tabs::Tabs::join(db_name, tab_id, client.clone(), channel, want_online, held)
+            .map_err(|e| JsError::new(&e))?;
         Ok(KalamClient { client, tabs: Some(tabs) })
     }
 

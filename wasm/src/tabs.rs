@@ -14,6 +14,9 @@
 //! - The leader posts its status; followers report it as their own (online, syncing, ...).
 //! - When the leader closes or its tab goes away, the lock passes to another tab, which
 //!   reloads the replica from IndexedDB (the cursors the old leader committed) and connects.
+//! - A tab that finds the lock free when it opens ([`lock_if_free`]) leads from the start:
+//!   its client loads the replica after the lock is held, so that load already has everything
+//!   a leader committed, and no second load follows (a large replica loads once, not twice).
 
 use crate::idb::IndexedDbStore;
 use futures::StreamExt;
@@ -208,9 +211,10 @@ impl Shared {
         }
     }
 
-    /// This tab got the lock: start from what the store holds now, then connect.
-    async fn lead(self: Rc<Self>) {
-        let reloaded = self.client.reload().await;
+    /// This tab got the lock: start from what the store holds now (reloaded, unless the
+    /// client's own load came after the lock), then connect.
+    async fn lead(self: Rc<Self>, reload: bool) {
+        let reloaded = if reload { self.client.reload().await } else { Ok(()) };
         let (pending, online) = {
             let mut st = self.state.borrow_mut();
             if st.closed {
@@ -246,6 +250,36 @@ pub struct Tabs {
     _on_lock: Closure<dyn FnMut(JsValue) -> JsValue>,
 }
 
+/// Asks for the leader lock of replica `db_name`, granted only if no tab holds it now (asked
+/// at once; the answer comes later): the function that releases it, or `None` when another
+/// tab leads. A client started after a lock arrived loads a replica no other tab is syncing
+/// into, so it can lead without reloading it ([`Tabs::join`] with the lock).
+pub fn lock_if_free(db_name: &str) -> Result<oneshot::Receiver<Option<js_sys::Function>>, String> {
+    let locks = lock_manager().ok_or("no Web Locks in this environment")?;
+    let (tx, rx) = oneshot::channel::<Option<js_sys::Function>>();
+    let callback = Closure::once_into_js(move |lock: JsValue| -> JsValue {
+        if lock.is_null() {
+            let _ = tx.send(None);
+            return js_sys::Promise::resolve(&JsValue::UNDEFINED).into();
+        }
+        // The lock is held until this promise resolves: at close, or with the tab.
+        let mut release = None;
+        let hold = js_sys::Promise::new(&mut |resolve, _| release = Some(resolve));
+        if let Err(Some(release)) = tx.send(release) {
+            // Nobody waits for it any more (the open was abandoned): give it back.
+            let _ = release.call0(&JsValue::UNDEFINED);
+        }
+        hold.into()
+    });
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE).map_err(|e| format!("{e:?}"))?;
+    let granted = locks.request_with_options(&format!("kalamdb-leader:{db_name}"), &options, callback.unchecked_ref());
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = wasm_bindgen_futures::JsFuture::from(granted).await;
+    });
+    Ok(rx)
+}
+
 /// The channel a replica's tabs talk on.
 pub fn channel(db_name: &str) -> Result<BroadcastChannel, String> {
     BroadcastChannel::new(&format!("kalamdb:{db_name}")).map_err(|e| format!("cannot open BroadcastChannel: {e:?}"))
@@ -255,13 +289,15 @@ impl Tabs {
     /// Joins the tabs of replica `db_name` with `client`, whose store posts its commits on
     /// `channel` and which must have started offline under the session client id `tab_id`.
     /// Call before yielding to the event loop, so no message posted after the client's store
-    /// load goes unseen.
+    /// load goes unseen. `held`: the release function of the leader lock, when
+    /// [`lock_if_free`] took it before the client started; this tab then leads at once.
     pub fn join(
         db_name: &str,
         tab_id: String,
         client: Client,
         channel: BroadcastChannel,
         want_online: bool,
+        held: Option<js_sys::Function>,
     ) -> Result<Tabs, String> {
         let locks = lock_manager().ok_or("no Web Locks in this environment")?;
         let state = State { want_online, ..State::default() };
@@ -286,21 +322,31 @@ impl Tabs {
             };
             // The lock is held until this promise resolves: at close, or with the tab.
             let hold = js_sys::Promise::new(&mut |resolve, _| shared.state.borrow_mut().release = Some(resolve));
-            wasm_bindgen_futures::spawn_local(shared.lead());
+            // Other tabs may have committed since this client loaded the store.
+            wasm_bindgen_futures::spawn_local(shared.lead(true));
             hold.into()
         });
         let abort = AbortController::new().map_err(|e| format!("cannot create AbortController: {e:?}"))?;
-        let options = js_sys::Object::new();
-        js_sys::Reflect::set(&options, &"signal".into(), &abort.signal()).expect("set on a plain object");
-        let granted = locks.request_with_options(
-            &format!("kalamdb-leader:{db_name}"),
-            &options,
-            on_lock.as_ref().unchecked_ref(),
-        );
-        // Rejects with AbortError when closed while still waiting: nothing to do then.
-        wasm_bindgen_futures::spawn_local(async move {
-            let _ = wasm_bindgen_futures::JsFuture::from(granted).await;
-        });
+        match held {
+            Some(release) => {
+                shared.state.borrow_mut().release = Some(release);
+                // The client's load comes after the lock: it is current, no reload.
+                wasm_bindgen_futures::spawn_local(shared.clone().lead(false));
+            }
+            None => {
+                let options = js_sys::Object::new();
+                js_sys::Reflect::set(&options, &"signal".into(), &abort.signal()).expect("set on a plain object");
+                let granted = locks.request_with_options(
+                    &format!("kalamdb-leader:{db_name}"),
+                    &options,
+                    on_lock.as_ref().unchecked_ref(),
+                );
+                // Rejects with AbortError when closed while still waiting: nothing to do then.
+                wasm_bindgen_futures::spawn_local(async move {
+                    let _ = wasm_bindgen_futures::JsFuture::from(granted).await;
+                });
+            }
+        }
 
         // The leader's outcomes and status, for the followers.
         let mut events = shared.client.events();

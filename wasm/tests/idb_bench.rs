@@ -104,18 +104,18 @@ async fn bench_store_commits() {
 
     let start = now_ms();
     let snapshot = store.load().await.unwrap();
-    assert_eq!(snapshot.rows.len(), ROWS);
+    assert_eq!(snapshot.row_count(), ROWS);
     print("IndexedDbStore::load from the row log", ROWS, now_ms() - start);
 
     // Folding the log into chunks (normally once the log outgrows 32 MB and the chunks).
     store.set_compaction_threshold(0);
     let start = now_ms();
-    let row = snapshot.rows[0].2.clone();
-    store.commit(vec![StoreOp::PutRow { sub: sub.clone(), pk: snapshot.rows[0].1.clone(), row }]).await.unwrap();
+    let (pk, row) = snapshot.rows[&sub].first_key_value().unwrap();
+    store.commit(vec![StoreOp::PutRow { sub: sub.clone(), pk: pk.clone(), row: row.clone() }]).await.unwrap();
     assert_eq!(store.compactions(), 1);
     print("commit with a compaction of everything", ROWS, now_ms() - start);
     let start = now_ms();
-    assert_eq!(store.load().await.unwrap().rows.len(), ROWS);
+    assert_eq!(store.load().await.unwrap().row_count(), ROWS);
     print("IndexedDbStore::load from chunks", ROWS, now_ms() - start);
     drop(store);
     IndexedDbStore::delete(&name).await.unwrap();

@@ -36,13 +36,11 @@ impl ReplicaStore for MemoryStore {
         outbox.sort_by(|a, b| {
             a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
         });
+        let mut rows = s.rows.clone();
+        rows.retain(|_, rows| !rows.is_empty());
         let snapshot = Snapshot {
             subscriptions: s.subs.values().cloned().collect(),
-            rows: s
-                .rows
-                .iter()
-                .flat_map(|(sub, rows)| rows.iter().map(|(pk, row)| (sub.clone(), pk.clone(), row.clone())))
-                .collect(),
+            rows,
             outbox,
             meta: s.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         };

@@ -120,14 +120,27 @@ pub enum StoreOp {
     },
 }
 
+/// The rows of one subscription by primary-key text ([`pk_key`]).
+pub type SubscriptionRows = BTreeMap<String, Row>;
+
 /// Everything a store holds, as loaded at start.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub subscriptions: Vec<SubscriptionRecord>,
-    pub rows: Vec<(SubscriptionId, String, Row)>,
+    /// Each subscription's rows (subscriptions without rows are absent). Grouped as the replica
+    /// keeps them, so loading a large replica moves each map into place instead of inserting
+    /// every row again.
+    pub rows: BTreeMap<SubscriptionId, SubscriptionRows>,
     /// Ordered by `(created_ms, client_id, seq)`.
     pub outbox: Vec<OutboxEntry>,
     pub meta: Vec<(String, Value)>,
+}
+
+impl Snapshot {
+    /// The number of rows of all subscriptions.
+    pub fn row_count(&self) -> usize {
+        self.rows.values().map(BTreeMap::len).sum()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -7,7 +7,7 @@
 //! the multiset of values in order, so deleting the minimum finds the next; DISTINCT aggregates
 //! keep a count per value and feed the inner accumulator on 0 → 1 and 1 → 0.
 
-use super::{Delta, IncrementalError, Operator, TableDeltas, same_row};
+use super::{Delta, IncrementalError, Operator, TableDeltas, same_value};
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{ExactSum, HashMap, Row, agg_input, to_f64};
@@ -22,7 +22,12 @@ pub(super) struct AggregateOperator {
     input: Operator,
     group_by: Vec<TypedExpr>,
     calls: Vec<AggCall>,
-    groups: HashMap<Vec<Value>, Group>,
+    /// Where each group is in `slots`, by its key. A step notes the groups it touches by
+    /// place, so a batch touching a thousand groups copies no key and looks none up twice.
+    index: HashMap<Vec<Value>, usize>,
+    /// The groups; `None` is a place freed by a group that lost its last row, reused next.
+    slots: Vec<Option<Group>>,
+    free: Vec<usize>,
     /// Without GROUP BY the one group exists before any row arrives; its first row is emitted
     /// by the first step.
     started: bool,
@@ -30,6 +35,8 @@ pub(super) struct AggregateOperator {
 
 #[derive(Debug)]
 struct Group {
+    /// The GROUP BY values (as GROUP BY compares them).
+    key: Vec<Value>,
     /// Input rows in the group (their weights summed).
     rows: i64,
     aggregates: Vec<Aggregate>,
@@ -40,75 +47,112 @@ struct Group {
 }
 
 impl Group {
-    fn new(calls: &[AggCall]) -> Group {
-        Group { rows: 0, aggregates: calls.iter().map(Aggregate::new).collect(), shown: None, touched: false }
+    fn new(key: Vec<Value>, calls: &[AggCall]) -> Group {
+        Group { key, rows: 0, aggregates: calls.iter().map(Aggregate::new).collect(), shown: None, touched: false }
     }
+}
+
+/// Adds a group with `key` (not present yet); returns its place.
+fn add_group(
+    index: &mut HashMap<Vec<Value>, usize>,
+    slots: &mut Vec<Option<Group>>,
+    free: &mut Vec<usize>,
+    key: &[Value],
+    calls: &[AggCall],
+) -> usize {
+    let group = Some(Group::new(key.to_vec(), calls));
+    let slot = match free.pop() {
+        Some(slot) => {
+            slots[slot] = group;
+            slot
+        }
+        None => {
+            slots.push(group);
+            slots.len() - 1
+        }
+    };
+    index.insert(key.to_vec(), slot);
+    slot
+}
+
+fn missing_group() -> IncrementalError {
+    IncrementalError::NotRetractable("a touched group went missing")
 }
 
 impl AggregateOperator {
     pub(super) fn new(input: Operator, group_by: Vec<TypedExpr>, calls: Vec<AggCall>) -> AggregateOperator {
-        AggregateOperator { input, group_by, calls, groups: HashMap::default(), started: false }
+        AggregateOperator {
+            input,
+            group_by,
+            calls,
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            started: false,
+        }
     }
 
     pub(super) fn step(&mut self, changes: &TableDeltas) -> Result<Delta, IncrementalError> {
-        // The groups this step changes, each once, in the order they were first touched
-        // (`Group::touched` marks them, so a row of a group already touched costs no copy of
-        // its key).
-        let mut touched: Vec<Vec<Value>> = Vec::new();
-        if !self.started && self.group_by.is_empty() {
-            let mut group = Group::new(&self.calls);
-            group.touched = true;
-            self.groups.insert(Vec::new(), group);
-            touched.push(Vec::new());
+        let AggregateOperator { input, group_by, calls, index, slots, free, started } = self;
+        // The places of the groups this step changes, each once, in the order they were first
+        // touched (`Group::touched` marks them).
+        let mut touched: Vec<usize> = Vec::new();
+        if !*started && group_by.is_empty() {
+            let slot = add_group(index, slots, free, &[], calls);
+            if let Some(group) = slots[slot].as_mut() {
+                group.touched = true;
+            }
+            touched.push(slot);
         }
-        self.started = true;
-        let AggregateOperator { input, group_by, calls, groups, .. } = self;
+        *started = true;
         let mut key: Vec<Value> = Vec::with_capacity(group_by.len());
         input.stream(changes, &mut |row, weight| {
             key.clear();
             for g in group_by.iter() {
                 key.push(eval(g, &row)?.grouped());
             }
-            let group = match groups.get_mut(&key[..]) {
-                Some(group) => group,
-                None => groups.entry(key.clone()).or_insert_with(|| Group::new(calls)),
+            let slot = match index.get(&key[..]) {
+                Some(slot) => *slot,
+                None => add_group(index, slots, free, &key, calls),
             };
+            let group = slots.get_mut(slot).and_then(Option::as_mut).ok_or_else(missing_group)?;
             group.rows += weight;
             for (aggregate, call) in group.aggregates.iter_mut().zip(calls.iter()) {
                 aggregate.add(agg_input(call, &row)?, weight)?;
             }
             if !group.touched {
                 group.touched = true;
-                touched.push(key.clone());
+                touched.push(slot);
             }
             Ok(())
         })?;
         let mut out = Vec::new();
-        for key in touched {
-            let Some(group) = self.groups.get_mut(&key) else {
-                return Err(IncrementalError::NotRetractable("a touched group went missing"));
-            };
+        for slot in touched {
+            let group = slots.get_mut(slot).and_then(Option::as_mut).ok_or_else(missing_group)?;
             group.touched = false;
             if group.rows < 0 {
                 return Err(IncrementalError::NotRetractable("a group lost rows it did not have"));
             }
             // With GROUP BY a group exists while it has rows; without, the one row always does.
-            let now = match group.rows > 0 || self.group_by.is_empty() {
-                true => {
-                    let mut row = key.clone();
-                    for (aggregate, call) in group.aggregates.iter().zip(&self.calls) {
-                        row.push(aggregate.value(call.ty)?);
-                    }
-                    Some(row)
-                }
-                false => None,
-            };
-            let unchanged = match (&group.shown, &now) {
-                (Some(a), Some(b)) => same_row(a, b),
-                (None, None) => true,
-                _ => false,
+            let exists = group.rows > 0 || group_by.is_empty();
+            // Compared before a row is made: a batch that moves rows between groups touches
+            // many groups whose counts end where they began.
+            let unchanged = match &group.shown {
+                Some(shown) if exists => shows(shown, group.key.len(), &group.aggregates, calls)?,
+                None => !exists,
+                Some(_) => false,
             };
             if !unchanged {
+                let now = match exists {
+                    true => {
+                        let mut row = group.key.clone();
+                        for (aggregate, call) in group.aggregates.iter().zip(calls.iter()) {
+                            row.push(aggregate.value(call.ty)?);
+                        }
+                        Some(row)
+                    }
+                    false => None,
+                };
                 if let Some(old) = group.shown.take() {
                     out.push((old, -1));
                 }
@@ -117,12 +161,27 @@ impl AggregateOperator {
                 }
                 group.shown = now;
             }
-            if group.rows == 0 && !self.group_by.is_empty() {
-                self.groups.remove(&key);
+            if group.rows == 0 && !group_by.is_empty() {
+                if let Some(gone) = slots[slot].take() {
+                    index.remove(&gone.key);
+                }
+                free.push(slot);
             }
         }
         Ok(out)
     }
+}
+
+/// Whether `shown` (a group's key values, then its aggregates) still shows the aggregates'
+/// values, bit for bit ([`same_value`]).
+fn shows(shown: &[Value], key_len: usize, aggregates: &[Aggregate], calls: &[AggCall]) -> Result<bool, QueryError> {
+    let Some(values) = shown.get(key_len..).filter(|v| v.len() == aggregates.len()) else { return Ok(false) };
+    for ((aggregate, call), value) in aggregates.iter().zip(calls).zip(values) {
+        if !same_value(&aggregate.value(call.ty)?, value) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// One aggregate of one group: its accumulator, and for `f(DISTINCT x)` how many rows hold

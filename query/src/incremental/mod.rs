@@ -33,7 +33,7 @@ mod result;
 use crate::error::QueryError;
 use crate::eval::eval;
 use crate::exec::{DataSource, HashMap, Row};
-use crate::plan::{Node, Plan, SortKey, TypedExpr};
+use crate::plan::{ExprKind, Node, Plan, SortKey, TypedExpr};
 use crate::value::Value;
 use aggregate::AggregateOperator;
 use join::JoinOperator;
@@ -41,15 +41,24 @@ use result::OrderedResult;
 pub use result::TOP_K_SLACK;
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::rc::Rc;
 
 /// Rows with signed multiplicities: `+n` adds `n` copies of the row, `-n` removes them.
 pub type Delta = Vec<(Row, i64)>;
 
+/// A changed row as a step's changes hold it: shared, so the caller can hand over rows it
+/// keeps itself (the client's replica keeps its typed rows as these) without copying them.
+pub type SharedRow = Rc<[Value]>;
+
 /// The changes of one step, by table (`namespace.table`): rows aligned to the table's columns.
 /// Each table's rows are shared, not owned: a commit builds them once and every dataflow
 /// reading the table borrows the same copy, whose operators copy only the rows they keep.
-pub type TableDeltas = std::collections::HashMap<String, Arc<[(Row, i64)]>>;
+pub type TableDeltas = std::collections::HashMap<String, Rc<[(SharedRow, i64)]>>;
+
+/// A table's changes for [`TableDeltas`] from owned rows.
+pub fn shared_delta(delta: Delta) -> Rc<[(SharedRow, i64)]> {
+    delta.into_iter().map(|(row, weight)| (SharedRow::from(row), weight)).collect()
+}
 
 /// Why a plan is not maintained incrementally. The caller runs it from scratch instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +165,9 @@ impl<'a> Top<'a> {
 #[derive(Debug)]
 pub struct Dataflow<R = Row> {
     root: Operator,
+    /// The columns the root picks when it is a projection of columns only: the result then
+    /// takes the projection's input and makes the projected row itself.
+    root_columns: Option<Vec<usize>>,
     result: OrderedResult<R>,
     tables: Vec<String>,
 }
@@ -182,16 +194,23 @@ impl<R: Clone> Dataflow<R> {
         for table in plan.tables() {
             let name = table.qualified_name();
             if !tables.contains(&name) {
-                initial.insert(name.clone(), source.scan(table)?.map(|row| (row.to_vec(), 1)).collect::<Arc<[_]>>());
+                let rows: Rc<[_]> = match source.scan_shared(table)? {
+                    Some(rows) => rows.into_iter().map(|row| (row, 1)).collect(),
+                    None => source.scan(table)?.map(|row| (SharedRow::from(row), 1)).collect(),
+                };
+                initial.insert(name.clone(), rows);
                 tables.push(name);
             }
         }
-        let mut dataflow =
-            Dataflow { root: Operator::build(top.body)?, result: OrderedResult::new(&top, slack), tables };
+        let root = Operator::build(top.body)?;
+        let root_columns = match &root {
+            Operator::Project { exprs, .. } => column_positions(exprs),
+            _ => None,
+        };
+        let mut dataflow = Dataflow { root, root_columns, result: OrderedResult::new(&top, slack), tables };
         // Not `apply`: that skips steps without changes, and an aggregate without GROUP BY
         // has a row even over empty tables.
-        let root = &mut dataflow.root;
-        dataflow.result.apply(|sink| root.stream(&initial, sink))?;
+        dataflow.step(&initial)?;
         Ok(dataflow)
     }
 
@@ -207,8 +226,20 @@ impl<R: Clone> Dataflow<R> {
         if !self.tables.iter().any(|t| changes.get(t).is_some_and(|d| !d.is_empty())) {
             return Ok(false);
         }
-        let root = &mut self.root;
-        self.result.apply(|sink| root.stream(changes, sink))
+        self.step(changes)
+    }
+
+    /// Feeds one step's changes through the operators into the result. A projection of
+    /// columns at the root is left to the result, which makes the projected row only for rows
+    /// it may keep (most rows a batch moves in or out of a top-10 are only counted).
+    fn step(&mut self, changes: &TableDeltas) -> Result<bool, IncrementalError> {
+        let Dataflow { root, result, root_columns, .. } = self;
+        match (root, root_columns) {
+            (Operator::Project { input, .. }, Some(columns)) => {
+                result.apply(Some(columns), |sink| input.stream(changes, sink))
+            }
+            (root, _) => result.apply(None, |sink| root.stream(changes, sink)),
+        }
     }
 
     /// The current result, as [`crate::execute`] gives it: in ORDER BY order (ties broken by
@@ -299,7 +330,7 @@ impl Operator {
         match self {
             Operator::Scan { table, width } => {
                 for (row, weight) in scanned(table, *width, changes)? {
-                    sink(Cow::Borrowed(row), *weight)?;
+                    sink(Cow::Borrowed(&row[..]), *weight)?;
                 }
                 Ok(())
             }
@@ -342,6 +373,17 @@ impl Operator {
     }
 }
 
+/// The column each expression picks, if every one is a plain column reference.
+fn column_positions(exprs: &[TypedExpr]) -> Option<Vec<usize>> {
+    exprs
+        .iter()
+        .map(|e| match e.kind {
+            ExprKind::Column(i) => Some(i),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Where an operator's output rows go, one at a time: a row (borrowed from the step's changes,
 /// or made by the operator and given away) and its weight.
 type Sink<'a> = dyn FnMut(Cow<'_, [Value]>, i64) -> Result<(), IncrementalError> + 'a;
@@ -355,7 +397,7 @@ fn emit(delta: Delta, sink: &mut Sink<'_>) -> Result<(), IncrementalError> {
 
 /// The changes of `table` in this step, borrowed; fails if a row does not have the table's
 /// `width` columns.
-fn scanned<'a>(table: &str, width: usize, changes: &'a TableDeltas) -> Result<&'a [(Row, i64)], QueryError> {
+fn scanned<'a>(table: &str, width: usize, changes: &'a TableDeltas) -> Result<&'a [(SharedRow, i64)], QueryError> {
     let delta = changes.get(table).map_or(&[][..], |rows| &rows[..]);
     match delta.iter().find(|(row, _)| row.len() != width) {
         Some((row, _)) => {

@@ -10,6 +10,9 @@
 //! dropped, the step fails with [`IncrementalError::Exhausted`] and the caller computes the
 //! result again from scratch (which keeps a full set again).
 //!
+//! Rows at or after the first row not kept (`bound`) are only counted, never sorted or stored,
+//! and behind a projection of columns they are recognised before the projected row is made.
+//!
 //! Each row also holds the caller's rendering of it (e.g. as JSON), made the first time the row
 //! is read and kept while the row stays: a row that changes is another row, so it is rendered
 //! again, and a result of many rows of which few changed costs few renderings.
@@ -17,9 +20,10 @@
 use super::{IncrementalError, Sink, Top};
 use crate::error::QueryError;
 use crate::eval::eval;
-use crate::exec::{Row, compare_keys, compare_rows};
-use crate::plan::{SortKey, TypedExpr};
+use crate::exec::{Row, compare_key, compare_keys, compare_rows};
+use crate::plan::{ExprKind, SortKey, TypedExpr};
 use crate::value::Value;
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -27,7 +31,7 @@ use std::rc::Rc;
 
 #[derive(Debug)]
 pub(super) struct OrderedResult<R> {
-    keys: Rc<[SortKey]>,
+    order: Rc<Order>,
     offset: usize,
     limit: Option<usize>,
     /// The outer projection that drops columns added only to sort by.
@@ -69,8 +73,18 @@ impl<R: Clone> OrderedResult<R> {
             }
             None => usize::MAX,
         };
+        // Keys that are columns of the row (what the planner makes of `ORDER BY n` when `n` is
+        // shown) are compared in place: a changed row costs no evaluated copy of its key.
+        let columns = top
+            .keys
+            .iter()
+            .map(|k| match k.expr.kind {
+                ExprKind::Column(i) => Some(i),
+                _ => None,
+            })
+            .collect();
         OrderedResult {
-            keys: top.keys.into(),
+            order: Rc::new(Order { keys: top.keys.to_vec(), columns }),
             offset,
             limit,
             output: top.output.map(<[TypedExpr]>::to_vec),
@@ -83,22 +97,72 @@ impl<R: Clone> OrderedResult<R> {
     }
 
     /// Applies the change of the result's input; returns whether any row's count changed.
-    /// `feed` passes the change row by row to the sink it is given.
+    /// `feed` passes the change row by row to the sink it is given. With `projection`, the
+    /// fed rows are the input of a projection picking those columns, which is applied here.
     pub(super) fn apply(
         &mut self,
+        projection: Option<&[usize]>,
         feed: impl FnOnce(&mut Sink<'_>) -> Result<(), IncrementalError>,
     ) -> Result<bool, IncrementalError> {
         // Summed first, so a row retracted and added again in one step is no change: sorted,
         // then equal rows merged (the first one kept, as a map would keep it).
         let mut net: Vec<(OrderedRow, i64)> = Vec::new();
-        let keys = &self.keys;
+        let order = &self.order;
+        // Rows at or after the bound (of the rows not kept) are only counted (see below);
+        // through a projection they are recognised before the projected row is made.
+        let bound = self.bound.as_ref();
+        let mut beyond_unprojected = 0;
+        let mut any_beyond_unprojected = false;
         feed(&mut |row, weight| {
-            let key = keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?;
-            net.push((OrderedRow { key, row: row.into_owned(), keys: keys.clone() }, weight));
+            let row = match projection {
+                Some(columns) => {
+                    if let Some(c) = columns.iter().find(|c| **c >= row.len()) {
+                        return Err(QueryError::eval(format!("row has no column {c}")).into());
+                    }
+                    if bound.is_some_and(|bound| order.at_or_after(&row, columns, bound)) {
+                        beyond_unprojected += weight;
+                        any_beyond_unprojected = true;
+                        return Ok(());
+                    }
+                    Cow::Owned(columns.iter().map(|&c| row[c].clone()).collect())
+                }
+                None => row,
+            };
+            let key = match &order.columns {
+                Some(columns) => {
+                    if let Some(c) = columns.iter().find(|c| **c >= row.len()) {
+                        return Err(QueryError::eval(format!("row has no column {c}")).into());
+                    }
+                    Vec::new()
+                }
+                None => order.keys.iter().map(|k| eval(&k.expr, &row)).collect::<Result<Vec<_>, _>>()?,
+            };
+            net.push((OrderedRow { key, row: row.into_owned(), order: order.clone() }, weight));
             Ok(())
         })?;
+        let mut changed = any_beyond_unprojected;
+        // Rows at or after the bound are not kept, before this step or after it: they are
+        // only counted, so they need not be sorted (a batch that moves a top-10's rows retracts
+        // hundreds of them).
+        if let Some(bound) = &self.bound {
+            let mut beyond = beyond_unprojected;
+            net.retain(|(row, weight)| {
+                let keep = *row < *bound;
+                if !keep {
+                    beyond += weight;
+                    changed = true;
+                }
+                keep
+            });
+            self.dropped += beyond;
+            if self.dropped < 0 {
+                return Err(IncrementalError::NotRetractable("a result row was retracted twice"));
+            }
+            if self.dropped == 0 {
+                self.bound = None;
+            }
+        }
         net.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut changed = false;
         let mut net = net.into_iter().peekable();
         while let Some((row, mut weight)) = net.next() {
             while let Some((_, w)) = net.next_if(|(next, _)| *next == row) {
@@ -127,6 +191,15 @@ impl<R: Clone> OrderedResult<R> {
                 if self.dropped == 0 {
                     self.bound = None;
                 }
+            } else if weight > 0
+                && self.kept >= self.capacity
+                && self.rows.last_key_value().is_some_and(|(l, _)| row > *l)
+            {
+                // After every kept row while they fill the capacity: inserted, it would be the
+                // last and dropped at once (as below). A batch that moves many rows to the top
+                // of a top-10 costs no insertion for most of them.
+                self.dropped += weight;
+                self.bound = Some(row);
             } else if weight > 0 {
                 self.rows.insert(row, Entry { count: weight, rendered: OnceCell::new() });
                 self.kept = add_count(self.kept, weight);
@@ -211,17 +284,62 @@ fn add_count(kept: usize, weight: i64) -> usize {
     if weight >= 0 { kept.saturating_add(magnitude) } else { kept.saturating_sub(magnitude) }
 }
 
-/// A result row with its sort key values, ordered as the result shows it.
+/// How the result is ordered: the ORDER BY keys and, when every key is a column of the row,
+/// their positions (the keys are then read from the row, not stored with it).
+#[derive(Debug)]
+struct Order {
+    keys: Vec<SortKey>,
+    columns: Option<Vec<usize>>,
+}
+
+impl Order {
+    /// Whether the row that picking `columns` of `input` makes orders at or after `bound`,
+    /// compared without making it (false when the keys are not columns: then it is made).
+    /// The caller checked that `columns` are within `input`.
+    fn at_or_after(&self, input: &[Value], columns: &[usize], bound: &OrderedRow) -> bool {
+        let Some(key_columns) = &self.columns else { return false };
+        let picked = |i: usize| columns.get(i).and_then(|&c| input.get(c));
+        let mut by_keys = Ordering::Equal;
+        for (k, &c) in self.keys.iter().zip(key_columns) {
+            let (Some(x), Some(y)) = (picked(c), bound.row.get(c)) else { return false };
+            by_keys = compare_key(k, x, y);
+            if by_keys.is_ne() {
+                break;
+            }
+        }
+        let whole = by_keys.then_with(|| {
+            (0..columns.len().min(bound.row.len()))
+                .filter_map(|i| Some(picked(i)?.sort_cmp(&bound.row[i])))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        });
+        whole.is_ge()
+    }
+}
+
+/// A result row with its sort key values (none when they are columns of the row), ordered as
+/// the result shows it.
 #[derive(Debug, Clone)]
 struct OrderedRow {
     key: Vec<Value>,
     row: Row,
-    keys: Rc<[SortKey]>,
+    order: Rc<Order>,
 }
 
 impl Ord for OrderedRow {
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_keys(&self.key, &other.key, &self.keys).then_with(|| compare_rows(&self.row, &other.row))
+        let keys = &self.order.keys;
+        let by_keys = match &self.order.columns {
+            // The positions were checked against every row when it entered the result.
+            Some(columns) => keys
+                .iter()
+                .zip(columns)
+                .map(|(k, &c)| compare_key(k, &self.row[c], &other.row[c]))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal),
+            None => compare_keys(&self.key, &other.key, keys),
+        };
+        by_keys.then_with(|| compare_rows(&self.row, &other.row))
     }
 }
 
