@@ -336,27 +336,26 @@ impl TypedRows {
     }
 }
 
-impl DataSource for TypedRows {
-    fn scan<'a>(&'a self, table: &TableSchema) -> kalamdb_query::Result<Box<dyn Iterator<Item = &'a [Value]> + 'a>> {
+impl TypedRows {
+    fn table(&self, table: &TableSchema) -> kalamdb_query::Result<&Vec<TypedRow>> {
         let qualified = table.qualified_name();
-        let (_, rows) = self
-            .tables
+        self.tables
             .iter()
             .find(|(t, _)| *t == qualified)
-            .ok_or_else(|| QueryError::UnknownTable(qualified.clone()))?;
-        Ok(Box::new(rows.iter().map(|row| &row[..])))
+            .map(|(_, rows)| rows)
+            .ok_or(QueryError::UnknownTable(qualified))
+    }
+}
+
+impl DataSource for TypedRows {
+    fn scan<'a>(&'a self, table: &TableSchema) -> kalamdb_query::Result<Box<dyn Iterator<Item = &'a [Value]> + 'a>> {
+        Ok(Box::new(self.table(table)?.iter().map(|row| &row[..])))
     }
 
     /// The replica's typed rows are shared already: a live query's first step takes them
     /// without copying a table's rows.
     fn scan_shared(&self, table: &TableSchema) -> kalamdb_query::Result<Option<Vec<TypedRow>>> {
-        let qualified = table.qualified_name();
-        let (_, rows) = self
-            .tables
-            .iter()
-            .find(|(t, _)| *t == qualified)
-            .ok_or_else(|| QueryError::UnknownTable(qualified.clone()))?;
-        Ok(Some(rows.clone()))
+        Ok(Some(self.table(table)?.clone()))
     }
 }
 

@@ -100,14 +100,7 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
         Node::Project { input, exprs } => {
             let project = |r: &[Value]| exprs.iter().map(|e| eval(e, r)).collect::<Result<Row>>();
             // Over a (filtered) scan: compute the output from the stored rows, copying nothing else.
-            let scanned = match &input.node {
-                Node::Scan { table } => Some((table, None)),
-                Node::Filter { input: inner, predicate } => match &inner.node {
-                    Node::Scan { table } => Some((table, Some(predicate))),
-                    _ => None,
-                },
-                _ => None,
-            };
+            let scanned = scan_with_filter(input);
             if let Some((table, predicate)) = scanned {
                 let mut out = Vec::new();
                 scan_where(source, table, predicate, &mut |r| {
@@ -124,14 +117,7 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
         }
         Node::Aggregate { input, group_by, aggregates } => {
             // Over a (filtered) scan: aggregate the stored rows, copying none of them.
-            let scanned = match &input.node {
-                Node::Scan { table } => Some((table, None)),
-                Node::Filter { input: inner, predicate } => match &inner.node {
-                    Node::Scan { table } => Some((table, Some(predicate))),
-                    _ => None,
-                },
-                _ => None,
-            };
+            let scanned = scan_with_filter(input);
             match scanned {
                 Some((table, predicate)) => {
                     aggregate(&mut |add| scan_where(source, table, predicate, add), group_by, aggregates)
@@ -167,6 +153,19 @@ pub fn execute(plan: &Plan, source: &dyn DataSource) -> Result<Vec<Row>> {
                 None => rows.collect(),
             })
         }
+    }
+}
+
+/// `Scan` or `Filter` over a `Scan`: the table and the filter, so that the step above can
+/// read the stored rows in place instead of copying them.
+fn scan_with_filter(plan: &Plan) -> Option<(&TableSchema, Option<&TypedExpr>)> {
+    match &plan.node {
+        Node::Scan { table } => Some((table, None)),
+        Node::Filter { input, predicate } => match &input.node {
+            Node::Scan { table } => Some((table, Some(predicate))),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
