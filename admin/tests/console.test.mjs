@@ -396,8 +396,8 @@ test('the live view reconnects after a dropped connection and catches up', async
 
 test('a live query is listed in system.live_queries and killed from the console', async () => {
   // Alice's client: a subscription over the WebSocket from a page of its own.
-  // (Chromium asks this page's origin for /favicon.ico: 400, no such endpoint.)
-  const client = await newPage({ allow: [/status of 400/] });
+  // (Chromium asks this page's origin for /favicon.ico: 404, no such endpoint.)
+  const client = await newPage({ allow: [/status of 404/] });
   await client.goto(`${server.url}/health`);
   const liveId = await client.evaluate(async () => {
     const login = await fetch('/v1/api/auth/login', {

@@ -11,6 +11,9 @@ pub type Result<T, E = KalamError> = std::result::Result<T, E>;
 pub enum KalamError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// The path is not an endpoint of this server.
+    #[error("{0}")]
+    NoSuchEndpoint(String),
     #[error("{0}")]
     Parse(String),
     #[error("{0}")]
@@ -94,6 +97,7 @@ impl KalamError {
         use KalamError::*;
         match self {
             InvalidRequest(_) => ErrorCode::InvalidRequest,
+            NoSuchEndpoint(_) => ErrorCode::NotFound,
             Parse(_) => ErrorCode::ParseError,
             Validation(_) => ErrorCode::ValidationError,
             NotSupported(_) => ErrorCode::NotSupported,

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// The request body is not the expected JSON shape.
     InvalidRequest,
+    /// HTTP only: the path is not an endpoint of this server (or one turned off, such as a
+    /// disabled admin console).
+    NotFound,
     /// The SQL text does not parse.
     ParseError,
     /// The statement parses but is invalid: wrong types, missing NOT NULL values, bad options.
@@ -59,7 +62,7 @@ impl ErrorCode {
             InvalidRequest | ParseError | ValidationError | NotSupported | TooManyStatements => 400,
             Unauthorized | AccountLocked => 401,
             Forbidden => 403,
-            NamespaceNotFound | TableNotFound | UserNotFound => 404,
+            NotFound | NamespaceNotFound | TableNotFound | UserNotFound => 404,
             AlreadyExists | DuplicateKey | InUse => 409,
             TooLarge => 413,
             Timeout => 408,

@@ -29,7 +29,7 @@ impl IntoResponse for StatementError {
 }
 
 pub(crate) async fn not_found() -> StatementError {
-    KalamError::InvalidRequest("no such endpoint".into()).into()
+    KalamError::NoSuchEndpoint("no such endpoint".into()).into()
 }
 
 /// Response for a handler that panicked (logged; the client gets a plain internal error).

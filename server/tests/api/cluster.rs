@@ -543,7 +543,7 @@ async fn the_cluster_port_refuses_forged_and_malformed_messages() {
     // The client port does not serve cluster messages.
     let client_url = format!("{}/cluster/v1/raft/vote", cluster.nodes[1].base);
     let r = client.post(&client_url).header("x-kalamdb-cluster-token", &token).json(&vote).send().await.unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["message"], json!("no such endpoint"), "{body}");
     cluster.nodes[0].sql_ok(&Auth::root(), "CREATE NAMESPACE still_works").await;
