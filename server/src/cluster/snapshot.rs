@@ -308,10 +308,16 @@ impl<W: Write> ChecksummedTar<W> {
         append_bytes(&mut self.tar, name, bytes)
     }
 
-    /// Appends the file at `path` as `name` (hashed first: snapshot files do not change).
+    /// Appends the file at `path` as `name`, hashing it as it is copied (one read).
     fn file(&mut self, path: &Path, name: &Path) -> std::io::Result<()> {
-        self.sums.insert(name.to_string_lossy().into_owned(), sha256_of(path)?);
-        self.tar.append_path_with_name(path, name)
+        use sha2::Digest;
+        let file = std::fs::File::open(path)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata(&file.metadata()?);
+        let mut reading = HashingReader { inner: file, hasher: sha2::Sha256::new() };
+        self.tar.append_data(&mut header, name, &mut reading)?;
+        self.sums.insert(name.to_string_lossy().into_owned(), format!("{:x}", reading.hasher.finalize()));
+        Ok(())
     }
 
     /// Appends every file under `dir`, as `name/...`.
@@ -332,6 +338,21 @@ impl<W: Write> ChecksummedTar<W> {
         let sums = serde_json::to_vec_pretty(&self.sums).map_err(std::io::Error::other)?;
         append_bytes(&mut self.tar, CHECKSUMS_FILE, &sums)?;
         self.tar.into_inner()
+    }
+}
+
+/// Hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 

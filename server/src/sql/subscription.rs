@@ -69,7 +69,7 @@ pub(crate) fn plan(cx: &ExecContext<'_>, sql: &str) -> Result<LiveQuery> {
     };
     let table = cx.resolve_table(&crate::sql::dml::table_ref(name)?)?;
     cx.check_read(&table)?;
-    let subscribed = SubscribedTable::new(&table, &cx.principal.username)?;
+    let subscribed = SubscribedTable::new(&table, &cx.principal.username);
     kalamdb_query::plan(sql, &subscribed, &[]).map_err(language_error)?;
     let alias = alias.as_ref().map(|a| ident_name(&a.name));
 
@@ -197,7 +197,7 @@ struct SubscribedTable {
 }
 
 impl SubscribedTable {
-    fn new(table: &TableDef, user: &str) -> Result<SubscribedTable> {
+    fn new(table: &TableDef, user: &str) -> SubscribedTable {
         use kalamdb_query::{ColumnDef, DataType};
         let mut columns = Vec::with_capacity(table.columns.len() + 2);
         for c in &table.columns {
@@ -213,7 +213,7 @@ impl SubscribedTable {
             columns,
             primary_key: vec![table.primary_key],
         };
-        Ok(SubscribedTable { schema, user: user.to_string() })
+        SubscribedTable { schema, user: user.to_string() }
     }
 }
 
