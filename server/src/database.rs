@@ -116,7 +116,8 @@ impl Database {
         };
         let backup_signer = ManifestSigner::new(bootstrap::backup_key(config.storage.backup_key.as_deref(), data_dir)?);
         let auth = Authenticator::new(catalog.clone(), config.auth.clone(), &secret)?;
-        let cold = Arc::new(ColdStore::new(data_dir.join("storage")));
+        let replicated_manifests = config.cluster.enabled().then(|| store.clone());
+        let cold = Arc::new(ColdStore::new(data_dir.join("storage"), replicated_manifests));
         for storage in catalog.storages() {
             // A storage that cannot be opened only affects its own tables, whose reads fail.
             if let Err(e) = cold.add_storage(&storage) {

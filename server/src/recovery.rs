@@ -86,7 +86,7 @@ async fn recover_flush(db: &Database, table: &Arc<TableDef>, pending: &PendingFi
         }
         None => Vec::new(),
     };
-    let removed = remove_hot_rows(db, table, partition, &flushed, key).await?;
+    let removed = remove_hot_rows(db, table, partition, &flushed, Some(key)).await?;
     tracing::info!(
         table = %table.qualified_name(),
         "recovered an interrupted flush: batch {} {} ({} hot rows removed)",

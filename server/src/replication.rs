@@ -28,6 +28,23 @@ pub(crate) enum Command {
     Statement(ReplicatedStatement),
     /// A login's outcome for an existing account: every node counts every node's failures.
     Login(crate::auth::LoginRecord),
+    /// A file the leader flushed to a shared storage (see [`ReplicatedFlush`]).
+    Flush(ReplicatedFlush),
+}
+
+/// A partition's hot rows flushed by the leader into one file on a shared storage. Every
+/// node applies it alike ([`crate::flush::apply_replicated`]): it lists the file and removes
+/// the hot rows the file holds — every hot version of the partition with `_updated` up to
+/// `through`, since the leader flushed all it had at one point of the log and later writes
+/// are stamped later. Refused (the file is then not listed, and the leader deletes it) unless
+/// the partition still lists what the leader read: `base` is the manifest's `next_batch` then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicatedFlush {
+    pub table: TableId,
+    pub partition: Partition,
+    pub base: u64,
+    pub file: crate::cold::manifest::FileEntry,
+    pub through: i64,
 }
 
 /// The writes of one statement or one mutation message, planned by the leader.

@@ -304,6 +304,10 @@ pub(crate) struct StorageDef {
 pub(crate) enum StorageLocation {
     Filesystem {
         path: std::path::PathBuf,
+        /// Every node of a cluster mounts this same directory (a network filesystem): the
+        /// cluster then keeps one copy of the files, as in an object store.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        shared: bool,
     },
     S3 {
         bucket: String,
@@ -324,10 +328,20 @@ impl StorageLocation {
         }
     }
 
+    /// Whether every node of a cluster reaches the same files through it: an object store, or
+    /// a directory marked `SHARED`. Only such storages are usable in a cluster, whose
+    /// flushes then write each file once (see `docs/cluster.md`).
+    pub(crate) fn is_shared(&self) -> bool {
+        match self {
+            StorageLocation::Filesystem { shared, .. } => *shared,
+            StorageLocation::S3 { .. } => true,
+        }
+    }
+
     /// Where it points, for SHOW STORAGES: a path, or `s3://bucket/prefix`.
     pub(crate) fn uri(&self) -> String {
         match self {
-            StorageLocation::Filesystem { path } => path.display().to_string(),
+            StorageLocation::Filesystem { path, .. } => path.display().to_string(),
             StorageLocation::S3 { bucket, prefix, .. } => match prefix {
                 Some(p) => format!("s3://{bucket}/{}", p.trim_matches('/')),
                 None => format!("s3://{bucket}"),
@@ -340,7 +354,9 @@ impl StorageLocation {
 impl std::fmt::Debug for StorageLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StorageLocation::Filesystem { path } => f.debug_struct("Filesystem").field("path", path).finish(),
+            StorageLocation::Filesystem { path, shared } => {
+                f.debug_struct("Filesystem").field("path", path).field("shared", shared).finish()
+            }
             StorageLocation::S3 { bucket, prefix, region, endpoint, access_key_id, secret_access_key, allow_http } => f
                 .debug_struct("S3")
                 .field("bucket", bucket)

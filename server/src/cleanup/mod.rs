@@ -78,9 +78,14 @@ pub(crate) async fn clean_partition(
     {
         return Ok(None);
     }
+    let cold = db.cold.partition(table, partition).await?;
+    // On a shared storage in a cluster, compactions do not go through the log yet (every
+    // node rewriting the shared files would corrupt them): its files stay as flushed.
+    if cold.replicated {
+        return Ok(Some(Compaction::default()));
+    }
     // Rows are read and written through the current definition, fixed until this is done.
     let _schema = db.schema_lock.read().await;
-    let cold = db.cold.partition(table, partition).await?;
     let flushing = cold.flush_lock.lock().await;
     let table = &flush::current_definition(db, table)?;
     let manifest = cold.manifest();

@@ -25,6 +25,11 @@ pub(crate) fn start(db: Weak<Database>) {
 /// Cleans every due partition, one job per table.
 async fn run_due(db: Arc<Database>) {
     for table in flush::flushable(db.catalog.tables(None)) {
+        // On a shared storage in a cluster, compactions do not go through the log yet: its
+        // files stay as the leader flushed them.
+        if db.cold.is_replicated(&table.options.storage) {
+            continue;
+        }
         let due = match due_partitions(&db, &table).await {
             Ok(due) => due,
             Err(e) => {

@@ -6,8 +6,9 @@
 //! ```text
 //! meta.json                                        openraft's SnapshotMeta: last applied log id, members
 //! rocksdb/…                                        a RocksDB checkpoint of the node's database
-//! storage/{ns}/{table}/{scope}/batch-{n}.parquet   the cold files listed at that moment
-//! storage/{ns}/{table}/{scope}/manifest.json       their manifest
+//! storage/{ns}/{table}/{scope}/batch-{n}.parquet   the cold files of the node's own storage
+//! storage/{ns}/{table}/{scope}/manifest.json       their manifest (those of shared storages
+//!                                                  are in the checkpoint, their files shared)
 //! checksums.json                                   the SHA-256 of every file above, written last
 //! ```
 //!
@@ -158,6 +159,9 @@ impl Snapshots {
                     .iter()
                     .filter(|t| t.kind != TableKind::Stream)
                     .flat_map(|t| taken.cold.open_partitions(t.id))
+                    // Files on a shared storage are every node's already; their manifests
+                    // are in the checkpoint.
+                    .filter(|(_, c)| !c.replicated)
                     .map(|(_, c)| c.manifest_with_snapshot())
                     .filter(|(m, _)| !m.files.is_empty())
                     .collect())

@@ -1,7 +1,8 @@
 //! Applies the committed entries of the log to this node's database, in log order, on
 //! every node alike: a [`ReplicatedCommit`] through the commit path with the leader's
 //! proposal time (so every replica stamps the same `_updated`), a catalog statement by
-//! running it with the entry's time and password hash.
+//! running it with the entry's time and password hash, a flush to a shared storage by
+//! listing its file and removing the hot rows it holds.
 //!
 //! The last applied log id is stored in the database itself, in the same RocksDB batch as
 //! a commit's rows, so a node that crashes re-applies exactly the entries it had not
@@ -170,6 +171,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         Err(e)
                     }
                 },
+                EntryPayload::Normal(Command::Flush(flush)) => {
+                    match crate::flush::apply_replicated(&self.db, flush).await {
+                        // As for a commit: the file listed, the hot rows removed, or a stop
+                        // (and the entry applied again after a restart, which finishes it).
+                        Err(e) if e.code() == ErrorCode::InternalError => {
+                            tracing::error!(index = log_id.index, "cannot apply a replicated flush: {}", e.report());
+                            return Err(storage_error(e.report()));
+                        }
+                        outcome => {
+                            self.write_mark(&log_id, None)?;
+                            outcome.map(|()| Outcome::Nothing)
+                        }
+                    }
+                }
                 EntryPayload::Normal(Command::Login(record)) => match self.db.auth.apply_login_record(&record) {
                     Ok(()) => {
                         self.write_mark(&log_id, None)?;

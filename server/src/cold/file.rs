@@ -58,13 +58,31 @@ pub(crate) fn file_name(batch: u64) -> String {
     format!("batch-{batch}.parquet")
 }
 
-/// The batch number of a file name [`file_name`] made; `None` for any other name.
+/// Name of a file holding batch `n` that no other writer can have chosen: in a cluster two
+/// nodes that each believe they lead may write batch `n` of one partition to the shared
+/// storage at once, and only the one the log lists may stay.
+pub(crate) fn unique_file_name(batch: u64) -> String {
+    format!("batch-{batch}-{:016x}.parquet", rand::random::<u64>())
+}
+
+/// The batch number of a file name [`file_name`] or [`unique_file_name`] made; `None` for
+/// any other name.
 pub(crate) fn batch_of(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("batch-")?.strip_suffix(".parquet")?;
+    let stem = name.strip_prefix("batch-")?.strip_suffix(".parquet")?;
+    let (digits, tag) = match stem.split_once('-') {
+        Some((digits, tag)) if tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()) => (digits, Some(tag)),
+        Some(_) => return None,
+        None => (stem, None),
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok().filter(|n| file_name(*n) == name)
+    let n: u64 = digits.parse().ok()?;
+    let canonical = match tag {
+        Some(tag) => format!("batch-{n}-{tag}.parquet"),
+        None => file_name(n),
+    };
+    (canonical == name).then_some(n)
 }
 
 fn file_schema(table: &TableDef) -> SchemaRef {
@@ -127,6 +145,8 @@ pub(crate) struct FileWriter {
     table: Arc<TableDef>,
     dir: Location,
     batch: u64,
+    /// The file's name once published.
+    name: String,
     stats: StatsBuilder,
     rows: u64,
     tombstones: u64,
@@ -138,11 +158,17 @@ pub(crate) struct FileWriter {
 }
 
 impl FileWriter {
+    /// A writer of `batch-{batch}.parquet` (see [`file_name`]).
     pub(crate) fn create(dir: &Location, batch: u64, table: Arc<TableDef>) -> Result<FileWriter> {
+        FileWriter::create_named(dir, batch, file_name(batch), table)
+    }
+
+    /// A writer of batch `batch` under `name` (see [`unique_file_name`]).
+    pub(crate) fn create_named(dir: &Location, batch: u64, name: String, table: Arc<TableDef>) -> Result<FileWriter> {
         let sink = match dir.local_dir() {
             Some(d) => {
                 std::fs::create_dir_all(d).map_err(KalamError::io("create", d))?;
-                let tmp = d.join(format!("{}.tmp", file_name(batch)));
+                let tmp = d.join(format!("{name}.tmp"));
                 Sink::File(std::fs::File::create(&tmp).map_err(KalamError::io("create", &tmp))?)
             }
             None => Sink::Memory(Vec::new()),
@@ -160,6 +186,7 @@ impl FileWriter {
             table,
             dir: dir.clone(),
             batch,
+            name,
             rows: 0,
             tombstones: 0,
             oldest_tombstone: None,
@@ -210,7 +237,7 @@ impl FileWriter {
 
     /// Closes and fsyncs the temp file. The file is not part of the tier until published.
     pub(crate) fn finish(self) -> Result<WrittenFile> {
-        let name = file_name(self.batch);
+        let name = self.name;
         let (bytes, content) = match self.writer.into_inner().map_err(ColdError::parquet("finish"))? {
             Sink::File(file) => {
                 let path = self.dir.local_dir().map(|d| d.join(format!("{name}.tmp"))).unwrap_or_default();
@@ -515,6 +542,19 @@ mod tests {
             ("price", DataType::Decimal { precision: 10, scale: 2 }),
             ("day", DataType::Date),
         ])
+    }
+
+    #[test]
+    fn batch_numbers_are_read_from_plain_and_unique_names_only() {
+        assert_eq!(batch_of(&file_name(7)), Some(7));
+        let unique = unique_file_name(7);
+        assert_eq!(batch_of(&unique), Some(7));
+        assert_ne!(unique, unique_file_name(7), "two writers of one batch never share a name");
+        for other in
+            ["batch-07.parquet", "batch-7-xyz.parquet", "batch-7-00ff.parquet", "batch-.parquet", "manifest.json"]
+        {
+            assert_eq!(batch_of(other), None, "{other}");
+        }
     }
 
     #[tokio::test]

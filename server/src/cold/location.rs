@@ -78,7 +78,7 @@ impl Location {
     /// The root of a storage. A filesystem storage's directory is created if missing.
     pub(crate) fn open(location: &StorageLocation) -> Result<Location> {
         match location {
-            StorageLocation::Filesystem { path } => {
+            StorageLocation::Filesystem { path, .. } => {
                 std::fs::create_dir_all(path)
                     .map_err(|e| KalamError::Validation(format!("cannot create {}: {e}", path.display())))?;
                 Ok(Location::Dir(path.clone()))

@@ -86,7 +86,12 @@ impl Manifest {
     /// Reads `dir/manifest.json`; `None` if there is none.
     pub(crate) async fn load(dir: &Location) -> Result<Option<Manifest>> {
         let Some(bytes) = dir.read(MANIFEST_FILE).await? else { return Ok(None) };
-        let manifest: Manifest = serde_json::from_slice(&bytes)
+        Manifest::from_bytes(&bytes, dir).map(Some)
+    }
+
+    /// Reads a manifest stored as [`Manifest::to_bytes`] made it, for the files of `dir`.
+    pub(crate) fn from_bytes(bytes: &[u8], dir: &Location) -> Result<Manifest> {
+        let manifest: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| ColdError::Corrupt(format!("manifest in {}: {e}", dir.display())))?;
         if manifest.format != FORMAT {
             return Err(ColdError::Corrupt(format!(
@@ -96,7 +101,7 @@ impl Manifest {
             ))
             .into());
         }
-        Ok(Some(manifest))
+        Ok(manifest)
     }
 
     /// Replaces `dir/manifest.json` atomically and durably.

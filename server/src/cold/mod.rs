@@ -12,6 +12,12 @@
 //!
 //! Files are immutable once listed; a flush adds one file per partition (see
 //! [`crate::flush`]) and a compaction replaces them all by one (see [`crate::cleanup`]).
+//!
+//! In a cluster, tables keep their files on a shared storage (an object store, or a
+//! directory every node mounts) and the nodes share them: the leader writes each file once
+//! and the log says which files a partition lists. A node keeps those manifests in its own
+//! database ([`manifest_key`]), applied from the log, never in the shared storage, where
+//! nodes applying the log at different speeds would overwrite each other's.
 //! Readers work from a [`ColdSnapshot`] of the file list, whose files stay on storage for as
 //! long as it is held.
 
@@ -27,6 +33,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, StorageId, TableId};
 use crate::schema::{StorageDef, TableDef};
 use crate::storage::row_codec::StoredRow;
+use crate::storage::{CF_CATALOG, Store};
 pub(crate) use error::ColdError;
 use key_index::{ColdVersion, KeyIndex, PkKey};
 use location::Location;
@@ -44,9 +51,18 @@ const KEY_INDEX_BUDGET: usize = 4_000_000;
 /// The cold tier of all tables.
 pub(crate) struct ColdStore {
     local: PathBuf,
-    /// Roots of the storages made by CREATE STORAGE.
-    storages: RwLock<HashMap<StorageId, Location>>,
+    /// Roots of the storages made by CREATE STORAGE, and whether they are shared.
+    storages: RwLock<HashMap<StorageId, (Location, bool)>>,
     partitions: Mutex<HashMap<(TableId, Partition), Arc<ColdPartition>>>,
+    /// In a cluster: the node's database, which holds the manifests of partitions on shared
+    /// storages (see the module docs).
+    replicated_manifests: Option<Arc<Store>>,
+}
+
+/// Key (in the `catalog` column family) of the manifest of a partition on a shared storage
+/// in a cluster.
+pub(crate) fn manifest_key(table: TableId, partition: Partition) -> Vec<u8> {
+    format!("manifest/{:016x}/{:016x}", table.0, partition.key()).into_bytes()
 }
 
 impl std::fmt::Debug for ColdStore {
@@ -64,22 +80,34 @@ pub(crate) fn scope_name(partition: Partition) -> String {
 }
 
 impl ColdStore {
-    /// The cold tier, with the `local` storage at `local` (`{data_dir}/storage`).
-    pub(crate) fn new(local: PathBuf) -> ColdStore {
-        ColdStore { local, storages: RwLock::new(HashMap::new()), partitions: Mutex::new(HashMap::new()) }
+    /// The cold tier, with the `local` storage at `local` (`{data_dir}/storage`). In a cluster
+    /// `replicated_manifests` is the node's database (see the module docs).
+    pub(crate) fn new(local: PathBuf, replicated_manifests: Option<Arc<Store>>) -> ColdStore {
+        ColdStore {
+            local,
+            storages: RwLock::new(HashMap::new()),
+            partitions: Mutex::new(HashMap::new()),
+            replicated_manifests,
+        }
     }
 
     /// Makes a storage usable by tables (at start for each recorded one, and on CREATE).
     pub(crate) fn add_storage(&self, def: &StorageDef) -> Result<()> {
         let root = Location::open(&def.location)?;
-        self.storages.write().insert(def.id.clone(), root);
+        self.storages.write().insert(def.id.clone(), (root, def.location.is_shared()));
         Ok(())
     }
 
     /// Makes storage `id` a location of the test's choosing (an in-memory object store).
     #[cfg(test)]
     pub(crate) fn use_location(&self, id: StorageId, location: Location) {
-        self.storages.write().insert(id, location);
+        self.storages.write().insert(id, (location, true));
+    }
+
+    /// Whether a table on storage `id` has its files shared by the nodes of a cluster, its
+    /// flushes replicated through the log (see the module docs).
+    pub(crate) fn is_replicated(&self, id: &StorageId) -> bool {
+        self.replicated_manifests.is_some() && self.storages.read().get(id).is_some_and(|(_, shared)| *shared)
     }
 
     pub(crate) fn remove_storage(&self, id: &StorageId) {
@@ -91,7 +119,11 @@ impl ColdStore {
         if id.is_local() {
             return Ok(Location::Dir(self.local.clone()));
         }
-        self.storages.read().get(id).cloned().ok_or_else(|| KalamError::internal(format!("storage '{id}' is not open")))
+        self.storages
+            .read()
+            .get(id)
+            .map(|(root, _)| root.clone())
+            .ok_or_else(|| KalamError::internal(format!("storage '{id}' is not open")))
     }
 
     /// Directory of a table's files.
@@ -119,7 +151,17 @@ impl ColdStore {
             return Ok(p.clone());
         }
         let dir = self.table_dir(table)?.join(&scope_name(partition))?;
-        let manifest = match Manifest::load(&dir).await? {
+        let replicated = self.is_replicated(&table.options.storage);
+        let stored = match (&self.replicated_manifests, replicated) {
+            (Some(db), true) => match db.get(CF_CATALOG, &manifest_key(table.id, partition))? {
+                Some(bytes) => Some(Manifest::from_bytes(&bytes, &dir)?),
+                // Nothing flushed through the log yet: the files a single node flushed
+                // before it became a cluster, if any (no node writes that manifest since).
+                None => Manifest::load(&dir).await?,
+            },
+            _ => Manifest::load(&dir).await?,
+        };
+        let manifest = match stored {
             Some(m) if m.table_id == table.id => m,
             // Left by a dropped table of the same name: not this table's files.
             _ => Manifest::empty(table.id),
@@ -128,6 +170,7 @@ impl ColdStore {
             dir,
             state: RwLock::new(PartitionState::new(manifest)),
             flush_lock: Arc::new(tokio::sync::Mutex::new(())),
+            replicated,
         });
         Ok(self.partitions.lock().entry((table.id, partition)).or_insert(p).clone())
     }
@@ -150,6 +193,14 @@ impl ColdStore {
     /// catalog: a flush or compaction already writing finishes first (its flush lock is
     /// taken here), and one that starts later finds the table gone once it holds the lock.
     pub(crate) async fn drop_table(&self, table: &TableDef) -> Result<()> {
+        if let (Some(db), true) = (&self.replicated_manifests, self.is_replicated(&table.options.storage)) {
+            let prefix = format!("manifest/{:016x}/", table.id.0);
+            let mut forget = rocksdb::WriteBatch::default();
+            for (key, _) in db.scan_prefix(CF_CATALOG, prefix.as_bytes())? {
+                forget.delete_cf(&db.cf(CF_CATALOG), key);
+            }
+            db.write(forget)?;
+        }
         let open: Vec<Arc<ColdPartition>> = {
             let mut partitions = self.partitions.lock();
             let keys: Vec<_> = partitions.keys().filter(|(t, _)| *t == table.id).copied().collect();
@@ -253,6 +304,9 @@ pub(crate) struct ColdPartition {
     /// flush from reading the hot rows to deleting them). Async: a dropped table's cleanup
     /// and a commit that keeps losing races with flushes wait for it without blocking.
     pub flush_lock: Arc<tokio::sync::Mutex<()>>,
+    /// On a shared storage of a cluster: its flushes go through the log, and its manifest is
+    /// kept in the node's database (see the module docs).
+    pub replicated: bool,
 }
 
 impl ColdPartition {
@@ -371,6 +425,15 @@ impl ColdPartition {
                 index.insert(k, v);
             }
         }
+    }
+
+    /// Makes `manifest`, applied from the log, the partition's listing (a partition on a
+    /// shared storage in a cluster, whose manifest the caller has stored). The key index is
+    /// rebuilt from the files when next needed.
+    pub(crate) fn install_replicated(&self, manifest: Manifest) {
+        let mut state = self.state.write();
+        state.manifest = manifest;
+        state.index = None;
     }
 
     /// Makes a compaction's result the tier: `manifest` (already on storage) lists its file

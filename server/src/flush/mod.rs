@@ -16,11 +16,20 @@
 //! hot). A crash after 4 leaves rows in both tiers, which reads tolerate (same version:
 //! newest `_updated` wins either way); recovery finishes step 5. See [`recovery`].
 //!
+//! In a cluster, a partition on a shared storage is flushed by the leader only, through the
+//! log ([`ReplicatedFlush`]): the leader writes the file once, under a name no other node
+//! can pick, and proposes it; every node then does steps 4 and 5 as it applies the entry
+//! ([`apply_replicated`]). A leader that dies before its entry commits leaves an unlisted
+//! file and no change; the next leader flushes the rows again.
+//!
+//! [`recovery`]: crate::recovery
+//!
 //! - [`policy`]: the background task that flushes partitions by their table's policy.
 
 pub(crate) mod policy;
 
-use crate::cold::file::FileWriter;
+use crate::cold::ColdPartition;
+use crate::cold::file::{FileWriter, unique_file_name};
 use crate::cold::key_index::{ColdVersion, PkKey};
 use crate::cold::manifest::FileEntry;
 use crate::database::Database;
@@ -28,6 +37,7 @@ use crate::error::{KalamError, Result};
 use crate::fault;
 use crate::ids::{Partition, TableId};
 use crate::jobs::{JobEnd, JobHandle};
+use crate::replication::{Command, ReplicatedFlush};
 use crate::schema::{TableDef, TableKind};
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Snapshot, keys};
@@ -92,6 +102,8 @@ pub(crate) enum PartitionFlush {
     Flushed(FileEntry),
     /// Cancelled before the file became part of the tier.
     Cancelled,
+    /// On a shared storage in a cluster, where only the leader flushes: not this node.
+    NotLeader,
 }
 
 /// Flushes one partition of a USER or SHARED table (the protocol above). `cancelled` is
@@ -104,8 +116,11 @@ pub(crate) async fn flush_partition(
 ) -> Result<PartitionFlush> {
     // Rows are decoded and written through the current definition, which cannot change
     // until this flush is done.
-    let _schema = db.schema_lock.read().await;
     let cold = db.cold.partition(table, partition).await?;
+    if cold.replicated {
+        return flush_through_log(db, table, partition, &cold, cancelled).await;
+    }
+    let _schema = db.schema_lock.read().await;
     let _flushing = cold.flush_lock.lock().await;
     let table = &current_definition(db, table)?;
     fault::delay(fault::FLUSH_LOCKED);
@@ -157,9 +172,121 @@ pub(crate) async fn flush_partition(
     }
     fault::point(fault::AFTER_MANIFEST);
     cold.add_file(next, index_entries);
-    remove_hot_rows(db, table, partition, &flushed, &pending_key).await?;
+    remove_hot_rows(db, table, partition, &flushed, Some(&pending_key)).await?;
     fault::point(fault::AFTER_DELETE);
     Ok(PartitionFlush::Flushed(written.entry))
+}
+
+/// Flushes a partition on a shared storage in a cluster, on the leader (see the module docs):
+/// writes the file, then proposes it. No lock is held while the entry commits, since applying
+/// entries before it may need them (DROP TABLE takes the flush lock, ALTER TABLE the schema
+/// lock); the entry is refused instead if the partition's files changed meanwhile.
+async fn flush_through_log(
+    db: &Database,
+    table: &Arc<TableDef>,
+    partition: Partition,
+    cold: &ColdPartition,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<PartitionFlush> {
+    let Some(replication) = db.replication().filter(|r| r.is_leader()) else {
+        return Ok(PartitionFlush::NotLeader);
+    };
+    let (written, proposal) = {
+        let _schema = db.schema_lock.read().await;
+        let _flushing = cold.flush_lock.lock().await;
+        let table = &current_definition(db, table)?;
+        let base = cold.generation();
+        let mut writer = FileWriter::create_named(&cold.dir, base, unique_file_name(base), table.clone())?;
+        // Every version read here was stamped before any that is not: `through` is the
+        // newest, and applying the entry removes exactly these.
+        let mut through = None;
+        scan_hot_rows(db, &db.store.db().snapshot(), table, partition, |_, rows| {
+            through = rows.iter().map(|r| r.updated).max().max(through);
+            writer.write(rows)?;
+            Ok(!cancelled())
+        })?;
+        let written = writer.finish()?;
+        let Some(through) = through.filter(|_| !cancelled()) else {
+            written.discard().await;
+            return Ok(if through.is_none() { PartitionFlush::Empty } else { PartitionFlush::Cancelled });
+        };
+        if let Err(e) = written.publish().await {
+            written.discard().await;
+            return Err(e);
+        }
+        let proposal = ReplicatedFlush { table: table.id, partition, base, file: written.entry.clone(), through };
+        (written, proposal)
+    };
+    match replication.propose(Command::Flush(proposal)).await {
+        Ok(_) => Ok(PartitionFlush::Flushed(written.entry)),
+        // Not known to be applied or not: the file stays (unlisted, it costs only space).
+        Err(e @ KalamError::Unavailable(_)) => Err(e),
+        // Applied as a refusal, on every node alike: no node lists the file.
+        Err(e) => {
+            written.discard().await;
+            Err(e)
+        }
+    }
+}
+
+/// Applies a flush the leader replicated, on every node (see the module docs and
+/// [`ReplicatedFlush`]): lists the file, then removes the hot rows it holds. Applying it
+/// again after a crash finds the file listed and finishes the removal.
+pub(crate) async fn apply_replicated(db: &Database, flush: ReplicatedFlush) -> Result<()> {
+    let table = db
+        .catalog
+        .table_by_id(flush.table)
+        .ok_or_else(|| KalamError::TableNotFound(format!("the flushed table (id {})", flush.table.0)))?;
+    let cold = db.cold.partition(&table, flush.partition).await?;
+    if !cold.replicated {
+        return Err(KalamError::Validation(format!(
+            "{} is not on a shared storage: each node flushes it itself",
+            table.qualified_name()
+        )));
+    }
+    let manifest = cold.manifest();
+    let listed = manifest.files.iter().any(|f| f.file == flush.file.file);
+    if !listed {
+        if manifest.next_batch != flush.base {
+            return Err(KalamError::InUse(format!(
+                "the files of a partition of {} changed while it was flushed; the next flush takes its rows",
+                table.qualified_name()
+            )));
+        }
+        let mut next = manifest;
+        next.files.push(flush.file.clone());
+        next.next_batch = flush.base + 1;
+        let mut record = WriteBatch::default();
+        record.put_cf(&db.store.cf(CF_CATALOG), crate::cold::manifest_key(table.id, flush.partition), next.to_bytes());
+        db.store.write(record)?;
+        cold.install_replicated(next);
+    }
+    let flushed = hot_versions_through(db, &table, flush.partition, flush.through)?;
+    remove_hot_rows(db, &table, flush.partition, &flushed, None).await?;
+    Ok(())
+}
+
+/// (encoded pk, `_updated`) of every hot version of a partition stamped at or before `through`.
+fn hot_versions_through(
+    db: &Database,
+    table: &TableDef,
+    partition: Partition,
+    through: i64,
+) -> Result<Vec<(Vec<u8>, i64)>> {
+    let prefix = keys::partition_prefix(table.id, partition);
+    let mut it = db.store.db().raw_iterator_cf(&db.store.cf(CF_ROW_INDEX));
+    it.seek(prefix);
+    let mut out = Vec::new();
+    while let (Some(key), Some(pk)) = (it.key(), it.value()) {
+        let Some(updated) = key.strip_prefix(&prefix[..]).and_then(|_| keys::index_key_updated(key)) else { break };
+        if updated > through {
+            break;
+        }
+        out.push((pk.to_vec(), updated));
+        it.next();
+    }
+    it.status()?;
+    Ok(out)
 }
 
 /// The table's current definition, or `TableNotFound` once it was dropped. Flushes and
@@ -232,7 +359,7 @@ pub(crate) async fn remove_hot_rows(
     table: &TableDef,
     partition: Partition,
     flushed: &[(Vec<u8>, i64)],
-    pending_key: &str,
+    pending_key: Option<&str>,
 ) -> Result<u64> {
     let mut removed = 0;
     let chunks: Vec<&[(Vec<u8>, i64)]> = flushed.chunks(DELETE_CHUNK_ROWS).collect();
@@ -241,11 +368,11 @@ pub(crate) async fn remove_hot_rows(
     // Each chunk holds the partition's lock: run it where a preemption cannot stall its writers.
     let remove = |chunk: Vec<(Vec<u8>, i64)>, clear_pending: bool| {
         let (committer, store, table, pending_key) =
-            (db.committer.clone(), db.store.clone(), table.clone(), pending_key.to_string());
+            (db.committer.clone(), db.store.clone(), table.clone(), pending_key.map(str::to_string));
         crate::budget::at_request_priority(move || {
             committer.remove_flushed(&table, partition, &chunk, |b| {
-                if clear_pending {
-                    b.delete_cf(&store.cf(CF_CATALOG), &pending_key);
+                if let (true, Some(key)) = (clear_pending, &pending_key) {
+                    b.delete_cf(&store.cf(CF_CATALOG), key);
                 }
             })
         })
@@ -295,7 +422,7 @@ pub(crate) async fn run_job(
             }
             match flush_partition(db, table, partition, &|| job.is_cancelled()).await? {
                 PartitionFlush::Flushed(f) => job.progress(f.rows, f.bytes, 1)?,
-                PartitionFlush::Empty => {}
+                PartitionFlush::Empty | PartitionFlush::NotLeader => {}
                 PartitionFlush::Cancelled => return Ok(JobEnd::Cancelled),
             }
         }

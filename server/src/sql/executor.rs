@@ -119,7 +119,16 @@ fn execute_statement<'a, 'b: 'a>(
             // A statement forwarded here runs here: if this node no longer leads, proposing
             // fails (UNAVAILABLE) rather than forwarding it on, which could go round in circles.
             let here = matches!(cx.origin, Origin::Forwarded) || replication.is_leader();
-            match cluster_route(statement) {
+            let route = match statement {
+                // Tables on a shared storage are flushed by the leader only, through the log.
+                Statement::FlushTable { table }
+                    if cx.resolve_table(table).is_ok_and(|t| cx.db.cold.is_replicated(&t.options.storage)) =>
+                {
+                    Route::Leader
+                }
+                other => cluster_route(other),
+            };
+            match route {
                 Route::Here => {}
                 Route::Refused(what) => {
                     return Err(KalamError::NotSupported(format!("{what} is not available in cluster mode yet")));
@@ -227,13 +236,11 @@ fn cluster_route(statement: &Statement) -> Route {
             Route::Here => Route::Here,
             _ => Route::Leader,
         },
-        // Until flushes go through the log, each node flushes its own replica into its own
-        // data directory: a storage all nodes would write to is refused. A backup reads the
-        // replica of the node it runs on (one consistent state, like any node's); a restore
-        // would have to reach every node's files, so it runs on a single node, which then
-        // grows into a cluster.
-        Statement::CreateStorage(_) => Route::Refused("CREATE STORAGE"),
-        Statement::DropStorage { .. } => Route::Refused("DROP STORAGE"),
+        // Storages are part of the catalog (only shared ones are accepted: see
+        // `storage::check`). A backup reads the replica of the node it runs on (one
+        // consistent state, like any node's); a restore would have to reach every node's
+        // files, so it runs on a single node, which then grows into a cluster.
+        Statement::CreateStorage(_) | Statement::DropStorage { .. } => Route::Log,
         Statement::BackupDatabase { .. } => Route::Here,
         Statement::RestoreDatabase { .. } => {
             Route::Refused("RESTORE DATABASE (restore on a single node, then grow it)")
@@ -290,6 +297,10 @@ async fn propose(cx: &ExecContext<'_>, statement: &Statement) -> Result<QueryRes
             let hidden =
                 Statement::AlterUser { name: name.clone(), action: AlterUserAction::Password(Secret(String::new())) };
             (hidden.to_string(), Some(hash))
+        }
+        Statement::CreateStorage(create) => {
+            storage::check(cx, create).await?;
+            (statement.to_string(), None)
         }
         other => (other.to_string(), None),
     };

@@ -420,8 +420,9 @@ impl<'a> KalamParser<'a> {
             ["path", "bucket", "prefix", "region", "endpoint", "access_key_id", "secret_access_key"];
         let mut settings = Vec::new();
         loop {
-            if self.eat_word("allow_http") {
-                add_option(&mut settings, OptionSpec { key: "allow_http".into(), value: Literal::Bool(true) })?;
+            if let Some(flag) = ["allow_http", "shared"].into_iter().find(|w| self.peek_word(w)) {
+                self.advance();
+                add_option(&mut settings, OptionSpec { key: flag.into(), value: Literal::Bool(true) })?;
                 continue;
             }
             let Some(key) = KEYS.iter().find(|k| self.peek_word(k)) else { break };
@@ -430,9 +431,9 @@ impl<'a> KalamParser<'a> {
             add_option(&mut settings, OptionSpec { key: key.to_string(), value: Literal::String(value) })?;
         }
         if !self.at_end() {
-            return Err(
-                self.expected("PATH, BUCKET, PREFIX, REGION, ENDPOINT, ACCESS_KEY_ID, SECRET_ACCESS_KEY or ALLOW_HTTP")
-            );
+            return Err(self.expected(
+                "PATH, SHARED, BUCKET, PREFIX, REGION, ENDPOINT, ACCESS_KEY_ID, SECRET_ACCESS_KEY or ALLOW_HTTP",
+            ));
         }
         Ok(Statement::CreateStorage(CreateStorage { id, if_not_exists, storage_type, settings }))
     }

@@ -794,7 +794,7 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> Committer {
         let store = Arc::new(Store::open(&dir.join("db"), false).unwrap());
-        let cold = Arc::new(ColdStore::new(dir.join("cold")));
+        let cold = Arc::new(ColdStore::new(dir.join("cold"), None));
         Committer::open(store, cold, Arc::new(crate::clock::SystemClock)).unwrap()
     }
 
@@ -1046,7 +1046,7 @@ mod tests {
             .zip([0, HOUR, -HOUR])
             .map(|(dir, skew)| {
                 let store = Arc::new(Store::open(&dir.path().join("db"), false).unwrap());
-                let cold = Arc::new(ColdStore::new(dir.path().join("cold")));
+                let cold = Arc::new(ColdStore::new(dir.path().join("cold"), None));
                 Committer::open(store, cold, crate::clock::ManualClock::new(start + skew)).unwrap()
             })
             .collect();

@@ -1306,3 +1306,108 @@ async fn a_backup_taken_on_a_follower_restores_on_a_single_node() {
     let restored = single.sql_ok(&root, query).await;
     assert_eq!(restored.rows(0), &expected, "the restored rows are the cluster's, versions included");
 }
+
+/// `SHOW STATS FOR TABLE` on one node: (hot rows, cold row versions, cold files).
+async fn table_stats(node: &TestServer, table: &str) -> (i64, i64, i64) {
+    let r = node.sql_ok(&Auth::root(), &format!("SHOW STATS FOR TABLE {table}")).await;
+    let s = &r.rows(0)[0];
+    (s[0].as_i64().unwrap(), s[3].as_i64().unwrap(), s[4].as_i64().unwrap())
+}
+
+/// The Parquet files of `app.items` in the bucket.
+async fn shared_files(moto: &crate::storages::Moto) -> Vec<String> {
+    moto.keys("shared").await.into_iter().filter(|k| k.ends_with(".parquet")).collect()
+}
+
+/// A table on a shared storage (S3, here moto) is flushed once, by the leader, through the
+/// log: one file per flush in the bucket, which every node lists while it drops the hot rows
+/// the file holds; every node answers alike, also after the leader is killed, a new one
+/// flushes, and the killed node comes back. A storage the nodes cannot share is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_to_a_shared_storage_are_written_once_and_listed_by_every_node() {
+    let Some(moto) = crate::storages::Moto::start().await else { return };
+    moto.create_bucket("shared").await;
+    let mut cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    let r = cluster.nodes[1]
+        .sql_err(&root, "CREATE STORAGE mine TYPE 'filesystem' PATH '/tmp/kalamdb-not-shared'", 400, "VALIDATION_ERROR")
+        .await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("SHARED"), "{}", r.body);
+    cluster.nodes[1]
+        .sql_ok(
+            &root,
+            &format!(
+                "CREATE STORAGE lake TYPE 's3' BUCKET 'shared' PREFIX 'kalam/' ENDPOINT '{}' \
+                 ACCESS_KEY_ID 'test-key' SECRET_ACCESS_KEY 'test-secret' ALLOW_HTTP",
+                moto.endpoint
+            ),
+        )
+        .await;
+    cluster.nodes[2]
+        .sql_ok(
+            &root,
+            "CREATE NAMESPACE app; \
+             CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, v INT) WITH (storage = 'lake')",
+        )
+        .await;
+    for node in 0..3 {
+        let values: Vec<String> = (0..50).map(|i| format!("({}, {i})", node * 100 + i)).collect();
+        cluster.nodes[node].sql_ok(&root, &format!("INSERT INTO app.items (id, v) VALUES {}", values.join(", "))).await;
+    }
+    cluster.nodes[0].sql_ok(&root, "UPDATE app.items SET v = -1 WHERE id < 10").await;
+    let query = "SELECT id, v, _updated, _deleted FROM app.items ORDER BY id";
+    let before = cluster.same_everywhere(&root, query).await;
+
+    // FLUSH on a follower is carried out by the leader.
+    let leader = cluster.leader().await;
+    let follower = (leader + 1) % 3;
+    let r = cluster.nodes[follower].sql_ok(&root, "FLUSH TABLE app.items").await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    assert!(job.contains(&format!("node{}", leader + 1)), "the leader's job: {job}");
+    let done = crate::flush::wait_for_job(&cluster.nodes[follower], &job).await;
+    assert_eq!(done[1], json!("completed"), "{done:?}");
+    cluster.settle().await;
+    for node in &cluster.nodes {
+        assert_eq!(table_stats(node, "app.items").await, (0, 150, 1), "every node lists the file, no row stays hot");
+    }
+    let files = shared_files(&moto).await;
+    assert_eq!(files.len(), 1, "one file written, once: {files:?}");
+    assert!(files[0].starts_with("kalam/app/items/shared/batch-1-"), "{files:?}");
+    assert!(!moto.keys("shared").await.iter().any(|k| k.ends_with("manifest.json")), "manifests stay in the nodes");
+    assert_eq!(cluster.same_everywhere(&root, query).await, before, "the same rows and versions, now cold");
+
+    // The leader dies; the new one flushes changes of cold and new rows.
+    cluster.nodes[leader].kill9();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let next = loop {
+        // The others take a moment to notice that the leader is gone.
+        match cluster.leader().await {
+            next if next != leader => break next,
+            _ => assert!(Instant::now() < deadline, "no new leader within 30 s"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    cluster.nodes[next]
+        .sql_ok(&root, "UPDATE app.items SET v = 7 WHERE id >= 200; DELETE FROM app.items WHERE id = 1")
+        .await;
+    cluster.nodes[next].sql_ok(&root, "INSERT INTO app.items (id, v) VALUES (1000, 1), (1001, 2)").await;
+    let r = cluster.nodes[next].sql_ok(&root, "FLUSH TABLE app.items").await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    assert_eq!(crate::flush::wait_for_job(&cluster.nodes[next], &job).await[1], json!("completed"));
+    cluster.settle().await;
+    let changed = cluster.same_everywhere(&root, query).await;
+    assert_eq!(changed.len(), 152, "151 rows and the tombstone of id 1: {changed:?}");
+    assert_eq!(shared_files(&moto).await.len(), 2);
+
+    // The killed node comes back, applies the flush it missed and lists both files.
+    cluster.nodes[leader].start_again();
+    cluster.leader().await;
+    assert_eq!(cluster.same_everywhere(&root, query).await, changed);
+    for node in &cluster.nodes {
+        assert_eq!(table_stats(node, "app.items").await, (0, 150 + 53, 2), "both files listed everywhere");
+    }
+
+    cluster.nodes[follower].sql_ok(&root, "DROP TABLE app.items").await;
+    cluster.settle().await;
+    assert!(shared_files(&moto).await.is_empty(), "DROP TABLE removes the shared files");
+}

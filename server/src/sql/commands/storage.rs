@@ -22,7 +22,7 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
         settings.insert(o.key.as_str(), value);
     }
     let allowed: &[&str] = match stmt.storage_type.as_str() {
-        "filesystem" => &["path"],
+        "filesystem" => &["path", "shared"],
         "s3" => &["bucket", "prefix", "region", "endpoint", "access_key_id", "secret_access_key", "allow_http"],
         other => {
             return Err(KalamError::Validation(format!("unknown storage type '{other}': use 'filesystem' or 's3'")));
@@ -36,6 +36,7 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
         )));
     }
     let allow_http = settings.contains_key("allow_http");
+    let shared = settings.contains_key("shared");
     let mut take = |key: &str| settings.remove(key).flatten().filter(|v| !v.is_empty());
     Ok(match stmt.storage_type.as_str() {
         "filesystem" => {
@@ -48,7 +49,7 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
                     path.display()
                 )));
             }
-            StorageLocation::Filesystem { path }
+            StorageLocation::Filesystem { path, shared }
         }
         _ => {
             let bucket =
@@ -79,27 +80,44 @@ fn location(stmt: &CreateStorage) -> Result<StorageLocation> {
     })
 }
 
-pub(crate) async fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult> {
+/// The storage `stmt` makes, checked: its settings, that a cluster can share it, and that it
+/// can be reached (a directory that cannot be created, bad S3 settings or a missing bucket
+/// is refused). In a cluster the leader checks before it replicates the statement.
+pub(crate) async fn check(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<StorageDef> {
     cx.principal.require(Role::Dba, "CREATE STORAGE")?;
     let id = StorageId::new(&stmt.id)?;
     let def = StorageDef { id: id.clone(), location: location(stmt)?, created_at: cx.now() };
+    if cx.db.replication().is_some() && !def.location.is_shared() {
+        return Err(KalamError::Validation(format!(
+            "storage '{id}': in a cluster every node must reach the same files: use an s3 storage, \
+             or a PATH that every node mounts, marked SHARED"
+        )));
+    }
+    if cx.may_refuse_for_local_state() {
+        let root = Location::open(&def.location)?;
+        if root.local_dir().is_none() {
+            root.list(false).await.map_err(|e| {
+                let detail = match e {
+                    KalamError::Internal(m) => m,
+                    other => other.to_string(),
+                };
+                KalamError::Validation(format!("storage '{id}' cannot be used: {detail}"))
+            })?;
+        }
+    }
+    Ok(def)
+}
+
+pub(crate) async fn create(cx: &ExecContext<'_>, stmt: &CreateStorage) -> Result<QueryResult> {
+    // A node applying the statement from the log does not list the bucket again: what it
+    // alone cannot reach must not make it refuse what the others applied.
+    let def = check(cx, stmt).await?;
+    let id = def.id.clone();
     if id.is_local() || cx.db.catalog.storage(&id).is_some() {
         if stmt.if_not_exists {
             return Ok(results::message(0, format!("Storage '{id}' already exists")));
         }
         return Err(KalamError::AlreadyExists(format!("storage '{id}' already exists")));
-    }
-    // Opened (and a bucket listed) first, so a storage that cannot be used — a directory
-    // that cannot be created, bad S3 settings, a missing bucket — is never recorded.
-    let root = Location::open(&def.location)?;
-    if root.local_dir().is_none() {
-        root.list(false).await.map_err(|e| {
-            let detail = match e {
-                KalamError::Internal(m) => m,
-                other => other.to_string(),
-            };
-            KalamError::Validation(format!("storage '{id}' cannot be used: {detail}"))
-        })?;
     }
     cx.db.cold.add_storage(&def)?;
     match cx.db.catalog.create_storage(def, stmt.if_not_exists) {
