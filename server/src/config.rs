@@ -350,6 +350,9 @@ pub struct StorageConfig {
     /// Seconds between checks for partitions due for cleanup (expired tombstones, too many
     /// files).
     pub cleanup_interval_secs: u64,
+    /// In a cluster: seconds a file a compaction replaced stays on a shared storage before the
+    /// leader deletes it, so that reads on nodes still using the older listing finish first.
+    pub replaced_file_grace_secs: u64,
     /// Key that signs backup manifests (at least 32 characters); `None` means generate one
     /// into the data dir on first start. Restoring a backup needs the key that made it.
     pub backup_key: Option<String>,
@@ -407,7 +410,12 @@ impl Default for LimitsConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { sync_writes: false, cleanup_interval_secs: 300, backup_key: None }
+        StorageConfig {
+            sync_writes: false,
+            cleanup_interval_secs: 300,
+            replaced_file_grace_secs: 900,
+            backup_key: None,
+        }
     }
 }
 

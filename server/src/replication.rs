@@ -30,6 +30,35 @@ pub(crate) enum Command {
     Login(crate::auth::LoginRecord),
     /// A file the leader flushed to a shared storage (see [`ReplicatedFlush`]).
     Flush(ReplicatedFlush),
+    /// A compaction of a partition on a shared storage (see [`ReplicatedCompaction`]).
+    Compaction(ReplicatedCompaction),
+    /// Replaced files the leader deleted from a shared storage (see [`DeletedFiles`]).
+    DeletedFiles(DeletedFiles),
+}
+
+/// The leader's compaction of a partition on a shared storage: `file` (absent when nothing
+/// was kept) replaces every file the partition listed at `base` (its manifest's
+/// `next_batch` then), which are `replaced`. Every node lists `file` instead and keeps the
+/// replaced files as obsolete, readable by listings taken before, until the leader deletes
+/// them ([`DeletedFiles`]). Refused, like a flush, if the partition's files changed since.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicatedCompaction {
+    pub table: TableId,
+    pub partition: Partition,
+    pub base: u64,
+    pub replaced: Vec<String>,
+    pub file: Option<crate::cold::manifest::FileEntry>,
+    /// `_updated` of the newest tombstone purged so far (the manifest's `purged_through`).
+    pub purged_through: i64,
+}
+
+/// Obsolete files of a partition on a shared storage that the leader deleted, once every
+/// node's reads had had `storage.replaced_file_grace_secs` to finish: every node forgets them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DeletedFiles {
+    pub table: TableId,
+    pub partition: Partition,
+    pub files: Vec<String>,
 }
 
 /// A partition's hot rows flushed by the leader into one file on a shared storage. Every

@@ -23,10 +23,11 @@
 //! - [`policy`]: the background task that finds due partitions and runs cleanup jobs.
 
 pub(crate) mod policy;
+pub(crate) mod replicated;
 #[cfg(test)]
 mod tests;
 
-use crate::cold::file::{self, FileWriter};
+use crate::cold::file::{self, FileWriter, WrittenFile};
 use crate::cold::key_index::{ColdVersion, KeyIndex, PkKey};
 use crate::cold::manifest::Manifest;
 use crate::cold::{ColdError, ColdPartition};
@@ -79,10 +80,8 @@ pub(crate) async fn clean_partition(
         return Ok(None);
     }
     let cold = db.cold.partition(table, partition).await?;
-    // On a shared storage in a cluster, compactions do not go through the log yet (every
-    // node rewriting the shared files would corrupt them): its files stay as flushed.
     if cold.replicated {
-        return Ok(Some(Compaction::default()));
+        return replicated::compact(db, table, partition, &cold, horizon, cancelled).await;
     }
     // Rows are read and written through the current definition, fixed until this is done.
     let _schema = db.schema_lock.read().await;
@@ -97,10 +96,17 @@ pub(crate) async fn clean_partition(
     let pending_key = flush::pending_key(PendingKind::Compaction, table.id, partition);
     flush::record_pending(db, &pending_key, &pending)?;
     // On an error the record stays: the next start removes what was left.
-    let Some((next, index, done)) = rewrite(&cold, table, &manifest, horizon, cancelled).await? else {
+    let Some(Rewritten { next, index, done, file }) = rewrite(&cold, table, &manifest, horizon, cancelled).await?
+    else {
         flush::clear_pending(db, &pending_key)?;
         return Ok(None);
     };
+    if let Err(e) = next.store(&cold.dir).await {
+        if let Some(file) = &file {
+            file.discard().await;
+        }
+        return Err(e);
+    }
     fault::point(fault::COMPACT_AFTER_MANIFEST);
     let replaced = manifest.file_names().map(str::to_string).collect();
     cold.replace_files(next, index, replaced);
@@ -118,18 +124,32 @@ pub(crate) async fn clean_partition(
     Ok(Some(done))
 }
 
-/// Steps 2 and 3: writes the compacted file and the manifest listing it. Returns the new
-/// manifest and key index, or `None` if cancelled before the manifest was written.
+/// A compaction's result, published but not yet listed.
+struct Rewritten {
+    /// The manifest listing it.
+    next: Manifest,
+    index: KeyIndex,
+    done: Compaction,
+    /// The file, unless nothing was kept.
+    file: Option<WrittenFile>,
+}
+
+/// Steps 2 and 3 up to the manifest: writes and publishes the compacted file. `None` if
+/// cancelled.
 async fn rewrite(
     cold: &ColdPartition,
     table: &Arc<TableDef>,
     manifest: &Manifest,
     horizon: i64,
     cancelled: &dyn Fn() -> bool,
-) -> Result<Option<(Manifest, KeyIndex, Compaction)>> {
+) -> Result<Option<Rewritten>> {
     let current = KeyIndex::build(&cold.dir, table, &manifest.files).await?;
     let batch_no = manifest.next_batch;
-    let mut writer = FileWriter::create(&cold.dir, batch_no, table.clone())?;
+    let name = match cold.replicated {
+        true => file::unique_file_name(batch_no),
+        false => file::file_name(batch_no),
+    };
+    let mut writer = FileWriter::create_named(&cold.dir, batch_no, name, table.clone())?;
     let mut index = KeyIndex::default();
     let mut done = Compaction { files: manifest.files.len() as u64, ..Compaction::default() };
     let mut kept: Vec<StoredRow> = Vec::with_capacity(WRITE_CHUNK_ROWS);
@@ -183,10 +203,11 @@ async fn rewrite(
     next.next_batch = batch_no + 1;
     next.obsolete.extend(manifest.file_names().map(str::to_string));
     next.purged_through = next.purged_through.max(newest_purged);
-    if written == 0 {
+    let file = if written == 0 {
         file.discard().await;
         next.files = vec![];
         done.freed = old_bytes;
+        None
     } else {
         if let Err(e) = file.publish().await {
             file.discard().await;
@@ -195,16 +216,15 @@ async fn rewrite(
         fault::point(fault::COMPACT_AFTER_WRITE);
         done.freed = old_bytes.saturating_sub(file.entry.bytes);
         next.files = vec![file.entry.clone()];
-    }
+        Some(file)
+    };
     if cancelled() {
-        file.discard().await;
+        if let Some(file) = &file {
+            file.discard().await;
+        }
         return Ok(None);
     }
-    if let Err(e) = next.store(&cold.dir).await {
-        file.discard().await;
-        return Err(e);
-    }
-    Ok(Some((next, index, done)))
+    Ok(Some(Rewritten { next, index, done, file }))
 }
 
 /// Deletes the replaced files no reader can still use, and drops them from the manifest's

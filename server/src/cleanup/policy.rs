@@ -25,9 +25,8 @@ pub(crate) fn start(db: Weak<Database>) {
 /// Cleans every due partition, one job per table.
 async fn run_due(db: Arc<Database>) {
     for table in flush::flushable(db.catalog.tables(None)) {
-        // On a shared storage in a cluster, compactions do not go through the log yet: its
-        // files stay as the leader flushed them.
-        if db.cold.is_replicated(&table.options.storage) {
+        // On a shared storage in a cluster, the leader alone cleans (through the log).
+        if db.cold.is_replicated(&table.options.storage) && !db.replication().is_some_and(|r| r.is_leader()) {
             continue;
         }
         let due = match due_partitions(&db, &table).await {
@@ -60,10 +59,13 @@ async fn due_partitions(db: &Database, table: &TableDef) -> crate::error::Result
         }
     }
     for p in db.cold.partitions_on_disk(table).await? {
-        if due.contains(&p) {
+        if due.contains(&p) && !db.cold.is_replicated(&table.options.storage) {
             continue;
         }
         let cold = db.cold.partition(table, p).await?;
+        if cold.replicated {
+            super::replicated::sweep(db, table, p, &cold).await?;
+        }
         if compaction_due(&cold.manifest(), horizon) {
             due.insert(p);
         } else if cold.has_retired() {

@@ -96,6 +96,28 @@ impl StateMachine {
         self.db.store.write(batch).map_err(storage_error)
     }
 
+    /// After applying a change to the files of a partition on a shared storage: as for a
+    /// commit, a refusal (which every node makes alike) is the entry's answer, while a node
+    /// that cannot write what it applies stops, and applies the entry again after a restart
+    /// (which finishes it: those applies are idempotent).
+    fn settle_cold_change(
+        &self,
+        log_id: &LogId<u64>,
+        what: &str,
+        applied: Result<()>,
+    ) -> Result<Result<Outcome>, StorageError<u64>> {
+        match applied {
+            Err(e) if e.code() == ErrorCode::InternalError => {
+                tracing::error!(index = log_id.index, "cannot apply a replicated {what}: {}", e.report());
+                Err(storage_error(e.report()))
+            }
+            outcome => {
+                self.write_mark(log_id, None)?;
+                Ok(outcome.map(|()| Outcome::Nothing))
+            }
+        }
+    }
+
     async fn apply_commit(&self, log_id: LogId<u64>, commit: ReplicatedCommit) -> Result<Outcome> {
         if crate::fault::fails(crate::fault::APPLY_COMMIT) {
             return Err(KalamError::internal("fault injected: cannot apply a commit"));
@@ -172,18 +194,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                 },
                 EntryPayload::Normal(Command::Flush(flush)) => {
-                    match crate::flush::apply_replicated(&self.db, flush).await {
-                        // As for a commit: the file listed, the hot rows removed, or a stop
-                        // (and the entry applied again after a restart, which finishes it).
-                        Err(e) if e.code() == ErrorCode::InternalError => {
-                            tracing::error!(index = log_id.index, "cannot apply a replicated flush: {}", e.report());
-                            return Err(storage_error(e.report()));
-                        }
-                        outcome => {
-                            self.write_mark(&log_id, None)?;
-                            outcome.map(|()| Outcome::Nothing)
-                        }
-                    }
+                    let applied = crate::flush::apply_replicated(&self.db, flush).await;
+                    self.settle_cold_change(&log_id, "flush", applied)?
+                }
+                EntryPayload::Normal(Command::Compaction(compaction)) => {
+                    let applied = crate::cleanup::replicated::apply_compaction(&self.db, compaction).await;
+                    self.settle_cold_change(&log_id, "compaction", applied)?
+                }
+                EntryPayload::Normal(Command::DeletedFiles(deleted)) => {
+                    let applied = crate::cleanup::replicated::apply_deleted(&self.db, deleted).await;
+                    self.settle_cold_change(&log_id, "deletion of replaced files", applied)?
                 }
                 EntryPayload::Normal(Command::Login(record)) => match self.db.auth.apply_login_record(&record) {
                     Ok(()) => {

@@ -104,6 +104,34 @@ impl ColdStore {
         self.storages.write().insert(id, (location, true));
     }
 
+    /// Records the manifest of a partition on a shared storage, as applied from the log, and
+    /// makes it the partition's listing. `index_valid`: the files are the same, only their
+    /// bookkeeping changed (the key index stays).
+    pub(crate) fn install_replicated(
+        &self,
+        partition: &ColdPartition,
+        table: TableId,
+        key: Partition,
+        manifest: Manifest,
+        index_valid: bool,
+    ) -> Result<()> {
+        let db = self.replicated_manifests.as_ref().filter(|_| partition.replicated).ok_or_else(|| {
+            KalamError::internal("a replicated manifest for a partition that is not on a shared storage")
+        })?;
+        let mut record = rocksdb::WriteBatch::default();
+        record.put_cf(&db.cf(CF_CATALOG), manifest_key(table, key), manifest.to_bytes());
+        db.write(record)?;
+        let mut state = partition.state.write();
+        if !index_valid {
+            state.index = None;
+            // Listings taken before keep their own lease; the files they read stay until the
+            // leader deletes them, after `storage.replaced_file_grace_secs`.
+            state.lease = Arc::new(());
+        }
+        state.manifest = manifest;
+        Ok(())
+    }
+
     /// Whether a table on storage `id` has its files shared by the nodes of a cluster, its
     /// flushes replicated through the log (see the module docs).
     pub(crate) fn is_replicated(&self, id: &StorageId) -> bool {
@@ -171,6 +199,7 @@ impl ColdStore {
             state: RwLock::new(PartitionState::new(manifest)),
             flush_lock: Arc::new(tokio::sync::Mutex::new(())),
             replicated,
+            obsolete_seen: Mutex::new(HashMap::new()),
         });
         Ok(self.partitions.lock().entry((table.id, partition)).or_insert(p).clone())
     }
@@ -307,6 +336,8 @@ pub(crate) struct ColdPartition {
     /// On a shared storage of a cluster: its flushes go through the log, and its manifest is
     /// kept in the node's database (see the module docs).
     pub replicated: bool,
+    /// When this node first saw each obsolete file (see [`ColdPartition::obsolete_for`]).
+    obsolete_seen: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl ColdPartition {
@@ -427,13 +458,17 @@ impl ColdPartition {
         }
     }
 
-    /// Makes `manifest`, applied from the log, the partition's listing (a partition on a
-    /// shared storage in a cluster, whose manifest the caller has stored). The key index is
-    /// rebuilt from the files when next needed.
-    pub(crate) fn install_replicated(&self, manifest: Manifest) {
-        let mut state = self.state.write();
-        state.manifest = manifest;
-        state.index = None;
+    /// Of the obsolete files (replaced by a compaction), those first seen obsolete by this
+    /// node at least `grace` ago: after a restart or a change of leader, the wait starts again.
+    pub(crate) fn obsolete_for(&self, grace: std::time::Duration) -> Vec<String> {
+        let obsolete = self.state.read().manifest.obsolete.clone();
+        let mut seen = self.obsolete_seen.lock();
+        seen.retain(|name, _| obsolete.contains(name));
+        let now = std::time::Instant::now();
+        obsolete
+            .into_iter()
+            .filter(|name| now.duration_since(*seen.entry(name.clone()).or_insert(now)) >= grace)
+            .collect()
     }
 
     /// Makes a compaction's result the tier: `manifest` (already on storage) lists its file

@@ -256,10 +256,7 @@ pub(crate) async fn apply_replicated(db: &Database, flush: ReplicatedFlush) -> R
         let mut next = manifest;
         next.files.push(flush.file.clone());
         next.next_batch = flush.base + 1;
-        let mut record = WriteBatch::default();
-        record.put_cf(&db.store.cf(CF_CATALOG), crate::cold::manifest_key(table.id, flush.partition), next.to_bytes());
-        db.store.write(record)?;
-        cold.install_replicated(next);
+        db.cold.install_replicated(&cold, table.id, flush.partition, next, false)?;
     }
     let flushed = hot_versions_through(db, &table, flush.partition, flush.through)?;
     remove_hot_rows(db, &table, flush.partition, &flushed, None).await?;

@@ -1893,6 +1893,10 @@ mod tests {
         };
         assert_eq!((c.id.as_str(), c.if_not_exists, c.storage_type.as_str()), ("archive", false, "filesystem"));
         assert_eq!(c.settings, vec![opt("path", s("/srv/Cold"))]);
+        let shared = p("CREATE STORAGE nfs TYPE 'filesystem' PATH '/mnt/cold' SHARED");
+        let Statement::CreateStorage(c) = &shared else { panic!("not CREATE STORAGE") };
+        assert_eq!(c.settings, vec![opt("path", s("/mnt/cold")), opt("shared", Literal::Bool(true))]);
+        assert_eq!(p(&shared.to_string()), shared, "printed back for the cluster log, it reads the same");
         let Statement::CreateStorage(c) = p("create storage if not exists lake type s3 bucket 'b' prefix 'p/q' \
              region 'eu-west-1' endpoint 'http://127.0.0.1:9000' access_key_id 'AK' secret_access_key 'SK' allow_http")
         else {
@@ -1920,7 +1924,7 @@ mod tests {
         assert_err("CREATE STORAGE x", "expected TYPE after CREATE STORAGE x");
         assert_err("CREATE STORAGE x TYPE 's3' BUCKET b", "expected a string after BUCKET");
         assert_err("CREATE STORAGE x TYPE 's3' BUCKET 'a' BUCKET 'b'", "option 'bucket' is given more than once");
-        assert_err("CREATE STORAGE x TYPE 'filesystem' PATH '/a' COLOR 'red'", "expected PATH, BUCKET");
+        assert_err("CREATE STORAGE x TYPE 'filesystem' PATH '/a' COLOR 'red'", "expected PATH, SHARED, BUCKET");
         assert_err("DROP STORAGE", "expected a storage id after DROP STORAGE");
     }
 

@@ -111,19 +111,25 @@ impl TestCluster {
     /// Starts `n` nodes (node 1 creates the cluster) and waits for a leader that all see.
     async fn start(n: usize) -> TestCluster {
         let ports = free_ports(n);
-        TestCluster::start_at(ports.clone(), ports, "", &[]).await
+        TestCluster::start_at(ports.clone(), ports, "", &[], &[]).await
     }
 
     /// `n` nodes with `settings` added to their `[cluster]` section.
     async fn start_with(n: usize, settings: &str) -> TestCluster {
         let ports = free_ports(n);
-        TestCluster::start_at(ports.clone(), ports, settings, &[]).await
+        TestCluster::start_at(ports.clone(), ports, settings, &[], &[]).await
+    }
+
+    /// Like [`TestCluster::start_with`], with `env` set on every node.
+    async fn start_with_env(n: usize, settings: &str, env: &[(&str, &str)]) -> TestCluster {
+        let ports = free_ports(n);
+        TestCluster::start_at(ports.clone(), ports, settings, &[], env).await
     }
 
     /// Like [`TestCluster::start_with`], with `FAILPOINTS` set on some nodes: `(index, points)`.
     async fn start_with_faults(n: usize, settings: &str, faults: &[(usize, &str)]) -> TestCluster {
         let ports = free_ports(n);
-        TestCluster::start_at(ports.clone(), ports, settings, faults).await
+        TestCluster::start_at(ports.clone(), ports, settings, faults, &[]).await
     }
 
     /// Three nodes with the table `app.log (id, w)` the [`Writers`] write to.
@@ -148,7 +154,7 @@ impl TestCluster {
     async fn start_partitionable(n: usize) -> (TestCluster, Partition) {
         let listen = free_ports(n);
         let (partition, reached_at) = Partition::start(&listen).await;
-        (TestCluster::start_at(listen, reached_at, "", &[]).await, partition)
+        (TestCluster::start_at(listen, reached_at, "", &[], &[]).await, partition)
     }
 
     /// Nodes listening on `cluster_ports` for each other, reached by the others at `reached_at`.
@@ -157,6 +163,7 @@ impl TestCluster {
         reached_at: Vec<u16>,
         settings: &str,
         faults: &[(usize, &str)],
+        env_all: &[(&str, &str)],
     ) -> TestCluster {
         let peers = reached_at
             .iter()
@@ -188,6 +195,7 @@ impl TestCluster {
                 args.push("--cluster-bootstrap");
             }
             let mut env = vec![("KALAMDB_CLUSTER_SECRET", SECRET)];
+            env.extend(env_all);
             env.extend(faults.iter().filter(|(node, _)| *node == i).map(|(_, points)| ("FAILPOINTS", *points)));
             nodes.push(TestServer::start_with_args_env(&args, &env).await);
         }
@@ -1410,4 +1418,67 @@ async fn flushes_to_a_shared_storage_are_written_once_and_listed_by_every_node()
     cluster.nodes[follower].sql_ok(&root, "DROP TABLE app.items").await;
     cluster.settle().await;
     assert!(shared_files(&moto).await.is_empty(), "DROP TABLE removes the shared files");
+}
+
+/// Compactions of a table on a shared storage run on the leader, through the log: expired
+/// tombstones leave every node's files at once, the replaced objects leave the bucket once
+/// the grace period has passed, and an object no manifest can come to list is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compactions_of_a_shared_storage_go_through_the_log() {
+    let Some(moto) = crate::storages::Moto::start().await else { return };
+    moto.create_bucket("shared").await;
+    // An "hour" of tombstone retention lasts a second; cleanups every second.
+    let settings = "\n[storage]\ncleanup_interval_secs = 1\nreplaced_file_grace_secs = 2";
+    let cluster = TestCluster::start_with_env(3, settings, &[("KALAMDB_HOUR_MS", "1000")]).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(
+            &root,
+            &format!(
+                "CREATE STORAGE lake TYPE 's3' BUCKET 'shared' PREFIX 'kalam/' ENDPOINT '{}' \
+                 ACCESS_KEY_ID 'test-key' SECRET_ACCESS_KEY 'test-secret' ALLOW_HTTP; \
+                 CREATE NAMESPACE app; \
+                 CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, v INT) \
+                 WITH (storage = 'lake', deleted_retention_hours = 1, flush_policy = 'rows:1000000')",
+                moto.endpoint
+            ),
+        )
+        .await;
+    let values: Vec<String> = (0..100).map(|i| format!("({i}, {i})")).collect();
+    cluster.nodes[1].sql_ok(&root, &format!("INSERT INTO app.items (id, v) VALUES {}", values.join(", "))).await;
+    cluster.nodes[2].sql_ok(&root, "DELETE FROM app.items WHERE id < 30").await;
+    // A file of a batch the partition has passed, which no manifest can list.
+    moto.put("shared", "kalam/app/items/shared/batch-0-00000000000000aa.parquet", b"left by a deposed leader").await;
+    let leader = cluster.leader().await;
+    let r = cluster.nodes[leader].sql_ok(&root, "FLUSH TABLE app.items").await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    assert_eq!(crate::flush::wait_for_job(&cluster.nodes[leader], &job).await[1], json!("completed"));
+
+    // Once the tombstones expire, the leader's cleanup compacts: 70 live rows in one file,
+    // on every node.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for node in &cluster.nodes {
+        loop {
+            let stats = table_stats(node, "app.items").await;
+            if stats == (0, 70, 1) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no compaction reached {}: {stats:?}", node.base);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let rows = cluster.same_everywhere(&root, "SELECT id, _deleted FROM app.items ORDER BY id").await;
+    let expected: Vec<Value> = (30..100).map(|i| json!([i, false])).collect();
+    assert_eq!(rows, expected, "the tombstones are purged everywhere, the live rows kept");
+
+    // The replaced file and the stray one leave the bucket; the compacted file stays.
+    loop {
+        let files = shared_files(&moto).await;
+        if files.len() == 1 && files[0].starts_with("kalam/app/items/shared/batch-2-") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bucket still holds {files:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(cluster.same_everywhere(&root, "SELECT count(*) FROM app.items").await, vec![json!([70])]);
 }

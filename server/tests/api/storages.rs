@@ -194,6 +194,13 @@ impl Moto {
         assert!(r.status().is_success(), "create bucket: {}", r.status());
     }
 
+    /// Puts an object into `bucket` (unsigned; moto allows it).
+    pub(crate) async fn put(&self, bucket: &str, key: &str, body: &'static [u8]) {
+        let r =
+            reqwest::Client::new().put(format!("{}/{bucket}/{key}", self.endpoint)).body(body).send().await.unwrap();
+        assert!(r.status().is_success(), "put {key}: {}", r.status());
+    }
+
     /// Keys of the objects in `bucket` (unsigned list; moto allows it).
     pub(crate) async fn keys(&self, bucket: &str) -> Vec<String> {
         let body = reqwest::Client::new()
