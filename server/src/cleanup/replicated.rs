@@ -10,8 +10,8 @@
 //! manifest can come to list any more ([`sweep`]).
 
 use super::{Compaction, Rewritten, compaction_due, rewrite};
-use crate::cold::ColdPartition;
 use crate::cold::file::batch_of;
+use crate::cold::{ColdPartition, IndexUpdate};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::flush;
@@ -90,7 +90,7 @@ pub(crate) async fn apply_compaction(db: &Database, compaction: ReplicatedCompac
     next.next_batch = compaction.base + 1;
     next.obsolete.extend(compaction.replaced);
     next.purged_through = next.purged_through.max(compaction.purged_through);
-    db.cold.install_replicated(&cold, table.id, compaction.partition, next, false)
+    db.cold.install_replicated(&cold, table.id, compaction.partition, next, IndexUpdate::Rebuild)
 }
 
 /// Applies the leader's deletion of obsolete files, on every node: they leave the manifest.
@@ -98,7 +98,7 @@ pub(crate) async fn apply_deleted(db: &Database, deleted: DeletedFiles) -> Resul
     let (table, cold) = replicated_partition(db, deleted.table, deleted.partition).await?;
     let mut next = cold.manifest();
     next.obsolete.retain(|name| !deleted.files.contains(name));
-    db.cold.install_replicated(&cold, table.id, deleted.partition, next, true)
+    db.cold.install_replicated(&cold, table.id, deleted.partition, next, IndexUpdate::Keep)
 }
 
 /// On the leader: deletes the obsolete files of a partition on a shared storage that every

@@ -59,6 +59,16 @@ pub(crate) struct ColdStore {
     replicated_manifests: Option<Arc<Store>>,
 }
 
+/// How a change applied from the log affects a partition's key index.
+pub(crate) enum IndexUpdate {
+    /// The same files are listed (only their bookkeeping changed).
+    Keep,
+    /// A file was added, holding these keys (newer than any listed before).
+    Extend(KeyIndex),
+    /// The files were replaced: built again from them when next needed.
+    Rebuild,
+}
+
 /// Key (in the `catalog` column family) of the manifest of a partition on a shared storage
 /// in a cluster.
 pub(crate) fn manifest_key(table: TableId, partition: Partition) -> Vec<u8> {
@@ -105,15 +115,14 @@ impl ColdStore {
     }
 
     /// Records the manifest of a partition on a shared storage, as applied from the log, and
-    /// makes it the partition's listing. `index_valid`: the files are the same, only their
-    /// bookkeeping changed (the key index stays).
+    /// makes it the partition's listing, with its key index updated as `index` says.
     pub(crate) fn install_replicated(
         &self,
         partition: &ColdPartition,
         table: TableId,
         key: Partition,
         manifest: Manifest,
-        index_valid: bool,
+        index: IndexUpdate,
     ) -> Result<()> {
         let db = self.replicated_manifests.as_ref().filter(|_| partition.replicated).ok_or_else(|| {
             KalamError::internal("a replicated manifest for a partition that is not on a shared storage")
@@ -122,11 +131,21 @@ impl ColdStore {
         record.put_cf(&db.cf(CF_CATALOG), manifest_key(table, key), manifest.to_bytes());
         db.write(record)?;
         let mut state = partition.state.write();
-        if !index_valid {
-            state.index = None;
-            // Listings taken before keep their own lease; the files they read stay until the
-            // leader deletes them, after `storage.replaced_file_grace_secs`.
-            state.lease = Arc::new(());
+        match index {
+            IndexUpdate::Keep => {}
+            IndexUpdate::Extend(added) => {
+                if let Some(current) = state.index.as_mut() {
+                    for (k, v) in added.iter() {
+                        current.insert(k.clone(), *v);
+                    }
+                }
+            }
+            IndexUpdate::Rebuild => {
+                state.index = None;
+                // Listings taken before keep their own lease; the files they read stay until
+                // the leader deletes them, after `storage.replaced_file_grace_secs`.
+                state.lease = Arc::new(());
+            }
         }
         state.manifest = manifest;
         Ok(())
@@ -378,6 +397,11 @@ impl ColdPartition {
 
     pub(crate) fn manifest(&self) -> Manifest {
         self.state.read().manifest.clone()
+    }
+
+    /// Whether the key index is loaded (a replicated flush then extends it).
+    pub(crate) fn has_index(&self) -> bool {
+        self.state.read().index.is_some()
     }
 
     fn indexed_keys(&self) -> usize {

@@ -28,10 +28,10 @@
 
 pub(crate) mod policy;
 
-use crate::cold::ColdPartition;
 use crate::cold::file::{FileWriter, unique_file_name};
-use crate::cold::key_index::{ColdVersion, PkKey};
+use crate::cold::key_index::{ColdVersion, KeyIndex, PkKey};
 use crate::cold::manifest::FileEntry;
+use crate::cold::{ColdPartition, IndexUpdate};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::fault;
@@ -256,7 +256,16 @@ pub(crate) async fn apply_replicated(db: &Database, flush: ReplicatedFlush) -> R
         let mut next = manifest;
         next.files.push(flush.file.clone());
         next.next_batch = flush.base + 1;
-        db.cold.install_replicated(&cold, table.id, flush.partition, next, false)?;
+        // A loaded key index takes the new file's keys (one read of two columns), rather
+        // than being read again from every file at the next point read.
+        let index = match cold.has_index() {
+            true => KeyIndex::build(&cold.dir, &table, std::slice::from_ref(&flush.file))
+                .await
+                .inspect_err(|e| tracing::warn!("cannot read the keys of a flushed file: {}", e.report()))
+                .map_or(IndexUpdate::Rebuild, IndexUpdate::Extend),
+            false => IndexUpdate::Rebuild,
+        };
+        db.cold.install_replicated(&cold, table.id, flush.partition, next, index)?;
     }
     let flushed = hot_versions_through(db, &table, flush.partition, flush.through)?;
     remove_hot_rows(db, &table, flush.partition, &flushed, None).await?;

@@ -1406,6 +1406,13 @@ async fn flushes_to_a_shared_storage_are_written_once_and_listed_by_every_node()
     let changed = cluster.same_everywhere(&root, query).await;
     assert_eq!(changed.len(), 152, "151 rows and the tombstone of id 1: {changed:?}");
     assert_eq!(shared_files(&moto).await.len(), 2);
+    // Point reads and duplicate checks find the newest cold version (through each node's
+    // key index, extended by the flush it applied).
+    for (i, node) in cluster.nodes.iter().enumerate().filter(|(i, _)| *i != leader) {
+        let r = node.sql_ok(&root, "SELECT v FROM app.items WHERE id = 205").await;
+        assert_eq!(r.rows(0), &vec![json!([7])], "node {}", i + 1);
+        node.sql_err(&root, "INSERT INTO app.items (id, v) VALUES (205, 0)", 409, "DUPLICATE_KEY").await;
+    }
 
     // The killed node comes back, applies the flush it missed and lists both files.
     cluster.nodes[leader].start_again();
