@@ -1,6 +1,10 @@
 //! Cluster benchmarks over loopback: three release nodes against one node, in one run.
 //! - single-row INSERT latency: one node; the cluster's leader; a follower (forwarded);
 //! - a write on one node → the change event at a subscriber on another node;
+//! - flushing `BENCH_FLUSH_ROWS` (default 100,000; 0 skips it) rows of a SHARED table: on the
+//!   `local` storage, where every node flushes its own replica, and on an S3 storage (a
+//!   local `moto_server`, skipped when it is not installed), where the leader writes one
+//!   file and every node applies it through the log;
 //! - failover: `kill -9` of the leader → the first acknowledged write through another
 //!   node, over several trials (the killed node restarts between trials).
 //!
@@ -11,7 +15,7 @@
 
 mod common;
 
-use common::{Server, connect, percentiles, recv, send, subscribe};
+use common::{Server, connect, percentiles, query, recv, send, subscribe, wait_for_job};
 use kalamdb_client_core::protocol::ws::ServerMessage;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -133,6 +137,82 @@ async fn insert_latency(client: &reqwest::Client, base: &str, token: &str, first
     percentiles(samples)
 }
 
+/// A `moto_server` on an ephemeral port (killed on drop), if installed.
+struct Moto(std::process::Child, String);
+
+impl Moto {
+    async fn start(client: &reqwest::Client) -> Option<Moto> {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let bin = std::path::Path::new(&home).join(".cache/kalamdb-venv/bin/moto_server");
+        if !bin.exists() {
+            println!("(no {}: the S3 flush case is skipped)", bin.display());
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Moto(child, format!("http://127.0.0.1:{port}"));
+        while client.get(&moto.1).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.put(format!("{}/flushes", moto.1)).send().await.unwrap();
+        Some(moto)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Hot rows of `table` on `node` (`SHOW STATS`).
+async fn hot_rows(client: &reqwest::Client, node: &Node, token: &str, table: &str) -> i64 {
+    let r = query(node.server.as_ref().unwrap(), client, token, &format!("SHOW STATS FOR TABLE {table}")).await;
+    r["results"][0]["rows"][0][0].as_i64().unwrap()
+}
+
+/// Writes `rows` rows into `table` through `node`, 1,000 per statement.
+async fn fill(client: &reqwest::Client, node: &Node, token: &str, table: &str, rows: usize) {
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(1000) {
+        let values: Vec<String> = chunk.iter().map(|i| format!("({i}, {i}, 'row {i} of the flush bench')")).collect();
+        let sql = format!("INSERT INTO {table} (id, n, s) VALUES {}", values.join(", "));
+        node.server.as_ref().unwrap().sql(client, token, &sql, json!([])).await;
+    }
+}
+
+/// Flushes `table` (FLUSH on each of `on`), returns once every node holds no hot row of it:
+/// (ms until then, bytes the jobs wrote).
+async fn flush_everywhere(
+    client: &reqwest::Client,
+    nodes: &[Node],
+    on: &[usize],
+    token: &str,
+    table: &str,
+) -> (u128, u64) {
+    let started = Instant::now();
+    let mut jobs = Vec::new();
+    for &i in on {
+        let r = query(nodes[i].server.as_ref().unwrap(), client, token, &format!("FLUSH TABLE {table}")).await;
+        jobs.push((i, r["results"][0]["rows"][0][0].as_str().unwrap().to_string()));
+    }
+    let mut bytes = 0;
+    for (i, job) in &jobs {
+        bytes += wait_for_job(nodes[*i].server.as_ref().unwrap(), client, token, job).await.1;
+    }
+    for node in nodes {
+        while hot_rows(client, node, token, table).await > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    (started.elapsed().as_millis(), bytes)
+}
+
 fn main() {
     let writes = common::env_or("BENCH_WRITES", 1000);
     let trials = common::env_or("BENCH_TRIALS", 10);
@@ -198,6 +278,35 @@ fn main() {
         println!("write on the leader -> change event on a follower: p50 {p50} µs, p99 {p99} µs");
         send(&mut ws, json!({"type": "unsubscribe", "id": "s"})).await;
         drop(ws);
+
+        let flush_rows = common::env_or("BENCH_FLUSH_ROWS", 100_000);
+        if flush_rows > 0 {
+            let leader = settled_leader(&client, &nodes).await;
+            let columns = "(id BIGINT PRIMARY KEY, n INT, s TEXT)";
+            let never = "flush_policy = 'rows:1000000000'";
+            let sql = format!("CREATE SHARED TABLE bench.on_local {columns} WITH ({never})");
+            nodes[leader].server.as_ref().unwrap().sql(&client, &root, &sql, json!([])).await;
+            fill(&client, &nodes[leader], &root, "bench.on_local", flush_rows).await;
+            settled_leader(&client, &nodes).await;
+            let (ms, bytes) = flush_everywhere(&client, &nodes, &[0, 1, 2], &root, "bench.on_local").await;
+            println!("flush of {flush_rows} rows, local storage (every node flushes its own): {ms} ms, {bytes} bytes written");
+            if let Some(moto) = Moto::start(&client).await {
+                let sql = format!(
+                    "CREATE STORAGE lake TYPE 's3' BUCKET 'flushes' ENDPOINT '{}' ACCESS_KEY_ID 'k' \
+                     SECRET_ACCESS_KEY 's' ALLOW_HTTP; \
+                     CREATE SHARED TABLE bench.on_s3 {columns} WITH (storage = 'lake', {never})",
+                    moto.1
+                );
+                nodes[leader].server.as_ref().unwrap().sql(&client, &root, &sql, json!([])).await;
+                fill(&client, &nodes[leader], &root, "bench.on_s3", flush_rows).await;
+                settled_leader(&client, &nodes).await;
+                let (ms, bytes) = flush_everywhere(&client, &nodes, &[leader], &root, "bench.on_s3").await;
+                println!(
+                    "flush of {flush_rows} rows, shared S3 storage (moto; the leader writes, every node applies): \
+                     {ms} ms, {bytes} bytes written"
+                );
+            }
+        }
 
         // Failover: kill -9 the leader while one writer writes through another node.
         let mut failovers = Vec::new();

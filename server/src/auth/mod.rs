@@ -256,7 +256,7 @@ impl Authenticator {
         let record = LoginRecord { user: current.id, succeeded, at: now_micros() };
         let recorded = match self.ledger.get() {
             Some(ledger) => ledger.record(record).await,
-            None => self.apply_login_record(&record),
+            None => self.apply_login_record(&record, |_| {}).map(|_| ()),
         };
         if let Err(e) = recorded {
             // Still answered: a right password lets the user in, a wrong one is refused.
@@ -271,21 +271,26 @@ impl Authenticator {
     /// Applies a login's outcome to its account's stored counters: a success clears them; a
     /// failure counts, and the `max_failed_logins`th locks the account for `lockout_secs`
     /// from the attempt. Deterministic given the catalog and `record` (in a cluster every
-    /// node applies the same records in log order, with the same settings).
-    pub(crate) fn apply_login_record(&self, record: &LoginRecord) -> Result<()> {
+    /// node applies the same records in log order, with the same settings). `also` goes into
+    /// the same atomic write as the account, if it changes; whether it did.
+    pub(crate) fn apply_login_record(
+        &self,
+        record: &LoginRecord,
+        also: impl FnOnce(&mut rocksdb::WriteBatch),
+    ) -> Result<bool> {
         let _guard = self.login_lock.lock();
-        let Some(mut user) = self.catalog.user(record.user) else { return Ok(()) };
+        let Some(mut user) = self.catalog.user(record.user) else { return Ok(false) };
         if record.succeeded {
             if user.failed_logins == 0 && user.locked_until.is_none() {
-                return Ok(());
+                return Ok(false);
             }
             user.failed_logins = 0;
             user.locked_until = None;
-            return self.catalog.update_user(&user);
+            return self.catalog.update_user_with(&user, also).map(|()| true);
         }
         if user.locked_until.is_some_and(|until| until > record.at) {
             // Refused without a check on the node that counted it: nothing more to count.
-            return Ok(());
+            return Ok(false);
         }
         user.failed_logins += 1;
         if user.failed_logins >= self.config.max_failed_logins.max(1) {
@@ -293,7 +298,7 @@ impl Authenticator {
             user.locked_until = Some(record.at + self.config.lockout_secs as i64 * 1_000_000);
             tracing::warn!(user = %user.username, "account locked after repeated failed logins");
         }
-        self.catalog.update_user(&user)
+        self.catalog.update_user_with(&user, also).map(|()| true)
     }
 
     /// Issues an access token and a refresh token for `user`.

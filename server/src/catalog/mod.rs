@@ -456,11 +456,20 @@ impl Catalog {
 
     /// Replaces a user's record (password, role, email, login counters).
     pub(crate) fn update_user(&self, user: &User) -> Result<()> {
+        self.update_user_with(user, |_| {})
+    }
+
+    /// [`Catalog::update_user`], with `also` added to the same atomic write (a cluster node
+    /// records there the log entry it applied).
+    pub(crate) fn update_user_with(&self, user: &User, also: impl FnOnce(&mut WriteBatch)) -> Result<()> {
         let _guard = self.write_lock.lock();
         if self.user(user.id).is_none() {
             return Err(KalamError::UserNotFound(user.username.clone()));
         }
-        self.put(user_key(user.id), user)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&self.store.cf(CF_CATALOG), user_key(user.id), to_json(user));
+        also(&mut batch);
+        self.store.write(batch)?;
         self.state.write().users.insert(user.id, user.clone());
         Ok(())
     }

@@ -205,16 +205,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let applied = crate::cleanup::replicated::apply_deleted(&self.db, deleted).await;
                     self.settle_cold_change(&log_id, "deletion of replaced files", applied)?
                 }
-                EntryPayload::Normal(Command::Login(record)) => match self.db.auth.apply_login_record(&record) {
-                    Ok(()) => {
-                        self.write_mark(&log_id, None)?;
-                        Ok(Outcome::Nothing)
+                EntryPayload::Normal(Command::Login(record)) => {
+                    // The account's counters and the applied mark in one write: a crash
+                    // between them would count the attempt twice.
+                    match self.db.auth.apply_login_record(&record, |batch| self.mark(batch, &log_id)) {
+                        Ok(written) => {
+                            if !written {
+                                self.write_mark(&log_id, None)?;
+                            }
+                            Ok(Outcome::Nothing)
+                        }
+                        Err(e) => {
+                            tracing::error!(index = log_id.index, "cannot apply a login record: {}", e.report());
+                            return Err(storage_error(e.report()));
+                        }
                     }
-                    Err(e) => {
-                        tracing::error!(index = log_id.index, "cannot apply a login record: {}", e.report());
-                        return Err(storage_error(e.report()));
-                    }
-                },
+                }
                 EntryPayload::Normal(Command::Statement(statement)) => {
                     let outcome = match crate::fault::fails(crate::fault::APPLY_STATEMENT) {
                         true => Err(KalamError::internal("fault injected: cannot apply a statement")),
