@@ -108,7 +108,8 @@ impl Database {
         std::fs::create_dir_all(data_dir).map_err(KalamError::io("create", data_dir))?;
         let store = Arc::new(Store::open(&data_dir.join("rocksdb"), config.storage.sync_writes)?);
         let catalog = Arc::new(Catalog::open(store.clone())?);
-        bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost, config.cluster.enabled()).await?;
+        let cluster_secret = config.cluster.secret.as_deref().filter(|_| config.cluster.enabled());
+        bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost, cluster_secret).await?;
         let secret = match (&config.auth.jwt_secret, &config.cluster.secret) {
             // Every node must accept every node's tokens: derive one secret for all.
             (None, Some(cluster)) if config.cluster.enabled() => bootstrap::derived_secret(cluster, "jwt"),

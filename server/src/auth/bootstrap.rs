@@ -38,7 +38,14 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
 
 /// Creates `root` if there are no users yet. In cluster mode every node creates the same
 /// `root` (same id; the password from the environment, which all nodes must share).
-pub(crate) async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost: u32, cluster: bool) -> Result<()> {
+/// `cluster_secret`: set in a cluster, where every node makes root alike (see below).
+pub(crate) async fn ensure_root(
+    catalog: &Catalog,
+    data_dir: &Path,
+    bcrypt_cost: u32,
+    cluster_secret: Option<&str>,
+) -> Result<()> {
+    let cluster = cluster_secret.is_some();
     if catalog.has_users() {
         return Ok(());
     }
@@ -59,8 +66,18 @@ pub(crate) async fn ensure_root(catalog: &Catalog, data_dir: &Path, bcrypt_cost:
     } else {
         tracing::info!("created user 'root' with the password from {ROOT_PASSWORD_ENV}");
     }
-    let hash = password::hash(pw, bcrypt_cost).await?;
-    catalog.create_user(Some(UserId::ROOT), ROOT_USERNAME, hash, Role::System, None, now_micros())?;
+    // Every node of a cluster makes root on its own first start, and all must make the same
+    // record: tokens carry a fingerprint of the password hash (a node would refuse another's
+    // root tokens as revoked), and `system.users` must read the same everywhere. So the salt
+    // comes from the cluster secret and the creation time is the epoch.
+    let (hash, created_at) = match cluster_secret {
+        Some(secret) => {
+            let salt: [u8; 16] = derived_secret(secret, "root password salt")[..16].try_into().expect("16 bytes");
+            (password::hash_with_salt(pw, bcrypt_cost, salt).await?, 0)
+        }
+        None => (password::hash(pw, bcrypt_cost).await?, now_micros()),
+    };
+    catalog.create_user(Some(UserId::ROOT), ROOT_USERNAME, hash, Role::System, None, created_at)?;
     Ok(())
 }
 

@@ -33,6 +33,16 @@ pub(crate) async fn hash(password: String, cost: u32) -> Result<String> {
         .map_err(KalamError::internal)
 }
 
+/// [`hash`] with a given salt instead of a random one: the same password, cost and salt make
+/// the same hash (a cluster's root account, made by every node alike).
+pub(crate) async fn hash_with_salt(password: String, cost: u32, salt: [u8; 16]) -> Result<String> {
+    let _slot = bcrypt_slots().acquire().await.map_err(KalamError::internal)?;
+    tokio::task::spawn_blocking(move || bcrypt::hash_with_salt(password, cost, salt).map(|h| h.to_string()))
+        .await
+        .map_err(KalamError::internal)?
+        .map_err(KalamError::internal)
+}
+
 pub(crate) async fn verify(password: String, hash: String) -> Result<bool> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);

@@ -1315,6 +1315,21 @@ async fn a_backup_taken_on_a_follower_restores_on_a_single_node() {
     assert_eq!(restored.rows(0), &expected, "the restored rows are the cluster's, versions included");
 }
 
+/// Root is made by every node on its first start, alike: one record everywhere (it differed
+/// in its creation time, which also made a node started later refuse root tokens issued
+/// before by another as older than root's password), and a root token works on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_reads_the_same_on_every_node_and_its_tokens_work_on_every_node() {
+    let cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    let rows = cluster.same_everywhere(&root, "SELECT user_id, username, role, created_at FROM system.users").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let token = cluster.nodes[0].login("root", crate::common::ROOT_PASSWORD).await;
+    for node in &cluster.nodes {
+        node.sql_ok(&Auth::Bearer(token.clone()), "SELECT count(*) FROM system.users").await;
+    }
+}
+
 /// `SHOW STATS FOR TABLE` on one node: (hot rows, cold row versions, cold files).
 async fn table_stats(node: &TestServer, table: &str) -> (i64, i64, i64) {
     let r = node.sql_ok(&Auth::root(), &format!("SHOW STATS FOR TABLE {table}")).await;
