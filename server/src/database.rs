@@ -258,6 +258,13 @@ impl Database {
         self.replication.get()
     }
 
+    /// Whether this node flushes and compacts `table`: always on a single node and for a
+    /// node's own storage; for a shared storage in a cluster, only the leader (through the
+    /// log), so that followers' schedulers make no jobs for it.
+    pub(crate) fn does_cold_work_of(&self, table: &crate::schema::TableDef) -> bool {
+        !self.cold.is_replicated(&table.options.storage) || self.replication().is_some_and(|r| r.is_leader())
+    }
+
     /// Commits a statement's (or, with `mutation`, a client mutation message's) writes:
     /// here on the single node, through the replicated log in cluster mode (where only the
     /// leader plans writes; followers forward statements to it).

@@ -25,8 +25,7 @@ pub(crate) fn start(db: Weak<Database>) {
 /// Cleans every due partition, one job per table.
 async fn run_due(db: Arc<Database>) {
     for table in flush::flushable(db.catalog.tables(None)) {
-        // On a shared storage in a cluster, the leader alone cleans (through the log).
-        if db.cold.is_replicated(&table.options.storage) && !db.replication().is_some_and(|r| r.is_leader()) {
+        if !db.does_cold_work_of(&table) {
             continue;
         }
         let due = match due_partitions(&db, &table).await {

@@ -195,6 +195,7 @@ async fn flush_through_log(
         let _schema = db.schema_lock.read().await;
         let _flushing = cold.flush_lock.lock().await;
         let table = &current_definition(db, table)?;
+        fault::delay(fault::FLUSH_LOCKED);
         let base = cold.generation();
         let mut writer = FileWriter::create_named(&cold.dir, base, unique_file_name(base), table.clone())?;
         // Every version read here was stamped before any that is not: `through` is the

@@ -21,6 +21,9 @@ pub(crate) fn start(db: Weak<Database>) {
 async fn run_due(db: Arc<Database>) {
     let now = db.clock.now_micros();
     for table in flush::flushable(db.catalog.tables(None)) {
+        if !db.does_cold_work_of(&table) {
+            continue;
+        }
         let policy = table.options.flush_policy;
         let due: Vec<Partition> = db
             .committer

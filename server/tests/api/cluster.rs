@@ -120,12 +120,6 @@ impl TestCluster {
         TestCluster::start_at(ports.clone(), ports, settings, &[], &[]).await
     }
 
-    /// Like [`TestCluster::start_with`], with `env` set on every node.
-    async fn start_with_env(n: usize, settings: &str, env: &[(&str, &str)]) -> TestCluster {
-        let ports = free_ports(n);
-        TestCluster::start_at(ports.clone(), ports, settings, &[], env).await
-    }
-
     /// Like [`TestCluster::start_with`], with `FAILPOINTS` set on some nodes: `(index, points)`.
     async fn start_with_faults(n: usize, settings: &str, faults: &[(usize, &str)]) -> TestCluster {
         let ports = free_ports(n);
@@ -1449,9 +1443,14 @@ async fn flushes_to_a_shared_storage_are_written_once_and_listed_by_every_node()
 async fn compactions_of_a_shared_storage_go_through_the_log() {
     let Some(moto) = crate::storages::Moto::start().await else { return };
     moto.create_bucket("shared").await;
-    // An "hour" of tombstone retention lasts a second; cleanups every second.
+    // An "hour" of tombstone retention lasts a second; cleanups every second. Each flush
+    // waits a second once it holds its partition: long enough for every node's flush
+    // scheduler to see the partition due while the leader flushes it.
     let settings = "\n[storage]\ncleanup_interval_secs = 1\nreplaced_file_grace_secs = 2";
-    let cluster = TestCluster::start_with_env(3, settings, &[("KALAMDB_HOUR_MS", "1000")]).await;
+    let ports = free_ports(3);
+    let slow_flushes: Vec<(usize, &str)> = (0..3).map(|i| (i, "flush:locked=sleep(1000)")).collect();
+    let cluster =
+        TestCluster::start_at(ports.clone(), ports, settings, &slow_flushes, &[("KALAMDB_HOUR_MS", "1000")]).await;
     let root = Auth::root();
     cluster.nodes[0]
         .sql_ok(
@@ -1461,7 +1460,7 @@ async fn compactions_of_a_shared_storage_go_through_the_log() {
                  ACCESS_KEY_ID 'test-key' SECRET_ACCESS_KEY 'test-secret' ALLOW_HTTP; \
                  CREATE NAMESPACE app; \
                  CREATE SHARED TABLE app.items (id BIGINT PRIMARY KEY, v INT) \
-                 WITH (storage = 'lake', deleted_retention_hours = 1, flush_policy = 'rows:1000000')",
+                 WITH (storage = 'lake', deleted_retention_hours = 1, flush_policy = 'rows:50')",
                 moto.endpoint
             ),
         )
@@ -1503,4 +1502,7 @@ async fn compactions_of_a_shared_storage_go_through_the_log() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(cluster.same_everywhere(&root, "SELECT count(*) FROM app.items").await, vec![json!([70])]);
+    // Policy flushes and cleanups ran on the leader only: the followers made no jobs.
+    let nodes = cluster.nodes[0].sql_ok(&root, "SELECT DISTINCT node FROM system.jobs").await;
+    assert_eq!(nodes.rows(0), &vec![json!([format!("node-{}", leader + 1)])]);
 }
