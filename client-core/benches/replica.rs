@@ -81,7 +81,7 @@ fn frames(rows: usize) -> (Vec<String>, usize) {
     let mut raw = 0;
     let frames = (0..rows.div_ceil(1000))
         .map(|chunk| {
-            let rows: Vec<Vec<serde_json::Value>> = (chunk * 1000..((chunk + 1) * 1000).min(rows))
+            let batch_rows: Vec<Vec<serde_json::Value>> = (chunk * 1000..((chunk + 1) * 1000).min(rows))
                 .map(|i| {
                     let row = vec![
                         json!(format!("0190a1b2-c3d4-7e5f-8a9b-{i:012}")),
@@ -97,9 +97,9 @@ fn frames(rows: usize) -> (Vec<String>, usize) {
             let last = (chunk + 1) * 1000 >= rows;
             let batch = ServerMessage::Batch {
                 id: "todos".into(),
-                rows,
+                rows: batch_rows,
                 deleted: vec![],
-                cursor: chunk as u64 + 1,
+                cursor: chunk as i64 + 1,
                 reset: false,
                 last,
             };

@@ -29,6 +29,7 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
+use kalamdb_client_core::replica::{SubscriptionRows, empty_rows_of};
 use kalamdb_client_core::store::{
     OutboxEntry, ReplicaStore, Row, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
 };
@@ -178,20 +179,28 @@ impl IndexedDbStore {
             let key = k.as_string().ok_or_else(|| StoreError("IndexedDB: a meta key is not a string".into()))?;
             c.meta.push((key, parse(&v)?));
         }
-        for (k, v) in records(&chunks)? {
+        // Rows are typed as they are read, chunk by chunk: the JSON of one record at a time is
+        // in memory, never the whole replica's.
+        c.rows = empty_rows_of(&c.subscriptions.values().collect::<Vec<_>>());
+        for_each_record(&chunks, |k, v| {
             c.chunk_bytes += v.len();
             let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
             let sub = SubscriptionId(sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?);
             let rows: Vec<(String, Row)> = parse(&v)?;
-            c.rows.entry(sub).or_default().extend(rows);
-        }
-        for (k, v) in records(&log)? {
+            let typed = c.rows.entry(sub).or_default();
+            for (pk, row) in rows {
+                typed.put(pk, row);
+            }
+            Ok(())
+        })?;
+        for_each_record(&log, |k, v| {
             c.log_bytes += v.len();
             c.last_log_key = k.as_f64();
             for op in parse::<Vec<RowOp>>(&v)? {
                 op.apply(&mut c.rows);
             }
-        }
+            Ok(())
+        })?;
         Ok(c)
     }
 
@@ -279,7 +288,8 @@ impl IndexedDbStore {
         chunks.clear().map_err(js_err)?;
         let mut chunk_bytes = 0;
         for (sub, rows) in &c.rows {
-            let rows: Vec<(&String, &Row)> = rows.iter().collect();
+            // Rows are written back as the server's JSON, made from the typed rows.
+            let rows: Vec<(String, Row)> = rows.json_rows().collect();
             for (n, chunk) in rows.chunks(CHUNK_ROWS).enumerate() {
                 let text = serde_json::to_string(chunk).map_err(json_err)?;
                 chunk_bytes += text.len();
@@ -325,7 +335,7 @@ impl ReplicaStore for IndexedDbStore {
 #[derive(Default)]
 struct Contents {
     subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
-    rows: BTreeMap<SubscriptionId, BTreeMap<String, Row>>,
+    rows: BTreeMap<SubscriptionId, SubscriptionRows>,
     outbox: Vec<OutboxEntry>,
     meta: Vec<(String, Value)>,
     chunk_bytes: usize,
@@ -343,10 +353,10 @@ enum RowOp {
 }
 
 impl RowOp {
-    fn apply(self, rows: &mut BTreeMap<SubscriptionId, BTreeMap<String, Row>>) {
+    fn apply(self, rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) {
         match self {
             RowOp::Put(sub, pk, row) => {
-                rows.entry(sub).or_default().insert(pk, row);
+                rows.entry(sub).or_default().put(pk, row);
             }
             RowOp::Delete(sub, pk) => {
                 if let Some(r) = rows.get_mut(&sub) {
@@ -354,7 +364,9 @@ impl RowOp {
                 }
             }
             RowOp::Clear(sub) => {
-                rows.remove(&sub);
+                if let Some(r) = rows.get_mut(&sub) {
+                    r.clear();
+                }
             }
         }
     }
@@ -493,15 +505,28 @@ fn finished(request: &IdbRequest) -> js_sys::Promise {
 
 /// The `(k, v)` of every record a finished `getAll()` returned.
 fn records(request: &IdbRequest) -> Result<Vec<(JsValue, String)>, StoreError> {
+    let mut out = Vec::new();
+    for_each_record(request, |k, v| {
+        out.push((k, v));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with the `(k, v)` of each record a finished `getAll()` returned, one record's
+/// text copied into wasm memory at a time.
+fn for_each_record(
+    request: &IdbRequest,
+    mut f: impl FnMut(JsValue, String) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let all: js_sys::Array = request.result().map_err(js_err)?.unchecked_into();
     let (k, v) = (JsValue::from_str("k"), JsValue::from_str("v"));
-    all.iter()
-        .map(|record| {
-            let key = js_sys::Reflect::get(&record, &k).map_err(js_err)?;
-            let value = js_sys::Reflect::get(&record, &v).map_err(js_err)?.as_string();
-            Ok((key, value.ok_or_else(|| StoreError("IndexedDB: a record has no JSON text".into()))?))
-        })
-        .collect()
+    for record in all.iter() {
+        let key = js_sys::Reflect::get(&record, &k).map_err(js_err)?;
+        let value = js_sys::Reflect::get(&record, &v).map_err(js_err)?.as_string();
+        f(key, value.ok_or_else(|| StoreError("IndexedDB: a record has no JSON text".into()))?)?;
+    }
+    Ok(())
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, StoreError> {

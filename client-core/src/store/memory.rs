@@ -4,6 +4,7 @@
 //! clone of the store it used before.
 
 use super::{OutboxEntry, ReplicaStore, Row, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord};
+use crate::replica::empty_rows_of;
 use futures::future::LocalBoxFuture;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -36,7 +37,14 @@ impl ReplicaStore for MemoryStore {
         outbox.sort_by(|a, b| {
             a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
         });
-        let mut rows = s.rows.clone();
+        let records: Vec<&SubscriptionRecord> = s.subs.values().collect();
+        let mut rows = empty_rows_of(&records);
+        for (sub, stored) in &s.rows {
+            let typed = rows.entry(sub.clone()).or_default();
+            for (pk, row) in stored {
+                typed.put(pk.clone(), row.clone());
+            }
+        }
         rows.retain(|_, rows| !rows.is_empty());
         let snapshot = Snapshot {
             subscriptions: s.subs.values().cloned().collect(),

@@ -262,21 +262,24 @@ impl SyncEngine {
                     && (rec.schema != schema || rec.primary_key.as_deref() != Some(primary_key.as_str()))
                 {
                     // The table was altered: rewrite the stored rows to the new columns
-                    // (keys are primary-key values, which no ALTER changes).
-                    let mut ops = Vec::new();
-                    if let (Some(m), Some(data)) =
-                        (RowMigration::between(&rec.schema, &schema), self.replica.subscription(&id))
-                    {
-                        ops.extend(data.rows.iter().map(|(pk, row)| StoreOp::PutRow {
-                            sub: id.clone(),
-                            pk: pk.clone(),
-                            row: m.apply(row),
-                        }));
-                    }
+                    // (keys are primary-key values, which no ALTER changes). The new schema
+                    // goes first, so that the replica types the rewritten rows to it.
+                    let migration = RowMigration::between(&rec.schema, &schema);
+                    let old_rows: Vec<(String, Row)> = match (&migration, self.replica.subscription(&id)) {
+                        (Some(_), Some(data)) => data.rows.json_rows().collect(),
+                        _ => Vec::new(),
+                    };
                     rec.schema = schema;
                     rec.primary_key = Some(primary_key);
                     fx.touched.insert(rec.table.clone());
-                    ops.push(StoreOp::PutSubscription(rec));
+                    let mut ops = vec![StoreOp::PutSubscription(rec)];
+                    if let Some(m) = migration {
+                        ops.extend(old_rows.into_iter().map(|(pk, row)| StoreOp::PutRow {
+                            sub: id.clone(),
+                            pk,
+                            row: m.apply(&row),
+                        }));
+                    }
                     self.commit(&mut fx, ops);
                 }
             }

@@ -1,0 +1,238 @@
+//! The confirmed rows of one subscription, stored once, typed and aligned to the columns of its
+//! table.
+//!
+//! Rows arrive as the server's JSON (a map by column name). Each is converted once, when it is
+//! stored, into a [`TypedRow`]: one `kalamdb_query::Value` per column of the table, shared
+//! (reference-counted) with every query, live-query step and row change that reads it. No
+//! per-row name map is kept. The rows are held in an [`IndexMap`] by primary-key text: a
+//! point look-up by key is one hash probe (the outbox replay and every synced change look rows
+//! up by key), a scan walks a dense array in the order rows arrived (the server sends a first
+//! sync in key order), and a delete moves the last row into the freed place (`swap_remove`,
+//! O(1)). Queries without ORDER BY therefore see rows in arrival order, not key order; the
+//! language leaves that order unspecified.
+//!
+//! Two things do not fit a typed row and are kept beside it:
+//! - the Yjs state of CRDT_TEXT cells (`{"text", "state"}`): queries read the text, which is in
+//!   the row; the state is needed only to merge a pending edit or to show the cell;
+//! - rows that cannot be typed: their table's columns are not known yet (rows that arrive
+//!   before their subscription's schema), or a value does not read as its column's type. They
+//!   stay JSON, are typed again when the columns change, and a query of the table reports them.
+
+use super::{ReplicaError, TypedRow, typed_row};
+use crate::protocol::ColumnInfo;
+use crate::store::{Row, SubscriptionId, SubscriptionRecord};
+use indexmap::IndexMap;
+use kalamdb_query::json::to_json;
+use kalamdb_query::{ColumnDef, DataType};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+/// The columns a table's rows are typed to: the table's columns, each with its type. Shared
+/// by every subscription of the table.
+pub type RowColumns = Rc<[ColumnDef]>;
+
+/// The confirmed rows of one subscription (see the module documentation).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionRows {
+    /// The columns `typed` rows are aligned to; `None` while they are not known.
+    columns: Option<RowColumns>,
+    /// The rows, by primary-key text, in the order they arrived.
+    typed: IndexMap<Box<str>, TypedRow>,
+    /// The CRDT_TEXT cells of the typed rows as the server sent them, by primary-key text:
+    /// only rows of tables with such columns.
+    crdt_cells: HashMap<String, Row>,
+    /// Rows that could not be typed, by primary-key text.
+    untyped: BTreeMap<String, Row>,
+}
+
+impl SubscriptionRows {
+    /// No rows; rows put later are typed to `columns`.
+    pub fn new(columns: Option<RowColumns>) -> SubscriptionRows {
+        SubscriptionRows { columns, ..SubscriptionRows::default() }
+    }
+
+    /// The columns rows are typed to, if known.
+    pub fn columns(&self) -> Option<&RowColumns> {
+        self.columns.as_ref()
+    }
+
+    /// How many rows there are.
+    pub fn len(&self) -> usize {
+        self.typed.len() + self.untyped.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the row `key` is here.
+    pub fn contains(&self, key: &str) -> bool {
+        self.typed.contains_key(key) || self.untyped.contains_key(key)
+    }
+
+    /// The typed row `key`, if it is here and typed.
+    pub fn get(&self, key: &str) -> Option<&TypedRow> {
+        self.typed.get(key)
+    }
+
+    /// The typed rows with their primary-key text, in the order they arrived.
+    pub fn typed(&self) -> impl Iterator<Item = (&str, &TypedRow)> {
+        self.typed.iter().map(|(key, row)| (&**key, row))
+    }
+
+    /// Stores `row` (the server's JSON) under `key`, replacing the row there.
+    pub fn put(&mut self, key: String, row: Row) {
+        let Some(columns) = &self.columns else {
+            self.untyped.insert(key, row);
+            return;
+        };
+        match typed_row("", &row, columns) {
+            Ok(typed) => {
+                let cells: Row = columns
+                    .iter()
+                    .filter(|c| c.ty == DataType::CrdtText)
+                    .filter_map(|c| row.get(&c.name).filter(|v| v.is_object()).map(|v| (c.name.clone(), v.clone())))
+                    .collect();
+                if cells.is_empty() {
+                    self.crdt_cells.remove(&key);
+                } else {
+                    self.crdt_cells.insert(key.clone(), cells);
+                }
+                self.untyped.remove(&key);
+                self.typed.insert(key.into_boxed_str(), typed);
+            }
+            Err(_) => {
+                self.remove(&key);
+                self.untyped.insert(key, row);
+            }
+        }
+    }
+
+    /// Removes the row `key`, if any.
+    pub fn remove(&mut self, key: &str) {
+        self.typed.swap_remove(key);
+        self.crdt_cells.remove(key);
+        self.untyped.remove(key);
+    }
+
+    /// Removes every row.
+    pub fn clear(&mut self) {
+        *self = SubscriptionRows::new(self.columns.take());
+    }
+
+    /// The row `key` as the server sent it (JSON by column name): the columns the rows are
+    /// typed to, CRDT_TEXT cells with their state. Made from the typed row.
+    pub fn json_row(&self, key: &str) -> Option<Cow<'_, Row>> {
+        if let Some(row) = self.untyped.get(key) {
+            return Some(Cow::Borrowed(row));
+        }
+        let (columns, typed) = (self.columns.as_ref()?, self.typed.get(key)?);
+        Some(Cow::Owned(self.to_json(columns, key, typed)))
+    }
+
+    /// Every row as [`Self::json_row`] gives it, with its key.
+    pub fn json_rows(&self) -> impl Iterator<Item = (String, Row)> + '_ {
+        let typed = self.columns.iter().flat_map(move |columns| {
+            self.typed.iter().map(move |(key, row)| (key.to_string(), self.to_json(columns, key, row)))
+        });
+        typed.chain(self.untyped.iter().map(|(key, row)| (key.clone(), row.clone())))
+    }
+
+    fn to_json(&self, columns: &[ColumnDef], key: &str, row: &[kalamdb_query::Value]) -> Row {
+        let cells = self.crdt_cells.get(key);
+        columns
+            .iter()
+            .zip(row)
+            .map(|(c, v)| {
+                let cell = cells.and_then(|cells| cells.get(&c.name)).cloned();
+                (c.name.clone(), cell.unwrap_or_else(|| to_json(v, c.ty)))
+            })
+            .collect()
+    }
+
+    /// Types the rows to `columns` instead (the table's columns changed): each row is read
+    /// back as JSON and typed again, so values keep their column by name.
+    pub fn set_columns(&mut self, columns: Option<RowColumns>) {
+        if self.columns == columns {
+            self.columns = columns;
+            return;
+        }
+        let rows: Vec<(String, Row)> = self.json_rows().collect();
+        *self = SubscriptionRows::new(columns);
+        for (key, row) in rows {
+            self.put(key, row);
+        }
+    }
+
+    /// Fails with the reason the first untyped row cannot be read, if there is one.
+    pub(crate) fn check_readable(&self, table: &str) -> Result<(), ReplicaError> {
+        let Some((_, row)) = self.untyped.iter().next() else { return Ok(()) };
+        match &self.columns {
+            None => Err(ReplicaError::SchemaPending(table.to_string())),
+            Some(columns) => typed_row(table, row, columns).map(|_| ()),
+        }
+    }
+}
+
+/// The columns of a table whose subscriptions have these schemas (in subscription id order).
+/// Several subscriptions on one table may select different columns: the table has their union,
+/// in the order of the widest schema (a `SELECT *` subscription gives the table's own order),
+/// then the columns only the others have, in subscription id order. A column keeps the type of
+/// the schema that contributed it. Empty when no schema is known yet.
+pub(crate) fn union_columns<'a>(schemas: &[&'a [ColumnInfo]]) -> Vec<&'a ColumnInfo> {
+    // The first of the widest.
+    let Some(widest) = schemas.iter().enumerate().max_by_key(|(i, s)| (s.len(), std::cmp::Reverse(*i))) else {
+        return Vec::new();
+    };
+    let mut columns: Vec<&ColumnInfo> = Vec::new();
+    for c in std::iter::once(*widest.1).chain(schemas.iter().copied()).flatten() {
+        if !columns.iter().any(|known| known.name == c.name) {
+            columns.push(c);
+        }
+    }
+    columns
+}
+
+/// `columns` with their types, as rows are typed to them: `None` when there are none yet or
+/// one has a type this client does not know (its rows stay JSON; queries report the type).
+pub(crate) fn row_columns(columns: &[&ColumnInfo]) -> Option<RowColumns> {
+    if columns.is_empty() {
+        return None;
+    }
+    columns.iter().map(|c| Some(ColumnDef::new(c.name.clone(), c.data_type.parse().ok()?, true))).collect()
+}
+
+/// Whether rows typed to `stored` read as rows of `columns` (same names and types, in order).
+pub(crate) fn same_columns(stored: &[ColumnDef], columns: &[ColumnDef]) -> bool {
+    stored.len() == columns.len() && stored.iter().zip(columns).all(|(a, b)| a.name == b.name && a.ty == b.ty)
+}
+
+/// Empty rows for each subscription of `records`, typed to its table's columns as the replica
+/// types them: what a store fills while it loads, so that rows are typed as they are read.
+pub fn empty_rows_of(records: &[&SubscriptionRecord]) -> BTreeMap<SubscriptionId, SubscriptionRows> {
+    let mut by_table: BTreeMap<&str, Option<RowColumns>> = BTreeMap::new();
+    records
+        .iter()
+        .map(|rec| {
+            let columns = by_table.entry(&rec.table).or_insert_with(|| {
+                let mut schemas: Vec<(&SubscriptionId, &[ColumnInfo])> =
+                    records.iter().filter(|r| r.table == rec.table).map(|r| (&r.id, r.schema.as_slice())).collect();
+                schemas.sort_by_key(|(id, _)| *id);
+                let schemas: Vec<&[ColumnInfo]> = schemas.into_iter().map(|(_, s)| s).collect();
+                row_columns(&union_columns(&schemas))
+            });
+            (rec.id.clone(), SubscriptionRows::new(columns.clone()))
+        })
+        .collect()
+}
+
+/// A CRDT_TEXT cell's text, as queries read it.
+pub(crate) fn crdt_text(cell: &Value) -> &Value {
+    match cell {
+        Value::Object(doc) => doc.get("text").unwrap_or(&Value::Null),
+        other => other,
+    }
+}
