@@ -3,7 +3,7 @@
 //! `done BOOLEAN`, `priority INT`, `created TIMESTAMP`; ~110 bytes of JSON per row).
 //!
 //! - **catch-up:** `Batch` frames of 1,000 rows, each parsed from its JSON text, applied by the
-//!   engine and committed to a [`MemoryStore`], as the sync driver does (rows/s);
+//!   engine and committed to a [`MemoryStore`] as the sync driver does (rows/s);
 //! - **open:** a new engine from that store's snapshot, then the first local query
 //!   (`SELECT count(*)`) and a top-10 query after it (the start-up of an app on a large
 //!   replica);
@@ -122,7 +122,8 @@ fn main() {
         for frame in &frames {
             let msg: ServerMessage = serde_json::from_str(frame).unwrap();
             let fx = e.on_message(msg, 0.0);
-            store.commit(fx.commit).now_or_never().unwrap().unwrap();
+            // As the sync driver commits: told the replica, so the store shares its rows.
+            store.commit_applied(fx.commit, e.replica()).now_or_never().unwrap().unwrap();
         }
         let secs = t.elapsed().as_secs_f64();
         println!("catch-up into engine + memory store: {:.0} rows/s ({:.2} s)", rows as f64 / secs, secs);

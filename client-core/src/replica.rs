@@ -18,7 +18,7 @@ mod outbox;
 mod rows;
 
 pub use outbox::Outbox;
-pub use rows::{RowColumns, SubscriptionRows, empty_rows_of};
+pub use rows::{RowColumns, SubscriptionRows, empty_rows_of, table_row_columns};
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
@@ -27,12 +27,13 @@ use kalamdb_query::incremental::same_row;
 use kalamdb_query::json::{JsonValueError, from_json};
 use kalamdb_query::{ColumnDef, DataType};
 use outbox::pending_key;
-use rows::{row_columns, same_columns, union_columns};
+use rows::{same_columns, union_columns};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The meta key holding the replica's user (see [`Replica::user`]).
@@ -68,8 +69,9 @@ pub enum ReplicaError {
 }
 
 /// One row as local queries read it: values aligned to the table's columns. The replica stores
-/// its confirmed rows as these, shared with the queries, live queries and changes that read them.
-pub type TypedRow = Rc<[kalamdb_query::Value]>;
+/// its confirmed rows as these, shared with the queries, live queries and changes that read
+/// them, and with the in-memory store ([`crate::store::MemoryStore`]).
+pub type TypedRow = kalamdb_query::incremental::SharedRow;
 
 /// One subscription: its record and the rows the server confirmed for it.
 #[derive(Debug, Clone, Default)]
@@ -144,8 +146,8 @@ impl TableRowChanges {
             self.rows
                 .values()
                 .flat_map(|change| {
-                    let old = change.old.iter().map(|row| (Rc::clone(row), -1));
-                    old.chain(change.new.iter().map(|row| (Rc::clone(row), 1)))
+                    let old = change.old.iter().map(|row| (Arc::clone(row), -1));
+                    old.chain(change.new.iter().map(|row| (Arc::clone(row), 1)))
                 })
                 .collect()
         })
@@ -250,7 +252,7 @@ impl Replica {
                     }
                 }
                 StoreOp::PutRow { sub, pk, row } => {
-                    self.subs.entry(sub.clone()).or_default().rows.put(pk.clone(), row.clone());
+                    self.subs.entry(sub.clone()).or_default().rows.put(pk.clone(), row);
                 }
                 StoreOp::DeleteRow { sub, pk } => {
                     if let Some(d) = self.subs.get_mut(sub) {
@@ -282,12 +284,11 @@ impl Replica {
     /// schemas, and every subscription's rows typed to them (typed again if they changed).
     /// Forgets a table that no subscription syncs any more.
     fn refresh_table(&mut self, table: &str) {
-        let schemas: Vec<&[ColumnInfo]> = self.subs_of(table).map(|(r, _)| r.schema.as_slice()).collect();
-        if schemas.is_empty() {
+        if self.subs_of(table).next().is_none() {
             self.tables.remove(table);
             return;
         }
-        let columns = row_columns(&union_columns(&schemas));
+        let columns = table_row_columns(self.subscriptions(), table);
         for d in self.subs.values_mut().filter(|d| d.record.as_ref().is_some_and(|r| r.table == table)) {
             d.rows.set_columns(columns.clone());
         }
@@ -401,7 +402,7 @@ impl Replica {
             }
         }
         entry.rows.retain(|_, c| match (&c.old, &c.new) {
-            (Some(a), Some(b)) => !(Rc::ptr_eq(a, b) || same_row(a, b)),
+            (Some(a), Some(b)) => !(Arc::ptr_eq(a, b) || same_row(a, b)),
             (None, None) => false,
             _ => true,
         });
@@ -542,7 +543,7 @@ impl Replica {
         let aligned = same_columns(stored, columns);
         let confirmed = |row: &TypedRow, d: &SubscriptionData, key: &str| -> Result<TypedRow, ReplicaError> {
             if aligned {
-                return Ok(Rc::clone(row));
+                return Ok(Arc::clone(row));
             }
             let json = d.rows.json_row(key).expect("the row is stored");
             typed_row(table, &json, columns)
@@ -745,9 +746,9 @@ mod tests {
     }
 
     /// The typed rows, kept by `apply` row by row and typed again when columns change, always
-    /// show what a replica loaded from the store shows (the store keeps JSON; its snapshot is
-    /// typed while loading): random server rows, resets, schema changes and pending writes on
-    /// a table synced by two subscriptions with different columns, read after every step.
+    /// show what a replica loaded from the store shows (the store types the rows it is given,
+    /// or shares the replica's): random server rows, resets, schema changes and pending writes
+    /// on a table synced by two subscriptions with different columns, read after every step.
     #[test]
     fn typed_rows_follow_every_change() {
         use crate::store::{MemoryStore, ReplicaStore};
@@ -755,9 +756,11 @@ mod tests {
         let mut next = crate::test_support::seeded_random(0x2545_f491_4f6c_dd1du64);
         let mut r = Replica::default();
         let store = MemoryStore::new();
-        let commit = |r: &mut Replica, ops: Vec<StoreOp>| {
+        // Half the commits share the replica's typed rows with the store, half are typed by it.
+        let commit = |r: &mut Replica, ops: Vec<StoreOp>, shared: bool| {
             r.apply(&ops);
-            store.commit(ops).now_or_never().unwrap().unwrap();
+            let done = if shared { store.commit_applied(ops, r) } else { store.commit(ops) };
+            done.now_or_never().unwrap().unwrap();
         };
         commit(
             &mut r,
@@ -765,6 +768,7 @@ mod tests {
                 record("a", &[("id", "TEXT"), ("n", "BIGINT")]),
                 record("b", &[("id", "TEXT"), ("price", "DECIMAL(10,2)")]),
             ],
+            false,
         );
         let mut seq = 0;
         for step in 0..2000 {
@@ -800,7 +804,7 @@ mod tests {
                 }
                 _ => StoreOp::DeleteOutbox { client_id: "c".into(), seq: 1 + next(seq.max(1)) },
             };
-            commit(&mut r, vec![op]);
+            commit(&mut r, vec![op], next(2) == 0);
             let cols = columns(&r);
             let kept = r.typed_view("app.t", &cols).unwrap();
             let loaded = Replica::from_snapshot(store.load().now_or_never().unwrap().unwrap());

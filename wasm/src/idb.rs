@@ -189,7 +189,7 @@ impl IndexedDbStore {
             let rows: Vec<(String, Row)> = parse(&v)?;
             let typed = c.rows.entry(sub).or_default();
             for (pk, row) in rows {
-                typed.put(pk, row);
+                typed.put(pk, &row);
             }
             Ok(())
         })?;
@@ -356,7 +356,7 @@ impl RowOp {
     fn apply(self, rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) {
         match self {
             RowOp::Put(sub, pk, row) => {
-                rows.entry(sub).or_default().put(pk, row);
+                rows.entry(sub).or_default().put(pk, &row);
             }
             RowOp::Delete(sub, pk) => {
                 if let Some(r) = rows.get_mut(&sub) {

@@ -27,11 +27,11 @@ use kalamdb_query::{ColumnDef, DataType};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// The columns a table's rows are typed to: the table's columns, each with its type. Shared
 /// by every subscription of the table.
-pub type RowColumns = Rc<[ColumnDef]>;
+pub type RowColumns = Arc<[ColumnDef]>;
 
 /// The confirmed rows of one subscription (see the module documentation).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,13 +83,14 @@ impl SubscriptionRows {
         self.typed.iter().map(|(key, row)| (&**key, row))
     }
 
-    /// Stores `row` (the server's JSON) under `key`, replacing the row there.
-    pub fn put(&mut self, key: String, row: Row) {
+    /// Stores `row` (the server's JSON) under `key`, replacing the row there. The row is read,
+    /// not kept (unless it cannot be typed).
+    pub fn put(&mut self, key: String, row: &Row) {
         let Some(columns) = &self.columns else {
-            self.untyped.insert(key, row);
+            self.untyped.insert(key, row.clone());
             return;
         };
-        match typed_row("", &row, columns) {
+        match typed_row("", row, columns) {
             Ok(typed) => {
                 let cells: Row = columns
                     .iter()
@@ -97,18 +98,43 @@ impl SubscriptionRows {
                     .filter_map(|c| row.get(&c.name).filter(|v| v.is_object()).map(|v| (c.name.clone(), v.clone())))
                     .collect();
                 if cells.is_empty() {
-                    self.crdt_cells.remove(&key);
+                    if !self.crdt_cells.is_empty() {
+                        self.crdt_cells.remove(&key);
+                    }
                 } else {
                     self.crdt_cells.insert(key.clone(), cells);
                 }
-                self.untyped.remove(&key);
+                if !self.untyped.is_empty() {
+                    self.untyped.remove(&key);
+                }
                 self.typed.insert(key.into_boxed_str(), typed);
             }
             Err(_) => {
                 self.remove(&key);
-                self.untyped.insert(key, row);
+                self.untyped.insert(key, row.clone());
             }
         }
+    }
+
+    /// Stores `row` under `key` like [`Self::put`], sharing the typed row `replica` holds under
+    /// that key when it is typed to the same columns, instead of typing it again: `replica` are
+    /// the rows of this subscription in a replica that applied this put (and possibly later
+    /// changes to the row, which follow here too). So a store in memory and the replica hold
+    /// one copy of each row.
+    pub fn put_shared(&mut self, key: String, row: &Row, replica: &SubscriptionRows) {
+        let same_columns = match (&self.columns, &replica.columns) {
+            (Some(ours), Some(theirs)) => Arc::ptr_eq(ours, theirs) || ours == theirs,
+            _ => false,
+        };
+        let Some(typed) = replica.typed.get(key.as_str()).filter(|_| same_columns) else {
+            return self.put(key, row);
+        };
+        match replica.crdt_cells.get(&key) {
+            Some(cells) => self.crdt_cells.insert(key.clone(), cells.clone()),
+            None => self.crdt_cells.remove(&key),
+        };
+        self.untyped.remove(&key);
+        self.typed.insert(key.into_boxed_str(), Arc::clone(typed));
     }
 
     /// Removes the row `key`, if any.
@@ -163,7 +189,7 @@ impl SubscriptionRows {
         let rows: Vec<(String, Row)> = self.json_rows().collect();
         *self = SubscriptionRows::new(columns);
         for (key, row) in rows {
-            self.put(key, row);
+            self.put(key, &row);
         }
     }
 
@@ -198,7 +224,7 @@ pub(crate) fn union_columns<'a>(schemas: &[&'a [ColumnInfo]]) -> Vec<&'a ColumnI
 
 /// `columns` with their types, as rows are typed to them: `None` when there are none yet or
 /// one has a type this client does not know (its rows stay JSON; queries report the type).
-pub(crate) fn row_columns(columns: &[&ColumnInfo]) -> Option<RowColumns> {
+fn row_columns(columns: &[&ColumnInfo]) -> Option<RowColumns> {
     if columns.is_empty() {
         return None;
     }
@@ -210,20 +236,29 @@ pub(crate) fn same_columns(stored: &[ColumnDef], columns: &[ColumnDef]) -> bool 
     stored.len() == columns.len() && stored.iter().zip(columns).all(|(a, b)| a.name == b.name && a.ty == b.ty)
 }
 
+/// The columns rows of `table` are typed to, from the records of the subscriptions (given in
+/// subscription id order): the union of their schemas ([`union_columns`]) with their types.
+pub fn table_row_columns<'a>(
+    records: impl IntoIterator<Item = &'a SubscriptionRecord>,
+    table: &str,
+) -> Option<RowColumns> {
+    let schemas: Vec<&[ColumnInfo]> =
+        records.into_iter().filter(|r| r.table == table).map(|r| r.schema.as_slice()).collect();
+    row_columns(&union_columns(&schemas))
+}
+
 /// Empty rows for each subscription of `records`, typed to its table's columns as the replica
 /// types them: what a store fills while it loads, so that rows are typed as they are read.
 pub fn empty_rows_of(records: &[&SubscriptionRecord]) -> BTreeMap<SubscriptionId, SubscriptionRows> {
+    let mut in_id_order = records.to_vec();
+    in_id_order.sort_by(|a, b| a.id.cmp(&b.id));
     let mut by_table: BTreeMap<&str, Option<RowColumns>> = BTreeMap::new();
-    records
+    in_id_order
         .iter()
         .map(|rec| {
-            let columns = by_table.entry(&rec.table).or_insert_with(|| {
-                let mut schemas: Vec<(&SubscriptionId, &[ColumnInfo])> =
-                    records.iter().filter(|r| r.table == rec.table).map(|r| (&r.id, r.schema.as_slice())).collect();
-                schemas.sort_by_key(|(id, _)| *id);
-                let schemas: Vec<&[ColumnInfo]> = schemas.into_iter().map(|(_, s)| s).collect();
-                row_columns(&union_columns(&schemas))
-            });
+            let columns = by_table
+                .entry(&rec.table)
+                .or_insert_with(|| table_row_columns(in_id_order.iter().copied(), &rec.table));
             (rec.id.clone(), SubscriptionRows::new(columns.clone()))
         })
         .collect()
@@ -234,5 +269,99 @@ pub(crate) fn crdt_text(cell: &Value) -> &Value {
     match cell {
         Value::Object(doc) => doc.get("text").unwrap_or(&Value::Null),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kalamdb_query::Value as Typed;
+    use serde_json::json;
+
+    fn columns(defs: &[(&str, DataType)]) -> Option<RowColumns> {
+        Some(defs.iter().map(|(name, ty)| ColumnDef::new(*name, *ty, true)).collect())
+    }
+
+    fn row(v: Value) -> Row {
+        v.as_object().unwrap().clone()
+    }
+
+    /// Look-ups go by key through the hash index, which stays right while deletes move the
+    /// last row into the place of the deleted one.
+    #[test]
+    fn rows_are_found_by_key_after_deletes_move_others() {
+        let mut rows = SubscriptionRows::new(columns(&[("id", DataType::BigInt), ("n", DataType::BigInt)]));
+        for i in 0..1000 {
+            rows.put(i.to_string(), &row(json!({"id": i, "n": i * 10})));
+        }
+        for i in (0..1000).step_by(3) {
+            rows.remove(&i.to_string());
+        }
+        assert_eq!(rows.len(), 666);
+        for i in 0..1000 {
+            let found = rows.get(&i.to_string()).map(|r| r.to_vec());
+            let expected = (i % 3 != 0).then(|| vec![Typed::Int64(i), Typed::Int64(i * 10)]);
+            assert_eq!(found, expected, "key {i}");
+        }
+        // Scans see each remaining row once.
+        assert_eq!(rows.typed().count(), 666);
+    }
+
+    /// A row is typed once, to the table's columns (a column the row lacks is NULL), and reads
+    /// back as the server's JSON; a CRDT_TEXT cell reads as its text and keeps its state.
+    #[test]
+    fn a_typed_row_reads_back_as_json_with_its_crdt_state() {
+        let defs = [
+            ("id", DataType::Text),
+            ("price", DataType::Decimal { precision: 10, scale: 2 }),
+            ("doc", DataType::CrdtText),
+            ("note", DataType::Text),
+        ];
+        let mut rows = SubscriptionRows::new(columns(&defs));
+        let doc = json!({"text": "hello", "state": "AQID"});
+        rows.put("\"a\"".into(), &row(json!({"id": "a", "price": "9.50", "doc": doc})));
+        let typed = rows.get("\"a\"").unwrap();
+        let price = Typed::Decimal { value: 950, scale: 2 };
+        assert_eq!(typed.to_vec(), vec![Typed::Text("a".into()), price, Typed::Text("hello".into()), Typed::Null]);
+        let json = rows.json_row("\"a\"").unwrap().into_owned();
+        assert_eq!(json, row(json!({"id": "a", "price": "9.50", "doc": doc, "note": null})));
+        rows.put("\"a\"".into(), &row(json!({"id": "a", "doc": "plain"})));
+        assert_eq!(rows.json_row("\"a\"").unwrap()["doc"], json!("plain"), "the old state went with the old row");
+    }
+
+    /// Rows that arrive before their table's columns are known stay JSON, make reads report
+    /// the schema as pending, and are typed once the columns arrive; a value that does not
+    /// read as its column's type is reported by name.
+    #[test]
+    fn rows_without_columns_or_with_bad_values_stay_json_until_they_read() {
+        let mut rows = SubscriptionRows::new(None);
+        rows.put("1".into(), &row(json!({"id": 1, "n": "7"})));
+        assert!(rows.get("1").is_none() && rows.contains("1"));
+        assert_eq!(rows.check_readable("app.t"), Err(ReplicaError::SchemaPending("app.t".into())));
+        rows.set_columns(columns(&[("id", DataType::BigInt), ("n", DataType::BigInt)]));
+        assert_eq!(rows.get("1").unwrap().to_vec(), vec![Typed::Int64(1), Typed::Int64(7)]);
+        assert_eq!(rows.check_readable("app.t"), Ok(()));
+
+        rows.put("2".into(), &row(json!({"id": 2, "n": "seven"})));
+        assert!(matches!(rows.check_readable("app.t"), Err(ReplicaError::BadValue { column, .. }) if column == "n"));
+        rows.put("2".into(), &row(json!({"id": 2, "n": 8})));
+        assert_eq!(rows.check_readable("app.t"), Ok(()));
+        assert_eq!(rows.len(), 2);
+    }
+
+    /// A store that puts a row the replica applied takes the replica's typed row (one copy),
+    /// unless the two type rows to different columns.
+    #[test]
+    fn a_put_shares_the_replicas_row_when_the_columns_agree() {
+        let cols = columns(&[("id", DataType::BigInt), ("n", DataType::BigInt)]);
+        let mut replica = SubscriptionRows::new(cols.clone());
+        replica.put("1".into(), &row(json!({"id": 1, "n": 2})));
+        let mut store = SubscriptionRows::new(cols);
+        store.put_shared("1".into(), &row(json!({"id": 1, "n": 2})), &replica);
+        assert!(Arc::ptr_eq(store.get("1").unwrap(), replica.get("1").unwrap()));
+
+        let mut other = SubscriptionRows::new(columns(&[("id", DataType::BigInt), ("n", DataType::Double)]));
+        other.put_shared("1".into(), &row(json!({"id": 1, "n": 2})), &replica);
+        assert_eq!(other.get("1").unwrap().to_vec(), vec![Typed::Int64(1), Typed::Float64(2.0)]);
     }
 }

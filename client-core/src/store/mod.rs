@@ -17,7 +17,7 @@ pub use memory::MemoryStore;
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{Cursor, MutationOp};
-use crate::replica::SubscriptionRows;
+use crate::replica::{Replica, SubscriptionRows};
 use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -156,6 +156,13 @@ pub trait ReplicaStore {
     fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>>;
     /// Applies `ops` in order, atomically: after a crash either all of them are visible or none.
     fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>>;
+
+    /// [`Self::commit`], told the replica that applied `ops` just before (and nothing after
+    /// them). A store that keeps rows in memory takes the replica's typed rows instead of
+    /// typing them again, so both hold one copy ([`MemoryStore`]); others ignore it.
+    fn commit_applied(&self, ops: Vec<StoreOp>, _replica: &Replica) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        self.commit(ops)
+    }
 }
 
 impl<T: ReplicaStore + ?Sized> ReplicaStore for Box<T> {
@@ -165,5 +172,9 @@ impl<T: ReplicaStore + ?Sized> ReplicaStore for Box<T> {
 
     fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>> {
         (**self).commit(ops)
+    }
+
+    fn commit_applied(&self, ops: Vec<StoreOp>, replica: &Replica) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        (**self).commit_applied(ops, replica)
     }
 }

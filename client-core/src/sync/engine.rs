@@ -867,6 +867,34 @@ mod tests {
         assert_eq!(e.replica.subscriptions().next().unwrap().cursor, Some(10));
     }
 
+    /// A column renamed on the server (matched by its stable id) keeps its values in the
+    /// replica's typed rows, a column whose type widened is typed again, and live state built
+    /// before the change sees a new generation of the table.
+    #[test]
+    fn a_renamed_column_keeps_its_values_in_the_typed_rows() {
+        let (mut e, _) = SyncEngine::new(Snapshot::default(), || "c1".into());
+        e.subscribe(SubscriptionId("s".into()), "SELECT * FROM app.t".into()).unwrap();
+        e.on_open("tok".into());
+        e.on_message(auth_ok(), 0.0);
+        let column = |name: &str, ty: &str, id: u16| ColumnInfo { id: Some(id), ..ColumnInfo::new(name, ty) };
+        let subscribed = |schema| ServerMessage::Subscribed {
+            id: "s".into(),
+            live_id: "l".into(),
+            schema,
+            primary_key: "id".into(),
+        };
+        e.on_message(subscribed(vec![column("id", "TEXT", 1), column("v", "INT", 2)]), 0.0);
+        e.on_message(batch(vec![json!(["a", 1]), json!(["b", 2])], vec![], 10, false), 0.0);
+        assert_eq!(e.query("SELECT id, v FROM app.t ORDER BY id", &[]).unwrap().rows.len(), 2);
+        let generation = e.replica().typed_generation("app.t");
+        e.on_message(subscribed(vec![column("id", "TEXT", 1), column("n", "BIGINT", 2)]), 0.0);
+        assert_ne!(e.replica().typed_generation("app.t"), generation);
+        let rows = e.query("SELECT id, n FROM app.t ORDER BY id", &[]).unwrap().rows;
+        assert_eq!(rows, vec![vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]]);
+        let types = e.query("SELECT n FROM app.t", &[]).unwrap().types;
+        assert_eq!(types, vec!["BIGINT".to_string()]);
+    }
+
     #[test]
     fn changes_never_move_the_cursor_backwards() {
         let mut e = online_engine();
