@@ -18,6 +18,7 @@ mod outbox;
 mod rows;
 
 pub use outbox::Outbox;
+pub use rows::de::RowSeed;
 pub use rows::{RowColumns, SubscriptionRows, empty_rows_of, table_row_columns};
 
 use crate::protocol::ColumnInfo;
@@ -615,14 +616,17 @@ impl Replica {
 /// `row` (JSON, by column name) aligned to `columns` as typed values. A column the row lacks
 /// (one a subscription of the table does not select) is NULL; a CRDT_TEXT cell is its text.
 fn typed_row(table: &str, row: &Row, columns: &[ColumnDef]) -> Result<TypedRow, ReplicaError> {
+    let values: Vec<&Value> = columns.iter().map(|c| row.get(&c.name).unwrap_or(&Value::Null)).collect();
+    typed_values(table, &values, columns)
+}
+
+/// `values` (JSON, one per column of `columns`) as a typed row; a CRDT_TEXT cell is its text.
+fn typed_values(table: &str, values: &[&Value], columns: &[ColumnDef]) -> Result<TypedRow, ReplicaError> {
     columns
         .iter()
-        .map(|c| {
-            let json = match row.get(&c.name) {
-                None => &Value::Null,
-                Some(cell) if c.ty == DataType::CrdtText => rows::crdt_text(cell),
-                Some(v) => v,
-            };
+        .zip(values)
+        .map(|(c, json)| {
+            let json = if c.ty == DataType::CrdtText { rows::crdt_text(json) } else { json };
             from_json(json, c.ty).map_err(|source| ReplicaError::BadValue {
                 table: table.to_string(),
                 column: c.name.clone(),

@@ -33,6 +33,7 @@ use kalamdb_client_core::replica::{SubscriptionRows, empty_rows_of};
 use kalamdb_client_core::store::{
     OutboxEntry, ReplicaStore, Row, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
 };
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::cell::Cell;
@@ -186,20 +187,14 @@ impl IndexedDbStore {
             c.chunk_bytes += v.len();
             let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
             let sub = SubscriptionId(sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?);
-            let rows: Vec<(String, Row)> = parse(&v)?;
-            let typed = c.rows.entry(sub).or_default();
-            for (pk, row) in rows {
-                typed.put(pk, &row);
-            }
-            Ok(())
+            let rows = c.rows.entry(sub).or_default();
+            rows.put_json_text(&v).map_err(unreadable)
         })?;
         for_each_record(&log, |k, v| {
             c.log_bytes += v.len();
             c.last_log_key = k.as_f64();
-            for op in parse::<Vec<RowOp>>(&v)? {
-                op.apply(&mut c.rows);
-            }
-            Ok(())
+            let mut de = serde_json::Deserializer::from_str(&v);
+            log::Replay(&mut c.rows).deserialize(&mut de).and_then(|()| de.end()).map_err(unreadable)
         })?;
         Ok(c)
     }
@@ -343,42 +338,110 @@ struct Contents {
     last_log_key: Option<f64>,
 }
 
-/// A row operation as kept in the log.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RowOp {
-    Put(SubscriptionId, String, Row),
-    Delete(SubscriptionId, String),
-    Clear(SubscriptionId),
-}
-
-impl RowOp {
-    fn apply(self, rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) {
-        match self {
-            RowOp::Put(sub, pk, row) => {
-                rows.entry(sub).or_default().put(pk, &row);
-            }
-            RowOp::Delete(sub, pk) => {
-                if let Some(r) = rows.get_mut(&sub) {
-                    r.remove(&pk);
-                }
-            }
-            RowOp::Clear(sub) => {
-                if let Some(r) = rows.get_mut(&sub) {
-                    r.clear();
-                }
-            }
-        }
-    }
-}
-
-/// A [`RowOp`] serialised from borrowed parts.
+/// A row operation as kept in the log: `{"put": [sub, pk, row]}`, `{"delete": [sub, pk]}` or
+/// `{"clear": sub}`, serialised from borrowed parts.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
-enum RowOpOut<'a> {
+enum RowOp<'a> {
     Put(&'a SubscriptionId, &'a str, &'a Row),
     Delete(&'a SubscriptionId, &'a str),
     Clear(&'a SubscriptionId),
+}
+
+/// Replays a log record (a list of [`RowOp`]s) onto the rows as it is read: each put row is
+/// typed straight from the JSON text, without a map of it (see
+/// [`SubscriptionRows::put_seed`]).
+mod log {
+    use super::{BTreeMap, SubscriptionId, SubscriptionRows};
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    type Rows = BTreeMap<SubscriptionId, SubscriptionRows>;
+
+    /// The record: a list of operations.
+    pub(super) struct Replay<'a>(pub(super) &'a mut Rows);
+
+    impl<'de> DeserializeSeed<'de> for Replay<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Replay<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of row operations")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Op(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+    }
+
+    /// One operation: an object with one member named by its kind.
+    struct Op<'a>(&'a mut Rows);
+
+    impl<'de> DeserializeSeed<'de> for Op<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Op<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a row operation")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let rows = self.0;
+            while let Some(kind) = map.next_key::<String>()? {
+                match kind.as_str() {
+                    "put" => map.next_value_seed(Put(&mut *rows))?,
+                    "delete" => {
+                        let (sub, pk): (SubscriptionId, String) = map.next_value()?;
+                        if let Some(r) = rows.get_mut(&sub) {
+                            r.remove(&pk);
+                        }
+                    }
+                    "clear" => {
+                        let sub: SubscriptionId = map.next_value()?;
+                        if let Some(r) = rows.get_mut(&sub) {
+                            r.clear();
+                        }
+                    }
+                    other => return Err(de::Error::unknown_variant(other, &["put", "delete", "clear"])),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `[sub, pk, row]`.
+    struct Put<'a>(&'a mut Rows);
+
+    impl<'de> DeserializeSeed<'de> for Put<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Put<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("[subscription, key, row]")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let sub: SubscriptionId = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            let pk: String =
+                seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &"[subscription, key, row]"))?;
+            let rows = self.0.entry(sub).or_default();
+            seq.next_element_seed(rows.put_seed(pk))?
+                .ok_or_else(|| de::Error::invalid_length(2, &"[subscription, key, row]"))
+        }
+    }
 }
 
 /// Object store of a request, an index into [`STORES`].
@@ -430,11 +493,11 @@ impl Plan {
                 }
                 StoreOp::DeleteSubscription(id) => {
                     plan.push(&mut items, Target::Subscriptions, Action::Delete, id)?;
-                    Some(RowOpOut::Clear(id))
+                    Some(RowOp::Clear(id))
                 }
-                StoreOp::PutRow { sub, pk, row } => Some(RowOpOut::Put(sub, pk, row)),
-                StoreOp::DeleteRow { sub, pk } => Some(RowOpOut::Delete(sub, pk)),
-                StoreOp::ClearRows(sub) => Some(RowOpOut::Clear(sub)),
+                StoreOp::PutRow { sub, pk, row } => Some(RowOp::Put(sub, pk, row)),
+                StoreOp::DeleteRow { sub, pk } => Some(RowOp::Delete(sub, pk)),
+                StoreOp::ClearRows(sub) => Some(RowOp::Clear(sub)),
                 StoreOp::PutOutbox(entry) => {
                     plan.has_outbox_put = true;
                     plan.put(&mut items, Target::Outbox, &(&entry.client_id, entry.seq), entry)?;
@@ -530,7 +593,11 @@ fn for_each_record(
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("unreadable IndexedDB value: {e}")))
+    serde_json::from_str(text).map_err(unreadable)
+}
+
+fn unreadable(e: serde_json::Error) -> StoreError {
+    StoreError(format!("unreadable IndexedDB value: {e}"))
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {

@@ -18,12 +18,13 @@
 //!   before their subscription's schema), or a value does not read as its column's type. They
 //!   stay JSON, are typed again when the columns change, and a query of the table reports them.
 
-use super::{ReplicaError, TypedRow, typed_row};
+use super::{ReplicaError, TypedRow, typed_row, typed_values};
 use crate::protocol::ColumnInfo;
 use crate::store::{Row, SubscriptionId, SubscriptionRecord};
 use indexmap::IndexMap;
 use kalamdb_query::json::to_json;
 use kalamdb_query::{ColumnDef, DataType};
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -90,30 +91,52 @@ impl SubscriptionRows {
             self.untyped.insert(key, row.clone());
             return;
         };
-        match typed_row("", row, columns) {
-            Ok(typed) => {
-                let cells: Row = columns
-                    .iter()
-                    .filter(|c| c.ty == DataType::CrdtText)
-                    .filter_map(|c| row.get(&c.name).filter(|v| v.is_object()).map(|v| (c.name.clone(), v.clone())))
-                    .collect();
-                if cells.is_empty() {
-                    if !self.crdt_cells.is_empty() {
-                        self.crdt_cells.remove(&key);
-                    }
-                } else {
-                    self.crdt_cells.insert(key.clone(), cells);
-                }
-                if !self.untyped.is_empty() {
-                    self.untyped.remove(&key);
-                }
-                self.typed.insert(key.into_boxed_str(), typed);
-            }
+        let values: Vec<&Value> = columns.iter().map(|c| row.get(&c.name).unwrap_or(&Value::Null)).collect();
+        self.put_aligned(key, &values, || row.clone());
+    }
+
+    /// Stores the row whose values, one per column rows are typed to, are `values`; `row`
+    /// makes it as JSON by column name, if it must stay JSON. The columns are known.
+    fn put_aligned(&mut self, key: String, values: &[&Value], row: impl FnOnce() -> Row) {
+        let columns = self.columns.as_ref().expect("rows are typed to known columns");
+        let typed = match typed_values("", values, columns) {
+            Ok(typed) => typed,
             Err(_) => {
                 self.remove(&key);
-                self.untyped.insert(key, row.clone());
+                self.untyped.insert(key, row());
+                return;
             }
+        };
+        let cells: Row = columns
+            .iter()
+            .zip(values)
+            .filter(|(c, v)| c.ty == DataType::CrdtText && v.is_object())
+            .map(|(c, v)| (c.name.clone(), (*v).clone()))
+            .collect();
+        if !cells.is_empty() {
+            self.crdt_cells.insert(key.clone(), cells);
+        } else if !self.crdt_cells.is_empty() {
+            self.crdt_cells.remove(&key);
         }
+        if !self.untyped.is_empty() {
+            self.untyped.remove(&key);
+        }
+        self.typed.insert(key.into_boxed_str(), typed);
+    }
+
+    /// Reads one row object from a deserializer and puts it under `key`, typed as it is read
+    /// (see [`Self::put_json_text`]): for stores that keep rows in JSON of their own shape.
+    pub fn put_seed(&mut self, key: String) -> de::RowSeed<'_> {
+        de::RowSeed { rows: self, key }
+    }
+
+    /// Puts every row of `text`, rows as a store keeps them in JSON text:
+    /// `[[key, {column: value, ...}], ...]`. Each row is typed as it is read, without making
+    /// a map of it, which is most of the cost of loading a large replica.
+    pub fn put_json_text(&mut self, text: &str) -> Result<(), serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de::Rows(self).deserialize(&mut de)?;
+        de.end()
     }
 
     /// Stores `row` under `key` like [`Self::put`], sharing the typed row `replica` holds under
@@ -272,6 +295,143 @@ pub(crate) fn crdt_text(cell: &Value) -> &Value {
     }
 }
 
+/// Reading rows from JSON text straight into [`SubscriptionRows`] (see
+/// [`SubscriptionRows::put_json_text`] and [`SubscriptionRows::put_seed`]).
+pub(super) mod de {
+    use super::SubscriptionRows;
+    use crate::store::Row;
+    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+    use std::fmt;
+
+    /// `[[key, row], ...]`, each put into the rows.
+    pub(super) struct Rows<'a>(pub(super) &'a mut SubscriptionRows);
+
+    impl<'de> DeserializeSeed<'de> for Rows<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Rows<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of [key, row] pairs")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Entry(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+    }
+
+    /// One `[key, row]`.
+    struct Entry<'a>(&'a mut SubscriptionRows);
+
+    impl<'de> DeserializeSeed<'de> for Entry<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Entry<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a [key, row] pair")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let key: String = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            seq.next_element_seed(RowSeed { rows: self.0, key })?
+                .ok_or_else(|| de::Error::invalid_length(1, &"a [key, row] pair"))
+        }
+    }
+
+    /// One row object, put under `key` (see [`SubscriptionRows::put_seed`]).
+    pub struct RowSeed<'a> {
+        pub(super) rows: &'a mut SubscriptionRows,
+        pub(super) key: String,
+    }
+
+    impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            let RowSeed { rows, key } = self;
+            let Some(columns) = rows.columns.clone() else {
+                let row = Row::deserialize(d)?;
+                rows.put(key, &row);
+                return Ok(());
+            };
+            let aligned = Aligned(rows).deserialize(d)?;
+            let refs: Vec<&Value> = aligned.values.iter().map(|v| v.as_ref().unwrap_or(&Value::Null)).collect();
+            // The row as it was stored, should it stay JSON.
+            let row = || {
+                let present =
+                    columns.iter().zip(&aligned.values).filter_map(|(c, v)| Some((c.name.clone(), v.clone()?)));
+                present.chain(aligned.others.iter().cloned()).collect()
+            };
+            rows.put_aligned(key, &refs, row);
+            Ok(())
+        }
+    }
+
+    /// A row object's members: the value of each column rows are typed to (`None`: absent),
+    /// and the other members.
+    struct AlignedRow {
+        values: Vec<Option<Value>>,
+        others: Vec<(String, Value)>,
+    }
+
+    /// A row object read as an [`AlignedRow`].
+    struct Aligned<'a>(&'a SubscriptionRows);
+
+    impl<'de> DeserializeSeed<'de> for Aligned<'_> {
+        type Value = AlignedRow;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<AlignedRow, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Aligned<'_> {
+        type Value = AlignedRow;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a row object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AlignedRow, A::Error> {
+            let columns = self.0.columns.as_deref().unwrap_or_default();
+            let mut row = AlignedRow { values: vec![None; columns.len()], others: Vec::new() };
+            while let Some(member) = map.next_key_seed(ColumnIndex(columns))? {
+                match member {
+                    Ok(i) => row.values[i] = Some(map.next_value()?),
+                    Err(name) => row.others.push((name, map.next_value()?)),
+                }
+            }
+            Ok(row)
+        }
+    }
+
+    /// A member name read as the index of its column, or as itself if it names none.
+    struct ColumnIndex<'a>(&'a [kalamdb_query::ColumnDef]);
+
+    impl<'de> DeserializeSeed<'de> for ColumnIndex<'_> {
+        type Value = Result<usize, String>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for ColumnIndex<'_> {
+        type Value = Result<usize, String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a column name")
+        }
+        fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+            Ok(self.0.iter().position(|c| c.name == name).ok_or_else(|| name.to_string()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +523,28 @@ mod tests {
         let mut other = SubscriptionRows::new(columns(&[("id", DataType::BigInt), ("n", DataType::Double)]));
         other.put_shared("1".into(), &row(json!({"id": 1, "n": 2})), &replica);
         assert_eq!(other.get("1").unwrap().to_vec(), vec![Typed::Int64(1), Typed::Float64(2.0)]);
+    }
+
+    /// Rows read from a store's JSON text are the rows `put` makes of the parsed rows: other
+    /// members skipped, absent columns NULL, escaped names, CRDT state, values that do not read
+    /// and rows of unknown columns kept as JSON.
+    #[test]
+    fn rows_read_from_json_text_are_the_rows_put_makes() {
+        let text = r#"[["1", {"id": 1, "doc": {"text": "t", "state": "AQ=="}, "extra": [1, {"a": 2}]}],
+                      ["2", {"i\u0064": 2, "n": 5}],
+                      ["3", {"id": 3, "n": "five"}]]"#;
+        let defs = columns(&[("id", DataType::BigInt), ("n", DataType::BigInt), ("doc", DataType::CrdtText)]);
+        let parsed: Vec<(String, Row)> = serde_json::from_str(text).unwrap();
+        for defs in [defs, None] {
+            let mut read = SubscriptionRows::new(defs.clone());
+            read.put_json_text(text).unwrap();
+            let mut put = SubscriptionRows::new(defs);
+            for (key, row) in &parsed {
+                put.put(key.clone(), row);
+            }
+            assert_eq!(read, put);
+            assert_eq!(read.len(), 3);
+        }
+        assert!(SubscriptionRows::default().put_json_text("[[1, {}]]").is_err(), "keys are text");
     }
 }
