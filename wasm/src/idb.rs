@@ -183,14 +183,14 @@ impl IndexedDbStore {
         // Rows are typed as they are read, chunk by chunk: the JSON of one record at a time is
         // in memory, never the whole replica's.
         c.rows = empty_rows_of(&c.subscriptions.values().collect::<Vec<_>>());
-        for_each_record(&chunks, |k, v| {
+        for_each_record(&chunks, &mut |k, v| {
             c.chunk_bytes += v.len();
             let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
             let sub = SubscriptionId(sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?);
             let rows = c.rows.entry(sub).or_default();
             rows.put_json_text(&v).map_err(unreadable)
         })?;
-        for_each_record(&log, |k, v| {
+        for_each_record(&log, &mut |k, v| {
             c.log_bytes += v.len();
             c.last_log_key = k.as_f64();
             let mut de = serde_json::Deserializer::from_str(&v);
@@ -569,7 +569,7 @@ fn finished(request: &IdbRequest) -> js_sys::Promise {
 /// The `(k, v)` of every record a finished `getAll()` returned.
 fn records(request: &IdbRequest) -> Result<Vec<(JsValue, String)>, StoreError> {
     let mut out = Vec::new();
-    for_each_record(request, |k, v| {
+    for_each_record(request, &mut |k, v| {
         out.push((k, v));
         Ok(())
     })?;
@@ -580,7 +580,7 @@ fn records(request: &IdbRequest) -> Result<Vec<(JsValue, String)>, StoreError> {
 /// text copied into wasm memory at a time.
 fn for_each_record(
     request: &IdbRequest,
-    mut f: impl FnMut(JsValue, String) -> Result<(), StoreError>,
+    f: &mut dyn FnMut(JsValue, String) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let all: js_sys::Array = request.result().map_err(js_err)?.unchecked_into();
     let (k, v) = (JsValue::from_str("k"), JsValue::from_str("v"));

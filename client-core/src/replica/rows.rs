@@ -27,7 +27,7 @@ use kalamdb_query::{ColumnDef, DataType};
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The columns a table's rows are typed to: the table's columns, each with its type. Shared
@@ -42,8 +42,9 @@ pub struct SubscriptionRows {
     /// The rows, by primary-key text, in the order they arrived.
     typed: IndexMap<Box<str>, TypedRow>,
     /// The CRDT_TEXT cells of the typed rows as the server sent them, by primary-key text:
-    /// only rows of tables with such columns.
-    crdt_cells: HashMap<String, Row>,
+    /// only rows of tables with such columns. (A B-tree: the wasm bundle has this map type
+    /// already.)
+    crdt_cells: BTreeMap<String, Row>,
     /// Rows that could not be typed, by primary-key text.
     untyped: BTreeMap<String, Row>,
 }
@@ -107,12 +108,12 @@ impl SubscriptionRows {
                 return;
             }
         };
-        let cells: Row = columns
-            .iter()
-            .zip(values)
-            .filter(|(c, v)| c.ty == DataType::CrdtText && v.is_object())
-            .map(|(c, v)| (c.name.clone(), (*v).clone()))
-            .collect();
+        let mut cells = Row::new();
+        for (c, v) in columns.iter().zip(values) {
+            if c.ty == DataType::CrdtText && v.is_object() {
+                cells.insert(c.name.clone(), (*v).clone());
+            }
+        }
         if !cells.is_empty() {
             self.crdt_cells.insert(key.clone(), cells);
         } else if !self.crdt_cells.is_empty() {
@@ -192,14 +193,13 @@ impl SubscriptionRows {
 
     fn to_json(&self, columns: &[ColumnDef], key: &str, row: &[kalamdb_query::Value]) -> Row {
         let cells = self.crdt_cells.get(key);
-        columns
-            .iter()
-            .zip(row)
-            .map(|(c, v)| {
-                let cell = cells.and_then(|cells| cells.get(&c.name)).cloned();
-                (c.name.clone(), cell.unwrap_or_else(|| to_json(v, c.ty)))
-            })
-            .collect()
+        // Inserted one by one: collecting into a map costs the wasm bundle a sort per call site.
+        let mut json = Row::new();
+        for (c, v) in columns.iter().zip(row) {
+            let cell = cells.and_then(|cells| cells.get(&c.name)).cloned();
+            json.insert(c.name.clone(), cell.unwrap_or_else(|| to_json(v, c.ty)));
+        }
+        json
     }
 
     /// Types the rows to `columns` instead (the table's columns changed): each row is read
@@ -270,21 +270,18 @@ pub fn table_row_columns<'a>(
     row_columns(&union_columns(&schemas))
 }
 
-/// Empty rows for each subscription of `records`, typed to its table's columns as the replica
-/// types them: what a store fills while it loads, so that rows are typed as they are read.
+/// Empty rows for each subscription of `records` (in subscription id order), typed to its
+/// table's columns as the replica types them: what a store fills while it loads, so that rows
+/// are typed as they are read.
 pub fn empty_rows_of(records: &[&SubscriptionRecord]) -> BTreeMap<SubscriptionId, SubscriptionRows> {
-    let mut in_id_order = records.to_vec();
-    in_id_order.sort_by(|a, b| a.id.cmp(&b.id));
     let mut by_table: BTreeMap<&str, Option<RowColumns>> = BTreeMap::new();
-    in_id_order
-        .iter()
-        .map(|rec| {
-            let columns = by_table
-                .entry(&rec.table)
-                .or_insert_with(|| table_row_columns(in_id_order.iter().copied(), &rec.table));
-            (rec.id.clone(), SubscriptionRows::new(columns.clone()))
-        })
-        .collect()
+    let mut rows = BTreeMap::new();
+    for rec in records {
+        let columns =
+            by_table.entry(&rec.table).or_insert_with(|| table_row_columns(records.iter().copied(), &rec.table));
+        rows.insert(rec.id.clone(), SubscriptionRows::new(columns.clone()));
+    }
+    rows
 }
 
 /// A CRDT_TEXT cell's text, as queries read it.
@@ -367,9 +364,16 @@ pub(super) mod de {
             let refs: Vec<&Value> = aligned.values.iter().map(|v| v.as_ref().unwrap_or(&Value::Null)).collect();
             // The row as it was stored, should it stay JSON.
             let row = || {
-                let present =
-                    columns.iter().zip(&aligned.values).filter_map(|(c, v)| Some((c.name.clone(), v.clone()?)));
-                present.chain(aligned.others.iter().cloned()).collect()
+                let mut row = Row::new();
+                for (c, v) in columns.iter().zip(&aligned.values) {
+                    if let Some(v) = v {
+                        row.insert(c.name.clone(), v.clone());
+                    }
+                }
+                for (name, v) in &aligned.others {
+                    row.insert(name.clone(), v.clone());
+                }
+                row
             };
             rows.put_aligned(key, &refs, row);
             Ok(())
