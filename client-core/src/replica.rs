@@ -616,24 +616,41 @@ impl Replica {
 /// `row` (JSON, by column name) aligned to `columns` as typed values. A column the row lacks
 /// (one a subscription of the table does not select) is NULL; a CRDT_TEXT cell is its text.
 fn typed_row(table: &str, row: &Row, columns: &[ColumnDef]) -> Result<TypedRow, ReplicaError> {
-    let values: Vec<&Value> = columns.iter().map(|c| row.get(&c.name).unwrap_or(&Value::Null)).collect();
-    typed_values(table, &values, columns)
+    typed_values(table, columns, &|i| row.get(&columns[i].name).unwrap_or(&NULL))
 }
 
-/// `values` (JSON, one per column of `columns`) as a typed row; a CRDT_TEXT cell is its text.
-fn typed_values(table: &str, values: &[&Value], columns: &[ColumnDef]) -> Result<TypedRow, ReplicaError> {
-    columns
+/// JSON `null`, to borrow for absent cells.
+static NULL: Value = Value::Null;
+
+/// The typed row of the JSON values `value(i)`, one per column of `columns`; a CRDT_TEXT cell
+/// is its text.
+fn typed_values<'v>(
+    table: &str,
+    columns: &[ColumnDef],
+    value: &dyn Fn(usize) -> &'v Value,
+) -> Result<TypedRow, ReplicaError> {
+    let mut failed = None;
+    // Built in place, one allocation (the iterator's length is known); a value that does not
+    // read is noted and reported once the row is built.
+    let row: TypedRow = columns
         .iter()
-        .zip(values)
-        .map(|(c, json)| {
-            let json = if c.ty == DataType::CrdtText { rows::crdt_text(json) } else { json };
-            from_json(json, c.ty).map_err(|source| ReplicaError::BadValue {
-                table: table.to_string(),
-                column: c.name.clone(),
-                source,
+        .enumerate()
+        .map(|(i, c)| {
+            let json = if c.ty == DataType::CrdtText { rows::crdt_text(value(i)) } else { value(i) };
+            from_json(json, c.ty).unwrap_or_else(|source| {
+                failed.get_or_insert_with(|| ReplicaError::BadValue {
+                    table: table.to_string(),
+                    column: c.name.clone(),
+                    source,
+                });
+                kalamdb_query::Value::Null
             })
         })
-        .collect()
+        .collect();
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(row),
+    }
 }
 
 /// A table's subscriptions, whose confirmed rows are merged by key (the first subscription

@@ -18,7 +18,7 @@
 //!   before their subscription's schema), or a value does not read as its column's type. They
 //!   stay JSON, are typed again when the columns change, and a query of the table reports them.
 
-use super::{ReplicaError, TypedRow, typed_row, typed_values};
+use super::{NULL, ReplicaError, TypedRow, typed_row, typed_values};
 use crate::protocol::ColumnInfo;
 use crate::store::{Row, SubscriptionId, SubscriptionRecord};
 use indexmap::IndexMap;
@@ -92,15 +92,15 @@ impl SubscriptionRows {
             self.untyped.insert(key, row.clone());
             return;
         };
-        let values: Vec<&Value> = columns.iter().map(|c| row.get(&c.name).unwrap_or(&Value::Null)).collect();
-        self.put_aligned(key, &values, || row.clone());
+        let columns = Arc::clone(columns);
+        self.put_aligned(key, &|i| row.get(&columns[i].name).unwrap_or(&NULL), || row.clone());
     }
 
-    /// Stores the row whose values, one per column rows are typed to, are `values`; `row`
+    /// Stores the row whose value of the `i`th column rows are typed to is `value(i)`; `row`
     /// makes it as JSON by column name, if it must stay JSON. The columns are known.
-    fn put_aligned(&mut self, key: String, values: &[&Value], row: impl FnOnce() -> Row) {
+    fn put_aligned<'v>(&mut self, key: String, value: &dyn Fn(usize) -> &'v Value, row: impl FnOnce() -> Row) {
         let columns = self.columns.as_ref().expect("rows are typed to known columns");
-        let typed = match typed_values("", values, columns) {
+        let typed = match typed_values("", columns, value) {
             Ok(typed) => typed,
             Err(_) => {
                 self.remove(&key);
@@ -109,9 +109,9 @@ impl SubscriptionRows {
             }
         };
         let mut cells = Row::new();
-        for (c, v) in columns.iter().zip(values) {
-            if c.ty == DataType::CrdtText && v.is_object() {
-                cells.insert(c.name.clone(), (*v).clone());
+        for (i, c) in columns.iter().enumerate() {
+            if c.ty == DataType::CrdtText && value(i).is_object() {
+                cells.insert(c.name.clone(), value(i).clone());
             }
         }
         if !cells.is_empty() {
@@ -295,7 +295,7 @@ pub(crate) fn crdt_text(cell: &Value) -> &Value {
 /// Reading rows from JSON text straight into [`SubscriptionRows`] (see
 /// [`SubscriptionRows::put_json_text`] and [`SubscriptionRows::put_seed`]).
 pub(super) mod de {
-    use super::SubscriptionRows;
+    use super::{NULL, SubscriptionRows};
     use crate::store::Row;
     use serde::Deserialize;
     use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -361,7 +361,6 @@ pub(super) mod de {
                 return Ok(());
             };
             let aligned = Aligned(rows).deserialize(d)?;
-            let refs: Vec<&Value> = aligned.values.iter().map(|v| v.as_ref().unwrap_or(&Value::Null)).collect();
             // The row as it was stored, should it stay JSON.
             let row = || {
                 let mut row = Row::new();
@@ -375,7 +374,7 @@ pub(super) mod de {
                 }
                 row
             };
-            rows.put_aligned(key, &refs, row);
+            rows.put_aligned(key, &|i| aligned.values[i].as_ref().unwrap_or(&NULL), row);
             Ok(())
         }
     }
