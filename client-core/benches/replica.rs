@@ -7,6 +7,8 @@
 //! - **open:** a new engine from that store's snapshot, then the first local query
 //!   (`SELECT count(*)`) and a top-10 query after it (the start-up of an app on a large
 //!   replica);
+//! - **point query:** `WHERE id = $1` on the primary key, through its index and through a
+//!   scan;
 //! - **memory:** bytes held (a counting allocator) by the store alone, and by the opened
 //!   engine on top of it, against the rows' JSON text.
 //!
@@ -151,6 +153,24 @@ fn main() {
         first.as_secs_f64() * 1e3,
         next.as_secs_f64() * 1e3
     );
+    // A point query by primary key: through the key's index, and through a scan (`id || ''`
+    // is not the bare column, so it cannot use the index), p50 of 50 runs each.
+    let id = format!("0190a1b2-c3d4-7e5f-8a9b-{:012}", rows / 2);
+    for (how, sql) in [
+        ("by key", format!("SELECT title FROM {TABLE} WHERE id = $1")),
+        ("scan", format!("SELECT title FROM {TABLE} WHERE id || '' = $1")),
+    ] {
+        let mut times: Vec<f64> = (0..50)
+            .map(|_| {
+                let t = Instant::now();
+                let rs = e.query(&sql, &[json!(id)]).unwrap();
+                assert_eq!(rs.rows.len(), 1);
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("point query {how}: p50 {:.0} µs ({sql})", times[times.len() / 2]);
+    }
     let engine_mb = allocated_mb() - base - store_mb;
     println!(
         "memory: opened engine {engine_mb:.0} MB on top of the store ({:.1}x the JSON text, {} B per row)",

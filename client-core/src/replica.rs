@@ -532,46 +532,96 @@ impl Replica {
     /// in the order they arrived; a row a pending write changed shows in its place, rows
     /// pending writes inserted come last.
     pub fn typed_view(&self, table: &str, columns: &[ColumnDef]) -> Result<Vec<TypedRow>, ReplicaError> {
-        let merged = self.merged(table)?;
-        let state = self.tables.get(table).ok_or_else(|| ReplicaError::NotSynced(table.to_string()))?;
-        let stored = state.columns.as_ref().ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
-        for d in &merged.subs {
-            d.rows.check_readable(table)?;
-        }
-        state.read.set(true);
-        // Rows are typed to the table's columns, which are what queries plan with; anything
-        // else is read through JSON.
-        let aligned = same_columns(stored, columns);
+        let view = self.view_parts(table, columns)?;
+        let (merged, pending) = (&view.merged, &view.pending);
         let confirmed = |row: &TypedRow, d: &SubscriptionData, key: &str| -> Result<TypedRow, ReplicaError> {
-            if aligned {
+            if view.aligned {
                 return Ok(Arc::clone(row));
             }
             let json = d.rows.json_row(key).expect("the row is stored");
             typed_row(table, &json, columns)
         };
         let rows = merged.subs.iter().map(|d| d.rows.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(rows + merged.pending.len());
+        let mut out = Vec::with_capacity(rows + pending.len());
         for (i, d) in merged.subs.iter().enumerate() {
             for (key, row) in d.rows.typed() {
                 // The first subscription with a key wins: only later ones look it up.
                 if i > 0 && merged.subs[..i].iter().any(|earlier| earlier.rows.contains(key)) {
                     continue;
                 }
-                match merged.pending.get(key) {
+                match pending.get(key) {
                     None => out.push(confirmed(row, d, key)?),
-                    Some(Some(changed)) => out.push(typed_row(table, changed, columns)?),
+                    Some(Some(changed)) => out.push(Arc::clone(changed)),
                     Some(None) => {}
                 }
             }
         }
-        for (key, changed) in &merged.pending {
+        for (key, changed) in pending {
             if let Some(changed) = changed
                 && !merged.subs.iter().any(|d| d.rows.contains(key))
             {
-                out.push(typed_row(table, changed, columns)?);
+                out.push(Arc::clone(changed));
             }
         }
         Ok(out)
+    }
+
+    /// Fails as [`Self::typed_view`] would, without making the view: what a query checks
+    /// before it runs, reading a table's rows only if it scans them.
+    pub fn check_view(&self, table: &str, columns: &[ColumnDef]) -> Result<(), ReplicaError> {
+        self.view_parts(table, columns).map(|_| ())
+    }
+
+    /// The rows of [`Self::typed_view`] whose column `column` equals `value`, found by primary
+    /// key in O(1) instead of a scan: `Some` when `column` is the table's TEXT primary key and
+    /// `value` a text (as `WHERE id = 'x'` has it), `None` when that does not apply — another
+    /// column or type, or a pending update that rewrites a primary key (its row would move to
+    /// another key).
+    pub fn rows_with_key(
+        &self,
+        table: &str,
+        columns: &[ColumnDef],
+        column: usize,
+        value: &kalamdb_query::Value,
+    ) -> Result<Option<Vec<TypedRow>>, ReplicaError> {
+        let (Some(pk_col), Some(c), kalamdb_query::Value::Text(text)) =
+            (self.primary_key(table), columns.get(column), value)
+        else {
+            return Ok(None);
+        };
+        let stored = self.tables.get(table).and_then(|t| t.columns.as_ref());
+        if c.name != pk_col || c.ty != DataType::Text || !stored.is_some_and(|s| same_columns(s, columns)) {
+            return Ok(None);
+        }
+        let rewrites_key =
+            |op: &&MutationOp| op.op == MutationKind::Update && op.row.as_ref().is_some_and(|r| r.contains_key(pk_col));
+        if self.outbox.ops_on_table(table, pk_col).iter().any(rewrites_key) {
+            return Ok(None);
+        }
+        // Keys are the primary key's JSON text, which for a string is one text only.
+        let key = pk_key(&Value::String(text.clone()));
+        Ok(Some(self.view_row(table, &key)?.into_iter().collect()))
+    }
+
+    /// What [`Self::typed_view`] reads besides the stored rows: the table's subscriptions, its
+    /// pending rows typed (`None`: deleted), and whether the stored rows are typed to
+    /// `columns`. Checks that every stored row reads; marks the table as read by queries.
+    fn view_parts(&self, table: &str, columns: &[ColumnDef]) -> Result<View<'_>, ReplicaError> {
+        let merged = self.merged(table)?;
+        let state = self.tables.get(table).ok_or_else(|| ReplicaError::NotSynced(table.to_string()))?;
+        let stored = state.columns.as_ref().ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
+        for d in &merged.subs {
+            d.rows.check_readable(table)?;
+        }
+        let mut pending = BTreeMap::new();
+        for (key, changed) in &merged.pending {
+            let typed = changed.as_ref().map(|row| typed_row(table, row, columns)).transpose()?;
+            pending.insert(key.clone(), typed);
+        }
+        state.read.set(true);
+        // Rows are typed to the table's columns, which are what queries plan with; anything
+        // else is read through JSON.
+        Ok(View { aligned: same_columns(stored, columns), merged, pending })
     }
 
     /// A CRDT_TEXT cell as the application sees it, pending edits merged: `{"text", "state"}`
@@ -651,6 +701,15 @@ fn typed_values<'v>(
         Some(error) => Err(error),
         None => Ok(row),
     }
+}
+
+/// A table as [`Replica::typed_view`] reads it (see [`Replica::view_parts`]).
+struct View<'a> {
+    merged: MergedTable<'a>,
+    /// The rows pending writes changed, typed (`None`: deleted), by primary-key text.
+    pending: BTreeMap<String, Option<TypedRow>>,
+    /// Whether the stored rows are typed to the columns asked for.
+    aligned: bool,
 }
 
 /// A table's subscriptions, whose confirmed rows are merged by key (the first subscription

@@ -3,12 +3,12 @@
 //!
 //! Rows arrive as the server's JSON (a map by column name). Each is converted once, when it is
 //! stored, into a [`TypedRow`]: one `kalamdb_query::Value` per column of the table, shared
-//! (reference-counted) with every query, live-query step and row change that reads it. No
-//! per-row name map is kept. The rows are held in an [`IndexMap`] by primary-key text: a
-//! point look-up by key is one hash probe (the outbox replay and every synced change look rows
-//! up by key), a scan walks a dense array in the order rows arrived (the server sends a first
-//! sync in key order), and a delete moves the last row into the freed place (`swap_remove`,
-//! O(1)). Queries without ORDER BY therefore see rows in arrival order, not key order; the
+//! (reference-counted) with every query, live-query step and row change that reads it, and
+//! with the in-memory store. No per-row name map is kept. The rows are held in an [`IndexMap`]
+//! by primary-key text: a point look-up by key is one hash probe (the outbox replay and every
+//! synced change look rows up by key), a scan walks a dense array in the order rows arrived (a
+//! first sync in the order the server sends it), and a delete moves the last row into the
+//! freed place (`swap_remove`, O(1)). Queries without ORDER BY therefore see rows in arrival order, not key order; the
 //! language leaves that order unspecified.
 //!
 //! Two things do not fit a typed row and are kept beside it:
@@ -53,11 +53,6 @@ impl SubscriptionRows {
     /// No rows; rows put later are typed to `columns`.
     pub fn new(columns: Option<RowColumns>) -> SubscriptionRows {
         SubscriptionRows { columns, ..SubscriptionRows::default() }
-    }
-
-    /// The columns rows are typed to, if known.
-    pub fn columns(&self) -> Option<&RowColumns> {
-        self.columns.as_ref()
     }
 
     /// How many rows there are.
