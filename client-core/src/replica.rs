@@ -253,7 +253,15 @@ impl Replica {
                     }
                 }
                 StoreOp::PutRow { sub, pk, row } => {
-                    self.subs.entry(sub.clone()).or_default().rows.put(pk.clone(), row);
+                    let rows = &mut self.subs.entry(sub.clone()).or_default().rows;
+                    rows.put(pk.clone(), row);
+                    // A row that does not read: reads of the table fail until it is replaced,
+                    // so state built from the table cannot follow it row by row.
+                    if rows.get(pk).is_none()
+                        && let Some(table) = self.table_of(sub).map(str::to_string)
+                    {
+                        self.new_generation(&table);
+                    }
                 }
                 StoreOp::DeleteRow { sub, pk } => {
                     if let Some(d) = self.subs.get_mut(sub) {
@@ -928,5 +936,31 @@ mod tests {
         let t = |s: &str| kalamdb_query::Value::Text(s.into());
         let i = kalamdb_query::Value::Int64;
         assert_eq!(view, vec![vec![t("d"), i(20)], vec![t("a"), i(0)], vec![t("c"), i(3)], vec![t("e"), i(5)]]);
+    }
+
+    /// A synced row whose value does not read as its column's type makes reads of the table
+    /// fail, and gives the table a new generation, so live state built before it is rebuilt
+    /// (and reports the error) rather than missing the row.
+    #[test]
+    fn a_row_that_does_not_read_fails_reads_and_ends_the_generation() {
+        let mut r = Replica::default();
+        r.apply(&[record("a", &[("id", "TEXT"), ("n", "BIGINT")])]);
+        let put = |n: Value| StoreOp::PutRow {
+            sub: SubscriptionId("a".into()),
+            pk: pk_key(&json!("x")),
+            row: json!({"id": "x", "n": n}).as_object().unwrap().clone(),
+        };
+        r.apply(&[put(json!(1))]);
+        let cols = columns(&r);
+        assert_eq!(r.typed_view("app.t", &cols).unwrap().len(), 1);
+        let generation = r.typed_generation("app.t");
+        r.apply(&[put(json!("one"))]);
+        assert_ne!(r.typed_generation("app.t"), generation);
+        assert!(matches!(r.typed_view("app.t", &cols), Err(ReplicaError::BadValue { column, .. }) if column == "n"));
+        r.apply(&[put(json!(2))]);
+        assert_eq!(
+            r.typed_view("app.t", &cols).unwrap()[0].to_vec(),
+            vec![kalamdb_query::Value::Text("x".into()), kalamdb_query::Value::Int64(2)]
+        );
     }
 }
