@@ -283,13 +283,18 @@ impl IndexedDbStore {
         chunks.clear().map_err(js_err)?;
         let mut chunk_bytes = 0;
         for (sub, rows) in &c.rows {
-            // Rows are written back as the server's JSON, made from the typed rows.
-            let rows: Vec<(String, Row)> = rows.json_rows().collect();
-            for (n, chunk) in rows.chunks(CHUNK_ROWS).enumerate() {
-                let text = serde_json::to_string(chunk).map_err(json_err)?;
+            // Rows are written back as the server's JSON, made from the typed rows one chunk
+            // at a time (the JSON of the whole replica would grow the wasm memory for good).
+            let mut rows = rows.json_rows().peekable();
+            for n in 0u32.. {
+                if rows.peek().is_none() {
+                    break;
+                }
+                let chunk: Vec<(String, Row)> = rows.by_ref().take(CHUNK_ROWS).collect();
+                let text = serde_json::to_string(&chunk).map_err(json_err)?;
                 chunk_bytes += text.len();
                 let record = js_sys::Object::new();
-                let key = js_sys::Array::of2(&JsValue::from_str(&sub.0), &JsValue::from(n as u32));
+                let key = js_sys::Array::of2(&JsValue::from_str(&sub.0), &JsValue::from(n));
                 js_sys::Reflect::set(&record, &"k".into(), &key).map_err(js_err)?;
                 js_sys::Reflect::set(&record, &"v".into(), &JsValue::from_str(&text)).map_err(js_err)?;
                 chunks.put(&record).map_err(js_err)?;
