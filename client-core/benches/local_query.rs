@@ -1,6 +1,6 @@
 //! Local queries over the replica, in the sync engine, without a server: the time of one
 //! query (what a live query pays again after every change) on tables of 1,000 and 100,000
-//! rows, of the first query of a table (which makes the replica's typed copy of its rows), of
+//! rows, of the first query of a table (once the first to make a typed copy of its rows), of
 //! a local write followed by that query, and of a join with 1,000 lists plus a GROUP BY (lists
 //! with their open-item counts).
 //!
@@ -134,7 +134,7 @@ fn queries(todos: usize, runs: usize) {
     {
         let (mut e, table) = engine_with(todos);
         let top10 = format!("SELECT id, title FROM {table} WHERE done = false ORDER BY n DESC LIMIT 10");
-        // The first query of a table also makes the replica's typed copy of its rows.
+        // (Before the replica stored typed rows, the first query of a table made a typed copy.)
         report(&format!("{todos} rows: first query of the table"), time_query(&e, &top10, 1));
         report(&format!("{todos} rows: {top10}"), time_query(&e, &top10, runs));
         let all = format!("SELECT * FROM {table}");

@@ -6,8 +6,8 @@
 //! from [`Replica::apply`]), which the dataflow turns into the new result without reading the
 //! tables again.
 //!
-//! The changes are only meaningful against the typed copies of the tables the dataflow was
-//! built from, so the view remembers each table's [`Replica::typed_generation`]. When one
+//! The changes are only meaningful against the tables as the dataflow was built from them, so
+//! the view remembers each table's [`Replica::typed_generation`]. When one
 //! differs (new columns, cleared rows, a reload) or a step cannot be applied exactly (an
 //! evaluation error, a float sum that overflowed, an `ORDER BY ... LIMIT` whose kept rows ran
 //! out), the view plans the query again and builds a new dataflow. Plans the dataflow does not
@@ -36,8 +36,7 @@ pub struct LiveView {
 }
 
 enum Maintenance {
-    /// Fed with row changes; valid while every table's typed copy has the generation it was
-    /// built from.
+    /// Fed with row changes; valid while every table has the generation it was built from.
     Incremental { plan: LocalPlan, dataflow: Box<Dataflow<JsonRow>>, generations: Vec<(String, u64)> },
     /// The plan's shape is not maintained: run from scratch after every change.
     Rerun(Unsupported),
@@ -192,8 +191,8 @@ fn current(plan: &LocalPlan, dataflow: &Dataflow<JsonRow>) -> Result<ResultSet, 
     Ok(ResultSet { columns: plan.columns(), types: plan.types(), rows: Rows::from_shared(rows) })
 }
 
-/// The incremental state of a dataflow just built over the replica's typed copies, which
-/// building it made (so each of its tables has a generation).
+/// The incremental state of a dataflow just built over the replica's tables (each synced, so
+/// each has a generation).
 fn incremental(plan: LocalPlan, dataflow: Dataflow<JsonRow>, tables: &[String], replica: &Replica) -> Maintenance {
     let generations: Option<Vec<(String, u64)>> =
         tables.iter().map(|t| replica.typed_generation(t).map(|g| (t.clone(), g))).collect();

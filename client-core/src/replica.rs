@@ -6,18 +6,20 @@
 //! A rejected write therefore rolls back by simply leaving the outbox; nothing has to be undone
 //! in the confirmed rows.
 //!
-//! Rows are stored as the server sends them (JSON, keyed by column name). Local queries read a
-//! table through [`Replica::typed_view`]: rows aligned to the table's columns as typed values.
-//! Converting a large table on every query would cost more than the query, so the replica keeps
-//! a typed copy of a table's confirmed rows once a query has read it, and [`Replica::apply`]
-//! keeps that copy current row by row (pending writes, few, are converted on each read).
+//! Confirmed rows are stored once, typed and aligned to their table's columns, as they arrive
+//! ([`SubscriptionRows`]). Local queries and live queries read those rows themselves through
+//! [`Replica::typed_view`] (shared, not copied); pending writes, few, are replayed and typed on
+//! each read.
 //!
 //! The outbox indexes its writes by the row they change ([`Outbox`]), so reading one row with
 //! its pending writes replayed costs the same with ten or ten thousand writes pending.
 
 mod outbox;
+mod rows;
 
 pub use outbox::Outbox;
+pub use rows::de::RowSeed;
+pub use rows::{RowColumns, SubscriptionRows, empty_rows_of, table_row_columns};
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
@@ -26,11 +28,13 @@ use kalamdb_query::incremental::same_row;
 use kalamdb_query::json::{JsonValueError, from_json};
 use kalamdb_query::{ColumnDef, DataType};
 use outbox::pending_key;
+use rows::{same_columns, union_columns};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The meta key holding the replica's user (see [`Replica::user`]).
@@ -65,37 +69,44 @@ pub enum ReplicaError {
     },
 }
 
-/// One row as local queries read it: values aligned to the table's columns. Shared between
-/// the replica's typed copy and the queries reading it.
-pub type TypedRow = Rc<[kalamdb_query::Value]>;
+/// One row as local queries read it: values aligned to the table's columns. The replica stores
+/// its confirmed rows as these, shared with the queries, live queries and changes that read
+/// them, and with the in-memory store ([`crate::store::MemoryStore`]).
+pub type TypedRow = kalamdb_query::incremental::SharedRow;
 
 /// One subscription: its record and the rows the server confirmed for it.
 #[derive(Debug, Clone, Default)]
 pub struct SubscriptionData {
     pub record: Option<SubscriptionRecord>,
-    pub rows: BTreeMap<String, Row>,
+    pub rows: SubscriptionRows,
 }
 
-/// The confirmed rows of one table, typed: by primary-key text, the row of the first
-/// subscription (in id order) that has the key, as the merged view shows it.
+/// What the replica knows of one synced table besides its rows.
 #[derive(Debug, Clone)]
-struct TypedTable {
-    columns: Vec<ColumnDef>,
-    rows: BTreeMap<String, TypedRow>,
-    /// Unique to this copy (see [`Replica::typed_generation`]).
+struct TableState {
+    /// The columns its subscriptions' rows are typed to (`None`: not known yet).
+    columns: Option<RowColumns>,
+    /// Changes whenever what queries read of the table changes other than row by row (see
+    /// [`Replica::typed_generation`]).
     generation: u64,
+    /// Whether a local query has read the table: only then are its row changes recorded.
+    read: Cell<bool>,
 }
 
-/// Source of [`TypedTable::generation`]s: process-wide, so a copy made after a reload never
-/// reuses the number of a copy made before it.
+/// Source of [`TableState::generation`]s: process-wide, so a table state made after a reload
+/// never reuses the number of one made before it.
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)
+}
 
 /// How the rows local queries see changed in one [`Replica::apply`] (or several, combined with
 /// [`RowChanges::absorb`]): per table, each changed row's value before and after, by primary
-/// key. Recorded only for tables with a typed copy (tables local queries read), and only while
-/// that copy lives: a consumer that built state from the copy of generation `g` can apply these
-/// changes exactly when [`Replica::typed_generation`] is still `g` (otherwise the columns
-/// changed, rows were cleared or a reload happened, and it must read the table again).
+/// key. Recorded only for tables local queries have read, and only within one generation of
+/// the table: a consumer that built state from generation `g` can apply these changes exactly
+/// when [`Replica::typed_generation`] is still `g` (otherwise the columns changed, rows were
+/// cleared or a reload happened, and it must read the table again).
 #[derive(Debug, Clone, Default)]
 pub struct RowChanges {
     /// By table (`namespace.table`). A commit touches few tables, so a list searched in order
@@ -103,10 +114,10 @@ pub struct RowChanges {
     tables: Vec<(String, TableRowChanges)>,
 }
 
-/// The changed rows of one table, against the typed copy of one generation.
+/// The changed rows of one table, within one generation of the table.
 #[derive(Debug, Clone)]
 pub struct TableRowChanges {
-    /// The generation of the typed copy the rows were read from.
+    /// The generation of the table the rows were read from.
     pub generation: u64,
     /// By primary-key text: the row before and after (`None`: absent).
     rows: BTreeMap<String, RowChange>,
@@ -136,8 +147,8 @@ impl TableRowChanges {
             self.rows
                 .values()
                 .flat_map(|change| {
-                    let old = change.old.iter().map(|row| (Rc::clone(row), -1));
-                    old.chain(change.new.iter().map(|row| (Rc::clone(row), 1)))
+                    let old = change.old.iter().map(|row| (Arc::clone(row), -1));
+                    old.chain(change.new.iter().map(|row| (Arc::clone(row), 1)))
                 })
                 .collect()
         })
@@ -145,13 +156,13 @@ impl TableRowChanges {
 }
 
 impl RowChanges {
-    /// The changes of `table`, if it has a typed copy and any of its rows changed.
+    /// The changes of `table`, if local queries read it and any of its rows changed.
     pub fn table(&self, table: &str) -> Option<&TableRowChanges> {
         self.tables.iter().find(|(t, _)| t == table).map(|(_, changes)| changes)
     }
 
     /// Adds the changes that came after these: a row keeps its first `old` and takes the
-    /// later `new`. Changes against another generation of a table's copy replace the earlier
+    /// later `new`. Changes within another generation of a table replace the earlier
     /// ones (the consumer reads the table again anyway).
     pub fn absorb(&mut self, later: RowChanges) {
         for (table, later) in later.tables {
@@ -181,13 +192,15 @@ pub struct Replica {
     subs: BTreeMap<SubscriptionId, SubscriptionData>,
     outbox: Outbox,
     meta: BTreeMap<String, Value>,
-    /// Typed copies of the confirmed rows of the tables local queries have read, by
-    /// `namespace.table`. Made by [`Replica::typed_view`], kept current by [`Replica::apply`],
-    /// dropped when the table's columns change.
-    typed: RefCell<BTreeMap<String, TypedTable>>,
+    /// Every synced table (`namespace.table`): the columns its rows are typed to, its
+    /// generation, whether queries read it. Kept in step with the subscriptions by
+    /// [`Replica::refresh_table`].
+    tables: BTreeMap<String, TableState>,
 }
 
 impl Replica {
+    /// The replica of a store's snapshot. Its rows are typed already (the store typed them to
+    /// the same columns while loading), and are moved into place, not copied.
     pub fn from_snapshot(s: Snapshot) -> Self {
         let mut r = Replica::default();
         for rec in s.subscriptions {
@@ -200,13 +213,17 @@ impl Replica {
                 d.rows = rows;
             }
         }
+        let tables: Vec<String> = r.tables().into_iter().map(str::to_string).collect();
+        for table in tables {
+            r.refresh_table(&table);
+        }
         r.outbox = Outbox::from_entries(s.outbox);
         r.meta = s.meta.into_iter().collect();
         r
     }
 
     /// Applies `ops` (the ones just committed to the store) and returns how the rows of
-    /// tables with a typed copy changed.
+    /// tables local queries read changed.
     pub fn apply(&mut self, ops: &[StoreOp]) -> RowChanges {
         let mut changes = RowChanges::default();
         for op in ops {
@@ -218,30 +235,46 @@ impl Replica {
                 StoreOp::PutSubscription(rec) => {
                     let data = self.subs.entry(rec.id.clone()).or_default();
                     let old = data.record.replace(rec.clone());
-                    // A cursor moves with every batch; only new columns invalidate typed rows.
-                    if old.is_none_or(|o| o.schema != rec.schema || o.table != rec.table) {
-                        self.drop_typed_of(&rec.id);
+                    // A cursor moves with every batch; only new columns or a new table change
+                    // what queries read.
+                    if old.as_ref().is_none_or(|o| o.schema != rec.schema || o.table != rec.table) {
+                        self.refresh_table(&rec.table);
+                        self.new_generation(&rec.table);
+                        if let Some(old) = old.filter(|o| o.table != rec.table) {
+                            self.refresh_table(&old.table);
+                            self.new_generation(&old.table);
+                        }
                     }
                 }
                 StoreOp::DeleteSubscription(id) => {
-                    self.drop_typed_of(id);
-                    self.subs.remove(id);
+                    if let Some(table) = self.subs.remove(id).and_then(|d| d.record).map(|r| r.table) {
+                        self.refresh_table(&table);
+                        self.new_generation(&table);
+                    }
                 }
                 StoreOp::PutRow { sub, pk, row } => {
-                    self.subs.entry(sub.clone()).or_default().rows.insert(pk.clone(), row.clone());
-                    self.refresh_typed(sub, pk);
+                    let rows = &mut self.subs.entry(sub.clone()).or_default().rows;
+                    rows.put(pk.clone(), row);
+                    // A row that does not read: reads of the table fail until it is replaced,
+                    // so state built from the table cannot follow it row by row.
+                    if rows.get(pk).is_none()
+                        && let Some(table) = self.table_of(sub).map(str::to_string)
+                    {
+                        self.new_generation(&table);
+                    }
                 }
                 StoreOp::DeleteRow { sub, pk } => {
                     if let Some(d) = self.subs.get_mut(sub) {
                         d.rows.remove(pk);
                     }
-                    self.refresh_typed(sub, pk);
                 }
                 StoreOp::ClearRows(sub) => {
                     if let Some(d) = self.subs.get_mut(sub) {
                         d.rows.clear();
                     }
-                    self.drop_typed_of(sub);
+                    if let Some(table) = self.table_of(sub).map(str::to_string) {
+                        self.new_generation(&table);
+                    }
                 }
                 StoreOp::PutOutbox(e) => self.outbox.put(e.clone()),
                 StoreOp::DeleteOutbox { client_id, seq } => {
@@ -256,12 +289,46 @@ impl Replica {
         changes
     }
 
+    /// Brings the state of `table` in step with its subscriptions: its columns from their
+    /// schemas, and every subscription's rows typed to them (typed again if they changed).
+    /// Forgets a table that no subscription syncs any more.
+    fn refresh_table(&mut self, table: &str) {
+        if self.subs_of(table).next().is_none() {
+            self.tables.remove(table);
+            return;
+        }
+        let columns = table_row_columns(self.subscriptions(), table);
+        for d in self.subs.values_mut().filter(|d| d.record.as_ref().is_some_and(|r| r.table == table)) {
+            d.rows.set_columns(columns.clone());
+        }
+        match self.tables.get_mut(table) {
+            Some(state) => state.columns = columns,
+            None => {
+                let state = TableState { columns, generation: next_generation(), read: Cell::new(false) };
+                self.tables.insert(table.to_string(), state);
+            }
+        }
+    }
+
+    /// Gives `table` a new generation: state built from its rows before cannot be updated
+    /// with changes any more (see [`RowChanges`]).
+    fn new_generation(&mut self, table: &str) {
+        if let Some(state) = self.tables.get_mut(table) {
+            state.generation = next_generation();
+        }
+    }
+
+    /// The generation of `table` if its row changes are recorded: local queries read it and
+    /// its columns are known.
+    fn watched_generation(&self, table: &str) -> Option<u64> {
+        self.tables.get(table).filter(|s| s.read.get() && s.columns.is_some()).map(|s| s.generation)
+    }
+
     /// `(table, primary-key text)` of the rows `op` may change in what queries see, for tables
-    /// with a typed copy. Ops that change a table wholesale (new columns, cleared rows, a
-    /// subscription gone) drop its typed copy instead, which consumers see as a new generation.
+    /// whose changes are recorded. Ops that change a table wholesale (new columns, cleared
+    /// rows, a subscription gone) give it a new generation instead.
     fn rows_touched_by(&self, op: &StoreOp) -> Vec<(String, String)> {
-        let typed = self.typed.borrow();
-        let watched = |table: &str| typed.contains_key(table);
+        let watched = |table: &str| self.watched_generation(table).is_some();
         let mut out = Vec::new();
         let pending = |entry: &OutboxEntry, out: &mut Vec<(String, String)>| {
             for op in entry.ops.iter().filter(|op| watched(&op.table)) {
@@ -299,7 +366,7 @@ impl Replica {
     /// Records the current value of a row about to change, unless an earlier op of the same
     /// apply already did.
     fn note_old_row(&mut self, changes: &mut RowChanges, table: &str, key: String) {
-        let Some(generation) = self.typed_generation(table) else { return };
+        let Some(generation) = self.watched_generation(table) else { return };
         let i = match changes.tables.iter().position(|(t, _)| t == table) {
             Some(i) => i,
             None => {
@@ -316,14 +383,12 @@ impl Replica {
                 entry.rows.insert(key, RowChange { old, new: None });
             }
             // A pending value that cannot be read: the next read reports it.
-            Err(_) => {
-                self.typed.get_mut().remove(table);
-            }
+            Err(_) => self.new_generation(table),
         }
     }
 
     /// Completes the recorded changes with each row's value now; drops rows that end as they
-    /// began, and tables whose typed copy went away or was made again meanwhile.
+    /// began, and tables that got a new generation meanwhile.
     fn note_new_rows(&mut self, changes: &mut RowChanges) {
         let mut tables = std::mem::take(&mut changes.tables);
         tables.retain_mut(|(table, entry)| self.note_new_rows_of(table, entry));
@@ -331,46 +396,48 @@ impl Replica {
     }
 
     /// Completes the recorded changes of one table; returns whether any row changed (false
-    /// also when the table's typed copy went away or was made again).
+    /// also when the table got a new generation).
     fn note_new_rows_of(&mut self, table: &str, entry: &mut TableRowChanges) -> bool {
-        if self.typed_generation(table) != Some(entry.generation) {
+        if self.watched_generation(table) != Some(entry.generation) {
             return false;
         }
         for (key, change) in entry.rows.iter_mut() {
             match self.view_row(table, key) {
                 Ok(new) => change.new = new,
                 Err(_) => {
-                    self.typed.get_mut().remove(table);
+                    self.new_generation(table);
                     return false;
                 }
             }
         }
         entry.rows.retain(|_, c| match (&c.old, &c.new) {
-            (Some(a), Some(b)) => !(Rc::ptr_eq(a, b) || same_row(a, b)),
+            (Some(a), Some(b)) => !(Arc::ptr_eq(a, b) || same_row(a, b)),
             (None, None) => false,
             _ => true,
         });
         !entry.rows.is_empty()
     }
 
-    /// The generation of the typed copy of `table`, if it has one: a number that changes
-    /// whenever the copy is dropped or made again (see [`RowChanges`]).
+    /// The generation of `table`, if it is synced: a number that changes whenever what queries
+    /// read of it changes other than row by row — its columns, a reset, a subscription added or
+    /// gone, a reload (see [`RowChanges`]).
     pub fn typed_generation(&self, table: &str) -> Option<u64> {
-        self.typed.borrow().get(table).map(|t| t.generation)
+        self.tables.get(table).map(|t| t.generation)
     }
 
-    /// One row of `table` as [`Self::typed_view`] shows it: the confirmed row of the typed
-    /// copy, with the pending writes to that key replayed on top. The table has a typed copy.
+    /// One row of `table` as [`Self::typed_view`] shows it: the confirmed row (of the first
+    /// subscription with the key), with the pending writes to that key replayed on top. The
+    /// table's columns are known.
     fn view_row(&self, table: &str, key: &str) -> Result<Option<TypedRow>, ReplicaError> {
-        let typed = self.typed.borrow();
-        let Some(copy) = typed.get(table) else { return Ok(None) };
-        let Some(pk_col) = self.primary_key(table) else { return Ok(copy.rows.get(key).cloned()) };
+        let confirmed = || self.subs_of(table).find_map(|(_, d)| d.rows.get(key)).cloned();
+        let Some(pk_col) = self.primary_key(table) else { return Ok(confirmed()) };
         let writes = self.outbox.ops_on_row(table, pk_col, key);
         if writes.is_empty() {
-            return Ok(copy.rows.get(key).cloned());
+            return Ok(confirmed());
         }
+        let Some(columns) = self.tables.get(table).and_then(|t| t.columns.as_ref()) else { return Ok(None) };
         let row = self.merged_row(table, pk_col, key, &writes)?;
-        row.map(|row| typed_row(table, &row, &copy.columns)).transpose()
+        row.map(|row| typed_row(table, &row, columns)).transpose()
     }
 
     /// The row `key` of `table` as the merged view shows it: its confirmed row (first
@@ -396,35 +463,6 @@ impl Replica {
     /// The table of a subscription, if its record is known.
     fn table_of(&self, sub: &SubscriptionId) -> Option<&str> {
         self.subs.get(sub).and_then(|d| d.record.as_ref()).map(|r| r.table.as_str())
-    }
-
-    /// Forgets the typed copy of the table of `sub` (it is made again when next read).
-    fn drop_typed_of(&mut self, sub: &SubscriptionId) {
-        if let Some(table) = self.table_of(sub).map(str::to_string) {
-            self.typed.get_mut().remove(&table);
-        }
-    }
-
-    /// Brings the typed copy of the row `key` of the table of `sub` up to date after a change
-    /// to that subscription's rows.
-    fn refresh_typed(&mut self, sub: &SubscriptionId, key: &str) {
-        let Some(table) = self.table_of(sub).map(str::to_string) else { return };
-        let Some(typed) = self.typed.get_mut().get_mut(&table) else { return };
-        let confirmed = self.subs.values().filter(|d| d.record.as_ref().is_some_and(|r| r.table == table));
-        match confirmed.into_iter().find_map(|d| d.rows.get(key)) {
-            None => {
-                typed.rows.remove(key);
-            }
-            Some(row) => match typed_row(&table, row, &typed.columns) {
-                Ok(row) => {
-                    typed.rows.insert(key.to_string(), row);
-                }
-                // Made again (and the error reported) by the next read.
-                Err(_) => {
-                    self.typed.get_mut().remove(&table);
-                }
-            },
-        }
     }
 
     pub fn subscription(&self, id: &SubscriptionId) -> Option<&SubscriptionData> {
@@ -485,16 +523,10 @@ impl Replica {
     /// contributed it.
     pub fn table_columns(&self, table: &str) -> Result<Vec<&ColumnInfo>, ReplicaError> {
         let schemas: Vec<&[ColumnInfo]> = self.subs_of(table).map(|(r, _)| r.schema.as_slice()).collect();
-        // The first of the widest.
-        let Some(widest) = schemas.iter().enumerate().max_by_key(|(i, s)| (s.len(), std::cmp::Reverse(*i))) else {
+        if schemas.is_empty() {
             return Err(ReplicaError::NotSynced(table.to_string()));
-        };
-        let mut columns: Vec<&ColumnInfo> = Vec::new();
-        for c in std::iter::once(*widest.1).chain(schemas.iter().copied()).flatten() {
-            if !columns.iter().any(|known| known.name == c.name) {
-                columns.push(c);
-            }
         }
+        let columns = union_columns(&schemas);
         if columns.is_empty() {
             return Err(ReplicaError::SchemaPending(table.to_string()));
         }
@@ -504,44 +536,100 @@ impl Replica {
     /// The rows of `table` as local queries read them: confirmed rows of all its subscriptions
     /// merged by primary key, pending writes replayed on top, each row aligned to `columns`
     /// (the table's columns with the types the server described) as typed values, CRDT_TEXT
-    /// cells as their text. In primary-key order.
+    /// cells as their text. Confirmed rows are the stored rows themselves (shared, not copied),
+    /// in the order they arrived; a row a pending write changed shows in its place, rows
+    /// pending writes inserted come last.
     pub fn typed_view(&self, table: &str, columns: &[ColumnDef]) -> Result<Vec<TypedRow>, ReplicaError> {
-        let merged = self.merged(table)?;
-        let mut cache = self.typed.borrow_mut();
-        if cache.get(table).is_none_or(|t| t.columns != columns) {
-            let mut rows = BTreeMap::new();
-            for (i, d) in merged.subs.iter().enumerate() {
-                for (key, row) in &d.rows {
-                    // The first subscription with a key wins: only later ones look it up.
-                    if i > 0 && rows.contains_key(key) {
-                        continue;
-                    }
-                    rows.insert(key.clone(), typed_row(table, row, columns)?);
+        let view = self.view_parts(table, columns)?;
+        let (merged, pending) = (&view.merged, &view.pending);
+        let confirmed = |row: &TypedRow, d: &SubscriptionData, key: &str| -> Result<TypedRow, ReplicaError> {
+            if view.aligned {
+                return Ok(Arc::clone(row));
+            }
+            let json = d.rows.json_row(key).expect("the row is stored");
+            typed_row(table, &json, columns)
+        };
+        let rows = merged.subs.iter().map(|d| d.rows.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(rows + pending.len());
+        for (i, d) in merged.subs.iter().enumerate() {
+            for (key, row) in d.rows.typed() {
+                // The first subscription with a key wins: only later ones look it up.
+                if i > 0 && merged.subs[..i].iter().any(|earlier| earlier.rows.contains(key)) {
+                    continue;
+                }
+                match pending.get(key) {
+                    None => out.push(confirmed(row, d, key)?),
+                    Some(Some(changed)) => out.push(Arc::clone(changed)),
+                    Some(None) => {}
                 }
             }
-            let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
-            cache.insert(table.to_string(), TypedTable { columns: columns.to_vec(), rows, generation });
         }
-        let confirmed = &cache[table].rows;
-        // Both in key order: a pending row replaces (or, `None`, deletes) the confirmed one.
-        let mut out = Vec::with_capacity(confirmed.len() + merged.pending.len());
-        let mut pending = merged.pending.iter().peekable();
-        for (key, row) in confirmed {
-            while let Some((_, changed)) = pending.next_if(|(pk, _)| pk.as_str() <= key.as_str()) {
-                if let Some(changed) = changed {
-                    out.push(typed_row(table, changed, columns)?);
-                }
-            }
-            if !merged.pending.contains_key(key) {
-                out.push(row.clone());
-            }
-        }
-        for (_, changed) in pending {
-            if let Some(changed) = changed {
-                out.push(typed_row(table, changed, columns)?);
+        for (key, changed) in pending {
+            if let Some(changed) = changed
+                && !merged.subs.iter().any(|d| d.rows.contains(key))
+            {
+                out.push(Arc::clone(changed));
             }
         }
         Ok(out)
+    }
+
+    /// Fails as [`Self::typed_view`] would, without making the view: what a query checks
+    /// before it runs, reading a table's rows only if it scans them.
+    pub fn check_view(&self, table: &str, columns: &[ColumnDef]) -> Result<(), ReplicaError> {
+        self.view_parts(table, columns).map(|_| ())
+    }
+
+    /// The rows of [`Self::typed_view`] whose column `column` equals `value`, found by primary
+    /// key in O(1) instead of a scan: `Some` when `column` is the table's TEXT primary key and
+    /// `value` a text (as `WHERE id = 'x'` has it), `None` when that does not apply — another
+    /// column or type, or a pending update that rewrites a primary key (its row would move to
+    /// another key).
+    pub fn rows_with_key(
+        &self,
+        table: &str,
+        columns: &[ColumnDef],
+        column: usize,
+        value: &kalamdb_query::Value,
+    ) -> Result<Option<Vec<TypedRow>>, ReplicaError> {
+        let (Some(pk_col), Some(c), kalamdb_query::Value::Text(text)) =
+            (self.primary_key(table), columns.get(column), value)
+        else {
+            return Ok(None);
+        };
+        let stored = self.tables.get(table).and_then(|t| t.columns.as_ref());
+        if c.name != pk_col || c.ty != DataType::Text || !stored.is_some_and(|s| same_columns(s, columns)) {
+            return Ok(None);
+        }
+        let rewrites_key =
+            |op: &&MutationOp| op.op == MutationKind::Update && op.row.as_ref().is_some_and(|r| r.contains_key(pk_col));
+        if self.outbox.ops_on_table(table, pk_col).iter().any(rewrites_key) {
+            return Ok(None);
+        }
+        // Keys are the primary key's JSON text, which for a string is one text only.
+        let key = pk_key(&Value::String(text.clone()));
+        Ok(Some(self.view_row(table, &key)?.into_iter().collect()))
+    }
+
+    /// What [`Self::typed_view`] reads besides the stored rows: the table's subscriptions, its
+    /// pending rows typed (`None`: deleted), and whether the stored rows are typed to
+    /// `columns`. Checks that every stored row reads; marks the table as read by queries.
+    fn view_parts(&self, table: &str, columns: &[ColumnDef]) -> Result<View<'_>, ReplicaError> {
+        let merged = self.merged(table)?;
+        let state = self.tables.get(table).ok_or_else(|| ReplicaError::NotSynced(table.to_string()))?;
+        let stored = state.columns.as_ref().ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
+        for d in &merged.subs {
+            d.rows.check_readable(table)?;
+        }
+        let mut pending = BTreeMap::new();
+        for (key, changed) in &merged.pending {
+            let typed = changed.as_ref().map(|row| typed_row(table, row, columns)).transpose()?;
+            pending.insert(key.clone(), typed);
+        }
+        state.read.set(true);
+        // Rows are typed to the table's columns, which are what queries plan with; anything
+        // else is read through JSON.
+        Ok(View { aligned: same_columns(stored, columns), merged, pending })
     }
 
     /// A CRDT_TEXT cell as the application sees it, pending edits merged: `{"text", "state"}`
@@ -553,7 +641,7 @@ impl Replica {
         let key = pk_key(pk);
         let row = match self.primary_key(table) {
             Some(pk_col) => self.merged_row(table, pk_col, &key, &self.outbox.ops_on_row(table, pk_col, &key))?,
-            None => self.subs_of(table).find_map(|(_, d)| d.rows.get(&key)).map(Cow::Borrowed),
+            None => self.subs_of(table).find_map(|(_, d)| d.rows.json_row(&key)),
         };
         Ok(row.and_then(|r| r.get(column).cloned()).unwrap_or(Value::Null))
     }
@@ -586,21 +674,50 @@ impl Replica {
 /// `row` (JSON, by column name) aligned to `columns` as typed values. A column the row lacks
 /// (one a subscription of the table does not select) is NULL; a CRDT_TEXT cell is its text.
 fn typed_row(table: &str, row: &Row, columns: &[ColumnDef]) -> Result<TypedRow, ReplicaError> {
-    columns
+    typed_values(table, columns, &|i| row.get(&columns[i].name).unwrap_or(&NULL))
+}
+
+/// JSON `null`, to borrow for absent cells.
+static NULL: Value = Value::Null;
+
+/// The typed row of the JSON values `value(i)`, one per column of `columns`; a CRDT_TEXT cell
+/// is its text.
+fn typed_values<'v>(
+    table: &str,
+    columns: &[ColumnDef],
+    value: &dyn Fn(usize) -> &'v Value,
+) -> Result<TypedRow, ReplicaError> {
+    let mut failed = None;
+    // Built in place, one allocation (the iterator's length is known); a value that does not
+    // read is noted and reported once the row is built.
+    let row: TypedRow = columns
         .iter()
-        .map(|c| {
-            let json = match row.get(&c.name) {
-                None => &Value::Null,
-                Some(Value::Object(doc)) if c.ty == DataType::CrdtText => doc.get("text").unwrap_or(&Value::Null),
-                Some(v) => v,
-            };
-            from_json(json, c.ty).map_err(|source| ReplicaError::BadValue {
-                table: table.to_string(),
-                column: c.name.clone(),
-                source,
+        .enumerate()
+        .map(|(i, c)| {
+            let json = if c.ty == DataType::CrdtText { rows::crdt_text(value(i)) } else { value(i) };
+            from_json(json, c.ty).unwrap_or_else(|source| {
+                failed.get_or_insert_with(|| ReplicaError::BadValue {
+                    table: table.to_string(),
+                    column: c.name.clone(),
+                    source,
+                });
+                kalamdb_query::Value::Null
             })
         })
-        .collect()
+        .collect();
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(row),
+    }
+}
+
+/// A table as [`Replica::typed_view`] reads it (see [`Replica::view_parts`]).
+struct View<'a> {
+    merged: MergedTable<'a>,
+    /// The rows pending writes changed, typed (`None`: deleted), by primary-key text.
+    pending: BTreeMap<String, Option<TypedRow>>,
+    /// Whether the stored rows are typed to the columns asked for.
+    aligned: bool,
 }
 
 /// A table's subscriptions, whose confirmed rows are merged by key (the first subscription
@@ -615,7 +732,7 @@ impl<'a> MergedTable<'a> {
     fn get(&self, key: &str) -> Option<Cow<'a, Row>> {
         match self.pending.get(key) {
             Some(r) => r.clone(),
-            None => self.subs.iter().find_map(|d| d.rows.get(key)).map(Cow::Borrowed),
+            None => self.subs.iter().find_map(|d| d.rows.json_row(key)),
         }
     }
 
@@ -710,17 +827,37 @@ mod tests {
             .collect()
     }
 
-    /// The typed copy of confirmed rows, kept current by `apply`, always shows what a copy made
-    /// from scratch shows: random server rows, resets, schema changes and pending writes on a
-    /// table synced by two subscriptions with different columns, read after every step.
+    /// The view in any order, to compare views whose rows arrived in different orders.
+    fn sorted(mut rows: Vec<TypedRow>) -> Vec<TypedRow> {
+        rows.sort_by_cached_key(|row| format!("{row:?}"));
+        rows
+    }
+
+    /// The typed rows, kept by `apply` row by row and typed again when columns change, always
+    /// show what a replica loaded from the store shows (the store types the rows it is given,
+    /// or shares the replica's): random server rows, resets, schema changes and pending writes
+    /// on a table synced by two subscriptions with different columns, read after every step.
     #[test]
     fn typed_rows_follow_every_change() {
+        use crate::store::{MemoryStore, ReplicaStore};
+        use futures::FutureExt;
         let mut next = crate::test_support::seeded_random(0x2545_f491_4f6c_dd1du64);
         let mut r = Replica::default();
-        r.apply(&[
-            record("a", &[("id", "TEXT"), ("n", "BIGINT")]),
-            record("b", &[("id", "TEXT"), ("price", "DECIMAL(10,2)")]),
-        ]);
+        let store = MemoryStore::new();
+        // Half the commits share the replica's typed rows with the store, half are typed by it.
+        let commit = |r: &mut Replica, ops: Vec<StoreOp>, shared: bool| {
+            r.apply(&ops);
+            let done = if shared { store.commit_applied(ops, r) } else { store.commit(ops) };
+            done.now_or_never().unwrap().unwrap();
+        };
+        commit(
+            &mut r,
+            vec![
+                record("a", &[("id", "TEXT"), ("n", "BIGINT")]),
+                record("b", &[("id", "TEXT"), ("price", "DECIMAL(10,2)")]),
+            ],
+            false,
+        );
         let mut seq = 0;
         for step in 0..2000 {
             let sub = SubscriptionId(if next(2) == 0 { "a" } else { "b" }.into());
@@ -755,16 +892,18 @@ mod tests {
                 }
                 _ => StoreOp::DeleteOutbox { client_id: "c".into(), seq: 1 + next(seq.max(1)) },
             };
-            r.apply(&[op]);
+            commit(&mut r, vec![op], next(2) == 0);
             let cols = columns(&r);
             let kept = r.typed_view("app.t", &cols).unwrap();
-            let fresh = Replica { typed: RefCell::default(), ..r.clone() }.typed_view("app.t", &cols).unwrap();
-            assert_eq!(kept, fresh, "step {step}");
+            let loaded = Replica::from_snapshot(store.load().now_or_never().unwrap().unwrap());
+            assert_eq!(sorted(kept), sorted(loaded.typed_view("app.t", &cols).unwrap()), "step {step}");
         }
     }
 
+    /// Confirmed rows show in the order they arrived, a pending write's row in the place of the
+    /// row it changes, rows pending writes insert after them.
     #[test]
-    fn pending_writes_replace_confirmed_rows_in_key_order() {
+    fn pending_writes_replace_confirmed_rows_in_place() {
         let mut r = Replica::default();
         r.apply(&[record("a", &[("id", "TEXT"), ("n", "BIGINT")])]);
         for (id, n) in [("b", 1), ("d", 2)] {
@@ -796,6 +935,32 @@ mod tests {
             r.typed_view("app.t", &cols).unwrap().iter().map(|r| r.to_vec()).collect();
         let t = |s: &str| kalamdb_query::Value::Text(s.into());
         let i = kalamdb_query::Value::Int64;
-        assert_eq!(view, vec![vec![t("a"), i(0)], vec![t("c"), i(3)], vec![t("d"), i(20)], vec![t("e"), i(5)]]);
+        assert_eq!(view, vec![vec![t("d"), i(20)], vec![t("a"), i(0)], vec![t("c"), i(3)], vec![t("e"), i(5)]]);
+    }
+
+    /// A synced row whose value does not read as its column's type makes reads of the table
+    /// fail, and gives the table a new generation, so live state built before it is rebuilt
+    /// (and reports the error) rather than missing the row.
+    #[test]
+    fn a_row_that_does_not_read_fails_reads_and_ends_the_generation() {
+        let mut r = Replica::default();
+        r.apply(&[record("a", &[("id", "TEXT"), ("n", "BIGINT")])]);
+        let put = |n: Value| StoreOp::PutRow {
+            sub: SubscriptionId("a".into()),
+            pk: pk_key(&json!("x")),
+            row: json!({"id": "x", "n": n}).as_object().unwrap().clone(),
+        };
+        r.apply(&[put(json!(1))]);
+        let cols = columns(&r);
+        assert_eq!(r.typed_view("app.t", &cols).unwrap().len(), 1);
+        let generation = r.typed_generation("app.t");
+        r.apply(&[put(json!("one"))]);
+        assert_ne!(r.typed_generation("app.t"), generation);
+        assert!(matches!(r.typed_view("app.t", &cols), Err(ReplicaError::BadValue { column, .. }) if column == "n"));
+        r.apply(&[put(json!(2))]);
+        assert_eq!(
+            r.typed_view("app.t", &cols).unwrap()[0].to_vec(),
+            vec![kalamdb_query::Value::Text("x".into()), kalamdb_query::Value::Int64(2)]
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! schema. This is the reference evaluator: the incremental engine (live queries) must agree
 //! with it after every change.
 
-use crate::ast::JoinKind;
+use crate::ast::{BinaryOp, JoinKind};
 use crate::error::{QueryError, Result};
 use crate::eval::{cast, eval};
 use crate::plan::{AggCall, AggFunc, ExprKind, Node, Plan, SortKey, TypedExpr};
@@ -64,6 +64,20 @@ pub trait DataSource {
     /// step then takes them as they are instead of copying each one. `None` (the default): the
     /// rows of [`DataSource::scan`] are copied.
     fn scan_shared(&self, _table: &TableSchema) -> Result<Option<Vec<crate::incremental::SharedRow>>> {
+        Ok(None)
+    }
+
+    /// The rows of `table` whose column `column` equals `value` (a value of the column's type,
+    /// not NULL), when the source finds them without a scan, by an index: a `WHERE` with such
+    /// an equality among its `AND`ed conditions reads these instead of the table, and evaluates
+    /// the whole `WHERE` on each. A source may return more rows than match, never fewer.
+    /// `None` (the default): scan.
+    fn rows_equal(
+        &self,
+        _table: &TableSchema,
+        _column: usize,
+        _value: &Value,
+    ) -> Result<Option<Vec<crate::incremental::SharedRow>>> {
         Ok(None)
     }
 }
@@ -179,7 +193,15 @@ fn scan_where(
     f: &mut dyn FnMut(&[Value]) -> Result<()>,
 ) -> Result<()> {
     let width = table.columns.len();
-    for r in source.scan(table)? {
+    let found = match predicate.and_then(column_equals) {
+        Some((column, value)) => source.rows_equal(table, column, value)?,
+        None => None,
+    };
+    let rows: Box<dyn Iterator<Item = &[Value]>> = match &found {
+        Some(rows) => Box::new(rows.iter().map(|r| &r[..])),
+        None => source.scan(table)?,
+    };
+    for r in rows {
         if r.len() != width {
             return Err(QueryError::eval(format!(
                 "a row of {} has {} values; the table has {width} columns",
@@ -196,6 +218,23 @@ fn scan_where(
         }
     }
     Ok(())
+}
+
+/// A condition `column = constant` (either way round, the constant of the column's type and not
+/// NULL) that `predicate` requires: the predicate itself or one of its `AND`ed conditions.
+fn column_equals(predicate: &TypedExpr) -> Option<(usize, &Value)> {
+    match &predicate.kind {
+        ExprKind::Binary { op: BinaryOp::Eq, left, right } if left.ty == right.ty => match (&left.kind, &right.kind) {
+            (ExprKind::Column(c), ExprKind::Literal(v)) | (ExprKind::Literal(v), ExprKind::Column(c))
+                if !v.is_null() =>
+            {
+                Some((*c, v))
+            }
+            _ => None,
+        },
+        ExprKind::Binary { op: BinaryOp::And, left, right } => column_equals(left).or_else(|| column_equals(right)),
+        _ => None,
+    }
 }
 
 /// Key values of a row, or `None` if any is NULL (NULL keys never match).

@@ -29,9 +29,11 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
+use kalamdb_client_core::replica::{SubscriptionRows, empty_rows_of};
 use kalamdb_client_core::store::{
     OutboxEntry, ReplicaStore, Row, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
 };
+use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::cell::Cell;
@@ -178,20 +180,22 @@ impl IndexedDbStore {
             let key = k.as_string().ok_or_else(|| StoreError("IndexedDB: a meta key is not a string".into()))?;
             c.meta.push((key, parse(&v)?));
         }
-        for (k, v) in records(&chunks)? {
+        // Rows are typed as they are read, chunk by chunk: the JSON of one record at a time is
+        // in memory, never the whole replica's.
+        c.rows = empty_rows_of(&c.subscriptions.values().collect::<Vec<_>>());
+        for_each_record(&chunks, &mut |k, v| {
             c.chunk_bytes += v.len();
             let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
             let sub = SubscriptionId(sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?);
-            let rows: Vec<(String, Row)> = parse(&v)?;
-            c.rows.entry(sub).or_default().extend(rows);
-        }
-        for (k, v) in records(&log)? {
+            let rows = c.rows.entry(sub).or_default();
+            rows.put_json_text(&v).map_err(unreadable)
+        })?;
+        for_each_record(&log, &mut |k, v| {
             c.log_bytes += v.len();
             c.last_log_key = k.as_f64();
-            for op in parse::<Vec<RowOp>>(&v)? {
-                op.apply(&mut c.rows);
-            }
-        }
+            let mut de = serde_json::Deserializer::from_str(&v);
+            log::Replay(&mut c.rows).deserialize(&mut de).and_then(|()| de.end()).map_err(unreadable)
+        })?;
         Ok(c)
     }
 
@@ -279,12 +283,18 @@ impl IndexedDbStore {
         chunks.clear().map_err(js_err)?;
         let mut chunk_bytes = 0;
         for (sub, rows) in &c.rows {
-            let rows: Vec<(&String, &Row)> = rows.iter().collect();
-            for (n, chunk) in rows.chunks(CHUNK_ROWS).enumerate() {
-                let text = serde_json::to_string(chunk).map_err(json_err)?;
+            // Rows are written back as the server's JSON, made from the typed rows one chunk
+            // at a time (the JSON of the whole replica would grow the wasm memory for good).
+            let mut rows = rows.json_rows().peekable();
+            for n in 0u32.. {
+                if rows.peek().is_none() {
+                    break;
+                }
+                let chunk: Vec<(String, Row)> = rows.by_ref().take(CHUNK_ROWS).collect();
+                let text = serde_json::to_string(&chunk).map_err(json_err)?;
                 chunk_bytes += text.len();
                 let record = js_sys::Object::new();
-                let key = js_sys::Array::of2(&JsValue::from_str(&sub.0), &JsValue::from(n as u32));
+                let key = js_sys::Array::of2(&JsValue::from_str(&sub.0), &JsValue::from(n));
                 js_sys::Reflect::set(&record, &"k".into(), &key).map_err(js_err)?;
                 js_sys::Reflect::set(&record, &"v".into(), &JsValue::from_str(&text)).map_err(js_err)?;
                 chunks.put(&record).map_err(js_err)?;
@@ -325,7 +335,7 @@ impl ReplicaStore for IndexedDbStore {
 #[derive(Default)]
 struct Contents {
     subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
-    rows: BTreeMap<SubscriptionId, BTreeMap<String, Row>>,
+    rows: BTreeMap<SubscriptionId, SubscriptionRows>,
     outbox: Vec<OutboxEntry>,
     meta: Vec<(String, Value)>,
     chunk_bytes: usize,
@@ -333,40 +343,110 @@ struct Contents {
     last_log_key: Option<f64>,
 }
 
-/// A row operation as kept in the log.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum RowOp {
-    Put(SubscriptionId, String, Row),
-    Delete(SubscriptionId, String),
-    Clear(SubscriptionId),
-}
-
-impl RowOp {
-    fn apply(self, rows: &mut BTreeMap<SubscriptionId, BTreeMap<String, Row>>) {
-        match self {
-            RowOp::Put(sub, pk, row) => {
-                rows.entry(sub).or_default().insert(pk, row);
-            }
-            RowOp::Delete(sub, pk) => {
-                if let Some(r) = rows.get_mut(&sub) {
-                    r.remove(&pk);
-                }
-            }
-            RowOp::Clear(sub) => {
-                rows.remove(&sub);
-            }
-        }
-    }
-}
-
-/// A [`RowOp`] serialised from borrowed parts.
+/// A row operation as kept in the log: `{"put": [sub, pk, row]}`, `{"delete": [sub, pk]}` or
+/// `{"clear": sub}`, serialised from borrowed parts.
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
-enum RowOpOut<'a> {
+enum RowOp<'a> {
     Put(&'a SubscriptionId, &'a str, &'a Row),
     Delete(&'a SubscriptionId, &'a str),
     Clear(&'a SubscriptionId),
+}
+
+/// Replays a log record (a list of [`RowOp`]s) onto the rows as it is read: each put row is
+/// typed straight from the JSON text, without a map of it (see
+/// [`SubscriptionRows::put_seed`]).
+mod log {
+    use super::{BTreeMap, SubscriptionId, SubscriptionRows};
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    type Rows = BTreeMap<SubscriptionId, SubscriptionRows>;
+
+    /// The record: a list of operations.
+    pub(super) struct Replay<'a>(pub(super) &'a mut Rows);
+
+    impl<'de> DeserializeSeed<'de> for Replay<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Replay<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of row operations")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Op(&mut *self.0))?.is_some() {}
+            Ok(())
+        }
+    }
+
+    /// One operation: an object with one member named by its kind.
+    struct Op<'a>(&'a mut Rows);
+
+    impl<'de> DeserializeSeed<'de> for Op<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Op<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a row operation")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let rows = self.0;
+            while let Some(kind) = map.next_key::<String>()? {
+                match kind.as_str() {
+                    "put" => map.next_value_seed(Put(&mut *rows))?,
+                    "delete" => {
+                        let (sub, pk): (SubscriptionId, String) = map.next_value()?;
+                        if let Some(r) = rows.get_mut(&sub) {
+                            r.remove(&pk);
+                        }
+                    }
+                    "clear" => {
+                        let sub: SubscriptionId = map.next_value()?;
+                        if let Some(r) = rows.get_mut(&sub) {
+                            r.clear();
+                        }
+                    }
+                    other => return Err(de::Error::unknown_variant(other, &["put", "delete", "clear"])),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `[sub, pk, row]`.
+    struct Put<'a>(&'a mut Rows);
+
+    impl<'de> DeserializeSeed<'de> for Put<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Put<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("[subscription, key, row]")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let sub: SubscriptionId = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            let pk: String =
+                seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &"[subscription, key, row]"))?;
+            let rows = self.0.entry(sub).or_default();
+            seq.next_element_seed(rows.put_seed(pk))?
+                .ok_or_else(|| de::Error::invalid_length(2, &"[subscription, key, row]"))
+        }
+    }
 }
 
 /// Object store of a request, an index into [`STORES`].
@@ -418,11 +498,11 @@ impl Plan {
                 }
                 StoreOp::DeleteSubscription(id) => {
                     plan.push(&mut items, Target::Subscriptions, Action::Delete, id)?;
-                    Some(RowOpOut::Clear(id))
+                    Some(RowOp::Clear(id))
                 }
-                StoreOp::PutRow { sub, pk, row } => Some(RowOpOut::Put(sub, pk, row)),
-                StoreOp::DeleteRow { sub, pk } => Some(RowOpOut::Delete(sub, pk)),
-                StoreOp::ClearRows(sub) => Some(RowOpOut::Clear(sub)),
+                StoreOp::PutRow { sub, pk, row } => Some(RowOp::Put(sub, pk, row)),
+                StoreOp::DeleteRow { sub, pk } => Some(RowOp::Delete(sub, pk)),
+                StoreOp::ClearRows(sub) => Some(RowOp::Clear(sub)),
                 StoreOp::PutOutbox(entry) => {
                     plan.has_outbox_put = true;
                     plan.put(&mut items, Target::Outbox, &(&entry.client_id, entry.seq), entry)?;
@@ -493,19 +573,36 @@ fn finished(request: &IdbRequest) -> js_sys::Promise {
 
 /// The `(k, v)` of every record a finished `getAll()` returned.
 fn records(request: &IdbRequest) -> Result<Vec<(JsValue, String)>, StoreError> {
+    let mut out = Vec::new();
+    for_each_record(request, &mut |k, v| {
+        out.push((k, v));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with the `(k, v)` of each record a finished `getAll()` returned, one record's
+/// text copied into wasm memory at a time.
+fn for_each_record(
+    request: &IdbRequest,
+    f: &mut dyn FnMut(JsValue, String) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let all: js_sys::Array = request.result().map_err(js_err)?.unchecked_into();
     let (k, v) = (JsValue::from_str("k"), JsValue::from_str("v"));
-    all.iter()
-        .map(|record| {
-            let key = js_sys::Reflect::get(&record, &k).map_err(js_err)?;
-            let value = js_sys::Reflect::get(&record, &v).map_err(js_err)?.as_string();
-            Ok((key, value.ok_or_else(|| StoreError("IndexedDB: a record has no JSON text".into()))?))
-        })
-        .collect()
+    for record in all.iter() {
+        let key = js_sys::Reflect::get(&record, &k).map_err(js_err)?;
+        let value = js_sys::Reflect::get(&record, &v).map_err(js_err)?.as_string();
+        f(key, value.ok_or_else(|| StoreError("IndexedDB: a record has no JSON text".into()))?)?;
+    }
+    Ok(())
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError(format!("unreadable IndexedDB value: {e}")))
+    serde_json::from_str(text).map_err(unreadable)
+}
+
+fn unreadable(e: serde_json::Error) -> StoreError {
+    StoreError(format!("unreadable IndexedDB value: {e}"))
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {

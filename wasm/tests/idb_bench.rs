@@ -110,8 +110,8 @@ async fn bench_store_commits() {
     // Folding the log into chunks (normally once the log outgrows 32 MB and the chunks).
     store.set_compaction_threshold(0);
     let start = now_ms();
-    let (pk, row) = snapshot.rows[&sub].first_key_value().unwrap();
-    store.commit(vec![StoreOp::PutRow { sub: sub.clone(), pk: pk.clone(), row: row.clone() }]).await.unwrap();
+    let (pk, row) = snapshot.rows[&sub].json_rows().next().unwrap();
+    store.commit(vec![StoreOp::PutRow { sub: sub.clone(), pk, row }]).await.unwrap();
     assert_eq!(store.compactions(), 1);
     print("commit with a compaction of everything", ROWS, now_ms() - start);
     let start = now_ms();

@@ -102,7 +102,7 @@ async fn every_store_op_round_trips() {
     let s = assert_same(&mem, &idb).await;
     assert_eq!(s.subscriptions.len(), 2);
     assert_eq!(s.row_count(), 4);
-    let big = &s.rows[&sub_id("a")]["\"r2\""];
+    let big = s.rows[&sub_id("a")].json_row("\"r2\"").unwrap();
     assert_eq!(big["n"], json!(i64::MAX), "integers beyond 2^53 survive exactly");
     let order: Vec<(String, u64)> = s.outbox.iter().map(|e| (e.client_id.clone(), e.seq)).collect();
     assert_eq!(
@@ -394,7 +394,7 @@ async fn a_large_commit_loads_back_after_reopening() {
     let idb = IndexedDbStore::open(&name).await.unwrap();
     let s = idb.load().await.unwrap();
     assert_eq!(s.row_count(), 5_000);
-    assert_eq!(s.rows[&sub_id("a")]["\"k04999\""]["n"], json!(4_999));
+    assert_eq!(s.rows[&sub_id("a")].json_row("\"k04999\"").unwrap()["n"], json!(4_999));
     drop(idb);
     IndexedDbStore::delete(&name).await.unwrap();
 }

@@ -3,8 +3,9 @@
 //! A [`ReplicaStore`] persists what the sync engine needs to survive a reload: the declared
 //! subscriptions with their cursors and schemas, each subscription's rows, the outbox of
 //! local writes, and a few metadata values. The engine keeps the working copy in memory
-//! ([`crate::replica::Replica`]); the store only has to load everything at start and apply
-//! a list of [`StoreOp`]s **atomically**. A batch of rows and the cursor after it always
+//! ([`crate::replica::Replica`]); the store only has to load everything at start (rows typed
+//! as the replica keeps them, see [`Snapshot`]) and apply a list of [`StoreOp`]s
+//! **atomically**. A batch of rows and the cursor after it always
 //! travel in one commit, so an interrupted first sync resumes exactly where it stopped.
 //!
 //! Stores: [`MemoryStore`] (native, Node, tests) and, in the browser, the IndexedDB store
@@ -16,13 +17,15 @@ pub use memory::MemoryStore;
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{Cursor, MutationOp};
+use crate::replica::{Replica, SubscriptionRows};
 use futures::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// One stored row: column name → value in the server's JSON encoding (`docs/http-api.md`).
-/// Local queries read it by the column types of the subscription's schema.
+/// One row as the server sends it and stores record it: column name → value in the server's
+/// JSON encoding (`docs/http-api.md`). The replica keeps rows typed instead
+/// ([`crate::replica::SubscriptionRows`]).
 pub type Row = Map<String, Value>;
 
 /// Client-chosen name of a subscription (what `sync()` declared), stable across restarts.
@@ -120,16 +123,14 @@ pub enum StoreOp {
     },
 }
 
-/// The rows of one subscription by primary-key text ([`pk_key`]).
-pub type SubscriptionRows = BTreeMap<String, Row>;
-
 /// Everything a store holds, as loaded at start.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub subscriptions: Vec<SubscriptionRecord>,
-    /// Each subscription's rows (subscriptions without rows are absent). Grouped as the replica
-    /// keeps them, so loading a large replica moves each map into place instead of inserting
-    /// every row again.
+    /// Each subscription's rows (subscriptions without rows may be absent), typed to their
+    /// tables' columns as the replica types them: a store starts from
+    /// [`crate::replica::empty_rows_of`] its subscriptions and puts each row as it reads it,
+    /// so a large replica is typed once, while loading, and moved into place.
     pub rows: BTreeMap<SubscriptionId, SubscriptionRows>,
     /// Ordered by `(created_ms, client_id, seq)`.
     pub outbox: Vec<OutboxEntry>,
@@ -139,7 +140,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// The number of rows of all subscriptions.
     pub fn row_count(&self) -> usize {
-        self.rows.values().map(BTreeMap::len).sum()
+        self.rows.values().map(SubscriptionRows::len).sum()
     }
 }
 
@@ -155,6 +156,13 @@ pub trait ReplicaStore {
     fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>>;
     /// Applies `ops` in order, atomically: after a crash either all of them are visible or none.
     fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>>;
+
+    /// [`Self::commit`], told the replica that applied `ops` just before (and nothing after
+    /// them). A store that keeps rows in memory takes the replica's typed rows instead of
+    /// typing them again, so both hold one copy ([`MemoryStore`]); others ignore it.
+    fn commit_applied(&self, ops: Vec<StoreOp>, _replica: &Replica) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        self.commit(ops)
+    }
 }
 
 impl<T: ReplicaStore + ?Sized> ReplicaStore for Box<T> {
@@ -164,5 +172,9 @@ impl<T: ReplicaStore + ?Sized> ReplicaStore for Box<T> {
 
     fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>> {
         (**self).commit(ops)
+    }
+
+    fn commit_applied(&self, ops: Vec<StoreOp>, replica: &Replica) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        (**self).commit_applied(ops, replica)
     }
 }

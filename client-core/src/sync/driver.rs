@@ -543,7 +543,7 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
     /// Commit, then send, then notify.
     async fn perform(&mut self, fx: Effects) {
         if !fx.commit.is_empty()
-            && let Err(e) = self.store.commit(fx.commit).await
+            && let Err(e) = self.store.commit_applied(fx.commit, self.engine.replica()).await
         {
             // Memory is ahead of the store now; stop syncing so nothing builds on it.
             let mut fx2 = self.drop_socket(Some(e.to_string()));

@@ -262,21 +262,24 @@ impl SyncEngine {
                     && (rec.schema != schema || rec.primary_key.as_deref() != Some(primary_key.as_str()))
                 {
                     // The table was altered: rewrite the stored rows to the new columns
-                    // (keys are primary-key values, which no ALTER changes).
-                    let mut ops = Vec::new();
-                    if let (Some(m), Some(data)) =
-                        (RowMigration::between(&rec.schema, &schema), self.replica.subscription(&id))
-                    {
-                        ops.extend(data.rows.iter().map(|(pk, row)| StoreOp::PutRow {
-                            sub: id.clone(),
-                            pk: pk.clone(),
-                            row: m.apply(row),
-                        }));
-                    }
+                    // (keys are primary-key values, which no ALTER changes). The new schema
+                    // goes first, so that the replica types the rewritten rows to it.
+                    let migration = RowMigration::between(&rec.schema, &schema);
+                    let old_rows: Vec<(String, Row)> = match (&migration, self.replica.subscription(&id)) {
+                        (Some(_), Some(data)) => data.rows.json_rows().collect(),
+                        _ => Vec::new(),
+                    };
                     rec.schema = schema;
                     rec.primary_key = Some(primary_key);
                     fx.touched.insert(rec.table.clone());
-                    ops.push(StoreOp::PutSubscription(rec));
+                    let mut ops = vec![StoreOp::PutSubscription(rec)];
+                    if let Some(m) = migration {
+                        ops.extend(old_rows.into_iter().map(|(pk, row)| StoreOp::PutRow {
+                            sub: id.clone(),
+                            pk,
+                            row: m.apply(&row),
+                        }));
+                    }
                     self.commit(&mut fx, ops);
                 }
             }
@@ -862,6 +865,34 @@ mod tests {
         let rows = e.query("SELECT id, v, flag FROM app.t ORDER BY id", &[]).unwrap().rows;
         assert_eq!(rows, vec![vec![json!("a"), json!(1), json!(false)], vec![json!("b"), json!(2), json!(false)]]);
         assert_eq!(e.replica.subscriptions().next().unwrap().cursor, Some(10));
+    }
+
+    /// A column renamed on the server (matched by its stable id) keeps its values in the
+    /// replica's typed rows, a column whose type widened is typed again, and live state built
+    /// before the change sees a new generation of the table.
+    #[test]
+    fn a_renamed_column_keeps_its_values_in_the_typed_rows() {
+        let (mut e, _) = SyncEngine::new(Snapshot::default(), || "c1".into());
+        e.subscribe(SubscriptionId("s".into()), "SELECT * FROM app.t".into()).unwrap();
+        e.on_open("tok".into());
+        e.on_message(auth_ok(), 0.0);
+        let column = |name: &str, ty: &str, id: u16| ColumnInfo { id: Some(id), ..ColumnInfo::new(name, ty) };
+        let subscribed = |schema| ServerMessage::Subscribed {
+            id: "s".into(),
+            live_id: "l".into(),
+            schema,
+            primary_key: "id".into(),
+        };
+        e.on_message(subscribed(vec![column("id", "TEXT", 1), column("v", "INT", 2)]), 0.0);
+        e.on_message(batch(vec![json!(["a", 1]), json!(["b", 2])], vec![], 10, false), 0.0);
+        assert_eq!(e.query("SELECT id, v FROM app.t ORDER BY id", &[]).unwrap().rows.len(), 2);
+        let generation = e.replica().typed_generation("app.t");
+        e.on_message(subscribed(vec![column("id", "TEXT", 1), column("n", "BIGINT", 2)]), 0.0);
+        assert_ne!(e.replica().typed_generation("app.t"), generation);
+        let rows = e.query("SELECT id, n FROM app.t ORDER BY id", &[]).unwrap().rows;
+        assert_eq!(rows, vec![vec![json!("a"), json!(1)], vec![json!("b"), json!(2)]]);
+        let types = e.query("SELECT n FROM app.t", &[]).unwrap().types;
+        assert_eq!(types, vec!["BIGINT".to_string()]);
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub type Delta = Vec<(Row, i64)>;
 
 /// A changed row as a step's changes hold it: shared, so the caller can hand over rows it
 /// keeps itself (the client's replica keeps its typed rows as these) without copying them.
-pub type SharedRow = Rc<[Value]>;
+/// Atomically counted so that a holder may be sent to another thread (the client's in-memory
+/// store keeps the replica's rows); on wasm32 the count is a plain integer all the same.
+pub type SharedRow = std::sync::Arc<[Value]>;
 
 /// The changes of one step, by table (`namespace.table`): rows aligned to the table's columns.
 /// Each table's rows are shared, not owned: a commit builds them once and every dataflow

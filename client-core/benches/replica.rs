@@ -1,0 +1,181 @@
+//! A large replica in the native sync engine, without a server: the rows of the start-up
+//! measurement of `scripts/measure-idb-startup.mjs` (5 columns: `id TEXT` key, `title TEXT`,
+//! `done BOOLEAN`, `priority INT`, `created TIMESTAMP`; ~110 bytes of JSON per row).
+//!
+//! - **catch-up:** `Batch` frames of 1,000 rows, each parsed from its JSON text, applied by the
+//!   engine and committed to a [`MemoryStore`] as the sync driver does (rows/s);
+//! - **open:** a new engine from that store's snapshot, then the first local query
+//!   (`SELECT count(*)`) and a top-10 query after it (the start-up of an app on a large
+//!   replica);
+//! - **point query:** `WHERE id = $1` on the primary key, through its index and through a
+//!   scan;
+//! - **memory:** bytes held (a counting allocator) by the store alone, and by the opened
+//!   engine on top of it, against the rows' JSON text.
+//!
+//! Run: `cargo bench -p kalamdb-client-core --bench replica` (`REPLICA_ROWS=100000` for
+//! another size; 1,000,000 by default).
+
+use futures::FutureExt;
+use kalamdb_client_core::protocol::ws::ServerMessage;
+use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
+use kalamdb_client_core::store::{MemoryStore, ReplicaStore, Snapshot, SubscriptionId};
+use kalamdb_client_core::sync::SyncEngine;
+use serde_json::json;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// The system allocator, counting the bytes currently allocated.
+struct Counting;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocated_mb() -> f64 {
+    ALLOCATED.load(Ordering::Relaxed) as f64 / 1e6
+}
+
+const TABLE: &str = "app.todos";
+
+/// An engine online with its subscription to `app.todos` accepted.
+fn online_engine(snapshot: Snapshot) -> SyncEngine {
+    let (mut e, _) = SyncEngine::new(snapshot, || "bench".into());
+    e.subscribe(SubscriptionId("todos".into()), format!("SELECT * FROM {TABLE}")).unwrap();
+    e.on_open("token".into());
+    let user = UserInfo { id: "1".into(), username: "bench".into(), role: Role::User };
+    e.on_message(ServerMessage::AuthOk { user, expires_at: "2030-01-01T00:00:00Z".into() }, 0.0);
+    let schema = vec![
+        ColumnInfo::new("id", "TEXT"),
+        ColumnInfo::new("title", "TEXT"),
+        ColumnInfo::new("done", "BOOLEAN"),
+        ColumnInfo::new("priority", "INT"),
+        ColumnInfo::new("created", "TIMESTAMP"),
+    ];
+    e.on_message(
+        ServerMessage::Subscribed { id: "todos".into(), live_id: "l".into(), schema, primary_key: "id".into() },
+        0.0,
+    );
+    e
+}
+
+/// The `Batch` frames of a first sync of `rows` rows, as JSON text, and the rows' JSON size.
+fn frames(rows: usize) -> (Vec<String>, usize) {
+    let mut raw = 0;
+    let frames = (0..rows.div_ceil(1000))
+        .map(|chunk| {
+            let batch_rows: Vec<Vec<serde_json::Value>> = (chunk * 1000..((chunk + 1) * 1000).min(rows))
+                .map(|i| {
+                    let row = vec![
+                        json!(format!("0190a1b2-c3d4-7e5f-8a9b-{i:012}")),
+                        json!(format!("Buy groceries for the week, item {i}")),
+                        json!(i % 3 == 0),
+                        json!(i % 5),
+                        json!("2026-03-01T12:34:56.789012Z"),
+                    ];
+                    raw += serde_json::to_string(&row).unwrap().len();
+                    row
+                })
+                .collect();
+            let last = (chunk + 1) * 1000 >= rows;
+            let batch = ServerMessage::Batch {
+                id: "todos".into(),
+                rows: batch_rows,
+                deleted: vec![],
+                cursor: chunk as i64 + 1,
+                reset: false,
+                last,
+            };
+            serde_json::to_string(&batch).unwrap()
+        })
+        .collect();
+    (frames, raw)
+}
+
+fn main() {
+    let rows: usize = std::env::var("REPLICA_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let (frames, raw) = frames(rows);
+    println!("{rows} rows, {:.1} MB of JSON row text ({} B per row)", raw as f64 / 1e6, raw / rows);
+
+    let store = MemoryStore::new();
+    let base = allocated_mb();
+    {
+        let mut e = online_engine(Snapshot::default());
+        let t = Instant::now();
+        for frame in &frames {
+            let msg: ServerMessage = serde_json::from_str(frame).unwrap();
+            let fx = e.on_message(msg, 0.0);
+            // As the sync driver commits: told the replica, so the store shares its rows.
+            store.commit_applied(fx.commit, e.replica()).now_or_never().unwrap().unwrap();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!("catch-up into engine + memory store: {:.0} rows/s ({:.2} s)", rows as f64 / secs, secs);
+        println!("memory: engine + store after catch-up {:.0} MB", allocated_mb() - base);
+    }
+    let store_mb = allocated_mb() - base;
+    println!("memory: store alone {store_mb:.0} MB");
+
+    let t = Instant::now();
+    let snapshot = store.load().now_or_never().unwrap().unwrap();
+    let loaded = t.elapsed();
+    let (e, _) = SyncEngine::new(snapshot, || "bench".into());
+    let opened = t.elapsed();
+    let count = e.query(&format!("SELECT count(*) FROM {TABLE}"), &[]).unwrap();
+    let first = t.elapsed();
+    assert_eq!(count.rows[0][0], json!(rows));
+    let top = format!("SELECT id, title FROM {TABLE} WHERE done = false ORDER BY priority DESC, id LIMIT 10");
+    let t2 = Instant::now();
+    std::hint::black_box(e.query(&top, &[]).unwrap());
+    let next = t2.elapsed();
+    println!(
+        "open: store load {:.0} ms, engine from snapshot {:.0} ms, first query answered at {:.0} ms; next (top-10) query {:.0} ms",
+        loaded.as_secs_f64() * 1e3,
+        (opened - loaded).as_secs_f64() * 1e3,
+        first.as_secs_f64() * 1e3,
+        next.as_secs_f64() * 1e3
+    );
+    // A point query by primary key: through the key's index, and through a scan (`id || ''`
+    // is not the bare column, so it cannot use the index), p50 of 50 runs each.
+    let id = format!("0190a1b2-c3d4-7e5f-8a9b-{:012}", rows / 2);
+    for (how, sql) in [
+        ("by key", format!("SELECT title FROM {TABLE} WHERE id = $1")),
+        ("scan", format!("SELECT title FROM {TABLE} WHERE id || '' = $1")),
+    ] {
+        let mut times: Vec<f64> = (0..50)
+            .map(|_| {
+                let t = Instant::now();
+                let rs = e.query(&sql, &[json!(id)]).unwrap();
+                assert_eq!(rs.rows.len(), 1);
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("point query {how}: p50 {:.0} µs ({sql})", times[times.len() / 2]);
+    }
+    let engine_mb = allocated_mb() - base - store_mb;
+    println!(
+        "memory: opened engine {engine_mb:.0} MB on top of the store ({:.1}x the JSON text, {} B per row)",
+        engine_mb * 1e6 / raw as f64,
+        (engine_mb * 1e6) as usize / rows
+    );
+    drop(e);
+}
