@@ -1506,3 +1506,71 @@ async fn compactions_of_a_shared_storage_go_through_the_log() {
     let nodes = cluster.nodes[0].sql_ok(&root, "SELECT DISTINCT node FROM system.jobs").await;
     assert_eq!(nodes.rows(0), &vec![json!([format!("node-{}", leader + 1)])]);
 }
+
+/// Live queries and catch-up stay exact while the leader's policy flushes move rows into a
+/// shared storage under them: a subscriber on a follower, moved to the other follower midway
+/// (it resumes from its cursor, partly from files the leader wrote), ends with exactly the
+/// table's rows, without a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_stay_exact_while_flushes_to_a_shared_storage_run() {
+    use crate::common::WsClient;
+    let Some(moto) = crate::storages::Moto::start().await else { return };
+    moto.create_bucket("shared").await;
+    let cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(
+            &root,
+            &format!(
+                "CREATE STORAGE lake TYPE 's3' BUCKET 'shared' ENDPOINT '{}' \
+                 ACCESS_KEY_ID 'test-key' SECRET_ACCESS_KEY 'test-secret' ALLOW_HTTP; \
+                 CREATE NAMESPACE app; \
+                 CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT) \
+                 WITH (storage = 'lake', flush_policy = 'rows:150')",
+                moto.endpoint
+            ),
+        )
+        .await;
+    cluster.nodes[1].create_user("alice").await;
+    cluster.settle().await;
+
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
+    let writers = Writers::start(bases, ("alice", "alice-password"), |w, k| {
+        let id = w * 1_000_000 + k;
+        match k % 5 {
+            3 => format!("UPDATE app.items SET v = 'u{k}' WHERE id = {}", id - 2),
+            4 => format!("DELETE FROM app.items WHERE id = {}", id - 3),
+            _ => format!("INSERT INTO app.items (id, v) VALUES ({id}, 'i{k}')"),
+        }
+    });
+    let leader = cluster.leader().await;
+    let (first, second) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut replica = Replica::default();
+    let sql = "SELECT id, v FROM app.items";
+    let mut ws = WsClient::connect_as(&cluster.nodes[first], "alice", "alice-password").await;
+    ws.send_json(json!({"type": "subscribe", "id": "s", "sql": sql})).await;
+    assert!(replica.follow(&mut ws, Duration::from_secs(3)).await, "the subscription ended");
+    drop(ws);
+    let moved_at = replica.cursor;
+    assert!(moved_at > 0, "changes arrived before the move");
+    // Away for a while: the rows written meanwhile are caught up, some from the files.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut ws = WsClient::connect_as(&cluster.nodes[second], "alice", "alice-password").await;
+    ws.send_json(json!({"type": "subscribe", "id": "s", "sql": sql, "since": moved_at})).await;
+    assert!(replica.follow(&mut ws, Duration::from_secs(2)).await);
+    writers.stop().await;
+    cluster.settle().await;
+    assert!(replica.follow(&mut ws, Duration::from_secs(1)).await);
+    assert_eq!(replica.resets, 0, "the move cost the subscriber a full reload");
+
+    let flushes = "SELECT count(*) FROM system.jobs WHERE job_type = 'flush' AND status = 'completed' AND rows > 0";
+    let done = cluster.nodes[0].sql_ok(&root, flushes).await.rows(0)[0][0].as_i64().unwrap();
+    assert!(done >= 2, "the leader's policy flushes ran meanwhile: {done}");
+    let alice = Auth::basic("alice", "alice-password");
+    let rows = cluster.nodes[second].sql_ok(&alice, "SELECT id, v FROM app.items ORDER BY id").await;
+    let expected: std::collections::BTreeMap<i64, Value> =
+        rows.rows(0).iter().map(|r| (r[0].as_i64().unwrap(), r[1].clone())).collect();
+    assert!(!expected.is_empty());
+    assert_eq!(replica.rows.len(), expected.len());
+    assert!(replica.rows == expected, "the subscriber's copy differs from the node's table");
+}
