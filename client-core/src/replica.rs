@@ -581,10 +581,10 @@ impl Replica {
     }
 
     /// The rows of [`Self::typed_view`] whose column `column` equals `value`, found by primary
-    /// key in O(1) instead of a scan: `Some` when `column` is the table's TEXT primary key and
-    /// `value` a text (as `WHERE id = 'x'` has it), `None` when that does not apply — another
-    /// column or type, or a pending update that rewrites a primary key (its row would move to
-    /// another key).
+    /// key in O(1) instead of a scan: `Some` when `column` is the table's primary key, of type
+    /// TEXT or an integer, and `value` of that kind (as `WHERE id = 'x'` or `WHERE id = $1`
+    /// has it); `None` when that does not apply — another column or type, or a pending update
+    /// that rewrites a primary key (its row would move to another key).
     pub fn rows_with_key(
         &self,
         table: &str,
@@ -592,13 +592,18 @@ impl Replica {
         column: usize,
         value: &kalamdb_query::Value,
     ) -> Result<Option<Vec<TypedRow>>, ReplicaError> {
-        let (Some(pk_col), Some(c), kalamdb_query::Value::Text(text)) =
-            (self.primary_key(table), columns.get(column), value)
-        else {
-            return Ok(None);
+        let (Some(pk_col), Some(c)) = (self.primary_key(table), columns.get(column)) else { return Ok(None) };
+        // Keys are the primary key's JSON text: one text for a string; for an integer, the
+        // number, or the string the server sends for one beyond 2^53 (a row is under one).
+        let keys = match (&c.ty, value) {
+            (DataType::Text, kalamdb_query::Value::Text(text)) => vec![pk_key(&Value::String(text.clone()))],
+            (DataType::SmallInt | DataType::Int | DataType::BigInt, kalamdb_query::Value::Int64(i)) => {
+                vec![i.to_string(), pk_key(&Value::String(i.to_string()))]
+            }
+            _ => return Ok(None),
         };
         let stored = self.tables.get(table).and_then(|t| t.columns.as_ref());
-        if c.name != pk_col || c.ty != DataType::Text || !stored.is_some_and(|s| same_columns(s, columns)) {
+        if c.name != pk_col || !stored.is_some_and(|s| same_columns(s, columns)) {
             return Ok(None);
         }
         let rewrites_key =
@@ -606,9 +611,11 @@ impl Replica {
         if self.outbox.ops_on_table(table, pk_col).iter().any(rewrites_key) {
             return Ok(None);
         }
-        // Keys are the primary key's JSON text, which for a string is one text only.
-        let key = pk_key(&Value::String(text.clone()));
-        Ok(Some(self.view_row(table, &key)?.into_iter().collect()))
+        let mut rows = Vec::new();
+        for key in &keys {
+            rows.extend(self.view_row(table, key)?);
+        }
+        Ok(Some(rows))
     }
 
     /// What [`Self::typed_view`] reads besides the stored rows: the table's subscriptions, its
