@@ -5,7 +5,9 @@
 //! as its only member, takes a snapshot of its data, purges the log before it, and only then
 //! adds the other peers: the log they would need is gone, so each starts from that snapshot.
 //! A marker in the database records that this is not done yet, so a crash midway resumes it
-//! at the next start, and no other node is added meanwhile.
+//! at the next start, and no other node is added meanwhile. Tables on a shared storage keep
+//! their files where they are; their manifests become the node's records first
+//! (`ColdStore::adopt_storage_manifests`), so the snapshot carries them.
 
 use super::Cluster;
 use crate::database::Database;
@@ -47,6 +49,10 @@ pub(super) async fn seed(cluster: &Cluster, db: &Database) -> Result<()> {
         |e: &dyn std::fmt::Display| KalamError::internal(format!("seeding the cluster with this node's data: {e}"));
     let wait = || cluster.raft.wait(Some(STEP));
     wait().current_leader(cluster.node_id, "leads alone").await.map_err(|e| failed(&e))?;
+    // Before the snapshot, so that it carries them.
+    for table in db.catalog.tables(None).iter().filter(|t| t.kind != crate::schema::TableKind::Stream) {
+        db.cold.adopt_storage_manifests(table).await.map_err(|e| failed(&e.report()))?;
+    }
     let applied = cluster.raft.metrics().borrow().last_applied;
     cluster.raft.trigger().snapshot().await.map_err(|e| failed(&e))?;
     let deadline = tokio::time::Instant::now() + STEP;

@@ -151,6 +151,27 @@ impl ColdStore {
         Ok(())
     }
 
+    /// When a single node's data becomes a cluster: the manifests its flushes left beside the
+    /// files of `table` on a shared storage become the node's records (which the snapshot
+    /// then gives to every node, and the cluster's flushes extend). Partitions that have a
+    /// record already are left as they are, so this can be repeated.
+    pub(crate) async fn adopt_storage_manifests(&self, table: &TableDef) -> Result<()> {
+        let Some(db) = self.replicated_manifests.as_ref().filter(|_| self.is_replicated(&table.options.storage)) else {
+            return Ok(());
+        };
+        for key in self.partitions_on_disk(table).await? {
+            if db.get(CF_CATALOG, &manifest_key(table.id, key))?.is_some() {
+                continue;
+            }
+            let dir = self.table_dir(table)?.join(&scope_name(key))?;
+            if let Some(manifest) = Manifest::load(&dir).await?.filter(|m| m.table_id == table.id) {
+                let partition = self.partition(table, key).await?;
+                self.install_replicated(&partition, table.id, key, manifest, IndexUpdate::Rebuild)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a table on storage `id` has its files shared by the nodes of a cluster, its
     /// flushes replicated through the log (see the module docs).
     pub(crate) fn is_replicated(&self, id: &StorageId) -> bool {
@@ -200,11 +221,12 @@ impl ColdStore {
         let dir = self.table_dir(table)?.join(&scope_name(partition))?;
         let replicated = self.is_replicated(&table.options.storage);
         let stored = match (&self.replicated_manifests, replicated) {
+            // Never read from the shared storage: applying the log must not depend on
+            // reaching it (a single node's manifests there are adopted once, when it becomes
+            // a cluster: `adopt_storage_manifests`).
             (Some(db), true) => match db.get(CF_CATALOG, &manifest_key(table.id, partition))? {
                 Some(bytes) => Some(Manifest::from_bytes(&bytes, &dir)?),
-                // Nothing flushed through the log yet: the files a single node flushed
-                // before it became a cluster, if any (no node writes that manifest since).
-                None => Manifest::load(&dir).await?,
+                None => None,
             },
             _ => Manifest::load(&dir).await?,
         };

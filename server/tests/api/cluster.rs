@@ -728,6 +728,26 @@ async fn a_single_nodes_data_becomes_a_three_node_cluster() {
     single.sql_ok(&alice, "UPDATE app.notes SET body = 'edited' WHERE id = 0").await;
     let sql = "SELECT id, body, _updated FROM app.notes ORDER BY id";
     let expected = single.sql_ok(&alice, sql).await.rows(0).clone();
+    // A table on an S3 storage too (when moto is installed): its files stay in the bucket,
+    // and the cluster adopts the manifest the single node left there.
+    let moto = crate::storages::Moto::start().await;
+    let lake_sql = "SELECT id, body, _updated FROM app.lake_notes ORDER BY id";
+    let mut lake_expected = None;
+    if let Some(moto) = &moto {
+        moto.create_bucket("seed").await;
+        let ddl = format!(
+            "CREATE STORAGE lake TYPE 's3' BUCKET 'seed' ENDPOINT '{}' ACCESS_KEY_ID 'k' SECRET_ACCESS_KEY 's' \
+             ALLOW_HTTP; CREATE USER TABLE app.lake_notes (id BIGINT PRIMARY KEY, body TEXT) WITH (storage = 'lake')",
+            moto.endpoint
+        );
+        single.sql_ok(&root, &ddl).await;
+        for id in 0..10 {
+            single.sql_ok(&alice, &format!("INSERT INTO app.lake_notes (id, body) VALUES ({id}, 'lake {id}')")).await;
+        }
+        crate::flush::flush_and_wait(&single, "FLUSH TABLE app.lake_notes").await;
+        single.sql_ok(&alice, "INSERT INTO app.lake_notes (id, body) VALUES (10, 'hot')").await;
+        lake_expected = Some(single.sql_ok(&alice, lake_sql).await.rows(0).clone());
+    }
     single.stop();
 
     // The same data directory creates the cluster; the two others start empty.
@@ -800,6 +820,19 @@ async fn a_single_nodes_data_becomes_a_three_node_cluster() {
     // And it goes on as a cluster.
     cluster.nodes[2].sql_ok(&alice, &insert(100)).await;
     assert_eq!(cluster.same_everywhere(&alice, "SELECT count(*) FROM app.notes").await, vec![json!([31])]);
+
+    if let Some(lake_expected) = &lake_expected {
+        let rows = cluster.same_everywhere(&alice, lake_sql).await;
+        assert_eq!(&rows, lake_expected, "every node reads the S3 table's cold rows");
+        // Flushed through the log from now on: the leader's file joins the single node's.
+        let leader = cluster.leader().await;
+        crate::flush::flush_and_wait(&cluster.nodes[leader], "FLUSH TABLE app.lake_notes").await;
+        cluster.settle().await;
+        for node in &cluster.nodes {
+            assert_eq!(table_stats(node, "app.lake_notes").await, (0, 11, 2), "{}", node.base);
+        }
+        assert_eq!(&cluster.same_everywhere(&alice, lake_sql).await, lake_expected);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
