@@ -546,7 +546,8 @@ impl Replica {
             if view.aligned {
                 return Ok(Arc::clone(row));
             }
-            let json = d.rows.json_row(key).expect("the row is stored");
+            // A typed row is stored with the columns it is typed to: always there.
+            let json = d.rows.json_row(key).ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
             typed_row(table, &json, columns)
         };
         let rows = merged.subs.iter().map(|d| d.rows.len()).sum::<usize>();

@@ -92,10 +92,14 @@ impl SubscriptionRows {
     }
 
     /// Stores the row whose value of the `i`th column rows are typed to is `value(i)`; `row`
-    /// makes it as JSON by column name, if it must stay JSON. The columns are known.
+    /// makes it as JSON by column name, if it must stay JSON (the columns are not known, or a
+    /// value does not read as its column's type).
     fn put_aligned<'v>(&mut self, key: String, value: &dyn Fn(usize) -> &'v Value, row: impl FnOnce() -> Row) {
-        let columns = self.columns.as_ref().expect("rows are typed to known columns");
-        let typed = match typed_values("", columns, value) {
+        let Some(columns) = self.columns.clone() else {
+            self.untyped.insert(key, row());
+            return;
+        };
+        let typed = match typed_values("", &columns, value) {
             Ok(typed) => typed,
             Err(_) => {
                 self.remove(&key);
