@@ -30,7 +30,13 @@ pub(crate) mod test_support {
     //! What the unit tests of several modules share.
 
     use crate::protocol::ColumnInfo;
-    use crate::store::{StoreOp, SubscriptionId, SubscriptionRecord};
+    use crate::protocol::ws::MutationOp;
+    use crate::store::{OutboxEntry, StoreOp, SubscriptionId, SubscriptionRecord};
+
+    /// A local write of client `c` with sequence number `seq`, pending in the outbox.
+    pub(crate) fn pending_write(seq: u64, ops: Vec<MutationOp>) -> StoreOp {
+        StoreOp::PutOutbox(OutboxEntry { client_id: "c".into(), seq, ops, created_ms: 0.0, confirmed: None })
+    }
 
     /// A seeded random source for the property tests: `next(n)` is in `0..n`, the same
     /// sequence for the same seed (xorshift64).

@@ -775,13 +775,7 @@ mod tests {
                         row: row.map(|r| r.as_object().unwrap().clone()),
                         pk,
                     }];
-                    StoreOp::PutOutbox(OutboxEntry {
-                        client_id: "c".into(),
-                        seq,
-                        ops,
-                        created_ms: 0.0,
-                        confirmed: None,
-                    })
+                    crate::test_support::pending_write(seq, ops)
                 }
                 _ => StoreOp::DeleteOutbox { client_id: "c".into(), seq: 1 + next(seq.max(1)) },
             };

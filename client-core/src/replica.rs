@@ -890,13 +890,7 @@ mod tests {
                         _ => (MutationKind::Delete, None, Some(json!(id))),
                     };
                     let ops = vec![MutationOp { table: "app.t".into(), op: kind, row, pk }];
-                    StoreOp::PutOutbox(OutboxEntry {
-                        client_id: "c".into(),
-                        seq,
-                        ops,
-                        created_ms: 0.0,
-                        confirmed: None,
-                    })
+                    crate::test_support::pending_write(seq, ops)
                 }
                 _ => StoreOp::DeleteOutbox { client_id: "c".into(), seq: 1 + next(seq.max(1)) },
             };

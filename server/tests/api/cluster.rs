@@ -604,6 +604,17 @@ impl Replica {
     }
 }
 
+/// Writer `w`'s `k`th statement on `app.items (id, v)`: inserts, and updates and deletes of
+/// its earlier rows.
+fn mixed_item_writes(w: u64, k: u64) -> String {
+    let id = w * 1_000_000 + k;
+    match k % 5 {
+        3 => format!("UPDATE app.items SET v = 'u{k}' WHERE id = {}", id - 2),
+        4 => format!("DELETE FROM app.items WHERE id = {}", id - 3),
+        _ => format!("INSERT INTO app.items (id, v) VALUES ({id}, 'i{k}')"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_nothing() {
     use crate::common::WsClient;
@@ -613,14 +624,7 @@ async fn a_subscriber_moved_to_another_node_after_a_kill_misses_and_repeats_noth
 
     // Four writers through every node: inserts, and updates and deletes of earlier rows.
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
-    let writers = Writers::start(bases, ("alice", "alice-password"), |w, k| {
-        let id = w * 1_000_000 + k;
-        match k % 5 {
-            3 => format!("UPDATE app.items SET v = 'u{k}' WHERE id = {}", id - 2),
-            4 => format!("DELETE FROM app.items WHERE id = {}", id - 3),
-            _ => format!("INSERT INTO app.items (id, v) VALUES ({id}, 'i{k}')"),
-        }
-    });
+    let writers = Writers::start(bases, ("alice", "alice-password"), mixed_item_writes);
 
     // The subscriber starts on the leader, which is then killed.
     let leader = cluster.leader().await;
@@ -1568,14 +1572,7 @@ async fn subscribers_stay_exact_while_flushes_to_a_shared_storage_run() {
     cluster.settle().await;
 
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
-    let writers = Writers::start(bases, ("alice", "alice-password"), |w, k| {
-        let id = w * 1_000_000 + k;
-        match k % 5 {
-            3 => format!("UPDATE app.items SET v = 'u{k}' WHERE id = {}", id - 2),
-            4 => format!("DELETE FROM app.items WHERE id = {}", id - 3),
-            _ => format!("INSERT INTO app.items (id, v) VALUES ({id}, 'i{k}')"),
-        }
-    });
+    let writers = Writers::start(bases, ("alice", "alice-password"), mixed_item_writes);
     let leader = cluster.leader().await;
     let (first, second) = ((leader + 1) % 3, (leader + 2) % 3);
     let mut replica = Replica::default();
