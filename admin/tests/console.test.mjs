@@ -222,7 +222,6 @@ test('root signs in, runs a query and sees the grid, timing and history', async 
   await page.click('[data-testid=history-item] >> nth=1');
   await page.click('[data-testid=run]');
   await page.waitForSelector('[data-testid=result]');
-  await shot(page, 'sql');
   // The token is in this tab's sessionStorage only: not in the URL, not in localStorage.
   const storage = await page.evaluate(() => ({ local: { ...localStorage }, session: Object.keys(sessionStorage).sort() }));
   assert.deepEqual(storage, { local: {}, session: ['kalamdb-admin.history', 'kalamdb-admin.session'] });
@@ -287,6 +286,104 @@ test('the schema browser shows namespaces, tables, columns, rows and schema hist
   // A reload lands on the same table (the route is in the fragment).
   await page.reload();
   await page.waitForSelector('[data-testid=table-detail][data-table="app.todos"]');
+});
+
+test('the SQL editor highlights SQL and completes names from the catalog', async () => {
+  const page = await newPage();
+  await signInAsRoot(page);
+  const editor = page.locator('[data-testid=sql-editor]');
+  /** The completion list: [kind, text, selected] per entry. */
+  const offered = () =>
+    page.$$eval('[data-testid=completion]', (els) =>
+      els.map((e) => [e.dataset.kind, e.querySelector('.completion-text').textContent, e.getAttribute('aria-selected')]),
+    );
+  const tables = async () => Number(await page.getAttribute('.code-editor', 'data-tables'));
+  await waitFor(async () => (await tables()) > 0, { what: 'the catalog' });
+
+  // Typing a name opens the list (from the second character); Tab takes the entry.
+  await editor.fill('');
+  await editor.pressSequentially('SELECT * FROM app.to');
+  await page.waitForSelector('[data-testid=completions]');
+  assert.deepEqual(await offered(), [['table', 'app.todos', 'true']]);
+  await page.keyboard.press('Tab');
+  assert.equal(await editor.inputValue(), 'SELECT * FROM app.todos');
+  assert.equal(await page.$('[data-testid=completions]'), null);
+  // The columns of the table the statement names come first. Esc closes the list, Ctrl+Space
+  // opens it again, the arrows move in it, Enter takes the entry.
+  await page.keyboard.type(' ORDER BY ti');
+  await page.waitForSelector('[data-testid=completions]');
+  assert.deepEqual((await offered())[0], ['column', 'title', 'true']);
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('[data-testid=completions]', { state: 'detached' });
+  await page.keyboard.press('Control+Space');
+  await page.waitForSelector('[data-testid=completions]');
+  await page.keyboard.press('ArrowDown');
+  assert.deepEqual((await offered()).map((o) => o[2]).slice(0, 2), ['false', 'true']);
+  await page.keyboard.press('ArrowUp');
+  await page.keyboard.press('Enter');
+  assert.equal(await editor.inputValue(), 'SELECT * FROM app.todos ORDER BY title');
+  assert.equal(await page.$('[data-testid=completions]'), null);
+  // The text under the textarea is the same text, coloured token by token.
+  const spans = () => page.$$eval('[data-testid=sql-highlight] span', (els) => els.map((e) => [e.className, e.textContent]));
+  assert.deepEqual(await spans(), [
+    ['tok-keyword', 'SELECT'],
+    ['tok-operator', '*'],
+    ['tok-keyword', 'FROM'],
+    ['tok-identifier', 'app'],
+    ['tok-operator', '.'],
+    ['tok-identifier', 'todos'],
+    ['tok-keyword', 'ORDER'],
+    ['tok-keyword', 'BY'],
+    ['tok-identifier', 'title'],
+  ]);
+  assert.equal(await page.textContent('[data-testid=sql-highlight]'), 'SELECT * FROM app.todos ORDER BY title\n');
+  assert.equal(await editor.evaluate((e) => getComputedStyle(e).color), 'rgba(0, 0, 0, 0)', 'only the coloured copy shows');
+  const colour = (cls) => page.$eval(`[data-testid=sql-highlight] .${cls}`, (e) => getComputedStyle(e).color);
+  assert.notEqual(await colour('tok-keyword'), await colour('tok-identifier'));
+  await page.keyboard.press('Control+Enter');
+  await page.waitForSelector('[data-testid=result]');
+  assert.deepEqual((await gridRows(page, '[data-testid=grid]')).map((r) => r[1]), ['eggs', 'milk']);
+
+  // Comments, strings, numbers and functions; Ctrl+Space on no word offers the table's columns first.
+  await editor.fill("-- open items\nSELECT title, prio\nFROM app.todos\nWHERE title <> 'it''s' AND coalesce(prio, 0) < 3\nORDER BY ");
+  const kinds = Object.fromEntries((await spans()).map(([cls, text]) => [text, cls]));
+  assert.equal(kinds['-- open items'], 'tok-comment');
+  assert.equal(kinds["'it''s'"], 'tok-string');
+  assert.equal(kinds['3'], 'tok-number');
+  assert.equal(kinds.coalesce, 'tok-function');
+  await page.keyboard.press('Control+Space');
+  await page.waitForSelector('[data-testid=completions]');
+  assert.deepEqual(
+    (await offered()).slice(0, 6).map((o) => o[1]),
+    ['id', 'title', 'done', 'prio', '_updated', '_deleted'],
+  );
+  await shot(page, 'sql');
+  await page.keyboard.press('Escape');
+  // Enter with no list open is a new line; nothing is offered inside a string.
+  await page.keyboard.press('Enter');
+  await page.keyboard.type("'ti");
+  assert.equal(await page.$('[data-testid=completions]'), null);
+  assert.match(await editor.inputValue(), /ORDER BY \n'ti$/);
+
+  // DDL run from the editor reads the catalog again: the new table and its columns complete.
+  const before = await tables();
+  await editor.fill('CREATE NAMESPACE lab; CREATE SHARED TABLE lab.notes (id INT PRIMARY KEY, body TEXT)');
+  await page.click('[data-testid=run]');
+  await page.waitForSelector('[data-testid=result-message]');
+  await waitFor(async () => (await tables()) === before + 1, { what: 'the catalog read again' });
+  await editor.fill('');
+  await editor.pressSequentially('SELECT * FROM lab.no');
+  await page.waitForSelector('[data-testid=completions]');
+  assert.deepEqual(await offered(), [['table', 'lab.notes', 'true']]);
+  await page.keyboard.press('Enter');
+  await page.keyboard.type(' WHERE bo');
+  await page.waitForSelector('[data-testid=completions]');
+  assert.deepEqual((await offered())[0], ['column', 'body', 'true']);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(' IS NULL');
+  assert.equal(await editor.inputValue(), 'SELECT * FROM lab.notes WHERE body IS NULL');
+  await page.keyboard.press('Control+Enter');
+  await page.waitForSelector('[data-testid=result]:has-text("(0 rows)")');
 });
 
 test('the live view shows the rows, then each change as it commits', async () => {

@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { sql } from '../api';
+import { CATALOG_SQL } from '../catalog';
 import { when } from '../format';
 import { tableRef } from '../sqltext';
 import { go, handoff, jobTotals } from '../store';
@@ -18,11 +19,6 @@ interface TableRow {
   created_at: string;
 }
 
-const CATALOG =
-  'SELECT name FROM system.namespaces ORDER BY name; ' +
-  'SELECT namespace, table_name, table_type, schema_version, flush_policy, deleted_retention_hours, ' +
-  'access_level, storage, created_at FROM system.tables ORDER BY namespace, table_name';
-
 /** Namespaces and their tables; a table's columns, rows, schema history and statistics. */
 export function SchemaView(props: { selected?: string }) {
   const [namespaces, setNamespaces] = useState<string[]>([]);
@@ -30,7 +26,7 @@ export function SchemaView(props: { selected?: string }) {
   const [error, setError] = useState<unknown>(null);
   const load = async () => {
     try {
-      const { results } = await sql(CATALOG);
+      const { results } = await sql(CATALOG_SQL);
       setNamespaces(objects(results[0] ?? null).map((r) => String(r.name)));
       setTables(objects(results[1] ?? null) as unknown as TableRow[]);
       setError(null);

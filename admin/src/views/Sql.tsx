@@ -1,5 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { type SqlOutcome, sql } from '../api';
+import { changesCatalog, refreshCatalog } from '../catalog';
+import { SqlEditor } from '../editor';
 import { ms } from '../format';
 import { clearHistory, history, type HistoryEntry, remember } from '../sqltext';
 import { handoff } from '../store';
@@ -37,6 +39,8 @@ export function SqlView() {
       setPast(remember(statement, false));
     } finally {
       setRunning(false);
+      // Even a failed request may have run DDL before the statement that failed.
+      if (changesCatalog(statement)) refreshCatalog();
     }
   };
 
@@ -44,27 +48,14 @@ export function SqlView() {
     <Page title="SQL" testid="sql-page">
       <div class="sql-layout">
         <div class="sql-main">
-          <textarea
-            ref={editor}
-            class="editor"
-            data-testid="sql-editor"
-            spellcheck={false}
-            value={text}
-            rows={8}
-            aria-label="SQL"
-            onInput={(e) => setText((e.target as HTMLTextAreaElement).value)}
-            onKeyDown={(e) => {
-              if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
-                e.preventDefault();
-                void run();
-              }
-            }}
-          />
+          <SqlEditor value={text} onChange={setText} onRun={() => void run()} namespace={namespace.trim()} inputRef={editor} />
           <div class="toolbar">
             <button type="button" class="primary" data-testid="run" onClick={run} disabled={running}>
               {running ? 'Running…' : 'Run'}
             </button>
-            <span class="hint">Ctrl+Enter runs. Statements separated by ; run in order; an error stops the rest.</span>
+            <span class="hint">
+              Ctrl+Enter runs, Ctrl+Space completes. Statements separated by ; run in order; an error stops the rest.
+            </span>
             <label class="inline">
               namespace
               <input

@@ -1,0 +1,119 @@
+// SQL as the editor sees it: tokens to colour, and the words of KalamDB's SQL (docs/sql.md)
+// and the common DataFusion query words. The keyword list follows the shell's completion
+// (cli/src/complete.rs), with built-in functions kept apart.
+
+/** What a piece of SQL text is, as the editor colours it. */
+export type TokenKind =
+  | 'keyword'
+  | 'function'
+  | 'identifier'
+  | 'string'
+  | 'number'
+  | 'comment'
+  | 'parameter'
+  | 'operator'
+  | 'space';
+
+/** A token: its kind and where it is in the text (`end` exclusive). */
+export interface Token {
+  kind: TokenKind;
+  text: string;
+  start: number;
+  end: number;
+}
+
+/** Reserved and statement words, upper case. */
+export const KEYWORDS: readonly string[] = [
+  'ACCESS', 'ACCESS_KEY_ID', 'ADD', 'ALL', 'ALLOW_HTTP', 'ALTER', 'AND', 'ANY', 'AS', 'ASC', 'BACKUP',
+  'BETWEEN', 'BIGINT', 'BOOLEAN', 'BUCKET', 'BY', 'BYTES', 'CASCADE', 'CASE', 'CAST', 'CLUSTER', 'COLUMN',
+  'CRDT_TEXT', 'CREATE', 'CROSS', 'CURRENT_TIMESTAMP', 'DATABASE', 'DATE', 'DECIMAL', 'DEFAULT', 'DELETE',
+  'DESC', 'DESCRIBE', 'DISTINCT', 'DOUBLE', 'DROP', 'ELSE', 'EMAIL', 'END', 'ENDPOINT', 'EXCEPT', 'EXECUTE',
+  'EXISTS', 'EXPLAIN', 'FALSE', 'FIRST', 'FLOAT', 'FLUSH', 'FOR', 'FROM', 'FULL', 'GROUP', 'HAVING',
+  'HISTORY', 'IF', 'ILIKE', 'IN', 'INNER', 'INSERT', 'INT', 'INTEGER', 'INTERSECT', 'INTERVAL', 'INTO', 'IS',
+  'JOB', 'JOIN', 'JSON', 'KEY', 'KILL', 'LAST', 'LEFT', 'LEVEL', 'LIKE', 'LIMIT', 'LIVE', 'MODIFY',
+  'NAMESPACE', 'NAMESPACES', 'NODE', 'NOT', 'NULL', 'NULLS', 'OFFSET', 'ON', 'OPTIONS', 'OR', 'ORDER',
+  'OUTER', 'OVER', 'PARTITION', 'PASSWORD', 'PATH', 'POLICY', 'PREFIX', 'PRIMARY', 'QUERY', 'REGION',
+  'REMOVE', 'RENAME', 'RESTORE', 'RIGHT', 'ROLE', 'ROWS', 'SECRET_ACCESS_KEY', 'SELECT', 'SET', 'SHARED',
+  'SHOW', 'SMALLINT', 'STATS', 'STORAGE', 'STORAGES', 'STREAM', 'STRING', 'TABLE', 'TABLES', 'TEXT', 'THEN',
+  'TIMESTAMP', 'TO', 'TRUE', 'TYPE', 'UNION', 'UPDATE', 'USE', 'USER', 'USING', 'VALUES', 'VARCHAR', 'WHEN',
+  'WHERE', 'WITH',
+];
+
+/** Functions the editor offers by name: KalamDB's defaults and the usual aggregates. */
+export const FUNCTIONS: readonly string[] = [
+  'AVG', 'COALESCE', 'COUNT', 'CURRENT_USER', 'DATE_TRUNC', 'GENERATE_SERIES', 'LENGTH', 'LOWER', 'MAX', 'MIN',
+  'NOW', 'ROUND', 'SNOWFLAKE_ID', 'SUM', 'ULID', 'UPPER', 'UUID_V7',
+];
+
+const KEYWORD_SET = new Set(KEYWORDS);
+
+/** Whether `word` (any case) is one of the keywords. */
+export function isKeyword(word: string): boolean {
+  return KEYWORD_SET.has(word.toUpperCase());
+}
+
+/**
+ * The lexical rules, tried in order at each position (sticky). Unterminated strings, quoted
+ * names and block comments run to the end of the text, as the server would read them.
+ * `word` is split into keyword, function and identifier afterwards.
+ */
+const RULES: [TokenKind | 'word', RegExp][] = [
+  ['space', /\s+/y],
+  ['comment', /--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)/y],
+  // 'text', with '' for a quote; E'...' and X'0A0B' (bytes) too.
+  ['string', /[EeXx]?'(?:[^']|'')*(?:'|$)/y],
+  // "Quoted name", with "" for a quote.
+  ['identifier', /"(?:[^"]|"")*(?:"|$)/y],
+  ['number', /(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/y],
+  ['parameter', /\$\d+/y],
+  ['word', /[A-Za-z_][A-Za-z0-9_]*/y],
+  ['operator', /<>|<=|>=|!=|\|\||::|->>|->|[\s\S]/y],
+];
+
+/** Splits `text` into tokens that cover it exactly, in order. */
+export function tokenize(text: string): Token[] {
+  const tokens: Token[] = [];
+  let at = 0;
+  while (at < text.length) {
+    for (const [kind, re] of RULES) {
+      re.lastIndex = at;
+      const m = re.exec(text);
+      if (!m || m[0].length === 0) continue;
+      const end = at + m[0].length;
+      tokens.push({ kind: kind === 'word' ? 'identifier' : kind, text: m[0], start: at, end });
+      if (kind === 'word') classifyWord(tokens[tokens.length - 1], text, end);
+      at = end;
+      break;
+    }
+  }
+  return tokens;
+}
+
+/** A bare word is a keyword, a function (a name before `(`) or an identifier. */
+function classifyWord(token: Token, text: string, end: number): void {
+  if (isKeyword(token.text)) token.kind = 'keyword';
+  else if (/^\s*\(/.test(text.slice(end, end + 64))) token.kind = 'function';
+}
+
+/** Whether a token carries meaning (not white space or a comment). */
+export function significant(t: Token): boolean {
+  return t.kind !== 'space' && t.kind !== 'comment';
+}
+
+/**
+ * Whether the caret at `at` is inside `t` as text that goes on (a string, quoted name or
+ * comment), where typing adds to it rather than to the SQL around it.
+ */
+export function openAt(t: Token, at: number): boolean {
+  const quoted = t.kind === 'string' || (t.kind === 'identifier' && t.text.startsWith('"'));
+  if ((t.kind !== 'comment' && !quoted) || at <= t.start || at > t.end) return false;
+  if (at < t.end) return true;
+  // At its end: inside unless the token is closed. A line comment ends before the line's end.
+  if (t.kind === 'comment') return t.text.startsWith('--') || t.text.length < 4 || !t.text.endsWith('*/');
+  return !closed(t.text, t.kind === 'string' ? "'" : '"');
+}
+
+/** A quoted token is closed when its quotes pair up: the opening, doubled ones, the closing. */
+function closed(text: string, quote: string): boolean {
+  return text.split(quote).length % 2 === 1;
+}
