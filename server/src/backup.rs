@@ -261,7 +261,8 @@ async fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, t
     }
     // The snapshot before the listings: a flush publishes its file before it removes any
     // hot row, so a row gone from the snapshot is in a listed file.
-    let (watermark, snapshot, mut listings) = db.committer.at_watermark(|w| {
+    let (watermark, snapshot, mut listings) = db.committer.at_watermarks(|w| {
+        let w = w.iter().copied().max().unwrap_or(0);
         let snapshot = db.store.db().snapshot();
         let listings: Vec<Vec<(Partition, ColdSnapshot)>> = data_tables
             .iter()

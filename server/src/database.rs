@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cold::ColdStore;
 use crate::config::Config;
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, SnowflakeGenerator, TableId, UlidGenerator, UserId};
+use crate::ids::{Partition, Placement, SnowflakeGenerator, TableId, UlidGenerator, UserId};
 use crate::jobs::{JobEnd, JobManager, JobType};
 use crate::live::LiveRegistry;
 use crate::live::registry::FilterLimits;
@@ -125,7 +125,7 @@ impl Database {
                 tracing::error!(storage = %storage.id, "cannot open storage: {}", e.report());
             }
         }
-        let committer = Arc::new(Committer::open(store.clone(), cold.clone(), clock.clone())?);
+        let committer = Arc::new(Committer::open(store.clone(), cold.clone(), clock.clone(), Placement::SINGLE)?);
         let jobs = Arc::new(JobManager::open(store.clone(), config.cluster.node_id)?);
         let query_threads = config.query_threads();
         let query_runtime = QueryRuntime::start(query_threads)?;

@@ -122,6 +122,67 @@ impl Partition {
     }
 }
 
+/// A data group: the unit of replication and of `_updated` order. Each group has its own
+/// clock, so a partition's commit order equals its `_updated` order however a node
+/// interleaves the groups it applies (docs/cluster.md "Writes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct DataGroup(pub u16);
+
+/// Where table partitions live: `groups` data groups, a USER partition in the group of its
+/// user (so one user's rows in every table commit in one group), a SHARED table in the group
+/// of its table. The hash is FNV-1a (64-bit) of the id's little-endian bytes, fixed so that
+/// placement never changes between versions. A single node has one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placement {
+    groups: u16,
+}
+
+impl Placement {
+    /// Most data groups a cluster may have.
+    #[cfg(test)]
+    pub(crate) const MAX_GROUPS: u16 = 256;
+
+    /// One group holding every partition (the single node).
+    pub(crate) const SINGLE: Placement = Placement { groups: 1 };
+
+    /// `groups` data groups (1 to [`Placement::MAX_GROUPS`]). (Only tests make several
+    /// until the cluster runs one Raft group per data group: docs/cluster.md.)
+    #[cfg(test)]
+    pub(crate) fn new(groups: u16) -> Result<Placement> {
+        if groups == 0 || groups > Self::MAX_GROUPS {
+            return Err(KalamError::InvalidRequest(format!(
+                "data groups must be between 1 and {}, not {groups}",
+                Self::MAX_GROUPS
+            )));
+        }
+        Ok(Placement { groups })
+    }
+
+    /// How many data groups there are.
+    pub(crate) fn groups(self) -> u16 {
+        self.groups
+    }
+
+    /// Every group, in order.
+    pub(crate) fn all(self) -> impl Iterator<Item = DataGroup> {
+        (0..self.groups).map(DataGroup)
+    }
+
+    /// The group of `table`'s partition `partition`.
+    pub(crate) fn group_of(self, table: TableId, partition: Partition) -> DataGroup {
+        let id = match partition {
+            Partition::User(user) => user.0,
+            Partition::Shared => table.0,
+        };
+        DataGroup((fnv1a(&id.to_le_bytes()) % u64::from(self.groups)) as u16)
+    }
+}
+
+/// 64-bit FNV-1a: simple, and stable by definition (placement must never change).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 /// Snowflake ids: 41 bits of milliseconds since 2024-01-01, 10 bits of node id, 12 bits of
 /// sequence. Monotonic per process even if the wall clock steps back.
 #[derive(Debug)]
@@ -214,5 +275,24 @@ mod tests {
         assert!(normalize_ident("table", "1abc").is_err());
         assert!(normalize_ident("table", "a-b").is_err());
         assert!(normalize_ident("table", &"a".repeat(65)).is_err());
+    }
+
+    /// Placement is part of the on-disk and on-wire contract: these values must never change.
+    #[test]
+    fn placement_is_fixed_and_spreads_partitions() {
+        let p = Placement::new(8).unwrap();
+        let user = |u| Partition::User(UserId(u));
+        let groups: Vec<u16> = [1, 2, 42, 1000].into_iter().map(|u| p.group_of(TableId(7), user(u)).0).collect();
+        assert_eq!(groups, [4, 7, 7, 4]);
+        // One user's partitions of every table are in one group; a SHARED table by its id.
+        assert_eq!(p.group_of(TableId(1), user(42)), p.group_of(TableId(99), user(42)));
+        assert_eq!(p.group_of(TableId(42), Partition::Shared), DataGroup(7));
+        let mut counts = [0u32; 8];
+        for u in 1..=8_000 {
+            counts[p.group_of(TableId(1), user(u)).0 as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| (800..=1200).contains(c)), "{counts:?}");
+        assert!(Placement::SINGLE.all().eq([DataGroup(0)]));
+        assert!(Placement::new(0).is_err() && Placement::new(Placement::MAX_GROUPS + 1).is_err());
     }
 }

@@ -147,7 +147,7 @@ impl Snapshots {
         let taken = db.clone();
         let at = checkpoint.clone();
         let listings = tokio::task::spawn_blocking(move || {
-            taken.committer.at_watermark(|_| -> Result<Vec<(Manifest, ColdSnapshot)>> {
+            taken.committer.at_watermarks(|_| -> Result<Vec<(Manifest, ColdSnapshot)>> {
                 // The checkpoint before the listings: a flush publishes its file before it
                 // removes any hot row, so a row missing from the checkpoint is listed.
                 rocksdb::checkpoint::Checkpoint::new(taken.store.db())

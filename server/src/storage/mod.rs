@@ -12,7 +12,7 @@
 //! | `catalog` | `job/{n:016x}`, `seq/job` | job record, next job number | [`crate::jobs`] |
 //! | `catalog` | `flush/…`, `compact/…` (`{table:016x}/{partition:016x}`) | pending flush or compaction | [`crate::flush`], [`crate::cleanup`] (recovered by [`crate::recovery`]) |
 //! | `catalog` | `manifest/{table:016x}/{partition:016x}` | cluster mode: the manifest of a partition on a shared storage, applied from the log | [`crate::cold`] (written by the state machine) |
-//! | `catalog` | `seq/clock` | last `_updated` handed out | [`crate::tables::commit`] |
+//! | `catalog` | `seq/clock`, `seq/clock/{group:04x}` | last `_updated` handed out in data group 0, in another data group | [`crate::tables::commit`] |
 //! | `catalog` | `raft/applied`, `raft/membership` | cluster mode: the last log id applied (written with the rows it applied) and the membership | [`crate::cluster`] (state machine) |
 //! | `rows` | `table_id \| partition \| pk` ([`keys`]) | row ([`row_codec`]) | [`crate::tables::commit`]; flush removes |
 //! | `row_index` | `table_id \| partition \| _updated` | pk (the change index catch-up reads) | [`crate::tables::commit`]; flush removes |

@@ -1,8 +1,11 @@
 //! The commit path. Every write to a USER or SHARED table goes through [`Committer::commit`],
-//! which holds one lock while it assigns `_updated` from the hybrid clock and writes the
-//! RocksDB batch. Hence, within a partition (and in fact globally), commit order equals
-//! `_updated` order, and once a commit returns every change with a smaller `_updated` is
-//! already visible: the property catch-up-then-live-tail sync relies on.
+//! which holds one lock while it assigns `_updated` from the hybrid clock of the partition's
+//! data group ([`Placement`]) and writes the RocksDB batch. Hence, within a partition (and
+//! within a group), commit order equals `_updated` order, and once a commit returns every
+//! change of its group with a smaller `_updated` is already visible: the property
+//! catch-up-then-live-tail sync relies on. A single node has one group; in a cluster each
+//! group's clock moves only with the group's log, so replicas applying several groups in
+//! different interleavings still stamp alike.
 //!
 //! A commit's changes get consecutive `_updated` values from the first one on, so a commit
 //! is reproducible from its writes and that first value: applied to the same state, it
@@ -20,7 +23,7 @@
 //! - the partition stripes ([`PartitionStripes`]) order a partition's commits against the
 //!   removal of its flushed rows; a flush of one user's partition never holds up another's
 //!   writes;
-//! - the commit lock (`clock`) covers ordering only: the clock, the hot rows a commit
+//! - the commit lock (`clock`) covers ordering only: the groups' clocks, the hot rows a commit
 //!   replaces (RocksDB reads), the RocksDB write and the hand-over of the changes to the
 //!   live fan-out. Cold versions are read from Parquet before it is taken ([`ColdReads`]) and
 //!   used under it only if the partition's files are still those they were read from and
@@ -35,7 +38,7 @@ use crate::clock::{Clock, HybridClock};
 use crate::cold::key_index::PkKey;
 use crate::cold::{ColdPartition, ColdStore};
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, TableId};
+use crate::ids::{DataGroup, Partition, Placement, TableId};
 use crate::schema::TableDef;
 use crate::storage::hot_stats::HotStats;
 use crate::storage::row_codec::{self, StoredRow};
@@ -48,7 +51,29 @@ use rocksdb::WriteBatch;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-const CLOCK_KEY: &[u8] = b"seq/clock";
+/// Where a group's clock persists the last `_updated` it handed out (group 0 where the one
+/// clock of a single node always has).
+fn clock_key(group: DataGroup) -> Vec<u8> {
+    match group.0 {
+        0 => b"seq/clock".to_vec(),
+        g => format!("seq/clock/{g:04x}").into_bytes(),
+    }
+}
+
+/// The hybrid clock of each data group, behind the commit lock.
+#[derive(Debug)]
+struct GroupClocks(Vec<HybridClock>);
+
+impl GroupClocks {
+    fn of(&mut self, group: DataGroup) -> &mut HybridClock {
+        &mut self.0[usize::from(group.0)]
+    }
+
+    /// The last stamp handed out in each group, by group.
+    fn lasts(&self) -> Vec<i64> {
+        self.0.iter().map(HybridClock::last).collect()
+    }
+}
 
 /// One row operation of a statement. Values are already coerced to the column types; a
 /// CRDT_TEXT value is a write ([`values::merge_crdt`]) the commit turns into a document.
@@ -149,7 +174,9 @@ pub(crate) struct Committer {
     store: Arc<Store>,
     cold: Arc<ColdStore>,
     hot_stats: HotStats,
-    clock: Mutex<HybridClock>,
+    placement: Placement,
+    /// The commit lock, and the clock of each data group.
+    clock: Mutex<GroupClocks>,
     /// In cluster mode, what stamps STREAM events (which only the leader sees) instead of
     /// `clock`, whose stamps must stay those every replica computes from the log.
     stream_clock: OnceLock<Mutex<HybridClock>>,
@@ -241,20 +268,30 @@ struct Current {
 }
 
 impl Committer {
-    /// Resumes the clock after the last `_updated` ever handed out.
-    pub(crate) fn open(store: Arc<Store>, cold: Arc<ColdStore>, wall: Arc<dyn Clock>) -> Result<Committer> {
-        let last = match store.get(CF_CATALOG, CLOCK_KEY)? {
-            Some(b) => {
-                i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KalamError::Corrupt("clock record".into()))?)
-            }
-            None => 0,
-        };
+    /// Resumes each group's clock after the last `_updated` it ever handed out.
+    pub(crate) fn open(
+        store: Arc<Store>,
+        cold: Arc<ColdStore>,
+        wall: Arc<dyn Clock>,
+        placement: Placement,
+    ) -> Result<Committer> {
+        let mut clocks = Vec::with_capacity(usize::from(placement.groups()));
+        for group in placement.all() {
+            let last = match store.get(CF_CATALOG, &clock_key(group))? {
+                Some(b) => {
+                    i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KalamError::Corrupt("clock record".into()))?)
+                }
+                None => 0,
+            };
+            clocks.push(HybridClock::starting_after(last, wall.clone()));
+        }
         let hot_stats = HotStats::load(&store)?;
         Ok(Committer {
             store,
             cold,
             hot_stats,
-            clock: Mutex::new(HybridClock::starting_after(last, wall.clone())),
+            placement,
+            clock: Mutex::new(GroupClocks(clocks)),
             stream_clock: OnceLock::new(),
             wall,
             sink: OnceLock::new(),
@@ -263,6 +300,11 @@ impl Committer {
             #[cfg(test)]
             pause_before_lock: Mutex::new(None),
         })
+    }
+
+    /// The data group of `table`'s partition `partition`.
+    pub(crate) fn group_of(&self, table: TableId, partition: Partition) -> DataGroup {
+        self.placement.group_of(table, partition)
     }
 
     /// Row counts and ages of the hot tier per partition.
@@ -293,31 +335,43 @@ impl Committer {
         Ok(def)
     }
 
-    /// Runs `f` under the commit lock with the last `_updated` handed out: every change at or
-    /// below it is committed and published, none above it is.
-    pub(crate) fn at_watermark<T>(&self, f: impl FnOnce(i64) -> T) -> T {
-        let clock = self.clock.lock();
-        f(clock.last())
+    /// Runs `f` under the commit lock with the last `_updated` handed out in `group`: every
+    /// change of the group at or below it is committed and published, none above it is.
+    pub(crate) fn at_watermark<T>(&self, group: DataGroup, f: impl FnOnce(i64) -> T) -> T {
+        let mut clock = self.clock.lock();
+        f(clock.of(group).last())
     }
 
-    /// Makes the clock hand out only values after `updated` (restored rows keep their
-    /// `_updated`; a later write must still be newer than them).
+    /// Runs `f` under the commit lock with every group's watermark (by group): a RocksDB
+    /// snapshot taken in `f` holds exactly the changes at or below them.
+    pub(crate) fn at_watermarks<T>(&self, f: impl FnOnce(&[i64]) -> T) -> T {
+        let clock = self.clock.lock();
+        f(&clock.lasts())
+    }
+
+    /// Makes every group's clock hand out only values after `updated` (restored rows keep
+    /// their `_updated`; a later write must still be newer than them).
     pub(crate) fn advance_clock(&self, updated: i64) -> Result<()> {
         let mut clock = self.clock.lock();
-        if updated <= clock.last() {
+        let behind: Vec<DataGroup> = self.placement.all().filter(|g| clock.of(*g).last() < updated).collect();
+        if behind.is_empty() {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, updated.to_le_bytes());
+        for group in &behind {
+            batch.put_cf(&self.store.cf(CF_CATALOG), clock_key(*group), updated.to_le_bytes());
+        }
         self.store.write(batch)?;
-        *clock = HybridClock::starting_after(updated, self.wall.clone());
+        for group in behind {
+            *clock.of(group) = HybridClock::starting_after(updated, self.wall.clone());
+        }
         Ok(())
     }
 
-    /// Cluster mode: the row clock only moves by the replicated stamp rule from now on
+    /// Cluster mode: the row clocks only move by the replicated stamp rule from now on
     /// (STREAM events, which are not replicated, get stamps of their own).
     pub(crate) fn replicated(&self) {
-        let last = self.clock.lock().last();
+        let last = self.clock.lock().lasts().into_iter().max().unwrap_or(0);
         let _ = self.stream_clock.set(Mutex::new(HybridClock::starting_after(last, self.wall.clone())));
     }
 
@@ -331,6 +385,7 @@ impl Committer {
         rows: Vec<Vec<Value>>,
         buffer: impl FnOnce(&[StoredRow]),
     ) -> Vec<StoredRow> {
+        let group = self.placement.group_of(table.id, partition);
         let mut clock = self.clock.lock();
         let mut apart = self.stream_clock.get().map(|c| c.lock());
         let events: Vec<StoredRow> = rows
@@ -338,7 +393,7 @@ impl Committer {
             .map(|values| {
                 let updated = match apart.as_mut() {
                     Some(c) => c.tick(),
-                    None => clock.tick(),
+                    None => clock.of(group).tick(),
                 };
                 StoredRow { updated, deleted: false, values }
             })
@@ -581,14 +636,16 @@ impl Committer {
     /// tier did not change meanwhile, numbering the changes from the clock's next value, or,
     /// for a commit `proposed_at` a time by a replicated log's leader, from the first stamp
     /// after the last one handed out and not before that time
-    /// ([`HybridClock::next_not_before`]): the same on every replica. A commit that keeps losing the race to flushes and compactions
-    /// holds its partitions' flush locks from its reads to its commit.
+    /// ([`HybridClock::next_not_before`]): the same on every replica. The writes must all be
+    /// in one data group, whose clock numbers them. A commit that keeps losing the race to
+    /// flushes and compactions holds its partitions' flush locks from its reads to its commit.
     pub(crate) async fn commit_from(
         &self,
         writes: Vec<TableWrite<'_>>,
         proposed_at: Option<i64>,
         extra: impl FnOnce(&mut WriteBatch, &CommitResult),
     ) -> Result<CommitResult> {
+        let group = self.group_of_writes(&writes)?;
         let mut frozen: Vec<tokio::sync::OwnedMutexGuard<()>> = Vec::new();
         for attempt in 1.. {
             if attempt > COLD_READ_ATTEMPTS && frozen.is_empty() {
@@ -626,13 +683,28 @@ impl Committer {
                 }
                 continue;
             }
+            let mut clock = clock;
             let first = match proposed_at {
-                Some(at) => clock.next_not_before(at),
-                None => clock.next(),
+                Some(at) => clock.of(group).next_not_before(at),
+                None => clock.of(group).next(),
             };
-            return self.commit_locked(clock, first, writes, stored, extra);
+            return self.commit_locked(clock, group, first, writes, stored, extra);
         }
         unreachable!("the attempts above end")
+    }
+
+    /// The one data group all of `writes` are in (the first partition's when there are none).
+    fn group_of_writes(&self, writes: &[TableWrite<'_>]) -> Result<DataGroup> {
+        let mut groups = writes.iter().map(|w| self.placement.group_of(w.table.id, w.partition));
+        let group = groups.next().unwrap_or(DataGroup(0));
+        if groups.any(|g| g != group) {
+            return Err(KalamError::InvalidRequest(
+                "one statement or mutation message may write to one data group only: split the writes to \
+                 SHARED tables and to your own tables into separate messages"
+                    .into(),
+            ));
+        }
+        Ok(group)
     }
 
     /// Takes the flush locks of the writes' partitions, in one order (see `commit_from`).
@@ -657,7 +729,8 @@ impl Committer {
     /// same `first` to the same state writes the same rows and publishes the same changes.
     fn commit_locked(
         &self,
-        mut clock: parking_lot::MutexGuard<'_, HybridClock>,
+        mut clock: parking_lot::MutexGuard<'_, GroupClocks>,
+        group: DataGroup,
         first: i64,
         writes: Vec<TableWrite<'_>>,
         stored: Vec<HashMap<Vec<u8>, Current>>,
@@ -750,8 +823,9 @@ impl Committer {
         if batch.is_empty() {
             return Ok(result);
         }
-        clock.advance_to(next_updated - 1);
-        batch.put_cf(&self.store.cf(CF_CATALOG), CLOCK_KEY, clock.last().to_le_bytes());
+        let group_clock = clock.of(group);
+        group_clock.advance_to(next_updated - 1);
+        batch.put_cf(&self.store.cf(CF_CATALOG), clock_key(group), group_clock.last().to_le_bytes());
         self.store.write(batch)?;
         for key in &written {
             self.partitions.bump(*key);
@@ -795,7 +869,7 @@ mod tests {
     fn open(dir: &std::path::Path) -> Committer {
         let store = Arc::new(Store::open(&dir.join("db"), false).unwrap());
         let cold = Arc::new(ColdStore::new(dir.join("cold"), None));
-        Committer::open(store, cold, Arc::new(crate::clock::SystemClock)).unwrap()
+        Committer::open(store, cold, Arc::new(crate::clock::SystemClock), Placement::SINGLE).unwrap()
     }
 
     fn table() -> Arc<TableDef> {
@@ -824,7 +898,7 @@ mod tests {
                         let updated = r.changes[0].new.updated;
                         assert!(updated > last, "a thread's commits get increasing _updated");
                         // Returned means published: the watermark is at least this commit.
-                        assert!(committer.at_watermark(|w| w) >= updated);
+                        assert!(committer.at_watermark(DataGroup(0), |w| w) >= updated);
                         last = updated;
                     }
                 })
@@ -1047,7 +1121,7 @@ mod tests {
             .map(|(dir, skew)| {
                 let store = Arc::new(Store::open(&dir.path().join("db"), false).unwrap());
                 let cold = Arc::new(ColdStore::new(dir.path().join("cold"), None));
-                Committer::open(store, cold, crate::clock::ManualClock::new(start + skew)).unwrap()
+                Committer::open(store, cold, crate::clock::ManualClock::new(start + skew), Placement::SINGLE).unwrap()
             })
             .collect();
         let (table, partition) = (table(), Partition::User(UserId(7)));
@@ -1074,6 +1148,61 @@ mod tests {
         assert!(stamps.iter().all(|s| *s == stamps[0]), "{stamps:?}");
         let contents = hot_contents(&replicas[0]);
         assert!(replicas.iter().all(|r| hot_contents(r) == contents));
+    }
+
+    /// With several data groups, each group's clock moves only with the group's own commits:
+    /// two replicas applying the same per-group logs, interleaved differently across the
+    /// groups (as two nodes applying several Raft groups do), stamp every change alike, and
+    /// each group's clock resumes where it stopped after a restart. A commit spanning two
+    /// groups is refused.
+    #[tokio::test]
+    async fn each_data_group_stamps_its_own_log_whatever_the_interleaving() {
+        let start = 1_800_000_000_000_000;
+        let placement = Placement::new(4).unwrap();
+        let table = table();
+        // Users 1 and 42 are in different groups (see `ids::tests`); 1000 shares 1's group.
+        let (a, b) = (Partition::User(UserId(1)), Partition::User(UserId(42)));
+        let (ga, gb) = (placement.group_of(table.id, a), placement.group_of(table.id, b));
+        assert_ne!(ga, gb);
+        // Group b's leader proposes far ahead of group a's.
+        let log_a: Vec<(i64, i64)> = (0..20).map(|i| (start + i, i)).collect();
+        let log_b: Vec<(i64, i64)> = (0..20).map(|i| (start + 1_000_000 + i * 3, i)).collect();
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let open = |dir: &std::path::Path| {
+            let store = Arc::new(Store::open(&dir.join("db"), false).unwrap());
+            let cold = Arc::new(ColdStore::new(dir.join("cold"), None));
+            Committer::open(store, cold, crate::clock::ManualClock::new(start), placement).unwrap()
+        };
+        let mut stamps: Vec<Vec<(usize, i64)>> = Vec::new();
+        for (replica, dir) in dirs.iter().enumerate() {
+            let committer = open(dir.path());
+            // Replica 0 applies all of a, then all of b; replica 1 alternates, b first.
+            let order: Vec<(usize, usize)> = match replica {
+                0 => (0..20).map(|i| (0, i)).chain((0..20).map(|i| (1, i))).collect(),
+                _ => (0..20).flat_map(|i| [(1, i), (0, i)]).collect(),
+            };
+            let mut got = Vec::new();
+            for (log, i) in order {
+                let (partition, (at, key)) = if log == 0 { (a, log_a[i]) } else { (b, log_b[i]) };
+                let write = vec![TableWrite { table: &table, partition, ops: vec![insert(key, key)] }];
+                let done = committer.commit_from(write, Some(at), |_, _| {}).await.unwrap();
+                got.push((log * 100 + i, done.changes[0].new.updated));
+            }
+            got.sort();
+            stamps.push(got);
+            drop(committer);
+            let reopened = open(dir.path());
+            assert_eq!(reopened.at_watermark(ga, |w| w), start + 19);
+            assert_eq!(reopened.at_watermark(gb, |w| w), start + 1_000_000 + 57);
+            let both = vec![
+                TableWrite { table: &table, partition: a, ops: vec![insert(100, 1)] },
+                TableWrite { table: &table, partition: b, ops: vec![insert(100, 1)] },
+            ];
+            let refused = reopened.commit_from(both, None, |_, _| {}).await.unwrap_err();
+            assert!(matches!(refused, KalamError::InvalidRequest(_)), "{refused:?}");
+        }
+        assert_eq!(stamps[0], stamps[1]);
+        assert!(stamps[0].iter().take(20).enumerate().all(|(i, (_, u))| *u == start + i as i64));
     }
 
     /// Every row and change-index record, in key order.
@@ -1121,7 +1250,11 @@ mod tests {
                 Ok(done) if done.changes.is_empty() => {
                     empty += 1;
                     assert_eq!(
-                        replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).await.unwrap().affected,
+                        replica
+                            .commit_at(leader.at_watermark(DataGroup(0), |w| w) + 1, write(ops))
+                            .await
+                            .unwrap()
+                            .affected,
                         0
                     );
                 }
@@ -1136,7 +1269,8 @@ mod tests {
                 Err(e) => {
                     failed += 1;
                     assert!(matches!(e, KalamError::DuplicateKey(_)), "{e:?}");
-                    let again = replica.commit_at(leader.at_watermark(|w| w) + 1, write(ops)).await.unwrap_err();
+                    let again =
+                        replica.commit_at(leader.at_watermark(DataGroup(0), |w| w) + 1, write(ops)).await.unwrap_err();
                     assert!(matches!(again, KalamError::DuplicateKey(_)), "{again:?}");
                 }
             }
@@ -1144,6 +1278,6 @@ mod tests {
         assert!(failed > 10 && empty > 10, "the sequence exercises failures ({failed}) and no-ops ({empty})");
         assert_eq!(hot_contents(&replica), hot_contents(&leader));
         // The replica's clock moved past everything it applied.
-        assert_eq!(replica.at_watermark(|w| w), leader.at_watermark(|w| w));
+        assert_eq!(replica.at_watermark(DataGroup(0), |w| w), leader.at_watermark(DataGroup(0), |w| w));
     }
 }

@@ -395,16 +395,17 @@ impl Connection {
             None => Some(self.db.cold.partition(&sub.query.table, sub.query.partition).await?),
         };
         let committer = &self.db.committer;
+        let group = committer.group_of(sub.query.table.id, sub.query.partition);
         // In a cluster, a client moving from another node may hold a cursor this node has not
         // applied yet (followers apply the log a little behind): wait for it, bounded, rather
         // than take the cursor for one from the future (which means a full reload).
         if let (Some(since), Some(_), None) = (s.since, self.db.replication(), stream_key) {
             let deadline = tokio::time::Instant::now() + CURSOR_WAIT;
-            while committer.at_watermark(|w| w) < since && tokio::time::Instant::now() < deadline {
+            while committer.at_watermark(group, |w| w) < since && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }
         }
-        let registered = committer.at_watermark(|w| {
+        let registered = committer.at_watermark(group, |w| {
             // Planned just before an ALTER TABLE: the fan-out has already dropped the
             // table's subscriptions, so this one must not join it.
             if !committer.is_current(&sub.query.table) {
