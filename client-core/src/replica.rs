@@ -14,6 +14,7 @@
 //! The outbox indexes its writes by the row they change ([`Outbox`]), so reading one row with
 //! its pending writes replayed costs the same with ten or ten thousand writes pending.
 
+mod column_index;
 mod outbox;
 mod rows;
 
@@ -24,6 +25,7 @@ pub use rows::{RowColumns, SubscriptionRows, empty_rows_of, table_row_columns};
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
 use crate::store::{OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use column_index::ColumnIndexes;
 use kalamdb_query::incremental::same_row;
 use kalamdb_query::json::{JsonValueError, from_json};
 use kalamdb_query::{ColumnDef, DataType};
@@ -31,7 +33,7 @@ use outbox::pending_key;
 use rows::{same_columns, union_columns};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::cell::{Cell, OnceCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -196,6 +198,9 @@ pub struct Replica {
     /// generation, whether queries read it. Kept in step with the subscriptions by
     /// [`Replica::refresh_table`].
     tables: BTreeMap<String, TableState>,
+    /// Indexes on the columns queries filter by equality, until the next change (see
+    /// [`Replica::rows_with_value`]).
+    indexes: RefCell<ColumnIndexes>,
 }
 
 impl Replica {
@@ -226,6 +231,9 @@ impl Replica {
     /// tables local queries read changed.
     pub fn apply(&mut self, ops: &[StoreOp]) -> RowChanges {
         let mut changes = RowChanges::default();
+        if ops.iter().any(|op| !matches!(op, StoreOp::PutMeta { .. })) {
+            self.indexes.get_mut().clear();
+        }
         for op in ops {
             // Each row's value before the first op that touches it.
             for (table, key) in self.rows_touched_by(op) {
@@ -617,6 +625,21 @@ impl Replica {
             rows.extend(self.view_row(table, key)?);
         }
         Ok(Some(rows))
+    }
+
+    /// The rows of [`Self::typed_view`] whose column `column` equals `value`, from a hash
+    /// index on the column: made by the second query that asks since the replica's rows or
+    /// pending writes last changed (one pass over the view), kept until they next change.
+    /// `None` when the caller should scan: the first ask after a change, or a column whose
+    /// type is not indexed (only integers, TEXT and BOOLEAN are: their equality is exact).
+    pub fn rows_with_value(
+        &self,
+        table: &str,
+        columns: &[ColumnDef],
+        column: usize,
+        value: &kalamdb_query::Value,
+    ) -> Result<Option<Vec<TypedRow>>, ReplicaError> {
+        self.indexes.borrow_mut().rows_equal(table, columns, column, value, || self.typed_view(table, columns))
     }
 
     /// What [`Self::typed_view`] reads besides the stored rows: the table's subscriptions, its
