@@ -23,19 +23,25 @@
 //! any hot row: a row missing from the checkpoint is in a listed file. The tar is written after both locks are
 //! released. A row caught in both tiers by a flush is read once (equal versions are one row).
 //!
-//! **Installing one** replaces the node's whole database, which every part of the server
+//! **Installing one** replaces the node's replicated state, which every part of the server
 //! holds open. Rather than tearing that down in place, the node keeps the received file and
 //! restarts its own process (`exec`, same pid, same client address), as after a crash;
-//! before it opens its database, [`install_pending`] swaps in the snapshot's. A restart is
-//! what a crash-safe server handles anyway, and clients reconnect and resume from their
-//! cursors. Every step of the swap can be repeated, so a crash during it is harmless.
+//! before it opens its database, [`install_pending`] replaces every key of the database
+//! that a Raft group owns (the catalog, the data groups' rows and records, the applied
+//! position: [`crate::storage::ownership`]) with the checkpoint's, keeping the node's own
+//! (its jobs), and swaps in the snapshot's cold files. A restart is what a crash-safe server
+//! handles anyway, and clients reconnect and resume from their cursors. Every step of the
+//! install can be repeated, so a crash during it is harmless.
 
 use super::TypeConfig;
 use crate::cold::ColdSnapshot;
 use crate::cold::manifest::{Manifest, sync_dir, write_atomically};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
+use crate::ids::Placement;
 use crate::schema::TableKind;
+use crate::storage::Store;
+use crate::storage::ownership::{Owner, replace_owned};
 use openraft::storage::Snapshot;
 use openraft::{BasicNode, SnapshotMeta};
 use serde::{Deserialize, Serialize};
@@ -478,14 +484,24 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
     }
     tracing::info!(last = ?meta.last_log_id, "installing a snapshot received from the leader");
 
-    // Set aside what the snapshot replaces, then move the snapshot's in.
+    // The replicated keys of the database become the snapshot's; this node's own records
+    // (its jobs) stay. A node without a database yet takes the snapshot's as it is.
+    let live_db = data_dir.join(ROCKSDB);
+    match live_db.join("CURRENT").exists() {
+        true => {
+            let live = Store::open(&live_db, true)?;
+            let received = Store::open(&installing.join(ROCKSDB), false)?;
+            let (deleted, copied) = replace_owned(&live, &received, Placement::SINGLE, |o| o != Owner::Node)?;
+            live.flush_memtables()?;
+            tracing::info!(deleted, copied, "replaced the replicated keys of the database");
+        }
+        false => std::fs::rename(installing.join(ROCKSDB), &live_db).map_err(io("rename", &installing))?,
+    }
+    // Set aside the node's own cold tier, then move the snapshot's in.
     let replaced = snapshots.dir.join(REPLACED);
     remove_dir_if_present(&replaced)?;
     std::fs::create_dir_all(&replaced).map_err(io("create", &replaced))?;
-    for name in [ROCKSDB, STORAGE] {
-        rename_if_present(&data_dir.join(name), &replaced.join(name))?;
-    }
-    std::fs::rename(installing.join(ROCKSDB), data_dir.join(ROCKSDB)).map_err(io("rename", &installing))?;
+    rename_if_present(&data_dir.join(STORAGE), &replaced.join(STORAGE))?;
     match installing.join(STORAGE).exists() {
         true => std::fs::rename(installing.join(STORAGE), data_dir.join(STORAGE)).map_err(io("rename", &installing))?,
         false => std::fs::create_dir_all(data_dir.join(STORAGE)).map_err(io("create", data_dir))?,
@@ -592,7 +608,10 @@ mod tests {
         let mut tar = ChecksummedTar::new(file);
         let meta = Meta::default();
         tar.bytes(META_FILE, &serde_json::to_vec(&meta).unwrap()).unwrap();
-        tar.bytes("rocksdb/CURRENT", b"MANIFEST-1\n").unwrap();
+        // The leader's database: its catalog, and a job of its own.
+        let leader = tempfile::tempdir().unwrap();
+        put(&leader.path().join(ROCKSDB), &[(b"ns/new", b"new"), (b"job/0000000000000009", b"leader's job")]);
+        tar.dir(&leader.path().join(ROCKSDB), Path::new(ROCKSDB)).unwrap();
         let entry = FileEntry {
             batch: 1,
             file: listed.into(),
@@ -616,19 +635,40 @@ mod tests {
         tar.finish().unwrap().sync_all().unwrap();
     }
 
+    /// Writes `pairs` into the `catalog` column family of the database at `dir`.
+    fn put(dir: &Path, pairs: &[(&[u8], &[u8])]) {
+        let store = Store::open(dir, false).unwrap();
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in pairs {
+            batch.put_cf(&store.cf(crate::storage::CF_CATALOG), k, v);
+        }
+        store.write(batch).unwrap();
+    }
+
+    /// The `catalog` keys of the node's database, as text.
+    fn catalog(data_dir: &Path) -> Vec<String> {
+        let store = Store::open(&data_dir.join(ROCKSDB), false).unwrap();
+        let pairs = store.scan_prefix(crate::storage::CF_CATALOG, b"").unwrap();
+        pairs.iter().map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v))).collect()
+    }
+
+    const OLD: [&str; 2] = ["job/0000000000000001=mine", "ns/old=old"];
+    /// The snapshot's replicated keys in, the node's own job kept.
+    const INSTALLED: [&str; 2] = ["job/0000000000000001=mine", "ns/new=new"];
+
+    /// A node whose database holds a catalog record and a job of its own.
     fn setup() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(ROCKSDB)).unwrap();
-        std::fs::write(dir.path().join(ROCKSDB).join("CURRENT"), b"MANIFEST-old\n").unwrap();
+        put(&dir.path().join(ROCKSDB), &[(b"ns/old", b"old"), (b"job/0000000000000001", b"mine")]);
         dir
     }
 
     #[test]
-    fn a_received_snapshot_replaces_the_database_and_becomes_current() {
+    fn a_received_snapshot_replaces_the_replicated_state_and_becomes_current() {
         let dir = setup();
         receive(dir.path(), true);
         install_pending(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-1\n");
+        assert_eq!(catalog(dir.path()), INSTALLED);
         assert_eq!(std::fs::read(dir.path().join("storage/app/t/shared/batch-1.parquet")).unwrap(), b"PAR1!");
         let snapshots = dir.path().join(DIR);
         assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
@@ -637,7 +677,17 @@ mod tests {
         assert!(snapshots.join(current.file).exists());
         // Nothing is left to install at the next start.
         install_pending(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-1\n");
+        assert_eq!(catalog(dir.path()), INSTALLED);
+    }
+
+    /// A node with no database yet takes the snapshot's whole, the leader's jobs included
+    /// (they are history, not work: they do not run here).
+    #[test]
+    fn a_new_node_takes_the_snapshots_database() {
+        let dir = tempfile::tempdir().unwrap();
+        receive(dir.path(), true);
+        install_pending(dir.path()).unwrap();
+        assert_eq!(catalog(dir.path()), ["job/0000000000000009=leader's job", "ns/new=new"]);
     }
 
     #[test]
@@ -645,7 +695,7 @@ mod tests {
         let dir = setup();
         receive(dir.path(), false);
         install_pending(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
+        assert_eq!(catalog(dir.path()), OLD);
         let snapshots = dir.path().join(DIR);
         assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
         assert!(!snapshots.join(CURRENT).exists());
@@ -665,14 +715,14 @@ mod tests {
             );
         });
         install_pending(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
+        assert_eq!(catalog(dir.path()), OLD);
         assert!(!dir.path().join(DIR).join(INSTALL).exists());
         // A file the checksums do not list is refused too.
         receive_with(dir.path(), "batch-1.parquet", true, |sums| {
             sums.remove("rocksdb/CURRENT");
         });
         install_pending(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
+        assert_eq!(catalog(dir.path()), OLD);
     }
 
     #[test]
@@ -682,20 +732,24 @@ mod tests {
         std::fs::write(dir.path().join("outside.parquet"), b"PAR1!").unwrap();
         receive_listing(dir.path(), "../../../../../../outside.parquet", false);
         install_pending(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-old\n");
+        assert_eq!(catalog(dir.path()), OLD);
         assert!(!dir.path().join(DIR).join(INSTALL).exists());
     }
 
     #[test]
-    fn an_install_interrupted_after_setting_the_old_data_aside_is_finished_at_the_next_start() {
+    fn an_install_interrupted_midway_is_finished_at_the_next_start() {
         let dir = setup();
+        std::fs::create_dir_all(dir.path().join(STORAGE).join("old")).unwrap();
         receive(dir.path(), true);
-        // As if a crash came right after the old database was moved aside.
+        // As if a crash came while the keys were being replaced (some deleted, some
+        // copied), and after the old cold tier was moved aside.
+        put(&dir.path().join(ROCKSDB), &[(b"ns/new", b"new")]);
         let replaced = dir.path().join(DIR).join(REPLACED);
         std::fs::create_dir_all(&replaced).unwrap();
-        std::fs::rename(dir.path().join(ROCKSDB), replaced.join(ROCKSDB)).unwrap();
+        std::fs::rename(dir.path().join(STORAGE), replaced.join(STORAGE)).unwrap();
         install_pending(dir.path()).unwrap();
-        assert_eq!(std::fs::read(dir.path().join("rocksdb/CURRENT")).unwrap(), b"MANIFEST-1\n");
-        assert!(!replaced.exists());
+        assert_eq!(catalog(dir.path()), INSTALLED);
+        assert!(dir.path().join("storage/app/t/shared/batch-1.parquet").exists());
+        assert!(!dir.path().join("storage/old").exists() && !replaced.exists());
     }
 }

@@ -18,6 +18,9 @@
 //! | `row_index` | `table_id \| partition \| _updated` | pk (the change index catch-up reads) | [`crate::tables::commit`]; flush removes |
 //! | `mutations` | `(user, client_id, seq)` | outcome of a client `mutate` message, written with its rows | [`crate::tables::mutation_outcomes`] |
 //!
+//! Which Raft group (or the node alone) owns each key — what a snapshot carries and an
+//! install replaces — is [`ownership`]'s to say.
+//!
 //! In cluster mode the Raft log itself is in another RocksDB instance (`{data_dir}/raft`,
 //! crate `kalamdb-raft`), apart from the data it is applied to.
 //!
@@ -29,6 +32,7 @@
 
 pub(crate) mod hot_stats;
 pub(crate) mod keys;
+pub(crate) mod ownership;
 pub(crate) mod row_codec;
 
 use crate::error::{KalamError, Result};

@@ -1,0 +1,176 @@
+//! Which replicated state each key of the hot tier belongs to: what a snapshot of a Raft
+//! group carries and what installing one replaces (docs/cluster.md "Data groups").
+//!
+//! | owner | keys |
+//! |---|---|
+//! | [`Owner::Catalog`] | `catalog`: `ns/`, `table/`, `schema/`, `storage/`, `user/`, `seq/table`, `seq/user` |
+//! | [`Owner::Data`] | `rows`, `row_index` (by table and partition); `mutations` (by user); `catalog`: `manifest/` (by table and partition), `seq/clock…` (by group) |
+//! | [`Owner::RaftState`] | `catalog`: `raft/…` (the applied position, the membership, the seeding marker) |
+//! | [`Owner::LocalColdTier`] | `catalog`: `flush/`, `compact/` (pending work on the node's own storage, replaced with it) |
+//! | [`Owner::Node`] | `catalog`: `job/`, `seq/job` (this node's jobs), and anything else |
+
+use super::{CF_CATALOG, CF_MUTATIONS, CF_ROW_INDEX, CF_ROWS, COLUMN_FAMILIES, Store};
+use crate::error::Result;
+use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
+use rocksdb::WriteBatch;
+
+/// Who a key of the hot tier belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// The catalog (the metadata group's state).
+    Catalog,
+    /// A data group's rows and records.
+    Data(DataGroup),
+    /// The Raft state machine's own records.
+    RaftState,
+    /// Pending flushes and compactions of the node's own storage.
+    LocalColdTier,
+    /// This node alone: never replicated, kept when a snapshot is installed.
+    Node,
+}
+
+/// The owner of `key` in column family `cf`.
+pub(crate) fn owner_of(cf: &str, key: &[u8], placement: Placement) -> Owner {
+    let be = |bytes: &[u8]| bytes.try_into().ok().map(u64::from_be_bytes);
+    match cf {
+        CF_ROWS | CF_ROW_INDEX => match (key.get(..8).and_then(be), key.get(8..16).and_then(be)) {
+            (Some(table), Some(partition)) => {
+                Owner::Data(placement.group_of(TableId(table), Partition::from_key(partition)))
+            }
+            _ => Owner::Node,
+        },
+        // Keyed by the user who sent the message: its group is the user's.
+        CF_MUTATIONS => match key.get(..8).and_then(be) {
+            Some(user) => Owner::Data(placement.group_of(TableId(0), Partition::User(UserId(user)))),
+            None => Owner::Node,
+        },
+        CF_CATALOG => catalog_owner(key, placement),
+        _ => Owner::Node,
+    }
+}
+
+fn catalog_owner(key: &[u8], placement: Placement) -> Owner {
+    const CATALOG: [&[u8]; 5] = [b"ns/", b"table/", b"schema/", b"storage/", b"user/"];
+    if CATALOG.iter().any(|p| key.starts_with(p)) || key == b"seq/table" || key == b"seq/user" {
+        return Owner::Catalog;
+    }
+    if key.starts_with(b"raft/") {
+        return Owner::RaftState;
+    }
+    if key.starts_with(b"flush/") || key.starts_with(b"compact/") {
+        return Owner::LocalColdTier;
+    }
+    if key == b"seq/clock" {
+        return Owner::Data(DataGroup(0));
+    }
+    if let Some(group) = key.strip_prefix(b"seq/clock/") {
+        return std::str::from_utf8(group)
+            .ok()
+            .and_then(|g| u16::from_str_radix(g, 16).ok())
+            .map_or(Owner::Node, |g| Owner::Data(DataGroup(g)));
+    }
+    if let Some(rest) = key.strip_prefix(b"manifest/") {
+        let hex = |s: Option<&[u8]>| {
+            s.and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| u64::from_str_radix(s, 16).ok())
+        };
+        let mut parts = rest.split(|b| *b == b'/');
+        return match (hex(parts.next()), hex(parts.next())) {
+            (Some(table), Some(partition)) => {
+                Owner::Data(placement.group_of(TableId(table), Partition::from_key(partition)))
+            }
+            _ => Owner::Node,
+        };
+    }
+    Owner::Node
+}
+
+/// How many bytes of keys and values a batch of [`replace_owned`] holds at most.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Makes `live`'s keys of the owners `wanted` accepts those of `from` (a snapshot's
+/// database): deletes them from `live`, then copies `from`'s, in batches. Keys of other
+/// owners are left as they are. Not atomic, but repeatable: run again after a crash, it
+/// ends in the same state. Answers how many keys it deleted and copied.
+pub(crate) fn replace_owned(
+    live: &Store,
+    from: &Store,
+    placement: Placement,
+    wanted: impl Fn(Owner) -> bool,
+) -> Result<(u64, u64)> {
+    let (mut deleted, mut copied) = (0, 0);
+    for cf_name in COLUMN_FAMILIES {
+        let cf = live.cf(cf_name);
+        // Deletes first (the iterator reads the keys as they were when it started), then
+        // the copies: a key in both ends with the snapshot's value.
+        for (source, delete) in [(live, true), (from, false)] {
+            let mut batch = WriteBatch::default();
+            let mut failed = None;
+            source.for_each_prefix(cf_name, b"", |k, v| {
+                if !wanted(owner_of(cf_name, k, placement)) {
+                    return true;
+                }
+                match delete {
+                    true => {
+                        batch.delete_cf(&cf, k);
+                        deleted += 1;
+                    }
+                    false => {
+                        batch.put_cf(&cf, k, v);
+                        copied += 1;
+                    }
+                }
+                if batch.size_in_bytes() >= BATCH_BYTES
+                    && let Err(e) = live.write(std::mem::take(&mut batch))
+                {
+                    failed = Some(e);
+                    return false;
+                }
+                true
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if !batch.is_empty() {
+                live.write(batch)?;
+            }
+        }
+    }
+    Ok((deleted, copied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::keys;
+
+    /// Every kind of key the server writes, with its owner (the key formats come from the
+    /// modules that write them, so a changed format shows here).
+    #[test]
+    fn every_key_has_its_owner() {
+        let p = Placement::new(8).unwrap();
+        let (table, user) = (TableId(7), Partition::User(UserId(42)));
+        let group = p.group_of(table, user);
+        let shared_group = p.group_of(table, Partition::Shared);
+        let manifest = crate::cold::manifest_key(table, user);
+        let cases: Vec<(&str, Vec<u8>, Owner)> = vec![
+            (CF_ROWS, keys::row_key(table, user, b"pk"), Owner::Data(group)),
+            (CF_ROWS, keys::row_key(table, Partition::Shared, b"pk"), Owner::Data(shared_group)),
+            (CF_ROW_INDEX, keys::index_key(table, user, 5).to_vec(), Owner::Data(group)),
+            (CF_MUTATIONS, [&42u64.to_be_bytes()[..], b"client\0", &[0; 8]].concat(), Owner::Data(group)),
+            (CF_CATALOG, manifest, Owner::Data(group)),
+            (CF_CATALOG, b"seq/clock".to_vec(), Owner::Data(DataGroup(0))),
+            (CF_CATALOG, b"seq/clock/0003".to_vec(), Owner::Data(DataGroup(3))),
+            (CF_CATALOG, b"table/0000000000000007".to_vec(), Owner::Catalog),
+            (CF_CATALOG, b"ns/app".to_vec(), Owner::Catalog),
+            (CF_CATALOG, b"seq/user".to_vec(), Owner::Catalog),
+            (CF_CATALOG, b"raft/applied".to_vec(), Owner::RaftState),
+            (CF_CATALOG, b"flush/0000000000000007/000000000000002a".to_vec(), Owner::LocalColdTier),
+            (CF_CATALOG, b"job/0000000000000001".to_vec(), Owner::Node),
+            (CF_CATALOG, b"seq/job".to_vec(), Owner::Node),
+            (CF_ROWS, b"short".to_vec(), Owner::Node),
+        ];
+        for (cf, key, owner) in cases {
+            assert_eq!(owner_of(cf, &key, p), owner, "{cf} {}", String::from_utf8_lossy(&key));
+        }
+    }
+}
