@@ -112,7 +112,7 @@ impl Database {
         bootstrap::ensure_root(&catalog, data_dir, config.auth.bcrypt_cost, cluster_secret).await?;
         let secret = match (&config.auth.jwt_secret, &config.cluster.secret) {
             // Every node must accept every node's tokens: derive one secret for all.
-            (None, Some(cluster)) if config.cluster.enabled() => bootstrap::derived_secret(cluster, "jwt"),
+            (None, Some(cluster)) if config.cluster.enabled() => bootstrap::derived_secret(cluster, "jwt").to_vec(),
             _ => bootstrap::jwt_secret(config.auth.jwt_secret.as_deref(), data_dir)?,
         };
         let backup_signer = ManifestSigner::new(bootstrap::backup_key(config.storage.backup_key.as_deref(), data_dir)?);

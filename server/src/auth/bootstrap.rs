@@ -72,7 +72,8 @@ pub(crate) async fn ensure_root(
     // comes from the cluster secret and the creation time is the epoch.
     let (hash, created_at) = match cluster_secret {
         Some(secret) => {
-            let salt: [u8; 16] = derived_secret(secret, "root password salt")[..16].try_into().expect("16 bytes");
+            let derived = derived_secret(secret, "root password salt");
+            let salt: [u8; 16] = std::array::from_fn(|i| derived[i]);
             (password::hash_with_salt(pw, bcrypt_cost, salt).await?, 0)
         }
         None => (password::hash(pw, bcrypt_cost).await?, now_micros()),
@@ -82,12 +83,12 @@ pub(crate) async fn ensure_root(
 }
 
 /// A secret for `purpose` derived from the cluster secret, the same on every node.
-pub(crate) fn derived_secret(cluster_secret: &str, purpose: &str) -> Vec<u8> {
+pub(crate) fn derived_secret(cluster_secret: &str, purpose: &str) -> [u8; 32] {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(cluster_secret.as_bytes()).expect("any key length");
     mac.update(b"kalamdb derived secret: ");
     mac.update(purpose.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+    mac.finalize().into_bytes().into()
 }
 
 /// The configured JWT secret, or the one generated into the data dir.
