@@ -179,15 +179,23 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
   async function add(e: FormEvent) {
     e.preventDefault();
     if (!title.trim()) return;
-    await todos.insert({ title: title.trim(), done: false, list_id: listId || null });
-    setTitle('');
+    try {
+      await todos.insert({ title: title.trim(), done: false, list_id: listId || null });
+      setTitle('');
+    } catch (e) {
+      setSyncError(e instanceof KalamError ? `${e.code}: ${e.message}` : String(e));
+    }
   }
 
   async function addList(e: FormEvent) {
     e.preventDefault();
     if (!listName.trim()) return;
-    await client.table('app.lists').insert({ name: listName.trim() });
-    setListName('');
+    try {
+      await client.table('app.lists').insert({ name: listName.trim() });
+      setListName('');
+    } catch (e) {
+      setSyncError(e instanceof KalamError ? `${e.code}: ${e.message}` : String(e));
+    }
   }
 
   return (

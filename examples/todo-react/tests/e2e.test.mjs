@@ -88,6 +88,9 @@ async function newContext() {
 async function signIn(ctx, user, page) {
   page = page ?? (await ctx.newPage());
   page.on('pageerror', (e) => console.error(`[${user}] page error:`, e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') console.error(`[${user}] console error:`, m.text());
+  });
   await page.goto(appUrl);
   await page.fill('input[name=username]', user);
   await page.fill('input[name=password]', `${user}-password`);
@@ -131,7 +134,13 @@ async function addTodo(page, title, list) {
   await page.fill('[data-testid=new-title]', title);
   await page.selectOption('[data-testid=new-todo-list]', list ? { label: list } : { value: '' });
   await page.click('[data-testid=add]');
-  await page.waitForSelector(`[data-testid=todo][data-title="${title}"]`, { timeout: 10000 });
+  try {
+    await page.waitForSelector(`[data-testid=todo][data-title="${title}"]`, { timeout: 10000 });
+  } catch (e) {
+    // What the page showed instead, so that a failure says more than "timeout".
+    const shown = await page.innerText('main').catch(() => '(no main element)');
+    throw new Error(`todo "${title}" did not appear; the page shows:\n${shown}`, { cause: e });
+  }
 }
 
 function todo(page, title) {

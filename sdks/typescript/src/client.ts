@@ -536,7 +536,10 @@ export class KalamClient {
           // The table is declared but its schema has not arrived yet (first sync running or
           // offline): retry whenever the sync status changes instead of failing for good.
           const notYet = /not synced|does not exist|unknown (table|column)/i.test(ke.message);
-          if (notYet && !offStatus) offStatus = this.on('status', () => start());
+          if (!notYet) {
+            offStatus?.();
+            offStatus = null;
+          }
           const st = this.currentStatus;
           if (!notYet || (st.online && !st.syncing)) {
             if (onError) onError(ke);
@@ -549,6 +552,9 @@ export class KalamClient {
         },
       );
     };
+    // Listening before the first attempt: a status change (the schema arriving) while that
+    // attempt is in flight makes it run again rather than be missed.
+    offStatus = this.on('status', () => start());
     start();
     return () => {
       if (stopped) return;
