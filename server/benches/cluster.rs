@@ -95,21 +95,39 @@ fn start_cluster(root: &std::path::Path) -> Vec<Node> {
     nodes
 }
 
-/// The leader all running nodes agree on, once they have applied everything.
+/// One group on one node: its leader, last log index and last applied index.
+type GroupView = (Option<u64>, Option<u64>, Option<u64>);
+
+/// The metadata group's leader, once all running nodes agree on every group's leader and
+/// have applied each group's log as far as it goes.
 async fn settled_leader(client: &reqwest::Client, nodes: &[Node]) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mut views = Vec::new();
+        let mut views: Vec<Option<Vec<GroupView>>> = Vec::new();
         for n in nodes.iter().filter(|n| n.server.is_some()) {
             let h: Option<Value> = match client.get(format!("{}/v1/api/cluster/health", n.base)).send().await {
                 Ok(r) => r.json().await.ok(),
                 Err(_) => None,
             };
-            views.push(h.map(|h| (h["leader"].as_u64(), h["last_log_index"].as_u64(), h["last_applied"].as_u64())));
+            views.push(h.and_then(|h| {
+                let groups = h["groups"].as_array()?.iter();
+                Some(
+                    groups
+                        .map(|g| (g["leader"].as_u64(), g["last_log_index"].as_u64(), g["last_applied"].as_u64()))
+                        .collect(),
+                )
+            }));
         }
-        let agreed = views.iter().all(|v| v.is_some_and(|v| v.0.is_some() && v.0 == views[0].unwrap().0 && v.2 == v.1));
-        if agreed && views.iter().all(|v| v.unwrap().2 == views[0].unwrap().2) {
-            return views[0].unwrap().0.unwrap() as usize - 1;
+        let first = views.first().cloned().flatten().unwrap_or_default();
+        let agreed = !first.is_empty()
+            && views.iter().all(|v| {
+                v.as_ref().is_some_and(|v| {
+                    v.len() == first.len()
+                        && v.iter().zip(&first).all(|(g, f)| g.0.is_some() && g.0 == f.0 && g.2 == g.1 && g.2 == f.2)
+                })
+            });
+        if agreed && let Some(Some(leader)) = first.first().map(|g| g.0) {
+            return leader as usize - 1;
         }
         assert!(Instant::now() < deadline, "the cluster did not settle: {views:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -144,6 +144,10 @@ pub struct ClusterConfig {
     pub tls_key: Option<PathBuf>,
     /// The CA (PEM) that signs every node's certificate; the only one trusted.
     pub tls_ca: Option<PathBuf>,
+    /// How many data groups (Raft groups) USER partitions and SHARED tables are spread
+    /// across, besides the metadata group. Fixed when the cluster is created: every node
+    /// must be started with the same number.
+    pub data_groups: u16,
 }
 
 impl Default for ClusterConfig {
@@ -164,11 +168,21 @@ impl Default for ClusterConfig {
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
+            data_groups: 8,
         }
     }
 }
 
 impl ClusterConfig {
+    /// Where USER partitions and SHARED tables go: the data groups of a cluster, or the one
+    /// group of a single node.
+    pub(crate) fn placement(&self) -> Result<crate::ids::Placement> {
+        match self.enabled() {
+            true => crate::ids::Placement::new(self.data_groups),
+            false => Ok(crate::ids::Placement::SINGLE),
+        }
+    }
+
     /// Whether this server is a node of a cluster.
     pub fn enabled(&self) -> bool {
         self.node_id.is_some()
@@ -208,6 +222,8 @@ impl ClusterConfig {
         if tls != 0 && tls != 3 {
             return invalid("cluster TLS needs all of cluster.tls_cert, tls_key and tls_ca".into());
         }
+        self.placement()
+            .map_err(|e| KalamError::InvalidRequest(format!("cluster.data_groups: {}", e.public_message())))?;
         let peers = self.peer_addresses()?;
         if !peers.iter().any(|(id, _)| *id == node_id) {
             return invalid(format!("cluster.peers must list this node ({node_id}) too"));

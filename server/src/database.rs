@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cold::ColdStore;
 use crate::config::Config;
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, Placement, SnowflakeGenerator, TableId, UlidGenerator, UserId};
+use crate::ids::{Partition, SnowflakeGenerator, TableId, UlidGenerator, UserId};
 use crate::jobs::{JobEnd, JobManager, JobType};
 use crate::live::LiveRegistry;
 use crate::live::registry::FilterLimits;
@@ -125,7 +125,8 @@ impl Database {
                 tracing::error!(storage = %storage.id, "cannot open storage: {}", e.report());
             }
         }
-        let committer = Arc::new(Committer::open(store.clone(), cold.clone(), clock.clone(), Placement::SINGLE)?);
+        let committer =
+            Arc::new(Committer::open(store.clone(), cold.clone(), clock.clone(), config.cluster.placement()?)?);
         let jobs = Arc::new(JobManager::open(store.clone(), config.cluster.node_id)?);
         let query_threads = config.query_threads();
         let query_runtime = QueryRuntime::start(query_threads)?;
@@ -259,10 +260,14 @@ impl Database {
     }
 
     /// Whether this node flushes and compacts `table`: always on a single node and for a
-    /// node's own storage; for a shared storage in a cluster, only the leader (through the
-    /// log), so that followers' schedulers make no jobs for it.
+    /// node's own storage; for a shared storage in a cluster, only a node that leads a data
+    /// group (through the log, the partitions of the groups it leads), so that other nodes'
+    /// schedulers make no jobs for it.
     pub(crate) fn does_cold_work_of(&self, table: &crate::schema::TableDef) -> bool {
-        !self.cold.is_replicated(&table.options.storage) || self.replication().is_some_and(|r| r.is_leader())
+        !self.cold.is_replicated(&table.options.storage)
+            || self
+                .replication()
+                .is_some_and(|r| self.committer.placement().all().any(|g| r.leads(crate::replication::raft_group(g))))
     }
 
     /// Commits a statement's (or, with `mutation`, a client mutation message's) writes:

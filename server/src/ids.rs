@@ -138,16 +138,13 @@ pub(crate) struct Placement {
 }
 
 impl Placement {
-    /// Most data groups a cluster may have.
-    #[cfg(test)]
-    pub(crate) const MAX_GROUPS: u16 = 256;
+    /// Most data groups a cluster may have (each is a Raft group with its own heartbeats).
+    pub(crate) const MAX_GROUPS: u16 = 64;
 
     /// One group holding every partition (the single node).
     pub(crate) const SINGLE: Placement = Placement { groups: 1 };
 
-    /// `groups` data groups (1 to [`Placement::MAX_GROUPS`]). (Only tests make several
-    /// until the cluster runs one Raft group per data group: docs/cluster.md.)
-    #[cfg(test)]
+    /// `groups` data groups (1 to [`Placement::MAX_GROUPS`]).
     pub(crate) fn new(groups: u16) -> Result<Placement> {
         if groups == 0 || groups > Self::MAX_GROUPS {
             return Err(KalamError::InvalidRequest(format!(

@@ -14,12 +14,36 @@
 
 use crate::auth::Principal;
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, TableId, UserId};
+use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
 pub(crate) use crate::tables::MutationKey;
 use crate::tables::RowOp;
 use kalamdb_client_core::protocol::ws::{Mutate, MutateResult};
 use kalamdb_client_core::protocol::{ErrorCode, QueryResult, Role};
+pub(crate) use kalamdb_raft::GroupId;
 use serde::{Deserialize, Serialize};
+
+/// The Raft group of the catalog, users, storages and login records.
+pub(crate) const METADATA: GroupId = GroupId(0);
+
+/// The Raft group that replicates data group `group` (groups 1 to N).
+pub(crate) fn raft_group(group: DataGroup) -> GroupId {
+    GroupId(u32::from(group.0) + 1)
+}
+
+/// The Raft group of `table`'s partition `partition`.
+pub(crate) fn group_of(placement: Placement, table: TableId, partition: Partition) -> GroupId {
+    raft_group(placement.group_of(table, partition))
+}
+
+/// One entry of a group's log: a command, and how far the proposer had applied the
+/// metadata group's log when it planned it. A data group applies an entry only once its
+/// node has applied the metadata log that far, so that the tables and the schema versions
+/// the entry names are known there (the groups' logs are not ordered with each other).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Proposal {
+    pub command: Command,
+    pub catalog_index: u64,
+}
 
 /// One entry of the replicated log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +58,22 @@ pub(crate) enum Command {
     Compaction(ReplicatedCompaction),
     /// Replaced files the leader deleted from a shared storage (see [`DeletedFiles`]).
     DeletedFiles(DeletedFiles),
+}
+
+impl Command {
+    /// The group whose log carries the command: the metadata group for catalog statements
+    /// and logins, the data group of the partition it writes otherwise (a commit writes one
+    /// group: the commit path refuses one that spans several).
+    pub(crate) fn group(&self, placement: Placement) -> GroupId {
+        let at = |table: TableId, partition: Partition| group_of(placement, table, partition);
+        match self {
+            Command::Statement(_) | Command::Login(_) => METADATA,
+            Command::Commit(c) => c.writes.first().map_or(METADATA, |w| at(w.table, w.partition)),
+            Command::Flush(f) => at(f.table, f.partition),
+            Command::Compaction(c) => at(c.table, c.partition),
+            Command::DeletedFiles(d) => at(d.table, d.partition),
+        }
+    }
 }
 
 /// The leader's compaction of a partition on a shared storage: `file` (absent when nothing
@@ -200,44 +240,85 @@ pub(crate) struct ForwardedMutation {
     pub principal: WirePrincipal,
 }
 
-/// The leader's answer to a forwarded request, and the log index the follower must apply
-/// before it answers its client (so that the client reads its own write there).
+/// The leader's answer to a forwarded request, and the index of the group's log the
+/// follower must apply before it answers its client (so that the client reads its own
+/// write there).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Forwarded<T> {
     pub result: std::result::Result<T, Failure>,
     pub applied: u64,
 }
 
+/// How far a node has applied each group's log, by group (the metadata group first): what
+/// a client carries from one answer to its next request, on any node, to read what it saw
+/// or wrote (`x-kalamdb-applied-index`, `a,b,c,...`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct AppliedPosition(pub Vec<u64>);
+
+impl std::fmt::Display for AppliedPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, index) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{index}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for AppliedPosition {
+    type Err = KalamError;
+
+    /// At most one index per group ([`crate::ids::Placement::MAX_GROUPS`] data groups and
+    /// the metadata group); a shorter list leaves the other groups unconstrained.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || KalamError::InvalidRequest("a position is log indexes separated by commas".into());
+        let indexes = s.split(',').map(|i| i.trim().parse::<u64>().map_err(|_| bad())).collect::<Result<Vec<_>>>()?;
+        if indexes.len() > usize::from(Placement::MAX_GROUPS) + 1 {
+            return Err(bad());
+        }
+        Ok(AppliedPosition(indexes))
+    }
+}
+
 /// A cluster as the layers that write see it (implemented by `crate::cluster`).
 #[async_trait::async_trait]
 pub(crate) trait Replication: Send + Sync {
-    /// Whether this node is the leader (then writes are planned and proposed here).
-    fn is_leader(&self) -> bool;
-    /// Appends `command` to the log (this node must be the leader) and waits until it is
-    /// committed and applied here; returns what applying it produced.
+    /// The group whose log carries the writes of `table`'s partition `partition`.
+    fn group_of(&self, table: TableId, partition: Partition) -> GroupId;
+    /// Whether this node leads `group` (then its writes are planned and proposed here).
+    fn leads(&self, group: GroupId) -> bool;
+    /// The node leading `group`, as far as this node knows.
+    fn leader_of(&self, group: GroupId) -> Option<u64>;
+    /// Appends `command` to its group's log (this node must lead the group) and waits
+    /// until it is committed and applied here; returns what applying it produced.
     async fn propose(&self, command: Command) -> Result<Outcome>;
-    /// Runs a write statement on the leader and waits until this node has applied it.
-    async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult>;
-    /// Applies a mutation message on the leader and waits until this node has applied it.
-    async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult>;
-    /// On the leader: hands STREAM events to the other nodes, in order, without waiting
-    /// (dropped for a node that cannot keep up: stream events are ephemeral).
+    /// Runs a write statement on the leader of `group` and waits until this node has
+    /// applied it.
+    async fn forward_statement(&self, group: GroupId, statement: ForwardedStatement) -> Result<QueryResult>;
+    /// Applies a mutation message on the leader of `group` and waits until this node has
+    /// applied it.
+    async fn forward_mutation(&self, group: GroupId, mutation: ForwardedMutation) -> Result<MutateResult>;
+    /// On a group's leader: hands STREAM events to the other nodes, in order, without
+    /// waiting (dropped for a node that cannot keep up: stream events are ephemeral).
     fn relay_stream(&self, events: StreamEvents);
-    /// The last log index this node applied.
-    fn applied_index(&self) -> u64;
-    /// Waits until this node has applied every write committed before the call, as the
-    /// leader confirms with a majority (openraft's read index): a read after it is
-    /// linearizable. `UNAVAILABLE` if no leader with a majority answers in time.
+    /// How far this node has applied each group's log.
+    fn applied_position(&self) -> AppliedPosition;
+    /// Waits until this node has applied every write committed before the call, in every
+    /// group, as each group's leader confirms with a majority (openraft's read index): a
+    /// read after it is linearizable. `UNAVAILABLE` if a group's leader with a majority does
+    /// not answer in time.
     async fn read_barrier(&self) -> Result<()>;
-    /// Waits (a few seconds at most) until this node has applied `index`; `false` if it
+    /// Waits (a few seconds at most) until this node has applied `position`; `false` if it
     /// has not by then.
-    async fn wait_applied(&self, index: u64) -> bool;
+    async fn wait_applied(&self, position: &AppliedPosition) -> bool;
     /// This node's view of the cluster, for `/v1/api/cluster/health`.
     fn health(&self) -> serde_json::Value;
-    /// The members as this node sees them (`system.cluster`).
+    /// The members of every group as this node sees them (`system.cluster`).
     fn members(&self) -> Vec<Member>;
-    /// On the leader: adds a node (it catches up as a learner first, then votes) or
-    /// removes one. Answers what was done.
+    /// On the metadata group's leader: adds a node to every group (it catches up as a
+    /// learner first, then votes) or removes one. Answers what was done.
     async fn change_members(&self, change: MembershipChange) -> Result<String>;
     /// The jobs of the other members (each runs its own flushes), by node id; a node that
     /// does not answer within a couple of seconds is left out.
@@ -254,9 +335,11 @@ pub(crate) enum MembershipChange {
     Remove { id: u64 },
 }
 
-/// One member as a node sees it.
+/// One member of one group as a node sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
+    /// The Raft group (0: metadata; 1 to N: the data groups).
+    pub group: GroupId,
     pub node_id: u64,
     /// Its cluster address.
     pub address: String,

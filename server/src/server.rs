@@ -21,7 +21,7 @@ pub async fn run(
 ) -> Result<()> {
     if config.cluster.enabled() {
         // A snapshot received from the leader before a restart replaces the database first.
-        crate::cluster::install_pending_snapshot(&config.server.data_dir)?;
+        crate::cluster::install_pending_snapshot(&config.server.data_dir, config.cluster.placement()?)?;
     }
     // Read before anything starts, so a wrong file is one clear error at start.
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {

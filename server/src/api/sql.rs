@@ -8,6 +8,7 @@ use crate::api::body::JsonBody;
 use crate::api::{AppState, Metrics};
 use crate::auth::Principal;
 use crate::error::{KalamError, StatementError};
+use crate::replication::AppliedPosition;
 use crate::sql::{execute_request, results};
 use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderValue, header, request::Parts};
@@ -35,14 +36,15 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// Cluster mode: a request with this header (a log index) runs once the node has applied
-/// that index, so a client reads its own write on any node.
+/// Cluster mode: a request with this header (a position, as [`APPLIED_INDEX_HEADER`] gave
+/// it) runs once the node has applied that far, so a client reads its own write on any node.
 pub(crate) const AFTER_INDEX_HEADER: &str = "x-kalamdb-after-index";
 /// Cluster mode: `linearizable` makes the node confirm with the leader (and a majority) that
 /// it has applied every write committed before the request, before running it.
 pub(crate) const CONSISTENCY_HEADER: &str = "x-kalamdb-consistency";
-/// Cluster mode: the log index the node had applied when it answered (a write's answer
-/// comes after the write was applied there).
+/// Cluster mode: how far the node had applied each Raft group's log when it answered (a
+/// write's answer comes after the write was applied there): log indexes separated by commas,
+/// the metadata group's first ([`AppliedPosition`]).
 pub(crate) const APPLIED_INDEX_HEADER: &str = "x-kalamdb-applied-index";
 
 pub(crate) async fn handle(
@@ -54,8 +56,10 @@ pub(crate) async fn handle(
     Metrics::inc(&state.metrics.sql_requests, 1);
     let after = match headers.get(AFTER_INDEX_HEADER) {
         None => None,
-        Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
-            StatementError::from(KalamError::InvalidRequest(format!("{AFTER_INDEX_HEADER} must be a log index")))
+        Some(v) => Some(v.to_str().ok().and_then(|v| v.parse::<AppliedPosition>().ok()).ok_or_else(|| {
+            StatementError::from(KalamError::InvalidRequest(format!(
+                "{AFTER_INDEX_HEADER} must be a position as {APPLIED_INDEX_HEADER} gave it"
+            )))
         })?),
     };
     let linearizable = match headers.get(CONSISTENCY_HEADER).map(|v| v.to_str().unwrap_or("")) {
@@ -73,18 +77,20 @@ pub(crate) async fn handle(
         replication.read_barrier().await?;
     }
     let outcome = match (after, state.db.replication()) {
-        (Some(index), Some(replication)) => match replication.wait_applied(index).await {
+        (Some(position), Some(replication)) => match replication.wait_applied(&position).await {
             true => run(&state, principal, req).await,
             false => Err(KalamError::Unavailable(format!(
-                "this node has not applied log index {index} yet (it lags or is cut off from the cluster); retry"
+                "this node has not applied position {position} yet (it lags or is cut off from the cluster); retry"
             ))
             .into()),
         },
         _ => run(&state, principal, req).await,
     };
     let outcome = outcome.map(|mut response| {
-        if let Some(r) = state.db.replication() {
-            response.headers_mut().insert(APPLIED_INDEX_HEADER, HeaderValue::from(r.applied_index()));
+        if let Some(r) = state.db.replication()
+            && let Ok(position) = HeaderValue::from_str(&r.applied_position().to_string())
+        {
+            response.headers_mut().insert(APPLIED_INDEX_HEADER, position);
         }
         response
     });

@@ -32,7 +32,7 @@ pub(super) async fn compact(
     horizon: i64,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Option<Compaction>> {
-    let Some(replication) = db.replication().filter(|r| r.is_leader()) else {
+    let Some(replication) = db.replication().filter(|r| r.leads(r.group_of(table.id, partition))) else {
         return Ok(Some(Compaction::default()));
     };
     let (rewritten, proposal) = {
@@ -107,7 +107,9 @@ pub(crate) async fn apply_deleted(db: &Database, deleted: DeletedFiles) -> Resul
 /// partition has passed (written by a leader whose entry was refused or lost). A file of
 /// the next batch may be a flush or compaction in progress, and stays.
 pub(crate) async fn sweep(db: &Database, table: &TableDef, partition: Partition, cold: &ColdPartition) -> Result<()> {
-    let Some(replication) = db.replication().filter(|r| r.is_leader()) else { return Ok(()) };
+    let Some(replication) = db.replication().filter(|r| r.leads(r.group_of(table.id, partition))) else {
+        return Ok(());
+    };
     let grace = Duration::from_secs(db.config.storage.replaced_file_grace_secs);
     let expired = cold.obsolete_for(grace);
     if !expired.is_empty() {

@@ -1,8 +1,11 @@
-//! Cluster mode: the nodes replicate every write through one Raft group on openraft
-//! (docs/cluster.md says what is built and what comes next).
+//! Cluster mode: the nodes replicate every write through Raft groups on openraft
+//! (docs/cluster.md): one metadata group (the catalog, users, storages, logins) and
+//! `cluster.data_groups` data groups, across which USER partitions are placed by user and
+//! SHARED tables by table ([`crate::ids::Placement`]). Every node is a member of every group;
+//! each group elects its own leader.
 //!
-//! - [`state_machine`]: applies committed entries ([`Command`]) to this node's database, in
-//!   log order, through the same commit path as the single node.
+//! - [`state_machine`]: applies a group's committed entries ([`Command`]) to this node's
+//!   database, in log order, through the same commit path as the single node.
 //! - [`snapshot`]: snapshots of the state machine, so that the log can be purged and a node
 //!   far behind installs one instead of replaying the log.
 //! - [`seeding`]: a cluster created from a single node's data starts from a snapshot of it.
@@ -10,7 +13,7 @@
 //! - [`service`]: the cluster port's endpoints (Raft RPCs and forwarded writes), open only
 //!   to nodes holding the cluster secret.
 //! - [`Cluster`]: the running node, which the SQL layer and the WebSocket mutations reach
-//!   through [`Replication`]: the leader proposes, followers forward to the leader.
+//!   through [`Replication`]: a group's leader proposes, other nodes forward to it.
 
 mod network;
 mod problems;
@@ -25,14 +28,15 @@ use crate::auth::{LoginLedger, LoginRecord};
 use crate::config::ClusterConfig;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
+use crate::ids::{Partition, Placement, TableId};
 use crate::replication::{
-    Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, Member, MembershipChange, Outcome, Replication,
-    StreamEvents,
+    AppliedPosition, Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, GroupId, METADATA, Member,
+    MembershipChange, Outcome, Proposal, Replication, StreamEvents,
 };
 use crate::sql::executor;
 use kalamdb_client_core::protocol::QueryResult;
 use kalamdb_client_core::protocol::ws::MutateResult;
-use kalamdb_raft::{Durability, GroupId, RaftLogs};
+use kalamdb_raft::{Durability, RaftLogs};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, Raft};
 use serde::de::DeserializeOwned;
@@ -46,10 +50,10 @@ pub(crate) use network::ClusterToken;
 pub(crate) use snapshot::install_pending as install_pending_snapshot;
 
 openraft::declare_raft_types!(
-    /// The replicated log of the cluster: entries are [`Command`]s, applying one gives an
+    /// The replicated log of a group: entries are [`Proposal`]s, applying one gives an
     /// [`Applied`].
     pub(crate) TypeConfig:
-        D = Command,
+        D = Proposal,
         R = Applied,
         NodeId = u64,
         Node = BasicNode,
@@ -59,22 +63,30 @@ openraft::declare_raft_types!(
 /// What applying an entry answers: the proposer's statement or mutation outcome.
 pub(crate) type Applied = std::result::Result<Outcome, Failure>;
 
-/// The only group of this stage: it replicates the catalog and every table.
-const GROUP: GroupId = GroupId(0);
+/// The key recording how many data groups this node's cluster was created with.
+const DATA_GROUPS_KEY: &[u8] = b"raft/data_groups";
 
 /// How long a read may wait for this node to apply the index its client names.
 const READ_AFTER_WAIT: Duration = Duration::from_secs(5);
 
+/// One Raft group on this node.
+struct Group {
+    id: GroupId,
+    raft: Raft<TypeConfig>,
+    /// openraft's view of the group: who leads, what is applied. Read from one place, so
+    /// that "am I the leader" never disagrees with "who is the leader".
+    metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+}
+
 /// A running cluster node.
 pub(crate) struct Cluster {
     node_id: u64,
-    raft: Raft<TypeConfig>,
+    /// Every group, by [`GroupId`]: the metadata group first, then the data groups.
+    groups: Vec<Group>,
+    placement: Placement,
     db: Weak<Database>,
     client: reqwest::Client,
     token: ClusterToken,
-    /// openraft's view of this node: who leads, what is applied. Read from one place, so
-    /// that "am I the leader" never disagrees with "who is the leader".
-    metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
     config: ClusterConfig,
     streams: stream_relay::StreamRelay,
     /// Where this node serves clients, once bound: a restart into a snapshot keeps it.
@@ -82,6 +94,32 @@ pub(crate) struct Cluster {
     problems: problems::Problems,
     /// `https` with cluster TLS, else `http`: how other nodes are reached.
     scheme: &'static str,
+}
+
+/// Checks that this node's data was created with as many data groups as it is started
+/// with (placement depends on it), and records the number on a first start.
+fn check_data_groups(db: &Database, groups: u16) -> Result<()> {
+    match db.store.get(crate::storage::CF_CATALOG, DATA_GROUPS_KEY)? {
+        Some(stored) => {
+            let stored = stored
+                .as_slice()
+                .try_into()
+                .map(u16::from_le_bytes)
+                .map_err(|_| KalamError::Corrupt("the number of data groups".into()))?;
+            match stored == groups {
+                true => Ok(()),
+                false => Err(KalamError::InvalidRequest(format!(
+                    "this node's cluster has {stored} data groups, and the number cannot change: start it with \
+                     cluster.data_groups = {stored} (not {groups})"
+                ))),
+            }
+        }
+        None => {
+            let mut batch = rocksdb::WriteBatch::default();
+            batch.put_cf(&db.store.cf(crate::storage::CF_CATALOG), DATA_GROUPS_KEY, groups.to_le_bytes());
+            db.store.write(batch)
+        }
+    }
 }
 
 impl Cluster {
@@ -95,29 +133,15 @@ impl Cluster {
         let token = ClusterToken::new(secret.as_bytes());
         db.committer.replicated();
 
-        // The log is as durable as the node's commits (`storage.sync_writes`).
+        let placement = db.committer.placement();
+        check_data_groups(db, placement.groups())?;
+
+        // The logs are as durable as the node's commits (`storage.sync_writes`).
         let durability = if db.config.storage.sync_writes { Durability::Synced } else { Durability::Buffered };
         let logs = RaftLogs::open(&db.config.server.data_dir.join("raft"), durability)
             .map_err(|e| KalamError::Source(Arc::new(e)))?;
-        let log_store = logs.group::<TypeConfig>(GROUP);
         let client_address = Arc::new(OnceLock::new());
         let problems = problems::Problems::default();
-        let machine = state_machine::StateMachine::open(db.clone(), client_address.clone(), problems.clone())?;
-        let outside_data =
-            !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1);
-        if outside_data && !config.bootstrap {
-            // Its data is not in the log: other nodes would never get it, and replaying the
-            // log over it would diverge.
-            return Err(KalamError::InvalidRequest(format!(
-                "{} holds tables or users written outside cluster mode; only the node that creates \
-                 the cluster (--cluster-bootstrap) may start from a single node's data, others \
-                 start from an empty data directory",
-                db.config.server.data_dir.display()
-            )));
-        }
-        if outside_data {
-            seeding::mark_pending(db)?;
-        }
         let raft_config = openraft::Config {
             cluster_name: "kalamdb".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -133,6 +157,7 @@ impl Cluster {
         }
         .validate()
         .map_err(|e| KalamError::InvalidRequest(format!("cluster settings: {e}")))?;
+        let raft_config = Arc::new(raft_config);
         let tls = match (&config.tls_cert, &config.tls_key, &config.tls_ca) {
             (Some(cert), Some(key), Some(ca)) => Some(crate::tls::MutualTls::load(cert, key, ca)?),
             _ => None,
@@ -144,19 +169,56 @@ impl Cluster {
         let client = client.build().map_err(KalamError::internal)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let tls_acceptor = tls.map(|tls| tls.acceptor);
-        let network = network::Network::new(client.clone(), token.clone(), node_id, problems.clone(), scheme);
-        let raft = Raft::new(node_id, Arc::new(raft_config), network, log_store, machine)
-            .await
-            .map_err(|e| KalamError::internal(format!("cannot start Raft: {e}")))?;
 
-        let metrics = raft.metrics();
+        let (catalog_progress, catalog_applied) = tokio::sync::watch::channel(0u64);
+        let catalog_progress = Arc::new(catalog_progress);
+        let restart = snapshot::InstallRestart::default();
+        let mut groups = Vec::with_capacity(usize::from(placement.groups()) + 1);
+        for id in std::iter::once(METADATA).chain(placement.all().map(crate::replication::raft_group)) {
+            let progress = match id {
+                METADATA => state_machine::CatalogProgress::Publishes(catalog_progress.clone()),
+                _ => state_machine::CatalogProgress::Follows(catalog_applied.clone()),
+            };
+            let machine = state_machine::StateMachine::open(
+                id,
+                db.clone(),
+                client_address.clone(),
+                problems.clone(),
+                progress,
+                restart.clone(),
+            )?;
+            if id == METADATA {
+                let outside_data =
+                    !machine.has_applied() && (!db.catalog.tables(None).is_empty() || db.catalog.users().len() > 1);
+                if outside_data && !config.bootstrap {
+                    // Its data is not in the log: other nodes would never get it, and
+                    // replaying the log over it would diverge.
+                    return Err(KalamError::InvalidRequest(format!(
+                        "{} holds tables or users written outside cluster mode; only the node that creates \
+                         the cluster (--cluster-bootstrap) may start from a single node's data, others \
+                         start from an empty data directory",
+                        db.config.server.data_dir.display()
+                    )));
+                }
+                if outside_data {
+                    seeding::mark_pending(db)?;
+                }
+            }
+            let network = network::Network::new(id, client.clone(), token.clone(), node_id, problems.clone(), scheme);
+            let raft = Raft::new(node_id, raft_config.clone(), network, logs.group::<TypeConfig>(id), machine)
+                .await
+                .map_err(|e| KalamError::internal(format!("cannot start Raft group {}: {e}", id.0)))?;
+            let metrics = raft.metrics();
+            groups.push(Group { id, raft, metrics });
+        }
+
         let cluster = Arc::new(Cluster {
             node_id,
-            raft,
+            groups,
+            placement,
             db: Arc::downgrade(db),
             client,
             token,
-            metrics,
             config: config.clone(),
             streams: stream_relay::StreamRelay::default(),
             client_address,
@@ -173,10 +235,10 @@ impl Cluster {
             header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
         };
         tokio::spawn(crate::api::serve::serve(listener, app, limits, tls_acceptor, std::future::pending()));
-        tracing::info!(node = node_id, %listen, "cluster node listening for other nodes");
+        tracing::info!(node = node_id, %listen, data_groups = placement.groups(), "cluster node listening for other nodes");
 
-        // Only the node that creates the cluster seeds it (the first snapshot, which other
-        // nodes install, carries the marker too).
+        // Only the node that creates the cluster seeds it (the first snapshots, which other
+        // nodes install, carry the marker too).
         let seeding = match config.bootstrap {
             true => seeding::is_pending(db)?,
             false => {
@@ -185,17 +247,23 @@ impl Cluster {
             }
         };
         if config.bootstrap {
-            let initialised = cluster.raft.is_initialized().await.map_err(KalamError::internal)?;
-            if !initialised {
-                let mut members: BTreeMap<u64, BasicNode> =
-                    config.peer_addresses()?.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
-                if seeding {
-                    // Alone first: the others join once a snapshot holds the data (below).
-                    members.retain(|id, _| *id == node_id);
-                }
-                cluster.raft.initialize(members).await.map_err(|e| KalamError::internal(format!("bootstrap: {e}")))?;
-                tracing::info!(node = node_id, "created the cluster");
+            let mut members: BTreeMap<u64, BasicNode> =
+                config.peer_addresses()?.into_iter().map(|(id, addr)| (id, BasicNode { addr })).collect();
+            if seeding {
+                // Alone first: the others join once snapshots hold the data (below).
+                members.retain(|id, _| *id == node_id);
             }
+            for group in &cluster.groups {
+                let initialised = group.raft.is_initialized().await.map_err(KalamError::internal)?;
+                if !initialised {
+                    group
+                        .raft
+                        .initialize(members.clone())
+                        .await
+                        .map_err(|e| KalamError::internal(format!("bootstrap of group {}: {e}", group.id.0)))?;
+                }
+            }
+            tracing::info!(node = node_id, "created the cluster");
         }
         if seeding {
             seeding::seed(&cluster, db).await?;
@@ -222,8 +290,10 @@ impl Cluster {
 
     /// Stops Raft (its tasks hold the database).
     pub(crate) async fn shutdown(&self) {
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!("stopping Raft: {e}");
+        for group in &self.groups {
+            if let Err(e) = group.raft.shutdown().await {
+                tracing::warn!(group = group.id.0, "stopping Raft: {e}");
+            }
         }
     }
 
@@ -231,20 +301,35 @@ impl Cluster {
         self.db.upgrade().ok_or_else(|| KalamError::Unavailable("the node is shutting down".into()))
     }
 
-    /// The last log index this node applied.
-    fn applied(&self) -> u64 {
-        self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
+    /// Whether this node has group `group` (a number another node sent).
+    pub(super) fn has_group(&self, group: GroupId) -> bool {
+        usize::try_from(group.0).is_ok_and(|g| g < self.groups.len())
     }
 
-    /// Waits until this node has applied `index`, for at most `timeout`.
-    async fn applied_within(&self, index: u64, timeout: Duration) -> bool {
-        let wait = self.raft.wait(Some(timeout));
+    fn group(&self, group: GroupId) -> &Group {
+        &self.groups[group.0 as usize]
+    }
+
+    /// Group `group`'s Raft (which must exist: see [`Cluster::has_group`]).
+    pub(super) fn raft(&self, group: GroupId) -> &Raft<TypeConfig> {
+        &self.group(group).raft
+    }
+
+    /// The last log index of `group` this node applied.
+    fn applied(&self, group: GroupId) -> u64 {
+        self.group(group).metrics.borrow().last_applied.map_or(0, |l| l.index)
+    }
+
+    /// Waits until this node has applied `index` of `group`, for at most `timeout`.
+    async fn applied_within(&self, group: GroupId, index: u64, timeout: Duration) -> bool {
+        let wait = self.raft(group).wait(Some(timeout));
         wait.applied_index_at_least(Some(index), "a client's read after its write").await.is_ok()
     }
 
-    /// The current leader's cluster address, waiting (until `deadline`) for one to exist.
-    async fn leader(&self, deadline: tokio::time::Instant) -> Result<(u64, String)> {
-        let mut metrics = self.raft.metrics();
+    /// The current leader of `group` and its cluster address, waiting (until `deadline`)
+    /// for one to exist.
+    async fn leader(&self, group: GroupId, deadline: tokio::time::Instant) -> Result<(u64, String)> {
+        let mut metrics = self.group(group).metrics.clone();
         loop {
             {
                 let m = metrics.borrow_and_update();
@@ -262,14 +347,15 @@ impl Cluster {
         }
     }
 
-    /// Sends a write to the leader and relays its answer once this node has applied it;
-    /// `None` if this node became the leader meanwhile (the caller runs the write here).
-    /// Retries only where the leader did nothing (no leader yet, a node that is no longer
-    /// the leader, a refused connection); a request lost in flight is answered UNAVAILABLE
-    /// with a warning that it may have been applied. The leader answers within
+    /// Sends a write to the leader of `group` and relays its answer once this node has
+    /// applied it; `None` if this node became that leader meanwhile (the caller runs the
+    /// write here). Retries only where the leader did nothing (no leader yet, a node that is
+    /// no longer the leader, a refused connection); a request lost in flight is answered
+    /// UNAVAILABLE with a warning that it may have been applied. The leader answers within
     /// `answer_within`, or is taken for lost after 5 s more.
     async fn forward<B: Serialize, T: DeserializeOwned>(
         &self,
+        group: GroupId,
         path: &str,
         body: &B,
         answer_within: Duration,
@@ -278,7 +364,7 @@ impl Cluster {
         let patience = self.write_timeout();
         let deadline = tokio::time::Instant::now() + patience;
         loop {
-            let (leader, addr) = self.leader(deadline).await?;
+            let (leader, addr) = self.leader(group, deadline).await?;
             if leader == self.node_id {
                 return Ok(None);
             }
@@ -287,6 +373,7 @@ impl Cluster {
                 .post(format!("{}://{addr}{path}", self.scheme))
                 .header(network::TOKEN_HEADER, self.token.header())
                 .header(network::NODE_HEADER, self.node_id)
+                .header(network::GROUP_HEADER, group.0)
                 .timeout(answer_within + Duration::from_secs(5))
                 .json(body)
                 .send()
@@ -294,7 +381,7 @@ impl Cluster {
             let response = match sent {
                 Ok(r) => r,
                 Err(e) if e.is_connect() => {
-                    tracing::debug!(leader, "leader unreachable, waiting for another: {e}");
+                    tracing::debug!(leader, group = group.0, "leader unreachable, waiting for another: {e}");
                     if tokio::time::Instant::now() >= deadline {
                         return Err(KalamError::Unavailable("the cluster leader cannot be reached; retry".into()));
                     }
@@ -302,7 +389,7 @@ impl Cluster {
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(leader, "a forwarded write got no answer: {e}");
+                    tracing::warn!(leader, group = group.0, "a forwarded write got no answer: {e}");
                     return Err(KalamError::Unavailable(
                         "the leader did not answer; the write may or may not have been applied".into(),
                     ));
@@ -330,18 +417,22 @@ impl Cluster {
                     "the leader's answer was cut off ({e}); the write may or may not have been applied"
                 ))
             })?;
-            if !self.applied_within(answer.applied, patience).await {
-                tracing::warn!(index = answer.applied, "a forwarded write is answered before this node applied it");
+            if !self.applied_within(group, answer.applied, patience).await {
+                tracing::warn!(
+                    group = group.0,
+                    index = answer.applied,
+                    "a forwarded write is answered before this node applied it"
+                );
             }
             return answer.result.map(Some).map_err(KalamError::from);
         }
     }
 
-    /// On the leader: the log index a linearizable read must wait for, once a majority has
-    /// confirmed this node still leads.
-    async fn read_index_here(&self) -> Result<u64> {
+    /// On a group's leader: the log index a linearizable read must wait for, once a majority
+    /// has confirmed this node still leads.
+    pub(super) async fn read_index_here(&self, group: GroupId) -> Result<u64> {
         let patience = self.write_timeout();
-        match tokio::time::timeout(patience, self.raft.get_read_log_id()).await {
+        match tokio::time::timeout(patience, self.raft(group).get_read_log_id()).await {
             Ok(Ok((read, _applied))) => Ok(read.map_or(0, |l| l.index)),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("this node cannot confirm it leads: {e}; retry"))),
             Err(_) => {
@@ -350,25 +441,30 @@ impl Cluster {
         }
     }
 
-    /// On the leader: runs a write another node forwarded and answers with its outcome and
-    /// the index this node has applied; `None` if this node is not the leader.
-    async fn run_forwarded<T, F>(&self, run: impl FnOnce(Arc<Database>) -> F) -> Option<Forwarded<T>>
+    /// On a group's leader: runs a write another node forwarded and answers with its
+    /// outcome and the index of the group this node has applied; `None` if this node does
+    /// not lead the group.
+    pub(super) async fn run_forwarded<T, F>(
+        &self,
+        group: GroupId,
+        run: impl FnOnce(Arc<Database>) -> F,
+    ) -> Option<Forwarded<T>>
     where
         F: std::future::Future<Output = Result<T>>,
     {
-        if !self.is_leader() {
+        if !self.leads(group) {
             return None;
         }
         let result = match self.database() {
             Ok(db) => run(db).await.map_err(|e| Failure::from(&e)),
             Err(e) => Err(Failure::from(&e)),
         };
-        Some(Forwarded { result, applied: self.applied() })
+        Some(Forwarded { result, applied: self.applied(group) })
     }
 
-    /// Takes STREAM events the leader relayed: into this node's buffers and to its
+    /// Takes STREAM events a group's leader relayed: into this node's buffers and to its
     /// subscribers (an ephemeral stream's only if it has some here).
-    fn take_stream_events(&self, batch: Vec<StreamEvents>) {
+    pub(super) fn take_stream_events(&self, batch: Vec<StreamEvents>) {
         let Ok(db) = self.database() else { return };
         for relayed in batch {
             let Some(table) = db.catalog.table_by_id(relayed.table) else { continue };
@@ -384,21 +480,104 @@ impl Cluster {
             });
         }
     }
-}
 
-impl Cluster {
-    /// On the leader: proposes a login's outcome and waits until it is applied here.
-    async fn record_here(&self, record: LoginRecord) -> Result<()> {
+    /// On the metadata group's leader: proposes a login's outcome and waits until it is
+    /// applied here.
+    pub(super) async fn record_here(&self, record: LoginRecord) -> Result<()> {
         self.propose(Command::Login(record)).await.map(|_| ())
+    }
+
+    /// The leader of `group` takes one step of a membership change on it.
+    pub(super) async fn change_group_members(&self, group: GroupId, step: MemberStep) -> Result<()> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            KalamError::Unavailable(format!("the membership change of group {} failed: {e}", group.0))
+        };
+        let raft = self.raft(group);
+        let voters: BTreeSet<u64> =
+            self.group(group).metrics.borrow().membership_config.membership().voter_ids().collect();
+        match step {
+            MemberStep::Learner { id, address } => {
+                if !voters.contains(&id) {
+                    raft.add_learner(id, BasicNode { addr: address }, false).await.map_err(|e| unavailable(&e))?;
+                }
+                Ok(())
+            }
+            MemberStep::Voter { id, address } => {
+                if voters.contains(&id) {
+                    return Ok(());
+                }
+                // It votes (and counts towards a majority) only once it holds the data: it
+                // has applied as far as the log goes, less a few entries.
+                // (openraft's own blocking add gives up waiting after half a second, and
+                // counts entries the learner has stored, not applied.)
+                let deadline = tokio::time::Instant::now() + LEARNER_CATCH_UP;
+                loop {
+                    let last = self.group(group).metrics.borrow().last_log_index.unwrap_or(0);
+                    let learner = self.peer_health(&address).await;
+                    if learner.as_ref().is_some_and(|h| h.metadata.stopped) || self.problems.peer_stopped(id) {
+                        // Shown in system.cluster at once, before a Raft RPC answers so too.
+                        for stopped in learner.iter().flat_map(|h| &h.groups).filter(|g| g.stopped) {
+                            self.problems.peer_answered(id, GroupId(stopped.group), true);
+                        }
+                        return Err(KalamError::Unavailable(format!(
+                            "node {id} was added as a learner, but its Raft has stopped; see that node's \
+                             log, restart it once fixed, then run ALTER CLUSTER ADD NODE again"
+                        )));
+                    }
+                    let applied = learner.and_then(|h| h.groups.into_iter().find(|g| g.group == group.0));
+                    if applied.and_then(|g| g.last_applied).is_some_and(|applied| applied + LEARNER_LAG >= last) {
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(KalamError::Unavailable(format!(
+                            "node {id} was added as a learner but has not caught up with the log of group {} \
+                             within {} s; run ALTER CLUSTER ADD NODE again to make it a voter once it has",
+                            group.0,
+                            LEARNER_CATCH_UP.as_secs()
+                        )));
+                    }
+                    tokio::time::sleep(LEARNER_POLL).await;
+                }
+                let mut next = voters;
+                next.insert(id);
+                self.change_membership_within(group, next).await
+            }
+            MemberStep::Remove { id } => {
+                if !voters.contains(&id) {
+                    return Ok(());
+                }
+                let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
+                self.change_membership_within(group, next).await
+            }
+        }
     }
 }
 
-/// Logins count failures cluster-wide: each outcome goes through the log (forwarded to the
-/// leader from another node), and every node applies it to the account's counters.
+/// One step of a membership change, taken on one group by its leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) enum MemberStep {
+    /// Replicate to the node, which does not vote yet.
+    Learner {
+        id: u64,
+        address: String,
+    },
+    /// Once the node has caught up with the group's log, make it a voter.
+    Voter {
+        id: u64,
+        address: String,
+    },
+    Remove {
+        id: u64,
+    },
+}
+
+/// Logins count failures cluster-wide: each outcome goes through the metadata group's log
+/// (forwarded to its leader from another node), and every node applies it to the account's
+/// counters.
 #[async_trait::async_trait]
 impl LoginLedger for Cluster {
     async fn record(&self, record: LoginRecord) -> Result<()> {
-        match self.forward::<_, ()>(service::FORWARD_LOGIN, &record, self.write_timeout()).await? {
+        match self.forward::<_, ()>(METADATA, service::FORWARD_LOGIN, &record, self.write_timeout()).await? {
             Some(()) => Ok(()),
             None => self.record_here(record).await,
         }
@@ -407,12 +586,25 @@ impl LoginLedger for Cluster {
 
 #[async_trait::async_trait]
 impl Replication for Cluster {
-    fn is_leader(&self) -> bool {
-        self.metrics.borrow().current_leader == Some(self.node_id)
+    fn group_of(&self, table: TableId, partition: Partition) -> GroupId {
+        crate::replication::group_of(self.placement, table, partition)
+    }
+
+    fn leads(&self, group: GroupId) -> bool {
+        self.leader_of(group) == Some(self.node_id)
+    }
+
+    fn leader_of(&self, group: GroupId) -> Option<u64> {
+        match self.has_group(group) {
+            true => self.group(group).metrics.borrow().current_leader,
+            false => None,
+        }
     }
 
     async fn propose(&self, command: Command) -> Result<Outcome> {
-        let size = serde_json::to_vec(&command).map_err(KalamError::internal)?.len();
+        let group = command.group(self.placement);
+        let proposal = Proposal { command, catalog_index: self.applied(METADATA) };
+        let size = serde_json::to_vec(&proposal).map_err(KalamError::internal)?.len();
         if size > self.config.max_entry_bytes {
             return Err(KalamError::TooLarge(format!(
                 "this write is {size} bytes encoded, more than a cluster log entry carries \
@@ -421,7 +613,7 @@ impl Replication for Cluster {
             )));
         }
         let timeout = self.write_timeout();
-        match tokio::time::timeout(timeout, self.raft.client_write(command)).await {
+        match tokio::time::timeout(timeout, self.raft(group).client_write(proposal)).await {
             Err(_) => Err(KalamError::Unavailable(format!(
                 "no majority of the cluster acknowledged the write within {} ms; it may or may not be applied",
                 self.config.write_timeout_ms
@@ -434,19 +626,19 @@ impl Replication for Cluster {
         }
     }
 
-    async fn forward_statement(&self, statement: ForwardedStatement) -> Result<QueryResult> {
+    async fn forward_statement(&self, group: GroupId, statement: ForwardedStatement) -> Result<QueryResult> {
         let answer_within = match statement.membership {
-            true => LEARNER_CATCH_UP,
+            true => LEARNER_CATCH_UP * (self.groups.len() as u32),
             false => Duration::ZERO,
         } + self.write_timeout();
-        match self.forward(service::FORWARD_STATEMENT, &statement, answer_within).await? {
+        match self.forward(group, service::FORWARD_STATEMENT, &statement, answer_within).await? {
             Some(result) => Ok(result),
             None => executor::execute_forwarded(&self.database()?, statement).await,
         }
     }
 
-    async fn forward_mutation(&self, mutation: ForwardedMutation) -> Result<MutateResult> {
-        match self.forward(service::FORWARD_MUTATION, &mutation, self.write_timeout()).await? {
+    async fn forward_mutation(&self, group: GroupId, mutation: ForwardedMutation) -> Result<MutateResult> {
+        match self.forward(group, service::FORWARD_MUTATION, &mutation, self.write_timeout()).await? {
             Some(result) => Ok(result),
             None => Ok(mutations::apply_here(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
         }
@@ -456,77 +648,49 @@ impl Replication for Cluster {
         serde_json::to_value(self.node_health()).unwrap_or_default()
     }
 
-    fn applied_index(&self) -> u64 {
-        self.applied()
+    fn applied_position(&self) -> AppliedPosition {
+        AppliedPosition(self.groups.iter().map(|g| self.applied(g.id)).collect())
     }
 
     async fn read_barrier(&self) -> Result<()> {
-        let index = match self.is_leader() {
-            true => None,
-            false => self.forward::<(), u64>(service::READ_INDEX, &(), self.write_timeout()).await?,
-        };
-        let index = match index {
-            Some(index) => index,
-            // The leader (or this node became it while asking).
-            None => self.read_index_here().await?,
-        };
-        match self.applied_within(index, self.write_timeout()).await {
-            true => Ok(()),
-            false => {
-                Err(KalamError::Unavailable(format!("this node has not applied log index {index} in time; retry")))
+        let each = self.groups.iter().map(|g| async move {
+            let group = g.id;
+            let index = match self.leads(group) {
+                true => None,
+                false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?,
+            };
+            let index = match index {
+                Some(index) => index,
+                // The leader (or this node became it while asking).
+                None => self.read_index_here(group).await?,
+            };
+            match self.applied_within(group, index, self.write_timeout()).await {
+                true => Ok(()),
+                false => Err(KalamError::Unavailable(format!(
+                    "this node has not applied index {index} of group {} in time; retry",
+                    group.0
+                ))),
             }
-        }
+        });
+        futures::future::try_join_all(each).await.map(|_| ())
     }
 
     fn relay_stream(&self, events: StreamEvents) {
         self.streams.send(&self.others(), events, &self.client, &self.token, self.node_id, self.scheme);
     }
 
-    async fn wait_applied(&self, index: u64) -> bool {
-        self.applied_within(index, READ_AFTER_WAIT).await
+    async fn wait_applied(&self, position: &AppliedPosition) -> bool {
+        let each = position
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(g, index)| **index > 0 && *g < self.groups.len())
+            .map(|(g, index)| self.applied_within(GroupId(g as u32), *index, READ_AFTER_WAIT));
+        futures::future::join_all(each).await.into_iter().all(|reached| reached)
     }
 
     fn members(&self) -> Vec<Member> {
-        let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let leading = m.current_leader == Some(self.node_id);
-        let last = m.last_log_index;
-        let committed = majority_index(&m);
-        membership
-            .nodes()
-            .map(|(id, node)| {
-                let this_node = *id == self.node_id;
-                let matched = match (&m.replication, this_node) {
-                    (_, true) => last,
-                    (Some(r), false) if leading => r.get(id).and_then(|l| l.map(|l| l.index)),
-                    _ => None,
-                };
-                Member {
-                    node_id: *id,
-                    address: node.addr.clone(),
-                    voter: voters.contains(id),
-                    leader: m.current_leader == Some(*id),
-                    this_node,
-                    term: m.current_term,
-                    log_index: matched,
-                    applied_index: if this_node { m.last_applied.map(|l| l.index) } else { None },
-                    lag: match (leading, last, matched) {
-                        (true, Some(last), Some(matched)) => Some(last.saturating_sub(matched)),
-                        (true, Some(last), None) => Some(last),
-                        _ => None,
-                    },
-                    snapshot_index: if this_node { m.snapshot.map(|l| l.index) } else { None },
-                    purged_index: if this_node { m.purged.map(|l| l.index) } else { None },
-                    committed_index: if this_node { committed } else { None },
-                    problem: match this_node {
-                        true => self.problems.snapshot_error().map(|e| format!("the last snapshot failed: {e}")),
-                        false if self.problems.peer_stopped(*id) => Some("its Raft has stopped (see its log)".into()),
-                        false => None,
-                    },
-                }
-            })
-            .collect()
+        self.groups.iter().flat_map(|g| self.members_of(g)).collect()
     }
 
     async fn jobs_elsewhere(&self) -> Vec<(u64, Vec<crate::jobs::Job>)> {
@@ -556,68 +720,60 @@ impl Replication for Cluster {
                 "the cluster is still taking the snapshot of its first node's data; retry".into(),
             ));
         }
-        let unavailable =
-            |e: &dyn std::fmt::Display| KalamError::Unavailable(format!("the membership change failed: {e}"));
-        let voters: BTreeSet<u64> = self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
-        match change {
-            MembershipChange::Add { id, address } => {
-                if voters.contains(&id) {
-                    return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
-                }
-                self.raft
-                    .add_learner(id, BasicNode { addr: address.clone() }, false)
-                    .await
-                    .map_err(|e| unavailable(&e))?;
-                // It votes (and counts towards a majority) only once it holds the data: it
-                // has applied as far as the log goes, less a few entries.
-                // (openraft's own blocking add gives up waiting after half a second, and
-                // counts entries the learner has stored, not applied.)
-                let deadline = tokio::time::Instant::now() + LEARNER_CATCH_UP;
-                loop {
-                    let last = self.metrics.borrow().last_log_index.unwrap_or(0);
-                    let learner = self.peer_health(&address).await;
-                    if learner.as_ref().is_some_and(|h| h.stopped) || self.problems.peer_stopped(id) {
-                        // Shown in system.cluster at once, before a Raft RPC answers so too.
-                        self.problems.peer_answered(id, true);
-                        return Err(KalamError::Unavailable(format!(
-                            "node {id} was added as a learner, but its Raft has stopped; see that node's \
-                             log, restart it once fixed, then run ALTER CLUSTER ADD NODE again"
-                        )));
-                    }
-                    if learner.and_then(|h| h.last_applied).is_some_and(|applied| applied + LEARNER_LAG >= last) {
-                        break;
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(KalamError::Unavailable(format!(
-                            "node {id} was added as a learner but has not caught up with the log within {} s; \
-                             run ALTER CLUSTER ADD NODE again to make it a voter once it has",
-                            LEARNER_CATCH_UP.as_secs()
-                        )));
-                    }
-                    tokio::time::sleep(LEARNER_POLL).await;
-                }
-                let mut next = voters;
-                next.insert(id);
-                self.change_membership_within(next).await?;
-                Ok(format!("Node {id} ({address}) added to the cluster"))
+        let voters_of =
+            |g: &Group| -> BTreeSet<u64> { g.metrics.borrow().membership_config.membership().voter_ids().collect() };
+        let voters = voters_of(self.group(METADATA));
+        match &change {
+            // (A node added to some groups only, by a change that failed midway, is added
+            // to the rest by running it again.)
+            MembershipChange::Add { id, .. } if self.groups.iter().all(|g| voters_of(g).contains(id)) => {
+                return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
             }
-            MembershipChange::Remove { id } => {
-                if !voters.contains(&id) {
-                    return Err(KalamError::Validation(format!("node {id} is not a member")));
+            MembershipChange::Remove { id } if !voters.contains(id) => {
+                return Err(KalamError::Validation(format!("node {id} is not a member")));
+            }
+            MembershipChange::Remove { .. } if voters.len() == 1 => {
+                return Err(KalamError::Validation("the last node of a cluster cannot be removed".into()));
+            }
+            _ => {}
+        }
+        // Every group, each on its own leader. Adding: the node becomes a learner of every
+        // group at once (its snapshots arrive together, installed by one restart), then a
+        // voter of each once it has caught up, the metadata group first (a data group
+        // applies nothing before its node has the catalog it names). Removing: the metadata
+        // group last.
+        let steps: Vec<MemberStep> = match &change {
+            MembershipChange::Add { id, address } => vec![
+                MemberStep::Learner { id: *id, address: address.clone() },
+                MemberStep::Voter { id: *id, address: address.clone() },
+            ],
+            MembershipChange::Remove { id } => vec![MemberStep::Remove { id: *id }],
+        };
+        let mut order: Vec<GroupId> = self.groups.iter().map(|g| g.id).collect();
+        if matches!(change, MembershipChange::Remove { .. }) {
+            order.rotate_left(1);
+        }
+        for step in steps {
+            let answer_within = match step {
+                MemberStep::Voter { .. } => LEARNER_CATCH_UP,
+                _ => Duration::ZERO,
+            } + self.write_timeout();
+            for group in &order {
+                match self.forward::<_, ()>(*group, service::MEMBERSHIP, &step, answer_within).await? {
+                    Some(()) => {}
+                    None => self.change_group_members(*group, step.clone()).await?,
                 }
-                if voters.len() == 1 {
-                    return Err(KalamError::Validation("the last node of a cluster cannot be removed".into()));
-                }
-                let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
-                self.change_membership_within(next).await?;
-                Ok(format!("Node {id} removed from the cluster"))
             }
         }
+        Ok(match change {
+            MembershipChange::Add { id, address } => format!("Node {id} ({address}) added to the cluster"),
+            MembershipChange::Remove { id } => format!("Node {id} removed from the cluster"),
+        })
     }
 }
 
-/// How long `ALTER CLUSTER ADD NODE` waits for the new node to catch up (a whole snapshot,
-/// perhaps) before it makes it a voter.
+/// How long `ALTER CLUSTER ADD NODE` waits for the new node to catch up with a group (a
+/// whole snapshot, perhaps) before it makes it a voter.
 const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
 /// How often that wait asks the new node how far it has applied.
 const LEARNER_POLL: Duration = Duration::from_millis(500);
@@ -644,27 +800,41 @@ fn majority_index(m: &openraft::RaftMetrics<u64, BasicNode>) -> Option<u64> {
 }
 
 /// What `/v1/api/cluster/health` reports about this node (and the cluster port's status
-/// request, which `ALTER CLUSTER ADD NODE` asks the new node).
+/// request, which `ALTER CLUSTER ADD NODE` asks the new node): the metadata group's state at
+/// the top, every group's in `groups`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct NodeHealth {
     pub node_id: u64,
+    /// The metadata group's state (its `group` is 0; its `stopped` is the node's: whether any
+    /// of its groups has stopped after an error it cannot go on from, which its log says; the
+    /// node must be restarted once that is fixed).
+    #[serde(flatten)]
+    pub metadata: GroupHealth,
+    /// Why the last attempt to take a snapshot failed, if it did (the log is then kept).
+    pub snapshot_error: Option<String>,
+    /// The metadata group's voters.
+    pub members: Vec<u64>,
+    /// Every group: the metadata group (0), then the data groups.
+    pub groups: Vec<GroupHealth>,
+}
+
+/// One Raft group's state on a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct GroupHealth {
+    pub group: u32,
     pub state: String,
     pub leader: Option<u64>,
     pub term: u64,
     pub last_log_index: Option<u64>,
     pub last_applied: Option<u64>,
-    /// The last log index in this node's latest snapshot.
+    /// The last log index in this node's latest snapshot of the group.
     pub snapshot_index: Option<u64>,
     /// The log is purged up to this index (covered by the snapshot).
     pub purged_index: Option<u64>,
-    /// On the leader: how far the log is committed (held by a majority of the voters).
+    /// On the group's leader: how far the log is committed (held by a majority of the voters).
     pub committed_index: Option<u64>,
-    /// Why the last attempt to take a snapshot failed, if it did (the log is then kept).
-    pub snapshot_error: Option<String>,
-    /// This node's Raft has stopped after an error it cannot go on from (its log says
-    /// which); it must be restarted once that is fixed.
+    /// The group's Raft has stopped on this node.
     pub stopped: bool,
-    pub members: Vec<u64>,
 }
 
 impl Cluster {
@@ -690,9 +860,10 @@ impl Cluster {
         sent.json().await.ok()
     }
 
-    /// The other members (voters and learners) and their cluster addresses.
+    /// The other members (voters and learners of the metadata group) and their cluster
+    /// addresses.
     fn others(&self) -> Vec<(u64, String)> {
-        let m = self.metrics.borrow();
+        let m = self.group(METADATA).metrics.borrow();
         m.membership_config
             .membership()
             .nodes()
@@ -701,9 +872,10 @@ impl Cluster {
             .collect()
     }
 
-    /// Makes `voters` the voters, waiting as long as a write does for the change to commit.
-    async fn change_membership_within(&self, voters: BTreeSet<u64>) -> Result<()> {
-        match tokio::time::timeout(self.write_timeout(), self.raft.change_membership(voters, false)).await {
+    /// Makes `voters` the voters of `group`, waiting as long as a write does for the change
+    /// to commit.
+    async fn change_membership_within(&self, group: GroupId, voters: BTreeSet<u64>) -> Result<()> {
+        match tokio::time::timeout(self.write_timeout(), self.raft(group).change_membership(voters, false)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("the membership change failed: {e}"))),
             Err(_) => Err(KalamError::Unavailable(format!(
@@ -714,22 +886,85 @@ impl Cluster {
         }
     }
 
+    /// The members of one group, as this node sees them.
+    fn members_of(&self, group: &Group) -> Vec<Member> {
+        let m = group.metrics.borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let leading = m.current_leader == Some(self.node_id);
+        let last = m.last_log_index;
+        let committed = majority_index(&m);
+        membership
+            .nodes()
+            .map(|(id, node)| {
+                let this_node = *id == self.node_id;
+                let matched = match (&m.replication, this_node) {
+                    (_, true) => last,
+                    (Some(r), false) if leading => r.get(id).and_then(|l| l.map(|l| l.index)),
+                    _ => None,
+                };
+                Member {
+                    group: group.id,
+                    node_id: *id,
+                    address: node.addr.clone(),
+                    voter: voters.contains(id),
+                    leader: m.current_leader == Some(*id),
+                    this_node,
+                    term: m.current_term,
+                    log_index: matched,
+                    applied_index: if this_node { m.last_applied.map(|l| l.index) } else { None },
+                    lag: match (leading, last, matched) {
+                        (true, Some(last), Some(matched)) => Some(last.saturating_sub(matched)),
+                        (true, Some(last), None) => Some(last),
+                        _ => None,
+                    },
+                    snapshot_index: if this_node { m.snapshot.map(|l| l.index) } else { None },
+                    purged_index: if this_node { m.purged.map(|l| l.index) } else { None },
+                    committed_index: if this_node { committed } else { None },
+                    problem: match this_node {
+                        true => {
+                            self.problems.snapshot_error_of(group.id).map(|e| format!("the last snapshot failed: {e}"))
+                        }
+                        false if self.problems.peer_stopped_in(*id, group.id) => {
+                            Some("its Raft has stopped (see its log)".into())
+                        }
+                        false => None,
+                    },
+                }
+            })
+            .collect()
+    }
+
     /// This node's view of the cluster.
     pub(crate) fn node_health(&self) -> NodeHealth {
-        let m = self.raft.metrics().borrow().clone();
+        let groups: Vec<GroupHealth> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let m = g.metrics.borrow();
+                GroupHealth {
+                    group: g.id.0,
+                    state: format!("{:?}", m.state),
+                    leader: m.current_leader,
+                    term: m.current_term,
+                    last_log_index: m.last_log_index,
+                    last_applied: m.last_applied.map(|l| l.index),
+                    snapshot_index: m.snapshot.map(|l| l.index),
+                    purged_index: m.purged.map(|l| l.index),
+                    committed_index: majority_index(&m),
+                    stopped: m.running_state.is_err(),
+                }
+            })
+            .collect();
+        let m = self.group(METADATA).metrics.borrow().clone();
+        let mut metadata = groups[0].clone();
+        metadata.stopped = groups.iter().any(|g| g.stopped);
         NodeHealth {
             node_id: self.node_id,
-            state: format!("{:?}", m.state),
-            leader: m.current_leader,
-            term: m.current_term,
-            last_log_index: m.last_log_index,
-            last_applied: m.last_applied.map(|l| l.index),
-            snapshot_index: m.snapshot.map(|l| l.index),
-            purged_index: m.purged.map(|l| l.index),
-            committed_index: majority_index(&m),
+            metadata,
             snapshot_error: self.problems.snapshot_error(),
-            stopped: m.running_state.is_err(),
             members: m.membership_config.membership().voter_ids().collect(),
+            groups,
         }
     }
 }

@@ -5,6 +5,7 @@ use super::TypeConfig;
 use super::problems::Problems;
 use super::service::{APPEND, SNAPSHOT, VOTE};
 use hmac::{Hmac, Mac};
+use kalamdb_raft::GroupId;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -20,6 +21,8 @@ use sha2::Sha256;
 pub(super) const TOKEN_HEADER: &str = "x-kalamdb-cluster-token";
 /// The header naming the sending node (for the receiver's logs).
 pub(super) const NODE_HEADER: &str = "x-kalamdb-node";
+/// The header naming the Raft group a request is for (Raft RPCs, forwarded writes).
+pub(super) const GROUP_HEADER: &str = "x-kalamdb-group";
 
 /// Proves a request comes from a node holding the cluster secret: an HMAC-SHA256 of a fixed
 /// label under the secret, so the secret itself never crosses the network. Checked in
@@ -58,8 +61,9 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// Makes a [`PeerClient`] per target node.
+/// Makes a [`PeerClient`] per target node, for one Raft group.
 pub(super) struct Network {
+    group: GroupId,
     client: reqwest::Client,
     token: ClusterToken,
     node_id: u64,
@@ -70,13 +74,14 @@ pub(super) struct Network {
 
 impl Network {
     pub(super) fn new(
+        group: GroupId,
         client: reqwest::Client,
         token: ClusterToken,
         node_id: u64,
         problems: Problems,
         scheme: &'static str,
     ) -> Network {
-        Network { client, token, node_id, problems, scheme }
+        Network { group, client, token, node_id, problems, scheme }
     }
 }
 
@@ -85,6 +90,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
         PeerClient {
+            group: self.group,
             client: self.client.clone(),
             token: self.token.clone(),
             node_id: self.node_id,
@@ -95,8 +101,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-/// Sends one node's RPCs.
+/// Sends one node's RPCs of one group.
 pub(super) struct PeerClient {
+    group: GroupId,
     client: reqwest::Client,
     token: ClusterToken,
     node_id: u64,
@@ -127,6 +134,7 @@ impl PeerClient {
             .post(format!("{}{path}", self.url))
             .header(TOKEN_HEADER, self.token.header())
             .header(NODE_HEADER, self.node_id)
+            .header(GROUP_HEADER, self.group.0)
             .timeout(option.hard_ttl())
             .json(body)
             .send()
@@ -142,7 +150,7 @@ impl PeerClient {
         }
         let answer: Result<Resp, RaftError<u64, E>> =
             response.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.problems.peer_answered(self.target, matches!(answer, Err(RaftError::Fatal(_))));
+        self.problems.peer_answered(self.target, self.group, matches!(answer, Err(RaftError::Fatal(_))));
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -2,15 +2,17 @@
 //! despite: reported by `/v1/api/cluster/health` and `system.cluster`, and what lets
 //! `ALTER CLUSTER ADD NODE` give up at once on a node that cannot join.
 
-use std::collections::BTreeSet;
+use kalamdb_raft::GroupId;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Default)]
 struct State {
-    /// The last failed snapshot: the applied index when it failed, and why.
-    snapshot: Option<(u64, String)>,
-    /// Nodes whose Raft answered that it has stopped (a fatal error there; its log says why).
-    stopped: BTreeSet<u64>,
+    /// The last failed snapshot of each group: the applied index when it failed, and why.
+    snapshot: BTreeMap<GroupId, (u64, String)>,
+    /// Nodes whose Raft group answered that it has stopped (a fatal error there; its log
+    /// says why), with the group.
+    stopped: BTreeSet<(u64, GroupId)>,
 }
 
 /// Shared by the state machine, the network and the cluster handle of one node.
@@ -23,44 +25,59 @@ impl Problems {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A snapshot taken at applied index `applied` failed.
-    pub(super) fn snapshot_failed(&self, applied: u64, why: String) {
-        self.state().snapshot = Some((applied, why));
+    /// A snapshot of `group` taken at applied index `applied` failed.
+    pub(super) fn snapshot_failed(&self, group: GroupId, applied: u64, why: String) {
+        self.state().snapshot.insert(group, (applied, why));
     }
 
-    pub(super) fn snapshot_taken(&self) {
-        self.state().snapshot = None;
+    pub(super) fn snapshot_taken(&self, group: GroupId) {
+        self.state().snapshot.remove(&group);
     }
 
-    /// Whether a snapshot failed and fewer than `every` entries were applied since
-    /// (`applied` now): the next attempt waits as long as a snapshot normally does.
-    pub(super) fn snapshot_recently_failed(&self, applied: u64, every: u64) -> bool {
-        self.state().snapshot.as_ref().is_some_and(|(at, _)| applied < at.saturating_add(every))
+    /// Whether a snapshot of `group` failed and fewer than `every` entries were applied
+    /// since (`applied` now): the next attempt waits as long as a snapshot normally does.
+    pub(super) fn snapshot_recently_failed(&self, group: GroupId, applied: u64, every: u64) -> bool {
+        self.state().snapshot.get(&group).is_some_and(|(at, _)| applied < at.saturating_add(every))
     }
 
-    /// Why the last snapshot failed, if the last attempt did.
+    /// Why the last snapshot of a group failed, if the last attempt did (the first such
+    /// group's).
     pub(super) fn snapshot_error(&self) -> Option<String> {
-        self.state().snapshot.as_ref().map(|(_, why)| why.clone())
+        self.state().snapshot.iter().next().map(|(group, (_, why))| match group.0 {
+            0 => why.clone(),
+            g => format!("group {g}: {why}"),
+        })
     }
 
-    /// Node `node` answered that its Raft has stopped (`stopped`), or answered normally.
-    pub(super) fn peer_answered(&self, node: u64, stopped: bool) {
+    /// Why the last snapshot of `group` failed, if the last attempt did.
+    pub(super) fn snapshot_error_of(&self, group: GroupId) -> Option<String> {
+        self.state().snapshot.get(&group).map(|(_, why)| why.clone())
+    }
+
+    /// Node `node`'s Raft group `group` answered that it has stopped (`stopped`), or
+    /// answered normally.
+    pub(super) fn peer_answered(&self, node: u64, group: GroupId, stopped: bool) {
         let mut state = self.state();
         match stopped {
             true => {
-                if state.stopped.insert(node) {
-                    tracing::warn!(node, "node {node} answers that its Raft has stopped; see its log");
+                if state.stopped.insert((node, group)) {
+                    tracing::warn!(node, group = group.0, "node {node} answers that its Raft has stopped; see its log");
                 }
             }
             false => {
-                state.stopped.remove(&node);
+                state.stopped.remove(&(node, group));
             }
         }
     }
 
-    /// Whether node `node`'s last answer said its Raft has stopped.
+    /// Whether one of node `node`'s groups last answered that it has stopped.
     pub(super) fn peer_stopped(&self, node: u64) -> bool {
-        self.state().stopped.contains(&node)
+        self.state().stopped.iter().any(|(n, _)| *n == node)
+    }
+
+    /// Whether node `node`'s group `group` last answered that it has stopped.
+    pub(super) fn peer_stopped_in(&self, node: u64, group: GroupId) -> bool {
+        self.state().stopped.contains(&(node, group))
     }
 }
 
@@ -71,22 +88,29 @@ mod tests {
     #[test]
     fn a_failed_snapshot_is_retried_after_as_many_entries_as_a_snapshot_takes() {
         let problems = Problems::default();
-        assert!(!problems.snapshot_recently_failed(500, 100));
-        problems.snapshot_failed(500, "No space left on device".into());
-        assert!(problems.snapshot_recently_failed(599, 100));
-        assert!(!problems.snapshot_recently_failed(600, 100));
+        let (metadata, data) = (GroupId(0), GroupId(3));
+        assert!(!problems.snapshot_recently_failed(metadata, 500, 100));
+        problems.snapshot_failed(metadata, 500, "No space left on device".into());
+        assert!(problems.snapshot_recently_failed(metadata, 599, 100));
+        assert!(!problems.snapshot_recently_failed(metadata, 600, 100));
+        assert!(!problems.snapshot_recently_failed(data, 599, 100));
         assert_eq!(problems.snapshot_error().as_deref(), Some("No space left on device"));
-        problems.snapshot_taken();
+        problems.snapshot_taken(metadata);
         assert_eq!(problems.snapshot_error(), None);
+        problems.snapshot_failed(data, 10, "No space left on device".into());
+        assert_eq!(problems.snapshot_error().as_deref(), Some("group 3: No space left on device"));
     }
 
     #[test]
     fn a_peer_is_stopped_until_it_answers_normally() {
         let problems = Problems::default();
-        problems.peer_answered(4, true);
-        assert!(problems.peer_stopped(4));
+        let (metadata, data) = (GroupId(0), GroupId(2));
+        problems.peer_answered(4, data, true);
+        problems.peer_answered(4, metadata, false);
+        assert!(problems.peer_stopped(4) && problems.peer_stopped_in(4, data));
+        assert!(!problems.peer_stopped_in(4, metadata));
         assert!(!problems.peer_stopped(3));
-        problems.peer_answered(4, false);
+        problems.peer_answered(4, data, false);
         assert!(!problems.peer_stopped(4));
     }
 }

@@ -43,35 +43,43 @@ pub(super) fn clear(db: &Database) -> Result<()> {
     db.store.write(batch)
 }
 
-/// Makes this node's data the start of the log: a snapshot, then the log before it purged.
+/// Makes this node's data the start of every group's log: a snapshot of each group, then
+/// its log before it purged.
 pub(super) async fn seed(cluster: &Cluster, db: &Database) -> Result<()> {
     let failed =
         |e: &dyn std::fmt::Display| KalamError::internal(format!("seeding the cluster with this node's data: {e}"));
-    let wait = || cluster.raft.wait(Some(STEP));
-    wait().current_leader(cluster.node_id, "leads alone").await.map_err(|e| failed(&e))?;
-    // Before the snapshot, so that it carries them.
+    for group in &cluster.groups {
+        let wait = || group.raft.wait(Some(STEP));
+        wait().current_leader(cluster.node_id, "leads alone").await.map_err(|e| failed(&e))?;
+    }
+    // Before the snapshots, so that they carry them.
     for table in db.catalog.tables(None).iter().filter(|t| t.kind != crate::schema::TableKind::Stream) {
         db.cold.adopt_storage_manifests(table).await.map_err(|e| failed(&e.report()))?;
     }
-    let applied = cluster.raft.metrics().borrow().last_applied;
-    cluster.raft.trigger().snapshot().await.map_err(|e| failed(&e))?;
-    let deadline = tokio::time::Instant::now() + STEP;
-    let snapshot = loop {
-        let taken = |m: &openraft::RaftMetrics<u64, openraft::BasicNode>| m.snapshot.is_some() && m.snapshot >= applied;
-        match cluster.raft.wait(Some(POLL)).metrics(taken, "snapshot of the data").await {
-            Ok(m) => break m.snapshot.ok_or_else(|| failed(&"no snapshot"))?,
-            Err(openraft::metrics::WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => {}
-            Err(e) => return Err(failed(&e)),
-        }
-        // The marker stays: the next start tries again.
-        if let Some(why) = cluster.problems.snapshot_error() {
-            return Err(failed(&format!("cannot take the first snapshot: {why}")));
-        }
-    };
-    cluster.raft.trigger().purge_log(snapshot.index).await.map_err(|e| failed(&e))?;
-    wait().purged(Some(snapshot), "log purged up to the snapshot").await.map_err(|e| failed(&e))?;
+    for group in &cluster.groups {
+        let raft = &group.raft;
+        let applied = raft.metrics().borrow().last_applied;
+        raft.trigger().snapshot().await.map_err(|e| failed(&e))?;
+        let deadline = tokio::time::Instant::now() + STEP;
+        let snapshot = loop {
+            let taken =
+                |m: &openraft::RaftMetrics<u64, openraft::BasicNode>| m.snapshot.is_some() && m.snapshot >= applied;
+            match raft.wait(Some(POLL)).metrics(taken, "snapshot of the data").await {
+                Ok(m) => break m.snapshot.ok_or_else(|| failed(&"no snapshot"))?,
+                Err(openraft::metrics::WaitError::Timeout(..)) if tokio::time::Instant::now() < deadline => {}
+                Err(e) => return Err(failed(&e)),
+            }
+            // The marker stays: the next start tries again.
+            if let Some(why) = cluster.problems.snapshot_error() {
+                return Err(failed(&format!("cannot take the first snapshot: {why}")));
+            }
+        };
+        raft.trigger().purge_log(snapshot.index).await.map_err(|e| failed(&e))?;
+        let purged = raft.wait(Some(STEP)).purged(Some(snapshot), "log purged up to the snapshot").await;
+        purged.map_err(|e| failed(&e))?;
+        tracing::info!(group = group.id.0, index = snapshot.index, "this node's data is the group's first snapshot");
+    }
     clear(db)?;
-    tracing::info!(index = snapshot.index, "this node's data is the cluster's first snapshot");
     Ok(())
 }
 

@@ -4,11 +4,13 @@
 //! and logged. Clients never reach these endpoints: they listen on another port.
 
 use super::Cluster;
-use super::network::{NODE_HEADER, TOKEN_HEADER};
-use crate::replication::{ForwardedMutation, ForwardedStatement};
+use super::MemberStep;
+use super::network::{GROUP_HEADER, NODE_HEADER, TOKEN_HEADER};
+use crate::replication::{ForwardedMutation, ForwardedStatement, GroupId};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +31,7 @@ pub(super) const READ_INDEX: &str = "/cluster/v1/read-index";
 pub(super) const STATUS: &str = "/cluster/v1/status";
 pub(super) const JOBS: &str = "/cluster/v1/jobs";
 pub(super) const KILL_JOB: &str = "/cluster/v1/kill-job";
+pub(super) const MEMBERSHIP: &str = "/cluster/v1/membership";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -46,6 +49,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(STATUS, post(status))
         .route(JOBS, post(jobs))
         .route(KILL_JOB, post(kill_job))
+        .route(MEMBERSHIP, post(membership))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -81,23 +85,37 @@ fn json<T: Serialize>(value: &T) -> Response {
     }
 }
 
-async fn append(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+/// The group a request names (its [`GROUP_HEADER`]), if this node has it.
+fn group_of(cluster: &Cluster, headers: &HeaderMap) -> Option<GroupId> {
+    let group = headers.get(GROUP_HEADER)?.to_str().ok()?.parse::<u32>().ok().map(GroupId)?;
+    cluster.has_group(group).then_some(group)
+}
+
+fn unknown_group() -> Response {
+    (StatusCode::BAD_REQUEST, "no such Raft group (are the nodes started with the same cluster.data_groups?)")
+        .into_response()
+}
+
+async fn append(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
     match decode(APPEND, &body) {
-        Some(rpc) => json(&cluster.raft.append_entries(rpc).await),
+        Some(rpc) => json(&cluster.raft(group).append_entries(rpc).await),
         None => malformed(),
     }
 }
 
-async fn vote(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+async fn vote(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
     match decode(VOTE, &body) {
-        Some(rpc) => json(&cluster.raft.vote(rpc).await),
+        Some(rpc) => json(&cluster.raft(group).vote(rpc).await),
         None => malformed(),
     }
 }
 
-async fn snapshot(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+async fn snapshot(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
     match decode(SNAPSHOT, &body) {
-        Some(rpc) => json(&cluster.raft.install_snapshot(rpc).await),
+        Some(rpc) => json(&cluster.raft(group).install_snapshot(rpc).await),
         None => malformed(),
     }
 }
@@ -107,27 +125,26 @@ fn not_leader() -> Response {
     (StatusCode::MISDIRECTED_REQUEST, "not the leader").into_response()
 }
 
-async fn forward_statement(
-    State(cluster): State<Arc<Cluster>>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn forward_statement(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
     let statement: ForwardedStatement = match decode(FORWARD_STATEMENT, &body) {
         Some(s) => s,
         None => return malformed(),
     };
     tracing::debug!(from = ?headers.get(NODE_HEADER), "forwarded statement");
     let run = async |db: Arc<crate::database::Database>| crate::sql::executor::execute_forwarded(&db, statement).await;
-    match cluster.run_forwarded(run).await {
+    match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
         None => not_leader(),
     }
 }
 
-/// On the leader: the index a follower's linearizable read waits for.
-async fn read_index(State(cluster): State<Arc<Cluster>>) -> Response {
+/// On a group's leader: the index a follower's linearizable read waits for.
+async fn read_index(State(cluster): State<Arc<Cluster>>, headers: HeaderMap) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
     let leader = cluster.clone();
-    match cluster.run_forwarded(async move |_db: Arc<crate::database::Database>| leader.read_index_here().await).await {
+    let run = async move |_db: Arc<crate::database::Database>| leader.read_index_here(group).await;
+    match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
         None => not_leader(),
     }
@@ -186,7 +203,8 @@ async fn stream_events(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Resp
     }
 }
 
-async fn forward_mutation(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+async fn forward_mutation(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
     let mutation: ForwardedMutation = match decode(FORWARD_MUTATION, &body) {
         Some(m) => m,
         None => return malformed(),
@@ -195,7 +213,7 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, body: Bytes) -> R
     let run = async |db: Arc<crate::database::Database>| {
         Ok(crate::api::ws::mutations::apply_here(&db, &principal, mutation.mutate).await)
     };
-    match cluster.run_forwarded(run).await {
+    match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
         None => not_leader(),
     }
@@ -209,7 +227,23 @@ async fn forward_login(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Resp
     };
     let leader = cluster.clone();
     let run = async move |_db: Arc<crate::database::Database>| leader.record_here(record).await;
-    match cluster.run_forwarded(run).await {
+    match cluster.run_forwarded(crate::replication::METADATA, run).await {
+        Some(answer) => json(&answer),
+        None => not_leader(),
+    }
+}
+
+/// On a group's leader: a membership change the metadata group's leader asked for
+/// (`ALTER CLUSTER` changes every group).
+async fn membership(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    let step: MemberStep = match decode(MEMBERSHIP, &body) {
+        Some(s) => s,
+        None => return malformed(),
+    };
+    let leader = cluster.clone();
+    let run = async move |_db: Arc<crate::database::Database>| leader.change_group_members(group, step).await;
+    match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
         None => not_leader(),
     }

@@ -1,44 +1,51 @@
-//! Snapshots of a node's state machine: what lets the Raft log be purged, and what a node
-//! too far behind installs instead of replaying the log.
+//! Snapshots of one Raft group's state machine on a node: what lets the group's log be
+//! purged, and what a node too far behind installs instead of replaying it.
 //!
-//! A snapshot is one tar file in `{data_dir}/raft-snapshots/`:
+//! A snapshot is one tar file in `{data_dir}/raft-snapshots/group-NNNN/`:
 //!
 //! ```text
 //! meta.json                                        openraft's SnapshotMeta: last applied log id, members
 //! rocksdb/…                                        a RocksDB checkpoint of the node's database
-//! storage/{ns}/{table}/{scope}/batch-{n}.parquet   the cold files of the node's own storage
+//! storage/{ns}/{table}/{scope}/batch-{n}.parquet   the cold files of the group's partitions on the node's own storage
 //! storage/{ns}/{table}/{scope}/manifest.json       their manifest (those of shared storages
 //!                                                  are in the checkpoint, their files shared)
 //! checksums.json                                   the SHA-256 of every file above, written last
 //! ```
 //!
+//! The checkpoint holds the whole database, of which an install takes only the group's keys
+//! (simple; a snapshot built from the group's keys alone would be smaller).
+//!
 //! **Checked before it is installed:** every file must be listed in `checksums.json` and
 //! match its SHA-256, and every listed file must be there; otherwise the snapshot is
 //! discarded, the node keeps its data, and the leader sends one again.
 //!
-//! **Taking one.** Between two applied entries (the apply gate, so the stored applied log id
-//! is exact) and under the commit lock (so no commit lands meanwhile), RocksDB makes a
-//! checkpoint (hard links), then every open cold partition lists its files with a lease that
-//! keeps them on storage. In that order because a flush publishes its file before it removes
-//! any hot row: a row missing from the checkpoint is in a listed file. The tar is written after both locks are
-//! released. A row caught in both tiers by a flush is read once (equal versions are one row).
+//! **Taking one.** Between two applied entries of the group (its apply gate, so the stored
+//! applied log id is exact) and under the commit lock (so no commit lands meanwhile), RocksDB
+//! makes a checkpoint (hard links), then every open cold partition of the group lists its
+//! files with a lease that keeps them on storage. In that order because a flush publishes its
+//! file before it removes any hot row: a row missing from the checkpoint is in a listed file.
+//! The tar is written after both locks are released. A row caught in both tiers by a flush is
+//! read once (equal versions are one row).
 //!
-//! **Installing one** replaces the node's replicated state, which every part of the server
+//! **Installing one** replaces the group's state on the node, which every part of the server
 //! holds open. Rather than tearing that down in place, the node keeps the received file and
-//! restarts its own process (`exec`, same pid, same client address), as after a crash;
-//! before it opens its database, [`install_pending`] replaces every key of the database
-//! that a Raft group owns (the catalog, the data groups' rows and records, the applied
-//! position: [`crate::storage::ownership`]) with the checkpoint's, keeping the node's own
-//! (its jobs), and swaps in the snapshot's cold files. A restart is what a crash-safe server
-//! handles anyway, and clients reconnect and resume from their cursors. Every step of the
-//! install can be repeated, so a crash during it is harmless.
+//! restarts its own process (`exec`, same pid, same client address), as after a crash, once
+//! for the snapshots of every group it receives at about the same time ([`InstallRestart`]);
+//! before it opens its database, [`install_pending`] replaces, group by group (the metadata
+//! group first), the keys the group owns (the catalog, or a data group's rows, records and
+//! clock, and the group's applied position: [`crate::storage::ownership`]) with the
+//! checkpoint's, and the group's partition directories on the node's own storage with the
+//! snapshot's. The node's own keys (its jobs) and the other groups' stay. A restart is what a
+//! crash-safe server handles anyway, and clients reconnect and resume from their cursors.
+//! Every step of the install can be repeated, so a crash during it is harmless.
 
 use super::TypeConfig;
 use crate::cold::ColdSnapshot;
 use crate::cold::manifest::{Manifest, sync_dir, write_atomically};
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::ids::Placement;
+use crate::ids::{Partition, Placement};
+use crate::replication::{GroupId, METADATA};
 use crate::schema::TableKind;
 use crate::storage::Store;
 use crate::storage::ownership::{Owner, replace_owned};
@@ -74,11 +81,17 @@ struct Current {
     file: String,
 }
 
-/// The snapshot directory of one node.
+/// The snapshot directory of one Raft group on one node.
 #[derive(Clone)]
 pub(super) struct Snapshots {
+    group: GroupId,
     data_dir: PathBuf,
     dir: PathBuf,
+}
+
+/// `raft-snapshots/group-NNNN`: the snapshots of `group`.
+fn group_dir(data_dir: &Path, group: GroupId) -> PathBuf {
+    data_dir.join(DIR).join(format!("group-{:04}", group.0))
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KalamError {
@@ -92,18 +105,11 @@ fn remove_dir_if_present(dir: &Path) -> Result<()> {
     }
 }
 
-fn rename_if_present(from: &Path, to: &Path) -> Result<()> {
-    match std::fs::rename(from, to) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(KalamError::io("rename", from)(e)),
-        _ => Ok(()),
-    }
-}
-
 impl Snapshots {
-    pub(super) fn open(data_dir: &Path) -> Result<Snapshots> {
-        let dir = data_dir.join(DIR);
+    pub(super) fn open(data_dir: &Path, group: GroupId) -> Result<Snapshots> {
+        let dir = group_dir(data_dir, group);
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        Ok(Snapshots { data_dir: data_dir.to_path_buf(), dir })
+        Ok(Snapshots { group, data_dir: data_dir.to_path_buf(), dir })
     }
 
     /// Takes a snapshot of `db` as of the last applied entry (see the module docs). `gate`
@@ -151,6 +157,7 @@ impl Snapshots {
         let started = std::time::Instant::now();
         let meta = position()?;
         let taken = db.clone();
+        let (group, placement) = (self.group, db.committer.placement());
         let at = checkpoint.clone();
         let listings = tokio::task::spawn_blocking(move || {
             taken.committer.at_watermarks(|_| -> Result<Vec<(Manifest, ColdSnapshot)>> {
@@ -164,7 +171,10 @@ impl Snapshots {
                     .tables(None)
                     .iter()
                     .filter(|t| t.kind != TableKind::Stream)
-                    .flat_map(|t| taken.cold.open_partitions(t.id))
+                    .flat_map(|t| taken.cold.open_partitions(t.id).into_iter().map(move |(p, c)| (t.id, p, c)))
+                    // The group's own partitions: other groups are at other points of their logs.
+                    .filter(|(table, p, _)| group == crate::replication::group_of(placement, *table, *p))
+                    .map(|(_, p, c)| (p, c))
                     // Files on a shared storage are every node's already; their manifests
                     // are in the checkpoint.
                     .filter(|(_, c)| !c.replicated)
@@ -185,6 +195,7 @@ impl Snapshots {
             .map_err(KalamError::internal)??;
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         tracing::info!(
+            group = self.group.0,
             last = ?meta.last_log_id,
             file = %file.display(),
             bytes,
@@ -444,9 +455,37 @@ fn snapshot_file_name(meta: &Meta) -> String {
 /// Installs a snapshot received before the last restart, if there is one: replaces the
 /// node's database and cold tier with the snapshot's, and makes it the current snapshot.
 /// Runs before the database is opened.
-pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
-    let snapshots = Snapshots::open(data_dir)?;
-    // Snapshots being taken when the process stopped.
+/// Installs the snapshots received before the restart (see the module docs), the metadata
+/// group's first, so that a data group's rows never arrive before their tables.
+pub(crate) fn install_pending(data_dir: &Path, placement: Placement) -> Result<()> {
+    let root = data_dir.join(DIR);
+    std::fs::create_dir_all(&root).map_err(io("create", &root))?;
+    let mut groups: Vec<GroupId> = Vec::new();
+    for entry in std::fs::read_dir(&root).map_err(io("list", &root))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(g) = name.strip_prefix("group-").and_then(|g| g.parse::<u32>().ok()) {
+            groups.push(GroupId(g));
+        }
+    }
+    groups.sort();
+    for group in groups {
+        install_group(data_dir, group, placement)?;
+    }
+    Ok(())
+}
+
+/// Whether a key's owner is replaced by a snapshot of `group`.
+fn owned_by(group: GroupId, owner: Owner) -> bool {
+    match owner {
+        Owner::Catalog => group == METADATA,
+        Owner::Data(d) => group == crate::replication::raft_group(d),
+        Owner::RaftState(g) => g == group,
+        Owner::Node => false,
+    }
+}
+
+fn install_group(data_dir: &Path, group: GroupId, placement: Placement) -> Result<()> {
+    let snapshots = Snapshots::open(data_dir, group)?;
     for entry in std::fs::read_dir(&snapshots.dir).map_err(io("list", &snapshots.dir))?.flatten() {
         if entry.file_name().to_string_lossy().starts_with("building-") {
             let path = entry.path();
@@ -464,7 +503,6 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
     let installing = snapshots.dir.join(INSTALLING);
     remove_dir_if_present(&installing)?;
     let file = std::fs::File::open(&install).map_err(io("open", &install))?;
-    // tar refuses entries that would land outside `installing` (absolute paths, `..`).
     tar::Archive::new(std::io::BufReader::new(file)).unpack(&installing).map_err(io("unpack", &install))?;
     let meta_path = installing.join(META_FILE);
     let meta: Meta = std::fs::read(&meta_path)
@@ -476,36 +514,33 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
         false => Err("no database".to_string()),
     };
     if let Err(problem) = complete {
-        // Keep the data this node has; the leader sends a snapshot again.
-        tracing::error!(snapshot = %install.display(), "discarding a received snapshot: {problem}");
+        tracing::error!(group = group.0, snapshot = %install.display(), "discarding a received snapshot: {problem}");
         remove_dir_if_present(&installing)?;
         std::fs::remove_file(&install).map_err(io("remove", &install))?;
         return Ok(());
     }
-    tracing::info!(last = ?meta.last_log_id, "installing a snapshot received from the leader");
+    tracing::info!(group = group.0, last = ?meta.last_log_id, "installing a snapshot received from the leader");
 
-    // The replicated keys of the database become the snapshot's; this node's own records
-    // (its jobs) stay. A node without a database yet takes the snapshot's as it is.
-    let live_db = data_dir.join(ROCKSDB);
-    match live_db.join("CURRENT").exists() {
-        true => {
-            let live = Store::open(&live_db, true)?;
-            let received = Store::open(&installing.join(ROCKSDB), false)?;
-            let (deleted, copied) = replace_owned(&live, &received, Placement::SINGLE, |o| o != Owner::Node)?;
-            live.flush_memtables()?;
-            tracing::info!(deleted, copied, "replaced the replicated keys of the database");
-        }
-        false => std::fs::rename(installing.join(ROCKSDB), &live_db).map_err(io("rename", &installing))?,
+    {
+        // (A node without a database yet gets an empty one, and the group's keys.)
+        let live = Store::open(&data_dir.join(ROCKSDB), true)?;
+        let received = Store::open(&installing.join(ROCKSDB), false)?;
+        let (deleted, copied) = replace_owned(&live, &received, placement, |o| owned_by(group, o))?;
+        live.flush_memtables()?;
+        tracing::info!(group = group.0, deleted, copied, "replaced the group's keys of the database");
     }
-    // Set aside the node's own cold tier, then move the snapshot's in.
+    // The node's own storage: the group's partition directories are replaced by the
+    // snapshot's (moved aside first, so that a crash here is repeatable).
     let replaced = snapshots.dir.join(REPLACED);
-    remove_dir_if_present(&replaced)?;
-    std::fs::create_dir_all(&replaced).map_err(io("create", &replaced))?;
-    rename_if_present(&data_dir.join(STORAGE), &replaced.join(STORAGE))?;
-    match installing.join(STORAGE).exists() {
-        true => std::fs::rename(installing.join(STORAGE), data_dir.join(STORAGE)).map_err(io("rename", &installing))?,
-        false => std::fs::create_dir_all(data_dir.join(STORAGE)).map_err(io("create", data_dir))?,
+    let storage = data_dir.join(STORAGE);
+    for dir in local_partition_dirs(&storage, group, placement)? {
+        move_under(&dir, &storage, &replaced)?;
     }
+    let received_storage = installing.join(STORAGE);
+    for dir in local_partition_dirs(&received_storage, group, placement)? {
+        move_under(&dir, &received_storage, &storage)?;
+    }
+    std::fs::create_dir_all(&storage).map_err(io("create", data_dir))?;
     sync_dir(data_dir)?;
 
     let id = snapshot_file_name(&meta);
@@ -513,11 +548,56 @@ pub(crate) fn install_pending(data_dir: &Path) -> Result<()> {
     snapshots.make_current(&meta, &id)?;
     remove_dir_if_present(&replaced)?;
     remove_dir_if_present(&installing)?;
-    tracing::info!(ms = started.elapsed().as_millis() as u64, "installed the snapshot");
+    tracing::info!(group = group.0, ms = started.elapsed().as_millis() as u64, "installed the snapshot");
     Ok(())
 }
 
-/// Checks that every file the manifests under `storage` list is there, with its size.
+/// Moves `dir` (under `from`) to the same place under `to`, replacing what is there.
+fn move_under(dir: &Path, from: &Path, to: &Path) -> Result<()> {
+    let target = to.join(dir.strip_prefix(from).map_err(KalamError::internal)?);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    }
+    remove_dir_if_present(&target)?;
+    std::fs::rename(dir, &target).map_err(io("rename", dir))
+}
+
+/// The partition directories under `storage` (`{ns}/{table}/{scope}`, each with its
+/// manifest naming its table) whose partitions are in `group`.
+fn local_partition_dirs(storage: &Path, group: GroupId, placement: Placement) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let list = |dir: &Path| -> Result<Vec<PathBuf>> {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => Ok(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(KalamError::io("list", dir)(e)),
+        }
+    };
+    for namespace in list(storage)? {
+        for table in list(&namespace)? {
+            for scope in list(&table)? {
+                let partition = match scope.file_name().and_then(|n| n.to_str()) {
+                    Some("shared") => Partition::Shared,
+                    Some(user) => match user.parse::<u64>() {
+                        Ok(id) => Partition::User(crate::ids::UserId(id)),
+                        Err(_) => continue,
+                    },
+                    None => continue,
+                };
+                let manifest: Option<Manifest> = std::fs::read(scope.join(crate::cold::manifest::MANIFEST_FILE))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                if let Some(m) = manifest
+                    && crate::replication::group_of(placement, m.table_id, partition) == group
+                {
+                    found.push(scope);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 fn missing_cold_files(storage: &Path) -> std::result::Result<(), String> {
     let Ok(entries) = std::fs::read_dir(storage) else { return Ok(()) };
     for entry in entries.flatten() {
@@ -545,6 +625,60 @@ fn missing_cold_files(storage: &Path) -> std::result::Result<(), String> {
 
 /// Replaces this process by a new start of the same server, keeping its client address
 /// (even one picked with port 0). Returns only if that fails.
+/// After one group's snapshot is kept, how long no other group may have been receiving one
+/// before the node restarts to install them all.
+const RESTART_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest a kept snapshot waits for the others before the node restarts anyway.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Default)]
+struct InstallState {
+    receiving: std::collections::BTreeSet<GroupId>,
+    first_kept: Option<std::time::Instant>,
+    last_event: Option<std::time::Instant>,
+}
+
+/// The restart that installs received snapshots, shared by a node's groups: a node that
+/// gets snapshots of several groups at about the same time (a new node gets one per group)
+/// installs them all in one restart rather than one restart each.
+#[derive(Clone, Default)]
+pub(super) struct InstallRestart(Arc<std::sync::Mutex<InstallState>>);
+
+impl InstallRestart {
+    fn state(&self) -> std::sync::MutexGuard<'_, InstallState> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `group` starts receiving a snapshot.
+    pub(super) fn receiving(&self, group: GroupId) {
+        let mut state = self.state();
+        state.receiving.insert(group);
+        state.last_event = Some(std::time::Instant::now());
+    }
+
+    /// `group`'s snapshot is kept for install: restarts the node once no group has been
+    /// receiving one for [`RESTART_QUIET`], or [`RESTART_WAIT`] after the first was kept.
+    /// Returns only if the restart fails.
+    pub(super) async fn kept(&self, group: GroupId, client_address: Option<std::net::SocketAddr>) -> std::io::Error {
+        {
+            let now = std::time::Instant::now();
+            let mut state = self.state();
+            state.receiving.remove(&group);
+            state.first_kept.get_or_insert(now);
+            state.last_event = Some(now);
+        }
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let state = self.state();
+            let quiet = state.receiving.is_empty() && state.last_event.is_none_or(|t| t.elapsed() >= RESTART_QUIET);
+            if quiet || state.first_kept.is_some_and(|t| t.elapsed() >= RESTART_WAIT) {
+                break;
+            }
+        }
+        restart(client_address)
+    }
+}
+
 #[cfg(unix)]
 pub(super) fn restart(client_address: Option<std::net::SocketAddr>) -> std::io::Error {
     use std::os::unix::process::CommandExt;
@@ -586,24 +720,35 @@ mod tests {
     use crate::cold::manifest::FileEntry;
     use crate::ids::TableId;
 
-    /// A received snapshot whose manifest lists one 5-byte file, included or not.
+    /// The one data group of a single node's placement.
+    const DATA: GroupId = GroupId(1);
+
+    /// Received snapshots of the metadata group and the data group (a node's whole state
+    /// with one data group), whose manifest lists one 5-byte file, included or not.
     fn receive(data_dir: &Path, include_file: bool) {
         receive_listing(data_dir, "batch-1.parquet", include_file)
     }
 
     fn receive_listing(data_dir: &Path, listed: &str, include_file: bool) {
-        receive_with(data_dir, listed, include_file, |_| {})
+        for group in [METADATA, DATA] {
+            receive_with(data_dir, group, listed, include_file, |_| {})
+        }
+    }
+
+    fn install(data_dir: &Path) {
+        install_pending(data_dir, Placement::SINGLE).unwrap()
     }
 
     /// A received snapshot as [`ChecksummedTar`] writes it; `tamper` may change the
     /// checksums before they are written.
     fn receive_with(
         data_dir: &Path,
+        group: GroupId,
         listed: &str,
         include_file: bool,
         tamper: impl FnOnce(&mut std::collections::BTreeMap<String, String>),
     ) {
-        let snapshots = Snapshots::open(data_dir).unwrap();
+        let snapshots = Snapshots::open(data_dir, group).unwrap();
         let file = std::fs::File::create(snapshots.dir.join(INSTALL)).unwrap();
         let mut tar = ChecksummedTar::new(file);
         let meta = Meta::default();
@@ -667,44 +812,55 @@ mod tests {
     fn a_received_snapshot_replaces_the_replicated_state_and_becomes_current() {
         let dir = setup();
         receive(dir.path(), true);
-        install_pending(dir.path()).unwrap();
+        install(dir.path());
         assert_eq!(catalog(dir.path()), INSTALLED);
         assert_eq!(std::fs::read(dir.path().join("storage/app/t/shared/batch-1.parquet")).unwrap(), b"PAR1!");
-        let snapshots = dir.path().join(DIR);
+        let snapshots = group_dir(dir.path(), DATA);
         assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
         assert!(!snapshots.join(REPLACED).exists());
         let current: Current = serde_json::from_slice(&std::fs::read(snapshots.join(CURRENT)).unwrap()).unwrap();
         assert!(snapshots.join(current.file).exists());
         // Nothing is left to install at the next start.
-        install_pending(dir.path()).unwrap();
+        install(dir.path());
         assert_eq!(catalog(dir.path()), INSTALLED);
     }
 
-    /// A node with no database yet takes the snapshot's whole, the leader's jobs included
-    /// (they are history, not work: they do not run here).
+    /// A node with no database yet takes the groups' keys, not the leader's own (its jobs).
     #[test]
-    fn a_new_node_takes_the_snapshots_database() {
+    fn a_new_node_takes_the_groups_keys() {
         let dir = tempfile::tempdir().unwrap();
         receive(dir.path(), true);
-        install_pending(dir.path()).unwrap();
-        assert_eq!(catalog(dir.path()), ["job/0000000000000009=leader's job", "ns/new=new"]);
+        install(dir.path());
+        assert_eq!(catalog(dir.path()), ["ns/new=new"]);
+    }
+
+    /// A data group's snapshot leaves the catalog (the metadata group's) as it is.
+    #[test]
+    fn a_data_groups_snapshot_replaces_its_partitions_only() {
+        let dir = setup();
+        receive_with(dir.path(), DATA, "batch-1.parquet", true, |_| {});
+        install(dir.path());
+        assert_eq!(catalog(dir.path()), OLD);
+        assert_eq!(std::fs::read(dir.path().join("storage/app/t/shared/batch-1.parquet")).unwrap(), b"PAR1!");
     }
 
     #[test]
     fn a_snapshot_missing_a_listed_file_is_discarded_and_the_data_kept() {
         let dir = setup();
         receive(dir.path(), false);
-        install_pending(dir.path()).unwrap();
+        install(dir.path());
         assert_eq!(catalog(dir.path()), OLD);
-        let snapshots = dir.path().join(DIR);
-        assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
-        assert!(!snapshots.join(CURRENT).exists());
+        for group in [METADATA, DATA] {
+            let snapshots = group_dir(dir.path(), group);
+            assert!(!snapshots.join(INSTALL).exists() && !snapshots.join(INSTALLING).exists());
+            assert!(!snapshots.join(CURRENT).exists());
+        }
     }
 
     #[test]
     fn a_snapshot_whose_file_does_not_match_its_checksum_is_discarded_and_the_data_kept() {
         let dir = setup();
-        receive_with(dir.path(), "batch-1.parquet", true, |sums| {
+        receive_with(dir.path(), DATA, "batch-1.parquet", true, |sums| {
             // As if a byte of the file changed on the way.
             sums.insert(
                 "storage/app/t/shared/batch-1.parquet".into(),
@@ -714,14 +870,14 @@ mod tests {
                 }),
             );
         });
-        install_pending(dir.path()).unwrap();
+        install(dir.path());
         assert_eq!(catalog(dir.path()), OLD);
-        assert!(!dir.path().join(DIR).join(INSTALL).exists());
+        assert!(!group_dir(dir.path(), DATA).join(INSTALL).exists());
         // A file the checksums do not list is refused too.
-        receive_with(dir.path(), "batch-1.parquet", true, |sums| {
+        receive_with(dir.path(), METADATA, "batch-1.parquet", true, |sums| {
             sums.remove("rocksdb/CURRENT");
         });
-        install_pending(dir.path()).unwrap();
+        install(dir.path());
         assert_eq!(catalog(dir.path()), OLD);
     }
 
@@ -731,25 +887,24 @@ mod tests {
         // Exactly 5 bytes sit at that path, so only the name gives it away.
         std::fs::write(dir.path().join("outside.parquet"), b"PAR1!").unwrap();
         receive_listing(dir.path(), "../../../../../../outside.parquet", false);
-        install_pending(dir.path()).unwrap();
+        install(dir.path());
         assert_eq!(catalog(dir.path()), OLD);
-        assert!(!dir.path().join(DIR).join(INSTALL).exists());
+        assert!(!group_dir(dir.path(), DATA).join(INSTALL).exists());
     }
 
     #[test]
     fn an_install_interrupted_midway_is_finished_at_the_next_start() {
         let dir = setup();
-        std::fs::create_dir_all(dir.path().join(STORAGE).join("old")).unwrap();
         receive(dir.path(), true);
         // As if a crash came while the keys were being replaced (some deleted, some
-        // copied), and after the old cold tier was moved aside.
+        // copied), and after the group's old partition directory was moved aside.
         put(&dir.path().join(ROCKSDB), &[(b"ns/new", b"new")]);
-        let replaced = dir.path().join(DIR).join(REPLACED);
-        std::fs::create_dir_all(&replaced).unwrap();
-        std::fs::rename(dir.path().join(STORAGE), replaced.join(STORAGE)).unwrap();
-        install_pending(dir.path()).unwrap();
+        let replaced = group_dir(dir.path(), DATA).join(REPLACED);
+        std::fs::create_dir_all(replaced.join("app/t/shared")).unwrap();
+        std::fs::write(replaced.join("app/t/shared/batch-0.parquet"), b"old").unwrap();
+        install(dir.path());
         assert_eq!(catalog(dir.path()), INSTALLED);
         assert!(dir.path().join("storage/app/t/shared/batch-1.parquet").exists());
-        assert!(!dir.path().join("storage/old").exists() && !replaced.exists());
+        assert!(!replaced.exists());
     }
 }

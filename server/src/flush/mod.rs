@@ -188,7 +188,7 @@ async fn flush_through_log(
     cold: &ColdPartition,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<PartitionFlush> {
-    let Some(replication) = db.replication().filter(|r| r.is_leader()) else {
+    let Some(replication) = db.replication().filter(|r| r.leads(r.group_of(table.id, partition))) else {
         return Ok(PartitionFlush::NotLeader);
     };
     let (written, proposal) = {

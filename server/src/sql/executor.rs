@@ -6,8 +6,10 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result, StatementError};
 use crate::ids::NamespaceId;
-use crate::replication::{Command, ForwardedStatement, MembershipChange, Outcome, ReplicatedStatement, WirePrincipal};
-use crate::sql::ast::{AlterUserAction, ClusterChange, Secret, Statement};
+use crate::replication::{
+    Command, ForwardedStatement, GroupId, METADATA, MembershipChange, Outcome, ReplicatedStatement, WirePrincipal,
+};
+use crate::sql::ast::{AlterUserAction, ClusterChange, Secret, Statement, TableRef};
 use crate::sql::commands::{alter_table, backup, execute_as, flush, kill, namespace, storage, table, user};
 use crate::sql::context::{Applying, Origin};
 use crate::sql::parser::Script;
@@ -118,22 +120,29 @@ fn execute_statement<'a, 'b: 'a>(
         if let (Some(replication), Origin::Client | Origin::Forwarded) = (cx.db.replication(), &cx.origin) {
             // A statement forwarded here runs here: if this node no longer leads, proposing
             // fails (UNAVAILABLE) rather than forwarding it on, which could go round in circles.
-            let here = matches!(cx.origin, Origin::Forwarded) || replication.is_leader();
-            let route = match statement {
-                // Tables on a shared storage are flushed by the leader only, through the log.
-                Statement::FlushTable { table }
-                    if cx.resolve_table(table).is_ok_and(|t| cx.db.cold.is_replicated(&t.options.storage)) =>
-                {
-                    Route::Leader
+            let forwarded = matches!(cx.origin, Origin::Forwarded);
+            if let Statement::FlushTable { table } = statement
+                && let Ok(def) = cx.resolve_table(table)
+                && cx.db.cold.is_replicated(&def.options.storage)
+            {
+                // Tables on a shared storage are flushed through the log, each partition by
+                // its group's leader: every node that leads a group flushes its partitions.
+                if !forwarded {
+                    return flush_everywhere(cx, table, statement).await;
                 }
-                other => cluster_route(other),
+            }
+            let route = cluster_route(statement);
+            let group = match route {
+                Route::Leader => write_group(cx, statement),
+                _ => METADATA,
             };
+            let here = forwarded || replication.leads(group);
             match route {
                 Route::Here => {}
                 Route::Refused(what) => {
                     return Err(KalamError::NotSupported(format!("{what} is not available in cluster mode yet")));
                 }
-                Route::Leader | Route::Log if !here => return forward(cx, statement).await,
+                Route::Leader | Route::Log if !here => return forward(cx, group, statement).await,
                 Route::Leader => {}
                 Route::Log => return propose(cx, statement).await,
             }
@@ -249,6 +258,62 @@ fn cluster_route(statement: &Statement) -> Route {
     }
 }
 
+/// The Raft group whose leader runs a statement that must run on a leader: the group of
+/// the partition a write writes (the caller's, the `EXECUTE AS` target's, or a SHARED
+/// table's), the metadata group for the rest (`ALTER CLUSTER`). A statement whose table
+/// cannot be resolved goes to the metadata group's leader, which answers the same error.
+fn write_group(cx: &ExecContext<'_>, statement: &Statement) -> GroupId {
+    let Some(replication) = cx.db.replication() else { return METADATA };
+    match statement {
+        Statement::Sql(sql) => {
+            let table = dml::written_table(sql).and_then(|name| cx.resolve_table(&dml::table_ref(name).ok()?).ok());
+            table.map_or(METADATA, |t| replication.group_of(t.id, cx.partition(&t)))
+        }
+        Statement::ExecuteAs { user, statement } => match execute_as::target(cx, user) {
+            Ok(principal) => {
+                let inner = ExecContext {
+                    db: cx.db,
+                    principal,
+                    namespace: cx.namespace.clone(),
+                    params: cx.params,
+                    origin: cx.origin.clone(),
+                };
+                write_group(&inner, statement)
+            }
+            Err(_) => METADATA,
+        },
+        _ => METADATA,
+    }
+}
+
+/// `FLUSH TABLE` of a table on a shared storage, in a cluster: run on every node that leads
+/// a data group (here too, if this node does), each flushing the partitions of the groups
+/// it leads. Answers this node's result, else the first other's.
+async fn flush_everywhere(cx: &ExecContext<'_>, table: &TableRef, statement: &Statement) -> Result<QueryResult> {
+    let replication = cx.db.replication().ok_or_else(|| KalamError::internal("flushing without a cluster"))?;
+    let placement = cx.db.committer.placement();
+    let mut asked = std::collections::BTreeSet::new();
+    let mut answer = None;
+    let mut here = false;
+    for group in placement.all().map(crate::replication::raft_group) {
+        if replication.leads(group) {
+            here = true;
+            continue;
+        }
+        // One question per leading node: it flushes all its groups' partitions.
+        let leader = replication.leader_of(group);
+        if leader.is_some_and(|l| !asked.insert(l)) {
+            continue;
+        }
+        let result = forward(cx, group, statement).await?;
+        answer.get_or_insert(result);
+    }
+    if here {
+        return flush::table(cx, table);
+    }
+    answer.ok_or_else(|| KalamError::Unavailable("no data group has a leader; retry".into()))
+}
+
 /// `ALTER CLUSTER ADD NODE` / `REMOVE NODE` (system role; on the leader).
 async fn alter_cluster(cx: &ExecContext<'_>, change: &ClusterChange) -> Result<QueryResult> {
     cx.principal.require(kalamdb_client_core::protocol::Role::System, "ALTER CLUSTER")?;
@@ -263,17 +328,21 @@ async fn alter_cluster(cx: &ExecContext<'_>, change: &ClusterChange) -> Result<Q
     Ok(results::message(1, message))
 }
 
-/// Hands a write statement to the leader, which runs it; answers once this node applied it.
-async fn forward(cx: &ExecContext<'_>, statement: &Statement) -> Result<QueryResult> {
+/// Hands a write statement to the leader of `group`, which runs it; answers once this node
+/// applied it.
+async fn forward(cx: &ExecContext<'_>, group: GroupId, statement: &Statement) -> Result<QueryResult> {
     let replication = cx.db.replication().ok_or_else(|| KalamError::internal("forwarding without a cluster"))?;
     replication
-        .forward_statement(ForwardedStatement {
-            sql: statement.to_string(),
-            params: cx.params.to_vec(),
-            principal: (&cx.principal).into(),
-            namespace: cx.namespace.as_ref().map(|n| n.to_string()),
-            membership: matches!(statement, Statement::AlterCluster(_)),
-        })
+        .forward_statement(
+            group,
+            ForwardedStatement {
+                sql: statement.to_string(),
+                params: cx.params.to_vec(),
+                principal: (&cx.principal).into(),
+                namespace: cx.namespace.as_ref().map(|n| n.to_string()),
+                membership: matches!(statement, Statement::AlterCluster(_)),
+            },
+        )
         .await
 }
 

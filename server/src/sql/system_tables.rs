@@ -281,6 +281,7 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
         // The members as the node answering sees them; no rows on a single node.
         "cluster" => Rows {
             columns: vec![
+                ("group_id", BigInt),
                 ("node_id", BigInt),
                 ("address", Text),
                 ("voter", Boolean),
@@ -303,6 +304,7 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                 .map(|m| {
                     let int = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
                     vec![
+                        Value::Int(i64::from(m.group.0)),
                         Value::Int(m.node_id as i64),
                         text(m.address),
                         Value::Bool(m.voter),

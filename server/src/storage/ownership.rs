@@ -4,14 +4,14 @@
 //! | owner | keys |
 //! |---|---|
 //! | [`Owner::Catalog`] | `catalog`: `ns/`, `table/`, `schema/`, `storage/`, `user/`, `seq/table`, `seq/user` |
-//! | [`Owner::Data`] | `rows`, `row_index` (by table and partition); `mutations` (by user); `catalog`: `manifest/` (by table and partition), `seq/clock…` (by group) |
-//! | [`Owner::RaftState`] | `catalog`: `raft/…` (the applied position, the membership, the seeding marker) |
-//! | [`Owner::LocalColdTier`] | `catalog`: `flush/`, `compact/` (pending work on the node's own storage, replaced with it) |
-//! | [`Owner::Node`] | `catalog`: `job/`, `seq/job` (this node's jobs), and anything else |
+//! | [`Owner::Data`] | `rows`, `row_index` (by table and partition); `mutations` (by user); `catalog`: `manifest/`, `flush/`, `compact/` (by table and partition: the manifests of shared storages, the pending work on the node's own storage), `seq/clock…` (by group) |
+//! | [`Owner::RaftState`] | `catalog`: `raft/applied…`, `raft/membership…` (by Raft group), `raft/seeding` (the metadata group) |
+//! | [`Owner::Node`] | `catalog`: `job/`, `seq/job` (this node's jobs), `raft/data_groups`, and anything else |
 
 use super::{CF_CATALOG, CF_MUTATIONS, CF_ROW_INDEX, CF_ROWS, COLUMN_FAMILIES, Store};
 use crate::error::Result;
 use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
+use kalamdb_raft::GroupId;
 use rocksdb::WriteBatch;
 
 /// Who a key of the hot tier belongs to.
@@ -21,10 +21,8 @@ pub(crate) enum Owner {
     Catalog,
     /// A data group's rows and records.
     Data(DataGroup),
-    /// The Raft state machine's own records.
-    RaftState,
-    /// Pending flushes and compactions of the node's own storage.
-    LocalColdTier,
+    /// A Raft group's own records in the state machine (its applied position, its members).
+    RaftState(GroupId),
     /// This node alone: never replicated, kept when a snapshot is installed.
     Node,
 }
@@ -54,11 +52,20 @@ fn catalog_owner(key: &[u8], placement: Placement) -> Owner {
     if CATALOG.iter().any(|p| key.starts_with(p)) || key == b"seq/table" || key == b"seq/user" {
         return Owner::Catalog;
     }
-    if key.starts_with(b"raft/") {
-        return Owner::RaftState;
+    if key == b"raft/seeding" {
+        return Owner::RaftState(GroupId(0));
     }
-    if key.starts_with(b"flush/") || key.starts_with(b"compact/") {
-        return Owner::LocalColdTier;
+    for prefix in [&b"raft/applied"[..], b"raft/membership"] {
+        if let Some(rest) = key.strip_prefix(prefix) {
+            return match rest {
+                b"" => Owner::RaftState(GroupId(0)),
+                _ => rest
+                    .strip_prefix(b"/")
+                    .and_then(|g| std::str::from_utf8(g).ok())
+                    .and_then(|g| u32::from_str_radix(g, 16).ok())
+                    .map_or(Owner::Node, |g| Owner::RaftState(GroupId(g))),
+            };
+        }
     }
     if key == b"seq/clock" {
         return Owner::Data(DataGroup(0));
@@ -69,7 +76,8 @@ fn catalog_owner(key: &[u8], placement: Placement) -> Owner {
             .and_then(|g| u16::from_str_radix(g, 16).ok())
             .map_or(Owner::Node, |g| Owner::Data(DataGroup(g)));
     }
-    if let Some(rest) = key.strip_prefix(b"manifest/") {
+    let by_partition = [&b"manifest/"[..], b"flush/", b"compact/"];
+    if let Some(rest) = by_partition.iter().find_map(|p| key.strip_prefix(*p)) {
         let hex = |s: Option<&[u8]>| {
             s.and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| u64::from_str_radix(s, 16).ok())
         };
@@ -163,8 +171,14 @@ mod tests {
             (CF_CATALOG, b"table/0000000000000007".to_vec(), Owner::Catalog),
             (CF_CATALOG, b"ns/app".to_vec(), Owner::Catalog),
             (CF_CATALOG, b"seq/user".to_vec(), Owner::Catalog),
-            (CF_CATALOG, b"raft/applied".to_vec(), Owner::RaftState),
-            (CF_CATALOG, b"flush/0000000000000007/000000000000002a".to_vec(), Owner::LocalColdTier),
+            (CF_CATALOG, b"raft/applied".to_vec(), Owner::RaftState(GroupId(0))),
+            (CF_CATALOG, b"raft/membership".to_vec(), Owner::RaftState(GroupId(0))),
+            (CF_CATALOG, b"raft/seeding".to_vec(), Owner::RaftState(GroupId(0))),
+            (CF_CATALOG, b"raft/applied/0003".to_vec(), Owner::RaftState(GroupId(3))),
+            (CF_CATALOG, b"raft/membership/000a".to_vec(), Owner::RaftState(GroupId(10))),
+            (CF_CATALOG, b"raft/data_groups".to_vec(), Owner::Node),
+            (CF_CATALOG, b"flush/0000000000000007/000000000000002a".to_vec(), Owner::Data(group)),
+            (CF_CATALOG, b"compact/0000000000000007/000000000000002a".to_vec(), Owner::Data(group)),
             (CF_CATALOG, b"job/0000000000000001".to_vec(), Owner::Node),
             (CF_CATALOG, b"seq/job".to_vec(), Owner::Node),
             (CF_ROWS, b"short".to_vec(), Owner::Node),

@@ -39,7 +39,7 @@ use crate::cold::key_index::PkKey;
 use crate::cold::{ColdPartition, ColdStore};
 use crate::error::{KalamError, Result};
 use crate::ids::{DataGroup, Partition, Placement, TableId};
-use crate::schema::TableDef;
+use crate::schema::{ColumnDef, TableDef};
 use crate::storage::hot_stats::HotStats;
 use crate::storage::row_codec::{self, StoredRow};
 use crate::storage::{CF_CATALOG, CF_ROW_INDEX, CF_ROWS, Store, keys};
@@ -95,6 +95,33 @@ impl RowOp {
             RowOp::Update { pk, .. } | RowOp::Delete { pk } => pk,
         }
     }
+}
+
+/// Re-aligns ops planned on an older version of a table (its columns `planned_on`) to the
+/// table's current definition, matching columns by id: a dropped column's value goes, a
+/// column added since gets what a row stored before the change reads as (its fill). In a
+/// cluster a data group may apply a write after its node applied a schema change the
+/// write's planner had not seen; the write then lands as if committed just before it.
+pub(crate) fn realign(ops: Vec<RowOp>, planned_on: &[ColumnDef], current: &TableDef) -> Vec<RowOp> {
+    let position = |old: usize| planned_on.get(old).and_then(|c| current.columns.iter().position(|n| n.id == c.id));
+    ops.into_iter()
+        .map(|op| match op {
+            RowOp::Insert { values } => {
+                let mut next: Vec<Value> = current.columns.iter().map(ColumnDef::fill).collect();
+                for (old, v) in values.into_iter().enumerate() {
+                    if let Some(pos) = position(old) {
+                        next[pos] = v;
+                    }
+                }
+                RowOp::Insert { values: next }
+            }
+            RowOp::Update { pk, set } => RowOp::Update {
+                pk,
+                set: set.into_iter().filter_map(|(old, v)| position(old).map(|p| (p, v))).collect(),
+            },
+            delete @ RowOp::Delete { .. } => delete,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,16 +302,20 @@ impl Committer {
         wall: Arc<dyn Clock>,
         placement: Placement,
     ) -> Result<Committer> {
-        let mut clocks = Vec::with_capacity(usize::from(placement.groups()));
+        let mut stored = Vec::with_capacity(usize::from(placement.groups()));
         for group in placement.all() {
-            let last = match store.get(CF_CATALOG, &clock_key(group))? {
-                Some(b) => {
-                    i64::from_le_bytes(b.as_slice().try_into().map_err(|_| KalamError::Corrupt("clock record".into()))?)
-                }
-                None => 0,
-            };
-            clocks.push(HybridClock::starting_after(last, wall.clone()));
+            stored.push(match store.get(CF_CATALOG, &clock_key(group))? {
+                Some(b) => Some(i64::from_le_bytes(
+                    b.as_slice().try_into().map_err(|_| KalamError::Corrupt("clock record".into()))?,
+                )),
+                None => None,
+            });
         }
+        // A group without a clock yet (a single node's data spread over a cluster's groups)
+        // starts after every stamp handed out so far, whichever group handed it out.
+        let floor = stored.iter().flatten().copied().max().unwrap_or(0);
+        let clocks =
+            stored.into_iter().map(|last| HybridClock::starting_after(last.unwrap_or(floor), wall.clone())).collect();
         let hot_stats = HotStats::load(&store)?;
         Ok(Committer {
             store,
@@ -300,6 +331,11 @@ impl Committer {
             #[cfg(test)]
             pause_before_lock: Mutex::new(None),
         })
+    }
+
+    /// Where partitions go.
+    pub(crate) fn placement(&self) -> Placement {
+        self.placement
     }
 
     /// The data group of `table`'s partition `partition`.
@@ -333,6 +369,20 @@ impl Committer {
             sink.schema_changed(def.id, def.schema_version);
         }
         Ok(def)
+    }
+
+    /// Runs a DROP TABLE (or a DROP NAMESPACE's) under the commit lock: `drop` removes the
+    /// tables and their rows; afterwards any write prepared on them is refused
+    /// ([`KalamError::SchemaChanged`], then not found when planned again), so none lands
+    /// after their rows were removed.
+    pub(crate) fn drop_tables(&self, drop: impl FnOnce() -> Result<Vec<Arc<TableDef>>>) -> Result<Vec<Arc<TableDef>>> {
+        let _clock = self.clock.lock();
+        let dropped = drop()?;
+        let mut versions = self.schema_versions.write();
+        for def in &dropped {
+            versions.insert(def.id, u32::MAX);
+        }
+        Ok(dropped)
     }
 
     /// Runs `f` under the commit lock with the last `_updated` handed out in `group`: every
@@ -853,7 +903,7 @@ fn display_pk(v: &Value) -> String {
 mod tests {
     use super::*;
     use crate::ids::UserId;
-    use crate::schema::test_table;
+    use crate::schema::{DefaultValue, test_table};
 
     /// Records what the commit path publishes, in publish order.
     #[derive(Default)]
@@ -926,6 +976,41 @@ mod tests {
         assert_eq!(recorder.0.lock().len(), 1);
         // The same key in another partition is another row.
         committer.commit(&table, Partition::User(UserId(8)), vec![insert(1, 1)]).await.unwrap();
+    }
+
+    #[test]
+    fn writes_planned_on_an_older_schema_are_realigned_by_column_id() {
+        // Planned on (id, a, b); since then `a` was dropped and `c` added, with a default.
+        let old = test_table(&[("id", DataType::BigInt), ("a", DataType::Text), ("b", DataType::Text)]);
+        let mut current = (*old).clone();
+        current.columns.remove(1);
+        let mut c = current.columns[1].clone();
+        (c.id, c.name, c.default) = (4, "c".into(), Some(DefaultValue::Literal(Value::Int(5))));
+        current.columns.push(c);
+        let text = |s: &str| Value::Text(s.into());
+        let ops = vec![
+            RowOp::Insert { values: vec![Value::Int(1), text("a"), text("b")] },
+            RowOp::Update { pk: Value::Int(1), set: vec![(1, text("a2")), (2, text("b2"))] },
+            RowOp::Delete { pk: Value::Int(1) },
+        ];
+        let realigned = realign(ops, &old.columns, &current);
+        assert!(
+            matches!(&realigned[0], RowOp::Insert { values } if values == &vec![Value::Int(1), text("b"), Value::Int(5)])
+        );
+        assert!(matches!(&realigned[1], RowOp::Update { set, .. } if set == &vec![(1, text("b2"))]));
+        assert!(matches!(&realigned[2], RowOp::Delete { pk } if pk == &Value::Int(1)));
+    }
+
+    #[tokio::test]
+    async fn a_write_prepared_before_its_table_was_dropped_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = open(dir.path());
+        let (table, partition) = (table(), Partition::User(UserId(7)));
+        committer.commit(&table, partition, vec![insert(1, 1)]).await.unwrap();
+        committer.drop_tables(|| Ok(vec![table.clone()])).unwrap();
+        let err = committer.commit(&table, partition, vec![insert(2, 1)]).await.unwrap_err();
+        assert!(matches!(err, KalamError::SchemaChanged(_)), "{err:?}");
+        assert!(committer.get(&table, partition, &Value::Int(2)).await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ pub(crate) mod mutation_outcomes;
 pub(crate) mod provider;
 pub(crate) mod stream;
 
-pub(crate) use commit::{ChangeKind, ChangeSink, Committed, Committer, RowChange, RowOp, TableWrite};
+pub(crate) use commit::{ChangeKind, ChangeSink, Committed, Committer, RowChange, RowOp, TableWrite, realign};
 pub(crate) use mutation_outcomes::MutationKey;
 pub(crate) use provider::{PartitionTableProvider, SystemColumns};
 pub(crate) use stream::{StreamBuffers, StreamTableProvider};

@@ -238,7 +238,8 @@ impl TestCluster {
         r.json().await.ok()
     }
 
-    /// The index of the node every running node sees as leader (waits up to 30 s).
+    /// The index of the node every running node sees as the metadata group's leader, once
+    /// every group has a leader all running nodes agree on (waits up to 30 s).
     async fn leader(&self) -> usize {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -247,30 +248,40 @@ impl TestCluster {
                 if node.is_running_quiet()
                     && let Some(h) = Self::health(node).await
                 {
-                    seen.insert(h["leader"].as_u64());
+                    let leaders: Vec<Option<u64>> =
+                        h["groups"].as_array().unwrap().iter().map(|g| g["leader"].as_u64()).collect();
+                    seen.insert(leaders);
                 }
             }
             if seen.len() == 1
-                && let Some(Some(leader)) = seen.into_iter().next()
+                && let Some(leaders) = seen.into_iter().next()
+                && leaders.iter().all(Option::is_some)
+                && let Some(Some(leader)) = leaders.first()
             {
-                return leader as usize - 1;
+                return *leader as usize - 1;
             }
-            assert!(Instant::now() < deadline, "no leader all nodes agree on within 30 s");
+            assert!(Instant::now() < deadline, "no leaders all nodes agree on within 30 s");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Waits until every running node has applied as far as the leader's log goes.
+    /// Waits until every running node has applied as far as each group's log goes.
     async fn settle(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut positions = Vec::new();
+            let mut positions: Vec<Vec<(Option<u64>, Option<u64>)>> = Vec::new();
             for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running_quiet()) {
                 let h = Self::health(node).await.unwrap_or_else(|| panic!("node {} does not answer", i + 1));
-                positions.push((h["last_log_index"].as_u64(), h["last_applied"].as_u64()));
+                let groups = h["groups"].as_array().unwrap();
+                positions
+                    .push(groups.iter().map(|g| (g["last_log_index"].as_u64(), g["last_applied"].as_u64())).collect());
             }
-            let top = positions.iter().filter_map(|(log, _)| *log).max();
-            if positions.iter().all(|(_, applied)| *applied == top) {
+            let groups = positions.first().map_or(0, Vec::len);
+            let settled = (0..groups).all(|g| {
+                let top = positions.iter().filter_map(|p| p[g].0).max();
+                positions.iter().all(|p| p[g].1 == top)
+            });
+            if settled {
                 return;
             }
             assert!(Instant::now() < deadline, "nodes did not catch up within 30 s: {positions:?}");
@@ -362,8 +373,8 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
         .await
         .unwrap();
     assert!(write.status().is_success());
-    let index: u64 = write.headers()["x-kalamdb-applied-index"].to_str().unwrap().parse().unwrap();
-    let read = |node: &TestServer, index: u64| {
+    let index = write.headers()["x-kalamdb-applied-index"].to_str().unwrap().to_string();
+    let read = |node: &TestServer, index: String| {
         node.client
             .post(format!("{}/v1/api/sql", node.base))
             .basic_auth("alice", Some("alice-password"))
@@ -371,11 +382,15 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
             .json(&json!({"sql": "SELECT v FROM app.items WHERE id = 200"}))
             .send()
     };
-    let r: Value = read(a, index).await.unwrap().json().await.unwrap();
+    // One index per Raft group, the metadata group's first.
+    let position: Vec<u64> = index.split(',').map(|i| i.parse().unwrap()).collect();
+    assert!(position.len() > 1, "{index}");
+    let r: Value = read(a, index.clone()).await.unwrap().json().await.unwrap();
     assert_eq!(r["results"][0]["rows"], json!([["ryw"]]), "{r}");
-    // An index the node cannot reach in time: a clear refusal, not a stale answer.
+    // A position the node cannot reach in time: a clear refusal, not a stale answer.
     let started = Instant::now();
-    let r = read(b, index + 1_000_000).await.unwrap();
+    let far: Vec<String> = position.iter().map(|i| (i + 1_000_000).to_string()).collect();
+    let r = read(b, far.join(",")).await.unwrap();
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], json!("UNAVAILABLE"), "{body}");
@@ -391,7 +406,7 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     // The leader knows how far the log is committed: all of it, once every node holds it;
     // the followers do not know.
     let leader = cluster.leader().await;
-    let own = "SELECT committed_index = log_index, committed_index IS NULL FROM system.cluster WHERE this_node";
+    let own = "SELECT committed_index = log_index, committed_index IS NULL FROM system.cluster WHERE this_node AND group_id = 0";
     for (i, node) in cluster.nodes.iter().enumerate() {
         let expected = if i == leader { json!([true, false]) } else { json!([null, true]) };
         assert_eq!(node.sql_ok(&root, own).await.rows(0), &vec![expected], "node {}", i + 1);
@@ -672,7 +687,9 @@ async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
     assert!(r.body.to_string().contains("added"), "{}", r.body);
     // The writers go on meanwhile, so no moment is quiet enough to compare whole nodes.
     let four = [json!([1, true]), json!([2, true]), json!([3, true]), json!([4, true])];
-    cluster.until_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id", &four).await;
+    cluster
+        .until_everywhere(&root, "SELECT node_id, voter FROM system.cluster WHERE group_id = 0 ORDER BY node_id", &four)
+        .await;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.nodes[2].sql_ok(&root, "ALTER CLUSTER REMOVE NODE 1").await;
@@ -682,7 +699,9 @@ async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
     assert!(acknowledged.len() > 20, "writers made progress: {}", acknowledged.len());
 
     cluster.leader().await;
-    let members = cluster.same_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id").await;
+    let members = cluster
+        .same_everywhere(&root, "SELECT node_id, voter FROM system.cluster WHERE group_id = 0 ORDER BY node_id")
+        .await;
     assert_eq!(members, vec![json!([2, true]), json!([3, true]), json!([4, true])]);
     let rows = cluster.same_everywhere(&root, "SELECT id FROM app.log ORDER BY id").await;
     let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
@@ -816,7 +835,13 @@ async fn a_single_nodes_data_becomes_a_three_node_cluster() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    cluster.until_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id", &three).await;
+    cluster
+        .until_everywhere(
+            &root,
+            "SELECT node_id, voter FROM system.cluster WHERE group_id = 0 ORDER BY node_id",
+            &three,
+        )
+        .await;
     assert_eq!(cluster.same_everywhere(&alice, sql).await, expected);
     let flushed = crate::flush::parquet_files(&cluster.nodes[2].data_dir().join("storage"));
     assert!(!flushed.is_empty(), "node 3 got the cold files too");
@@ -983,10 +1008,18 @@ async fn a_node_added_after_the_log_was_purged_installs_a_snapshot() {
     let expected = cluster.same_everywhere(&alice, "SELECT id, body, _updated FROM app.notes ORDER BY id").await;
     assert_eq!(expected.len(), 90);
 
+    // Alice's rows are in one data group, whose log the leader has purged.
     let leader = cluster.leader().await;
     let health = TestCluster::health(&cluster.nodes[leader]).await.unwrap();
-    let purged = health["purged_index"].as_u64().unwrap_or(0);
-    assert!(purged > 20, "the leader's log is purged: {health}");
+    let (group, purged) = health["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(g, h)| (g, h["purged_index"].as_u64().unwrap_or(0)))
+        .max_by_key(|(_, purged)| *purged)
+        .unwrap();
+    assert!(purged > 20, "the leader's log of alice's group is purged: {health}");
 
     // The new node cannot catch up from the log: it gets the snapshot, restarts into it
     // (keeping its client address), then follows the log from there.
@@ -994,7 +1027,8 @@ async fn a_node_added_after_the_log_was_purged_installs_a_snapshot() {
     cluster.nodes[0].sql_ok(&root, &format!("ALTER CLUSTER ADD NODE 4 '{address}'")).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let installed = TestCluster::health(&cluster.nodes[3]).await.and_then(|h| h["snapshot_index"].as_u64());
+        let installed =
+            TestCluster::health(&cluster.nodes[3]).await.and_then(|h| h["groups"][group]["snapshot_index"].as_u64());
         if installed.is_some_and(|i| i >= purged) {
             break;
         }
@@ -1002,7 +1036,9 @@ async fn a_node_added_after_the_log_was_purged_installs_a_snapshot() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let four = [json!([1, true]), json!([2, true]), json!([3, true]), json!([4, true])];
-    cluster.until_everywhere(&root, "SELECT node_id, voter FROM system.cluster ORDER BY node_id", &four).await;
+    cluster
+        .until_everywhere(&root, "SELECT node_id, voter FROM system.cluster WHERE group_id = 0 ORDER BY node_id", &four)
+        .await;
     let rows = cluster.same_everywhere(&alice, "SELECT id, body, _updated FROM app.notes ORDER BY id").await;
     assert_eq!(rows, expected);
     let flushed = crate::flush::parquet_files(&cluster.nodes[3].data_dir().join("storage"));
@@ -1029,11 +1065,16 @@ async fn a_node_that_cannot_take_a_snapshot_keeps_running_and_its_log() {
     let rows = cluster.same_everywhere(&root, "SELECT count(*) FROM app.log").await;
     assert_eq!(rows, vec![json!([60])]);
 
+    // The table's rows are in one data group: the one with the longest log.
+    let health = TestCluster::health(&cluster.nodes[0]).await.unwrap();
+    let group = (0..health["groups"].as_array().unwrap().len())
+        .max_by_key(|g| health["groups"][g]["last_log_index"].as_u64().unwrap_or(0))
+        .unwrap();
     for i in [0, 2] {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let health = TestCluster::health(&cluster.nodes[i]).await.unwrap();
-            if health["purged_index"].as_u64().is_some_and(|p| p > 0) {
+            if health["groups"][group]["purged_index"].as_u64().is_some_and(|p| p > 0) {
                 assert!(health["snapshot_error"].is_null(), "{health}");
                 break;
             }
@@ -1043,16 +1084,21 @@ async fn a_node_that_cannot_take_a_snapshot_keeps_running_and_its_log() {
     }
     let failing = &cluster.nodes[1];
     let health = TestCluster::health(failing).await.unwrap();
-    assert_eq!(health["snapshot_error"], json!("cannot write a snapshot file: fault injected"), "{health}");
-    assert!(health["snapshot_index"].is_null() && health["purged_index"].is_null(), "log kept: {health}");
-    assert_eq!(health["state"], json!("Follower"), "{health}");
-    let problem = failing.sql_ok(&root, "SELECT problem FROM system.cluster WHERE this_node").await;
+    let expected = format!("group {group}: cannot write a snapshot file: fault injected");
+    assert_eq!(health["snapshot_error"], json!(expected), "{health}");
+    let own = &health["groups"][group];
+    assert!(own["snapshot_index"].is_null() && own["purged_index"].is_null(), "log kept: {health}");
+    assert_eq!(own["state"], json!("Follower"), "{health}");
+    let sql = format!("SELECT problem FROM system.cluster WHERE this_node AND group_id = {group}");
+    let problem = failing.sql_ok(&root, &sql).await;
     assert_eq!(
         problem.rows(0),
         &vec![json!(["the last snapshot failed: cannot write a snapshot file: fault injected"])]
     );
-    let left: Vec<_> = std::fs::read_dir(failing.data_dir().join("raft-snapshots"))
+    let snapshots = failing.data_dir().join("raft-snapshots");
+    let left: Vec<_> = std::fs::read_dir(&snapshots)
         .unwrap()
+        .flat_map(|g| std::fs::read_dir(g.unwrap().path()).unwrap())
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "a failed snapshot leaves nothing behind: {left:?}");
@@ -1078,9 +1124,15 @@ async fn adding_a_node_that_stops_fails_at_once_and_says_why() {
     let message = r.body["error"]["message"].as_str().unwrap_or_default().to_string();
     assert!(message.contains("node 2 was added as a learner, but its Raft has stopped"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
-    let rows =
-        cluster.nodes[0].sql_ok(&root, "SELECT voter, problem IS NOT NULL FROM system.cluster WHERE node_id = 2").await;
-    assert_eq!(rows.rows(0), &vec![json!([false, true])]);
+    // A member of every group (a voter of those it caught up with before the failure
+    // showed, which may include the group whose log was short enough), shown as stopped in
+    // the group it could not apply.
+    let sql = "SELECT count(*), sum(CASE WHEN problem IS NOT NULL THEN 1 ELSE 0 END) \
+               FROM system.cluster WHERE node_id = 2";
+    let rows = cluster.nodes[0].sql_ok(&root, sql).await;
+    let detail = "SELECT group_id, voter, problem FROM system.cluster WHERE node_id = 2 ORDER BY group_id";
+    let detail = cluster.nodes[0].sql_ok(&root, detail).await;
+    assert_eq!(rows.rows(0), &vec![json!([9, 1])], "{:?}", detail.rows(0));
     // The cluster goes on without it.
     cluster.nodes[0].sql_ok(&root, "INSERT INTO app.log (id) VALUES (2)").await;
 }
@@ -1111,7 +1163,7 @@ async fn a_node_that_cannot_apply_a_statement_stops_and_applies_it_after_a_resta
         assert!(Instant::now() < deadline, "no leader among nodes 1 and 2: {seen:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let problem = "SELECT problem FROM system.cluster WHERE node_id = 3";
+    let problem = "SELECT problem FROM system.cluster WHERE node_id = 3 AND group_id = 0";
     let deadline = Instant::now() + Duration::from_secs(15);
     while cluster.nodes[leader].sql_ok(&root, problem).await.rows(0)
         != &vec![json!(["its Raft has stopped (see its log)"])]

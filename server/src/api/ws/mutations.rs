@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::Partition;
-use crate::replication::ForwardedMutation;
+use crate::replication::{ForwardedMutation, GroupId, METADATA};
 use crate::schema::TableDef;
 use crate::sql::ExecContext;
 use crate::sql::ast::TableRef;
@@ -30,15 +30,40 @@ const MAX_CLIENT_ID: usize = 128;
 /// answers once it has applied it too).
 pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
     match db.replication() {
-        Some(replication) if !replication.is_leader() => {
+        Some(replication) => {
+            let group = group_of_message(db, principal, &m);
+            if replication.leads(group) {
+                return apply_here(db, principal, m).await;
+            }
             let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
             let forwarded = ForwardedMutation { mutate: m, principal: principal.into() };
-            match replication.forward_mutation(forwarded).await {
+            match replication.forward_mutation(group, forwarded).await {
                 Ok(result) => result,
                 Err(e) => key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None),
             }
         }
-        _ => apply_here(db, principal, m).await,
+        None => apply_here(db, principal, m).await,
+    }
+}
+
+/// In a cluster, the group whose leader applies a mutation message: that of the partition
+/// its first op writes (a message writing several groups is refused when it commits). A
+/// message whose first table is unknown goes to the metadata group's leader, which refuses
+/// it as any node would.
+fn group_of_message(db: &Database, principal: &Principal, m: &Mutate) -> GroupId {
+    let table = m.ops.first().and_then(|op| {
+        let (ns, name) = op.table.split_once('.')?;
+        db.catalog.table(&crate::ids::NamespaceId::new(ns).ok()?, &name.to_ascii_lowercase())
+    });
+    match (db.replication(), table) {
+        (Some(replication), Some(table)) => {
+            let partition = match table.kind {
+                crate::schema::TableKind::Shared => Partition::Shared,
+                _ => Partition::User(principal.user_id),
+            };
+            replication.group_of(table.id, partition)
+        }
+        _ => METADATA,
     }
 }
 

@@ -46,7 +46,7 @@ pub(crate) async fn drop(cx: &ExecContext<'_>, name: &str, if_exists: bool, casc
             }
         }
     }
-    let dropped = cx.db.catalog.drop_namespace(&ns, cascade)?;
+    let dropped = cx.db.committer.drop_tables(|| cx.db.catalog.drop_namespace(&ns, cascade))?;
     for t in &dropped {
         super::table::end_subscriptions(cx, t);
         cx.db.drop_table_data(t).await;

@@ -239,7 +239,7 @@ pub(crate) async fn drop(
             )));
         }
     }
-    cx.db.catalog.drop_table(&def.namespace, &def.name)?;
+    cx.db.committer.drop_tables(|| cx.db.catalog.drop_table(&def.namespace, &def.name).map(|t| vec![t]))?;
     end_subscriptions(cx, &def);
     let message = match cx.db.drop_table_data(&def).await {
         Some(job) => format!("Table '{}' dropped (cleanup job '{job}')", def.qualified_name()),

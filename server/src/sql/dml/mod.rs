@@ -44,6 +44,27 @@ pub(crate) fn table_ref(name: &ObjectName) -> Result<TableRef> {
     }
 }
 
+/// The table an INSERT, UPDATE or DELETE writes, as named (`None` for another statement,
+/// or one these statements do not support, which fails when it runs).
+pub(crate) fn written_table(statement: &Statement) -> Option<&ObjectName> {
+    use datafusion::sql::sqlparser::ast::{FromTable, TableFactor, TableObject};
+    let relation = match statement {
+        Statement::Insert(ins) => match &ins.table {
+            TableObject::TableName(name) => return Some(name),
+            _ => return None,
+        },
+        Statement::Update(upd) => &upd.table.relation,
+        Statement::Delete(del) => match &del.from {
+            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => &t.first()?.relation,
+        },
+        _ => return None,
+    };
+    match relation {
+        TableFactor::Table { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
 /// The table an UPDATE or DELETE names, checked for write access. STREAM tables hold events,
 /// which are never changed once sent.
 pub(crate) fn existing_rows_target(cx: &ExecContext<'_>, name: &ObjectName) -> Result<std::sync::Arc<TableDef>> {
