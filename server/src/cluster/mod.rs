@@ -15,6 +15,7 @@
 //! - [`Cluster`]: the running node, which the SQL layer and the WebSocket mutations reach
 //!   through [`Replication`]: a group's leader proposes, other nodes forward to it.
 
+mod leadership;
 mod network;
 mod problems;
 mod seeding;
@@ -23,7 +24,6 @@ mod snapshot;
 mod state_machine;
 mod stream_relay;
 
-use crate::api::ws::mutations;
 use crate::auth::{LoginLedger, LoginRecord};
 use crate::config::ClusterConfig;
 use crate::database::Database;
@@ -33,7 +33,6 @@ use crate::replication::{
     AppliedPosition, Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, GroupId, METADATA, Member,
     MembershipChange, Outcome, Proposal, Replication, StreamEvents,
 };
-use crate::sql::executor;
 use kalamdb_client_core::protocol::QueryResult;
 use kalamdb_client_core::protocol::ws::MutateResult;
 use kalamdb_raft::{Durability, RaftLogs};
@@ -76,6 +75,9 @@ struct Group {
     /// openraft's view of the group: who leads, what is applied. Read from one place, so
     /// that "am I the leader" never disagrees with "who is the leader".
     metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+    /// Held shared by each proposal here, exclusively by a handover of the group's
+    /// leadership to another node ([`leadership`]), so that none is appended meanwhile.
+    handover: tokio::sync::RwLock<()>,
 }
 
 /// A running cluster node.
@@ -94,6 +96,8 @@ pub(crate) struct Cluster {
     problems: problems::Problems,
     /// `https` with cluster TLS, else `http`: how other nodes are reached.
     scheme: &'static str,
+    /// Groups whose elections this node holds for another node's handover.
+    holds: leadership::ElectionHolds,
 }
 
 /// Checks that this node's data was created with as many data groups as it is started
@@ -209,7 +213,7 @@ impl Cluster {
                 .await
                 .map_err(|e| KalamError::internal(format!("cannot start Raft group {}: {e}", id.0)))?;
             let metrics = raft.metrics();
-            groups.push(Group { id, raft, metrics });
+            groups.push(Group { id, raft, metrics, handover: tokio::sync::RwLock::new(()) });
         }
 
         let cluster = Arc::new(Cluster {
@@ -224,6 +228,7 @@ impl Cluster {
             client_address,
             problems,
             scheme,
+            holds: leadership::ElectionHolds::default(),
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -271,6 +276,7 @@ impl Cluster {
                 config.peer_addresses()?.into_iter().filter(|(id, _)| *id != node_id).collect();
             tokio::spawn(seeding::add_peers(Arc::downgrade(&cluster), others));
         }
+        tokio::spawn(leadership::balance(Arc::downgrade(&cluster)));
         db.replication
             .set(cluster.clone())
             .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
@@ -456,7 +462,12 @@ impl Cluster {
             return None;
         }
         let result = match self.database() {
-            Ok(db) => run(db).await.map_err(|e| Failure::from(&e)),
+            Ok(db) => match run(db).await {
+                // Leadership moved before the write reached the log: the sender asks the
+                // new leader, as if this node had not led to begin with.
+                Err(KalamError::NotLeader(_)) => return None,
+                result => result.map_err(|e| Failure::from(&e)),
+            },
             Err(e) => Err(Failure::from(&e)),
         };
         Some(Forwarded { result, applied: self.applied(group) })
@@ -577,10 +588,13 @@ pub(super) enum MemberStep {
 #[async_trait::async_trait]
 impl LoginLedger for Cluster {
     async fn record(&self, record: LoginRecord) -> Result<()> {
-        match self.forward::<_, ()>(METADATA, service::FORWARD_LOGIN, &record, self.write_timeout()).await? {
-            Some(()) => Ok(()),
-            None => self.record_here(record).await,
-        }
+        crate::replication::on_leader(
+            self,
+            METADATA,
+            || self.record_here(record.clone()),
+            || self.forward::<_, ()>(METADATA, service::FORWARD_LOGIN, &record, self.write_timeout()),
+        )
+        .await
     }
 }
 
@@ -613,35 +627,32 @@ impl Replication for Cluster {
             )));
         }
         let timeout = self.write_timeout();
+        // A leadership handover of the group lets the writes in flight finish and holds new
+        // ones until it is done; they then find this node no longer leads (`NotLeader`).
+        let _handover = self.group(group).handover.read().await;
         match tokio::time::timeout(timeout, self.raft(group).client_write(proposal)).await {
             Err(_) => Err(KalamError::Unavailable(format!(
                 "no majority of the cluster acknowledged the write within {} ms; it may or may not be applied",
                 self.config.write_timeout_ms
             ))),
             Ok(Ok(response)) => response.data.map_err(KalamError::from),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(KalamError::Unavailable("leadership moved to another node; nothing was applied, retry".into()))
-            }
+            // Either this node did not lead when the write came, or its entry was replaced
+            // by a new leader's log: never applied either way.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(KalamError::NotLeader(group.0)),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("the cluster cannot take writes: {e}"))),
         }
     }
 
-    async fn forward_statement(&self, group: GroupId, statement: ForwardedStatement) -> Result<QueryResult> {
+    async fn forward_statement(&self, group: GroupId, statement: &ForwardedStatement) -> Result<Option<QueryResult>> {
         let answer_within = match statement.membership {
             true => LEARNER_CATCH_UP * (self.groups.len() as u32),
             false => Duration::ZERO,
         } + self.write_timeout();
-        match self.forward(group, service::FORWARD_STATEMENT, &statement, answer_within).await? {
-            Some(result) => Ok(result),
-            None => executor::execute_forwarded(&self.database()?, statement).await,
-        }
+        self.forward(group, service::FORWARD_STATEMENT, statement, answer_within).await
     }
 
-    async fn forward_mutation(&self, group: GroupId, mutation: ForwardedMutation) -> Result<MutateResult> {
-        match self.forward(group, service::FORWARD_MUTATION, &mutation, self.write_timeout()).await? {
-            Some(result) => Ok(result),
-            None => Ok(mutations::apply_here(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
-        }
+    async fn forward_mutation(&self, group: GroupId, mutation: &ForwardedMutation) -> Result<Option<MutateResult>> {
+        self.forward(group, service::FORWARD_MUTATION, mutation, self.write_timeout()).await
     }
 
     fn health(&self) -> serde_json::Value {
@@ -846,16 +857,26 @@ impl Cluster {
     /// Posts `body` to `path` on the cluster port at `address`; its answer, or `None` if it
     /// does not give one within [`PEER_ANSWER`].
     async fn ask_peer<B: Serialize, T: DeserializeOwned>(&self, address: &str, path: &str, body: &B) -> Option<T> {
-        let sent = self
+        self.ask_peer_in(address, None, path, body).await
+    }
+
+    /// [`Cluster::ask_peer`] about one group.
+    async fn ask_peer_in<B: Serialize, T: DeserializeOwned>(
+        &self,
+        address: &str,
+        group: Option<GroupId>,
+        path: &str,
+        body: &B,
+    ) -> Option<T> {
+        let mut request = self
             .client
             .post(format!("{}://{address}{path}", self.scheme))
             .header(network::TOKEN_HEADER, self.token.header())
-            .header(network::NODE_HEADER, self.node_id)
-            .timeout(PEER_ANSWER)
-            .json(body)
-            .send()
-            .await
-            .ok()?;
+            .header(network::NODE_HEADER, self.node_id);
+        if let Some(group) = group {
+            request = request.header(network::GROUP_HEADER, group.0);
+        }
+        let sent = request.timeout(PEER_ANSWER).json(body).send().await.ok()?;
         sent.status().is_success().then_some(())?;
         sent.json().await.ok()
     }

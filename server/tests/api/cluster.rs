@@ -520,6 +520,107 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     let _ = &cluster.cluster_ports;
 }
 
+/// Every group's leader (metadata group first) if all running nodes agree on them.
+async fn agreed_leaders(cluster: &TestCluster) -> Option<Vec<Option<u64>>> {
+    let mut seen = BTreeSet::new();
+    for node in cluster.nodes.iter().filter(|n| n.is_running_quiet()) {
+        let h = TestCluster::health(node).await?;
+        seen.insert(h["groups"].as_array()?.iter().map(|g| g["leader"].as_u64()).collect::<Vec<_>>());
+    }
+    (seen.len() == 1).then(|| seen.into_iter().next()).flatten()
+}
+
+/// Waits (up to 30 s) until every running node sees data group `g` (1..=8) led as
+/// `expected(g)` says; answers how long that took.
+async fn until_data_groups_led(cluster: &TestCluster, expected: impl Fn(u64) -> u64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let leaders = agreed_leaders(cluster).await;
+        if let Some(leaders) = &leaders
+            && (1..=8u64).all(|g| leaders[g as usize] == Some(expected(g)))
+        {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "data groups still led as {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn data_group_leadership_spreads_over_the_nodes_and_moves_without_refusing_a_write() {
+    let mut cluster = TestCluster::start(3).await;
+    let root = Auth::root();
+    cluster.nodes[0].sql_ok(&root, "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, w INT)").await;
+    let mut users = Vec::new();
+    for w in 0..4 {
+        users.push(cluster.nodes[0].create_user(&format!("writer{w}")).await);
+    }
+    cluster.settle().await;
+
+    // Four users (so several data groups) write through every node while the leadership
+    // of the data groups moves: no write may be refused or lost.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..4usize {
+        let (base, stop) = (cluster.nodes[w % 3].base.clone(), stop.clone());
+        let name = format!("writer{w}");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            let (mut acknowledged, mut refused) = (BTreeSet::new(), Vec::new());
+            for k in 0u64.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let r = client
+                    .post(format!("{base}/v1/api/sql"))
+                    .basic_auth(&name, Some(format!("{name}-password")))
+                    .json(&json!({ "sql": format!("INSERT INTO app.items (id, w) VALUES ({k}, {w})") }))
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().is_success() {
+                    true => _ = acknowledged.insert(k),
+                    false => refused.push(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
+                }
+            }
+            (acknowledged, refused)
+        }));
+    }
+
+    // Data group g goes to the voter at g mod 3: node 2 leads 1, 4 and 7, node 3 leads 2, 5
+    // and 8, node 1 (which created the cluster and led everything) 3 and 6.
+    let preferred = |g: u64| g % 3 + 1;
+    let took = until_data_groups_led(&cluster, preferred).await;
+    eprintln!("leadership spread {took:?} after the cluster was up");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (w, task) in tasks.into_iter().enumerate() {
+        let (acknowledged, refused) = task.await.unwrap();
+        assert!(refused.is_empty(), "writer {w} was refused: {refused:?}");
+        assert!(!acknowledged.is_empty(), "writer {w} made progress");
+        let rows = cluster.same_everywhere(&users[w], "SELECT id FROM app.items ORDER BY id").await;
+        let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
+        assert_eq!(stored, acknowledged, "writer {w}'s rows are exactly its acknowledged writes");
+    }
+
+    // Node 2 dies: the others take its groups. Back, it leads them again once caught up.
+    cluster.nodes[1].kill9();
+    // (Which survivor takes which of node 2's groups is the elections' choice.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let leaders = agreed_leaders(&cluster).await;
+        if leaders.as_ref().is_some_and(|l| l.iter().all(|g| g.is_some_and(|n| n != 2))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "groups without a leader after node 2 died: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.nodes[1].start_again();
+    let took = until_data_groups_led(&cluster, preferred).await;
+    eprintln!("node 2 led its groups again {took:?} after its restart");
+    cluster.nodes[0].sql_ok(&users[1], "INSERT INTO app.items (id, w) VALUES (1000000, 1)").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_majority_refuses_writes_clearly() {
     let mut cluster = TestCluster::start(3).await;
@@ -854,6 +955,9 @@ async fn a_single_nodes_data_becomes_a_three_node_cluster() {
         let rows = cluster.same_everywhere(&alice, lake_sql).await;
         assert_eq!(&rows, lake_expected, "every node reads the S3 table's cold rows");
         // Flushed through the log from now on: the leader's file joins the single node's.
+        // (Once the leadership has spread: a flush whose group changes leader meanwhile
+        // fails, and is left to the new leader.)
+        until_data_groups_led(&cluster, |g| g % 3 + 1).await;
         let leader = cluster.leader().await;
         crate::flush::flush_and_wait(&cluster.nodes[leader], "FLUSH TABLE app.lake_notes").await;
         cluster.settle().await;
@@ -1414,6 +1518,12 @@ async fn root_reads_the_same_on_every_node_and_its_tokens_work_on_every_node() {
 }
 
 /// `SHOW STATS FOR TABLE` on one node: (hot rows, cold row versions, cold files).
+/// The index of the node that runs job `job` (its id names the node: `flush-node2-7`).
+fn node_of_job(job: &str) -> usize {
+    let node = job.split('-').find_map(|part| part.strip_prefix("node")?.parse::<usize>().ok());
+    node.unwrap_or_else(|| panic!("no node in the job id {job}")) - 1
+}
+
 async fn table_stats(node: &TestServer, table: &str) -> (i64, i64, i64) {
     let r = node.sql_ok(&Auth::root(), &format!("SHOW STATS FOR TABLE {table}")).await;
     let s = &r.rows(0)[0];
@@ -1464,14 +1574,21 @@ async fn flushes_to_a_shared_storage_are_written_once_and_listed_by_every_node()
     let query = "SELECT id, v, _updated, _deleted FROM app.items ORDER BY id";
     let before = cluster.same_everywhere(&root, query).await;
 
-    // FLUSH on a follower is carried out by the leader.
-    let leader = cluster.leader().await;
+    // FLUSH on any node is carried out by the leader of the table's data group (once the
+    // leadership has spread, so that it stays put).
+    until_data_groups_led(&cluster, |g| g % 3 + 1).await;
+    let mut jobs = Vec::new();
+    for node in &cluster.nodes {
+        let r = node.sql_ok(&root, "FLUSH TABLE app.items").await;
+        jobs.push(r.rows(0)[0][0].as_str().unwrap().to_string());
+    }
+    let leader = node_of_job(&jobs[0]);
     let follower = (leader + 1) % 3;
-    let r = cluster.nodes[follower].sql_ok(&root, "FLUSH TABLE app.items").await;
-    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
-    assert!(job.contains(&format!("node{}", leader + 1)), "the leader's job: {job}");
-    let done = crate::flush::wait_for_job(&cluster.nodes[follower], &job).await;
-    assert_eq!(done[1], json!("completed"), "{done:?}");
+    for job in &jobs {
+        assert_eq!(node_of_job(job), leader, "every FLUSH ran on the leader: {jobs:?}");
+        let done = crate::flush::wait_for_job(&cluster.nodes[follower], job).await;
+        assert_eq!(done[1], json!("completed"), "{done:?}");
+    }
     cluster.settle().await;
     for node in &cluster.nodes {
         assert_eq!(table_stats(node, "app.items").await, (0, 150, 1), "every node lists the file, no row stays hot");
@@ -1484,15 +1601,7 @@ async fn flushes_to_a_shared_storage_are_written_once_and_listed_by_every_node()
 
     // The leader dies; the new one flushes changes of cold and new rows.
     cluster.nodes[leader].kill9();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let next = loop {
-        // The others take a moment to notice that the leader is gone.
-        match cluster.leader().await {
-            next if next != leader => break next,
-            _ => assert!(Instant::now() < deadline, "no new leader within 30 s"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let next = follower;
     cluster.nodes[next]
         .sql_ok(&root, "UPDATE app.items SET v = 7 WHERE id >= 200; DELETE FROM app.items WHERE id = 1")
         .await;
@@ -1541,6 +1650,8 @@ async fn compactions_of_a_shared_storage_go_through_the_log() {
     let cluster =
         TestCluster::start_at(ports.clone(), ports, settings, &slow_flushes, &[("KALAMDB_HOUR_MS", "1000")]).await;
     let root = Auth::root();
+    // The table's group must keep its leader: only it runs flushes and cleanups.
+    until_data_groups_led(&cluster, |g| g % 3 + 1).await;
     cluster.nodes[0]
         .sql_ok(
             &root,
@@ -1559,9 +1670,9 @@ async fn compactions_of_a_shared_storage_go_through_the_log() {
     cluster.nodes[2].sql_ok(&root, "DELETE FROM app.items WHERE id < 30").await;
     // A file of a batch the partition has passed, which no manifest can list.
     moto.put("shared", "kalam/app/items/shared/batch-0-00000000000000aa.parquet", b"left by a deposed leader").await;
-    let leader = cluster.leader().await;
-    let r = cluster.nodes[leader].sql_ok(&root, "FLUSH TABLE app.items").await;
+    let r = cluster.nodes[0].sql_ok(&root, "FLUSH TABLE app.items").await;
     let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    let leader = node_of_job(&job);
     assert_eq!(crate::flush::wait_for_job(&cluster.nodes[leader], &job).await[1], json!("completed"));
 
     // Once the tombstones expire, the leader's cleanup compacts: 70 live rows in one file,
@@ -1607,6 +1718,8 @@ async fn subscribers_stay_exact_while_flushes_to_a_shared_storage_run() {
     moto.create_bucket("shared").await;
     let cluster = TestCluster::start(3).await;
     let root = Auth::root();
+    // Counted below: flushes that a move of their group's leadership does not interrupt.
+    until_data_groups_led(&cluster, |g| g % 3 + 1).await;
     cluster.nodes[0]
         .sql_ok(
             &root,
@@ -1647,7 +1760,8 @@ async fn subscribers_stay_exact_while_flushes_to_a_shared_storage_run() {
 
     let flushes = "SELECT count(*) FROM system.jobs WHERE job_type = 'flush' AND status = 'completed' AND rows > 0";
     let done = cluster.nodes[0].sql_ok(&root, flushes).await.rows(0)[0][0].as_i64().unwrap();
-    assert!(done >= 2, "the leader's policy flushes ran meanwhile: {done}");
+    let jobs = cluster.nodes[0].sql_ok(&root, "SELECT node, job_type, status, rows, error FROM system.jobs").await;
+    assert!(done >= 2, "the leader's policy flushes ran meanwhile: {done} {:?}", jobs.rows(0));
     let alice = Auth::basic("alice", "alice-password");
     let rows = cluster.nodes[second].sql_ok(&alice, "SELECT id, v FROM app.items ORDER BY id").await;
     let expected: std::collections::BTreeMap<i64, Value> =

@@ -29,21 +29,19 @@ const MAX_CLIENT_ID: usize = 128;
 /// Applies a client's mutation message: here, or in a cluster on the leader (this node
 /// answers once it has applied it too).
 pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
-    match db.replication() {
+    let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
+    let outcome = match db.replication() {
         Some(replication) => {
             let group = group_of_message(db, principal, &m);
-            if replication.leads(group) {
-                return apply_here(db, principal, m).await;
-            }
-            let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
             let forwarded = ForwardedMutation { mutate: m, principal: principal.into() };
-            match replication.forward_mutation(group, forwarded).await {
-                Ok(result) => result,
-                Err(e) => key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None),
-            }
+            let here = || apply_here(db, principal, forwarded.mutate.clone());
+            let there = || replication.forward_mutation(group, &forwarded);
+            crate::replication::on_leader(replication.as_ref(), group, here, there).await
         }
+        // A single node always leads: this is `Ok`.
         None => apply_here(db, principal, m).await,
-    }
+    };
+    outcome.unwrap_or_else(|e| key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None))
 }
 
 /// In a cluster, the group whose leader applies a mutation message: that of the partition
@@ -68,12 +66,14 @@ fn group_of_message(db: &Database, principal: &Principal, m: &Mutate) -> GroupId
 }
 
 /// Applies a mutation message on this node (in a cluster, the leader: a message forwarded
-/// here is never forwarded on).
-pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
+/// here is never forwarded on). Its refusals are outcomes; the one error is
+/// [`KalamError::NotLeader`] (in a cluster, where nothing was applied: the caller sends the
+/// message to the new leader).
+pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mutate) -> Result<MutateResult> {
     let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
     let refuse = |e: &KalamError| key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
     if m.client_id.is_empty() || m.client_id.len() > MAX_CLIENT_ID || m.client_id.contains('\0') {
-        return refuse(&KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters")));
+        return Ok(refuse(&KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters"))));
     }
     // One message per client at a time, so a retry racing its original cannot apply twice.
     let lock = db.client_locks.get((principal.user_id, m.client_id.clone()));
@@ -83,10 +83,10 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
             if earlier.status == MutationStatus::Applied {
                 earlier.status = MutationStatus::Duplicate;
             }
-            return earlier;
+            return Ok(earlier);
         }
         Ok(None) => {}
-        Err(e) => return refuse(&e),
+        Err(e) => return Ok(refuse(&e)),
     }
     let attempt = async || {
         let mut planned = plan(db, principal, &m.ops)?;
@@ -104,7 +104,7 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
         }
         outcome = attempt().await;
     }
-    match outcome {
+    Ok(match outcome {
         Ok(c) if c.duplicate => key.outcome(MutationStatus::Duplicate, None, c.cursor),
         Ok(c) => {
             let mut result = key.outcome(MutationStatus::Applied, None, c.cursor);
@@ -115,6 +115,7 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
                 .collect();
             result
         }
+        Err(e @ KalamError::NotLeader(_)) => return Err(e),
         Err(e) => {
             let rejected = refuse(&e);
             // Internal failures may be transient: let a retry try again. A refusal at commit
@@ -130,7 +131,7 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
             }
             rejected
         }
-    }
+    })
 }
 
 type PlannedWrites = Vec<(Arc<TableDef>, Partition, Vec<RowOp>)>;
