@@ -148,6 +148,10 @@ pub struct ClusterConfig {
     /// across, besides the metadata group. Fixed when the cluster is created: every node
     /// must be started with the same number.
     pub data_groups: u16,
+    /// Hand each data group's leadership to its preferred node (spread evenly over the
+    /// voters) once that node is caught up. Off: each group keeps whichever leader its
+    /// elections chose.
+    pub balance_leaders: bool,
 }
 
 impl Default for ClusterConfig {
@@ -169,6 +173,7 @@ impl Default for ClusterConfig {
             tls_key: None,
             tls_ca: None,
             data_groups: 8,
+            balance_leaders: true,
         }
     }
 }

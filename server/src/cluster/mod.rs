@@ -276,7 +276,9 @@ impl Cluster {
                 config.peer_addresses()?.into_iter().filter(|(id, _)| *id != node_id).collect();
             tokio::spawn(seeding::add_peers(Arc::downgrade(&cluster), others));
         }
-        tokio::spawn(leadership::balance(Arc::downgrade(&cluster)));
+        if config.balance_leaders {
+            tokio::spawn(leadership::balance(Arc::downgrade(&cluster)));
+        }
         db.replication
             .set(cluster.clone())
             .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
