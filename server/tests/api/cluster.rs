@@ -1048,8 +1048,11 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     use crate::common::WsClient;
     use kalamdb_client_core::protocol::ws::{MutationStatus, ServerMessage};
     let mut cluster =
-        TestCluster::with_alice("CREATE NAMESPACE app; CREATE USER TABLE app.todos (id BIGINT PRIMARY KEY, n INT)")
-            .await;
+        TestCluster::with_alice(
+            "CREATE NAMESPACE app; CREATE USER TABLE app.todos (id BIGINT PRIMARY KEY, n INT); \
+             CREATE SHARED TABLE app.board (id BIGINT PRIMARY KEY, n INT)",
+        )
+        .await;
     let message = |seq: u64| {
         json!({"type": "mutate", "client_id": "phone", "seq": seq, "ops": [
             {"table": "app.todos", "op": "insert", "row": {"id": seq, "n": 0}},
@@ -1057,7 +1060,10 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
         ]})
     };
     async fn send(node: &TestServer, message: Value) -> MutationStatus {
-        let mut ws = WsClient::connect_as(node, "alice", "alice-password").await;
+        send_as(node, "alice", message).await
+    }
+    async fn send_as(node: &TestServer, user: &str, message: Value) -> MutationStatus {
+        let mut ws = WsClient::connect_as(node, user, &format!("{user}-password")).await;
         ws.send_json(message).await;
         loop {
             match ws.recv().await {
@@ -1067,7 +1073,12 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
             }
         }
     }
-    let leader = cluster.leader().await;
+    // The leader of alice's data group, once the leadership has spread (group g is led by
+    // node g mod 3 + 1).
+    until_data_groups_led(&cluster, |g| g % 3 + 1).await;
+    let r = cluster.nodes[0].sql_ok(&Auth::root(), "SELECT user_id FROM system.users WHERE username = 'alice'").await;
+    let alice_id: u64 = r.rows(0)[0][0].as_str().map_or_else(|| r.rows(0)[0][0].as_u64().unwrap(), |s| s.parse().unwrap());
+    let leader = (data_group_of_user(alice_id) % 3) as usize;
     let [a, b] = [(leader + 1) % 3, (leader + 2) % 3];
     // Through a follower, then the same message again through the other follower and the
     // leader: applied once.
@@ -1075,13 +1086,34 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     assert_eq!(send(&cluster.nodes[b], message(1)).await, MutationStatus::Duplicate);
     assert_eq!(send(&cluster.nodes[leader], message(1)).await, MutationStatus::Duplicate);
     assert_eq!(send(&cluster.nodes[a], message(2)).await, MutationStatus::Applied);
-    // The leader dies; its successor knows both messages.
+    // A message to a SHARED table commits in the table's group, which keeps its record.
+    cluster.nodes[0].create_user_with_role("svc", "service").await;
+    cluster.settle().await;
+    let shared = json!({"type": "mutate", "client_id": "phone", "seq": 10, "ops": [
+        {"table": "app.board", "op": "insert", "row": {"id": 1, "n": 0}}
+    ]});
+    assert_eq!(send_as(&cluster.nodes[a], "svc", shared.clone()).await, MutationStatus::Applied);
+    assert_eq!(send_as(&cluster.nodes[b], "svc", shared.clone()).await, MutationStatus::Duplicate);
+    // The leader of alice's group dies; its successor knows both messages.
     cluster.nodes[leader].kill9();
     assert_eq!(send(&cluster.nodes[b], message(2)).await, MutationStatus::Duplicate);
     assert_eq!(send(&cluster.nodes[b], message(3)).await, MutationStatus::Applied);
+    assert_eq!(send_as(&cluster.nodes[a], "svc", shared).await, MutationStatus::Duplicate);
     let alice = Auth::basic("alice", "alice-password");
     let rows = cluster.same_everywhere(&alice, "SELECT id, n FROM app.todos ORDER BY id").await;
     assert_eq!(rows, vec![json!([1, 3]), json!([2, 0]), json!([3, 0])]);
+    let svc = Auth::basic("svc", "svc-password");
+    assert_eq!(cluster.same_everywhere(&svc, "SELECT id, n FROM app.board").await, vec![json!([1, 0])]);
+}
+
+/// The data group (1..=8) of a user's partitions with the default 8 data groups: FNV-1a of
+/// the user id's little-endian bytes, modulo 8, plus one (docs/cluster.md "Data groups").
+fn data_group_of_user(user_id: u64) -> u64 {
+    let hash = user_id
+        .to_le_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
+    hash % 8 + 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

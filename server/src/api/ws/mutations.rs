@@ -9,7 +9,7 @@
 use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::ids::Partition;
+use crate::ids::{DataGroup, Partition};
 use crate::replication::{ForwardedMutation, GroupId, METADATA};
 use crate::schema::TableDef;
 use crate::sql::ExecContext;
@@ -44,25 +44,25 @@ pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) 
     outcome.unwrap_or_else(|e| key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None))
 }
 
-/// In a cluster, the group whose leader applies a mutation message: that of the partition
-/// its first op writes (a message writing several groups is refused when it commits). A
-/// message whose first table is unknown goes to the metadata group's leader, which refuses
-/// it as any node would.
+/// In a cluster, the group whose leader applies a mutation message: that of the data group
+/// it commits in ([`data_group_of_message`]). A message whose first table is unknown goes
+/// to the metadata group's leader, which refuses it as any node would.
 fn group_of_message(db: &Database, principal: &Principal, m: &Mutate) -> GroupId {
-    let table = m.ops.first().and_then(|op| {
-        let (ns, name) = op.table.split_once('.')?;
-        db.catalog.table(&crate::ids::NamespaceId::new(ns).ok()?, &name.to_ascii_lowercase())
-    });
-    match (db.replication(), table) {
-        (Some(replication), Some(table)) => {
-            let partition = match table.kind {
-                crate::schema::TableKind::Shared => Partition::Shared,
-                _ => Partition::User(principal.user_id),
-            };
-            replication.group_of(table.id, partition)
-        }
-        _ => METADATA,
-    }
+    data_group_of_message(db, principal, m).map_or(METADATA, crate::replication::raft_group)
+}
+
+/// The data group a mutation message commits in, which keeps its outcome record: that of the
+/// partition its first op writes (a message writing several groups is refused when it
+/// commits). `None` if its first table is unknown.
+fn data_group_of_message(db: &Database, principal: &Principal, m: &Mutate) -> Option<DataGroup> {
+    let op = m.ops.first()?;
+    let (ns, name) = op.table.split_once('.')?;
+    let table = db.catalog.table(&crate::ids::NamespaceId::new(ns).ok()?, &name.to_ascii_lowercase())?;
+    let partition = match table.kind {
+        crate::schema::TableKind::Shared => Partition::Shared,
+        _ => Partition::User(principal.user_id),
+    };
+    Some(db.committer.group_of(table.id, partition))
 }
 
 /// Applies a mutation message on this node (in a cluster, the leader: a message forwarded
@@ -78,7 +78,8 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
     // One message per client at a time, so a retry racing its original cannot apply twice.
     let lock = db.client_locks.get((principal.user_id, m.client_id.clone()));
     let _guard = lock.lock().await;
-    match key.recorded(&db.store) {
+    let group = data_group_of_message(db, principal, &m).unwrap_or(DataGroup(0));
+    match key.recorded(&db.store, group) {
         Ok(Some(mut earlier)) => {
             if earlier.status == MutationStatus::Applied {
                 earlier.status = MutationStatus::Duplicate;
@@ -126,7 +127,7 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
                 tracing::error!(error = %e.report(), "internal error in a mutation");
             } else if db.replication().is_none() {
                 let mut batch = WriteBatch::default();
-                key.record(&db.store, &mut batch, &rejected);
+                key.record(&db.store, &mut batch, group, &rejected);
                 let _ = db.store.write(batch);
             }
             rejected
