@@ -57,7 +57,9 @@ pub enum KalamError {
     /// the group's log, so nothing of it was applied; it is run again on the new leader
     /// ([`crate::replication::on_leader`]). Reaches a client as `UNAVAILABLE` only when no
     /// leader takes it in time.
-    #[error("leadership of group {0} moved to another node before the write entered its log; nothing was applied, retry")]
+    #[error(
+        "leadership of group {0} moved to another node before the write entered its log; nothing was applied, retry"
+    )]
     NotLeader(u32),
     /// An error another node of the cluster answered with (a forwarded statement, or a
     /// replicated write that failed when it was applied).

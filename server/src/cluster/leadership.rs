@@ -25,6 +25,7 @@
 
 use super::{Cluster, service};
 use crate::error::{KalamError, Result};
+use crate::replication::Replication;
 use crate::replication::{GroupId, METADATA};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -34,8 +35,10 @@ use tokio::time::Instant;
 
 /// How often a node checks whether it leads groups it should hand over.
 const BALANCE_EVERY: Duration = Duration::from_secs(2);
-/// After a handover of a group fails, how long before the next try.
-const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// After a handover of a group fails, how long before the next try (doubling with each
+/// failure in a row, up to [`RETRY_AT_MOST`]).
+const RETRY_AFTER: Duration = Duration::from_secs(4);
+const RETRY_AT_MOST: Duration = Duration::from_secs(60);
 /// How long a node holds its elections for a handover at most, whatever it is told.
 const MAX_HOLD: Duration = Duration::from_secs(30);
 /// How long a handover waits for the writes in flight to finish.
@@ -145,7 +148,8 @@ impl Cluster {
     /// Hands the leadership of `group` over to node `target` (at `address`); the steps are in
     /// the module's doc. `Ok` once another node leads the group.
     async fn hand_over(self: &Arc<Self>, group: GroupId, target: u64, address: &str) -> Result<()> {
-        let refused = |why: String| KalamError::Unavailable(format!("handover of group {} to node {target}: {why}", group.0));
+        let refused =
+            |why: String| KalamError::Unavailable(format!("handover of group {} to node {target}: {why}", group.0));
         let this = self.group(group);
         let _writes_held = tokio::time::timeout(WRITES_IN_FLIGHT, this.handover.write())
             .await
@@ -196,7 +200,8 @@ impl Cluster {
         self.take_leadership_step(group, hold).await?;
         this.raft.runtime_config().heartbeat(false);
         tokio::time::sleep(lease + heartbeat * 2).await;
-        let asked = self.ask_peer_in::<_, ()>(address, Some(group), service::LEADERSHIP, &LeadershipStep::Campaign).await;
+        let asked =
+            self.ask_peer_in::<_, ()>(address, Some(group), service::LEADERSHIP, &LeadershipStep::Campaign).await;
         let moved = match asked {
             Some(()) => {
                 let mut metrics = this.metrics.clone();
@@ -223,18 +228,32 @@ impl Cluster {
     }
 }
 
-/// Runs on every node for as long as its cluster does: hands over the data groups it leads
-/// to their preferred leaders (all due groups at once, each held for its own handover).
+/// Runs on every node for as long as its cluster does. For the data groups it leads: keeps
+/// their voters where the cluster's members place them ([`Cluster::reconcile_voters`]), and
+/// (with `cluster.balance_leaders`) hands them over to their preferred leaders (all due
+/// groups at once, each held for its own handover).
 pub(super) async fn balance(cluster: Weak<Cluster>) {
-    let mut retry_at: HashMap<GroupId, Instant> = HashMap::new();
+    // Per group: when to try a handover again, and how many failed in a row.
+    let mut retry_at: HashMap<GroupId, (Instant, u32)> = HashMap::new();
     loop {
         tokio::time::sleep(BALANCE_EVERY).await;
         let Some(cluster) = cluster.upgrade() else { return };
+        let (members, known) = cluster.cluster_members();
+        for group in cluster.groups.iter().map(|g| g.id).filter(|g| *g != METADATA) {
+            if cluster.leads(group)
+                && let Err(e) = cluster.reconcile_voters(group, &members, &known, Duration::ZERO).await
+            {
+                tracing::debug!(group = group.0, "the group's voters stay as they are for now: {e}");
+            }
+        }
+        if !cluster.config.balance_leaders {
+            continue;
+        }
         let now = Instant::now();
         let due: Vec<(GroupId, u64, String)> = cluster
             .groups
             .iter()
-            .filter(|g| retry_at.get(&g.id).is_none_or(|at| *at <= now))
+            .filter(|g| retry_at.get(&g.id).is_none_or(|(at, _)| *at <= now))
             .filter_map(|g| cluster.handover_target(g.id).map(|(target, address)| (g.id, target, address)))
             .collect();
         let handovers = due.iter().map(|(group, target, address)| {
@@ -243,10 +262,15 @@ pub(super) async fn balance(cluster: Weak<Cluster>) {
         });
         for (group, target, outcome) in futures::future::join_all(handovers).await {
             match outcome {
-                Ok(()) => tracing::info!(group = group.0, to = target, "handed the group's leadership over"),
+                Ok(()) => {
+                    retry_at.remove(&group);
+                    tracing::info!(group = group.0, to = target, "handed the group's leadership over");
+                }
                 Err(e) => {
-                    tracing::info!(group = group.0, "{e}; trying again in {} s", RETRY_AFTER.as_secs());
-                    retry_at.insert(group, Instant::now() + RETRY_AFTER);
+                    let failures = retry_at.get(&group).map_or(1, |(_, n)| n + 1);
+                    let wait = RETRY_AFTER.saturating_mul(1 << (failures - 1).min(8)).min(RETRY_AT_MOST);
+                    tracing::info!(group = group.0, "{e}; trying again in {} s", wait.as_secs());
+                    retry_at.insert(group, (Instant::now() + wait, failures));
                 }
             }
         }

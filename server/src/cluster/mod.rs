@@ -2,7 +2,8 @@
 //! (docs/cluster.md): one metadata group (the catalog, users, storages, logins) and
 //! `cluster.data_groups` data groups, across which USER partitions are placed by user and
 //! SHARED tables by table ([`crate::ids::Placement`]). Every node is a member of every group;
-//! each group elects its own leader.
+//! `cluster.replicas` of them vote in each data group ([`voters`]), and each group's
+//! leadership is handed to a preferred voter ([`leadership`]).
 //!
 //! - [`state_machine`]: applies a group's committed entries ([`Command`]) to this node's
 //!   database, in log order, through the same commit path as the single node.
@@ -23,6 +24,7 @@ mod service;
 mod snapshot;
 mod state_machine;
 mod stream_relay;
+mod voters;
 
 use crate::auth::{LoginLedger, LoginRecord};
 use crate::config::ClusterConfig;
@@ -37,7 +39,7 @@ use kalamdb_client_core::protocol::QueryResult;
 use kalamdb_client_core::protocol::ws::MutateResult;
 use kalamdb_raft::{Durability, RaftLogs};
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Raft};
+use openraft::{BasicNode, ChangeMembers, Raft};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +80,8 @@ struct Group {
     /// Held shared by each proposal here, exclusively by a handover of the group's
     /// leadership to another node ([`leadership`]), so that none is appended meanwhile.
     handover: tokio::sync::RwLock<()>,
+    /// Held by a change of the group's members made here, one at a time.
+    membership: tokio::sync::Mutex<()>,
 }
 
 /// A running cluster node.
@@ -213,7 +217,13 @@ impl Cluster {
                 .await
                 .map_err(|e| KalamError::internal(format!("cannot start Raft group {}: {e}", id.0)))?;
             let metrics = raft.metrics();
-            groups.push(Group { id, raft, metrics, handover: tokio::sync::RwLock::new(()) });
+            groups.push(Group {
+                id,
+                raft,
+                metrics,
+                handover: tokio::sync::RwLock::new(()),
+                membership: tokio::sync::Mutex::new(()),
+            });
         }
 
         let cluster = Arc::new(Cluster {
@@ -276,9 +286,7 @@ impl Cluster {
                 config.peer_addresses()?.into_iter().filter(|(id, _)| *id != node_id).collect();
             tokio::spawn(seeding::add_peers(Arc::downgrade(&cluster), others));
         }
-        if config.balance_leaders {
-            tokio::spawn(leadership::balance(Arc::downgrade(&cluster)));
-        }
+        tokio::spawn(leadership::balance(Arc::downgrade(&cluster)));
         db.replication
             .set(cluster.clone())
             .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
@@ -502,16 +510,19 @@ impl Cluster {
 
     /// The leader of `group` takes one step of a membership change on it.
     pub(super) async fn change_group_members(&self, group: GroupId, step: MemberStep) -> Result<()> {
+        if let MemberStep::Voters { members, keep } = step {
+            return self.reconcile_voters(group, &members, &keep, LEARNER_CATCH_UP).await;
+        }
         let unavailable = |e: &dyn std::fmt::Display| {
             KalamError::Unavailable(format!("the membership change of group {} failed: {e}", group.0))
         };
-        let raft = self.raft(group);
-        let voters: BTreeSet<u64> =
-            self.group(group).metrics.borrow().membership_config.membership().voter_ids().collect();
+        let this = self.group(group);
+        let _one_change_at_a_time = this.membership.lock().await;
+        let voters: BTreeSet<u64> = this.metrics.borrow().membership_config.membership().voter_ids().collect();
         match step {
             MemberStep::Learner { id, address } => {
                 if !voters.contains(&id) {
-                    raft.add_learner(id, BasicNode { addr: address }, false).await.map_err(|e| unavailable(&e))?;
+                    this.raft.add_learner(id, BasicNode { addr: address }, false).await.map_err(|e| unavailable(&e))?;
                 }
                 Ok(())
             }
@@ -524,23 +535,7 @@ impl Cluster {
                 // (openraft's own blocking add gives up waiting after half a second, and
                 // counts entries the learner has stored, not applied.)
                 let deadline = tokio::time::Instant::now() + LEARNER_CATCH_UP;
-                loop {
-                    let last = self.group(group).metrics.borrow().last_log_index.unwrap_or(0);
-                    let learner = self.peer_health(&address).await;
-                    if learner.as_ref().is_some_and(|h| h.metadata.stopped) || self.problems.peer_stopped(id) {
-                        // Shown in system.cluster at once, before a Raft RPC answers so too.
-                        for stopped in learner.iter().flat_map(|h| &h.groups).filter(|g| g.stopped) {
-                            self.problems.peer_answered(id, GroupId(stopped.group), true);
-                        }
-                        return Err(KalamError::Unavailable(format!(
-                            "node {id} was added as a learner, but its Raft has stopped; see that node's \
-                             log, restart it once fixed, then run ALTER CLUSTER ADD NODE again"
-                        )));
-                    }
-                    let applied = learner.and_then(|h| h.groups.into_iter().find(|g| g.group == group.0));
-                    if applied.and_then(|g| g.last_applied).is_some_and(|applied| applied + LEARNER_LAG >= last) {
-                        break;
-                    }
+                while !self.caught_up(group, id, &address).await? {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(KalamError::Unavailable(format!(
                             "node {id} was added as a learner but has not caught up with the log of group {} \
@@ -553,15 +548,16 @@ impl Cluster {
                 }
                 let mut next = voters;
                 next.insert(id);
-                self.change_membership_within(group, next).await
+                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
             }
             MemberStep::Remove { id } => {
                 if !voters.contains(&id) {
                     return Ok(());
                 }
                 let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
-                self.change_membership_within(group, next).await
+                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
             }
+            MemberStep::Voters { .. } => Ok(()),
         }
     }
 }
@@ -581,6 +577,13 @@ pub(super) enum MemberStep {
     },
     Remove {
         id: u64,
+    },
+    /// A data group: make its voters those the cluster's `members` place there (each once
+    /// caught up), and remove the group's nodes not in `keep`
+    /// ([`Cluster::reconcile_voters`]).
+    Voters {
+        members: BTreeSet<u64>,
+        keep: BTreeSet<u64>,
     },
 }
 
@@ -733,48 +736,64 @@ impl Replication for Cluster {
                 "the cluster is still taking the snapshot of its first node's data; retry".into(),
             ));
         }
-        let voters_of =
-            |g: &Group| -> BTreeSet<u64> { g.metrics.borrow().membership_config.membership().voter_ids().collect() };
-        let voters = voters_of(self.group(METADATA));
+        let (members, known) = self.cluster_members();
+        let members_of = |g: &Group| -> BTreeSet<u64> {
+            g.metrics.borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect()
+        };
         match &change {
             // (A node added to some groups only, by a change that failed midway, is added
             // to the rest by running it again.)
-            MembershipChange::Add { id, .. } if self.groups.iter().all(|g| voters_of(g).contains(id)) => {
+            MembershipChange::Add { id, .. }
+                if members.contains(id) && self.groups.iter().all(|g| members_of(g).contains(id)) =>
+            {
                 return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
             }
-            MembershipChange::Remove { id } if !voters.contains(id) => {
+            MembershipChange::Remove { id } if !members.contains(id) => {
                 return Err(KalamError::Validation(format!("node {id} is not a member")));
             }
-            MembershipChange::Remove { .. } if voters.len() == 1 => {
+            MembershipChange::Remove { .. } if members.len() == 1 => {
                 return Err(KalamError::Validation("the last node of a cluster cannot be removed".into()));
             }
             _ => {}
         }
         // Every group, each on its own leader. Adding: the node becomes a learner of every
         // group at once (its snapshots arrive together, installed by one restart), then a
-        // voter of each once it has caught up, the metadata group first (a data group
-        // applies nothing before its node has the catalog it names). Removing: the metadata
-        // group last.
-        let steps: Vec<MemberStep> = match &change {
-            MembershipChange::Add { id, address } => vec![
-                MemberStep::Learner { id: *id, address: address.clone() },
-                MemberStep::Voter { id: *id, address: address.clone() },
-            ],
-            MembershipChange::Remove { id } => vec![MemberStep::Remove { id: *id }],
+        // member of the cluster (a voter of the metadata group) once it has caught up, then
+        // a voter of the data groups it is placed in (`voters`), each once caught up: the
+        // metadata group first, since a data group applies nothing before its node has the
+        // catalog it names. Removing: the data groups first (each takes another voter in
+        // its place), the metadata group last.
+        let data_groups: Vec<GroupId> = self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA).collect();
+        let all: Vec<GroupId> = self.groups.iter().map(|g| g.id).collect();
+        let steps: Vec<(MemberStep, Vec<GroupId>)> = match &change {
+            MembershipChange::Add { id, address } => {
+                let (mut members, mut keep) = (members.clone(), known);
+                members.insert(*id);
+                keep.insert(*id);
+                vec![
+                    (MemberStep::Learner { id: *id, address: address.clone() }, all),
+                    (MemberStep::Voter { id: *id, address: address.clone() }, vec![METADATA]),
+                    (MemberStep::Voters { members, keep }, data_groups),
+                ]
+            }
+            MembershipChange::Remove { id } => {
+                let members: BTreeSet<u64> = members.iter().copied().filter(|m| m != id).collect();
+                let keep: BTreeSet<u64> = known.into_iter().filter(|m| m != id).collect();
+                vec![
+                    (MemberStep::Voters { members, keep }, data_groups),
+                    (MemberStep::Remove { id: *id }, vec![METADATA]),
+                ]
+            }
         };
-        let mut order: Vec<GroupId> = self.groups.iter().map(|g| g.id).collect();
-        if matches!(change, MembershipChange::Remove { .. }) {
-            order.rotate_left(1);
-        }
-        for step in steps {
+        for (step, groups) in steps {
             let answer_within = match step {
-                MemberStep::Voter { .. } => LEARNER_CATCH_UP,
+                MemberStep::Voter { .. } | MemberStep::Voters { .. } => LEARNER_CATCH_UP,
                 _ => Duration::ZERO,
             } + self.write_timeout();
-            for group in &order {
-                match self.forward::<_, ()>(*group, service::MEMBERSHIP, &step, answer_within).await? {
+            for group in groups {
+                match self.forward::<_, ()>(group, service::MEMBERSHIP, &step, answer_within).await? {
                     Some(()) => {}
-                    None => self.change_group_members(*group, step.clone()).await?,
+                    None => self.change_group_members(group, step.clone()).await?,
                 }
             }
         }
@@ -897,8 +916,16 @@ impl Cluster {
 
     /// Makes `voters` the voters of `group`, waiting as long as a write does for the change
     /// to commit.
-    async fn change_membership_within(&self, group: GroupId, voters: BTreeSet<u64>) -> Result<()> {
-        match tokio::time::timeout(self.write_timeout(), self.raft(group).change_membership(voters, false)).await {
+    async fn change_membership_within(
+        &self,
+        group: GroupId,
+        change: ChangeMembers<u64, BasicNode>,
+        retain: bool,
+    ) -> Result<()> {
+        // Not while the group's leadership is being handed over (an entry appended then
+        // could leave the new leader behind).
+        let _handover = self.group(group).handover.read().await;
+        match tokio::time::timeout(self.write_timeout(), self.raft(group).change_membership(change, retain)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("the membership change failed: {e}"))),
             Err(_) => Err(KalamError::Unavailable(format!(

@@ -213,8 +213,9 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, headers: HeaderMa
         None => return malformed(),
     };
     let principal = mutation.principal.into();
-    let run =
-        async |db: Arc<crate::database::Database>| crate::api::ws::mutations::apply_here(&db, &principal, mutation.mutate).await;
+    let run = async |db: Arc<crate::database::Database>| {
+        crate::api::ws::mutations::apply_here(&db, &principal, mutation.mutate).await
+    };
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
         None => not_leader(),

@@ -10,7 +10,7 @@
 
 use super::{CF_CATALOG, CF_MUTATIONS, CF_ROW_INDEX, CF_ROWS, COLUMN_FAMILIES, Store};
 use crate::error::Result;
-use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
+use crate::ids::{DataGroup, Partition, Placement, TableId};
 use kalamdb_raft::GroupId;
 use rocksdb::WriteBatch;
 
@@ -149,6 +149,7 @@ pub(crate) fn replace_owned(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::UserId;
     use crate::storage::keys;
 
     /// Every kind of key the server writes, with its owner (the key formats come from the
@@ -164,7 +165,11 @@ mod tests {
             (CF_ROWS, keys::row_key(table, user, b"pk"), Owner::Data(group)),
             (CF_ROWS, keys::row_key(table, Partition::Shared, b"pk"), Owner::Data(shared_group)),
             (CF_ROW_INDEX, keys::index_key(table, user, 5).to_vec(), Owner::Data(group)),
-            (CF_MUTATIONS, [&b"g\0\x05"[..], &42u64.to_be_bytes(), b"client\0", &[0; 8]].concat(), Owner::Data(DataGroup(5))),
+            (
+                CF_MUTATIONS,
+                [&b"g\0\x05"[..], &42u64.to_be_bytes(), b"client\0", &[0; 8]].concat(),
+                Owner::Data(DataGroup(5)),
+            ),
             (CF_MUTATIONS, [&b"g\0\x09"[..], &42u64.to_be_bytes(), b"client\0", &[0; 8]].concat(), Owner::Node),
             (CF_CATALOG, manifest, Owner::Data(group)),
             (CF_CATALOG, b"seq/clock".to_vec(), Owner::Data(DataGroup(0))),

@@ -7,8 +7,8 @@
 //! the records its log wrote.
 
 use crate::error::Result;
-use crate::ids::{DataGroup, Placement, TableId, UserId};
 use crate::ids::Partition;
+use crate::ids::{DataGroup, Placement, TableId, UserId};
 use crate::storage::{CF_MUTATIONS, Store};
 use kalamdb_client_core::protocol::ErrorCode;
 use kalamdb_client_core::protocol::ws::{MutateResult, MutationStatus};
