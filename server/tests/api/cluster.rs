@@ -494,11 +494,16 @@ impl Writers {
 async fn killing_the_leader_loses_no_acknowledged_write() {
     let mut cluster = TestCluster::with_log_table().await;
     let root = Auth::root();
+    // The node to kill leads the data group of the table written (group g is led by node
+    // g mod 3 + 1 once the leadership has spread).
+    until_data_groups_led(&cluster, |g| g % 3 + 1).await;
+    let r = cluster.nodes[0].sql_ok(&root, "SELECT table_id FROM system.tables WHERE table_name = 'log'").await;
+    let table_id: u64 = r.rows(0)[0][0].as_str().unwrap().parse().unwrap();
+    let leader = (data_group_of(table_id) % 3) as usize;
 
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
     let writers = Writers::start(bases, ROOT, insert_log);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let leader = cluster.leader().await;
     let before = writers.acknowledged.lock().unwrap().len();
     assert!(before > 10, "writers made progress before the kill: {before}");
     let killed_at = Instant::now();
@@ -507,7 +512,12 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     let (acknowledged, times) = writers.stop().await;
     let first_after = times.iter().copied().filter(|t| *t > killed_at).min();
     let failover = first_after.expect("writes resumed after the leader was killed") - killed_at;
-    eprintln!("failover: first acknowledged write {failover:?} after the kill");
+    // The longest pause between acknowledgements around the kill: the election.
+    let mut around: Vec<Instant> = times.iter().copied().filter(|t| *t > killed_at - Duration::from_secs(1)).collect();
+    around.sort();
+    let pause = around.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    eprintln!("failover: first acknowledged write {failover:?} after the kill, longest pause {pause:?}");
+    assert!(pause > Duration::from_millis(200), "the killed node led the table's group: writes paused ({pause:?})");
     assert!(acknowledged.len() > before, "writes acknowledged after the kill");
 
     // The killed node comes back, catches up, and holds every acknowledged write.
@@ -1143,7 +1153,7 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     let r = cluster.nodes[0].sql_ok(&Auth::root(), "SELECT user_id FROM system.users WHERE username = 'alice'").await;
     let alice_id: u64 =
         r.rows(0)[0][0].as_str().map_or_else(|| r.rows(0)[0][0].as_u64().unwrap(), |s| s.parse().unwrap());
-    let leader = (data_group_of_user(alice_id) % 3) as usize;
+    let leader = (data_group_of(alice_id) % 3) as usize;
     let [a, b] = [(leader + 1) % 3, (leader + 2) % 3];
     // Through a follower, then the same message again through the other follower and the
     // leader: applied once.
@@ -1171,10 +1181,11 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     assert_eq!(cluster.same_everywhere(&svc, "SELECT id, n FROM app.board").await, vec![json!([1, 0])]);
 }
 
-/// The data group (1..=8) of a user's partitions with the default 8 data groups: FNV-1a of
-/// the user id's little-endian bytes, modulo 8, plus one (docs/cluster.md "Data groups").
-fn data_group_of_user(user_id: u64) -> u64 {
-    let hash = user_id
+/// The data group (1..=8) of a user's partitions, or of a SHARED table, with the default 8
+/// data groups: FNV-1a of the user's (or table's) id in little-endian bytes, modulo 8, plus
+/// one (docs/cluster.md "Data groups").
+fn data_group_of(id: u64) -> u64 {
+    let hash = id
         .to_le_bytes()
         .iter()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
