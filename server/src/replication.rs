@@ -310,6 +310,10 @@ pub(crate) trait Replication: Send + Sync {
     /// read after it is linearizable. `UNAVAILABLE` if a group's leader with a majority does
     /// not answer in time.
     async fn read_barrier(&self) -> Result<()>;
+    /// [`Replication::read_barrier`] for the metadata group alone: afterwards this node's
+    /// catalog holds every table created before the call (a write naming a table this node
+    /// does not know yet waits for it, rather than go to the wrong group's leader).
+    async fn catalog_barrier(&self) -> Result<()>;
     /// Waits (a few seconds at most) until this node has applied `position`; `false` if it
     /// has not by then.
     async fn wait_applied(&self, position: &AppliedPosition) -> bool;

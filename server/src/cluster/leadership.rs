@@ -16,7 +16,8 @@
 //! 2. the other members hold their elections for the group, so none but the target campaigns;
 //! 3. the leader stops its heartbeats until the members' leader lease (openraft's
 //!    `election_timeout_max`) has passed, so they grant another node their vote;
-//! 4. the target campaigns; its log is as long as any, so it wins;
+//! 4. the target campaigns (again after each `election_timeout_min_ms` while the group has no
+//!    leader, [`CAMPAIGNS`] times at most); its log is as long as any, so it wins;
 //! 5. heartbeats and elections resume. A handover that fails changes nothing: the old leader
 //!    goes on, and the members resume their elections at the latest after [`MAX_HOLD`].
 //!
@@ -43,6 +44,9 @@ const RETRY_AT_MOST: Duration = Duration::from_secs(60);
 const MAX_HOLD: Duration = Duration::from_secs(30);
 /// How long a handover waits for the writes in flight to finish.
 const WRITES_IN_FLIGHT: Duration = Duration::from_secs(2);
+/// How many times a handover's target campaigns at most (once at once, then again after
+/// each `election_timeout_min_ms` while the group has no leader).
+const CAMPAIGNS: usize = 3;
 /// How many entries a target may be behind for a handover to be tried (it must then catch
 /// up while writes are held).
 const NEARLY_CAUGHT_UP: u64 = 16;
@@ -104,6 +108,22 @@ impl Cluster {
             LeadershipStep::Campaign => {
                 tracing::info!(group = group.0, "campaigning: the leader hands this group over");
                 raft.trigger().elect().await.map_err(KalamError::internal)?;
+                // A member whose lease on the old leader has not quite run out (a late
+                // heartbeat) refuses the first vote: campaign again a few times, as the
+                // held elections would not.
+                let cluster = Arc::downgrade(self);
+                let every = Duration::from_millis(self.config.election_timeout_min_ms);
+                tokio::spawn(async move {
+                    for _ in 0..CAMPAIGNS {
+                        tokio::time::sleep(every).await;
+                        let Some(cluster) = cluster.upgrade() else { return };
+                        let this = cluster.group(group);
+                        let leader = this.metrics.borrow().current_leader;
+                        if leader.is_some() || this.raft.trigger().elect().await.is_err() {
+                            return;
+                        }
+                    }
+                });
             }
         }
         Ok(())
@@ -151,6 +171,11 @@ impl Cluster {
         let refused =
             |why: String| KalamError::Unavailable(format!("handover of group {} to node {target}: {why}", group.0));
         let this = self.group(group);
+        // Not during a change of the group's members (which runs on its leader), and none
+        // starts meanwhile.
+        let Ok(_no_member_change) = this.membership.try_lock() else {
+            return Err(refused("the group's members are changing".into()));
+        };
         let _writes_held = tokio::time::timeout(WRITES_IN_FLIGHT, this.handover.write())
             .await
             .map_err(|_| refused("the writes in flight did not finish in time".into()))?;
@@ -176,20 +201,14 @@ impl Cluster {
         if !tokio::time::timeout(WRITES_IN_FLIGHT, caught_up).await.unwrap_or(false) {
             return Err(refused("it did not catch up with the log".into()));
         }
-        let members: Vec<(u64, String)> = {
-            let m = this.metrics.borrow();
-            m.membership_config
-                .membership()
-                .nodes()
-                .filter(|(id, _)| **id != self.node_id)
-                .map(|(id, node)| (*id, node.addr.clone()))
-                .collect()
-        };
+        let members = self.others_in(group);
         let lease = Duration::from_millis(self.config.election_timeout_max_ms);
         let heartbeat = Duration::from_millis(self.config.heartbeat_ms);
         // Long enough for the steps below (each bounded), short enough that a node whose
         // leader died meanwhile is not long without elections.
-        let hold = LeadershipStep::Hold { millis: (lease * 4 + heartbeat * 4).min(MAX_HOLD).as_millis() as u64 };
+        let campaigning = Duration::from_millis(self.config.election_timeout_min_ms) * (CAMPAIGNS as u32 + 1);
+        let hold =
+            LeadershipStep::Hold { millis: (lease + heartbeat * 4 + campaigning).min(MAX_HOLD).as_millis() as u64 };
         for (id, address) in &members {
             if self.ask_peer_in::<_, ()>(address, Some(group), service::LEADERSHIP, &hold).await.is_none() {
                 self.resume_elections(group, &members).await;
@@ -206,17 +225,21 @@ impl Cluster {
             Some(()) => {
                 let mut metrics = this.metrics.clone();
                 let wait = metrics.wait_for(|m| m.current_leader.is_some_and(|l| l != self.node_id));
-                tokio::time::timeout(lease * 2, wait).await.is_ok_and(|r| r.is_ok())
+                let campaigning = Duration::from_millis(self.config.election_timeout_min_ms) * (CAMPAIGNS as u32 + 1);
+                tokio::time::timeout(campaigning, wait).await.is_ok_and(|r| r.is_ok())
             }
             None => false,
         };
         this.raft.runtime_config().heartbeat(true);
         self.resume_elections(group, &members).await;
         self.end_hold(group, None);
-        match moved {
-            true => Ok(()),
-            false => Err(refused("it did not win the election".into())),
+        if !moved {
+            // Lead again rather than leave the group to an election timeout: this node's log
+            // is as long as any.
+            let _ = this.raft.trigger().elect().await;
+            return Err(refused("it did not win the election".into()));
         }
+        Ok(())
     }
 
     /// Asks `members` to resume their elections in `group` (best effort: each resumes at the
@@ -269,7 +292,7 @@ pub(super) async fn balance(cluster: Weak<Cluster>) {
                 Err(e) => {
                     let failures = retry_at.get(&group).map_or(1, |(_, n)| n + 1);
                     let wait = RETRY_AFTER.saturating_mul(1 << (failures - 1).min(8)).min(RETRY_AT_MOST);
-                    tracing::info!(group = group.0, "{e}; trying again in {} s", wait.as_secs());
+                    tracing::warn!(group = group.0, "{e}; trying again in {} s", wait.as_secs());
                     retry_at.insert(group, (Instant::now() + wait, failures));
                 }
             }

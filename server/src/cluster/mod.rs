@@ -444,6 +444,27 @@ impl Cluster {
         }
     }
 
+    /// Waits until this node has applied every entry of `group` committed before the call,
+    /// as the group's leader confirms with a majority (openraft's read index).
+    async fn barrier(&self, group: GroupId) -> Result<()> {
+        let index = match self.leads(group) {
+            true => None,
+            false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?,
+        };
+        let index = match index {
+            Some(index) => index,
+            // The leader (or this node became it while asking).
+            None => self.read_index_here(group).await?,
+        };
+        match self.applied_within(group, index, self.write_timeout()).await {
+            true => Ok(()),
+            false => Err(KalamError::Unavailable(format!(
+                "this node has not applied index {index} of group {} in time; retry",
+                group.0
+            ))),
+        }
+    }
+
     /// On a group's leader: the log index a linearizable read must wait for, once a majority
     /// has confirmed this node still leads.
     pub(super) async fn read_index_here(&self, group: GroupId) -> Result<u64> {
@@ -469,13 +490,19 @@ impl Cluster {
         F: std::future::Future<Output = Result<T>>,
     {
         if !self.leads(group) {
+            tracing::debug!(group = group.0, leader = ?self.leader_of(group), "not the leader of a forwarded write's group");
             return None;
         }
         let result = match self.database() {
             Ok(db) => match run(db).await {
                 // Leadership moved before the write reached the log: the sender asks the
-                // new leader, as if this node had not led to begin with.
-                Err(KalamError::NotLeader(_)) => return None,
+                // new leader, as if this node had not led to begin with. (A write that turned
+                // out to be another group's is answered with the error: asking again would
+                // find the same.)
+                Err(KalamError::NotLeader(g)) if g == group.0 => {
+                    tracing::debug!(group = group.0, leader = ?self.leader_of(group), "a forwarded write found leadership moved");
+                    return None;
+                }
                 result => result.map_err(|e| Failure::from(&e)),
             },
             Err(e) => Err(Failure::from(&e)),
@@ -522,7 +549,13 @@ impl Cluster {
         match step {
             MemberStep::Learner { id, address } => {
                 if !voters.contains(&id) {
-                    this.raft.add_learner(id, BasicNode { addr: address }, false).await.map_err(|e| unavailable(&e))?;
+                    match this.raft.add_learner(id, BasicNode { addr: address }, false).await {
+                        Ok(_) => {}
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                            return Err(KalamError::NotLeader(group.0));
+                        }
+                        Err(e) => return Err(unavailable(&e)),
+                    }
                 }
                 Ok(())
             }
@@ -669,26 +702,11 @@ impl Replication for Cluster {
     }
 
     async fn read_barrier(&self) -> Result<()> {
-        let each = self.groups.iter().map(|g| async move {
-            let group = g.id;
-            let index = match self.leads(group) {
-                true => None,
-                false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?,
-            };
-            let index = match index {
-                Some(index) => index,
-                // The leader (or this node became it while asking).
-                None => self.read_index_here(group).await?,
-            };
-            match self.applied_within(group, index, self.write_timeout()).await {
-                true => Ok(()),
-                false => Err(KalamError::Unavailable(format!(
-                    "this node has not applied index {index} of group {} in time; retry",
-                    group.0
-                ))),
-            }
-        });
-        futures::future::try_join_all(each).await.map(|_| ())
+        futures::future::try_join_all(self.groups.iter().map(|g| self.barrier(g.id))).await.map(|_| ())
+    }
+
+    async fn catalog_barrier(&self) -> Result<()> {
+        self.barrier(METADATA).await
     }
 
     fn relay_stream(&self, events: StreamEvents) {
@@ -791,10 +809,10 @@ impl Replication for Cluster {
                 _ => Duration::ZERO,
             } + self.write_timeout();
             for group in groups {
-                match self.forward::<_, ()>(group, service::MEMBERSHIP, &step, answer_within).await? {
-                    Some(()) => {}
-                    None => self.change_group_members(group, step.clone()).await?,
-                }
+                // On the group's leader, following it if its leadership moves meanwhile.
+                let here = || self.change_group_members(group, step.clone());
+                let there = || self.forward::<_, ()>(group, service::MEMBERSHIP, &step, answer_within);
+                crate::replication::on_leader(self, group, here, there).await?;
             }
         }
         Ok(match change {
@@ -905,7 +923,12 @@ impl Cluster {
     /// The other members (voters and learners of the metadata group) and their cluster
     /// addresses.
     fn others(&self) -> Vec<(u64, String)> {
-        let m = self.group(METADATA).metrics.borrow();
+        self.others_in(METADATA)
+    }
+
+    /// The other members of `group` (voters and learners) and their cluster addresses.
+    fn others_in(&self, group: GroupId) -> Vec<(u64, String)> {
+        let m = self.group(group).metrics.borrow();
         m.membership_config
             .membership()
             .nodes()
@@ -927,6 +950,8 @@ impl Cluster {
         let _handover = self.group(group).handover.read().await;
         match tokio::time::timeout(self.write_timeout(), self.raft(group).change_membership(change, retain)).await {
             Ok(Ok(_)) => Ok(()),
+            // Nothing changed: the caller asks the new leader.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(KalamError::NotLeader(group.0)),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("the membership change failed: {e}"))),
             Err(_) => Err(KalamError::Unavailable(format!(
                 "the membership change was proposed but no majority of the old and the new members \

@@ -134,7 +134,15 @@ fn execute_statement<'a, 'b: 'a>(
             }
             let route = cluster_route(statement);
             let group = match route {
-                Route::Leader => write_group(cx, statement),
+                Route::Leader => match write_group(cx, statement) {
+                    // A table this node does not know (yet: created through another node
+                    // a moment ago?): catch up with the catalog and look again.
+                    METADATA if matches!(statement, Statement::Sql(_) | Statement::ExecuteAs { .. }) => {
+                        replication.catalog_barrier().await?;
+                        write_group(cx, statement)
+                    }
+                    group => group,
+                },
                 _ => METADATA,
             };
             match route {

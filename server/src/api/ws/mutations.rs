@@ -32,7 +32,14 @@ pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) 
     let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
     let outcome = match db.replication() {
         Some(replication) => {
-            let group = group_of_message(db, principal, &m);
+            let mut group = group_of_message(db, principal, &m);
+            if group == METADATA {
+                // A table this node does not know (yet): catch up with the catalog first.
+                if let Err(e) = replication.catalog_barrier().await {
+                    return key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
+                }
+                group = group_of_message(db, principal, &m);
+            }
             let forwarded = ForwardedMutation { mutate: m, principal: principal.into() };
             let here = || apply_here(db, principal, forwarded.mutate.clone());
             let there = || replication.forward_mutation(group, &forwarded);
