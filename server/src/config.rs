@@ -148,6 +148,14 @@ pub struct ClusterConfig {
     /// across, besides the metadata group. Fixed when the cluster is created: every node
     /// must be started with the same number.
     pub data_groups: u16,
+    /// Hand each data group's leadership to its preferred node (spread evenly over the
+    /// voters) once that node is caught up. Off: each group keeps whichever leader its
+    /// elections chose.
+    pub balance_leaders: bool,
+    /// How many members vote in each data group (its replicas that hold its elections and
+    /// majority; the other members are learners that apply its log). Read by each group's
+    /// leader when the members change: set it alike on every node. 1–9.
+    pub replicas: usize,
 }
 
 impl Default for ClusterConfig {
@@ -169,6 +177,8 @@ impl Default for ClusterConfig {
             tls_key: None,
             tls_ca: None,
             data_groups: 8,
+            balance_leaders: true,
+            replicas: 3,
         }
     }
 }
@@ -235,6 +245,9 @@ impl ClusterConfig {
             return invalid(
                 "cluster: need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms".into(),
             );
+        }
+        if !(1..=9).contains(&self.replicas) {
+            return invalid(format!("cluster.replicas must be 1-9, not {}", self.replicas));
         }
         if self.max_entry_bytes == 0 || self.write_timeout_ms == 0 || self.snapshot_every_entries == 0 {
             return invalid(

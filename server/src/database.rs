@@ -260,14 +260,19 @@ impl Database {
     }
 
     /// Whether this node flushes and compacts `table`: always on a single node and for a
-    /// node's own storage; for a shared storage in a cluster, only a node that leads a data
-    /// group (through the log, the partitions of the groups it leads), so that other nodes'
-    /// schedulers make no jobs for it.
+    /// node's own storage; for a shared storage in a cluster, only the leader of a SHARED
+    /// table's data group, or for a USER table a node that leads a data group (through the
+    /// log, the partitions of the groups it leads), so that other nodes' schedulers make no
+    /// jobs for it.
     pub(crate) fn does_cold_work_of(&self, table: &crate::schema::TableDef) -> bool {
-        !self.cold.is_replicated(&table.options.storage)
-            || self
-                .replication()
-                .is_some_and(|r| self.committer.placement().all().any(|g| r.leads(crate::replication::raft_group(g))))
+        if !self.cold.is_replicated(&table.options.storage) {
+            return true;
+        }
+        let Some(r) = self.replication() else { return true };
+        match table.kind {
+            crate::schema::TableKind::Shared => r.leads(r.group_of(table.id, crate::ids::Partition::Shared)),
+            _ => self.committer.placement().all().any(|g| r.leads(crate::replication::raft_group(g))),
+        }
     }
 
     /// Commits a statement's (or, with `mutation`, a client mutation message's) writes:

@@ -53,6 +53,14 @@ pub enum KalamError {
     /// Cluster mode: no leader with a quorum took the write (see [`ErrorCode::Unavailable`]).
     #[error("{0}")]
     Unavailable(String),
+    /// Cluster mode: this node stopped leading the write's group before the write entered
+    /// the group's log, so nothing of it was applied; it is run again on the new leader
+    /// ([`crate::replication::on_leader`]). Reaches a client as `UNAVAILABLE` only when no
+    /// leader takes it in time.
+    #[error(
+        "leadership of group {0} moved to another node before the write entered its log; nothing was applied, retry"
+    )]
+    NotLeader(u32),
     /// An error another node of the cluster answered with (a forwarded statement, or a
     /// replicated write that failed when it was applied).
     #[error("{message}")]
@@ -114,7 +122,7 @@ impl KalamError {
             TooManyStatements(_) => ErrorCode::TooManyStatements,
             RateLimited(_) => ErrorCode::RateLimited,
             Timeout(_) => ErrorCode::Timeout,
-            Unavailable(_) => ErrorCode::Unavailable,
+            Unavailable(_) | NotLeader(_) => ErrorCode::Unavailable,
             Remote { code, .. } => *code,
             Storage(_) | Io { .. } | Corrupt(_) | Source(_) | Internal(_) => ErrorCode::InternalError,
         }

@@ -295,11 +295,11 @@ pub(crate) trait Replication: Send + Sync {
     /// until it is committed and applied here; returns what applying it produced.
     async fn propose(&self, command: Command) -> Result<Outcome>;
     /// Runs a write statement on the leader of `group` and waits until this node has
-    /// applied it.
-    async fn forward_statement(&self, group: GroupId, statement: ForwardedStatement) -> Result<QueryResult>;
+    /// applied it; `None` if this node leads the group (it runs the statement itself).
+    async fn forward_statement(&self, group: GroupId, statement: &ForwardedStatement) -> Result<Option<QueryResult>>;
     /// Applies a mutation message on the leader of `group` and waits until this node has
-    /// applied it.
-    async fn forward_mutation(&self, group: GroupId, mutation: ForwardedMutation) -> Result<MutateResult>;
+    /// applied it; `None` if this node leads the group.
+    async fn forward_mutation(&self, group: GroupId, mutation: &ForwardedMutation) -> Result<Option<MutateResult>>;
     /// On a group's leader: hands STREAM events to the other nodes, in order, without
     /// waiting (dropped for a node that cannot keep up: stream events are ephemeral).
     fn relay_stream(&self, events: StreamEvents);
@@ -310,6 +310,10 @@ pub(crate) trait Replication: Send + Sync {
     /// read after it is linearizable. `UNAVAILABLE` if a group's leader with a majority does
     /// not answer in time.
     async fn read_barrier(&self) -> Result<()>;
+    /// [`Replication::read_barrier`] for the metadata group alone: afterwards this node's
+    /// catalog holds every table created before the call (a write naming a table this node
+    /// does not know yet waits for it, rather than go to the wrong group's leader).
+    async fn catalog_barrier(&self) -> Result<()>;
     /// Waits (a few seconds at most) until this node has applied `position`; `false` if it
     /// has not by then.
     async fn wait_applied(&self, position: &AppliedPosition) -> bool;
@@ -327,6 +331,43 @@ pub(crate) trait Replication: Send + Sync {
     /// (`KILL JOB` on any node finds the job where it runs), `Ok(false)` if none knows it.
     async fn kill_job_elsewhere(&self, job_id: &str) -> Result<bool>;
 }
+
+/// Runs a write on the leader of `group`: `here` while this node leads it, else `there`
+/// (which forwards it, answering `None` if this node turned out to lead). A write `here`
+/// that finds leadership moved before it entered the log ([`KalamError::NotLeader`]: nothing
+/// applied) goes to the new leader, so a failover or a handover of leadership is not the
+/// client's error. Gives up with `UNAVAILABLE` after [`LEADER_PATIENCE`].
+pub(crate) async fn on_leader<T, Here, HereFut, There, ThereFut>(
+    replication: &dyn Replication,
+    group: GroupId,
+    mut here: Here,
+    mut there: There,
+) -> Result<T>
+where
+    Here: FnMut() -> HereFut,
+    HereFut: std::future::Future<Output = Result<T>>,
+    There: FnMut() -> ThereFut,
+    ThereFut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+    loop {
+        if replication.leads(group) {
+            match here().await {
+                // This node's view of who leads catches up within a heartbeat or so.
+                Err(KalamError::NotLeader(_)) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                other => return other,
+            }
+        } else if let Some(answer) = there().await? {
+            return Ok(answer);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(KalamError::Unavailable(format!("group {} has had no stable leader; retry", group.0)));
+        }
+    }
+}
+
+/// How long [`on_leader`] keeps following a group's leadership as it moves.
+pub(crate) const LEADER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A change of the cluster's members (`ALTER CLUSTER`).
 #[derive(Debug, Clone)]

@@ -2,7 +2,8 @@
 //! (docs/cluster.md): one metadata group (the catalog, users, storages, logins) and
 //! `cluster.data_groups` data groups, across which USER partitions are placed by user and
 //! SHARED tables by table ([`crate::ids::Placement`]). Every node is a member of every group;
-//! each group elects its own leader.
+//! `cluster.replicas` of them vote in each data group ([`voters`]), and each group's
+//! leadership is handed to a preferred voter ([`leadership`]).
 //!
 //! - [`state_machine`]: applies a group's committed entries ([`Command`]) to this node's
 //!   database, in log order, through the same commit path as the single node.
@@ -15,6 +16,7 @@
 //! - [`Cluster`]: the running node, which the SQL layer and the WebSocket mutations reach
 //!   through [`Replication`]: a group's leader proposes, other nodes forward to it.
 
+mod leadership;
 mod network;
 mod problems;
 mod seeding;
@@ -22,8 +24,8 @@ mod service;
 mod snapshot;
 mod state_machine;
 mod stream_relay;
+mod voters;
 
-use crate::api::ws::mutations;
 use crate::auth::{LoginLedger, LoginRecord};
 use crate::config::ClusterConfig;
 use crate::database::Database;
@@ -33,12 +35,11 @@ use crate::replication::{
     AppliedPosition, Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, GroupId, METADATA, Member,
     MembershipChange, Outcome, Proposal, Replication, StreamEvents,
 };
-use crate::sql::executor;
 use kalamdb_client_core::protocol::QueryResult;
 use kalamdb_client_core::protocol::ws::MutateResult;
 use kalamdb_raft::{Durability, RaftLogs};
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Raft};
+use openraft::{BasicNode, ChangeMembers, Raft};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,6 +77,11 @@ struct Group {
     /// openraft's view of the group: who leads, what is applied. Read from one place, so
     /// that "am I the leader" never disagrees with "who is the leader".
     metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+    /// Held shared by each proposal here, exclusively by a handover of the group's
+    /// leadership to another node ([`leadership`]), so that none is appended meanwhile.
+    handover: tokio::sync::RwLock<()>,
+    /// Held by a change of the group's members made here, one at a time.
+    membership: tokio::sync::Mutex<()>,
 }
 
 /// A running cluster node.
@@ -94,6 +100,8 @@ pub(crate) struct Cluster {
     problems: problems::Problems,
     /// `https` with cluster TLS, else `http`: how other nodes are reached.
     scheme: &'static str,
+    /// Groups whose elections this node holds for another node's handover.
+    holds: leadership::ElectionHolds,
 }
 
 /// Checks that this node's data was created with as many data groups as it is started
@@ -209,7 +217,13 @@ impl Cluster {
                 .await
                 .map_err(|e| KalamError::internal(format!("cannot start Raft group {}: {e}", id.0)))?;
             let metrics = raft.metrics();
-            groups.push(Group { id, raft, metrics });
+            groups.push(Group {
+                id,
+                raft,
+                metrics,
+                handover: tokio::sync::RwLock::new(()),
+                membership: tokio::sync::Mutex::new(()),
+            });
         }
 
         let cluster = Arc::new(Cluster {
@@ -224,6 +238,7 @@ impl Cluster {
             client_address,
             problems,
             scheme,
+            holds: leadership::ElectionHolds::default(),
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -271,6 +286,7 @@ impl Cluster {
                 config.peer_addresses()?.into_iter().filter(|(id, _)| *id != node_id).collect();
             tokio::spawn(seeding::add_peers(Arc::downgrade(&cluster), others));
         }
+        tokio::spawn(leadership::balance(Arc::downgrade(&cluster)));
         db.replication
             .set(cluster.clone())
             .map_err(|_| KalamError::internal("the database already belongs to a cluster"))?;
@@ -428,6 +444,27 @@ impl Cluster {
         }
     }
 
+    /// Waits until this node has applied every entry of `group` committed before the call,
+    /// as the group's leader confirms with a majority (openraft's read index).
+    async fn barrier(&self, group: GroupId) -> Result<()> {
+        let index = match self.leads(group) {
+            true => None,
+            false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?,
+        };
+        let index = match index {
+            Some(index) => index,
+            // The leader (or this node became it while asking).
+            None => self.read_index_here(group).await?,
+        };
+        match self.applied_within(group, index, self.write_timeout()).await {
+            true => Ok(()),
+            false => Err(KalamError::Unavailable(format!(
+                "this node has not applied index {index} of group {} in time; retry",
+                group.0
+            ))),
+        }
+    }
+
     /// On a group's leader: the log index a linearizable read must wait for, once a majority
     /// has confirmed this node still leads.
     pub(super) async fn read_index_here(&self, group: GroupId) -> Result<u64> {
@@ -453,10 +490,21 @@ impl Cluster {
         F: std::future::Future<Output = Result<T>>,
     {
         if !self.leads(group) {
+            tracing::debug!(group = group.0, leader = ?self.leader_of(group), "not the leader of a forwarded write's group");
             return None;
         }
         let result = match self.database() {
-            Ok(db) => run(db).await.map_err(|e| Failure::from(&e)),
+            Ok(db) => match run(db).await {
+                // Leadership moved before the write reached the log: the sender asks the
+                // new leader, as if this node had not led to begin with. (A write that turned
+                // out to be another group's is answered with the error: asking again would
+                // find the same.)
+                Err(KalamError::NotLeader(g)) if g == group.0 => {
+                    tracing::debug!(group = group.0, leader = ?self.leader_of(group), "a forwarded write found leadership moved");
+                    return None;
+                }
+                result => result.map_err(|e| Failure::from(&e)),
+            },
             Err(e) => Err(Failure::from(&e)),
         };
         Some(Forwarded { result, applied: self.applied(group) })
@@ -489,16 +537,25 @@ impl Cluster {
 
     /// The leader of `group` takes one step of a membership change on it.
     pub(super) async fn change_group_members(&self, group: GroupId, step: MemberStep) -> Result<()> {
+        if let MemberStep::Voters { members, keep } = step {
+            return self.reconcile_voters(group, &members, &keep, LEARNER_CATCH_UP).await;
+        }
         let unavailable = |e: &dyn std::fmt::Display| {
             KalamError::Unavailable(format!("the membership change of group {} failed: {e}", group.0))
         };
-        let raft = self.raft(group);
-        let voters: BTreeSet<u64> =
-            self.group(group).metrics.borrow().membership_config.membership().voter_ids().collect();
+        let this = self.group(group);
+        let _one_change_at_a_time = this.membership.lock().await;
+        let voters: BTreeSet<u64> = this.metrics.borrow().membership_config.membership().voter_ids().collect();
         match step {
             MemberStep::Learner { id, address } => {
                 if !voters.contains(&id) {
-                    raft.add_learner(id, BasicNode { addr: address }, false).await.map_err(|e| unavailable(&e))?;
+                    match this.raft.add_learner(id, BasicNode { addr: address }, false).await {
+                        Ok(_) => {}
+                        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                            return Err(KalamError::NotLeader(group.0));
+                        }
+                        Err(e) => return Err(unavailable(&e)),
+                    }
                 }
                 Ok(())
             }
@@ -511,23 +568,7 @@ impl Cluster {
                 // (openraft's own blocking add gives up waiting after half a second, and
                 // counts entries the learner has stored, not applied.)
                 let deadline = tokio::time::Instant::now() + LEARNER_CATCH_UP;
-                loop {
-                    let last = self.group(group).metrics.borrow().last_log_index.unwrap_or(0);
-                    let learner = self.peer_health(&address).await;
-                    if learner.as_ref().is_some_and(|h| h.metadata.stopped) || self.problems.peer_stopped(id) {
-                        // Shown in system.cluster at once, before a Raft RPC answers so too.
-                        for stopped in learner.iter().flat_map(|h| &h.groups).filter(|g| g.stopped) {
-                            self.problems.peer_answered(id, GroupId(stopped.group), true);
-                        }
-                        return Err(KalamError::Unavailable(format!(
-                            "node {id} was added as a learner, but its Raft has stopped; see that node's \
-                             log, restart it once fixed, then run ALTER CLUSTER ADD NODE again"
-                        )));
-                    }
-                    let applied = learner.and_then(|h| h.groups.into_iter().find(|g| g.group == group.0));
-                    if applied.and_then(|g| g.last_applied).is_some_and(|applied| applied + LEARNER_LAG >= last) {
-                        break;
-                    }
+                while !self.caught_up(group, id, &address).await? {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(KalamError::Unavailable(format!(
                             "node {id} was added as a learner but has not caught up with the log of group {} \
@@ -540,15 +581,16 @@ impl Cluster {
                 }
                 let mut next = voters;
                 next.insert(id);
-                self.change_membership_within(group, next).await
+                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
             }
             MemberStep::Remove { id } => {
                 if !voters.contains(&id) {
                     return Ok(());
                 }
                 let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
-                self.change_membership_within(group, next).await
+                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
             }
+            MemberStep::Voters { .. } => Ok(()),
         }
     }
 }
@@ -569,6 +611,13 @@ pub(super) enum MemberStep {
     Remove {
         id: u64,
     },
+    /// A data group: make its voters those the cluster's `members` place there (each once
+    /// caught up), and remove the group's nodes not in `keep`
+    /// ([`Cluster::reconcile_voters`]).
+    Voters {
+        members: BTreeSet<u64>,
+        keep: BTreeSet<u64>,
+    },
 }
 
 /// Logins count failures cluster-wide: each outcome goes through the metadata group's log
@@ -577,10 +626,13 @@ pub(super) enum MemberStep {
 #[async_trait::async_trait]
 impl LoginLedger for Cluster {
     async fn record(&self, record: LoginRecord) -> Result<()> {
-        match self.forward::<_, ()>(METADATA, service::FORWARD_LOGIN, &record, self.write_timeout()).await? {
-            Some(()) => Ok(()),
-            None => self.record_here(record).await,
-        }
+        crate::replication::on_leader(
+            self,
+            METADATA,
+            || self.record_here(record.clone()),
+            || self.forward::<_, ()>(METADATA, service::FORWARD_LOGIN, &record, self.write_timeout()),
+        )
+        .await
     }
 }
 
@@ -613,35 +665,32 @@ impl Replication for Cluster {
             )));
         }
         let timeout = self.write_timeout();
+        // A leadership handover of the group lets the writes in flight finish and holds new
+        // ones until it is done; they then find this node no longer leads (`NotLeader`).
+        let _handover = self.group(group).handover.read().await;
         match tokio::time::timeout(timeout, self.raft(group).client_write(proposal)).await {
             Err(_) => Err(KalamError::Unavailable(format!(
                 "no majority of the cluster acknowledged the write within {} ms; it may or may not be applied",
                 self.config.write_timeout_ms
             ))),
             Ok(Ok(response)) => response.data.map_err(KalamError::from),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(KalamError::Unavailable("leadership moved to another node; nothing was applied, retry".into()))
-            }
+            // Either this node did not lead when the write came, or its entry was replaced
+            // by a new leader's log: never applied either way.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(KalamError::NotLeader(group.0)),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("the cluster cannot take writes: {e}"))),
         }
     }
 
-    async fn forward_statement(&self, group: GroupId, statement: ForwardedStatement) -> Result<QueryResult> {
+    async fn forward_statement(&self, group: GroupId, statement: &ForwardedStatement) -> Result<Option<QueryResult>> {
         let answer_within = match statement.membership {
             true => LEARNER_CATCH_UP * (self.groups.len() as u32),
             false => Duration::ZERO,
         } + self.write_timeout();
-        match self.forward(group, service::FORWARD_STATEMENT, &statement, answer_within).await? {
-            Some(result) => Ok(result),
-            None => executor::execute_forwarded(&self.database()?, statement).await,
-        }
+        self.forward(group, service::FORWARD_STATEMENT, statement, answer_within).await
     }
 
-    async fn forward_mutation(&self, group: GroupId, mutation: ForwardedMutation) -> Result<MutateResult> {
-        match self.forward(group, service::FORWARD_MUTATION, &mutation, self.write_timeout()).await? {
-            Some(result) => Ok(result),
-            None => Ok(mutations::apply_here(&self.database()?, &mutation.principal.into(), mutation.mutate).await),
-        }
+    async fn forward_mutation(&self, group: GroupId, mutation: &ForwardedMutation) -> Result<Option<MutateResult>> {
+        self.forward(group, service::FORWARD_MUTATION, mutation, self.write_timeout()).await
     }
 
     fn health(&self) -> serde_json::Value {
@@ -653,26 +702,11 @@ impl Replication for Cluster {
     }
 
     async fn read_barrier(&self) -> Result<()> {
-        let each = self.groups.iter().map(|g| async move {
-            let group = g.id;
-            let index = match self.leads(group) {
-                true => None,
-                false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?,
-            };
-            let index = match index {
-                Some(index) => index,
-                // The leader (or this node became it while asking).
-                None => self.read_index_here(group).await?,
-            };
-            match self.applied_within(group, index, self.write_timeout()).await {
-                true => Ok(()),
-                false => Err(KalamError::Unavailable(format!(
-                    "this node has not applied index {index} of group {} in time; retry",
-                    group.0
-                ))),
-            }
-        });
-        futures::future::try_join_all(each).await.map(|_| ())
+        futures::future::try_join_all(self.groups.iter().map(|g| self.barrier(g.id))).await.map(|_| ())
+    }
+
+    async fn catalog_barrier(&self) -> Result<()> {
+        self.barrier(METADATA).await
     }
 
     fn relay_stream(&self, events: StreamEvents) {
@@ -720,49 +754,65 @@ impl Replication for Cluster {
                 "the cluster is still taking the snapshot of its first node's data; retry".into(),
             ));
         }
-        let voters_of =
-            |g: &Group| -> BTreeSet<u64> { g.metrics.borrow().membership_config.membership().voter_ids().collect() };
-        let voters = voters_of(self.group(METADATA));
+        let (members, known) = self.cluster_members();
+        let members_of = |g: &Group| -> BTreeSet<u64> {
+            g.metrics.borrow().membership_config.membership().nodes().map(|(id, _)| *id).collect()
+        };
         match &change {
             // (A node added to some groups only, by a change that failed midway, is added
             // to the rest by running it again.)
-            MembershipChange::Add { id, .. } if self.groups.iter().all(|g| voters_of(g).contains(id)) => {
+            MembershipChange::Add { id, .. }
+                if members.contains(id) && self.groups.iter().all(|g| members_of(g).contains(id)) =>
+            {
                 return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
             }
-            MembershipChange::Remove { id } if !voters.contains(id) => {
+            MembershipChange::Remove { id } if !members.contains(id) => {
                 return Err(KalamError::Validation(format!("node {id} is not a member")));
             }
-            MembershipChange::Remove { .. } if voters.len() == 1 => {
+            MembershipChange::Remove { .. } if members.len() == 1 => {
                 return Err(KalamError::Validation("the last node of a cluster cannot be removed".into()));
             }
             _ => {}
         }
         // Every group, each on its own leader. Adding: the node becomes a learner of every
         // group at once (its snapshots arrive together, installed by one restart), then a
-        // voter of each once it has caught up, the metadata group first (a data group
-        // applies nothing before its node has the catalog it names). Removing: the metadata
-        // group last.
-        let steps: Vec<MemberStep> = match &change {
-            MembershipChange::Add { id, address } => vec![
-                MemberStep::Learner { id: *id, address: address.clone() },
-                MemberStep::Voter { id: *id, address: address.clone() },
-            ],
-            MembershipChange::Remove { id } => vec![MemberStep::Remove { id: *id }],
+        // member of the cluster (a voter of the metadata group) once it has caught up, then
+        // a voter of the data groups it is placed in (`voters`), each once caught up: the
+        // metadata group first, since a data group applies nothing before its node has the
+        // catalog it names. Removing: the data groups first (each takes another voter in
+        // its place), the metadata group last.
+        let data_groups: Vec<GroupId> = self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA).collect();
+        let all: Vec<GroupId> = self.groups.iter().map(|g| g.id).collect();
+        let steps: Vec<(MemberStep, Vec<GroupId>)> = match &change {
+            MembershipChange::Add { id, address } => {
+                let (mut members, mut keep) = (members.clone(), known);
+                members.insert(*id);
+                keep.insert(*id);
+                vec![
+                    (MemberStep::Learner { id: *id, address: address.clone() }, all),
+                    (MemberStep::Voter { id: *id, address: address.clone() }, vec![METADATA]),
+                    (MemberStep::Voters { members, keep }, data_groups),
+                ]
+            }
+            MembershipChange::Remove { id } => {
+                let members: BTreeSet<u64> = members.iter().copied().filter(|m| m != id).collect();
+                let keep: BTreeSet<u64> = known.into_iter().filter(|m| m != id).collect();
+                vec![
+                    (MemberStep::Voters { members, keep }, data_groups),
+                    (MemberStep::Remove { id: *id }, vec![METADATA]),
+                ]
+            }
         };
-        let mut order: Vec<GroupId> = self.groups.iter().map(|g| g.id).collect();
-        if matches!(change, MembershipChange::Remove { .. }) {
-            order.rotate_left(1);
-        }
-        for step in steps {
+        for (step, groups) in steps {
             let answer_within = match step {
-                MemberStep::Voter { .. } => LEARNER_CATCH_UP,
+                MemberStep::Voter { .. } | MemberStep::Voters { .. } => LEARNER_CATCH_UP,
                 _ => Duration::ZERO,
             } + self.write_timeout();
-            for group in &order {
-                match self.forward::<_, ()>(*group, service::MEMBERSHIP, &step, answer_within).await? {
-                    Some(()) => {}
-                    None => self.change_group_members(*group, step.clone()).await?,
-                }
+            for group in groups {
+                // On the group's leader, following it if its leadership moves meanwhile.
+                let here = || self.change_group_members(group, step.clone());
+                let there = || self.forward::<_, ()>(group, service::MEMBERSHIP, &step, answer_within);
+                crate::replication::on_leader(self, group, here, there).await?;
             }
         }
         Ok(match change {
@@ -846,16 +896,26 @@ impl Cluster {
     /// Posts `body` to `path` on the cluster port at `address`; its answer, or `None` if it
     /// does not give one within [`PEER_ANSWER`].
     async fn ask_peer<B: Serialize, T: DeserializeOwned>(&self, address: &str, path: &str, body: &B) -> Option<T> {
-        let sent = self
+        self.ask_peer_in(address, None, path, body).await
+    }
+
+    /// [`Cluster::ask_peer`] about one group.
+    async fn ask_peer_in<B: Serialize, T: DeserializeOwned>(
+        &self,
+        address: &str,
+        group: Option<GroupId>,
+        path: &str,
+        body: &B,
+    ) -> Option<T> {
+        let mut request = self
             .client
             .post(format!("{}://{address}{path}", self.scheme))
             .header(network::TOKEN_HEADER, self.token.header())
-            .header(network::NODE_HEADER, self.node_id)
-            .timeout(PEER_ANSWER)
-            .json(body)
-            .send()
-            .await
-            .ok()?;
+            .header(network::NODE_HEADER, self.node_id);
+        if let Some(group) = group {
+            request = request.header(network::GROUP_HEADER, group.0);
+        }
+        let sent = request.timeout(PEER_ANSWER).json(body).send().await.ok()?;
         sent.status().is_success().then_some(())?;
         sent.json().await.ok()
     }
@@ -863,7 +923,12 @@ impl Cluster {
     /// The other members (voters and learners of the metadata group) and their cluster
     /// addresses.
     fn others(&self) -> Vec<(u64, String)> {
-        let m = self.group(METADATA).metrics.borrow();
+        self.others_in(METADATA)
+    }
+
+    /// The other members of `group` (voters and learners) and their cluster addresses.
+    fn others_in(&self, group: GroupId) -> Vec<(u64, String)> {
+        let m = self.group(group).metrics.borrow();
         m.membership_config
             .membership()
             .nodes()
@@ -874,9 +939,19 @@ impl Cluster {
 
     /// Makes `voters` the voters of `group`, waiting as long as a write does for the change
     /// to commit.
-    async fn change_membership_within(&self, group: GroupId, voters: BTreeSet<u64>) -> Result<()> {
-        match tokio::time::timeout(self.write_timeout(), self.raft(group).change_membership(voters, false)).await {
+    async fn change_membership_within(
+        &self,
+        group: GroupId,
+        change: ChangeMembers<u64, BasicNode>,
+        retain: bool,
+    ) -> Result<()> {
+        // Not while the group's leadership is being handed over (an entry appended then
+        // could leave the new leader behind).
+        let _handover = self.group(group).handover.read().await;
+        match tokio::time::timeout(self.write_timeout(), self.raft(group).change_membership(change, retain)).await {
             Ok(Ok(_)) => Ok(()),
+            // Nothing changed: the caller asks the new leader.
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(KalamError::NotLeader(group.0)),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("the membership change failed: {e}"))),
             Err(_) => Err(KalamError::Unavailable(format!(
                 "the membership change was proposed but no majority of the old and the new members \

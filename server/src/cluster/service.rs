@@ -5,6 +5,7 @@
 
 use super::Cluster;
 use super::MemberStep;
+use super::leadership::LeadershipStep;
 use super::network::{GROUP_HEADER, NODE_HEADER, TOKEN_HEADER};
 use crate::replication::{ForwardedMutation, ForwardedStatement, GroupId};
 use axum::Router;
@@ -32,6 +33,7 @@ pub(super) const STATUS: &str = "/cluster/v1/status";
 pub(super) const JOBS: &str = "/cluster/v1/jobs";
 pub(super) const KILL_JOB: &str = "/cluster/v1/kill-job";
 pub(super) const MEMBERSHIP: &str = "/cluster/v1/membership";
+pub(super) const LEADERSHIP: &str = "/cluster/v1/leadership";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -50,6 +52,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(JOBS, post(jobs))
         .route(KILL_JOB, post(kill_job))
         .route(MEMBERSHIP, post(membership))
+        .route(LEADERSHIP, post(leadership))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -211,7 +214,7 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, headers: HeaderMa
     };
     let principal = mutation.principal.into();
     let run = async |db: Arc<crate::database::Database>| {
-        Ok(crate::api::ws::mutations::apply_here(&db, &principal, mutation.mutate).await)
+        crate::api::ws::mutations::apply_here(&db, &principal, mutation.mutate).await
     };
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
@@ -246,5 +249,15 @@ async fn membership(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, bod
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
         None => not_leader(),
+    }
+}
+
+/// A step of a handover of a group's leadership its leader asks of this node.
+async fn leadership(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    let Some(step) = decode::<LeadershipStep>(LEADERSHIP, &body) else { return malformed() };
+    match cluster.take_leadership_step(group, step).await {
+        Ok(()) => json(&()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

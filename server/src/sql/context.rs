@@ -21,13 +21,27 @@ pub(crate) struct ExecContext<'a> {
     pub origin: Origin,
 }
 
+impl<'a> ExecContext<'a> {
+    /// This context for running its statement here as the leader of its group.
+    pub(crate) fn on_leader(&self) -> ExecContext<'a> {
+        ExecContext {
+            db: self.db,
+            principal: self.principal.clone(),
+            namespace: self.namespace.clone(),
+            params: self.params,
+            origin: Origin::OnLeader,
+        }
+    }
+}
+
 /// Where a statement comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum Origin {
     /// A client of this node.
     Client,
-    /// Another node forwarded it to this one, the leader: it runs here, never forwarded on.
-    Forwarded,
+    /// It runs on this node as the leader of its group, never forwarded on: another node
+    /// forwarded it here, or this node's client sent it while this node leads.
+    OnLeader,
     /// A catalog statement applied from the replicated log.
     Log(Applying),
 }

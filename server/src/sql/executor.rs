@@ -117,10 +117,11 @@ fn execute_statement<'a, 'b: 'a>(
                     .into(),
             ));
         }
-        if let (Some(replication), Origin::Client | Origin::Forwarded) = (cx.db.replication(), &cx.origin) {
+        if let (Some(replication), Origin::Client | Origin::OnLeader) = (cx.db.replication(), &cx.origin) {
             // A statement forwarded here runs here: if this node no longer leads, proposing
-            // fails (UNAVAILABLE) rather than forwarding it on, which could go round in circles.
-            let forwarded = matches!(cx.origin, Origin::Forwarded);
+            // fails (`NotLeader`) and the sender asks the new leader, rather than this node
+            // forwarding it on, which could go round in circles.
+            let forwarded = matches!(cx.origin, Origin::OnLeader);
             if let Statement::FlushTable { table } = statement
                 && let Ok(def) = cx.resolve_table(table)
                 && cx.db.cold.is_replicated(&def.options.storage)
@@ -133,16 +134,28 @@ fn execute_statement<'a, 'b: 'a>(
             }
             let route = cluster_route(statement);
             let group = match route {
-                Route::Leader => write_group(cx, statement),
+                Route::Leader => match write_group(cx, statement) {
+                    // A table this node does not know (yet: created through another node
+                    // a moment ago?): catch up with the catalog and look again.
+                    METADATA if matches!(statement, Statement::Sql(_) | Statement::ExecuteAs { .. }) => {
+                        replication.catalog_barrier().await?;
+                        write_group(cx, statement)
+                    }
+                    group => group,
+                },
                 _ => METADATA,
             };
-            let here = forwarded || replication.leads(group);
             match route {
                 Route::Here => {}
                 Route::Refused(what) => {
                     return Err(KalamError::NotSupported(format!("{what} is not available in cluster mode yet")));
                 }
-                Route::Leader | Route::Log if !here => return forward(cx, group, statement).await,
+                Route::Leader | Route::Log if !forwarded => {
+                    let cx: &ExecContext<'_> = cx;
+                    let here = || async move { execute_statement(&mut cx.on_leader(), statement, nested).await };
+                    let there = || forward(cx, group, statement);
+                    return crate::replication::on_leader(replication.as_ref(), group, here, there).await;
+                }
                 Route::Leader => {}
                 Route::Log => return propose(cx, statement).await,
             }
@@ -286,14 +299,22 @@ fn write_group(cx: &ExecContext<'_>, statement: &Statement) -> GroupId {
     }
 }
 
-/// `FLUSH TABLE` of a table on a shared storage, in a cluster: run on every node that leads
-/// a data group (here too, if this node does), each flushing the partitions of the groups
-/// it leads. Answers this node's result, else the first other's.
+/// `FLUSH TABLE` of a table on a shared storage, in a cluster. A SHARED table is in one data
+/// group: its leader flushes it. A USER table's partitions are in every data group: every
+/// node that leads one flushes the partitions of the groups it leads (here too, if this
+/// node does); the answer has one row per job started.
 async fn flush_everywhere(cx: &ExecContext<'_>, table: &TableRef, statement: &Statement) -> Result<QueryResult> {
     let replication = cx.db.replication().ok_or_else(|| KalamError::internal("flushing without a cluster"))?;
+    let def = cx.resolve_table(table)?;
+    if def.kind == crate::schema::TableKind::Shared {
+        let group = replication.group_of(def.id, crate::ids::Partition::Shared);
+        let here = || async { flush::table(&cx.on_leader(), table) };
+        let there = || forward(cx, group, statement);
+        return crate::replication::on_leader(replication.as_ref(), group, here, there).await;
+    }
     let placement = cx.db.committer.placement();
     let mut asked = std::collections::BTreeSet::new();
-    let mut answer = None;
+    let mut answers = Vec::new();
     let mut here = false;
     for group in placement.all().map(crate::replication::raft_group) {
         if replication.leads(group) {
@@ -305,13 +326,26 @@ async fn flush_everywhere(cx: &ExecContext<'_>, table: &TableRef, statement: &St
         if leader.is_some_and(|l| !asked.insert(l)) {
             continue;
         }
-        let result = forward(cx, group, statement).await?;
-        answer.get_or_insert(result);
+        match forward(cx, group, statement).await? {
+            Some(result) => answers.push(result),
+            // It came to lead the group meanwhile.
+            None => here = true,
+        }
     }
     if here {
-        return flush::table(cx, table);
+        answers.insert(0, flush::table(cx, table)?);
     }
-    answer.ok_or_else(|| KalamError::Unavailable("no data group has a leader; retry".into()))
+    let mut answers = answers.into_iter();
+    let mut all = answers.next().ok_or_else(|| KalamError::Unavailable("no data group has a leader; retry".into()))?;
+    for other in answers {
+        all.rows.extend(other.rows);
+        all.message = match (all.message, other.message) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+    }
+    all.row_count = all.rows.len() as u64;
+    Ok(all)
 }
 
 /// `ALTER CLUSTER ADD NODE` / `REMOVE NODE` (system role; on the leader).
@@ -329,13 +363,13 @@ async fn alter_cluster(cx: &ExecContext<'_>, change: &ClusterChange) -> Result<Q
 }
 
 /// Hands a write statement to the leader of `group`, which runs it; answers once this node
-/// applied it.
-async fn forward(cx: &ExecContext<'_>, group: GroupId, statement: &Statement) -> Result<QueryResult> {
+/// applied it, or `None` if this node leads the group.
+async fn forward(cx: &ExecContext<'_>, group: GroupId, statement: &Statement) -> Result<Option<QueryResult>> {
     let replication = cx.db.replication().ok_or_else(|| KalamError::internal("forwarding without a cluster"))?;
     replication
         .forward_statement(
             group,
-            ForwardedStatement {
+            &ForwardedStatement {
                 sql: statement.to_string(),
                 params: cx.params.to_vec(),
                 principal: (&cx.principal).into(),
@@ -418,7 +452,7 @@ pub(crate) async fn execute_forwarded(db: &Arc<Database>, forwarded: ForwardedSt
         forwarded.principal,
         forwarded.namespace.as_deref(),
         &forwarded.params,
-        Origin::Forwarded,
+        Origin::OnLeader,
     )?;
     let mut outcome = execute_statement(&mut cx, &statement, false).await;
     for _ in 0..super::SCHEMA_CHANGE_RETRIES {

@@ -16,7 +16,7 @@
 //! | `catalog` | `raft/applied`, `raft/membership` | cluster mode: the last log id applied (written with the rows it applied) and the membership | [`crate::cluster`] (state machine) |
 //! | `rows` | `table_id \| partition \| pk` ([`keys`]) | row ([`row_codec`]) | [`crate::tables::commit`]; flush removes |
 //! | `row_index` | `table_id \| partition \| _updated` | pk (the change index catch-up reads) | [`crate::tables::commit`]; flush removes |
-//! | `mutations` | `(user, client_id, seq)` | outcome of a client `mutate` message, written with its rows | [`crate::tables::mutation_outcomes`] |
+//! | `mutations` | `(data group, user, client_id, seq)` | outcome of a client `mutate` message, written with its rows | [`crate::tables::mutation_outcomes`] |
 //!
 //! Which Raft group (or the node alone) owns each key — what a snapshot carries and an
 //! install replaces — is [`ownership`]'s to say.

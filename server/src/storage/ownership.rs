@@ -4,13 +4,13 @@
 //! | owner | keys |
 //! |---|---|
 //! | [`Owner::Catalog`] | `catalog`: `ns/`, `table/`, `schema/`, `storage/`, `user/`, `seq/table`, `seq/user` |
-//! | [`Owner::Data`] | `rows`, `row_index` (by table and partition); `mutations` (by user); `catalog`: `manifest/`, `flush/`, `compact/` (by table and partition: the manifests of shared storages, the pending work on the node's own storage), `seq/clock…` (by group) |
+//! | [`Owner::Data`] | `rows`, `row_index` (by table and partition); `mutations` (by the group the message committed in); `catalog`: `manifest/`, `flush/`, `compact/` (by table and partition: the manifests of shared storages, the pending work on the node's own storage), `seq/clock…` (by group) |
 //! | [`Owner::RaftState`] | `catalog`: `raft/applied…`, `raft/membership…` (by Raft group), `raft/seeding` (the metadata group) |
 //! | [`Owner::Node`] | `catalog`: `job/`, `seq/job` (this node's jobs), `raft/data_groups`, and anything else |
 
 use super::{CF_CATALOG, CF_MUTATIONS, CF_ROW_INDEX, CF_ROWS, COLUMN_FAMILIES, Store};
 use crate::error::Result;
-use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
+use crate::ids::{DataGroup, Partition, Placement, TableId};
 use kalamdb_raft::GroupId;
 use rocksdb::WriteBatch;
 
@@ -37,10 +37,10 @@ pub(crate) fn owner_of(cf: &str, key: &[u8], placement: Placement) -> Owner {
             }
             _ => Owner::Node,
         },
-        // Keyed by the user who sent the message: its group is the user's.
-        CF_MUTATIONS => match key.get(..8).and_then(be) {
-            Some(user) => Owner::Data(placement.group_of(TableId(0), Partition::User(UserId(user)))),
-            None => Owner::Node,
+        // Keyed by the group the message committed in.
+        CF_MUTATIONS => match crate::tables::mutation_outcomes::group_of_record(key) {
+            Some(group) if group.0 < placement.groups() => Owner::Data(group),
+            _ => Owner::Node,
         },
         CF_CATALOG => catalog_owner(key, placement),
         _ => Owner::Node,
@@ -149,6 +149,7 @@ pub(crate) fn replace_owned(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::UserId;
     use crate::storage::keys;
 
     /// Every kind of key the server writes, with its owner (the key formats come from the
@@ -164,7 +165,12 @@ mod tests {
             (CF_ROWS, keys::row_key(table, user, b"pk"), Owner::Data(group)),
             (CF_ROWS, keys::row_key(table, Partition::Shared, b"pk"), Owner::Data(shared_group)),
             (CF_ROW_INDEX, keys::index_key(table, user, 5).to_vec(), Owner::Data(group)),
-            (CF_MUTATIONS, [&42u64.to_be_bytes()[..], b"client\0", &[0; 8]].concat(), Owner::Data(group)),
+            (
+                CF_MUTATIONS,
+                [&b"g\0\x05"[..], &42u64.to_be_bytes(), b"client\0", &[0; 8]].concat(),
+                Owner::Data(DataGroup(5)),
+            ),
+            (CF_MUTATIONS, [&b"g\0\x09"[..], &42u64.to_be_bytes(), b"client\0", &[0; 8]].concat(), Owner::Node),
             (CF_CATALOG, manifest, Owner::Data(group)),
             (CF_CATALOG, b"seq/clock".to_vec(), Owner::Data(DataGroup(0))),
             (CF_CATALOG, b"seq/clock/0003".to_vec(), Owner::Data(DataGroup(3))),

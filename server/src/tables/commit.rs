@@ -317,6 +317,7 @@ impl Committer {
         let clocks =
             stored.into_iter().map(|last| HybridClock::starting_after(last.unwrap_or(floor), wall.clone())).collect();
         let hot_stats = HotStats::load(&store)?;
+        crate::tables::mutation_outcomes::key_records_by_group(&store, placement)?;
         Ok(Committer {
             store,
             cold,
@@ -646,8 +647,11 @@ impl Committer {
         mark: impl FnOnce(&mut WriteBatch),
     ) -> Result<Committed> {
         use kalamdb_client_core::protocol::ws::MutationStatus;
+        // A message's record is kept in the group it commits in: its first write's (a
+        // message writing two groups is refused, and the refusal kept there).
+        let group = writes.first().map_or(DataGroup(0), |w| self.group_of(w.table.id, w.partition));
         if let Some(key) = mutation
-            && let Some(earlier) = key.recorded(&self.store)?
+            && let Some(earlier) = key.recorded(&self.store, group)?
         {
             if earlier.status == MutationStatus::Applied {
                 return Ok(Committed { cursor: earlier.cursor, duplicate: true, ..Committed::default() });
@@ -659,7 +663,7 @@ impl Committer {
             .commit_from(writes, proposed_at, |batch, result| {
                 if let Some(key) = mutation {
                     let cursor = result.changes.iter().map(|c| c.new.updated).max();
-                    key.record(&self.store, batch, &key.outcome(MutationStatus::Applied, None, cursor));
+                    key.record(&self.store, batch, group, &key.outcome(MutationStatus::Applied, None, cursor));
                 }
                 mark(batch);
             })
@@ -674,7 +678,7 @@ impl Committer {
                 if let (Some(key), true) = (mutation, final_refusal) {
                     let mut batch = WriteBatch::default();
                     let refused = key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
-                    key.record(&self.store, &mut batch, &refused);
+                    key.record(&self.store, &mut batch, group, &refused);
                     self.store.write(batch)?;
                 }
                 Err(e)

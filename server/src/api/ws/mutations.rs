@@ -9,7 +9,7 @@
 use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::ids::Partition;
+use crate::ids::{DataGroup, Partition};
 use crate::replication::{ForwardedMutation, GroupId, METADATA};
 use crate::schema::TableDef;
 use crate::sql::ExecContext;
@@ -29,64 +29,72 @@ const MAX_CLIENT_ID: usize = 128;
 /// Applies a client's mutation message: here, or in a cluster on the leader (this node
 /// answers once it has applied it too).
 pub(crate) async fn apply(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
-    match db.replication() {
+    let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
+    let outcome = match db.replication() {
         Some(replication) => {
-            let group = group_of_message(db, principal, &m);
-            if replication.leads(group) {
-                return apply_here(db, principal, m).await;
+            let mut group = group_of_message(db, principal, &m);
+            if group == METADATA {
+                // A table this node does not know (yet): catch up with the catalog first.
+                if let Err(e) = replication.catalog_barrier().await {
+                    return key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
+                }
+                group = group_of_message(db, principal, &m);
             }
-            let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
             let forwarded = ForwardedMutation { mutate: m, principal: principal.into() };
-            match replication.forward_mutation(group, forwarded).await {
-                Ok(result) => result,
-                Err(e) => key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None),
-            }
+            let here = || apply_here(db, principal, forwarded.mutate.clone());
+            let there = || replication.forward_mutation(group, &forwarded);
+            crate::replication::on_leader(replication.as_ref(), group, here, there).await
         }
+        // A single node always leads: this is `Ok`.
         None => apply_here(db, principal, m).await,
-    }
+    };
+    outcome.unwrap_or_else(|e| key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None))
 }
 
-/// In a cluster, the group whose leader applies a mutation message: that of the partition
-/// its first op writes (a message writing several groups is refused when it commits). A
-/// message whose first table is unknown goes to the metadata group's leader, which refuses
-/// it as any node would.
+/// In a cluster, the group whose leader applies a mutation message: that of the data group
+/// it commits in ([`data_group_of_message`]). A message whose first table is unknown goes
+/// to the metadata group's leader, which refuses it as any node would.
 fn group_of_message(db: &Database, principal: &Principal, m: &Mutate) -> GroupId {
-    let table = m.ops.first().and_then(|op| {
-        let (ns, name) = op.table.split_once('.')?;
-        db.catalog.table(&crate::ids::NamespaceId::new(ns).ok()?, &name.to_ascii_lowercase())
-    });
-    match (db.replication(), table) {
-        (Some(replication), Some(table)) => {
-            let partition = match table.kind {
-                crate::schema::TableKind::Shared => Partition::Shared,
-                _ => Partition::User(principal.user_id),
-            };
-            replication.group_of(table.id, partition)
-        }
-        _ => METADATA,
-    }
+    data_group_of_message(db, principal, m).map_or(METADATA, crate::replication::raft_group)
+}
+
+/// The data group a mutation message commits in, which keeps its outcome record: that of the
+/// partition its first op writes (a message writing several groups is refused when it
+/// commits). `None` if its first table is unknown.
+fn data_group_of_message(db: &Database, principal: &Principal, m: &Mutate) -> Option<DataGroup> {
+    let op = m.ops.first()?;
+    let (ns, name) = op.table.split_once('.')?;
+    let table = db.catalog.table(&crate::ids::NamespaceId::new(ns).ok()?, &name.to_ascii_lowercase())?;
+    let partition = match table.kind {
+        crate::schema::TableKind::Shared => Partition::Shared,
+        _ => Partition::User(principal.user_id),
+    };
+    Some(db.committer.group_of(table.id, partition))
 }
 
 /// Applies a mutation message on this node (in a cluster, the leader: a message forwarded
-/// here is never forwarded on).
-pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mutate) -> MutateResult {
+/// here is never forwarded on). Its refusals are outcomes; the one error is
+/// [`KalamError::NotLeader`] (in a cluster, where nothing was applied: the caller sends the
+/// message to the new leader).
+pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mutate) -> Result<MutateResult> {
     let key = MutationKey { user: principal.user_id, client_id: m.client_id.clone(), seq: m.seq };
     let refuse = |e: &KalamError| key.outcome(MutationStatus::Rejected, Some((e.code(), e.public_message())), None);
     if m.client_id.is_empty() || m.client_id.len() > MAX_CLIENT_ID || m.client_id.contains('\0') {
-        return refuse(&KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters")));
+        return Ok(refuse(&KalamError::Validation(format!("client_id must be 1-{MAX_CLIENT_ID} characters"))));
     }
     // One message per client at a time, so a retry racing its original cannot apply twice.
     let lock = db.client_locks.get((principal.user_id, m.client_id.clone()));
     let _guard = lock.lock().await;
-    match key.recorded(&db.store) {
+    let group = data_group_of_message(db, principal, &m).unwrap_or(DataGroup(0));
+    match key.recorded(&db.store, group) {
         Ok(Some(mut earlier)) => {
             if earlier.status == MutationStatus::Applied {
                 earlier.status = MutationStatus::Duplicate;
             }
-            return earlier;
+            return Ok(earlier);
         }
         Ok(None) => {}
-        Err(e) => return refuse(&e),
+        Err(e) => return Ok(refuse(&e)),
     }
     let attempt = async || {
         let mut planned = plan(db, principal, &m.ops)?;
@@ -104,7 +112,7 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
         }
         outcome = attempt().await;
     }
-    match outcome {
+    Ok(match outcome {
         Ok(c) if c.duplicate => key.outcome(MutationStatus::Duplicate, None, c.cursor),
         Ok(c) => {
             let mut result = key.outcome(MutationStatus::Applied, None, c.cursor);
@@ -115,6 +123,7 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
                 .collect();
             result
         }
+        Err(e @ KalamError::NotLeader(_)) => return Err(e),
         Err(e) => {
             let rejected = refuse(&e);
             // Internal failures may be transient: let a retry try again. A refusal at commit
@@ -125,12 +134,12 @@ pub(crate) async fn apply_here(db: &Arc<Database>, principal: &Principal, m: Mut
                 tracing::error!(error = %e.report(), "internal error in a mutation");
             } else if db.replication().is_none() {
                 let mut batch = WriteBatch::default();
-                key.record(&db.store, &mut batch, &rejected);
+                key.record(&db.store, &mut batch, group, &rejected);
                 let _ = db.store.write(batch);
             }
             rejected
         }
-    }
+    })
 }
 
 type PlannedWrites = Vec<(Arc<TableDef>, Partition, Vec<RowOp>)>;
