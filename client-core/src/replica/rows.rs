@@ -75,6 +75,34 @@ impl SubscriptionRows {
         self.typed.get(key)
     }
 
+    /// The columns the rows are typed to, if they are known.
+    pub fn columns(&self) -> Option<&RowColumns> {
+        self.columns.as_ref()
+    }
+
+    /// The primary-key text of every row: the typed rows in the order they arrived, then the
+    /// rows that stay JSON.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.typed.keys().map(|key| &**key).chain(self.untyped.keys().map(String::as_str))
+    }
+
+    /// Whether the row `key` has CRDT_TEXT cells with their state, which its typed row lacks.
+    pub fn has_crdt_cells(&self, key: &str) -> bool {
+        self.crdt_cells.contains_key(key)
+    }
+
+    /// Stores `row`, typed to [`Self::columns`] already (a store read it so), under `key`,
+    /// replacing the row there.
+    pub(crate) fn put_typed(&mut self, key: String, row: TypedRow) {
+        if !self.crdt_cells.is_empty() {
+            self.crdt_cells.remove(&key);
+        }
+        if !self.untyped.is_empty() {
+            self.untyped.remove(&key);
+        }
+        self.typed.insert(key.into_boxed_str(), row);
+    }
+
     /// The typed rows with their primary-key text, in the order they arrived.
     pub fn typed(&self) -> impl Iterator<Item = (&str, &TypedRow)> {
         self.typed.iter().map(|(key, row)| (&**key, row))

@@ -11,6 +11,7 @@
 //! Stores: [`MemoryStore`] (native, Node, tests) and, in the browser, the IndexedDB store
 //! of the `wasm` crate.
 
+pub mod binary;
 mod memory;
 
 pub use memory::MemoryStore;
