@@ -522,7 +522,9 @@ mod tests {
         assert_eq!(big, Some(Value::Int64(9007199254740993)));
         assert_eq!(back.get("\"max big\"").map(|r| r[4].clone()), Some(Value::Int64(i64::MAX)));
         assert!(back.get("\"max big\"").is_some_and(|r| matches!(r[6], Value::Float64(f) if f.is_nan())));
-        assert!(back.get("\"min\"").is_some_and(|r| matches!(r[5], Value::Float64(f) if f == 0.0 && f.is_sign_negative())));
+        assert!(
+            back.get("\"min\"").is_some_and(|r| matches!(r[5], Value::Float64(f) if f == 0.0 && f.is_sign_negative()))
+        );
         assert!(back.has_crdt_cells("\"crdt\"") && back.get("\"bad\"").is_none() && back.contains("\"bad\""));
 
         // Rows of a table whose columns are not known (yet) go as JSON and stay JSON.
@@ -554,7 +556,10 @@ mod tests {
         replay(&w.finish(), &mut rows).unwrap();
         let s = &rows[&sub("s")];
         assert_eq!(s.len(), 1);
-        assert!(Arc::ptr_eq(s.columns().unwrap(), &cols) && s.get("1").unwrap().to_vec() == [Value::Int64(1), Value::Int64(10)]);
+        assert!(
+            Arc::ptr_eq(s.columns().unwrap(), &cols)
+                && s.get("1").unwrap().to_vec() == [Value::Int64(1), Value::Int64(10)]
+        );
         let t = &rows[&sub("t")];
         assert_eq!(t.keys().collect::<Vec<_>>(), ["8"]);
         assert_eq!(t.get("8").unwrap().to_vec(), [Value::Int64(8), Value::Int64(8)]);
