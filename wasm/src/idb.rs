@@ -198,6 +198,20 @@ impl IndexedDbStore {
         // Rows are typed as they are read, record by record: one record's bytes at a time are
         // in wasm memory (copied into one reused buffer), never the whole replica's.
         c.rows = empty_rows_of(&c.subscriptions.values().collect::<Vec<_>>());
+        // Room for every chunk's rows at once (chunks are full but the last of each
+        // subscription), rather than the index growing step by step.
+        let mut chunk_counts: BTreeMap<SubscriptionId, usize> = BTreeMap::new();
+        for_each_record(&chunks, &mut |k, _| {
+            if let Some(sub) = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string()) {
+                *chunk_counts.entry(SubscriptionId(sub)).or_default() += 1;
+            }
+            Ok(())
+        })?;
+        for (sub, n) in chunk_counts {
+            if let Some(rows) = c.rows.get_mut(&sub) {
+                rows.reserve(n * CHUNK_ROWS);
+            }
+        }
         let mut buf = Vec::new();
         for_each_record(&chunks, &mut |k, v| {
             c.chunk_bytes += match RowRecord::of(v, &mut buf)? {

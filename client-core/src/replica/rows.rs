@@ -75,6 +75,12 @@ impl SubscriptionRows {
         self.typed.get(key)
     }
 
+    /// Makes room for `additional` more typed rows: a store that knows how many rows it is
+    /// about to load saves the index's growth (copies, and memory that stays allocated).
+    pub fn reserve(&mut self, additional: usize) {
+        self.typed.reserve(additional);
+    }
+
     /// The columns the rows are typed to, if they are known.
     pub fn columns(&self) -> Option<&RowColumns> {
         self.columns.as_ref()

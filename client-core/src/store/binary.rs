@@ -229,16 +229,28 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
         match op {
             OP_PUT_TYPED => {
                 let key = r.str()?.to_string();
-                let mut values = Vec::with_capacity(columns.len());
-                for c in columns {
-                    values.push(r.cell(c)?);
+                // Built in place, one allocation (the length is known); the first fault is
+                // kept and reported once the row is built.
+                let mut fault = None;
+                let values: TypedRow = columns
+                    .iter()
+                    .map(|c| match fault {
+                        None => r.cell(c).unwrap_or_else(|e| {
+                            fault = Some(e);
+                            Value::Null
+                        }),
+                        Some(_) => Value::Null,
+                    })
+                    .collect();
+                if let Some(e) = fault {
+                    return Err(e);
                 }
                 if *same {
-                    target.put_typed(key, values.into());
+                    target.put_typed(key, values);
                 } else {
                     // Typed to other columns: carried over by name, as a schema change does.
                     let mut json = Row::new();
-                    for (c, v) in columns.iter().zip(&values) {
+                    for (c, v) in columns.iter().zip(values.iter()) {
                         json.insert(c.name.clone(), to_json(v, c.ty));
                     }
                     target.put(key, &json);
