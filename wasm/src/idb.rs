@@ -66,6 +66,9 @@ const STORES: [&str; 5] = [SUBSCRIPTIONS, OUTBOX, META, ROWS, ROW_LOG];
 
 /// Rows per chunk written by a compaction.
 const CHUNK_ROWS: usize = 2_000;
+/// Bytes per row put in a log record, to estimate the rows of a log without chunks beside it
+/// (five columns of short text, numbers and a timestamp take ~130).
+const LOG_BYTES_PER_ROW: usize = 128;
 /// The log is folded into chunks once it holds more than this many bytes and more
 /// than the chunks do: a 100,000-row first sync stays in the log, so catching up never waits
 /// for a compaction, and compactions cost at most about as much as the log that triggers them.
@@ -198,19 +201,33 @@ impl IndexedDbStore {
         // Rows are typed as they are read, record by record: one record's bytes at a time are
         // in wasm memory (copied into one reused buffer), never the whole replica's.
         c.rows = empty_rows_of(&c.subscriptions.values().collect::<Vec<_>>());
-        // Room for every chunk's rows at once (chunks are full but the last of each
-        // subscription), rather than the index growing step by step.
+        // Room in the key index for every row at once, rather than the index growing (and
+        // rehashing) step by step: the chunks' rows (chunks are full but the last of each
+        // subscription), and the log's puts estimated from its bytes at the chunks' bytes per
+        // row, given to the subscription with the most chunks (or the only one).
         let mut chunk_counts: BTreeMap<SubscriptionId, usize> = BTreeMap::new();
-        for_each_record(&chunks, &mut |k, _| {
+        let (mut chunk_bytes, mut log_bytes) = (0, 0);
+        for_each_record(&chunks, &mut |k, v| {
+            chunk_bytes += v.dyn_ref::<js_sys::Uint8Array>().map_or(0, |b| b.length() as usize);
             if let Some(sub) = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string()) {
                 *chunk_counts.entry(SubscriptionId(sub)).or_default() += 1;
             }
             Ok(())
         })?;
-        for (sub, n) in chunk_counts {
-            if let Some(rows) = c.rows.get_mut(&sub) {
-                rows.reserve(n * CHUNK_ROWS);
-            }
+        for_each_record(&log, &mut |_, v| {
+            log_bytes += v.dyn_ref::<js_sys::Uint8Array>().map_or(0, |b| b.length() as usize);
+            Ok(())
+        })?;
+        let chunk_rows = chunk_counts.values().sum::<usize>() * CHUNK_ROWS;
+        let log_rows = match chunk_bytes {
+            0 => log_bytes / LOG_BYTES_PER_ROW,
+            _ => (log_bytes as f64 * chunk_rows as f64 / chunk_bytes as f64) as usize,
+        };
+        let largest = chunk_counts.iter().max_by_key(|(_, n)| **n).map(|(sub, _)| sub.clone());
+        let largest = largest.or_else(|| (c.rows.len() == 1).then(|| c.rows.keys().next().cloned()).flatten());
+        for (sub, rows) in c.rows.iter_mut() {
+            let log_share = if Some(sub) == largest.as_ref() { log_rows } else { 0 };
+            rows.reserve(chunk_counts.get(sub).map_or(0, |n| n * CHUNK_ROWS) + log_share);
         }
         let mut buf = Vec::new();
         for_each_record(&chunks, &mut |k, v| {

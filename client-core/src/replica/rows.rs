@@ -40,7 +40,7 @@ pub struct SubscriptionRows {
     /// The columns `typed` rows are aligned to; `None` while they are not known.
     columns: Option<RowColumns>,
     /// The rows, by primary-key text, in the order they arrived.
-    typed: IndexMap<Box<str>, TypedRow>,
+    typed: IndexMap<Box<str>, TypedRow, foldhash::fast::RandomState>,
     /// The CRDT_TEXT cells of the typed rows as the server sent them, by primary-key text:
     /// only rows of tables with such columns. (A B-tree: the wasm bundle has this map type
     /// already.)
