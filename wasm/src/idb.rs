@@ -219,9 +219,10 @@ impl IndexedDbStore {
             Ok(())
         })?;
         let chunk_rows = chunk_counts.values().sum::<usize>() * CHUNK_ROWS;
+        // 2 % over: the room is exact, and one row beyond it would double the rows' array.
         let log_rows = match chunk_bytes {
             0 => log_bytes / LOG_BYTES_PER_ROW,
-            _ => (log_bytes as f64 * chunk_rows as f64 / chunk_bytes as f64) as usize,
+            _ => (log_bytes as f64 * chunk_rows as f64 / chunk_bytes as f64 * 1.02) as usize,
         };
         let largest = chunk_counts.iter().max_by_key(|(_, n)| **n).map(|(sub, _)| sub.clone());
         let largest = largest.or_else(|| (c.rows.len() == 1).then(|| c.rows.keys().next().cloned()).flatten());

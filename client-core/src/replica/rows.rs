@@ -76,9 +76,10 @@ impl SubscriptionRows {
     }
 
     /// Makes room for `additional` more typed rows: a store that knows how many rows it is
-    /// about to load saves the index's growth (copies, and memory that stays allocated).
+    /// about to load saves the index's growth (copies, and memory that stays allocated). Exact:
+    /// the rows' array gets no more room than asked for.
     pub fn reserve(&mut self, additional: usize) {
-        self.typed.reserve(additional);
+        self.typed.reserve_exact(additional);
     }
 
     /// The columns the rows are typed to, if they are known.
