@@ -636,6 +636,8 @@ mod tests {
         assert!(error(b"KDR\x01\x01\x01s\x80\x94\xeb\xdc\x03").contains("count 1000000000 beyond the record"));
         assert!(error(b"KDR\x01\x01\x01s\x01\x01n\x04BLOB").contains("unknown column type 'BLOB'"));
         assert!(error(b"KDR\x01\x01\x01s\x01\x01n\x03INT\x02\x01k\x01\x80\x80\x80\x80\x10").contains("out of range"));
+        assert!(error(b"KDR\x01\x01\x01s\x01\x01b\x07BOOLEAN\x02\x01k\x01\x02").contains("neither 0 nor 1"));
+        assert!(error(b"KDR\x01\x01\x01s\x01\x01n\x03INT\x02\x01k\x07").contains("cell tag 7 of column 'n'"));
         assert!(error(b"KDR\x01\x01\x01s\x00\x09").contains("unknown operation 0x09"));
         let long = [&b"KDR\x01\x01\x01s\x01\x01n\x06BIGINT\x02\x01k\x01"[..], &[0xff; 20]].concat();
         assert!(error(&long).contains("longer than 128 bits"));
