@@ -58,7 +58,8 @@ const runs = Number(arg('runs', '5'));
 const profileTo = arg('profile', '');
 // The engine builds to start with: KALAMDB_WASM_WEB (e.g. a build that keeps its name section,
 // for --profile) or the SDK's wasm/web; with --compare, several (label=dir,...), run in turn
-// on the same replica. The first one also fills it.
+// on the same rows. Each build syncs its own replica (its own browser profile) from the same
+// server, so builds that store rows differently are each measured on their own format.
 const builds = arg('compare', '')
   ? arg('compare', '')
       .split(',')
@@ -202,28 +203,33 @@ const MB = (b) => (b / 1048576).toFixed(1);
 
 async function measure(chromium, rows, multiTab) {
   const server = await startServer();
-  const profile = mkdtempSync(join(tmpdir(), 'kalamdb-startup-profile-'));
+  const profiles = new Map(builds.map((b) => [b.label, mkdtempSync(join(tmpdir(), 'kalamdb-startup-profile-'))]));
+  const synced = new Map();
   let summary;
   try {
     const origin = server.url;
     let t = performance.now();
     await fillServer(server, rows);
     const fillMs = performance.now() - t;
-    const { context, page } = await openPage(chromium, profile, origin);
-    const synced = await syncIntoReplica(page, origin, multiTab);
-    await context.close();
-    if (synced.rows !== rows) throw new Error(`synced ${synced.rows} rows, expected ${rows}`);
+    for (const build of builds) {
+      const profile = profiles.get(build.label);
+      const { context, page } = await openPage(chromium, profile, origin, build.dir);
+      const s = await syncIntoReplica(page, origin, multiTab);
+      await context.close();
+      if (s.rows !== rows) throw new Error(`synced ${s.rows} rows, expected ${rows}`);
+      s.idbDir = dirBytes(join(profile, 'Default', 'IndexedDB'));
+      synced.set(build.label, s);
+      console.log(
+        `${rows} rows, multiTab ${multiTab}${build.label ? ', ' + build.label : ''}: server filled in ${(fillMs / 1000).toFixed(1)} s; synced into IndexedDB in ${(s.ms / 1000).toFixed(2)} s ` +
+          `(${Math.round(rows / (s.ms / 1000))} rows/s, end to end); storage.estimate ${MB(s.usage)} MB, IndexedDB dir ${MB(s.idbDir)} MB`,
+      );
+    }
     // Offline from here on: nothing can come from the server.
     await server.stop();
-    const idbDir = dirBytes(join(profile, 'Default', 'IndexedDB'));
-    console.log(
-      `${rows} rows, multiTab ${multiTab}: server filled in ${(fillMs / 1000).toFixed(1)} s; synced into IndexedDB in ${(synced.ms / 1000).toFixed(2)} s ` +
-        `(${Math.round(rows / (synced.ms / 1000))} rows/s, end to end); storage.estimate ${MB(synced.usage)} MB, IndexedDB dir ${MB(idbDir)} MB`,
-    );
     const results = new Map(builds.map((b) => [b.label, []]));
     for (let i = 0; i < runs; i++) {
       for (const build of builds) {
-        const { context, page } = await openPage(chromium, profile, origin, build.dir);
+        const { context, page } = await openPage(chromium, profiles.get(build.label), origin, build.dir);
         const cdp = profileTo && i === 0 ? await context.newCDPSession(page) : null;
         if (cdp) {
           await cdp.send('Profiler.enable');
@@ -266,19 +272,19 @@ async function measure(chromium, rows, multiTab) {
         next: median(rs.map((r) => r.next)),
         heap: median(rs.map((r) => r.heap)),
         wasmBytes: median(rs.map((r) => r.wasmBytes)),
-        usage: synced.usage,
-        idbDir,
-        syncRowsPerS: rows / (synced.ms / 1000),
+        usage: synced.get(label).usage,
+        idbDir: synced.get(label).idbDir,
+        syncRowsPerS: rows / (synced.get(label).ms / 1000),
       };
     });
   } catch (e) {
     // Kept to look into (Chrome DevTools on the profile, or another run of the start-up).
-    console.error(`start-up failed; the browser profile with the replica stays in ${profile}`);
+    console.error(`start-up failed; the browser profiles with the replicas stay in ${[...profiles.values()].join(', ')}`);
     throw e;
   } finally {
     await server.stop();
   }
-  rmSync(profile, { recursive: true, force: true });
+  for (const profile of profiles.values()) rmSync(profile, { recursive: true, force: true });
   return summary;
 }
 

@@ -10,6 +10,9 @@
 //! - **point query:** `WHERE id = $1` on the primary key, through its index and through a
 //!   scan; `WHERE title = $1` through the column index the first such query makes, and
 //!   through a scan;
+//! - **store format:** the rows in chunks of 2,000 as the IndexedDB store writes them, in its
+//!   binary record format and in the JSON of its schema version 2, each read back into typed
+//!   rows (the decoding part of opening an IndexedDB replica);
 //! - **memory:** bytes held (a counting allocator) by the store alone, and by the opened
 //!   engine on top of it, against the rows' JSON text.
 //!
@@ -19,10 +22,13 @@
 use futures::FutureExt;
 use kalamdb_client_core::protocol::ws::ServerMessage;
 use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
-use kalamdb_client_core::store::{MemoryStore, ReplicaStore, Snapshot, SubscriptionId};
+use kalamdb_client_core::replica::SubscriptionRows;
+use kalamdb_client_core::store::binary::{self, RecordWriter};
+use kalamdb_client_core::store::{MemoryStore, ReplicaStore, Row, Snapshot, SubscriptionId};
 use kalamdb_client_core::sync::SyncEngine;
 use serde_json::json;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -112,6 +118,56 @@ fn frames(rows: usize) -> (Vec<String>, usize) {
     (frames, raw)
 }
 
+/// The rows as the IndexedDB store keeps them on disk, in chunks of 2,000: written and read
+/// back in the binary record format (`kalamdb_client_core::store::binary`) and in the JSON
+/// text of schema version 2 (the rows typed from it as the store does).
+fn store_formats(snapshot: &Snapshot) {
+    const CHUNK: usize = 2_000;
+    let sub = SubscriptionId("todos".into());
+    let rows = &snapshot.rows[&sub];
+    let keys: Vec<&str> = rows.keys().collect();
+    let t = Instant::now();
+    let binary: Vec<Vec<u8>> = keys
+        .chunks(CHUNK)
+        .map(|chunk| {
+            let mut w = RecordWriter::new();
+            w.put_all(&sub, rows, chunk.iter().copied()).unwrap();
+            w.finish()
+        })
+        .collect();
+    let written = t.elapsed().as_secs_f64();
+    let json: Vec<String> = keys
+        .chunks(CHUNK)
+        .map(|chunk| {
+            let chunk: Vec<(&str, Row)> = chunk.iter().map(|k| (*k, rows.json_row(k).unwrap().into_owned())).collect();
+            serde_json::to_string(&chunk).unwrap()
+        })
+        .collect();
+    let size = |n: usize| n as f64 / 1e6;
+    let empty = || BTreeMap::from([(sub.clone(), SubscriptionRows::new(rows.columns().cloned()))]);
+    let t = Instant::now();
+    let mut from_binary = empty();
+    for record in &binary {
+        binary::replay(record, &mut from_binary).unwrap();
+    }
+    let read_binary = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut from_json = empty();
+    for text in &json {
+        from_json.get_mut(&sub).unwrap().put_json_text(text).unwrap();
+    }
+    let read_json = t.elapsed().as_secs_f64();
+    assert!(from_binary[&sub] == *rows && from_json[&sub] == *rows);
+    println!(
+        "store format: binary chunks {:.1} MB, written in {:.0} ms, read in {:.0} ms; JSON chunks (schema 2) {:.1} MB, read in {:.0} ms",
+        size(binary.iter().map(Vec::len).sum()),
+        written * 1e3,
+        read_binary * 1e3,
+        size(json.iter().map(String::len).sum()),
+        read_json * 1e3,
+    );
+}
+
 fn main() {
     let rows: usize = std::env::var("REPLICA_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let (frames, raw) = frames(rows);
@@ -134,6 +190,8 @@ fn main() {
     }
     let store_mb = allocated_mb() - base;
     println!("memory: store alone {store_mb:.0} MB");
+
+    store_formats(&store.load().now_or_never().unwrap().unwrap());
 
     let t = Instant::now();
     let snapshot = store.load().now_or_never().unwrap().unwrap();

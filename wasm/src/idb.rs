@@ -1,15 +1,21 @@
 //! The IndexedDB replica store (browsers).
 //!
-//! One database per replica (one user on one server). Every record is `{k: key, v: "<JSON
-//! text>"}` with key path `k`:
+//! One database per replica (one user on one server). Every record is `{k: key, v: value}`
+//! with key path `k`; the value is JSON text, except for rows, which are binary records
+//! ([`binary`], a `Uint8Array`: rows in their typed layout, so a load copies them instead of
+//! parsing JSON):
 //!
 //! | store           | key                      | `v`                                         |
 //! |-----------------|--------------------------|---------------------------------------------|
-//! | `subscriptions` | subscription id          | [`SubscriptionRecord`]                      |
-//! | `outbox`        | `[client_id, seq]`       | [`OutboxEntry`]                             |
-//! | `meta`          | meta key                 | the value                                   |
-//! | `rows`          | `[subscription id, n]`   | a chunk of rows: `[[pk, row], ...]`         |
-//! | `row_log`       | generated, ascending     | the row operations of one commit            |
+//! | `subscriptions` | subscription id          | [`SubscriptionRecord`] (JSON)               |
+//! | `outbox`        | `[client_id, seq]`       | [`OutboxEntry`] (JSON)                      |
+//! | `meta`          | meta key                 | the value (JSON)                            |
+//! | `rows`          | `[subscription id, n]`   | a chunk of rows (binary)                    |
+//! | `row_log`       | generated, ascending     | the row operations of one commit (binary)   |
+//!
+//! Schema version 2 kept rows as JSON text too (a chunk `[[pk, row], ...]`, a log record
+//! `[{"put": [sub, pk, row]}, ...]`). Those records are still read, and the first compaction
+//! after a load that met one rewrites every row in the binary form, so nothing is lost.
 //!
 //! Rows are not one record each: Chromium spends about as long on every `put` as on
 //! serialising a thousand rows (measured: a few thousand single-row puts per second, over
@@ -18,8 +24,9 @@
 //! the log outgrows the chunks (and [`IndexedDbStore::set_compaction_threshold`]), a commit
 //! folds it into fresh chunks.
 //!
-//! Values are JSON text rather than JavaScript objects: integers beyond 2^53 (BIGINT columns)
-//! survive unchanged, and a string is the cheapest thing for IndexedDB to clone. A commit is
+//! Values are JSON text or bytes rather than JavaScript objects: integers beyond 2^53 (BIGINT
+//! columns) survive unchanged, and a string or a byte array is the cheapest thing for IndexedDB
+//! to clone. A commit is
 //! one read-write transaction over the stores it touches, so a batch of rows and its cursor
 //! are durable together or not at all.
 
@@ -29,9 +36,10 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
-use kalamdb_client_core::replica::{SubscriptionRows, empty_rows_of};
+use kalamdb_client_core::replica::{Replica, SubscriptionRows, empty_rows_of};
+use kalamdb_client_core::store::binary::{self, RecordWriter};
 use kalamdb_client_core::store::{
-    OutboxEntry, ReplicaStore, Row, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+    OutboxEntry, ReplicaStore, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
 };
 use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
@@ -42,8 +50,11 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{IdbKeyRange, IdbObjectStore, IdbRequest};
 
-/// Version of the object-store layout; raising it runs the upgrade handler.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version of the object-store layout and record formats; raising it runs the upgrade handler.
+/// 3: rows in binary records (version 2's JSON rows are still read, and rewritten by the next
+/// compaction). A client of an older version cannot open a database of a newer one: it fails
+/// to open instead of misreading rows.
+pub const SCHEMA_VERSION: u32 = 3;
 
 const SUBSCRIPTIONS: &str = "subscriptions";
 const OUTBOX: &str = "outbox";
@@ -55,7 +66,10 @@ const STORES: [&str; 5] = [SUBSCRIPTIONS, OUTBOX, META, ROWS, ROW_LOG];
 
 /// Rows per chunk written by a compaction.
 const CHUNK_ROWS: usize = 2_000;
-/// The log is folded into chunks once it holds more than this many bytes of JSON and more
+/// Bytes per row put in a log record, to estimate the rows of a log without chunks beside it
+/// (five columns of short text, numbers and a timestamp take ~130).
+const LOG_BYTES_PER_ROW: usize = 128;
+/// The log is folded into chunks once it holds more than this many bytes and more
 /// than the chunks do: a 100,000-row first sync stays in the log, so catching up never waits
 /// for a compaction, and compactions cost at most about as much as the log that triggers them.
 const COMPACT_MIN_BYTES: usize = 32 * 1024 * 1024;
@@ -64,9 +78,12 @@ const COMPACT_MIN_BYTES: usize = 32 * 1024 * 1024;
 pub struct IndexedDbStore {
     db: Database,
     name: String,
-    /// Bytes of JSON in `row_log` and in `rows`, tracked to decide when to compact.
+    /// Bytes in `row_log` and in `rows`, tracked to decide when to compact.
     log_bytes: Cell<usize>,
     chunk_bytes: Cell<usize>,
+    /// The last load met rows in version 2's JSON form: the next commit compacts, which
+    /// rewrites them in the binary form.
+    rewrite: Cell<bool>,
     compact_min_bytes: Cell<usize>,
     compactions: Cell<u64>,
     /// Closes this connection when another one needs to upgrade the schema (kept alive here).
@@ -114,6 +131,7 @@ impl IndexedDbStore {
             name: name.to_string(),
             log_bytes: Cell::new(0),
             chunk_bytes: Cell::new(0),
+            rewrite: Cell::new(false),
             compact_min_bytes: Cell::new(COMPACT_MIN_BYTES),
             compactions: Cell::new(0),
             _on_version_change: on_version_change,
@@ -133,7 +151,7 @@ impl IndexedDbStore {
             .map_err(|e| StoreError(format!("cannot delete IndexedDB database '{name}': {e}")))
     }
 
-    /// Folds the row log into chunks once it holds more than `bytes` of JSON (and more than the
+    /// Folds the row log into chunks once it holds more than `bytes` (and more than the
     /// chunks). The default suits replicas of any size; tests lower it to compact often.
     pub fn set_compaction_threshold(&self, bytes: usize) {
         self.compact_min_bytes.set(bytes);
@@ -180,21 +198,65 @@ impl IndexedDbStore {
             let key = k.as_string().ok_or_else(|| StoreError("IndexedDB: a meta key is not a string".into()))?;
             c.meta.push((key, parse(&v)?));
         }
-        // Rows are typed as they are read, chunk by chunk: the JSON of one record at a time is
-        // in memory, never the whole replica's.
+        // Rows are typed as they are read, record by record: one record's bytes at a time are
+        // in wasm memory (copied into one reused buffer), never the whole replica's.
         c.rows = empty_rows_of(&c.subscriptions.values().collect::<Vec<_>>());
+        // Room in the key index for every row at once, rather than the index growing (and
+        // rehashing) step by step: the chunks' rows (chunks are full but the last of each
+        // subscription), and the log's puts estimated from its bytes at the chunks' bytes per
+        // row, given to the subscription with the most chunks (or the only one).
+        let mut chunk_counts: BTreeMap<SubscriptionId, usize> = BTreeMap::new();
+        let (mut chunk_bytes, mut log_bytes) = (0, 0);
         for_each_record(&chunks, &mut |k, v| {
-            c.chunk_bytes += v.len();
-            let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
-            let sub = SubscriptionId(sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?);
-            let rows = c.rows.entry(sub).or_default();
-            rows.put_json_text(&v).map_err(unreadable)
+            chunk_bytes += v.dyn_ref::<js_sys::Uint8Array>().map_or(0, |b| b.length() as usize);
+            if let Some(sub) = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string()) {
+                *chunk_counts.entry(SubscriptionId(sub)).or_default() += 1;
+            }
+            Ok(())
+        })?;
+        for_each_record(&log, &mut |_, v| {
+            log_bytes += v.dyn_ref::<js_sys::Uint8Array>().map_or(0, |b| b.length() as usize);
+            Ok(())
+        })?;
+        let chunk_rows = chunk_counts.values().sum::<usize>() * CHUNK_ROWS;
+        // 2 % over: the room is exact, and one row beyond it would double the rows' array.
+        let log_rows = match chunk_bytes {
+            0 => log_bytes / LOG_BYTES_PER_ROW,
+            _ => (log_bytes as f64 * chunk_rows as f64 / chunk_bytes as f64 * 1.02) as usize,
+        };
+        let largest = chunk_counts.iter().max_by_key(|(_, n)| **n).map(|(sub, _)| sub.clone());
+        let largest = largest.or_else(|| (c.rows.len() == 1).then(|| c.rows.keys().next().cloned()).flatten());
+        for (sub, rows) in c.rows.iter_mut() {
+            let log_share = if Some(sub) == largest.as_ref() { log_rows } else { 0 };
+            rows.reserve(chunk_counts.get(sub).map_or(0, |n| n * CHUNK_ROWS) + log_share);
+        }
+        let mut buf = Vec::new();
+        for_each_record(&chunks, &mut |k, v| {
+            c.chunk_bytes += match RowRecord::of(v, &mut buf)? {
+                RowRecord::Binary(bytes) => binary::replay(bytes, &mut c.rows).map(|()| bytes.len())?,
+                RowRecord::Json(text) => {
+                    c.legacy = true;
+                    let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
+                    let sub =
+                        SubscriptionId(sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?);
+                    c.rows.entry(sub).or_default().put_json_text(&text).map_err(unreadable)?;
+                    text.len()
+                }
+            };
+            Ok(())
         })?;
         for_each_record(&log, &mut |k, v| {
-            c.log_bytes += v.len();
             c.last_log_key = k.as_f64();
-            let mut de = serde_json::Deserializer::from_str(&v);
-            log::Replay(&mut c.rows).deserialize(&mut de).and_then(|()| de.end()).map_err(unreadable)
+            c.log_bytes += match RowRecord::of(v, &mut buf)? {
+                RowRecord::Binary(bytes) => binary::replay(bytes, &mut c.rows).map(|()| bytes.len())?,
+                RowRecord::Json(text) => {
+                    c.legacy = true;
+                    let mut de = serde_json::Deserializer::from_str(&text);
+                    legacy_log::Replay(&mut c.rows).deserialize(&mut de).and_then(|()| de.end()).map_err(unreadable)?;
+                    text.len()
+                }
+            };
+            Ok(())
         })?;
         Ok(c)
     }
@@ -203,6 +265,8 @@ impl IndexedDbStore {
         let c = self.read().await?;
         self.log_bytes.set(c.log_bytes);
         self.chunk_bytes.set(c.chunk_bytes);
+        // Only the leading tab writes rows (see `compact`): the rewrite waits for its next commit.
+        self.rewrite.set(c.legacy);
         let mut outbox = c.outbox;
         outbox.sort_by(|a, b| {
             a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
@@ -215,11 +279,9 @@ impl IndexedDbStore {
         Ok(Snapshot { subscriptions: c.subscriptions.into_values().collect(), rows, outbox, meta })
     }
 
-    async fn commit_all(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
-        if ops.is_empty() {
-            return Ok(());
-        }
-        let plan = Plan::new(&ops)?;
+    /// Commits the operations `plan` was made of.
+    async fn commit_plan(&self, plan: Result<Option<Plan>, StoreError>) -> Result<(), StoreError> {
+        let Some(plan) = plan? else { return Ok(()) };
         // Pending local writes are the one thing the server cannot give back: flush them to
         // disk before reporting success. Server data may use relaxed durability — after a
         // power loss the replica is merely an earlier, still consistent state that resumes
@@ -238,7 +300,7 @@ impl IndexedDbStore {
         // later — aborts the transaction (dropping `tx` on an early return aborts it too).
         if let Some(log) = &plan.row_log {
             let record = js_sys::Object::new();
-            js_sys::Reflect::set(&record, &"v".into(), &JsValue::from_str(log)).map_err(js_err)?;
+            js_sys::Reflect::set(&record, &"v".into(), &js_sys::Uint8Array::from(&log[..])).map_err(js_err)?;
             store(Target::RowLog).put(&record).map_err(js_err)?;
         }
         let items: js_sys::Array = js_sys::JSON::parse(&plan.json).map_err(js_err)?.unchecked_into();
@@ -253,12 +315,12 @@ impl IndexedDbStore {
         tx.commit().await.map_err(idb_err)?;
         if let Some(log) = &plan.row_log {
             self.log_bytes.set(self.log_bytes.get() + log.len());
-            if self.log_bytes.get() > self.compact_min_bytes.get().max(self.chunk_bytes.get()) {
-                // The commit is durable whatever happens here; a failed compaction only
-                // leaves a longer log, tried again after the next commit.
-                if let Err(e) = self.compact().await {
-                    web_sys::console::warn_1(&format!("kalamdb: IndexedDB compaction failed: {e}").into());
-                }
+        }
+        if self.rewrite.get() || self.log_bytes.get() > self.compact_min_bytes.get().max(self.chunk_bytes.get()) {
+            // The commit is durable whatever happens here; a failed compaction only leaves a
+            // longer log, tried again after the next commit.
+            if let Err(e) = self.compact().await {
+                web_sys::console::warn_1(&format!("kalamdb: IndexedDB compaction failed: {e}").into());
             }
         }
         Ok(())
@@ -283,26 +345,28 @@ impl IndexedDbStore {
         chunks.clear().map_err(js_err)?;
         let mut chunk_bytes = 0;
         for (sub, rows) in &c.rows {
-            // Rows are written back as the server's JSON, made from the typed rows one chunk
-            // at a time (the JSON of the whole replica would grow the wasm memory for good).
-            let mut rows = rows.json_rows().peekable();
+            // One chunk's record at a time in wasm memory (the whole replica's would grow the
+            // wasm memory for good).
+            let mut keys = rows.keys().peekable();
             for n in 0u32.. {
-                if rows.peek().is_none() {
+                if keys.peek().is_none() {
                     break;
                 }
-                let chunk: Vec<(String, Row)> = rows.by_ref().take(CHUNK_ROWS).collect();
-                let text = serde_json::to_string(&chunk).map_err(json_err)?;
-                chunk_bytes += text.len();
+                let mut chunk = RecordWriter::new();
+                chunk.put_all(sub, rows, keys.by_ref().take(CHUNK_ROWS))?;
+                let bytes = chunk.finish();
+                chunk_bytes += bytes.len();
                 let record = js_sys::Object::new();
                 let key = js_sys::Array::of2(&JsValue::from_str(&sub.0), &JsValue::from(n));
                 js_sys::Reflect::set(&record, &"k".into(), &key).map_err(js_err)?;
-                js_sys::Reflect::set(&record, &"v".into(), &JsValue::from_str(&text)).map_err(js_err)?;
+                js_sys::Reflect::set(&record, &"v".into(), &js_sys::Uint8Array::from(&bytes[..])).map_err(js_err)?;
                 chunks.put(&record).map_err(js_err)?;
             }
         }
         let included = IdbKeyRange::upper_bound(&JsValue::from(last_log_key)).map_err(js_err)?;
         log.delete(&included).map_err(js_err)?;
         tx.commit().await.map_err(idb_err)?;
+        self.rewrite.set(false);
         self.chunk_bytes.set(chunk_bytes);
         self.log_bytes.set(self.log_bytes.get().saturating_sub(c.log_bytes));
         self.compactions.set(self.compactions.get() + 1);
@@ -326,8 +390,16 @@ impl ReplicaStore for IndexedDbStore {
         Box::pin(self.load_all())
     }
 
+    /// Rows go as JSON in the log record: without the replica that applied them, this store
+    /// does not type them (a load does).
     fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.commit_all(ops))
+        Box::pin(self.commit_plan(Plan::new(&ops, None)))
+    }
+
+    /// Rows go typed in the log record, taken from `replica`, so a load copies them.
+    fn commit_applied(&self, ops: Vec<StoreOp>, replica: &Replica) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        // Planned now: the future does not borrow the replica.
+        Box::pin(self.commit_plan(Plan::new(&ops, Some(replica))))
     }
 }
 
@@ -341,22 +413,38 @@ struct Contents {
     chunk_bytes: usize,
     log_bytes: usize,
     last_log_key: Option<f64>,
+    /// Some rows were in version 2's JSON form.
+    legacy: bool,
 }
 
-/// A row operation as kept in the log: `{"put": [sub, pk, row]}`, `{"delete": [sub, pk]}` or
-/// `{"clear": sub}`, serialised from borrowed parts.
-#[derive(Serialize)]
-#[serde(rename_all = "snake_case")]
-enum RowOp<'a> {
-    Put(&'a SubscriptionId, &'a str, &'a Row),
-    Delete(&'a SubscriptionId, &'a str),
-    Clear(&'a SubscriptionId),
+/// The value of a `rows` or `row_log` record.
+enum RowRecord<'a> {
+    /// A [`binary`] record (schema version 3), in the reused buffer.
+    Binary(&'a [u8]),
+    /// JSON text (schema version 2).
+    Json(String),
 }
 
-/// Replays a log record (a list of [`RowOp`]s) onto the rows as it is read: each put row is
-/// typed straight from the JSON text, without a map of it (see
-/// [`SubscriptionRows::put_seed`]).
-mod log {
+impl<'a> RowRecord<'a> {
+    /// Reads `v`, copying bytes into `buf`.
+    fn of(v: JsValue, buf: &'a mut Vec<u8>) -> Result<Self, StoreError> {
+        if let Some(text) = v.as_string() {
+            return Ok(RowRecord::Json(text));
+        }
+        let bytes = v
+            .dyn_into::<js_sys::Uint8Array>()
+            .map_err(|_| StoreError("IndexedDB: a row record is neither bytes nor JSON text".into()))?;
+        buf.clear();
+        buf.resize(bytes.length() as usize, 0);
+        bytes.copy_to(buf);
+        Ok(RowRecord::Binary(buf))
+    }
+}
+
+/// Replays a log record of schema version 2 onto the rows as it is read: a list of
+/// `{"put": [sub, pk, row]}`, `{"delete": [sub, pk]}` and `{"clear": sub}`. Each put row is
+/// typed straight from the JSON text, without a map of it (see [`SubscriptionRows::put_seed`]).
+mod legacy_log {
     use super::{BTreeMap, SubscriptionId, SubscriptionRows};
     use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
     use std::fmt;
@@ -466,12 +554,12 @@ enum Action {
     Delete,
 }
 
-/// A commit translated into IndexedDB requests: the row operations as one log record, the
-/// rest as a JSON array with one item per step.
+/// A commit translated into IndexedDB requests: the row operations as one binary log record,
+/// the rest as a JSON array with one item per step.
 struct Plan {
     steps: Vec<(Target, Action)>,
     json: String,
-    row_log: Option<String>,
+    row_log: Option<Vec<u8>>,
     used: [bool; 5],
     has_outbox_put: bool,
 }
@@ -484,55 +572,46 @@ struct RecordOut<'a, K> {
 }
 
 impl Plan {
-    fn new(ops: &[StoreOp]) -> Result<Self, StoreError> {
+    /// The requests of `ops` (`None`: nothing to do). Put rows are taken typed from `replica`,
+    /// the replica that applied `ops`, where it has them (see [`RecordWriter::put`]).
+    fn new(ops: &[StoreOp], replica: Option<&Replica>) -> Result<Option<Self>, StoreError> {
+        if ops.is_empty() {
+            return Ok(None);
+        }
         let mut plan =
             Plan { steps: Vec::new(), json: String::new(), row_log: None, used: [false; 5], has_outbox_put: false };
         let mut items: Vec<u8> = vec![b'['];
-        let mut log: Vec<u8> = vec![b'['];
-        let mut log_ops = 0;
+        let mut log = RecordWriter::new();
         for op in ops {
-            let row_op = match op {
-                StoreOp::PutSubscription(rec) => {
-                    plan.put(&mut items, Target::Subscriptions, &rec.id, rec)?;
-                    None
-                }
+            match op {
+                StoreOp::PutSubscription(rec) => plan.put(&mut items, Target::Subscriptions, &rec.id, rec)?,
                 StoreOp::DeleteSubscription(id) => {
                     plan.push(&mut items, Target::Subscriptions, Action::Delete, id)?;
-                    Some(RowOp::Clear(id))
+                    log.clear(id);
                 }
-                StoreOp::PutRow { sub, pk, row } => Some(RowOp::Put(sub, pk, row)),
-                StoreOp::DeleteRow { sub, pk } => Some(RowOp::Delete(sub, pk)),
-                StoreOp::ClearRows(sub) => Some(RowOp::Clear(sub)),
+                StoreOp::PutRow { sub, pk, row } => {
+                    let rows = replica.and_then(|r| r.subscription(sub)).map(|d| &d.rows);
+                    log.put(sub, pk, row, rows)?;
+                }
+                StoreOp::DeleteRow { sub, pk } => log.delete(sub, pk),
+                StoreOp::ClearRows(sub) => log.clear(sub),
                 StoreOp::PutOutbox(entry) => {
                     plan.has_outbox_put = true;
                     plan.put(&mut items, Target::Outbox, &(&entry.client_id, entry.seq), entry)?;
-                    None
                 }
                 StoreOp::DeleteOutbox { client_id, seq } => {
                     plan.push(&mut items, Target::Outbox, Action::Delete, &(client_id, seq))?;
-                    None
                 }
-                StoreOp::PutMeta { key, value } => {
-                    plan.put(&mut items, Target::Meta, key, value)?;
-                    None
-                }
-            };
-            if let Some(row_op) = row_op {
-                if log_ops > 0 {
-                    log.push(b',');
-                }
-                serde_json::to_writer(&mut log, &row_op).map_err(json_err)?;
-                log_ops += 1;
+                StoreOp::PutMeta { key, value } => plan.put(&mut items, Target::Meta, key, value)?,
             }
         }
         items.push(b']');
-        plan.json = String::from_utf8(items).expect("serde_json writes UTF-8");
-        if log_ops > 0 {
-            log.push(b']');
-            plan.row_log = Some(String::from_utf8(log).expect("serde_json writes UTF-8"));
+        plan.json = String::from_utf8(items).map_err(|e| StoreError(format!("cannot serialise for IndexedDB: {e}")))?;
+        if !log.is_empty() {
+            plan.row_log = Some(log.finish());
             plan.used[Target::RowLog as usize] = true;
         }
-        Ok(plan)
+        Ok(Some(plan))
     }
 
     fn push(
@@ -571,28 +650,27 @@ fn finished(request: &IdbRequest) -> js_sys::Promise {
     })
 }
 
-/// The `(k, v)` of every record a finished `getAll()` returned.
+/// The `(k, v)` of every record a finished `getAll()` returned, `v` JSON text.
 fn records(request: &IdbRequest) -> Result<Vec<(JsValue, String)>, StoreError> {
     let mut out = Vec::new();
     for_each_record(request, &mut |k, v| {
-        out.push((k, v));
+        out.push((k, v.as_string().ok_or_else(|| StoreError("IndexedDB: a record has no JSON text".into()))?));
         Ok(())
     })?;
     Ok(out)
 }
 
-/// Calls `f` with the `(k, v)` of each record a finished `getAll()` returned, one record's
-/// text copied into wasm memory at a time.
+/// Calls `f` with the `(k, v)` of each record a finished `getAll()` returned, so that one
+/// record at a time is copied into wasm memory.
 fn for_each_record(
     request: &IdbRequest,
-    f: &mut dyn FnMut(JsValue, String) -> Result<(), StoreError>,
+    f: &mut dyn FnMut(JsValue, JsValue) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let all: js_sys::Array = request.result().map_err(js_err)?.unchecked_into();
     let (k, v) = (JsValue::from_str("k"), JsValue::from_str("v"));
     for record in all.iter() {
         let key = js_sys::Reflect::get(&record, &k).map_err(js_err)?;
-        let value = js_sys::Reflect::get(&record, &v).map_err(js_err)?.as_string();
-        f(key, value.ok_or_else(|| StoreError("IndexedDB: a record has no JSON text".into()))?)?;
+        f(key, js_sys::Reflect::get(&record, &v).map_err(js_err)?)?;
     }
     Ok(())
 }

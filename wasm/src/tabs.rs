@@ -22,6 +22,7 @@ use crate::idb::IndexedDbStore;
 use futures::StreamExt;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
+use kalamdb_client_core::replica::Replica;
 use kalamdb_client_core::store::{ReplicaStore, Snapshot, StoreError, StoreOp};
 use kalamdb_client_core::sync::{Client, MutationState, SyncEvent, SyncStatus};
 use serde::{Deserialize, Serialize};
@@ -114,14 +115,32 @@ impl ReplicaStore for BroadcastingStore {
     }
 
     fn commit(&self, ops: Vec<StoreOp>) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        self.commit_with(ops, None)
+    }
+
+    fn commit_applied(&self, ops: Vec<StoreOp>, replica: &Replica) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        self.commit_with(ops, Some(replica))
+    }
+}
+
+impl BroadcastingStore {
+    /// Commits `ops` (through [`ReplicaStore::commit_applied`] when `replica` is given), then
+    /// posts them.
+    fn commit_with(&self, ops: Vec<StoreOp>, replica: Option<&Replica>) -> LocalBoxFuture<'_, Result<(), StoreError>> {
+        if ops.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
+        // Serialised first: the store consumes the operations.
+        let text = serde_json::to_string(&OpsOut { t: "ops", ops: &ops })
+            .map_err(|e| StoreError(format!("cannot serialise for other tabs: {e}")));
+        // Started now: the store reads what it needs of the replica before the future runs.
+        let commit = match replica {
+            Some(replica) => self.inner.commit_applied(ops, replica),
+            None => self.inner.commit(ops),
+        };
         Box::pin(async move {
-            if ops.is_empty() {
-                return Ok(());
-            }
-            // Serialised first: the store consumes the operations.
-            let text = serde_json::to_string(&OpsOut { t: "ops", ops: &ops })
-                .map_err(|e| StoreError(format!("cannot serialise for other tabs: {e}")))?;
-            self.inner.commit(ops).await?;
+            let text = text?;
+            commit.await?;
             // Posted only once durable, so another tab never shows what may still roll back.
             let _ = self.channel.post_message(&JsValue::from_str(&text));
             Ok(())

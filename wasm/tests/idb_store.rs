@@ -334,7 +334,7 @@ async fn the_same_ops_give_the_same_snapshot_as_the_memory_store() {
     let name = fresh_name("same");
     let idb = IndexedDbStore::open(&name).await.unwrap();
     // Fold the row log into chunks every few commits, so replaying and compacting both count.
-    idb.set_compaction_threshold(2_000);
+    idb.set_compaction_threshold(1_000);
     let mem = MemoryStore::new();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     // Keys whose order differs between UTF-16 (IndexedDB) and code points (Rust): U+FF5E
@@ -395,6 +395,220 @@ async fn a_large_commit_loads_back_after_reopening() {
     let s = idb.load().await.unwrap();
     assert_eq!(s.row_count(), 5_000);
     assert_eq!(s.rows[&sub_id("a")].json_row("\"k04999\"").unwrap()["n"], json!(4_999));
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+/// JavaScript helpers for the bodies of [`raw_db`]: `all(store)` reads every record, `put(store,
+/// record)` writes one.
+const RAW_HELPERS: &str = "
+    const all = (store) => new Promise((resolve, reject) => {
+        const q = db.transaction(store).objectStore(store).getAll();
+        q.onsuccess = () => resolve(q.result);
+        q.onerror = () => reject(q.error);
+    });
+    const put = (store, record) => new Promise((resolve, reject) => {
+        const tx = db.transaction(store, 'readwrite');
+        tx.objectStore(store).put(record);
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => reject(tx.error);
+    });
+    const kinds = (records) => records.map((r) => typeof r.v === 'string' ? 'json' : r.v instanceof Uint8Array ? 'binary' : 'other');";
+
+/// Opens the database `name` at `version` without the store (`upgrade`: JavaScript run on
+/// `db` if it must be created or upgraded), runs `body` (the body of an async function of
+/// `db` and `arg`) and closes it again: records as another version of the client wrote them,
+/// or damaged ones.
+async fn raw_db(name: &str, version: u32, upgrade: &str, body: &str, arg: JsValue) -> JsValue {
+    let f = js_sys::Function::new_with_args(
+        "name, version, arg",
+        &format!(
+            "return new Promise((resolve, reject) => {{
+                const r = indexedDB.open(name, version);
+                r.onupgradeneeded = () => {{ const db = r.result; {upgrade} }};
+                r.onerror = () => reject(r.error);
+                r.onsuccess = async () => {{
+                    const db = r.result;
+                    {RAW_HELPERS}
+                    try {{ resolve(await (async () => {{ {body} }})()); }} catch (e) {{ reject(e); }} finally {{ db.close(); }}
+                }};
+            }});"
+        ),
+    );
+    let promise: js_sys::Promise = f.call3(&JsValue::NULL, &name.into(), &version.into(), &arg).unwrap().into();
+    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap()
+}
+
+/// How the `rows` and `row_log` records of `name` (schema version 3) are stored.
+async fn record_kinds(name: &str) -> (Vec<String>, Vec<String>) {
+    let kinds =
+        raw_db(name, 3, "", "return [kinds(await all('rows')), kinds(await all('row_log'))];", JsValue::NULL).await;
+    let kinds: js_sys::Array = kinds.into();
+    let strings = |v: JsValue| js_sys::Array::from(&v).iter().filter_map(|k| k.as_string()).collect();
+    (strings(kinds.get(0)), strings(kinds.get(1)))
+}
+
+/// A replica of schema version 2 (rows as JSON text in chunks and in the log) opens with every
+/// row, subscription, cursor, pending write and meta value; the first commit after rewrites
+/// its rows in the binary form, and they read back the same.
+#[wasm_bindgen_test]
+async fn a_replica_of_schema_version_2_opens_and_is_rewritten() {
+    let name = fresh_name("v2");
+    // What version 2 of this store wrote, record by record.
+    let sub = serde_json::to_string(&record("a", Some(77))).unwrap();
+    let pending = serde_json::to_string(&outbox("c1", 3, 5.0)).unwrap();
+    let chunk = r#"[["\"r1\"", {"id": "r1", "n": 1}], ["\"r2\"", {"id": "r2", "n": 9007199254740993}],
+                    ["\"r3\"", {"id": "r3", "n": 3}]]"#;
+    let log = r#"[{"put": ["a", "\"r4\"", {"id": "r4", "n": 4}]}, {"delete": ["a", "\"r1\""]},
+                  {"put": ["a", "\"r3\"", {"id": "r3", "n": 33}]}]"#;
+    let texts = js_sys::Array::of5(&sub.into(), &pending.into(), &chunk.into(), &log.into(), &"\"c1\"".into());
+    raw_db(
+        &name,
+        2,
+        "for (const s of ['subscriptions', 'outbox', 'meta', 'rows']) db.createObjectStore(s, { keyPath: 'k' });
+         db.createObjectStore('row_log', { keyPath: 'k', autoIncrement: true });",
+        "const [sub, pending, chunk, log, client] = arg;
+         await put('subscriptions', { k: 'a', v: sub });
+         await put('outbox', { k: ['c1', 3], v: pending });
+         await put('meta', { k: 'client_id', v: client });
+         await put('rows', { k: ['a', 0], v: chunk });
+         await put('row_log', { v: log });",
+        texts.into(),
+    )
+    .await;
+
+    let mem = MemoryStore::new();
+    mem.commit(vec![
+        StoreOp::PutSubscription(record("a", Some(77))),
+        put_row("a", "r1", json!(1)),
+        put_row("a", "r2", json!(9007199254740993_i64)),
+        put_row("a", "r3", json!(3)),
+        put_row("a", "r4", json!(4)),
+        StoreOp::DeleteRow { sub: sub_id("a"), pk: pk_key(&json!("r1")) },
+        put_row("a", "r3", json!(33)),
+        StoreOp::PutOutbox(outbox("c1", 3, 5.0)),
+        StoreOp::PutMeta { key: "client_id".into(), value: json!("c1") },
+    ])
+    .await
+    .unwrap();
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let s = assert_same(&mem, &idb).await;
+    assert_eq!((s.row_count(), s.outbox.len(), s.subscriptions[0].cursor), (3, 1, Some(77)));
+    assert_eq!(s.rows[&sub_id("a")].json_row("\"r2\"").unwrap()["n"], json!(9007199254740993_i64));
+    assert_eq!(idb.compactions(), 0, "a load writes nothing: it may be a tab that does not lead");
+
+    // The next commit rewrites the rows, whatever it holds.
+    commit_both(&mem, &idb, vec![StoreOp::PutMeta { key: "next_seq".into(), value: json!(4) }]).await;
+    assert_eq!(idb.compactions(), 1);
+    drop(idb);
+    assert_eq!(record_kinds(&name).await, (vec!["binary".to_string()], vec![]));
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    assert_same(&mem, &idb).await;
+    // No second rewrite.
+    commit_both(&mem, &idb, vec![StoreOp::PutMeta { key: "next_seq".into(), value: json!(5) }]).await;
+    assert_eq!(idb.compactions(), 0);
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+/// The schema of a table with every column type.
+fn all_types_record() -> SubscriptionRecord {
+    let types = ["TEXT", "BOOLEAN", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL(20,3)", "BYTES", "DATE"];
+    let mut schema: Vec<ColumnInfo> = types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| ColumnInfo::new(if i == 0 { "id".into() } else { format!("c{i}") }, *ty))
+        .collect();
+    schema.extend([
+        ColumnInfo::new("ts", "TIMESTAMP"),
+        ColumnInfo::new("j", "JSON"),
+        ColumnInfo::new("doc", "CRDT_TEXT"),
+    ]);
+    SubscriptionRecord { schema, ..record("t", Some(1)) }
+}
+
+/// Rows of every type, committed by a replica that applied them (typed in the log record),
+/// read back exactly, before and after a compaction (typed in chunks).
+#[wasm_bindgen_test]
+async fn rows_of_every_type_read_back_from_the_log_and_from_chunks() {
+    use kalamdb_client_core::replica::Replica;
+    let name = fresh_name("all-types");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let rec = all_types_record();
+    let mut replica = Replica::from_snapshot(Snapshot::default());
+    let put = |id: &str, v: Value| StoreOp::PutRow { sub: sub_id("t"), pk: pk_key(&json!(id)), row: row(v) };
+    let ops = vec![
+        StoreOp::PutSubscription(rec),
+        put(
+            "max",
+            json!({"id": "max", "c1": true, "c2": 32767, "c3": 2147483647, "c4": i64::MAX, "c5": 1.5,
+            "c6": 1e300, "c7": "99999999999999999.999", "c8": "AP8=", "c9": "2026-12-06",
+            "ts": "2026-12-06T23:59:59.999999Z", "j": {"a": [1, null]}, "doc": "żółw 🐢 漢字"}),
+        ),
+        put(
+            "min",
+            json!({"id": "ąę", "c1": false, "c2": -32768, "c3": -2147483648_i64, "c4": i64::MIN,
+            "c5": -0.0, "c6": "-inf", "c7": "-0.001", "c8": "", "c9": "1969-12-31",
+            "ts": "1901-01-01T00:00:00.000001Z", "j": "\"text\"", "doc": {"text": "crdt", "state": "AQID"}}),
+        ),
+        put("big", json!({"id": "big", "c4": 9007199254740993_i64})),
+        put("nulls", json!({"id": "nulls"})),
+    ];
+    replica.apply(&ops);
+    idb.commit_applied(ops, &replica).await.unwrap();
+    let expected = replica.subscription(&sub_id("t")).map(|d| d.rows.clone()).unwrap();
+    assert_eq!(expected.len(), 4);
+    assert_eq!(expected.json_row("\"big\"").unwrap()["c4"], json!(9007199254740993_i64));
+    drop(idb);
+    assert_eq!(record_kinds(&name).await, (vec![], vec!["binary".to_string()]));
+
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    assert_eq!(idb.load().await.unwrap().rows[&sub_id("t")], expected, "typed in the log");
+    idb.set_compaction_threshold(0);
+    idb.commit(vec![StoreOp::PutMeta { key: "k".into(), value: json!(1) }]).await.unwrap();
+    idb.commit(vec![StoreOp::DeleteRow { sub: sub_id("t"), pk: pk_key(&json!("nulls")) }]).await.unwrap();
+    assert_eq!(idb.compactions(), 1);
+    drop(idb);
+    assert_eq!(record_kinds(&name).await, (vec!["binary".to_string()], vec!["binary".to_string()]));
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let mut expected = expected;
+    expected.remove("\"nulls\"");
+    assert_eq!(idb.load().await.unwrap().rows[&sub_id("t")], expected, "typed in chunks");
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
+/// A damaged row record fails the load with an error that says so (the client reports it)
+/// instead of trapping the engine: a truncated chunk, and bytes that are no record at all.
+#[wasm_bindgen_test]
+async fn a_damaged_row_record_fails_the_load_with_an_error() {
+    let name = fresh_name("damaged");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let mut ops = vec![StoreOp::PutSubscription(record("a", Some(1)))];
+    ops.extend((0..100).map(|i| put_row("a", &format!("r{i}"), json!(i))));
+    idb.commit(ops).await.unwrap();
+    idb.set_compaction_threshold(0);
+    idb.commit(vec![StoreOp::PutMeta { key: "k".into(), value: json!(1) }]).await.unwrap();
+    assert_eq!(idb.load().await.unwrap().row_count(), 100);
+    drop(idb);
+
+    let cut = "const [chunk] = await all('rows'); await put('rows', { k: chunk.k, v: chunk.v.slice(0, chunk.v.length - 3) });";
+    raw_db(&name, 3, "", cut, JsValue::NULL).await;
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let error = idb.load().await.expect_err("a truncated chunk does not load").0;
+    assert!(error.contains("corrupt replica record") && error.contains("truncated"), "{error}");
+    drop(idb);
+
+    IndexedDbStore::delete(&name).await.unwrap();
+
+    let name = fresh_name("junk");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    idb.commit(vec![StoreOp::PutSubscription(record("a", Some(1))), put_row("a", "r1", json!(1))]).await.unwrap();
+    drop(idb);
+    raw_db(&name, 3, "", "await put('row_log', { v: new Uint8Array([1, 2, 3, 4, 5]) });", JsValue::NULL).await;
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let error = idb.load().await.expect_err("junk does not load").0;
+    assert!(error.contains("corrupt replica record") && error.contains("not a replica record"), "{error}");
     drop(idb);
     IndexedDbStore::delete(&name).await.unwrap();
 }

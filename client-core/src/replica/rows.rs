@@ -40,7 +40,7 @@ pub struct SubscriptionRows {
     /// The columns `typed` rows are aligned to; `None` while they are not known.
     columns: Option<RowColumns>,
     /// The rows, by primary-key text, in the order they arrived.
-    typed: IndexMap<Box<str>, TypedRow>,
+    typed: IndexMap<Box<str>, TypedRow, foldhash::fast::RandomState>,
     /// The CRDT_TEXT cells of the typed rows as the server sent them, by primary-key text:
     /// only rows of tables with such columns. (A B-tree: the wasm bundle has this map type
     /// already.)
@@ -73,6 +73,41 @@ impl SubscriptionRows {
     /// The typed row `key`, if it is here and typed.
     pub fn get(&self, key: &str) -> Option<&TypedRow> {
         self.typed.get(key)
+    }
+
+    /// Makes room for `additional` more typed rows: a store that knows how many rows it is
+    /// about to load saves the index's growth (copies, and memory that stays allocated). Exact:
+    /// the rows' array gets no more room than asked for.
+    pub fn reserve(&mut self, additional: usize) {
+        self.typed.reserve_exact(additional);
+    }
+
+    /// The columns the rows are typed to, if they are known.
+    pub fn columns(&self) -> Option<&RowColumns> {
+        self.columns.as_ref()
+    }
+
+    /// The primary-key text of every row: the typed rows in the order they arrived, then the
+    /// rows that stay JSON.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.typed.keys().map(|key| &**key).chain(self.untyped.keys().map(String::as_str))
+    }
+
+    /// Whether the row `key` has CRDT_TEXT cells with their state, which its typed row lacks.
+    pub fn has_crdt_cells(&self, key: &str) -> bool {
+        self.crdt_cells.contains_key(key)
+    }
+
+    /// Stores `row`, typed to [`Self::columns`] already (a store read it so), under `key`,
+    /// replacing the row there.
+    pub(crate) fn put_typed(&mut self, key: String, row: TypedRow) {
+        if !self.crdt_cells.is_empty() {
+            self.crdt_cells.remove(&key);
+        }
+        if !self.untyped.is_empty() {
+            self.untyped.remove(&key);
+        }
+        self.typed.insert(key.into_boxed_str(), row);
     }
 
     /// The typed rows with their primary-key text, in the order they arrived.

@@ -9,8 +9,9 @@
 //! travel in one commit, so an interrupted first sync resumes exactly where it stopped.
 //!
 //! Stores: [`MemoryStore`] (native, Node, tests) and, in the browser, the IndexedDB store
-//! of the `wasm` crate.
+//! of the `wasm` crate, which keeps rows in the [`binary`] record format.
 
+pub mod binary;
 mod memory;
 
 pub use memory::MemoryStore;
