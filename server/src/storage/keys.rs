@@ -1,14 +1,15 @@
-//! Key layout of the `rows` and `row_index` column families.
+//! Key layout of the `rows`, `row_index` and `mutations` column families.
 //!
 //! ```text
 //! rows:      table_id (8, BE) | partition (8, BE) | primary key (order-preserving)
 //! row_index: table_id (8, BE) | partition (8, BE) | _updated (8, BE) -> primary key
+//! mutations: 'g' | data group (2, BE) | user (8, BE) | client_id | 0 | seq (8, BE)
 //! ```
 //! The partition is the owner's user id for USER tables and 0 for SHARED tables, so each
 //! user's rows are one contiguous range, and within it the index is ordered by `_updated`.
 
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, TableId};
+use crate::ids::{DataGroup, Partition, TableId, UserId};
 use crate::values::Value;
 
 pub(crate) fn table_prefix(table: TableId) -> [u8; 8] {
@@ -93,5 +94,29 @@ mod tests {
         assert!(a.starts_with(&partition_prefix(t, Partition::User(UserId(1)))));
         assert!(!b.starts_with(&partition_prefix(t, Partition::User(UserId(1)))));
         assert_eq!(index_key_updated(&index_key(t, Partition::Shared, 1234)), Some(1234));
+    }
+}
+
+/// The first byte of a `mutations` key. Keys written before outcome records were kept by data
+/// group start with the user id's high byte, 0.
+pub(crate) const MUTATION_KEYED_BY_GROUP: u8 = b'g';
+
+/// The key of a mutation message's outcome record, kept in data group `group`.
+pub(crate) fn mutation_key(group: DataGroup, user: UserId, client_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + 8 + client_id.len() + 9);
+    k.push(MUTATION_KEYED_BY_GROUP);
+    k.extend_from_slice(&group.0.to_be_bytes());
+    k.extend_from_slice(&user.0.to_be_bytes());
+    k.extend_from_slice(client_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The data group a `mutations` key names; `None` for a key of another format.
+pub(crate) fn mutation_key_group(key: &[u8]) -> Option<DataGroup> {
+    match key {
+        [MUTATION_KEYED_BY_GROUP, hi, lo, ..] => Some(DataGroup(u16::from_be_bytes([*hi, *lo]))),
+        _ => None,
     }
 }

@@ -38,7 +38,7 @@ pub(crate) fn owner_of(cf: &str, key: &[u8], placement: Placement) -> Owner {
             _ => Owner::Node,
         },
         // Keyed by the group the message committed in.
-        CF_MUTATIONS => match crate::tables::mutation_outcomes::group_of_record(key) {
+        CF_MUTATIONS => match super::keys::mutation_key_group(key) {
             Some(group) if group.0 < placement.groups() => Owner::Data(group),
             _ => Owner::Node,
         },

@@ -7,18 +7,12 @@
 //! the records its log wrote.
 
 use crate::error::Result;
-use crate::ids::Partition;
-use crate::ids::{DataGroup, Placement, TableId, UserId};
-use crate::storage::{CF_MUTATIONS, Store};
+use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
+use crate::storage::{CF_MUTATIONS, Store, keys};
 use kalamdb_client_core::protocol::ErrorCode;
 use kalamdb_client_core::protocol::ws::{MutateResult, MutationStatus};
 use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
-
-/// The first byte of a record key: `g`, the data group (u16), the user (u64), the client id,
-/// 0, the sequence number (u64). Keys written before records were keyed by group start with
-/// the user id's high byte, 0.
-const GROUP_KEYED: u8 = b'g';
 
 /// Identifies a client's mutation message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,14 +20,6 @@ pub(crate) struct MutationKey {
     pub user: UserId,
     pub client_id: String,
     pub seq: u64,
-}
-
-/// The data group a record key names; `None` for a key of another format.
-pub(crate) fn group_of_record(key: &[u8]) -> Option<DataGroup> {
-    match key {
-        [GROUP_KEYED, hi, lo, ..] => Some(DataGroup(u16::from_be_bytes([*hi, *lo]))),
-        _ => None,
-    }
 }
 
 /// Moves records kept by user alone (before records were keyed by group) under the group of
@@ -45,7 +31,7 @@ pub(crate) fn key_records_by_group(store: &Store, placement: Placement) -> Resul
     for (key, value) in store.scan_prefix(CF_MUTATIONS, &[0])? {
         let Some(user) = key.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes) else { continue };
         let group = placement.group_of(TableId(0), Partition::User(UserId(user)));
-        batch.put_cf(&cf, [&[GROUP_KEYED][..], &group.0.to_be_bytes(), &key].concat(), value);
+        batch.put_cf(&cf, [&[keys::MUTATION_KEYED_BY_GROUP][..], &group.0.to_be_bytes(), &key].concat(), value);
         batch.delete_cf(&cf, &key);
         moved += 1;
     }
@@ -58,14 +44,7 @@ pub(crate) fn key_records_by_group(store: &Store, placement: Placement) -> Resul
 
 impl MutationKey {
     fn record_key(&self, group: DataGroup) -> Vec<u8> {
-        let mut k = Vec::with_capacity(3 + 8 + self.client_id.len() + 9);
-        k.push(GROUP_KEYED);
-        k.extend_from_slice(&group.0.to_be_bytes());
-        k.extend_from_slice(&self.user.0.to_be_bytes());
-        k.extend_from_slice(self.client_id.as_bytes());
-        k.push(0);
-        k.extend_from_slice(&self.seq.to_be_bytes());
-        k
+        keys::mutation_key(group, self.user, &self.client_id, self.seq)
     }
 
     /// The outcome of this message as answered to the client.
@@ -129,7 +108,7 @@ mod tests {
         key.record(&store, &mut batch, other, &outcome);
         store.write(batch).unwrap();
         assert_eq!(key.recorded(&store, other).unwrap(), Some(outcome));
-        assert_eq!(group_of_record(&key.record_key(other)), Some(other));
-        assert_eq!(group_of_record(&old), None);
+        assert_eq!(keys::mutation_key_group(&key.record_key(other)), Some(other));
+        assert_eq!(keys::mutation_key_group(&old), None);
     }
 }
