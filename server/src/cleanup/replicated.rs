@@ -59,6 +59,14 @@ pub(super) async fn compact(
         Ok(_) => Ok(Some(done)),
         // Not known to be applied or not: the file stays (unlisted, `sweep` deletes it).
         Err(e @ KalamError::Unavailable(_)) => Err(e),
+        // The group's leadership moved before the entry reached the log: nothing was done
+        // here, and the partition is the new leader's (as for a node that never led it).
+        Err(KalamError::NotLeader(_)) => {
+            if let Some(file) = &file {
+                file.discard().await;
+            }
+            Ok(Some(Compaction::default()))
+        }
         Err(e) => {
             if let Some(file) = &file {
                 file.discard().await;

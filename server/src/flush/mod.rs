@@ -102,7 +102,8 @@ pub(crate) enum PartitionFlush {
     Flushed(FileEntry),
     /// Cancelled before the file became part of the tier.
     Cancelled,
-    /// On a shared storage in a cluster, where only the leader flushes: not this node.
+    /// On a shared storage in a cluster, where only the leader flushes: not this node (or
+    /// no longer, by the time its file would have entered the log).
     NotLeader,
 }
 
@@ -220,6 +221,12 @@ async fn flush_through_log(
     };
     match replication.propose(Command::Flush(proposal)).await {
         Ok(_) => Ok(PartitionFlush::Flushed(written.entry)),
+        // The group's leadership moved (a handover, a failover) before the entry reached the
+        // log: nothing lists the file, and the partition is the new leader's to flush.
+        Err(KalamError::NotLeader(_)) => {
+            written.discard().await;
+            Ok(PartitionFlush::NotLeader)
+        }
         // Not known to be applied or not: the file stays (unlisted, it costs only space).
         Err(e @ KalamError::Unavailable(_)) => Err(e),
         // Applied as a refusal, on every node alike: no node lists the file.

@@ -64,6 +64,30 @@ pub(crate) fn decode_pk(bytes: &[u8], is_int: bool) -> Result<Value> {
     }
 }
 
+/// The first byte of a `mutations` key. Keys written before outcome records were kept by data
+/// group start with the user id's high byte, 0.
+pub(crate) const MUTATION_KEYED_BY_GROUP: u8 = b'g';
+
+/// The key of a mutation message's outcome record, kept in data group `group`.
+pub(crate) fn mutation_key(group: DataGroup, user: UserId, client_id: &str, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(3 + 8 + client_id.len() + 9);
+    k.push(MUTATION_KEYED_BY_GROUP);
+    k.extend_from_slice(&group.0.to_be_bytes());
+    k.extend_from_slice(&user.0.to_be_bytes());
+    k.extend_from_slice(client_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The data group a `mutations` key names; `None` for a key of another format.
+pub(crate) fn mutation_key_group(key: &[u8]) -> Option<DataGroup> {
+    match key {
+        [MUTATION_KEYED_BY_GROUP, hi, lo, ..] => Some(DataGroup(u16::from_be_bytes([*hi, *lo]))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,29 +118,5 @@ mod tests {
         assert!(a.starts_with(&partition_prefix(t, Partition::User(UserId(1)))));
         assert!(!b.starts_with(&partition_prefix(t, Partition::User(UserId(1)))));
         assert_eq!(index_key_updated(&index_key(t, Partition::Shared, 1234)), Some(1234));
-    }
-}
-
-/// The first byte of a `mutations` key. Keys written before outcome records were kept by data
-/// group start with the user id's high byte, 0.
-pub(crate) const MUTATION_KEYED_BY_GROUP: u8 = b'g';
-
-/// The key of a mutation message's outcome record, kept in data group `group`.
-pub(crate) fn mutation_key(group: DataGroup, user: UserId, client_id: &str, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(3 + 8 + client_id.len() + 9);
-    k.push(MUTATION_KEYED_BY_GROUP);
-    k.extend_from_slice(&group.0.to_be_bytes());
-    k.extend_from_slice(&user.0.to_be_bytes());
-    k.extend_from_slice(client_id.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-/// The data group a `mutations` key names; `None` for a key of another format.
-pub(crate) fn mutation_key_group(key: &[u8]) -> Option<DataGroup> {
-    match key {
-        [MUTATION_KEYED_BY_GROUP, hi, lo, ..] => Some(DataGroup(u16::from_be_bytes([*hi, *lo]))),
-        _ => None,
     }
 }
