@@ -34,9 +34,7 @@ pub(super) fn voters_for(group: GroupId, members: &BTreeSet<u64>, replicas: usiz
 
 /// FNV-1a of the group and node ids: fixed, so that placement never changes between versions.
 fn score(group: GroupId, node: u64) -> u64 {
-    let bytes = [&group.0.to_le_bytes()[..], &node.to_le_bytes()].concat();
-    let hash =
-        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let hash = crate::ids::fnv1a(&[&group.0.to_le_bytes()[..], &node.to_le_bytes()].concat());
     // FNV-1a's low bits mix poorly for inputs this short: finish with a multiply-xorshift.
     let mixed = (hash ^ (hash >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
     mixed ^ (mixed >> 33)
