@@ -105,6 +105,10 @@ pub(crate) struct LoginRecord {
 pub(crate) trait LoginLedger: Send + Sync {
     /// Records `record` and returns once this node has applied it.
     async fn record(&self, record: LoginRecord) -> Result<()>;
+
+    /// Returns once this node has applied every outcome recorded anywhere before the call,
+    /// so that a login reads the account's counters as they stand cluster-wide.
+    async fn catch_up(&self) -> Result<()>;
 }
 
 impl Authenticator {
@@ -229,6 +233,12 @@ impl Authenticator {
                 left.as_secs() + 1
             ))
         };
+        if let Some(ledger) = self.ledger.get()
+            && let Err(e) = ledger.catch_up().await
+        {
+            // Checked on what this node knows: the outcome still goes through the ledger.
+            tracing::warn!("a login reads counters that may be behind: {}", e.report());
+        }
         let stored = self.catalog.user_by_name(username);
         let now = now_micros();
         let (stored_failures, stored_lock) = match &stored {

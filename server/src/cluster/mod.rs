@@ -634,6 +634,13 @@ impl LoginLedger for Cluster {
         )
         .await
     }
+
+    /// A read index of the metadata group: without it, a node that has not yet applied the
+    /// failures counted through other nodes would take a right password for a first try and
+    /// leave those failures standing.
+    async fn catch_up(&self) -> Result<()> {
+        self.barrier(METADATA).await
+    }
 }
 
 #[async_trait::async_trait]
