@@ -18,14 +18,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
-    // Large stacks: query planning recurses over expression trees (statements are also
-    // capped in nesting and complexity, see sql::dialect).
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(32 * 1024 * 1024)
-        .max_blocking_threads(64)
-        .build()
-    {
+    let runtime = match server::request_runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kalamdb-server: cannot start the runtime: {e}");

@@ -67,6 +67,19 @@ pub async fn run(
     Ok(())
 }
 
+/// The runtime that serves requests (`main` runs [`run`] on it): large stacks, because query
+/// planning recurses over expression trees (statements are also capped in nesting and
+/// complexity, see `sql::dialect`), and threads that the kernel lets preempt the server's
+/// background and query threads as soon as they wake.
+pub fn request_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
+        .max_blocking_threads(64)
+        .on_thread_start(crate::budget::request_thread_started)
+        .build()
+}
+
 /// Completes on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -23,5 +23,7 @@ mod scheduler;
 pub(crate) use admission::{Admission, ConnectionPermit};
 pub(crate) use functions::{MeterFunctions, meter_expr};
 pub(crate) use memory::{BudgetOption, LIGHT_USER_BYTES, QueryMemory, StatementBudget, StatementPool, human_bytes};
-pub(crate) use runtime::{QueryRuntime, at_request_priority, spawn_background, stop_background};
+pub(crate) use runtime::{
+    QueryRuntime, at_request_priority, request_thread_started, spawn_background, stop_background,
+};
 pub(crate) use scheduler::{FairScheduler, FairStream, SMALL_WORK};
