@@ -286,13 +286,18 @@ pub(super) async fn balance(cluster: Weak<Cluster>) {
         for (group, target, outcome) in futures::future::join_all(handovers).await {
             match outcome {
                 Ok(()) => {
-                    retry_at.remove(&group);
-                    tracing::info!(group = group.0, to = target, "handed the group's leadership over");
+                    let failed = retry_at.remove(&group).map_or(0, |(_, n)| n);
+                    tracing::info!(group = group.0, to = target, failed, "handed the group's leadership over");
                 }
                 Err(e) => {
                     let failures = retry_at.get(&group).map_or(1, |(_, n)| n + 1);
                     let wait = RETRY_AFTER.saturating_mul(1 << (failures - 1).min(8)).min(RETRY_AT_MOST);
-                    tracing::warn!(group = group.0, "{e}; trying again in {} s", wait.as_secs());
+                    // Once per run of failures: while a member is down, every retry fails
+                    // alike and would fill the log.
+                    match failures {
+                        1 => tracing::warn!(group = group.0, "{e}; trying again in {} s", wait.as_secs()),
+                        _ => tracing::debug!(group = group.0, failures, "{e}; trying again in {} s", wait.as_secs()),
+                    }
                     retry_at.insert(group, (Instant::now() + wait, failures));
                 }
             }
