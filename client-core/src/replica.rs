@@ -606,7 +606,7 @@ impl Replica {
         // Keys are the primary key's JSON text: one text for a string; for an integer, the
         // number, or the string the server sends for one beyond 2^53 (a row is under one).
         let keys = match (&c.ty, value) {
-            (DataType::Text, kalamdb_query::Value::Text(text)) => vec![pk_key(&Value::String(text.clone()))],
+            (DataType::Text, kalamdb_query::Value::Text(text)) => vec![pk_key(&Value::String(text.to_string()))],
             (DataType::SmallInt | DataType::Int | DataType::BigInt, kalamdb_query::Value::Int64(i)) => {
                 vec![i.to_string(), pk_key(&Value::String(i.to_string()))]
             }

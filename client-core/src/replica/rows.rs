@@ -518,7 +518,7 @@ mod tests {
         let doc = json!({"text": "hello", "state": "AQID"});
         rows.put("\"a\"".into(), &row(json!({"id": "a", "price": "9.50", "doc": doc})));
         let typed = rows.get("\"a\"").unwrap();
-        let price = Typed::Decimal { value: 950, scale: 2 };
+        let price = Typed::decimal(950, 2);
         assert_eq!(typed.to_vec(), vec![Typed::Text("a".into()), price, Typed::Text("hello".into()), Typed::Null]);
         let json = rows.json_row("\"a\"").unwrap().into_owned();
         assert_eq!(json, row(json!({"id": "a", "price": "9.50", "doc": doc, "note": null})));

@@ -296,8 +296,8 @@ fn put_cell(buf: &mut Vec<u8>, ty: DataType, v: &Value) -> bool {
             buf.extend_from_slice(&f.to_le_bytes());
             true
         }
-        (DataType::Decimal { scale, .. }, Value::Decimal { value, scale: s }) if scale == *s => {
-            put_varint(buf, zigzag(*value));
+        (DataType::Decimal { scale, .. }, Value::Decimal(d)) if scale == d.scale => {
+            put_varint(buf, zigzag(d.value));
             true
         }
         (DataType::Text | DataType::CrdtText, Value::Text(s)) | (DataType::Json, Value::Json(s)) => {
@@ -426,11 +426,11 @@ impl<'a> Reader<'a> {
             }
             DataType::Decimal { precision, scale } => {
                 let limit = 10i128.checked_pow(u32::from(precision)).unwrap_or(i128::MAX);
-                Value::Decimal { value: self.signed(-limit + 1, limit - 1)?, scale }
+                Value::decimal(self.signed(-limit + 1, limit - 1)?, scale)
             }
-            DataType::Text | DataType::CrdtText => Value::Text(self.str()?.to_string()),
-            DataType::Json => Value::Json(self.str()?.to_string()),
-            DataType::Bytes => Value::Bytes(self.bytes()?.to_vec()),
+            DataType::Text | DataType::CrdtText => Value::Text(self.str()?.into()),
+            DataType::Json => Value::Json(self.str()?.into()),
+            DataType::Bytes => Value::Bytes(self.bytes()?.into()),
             DataType::Null => return Err(self.fail(&format!("a value in column '{}' of type NULL", c.name))),
         })
     }
