@@ -17,10 +17,12 @@
 mod column_index;
 mod outbox;
 mod rows;
+mod rows_by_key;
 
 pub use outbox::Outbox;
 pub use rows::de::RowSeed;
 pub use rows::{RowColumns, SubscriptionRows, empty_rows_of, table_row_columns};
+pub use rows_by_key::RowKey;
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
@@ -551,12 +553,12 @@ impl Replica {
     pub fn typed_view(&self, table: &str, columns: &[ColumnDef]) -> Result<Vec<TypedRow>, ReplicaError> {
         let view = self.view_parts(table, columns)?;
         let (merged, pending) = (&view.merged, &view.pending);
-        let confirmed = |row: &TypedRow, d: &SubscriptionData, key: &str| -> Result<TypedRow, ReplicaError> {
+        let confirmed = |row: &TypedRow, d: &SubscriptionData, key: RowKey| -> Result<TypedRow, ReplicaError> {
             if view.aligned {
                 return Ok(Arc::clone(row));
             }
             // A typed row is stored with the columns it is typed to: always there.
-            let json = d.rows.json_row(key).ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
+            let json = d.rows.json_row(&key.text()).ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
             typed_row(table, &json, columns)
         };
         let rows = merged.subs.iter().map(|d| d.rows.len()).sum::<usize>();
@@ -564,10 +566,12 @@ impl Replica {
         for (i, d) in merged.subs.iter().enumerate() {
             for (key, row) in d.rows.typed() {
                 // The first subscription with a key wins: only later ones look it up.
-                if i > 0 && merged.subs[..i].iter().any(|earlier| earlier.rows.contains(key)) {
+                if i > 0 && merged.subs[..i].iter().any(|earlier| earlier.rows.contains_key(key)) {
                     continue;
                 }
-                match pending.get(key) {
+                // Most rows have no pending write: their key's text is not made.
+                let changed = if pending.is_empty() { None } else { pending.get(key.text().as_ref()) };
+                match changed {
                     None => out.push(confirmed(row, d, key)?),
                     Some(Some(changed)) => out.push(Arc::clone(changed)),
                     Some(None) => {}

@@ -115,13 +115,14 @@ impl RecordWriter {
     }
 
     /// Puts every row of `rows` (the rows of `sub`), typed where they are.
-    pub fn put_all<'a>(
+    pub fn put_all(
         &mut self,
         sub: &SubscriptionId,
         rows: &SubscriptionRows,
-        keys: impl IntoIterator<Item = &'a str>,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<(), StoreError> {
         for key in keys {
+            let key = key.as_ref();
             let typed = rows.columns().zip(rows.get(key)).filter(|_| !rows.has_crdt_cells(key));
             if let Some((columns, typed)) = typed
                 && self.put_typed(sub, columns, key, typed)
