@@ -106,12 +106,12 @@ impl SubscriptionRows {
 
     /// Stores `row`, typed to [`Self::columns`] already (a store read it so), under `key`,
     /// replacing the row there.
-    pub(crate) fn put_typed(&mut self, key: String, row: TypedRow) {
+    pub(crate) fn put_typed(&mut self, key: &str, row: TypedRow) {
         if !self.crdt_cells.is_empty() {
-            self.crdt_cells.remove(&key);
+            self.crdt_cells.remove(key);
         }
         if !self.untyped.is_empty() {
-            self.untyped.remove(&key);
+            self.untyped.remove(key);
         }
         self.typed.insert(key, row);
     }
@@ -162,7 +162,7 @@ impl SubscriptionRows {
         if !self.untyped.is_empty() {
             self.untyped.remove(&key);
         }
-        self.typed.insert(key, typed);
+        self.typed.insert(&key, typed);
     }
 
     /// Reads one row object from a deserializer and puts it under `key`, typed as it is read
@@ -198,7 +198,7 @@ impl SubscriptionRows {
             None => self.crdt_cells.remove(&key),
         };
         self.untyped.remove(&key);
-        self.typed.insert(key, Arc::clone(typed));
+        self.typed.insert(&key, Arc::clone(typed));
     }
 
     /// Removes the row `key`, if any.

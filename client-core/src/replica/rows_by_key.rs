@@ -126,15 +126,15 @@ impl RowsByKey {
     }
 
     /// Puts `row` under the key whose text is `key`, in the place of the row there if any.
-    pub(crate) fn insert(&mut self, key: String, row: TypedRow) {
-        let form = RowKey::of_text(&key);
+    pub(crate) fn insert(&mut self, key: &str, row: TypedRow) {
+        let form = RowKey::of_text(key);
         if self.key_column.is_none() {
             self.key_column = row.iter().position(|v| RowKey::of_value(v) == Some(form));
         }
         let derived = self.key_column.and_then(|c| row.get(c)).and_then(RowKey::of_value) == Some(form);
         let hash = self.hasher.hash_one(form);
         let place = self.position_hashed(hash, form);
-        let keyed = KeyedRow { row, key: (!derived).then(|| key.into_boxed_str()) };
+        let keyed = KeyedRow { row, key: (!derived).then(|| key.into()) };
         match place {
             Some(i) => self.rows[i] = keyed,
             None => {
@@ -223,20 +223,20 @@ mod tests {
     #[test]
     fn rows_are_found_whether_their_key_is_kept_or_derived() {
         let mut rows = RowsByKey::default();
-        rows.insert("\"a\"".into(), row(&[Value::Text("a".into()), Value::Int64(1)]));
+        rows.insert("\"a\"", row(&[Value::Text("a".into()), Value::Int64(1)]));
         assert_eq!(rows.key_column, Some(0));
         assert!(rows.rows[0].key.is_none());
         // An integer the server sent as a string, a key that is not the row's value, an
         // escaped text.
-        rows.insert("\"5\"".into(), row(&[Value::Int64(5), Value::Int64(2)]));
-        rows.insert("\"b\"".into(), row(&[Value::Text("c".into()), Value::Int64(3)]));
-        rows.insert("\"q\\\"\"".into(), row(&[Value::Text("q\"".into()), Value::Int64(4)]));
+        rows.insert("\"5\"", row(&[Value::Int64(5), Value::Int64(2)]));
+        rows.insert("\"b\"", row(&[Value::Text("c".into()), Value::Int64(3)]));
+        rows.insert("\"q\\\"\"", row(&[Value::Text("q\"".into()), Value::Int64(4)]));
         assert!(rows.rows[1..].iter().all(|r| r.key.is_some()));
         for (key, n) in [("\"a\"", 1), ("\"5\"", 2), ("\"b\"", 3), ("\"q\\\"\"", 4)] {
             assert_eq!(rows.get(RowKey::of_text(key)).map(|r| r[1].clone()), Some(Value::Int64(n)), "{key}");
         }
         assert!(rows.get(RowKey::of_text("\"c\"")).is_none() && rows.get(RowKey::of_text("5")).is_none());
-        rows.insert("\"a\"".into(), row(&[Value::Text("a".into()), Value::Int64(10)]));
+        rows.insert("\"a\"", row(&[Value::Text("a".into()), Value::Int64(10)]));
         assert_eq!(rows.len(), 4);
         assert_eq!(
             rows.iter().next().map(|(k, r)| (k.text().into_owned(), r[1].clone())),

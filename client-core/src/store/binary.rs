@@ -225,7 +225,7 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
         let Some(target) = rows.get_mut(sub) else { return Err(r.fail("the subscription vanished")) };
         match op {
             OP_PUT_TYPED => {
-                let key = r.str()?.to_string();
+                let key = r.str()?;
                 // Built in place, one allocation (the length is known); the first fault is
                 // kept and reported once the row is built.
                 let mut fault = None;
@@ -250,7 +250,7 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
                     for (c, v) in columns.iter().zip(values.iter()) {
                         json.insert(c.name.clone(), to_json(v, c.ty));
                     }
-                    target.put(key, &json);
+                    target.put(key.to_string(), &json);
                 }
             }
             OP_PUT_JSON => {
