@@ -16,6 +16,7 @@
 
 use super::TypedRow;
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use kalamdb_query::Value;
 use std::borrow::Cow;
 use std::hash::BuildHasher;
@@ -42,16 +43,6 @@ impl<'a> RowKey<'a> {
         match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
             Some(inner) if is_plain(inner) => RowKey::Text(inner),
             _ => RowKey::Other(text),
-        }
-    }
-
-    /// The key `value` gives when its JSON text is the key: an integer, or text JSON writes
-    /// as it is.
-    fn of_value(value: &'a Value) -> Option<RowKey<'a>> {
-        match value {
-            Value::Int64(i) => Some(RowKey::Int(*i)),
-            Value::Text(s) if is_plain(s) => Some(RowKey::Text(s)),
-            _ => None,
         }
     }
 
@@ -129,17 +120,22 @@ impl RowsByKey {
     pub(crate) fn insert(&mut self, key: &str, row: TypedRow) {
         let form = RowKey::of_text(key);
         if self.key_column.is_none() {
-            self.key_column = row.iter().position(|v| RowKey::of_value(v) == Some(form));
+            self.key_column = row.iter().position(|v| is_key(v, form));
         }
-        let derived = self.key_column.and_then(|c| row.get(c)).and_then(RowKey::of_value) == Some(form);
-        let hash = self.hasher.hash_one(form);
-        let place = self.position_hashed(hash, form);
+        let derived = self.key_column.and_then(|c| row.get(c)).is_some_and(|v| is_key(v, form));
         let keyed = KeyedRow { row, key: (!derived).then(|| key.into()) };
+        let Self { rows, index, key_column, hasher } = self;
+        let column = *key_column;
+        // One probe finds the row's place or where a new one goes.
+        let place = index.entry(
+            hasher.hash_one(form),
+            |&i| has_key(&rows[i], column, form),
+            |&i| hasher.hash_one(key_of(&rows[i], column)),
+        );
         match place {
-            Some(i) => self.rows[i] = keyed,
-            None => {
-                let Self { rows, index, key_column, hasher } = self;
-                index.insert_unique(hash, rows.len(), |&i| hasher.hash_one(key_of(&rows[i], *key_column)));
+            Entry::Occupied(place) => rows[*place.get()] = keyed,
+            Entry::Vacant(place) => {
+                place.insert(rows.len());
                 rows.push(keyed);
             }
         }
@@ -148,7 +144,7 @@ impl RowsByKey {
     /// Removes the row under `key` and returns it; the last row takes its place.
     pub(crate) fn swap_remove(&mut self, key: RowKey<'_>) -> Option<TypedRow> {
         let Self { rows, index, key_column, hasher } = self;
-        let found = index.find_entry(hasher.hash_one(key), |&i| key_of(&rows[i], *key_column) == key).ok()?;
+        let found = index.find_entry(hasher.hash_one(key), |&i| has_key(&rows[i], *key_column, key)).ok()?;
         let (place, _) = found.remove();
         let last = rows.len() - 1;
         if place != last {
@@ -161,20 +157,36 @@ impl RowsByKey {
     }
 
     fn position(&self, key: RowKey<'_>) -> Option<usize> {
-        self.position_hashed(self.hasher.hash_one(key), key)
+        self.index.find(self.hasher.hash_one(key), |&i| has_key(&self.rows[i], self.key_column, key)).copied()
     }
+}
 
-    fn position_hashed(&self, hash: u64, key: RowKey<'_>) -> Option<usize> {
-        self.index.find(hash, |&i| key_of(&self.rows[i], self.key_column) == key).copied()
+/// Whether `value` is the key `key`: the key's text is the value's JSON.
+fn is_key(value: &Value, key: RowKey<'_>) -> bool {
+    match (value, key) {
+        (Value::Int64(i), RowKey::Int(k)) => *i == k,
+        // A text key has no character JSON escapes, so neither has a value equal to it.
+        (Value::Text(s), RowKey::Text(k)) => **s == *k,
+        _ => false,
+    }
+}
+
+/// Whether `row`, of rows whose key column is `key_column`, is under `key`.
+fn has_key(row: &KeyedRow, key_column: Option<usize>, key: RowKey<'_>) -> bool {
+    match &row.key {
+        Some(text) => RowKey::of_text(text) == key,
+        None => key_column.and_then(|c| row.row.get(c)).is_some_and(|v| is_key(v, key)),
     }
 }
 
 /// The key of `row`, of rows whose key column is `key_column`.
 fn key_of(row: &KeyedRow, key_column: Option<usize>) -> RowKey<'_> {
-    match &row.key {
-        Some(text) => RowKey::of_text(text),
-        // A row keeps no text only when its key column gives its key, so this is `Some`.
-        None => key_column.and_then(|c| row.row.get(c)).and_then(RowKey::of_value).unwrap_or(RowKey::Other("")),
+    match (&row.key, key_column.and_then(|c| row.row.get(c))) {
+        (Some(text), _) => RowKey::of_text(text),
+        (None, Some(Value::Int64(i))) => RowKey::Int(*i),
+        (None, Some(Value::Text(s))) => RowKey::Text(s),
+        // Never: a row keeps no text only when its key column gives its key (`is_key`).
+        (None, _) => RowKey::Other(""),
     }
 }
 
