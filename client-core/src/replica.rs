@@ -563,15 +563,19 @@ impl Replica {
         };
         let rows = merged.subs.iter().map(|d| d.rows.len()).sum::<usize>();
         let mut out = Vec::with_capacity(rows + pending.len());
+        // The pending writes by key as a scan gives it, so that no row's key text is made.
+        // (Inserted one by one: collecting into a map costs the wasm bundle a sort.)
+        let mut pending_by_key = BTreeMap::new();
+        for (key, changed) in pending {
+            pending_by_key.insert(RowKey::of_text(key), changed);
+        }
         for (i, d) in merged.subs.iter().enumerate() {
             for (key, row) in d.rows.typed() {
                 // The first subscription with a key wins: only later ones look it up.
                 if i > 0 && merged.subs[..i].iter().any(|earlier| earlier.rows.contains_key(key)) {
                     continue;
                 }
-                // Most rows have no pending write: their key's text is not made.
-                let changed = if pending.is_empty() { None } else { pending.get(key.text().as_ref()) };
-                match changed {
+                match pending_by_key.get(&key) {
                     None => out.push(confirmed(row, d, key)?),
                     Some(Some(changed)) => out.push(Arc::clone(changed)),
                     Some(None) => {}

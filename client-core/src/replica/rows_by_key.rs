@@ -24,7 +24,7 @@ use std::hash::BuildHasher;
 /// A primary key as rows are indexed by it: the key's JSON text read as an integer or a
 /// string when it is the plain JSON of one, else the text itself. Two key texts are equal
 /// exactly when their `RowKey`s are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RowKey<'a> {
     /// An integer key, sent as a JSON number (its text is the number's canonical digits).
     Int(i64),
