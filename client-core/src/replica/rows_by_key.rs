@@ -8,9 +8,9 @@
 //! characters JSON escapes, a key of another type) keeps its text. On 1,000,000 rows with a
 //! UUID key that saves one allocation of ~40 bytes per row.
 //!
-//! Rows are in a dense array, in the order they arrived, with a hash table of positions into
-//! it: a look-up is one probe, a scan walks the array, and a delete moves the last row into
-//! the freed place (O(1)). Hashing is `foldhash`'s: hashing each key is part of the per-row
+//! Rows are in a dense array, in the order they arrived, each with its key's hash, and a hash
+//! table of positions into it: a look-up is one probe, a scan walks the array, and a delete
+//! moves the last row into the freed place (O(1)). Hashing is `foldhash`'s: hashing each key is part of the per-row
 //! cost of loading a large replica, and it is several times faster than std's SipHash on
 //! short keys.
 
@@ -91,6 +91,10 @@ struct KeyedRow {
     row: TypedRow,
     /// The key's text, when it is not the JSON of the row's value in the key column.
     key: Option<Box<str>>,
+    /// The key's hash, kept so that the table's growth does not read every row's key again
+    /// (a pointer chase to the row and another to its text, per row). 32 bits: all a wasm32
+    /// table uses.
+    hash: u32,
 }
 
 impl RowsByKey {
@@ -102,8 +106,8 @@ impl RowsByKey {
     /// Makes room for exactly `additional` more rows.
     pub(crate) fn reserve_exact(&mut self, additional: usize) {
         self.rows.reserve_exact(additional);
-        let Self { rows, index, key_column, hasher } = self;
-        index.reserve(additional, |&i| hasher.hash_one(key_of(&rows[i], *key_column)));
+        let rows = &self.rows;
+        self.index.reserve(additional, |&i| table_hash(rows[i].hash));
     }
 
     /// The row under `key`.
@@ -123,15 +127,13 @@ impl RowsByKey {
             self.key_column = row.iter().position(|v| is_key(v, form));
         }
         let derived = self.key_column.and_then(|c| row.get(c)).is_some_and(|v| is_key(v, form));
-        let keyed = KeyedRow { row, key: (!derived).then(|| key.into()) };
-        let Self { rows, index, key_column, hasher } = self;
+        let hash = self.hash(form);
+        let keyed = KeyedRow { row, key: (!derived).then(|| key.into()), hash };
+        let Self { rows, index, key_column, .. } = self;
         let column = *key_column;
         // One probe finds the row's place or where a new one goes.
-        let place = index.entry(
-            hasher.hash_one(form),
-            |&i| has_key(&rows[i], column, form),
-            |&i| hasher.hash_one(key_of(&rows[i], column)),
-        );
+        let place =
+            index.entry(table_hash(hash), |&i| has_key(&rows[i], column, hash, form), |&i| table_hash(rows[i].hash));
         match place {
             Entry::Occupied(place) => rows[*place.get()] = keyed,
             Entry::Vacant(place) => {
@@ -143,13 +145,13 @@ impl RowsByKey {
 
     /// Removes the row under `key` and returns it; the last row takes its place.
     pub(crate) fn swap_remove(&mut self, key: RowKey<'_>) -> Option<TypedRow> {
-        let Self { rows, index, key_column, hasher } = self;
-        let found = index.find_entry(hasher.hash_one(key), |&i| has_key(&rows[i], *key_column, key)).ok()?;
+        let hash = self.hash(key);
+        let Self { rows, index, key_column, .. } = self;
+        let found = index.find_entry(table_hash(hash), |&i| has_key(&rows[i], *key_column, hash, key)).ok()?;
         let (place, _) = found.remove();
         let last = rows.len() - 1;
         if place != last {
-            let moved = hasher.hash_one(key_of(&rows[last], *key_column));
-            if let Some(slot) = index.find_mut(moved, |&i| i == last) {
+            if let Some(slot) = index.find_mut(table_hash(rows[last].hash), |&i| i == last) {
                 *slot = place;
             }
         }
@@ -157,8 +159,20 @@ impl RowsByKey {
     }
 
     fn position(&self, key: RowKey<'_>) -> Option<usize> {
-        self.index.find(self.hasher.hash_one(key), |&i| has_key(&self.rows[i], self.key_column, key)).copied()
+        let hash = self.hash(key);
+        self.index.find(table_hash(hash), |&i| has_key(&self.rows[i], self.key_column, hash, key)).copied()
     }
+
+    fn hash(&self, key: RowKey<'_>) -> u32 {
+        self.hasher.hash_one(key) as u32
+    }
+}
+
+/// The hash the table places a row by, from the 32 bits a row keeps: the table takes a row's
+/// bucket from the low bits and a tag from the top seven (of 32 on wasm32, of 64 natively), so
+/// the 32 bits stand in both halves.
+fn table_hash(hash: u32) -> u64 {
+    u64::from(hash) << 32 | u64::from(hash)
 }
 
 /// Whether `value` is the key `key`: the key's text is the value's JSON.
@@ -171,8 +185,12 @@ fn is_key(value: &Value, key: RowKey<'_>) -> bool {
     }
 }
 
-/// Whether `row`, of rows whose key column is `key_column`, is under `key`.
-fn has_key(row: &KeyedRow, key_column: Option<usize>, key: RowKey<'_>) -> bool {
+/// Whether `row`, of rows whose key column is `key_column`, is under `key`, whose hash is
+/// `hash` (compared first: it saves reading the row's key when only the table's tag matched).
+fn has_key(row: &KeyedRow, key_column: Option<usize>, hash: u32, key: RowKey<'_>) -> bool {
+    if row.hash != hash {
+        return false;
+    }
     match &row.key {
         Some(text) => RowKey::of_text(text) == key,
         None => key_column.and_then(|c| row.row.get(c)).is_some_and(|v| is_key(v, key)),
