@@ -4,7 +4,6 @@ use crate::error::{QueryError, Result};
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 
 /// One SQL value.
 ///
@@ -15,10 +14,9 @@ use std::sync::Arc;
 ///
 /// Kept narrow because the client's replica holds one per cell (a million rows are millions of
 /// values): no variant is wider than a pointer pair or an `i64`, so a value is 16 bytes on
-/// wasm32 (24 natively) and 8-byte aligned. The rare DECIMAL is boxed, since its 128-bit
-/// digits would make every value 32 bytes and, on wasm32, 16-byte aligned. Text and bytes are
-/// shared slices (no capacity word): a copy of a value, which queries make of every row they
-/// keep, shares the text instead of allocating it again.
+/// wasm32 (24 natively) and 8-byte aligned. Text and bytes are boxed slices (no capacity word),
+/// and the rare DECIMAL is boxed, since its 128-bit digits would make every value 32 bytes and,
+/// on wasm32, 16-byte aligned.
 #[derive(Debug, Clone)]
 pub enum Value {
     /// SQL NULL.
@@ -32,15 +30,15 @@ pub enum Value {
     /// DECIMAL.
     Decimal(Box<Decimal>),
     /// TEXT and CRDT_TEXT.
-    Text(Arc<str>),
+    Text(Box<str>),
     /// BYTES.
-    Bytes(Arc<[u8]>),
+    Bytes(Box<[u8]>),
     /// DATE: days since 1970-01-01.
     Date(i32),
     /// TIMESTAMP: microseconds since the Unix epoch, UTC.
     Timestamp(i64),
     /// JSON, as its text.
-    Json(Arc<str>),
+    Json(Box<str>),
 }
 
 // Checked when the wasm client is built, since that is where the size matters most.
@@ -193,7 +191,7 @@ impl fmt::Display for Value {
             Value::Decimal(d) => f.write_str(&format_decimal(d.value, d.scale)),
             Value::Text(s) | Value::Json(s) => f.write_str(s),
             Value::Bytes(b) => {
-                for byte in b.iter() {
+                for byte in b {
                     write!(f, "{byte:02x}")?;
                 }
                 Ok(())
