@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(read(json!(0.1), DataType::Float), Ok(Value::Float64(0.1f32 as f64)));
         assert_eq!(read(json!("9.50"), DEC), Ok(Value::decimal(950, 2)));
         assert_eq!(read(json!("a text"), DataType::Text), Ok(Value::Text("a text".into())));
-        assert_eq!(read(json!("AAEC"), DataType::Bytes), Ok(Value::Bytes(vec![0, 1, 2])));
+        assert_eq!(read(json!("AAEC"), DataType::Bytes), Ok(Value::Bytes(vec![0, 1, 2].into())));
         assert_eq!(read(json!("2024-02-29"), DataType::Date), Ok(Value::Date(19782)));
         assert_eq!(
             read(json!("2024-03-15T10:20:30.000001Z"), DataType::Timestamp),
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(to_json(&Value::Float64(f64::NAN), DataType::Double), json!("NaN"));
         assert_eq!(to_json(&Value::Float64(f64::INFINITY), DataType::Double), json!("inf"));
         assert_eq!(to_json(&Value::Float64(0.1f32 as f64), DataType::Float), json!(0.10000000149011612));
-        assert_eq!(to_json(&Value::Bytes(vec![0, 1, 2]), DataType::Bytes), json!("AAEC"));
+        assert_eq!(to_json(&Value::Bytes(vec![0, 1, 2].into()), DataType::Bytes), json!("AAEC"));
         assert_eq!(to_json(&Value::Date(19782), DataType::Date), json!("2024-02-29"));
         assert_eq!(to_json(&Value::Timestamp(-1), DataType::Timestamp), json!("1969-12-31T23:59:59.999999Z"));
         assert_eq!(to_json(&Value::Timestamp(0), DataType::Timestamp), json!("1970-01-01T00:00:00.000000Z"));

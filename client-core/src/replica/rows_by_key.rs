@@ -150,10 +150,10 @@ impl RowsByKey {
         let found = index.find_entry(table_hash(hash), |&i| has_key(&rows[i], *key_column, hash, key)).ok()?;
         let (place, _) = found.remove();
         let last = rows.len() - 1;
-        if place != last {
-            if let Some(slot) = index.find_mut(table_hash(rows[last].hash), |&i| i == last) {
-                *slot = place;
-            }
+        if place != last
+            && let Some(slot) = index.find_mut(table_hash(rows[last].hash), |&i| i == last)
+        {
+            *slot = place;
         }
         Some(rows.swap_remove(place).row)
     }
