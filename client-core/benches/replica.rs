@@ -125,13 +125,13 @@ fn store_formats(snapshot: &Snapshot) {
     const CHUNK: usize = 2_000;
     let sub = SubscriptionId("todos".into());
     let rows = &snapshot.rows[&sub];
-    let keys: Vec<&str> = rows.keys().collect();
+    let keys: Vec<_> = rows.keys().collect();
     let t = Instant::now();
     let binary: Vec<Vec<u8>> = keys
         .chunks(CHUNK)
         .map(|chunk| {
             let mut w = RecordWriter::new();
-            w.put_all(&sub, rows, chunk.iter().copied()).unwrap();
+            w.put_all(&sub, rows, chunk).unwrap();
             w.finish()
         })
         .collect();
@@ -139,7 +139,8 @@ fn store_formats(snapshot: &Snapshot) {
     let json: Vec<String> = keys
         .chunks(CHUNK)
         .map(|chunk| {
-            let chunk: Vec<(&str, Row)> = chunk.iter().map(|k| (*k, rows.json_row(k).unwrap().into_owned())).collect();
+            let chunk: Vec<(&str, Row)> =
+                chunk.iter().map(|k| (&**k, rows.json_row(k).unwrap().into_owned())).collect();
             serde_json::to_string(&chunk).unwrap()
         })
         .collect();

@@ -17,10 +17,12 @@
 mod column_index;
 mod outbox;
 mod rows;
+mod rows_by_key;
 
 pub use outbox::Outbox;
 pub use rows::de::RowSeed;
 pub use rows::{RowColumns, SubscriptionRows, empty_rows_of, table_row_columns};
+pub use rows_by_key::RowKey;
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{MutationKind, MutationOp};
@@ -551,23 +553,29 @@ impl Replica {
     pub fn typed_view(&self, table: &str, columns: &[ColumnDef]) -> Result<Vec<TypedRow>, ReplicaError> {
         let view = self.view_parts(table, columns)?;
         let (merged, pending) = (&view.merged, &view.pending);
-        let confirmed = |row: &TypedRow, d: &SubscriptionData, key: &str| -> Result<TypedRow, ReplicaError> {
+        let confirmed = |row: &TypedRow, d: &SubscriptionData, key: RowKey| -> Result<TypedRow, ReplicaError> {
             if view.aligned {
                 return Ok(Arc::clone(row));
             }
             // A typed row is stored with the columns it is typed to: always there.
-            let json = d.rows.json_row(key).ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
+            let json = d.rows.json_row(&key.text()).ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
             typed_row(table, &json, columns)
         };
         let rows = merged.subs.iter().map(|d| d.rows.len()).sum::<usize>();
         let mut out = Vec::with_capacity(rows + pending.len());
+        // The pending writes by key as a scan gives it, so that no row's key text is made.
+        // (Inserted one by one: collecting into a map costs the wasm bundle a sort.)
+        let mut pending_by_key = BTreeMap::new();
+        for (key, changed) in pending {
+            pending_by_key.insert(RowKey::of_text(key), changed);
+        }
         for (i, d) in merged.subs.iter().enumerate() {
             for (key, row) in d.rows.typed() {
                 // The first subscription with a key wins: only later ones look it up.
-                if i > 0 && merged.subs[..i].iter().any(|earlier| earlier.rows.contains(key)) {
+                if i > 0 && merged.subs[..i].iter().any(|earlier| earlier.rows.contains_key(key)) {
                     continue;
                 }
-                match pending.get(key) {
+                match pending_by_key.get(&key) {
                     None => out.push(confirmed(row, d, key)?),
                     Some(Some(changed)) => out.push(Arc::clone(changed)),
                     Some(None) => {}
@@ -606,7 +614,7 @@ impl Replica {
         // Keys are the primary key's JSON text: one text for a string; for an integer, the
         // number, or the string the server sends for one beyond 2^53 (a row is under one).
         let keys = match (&c.ty, value) {
-            (DataType::Text, kalamdb_query::Value::Text(text)) => vec![pk_key(&Value::String(text.clone()))],
+            (DataType::Text, kalamdb_query::Value::Text(text)) => vec![pk_key(&Value::String(text.to_string()))],
             (DataType::SmallInt | DataType::Int | DataType::BigInt, kalamdb_query::Value::Int64(i)) => {
                 vec![i.to_string(), pk_key(&Value::String(i.to_string()))]
             }

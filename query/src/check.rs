@@ -546,7 +546,7 @@ impl Binder<'_> {
         let user = self.user.clone().ok_or_else(|| {
             QueryError::unsupported(format!("{name}() (no signed-in user is known where this query runs)"), None)
         })?;
-        Ok(TypedExpr::new(ExprKind::Literal(Value::Text(user)), DataType::Text))
+        Ok(TypedExpr::new(ExprKind::Literal(Value::Text(user.into())), DataType::Text))
     }
 
     fn aggregate(&self, e: &Expr, scope: &Schema, state: &mut AggState) -> Result<TypedExpr> {
@@ -622,7 +622,7 @@ fn literal(l: &Literal) -> TypedExpr {
         Literal::Boolean(b) => (Value::Boolean(*b), DataType::Boolean),
         Literal::Int(i) => (Value::Int64(*i), DataType::BigInt),
         Literal::Float(f) => (Value::Float64(*f), DataType::Double),
-        Literal::String(s) => (Value::Text(s.clone()), DataType::Text),
+        Literal::String(s) => (Value::Text(s.as_str().into()), DataType::Text),
         Literal::Date(d) => (Value::Date(*d), DataType::Date),
         Literal::Timestamp(t) => (Value::Timestamp(*t), DataType::Timestamp),
     };
@@ -636,7 +636,7 @@ pub(crate) fn value_type(v: &Value) -> DataType {
         Value::Boolean(_) => DataType::Boolean,
         Value::Int64(_) => DataType::BigInt,
         Value::Float64(_) => DataType::Double,
-        Value::Decimal { scale, .. } => DataType::Decimal { precision: MAX_DECIMAL_PRECISION, scale: *scale },
+        Value::Decimal(d) => DataType::Decimal { precision: MAX_DECIMAL_PRECISION, scale: d.scale },
         Value::Text(_) => DataType::Text,
         Value::Bytes(_) => DataType::Bytes,
         Value::Date(_) => DataType::Date,
@@ -670,12 +670,12 @@ fn retype_literal(e: TypedExpr, ty: DataType) -> Result<TypedExpr> {
         t if t.is_integer() => Value::Int64(s.trim().parse().map_err(|_| bad())?),
         t if t.is_float() => Value::Float64(s.trim().parse().map_err(|_| bad())?),
         // As DataFusion: the text is cast to the column's decimal type (rounded half up).
-        DataType::Decimal { scale, .. } => Value::Decimal { value: parse_decimal(s, scale).ok_or_else(bad)?, scale },
+        DataType::Decimal { scale, .. } => Value::decimal(parse_decimal(s, scale).ok_or_else(bad)?, scale),
         DataType::Boolean => Value::Boolean(parse_bool(s).ok_or_else(bad)?),
         _ => return Ok(e),
     };
     let vt = match &v {
-        Value::Decimal { scale, .. } => DataType::Decimal { precision: MAX_DECIMAL_PRECISION, scale: *scale },
+        Value::Decimal(d) => DataType::Decimal { precision: MAX_DECIMAL_PRECISION, scale: d.scale },
         _ => ty,
     };
     Ok(TypedExpr::new(ExprKind::Literal(v), vt))

@@ -6,7 +6,7 @@ use crate::error::{QueryError, Result};
 use crate::plan::{ExprKind, ScalarFunc, TypedExpr};
 use crate::types::DataType;
 use crate::value::{
-    MICROS_PER_DAY, Value, date_trunc, decimal_to_f64, digits, float_to_decimal, format_float, parse_date,
+    Decimal, MICROS_PER_DAY, Value, date_trunc, decimal_to_f64, digits, float_to_decimal, format_float, parse_date,
     parse_decimal, parse_timestamp, pow10, rescale,
 };
 use std::borrow::Cow;
@@ -26,7 +26,7 @@ pub fn eval(e: &TypedExpr, row: &[Value]) -> Result<Value> {
         ExprKind::Neg(x) => match eval(x, row)? {
             Value::Int64(i) => Value::Int64(wrap_int(i.wrapping_neg(), e.ty)),
             Value::Float64(f) => Value::Float64(-f),
-            Value::Decimal { value, scale } => Value::Decimal { value: -value, scale },
+            Value::Decimal(d) => Value::decimal(-d.value, d.scale),
             _ => Value::Null,
         },
         ExprKind::Binary { op: BinaryOp::And, left, right } => {
@@ -117,7 +117,7 @@ fn as_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Int64(i) => Some(*i as f64),
         Value::Float64(f) => Some(*f),
-        Value::Decimal { value, scale } => Some(decimal_to_f64(*value, *scale)),
+        Value::Decimal(d) => Some(decimal_to_f64(d.value, d.scale)),
         _ => None,
     }
 }
@@ -125,7 +125,7 @@ fn as_f64(v: &Value) -> Option<f64> {
 fn as_decimal(v: &Value) -> Option<(i128, i8)> {
     match v {
         Value::Int64(i) => Some((*i as i128, 0)),
-        Value::Decimal { value, scale } => Some((*value, *scale)),
+        Value::Decimal(d) => Some((d.value, d.scale)),
         _ => None,
     }
 }
@@ -164,7 +164,7 @@ fn binary(op: BinaryOp, l: Value, r: Value, ty: DataType) -> Result<Value> {
         return Ok(compare(op, &l, &r));
     }
     if op == BinaryOp::Concat {
-        return Ok(Value::Text(format!("{l}{r}")));
+        return Ok(Value::Text(format!("{l}{r}").into()));
     }
     match ty {
         t if t.is_integer() => {
@@ -246,7 +246,7 @@ fn binary(op: BinaryOp, l: Value, r: Value, ty: DataType) -> Result<Value> {
                     .ok_or_else(of)?
                 }
             };
-            Ok(Value::Decimal { value: v, scale })
+            Ok(Value::decimal(v, scale))
         }
         other => Err(QueryError::eval(format!("no arithmetic on {other}"))),
     }
@@ -321,7 +321,7 @@ pub fn cast_from(v: Value, from: DataType, to: DataType) -> Result<Value> {
         && t.is_string()
     {
         let text = format_float(*x, true);
-        return Ok(if t == T::Json { Value::Json(text) } else { Value::Text(text) });
+        return Ok(if t == T::Json { Value::Json(text.into()) } else { Value::Text(text.into()) });
     }
     Ok(match to {
         T::Null => Value::Null,
@@ -342,8 +342,8 @@ pub fn cast_from(v: Value, from: DataType, to: DataType) -> Result<Value> {
                     }
                     tr as i64
                 }
-                Value::Decimal { value, scale } => {
-                    let int = rescale(*value, *scale, 0).ok_or_else(|| bad_cast(&v, to))?;
+                Value::Decimal(d) => {
+                    let int = rescale(d.value, d.scale, 0).ok_or_else(|| bad_cast(&v, to))?;
                     i64::try_from(int).map_err(|_| bad_cast(&v, to))?
                 }
                 Value::Text(s) | Value::Json(s) => s.trim().parse().map_err(|_| bad_cast(&v, to))?,
@@ -366,7 +366,7 @@ pub fn cast_from(v: Value, from: DataType, to: DataType) -> Result<Value> {
             let d = match &v {
                 Value::Int64(i) => rescale(*i as i128, 0, scale),
                 Value::Float64(f) => float_to_decimal(*f, scale),
-                Value::Decimal { value, scale: s } => round_rescale(*value, *s, scale),
+                Value::Decimal(d) => round_rescale(d.value, d.scale, scale),
                 Value::Text(s) | Value::Json(s) => parse_decimal(s, scale),
                 _ => None,
             }
@@ -374,16 +374,16 @@ pub fn cast_from(v: Value, from: DataType, to: DataType) -> Result<Value> {
             if digits(d) > precision as u32 && d != 0 {
                 return Err(QueryError::eval(format!("value {v} does not fit {to}")));
             }
-            Value::Decimal { value: d, scale }
+            Value::decimal(d, scale)
         }
         T::Text | T::CrdtText => match v {
             Value::Text(_) => v,
             Value::Json(s) => Value::Text(s),
-            other => Value::Text(other.to_string()),
+            other => Value::Text(other.to_string().into()),
         },
         T::Json => match v {
             Value::Text(s) | Value::Json(s) => Value::Json(s),
-            other => Value::Json(other.to_string()),
+            other => Value::Json(other.to_string().into()),
         },
         T::Date => match &v {
             Value::Date(_) => v,
@@ -442,15 +442,15 @@ fn func(f: ScalarFunc, args: &[TypedExpr], row: &[Value], ty: DataType) -> Resul
         return Ok(Value::Null);
     }
     Ok(match (f, x) {
-        (ScalarFunc::Lower, Value::Text(s) | Value::Json(s)) => Value::Text(s.to_lowercase()),
-        (ScalarFunc::Upper, Value::Text(s) | Value::Json(s)) => Value::Text(s.to_uppercase()),
+        (ScalarFunc::Lower, Value::Text(s) | Value::Json(s)) => Value::Text(s.to_lowercase().into()),
+        (ScalarFunc::Upper, Value::Text(s) | Value::Json(s)) => Value::Text(s.to_uppercase().into()),
         (ScalarFunc::Length, Value::Text(s) | Value::Json(s)) => Value::Int64(s.chars().count() as i64),
         (ScalarFunc::Abs, Value::Int64(i)) => {
             let a = i.checked_abs().filter(|a| fits_int(*a, ty)).ok_or_else(|| overflow("abs", ty))?;
             Value::Int64(a)
         }
         (ScalarFunc::Abs, Value::Float64(x)) => Value::Float64(x.abs()),
-        (ScalarFunc::Abs, Value::Decimal { value, scale }) => Value::Decimal { value: value.abs(), scale },
+        (ScalarFunc::Abs, Value::Decimal(d)) => Value::decimal(d.value.abs(), d.scale),
         (ScalarFunc::Round(n), Value::Int64(i)) => Value::Int64(round_int(i, n, ty)?),
         (ScalarFunc::Round(n), Value::Float64(x)) => {
             if ty == DataType::Float {
@@ -461,7 +461,8 @@ fn func(f: ScalarFunc, args: &[TypedExpr], row: &[Value], ty: DataType) -> Resul
                 Value::Float64((x * factor).round() / factor)
             }
         }
-        (ScalarFunc::Round(n), Value::Decimal { value, scale }) => {
+        (ScalarFunc::Round(n), Value::Decimal(d)) => {
+            let Decimal { value, scale } = *d;
             let DataType::Decimal { scale: out_scale, .. } = ty else {
                 return Err(QueryError::eval("round(): decimal result expected"));
             };
@@ -472,7 +473,7 @@ fn func(f: ScalarFunc, args: &[TypedExpr], row: &[Value], ty: DataType) -> Resul
                 let at_n = round_rescale(value, scale, n.clamp(-38, 38) as i8).ok_or_else(|| overflow("round", ty))?;
                 rescale(at_n, n.clamp(-38, 38) as i8, out_scale).ok_or_else(|| overflow("round", ty))?
             };
-            Value::Decimal { value: rounded, scale: out_scale }
+            Value::decimal(rounded, out_scale)
         }
         (ScalarFunc::DateTrunc(unit), Value::Timestamp(t)) => Value::Timestamp(date_trunc(unit.name(), t)?),
         (_, x) => return Err(QueryError::eval(format!("function not defined for '{x}'"))),
@@ -521,15 +522,12 @@ mod tests {
         assert_eq!(cast(Value::Float64(2.9), DataType::Int).unwrap(), Value::Int64(2));
         assert!(cast(Value::Int64(70000), DataType::SmallInt).is_err());
         assert_eq!(
-            cast(Value::Decimal { value: 12345, scale: 3 }, DataType::Decimal { precision: 10, scale: 2 }).unwrap(),
-            Value::Decimal { value: 1235, scale: 2 }
+            cast(Value::decimal(12345, 3), DataType::Decimal { precision: 10, scale: 2 }).unwrap(),
+            Value::decimal(1235, 2)
         );
         assert!(cast(Value::Int64(1000), DataType::Decimal { precision: 4, scale: 2 }).is_err());
         assert_eq!(cast(Value::Text("12".into()), DataType::BigInt).unwrap(), Value::Int64(12));
         assert!(cast(Value::Text("x".into()), DataType::BigInt).is_err());
-        assert_eq!(
-            cast(Value::Decimal { value: -150, scale: 2 }, DataType::Text).unwrap(),
-            Value::Text("-1.50".into())
-        );
+        assert_eq!(cast(Value::decimal(-150, 2), DataType::Text).unwrap(), Value::Text("-1.50".into()));
     }
 }

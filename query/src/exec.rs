@@ -344,16 +344,16 @@ impl Acc {
             // Integer sums wrap, as DataFusion's sum accumulator (add_wrapping).
             (Acc::SumInt(s), Value::Int64(i)) => *s = Some(s.unwrap_or(0).wrapping_add(*i)),
             (Acc::SumFloat(s), x) => s.get_or_insert_with(ExactSum::default).add(to_f64(x)),
-            (Acc::SumDecimal(s, scale), Value::Decimal { value, scale: vs }) => {
-                let x = rescale(*value, *vs, *scale).ok_or_else(of)?;
+            (Acc::SumDecimal(s, scale), Value::Decimal(d)) => {
+                let x = rescale(d.value, d.scale, *scale).ok_or_else(of)?;
                 *s = Some(s.unwrap_or(0).checked_add(x).ok_or_else(of)?);
             }
             (Acc::AvgFloat(s, n), x) => {
                 s.add(to_f64(x));
                 *n += 1;
             }
-            (Acc::AvgDecimal(s, scale, n), Value::Decimal { value, scale: vs }) => {
-                *s = s.checked_add(rescale(*value, *vs, *scale).ok_or_else(of)?).ok_or_else(of)?;
+            (Acc::AvgDecimal(s, scale, n), Value::Decimal(d)) => {
+                *s = s.checked_add(rescale(d.value, d.scale, *scale).ok_or_else(of)?).ok_or_else(of)?;
                 *n += 1;
             }
             (Acc::Min(m), x) => {
@@ -377,7 +377,7 @@ impl Acc {
             Acc::Count(n) => Value::Int64(*n),
             Acc::SumInt(s) => s.map_or(Value::Null, Value::Int64),
             Acc::SumFloat(s) => s.as_ref().map_or(Value::Null, |s| Value::Float64(s.value())),
-            Acc::SumDecimal(s, scale) => s.map_or(Value::Null, |v| Value::Decimal { value: v, scale: *scale }),
+            Acc::SumDecimal(s, scale) => s.map_or(Value::Null, |v| Value::decimal(v, *scale)),
             Acc::AvgFloat(_, 0) | Acc::AvgDecimal(_, _, 0) => Value::Null,
             Acc::AvgFloat(s, n) => Value::Float64(s.value() / *n as f64),
             Acc::AvgDecimal(s, scale, n) => {
@@ -386,7 +386,7 @@ impl Acc {
                     return Err(QueryError::eval("avg(): decimal result expected"));
                 };
                 let v = rescale(*s, *scale, out).ok_or_else(|| QueryError::eval("avg overflows DECIMAL"))?;
-                Value::Decimal { value: v / *n as i128, scale: out }
+                Value::decimal(v / *n as i128, out)
             }
             Acc::Min(m) | Acc::Max(m) => m.clone(),
         })
@@ -512,7 +512,7 @@ pub(crate) fn to_f64(v: &Value) -> f64 {
     match v {
         Value::Int64(i) => *i as f64,
         Value::Float64(f) => *f,
-        Value::Decimal { value, scale } => decimal_to_f64(*value, *scale),
+        Value::Decimal(d) => decimal_to_f64(d.value, d.scale),
         _ => f64::NAN,
     }
 }

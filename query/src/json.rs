@@ -108,14 +108,14 @@ pub fn from_json(json: &Json, ty: DataType) -> Result<Value, JsonValueError> {
             if pow10(precision as u32).is_some_and(|limit| digits.unsigned_abs() >= limit.unsigned_abs()) {
                 return Err(bad("too many digits"));
             }
-            Value::Decimal { value: digits, scale }
+            Value::decimal(digits, scale)
         }
         DataType::Text | DataType::CrdtText => match json {
-            Json::String(s) => Value::Text(s.clone()),
+            Json::String(s) => Value::Text(s.as_str().into()),
             _ => return Err(bad("")),
         },
         DataType::Bytes => match json {
-            Json::String(s) => Value::Bytes(BASE64.decode(s).map_err(|_| bad("not base64"))?),
+            Json::String(s) => Value::Bytes(BASE64.decode(s).map_err(|_| bad("not base64"))?.into()),
             _ => return Err(bad("")),
         },
         DataType::Date => match json {
@@ -128,7 +128,7 @@ pub fn from_json(json: &Json, ty: DataType) -> Result<Value, JsonValueError> {
             _ => return Err(bad("")),
         },
         // SQL sees a JSON column as its text.
-        DataType::Json => Value::Json(json.to_string()),
+        DataType::Json => Value::Json(json.to_string().into()),
     })
 }
 
@@ -144,8 +144,8 @@ pub fn param_from_json(json: &Json) -> Value {
             Some(i) => Value::Int64(i),
             None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
         },
-        Json::String(s) => Value::Text(s.clone()),
-        Json::Array(_) | Json::Object(_) => Value::Json(json.to_string()),
+        Json::String(s) => Value::Text(s.as_str().into()),
+        Json::Array(_) | Json::Object(_) => Value::Json(json.to_string().into()),
     }
 }
 
@@ -157,12 +157,12 @@ pub fn to_json(value: &Value, ty: DataType) -> Json {
         Value::Int64(i) => Json::from(*i),
         // JSON has no NaN or infinities: those become their Rust names, as on the server.
         Value::Float64(f) => serde_json::Number::from_f64(*f).map_or_else(|| Json::String(f.to_string()), Json::Number),
-        Value::Decimal { value, scale } => Json::String(format_decimal(*value, *scale)),
-        Value::Text(s) => Json::String(s.clone()),
+        Value::Decimal(d) => Json::String(format_decimal(d.value, d.scale)),
+        Value::Text(s) => Json::String(s.to_string()),
         Value::Json(text) if ty == DataType::Json => {
-            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
+            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_string()))
         }
-        Value::Json(text) => Json::String(text.clone()),
+        Value::Json(text) => Json::String(text.to_string()),
         Value::Bytes(b) => Json::String(BASE64.encode(b)),
         Value::Date(d) => Json::String(format_date(*d)),
         Value::Timestamp(t) => Json::String(format_timestamp_rfc3339(*t)),
@@ -200,9 +200,9 @@ mod tests {
         );
         assert_eq!(read(json!("-inf"), DataType::Double), Ok(Value::Float64(f64::NEG_INFINITY)));
         assert_eq!(read(json!(0.1), DataType::Float), Ok(Value::Float64(0.1f32 as f64)));
-        assert_eq!(read(json!("9.50"), DEC), Ok(Value::Decimal { value: 950, scale: 2 }));
+        assert_eq!(read(json!("9.50"), DEC), Ok(Value::decimal(950, 2)));
         assert_eq!(read(json!("a text"), DataType::Text), Ok(Value::Text("a text".into())));
-        assert_eq!(read(json!("AAEC"), DataType::Bytes), Ok(Value::Bytes(vec![0, 1, 2])));
+        assert_eq!(read(json!("AAEC"), DataType::Bytes), Ok(Value::Bytes(vec![0, 1, 2].into())));
         assert_eq!(read(json!("2024-02-29"), DataType::Date), Ok(Value::Date(19782)));
         assert_eq!(
             read(json!("2024-03-15T10:20:30.000001Z"), DataType::Timestamp),
@@ -219,9 +219,9 @@ mod tests {
         assert_eq!(read(json!(5.0), DataType::Int), Ok(Value::Int64(5)));
         assert_eq!(read(json!(" 42 "), DataType::SmallInt), Ok(Value::Int64(42)));
         assert_eq!(read(json!("FALSE"), DataType::Boolean), Ok(Value::Boolean(false)));
-        assert_eq!(read(json!(9.5), DEC), Ok(Value::Decimal { value: 950, scale: 2 }));
-        assert_eq!(read(json!(7), DEC), Ok(Value::Decimal { value: 700, scale: 2 }));
-        assert_eq!(read(json!("2.345"), DEC), Ok(Value::Decimal { value: 235, scale: 2 }));
+        assert_eq!(read(json!(9.5), DEC), Ok(Value::decimal(950, 2)));
+        assert_eq!(read(json!(7), DEC), Ok(Value::decimal(700, 2)));
+        assert_eq!(read(json!("2.345"), DEC), Ok(Value::decimal(235, 2)));
         assert_eq!(read(json!(1_000_000), DataType::Timestamp), Ok(Value::Timestamp(1_000_000)));
     }
 
@@ -244,11 +244,11 @@ mod tests {
     #[test]
     fn writes_what_the_server_sends() {
         assert_eq!(to_json(&Value::Int64(i64::MAX), DataType::BigInt).to_string(), "9223372036854775807");
-        assert_eq!(to_json(&Value::Decimal { value: 900, scale: 2 }, DEC), json!("9.00"));
+        assert_eq!(to_json(&Value::decimal(900, 2), DEC), json!("9.00"));
         assert_eq!(to_json(&Value::Float64(f64::NAN), DataType::Double), json!("NaN"));
         assert_eq!(to_json(&Value::Float64(f64::INFINITY), DataType::Double), json!("inf"));
         assert_eq!(to_json(&Value::Float64(0.1f32 as f64), DataType::Float), json!(0.10000000149011612));
-        assert_eq!(to_json(&Value::Bytes(vec![0, 1, 2]), DataType::Bytes), json!("AAEC"));
+        assert_eq!(to_json(&Value::Bytes(vec![0, 1, 2].into()), DataType::Bytes), json!("AAEC"));
         assert_eq!(to_json(&Value::Date(19782), DataType::Date), json!("2024-02-29"));
         assert_eq!(to_json(&Value::Timestamp(-1), DataType::Timestamp), json!("1969-12-31T23:59:59.999999Z"));
         assert_eq!(to_json(&Value::Timestamp(0), DataType::Timestamp), json!("1970-01-01T00:00:00.000000Z"));
@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(to_json(&Value::Null, DataType::Text), Json::Null);
         // What the server sends reads back as the same value.
         for (v, ty) in [
-            (Value::Decimal { value: -5, scale: 2 }, DEC),
+            (Value::decimal(-5, 2), DEC),
             (Value::Timestamp(1_710_498_030_123_456), DataType::Timestamp),
             (Value::Int64(-9007199254740993), DataType::BigInt),
             (Value::Float64(f64::NEG_INFINITY), DataType::Double),

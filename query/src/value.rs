@@ -11,6 +11,12 @@ use std::hash::{Hash, Hasher};
 /// width); a DECIMAL is an exact scaled integer. BIGINT values beyond 2^53 are exact here; the
 /// JavaScript binding is to hand them over as `bigint` (or a string where the caller asks for
 /// JSON), never as a `number`.
+///
+/// Kept narrow because the client's replica holds one per cell (a million rows are millions of
+/// values): no variant is wider than a pointer pair or an `i64`, so a value is 16 bytes on
+/// wasm32 (24 natively) and 8-byte aligned. Text and bytes are boxed slices (no capacity word),
+/// and the rare DECIMAL is boxed, since its 128-bit digits would make every value 32 bytes and,
+/// on wasm32, 16-byte aligned.
 #[derive(Debug, Clone)]
 pub enum Value {
     /// SQL NULL.
@@ -21,26 +27,39 @@ pub enum Value {
     Int64(i64),
     /// FLOAT and DOUBLE.
     Float64(f64),
-    /// DECIMAL: `value / 10^scale`.
-    Decimal {
-        /// The unscaled digits.
-        value: i128,
-        /// Digits after the point.
-        scale: i8,
-    },
+    /// DECIMAL.
+    Decimal(Box<Decimal>),
     /// TEXT and CRDT_TEXT.
-    Text(String),
+    Text(Box<str>),
     /// BYTES.
-    Bytes(Vec<u8>),
+    Bytes(Box<[u8]>),
     /// DATE: days since 1970-01-01.
     Date(i32),
     /// TIMESTAMP: microseconds since the Unix epoch, UTC.
     Timestamp(i64),
     /// JSON, as its text.
-    Json(String),
+    Json(Box<str>),
+}
+
+// Checked when the wasm client is built, since that is where the size matters most.
+#[cfg(target_arch = "wasm32")]
+const _: () = assert!(std::mem::size_of::<Value>() == 16 && std::mem::align_of::<Value>() == 8);
+
+/// A DECIMAL value: `value / 10^scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decimal {
+    /// The unscaled digits.
+    pub value: i128,
+    /// Digits after the point.
+    pub scale: i8,
 }
 
 impl Value {
+    /// The DECIMAL `value / 10^scale`.
+    pub fn decimal(value: i128, scale: i8) -> Value {
+        Value::Decimal(Box::new(Decimal { value, scale }))
+    }
+
     /// Whether this is NULL.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
@@ -60,11 +79,11 @@ impl Value {
             (Float64(a), Float64(b)) => zero(*a).total_cmp(&zero(*b)),
             (Int64(a), Float64(b)) => (*a as f64).total_cmp(&zero(*b)),
             (Float64(a), Int64(b)) => zero(*a).total_cmp(&(*b as f64)),
-            (Decimal { value: a, scale: sa }, Decimal { value: b, scale: sb }) => decimal_cmp(*a, *sa, *b, *sb),
-            (Decimal { value, scale }, Int64(b)) => decimal_cmp(*value, *scale, *b as i128, 0),
-            (Int64(a), Decimal { value, scale }) => decimal_cmp(*a as i128, 0, *value, *scale),
-            (Decimal { value, scale }, Float64(f)) => decimal_float_cmp(*value, *scale, *f),
-            (Float64(f), Decimal { value, scale }) => decimal_float_cmp(*value, *scale, *f).reverse(),
+            (Decimal(a), Decimal(b)) => decimal_cmp(a.value, a.scale, b.value, b.scale),
+            (Decimal(d), Int64(b)) => decimal_cmp(d.value, d.scale, *b as i128, 0),
+            (Int64(a), Decimal(d)) => decimal_cmp(*a as i128, 0, d.value, d.scale),
+            (Decimal(d), Float64(f)) => decimal_float_cmp(d.value, d.scale, *f),
+            (Float64(f), Decimal(d)) => decimal_float_cmp(d.value, d.scale, *f).reverse(),
             (Text(a) | Json(a), Text(b) | Json(b)) => a.as_bytes().cmp(b.as_bytes()),
             (Bytes(a), Bytes(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
@@ -102,7 +121,7 @@ impl Value {
         match self {
             Value::Null => 0,
             Value::Boolean(_) => 1,
-            Value::Int64(_) | Value::Float64(_) | Value::Decimal { .. } => 2,
+            Value::Int64(_) | Value::Float64(_) | Value::Decimal(_) => 2,
             Value::Text(_) | Value::Json(_) => 3,
             Value::Bytes(_) => 4,
             Value::Date(_) | Value::Timestamp(_) => 5,
@@ -132,7 +151,7 @@ impl PartialEq for Value {
             (Boolean(a), Boolean(b)) => a == b,
             (Int64(a), Int64(b)) => a == b,
             (Float64(a), Float64(b)) => float_key(*a) == float_key(*b),
-            (Decimal { value: a, scale: sa }, Decimal { value: b, scale: sb }) => a == b && sa == sb,
+            (Decimal(a), Decimal(b)) => a == b,
             (Text(a), Text(b)) | (Json(a), Json(b)) => a == b,
             (Bytes(a), Bytes(b)) => a == b,
             (Date(a), Date(b)) => a == b,
@@ -152,7 +171,7 @@ impl Hash for Value {
             Value::Boolean(b) => b.hash(state),
             Value::Int64(i) => i.hash(state),
             Value::Float64(f) => float_key(*f).hash(state),
-            Value::Decimal { value, scale } => (value, scale).hash(state),
+            Value::Decimal(d) => (d.value, d.scale).hash(state),
             Value::Text(s) | Value::Json(s) => s.hash(state),
             Value::Bytes(b) => b.hash(state),
             Value::Date(d) => d.hash(state),
@@ -169,7 +188,7 @@ impl fmt::Display for Value {
             Value::Boolean(b) => write!(f, "{b}"),
             Value::Int64(i) => write!(f, "{i}"),
             Value::Float64(x) => f.write_str(&format_float(*x, false)),
-            Value::Decimal { value, scale } => f.write_str(&format_decimal(*value, *scale)),
+            Value::Decimal(d) => f.write_str(&format_decimal(d.value, d.scale)),
             Value::Text(s) | Value::Json(s) => f.write_str(s),
             Value::Bytes(b) => {
                 for byte in b {
@@ -517,6 +536,15 @@ pub(crate) fn date_trunc(unit: &str, micros: i64) -> Result<i64> {
 mod tests {
     use super::*;
 
+    /// A value is three words natively (two on wasm32, checked at build time above), 8-byte
+    /// aligned (see [`Value`]).
+    #[test]
+    fn values_are_narrow() {
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::align_of::<Value>(), 8);
+    }
+
     #[test]
     fn decimal_text_round_trip() {
         assert_eq!(format_decimal(150, 2), "1.50");
@@ -530,11 +558,11 @@ mod tests {
 
     #[test]
     fn decimals_compare_numerically() {
-        let a = Value::Decimal { value: 900, scale: 2 };
-        let b = Value::Decimal { value: 1000, scale: 2 };
+        let a = Value::decimal(900, 2);
+        let b = Value::decimal(1000, 2);
         assert_eq!(a.sql_cmp(&b), Some(Ordering::Less));
-        assert_eq!(Value::Decimal { value: 10, scale: 1 }.sql_cmp(&Value::Int64(1)), Some(Ordering::Equal));
-        assert_eq!(Value::Decimal { value: 95, scale: 1 }.sql_cmp(&Value::Float64(9.5)), Some(Ordering::Equal));
+        assert_eq!(Value::decimal(10, 1).sql_cmp(&Value::Int64(1)), Some(Ordering::Equal));
+        assert_eq!(Value::decimal(95, 1).sql_cmp(&Value::Float64(9.5)), Some(Ordering::Equal));
         assert_eq!(Value::Null.sql_cmp(&Value::Int64(1)), None);
     }
 

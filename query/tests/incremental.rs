@@ -55,10 +55,10 @@ fn value(r: &mut Rng, column: &ColumnDef) -> Value {
     }
     match column.ty {
         DataType::BigInt | DataType::Int => Value::Int64(r.below(8) as i64 - 1),
-        DataType::Text => Value::Text(r.pick(&["n1", "n2", "x", "N3", "note"]).to_string()),
+        DataType::Text => Value::Text(r.pick(&["n1", "n2", "x", "N3", "note"]).to_string().into()),
         DataType::Decimal { scale, .. } => {
             let text = format!("{}.{:02}", r.below(40) as i64 - 10, r.below(100));
-            Value::Decimal { value: parse_decimal(&text, scale).unwrap(), scale }
+            Value::decimal(parse_decimal(&text, scale).unwrap(), scale)
         }
         DataType::Timestamp => {
             let text = format!("2024-01-{:02} {:02}:30:00", 1 + r.below(5), r.below(24));

@@ -174,8 +174,8 @@ fn fixture() -> MemoryTables {
         match c {
             0 => Value::Int64(*r.pick(&[0, 1, -1, i64::MIN, i64::MAX, 2, 3])),
             1 => Value::Int64(*r.pick(&[0, 1, -1, i32::MIN as i64, i32::MAX as i64, 7])),
-            2 => Value::Decimal { value: (r.next() % 100_000) as i128 - 50_000, scale: 2 },
-            3 => Value::Text(r.pick(&["", "a", "B", "%_", "ü"]).to_string()),
+            2 => Value::decimal((r.next() % 100_000) as i128 - 50_000, 2),
+            3 => Value::Text(r.pick(&["", "a", "B", "%_", "ü"]).to_string().into()),
             4 => Value::Timestamp((r.next() % 4_000_000_000_000_000) as i64),
             _ => Value::Float64(*r.pick(&[0.0, -0.0, 1.5, f64::NAN, f64::INFINITY, -1e300])),
         }

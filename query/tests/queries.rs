@@ -4,7 +4,7 @@ use kalamdb_query::value::parse_timestamp;
 use kalamdb_query::{ColumnDef, DataType, MemoryTables, QueryError, Value, run};
 
 fn dec(text: &str, scale: i8) -> Value {
-    Value::Decimal { value: kalamdb_query::value::parse_decimal(text, scale).unwrap(), scale }
+    Value::decimal(kalamdb_query::value::parse_decimal(text, scale).unwrap(), scale)
 }
 
 fn ts(text: &str) -> Value {
@@ -641,8 +641,10 @@ fn current_user_is_the_signed_in_user() {
         "SELECT name FROM lists WHERE owner = CURRENT_USER ORDER BY name",
     ] {
         let rows: Vec<Value> = run(sql, &as_ann, &[]).unwrap().rows.into_iter().map(|mut r| r.remove(0)).collect();
-        let expected: Vec<Value> =
-            q("SELECT name FROM lists WHERE owner = 'ann' ORDER BY name").into_iter().map(Value::Text).collect();
+        let expected: Vec<Value> = q("SELECT name FROM lists WHERE owner = 'ann' ORDER BY name")
+            .into_iter()
+            .map(|s| Value::Text(s.into()))
+            .collect();
         assert_eq!(rows, expected, "{sql}");
         assert!(!rows.is_empty());
     }

@@ -4,12 +4,13 @@
 //! Rows arrive as the server's JSON (a map by column name). Each is converted once, when it is
 //! stored, into a [`TypedRow`]: one `kalamdb_query::Value` per column of the table, shared
 //! (reference-counted) with every query, live-query step and row change that reads it, and
-//! with the in-memory store. No per-row name map is kept. The rows are held in an [`IndexMap`]
-//! by primary-key text: a point look-up by key is one hash probe (the outbox replay and every
+//! with the in-memory store. No per-row name map is kept. The rows are held in a
+//! [`RowsByKey`] by primary key, which keeps a key's text only when the row's own key value
+//! does not give it: a point look-up by key is one hash probe (the outbox replay and every
 //! synced change look rows up by key), a scan walks a dense array in the order rows arrived (a
 //! first sync in the order the server sends it), and a delete moves the last row into the
-//! freed place (`swap_remove`, O(1)). Queries without ORDER BY therefore see rows in arrival order, not key order; the
-//! language leaves that order unspecified.
+//! freed place (O(1)). Queries without ORDER BY therefore see rows in arrival order, not key
+//! order; the language leaves that order unspecified.
 //!
 //! Two things do not fit a typed row and are kept beside it:
 //! - the Yjs state of CRDT_TEXT cells (`{"text", "state"}`): queries read the text, which is in
@@ -18,10 +19,10 @@
 //!   before their subscription's schema), or a value does not read as its column's type. They
 //!   stay JSON, are typed again when the columns change, and a query of the table reports them.
 
+use super::rows_by_key::{RowKey, RowsByKey};
 use super::{NULL, ReplicaError, TypedRow, typed_row, typed_values};
 use crate::protocol::ColumnInfo;
 use crate::store::{Row, SubscriptionId, SubscriptionRecord};
-use indexmap::IndexMap;
 use kalamdb_query::json::to_json;
 use kalamdb_query::{ColumnDef, DataType};
 use serde::de::DeserializeSeed;
@@ -39,8 +40,8 @@ pub type RowColumns = Arc<[ColumnDef]>;
 pub struct SubscriptionRows {
     /// The columns `typed` rows are aligned to; `None` while they are not known.
     columns: Option<RowColumns>,
-    /// The rows, by primary-key text, in the order they arrived.
-    typed: IndexMap<Box<str>, TypedRow, foldhash::fast::RandomState>,
+    /// The rows, by primary key, in the order they arrived.
+    typed: RowsByKey,
     /// The CRDT_TEXT cells of the typed rows as the server sent them, by primary-key text:
     /// only rows of tables with such columns. (A B-tree: the wasm bundle has this map type
     /// already.)
@@ -67,12 +68,17 @@ impl SubscriptionRows {
 
     /// Whether the row `key` is here.
     pub fn contains(&self, key: &str) -> bool {
-        self.typed.contains_key(key) || self.untyped.contains_key(key)
+        self.contains_key(RowKey::of_text(key))
+    }
+
+    /// Whether the row `key` is here: [`Self::contains`] for a key a scan gave.
+    pub fn contains_key(&self, key: RowKey<'_>) -> bool {
+        self.typed.get(key).is_some() || (!self.untyped.is_empty() && self.untyped.contains_key(key.text().as_ref()))
     }
 
     /// The typed row `key`, if it is here and typed.
     pub fn get(&self, key: &str) -> Option<&TypedRow> {
-        self.typed.get(key)
+        self.typed.get(RowKey::of_text(key))
     }
 
     /// Makes room for `additional` more typed rows: a store that knows how many rows it is
@@ -89,8 +95,8 @@ impl SubscriptionRows {
 
     /// The primary-key text of every row: the typed rows in the order they arrived, then the
     /// rows that stay JSON.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.typed.keys().map(|key| &**key).chain(self.untyped.keys().map(String::as_str))
+    pub fn keys(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        self.typed.iter().map(|(key, _)| key.text()).chain(self.untyped.keys().map(|key| Cow::Borrowed(key.as_str())))
     }
 
     /// Whether the row `key` has CRDT_TEXT cells with their state, which its typed row lacks.
@@ -100,19 +106,19 @@ impl SubscriptionRows {
 
     /// Stores `row`, typed to [`Self::columns`] already (a store read it so), under `key`,
     /// replacing the row there.
-    pub(crate) fn put_typed(&mut self, key: String, row: TypedRow) {
+    pub(crate) fn put_typed(&mut self, key: &str, row: TypedRow) {
         if !self.crdt_cells.is_empty() {
-            self.crdt_cells.remove(&key);
+            self.crdt_cells.remove(key);
         }
         if !self.untyped.is_empty() {
-            self.untyped.remove(&key);
+            self.untyped.remove(key);
         }
-        self.typed.insert(key.into_boxed_str(), row);
+        self.typed.insert(key, row);
     }
 
-    /// The typed rows with their primary-key text, in the order they arrived.
-    pub fn typed(&self) -> impl Iterator<Item = (&str, &TypedRow)> {
-        self.typed.iter().map(|(key, row)| (&**key, row))
+    /// The typed rows with their primary keys, in the order they arrived.
+    pub fn typed(&self) -> impl Iterator<Item = (RowKey<'_>, &TypedRow)> {
+        self.typed.iter()
     }
 
     /// Stores `row` (the server's JSON) under `key`, replacing the row there. The row is read,
@@ -156,7 +162,7 @@ impl SubscriptionRows {
         if !self.untyped.is_empty() {
             self.untyped.remove(&key);
         }
-        self.typed.insert(key.into_boxed_str(), typed);
+        self.typed.insert(&key, typed);
     }
 
     /// Reads one row object from a deserializer and puts it under `key`, typed as it is read
@@ -184,7 +190,7 @@ impl SubscriptionRows {
             (Some(ours), Some(theirs)) => Arc::ptr_eq(ours, theirs) || ours == theirs,
             _ => false,
         };
-        let Some(typed) = replica.typed.get(key.as_str()).filter(|_| same_columns) else {
+        let Some(typed) = replica.get(&key).filter(|_| same_columns) else {
             return self.put(key, row);
         };
         match replica.crdt_cells.get(&key) {
@@ -192,12 +198,12 @@ impl SubscriptionRows {
             None => self.crdt_cells.remove(&key),
         };
         self.untyped.remove(&key);
-        self.typed.insert(key.into_boxed_str(), Arc::clone(typed));
+        self.typed.insert(&key, Arc::clone(typed));
     }
 
     /// Removes the row `key`, if any.
     pub fn remove(&mut self, key: &str) {
-        self.typed.swap_remove(key);
+        self.typed.swap_remove(RowKey::of_text(key));
         self.crdt_cells.remove(key);
         self.untyped.remove(key);
     }
@@ -213,14 +219,18 @@ impl SubscriptionRows {
         if let Some(row) = self.untyped.get(key) {
             return Some(Cow::Borrowed(row));
         }
-        let (columns, typed) = (self.columns.as_ref()?, self.typed.get(key)?);
+        let (columns, typed) = (self.columns.as_ref()?, self.get(key)?);
         Some(Cow::Owned(self.to_json(columns, key, typed)))
     }
 
     /// Every row as [`Self::json_row`] gives it, with its key.
     pub fn json_rows(&self) -> impl Iterator<Item = (String, Row)> + '_ {
         let typed = self.columns.iter().flat_map(move |columns| {
-            self.typed.iter().map(move |(key, row)| (key.to_string(), self.to_json(columns, key, row)))
+            self.typed.iter().map(move |(key, row)| {
+                let key = key.text().into_owned();
+                let json = self.to_json(columns, &key, row);
+                (key, json)
+            })
         });
         typed.chain(self.untyped.iter().map(|(key, row)| (key.clone(), row.clone())))
     }
@@ -518,7 +528,7 @@ mod tests {
         let doc = json!({"text": "hello", "state": "AQID"});
         rows.put("\"a\"".into(), &row(json!({"id": "a", "price": "9.50", "doc": doc})));
         let typed = rows.get("\"a\"").unwrap();
-        let price = Typed::Decimal { value: 950, scale: 2 };
+        let price = Typed::decimal(950, 2);
         assert_eq!(typed.to_vec(), vec![Typed::Text("a".into()), price, Typed::Text("hello".into()), Typed::Null]);
         let json = rows.json_row("\"a\"").unwrap().into_owned();
         assert_eq!(json, row(json!({"id": "a", "price": "9.50", "doc": doc, "note": null})));

@@ -115,13 +115,14 @@ impl RecordWriter {
     }
 
     /// Puts every row of `rows` (the rows of `sub`), typed where they are.
-    pub fn put_all<'a>(
+    pub fn put_all(
         &mut self,
         sub: &SubscriptionId,
         rows: &SubscriptionRows,
-        keys: impl IntoIterator<Item = &'a str>,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<(), StoreError> {
         for key in keys {
+            let key = key.as_ref();
             let typed = rows.columns().zip(rows.get(key)).filter(|_| !rows.has_crdt_cells(key));
             if let Some((columns, typed)) = typed
                 && self.put_typed(sub, columns, key, typed)
@@ -224,7 +225,7 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
         let Some(target) = rows.get_mut(sub) else { return Err(r.fail("the subscription vanished")) };
         match op {
             OP_PUT_TYPED => {
-                let key = r.str()?.to_string();
+                let key = r.str()?;
                 // Built in place, one allocation (the length is known); the first fault is
                 // kept and reported once the row is built.
                 let mut fault = None;
@@ -249,7 +250,7 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
                     for (c, v) in columns.iter().zip(values.iter()) {
                         json.insert(c.name.clone(), to_json(v, c.ty));
                     }
-                    target.put(key, &json);
+                    target.put(key.to_string(), &json);
                 }
             }
             OP_PUT_JSON => {
@@ -296,8 +297,8 @@ fn put_cell(buf: &mut Vec<u8>, ty: DataType, v: &Value) -> bool {
             buf.extend_from_slice(&f.to_le_bytes());
             true
         }
-        (DataType::Decimal { scale, .. }, Value::Decimal { value, scale: s }) if scale == *s => {
-            put_varint(buf, zigzag(*value));
+        (DataType::Decimal { scale, .. }, Value::Decimal(d)) if scale == d.scale => {
+            put_varint(buf, zigzag(d.value));
             true
         }
         (DataType::Text | DataType::CrdtText, Value::Text(s)) | (DataType::Json, Value::Json(s)) => {
@@ -426,11 +427,11 @@ impl<'a> Reader<'a> {
             }
             DataType::Decimal { precision, scale } => {
                 let limit = 10i128.checked_pow(u32::from(precision)).unwrap_or(i128::MAX);
-                Value::Decimal { value: self.signed(-limit + 1, limit - 1)?, scale }
+                Value::decimal(self.signed(-limit + 1, limit - 1)?, scale)
             }
-            DataType::Text | DataType::CrdtText => Value::Text(self.str()?.to_string()),
-            DataType::Json => Value::Json(self.str()?.to_string()),
-            DataType::Bytes => Value::Bytes(self.bytes()?.to_vec()),
+            DataType::Text | DataType::CrdtText => Value::Text(self.str()?.into()),
+            DataType::Json => Value::Json(self.str()?.into()),
+            DataType::Bytes => Value::Bytes(self.bytes()?.into()),
             DataType::Null => return Err(self.fail(&format!("a value in column '{}' of type NULL", c.name))),
         })
     }

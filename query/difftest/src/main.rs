@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// The fixture of `tests/queries.rs`.
 fn fixture() -> MemoryTables {
     use DataType::*;
-    let dec = |t: &str| Value::Decimal { value: parse_decimal(t, 2).unwrap(), scale: 2 };
+    let dec = |t: &str| Value::decimal(parse_decimal(t, 2).unwrap(), 2);
     let text = |s: &str| Value::Text(s.into());
     let mut db = MemoryTables::new("app");
     db.add_table(
@@ -161,7 +161,7 @@ fn column(t: DataType, values: Vec<&Value>) -> ArrayRef {
     let int = |v: &Value| if let Value::Int64(i) = v { Some(*i) } else { None };
     let float = |v: &Value| if let Value::Float64(f) = v { Some(*f) } else { None };
     let text = |v: &Value| match v {
-        Value::Text(s) | Value::Json(s) => Some(s.clone()),
+        Value::Text(s) | Value::Json(s) => Some(s.to_string()),
         _ => None,
     };
     match t {
@@ -176,7 +176,7 @@ fn column(t: DataType, values: Vec<&Value>) -> ArrayRef {
         DataType::Decimal { precision, scale } => Arc::new(
             values
                 .iter()
-                .map(|v| if let Value::Decimal { value, .. } = v { Some(*value) } else { None })
+                .map(|v| if let Value::Decimal(d) = v { Some(d.value) } else { None })
                 .collect::<Decimal128Array>()
                 .with_precision_and_scale(precision, scale)
                 .unwrap(),
@@ -187,7 +187,7 @@ fn column(t: DataType, values: Vec<&Value>) -> ArrayRef {
         DataType::Bytes => Arc::new(
             values
                 .iter()
-                .map(|v| if let Value::Bytes(b) = v { Some(b.as_slice()) } else { None })
+                .map(|v| if let Value::Bytes(b) = v { Some(&b[..]) } else { None })
                 .collect::<BinaryArray>(),
         ),
         DataType::Date => Arc::new(

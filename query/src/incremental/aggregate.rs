@@ -299,9 +299,9 @@ impl Accumulator {
             }
             (
                 Accumulator::SumDecimal { sum, scale, count } | Accumulator::AvgDecimal { sum, scale, count },
-                Value::Decimal { value, scale: value_scale },
+                Value::Decimal(d),
             ) => {
-                let x = rescale(*value, *value_scale, *scale).ok_or_else(overflow)?;
+                let x = rescale(d.value, d.scale, *scale).ok_or_else(overflow)?;
                 let change = x.checked_mul(i128::from(weight)).ok_or_else(overflow)?;
                 *sum = sum.checked_add(change).ok_or_else(overflow)?;
                 *count += weight;
@@ -333,14 +333,14 @@ impl Accumulator {
             | Accumulator::AvgDecimal { count: 0, .. } => Value::Null,
             Accumulator::SumInt { sum, .. } => Value::Int64(*sum),
             Accumulator::SumFloat { sum, .. } => Value::Float64(sum.value()),
-            Accumulator::SumDecimal { sum, scale, .. } => Value::Decimal { value: *sum, scale: *scale },
+            Accumulator::SumDecimal { sum, scale, .. } => Value::decimal(*sum, *scale),
             Accumulator::AvgFloat { sum, count } => Value::Float64(sum.value() / *count as f64),
             Accumulator::AvgDecimal { sum, scale, count } => {
                 let DataType::Decimal { scale: out, .. } = ty else {
                     return Err(QueryError::eval("avg(): decimal result expected"));
                 };
                 let v = rescale(*sum, *scale, out).ok_or_else(|| QueryError::eval("avg overflows DECIMAL"))?;
-                Value::Decimal { value: v / *count as i128, scale: out }
+                Value::decimal(v / *count as i128, out)
             }
             Accumulator::Min(values) => values.keys().next().map_or(Value::Null, |v| v.0.clone()),
             Accumulator::Max(values) => values.keys().next_back().map_or(Value::Null, |v| v.0.clone()),

@@ -76,7 +76,7 @@ struct Table {
 }
 
 fn dec2(text: &str) -> Value {
-    Value::Decimal { value: parse_decimal(text, 2).unwrap(), scale: 2 }
+    Value::decimal(parse_decimal(text, 2).unwrap(), 2)
 }
 
 fn text(s: &str) -> Value {
@@ -224,11 +224,7 @@ fn generate_tables(rng: &mut Rng) -> Vec<Table> {
 /// A DECIMAL(10,2) from a small pool (so groups repeat) or anywhere in range.
 fn dec_value(rng: &mut Rng) -> Value {
     const POOL: [&str; 10] = ["9.00", "10.00", "0.50", "2.25", "-1.25", "0.00", "99999.99", "0.01", "10.05", "-0.10"];
-    if rng.chance(0.6) {
-        dec2(rng.pick(&POOL))
-    } else {
-        Value::Decimal { value: rng.range(-500_000, 5_000_000) as i128, scale: 2 }
-    }
+    if rng.chance(0.6) { dec2(rng.pick(&POOL)) } else { Value::decimal(rng.range(-500_000, 5_000_000) as i128, 2) }
 }
 
 /// A timestamp between November 2023 and early 2025: some at midnight, some with milli- or
@@ -256,7 +252,7 @@ fn literal(v: &Value) -> String {
         Value::Boolean(b) => if *b { "TRUE" } else { "FALSE" }.into(),
         Value::Int64(i) => i.to_string(),
         Value::Float64(f) => format!("{f:?}"),
-        Value::Decimal { value, scale } => format!("'{}'", format_decimal(*value, *scale)),
+        Value::Decimal(d) => format!("'{}'", format_decimal(d.value, d.scale)),
         Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
         Value::Timestamp(t) => format!("'{}'", format_timestamp(*t)),
         other => panic!("no literal for {other:?}"),
@@ -962,8 +958,8 @@ fn local_cell(v: &Value) -> Cell {
         Value::Boolean(b) => Cell::Bool(*b),
         Value::Int64(i) => Cell::Int(*i as i128),
         Value::Float64(f) => Cell::Float(*f),
-        Value::Decimal { value, scale } => Cell::Dec(format_decimal(*value, *scale)),
-        Value::Text(s) | Value::Json(s) => Cell::Text(s.clone()),
+        Value::Decimal(d) => Cell::Dec(format_decimal(d.value, d.scale)),
+        Value::Text(s) | Value::Json(s) => Cell::Text(s.to_string()),
         Value::Bytes(b) => Cell::Text(format!("{b:?}")),
         Value::Date(d) => Cell::Date(*d),
         Value::Timestamp(t) => Cell::Ts(*t),
