@@ -1,5 +1,6 @@
 // The catalog the console reads: namespaces and tables for the schema page, and with their
-// columns the names the SQL editor completes (kept for the session, read again after DDL).
+// columns the names the SQL editor completes (kept for the session; read again after DDL run
+// here, and when objects may have been created elsewhere: see `refreshIfStale`).
 import { useEffect, useState } from 'preact/hooks';
 import { onSession, sql } from './api';
 import { tokenize } from './sqlsyntax';
@@ -44,11 +45,35 @@ export interface Catalog {
 const EMPTY: Catalog = { namespaces: [], tables: [] };
 
 let loading: Promise<Catalog> | null = null;
+/** When the catalog being shown was read (ms since the epoch); 0: not yet. */
+let readAt = 0;
+let reading = false;
 const listeners = new Set<(c: Catalog) => void>();
+
+/**
+ * How old the catalog may get before the editor's focus reads it again: tables created from
+ * another tab, the shell or an app show up without a reload, at the cost of one request.
+ */
+export const CATALOG_MAX_AGE_MS = 5_000;
+
+/** Reads the catalog again if it is older than `maxAgeMs` (and was read, and is not being read). */
+export function refreshIfStale(maxAgeMs = CATALOG_MAX_AGE_MS): void {
+  if (!reading && readAt > 0 && Date.now() - readAt > maxAgeMs) refreshCatalog();
+}
+
+// A tab shown again may have missed changes made meanwhile.
+if (typeof document !== 'undefined') {
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && listeners.size > 0) refreshIfStale(0);
+  });
+}
 
 // Another session may see another catalog.
 onSession((s) => {
-  if (!s) loading = null;
+  if (!s) {
+    loading = null;
+    readAt = 0;
+  }
 });
 
 /** Reads the catalog in one request. A failure gives no names (completion is a help only). */
@@ -80,10 +105,21 @@ function str(v: Value | undefined): string {
 
 /** The session's catalog, read on first use; a failed read is tried again on the next use. */
 export function loadCatalog(): Promise<Catalog> {
-  loading ??= read().catch(() => {
-    loading = null;
-    return EMPTY;
-  });
+  if (!loading) {
+    reading = true;
+    loading = read().then(
+      (c) => {
+        reading = false;
+        readAt = Date.now();
+        return c;
+      },
+      () => {
+        reading = false;
+        loading = null;
+        return EMPTY;
+      },
+    );
+  }
   return loading;
 }
 

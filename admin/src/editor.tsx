@@ -3,7 +3,7 @@
 // <pre> follows its scrolling), and a completion list at the caret.
 import type { RefObject } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
-import { useCatalog } from './catalog';
+import { refreshIfStale, useCatalog } from './catalog';
 import { type Completion, type Completions, complete } from './completion';
 import { tokenize } from './sqlsyntax';
 
@@ -146,6 +146,7 @@ export function SqlEditor(props: {
         aria-controls={open ? 'sql-completions' : undefined}
         aria-activedescendant={active}
         onInput={onInput}
+        onFocus={() => refreshIfStale()}
         onKeyDown={onKeyDown}
         onScroll={follow}
         onClick={() => setOpen(null)}

@@ -384,6 +384,27 @@ test('the SQL editor highlights SQL and completes names from the catalog', async
   assert.equal(await editor.inputValue(), 'SELECT * FROM lab.notes WHERE body IS NULL');
   await page.keyboard.press('Control+Enter');
   await page.waitForSelector('[data-testid=result]:has-text("(0 rows)")');
+
+  // Tables made elsewhere complete without a reload: the tab shown again reads the catalog...
+  await server.rootSql('CREATE SHARED TABLE lab.tags (id INT PRIMARY KEY, label TEXT)');
+  const shown = await tables();
+  await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+  await waitFor(async () => (await tables()) === shown + 1, { what: 'the catalog read when the tab is shown' });
+  await editor.fill('');
+  await editor.pressSequentially('SELECT * FROM lab.ta');
+  await page.waitForSelector('[data-testid=completions]');
+  assert.deepEqual(await offered(), [['table', 'lab.tags', 'true']]);
+  // ...and so does the editor's focus once the catalog is over 5 s old (not before).
+  await server.rootSql('CREATE SHARED TABLE lab.links (id INT PRIMARY KEY, url TEXT)');
+  await page.keyboard.press('Escape');
+  await editor.blur();
+  await editor.focus();
+  await sleep(300);
+  assert.equal(await tables(), shown + 1, 'a fresh catalog is not read again on focus');
+  await sleep(5_000);
+  await editor.blur();
+  await editor.focus();
+  await waitFor(async () => (await tables()) === shown + 2, { what: 'the catalog read on focus' });
 });
 
 test('the live view shows the rows, then each change as it commits', async () => {
