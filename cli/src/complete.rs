@@ -293,7 +293,13 @@ struct CatalogState {
     catalog: Arc<Catalog>,
     loading: bool,
     loaded: bool,
+    /// When the last load started.
+    asked_at: Option<Instant>,
 }
+
+/// How old the catalog may get before the next command reads it again in the background, so
+/// that tables made by other clients complete without restarting the shell.
+pub(crate) const CATALOG_MAX_AGE: Duration = Duration::from_secs(5);
 
 impl SharedCatalog {
     fn state(&self) -> MutexGuard<'_, CatalogState> {
@@ -303,7 +309,11 @@ impl SharedCatalog {
 
     /// Loads the catalog on `runtime` without blocking the caller.
     pub(crate) fn reload(&self, runtime: &tokio::runtime::Handle, server: Server, token: String) {
-        self.state().loading = true;
+        {
+            let mut state = self.state();
+            state.loading = true;
+            state.asked_at = Some(Instant::now());
+        }
         let shared = self.clone();
         runtime.spawn(async move {
             let catalog = Catalog::load(&server, &token).await;
@@ -313,6 +323,12 @@ impl SharedCatalog {
             state.loaded = true;
             shared.inner.1.notify_all();
         });
+    }
+
+    /// Whether the catalog was last asked for over `age` ago (and is not being loaded).
+    pub(crate) fn older_than(&self, age: Duration) -> bool {
+        let state = self.state();
+        !state.loading && state.asked_at.is_none_or(|at| at.elapsed() > age)
     }
 
     /// The catalog; before the first load has finished, waits up to `wait` for it.

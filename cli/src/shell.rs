@@ -1,7 +1,7 @@
 //! The interactive shell: line editing, history, completion and multi-line statements
 //! (rustyline), running each statement as it is entered.
 
-use crate::complete::{SharedCatalog, ShellHelper};
+use crate::complete::{CATALOG_MAX_AGE, SharedCatalog, ShellHelper};
 use crate::error::{CliError, exit};
 use crate::profile::create_private_dir;
 use crate::session::{Flow, Session};
@@ -93,7 +93,7 @@ pub(crate) fn run(runtime: &tokio::runtime::Runtime, mut session: Session) -> Re
                 }
             }
         }
-        if std::mem::take(&mut session.catalog_changed) {
+        if std::mem::take(&mut session.catalog_changed) || catalog.older_than(CATALOG_MAX_AGE) {
             catalog.reload(runtime.handle(), session.server.clone(), session.access_token().to_string());
         }
         if let Some(helper) = editor.helper_mut() {

@@ -75,6 +75,20 @@ fn tab_completes_a_table_name_from_the_catalog() {
     enter(&mut p, " FROM clitest.todos;");
     p.exp_string("(1 row)").unwrap();
     p.exp_string(&prompt).unwrap();
+    // A table another client makes completes once the catalog is over 5 s old and a command
+    // has run (which reads it again in the background).
+    server.sql("CREATE USER TABLE clitest.tags (id BIGINT PRIMARY KEY)");
+    std::thread::sleep(std::time::Duration::from_millis(5_200));
+    enter(&mut p, "SELECT 1 AS one;");
+    p.exp_string(&prompt).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.send("SELECT id FROM clitest.tag").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("clitest.tags").expect("Tab completes a table made elsewhere");
+    enter(&mut p, ";");
+    p.exp_string("(0 rows)").expect("the completed statement runs");
+    p.exp_string(&prompt).unwrap();
     quit(p);
 }
 
