@@ -34,6 +34,7 @@ export function SqlEditor(props: {
 }) {
   const input = props.inputRef;
   const highlight = useRef<HTMLPreElement>(null);
+  const gutter = useRef<HTMLPreElement>(null);
   const list = useRef<HTMLUListElement>(null);
   const catalog = useCatalog();
   const [open, setOpen] = useState<Open | null>(null);
@@ -77,6 +78,7 @@ export function SqlEditor(props: {
     if (!ta || !pre) return;
     pre.scrollTop = ta.scrollTop;
     pre.scrollLeft = ta.scrollLeft;
+    if (gutter.current) gutter.current.scrollTop = ta.scrollTop;
     const ul = list.current;
     if (!ul || !open) return;
     const at = caretBox(pre, open.from);
@@ -125,9 +127,18 @@ export function SqlEditor(props: {
   };
 
   const active = open ? `sql-completion-${open.index}` : undefined;
+  const lines = props.value.split('\n').length;
   return (
     // data-tables: how many tables the completion knows (the tests wait for the catalog).
-    <div class="code-editor" data-tables={catalog.tables.length}>
+    // --gutter: the width of the widest line number.
+    <div
+      class="code-editor"
+      data-tables={catalog.tables.length}
+      style={{ '--gutter': `${Math.max(2, String(lines).length)}ch` }}
+    >
+      <pre class="code-gutter" ref={gutter} aria-hidden="true" data-testid="sql-gutter">
+        {Array.from({ length: lines }, (_, i) => i + 1).join('\n')}
+      </pre>
       <pre class="code-highlight" ref={highlight} aria-hidden="true" data-testid="sql-highlight">
         {highlighted(props.value)}
       </pre>

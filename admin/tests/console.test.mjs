@@ -364,6 +364,20 @@ test('the SQL editor highlights SQL and completes names from the catalog', async
   await page.keyboard.type("'ti");
   assert.equal(await page.$('[data-testid=completions]'), null);
   assert.match(await editor.inputValue(), /ORDER BY \n'ti$/);
+  // Line numbers, beside the text (not under it), scrolled with it.
+  const gutter = page.locator('[data-testid=sql-gutter]');
+  assert.equal(await gutter.textContent(), '1\n2\n3\n4\n5\n6');
+  const textLeft = await editor.evaluate((e) => e.getBoundingClientRect().left + parseFloat(getComputedStyle(e).paddingLeft));
+  const gutterRight = await gutter.evaluate((e) => e.getBoundingClientRect().right);
+  assert.ok(textLeft > gutterRight, `text at ${textLeft}, numbers end at ${gutterRight}`);
+  await editor.fill(Array.from({ length: 120 }, (_, i) => `SELECT ${i};`).join('\n'));
+  assert.equal((await gutter.textContent()).split('\n').at(-1), '120');
+  await editor.evaluate((e) => {
+    e.scrollTop = e.scrollHeight;
+    e.dispatchEvent(new Event('scroll'));
+  });
+  const [taTop, gutterTop] = await editor.evaluate((e) => [e.scrollTop, document.querySelector('[data-testid=sql-gutter]').scrollTop]);
+  assert.ok(taTop > 0 && gutterTop === taTop, `textarea ${taTop}, gutter ${gutterTop}`);
 
   // DDL run from the editor reads the catalog again: the new table and its columns complete.
   const before = await tables();
