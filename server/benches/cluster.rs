@@ -8,6 +8,9 @@
 //! - failover: `kill -9` of the leader → the first acknowledged write through another
 //!   node, over several trials (the killed node restarts between trials).
 //!
+//! "The leader" is the leader of the data group the writes go to (the bench user's; a SHARED
+//! table's for the S3 flush), once the leadership has spread over the nodes.
+//!
 //! Run: `cargo bench -p kalamdb-server --bench cluster`.
 //! Environment: `BENCH_WRITES` (samples per latency case, default 1000), `BENCH_TRIALS`
 //! (failover trials, default 10), `BENCH_CLUSTER_TLS=1` (the nodes talk mutual TLS:
@@ -98,10 +101,13 @@ fn start_cluster(root: &std::path::Path) -> Vec<Node> {
 /// One group on one node: its leader, last log index and last applied index.
 type GroupView = (Option<u64>, Option<u64>, Option<u64>);
 
-/// The metadata group's leader, once all running nodes agree on every group's leader and
-/// have applied each group's log as far as it goes.
-async fn settled_leader(client: &reqwest::Client, nodes: &[Node]) -> usize {
+/// The leader of Raft group `group` (0 is the metadata group), once all running nodes agree
+/// on every group's leader and have applied each group's log as far as it goes, and `group`'s
+/// leader has stayed the same for 3 s (a node hands the data groups it should not lead
+/// to their preferred leader every 2 s, see docs/cluster.md).
+async fn settled_leader(client: &reqwest::Client, nodes: &[Node], group: usize) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut same_since: Option<(usize, Instant)> = None;
     loop {
         let mut views: Vec<Option<Vec<GroupView>>> = Vec::new();
         for n in nodes.iter().filter(|n| n.server.is_some()) {
@@ -126,8 +132,18 @@ async fn settled_leader(client: &reqwest::Client, nodes: &[Node]) -> usize {
                         && v.iter().zip(&first).all(|(g, f)| g.0.is_some() && g.0 == f.0 && g.2 == g.1 && g.2 == f.2)
                 })
             });
-        if agreed && let Some(Some(leader)) = first.first().map(|g| g.0) {
-            return leader as usize - 1;
+        if agreed && let Some(Some(leader)) = first.get(group).map(|g| g.0) {
+            let leader = leader as usize - 1;
+            match same_since {
+                Some((l, since)) if l == leader => {
+                    if since.elapsed() >= Duration::from_secs(3) {
+                        return leader;
+                    }
+                }
+                _ => same_since = Some((leader, Instant::now())),
+            }
+        } else {
+            same_since = None;
         }
         assert!(Instant::now() < deadline, "the cluster did not settle: {views:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -252,10 +268,15 @@ fn main() {
 
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = start_cluster(dir.path());
-        let leader = settled_leader(&client, &nodes).await;
-        let follower = (leader + 1) % 3;
+        settled_leader(&client, &nodes, 0).await;
         let root = nodes[0].server.as_ref().unwrap().token(&client, "root", common::ROOT_PASSWORD).await;
         nodes[0].server.as_ref().unwrap().sql(&client, &root, SETUP, json!([])).await;
+        // The writes go to the data group of bencher's partition: "the leader" below is its.
+        let group = "SELECT data_group FROM system.users WHERE username = 'bencher'";
+        let group = nodes[0].server.as_ref().unwrap().sql(&client, &root, group, json!([])).await;
+        let group = group["results"][0]["rows"][0][0].as_u64().expect("a data group") as usize;
+        let leader = settled_leader(&client, &nodes, group).await;
+        let follower = (leader + 1) % 3;
         // The follower signs in from its own replica, which applies the new user a moment
         // after the leader answered.
         let token = loop {
@@ -299,13 +320,13 @@ fn main() {
 
         let flush_rows = common::env_or("BENCH_FLUSH_ROWS", 100_000);
         if flush_rows > 0 {
-            let leader = settled_leader(&client, &nodes).await;
+            let leader = settled_leader(&client, &nodes, 0).await;
             let columns = "(id BIGINT PRIMARY KEY, n INT, s TEXT)";
             let never = "flush_policy = 'rows:1000000000'";
             let sql = format!("CREATE SHARED TABLE bench.on_local {columns} WITH ({never})");
             nodes[leader].server.as_ref().unwrap().sql(&client, &root, &sql, json!([])).await;
             fill(&client, &nodes[leader], &root, "bench.on_local", flush_rows).await;
-            settled_leader(&client, &nodes).await;
+            settled_leader(&client, &nodes, 0).await;
             let (ms, bytes) = flush_everywhere(&client, &nodes, &[0, 1, 2], &root, "bench.on_local").await;
             println!("flush of {flush_rows} rows, local storage (every node flushes its own): {ms} ms, {bytes} bytes written");
             if let Some(moto) = Moto::start(&client).await {
@@ -316,9 +337,14 @@ fn main() {
                     moto.1
                 );
                 nodes[leader].server.as_ref().unwrap().sql(&client, &root, &sql, json!([])).await;
-                fill(&client, &nodes[leader], &root, "bench.on_s3", flush_rows).await;
-                settled_leader(&client, &nodes).await;
-                let (ms, bytes) = flush_everywhere(&client, &nodes, &[leader], &root, "bench.on_s3").await;
+                // On a shared storage the leader of the table's data group flushes it.
+                let group = "SELECT data_group FROM system.tables WHERE table_name = 'on_s3'";
+                let group = nodes[leader].server.as_ref().unwrap().sql(&client, &root, group, json!([])).await;
+                let group = group["results"][0]["rows"][0][0].as_u64().expect("a data group") as usize;
+                let flusher = settled_leader(&client, &nodes, group).await;
+                fill(&client, &nodes[flusher], &root, "bench.on_s3", flush_rows).await;
+                settled_leader(&client, &nodes, group).await;
+                let (ms, bytes) = flush_everywhere(&client, &nodes, &[flusher], &root, "bench.on_s3").await;
                 println!(
                     "flush of {flush_rows} rows, shared S3 storage (moto; the leader writes, every node applies): \
                      {ms} ms, {bytes} bytes written"
@@ -329,7 +355,7 @@ fn main() {
         // Failover: kill -9 the leader while one writer writes through another node.
         let mut failovers = Vec::new();
         for trial in 0..trials {
-            let leader = settled_leader(&client, &nodes).await;
+            let leader = settled_leader(&client, &nodes, group).await;
             let via = (leader + 1) % 3;
             let base = nodes[via].base.clone();
             let (token, client) = (token.clone(), client.clone());

@@ -5,7 +5,8 @@
 use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::schema::{DELETED_COLUMN, TableDef, UPDATED_COLUMN};
+use crate::ids::{Partition, TableId};
+use crate::schema::{DELETED_COLUMN, TableDef, TableKind, UPDATED_COLUMN};
 use crate::types::{ArrowForm, DataType};
 use crate::values::{self, Value};
 use datafusion::arrow::array::RecordBatch;
@@ -96,6 +97,7 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                 ("updated_at", Timestamp),
                 ("failed_logins", Int),
                 ("locked_until", Timestamp),
+                ("data_group", BigInt),
             ],
             rows: db
                 .catalog
@@ -111,6 +113,7 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                         Value::Timestamp(u.updated_at),
                         Value::Int(u.failed_logins as i64),
                         u.locked_until.map(Value::Timestamp).unwrap_or(Value::Null),
+                        data_group(db, TableId(0), Partition::User(u.id)),
                     ]
                 })
                 .collect(),
@@ -151,8 +154,9 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                 ("deleted_retention_hours", BigInt),
                 ("access_level", Text),
                 ("storage", Text),
+                ("data_group", BigInt),
             ],
-            rows: db.catalog.tables(None).iter().map(|t| table_row(t)).collect(),
+            rows: db.catalog.tables(None).iter().map(|t| table_row(db, t)).collect(),
         },
         "columns" => Rows {
             columns: vec![
@@ -327,6 +331,12 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
     rows.into_provider()
 }
 
+/// In a cluster, the Raft group (`system.cluster`'s `group_id`) that replicates `table`'s
+/// `partition`; NULL on a single node. A USER partition's group depends on its user only.
+fn data_group(db: &Database, table: TableId, partition: Partition) -> Value {
+    db.replication().map_or(Value::Null, |r| Value::Int(i64::from(r.group_of(table, partition).0)))
+}
+
 /// Columns of `system.storages` and `SHOW STORAGES`.
 pub(crate) const STORAGE_COLUMNS: [(&str, DataType); 10] = [
     ("storage_id", DataType::Text),
@@ -387,7 +397,7 @@ pub(crate) fn storage_rows(db: &Database) -> Vec<Vec<Value>> {
     rows
 }
 
-fn table_row(t: &TableDef) -> Vec<Value> {
+fn table_row(db: &Database, t: &TableDef) -> Vec<Value> {
     vec![
         text(t.id.to_string()),
         text(t.namespace.to_string()),
@@ -399,6 +409,11 @@ fn table_row(t: &TableDef) -> Vec<Value> {
         Value::Int(t.options.deleted_retention_hours as i64),
         opt_text(t.options.access_level.map(|a| a.as_str())),
         text(t.options.storage.as_str()),
+        // USER and STREAM tables are spread over the groups by user.
+        match t.kind {
+            TableKind::Shared => data_group(db, t.id, Partition::Shared),
+            TableKind::User | TableKind::Stream => Value::Null,
+        },
     ]
 }
 

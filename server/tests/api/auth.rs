@@ -351,6 +351,9 @@ async fn system_users_never_exposes_password_hashes() {
     s.create_user_with_role("dba1", "dba").await;
     let r = s.sql_ok(&Auth::root(), "SELECT * FROM system.users").await;
     assert_eq!(r.rows(0).len(), 4);
+    // A single node has no data groups.
+    let groups = s.sql_ok(&Auth::root(), "SELECT count(*) FROM system.users WHERE data_group IS NULL").await;
+    assert_eq!(groups.rows(0), &vec![json!([4])]);
     let t = r.body.to_string();
     assert!(!t.contains("$2"), "bcrypt hash exposed: {t}");
     for col in r.body["results"][0]["schema"].as_array().unwrap() {

@@ -265,6 +265,15 @@ impl TestCluster {
         }
     }
 
+    /// The index of the node leading the data group `group_sql` names (a query of one
+    /// `data_group` value), as node 1 sees it in `system.cluster`.
+    async fn leader_of(&self, auth: &Auth, group_sql: &str) -> usize {
+        let sql = format!("SELECT node_id FROM system.cluster WHERE leader AND group_id = ({group_sql})");
+        let r = self.nodes[0].sql_ok(auth, &sql).await;
+        let node_id = r.rows(0)[0][0].as_u64().expect("the group has a leader");
+        node_id as usize - 1
+    }
+
     /// Waits until every running node has applied as far as each group's log goes.
     async fn settle(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -399,7 +408,16 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     let r = b.sql_err(&root, "RESTORE DATABASE app2 FROM '/tmp/kalamdb-cluster-backup'", 400, "NOT_SUPPORTED").await;
     assert!(r.body["error"]["message"].as_str().unwrap().contains("cluster mode"), "{}", r.body);
     // The catalog is the same everywhere too.
-    cluster.same_everywhere(&root, "SELECT username, role FROM system.users ORDER BY username").await;
+    b.sql_ok(&root, "CREATE SHARED TABLE app.notes (id BIGINT PRIMARY KEY)").await;
+    cluster.same_everywhere(&root, "SELECT username, role, data_group FROM system.users ORDER BY username").await;
+    // Every user's partitions, and every SHARED table, belong to one of the 8 data groups.
+    let placed = "SELECT (SELECT count(*) FROM system.users WHERE data_group NOT BETWEEN 1 AND 8 OR data_group IS NULL) AS a, \
+                  (SELECT count(*) FROM system.tables WHERE table_type = 'shared' AND (data_group NOT BETWEEN 1 AND 8 OR data_group IS NULL)) AS b, \
+                  (SELECT count(*) FROM system.tables WHERE table_type <> 'shared' AND data_group IS NOT NULL) AS c, \
+                  (SELECT count(*) FROM system.tables WHERE table_type = 'shared') AS d";
+    let r = b.sql_ok(&root, placed).await;
+    assert_eq!(r.rows(0)[0].as_array().unwrap()[..3], [json!(0), json!(0), json!(0)], "placed: {}", r.body);
+    assert!(r.rows(0)[0][3].as_u64().unwrap() > 0, "the test has a SHARED table: {}", r.body);
     cluster.same_everywhere(&root, "SELECT * FROM system.tables ORDER BY table_name").await;
     cluster.same_everywhere(&root, "SELECT * FROM system.table_schemas ORDER BY table_id, version").await;
     cluster.same_everywhere(&root, "SELECT * FROM system.namespaces ORDER BY 1").await;
@@ -497,9 +515,7 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     // The node to kill leads the data group of the table written (group g is led by node
     // g mod 3 + 1 once the leadership has spread).
     until_data_groups_led(&cluster, |g| g % 3 + 1).await;
-    let r = cluster.nodes[0].sql_ok(&root, "SELECT table_id FROM system.tables WHERE table_name = 'log'").await;
-    let table_id: u64 = r.rows(0)[0][0].as_str().unwrap().parse().unwrap();
-    let leader = (data_group_of(table_id) % 3) as usize;
+    let leader = cluster.leader_of(&root, "SELECT data_group FROM system.tables WHERE table_name = 'log'").await;
 
     let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
     let writers = Writers::start(bases, ROOT, insert_log);
@@ -1150,10 +1166,7 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     // The leader of alice's data group, once the leadership has spread (group g is led by
     // node g mod 3 + 1).
     until_data_groups_led(&cluster, |g| g % 3 + 1).await;
-    let r = cluster.nodes[0].sql_ok(&Auth::root(), "SELECT user_id FROM system.users WHERE username = 'alice'").await;
-    let alice_id: u64 =
-        r.rows(0)[0][0].as_str().map_or_else(|| r.rows(0)[0][0].as_u64().unwrap(), |s| s.parse().unwrap());
-    let leader = (data_group_of(alice_id) % 3) as usize;
+    let leader = cluster.leader_of(&Auth::root(), "SELECT data_group FROM system.users WHERE username = 'alice'").await;
     let [a, b] = [(leader + 1) % 3, (leader + 2) % 3];
     // Through a follower, then the same message again through the other follower and the
     // leader: applied once.
@@ -1179,17 +1192,6 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     assert_eq!(rows, vec![json!([1, 3]), json!([2, 0]), json!([3, 0])]);
     let svc = Auth::basic("svc", "svc-password");
     assert_eq!(cluster.same_everywhere(&svc, "SELECT id, n FROM app.board").await, vec![json!([1, 0])]);
-}
-
-/// The data group (1..=8) of a user's partitions, or of a SHARED table, with the default 8
-/// data groups: FNV-1a of the user's (or table's) id in little-endian bytes, modulo 8, plus
-/// one (docs/cluster.md "Data groups").
-fn data_group_of(id: u64) -> u64 {
-    let hash = id
-        .to_le_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
-    hash % 8 + 1
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
