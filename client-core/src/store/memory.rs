@@ -60,9 +60,13 @@ impl State {
             StoreOp::PutRow { sub, pk, row } => {
                 let shared = replica.and_then(|r| r.subscription(&sub)).map(|d| &d.rows);
                 let rows = self.rows_of(sub);
+                // A row the engine typed is the replica's row itself: kept without a look-up.
+                if let Some(typed) = row.typed_to(rows.columns()) {
+                    return rows.put_typed(&pk, Arc::clone(typed));
+                }
                 match shared {
-                    Some(shared) => rows.put_shared(pk, &row, shared),
-                    None => rows.put(pk, &row),
+                    Some(shared) => rows.put_shared(pk, &row.json(), shared),
+                    None => rows.put(pk, &row.json()),
                 }
             }
             StoreOp::DeleteRow { sub, pk } => {
