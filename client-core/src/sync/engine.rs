@@ -308,7 +308,7 @@ impl SyncEngine {
                     rec.complete = false;
                 }
                 rec.rows_loaded += rows.len() as u64;
-                ops.extend(RowPut::new(&self.replica, &id, &rec).ops(rows));
+                RowPut::new(&self.replica, &id, &rec).push_ops(rows, &mut ops);
                 for pk in deleted {
                     ops.push(StoreOp::DeleteRow { sub: id.clone(), pk: pk_key(&pk) });
                 }
@@ -337,7 +337,7 @@ impl SyncEngine {
                 let mut ops = Vec::with_capacity(2);
                 match op {
                     ChangeOp::Insert | ChangeOp::Update => {
-                        ops.extend(put.ops(vec![row]));
+                        put.push_ops(vec![row], &mut ops);
                     }
                     ChangeOp::Delete => {
                         if let Some(pk) = put.pk_index.and_then(|i| row.get(i)) {
@@ -777,9 +777,16 @@ impl<'a> RowPut<'a> {
     /// Every row is typed before the first key text is made: the typed rows of a frame, which
     /// the replica keeps, then lie together in memory instead of between the key texts and ids
     /// of the ops, which are dropped after the commit; scans of the table read less memory.
-    fn ops(&self, rows: Vec<Vec<Value>>) -> impl Iterator<Item = StoreOp> {
-        let typed: Vec<Option<StoredRow>> = rows.iter().map(|values| self.typed(values)).collect();
-        rows.into_iter().zip(typed).filter_map(|(values, typed)| self.op(values, typed))
+    fn push_ops(&self, rows: Vec<Vec<Value>>, ops: &mut Vec<StoreOp>) {
+        let mut typed = Vec::with_capacity(rows.len());
+        for values in &rows {
+            typed.push(self.typed(values));
+        }
+        for (values, typed) in rows.into_iter().zip(typed) {
+            if let Some(op) = self.op(values, typed) {
+                ops.push(op);
+            }
+        }
     }
 
     /// The row of `values` typed by position, if rows of this frame are typed and its values
