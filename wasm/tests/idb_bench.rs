@@ -7,7 +7,7 @@
 
 use kalamdb_client_core::protocol::ws::ServerMessage;
 use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
-use kalamdb_client_core::store::{ReplicaStore, StoreOp, StoredRow, SubscriptionId, SubscriptionRecord, pk_key};
+use kalamdb_client_core::store::{OpRow, ReplicaStore, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use kalamdb_client_core::sync::SyncEngine;
 use kalamdb_wasm::idb::IndexedDbStore;
 use kalamdb_wasm::tabs::{self, BroadcastingStore};
@@ -86,7 +86,7 @@ async fn bench_store_commits() {
                     StoreOp::PutRow {
                         sub: sub.clone(),
                         pk: pk_key(&v[0]),
-                        row: StoredRow::Json(columns.iter().cloned().zip(v).collect()),
+                        row: OpRow::Json(columns.iter().cloned().zip(v).collect()),
                     }
                 })
                 .collect();

@@ -29,7 +29,7 @@
 //! against the bytes left, so a truncated or corrupt record is an error, never a panic or an
 //! allocation larger than the record.
 
-use super::{Row, StoreError, StoredRow, SubscriptionId};
+use super::{OpRow, Row, StoreError, SubscriptionId};
 use crate::replica::{RowColumns, SubscriptionRows, TypedRow, same_columns};
 use kalamdb_query::json::to_json;
 use kalamdb_query::{ColumnDef, DataType, Value};
@@ -89,10 +89,10 @@ impl RecordWriter {
         &mut self,
         sub: &SubscriptionId,
         key: &str,
-        row: &StoredRow,
+        row: &OpRow,
         rows: Option<&SubscriptionRows>,
     ) -> Result<(), StoreError> {
-        if let StoredRow::Typed { columns, row } = row
+        if let OpRow::Typed { columns, row } = row
             && self.put_typed(sub, columns, key, row)
         {
             return Ok(());

@@ -110,13 +110,13 @@ pub fn pk_key(pk: &Value) -> String {
 /// already.
 ///
 /// The sync engine types a synced row as it reads the server's frame, when the row's values
-/// line up with the columns the replica types its table to ([`StoredRow::Typed`]). The replica
+/// line up with the columns the replica types its table to ([`OpRow::Typed`]). The replica
 /// and a store in memory then keep that very row, and nothing builds a JSON map of it: on a
 /// large first sync the maps (a key text per column, a tree per row) cost more than typing.
 /// Either form serialises as the JSON map (tabs sharing a store send their ops so), and reads
-/// back as [`StoredRow::Json`].
+/// back as [`OpRow::Json`].
 #[derive(Debug, Clone)]
-pub enum StoredRow {
+pub enum OpRow {
     /// Column name → value, in the server's JSON encoding: local writes, rows from another
     /// tab, rows rewritten after a schema change, rows that did not type.
     Json(Row),
@@ -125,12 +125,12 @@ pub enum StoredRow {
     Typed { columns: RowColumns, row: TypedRow },
 }
 
-impl StoredRow {
+impl OpRow {
     /// The row as the server's JSON by column name (made, for a typed row).
     pub fn json(&self) -> Cow<'_, Row> {
         match self {
-            StoredRow::Json(row) => Cow::Borrowed(row),
-            StoredRow::Typed { columns, row } => {
+            OpRow::Json(row) => Cow::Borrowed(row),
+            OpRow::Typed { columns, row } => {
                 // Inserted one by one: collecting into a map costs the wasm bundle a sort.
                 let mut json = Row::new();
                 for (c, v) in columns.iter().zip(row.iter()) {
@@ -144,7 +144,7 @@ impl StoredRow {
     /// The typed row, if it is one typed to `columns`.
     pub fn typed_to(&self, columns: Option<&RowColumns>) -> Option<&TypedRow> {
         match (self, columns) {
-            (StoredRow::Typed { columns: ours, row }, Some(theirs)) if Arc::ptr_eq(ours, theirs) || ours == theirs => {
+            (OpRow::Typed { columns: ours, row }, Some(theirs)) if Arc::ptr_eq(ours, theirs) || ours == theirs => {
                 Some(row)
             }
             _ => None,
@@ -152,20 +152,20 @@ impl StoredRow {
     }
 }
 
-impl From<Row> for StoredRow {
-    fn from(row: Row) -> StoredRow {
-        StoredRow::Json(row)
+impl From<Row> for OpRow {
+    fn from(row: Row) -> OpRow {
+        OpRow::Json(row)
     }
 }
 
 /// Rows are equal when their JSON is.
-impl PartialEq for StoredRow {
-    fn eq(&self, other: &StoredRow) -> bool {
+impl PartialEq for OpRow {
+    fn eq(&self, other: &OpRow) -> bool {
         self.json() == other.json()
     }
 }
 
-impl Serialize for StoredRow {
+impl Serialize for OpRow {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // A typed row is made into its map first: only tabs sharing a store serialise ops, and
         // one serialiser keeps the wasm bundle smaller.
@@ -173,9 +173,9 @@ impl Serialize for StoredRow {
     }
 }
 
-impl<'de> Deserialize<'de> for StoredRow {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StoredRow, D::Error> {
-        Row::deserialize(d).map(StoredRow::Json)
+impl<'de> Deserialize<'de> for OpRow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OpRow, D::Error> {
+        Row::deserialize(d).map(OpRow::Json)
     }
 }
 
@@ -191,7 +191,7 @@ pub enum StoreOp {
     PutRow {
         sub: SubscriptionId,
         pk: String,
-        row: StoredRow,
+        row: OpRow,
     },
     DeleteRow {
         sub: SubscriptionId,

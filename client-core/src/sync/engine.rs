@@ -14,9 +14,7 @@ use crate::protocol::ws::{
 use crate::protocol::{ColumnInfo, ErrorCode};
 use crate::query::{self, LocalQuery, LocalQueryError, ResultSet, SubscriptionError};
 use crate::replica::{META_USER, Replica, ReplicaError, RowChanges, RowColumns, typed_values};
-use crate::store::{
-    Confirmed, OutboxEntry, Row, Snapshot, StoreOp, StoredRow, SubscriptionId, SubscriptionRecord, pk_key,
-};
+use crate::store::{Confirmed, OpRow, OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use crate::sync::schema_change::RowMigration;
 use kalamdb_query::DataType;
 use kalamdb_query::json::from_json;
@@ -754,7 +752,7 @@ struct RowPut<'a> {
     pk_index: Option<usize>,
     /// The columns the replica types the table's rows to, when they are the schema's columns in
     /// its order and none is CRDT_TEXT: then a row is typed from its values by position, with
-    /// no JSON map made of it (see [`StoredRow`]).
+    /// no JSON map made of it (see [`OpRow`]).
     typed: Option<RowColumns>,
 }
 
@@ -791,19 +789,19 @@ impl<'a> RowPut<'a> {
 
     /// The row of `values` typed by position, if rows of this frame are typed and its values
     /// read as their columns' types.
-    fn typed(&self, values: &[Value]) -> Option<StoredRow> {
+    fn typed(&self, values: &[Value]) -> Option<OpRow> {
         let columns = self.typed.as_ref()?;
         let row = typed_values("", columns, &|i| values.get(i).unwrap_or(&Value::Null)).ok()?;
-        Some(StoredRow::Typed { columns: Arc::clone(columns), row })
+        Some(OpRow::Typed { columns: Arc::clone(columns), row })
     }
 
     /// The op that puts the row of `values`, `typed` if it is; none without a primary key.
-    fn op(&self, values: Vec<Value>, typed: Option<StoredRow>) -> Option<StoreOp> {
+    fn op(&self, values: Vec<Value>, typed: Option<OpRow>) -> Option<StoreOp> {
         let pk = pk_key(values.get(self.pk_index?)?);
         // Not typed (a value that does not read as its column's type, columns that do not line
         // up): the row goes as JSON, for the replica to type or keep and report.
         let row =
-            typed.unwrap_or_else(|| StoredRow::Json(self.schema.iter().map(|c| c.name.clone()).zip(values).collect()));
+            typed.unwrap_or_else(|| OpRow::Json(self.schema.iter().map(|c| c.name.clone()).zip(values).collect()));
         Some(StoreOp::PutRow { sub: self.sub.clone(), pk, row })
     }
 }
@@ -896,7 +894,7 @@ mod tests {
     fn synced_rows_are_typed_from_the_frame_and_bad_ones_stay_json() {
         let mut e = online_engine();
         let fx = e.on_message(batch(vec![json!(["a", 1]), json!(["b", "two"])], vec![], 10, false), 0.0);
-        let puts: Vec<&StoredRow> = fx
+        let puts: Vec<&OpRow> = fx
             .commit
             .iter()
             .filter_map(|op| match op {
@@ -904,15 +902,15 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert!(matches!(puts[..], [StoredRow::Typed { .. }, StoredRow::Json(_)]), "{puts:?}");
+        assert!(matches!(puts[..], [OpRow::Typed { .. }, OpRow::Json(_)]), "{puts:?}");
         let typed = e.replica.subscription(&SubscriptionId("s".into())).unwrap().rows.get("\"a\"").unwrap();
         assert!(
-            matches!(puts[0], StoredRow::Typed { row, .. } if Arc::ptr_eq(row, typed)),
+            matches!(puts[0], OpRow::Typed { row, .. } if Arc::ptr_eq(row, typed)),
             "the replica keeps the op's row"
         );
         assert_eq!(serde_json::to_value(puts[0]).unwrap(), json!({"id": "a", "v": 1}));
         assert_eq!(serde_json::to_value(puts[1]).unwrap(), json!({"id": "b", "v": "two"}));
-        let back: StoredRow = serde_json::from_value(json!({"id": "a", "v": 1})).unwrap();
+        let back: OpRow = serde_json::from_value(json!({"id": "a", "v": 1})).unwrap();
         assert_eq!(&back, puts[0]);
         let err = e.query("SELECT id FROM app.t", &[]).unwrap_err().to_string();
         assert!(err.contains("column 'v'"), "{err}");
@@ -937,7 +935,7 @@ mod tests {
         let rows = vec![vec![json!("a"), doc.clone()]];
         let frame = ServerMessage::Batch { id: "d".into(), rows, deleted: vec![], cursor: 1, reset: false, last: true };
         let fx = e.on_message(frame, 0.0);
-        assert!(fx.commit.iter().any(|op| matches!(op, StoreOp::PutRow { row: StoredRow::Json(_), .. })));
+        assert!(fx.commit.iter().any(|op| matches!(op, StoreOp::PutRow { row: OpRow::Json(_), .. })));
         assert_eq!(e.replica.crdt_cell("app.docs", &json!("a"), "body").unwrap(), doc);
         assert_eq!(e.query("SELECT body FROM app.docs", &[]).unwrap().rows, vec![vec![json!("hi")]]);
     }
