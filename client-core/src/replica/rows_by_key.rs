@@ -10,9 +10,9 @@
 //!
 //! Rows are in a dense array, in the order they arrived, and a hash table of positions into it,
 //! each with its key's hash (see [`Slot`]): a look-up is one probe, a scan walks the array, and
-//! a delete moves the last row into the freed place (O(1)). Hashing is `foldhash`'s: hashing each key is part of the per-row
-//! cost of loading a large replica, and it is several times faster than std's SipHash on
-//! short keys.
+//! a delete moves the last row into the freed place (O(1)). Hashing is `foldhash`'s: hashing
+//! each key is part of the per-row cost of loading a large replica, and it is several times
+//! faster than std's SipHash on short keys.
 
 use super::TypedRow;
 use hashbrown::HashTable;
@@ -113,6 +113,7 @@ struct Slot(u64);
 #[cfg(target_pointer_width = "64")]
 impl Slot {
     fn new(pos: usize, hash: u32) -> Slot {
+        debug_assert!(pos <= u32::MAX as usize, "a position takes the low 32 bits");
         Slot(u64::from(hash) << 32 | pos as u64)
     }
 

@@ -791,6 +791,7 @@ impl<'a> RowPut<'a> {
     /// read as their columns' types.
     fn typed(&self, values: &[Value]) -> Option<OpRow> {
         let columns = self.typed.as_ref()?;
+        // A value that does not read is reported by the replica, which types the JSON again.
         let row = typed_values("", columns, &|i| values.get(i).unwrap_or(&Value::Null)).ok()?;
         Some(OpRow::Typed { columns: Arc::clone(columns), row })
     }
