@@ -17,7 +17,8 @@
 //!   engine on top of it, against the rows' JSON text.
 //!
 //! Run: `cargo bench -p kalamdb-client-core --bench replica` (`REPLICA_ROWS=100000` for
-//! another size; 1,000,000 by default).
+//! another size; 1,000,000 by default; `REPLICA_CATCHUP_ONLY=1` stops after the catch-up, to
+//! profile it alone).
 
 use futures::FutureExt;
 use kalamdb_client_core::protocol::ws::ServerMessage;
@@ -178,16 +179,29 @@ fn main() {
     let base = allocated_mb();
     {
         let mut e = online_engine(Snapshot::default());
+        // The time of each step, summed over the frames: parsing, the engine, the store.
+        let mut steps = [0.0; 3];
         let t = Instant::now();
         for frame in &frames {
+            let step = Instant::now();
             let msg: ServerMessage = serde_json::from_str(frame).unwrap();
+            steps[0] += step.elapsed().as_secs_f64();
+            let step = Instant::now();
             let fx = e.on_message(msg, 0.0);
+            steps[1] += step.elapsed().as_secs_f64();
+            let step = Instant::now();
             // As the sync driver commits: told the replica, so the store shares its rows.
             store.commit_applied(fx.commit, e.replica()).now_or_never().unwrap().unwrap();
+            steps[2] += step.elapsed().as_secs_f64();
         }
         let secs = t.elapsed().as_secs_f64();
         println!("catch-up into engine + memory store: {:.0} rows/s ({:.2} s)", rows as f64 / secs, secs);
+        let [parse, engine, commit] = steps.map(|s| s * 1e3);
+        println!("catch-up steps: parse {parse:.0} ms, engine {engine:.0} ms, store commit {commit:.0} ms");
         println!("memory: engine + store after catch-up {:.0} MB", allocated_mb() - base);
+    }
+    if std::env::var_os("REPLICA_CATCHUP_ONLY").is_some() {
+        return;
     }
     let store_mb = allocated_mb() - base;
     println!("memory: store alone {store_mb:.0} MB");

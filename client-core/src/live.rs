@@ -273,7 +273,7 @@ mod tests {
                         StoreOp::PutRow {
                             sub: SubscriptionId("todos".into()),
                             pk,
-                            row: row.as_object().unwrap().clone(),
+                            row: row.as_object().unwrap().clone().into(),
                         }
                     }
                     7..=8 => {
@@ -282,7 +282,7 @@ mod tests {
                         StoreOp::PutRow {
                             sub: SubscriptionId("lists".into()),
                             pk: pk_key(&json!(id)),
-                            row: row.as_object().unwrap().clone(),
+                            row: row.as_object().unwrap().clone().into(),
                         }
                     }
                     9..=10 => StoreOp::DeleteRow {
@@ -350,7 +350,8 @@ mod tests {
             row: json!({"id": id, "list_id": list, "done": false, "price": price, "due": "2024-03-01T10:00:00Z"})
                 .as_object()
                 .unwrap()
-                .clone(),
+                .clone()
+                .into(),
         };
         r.apply(&[put("a", 1, "1.00"), put("b", 2, "2.00"), put("c", 3, "3.00")]);
         let sql = "SELECT list_id, count(*) AS n, sum(price) AS total FROM app.todos GROUP BY list_id ORDER BY list_id";

@@ -434,7 +434,7 @@ mod tests {
         rows.into_iter()
             .map(|r| {
                 let row = r.as_object().unwrap().clone();
-                StoreOp::PutRow { sub: SubscriptionId(sub.into()), pk: crate::store::pk_key(&row[pk]), row }
+                StoreOp::PutRow { sub: SubscriptionId(sub.into()), pk: crate::store::pk_key(&row[pk]), row: row.into() }
             })
             .collect()
     }

@@ -265,12 +265,21 @@ impl Replica {
                 }
                 StoreOp::PutRow { sub, pk, row } => {
                     let rows = &mut self.subs.entry(sub.clone()).or_default().rows;
-                    rows.put(pk.clone(), row);
+                    // A row the engine typed to these columns is kept as it is (and shared
+                    // with the store); others are typed here.
+                    let typed = match row.typed_to(rows.columns()) {
+                        Some(typed) => {
+                            rows.put_typed(pk, Arc::clone(typed));
+                            true
+                        }
+                        None => {
+                            rows.put(pk.clone(), &row.json());
+                            rows.get(pk).is_some()
+                        }
+                    };
                     // A row that does not read: reads of the table fail until it is replaced,
                     // so state built from the table cannot follow it row by row.
-                    if rows.get(pk).is_none()
-                        && let Some(table) = self.table_of(sub).map(str::to_string)
-                    {
+                    if !typed && let Some(table) = self.table_of(sub).map(str::to_string) {
                         self.new_generation(&table);
                     }
                 }
@@ -427,6 +436,11 @@ impl Replica {
             _ => true,
         });
         !entry.rows.is_empty()
+    }
+
+    /// The columns the rows of `table` are typed to, if they are known.
+    pub(crate) fn row_columns(&self, table: &str) -> Option<&RowColumns> {
+        self.tables.get(table)?.columns.as_ref()
     }
 
     /// The generation of `table`, if it is synced: a number that changes whenever what queries
@@ -722,7 +736,7 @@ static NULL: Value = Value::Null;
 
 /// The typed row of the JSON values `value(i)`, one per column of `columns`; a CRDT_TEXT cell
 /// is its text.
-fn typed_values<'v>(
+pub(crate) fn typed_values<'v>(
     table: &str,
     columns: &[ColumnDef],
     value: &dyn Fn(usize) -> &'v Value,
@@ -904,7 +918,7 @@ mod tests {
             let id = format!("k{}", next(12));
             let row = json!({"id": id, "n": next(100), "price": format!("{}.{:02}", next(50), next(100))});
             let op = match next(20) {
-                0..=8 => StoreOp::PutRow { sub, pk: pk_key(&json!(id)), row: row.as_object().unwrap().clone() },
+                0..=8 => StoreOp::PutRow { sub, pk: pk_key(&json!(id)), row: row.as_object().unwrap().clone().into() },
                 9..=12 => StoreOp::DeleteRow { sub, pk: pk_key(&json!(id)) },
                 13 => StoreOp::ClearRows(sub),
                 14 => {
@@ -942,7 +956,7 @@ mod tests {
         r.apply(&[record("a", &[("id", "TEXT"), ("n", "BIGINT")])]);
         for (id, n) in [("b", 1), ("d", 2)] {
             let row = json!({"id": id, "n": n}).as_object().unwrap().clone();
-            r.apply(&[StoreOp::PutRow { sub: SubscriptionId("a".into()), pk: pk_key(&json!(id)), row }]);
+            r.apply(&[StoreOp::PutRow { sub: SubscriptionId("a".into()), pk: pk_key(&json!(id)), row: row.into() }]);
         }
         let op = |kind, row: Option<Value>, pk: Option<Value>| MutationOp {
             table: "app.t".into(),
@@ -982,7 +996,7 @@ mod tests {
         let put = |n: Value| StoreOp::PutRow {
             sub: SubscriptionId("a".into()),
             pk: pk_key(&json!("x")),
-            row: json!({"id": "x", "n": n}).as_object().unwrap().clone(),
+            row: json!({"id": "x", "n": n}).as_object().unwrap().clone().into(),
         };
         r.apply(&[put(json!(1))]);
         let cols = columns(&r);

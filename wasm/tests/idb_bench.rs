@@ -7,7 +7,7 @@
 
 use kalamdb_client_core::protocol::ws::ServerMessage;
 use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
-use kalamdb_client_core::store::{ReplicaStore, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use kalamdb_client_core::store::{OpRow, ReplicaStore, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use kalamdb_client_core::sync::SyncEngine;
 use kalamdb_wasm::idb::IndexedDbStore;
 use kalamdb_wasm::tabs::{self, BroadcastingStore};
@@ -86,7 +86,7 @@ async fn bench_store_commits() {
                     StoreOp::PutRow {
                         sub: sub.clone(),
                         pk: pk_key(&v[0]),
-                        row: columns.iter().cloned().zip(v).collect(),
+                        row: OpRow::Json(columns.iter().cloned().zip(v).collect()),
                     }
                 })
                 .collect();
@@ -111,7 +111,7 @@ async fn bench_store_commits() {
     store.set_compaction_threshold(0);
     let start = now_ms();
     let (pk, row) = snapshot.rows[&sub].json_rows().next().unwrap();
-    store.commit(vec![StoreOp::PutRow { sub: sub.clone(), pk, row }]).await.unwrap();
+    store.commit(vec![StoreOp::PutRow { sub: sub.clone(), pk, row: row.into() }]).await.unwrap();
     assert_eq!(store.compactions(), 1);
     print("commit with a compaction of everything", ROWS, now_ms() - start);
     let start = now_ms();

@@ -44,7 +44,7 @@ fn record(id: &str, cursor: Option<i64>) -> SubscriptionRecord {
 }
 
 fn put_row(sub: &str, id: &str, n: Value) -> StoreOp {
-    StoreOp::PutRow { sub: sub_id(sub), pk: pk_key(&json!(id)), row: row(json!({"id": id, "n": n})) }
+    StoreOp::PutRow { sub: sub_id(sub), pk: pk_key(&json!(id)), row: row(json!({"id": id, "n": n})).into() }
 }
 
 fn outbox(client_id: &str, seq: u64, created_ms: f64) -> OutboxEntry {
@@ -385,7 +385,7 @@ async fn a_large_commit_loads_back_after_reopening() {
         ops.push(StoreOp::PutRow {
             sub: sub_id("a"),
             pk: pk_key(&json!(id)),
-            row: row(json!({"id": id, "n": i, "title": title})),
+            row: row(json!({"id": id, "n": i, "title": title})).into(),
         });
     }
     idb.commit(ops).await.unwrap();
@@ -536,7 +536,7 @@ async fn rows_of_every_type_read_back_from_the_log_and_from_chunks() {
     let idb = IndexedDbStore::open(&name).await.unwrap();
     let rec = all_types_record();
     let mut replica = Replica::from_snapshot(Snapshot::default());
-    let put = |id: &str, v: Value| StoreOp::PutRow { sub: sub_id("t"), pk: pk_key(&json!(id)), row: row(v) };
+    let put = |id: &str, v: Value| StoreOp::PutRow { sub: sub_id("t"), pk: pk_key(&json!(id)), row: row(v).into() };
     let ops = vec![
         StoreOp::PutSubscription(rec),
         put(

@@ -8,11 +8,11 @@
 //! characters JSON escapes, a key of another type) keeps its text. On 1,000,000 rows with a
 //! UUID key that saves one allocation of ~40 bytes per row.
 //!
-//! Rows are in a dense array, in the order they arrived, each with its key's hash, and a hash
-//! table of positions into it: a look-up is one probe, a scan walks the array, and a delete
-//! moves the last row into the freed place (O(1)). Hashing is `foldhash`'s: hashing each key is part of the per-row
-//! cost of loading a large replica, and it is several times faster than std's SipHash on
-//! short keys.
+//! Rows are in a dense array, in the order they arrived, and a hash table of positions into it,
+//! each with its key's hash (see [`Slot`]): a look-up is one probe, a scan walks the array, and
+//! a delete moves the last row into the freed place (O(1)). Hashing is `foldhash`'s: hashing
+//! each key is part of the per-row cost of loading a large replica, and it is several times
+//! faster than std's SipHash on short keys.
 
 use super::TypedRow;
 use hashbrown::HashTable;
@@ -79,7 +79,7 @@ pub(crate) struct RowsByKey {
     /// The rows in the order they arrived.
     rows: Vec<KeyedRow>,
     /// Positions in `rows`, by the hash of their key.
-    index: HashTable<usize>,
+    index: HashTable<Slot>,
     /// The column whose value gives the key, found from the first row that has one: the
     /// column whose value's JSON is that row's key.
     key_column: Option<usize>,
@@ -91,10 +91,58 @@ struct KeyedRow {
     row: TypedRow,
     /// The key's text, when it is not the JSON of the row's value in the key column.
     key: Option<Box<str>>,
-    /// The key's hash, kept so that the table's growth does not read every row's key again
-    /// (a pointer chase to the row and another to its text, per row). 32 bits: all a wasm32
-    /// table uses.
+    /// The key's hash, where the table's entry has no room for it (see [`Slot`]).
+    #[cfg(not(target_pointer_width = "64"))]
     hash: u32,
+}
+
+/// An entry of the hash table: the position of a row in the array and the 32-bit hash of its
+/// key, kept so that the table's growth does not read every row's key again (a pointer chase
+/// to the row and another to its text, per row), and a probe tells keys apart by hash before
+/// it reads a row.
+///
+/// Natively an entry is 8 bytes, like the `usize` it replaces, and holds both: growing the
+/// table and probing it read no rows, and a row is 24 bytes instead of 32. (Positions are
+/// below 2^32: 4 billion rows would not fit in memory.) In wasm32 a `usize` is 4 bytes and
+/// holds the position alone; the hash stays with the row, since 8-byte entries (a table has
+/// up to two per row) would cost more memory than the row saves.
+#[cfg(target_pointer_width = "64")]
+#[derive(Debug, Clone, Copy)]
+struct Slot(u64);
+
+#[cfg(target_pointer_width = "64")]
+impl Slot {
+    fn new(pos: usize, hash: u32) -> Slot {
+        debug_assert!(pos <= u32::MAX as usize, "a position takes the low 32 bits");
+        Slot(u64::from(hash) << 32 | pos as u64)
+    }
+
+    fn pos(self) -> usize {
+        self.0 as u32 as usize
+    }
+
+    fn hash(self, _rows: &[KeyedRow]) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+#[derive(Debug, Clone, Copy)]
+struct Slot(usize);
+
+#[cfg(not(target_pointer_width = "64"))]
+impl Slot {
+    fn new(pos: usize, _hash: u32) -> Slot {
+        Slot(pos)
+    }
+
+    fn pos(self) -> usize {
+        self.0
+    }
+
+    fn hash(self, rows: &[KeyedRow]) -> u32 {
+        rows[self.0].hash
+    }
 }
 
 impl RowsByKey {
@@ -107,7 +155,7 @@ impl RowsByKey {
     pub(crate) fn reserve_exact(&mut self, additional: usize) {
         self.rows.reserve_exact(additional);
         let rows = &self.rows;
-        self.index.reserve(additional, |&i| table_hash(rows[i].hash));
+        self.index.reserve(additional, |slot| table_hash(slot.hash(rows)));
     }
 
     /// The row under `key`.
@@ -128,16 +176,24 @@ impl RowsByKey {
         }
         let derived = self.key_column.and_then(|c| row.get(c)).is_some_and(|v| is_key(v, form));
         let hash = self.hash(form);
-        let keyed = KeyedRow { row, key: (!derived).then(|| key.into()), hash };
+        let keyed = KeyedRow {
+            row,
+            key: (!derived).then(|| key.into()),
+            #[cfg(not(target_pointer_width = "64"))]
+            hash,
+        };
         let Self { rows, index, key_column, .. } = self;
         let column = *key_column;
         // One probe finds the row's place or where a new one goes.
-        let place =
-            index.entry(table_hash(hash), |&i| has_key(&rows[i], column, hash, form), |&i| table_hash(rows[i].hash));
+        let place = index.entry(
+            table_hash(hash),
+            |&slot| has_key(rows, slot, column, hash, form),
+            |slot| table_hash(slot.hash(rows)),
+        );
         match place {
-            Entry::Occupied(place) => rows[*place.get()] = keyed,
+            Entry::Occupied(place) => rows[place.get().pos()] = keyed,
             Entry::Vacant(place) => {
-                place.insert(rows.len());
+                place.insert(Slot::new(rows.len(), hash));
                 rows.push(keyed);
             }
         }
@@ -146,21 +202,24 @@ impl RowsByKey {
     /// Removes the row under `key` and returns it; the last row takes its place.
     pub(crate) fn swap_remove(&mut self, key: RowKey<'_>) -> Option<TypedRow> {
         let hash = self.hash(key);
-        let Self { rows, index, key_column, .. } = self;
-        let found = index.find_entry(table_hash(hash), |&i| has_key(&rows[i], *key_column, hash, key)).ok()?;
-        let (place, _) = found.remove();
+        let Self { rows, index, key_column, hasher } = self;
+        let found = index.find_entry(table_hash(hash), |&slot| has_key(rows, slot, *key_column, hash, key)).ok()?;
+        let place = found.remove().0.pos();
         let last = rows.len() - 1;
-        if place != last
-            && let Some(slot) = index.find_mut(table_hash(rows[last].hash), |&i| i == last)
-        {
-            *slot = place;
+        if place != last {
+            // The last row moves into the freed place: its entry is found by its key's hash.
+            let moved = hasher.hash_one(key_of(&rows[last], *key_column)) as u32;
+            if let Some(slot) = index.find_mut(table_hash(moved), |slot| slot.pos() == last) {
+                *slot = Slot::new(place, moved);
+            }
         }
         Some(rows.swap_remove(place).row)
     }
 
     fn position(&self, key: RowKey<'_>) -> Option<usize> {
         let hash = self.hash(key);
-        self.index.find(table_hash(hash), |&i| has_key(&self.rows[i], self.key_column, hash, key)).copied()
+        let found = self.index.find(table_hash(hash), |&slot| has_key(&self.rows, slot, self.key_column, hash, key));
+        found.map(|slot| slot.pos())
     }
 
     fn hash(&self, key: RowKey<'_>) -> u32 {
@@ -185,12 +244,14 @@ fn is_key(value: &Value, key: RowKey<'_>) -> bool {
     }
 }
 
-/// Whether `row`, of rows whose key column is `key_column`, is under `key`, whose hash is
-/// `hash` (compared first: it saves reading the row's key when only the table's tag matched).
-fn has_key(row: &KeyedRow, key_column: Option<usize>, hash: u32, key: RowKey<'_>) -> bool {
-    if row.hash != hash {
+/// Whether the row of `slot` in `rows`, rows whose key column is `key_column`, is under `key`,
+/// whose hash is `hash` (compared first: it saves reading the row's key when only the table's
+/// tag matched).
+fn has_key(rows: &[KeyedRow], slot: Slot, key_column: Option<usize>, hash: u32, key: RowKey<'_>) -> bool {
+    if slot.hash(rows) != hash {
         return false;
     }
+    let row = &rows[slot.pos()];
     match &row.key {
         Some(text) => RowKey::of_text(text) == key,
         None => key_column.and_then(|c| row.row.get(c)).is_some_and(|v| is_key(v, key)),

@@ -29,7 +29,7 @@
 //! against the bytes left, so a truncated or corrupt record is an error, never a panic or an
 //! allocation larger than the record.
 
-use super::{Row, StoreError, SubscriptionId};
+use super::{OpRow, Row, StoreError, SubscriptionId};
 use crate::replica::{RowColumns, SubscriptionRows, TypedRow, same_columns};
 use kalamdb_query::json::to_json;
 use kalamdb_query::{ColumnDef, DataType, Value};
@@ -82,20 +82,25 @@ impl RecordWriter {
         self.buf
     }
 
-    /// Puts the row `key` of `sub`: the typed row `rows` holds under `key` when there is one
-    /// (they are the rows of `sub` in a replica that applied this put, see
-    /// [`super::ReplicaStore::commit_applied`]), else `row` as JSON.
+    /// Puts the row `key` of `sub`: `row` itself if it is typed, else the typed row `rows`
+    /// holds under `key` when there is one (they are the rows of `sub` in a replica that
+    /// applied this put, see [`super::ReplicaStore::commit_applied`]), else `row` as JSON.
     pub fn put(
         &mut self,
         sub: &SubscriptionId,
         key: &str,
-        row: &Row,
+        row: &OpRow,
         rows: Option<&SubscriptionRows>,
     ) -> Result<(), StoreError> {
+        if let OpRow::Typed { columns, row } = row
+            && self.put_typed(sub, columns, key, row)
+        {
+            return Ok(());
+        }
         let typed = rows.and_then(|rows| Some((rows.columns()?, rows.get(key)?)).filter(|_| !rows.has_crdt_cells(key)));
         match typed {
             Some((columns, typed)) if self.put_typed(sub, columns, key, typed) => Ok(()),
-            _ => self.put_json(sub, key, row),
+            _ => self.put_json(sub, key, &row.json()),
         }
     }
 
@@ -550,12 +555,12 @@ mod tests {
         let mut replica = SubscriptionRows::new(Some(cols.clone()));
         replica.put("1".into(), &row(json!({"id": 1, "n": 10})));
         let mut w = RecordWriter::new();
-        w.put(&sub("s"), "1", &row(json!({"id": 1, "n": 10})), Some(&replica)).unwrap();
-        w.put(&sub("s"), "2", &row(json!({"id": 2, "n": 20})), Some(&replica)).unwrap();
+        w.put(&sub("s"), "1", &row(json!({"id": 1, "n": 10})).into(), Some(&replica)).unwrap();
+        w.put(&sub("s"), "2", &row(json!({"id": 2, "n": 20})).into(), Some(&replica)).unwrap();
         w.delete(&sub("s"), "2");
-        w.put(&sub("t"), "9", &row(json!({"id": 9})), None).unwrap();
+        w.put(&sub("t"), "9", &row(json!({"id": 9})).into(), None).unwrap();
         w.clear(&sub("t"));
-        w.put(&sub("t"), "8", &row(json!({"id": 8, "n": "8"})), None).unwrap();
+        w.put(&sub("t"), "8", &row(json!({"id": 8, "n": "8"})).into(), None).unwrap();
         let mut rows = BTreeMap::from([
             (sub("s"), SubscriptionRows::new(Some(cols.clone()))),
             (sub("t"), SubscriptionRows::new(Some(cols.clone()))),

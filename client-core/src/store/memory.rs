@@ -60,9 +60,11 @@ impl State {
             StoreOp::PutRow { sub, pk, row } => {
                 let shared = replica.and_then(|r| r.subscription(&sub)).map(|d| &d.rows);
                 let rows = self.rows_of(sub);
-                match shared {
-                    Some(shared) => rows.put_shared(pk, &row, shared),
-                    None => rows.put(pk, &row),
+                match (row.typed_to(rows.columns()), shared) {
+                    // A row the engine typed is the replica's row itself: kept without a look-up.
+                    (Some(typed), _) => rows.put_typed(&pk, Arc::clone(typed)),
+                    (None, Some(shared)) => rows.put_shared(pk, &row.json(), shared),
+                    (None, None) => rows.put(pk, &row.json()),
                 }
             }
             StoreOp::DeleteRow { sub, pk } => {

@@ -18,11 +18,13 @@ pub use memory::MemoryStore;
 
 use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{Cursor, MutationOp};
-use crate::replica::{Replica, SubscriptionRows};
+use crate::replica::{Replica, RowColumns, SubscriptionRows, TypedRow};
 use futures::future::LocalBoxFuture;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One row as the server sends it and stores record it: column name → value in the server's
 /// JSON encoding (`docs/http-api.md`). The replica keeps rows typed instead
@@ -90,7 +92,91 @@ pub struct Confirmed {
 
 /// Primary-key value encoded as canonical JSON text, the key of a row within a subscription.
 pub fn pk_key(pk: &Value) -> String {
-    pk.to_string()
+    match pk {
+        // The common key, made without the formatter: JSON writes a text without `"`, `\` or
+        // control characters as it is, in quotes (every synced row's key is made here).
+        Value::String(s) if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) => {
+            let mut key = String::with_capacity(s.len() + 2);
+            key.push('"');
+            key.push_str(s);
+            key.push('"');
+            key
+        }
+        _ => pk.to_string(),
+    }
+}
+
+/// The row of a [`StoreOp::PutRow`]: the server's JSON by column name, or the row typed
+/// already.
+///
+/// The sync engine types a synced row as it reads the server's frame, when the row's values
+/// line up with the columns the replica types its table to ([`OpRow::Typed`]). The replica
+/// and a store in memory then keep that very row, and nothing builds a JSON map of it: on a
+/// large first sync the maps (a key text per column, a tree per row) cost more than typing.
+/// Either form serialises as the JSON map (tabs sharing a store send their ops so), and reads
+/// back as [`OpRow::Json`].
+#[derive(Debug, Clone)]
+pub enum OpRow {
+    /// Column name → value, in the server's JSON encoding: local writes, rows from another
+    /// tab, rows rewritten after a schema change, rows that did not type.
+    Json(Row),
+    /// Values aligned to `columns`, the columns the replica types the table's rows to when the
+    /// op was made (rows of tables with CRDT_TEXT columns stay JSON: their cells carry state).
+    Typed { columns: RowColumns, row: TypedRow },
+}
+
+impl OpRow {
+    /// The row as the server's JSON by column name (made, for a typed row).
+    pub fn json(&self) -> Cow<'_, Row> {
+        match self {
+            OpRow::Json(row) => Cow::Borrowed(row),
+            OpRow::Typed { columns, row } => {
+                // Inserted one by one: collecting into a map costs the wasm bundle a sort.
+                let mut json = Row::new();
+                for (c, v) in columns.iter().zip(row.iter()) {
+                    json.insert(c.name.clone(), kalamdb_query::json::to_json(v, c.ty));
+                }
+                Cow::Owned(json)
+            }
+        }
+    }
+
+    /// The typed row, if it is one typed to `columns`.
+    pub fn typed_to(&self, columns: Option<&RowColumns>) -> Option<&TypedRow> {
+        match (self, columns) {
+            (OpRow::Typed { columns: ours, row }, Some(theirs)) if Arc::ptr_eq(ours, theirs) || ours == theirs => {
+                Some(row)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<Row> for OpRow {
+    fn from(row: Row) -> OpRow {
+        OpRow::Json(row)
+    }
+}
+
+/// Rows are equal when their JSON is.
+impl PartialEq for OpRow {
+    fn eq(&self, other: &OpRow) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Serialize for OpRow {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // A typed row is made into its map first: only tabs sharing a store serialise ops, and
+        // one serialiser keeps the wasm bundle smaller.
+        self.json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OpRow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<OpRow, D::Error> {
+        Row::deserialize(d).map(OpRow::Json)
+    }
 }
 
 /// One change to the store; a commit applies a list of them in order, all or nothing.
@@ -105,7 +191,7 @@ pub enum StoreOp {
     PutRow {
         sub: SubscriptionId,
         pk: String,
-        row: Row,
+        row: OpRow,
     },
     DeleteRow {
         sub: SubscriptionId,

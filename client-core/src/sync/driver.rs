@@ -667,7 +667,7 @@ mod tests {
         let row = |id: &str, row: Value| StoreOp::PutRow {
             sub: SubscriptionId(id.into()),
             pk: pk_key(&row["id"]),
-            row: row.as_object().unwrap().clone(),
+            row: row.as_object().unwrap().clone().into(),
         };
         store
             .commit(vec![

@@ -13,13 +13,14 @@ use crate::protocol::ws::{
 };
 use crate::protocol::{ColumnInfo, ErrorCode};
 use crate::query::{self, LocalQuery, LocalQueryError, ResultSet, SubscriptionError};
-use crate::replica::{META_USER, Replica, ReplicaError, RowChanges};
-use crate::store::{Confirmed, OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
+use crate::replica::{META_USER, Replica, ReplicaError, RowChanges, RowColumns, typed_values};
+use crate::store::{Confirmed, OpRow, OutboxEntry, Row, Snapshot, StoreOp, SubscriptionId, SubscriptionRecord, pk_key};
 use crate::sync::schema_change::RowMigration;
 use kalamdb_query::DataType;
 use kalamdb_query::json::from_json;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 const META_CLIENT_ID: &str = "client_id";
 const META_NEXT_SEQ: &str = "next_seq";
@@ -277,7 +278,7 @@ impl SyncEngine {
                         ops.extend(old_rows.into_iter().map(|(pk, row)| StoreOp::PutRow {
                             sub: id.clone(),
                             pk,
-                            row: m.apply(&row),
+                            row: m.apply(&row).into(),
                         }));
                     }
                     self.commit(&mut fx, ops);
@@ -304,13 +305,8 @@ impl SyncEngine {
                     rec.rows_loaded = 0;
                     rec.complete = false;
                 }
-                let pk_index = pk_index(&rec);
                 rec.rows_loaded += rows.len() as u64;
-                for values in rows {
-                    if let Some(op) = row_put(&id, &rec.schema, pk_index, values) {
-                        ops.push(op);
-                    }
-                }
+                RowPut::new(&self.replica, &id, &rec).push_ops(rows, &mut ops);
                 for pk in deleted {
                     ops.push(StoreOp::DeleteRow { sub: id.clone(), pk: pk_key(&pk) });
                 }
@@ -335,16 +331,14 @@ impl SyncEngine {
                 if rec.cursor.is_some_and(|c| cursor <= c) {
                     return fx; // already applied (can only happen after a reset race); never go back
                 }
-                let pk_index = pk_index(&rec);
+                let put = RowPut::new(&self.replica, &id, &rec);
                 let mut ops = Vec::with_capacity(2);
                 match op {
                     ChangeOp::Insert | ChangeOp::Update => {
-                        if let Some(put) = row_put(&id, &rec.schema, pk_index, row) {
-                            ops.push(put);
-                        }
+                        put.push_ops(vec![row], &mut ops);
                     }
                     ChangeOp::Delete => {
-                        if let Some(pk) = pk_index.and_then(|i| row.get(i)) {
+                        if let Some(pk) = put.pk_index.and_then(|i| row.get(i)) {
                             ops.push(StoreOp::DeleteRow { sub: id.clone(), pk: pk_key(pk) });
                         }
                     }
@@ -750,15 +744,67 @@ fn pk_index(rec: &SubscriptionRecord) -> Option<usize> {
     rec.schema.iter().position(|c| c.name == pk)
 }
 
-fn row_put(
-    sub: &SubscriptionId,
-    schema: &[ColumnInfo],
+/// Makes the put ops of rows of one subscription's frame: rows as the server sends them, values
+/// aligned to the subscription's schema.
+struct RowPut<'a> {
+    sub: &'a SubscriptionId,
+    schema: &'a [ColumnInfo],
     pk_index: Option<usize>,
-    values: Vec<Value>,
-) -> Option<StoreOp> {
-    let pk = pk_key(values.get(pk_index?)?);
-    let row: Row = schema.iter().map(|c| c.name.clone()).zip(values).collect();
-    Some(StoreOp::PutRow { sub: sub.clone(), pk, row })
+    /// The columns the replica types the table's rows to, when they are the schema's columns in
+    /// its order and none is CRDT_TEXT: then a row is typed from its values by position, with
+    /// no JSON map made of it (see [`OpRow`]).
+    typed: Option<RowColumns>,
+}
+
+impl<'a> RowPut<'a> {
+    fn new(replica: &Replica, sub: &'a SubscriptionId, rec: &'a SubscriptionRecord) -> RowPut<'a> {
+        let aligned = |columns: &&RowColumns| {
+            columns.len() == rec.schema.len()
+                && columns.iter().zip(&rec.schema).all(|(c, s)| c.name == s.name && c.ty != DataType::CrdtText)
+        };
+        RowPut {
+            sub,
+            schema: &rec.schema,
+            pk_index: pk_index(rec),
+            typed: replica.row_columns(&rec.table).filter(aligned).cloned(),
+        }
+    }
+
+    /// The ops that put `rows`, in order (a row without a primary key is skipped).
+    ///
+    /// Every row is typed before the first key text is made: the typed rows of a frame, which
+    /// the replica keeps, then lie together in memory instead of between the key texts and ids
+    /// of the ops, which are dropped after the commit; scans of the table read less memory.
+    fn push_ops(&self, rows: Vec<Vec<Value>>, ops: &mut Vec<StoreOp>) {
+        let mut typed = Vec::with_capacity(rows.len());
+        for values in &rows {
+            typed.push(self.typed(values));
+        }
+        for (values, typed) in rows.into_iter().zip(typed) {
+            if let Some(op) = self.op(values, typed) {
+                ops.push(op);
+            }
+        }
+    }
+
+    /// The row of `values` typed by position, if rows of this frame are typed and its values
+    /// read as their columns' types.
+    fn typed(&self, values: &[Value]) -> Option<OpRow> {
+        let columns = self.typed.as_ref()?;
+        // A value that does not read is reported by the replica, which types the JSON again.
+        let row = typed_values("", columns, &|i| values.get(i).unwrap_or(&Value::Null)).ok()?;
+        Some(OpRow::Typed { columns: Arc::clone(columns), row })
+    }
+
+    /// The op that puts the row of `values`, `typed` if it is; none without a primary key.
+    fn op(&self, values: Vec<Value>, typed: Option<OpRow>) -> Option<StoreOp> {
+        let pk = pk_key(values.get(self.pk_index?)?);
+        // Not typed (a value that does not read as its column's type, columns that do not line
+        // up): the row goes as JSON, for the replica to type or keep and report.
+        let row =
+            typed.unwrap_or_else(|| OpRow::Json(self.schema.iter().map(|c| c.name.clone()).zip(values).collect()));
+        Some(StoreOp::PutRow { sub: self.sub.clone(), pk, row })
+    }
 }
 
 #[cfg(test)]
@@ -840,6 +886,59 @@ mod tests {
         assert_eq!(ids(&e), vec![json!(["b", 2]), json!(["c", 3])]);
         e.on_message(batch(vec![json!(["z", 9])], vec![], 30, true), 0.0);
         assert_eq!(ids(&e), vec![json!(["z", 9])]);
+    }
+
+    /// Synced rows are typed as the frame is read, by position, and the op carries that row;
+    /// a row with a value that does not read goes as JSON, for the replica to keep and report.
+    /// Either form serialises as the row's JSON by column name (what tabs send each other).
+    #[test]
+    fn synced_rows_are_typed_from_the_frame_and_bad_ones_stay_json() {
+        let mut e = online_engine();
+        let fx = e.on_message(batch(vec![json!(["a", 1]), json!(["b", "two"])], vec![], 10, false), 0.0);
+        let puts: Vec<&OpRow> = fx
+            .commit
+            .iter()
+            .filter_map(|op| match op {
+                StoreOp::PutRow { row, .. } => Some(row),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(puts[..], [OpRow::Typed { .. }, OpRow::Json(_)]), "{puts:?}");
+        let typed = e.replica.subscription(&SubscriptionId("s".into())).unwrap().rows.get("\"a\"").unwrap();
+        assert!(
+            matches!(puts[0], OpRow::Typed { row, .. } if Arc::ptr_eq(row, typed)),
+            "the replica keeps the op's row"
+        );
+        assert_eq!(serde_json::to_value(puts[0]).unwrap(), json!({"id": "a", "v": 1}));
+        assert_eq!(serde_json::to_value(puts[1]).unwrap(), json!({"id": "b", "v": "two"}));
+        let back: OpRow = serde_json::from_value(json!({"id": "a", "v": 1})).unwrap();
+        assert_eq!(&back, puts[0]);
+        let err = e.query("SELECT id FROM app.t", &[]).unwrap_err().to_string();
+        assert!(err.contains("column 'v'"), "{err}");
+        e.on_message(batch(vec![json!(["b", 2])], vec![], 20, false), 0.0);
+        assert_eq!(ids(&e), vec![json!(["a", 1]), json!(["b", 2])]);
+    }
+
+    /// Rows of a table with a CRDT_TEXT column travel as JSON (their cells carry the Yjs
+    /// state, which a typed row has no place for), and the replica keeps the state.
+    #[test]
+    fn rows_with_crdt_cells_stay_json_with_their_state() {
+        let (mut e, _) = SyncEngine::new(Snapshot::default(), || "c1".into());
+        e.subscribe(SubscriptionId("d".into()), "SELECT * FROM app.docs".into()).unwrap();
+        e.on_open("tok".into());
+        e.on_message(auth_ok(), 0.0);
+        let schema = vec![ColumnInfo::new("id", "TEXT"), ColumnInfo::new("body", "CRDT_TEXT")];
+        e.on_message(
+            ServerMessage::Subscribed { id: "d".into(), live_id: "l".into(), schema, primary_key: "id".into() },
+            0.0,
+        );
+        let doc = json!({"text": "hi", "state": "AQ=="});
+        let rows = vec![vec![json!("a"), doc.clone()]];
+        let frame = ServerMessage::Batch { id: "d".into(), rows, deleted: vec![], cursor: 1, reset: false, last: true };
+        let fx = e.on_message(frame, 0.0);
+        assert!(fx.commit.iter().any(|op| matches!(op, StoreOp::PutRow { row: OpRow::Json(_), .. })));
+        assert_eq!(e.replica.crdt_cell("app.docs", &json!("a"), "body").unwrap(), doc);
+        assert_eq!(e.query("SELECT body FROM app.docs", &[]).unwrap().rows, vec![vec![json!("hi")]]);
     }
 
     #[test]
