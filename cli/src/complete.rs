@@ -38,8 +38,9 @@ const KEYWORDS: &[&str] = &[
     "CASE",
     "COLUMN",
     "COUNT",
-    "CREATE",
     "CRDT_TEXT",
+    "CREATE",
+    "CROSS",
     "CURRENT_USER",
     "DATABASE",
     "DATE",
@@ -61,6 +62,7 @@ const KEYWORDS: &[&str] = &[
     "FLUSH",
     "FOR",
     "FROM",
+    "FULL",
     "GROUP",
     "HAVING",
     "HISTORY",
@@ -84,6 +86,7 @@ const KEYWORDS: &[&str] = &[
     "MODIFY",
     "NAMESPACE",
     "NAMESPACES",
+    "NATURAL",
     "NOT",
     "NOW",
     "NULL",
@@ -122,6 +125,7 @@ const KEYWORDS: &[&str] = &[
     "UPDATE",
     "USE",
     "USER",
+    "USING",
     "UUID_V7",
     "VALUES",
     "WHEN",
@@ -241,7 +245,9 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
                     .map(|(ns, t)| format!("{ns}.{t}")),
             );
         }
-        for table in catalog.resolve(qualifier, current) {
+        let aliased = aliases(catalog, current, statement_at(line, pos));
+        let by_alias = aliased.iter().filter(|(a, _)| a.eq_ignore_ascii_case(qualifier)).map(|(_, t)| *t);
+        for table in catalog.resolve(qualifier, current).into_iter().chain(by_alias) {
             out.extend(catalog.columns_of(table).map(|c| format!("{qualifier}.{c}")));
         }
         out.retain(|c| prefix_matches(c));
@@ -274,6 +280,44 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     }
     out.retain(|c| prefix_matches(c));
     (start, sorted(out))
+}
+
+/// The statement of `line` that `pos` is in (statements end at `;`).
+fn statement_at(line: &str, pos: usize) -> &str {
+    let start = line[..pos].rfind(';').map_or(0, |i| i + 1);
+    let end = line[pos..].find(';').map_or(line.len(), |i| pos + i);
+    &line[start..end]
+}
+
+/// The tables `statement` names by an alias, as typed: `FROM app.todos t`, `JOIN tags AS g`.
+fn aliases<'a>(catalog: &'a Catalog, current: Option<&str>, statement: &str) -> Vec<(String, &'a (String, String))> {
+    // `(` is not a separator: in `INTO app.todos (id, title)` the word after the table is
+    // `(id`, no alias.
+    let words: Vec<&str> =
+        statement.split(|c: char| c.is_whitespace() || matches!(c, ',' | ')')).filter(|w| !w.is_empty()).collect();
+    let is_alias = |w: &str| {
+        let w = w.trim_matches('"');
+        !w.is_empty()
+            && w.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w))
+    };
+    let mut out = Vec::new();
+    for (i, pair) in words.windows(2).enumerate() {
+        if !BEFORE_TABLE.contains(&pair[0].to_uppercase().as_str()) {
+            continue;
+        }
+        let Some(table) = catalog.resolve(pair[1].trim_matches('"'), current).into_iter().next() else {
+            continue;
+        };
+        let alias = match words.get(i + 2) {
+            Some(w) if w.eq_ignore_ascii_case("AS") => words.get(i + 3),
+            other => other,
+        };
+        if let Some(alias) = alias.filter(|a| is_alias(a)) {
+            out.push((alias.trim_matches('"').to_string(), table));
+        }
+    }
+    out
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -431,6 +475,25 @@ mod tests {
         let c = complete("SELECT t", None);
         assert!(c.contains(&"title".to_string()) && c.contains(&"tenant".to_string()), "{c:?}");
         assert_eq!(complete("SELECT todos.ti", Some("app")), ["todos.title"]);
+    }
+
+    #[test]
+    fn an_alias_completes_its_tables_columns() {
+        let at = |line: &str, before: &str| candidates(&catalog(), Some("app"), line, before.len()).1;
+        let line = "SELECT t. FROM app.todos t JOIN tags AS g ON g.tag = t.title";
+        assert_eq!(at(line, "SELECT t."), ["t.done", "t.title"]);
+        assert_eq!(
+            at("SELECT * FROM app.todos AS t WHERE t.ti", "SELECT * FROM app.todos AS t WHERE t.ti"),
+            ["t.title"]
+        );
+        assert_eq!(at(line, "SELECT t. FROM app.todos t JOIN tags AS g ON g."), ["g.tag"]);
+        // Another statement's alias does not count, nor does a keyword or a column list.
+        assert!(at("SELECT * FROM app.todos t; SELECT t.", "SELECT * FROM app.todos t; SELECT t.").is_empty());
+        assert!(at("SELECT where. FROM app.todos WHERE", "SELECT where.").is_empty());
+        assert!(
+            at("INSERT INTO app.todos (title) VALUES (title.", "INSERT INTO app.todos (title) VALUES (title.")
+                .is_empty()
+        );
     }
 
     #[test]
