@@ -129,6 +129,7 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let sent_at = std::time::Instant::now();
         let sent = self
             .client
             .post(format!("{}{path}", self.url))
@@ -150,7 +151,7 @@ impl PeerClient {
         }
         let answer: Result<Resp, RaftError<u64, E>> =
             response.json().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        self.problems.peer_answered(self.target, self.group, matches!(answer, Err(RaftError::Fatal(_))));
+        self.problems.peer_answered(self.target, self.group, matches!(answer, Err(RaftError::Fatal(_))), sent_at);
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

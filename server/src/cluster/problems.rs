@@ -3,16 +3,17 @@
 //! `ALTER CLUSTER ADD NODE` give up at once on a node that cannot join.
 
 use kalamdb_raft::GroupId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 #[derive(Default)]
 struct State {
     /// The last failed snapshot of each group: the applied index when it failed, and why.
     snapshot: BTreeMap<GroupId, (u64, String)>,
     /// Nodes whose Raft group answered that it has stopped (a fatal error there; its log
-    /// says why), with the group.
-    stopped: BTreeSet<(u64, GroupId)>,
+    /// says why), with the group, and when that was noted.
+    stopped: BTreeMap<(u64, GroupId), Instant>,
 }
 
 /// Shared by the state machine, the network and the cluster handle of one node.
@@ -54,30 +55,37 @@ impl Problems {
         self.state().snapshot.get(&group).map(|(_, why)| why.clone())
     }
 
-    /// Node `node`'s Raft group `group` answered that it has stopped (`stopped`), or
-    /// answered normally.
-    pub(super) fn peer_answered(&self, node: u64, group: GroupId, stopped: bool) {
+    /// Node `node`'s Raft group `group` answered a request sent at `sent_at` that it has
+    /// stopped (`stopped`), or answered normally.
+    ///
+    /// A stopped Raft stays stopped until its node restarts, so only a normal answer to a
+    /// request sent after the stop was noted clears it: requests of one group run
+    /// concurrently (heartbeats beside appends), and one sent before the stop can answer
+    /// normally after another answered that it stopped.
+    pub(super) fn peer_answered(&self, node: u64, group: GroupId, stopped: bool, sent_at: Instant) {
         let mut state = self.state();
         match stopped {
             true => {
-                if state.stopped.insert((node, group)) {
+                if state.stopped.insert((node, group), Instant::now()).is_none() {
                     tracing::warn!(node, group = group.0, "node {node} answers that its Raft has stopped; see its log");
                 }
             }
             false => {
-                state.stopped.remove(&(node, group));
+                if state.stopped.get(&(node, group)).is_some_and(|noted| sent_at > *noted) {
+                    state.stopped.remove(&(node, group));
+                }
             }
         }
     }
 
     /// Whether one of node `node`'s groups last answered that it has stopped.
     pub(super) fn peer_stopped(&self, node: u64) -> bool {
-        self.state().stopped.iter().any(|(n, _)| *n == node)
+        self.state().stopped.keys().any(|(n, _)| *n == node)
     }
 
     /// Whether node `node`'s group `group` last answered that it has stopped.
     pub(super) fn peer_stopped_in(&self, node: u64, group: GroupId) -> bool {
-        self.state().stopped.contains(&(node, group))
+        self.state().stopped.contains_key(&(node, group))
     }
 }
 
@@ -102,15 +110,21 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_is_stopped_until_it_answers_normally() {
+    fn a_peer_is_stopped_until_it_answers_a_later_request_normally() {
         let problems = Problems::default();
         let (metadata, data) = (GroupId(0), GroupId(2));
-        problems.peer_answered(4, data, true);
-        problems.peer_answered(4, metadata, false);
+        let before = Instant::now();
+        problems.peer_answered(4, data, true, Instant::now());
+        problems.peer_answered(4, metadata, false, Instant::now());
         assert!(problems.peer_stopped(4) && problems.peer_stopped_in(4, data));
         assert!(!problems.peer_stopped_in(4, metadata));
         assert!(!problems.peer_stopped(3));
-        problems.peer_answered(4, data, false);
+        // An answer to a request sent before the stop was noted (a heartbeat in flight).
+        problems.peer_answered(4, data, false, before);
+        assert!(problems.peer_stopped_in(4, data));
+        // The node restarted: a request sent now answers normally.
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        problems.peer_answered(4, data, false, Instant::now());
         assert!(!problems.peer_stopped(4));
     }
 }

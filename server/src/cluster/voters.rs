@@ -106,11 +106,12 @@ impl Cluster {
     /// has stopped.
     pub(super) async fn caught_up(&self, group: GroupId, node: u64, address: &str) -> Result<bool> {
         let last = self.group(group).metrics.borrow().last_log_index.unwrap_or(0);
+        let asked_at = std::time::Instant::now();
         let health = self.peer_health(address).await;
         if health.as_ref().is_some_and(|h| h.metadata.stopped) || self.problems.peer_stopped(node) {
             // Shown in system.cluster at once, before a Raft RPC answers so too.
             for stopped in health.iter().flat_map(|h| &h.groups).filter(|g| g.stopped) {
-                self.problems.peer_answered(node, GroupId(stopped.group), true);
+                self.problems.peer_answered(node, GroupId(stopped.group), true, asked_at);
             }
             return Err(KalamError::Unavailable(format!(
                 "node {node} was added as a learner, but its Raft has stopped; see that node's log, restart it \
