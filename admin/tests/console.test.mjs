@@ -222,6 +222,31 @@ test('root signs in, runs a query and sees the grid, timing and history', async 
   await page.click('[data-testid=history-item] >> nth=1');
   await page.click('[data-testid=run]');
   await page.waitForSelector('[data-testid=result]');
+  // With text selected, only the selection runs, by Ctrl+Enter or by Run (which takes the focus).
+  await page.fill('[data-testid=sql-editor]', "SELECT 'first' AS a; SELECT 'second' AS b");
+  // Selects from `from` to the next `;` or the end.
+  const select = (from) =>
+    page.$eval(
+      '[data-testid=sql-editor]',
+      (ta, from) => {
+        ta.focus();
+        const start = ta.value.indexOf(from);
+        const end = ta.value.indexOf(';', start);
+        ta.setSelectionRange(start, end < 0 ? ta.value.length : end);
+      },
+      from,
+    );
+  await select("SELECT 'second'");
+  await page.keyboard.press('Control+Enter');
+  await page.waitForFunction(() => document.querySelector('[data-testid=result]')?.textContent.includes('second'));
+  assert.equal((await page.$$('[data-testid=result]')).length, 1);
+  assert.deepEqual(await gridRows(page, '[data-testid=result] [data-testid=grid]'), [['second']]);
+  await select("SELECT 'first'");
+  await page.click('[data-testid=run]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=result]')?.textContent.includes('first'));
+  assert.equal((await page.$$('[data-testid=result]')).length, 1);
+  assert.deepEqual(await gridRows(page, '[data-testid=result] [data-testid=grid]'), [['first']]);
+  assert.equal((await page.$$eval('[data-testid=history-item]', (els) => els.map((e) => e.textContent)))[0], "SELECT 'first' AS a");
   // The token is in this tab's sessionStorage only: not in the URL, not in localStorage.
   const storage = await page.evaluate(() => ({ local: { ...localStorage }, session: Object.keys(sessionStorage).sort() }));
   assert.deepEqual(storage, { local: {}, session: ['kalamdb-admin.history', 'kalamdb-admin.session'] });

@@ -24,8 +24,14 @@ export function SqlView() {
   const editor = useRef<HTMLTextAreaElement>(null);
   useEffect(() => editor.current?.focus(), []);
 
+  /** The selected text, if the editor has a selection (it outlasts the focus, so Run sees it). */
+  const selection = () => {
+    const ta = editor.current;
+    return ta && ta.selectionStart !== ta.selectionEnd ? ta.value.slice(ta.selectionStart, ta.selectionEnd) : null;
+  };
+
   const run = async () => {
-    const statement = text.trim();
+    const statement = (selection() ?? text).trim();
     if (!statement || running) return;
     setRunning(true);
     setError(null);
@@ -54,7 +60,8 @@ export function SqlView() {
               {running ? 'Running…' : 'Run'}
             </button>
             <span class="hint">
-              Ctrl+Enter runs, Ctrl+Space completes. Statements separated by ; run in order; an error stops the rest.
+              Ctrl+Enter runs (the selection, if any), Ctrl+Space completes. Statements separated by ; run in order;
+              an error stops the rest.
             </span>
             <label class="inline">
               namespace
