@@ -5,7 +5,7 @@ import type { RefObject } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { refreshIfStale, useCatalog } from './catalog';
 import { type Completion, type Completions, complete } from './completion';
-import { tokenize } from './sqlsyntax';
+import { type Token, tokenize } from './sqlsyntax';
 
 /** The completion list while it is open. */
 interface Open extends Completions {
@@ -38,6 +38,12 @@ export function SqlEditor(props: {
   const list = useRef<HTMLUListElement>(null);
   const catalog = useCatalog();
   const [open, setOpen] = useState<Open | null>(null);
+  /** Where the caret is while the editor has the focus and nothing is selected. */
+  const [caret, setCaret] = useState<number | null>(null);
+  const trackCaret = () => {
+    const ta = input.current;
+    setCaret(ta && document.activeElement === ta && ta.selectionStart === ta.selectionEnd ? ta.selectionEnd : null);
+  };
 
   /** Looks for completions at the caret; `explicit` is Ctrl+Space. */
   const suggest = (explicit: boolean) => {
@@ -121,6 +127,7 @@ export function SqlEditor(props: {
 
   const onInput = (e: InputEvent) => {
     props.onChange((e.currentTarget as HTMLTextAreaElement).value);
+    trackCaret();
     const typed = e.inputType === 'insertText' && e.data !== null && WORD_CHAR.test(e.data);
     if (typed || (open && e.inputType.startsWith('delete'))) suggest(open?.explicit ?? false);
     else setOpen(null);
@@ -140,7 +147,7 @@ export function SqlEditor(props: {
         {Array.from({ length: lines }, (_, i) => i + 1).join('\n')}
       </pre>
       <pre class="code-highlight" ref={highlight} aria-hidden="true" data-testid="sql-highlight">
-        {highlighted(props.value)}
+        {highlighted(props.value, caret)}
       </pre>
       <textarea
         ref={input}
@@ -157,11 +164,21 @@ export function SqlEditor(props: {
         aria-controls={open ? 'sql-completions' : undefined}
         aria-activedescendant={active}
         onInput={onInput}
-        onFocus={() => refreshIfStale()}
+        onFocus={() => {
+          refreshIfStale();
+          trackCaret();
+        }}
         onKeyDown={onKeyDown}
+        onKeyUp={trackCaret}
         onScroll={follow}
-        onClick={() => setOpen(null)}
-        onBlur={() => setOpen(null)}
+        onClick={() => {
+          setOpen(null);
+          trackCaret();
+        }}
+        onBlur={() => {
+          setOpen(null);
+          setCaret(null);
+        }}
       />
       {open ? (
         <ul class="completions" id="sql-completions" role="listbox" ref={list} data-testid="completions" aria-label="Completions">
@@ -189,12 +206,45 @@ export function SqlEditor(props: {
   );
 }
 
-/** The text as coloured spans; a last newline so that an empty last line has its height. */
-function highlighted(text: string) {
+/**
+ * The text as coloured spans, the bracket at the caret and its partner marked; a last newline
+ * so that an empty last line has its height.
+ */
+function highlighted(text: string, caret: number | null) {
+  const tokens = tokenize(text);
+  const pair = caret === null ? [] : matchingBrackets(tokens, caret);
   return [
-    ...tokenize(text).map((t) => (t.kind === 'space' ? t.text : <span class={`tok-${t.kind}`}>{t.text}</span>)),
+    ...tokens.map((t, i) => {
+      if (t.kind === 'space') return t.text;
+      const match = pair.includes(i) ? ' tok-match' : '';
+      return (
+        <span class={`tok-${t.kind}${match}`} data-testid={match ? 'bracket-match' : undefined}>
+          {t.text}
+        </span>
+      );
+    }),
     '\n',
   ];
+}
+
+/**
+ * The indices of the bracket just before the caret (else just after it) and of its partner;
+ * none if there is no bracket there or it has no partner. Brackets in strings and comments
+ * are tokens of those, so they do not count.
+ */
+function matchingBrackets(tokens: Token[], caret: number): number[] {
+  const isBracket = (t: Token | undefined) => t?.kind === 'operator' && (t.text === '(' || t.text === ')');
+  let at = tokens.findIndex((t) => t.end === caret && isBracket(t));
+  if (at < 0) at = tokens.findIndex((t) => t.start === caret && isBracket(t));
+  if (at < 0) return [];
+  const step = tokens[at].text === '(' ? 1 : -1;
+  let depth = 0;
+  for (let i = at; i >= 0 && i < tokens.length; i += step) {
+    if (!isBracket(tokens[i])) continue;
+    depth += tokens[i].text === tokens[at].text ? 1 : -1;
+    if (depth === 0) return [at, i];
+  }
+  return [];
 }
 
 /**

@@ -404,6 +404,38 @@ test('the SQL editor highlights SQL and completes names from the catalog', async
   const [taTop, gutterTop] = await editor.evaluate((e) => [e.scrollTop, document.querySelector('[data-testid=sql-gutter]').scrollTop]);
   assert.ok(taTop > 0 && gutterTop === taTop, `textarea ${taTop}, gutter ${gutterTop}`);
 
+  // The bracket at the caret and its partner are marked (offsets in the text); a bracket in a
+  // string is no bracket.
+  const marked = () =>
+    page.$eval('[data-testid=sql-highlight]', (pre) => {
+      const at = [];
+      let offset = 0;
+      for (const n of pre.childNodes) {
+        if (n.dataset?.testid === 'bracket-match') at.push(offset);
+        offset += n.textContent.length;
+      }
+      return at;
+    });
+  const caretAt = async (pos) => {
+    await editor.evaluate((e, pos) => {
+      e.focus();
+      e.setSelectionRange(pos + 1, pos + 1);
+    }, pos);
+    await page.keyboard.press('ArrowLeft');
+  };
+  const nested = "SELECT count(*) FROM (SELECT ')' AS p) t";
+  await editor.fill(nested);
+  const count = nested.indexOf('(*');
+  await caretAt(count + 3);
+  assert.deepEqual(await marked(), [count, count + 2]);
+  const sub = nested.indexOf('(SELECT');
+  await caretAt(sub + 1);
+  assert.deepEqual(await marked(), [sub, nested.lastIndexOf(')')]);
+  await caretAt(sub);
+  assert.deepEqual(await marked(), [sub, nested.lastIndexOf(')')]);
+  await caretAt(3);
+  assert.deepEqual(await marked(), []);
+
   // DDL run from the editor reads the catalog again: the new table and its columns complete.
   const before = await tables();
   await editor.fill('CREATE NAMESPACE lab; CREATE SHARED TABLE lab.notes (id INT PRIMARY KEY, body TEXT)');
