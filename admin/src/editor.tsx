@@ -128,6 +128,8 @@ export function SqlEditor(props: {
   const onInput = (e: InputEvent) => {
     props.onChange((e.currentTarget as HTMLTextAreaElement).value);
     trackCaret();
+    // Names made elsewhere while the editor kept the focus: typing reads a stale catalog again.
+    refreshIfStale();
     const typed = e.inputType === 'insertText' && e.data !== null && WORD_CHAR.test(e.data);
     if (typed || (open && e.inputType.startsWith('delete'))) suggest(open?.explicit ?? false);
     else setOpen(null);

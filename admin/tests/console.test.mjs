@@ -476,6 +476,11 @@ test('the SQL editor highlights SQL and completes names from the catalog', async
   await editor.blur();
   await editor.focus();
   await waitFor(async () => (await tables()) === shown + 2, { what: 'the catalog read on focus' });
+  // ...and typing, while the editor keeps the focus, once it is over 5 s old.
+  await server.rootSql('CREATE SHARED TABLE lab.pins (id INT PRIMARY KEY)');
+  await sleep(5_200);
+  await page.keyboard.type(' ');
+  await waitFor(async () => (await tables()) === shown + 3, { what: 'the catalog read while typing' });
 });
 
 test('the live view shows the rows, then each change as it commits', async () => {
