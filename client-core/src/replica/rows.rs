@@ -116,9 +116,25 @@ impl SubscriptionRows {
         self.typed.insert(key, row);
     }
 
+    /// Stores `row` as [`Self::put_typed`] does, when `key` (the bytes of the key's text) is
+    /// the JSON of the row's own primary-key value and the subscription has no rows beside the
+    /// typed ones; else gives the row back (then the caller reads the key's text and puts the
+    /// row with it). What a store's load does for each row: no key text is checked or made.
+    pub(crate) fn put_typed_own_key(&mut self, key: &[u8], row: TypedRow) -> Result<(), TypedRow> {
+        if !self.crdt_cells.is_empty() || !self.untyped.is_empty() {
+            return Err(row);
+        }
+        self.typed.insert_own_key(key, row)
+    }
+
     /// The typed rows with their primary keys, in the order they arrived.
     pub fn typed(&self) -> impl Iterator<Item = (RowKey<'_>, &TypedRow)> {
         self.typed.iter()
+    }
+
+    /// The typed rows, in the order they arrived.
+    pub fn typed_rows(&self) -> impl Iterator<Item = &TypedRow> {
+        self.typed.rows()
     }
 
     /// Stores `row` (the server's JSON) under `key`, replacing the row there. The row is read,

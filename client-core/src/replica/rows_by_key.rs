@@ -68,6 +68,14 @@ fn canonical_int(text: &str) -> Option<i64> {
     canonical.then(|| text.parse().ok()).flatten()
 }
 
+/// Whether `key` is `s` in quotes.
+fn is_quoted(key: &[u8], s: &str) -> bool {
+    key.len() == s.len() + 2
+        && key.first() == Some(&b'"')
+        && key.last() == Some(&b'"')
+        && &key[1..key.len() - 1] == s.as_bytes()
+}
+
 /// Whether JSON writes `s` in quotes as it is (no `"`, `\` or control character to escape).
 fn is_plain(s: &str) -> bool {
     !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
@@ -168,6 +176,11 @@ impl RowsByKey {
         self.rows.iter().map(|r| (key_of(r, self.key_column), &r.row))
     }
 
+    /// Every row, in the order they arrived.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &TypedRow> {
+        self.rows.iter().map(|r| &r.row)
+    }
+
     /// Puts `row` under the key whose text is `key`, in the place of the row there if any.
     pub(crate) fn insert(&mut self, key: &str, row: TypedRow) {
         let form = RowKey::of_text(key);
@@ -176,18 +189,47 @@ impl RowsByKey {
         }
         let derived = self.key_column.and_then(|c| row.get(c)).is_some_and(|v| is_key(v, form));
         let hash = self.hash(form);
-        let keyed = KeyedRow {
+        self.place(hash, KeyedRow {
             row,
             key: (!derived).then(|| key.into()),
             #[cfg(not(target_pointer_width = "64"))]
             hash,
+        });
+    }
+
+    /// Puts `row` as [`Self::insert`] does, when `key` (a key text's bytes, as a stored
+    /// record holds them) is the JSON of the row's own value in the key column, which is the
+    /// case for nearly every row; else gives the row back. A load takes this path first: the
+    /// key is compared with the row's value byte for byte, with no UTF-8 check of the key and
+    /// no reading of its form (a 1,000,000-row replica loads that many keys).
+    pub(crate) fn insert_own_key(&mut self, key: &[u8], row: TypedRow) -> Result<(), TypedRow> {
+        let form = match self.key_column.and_then(|c| row.get(c)) {
+            Some(Value::Text(s)) if is_quoted(key, s) && is_plain(s) => RowKey::Text(s),
+            Some(Value::Int64(i)) if std::str::from_utf8(key).ok().and_then(canonical_int) == Some(*i) => {
+                RowKey::Int(*i)
+            }
+            _ => return Err(row),
         };
+        let hash = self.hash(form);
+        self.place(hash, KeyedRow {
+            row,
+            key: None,
+            #[cfg(not(target_pointer_width = "64"))]
+            hash,
+        });
+        Ok(())
+    }
+
+    /// Puts `keyed`, whose key hashes to `hash`, in the place of the row under the same key
+    /// if any, else last.
+    fn place(&mut self, hash: u32, keyed: KeyedRow) {
         let Self { rows, index, key_column, .. } = self;
         let column = *key_column;
-        // One probe finds the row's place or where a new one goes.
+        // One probe finds the row's place or where a new one goes. The key is read from
+        // `keyed` only when a row's hash is the same.
         let place = index.entry(
             table_hash(hash),
-            |&slot| has_key(rows, slot, column, hash, form),
+            |&slot| has_key(rows, slot, column, hash, key_of(&keyed, column)),
             |slot| table_hash(slot.hash(rows)),
         );
         match place {

@@ -230,7 +230,10 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
         let Some(target) = rows.get_mut(sub) else { return Err(r.fail("the subscription vanished")) };
         match op {
             OP_PUT_TYPED => {
-                let key = r.str()?;
+                // Read as bytes: nearly every key is its row's own key value, which the rows
+                // recognise without a text (`put_typed_own_key`); the others are read below.
+                let key_at = r.pos;
+                let key = r.bytes()?;
                 // Built in place, one allocation (the length is known); the first fault is
                 // kept and reported once the row is built.
                 let mut fault = None;
@@ -247,6 +250,16 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
                 if let Some(e) = fault {
                     return Err(e);
                 }
+                let values = if *same {
+                    match target.put_typed_own_key(key, values) {
+                        Ok(()) => continue,
+                        Err(values) => values,
+                    }
+                } else {
+                    values
+                };
+                let key = std::str::from_utf8(key)
+                    .map_err(|_| Reader { bytes: r.bytes, pos: key_at }.fail("a key that is not UTF-8"))?;
                 if *same {
                     target.put_typed(key, values);
                 } else {
