@@ -189,12 +189,15 @@ impl RowsByKey {
         }
         let derived = self.key_column.and_then(|c| row.get(c)).is_some_and(|v| is_key(v, form));
         let hash = self.hash(form);
-        self.place(hash, KeyedRow {
-            row,
-            key: (!derived).then(|| key.into()),
-            #[cfg(not(target_pointer_width = "64"))]
+        self.place(
             hash,
-        });
+            KeyedRow {
+                row,
+                key: (!derived).then(|| key.into()),
+                #[cfg(not(target_pointer_width = "64"))]
+                hash,
+            },
+        );
     }
 
     /// Puts `row` as [`Self::insert`] does, when `key` (a key text's bytes, as a stored
@@ -211,12 +214,15 @@ impl RowsByKey {
             _ => return Err(row),
         };
         let hash = self.hash(form);
-        self.place(hash, KeyedRow {
-            row,
-            key: None,
-            #[cfg(not(target_pointer_width = "64"))]
+        self.place(
             hash,
-        });
+            KeyedRow {
+                row,
+                key: None,
+                #[cfg(not(target_pointer_width = "64"))]
+                hash,
+            },
+        );
         Ok(())
     }
 
