@@ -233,7 +233,7 @@ impl IndexedDbStore {
         let mut buf = Vec::new();
         for_each_record(&chunks, &mut |k, v| {
             c.chunk_bytes += match RowRecord::of(v, &mut buf)? {
-                RowRecord::Binary(bytes) => binary::replay(bytes, &mut c.rows).map(|()| bytes.len())?,
+                RowRecord::Binary(bytes) => binary::replay_chunk(bytes, &mut c.rows).map(|()| bytes.len())?,
                 RowRecord::Json(text) => {
                     c.legacy = true;
                     let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
@@ -245,6 +245,10 @@ impl IndexedDbStore {
             };
             Ok(())
         })?;
+        // The chunks' rows were added without their keys: indexed now, all at once.
+        for rows in c.rows.values_mut() {
+            rows.index_appended();
+        }
         for_each_record(&log, &mut |k, v| {
             c.last_log_key = k.as_f64();
             c.log_bytes += match RowRecord::of(v, &mut buf)? {

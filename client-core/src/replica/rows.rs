@@ -132,6 +132,25 @@ impl SubscriptionRows {
         self.typed.iter()
     }
 
+    /// Stores `row` as [`Self::put_typed_own_key`] does, for a key that no row has yet (a
+    /// store's compacted chunk holds each key once): the row is added last and indexed by key
+    /// later, with the others added so, by [`Self::index_appended`] or the next change.
+    /// Look-ups by key find it meanwhile, more slowly. A key that was there after all gets the
+    /// result of a put.
+    pub(crate) fn append_typed_own_key(&mut self, key: &[u8], row: TypedRow) -> Result<(), TypedRow> {
+        if !self.crdt_cells.is_empty() || !self.untyped.is_empty() {
+            return Err(row);
+        }
+        self.typed.append_own_key(key, row)
+    }
+
+    /// Indexes by key the rows a store's load appended (see `store::binary::replay_chunk`):
+    /// all at once, filling the key index front to back, which is faster than a probe at a
+    /// random place per row.
+    pub fn index_appended(&mut self) {
+        self.typed.index_appended();
+    }
+
     /// The typed rows, in the order they arrived.
     pub fn typed_rows(&self) -> impl Iterator<Item = &TypedRow> {
         self.typed.rows()

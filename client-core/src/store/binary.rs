@@ -196,6 +196,23 @@ impl RecordWriter {
 /// gets rows without columns, as JSON). Fails, naming the byte, on a record that is truncated,
 /// corrupt or of another version; operations before the fault stay applied.
 pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) -> Result<(), StoreError> {
+    replay_ops(record, rows, false)
+}
+
+/// Applies a compacted chunk as [`replay`] does, for a record whose keys are new to `rows`
+/// (a compaction writes each row once, in chunks of distinct keys): its typed rows are added
+/// without probing the key index, and [`SubscriptionRows::index_appended`] indexes them all
+/// at once afterwards (the next change to a subscription's rows does too). A key that was not
+/// new still gets the result of a put, more slowly.
+pub fn replay_chunk(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) -> Result<(), StoreError> {
+    replay_ops(record, rows, true)
+}
+
+fn replay_ops(
+    record: &[u8],
+    rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>,
+    chunk: bool,
+) -> Result<(), StoreError> {
     let mut r = Reader { bytes: record, pos: 0 };
     let magic = r.take(MAGIC.len())?;
     if magic[..3] != MAGIC[..3] {
@@ -251,7 +268,12 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
                     return Err(e);
                 }
                 let values = if *same {
-                    match target.put_typed_own_key(key, values) {
+                    let put = if chunk {
+                        target.append_typed_own_key(key, values)
+                    } else {
+                        target.put_typed_own_key(key, values)
+                    };
+                    match put {
                         Ok(()) => continue,
                         Err(values) => values,
                     }
