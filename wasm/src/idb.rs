@@ -702,15 +702,15 @@ impl Read {
 /// Requests the records of `store` under `keys` (all of its keys, in order), in ranges of
 /// [`RECORDS_PER_READ`] keys, all at once.
 fn in_ranges(store: &IdbObjectStore, keys: &js_sys::Array) -> Result<Vec<Read>, StoreError> {
-    let n = keys.length();
-    (0..n)
-        .step_by(RECORDS_PER_READ as usize)
-        .map(|first| {
-            let last = (first + RECORDS_PER_READ).min(n) - 1;
-            let range = IdbKeyRange::bound(&keys.get(first), &keys.get(last)).map_err(js_err)?;
-            Read::new(store.get_all_with_key(&range))
-        })
-        .collect()
+    let mut reads = Vec::new();
+    let mut first = 0;
+    while first < keys.length() {
+        let last = (first + RECORDS_PER_READ).min(keys.length()) - 1;
+        let range = IdbKeyRange::bound(&keys.get(first), &keys.get(last)).map_err(js_err)?;
+        reads.push(Read::new(store.get_all_with_key(&range))?);
+        first = last + 1;
+    }
+    Ok(reads)
 }
 
 /// Resolves when `request` succeeds; rejects (with the error event) when it fails.

@@ -120,28 +120,20 @@ impl SubscriptionRows {
     /// the JSON of the row's own primary-key value and the subscription has no rows beside the
     /// typed ones; else gives the row back (then the caller reads the key's text and puts the
     /// row with it). What a store's load does for each row: no key text is checked or made.
-    pub(crate) fn put_typed_own_key(&mut self, key: &[u8], row: TypedRow) -> Result<(), TypedRow> {
+    /// With `append`, for a key that no row has yet (a store's compacted chunk holds each key
+    /// once), the row is added last and indexed by key later, with the others added so, by
+    /// [`Self::index_appended`] or the next change; look-ups by key find it meanwhile, more
+    /// slowly, and a key that was there after all gets the result of a put.
+    pub(crate) fn put_typed_own_key(&mut self, key: &[u8], row: TypedRow, append: bool) -> Result<(), TypedRow> {
         if !self.crdt_cells.is_empty() || !self.untyped.is_empty() {
             return Err(row);
         }
-        self.typed.insert_own_key(key, row)
+        self.typed.insert_own_key(key, row, append)
     }
 
     /// The typed rows with their primary keys, in the order they arrived.
     pub fn typed(&self) -> impl Iterator<Item = (RowKey<'_>, &TypedRow)> {
         self.typed.iter()
-    }
-
-    /// Stores `row` as [`Self::put_typed_own_key`] does, for a key that no row has yet (a
-    /// store's compacted chunk holds each key once): the row is added last and indexed by key
-    /// later, with the others added so, by [`Self::index_appended`] or the next change.
-    /// Look-ups by key find it meanwhile, more slowly. A key that was there after all gets the
-    /// result of a put.
-    pub(crate) fn append_typed_own_key(&mut self, key: &[u8], row: TypedRow) -> Result<(), TypedRow> {
-        if !self.crdt_cells.is_empty() || !self.untyped.is_empty() {
-            return Err(row);
-        }
-        self.typed.append_own_key(key, row)
     }
 
     /// Indexes by key the rows a store's load appended (see `store::binary::replay_chunk`):

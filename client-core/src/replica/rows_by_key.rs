@@ -93,7 +93,7 @@ pub(crate) struct RowsByKey {
     key_column: Option<usize>,
     hasher: foldhash::fast::RandomState,
     /// The key hashes of the rows at the end of `rows` that are not in `index` yet, in their
-    /// order (see [`RowsByKey::append_own_key`]).
+    /// order (see [`RowsByKey::insert_own_key`]).
     appended: Vec<u32>,
 }
 
@@ -168,7 +168,7 @@ impl RowsByKey {
     pub(crate) fn reserve_exact(&mut self, additional: usize) {
         self.rows.reserve_exact(additional);
         let rows = &self.rows;
-        self.index.reserve(additional + self.appended.len(), |slot| table_hash(slot.hash(rows)));
+        self.index.reserve(additional + self.appended.len(), rehash(rows));
     }
 
     /// The row under `key`.
@@ -211,27 +211,32 @@ impl RowsByKey {
     /// case for nearly every row; else gives the row back. A load takes this path first: the
     /// key is compared with the row's value byte for byte, with no UTF-8 check of the key and
     /// no reading of its form (a 1,000,000-row replica loads that many keys).
-    pub(crate) fn insert_own_key(&mut self, key: &[u8], row: TypedRow) -> Result<(), TypedRow> {
-        self.index_appended();
-        let Some(form) = self.own_key(key, &row) else { return Err(row) };
-        let hash = self.hash(form);
-        self.place(hash, self.keyed(row, hash));
-        Ok(())
-    }
-
-    /// Adds `row` last, as [`Self::insert_own_key`] would, but leaves it out of the index for
-    /// now, for a key known to be new (a compacted chunk of a store holds each key once):
-    /// the rows appended so are indexed together, by the next call that needs the index or by
+    ///
+    /// With `append`, for a key known to be new (a compacted chunk of a store holds each key
+    /// once), the row is added last and left out of the index for now: the rows appended so
+    /// are indexed together, by the next call that needs the index or by
     /// [`Self::index_appended`], in the order of the table's buckets rather than at random
     /// places (on 1,000,000 rows the random probes were the key index's largest cost). A key
     /// that was not new after all is found then, and the rows are indexed again one by one,
     /// with the result [`Self::insert`] gives.
-    pub(crate) fn append_own_key(&mut self, key: &[u8], row: TypedRow) -> Result<(), TypedRow> {
+    pub(crate) fn insert_own_key(&mut self, key: &[u8], row: TypedRow, append: bool) -> Result<(), TypedRow> {
+        if !append {
+            self.index_appended();
+        }
         let Some(form) = self.own_key(key, &row) else { return Err(row) };
         let hash = self.hash(form);
-        let keyed = self.keyed(row, hash);
-        self.rows.push(keyed);
-        self.appended.push(hash);
+        let keyed = KeyedRow {
+            row,
+            key: None,
+            #[cfg(not(target_pointer_width = "64"))]
+            hash,
+        };
+        if append {
+            self.rows.push(keyed);
+            self.appended.push(hash);
+        } else {
+            self.place(hash, keyed);
+        }
         Ok(())
     }
 
@@ -247,19 +252,7 @@ impl RowsByKey {
         }
     }
 
-    /// `row`, whose key is its own value and hashes to `hash`, as the array holds it.
-    fn keyed(&self, row: TypedRow, hash: u32) -> KeyedRow {
-        #[cfg(target_pointer_width = "64")]
-        let _ = hash;
-        KeyedRow {
-            row,
-            key: None,
-            #[cfg(not(target_pointer_width = "64"))]
-            hash,
-        }
-    }
-
-    /// Puts the rows [`Self::append_own_key`] added into the index. They are taken in the
+    /// Puts the rows [`Self::insert_own_key`] appended added into the index. They are taken in the
     /// order of the buckets their probes start at (a counting sort into groups of neighbouring
     /// buckets), so that the table is filled front to back instead of at a random place per
     /// row.
@@ -270,7 +263,7 @@ impl RowsByKey {
         let hashes = std::mem::take(&mut self.appended);
         let start = self.rows.len() - hashes.len();
         let Self { rows, index, key_column, .. } = self;
-        index.reserve(hashes.len(), |slot| table_hash(slot.hash(rows)));
+        index.reserve(hashes.len(), rehash(rows));
         // The table probes from `hash & (buckets - 1)`; its capacity is 7/8 of its buckets.
         let buckets = (index.capacity() / 7 * 8).next_power_of_two();
         // Up to 4,096 groups: a group's buckets then span a few KB of the table at 1,000,000
@@ -298,11 +291,7 @@ impl RowsByKey {
             // The row's key is read only when an entry's hash is the same: reading it for
             // every row, in bucket order, is a random read of the rows (it took longer than
             // the random probes saved).
-            match index.entry(
-                table_hash(hash),
-                |&slot| has_key(rows, slot, column, hash, key_of(&rows[pos], column)),
-                |slot| table_hash(slot.hash(rows)),
-            ) {
+            match entry_of(index, rows, column, hash, &rows[pos]) {
                 Entry::Vacant(place) => {
                     place.insert(Slot::new(pos, hash));
                 }
@@ -330,13 +319,8 @@ impl RowsByKey {
     fn place(&mut self, hash: u32, keyed: KeyedRow) {
         let Self { rows, index, key_column, .. } = self;
         let column = *key_column;
-        // One probe finds the row's place or where a new one goes. The key is read from
-        // `keyed` only when a row's hash is the same.
-        let place = index.entry(
-            table_hash(hash),
-            |&slot| has_key(rows, slot, column, hash, key_of(&keyed, column)),
-            |slot| table_hash(slot.hash(rows)),
-        );
+        // One probe finds the row's place or where a new one goes.
+        let place = entry_of(index, rows, column, hash, &keyed);
         match place {
             Entry::Occupied(place) => rows[place.get().pos()] = keyed,
             Entry::Vacant(place) => {
@@ -382,6 +366,25 @@ impl RowsByKey {
     fn hash(&self, key: RowKey<'_>) -> u32 {
         self.hasher.hash_one(key) as u32
     }
+}
+
+/// How the table rehashes its entries when it grows. One function for every call, so that
+/// the table's code is instantiated once in the wasm module.
+fn rehash(rows: &[KeyedRow]) -> impl Fn(&Slot) -> u64 + '_ {
+    move |slot| table_hash(slot.hash(rows))
+}
+
+/// The entry of `index` for the row `keyed` (in `rows` or to be added), whose key hashes to
+/// `hash`: the entry of the row with the same key, or the place for a new one. `keyed`'s key
+/// is read only when an entry's hash is the same.
+fn entry_of<'t>(
+    index: &'t mut HashTable<Slot>,
+    rows: &[KeyedRow],
+    column: Option<usize>,
+    hash: u32,
+    keyed: &KeyedRow,
+) -> Entry<'t, Slot> {
+    index.entry(table_hash(hash), |&slot| has_key(rows, slot, column, hash, key_of(keyed, column)), rehash(rows))
 }
 
 /// The hash the table places a row by, from the 32 bits a row keeps: the table takes a row's
@@ -451,10 +454,10 @@ mod tests {
         rows.insert("\"k0\"", keyed(0));
         for i in 1..5000 {
             let key = format!("\"k{i}\"");
-            assert!(rows.append_own_key(key.as_bytes(), keyed(i)).is_ok());
+            assert!(rows.insert_own_key(key.as_bytes(), keyed(i), true).is_ok());
         }
         // Not the row's own key: given back.
-        assert!(rows.append_own_key(b"\"other\"", keyed(1)).is_err());
+        assert!(rows.insert_own_key(b"\"other\"", keyed(1), true).is_err());
         assert_eq!(rows.get(RowKey::Text("k4321")).map(|r| r[1].clone()), Some(Value::Int64(4321)));
         rows.index_appended();
         assert!(rows.appended.is_empty() && rows.len() == 5000);
@@ -464,8 +467,8 @@ mod tests {
         // A repeated key: the same rows as inserting each in turn.
         let mut expected = rows.clone();
         let changed = row(&[Value::Text("k7".into()), Value::Int64(-7)]);
-        assert!(rows.append_own_key(b"\"k5000\"", keyed(5000)).is_ok());
-        assert!(rows.append_own_key(b"\"k7\"", changed.clone()).is_ok());
+        assert!(rows.insert_own_key(b"\"k5000\"", keyed(5000), true).is_ok());
+        assert!(rows.insert_own_key(b"\"k7\"", changed.clone(), true).is_ok());
         assert_eq!(rows.get(RowKey::Text("k7")), Some(&changed), "the latest row before indexing");
         rows.index_appended();
         expected.insert("\"k5000\"", keyed(5000));

@@ -268,12 +268,7 @@ fn replay_ops(
                     return Err(e);
                 }
                 let values = if *same {
-                    let put = if chunk {
-                        target.append_typed_own_key(key, values)
-                    } else {
-                        target.put_typed_own_key(key, values)
-                    };
-                    match put {
+                    match target.put_typed_own_key(key, values, chunk) {
                         Ok(()) => continue,
                         Err(values) => values,
                     }
