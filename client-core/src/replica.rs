@@ -575,6 +575,15 @@ impl Replica {
             let json = d.rows.json_row(&key.text()).ok_or_else(|| ReplicaError::SchemaPending(table.to_string()))?;
             typed_row(table, &json, columns)
         };
+        // The usual case (one subscription, no pending write): every stored row as it is,
+        // with no key read per row (a first query over a freshly loaded 1,000,000-row replica
+        // spent ~30 ms reading keys nothing looked up).
+        if let [only] = merged.subs[..]
+            && pending.is_empty()
+            && view.aligned
+        {
+            return Ok(only.rows.typed_rows().map(Arc::clone).collect());
+        }
         let rows = merged.subs.iter().map(|d| d.rows.len()).sum::<usize>();
         let mut out = Vec::with_capacity(rows + pending.len());
         // The pending writes by key as a scan gives it, so that no row's key text is made.

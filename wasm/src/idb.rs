@@ -162,102 +162,128 @@ impl IndexedDbStore {
         self.compactions.get()
     }
 
-    /// Reads every store in one read-only transaction.
+    /// Reads every store in one read-only transaction. The rows' records (the bulk of it) are
+    /// read in ranges of keys, all requested at once, and each range is decoded as soon as it
+    /// has arrived: IndexedDB reads the next ranges (in the browser's own process) while this
+    /// one is typed into rows, instead of the whole replica arriving before the first row is
+    /// made.
     async fn read(&self) -> Result<Contents, StoreError> {
         let tx = self.db.transaction(STORES).with_mode(TransactionMode::Readonly).build().map_err(idb_err)?;
-        let mut requests = Vec::with_capacity(STORES.len());
-        let mut done = Vec::with_capacity(STORES.len());
-        for name in STORES {
-            let store = tx.object_store(name).map_err(idb_err)?;
-            let request = store.as_sys().get_all().map_err(js_err)?;
-            done.push(finished(&request));
-            requests.push(request);
+        let store = |name: &str| -> Result<IdbObjectStore, StoreError> {
+            Ok(tx.object_store(name).map_err(idb_err)?.as_sys().clone())
+        };
+        let (chunk_store, log_store) = (store(ROWS)?, store(ROW_LOG)?);
+        // First the small stores whole, and the keys of the rows' stores.
+        let subs = Read::new(store(SUBSCRIPTIONS)?.get_all())?;
+        let outbox = Read::new(store(OUTBOX)?.get_all())?;
+        let meta = Read::new(store(META)?.get_all())?;
+        let chunk_keys = Read::new(chunk_store.get_all_keys())?;
+        let log_keys = Read::new(log_store.get_all_keys())?;
+        for read in [&subs, &outbox, &meta, &chunk_keys, &log_keys] {
+            read.finished().await?;
         }
-        // Each request is awaited, not the transaction: Chromium fires `complete` on a
-        // read-only transaction that was `commit()`ed before large `getAll` results have
-        // arrived (seen with a 400,000-row replica: the requests were still pending, and the
-        // replica could not be opened at all). Dropping `tx` afterwards ends it.
-        for (request, done) in requests.iter().zip(done) {
-            if wasm_bindgen_futures::JsFuture::from(done).await.is_err() {
-                let error = request.error().ok().flatten().map_or(JsValue::UNDEFINED, JsValue::from);
-                return Err(js_err(error));
-            }
-        }
-        drop(tx);
-        let [subs, outbox, meta, chunks, log] = <[IdbRequest; 5]>::try_from(requests).expect("one request per store");
+        let chunk_keys: js_sys::Array = chunk_keys.request.result().map_err(js_err)?.unchecked_into();
+        let log_keys: js_sys::Array = log_keys.request.result().map_err(js_err)?.unchecked_into();
+        // Requested here, where the transaction is still active (a request's success event
+        // has just been handled); each request is awaited, not the transaction: Chromium
+        // fires `complete` on a read-only transaction that was `commit()`ed before large
+        // `getAll` results have arrived (seen with a 400,000-row replica). Dropping `tx` at the
+        // end ends it.
+        let chunks = in_ranges(&chunk_store, &chunk_keys)?;
+        let log = in_ranges(&log_store, &log_keys)?;
 
         let mut c = Contents::default();
-        for (_, v) in records(&subs)? {
+        for (_, v) in records(&subs.request)? {
             let rec: SubscriptionRecord = parse(&v)?;
             c.subscriptions.insert(rec.id.clone(), rec);
         }
-        for (_, v) in records(&outbox)? {
+        for (_, v) in records(&outbox.request)? {
             c.outbox.push(parse(&v)?);
         }
-        for (k, v) in records(&meta)? {
+        for (k, v) in records(&meta.request)? {
             let key = k.as_string().ok_or_else(|| StoreError("IndexedDB: a meta key is not a string".into()))?;
             c.meta.push((key, parse(&v)?));
         }
         // Rows are typed as they are read, record by record: one record's bytes at a time are
         // in wasm memory (copied into one reused buffer), never the whole replica's.
         c.rows = empty_rows_of(&c.subscriptions.values().collect::<Vec<_>>());
-        // Room in the key index for every row at once, rather than the index growing (and
-        // rehashing) step by step: the chunks' rows (chunks are full but the last of each
-        // subscription), and the log's puts estimated from its bytes at the chunks' bytes per
-        // row, given to the subscription with the most chunks (or the only one).
+        // Room for every row at once rather than growing step by step: the chunks' rows
+        // (chunks are full but the last of each subscription) now, counted from their keys
+        // `[subscription, n]`; the log's once its records are in (below).
         let mut chunk_counts: BTreeMap<SubscriptionId, usize> = BTreeMap::new();
-        let (mut chunk_bytes, mut log_bytes) = (0, 0);
-        for_each_record(&chunks, &mut |k, v| {
-            chunk_bytes += v.dyn_ref::<js_sys::Uint8Array>().map_or(0, |b| b.length() as usize);
+        for k in chunk_keys.iter() {
             if let Some(sub) = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string()) {
                 *chunk_counts.entry(SubscriptionId(sub)).or_default() += 1;
             }
-            Ok(())
-        })?;
-        for_each_record(&log, &mut |_, v| {
-            log_bytes += v.dyn_ref::<js_sys::Uint8Array>().map_or(0, |b| b.length() as usize);
-            Ok(())
-        })?;
+        }
+        for (sub, rows) in c.rows.iter_mut() {
+            rows.reserve(chunk_counts.get(sub).map_or(0, |n| n * CHUNK_ROWS));
+        }
+        let mut buf = Vec::new();
+        for read in &chunks {
+            read.finished().await?;
+            for_each_record(&read.request, &mut |k, v| {
+                c.chunk_bytes += match RowRecord::of(v, &mut buf)? {
+                    RowRecord::Binary(bytes) => binary::replay_chunk(bytes, &mut c.rows).map(|()| bytes.len())?,
+                    RowRecord::Json(text) => {
+                        c.legacy = true;
+                        let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
+                        let sub = SubscriptionId(
+                            sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?,
+                        );
+                        c.rows.entry(sub).or_default().put_json_text(&text).map_err(unreadable)?;
+                        text.len()
+                    }
+                };
+                Ok(())
+            })?;
+        }
+        // The log's puts, estimated from its bytes at the chunks' bytes per row (2 % over:
+        // the room is exact, and one row beyond it would double the rows' array), go to the
+        // subscription with the most chunks (or the only one). Its records have arrived by
+        // now, as a rule: reading is faster than typing the chunks' rows.
+        let mut log_bytes = 0;
+        for read in &log {
+            read.finished().await?;
+            for_each_record(&read.request, &mut |_, v| {
+                log_bytes += v.dyn_ref::<js_sys::Uint8Array>().map_or(0, |b| b.length() as usize);
+                Ok(())
+            })?;
+        }
         let chunk_rows = chunk_counts.values().sum::<usize>() * CHUNK_ROWS;
-        // 2 % over: the room is exact, and one row beyond it would double the rows' array.
-        let log_rows = match chunk_bytes {
+        let log_rows = match c.chunk_bytes {
             0 => log_bytes / LOG_BYTES_PER_ROW,
-            _ => (log_bytes as f64 * chunk_rows as f64 / chunk_bytes as f64 * 1.02) as usize,
+            _ => (log_bytes as f64 * chunk_rows as f64 / c.chunk_bytes as f64 * 1.02) as usize,
         };
         let largest = chunk_counts.iter().max_by_key(|(_, n)| **n).map(|(sub, _)| sub.clone());
         let largest = largest.or_else(|| (c.rows.len() == 1).then(|| c.rows.keys().next().cloned()).flatten());
-        for (sub, rows) in c.rows.iter_mut() {
-            let log_share = if Some(sub) == largest.as_ref() { log_rows } else { 0 };
-            rows.reserve(chunk_counts.get(sub).map_or(0, |n| n * CHUNK_ROWS) + log_share);
+        if let Some(rows) = largest.and_then(|sub| c.rows.get_mut(&sub)) {
+            rows.reserve(log_rows);
         }
-        let mut buf = Vec::new();
-        for_each_record(&chunks, &mut |k, v| {
-            c.chunk_bytes += match RowRecord::of(v, &mut buf)? {
-                RowRecord::Binary(bytes) => binary::replay(bytes, &mut c.rows).map(|()| bytes.len())?,
-                RowRecord::Json(text) => {
-                    c.legacy = true;
-                    let sub = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string());
-                    let sub =
-                        SubscriptionId(sub.ok_or_else(|| StoreError("IndexedDB: a chunk key is malformed".into()))?);
-                    c.rows.entry(sub).or_default().put_json_text(&text).map_err(unreadable)?;
-                    text.len()
-                }
-            };
-            Ok(())
-        })?;
-        for_each_record(&log, &mut |k, v| {
-            c.last_log_key = k.as_f64();
-            c.log_bytes += match RowRecord::of(v, &mut buf)? {
-                RowRecord::Binary(bytes) => binary::replay(bytes, &mut c.rows).map(|()| bytes.len())?,
-                RowRecord::Json(text) => {
-                    c.legacy = true;
-                    let mut de = serde_json::Deserializer::from_str(&text);
-                    legacy_log::Replay(&mut c.rows).deserialize(&mut de).and_then(|()| de.end()).map_err(unreadable)?;
-                    text.len()
-                }
-            };
-            Ok(())
-        })?;
+        // The chunks' rows were added without their keys: indexed now, all at once (after the
+        // room above, so that the key index is made at its final size).
+        for rows in c.rows.values_mut() {
+            rows.index_appended();
+        }
+        for read in &log {
+            for_each_record(&read.request, &mut |k, v| {
+                c.last_log_key = k.as_f64();
+                c.log_bytes += match RowRecord::of(v, &mut buf)? {
+                    RowRecord::Binary(bytes) => binary::replay(bytes, &mut c.rows).map(|()| bytes.len())?,
+                    RowRecord::Json(text) => {
+                        c.legacy = true;
+                        let mut de = serde_json::Deserializer::from_str(&text);
+                        legacy_log::Replay(&mut c.rows)
+                            .deserialize(&mut de)
+                            .and_then(|()| de.end())
+                            .map_err(unreadable)?;
+                        text.len()
+                    }
+                };
+                Ok(())
+            })?;
+        }
+        drop(tx);
         Ok(c)
     }
 
@@ -434,10 +460,15 @@ impl<'a> RowRecord<'a> {
         let bytes = v
             .dyn_into::<js_sys::Uint8Array>()
             .map_err(|_| StoreError("IndexedDB: a row record is neither bytes nor JSON text".into()))?;
-        buf.clear();
-        buf.resize(bytes.length() as usize, 0);
-        bytes.copy_to(buf);
-        Ok(RowRecord::Binary(buf))
+        // The buffer only grows: zeroing it afresh for every record (~130 MB for a
+        // 1,000,000-row replica) cost ~55 ms of a start-up, and every byte is overwritten.
+        let n = bytes.length() as usize;
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
+        let record = &mut buf[..n];
+        bytes.copy_to(record);
+        Ok(RowRecord::Binary(record))
     }
 }
 
@@ -640,6 +671,46 @@ impl Plan {
         let text = serde_json::to_string(value).map_err(json_err)?;
         self.push(items, target, Action::Put, &RecordOut { k: key, v: &text })
     }
+}
+
+/// Records of a store's rows read per request (chunks are ~250 KB for this table's rows):
+/// small enough that the first range arrives soon, large enough that requests are few.
+const RECORDS_PER_READ: u32 = 16;
+
+/// A request and a promise of its end.
+struct Read {
+    request: IdbRequest,
+    done: js_sys::Promise,
+}
+
+impl Read {
+    fn new(request: Result<IdbRequest, JsValue>) -> Result<Read, StoreError> {
+        let request = request.map_err(js_err)?;
+        Ok(Read { done: finished(&request), request })
+    }
+
+    /// Waits until the request has its result; its error if it failed.
+    async fn finished(&self) -> Result<(), StoreError> {
+        if wasm_bindgen_futures::JsFuture::from(self.done.clone()).await.is_err() {
+            let error = self.request.error().ok().flatten().map_or(JsValue::UNDEFINED, JsValue::from);
+            return Err(js_err(error));
+        }
+        Ok(())
+    }
+}
+
+/// Requests the records of `store` under `keys` (all of its keys, in order), in ranges of
+/// [`RECORDS_PER_READ`] keys, all at once.
+fn in_ranges(store: &IdbObjectStore, keys: &js_sys::Array) -> Result<Vec<Read>, StoreError> {
+    let mut reads = Vec::new();
+    let mut first = 0;
+    while first < keys.length() {
+        let last = (first + RECORDS_PER_READ).min(keys.length()) - 1;
+        let range = IdbKeyRange::bound(&keys.get(first), &keys.get(last)).map_err(js_err)?;
+        reads.push(Read::new(store.get_all_with_key(&range))?);
+        first = last + 1;
+    }
+    Ok(reads)
 }
 
 /// Resolves when `request` succeeds; rejects (with the error event) when it fails.

@@ -370,6 +370,40 @@ async fn the_same_ops_give_the_same_snapshot_as_the_memory_store() {
     IndexedDbStore::delete(&name).await.unwrap();
 }
 
+/// A load reads the rows' records in ranges of keys and types each range while the next are
+/// read; chunks' rows go in without probing the key index and are indexed at once before the
+/// log. With more chunks and log records than one range holds, and a log that changes and
+/// deletes chunk rows, a reopened store loads what the memory store holds.
+#[wasm_bindgen_test]
+async fn many_chunks_and_log_records_load_like_the_memory_store() {
+    let name = fresh_name("ranges");
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let mem = MemoryStore::new();
+    let mut ops = vec![StoreOp::PutSubscription(record("a", Some(1)))];
+    ops.extend((0..40_000).map(|i| put_row("a", &format!("k{i:05}"), json!(i))));
+    commit_both(&mem, &idb, ops).await;
+    // The next commit folds that log record into 20 chunks; the later ones stay in the log.
+    idb.set_compaction_threshold(1);
+    for round in 0..25 {
+        let mut ops = vec![put_row("a", &format!("k{:05}", round * 1_000), json!(-round))];
+        ops.push(StoreOp::DeleteRow { sub: sub_id("a"), pk: pk_key(&json!(format!("k{:05}", round * 1_000 + 1))) });
+        ops.push(put_row("a", &format!("new{round}"), json!(round)));
+        commit_both(&mem, &idb, ops).await;
+        if round == 0 {
+            assert_eq!(idb.compactions(), 1);
+            idb.set_compaction_threshold(usize::MAX);
+        }
+    }
+    drop(idb);
+    let idb = IndexedDbStore::open(&name).await.unwrap();
+    let s = assert_same(&mem, &idb).await;
+    assert_eq!(s.row_count(), 40_000);
+    assert_eq!(s.rows[&sub_id("a")].json_row("\"k03000\"").unwrap()["n"], json!(-3));
+    assert!(s.rows[&sub_id("a")].json_row("\"k03001\"").is_none());
+    drop(idb);
+    IndexedDbStore::delete(&name).await.unwrap();
+}
+
 /// A commit of many rows is one log record of some hundred kilobytes; a reopened store loads
 /// it back. Chromium ended a read-only transaction that was committed explicitly before such a
 /// record's `getAll` result had arrived, and the load failed ("the request has not finished"):

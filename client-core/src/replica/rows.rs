@@ -116,9 +116,36 @@ impl SubscriptionRows {
         self.typed.insert(key, row);
     }
 
+    /// Stores `row` as [`Self::put_typed`] does, when `key` (the bytes of the key's text) is
+    /// the JSON of the row's own primary-key value and the subscription has no rows beside the
+    /// typed ones; else gives the row back (then the caller reads the key's text and puts the
+    /// row with it). What a store's load does for each row: no key text is checked or made.
+    /// With `append`, for a key that no row has yet (a store's compacted chunk holds each key
+    /// once), the row is added last and indexed by key later, with the others added so, by
+    /// [`Self::index_appended`] or the next change; look-ups by key find it meanwhile, more
+    /// slowly, and a key that was there after all gets the result of a put.
+    pub(crate) fn put_typed_own_key(&mut self, key: &[u8], row: TypedRow, append: bool) -> Result<(), TypedRow> {
+        if !self.crdt_cells.is_empty() || !self.untyped.is_empty() {
+            return Err(row);
+        }
+        self.typed.insert_own_key(key, row, append)
+    }
+
     /// The typed rows with their primary keys, in the order they arrived.
     pub fn typed(&self) -> impl Iterator<Item = (RowKey<'_>, &TypedRow)> {
         self.typed.iter()
+    }
+
+    /// Indexes by key the rows a store's load appended (see `store::binary::replay_chunk`):
+    /// all at once, filling the key index front to back, which is faster than a probe at a
+    /// random place per row.
+    pub fn index_appended(&mut self) {
+        self.typed.index_appended();
+    }
+
+    /// The typed rows, in the order they arrived.
+    pub fn typed_rows(&self) -> impl Iterator<Item = &TypedRow> {
+        self.typed.rows()
     }
 
     /// Stores `row` (the server's JSON) under `key`, replacing the row there. The row is read,

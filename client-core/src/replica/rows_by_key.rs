@@ -68,6 +68,14 @@ fn canonical_int(text: &str) -> Option<i64> {
     canonical.then(|| text.parse().ok()).flatten()
 }
 
+/// Whether `key` is `s` in quotes.
+fn is_quoted(key: &[u8], s: &str) -> bool {
+    key.len() == s.len() + 2
+        && key.first() == Some(&b'"')
+        && key.last() == Some(&b'"')
+        && &key[1..key.len() - 1] == s.as_bytes()
+}
+
 /// Whether JSON writes `s` in quotes as it is (no `"`, `\` or control character to escape).
 fn is_plain(s: &str) -> bool {
     !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
@@ -84,6 +92,9 @@ pub(crate) struct RowsByKey {
     /// column whose value's JSON is that row's key.
     key_column: Option<usize>,
     hasher: foldhash::fast::RandomState,
+    /// The key hashes of the rows at the end of `rows` that are not in `index` yet, in their
+    /// order (see [`RowsByKey::insert_own_key`]).
+    appended: Vec<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -152,10 +163,12 @@ impl RowsByKey {
     }
 
     /// Makes room for exactly `additional` more rows.
+    /// Rows appended but not indexed yet count as rows: the index is made with room for them
+    /// and `additional` more when they are indexed.
     pub(crate) fn reserve_exact(&mut self, additional: usize) {
         self.rows.reserve_exact(additional);
         let rows = &self.rows;
-        self.index.reserve(additional, |slot| table_hash(slot.hash(rows)));
+        self.index.reserve(additional + self.appended.len(), rehash(rows));
     }
 
     /// The row under `key`.
@@ -168,28 +181,146 @@ impl RowsByKey {
         self.rows.iter().map(|r| (key_of(r, self.key_column), &r.row))
     }
 
+    /// Every row, in the order they arrived.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &TypedRow> {
+        self.rows.iter().map(|r| &r.row)
+    }
+
     /// Puts `row` under the key whose text is `key`, in the place of the row there if any.
     pub(crate) fn insert(&mut self, key: &str, row: TypedRow) {
+        self.index_appended();
         let form = RowKey::of_text(key);
         if self.key_column.is_none() {
             self.key_column = row.iter().position(|v| is_key(v, form));
         }
         let derived = self.key_column.and_then(|c| row.get(c)).is_some_and(|v| is_key(v, form));
         let hash = self.hash(form);
+        self.place(
+            hash,
+            KeyedRow {
+                row,
+                key: (!derived).then(|| key.into()),
+                #[cfg(not(target_pointer_width = "64"))]
+                hash,
+            },
+        );
+    }
+
+    /// Puts `row` as [`Self::insert`] does, when `key` (a key text's bytes, as a stored
+    /// record holds them) is the JSON of the row's own value in the key column, which is the
+    /// case for nearly every row; else gives the row back. A load takes this path first: the
+    /// key is compared with the row's value byte for byte, with no UTF-8 check of the key and
+    /// no reading of its form (a 1,000,000-row replica loads that many keys).
+    ///
+    /// With `append`, for a key known to be new (a compacted chunk of a store holds each key
+    /// once), the row is added last and left out of the index for now: the rows appended so
+    /// are indexed together, by the next call that needs the index or by
+    /// [`Self::index_appended`], in the order of the table's buckets rather than at random
+    /// places (on 1,000,000 rows the random probes were the key index's largest cost). A key
+    /// that was not new after all is found then, and the rows are indexed again one by one,
+    /// with the result [`Self::insert`] gives.
+    pub(crate) fn insert_own_key(&mut self, key: &[u8], row: TypedRow, append: bool) -> Result<(), TypedRow> {
+        if !append {
+            self.index_appended();
+        }
+        let Some(form) = self.own_key(key, &row) else { return Err(row) };
+        let hash = self.hash(form);
         let keyed = KeyedRow {
             row,
-            key: (!derived).then(|| key.into()),
+            key: None,
             #[cfg(not(target_pointer_width = "64"))]
             hash,
         };
+        if append {
+            self.rows.push(keyed);
+            self.appended.push(hash);
+        } else {
+            self.place(hash, keyed);
+        }
+        Ok(())
+    }
+
+    /// The key `key` (a key text's bytes) if it is the JSON of the row's own value in the key
+    /// column.
+    fn own_key<'r>(&self, key: &[u8], row: &'r TypedRow) -> Option<RowKey<'r>> {
+        match self.key_column.and_then(|c| row.get(c)) {
+            Some(Value::Text(s)) if is_quoted(key, s) && is_plain(s) => Some(RowKey::Text(s)),
+            Some(Value::Int64(i)) if std::str::from_utf8(key).ok().and_then(canonical_int) == Some(*i) => {
+                Some(RowKey::Int(*i))
+            }
+            _ => None,
+        }
+    }
+
+    /// Puts the rows [`Self::insert_own_key`] appended added into the index. They are taken in the
+    /// order of the buckets their probes start at (a counting sort into groups of neighbouring
+    /// buckets), so that the table is filled front to back instead of at a random place per
+    /// row.
+    pub(crate) fn index_appended(&mut self) {
+        if self.appended.is_empty() {
+            return;
+        }
+        let hashes = std::mem::take(&mut self.appended);
+        let start = self.rows.len() - hashes.len();
+        let Self { rows, index, key_column, .. } = self;
+        index.reserve(hashes.len(), rehash(rows));
+        // The table probes from `hash & (buckets - 1)`; its capacity is 7/8 of its buckets.
+        let buckets = (index.capacity() / 7 * 8).next_power_of_two();
+        // Up to 4,096 groups: a group's buckets then span a few KB of the table at 1,000,000
+        // rows, which stay in the cache while its rows go in.
+        let shift = buckets.trailing_zeros().saturating_sub(12);
+        let group = |hash: u32| (hash as usize & (buckets - 1)) >> shift;
+        let mut ends = vec![0usize; (buckets >> shift) + 1];
+        for &hash in &hashes {
+            ends[group(hash) + 1] += 1;
+        }
+        for g in 1..ends.len() {
+            ends[g] += ends[g - 1];
+        }
+        // Each row's hash and its place among the appended rows, by group.
+        let mut order = vec![0u64; hashes.len()];
+        for (i, &hash) in hashes.iter().enumerate() {
+            let at = &mut ends[group(hash)];
+            order[*at] = u64::from(hash) << 32 | i as u64;
+            *at += 1;
+        }
+        drop(hashes);
+        let column = *key_column;
+        for entry in order {
+            let (hash, pos) = ((entry >> 32) as u32, start + entry as u32 as usize);
+            // The row's key is read only when an entry's hash is the same: reading it for
+            // every row, in bucket order, is a random read of the rows (it took longer than
+            // the random probes saved).
+            match entry_of(index, rows, column, hash, &rows[pos]) {
+                Entry::Vacant(place) => {
+                    place.insert(Slot::new(pos, hash));
+                }
+                // A key that was there already: index every row again, in order.
+                Entry::Occupied(_) => return self.reindex(),
+            }
+        }
+    }
+
+    /// Indexes every row again, one by one in the order of the array, a later row with the
+    /// key of an earlier one taking its place.
+    fn reindex(&mut self) {
+        let rows = std::mem::take(&mut self.rows);
+        self.index.clear();
+        self.appended.clear();
+        self.rows.reserve_exact(rows.len());
+        for keyed in rows {
+            let hash = self.hash(key_of(&keyed, self.key_column));
+            self.place(hash, keyed);
+        }
+    }
+
+    /// Puts `keyed`, whose key hashes to `hash`, in the place of the row under the same key
+    /// if any, else last.
+    fn place(&mut self, hash: u32, keyed: KeyedRow) {
         let Self { rows, index, key_column, .. } = self;
         let column = *key_column;
         // One probe finds the row's place or where a new one goes.
-        let place = index.entry(
-            table_hash(hash),
-            |&slot| has_key(rows, slot, column, hash, form),
-            |slot| table_hash(slot.hash(rows)),
-        );
+        let place = entry_of(index, rows, column, hash, &keyed);
         match place {
             Entry::Occupied(place) => rows[place.get().pos()] = keyed,
             Entry::Vacant(place) => {
@@ -201,8 +332,9 @@ impl RowsByKey {
 
     /// Removes the row under `key` and returns it; the last row takes its place.
     pub(crate) fn swap_remove(&mut self, key: RowKey<'_>) -> Option<TypedRow> {
+        self.index_appended();
         let hash = self.hash(key);
-        let Self { rows, index, key_column, hasher } = self;
+        let Self { rows, index, key_column, hasher, .. } = self;
         let found = index.find_entry(table_hash(hash), |&slot| has_key(rows, slot, *key_column, hash, key)).ok()?;
         let place = found.remove().0.pos();
         let last = rows.len() - 1;
@@ -217,6 +349,15 @@ impl RowsByKey {
     }
 
     fn position(&self, key: RowKey<'_>) -> Option<usize> {
+        // Rows appended and not indexed yet (a load indexes them before anything looks up):
+        // looked through, the latest first, as a later row under a key replaces an earlier one.
+        if !self.appended.is_empty() {
+            let start = self.rows.len() - self.appended.len();
+            let found = (start..self.rows.len()).rev().find(|&i| key_of(&self.rows[i], self.key_column) == key);
+            if found.is_some() {
+                return found;
+            }
+        }
         let hash = self.hash(key);
         let found = self.index.find(table_hash(hash), |&slot| has_key(&self.rows, slot, self.key_column, hash, key));
         found.map(|slot| slot.pos())
@@ -225,6 +366,25 @@ impl RowsByKey {
     fn hash(&self, key: RowKey<'_>) -> u32 {
         self.hasher.hash_one(key) as u32
     }
+}
+
+/// How the table rehashes its entries when it grows. One function for every call, so that
+/// the table's code is instantiated once in the wasm module.
+fn rehash(rows: &[KeyedRow]) -> impl Fn(&Slot) -> u64 + '_ {
+    move |slot| table_hash(slot.hash(rows))
+}
+
+/// The entry of `index` for the row `keyed` (in `rows` or to be added), whose key hashes to
+/// `hash`: the entry of the row with the same key, or the place for a new one. `keyed`'s key
+/// is read only when an entry's hash is the same.
+fn entry_of<'t>(
+    index: &'t mut HashTable<Slot>,
+    rows: &[KeyedRow],
+    column: Option<usize>,
+    hash: u32,
+    keyed: &KeyedRow,
+) -> Entry<'t, Slot> {
+    index.entry(table_hash(hash), |&slot| has_key(rows, slot, column, hash, key_of(keyed, column)), rehash(rows))
 }
 
 /// The hash the table places a row by, from the 32 bits a row keeps: the table takes a row's
@@ -283,6 +443,40 @@ mod tests {
 
     fn row(values: &[Value]) -> TypedRow {
         Arc::from(values.to_vec())
+    }
+
+    /// Rows appended without the index are found before and after it takes them, and a key
+    /// appended twice ends as a put would leave it: the later row in the earlier one's place.
+    #[test]
+    fn appended_rows_are_indexed_at_once_and_repeated_keys_act_as_puts() {
+        let keyed = |i: i64| row(&[Value::Text(format!("k{i}").into()), Value::Int64(i)]);
+        let mut rows = RowsByKey::default();
+        rows.insert("\"k0\"", keyed(0));
+        for i in 1..5000 {
+            let key = format!("\"k{i}\"");
+            assert!(rows.insert_own_key(key.as_bytes(), keyed(i), true).is_ok());
+        }
+        // Not the row's own key: given back.
+        assert!(rows.insert_own_key(b"\"other\"", keyed(1), true).is_err());
+        assert_eq!(rows.get(RowKey::Text("k4321")).map(|r| r[1].clone()), Some(Value::Int64(4321)));
+        rows.index_appended();
+        assert!(rows.appended.is_empty() && rows.len() == 5000);
+        for i in 0..5000 {
+            assert_eq!(rows.get(RowKey::Text(&format!("k{i}"))).map(|r| r[1].clone()), Some(Value::Int64(i)));
+        }
+        // A repeated key: the same rows as inserting each in turn.
+        let mut expected = rows.clone();
+        let changed = row(&[Value::Text("k7".into()), Value::Int64(-7)]);
+        assert!(rows.insert_own_key(b"\"k5000\"", keyed(5000), true).is_ok());
+        assert!(rows.insert_own_key(b"\"k7\"", changed.clone(), true).is_ok());
+        assert_eq!(rows.get(RowKey::Text("k7")), Some(&changed), "the latest row before indexing");
+        rows.index_appended();
+        expected.insert("\"k5000\"", keyed(5000));
+        expected.insert("\"k7\"", changed.clone());
+        assert_eq!(rows.len(), 5001);
+        assert_eq!(rows.rows().collect::<Vec<_>>(), expected.rows().collect::<Vec<_>>(), "same order");
+        assert_eq!(rows, expected);
+        assert!(rows.swap_remove(RowKey::Text("k7")).is_some() && rows.get(RowKey::Text("k7")).is_none());
     }
 
     /// Key texts read as the value they are the JSON of, and back, only when that is exact.

@@ -196,6 +196,23 @@ impl RecordWriter {
 /// gets rows without columns, as JSON). Fails, naming the byte, on a record that is truncated,
 /// corrupt or of another version; operations before the fault stay applied.
 pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) -> Result<(), StoreError> {
+    replay_ops(record, rows, false)
+}
+
+/// Applies a compacted chunk as [`replay`] does, for a record whose keys are new to `rows`
+/// (a compaction writes each row once, in chunks of distinct keys): its typed rows are added
+/// without probing the key index, and [`SubscriptionRows::index_appended`] indexes them all
+/// at once afterwards (the next change to a subscription's rows does too). A key that was not
+/// new still gets the result of a put, more slowly.
+pub fn replay_chunk(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) -> Result<(), StoreError> {
+    replay_ops(record, rows, true)
+}
+
+fn replay_ops(
+    record: &[u8],
+    rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>,
+    chunk: bool,
+) -> Result<(), StoreError> {
     let mut r = Reader { bytes: record, pos: 0 };
     let magic = r.take(MAGIC.len())?;
     if magic[..3] != MAGIC[..3] {
@@ -230,7 +247,10 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
         let Some(target) = rows.get_mut(sub) else { return Err(r.fail("the subscription vanished")) };
         match op {
             OP_PUT_TYPED => {
-                let key = r.str()?;
+                // Read as bytes: nearly every key is its row's own key value, which the rows
+                // recognise without a text (`put_typed_own_key`); the others are read below.
+                let key_at = r.pos;
+                let key = r.bytes()?;
                 // Built in place, one allocation (the length is known); the first fault is
                 // kept and reported once the row is built.
                 let mut fault = None;
@@ -247,6 +267,16 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
                 if let Some(e) = fault {
                     return Err(e);
                 }
+                let values = if *same {
+                    match target.put_typed_own_key(key, values, chunk) {
+                        Ok(()) => continue,
+                        Err(values) => values,
+                    }
+                } else {
+                    values
+                };
+                let key = std::str::from_utf8(key)
+                    .map_err(|_| Reader { bytes: r.bytes, pos: key_at }.fail("a key that is not UTF-8"))?;
                 if *same {
                     target.put_typed(key, values);
                 } else {
@@ -383,14 +413,41 @@ impl<'a> Reader<'a> {
         Err(self.fail("a number longer than 128 bits"))
     }
 
+    /// A LEB128 number of at most 64 bits: lengths, counts and every integer but a DECIMAL's
+    /// digits. The same bytes as [`Self::varint`] writes for them, read without 128-bit
+    /// arithmetic, which wasm32 does in pairs of 64-bit operations (a load reads several
+    /// numbers per row).
+    fn varint64(&mut self) -> Result<u64, StoreError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            // The tenth byte holds the top bit alone.
+            if shift == 63 && b > 1 {
+                break;
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.fail("a number longer than 64 bits"))
+    }
+
     fn signed(&mut self, min: i128, max: i128) -> Result<i128, StoreError> {
         let v = unzigzag(self.varint()?);
         if (min..=max).contains(&v) { Ok(v) } else { Err(self.fail(&format!("{v} out of range"))) }
     }
 
+    /// A zigzag-encoded integer within `min..=max` (of at most 64 bits).
+    fn signed64(&mut self, min: i64, max: i64) -> Result<i64, StoreError> {
+        let z = self.varint64()?;
+        let v = (z >> 1) as i64 ^ -((z & 1) as i64);
+        if (min..=max).contains(&v) { Ok(v) } else { Err(self.fail(&format!("{v} out of range"))) }
+    }
+
     /// A count of items of at least `min_bytes` each: no more than the bytes left could hold.
     fn count(&mut self, min_bytes: usize) -> Result<usize, StoreError> {
-        let n = self.varint()?;
+        let n = self.varint64()?;
         let left = (self.bytes.len() - self.pos) / min_bytes.max(1);
         usize::try_from(n).ok().filter(|n| *n <= left).ok_or_else(|| self.fail(&format!("count {n} beyond the record")))
     }
@@ -418,11 +475,11 @@ impl<'a> Reader<'a> {
                 1 => Value::Boolean(true),
                 _ => return Err(self.fail("a BOOLEAN that is neither 0 nor 1")),
             },
-            DataType::SmallInt => Value::Int64(self.signed(i16::MIN.into(), i16::MAX.into())? as i64),
-            DataType::Int => Value::Int64(self.signed(i32::MIN.into(), i32::MAX.into())? as i64),
-            DataType::BigInt => Value::Int64(self.signed(i64::MIN.into(), i64::MAX.into())? as i64),
-            DataType::Timestamp => Value::Timestamp(self.signed(i64::MIN.into(), i64::MAX.into())? as i64),
-            DataType::Date => Value::Date(self.signed(i32::MIN.into(), i32::MAX.into())? as i32),
+            DataType::SmallInt => Value::Int64(self.signed64(i16::MIN.into(), i16::MAX.into())?),
+            DataType::Int => Value::Int64(self.signed64(i32::MIN.into(), i32::MAX.into())?),
+            DataType::BigInt => Value::Int64(self.signed64(i64::MIN, i64::MAX)?),
+            DataType::Timestamp => Value::Timestamp(self.signed64(i64::MIN, i64::MAX)?),
+            DataType::Date => Value::Date(self.signed64(i32::MIN.into(), i32::MAX.into())? as i32),
             DataType::Float | DataType::Double => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(self.take(8)?);
@@ -512,6 +569,27 @@ mod tests {
         let mut rows = BTreeMap::from([(sub("s"), SubscriptionRows::new(columns))]);
         replay(record, &mut rows)?;
         Ok(rows.remove(&sub("s")).unwrap_or_default())
+    }
+
+    /// Numbers of up to 64 bits read back exactly without 128-bit arithmetic; a longer one is
+    /// an error.
+    #[test]
+    fn numbers_of_64_bits_read_back_and_longer_ones_fail() {
+        for v in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX >> 1, u64::MAX] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, u128::from(v));
+            let mut r = Reader { bytes: &buf, pos: 0 };
+            assert_eq!(r.varint64().unwrap(), v);
+            assert_eq!(r.pos, buf.len());
+        }
+        for i in [0, -1, 1, i64::MIN, i64::MAX] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, zigzag(i128::from(i)));
+            assert_eq!(Reader { bytes: &buf, pos: 0 }.signed64(i64::MIN, i64::MAX).unwrap(), i);
+        }
+        let mut buf = Vec::new();
+        put_varint(&mut buf, 1u128 << 64);
+        assert!(Reader { bytes: &buf, pos: 0 }.varint64().is_err());
     }
 
     /// What compares rows with NaN: their JSON (NaN != NaN as a value).
@@ -646,6 +724,8 @@ mod tests {
         assert!(error(b"KDR\x01\x01\x01s\x01\x01n\x03INT\x02\x01k\x07").contains("cell tag 7 of column 'n'"));
         assert!(error(b"KDR\x01\x01\x01s\x00\x09").contains("unknown operation 0x09"));
         let long = [&b"KDR\x01\x01\x01s\x01\x01n\x06BIGINT\x02\x01k\x01"[..], &[0xff; 20]].concat();
+        assert!(error(&long).contains("longer than 64 bits"));
+        let long = [&b"KDR\x01\x01\x01s\x01\x01n\x0dDECIMAL(38,4)\x02\x01k\x01"[..], &[0xff; 20]].concat();
         assert!(error(&long).contains("longer than 128 bits"));
     }
 }
