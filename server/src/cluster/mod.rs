@@ -447,14 +447,31 @@ impl Cluster {
     /// Waits until this node has applied every entry of `group` committed before the call,
     /// as the group's leader confirms with a majority (openraft's read index).
     async fn barrier(&self, group: GroupId) -> Result<()> {
-        let index = match self.leads(group) {
-            true => None,
-            false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?,
-        };
-        let index = match index {
-            Some(index) => index,
-            // The leader (or this node became it while asking).
-            None => self.read_index_here(group).await?,
+        let deadline = tokio::time::Instant::now() + self.write_timeout();
+        let index = loop {
+            let asked = match self.leads(group) {
+                true => Ok(None),
+                false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await,
+            };
+            let index = match asked {
+                Ok(Some(index)) => Ok(index),
+                // The leader (or this node became it while asking).
+                Ok(None) => tokio::time::timeout_at(deadline, self.read_index_here(group))
+                    .await
+                    .unwrap_or_else(|_| Err(unconfirmed_leader())),
+                Err(e) => Err(e),
+            };
+            match index {
+                Ok(index) => break index,
+                // A leader that cannot confirm it leads may just have lost an election it has
+                // not heard of (a partition healing): asking again, the new leader, is safe
+                // for a read, for as long as a write would wait.
+                Err(e) if tokio::time::Instant::now() + Duration::from_millis(50) < deadline => {
+                    tracing::debug!(group = group.0, "read index not confirmed, asking again: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
         };
         match self.applied_within(group, index, self.write_timeout()).await {
             true => Ok(()),
@@ -472,9 +489,7 @@ impl Cluster {
         match tokio::time::timeout(patience, self.raft(group).get_read_log_id()).await {
             Ok(Ok((read, _applied))) => Ok(read.map_or(0, |l| l.index)),
             Ok(Err(e)) => Err(KalamError::Unavailable(format!("this node cannot confirm it leads: {e}; retry"))),
-            Err(_) => {
-                Err(KalamError::Unavailable("no majority confirmed the leader in time (a node cut off?); retry".into()))
-            }
+            Err(_) => Err(unconfirmed_leader()),
         }
     }
 
@@ -827,6 +842,11 @@ impl Replication for Cluster {
             MembershipChange::Remove { id } => format!("Node {id} removed from the cluster"),
         })
     }
+}
+
+/// A read index no majority confirmed in time.
+fn unconfirmed_leader() -> KalamError {
+    KalamError::Unavailable("no majority confirmed the leader in time (a node cut off?); retry".into())
 }
 
 /// How long `ALTER CLUSTER ADD NODE` waits for the new node to catch up with a group (a
