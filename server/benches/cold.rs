@@ -173,4 +173,20 @@ async fn compaction(server: &Server, samples: usize) {
         p50 as f64 / 1000.0,
         p99 as f64 / 1000.0
     );
+    // Point reads of rows spread over the one file (ids ending in 0 were deleted).
+    let mut lat = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let id = (i * 7_919 % (FILES * ROWS_PER_FILE)) / 10 * 10 + 3;
+        let t0 = Instant::now();
+        let r = query(server, &client, &token, &format!("SELECT * FROM bench.items WHERE id = {id}")).await;
+        lat.push(t0.elapsed());
+        assert_eq!(r["results"][0]["row_count"], json!(1));
+    }
+    let (p50, p99) = common::percentiles(lat);
+    println!(
+        "{:<58} {:>9.2} {:>9.2}",
+        "after compaction: point read in that file",
+        p50 as f64 / 1000.0,
+        p99 as f64 / 1000.0
+    );
 }

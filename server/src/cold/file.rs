@@ -25,9 +25,10 @@ use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaR
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::RowSelection;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection};
 use parquet::arrow::async_reader::{ParquetRecordBatchStream, ParquetRecordBatchStreamBuilder};
 use parquet::basic::Compression;
+use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::properties::WriterProperties;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -41,6 +42,15 @@ const CRDT_STATE_ROLE: &str = "crdt_state";
 const STATE_SUFFIX: &str = "__state";
 /// Rows per Parquet row group (and per read batch).
 pub(crate) const ROW_GROUP_ROWS: usize = 65_536;
+/// Rows per data page at most. With the page index Parquet writes by default, a point
+/// read fetches and decodes one page per column, not a whole column chunk; more pages per
+/// chunk cost scans almost nothing (a header and statistics each).
+const PAGE_ROWS: usize = 1_024;
+/// Dictionary bytes per column chunk at most, after which a column is written plain. Every
+/// read of a dictionary-encoded page decodes the whole dictionary first: at Parquet's default
+/// of 1 MiB, a point read of a column of unique values decoded a megabyte; columns with few
+/// distinct values (what dictionaries are for) stay well under this.
+const DICTIONARY_BYTES: usize = 16 << 10;
 
 /// A column of a cold file, as readers ask for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +187,8 @@ impl FileWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_dictionary_page_size_limit(DICTIONARY_BYTES)
             .build();
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props)).map_err(ColdError::parquet("start"))?;
         Ok(FileWriter {
@@ -329,6 +341,37 @@ pub(crate) async fn read(
     Ok(out)
 }
 
+/// The metadata of a file with its page index (when the file has one): kept by the
+/// partition for its point reads, so that each one fetches only the pages holding its rows.
+pub(crate) type Footer = ArrowReaderMetadata;
+
+/// Reads the [`Footer`] of `name`.
+pub(crate) async fn footer(dir: &Location, name: &str) -> Result<Footer> {
+    let mut reader = dir.open_ranged(name)?.reader().await?;
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    Ok(ArrowReaderMetadata::load_async(&mut reader, options).await.map_err(ColdError::parquet("open"))?)
+}
+
+/// The rows `selection` picks out of `name`, whose footer is `footer`: only the pages that
+/// hold them are read.
+pub(crate) async fn read_selected(
+    dir: &Location,
+    name: &str,
+    footer: Footer,
+    table: &TableDef,
+    columns: &[FileColumn],
+    selection: RowSelection,
+) -> Result<Vec<RecordBatch>> {
+    let reader = dir.open_ranged(name)?.reader().await?;
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer);
+    let mut batches = FileBatches::with_builder(builder, table, columns, Some(selection), ROW_GROUP_ROWS)?;
+    let mut out = Vec::new();
+    while let Some(batch) = batches.next().await {
+        out.push(batch?);
+    }
+    Ok(out)
+}
+
 /// Like [`read`], but one batch of at most `batch_rows` rows at a time, fetching only the
 /// column chunks of the row group being decoded.
 pub(crate) async fn open(
@@ -372,6 +415,16 @@ impl FileBatches {
         batch_rows: usize,
     ) -> Result<FileBatches> {
         let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(ColdError::parquet("open"))?;
+        FileBatches::with_builder(builder, table, columns, selection, batch_rows)
+    }
+
+    fn with_builder(
+        builder: ParquetRecordBatchStreamBuilder<FileReader>,
+        table: &TableDef,
+        columns: &[FileColumn],
+        selection: Option<RowSelection>,
+        batch_rows: usize,
+    ) -> Result<FileBatches> {
         let file_schema = builder.schema().clone();
         // Position in the file of each requested column, if present.
         let find_user = |id: u16, state: bool| {
@@ -605,5 +658,36 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(stored_row(&t, &only_last[0], 0).unwrap(), rows[2]);
+    }
+
+    #[tokio::test]
+    async fn a_point_read_goes_through_the_page_index_to_single_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = test_table(&[("id", DataType::BigInt), ("name", DataType::Text)]);
+        let n = 10_000u64;
+        let rows: Vec<StoredRow> = (0..n as i64)
+            .map(|i| StoredRow {
+                updated: i,
+                deleted: false,
+                values: vec![Value::Int(i), Value::Text(format!("name-{i}"))],
+            })
+            .collect();
+        let loc = Location::Dir(dir.path().to_path_buf());
+        let mut w = FileWriter::create(&loc, 1, t.clone()).unwrap();
+        w.write(&rows).unwrap();
+        w.finish().unwrap().publish().await.unwrap();
+
+        let footer = footer(&loc, &file_name(1)).await.unwrap();
+        let pages = footer.metadata().offset_index().expect("an offset index is written and read");
+        let id_pages = pages[0][0].page_locations().len();
+        assert!(id_pages >= n as usize / PAGE_ROWS, "{id_pages} pages of ids for {n} rows");
+
+        let wanted = [0u64, 4_097, 9_999];
+        let selection =
+            RowSelection::from_consecutive_ranges(wanted.iter().map(|&r| r as usize..r as usize + 1), n as usize);
+        let batches = read_selected(&loc, &file_name(1), footer, &t, &row_columns(&t), selection).await.unwrap();
+        let back: Vec<StoredRow> =
+            batches.iter().flat_map(|b| (0..b.num_rows()).map(|r| stored_row(&t, b, r).unwrap())).collect();
+        assert_eq!(back, wanted.iter().map(|&r| rows[r as usize].clone()).collect::<Vec<_>>());
     }
 }

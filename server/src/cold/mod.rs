@@ -292,7 +292,9 @@ impl ColdStore {
         }
         for p in partitions {
             if !std::ptr::eq(&*p, keep) {
-                p.state.write().index = None;
+                let mut state = p.state.write();
+                state.index = None;
+                state.footers.clear();
             }
         }
     }
@@ -348,6 +350,9 @@ struct Retired {
 struct PartitionState {
     manifest: Manifest,
     index: Option<KeyIndex>,
+    /// Footers of files point reads went to, by file name: kept while the key index is
+    /// (they are a small fraction of its size) and for listed files only.
+    footers: HashMap<String, file::Footer>,
     /// Handed to every listing; replaced at each compaction.
     lease: FileLease,
     /// Leases of earlier listings that may still be held.
@@ -362,7 +367,14 @@ impl PartitionState {
             true => vec![],
             false => vec![Retired { files: manifest.obsolete.clone(), holders: vec![] }],
         };
-        PartitionState { manifest, index: None, lease: Arc::new(()), old_leases: vec![], retired }
+        PartitionState {
+            manifest,
+            index: None,
+            footers: HashMap::new(),
+            lease: Arc::new(()),
+            old_leases: vec![],
+            retired,
+        }
     }
 }
 
@@ -580,46 +592,70 @@ impl ColdPartition {
                 .await?;
             let Some(found) = found else { continue };
             let versions: Vec<ColdVersion> = found.iter().flatten().copied().collect();
-            let mut rows = read_versions(&listing, table, &versions).await?.into_iter();
+            let mut rows = self.read_versions(&listing, table, &versions).await?.into_iter();
             return Ok(found.iter().map(|v| v.map(|_| rows.next().expect("one row per version"))).collect());
         }
     }
-}
 
-/// Whole rows of the given versions of a listing's files (in the given order).
-async fn read_versions(listing: &ColdSnapshot, table: &TableDef, versions: &[ColdVersion]) -> Result<Vec<StoredRow>> {
-    let files = &listing.files;
-    let columns = file::row_columns(table);
-    let mut by_batch: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
-    for (i, v) in versions.iter().enumerate() {
-        by_batch.entry(v.batch).or_default().push((v.row, i));
-    }
-    let mut out: Vec<Option<StoredRow>> = vec![None; versions.len()];
-    for (batch, mut wanted) in by_batch {
-        let entry = files
-            .iter()
-            .find(|f| f.batch == batch)
-            .ok_or_else(|| ColdError::Corrupt(format!("cold file batch-{batch} is not in the manifest")))?;
-        wanted.sort_unstable();
-        let mut rows: Vec<u32> = wanted.iter().map(|w| w.0).collect();
-        rows.dedup();
-        let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
-        let selection = RowSelection::from_consecutive_ranges(ranges, entry.rows as usize);
-        let mut read = Vec::with_capacity(rows.len());
-        for b in file::read(&listing.dir, &entry.file, table, &columns, Some(selection)).await? {
-            for r in 0..b.num_rows() {
-                read.push(file::stored_row(table, &b, r)?);
+    /// The footer of `entry`, a file of this partition: kept from an earlier read, or read
+    /// now (and kept if the key index is loaded and the file still listed).
+    async fn footer(&self, entry: &FileEntry) -> Result<file::Footer> {
+        if let Some(footer) = self.state.read().footers.get(&entry.file) {
+            return Ok(footer.clone());
+        }
+        let footer = file::footer(&self.dir, &entry.file).await?;
+        let mut state = self.state.write();
+        if state.index.is_some() {
+            let PartitionState { manifest, footers, .. } = &mut *state;
+            footers.retain(|name, _| manifest.files.iter().any(|f| &f.file == name));
+            if manifest.files.iter().any(|f| f.file == entry.file) {
+                footers.insert(entry.file.clone(), footer.clone());
             }
         }
-        if read.len() != rows.len() {
-            return Err(ColdError::Corrupt(format!("cold file {} is shorter than its index", entry.file)).into());
-        }
-        for (row, i) in wanted {
-            let at = rows.binary_search(&row).expect("selected");
-            out[i] = Some(read[at].clone());
-        }
+        Ok(footer)
     }
-    Ok(out.into_iter().map(|r| r.expect("every version read")).collect())
+
+    /// Whole rows of the given versions of a listing's files (in the given order).
+    async fn read_versions(
+        &self,
+        listing: &ColdSnapshot,
+        table: &TableDef,
+        versions: &[ColdVersion],
+    ) -> Result<Vec<StoredRow>> {
+        let files = &listing.files;
+        let columns = file::row_columns(table);
+        let mut by_batch: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
+        for (i, v) in versions.iter().enumerate() {
+            by_batch.entry(v.batch).or_default().push((v.row, i));
+        }
+        let mut out: Vec<Option<StoredRow>> = vec![None; versions.len()];
+        for (batch, mut wanted) in by_batch {
+            let entry = files
+                .iter()
+                .find(|f| f.batch == batch)
+                .ok_or_else(|| ColdError::Corrupt(format!("cold file batch-{batch} is not in the manifest")))?;
+            wanted.sort_unstable();
+            let mut rows: Vec<u32> = wanted.iter().map(|w| w.0).collect();
+            rows.dedup();
+            let ranges = rows.iter().map(|&r| r as usize..r as usize + 1);
+            let selection = RowSelection::from_consecutive_ranges(ranges, entry.rows as usize);
+            let mut read = Vec::with_capacity(rows.len());
+            let footer = self.footer(entry).await?;
+            for b in file::read_selected(&listing.dir, &entry.file, footer, table, &columns, selection).await? {
+                for r in 0..b.num_rows() {
+                    read.push(file::stored_row(table, &b, r)?);
+                }
+            }
+            if read.len() != rows.len() {
+                return Err(ColdError::Corrupt(format!("cold file {} is shorter than its index", entry.file)).into());
+            }
+            for (row, i) in wanted {
+                let at = rows.binary_search(&row).expect("selected");
+                out[i] = Some(read[at].clone());
+            }
+        }
+        Ok(out.into_iter().map(|r| r.expect("every version read")).collect())
+    }
 }
 
 /// Deletes what the cold tier writes under a table's directory — per partition,
