@@ -25,7 +25,8 @@ use futures::future::LocalBoxFuture;
 use kalamdb_client_core::replica::Replica;
 use kalamdb_client_core::store::{ReplicaStore, Snapshot, StoreError, StoreOp};
 use kalamdb_client_core::sync::{Client, MutationState, SyncEvent, SyncStatus};
-use serde::{Deserialize, Serialize};
+use kalamdb_client_core::tagged;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
@@ -62,8 +63,9 @@ pub fn supported() -> bool {
     has_channel && lock_manager().is_some()
 }
 
-/// What tabs post to each other (JSON text on the channel).
-#[derive(Serialize, Deserialize)]
+/// What tabs post to each other (JSON text on the channel). Decoded by
+/// [`kalamdb_client_core::tagged`].
+#[derive(Serialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 enum Message {
     /// Store operations a tab committed.
@@ -82,12 +84,60 @@ enum Message {
     Reply { to: String, req: u64, error: Option<String> },
 }
 
-/// A subscription change a follower leaves to the leader.
-#[derive(Clone, Serialize, Deserialize)]
+/// [`Message`] externally tagged, for [`kalamdb_client_core::tagged`].
+#[derive(Deserialize)]
+#[serde(remote = "Message", rename_all = "snake_case")]
+enum MessageFields {
+    Ops { ops: Vec<StoreOp> },
+    Mutation { client_id: String, seq: u64, state: MutationState },
+    Status { status: SyncStatus },
+    Hello,
+    Leader,
+    Request { from: String, req: u64, action: Action },
+    Reply { to: String, req: u64, error: Option<String> },
+}
+
+impl tagged::InternallyTagged for Message {
+    const TAG: &'static str = "t";
+    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MessageFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
+}
+
+/// A subscription change a follower leaves to the leader. Decoded by
+/// [`kalamdb_client_core::tagged`].
+#[derive(Clone, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     Sync { id: String, sql: String },
     Unsync { id: String },
+}
+
+/// [`Action`] externally tagged, for [`kalamdb_client_core::tagged`].
+#[derive(Deserialize)]
+#[serde(remote = "Action", rename_all = "snake_case")]
+enum ActionFields {
+    Sync { id: String, sql: String },
+    Unsync { id: String },
+}
+
+impl tagged::InternallyTagged for Action {
+    const TAG: &'static str = "action";
+    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ActionFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
 }
 
 /// [`Message::Ops`] serialised from borrowed operations.
