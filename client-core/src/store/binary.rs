@@ -290,8 +290,9 @@ fn replay_ops(
             }
             OP_PUT_JSON => {
                 let key = r.str()?.to_string();
-                let json = r.bytes()?;
-                let mut de = serde_json::Deserializer::from_slice(json);
+                // As text: the one JSON reader (`StrRead`) the client compiles in.
+                let json = r.str()?;
+                let mut de = serde_json::Deserializer::from_str(json);
                 target
                     .put_seed(key)
                     .deserialize(&mut de)
