@@ -210,14 +210,20 @@ impl IndexedDbStore {
         // Room for every row at once rather than growing step by step: the chunks' rows
         // (chunks are full but the last of each subscription) now, counted from their keys
         // `[subscription, n]`; the log's once its records are in (below).
-        let mut chunk_counts: BTreeMap<SubscriptionId, usize> = BTreeMap::new();
+        // (A list, not a map: a few subscriptions, and each map type costs the bundle KBs.)
+        let mut chunk_counts: Vec<(SubscriptionId, usize)> = Vec::new();
         for k in chunk_keys.iter() {
             if let Some(sub) = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string()) {
-                *chunk_counts.entry(SubscriptionId(sub)).or_default() += 1;
+                match chunk_counts.iter_mut().find(|(s, _)| s.0 == sub) {
+                    Some((_, n)) => *n += 1,
+                    None => chunk_counts.push((SubscriptionId(sub), 1)),
+                }
             }
         }
-        for (sub, rows) in c.rows.iter_mut() {
-            rows.reserve(chunk_counts.get(sub).map_or(0, |n| n * CHUNK_ROWS));
+        for (sub, n) in &chunk_counts {
+            if let Some(rows) = c.rows.get_mut(sub) {
+                rows.reserve(*n * CHUNK_ROWS);
+            }
         }
         let mut buf = Vec::new();
         for read in &chunks {
@@ -250,12 +256,12 @@ impl IndexedDbStore {
                 Ok(())
             })?;
         }
-        let chunk_rows = chunk_counts.values().sum::<usize>() * CHUNK_ROWS;
+        let chunk_rows = chunk_counts.iter().map(|(_, n)| n).sum::<usize>() * CHUNK_ROWS;
         let log_rows = match c.chunk_bytes {
             0 => log_bytes / LOG_BYTES_PER_ROW,
             _ => (log_bytes as f64 * chunk_rows as f64 / c.chunk_bytes as f64 * 1.02) as usize,
         };
-        let largest = chunk_counts.iter().max_by_key(|(_, n)| **n).map(|(sub, _)| sub.clone());
+        let largest = chunk_counts.iter().max_by_key(|(_, n)| *n).map(|(sub, _)| sub.clone());
         let largest = largest.or_else(|| (c.rows.len() == 1).then(|| c.rows.keys().next().cloned()).flatten());
         if let Some(rows) = largest.and_then(|sub| c.rows.get_mut(&sub)) {
             rows.reserve(log_rows);

@@ -28,7 +28,6 @@ use kalamdb_client_core::sync::{Client, MutationState, SyncEvent, SyncStatus};
 use kalamdb_client_core::tagged;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -210,8 +209,9 @@ struct State {
     want_online: bool,
     closed: bool,
     next_req: u64,
-    /// Requests to the leader not answered yet, posted again when a new leader appears.
-    pending: BTreeMap<u64, Pending>,
+    /// Requests to the leader not answered yet (by request number, ascending), posted again
+    /// when a new leader appears. A list: there are few, and a map type costs the bundle KBs.
+    pending: Vec<(u64, Pending)>,
     /// Resolves the promise that holds the leader lock.
     release: Option<js_sys::Function>,
 }
@@ -272,7 +272,9 @@ impl Shared {
                 });
             }
             Message::Reply { to, req, error } if to == self.tab_id => {
-                if let Some(p) = self.state.borrow_mut().pending.remove(&req) {
+                let mut st = self.state.borrow_mut();
+                if let Some(at) = st.pending.iter().position(|(r, _)| *r == req) {
+                    let (_, p) = st.pending.remove(at);
                     let _ = p.reply.send(error.map_or(Ok(()), Err));
                 }
             }
@@ -305,7 +307,7 @@ impl Shared {
         if let Ok(status) = self.client.status().await {
             self.post(&Message::Status { status });
         }
-        for p in pending.into_values() {
+        for (_, p) in pending {
             let _ = p.reply.send(self.perform(p.action).await);
         }
     }
@@ -454,7 +456,7 @@ impl Tabs {
             let mut st = self.shared.state.borrow_mut();
             st.next_req += 1;
             let req = st.next_req;
-            st.pending.insert(req, Pending { action: action.clone(), reply: tx });
+            st.pending.push((req, Pending { action: action.clone(), reply: tx }));
             req
         };
         self.shared.post_request(req, &action);

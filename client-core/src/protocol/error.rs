@@ -59,7 +59,30 @@ impl ErrorCode {
     /// Every code, in declaration order (a new code goes here too).
     pub const ALL: [ErrorCode; 22] = {
         use ErrorCode::*;
-        [InvalidRequest, NotFound, ParseError, ValidationError, NotSupported, Unauthorized, AccountLocked, Forbidden, NamespaceNotFound, TableNotFound, UserNotFound, AlreadyExists, DuplicateKey, InUse, TooLarge, TooManyStatements, RateLimited, Timeout, SlowConsumer, Killed, Unavailable, InternalError]
+        [
+            InvalidRequest,
+            NotFound,
+            ParseError,
+            ValidationError,
+            NotSupported,
+            Unauthorized,
+            AccountLocked,
+            Forbidden,
+            NamespaceNotFound,
+            TableNotFound,
+            UserNotFound,
+            AlreadyExists,
+            DuplicateKey,
+            InUse,
+            TooLarge,
+            TooManyStatements,
+            RateLimited,
+            Timeout,
+            SlowConsumer,
+            Killed,
+            Unavailable,
+            InternalError,
+        ]
     };
 
     /// The wire name, e.g. `VALIDATION_ERROR`.

@@ -345,12 +345,19 @@ pub fn table_row_columns<'a>(
 /// table's columns as the replica types them: what a store fills while it loads, so that rows
 /// are typed as they are read.
 pub fn empty_rows_of(records: &[&SubscriptionRecord]) -> BTreeMap<SubscriptionId, SubscriptionRows> {
-    let mut by_table: BTreeMap<&str, Option<RowColumns>> = BTreeMap::new();
+    // A list, not a map: a few tables, and each map type costs the wasm bundle KBs.
+    let mut by_table: Vec<(&str, Option<RowColumns>)> = Vec::new();
     let mut rows = BTreeMap::new();
     for rec in records {
-        let columns =
-            by_table.entry(&rec.table).or_insert_with(|| table_row_columns(records.iter().copied(), &rec.table));
-        rows.insert(rec.id.clone(), SubscriptionRows::new(columns.clone()));
+        let columns = match by_table.iter().find(|(t, _)| *t == rec.table) {
+            Some((_, columns)) => columns.clone(),
+            None => {
+                let columns = table_row_columns(records.iter().copied(), &rec.table);
+                by_table.push((&rec.table, columns.clone()));
+                columns
+            }
+        };
+        rows.insert(rec.id.clone(), SubscriptionRows::new(columns));
     }
     rows
 }
