@@ -36,16 +36,16 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
-use kalamdb_client_core::replica::{Replica, SubscriptionRows, empty_rows_of};
+use kalamdb_client_core::replica::{Replica, empty_rows_of};
 use kalamdb_client_core::store::binary::{self, RecordWriter};
 use kalamdb_client_core::store::{
-    OutboxEntry, ReplicaStore, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+    OutboxEntry, ReplicaStore, RowsBySubscription, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
 };
+use litemap::LiteMap;
 use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{IdbKeyRange, IdbObjectStore, IdbRequest};
@@ -268,7 +268,7 @@ impl IndexedDbStore {
         }
         // The chunks' rows were added without their keys: indexed now, all at once (after the
         // room above, so that the key index is made at its final size).
-        for rows in c.rows.values_mut() {
+        for (_, rows) in c.rows.iter_mut() {
             rows.index_appended();
         }
         for read in &log {
@@ -308,7 +308,7 @@ impl IndexedDbStore {
         meta.sort_by(|a, b| a.0.cmp(&b.0));
         let mut rows = c.rows;
         rows.retain(|_, rows| !rows.is_empty());
-        Ok(Snapshot { subscriptions: c.subscriptions.into_values().collect(), rows, outbox, meta })
+        Ok(Snapshot { subscriptions: c.subscriptions.into_iter().map(|(_, rec)| rec).collect(), rows, outbox, meta })
     }
 
     /// Commits the operations `plan` was made of.
@@ -438,8 +438,8 @@ impl ReplicaStore for IndexedDbStore {
 /// Everything in the database, rows with the log replayed.
 #[derive(Default)]
 struct Contents {
-    subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
-    rows: BTreeMap<SubscriptionId, SubscriptionRows>,
+    subscriptions: LiteMap<SubscriptionId, SubscriptionRecord>,
+    rows: RowsBySubscription,
     outbox: Vec<OutboxEntry>,
     meta: Vec<(String, Value)>,
     chunk_bytes: usize,
@@ -482,11 +482,11 @@ impl<'a> RowRecord<'a> {
 /// `{"put": [sub, pk, row]}`, `{"delete": [sub, pk]}` and `{"clear": sub}`. Each put row is
 /// typed straight from the JSON text, without a map of it (see [`SubscriptionRows::put_seed`]).
 mod legacy_log {
-    use super::{BTreeMap, SubscriptionId, SubscriptionRows};
+    use super::{RowsBySubscription, SubscriptionId};
     use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
     use std::fmt;
 
-    type Rows = BTreeMap<SubscriptionId, SubscriptionRows>;
+    type Rows = RowsBySubscription;
 
     /// The record: a list of operations.
     pub(super) struct Replay<'a>(pub(super) &'a mut Rows);

@@ -8,17 +8,20 @@
 //! typing them again, and a snapshot hands out the store's rows, so a replica and its memory
 //! store hold one copy of each row.
 
-use super::{OutboxEntry, ReplicaStore, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord};
+use super::{
+    OutboxEntry, ReplicaStore, RowsBySubscription, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+};
 use crate::replica::{Replica, SubscriptionRows, table_row_columns};
 use futures::future::LocalBoxFuture;
+use litemap::{Entry, LiteMap};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 struct State {
-    subs: BTreeMap<SubscriptionId, SubscriptionRecord>,
-    rows: BTreeMap<SubscriptionId, SubscriptionRows>,
+    subs: LiteMap<SubscriptionId, SubscriptionRecord>,
+    rows: RowsBySubscription,
     outbox: BTreeMap<(String, u64), OutboxEntry>,
     meta: BTreeMap<String, Value>,
 }
@@ -37,9 +40,13 @@ impl State {
     /// The rows of `sub`, made typed to its table's columns if it has none yet.
     fn rows_of(&mut self, sub: SubscriptionId) -> &mut SubscriptionRows {
         let subs = &self.subs;
-        self.rows.entry(sub).or_insert_with_key(|sub| {
-            SubscriptionRows::new(subs.get(sub).and_then(|r| table_row_columns(subs.values(), &r.table)))
-        })
+        match self.rows.entry(sub) {
+            Entry::Occupied(rows) => rows.into_mut(),
+            Entry::Vacant(e) => {
+                let columns = subs.get(e.key()).and_then(|r| table_row_columns(subs.values(), &r.table));
+                e.insert(SubscriptionRows::new(columns))
+            }
+        }
     }
 
     fn apply(&mut self, op: StoreOp, replica: Option<&Replica>) {
