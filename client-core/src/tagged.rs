@@ -66,15 +66,18 @@ fn tag_later<'de, T: InternallyTagged, A: MapAccess<'de>>(first: String, mut map
         return Err(de::Error::missing_field(T::TAG));
     };
     let tag = fields.remove(at);
-    let object: serde_json::Map<String, serde_json::Value> = fields.into_iter().collect();
-    let mut text = serde_json::to_string(&serde_json::Map::from_iter([tag])).map_err(de::Error::custom)?;
-    if !object.is_empty() {
-        // `{"tag":"v"}` + `,"a":1,...}`: the fields after the tag, in the map's order.
-        let rest = serde_json::to_string(&object).map_err(de::Error::custom)?;
-        text.pop();
-        text.push(',');
-        text.push_str(&rest[1..]);
+    // `{"tag":"v","a":1,...}`, the other fields in their order. (Written out rather than
+    // through a `serde_json::Map`: collecting into a map compiles in a sort.)
+    let mut text = String::from("{");
+    for (i, (key, value)) in std::iter::once(tag).chain(fields).enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::Value::String(key).to_string());
+        text.push(':');
+        text.push_str(&value.to_string());
     }
+    text.push('}');
     serde_json::from_str(&text).map_err(de::Error::custom)
 }
 

@@ -40,6 +40,7 @@ use kalamdb_client_core::replica::{Replica, empty_rows_of};
 use kalamdb_client_core::store::binary::{self, RecordWriter};
 use kalamdb_client_core::store::{
     OutboxEntry, ReplicaStore, RowsBySubscription, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+    sort_outbox,
 };
 use litemap::LiteMap;
 use serde::de::DeserializeSeed;
@@ -300,9 +301,7 @@ impl IndexedDbStore {
         // Only the leading tab writes rows (see `compact`): the rewrite waits for its next commit.
         self.rewrite.set(c.legacy);
         let mut outbox = c.outbox;
-        outbox.sort_by(|a, b| {
-            a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
-        });
+        sort_outbox(&mut outbox);
         let mut meta = c.meta;
         // IndexedDB orders strings by UTF-16 code unit, Rust by code point: sort like MemoryStore.
         meta.sort_by(|a, b| a.0.cmp(&b.0));

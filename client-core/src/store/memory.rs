@@ -10,6 +10,7 @@
 
 use super::{
     OutboxEntry, ReplicaStore, RowsBySubscription, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+    sort_outbox,
 };
 use crate::replica::{Replica, SubscriptionRows, table_row_columns};
 use futures::future::LocalBoxFuture;
@@ -122,9 +123,7 @@ impl ReplicaStore for MemoryStore {
     fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>> {
         let s = self.state.lock().expect("memory store poisoned");
         let mut outbox: Vec<OutboxEntry> = s.outbox.values().cloned().collect();
-        outbox.sort_by(|a, b| {
-            a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
-        });
+        sort_outbox(&mut outbox);
         // The rows themselves are shared, not copied (only the keys and their index are).
         let mut rows = s.rows.clone();
         rows.retain(|_, rows| !rows.is_empty());

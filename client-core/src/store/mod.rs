@@ -229,6 +229,14 @@ pub struct Snapshot {
     pub meta: Vec<(String, Value)>,
 }
 
+/// Puts outbox entries in [`Snapshot::outbox`]'s order, `(created_ms, client_id, seq)`. (One
+/// function for every store: each `sort_by` closure compiles a sort of its own.)
+pub fn sort_outbox(entries: &mut [OutboxEntry]) {
+    entries.sort_by(|a, b| {
+        a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
+    });
+}
+
 impl Snapshot {
     /// The number of rows of all subscriptions.
     pub fn row_count(&self) -> usize {
