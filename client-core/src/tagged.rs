@@ -51,19 +51,22 @@ impl<'de, T: InternallyTagged> Visitor<'de> for TaggedVisitor<T> {
             let variant = map.next_value::<String>()?;
             return T::deserialize_untagged_variant(VariantFields { variant, map });
         }
-        tag_later(key, map)
+        // The rare case of a tag after other fields: the object is buffered, written again
+        // with the tag first, and that is decoded.
+        let text = tag_first(T::TAG, key, map)?;
+        serde_json::from_str(&text).map_err(de::Error::custom)
     }
 }
 
-/// The rare case of a tag after other fields: buffers the object, writes it again with the
-/// tag first and decodes that.
-fn tag_later<'de, T: InternallyTagged, A: MapAccess<'de>>(first: String, mut map: A) -> Result<T, A::Error> {
+/// The rest of the object whose first key is `first`, as JSON text with the `tag` field first.
+/// (Not generic in the enum: compiled once for all of them.)
+fn tag_first<'de, A: MapAccess<'de>>(tag: &'static str, first: String, mut map: A) -> Result<String, A::Error> {
     let mut fields = vec![(first, map.next_value::<serde_json::Value>()?)];
     while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
         fields.push(entry);
     }
-    let Some(at) = fields.iter().position(|(k, _)| k == T::TAG) else {
-        return Err(de::Error::missing_field(T::TAG));
+    let Some(at) = fields.iter().position(|(k, _)| k == tag) else {
+        return Err(de::Error::missing_field(tag));
     };
     let tag = fields.remove(at);
     // `{"tag":"v","a":1,...}`, the other fields in their order. (Written out rather than
@@ -78,7 +81,7 @@ fn tag_later<'de, T: InternallyTagged, A: MapAccess<'de>>(first: String, mut map
         text.push_str(&value.to_string());
     }
     text.push('}');
-    serde_json::from_str(&text).map_err(de::Error::custom)
+    Ok(text)
 }
 
 /// The tag as an externally tagged variant, the rest of the object as its content.

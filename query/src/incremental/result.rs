@@ -102,7 +102,8 @@ impl<R: Clone> OrderedResult<R> {
     pub(super) fn apply(
         &mut self,
         projection: Option<&[usize]>,
-        feed: impl FnOnce(&mut Sink<'_>) -> Result<(), IncrementalError>,
+        // `dyn`: a generic `feed` would compile this method once per caller.
+        feed: &mut dyn FnMut(&mut Sink<'_>) -> Result<(), IncrementalError>,
     ) -> Result<bool, IncrementalError> {
         // Summed first, so a row retracted and added again in one step is no change: sorted,
         // then equal rows merged (the first one kept, as a map would keep it).
