@@ -12,7 +12,7 @@ use super::{
     OutboxEntry, ReplicaStore, RowsBySubscription, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
     sort_outbox,
 };
-use crate::replica::{Replica, SubscriptionRows, table_row_columns};
+use crate::replica::{Outbox, Replica, SubscriptionRows, table_row_columns};
 use futures::future::LocalBoxFuture;
 use litemap::{Entry, LiteMap};
 use serde_json::Value;
@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 struct State {
     subs: LiteMap<SubscriptionId, SubscriptionRecord>,
     rows: RowsBySubscription,
-    outbox: BTreeMap<(String, u64), OutboxEntry>,
+    /// The replica's own outbox type (not a map by `(client_id, seq)`: one B-tree type less
+    /// in the wasm bundle, ~10 KB).
+    outbox: Outbox,
     meta: BTreeMap<String, Value>,
 }
 
@@ -86,10 +88,10 @@ impl State {
                 }
             }
             StoreOp::PutOutbox(e) => {
-                self.outbox.insert((e.client_id.clone(), e.seq), e);
+                self.outbox.put(e);
             }
             StoreOp::DeleteOutbox { client_id, seq } => {
-                self.outbox.remove(&(client_id, seq));
+                self.outbox.remove(&client_id, seq);
             }
             StoreOp::PutMeta { key, value } => {
                 self.meta.insert(key, value);
@@ -122,7 +124,7 @@ impl MemoryStore {
 impl ReplicaStore for MemoryStore {
     fn load(&self) -> LocalBoxFuture<'_, Result<Snapshot, StoreError>> {
         let s = self.state.lock().expect("memory store poisoned");
-        let mut outbox: Vec<OutboxEntry> = s.outbox.values().cloned().collect();
+        let mut outbox: Vec<OutboxEntry> = s.outbox.iter().cloned().collect();
         sort_outbox(&mut outbox);
         // The rows themselves are shared, not copied (only the keys and their index are).
         let mut rows = s.rows.clone();
