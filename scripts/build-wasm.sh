@@ -8,15 +8,17 @@
 # wasm/Cargo.toml (`cargo install wasm-bindgen-cli --version X`). Builds with the
 # `wasm-release` profile (opt-level z, LTO, one codegen unit, panic=abort) and drops the name
 # and producers sections: the name section alone was 470 KB of a 1.2 MB module.
-# With KALAMDB_WASM_OPT=1 it also runs `wasm-opt -O` from npm's `binaryen` (Debian's binaryen
-# writes modules that fail to load: never used) and keeps the result only if it still loads in
-# Node. Off by default: on this module wasm-opt made the gzip size larger (274 KB vs 255 KB).
+# When npm's `binaryen` is installed (a devDependency of the SDK: `npm ci` in sdks/typescript)
+# it also runs `wasm-opt -O1` and keeps the result only if it still loads in Node (Debian's
+# binaryen writes modules that fail to load: never used). -O1 only: -O2, -Os and -Oz make the
+# gzip size larger (their function reordering breaks up the runs of similar functions gzip
+# compresses well: 384 KB against 356 KB with -O1 and 361 KB without wasm-opt, 2026-12-07).
 #
 # Also builds a variant without the CRDT feature (not shipped) and prints gzip sizes of
 # wasm + JS with and without CRDT.
 #
-# Environment: CARGO_TARGET_DIR (default ~/.cache/kalamdb-target), KALAMDB_WASM_OPT=1 to run
-# wasm-opt, KALAMDB_WASM_SIZES=0 to skip the size-only variant.
+# Environment: CARGO_TARGET_DIR (default ~/.cache/kalamdb-target), KALAMDB_WASM_OPT=0 not to
+# run wasm-opt, KALAMDB_WASM_SIZES=0 to skip the size-only variant.
 # Note: the variant overwrites $CARGO_TARGET_DIR/wasm32-unknown-unknown/wasm-release/kalamdb_wasm.wasm;
 # the shipped build is the one copied into sdks/typescript/wasm/.
 set -euo pipefail
@@ -41,7 +43,7 @@ fi
 rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 wasm_opt=""
-if [ "${KALAMDB_WASM_OPT:-0}" = "1" ] && [ -x "$sdk/node_modules/.bin/wasm-opt" ]; then
+if [ "${KALAMDB_WASM_OPT:-1}" = "1" ] && [ -x "$sdk/node_modules/.bin/wasm-opt" ]; then
   wasm_opt="$sdk/node_modules/.bin/wasm-opt"
 fi
 
@@ -60,7 +62,7 @@ bindgen() {
     local f
     for f in "$dest/web/kalamdb_wasm_bg.wasm" "$dest/node/kalamdb_wasm_bg.wasm"; do
       cp "$f" "$f.unopt"
-      if "$wasm_opt" -O --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+      if "$wasm_opt" -O1 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
            --enable-mutable-globals --enable-reference-types --enable-multivalue \
            "$f.unopt" -o "$f" 2>/dev/null; then :; else cp "$f.unopt" "$f"; fi
     done
@@ -107,7 +109,7 @@ sdk_js_gz=""
 if [ -d "$sdk/dist" ]; then
   sdk_js_gz=$(cat "$sdk"/dist/*.js | gzip -9 | wc -c)
 fi
-echo "build-wasm: bundle sizes (web target${wasm_opt:+, wasm-opt -O}):"
+echo "build-wasm: bundle sizes (web target${wasm_opt:+, wasm-opt -O1}):"
 size_line "with CRDT" "$out"
 [ "$sizes_ok" = 1 ] && size_line "without CRDT" "$tmp"
 [ -n "$sdk_js_gz" ] && echo "  SDK JS (dist/*.js, all entry points, gzip together): $sdk_js_gz B"

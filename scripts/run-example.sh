@@ -5,7 +5,7 @@
 #   scripts/run-example.sh node-backend   # the Node.js backend script (exits when done)
 #
 # With KALAMDB_URL set (and ROOT_PASSWORD for the setup), it uses that server; otherwise it starts
-# the debug server binary ($CARGO_TARGET_DIR/debug/kalamdb-server, built if missing) on a free
+# the debug server binary ($KALAMDB_SERVER, else $CARGO_TARGET_DIR/debug/kalamdb-server, built if missing) on a free
 # port of 127.0.0.1 with a temporary data dir, creates app.todos, app.lists and the users alice/bob
 # (passwords alice-password, bob-password) and stops it on exit.
 set -euo pipefail
@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -z "${KALAMDB_URL:-}" ]; then
-  bin="$CARGO_TARGET_DIR/debug/kalamdb-server"
+  bin="${KALAMDB_SERVER:-$CARGO_TARGET_DIR/debug/kalamdb-server}"
   [ -x "$bin" ] || cargo build -p kalamdb-server
   data=$(mktemp -d)
   export ROOT_PASSWORD=${ROOT_PASSWORD:-root-example-password}

@@ -2,7 +2,8 @@
 # The admin console's checks (also run by scripts/test-js.sh):
 #   1. admin/dist matches its sources (scripts/build-admin.sh --check);
 #   2. the console under Playwright (playwright-core + /usr/bin/chromium) against the real
-#      server binary ($CARGO_TARGET_DIR/debug/kalamdb-server, built if missing), which serves
+#      server binary ($KALAMDB_SERVER, else $CARGO_TARGET_DIR/debug/kalamdb-server, built if
+#      missing), which serves
 #      the console embedded at build time. Screenshots go to $KALAMDB_ARTIFACTS/admin
 #      (default: target/admin-screenshots).
 #
@@ -31,7 +32,7 @@ else
   echo "ℹ fail 1"
   status=1
 fi
-[ -x "$CARGO_TARGET_DIR/debug/kalamdb-server" ] || cargo build -p kalamdb-server
+[ -x "${KALAMDB_SERVER:-$CARGO_TARGET_DIR/debug/kalamdb-server}" ] || cargo build -p kalamdb-server
 (cd admin && node --test --test-concurrency=1 --test-reporter=spec tests/*.test.mjs) || status=1
 if $update_docs; then
   shots="${KALAMDB_ARTIFACTS:+$KALAMDB_ARTIFACTS/admin}"

@@ -2,9 +2,9 @@
 # JavaScript tests: installs the npm dependencies (npm ci), builds the wasm engine and the
 # TypeScript SDK, runs the SDK's Node tests, the example app's and the admin console's
 # Playwright tests (scripts/test-admin.sh, which also checks that admin/dist is current), all against
-# the real server binary ($CARGO_TARGET_DIR/debug/kalamdb-server, built by `cargo build -p
-# kalamdb-server` / `cargo test`; built here if missing). Idempotent; exits non-zero on any
-# failure and prints one closing "N passed, N failed" line.
+# the real server binary ($KALAMDB_SERVER, else $CARGO_TARGET_DIR/debug/kalamdb-server, built by
+# `cargo build -p kalamdb-server` / `cargo test`; built here if missing). Idempotent; exits
+# non-zero on any failure and prints one closing "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,7 +26,7 @@ rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; else sudo apt-get install -y chromium; fi
 fi
-[ -x "$CARGO_TARGET_DIR/debug/kalamdb-server" ] || cargo build -p kalamdb-server
+[ -x "${KALAMDB_SERVER:-$CARGO_TARGET_DIR/debug/kalamdb-server}" ] || cargo build -p kalamdb-server
 
 npm_ci sdks/typescript
 scripts/build-wasm.sh

@@ -25,11 +25,10 @@ use kalamdb_client_core::protocol::ws::ServerMessage;
 use kalamdb_client_core::protocol::{ColumnInfo, Role, UserInfo};
 use kalamdb_client_core::replica::SubscriptionRows;
 use kalamdb_client_core::store::binary::{self, RecordWriter};
-use kalamdb_client_core::store::{MemoryStore, ReplicaStore, Row, Snapshot, SubscriptionId};
+use kalamdb_client_core::store::{MemoryStore, ReplicaStore, Row, RowsBySubscription, Snapshot, SubscriptionId};
 use kalamdb_client_core::sync::SyncEngine;
 use serde_json::json;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -146,7 +145,7 @@ fn store_formats(snapshot: &Snapshot) {
         })
         .collect();
     let size = |n: usize| n as f64 / 1e6;
-    let empty = || BTreeMap::from([(sub.clone(), SubscriptionRows::new(rows.columns().cloned()))]);
+    let empty = || RowsBySubscription::from_iter([(sub.clone(), SubscriptionRows::new(rows.columns().cloned()))]);
     let t = Instant::now();
     let mut from_binary = empty();
     for record in &binary {

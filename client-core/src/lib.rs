@@ -21,6 +21,7 @@ pub mod query;
 pub mod replica;
 pub mod store;
 pub mod sync;
+pub mod tagged;
 
 #[cfg(test)]
 mod typescript;

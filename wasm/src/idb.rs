@@ -36,16 +36,17 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::transaction::{TransactionDurability, TransactionMode, TransactionOptions};
-use kalamdb_client_core::replica::{Replica, SubscriptionRows, empty_rows_of};
+use kalamdb_client_core::replica::{Replica, empty_rows_of};
 use kalamdb_client_core::store::binary::{self, RecordWriter};
 use kalamdb_client_core::store::{
-    OutboxEntry, ReplicaStore, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+    OutboxEntry, ReplicaStore, RowsBySubscription, Snapshot, StoreError, StoreOp, SubscriptionId, SubscriptionRecord,
+    sort_outbox,
 };
+use litemap::LiteMap;
 use serde::de::DeserializeSeed;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{IdbKeyRange, IdbObjectStore, IdbRequest};
@@ -210,14 +211,20 @@ impl IndexedDbStore {
         // Room for every row at once rather than growing step by step: the chunks' rows
         // (chunks are full but the last of each subscription) now, counted from their keys
         // `[subscription, n]`; the log's once its records are in (below).
-        let mut chunk_counts: BTreeMap<SubscriptionId, usize> = BTreeMap::new();
+        // (A list, not a map: a few subscriptions, and each map type costs the bundle KBs.)
+        let mut chunk_counts: Vec<(SubscriptionId, usize)> = Vec::new();
         for k in chunk_keys.iter() {
             if let Some(sub) = js_sys::Reflect::get(&k, &0.into()).ok().and_then(|s| s.as_string()) {
-                *chunk_counts.entry(SubscriptionId(sub)).or_default() += 1;
+                match chunk_counts.iter_mut().find(|(s, _)| s.0 == sub) {
+                    Some((_, n)) => *n += 1,
+                    None => chunk_counts.push((SubscriptionId(sub), 1)),
+                }
             }
         }
-        for (sub, rows) in c.rows.iter_mut() {
-            rows.reserve(chunk_counts.get(sub).map_or(0, |n| n * CHUNK_ROWS));
+        for (sub, n) in &chunk_counts {
+            if let Some(rows) = c.rows.get_mut(sub) {
+                rows.reserve(*n * CHUNK_ROWS);
+            }
         }
         let mut buf = Vec::new();
         for read in &chunks {
@@ -250,19 +257,19 @@ impl IndexedDbStore {
                 Ok(())
             })?;
         }
-        let chunk_rows = chunk_counts.values().sum::<usize>() * CHUNK_ROWS;
+        let chunk_rows = chunk_counts.iter().map(|(_, n)| n).sum::<usize>() * CHUNK_ROWS;
         let log_rows = match c.chunk_bytes {
             0 => log_bytes / LOG_BYTES_PER_ROW,
             _ => (log_bytes as f64 * chunk_rows as f64 / c.chunk_bytes as f64 * 1.02) as usize,
         };
-        let largest = chunk_counts.iter().max_by_key(|(_, n)| **n).map(|(sub, _)| sub.clone());
+        let largest = chunk_counts.iter().max_by_key(|(_, n)| *n).map(|(sub, _)| sub.clone());
         let largest = largest.or_else(|| (c.rows.len() == 1).then(|| c.rows.keys().next().cloned()).flatten());
         if let Some(rows) = largest.and_then(|sub| c.rows.get_mut(&sub)) {
             rows.reserve(log_rows);
         }
         // The chunks' rows were added without their keys: indexed now, all at once (after the
         // room above, so that the key index is made at its final size).
-        for rows in c.rows.values_mut() {
+        for (_, rows) in c.rows.iter_mut() {
             rows.index_appended();
         }
         for read in &log {
@@ -294,15 +301,13 @@ impl IndexedDbStore {
         // Only the leading tab writes rows (see `compact`): the rewrite waits for its next commit.
         self.rewrite.set(c.legacy);
         let mut outbox = c.outbox;
-        outbox.sort_by(|a, b| {
-            a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
-        });
+        sort_outbox(&mut outbox);
         let mut meta = c.meta;
         // IndexedDB orders strings by UTF-16 code unit, Rust by code point: sort like MemoryStore.
         meta.sort_by(|a, b| a.0.cmp(&b.0));
         let mut rows = c.rows;
         rows.retain(|_, rows| !rows.is_empty());
-        Ok(Snapshot { subscriptions: c.subscriptions.into_values().collect(), rows, outbox, meta })
+        Ok(Snapshot { subscriptions: c.subscriptions.into_iter().map(|(_, rec)| rec).collect(), rows, outbox, meta })
     }
 
     /// Commits the operations `plan` was made of.
@@ -432,8 +437,8 @@ impl ReplicaStore for IndexedDbStore {
 /// Everything in the database, rows with the log replayed.
 #[derive(Default)]
 struct Contents {
-    subscriptions: BTreeMap<SubscriptionId, SubscriptionRecord>,
-    rows: BTreeMap<SubscriptionId, SubscriptionRows>,
+    subscriptions: LiteMap<SubscriptionId, SubscriptionRecord>,
+    rows: RowsBySubscription,
     outbox: Vec<OutboxEntry>,
     meta: Vec<(String, Value)>,
     chunk_bytes: usize,
@@ -476,11 +481,11 @@ impl<'a> RowRecord<'a> {
 /// `{"put": [sub, pk, row]}`, `{"delete": [sub, pk]}` and `{"clear": sub}`. Each put row is
 /// typed straight from the JSON text, without a map of it (see [`SubscriptionRows::put_seed`]).
 mod legacy_log {
-    use super::{BTreeMap, SubscriptionId, SubscriptionRows};
+    use super::{RowsBySubscription, SubscriptionId};
     use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
     use std::fmt;
 
-    type Rows = BTreeMap<SubscriptionId, SubscriptionRows>;
+    type Rows = RowsBySubscription;
 
     /// The record: a list of operations.
     pub(super) struct Replay<'a>(pub(super) &'a mut Rows);

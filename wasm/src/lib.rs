@@ -189,7 +189,9 @@ impl KalamClient {
         let channel = tabs::channel(db_name).map_err(|e| JsError::new(&e))?;
         config.online = false;
         config.session_client_id = Some(tab_id.clone());
-        let store = tabs::BroadcastingStore::new(store, channel.clone());
+        // Boxed like the other stores: one copy of the sync driver in the bundle, not one per
+        // store type (~10 KB of wasm).
+        let store: Box<dyn ReplicaStore> = Box::new(tabs::BroadcastingStore::new(store, channel.clone()));
         let client = sync::start(config, p, store, tokens);
         // Joined in the same turn as the start: the store loads later, so every commit
         // posted after that load arrives here.

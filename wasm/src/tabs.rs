@@ -25,9 +25,9 @@ use futures::future::LocalBoxFuture;
 use kalamdb_client_core::replica::Replica;
 use kalamdb_client_core::store::{ReplicaStore, Snapshot, StoreError, StoreOp};
 use kalamdb_client_core::sync::{Client, MutationState, SyncEvent, SyncStatus};
-use serde::{Deserialize, Serialize};
+use kalamdb_client_core::tagged;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -62,8 +62,9 @@ pub fn supported() -> bool {
     has_channel && lock_manager().is_some()
 }
 
-/// What tabs post to each other (JSON text on the channel).
-#[derive(Serialize, Deserialize)]
+/// What tabs post to each other (JSON text on the channel). Decoded by
+/// [`kalamdb_client_core::tagged`].
+#[derive(Serialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 enum Message {
     /// Store operations a tab committed.
@@ -82,12 +83,60 @@ enum Message {
     Reply { to: String, req: u64, error: Option<String> },
 }
 
-/// A subscription change a follower leaves to the leader.
-#[derive(Clone, Serialize, Deserialize)]
+/// [`Message`] externally tagged, for [`kalamdb_client_core::tagged`].
+#[derive(Deserialize)]
+#[serde(remote = "Message", rename_all = "snake_case")]
+enum MessageFields {
+    Ops { ops: Vec<StoreOp> },
+    Mutation { client_id: String, seq: u64, state: MutationState },
+    Status { status: SyncStatus },
+    Hello,
+    Leader,
+    Request { from: String, req: u64, action: Action },
+    Reply { to: String, req: u64, error: Option<String> },
+}
+
+impl tagged::InternallyTagged for Message {
+    const TAG: &'static str = "t";
+    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MessageFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
+}
+
+/// A subscription change a follower leaves to the leader. Decoded by
+/// [`kalamdb_client_core::tagged`].
+#[derive(Clone, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     Sync { id: String, sql: String },
     Unsync { id: String },
+}
+
+/// [`Action`] externally tagged, for [`kalamdb_client_core::tagged`].
+#[derive(Deserialize)]
+#[serde(remote = "Action", rename_all = "snake_case")]
+enum ActionFields {
+    Sync { id: String, sql: String },
+    Unsync { id: String },
+}
+
+impl tagged::InternallyTagged for Action {
+    const TAG: &'static str = "action";
+    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ActionFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
 }
 
 /// [`Message::Ops`] serialised from borrowed operations.
@@ -160,8 +209,9 @@ struct State {
     want_online: bool,
     closed: bool,
     next_req: u64,
-    /// Requests to the leader not answered yet, posted again when a new leader appears.
-    pending: BTreeMap<u64, Pending>,
+    /// Requests to the leader not answered yet (by request number, ascending), posted again
+    /// when a new leader appears. A list: there are few, and a map type costs the bundle KBs.
+    pending: Vec<(u64, Pending)>,
     /// Resolves the promise that holds the leader lock.
     release: Option<js_sys::Function>,
 }
@@ -222,7 +272,9 @@ impl Shared {
                 });
             }
             Message::Reply { to, req, error } if to == self.tab_id => {
-                if let Some(p) = self.state.borrow_mut().pending.remove(&req) {
+                let mut st = self.state.borrow_mut();
+                if let Some(at) = st.pending.iter().position(|(r, _)| *r == req) {
+                    let (_, p) = st.pending.remove(at);
                     let _ = p.reply.send(error.map_or(Ok(()), Err));
                 }
             }
@@ -255,7 +307,7 @@ impl Shared {
         if let Ok(status) = self.client.status().await {
             self.post(&Message::Status { status });
         }
-        for p in pending.into_values() {
+        for (_, p) in pending {
             let _ = p.reply.send(self.perform(p.action).await);
         }
     }
@@ -404,7 +456,7 @@ impl Tabs {
             let mut st = self.shared.state.borrow_mut();
             st.next_req += 1;
             let req = st.next_req;
-            st.pending.insert(req, Pending { action: action.clone(), reply: tx });
+            st.pending.push((req, Pending { action: action.clone(), reply: tx }));
             req
         };
         self.shared.post_request(req, &action);

@@ -6,7 +6,8 @@
 //! microseconds since the Unix epoch.
 
 use crate::protocol::{ColumnInfo, ErrorCode, UserInfo};
-use serde::{Deserialize, Serialize};
+use crate::tagged;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -83,8 +84,8 @@ pub struct MutationOp {
     pub pk: Option<Value>,
 }
 
-/// Frames the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Frames the server sends. Decoded by [`crate::tagged`] (the tag first, no buffering).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     AuthOk {
@@ -148,6 +149,71 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+}
+
+/// [`ServerMessage`] externally tagged, for [`crate::tagged`]; the same variants and fields.
+#[derive(Deserialize)]
+#[serde(remote = "ServerMessage", rename_all = "snake_case")]
+enum ServerMessageFields {
+    AuthOk {
+        user: UserInfo,
+        expires_at: String,
+    },
+    Subscribed {
+        id: String,
+        live_id: String,
+        schema: Vec<ColumnInfo>,
+        primary_key: String,
+    },
+    Batch {
+        id: String,
+        rows: Vec<Vec<Value>>,
+        #[serde(default)]
+        deleted: Vec<Value>,
+        cursor: Cursor,
+        #[serde(default)]
+        reset: bool,
+        last: bool,
+    },
+    Change {
+        id: String,
+        op: ChangeOp,
+        row: Vec<Value>,
+        #[serde(default)]
+        old: Option<Vec<Value>>,
+        cursor: Cursor,
+    },
+    Unsubscribed {
+        id: String,
+    },
+    SchemaChanged {
+        id: String,
+        schema_version: u32,
+    },
+    Pong {
+        #[serde(default)]
+        nonce: Option<u64>,
+    },
+    MutateResult(MutateResult),
+    Error {
+        #[serde(default)]
+        id: Option<String>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl tagged::InternallyTagged for ServerMessage {
+    const TAG: &'static str = "type";
+    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ServerMessageFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServerMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@
 use super::rows_by_key::{RowKey, RowsByKey};
 use super::{NULL, ReplicaError, TypedRow, typed_row, typed_values};
 use crate::protocol::ColumnInfo;
-use crate::store::{Row, SubscriptionId, SubscriptionRecord};
+use crate::store::{Row, RowsBySubscription, SubscriptionRecord};
 use kalamdb_query::json::to_json;
 use kalamdb_query::{ColumnDef, DataType};
 use serde::de::DeserializeSeed;
@@ -344,13 +344,20 @@ pub fn table_row_columns<'a>(
 /// Empty rows for each subscription of `records` (in subscription id order), typed to its
 /// table's columns as the replica types them: what a store fills while it loads, so that rows
 /// are typed as they are read.
-pub fn empty_rows_of(records: &[&SubscriptionRecord]) -> BTreeMap<SubscriptionId, SubscriptionRows> {
-    let mut by_table: BTreeMap<&str, Option<RowColumns>> = BTreeMap::new();
-    let mut rows = BTreeMap::new();
+pub fn empty_rows_of(records: &[&SubscriptionRecord]) -> RowsBySubscription {
+    // A list, not a map: a few tables, and each map type costs the wasm bundle KBs.
+    let mut by_table: Vec<(&str, Option<RowColumns>)> = Vec::new();
+    let mut rows = RowsBySubscription::new();
     for rec in records {
-        let columns =
-            by_table.entry(&rec.table).or_insert_with(|| table_row_columns(records.iter().copied(), &rec.table));
-        rows.insert(rec.id.clone(), SubscriptionRows::new(columns.clone()));
+        let columns = match by_table.iter().find(|(t, _)| *t == rec.table) {
+            Some((_, columns)) => columns.clone(),
+            None => {
+                let columns = table_row_columns(records.iter().copied(), &rec.table);
+                by_table.push((&rec.table, columns.clone()));
+                columns
+            }
+        };
+        rows.insert(rec.id.clone(), SubscriptionRows::new(columns));
     }
     rows
 }

@@ -29,12 +29,11 @@
 //! against the bytes left, so a truncated or corrupt record is an error, never a panic or an
 //! allocation larger than the record.
 
-use super::{OpRow, Row, StoreError, SubscriptionId};
+use super::{OpRow, Row, RowsBySubscription, StoreError, SubscriptionId};
 use crate::replica::{RowColumns, SubscriptionRows, TypedRow, same_columns};
 use kalamdb_query::json::to_json;
 use kalamdb_query::{ColumnDef, DataType, Value};
 use serde::de::DeserializeSeed;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The first bytes of every record: a name and the format version.
@@ -195,7 +194,7 @@ impl RecordWriter {
 /// Applies the row operations of `record` to `rows` (by subscription; a subscription not there
 /// gets rows without columns, as JSON). Fails, naming the byte, on a record that is truncated,
 /// corrupt or of another version; operations before the fault stay applied.
-pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) -> Result<(), StoreError> {
+pub fn replay(record: &[u8], rows: &mut RowsBySubscription) -> Result<(), StoreError> {
     replay_ops(record, rows, false)
 }
 
@@ -204,15 +203,11 @@ pub fn replay(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRow
 /// without probing the key index, and [`SubscriptionRows::index_appended`] indexes them all
 /// at once afterwards (the next change to a subscription's rows does too). A key that was not
 /// new still gets the result of a put, more slowly.
-pub fn replay_chunk(record: &[u8], rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>) -> Result<(), StoreError> {
+pub fn replay_chunk(record: &[u8], rows: &mut RowsBySubscription) -> Result<(), StoreError> {
     replay_ops(record, rows, true)
 }
 
-fn replay_ops(
-    record: &[u8],
-    rows: &mut BTreeMap<SubscriptionId, SubscriptionRows>,
-    chunk: bool,
-) -> Result<(), StoreError> {
+fn replay_ops(record: &[u8], rows: &mut RowsBySubscription, chunk: bool) -> Result<(), StoreError> {
     let mut r = Reader { bytes: record, pos: 0 };
     let magic = r.take(MAGIC.len())?;
     if magic[..3] != MAGIC[..3] {
@@ -290,8 +285,9 @@ fn replay_ops(
             }
             OP_PUT_JSON => {
                 let key = r.str()?.to_string();
-                let json = r.bytes()?;
-                let mut de = serde_json::Deserializer::from_slice(json);
+                // As text: the one JSON reader (`StrRead`) the client compiles in.
+                let json = r.str()?;
+                let mut de = serde_json::Deserializer::from_str(json);
                 target
                     .put_seed(key)
                     .deserialize(&mut de)
@@ -566,7 +562,7 @@ mod tests {
     }
 
     fn decode(record: &[u8], columns: Option<RowColumns>) -> Result<SubscriptionRows, StoreError> {
-        let mut rows = BTreeMap::from([(sub("s"), SubscriptionRows::new(columns))]);
+        let mut rows = RowsBySubscription::from_iter([(sub("s"), SubscriptionRows::new(columns))]);
         replay(record, &mut rows)?;
         Ok(rows.remove(&sub("s")).unwrap_or_default())
     }
@@ -639,7 +635,7 @@ mod tests {
         w.put(&sub("t"), "9", &row(json!({"id": 9})).into(), None).unwrap();
         w.clear(&sub("t"));
         w.put(&sub("t"), "8", &row(json!({"id": 8, "n": "8"})).into(), None).unwrap();
-        let mut rows = BTreeMap::from([
+        let mut rows = RowsBySubscription::from_iter([
             (sub("s"), SubscriptionRows::new(Some(cols.clone()))),
             (sub("t"), SubscriptionRows::new(Some(cols.clone()))),
         ]);

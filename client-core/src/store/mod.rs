@@ -20,6 +20,7 @@ use crate::protocol::ColumnInfo;
 use crate::protocol::ws::{Cursor, MutationOp};
 use crate::replica::{Replica, RowColumns, SubscriptionRows, TypedRow};
 use futures::future::LocalBoxFuture;
+use litemap::LiteMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -210,6 +211,10 @@ pub enum StoreOp {
     },
 }
 
+/// Rows by subscription. A map as a sorted list (`LiteMap`): a replica has a few
+/// subscriptions, and each `BTreeMap<K, V>` compiles its B-tree again (~10 KB of wasm).
+pub type RowsBySubscription = LiteMap<SubscriptionId, SubscriptionRows>;
+
 /// Everything a store holds, as loaded at start.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
@@ -218,10 +223,18 @@ pub struct Snapshot {
     /// tables' columns as the replica types them: a store starts from
     /// [`crate::replica::empty_rows_of`] its subscriptions and puts each row as it reads it,
     /// so a large replica is typed once, while loading, and moved into place.
-    pub rows: BTreeMap<SubscriptionId, SubscriptionRows>,
+    pub rows: RowsBySubscription,
     /// Ordered by `(created_ms, client_id, seq)`.
     pub outbox: Vec<OutboxEntry>,
     pub meta: Vec<(String, Value)>,
+}
+
+/// Puts outbox entries in [`Snapshot::outbox`]'s order, `(created_ms, client_id, seq)`. (One
+/// function for every store: each `sort_by` closure compiles a sort of its own.)
+pub fn sort_outbox(entries: &mut [OutboxEntry]) {
+    entries.sort_by(|a, b| {
+        a.created_ms.total_cmp(&b.created_ms).then_with(|| (&a.client_id, a.seq).cmp(&(&b.client_id, b.seq)))
+    });
 }
 
 impl Snapshot {

@@ -50,16 +50,16 @@ impl RowMigration {
 
     /// `row` (stored under the old schema) under the new one.
     pub fn apply(&self, row: &Row) -> Row {
-        self.columns
-            .iter()
-            .map(|(name, source)| {
-                let v = match source {
-                    Source::Column(from) => row.get(from).cloned().unwrap_or(Value::Null),
-                    Source::Fill(v) => v.clone(),
-                };
-                (name.clone(), v)
-            })
-            .collect()
+        // `extend`, not `collect`: collecting into a map compiles in a sort (~3 KB of wasm).
+        let mut out = Row::new();
+        out.extend(self.columns.iter().map(|(name, source)| {
+            let v = match source {
+                Source::Column(from) => row.get(from).cloned().unwrap_or(Value::Null),
+                Source::Fill(v) => v.clone(),
+            };
+            (name.clone(), v)
+        }));
+        out
     }
 }
 

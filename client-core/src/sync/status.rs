@@ -3,7 +3,8 @@
 use crate::protocol::ErrorCode;
 use crate::protocol::ws::Cursor;
 use crate::store::SubscriptionId;
-use serde::{Deserialize, Serialize};
+use crate::tagged;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A snapshot of the replica's sync state, reported on every change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -24,7 +25,8 @@ pub struct SyncStatus {
 }
 
 /// Where one local write stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Deserialize: below, by `crate::tagged` (no buffering of the object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum MutationState {
@@ -34,6 +36,28 @@ pub enum MutationState {
     Applied { cursor: Option<Cursor> },
     /// The server refused it; its optimistic effect was rolled back.
     Rejected { code: ErrorCode, reason: String },
+}
+
+/// [`MutationState`] externally tagged, for [`crate::tagged`].
+#[derive(Deserialize)]
+#[serde(remote = "MutationState", rename_all = "snake_case")]
+enum MutationStateFields {
+    Pending,
+    Applied { cursor: Option<Cursor> },
+    Rejected { code: ErrorCode, reason: String },
+}
+
+impl tagged::InternallyTagged for MutationState {
+    const TAG: &'static str = "status";
+    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        MutationStateFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for MutationState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
 }
 
 /// Notifications from the sync engine.

@@ -238,9 +238,9 @@ impl<R: Clone> Dataflow<R> {
         let Dataflow { root, result, root_columns, .. } = self;
         match (root, root_columns) {
             (Operator::Project { input, .. }, Some(columns)) => {
-                result.apply(Some(columns), |sink| input.stream(changes, sink))
+                result.apply(Some(columns), &mut |sink| input.stream(changes, sink))
             }
-            (root, _) => result.apply(None, |sink| root.stream(changes, sink)),
+            (root, _) => result.apply(None, &mut |sink| root.stream(changes, sink)),
         }
     }
 

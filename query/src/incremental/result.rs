@@ -102,7 +102,8 @@ impl<R: Clone> OrderedResult<R> {
     pub(super) fn apply(
         &mut self,
         projection: Option<&[usize]>,
-        feed: impl FnOnce(&mut Sink<'_>) -> Result<(), IncrementalError>,
+        // `dyn`: a generic `feed` would compile this method once per caller.
+        feed: &mut dyn FnMut(&mut Sink<'_>) -> Result<(), IncrementalError>,
     ) -> Result<bool, IncrementalError> {
         // Summed first, so a row retracted and added again in one step is no change: sorted,
         // then equal rows merged (the first one kept, as a map would keep it).
@@ -162,7 +163,7 @@ impl<R: Clone> OrderedResult<R> {
                 self.bound = None;
             }
         }
-        net.sort_by(|a, b| a.0.cmp(&b.0));
+        sort_net(&mut net);
         let mut net = net.into_iter().peekable();
         while let Some((row, mut weight)) = net.next() {
             while let Some((_, w)) = net.next_if(|(next, _)| *next == row) {
@@ -275,6 +276,12 @@ impl<R: Clone> OrderedResult<R> {
         }
         Ok(out)
     }
+}
+
+/// Sorts a change's net rows (outside the generic `apply`: each instance of it would compile
+/// the sort again).
+fn sort_net(net: &mut [(OrderedRow, i64)]) {
+    net.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 /// `kept` changed by `weight` (a count of kept rows never goes below zero: a retraction of a
