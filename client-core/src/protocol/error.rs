@@ -1,119 +1,83 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-/// Machine-readable error codes. The HTTP status for each is fixed by
-/// [`ErrorCode::http_status`], so every endpoint maps errors the same way.
-// On the wire a code is its name in SCREAMING_SNAKE_CASE (`as_str`). Serde's derive is not
-// used: it compiles every name twice (as text and as bytes), a few KB of the wasm bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(test, derive(ts_rs::TS), ts(rename_all = "SCREAMING_SNAKE_CASE"))]
-pub enum ErrorCode {
+/// Declares [`ErrorCode`] from one list of codes and wire names: the enum, [`ErrorCode::ALL`]
+/// and [`ErrorCode::as_str`]. (Serde's derive is not used for the names: it compiles every
+/// name twice, as text and as bytes, a few KB of the wasm bundle.)
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $code:ident = $name:literal,)*) => {
+        /// Machine-readable error codes. The HTTP status for each is fixed by
+        /// [`ErrorCode::http_status`], so every endpoint maps errors the same way.
+        // On the wire a code is its name in SCREAMING_SNAKE_CASE (`as_str`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[cfg_attr(test, derive(ts_rs::TS), ts(rename_all = "SCREAMING_SNAKE_CASE"))]
+        pub enum ErrorCode {
+            $($(#[$doc])* $code,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code,)*];
+
+            /// The wire name, e.g. `VALIDATION_ERROR`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$code => $name,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
     /// The request body is not the expected JSON shape.
-    InvalidRequest,
+    InvalidRequest = "INVALID_REQUEST",
     /// HTTP only: the path is not an endpoint of this server (or one turned off, such as a
     /// disabled admin console).
-    NotFound,
+    NotFound = "NOT_FOUND",
     /// The SQL text does not parse.
-    ParseError,
+    ParseError = "PARSE_ERROR",
     /// The statement parses but is invalid: wrong types, missing NOT NULL values, bad options.
-    ValidationError,
+    ValidationError = "VALIDATION_ERROR",
     /// The statement is valid SQL but not supported by KalamDB.
-    NotSupported,
+    NotSupported = "NOT_SUPPORTED",
     /// No credentials, or bad credentials, or an expired token.
-    Unauthorized,
+    Unauthorized = "UNAUTHORIZED",
     /// Too many failed logins: the account is locked for a while.
-    AccountLocked,
+    AccountLocked = "ACCOUNT_LOCKED",
     /// Authenticated, but the role does not allow this.
-    Forbidden,
-    NamespaceNotFound,
-    TableNotFound,
-    UserNotFound,
+    Forbidden = "FORBIDDEN",
+    NamespaceNotFound = "NAMESPACE_NOT_FOUND",
+    TableNotFound = "TABLE_NOT_FOUND",
+    UserNotFound = "USER_NOT_FOUND",
     /// Something with that name already exists.
-    AlreadyExists,
+    AlreadyExists = "ALREADY_EXISTS",
     /// A row with that primary key already exists.
-    DuplicateKey,
+    DuplicateKey = "DUPLICATE_KEY",
     /// The object is in use (a namespace with tables, a storage used by tables, ...).
-    InUse,
+    InUse = "IN_USE",
     /// The request body, SQL text or result exceeds a configured limit.
-    TooLarge,
+    TooLarge = "TOO_LARGE",
     /// More statements in one request than allowed.
-    TooManyStatements,
+    TooManyStatements = "TOO_MANY_STATEMENTS",
     /// Too many requests, connections or frames from one user at once.
-    RateLimited,
+    RateLimited = "RATE_LIMITED",
     /// The request ran longer than the server's `limits.query_timeout_secs` and was
     /// cancelled.
-    Timeout,
+    Timeout = "TIMEOUT",
     /// WebSocket only: the client did not read its frames fast enough; the connection is
     /// closed and the client resumes from its cursors.
-    SlowConsumer,
+    SlowConsumer = "SLOW_CONSUMER",
     /// WebSocket only: the subscription was ended by `KILL LIVE QUERY`.
-    Killed,
+    Killed = "KILLED",
     /// Cluster mode: the write could not reach a leader with a quorum (a node is cut off, or
     /// a new leader is being elected). Nothing was applied unless the message says it may
     /// have been; retry.
-    Unavailable,
+    Unavailable = "UNAVAILABLE",
     /// An unexpected server-side failure; details are logged, not returned.
-    InternalError,
+    InternalError = "INTERNAL_ERROR",
 }
 
 impl ErrorCode {
-    /// Every code, in declaration order (a new code goes here too).
-    pub const ALL: [ErrorCode; 22] = {
-        use ErrorCode::*;
-        [
-            InvalidRequest,
-            NotFound,
-            ParseError,
-            ValidationError,
-            NotSupported,
-            Unauthorized,
-            AccountLocked,
-            Forbidden,
-            NamespaceNotFound,
-            TableNotFound,
-            UserNotFound,
-            AlreadyExists,
-            DuplicateKey,
-            InUse,
-            TooLarge,
-            TooManyStatements,
-            RateLimited,
-            Timeout,
-            SlowConsumer,
-            Killed,
-            Unavailable,
-            InternalError,
-        ]
-    };
-
-    /// The wire name, e.g. `VALIDATION_ERROR`.
-    pub fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            InvalidRequest => "INVALID_REQUEST",
-            NotFound => "NOT_FOUND",
-            ParseError => "PARSE_ERROR",
-            ValidationError => "VALIDATION_ERROR",
-            NotSupported => "NOT_SUPPORTED",
-            Unauthorized => "UNAUTHORIZED",
-            AccountLocked => "ACCOUNT_LOCKED",
-            Forbidden => "FORBIDDEN",
-            NamespaceNotFound => "NAMESPACE_NOT_FOUND",
-            TableNotFound => "TABLE_NOT_FOUND",
-            UserNotFound => "USER_NOT_FOUND",
-            AlreadyExists => "ALREADY_EXISTS",
-            DuplicateKey => "DUPLICATE_KEY",
-            InUse => "IN_USE",
-            TooLarge => "TOO_LARGE",
-            TooManyStatements => "TOO_MANY_STATEMENTS",
-            RateLimited => "RATE_LIMITED",
-            Timeout => "TIMEOUT",
-            SlowConsumer => "SLOW_CONSUMER",
-            Killed => "KILLED",
-            Unavailable => "UNAVAILABLE",
-            InternalError => "INTERNAL_ERROR",
-        }
-    }
-
     /// The HTTP status this error is answered with.
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
@@ -160,7 +124,7 @@ impl Serialize for ErrorCode {
 impl<'de> Deserialize<'de> for ErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
+        ErrorCode::ALL.iter().copied().find(|c| c.as_str() == name).ok_or_else(|| {
             // The message serde's derive gave.
             let expected: Vec<String> = ErrorCode::ALL.iter().map(|c| format!("`{c}`")).collect();
             de::Error::custom(format_args!("unknown variant `{name}`, expected one of {}", expected.join(", ")))
@@ -175,7 +139,7 @@ mod tests {
     #[test]
     fn codes_travel_by_their_screaming_snake_case_names() {
         assert_eq!(ErrorCode::ALL.len(), ErrorCode::InternalError as usize + 1, "ALL lists every code");
-        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+        for (i, &code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(code as usize, i, "ALL is in declaration order");
             let debug = format!("{code:?}");
             let mut name = String::new();
