@@ -87,6 +87,8 @@ pub struct IndexedDbStore {
     rewrite: Cell<bool>,
     compact_min_bytes: Cell<usize>,
     compactions: Cell<u64>,
+    /// After a failed compaction, how many log bytes there must be before the next try.
+    compact_retry_at: Cell<usize>,
     /// Closes this connection when another one needs to upgrade the schema (kept alive here).
     _on_version_change: Closure<dyn FnMut(JsValue)>,
 }
@@ -135,6 +137,7 @@ impl IndexedDbStore {
             rewrite: Cell::new(false),
             compact_min_bytes: Cell::new(COMPACT_MIN_BYTES),
             compactions: Cell::new(0),
+            compact_retry_at: Cell::new(0),
             _on_version_change: on_version_change,
         })
     }
@@ -347,11 +350,19 @@ impl IndexedDbStore {
         if let Some(log) = &plan.row_log {
             self.log_bytes.set(self.log_bytes.get() + log.len());
         }
-        if self.rewrite.get() || self.log_bytes.get() > self.compact_min_bytes.get().max(self.chunk_bytes.get()) {
+        let threshold = self.compact_min_bytes.get().max(self.chunk_bytes.get());
+        let log_bytes = self.log_bytes.get();
+        if compaction_due(self.rewrite.get(), log_bytes, threshold, self.compact_retry_at.get()) {
             // The commit is durable whatever happens here; a failed compaction only leaves a
-            // longer log, tried again after the next commit.
-            if let Err(e) = self.compact().await {
-                web_sys::console::warn_1(&format!("kalamdb: IndexedDB compaction failed: {e}").into());
+            // longer log (or rows in the old form, still read). It reads and rewrites the whole
+            // replica, too much to repeat after every commit while it keeps failing (a full
+            // quota, say): it is tried again once the log has grown by another threshold.
+            match self.compact().await {
+                Ok(()) => self.compact_retry_at.set(0),
+                Err(e) => {
+                    web_sys::console::warn_1(&format!("kalamdb: IndexedDB compaction failed: {e}").into());
+                    self.compact_retry_at.set(log_bytes.saturating_add(threshold));
+                }
             }
         }
         Ok(())
@@ -403,6 +414,13 @@ impl IndexedDbStore {
         self.compactions.set(self.compactions.get() + 1);
         Ok(())
     }
+}
+
+/// Whether a commit that leaves `log_bytes` in the log compacts: when the rows are in the old
+/// form (`rewrite`) or the log has outgrown `threshold`, unless a failed compaction asked to
+/// wait until the log reaches `retry_at`.
+pub fn compaction_due(rewrite: bool, log_bytes: usize, threshold: usize, retry_at: usize) -> bool {
+    (rewrite || log_bytes > threshold) && log_bytes >= retry_at
 }
 
 type Tx<'a> = indexed_db_futures::transaction::Transaction<'a>;

@@ -646,3 +646,16 @@ async fn a_damaged_row_record_fails_the_load_with_an_error() {
     drop(idb);
     IndexedDbStore::delete(&name).await.unwrap();
 }
+
+#[wasm_bindgen_test]
+fn a_failed_compaction_is_tried_again_once_the_log_has_grown() {
+    use kalamdb_wasm::idb::compaction_due;
+    // Rows in the old form compact at the next commit; otherwise a log over the threshold.
+    assert!(compaction_due(true, 10, 100, 0));
+    assert!(!compaction_due(false, 100, 100, 0));
+    assert!(compaction_due(false, 101, 100, 0));
+    // A compaction failed at 101 bytes of log: not again until the log holds 201.
+    assert!(!compaction_due(false, 150, 100, 201));
+    assert!(!compaction_due(true, 150, 100, 201));
+    assert!(compaction_due(false, 201, 100, 201));
+}
