@@ -55,6 +55,7 @@ test("a CTE's columns complete by its name and alias", () => {
   assert.ok(!offered(`${OPEN}SELECT 1; SELECT * FROM `).includes('open'));
   // A column list names the columns.
   assert.deepEqual(offered('WITH x(a, b) AS (SELECT title, done FROM app.todos) SELECT x.', ' FROM x'), ['x.a', 'x.b']);
+  assert.deepEqual(offered('WITH x(a, type) AS (SELECT title, done FROM app.todos) SELECT x.', ' FROM x'), ['x.a', 'x.type']);
   // Several CTEs, one over another: `*` stands for the first one's columns.
   const two = 'WITH a AS (SELECT title FROM app.todos), b AS (SELECT *, 1 AS one FROM a) SELECT b.';
   assert.deepEqual(offered(two, ' FROM b'), ['b.title', 'b.one']);

@@ -465,7 +465,7 @@ fn derived_tables(catalog: &Catalog, current: Option<&str>, tokens: &[Token]) ->
             if word(at) == "(" {
                 let end = close.get(at).copied().unwrap_or(tokens.len());
                 let list = tokens.get(at + 1..end).unwrap_or_default();
-                listed = Some(list.iter().filter(|t| t.is_name()).map(Token::name).collect());
+                listed = Some(list.iter().filter(|t| t.kind == Kind::Word).map(Token::name).collect());
                 at = end + 1;
             }
             if tokens.get(at).is_some_and(|t| t.is("AS")) && starts_query(at + 1) {
@@ -841,6 +841,8 @@ mod tests {
             at_caret("WITH x(a, b) AS (SELECT title, done FROM app.todos) SELECT x.", " FROM x"),
             ["x.a", "x.b"]
         );
+        let typed = "WITH x(a, type) AS (SELECT title, done FROM app.todos) SELECT x.";
+        assert_eq!(at_caret(typed, " FROM x"), ["x.a", "x.type"]);
         // Several CTEs, one over another: `*` stands for the first one's columns.
         let two = "WITH a AS (SELECT title FROM app.todos), b AS (SELECT *, 1 AS one FROM a) SELECT b.";
         assert_eq!(at_caret(two, " FROM b"), ["b.one", "b.title"]);
