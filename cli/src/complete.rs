@@ -359,8 +359,8 @@ fn tokenize(sql: &str) -> Vec<Token<'_>> {
             (c.len_utf8(), None)
         } else if rest.starts_with("--") {
             (rest.find('\n').unwrap_or(rest.len()), None)
-        } else if rest.starts_with("/*") {
-            (rest.find("*/").map_or(rest.len(), |i| i + 2), None)
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            (comment.find("*/").map_or(rest.len(), |i| i + 4), None)
         } else if c == '\'' {
             (quoted_len(rest, '\''), Some(Kind::Literal))
         } else if c == '"' || c == '_' || c == '.' || c.is_alphanumeric() {
@@ -882,6 +882,7 @@ mod tests {
         // A nested WITH: the names of its own SELECT.
         assert_eq!(names("WITH inner_q AS (SELECT title FROM app.todos) SELECT title AS t2 FROM inner_q"), ["q.t2"]);
         assert_eq!(names("SELECT 1 AS a UNION SELECT 2 AS b"), ["q.a"]);
+        assert_eq!(names("SELECT title /*/ , x */ FROM app.todos"), ["q.title"]);
     }
 
     #[test]
@@ -902,6 +903,7 @@ mod tests {
             "WITH x AS (SELECT 'it''s",
             "WITH x AS (SELECT \"a",
             "WITH x AS (SELECT /* a",
+            "WITH x AS (SELECT /*/ a",
             "WITH x AS (SELECT * FROM",
             "WITH x AS (SELECT t.* FROM app.todos t) SELECT",
             "SELECT * FROM (",
