@@ -1,7 +1,9 @@
 // What the SQL editor offers at the caret: columns of the tables the statement names first,
 // then keywords and functions, tables (`ns.table`) and namespaces; after FROM, JOIN, INTO,
 // UPDATE and TABLE only tables and namespaces; after `ns.` that namespace's tables; after
-// `table.` or `alias.` that table's columns.
+// `table.` or `alias.` that table's columns. Tables include those the statement makes itself:
+// CTEs (`WITH open AS (SELECT ...)`) and subqueries in FROM (`(SELECT ...) s`), whose columns
+// are the names their select list gives.
 import type { Catalog, CatalogTable } from './catalog';
 import { FUNCTIONS, isKeyword, KEYWORDS, openAt, significant, type Token, tokenize } from './sqlsyntax';
 
@@ -51,17 +53,25 @@ export function complete(
   const word = text.slice(from, caret);
   if (/^\d/.test(word) || (!word && !explicit)) return null;
 
-  const statement = statementAt(tokens, caret);
-  const before = statement.filter((t) => t.end <= from && significant(t));
+  const statement = statementAt(tokens, caret).filter(significant);
+  const before = statement.filter((t) => t.end <= from);
   const previous = before.at(-1)?.text.toUpperCase() ?? '';
-  const named = tablesNamed(statement.filter(significant), catalog, namespace);
+  const derived = derivedTables(statement, catalog, namespace);
+  const named = tablesNamed(statement, catalog, namespace, derived, derived.filter((d) => !d.cte));
   const out: Completion[] = [];
   const table = (t: CatalogTable, text = `${t.namespace}.${t.name}`) => ({ text, kind: 'table' as const, detail: t.type });
   // Tables of the default namespace also by their bare name.
-  const tables = () => catalog.tables.flatMap((t) => (t.namespace === namespace ? [table(t, t.name), table(t)] : [table(t)]));
+  const tables = () => [
+    ...derived.filter((d) => d.cte).map((d) => table(d, d.name)),
+    ...catalog.tables.flatMap((t) => (t.namespace === namespace ? [table(t, t.name), table(t)] : [table(t)])),
+  ];
   const namespaces = () => catalog.namespaces.map((ns) => ({ text: `${ns}.`, kind: 'namespace' as const, detail: 'namespace' }));
   const columns = (t: CatalogTable, prefix = '') =>
-    t.columns.map((c) => ({ text: prefix + c.name, kind: 'column' as const, detail: `${t.namespace}.${t.name} ${c.type}` }));
+    t.columns.map((c) => ({
+      text: prefix + c.name,
+      kind: 'column' as const,
+      detail: t.namespace ? `${t.namespace}.${t.name} ${c.type}` : t.name,
+    }));
 
   const dot = word.lastIndexOf('.');
   if (dot >= 0) {
@@ -76,7 +86,8 @@ export function complete(
   } else {
     const lower = word !== '' && word === word.toLowerCase();
     const cased = (w: string) => (lower ? w.toLowerCase() : w);
-    const inStatement = new Set(named.values());
+    // The statement's own tables (CTEs, subqueries) first: they are what its query reads.
+    const inStatement = new Set([...named.values()].sort((a, b) => Number(a.namespace !== '') - Number(b.namespace !== '')));
     for (const t of inStatement) out.push(...columns(t));
     out.push(...KEYWORDS.map((k) => ({ text: cased(k), kind: 'keyword' as const, detail: 'keyword' })));
     out.push(...FUNCTIONS.map((f) => ({ text: cased(f), kind: 'function' as const, detail: 'function' })));
@@ -118,18 +129,26 @@ function resolve(catalog: Catalog, name: string, namespace: string | undefined):
 
 /**
  * The tables a statement names, by the names it may use for them (lower case): `ns.table`
- * anywhere, a bare `table` of the default namespace after FROM, JOIN, INTO, UPDATE or TABLE,
- * and each one's alias (`FROM app.todos t`, `... AS t`) and bare name.
+ * anywhere, a bare `table` of the default namespace or a CTE of `derived` after FROM, JOIN,
+ * INTO, UPDATE or TABLE, and each one's alias (`FROM app.todos t`, `... AS t`) and bare name;
+ * the `subqueries` by their alias.
  */
-function tablesNamed(tokens: Token[], catalog: Catalog, namespace: string | undefined): Map<string, CatalogTable> {
-  const named = new Map<string, CatalogTable>();
+function tablesNamed(
+  tokens: Token[],
+  catalog: Catalog,
+  namespace: string | undefined,
+  derived: Derived[],
+  subqueries: Derived[],
+): Map<string, CatalogTable> {
+  const named = new Map<string, CatalogTable>(subqueries.map((d) => [d.name.toLowerCase(), d]));
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (t.kind !== 'identifier') continue;
     const qualified = tokens[i + 1]?.text === '.' && tokens[i + 2]?.kind === 'identifier';
     const name = qualified ? `${t.text}.${tokens[i + 2].text}` : t.text;
     if (!qualified && !BEFORE_TABLE.has(tokens[i - 1]?.text.toUpperCase() ?? '')) continue;
-    const table = resolve(catalog, name, namespace);
+    const cte = qualified ? undefined : derived.find((d) => d.cte && d.name.toLowerCase() === nameOf(t).toLowerCase());
+    const table = cte ?? resolve(catalog, name, namespace);
     if (!table) continue;
     named.set(name.toLowerCase(), table);
     named.set(table.name.toLowerCase(), table);
@@ -138,4 +157,148 @@ function tablesNamed(tokens: Token[], catalog: Catalog, namespace: string | unde
     if (next?.kind === 'identifier' && !isKeyword(next.text)) named.set(next.text.toLowerCase(), table);
   }
   return named;
+}
+
+/** A table a statement makes itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery in FROM. */
+interface Derived extends CatalogTable {
+  cte: boolean;
+  /** Where its body's `(` is among the statement's tokens (to know which query it is in). */
+  open: number;
+}
+
+/** Words that start a part of a query; a subquery after FROM or JOIN is a table. */
+const CLAUSES = new Set(['WITH', 'SELECT', 'FROM', 'JOIN', 'ON', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION']);
+/** Words that are values, not columns. */
+const LITERALS = new Set(['NULL', 'TRUE', 'FALSE', 'CURRENT_USER', 'CURRENT_TIMESTAMP']);
+
+/** A name as the server reads it: without its quotes. */
+function nameOf(t: Token): string {
+  return t.text.startsWith('"') ? t.text.replace(/^"|"$/g, '').replace(/""/g, '"') : t.text;
+}
+
+/** Whether a token is a word: a name, a keyword, a function's name. */
+function isWord(t: Token | undefined): t is Token {
+  return t?.kind === 'identifier' || t?.kind === 'keyword' || t?.kind === 'function';
+}
+
+/**
+ * The CTEs and subqueries in FROM of a statement's significant `tokens`, found by matching
+ * parentheses: `WITH name [(a, b)] AS (SELECT ...)` and `FROM (SELECT ...) [AS] name` (also
+ * after JOIN or a comma in FROM). Inner ones come first, so that `SELECT *` over one of them
+ * knows its columns.
+ */
+function derivedTables(tokens: Token[], catalog: Catalog, namespace: string | undefined): Derived[] {
+  // For each `(`, the index of its `)` (the end if it is not closed yet), and for every token
+  // the clause it is in (the last of CLAUSES before it in its parentheses).
+  const close = tokens.map(() => tokens.length);
+  const clause: string[] = [];
+  const open: [number, string][] = [];
+  let now = '';
+  tokens.forEach((t, i) => {
+    clause[i] = now;
+    const word = t.text.toUpperCase();
+    if (t.text === '(') {
+      open.push([i, now]);
+      now = '';
+    } else if (t.text === ')') {
+      const [at, outer] = open.pop() ?? [-1, now];
+      if (at >= 0) close[at] = i;
+      now = outer;
+    } else if (t.kind === 'keyword' && CLAUSES.has(word)) now = word;
+  });
+  const upper = (i: number) => tokens[i]?.text.toUpperCase() ?? '';
+  const startsQuery = (i: number) => upper(i) === '(' && (upper(i + 1) === 'SELECT' || upper(i + 1) === 'WITH');
+
+  const found: { name: string; cte: boolean; listed?: string[]; open: number; end: number }[] = [];
+  tokens.forEach((t, i) => {
+    const previous = upper(i - 1);
+    const afterWith = previous === 'WITH' || previous === 'RECURSIVE' || previous === ',';
+    if (clause[i] === 'WITH' && afterWith && (t.kind === 'identifier' || t.kind === 'function')) {
+      let at = i + 1;
+      let listed: string[] | undefined;
+      if (upper(at) === '(') {
+        listed = tokens.slice(at + 1, close[at]).filter(isWord).map(nameOf);
+        at = close[at] + 1;
+      }
+      if (upper(at) === 'AS' && startsQuery(at + 1)) {
+        found.push({ name: nameOf(t), cte: true, listed, open: at + 1, end: close[at + 1] });
+      }
+    }
+    if (startsQuery(i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
+      const end = close[i];
+      const alias = tokens[upper(end + 1) === 'AS' ? end + 2 : end + 1];
+      if (alias?.kind === 'identifier') found.push({ name: nameOf(alias), cte: false, open: i, end });
+    }
+  });
+
+  found.sort((a, b) => a.end - b.end);
+  const done: Derived[] = [];
+  for (const f of found) {
+    let names = f.listed;
+    if (!names) {
+      const body = tokens.slice(f.open + 1, f.end);
+      // The subqueries inside this body, for `SELECT *` over one of them.
+      const inside = done.filter((d) => !d.cte && d.open > f.open && d.open < f.end);
+      names = outputNames(body, tablesNamed(body, catalog, namespace, done, inside));
+    }
+    const columns = names.map((name) => ({ name, type: '' }));
+    done.push({ namespace: '', name: f.name, type: f.cte ? 'cte' : 'subquery', columns, cte: f.cte, open: f.open });
+  }
+  return done;
+}
+
+/**
+ * The names of the columns a query (`SELECT ...`, maybe after a WITH) returns: a column's name
+ * (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns of every table
+ * `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the server
+ * would name it after the expression).
+ */
+function outputNames(query: Token[], named: Map<string, CatalogTable>): string[] {
+  // The select list: from the first SELECT outside parentheses to FROM (or the end), split at
+  // its commas.
+  const items: Token[][] = [];
+  let depth = 0;
+  let inList = false;
+  for (const t of query) {
+    const word = t.kind === 'keyword' ? t.text.toUpperCase() : '';
+    if (depth === 0 && !inList && word === 'SELECT') {
+      inList = true;
+      items.push([]);
+      continue;
+    }
+    if (depth === 0 && inList && CLAUSES.has(word)) break;
+    if (inList) {
+      if (depth === 0 && t.text === ',') items.push([]);
+      else items.at(-1)?.push(t);
+    }
+    if (t.text === '(') depth++;
+    else if (t.text === ')') depth = Math.max(0, depth - 1);
+  }
+
+  const names: string[] = [];
+  for (const all of items) {
+    const item = ['DISTINCT', 'ALL'].includes(all[0]?.text.toUpperCase() ?? '') ? all.slice(1) : all;
+    const last = item.at(-1);
+    const second = item.at(-2);
+    // `a.b.c`: words joined by dots.
+    const reference = item.length % 2 === 1 && item.every((t, i) => (i % 2 ? t.text === '.' : isWord(t)));
+    if (!last) continue;
+    if (item.length === 1 && last.text === '*') {
+      for (const t of new Set(named.values())) names.push(...t.columns.map((c) => c.name));
+    } else if (last.text === '*' && second?.text === '.') {
+      const table = named.get(item.slice(0, -2).map(nameOf).join('').toLowerCase());
+      names.push(...(table?.columns.map((c) => c.name) ?? []));
+    } else if (second?.text.toUpperCase() === 'AS' && isWord(last)) {
+      names.push(nameOf(last));
+    } else if (reference && !LITERALS.has(last.text.toUpperCase())) {
+      names.push(nameOf(last));
+    } else if (
+      last.kind === 'identifier' &&
+      (second?.text === ')' || second?.kind === 'string' || second?.kind === 'number' || second?.kind === 'identifier')
+    ) {
+      // `count(*) n`, `title name`, `'x' label`
+      names.push(nameOf(last));
+    }
+  }
+  return names;
 }

@@ -1,7 +1,9 @@
 //! Tab completion and multi-line input for the shell (a rustyline helper).
 //!
 //! Completes SQL keywords, meta-commands, and the namespaces, tables and columns of the
-//! catalog. The catalog loads in the background when the shell starts (the prompt does not
+//! catalog, and of the tables a statement makes itself: CTEs (`WITH open AS (SELECT ...)`)
+//! and subqueries in FROM (`(SELECT ...) s`), whose columns are the names their select list
+//! gives. The catalog loads in the background when the shell starts (the prompt does not
 //! wait for it) and again after DDL; the first Tab waits briefly for a load under way.
 
 use crate::connect::Server;
@@ -232,6 +234,11 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
         return (start, sorted(out));
     }
     let previous = before[..start].split_whitespace().next_back().map(str::to_uppercase).unwrap_or_default();
+    // The statement's own tables (CTEs, subqueries in FROM) and the names it gives tables.
+    let tokens = tokenize(statement_at(line, pos));
+    let derived = derived_tables(catalog, current, &tokens);
+    let subqueries: Vec<&Derived> = derived.iter().filter(|d| !d.cte).collect();
+    let named = named_tables(catalog, current, &tokens, &derived, &subqueries);
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
         // `ns.<table>` or `table.<column>`.
@@ -245,38 +252,55 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
                     .map(|(ns, t)| format!("{ns}.{t}")),
             );
         }
-        let aliased = aliases(catalog, current, statement_at(line, pos));
-        let by_alias = aliased.iter().filter(|(a, _)| a.eq_ignore_ascii_case(qualifier)).map(|(_, t)| *t);
-        for table in catalog.resolve(qualifier, current).into_iter().chain(by_alias) {
-            out.extend(catalog.columns_of(table).map(|c| format!("{qualifier}.{c}")));
+        // A name the statement gives (an alias, a CTE) comes before a catalog table's name.
+        let mut sources: Vec<Source> =
+            named.iter().filter(|(name, _)| name.eq_ignore_ascii_case(qualifier)).map(|(_, s)| *s).collect();
+        if sources.is_empty() {
+            sources = catalog.resolve(qualifier, current).into_iter().map(Source::Table).collect();
+        }
+        for source in sources {
+            out.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
         }
         out.retain(|c| prefix_matches(c));
         return (start, sorted(out));
     }
 
     let namespaces = catalog.namespaces.iter().map(|ns| format!("{ns}."));
+    let ctes = derived.iter().filter(|d| d.cte).map(|d| d.name.clone());
     if BEFORE_NAMESPACE.contains(&previous.as_str()) {
         out.extend(catalog.namespaces.iter().cloned());
     } else if BEFORE_TABLE.contains(&previous.as_str()) {
         out.extend(namespaces);
         out.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
+        out.extend(ctes);
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
         out.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the statement names, else of every table.
-        let named: Vec<&(String, String)> = line
+        let named_in_catalog: Vec<&(String, String)> = line
             .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
             .flat_map(|w| catalog.resolve(w.trim_matches('"'), current))
             .collect();
-        if named.is_empty() {
+        let named_derived: Vec<&Derived> = named
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Source::Derived(d) => Some(*d),
+                Source::Table(_) => None,
+            })
+            .collect();
+        if named_in_catalog.is_empty() && named_derived.is_empty() {
             out.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         } else {
-            for table in named {
+            for table in named_in_catalog {
                 out.extend(catalog.columns_of(table).map(str::to_string));
+            }
+            for d in named_derived {
+                out.extend(d.columns.iter().cloned());
             }
         }
         out.extend(namespaces);
         out.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
+        out.extend(ctes);
     }
     out.retain(|c| prefix_matches(c));
     (start, sorted(out))
@@ -289,35 +313,331 @@ fn statement_at(line: &str, pos: usize) -> &str {
     &line[start..end]
 }
 
-/// The tables `statement` names by an alias, as typed: `FROM app.todos t`, `JOIN tags AS g`.
-fn aliases<'a>(catalog: &'a Catalog, current: Option<&str>, statement: &str) -> Vec<(String, &'a (String, String))> {
-    // `(` is not a separator: in `INTO app.todos (id, title)` the word after the table is
-    // `(id`, no alias.
-    let words: Vec<&str> =
-        statement.split(|c: char| c.is_whitespace() || matches!(c, ',' | ')')).filter(|w| !w.is_empty()).collect();
-    let is_alias = |w: &str| {
-        let w = w.trim_matches('"');
-        !w.is_empty()
-            && w.chars().all(|c| c.is_alphanumeric() || c == '_')
-            && !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w))
-    };
-    let mut out = Vec::new();
-    for (i, pair) in words.windows(2).enumerate() {
-        if !BEFORE_TABLE.contains(&pair[0].to_uppercase().as_str()) {
+/// A piece of SQL as completion reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Token<'a> {
+    text: &'a str,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// A name, dotted or quoted (`app.todos`, `t.`, `"Title"`), a keyword or a number.
+    Word,
+    /// A string literal (`'it''s'`).
+    Literal,
+    /// Any other character: `(`, `)`, `,`, `*`, ...
+    Punct,
+}
+
+impl Token<'_> {
+    fn is(&self, word: &str) -> bool {
+        self.text.eq_ignore_ascii_case(word)
+    }
+
+    /// Whether the token can be a name the statement gives: an alias or a CTE's name.
+    fn is_name(&self) -> bool {
+        self.kind == Kind::Word
+            && !self.text.contains('.')
+            && !self.text.starts_with(|c: char| c.is_ascii_digit())
+            && !KEYWORDS.iter().any(|k| self.is(k))
+    }
+
+    /// The name without its quotes.
+    fn name(&self) -> String {
+        self.text.replace('"', "")
+    }
+}
+
+/// The tokens of `sql`, without white space and comments. Unterminated strings, quoted names
+/// and comments run to the end (the text is being typed).
+fn tokenize(sql: &str) -> Vec<Token<'_>> {
+    let mut tokens = Vec::new();
+    let mut rest = sql;
+    while let Some(c) = rest.chars().next() {
+        let (len, kind) = if c.is_whitespace() {
+            (c.len_utf8(), None)
+        } else if rest.starts_with("--") {
+            (rest.find('\n').unwrap_or(rest.len()), None)
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            (comment.find("*/").map_or(rest.len(), |i| i + 4), None)
+        } else if c == '\'' {
+            (quoted_len(rest, '\''), Some(Kind::Literal))
+        } else if c == '"' || c == '_' || c == '.' || c.is_alphanumeric() {
+            let mut len = 0;
+            while let Some(c) = rest[len..].chars().next() {
+                len += match c {
+                    '"' => quoted_len(&rest[len..], '"'),
+                    c if c == '_' || c == '.' || c.is_alphanumeric() => c.len_utf8(),
+                    _ => break,
+                };
+            }
+            (len, Some(Kind::Word))
+        } else {
+            (c.len_utf8(), Some(Kind::Punct))
+        };
+        if let Some(kind) = kind {
+            tokens.push(Token { text: &rest[..len], kind });
+        }
+        rest = &rest[len..];
+    }
+    tokens
+}
+
+/// The length of the quoted text `rest` starts with (`quote` doubled is a quote in it).
+fn quoted_len(rest: &str, quote: char) -> usize {
+    let mut chars = rest.char_indices().skip(1);
+    while let Some((i, c)) = chars.next() {
+        if c == quote {
+            if !rest[i + 1..].starts_with(quote) {
+                return i + 1;
+            }
+            chars.next();
+        }
+    }
+    rest.len()
+}
+
+/// Words that start a part of a query; a subquery after FROM or JOIN is a table.
+const CLAUSES: &[&str] =
+    &["WITH", "SELECT", "FROM", "JOIN", "ON", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION"];
+
+/// A table a statement makes for itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery
+/// in FROM (`(SELECT ...) AS name`), with the names of its columns.
+#[derive(Debug)]
+struct Derived {
+    name: String,
+    cte: bool,
+    columns: Vec<String>,
+    /// Where its `(` is among the statement's tokens (to know which query it is in).
+    open: usize,
+}
+
+/// A CTE or subquery as found, before its columns are known.
+struct Found {
+    name: String,
+    cte: bool,
+    /// The names of its column list (`WITH x(a, b) AS ...`), if it has one.
+    listed: Option<Vec<String>>,
+    /// Where its body's `(` and `)` are.
+    open: usize,
+    end: usize,
+}
+
+/// The CTEs and subqueries in FROM of a statement's `tokens`, found by matching parentheses.
+/// Inner ones come first, so that `SELECT *` over one of them knows its columns.
+fn derived_tables(catalog: &Catalog, current: Option<&str>, tokens: &[Token]) -> Vec<Derived> {
+    // For each `(`, the index of its `)` (the end if it is not closed yet), and for every
+    // token the clause it is in (the last of CLAUSES before it in its parentheses).
+    let mut close = vec![tokens.len(); tokens.len()];
+    let mut clause = vec![""; tokens.len()];
+    let mut open: Vec<(usize, &str)> = Vec::new();
+    let mut now = "";
+    for (i, t) in tokens.iter().enumerate() {
+        if let Some(c) = clause.get_mut(i) {
+            *c = now;
+        }
+        if t.text == "(" {
+            open.push((i, now));
+            now = "";
+        } else if t.text == ")" {
+            if let Some((at, outer)) = open.pop() {
+                if let Some(c) = close.get_mut(at) {
+                    *c = i;
+                }
+                now = outer;
+            }
+        } else if let Some(c) = CLAUSES.iter().find(|c| t.is(c)) {
+            now = *c;
+        }
+    }
+    let word = |i: usize| tokens.get(i).map_or("", |t| t.text);
+    let starts_query = |i: usize| word(i) == "(" && (tokens.get(i + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH")));
+
+    let mut found: Vec<Found> = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let previous = i.checked_sub(1).and_then(|p| tokens.get(p));
+        // `WITH name [(a, b)] AS (SELECT ...)`, or `, name ...` for the next one.
+        let after_with = previous.is_some_and(|p| p.is("WITH") || p.is("RECURSIVE") || p.text == ",");
+        if after_with && clause.get(i) == Some(&"WITH") && t.is_name() {
+            let mut at = i + 1;
+            let mut listed = None;
+            if word(at) == "(" {
+                let end = close.get(at).copied().unwrap_or(tokens.len());
+                let list = tokens.get(at + 1..end).unwrap_or_default();
+                listed = Some(list.iter().filter(|t| t.kind == Kind::Word).map(Token::name).collect());
+                at = end + 1;
+            }
+            if tokens.get(at).is_some_and(|t| t.is("AS")) && starts_query(at + 1) {
+                let end = close.get(at + 1).copied().unwrap_or(tokens.len());
+                found.push(Found { end, name: t.name(), listed, open: at + 1, cte: true });
+            }
+        }
+        // `FROM (SELECT ...) [AS] name`, also after JOIN or a comma in FROM.
+        if starts_query(i) && matches!(clause.get(i), Some(&"FROM") | Some(&"JOIN")) {
+            let end = close.get(i).copied().unwrap_or(tokens.len());
+            let alias = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
+            if let Some(alias) = tokens.get(alias).filter(|t| t.is_name()) {
+                found.push(Found { end, name: alias.name(), listed: None, open: i, cte: false });
+            }
+        }
+    }
+
+    found.sort_by_key(|f| f.end);
+    let mut done: Vec<Derived> = Vec::new();
+    for Found { end, name, listed, open, cte } in found {
+        let body = tokens.get(open + 1..end).unwrap_or_default();
+        let columns = match listed {
+            Some(listed) => listed,
+            None => {
+                // The subqueries inside this body, for `SELECT *` over one of them.
+                let inside: Vec<&Derived> = done.iter().filter(|d| !d.cte && d.open > open && d.open < end).collect();
+                let named = named_tables(catalog, current, body, &done, &inside);
+                output_names(catalog, body, &named)
+            }
+        };
+        done.push(Derived { name, cte, columns, open });
+    }
+    done
+}
+
+/// A table a statement reads: one of the catalog's, or one it makes itself.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    Table(&'a (String, String)),
+    Derived(&'a Derived),
+}
+
+impl Source<'_> {
+    fn columns(&self, catalog: &Catalog) -> Vec<String> {
+        match self {
+            Source::Table(t) => catalog.columns_of(t).map(str::to_string).collect(),
+            Source::Derived(d) => d.columns.clone(),
+        }
+    }
+}
+
+/// The tables `tokens` reads, by the names it uses for them, as typed: a table or CTE after
+/// FROM, JOIN, ... by its name and its alias (`FROM app.todos t`, `JOIN open AS o`), and the
+/// `subqueries` by theirs.
+fn named_tables<'a>(
+    catalog: &'a Catalog,
+    current: Option<&str>,
+    tokens: &[Token],
+    derived: &'a [Derived],
+    subqueries: &[&'a Derived],
+) -> Vec<(String, Source<'a>)> {
+    let mut out: Vec<(String, Source<'a>)> = subqueries.iter().map(|d| (d.name.clone(), Source::Derived(d))).collect();
+    for (i, pair) in tokens.windows(2).enumerate() {
+        let [before, table] = pair else { continue };
+        if !BEFORE_TABLE.iter().any(|w| before.is(w)) || table.kind != Kind::Word {
             continue;
         }
-        let Some(table) = catalog.resolve(pair[1].trim_matches('"'), current).into_iter().next() else {
+        let name = table.name();
+        let cte = derived.iter().find(|d| d.cte && d.name.eq_ignore_ascii_case(&name)).map(Source::Derived);
+        let Some(source) = cte.or_else(|| catalog.resolve(&name, current).first().copied().map(Source::Table)) else {
             continue;
         };
-        let alias = match words.get(i + 2) {
-            Some(w) if w.eq_ignore_ascii_case("AS") => words.get(i + 3),
+        out.push((name, source));
+        // In `INSERT INTO app.todos (id, title)` the word after the table is `(`, no alias.
+        let alias = match tokens.get(i + 2) {
+            Some(w) if w.is("AS") => tokens.get(i + 3),
             other => other,
         };
-        if let Some(alias) = alias.filter(|a| is_alias(a)) {
-            out.push((alias.trim_matches('"').to_string(), table));
+        if let Some(alias) = alias.filter(|a| a.is_name()) {
+            out.push((alias.name(), source));
         }
     }
     out
+}
+
+/// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns: a column's
+/// name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns of every
+/// table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the
+/// server would name it after the expression).
+fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) -> Vec<String> {
+    // The select list: from the first SELECT outside parentheses to FROM (or the end), split
+    // at its commas.
+    let mut items: Vec<Vec<Token>> = Vec::new();
+    let mut depth = 0usize;
+    let mut in_list = false;
+    for t in query {
+        if depth == 0 && !in_list && t.is("SELECT") {
+            in_list = true;
+            items.push(Vec::new());
+            continue;
+        }
+        if depth == 0 && in_list && CLAUSES.iter().any(|c| t.is(c)) {
+            break;
+        }
+        if in_list {
+            match items.last_mut() {
+                Some(item) if !(depth == 0 && t.text == ",") => item.push(*t),
+                _ => items.push(Vec::new()),
+            }
+        }
+        if t.text == "(" {
+            depth += 1;
+        } else if t.text == ")" {
+            depth = depth.saturating_sub(1);
+        }
+    }
+
+    let mut names = Vec::new();
+    for item in &items {
+        let item = match item.as_slice() {
+            [first, rest @ ..] if first.is("DISTINCT") || first.is("ALL") => rest,
+            all => all,
+        };
+        match item {
+            [star] if star.text == "*" => {
+                let mut seen: Vec<Source> = Vec::new();
+                for (_, source) in named {
+                    if !seen.iter().any(|s| same(s, source)) {
+                        seen.push(*source);
+                        names.extend(source.columns(catalog));
+                    }
+                }
+            }
+            [table, star] if star.text == "*" => {
+                let table = table.text.trim_end_matches('.').replace('"', "");
+                if let Some((_, source)) = named.iter().find(|(n, _)| n.eq_ignore_ascii_case(&table)) {
+                    names.extend(source.columns(catalog));
+                }
+            }
+            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => names.push(alias.name()),
+            [column] if column.kind == Kind::Word && !LITERALS.iter().any(|l| column.is(l)) => {
+                if let Some(name) = column
+                    .name()
+                    .rsplit('.')
+                    .next()
+                    .filter(|n| !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()))
+                {
+                    names.push(name.to_string());
+                }
+            }
+            // `count(*) n`, `title name`, `'x' label`
+            [.., before, alias]
+                if alias.is_name() && (before.text == ")" || before.kind == Kind::Literal || before.is_name()) =>
+            {
+                names.push(alias.name())
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// Words that are values, not columns.
+const LITERALS: &[&str] = &["NULL", "TRUE", "FALSE", "CURRENT_USER"];
+
+/// Whether two sources are the same table.
+fn same(a: &Source, b: &Source) -> bool {
+    match (a, b) {
+        (Source::Table(a), Source::Table(b)) => a == b,
+        (Source::Derived(a), Source::Derived(b)) => std::ptr::eq(*a, *b),
+        _ => false,
+    }
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -494,6 +814,109 @@ mod tests {
             at("INSERT INTO app.todos (title) VALUES (title.", "INSERT INTO app.todos (title) VALUES (title.")
                 .is_empty()
         );
+    }
+
+    /// The candidates with the caret at the end of `before`, the text going on with `after`.
+    fn at_caret(before: &str, after: &str) -> Vec<String> {
+        candidates(&catalog(), Some("app"), &format!("{before}{after}"), before.len()).1
+    }
+
+    const OPEN: &str = "WITH open AS (SELECT id, title AS name FROM app.todos WHERE NOT done) ";
+
+    #[test]
+    fn a_ctes_columns_complete_by_its_name_and_alias() {
+        assert_eq!(at_caret(&format!("{OPEN}SELECT o."), " FROM open o"), ["o.id", "o.name"]);
+        assert_eq!(at_caret(&format!("{OPEN}SELECT open."), " FROM open"), ["open.id", "open.name"]);
+        assert_eq!(at_caret(&format!("{OPEN}SELECT o.n"), " FROM open AS o"), ["o.name"]);
+        // Unqualified, among the other names.
+        let c = at_caret(&format!("{OPEN}SELECT "), " FROM open");
+        assert!(c.contains(&"id".to_string()) && c.contains(&"name".to_string()), "{c:?}");
+        assert!(at_caret(&format!("{OPEN}SELECT na"), " FROM open").contains(&"name".to_string()));
+        // The CTE completes as a table after FROM and JOIN, in its statement only.
+        assert_eq!(at_caret(&format!("{OPEN}SELECT * FROM op"), ""), ["open"]);
+        assert_eq!(at_caret(&format!("{OPEN}SELECT * FROM open JOIN o"), ""), ["open"]);
+        assert!(at_caret(&format!("{OPEN}SELECT 1; SELECT * FROM op"), "").is_empty());
+        // A column list names the columns; the names a CTE's body gives are then not used.
+        assert_eq!(
+            at_caret("WITH x(a, b) AS (SELECT title, done FROM app.todos) SELECT x.", " FROM x"),
+            ["x.a", "x.b"]
+        );
+        let typed = "WITH x(a, type) AS (SELECT title, done FROM app.todos) SELECT x.";
+        assert_eq!(at_caret(typed, " FROM x"), ["x.a", "x.type"]);
+        // Several CTEs, one over another: `*` stands for the first one's columns.
+        let two = "WITH a AS (SELECT title FROM app.todos), b AS (SELECT *, 1 AS one FROM a) SELECT b.";
+        assert_eq!(at_caret(two, " FROM b"), ["b.one", "b.title"]);
+    }
+
+    #[test]
+    fn a_subquery_in_from_completes_by_its_alias() {
+        let sub = " FROM (SELECT title, count(*) AS n FROM app.todos GROUP BY title) s";
+        assert_eq!(at_caret("SELECT s.", sub), ["s.n", "s.title"]);
+        assert_eq!(
+            at_caret("SELECT x.", " FROM app.tags g JOIN (SELECT t.title AS x FROM app.todos t) AS x ON true"),
+            ["x.x"]
+        );
+        // A subquery elsewhere is no table: `m` is a column's alias.
+        assert!(at_caret("SELECT m.", ", (SELECT max(title) FROM app.todos) AS m FROM app.tags").is_empty());
+        assert!(at_caret("SELECT w.", " FROM app.tags WHERE tag IN (SELECT title FROM app.todos) w").is_empty());
+    }
+
+    #[test]
+    fn the_names_a_select_list_gives() {
+        let names = |body: &str| at_caret(&format!("WITH q AS ({body}) SELECT q."), " FROM q");
+        assert_eq!(names("SELECT * FROM app.todos t"), ["q.done", "q.title"]);
+        assert_eq!(names("SELECT t.* FROM app.todos t JOIN app.tags g ON true"), ["q.done", "q.title"]);
+        assert_eq!(names("SELECT g.*, t.title FROM app.todos t JOIN app.tags g ON true"), ["q.tag", "q.title"]);
+        assert_eq!(names("SELECT * FROM app.todos t JOIN app.tags g ON true"), ["q.done", "q.tag", "q.title"]);
+        // Expressions: by their alias, with or without AS; without one, no name.
+        assert_eq!(
+            names("SELECT count(*), count(*) c, upper(title) AS \"Up\", 'x' label, 1 FROM app.todos"),
+            ["q.Up", "q.c", "q.label"]
+        );
+        assert_eq!(
+            names("SELECT DISTINCT t.title, done::int, CASE WHEN done THEN 1 END, NULL FROM app.todos t"),
+            ["q.title"]
+        );
+        // Commas and FROM inside parentheses, strings and comments do not count.
+        assert_eq!(names("SELECT coalesce(title, 'a, b FROM') AS v /* , x */ -- , y\n FROM app.todos"), ["q.v"]);
+        // A nested WITH: the names of its own SELECT.
+        assert_eq!(names("WITH inner_q AS (SELECT title FROM app.todos) SELECT title AS t2 FROM inner_q"), ["q.t2"]);
+        assert_eq!(names("SELECT 1 AS a UNION SELECT 2 AS b"), ["q.a"]);
+        assert_eq!(names("SELECT title /*/ , x */ FROM app.todos"), ["q.title"]);
+    }
+
+    #[test]
+    fn unfinished_statements_complete_and_never_panic() {
+        // The caret inside a CTE that is not closed yet.
+        assert_eq!(at_caret("WITH o AS (SELECT title AS x FROM app.todos t WHERE t.ti", ""), ["t.title"]);
+        assert_eq!(at_caret("SELECT s.", " FROM (SELECT title AS x FROM app.todos"), Vec::<String>::new());
+        for line in [
+            "WITH",
+            "WITH x",
+            "WITH x(",
+            "WITH x(a",
+            "WITH x(a, b) AS",
+            "WITH x AS (",
+            "WITH x AS (SELECT",
+            "WITH x AS (SELECT a,",
+            "WITH x AS (SELECT a AS",
+            "WITH x AS (SELECT 'it''s",
+            "WITH x AS (SELECT \"a",
+            "WITH x AS (SELECT /* a",
+            "WITH x AS (SELECT /*/ a",
+            "WITH x AS (SELECT * FROM",
+            "WITH x AS (SELECT t.* FROM app.todos t) SELECT",
+            "SELECT * FROM (",
+            "SELECT * FROM (SELECT",
+            "SELECT * FROM (SELECT a) AS",
+            "SELECT * FROM ((SELECT a)) s)) x.",
+            ")) ( SELECT ,, AS AS ( ) x.",
+            "SELECT é, \"ü\" FROM (SELECT ö AS ä) ß WHERE ß.",
+        ] {
+            for pos in (0..=line.len()).filter(|&p| line.is_char_boundary(p)) {
+                candidates(&catalog(), Some("app"), line, pos);
+            }
+        }
     }
 
     #[test]

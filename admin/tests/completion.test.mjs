@@ -1,0 +1,127 @@
+// The SQL editor's completion (src/completion.ts) as a unit: no server, no browser. The
+// TypeScript sources are transpiled (type-stripped) into a temporary directory and imported.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
+
+const out = mkdtempSync(join(tmpdir(), 'kalamdb-completion-'));
+after(() => rmSync(out, { recursive: true, force: true }));
+for (const name of ['sqlsyntax', 'completion']) {
+  const source = readFileSync(new URL(`../src/${name}.ts`, import.meta.url), 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
+  });
+  // Vite resolves `./sqlsyntax`; Node wants the file's name.
+  writeFileSync(join(out, `${name}.mjs`), outputText.replace(/from '\.\/(\w+)'/g, "from './$1.mjs'"));
+}
+const { complete } = await import(pathToFileURL(join(out, 'completion.mjs')).href);
+
+const columns = (...names) => names.map((name) => ({ name, type: 'Utf8' }));
+const catalog = {
+  namespaces: ['app', 'analytics'],
+  tables: [
+    { namespace: 'app', name: 'todos', type: 'user', columns: columns('id', 'title', 'done') },
+    { namespace: 'app', name: 'tags', type: 'shared', columns: columns('tag') },
+    { namespace: 'analytics', name: 'events', type: 'shared', columns: columns('tenant') },
+  ],
+};
+
+/** The texts offered with the caret at the end of `before`, the text going on with `after`. */
+function offered(before, after = '', { kinds = false } = {}) {
+  const found = complete(before + after, before.length, catalog, 'app', true);
+  return found?.items.map((c) => (kinds ? `${c.kind}:${c.text}` : c.text)) ?? null;
+}
+const columnsOffered = (before, after) => offered(before, after, { kinds: true }).filter((c) => c.startsWith('column:'));
+
+const OPEN = 'WITH open AS (SELECT id, title AS name FROM app.todos WHERE NOT done) ';
+
+test("a CTE's columns complete by its name and alias", () => {
+  assert.deepEqual(offered(`${OPEN}SELECT o.`, ' FROM open o'), ['o.id', 'o.name']);
+  assert.deepEqual(offered(`${OPEN}SELECT open.`, ' FROM open'), ['open.id', 'open.name']);
+  assert.deepEqual(offered(`${OPEN}SELECT o.n`, ' FROM open AS o'), ['o.name']);
+  // Unqualified: its columns first, with the CTE's name as their detail.
+  const found = complete(`${OPEN}SELECT  FROM open`, `${OPEN}SELECT `.length, catalog, 'app', true);
+  assert.deepEqual(found.items.slice(0, 2).map((c) => [c.kind, c.text, c.detail]), [
+    ['column', 'id', 'open'],
+    ['column', 'name', 'open'],
+  ]);
+  // The CTE completes as a table after FROM and JOIN, in its statement only.
+  assert.deepEqual(offered(`${OPEN}SELECT * FROM op`), ['open']);
+  assert.ok(offered(`${OPEN}SELECT * FROM open JOIN `).includes('open'));
+  assert.ok(!offered(`${OPEN}SELECT 1; SELECT * FROM `).includes('open'));
+  // A column list names the columns.
+  assert.deepEqual(offered('WITH x(a, b) AS (SELECT title, done FROM app.todos) SELECT x.', ' FROM x'), ['x.a', 'x.b']);
+  assert.deepEqual(offered('WITH x(a, type) AS (SELECT title, done FROM app.todos) SELECT x.', ' FROM x'), ['x.a', 'x.type']);
+  // Several CTEs, one over another: `*` stands for the first one's columns.
+  const two = 'WITH a AS (SELECT title FROM app.todos), b AS (SELECT *, 1 AS one FROM a) SELECT b.';
+  assert.deepEqual(offered(two, ' FROM b'), ['b.title', 'b.one']);
+});
+
+test('a subquery in FROM completes by its alias', () => {
+  const sub = ' FROM (SELECT title, count(*) AS n FROM app.todos GROUP BY title) s';
+  assert.deepEqual(offered('SELECT s.', sub), ['s.title', 's.n']);
+  assert.deepEqual(columnsOffered('SELECT ', sub).slice(0, 2), ['column:title', 'column:n']);
+  assert.deepEqual(
+    offered('SELECT x.', ' FROM app.tags g JOIN (SELECT t.title AS x FROM app.todos t) AS x ON true'),
+    ['x.x'],
+  );
+  assert.deepEqual(offered('SELECT x.', ' FROM app.tags, (SELECT tag AS y FROM app.tags) x'), ['x.y']);
+  // A subquery elsewhere is no table: `m` is a column's alias.
+  assert.deepEqual(offered('SELECT m.', ', (SELECT max(title) FROM app.todos) AS m FROM app.tags'), []);
+  assert.deepEqual(offered('SELECT w.', ' FROM app.tags WHERE tag IN (SELECT title FROM app.todos) w'), []);
+});
+
+test('the names a select list gives', () => {
+  const names = (body) => offered(`WITH q AS (${body}) SELECT q.`, ' FROM q');
+  assert.deepEqual(names('SELECT * FROM app.todos t'), ['q.id', 'q.title', 'q.done']);
+  assert.deepEqual(names('SELECT t.* FROM app.todos t JOIN app.tags g ON true'), ['q.id', 'q.title', 'q.done']);
+  assert.deepEqual(names('SELECT g.*, t.title FROM app.todos t JOIN app.tags g ON true'), ['q.tag', 'q.title']);
+  assert.deepEqual(names('SELECT app.tags.* FROM app.tags'), ['q.tag']);
+  assert.deepEqual(names('SELECT * FROM app.todos t JOIN app.tags g ON true'), ['q.id', 'q.title', 'q.done', 'q.tag']);
+  // Expressions: by their alias, with or without AS; without one, no name.
+  assert.deepEqual(
+    names(`SELECT count(*), count(*) c, upper(title) AS "Up", 'x' label, 1 FROM app.todos`),
+    ['q.c', 'q.Up', 'q.label'],
+  );
+  assert.deepEqual(names('SELECT DISTINCT t.title, done::int, CASE WHEN done THEN 1 END, NULL FROM app.todos t'), ['q.title']);
+  // Commas and FROM inside parentheses, strings and comments do not count.
+  assert.deepEqual(names("SELECT coalesce(title, 'a, b FROM') AS v /* , x */ -- , y\n FROM app.todos"), ['q.v']);
+  // A nested WITH: the names of its own SELECT.
+  assert.deepEqual(names('WITH inner_q AS (SELECT title FROM app.todos) SELECT title AS t2 FROM inner_q'), ['q.t2']);
+  assert.deepEqual(names('SELECT 1 AS a UNION SELECT 2 AS b'), ['q.a']);
+});
+
+test('unfinished statements complete and never throw', () => {
+  // The caret inside a CTE that is not closed yet.
+  assert.deepEqual(offered('WITH o AS (SELECT title AS x FROM app.todos t WHERE t.ti'), ['t.title']);
+  assert.deepEqual(offered('SELECT s.', ' FROM (SELECT title AS x FROM app.todos'), []);
+  for (const text of [
+    'WITH',
+    'WITH x',
+    'WITH x(',
+    'WITH x(a',
+    'WITH x(a, b) AS',
+    'WITH x AS (',
+    'WITH x AS (SELECT',
+    'WITH x AS (SELECT a,',
+    'WITH x AS (SELECT a AS',
+    "WITH x AS (SELECT 'it''s",
+    'WITH x AS (SELECT "a',
+    'WITH x AS (SELECT /* a',
+    'WITH x AS (SELECT * FROM',
+    'WITH x AS (SELECT t.* FROM app.todos t) SELECT',
+    'SELECT * FROM (',
+    'SELECT * FROM (SELECT',
+    'SELECT * FROM (SELECT a) AS',
+    'SELECT * FROM ((SELECT a)) s)) x.',
+    ')) ( SELECT ,, AS AS ( ) x.',
+  ]) {
+    for (let caret = 0; caret <= text.length; caret++) {
+      for (const explicit of [true, false]) complete(text, caret, catalog, 'app', explicit);
+    }
+  }
+});
