@@ -54,12 +54,34 @@ pub struct QueryResult {
     pub message: Option<String>,
 }
 
-/// Response of `POST /v1/api/sql`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Response of `POST /v1/api/sql`. Decoded by [`crate::tagged`] (the tag first, no
+/// buffering of large results).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum SqlResponse {
     Success { results: Vec<QueryResult>, took_ms: f64 },
     Error { error: ErrorBody },
+}
+
+/// [`SqlResponse`] externally tagged, for [`crate::tagged`]; the same variants and fields.
+#[derive(Deserialize)]
+#[serde(remote = "SqlResponse", rename_all = "lowercase")]
+enum SqlResponseFields {
+    Success { results: Vec<QueryResult>, took_ms: f64 },
+    Error { error: ErrorBody },
+}
+
+impl crate::tagged::InternallyTagged for SqlResponse {
+    const TAG: &'static str = "status";
+    fn deserialize_untagged_variant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SqlResponseFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for SqlResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::tagged::deserialize(d)
+    }
 }
 
 /// Body of an error response from any endpoint other than `/v1/api/sql`

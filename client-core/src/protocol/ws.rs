@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 /// Resuming with `since = cursor` yields exactly the changes after it.
 pub type Cursor = i64;
 
-/// Frames a client sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// Frames a client sends. Decoded by [`crate::tagged`] (the tag first, no buffering).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// First frame of a connection; sending it again later renews the token in place.
     Auth {
@@ -32,6 +32,38 @@ pub enum ClientMessage {
         nonce: Option<u64>,
     },
     Mutate(Mutate),
+}
+
+/// [`ClientMessage`] externally tagged, for [`crate::tagged`]; the same variants and fields,
+/// and no field beyond them.
+#[derive(Deserialize)]
+#[serde(remote = "ClientMessage", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessageFields {
+    Auth {
+        token: String,
+    },
+    Subscribe(Subscribe),
+    Unsubscribe {
+        id: String,
+    },
+    Ping {
+        #[serde(default)]
+        nonce: Option<u64>,
+    },
+    Mutate(Mutate),
+}
+
+impl tagged::InternallyTagged for ClientMessage {
+    const TAG: &'static str = "type";
+    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClientMessageFields::deserialize(d)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientMessage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        tagged::deserialize(d)
+    }
 }
 
 /// Start a live query: `SELECT cols FROM t [WHERE ...]` over one table.
@@ -277,5 +309,21 @@ mod tests {
         assert_eq!(out, serde_json::json!({"type": "pong", "nonce": 7}));
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"subscribe","id":"x"}"#).is_err());
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn client_frames_allow_no_unknown_field_wherever_the_tag_is() {
+        let parse = |text: &str| serde_json::from_str::<ClientMessage>(text).map_err(|e| e.to_string());
+        for text in [
+            r#"{"type":"auth","token":"t","extra":1}"#,
+            r#"{"token":"t","extra":1,"type":"auth"}"#,
+            r#"{"type":"ping","extra":1}"#,
+            r#"{"type":"unsubscribe","id":"s","extra":1}"#,
+            r#"{"type":"subscribe","id":"s","sql":"SELECT 1","extra":1}"#,
+        ] {
+            assert!(parse(text).unwrap_err().contains("unknown field `extra`"), "{text}");
+        }
+        assert_eq!(parse(r#"{"nonce":3,"type":"ping"}"#).unwrap(), ClientMessage::Ping { nonce: Some(3) });
+        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping { nonce: None });
     }
 }
