@@ -10,9 +10,9 @@
 //! comes later are still accepted: they are buffered, rewritten with the tag first, and decoded
 //! again (slower, but nobody sends them).
 //!
-//! An enum opts in by keeping `#[serde(tag = ...)]` for `Serialize` and implementing
-//! [`InternallyTagged`] with an externally tagged twin derived through `#[serde(remote = ...)]`
-//! (the compiler checks that the twin's variants and fields match the enum's).
+//! An enum opts in by keeping `#[serde(tag = ...)]` for `Serialize`, deriving an externally
+//! tagged twin through `#[serde(remote = ...)]` (the compiler checks that the twin's variants
+//! and fields match the enum's), and naming both in [`decode_tag_first!`](crate::decode_tag_first).
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess, VariantAccess, Visitor};
@@ -27,6 +27,27 @@ pub trait InternallyTagged: Sized + de::DeserializeOwned {
     /// Decodes the enum as if it were externally tagged (`deserialize_enum`); [`deserialize`]
     /// hands it the tag as the variant and the rest of the object as the variant's fields.
     fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+}
+
+/// Makes `$enum` (serialised with `#[serde(tag = $tag)]`) decode tag first: implements
+/// [`InternallyTagged`] through `$twin`, its externally tagged copy (derived with
+/// `#[serde(remote = "...")]`), and `Deserialize` through [`deserialize`].
+#[macro_export]
+macro_rules! decode_tag_first {
+    ($enum:ty, $twin:ident, $tag:literal) => {
+        impl $crate::tagged::InternallyTagged for $enum {
+            const TAG: &'static str = $tag;
+            fn deserialize_untagged_variant<'de, D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $twin::deserialize(d)
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $enum {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::tagged::deserialize(d)
+            }
+        }
+    };
 }
 
 /// `Deserialize::deserialize` of an [`InternallyTagged`] enum.
@@ -145,7 +166,6 @@ impl<'de, A: MapAccess<'de>> VariantAccess<'de> for Fields<A> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde::{Deserialize, Serialize};
 
     #[derive(Debug, PartialEq, Serialize)]
@@ -178,18 +198,7 @@ mod tests {
         Square(Side),
     }
 
-    impl InternallyTagged for Shape {
-        const TAG: &'static str = "type";
-        fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            ShapeFields::deserialize(d)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Shape {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            super::deserialize(d)
-        }
-    }
+    crate::decode_tag_first!(Shape, ShapeFields, "type");
 
     fn parse(text: &str) -> Result<Shape, String> {
         serde_json::from_str(text).map_err(|e| e.to_string())

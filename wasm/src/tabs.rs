@@ -25,8 +25,7 @@ use futures::future::LocalBoxFuture;
 use kalamdb_client_core::replica::Replica;
 use kalamdb_client_core::store::{ReplicaStore, Snapshot, StoreError, StoreOp};
 use kalamdb_client_core::sync::{Client, MutationState, SyncEvent, SyncStatus};
-use kalamdb_client_core::tagged;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::JsCast;
@@ -96,18 +95,7 @@ enum MessageFields {
     Reply { to: String, req: u64, error: Option<String> },
 }
 
-impl tagged::InternallyTagged for Message {
-    const TAG: &'static str = "t";
-    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        MessageFields::deserialize(d)
-    }
-}
-
-impl<'de> Deserialize<'de> for Message {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        tagged::deserialize(d)
-    }
-}
+kalamdb_client_core::decode_tag_first!(Message, MessageFields, "t");
 
 /// A subscription change a follower leaves to the leader. Decoded by
 /// [`kalamdb_client_core::tagged`].
@@ -126,18 +114,7 @@ enum ActionFields {
     Unsync { id: String },
 }
 
-impl tagged::InternallyTagged for Action {
-    const TAG: &'static str = "action";
-    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        ActionFields::deserialize(d)
-    }
-}
-
-impl<'de> Deserialize<'de> for Action {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        tagged::deserialize(d)
-    }
-}
+kalamdb_client_core::decode_tag_first!(Action, ActionFields, "action");
 
 /// [`Message::Ops`] serialised from borrowed operations.
 #[derive(Serialize)]

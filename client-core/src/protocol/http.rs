@@ -71,18 +71,7 @@ enum SqlResponseFields {
     Error { error: ErrorBody },
 }
 
-impl crate::tagged::InternallyTagged for SqlResponse {
-    const TAG: &'static str = "status";
-    fn deserialize_untagged_variant<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        SqlResponseFields::deserialize(d)
-    }
-}
-
-impl<'de> Deserialize<'de> for SqlResponse {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::tagged::deserialize(d)
-    }
-}
+crate::decode_tag_first!(SqlResponse, SqlResponseFields, "status");
 
 /// Body of an error response from any endpoint other than `/v1/api/sql`
 /// (`{"status":"error","error":{...}}` — the same shape as [`SqlResponse::Error`]).

@@ -6,8 +6,7 @@
 //! microseconds since the Unix epoch.
 
 use crate::protocol::{ColumnInfo, ErrorCode, UserInfo};
-use crate::tagged;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -53,18 +52,7 @@ enum ClientMessageFields {
     Mutate(Mutate),
 }
 
-impl tagged::InternallyTagged for ClientMessage {
-    const TAG: &'static str = "type";
-    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        ClientMessageFields::deserialize(d)
-    }
-}
-
-impl<'de> Deserialize<'de> for ClientMessage {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        tagged::deserialize(d)
-    }
-}
+crate::decode_tag_first!(ClientMessage, ClientMessageFields, "type");
 
 /// Start a live query: `SELECT cols FROM t [WHERE ...]` over one table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,18 +223,7 @@ enum ServerMessageFields {
     },
 }
 
-impl tagged::InternallyTagged for ServerMessage {
-    const TAG: &'static str = "type";
-    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        ServerMessageFields::deserialize(d)
-    }
-}
-
-impl<'de> Deserialize<'de> for ServerMessage {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        tagged::deserialize(d)
-    }
-}
+crate::decode_tag_first!(ServerMessage, ServerMessageFields, "type");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,8 +3,7 @@
 use crate::protocol::ErrorCode;
 use crate::protocol::ws::Cursor;
 use crate::store::SubscriptionId;
-use crate::tagged;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 /// A snapshot of the replica's sync state, reported on every change.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -47,18 +46,7 @@ enum MutationStateFields {
     Rejected { code: ErrorCode, reason: String },
 }
 
-impl tagged::InternallyTagged for MutationState {
-    const TAG: &'static str = "status";
-    fn deserialize_untagged_variant<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        MutationStateFields::deserialize(d)
-    }
-}
-
-impl<'de> Deserialize<'de> for MutationState {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        tagged::deserialize(d)
-    }
-}
+crate::decode_tag_first!(MutationState, MutationStateFields, "status");
 
 /// Notifications from the sync engine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
