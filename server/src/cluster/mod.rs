@@ -449,18 +449,18 @@ impl Cluster {
     async fn barrier(&self, group: GroupId) -> Result<()> {
         let deadline = tokio::time::Instant::now() + self.write_timeout();
         let index = loop {
-            let asked = match self.leads(group) {
-                true => Ok(None),
-                false => self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await,
+            // One try: this node's read index if it leads, else the leader's (or this node's,
+            // if it became the leader while asking); bounded by what is left of the deadline.
+            let attempt = async {
+                if !self.leads(group)
+                    && let Some(index) =
+                        self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?
+                {
+                    return Ok(index);
+                }
+                self.read_index_here(group).await
             };
-            let index = match asked {
-                Ok(Some(index)) => Ok(index),
-                // The leader (or this node became it while asking).
-                Ok(None) => tokio::time::timeout_at(deadline, self.read_index_here(group))
-                    .await
-                    .unwrap_or_else(|_| Err(unconfirmed_leader())),
-                Err(e) => Err(e),
-            };
+            let index = tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| Err(unconfirmed_leader()));
             match index {
                 Ok(index) => break index,
                 // A leader that cannot confirm it leads may just have lost an election it has
