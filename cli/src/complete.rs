@@ -7,6 +7,7 @@
 //! wait for it) and again after DDL; the first Tab waits briefly for a load under way.
 
 use crate::connect::Server;
+use crate::lexer;
 use crate::meta::COMMANDS;
 use crate::statements::is_complete;
 use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
@@ -235,10 +236,11 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     }
     let previous = before[..start].split_whitespace().next_back().map(str::to_uppercase).unwrap_or_default();
     // The statement's own tables (CTEs, subqueries in FROM) and the names it gives tables.
-    let tokens = tokenize(statement_at(line, pos));
-    let derived = derived_tables(catalog, current, &tokens);
+    let all_tokens = tokenize(line);
+    let tokens = statement_at(&all_tokens, pos);
+    let derived = derived_tables(catalog, current, tokens);
     let subqueries: Vec<&Derived> = derived.iter().filter(|d| !d.cte).collect();
-    let named = named_tables(catalog, current, &tokens, &derived, &subqueries);
+    let named = named_tables(catalog, current, tokens, &derived, &subqueries);
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
         // `ns.<table>` or `table.<column>`.
@@ -306,27 +308,23 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     (start, sorted(out))
 }
 
-/// The statement of `line` that `pos` is in (statements end at `;`).
-fn statement_at(line: &str, pos: usize) -> &str {
-    let start = line[..pos].rfind(';').map_or(0, |i| i + 1);
-    let end = line[pos..].find(';').map_or(line.len(), |i| pos + i);
-    &line[start..end]
-}
-
-/// A piece of SQL as completion reads it.
+/// A piece of SQL as completion reads it: a token of the lexer's, but no blank or comment,
+/// and a dotted name as one (`app.todos`, `t.`, `"Title"`, `t."Title"`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Token<'a> {
     text: &'a str,
+    /// Where it starts in the line, in bytes.
+    start: usize,
     kind: Kind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
-    /// A name, dotted or quoted (`app.todos`, `t.`, `"Title"`), a keyword or a number.
+    /// A name, dotted or quoted, a keyword or a number.
     Word,
     /// A string literal (`'it''s'`).
     Literal,
-    /// Any other character: `(`, `)`, `,`, `*`, ...
+    /// Any other character: `(`, `)`, `,`, `*`, `;`, ...
     Punct,
 }
 
@@ -349,53 +347,35 @@ impl Token<'_> {
     }
 }
 
-/// The tokens of `sql`, without white space and comments. Unterminated strings, quoted names
-/// and comments run to the end (the text is being typed).
-fn tokenize(sql: &str) -> Vec<Token<'_>> {
-    let mut tokens = Vec::new();
-    let mut rest = sql;
-    while let Some(c) = rest.chars().next() {
-        let (len, kind) = if c.is_whitespace() {
-            (c.len_utf8(), None)
-        } else if rest.starts_with("--") {
-            (rest.find('\n').unwrap_or(rest.len()), None)
-        } else if let Some(comment) = rest.strip_prefix("/*") {
-            (comment.find("*/").map_or(rest.len(), |i| i + 4), None)
-        } else if c == '\'' {
-            (quoted_len(rest, '\''), Some(Kind::Literal))
-        } else if c == '"' || c == '_' || c == '.' || c.is_alphanumeric() {
-            let mut len = 0;
-            while let Some(c) = rest[len..].chars().next() {
-                len += match c {
-                    '"' => quoted_len(&rest[len..], '"'),
-                    c if c == '_' || c == '.' || c.is_alphanumeric() => c.len_utf8(),
-                    _ => break,
-                };
-            }
-            (len, Some(Kind::Word))
-        } else {
-            (c.len_utf8(), Some(Kind::Punct))
+/// The tokens of `line` as completion reads them.
+fn tokenize(line: &str) -> Vec<Token<'_>> {
+    let mut tokens: Vec<Token> = Vec::new();
+    for t in lexer::tokens(line) {
+        let kind = match t.kind {
+            lexer::Kind::Space | lexer::Kind::Comment => continue,
+            lexer::Kind::String => Kind::Literal,
+            lexer::Kind::Word | lexer::Kind::QuotedName | lexer::Kind::Number => Kind::Word,
+            lexer::Kind::Punct if t.text == "." => Kind::Word,
+            lexer::Kind::Punct => Kind::Punct,
         };
-        if let Some(kind) = kind {
-            tokens.push(Token { text: &rest[..len], kind });
+        match tokens.last_mut() {
+            // The next part of a dotted name.
+            Some(name) if kind == Kind::Word && name.kind == Kind::Word && name.start + name.text.len() == t.start => {
+                name.text = &line[name.start..t.end()];
+            }
+            _ => tokens.push(Token { text: t.text, start: t.start, kind }),
         }
-        rest = &rest[len..];
     }
     tokens
 }
 
-/// The length of the quoted text `rest` starts with (`quote` doubled is a quote in it).
-fn quoted_len(rest: &str, quote: char) -> usize {
-    let mut chars = rest.char_indices().skip(1);
-    while let Some((i, c)) = chars.next() {
-        if c == quote {
-            if !rest[i + 1..].starts_with(quote) {
-                return i + 1;
-            }
-            chars.next();
-        }
-    }
-    rest.len()
+/// The tokens of the statement the caret at byte `pos` is in: statements end at a `;`, not at
+/// one in a string or comment.
+fn statement_at<'t, 'a>(tokens: &'t [Token<'a>], pos: usize) -> &'t [Token<'a>] {
+    let end_of_statement = |t: &Token| t.kind == Kind::Punct && t.text == ";";
+    let start = tokens.iter().rposition(|t| end_of_statement(t) && t.start < pos).map_or(0, |i| i + 1);
+    let rest = tokens.get(start..).unwrap_or_default();
+    &rest[..rest.iter().position(end_of_statement).unwrap_or(rest.len())]
 }
 
 /// Words that start a part of a query; a subquery after FROM or JOIN is a table.
@@ -859,6 +839,18 @@ mod tests {
         // A subquery elsewhere is no table: `m` is a column's alias.
         assert!(at_caret("SELECT m.", ", (SELECT max(title) FROM app.todos) AS m FROM app.tags").is_empty());
         assert!(at_caret("SELECT w.", " FROM app.tags WHERE tag IN (SELECT title FROM app.todos) w").is_empty());
+    }
+
+    #[test]
+    fn a_semicolon_in_a_string_or_comment_ends_no_statement() {
+        assert_eq!(at_caret("SELECT 'a;b', t.", " FROM app.todos t"), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT title FROM app.todos t WHERE title = ';' AND t.", ""), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT t.", " /* ; */ FROM app.todos t -- ;\n"), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT \"a;b\", t.", " FROM app.todos t"), ["t.done", "t.title"]);
+        let c = at_caret(&format!("{OPEN}SELECT * FROM open WHERE name = ';' AND "), "");
+        assert!(c.contains(&"id".to_string()) && c.contains(&"name".to_string()), "{c:?}");
+        // A `;` outside them still does.
+        assert!(at_caret("SELECT * FROM app.todos t WHERE title = 'x'; SELECT t.", "").is_empty());
     }
 
     #[test]
