@@ -3,7 +3,9 @@
 // UPDATE and TABLE only tables and namespaces; after `ns.` that namespace's tables; after
 // `table.` or `alias.` that table's columns. Tables include those the statement makes itself:
 // CTEs (`WITH open AS (SELECT ...)`) and subqueries in FROM (`(SELECT ...) s`), whose columns
-// are the names their select list gives.
+// are the names their select list gives. Names follow SQL's scopes: at the caret, the tables
+// (and aliases) of the query it is in and of the queries around it that it may read (a
+// correlated subquery reads its outer query's), and the CTEs defined before it in those.
 import type { Catalog, CatalogTable } from './catalog';
 import { FUNCTIONS, isKeyword, KEYWORDS, openAt, significant, type Token, tokenize } from './sqlsyntax';
 
@@ -56,13 +58,17 @@ export function complete(
   const statement = statementAt(tokens, caret).filter(significant);
   const before = statement.filter((t) => t.end <= from);
   const previous = before.at(-1)?.text.toUpperCase() ?? '';
-  const derived = derivedTables(statement, catalog, namespace);
-  const named = tablesNamed(statement, catalog, namespace, derived, derived.filter((d) => !d.cte));
+  const nesting = nest(statement);
+  const derived = derivedTables(statement, nesting, catalog, namespace);
+  // The query the caret is in and the tables it may read, innermost query first.
+  const at = statement.filter((t) => t.start < caret).length;
+  const query = queryAt(nesting, at);
+  const scopes = readable(nesting, query).map((q) => tablesNamed(statement, nesting, q, catalog, namespace, derived));
   const out: Completion[] = [];
   const table = (t: CatalogTable, text = `${t.namespace}.${t.name}`) => ({ text, kind: 'table' as const, detail: t.type });
   // Tables of the default namespace also by their bare name.
   const tables = () => [
-    ...derived.filter((d) => d.cte).map((d) => table(d, d.name)),
+    ...derived.filter((d) => cteVisible(nesting, d, at, query)).map((d) => table(d, d.name)),
     ...catalog.tables.flatMap((t) => (t.namespace === namespace ? [table(t, t.name), table(t)] : [table(t)])),
   ];
   const namespaces = () => catalog.namespaces.map((ns) => ({ text: `${ns}.`, kind: 'namespace' as const, detail: 'namespace' }));
@@ -77,7 +83,7 @@ export function complete(
   if (dot >= 0) {
     const qualifier = word.slice(0, dot).toLowerCase();
     out.push(...catalog.tables.filter((t) => t.namespace.toLowerCase() === qualifier).map((t) => table(t)));
-    const qualified = named.get(qualifier) ?? resolve(catalog, qualifier, namespace);
+    const qualified = scopes.map((named) => named.get(qualifier)).find(Boolean) ?? resolve(catalog, qualifier, namespace);
     if (qualified) out.push(...columns(qualified, word.slice(0, dot + 1)));
   } else if (BEFORE_NAMESPACE.has(previous) || (previous === 'IN' && before.at(-2)?.text.toUpperCase() === 'TABLES')) {
     out.push(...catalog.namespaces.map((ns) => ({ text: ns, kind: 'namespace' as const, detail: 'namespace' })));
@@ -87,7 +93,9 @@ export function complete(
     const lower = word !== '' && word === word.toLowerCase();
     const cased = (w: string) => (lower ? w.toLowerCase() : w);
     // The statement's own tables (CTEs, subqueries) first: they are what its query reads.
-    const inStatement = new Set([...named.values()].sort((a, b) => Number(a.namespace !== '') - Number(b.namespace !== '')));
+    const inStatement = new Set(
+      scopes.flatMap((named) => [...named.values()]).sort((a, b) => Number(a.namespace !== '') - Number(b.namespace !== '')),
+    );
     for (const t of inStatement) out.push(...columns(t));
     out.push(...KEYWORDS.map((k) => ({ text: cased(k), kind: 'keyword' as const, detail: 'keyword' })));
     out.push(...FUNCTIONS.map((f) => ({ text: cased(f), kind: 'function' as const, detail: 'function' })));
@@ -128,26 +136,33 @@ function resolve(catalog: Catalog, name: string, namespace: string | undefined):
 }
 
 /**
- * The tables a statement names, by the names it may use for them (lower case): `ns.table`
- * anywhere, a bare `table` of the default namespace or a CTE of `derived` after FROM, JOIN,
- * INTO, UPDATE or TABLE, and each one's alias (`FROM app.todos t`, `... AS t`) and bare name;
- * the `subqueries` by their alias.
+ * The tables the query `q` of a statement reads, by the names it may use for them (lower
+ * case): `ns.table` anywhere in it, a bare `table` of the default namespace or a CTE visible
+ * there after FROM, JOIN, INTO, UPDATE, TABLE or a comma in FROM, and each one's alias (`FROM
+ * app.todos t`, `... AS t`) and bare name; its subqueries in FROM by their alias. Not those
+ * of the queries inside it.
  */
 function tablesNamed(
   tokens: Token[],
+  nesting: Nesting,
+  q: number,
   catalog: Catalog,
   namespace: string | undefined,
   derived: Derived[],
-  subqueries: Derived[],
 ): Map<string, CatalogTable> {
+  const subqueries = derived.filter((d) => !d.cte && nesting.query[d.open] === q);
   const named = new Map<string, CatalogTable>(subqueries.map((d) => [d.name.toLowerCase(), d]));
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
-    if (t.kind !== 'identifier') continue;
+    if (t.kind !== 'identifier' || nesting.query[i] !== q) continue;
     const qualified = tokens[i + 1]?.text === '.' && tokens[i + 2]?.kind === 'identifier';
     const name = qualified ? `${t.text}.${tokens[i + 2].text}` : t.text;
-    if (!qualified && !BEFORE_TABLE.has(tokens[i - 1]?.text.toUpperCase() ?? '')) continue;
-    const cte = qualified ? undefined : derived.find((d) => d.cte && d.name.toLowerCase() === nameOf(t).toLowerCase());
+    const previous = tokens[i - 1]?.text.toUpperCase() ?? '';
+    const inFromList = previous === ',' && nesting.clause[i] === 'FROM';
+    if (!qualified && !BEFORE_TABLE.has(previous) && !inFromList) continue;
+    const cte = qualified
+      ? undefined
+      : derived.find((d) => cteVisible(nesting, d, i, q) && d.name.toLowerCase() === nameOf(t).toLowerCase());
     const table = cte ?? resolve(catalog, name, namespace);
     if (!table) continue;
     named.set(name.toLowerCase(), table);
@@ -162,8 +177,109 @@ function tablesNamed(
 /** A table a statement makes itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery in FROM. */
 interface Derived extends CatalogTable {
   cte: boolean;
-  /** Where its body's `(` is among the statement's tokens (to know which query it is in). */
+  /** Where its body's `(` and `)` are among the statement's tokens (which query it is in, what comes after it). */
   open: number;
+  end: number;
+}
+
+/** A query of a statement: the statement's own, or one in parentheses. */
+interface Query {
+  /** Where its `(` is; none for the statement's own. */
+  open?: number;
+  /** The query it is in; none for the statement's own. */
+  around?: number;
+  /**
+   * Whether it may read the tables of the query it is in: a subquery in WHERE or the select
+   * list may (it is correlated), a CTE's body or a subquery in FROM may not.
+   */
+  readsAround: boolean;
+}
+
+/**
+ * How a statement's significant tokens nest: for each `(` the index of its `)` (the end if it
+ * is not closed yet), and for each token the clause it is in (the last of CLAUSES before it
+ * in its parentheses) and the query it is in (an index into `queries`).
+ */
+interface Nesting {
+  close: number[];
+  clause: string[];
+  query: number[];
+  queries: Query[];
+}
+
+function nest(tokens: Token[]): Nesting {
+  const close = tokens.map(() => tokens.length);
+  const clause: string[] = [];
+  const query: number[] = [];
+  const queries: Query[] = [{ readsAround: false }];
+  const open: [number, string, number][] = [];
+  let now = '';
+  let q = 0;
+  tokens.forEach((t, i) => {
+    clause[i] = now;
+    // A `(` and its `)` belong to the query around them.
+    query[i] = q;
+    const word = t.text.toUpperCase();
+    if (t.text === '(') {
+      open.push([i, now, q]);
+      if (startsQuery(tokens, i)) {
+        queries.push({ open: i, around: q, readsAround: !['WITH', 'FROM', 'JOIN'].includes(now) });
+        q = queries.length - 1;
+      }
+      now = '';
+    } else if (t.text === ')') {
+      const [at, outer, outerQuery] = open.pop() ?? [-1, now, q];
+      if (at >= 0) close[at] = i;
+      now = outer;
+      q = query[i] = outerQuery;
+    } else if (t.kind === 'keyword' && CLAUSES.has(word)) now = word;
+  });
+  return { close, clause, query, queries };
+}
+
+/** Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`). */
+function startsQuery(tokens: Token[], i: number): boolean {
+  const next = tokens[i + 1]?.text.toUpperCase();
+  return tokens[i]?.text === '(' && (next === 'SELECT' || next === 'WITH');
+}
+
+/** The innermost query around the caret, which is before the token at `at` (queries come in the order they open). */
+function queryAt(nesting: Nesting, at: number): number {
+  for (let q = nesting.queries.length - 1; q > 0; q--) {
+    const open = nesting.queries[q].open ?? 0;
+    if (open < at && nesting.close[open] >= at) return q;
+  }
+  return 0;
+}
+
+/** `q` and the queries it is in, innermost first. */
+function enclosing(nesting: Nesting, q: number): number[] {
+  const out = [q];
+  for (let a = nesting.queries[q].around; a !== undefined; a = nesting.queries[a].around) out.push(a);
+  return out;
+}
+
+/**
+ * `q` and the queries whose tables it may read, innermost first: those it is in, but not the
+ * one whose FROM or WITH it is in.
+ */
+function readable(nesting: Nesting, q: number): number[] {
+  const out = [q];
+  for (let at = q; ; ) {
+    let next = nesting.queries[at].around;
+    while (next !== undefined && !nesting.queries[at].readsAround) {
+      at = next;
+      next = nesting.queries[at].around;
+    }
+    if (next === undefined) return out;
+    out.push(next);
+    at = next;
+  }
+}
+
+/** Whether `d` is a CTE that the token at `at`, in query `q`, may read: after it, in a query its WITH is in. */
+function cteVisible(nesting: Nesting, d: Derived, at: number, q: number): boolean {
+  return d.cte && at > d.end && enclosing(nesting, q).includes(nesting.query[d.open]);
 }
 
 /** Words that start a part of a query; a subquery after FROM or JOIN is a table. */
@@ -187,27 +303,9 @@ function isWord(t: Token | undefined): t is Token {
  * after JOIN or a comma in FROM). Inner ones come first, so that `SELECT *` over one of them
  * knows its columns.
  */
-function derivedTables(tokens: Token[], catalog: Catalog, namespace: string | undefined): Derived[] {
-  // For each `(`, the index of its `)` (the end if it is not closed yet), and for every token
-  // the clause it is in (the last of CLAUSES before it in its parentheses).
-  const close = tokens.map(() => tokens.length);
-  const clause: string[] = [];
-  const open: [number, string][] = [];
-  let now = '';
-  tokens.forEach((t, i) => {
-    clause[i] = now;
-    const word = t.text.toUpperCase();
-    if (t.text === '(') {
-      open.push([i, now]);
-      now = '';
-    } else if (t.text === ')') {
-      const [at, outer] = open.pop() ?? [-1, now];
-      if (at >= 0) close[at] = i;
-      now = outer;
-    } else if (t.kind === 'keyword' && CLAUSES.has(word)) now = word;
-  });
+function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string | undefined): Derived[] {
+  const { close, clause } = nesting;
   const upper = (i: number) => tokens[i]?.text.toUpperCase() ?? '';
-  const startsQuery = (i: number) => upper(i) === '(' && (upper(i + 1) === 'SELECT' || upper(i + 1) === 'WITH');
 
   const found: { name: string; cte: boolean; listed?: string[]; open: number; end: number }[] = [];
   tokens.forEach((t, i) => {
@@ -220,11 +318,11 @@ function derivedTables(tokens: Token[], catalog: Catalog, namespace: string | un
         listed = tokens.slice(at + 1, close[at]).filter(isWord).map(nameOf);
         at = close[at] + 1;
       }
-      if (upper(at) === 'AS' && startsQuery(at + 1)) {
+      if (upper(at) === 'AS' && startsQuery(tokens, at + 1)) {
         found.push({ name: nameOf(t), cte: true, listed, open: at + 1, end: close[at + 1] });
       }
     }
-    if (startsQuery(i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
+    if (startsQuery(tokens, i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
       const end = close[i];
       const alias = tokens[upper(end + 1) === 'AS' ? end + 2 : end + 1];
       if (alias?.kind === 'identifier') found.push({ name: nameOf(alias), cte: false, open: i, end });
@@ -236,13 +334,13 @@ function derivedTables(tokens: Token[], catalog: Catalog, namespace: string | un
   for (const f of found) {
     let names = f.listed;
     if (!names) {
-      const body = tokens.slice(f.open + 1, f.end);
-      // The subqueries inside this body, for `SELECT *` over one of them.
-      const inside = done.filter((d) => !d.cte && d.open > f.open && d.open < f.end);
-      names = outputNames(body, tablesNamed(body, catalog, namespace, done, inside));
+      // The body's `*` stands for the tables in its own FROM.
+      const body = nesting.queries.findIndex((q) => q.open === f.open);
+      names = outputNames(tokens.slice(f.open + 1, f.end), tablesNamed(tokens, nesting, body, catalog, namespace, done));
     }
     const columns = names.map((name) => ({ name, type: '' }));
-    done.push({ namespace: '', name: f.name, type: f.cte ? 'cte' : 'subquery', columns, cte: f.cte, open: f.open });
+    const type = f.cte ? 'cte' : 'subquery';
+    done.push({ namespace: '', name: f.name, type, columns, cte: f.cte, open: f.open, end: f.end });
   }
   return done;
 }

@@ -93,6 +93,53 @@ test('the names a select list gives', () => {
   // A nested WITH: the names of its own SELECT.
   assert.deepEqual(names('WITH inner_q AS (SELECT title FROM app.todos) SELECT title AS t2 FROM inner_q'), ['q.t2']);
   assert.deepEqual(names('SELECT 1 AS a UNION SELECT 2 AS b'), ['q.a']);
+  // `*` stands for the body's own FROM, not the tables of a subquery in it.
+  assert.deepEqual(names('SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags)'), ['q.id', 'q.title', 'q.done']);
+});
+
+test('a ; in a string or comment ends no statement', () => {
+  const all = ['t.id', 't.title', 't.done'];
+  assert.deepEqual(offered("SELECT 'a;b', t.", ' FROM app.todos t'), all);
+  assert.deepEqual(offered("SELECT id FROM app.todos t WHERE title = ';' AND t."), all);
+  assert.deepEqual(offered('SELECT t.', ' /* ; */ FROM app.todos t -- ;\n'), all);
+  assert.deepEqual(offered('SELECT * FROM app.todos t; SELECT t.'), []);
+});
+
+test('columns come from the query the caret is in and those around it', () => {
+  const cols = (before, after = '') => columnsOffered(before, after).map((c) => c.slice('column:'.length));
+  const todos = ['id', 'title', 'done'];
+  assert.deepEqual(cols('SELECT ', ' FROM app.todos WHERE title IN (SELECT tag FROM app.tags)'), todos);
+  // Inside the subquery, its own table's first, then (correlated) the outer query's.
+  assert.deepEqual(cols('SELECT * FROM app.todos WHERE title IN (SELECT ', ' FROM app.tags)'), ['tag', ...todos]);
+  // Not a sibling subquery's.
+  const siblings = 'SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags) AND done IN (SELECT ';
+  assert.deepEqual(cols(siblings, ' FROM analytics.events)'), ['tenant', ...todos]);
+  assert.deepEqual(cols('SELECT (SELECT count(*) FROM app.tags), ', ' FROM app.todos'), todos);
+  // Every table of a FROM list; a CTE's body or a subquery in FROM reads its own FROM only.
+  assert.deepEqual(cols('SELECT ', ' FROM app.todos, app.tags g'), [...todos, 'tag']);
+  assert.deepEqual(cols('SELECT * FROM app.todos, (SELECT ', ' FROM app.tags) s'), ['tag']);
+  assert.deepEqual(cols('WITH a AS (SELECT ', ' FROM app.tags) SELECT * FROM app.todos'), ['tag']);
+  assert.deepEqual(cols('WITH a AS (SELECT tag FROM app.tags) SELECT ', ' FROM app.todos'), todos);
+  // Nothing named where the caret is: every column.
+  assert.deepEqual(cols('SELECT t'), ['title', 'tag', 'tenant']);
+});
+
+test('names follow the queries they are given in', () => {
+  // An alias: the innermost query's first, an outer one's from a subquery, an inner one's not
+  // from outside.
+  assert.deepEqual(offered('SELECT t.', ' FROM app.todos t WHERE EXISTS (SELECT 1 FROM app.tags t)'), ['t.id', 't.title', 't.done']);
+  assert.deepEqual(offered('SELECT * FROM app.todos t WHERE EXISTS (SELECT t.', ' FROM app.tags t)'), ['t.tag']);
+  assert.deepEqual(offered('SELECT * FROM app.todos o WHERE EXISTS (SELECT 1 FROM app.tags WHERE tag = o.'), ['o.id', 'o.title', 'o.done']);
+  assert.deepEqual(offered('SELECT g.', ' FROM app.todos WHERE EXISTS (SELECT 1 FROM app.tags g)'), []);
+  // A CTE: in the main query and the CTEs after it, not in its own body or earlier ones, nor
+  // outside the query whose WITH it is in.
+  const ctes = (before, after = '') => offered(before, after).filter((c) => c === 'a' || c === 'b');
+  assert.deepEqual(ctes('WITH a AS (SELECT * FROM ', '), b AS (SELECT 1 AS one) SELECT 1'), []);
+  assert.deepEqual(ctes('WITH a AS (SELECT 1 AS one), b AS (SELECT * FROM ', ') SELECT 1'), ['a']);
+  assert.deepEqual(ctes('WITH a AS (SELECT 1 AS one), b AS (SELECT 1 AS one) SELECT * FROM '), ['a', 'b']);
+  assert.deepEqual(ctes('WITH a AS (SELECT 1 AS one) SELECT * FROM app.todos WHERE EXISTS (SELECT * FROM '), ['a']);
+  assert.deepEqual(ctes('SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT * FROM a) s, '), []);
+  assert.deepEqual(offered('SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT a.', ' FROM a) s'), ['a.one']);
 });
 
 test('unfinished statements complete and never throw', () => {

@@ -3,10 +3,14 @@
 //! Completes SQL keywords, meta-commands, and the namespaces, tables and columns of the
 //! catalog, and of the tables a statement makes itself: CTEs (`WITH open AS (SELECT ...)`)
 //! and subqueries in FROM (`(SELECT ...) s`), whose columns are the names their select list
-//! gives. The catalog loads in the background when the shell starts (the prompt does not
-//! wait for it) and again after DDL; the first Tab waits briefly for a load under way.
+//! gives. Names follow SQL's scopes: at the caret, the tables (and aliases) of the query it is
+//! in and of the queries around it that it may read (a correlated subquery reads its outer
+//! query's), and the CTEs defined before it in those. The catalog loads in the background
+//! when the shell starts (the prompt does not wait for it) and again after DDL; the first Tab
+//! waits briefly for a load under way.
 
 use crate::connect::Server;
+use crate::lexer;
 use crate::meta::COMMANDS;
 use crate::statements::is_complete;
 use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
@@ -234,11 +238,14 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
         return (start, sorted(out));
     }
     let previous = before[..start].split_whitespace().next_back().map(str::to_uppercase).unwrap_or_default();
-    // The statement's own tables (CTEs, subqueries in FROM) and the names it gives tables.
-    let tokens = tokenize(statement_at(line, pos));
-    let derived = derived_tables(catalog, current, &tokens);
-    let subqueries: Vec<&Derived> = derived.iter().filter(|d| !d.cte).collect();
-    let named = named_tables(catalog, current, &tokens, &derived, &subqueries);
+    // The statement around the caret, the tables it makes itself (CTEs, subqueries in FROM),
+    // and the query the caret is in: it reads the tables in its FROM and in those of the
+    // queries around it, not those of the queries inside it or beside it.
+    let tokens = tokenize(line);
+    let statement = Statement::new(catalog, current, statement_at(&tokens, pos));
+    let derived = derived_tables(&statement);
+    let (caret, level) = statement.caret(pos);
+    let ctes = derived.iter().filter(|d| statement.cte_visible(d, caret, level)).map(|d| d.name.clone());
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
         // `ns.<table>` or `table.<column>`.
@@ -252,9 +259,16 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
                     .map(|(ns, t)| format!("{ns}.{t}")),
             );
         }
-        // A name the statement gives (an alias, a CTE) comes before a catalog table's name.
-        let mut sources: Vec<Source> =
-            named.iter().filter(|(name, _)| name.eq_ignore_ascii_case(qualifier)).map(|(_, s)| *s).collect();
+        // A name the statement gives (an alias, a CTE) comes before a catalog table's name,
+        // and the innermost query's before the ones around it.
+        let mut sources: Vec<Source> = statement
+            .readable(level)
+            .map(|l| {
+                let named = statement.named(&derived, l).into_iter();
+                named.filter(|(name, _)| name.eq_ignore_ascii_case(qualifier)).map(|(_, s)| s).collect::<Vec<_>>()
+            })
+            .find(|found| !found.is_empty())
+            .unwrap_or_default();
         if sources.is_empty() {
             sources = catalog.resolve(qualifier, current).into_iter().map(Source::Table).collect();
         }
@@ -266,7 +280,6 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     }
 
     let namespaces = catalog.namespaces.iter().map(|ns| format!("{ns}."));
-    let ctes = derived.iter().filter(|d| d.cte).map(|d| d.name.clone());
     if BEFORE_NAMESPACE.contains(&previous.as_str()) {
         out.extend(catalog.namespaces.iter().cloned());
     } else if BEFORE_TABLE.contains(&previous.as_str()) {
@@ -276,27 +289,15 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
         out.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
-        // Columns of the tables the statement names, else of every table.
-        let named_in_catalog: Vec<&(String, String)> = line
-            .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ')')
-            .flat_map(|w| catalog.resolve(w.trim_matches('"'), current))
-            .collect();
-        let named_derived: Vec<&Derived> = named
-            .iter()
-            .filter_map(|(_, s)| match s {
-                Source::Derived(d) => Some(*d),
-                Source::Table(_) => None,
-            })
-            .collect();
-        if named_in_catalog.is_empty() && named_derived.is_empty() {
+        // Columns of the tables the caret's query and the queries around it read, else of
+        // every table.
+        let read: Vec<Source> =
+            statement.readable(level).flat_map(|l| statement.named(&derived, l)).map(|(_, s)| s).collect();
+        if read.is_empty() {
             out.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
-        } else {
-            for table in named_in_catalog {
-                out.extend(catalog.columns_of(table).map(str::to_string));
-            }
-            for d in named_derived {
-                out.extend(d.columns.iter().cloned());
-            }
+        }
+        for source in read {
+            out.extend(source.columns(catalog));
         }
         out.extend(namespaces);
         out.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
@@ -306,27 +307,23 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     (start, sorted(out))
 }
 
-/// The statement of `line` that `pos` is in (statements end at `;`).
-fn statement_at(line: &str, pos: usize) -> &str {
-    let start = line[..pos].rfind(';').map_or(0, |i| i + 1);
-    let end = line[pos..].find(';').map_or(line.len(), |i| pos + i);
-    &line[start..end]
-}
-
-/// A piece of SQL as completion reads it.
+/// A piece of SQL as completion reads it: a token of the lexer's, but no blank or comment,
+/// and a dotted name as one (`app.todos`, `t.`, `"Title"`, `t."Title"`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Token<'a> {
     text: &'a str,
+    /// Where it starts in the line, in bytes.
+    start: usize,
     kind: Kind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
-    /// A name, dotted or quoted (`app.todos`, `t.`, `"Title"`), a keyword or a number.
+    /// A name, dotted or quoted, a keyword or a number.
     Word,
     /// A string literal (`'it''s'`).
     Literal,
-    /// Any other character: `(`, `)`, `,`, `*`, ...
+    /// Any other character: `(`, `)`, `,`, `*`, `;`, ...
     Punct,
 }
 
@@ -349,58 +346,192 @@ impl Token<'_> {
     }
 }
 
-/// The tokens of `sql`, without white space and comments. Unterminated strings, quoted names
-/// and comments run to the end (the text is being typed).
-fn tokenize(sql: &str) -> Vec<Token<'_>> {
-    let mut tokens = Vec::new();
-    let mut rest = sql;
-    while let Some(c) = rest.chars().next() {
-        let (len, kind) = if c.is_whitespace() {
-            (c.len_utf8(), None)
-        } else if rest.starts_with("--") {
-            (rest.find('\n').unwrap_or(rest.len()), None)
-        } else if let Some(comment) = rest.strip_prefix("/*") {
-            (comment.find("*/").map_or(rest.len(), |i| i + 4), None)
-        } else if c == '\'' {
-            (quoted_len(rest, '\''), Some(Kind::Literal))
-        } else if c == '"' || c == '_' || c == '.' || c.is_alphanumeric() {
-            let mut len = 0;
-            while let Some(c) = rest[len..].chars().next() {
-                len += match c {
-                    '"' => quoted_len(&rest[len..], '"'),
-                    c if c == '_' || c == '.' || c.is_alphanumeric() => c.len_utf8(),
-                    _ => break,
-                };
-            }
-            (len, Some(Kind::Word))
-        } else {
-            (c.len_utf8(), Some(Kind::Punct))
+/// The tokens of `line` as completion reads them.
+fn tokenize(line: &str) -> Vec<Token<'_>> {
+    let mut tokens: Vec<Token> = Vec::new();
+    for t in lexer::tokens(line) {
+        let kind = match t.kind {
+            lexer::Kind::Space | lexer::Kind::Comment => continue,
+            lexer::Kind::String => Kind::Literal,
+            lexer::Kind::Word | lexer::Kind::QuotedName | lexer::Kind::Number => Kind::Word,
+            lexer::Kind::Punct if t.text == "." => Kind::Word,
+            lexer::Kind::Punct => Kind::Punct,
         };
-        if let Some(kind) = kind {
-            tokens.push(Token { text: &rest[..len], kind });
+        match tokens.last_mut() {
+            // The next part of a dotted name.
+            Some(name) if kind == Kind::Word && name.kind == Kind::Word && name.start + name.text.len() == t.start => {
+                name.text = &line[name.start..t.end()];
+            }
+            _ => tokens.push(Token { text: t.text, start: t.start, kind }),
         }
-        rest = &rest[len..];
     }
     tokens
 }
 
-/// The length of the quoted text `rest` starts with (`quote` doubled is a quote in it).
-fn quoted_len(rest: &str, quote: char) -> usize {
-    let mut chars = rest.char_indices().skip(1);
-    while let Some((i, c)) = chars.next() {
-        if c == quote {
-            if !rest[i + 1..].starts_with(quote) {
-                return i + 1;
-            }
-            chars.next();
-        }
-    }
-    rest.len()
+/// The tokens of the statement the caret at byte `pos` is in: statements end at a `;`, not at
+/// one in a string or comment.
+fn statement_at<'t, 'a>(tokens: &'t [Token<'a>], pos: usize) -> &'t [Token<'a>] {
+    let end_of_statement = |t: &Token| t.kind == Kind::Punct && t.text == ";";
+    let start = tokens.iter().rposition(|t| end_of_statement(t) && t.start < pos).map_or(0, |i| i + 1);
+    let rest = tokens.get(start..).unwrap_or_default();
+    &rest[..rest.iter().position(end_of_statement).unwrap_or(rest.len())]
 }
 
 /// Words that start a part of a query; a subquery after FROM or JOIN is a table.
 const CLAUSES: &[&str] =
     &["WITH", "SELECT", "FROM", "JOIN", "ON", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION"];
+
+/// Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`).
+fn starts_query(tokens: &[Token], i: usize) -> bool {
+    tokens.get(i).is_some_and(|t| t.text == "(") && tokens.get(i + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH"))
+}
+
+/// A statement's tokens and how they nest, to know which tables each part of it may read.
+struct Statement<'a> {
+    catalog: &'a Catalog,
+    current: Option<&'a str>,
+    tokens: &'a [Token<'a>],
+    /// For each `(`, the index of its `)` (the end if it is not closed yet).
+    close: Vec<usize>,
+    /// For each token, the clause it is in: the last of CLAUSES before it in its parentheses.
+    clause: Vec<&'static str>,
+    /// For each token, the query it is in (an index into `levels`).
+    level: Vec<usize>,
+    /// The statement's own query, then each query in parentheses.
+    levels: Vec<Level>,
+}
+
+/// A query of a statement: the statement's own, or one in parentheses.
+struct Level {
+    /// Where its `(` is; none for the statement's own.
+    open: Option<usize>,
+    /// The query it is in; none for the statement's own.
+    around: Option<usize>,
+    /// Whether it may read the tables of the query it is in: a subquery in WHERE or in the
+    /// select list may (it is correlated), a CTE's body or a subquery in FROM may not.
+    reads_around: bool,
+}
+
+impl<'a> Statement<'a> {
+    fn new(catalog: &'a Catalog, current: Option<&'a str>, tokens: &'a [Token<'a>]) -> Statement<'a> {
+        let mut close = vec![tokens.len(); tokens.len()];
+        let mut clause = Vec::with_capacity(tokens.len());
+        let mut level = Vec::with_capacity(tokens.len());
+        let mut levels = vec![Level { open: None, around: None, reads_around: false }];
+        // The `(`s not closed yet: where each is, and the clause and query around it.
+        let mut open: Vec<(usize, &'static str, usize)> = Vec::new();
+        let (mut now, mut query) = ("", 0);
+        for (i, t) in tokens.iter().enumerate() {
+            clause.push(now);
+            // A `(` and its `)` belong to the query around them.
+            level.push(query);
+            if t.text == "(" {
+                if starts_query(tokens, i) {
+                    let reads_around = !matches!(now, "WITH" | "FROM" | "JOIN");
+                    levels.push(Level { open: Some(i), around: Some(query), reads_around });
+                    query = levels.len() - 1;
+                }
+                open.push((i, now, level.last().copied().unwrap_or(0)));
+                now = "";
+            } else if t.text == ")" {
+                if let Some((at, outer_clause, outer_query)) = open.pop() {
+                    if let Some(c) = close.get_mut(at) {
+                        *c = i;
+                    }
+                    now = outer_clause;
+                    query = outer_query;
+                    if let Some(l) = level.last_mut() {
+                        *l = query;
+                    }
+                }
+            } else if let Some(c) = CLAUSES.iter().find(|c| t.is(c)) {
+                now = c;
+            }
+        }
+        Statement { catalog, current, tokens, close, clause, level, levels }
+    }
+
+    /// The `)` of the `(` at `open` (the end if it is not closed yet).
+    fn close_of(&self, open: usize) -> usize {
+        self.close.get(open).copied().unwrap_or(self.tokens.len())
+    }
+
+    /// Where the caret at byte `pos` is: the index of the first token from it on, and the
+    /// innermost query it is in.
+    fn caret(&self, pos: usize) -> (usize, usize) {
+        let at = self.tokens.iter().take_while(|t| t.start < pos).count();
+        let inside = |l: &Level| l.open.is_none_or(|open| open < at && self.close_of(open) >= at);
+        // Queries come in the order they open: the last one around the caret is the innermost.
+        let level = self.levels.iter().rposition(inside).unwrap_or(0);
+        (at, level)
+    }
+
+    /// `level` and the queries it is in, innermost first.
+    fn enclosing(&self, level: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(Some(level), |&l| self.levels.get(l)?.around)
+    }
+
+    /// `level` and the queries whose tables it may read, innermost first: those it is in,
+    /// but not the one whose FROM or WITH it is in.
+    fn readable(&self, level: usize) -> impl Iterator<Item = usize> + '_ {
+        let next = |mut l: usize| loop {
+            let query = self.levels.get(l)?;
+            let around = query.around?;
+            if query.reads_around {
+                return Some(around);
+            }
+            l = around;
+        };
+        std::iter::successors(Some(level), move |&l| next(l))
+    }
+
+    /// Whether `d` is a CTE that the token at `at`, in the query `level`, may read: it comes
+    /// after the CTE (in the main query or a later CTE) in a query the CTE's WITH is in.
+    fn cte_visible(&self, d: &Derived, at: usize, level: usize) -> bool {
+        let defined_in = self.level.get(d.open).copied().unwrap_or(0);
+        d.cte && at > d.end && self.enclosing(level).any(|l| l == defined_in)
+    }
+
+    /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
+    /// its FROM (after FROM, JOIN, a comma in FROM, ...) by its name and alias (`FROM
+    /// app.todos t`, `JOIN open AS o`), and its subqueries in FROM by their alias. Not those of
+    /// the queries inside it.
+    fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Source<'s>)> {
+        let mut out: Vec<(String, Source<'s>)> = derived
+            .iter()
+            .filter(|d| !d.cte && self.level.get(d.open) == Some(&level))
+            .map(|d| (d.name.clone(), Source::Derived(d)))
+            .collect();
+        for (i, pair) in self.tokens.windows(2).enumerate() {
+            let [before, table] = pair else { continue };
+            let at = i + 1;
+            let in_from_list = before.text == "," && self.clause.get(at) == Some(&"FROM");
+            let before_table = in_from_list || BEFORE_TABLE.iter().any(|w| before.is(w));
+            if self.level.get(at) != Some(&level) || !before_table || table.kind != Kind::Word {
+                continue;
+            }
+            let name = table.name();
+            let cte = derived
+                .iter()
+                .find(|d| d.name.eq_ignore_ascii_case(&name) && self.cte_visible(d, at, level))
+                .map(Source::Derived);
+            let catalogs = || self.catalog.resolve(&name, self.current).first().copied().map(Source::Table);
+            let Some(source) = cte.or_else(catalogs) else {
+                continue;
+            };
+            out.push((name, source));
+            // In `INSERT INTO app.todos (id, title)` the word after the table is `(`, no alias.
+            let alias = match self.tokens.get(at + 1) {
+                Some(w) if w.is("AS") => self.tokens.get(at + 2),
+                other => other,
+            };
+            if let Some(alias) = alias.filter(|a| a.is_name()) {
+                out.push((alias.name(), source));
+            }
+        }
+        out
+    }
+}
 
 /// A table a statement makes for itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery
 /// in FROM (`(SELECT ...) AS name`), with the names of its columns.
@@ -409,8 +540,10 @@ struct Derived {
     name: String,
     cte: bool,
     columns: Vec<String>,
-    /// Where its `(` is among the statement's tokens (to know which query it is in).
+    /// Where its body's `(` and `)` are among the statement's tokens (to know which query it
+    /// is in and what comes after it).
     open: usize,
+    end: usize,
 }
 
 /// A CTE or subquery as found, before its columns are known.
@@ -424,58 +557,34 @@ struct Found {
     end: usize,
 }
 
-/// The CTEs and subqueries in FROM of a statement's `tokens`, found by matching parentheses.
-/// Inner ones come first, so that `SELECT *` over one of them knows its columns.
-fn derived_tables(catalog: &Catalog, current: Option<&str>, tokens: &[Token]) -> Vec<Derived> {
-    // For each `(`, the index of its `)` (the end if it is not closed yet), and for every
-    // token the clause it is in (the last of CLAUSES before it in its parentheses).
-    let mut close = vec![tokens.len(); tokens.len()];
-    let mut clause = vec![""; tokens.len()];
-    let mut open: Vec<(usize, &str)> = Vec::new();
-    let mut now = "";
-    for (i, t) in tokens.iter().enumerate() {
-        if let Some(c) = clause.get_mut(i) {
-            *c = now;
-        }
-        if t.text == "(" {
-            open.push((i, now));
-            now = "";
-        } else if t.text == ")" {
-            if let Some((at, outer)) = open.pop() {
-                if let Some(c) = close.get_mut(at) {
-                    *c = i;
-                }
-                now = outer;
-            }
-        } else if let Some(c) = CLAUSES.iter().find(|c| t.is(c)) {
-            now = *c;
-        }
-    }
+/// The CTEs and subqueries in FROM of a statement, found by matching parentheses. Inner ones
+/// come first, so that `SELECT *` over one of them knows its columns.
+fn derived_tables(statement: &Statement) -> Vec<Derived> {
+    let tokens = statement.tokens;
     let word = |i: usize| tokens.get(i).map_or("", |t| t.text);
-    let starts_query = |i: usize| word(i) == "(" && (tokens.get(i + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH")));
-
     let mut found: Vec<Found> = Vec::new();
     for (i, t) in tokens.iter().enumerate() {
         let previous = i.checked_sub(1).and_then(|p| tokens.get(p));
+        let clause = statement.clause.get(i).copied().unwrap_or("");
         // `WITH name [(a, b)] AS (SELECT ...)`, or `, name ...` for the next one.
         let after_with = previous.is_some_and(|p| p.is("WITH") || p.is("RECURSIVE") || p.text == ",");
-        if after_with && clause.get(i) == Some(&"WITH") && t.is_name() {
+        if after_with && clause == "WITH" && t.is_name() {
             let mut at = i + 1;
             let mut listed = None;
             if word(at) == "(" {
-                let end = close.get(at).copied().unwrap_or(tokens.len());
+                let end = statement.close_of(at);
                 let list = tokens.get(at + 1..end).unwrap_or_default();
                 listed = Some(list.iter().filter(|t| t.kind == Kind::Word).map(Token::name).collect());
                 at = end + 1;
             }
-            if tokens.get(at).is_some_and(|t| t.is("AS")) && starts_query(at + 1) {
-                let end = close.get(at + 1).copied().unwrap_or(tokens.len());
+            if tokens.get(at).is_some_and(|t| t.is("AS")) && starts_query(tokens, at + 1) {
+                let end = statement.close_of(at + 1);
                 found.push(Found { end, name: t.name(), listed, open: at + 1, cte: true });
             }
         }
         // `FROM (SELECT ...) [AS] name`, also after JOIN or a comma in FROM.
-        if starts_query(i) && matches!(clause.get(i), Some(&"FROM") | Some(&"JOIN")) {
-            let end = close.get(i).copied().unwrap_or(tokens.len());
+        if starts_query(tokens, i) && matches!(clause, "FROM" | "JOIN") {
+            let end = statement.close_of(i);
             let alias = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
             if let Some(alias) = tokens.get(alias).filter(|t| t.is_name()) {
                 found.push(Found { end, name: alias.name(), listed: None, open: i, cte: false });
@@ -486,17 +595,16 @@ fn derived_tables(catalog: &Catalog, current: Option<&str>, tokens: &[Token]) ->
     found.sort_by_key(|f| f.end);
     let mut done: Vec<Derived> = Vec::new();
     for Found { end, name, listed, open, cte } in found {
-        let body = tokens.get(open + 1..end).unwrap_or_default();
         let columns = match listed {
             Some(listed) => listed,
             None => {
-                // The subqueries inside this body, for `SELECT *` over one of them.
-                let inside: Vec<&Derived> = done.iter().filter(|d| !d.cte && d.open > open && d.open < end).collect();
-                let named = named_tables(catalog, current, body, &done, &inside);
-                output_names(catalog, body, &named)
+                // The body's `*` stands for the tables in its own FROM.
+                let body = statement.levels.iter().position(|l| l.open == Some(open)).unwrap_or(0);
+                let named = statement.named(&done, body);
+                output_names(statement.catalog, tokens.get(open + 1..end).unwrap_or_default(), &named)
             }
         };
-        done.push(Derived { name, cte, columns, open });
+        done.push(Derived { name, cte, columns, open, end });
     }
     done
 }
@@ -515,40 +623,6 @@ impl Source<'_> {
             Source::Derived(d) => d.columns.clone(),
         }
     }
-}
-
-/// The tables `tokens` reads, by the names it uses for them, as typed: a table or CTE after
-/// FROM, JOIN, ... by its name and its alias (`FROM app.todos t`, `JOIN open AS o`), and the
-/// `subqueries` by theirs.
-fn named_tables<'a>(
-    catalog: &'a Catalog,
-    current: Option<&str>,
-    tokens: &[Token],
-    derived: &'a [Derived],
-    subqueries: &[&'a Derived],
-) -> Vec<(String, Source<'a>)> {
-    let mut out: Vec<(String, Source<'a>)> = subqueries.iter().map(|d| (d.name.clone(), Source::Derived(d))).collect();
-    for (i, pair) in tokens.windows(2).enumerate() {
-        let [before, table] = pair else { continue };
-        if !BEFORE_TABLE.iter().any(|w| before.is(w)) || table.kind != Kind::Word {
-            continue;
-        }
-        let name = table.name();
-        let cte = derived.iter().find(|d| d.cte && d.name.eq_ignore_ascii_case(&name)).map(Source::Derived);
-        let Some(source) = cte.or_else(|| catalog.resolve(&name, current).first().copied().map(Source::Table)) else {
-            continue;
-        };
-        out.push((name, source));
-        // In `INSERT INTO app.todos (id, title)` the word after the table is `(`, no alias.
-        let alias = match tokens.get(i + 2) {
-            Some(w) if w.is("AS") => tokens.get(i + 3),
-            other => other,
-        };
-        if let Some(alias) = alias.filter(|a| a.is_name()) {
-            out.push((alias.name(), source));
-        }
-    }
-    out
 }
 
 /// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns: a column's
@@ -862,6 +936,80 @@ mod tests {
     }
 
     #[test]
+    fn a_semicolon_in_a_string_or_comment_ends_no_statement() {
+        assert_eq!(at_caret("SELECT 'a;b', t.", " FROM app.todos t"), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT title FROM app.todos t WHERE title = ';' AND t.", ""), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT t.", " /* ; */ FROM app.todos t -- ;\n"), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT \"a;b\", t.", " FROM app.todos t"), ["t.done", "t.title"]);
+        let c = at_caret(&format!("{OPEN}SELECT * FROM open WHERE name = ';' AND "), "");
+        assert!(c.contains(&"id".to_string()) && c.contains(&"name".to_string()), "{c:?}");
+        // A `;` outside them still does.
+        assert!(at_caret("SELECT * FROM app.todos t WHERE title = 'x'; SELECT t.", "").is_empty());
+    }
+
+    /// The columns among the candidates with the caret at the end of `before`.
+    fn columns_at_caret(before: &str, after: &str) -> Vec<String> {
+        let columns = ["done", "id", "name", "one", "tag", "tenant", "title"];
+        at_caret(before, after).into_iter().filter(|c| columns.contains(&c.as_str())).collect()
+    }
+
+    #[test]
+    fn columns_come_from_the_query_the_caret_is_in_and_those_around_it() {
+        let inner = " FROM app.todos WHERE title IN (SELECT tag FROM app.tags)";
+        assert_eq!(columns_at_caret("SELECT ", inner), ["done", "title"]);
+        // Inside the subquery, its own table's and (correlated) the outer query's.
+        assert_eq!(
+            columns_at_caret("SELECT * FROM app.todos WHERE title IN (SELECT ", " FROM app.tags)"),
+            ["done", "tag", "title"]
+        );
+        assert_eq!(columns_at_caret("SELECT * FROM app.todos WHERE title IN (SELECT ", ""), ["done", "title"]);
+        // Not a sibling subquery's.
+        let siblings = "SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags) AND done IN (SELECT ";
+        assert_eq!(columns_at_caret(siblings, " FROM analytics.events)"), ["done", "tenant", "title"]);
+        assert_eq!(columns_at_caret("SELECT (SELECT count(*) FROM app.tags), ", " FROM app.todos"), ["done", "title"]);
+        // Every table of a FROM list, and a subquery in FROM by its columns, not its tables.
+        assert_eq!(columns_at_caret("SELECT ", " FROM app.todos, app.tags g"), ["done", "tag", "title"]);
+        assert_eq!(columns_at_caret("SELECT ", " FROM (SELECT tag AS name FROM app.tags) s"), ["name"]);
+        // A CTE's body or a subquery in FROM reads its own FROM only, the main query what it
+        // names, not the CTEs.
+        assert_eq!(columns_at_caret("SELECT * FROM app.todos, (SELECT ", " FROM app.tags) s"), ["tag"]);
+        let nested = "SELECT * FROM app.todos WHERE EXISTS (SELECT * FROM app.tags, (SELECT ";
+        assert_eq!(columns_at_caret(nested, " FROM analytics.events) e)"), ["done", "tenant", "title"]);
+        assert_eq!(columns_at_caret("WITH a AS (SELECT ", " FROM app.tags) SELECT * FROM app.todos"), ["tag"]);
+        assert_eq!(
+            columns_at_caret("WITH a AS (SELECT tag FROM app.tags) SELECT ", " FROM app.todos"),
+            ["done", "title"]
+        );
+        // Nothing named where the caret is: every column, as before FROM is typed.
+        assert_eq!(columns_at_caret("SELECT ", ""), ["done", "tag", "tenant", "title"]);
+    }
+
+    #[test]
+    fn names_follow_the_queries_they_are_given_in() {
+        // An alias: the innermost query's first, an outer one's from a subquery, an inner one's
+        // not from outside.
+        let shadowed = " FROM app.todos t WHERE EXISTS (SELECT 1 FROM app.tags t)";
+        assert_eq!(at_caret("SELECT t.", shadowed), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT * FROM app.todos t WHERE EXISTS (SELECT t.", " FROM app.tags t)"), ["t.tag"]);
+        assert_eq!(
+            at_caret("SELECT * FROM app.todos o WHERE EXISTS (SELECT 1 FROM app.tags WHERE tag = o.", ""),
+            ["o.done", "o.title"]
+        );
+        assert!(at_caret("SELECT g.", " FROM app.todos WHERE EXISTS (SELECT 1 FROM app.tags g)").is_empty());
+        // A CTE: in the main query and the CTEs after it, not in its own body or earlier ones.
+        let ctes = |before: &str, after: &str| -> Vec<String> {
+            at_caret(before, after).into_iter().filter(|c| c == "a" || c == "b").collect()
+        };
+        assert!(ctes("WITH a AS (SELECT * FROM ", "), b AS (SELECT 1 AS one) SELECT 1").is_empty());
+        assert_eq!(ctes("WITH a AS (SELECT 1 AS one), b AS (SELECT * FROM ", ") SELECT 1"), ["a"]);
+        assert_eq!(ctes("WITH a AS (SELECT 1 AS one), b AS (SELECT 1 AS one) SELECT * FROM ", ""), ["a", "b"]);
+        assert_eq!(ctes("WITH a AS (SELECT 1 AS one) SELECT * FROM app.todos WHERE EXISTS (SELECT * FROM ", ""), ["a"]);
+        // ... nor outside the query whose WITH it is in.
+        assert!(ctes("SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT * FROM a) s, ", "").is_empty());
+        assert_eq!(at_caret("SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT a.", " FROM a) s"), ["a.one"]);
+    }
+
+    #[test]
     fn the_names_a_select_list_gives() {
         let names = |body: &str| at_caret(&format!("WITH q AS ({body}) SELECT q."), " FROM q");
         assert_eq!(names("SELECT * FROM app.todos t"), ["q.done", "q.title"]);
@@ -883,6 +1031,8 @@ mod tests {
         assert_eq!(names("WITH inner_q AS (SELECT title FROM app.todos) SELECT title AS t2 FROM inner_q"), ["q.t2"]);
         assert_eq!(names("SELECT 1 AS a UNION SELECT 2 AS b"), ["q.a"]);
         assert_eq!(names("SELECT title /*/ , x */ FROM app.todos"), ["q.title"]);
+        // `*` stands for the body's own FROM, not the tables of a subquery in it.
+        assert_eq!(names("SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags)"), ["q.done", "q.title"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod complete;
 mod connect;
 mod error;
 mod jobs;
+mod lexer;
 mod live;
 mod meta;
 mod profile;

@@ -7,6 +7,8 @@
 //! meta-command. One that takes SQL (`\live`, `\as`) ends at the end of the line; the others
 //! end there too, or at a `;` or at the next `\` (`\dt; \du` and `\dt \du` run both).
 
+use crate::lexer::{self, Kind};
+
 /// A statement or meta-command and the 1-based line of the input it starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Piece {
@@ -14,19 +16,11 @@ pub(crate) struct Piece {
     pub(crate) line: usize,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Lex {
-    Code,
-    Single,
-    Double,
-    LineComment,
-    BlockComment,
-}
-
 /// What scanning `text` found: the finished pieces and whatever is left unterminated.
 struct Scan {
     pieces: Vec<Piece>,
-    /// Text after the last terminator that holds more than blanks and comments.
+    /// Text after the last terminator that holds more than blanks and comments, or an
+    /// unclosed comment.
     rest: Option<Piece>,
 }
 
@@ -35,84 +29,67 @@ const SQL_META_COMMANDS: [&str; 2] = ["\\live", "\\as"];
 
 fn scan(text: &str) -> Scan {
     let mut pieces = Vec::new();
-    let mut state = Lex::Code;
-    let mut current = String::new();
-    // Whether `current` holds anything but blanks and comments (a comment alone is no
-    // statement), and the line where that first thing is.
-    let mut has_code = false;
-    let mut start_line = 1;
-    let mut line = 1;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match state {
-            Lex::Code if !has_code && c == '\\' => {
-                // A meta-command: the rest of the line, or up to a `;` or the next `\` for
-                // one that takes no SQL.
-                let mut meta = String::from('\\');
-                while let Some(&n) = chars.peek() {
-                    let takes_sql = SQL_META_COMMANDS.contains(&meta.split_whitespace().next().unwrap_or(""));
-                    let ends_here = n == ';' || (n == '\\' && meta.ends_with(char::is_whitespace));
-                    if n == '\n' || (!takes_sql && meta.len() > 1 && ends_here) {
-                        break;
-                    }
-                    meta.push(n);
-                    chars.next();
+    let mut lines = Lines { text, at: 0, line: 1 };
+    // Where the statement being read starts (its first token that is no blank or comment: a
+    // comment alone is no statement), and on which line.
+    let mut statement: Option<(usize, usize)> = None;
+    let mut open = false;
+    let mut tokens = lexer::tokens(text);
+    while let Some(t) = tokens.next() {
+        open = !t.closed;
+        match t.kind {
+            Kind::Space | Kind::Comment => {}
+            _ if t.is_punct(";") => {
+                if let Some((start, line)) = statement.take() {
+                    pieces.push(Piece { text: text[start..t.start].trim().to_string(), line });
                 }
-                let meta = meta.trim_end().trim_end_matches(';').trim_end().to_string();
-                pieces.push(Piece { text: meta, line });
-                current.clear();
-                continue;
             }
-            Lex::Code => match c {
-                ';' => {
-                    if has_code {
-                        pieces.push(Piece { text: current.trim().to_string(), line: start_line });
-                    }
-                    current.clear();
-                    has_code = false;
-                    continue;
-                }
-                '\'' => state = Lex::Single,
-                '"' => state = Lex::Double,
-                '-' if chars.peek() == Some(&'-') => state = Lex::LineComment,
-                '/' if chars.peek() == Some(&'*') => {
-                    chars.next();
-                    if has_code {
-                        current.push_str("/*");
-                    }
-                    state = Lex::BlockComment;
-                    continue;
-                }
-                _ => {}
-            },
-            Lex::Single if c == '\'' => state = Lex::Code, // `''` re-enters at once
-            Lex::Double if c == '"' => state = Lex::Code,
-            Lex::LineComment if c == '\n' => state = Lex::Code,
-            Lex::BlockComment if c == '*' && chars.peek() == Some(&'/') => {
-                chars.next();
-                if has_code {
-                    current.push_str("*/");
-                }
-                state = Lex::Code;
-                continue;
+            _ if t.is_punct("\\") && statement.is_none() => {
+                let end = meta_command_end(text, t.start);
+                let meta = text[t.start..end].trim_end().trim_end_matches(';').trim_end();
+                pieces.push(Piece { text: meta.to_string(), line: lines.line_at(t.start) });
+                tokens.skip_to(end);
             }
+            _ if statement.is_none() => statement = Some((t.start, lines.line_at(t.start))),
             _ => {}
         }
-        if !has_code && state != Lex::LineComment && state != Lex::BlockComment && !c.is_whitespace() {
-            has_code = true;
-            start_line = line;
-        }
-        if c == '\n' {
-            line += 1;
-        }
-        // Blanks and comments before a statement are not part of it.
-        if has_code {
-            current.push(c);
+    }
+    let rest = match statement {
+        Some((start, line)) => Some(Piece { text: text[start..].trim().to_string(), line }),
+        None => open.then(|| Piece { text: String::new(), line: lines.line_at(text.len()) }),
+    };
+    Scan { pieces, rest }
+}
+
+/// Where the meta-command whose `\` is at `start` ends: at the end of its line, or for one
+/// that takes no SQL at a `;` or at a `\` after a blank (where the next one starts).
+fn meta_command_end(text: &str, start: usize) -> usize {
+    for (i, c) in text[start..].char_indices().skip(1) {
+        let meta = &text[start..start + i];
+        let takes_sql = meta.split_whitespace().next().is_some_and(|name| SQL_META_COMMANDS.contains(&name));
+        let ends_here = c == ';' || (c == '\\' && meta.ends_with(char::is_whitespace));
+        if c == '\n' || (!takes_sql && meta.len() > 1 && ends_here) {
+            return start + i;
         }
     }
-    let rest = (has_code || matches!(state, Lex::Single | Lex::Double | Lex::BlockComment))
-        .then(|| Piece { text: current.trim().to_string(), line: start_line });
-    Scan { pieces, rest }
+    text.len()
+}
+
+/// The 1-based line of byte offsets in a text, counted on from the last one asked for
+/// (offsets asked for only grow).
+struct Lines<'a> {
+    text: &'a str,
+    at: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn line_at(&mut self, at: usize) -> usize {
+        let passed = self.text.as_bytes().get(self.at..at).unwrap_or_default();
+        self.line += passed.iter().filter(|&&b| b == b'\n').count();
+        self.at = self.at.max(at);
+        self.line
+    }
 }
 
 /// The statements and meta-commands of a script. A last statement without `;` counts too
@@ -205,6 +182,18 @@ mod tests {
         assert_eq!(texts("\\dt app \\du\n\\timing on;SELECT 1;"), ["\\dt app", "\\du", "\\timing on", "SELECT 1"]);
         // ... but SQL after `\live` or `\as` keeps its `;` and backslashes.
         assert_eq!(texts("\\as alice SELECT 'a;b\\c' FROM t; \\du"), ["\\as alice SELECT 'a;b\\c' FROM t; \\du"]);
+    }
+
+    #[test]
+    fn a_meta_commands_arguments_are_no_sql_and_lines_count_past_comments() {
+        // A quote in a meta-command's arguments opens no string.
+        assert_eq!(texts("\\dt it's\nSELECT 1;"), ["\\dt it's", "SELECT 1"]);
+        assert!(is_complete("\\dt it's"));
+        let pieces = split("/* a\n; b */ SELECT 'x\ny';\n-- c\n\\du\n\"q;\"\n;");
+        let got: Vec<(&str, usize)> = pieces.iter().map(|p| (p.text.as_str(), p.line)).collect();
+        assert_eq!(got, [("SELECT 'x\ny'", 2), ("\\du", 5), ("\"q;\"", 6)]);
+        assert!(!is_complete("SELECT 1; /* open"));
+        assert_eq!(texts("SELECT 1; /* open"), ["SELECT 1"]);
     }
 
     #[test]
