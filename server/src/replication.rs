@@ -231,6 +231,11 @@ pub(crate) struct ForwardedStatement {
     /// longer for its answer.
     #[serde(default)]
     pub membership: bool,
+    /// The index of the group's log the leader must have applied before it runs the
+    /// statement: the last write the sender forwarded there, for a group the sender does
+    /// not store (so that its client reads its own writes; see `cluster::spread`).
+    #[serde(default)]
+    pub read_after: u64,
 }
 
 /// A client's mutation message a follower hands to the leader.
@@ -289,6 +294,9 @@ pub(crate) trait Replication: Send + Sync {
     fn group_of(&self, table: TableId, partition: Partition) -> GroupId;
     /// Whether this node leads `group` (then its writes are planned and proposed here).
     fn leads(&self, group: GroupId) -> bool;
+    /// Whether this node stores `group` and answers reads of it: every group, unless the
+    /// cluster spreads storage (`cluster.spread_storage`).
+    fn stores(&self, group: GroupId) -> bool;
     /// The node leading `group`, as far as this node knows.
     fn leader_of(&self, group: GroupId) -> Option<u64>;
     /// Appends `command` to its group's log (this node must lead the group) and waits

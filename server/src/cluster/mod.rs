@@ -22,6 +22,7 @@ mod problems;
 mod seeding;
 mod service;
 mod snapshot;
+mod spread;
 mod state_machine;
 mod stream_relay;
 mod voters;
@@ -102,29 +103,42 @@ pub(crate) struct Cluster {
     scheme: &'static str,
     /// Groups whose elections this node holds for another node's handover.
     holds: leadership::ElectionHolds,
+    /// What this node knows of the groups it does not store (spread storage).
+    spread: spread::Spread,
 }
 
-/// Checks that this node's data was created with as many data groups as it is started
-/// with (placement depends on it), and records the number on a first start.
-fn check_data_groups(db: &Database, groups: u16) -> Result<()> {
+/// Checks that this node's data was created with the placement it is started with (as many
+/// data groups, groups stored apart or not: where partitions live depends on both), and
+/// records it on a first start. The record is the number of groups (2 bytes), then `1` if
+/// each node stores only its groups (absent in records written before that setting).
+fn check_placement(db: &Database, placement: Placement) -> Result<()> {
+    let spread = placement.shared_apart();
+    let describe = |groups: u16, spread: bool| {
+        format!("cluster.data_groups = {groups}, cluster.spread_storage = {spread}")
+    };
     match db.store.get(crate::storage::CF_CATALOG, DATA_GROUPS_KEY)? {
         Some(stored) => {
-            let stored = stored
-                .as_slice()
-                .try_into()
-                .map(u16::from_le_bytes)
-                .map_err(|_| KalamError::Corrupt("the number of data groups".into()))?;
-            match stored == groups {
+            let (groups, stored_spread) = match stored.as_slice() {
+                [a, b] => (u16::from_le_bytes([*a, *b]), false),
+                [a, b, flag] => (u16::from_le_bytes([*a, *b]), *flag == 1),
+                _ => return Err(KalamError::Corrupt("the number of data groups".into())),
+            };
+            match (groups, stored_spread) == (placement.groups(), spread) {
                 true => Ok(()),
                 false => Err(KalamError::InvalidRequest(format!(
-                    "this node's cluster has {stored} data groups, and the number cannot change: start it with \
-                     cluster.data_groups = {stored} (not {groups})"
+                    "this node's cluster was created with {}, which cannot change: start it so (not {})",
+                    describe(groups, stored_spread),
+                    describe(placement.groups(), spread)
                 ))),
             }
         }
         None => {
+            let mut record = placement.groups().to_le_bytes().to_vec();
+            if spread {
+                record.push(1);
+            }
             let mut batch = rocksdb::WriteBatch::default();
-            batch.put_cf(&db.store.cf(crate::storage::CF_CATALOG), DATA_GROUPS_KEY, groups.to_le_bytes());
+            batch.put_cf(&db.store.cf(crate::storage::CF_CATALOG), DATA_GROUPS_KEY, record);
             db.store.write(batch)
         }
     }
@@ -142,7 +156,7 @@ impl Cluster {
         db.committer.replicated();
 
         let placement = db.committer.placement();
-        check_data_groups(db, placement.groups())?;
+        check_placement(db, placement)?;
 
         // The logs are as durable as the node's commits (`storage.sync_writes`).
         let durability = if db.config.storage.sync_writes { Durability::Synced } else { Durability::Buffered };
@@ -226,6 +240,7 @@ impl Cluster {
             });
         }
 
+        let group_count = groups.len();
         let cluster = Arc::new(Cluster {
             node_id,
             groups,
@@ -239,6 +254,7 @@ impl Cluster {
             problems,
             scheme,
             holds: leadership::ElectionHolds::default(),
+            spread: spread::Spread::new(group_count),
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -295,7 +311,7 @@ impl Cluster {
     }
 
     /// How long a write waits for a majority (`cluster.write_timeout_ms`).
-    fn write_timeout(&self) -> Duration {
+    pub(super) fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.config.write_timeout_ms)
     }
 
@@ -337,7 +353,7 @@ impl Cluster {
     }
 
     /// Waits until this node has applied `index` of `group`, for at most `timeout`.
-    async fn applied_within(&self, group: GroupId, index: u64, timeout: Duration) -> bool {
+    pub(super) async fn applied_within(&self, group: GroupId, index: u64, timeout: Duration) -> bool {
         let wait = self.raft(group).wait(Some(timeout));
         wait.applied_index_at_least(Some(index), "a client's read after its write").await.is_ok()
     }
@@ -379,8 +395,19 @@ impl Cluster {
         // As long as a write waits for a majority on the leader: a leader must exist first.
         let patience = self.write_timeout();
         let deadline = tokio::time::Instant::now() + patience;
+        // A group this node does not store: its own view of the leader may be old (see
+        // `spread`), so it tries the nodes that may know, in turn.
+        let elsewhere = !self.stores_group(group);
+        let mut turn = 0usize;
         loop {
-            let (leader, addr) = self.leader(group, deadline).await?;
+            if elsewhere && self.leads(group) {
+                return Ok(None);
+            }
+            let candidates = if elsewhere { self.leader_candidates(group) } else { Vec::new() };
+            let (leader, addr) = match candidates.get(turn % candidates.len().max(1)) {
+                Some(candidate) => candidate.clone(),
+                None => self.leader(group, deadline).await?,
+            };
             if leader == self.node_id {
                 return Ok(None);
             }
@@ -398,6 +425,10 @@ impl Cluster {
                 Ok(r) => r,
                 Err(e) if e.is_connect() => {
                     tracing::debug!(leader, group = group.0, "leader unreachable, waiting for another: {e}");
+                    if elsewhere {
+                        self.spread.set_hint(group, None);
+                        turn += 1;
+                    }
                     if tokio::time::Instant::now() >= deadline {
                         return Err(KalamError::Unavailable("the cluster leader cannot be reached; retry".into()));
                     }
@@ -412,7 +443,20 @@ impl Cluster {
                 }
             };
             if response.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
-                // Not the leader any more, and it did nothing: ask again.
+                // Not the leader any more, and it did nothing: ask again (the leader it
+                // named, for a group this node does not follow).
+                if elsewhere {
+                    match response.json::<Option<spread::LeaderHint>>().await.ok().flatten() {
+                        Some(hint) if hint.node != leader && hint.node != self.node_id => {
+                            self.spread.set_hint(group, Some(hint));
+                            turn = 0;
+                        }
+                        _ => {
+                            self.spread.set_hint(group, None);
+                            turn += 1;
+                        }
+                    }
+                }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(KalamError::Unavailable("the cluster has no stable leader; retry".into()));
                 }
@@ -433,7 +477,11 @@ impl Cluster {
                     "the leader's answer was cut off ({e}); the write may or may not have been applied"
                 ))
             })?;
-            if !self.applied_within(group, answer.applied, patience).await {
+            if elsewhere {
+                // Nothing to apply here: later statements sent to the group carry the index.
+                self.spread.note_acked(group, answer.applied);
+                self.spread.set_hint(group, Some(spread::LeaderHint { node: leader, address: addr }));
+            } else if !self.applied_within(group, answer.applied, patience).await {
                 tracing::warn!(
                     group = group.0,
                     index = answer.applied,
@@ -668,6 +716,10 @@ impl Replication for Cluster {
         self.leader_of(group) == Some(self.node_id)
     }
 
+    fn stores(&self, group: GroupId) -> bool {
+        self.stores_group(group)
+    }
+
     fn leader_of(&self, group: GroupId) -> Option<u64> {
         match self.has_group(group) {
             true => self.group(group).metrics.borrow().current_leader,
@@ -708,7 +760,11 @@ impl Replication for Cluster {
             true => LEARNER_CATCH_UP * (self.groups.len() as u32),
             false => Duration::ZERO,
         } + self.write_timeout();
-        self.forward(group, service::FORWARD_STATEMENT, statement, answer_within).await
+        if self.stores_group(group) {
+            return self.forward(group, service::FORWARD_STATEMENT, statement, answer_within).await;
+        }
+        let statement = ForwardedStatement { read_after: self.spread.acked(group), ..statement.clone() };
+        self.forward(group, service::FORWARD_STATEMENT, &statement, answer_within).await
     }
 
     async fn forward_mutation(&self, group: GroupId, mutation: &ForwardedMutation) -> Result<Option<MutateResult>> {

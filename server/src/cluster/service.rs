@@ -124,8 +124,10 @@ async fn snapshot(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body:
 }
 
 /// A node that is not the leader does nothing and answers 421: the sender asks the leader.
-fn not_leader() -> Response {
-    (StatusCode::MISDIRECTED_REQUEST, "not the leader").into_response()
+/// 421, with the leader this node knows for `group` (JSON; `null` if none), for a node that
+/// does not follow the group (see `spread`).
+fn not_leader(cluster: &Cluster, group: GroupId) -> Response {
+    (StatusCode::MISDIRECTED_REQUEST, axum::Json(cluster.leader_hint(group))).into_response()
 }
 
 async fn forward_statement(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -135,10 +137,20 @@ async fn forward_statement(State(cluster): State<Arc<Cluster>>, headers: HeaderM
         None => return malformed(),
     };
     tracing::debug!(from = ?headers.get(NODE_HEADER), "forwarded statement");
-    let run = async |db: Arc<crate::database::Database>| crate::sql::executor::execute_forwarded(&db, statement).await;
+    let leader = cluster.clone();
+    let run = async move |db: Arc<crate::database::Database>| {
+        if statement.read_after > 0 && !leader.applied_within(group, statement.read_after, leader.write_timeout()).await
+        {
+            return Err(crate::error::KalamError::Unavailable(format!(
+                "the leader of group {} has not applied index {} in time; retry",
+                group.0, statement.read_after
+            )));
+        }
+        crate::sql::executor::execute_forwarded(&db, statement).await
+    };
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
     }
 }
 
@@ -149,7 +161,7 @@ async fn read_index(State(cluster): State<Arc<Cluster>>, headers: HeaderMap) -> 
     let run = async move |_db: Arc<crate::database::Database>| leader.read_index_here(group).await;
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
     }
 }
 
@@ -218,7 +230,7 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, headers: HeaderMa
     };
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
     }
 }
 
@@ -232,7 +244,7 @@ async fn forward_login(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Resp
     let run = async move |_db: Arc<crate::database::Database>| leader.record_here(record).await;
     match cluster.run_forwarded(crate::replication::METADATA, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, crate::replication::METADATA),
     }
 }
 
@@ -248,7 +260,7 @@ async fn membership(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, bod
     let run = async move |_db: Arc<crate::database::Database>| leader.change_group_members(group, step).await;
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
     }
 }
 

@@ -8,6 +8,11 @@
 //! hashing of (group, node) ([`voters_for`]): the same on every node, spread evenly, and a
 //! node joining or leaving changes only the groups it wins or held.
 //!
+//! With `cluster.spread_storage` a data group's members are its voters alone (a node joining
+//! the cluster is a learner of every group until it has caught up, then stays only in the
+//! groups it votes in), except the SHARED tables' group, which every member keeps
+//! (`spread`).
+//!
 //! The leader of each data group keeps its voters as [`voters_for`] says
 //! ([`Cluster::reconcile_voters`]): when `ALTER CLUSTER` adds or removes a node, and every
 //! few seconds (so that a cluster created with more peers than replicas, or a change that
@@ -93,7 +98,15 @@ impl Cluster {
             self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(desired.clone()), true).await?;
             tracing::info!(group = group.0, ?desired, "the group's voters changed");
         }
-        let gone: BTreeSet<u64> = nodes.iter().map(|(id, _)| *id).filter(|id| !keep.contains(id)).collect();
+        // With spread storage a data group keeps only its voters (and the nodes being added,
+        // learners until they have caught up); the SHARED tables' group keeps every member.
+        let spread = self.placement.shared_apart()
+            && group != crate::replication::raft_group(crate::ids::Placement::SHARED_GROUP);
+        let stays = |id: &u64| match spread {
+            true => desired.contains(id) || (keep.contains(id) && !members.contains(id)),
+            false => keep.contains(id),
+        };
+        let gone: BTreeSet<u64> = nodes.iter().map(|(id, _)| *id).filter(|id| !stays(id)).collect();
         if !gone.is_empty() {
             self.change_membership_within(group, ChangeMembers::RemoveNodes(gone.clone()), false).await?;
             tracing::info!(group = group.0, ?gone, "nodes left the group");

@@ -1,0 +1,136 @@
+//! Spread storage (`cluster.spread_storage`): each node stores only the data groups it votes
+//! in, and hands what needs another group to a node that stores it.
+//!
+//! Every statement and WebSocket session reads at most one user's partitions (no role reads
+//! another user's, outside `EXECUTE AS`) and SHARED tables, which are then all in one group
+//! that every node stores ([`Placement::SHARED_GROUP`]). So a node answers whatever does not
+//! touch a user whose group it lacks, and hands the rest whole to that group's leader: a
+//! statement through [`Cluster::forward`], a WebSocket session through a tunnel
+//! (`crate::api::ws::tunnel`).
+//!
+//! A node that is not a member of a group has no fresh view of who leads it (its Raft for
+//! the group hears nothing once the node has left). It learns the leader from the nodes it
+//! asks: a node that does not lead a group answers a forwarded request with the leader it
+//! knows ([`LeaderHint`]), and one that cannot be reached makes the sender ask the group's
+//! voters as placement names them, one after the other.
+//!
+//! Read-your-writes: a write this node forwarded for a group it does not store is answered
+//! once the leader has applied it; the index is kept ([`Spread::acked`]) and every statement
+//! this node forwards to that group afterwards carries it, so the node answering waits
+//! until it has applied that far before it reads.
+
+use super::Cluster;
+use super::voters::voters_for;
+use crate::ids::Placement;
+use crate::replication::{GroupId, METADATA, raft_group};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The leader of a group as the node answering a misdirected request knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct LeaderHint {
+    pub node: u64,
+    pub address: String,
+}
+
+/// What a node keeps about the groups it does not store.
+pub(super) struct Spread {
+    /// Per group: the leader learnt from other nodes, tried before this node's own view.
+    hints: parking_lot::Mutex<Vec<Option<LeaderHint>>>,
+    /// Per group: the highest log index a write forwarded from here was applied at.
+    acked: Vec<AtomicU64>,
+}
+
+impl Spread {
+    pub(super) fn new(groups: usize) -> Spread {
+        Spread {
+            hints: parking_lot::Mutex::new(vec![None; groups]),
+            acked: (0..groups).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The index every statement forwarded to `group` waits for on the node answering it.
+    pub(super) fn acked(&self, group: GroupId) -> u64 {
+        self.acked.get(group.0 as usize).map_or(0, |a| a.load(Ordering::Acquire))
+    }
+
+    pub(super) fn note_acked(&self, group: GroupId, index: u64) {
+        if let Some(a) = self.acked.get(group.0 as usize) {
+            a.fetch_max(index, Ordering::AcqRel);
+        }
+    }
+
+    pub(super) fn hint(&self, group: GroupId) -> Option<LeaderHint> {
+        self.hints.lock().get(group.0 as usize).cloned().flatten()
+    }
+
+    pub(super) fn set_hint(&self, group: GroupId, hint: Option<LeaderHint>) {
+        if let Some(slot) = self.hints.lock().get_mut(group.0 as usize) {
+            *slot = hint;
+        }
+    }
+}
+
+impl Cluster {
+    /// Whether this node stores `group` and answers reads of it. Every group, unless storage
+    /// is spread; then the metadata group, the SHARED tables' group, and the data groups
+    /// placement makes this node a voter of *and* whose log makes it one: not a node still
+    /// catching up with a group it joins, nor one that has left a group (its data of it
+    /// stops where it left).
+    pub(super) fn stores_group(&self, group: GroupId) -> bool {
+        if !self.placement.shared_apart() || group == METADATA || group == raft_group(Placement::SHARED_GROUP) {
+            return true;
+        }
+        if !self.has_group(group) {
+            return false;
+        }
+        let (members, _) = self.cluster_members();
+        if !voters_for(group, &members, self.config.replicas).contains(&self.node_id) {
+            return false;
+        }
+        let m = self.group(group).metrics.borrow();
+        m.membership_config.membership().voter_ids().any(|v| v == self.node_id)
+    }
+
+    /// The nodes to try, in order, for a request to `group`'s leader from a node that does
+    /// not store the group: the leader another node named, this node's own (possibly old)
+    /// view, then the voters placement names (each answers with the leader it knows).
+    pub(super) fn leader_candidates(&self, group: GroupId) -> Vec<(u64, String)> {
+        let mut out: Vec<(u64, String)> = Vec::new();
+        if let Some(hint) = self.spread.hint(group) {
+            out.push((hint.node, hint.address));
+        }
+        let addresses = self.metadata_addresses();
+        let known = self.group(group).metrics.borrow().current_leader;
+        let (members, _) = self.cluster_members();
+        let voters = voters_for(group, &members, self.config.replicas);
+        for node in known.into_iter().chain(voters) {
+            if node != self.node_id
+                && !out.iter().any(|(n, _)| *n == node)
+                && let Some((_, address)) = addresses.iter().find(|(id, _)| *id == node)
+            {
+                out.push((node, address.clone()));
+            }
+        }
+        out
+    }
+
+    /// Every node of the cluster and its cluster address, as the metadata group knows them
+    /// (every node applies its log, so this view is current).
+    fn metadata_addresses(&self) -> Vec<(u64, String)> {
+        let m = self.group(METADATA).metrics.borrow();
+        m.membership_config.membership().nodes().map(|(id, node)| (*id, node.addr.clone())).collect()
+    }
+
+    /// What this node answers a request for `group` it cannot take: the leader it knows.
+    pub(super) fn leader_hint(&self, group: GroupId) -> Option<LeaderHint> {
+        // A node that does not follow the group would name an old leader.
+        if !self.stores_group(group) {
+            return None;
+        }
+        let m = self.group(group).metrics.borrow();
+        let leader = m.current_leader?;
+        let address = m.membership_config.membership().get_node(&leader)?.addr.clone();
+        Some(LeaderHint { node: leader, address })
+    }
+}
