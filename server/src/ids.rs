@@ -200,10 +200,6 @@ impl Placement {
         }
     }
 
-    /// The group of `user`'s partitions.
-    pub(crate) fn group_of_user(self, user: UserId) -> DataGroup {
-        self.group_of(TableId(0), Partition::User(user))
-    }
 
     /// `id` hashed over the groups from `first` on.
     fn hashed(self, id: u64, first: u16) -> DataGroup {

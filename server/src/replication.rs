@@ -287,6 +287,13 @@ impl std::str::FromStr for AppliedPosition {
     }
 }
 
+/// A socket to another node's cluster port, plain or TLS.
+pub(crate) trait NodeIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> NodeIo for T {}
+
+/// A client's WebSocket session opened on the node that stores its user's group.
+pub(crate) type Upstream = tokio_tungstenite::WebSocketStream<Box<dyn NodeIo>>;
+
 /// A cluster as the layers that write see it (implemented by `crate::cluster`).
 #[async_trait::async_trait]
 pub(crate) trait Replication: Send + Sync {
@@ -297,6 +304,9 @@ pub(crate) trait Replication: Send + Sync {
     /// Whether this node stores `group` and answers reads of it: every group, unless the
     /// cluster spreads storage (`cluster.spread_storage`).
     fn stores(&self, group: GroupId) -> bool;
+    /// Opens a client's WebSocket session on a node that stores `group` (for a client
+    /// whose user's group this node does not store); frames up to `max_message` bytes.
+    async fn open_session(&self, group: GroupId, max_message: usize) -> Result<Upstream>;
     /// The node leading `group`, as far as this node knows.
     fn leader_of(&self, group: GroupId) -> Option<u64>;
     /// Appends `command` to its group's log (this node must lead the group) and waits

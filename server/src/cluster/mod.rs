@@ -105,6 +105,8 @@ pub(crate) struct Cluster {
     holds: leadership::ElectionHolds,
     /// What this node knows of the groups it does not store (spread storage).
     spread: spread::Spread,
+    /// With cluster TLS: how this node connects to the others outside `client` (sessions).
+    tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Checks that this node's data was created with the placement it is started with (as many
@@ -190,6 +192,7 @@ impl Cluster {
         }
         let client = client.build().map_err(KalamError::internal)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let tls_client = tls.as_ref().map(|tls| Arc::new(tls.client.clone()));
         let tls_acceptor = tls.map(|tls| tls.acceptor);
 
         let (catalog_progress, catalog_applied) = tokio::sync::watch::channel(0u64);
@@ -255,6 +258,7 @@ impl Cluster {
             scheme,
             holds: leadership::ElectionHolds::default(),
             spread: spread::Spread::new(group_count),
+            tls_client,
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -530,6 +534,28 @@ impl Cluster {
         }
     }
 
+    /// The read index of `group` from its leader, for a group this node does not store
+    /// (asked again, as [`Cluster::barrier`] does, within the write timeout).
+    async fn remote_read_index(&self, group: GroupId) -> Result<u64> {
+        let deadline = tokio::time::Instant::now() + self.write_timeout();
+        loop {
+            let attempt = async {
+                match self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await? {
+                    Some(index) => Ok(index),
+                    None => self.read_index_here(group).await,
+                }
+            };
+            match tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| Err(unconfirmed_leader())) {
+                Ok(index) => return Ok(index),
+                Err(e) if tokio::time::Instant::now() + Duration::from_millis(50) < deadline => {
+                    tracing::debug!(group = group.0, "read index not confirmed, asking again: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// On a group's leader: the log index a linearizable read must wait for, once a majority
     /// has confirmed this node still leads.
     pub(super) async fn read_index_here(&self, group: GroupId) -> Result<u64> {
@@ -720,6 +746,10 @@ impl Replication for Cluster {
         self.stores_group(group)
     }
 
+    async fn open_session(&self, group: GroupId, max_message: usize) -> Result<crate::replication::Upstream> {
+        Cluster::open_session(self, group, max_message).await
+    }
+
     fn leader_of(&self, group: GroupId) -> Option<u64> {
         match self.has_group(group) {
             true => self.group(group).metrics.borrow().current_leader,
@@ -776,11 +806,24 @@ impl Replication for Cluster {
     }
 
     fn applied_position(&self) -> AppliedPosition {
-        AppliedPosition(self.groups.iter().map(|g| self.applied(g.id)).collect())
+        // For a group this node does not store: how far its forwarded writes were applied.
+        let position = |g: GroupId| match self.stores_group(g) {
+            true => self.applied(g),
+            false => self.applied(g).max(self.spread.acked(g)),
+        };
+        AppliedPosition(self.groups.iter().map(|g| position(g.id)).collect())
     }
 
     async fn read_barrier(&self) -> Result<()> {
-        futures::future::try_join_all(self.groups.iter().map(|g| self.barrier(g.id))).await.map(|_| ())
+        futures::future::try_join_all(self.groups.iter().map(|g| async move {
+            match self.stores_group(g.id) {
+                true => self.barrier(g.id).await,
+                // Its reads run on a node that stores it, which applies this far first.
+                false => self.remote_read_index(g.id).await.map(|index| self.spread.note_acked(g.id, index)),
+            }
+        }))
+        .await
+        .map(|_| ())
     }
 
     async fn catalog_barrier(&self) -> Result<()> {
@@ -792,13 +835,16 @@ impl Replication for Cluster {
     }
 
     async fn wait_applied(&self, position: &AppliedPosition) -> bool {
-        let each = position
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(g, index)| **index > 0 && *g < self.groups.len())
-            .map(|(g, index)| self.applied_within(GroupId(g as u32), *index, READ_AFTER_WAIT));
-        futures::future::join_all(each).await.into_iter().all(|reached| reached)
+        let mut waits = Vec::new();
+        for (g, index) in position.0.iter().enumerate().filter(|(g, index)| **index > 0 && *g < self.groups.len()) {
+            let group = GroupId(g as u32);
+            match self.stores_group(group) {
+                true => waits.push(self.applied_within(group, *index, READ_AFTER_WAIT)),
+                // Reads of it are forwarded: they wait for the index where they run.
+                false => self.spread.note_acked(group, *index),
+            }
+        }
+        futures::future::join_all(waits).await.into_iter().all(|reached| reached)
     }
 
     fn members(&self) -> Vec<Member> {

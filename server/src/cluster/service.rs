@@ -34,6 +34,8 @@ pub(super) const JOBS: &str = "/cluster/v1/jobs";
 pub(super) const KILL_JOB: &str = "/cluster/v1/kill-job";
 pub(super) const MEMBERSHIP: &str = "/cluster/v1/membership";
 pub(super) const LEADERSHIP: &str = "/cluster/v1/leadership";
+/// A client's WebSocket session another node hands here (spread storage).
+pub(super) const SESSION: &str = "/cluster/v1/session";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -53,6 +55,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(KILL_JOB, post(kill_job))
         .route(MEMBERSHIP, post(membership))
         .route(LEADERSHIP, post(leadership))
+        .route(SESSION, axum::routing::get(session))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -152,6 +155,30 @@ async fn forward_statement(State(cluster): State<Arc<Cluster>>, headers: HeaderM
         Some(answer) => json(&answer),
         None => not_leader(&cluster, group),
     }
+}
+
+/// A client's WebSocket session from a node that does not store its user's group (the
+/// group in the header): served here as if the client had connected here, once this node
+/// stores the group; otherwise 421 with the leader this node knows. The client's frames
+/// come as they were sent, its `auth` frame first.
+async fn session(
+    State(cluster): State<Arc<Cluster>>,
+    headers: HeaderMap,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    if !cluster.stores_group(group) {
+        return not_leader(&cluster, group);
+    }
+    let db = match cluster.database() {
+        Ok(db) => db,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    tracing::debug!(from = ?headers.get(NODE_HEADER), group = group.0, "a client session handed over");
+    let max = db.config.live.max_message_bytes;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        crate::api::ws::connection::serve(db, socket, crate::api::ws::connection::Arrival::HandedOver).await
+    })
 }
 
 /// On a group's leader: the index a follower's linearizable read waits for.

@@ -19,12 +19,14 @@
 //! this node forwards to that group afterwards carries it, so the node answering waits
 //! until it has applied that far before it reads.
 
-use super::Cluster;
 use super::voters::voters_for;
+use super::{Cluster, network, service};
+use crate::error::{KalamError, Result};
 use crate::ids::Placement;
-use crate::replication::{GroupId, METADATA, raft_group};
+use crate::replication::{GroupId, METADATA, NodeIo, Upstream, raft_group};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The leader of a group as the node answering a misdirected request knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +56,7 @@ impl Spread {
         self.acked.get(group.0 as usize).map_or(0, |a| a.load(Ordering::Acquire))
     }
 
+    /// Raises the index statements forwarded to `group` wait for.
     pub(super) fn note_acked(&self, group: GroupId, index: u64) {
         if let Some(a) = self.acked.get(group.0 as usize) {
             a.fetch_max(index, Ordering::AcqRel);
@@ -134,3 +137,108 @@ impl Cluster {
         Some(LeaderHint { node: leader, address })
     }
 }
+
+/// Why opening a session on one node failed.
+enum Refusal {
+    /// It does not store the group; it named the leader it knows, if any.
+    NotHere(Option<LeaderHint>),
+    /// It could not be reached, or answered something else.
+    Failed(String),
+}
+
+impl Cluster {
+    /// Opens a WebSocket session for a client of this node whose user's group (`group`)
+    /// this node does not store, on a node that does: the group's leader if it can be found,
+    /// within the write timeout. Frames of up to `max_message` bytes pass.
+    pub(super) async fn open_session(&self, group: GroupId, max_message: usize) -> Result<Upstream> {
+        let deadline = tokio::time::Instant::now() + self.write_timeout();
+        let mut turn = 0usize;
+        loop {
+            let candidates = self.leader_candidates(group);
+            let Some((node, address)) = candidates.get(turn % candidates.len().max(1)).cloned() else {
+                return Err(KalamError::Unavailable(format!("no node of group {} is known; retry", group.0)));
+            };
+            match self.connect_session(group, &address, max_message).await {
+                Ok(upstream) => {
+                    self.spread.set_hint(group, Some(LeaderHint { node, address }));
+                    return Ok(upstream);
+                }
+                Err(Refusal::NotHere(Some(hint))) if hint.node != node && hint.node != self.node_id => {
+                    self.spread.set_hint(group, Some(hint));
+                    turn = 0;
+                }
+                Err(refusal) => {
+                    if let Refusal::Failed(why) = refusal {
+                        tracing::debug!(node, group = group.0, "cannot open a session there: {why}");
+                    }
+                    self.spread.set_hint(group, None);
+                    turn += 1;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(KalamError::Unavailable(format!(
+                    "no node storing this user's data (group {}) can be reached; retry",
+                    group.0
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn connect_session(
+        &self,
+        group: GroupId,
+        address: &str,
+        max_message: usize,
+    ) -> std::result::Result<Upstream, Refusal> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let failed = |e: &dyn std::fmt::Display| Refusal::Failed(e.to_string());
+        let tcp = tokio::time::timeout(CONNECT, tokio::net::TcpStream::connect(address))
+            .await
+            .map_err(|_| Refusal::Failed("connect timed out".into()))?
+            .map_err(|e| failed(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn NodeIo> = match &self.tls_client {
+            None => Box::new(tcp),
+            Some(config) => {
+                let host = address.rsplit_once(':').map_or(address, |(h, _)| h).trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| failed(&e))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone());
+                let stream = tokio::time::timeout(CONNECT, tls.connect(name, tcp))
+                    .await
+                    .map_err(|_| Refusal::Failed("TLS handshake timed out".into()))?
+                    .map_err(|e| failed(&e))?;
+                Box::new(stream)
+            }
+        };
+        let scheme = if self.tls_client.is_some() { "wss" } else { "ws" };
+        let mut request =
+            format!("{scheme}://{address}{}", service::SESSION).into_client_request().map_err(|e| failed(&e))?;
+        let headers = request.headers_mut();
+        for (name, value) in [
+            (network::TOKEN_HEADER, self.token.header().to_string()),
+            (network::NODE_HEADER, self.node_id.to_string()),
+            (network::GROUP_HEADER, group.0.to_string()),
+        ] {
+            headers.insert(name, value.parse().map_err(|e| failed(&e))?);
+        }
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(max_message))
+            .max_frame_size(Some(max_message));
+        let handshake = tokio_tungstenite::client_async_with_config(request, io, Some(config));
+        match tokio::time::timeout(CONNECT, handshake).await {
+            Err(_) => Err(Refusal::Failed("WebSocket handshake timed out".into())),
+            Ok(Ok((upstream, _))) => Ok(upstream),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response)))
+                if response.status() == tokio_tungstenite::tungstenite::http::StatusCode::MISDIRECTED_REQUEST =>
+            {
+                let hint = response.body().as_deref().and_then(|b| serde_json::from_slice(b).ok()).flatten();
+                Err(Refusal::NotHere(hint))
+            }
+            Ok(Err(e)) => Err(failed(&e)),
+        }
+    }
+}
+
+/// How long connecting to another node (and each handshake) may take.
+const CONNECT: Duration = Duration::from_secs(2);

@@ -40,17 +40,44 @@ enum Close {
     Policy(&'static str),
 }
 
+/// Where a socket comes from.
+pub(crate) enum Arrival {
+    /// A client of this node.
+    Client,
+    /// A client of another node, which does not store the client's user's data (spread
+    /// storage) and relays its frames: served here, never handed on again.
+    HandedOver,
+}
+
 /// Serves one upgraded socket until either side closes it. Call on the I/O runtime: the
-/// writer runs here, the connection on the query runtime.
-pub(crate) async fn serve(db: Arc<Database>, socket: WebSocket) {
+/// writer runs here, the connection on the query runtime. With spread storage, a client
+/// whose `auth` frame names a user whose data this node does not store is relayed to a node
+/// that does ([`super::tunnel`]).
+pub(crate) async fn serve(db: Arc<Database>, mut socket: WebSocket, arrival: Arrival) {
+    let auth_deadline = tokio::time::Instant::now() + Duration::from_secs(db.config.live.auth_timeout_secs);
+    let mut first = None;
+    if matches!(arrival, Arrival::Client) && db.committer.placement().shared_apart() {
+        match tokio::time::timeout_at(auth_deadline, socket.next()).await {
+            Ok(Some(Ok(message))) => {
+                if let Some(group) = super::tunnel::group_elsewhere(&db, &message) {
+                    return super::tunnel::relay(&db, socket, message, group).await;
+                }
+                first = Some(message);
+            }
+            Ok(_) => return,
+            // The connection below answers the missing `auth` frame at once.
+            Err(_) => {}
+        }
+    }
     let (sink, stream) = socket.split();
+    let stream = futures::stream::iter(first.map(Ok)).chain(stream).boxed();
     let (fanout_tx, fanout_rx) = mpsc::channel(db.config.live.send_queue);
     let (commands_tx, commands_rx) = mpsc::channel(WRITER_QUEUE);
     let signal = Arc::new(ConnectionSignal::default());
     let writer =
         SocketWriter::new(sink, commands_rx, fanout_rx, signal.clone(), db.live.clone(), db.config.live.send_queue);
     let connection = Connection::new(db.clone(), fanout_tx, commands_tx, signal);
-    let connection = db.runtime.spawn(connection.run(stream));
+    let connection = db.runtime.spawn(connection.run(stream, auth_deadline));
     writer.run().await;
     let _ = connection.await;
 }
@@ -80,7 +107,7 @@ struct Connection {
     last_seen: Instant,
 }
 
-type Stream = futures::stream::SplitStream<WebSocket>;
+type Stream = futures::stream::BoxStream<'static, std::result::Result<Message, axum::Error>>;
 
 impl Connection {
     fn new(
@@ -107,9 +134,9 @@ impl Connection {
 
     /// Reads client frames until the client leaves, the writer stops, or a policy closes
     /// the connection; then removes its subscriptions.
-    async fn run(mut self, mut stream: Stream) {
+    async fn run(mut self, mut stream: Stream, auth_deadline: tokio::time::Instant) {
         let cfg = self.db.config.live.clone();
-        let auth_deadline = tokio::time::sleep(Duration::from_secs(cfg.auth_timeout_secs));
+        let auth_deadline = tokio::time::sleep_until(auth_deadline);
         tokio::pin!(auth_deadline);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs));
         heartbeat.tick().await;
