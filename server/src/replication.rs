@@ -337,8 +337,10 @@ pub(crate) trait Replication: Send + Sync {
     async fn wait_applied(&self, position: &AppliedPosition) -> bool;
     /// This node's view of the cluster, for `/v1/api/cluster/health`.
     fn health(&self) -> serde_json::Value;
-    /// The members of every group as this node sees them (`system.cluster`).
-    fn members(&self) -> Vec<Member>;
+    /// The members of every group as this node sees them (`system.cluster`); those of a
+    /// group this node does not store as its leader sees them (left out if it does not
+    /// answer within a couple of seconds).
+    async fn members(&self) -> Vec<Member>;
     /// On the metadata group's leader: adds a node to every group (it catches up as a
     /// learner first, then votes) or removes one. Answers what was done.
     async fn change_members(&self, change: MembershipChange) -> Result<String>;
@@ -395,7 +397,7 @@ pub(crate) enum MembershipChange {
 }
 
 /// One member of one group as a node sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Member {
     /// The Raft group (0: metadata; 1 to N: the data groups).
     pub group: GroupId,

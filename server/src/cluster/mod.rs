@@ -288,12 +288,16 @@ impl Cluster {
                 // Alone first: the others join once snapshots hold the data (below).
                 members.retain(|id, _| *id == node_id);
             }
+            let ids: BTreeSet<u64> = members.keys().copied().collect();
             for group in &cluster.groups {
                 let initialised = group.raft.is_initialized().await.map_err(KalamError::internal)?;
                 if !initialised {
+                    // With spread storage, each group only on the nodes that will store it.
+                    let mut placed = members.clone();
+                    placed.retain(|id, _| cluster.stores_on(group.id, *id, &ids));
                     group
                         .raft
-                        .initialize(members.clone())
+                        .initialize(placed)
                         .await
                         .map_err(|e| KalamError::internal(format!("bootstrap of group {}: {e}", group.id.0)))?;
                 }
@@ -847,8 +851,26 @@ impl Replication for Cluster {
         futures::future::join_all(waits).await.into_iter().all(|reached| reached)
     }
 
-    fn members(&self) -> Vec<Member> {
-        self.groups.iter().flat_map(|g| self.members_of(g)).collect()
+    async fn members(&self) -> Vec<Member> {
+        let each = self.groups.iter().map(|g| async move {
+            if self.stores_group(g.id) {
+                return self.members_of(g);
+            }
+            // This node's view of a group it left is old: its leader's, with this node's
+            // `this_node`.
+            let asked = self.forward::<(), Vec<Member>>(g.id, service::MEMBERS, &(), PEER_ANSWER);
+            match tokio::time::timeout(PEER_ANSWER, asked).await {
+                Ok(Ok(Some(members))) => {
+                    members.into_iter().map(|m| Member { this_node: m.node_id == self.node_id, ..m }).collect()
+                }
+                Ok(Ok(None)) => self.members_of(g),
+                _ => {
+                    tracing::debug!(group = g.id.0, "system.cluster: the group's leader did not answer");
+                    Vec::new()
+                }
+            }
+        });
+        futures::future::join_all(each).await.into_iter().flatten().collect()
     }
 
     async fn jobs_elsewhere(&self) -> Vec<(u64, Vec<crate::jobs::Job>)> {
@@ -886,7 +908,8 @@ impl Replication for Cluster {
             // (A node added to some groups only, by a change that failed midway, is added
             // to the rest by running it again.)
             MembershipChange::Add { id, .. }
-                if members.contains(id) && self.groups.iter().all(|g| members_of(g).contains(id)) =>
+                if members.contains(id)
+                    && self.groups_placed_on(*id, &members).into_iter().all(|g| members_of(self.group(g)).contains(id)) =>
             {
                 return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
             }
@@ -906,14 +929,15 @@ impl Replication for Cluster {
         // catalog it names. Removing: the data groups first (each takes another voter in
         // its place), the metadata group last.
         let data_groups: Vec<GroupId> = self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA).collect();
-        let all: Vec<GroupId> = self.groups.iter().map(|g| g.id).collect();
         let steps: Vec<(MemberStep, Vec<GroupId>)> = match &change {
             MembershipChange::Add { id, address } => {
                 let (mut members, mut keep) = (members.clone(), known);
                 members.insert(*id);
                 keep.insert(*id);
+                // With spread storage, only the groups it will store.
+                let placed = self.groups_placed_on(*id, &members);
                 vec![
-                    (MemberStep::Learner { id: *id, address: address.clone() }, all),
+                    (MemberStep::Learner { id: *id, address: address.clone() }, placed),
                     (MemberStep::Voter { id: *id, address: address.clone() }, vec![METADATA]),
                     (MemberStep::Voters { members, keep }, data_groups),
                 ]
@@ -997,10 +1021,18 @@ pub(crate) struct NodeHealth {
     pub groups: Vec<GroupHealth>,
 }
 
+fn stored_by_default() -> bool {
+    true
+}
+
 /// One Raft group's state on a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct GroupHealth {
     pub group: u32,
+    /// This node stores the group and answers its reads (always, unless storage is spread;
+    /// the other fields of a group it does not store are as they were when it left).
+    #[serde(default = "stored_by_default")]
+    pub stored: bool,
     pub state: String,
     pub leader: Option<u64>,
     pub term: u64,
@@ -1090,6 +1122,11 @@ impl Cluster {
         }
     }
 
+    /// The members of group `group`, as this node sees them.
+    pub(super) fn members_of_group(&self, group: GroupId) -> Vec<Member> {
+        self.members_of(self.group(group))
+    }
+
     /// The members of one group, as this node sees them.
     fn members_of(&self, group: &Group) -> Vec<Member> {
         let m = group.metrics.borrow().clone();
@@ -1148,6 +1185,7 @@ impl Cluster {
                 let m = g.metrics.borrow();
                 GroupHealth {
                     group: g.id.0,
+                    stored: self.stores_group(g.id),
                     state: format!("{:?}", m.state),
                     leader: m.current_leader,
                     term: m.current_term,

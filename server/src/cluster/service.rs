@@ -36,6 +36,8 @@ pub(super) const MEMBERSHIP: &str = "/cluster/v1/membership";
 pub(super) const LEADERSHIP: &str = "/cluster/v1/leadership";
 /// A client's WebSocket session another node hands here (spread storage).
 pub(super) const SESSION: &str = "/cluster/v1/session";
+/// On a group's leader: the group's members as it sees them.
+pub(super) const MEMBERS: &str = "/cluster/v1/members";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -56,6 +58,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(MEMBERSHIP, post(membership))
         .route(LEADERSHIP, post(leadership))
         .route(SESSION, axum::routing::get(session))
+        .route(MEMBERS, post(members))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -179,6 +182,17 @@ async fn session(
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
         crate::api::ws::connection::serve(db, socket, crate::api::ws::connection::Arrival::HandedOver).await
     })
+}
+
+/// On a group's leader: its members, for `system.cluster` on a node that does not store it.
+async fn members(State(cluster): State<Arc<Cluster>>, headers: HeaderMap) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    let leader = cluster.clone();
+    let run = async move |_db: Arc<crate::database::Database>| Ok(leader.members_of_group(group));
+    match cluster.run_forwarded(group, run).await {
+        Some(answer) => json(&answer),
+        None => not_leader(&cluster, group),
+    }
 }
 
 /// On a group's leader: the index a follower's linearizable read waits for.

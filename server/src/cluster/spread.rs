@@ -25,6 +25,7 @@ use crate::error::{KalamError, Result};
 use crate::ids::Placement;
 use crate::replication::{GroupId, METADATA, NodeIo, Upstream, raft_group};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -81,18 +82,33 @@ impl Cluster {
     /// catching up with a group it joins, nor one that has left a group (its data of it
     /// stops where it left).
     pub(super) fn stores_group(&self, group: GroupId) -> bool {
-        if !self.placement.shared_apart() || group == METADATA || group == raft_group(Placement::SHARED_GROUP) {
-            return true;
-        }
         if !self.has_group(group) {
             return false;
         }
+        if !self.placement.shared_apart() || group == METADATA || group == raft_group(Placement::SHARED_GROUP) {
+            return true;
+        }
         let (members, _) = self.cluster_members();
-        if !voters_for(group, &members, self.config.replicas).contains(&self.node_id) {
+        if !self.stores_on(group, self.node_id, &members) {
             return false;
         }
         let m = self.group(group).metrics.borrow();
         m.membership_config.membership().voter_ids().any(|v| v == self.node_id)
+    }
+
+    /// Whether node `node` stores `group` once the cluster's members are `members` (as
+    /// placement says; whether it has caught up is another matter).
+    pub(super) fn stores_on(&self, group: GroupId, node: u64, members: &BTreeSet<u64>) -> bool {
+        !self.placement.shared_apart()
+            || group == METADATA
+            || group == raft_group(Placement::SHARED_GROUP)
+            || voters_for(group, members, self.config.replicas).contains(&node)
+    }
+
+    /// The groups node `node` stores once the cluster's members are `members`: every group,
+    /// unless storage is spread.
+    pub(super) fn groups_placed_on(&self, node: u64, members: &BTreeSet<u64>) -> Vec<GroupId> {
+        self.groups.iter().map(|g| g.id).filter(|g| self.stores_on(*g, node, members)).collect()
     }
 
     /// The nodes to try, in order, for a request to `group`'s leader from a node that does

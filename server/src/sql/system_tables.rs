@@ -300,11 +300,11 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                 ("committed_index", BigInt),
                 ("problem", Text),
             ],
-            rows: db
-                .replication()
-                .map(|r| r.members())
-                .unwrap_or_default()
-                .into_iter()
+            rows: match db.replication() {
+                Some(r) => r.members().await,
+                None => Vec::new(),
+            }
+            .into_iter()
                 .map(|m| {
                     let int = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
                     vec![
