@@ -264,9 +264,14 @@ impl Cluster {
             .await
             .map_err(|e| KalamError::internal(format!("cannot listen on the cluster address {listen}: {e}")))?;
         let app = service::router(cluster.clone(), config.max_entry_bytes);
-        // Few connections: the other nodes', pooled.
+        // Few connections: the other nodes', pooled; with spread storage, also one per
+        // client session another node relays here (each counted on that node's client port).
+        let relayed = match placement.shared_apart() {
+            true => db.config.server.max_connections.saturating_mul(config.peers.len()),
+            false => 0,
+        };
         let limits = crate::api::serve::ConnectionLimits {
-            max_connections: 1024,
+            max_connections: 1024 + relayed,
             header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
         };
         tokio::spawn(crate::api::serve::serve(listener, app, limits, tls_acceptor, std::future::pending()));

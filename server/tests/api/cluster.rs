@@ -1571,7 +1571,7 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = crate::common::tls_files(dir.path(), "cluster");
     let settings = format!(
-        "tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}",
+        "tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}\nspread_storage = true\nreplicas = 2\ndata_groups = 4",
         cert.display().to_string(),
         key.display().to_string(),
         ca.display().to_string()
@@ -1583,6 +1583,35 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
         cluster.nodes[i % 3].sql_ok(&root, &format!("INSERT INTO app.t (id) VALUES ({i})")).await;
     }
     assert_eq!(cluster.same_everywhere(&root, "SELECT count(*) FROM app.t").await, vec![json!([6])]);
+    // Storage spread (each user on 2 of the 3 nodes): a session through the node that does
+    // not store its user is relayed over mutual TLS too, and sees changes made elsewhere.
+    cluster.nodes[0].sql_ok(&root, "CREATE USER TABLE app.u (id BIGINT PRIMARY KEY)").await;
+    let bob = cluster.nodes[0].create_user("bob").await;
+    cluster.settle().await;
+    for node in 0..3 {
+        let mut ws = crate::common::WsClient::connect_as(&cluster.nodes[node], "bob", "bob-password").await;
+        ws.send_json(json!({"type": "subscribe", "id": "s", "sql": "SELECT id FROM app.u"})).await;
+        cluster.nodes[(node + 1) % 3].sql_ok(&bob, &format!("INSERT INTO app.u (id) VALUES ({node})")).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.checked_duration_since(Instant::now()).expect("no change through the session");
+            match ws.next_frame(left).await {
+                Ok(Some(kalamdb_client_core::protocol::ws::ServerMessage::Change { row, .. }))
+                    if row[0] == json!(node) =>
+                {
+                    break;
+                }
+                Ok(_) => {}
+                Err(()) => panic!("the session through node {} closed", node + 1),
+            }
+        }
+    }
+    cluster.settle().await;
+    let mut held = Vec::new();
+    for node in &cluster.nodes {
+        held.push(table_stats(node, "app.u").await.0);
+    }
+    assert_eq!(held.iter().filter(|rows| **rows == 3).count(), 2, "bob's rows on two nodes: {held:?}");
 
     let token = token_of(SECRET.as_bytes());
     let port = cluster.cluster_ports[0];

@@ -8,7 +8,7 @@
 //! the other.
 
 use crate::api::ws::mutations;
-use crate::api::ws::socket_writer::{SocketWriter, WriterCommand};
+use crate::api::ws::socket_writer::{self, SocketWriter, WriterCommand};
 use crate::auth::{Principal, TokenGrant};
 use crate::budget::ConnectionPermit;
 use crate::clock::now_micros;
@@ -38,6 +38,8 @@ const CURSOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 enum Close {
     ClientGone,
     Policy(&'static str),
+    /// The client should connect again (it resumes from its cursors).
+    Reconnect(&'static str),
 }
 
 /// Where a socket comes from.
@@ -190,6 +192,9 @@ impl Connection {
                     if self.last_seen.elapsed() > Duration::from_secs(cfg.idle_timeout_secs) {
                         break Ok(Close::Policy("idle timeout"));
                     }
+                    if self.moved_elsewhere() {
+                        break Ok(Close::Reconnect("this user's data moved to other nodes; reconnect"));
+                    }
                     if self.grant.as_ref().is_some_and(|g| now_micros() / 1_000_000 > g.expires) {
                         let e = KalamError::Unauthorized("token expired; send a new auth frame before expiry".into());
                         let _ = self.send(&error_frame(None, &e)).await;
@@ -203,9 +208,28 @@ impl Connection {
             sub.end();
             self.db.live.unregister(&sub.live_id);
         }
-        if let Ok(Close::Policy(reason)) = close {
-            let _ = self.writer.send(WriterCommand::Close(reason)).await;
+        let close = match close {
+            Ok(Close::Policy(reason)) => Some((socket_writer::POLICY, reason)),
+            Ok(Close::Reconnect(reason)) => Some((socket_writer::RECONNECT, reason)),
+            _ => None,
+        };
+        if let Some((code, reason)) = close {
+            let _ = self.writer.send(WriterCommand::Close(code, reason)).await;
         }
+    }
+
+    /// With spread storage: whether this node has stopped storing the connection's user
+    /// (a change of the cluster's members moved their group away). Its subscriptions would
+    /// get no more changes here, so the client is told to reconnect (within a heartbeat),
+    /// and is then relayed to a node that stores the user, where it resumes from its
+    /// cursors.
+    fn moved_elsewhere(&self) -> bool {
+        let (Some(grant), Some(replication)) = (&self.grant, self.db.replication()) else { return false };
+        if !self.db.committer.placement().shared_apart() {
+            return false;
+        }
+        let user = crate::ids::Partition::User(grant.principal.user_id);
+        !replication.stores(replication.group_of(crate::ids::TableId(0), user))
     }
 
     /// Hands a frame to the writer, serialized here (initial loads are large).

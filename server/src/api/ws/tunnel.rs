@@ -9,6 +9,7 @@
 //! it is one session. If that node goes away, the client is disconnected (close code 1012,
 //! "service restart") and reconnects, here or elsewhere, resuming from its cursors.
 
+use super::socket_writer::RECONNECT;
 use crate::database::Database;
 use crate::ids::Partition;
 use crate::replication::GroupId;
@@ -47,7 +48,7 @@ pub(super) async fn relay(db: &Arc<Database>, mut client: WebSocket, first: Mess
             if let Ok(text) = serde_json::to_string(&frame) {
                 let _ = client.send(Message::Text(text.into())).await;
             }
-            let _ = client.send(Message::Close(Some(CloseFrame { code: RESTART, reason: "retry".into() }))).await;
+            let _ = client.send(Message::Close(Some(CloseFrame { code: RECONNECT, reason: "retry".into() }))).await;
             return;
         }
     };
@@ -88,11 +89,9 @@ pub(super) async fn relay(db: &Arc<Database>, mut client: WebSocket, first: Mess
     }
 }
 
-/// "Service restart": the client should reconnect (and resumes from its cursors).
-const RESTART: u16 = 1012;
 
 fn going_away() -> Message {
-    Message::Close(Some(CloseFrame { code: RESTART, reason: "the node serving this session went away".into() }))
+    Message::Close(Some(CloseFrame { code: RECONNECT, reason: "the node serving this session went away".into() }))
 }
 
 fn to_node_message(message: Message) -> Option<NodeMessage> {
