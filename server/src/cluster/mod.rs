@@ -87,6 +87,8 @@ struct Group {
 
 /// A running cluster node.
 pub(crate) struct Cluster {
+    /// This node itself, for the work that outlives a call (a handover's timers).
+    me: Weak<Cluster>,
     node_id: u64,
     /// Every group, by [`GroupId`]: the metadata group first, then the data groups.
     groups: Vec<Group>,
@@ -244,7 +246,8 @@ impl Cluster {
         }
 
         let group_count = groups.len();
-        let cluster = Arc::new(Cluster {
+        let cluster = Arc::new_cyclic(|me| Cluster {
+            me: me.clone(),
             node_id,
             groups,
             placement,
@@ -644,6 +647,11 @@ impl Cluster {
         let this = self.group(group);
         let _one_change_at_a_time = this.membership.lock().await;
         let voters: BTreeSet<u64> = this.metrics.borrow().membership_config.membership().voter_ids().collect();
+        if !voters.contains(&self.node_id) {
+            // A leader its last change demoted steps down: openraft must not be asked for
+            // another change meanwhile (it panics); the next leader takes the step.
+            return Err(KalamError::NotLeader(group.0));
+        }
         match step {
             MemberStep::Learner { id, address } => {
                 if !voters.contains(&id) {
@@ -681,12 +689,23 @@ impl Cluster {
                 next.insert(id);
                 self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
             }
-            MemberStep::Remove { id } => {
+            MemberStep::Demote { id } => {
                 if !voters.contains(&id) {
                     return Ok(());
                 }
                 let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
-                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
+                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), true).await
+            }
+            MemberStep::Remove { id } => {
+                let member = this.metrics.borrow().membership_config.membership().get_node(&id).is_some();
+                if voters.contains(&id) {
+                    let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
+                    self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
+                } else if member {
+                    self.change_membership_within(group, ChangeMembers::RemoveNodes([id].into()), false).await
+                } else {
+                    Ok(())
+                }
             }
             MemberStep::Voters { .. } => Ok(()),
         }
@@ -705,6 +724,12 @@ pub(super) enum MemberStep {
     Voter {
         id: u64,
         address: String,
+    },
+    /// The node stops voting and stays a learner (the metadata group, first when a node
+    /// is removed: every node then places data groups without it, while it still applies
+    /// the catalog the data groups' entries need).
+    Demote {
+        id: u64,
     },
     Remove {
         id: u64,
@@ -918,7 +943,7 @@ impl Replication for Cluster {
             {
                 return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
             }
-            MembershipChange::Remove { id } if !members.contains(id) => {
+            MembershipChange::Remove { id } if !known.contains(id) => {
                 return Err(KalamError::Validation(format!("node {id} is not a member")));
             }
             MembershipChange::Remove { .. } if members.len() == 1 => {
@@ -931,8 +956,9 @@ impl Replication for Cluster {
         // member of the cluster (a voter of the metadata group) once it has caught up, then
         // a voter of the data groups it is placed in (`voters`), each once caught up: the
         // metadata group first, since a data group applies nothing before its node has the
-        // catalog it names. Removing: the data groups first (each takes another voter in
-        // its place), the metadata group last.
+        // catalog it names. Removing: the node stops voting in the metadata group (so no
+        // leader places a data group's voters on it any more), then the data groups each
+        // take another voter in its place, then it leaves the metadata group.
         let data_groups: Vec<GroupId> = self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA).collect();
         let steps: Vec<(MemberStep, Vec<GroupId>)> = match &change {
             MembershipChange::Add { id, address } => {
@@ -948,9 +974,13 @@ impl Replication for Cluster {
                 ]
             }
             MembershipChange::Remove { id } => {
+                if *id == self.node_id {
+                    self.hand_over_metadata(&members).await?;
+                }
                 let members: BTreeSet<u64> = members.iter().copied().filter(|m| m != id).collect();
                 let keep: BTreeSet<u64> = known.into_iter().filter(|m| m != id).collect();
                 vec![
+                    (MemberStep::Demote { id: *id }, vec![METADATA]),
                     (MemberStep::Voters { members, keep }, data_groups),
                     (MemberStep::Remove { id: *id }, vec![METADATA]),
                 ]

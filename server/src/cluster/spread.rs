@@ -141,6 +141,11 @@ impl Cluster {
         m.membership_config.membership().nodes().map(|(id, node)| (*id, node.addr.clone())).collect()
     }
 
+    /// The cluster address of node `node`, as the metadata group knows it.
+    pub(super) fn address_of(&self, node: u64) -> Option<String> {
+        self.metadata_addresses().into_iter().find(|(id, _)| *id == node).map(|(_, address)| address)
+    }
+
     /// What this node answers a request for `group` it cannot take: the leader it knows.
     pub(super) fn leader_hint(&self, group: GroupId) -> Option<LeaderHint> {
         // A node that does not follow the group would name an old leader.

@@ -1030,6 +1030,51 @@ async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
     single.sql_err(&root, "ALTER CLUSTER REMOVE NODE 2", 400, "NOT_SUPPORTED").await;
 }
 
+/// Writer `w`'s `k`th insert into `app.items (id, v)`.
+fn insert_item(w: u64, k: u64) -> String {
+    format!("INSERT INTO app.items (id, v) VALUES ({}, 'i{k}')", w * 1_000_000 + k)
+}
+
+/// With spread storage, a node added and a node removed under load move users' groups
+/// between nodes (each group on `replicas` nodes, no learners left behind), and no
+/// acknowledged write is lost; every node still answers every user alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_nothing() {
+    let mut cluster = TestCluster::start_with(3, "replicas = 2\nspread_storage = true\ndata_groups = 4").await;
+    let root = Auth::root();
+    let ddl = "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT)";
+    cluster.nodes[0].sql_ok(&root, ddl).await;
+    let alice = cluster.nodes[0].create_user("alice").await;
+    cluster.settle().await;
+    let bases = vec![cluster.nodes[1].base.clone(), cluster.nodes[2].base.clone()];
+    let writers = Writers::start(bases, ("alice", "alice-password"), insert_item);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let address = cluster.start_outside_node(4).await;
+    cluster.nodes[1].sql_ok(&root, &format!("ALTER CLUSTER ADD NODE 4 '{address}'")).await;
+    // Members per group (and voters): every node in the metadata and the SHARED tables'
+    // groups; each users' group on two nodes, both voters.
+    let members = "SELECT group_id, count(*), sum(CASE WHEN voter THEN 1 ELSE 0 END) FROM system.cluster \
+                   GROUP BY group_id ORDER BY group_id";
+    let four = [json!([0, 4, 4]), json!([1, 4, 2]), json!([2, 2, 2]), json!([3, 2, 2]), json!([4, 2, 2])];
+    cluster.until_everywhere(&root, members, &four).await;
+    let on_four = cluster.nodes[3].sql_ok(&root, "SELECT count(*) FROM system.cluster WHERE this_node").await;
+    assert!(on_four.rows(0)[0][0].as_u64().unwrap() < 5, "node 4 is a member of every group");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.nodes[2].sql_ok(&root, "ALTER CLUSTER REMOVE NODE 1").await;
+    cluster.nodes[0].kill9();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (acknowledged, _) = writers.stop().await;
+    assert!(acknowledged.len() > 20, "writers made progress: {}", acknowledged.len());
+
+    let three = [json!([0, 3, 3]), json!([1, 3, 2]), json!([2, 2, 2]), json!([3, 2, 2]), json!([4, 2, 2])];
+    cluster.until_everywhere(&root, members, &three).await;
+    let rows = cluster.same_everywhere(&alice, "SELECT id FROM app.items ORDER BY id").await;
+    let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
+    assert!(acknowledged.is_subset(&stored), "{} acknowledged writes lost", acknowledged.difference(&stored).count());
+}
+
 #[tokio::test]
 async fn a_single_nodes_data_directory_is_refused_unless_it_creates_the_cluster() {
     let mut single = TestServer::start().await;
