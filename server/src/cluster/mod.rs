@@ -17,6 +17,7 @@
 //!   through [`Replication`]: a group's leader proposes, other nodes forward to it.
 
 mod leadership;
+mod leaving;
 mod network;
 mod problems;
 mod seeding;
@@ -49,6 +50,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 pub(crate) use network::ClusterToken;
+pub(crate) use leaving::free_left_groups;
 pub(crate) use snapshot::install_pending as install_pending_snapshot;
 
 openraft::declare_raft_types!(
@@ -299,10 +301,14 @@ impl Cluster {
             let ids: BTreeSet<u64> = members.keys().copied().collect();
             for group in &cluster.groups {
                 let initialised = group.raft.is_initialized().await.map_err(KalamError::internal)?;
-                if !initialised {
-                    // With spread storage, each group only on the nodes that will store it.
+                // A group this node left and freed (spread storage) exists on other nodes.
+                let left = db.store.get(crate::storage::CF_CATALOG, &leaving::left_key(group.id))?.is_some();
+                if !initialised && !left {
+                    // With spread storage, each group only on the nodes that will store it
+                    // (and this one, which openraft requires; it leaves the groups it is not
+                    // placed in once their other voters lead them).
                     let mut placed = members.clone();
-                    placed.retain(|id, _| cluster.stores_on(group.id, *id, &ids));
+                    placed.retain(|id, _| *id == node_id || cluster.stores_on(group.id, *id, &ids));
                     group
                         .raft
                         .initialize(placed)

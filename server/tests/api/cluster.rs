@@ -820,9 +820,15 @@ async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_eve
         rows.rows(0).iter().map(|r| (r[0].as_i64().unwrap(), r[1].clone())).collect();
     assert!(replica.rows == expected, "the subscriber's copy differs from the table");
 
-    // The killed node comes back and catches up in its groups.
+    // The killed node comes back and catches up in its groups; the node that created the
+    // cluster (`--cluster-bootstrap`) restarts without creating again a group it left.
     cluster.nodes[serving].start_again();
     cluster.until_everywhere(&root, members, &membership).await;
+    if serving != 0 {
+        cluster.nodes[0].kill9();
+        cluster.nodes[0].start_again();
+        cluster.until_everywhere(&root, members, &membership).await;
+    }
     let count = "SELECT count(*) FROM app.items";
     let n = cluster.same_everywhere(&alice, count).await;
     assert_eq!(n, vec![json!([expected.len()])]);
@@ -1040,11 +1046,19 @@ fn insert_item(w: u64, k: u64) -> String {
 /// acknowledged write is lost; every node still answers every user alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_nothing() {
-    let mut cluster = TestCluster::start_with(3, "replicas = 2\nspread_storage = true\ndata_groups = 4").await;
+    let mut cluster = TestCluster::start_with(3, "replicas = 2\nspread_storage = true\ndata_groups = 8").await;
     let root = Auth::root();
     let ddl = "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT)";
     cluster.nodes[0].sql_ok(&root, ddl).await;
     let alice = cluster.nodes[0].create_user("alice").await;
+    // Rows of several users, so of most groups, before the members change.
+    let mut others = Vec::new();
+    for u in 0..8 {
+        let user = cluster.nodes[0].create_user(&format!("other{u}")).await;
+        let values: Vec<String> = (0..5).map(|i| format!("({i}, 'o')")).collect();
+        cluster.nodes[u % 3].sql_ok(&user, &format!("INSERT INTO app.items (id, v) VALUES {}", values.join(", "))).await;
+        others.push(user);
+    }
     cluster.settle().await;
     let bases = vec![cluster.nodes[1].base.clone(), cluster.nodes[2].base.clone()];
     let writers = Writers::start(bases, ("alice", "alice-password"), insert_item);
@@ -1056,10 +1070,13 @@ async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_n
     // groups; each users' group on two nodes, both voters.
     let members = "SELECT group_id, count(*), sum(CASE WHEN voter THEN 1 ELSE 0 END) FROM system.cluster \
                    GROUP BY group_id ORDER BY group_id";
-    let four = [json!([0, 4, 4]), json!([1, 4, 2]), json!([2, 2, 2]), json!([3, 2, 2]), json!([4, 2, 2])];
+    let spread = |nodes: u64| -> Vec<Value> {
+        [json!([0, nodes, nodes]), json!([1, nodes, 2])].into_iter().chain((2..=8).map(|g| json!([g, 2, 2]))).collect()
+    };
+    let four = spread(4);
     cluster.until_everywhere(&root, members, &four).await;
     let on_four = cluster.nodes[3].sql_ok(&root, "SELECT count(*) FROM system.cluster WHERE this_node").await;
-    assert!(on_four.rows(0)[0][0].as_u64().unwrap() < 5, "node 4 is a member of every group");
+    assert!(on_four.rows(0)[0][0].as_u64().unwrap() < 9, "node 4 is a member of every group");
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.nodes[2].sql_ok(&root, "ALTER CLUSTER REMOVE NODE 1").await;
@@ -1068,11 +1085,27 @@ async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_n
     let (acknowledged, _) = writers.stop().await;
     assert!(acknowledged.len() > 20, "writers made progress: {}", acknowledged.len());
 
-    let three = [json!([0, 3, 3]), json!([1, 3, 2]), json!([2, 2, 2]), json!([3, 2, 2]), json!([4, 2, 2])];
+    let three = spread(3);
     cluster.until_everywhere(&root, members, &three).await;
     let rows = cluster.same_everywhere(&alice, "SELECT id FROM app.items ORDER BY id").await;
     let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
     assert!(acknowledged.is_subset(&stored), "{} acknowledged writes lost", acknowledged.difference(&stored).count());
+
+    // A node frees the groups it left when it restarts: then each row is on two nodes.
+    for node in 1..4 {
+        cluster.nodes[node].kill9();
+        cluster.nodes[node].start_again();
+        cluster.until_everywhere(&root, members, &three).await;
+    }
+    let mut held = Vec::new();
+    for node in &cluster.nodes[1..] {
+        held.push(table_stats(node, "app.items").await.0);
+    }
+    assert_eq!(held.iter().sum::<i64>(), 2 * (stored.len() as i64 + 40), "hot rows per node: {held:?}");
+    assert_eq!(cluster.same_everywhere(&alice, "SELECT id FROM app.items ORDER BY id").await, rows);
+    for user in &others {
+        assert_eq!(cluster.same_everywhere(user, "SELECT count(*) FROM app.items").await, vec![json!([5])]);
+    }
 }
 
 #[tokio::test]
@@ -1640,12 +1673,11 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.checked_duration_since(Instant::now()).expect("no change through the session");
+            use kalamdb_client_core::protocol::ws::ServerMessage;
+            // A change, or the initial load if the write came first.
             match ws.next_frame(left).await {
-                Ok(Some(kalamdb_client_core::protocol::ws::ServerMessage::Change { row, .. }))
-                    if row[0] == json!(node) =>
-                {
-                    break;
-                }
+                Ok(Some(ServerMessage::Change { row, .. })) if row[0] == json!(node) => break,
+                Ok(Some(ServerMessage::Batch { rows, .. })) if rows.iter().any(|r| r[0] == json!(node)) => break,
                 Ok(_) => {}
                 Err(()) => panic!("the session through node {} closed", node + 1),
             }
