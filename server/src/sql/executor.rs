@@ -316,12 +316,16 @@ fn write_group(cx: &ExecContext<'_>, statement: &Statement) -> GroupId {
     }
 }
 
-/// The data group whose partitions `statement` reads, when it reads a user's: the caller's
-/// (or the `EXECUTE AS` target's) group if it names a USER or STREAM table. No role reads
-/// another user's partitions, so that is the only group such a statement needs besides the
-/// SHARED tables'.
+/// With spread storage, the data group whose partitions `statement` reads, when it reads a
+/// user's: the caller's (or the `EXECUTE AS` target's) group if it names a USER or STREAM
+/// table. No role reads another user's partitions, so that is the only group such a
+/// statement needs besides the SHARED tables'.
 fn read_group(cx: &ExecContext<'_>, statement: &Statement) -> Option<GroupId> {
     use datafusion::sql::sqlparser::ast::visit_relations;
+    // Every node stores every group unless storage is spread.
+    if !cx.db.committer.placement().shared_apart() {
+        return None;
+    }
     let replication = cx.db.replication()?;
     match statement {
         Statement::Sql(sql) => {
