@@ -154,7 +154,8 @@ async fn settled_leader(client: &reqwest::Client, nodes: &[Node], group: usize) 
         for g in 0..groups {
             let seen: Vec<_> = views.iter().filter_map(|v| v.as_ref()?.get(g).copied().flatten()).collect();
             let first = seen.first().copied();
-            agreed &= first.is_some_and(|f| seen.iter().all(|s| s.0.is_some() && s.0 == f.0 && s.2 == s.1 && s.2 == f.2));
+            agreed &=
+                first.is_some_and(|f| seen.iter().all(|s| s.0.is_some() && s.0 == f.0 && s.2 == s.1 && s.2 == f.2));
             leaders.push(first.and_then(|f| f.0));
         }
         if agreed && let Some(Some(leader)) = leaders.get(group) {

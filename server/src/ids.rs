@@ -200,7 +200,6 @@ impl Placement {
         }
     }
 
-
     /// `id` hashed over the groups from `first` on.
     fn hashed(self, id: u64, first: u16) -> DataGroup {
         let span = u64::from(self.groups - first);

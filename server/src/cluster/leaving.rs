@@ -50,7 +50,8 @@ pub(crate) async fn free_left_groups(config: &Config) -> Result<()> {
     if members.is_empty() {
         return Ok(());
     }
-    let logs = RaftLogs::open(&data_dir.join("raft"), Durability::Synced).map_err(|e| KalamError::Source(Arc::new(e)))?;
+    let logs =
+        RaftLogs::open(&data_dir.join("raft"), Durability::Synced).map_err(|e| KalamError::Source(Arc::new(e)))?;
     for group in placement.all().filter(|g| *g != Placement::SHARED_GROUP).map(raft_group) {
         let (applied, membership) = super::state_machine::stored_position_in(&store, group)?;
         let known = membership.membership();

@@ -49,8 +49,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-pub(crate) use network::ClusterToken;
 pub(crate) use leaving::free_left_groups;
+pub(crate) use network::ClusterToken;
 pub(crate) use snapshot::install_pending as install_pending_snapshot;
 
 openraft::declare_raft_types!(
@@ -119,9 +119,8 @@ pub(crate) struct Cluster {
 /// each node stores only its groups (absent in records written before that setting).
 fn check_placement(db: &Database, placement: Placement) -> Result<()> {
     let spread = placement.shared_apart();
-    let describe = |groups: u16, spread: bool| {
-        format!("cluster.data_groups = {groups}, cluster.spread_storage = {spread}")
-    };
+    let describe =
+        |groups: u16, spread: bool| format!("cluster.data_groups = {groups}, cluster.spread_storage = {spread}");
     match db.store.get(crate::storage::CF_CATALOG, DATA_GROUPS_KEY)? {
         Some(stored) => {
             let (groups, stored_spread) = match stored.as_slice() {
@@ -945,7 +944,10 @@ impl Replication for Cluster {
             // to the rest by running it again.)
             MembershipChange::Add { id, .. }
                 if members.contains(id)
-                    && self.groups_placed_on(*id, &members).into_iter().all(|g| members_of(self.group(g)).contains(id)) =>
+                    && self
+                        .groups_placed_on(*id, &members)
+                        .into_iter()
+                        .all(|g| members_of(self.group(g)).contains(id)) =>
             {
                 return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
             }

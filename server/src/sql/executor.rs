@@ -344,8 +344,13 @@ fn read_group(cx: &ExecContext<'_>, statement: &Statement) -> Option<GroupId> {
         }
         Statement::ExecuteAs { user, statement } => {
             let principal = execute_as::target(cx, user).ok()?;
-            let inner =
-                ExecContext { db: cx.db, principal, namespace: cx.namespace.clone(), params: cx.params, origin: cx.origin.clone() };
+            let inner = ExecContext {
+                db: cx.db,
+                principal,
+                namespace: cx.namespace.clone(),
+                params: cx.params,
+                origin: cx.origin.clone(),
+            };
             read_group(&inner, statement)
         }
         _ => None,

@@ -283,7 +283,8 @@ impl TestCluster {
         loop {
             // Per node and group: its last log index and applied index, `None` for a group
             // the node does not store (spread storage).
-            let mut positions: Vec<Vec<Option<(Option<u64>, Option<u64>)>>> = Vec::new();
+            type Position = Option<(Option<u64>, Option<u64>)>;
+            let mut positions: Vec<Vec<Position>> = Vec::new();
             for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running_quiet()) {
                 let h = Self::health(node).await.unwrap_or_else(|| panic!("node {} does not answer", i + 1));
                 let groups = h["groups"].as_array().unwrap();
@@ -747,7 +748,9 @@ async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_eve
     for (u, user) in users.iter().enumerate() {
         for node in 0..4 {
             let id = u * 10 + node;
-            let sql = format!("INSERT INTO app.items (id, v) VALUES ({id}, 'x'); SELECT count(*) FROM app.items WHERE id = {id}");
+            let sql = format!(
+                "INSERT INTO app.items (id, v) VALUES ({id}, 'x'); SELECT count(*) FROM app.items WHERE id = {id}"
+            );
             let r = cluster.nodes[node].sql_ok(user, &sql).await;
             assert_eq!(r.rows(1), &vec![json!([1])], "spread{u} through node {}", node + 1);
         }
@@ -1056,7 +1059,9 @@ async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_n
     for u in 0..8 {
         let user = cluster.nodes[0].create_user(&format!("other{u}")).await;
         let values: Vec<String> = (0..5).map(|i| format!("({i}, 'o')")).collect();
-        cluster.nodes[u % 3].sql_ok(&user, &format!("INSERT INTO app.items (id, v) VALUES {}", values.join(", "))).await;
+        cluster.nodes[u % 3]
+            .sql_ok(&user, &format!("INSERT INTO app.items (id, v) VALUES {}", values.join(", ")))
+            .await;
         others.push(user);
     }
     cluster.settle().await;

@@ -40,11 +40,7 @@ pub(super) async fn relay(db: &Arc<Database>, mut client: WebSocket, first: Mess
     let upstream = match replication.open_session(group, max).await {
         Ok(upstream) => upstream,
         Err(e) => {
-            let frame = ServerMessage::Error {
-                id: None,
-                code: e.code(),
-                message: e.public_message(),
-            };
+            let frame = ServerMessage::Error { id: None, code: e.code(), message: e.public_message() };
             if let Ok(text) = serde_json::to_string(&frame) {
                 let _ = client.send(Message::Text(text.into())).await;
             }
@@ -89,7 +85,6 @@ pub(super) async fn relay(db: &Arc<Database>, mut client: WebSocket, first: Mess
     }
 }
 
-
 fn going_away() -> Message {
     Message::Close(Some(CloseFrame { code: RECONNECT, reason: "the node serving this session went away".into() }))
 }
@@ -100,9 +95,9 @@ fn to_node_message(message: Message) -> Option<NodeMessage> {
         Message::Binary(b) => NodeMessage::Binary(b),
         Message::Ping(p) => NodeMessage::Ping(p),
         Message::Pong(p) => NodeMessage::Pong(p),
-        Message::Close(frame) => NodeMessage::Close(
-            frame.map(|f| NodeCloseFrame { code: f.code.into(), reason: f.reason.as_str().into() }),
-        ),
+        Message::Close(frame) => {
+            NodeMessage::Close(frame.map(|f| NodeCloseFrame { code: f.code.into(), reason: f.reason.as_str().into() }))
+        }
     })
 }
 
