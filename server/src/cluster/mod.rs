@@ -516,32 +516,7 @@ impl Cluster {
     /// Waits until this node has applied every entry of `group` committed before the call,
     /// as the group's leader confirms with a majority (openraft's read index).
     async fn barrier(&self, group: GroupId) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + self.write_timeout();
-        let index = loop {
-            // One try: this node's read index if it leads, else the leader's (or this node's,
-            // if it became the leader while asking); bounded by what is left of the deadline.
-            let attempt = async {
-                if !self.leads(group)
-                    && let Some(index) =
-                        self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?
-                {
-                    return Ok(index);
-                }
-                self.read_index_here(group).await
-            };
-            let index = tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| Err(unconfirmed_leader()));
-            match index {
-                Ok(index) => break index,
-                // A leader that cannot confirm it leads may just have lost an election it has
-                // not heard of (a partition healing): asking again, the new leader, is safe
-                // for a read, for as long as a write would wait.
-                Err(e) if tokio::time::Instant::now() + Duration::from_millis(50) < deadline => {
-                    tracing::debug!(group = group.0, "read index not confirmed, asking again: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let index = self.read_index(group).await?;
         match self.applied_within(group, index, self.write_timeout()).await {
             true => Ok(()),
             false => Err(KalamError::Unavailable(format!(
@@ -551,9 +526,10 @@ impl Cluster {
         }
     }
 
-    /// The read index of `group` from its leader, for a group this node does not store
-    /// (asked again, as [`Cluster::barrier`] does, within the write timeout).
-    async fn remote_read_index(&self, group: GroupId) -> Result<u64> {
+    /// The read index of `group`: this node's if it leads, else the leader's (or this
+    /// node's, if it came to lead while asking), each try bounded by what is left of the
+    /// write timeout.
+    async fn read_index(&self, group: GroupId) -> Result<u64> {
         let deadline = tokio::time::Instant::now() + self.write_timeout();
         loop {
             let attempt = async {
@@ -564,6 +540,9 @@ impl Cluster {
             };
             match tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| Err(unconfirmed_leader())) {
                 Ok(index) => return Ok(index),
+                // A leader that cannot confirm it leads may just have lost an election it has
+                // not heard of (a partition healing): asking again, the new leader, is safe
+                // for a read, for as long as a write would wait.
                 Err(e) if tokio::time::Instant::now() + Duration::from_millis(50) < deadline => {
                     tracing::debug!(group = group.0, "read index not confirmed, asking again: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -858,7 +837,7 @@ impl Replication for Cluster {
             match self.stores_group(g.id) {
                 true => self.barrier(g.id).await,
                 // Its reads run on a node that stores it, which applies this far first.
-                false => self.remote_read_index(g.id).await.map(|index| self.spread.note_acked(g.id, index)),
+                false => self.read_index(g.id).await.map(|index| self.spread.note_acked(g.id, index)),
             }
         }))
         .await
