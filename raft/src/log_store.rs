@@ -96,6 +96,24 @@ impl RaftLogs {
     pub fn group<C: RaftTypeConfig>(&self, group: GroupId) -> LogStore<C> {
         LogStore { db: self.db.clone(), group, durability: self.durability, _config: PhantomData }
     }
+
+    /// Forgets everything of `group` (its entries, vote, committed and purged marks), synced:
+    /// for a node that has left the group, so that if it ever joins it again it starts from
+    /// nothing (the leader's snapshot). Only for a group the node does not vote in (a voter
+    /// must never forget its vote or what it acknowledged), and with no Raft instance of the
+    /// group running.
+    pub fn forget_group(&self, group: GroupId) -> Result<(), rocksdb::Error> {
+        let (entries, state) = (self.db.cf_handle(CF_ENTRIES), self.db.cf_handle(CF_STATE));
+        let (Some(entries), Some(state)) = (entries, state) else { return Ok(()) };
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(entries, group.entry_key(0), GroupId(group.0.saturating_add(1)).entry_key(0));
+        for name in [VOTE, COMMITTED, PURGED] {
+            batch.delete_cf(state, group.state_key(name));
+        }
+        let mut options = WriteOptions::default();
+        options.set_sync(true);
+        self.db.write_opt(batch, &options)
+    }
 }
 
 /// One group's log: openraft's `RaftLogStorage` (and its own log reader).

@@ -15,7 +15,10 @@
 //! Environment: `BENCH_WRITES` (samples per latency case, default 1000), `BENCH_TRIALS`
 //! (failover trials, default 10), `BENCH_CLUSTER_TLS=1` (the nodes talk mutual TLS:
 //! `[cluster] tls_*` with certificates of a CA made for the run), `BENCH_DATA_GROUPS`
-//! (`[cluster] data_groups`, default 8), `BENCH_BALANCE_LEADERS=0` (`balance_leaders = false`).
+//! (`[cluster] data_groups`, default 8), `BENCH_BALANCE_LEADERS=0` (`balance_leaders = false`),
+//! `BENCH_SPREAD=1` (`spread_storage = true` with `replicas = 2`: each user on two of the three
+//! nodes; adds the cases through the node that does not store the bench user, whose reads and
+//! sessions it hands to the user's group's leader).
 
 mod common;
 
@@ -74,6 +77,9 @@ fn start_cluster(root: &std::path::Path) -> Vec<Node> {
     if std::env::var("BENCH_BALANCE_LEADERS").is_ok_and(|v| v == "0") {
         settings.push_str("balance_leaders = false\n");
     }
+    if spread() {
+        settings.push_str("spread_storage = true\nreplicas = 2\n");
+    }
     std::fs::write(&config, settings).unwrap();
     let mut nodes: Vec<Node> = ports
         .iter()
@@ -105,8 +111,14 @@ fn start_cluster(root: &std::path::Path) -> Vec<Node> {
     nodes
 }
 
-/// One group on one node: its leader, last log index and last applied index.
-type GroupView = (Option<u64>, Option<u64>, Option<u64>);
+/// Whether the cluster spreads storage (`BENCH_SPREAD=1`).
+fn spread() -> bool {
+    std::env::var("BENCH_SPREAD").is_ok_and(|v| v == "1")
+}
+
+/// One group on one node: its leader, last log index and last applied index; `None` for a
+/// group the node does not store (spread storage), whose view is old.
+type GroupView = Option<(Option<u64>, Option<u64>, Option<u64>)>;
 
 /// The leader of Raft group `group` (0 is the metadata group), once all running nodes agree
 /// on every group's leader and have applied each group's log as far as it goes, and `group`'s
@@ -126,21 +138,28 @@ async fn settled_leader(client: &reqwest::Client, nodes: &[Node], group: usize) 
                 let groups = h["groups"].as_array()?.iter();
                 Some(
                     groups
-                        .map(|g| (g["leader"].as_u64(), g["last_log_index"].as_u64(), g["last_applied"].as_u64()))
+                        .map(|g| {
+                            (g["stored"] != json!(false)).then(|| {
+                                (g["leader"].as_u64(), g["last_log_index"].as_u64(), g["last_applied"].as_u64())
+                            })
+                        })
                         .collect(),
                 )
             }));
         }
-        let first = views.first().cloned().flatten().unwrap_or_default();
-        let agreed = !first.is_empty()
-            && views.iter().all(|v| {
-                v.as_ref().is_some_and(|v| {
-                    v.len() == first.len()
-                        && v.iter().zip(&first).all(|(g, f)| g.0.is_some() && g.0 == f.0 && g.2 == g.1 && g.2 == f.2)
-                })
-            });
-        if agreed && let Some(Some(leader)) = first.get(group).map(|g| g.0) {
-            let leader = leader as usize - 1;
+        // Per group, the nodes storing it agree on its leader and have applied its whole log.
+        let groups = views.first().cloned().flatten().map_or(0, |v| v.len());
+        let mut leaders: Vec<Option<u64>> = Vec::with_capacity(groups);
+        let mut agreed = groups > 0 && views.iter().all(|v| v.as_ref().is_some_and(|v| v.len() == groups));
+        for g in 0..groups {
+            let seen: Vec<_> = views.iter().filter_map(|v| v.as_ref()?.get(g).copied().flatten()).collect();
+            let first = seen.first().copied();
+            agreed &=
+                first.is_some_and(|f| seen.iter().all(|s| s.0.is_some() && s.0 == f.0 && s.2 == s.1 && s.2 == f.2));
+            leaders.push(first.and_then(|f| f.0));
+        }
+        if agreed && let Some(Some(leader)) = leaders.get(group) {
+            let leader = *leader as usize - 1;
             match same_since {
                 Some((l, since)) if l == leader => {
                     if since.elapsed() >= Duration::from_secs(5) {
@@ -178,6 +197,25 @@ async fn insert_latency(client: &reqwest::Client, base: &str, token: &str, first
     for i in 0..writes as i64 {
         let t = Instant::now();
         let r = insert(client, base, token, first + i).await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        samples.push(t.elapsed());
+    }
+    percentiles(samples)
+}
+
+/// p50 and p99 of `reads` sequential primary-key SELECTs (of rows the INSERT cases wrote)
+/// through `base`.
+async fn select_latency(client: &reqwest::Client, base: &str, token: &str, reads: usize) -> (u128, u128) {
+    let mut samples = Vec::with_capacity(reads);
+    for i in 0..reads as i64 {
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/v1/api/sql"))
+            .bearer_auth(token)
+            .json(&json!({ "sql": format!("SELECT id, n FROM bench.t WHERE id = {i}") }))
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
         samples.push(t.elapsed());
     }
@@ -289,7 +327,14 @@ fn main() {
         let group = query(nodes[0].server.as_ref().unwrap(), &client, &root, group).await;
         let group = group["results"][0]["rows"][0][0].as_u64().expect("a data group") as usize;
         let leader = settled_leader(&client, &nodes, group).await;
-        let follower = (leader + 1) % 3;
+        // With spread storage, the other node storing the user, and the one that does not.
+        let mut stores = Vec::new();
+        for n in &nodes {
+            let h: Value = client.get(format!("{}/v1/api/cluster/health", n.base)).send().await.unwrap().json().await.unwrap();
+            stores.push(h["groups"][group]["stored"] != json!(false));
+        }
+        let follower = (1..3).map(|d| (leader + d) % 3).find(|n| stores[*n]).unwrap();
+        let outside = stores.iter().position(|s| !s);
         // The follower signs in from its own replica, which applies the new user a moment
         // after the leader answered.
         let token = loop {
@@ -304,6 +349,15 @@ fn main() {
         println!("{:>28} {p50:>10} {p99:>10}", "3 nodes, via the leader");
         let (p50, p99) = insert_latency(&client, &nodes[follower].base, &token, 10_000_000, writes).await;
         println!("{:>28} {p50:>10} {p99:>10}", "3 nodes, via a follower");
+        if let Some(outside) = outside {
+            let (p50, p99) = insert_latency(&client, &nodes[outside].base, &token, 30_000_000, writes).await;
+            println!("{:>28} {p50:>10} {p99:>10}", "via a node not storing");
+            println!("primary-key SELECT over HTTP, {writes} sequential reads per case");
+            for (case, node) in [("via the leader", leader), ("via a follower", follower), ("via a node not storing", outside)] {
+                let (p50, p99) = select_latency(&client, &nodes[node].base, &token, writes).await;
+                println!("{case:>28} {p50:>10} {p99:>10}");
+            }
+        }
 
         // A write through the leader, seen by a subscriber on a follower.
         let mut ws = connect(&nodes[follower].base, &token).await;
@@ -330,6 +384,29 @@ fn main() {
         println!("write on the leader -> change event on a follower: p50 {p50} µs, p99 {p99} µs");
         send(&mut ws, json!({"type": "unsubscribe", "id": "s"})).await;
         drop(ws);
+        if let Some(outside) = outside {
+            // The session through the node not storing the user is relayed to the leader.
+            let mut ws = connect(&nodes[outside].base, &token).await;
+            subscribe(&mut ws, "r", "SELECT id FROM bench.t WHERE n = 3").await;
+            let mut samples = Vec::with_capacity(writes);
+            for i in 0..writes as i64 {
+                let t = Instant::now();
+                let sql = format!("INSERT INTO bench.t (id, n) VALUES ({}, 3)", 40_000_000 + i);
+                let r = client
+                    .post(format!("{}/v1/api/sql", nodes[leader].base))
+                    .bearer_auth(&token)
+                    .json(&json!({ "sql": sql }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                while !matches!(recv(&mut ws).await, ServerMessage::Change { .. }) {}
+                samples.push(t.elapsed());
+            }
+            let (p50, p99) = percentiles(samples);
+            println!("write on the leader -> change event, session relayed by another node: p50 {p50} µs, p99 {p99} µs");
+            drop(ws);
+        }
 
         let flush_rows = common::env_or("BENCH_FLUSH_ROWS", 100_000);
         if flush_rows > 0 {
@@ -365,7 +442,9 @@ fn main() {
             }
         }
 
-        // Failover: kill -9 the leader while one writer writes through another node.
+        // Failover: kill -9 the leader while one writer writes through another node. (Not
+        // with spread storage's two voters per group: one left is no majority.)
+        let trials = if spread() { 0 } else { trials };
         let mut failovers = Vec::new();
         let mut skipped = 0;
         for trial in 0.. {

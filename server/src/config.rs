@@ -156,6 +156,12 @@ pub struct ClusterConfig {
     /// majority; the other members are learners that apply its log). Read by each group's
     /// leader when the members change: set it alike on every node. 1–9.
     pub replicas: usize,
+    /// Each node stores only the data groups it votes in (`replicas` nodes per group) instead
+    /// of every group, so that storage and the work of applying writes spread as the cluster
+    /// grows; SHARED tables are then all in one group that every node stores, and a node
+    /// hands a statement or WebSocket session of a user whose group it does not store to a
+    /// node that does. Fixed when the cluster is created, like `data_groups`.
+    pub spread_storage: bool,
 }
 
 impl Default for ClusterConfig {
@@ -179,6 +185,7 @@ impl Default for ClusterConfig {
             data_groups: 8,
             balance_leaders: true,
             replicas: 3,
+            spread_storage: false,
         }
     }
 }
@@ -187,9 +194,10 @@ impl ClusterConfig {
     /// Where USER partitions and SHARED tables go: the data groups of a cluster, or the one
     /// group of a single node.
     pub(crate) fn placement(&self) -> Result<crate::ids::Placement> {
-        match self.enabled() {
-            true => crate::ids::Placement::new(self.data_groups),
-            false => Ok(crate::ids::Placement::SINGLE),
+        match (self.enabled(), self.spread_storage) {
+            (true, true) => crate::ids::Placement::with_shared_apart(self.data_groups),
+            (true, false) => crate::ids::Placement::new(self.data_groups),
+            (false, _) => Ok(crate::ids::Placement::SINGLE),
         }
     }
 

@@ -132,9 +132,15 @@ pub(crate) struct DataGroup(pub u16);
 /// user (so one user's rows in every table commit in one group), a SHARED table in the group
 /// of its table. The hash is FNV-1a (64-bit) of the id's little-endian bytes, fixed so that
 /// placement never changes between versions. A single node has one group.
+///
+/// With `shared_apart` (a cluster whose nodes store only the groups they vote in), every
+/// SHARED table is in group 0, which every node stores, and users are spread over the
+/// others: a statement or subscription reads at most one user's partitions (no role reads
+/// another's, SPEC §4), so any node storing that user's group can answer it whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Placement {
     groups: u16,
+    shared_apart: bool,
 }
 
 impl Placement {
@@ -142,7 +148,10 @@ impl Placement {
     pub(crate) const MAX_GROUPS: u16 = 64;
 
     /// One group holding every partition (the single node).
-    pub(crate) const SINGLE: Placement = Placement { groups: 1 };
+    pub(crate) const SINGLE: Placement = Placement { groups: 1, shared_apart: false };
+
+    /// The group of every SHARED table when they are kept apart from users' partitions.
+    pub(crate) const SHARED_GROUP: DataGroup = DataGroup(0);
 
     /// `groups` data groups (1 to [`Placement::MAX_GROUPS`]).
     pub(crate) fn new(groups: u16) -> Result<Placement> {
@@ -152,7 +161,23 @@ impl Placement {
                 Self::MAX_GROUPS
             )));
         }
-        Ok(Placement { groups })
+        Ok(Placement { groups, shared_apart: false })
+    }
+
+    /// `groups` data groups, SHARED tables all in [`Placement::SHARED_GROUP`] and users'
+    /// partitions spread over the others (2 to [`Placement::MAX_GROUPS`] groups).
+    pub(crate) fn with_shared_apart(groups: u16) -> Result<Placement> {
+        if groups < 2 {
+            return Err(KalamError::InvalidRequest(format!(
+                "storing groups apart needs at least 2 data groups (one for SHARED tables), not {groups}"
+            )));
+        }
+        Ok(Placement { shared_apart: true, ..Placement::new(groups)? })
+    }
+
+    /// Whether SHARED tables are all in [`Placement::SHARED_GROUP`], apart from users.
+    pub(crate) fn shared_apart(self) -> bool {
+        self.shared_apart
     }
 
     /// How many data groups there are.
@@ -167,11 +192,18 @@ impl Placement {
 
     /// The group of `table`'s partition `partition`.
     pub(crate) fn group_of(self, table: TableId, partition: Partition) -> DataGroup {
-        let id = match partition {
-            Partition::User(user) => user.0,
-            Partition::Shared => table.0,
-        };
-        DataGroup((fnv1a(&id.to_le_bytes()) % u64::from(self.groups)) as u16)
+        match (partition, self.shared_apart) {
+            (Partition::Shared, true) => Self::SHARED_GROUP,
+            (Partition::Shared, false) => self.hashed(table.0, 0),
+            (Partition::User(user), true) => self.hashed(user.0, 1),
+            (Partition::User(user), false) => self.hashed(user.0, 0),
+        }
+    }
+
+    /// `id` hashed over the groups from `first` on.
+    fn hashed(self, id: u64, first: u16) -> DataGroup {
+        let span = u64::from(self.groups - first);
+        DataGroup(first + (fnv1a(&id.to_le_bytes()) % span) as u16)
     }
 }
 

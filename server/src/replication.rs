@@ -231,6 +231,11 @@ pub(crate) struct ForwardedStatement {
     /// longer for its answer.
     #[serde(default)]
     pub membership: bool,
+    /// The index of the group's log the leader must have applied before it runs the
+    /// statement: the last write the sender forwarded there, for a group the sender does
+    /// not store (so that its client reads its own writes; see `cluster::spread`).
+    #[serde(default)]
+    pub read_after: u64,
 }
 
 /// A client's mutation message a follower hands to the leader.
@@ -282,6 +287,13 @@ impl std::str::FromStr for AppliedPosition {
     }
 }
 
+/// A socket to another node's cluster port, plain or TLS.
+pub(crate) trait NodeIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> NodeIo for T {}
+
+/// A client's WebSocket session opened on the node that stores its user's group.
+pub(crate) type Upstream = tokio_tungstenite::WebSocketStream<Box<dyn NodeIo>>;
+
 /// A cluster as the layers that write see it (implemented by `crate::cluster`).
 #[async_trait::async_trait]
 pub(crate) trait Replication: Send + Sync {
@@ -289,6 +301,12 @@ pub(crate) trait Replication: Send + Sync {
     fn group_of(&self, table: TableId, partition: Partition) -> GroupId;
     /// Whether this node leads `group` (then its writes are planned and proposed here).
     fn leads(&self, group: GroupId) -> bool;
+    /// Whether this node stores `group` and answers reads of it: every group, unless the
+    /// cluster spreads storage (`cluster.spread_storage`).
+    fn stores(&self, group: GroupId) -> bool;
+    /// Opens a client's WebSocket session on a node that stores `group` (for a client
+    /// whose user's group this node does not store); frames up to `max_message` bytes.
+    async fn open_session(&self, group: GroupId, max_message: usize) -> Result<Upstream>;
     /// The node leading `group`, as far as this node knows.
     fn leader_of(&self, group: GroupId) -> Option<u64>;
     /// Appends `command` to its group's log (this node must lead the group) and waits
@@ -319,8 +337,10 @@ pub(crate) trait Replication: Send + Sync {
     async fn wait_applied(&self, position: &AppliedPosition) -> bool;
     /// This node's view of the cluster, for `/v1/api/cluster/health`.
     fn health(&self) -> serde_json::Value;
-    /// The members of every group as this node sees them (`system.cluster`).
-    fn members(&self) -> Vec<Member>;
+    /// The members of every group as this node sees them (`system.cluster`); those of a
+    /// group this node does not store as its leader sees them (left out if it does not
+    /// answer within a couple of seconds).
+    async fn members(&self) -> Vec<Member>;
     /// On the metadata group's leader: adds a node to every group (it catches up as a
     /// learner first, then votes) or removes one. Answers what was done.
     async fn change_members(&self, change: MembershipChange) -> Result<String>;
@@ -377,7 +397,7 @@ pub(crate) enum MembershipChange {
 }
 
 /// One member of one group as a node sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Member {
     /// The Raft group (0: metadata; 1 to N: the data groups).
     pub group: GroupId,

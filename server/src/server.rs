@@ -22,6 +22,8 @@ pub async fn run(
     if config.cluster.enabled() {
         // A snapshot received from the leader before a restart replaces the database first.
         crate::cluster::install_pending_snapshot(&config.server.data_dir, config.cluster.placement()?)?;
+        // With spread storage, the data of groups this node has left is freed.
+        crate::cluster::free_left_groups(&config).await?;
     }
     // Read before anything starts, so a wrong file is one clear error at start.
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {

@@ -183,3 +183,25 @@ async fn the_vote_the_log_and_the_purge_marker_survive_a_reopen() {
     let entries = store.try_get_log_entries(2..).await.unwrap();
     assert_eq!(entries.iter().map(|e| e.payload.clone()).collect::<Vec<_>>(), [2, 3, 4].map(EntryPayload::Normal));
 }
+
+#[tokio::test]
+async fn forgetting_a_group_leaves_it_pristine_and_the_others_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = RaftLogs::open(dir.path(), Durability::Synced).unwrap();
+    let (mut a, mut b) = (logs.group::<TestConfig>(GroupId(4)), logs.group::<TestConfig>(GroupId(5)));
+    append(&mut a, (1..=5).map(|i| entry(1, i, i)).collect()).await;
+    append(&mut b, (1..=3).map(|i| entry(2, i, i)).collect()).await;
+    for store in [&mut a, &mut b] {
+        store.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        store.save_committed(Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 2))).await.unwrap();
+    }
+    a.purge(LogId::new(openraft::CommittedLeaderId::new(1, 1), 2)).await.unwrap();
+    logs.forget_group(GroupId(4)).unwrap();
+    let state = a.get_log_state().await.unwrap();
+    assert_eq!((state.last_purged_log_id, state.last_log_id), (None, None));
+    assert_eq!(a.read_vote().await.unwrap(), None);
+    assert_eq!(a.read_committed().await.unwrap(), None);
+    assert!(a.try_get_log_entries(..).await.unwrap().is_empty());
+    assert_eq!(b.try_get_log_entries(..).await.unwrap().len(), 3);
+    assert_eq!(b.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
+}

@@ -242,6 +242,22 @@ impl Cluster {
         Ok(())
     }
 
+    /// On the metadata group's leader, which is to leave the cluster: hands the group's
+    /// leadership to another of its voters (`members`) first. (Demoted while it leads, a
+    /// leader goes on leading as a learner in openraft 0.9, and takes no membership change.)
+    pub(super) async fn hand_over_metadata(&self, members: &BTreeSet<u64>) -> Result<()> {
+        let me = self.me.upgrade().ok_or_else(|| KalamError::Unavailable("the node is shutting down".into()))?;
+        let mut last = None;
+        for target in members.iter().copied().filter(|m| *m != self.node_id) {
+            let Some(address) = self.address_of(target) else { continue };
+            match me.hand_over(METADATA, target, &address).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| KalamError::Validation("the last node of a cluster cannot be removed".into())))
+    }
+
     /// Asks `members` to resume their elections in `group` (best effort: each resumes at the
     /// end of its hold anyway).
     async fn resume_elections(&self, group: GroupId, members: &[(u64, String)]) {

@@ -17,11 +17,13 @@
 //!   through [`Replication`]: a group's leader proposes, other nodes forward to it.
 
 mod leadership;
+mod leaving;
 mod network;
 mod problems;
 mod seeding;
 mod service;
 mod snapshot;
+mod spread;
 mod state_machine;
 mod stream_relay;
 mod voters;
@@ -47,6 +49,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+pub(crate) use leaving::free_left_groups;
 pub(crate) use network::ClusterToken;
 pub(crate) use snapshot::install_pending as install_pending_snapshot;
 
@@ -86,6 +89,8 @@ struct Group {
 
 /// A running cluster node.
 pub(crate) struct Cluster {
+    /// This node itself, for the work that outlives a call (a handover's timers).
+    me: Weak<Cluster>,
     node_id: u64,
     /// Every group, by [`GroupId`]: the metadata group first, then the data groups.
     groups: Vec<Group>,
@@ -102,29 +107,43 @@ pub(crate) struct Cluster {
     scheme: &'static str,
     /// Groups whose elections this node holds for another node's handover.
     holds: leadership::ElectionHolds,
+    /// What this node knows of the groups it does not store (spread storage).
+    spread: spread::Spread,
+    /// With cluster TLS: how this node connects to the others outside `client` (sessions).
+    tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
-/// Checks that this node's data was created with as many data groups as it is started
-/// with (placement depends on it), and records the number on a first start.
-fn check_data_groups(db: &Database, groups: u16) -> Result<()> {
+/// Checks that this node's data was created with the placement it is started with (as many
+/// data groups, groups stored apart or not: where partitions live depends on both), and
+/// records it on a first start. The record is the number of groups (2 bytes), then `1` if
+/// each node stores only its groups (absent in records written before that setting).
+fn check_placement(db: &Database, placement: Placement) -> Result<()> {
+    let spread = placement.shared_apart();
+    let describe =
+        |groups: u16, spread: bool| format!("cluster.data_groups = {groups}, cluster.spread_storage = {spread}");
     match db.store.get(crate::storage::CF_CATALOG, DATA_GROUPS_KEY)? {
         Some(stored) => {
-            let stored = stored
-                .as_slice()
-                .try_into()
-                .map(u16::from_le_bytes)
-                .map_err(|_| KalamError::Corrupt("the number of data groups".into()))?;
-            match stored == groups {
+            let (groups, stored_spread) = match stored.as_slice() {
+                [a, b] => (u16::from_le_bytes([*a, *b]), false),
+                [a, b, flag] => (u16::from_le_bytes([*a, *b]), *flag == 1),
+                _ => return Err(KalamError::Corrupt("the number of data groups".into())),
+            };
+            match (groups, stored_spread) == (placement.groups(), spread) {
                 true => Ok(()),
                 false => Err(KalamError::InvalidRequest(format!(
-                    "this node's cluster has {stored} data groups, and the number cannot change: start it with \
-                     cluster.data_groups = {stored} (not {groups})"
+                    "this node's cluster was created with {}, which cannot change: start it so (not {})",
+                    describe(groups, stored_spread),
+                    describe(placement.groups(), spread)
                 ))),
             }
         }
         None => {
+            let mut record = placement.groups().to_le_bytes().to_vec();
+            if spread {
+                record.push(1);
+            }
             let mut batch = rocksdb::WriteBatch::default();
-            batch.put_cf(&db.store.cf(crate::storage::CF_CATALOG), DATA_GROUPS_KEY, groups.to_le_bytes());
+            batch.put_cf(&db.store.cf(crate::storage::CF_CATALOG), DATA_GROUPS_KEY, record);
             db.store.write(batch)
         }
     }
@@ -142,7 +161,7 @@ impl Cluster {
         db.committer.replicated();
 
         let placement = db.committer.placement();
-        check_data_groups(db, placement.groups())?;
+        check_placement(db, placement)?;
 
         // The logs are as durable as the node's commits (`storage.sync_writes`).
         let durability = if db.config.storage.sync_writes { Durability::Synced } else { Durability::Buffered };
@@ -176,6 +195,7 @@ impl Cluster {
         }
         let client = client.build().map_err(KalamError::internal)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let tls_client = tls.as_ref().map(|tls| Arc::new(tls.client.clone()));
         let tls_acceptor = tls.map(|tls| tls.acceptor);
 
         let (catalog_progress, catalog_applied) = tokio::sync::watch::channel(0u64);
@@ -226,7 +246,9 @@ impl Cluster {
             });
         }
 
-        let cluster = Arc::new(Cluster {
+        let group_count = groups.len();
+        let cluster = Arc::new_cyclic(|me| Cluster {
+            me: me.clone(),
             node_id,
             groups,
             placement,
@@ -239,14 +261,21 @@ impl Cluster {
             problems,
             scheme,
             holds: leadership::ElectionHolds::default(),
+            spread: spread::Spread::new(group_count),
+            tls_client,
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| KalamError::internal(format!("cannot listen on the cluster address {listen}: {e}")))?;
         let app = service::router(cluster.clone(), config.max_entry_bytes);
-        // Few connections: the other nodes', pooled.
+        // Few connections: the other nodes', pooled; with spread storage, also one per
+        // client session another node relays here (each counted on that node's client port).
+        let relayed = match placement.shared_apart() {
+            true => db.config.server.max_connections.saturating_mul(config.peers.len()),
+            false => 0,
+        };
         let limits = crate::api::serve::ConnectionLimits {
-            max_connections: 1024,
+            max_connections: 1024 + relayed,
             header_read_timeout: Duration::from_secs(db.config.server.header_read_timeout_secs),
         };
         tokio::spawn(crate::api::serve::serve(listener, app, limits, tls_acceptor, std::future::pending()));
@@ -268,12 +297,20 @@ impl Cluster {
                 // Alone first: the others join once snapshots hold the data (below).
                 members.retain(|id, _| *id == node_id);
             }
+            let ids: BTreeSet<u64> = members.keys().copied().collect();
             for group in &cluster.groups {
                 let initialised = group.raft.is_initialized().await.map_err(KalamError::internal)?;
-                if !initialised {
+                // A group this node left and freed (spread storage) exists on other nodes.
+                let left = db.store.get(crate::storage::CF_CATALOG, &leaving::left_key(group.id))?.is_some();
+                if !initialised && !left {
+                    // With spread storage, each group only on the nodes that will store it
+                    // (and this one, which openraft requires; it leaves the groups it is not
+                    // placed in once their other voters lead them).
+                    let mut placed = members.clone();
+                    placed.retain(|id, _| *id == node_id || cluster.stores_on(group.id, *id, &ids));
                     group
                         .raft
-                        .initialize(members.clone())
+                        .initialize(placed)
                         .await
                         .map_err(|e| KalamError::internal(format!("bootstrap of group {}: {e}", group.id.0)))?;
                 }
@@ -295,7 +332,7 @@ impl Cluster {
     }
 
     /// How long a write waits for a majority (`cluster.write_timeout_ms`).
-    fn write_timeout(&self) -> Duration {
+    pub(super) fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.config.write_timeout_ms)
     }
 
@@ -337,7 +374,7 @@ impl Cluster {
     }
 
     /// Waits until this node has applied `index` of `group`, for at most `timeout`.
-    async fn applied_within(&self, group: GroupId, index: u64, timeout: Duration) -> bool {
+    pub(super) async fn applied_within(&self, group: GroupId, index: u64, timeout: Duration) -> bool {
         let wait = self.raft(group).wait(Some(timeout));
         wait.applied_index_at_least(Some(index), "a client's read after its write").await.is_ok()
     }
@@ -379,8 +416,19 @@ impl Cluster {
         // As long as a write waits for a majority on the leader: a leader must exist first.
         let patience = self.write_timeout();
         let deadline = tokio::time::Instant::now() + patience;
+        // A group this node does not store: its own view of the leader may be old (see
+        // `spread`), so it tries the nodes that may know, in turn.
+        let elsewhere = !self.stores_group(group);
+        let mut turn = 0usize;
         loop {
-            let (leader, addr) = self.leader(group, deadline).await?;
+            if elsewhere && self.leads(group) {
+                return Ok(None);
+            }
+            let candidates = if elsewhere { self.leader_candidates(group) } else { Vec::new() };
+            let (leader, addr) = match candidates.get(turn % candidates.len().max(1)) {
+                Some(candidate) => candidate.clone(),
+                None => self.leader(group, deadline).await?,
+            };
             if leader == self.node_id {
                 return Ok(None);
             }
@@ -398,6 +446,10 @@ impl Cluster {
                 Ok(r) => r,
                 Err(e) if e.is_connect() => {
                     tracing::debug!(leader, group = group.0, "leader unreachable, waiting for another: {e}");
+                    if elsewhere {
+                        self.spread.set_hint(group, None);
+                        turn += 1;
+                    }
                     if tokio::time::Instant::now() >= deadline {
                         return Err(KalamError::Unavailable("the cluster leader cannot be reached; retry".into()));
                     }
@@ -412,7 +464,20 @@ impl Cluster {
                 }
             };
             if response.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
-                // Not the leader any more, and it did nothing: ask again.
+                // Not the leader any more, and it did nothing: ask again (the leader it
+                // named, for a group this node does not follow).
+                if elsewhere {
+                    match response.json::<Option<spread::LeaderHint>>().await.ok().flatten() {
+                        Some(hint) if hint.node != leader && hint.node != self.node_id => {
+                            self.spread.set_hint(group, Some(hint));
+                            turn = 0;
+                        }
+                        _ => {
+                            self.spread.set_hint(group, None);
+                            turn += 1;
+                        }
+                    }
+                }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(KalamError::Unavailable("the cluster has no stable leader; retry".into()));
                 }
@@ -433,7 +498,11 @@ impl Cluster {
                     "the leader's answer was cut off ({e}); the write may or may not have been applied"
                 ))
             })?;
-            if !self.applied_within(group, answer.applied, patience).await {
+            if elsewhere {
+                // Nothing to apply here: later statements sent to the group carry the index.
+                self.spread.note_acked(group, answer.applied);
+                self.spread.set_hint(group, Some(spread::LeaderHint { node: leader, address: addr }));
+            } else if !self.applied_within(group, answer.applied, patience).await {
                 tracing::warn!(
                     group = group.0,
                     index = answer.applied,
@@ -447,22 +516,30 @@ impl Cluster {
     /// Waits until this node has applied every entry of `group` committed before the call,
     /// as the group's leader confirms with a majority (openraft's read index).
     async fn barrier(&self, group: GroupId) -> Result<()> {
+        let index = self.read_index(group).await?;
+        match self.applied_within(group, index, self.write_timeout()).await {
+            true => Ok(()),
+            false => Err(KalamError::Unavailable(format!(
+                "this node has not applied index {index} of group {} in time; retry",
+                group.0
+            ))),
+        }
+    }
+
+    /// The read index of `group`: this node's if it leads, else the leader's (or this
+    /// node's, if it came to lead while asking), each try bounded by what is left of the
+    /// write timeout.
+    async fn read_index(&self, group: GroupId) -> Result<u64> {
         let deadline = tokio::time::Instant::now() + self.write_timeout();
-        let index = loop {
-            // One try: this node's read index if it leads, else the leader's (or this node's,
-            // if it became the leader while asking); bounded by what is left of the deadline.
+        loop {
             let attempt = async {
-                if !self.leads(group)
-                    && let Some(index) =
-                        self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await?
-                {
-                    return Ok(index);
+                match self.forward::<(), u64>(group, service::READ_INDEX, &(), self.write_timeout()).await? {
+                    Some(index) => Ok(index),
+                    None => self.read_index_here(group).await,
                 }
-                self.read_index_here(group).await
             };
-            let index = tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| Err(unconfirmed_leader()));
-            match index {
-                Ok(index) => break index,
+            match tokio::time::timeout_at(deadline, attempt).await.unwrap_or_else(|_| Err(unconfirmed_leader())) {
+                Ok(index) => return Ok(index),
                 // A leader that cannot confirm it leads may just have lost an election it has
                 // not heard of (a partition healing): asking again, the new leader, is safe
                 // for a read, for as long as a write would wait.
@@ -472,13 +549,6 @@ impl Cluster {
                 }
                 Err(e) => return Err(e),
             }
-        };
-        match self.applied_within(group, index, self.write_timeout()).await {
-            true => Ok(()),
-            false => Err(KalamError::Unavailable(format!(
-                "this node has not applied index {index} of group {} in time; retry",
-                group.0
-            ))),
         }
     }
 
@@ -561,6 +631,11 @@ impl Cluster {
         let this = self.group(group);
         let _one_change_at_a_time = this.membership.lock().await;
         let voters: BTreeSet<u64> = this.metrics.borrow().membership_config.membership().voter_ids().collect();
+        if !voters.contains(&self.node_id) {
+            // A leader its last change demoted steps down: openraft must not be asked for
+            // another change meanwhile (it panics); the next leader takes the step.
+            return Err(KalamError::NotLeader(group.0));
+        }
         match step {
             MemberStep::Learner { id, address } => {
                 if !voters.contains(&id) {
@@ -598,12 +673,23 @@ impl Cluster {
                 next.insert(id);
                 self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
             }
-            MemberStep::Remove { id } => {
+            MemberStep::Demote { id } => {
                 if !voters.contains(&id) {
                     return Ok(());
                 }
                 let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
-                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
+                self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), true).await
+            }
+            MemberStep::Remove { id } => {
+                let member = this.metrics.borrow().membership_config.membership().get_node(&id).is_some();
+                if voters.contains(&id) {
+                    let next: BTreeSet<u64> = voters.into_iter().filter(|n| *n != id).collect();
+                    self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(next), false).await
+                } else if member {
+                    self.change_membership_within(group, ChangeMembers::RemoveNodes([id].into()), false).await
+                } else {
+                    Ok(())
+                }
             }
             MemberStep::Voters { .. } => Ok(()),
         }
@@ -622,6 +708,12 @@ pub(super) enum MemberStep {
     Voter {
         id: u64,
         address: String,
+    },
+    /// The node stops voting and stays a learner (the metadata group, first when a node
+    /// is removed: every node then places data groups without it, while it still applies
+    /// the catalog the data groups' entries need).
+    Demote {
+        id: u64,
     },
     Remove {
         id: u64,
@@ -668,6 +760,14 @@ impl Replication for Cluster {
         self.leader_of(group) == Some(self.node_id)
     }
 
+    fn stores(&self, group: GroupId) -> bool {
+        self.stores_group(group)
+    }
+
+    async fn open_session(&self, group: GroupId, max_message: usize) -> Result<crate::replication::Upstream> {
+        Cluster::open_session(self, group, max_message).await
+    }
+
     fn leader_of(&self, group: GroupId) -> Option<u64> {
         match self.has_group(group) {
             true => self.group(group).metrics.borrow().current_leader,
@@ -708,7 +808,11 @@ impl Replication for Cluster {
             true => LEARNER_CATCH_UP * (self.groups.len() as u32),
             false => Duration::ZERO,
         } + self.write_timeout();
-        self.forward(group, service::FORWARD_STATEMENT, statement, answer_within).await
+        if self.stores_group(group) {
+            return self.forward(group, service::FORWARD_STATEMENT, statement, answer_within).await;
+        }
+        let statement = ForwardedStatement { read_after: self.spread.acked(group), ..statement.clone() };
+        self.forward(group, service::FORWARD_STATEMENT, &statement, answer_within).await
     }
 
     async fn forward_mutation(&self, group: GroupId, mutation: &ForwardedMutation) -> Result<Option<MutateResult>> {
@@ -720,11 +824,24 @@ impl Replication for Cluster {
     }
 
     fn applied_position(&self) -> AppliedPosition {
-        AppliedPosition(self.groups.iter().map(|g| self.applied(g.id)).collect())
+        // For a group this node does not store: how far its forwarded writes were applied.
+        let position = |g: GroupId| match self.stores_group(g) {
+            true => self.applied(g),
+            false => self.applied(g).max(self.spread.acked(g)),
+        };
+        AppliedPosition(self.groups.iter().map(|g| position(g.id)).collect())
     }
 
     async fn read_barrier(&self) -> Result<()> {
-        futures::future::try_join_all(self.groups.iter().map(|g| self.barrier(g.id))).await.map(|_| ())
+        futures::future::try_join_all(self.groups.iter().map(|g| async move {
+            match self.stores_group(g.id) {
+                true => self.barrier(g.id).await,
+                // Its reads run on a node that stores it, which applies this far first.
+                false => self.read_index(g.id).await.map(|index| self.spread.note_acked(g.id, index)),
+            }
+        }))
+        .await
+        .map(|_| ())
     }
 
     async fn catalog_barrier(&self) -> Result<()> {
@@ -736,17 +853,38 @@ impl Replication for Cluster {
     }
 
     async fn wait_applied(&self, position: &AppliedPosition) -> bool {
-        let each = position
-            .0
-            .iter()
-            .enumerate()
-            .filter(|(g, index)| **index > 0 && *g < self.groups.len())
-            .map(|(g, index)| self.applied_within(GroupId(g as u32), *index, READ_AFTER_WAIT));
-        futures::future::join_all(each).await.into_iter().all(|reached| reached)
+        let mut waits = Vec::new();
+        for (g, index) in position.0.iter().enumerate().filter(|(g, index)| **index > 0 && *g < self.groups.len()) {
+            let group = GroupId(g as u32);
+            match self.stores_group(group) {
+                true => waits.push(self.applied_within(group, *index, READ_AFTER_WAIT)),
+                // Reads of it are forwarded: they wait for the index where they run.
+                false => self.spread.note_acked(group, *index),
+            }
+        }
+        futures::future::join_all(waits).await.into_iter().all(|reached| reached)
     }
 
-    fn members(&self) -> Vec<Member> {
-        self.groups.iter().flat_map(|g| self.members_of(g)).collect()
+    async fn members(&self) -> Vec<Member> {
+        let each = self.groups.iter().map(|g| async move {
+            if self.stores_group(g.id) {
+                return self.members_of(g);
+            }
+            // This node's view of a group it left is old: its leader's, with this node's
+            // `this_node`.
+            let asked = self.forward::<(), Vec<Member>>(g.id, service::MEMBERS, &(), PEER_ANSWER);
+            match tokio::time::timeout(PEER_ANSWER, asked).await {
+                Ok(Ok(Some(members))) => {
+                    members.into_iter().map(|m| Member { this_node: m.node_id == self.node_id, ..m }).collect()
+                }
+                Ok(Ok(None)) => self.members_of(g),
+                _ => {
+                    tracing::debug!(group = g.id.0, "system.cluster: the group's leader did not answer");
+                    Vec::new()
+                }
+            }
+        });
+        futures::future::join_all(each).await.into_iter().flatten().collect()
     }
 
     async fn jobs_elsewhere(&self) -> Vec<(u64, Vec<crate::jobs::Job>)> {
@@ -784,11 +922,15 @@ impl Replication for Cluster {
             // (A node added to some groups only, by a change that failed midway, is added
             // to the rest by running it again.)
             MembershipChange::Add { id, .. }
-                if members.contains(id) && self.groups.iter().all(|g| members_of(g).contains(id)) =>
+                if members.contains(id)
+                    && self
+                        .groups_placed_on(*id, &members)
+                        .into_iter()
+                        .all(|g| members_of(self.group(g)).contains(id)) =>
             {
                 return Err(KalamError::AlreadyExists(format!("node {id} is already a member")));
             }
-            MembershipChange::Remove { id } if !members.contains(id) => {
+            MembershipChange::Remove { id } if !known.contains(id) => {
                 return Err(KalamError::Validation(format!("node {id} is not a member")));
             }
             MembershipChange::Remove { .. } if members.len() == 1 => {
@@ -801,25 +943,31 @@ impl Replication for Cluster {
         // member of the cluster (a voter of the metadata group) once it has caught up, then
         // a voter of the data groups it is placed in (`voters`), each once caught up: the
         // metadata group first, since a data group applies nothing before its node has the
-        // catalog it names. Removing: the data groups first (each takes another voter in
-        // its place), the metadata group last.
+        // catalog it names. Removing: the node stops voting in the metadata group (so no
+        // leader places a data group's voters on it any more), then the data groups each
+        // take another voter in its place, then it leaves the metadata group.
         let data_groups: Vec<GroupId> = self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA).collect();
-        let all: Vec<GroupId> = self.groups.iter().map(|g| g.id).collect();
         let steps: Vec<(MemberStep, Vec<GroupId>)> = match &change {
             MembershipChange::Add { id, address } => {
                 let (mut members, mut keep) = (members.clone(), known);
                 members.insert(*id);
                 keep.insert(*id);
+                // With spread storage, only the groups it will store.
+                let placed = self.groups_placed_on(*id, &members);
                 vec![
-                    (MemberStep::Learner { id: *id, address: address.clone() }, all),
+                    (MemberStep::Learner { id: *id, address: address.clone() }, placed),
                     (MemberStep::Voter { id: *id, address: address.clone() }, vec![METADATA]),
                     (MemberStep::Voters { members, keep }, data_groups),
                 ]
             }
             MembershipChange::Remove { id } => {
+                if *id == self.node_id {
+                    self.hand_over_metadata(&members).await?;
+                }
                 let members: BTreeSet<u64> = members.iter().copied().filter(|m| m != id).collect();
                 let keep: BTreeSet<u64> = known.into_iter().filter(|m| m != id).collect();
                 vec![
+                    (MemberStep::Demote { id: *id }, vec![METADATA]),
                     (MemberStep::Voters { members, keep }, data_groups),
                     (MemberStep::Remove { id: *id }, vec![METADATA]),
                 ]
@@ -895,10 +1043,18 @@ pub(crate) struct NodeHealth {
     pub groups: Vec<GroupHealth>,
 }
 
+fn stored_by_default() -> bool {
+    true
+}
+
 /// One Raft group's state on a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct GroupHealth {
     pub group: u32,
+    /// This node stores the group and answers its reads (always, unless storage is spread;
+    /// the other fields of a group it does not store are as they were when it left).
+    #[serde(default = "stored_by_default")]
+    pub stored: bool,
     pub state: String,
     pub leader: Option<u64>,
     pub term: u64,
@@ -988,6 +1144,11 @@ impl Cluster {
         }
     }
 
+    /// The members of group `group`, as this node sees them.
+    pub(super) fn members_of_group(&self, group: GroupId) -> Vec<Member> {
+        self.members_of(self.group(group))
+    }
+
     /// The members of one group, as this node sees them.
     fn members_of(&self, group: &Group) -> Vec<Member> {
         let m = group.metrics.borrow().clone();
@@ -1046,6 +1207,7 @@ impl Cluster {
                 let m = g.metrics.borrow();
                 GroupHealth {
                     group: g.id.0,
+                    stored: self.stores_group(g.id),
                     state: format!("{:?}", m.state),
                     leader: m.current_leader,
                     term: m.current_term,

@@ -34,6 +34,10 @@ pub(super) const JOBS: &str = "/cluster/v1/jobs";
 pub(super) const KILL_JOB: &str = "/cluster/v1/kill-job";
 pub(super) const MEMBERSHIP: &str = "/cluster/v1/membership";
 pub(super) const LEADERSHIP: &str = "/cluster/v1/leadership";
+/// A client's WebSocket session another node hands here (spread storage).
+pub(super) const SESSION: &str = "/cluster/v1/session";
+/// On a group's leader: the group's members as it sees them.
+pub(super) const MEMBERS: &str = "/cluster/v1/members";
 
 /// An append request carries at most 16 entries (openraft's `max_payload_entries`), each
 /// at most `max_entry_bytes`; the rest of the request is small.
@@ -53,6 +57,8 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(KILL_JOB, post(kill_job))
         .route(MEMBERSHIP, post(membership))
         .route(LEADERSHIP, post(leadership))
+        .route(SESSION, axum::routing::get(session))
+        .route(MEMBERS, post(members))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(cluster.clone(), authenticate))
         .with_state(cluster)
@@ -124,8 +130,10 @@ async fn snapshot(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body:
 }
 
 /// A node that is not the leader does nothing and answers 421: the sender asks the leader.
-fn not_leader() -> Response {
-    (StatusCode::MISDIRECTED_REQUEST, "not the leader").into_response()
+/// 421, with the leader this node knows for `group` (JSON; `null` if none), for a node that
+/// does not follow the group (see `spread`).
+fn not_leader(cluster: &Cluster, group: GroupId) -> Response {
+    (StatusCode::MISDIRECTED_REQUEST, axum::Json(cluster.leader_hint(group))).into_response()
 }
 
 async fn forward_statement(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -135,10 +143,55 @@ async fn forward_statement(State(cluster): State<Arc<Cluster>>, headers: HeaderM
         None => return malformed(),
     };
     tracing::debug!(from = ?headers.get(NODE_HEADER), "forwarded statement");
-    let run = async |db: Arc<crate::database::Database>| crate::sql::executor::execute_forwarded(&db, statement).await;
+    let leader = cluster.clone();
+    let run = async move |db: Arc<crate::database::Database>| {
+        if statement.read_after > 0 && !leader.applied_within(group, statement.read_after, leader.write_timeout()).await
+        {
+            return Err(crate::error::KalamError::Unavailable(format!(
+                "the leader of group {} has not applied index {} in time; retry",
+                group.0, statement.read_after
+            )));
+        }
+        crate::sql::executor::execute_forwarded(&db, statement).await
+    };
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
+    }
+}
+
+/// A client's WebSocket session from a node that does not store its user's group (the
+/// group in the header): served here as if the client had connected here, once this node
+/// stores the group; otherwise 421 with the leader this node knows. The client's frames
+/// come as they were sent, its `auth` frame first.
+async fn session(
+    State(cluster): State<Arc<Cluster>>,
+    headers: HeaderMap,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    if !cluster.stores_group(group) {
+        return not_leader(&cluster, group);
+    }
+    let db = match cluster.database() {
+        Ok(db) => db,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    tracing::debug!(from = ?headers.get(NODE_HEADER), group = group.0, "a client session handed over");
+    let max = db.config.live.max_message_bytes;
+    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
+        crate::api::ws::connection::serve(db, socket, crate::api::ws::connection::Arrival::HandedOver).await
+    })
+}
+
+/// On a group's leader: its members, for `system.cluster` on a node that does not store it.
+async fn members(State(cluster): State<Arc<Cluster>>, headers: HeaderMap) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    let leader = cluster.clone();
+    let run = async move |_db: Arc<crate::database::Database>| Ok(leader.members_of_group(group));
+    match cluster.run_forwarded(group, run).await {
+        Some(answer) => json(&answer),
+        None => not_leader(&cluster, group),
     }
 }
 
@@ -149,7 +202,7 @@ async fn read_index(State(cluster): State<Arc<Cluster>>, headers: HeaderMap) -> 
     let run = async move |_db: Arc<crate::database::Database>| leader.read_index_here(group).await;
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
     }
 }
 
@@ -218,7 +271,7 @@ async fn forward_mutation(State(cluster): State<Arc<Cluster>>, headers: HeaderMa
     };
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
     }
 }
 
@@ -232,7 +285,7 @@ async fn forward_login(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Resp
     let run = async move |_db: Arc<crate::database::Database>| leader.record_here(record).await;
     match cluster.run_forwarded(crate::replication::METADATA, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, crate::replication::METADATA),
     }
 }
 
@@ -248,7 +301,7 @@ async fn membership(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, bod
     let run = async move |_db: Arc<crate::database::Database>| leader.change_group_members(group, step).await;
     match cluster.run_forwarded(group, run).await {
         Some(answer) => json(&answer),
-        None => not_leader(),
+        None => not_leader(&cluster, group),
     }
 }
 

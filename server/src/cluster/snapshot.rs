@@ -72,7 +72,7 @@ const META_FILE: &str = "meta.json";
 /// replaces anything.
 const CHECKSUMS_FILE: &str = "checksums.json";
 /// The node's database and cold tier, as `Database::open` lays them out.
-const ROCKSDB: &str = "rocksdb";
+pub(super) const ROCKSDB: &str = "rocksdb";
 const STORAGE: &str = "storage";
 
 #[derive(Serialize, Deserialize)]
@@ -550,6 +550,17 @@ fn install_group(data_dir: &Path, group: GroupId, placement: Placement) -> Resul
     remove_dir_if_present(&installing)?;
     tracing::info!(group = group.0, ms = started.elapsed().as_millis() as u64, "installed the snapshot");
     Ok(())
+}
+
+/// Removes what the node keeps of `group` as files: its partition directories on the node's
+/// own storage and its snapshots (for a group the node has left: `super::leaving`).
+pub(super) fn remove_group_files(data_dir: &Path, group: GroupId, placement: Placement) -> Result<()> {
+    let storage = data_dir.join(STORAGE);
+    for dir in local_partition_dirs(&storage, group, placement)? {
+        remove_dir_if_present(&dir)?;
+    }
+    remove_dir_if_present(&group_dir(data_dir, group))?;
+    sync_dir(data_dir)
 }
 
 /// Moves `dir` (under `from`) to the same place under `to`, replacing what is there.

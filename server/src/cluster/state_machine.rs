@@ -20,7 +20,7 @@ use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::replication::{Command, Failure, GroupId, METADATA, Outcome, ReplicatedCommit};
 use crate::sql::executor;
-use crate::storage::CF_CATALOG;
+use crate::storage::{CF_CATALOG, Store};
 use crate::tables::TableWrite;
 use kalamdb_client_core::protocol::ErrorCode;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -79,7 +79,17 @@ fn storage_error(e: impl std::fmt::Display) -> StorageError<u64> {
 
 /// The last applied log id and the membership of `group` stored in `db`.
 pub(super) fn stored_position(db: &Database, group: GroupId) -> Result<(Option<LogId<u64>>, Membership)> {
-    let read = |key: &[u8]| -> Result<Option<Vec<u8>>> { db.store.get(CF_CATALOG, key) };
+    stored_position_in(&db.store, group)
+}
+
+/// The membership of `group` stored in `store`.
+pub(super) fn stored_membership(store: &Store, group: GroupId) -> Result<Membership> {
+    stored_position_in(store, group).map(|(_, membership)| membership)
+}
+
+/// [`stored_position`] in a store of its own (before the database opens).
+pub(super) fn stored_position_in(store: &Store, group: GroupId) -> Result<(Option<LogId<u64>>, Membership)> {
+    let read = |key: &[u8]| -> Result<Option<Vec<u8>>> { store.get(CF_CATALOG, key) };
     let applied = match read(&applied_key(group))? {
         Some(b) => Some(serde_json::from_slice(&b).map_err(|_| KalamError::Corrupt("applied log id".into()))?),
         None => None,

@@ -8,6 +8,11 @@
 //! hashing of (group, node) ([`voters_for`]): the same on every node, spread evenly, and a
 //! node joining or leaving changes only the groups it wins or held.
 //!
+//! With `cluster.spread_storage` a data group's members are its voters alone (a node joining
+//! the cluster is a learner of every group until it has caught up, then stays only in the
+//! groups it votes in), except the SHARED tables' group, which every member keeps
+//! (`spread`).
+//!
 //! The leader of each data group keeps its voters as [`voters_for`] says
 //! ([`Cluster::reconcile_voters`]): when `ALTER CLUSTER` adds or removes a node, and every
 //! few seconds (so that a cluster created with more peers than replicas, or a change that
@@ -63,17 +68,29 @@ impl Cluster {
             let nodes: Vec<(u64, String)> = membership.nodes().map(|(id, n)| (*id, n.addr.clone())).collect();
             (voters, nodes)
         };
+        if !voters.contains(&self.node_id) {
+            // Demoted by its last change, this leader steps down: openraft must not be asked
+            // for another change meanwhile (it panics); the next leader goes on.
+            return Err(KalamError::NotLeader(group.0));
+        }
         let desired = voters_for(group, members, self.config.replicas);
         if desired != voters {
             let deadline = tokio::time::Instant::now() + patience;
             for node in desired.difference(&voters) {
-                let Some((_, address)) = nodes.iter().find(|(id, _)| id == node) else {
+                let address = match nodes.iter().find(|(id, _)| id == node) {
+                    Some((_, address)) => address.clone(),
+                    // With spread storage a node is a member of the groups it is placed in
+                    // only: one a change of the members places here joins as a learner first.
+                    None if self.placement.shared_apart() => self.join_as_learner(group, *node).await?,
                     // Added to the group first (as a learner, by ALTER CLUSTER ADD NODE).
-                    return Err(KalamError::Unavailable(format!(
-                        "node {node} is to vote in group {} but is not a member of it yet",
-                        group.0
-                    )));
+                    None => {
+                        return Err(KalamError::Unavailable(format!(
+                            "node {node} is to vote in group {} but is not a member of it yet",
+                            group.0
+                        )));
+                    }
                 };
+                let address = &address;
                 loop {
                     if self.caught_up(group, *node, address).await? {
                         break;
@@ -89,16 +106,43 @@ impl Cluster {
                     tokio::time::sleep(LEARNER_POLL).await;
                 }
             }
-            // Voters that lose their place stay learners: they still apply the group's log.
+            // Voters that lose their place stay learners, and apply the group's log (with
+            // spread storage they then leave the group, below).
             self.change_membership_within(group, ChangeMembers::ReplaceAllVoters(desired.clone()), true).await?;
             tracing::info!(group = group.0, ?desired, "the group's voters changed");
+            if !desired.contains(&self.node_id) {
+                // This node no longer votes: it steps down, and the next leader removes the
+                // nodes that have no place in the group.
+                return Ok(());
+            }
         }
-        let gone: BTreeSet<u64> = nodes.iter().map(|(id, _)| *id).filter(|id| !keep.contains(id)).collect();
+        // With spread storage a data group keeps only its voters (and the nodes being added,
+        // learners until they have caught up); the SHARED tables' group keeps every member.
+        let spread = self.placement.shared_apart()
+            && group != crate::replication::raft_group(crate::ids::Placement::SHARED_GROUP);
+        // This node never removes itself (it is a voter here, see above).
+        let stays = |id: &u64| match spread {
+            true => desired.contains(id) || (keep.contains(id) && !members.contains(id)) || *id == self.node_id,
+            false => keep.contains(id),
+        };
+        let gone: BTreeSet<u64> = nodes.iter().map(|(id, _)| *id).filter(|id| !stays(id)).collect();
         if !gone.is_empty() {
             self.change_membership_within(group, ChangeMembers::RemoveNodes(gone.clone()), false).await?;
             tracing::info!(group = group.0, ?gone, "nodes left the group");
         }
         Ok(())
+    }
+
+    /// On the leader of `group`: adds cluster member `node` to the group as a learner (it
+    /// catches up from the leader's log or snapshot); its cluster address.
+    async fn join_as_learner(&self, group: GroupId, node: u64) -> Result<String> {
+        let address = self.address_of(node).ok_or_else(|| {
+            KalamError::Unavailable(format!("node {node} is to vote in group {} but its address is unknown", group.0))
+        })?;
+        let learner = [(node, openraft::BasicNode { addr: address.clone() })].into_iter().collect();
+        self.change_membership_within(group, ChangeMembers::AddNodes(learner), true).await?;
+        tracing::info!(group = group.0, node, "a node placed in the group joined it as a learner");
+        Ok(address)
     }
 
     /// Whether member `node` (at `address`) of `group` has applied its log to within

@@ -132,6 +132,13 @@ fn execute_statement<'a, 'b: 'a>(
                     return flush_everywhere(cx, table, statement).await;
                 }
             }
+            if matches!(statement, Statement::BackupDatabase { .. }) && cx.db.committer.placement().shared_apart() {
+                return Err(KalamError::NotSupported(
+                    "BACKUP DATABASE reads one node's replica, and with cluster.spread_storage no node holds every \
+                     user's data; back up a cluster without spread storage (or a single node)"
+                        .into(),
+                ));
+            }
             let route = cluster_route(statement);
             let group = match route {
                 Route::Leader => match write_group(cx, statement) {
@@ -146,6 +153,16 @@ fn execute_statement<'a, 'b: 'a>(
                 _ => METADATA,
             };
             match route {
+                // A read of a user's partitions on a node that does not store them (spread
+                // storage) runs on the group's leader; one forwarded here runs here.
+                Route::Here if !forwarded => {
+                    if let Some(group) = read_group(cx, statement)
+                        && !replication.stores(group)
+                        && let Some(answer) = forward(cx, group, statement).await?
+                    {
+                        return Ok(answer);
+                    }
+                }
                 Route::Here => {}
                 Route::Refused(what) => {
                     return Err(KalamError::NotSupported(format!("{what} is not available in cluster mode yet")));
@@ -299,6 +316,47 @@ fn write_group(cx: &ExecContext<'_>, statement: &Statement) -> GroupId {
     }
 }
 
+/// With spread storage, the data group whose partitions `statement` reads, when it reads a
+/// user's: the caller's (or the `EXECUTE AS` target's) group if it names a USER or STREAM
+/// table. No role reads another user's partitions, so that is the only group such a
+/// statement needs besides the SHARED tables'.
+fn read_group(cx: &ExecContext<'_>, statement: &Statement) -> Option<GroupId> {
+    use datafusion::sql::sqlparser::ast::visit_relations;
+    // Every node stores every group unless storage is spread.
+    if !cx.db.committer.placement().shared_apart() {
+        return None;
+    }
+    let replication = cx.db.replication()?;
+    match statement {
+        Statement::Sql(sql) => {
+            let mut user_table = None;
+            let _ = visit_relations(sql, |name| {
+                let table = dml::table_ref(name).ok().and_then(|r| cx.resolve_table(&r).ok());
+                match table {
+                    Some(t) if t.kind != crate::schema::TableKind::Shared => {
+                        user_table = Some(t.id);
+                        std::ops::ControlFlow::Break(())
+                    }
+                    _ => std::ops::ControlFlow::Continue(()),
+                }
+            });
+            user_table.map(|t| replication.group_of(t, crate::ids::Partition::User(cx.principal.user_id)))
+        }
+        Statement::ExecuteAs { user, statement } => {
+            let principal = execute_as::target(cx, user).ok()?;
+            let inner = ExecContext {
+                db: cx.db,
+                principal,
+                namespace: cx.namespace.clone(),
+                params: cx.params,
+                origin: cx.origin.clone(),
+            };
+            read_group(&inner, statement)
+        }
+        _ => None,
+    }
+}
+
 /// `FLUSH TABLE` of a table on a shared storage, in a cluster. A SHARED table is in one data
 /// group: its leader flushes it. A USER table's partitions are in every data group: every
 /// node that leads one flushes the partitions of the groups it leads (here too, if this
@@ -375,6 +433,7 @@ async fn forward(cx: &ExecContext<'_>, group: GroupId, statement: &Statement) ->
                 principal: (&cx.principal).into(),
                 namespace: cx.namespace.as_ref().map(|n| n.to_string()),
                 membership: matches!(statement, Statement::AlterCluster(_)),
+                read_after: 0,
             },
         )
         .await

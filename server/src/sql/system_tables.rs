@@ -300,31 +300,31 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                 ("committed_index", BigInt),
                 ("problem", Text),
             ],
-            rows: db
-                .replication()
-                .map(|r| r.members())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|m| {
-                    let int = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
-                    vec![
-                        Value::Int(i64::from(m.group.0)),
-                        Value::Int(m.node_id as i64),
-                        text(m.address),
-                        Value::Bool(m.voter),
-                        Value::Bool(m.leader),
-                        Value::Bool(m.this_node),
-                        Value::Int(m.term as i64),
-                        int(m.log_index),
-                        int(m.applied_index),
-                        int(m.lag),
-                        int(m.snapshot_index),
-                        int(m.purged_index),
-                        int(m.committed_index),
-                        m.problem.map_or(Value::Null, text),
-                    ]
-                })
-                .collect(),
+            rows: match db.replication() {
+                Some(r) => r.members().await,
+                None => Vec::new(),
+            }
+            .into_iter()
+            .map(|m| {
+                let int = |v: Option<u64>| v.map_or(Value::Null, |v| Value::Int(v as i64));
+                vec![
+                    Value::Int(i64::from(m.group.0)),
+                    Value::Int(m.node_id as i64),
+                    text(m.address),
+                    Value::Bool(m.voter),
+                    Value::Bool(m.leader),
+                    Value::Bool(m.this_node),
+                    Value::Int(m.term as i64),
+                    int(m.log_index),
+                    int(m.applied_index),
+                    int(m.lag),
+                    int(m.snapshot_index),
+                    int(m.purged_index),
+                    int(m.committed_index),
+                    m.problem.map_or(Value::Null, text),
+                ]
+            })
+            .collect(),
         },
         other => return Err(KalamError::TableNotFound(format!("system.{other}"))),
     };

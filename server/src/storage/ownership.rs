@@ -105,12 +105,28 @@ pub(crate) fn replace_owned(
     placement: Placement,
     wanted: impl Fn(Owner) -> bool,
 ) -> Result<(u64, u64)> {
+    rewrite_owned(live, Some(from), placement, wanted)
+}
+
+/// Deletes `live`'s keys of the owners `wanted` accepts, in batches (repeatable like
+/// [`replace_owned`]). Answers how many it deleted.
+pub(crate) fn delete_owned(live: &Store, placement: Placement, wanted: impl Fn(Owner) -> bool) -> Result<u64> {
+    rewrite_owned(live, None, placement, wanted).map(|(deleted, _)| deleted)
+}
+
+/// [`replace_owned`], or [`delete_owned`] without `from`.
+fn rewrite_owned(
+    live: &Store,
+    from: Option<&Store>,
+    placement: Placement,
+    wanted: impl Fn(Owner) -> bool,
+) -> Result<(u64, u64)> {
     let (mut deleted, mut copied) = (0, 0);
     for cf_name in COLUMN_FAMILIES {
         let cf = live.cf(cf_name);
         // Deletes first (the iterator reads the keys as they were when it started), then
         // the copies: a key in both ends with the snapshot's value.
-        for (source, delete) in [(live, true), (from, false)] {
+        for (source, delete) in std::iter::once((live, true)).chain(from.map(|f| (f, false))) {
             let mut batch = WriteBatch::default();
             let mut failed = None;
             source.for_each_prefix(cf_name, b"", |k, v| {

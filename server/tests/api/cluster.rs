@@ -243,20 +243,23 @@ impl TestCluster {
     async fn leader(&self) -> usize {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut seen = BTreeSet::new();
+            // Per group, the leaders the nodes storing it see (with spread storage a node's
+            // view of a group it does not store is old).
+            let mut seen: std::collections::BTreeMap<u64, BTreeSet<Option<u64>>> = Default::default();
             for node in &self.nodes {
                 if node.is_running_quiet()
                     && let Some(h) = Self::health(node).await
                 {
-                    let leaders: Vec<Option<u64>> =
-                        h["groups"].as_array().unwrap().iter().map(|g| g["leader"].as_u64()).collect();
-                    seen.insert(leaders);
+                    for g in h["groups"].as_array().unwrap().iter().filter(|g| g["stored"] != json!(false)) {
+                        seen.entry(g["group"].as_u64().unwrap()).or_default().insert(g["leader"].as_u64());
+                    }
                 }
             }
-            if seen.len() == 1
-                && let Some(leaders) = seen.into_iter().next()
-                && leaders.iter().all(Option::is_some)
-                && let Some(Some(leader)) = leaders.first()
+            let agreed: Vec<Option<u64>> =
+                seen.values().map(|views| if views.len() == 1 { *views.first().unwrap() } else { None }).collect();
+            if !agreed.is_empty()
+                && agreed.iter().all(Option::is_some)
+                && let Some(Some(leader)) = agreed.first()
             {
                 return *leader as usize - 1;
             }
@@ -278,17 +281,27 @@ impl TestCluster {
     async fn settle(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let mut positions: Vec<Vec<(Option<u64>, Option<u64>)>> = Vec::new();
+            // Per node and group: its last log index and applied index, `None` for a group
+            // the node does not store (spread storage).
+            type Position = Option<(Option<u64>, Option<u64>)>;
+            let mut positions: Vec<Vec<Position>> = Vec::new();
             for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running_quiet()) {
                 let h = Self::health(node).await.unwrap_or_else(|| panic!("node {} does not answer", i + 1));
                 let groups = h["groups"].as_array().unwrap();
-                positions
-                    .push(groups.iter().map(|g| (g["last_log_index"].as_u64(), g["last_applied"].as_u64())).collect());
+                positions.push(
+                    groups
+                        .iter()
+                        .map(|g| {
+                            (g["stored"] != json!(false))
+                                .then(|| (g["last_log_index"].as_u64(), g["last_applied"].as_u64()))
+                        })
+                        .collect(),
+                );
             }
             let groups = positions.first().map_or(0, Vec::len);
             let settled = (0..groups).all(|g| {
-                let top = positions.iter().filter_map(|p| p[g].0).max();
-                positions.iter().all(|p| p[g].1 == top)
+                let top = positions.iter().filter_map(|p| p[g].and_then(|(last, _)| last)).max();
+                positions.iter().filter_map(|p| p[g]).all(|(_, applied)| applied == top)
             });
             if settled {
                 return;
@@ -704,6 +717,126 @@ async fn with_fewer_replicas_than_nodes_each_data_group_has_that_many_voters_and
     assert_eq!(cluster.same_everywhere(&users[1], "SELECT count(*) FROM app.items").await, vec![json!([3])]);
 }
 
+/// With `spread_storage` each user's rows are stored by their group's voters alone, and
+/// every node still serves every user: a read is handed to a node that stores the user, a
+/// WebSocket session relayed there. A subscriber relayed through a node that does not store
+/// its user survives the kill of the node serving it: it reconnects and resumes from its
+/// cursor, missing and repeating nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_every_node() {
+    use crate::common::WsClient;
+    let mut cluster = TestCluster::start_with(4, "replicas = 3\nspread_storage = true\ndata_groups = 4").await;
+    let root = Auth::root();
+    // The metadata group and the SHARED tables' group (1) on every node; each users' group
+    // on its three voters only.
+    let members = "SELECT group_id, count(*), sum(CASE WHEN voter THEN 1 ELSE 0 END) FROM system.cluster \
+                   GROUP BY group_id ORDER BY group_id";
+    let membership = [json!([0, 4, 4]), json!([1, 4, 3]), json!([2, 3, 3]), json!([3, 3, 3]), json!([4, 3, 3])];
+    cluster.until_everywhere(&root, members, &membership).await;
+
+    let ddl = "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT); \
+               CREATE USER TABLE app.marks (id BIGINT PRIMARY KEY); \
+               CREATE SHARED TABLE app.tags (id BIGINT PRIMARY KEY, name TEXT) WITH (access_level = 'public'); \
+               INSERT INTO app.tags (id, name) VALUES (1, 'one')";
+    cluster.nodes[1].sql_ok(&root, ddl).await;
+    let mut users = Vec::new();
+    for u in 0..6 {
+        users.push(cluster.nodes[0].create_user(&format!("spread{u}")).await);
+    }
+    cluster.settle().await;
+    // Each user writes through every node and reads the write back at once there.
+    for (u, user) in users.iter().enumerate() {
+        for node in 0..4 {
+            let id = u * 10 + node;
+            let sql = format!(
+                "INSERT INTO app.items (id, v) VALUES ({id}, 'x'); SELECT count(*) FROM app.items WHERE id = {id}"
+            );
+            let r = cluster.nodes[node].sql_ok(user, &sql).await;
+            assert_eq!(r.rows(1), &vec![json!([1])], "spread{u} through node {}", node + 1);
+        }
+    }
+    // Every node answers every user alike, SHARED tables joined in.
+    for (u, user) in users.iter().enumerate() {
+        let sql = "SELECT i.id, t.name FROM app.items i JOIN app.tags t ON t.id = 1 ORDER BY i.id";
+        let expected: Vec<Value> = (0..4).map(|n| json!([u * 10 + n, "one"])).collect();
+        assert_eq!(cluster.same_everywhere(user, sql).await, expected, "spread{u}");
+    }
+    // Stored three times over, and not on every node.
+    let mut held = Vec::new();
+    for node in &cluster.nodes {
+        held.push(table_stats(node, "app.items").await.0);
+    }
+    assert_eq!(held.iter().sum::<i64>(), 24 * 3, "hot rows per node: {held:?}");
+    assert!(held.iter().any(|rows| *rows < 24), "every node stores every user: {held:?}");
+    // A backup would read one node's replica, which does not hold everyone.
+    let r = cluster.nodes[0].sql(&root, "BACKUP DATABASE app TO '/tmp/kalamdb-spread-backup'").await;
+    assert_eq!(r.body["error"]["code"], "NOT_SUPPORTED", "{}", r.body);
+
+    // A node that does not store alice, and the leader of alice's group.
+    let alice = cluster.nodes[0].create_user("alice").await;
+    cluster.nodes[0].sql_ok(&alice, "INSERT INTO app.marks (id) VALUES (1)").await;
+    cluster.settle().await;
+    let mut storing = BTreeSet::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        if table_stats(node, "app.marks").await.0 == 1 {
+            storing.insert(i as u64 + 1);
+        }
+    }
+    assert_eq!(storing.len(), 3, "alice stored on {storing:?}");
+    let outside = (0..4).find(|i| !storing.contains(&(*i as u64 + 1))).unwrap();
+    let in_group = |group: u64| format!("SELECT node_id FROM system.cluster WHERE group_id = {group} ORDER BY node_id");
+    let mut group = None;
+    for g in 2..=4 {
+        let nodes = cluster.nodes[outside].sql_ok(&root, &in_group(g)).await;
+        let nodes: BTreeSet<u64> = nodes.rows(0).iter().map(|r| r[0].as_u64().unwrap()).collect();
+        if nodes == storing {
+            group = Some(g);
+        }
+    }
+    let group = group.expect("a group stored where alice is");
+
+    // Four writers of alice through every node; her subscriber through the node outside.
+    let bases: Vec<String> = cluster.nodes.iter().map(|n| n.base.clone()).collect();
+    let writers = Writers::start(bases, ("alice", "alice-password"), mixed_item_writes);
+    let mut replica = Replica::default();
+    let sql = "SELECT id, v FROM app.items";
+    let mut ws = WsClient::connect_as(&cluster.nodes[outside], "alice", "alice-password").await;
+    ws.send_json(json!({"type": "subscribe", "id": "s", "sql": sql})).await;
+    assert!(replica.follow(&mut ws, Duration::from_millis(1500)).await, "the relayed session closed");
+    assert!(replica.cursor > 0, "changes reach a subscriber relayed through node {}", outside + 1);
+    let serving = cluster.leader_of(&root, &group.to_string()).await;
+    assert_ne!(serving, outside);
+    cluster.nodes[serving].kill9();
+    assert!(!replica.follow(&mut ws, Duration::from_secs(10)).await, "the relayed socket closes with its node");
+    let moved_at = replica.cursor;
+    // Through the same node again: it relays the session to the group's new leader.
+    let mut ws = WsClient::connect_as(&cluster.nodes[outside], "alice", "alice-password").await;
+    ws.send_json(json!({"type": "subscribe", "id": "s", "sql": sql, "since": moved_at})).await;
+    assert!(replica.follow(&mut ws, Duration::from_secs(3)).await);
+    writers.stop().await;
+    cluster.settle().await;
+    assert!(replica.follow(&mut ws, Duration::from_secs(1)).await);
+    assert!(replica.cursor > moved_at, "changes arrived after the move");
+    assert_eq!(replica.resets, 0, "the move cost the subscriber a full reload");
+    let rows = cluster.nodes[outside].sql_ok(&alice, "SELECT id, v FROM app.items ORDER BY id").await;
+    let expected: std::collections::BTreeMap<i64, Value> =
+        rows.rows(0).iter().map(|r| (r[0].as_i64().unwrap(), r[1].clone())).collect();
+    assert!(replica.rows == expected, "the subscriber's copy differs from the table");
+
+    // The killed node comes back and catches up in its groups; the node that created the
+    // cluster (`--cluster-bootstrap`) restarts without creating again a group it left.
+    cluster.nodes[serving].start_again();
+    cluster.until_everywhere(&root, members, &membership).await;
+    if serving != 0 {
+        cluster.nodes[0].kill9();
+        cluster.nodes[0].start_again();
+        cluster.until_everywhere(&root, members, &membership).await;
+    }
+    let count = "SELECT count(*) FROM app.items";
+    let n = cluster.same_everywhere(&alice, count).await;
+    assert_eq!(n, vec![json!([expected.len()])]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_majority_refuses_writes_clearly() {
     let mut cluster = TestCluster::start(3).await;
@@ -904,6 +1037,80 @@ async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
     // Only a system user changes the members, and not on a single node.
     let single = TestServer::start().await;
     single.sql_err(&root, "ALTER CLUSTER REMOVE NODE 2", 400, "NOT_SUPPORTED").await;
+}
+
+/// Writer `w`'s `k`th insert into `app.items (id, v)`.
+fn insert_item(w: u64, k: u64) -> String {
+    format!("INSERT INTO app.items (id, v) VALUES ({}, 'i{k}')", w * 1_000_000 + k)
+}
+
+/// With spread storage, a node added and a node removed under load move users' groups
+/// between nodes (each group on `replicas` nodes, no learners left behind), and no
+/// acknowledged write is lost; every node still answers every user alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_nothing() {
+    let mut cluster = TestCluster::start_with(3, "replicas = 2\nspread_storage = true\ndata_groups = 8").await;
+    let root = Auth::root();
+    let ddl = "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT)";
+    cluster.nodes[0].sql_ok(&root, ddl).await;
+    let alice = cluster.nodes[0].create_user("alice").await;
+    // Rows of several users, so of most groups, before the members change.
+    let mut others = Vec::new();
+    for u in 0..8 {
+        let user = cluster.nodes[0].create_user(&format!("other{u}")).await;
+        let values: Vec<String> = (0..5).map(|i| format!("({i}, 'o')")).collect();
+        cluster.nodes[u % 3]
+            .sql_ok(&user, &format!("INSERT INTO app.items (id, v) VALUES {}", values.join(", ")))
+            .await;
+        others.push(user);
+    }
+    cluster.settle().await;
+    let bases = vec![cluster.nodes[1].base.clone(), cluster.nodes[2].base.clone()];
+    let writers = Writers::start(bases, ("alice", "alice-password"), insert_item);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let address = cluster.start_outside_node(4).await;
+    cluster.nodes[1].sql_ok(&root, &format!("ALTER CLUSTER ADD NODE 4 '{address}'")).await;
+    // Members per group (and voters): every node in the metadata and the SHARED tables'
+    // groups; each users' group on two nodes, both voters.
+    let members = "SELECT group_id, count(*), sum(CASE WHEN voter THEN 1 ELSE 0 END) FROM system.cluster \
+                   GROUP BY group_id ORDER BY group_id";
+    let spread = |nodes: u64| -> Vec<Value> {
+        [json!([0, nodes, nodes]), json!([1, nodes, 2])].into_iter().chain((2..=8).map(|g| json!([g, 2, 2]))).collect()
+    };
+    let four = spread(4);
+    cluster.until_everywhere(&root, members, &four).await;
+    let on_four = cluster.nodes[3].sql_ok(&root, "SELECT count(*) FROM system.cluster WHERE this_node").await;
+    assert!(on_four.rows(0)[0][0].as_u64().unwrap() < 9, "node 4 is a member of every group");
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.nodes[2].sql_ok(&root, "ALTER CLUSTER REMOVE NODE 1").await;
+    cluster.nodes[0].kill9();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (acknowledged, _) = writers.stop().await;
+    assert!(acknowledged.len() > 20, "writers made progress: {}", acknowledged.len());
+
+    let three = spread(3);
+    cluster.until_everywhere(&root, members, &three).await;
+    let rows = cluster.same_everywhere(&alice, "SELECT id FROM app.items ORDER BY id").await;
+    let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
+    assert!(acknowledged.is_subset(&stored), "{} acknowledged writes lost", acknowledged.difference(&stored).count());
+
+    // A node frees the groups it left when it restarts: then each row is on two nodes.
+    for node in 1..4 {
+        cluster.nodes[node].kill9();
+        cluster.nodes[node].start_again();
+        cluster.until_everywhere(&root, members, &three).await;
+    }
+    let mut held = Vec::new();
+    for node in &cluster.nodes[1..] {
+        held.push(table_stats(node, "app.items").await.0);
+    }
+    assert_eq!(held.iter().sum::<i64>(), 2 * (stored.len() as i64 + 40), "hot rows per node: {held:?}");
+    assert_eq!(cluster.same_everywhere(&alice, "SELECT id FROM app.items ORDER BY id").await, rows);
+    for user in &others {
+        assert_eq!(cluster.same_everywhere(user, "SELECT count(*) FROM app.items").await, vec![json!([5])]);
+    }
 }
 
 #[tokio::test]
@@ -1447,7 +1654,7 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = crate::common::tls_files(dir.path(), "cluster");
     let settings = format!(
-        "tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}",
+        "tls_cert = {:?}\ntls_key = {:?}\ntls_ca = {:?}\nspread_storage = true\nreplicas = 2\ndata_groups = 4",
         cert.display().to_string(),
         key.display().to_string(),
         ca.display().to_string()
@@ -1459,6 +1666,34 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
         cluster.nodes[i % 3].sql_ok(&root, &format!("INSERT INTO app.t (id) VALUES ({i})")).await;
     }
     assert_eq!(cluster.same_everywhere(&root, "SELECT count(*) FROM app.t").await, vec![json!([6])]);
+    // Storage spread (each user on 2 of the 3 nodes): a session through the node that does
+    // not store its user is relayed over mutual TLS too, and sees changes made elsewhere.
+    cluster.nodes[0].sql_ok(&root, "CREATE USER TABLE app.u (id BIGINT PRIMARY KEY)").await;
+    let bob = cluster.nodes[0].create_user("bob").await;
+    cluster.settle().await;
+    for node in 0..3 {
+        let mut ws = crate::common::WsClient::connect_as(&cluster.nodes[node], "bob", "bob-password").await;
+        ws.send_json(json!({"type": "subscribe", "id": "s", "sql": "SELECT id FROM app.u"})).await;
+        cluster.nodes[(node + 1) % 3].sql_ok(&bob, &format!("INSERT INTO app.u (id) VALUES ({node})")).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.checked_duration_since(Instant::now()).expect("no change through the session");
+            use kalamdb_client_core::protocol::ws::ServerMessage;
+            // A change, or the initial load if the write came first.
+            match ws.next_frame(left).await {
+                Ok(Some(ServerMessage::Change { row, .. })) if row[0] == json!(node) => break,
+                Ok(Some(ServerMessage::Batch { rows, .. })) if rows.iter().any(|r| r[0] == json!(node)) => break,
+                Ok(_) => {}
+                Err(()) => panic!("the session through node {} closed", node + 1),
+            }
+        }
+    }
+    cluster.settle().await;
+    let mut held = Vec::new();
+    for node in &cluster.nodes {
+        held.push(table_stats(node, "app.u").await.0);
+    }
+    assert_eq!(held.iter().filter(|rows| **rows == 3).count(), 2, "bob's rows on two nodes: {held:?}");
 
     let token = token_of(SECRET.as_bytes());
     let port = cluster.cluster_ports[0];

@@ -8,7 +8,7 @@
 //! the other.
 
 use crate::api::ws::mutations;
-use crate::api::ws::socket_writer::{SocketWriter, WriterCommand};
+use crate::api::ws::socket_writer::{self, SocketWriter, WriterCommand};
 use crate::auth::{Principal, TokenGrant};
 use crate::budget::ConnectionPermit;
 use crate::clock::now_micros;
@@ -38,19 +38,48 @@ const CURSOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 enum Close {
     ClientGone,
     Policy(&'static str),
+    /// The client should connect again (it resumes from its cursors).
+    Reconnect(&'static str),
+}
+
+/// Where a socket comes from.
+pub(crate) enum Arrival {
+    /// A client of this node.
+    Client,
+    /// A client of another node, which does not store the client's user's data (spread
+    /// storage) and relays its frames: served here, never handed on again.
+    HandedOver,
 }
 
 /// Serves one upgraded socket until either side closes it. Call on the I/O runtime: the
-/// writer runs here, the connection on the query runtime.
-pub(crate) async fn serve(db: Arc<Database>, socket: WebSocket) {
+/// writer runs here, the connection on the query runtime. With spread storage, a client
+/// whose `auth` frame names a user whose data this node does not store is relayed to a node
+/// that does ([`super::tunnel`]).
+pub(crate) async fn serve(db: Arc<Database>, mut socket: WebSocket, arrival: Arrival) {
+    let auth_deadline = tokio::time::Instant::now() + Duration::from_secs(db.config.live.auth_timeout_secs);
+    let mut first = None;
+    if matches!(arrival, Arrival::Client) && db.committer.placement().shared_apart() {
+        match tokio::time::timeout_at(auth_deadline, socket.next()).await {
+            Ok(Some(Ok(message))) => {
+                if let Some(group) = super::tunnel::group_elsewhere(&db, &message) {
+                    return super::tunnel::relay(&db, socket, message, group).await;
+                }
+                first = Some(message);
+            }
+            Ok(_) => return,
+            // The connection below answers the missing `auth` frame at once.
+            Err(_) => {}
+        }
+    }
     let (sink, stream) = socket.split();
+    let stream = futures::stream::iter(first.map(Ok)).chain(stream).boxed();
     let (fanout_tx, fanout_rx) = mpsc::channel(db.config.live.send_queue);
     let (commands_tx, commands_rx) = mpsc::channel(WRITER_QUEUE);
     let signal = Arc::new(ConnectionSignal::default());
     let writer =
         SocketWriter::new(sink, commands_rx, fanout_rx, signal.clone(), db.live.clone(), db.config.live.send_queue);
     let connection = Connection::new(db.clone(), fanout_tx, commands_tx, signal);
-    let connection = db.runtime.spawn(connection.run(stream));
+    let connection = db.runtime.spawn(connection.run(stream, auth_deadline));
     writer.run().await;
     let _ = connection.await;
 }
@@ -80,7 +109,7 @@ struct Connection {
     last_seen: Instant,
 }
 
-type Stream = futures::stream::SplitStream<WebSocket>;
+type Stream = futures::stream::BoxStream<'static, std::result::Result<Message, axum::Error>>;
 
 impl Connection {
     fn new(
@@ -107,9 +136,9 @@ impl Connection {
 
     /// Reads client frames until the client leaves, the writer stops, or a policy closes
     /// the connection; then removes its subscriptions.
-    async fn run(mut self, mut stream: Stream) {
+    async fn run(mut self, mut stream: Stream, auth_deadline: tokio::time::Instant) {
         let cfg = self.db.config.live.clone();
-        let auth_deadline = tokio::time::sleep(Duration::from_secs(cfg.auth_timeout_secs));
+        let auth_deadline = tokio::time::sleep_until(auth_deadline);
         tokio::pin!(auth_deadline);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(cfg.heartbeat_secs));
         heartbeat.tick().await;
@@ -163,6 +192,9 @@ impl Connection {
                     if self.last_seen.elapsed() > Duration::from_secs(cfg.idle_timeout_secs) {
                         break Ok(Close::Policy("idle timeout"));
                     }
+                    if self.moved_elsewhere() {
+                        break Ok(Close::Reconnect("this user's data moved to other nodes; reconnect"));
+                    }
                     if self.grant.as_ref().is_some_and(|g| now_micros() / 1_000_000 > g.expires) {
                         let e = KalamError::Unauthorized("token expired; send a new auth frame before expiry".into());
                         let _ = self.send(&error_frame(None, &e)).await;
@@ -176,9 +208,28 @@ impl Connection {
             sub.end();
             self.db.live.unregister(&sub.live_id);
         }
-        if let Ok(Close::Policy(reason)) = close {
-            let _ = self.writer.send(WriterCommand::Close(reason)).await;
+        let close = match close {
+            Ok(Close::Policy(reason)) => Some((socket_writer::POLICY, reason)),
+            Ok(Close::Reconnect(reason)) => Some((socket_writer::RECONNECT, reason)),
+            _ => None,
+        };
+        if let Some((code, reason)) = close {
+            let _ = self.writer.send(WriterCommand::Close(code, reason)).await;
         }
+    }
+
+    /// With spread storage: whether this node has stopped storing the connection's user
+    /// (a change of the cluster's members moved their group away). Its subscriptions would
+    /// get no more changes here, so the client is told to reconnect (within a heartbeat),
+    /// and is then relayed to a node that stores the user, where it resumes from its
+    /// cursors.
+    fn moved_elsewhere(&self) -> bool {
+        let (Some(grant), Some(replication)) = (&self.grant, self.db.replication()) else { return false };
+        if !self.db.committer.placement().shared_apart() {
+            return false;
+        }
+        let user = crate::ids::Partition::User(grant.principal.user_id);
+        !replication.stores(replication.group_of(crate::ids::TableId(0), user))
     }
 
     /// Hands a frame to the writer, serialized here (initial loads are large).

@@ -4,10 +4,12 @@
 //!   subscriptions and catch-up.
 //! - [`socket_writer`]: writes a socket's frames and change events, off the query runtime.
 //! - [`mutations`]: the `mutate` frame, exactly once per `(user, client_id, seq)`.
+//! - [`tunnel`]: with spread storage, relays a session to the node that stores its user's data.
 
 pub(crate) mod connection;
 pub(crate) mod mutations;
 pub(crate) mod socket_writer;
+pub(crate) mod tunnel;
 
 use crate::api::AppState;
 use axum::extract::State;
@@ -26,6 +28,6 @@ pub(crate) async fn upgrade(
     // (`server.max_connections`) for as long as it is open.
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| async move {
         let _slot = slot;
-        connection::serve(db, socket).await
+        connection::serve(db, socket, connection::Arrival::Client).await
     })
 }

@@ -37,9 +37,14 @@ pub(crate) enum WriterCommand {
     Ping,
     /// The subscription's initial load has been sent; its changes may follow.
     Loaded(Arc<LiveSubscription>),
-    /// Close with this policy reason (WebSocket code 1008).
-    Close(&'static str),
+    /// Close with this WebSocket code and reason.
+    Close(u16, &'static str),
 }
+
+/// The WebSocket close code for a connection a policy ends (authentication, limits).
+pub(crate) const POLICY: u16 = 1008;
+/// The WebSocket close code telling the client to reconnect ("service restart").
+pub(crate) const RECONNECT: u16 = 1012;
 
 pub(crate) struct SocketWriter {
     sink: SplitSink<WebSocket, Message>,
@@ -88,16 +93,16 @@ impl SocketWriter {
                         let frames: Vec<String> = ready.into_iter().filter_map(|out| self.frame(out)).collect();
                         if !frames.is_empty() && self.write(frames).await.is_err() { break None; }
                     }
-                    Some(WriterCommand::Close(reason)) => break Some(reason),
+                    Some(WriterCommand::Close(code, reason)) => break Some((code, reason)),
                 },
                 _ = self.signal.overflow_notify.notified() => {
                     if self.signal.overflowed.load(Ordering::Relaxed) {
-                        break Some(self.slow_consumer().await);
+                        break Some((POLICY, self.slow_consumer().await));
                     }
                 }
                 Some(out) = self.fanout.recv() => {
                     if self.signal.overflowed.load(Ordering::Relaxed) {
-                        break Some(self.slow_consumer().await);
+                        break Some((POLICY, self.slow_consumer().await));
                     }
                     // Everything already queued goes out in one write.
                     let mut frames: Vec<String> = self.accept(out).into_iter().collect();
@@ -108,14 +113,14 @@ impl SocketWriter {
                         }
                     }
                     if self.waiting.len() > self.max_waiting {
-                        break Some(self.slow_consumer().await);
+                        break Some((POLICY, self.slow_consumer().await));
                     }
                     if !frames.is_empty() && self.write(frames).await.is_err() { break None; }
                 }
             }
         };
-        if let Some(reason) = close {
-            let frame = CloseFrame { code: 1008, reason: reason.into() };
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame { code, reason: reason.into() };
             let _ = tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Close(Some(frame)))).await;
         }
     }
