@@ -1031,6 +1031,7 @@ async fn adding_a_node_and_removing_the_first_under_load_loses_nothing() {
     let rows = cluster.same_everywhere(&root, "SELECT id FROM app.log ORDER BY id").await;
     let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
     assert!(acknowledged.is_subset(&stored), "{} acknowledged writes lost", acknowledged.difference(&stored).count());
+
     // The new node holds what was written before it joined too.
     let r = cluster.nodes[3].sql_ok(&root, "SELECT count(*) FROM app.log").await;
     assert_eq!(r.rows(0)[0][0].as_u64().unwrap(), stored.len() as u64);
@@ -1049,7 +1050,9 @@ fn insert_item(w: u64, k: u64) -> String {
 /// acknowledged write is lost; every node still answers every user alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_nothing() {
-    let mut cluster = TestCluster::start_with(3, "replicas = 2\nspread_storage = true\ndata_groups = 8").await;
+    // (A heartbeat a second: sessions learn soon that their node stopped storing their user.)
+    let settings = "replicas = 2\nspread_storage = true\ndata_groups = 8\n[live]\nheartbeat_secs = 1";
+    let mut cluster = TestCluster::start_with(3, settings).await;
     let root = Auth::root();
     let ddl = "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT)";
     cluster.nodes[0].sql_ok(&root, ddl).await;
@@ -1065,6 +1068,18 @@ async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_n
         others.push(user);
     }
     cluster.settle().await;
+    // Each other user's subscriber through nodes 2 and 3 (node 1 leaves below).
+    let mut sessions = Vec::new();
+    for u in 0..8 {
+        for node in [1, 2] {
+            let name = format!("other{u}");
+            let mut ws =
+                crate::common::WsClient::connect_as(&cluster.nodes[node], &name, &format!("{name}-password")).await;
+            ws.send_json(json!({"type": "subscribe", "id": "s", "sql": "SELECT id FROM app.items"})).await;
+            while let Ok(Some(_)) = ws.next_frame(Duration::from_millis(300)).await {}
+            sessions.push((u, ws));
+        }
+    }
     let bases = vec![cluster.nodes[1].base.clone(), cluster.nodes[2].base.clone()];
     let writers = Writers::start(bases, ("alice", "alice-password"), insert_item);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1096,6 +1111,37 @@ async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_n
     let stored: BTreeSet<u64> = rows.iter().map(|r| r[0].as_u64().unwrap()).collect();
     assert!(acknowledged.is_subset(&stored), "{} acknowledged writes lost", acknowledged.difference(&stored).count());
 
+    // No subscriber silently stops getting changes: each gets the next write of its user,
+    // or its socket was closed (its node stopped storing the user, or the node serving its
+    // relayed session left) and it would reconnect.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mut served, mut closed) = (0, 0);
+    for user in &others {
+        cluster.nodes[3].sql_ok(user, "INSERT INTO app.items (id, v) VALUES (1000, 'n')").await;
+    }
+    for (u, ws) in &mut sessions {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = deadline.checked_duration_since(Instant::now()).unwrap_or_default();
+            match ws.next_frame(left).await {
+                Ok(Some(kalamdb_client_core::protocol::ws::ServerMessage::Change { row, .. }))
+                    if row[0] == json!(1000) =>
+                {
+                    served += 1;
+                    break;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("other{u}'s subscriber got neither the change nor a close"),
+                Err(()) => {
+                    closed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!("subscribers after the members changed: {served} served, {closed} closed");
+    assert!(closed > 0, "no subscriber's node stopped storing its user (the test lost its point)");
+
     // A node frees the groups it left when it restarts: then each row is on two nodes.
     for node in 1..4 {
         cluster.nodes[node].kill9();
@@ -1106,10 +1152,10 @@ async fn with_spread_storage_adding_and_removing_a_node_moves_groups_and_loses_n
     for node in &cluster.nodes[1..] {
         held.push(table_stats(node, "app.items").await.0);
     }
-    assert_eq!(held.iter().sum::<i64>(), 2 * (stored.len() as i64 + 40), "hot rows per node: {held:?}");
+    assert_eq!(held.iter().sum::<i64>(), 2 * (stored.len() as i64 + 48), "hot rows per node: {held:?}");
     assert_eq!(cluster.same_everywhere(&alice, "SELECT id FROM app.items ORDER BY id").await, rows);
     for user in &others {
-        assert_eq!(cluster.same_everywhere(user, "SELECT count(*) FROM app.items").await, vec![json!([5])]);
+        assert_eq!(cluster.same_everywhere(user, "SELECT count(*) FROM app.items").await, vec![json!([6])]);
     }
 }
 
