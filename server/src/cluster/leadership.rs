@@ -285,6 +285,7 @@ pub(super) async fn balance(cluster: Weak<Cluster>) {
                 tracing::debug!(group = group.0, "the group's voters stay as they are for now: {e}");
             }
         }
+        cluster.note_left_groups().await;
         if !cluster.config.balance_leaders {
             continue;
         }

@@ -658,7 +658,8 @@ impl Cluster {
                 // (openraft's own blocking add gives up waiting after half a second, and
                 // counts entries the learner has stored, not applied.)
                 let deadline = tokio::time::Instant::now() + LEARNER_CATCH_UP;
-                while !self.caught_up(group, id, &address).await? {
+                let target = self.catch_up_target(group);
+                while !self.caught_up(group, id, &address, target).await? {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(KalamError::Unavailable(format!(
                             "node {id} was added as a learner but has not caught up with the log of group {} \
@@ -1005,7 +1006,7 @@ const LEARNER_POLL: Duration = Duration::from_millis(500);
 /// A learner this many entries behind the leader's log counts as caught up.
 const LEARNER_LAG: u64 = 16;
 /// How long a question to another node's cluster port (its health, its jobs) may take.
-const PEER_ANSWER: Duration = Duration::from_secs(2);
+pub(super) const PEER_ANSWER: Duration = Duration::from_secs(2);
 
 /// On the leader: the highest log index a majority of the voters hold (the leader itself
 /// included), which is how far the log is committed; `None` on other nodes, which do not

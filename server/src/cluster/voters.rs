@@ -91,8 +91,9 @@ impl Cluster {
                     }
                 };
                 let address = &address;
+                let target = self.catch_up_target(group);
                 loop {
-                    if self.caught_up(group, *node, address).await? {
+                    if self.caught_up(group, *node, address, target).await? {
                         break;
                     }
                     if tokio::time::Instant::now() >= deadline {
@@ -145,11 +146,18 @@ impl Cluster {
         Ok(address)
     }
 
+    /// The log index a learner of `group` must have applied to count as caught up: this
+    /// node's last one now. Taken once, when the wait starts: under a steady load of writes
+    /// a learner applying them a little behind would never reach a moving end.
+    pub(super) fn catch_up_target(&self, group: GroupId) -> u64 {
+        self.group(group).metrics.borrow().last_log_index.unwrap_or(0)
+    }
+
     /// Whether member `node` (at `address`) of `group` has applied its log to within
-    /// [`LEARNER_LAG`] entries of this node's, as it answers itself; an error if its Raft
-    /// has stopped.
-    pub(super) async fn caught_up(&self, group: GroupId, node: u64, address: &str) -> Result<bool> {
-        let last = self.group(group).metrics.borrow().last_log_index.unwrap_or(0);
+    /// [`LEARNER_LAG`] entries of `target` ([`Cluster::catch_up_target`]), as it answers
+    /// itself; an error if its Raft has stopped.
+    pub(super) async fn caught_up(&self, group: GroupId, node: u64, address: &str, target: u64) -> Result<bool> {
+        let last = target;
         let asked_at = std::time::Instant::now();
         let health = self.peer_health(address).await;
         if health.as_ref().is_some_and(|h| h.metadata.stopped) || self.problems.peer_stopped(node) {
