@@ -22,6 +22,17 @@ pub(crate) struct ExecContext<'a> {
 }
 
 impl<'a> ExecContext<'a> {
+    /// This context with `principal` as who the statement runs as (`EXECUTE AS USER`).
+    pub(crate) fn acting_as(&self, principal: Principal) -> ExecContext<'a> {
+        ExecContext {
+            db: self.db,
+            principal,
+            namespace: self.namespace.clone(),
+            params: self.params,
+            origin: self.origin.clone(),
+        }
+    }
+
     /// This context for running its statement here as the leader of its group.
     pub(crate) fn on_leader(&self) -> ExecContext<'a> {
         ExecContext {

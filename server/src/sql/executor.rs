@@ -196,14 +196,7 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::AlterUser { name, action } => user::alter(cx, name, action).await,
             Statement::DropUser { name, if_exists } => user::drop(cx, name, *if_exists),
             Statement::ExecuteAs { user: target, statement } => {
-                let principal = execute_as::target(cx, target)?;
-                let mut inner = ExecContext {
-                    db: cx.db,
-                    principal,
-                    namespace: cx.namespace.clone(),
-                    params: cx.params,
-                    origin: cx.origin.clone(),
-                };
+                let mut inner = cx.acting_as(execute_as::target(cx, target)?);
                 execute_statement(&mut inner, statement, true).await
             }
             Statement::AlterTable { table, action } => alter_table::alter(cx, table, action).await,
@@ -300,16 +293,7 @@ fn write_group(cx: &ExecContext<'_>, statement: &Statement) -> GroupId {
             table.map_or(METADATA, |t| replication.group_of(t.id, cx.partition(&t)))
         }
         Statement::ExecuteAs { user, statement } => match execute_as::target(cx, user) {
-            Ok(principal) => {
-                let inner = ExecContext {
-                    db: cx.db,
-                    principal,
-                    namespace: cx.namespace.clone(),
-                    params: cx.params,
-                    origin: cx.origin.clone(),
-                };
-                write_group(&inner, statement)
-            }
+            Ok(principal) => write_group(&cx.acting_as(principal), statement),
             Err(_) => METADATA,
         },
         _ => METADATA,
@@ -343,15 +327,7 @@ fn read_group(cx: &ExecContext<'_>, statement: &Statement) -> Option<GroupId> {
             user_table.map(|t| replication.group_of(t, crate::ids::Partition::User(cx.principal.user_id)))
         }
         Statement::ExecuteAs { user, statement } => {
-            let principal = execute_as::target(cx, user).ok()?;
-            let inner = ExecContext {
-                db: cx.db,
-                principal,
-                namespace: cx.namespace.clone(),
-                params: cx.params,
-                origin: cx.origin.clone(),
-            };
-            read_group(&inner, statement)
+            read_group(&cx.acting_as(execute_as::target(cx, user).ok()?), statement)
         }
         _ => None,
     }
