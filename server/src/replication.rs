@@ -305,8 +305,8 @@ pub(crate) trait Replication: Send + Sync {
     /// cluster spreads storage (`cluster.spread_storage`).
     fn stores(&self, group: GroupId) -> bool;
     /// Opens a client's WebSocket session on a node that stores `group` (for a client
-    /// whose user's group this node does not store); frames up to `max_message` bytes.
-    async fn open_session(&self, group: GroupId, max_message: usize) -> Result<Upstream>;
+    /// whose user's group this node does not store).
+    async fn open_session(&self, group: GroupId) -> Result<Upstream>;
     /// The node leading `group`, as far as this node knows.
     fn leader_of(&self, group: GroupId) -> Option<u64>;
     /// Appends `command` to its group's log (this node must lead the group) and waits

@@ -57,17 +57,26 @@ impl Cluster {
         }
         let Ok(db) = self.database() else { return };
         let (members, _) = self.cluster_members();
-        for group in self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA) {
-            if self.stores_on(group, self.node_id, &members) {
-                continue;
+        let unasked: Vec<GroupId> = self
+            .groups
+            .iter()
+            .map(|g| g.id)
+            .filter(|g| *g != METADATA && !self.stores_on(*g, self.node_id, &members))
+            .filter(|g| matches!(db.store.get(CF_CATALOG, &to_free_key(*g)), Ok(None)))
+            .collect();
+        // All at once, each within a couple of seconds: this runs in the loop that keeps
+        // the groups' voters and leaders where they belong.
+        let asked = unasked.into_iter().map(|group| async move {
+            let members = self.forward::<(), Vec<Member>>(group, service::MEMBERS, &(), PEER_ANSWER);
+            match tokio::time::timeout(PEER_ANSWER, members).await {
+                Ok(Ok(Some(current))) => {
+                    (group, !current.is_empty() && current.iter().all(|m| m.node_id != self.node_id))
+                }
+                _ => (group, false),
             }
-            match db.store.get(CF_CATALOG, &to_free_key(group)) {
-                Ok(None) => {}
-                _ => continue,
-            }
-            let asked = self.forward::<(), Vec<Member>>(group, service::MEMBERS, &(), PEER_ANSWER);
-            let Ok(Ok(Some(current))) = tokio::time::timeout(PEER_ANSWER, asked).await else { continue };
-            if current.is_empty() || current.iter().any(|m| m.node_id == self.node_id) {
+        });
+        for (group, left) in futures::future::join_all(asked).await {
+            if !left {
                 continue;
             }
             let mut batch = rocksdb::WriteBatch::default();

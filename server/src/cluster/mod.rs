@@ -424,9 +424,9 @@ impl Cluster {
             if elsewhere && self.leads(group) {
                 return Ok(None);
             }
-            let candidates = if elsewhere { self.leader_candidates(group) } else { Vec::new() };
-            let (leader, addr) = match candidates.get(turn % candidates.len().max(1)) {
-                Some(candidate) => candidate.clone(),
+            let candidate = if elsewhere { self.candidate(group, turn) } else { None };
+            let (leader, addr) = match candidate {
+                Some(candidate) => candidate,
                 None => self.leader(group, deadline).await?,
             };
             if leader == self.node_id {
@@ -447,8 +447,7 @@ impl Cluster {
                 Err(e) if e.is_connect() => {
                     tracing::debug!(leader, group = group.0, "leader unreachable, waiting for another: {e}");
                     if elsewhere {
-                        self.spread.set_hint(group, None);
-                        turn += 1;
+                        self.missed_leader(group, &mut turn, leader, None);
                     }
                     if tokio::time::Instant::now() >= deadline {
                         return Err(KalamError::Unavailable("the cluster leader cannot be reached; retry".into()));
@@ -467,16 +466,8 @@ impl Cluster {
                 // Not the leader any more, and it did nothing: ask again (the leader it
                 // named, for a group this node does not follow).
                 if elsewhere {
-                    match response.json::<Option<spread::LeaderHint>>().await.ok().flatten() {
-                        Some(hint) if hint.node != leader && hint.node != self.node_id => {
-                            self.spread.set_hint(group, Some(hint));
-                            turn = 0;
-                        }
-                        _ => {
-                            self.spread.set_hint(group, None);
-                            turn += 1;
-                        }
-                    }
+                    let named = response.json::<Option<spread::LeaderHint>>().await.ok().flatten();
+                    self.missed_leader(group, &mut turn, leader, named);
                 }
                 if tokio::time::Instant::now() >= deadline {
                     return Err(KalamError::Unavailable("the cluster has no stable leader; retry".into()));
@@ -501,7 +492,7 @@ impl Cluster {
             if elsewhere {
                 // Nothing to apply here: later statements sent to the group carry the index.
                 self.spread.note_acked(group, answer.applied);
-                self.spread.set_hint(group, Some(spread::LeaderHint { node: leader, address: addr }));
+                self.found_leader(group, leader, addr);
             } else if !self.applied_within(group, answer.applied, patience).await {
                 tracing::warn!(
                     group = group.0,
@@ -765,8 +756,8 @@ impl Replication for Cluster {
         self.stores_group(group)
     }
 
-    async fn open_session(&self, group: GroupId, max_message: usize) -> Result<crate::replication::Upstream> {
-        Cluster::open_session(self, group, max_message).await
+    async fn open_session(&self, group: GroupId) -> Result<crate::replication::Upstream> {
+        Cluster::open_session(self, group).await
     }
 
     fn leader_of(&self, group: GroupId) -> Option<u64> {

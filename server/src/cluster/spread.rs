@@ -64,11 +64,11 @@ impl Spread {
         }
     }
 
-    pub(super) fn hint(&self, group: GroupId) -> Option<LeaderHint> {
+    fn hint(&self, group: GroupId) -> Option<LeaderHint> {
         self.hints.lock().get(group.0 as usize).cloned().flatten()
     }
 
-    pub(super) fn set_hint(&self, group: GroupId, hint: Option<LeaderHint>) {
+    fn set_hint(&self, group: GroupId, hint: Option<LeaderHint>) {
         if let Some(slot) = self.hints.lock().get_mut(group.0 as usize) {
             *slot = hint;
         }
@@ -111,10 +111,38 @@ impl Cluster {
         self.groups.iter().map(|g| g.id).filter(|g| self.stores_on(*g, node, members)).collect()
     }
 
+    /// The node to try at `turn` of a search for the leader of `group`, a group this node
+    /// does not store (see [`Cluster::leader_candidates`]); `None` if it knows no node.
+    pub(super) fn candidate(&self, group: GroupId, turn: usize) -> Option<(u64, String)> {
+        let candidates = self.leader_candidates(group);
+        candidates.get(turn % candidates.len().max(1)).cloned()
+    }
+
+    /// After node `tried` took a request for `group`: it leads, as far as this node knows.
+    pub(super) fn found_leader(&self, group: GroupId, tried: u64, address: String) {
+        self.spread.set_hint(group, Some(LeaderHint { node: tried, address }));
+    }
+
+    /// After node `tried` did not take a request for `group` (it does not lead it, or could
+    /// not be reached): the search follows the leader it `named`, if another node, else goes
+    /// on to the next candidate.
+    pub(super) fn missed_leader(&self, group: GroupId, turn: &mut usize, tried: u64, named: Option<LeaderHint>) {
+        match named {
+            Some(hint) if hint.node != tried && hint.node != self.node_id => {
+                self.spread.set_hint(group, Some(hint));
+                *turn = 0;
+            }
+            _ => {
+                self.spread.set_hint(group, None);
+                *turn += 1;
+            }
+        }
+    }
+
     /// The nodes to try, in order, for a request to `group`'s leader from a node that does
     /// not store the group: the leader another node named, this node's own (possibly old)
     /// view, then the voters placement names (each answers with the leader it knows).
-    pub(super) fn leader_candidates(&self, group: GroupId) -> Vec<(u64, String)> {
+    fn leader_candidates(&self, group: GroupId) -> Vec<(u64, String)> {
         let mut out: Vec<(u64, String)> = Vec::new();
         if let Some(hint) = self.spread.hint(group) {
             out.push((hint.node, hint.address));
@@ -170,30 +198,23 @@ enum Refusal {
 impl Cluster {
     /// Opens a WebSocket session for a client of this node whose user's group (`group`)
     /// this node does not store, on a node that does: the group's leader if it can be found,
-    /// within the write timeout. Frames of up to `max_message` bytes pass.
-    pub(super) async fn open_session(&self, group: GroupId, max_message: usize) -> Result<Upstream> {
+    /// within the write timeout.
+    pub(super) async fn open_session(&self, group: GroupId) -> Result<Upstream> {
         let deadline = tokio::time::Instant::now() + self.write_timeout();
         let mut turn = 0usize;
         loop {
-            let candidates = self.leader_candidates(group);
-            let Some((node, address)) = candidates.get(turn % candidates.len().max(1)).cloned() else {
+            let Some((node, address)) = self.candidate(group, turn) else {
                 return Err(KalamError::Unavailable(format!("no node of group {} is known; retry", group.0)));
             };
-            match self.connect_session(group, &address, max_message).await {
+            match self.connect_session(group, &address).await {
                 Ok(upstream) => {
-                    self.spread.set_hint(group, Some(LeaderHint { node, address }));
+                    self.found_leader(group, node, address);
                     return Ok(upstream);
                 }
-                Err(Refusal::NotHere(Some(hint))) if hint.node != node && hint.node != self.node_id => {
-                    self.spread.set_hint(group, Some(hint));
-                    turn = 0;
-                }
-                Err(refusal) => {
-                    if let Refusal::Failed(why) = refusal {
-                        tracing::debug!(node, group = group.0, "cannot open a session there: {why}");
-                    }
-                    self.spread.set_hint(group, None);
-                    turn += 1;
+                Err(Refusal::NotHere(named)) => self.missed_leader(group, &mut turn, node, named),
+                Err(Refusal::Failed(why)) => {
+                    tracing::debug!(node, group = group.0, "cannot open a session there: {why}");
+                    self.missed_leader(group, &mut turn, node, None);
                 }
             }
             if tokio::time::Instant::now() >= deadline {
@@ -206,12 +227,7 @@ impl Cluster {
         }
     }
 
-    async fn connect_session(
-        &self,
-        group: GroupId,
-        address: &str,
-        max_message: usize,
-    ) -> std::result::Result<Upstream, Refusal> {
+    async fn connect_session(&self, group: GroupId, address: &str) -> std::result::Result<Upstream, Refusal> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let failed = |e: &dyn std::fmt::Display| Refusal::Failed(e.to_string());
         let tcp = tokio::time::timeout(CONNECT, tokio::net::TcpStream::connect(address))
@@ -243,9 +259,11 @@ impl Cluster {
         ] {
             headers.insert(name, value.parse().map_err(|e| failed(&e))?);
         }
+        // The client's frames were bounded where they came in; the serving node's (a
+        // catch-up batch holds up to 10,000 rows) as a native client bounds them, in one frame.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .max_message_size(Some(max_message))
-            .max_frame_size(Some(max_message));
+            .max_message_size(Some(RELAYED_MESSAGE_BYTES))
+            .max_frame_size(Some(RELAYED_MESSAGE_BYTES));
         let handshake = tokio_tungstenite::client_async_with_config(request, io, Some(config));
         match tokio::time::timeout(CONNECT, handshake).await {
             Err(_) => Err(Refusal::Failed("WebSocket handshake timed out".into())),
@@ -263,3 +281,7 @@ impl Cluster {
 
 /// How long connecting to another node (and each handshake) may take.
 const CONNECT: Duration = Duration::from_secs(2);
+
+/// The largest frame a relayed session takes from the node serving it (tungstenite's
+/// default message limit, which the native client keeps).
+const RELAYED_MESSAGE_BYTES: usize = 64 << 20;

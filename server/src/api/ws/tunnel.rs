@@ -33,11 +33,12 @@ pub(super) fn group_elsewhere(db: &Database, first: &Message) -> Option<GroupId>
     (!replication.stores(group)).then_some(group)
 }
 
-/// Relays `client` to a node storing `group`, `first` (its `auth` frame) first.
+/// Relays `client` to a node storing `group`, `first` (its `auth` frame) first. Frames are
+/// converted between the two WebSocket libraries' types (axum's for the client, tungstenite's
+/// for the node), each as it is.
 pub(super) async fn relay(db: &Arc<Database>, mut client: WebSocket, first: Message, group: GroupId) {
     let Some(replication) = db.replication() else { return };
-    let max = db.config.live.max_message_bytes;
-    let upstream = match replication.open_session(group, max).await {
+    let upstream = match replication.open_session(group).await {
         Ok(upstream) => upstream,
         Err(e) => {
             let frame = ServerMessage::Error { id: None, code: e.code(), message: e.public_message() };
@@ -50,14 +51,13 @@ pub(super) async fn relay(db: &Arc<Database>, mut client: WebSocket, first: Mess
     };
     let (mut to_node, mut from_node) = upstream.split();
     let (mut to_client, mut from_client) = client.split();
-    let Some(first) = to_node_message(first) else { return };
-    if to_node.send(first).await.is_err() {
+    if to_node.send(to_node_message(first)).await.is_err() {
         let _ = to_client.send(going_away()).await;
         return;
     }
     let upward = async {
         while let Some(Ok(message)) = from_client.next().await {
-            let Some(message) = to_node_message(message) else { continue };
+            let message = to_node_message(message);
             let closing = matches!(message, NodeMessage::Close(_));
             if to_node.send(message).await.is_err() || closing {
                 break;
@@ -89,8 +89,8 @@ fn going_away() -> Message {
     Message::Close(Some(CloseFrame { code: RECONNECT, reason: "the node serving this session went away".into() }))
 }
 
-fn to_node_message(message: Message) -> Option<NodeMessage> {
-    Some(match message {
+fn to_node_message(message: Message) -> NodeMessage {
+    match message {
         Message::Text(t) => NodeMessage::Text(t.as_str().into()),
         Message::Binary(b) => NodeMessage::Binary(b),
         Message::Ping(p) => NodeMessage::Ping(p),
@@ -98,7 +98,7 @@ fn to_node_message(message: Message) -> Option<NodeMessage> {
         Message::Close(frame) => {
             NodeMessage::Close(frame.map(|f| NodeCloseFrame { code: f.code.into(), reason: f.reason.as_str().into() }))
         }
-    })
+    }
 }
 
 fn to_client_message(message: NodeMessage) -> Option<Message> {
