@@ -11,15 +11,21 @@ use super::engine::{Effects, SyncEngine, SyncError};
 use super::platform::{ConnectError, Platform, Socket, SocketEvent, TokenSource, parse_utc_ms, uuid_v7};
 use super::status::SyncEvent;
 use crate::live::LiveView;
-use crate::protocol::ws::{ClientMessage, MutationKind, ServerMessage};
+use crate::protocol::ws::{ClientMessage, MutationKind, MutationOp, ServerMessage};
 use crate::query::{LocalQuery, ResultSet};
 use crate::replica::RowChanges;
 use crate::store::ReplicaStore;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 const MAX_INPUTS_PER_COMMIT: usize = 256;
+
+/// Writes wait for a table's columns at most this long (see [`HeldWrite`]).
+const HOLD_WRITE_MS: f64 = 30_000.0;
+/// Writes held at most at once; more are refused.
+const MAX_HELD_WRITES: usize = 1024;
 
 /// Connection settings.
 #[derive(Debug, Clone)]
@@ -65,6 +71,18 @@ struct LiveRegistration {
     id: u64,
     view: LiveView,
     updates: mpsc::UnboundedSender<ResultSet>,
+}
+
+/// A write waiting for the columns of a table it inserts into. Right after the first `sync()`
+/// the server has not described the table yet, so which column is the key, and whether one
+/// must be generated, is unknown; sent as is, a row without its key would be shown, then
+/// refused by the server. While the columns can arrive (the client is online or connecting),
+/// the write waits for them, up to [`HOLD_WRITE_MS`], and later writes wait behind it so that
+/// writes stay in the order they were made. Offline, or after that time, it is written as is.
+struct HeldWrite {
+    ops: Vec<MutationOp>,
+    reply: oneshot::Sender<Result<WriteReceipt, SyncError>>,
+    since_ms: f64,
 }
 
 /// Starts a client on the current thread's executor (the platform's `spawn`).
@@ -126,6 +144,7 @@ pub async fn run<P: Platform, S: ReplicaStore>(
         input_tx,
         socket_tx,
         lives: Vec::new(),
+        held: VecDeque::new(),
         next_live: 1,
         event_sinks: Vec::new(),
         settle_waiters: Vec::new(),
@@ -152,6 +171,9 @@ pub async fn run<P: Platform, S: ReplicaStore>(
                 Some(Some(input)) => fx.absorb(d.handle(input)),
                 _ => break,
             }
+        }
+        if !d.held.is_empty() {
+            fx.absorb(d.release_held());
         }
         d.perform(fx).await;
         if let Some(reply) = d.reload.take() {
@@ -210,6 +232,8 @@ struct Driver<P: Platform, S: ReplicaStore> {
     input_tx: mpsc::UnboundedSender<Input>,
     socket_tx: mpsc::UnboundedSender<SocketEvent>,
     lives: Vec<LiveRegistration>,
+    /// Writes waiting for a table's columns, oldest first.
+    held: VecDeque<HeldWrite>,
     next_live: u64,
     event_sinks: Vec<mpsc::UnboundedSender<SyncEvent>>,
     settle_waiters: Vec<oneshot::Sender<Result<(), SyncError>>>,
@@ -455,19 +479,17 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
                 Effects::default()
             }
             Command::Write { ops, reply } => {
-                let platform = self.platform.clone();
-                let new_key = move || uuid_v7(platform.now_ms(), || platform.random_u32());
-                match self.engine.write(ops, self.platform.now_ms(), new_key) {
-                    Ok((seq, fx)) => {
-                        let receipt = self.receipt(seq);
-                        self.replies.push(Box::new(move || drop(reply.send(Ok(receipt)))));
-                        fx
+                if !self.held.is_empty() || (self.schema_can_arrive() && self.engine.awaits_schema(&ops)) {
+                    if self.held.len() >= MAX_HELD_WRITES {
+                        let e =
+                            format!("{MAX_HELD_WRITES} writes already wait for the columns of a table (see settled())");
+                        let _ = reply.send(Err(SyncError::InvalidWrite(e)));
+                    } else {
+                        self.held.push_back(HeldWrite { ops, reply, since_ms: self.platform.now_ms() });
                     }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                        Effects::default()
-                    }
+                    return Effects::default();
                 }
+                self.write(ops, reply)
             }
             Command::MutationState { client_id, seq, reply } => {
                 let _ = reply.send(self.engine.mutation_state(&client_id, seq));
@@ -523,6 +545,45 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
         }
     }
 
+    fn write(&mut self, ops: Vec<MutationOp>, reply: oneshot::Sender<Result<WriteReceipt, SyncError>>) -> Effects {
+        let platform = self.platform.clone();
+        let new_key = move || uuid_v7(platform.now_ms(), || platform.random_u32());
+        match self.engine.write(ops, self.platform.now_ms(), new_key) {
+            Ok((seq, fx)) => {
+                let receipt = self.receipt(seq);
+                self.replies.push(Box::new(move || drop(reply.send(Ok(receipt)))));
+                fx
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                Effects::default()
+            }
+        }
+    }
+
+    /// Whether the columns of a synced table can still arrive: the client is online or
+    /// connecting, and not failing to connect before it ever has.
+    fn schema_can_arrive(&self) -> bool {
+        self.want_online && (self.connected_once || self.failing.is_none())
+    }
+
+    /// Writes the held writes, in the order they were made, up to the first that still
+    /// waits for columns that can arrive.
+    fn release_held(&mut self) -> Effects {
+        let now = self.platform.now_ms();
+        let can_wait = self.schema_can_arrive();
+        let mut fx = Effects::default();
+        while let Some(h) = self.held.front() {
+            if can_wait && now - h.since_ms < HOLD_WRITE_MS && self.engine.awaits_schema(&h.ops) {
+                break;
+            }
+            if let Some(h) = self.held.pop_front() {
+                fx.absorb(self.write(h.ops, h.reply));
+            }
+        }
+        fx
+    }
+
     fn receipt(&self, seq: u64) -> WriteReceipt {
         let entry = self.engine.replica().outbox().get(self.engine.client_id(), seq);
         let inserted_keys = entry
@@ -571,7 +632,7 @@ impl<P: Platform, S: ReplicaStore> Driver<P, S> {
         self.notify(fx.events);
         if !self.settle_waiters.is_empty() {
             let s = self.engine.status();
-            if s.online && !s.syncing && s.pending_writes == 0 {
+            if s.online && !s.syncing && s.pending_writes == 0 && self.held.is_empty() {
                 for w in self.settle_waiters.drain(..) {
                     let _ = w.send(Ok(()));
                 }

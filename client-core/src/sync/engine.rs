@@ -522,6 +522,17 @@ impl SyncEngine {
         Ok((seq, fx))
     }
 
+    /// Whether `ops` insert into a synced table whose columns have not arrived yet: which
+    /// column is the key, and so whether one must be generated, is unknown (the driver holds
+    /// such writes until the columns arrive, while they can).
+    pub fn awaits_schema(&self, ops: &[MutationOp]) -> bool {
+        ops.iter().any(|op| {
+            op.op == MutationKind::Insert
+                && self.replica.primary_key(&op.table).is_none()
+                && matches!(self.replica.table_columns(&op.table), Err(ReplicaError::SchemaPending(_)))
+        })
+    }
+
     /// Validates one write and fills in what the client owns: a primary key for inserts into
     /// tables with a TEXT key (UUIDv7, so keys sort by creation time like the server's).
     fn prepare(&self, op: &mut MutationOp, new_key: &impl Fn() -> String) -> Result<(), SyncError> {

@@ -318,11 +318,16 @@ test('CRDT notes edited on two devices merge', async () => {
 
 /** Waits until the list `name` shows `open` open items. */
 async function expectOpen(page, name, open, timeout = 15000) {
-  await page.waitForFunction(
-    ([n, o]) => document.querySelector(`[data-testid=list][data-name="${n}"]`)?.getAttribute('data-open') === o,
-    [name, String(open)],
-    { timeout },
-  );
+  try {
+    await page.waitForFunction(
+      ([n, o]) => document.querySelector(`[data-testid=list][data-name="${n}"]`)?.getAttribute('data-open') === o,
+      [name, String(open)],
+      { timeout },
+    );
+  } catch (e) {
+    const shown = await page.innerText('main').catch(() => '(no main element)');
+    throw new Error(`list "${name}" did not show ${open} open; the page shows:\n${shown}`, { cause: e });
+  }
 }
 
 test('lists show their open-item counts: a join + aggregate live query over the replica', async (t) => {

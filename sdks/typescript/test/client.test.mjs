@@ -374,6 +374,19 @@ test('a live query started right after sync() waits for the schema instead of fa
   stop();
 });
 
+test('an insert right after sync() waits for the table\'s columns and gets its generated key', async () => {
+  const name = await newUser('eager');
+  const c = client(name);
+  await c.sync('todos', 'SELECT * FROM app.todos');
+  // The server has not described app.todos yet: the key column is unknown until it does.
+  const receipt = await c.table('app.todos').insert({ title: 'first thing' });
+  assert.equal(receipt.insertedKeys.length, 1);
+  const [id] = receipt.insertedKeys;
+  assert.equal((await receipt.settled).status, 'applied');
+  assert.deepEqual(await server.sqlAs(name, 'SELECT id, title FROM app.todos'), [{ id, title: 'first thing' }]);
+  assert.deepEqual(await c.query('SELECT id, title FROM app.todos'), [{ id, title: 'first thing' }]);
+});
+
 /** The rejection of `promise` (fails the test if it resolves). */
 async function rejection(promise, ms, what) {
   const outcome = await within(

@@ -181,6 +181,48 @@ async fn offline_writes_show_at_once_and_reach_the_server_exactly_once() {
     c.close().await;
 }
 
+/// An insert made right after the first `sync()`, before the server described the table,
+/// cannot know which column is the key: online, it waits for the columns and gets its
+/// generated key (instead of reaching the server without one and vanishing), and writes made
+/// after it wait behind it. Offline it is queued as is: one with its key is applied once
+/// online, one without is refused by the server with the reason.
+#[tokio::test]
+async fn an_insert_before_the_first_schema_waits_for_it_online() {
+    let s = TestServer::start().await;
+    s.sql_ok(&Auth::root(), ITEMS).await;
+    let alice = s.create_user("alice").await;
+
+    let c = client_for(&s, "alice", MemoryStore::new(), true);
+    c.sync("items", "SELECT * FROM app.items").await.unwrap();
+    let (first, second) = futures::join!(
+        c.insert("app.items", obj(json!({"title": "early", "n": 1}))),
+        c.update("app.items", json!("later"), obj(json!({"n": 2}))),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let key = first.inserted_keys.first().and_then(Value::as_str).expect("a generated key").to_string();
+    assert_eq!(second.seq, first.seq + 1, "a later write stays behind the held one");
+    settle(&c).await;
+    assert!(matches!(c.mutation_state(&first).await.unwrap(), Some(MutationState::Applied { .. })));
+    assert_eq!(server_rows(&s, &alice, "SELECT id, title FROM app.items").await, vec![json!([key.clone(), "early"])]);
+    assert_eq!(local_rows(&c, "SELECT id, title FROM app.items").await, vec![json!([key, "early"])]);
+    c.close().await;
+
+    let c = client_for(&s, "alice", MemoryStore::new(), false);
+    c.sync("items", "SELECT * FROM app.items").await.unwrap();
+    let keyed = c.insert("app.items", obj(json!({"id": "k1", "title": "with a key"}))).await.unwrap();
+    let keyless = c.insert("app.items", obj(json!({"title": "without"}))).await.unwrap();
+    assert!(keyless.inserted_keys.is_empty());
+    c.set_online(true);
+    settle(&c).await;
+    assert!(matches!(c.mutation_state(&keyed).await.unwrap(), Some(MutationState::Applied { .. })));
+    let refused = c.mutation_state(&keyless).await.unwrap();
+    assert!(
+        matches!(&refused, Some(MutationState::Rejected { reason, .. }) if reason.contains("column 'id'")),
+        "{refused:?}"
+    );
+    c.close().await;
+}
+
 #[tokio::test]
 async fn a_rejected_write_rolls_back_and_is_reported() {
     let s = TestServer::start().await;
