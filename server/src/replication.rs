@@ -15,6 +15,7 @@
 use crate::auth::Principal;
 use crate::error::{KalamError, Result};
 use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
+use crate::live::listing::{LiveKill, LiveQueryInfo};
 pub(crate) use crate::tables::MutationKey;
 use crate::tables::RowOp;
 use kalamdb_client_core::protocol::ws::{Mutate, MutateResult};
@@ -350,6 +351,11 @@ pub(crate) trait Replication: Send + Sync {
     /// Asks the other members to cancel job `job_id`: `Ok(true)` once one that runs it has
     /// (`KILL JOB` on any node finds the job where it runs), `Ok(false)` if none knows it.
     async fn kill_job_elsewhere(&self, job_id: &str) -> Result<bool>;
+    /// The live queries the other members serve (of `owner` only, or all), by node id; a
+    /// node that does not answer within a couple of seconds is left out.
+    async fn live_queries_elsewhere(&self, owner: Option<UserId>) -> Vec<(u64, Vec<LiveQueryInfo>)>;
+    /// Asks the other members to end a live query: `true` once the one serving it has.
+    async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> bool;
 }
 
 /// Runs a write on the leader of `group`: `here` while this node leads it, else `there`

@@ -32,7 +32,8 @@ use crate::auth::{LoginLedger, LoginRecord};
 use crate::config::ClusterConfig;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::ids::{Partition, Placement, TableId};
+use crate::ids::{Partition, Placement, TableId, UserId};
+use crate::live::listing::{LiveKill, LiveQueryInfo};
 use crate::replication::{
     AppliedPosition, Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, GroupId, METADATA, Member,
     MembershipChange, Outcome, Proposal, Replication, StreamEvents,
@@ -898,6 +899,29 @@ impl Replication for Cluster {
             }
         }
         Ok(false)
+    }
+
+    async fn live_queries_elsewhere(&self, owner: Option<UserId>) -> Vec<(u64, Vec<LiveQueryInfo>)> {
+        let asked = self.others().into_iter().map(|(id, address)| async move {
+            let listed = self.ask_peer::<_, Vec<LiveQueryInfo>>(&address, service::LIVE_QUERIES, &owner).await;
+            if listed.is_none() {
+                tracing::debug!(node = id, "system.live_queries: node {id} did not answer");
+            }
+            listed.map(|live| (id, live))
+        });
+        futures::future::join_all(asked).await.into_iter().flatten().collect()
+    }
+
+    async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> bool {
+        let asked = self.others().into_iter().map(|(id, address)| async move {
+            let killed = self.ask_peer::<_, bool>(&address, service::KILL_LIVE_QUERY, kill).await;
+            if killed.is_none() {
+                tracing::warn!(node = id, "KILL LIVE QUERY: node {id} did not answer");
+            }
+            killed == Some(true)
+        });
+        // Live ids are unique (the connection's ULID), so at most one node ends it.
+        futures::future::join_all(asked).await.into_iter().any(|killed| killed)
     }
 
     async fn change_members(&self, change: MembershipChange) -> Result<String> {

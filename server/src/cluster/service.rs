@@ -7,6 +7,8 @@ use super::Cluster;
 use super::MemberStep;
 use super::leadership::LeadershipStep;
 use super::network::{GROUP_HEADER, NODE_HEADER, TOKEN_HEADER};
+use crate::ids::UserId;
+use crate::live::listing::LiveKill;
 use crate::replication::{ForwardedMutation, ForwardedStatement, GroupId};
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +34,8 @@ pub(super) const READ_INDEX: &str = "/cluster/v1/read-index";
 pub(super) const STATUS: &str = "/cluster/v1/status";
 pub(super) const JOBS: &str = "/cluster/v1/jobs";
 pub(super) const KILL_JOB: &str = "/cluster/v1/kill-job";
+pub(super) const LIVE_QUERIES: &str = "/cluster/v1/live-queries";
+pub(super) const KILL_LIVE_QUERY: &str = "/cluster/v1/kill-live-query";
 pub(super) const MEMBERSHIP: &str = "/cluster/v1/membership";
 pub(super) const LEADERSHIP: &str = "/cluster/v1/leadership";
 /// A client's WebSocket session another node hands here (spread storage).
@@ -55,6 +59,8 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(STATUS, post(status))
         .route(JOBS, post(jobs))
         .route(KILL_JOB, post(kill_job))
+        .route(LIVE_QUERIES, post(live_queries))
+        .route(KILL_LIVE_QUERY, post(kill_live_query))
         .route(MEMBERSHIP, post(membership))
         .route(LEADERSHIP, post(leadership))
         .route(SESSION, axum::routing::get(session))
@@ -247,6 +253,26 @@ async fn kill_job(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response 
         },
     };
     json(&answer)
+}
+
+/// The live queries this node serves (of one user, or all), for `system.live_queries` on
+/// another node (which checked the caller's role).
+async fn live_queries(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    let Some(owner) = decode::<Option<UserId>>(LIVE_QUERIES, &body) else { return malformed() };
+    match cluster.database() {
+        Ok(db) => json(&db.live.describe(owner)),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// Ends a live query this node serves, for `KILL LIVE QUERY` run on another node (which
+/// says whose live queries the caller may end); answers whether it did.
+async fn kill_live_query(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    let Some(kill) = decode::<LiveKill>(KILL_LIVE_QUERY, &body) else { return malformed() };
+    match cluster.database() {
+        Ok(db) => json(&db.live.kill(&kill)),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
 }
 
 async fn stream_events(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {

@@ -6,8 +6,10 @@
 //! - [`registry`]: [`LiveRegistry`], subscriptions by table and partition, and the fan-out
 //!   of committed changes.
 //! - [`catchup`]: initial load and catch-up from a cursor through the change index.
+//! - [`listing`]: `system.live_queries` rows and `KILL LIVE QUERY` (also for other nodes).
 
 pub(crate) mod catchup;
+pub(crate) mod listing;
 pub(crate) mod query;
 pub(crate) mod registry;
 

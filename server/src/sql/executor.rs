@@ -202,7 +202,7 @@ fn execute_statement<'a, 'b: 'a>(
             Statement::AlterTable { table, action } => alter_table::alter(cx, table, action).await,
             Statement::FlushTable { table } => flush::table(cx, table),
             Statement::FlushAllTables { namespace } => flush::all_tables(cx, namespace.as_deref()),
-            Statement::KillLiveQuery { live_id } => kill::live_query(cx, live_id),
+            Statement::KillLiveQuery { live_id } => kill::live_query(cx, live_id).await,
             Statement::KillJob { job_id } => flush::kill_job(cx, job_id).await,
             Statement::CreateStorage(create) => storage::create(cx, create).await,
             Statement::DropStorage { id, if_exists } => storage::drop(cx, id, *if_exists),

@@ -6,6 +6,7 @@ use crate::auth::Principal;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::ids::{Partition, TableId};
+use crate::live::listing::LiveQueryInfo;
 use crate::schema::{DELETED_COLUMN, TableDef, TableKind, UPDATED_COLUMN};
 use crate::types::{ArrowForm, DataType};
 use crate::values::{self, Value};
@@ -15,7 +16,6 @@ use datafusion::catalog::TableProvider;
 use datafusion::catalog::memory::MemTable;
 use kalamdb_client_core::protocol::Role;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// This server's name in `node` columns: `local` on a single node, `node-<id>` in a cluster.
 fn node_name(db: &Database) -> String {
@@ -36,6 +36,19 @@ async fn jobs_everywhere(db: &Database) -> Vec<(String, crate::jobs::Job)> {
         }
     }
     jobs
+}
+
+/// The live queries `principal` may see (their own below dba): this node's and, in cluster
+/// mode, those the other nodes that answer serve; each with the name of its node.
+async fn live_queries_everywhere(db: &Database, principal: &Principal) -> Vec<(String, LiveQueryInfo)> {
+    let owner = (principal.role < Role::Dba).then_some(principal.user_id);
+    let mut live: Vec<_> = db.live.describe(owner).into_iter().map(|q| (node_name(db), q)).collect();
+    if let Some(replication) = db.replication() {
+        for (id, theirs) in replication.live_queries_elsewhere(owner).await {
+            live.extend(theirs.into_iter().map(|q| (node_id_name(id), q)));
+        }
+    }
+    live
 }
 
 pub(crate) const TABLES: [&str; 9] =
@@ -216,26 +229,26 @@ pub(crate) async fn table(db: &Database, principal: &Principal, name: &str) -> R
                 ("changes", BigInt),
                 ("node", Text),
             ],
-            rows: db
-                .live
-                .snapshot()
+            // Every node's: each serves its own WebSocket sessions (in cluster mode, the
+            // others are asked).
+            rows: live_queries_everywhere(db, principal)
+                .await
                 .into_iter()
-                .filter(|s| principal.role >= Role::Dba || s.user_id == principal.user_id)
-                .map(|s| {
+                .map(|(node, q)| {
                     vec![
-                        text(s.live_id.clone()),
-                        text(s.connection_id.clone()),
-                        text(s.id.clone()),
-                        text(s.user_id.to_string()),
-                        text(s.username.clone()),
-                        text(s.query.table.namespace.to_string()),
-                        text(s.query.table.name.clone()),
-                        text(s.sql.clone()),
-                        text(s.options.to_string()),
-                        Value::Timestamp(s.created_at),
-                        Value::Timestamp(s.updated_at.load(Ordering::Relaxed)),
-                        Value::Int(s.changes.load(Ordering::Relaxed) as i64),
-                        text(node_name(db)),
+                        text(q.live_id),
+                        text(q.connection_id),
+                        text(q.subscription_id),
+                        text(q.user_id.to_string()),
+                        text(q.username),
+                        text(q.namespace),
+                        text(q.table_name),
+                        text(q.query),
+                        text(q.options.to_string()),
+                        Value::Timestamp(q.created_at),
+                        Value::Timestamp(q.updated_at),
+                        Value::Int(q.changes as i64),
+                        text(node),
                     ]
                 })
                 .collect(),

@@ -736,6 +736,7 @@ async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_eve
 
     let ddl = "CREATE NAMESPACE app; CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT); \
                CREATE USER TABLE app.marks (id BIGINT PRIMARY KEY); \
+               CREATE USER TABLE app.notes (id BIGINT PRIMARY KEY, body TEXT); \
                CREATE SHARED TABLE app.tags (id BIGINT PRIMARY KEY, name TEXT) WITH (access_level = 'public'); \
                INSERT INTO app.tags (id, name) VALUES (1, 'one')";
     cluster.nodes[1].sql_ok(&root, ddl).await;
@@ -822,6 +823,64 @@ async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_eve
     let expected: std::collections::BTreeMap<i64, Value> =
         rows.rows(0).iter().map(|r| (r[0].as_i64().unwrap(), r[1].clone())).collect();
     assert!(replica.rows == expected, "the subscriber's copy differs from the table");
+
+    // system.live_queries on any node lists the relayed session's live query where it is
+    // served; a user sees only their own; KILL LIVE QUERY on any node ends it.
+    let listed = "SELECT live_id, username, subscription_id, node FROM system.live_queries";
+    let mut live_id = String::new();
+    for node in cluster.nodes.iter().filter(|n| n.is_running_quiet()) {
+        let rows = node.sql_ok(&root, listed).await.rows(0).clone();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!((&rows[0][1], &rows[0][2]), (&json!("alice"), &json!("s")));
+        // Served by a node storing alice (the group's leader when the session was opened).
+        let node_name = rows[0][3].as_str().unwrap();
+        assert!(storing.iter().any(|n| node_name == format!("node-{n}")), "served on {node_name}");
+        live_id = rows[0][0].as_str().unwrap().to_string();
+        assert_eq!(node.sql_ok(&alice, listed).await.rows(0), &rows);
+        assert!(node.sql_ok(&users[0], listed).await.rows(0).is_empty(), "another user's live query is listed");
+    }
+    let kill = format!("KILL LIVE QUERY '{live_id}'");
+    cluster.nodes[outside].sql_err(&users[0], &kill, 400, "VALIDATION_ERROR").await;
+    cluster.nodes[outside].sql_ok(&alice, &kill).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        use kalamdb_client_core::protocol::{ErrorCode, ws::ServerMessage};
+        let left = deadline.checked_duration_since(Instant::now()).expect("no KILLED frame within 5 s");
+        match ws.next_frame(left).await {
+            Ok(Some(ServerMessage::Error { id, code, .. })) => {
+                assert_eq!((id.as_deref(), code), (Some("s"), ErrorCode::Killed));
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("the relayed session ended without a KILLED frame: {:?}", other.map(|_| ())),
+        }
+    }
+    assert!(cluster.nodes[outside].sql_ok(&root, listed).await.rows(0).is_empty());
+    cluster.nodes[outside].sql_err(&alice, &kill, 400, "VALIDATION_ERROR").await;
+
+    // A frame larger than a client may send (1 MiB) is relayed whole: an initial load of
+    // 12 rows of 120 KB comes as one batch of ~1.4 MB.
+    let body = "n".repeat(120_000);
+    for id in 0..12 {
+        cluster.nodes[outside]
+            .sql_ok(&alice, &format!("INSERT INTO app.notes (id, body) VALUES ({id}, '{body}')"))
+            .await;
+    }
+    ws.send_json(json!({"type": "subscribe", "id": "big", "sql": "SELECT id, body FROM app.notes"})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        use kalamdb_client_core::protocol::ws::ServerMessage;
+        let left = deadline.checked_duration_since(Instant::now()).expect("no batch within 10 s");
+        match ws.next_frame(left).await {
+            Ok(Some(ServerMessage::Batch { rows, .. })) => {
+                assert_eq!(rows.len(), 12, "the load came in more than one batch");
+                assert!(rows.iter().all(|r| r[1].as_str() == Some(body.as_str())));
+                break;
+            }
+            Ok(Some(_)) => {}
+            other => panic!("the relayed session ended before the large batch: {:?}", other.map(|_| ())),
+        }
+    }
 
     // The killed node comes back and catches up in its groups; the node that created the
     // cluster (`--cluster-bootstrap`) restarts without creating again a group it left.

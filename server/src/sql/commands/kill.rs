@@ -1,23 +1,27 @@
 //! KILL LIVE QUERY.
 
 use crate::error::{KalamError, Result};
-use crate::live::registry::Outgoing;
+use crate::live::listing::LiveKill;
 use crate::sql::{ExecContext, results};
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
 /// Ends a subscription: the client gets an error frame with code `KILLED` for it. Users may
-/// kill their own; dba and system any. Another user's live id is reported as not found.
-pub(crate) fn live_query(cx: &ExecContext<'_>, live_id: &str) -> Result<QueryResult> {
-    let not_found = || KalamError::Validation(format!("no live query '{live_id}'"));
-    let sub = cx.db.live.get(live_id).ok_or_else(not_found)?;
-    if sub.user_id != cx.principal.user_id && cx.principal.role < Role::Dba {
-        return Err(not_found());
+/// kill their own; dba and system any. Another user's live id is reported as not found. In a
+/// cluster the live query may be served by any node (each serves its own WebSocket
+/// sessions): the others are asked when this one does not serve it.
+pub(crate) async fn live_query(cx: &ExecContext<'_>, live_id: &str) -> Result<QueryResult> {
+    let kill = LiveKill {
+        live_id: live_id.to_string(),
+        owner: (cx.principal.role < Role::Dba).then_some(cx.principal.user_id),
+        by: cx.principal.username.clone(),
+    };
+    let killed = cx.db.live.kill(&kill)
+        || match cx.db.replication() {
+            Some(replication) => replication.kill_live_query_elsewhere(&kill).await,
+            None => false,
+        };
+    match killed {
+        true => Ok(results::message(1, format!("Live query '{live_id}' killed"))),
+        false => Err(KalamError::Validation(format!("no live query '{live_id}'"))),
     }
-    cx.db.live.unregister(live_id);
-    let reason = format!("killed by {}", cx.principal.username);
-    if sub.sender.try_send(Outgoing::Killed { sub: sub.clone(), reason }).is_err() {
-        // The connection is gone or too slow to hear it; it is unregistered either way.
-        sub.signal.overflow();
-    }
-    Ok(results::message(1, format!("Live query '{live_id}' killed")))
 }
