@@ -13,6 +13,7 @@
 //!   from the catalog's counters and times from the entry. Passwords travel hashed.
 
 use crate::auth::Principal;
+use crate::backup::gather::{ChunkRequest, PartRequest, PartWritten};
 use crate::error::{KalamError, Result};
 use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
 use crate::live::listing::{LiveKill, LiveQueryInfo};
@@ -356,6 +357,14 @@ pub(crate) trait Replication: Send + Sync {
     async fn live_queries_elsewhere(&self, owner: Option<UserId>) -> Vec<(u64, Vec<LiveQueryInfo>)>;
     /// Asks the other members to end a live query: `true` once the one serving it has.
     async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> bool;
+    /// The data groups this node does not store (spread storage); none otherwise.
+    fn groups_elsewhere(&self) -> Vec<GroupId>;
+    /// Has the leader of `group` write its part of a backup (see [`crate::backup::gather`]).
+    async fn backup_part(&self, group: GroupId, request: &PartRequest) -> Result<PartWritten>;
+    /// A chunk of a file of a backup part on node `node`.
+    async fn backup_chunk(&self, node: u64, chunk: &ChunkRequest) -> Result<Vec<u8>>;
+    /// Tells node `node` that its backup part `part` is fetched (or abandoned): it removes it.
+    async fn backup_part_done(&self, node: u64, part: &str);
 }
 
 /// Runs a write on the leader of `group`: `here` while this node leads it, else `there`

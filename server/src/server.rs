@@ -33,6 +33,10 @@ pub async fn run(
     let db = Database::open(config).await?;
     // Before any request: finish or undo what a crash interrupted, then start the policies.
     crate::recovery::recover(&db).await?;
+    if db.config.cluster.enabled() {
+        // Parts this node wrote for other nodes' backups before it stopped: never fetched now.
+        crate::backup::gather::remove_all_parts(&db);
+    }
     // A cluster node joins before it serves clients (nothing extra listens otherwise).
     let cluster = match db.config.cluster.enabled() {
         true => Some(crate::cluster::Cluster::start(&db).await?),

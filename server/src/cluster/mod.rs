@@ -29,6 +29,7 @@ mod stream_relay;
 mod voters;
 
 use crate::auth::{LoginLedger, LoginRecord};
+use crate::backup::gather::{ChunkRequest, PartRequest, PartWritten};
 use crate::config::ClusterConfig;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
@@ -924,6 +925,57 @@ impl Replication for Cluster {
         futures::future::join_all(asked).await.into_iter().any(|killed| killed)
     }
 
+    fn groups_elsewhere(&self) -> Vec<GroupId> {
+        self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA && !self.stores_group(*g)).collect()
+    }
+
+    async fn backup_part(&self, group: GroupId, request: &PartRequest) -> Result<PartWritten> {
+        match self.forward(group, service::BACKUP_PART, request, BACKUP_PART_PATIENCE).await? {
+            Some(written) => Ok(written),
+            // Only asked of groups this node does not store, which it cannot lead.
+            None => Err(KalamError::Unavailable(format!("no node answered for group {}; retry", group.0))),
+        }
+    }
+
+    async fn backup_chunk(&self, node: u64, chunk: &ChunkRequest) -> Result<Vec<u8>> {
+        let address = self
+            .address_of(node)
+            .ok_or_else(|| KalamError::Unavailable(format!("node {node} left the cluster during the backup")))?;
+        let sent = self
+            .client
+            .post(format!("{}://{address}{}", self.scheme, service::BACKUP_CHUNK))
+            .header(network::TOKEN_HEADER, self.token.header())
+            .header(network::NODE_HEADER, self.node_id)
+            .timeout(BACKUP_CHUNK_PATIENCE)
+            .json(chunk)
+            .send()
+            .await
+            .map_err(|e| KalamError::Unavailable(format!("node {node} did not send a backup file: {e}")))?;
+        let status = sent.status();
+        let bytes = sent
+            .bytes()
+            .await
+            .map_err(|e| KalamError::Unavailable(format!("node {node} did not send a backup file: {e}")))?;
+        match status.is_success() && bytes.len() <= crate::backup::gather::CHUNK_BYTES {
+            true => Ok(bytes.to_vec()),
+            false => Err(KalamError::Unavailable(format!(
+                "node {node} refused a backup file ({status}): {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(512)])
+            ))),
+        }
+    }
+
+    async fn backup_part_done(&self, node: u64, part: &str) {
+        let Some(address) = self.address_of(node) else { return };
+        if self.ask_peer::<_, ()>(&address, service::BACKUP_DONE, &part).await.is_none() {
+            tracing::warn!(
+                node,
+                part,
+                "a backup part could not be removed on node {node}; it is removed when it restarts"
+            );
+        }
+    }
+
     async fn change_members(&self, change: MembershipChange) -> Result<String> {
         if seeding::is_pending(&*self.database()?)? {
             return Err(KalamError::Unavailable(
@@ -1022,6 +1074,11 @@ const LEARNER_POLL: Duration = Duration::from_millis(500);
 const LEARNER_LAG: u64 = 16;
 /// How long a question to another node's cluster port (its health, its jobs) may take.
 pub(super) const PEER_ANSWER: Duration = Duration::from_secs(2);
+/// How long a group's leader may take to write its part of a backup (a copy of the group's
+/// partitions in the namespace: long for a large namespace).
+const BACKUP_PART_PATIENCE: Duration = Duration::from_secs(3600);
+/// How long a chunk of a backup part's file may take to arrive.
+const BACKUP_CHUNK_PATIENCE: Duration = Duration::from_secs(60);
 
 /// On the leader: the highest log index a majority of the voters hold (the leader itself
 /// included), which is how far the log is committed; `None` on other nodes, which do not

@@ -7,6 +7,7 @@ use super::Cluster;
 use super::MemberStep;
 use super::leadership::LeadershipStep;
 use super::network::{GROUP_HEADER, NODE_HEADER, TOKEN_HEADER};
+use crate::backup::gather::{self, ChunkRequest, PartRequest, PartWritten};
 use crate::ids::UserId;
 use crate::live::listing::LiveKill;
 use crate::replication::{ForwardedMutation, ForwardedStatement, GroupId};
@@ -36,6 +37,10 @@ pub(super) const JOBS: &str = "/cluster/v1/jobs";
 pub(super) const KILL_JOB: &str = "/cluster/v1/kill-job";
 pub(super) const LIVE_QUERIES: &str = "/cluster/v1/live-queries";
 pub(super) const KILL_LIVE_QUERY: &str = "/cluster/v1/kill-live-query";
+/// On a data group's leader: write the group's part of a backup run on another node.
+pub(super) const BACKUP_PART: &str = "/cluster/v1/backup/part";
+pub(super) const BACKUP_CHUNK: &str = "/cluster/v1/backup/chunk";
+pub(super) const BACKUP_DONE: &str = "/cluster/v1/backup/done";
 pub(super) const MEMBERSHIP: &str = "/cluster/v1/membership";
 pub(super) const LEADERSHIP: &str = "/cluster/v1/leadership";
 /// A client's WebSocket session another node hands here (spread storage).
@@ -61,6 +66,9 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(KILL_JOB, post(kill_job))
         .route(LIVE_QUERIES, post(live_queries))
         .route(KILL_LIVE_QUERY, post(kill_live_query))
+        .route(BACKUP_PART, post(backup_part))
+        .route(BACKUP_CHUNK, post(backup_chunk))
+        .route(BACKUP_DONE, post(backup_done))
         .route(MEMBERSHIP, post(membership))
         .route(LEADERSHIP, post(leadership))
         .route(SESSION, axum::routing::get(session))
@@ -272,6 +280,49 @@ async fn kill_live_query(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Re
     match cluster.database() {
         Ok(db) => json(&db.live.kill(&kill)),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// Writes this group's part of a backup another node runs (see `backup::gather`); 421 if
+/// this node does not lead the group.
+async fn backup_part(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    let Some(request) = decode::<PartRequest>(BACKUP_PART, &body) else { return malformed() };
+    let node = cluster.node_id;
+    let leader = cluster.clone();
+    let run = async move |db: Arc<crate::database::Database>| {
+        let part = gather::write_requested(&db, leader.as_ref(), group, &request).await?;
+        Ok(PartWritten { node, part })
+    };
+    match cluster.run_forwarded(group, run).await {
+        Some(answer) => json(&answer),
+        None => not_leader(&cluster, group),
+    }
+}
+
+/// A chunk of a file of a backup part this node wrote: the bytes themselves.
+async fn backup_chunk(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    let Some(chunk) = decode::<ChunkRequest>(BACKUP_CHUNK, &body) else { return malformed() };
+    let db = match cluster.database() {
+        Ok(db) => db,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    match gather::read_chunk(&db, chunk).await {
+        Ok(bytes) => bytes.into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e.public_message()).into_response(),
+    }
+}
+
+/// The node that asked for a backup part has it (or gave up): it is removed.
+async fn backup_done(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Response {
+    let Some(part) = decode::<String>(BACKUP_DONE, &body) else { return malformed() };
+    let db = match cluster.database() {
+        Ok(db) => db,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    match gather::remove_part(&db, &part).await {
+        Ok(()) => json(&()),
+        Err(e) => (StatusCode::BAD_REQUEST, e.public_message()).into_response(),
     }
 }
 

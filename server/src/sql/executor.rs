@@ -132,13 +132,6 @@ fn execute_statement<'a, 'b: 'a>(
                     return flush_everywhere(cx, table, statement).await;
                 }
             }
-            if matches!(statement, Statement::BackupDatabase { .. }) && cx.db.committer.placement().shared_apart() {
-                return Err(KalamError::NotSupported(
-                    "BACKUP DATABASE reads one node's replica, and with cluster.spread_storage no node holds every \
-                     user's data; back up a cluster without spread storage (or a single node)"
-                        .into(),
-                ));
-            }
             let route = cluster_route(statement);
             let group = match route {
                 Route::Leader => match write_group(cx, statement) {

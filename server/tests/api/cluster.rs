@@ -725,7 +725,9 @@ async fn with_fewer_replicas_than_nodes_each_data_group_has_that_many_voters_and
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_every_node() {
     use crate::common::WsClient;
-    let mut cluster = TestCluster::start_with(4, "replicas = 3\nspread_storage = true\ndata_groups = 4").await;
+    const KEY: &str = "spread-backup-key-spread-backup-key-012345";
+    let config = format!("replicas = 3\nspread_storage = true\ndata_groups = 4\n[storage]\nbackup_key = \"{KEY}\"");
+    let mut cluster = TestCluster::start_with(4, &config).await;
     let root = Auth::root();
     // The metadata group and the SHARED tables' group (1) on every node; each users' group
     // on its three voters only.
@@ -769,9 +771,33 @@ async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_eve
     }
     assert_eq!(held.iter().sum::<i64>(), 24 * 3, "hot rows per node: {held:?}");
     assert!(held.iter().any(|rows| *rows < 24), "every node stores every user: {held:?}");
-    // A backup would read one node's replica, which does not hold everyone.
-    let r = cluster.nodes[0].sql(&root, "BACKUP DATABASE app TO '/tmp/kalamdb-spread-backup'").await;
-    assert_eq!(r.body["error"]["code"], "NOT_SUPPORTED", "{}", r.body);
+    // A backup through a node that does not store every group gathers the other groups'
+    // partitions from their leaders; it restores on a single node with every user's rows.
+    let flushed = crate::flush::flush_and_wait(&cluster.nodes[1], "FLUSH TABLE app.items").await;
+    assert_eq!(flushed[1], json!("completed"), "{flushed:?}");
+    let target = tempfile::tempdir().unwrap();
+    let path = target.path().join("spread-backup");
+    let partial = (0..4).find(|n| held[*n] < 24).unwrap();
+    let r = cluster.nodes[partial].sql_ok(&root, &format!("BACKUP DATABASE app TO '{}'", path.display())).await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    let done = crate::flush::wait_for_job(&cluster.nodes[partial], &job).await;
+    assert_eq!(done[1], json!("completed"), "{done:?}");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(path.join("backup.json")).unwrap()).unwrap();
+    let items = manifest["tables"].as_array().unwrap().iter().find(|t| t["table"]["name"] == "items").unwrap();
+    assert_eq!(items["partitions"].as_array().unwrap().len(), 6, "one partition per user: {items}");
+    let single = TestServer::start_with_env(&[("KALAMDB_BACKUP_KEY", KEY)]).await;
+    let r = single.sql_ok(&root, &format!("RESTORE DATABASE app FROM '{}'", path.display())).await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    let done = crate::flush::wait_for_job(&single, &job).await;
+    assert_eq!(done[1], json!("completed"), "{done:?}");
+    assert_eq!(table_stats(&single, "app.items").await.1, 24, "every user's rows, once");
+    assert_eq!(table_stats(&single, "app.tags").await.1, 1);
+    // The parts the other nodes wrote for it are gone.
+    for node in &cluster.nodes {
+        let parts = node.data_dir().join("backups").join(".parts");
+        let left = std::fs::read_dir(&parts).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "parts left in {}", parts.display());
+    }
 
     // A node that does not store alice, and the leader of alice's group.
     let alice = cluster.nodes[0].create_user("alice").await;

@@ -42,6 +42,8 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+pub(crate) mod gather;
+
 pub(crate) const MANIFEST_FILE: &str = "backup.json";
 /// The manifest's own checksum, written before it: a backup with a manifest has one.
 pub(crate) const MANIFEST_CHECKSUM_FILE: &str = "backup.json.sha256";
@@ -123,7 +125,7 @@ pub(crate) fn check_target_empty(dir: &Path) -> Result<()> {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -251,54 +253,39 @@ async fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, t
     let tables = db.catalog.tables(Some(namespace));
     let versions: Vec<Vec<SchemaVersion>> =
         tables.iter().map(|t| db.catalog.schema_versions(t.id)).collect::<Result<_>>()?;
-    let data_tables: Vec<&Arc<TableDef>> = tables.iter().filter(|t| t.kind != TableKind::Stream).collect();
-    // Opened before the snapshot so that listing them under the commit lock touches no
-    // storage; a partition first flushed later opens itself before its first file.
-    for t in &data_tables {
-        for p in db.cold.partitions_on_disk(t).await? {
-            db.cold.partition(t, p).await?;
+    let data_tables: Vec<Arc<TableDef>> = tables.iter().filter(|t| t.kind != TableKind::Stream).cloned().collect();
+    let replication = db.replication();
+    // With spread storage this node holds only some users' partitions: it writes those, and
+    // a node storing each other data group writes that group's (see `gather`).
+    let here = |t: TableId, p: Partition| replication.as_ref().is_none_or(|r| r.stores(r.group_of(t, p)));
+    let Some(mut parts) = write_part(db, Some(job), &data_tables, &here, target).await?.map(|p| vec![p]) else {
+        return Ok(JobEnd::Cancelled);
+    };
+    if let Some(replication) = &replication {
+        match gather::gather(replication.as_ref(), job, namespace, &data_tables, target).await? {
+            Some(theirs) => parts.extend(theirs),
+            None => return Ok(JobEnd::Cancelled),
         }
     }
-    // The snapshot before the listings: a flush publishes its file before it removes any
-    // hot row, so a row gone from the snapshot is in a listed file.
-    let (watermark, snapshot, mut listings) = db.committer.at_watermarks(|w| {
-        let w = w.iter().copied().max().unwrap_or(0);
-        let snapshot = db.store.db().snapshot();
-        let listings: Vec<Vec<(Partition, ColdSnapshot)>> = data_tables
-            .iter()
-            .map(|t| db.cold.open_partitions(t.id).into_iter().map(|(p, c)| (p, c.snapshot())).collect())
-            .collect();
-        (w, snapshot, listings)
-    });
+    let watermark = parts.iter().map(|p| p.watermark).max().unwrap_or(0);
     let mut files: Vec<BackupFile> = Vec::new();
-    let mut table_backups = Vec::with_capacity(tables.len());
-    for (t, schema_versions) in tables.iter().zip(versions) {
-        let mut partitions = Vec::new();
-        if let Some(i) = data_tables.iter().position(|d| d.id == t.id) {
-            let mut sources: BTreeMap<Partition, PartitionSource> = std::mem::take(&mut listings[i])
-                .into_iter()
-                .map(|(p, cold)| (p, PartitionSource { partition: p, cold }))
-                .collect();
-            // Partitions with hot rows only have no open cold partition: start from batch 1.
-            for p in hot_partitions(db, &snapshot, t.id)? {
-                if let std::collections::btree_map::Entry::Vacant(e) = sources.entry(p) {
-                    let dir = db.cold.table_dir(t)?.join(&scope_name(p))?;
-                    e.insert(PartitionSource { partition: p, cold: ColdSnapshot::empty(dir) });
-                }
-            }
-            for source in sources.into_values() {
-                if job.is_cancelled() {
-                    return Ok(JobEnd::Cancelled);
-                }
-                let copied = backup_partition(db, job, t, &snapshot, &source, target, &mut files).await?;
-                if !copied.files.is_empty() {
-                    partitions.push(copied);
-                }
-            }
+    let mut by_table: BTreeMap<TableId, Vec<PartitionBackup>> = BTreeMap::new();
+    for part in parts {
+        files.extend(part.files);
+        for (t, p) in part.partitions {
+            by_table.entry(t).or_default().push(p);
         }
-        table_backups.push(TableBackup { table: (**t).clone(), schema_versions, partitions });
     }
-    drop(snapshot);
+    let table_backups = tables
+        .iter()
+        .zip(versions)
+        .map(|(t, schema_versions)| {
+            let mut partitions = by_table.remove(&t.id).unwrap_or_default();
+            partitions.sort_by(|a, b| a.scope.cmp(&b.scope));
+            TableBackup { table: (**t).clone(), schema_versions, partitions }
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = BackupManifest {
         format: FORMAT,
         namespace: ns,
@@ -313,6 +300,70 @@ async fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, t
     write_atomically(target, MANIFEST_TAG_FILE, format!("{}\n", db.backup_signer.sign(&bytes)).as_bytes())?;
     write_atomically(target, MANIFEST_FILE, &bytes)?;
     Ok(JobEnd::Completed)
+}
+
+/// What one node wrote of a backup: the partitions it holds of the backed-up tables, at one
+/// consistent state of its replica, with their files (paths relative to the backup).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BackupPart {
+    /// The last `_updated` committed when its snapshot was taken.
+    pub watermark: i64,
+    pub partitions: Vec<(TableId, PartitionBackup)>,
+    pub files: Vec<BackupFile>,
+}
+
+/// Writes into `target` the partitions of `tables` that `keep` selects, as one consistent
+/// state: under the commit lock it takes a RocksDB snapshot, then the file list of every
+/// open cold partition. `None` if `job` was cancelled meanwhile.
+pub(crate) async fn write_part(
+    db: &Database,
+    job: Option<&JobHandle>,
+    tables: &[Arc<TableDef>],
+    keep: &(dyn Fn(TableId, Partition) -> bool + Sync),
+    target: &Path,
+) -> Result<Option<BackupPart>> {
+    // Opened before the snapshot so that listing them under the commit lock touches no
+    // storage; a partition first flushed later opens itself before its first file.
+    for t in tables {
+        for p in db.cold.partitions_on_disk(t).await? {
+            if keep(t.id, p) {
+                db.cold.partition(t, p).await?;
+            }
+        }
+    }
+    // The snapshot before the listings: a flush publishes its file before it removes any
+    // hot row, so a row gone from the snapshot is in a listed file.
+    let (watermark, snapshot, listings) = db.committer.at_watermarks(|w| {
+        let w = w.iter().copied().max().unwrap_or(0);
+        let snapshot = db.store.db().snapshot();
+        let listings: Vec<Vec<(Partition, ColdSnapshot)>> = tables
+            .iter()
+            .map(|t| db.cold.open_partitions(t.id).into_iter().map(|(p, c)| (p, c.snapshot())).collect())
+            .collect();
+        (w, snapshot, listings)
+    });
+    let mut part = BackupPart { watermark, partitions: Vec::new(), files: Vec::new() };
+    for (t, listing) in tables.iter().zip(listings) {
+        let mut sources: BTreeMap<Partition, PartitionSource> =
+            listing.into_iter().map(|(p, cold)| (p, PartitionSource { partition: p, cold })).collect();
+        // Partitions with hot rows only have no open cold partition: start from batch 1.
+        for p in hot_partitions(db, &snapshot, t.id)? {
+            if let std::collections::btree_map::Entry::Vacant(e) = sources.entry(p) {
+                let dir = db.cold.table_dir(t)?.join(&scope_name(p))?;
+                e.insert(PartitionSource { partition: p, cold: ColdSnapshot::empty(dir) });
+            }
+        }
+        for source in sources.into_values().filter(|s| keep(t.id, s.partition)) {
+            if job.is_some_and(|j| j.is_cancelled()) {
+                return Ok(None);
+            }
+            let copied = backup_partition(db, job, t, &snapshot, &source, target, &mut part.files).await?;
+            if !copied.files.is_empty() {
+                part.partitions.push((t.id, copied));
+            }
+        }
+    }
+    Ok(Some(part))
 }
 
 /// Partitions of `table` with rows in the snapshot's hot tier.
@@ -341,7 +392,7 @@ fn hot_partitions(db: &Database, snapshot: &Snapshot<'_>, table: TableId) -> Res
 /// Copies one partition's files and writes its hot rows as one more file.
 async fn backup_partition(
     db: &Database,
-    job: &JobHandle,
+    job: Option<&JobHandle>,
     table: &Arc<TableDef>,
     snapshot: &Snapshot<'_>,
     source: &PartitionSource,
@@ -366,7 +417,9 @@ async fn backup_partition(
             bytes: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
         });
-        job.progress(f.rows, bytes.len() as u64, 1)?;
+        if let Some(job) = job {
+            job.progress(f.rows, bytes.len() as u64, 1)?;
+        }
         entries.push(f.clone());
     }
     let mut next_batch = cold.generation;
@@ -389,7 +442,9 @@ async fn backup_partition(
             bytes: bytes.len() as u64,
             sha256: sha256_hex(&bytes),
         });
-        job.progress(written.entry.rows, bytes.len() as u64, 1)?;
+        if let Some(job) = job {
+            job.progress(written.entry.rows, bytes.len() as u64, 1)?;
+        }
         entries.push(written.entry.clone());
         next_batch += 1;
     }
