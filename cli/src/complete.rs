@@ -1218,6 +1218,8 @@ mod tests {
         assert_eq!(at_caret(cte, " FROM a"), ["a.name"]);
         let correlated = "SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags UNION SELECT ";
         assert_eq!(columns_at_caret(correlated, " FROM analytics.events)"), ["done", "tenant", "title"]);
+        let insert = ") SELECT tag FROM app.tags UNION SELECT tenant FROM analytics.events";
+        assert_eq!(columns_at_caret("INSERT INTO app.todos (", insert), ["done", "title"]);
         // ORDER BY after the last branch: the names the first branch gives, as in PostgreSQL.
         let ordered = "SELECT title AS name FROM app.todos UNION SELECT tag FROM app.tags ORDER BY ";
         assert_eq!(columns_at_caret(ordered, ""), ["name"]);
