@@ -3,9 +3,14 @@
 // UPDATE and TABLE only tables and namespaces; after `ns.` that namespace's tables; after
 // `table.` or `alias.` that table's columns. Tables include those the statement makes itself:
 // CTEs (`WITH open AS (SELECT ...)`) and subqueries in FROM (`(SELECT ...) s`), whose columns
-// are the names their select list gives. Names follow SQL's scopes: at the caret, the tables
-// (and aliases) of the query it is in and of the queries around it that it may read (a
-// correlated subquery reads its outer query's), and the CTEs defined before it in those.
+// are the names their select list gives, or their column list's (`AS s(a, b)`); `VALUES` in
+// FROM too. Names follow SQL's scopes: at the caret, the tables (and aliases) of the query it
+// is in and of the queries around it that it may read (a correlated subquery reads its outer
+// query's), and the CTEs defined before it in those (anywhere in them for `WITH RECURSIVE`).
+// Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In ORDER BY, the names
+// the query's select list gives come first; after the last branch, only those of the first
+// branch. The shell's completion (cli/src/complete.rs) follows the same rules: a change to
+// them belongs in both.
 import type { Catalog, CatalogTable } from './catalog';
 import { FUNCTIONS, isKeyword, KEYWORDS, openAt, significant, type Token, tokenize } from './sqlsyntax';
 
@@ -92,16 +97,25 @@ export function complete(
   } else {
     const lower = word !== '' && word === word.toLowerCase();
     const cased = (w: string) => (lower ? w.toLowerCase() : w);
-    // The statement's own tables (CTEs, subqueries) first: they are what its query reads.
+    // In ORDER BY, the names the query's select list gives (`CASE ... END AS x`) first; in the
+    // ORDER BY or LIMIT after a query's last branch, only the names its first branch gives.
+    const clause = nesting.clause[at] ?? '';
+    const afterBranches = hasBranches(nesting, query) && (clause === 'ORDER' || clause === 'LIMIT');
+    const given = afterBranches || clause === 'ORDER' ? outputs(statement, nesting, query, catalog, namespace, derived) : [];
+    const selectList = { namespace: '', name: 'select list', type: 'output', columns: given.map((name) => ({ name, type: '' })) };
+    out.push(...columns(selectList));
+    // Then the statement's own tables (CTEs, subqueries): they are what its query reads.
     const inStatement = new Set(
-      scopes.flatMap((named) => [...named.values()]).sort((a, b) => Number(a.namespace !== '') - Number(b.namespace !== '')),
+      (afterBranches ? [] : scopes)
+        .flatMap((named) => [...named.values()])
+        .sort((a, b) => Number(a.namespace !== '') - Number(b.namespace !== '')),
     );
     for (const t of inStatement) out.push(...columns(t));
     out.push(...KEYWORDS.map((k) => ({ text: cased(k), kind: 'keyword' as const, detail: 'keyword' })));
     out.push(...FUNCTIONS.map((f) => ({ text: cased(f), kind: 'function' as const, detail: 'function' })));
     out.push(...tables(), ...namespaces());
     // Before the statement names a table, the columns of every table.
-    if (inStatement.size === 0) for (const t of catalog.tables) out.push(...columns(t));
+    if (inStatement.size === 0 && given.length === 0) for (const t of catalog.tables) out.push(...columns(t));
   }
 
   const needle = word.toLowerCase();
@@ -154,8 +168,8 @@ function tablesNamed(
   const named = new Map<string, CatalogTable>(subqueries.map((d) => [d.name.toLowerCase(), d]));
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
-    if (t.kind !== 'identifier' || nesting.query[i] !== q) continue;
-    const qualified = tokens[i + 1]?.text === '.' && tokens[i + 2]?.kind === 'identifier';
+    if (!isName(t) || nesting.query[i] !== q) continue;
+    const qualified = tokens[i + 1]?.text === '.' && isName(tokens[i + 2]);
     const name = qualified ? `${t.text}.${tokens[i + 2].text}` : t.text;
     const previous = tokens[i - 1]?.text.toUpperCase() ?? '';
     const inFromList = previous === ',' && nesting.clause[i] === 'FROM';
@@ -180,25 +194,49 @@ interface Derived extends CatalogTable {
   /** Where its body's `(` and `)` are among the statement's tokens (which query it is in, what comes after it). */
   open: number;
   end: number;
+  /** Whether it is a CTE of `WITH RECURSIVE`, visible in its own body. */
+  recursive: boolean;
 }
 
-/** A query of a statement: the statement's own, or one in parentheses. */
+/**
+ * A query of a statement: the statement's own, one in parentheses, or one branch of a query
+ * whose branches UNION, INTERSECT or EXCEPT join.
+ */
 interface Query {
-  /** Where its `(` is; none for the statement's own. */
+  /** Where its `(` is; none for the statement's own and for a branch. */
   open?: number;
-  /** The query it is in; none for the statement's own. */
+  /** The query it is in (a branch's is the query it is a branch of); none for the statement's own. */
   around?: number;
   /**
    * Whether it may read the tables of the query it is in: a subquery in WHERE or the select
-   * list may (it is correlated), a CTE's body or a subquery in FROM may not.
+   * list may (it is correlated), a CTE's body or a subquery in FROM may not. A branch may: it
+   * reads what its query reads (the CTEs of its WITH, an outer query).
    */
   readsAround: boolean;
+  /**
+   * Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses): its
+   * FROM and aliases are its own; the ORDER BY and LIMIT after the last branch are `around`'s.
+   */
+  branch: boolean;
+  /**
+   * Whether its WITH is `WITH RECURSIVE`: then its CTEs are visible in all of it, their own
+   * bodies included (`WITH RECURSIVE r AS (... UNION ALL SELECT ... FROM r)`).
+   */
+  recursive: boolean;
+  /** How many parentheses its own tokens are in. */
+  depth: number;
+  /**
+   * Where the query that names its columns starts: its first SELECT or VALUES, or the `(` of a
+   * first branch in parentheses.
+   */
+  body?: number;
 }
 
 /**
  * How a statement's significant tokens nest: for each `(` the index of its `)` (the end if it
- * is not closed yet), and for each token the clause it is in (the last of CLAUSES before it
- * in its parentheses) and the query it is in (an index into `queries`).
+ * is not closed yet), for each token the clause it is in (the last of CLAUSES before it in its
+ * parentheses; then the clause after the last token) and the query it is in (an index into
+ * `queries`).
  */
 interface Nesting {
   close: number[];
@@ -211,7 +249,7 @@ function nest(tokens: Token[]): Nesting {
   const close = tokens.map(() => tokens.length);
   const clause: string[] = [];
   const query: number[] = [];
-  const queries: Query[] = [{ readsAround: false }];
+  const queries: Query[] = [{ readsAround: false, branch: false, recursive: false, depth: 0 }];
   const open: [number, string, number][] = [];
   let now = '';
   let q = 0;
@@ -220,10 +258,16 @@ function nest(tokens: Token[]): Nesting {
     // A `(` and its `)` belong to the query around them.
     query[i] = q;
     const word = t.text.toUpperCase();
+    // Whether the token is the query's own, not in parentheses inside it.
+    const own = queries[q].depth === open.length;
+    const cteBody = tokens[i - 1]?.text.toUpperCase() === 'AS';
+    const startsBody = word === 'SELECT' || word === 'VALUES' || (startsQuery(tokens, i) && !cteBody);
+    if (own && startsBody && queries[q].body === undefined) queries[q].body = i;
     if (t.text === '(') {
       open.push([i, now, q]);
       if (startsQuery(tokens, i)) {
-        queries.push({ open: i, around: q, readsAround: !['WITH', 'FROM', 'JOIN'].includes(now) });
+        const readsAround = !['WITH', 'FROM', 'JOIN'].includes(now);
+        queries.push({ open: i, around: q, readsAround, branch: false, recursive: false, depth: open.length });
         q = queries.length - 1;
       }
       now = '';
@@ -232,24 +276,59 @@ function nest(tokens: Token[]): Nesting {
       if (at >= 0) close[at] = i;
       now = outer;
       q = query[i] = outerQuery;
-    } else if (t.kind === 'keyword' && CLAUSES.has(word)) now = word;
+    } else if (t.kind === 'keyword' && CLAUSES.has(word)) {
+      now = word;
+      if (own && SET_OPERATIONS.has(word)) q = nextBranch(queries, query, q);
+      else if (own && (word === 'ORDER' || word === 'LIMIT') && queries[q].branch) q = query[i] = queries[q].around ?? 0;
+      else if (word === 'WITH' && tokens[i + 1]?.text.toUpperCase() === 'RECURSIVE') queries[q].recursive = true;
+    }
   });
+  clause.push(now);
   return { close, clause, query, queries };
 }
 
-/** Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`). */
-function startsQuery(tokens: Token[], i: number): boolean {
-  const next = tokens[i + 1]?.text.toUpperCase();
-  return tokens[i]?.text === '(' && (next === 'SELECT' || next === 'WITH');
+/**
+ * Starts the next branch of query `q` at a UNION, INTERSECT or EXCEPT (the last token in
+ * `query`) and returns it. At the first one, the tokens since the query's body started become
+ * its first branch, with the subqueries in them.
+ */
+function nextBranch(queries: Query[], query: number[], q: number): number {
+  const depth = queries[q].depth;
+  const branch = (around: number): Query => ({ around, readsAround: true, branch: true, recursive: false, depth });
+  let compound = q;
+  if (queries[q].branch) compound = queries[q].around ?? 0;
+  else {
+    const first = queries.length;
+    const body = queries[q].body;
+    const start = body ?? query.length;
+    queries.push({ ...branch(q), body });
+    for (let i = start; i < query.length; i++) if (query[i] === q) query[i] = first;
+    for (const inner of queries) if (inner.around === q && inner.open !== undefined && inner.open >= start) inner.around = first;
+  }
+  queries.push(branch(compound));
+  query[query.length - 1] = queries.length - 1;
+  return queries.length - 1;
 }
 
-/** The innermost query around the caret, which is before the token at `at` (queries come in the order they open). */
+/** Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`, `(VALUES ...`). */
+function startsQuery(tokens: Token[], i: number): boolean {
+  const next = tokens[i + 1]?.text.toUpperCase();
+  return tokens[i]?.text === '(' && (next === 'SELECT' || next === 'WITH' || next === 'VALUES');
+}
+
+/**
+ * The innermost query around the caret, which is before the token at `at`: the query of the
+ * token before it, or the one that token opens.
+ */
 function queryAt(nesting: Nesting, at: number): number {
-  for (let q = nesting.queries.length - 1; q > 0; q--) {
-    const open = nesting.queries[q].open ?? 0;
-    if (open < at && nesting.close[open] >= at) return q;
-  }
-  return 0;
+  if (at === 0) return 0;
+  const opened = nesting.queries.findIndex((q) => q.open === at - 1);
+  return opened >= 0 ? opened : (nesting.query[at - 1] ?? 0);
+}
+
+/** Whether `q` is a query whose branches UNION, INTERSECT or EXCEPT join. */
+function hasBranches(nesting: Nesting, q: number): boolean {
+  return nesting.queries.some((b) => b.branch && b.around === q);
 }
 
 /** `q` and the queries it is in, innermost first. */
@@ -277,19 +356,31 @@ function readable(nesting: Nesting, q: number): number[] {
   }
 }
 
-/** Whether `d` is a CTE that the token at `at`, in query `q`, may read: after it, in a query its WITH is in. */
+/**
+ * Whether `d` is a CTE that the token at `at`, in query `q`, may read: after it (anywhere for
+ * `WITH RECURSIVE`), in a query its WITH is in.
+ */
 function cteVisible(nesting: Nesting, d: Derived, at: number, q: number): boolean {
-  return d.cte && at > d.end && enclosing(nesting, q).includes(nesting.query[d.open]);
+  return d.cte && (d.recursive || at > d.end) && enclosing(nesting, q).includes(nesting.query[d.open]);
 }
 
 /** Words that start a part of a query; a subquery after FROM or JOIN is a table. */
-const CLAUSES = new Set(['WITH', 'SELECT', 'FROM', 'JOIN', 'ON', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION']);
+const CLAUSES = new Set([
+  'WITH', 'SELECT', 'FROM', 'JOIN', 'ON', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'INTERSECT', 'EXCEPT',
+]);
+/** Words that join the branches of a query: `SELECT ... UNION ALL SELECT ...`. */
+const SET_OPERATIONS = new Set(['UNION', 'INTERSECT', 'EXCEPT']);
 /** Words that are values, not columns. */
 const LITERALS = new Set(['NULL', 'TRUE', 'FALSE', 'CURRENT_USER', 'CURRENT_TIMESTAMP']);
 
 /** A name as the server reads it: without its quotes. */
 function nameOf(t: Token): string {
   return t.text.startsWith('"') ? t.text.replace(/^"|"$/g, '').replace(/""/g, '"') : t.text;
+}
+
+/** Whether a token is a name; `todos` in `INSERT INTO app.todos (id)` is read as a function's. */
+function isName(t: Token | undefined): t is Token {
+  return t?.kind === 'identifier' || t?.kind === 'function';
 }
 
 /** Whether a token is a word: a name, a keyword, a function's name. */
@@ -299,13 +390,15 @@ function isWord(t: Token | undefined): t is Token {
 
 /**
  * The CTEs and subqueries in FROM of a statement's significant `tokens`, found by matching
- * parentheses: `WITH name [(a, b)] AS (SELECT ...)` and `FROM (SELECT ...) [AS] name` (also
- * after JOIN or a comma in FROM). Inner ones come first, so that `SELECT *` over one of them
- * knows its columns.
+ * parentheses: `WITH name [(a, b)] AS (SELECT ...)` and `FROM (SELECT ...) [AS] name [(a, b)]`
+ * (also after JOIN or a comma in FROM, and `(VALUES ...)` there). Inner ones come first, so
+ * that `SELECT *` over one of them knows its columns.
  */
 function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string | undefined): Derived[] {
   const { close, clause } = nesting;
   const upper = (i: number) => tokens[i]?.text.toUpperCase() ?? '';
+  // The names in the column list whose `(` is at `open`: `x(a, b)`.
+  const columnList = (open: number) => tokens.slice(open + 1, close[open]).filter(isWord).map(nameOf);
 
   const found: { name: string; cte: boolean; listed?: string[]; open: number; end: number }[] = [];
   tokens.forEach((t, i) => {
@@ -315,7 +408,7 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
       let at = i + 1;
       let listed: string[] | undefined;
       if (upper(at) === '(') {
-        listed = tokens.slice(at + 1, close[at]).filter(isWord).map(nameOf);
+        listed = columnList(at);
         at = close[at] + 1;
       }
       if (upper(at) === 'AS' && startsQuery(tokens, at + 1)) {
@@ -324,25 +417,74 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
     }
     if (startsQuery(tokens, i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
       const end = close[i];
-      const alias = tokens[upper(end + 1) === 'AS' ? end + 2 : end + 1];
-      if (alias?.kind === 'identifier') found.push({ name: nameOf(alias), cte: false, open: i, end });
+      const at = upper(end + 1) === 'AS' ? end + 2 : end + 1;
+      // `s` in `s(a, b)` is read as a function's name.
+      const alias = tokens[at];
+      if (alias?.kind === 'identifier' || alias?.kind === 'function') {
+        const listed = upper(at + 1) === '(' ? columnList(at + 1) : undefined;
+        found.push({ name: nameOf(alias), cte: false, listed, open: i, end });
+      }
     }
   });
 
   found.sort((a, b) => a.end - b.end);
   const done: Derived[] = [];
   for (const f of found) {
-    let names = f.listed;
-    if (!names) {
-      // The body's `*` stands for the tables in its own FROM.
-      const body = nesting.queries.findIndex((q) => q.open === f.open);
-      names = outputNames(tokens.slice(f.open + 1, f.end), tablesNamed(tokens, nesting, body, catalog, namespace, done));
-    }
+    const body = nesting.queries.findIndex((q) => q.open === f.open);
+    const names = f.listed ?? outputs(tokens, nesting, body, catalog, namespace, done);
     const columns = names.map((name) => ({ name, type: '' }));
     const type = f.cte ? 'cte' : 'subquery';
-    done.push({ namespace: '', name: f.name, type, columns, cte: f.cte, open: f.open, end: f.end });
+    const recursive = f.cte && nesting.queries[nesting.query[f.open]].recursive;
+    done.push({ namespace: '', name: f.name, type, columns, cte: f.cte, open: f.open, end: f.end, recursive });
   }
   return done;
+}
+
+/**
+ * The names of the columns the query `q` returns (see outputNames; its `*` stands for the
+ * tables in its own FROM): for a query with branches, those of the first branch, as in
+ * PostgreSQL; for VALUES, the names the server gives.
+ */
+function outputs(
+  tokens: Token[],
+  nesting: Nesting,
+  q: number,
+  catalog: Catalog,
+  namespace: string | undefined,
+  derived: Derived[],
+): string[] {
+  const { queries } = nesting;
+  const branch = queries.findIndex((b) => b.branch && b.around === q);
+  const first = branch >= 0 ? branch : q;
+  const body = queries[first]?.body;
+  if (body === undefined) return [];
+  // A first branch in parentheses: its query's.
+  const inner = queries.findIndex((b) => b.open === body);
+  if (inner >= 0) return outputs(tokens, nesting, inner, catalog, namespace, derived);
+  const open = enclosing(nesting, first)
+    .map((e) => queries[e].open)
+    .find((o) => o !== undefined);
+  const query = tokens.slice(body, open === undefined ? tokens.length : nesting.close[open]);
+  if (query[0]?.text.toUpperCase() === 'VALUES') return valuesColumns(query);
+  return outputNames(query, tablesNamed(tokens, nesting, first, catalog, namespace, derived));
+}
+
+/**
+ * The names the server gives the columns of `VALUES (1, 'a'), ...`: `column1`, `column2`, ...,
+ * one for each value of the first row.
+ */
+function valuesColumns(values: Token[]): string[] {
+  let depth = 0;
+  let count = 0;
+  for (const t of values.slice(1)) {
+    if (t.text === '(') {
+      depth++;
+      count = Math.max(count, 1);
+    } else if (t.text === ')') depth = Math.max(0, depth - 1);
+    else if (t.text === ',' && depth === 1) count++;
+    if (depth === 0) break;
+  }
+  return Array.from({ length: count }, (_, i) => `column${i + 1}`);
 }
 
 /**
@@ -390,13 +532,25 @@ function outputNames(query: Token[], named: Map<string, CatalogTable>): string[]
       names.push(nameOf(last));
     } else if (reference && !LITERALS.has(last.text.toUpperCase())) {
       names.push(nameOf(last));
-    } else if (
-      last.kind === 'identifier' &&
-      (second?.text === ')' || second?.kind === 'string' || second?.kind === 'number' || second?.kind === 'identifier')
-    ) {
-      // `count(*) n`, `title name`, `'x' label`
+    } else if (last.kind === 'identifier' && endsValue(item.slice(0, -1))) {
       names.push(nameOf(last));
     }
   }
   return names;
+}
+
+/**
+ * Whether a select list item `value` ends with a value, so that a name after it is its alias
+ * given without AS: `count(*) n`, `t.title name`, `'x' label`, `1 one`, `CASE ... END x`,
+ * `done::int n`.
+ */
+function endsValue(value: Token[]): boolean {
+  const last = value.at(-1);
+  if (!last) return false;
+  if (value.at(-2)?.text === '::') return isWord(last);
+  return (
+    last.text === ')' ||
+    ['string', 'number', 'parameter', 'identifier'].includes(last.kind) ||
+    last.text.toUpperCase() === 'END'
+  );
 }

@@ -36,6 +36,8 @@ function offered(before, after = '', { kinds = false } = {}) {
   return found?.items.map((c) => (kinds ? `${c.kind}:${c.text}` : c.text)) ?? null;
 }
 const columnsOffered = (before, after) => offered(before, after, { kinds: true }).filter((c) => c.startsWith('column:'));
+/** The columns offered, without their kind. */
+const columnNames = (before, after = '') => columnsOffered(before, after).map((c) => c.slice('column:'.length));
 
 const OPEN = 'WITH open AS (SELECT id, title AS name FROM app.todos WHERE NOT done) ';
 
@@ -142,6 +144,70 @@ test('names follow the queries they are given in', () => {
   assert.deepEqual(offered('SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT a.', ' FROM a) s'), ['a.one']);
 });
 
+test('each branch of a UNION is a query of its own', () => {
+  const todos = ['id', 'title', 'done'];
+  // A branch reads its own FROM, not the other branches'.
+  assert.deepEqual(columnNames('SELECT ', ' FROM app.todos UNION SELECT tag FROM app.tags'), todos);
+  assert.deepEqual(columnNames('SELECT title FROM app.todos UNION ALL SELECT ', ' FROM app.tags'), ['tag']);
+  assert.deepEqual(columnNames('SELECT title FROM app.todos INTERSECT SELECT ', ' FROM app.tags'), ['tag']);
+  assert.deepEqual(columnNames('SELECT title FROM app.todos EXCEPT SELECT ', ' FROM app.tags'), ['tag']);
+  // An alias is the branch's own.
+  assert.deepEqual(offered('SELECT t.', ' FROM app.todos t UNION SELECT t.tag FROM app.tags t'), ['t.id', 't.title', 't.done']);
+  assert.deepEqual(offered('SELECT t.title FROM app.todos t UNION SELECT t.', ' FROM app.tags t'), ['t.tag']);
+  assert.deepEqual(offered('SELECT g.', ' FROM app.todos UNION SELECT tag FROM app.tags g'), []);
+  // Every branch reads the CTEs before it and, in a correlated subquery, the outer query.
+  const cte = 'WITH a AS (SELECT title AS name FROM app.todos) SELECT name FROM a UNION SELECT a.';
+  assert.deepEqual(offered(cte, ' FROM a'), ['a.name']);
+  const correlated = 'SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags UNION SELECT ';
+  assert.deepEqual(columnNames(correlated, ' FROM analytics.events)'), ['tenant', ...todos]);
+  const insert = ') SELECT tag FROM app.tags UNION SELECT tenant FROM analytics.events';
+  assert.deepEqual(columnNames('INSERT INTO app.todos (', insert), todos);
+  // ORDER BY after the last branch: the names the first branch gives, as in PostgreSQL.
+  const ordered = 'SELECT title AS name FROM app.todos UNION SELECT tag FROM app.tags ORDER BY ';
+  assert.deepEqual(columnNames(ordered), ['name']);
+  assert.deepEqual(columnNames(`${ordered}name LIMIT `), ['name']);
+  assert.deepEqual(columnNames('(SELECT title FROM app.todos) UNION (SELECT tag FROM app.tags) ORDER BY '), ['title']);
+  // Inside parentheses that open no query, a UNION splits nothing around them.
+  const inner = "SELECT * FROM app.todos t WHERE title IN ((SELECT tag FROM app.tags) UNION (SELECT 'x')) AND t.";
+  assert.deepEqual(offered(inner), ['t.id', 't.title', 't.done']);
+});
+
+test('a recursive CTE is visible in its own body', () => {
+  const body = 'WITH RECURSIVE r AS (SELECT title AS name FROM app.todos UNION ALL SELECT ';
+  assert.deepEqual(offered(`${body}r.`, ' FROM r)'), ['r.name']);
+  assert.deepEqual(columnNames(body, ' FROM r) SELECT * FROM r'), ['name']);
+  assert.deepEqual(offered(`${body}p.`, ' FROM r AS p) SELECT 1'), ['p.name']);
+  assert.ok(offered(`${body}name FROM `).includes('r'));
+  // Without RECURSIVE, not in its own body.
+  assert.ok(!offered('WITH r AS (SELECT 1 AS one UNION ALL SELECT 1 FROM ').includes('r'));
+});
+
+test('output aliases complete where they may be used', () => {
+  // As the columns of a CTE or a subquery in FROM, with or without AS.
+  const cases = "SELECT CASE WHEN done THEN 'y' END x, CASE WHEN done THEN 1 ELSE 0 END AS y, 1 one, done::int n FROM app.todos";
+  assert.deepEqual(offered(`WITH q AS (${cases}) SELECT q.`, ' FROM q'), ['q.x', 'q.y', 'q.one', 'q.n']);
+  assert.deepEqual(offered('SELECT s.', ` FROM (${cases}) s`), ['s.x', 's.y', 's.one', 's.n']);
+  // In ORDER BY of the same query, first, then its tables' columns.
+  const ranked = 'SELECT title, CASE WHEN done THEN 1 ELSE 0 END AS rank FROM app.todos ORDER BY ';
+  assert.deepEqual(columnNames(ranked), ['title', 'rank', 'id', 'done']);
+  assert.deepEqual(offered(`${ranked}ra`), ['rank']);
+  assert.deepEqual(offered('SELECT title, CASE WHEN done THEN 1 ELSE 0 END rank FROM app.todos ORDER BY ra'), ['rank']);
+  // Not in its WHERE, nor in another query's ORDER BY.
+  assert.ok(!offered('SELECT title AS rank FROM app.todos WHERE ra').includes('rank'));
+  assert.ok(!offered('SELECT * FROM app.todos WHERE EXISTS (SELECT tag AS rank FROM app.tags) ORDER BY ra').includes('rank'));
+});
+
+test("VALUES and column lists name a derived table's columns", () => {
+  assert.deepEqual(offered('SELECT v.', " FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, name)"), ['v.id', 'v.name']);
+  assert.deepEqual(offered('SELECT v.', " FROM (VALUES (1, 'a')) v(id, name)"), ['v.id', 'v.name']);
+  // Without a list, the names the server gives.
+  assert.deepEqual(offered('SELECT v.', " FROM (VALUES (1, 'a')) v"), ['v.column1', 'v.column2']);
+  assert.deepEqual(offered('SELECT s.', ' FROM (SELECT title, done FROM app.todos) AS s(a, b)'), ['s.a', 's.b']);
+  assert.deepEqual(columnNames('SELECT ', ' FROM (SELECT title, done FROM app.todos) s(name, one)'), ['name', 'one']);
+  assert.deepEqual(offered('WITH c(a, b) AS (VALUES (1, 2)) SELECT c.', ' FROM c'), ['c.a', 'c.b']);
+  assert.deepEqual(offered('WITH c AS (VALUES (1, 2)) SELECT c.', ' FROM c'), ['c.column1', 'c.column2']);
+});
+
 test('unfinished statements complete and never throw', () => {
   // The caret inside a CTE that is not closed yet.
   assert.deepEqual(offered('WITH o AS (SELECT title AS x FROM app.todos t WHERE t.ti'), ['t.title']);
@@ -166,6 +232,19 @@ test('unfinished statements complete and never throw', () => {
     'SELECT * FROM (SELECT a) AS',
     'SELECT * FROM ((SELECT a)) s)) x.',
     ')) ( SELECT ,, AS AS ( ) x.',
+    'WITH RECURSIVE',
+    'WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT',
+    'SELECT 1 UNION',
+    'UNION SELECT',
+    'SELECT a UNION SELECT b ORDER BY x LIMIT',
+    '(SELECT a) UNION (SELECT b) ORDER BY',
+    ')) UNION (( EXCEPT ) INTERSECT',
+    'SELECT * FROM (VALUES',
+    'SELECT * FROM (VALUES (1,',
+    'SELECT * FROM (VALUES ()) v(',
+    'SELECT * FROM (SELECT 1) s(a,',
+    'SELECT CASE WHEN a THEN 1 END',
+    'SELECT a::',
   ]) {
     for (let caret = 0; caret <= text.length; caret++) {
       for (const explicit of [true, false]) complete(text, caret, catalog, 'app', explicit);

@@ -2,12 +2,17 @@
 //!
 //! Completes SQL keywords, meta-commands, and the namespaces, tables and columns of the
 //! catalog, and of the tables a statement makes itself: CTEs (`WITH open AS (SELECT ...)`)
-//! and subqueries in FROM (`(SELECT ...) s`), whose columns are the names their select list
-//! gives. Names follow SQL's scopes: at the caret, the tables (and aliases) of the query it is
-//! in and of the queries around it that it may read (a correlated subquery reads its outer
-//! query's), and the CTEs defined before it in those. The catalog loads in the background
-//! when the shell starts (the prompt does not wait for it) and again after DDL; the first Tab
-//! waits briefly for a load under way.
+//! and subqueries or `VALUES` in FROM (`(SELECT ...) s`), whose columns are the names their
+//! select list gives, or their column list's (`AS s(a, b)`). Names follow SQL's scopes: at the
+//! caret, the tables (and aliases) of the query it is in and of the queries around it that it
+//! may read (a correlated subquery reads its outer query's), and the CTEs defined before it in
+//! those (anywhere in them for `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or EXCEPT
+//! is a query of its own. In ORDER BY, the names the query's select list gives complete too;
+//! after the last branch, only those of the first branch. The console's SQL editor
+//! (admin/src/completion.ts) follows the same rules: a change to them belongs in both.
+//!
+//! The catalog loads in the background when the shell starts (the prompt does not wait for
+//! it) and again after DDL; the first Tab waits briefly for a load under way.
 
 use crate::connect::Server;
 use crate::lexer;
@@ -61,6 +66,7 @@ const KEYWORDS: &[&str] = &[
     "ELSE",
     "EMAIL",
     "END",
+    "EXCEPT",
     "EXECUTE",
     "EXISTS",
     "FALSE",
@@ -77,6 +83,7 @@ const KEYWORDS: &[&str] = &[
     "INNER",
     "INSERT",
     "INT",
+    "INTERSECT",
     "INTO",
     "IS",
     "JOB",
@@ -105,6 +112,7 @@ const KEYWORDS: &[&str] = &[
     "POLICY",
     "PRIMARY",
     "QUERY",
+    "RECURSIVE",
     "RENAME",
     "RESTORE",
     "RIGHT",
@@ -289,13 +297,22 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
         out.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
-        // Columns of the tables the caret's query and the queries around it read, else of
-        // every table.
-        let read: Vec<Source> =
-            statement.readable(level).flat_map(|l| statement.named(&derived, l)).map(|(_, s)| s).collect();
-        if read.is_empty() {
+        // Columns of the tables the caret's query and the queries around it read and, in its
+        // ORDER BY, the names its select list gives (`CASE ... END AS x`); in the ORDER BY or
+        // LIMIT after a query's last branch, only the names its first branch gives. Where no
+        // table is named yet, every column.
+        let clause = statement.clause.get(caret).copied().unwrap_or("");
+        let after_branches = statement.has_branches(level) && matches!(clause, "ORDER" | "LIMIT");
+        let read: Vec<Source> = if after_branches {
+            Vec::new()
+        } else {
+            statement.readable(level).flat_map(|l| statement.named(&derived, l)).map(|(_, s)| s).collect()
+        };
+        let outputs = if after_branches || clause == "ORDER" { statement.outputs(&derived, level) } else { Vec::new() };
+        if read.is_empty() && outputs.is_empty() {
             out.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         }
+        out.extend(outputs);
         for source in read {
             out.extend(source.columns(catalog));
         }
@@ -378,12 +395,29 @@ fn statement_at<'t, 'a>(tokens: &'t [Token<'a>], pos: usize) -> &'t [Token<'a>] 
 }
 
 /// Words that start a part of a query; a subquery after FROM or JOIN is a table.
-const CLAUSES: &[&str] =
-    &["WITH", "SELECT", "FROM", "JOIN", "ON", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION"];
+const CLAUSES: &[&str] = &[
+    "WITH",
+    "SELECT",
+    "FROM",
+    "JOIN",
+    "ON",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "ORDER",
+    "LIMIT",
+    "UNION",
+    "INTERSECT",
+    "EXCEPT",
+];
+/// Words that join the branches of a query: `SELECT ... UNION ALL SELECT ...`.
+const SET_OPERATIONS: &[&str] = &["UNION", "INTERSECT", "EXCEPT"];
 
-/// Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`).
+/// Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`,
+/// `(VALUES ...`).
 fn starts_query(tokens: &[Token], i: usize) -> bool {
-    tokens.get(i).is_some_and(|t| t.text == "(") && tokens.get(i + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH"))
+    tokens.get(i).is_some_and(|t| t.text == "(")
+        && tokens.get(i + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH") || t.is("VALUES"))
 }
 
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
@@ -393,31 +427,53 @@ struct Statement<'a> {
     tokens: &'a [Token<'a>],
     /// For each `(`, the index of its `)` (the end if it is not closed yet).
     close: Vec<usize>,
-    /// For each token, the clause it is in: the last of CLAUSES before it in its parentheses.
+    /// For each token, the clause it is in: the last of CLAUSES before it in its parentheses;
+    /// then the clause after the last token.
     clause: Vec<&'static str>,
     /// For each token, the query it is in (an index into `levels`).
     level: Vec<usize>,
-    /// The statement's own query, then each query in parentheses.
+    /// The statement's own query, then each query in parentheses and each branch.
     levels: Vec<Level>,
 }
 
-/// A query of a statement: the statement's own, or one in parentheses.
+/// A query of a statement: the statement's own, one in parentheses, or one branch of a query
+/// whose branches UNION, INTERSECT or EXCEPT join.
 struct Level {
-    /// Where its `(` is; none for the statement's own.
+    /// Where its `(` is; none for the statement's own and for a branch.
     open: Option<usize>,
-    /// The query it is in; none for the statement's own.
+    /// The query it is in (a branch's is the query it is a branch of); none for the
+    /// statement's own.
     around: Option<usize>,
     /// Whether it may read the tables of the query it is in: a subquery in WHERE or in the
-    /// select list may (it is correlated), a CTE's body or a subquery in FROM may not.
+    /// select list may (it is correlated), a CTE's body or a subquery in FROM may not. A
+    /// branch may: it reads what its query reads (the CTEs of its WITH, an outer query).
     reads_around: bool,
+    /// Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses):
+    /// its FROM and aliases are its own; the ORDER BY and LIMIT after the last branch are
+    /// `around`'s.
+    branch: bool,
+    /// Whether its WITH is `WITH RECURSIVE`: then its CTEs are visible in all of it, their own
+    /// bodies included (`WITH RECURSIVE r AS (... UNION ALL SELECT ... FROM r)`).
+    recursive: bool,
+    /// How many parentheses its own tokens are in.
+    depth: usize,
+    /// Where the query that names its columns starts: its first SELECT or VALUES, or the `(`
+    /// of a first branch in parentheses.
+    body: Option<usize>,
+}
+
+impl Level {
+    fn new(open: Option<usize>, around: Option<usize>, reads_around: bool, depth: usize) -> Level {
+        Level { open, around, reads_around, branch: false, recursive: false, depth, body: None }
+    }
 }
 
 impl<'a> Statement<'a> {
     fn new(catalog: &'a Catalog, current: Option<&'a str>, tokens: &'a [Token<'a>]) -> Statement<'a> {
         let mut close = vec![tokens.len(); tokens.len()];
-        let mut clause = Vec::with_capacity(tokens.len());
+        let mut clause = Vec::with_capacity(tokens.len() + 1);
         let mut level = Vec::with_capacity(tokens.len());
-        let mut levels = vec![Level { open: None, around: None, reads_around: false }];
+        let mut levels = vec![Level::new(None, None, false, 0)];
         // The `(`s not closed yet: where each is, and the clause and query around it.
         let mut open: Vec<(usize, &'static str, usize)> = Vec::new();
         let (mut now, mut query) = ("", 0);
@@ -425,10 +481,17 @@ impl<'a> Statement<'a> {
             clause.push(now);
             // A `(` and its `)` belong to the query around them.
             level.push(query);
+            // Whether the token is the query's own, not in parentheses inside it.
+            let own = levels[query].depth == open.len();
+            let cte_body = i.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(|p| p.is("AS"));
+            let starts_body = t.is("SELECT") || t.is("VALUES") || (starts_query(tokens, i) && !cte_body);
+            if own && starts_body && levels[query].body.is_none() {
+                levels[query].body = Some(i);
+            }
             if t.text == "(" {
                 if starts_query(tokens, i) {
                     let reads_around = !matches!(now, "WITH" | "FROM" | "JOIN");
-                    levels.push(Level { open: Some(i), around: Some(query), reads_around });
+                    levels.push(Level::new(Some(i), Some(query), reads_around, open.len() + 1));
                     query = levels.len() - 1;
                 }
                 open.push((i, now, level.last().copied().unwrap_or(0)));
@@ -446,8 +509,19 @@ impl<'a> Statement<'a> {
                 }
             } else if let Some(c) = CLAUSES.iter().find(|c| t.is(c)) {
                 now = c;
+                if own && SET_OPERATIONS.contains(c) {
+                    query = next_branch(&mut levels, &mut level, query);
+                } else if own && matches!(*c, "ORDER" | "LIMIT") && levels[query].branch {
+                    query = levels[query].around.unwrap_or(0);
+                    if let Some(l) = level.last_mut() {
+                        *l = query;
+                    }
+                } else if *c == "WITH" && tokens.get(i + 1).is_some_and(|n| n.is("RECURSIVE")) {
+                    levels[query].recursive = true;
+                }
             }
         }
+        clause.push(now);
         Statement { catalog, current, tokens, close, clause, level, levels }
     }
 
@@ -457,12 +531,14 @@ impl<'a> Statement<'a> {
     }
 
     /// Where the caret at byte `pos` is: the index of the first token from it on, and the
-    /// innermost query it is in.
+    /// innermost query it is in: the query of the token before it, or the one that token
+    /// opens.
     fn caret(&self, pos: usize) -> (usize, usize) {
         let at = self.tokens.iter().take_while(|t| t.start < pos).count();
-        let inside = |l: &Level| l.open.is_none_or(|open| open < at && self.close_of(open) >= at);
-        // Queries come in the order they open: the last one around the caret is the innermost.
-        let level = self.levels.iter().rposition(inside).unwrap_or(0);
+        let level = at.checked_sub(1).map_or(0, |before| {
+            let opened = self.levels.iter().position(|l| l.open == Some(before));
+            opened.or_else(|| self.level.get(before).copied()).unwrap_or(0)
+        });
         (at, level)
     }
 
@@ -485,11 +561,38 @@ impl<'a> Statement<'a> {
         std::iter::successors(Some(level), move |&l| next(l))
     }
 
+    /// Whether `level` is a query whose branches UNION, INTERSECT or EXCEPT join.
+    fn has_branches(&self, level: usize) -> bool {
+        self.levels.iter().any(|l| l.branch && l.around == Some(level))
+    }
+
+    /// The names of the columns the query `level` returns (see `output_names`; its `*` stands
+    /// for the tables in its own FROM): for a query with branches, those of the first branch,
+    /// as in PostgreSQL; for `VALUES`, the names the server gives.
+    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<String> {
+        let first = self.levels.iter().position(|l| l.branch && l.around == Some(level)).unwrap_or(level);
+        let Some(body) = self.levels.get(first).and_then(|l| l.body) else {
+            return Vec::new();
+        };
+        // A first branch in parentheses: its query's.
+        if let Some(inner) = self.levels.iter().position(|l| l.open == Some(body)) {
+            return self.outputs(derived, inner);
+        }
+        let open = self.enclosing(first).find_map(|l| self.levels.get(l)?.open);
+        let end = open.map_or(self.tokens.len(), |open| self.close_of(open));
+        let query = self.tokens.get(body..end).unwrap_or_default();
+        if query.first().is_some_and(|t| t.is("VALUES")) {
+            return values_columns(query);
+        }
+        output_names(self.catalog, query, &self.named(derived, first))
+    }
+
     /// Whether `d` is a CTE that the token at `at`, in the query `level`, may read: it comes
-    /// after the CTE (in the main query or a later CTE) in a query the CTE's WITH is in.
+    /// after the CTE (in the main query or a later CTE), or anywhere for `WITH RECURSIVE`, in
+    /// a query the CTE's WITH is in.
     fn cte_visible(&self, d: &Derived, at: usize, level: usize) -> bool {
         let defined_in = self.level.get(d.open).copied().unwrap_or(0);
-        d.cte && at > d.end && self.enclosing(level).any(|l| l == defined_in)
+        d.cte && (d.recursive || at > d.end) && self.enclosing(level).any(|l| l == defined_in)
     }
 
     /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
@@ -533,6 +636,35 @@ impl<'a> Statement<'a> {
     }
 }
 
+/// Starts the next branch of `query` at a UNION, INTERSECT or EXCEPT (the last token of
+/// `level`) and returns it. At the first one, the tokens since the query's body started become
+/// its first branch, with the subqueries in them.
+fn next_branch(levels: &mut Vec<Level>, level: &mut [usize], query: usize) -> usize {
+    let depth = levels[query].depth;
+    let branch = |around: usize| Level { branch: true, ..Level::new(None, Some(around), true, depth) };
+    let compound = if levels[query].branch {
+        levels[query].around.unwrap_or(0)
+    } else {
+        let first = levels.len();
+        let body = levels[query].body;
+        levels.push(Level { body, ..branch(query) });
+        let start = body.unwrap_or(level.len());
+        for l in level.get_mut(start..).unwrap_or_default().iter_mut().filter(|l| **l == query) {
+            *l = first;
+        }
+        for inner in levels.iter_mut().filter(|l| l.around == Some(query) && l.open.is_some_and(|o| o >= start)) {
+            inner.around = Some(first);
+        }
+        query
+    };
+    levels.push(branch(compound));
+    let next = levels.len() - 1;
+    if let Some(l) = level.last_mut() {
+        *l = next;
+    }
+    next
+}
+
 /// A table a statement makes for itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery
 /// in FROM (`(SELECT ...) AS name`), with the names of its columns.
 #[derive(Debug)]
@@ -544,13 +676,16 @@ struct Derived {
     /// is in and what comes after it).
     open: usize,
     end: usize,
+    /// Whether it is a CTE of `WITH RECURSIVE`, visible in its own body.
+    recursive: bool,
 }
 
 /// A CTE or subquery as found, before its columns are known.
 struct Found {
     name: String,
     cte: bool,
-    /// The names of its column list (`WITH x(a, b) AS ...`), if it has one.
+    /// The names of its column list (`WITH x(a, b) AS ...`, `(SELECT ...) AS x(a, b)`), if it
+    /// has one.
     listed: Option<Vec<String>>,
     /// Where its body's `(` and `)` are.
     open: usize,
@@ -572,22 +707,22 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
             let mut at = i + 1;
             let mut listed = None;
             if word(at) == "(" {
-                let end = statement.close_of(at);
-                let list = tokens.get(at + 1..end).unwrap_or_default();
-                listed = Some(list.iter().filter(|t| t.kind == Kind::Word).map(Token::name).collect());
-                at = end + 1;
+                listed = Some(column_list(statement, at));
+                at = statement.close_of(at) + 1;
             }
             if tokens.get(at).is_some_and(|t| t.is("AS")) && starts_query(tokens, at + 1) {
                 let end = statement.close_of(at + 1);
                 found.push(Found { end, name: t.name(), listed, open: at + 1, cte: true });
             }
         }
-        // `FROM (SELECT ...) [AS] name`, also after JOIN or a comma in FROM.
+        // `FROM (SELECT ...) [AS] name [(a, b)]`, also after JOIN or a comma in FROM, and
+        // `(VALUES ...)` there.
         if starts_query(tokens, i) && matches!(clause, "FROM" | "JOIN") {
             let end = statement.close_of(i);
-            let alias = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
-            if let Some(alias) = tokens.get(alias).filter(|t| t.is_name()) {
-                found.push(Found { end, name: alias.name(), listed: None, open: i, cte: false });
+            let at = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
+            if let Some(alias) = tokens.get(at).filter(|t| t.is_name()) {
+                let listed = (word(at + 1) == "(").then(|| column_list(statement, at + 1));
+                found.push(Found { end, name: alias.name(), listed, open: i, cte: false });
             }
         }
     }
@@ -595,18 +730,40 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     found.sort_by_key(|f| f.end);
     let mut done: Vec<Derived> = Vec::new();
     for Found { end, name, listed, open, cte } in found {
-        let columns = match listed {
-            Some(listed) => listed,
-            None => {
-                // The body's `*` stands for the tables in its own FROM.
-                let body = statement.levels.iter().position(|l| l.open == Some(open)).unwrap_or(0);
-                let named = statement.named(&done, body);
-                output_names(statement.catalog, tokens.get(open + 1..end).unwrap_or_default(), &named)
-            }
-        };
-        done.push(Derived { name, cte, columns, open, end });
+        let body = statement.levels.iter().position(|l| l.open == Some(open)).unwrap_or(0);
+        let columns = listed.unwrap_or_else(|| statement.outputs(&done, body));
+        let defined_in = statement.level.get(open).and_then(|&l| statement.levels.get(l));
+        let recursive = cte && defined_in.is_some_and(|l| l.recursive);
+        done.push(Derived { name, cte, columns, open, end, recursive });
     }
     done
+}
+
+/// The names in the column list whose `(` is at `open`: `x(a, b)`.
+fn column_list(statement: &Statement, open: usize) -> Vec<String> {
+    let list = statement.tokens.get(open + 1..statement.close_of(open)).unwrap_or_default();
+    list.iter().filter(|t| t.kind == Kind::Word).map(Token::name).collect()
+}
+
+/// The names the server gives the columns of `VALUES (1, 'a'), ...`: `column1`, `column2`,
+/// ..., one for each value of the first row.
+fn values_columns(values: &[Token]) -> Vec<String> {
+    let (mut depth, mut count) = (0usize, 0);
+    for t in values.get(1..).unwrap_or_default() {
+        match t.text {
+            "(" => {
+                depth += 1;
+                count = count.max(1);
+            }
+            ")" => depth = depth.saturating_sub(1),
+            "," if depth == 1 => count += 1,
+            _ => {}
+        }
+        if depth == 0 {
+            break;
+        }
+    }
+    (1..=count).map(|i| format!("column{i}")).collect()
 }
 
 /// A table a statement reads: one of the catalog's, or one it makes itself.
@@ -690,16 +847,25 @@ fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) 
                     names.push(name.to_string());
                 }
             }
-            // `count(*) n`, `title name`, `'x' label`
-            [.., before, alias]
-                if alias.is_name() && (before.text == ")" || before.kind == Kind::Literal || before.is_name()) =>
-            {
-                names.push(alias.name())
-            }
+            [value @ .., alias] if alias.is_name() && ends_value(value) => names.push(alias.name()),
             _ => {}
         }
     }
     names
+}
+
+/// Whether a select list item `value` ends with a value, so that a name after it is its alias
+/// given without AS: `count(*) n`, `t.title name`, `'x' label`, `1 one`, `CASE ... END x`,
+/// `done::int n`.
+fn ends_value(value: &[Token]) -> bool {
+    match value {
+        [.., colon, cast_to] if colon.text == ":" => cast_to.kind == Kind::Word,
+        [.., last] => {
+            let keyword = KEYWORDS.iter().any(|k| last.is(k));
+            last.text == ")" || last.kind == Kind::Literal || (last.kind == Kind::Word && (!keyword || last.is("END")))
+        }
+        [] => false,
+    }
 }
 
 /// Words that are values, not columns.
@@ -1036,6 +1202,82 @@ mod tests {
     }
 
     #[test]
+    fn each_branch_of_a_union_is_a_query_of_its_own() {
+        // A branch reads its own FROM, not the other branches'.
+        assert_eq!(columns_at_caret("SELECT ", " FROM app.todos UNION SELECT tag FROM app.tags"), ["done", "title"]);
+        assert_eq!(columns_at_caret("SELECT title FROM app.todos UNION ALL SELECT ", " FROM app.tags"), ["tag"]);
+        assert_eq!(columns_at_caret("SELECT title FROM app.todos INTERSECT SELECT ", " FROM app.tags"), ["tag"]);
+        assert_eq!(columns_at_caret("SELECT title FROM app.todos EXCEPT SELECT ", " FROM app.tags"), ["tag"]);
+        // An alias is the branch's own.
+        let both = " FROM app.todos t UNION SELECT t.tag FROM app.tags t";
+        assert_eq!(at_caret("SELECT t.", both), ["t.done", "t.title"]);
+        assert_eq!(at_caret("SELECT t.title FROM app.todos t UNION SELECT t.", " FROM app.tags t"), ["t.tag"]);
+        assert!(at_caret("SELECT g.", " FROM app.todos UNION SELECT tag FROM app.tags g").is_empty());
+        // Every branch reads the CTEs before it and, in a correlated subquery, the outer query.
+        let cte = "WITH a AS (SELECT title AS name FROM app.todos) SELECT name FROM a UNION SELECT a.";
+        assert_eq!(at_caret(cte, " FROM a"), ["a.name"]);
+        let correlated = "SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags UNION SELECT ";
+        assert_eq!(columns_at_caret(correlated, " FROM analytics.events)"), ["done", "tenant", "title"]);
+        let insert = ") SELECT tag FROM app.tags UNION SELECT tenant FROM analytics.events";
+        assert_eq!(columns_at_caret("INSERT INTO app.todos (", insert), ["done", "title"]);
+        // ORDER BY after the last branch: the names the first branch gives, as in PostgreSQL.
+        let ordered = "SELECT title AS name FROM app.todos UNION SELECT tag FROM app.tags ORDER BY ";
+        assert_eq!(columns_at_caret(ordered, ""), ["name"]);
+        assert_eq!(columns_at_caret(&format!("{ordered}name LIMIT "), ""), ["name"]);
+        let parenthesized = "(SELECT title FROM app.todos) UNION (SELECT tag FROM app.tags) ORDER BY ";
+        assert_eq!(columns_at_caret(parenthesized, ""), ["title"]);
+        // Inside parentheses that open no query, a UNION splits nothing around them.
+        let inner = "SELECT * FROM app.todos t WHERE title IN ((SELECT tag FROM app.tags) UNION (SELECT 'x')) AND t.";
+        assert_eq!(at_caret(inner, ""), ["t.done", "t.title"]);
+    }
+
+    #[test]
+    fn a_recursive_cte_is_visible_in_its_own_body() {
+        let body = "WITH RECURSIVE r AS (SELECT title AS name FROM app.todos UNION ALL SELECT ";
+        assert_eq!(at_caret(&format!("{body}r."), " FROM r)"), ["r.name"]);
+        assert_eq!(columns_at_caret(body, " FROM r) SELECT * FROM r"), ["name"]);
+        assert_eq!(at_caret(&format!("{body}p."), " FROM r AS p) SELECT 1"), ["p.name"]);
+        assert!(at_caret(&format!("{body}name FROM "), "").contains(&"r".to_string()));
+        // Without RECURSIVE, not in its own body.
+        assert!(!at_caret("WITH r AS (SELECT 1 AS one UNION ALL SELECT 1 FROM ", "").contains(&"r".to_string()));
+    }
+
+    #[test]
+    fn output_aliases_complete_where_they_may_be_used() {
+        // As the columns of a CTE or a subquery in FROM, with or without AS.
+        let cases = "SELECT CASE WHEN done THEN 'y' END x, CASE WHEN done THEN 1 ELSE 0 END AS y, \
+                     1 one, done::int n FROM app.todos";
+        assert_eq!(at_caret(&format!("WITH q AS ({cases}) SELECT q."), " FROM q"), ["q.n", "q.one", "q.x", "q.y"]);
+        assert_eq!(at_caret("SELECT s.", &format!(" FROM ({cases}) s")), ["s.n", "s.one", "s.x", "s.y"]);
+        // In ORDER BY of the same query, beside its tables' columns.
+        let ranked = "SELECT title, CASE WHEN done THEN 1 ELSE 0 END AS rank FROM app.todos ORDER BY ";
+        let c = at_caret(ranked, "");
+        assert!(["rank", "title", "done"].iter().all(|n| c.contains(&n.to_string())), "{c:?}");
+        assert_eq!(at_caret(&format!("{ranked}ra"), ""), ["rank"]);
+        let unaliased = "SELECT title, CASE WHEN done THEN 1 ELSE 0 END rank FROM app.todos ORDER BY ra";
+        assert_eq!(at_caret(unaliased, ""), ["rank"]);
+        // Not in its WHERE, nor in another query's ORDER BY.
+        assert!(!at_caret("SELECT title AS rank FROM app.todos WHERE ra", "").contains(&"rank".to_string()));
+        let inner = "SELECT * FROM app.todos WHERE EXISTS (SELECT tag AS rank FROM app.tags) ORDER BY ra";
+        assert!(!at_caret(inner, "").contains(&"rank".to_string()));
+    }
+
+    #[test]
+    fn values_and_column_lists_name_a_derived_tables_columns() {
+        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, name)"), ["v.id", "v.name"]);
+        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a')) v(id, name)"), ["v.id", "v.name"]);
+        // Without a list, the names the server gives.
+        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a')) v"), ["v.column1", "v.column2"]);
+        assert_eq!(at_caret("SELECT s.", " FROM (SELECT title, done FROM app.todos) AS s(a, b)"), ["s.a", "s.b"]);
+        assert_eq!(
+            columns_at_caret("SELECT ", " FROM (SELECT title, done FROM app.todos) s(name, one)"),
+            ["name", "one"]
+        );
+        assert_eq!(at_caret("WITH c(a, b) AS (VALUES (1, 2)) SELECT c.", " FROM c"), ["c.a", "c.b"]);
+        assert_eq!(at_caret("WITH c AS (VALUES (1, 2)) SELECT c.", " FROM c"), ["c.column1", "c.column2"]);
+    }
+
+    #[test]
     fn unfinished_statements_complete_and_never_panic() {
         // The caret inside a CTE that is not closed yet.
         assert_eq!(at_caret("WITH o AS (SELECT title AS x FROM app.todos t WHERE t.ti", ""), ["t.title"]);
@@ -1062,6 +1304,19 @@ mod tests {
             "SELECT * FROM ((SELECT a)) s)) x.",
             ")) ( SELECT ,, AS AS ( ) x.",
             "SELECT é, \"ü\" FROM (SELECT ö AS ä) ß WHERE ß.",
+            "WITH RECURSIVE",
+            "WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT",
+            "SELECT 1 UNION",
+            "UNION SELECT",
+            "SELECT a UNION SELECT b ORDER BY x LIMIT",
+            "(SELECT a) UNION (SELECT b) ORDER BY",
+            ")) UNION (( EXCEPT ) INTERSECT",
+            "SELECT * FROM (VALUES",
+            "SELECT * FROM (VALUES (1,",
+            "SELECT * FROM (VALUES ()) v(",
+            "SELECT * FROM (SELECT 1) s(a,",
+            "SELECT CASE WHEN a THEN 1 END",
+            "SELECT a::",
         ] {
             for pos in (0..=line.len()).filter(|&p| line.is_char_boundary(p)) {
                 candidates(&catalog(), Some("app"), line, pos);
