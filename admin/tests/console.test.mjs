@@ -369,7 +369,8 @@ test('the SQL editor highlights SQL and completes names from the catalog', async
   await page.waitForSelector('[data-testid=result]');
   assert.deepEqual((await gridRows(page, '[data-testid=grid]')).map((r) => r[1]), ['eggs', 'milk']);
 
-  // Comments, strings, numbers and functions; Ctrl+Space on no word offers the table's columns first.
+  // Comments, strings, numbers and functions; Ctrl+Space on no word in ORDER BY offers the
+  // select list's names first, then the rest of the table's columns.
   await editor.fill("-- open items\nSELECT title, prio\nFROM app.todos\nWHERE title <> 'it''s' AND coalesce(prio, 0) < 3\nORDER BY ");
   const kinds = Object.fromEntries((await spans()).map(([cls, text]) => [text, cls]));
   assert.equal(kinds['-- open items'], 'tok-comment');
@@ -380,7 +381,7 @@ test('the SQL editor highlights SQL and completes names from the catalog', async
   await page.waitForSelector('[data-testid=completions]');
   assert.deepEqual(
     (await offered()).slice(0, 6).map((o) => o[1]),
-    ['id', 'title', 'done', 'prio', '_updated', '_deleted'],
+    ['title', 'prio', 'id', 'done', '_updated', '_deleted'],
   );
   await shot(page, 'sql');
   await page.keyboard.press('Escape');
