@@ -13,7 +13,6 @@
 //!   from the catalog's counters and times from the entry. Passwords travel hashed.
 
 use crate::auth::Principal;
-use crate::backup::gather::{ChunkRequest, PartRequest, PartWritten};
 use crate::error::{KalamError, Result};
 use crate::ids::{DataGroup, Partition, Placement, TableId, UserId};
 use crate::live::listing::{LiveKill, LiveQueryInfo};
@@ -359,10 +358,11 @@ pub(crate) trait Replication: Send + Sync {
     async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> bool;
     /// The data groups this node does not store (spread storage); none otherwise.
     fn groups_elsewhere(&self) -> Vec<GroupId>;
-    /// Has the leader of `group` write its part of a backup (see [`crate::backup::gather`]).
-    async fn backup_part(&self, group: GroupId, request: &PartRequest) -> Result<PartWritten>;
-    /// A chunk of a file of a backup part on node `node`.
-    async fn backup_chunk(&self, node: u64, chunk: &ChunkRequest) -> Result<Vec<u8>>;
+    /// Has the leader of `group` write its part of a backup: the backup layer's request and
+    /// answer (`backup::gather`), which this layer carries as JSON without reading them.
+    async fn backup_part(&self, group: GroupId, request: serde_json::Value) -> Result<serde_json::Value>;
+    /// Up to a chunk of the file `path` of backup part `part` on node `node`, from `offset`.
+    async fn backup_chunk(&self, node: u64, part: &str, path: &str, offset: u64) -> Result<Vec<u8>>;
     /// Tells node `node` that its backup part `part` is fetched (or abandoned): it removes it.
     async fn backup_part_done(&self, node: u64, part: &str);
 }

@@ -80,7 +80,11 @@ pub(crate) async fn gather(
             tables: tables.iter().map(|t| (t.id, t.schema_version)).collect(),
             metadata_applied,
         };
-        let written = replication.backup_part(group, &request).await?;
+        let request_json = serde_json::to_value(&request).map_err(KalamError::internal)?;
+        let written: PartWritten = serde_json::from_value(replication.backup_part(group, request_json).await?)
+            .map_err(|e| {
+                KalamError::Unavailable(format!("the answer of group {}'s leader is not a backup part: {e}", group.0))
+            })?;
         let fetched = fetch(replication, job, written.node, &request.part, &written.part.files, target).await;
         replication.backup_part_done(written.node, &request.part).await;
         if !fetched? {
@@ -110,8 +114,7 @@ async fn fetch(
         let mut hash = Sha256::new();
         let mut offset = 0u64;
         loop {
-            let chunk = ChunkRequest { part: part.to_string(), path: f.path.clone(), offset };
-            let bytes = replication.backup_chunk(node, &chunk).await?;
+            let bytes = replication.backup_chunk(node, part, &f.path, offset).await?;
             if offset + bytes.len() as u64 > f.bytes {
                 break; // longer than listed: refused below
             }

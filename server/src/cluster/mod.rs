@@ -29,7 +29,7 @@ mod stream_relay;
 mod voters;
 
 use crate::auth::{LoginLedger, LoginRecord};
-use crate::backup::gather::{ChunkRequest, PartRequest, PartWritten};
+use crate::backup::gather::ChunkRequest;
 use crate::config::ClusterConfig;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
@@ -929,15 +929,16 @@ impl Replication for Cluster {
         self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA && !self.stores_group(*g)).collect()
     }
 
-    async fn backup_part(&self, group: GroupId, request: &PartRequest) -> Result<PartWritten> {
-        match self.forward(group, service::BACKUP_PART, request, BACKUP_PART_PATIENCE).await? {
+    async fn backup_part(&self, group: GroupId, request: serde_json::Value) -> Result<serde_json::Value> {
+        match self.forward(group, service::BACKUP_PART, &request, BACKUP_PART_PATIENCE).await? {
             Some(written) => Ok(written),
             // Only asked of groups this node does not store, which it cannot lead.
             None => Err(KalamError::Unavailable(format!("no node answered for group {}; retry", group.0))),
         }
     }
 
-    async fn backup_chunk(&self, node: u64, chunk: &ChunkRequest) -> Result<Vec<u8>> {
+    async fn backup_chunk(&self, node: u64, part: &str, path: &str, offset: u64) -> Result<Vec<u8>> {
+        let chunk = ChunkRequest { part: part.to_string(), path: path.to_string(), offset };
         let address = self
             .address_of(node)
             .ok_or_else(|| KalamError::Unavailable(format!("node {node} left the cluster during the backup")))?;
@@ -947,7 +948,7 @@ impl Replication for Cluster {
             .header(network::TOKEN_HEADER, self.token.header())
             .header(network::NODE_HEADER, self.node_id)
             .timeout(BACKUP_CHUNK_PATIENCE)
-            .json(chunk)
+            .json(&chunk)
             .send()
             .await
             .map_err(|e| KalamError::Unavailable(format!("node {node} did not send a backup file: {e}")))?;
