@@ -1278,10 +1278,13 @@ impl Cluster {
             .groups
             .iter()
             .map(|g| {
+                // Asked before the borrow below: it reads the same metrics, and a second read
+                // of a watch channel while its sender waits to write would wait forever.
+                let stored = self.stores_group(g.id);
                 let m = g.metrics.borrow();
                 GroupHealth {
                     group: g.id.0,
-                    stored: self.stores_group(g.id),
+                    stored,
                     state: format!("{:?}", m.state),
                     leader: m.current_leader,
                     term: m.current_term,

@@ -81,6 +81,9 @@ impl Cluster {
     /// placement makes this node a voter of *and* whose log makes it one: not a node still
     /// catching up with a group it joins, nor one that has left a group (its data of it
     /// stops where it left).
+    ///
+    /// It reads the group's metrics: never call it while holding a borrow of them (a second
+    /// read of a watch channel while openraft waits to write it blocks both for good).
     pub(super) fn stores_group(&self, group: GroupId) -> bool {
         if !self.has_group(group) {
             return false;
