@@ -164,16 +164,21 @@ fn parts_dir(db: &Database) -> PathBuf {
 /// The directory of part `part`, if `part` is a name this server makes (a job id and a
 /// group: letters, digits and `-`).
 fn part_dir(db: &Database, part: &str) -> Result<PathBuf> {
+    part_dir_in(&parts_dir(db), part)
+}
+
+fn part_dir_in(parts: &Path, part: &str) -> Result<PathBuf> {
     let plain = !part.is_empty() && part.len() <= 128 && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     match plain {
-        true => Ok(parts_dir(db).join(part)),
+        true => Ok(parts.join(part)),
         false => Err(KalamError::Validation(format!("invalid backup part '{}'", part.escape_debug()))),
     }
 }
 
 /// On the leader of `group`: writes the part `request` asks for. A part that fails is
 /// removed; a finished one stays until the asking node says it has fetched it
-/// ([`remove_part`]), or until this node restarts ([`remove_all_parts`]).
+/// ([`remove_part`]), this node restarts ([`remove_all_parts`]), or it is abandoned
+/// ([`ABANDONED_AFTER`]).
 pub(crate) async fn write_requested(
     db: &Database,
     replication: &dyn Replication,
@@ -203,6 +208,7 @@ pub(crate) async fn write_requested(
             }
         }
     }
+    remove_abandoned_parts(db);
     backup::check_target_empty(&dir)?;
     std::fs::create_dir_all(&dir).map_err(KalamError::io("create", &dir))?;
     let keep = |t: TableId, p| replication.group_of(t, p) == group;
@@ -239,6 +245,25 @@ pub(crate) async fn remove_part(db: &Database, part: &str) -> Result<()> {
     .await
 }
 
+/// A part not fetched this long after it was written is abandoned (the node that asked for
+/// it stopped or lost this node midway): longer than a part may take to write and fetch.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Removes parts written longer than [`ABANDONED_AFTER`] ago, so that a backup whose node
+/// died midway leaves no copy behind for good on a node that keeps running.
+fn remove_abandoned_parts(db: &Database) {
+    let Ok(entries) = std::fs::read_dir(parts_dir(db)) else { return };
+    for entry in entries.flatten() {
+        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age > ABANDONED_AFTER) {
+            let path = entry.path();
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!("cannot remove the abandoned backup part {}: {e}", path.display());
+            }
+        }
+    }
+}
+
 /// Removes the parts left by backups that ended while this node was down or unreachable.
 pub(crate) fn remove_all_parts(db: &Database) {
     let dir = parts_dir(db);
@@ -247,5 +272,23 @@ pub(crate) fn remove_all_parts(db: &Database) {
             tracing::warn!("cannot remove the backup parts in {}: {e}", dir.display())
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_and_file_names_never_leave_the_parts_directory() {
+        let parts = Path::new("/data/backups/.parts");
+        assert_eq!(part_dir_in(parts, "backup-node2-7-g3").unwrap(), parts.join("backup-node2-7-g3"));
+        for bad in ["", "..", "../x", "a/b", "a b", "/etc", &"x".repeat(129)] {
+            assert!(part_dir_in(parts, bad).is_err(), "part {bad:?} accepted");
+        }
+        assert_eq!(checked_relative("items/3/batch-1.parquet").unwrap(), Path::new("items/3/batch-1.parquet"));
+        for bad in ["", "/etc/passwd", "../x", "items/../../x", "./x"] {
+            assert!(checked_relative(bad).is_err(), "path {bad:?} accepted");
+        }
     }
 }
