@@ -113,6 +113,10 @@ pub(crate) struct Cluster {
     spread: spread::Spread,
     /// With cluster TLS: how this node connects to the others outside `client` (sessions).
     tls_client: Option<Arc<rustls::ClientConfig>>,
+    /// What every request to another node carries, and every request from one must match.
+    settings: network::ClusterSettings,
+    /// When a request with other settings was last logged, per sender: once a minute.
+    settings_refused: parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
 
 /// Checks that this node's data was created with the placement it is started with (as many
@@ -191,7 +195,13 @@ impl Cluster {
             (Some(cert), Some(key), Some(ca)) => Some(crate::tls::MutualTls::load(cert, key, ca)?),
             _ => None,
         };
-        let mut client = reqwest::Client::builder().connect_timeout(Duration::from_secs(2)).tcp_nodelay(true);
+        let settings = network::ClusterSettings::new(placement.groups(), placement.shared_apart(), config.replicas);
+        let mut sent_with = reqwest::header::HeaderMap::new();
+        sent_with.insert(network::SETTINGS_HEADER, settings.as_str().parse().map_err(KalamError::internal)?);
+        let mut client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .default_headers(sent_with);
         if let Some(tls) = &tls {
             client = client.use_preconfigured_tls(tls.client.clone());
         }
@@ -265,6 +275,8 @@ impl Cluster {
             holds: leadership::ElectionHolds::default(),
             spread: spread::Spread::new(group_count),
             tls_client,
+            settings,
+            settings_refused: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -1015,6 +1027,9 @@ impl Replication for Cluster {
         // catalog it names. Removing: the node stops voting in the metadata group (so no
         // leader places a data group's voters on it any more), then the data groups each
         // take another voter in its place, then it leaves the metadata group.
+        if let MembershipChange::Add { id, address } = &change {
+            self.check_settings_of(*id, address).await?;
+        }
         let data_groups: Vec<GroupId> = self.groups.iter().map(|g| g.id).filter(|g| *g != METADATA).collect();
         let steps: Vec<(MemberStep, Vec<GroupId>)> = match &change {
             MembershipChange::Add { id, address } => {
@@ -1145,6 +1160,28 @@ pub(crate) struct GroupHealth {
 }
 
 impl Cluster {
+    /// Refuses to add node `id` (at `address`) if it was started with other cluster settings
+    /// than this node, with the reason it gives (it would place partitions and voters its
+    /// own way). A node that does not answer is left to the membership change to report.
+    async fn check_settings_of(&self, id: u64, address: &str) -> Result<()> {
+        let sent = self
+            .client
+            .post(format!("{}://{address}{}", self.scheme, service::STATUS))
+            .header(network::TOKEN_HEADER, self.token.header())
+            .header(network::NODE_HEADER, self.node_id)
+            .timeout(PEER_ANSWER)
+            .json(&())
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
+                let why = r.text().await.unwrap_or_default();
+                Err(KalamError::InvalidRequest(format!("node {id} cannot join: {why}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Node `address`'s own health, asked on its cluster port; `None` if it does not answer.
     async fn peer_health(&self, address: &str) -> Option<NodeHealth> {
         self.ask_peer(address, service::STATUS, &()).await

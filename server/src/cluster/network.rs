@@ -23,6 +23,25 @@ pub(super) const TOKEN_HEADER: &str = "x-kalamdb-cluster-token";
 pub(super) const NODE_HEADER: &str = "x-kalamdb-node";
 /// The header naming the Raft group a request is for (Raft RPCs, forwarded writes).
 pub(super) const GROUP_HEADER: &str = "x-kalamdb-group";
+/// The header carrying the sender's [`ClusterSettings`]: a node started with other settings
+/// than the cluster's is refused, rather than place partitions and voters its own way.
+pub(super) const SETTINGS_HEADER: &str = "x-kalamdb-cluster-settings";
+
+/// The settings every node of a cluster must share: where partitions live and who votes
+/// in each group follow from them, and two nodes that disagree would undo each other's
+/// placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ClusterSettings(String);
+
+impl ClusterSettings {
+    pub(super) fn new(data_groups: u16, spread_storage: bool, replicas: usize) -> ClusterSettings {
+        ClusterSettings(format!("data_groups={data_groups} spread_storage={spread_storage} replicas={replicas}"))
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Proves a request comes from a node holding the cluster secret: an HMAC-SHA256 of a fixed
 /// label under the secret, so the secret itself never crosses the network. Checked in

@@ -6,7 +6,7 @@
 use super::Cluster;
 use super::MemberStep;
 use super::leadership::LeadershipStep;
-use super::network::{GROUP_HEADER, NODE_HEADER, TOKEN_HEADER};
+use super::network::{GROUP_HEADER, NODE_HEADER, SETTINGS_HEADER, TOKEN_HEADER};
 use crate::backup::gather::{self, ChunkRequest, PartRequest, PartWritten};
 use crate::ids::UserId;
 use crate::live::listing::LiveKill;
@@ -88,6 +88,26 @@ async fn authenticate(
     if !cluster.token.verify(presented) {
         tracing::warn!(%peer, path = %request.uri().path(), "refused a cluster request without this cluster's token");
         return (StatusCode::UNAUTHORIZED, "not a node of this cluster").into_response();
+    }
+    let theirs = request.headers().get(SETTINGS_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("(none)");
+    if theirs != cluster.settings.as_str() {
+        let sender = request.headers().get(NODE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("?").to_string();
+        let why = format!(
+            "cluster settings differ: node {} runs with {}, node {sender} with {theirs}; start every node of a cluster \
+             with the same cluster.data_groups, cluster.spread_storage and cluster.replicas",
+            cluster.node_id,
+            cluster.settings.as_str()
+        );
+        let mut refused = cluster.settings_refused.lock();
+        if refused.len() > 64 {
+            refused.clear();
+        }
+        let now = std::time::Instant::now();
+        if refused.get(&sender).is_none_or(|at| now.duration_since(*at) > std::time::Duration::from_secs(60)) {
+            tracing::error!(%peer, "refused node {sender}'s requests: {why}");
+            refused.insert(sender, now);
+        }
+        return (StatusCode::CONFLICT, why).into_response();
     }
     next.run(request).await
 }

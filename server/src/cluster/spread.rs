@@ -259,6 +259,7 @@ impl Cluster {
             (network::TOKEN_HEADER, self.token.header().to_string()),
             (network::NODE_HEADER, self.node_id.to_string()),
             (network::GROUP_HEADER, group.0.to_string()),
+            (network::SETTINGS_HEADER, self.settings.as_str().to_string()),
         ] {
             headers.insert(name, value.parse().map_err(|e| failed(&e))?);
         }

@@ -206,6 +206,17 @@ impl TestCluster {
         self.start_outside_node_with(id, &[]).await
     }
 
+    /// [`TestCluster::start_outside_node`] with `settings` added to the cluster's config.
+    async fn start_outside_node_with_settings(&mut self, id: usize, settings: &str) -> String {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        let own = self.config.with_file_name(format!("node-{id}.toml"));
+        std::fs::write(&own, format!("{config}{settings}\n")).unwrap();
+        let shared = std::mem::replace(&mut self.config, own);
+        let address = self.start_outside_node_with(id, &[]).await;
+        self.config = shared;
+        address
+    }
+
     /// [`TestCluster::start_outside_node`] with extra environment variables.
     async fn start_outside_node_with(&mut self, id: usize, env: &[(&str, &str)]) -> String {
         let port = free_ports(1)[0];
@@ -955,9 +966,38 @@ async fn the_cluster_port_refuses_forged_and_malformed_messages() {
     let forged = token_of(b"another-cluster-secret-of-32-chars!!");
     let r = client.post(&url).header("x-kalamdb-cluster-token", &forged).json(&vote).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    // The right token with a malformed body: refused, and the cluster goes on.
+    // The right token from a node started with other cluster settings: refused, with why.
     let token = token_of(SECRET.as_bytes());
-    let r = client.post(&url).header("x-kalamdb-cluster-token", &token).body("{\"vote\": [").send().await.unwrap();
+    let settings = "data_groups=8 spread_storage=false replicas=3";
+    let r = client.post(&url).header("x-kalamdb-cluster-token", &token).json(&vote).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let other = "data_groups=8 spread_storage=false replicas=2";
+    let r = client
+        .post(&url)
+        .header("x-kalamdb-cluster-token", &token)
+        .header("x-kalamdb-cluster-settings", other)
+        .header("x-kalamdb-node", "9")
+        .json(&vote)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!(
+            "cluster settings differ: node 2 runs with {settings}, node 9 with {other}; start every node of a \
+             cluster with the same cluster.data_groups, cluster.spread_storage and cluster.replicas"
+        )
+    );
+    // The right token and settings with a malformed body: refused, and the cluster goes on.
+    let r = client
+        .post(&url)
+        .header("x-kalamdb-cluster-token", &token)
+        .header("x-kalamdb-cluster-settings", settings)
+        .body("{\"vote\": [")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // The client port does not serve cluster messages.
     let client_url = format!("{}/cluster/v1/raft/vote", cluster.nodes[1].base);
@@ -1689,6 +1729,26 @@ async fn adding_a_node_that_stops_fails_at_once_and_says_why() {
     cluster.nodes[0].sql_ok(&root, "INSERT INTO app.log (id) VALUES (2)").await;
 }
 
+/// A node started with other cluster settings (here `replicas`) than the cluster's is not
+/// added: it would place voters its own way and undo the others' placement.
+#[tokio::test]
+async fn a_node_with_other_cluster_settings_is_not_added_and_says_why() {
+    let mut cluster = TestCluster::start(1).await;
+    let root = Auth::root();
+    let address = cluster.start_outside_node_with_settings(2, "replicas = 2").await;
+    let started = Instant::now();
+    let r = cluster.nodes[0].sql(&root, &format!("ALTER CLUSTER ADD NODE 2 '{address}'")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        message.starts_with("node 2 cannot join: cluster settings differ: node 2 runs with data_groups=8 spread_storage=false replicas=2, node 1 with data_groups=8 spread_storage=false replicas=3"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let members = cluster.nodes[0].sql_ok(&root, "SELECT count(*) FROM system.cluster WHERE node_id = 2").await;
+    assert_eq!(members.rows(0), &vec![json!([0])]);
+}
+
 /// A node that cannot apply a catalog statement the others applied stops (rather than go on
 /// with a different catalog), is reported as stopped, and applies it when restarted.
 #[tokio::test]
@@ -1834,6 +1894,7 @@ async fn with_tls_nodes_talk_mutual_tls_and_refuse_anything_else() {
             client
                 .post(format!("{scheme}://127.0.0.1:{port}/cluster/v1/status"))
                 .header("x-kalamdb-cluster-token", token)
+                .header("x-kalamdb-cluster-settings", "data_groups=4 spread_storage=true replicas=2")
                 .json(&())
                 .timeout(Duration::from_secs(5))
                 .send()
