@@ -447,10 +447,7 @@ impl Cluster {
                 return Ok(None);
             }
             let sent = self
-                .client
-                .post(format!("{}://{addr}{path}", self.scheme))
-                .header(network::TOKEN_HEADER, self.token.header())
-                .header(network::NODE_HEADER, self.node_id)
+                .peer_request(&addr, path)
                 .header(network::GROUP_HEADER, group.0)
                 .timeout(answer_within + Duration::from_secs(5))
                 .json(body)
@@ -955,10 +952,7 @@ impl Replication for Cluster {
             .address_of(node)
             .ok_or_else(|| KalamError::Unavailable(format!("node {node} left the cluster during the backup")))?;
         let sent = self
-            .client
-            .post(format!("{}://{address}{}", self.scheme, service::BACKUP_CHUNK))
-            .header(network::TOKEN_HEADER, self.token.header())
-            .header(network::NODE_HEADER, self.node_id)
+            .peer_request(&address, service::BACKUP_CHUNK)
             .timeout(BACKUP_CHUNK_PATIENCE)
             .json(&chunk)
             .send()
@@ -1160,19 +1154,20 @@ pub(crate) struct GroupHealth {
 }
 
 impl Cluster {
+    /// A request to `path` on the cluster port at `address`, with this node's token and id
+    /// (its settings go with every request of `client`).
+    fn peer_request(&self, address: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}://{address}{path}", self.scheme))
+            .header(network::TOKEN_HEADER, self.token.header())
+            .header(network::NODE_HEADER, self.node_id)
+    }
+
     /// Refuses to add node `id` (at `address`) if it was started with other cluster settings
     /// than this node, with the reason it gives (it would place partitions and voters its
     /// own way). A node that does not answer is left to the membership change to report.
     async fn check_settings_of(&self, id: u64, address: &str) -> Result<()> {
-        let sent = self
-            .client
-            .post(format!("{}://{address}{}", self.scheme, service::STATUS))
-            .header(network::TOKEN_HEADER, self.token.header())
-            .header(network::NODE_HEADER, self.node_id)
-            .timeout(PEER_ANSWER)
-            .json(&())
-            .send()
-            .await;
+        let sent = self.peer_request(address, service::STATUS).timeout(PEER_ANSWER).json(&()).send().await;
         match sent {
             Ok(r) if r.status() == reqwest::StatusCode::CONFLICT => {
                 let why = r.text().await.unwrap_or_default();
@@ -1201,11 +1196,7 @@ impl Cluster {
         path: &str,
         body: &B,
     ) -> Option<T> {
-        let mut request = self
-            .client
-            .post(format!("{}://{address}{path}", self.scheme))
-            .header(network::TOKEN_HEADER, self.token.header())
-            .header(network::NODE_HEADER, self.node_id);
+        let mut request = self.peer_request(address, path);
         if let Some(group) = group {
             request = request.header(network::GROUP_HEADER, group.0);
         }
