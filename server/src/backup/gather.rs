@@ -214,7 +214,8 @@ pub(crate) async fn write_requested(
     let keep = |t: TableId, p| replication.group_of(t, p) == group;
     match backup::write_part(db, None, &tables, &keep, &dir).await {
         Ok(Some(part)) => Ok(part),
-        Ok(None) => unreachable!("a part without a job is never cancelled"),
+        // A part has no job of its own to be cancelled.
+        Ok(None) => Err(KalamError::internal("a backup part was cancelled")),
         Err(e) => {
             drop(std::fs::remove_dir_all(&dir));
             Err(e)
