@@ -5,6 +5,9 @@
 //!   `local` storage, where every node flushes its own replica, and on an S3 storage (a
 //!   local `moto_server`, skipped when it is not installed), where the leader writes one
 //!   file and every node applies it through the log;
+//! - `BACKUP DATABASE` of `BENCH_BACKUP_ROWS` (default 100,000; 0 skips it) rows of 12 users
+//!   through each node (with spread storage, a node not storing every group gathers the
+//!   others from their leaders);
 //! - failover: `kill -9` of the leader → the first acknowledged write through another
 //!   node, over several trials (the killed node restarts between trials).
 //!
@@ -438,6 +441,40 @@ fn main() {
                 println!(
                     "flush of {flush_rows} rows, shared S3 storage (moto; the leader writes, every node applies): \
                      {ms} ms, {bytes} bytes written"
+                );
+            }
+        }
+
+        // BACKUP DATABASE through each node: with spread storage a node not storing every
+        // group gathers those groups' parts from their leaders over the cluster port.
+        let backup_rows = common::env_or("BENCH_BACKUP_ROWS", 100_000);
+        if backup_rows > 0 {
+            let users = 12;
+            let sql = "CREATE NAMESPACE bk; CREATE USER TABLE bk.notes (id BIGINT PRIMARY KEY, n INT, s TEXT) \
+                       WITH (flush_policy = 'rows:1000000000')";
+            nodes[0].server.as_ref().unwrap().sql(&client, &root, sql, json!([])).await;
+            for u in 0..users {
+                let (name, password) = (format!("backup{u}"), format!("backup{u}-password"));
+                let sql = format!("CREATE USER '{name}' WITH PASSWORD '{password}'");
+                nodes[0].server.as_ref().unwrap().sql(&client, &root, &sql, json!([])).await;
+                let token = nodes[0].server.as_ref().unwrap().token(&client, &name, &password).await;
+                fill(&client, &nodes[0], &token, "bk.notes", backup_rows / users).await;
+            }
+            settled_leader(&client, &nodes, 0).await;
+            let total = backup_rows / users * users;
+            for (i, node) in nodes.iter().enumerate() {
+                let held = hot_rows(&client, node, &root, "bk.notes").await;
+                let target = dir.path().join(format!("backup-through-{}", i + 1));
+                let sql = format!("BACKUP DATABASE bk TO '{}'", target.display());
+                let r = query(node.server.as_ref().unwrap(), &client, &root, &sql).await;
+                let job = r["results"][0]["rows"][0][0].as_str().expect("a backup job").to_string();
+                // The job's own duration, from its start to its end.
+                let (_, bytes, seconds) = wait_for_job(node.server.as_ref().unwrap(), &client, &root, &job).await;
+                println!(
+                    "backup of {total} rows of {users} users through node {} (storing {held} of them): {:.0} ms, \
+                     {bytes} bytes",
+                    i + 1,
+                    seconds * 1000.0
                 );
             }
         }
