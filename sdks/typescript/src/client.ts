@@ -581,6 +581,9 @@ export class KalamClient {
   /**
    * Applies several writes at once, locally and optimistically, and queues them as one
    * mutation: the server applies all of them or none (exactly once, also across retries).
+   * An insert made right after the first `sync()`, before the server has described the
+   * table, resolves once the table's columns arrive (online, up to 30 s) so that its key
+   * can be generated; later writes wait behind it.
    */
   async mutate(ops: MutationOp[]): Promise<WriteReceipt> {
     const r = await this.call((e) => e.mutate(ops));
