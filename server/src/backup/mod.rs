@@ -248,8 +248,10 @@ pub(crate) async fn run_backup(
 
 async fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, target: &Path) -> Result<JobEnd> {
     let ns = db.catalog.namespace(namespace).ok_or_else(|| KalamError::NamespaceNotFound(namespace.to_string()))?;
-    // Hot rows are decoded through these definitions: no ALTER TABLE until the copy is done.
-    let _schema = db.schema_lock.read().await;
+    // Hot rows are decoded through these definitions: no ALTER TABLE until this node's copy
+    // is done. (The other groups' parts are written under their leaders' locks, which check
+    // that the definitions are still these.)
+    let schema = db.schema_lock.read().await;
     let tables = db.catalog.tables(Some(namespace));
     let versions: Vec<Vec<SchemaVersion>> =
         tables.iter().map(|t| db.catalog.schema_versions(t.id)).collect::<Result<_>>()?;
@@ -261,6 +263,7 @@ async fn write_backup(db: &Database, job: &JobHandle, namespace: &NamespaceId, t
     let Some(mut parts) = write_part(db, Some(job), &data_tables, &here, target).await?.map(|p| vec![p]) else {
         return Ok(JobEnd::Cancelled);
     };
+    drop(schema);
     if let Some(replication) = &replication {
         match gather::gather(replication.as_ref(), job, namespace, &data_tables, target).await? {
             Some(theirs) => parts.extend(theirs),
