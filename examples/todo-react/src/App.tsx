@@ -228,7 +228,7 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
         </ul>
         <form onSubmit={addList}>
           <input type="text" placeholder="New list" value={listName} onChange={(e) => setListName(e.target.value)} data-testid="new-list" />
-          <button type="submit" className="secondary" data-testid="add-list">
+          <button type="submit" className="secondary" data-testid="add-list" disabled={!synced}>
             Add list
           </button>
         </form>
@@ -243,7 +243,8 @@ function Todos({ username, onSignOut }: { username: string; onSignOut: () => voi
             </option>
           ))}
         </select>
-        <button type="submit" data-testid="add">
+        {/* Until sync() has declared the tables, an insert would not know their key column. */}
+        <button type="submit" data-testid="add" disabled={!synced}>
           Add
         </button>
       </form>
