@@ -92,7 +92,7 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
         None => (file.data, None),
     };
     let hash = file.metadata.sha256_hash();
-    let etag = format!("\"{}{}\"", hex(&hash[..16]), if encoding.is_some() { "-gz" } else { "" });
+    let etag = format!("\"{}{}\"", hex::encode(&hash[..16]), if encoding.is_some() { "-gz" } else { "" });
     let cache = if path.starts_with("assets/") { IMMUTABLE } else { "no-cache" };
     let mut out = HeaderMap::new();
     out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
@@ -143,10 +143,6 @@ fn content_type(path: &str) -> &'static str {
         Some("txt") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Refuses roles the console is not open to, with a message the sign-in page shows.

@@ -23,7 +23,7 @@ impl ManifestSigner {
     pub(crate) fn sign(&self, manifest: &[u8]) -> String {
         let mut mac = self.mac();
         mac.update(manifest);
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Whether `tag` (hex) authenticates `manifest`, compared in constant time.

@@ -35,7 +35,7 @@ impl Claims {
 
 pub(crate) fn password_fingerprint(user: &User) -> String {
     let digest = Sha256::digest(user.password_hash.as_bytes());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..8])
 }
 
 pub(crate) struct TokenIssuer {

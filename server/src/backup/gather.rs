@@ -126,7 +126,7 @@ async fn fetch(
             }
         }
         out.sync_all().map_err(KalamError::io("sync", &path))?;
-        let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = hex::encode(hash.finalize());
         if offset != f.bytes || sha256 != f.sha256 {
             return Err(KalamError::Unavailable(format!(
                 "backup file {} from node {node} does not match its listing (size or SHA-256); run the backup again",

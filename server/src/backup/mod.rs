@@ -125,8 +125,8 @@ pub(crate) fn check_target_empty(dir: &Path) -> Result<()> {
     }
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Reads `{dir}/backup.json`, checks its checksum, its authenticity tag and every name in it.

@@ -959,6 +959,10 @@ impl Replication for Cluster {
             .await
             .map_err(|e| KalamError::Unavailable(format!("node {node} did not send a backup file: {e}")))?;
         let status = sent.status();
+        // A chunk is at most CHUNK_BYTES: a longer answer is not read.
+        if sent.content_length().is_some_and(|n| n > crate::backup::gather::CHUNK_BYTES as u64) {
+            return Err(KalamError::Unavailable(format!("node {node} sent a backup chunk larger than a chunk")));
+        }
         let bytes = sent
             .bytes()
             .await

@@ -58,7 +58,7 @@ impl ClusterToken {
     pub(crate) fn new(secret: &[u8]) -> ClusterToken {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
         mac.update(Self::LABEL);
-        let header: String = mac.clone().finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let header = hex::encode(mac.clone().finalize().into_bytes());
         ClusterToken { mac, header }
     }
 
