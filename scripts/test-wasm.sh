@@ -28,4 +28,8 @@ for tool in "$CHROMEDRIVER" /usr/bin/chromium; do
 done
 rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
-cargo test -p kalamdb-wasm --target wasm32-unknown-unknown "$@"
+# Chromium, killed by chromedriver at the end of each test binary, leaves its profile
+# directories in $TMPDIR (~15 MB each, one per binary): give it one this run removes.
+browser_tmp=$(mktemp -d)
+trap 'rm -rf "$browser_tmp"' EXIT
+TMPDIR="$browser_tmp" cargo test -p kalamdb-wasm --target wasm32-unknown-unknown "$@"
