@@ -31,7 +31,7 @@ export interface Completions {
   items: Completion[];
 }
 
-/** At most this many entries are offered. */
+/** At most this many entries are offered (the list on screen). */
 const MAX_ITEMS = 50;
 /** Words after which a table name comes. */
 const BEFORE_TABLE = new Set(['FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE']);
@@ -42,7 +42,8 @@ const BEFORE_NAMESPACE = new Set(['NAMESPACE', 'USE', 'DATABASE']);
  * The completions for the word at `caret` in `text`, or null where nothing is completed
  * (inside a string or comment, a number). `namespace` is the default namespace: its tables
  * also complete unqualified. Unless `explicit` (Ctrl+Space), an empty word gets nothing and
- * an entry equal to the word is left out (it would change nothing).
+ * an entry equal to the word is left out (it would change nothing). At most `limit` entries
+ * come, the first ones.
  */
 export function complete(
   text: string,
@@ -50,6 +51,7 @@ export function complete(
   catalog: Catalog,
   namespace: string | undefined,
   explicit: boolean,
+  limit = MAX_ITEMS,
 ): Completions | null {
   const tokens = tokenize(text);
   if (tokens.some((t) => openAt(t, caret))) return null;
@@ -128,7 +130,7 @@ export function complete(
     seen.add(text);
     return true;
   });
-  return { from, to, items: items.slice(0, MAX_ITEMS) };
+  return { from, to, items: items.slice(0, limit) };
 }
 
 /** The tokens of the statement the caret is in (statements end at `;`). */

@@ -231,6 +231,21 @@ impl Catalog {
 
 /// The candidates for the word before `pos` in `line`: where it starts and what may replace it.
 pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Vec<String>) {
+    let (start, offered) = offer(catalog, current, line, pos);
+    (start, sorted(offered.columns.into_iter().chain(offered.others).collect()))
+}
+
+/// What completes the word before the caret, the columns apart from the rest (keywords,
+/// tables, namespaces, meta-commands): the shared cases (tests/completion-cases.json) assert
+/// which columns are offered.
+#[derive(Debug, Default)]
+struct Offered {
+    columns: Vec<String>,
+    others: Vec<String>,
+}
+
+/// Where the word before `pos` in `line` starts, and what may replace it.
+fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
     let before = &line[..pos];
     let start = before
         .char_indices()
@@ -238,12 +253,12 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
         .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '\\' | '"')))
         .map_or(0, |(i, c)| i + c.len_utf8());
     let word = &before[start..];
-    let prefix_matches = |candidate: &str| candidate.to_lowercase().starts_with(&word.to_lowercase());
-    let mut out: Vec<String> = Vec::new();
+    let prefix_matches = |candidate: &String| candidate.to_lowercase().starts_with(&word.to_lowercase());
+    let mut out = Offered::default();
 
     if word.starts_with('\\') && before[..start].trim().is_empty() {
-        out.extend(COMMANDS.iter().map(|(name, _, _)| name.to_string()).filter(|n| n.starts_with(word)));
-        return (start, sorted(out));
+        out.others.extend(COMMANDS.iter().map(|(name, _, _)| name.to_string()).filter(|n| n.starts_with(word)));
+        return (start, out);
     }
     let previous = before[..start].split_whitespace().next_back().map(str::to_uppercase).unwrap_or_default();
     // The statement around the caret, the tables it makes itself (CTEs, subqueries in FROM),
@@ -259,7 +274,7 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
         // `ns.<table>` or `table.<column>`.
         let qualifier = qualifier.trim_matches('"');
         if catalog.has_namespace(qualifier) {
-            out.extend(
+            out.others.extend(
                 catalog
                     .tables
                     .iter()
@@ -281,22 +296,23 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
             sources = catalog.resolve(qualifier, current).into_iter().map(Source::Table).collect();
         }
         for source in sources {
-            out.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
+            out.columns.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
         }
-        out.retain(|c| prefix_matches(c));
-        return (start, sorted(out));
+        out.columns.retain(prefix_matches);
+        out.others.retain(prefix_matches);
+        return (start, out);
     }
 
     let namespaces = catalog.namespaces.iter().map(|ns| format!("{ns}."));
     if BEFORE_NAMESPACE.contains(&previous.as_str()) {
-        out.extend(catalog.namespaces.iter().cloned());
+        out.others.extend(catalog.namespaces.iter().cloned());
     } else if BEFORE_TABLE.contains(&previous.as_str()) {
-        out.extend(namespaces);
-        out.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
-        out.extend(ctes);
+        out.others.extend(namespaces);
+        out.others.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
+        out.others.extend(ctes);
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
-        out.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
+        out.others.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the caret's query and the queries around it read and, in its
         // ORDER BY, the names its select list gives (`CASE ... END AS x`); in the ORDER BY or
         // LIMIT after a query's last branch, only the names its first branch gives. Where no
@@ -310,18 +326,19 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
         };
         let outputs = if after_branches || clause == "ORDER" { statement.outputs(&derived, level) } else { Vec::new() };
         if read.is_empty() && outputs.is_empty() {
-            out.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
+            out.columns.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         }
-        out.extend(outputs);
+        out.columns.extend(outputs);
         for source in read {
-            out.extend(source.columns(catalog));
+            out.columns.extend(source.columns(catalog));
         }
-        out.extend(namespaces);
-        out.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
-        out.extend(ctes);
+        out.others.extend(namespaces);
+        out.others.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
+        out.others.extend(ctes);
     }
-    out.retain(|c| prefix_matches(c));
-    (start, sorted(out))
+    out.columns.retain(prefix_matches);
+    out.others.retain(prefix_matches);
+    (start, out)
 }
 
 /// A piece of SQL as completion reads it: a token of the lexer's, but no blank or comment,
@@ -989,21 +1006,117 @@ impl Helper for ShellHelper {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
+    /// The cases the shell's and the console's completion share (their `about` says what a
+    /// case asserts).
+    const SHARED_CASES: &str = include_str!("../tests/completion-cases.json");
+
+    #[derive(Deserialize)]
+    struct SharedCases {
+        catalog: CaseCatalog,
+        cases: Vec<Case>,
+        unfinished: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CaseCatalog {
+        namespaces: Vec<String>,
+        tables: Vec<CaseTable>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CaseTable {
+        namespace: String,
+        name: String,
+        columns: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Case {
+        name: String,
+        sql: String,
+        namespace: Option<String>,
+        columns: Option<Vec<String>>,
+        exactly: Option<Vec<String>>,
+        #[serde(default)]
+        offered: Vec<String>,
+        #[serde(default)]
+        not_offered: Vec<String>,
+    }
+
+    fn shared_cases() -> SharedCases {
+        serde_json::from_str(SHARED_CASES).expect("tests/completion-cases.json")
+    }
+
+    /// The shared cases' catalog, as the shell loads one.
     fn catalog() -> Catalog {
+        let shared = shared_cases().catalog;
+        let table = |t: &CaseTable| (t.namespace.clone(), t.name.clone());
         Catalog {
-            namespaces: vec!["app".into(), "analytics".into()],
-            tables: vec![
-                ("app".into(), "todos".into()),
-                ("app".into(), "tags".into()),
-                ("analytics".into(), "events".into()),
-            ],
-            columns: vec![
-                ("app".into(), "todos".into(), "title".into()),
-                ("app".into(), "todos".into(), "done".into()),
-                ("app".into(), "tags".into(), "tag".into()),
-                ("analytics".into(), "events".into(), "tenant".into()),
-            ],
+            namespaces: shared.namespaces,
+            tables: shared.tables.iter().map(table).collect(),
+            columns: shared
+                .tables
+                .iter()
+                .flat_map(|t| t.columns.iter().map(|c| (t.namespace.clone(), t.name.clone(), c.clone())))
+                .collect(),
+        }
+    }
+
+    /// What fails in `case`, if anything.
+    fn check(catalog: &Catalog, case: &Case) -> Vec<String> {
+        let Some(pos) = case.sql.find('|').filter(|&p| case.sql.rfind('|') == Some(p)) else {
+            return vec!["the sql has no caret, or more than one `|`".to_string()];
+        };
+        let line = case.sql.replacen('|', "", 1);
+        let (_, offered) = offer(catalog, case.namespace.as_deref(), &line, pos);
+        let columns = sorted(offered.columns.clone());
+        let all = sorted(offered.columns.into_iter().chain(offered.others).collect());
+        let mut failed = Vec::new();
+        if let Some(expected) = case.columns.clone().map(sorted)
+            && expected != columns
+        {
+            failed.push(format!("columns {columns:?}, expected {expected:?}"));
+        }
+        if let Some(expected) = case.exactly.clone().map(sorted)
+            && expected != all
+        {
+            failed.push(format!("offered {all:?}, expected exactly {expected:?}"));
+        }
+        let missing: Vec<&String> = case.offered.iter().filter(|o| !all.contains(o)).collect();
+        if !missing.is_empty() {
+            failed.push(format!("{missing:?} not offered"));
+        }
+        let unwanted: Vec<&String> = case.not_offered.iter().filter(|o| all.contains(o)).collect();
+        if !unwanted.is_empty() {
+            failed.push(format!("{unwanted:?} offered"));
+        }
+        failed
+    }
+
+    #[test]
+    fn the_shared_cases() {
+        let shared = shared_cases();
+        let catalog = catalog();
+        let failures: Vec<String> = shared
+            .cases
+            .iter()
+            .flat_map(|case| check(&catalog, case).into_iter().map(|f| format!("{}: {}\n  {}", case.name, case.sql, f)))
+            .collect();
+        assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
+    }
+
+    #[test]
+    fn unfinished_statements_never_panic() {
+        let catalog = catalog();
+        for line in shared_cases().unfinished {
+            for pos in (0..=line.len()).filter(|&p| line.is_char_boundary(p)) {
+                candidates(&catalog, Some("app"), &line, pos);
+            }
         }
     }
 
@@ -1014,322 +1127,17 @@ mod tests {
     }
 
     #[test]
-    fn tables_complete_after_from_and_in_their_namespace() {
-        assert_eq!(complete("SELECT * FROM app.to", None), ["app.todos"]);
-        assert_eq!(complete("SELECT * FROM app.t", None), ["app.tags", "app.todos"]);
-        assert_eq!(complete("SELECT * FROM a", None), ["analytics.", "app."]);
-        assert_eq!(complete("SELECT * FROM t", Some("app")), ["tags", "todos"]);
-        assert_eq!(complete("\\d app.e", None), Vec::<String>::new());
-        assert_eq!(complete("\\d analytics.e", None), ["analytics.events"]);
-        assert_eq!(complete("USE an", None), ["analytics"]);
-        let (start, _) = candidates(&catalog(), None, "SELECT * FROM app.to", 20);
-        assert_eq!(start, 14);
+    fn the_word_completed_starts_after_the_last_blank_or_punctuation() {
+        assert_eq!(candidates(&catalog(), None, "SELECT * FROM app.to", 20), (14, vec!["app.todos".to_string()]));
+        assert_eq!(candidates(&catalog(), None, "SELECT count(ti", 15).0, 13);
     }
 
     #[test]
-    fn columns_come_from_the_tables_the_statement_names() {
-        let line = "SELECT t FROM app.todos";
-        let (_, c) = candidates(&catalog(), None, line, "SELECT t".len());
-        assert!(c.contains(&"title".to_string()) && !c.contains(&"tenant".to_string()), "{c:?}");
-        // No table named yet: every column.
-        let c = complete("SELECT t", None);
-        assert!(c.contains(&"title".to_string()) && c.contains(&"tenant".to_string()), "{c:?}");
-        assert_eq!(complete("SELECT todos.ti", Some("app")), ["todos.title"]);
-    }
-
-    #[test]
-    fn an_alias_completes_its_tables_columns() {
-        let at = |line: &str, before: &str| candidates(&catalog(), Some("app"), line, before.len()).1;
-        let line = "SELECT t. FROM app.todos t JOIN tags AS g ON g.tag = t.title";
-        assert_eq!(at(line, "SELECT t."), ["t.done", "t.title"]);
-        assert_eq!(
-            at("SELECT * FROM app.todos AS t WHERE t.ti", "SELECT * FROM app.todos AS t WHERE t.ti"),
-            ["t.title"]
-        );
-        assert_eq!(at(line, "SELECT t. FROM app.todos t JOIN tags AS g ON g."), ["g.tag"]);
-        // Another statement's alias does not count, nor does a keyword or a column list.
-        assert!(at("SELECT * FROM app.todos t; SELECT t.", "SELECT * FROM app.todos t; SELECT t.").is_empty());
-        assert!(at("SELECT where. FROM app.todos WHERE", "SELECT where.").is_empty());
-        assert!(
-            at("INSERT INTO app.todos (title) VALUES (title.", "INSERT INTO app.todos (title) VALUES (title.")
-                .is_empty()
-        );
-    }
-
-    /// The candidates with the caret at the end of `before`, the text going on with `after`.
-    fn at_caret(before: &str, after: &str) -> Vec<String> {
-        candidates(&catalog(), Some("app"), &format!("{before}{after}"), before.len()).1
-    }
-
-    const OPEN: &str = "WITH open AS (SELECT id, title AS name FROM app.todos WHERE NOT done) ";
-
-    #[test]
-    fn a_ctes_columns_complete_by_its_name_and_alias() {
-        assert_eq!(at_caret(&format!("{OPEN}SELECT o."), " FROM open o"), ["o.id", "o.name"]);
-        assert_eq!(at_caret(&format!("{OPEN}SELECT open."), " FROM open"), ["open.id", "open.name"]);
-        assert_eq!(at_caret(&format!("{OPEN}SELECT o.n"), " FROM open AS o"), ["o.name"]);
-        // Unqualified, among the other names.
-        let c = at_caret(&format!("{OPEN}SELECT "), " FROM open");
-        assert!(c.contains(&"id".to_string()) && c.contains(&"name".to_string()), "{c:?}");
-        assert!(at_caret(&format!("{OPEN}SELECT na"), " FROM open").contains(&"name".to_string()));
-        // The CTE completes as a table after FROM and JOIN, in its statement only.
-        assert_eq!(at_caret(&format!("{OPEN}SELECT * FROM op"), ""), ["open"]);
-        assert_eq!(at_caret(&format!("{OPEN}SELECT * FROM open JOIN o"), ""), ["open"]);
-        assert!(at_caret(&format!("{OPEN}SELECT 1; SELECT * FROM op"), "").is_empty());
-        // A column list names the columns; the names a CTE's body gives are then not used.
-        assert_eq!(
-            at_caret("WITH x(a, b) AS (SELECT title, done FROM app.todos) SELECT x.", " FROM x"),
-            ["x.a", "x.b"]
-        );
-        let typed = "WITH x(a, type) AS (SELECT title, done FROM app.todos) SELECT x.";
-        assert_eq!(at_caret(typed, " FROM x"), ["x.a", "x.type"]);
-        // Several CTEs, one over another: `*` stands for the first one's columns.
-        let two = "WITH a AS (SELECT title FROM app.todos), b AS (SELECT *, 1 AS one FROM a) SELECT b.";
-        assert_eq!(at_caret(two, " FROM b"), ["b.one", "b.title"]);
-    }
-
-    #[test]
-    fn a_subquery_in_from_completes_by_its_alias() {
-        let sub = " FROM (SELECT title, count(*) AS n FROM app.todos GROUP BY title) s";
-        assert_eq!(at_caret("SELECT s.", sub), ["s.n", "s.title"]);
-        assert_eq!(
-            at_caret("SELECT x.", " FROM app.tags g JOIN (SELECT t.title AS x FROM app.todos t) AS x ON true"),
-            ["x.x"]
-        );
-        // A subquery elsewhere is no table: `m` is a column's alias.
-        assert!(at_caret("SELECT m.", ", (SELECT max(title) FROM app.todos) AS m FROM app.tags").is_empty());
-        assert!(at_caret("SELECT w.", " FROM app.tags WHERE tag IN (SELECT title FROM app.todos) w").is_empty());
-    }
-
-    #[test]
-    fn a_semicolon_in_a_string_or_comment_ends_no_statement() {
-        assert_eq!(at_caret("SELECT 'a;b', t.", " FROM app.todos t"), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT title FROM app.todos t WHERE title = ';' AND t.", ""), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT t.", " /* ; */ FROM app.todos t -- ;\n"), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT \"a;b\", t.", " FROM app.todos t"), ["t.done", "t.title"]);
-        let c = at_caret(&format!("{OPEN}SELECT * FROM open WHERE name = ';' AND "), "");
-        assert!(c.contains(&"id".to_string()) && c.contains(&"name".to_string()), "{c:?}");
-        // A `;` outside them still does.
-        assert!(at_caret("SELECT * FROM app.todos t WHERE title = 'x'; SELECT t.", "").is_empty());
-    }
-
-    /// The columns among the candidates with the caret at the end of `before`.
-    fn columns_at_caret(before: &str, after: &str) -> Vec<String> {
-        let columns = ["done", "id", "name", "one", "tag", "tenant", "title"];
-        at_caret(before, after).into_iter().filter(|c| columns.contains(&c.as_str())).collect()
-    }
-
-    #[test]
-    fn columns_come_from_the_query_the_caret_is_in_and_those_around_it() {
-        let inner = " FROM app.todos WHERE title IN (SELECT tag FROM app.tags)";
-        assert_eq!(columns_at_caret("SELECT ", inner), ["done", "title"]);
-        // Inside the subquery, its own table's and (correlated) the outer query's.
-        assert_eq!(
-            columns_at_caret("SELECT * FROM app.todos WHERE title IN (SELECT ", " FROM app.tags)"),
-            ["done", "tag", "title"]
-        );
-        assert_eq!(columns_at_caret("SELECT * FROM app.todos WHERE title IN (SELECT ", ""), ["done", "title"]);
-        // Not a sibling subquery's.
-        let siblings = "SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags) AND done IN (SELECT ";
-        assert_eq!(columns_at_caret(siblings, " FROM analytics.events)"), ["done", "tenant", "title"]);
-        assert_eq!(columns_at_caret("SELECT (SELECT count(*) FROM app.tags), ", " FROM app.todos"), ["done", "title"]);
-        // Every table of a FROM list, and a subquery in FROM by its columns, not its tables.
-        assert_eq!(columns_at_caret("SELECT ", " FROM app.todos, app.tags g"), ["done", "tag", "title"]);
-        assert_eq!(columns_at_caret("SELECT ", " FROM (SELECT tag AS name FROM app.tags) s"), ["name"]);
-        // A CTE's body or a subquery in FROM reads its own FROM only, the main query what it
-        // names, not the CTEs.
-        assert_eq!(columns_at_caret("SELECT * FROM app.todos, (SELECT ", " FROM app.tags) s"), ["tag"]);
-        let nested = "SELECT * FROM app.todos WHERE EXISTS (SELECT * FROM app.tags, (SELECT ";
-        assert_eq!(columns_at_caret(nested, " FROM analytics.events) e)"), ["done", "tenant", "title"]);
-        assert_eq!(columns_at_caret("WITH a AS (SELECT ", " FROM app.tags) SELECT * FROM app.todos"), ["tag"]);
-        assert_eq!(
-            columns_at_caret("WITH a AS (SELECT tag FROM app.tags) SELECT ", " FROM app.todos"),
-            ["done", "title"]
-        );
-        // Nothing named where the caret is: every column, as before FROM is typed.
-        assert_eq!(columns_at_caret("SELECT ", ""), ["done", "tag", "tenant", "title"]);
-    }
-
-    #[test]
-    fn names_follow_the_queries_they_are_given_in() {
-        // An alias: the innermost query's first, an outer one's from a subquery, an inner one's
-        // not from outside.
-        let shadowed = " FROM app.todos t WHERE EXISTS (SELECT 1 FROM app.tags t)";
-        assert_eq!(at_caret("SELECT t.", shadowed), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT * FROM app.todos t WHERE EXISTS (SELECT t.", " FROM app.tags t)"), ["t.tag"]);
-        assert_eq!(
-            at_caret("SELECT * FROM app.todos o WHERE EXISTS (SELECT 1 FROM app.tags WHERE tag = o.", ""),
-            ["o.done", "o.title"]
-        );
-        assert!(at_caret("SELECT g.", " FROM app.todos WHERE EXISTS (SELECT 1 FROM app.tags g)").is_empty());
-        // A CTE: in the main query and the CTEs after it, not in its own body or earlier ones.
-        let ctes = |before: &str, after: &str| -> Vec<String> {
-            at_caret(before, after).into_iter().filter(|c| c == "a" || c == "b").collect()
-        };
-        assert!(ctes("WITH a AS (SELECT * FROM ", "), b AS (SELECT 1 AS one) SELECT 1").is_empty());
-        assert_eq!(ctes("WITH a AS (SELECT 1 AS one), b AS (SELECT * FROM ", ") SELECT 1"), ["a"]);
-        assert_eq!(ctes("WITH a AS (SELECT 1 AS one), b AS (SELECT 1 AS one) SELECT * FROM ", ""), ["a", "b"]);
-        assert_eq!(ctes("WITH a AS (SELECT 1 AS one) SELECT * FROM app.todos WHERE EXISTS (SELECT * FROM ", ""), ["a"]);
-        // ... nor outside the query whose WITH it is in.
-        assert!(ctes("SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT * FROM a) s, ", "").is_empty());
-        assert_eq!(at_caret("SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT a.", " FROM a) s"), ["a.one"]);
-    }
-
-    #[test]
-    fn the_names_a_select_list_gives() {
-        let names = |body: &str| at_caret(&format!("WITH q AS ({body}) SELECT q."), " FROM q");
-        assert_eq!(names("SELECT * FROM app.todos t"), ["q.done", "q.title"]);
-        assert_eq!(names("SELECT t.* FROM app.todos t JOIN app.tags g ON true"), ["q.done", "q.title"]);
-        assert_eq!(names("SELECT g.*, t.title FROM app.todos t JOIN app.tags g ON true"), ["q.tag", "q.title"]);
-        assert_eq!(names("SELECT * FROM app.todos t JOIN app.tags g ON true"), ["q.done", "q.tag", "q.title"]);
-        // Expressions: by their alias, with or without AS; without one, no name.
-        assert_eq!(
-            names("SELECT count(*), count(*) c, upper(title) AS \"Up\", 'x' label, 1 FROM app.todos"),
-            ["q.Up", "q.c", "q.label"]
-        );
-        assert_eq!(
-            names("SELECT DISTINCT t.title, done::int, CASE WHEN done THEN 1 END, NULL FROM app.todos t"),
-            ["q.title"]
-        );
-        // Commas and FROM inside parentheses, strings and comments do not count.
-        assert_eq!(names("SELECT coalesce(title, 'a, b FROM') AS v /* , x */ -- , y\n FROM app.todos"), ["q.v"]);
-        // A nested WITH: the names of its own SELECT.
-        assert_eq!(names("WITH inner_q AS (SELECT title FROM app.todos) SELECT title AS t2 FROM inner_q"), ["q.t2"]);
-        assert_eq!(names("SELECT 1 AS a UNION SELECT 2 AS b"), ["q.a"]);
-        assert_eq!(names("SELECT title /*/ , x */ FROM app.todos"), ["q.title"]);
-        // `*` stands for the body's own FROM, not the tables of a subquery in it.
-        assert_eq!(names("SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags)"), ["q.done", "q.title"]);
-    }
-
-    #[test]
-    fn each_branch_of_a_union_is_a_query_of_its_own() {
-        // A branch reads its own FROM, not the other branches'.
-        assert_eq!(columns_at_caret("SELECT ", " FROM app.todos UNION SELECT tag FROM app.tags"), ["done", "title"]);
-        assert_eq!(columns_at_caret("SELECT title FROM app.todos UNION ALL SELECT ", " FROM app.tags"), ["tag"]);
-        assert_eq!(columns_at_caret("SELECT title FROM app.todos INTERSECT SELECT ", " FROM app.tags"), ["tag"]);
-        assert_eq!(columns_at_caret("SELECT title FROM app.todos EXCEPT SELECT ", " FROM app.tags"), ["tag"]);
-        // An alias is the branch's own.
-        let both = " FROM app.todos t UNION SELECT t.tag FROM app.tags t";
-        assert_eq!(at_caret("SELECT t.", both), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT t.title FROM app.todos t UNION SELECT t.", " FROM app.tags t"), ["t.tag"]);
-        assert!(at_caret("SELECT g.", " FROM app.todos UNION SELECT tag FROM app.tags g").is_empty());
-        // Every branch reads the CTEs before it and, in a correlated subquery, the outer query.
-        let cte = "WITH a AS (SELECT title AS name FROM app.todos) SELECT name FROM a UNION SELECT a.";
-        assert_eq!(at_caret(cte, " FROM a"), ["a.name"]);
-        let correlated = "SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags UNION SELECT ";
-        assert_eq!(columns_at_caret(correlated, " FROM analytics.events)"), ["done", "tenant", "title"]);
-        let insert = ") SELECT tag FROM app.tags UNION SELECT tenant FROM analytics.events";
-        assert_eq!(columns_at_caret("INSERT INTO app.todos (", insert), ["done", "title"]);
-        // ORDER BY after the last branch: the names the first branch gives, as in PostgreSQL.
-        let ordered = "SELECT title AS name FROM app.todos UNION SELECT tag FROM app.tags ORDER BY ";
-        assert_eq!(columns_at_caret(ordered, ""), ["name"]);
-        assert_eq!(columns_at_caret(&format!("{ordered}name LIMIT "), ""), ["name"]);
-        let parenthesized = "(SELECT title FROM app.todos) UNION (SELECT tag FROM app.tags) ORDER BY ";
-        assert_eq!(columns_at_caret(parenthesized, ""), ["title"]);
-        // Inside parentheses that open no query, a UNION splits nothing around them.
-        let inner = "SELECT * FROM app.todos t WHERE title IN ((SELECT tag FROM app.tags) UNION (SELECT 'x')) AND t.";
-        assert_eq!(at_caret(inner, ""), ["t.done", "t.title"]);
-    }
-
-    #[test]
-    fn a_recursive_cte_is_visible_in_its_own_body() {
-        let body = "WITH RECURSIVE r AS (SELECT title AS name FROM app.todos UNION ALL SELECT ";
-        assert_eq!(at_caret(&format!("{body}r."), " FROM r)"), ["r.name"]);
-        assert_eq!(columns_at_caret(body, " FROM r) SELECT * FROM r"), ["name"]);
-        assert_eq!(at_caret(&format!("{body}p."), " FROM r AS p) SELECT 1"), ["p.name"]);
-        assert!(at_caret(&format!("{body}name FROM "), "").contains(&"r".to_string()));
-        // Without RECURSIVE, not in its own body.
-        assert!(!at_caret("WITH r AS (SELECT 1 AS one UNION ALL SELECT 1 FROM ", "").contains(&"r".to_string()));
-    }
-
-    #[test]
-    fn output_aliases_complete_where_they_may_be_used() {
-        // As the columns of a CTE or a subquery in FROM, with or without AS.
-        let cases = "SELECT CASE WHEN done THEN 'y' END x, CASE WHEN done THEN 1 ELSE 0 END AS y, \
-                     1 one, done::int n FROM app.todos";
-        assert_eq!(at_caret(&format!("WITH q AS ({cases}) SELECT q."), " FROM q"), ["q.n", "q.one", "q.x", "q.y"]);
-        assert_eq!(at_caret("SELECT s.", &format!(" FROM ({cases}) s")), ["s.n", "s.one", "s.x", "s.y"]);
-        // In ORDER BY of the same query, beside its tables' columns.
-        let ranked = "SELECT title, CASE WHEN done THEN 1 ELSE 0 END AS rank FROM app.todos ORDER BY ";
-        let c = at_caret(ranked, "");
-        assert!(["rank", "title", "done"].iter().all(|n| c.contains(&n.to_string())), "{c:?}");
-        assert_eq!(at_caret(&format!("{ranked}ra"), ""), ["rank"]);
-        let unaliased = "SELECT title, CASE WHEN done THEN 1 ELSE 0 END rank FROM app.todos ORDER BY ra";
-        assert_eq!(at_caret(unaliased, ""), ["rank"]);
-        // Not in its WHERE, nor in another query's ORDER BY.
-        assert!(!at_caret("SELECT title AS rank FROM app.todos WHERE ra", "").contains(&"rank".to_string()));
-        let inner = "SELECT * FROM app.todos WHERE EXISTS (SELECT tag AS rank FROM app.tags) ORDER BY ra";
-        assert!(!at_caret(inner, "").contains(&"rank".to_string()));
-    }
-
-    #[test]
-    fn values_and_column_lists_name_a_derived_tables_columns() {
-        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, name)"), ["v.id", "v.name"]);
-        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a')) v(id, name)"), ["v.id", "v.name"]);
-        // Without a list, the names the server gives.
-        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a')) v"), ["v.column1", "v.column2"]);
-        assert_eq!(at_caret("SELECT s.", " FROM (SELECT title, done FROM app.todos) AS s(a, b)"), ["s.a", "s.b"]);
-        assert_eq!(
-            columns_at_caret("SELECT ", " FROM (SELECT title, done FROM app.todos) s(name, one)"),
-            ["name", "one"]
-        );
-        assert_eq!(at_caret("WITH c(a, b) AS (VALUES (1, 2)) SELECT c.", " FROM c"), ["c.a", "c.b"]);
-        assert_eq!(at_caret("WITH c AS (VALUES (1, 2)) SELECT c.", " FROM c"), ["c.column1", "c.column2"]);
-    }
-
-    #[test]
-    fn unfinished_statements_complete_and_never_panic() {
-        // The caret inside a CTE that is not closed yet.
-        assert_eq!(at_caret("WITH o AS (SELECT title AS x FROM app.todos t WHERE t.ti", ""), ["t.title"]);
-        assert_eq!(at_caret("SELECT s.", " FROM (SELECT title AS x FROM app.todos"), Vec::<String>::new());
-        for line in [
-            "WITH",
-            "WITH x",
-            "WITH x(",
-            "WITH x(a",
-            "WITH x(a, b) AS",
-            "WITH x AS (",
-            "WITH x AS (SELECT",
-            "WITH x AS (SELECT a,",
-            "WITH x AS (SELECT a AS",
-            "WITH x AS (SELECT 'it''s",
-            "WITH x AS (SELECT \"a",
-            "WITH x AS (SELECT /* a",
-            "WITH x AS (SELECT /*/ a",
-            "WITH x AS (SELECT * FROM",
-            "WITH x AS (SELECT t.* FROM app.todos t) SELECT",
-            "SELECT * FROM (",
-            "SELECT * FROM (SELECT",
-            "SELECT * FROM (SELECT a) AS",
-            "SELECT * FROM ((SELECT a)) s)) x.",
-            ")) ( SELECT ,, AS AS ( ) x.",
-            "SELECT é, \"ü\" FROM (SELECT ö AS ä) ß WHERE ß.",
-            "WITH RECURSIVE",
-            "WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT",
-            "SELECT 1 UNION",
-            "UNION SELECT",
-            "SELECT a UNION SELECT b ORDER BY x LIMIT",
-            "(SELECT a) UNION (SELECT b) ORDER BY",
-            ")) UNION (( EXCEPT ) INTERSECT",
-            "SELECT * FROM (VALUES",
-            "SELECT * FROM (VALUES (1,",
-            "SELECT * FROM (VALUES ()) v(",
-            "SELECT * FROM (SELECT 1) s(a,",
-            "SELECT CASE WHEN a THEN 1 END",
-            "SELECT a::",
-        ] {
-            for pos in (0..=line.len()).filter(|&p| line.is_char_boundary(p)) {
-                candidates(&catalog(), Some("app"), line, pos);
-            }
-        }
-    }
-
-    #[test]
-    fn keywords_follow_the_case_typed_and_meta_commands_complete() {
-        assert!(complete("sel", None).contains(&"select".to_string()));
-        assert!(complete("SEL", None).contains(&"SELECT".to_string()));
+    fn meta_commands_and_their_tables_complete() {
         assert_eq!(complete("\\ti", None), ["\\timing"]);
         assert!(complete("\\d", None).starts_with(&["\\d".to_string(), "\\dn".to_string()]));
+        assert_eq!(complete("\\d app.e", None), Vec::<String>::new());
+        assert_eq!(complete("\\d analytics.e", None), ["analytics.events"]);
     }
 
     #[test]
