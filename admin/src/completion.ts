@@ -34,31 +34,38 @@ export interface Completions {
 /** At most this many entries are offered (the list on screen). */
 const MAX_ITEMS = 50;
 /** Words after which a table name comes. */
-const BEFORE_TABLE = new Set(['FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE']);
-/** Words after which a namespace name comes. */
+const BEFORE_TABLE = new Set(['FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE', 'DESCRIBE']);
+/** Words after which a namespace name comes (and `IN` after `SHOW TABLES`). */
 const BEFORE_NAMESPACE = new Set(['NAMESPACE', 'USE', 'DATABASE']);
+/** The namespace of unqualified names when none is given: the server's (server/src/sql/session.rs). */
+const DEFAULT_NAMESPACE = 'default';
+/** A character of a name, in any script, as the server reads names. */
+const NAME_CHAR = /[\p{Alphabetic}\p{N}_]/u;
 
 /**
  * The completions for the word at `caret` in `text`, or null where nothing is completed
- * (inside a string or comment, a number). `namespace` is the default namespace: its tables
- * also complete unqualified. Unless `explicit` (Ctrl+Space), an empty word gets nothing and
- * an entry equal to the word is left out (it would change nothing). At most `limit` entries
- * come, the first ones.
+ * (inside a string or comment, a number). `session` is the session's namespace (the server's
+ * `default` if none): its tables also complete unqualified. Unless `explicit` (Ctrl+Space), an
+ * empty word gets nothing and an entry equal to the word is left out (it would change
+ * nothing). At most `limit` entries come, the first ones.
  */
 export function complete(
   text: string,
   caret: number,
   catalog: Catalog,
-  namespace: string | undefined,
+  session: string | undefined,
   explicit: boolean,
   limit = MAX_ITEMS,
 ): Completions | null {
+  const namespace = session ?? DEFAULT_NAMESPACE;
   const tokens = tokenize(text);
   if (tokens.some((t) => openAt(t, caret))) return null;
+  // Right after a quoted name there is nothing to add to it: names complete unquoted.
+  if (tokens.some((t) => t.end === caret && t.kind === 'identifier' && t.text.startsWith('"'))) return null;
   let from = caret;
-  while (from > 0 && /[\w.]/.test(text[from - 1])) from--;
+  while (from > 0 && (NAME_CHAR.test(text[from - 1]) || text[from - 1] === '.')) from--;
   let to = caret;
-  while (to < text.length && /\w/.test(text[to])) to++;
+  while (to < text.length && NAME_CHAR.test(text[to])) to++;
   const word = text.slice(from, caret);
   if (/^\d/.test(word) || (!word && !explicit)) return null;
 
@@ -146,8 +153,8 @@ function statementAt(tokens: Token[], caret: number): Token[] {
 }
 
 /** The table `name` (`table` in the default namespace, or `ns.table`) names, if any. */
-function resolve(catalog: Catalog, name: string, namespace: string | undefined): CatalogTable | undefined {
-  const [ns, table] = (name.includes('.') ? name.split('.', 2) : [namespace ?? '', name]).map((n) => n.toLowerCase());
+function resolve(catalog: Catalog, name: string, namespace: string): CatalogTable | undefined {
+  const [ns, table] = (name.includes('.') ? name.split('.', 2) : [namespace, name]).map((n) => n.toLowerCase());
   return catalog.tables.find((t) => t.namespace.toLowerCase() === ns && t.name.toLowerCase() === table);
 }
 
@@ -163,7 +170,7 @@ function tablesNamed(
   nesting: Nesting,
   q: number,
   catalog: Catalog,
-  namespace: string | undefined,
+  namespace: string,
   derived: Derived[],
 ): Map<string, CatalogTable> {
   const subqueries = derived.filter((d) => !d.cte && nesting.query[d.open] === q);
@@ -396,7 +403,7 @@ function isWord(t: Token | undefined): t is Token {
  * (also after JOIN or a comma in FROM, and `(VALUES ...)` there). Inner ones come first, so
  * that `SELECT *` over one of them knows its columns.
  */
-function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string | undefined): Derived[] {
+function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string): Derived[] {
   const { close, clause } = nesting;
   const upper = (i: number) => tokens[i]?.text.toUpperCase() ?? '';
   // The names in the column list whose `(` is at `open`: `x(a, b)`.
@@ -452,7 +459,7 @@ function outputs(
   nesting: Nesting,
   q: number,
   catalog: Catalog,
-  namespace: string | undefined,
+  namespace: string,
   derived: Derived[],
 ): string[] {
   const { queries } = nesting;

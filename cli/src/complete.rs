@@ -149,8 +149,11 @@ const KEYWORDS: &[&str] = &[
 
 /// Words after which a table name comes.
 const BEFORE_TABLE: &[&str] = &["FROM", "JOIN", "INTO", "UPDATE", "TABLE", "DESCRIBE", "\\D", "\\FLUSH", "\\STATS"];
-/// Words after which a namespace name comes.
-const BEFORE_NAMESPACE: &[&str] = &["NAMESPACE", "USE", "IN", "DATABASE", "\\DT"];
+/// Words after which a namespace name comes (and `IN` after `SHOW TABLES`).
+const BEFORE_NAMESPACE: &[&str] = &["NAMESPACE", "USE", "DATABASE", "\\DT"];
+/// The namespace of unqualified names when the session has none: the server's
+/// (server/src/sql/session.rs).
+const DEFAULT_NAMESPACE: &str = "default";
 
 /// The names the shell completes.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -212,15 +215,9 @@ impl Catalog {
     }
 
     /// The table `name` (`t` or `ns.t`) refers to, given the current namespace.
-    fn resolve<'a>(&'a self, name: &str, current: Option<&str>) -> Vec<&'a (String, String)> {
-        let (ns, t) = match name.split_once('.') {
-            Some((ns, t)) => (Some(ns), t),
-            None => (current, name),
-        };
-        self.tables
-            .iter()
-            .filter(|(n, tn)| tn.eq_ignore_ascii_case(t) && ns.is_none_or(|ns| n.eq_ignore_ascii_case(ns)))
-            .collect()
+    fn resolve<'a>(&'a self, name: &str, current: &str) -> Vec<&'a (String, String)> {
+        let (ns, t) = name.split_once('.').unwrap_or((current, name));
+        self.tables.iter().filter(|(n, tn)| tn.eq_ignore_ascii_case(t) && n.eq_ignore_ascii_case(ns)).collect()
     }
 
     fn columns_of<'a>(&'a self, table: &(String, String)) -> impl Iterator<Item = &'a str> {
@@ -246,6 +243,7 @@ struct Offered {
 
 /// Where the word before `pos` in `line` starts, and what may replace it.
 fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
+    let current = current.unwrap_or(DEFAULT_NAMESPACE);
     let before = &line[..pos];
     let start = before
         .char_indices()
@@ -260,7 +258,10 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         out.others.extend(COMMANDS.iter().map(|(name, _, _)| name.to_string()).filter(|n| n.starts_with(word)));
         return (start, out);
     }
-    let previous = before[..start].split_whitespace().next_back().map(str::to_uppercase).unwrap_or_default();
+    let mut words_before = before[..start].split_whitespace().rev().map(str::to_uppercase);
+    let previous = words_before.next().unwrap_or_default();
+    let before_namespace = BEFORE_NAMESPACE.contains(&previous.as_str())
+        || (previous == "IN" && words_before.next().as_deref() == Some("TABLES"));
     // The statement around the caret, the tables it makes itself (CTEs, subqueries in FROM),
     // and the query the caret is in: it reads the tables in its FROM and in those of the
     // queries around it, not those of the queries inside it or beside it.
@@ -304,11 +305,13 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
     }
 
     let namespaces = catalog.namespaces.iter().map(|ns| format!("{ns}."));
-    if BEFORE_NAMESPACE.contains(&previous.as_str()) {
+    // The current namespace's tables go by their bare name.
+    let bare_tables = catalog.tables.iter().filter(|(ns, _)| ns == current).map(|(_, t)| t.clone());
+    if before_namespace {
         out.others.extend(catalog.namespaces.iter().cloned());
     } else if BEFORE_TABLE.contains(&previous.as_str()) {
         out.others.extend(namespaces);
-        out.others.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
+        out.others.extend(bare_tables);
         out.others.extend(ctes);
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
@@ -333,7 +336,7 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
             out.columns.extend(source.columns(catalog));
         }
         out.others.extend(namespaces);
-        out.others.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
+        out.others.extend(bare_tables);
         out.others.extend(ctes);
     }
     out.columns.retain(prefix_matches);
@@ -440,7 +443,7 @@ fn starts_query(tokens: &[Token], i: usize) -> bool {
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
 struct Statement<'a> {
     catalog: &'a Catalog,
-    current: Option<&'a str>,
+    current: &'a str,
     tokens: &'a [Token<'a>],
     /// For each `(`, the index of its `)` (the end if it is not closed yet).
     close: Vec<usize>,
@@ -486,7 +489,7 @@ impl Level {
 }
 
 impl<'a> Statement<'a> {
-    fn new(catalog: &'a Catalog, current: Option<&'a str>, tokens: &'a [Token<'a>]) -> Statement<'a> {
+    fn new(catalog: &'a Catalog, current: &'a str, tokens: &'a [Token<'a>]) -> Statement<'a> {
         let mut close = vec![tokens.len(); tokens.len()];
         let mut clause = Vec::with_capacity(tokens.len() + 1);
         let mut level = Vec::with_capacity(tokens.len());
@@ -639,6 +642,10 @@ impl<'a> Statement<'a> {
             let Some(source) = cte.or_else(catalogs) else {
                 continue;
             };
+            // `app.todos` also goes by `todos`, as the server reads a partly qualified name.
+            if let Source::Table((_, table)) = source {
+                out.push((table.clone(), source));
+            }
             out.push((name, source));
             // In `INSERT INTO app.todos (id, title)` the word after the table is `(`, no alias.
             let alias = match self.tokens.get(at + 1) {
