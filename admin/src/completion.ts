@@ -255,11 +255,12 @@ interface Nesting {
 }
 
 function nest(tokens: Token[]): Nesting {
-  const close = tokens.map(() => tokens.length);
+  const close = matchingParentheses(tokens);
   const clause: string[] = [];
   const query: number[] = [];
   const queries: Query[] = [{ readsAround: false, branch: false, recursive: false, depth: 0 }];
-  const open: [number, string, number][] = [];
+  // The `(`s not closed yet: the clause and query around each.
+  const open: [string, number][] = [];
   let now = '';
   let q = 0;
   tokens.forEach((t, i) => {
@@ -270,19 +271,18 @@ function nest(tokens: Token[]): Nesting {
     // Whether the token is the query's own, not in parentheses inside it.
     const own = queries[q].depth === open.length;
     const cteBody = tokens[i - 1]?.text.toUpperCase() === 'AS';
-    const startsBody = word === 'SELECT' || word === 'VALUES' || (startsQuery(tokens, i) && !cteBody);
+    const startsBody = word === 'SELECT' || word === 'VALUES' || (startsQuery(tokens, close, i) && !cteBody);
     if (own && startsBody && queries[q].body === undefined) queries[q].body = i;
     if (t.text === '(') {
-      open.push([i, now, q]);
-      if (startsQuery(tokens, i)) {
+      open.push([now, q]);
+      if (startsQuery(tokens, close, i)) {
         const readsAround = !['WITH', 'FROM', 'JOIN'].includes(now);
         queries.push({ open: i, around: q, readsAround, branch: false, recursive: false, depth: open.length });
         q = queries.length - 1;
       }
       now = '';
     } else if (t.text === ')') {
-      const [at, outer, outerQuery] = open.pop() ?? [-1, now, q];
-      if (at >= 0) close[at] = i;
+      const [outer, outerQuery] = open.pop() ?? [now, q];
       now = outer;
       q = query[i] = outerQuery;
     } else if (t.kind === 'keyword' && CLAUSES.has(word)) {
@@ -319,10 +319,36 @@ function nextBranch(queries: Query[], query: number[], q: number): number {
   return queries.length - 1;
 }
 
-/** Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`, `(VALUES ...`). */
-function startsQuery(tokens: Token[], i: number): boolean {
+/** For each `(` among `tokens`, the index of its `)` (the end if it is not closed yet). */
+function matchingParentheses(tokens: Token[]): number[] {
+  const close = tokens.map(() => tokens.length);
+  const open: number[] = [];
+  tokens.forEach((t, i) => {
+    if (t.text === '(') open.push(i);
+    else if (t.text === ')' && open.length > 0) close[open.pop() ?? 0] = i;
+  });
+  return close;
+}
+
+/**
+ * Words that may follow a query in parentheses inside a query: the next branch, or the ORDER BY,
+ * LIMIT or OFFSET of all the branches.
+ */
+const QUERY_TAIL = new Set(['UNION', 'INTERSECT', 'EXCEPT', 'ORDER', 'LIMIT', 'OFFSET']);
+
+/**
+ * Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`, `(VALUES
+ * ...`, or one whose first branch is in parentheses of its own, `((SELECT ...) UNION (SELECT
+ * ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the branch (in
+ * `((SELECT ...) s JOIN ...)` the parentheses hold a join).
+ */
+function startsQuery(tokens: Token[], close: number[], i: number): boolean {
+  if (tokens[i]?.text !== '(') return false;
   const next = tokens[i + 1]?.text.toUpperCase();
-  return tokens[i]?.text === '(' && (next === 'SELECT' || next === 'WITH' || next === 'VALUES');
+  if (next === 'SELECT' || next === 'WITH' || next === 'VALUES') return true;
+  if (next !== '(' || !startsQuery(tokens, close, i + 1)) return false;
+  const afterBranch = tokens[close[i + 1] + 1];
+  return afterBranch === undefined || afterBranch.text === ')' || QUERY_TAIL.has(afterBranch.text.toUpperCase());
 }
 
 /**
@@ -420,11 +446,11 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
         listed = columnList(at);
         at = close[at] + 1;
       }
-      if (upper(at) === 'AS' && startsQuery(tokens, at + 1)) {
+      if (upper(at) === 'AS' && startsQuery(tokens, close, at + 1)) {
         found.push({ name: nameOf(t), cte: true, listed, open: at + 1, end: close[at + 1] });
       }
     }
-    if (startsQuery(tokens, i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
+    if (startsQuery(tokens, close, i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
       const end = close[i];
       const at = upper(end + 1) === 'AS' ? end + 2 : end + 1;
       // `s` in `s(a, b)` is read as a function's name.

@@ -433,12 +433,43 @@ const CLAUSES: &[&str] = &[
 /// Words that join the branches of a query: `SELECT ... UNION ALL SELECT ...`.
 const SET_OPERATIONS: &[&str] = &["UNION", "INTERSECT", "EXCEPT"];
 
-/// Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`,
-/// `(VALUES ...`).
-fn starts_query(tokens: &[Token], i: usize) -> bool {
-    tokens.get(i).is_some_and(|t| t.text == "(")
-        && tokens.get(i + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH") || t.is("VALUES"))
+/// For each `(` among `tokens`, the index of its `)` (the end if it is not closed yet).
+fn matching_parentheses(tokens: &[Token]) -> Vec<usize> {
+    let mut close = vec![tokens.len(); tokens.len()];
+    let mut open = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.text == "(" {
+            open.push(i);
+        } else if t.text == ")"
+            && let Some(c) = open.pop().and_then(|at| close.get_mut(at))
+        {
+            *c = i;
+        }
+    }
+    close
 }
+
+/// Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`,
+/// `(VALUES ...`, or one whose first branch is in parentheses of its own, `((SELECT ...)
+/// UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the
+/// branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join).
+fn starts_query(tokens: &[Token], close: &[usize], i: usize) -> bool {
+    if tokens.get(i).is_none_or(|t| t.text != "(") {
+        return false;
+    }
+    match tokens.get(i + 1) {
+        Some(t) if t.is("SELECT") || t.is("WITH") || t.is("VALUES") => true,
+        Some(t) if t.text == "(" && starts_query(tokens, close, i + 1) => {
+            let after_branch = close.get(i + 1).and_then(|&end| tokens.get(end + 1));
+            after_branch.is_none_or(|t| t.text == ")" || QUERY_TAIL.iter().any(|w| t.is(w)))
+        }
+        _ => false,
+    }
+}
+
+/// Words that may follow a query in parentheses inside a query: the next branch, or the
+/// ORDER BY, LIMIT or OFFSET of all the branches.
+const QUERY_TAIL: &[&str] = &["UNION", "INTERSECT", "EXCEPT", "ORDER", "LIMIT", "OFFSET"];
 
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
 struct Statement<'a> {
@@ -490,12 +521,12 @@ impl Level {
 
 impl<'a> Statement<'a> {
     fn new(catalog: &'a Catalog, current: &'a str, tokens: &'a [Token<'a>]) -> Statement<'a> {
-        let mut close = vec![tokens.len(); tokens.len()];
+        let close = matching_parentheses(tokens);
         let mut clause = Vec::with_capacity(tokens.len() + 1);
         let mut level = Vec::with_capacity(tokens.len());
         let mut levels = vec![Level::new(None, None, false, 0)];
-        // The `(`s not closed yet: where each is, and the clause and query around it.
-        let mut open: Vec<(usize, &'static str, usize)> = Vec::new();
+        // The `(`s not closed yet: the clause and query around each.
+        let mut open: Vec<(&'static str, usize)> = Vec::new();
         let (mut now, mut query) = ("", 0);
         for (i, t) in tokens.iter().enumerate() {
             clause.push(now);
@@ -504,23 +535,20 @@ impl<'a> Statement<'a> {
             // Whether the token is the query's own, not in parentheses inside it.
             let own = levels[query].depth == open.len();
             let cte_body = i.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(|p| p.is("AS"));
-            let starts_body = t.is("SELECT") || t.is("VALUES") || (starts_query(tokens, i) && !cte_body);
+            let starts_body = t.is("SELECT") || t.is("VALUES") || (starts_query(tokens, &close, i) && !cte_body);
             if own && starts_body && levels[query].body.is_none() {
                 levels[query].body = Some(i);
             }
             if t.text == "(" {
-                if starts_query(tokens, i) {
+                if starts_query(tokens, &close, i) {
                     let reads_around = !matches!(now, "WITH" | "FROM" | "JOIN");
                     levels.push(Level::new(Some(i), Some(query), reads_around, open.len() + 1));
                     query = levels.len() - 1;
                 }
-                open.push((i, now, level.last().copied().unwrap_or(0)));
+                open.push((now, level.last().copied().unwrap_or(0)));
                 now = "";
             } else if t.text == ")" {
-                if let Some((at, outer_clause, outer_query)) = open.pop() {
-                    if let Some(c) = close.get_mut(at) {
-                        *c = i;
-                    }
+                if let Some((outer_clause, outer_query)) = open.pop() {
                     now = outer_clause;
                     query = outer_query;
                     if let Some(l) = level.last_mut() {
@@ -548,6 +576,11 @@ impl<'a> Statement<'a> {
     /// The `)` of the `(` at `open` (the end if it is not closed yet).
     fn close_of(&self, open: usize) -> usize {
         self.close.get(open).copied().unwrap_or(self.tokens.len())
+    }
+
+    /// Whether the token at `i` opens a query in parentheses (see `starts_query`).
+    fn starts_query(&self, i: usize) -> bool {
+        starts_query(self.tokens, &self.close, i)
     }
 
     /// Where the caret at byte `pos` is: the index of the first token from it on, and the
@@ -734,14 +767,14 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
                 listed = Some(column_list(statement, at));
                 at = statement.close_of(at) + 1;
             }
-            if tokens.get(at).is_some_and(|t| t.is("AS")) && starts_query(tokens, at + 1) {
+            if tokens.get(at).is_some_and(|t| t.is("AS")) && statement.starts_query(at + 1) {
                 let end = statement.close_of(at + 1);
                 found.push(Found { end, name: t.name(), listed, open: at + 1, cte: true });
             }
         }
         // `FROM (SELECT ...) [AS] name [(a, b)]`, also after JOIN or a comma in FROM, and
         // `(VALUES ...)` there.
-        if starts_query(tokens, i) && matches!(clause, "FROM" | "JOIN") {
+        if statement.starts_query(i) && matches!(clause, "FROM" | "JOIN") {
             let end = statement.close_of(i);
             let at = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
             if let Some(alias) = tokens.get(at).filter(|t| t.is_name()) {
