@@ -11,7 +11,7 @@
 // the query's select list gives come first; after the last branch, only those of the first
 // branch. The shell's completion (cli/src/complete.rs) follows the same rules: a change to
 // them belongs in both.
-import type { Catalog, CatalogTable } from './catalog';
+import type { Catalog, CatalogColumn, CatalogTable } from './catalog';
 import { FUNCTIONS, isKeyword, KEYWORDS, openAt, significant, type Token, tokenize } from './sqlsyntax';
 
 export type CompletionKind = 'column' | 'keyword' | 'function' | 'table' | 'namespace';
@@ -110,7 +110,9 @@ export function complete(
     // ORDER BY or LIMIT after a query's last branch, only the names its first branch gives.
     const clause = nesting.clause[at] ?? '';
     const afterBranches = hasBranches(nesting, query) && (clause === 'ORDER' || clause === 'LIMIT');
-    const given = afterBranches || clause === 'ORDER' ? outputs(statement, nesting, query, catalog, namespace, derived) : [];
+    const given = (afterBranches || clause === 'ORDER' ? outputs(statement, nesting, query, catalog, namespace, derived) : []).filter(
+      (name) => name !== undefined,
+    );
     const selectList = { namespace: '', name: 'select list', type: 'output', columns: given.map((name) => ({ name, type: '' })) };
     out.push(...columns(selectList));
     // Then the statement's own tables (CTEs, subqueries): they are what its query reads.
@@ -188,13 +190,33 @@ function tablesNamed(
       : derived.find((d) => cteVisible(nesting, d, i, q) && d.name.toLowerCase() === nameOf(t).toLowerCase());
     const table = cte ?? resolve(catalog, name, namespace);
     if (!table) continue;
-    named.set(name.toLowerCase(), table);
-    named.set(table.name.toLowerCase(), table);
     i += qualified ? 2 : 0;
-    const next = tokens[i + 1]?.text.toUpperCase() === 'AS' ? tokens[i + 2] : tokens[i + 1];
-    if (next?.kind === 'identifier' && !isKeyword(next.text)) named.set(next.text.toLowerCase(), table);
+    const aliasAt = tokens[i + 1]?.text.toUpperCase() === 'AS' ? i + 2 : i + 1;
+    // `t` in `t(a, b)` is read as a function's name.
+    const alias = isName(tokens[aliasAt]) && !isKeyword(tokens[aliasAt].text) ? tokens[aliasAt] : undefined;
+    const listed = alias && tokens[aliasAt + 1]?.text === '(' ? columnList(tokens, nesting.close, aliasAt + 1) : undefined;
+    const source = listed ? { ...table, columns: renamed(table.columns, listed) } : table;
+    named.set(name.toLowerCase(), source);
+    named.set(table.name.toLowerCase(), source);
+    if (alias) named.set(alias.text.toLowerCase(), source);
   }
   return named;
+}
+
+/** The names in the column list whose `(` is at `open`: `x(a, b)`. */
+function columnList(tokens: Token[], close: number[], open: number): string[] {
+  return tokens.slice(open + 1, close[open]).filter(isWord).map(nameOf);
+}
+
+/**
+ * A table's columns, given the names in a column list (`AS x(a, b)`): those replace the first
+ * ones' names and the others keep theirs, as in PostgreSQL. A column without a name (an
+ * expression without an alias) has one only from the list.
+ */
+function renamed(columns: { name?: string; type: string }[], list: string[] = []): CatalogColumn[] {
+  const listed = columns.map((c, i) => ({ type: c.type, name: list[i] ?? c.name }));
+  const more = list.slice(columns.length).map((name) => ({ name, type: '' }));
+  return [...listed, ...more].filter((c): c is CatalogColumn => c.name !== undefined);
 }
 
 /** A table a statement makes itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery in FROM. */
@@ -432,8 +454,6 @@ function isWord(t: Token | undefined): t is Token {
 function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string): Derived[] {
   const { close, clause } = nesting;
   const upper = (i: number) => tokens[i]?.text.toUpperCase() ?? '';
-  // The names in the column list whose `(` is at `open`: `x(a, b)`.
-  const columnList = (open: number) => tokens.slice(open + 1, close[open]).filter(isWord).map(nameOf);
 
   const found: { name: string; cte: boolean; listed?: string[]; open: number; end: number }[] = [];
   tokens.forEach((t, i) => {
@@ -443,7 +463,7 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
       let at = i + 1;
       let listed: string[] | undefined;
       if (upper(at) === '(') {
-        listed = columnList(at);
+        listed = columnList(tokens, close, at);
         at = close[at] + 1;
       }
       if (upper(at) === 'AS' && startsQuery(tokens, close, at + 1)) {
@@ -456,7 +476,7 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
       // `s` in `s(a, b)` is read as a function's name.
       const alias = tokens[at];
       if (alias?.kind === 'identifier' || alias?.kind === 'function') {
-        const listed = upper(at + 1) === '(' ? columnList(at + 1) : undefined;
+        const listed = upper(at + 1) === '(' ? columnList(tokens, close, at + 1) : undefined;
         found.push({ name: nameOf(alias), cte: false, listed, open: i, end });
       }
     }
@@ -466,8 +486,8 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
   const done: Derived[] = [];
   for (const f of found) {
     const body = nesting.queries.findIndex((q) => q.open === f.open);
-    const names = f.listed ?? outputs(tokens, nesting, body, catalog, namespace, done);
-    const columns = names.map((name) => ({ name, type: '' }));
+    const names = outputs(tokens, nesting, body, catalog, namespace, done);
+    const columns = renamed(names.map((name) => ({ name, type: '' })), f.listed);
     const type = f.cte ? 'cte' : 'subquery';
     const recursive = f.cte && nesting.queries[nesting.query[f.open]].recursive;
     done.push({ namespace: '', name: f.name, type, columns, cte: f.cte, open: f.open, end: f.end, recursive });
@@ -476,8 +496,8 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
 }
 
 /**
- * The names of the columns the query `q` returns (see outputNames; its `*` stands for the
- * tables in its own FROM): for a query with branches, those of the first branch, as in
+ * The names of the columns the query `q` returns, in order (see outputNames; its `*` stands for
+ * the tables in its own FROM): for a query with branches, those of the first branch, as in
  * PostgreSQL; for VALUES, the names the server gives.
  */
 function outputs(
@@ -487,7 +507,7 @@ function outputs(
   catalog: Catalog,
   namespace: string,
   derived: Derived[],
-): string[] {
+): (string | undefined)[] {
   const { queries } = nesting;
   const branch = queries.findIndex((b) => b.branch && b.around === q);
   const first = branch >= 0 ? branch : q;
@@ -528,7 +548,7 @@ function valuesColumns(values: Token[]): string[] {
  * `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the server
  * would name it after the expression).
  */
-function outputNames(query: Token[], named: Map<string, CatalogTable>): string[] {
+function outputNames(query: Token[], named: Map<string, CatalogTable>): (string | undefined)[] {
   // The select list: from the first SELECT outside parentheses to FROM (or the end), split at
   // its commas.
   const items: Token[][] = [];
@@ -550,15 +570,16 @@ function outputNames(query: Token[], named: Map<string, CatalogTable>): string[]
     else if (t.text === ')') depth = Math.max(0, depth - 1);
   }
 
-  const names: string[] = [];
+  const names: (string | undefined)[] = [];
   for (const all of items) {
     const item = ['DISTINCT', 'ALL'].includes(all[0]?.text.toUpperCase() ?? '') ? all.slice(1) : all;
     const last = item.at(-1);
     const second = item.at(-2);
     // `a.b.c`: words joined by dots.
     const reference = item.length % 2 === 1 && item.every((t, i) => (i % 2 ? t.text === '.' : isWord(t)));
-    if (!last) continue;
-    if (item.length === 1 && last.text === '*') {
+    if (!last) {
+      names.push(undefined);
+    } else if (item.length === 1 && last.text === '*') {
       for (const t of new Set(named.values())) names.push(...t.columns.map((c) => c.name));
     } else if (last.text === '*' && second?.text === '.') {
       const table = named.get(item.slice(0, -2).map(nameOf).join('').toLowerCase());
@@ -569,6 +590,8 @@ function outputNames(query: Token[], named: Map<string, CatalogTable>): string[]
       names.push(nameOf(last));
     } else if (last.kind === 'identifier' && endsValue(item.slice(0, -1))) {
       names.push(nameOf(last));
+    } else {
+      names.push(undefined);
     }
   }
   return names;

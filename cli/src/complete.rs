@@ -294,7 +294,7 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
             .find(|found| !found.is_empty())
             .unwrap_or_default();
         if sources.is_empty() {
-            sources = catalog.resolve(qualifier, current).into_iter().map(Source::Table).collect();
+            sources = catalog.resolve(qualifier, current).into_iter().map(Source::catalog).collect();
         }
         for source in sources {
             out.columns.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
@@ -331,7 +331,7 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         if read.is_empty() && outputs.is_empty() {
             out.columns.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         }
-        out.columns.extend(outputs);
+        out.columns.extend(outputs.into_iter().flatten());
         for source in read {
             out.columns.extend(source.columns(catalog));
         }
@@ -619,10 +619,10 @@ impl<'a> Statement<'a> {
         self.levels.iter().any(|l| l.branch && l.around == Some(level))
     }
 
-    /// The names of the columns the query `level` returns (see `output_names`; its `*` stands
-    /// for the tables in its own FROM): for a query with branches, those of the first branch,
-    /// as in PostgreSQL; for `VALUES`, the names the server gives.
-    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<String> {
+    /// The names of the columns the query `level` returns, in order (see `output_names`; its
+    /// `*` stands for the tables in its own FROM): for a query with branches, those of the
+    /// first branch, as in PostgreSQL; for `VALUES`, the names the server gives.
+    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<Option<String>> {
         let first = self.levels.iter().position(|l| l.branch && l.around == Some(level)).unwrap_or(level);
         let Some(body) = self.levels.get(first).and_then(|l| l.body) else {
             return Vec::new();
@@ -635,7 +635,7 @@ impl<'a> Statement<'a> {
         let end = open.map_or(self.tokens.len(), |open| self.close_of(open));
         let query = self.tokens.get(body..end).unwrap_or_default();
         if query.first().is_some_and(|t| t.is("VALUES")) {
-            return values_columns(query);
+            return values_columns(query).into_iter().map(Some).collect();
         }
         output_names(self.catalog, query, &self.named(derived, first))
     }
@@ -650,13 +650,13 @@ impl<'a> Statement<'a> {
 
     /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
     /// its FROM (after FROM, JOIN, a comma in FROM, ...) by its name and alias (`FROM
-    /// app.todos t`, `JOIN open AS o`), and its subqueries in FROM by their alias. Not those of
-    /// the queries inside it.
+    /// app.todos t`, `JOIN open AS o`, with the column list an alias may give: `t(a, b)`), and
+    /// its subqueries in FROM by their alias. Not those of the queries inside it.
     fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Source<'s>)> {
         let mut out: Vec<(String, Source<'s>)> = derived
             .iter()
             .filter(|d| !d.cte && self.level.get(d.open) == Some(&level))
-            .map(|d| (d.name.clone(), Source::Derived(d)))
+            .map(|d| (d.name.clone(), Source::derived(d)))
             .collect();
         for (i, pair) in self.tokens.windows(2).enumerate() {
             let [before, table] = pair else { continue };
@@ -670,26 +670,32 @@ impl<'a> Statement<'a> {
             let cte = derived
                 .iter()
                 .find(|d| d.name.eq_ignore_ascii_case(&name) && self.cte_visible(d, at, level))
-                .map(Source::Derived);
-            let catalogs = || self.catalog.resolve(&name, self.current).first().copied().map(Source::Table);
-            let Some(source) = cte.or_else(catalogs) else {
+                .map(Source::derived);
+            let catalogs = || self.catalog.resolve(&name, self.current).first().copied().map(Source::catalog);
+            let Some(mut source) = cte.or_else(catalogs) else {
                 continue;
             };
+            // In `INSERT INTO app.todos (id, title)` the word after the table is `(`, no alias.
+            let alias_at = if self.tokens.get(at + 1).is_some_and(|w| w.is("AS")) { at + 2 } else { at + 1 };
+            let alias = self.tokens.get(alias_at).filter(|a| a.is_name());
+            if alias.is_some() && self.tokens.get(alias_at + 1).is_some_and(|t| t.text == "(") {
+                source.renames = self.column_list(alias_at + 1);
+            }
             // `app.todos` also goes by `todos`, as the server reads a partly qualified name.
-            if let Source::Table((_, table)) = source {
+            if let Table::Catalog((_, table)) = source.table {
                 out.push((table.clone(), source));
             }
             out.push((name, source));
-            // In `INSERT INTO app.todos (id, title)` the word after the table is `(`, no alias.
-            let alias = match self.tokens.get(at + 1) {
-                Some(w) if w.is("AS") => self.tokens.get(at + 2),
-                other => other,
-            };
-            if let Some(alias) = alias.filter(|a| a.is_name()) {
+            if let Some(alias) = alias {
                 out.push((alias.name(), source));
             }
         }
         out
+    }
+
+    /// The tokens of the column list whose `(` is at `open`: `x(a, b)`.
+    fn column_list(&self, open: usize) -> &'a [Token<'a>] {
+        self.tokens.get(open + 1..self.close_of(open)).unwrap_or_default()
     }
 }
 
@@ -741,9 +747,9 @@ struct Derived {
 struct Found {
     name: String,
     cte: bool,
-    /// The names of its column list (`WITH x(a, b) AS ...`, `(SELECT ...) AS x(a, b)`), if it
-    /// has one.
-    listed: Option<Vec<String>>,
+    /// The names of its column list (`WITH x(a, b) AS ...`, `(SELECT ...) AS x(a, b)`); none
+    /// without one.
+    listed: Vec<String>,
     /// Where its body's `(` and `)` are.
     open: usize,
     end: usize,
@@ -762,9 +768,9 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
         let after_with = previous.is_some_and(|p| p.is("WITH") || p.is("RECURSIVE") || p.text == ",");
         if after_with && clause == "WITH" && t.is_name() {
             let mut at = i + 1;
-            let mut listed = None;
+            let mut listed = Vec::new();
             if word(at) == "(" {
-                listed = Some(column_list(statement, at));
+                listed = names_in(statement.column_list(at));
                 at = statement.close_of(at) + 1;
             }
             if tokens.get(at).is_some_and(|t| t.is("AS")) && statement.starts_query(at + 1) {
@@ -778,7 +784,7 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
             let end = statement.close_of(i);
             let at = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
             if let Some(alias) = tokens.get(at).filter(|t| t.is_name()) {
-                let listed = (word(at + 1) == "(").then(|| column_list(statement, at + 1));
+                let listed = if word(at + 1) == "(" { names_in(statement.column_list(at + 1)) } else { Vec::new() };
                 found.push(Found { end, name: alias.name(), listed, open: i, cte: false });
             }
         }
@@ -788,7 +794,7 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     let mut done: Vec<Derived> = Vec::new();
     for Found { end, name, listed, open, cte } in found {
         let body = statement.levels.iter().position(|l| l.open == Some(open)).unwrap_or(0);
-        let columns = listed.unwrap_or_else(|| statement.outputs(&done, body));
+        let columns = renamed(statement.outputs(&done, body), listed);
         let defined_in = statement.level.get(open).and_then(|&l| statement.levels.get(l));
         let recursive = cte && defined_in.is_some_and(|l| l.recursive);
         done.push(Derived { name, cte, columns, open, end, recursive });
@@ -796,10 +802,17 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     done
 }
 
-/// The names in the column list whose `(` is at `open`: `x(a, b)`.
-fn column_list(statement: &Statement, open: usize) -> Vec<String> {
-    let list = statement.tokens.get(open + 1..statement.close_of(open)).unwrap_or_default();
+/// The names in a column list's tokens: `a, b` of `x(a, b)`.
+fn names_in(list: &[Token]) -> Vec<String> {
     list.iter().filter(|t| t.kind == Kind::Word).map(Token::name).collect()
+}
+
+/// The names of a table's columns, given the names in a column list (`AS x(a, b)`): those
+/// replace the first ones and the others keep theirs, as in PostgreSQL. A column without a
+/// name (an expression without an alias) has one only from the list.
+fn renamed(columns: Vec<Option<String>>, list: Vec<String>) -> Vec<String> {
+    let listed = list.len();
+    list.into_iter().chain(columns.into_iter().skip(listed).flatten()).collect()
 }
 
 /// The names the server gives the columns of `VALUES (1, 'a'), ...`: `column1`, `column2`,
@@ -823,27 +836,44 @@ fn values_columns(values: &[Token]) -> Vec<String> {
     (1..=count).map(|i| format!("column{i}")).collect()
 }
 
-/// A table a statement reads: one of the catalog's, or one it makes itself.
+/// A table a statement reads, and the column list its alias gives it, if any: `FROM
+/// app.todos t(a, b)` (empty without one).
 #[derive(Debug, Clone, Copy)]
-enum Source<'a> {
-    Table(&'a (String, String)),
+struct Source<'a> {
+    table: Table<'a>,
+    renames: &'a [Token<'a>],
+}
+
+/// A table of the catalog's, or one a statement makes itself.
+#[derive(Debug, Clone, Copy)]
+enum Table<'a> {
+    Catalog(&'a (String, String)),
     Derived(&'a Derived),
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    fn catalog(table: &'a (String, String)) -> Source<'a> {
+        Source { table: Table::Catalog(table), renames: &[] }
+    }
+
+    fn derived(table: &'a Derived) -> Source<'a> {
+        Source { table: Table::Derived(table), renames: &[] }
+    }
+
     fn columns(&self, catalog: &Catalog) -> Vec<String> {
-        match self {
-            Source::Table(t) => catalog.columns_of(t).map(str::to_string).collect(),
-            Source::Derived(d) => d.columns.clone(),
-        }
+        let columns = match self.table {
+            Table::Catalog(t) => catalog.columns_of(t).map(str::to_string).collect(),
+            Table::Derived(d) => d.columns.clone(),
+        };
+        renamed(columns.into_iter().map(Some).collect(), names_in(self.renames))
     }
 }
 
-/// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns: a column's
-/// name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns of every
-/// table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the
-/// server would name it after the expression).
-fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) -> Vec<String> {
+/// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns, in order: a
+/// column's name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns
+/// of every table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none
+/// (the server would name it after the expression), but keeps its place.
+fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) -> Vec<Option<String>> {
     // The select list: from the first SELECT outside parentheses to FROM (or the end), split
     // at its commas.
     let mut items: Vec<Vec<Token>> = Vec::new();
@@ -883,29 +913,27 @@ fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) 
                 for (_, source) in named {
                     if !seen.iter().any(|s| same(s, source)) {
                         seen.push(*source);
-                        names.extend(source.columns(catalog));
+                        names.extend(source.columns(catalog).into_iter().map(Some));
                     }
                 }
             }
             [table, star] if star.text == "*" => {
                 let table = table.text.trim_end_matches('.').replace('"', "");
                 if let Some((_, source)) = named.iter().find(|(n, _)| n.eq_ignore_ascii_case(&table)) {
-                    names.extend(source.columns(catalog));
+                    names.extend(source.columns(catalog).into_iter().map(Some));
                 }
             }
-            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => names.push(alias.name()),
+            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => {
+                names.push(Some(alias.name()));
+            }
             [column] if column.kind == Kind::Word && !LITERALS.iter().any(|l| column.is(l)) => {
-                if let Some(name) = column
-                    .name()
-                    .rsplit('.')
-                    .next()
-                    .filter(|n| !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()))
-                {
-                    names.push(name.to_string());
-                }
+                let name = column.name();
+                let name =
+                    name.rsplit('.').next().filter(|n| !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()));
+                names.push(name.map(str::to_string));
             }
-            [value @ .., alias] if alias.is_name() && ends_value(value) => names.push(alias.name()),
-            _ => {}
+            [value @ .., alias] if alias.is_name() && ends_value(value) => names.push(Some(alias.name())),
+            _ => names.push(None),
         }
     }
     names
@@ -930,9 +958,9 @@ const LITERALS: &[&str] = &["NULL", "TRUE", "FALSE", "CURRENT_USER"];
 
 /// Whether two sources are the same table.
 fn same(a: &Source, b: &Source) -> bool {
-    match (a, b) {
-        (Source::Table(a), Source::Table(b)) => a == b,
-        (Source::Derived(a), Source::Derived(b)) => std::ptr::eq(*a, *b),
+    match (a.table, b.table) {
+        (Table::Catalog(a), Table::Catalog(b)) => a == b,
+        (Table::Derived(a), Table::Derived(b)) => std::ptr::eq(a, b),
         _ => false,
     }
 }
