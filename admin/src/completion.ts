@@ -162,9 +162,10 @@ function resolve(catalog: Catalog, name: string, namespace: string): CatalogTabl
 
 /**
  * The tables the query `q` of a statement reads, by the names it may use for them (lower
- * case): `ns.table` anywhere in it, a bare `table` of the default namespace or a CTE visible
- * there after FROM, JOIN, INTO, UPDATE, TABLE or a comma in FROM, and each one's alias (`FROM
- * app.todos t`, `... AS t`) and bare name; its subqueries in FROM by their alias. Not those
+ * case): `ns.table`, a bare `table` of the default namespace or a CTE visible there, after
+ * FROM, JOIN, INTO, UPDATE, TABLE, DESCRIBE, a comma in FROM or the `(` of a join in
+ * parentheses, and each one's alias (`FROM app.todos t`, `... AS t`, with the column list an
+ * alias may give: `t(a, b)`) and bare name; its subqueries in FROM by their alias. Not those
  * of the queries inside it.
  */
 function tablesNamed(
@@ -184,7 +185,10 @@ function tablesNamed(
     const name = qualified ? `${t.text}.${tokens[i + 2].text}` : t.text;
     const previous = tokens[i - 1]?.text.toUpperCase() ?? '';
     const inFromList = previous === ',' && nesting.clause[i] === 'FROM';
-    if (!qualified && !BEFORE_TABLE.has(previous) && !inFromList) continue;
+    // `FROM (app.todos t JOIN app.lists l ON ...)`: a join in parentheses.
+    const inJoin =
+      previous === '(' && ['FROM', 'JOIN'].includes(nesting.clause[i - 1]) && !startsQuery(tokens, nesting.close, i - 1);
+    if (!BEFORE_TABLE.has(previous) && !inFromList && !inJoin) continue;
     const cte = qualified
       ? undefined
       : derived.find((d) => cteVisible(nesting, d, i, q) && d.name.toLowerCase() === nameOf(t).toLowerCase());

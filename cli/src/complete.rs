@@ -649,7 +649,7 @@ impl<'a> Statement<'a> {
     }
 
     /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
-    /// its FROM (after FROM, JOIN, a comma in FROM, ...) by its name and alias (`FROM
+    /// its FROM (after FROM, JOIN, a comma in FROM, a `(` of a join in parentheses, ...) by its name and alias (`FROM
     /// app.todos t`, `JOIN open AS o`, with the column list an alias may give: `t(a, b)`), and
     /// its subqueries in FROM by their alias. Not those of the queries inside it.
     fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Source<'s>)> {
@@ -662,7 +662,10 @@ impl<'a> Statement<'a> {
             let [before, table] = pair else { continue };
             let at = i + 1;
             let in_from_list = before.text == "," && self.clause.get(at) == Some(&"FROM");
-            let before_table = in_from_list || BEFORE_TABLE.iter().any(|w| before.is(w));
+            // `FROM (app.todos t JOIN app.lists l ON ...)`: a join in parentheses.
+            let in_join =
+                before.text == "(" && matches!(self.clause.get(i), Some(&"FROM" | &"JOIN")) && !self.starts_query(i);
+            let before_table = in_from_list || in_join || BEFORE_TABLE.iter().any(|w| before.is(w));
             if self.level.get(at) != Some(&level) || !before_table || table.kind != Kind::Word {
                 continue;
             }
