@@ -106,11 +106,13 @@ export function complete(
   } else {
     const lower = word !== '' && word === word.toLowerCase();
     const cased = (w: string) => (lower ? w.toLowerCase() : w);
-    // In ORDER BY, the names the query's select list gives (`CASE ... END AS x`) first; in the
-    // ORDER BY or LIMIT after a query's last branch, only the names its first branch gives.
-    const clause = nesting.clause[at] ?? '';
+    // In ORDER BY, GROUP BY and HAVING, the names the query's select list gives (`CASE ... END
+    // AS x`) first, as DataFusion resolves them there, in expressions too; in the ORDER BY or
+    // LIMIT after a query's last branch, only the names its first branch gives.
+    const clause = queryClause(statement, nesting, at);
     const afterBranches = hasBranches(nesting, query) && (clause === 'ORDER' || clause === 'LIMIT');
-    const given = (afterBranches || clause === 'ORDER' ? outputs(statement, nesting, query, catalog, namespace, derived) : []).filter(
+    const selectListNames = afterBranches || ['ORDER', 'GROUP', 'HAVING'].includes(clause);
+    const given = (selectListNames ? outputs(statement, nesting, query, catalog, namespace, derived) : []).filter(
       (name) => name !== undefined,
     );
     const selectList = { namespace: '', name: 'select list', type: 'output', columns: given.map((name) => ({ name, type: '' })) };
@@ -385,6 +387,19 @@ function queryAt(nesting: Nesting, at: number): number {
   if (at === 0) return 0;
   const opened = nesting.queries.findIndex((q) => q.open === at - 1);
   return opened >= 0 ? opened : (nesting.query[at - 1] ?? 0);
+}
+
+/**
+ * The clause of its query the token at `at` is in: outside the parentheses around it that open
+ * no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT).
+ */
+function queryClause(tokens: Token[], nesting: Nesting, at: number): string {
+  for (let open = Math.min(at, tokens.length) - 1; open >= 0; open--) {
+    if (tokens[open].text !== '(' || nesting.close[open] < at) continue;
+    const opensQuery = nesting.queries.some((q) => q.open === open);
+    return opensQuery ? (nesting.clause[at] ?? '') : queryClause(tokens, nesting, open);
+  }
+  return nesting.clause[at] ?? '';
 }
 
 /** Whether `q` is a query whose branches UNION, INTERSECT or EXCEPT join. */

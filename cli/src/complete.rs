@@ -317,17 +317,19 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
         out.others.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the caret's query and the queries around it read and, in its
-        // ORDER BY, the names its select list gives (`CASE ... END AS x`); in the ORDER BY or
-        // LIMIT after a query's last branch, only the names its first branch gives. Where no
-        // table is named yet, every column.
-        let clause = statement.clause.get(caret).copied().unwrap_or("");
+        // ORDER BY, GROUP BY and HAVING, the names its select list gives (`CASE ... END AS x`),
+        // as DataFusion resolves them there, in expressions too; in the ORDER BY or LIMIT after
+        // a query's last branch, only the names its first branch gives. Where no table is named
+        // yet, every column.
+        let clause = statement.query_clause(caret);
         let after_branches = statement.has_branches(level) && matches!(clause, "ORDER" | "LIMIT");
         let read: Vec<Source> = if after_branches {
             Vec::new()
         } else {
             statement.readable(level).flat_map(|l| statement.named(&derived, l)).map(|(_, s)| s).collect()
         };
-        let outputs = if after_branches || clause == "ORDER" { statement.outputs(&derived, level) } else { Vec::new() };
+        let select_list_names = after_branches || matches!(clause, "ORDER" | "GROUP" | "HAVING");
+        let outputs = if select_list_names { statement.outputs(&derived, level) } else { Vec::new() };
         if read.is_empty() && outputs.is_empty() {
             out.columns.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         }
@@ -581,6 +583,17 @@ impl<'a> Statement<'a> {
     /// Whether the token at `i` opens a query in parentheses (see `starts_query`).
     fn starts_query(&self, i: usize) -> bool {
         starts_query(self.tokens, &self.close, i)
+    }
+
+    /// The clause of its query the token at `at` is in: outside the parentheses around it that
+    /// open no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT).
+    fn query_clause(&self, at: usize) -> &'static str {
+        let before = self.tokens.get(..at).unwrap_or(self.tokens);
+        let around = before.iter().enumerate().rev().find(|&(open, t)| t.text == "(" && self.close_of(open) >= at);
+        match around {
+            Some((open, _)) if !self.levels.iter().any(|l| l.open == Some(open)) => self.query_clause(open),
+            _ => self.clause.get(at).copied().unwrap_or(""),
+        }
     }
 
     /// Where the caret at byte `pos` is: the index of the first token from it on, and the
