@@ -93,8 +93,13 @@ export function complete(
       detail: t.namespace ? `${t.namespace}.${t.name} ${c.type}` : t.name,
     }));
 
+  // The ORDER BY, LIMIT and OFFSET after a query's last branch read no table: they name only the
+  // columns the branches return, by the names the first branch gives them.
+  const clause = queryClause(statement, nesting, at);
+  const afterBranches = hasBranches(nesting, query) && AFTER_BRANCHES.has(clause);
   const dot = word.lastIndexOf('.');
   if (dot >= 0) {
+    if (afterBranches) return { from, to, items: [] };
     const qualifier = word.slice(0, dot).toLowerCase();
     out.push(...catalog.tables.filter((t) => t.namespace.toLowerCase() === qualifier).map((t) => table(t)));
     const qualified = scopes.map((named) => named.get(qualifier)).find(Boolean) ?? resolve(catalog, qualifier, namespace);
@@ -107,10 +112,8 @@ export function complete(
     const lower = word !== '' && word === word.toLowerCase();
     const cased = (w: string) => (lower ? w.toLowerCase() : w);
     // In ORDER BY, GROUP BY and HAVING, the names the query's select list gives (`CASE ... END
-    // AS x`) first, as DataFusion resolves them there, in expressions too; in the ORDER BY or
-    // LIMIT after a query's last branch, only the names its first branch gives.
-    const clause = queryClause(statement, nesting, at);
-    const afterBranches = hasBranches(nesting, query) && (clause === 'ORDER' || clause === 'LIMIT');
+    // AS x`) first, as DataFusion resolves them there, in expressions too; after a query's last
+    // branch, only the names its first branch gives.
     const selectListNames = afterBranches || ['ORDER', 'GROUP', 'HAVING'].includes(clause);
     const given = (selectListNames ? outputs(statement, nesting, query, catalog, namespace, derived) : []).filter(
       (name) => name !== undefined,
@@ -252,7 +255,8 @@ interface Query {
   readsAround: boolean;
   /**
    * Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses): its
-   * FROM and aliases are its own; the ORDER BY and LIMIT after the last branch are `around`'s.
+   * FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch are
+   * `around`'s.
    */
   branch: boolean;
   /**
@@ -316,7 +320,7 @@ function nest(tokens: Token[]): Nesting {
     } else if (t.kind === 'keyword' && CLAUSES.has(word)) {
       now = word;
       if (own && SET_OPERATIONS.has(word)) q = nextBranch(queries, query, q);
-      else if (own && (word === 'ORDER' || word === 'LIMIT') && queries[q].branch) q = query[i] = queries[q].around ?? 0;
+      else if (own && AFTER_BRANCHES.has(word) && queries[q].branch) q = query[i] = queries[q].around ?? 0;
       else if (word === 'WITH' && tokens[i + 1]?.text.toUpperCase() === 'RECURSIVE') queries[q].recursive = true;
     }
   });
@@ -358,11 +362,6 @@ function matchingParentheses(tokens: Token[]): number[] {
   return close;
 }
 
-/**
- * Words that may follow a query in parentheses inside a query: the next branch, or the ORDER BY,
- * LIMIT or OFFSET of all the branches.
- */
-const QUERY_TAIL = new Set(['UNION', 'INTERSECT', 'EXCEPT', 'ORDER', 'LIMIT', 'OFFSET']);
 
 /**
  * Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`, `(VALUES
@@ -375,8 +374,9 @@ function startsQuery(tokens: Token[], close: number[], i: number): boolean {
   const next = tokens[i + 1]?.text.toUpperCase();
   if (next === 'SELECT' || next === 'WITH' || next === 'VALUES') return true;
   if (next !== '(' || !startsQuery(tokens, close, i + 1)) return false;
-  const afterBranch = tokens[close[i + 1] + 1];
-  return afterBranch === undefined || afterBranch.text === ')' || QUERY_TAIL.has(afterBranch.text.toUpperCase());
+  // Nothing after the branch is a query being typed.
+  const after = tokens[close[i + 1] + 1]?.text.toUpperCase();
+  return after === undefined || after === ')' || SET_OPERATIONS.has(after) || AFTER_BRANCHES.has(after);
 }
 
 /**
@@ -442,10 +442,13 @@ function cteVisible(nesting: Nesting, d: Derived, at: number, q: number): boolea
 
 /** Words that start a part of a query; a subquery after FROM or JOIN is a table. */
 const CLAUSES = new Set([
-  'WITH', 'SELECT', 'FROM', 'JOIN', 'ON', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'INTERSECT', 'EXCEPT',
+  'WITH', 'SELECT', 'FROM', 'JOIN', 'ON', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET', 'UNION', 'INTERSECT',
+  'EXCEPT',
 ]);
 /** Words that join the branches of a query: `SELECT ... UNION ALL SELECT ...`. */
 const SET_OPERATIONS = new Set(['UNION', 'INTERSECT', 'EXCEPT']);
+/** The clauses after a query's last branch that are the whole query's, not the branch's. */
+const AFTER_BRANCHES = new Set(['ORDER', 'LIMIT', 'OFFSET']);
 /** Words that are values, not columns. */
 const LITERALS = new Set(['NULL', 'TRUE', 'FALSE', 'CURRENT_USER', 'CURRENT_TIMESTAMP']);
 

@@ -270,8 +270,15 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
     let derived = derived_tables(&statement);
     let (caret, level) = statement.caret(pos);
     let ctes = derived.iter().filter(|d| statement.cte_visible(d, caret, level)).map(|d| d.name.clone());
+    // The ORDER BY, LIMIT and OFFSET after a query's last branch read no table: they name
+    // only the columns the branches return, by the names the first branch gives them.
+    let clause = statement.query_clause(caret);
+    let after_branches = statement.has_branches(level) && AFTER_BRANCHES.contains(&clause);
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
+        if after_branches {
+            return (start, out);
+        }
         // `ns.<table>` or `table.<column>`.
         let qualifier = qualifier.trim_matches('"');
         if catalog.has_namespace(qualifier) {
@@ -318,11 +325,8 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         out.others.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the caret's query and the queries around it read and, in its
         // ORDER BY, GROUP BY and HAVING, the names its select list gives (`CASE ... END AS x`),
-        // as DataFusion resolves them there, in expressions too; in the ORDER BY or LIMIT after
-        // a query's last branch, only the names its first branch gives. Where no table is named
-        // yet, every column.
-        let clause = statement.query_clause(caret);
-        let after_branches = statement.has_branches(level) && matches!(clause, "ORDER" | "LIMIT");
+        // as DataFusion resolves them there, in expressions too; after a query's last branch,
+        // only the names its first branch gives. Where no table is named yet, every column.
         let read: Vec<Source> = if after_branches {
             Vec::new()
         } else {
@@ -428,12 +432,15 @@ const CLAUSES: &[&str] = &[
     "HAVING",
     "ORDER",
     "LIMIT",
+    "OFFSET",
     "UNION",
     "INTERSECT",
     "EXCEPT",
 ];
 /// Words that join the branches of a query: `SELECT ... UNION ALL SELECT ...`.
 const SET_OPERATIONS: &[&str] = &["UNION", "INTERSECT", "EXCEPT"];
+/// The clauses after a query's last branch that are the whole query's, not the branch's.
+const AFTER_BRANCHES: &[&str] = &["ORDER", "LIMIT", "OFFSET"];
 
 /// For each `(` among `tokens`, the index of its `)` (the end if it is not closed yet).
 fn matching_parentheses(tokens: &[Token]) -> Vec<usize> {
@@ -462,16 +469,13 @@ fn starts_query(tokens: &[Token], close: &[usize], i: usize) -> bool {
     match tokens.get(i + 1) {
         Some(t) if t.is("SELECT") || t.is("WITH") || t.is("VALUES") => true,
         Some(t) if t.text == "(" && starts_query(tokens, close, i + 1) => {
+            // Nothing after the branch is a query being typed.
             let after_branch = close.get(i + 1).and_then(|&end| tokens.get(end + 1));
-            after_branch.is_none_or(|t| t.text == ")" || QUERY_TAIL.iter().any(|w| t.is(w)))
+            after_branch.is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
         }
         _ => false,
     }
 }
-
-/// Words that may follow a query in parentheses inside a query: the next branch, or the
-/// ORDER BY, LIMIT or OFFSET of all the branches.
-const QUERY_TAIL: &[&str] = &["UNION", "INTERSECT", "EXCEPT", "ORDER", "LIMIT", "OFFSET"];
 
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
 struct Statement<'a> {
@@ -502,8 +506,8 @@ struct Level {
     /// branch may: it reads what its query reads (the CTEs of its WITH, an outer query).
     reads_around: bool,
     /// Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses):
-    /// its FROM and aliases are its own; the ORDER BY and LIMIT after the last branch are
-    /// `around`'s.
+    /// its FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch
+    /// are `around`'s.
     branch: bool,
     /// Whether its WITH is `WITH RECURSIVE`: then its CTEs are visible in all of it, their own
     /// bodies included (`WITH RECURSIVE r AS (... UNION ALL SELECT ... FROM r)`).
@@ -561,7 +565,7 @@ impl<'a> Statement<'a> {
                 now = c;
                 if own && SET_OPERATIONS.contains(c) {
                     query = next_branch(&mut levels, &mut level, query);
-                } else if own && matches!(*c, "ORDER" | "LIMIT") && levels[query].branch {
+                } else if own && AFTER_BRANCHES.contains(c) && levels[query].branch {
                     query = levels[query].around.unwrap_or(0);
                     if let Some(l) = level.last_mut() {
                         *l = query;
