@@ -1,16 +1,19 @@
 // What the SQL editor offers at the caret: columns of the tables the statement names first,
 // then keywords and functions, tables (`ns.table`) and namespaces; after FROM, JOIN, INTO,
-// UPDATE and TABLE only tables and namespaces; after `ns.` that namespace's tables; after
-// `table.` or `alias.` that table's columns. Tables include those the statement makes itself:
-// CTEs (`WITH open AS (SELECT ...)`) and subqueries in FROM (`(SELECT ...) s`), whose columns
-// are the names their select list gives, or their column list's (`AS s(a, b)`); `VALUES` in
-// FROM too. Names follow SQL's scopes: at the caret, the tables (and aliases) of the query it
-// is in and of the queries around it that it may read (a correlated subquery reads its outer
-// query's), and the CTEs defined before it in those (anywhere in them for `WITH RECURSIVE`).
-// Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In ORDER BY, the names
-// the query's select list gives come first; after the last branch, only those of the first
-// branch. The shell's completion (cli/src/complete.rs) follows the same rules: a change to
-// them belongs in both.
+// UPDATE, TABLE and DESCRIBE only tables and namespaces; after `ns.` that namespace's tables;
+// after `table.` or `alias.` that table's columns. Tables include those the statement makes
+// itself: CTEs (`WITH open AS (SELECT ...)`) and subqueries in FROM (`(SELECT ...) s`), whose
+// columns are the names their select list gives, renamed by a column list (`AS s(a, b)`, also
+// a table alias's: `app.todos t(a, b)`); `VALUES` in FROM too. Names follow SQL's scopes: at
+// the caret, the tables (and aliases) of the query it is in and of the queries around it that
+// it may read (a correlated subquery reads its outer query's), and the CTEs defined before it
+// in those (anywhere in them for `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or
+// EXCEPT is a query of its own. In ORDER BY, GROUP BY and HAVING, the names the query's
+// select list gives come first; after the last branch, only those of the first branch.
+//
+// The rules are the cases of cli/tests/completion-cases.json, which the shell's completion
+// (cli/src/complete.rs) runs too: a change to them starts there, with a case, and is made in
+// both.
 import type { Catalog, CatalogColumn, CatalogTable } from './catalog';
 import { FUNCTIONS, isKeyword, KEYWORDS, openAt, significant, type Token, tokenize } from './sqlsyntax';
 

@@ -3,13 +3,17 @@
 //! Completes SQL keywords, meta-commands, and the namespaces, tables and columns of the
 //! catalog, and of the tables a statement makes itself: CTEs (`WITH open AS (SELECT ...)`)
 //! and subqueries or `VALUES` in FROM (`(SELECT ...) s`), whose columns are the names their
-//! select list gives, or their column list's (`AS s(a, b)`). Names follow SQL's scopes: at the
-//! caret, the tables (and aliases) of the query it is in and of the queries around it that it
-//! may read (a correlated subquery reads its outer query's), and the CTEs defined before it in
-//! those (anywhere in them for `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or EXCEPT
-//! is a query of its own. In ORDER BY, the names the query's select list gives complete too;
-//! after the last branch, only those of the first branch. The console's SQL editor
-//! (admin/src/completion.ts) follows the same rules: a change to them belongs in both.
+//! select list gives, renamed by a column list (`AS s(a, b)`, also a table alias's:
+//! `app.todos t(a, b)`). Names follow SQL's scopes: at the caret, the tables (and aliases) of
+//! the query it is in and of the queries around it that it may read (a correlated subquery
+//! reads its outer query's), and the CTEs defined before it in those (anywhere in them for
+//! `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In
+//! ORDER BY, GROUP BY and HAVING, the names the query's select list gives complete too; after
+//! the last branch, only those of the first branch.
+//!
+//! The rules are the cases of tests/completion-cases.json, which the console's SQL editor
+//! (admin/src/completion.ts) runs too: a change to them starts there, with a case, and is made
+//! in both.
 //!
 //! The catalog loads in the background when the shell starts (the prompt does not wait for
 //! it) and again after DDL; the first Tab waits briefly for a load under way.
