@@ -245,6 +245,17 @@ struct Offered {
     others: Vec<String>,
 }
 
+impl Offered {
+    /// Those that start with `word`, in any case.
+    fn starting_with(mut self, word: &str) -> Offered {
+        let word = word.to_lowercase();
+        for names in [&mut self.columns, &mut self.others] {
+            names.retain(|name| name.to_lowercase().starts_with(&word));
+        }
+        self
+    }
+}
+
 /// Where the word before `pos` in `line` starts, and what may replace it.
 fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
     let current = current.unwrap_or(DEFAULT_NAMESPACE);
@@ -255,7 +266,6 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '\\' | '"')))
         .map_or(0, |(i, c)| i + c.len_utf8());
     let word = &before[start..];
-    let prefix_matches = |candidate: &String| candidate.to_lowercase().starts_with(&word.to_lowercase());
     let mut out = Offered::default();
 
     if word.starts_with('\\') && before[..start].trim().is_empty() {
@@ -310,20 +320,18 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         for source in sources {
             out.columns.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
         }
-        out.columns.retain(prefix_matches);
-        out.others.retain(prefix_matches);
-        return (start, out);
+        return (start, out.starting_with(word));
     }
 
+    // Namespaces (`ns.` goes on with their tables), the current namespace's tables by their
+    // bare name, and the CTEs the caret may read.
     let namespaces = catalog.namespaces.iter().map(|ns| format!("{ns}."));
-    // The current namespace's tables go by their bare name.
     let bare_tables = catalog.tables.iter().filter(|(ns, _)| ns == current).map(|(_, t)| t.clone());
+    let tables = namespaces.chain(bare_tables).chain(ctes);
     if before_namespace {
         out.others.extend(catalog.namespaces.iter().cloned());
     } else if BEFORE_TABLE.contains(&previous.as_str()) {
-        out.others.extend(namespaces);
-        out.others.extend(bare_tables);
-        out.others.extend(ctes);
+        out.others.extend(tables);
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
         out.others.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
@@ -345,13 +353,9 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         for source in read {
             out.columns.extend(source.columns(catalog));
         }
-        out.others.extend(namespaces);
-        out.others.extend(bare_tables);
-        out.others.extend(ctes);
+        out.others.extend(tables);
     }
-    out.columns.retain(prefix_matches);
-    out.others.retain(prefix_matches);
-    (start, out)
+    (start, out.starting_with(word))
 }
 
 /// A piece of SQL as completion reads it: a token of the lexer's, but no blank or comment,
