@@ -1,17 +1,20 @@
 // What the SQL editor offers at the caret: columns of the tables the statement names first,
 // then keywords and functions, tables (`ns.table`) and namespaces; after FROM, JOIN, INTO,
-// UPDATE and TABLE only tables and namespaces; after `ns.` that namespace's tables; after
-// `table.` or `alias.` that table's columns. Tables include those the statement makes itself:
-// CTEs (`WITH open AS (SELECT ...)`) and subqueries in FROM (`(SELECT ...) s`), whose columns
-// are the names their select list gives, or their column list's (`AS s(a, b)`); `VALUES` in
-// FROM too. Names follow SQL's scopes: at the caret, the tables (and aliases) of the query it
-// is in and of the queries around it that it may read (a correlated subquery reads its outer
-// query's), and the CTEs defined before it in those (anywhere in them for `WITH RECURSIVE`).
-// Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In ORDER BY, the names
-// the query's select list gives come first; after the last branch, only those of the first
-// branch. The shell's completion (cli/src/complete.rs) follows the same rules: a change to
-// them belongs in both.
-import type { Catalog, CatalogTable } from './catalog';
+// UPDATE, TABLE and DESCRIBE only tables and namespaces; after `ns.` that namespace's tables;
+// after `table.` or `alias.` that table's columns. Tables include those the statement makes
+// itself: CTEs (`WITH open AS (SELECT ...)`) and subqueries in FROM (`(SELECT ...) s`), whose
+// columns are the names their select list gives, renamed by a column list (`AS s(a, b)`, also
+// a table alias's: `app.todos t(a, b)`); `VALUES` in FROM too. Names follow SQL's scopes: at
+// the caret, the tables (and aliases) of the query it is in and of the queries around it that
+// it may read (a correlated subquery reads its outer query's), and the CTEs defined before it
+// in those (anywhere in them for `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or
+// EXCEPT is a query of its own. In ORDER BY, GROUP BY and HAVING, the names the query's
+// select list gives come first; after the last branch, only those of the first branch.
+//
+// The rules are the cases of cli/tests/completion-cases.json, which the shell's completion
+// (cli/src/complete.rs) runs too: a change to them starts there, with a case, and is made in
+// both.
+import type { Catalog, CatalogColumn, CatalogTable } from './catalog';
 import { FUNCTIONS, isKeyword, KEYWORDS, openAt, significant, type Token, tokenize } from './sqlsyntax';
 
 export type CompletionKind = 'column' | 'keyword' | 'function' | 'table' | 'namespace';
@@ -31,32 +34,41 @@ export interface Completions {
   items: Completion[];
 }
 
-/** At most this many entries are offered. */
+/** At most this many entries are offered (the list on screen). */
 const MAX_ITEMS = 50;
 /** Words after which a table name comes. */
-const BEFORE_TABLE = new Set(['FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE']);
-/** Words after which a namespace name comes. */
+const BEFORE_TABLE = new Set(['FROM', 'JOIN', 'INTO', 'UPDATE', 'TABLE', 'DESCRIBE']);
+/** Words after which a namespace name comes (and `IN` after `SHOW TABLES`). */
 const BEFORE_NAMESPACE = new Set(['NAMESPACE', 'USE', 'DATABASE']);
+/** The namespace of unqualified names when none is given: the server's (server/src/sql/session.rs). */
+const DEFAULT_NAMESPACE = 'default';
+/** A character of a name, in any script, as the server reads names. */
+const NAME_CHAR = /[\p{Alphabetic}\p{N}_]/u;
 
 /**
  * The completions for the word at `caret` in `text`, or null where nothing is completed
- * (inside a string or comment, a number). `namespace` is the default namespace: its tables
- * also complete unqualified. Unless `explicit` (Ctrl+Space), an empty word gets nothing and
- * an entry equal to the word is left out (it would change nothing).
+ * (inside a string or comment, a number). `session` is the session's namespace (the server's
+ * `default` if none): its tables also complete unqualified. Unless `explicit` (Ctrl+Space), an
+ * empty word gets nothing and an entry equal to the word is left out (it would change
+ * nothing). At most `limit` entries come, the first ones.
  */
 export function complete(
   text: string,
   caret: number,
   catalog: Catalog,
-  namespace: string | undefined,
+  session: string | undefined,
   explicit: boolean,
+  limit = MAX_ITEMS,
 ): Completions | null {
+  const namespace = session ?? DEFAULT_NAMESPACE;
   const tokens = tokenize(text);
   if (tokens.some((t) => openAt(t, caret))) return null;
+  // Right after a quoted name there is nothing to add to it: names complete unquoted.
+  if (tokens.some((t) => t.end === caret && t.kind === 'identifier' && t.text.startsWith('"'))) return null;
   let from = caret;
-  while (from > 0 && /[\w.]/.test(text[from - 1])) from--;
+  while (from > 0 && (NAME_CHAR.test(text[from - 1]) || text[from - 1] === '.')) from--;
   let to = caret;
-  while (to < text.length && /\w/.test(text[to])) to++;
+  while (to < text.length && NAME_CHAR.test(text[to])) to++;
   const word = text.slice(from, caret);
   if (/^\d/.test(word) || (!word && !explicit)) return null;
 
@@ -84,8 +96,13 @@ export function complete(
       detail: t.namespace ? `${t.namespace}.${t.name} ${c.type}` : t.name,
     }));
 
+  // The ORDER BY, LIMIT and OFFSET after a query's last branch read no table: they name only the
+  // columns the branches return, by the names the first branch gives them.
+  const clause = queryClause(statement, nesting, at);
+  const afterBranches = hasBranches(nesting, query) && AFTER_BRANCHES.has(clause);
   const dot = word.lastIndexOf('.');
   if (dot >= 0) {
+    if (afterBranches) return { from, to, items: [] };
     const qualifier = word.slice(0, dot).toLowerCase();
     out.push(...catalog.tables.filter((t) => t.namespace.toLowerCase() === qualifier).map((t) => table(t)));
     const qualified = scopes.map((named) => named.get(qualifier)).find(Boolean) ?? resolve(catalog, qualifier, namespace);
@@ -97,11 +114,13 @@ export function complete(
   } else {
     const lower = word !== '' && word === word.toLowerCase();
     const cased = (w: string) => (lower ? w.toLowerCase() : w);
-    // In ORDER BY, the names the query's select list gives (`CASE ... END AS x`) first; in the
-    // ORDER BY or LIMIT after a query's last branch, only the names its first branch gives.
-    const clause = nesting.clause[at] ?? '';
-    const afterBranches = hasBranches(nesting, query) && (clause === 'ORDER' || clause === 'LIMIT');
-    const given = afterBranches || clause === 'ORDER' ? outputs(statement, nesting, query, catalog, namespace, derived) : [];
+    // In ORDER BY, GROUP BY and HAVING, the names the query's select list gives (`CASE ... END
+    // AS x`) first, as DataFusion resolves them there, in expressions too; after a query's last
+    // branch, only the names its first branch gives.
+    const selectListNames = afterBranches || ['ORDER', 'GROUP', 'HAVING'].includes(clause);
+    const given = (selectListNames ? outputs(statement, nesting, query, catalog, namespace, derived) : []).filter(
+      (name) => name !== undefined,
+    );
     const selectList = { namespace: '', name: 'select list', type: 'output', columns: given.map((name) => ({ name, type: '' })) };
     out.push(...columns(selectList));
     // Then the statement's own tables (CTEs, subqueries): they are what its query reads.
@@ -128,7 +147,7 @@ export function complete(
     seen.add(text);
     return true;
   });
-  return { from, to, items: items.slice(0, MAX_ITEMS) };
+  return { from, to, items: items.slice(0, limit) };
 }
 
 /** The tokens of the statement the caret is in (statements end at `;`). */
@@ -144,16 +163,17 @@ function statementAt(tokens: Token[], caret: number): Token[] {
 }
 
 /** The table `name` (`table` in the default namespace, or `ns.table`) names, if any. */
-function resolve(catalog: Catalog, name: string, namespace: string | undefined): CatalogTable | undefined {
-  const [ns, table] = (name.includes('.') ? name.split('.', 2) : [namespace ?? '', name]).map((n) => n.toLowerCase());
+function resolve(catalog: Catalog, name: string, namespace: string): CatalogTable | undefined {
+  const [ns, table] = (name.includes('.') ? name.split('.', 2) : [namespace, name]).map((n) => n.toLowerCase());
   return catalog.tables.find((t) => t.namespace.toLowerCase() === ns && t.name.toLowerCase() === table);
 }
 
 /**
  * The tables the query `q` of a statement reads, by the names it may use for them (lower
- * case): `ns.table` anywhere in it, a bare `table` of the default namespace or a CTE visible
- * there after FROM, JOIN, INTO, UPDATE, TABLE or a comma in FROM, and each one's alias (`FROM
- * app.todos t`, `... AS t`) and bare name; its subqueries in FROM by their alias. Not those
+ * case): `ns.table`, a bare `table` of the default namespace or a CTE visible there, after
+ * FROM, JOIN, INTO, UPDATE, TABLE, DESCRIBE, a comma in FROM or the `(` of a join in
+ * parentheses, and each one's alias (`FROM app.todos t`, `... AS t`, with the column list an
+ * alias may give: `t(a, b)`) and bare name; its subqueries in FROM by their alias. Not those
  * of the queries inside it.
  */
 function tablesNamed(
@@ -161,7 +181,7 @@ function tablesNamed(
   nesting: Nesting,
   q: number,
   catalog: Catalog,
-  namespace: string | undefined,
+  namespace: string,
   derived: Derived[],
 ): Map<string, CatalogTable> {
   const subqueries = derived.filter((d) => !d.cte && nesting.query[d.open] === q);
@@ -173,19 +193,42 @@ function tablesNamed(
     const name = qualified ? `${t.text}.${tokens[i + 2].text}` : t.text;
     const previous = tokens[i - 1]?.text.toUpperCase() ?? '';
     const inFromList = previous === ',' && nesting.clause[i] === 'FROM';
-    if (!qualified && !BEFORE_TABLE.has(previous) && !inFromList) continue;
+    // `FROM (app.todos t JOIN app.lists l ON ...)`: a join in parentheses.
+    const inJoin =
+      previous === '(' && ['FROM', 'JOIN'].includes(nesting.clause[i - 1]) && !startsQuery(tokens, nesting.close, i - 1);
+    if (!BEFORE_TABLE.has(previous) && !inFromList && !inJoin) continue;
     const cte = qualified
       ? undefined
       : derived.find((d) => cteVisible(nesting, d, i, q) && d.name.toLowerCase() === nameOf(t).toLowerCase());
     const table = cte ?? resolve(catalog, name, namespace);
     if (!table) continue;
-    named.set(name.toLowerCase(), table);
-    named.set(table.name.toLowerCase(), table);
     i += qualified ? 2 : 0;
-    const next = tokens[i + 1]?.text.toUpperCase() === 'AS' ? tokens[i + 2] : tokens[i + 1];
-    if (next?.kind === 'identifier' && !isKeyword(next.text)) named.set(next.text.toLowerCase(), table);
+    const aliasAt = tokens[i + 1]?.text.toUpperCase() === 'AS' ? i + 2 : i + 1;
+    // `t` in `t(a, b)` is read as a function's name.
+    const alias = isName(tokens[aliasAt]) && !isKeyword(tokens[aliasAt].text) ? tokens[aliasAt] : undefined;
+    const listed = alias && tokens[aliasAt + 1]?.text === '(' ? columnList(tokens, nesting.close, aliasAt + 1) : undefined;
+    const source = listed ? { ...table, columns: renamed(table.columns, listed) } : table;
+    named.set(name.toLowerCase(), source);
+    named.set(table.name.toLowerCase(), source);
+    if (alias) named.set(alias.text.toLowerCase(), source);
   }
   return named;
+}
+
+/** The names in the column list whose `(` is at `open`: `x(a, b)`. */
+function columnList(tokens: Token[], close: number[], open: number): string[] {
+  return tokens.slice(open + 1, close[open]).filter(isWord).map(nameOf);
+}
+
+/**
+ * A table's columns, given the names in a column list (`AS x(a, b)`): those replace the first
+ * ones' names and the others keep theirs, as in PostgreSQL. A column without a name (an
+ * expression without an alias) has one only from the list.
+ */
+function renamed(columns: { name?: string; type: string }[], list: string[] = []): CatalogColumn[] {
+  const listed = columns.map((c, i) => ({ type: c.type, name: list[i] ?? c.name }));
+  const more = list.slice(columns.length).map((name) => ({ name, type: '' }));
+  return [...listed, ...more].filter((c): c is CatalogColumn => c.name !== undefined);
 }
 
 /** A table a statement makes itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery in FROM. */
@@ -215,7 +258,8 @@ interface Query {
   readsAround: boolean;
   /**
    * Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses): its
-   * FROM and aliases are its own; the ORDER BY and LIMIT after the last branch are `around`'s.
+   * FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch are
+   * `around`'s.
    */
   branch: boolean;
   /**
@@ -246,11 +290,12 @@ interface Nesting {
 }
 
 function nest(tokens: Token[]): Nesting {
-  const close = tokens.map(() => tokens.length);
+  const close = matchingParentheses(tokens);
   const clause: string[] = [];
   const query: number[] = [];
   const queries: Query[] = [{ readsAround: false, branch: false, recursive: false, depth: 0 }];
-  const open: [number, string, number][] = [];
+  // The `(`s not closed yet: the clause and query around each.
+  const open: [string, number][] = [];
   let now = '';
   let q = 0;
   tokens.forEach((t, i) => {
@@ -261,25 +306,24 @@ function nest(tokens: Token[]): Nesting {
     // Whether the token is the query's own, not in parentheses inside it.
     const own = queries[q].depth === open.length;
     const cteBody = tokens[i - 1]?.text.toUpperCase() === 'AS';
-    const startsBody = word === 'SELECT' || word === 'VALUES' || (startsQuery(tokens, i) && !cteBody);
+    const startsBody = word === 'SELECT' || word === 'VALUES' || (startsQuery(tokens, close, i) && !cteBody);
     if (own && startsBody && queries[q].body === undefined) queries[q].body = i;
     if (t.text === '(') {
-      open.push([i, now, q]);
-      if (startsQuery(tokens, i)) {
+      open.push([now, q]);
+      if (startsQuery(tokens, close, i)) {
         const readsAround = !['WITH', 'FROM', 'JOIN'].includes(now);
         queries.push({ open: i, around: q, readsAround, branch: false, recursive: false, depth: open.length });
         q = queries.length - 1;
       }
       now = '';
     } else if (t.text === ')') {
-      const [at, outer, outerQuery] = open.pop() ?? [-1, now, q];
-      if (at >= 0) close[at] = i;
+      const [outer, outerQuery] = open.pop() ?? [now, q];
       now = outer;
       q = query[i] = outerQuery;
     } else if (t.kind === 'keyword' && CLAUSES.has(word)) {
       now = word;
       if (own && SET_OPERATIONS.has(word)) q = nextBranch(queries, query, q);
-      else if (own && (word === 'ORDER' || word === 'LIMIT') && queries[q].branch) q = query[i] = queries[q].around ?? 0;
+      else if (own && AFTER_BRANCHES.has(word) && queries[q].branch) q = query[i] = queries[q].around ?? 0;
       else if (word === 'WITH' && tokens[i + 1]?.text.toUpperCase() === 'RECURSIVE') queries[q].recursive = true;
     }
   });
@@ -310,10 +354,32 @@ function nextBranch(queries: Query[], query: number[], q: number): number {
   return queries.length - 1;
 }
 
-/** Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`, `(VALUES ...`). */
-function startsQuery(tokens: Token[], i: number): boolean {
+/** For each `(` among `tokens`, the index of its `)` (the end if it is not closed yet). */
+function matchingParentheses(tokens: Token[]): number[] {
+  const close = tokens.map(() => tokens.length);
+  const open: number[] = [];
+  tokens.forEach((t, i) => {
+    if (t.text === '(') open.push(i);
+    else if (t.text === ')' && open.length > 0) close[open.pop() ?? 0] = i;
+  });
+  return close;
+}
+
+
+/**
+ * Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`, `(VALUES
+ * ...`, or one whose first branch is in parentheses of its own, `((SELECT ...) UNION (SELECT
+ * ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the branch (in
+ * `((SELECT ...) s JOIN ...)` the parentheses hold a join).
+ */
+function startsQuery(tokens: Token[], close: number[], i: number): boolean {
+  if (tokens[i]?.text !== '(') return false;
   const next = tokens[i + 1]?.text.toUpperCase();
-  return tokens[i]?.text === '(' && (next === 'SELECT' || next === 'WITH' || next === 'VALUES');
+  if (next === 'SELECT' || next === 'WITH' || next === 'VALUES') return true;
+  if (next !== '(' || !startsQuery(tokens, close, i + 1)) return false;
+  // Nothing after the branch is a query being typed.
+  const after = tokens[close[i + 1] + 1]?.text.toUpperCase();
+  return after === undefined || after === ')' || SET_OPERATIONS.has(after) || AFTER_BRANCHES.has(after);
 }
 
 /**
@@ -324,6 +390,19 @@ function queryAt(nesting: Nesting, at: number): number {
   if (at === 0) return 0;
   const opened = nesting.queries.findIndex((q) => q.open === at - 1);
   return opened >= 0 ? opened : (nesting.query[at - 1] ?? 0);
+}
+
+/**
+ * The clause of its query the token at `at` is in: outside the parentheses around it that open
+ * no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT).
+ */
+function queryClause(tokens: Token[], nesting: Nesting, at: number): string {
+  for (let open = Math.min(at, tokens.length) - 1; open >= 0; open--) {
+    if (tokens[open].text !== '(' || nesting.close[open] < at) continue;
+    const opensQuery = nesting.queries.some((q) => q.open === open);
+    return opensQuery ? (nesting.clause[at] ?? '') : queryClause(tokens, nesting, open);
+  }
+  return nesting.clause[at] ?? '';
 }
 
 /** Whether `q` is a query whose branches UNION, INTERSECT or EXCEPT join. */
@@ -366,10 +445,13 @@ function cteVisible(nesting: Nesting, d: Derived, at: number, q: number): boolea
 
 /** Words that start a part of a query; a subquery after FROM or JOIN is a table. */
 const CLAUSES = new Set([
-  'WITH', 'SELECT', 'FROM', 'JOIN', 'ON', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'UNION', 'INTERSECT', 'EXCEPT',
+  'WITH', 'SELECT', 'FROM', 'JOIN', 'ON', 'WHERE', 'GROUP', 'HAVING', 'ORDER', 'LIMIT', 'OFFSET', 'UNION', 'INTERSECT',
+  'EXCEPT',
 ]);
 /** Words that join the branches of a query: `SELECT ... UNION ALL SELECT ...`. */
 const SET_OPERATIONS = new Set(['UNION', 'INTERSECT', 'EXCEPT']);
+/** The clauses after a query's last branch that are the whole query's, not the branch's. */
+const AFTER_BRANCHES = new Set(['ORDER', 'LIMIT', 'OFFSET']);
 /** Words that are values, not columns. */
 const LITERALS = new Set(['NULL', 'TRUE', 'FALSE', 'CURRENT_USER', 'CURRENT_TIMESTAMP']);
 
@@ -394,11 +476,9 @@ function isWord(t: Token | undefined): t is Token {
  * (also after JOIN or a comma in FROM, and `(VALUES ...)` there). Inner ones come first, so
  * that `SELECT *` over one of them knows its columns.
  */
-function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string | undefined): Derived[] {
+function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string): Derived[] {
   const { close, clause } = nesting;
   const upper = (i: number) => tokens[i]?.text.toUpperCase() ?? '';
-  // The names in the column list whose `(` is at `open`: `x(a, b)`.
-  const columnList = (open: number) => tokens.slice(open + 1, close[open]).filter(isWord).map(nameOf);
 
   const found: { name: string; cte: boolean; listed?: string[]; open: number; end: number }[] = [];
   tokens.forEach((t, i) => {
@@ -408,20 +488,20 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
       let at = i + 1;
       let listed: string[] | undefined;
       if (upper(at) === '(') {
-        listed = columnList(at);
+        listed = columnList(tokens, close, at);
         at = close[at] + 1;
       }
-      if (upper(at) === 'AS' && startsQuery(tokens, at + 1)) {
+      if (upper(at) === 'AS' && startsQuery(tokens, close, at + 1)) {
         found.push({ name: nameOf(t), cte: true, listed, open: at + 1, end: close[at + 1] });
       }
     }
-    if (startsQuery(tokens, i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
+    if (startsQuery(tokens, close, i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
       const end = close[i];
       const at = upper(end + 1) === 'AS' ? end + 2 : end + 1;
       // `s` in `s(a, b)` is read as a function's name.
       const alias = tokens[at];
       if (alias?.kind === 'identifier' || alias?.kind === 'function') {
-        const listed = upper(at + 1) === '(' ? columnList(at + 1) : undefined;
+        const listed = upper(at + 1) === '(' ? columnList(tokens, close, at + 1) : undefined;
         found.push({ name: nameOf(alias), cte: false, listed, open: i, end });
       }
     }
@@ -431,8 +511,8 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
   const done: Derived[] = [];
   for (const f of found) {
     const body = nesting.queries.findIndex((q) => q.open === f.open);
-    const names = f.listed ?? outputs(tokens, nesting, body, catalog, namespace, done);
-    const columns = names.map((name) => ({ name, type: '' }));
+    const names = outputs(tokens, nesting, body, catalog, namespace, done);
+    const columns = renamed(names.map((name) => ({ name, type: '' })), f.listed);
     const type = f.cte ? 'cte' : 'subquery';
     const recursive = f.cte && nesting.queries[nesting.query[f.open]].recursive;
     done.push({ namespace: '', name: f.name, type, columns, cte: f.cte, open: f.open, end: f.end, recursive });
@@ -441,8 +521,8 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
 }
 
 /**
- * The names of the columns the query `q` returns (see outputNames; its `*` stands for the
- * tables in its own FROM): for a query with branches, those of the first branch, as in
+ * The names of the columns the query `q` returns, in order (see outputNames; its `*` stands for
+ * the tables in its own FROM): for a query with branches, those of the first branch, as in
  * PostgreSQL; for VALUES, the names the server gives.
  */
 function outputs(
@@ -450,9 +530,9 @@ function outputs(
   nesting: Nesting,
   q: number,
   catalog: Catalog,
-  namespace: string | undefined,
+  namespace: string,
   derived: Derived[],
-): string[] {
+): (string | undefined)[] {
   const { queries } = nesting;
   const branch = queries.findIndex((b) => b.branch && b.around === q);
   const first = branch >= 0 ? branch : q;
@@ -493,7 +573,7 @@ function valuesColumns(values: Token[]): string[] {
  * `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the server
  * would name it after the expression).
  */
-function outputNames(query: Token[], named: Map<string, CatalogTable>): string[] {
+function outputNames(query: Token[], named: Map<string, CatalogTable>): (string | undefined)[] {
   // The select list: from the first SELECT outside parentheses to FROM (or the end), split at
   // its commas.
   const items: Token[][] = [];
@@ -515,15 +595,16 @@ function outputNames(query: Token[], named: Map<string, CatalogTable>): string[]
     else if (t.text === ')') depth = Math.max(0, depth - 1);
   }
 
-  const names: string[] = [];
+  const names: (string | undefined)[] = [];
   for (const all of items) {
     const item = ['DISTINCT', 'ALL'].includes(all[0]?.text.toUpperCase() ?? '') ? all.slice(1) : all;
     const last = item.at(-1);
     const second = item.at(-2);
     // `a.b.c`: words joined by dots.
     const reference = item.length % 2 === 1 && item.every((t, i) => (i % 2 ? t.text === '.' : isWord(t)));
-    if (!last) continue;
-    if (item.length === 1 && last.text === '*') {
+    if (!last) {
+      names.push(undefined);
+    } else if (item.length === 1 && last.text === '*') {
       for (const t of new Set(named.values())) names.push(...t.columns.map((c) => c.name));
     } else if (last.text === '*' && second?.text === '.') {
       const table = named.get(item.slice(0, -2).map(nameOf).join('').toLowerCase());
@@ -534,6 +615,8 @@ function outputNames(query: Token[], named: Map<string, CatalogTable>): string[]
       names.push(nameOf(last));
     } else if (last.kind === 'identifier' && endsValue(item.slice(0, -1))) {
       names.push(nameOf(last));
+    } else {
+      names.push(undefined);
     }
   }
   return names;

@@ -66,7 +66,8 @@ const RULES: [TokenKind | 'word', RegExp][] = [
   ['identifier', /"(?:[^"]|"")*(?:"|$)/y],
   ['number', /(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/y],
   ['parameter', /\$\d+/y],
-  ['word', /[A-Za-z_][A-Za-z0-9_]*/y],
+  // A name in any script, as the server reads names (and the shell's lexer).
+  ['word', /[\p{Alphabetic}_][\p{Alphabetic}\p{N}_]*/uy],
   ['operator', /<>|<=|>=|!=|\|\||::|->>|->|[\s\S]/y],
 ];
 

@@ -3,13 +3,17 @@
 //! Completes SQL keywords, meta-commands, and the namespaces, tables and columns of the
 //! catalog, and of the tables a statement makes itself: CTEs (`WITH open AS (SELECT ...)`)
 //! and subqueries or `VALUES` in FROM (`(SELECT ...) s`), whose columns are the names their
-//! select list gives, or their column list's (`AS s(a, b)`). Names follow SQL's scopes: at the
-//! caret, the tables (and aliases) of the query it is in and of the queries around it that it
-//! may read (a correlated subquery reads its outer query's), and the CTEs defined before it in
-//! those (anywhere in them for `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or EXCEPT
-//! is a query of its own. In ORDER BY, the names the query's select list gives complete too;
-//! after the last branch, only those of the first branch. The console's SQL editor
-//! (admin/src/completion.ts) follows the same rules: a change to them belongs in both.
+//! select list gives, renamed by a column list (`AS s(a, b)`, also a table alias's:
+//! `app.todos t(a, b)`). Names follow SQL's scopes: at the caret, the tables (and aliases) of
+//! the query it is in and of the queries around it that it may read (a correlated subquery
+//! reads its outer query's), and the CTEs defined before it in those (anywhere in them for
+//! `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In
+//! ORDER BY, GROUP BY and HAVING, the names the query's select list gives complete too; after
+//! the last branch, only those of the first branch.
+//!
+//! The rules are the cases of tests/completion-cases.json, which the console's SQL editor
+//! (admin/src/completion.ts) runs too: a change to them starts there, with a case, and is made
+//! in both.
 //!
 //! The catalog loads in the background when the shell starts (the prompt does not wait for
 //! it) and again after DDL; the first Tab waits briefly for a load under way.
@@ -149,8 +153,11 @@ const KEYWORDS: &[&str] = &[
 
 /// Words after which a table name comes.
 const BEFORE_TABLE: &[&str] = &["FROM", "JOIN", "INTO", "UPDATE", "TABLE", "DESCRIBE", "\\D", "\\FLUSH", "\\STATS"];
-/// Words after which a namespace name comes.
-const BEFORE_NAMESPACE: &[&str] = &["NAMESPACE", "USE", "IN", "DATABASE", "\\DT"];
+/// Words after which a namespace name comes (and `IN` after `SHOW TABLES`).
+const BEFORE_NAMESPACE: &[&str] = &["NAMESPACE", "USE", "DATABASE", "\\DT"];
+/// The namespace of unqualified names when the session has none: the server's
+/// (server/src/sql/session.rs).
+const DEFAULT_NAMESPACE: &str = "default";
 
 /// The names the shell completes.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -212,15 +219,9 @@ impl Catalog {
     }
 
     /// The table `name` (`t` or `ns.t`) refers to, given the current namespace.
-    fn resolve<'a>(&'a self, name: &str, current: Option<&str>) -> Vec<&'a (String, String)> {
-        let (ns, t) = match name.split_once('.') {
-            Some((ns, t)) => (Some(ns), t),
-            None => (current, name),
-        };
-        self.tables
-            .iter()
-            .filter(|(n, tn)| tn.eq_ignore_ascii_case(t) && ns.is_none_or(|ns| n.eq_ignore_ascii_case(ns)))
-            .collect()
+    fn resolve<'a>(&'a self, name: &str, current: &str) -> Vec<&'a (String, String)> {
+        let (ns, t) = name.split_once('.').unwrap_or((current, name));
+        self.tables.iter().filter(|(n, tn)| tn.eq_ignore_ascii_case(t) && n.eq_ignore_ascii_case(ns)).collect()
     }
 
     fn columns_of<'a>(&'a self, table: &(String, String)) -> impl Iterator<Item = &'a str> {
@@ -231,6 +232,33 @@ impl Catalog {
 
 /// The candidates for the word before `pos` in `line`: where it starts and what may replace it.
 pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Vec<String>) {
+    let (start, offered) = offer(catalog, current, line, pos);
+    (start, sorted(offered.columns.into_iter().chain(offered.others).collect()))
+}
+
+/// What completes the word before the caret, the columns apart from the rest (keywords,
+/// tables, namespaces, meta-commands): the shared cases (tests/completion-cases.json) assert
+/// which columns are offered.
+#[derive(Debug, Default)]
+struct Offered {
+    columns: Vec<String>,
+    others: Vec<String>,
+}
+
+impl Offered {
+    /// Those that start with `word`, in any case.
+    fn starting_with(mut self, word: &str) -> Offered {
+        let word = word.to_lowercase();
+        for names in [&mut self.columns, &mut self.others] {
+            names.retain(|name| name.to_lowercase().starts_with(&word));
+        }
+        self
+    }
+}
+
+/// Where the word before `pos` in `line` starts, and what may replace it.
+fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
+    let current = current.unwrap_or(DEFAULT_NAMESPACE);
     let before = &line[..pos];
     let start = before
         .char_indices()
@@ -238,14 +266,16 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
         .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '\\' | '"')))
         .map_or(0, |(i, c)| i + c.len_utf8());
     let word = &before[start..];
-    let prefix_matches = |candidate: &str| candidate.to_lowercase().starts_with(&word.to_lowercase());
-    let mut out: Vec<String> = Vec::new();
+    let mut out = Offered::default();
 
     if word.starts_with('\\') && before[..start].trim().is_empty() {
-        out.extend(COMMANDS.iter().map(|(name, _, _)| name.to_string()).filter(|n| n.starts_with(word)));
-        return (start, sorted(out));
+        out.others.extend(COMMANDS.iter().map(|(name, _, _)| name.to_string()).filter(|n| n.starts_with(word)));
+        return (start, out);
     }
-    let previous = before[..start].split_whitespace().next_back().map(str::to_uppercase).unwrap_or_default();
+    let mut words_before = before[..start].split_whitespace().rev().map(str::to_uppercase);
+    let previous = words_before.next().unwrap_or_default();
+    let before_namespace = BEFORE_NAMESPACE.contains(&previous.as_str())
+        || (previous == "IN" && words_before.next().as_deref() == Some("TABLES"));
     // The statement around the caret, the tables it makes itself (CTEs, subqueries in FROM),
     // and the query the caret is in: it reads the tables in its FROM and in those of the
     // queries around it, not those of the queries inside it or beside it.
@@ -254,12 +284,19 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
     let derived = derived_tables(&statement);
     let (caret, level) = statement.caret(pos);
     let ctes = derived.iter().filter(|d| statement.cte_visible(d, caret, level)).map(|d| d.name.clone());
+    // The ORDER BY, LIMIT and OFFSET after a query's last branch read no table: they name
+    // only the columns the branches return, by the names the first branch gives them.
+    let clause = statement.query_clause(caret);
+    let after_branches = statement.has_branches(level) && AFTER_BRANCHES.contains(&clause);
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
+        if after_branches {
+            return (start, out);
+        }
         // `ns.<table>` or `table.<column>`.
         let qualifier = qualifier.trim_matches('"');
         if catalog.has_namespace(qualifier) {
-            out.extend(
+            out.others.extend(
                 catalog
                     .tables
                     .iter()
@@ -278,50 +315,47 @@ pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, p
             .find(|found| !found.is_empty())
             .unwrap_or_default();
         if sources.is_empty() {
-            sources = catalog.resolve(qualifier, current).into_iter().map(Source::Table).collect();
+            sources = catalog.resolve(qualifier, current).into_iter().map(Source::catalog).collect();
         }
         for source in sources {
-            out.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
+            out.columns.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
         }
-        out.retain(|c| prefix_matches(c));
-        return (start, sorted(out));
+        return (start, out.starting_with(word));
     }
 
+    // Namespaces (`ns.` goes on with their tables), the current namespace's tables by their
+    // bare name, and the CTEs the caret may read.
     let namespaces = catalog.namespaces.iter().map(|ns| format!("{ns}."));
-    if BEFORE_NAMESPACE.contains(&previous.as_str()) {
-        out.extend(catalog.namespaces.iter().cloned());
+    let bare_tables = catalog.tables.iter().filter(|(ns, _)| ns == current).map(|(_, t)| t.clone());
+    let tables = namespaces.chain(bare_tables).chain(ctes);
+    if before_namespace {
+        out.others.extend(catalog.namespaces.iter().cloned());
     } else if BEFORE_TABLE.contains(&previous.as_str()) {
-        out.extend(namespaces);
-        out.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
-        out.extend(ctes);
+        out.others.extend(tables);
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
-        out.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
+        out.others.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the caret's query and the queries around it read and, in its
-        // ORDER BY, the names its select list gives (`CASE ... END AS x`); in the ORDER BY or
-        // LIMIT after a query's last branch, only the names its first branch gives. Where no
-        // table is named yet, every column.
-        let clause = statement.clause.get(caret).copied().unwrap_or("");
-        let after_branches = statement.has_branches(level) && matches!(clause, "ORDER" | "LIMIT");
+        // ORDER BY, GROUP BY and HAVING, the names its select list gives (`CASE ... END AS x`),
+        // as DataFusion resolves them there, in expressions too; after a query's last branch,
+        // only the names its first branch gives. Where no table is named yet, every column.
         let read: Vec<Source> = if after_branches {
             Vec::new()
         } else {
             statement.readable(level).flat_map(|l| statement.named(&derived, l)).map(|(_, s)| s).collect()
         };
-        let outputs = if after_branches || clause == "ORDER" { statement.outputs(&derived, level) } else { Vec::new() };
+        let select_list_names = after_branches || matches!(clause, "ORDER" | "GROUP" | "HAVING");
+        let outputs = if select_list_names { statement.outputs(&derived, level) } else { Vec::new() };
         if read.is_empty() && outputs.is_empty() {
-            out.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
+            out.columns.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         }
-        out.extend(outputs);
+        out.columns.extend(outputs.into_iter().flatten());
         for source in read {
-            out.extend(source.columns(catalog));
+            out.columns.extend(source.columns(catalog));
         }
-        out.extend(namespaces);
-        out.extend(catalog.tables.iter().filter(|(ns, _)| Some(ns.as_str()) == current).map(|(_, t)| t.clone()));
-        out.extend(ctes);
+        out.others.extend(tables);
     }
-    out.retain(|c| prefix_matches(c));
-    (start, sorted(out))
+    (start, out.starting_with(word))
 }
 
 /// A piece of SQL as completion reads it: a token of the lexer's, but no blank or comment,
@@ -406,24 +440,55 @@ const CLAUSES: &[&str] = &[
     "HAVING",
     "ORDER",
     "LIMIT",
+    "OFFSET",
     "UNION",
     "INTERSECT",
     "EXCEPT",
 ];
 /// Words that join the branches of a query: `SELECT ... UNION ALL SELECT ...`.
 const SET_OPERATIONS: &[&str] = &["UNION", "INTERSECT", "EXCEPT"];
+/// The clauses after a query's last branch that are the whole query's, not the branch's.
+const AFTER_BRANCHES: &[&str] = &["ORDER", "LIMIT", "OFFSET"];
 
-/// Whether the token at `i` opens a query in parentheses (`(SELECT ...`, `(WITH ...`,
-/// `(VALUES ...`).
-fn starts_query(tokens: &[Token], i: usize) -> bool {
-    tokens.get(i).is_some_and(|t| t.text == "(")
-        && tokens.get(i + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH") || t.is("VALUES"))
+/// For each `(` among `tokens`, the index of its `)` (the end if it is not closed yet).
+fn matching_parentheses(tokens: &[Token]) -> Vec<usize> {
+    let mut close = vec![tokens.len(); tokens.len()];
+    let mut open = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.text == "(" {
+            open.push(i);
+        } else if t.text == ")"
+            && let Some(c) = open.pop().and_then(|at| close.get_mut(at))
+        {
+            *c = i;
+        }
+    }
+    close
+}
+
+/// Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`,
+/// `(VALUES ...`, or one whose first branch is in parentheses of its own, `((SELECT ...)
+/// UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the
+/// branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join).
+fn starts_query(tokens: &[Token], close: &[usize], i: usize) -> bool {
+    if tokens.get(i).is_none_or(|t| t.text != "(") {
+        return false;
+    }
+    match tokens.get(i + 1) {
+        Some(t) if t.is("SELECT") || t.is("WITH") || t.is("VALUES") => true,
+        Some(t) if t.text == "(" && starts_query(tokens, close, i + 1) => {
+            // Nothing after the branch is a query being typed.
+            let after_branch = close.get(i + 1).and_then(|&end| tokens.get(end + 1));
+            after_branch.is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
+        }
+        _ => false,
+    }
 }
 
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
 struct Statement<'a> {
     catalog: &'a Catalog,
-    current: Option<&'a str>,
+    current: &'a str,
     tokens: &'a [Token<'a>],
     /// For each `(`, the index of its `)` (the end if it is not closed yet).
     close: Vec<usize>,
@@ -449,8 +514,8 @@ struct Level {
     /// branch may: it reads what its query reads (the CTEs of its WITH, an outer query).
     reads_around: bool,
     /// Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses):
-    /// its FROM and aliases are its own; the ORDER BY and LIMIT after the last branch are
-    /// `around`'s.
+    /// its FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch
+    /// are `around`'s.
     branch: bool,
     /// Whether its WITH is `WITH RECURSIVE`: then its CTEs are visible in all of it, their own
     /// bodies included (`WITH RECURSIVE r AS (... UNION ALL SELECT ... FROM r)`).
@@ -469,13 +534,13 @@ impl Level {
 }
 
 impl<'a> Statement<'a> {
-    fn new(catalog: &'a Catalog, current: Option<&'a str>, tokens: &'a [Token<'a>]) -> Statement<'a> {
-        let mut close = vec![tokens.len(); tokens.len()];
+    fn new(catalog: &'a Catalog, current: &'a str, tokens: &'a [Token<'a>]) -> Statement<'a> {
+        let close = matching_parentheses(tokens);
         let mut clause = Vec::with_capacity(tokens.len() + 1);
         let mut level = Vec::with_capacity(tokens.len());
         let mut levels = vec![Level::new(None, None, false, 0)];
-        // The `(`s not closed yet: where each is, and the clause and query around it.
-        let mut open: Vec<(usize, &'static str, usize)> = Vec::new();
+        // The `(`s not closed yet: the clause and query around each.
+        let mut open: Vec<(&'static str, usize)> = Vec::new();
         let (mut now, mut query) = ("", 0);
         for (i, t) in tokens.iter().enumerate() {
             clause.push(now);
@@ -484,23 +549,20 @@ impl<'a> Statement<'a> {
             // Whether the token is the query's own, not in parentheses inside it.
             let own = levels[query].depth == open.len();
             let cte_body = i.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(|p| p.is("AS"));
-            let starts_body = t.is("SELECT") || t.is("VALUES") || (starts_query(tokens, i) && !cte_body);
+            let starts_body = t.is("SELECT") || t.is("VALUES") || (starts_query(tokens, &close, i) && !cte_body);
             if own && starts_body && levels[query].body.is_none() {
                 levels[query].body = Some(i);
             }
             if t.text == "(" {
-                if starts_query(tokens, i) {
+                if starts_query(tokens, &close, i) {
                     let reads_around = !matches!(now, "WITH" | "FROM" | "JOIN");
                     levels.push(Level::new(Some(i), Some(query), reads_around, open.len() + 1));
                     query = levels.len() - 1;
                 }
-                open.push((i, now, level.last().copied().unwrap_or(0)));
+                open.push((now, level.last().copied().unwrap_or(0)));
                 now = "";
             } else if t.text == ")" {
-                if let Some((at, outer_clause, outer_query)) = open.pop() {
-                    if let Some(c) = close.get_mut(at) {
-                        *c = i;
-                    }
+                if let Some((outer_clause, outer_query)) = open.pop() {
                     now = outer_clause;
                     query = outer_query;
                     if let Some(l) = level.last_mut() {
@@ -511,7 +573,7 @@ impl<'a> Statement<'a> {
                 now = c;
                 if own && SET_OPERATIONS.contains(c) {
                     query = next_branch(&mut levels, &mut level, query);
-                } else if own && matches!(*c, "ORDER" | "LIMIT") && levels[query].branch {
+                } else if own && AFTER_BRANCHES.contains(c) && levels[query].branch {
                     query = levels[query].around.unwrap_or(0);
                     if let Some(l) = level.last_mut() {
                         *l = query;
@@ -528,6 +590,22 @@ impl<'a> Statement<'a> {
     /// The `)` of the `(` at `open` (the end if it is not closed yet).
     fn close_of(&self, open: usize) -> usize {
         self.close.get(open).copied().unwrap_or(self.tokens.len())
+    }
+
+    /// Whether the token at `i` opens a query in parentheses (see `starts_query`).
+    fn starts_query(&self, i: usize) -> bool {
+        starts_query(self.tokens, &self.close, i)
+    }
+
+    /// The clause of its query the token at `at` is in: outside the parentheses around it that
+    /// open no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT).
+    fn query_clause(&self, at: usize) -> &'static str {
+        let before = self.tokens.get(..at).unwrap_or(self.tokens);
+        let around = before.iter().enumerate().rev().find(|&(open, t)| t.text == "(" && self.close_of(open) >= at);
+        match around {
+            Some((open, _)) if !self.levels.iter().any(|l| l.open == Some(open)) => self.query_clause(open),
+            _ => self.clause.get(at).copied().unwrap_or(""),
+        }
     }
 
     /// Where the caret at byte `pos` is: the index of the first token from it on, and the
@@ -566,10 +644,10 @@ impl<'a> Statement<'a> {
         self.levels.iter().any(|l| l.branch && l.around == Some(level))
     }
 
-    /// The names of the columns the query `level` returns (see `output_names`; its `*` stands
-    /// for the tables in its own FROM): for a query with branches, those of the first branch,
-    /// as in PostgreSQL; for `VALUES`, the names the server gives.
-    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<String> {
+    /// The names of the columns the query `level` returns, in order (see `output_names`; its
+    /// `*` stands for the tables in its own FROM): for a query with branches, those of the
+    /// first branch, as in PostgreSQL; for `VALUES`, the names the server gives.
+    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<Option<String>> {
         let first = self.levels.iter().position(|l| l.branch && l.around == Some(level)).unwrap_or(level);
         let Some(body) = self.levels.get(first).and_then(|l| l.body) else {
             return Vec::new();
@@ -582,7 +660,7 @@ impl<'a> Statement<'a> {
         let end = open.map_or(self.tokens.len(), |open| self.close_of(open));
         let query = self.tokens.get(body..end).unwrap_or_default();
         if query.first().is_some_and(|t| t.is("VALUES")) {
-            return values_columns(query);
+            return values_columns(query).into_iter().map(Some).collect();
         }
         output_names(self.catalog, query, &self.named(derived, first))
     }
@@ -596,20 +674,23 @@ impl<'a> Statement<'a> {
     }
 
     /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
-    /// its FROM (after FROM, JOIN, a comma in FROM, ...) by its name and alias (`FROM
-    /// app.todos t`, `JOIN open AS o`), and its subqueries in FROM by their alias. Not those of
-    /// the queries inside it.
+    /// its FROM (after FROM, JOIN, a comma in FROM, a `(` of a join in parentheses, ...) by its name and alias (`FROM
+    /// app.todos t`, `JOIN open AS o`, with the column list an alias may give: `t(a, b)`), and
+    /// its subqueries in FROM by their alias. Not those of the queries inside it.
     fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Source<'s>)> {
         let mut out: Vec<(String, Source<'s>)> = derived
             .iter()
             .filter(|d| !d.cte && self.level.get(d.open) == Some(&level))
-            .map(|d| (d.name.clone(), Source::Derived(d)))
+            .map(|d| (d.name.clone(), Source::derived(d)))
             .collect();
         for (i, pair) in self.tokens.windows(2).enumerate() {
             let [before, table] = pair else { continue };
             let at = i + 1;
             let in_from_list = before.text == "," && self.clause.get(at) == Some(&"FROM");
-            let before_table = in_from_list || BEFORE_TABLE.iter().any(|w| before.is(w));
+            // `FROM (app.todos t JOIN app.lists l ON ...)`: a join in parentheses.
+            let in_join =
+                before.text == "(" && matches!(self.clause.get(i), Some(&"FROM" | &"JOIN")) && !self.starts_query(i);
+            let before_table = in_from_list || in_join || BEFORE_TABLE.iter().any(|w| before.is(w));
             if self.level.get(at) != Some(&level) || !before_table || table.kind != Kind::Word {
                 continue;
             }
@@ -617,22 +698,32 @@ impl<'a> Statement<'a> {
             let cte = derived
                 .iter()
                 .find(|d| d.name.eq_ignore_ascii_case(&name) && self.cte_visible(d, at, level))
-                .map(Source::Derived);
-            let catalogs = || self.catalog.resolve(&name, self.current).first().copied().map(Source::Table);
-            let Some(source) = cte.or_else(catalogs) else {
+                .map(Source::derived);
+            let catalogs = || self.catalog.resolve(&name, self.current).first().copied().map(Source::catalog);
+            let Some(mut source) = cte.or_else(catalogs) else {
                 continue;
             };
-            out.push((name, source));
             // In `INSERT INTO app.todos (id, title)` the word after the table is `(`, no alias.
-            let alias = match self.tokens.get(at + 1) {
-                Some(w) if w.is("AS") => self.tokens.get(at + 2),
-                other => other,
-            };
-            if let Some(alias) = alias.filter(|a| a.is_name()) {
+            let alias_at = if self.tokens.get(at + 1).is_some_and(|w| w.is("AS")) { at + 2 } else { at + 1 };
+            let alias = self.tokens.get(alias_at).filter(|a| a.is_name());
+            if alias.is_some() && self.tokens.get(alias_at + 1).is_some_and(|t| t.text == "(") {
+                source.renames = self.column_list(alias_at + 1);
+            }
+            // `app.todos` also goes by `todos`, as the server reads a partly qualified name.
+            if let Table::Catalog((_, table)) = source.table {
+                out.push((table.clone(), source));
+            }
+            out.push((name, source));
+            if let Some(alias) = alias {
                 out.push((alias.name(), source));
             }
         }
         out
+    }
+
+    /// The tokens of the column list whose `(` is at `open`: `x(a, b)`.
+    fn column_list(&self, open: usize) -> &'a [Token<'a>] {
+        self.tokens.get(open + 1..self.close_of(open)).unwrap_or_default()
     }
 }
 
@@ -684,9 +775,9 @@ struct Derived {
 struct Found {
     name: String,
     cte: bool,
-    /// The names of its column list (`WITH x(a, b) AS ...`, `(SELECT ...) AS x(a, b)`), if it
-    /// has one.
-    listed: Option<Vec<String>>,
+    /// The names of its column list (`WITH x(a, b) AS ...`, `(SELECT ...) AS x(a, b)`); none
+    /// without one.
+    listed: Vec<String>,
     /// Where its body's `(` and `)` are.
     open: usize,
     end: usize,
@@ -705,23 +796,23 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
         let after_with = previous.is_some_and(|p| p.is("WITH") || p.is("RECURSIVE") || p.text == ",");
         if after_with && clause == "WITH" && t.is_name() {
             let mut at = i + 1;
-            let mut listed = None;
+            let mut listed = Vec::new();
             if word(at) == "(" {
-                listed = Some(column_list(statement, at));
+                listed = names_in(statement.column_list(at));
                 at = statement.close_of(at) + 1;
             }
-            if tokens.get(at).is_some_and(|t| t.is("AS")) && starts_query(tokens, at + 1) {
+            if tokens.get(at).is_some_and(|t| t.is("AS")) && statement.starts_query(at + 1) {
                 let end = statement.close_of(at + 1);
                 found.push(Found { end, name: t.name(), listed, open: at + 1, cte: true });
             }
         }
         // `FROM (SELECT ...) [AS] name [(a, b)]`, also after JOIN or a comma in FROM, and
         // `(VALUES ...)` there.
-        if starts_query(tokens, i) && matches!(clause, "FROM" | "JOIN") {
+        if statement.starts_query(i) && matches!(clause, "FROM" | "JOIN") {
             let end = statement.close_of(i);
             let at = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
             if let Some(alias) = tokens.get(at).filter(|t| t.is_name()) {
-                let listed = (word(at + 1) == "(").then(|| column_list(statement, at + 1));
+                let listed = if word(at + 1) == "(" { names_in(statement.column_list(at + 1)) } else { Vec::new() };
                 found.push(Found { end, name: alias.name(), listed, open: i, cte: false });
             }
         }
@@ -731,7 +822,7 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     let mut done: Vec<Derived> = Vec::new();
     for Found { end, name, listed, open, cte } in found {
         let body = statement.levels.iter().position(|l| l.open == Some(open)).unwrap_or(0);
-        let columns = listed.unwrap_or_else(|| statement.outputs(&done, body));
+        let columns = renamed(statement.outputs(&done, body), listed);
         let defined_in = statement.level.get(open).and_then(|&l| statement.levels.get(l));
         let recursive = cte && defined_in.is_some_and(|l| l.recursive);
         done.push(Derived { name, cte, columns, open, end, recursive });
@@ -739,10 +830,17 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     done
 }
 
-/// The names in the column list whose `(` is at `open`: `x(a, b)`.
-fn column_list(statement: &Statement, open: usize) -> Vec<String> {
-    let list = statement.tokens.get(open + 1..statement.close_of(open)).unwrap_or_default();
+/// The names in a column list's tokens: `a, b` of `x(a, b)`.
+fn names_in(list: &[Token]) -> Vec<String> {
     list.iter().filter(|t| t.kind == Kind::Word).map(Token::name).collect()
+}
+
+/// The names of a table's columns, given the names in a column list (`AS x(a, b)`): those
+/// replace the first ones and the others keep theirs, as in PostgreSQL. A column without a
+/// name (an expression without an alias) has one only from the list.
+fn renamed(columns: Vec<Option<String>>, list: Vec<String>) -> Vec<String> {
+    let listed = list.len();
+    list.into_iter().chain(columns.into_iter().skip(listed).flatten()).collect()
 }
 
 /// The names the server gives the columns of `VALUES (1, 'a'), ...`: `column1`, `column2`,
@@ -766,27 +864,44 @@ fn values_columns(values: &[Token]) -> Vec<String> {
     (1..=count).map(|i| format!("column{i}")).collect()
 }
 
-/// A table a statement reads: one of the catalog's, or one it makes itself.
+/// A table a statement reads, and the column list its alias gives it, if any: `FROM
+/// app.todos t(a, b)` (empty without one).
 #[derive(Debug, Clone, Copy)]
-enum Source<'a> {
-    Table(&'a (String, String)),
+struct Source<'a> {
+    table: Table<'a>,
+    renames: &'a [Token<'a>],
+}
+
+/// A table of the catalog's, or one a statement makes itself.
+#[derive(Debug, Clone, Copy)]
+enum Table<'a> {
+    Catalog(&'a (String, String)),
     Derived(&'a Derived),
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    fn catalog(table: &'a (String, String)) -> Source<'a> {
+        Source { table: Table::Catalog(table), renames: &[] }
+    }
+
+    fn derived(table: &'a Derived) -> Source<'a> {
+        Source { table: Table::Derived(table), renames: &[] }
+    }
+
     fn columns(&self, catalog: &Catalog) -> Vec<String> {
-        match self {
-            Source::Table(t) => catalog.columns_of(t).map(str::to_string).collect(),
-            Source::Derived(d) => d.columns.clone(),
-        }
+        let columns = match self.table {
+            Table::Catalog(t) => catalog.columns_of(t).map(str::to_string).collect(),
+            Table::Derived(d) => d.columns.clone(),
+        };
+        renamed(columns.into_iter().map(Some).collect(), names_in(self.renames))
     }
 }
 
-/// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns: a column's
-/// name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns of every
-/// table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the
-/// server would name it after the expression).
-fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) -> Vec<String> {
+/// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns, in order: a
+/// column's name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns
+/// of every table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none
+/// (the server would name it after the expression), but keeps its place.
+fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) -> Vec<Option<String>> {
     // The select list: from the first SELECT outside parentheses to FROM (or the end), split
     // at its commas.
     let mut items: Vec<Vec<Token>> = Vec::new();
@@ -826,29 +941,27 @@ fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) 
                 for (_, source) in named {
                     if !seen.iter().any(|s| same(s, source)) {
                         seen.push(*source);
-                        names.extend(source.columns(catalog));
+                        names.extend(source.columns(catalog).into_iter().map(Some));
                     }
                 }
             }
             [table, star] if star.text == "*" => {
                 let table = table.text.trim_end_matches('.').replace('"', "");
                 if let Some((_, source)) = named.iter().find(|(n, _)| n.eq_ignore_ascii_case(&table)) {
-                    names.extend(source.columns(catalog));
+                    names.extend(source.columns(catalog).into_iter().map(Some));
                 }
             }
-            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => names.push(alias.name()),
+            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => {
+                names.push(Some(alias.name()));
+            }
             [column] if column.kind == Kind::Word && !LITERALS.iter().any(|l| column.is(l)) => {
-                if let Some(name) = column
-                    .name()
-                    .rsplit('.')
-                    .next()
-                    .filter(|n| !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()))
-                {
-                    names.push(name.to_string());
-                }
+                let name = column.name();
+                let name =
+                    name.rsplit('.').next().filter(|n| !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()));
+                names.push(name.map(str::to_string));
             }
-            [value @ .., alias] if alias.is_name() && ends_value(value) => names.push(alias.name()),
-            _ => {}
+            [value @ .., alias] if alias.is_name() && ends_value(value) => names.push(Some(alias.name())),
+            _ => names.push(None),
         }
     }
     names
@@ -873,9 +986,9 @@ const LITERALS: &[&str] = &["NULL", "TRUE", "FALSE", "CURRENT_USER"];
 
 /// Whether two sources are the same table.
 fn same(a: &Source, b: &Source) -> bool {
-    match (a, b) {
-        (Source::Table(a), Source::Table(b)) => a == b,
-        (Source::Derived(a), Source::Derived(b)) => std::ptr::eq(*a, *b),
+    match (a.table, b.table) {
+        (Table::Catalog(a), Table::Catalog(b)) => a == b,
+        (Table::Derived(a), Table::Derived(b)) => std::ptr::eq(a, b),
         _ => false,
     }
 }
@@ -989,21 +1102,117 @@ impl Helper for ShellHelper {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
+    /// The cases the shell's and the console's completion share (their `about` says what a
+    /// case asserts).
+    const SHARED_CASES: &str = include_str!("../tests/completion-cases.json");
+
+    #[derive(Deserialize)]
+    struct SharedCases {
+        catalog: CaseCatalog,
+        cases: Vec<Case>,
+        unfinished: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CaseCatalog {
+        namespaces: Vec<String>,
+        tables: Vec<CaseTable>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CaseTable {
+        namespace: String,
+        name: String,
+        columns: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Case {
+        name: String,
+        sql: String,
+        namespace: Option<String>,
+        columns: Option<Vec<String>>,
+        exactly: Option<Vec<String>>,
+        #[serde(default)]
+        offered: Vec<String>,
+        #[serde(default)]
+        not_offered: Vec<String>,
+    }
+
+    fn shared_cases() -> SharedCases {
+        serde_json::from_str(SHARED_CASES).expect("tests/completion-cases.json")
+    }
+
+    /// The shared cases' catalog, as the shell loads one.
     fn catalog() -> Catalog {
+        let shared = shared_cases().catalog;
+        let table = |t: &CaseTable| (t.namespace.clone(), t.name.clone());
         Catalog {
-            namespaces: vec!["app".into(), "analytics".into()],
-            tables: vec![
-                ("app".into(), "todos".into()),
-                ("app".into(), "tags".into()),
-                ("analytics".into(), "events".into()),
-            ],
-            columns: vec![
-                ("app".into(), "todos".into(), "title".into()),
-                ("app".into(), "todos".into(), "done".into()),
-                ("app".into(), "tags".into(), "tag".into()),
-                ("analytics".into(), "events".into(), "tenant".into()),
-            ],
+            namespaces: shared.namespaces,
+            tables: shared.tables.iter().map(table).collect(),
+            columns: shared
+                .tables
+                .iter()
+                .flat_map(|t| t.columns.iter().map(|c| (t.namespace.clone(), t.name.clone(), c.clone())))
+                .collect(),
+        }
+    }
+
+    /// What fails in `case`, if anything.
+    fn check(catalog: &Catalog, case: &Case) -> Vec<String> {
+        let Some(pos) = case.sql.find('|').filter(|&p| case.sql.rfind('|') == Some(p)) else {
+            return vec!["the sql has no caret, or more than one `|`".to_string()];
+        };
+        let line = case.sql.replacen('|', "", 1);
+        let (_, offered) = offer(catalog, case.namespace.as_deref(), &line, pos);
+        let columns = sorted(offered.columns.clone());
+        let all = sorted(offered.columns.into_iter().chain(offered.others).collect());
+        let mut failed = Vec::new();
+        if let Some(expected) = case.columns.clone().map(sorted)
+            && expected != columns
+        {
+            failed.push(format!("columns {columns:?}, expected {expected:?}"));
+        }
+        if let Some(expected) = case.exactly.clone().map(sorted)
+            && expected != all
+        {
+            failed.push(format!("offered {all:?}, expected exactly {expected:?}"));
+        }
+        let missing: Vec<&String> = case.offered.iter().filter(|o| !all.contains(o)).collect();
+        if !missing.is_empty() {
+            failed.push(format!("{missing:?} not offered"));
+        }
+        let unwanted: Vec<&String> = case.not_offered.iter().filter(|o| all.contains(o)).collect();
+        if !unwanted.is_empty() {
+            failed.push(format!("{unwanted:?} offered"));
+        }
+        failed
+    }
+
+    #[test]
+    fn the_shared_cases() {
+        let shared = shared_cases();
+        let catalog = catalog();
+        let failures: Vec<String> = shared
+            .cases
+            .iter()
+            .flat_map(|case| check(&catalog, case).into_iter().map(|f| format!("{}: {}\n  {}", case.name, case.sql, f)))
+            .collect();
+        assert!(failures.is_empty(), "{} failed:\n{}", failures.len(), failures.join("\n"));
+    }
+
+    #[test]
+    fn unfinished_statements_never_panic() {
+        let catalog = catalog();
+        for line in shared_cases().unfinished {
+            for pos in (0..=line.len()).filter(|&p| line.is_char_boundary(p)) {
+                candidates(&catalog, Some("app"), &line, pos);
+            }
         }
     }
 
@@ -1014,322 +1223,17 @@ mod tests {
     }
 
     #[test]
-    fn tables_complete_after_from_and_in_their_namespace() {
-        assert_eq!(complete("SELECT * FROM app.to", None), ["app.todos"]);
-        assert_eq!(complete("SELECT * FROM app.t", None), ["app.tags", "app.todos"]);
-        assert_eq!(complete("SELECT * FROM a", None), ["analytics.", "app."]);
-        assert_eq!(complete("SELECT * FROM t", Some("app")), ["tags", "todos"]);
-        assert_eq!(complete("\\d app.e", None), Vec::<String>::new());
-        assert_eq!(complete("\\d analytics.e", None), ["analytics.events"]);
-        assert_eq!(complete("USE an", None), ["analytics"]);
-        let (start, _) = candidates(&catalog(), None, "SELECT * FROM app.to", 20);
-        assert_eq!(start, 14);
+    fn the_word_completed_starts_after_the_last_blank_or_punctuation() {
+        assert_eq!(candidates(&catalog(), None, "SELECT * FROM app.to", 20), (14, vec!["app.todos".to_string()]));
+        assert_eq!(candidates(&catalog(), None, "SELECT count(ti", 15).0, 13);
     }
 
     #[test]
-    fn columns_come_from_the_tables_the_statement_names() {
-        let line = "SELECT t FROM app.todos";
-        let (_, c) = candidates(&catalog(), None, line, "SELECT t".len());
-        assert!(c.contains(&"title".to_string()) && !c.contains(&"tenant".to_string()), "{c:?}");
-        // No table named yet: every column.
-        let c = complete("SELECT t", None);
-        assert!(c.contains(&"title".to_string()) && c.contains(&"tenant".to_string()), "{c:?}");
-        assert_eq!(complete("SELECT todos.ti", Some("app")), ["todos.title"]);
-    }
-
-    #[test]
-    fn an_alias_completes_its_tables_columns() {
-        let at = |line: &str, before: &str| candidates(&catalog(), Some("app"), line, before.len()).1;
-        let line = "SELECT t. FROM app.todos t JOIN tags AS g ON g.tag = t.title";
-        assert_eq!(at(line, "SELECT t."), ["t.done", "t.title"]);
-        assert_eq!(
-            at("SELECT * FROM app.todos AS t WHERE t.ti", "SELECT * FROM app.todos AS t WHERE t.ti"),
-            ["t.title"]
-        );
-        assert_eq!(at(line, "SELECT t. FROM app.todos t JOIN tags AS g ON g."), ["g.tag"]);
-        // Another statement's alias does not count, nor does a keyword or a column list.
-        assert!(at("SELECT * FROM app.todos t; SELECT t.", "SELECT * FROM app.todos t; SELECT t.").is_empty());
-        assert!(at("SELECT where. FROM app.todos WHERE", "SELECT where.").is_empty());
-        assert!(
-            at("INSERT INTO app.todos (title) VALUES (title.", "INSERT INTO app.todos (title) VALUES (title.")
-                .is_empty()
-        );
-    }
-
-    /// The candidates with the caret at the end of `before`, the text going on with `after`.
-    fn at_caret(before: &str, after: &str) -> Vec<String> {
-        candidates(&catalog(), Some("app"), &format!("{before}{after}"), before.len()).1
-    }
-
-    const OPEN: &str = "WITH open AS (SELECT id, title AS name FROM app.todos WHERE NOT done) ";
-
-    #[test]
-    fn a_ctes_columns_complete_by_its_name_and_alias() {
-        assert_eq!(at_caret(&format!("{OPEN}SELECT o."), " FROM open o"), ["o.id", "o.name"]);
-        assert_eq!(at_caret(&format!("{OPEN}SELECT open."), " FROM open"), ["open.id", "open.name"]);
-        assert_eq!(at_caret(&format!("{OPEN}SELECT o.n"), " FROM open AS o"), ["o.name"]);
-        // Unqualified, among the other names.
-        let c = at_caret(&format!("{OPEN}SELECT "), " FROM open");
-        assert!(c.contains(&"id".to_string()) && c.contains(&"name".to_string()), "{c:?}");
-        assert!(at_caret(&format!("{OPEN}SELECT na"), " FROM open").contains(&"name".to_string()));
-        // The CTE completes as a table after FROM and JOIN, in its statement only.
-        assert_eq!(at_caret(&format!("{OPEN}SELECT * FROM op"), ""), ["open"]);
-        assert_eq!(at_caret(&format!("{OPEN}SELECT * FROM open JOIN o"), ""), ["open"]);
-        assert!(at_caret(&format!("{OPEN}SELECT 1; SELECT * FROM op"), "").is_empty());
-        // A column list names the columns; the names a CTE's body gives are then not used.
-        assert_eq!(
-            at_caret("WITH x(a, b) AS (SELECT title, done FROM app.todos) SELECT x.", " FROM x"),
-            ["x.a", "x.b"]
-        );
-        let typed = "WITH x(a, type) AS (SELECT title, done FROM app.todos) SELECT x.";
-        assert_eq!(at_caret(typed, " FROM x"), ["x.a", "x.type"]);
-        // Several CTEs, one over another: `*` stands for the first one's columns.
-        let two = "WITH a AS (SELECT title FROM app.todos), b AS (SELECT *, 1 AS one FROM a) SELECT b.";
-        assert_eq!(at_caret(two, " FROM b"), ["b.one", "b.title"]);
-    }
-
-    #[test]
-    fn a_subquery_in_from_completes_by_its_alias() {
-        let sub = " FROM (SELECT title, count(*) AS n FROM app.todos GROUP BY title) s";
-        assert_eq!(at_caret("SELECT s.", sub), ["s.n", "s.title"]);
-        assert_eq!(
-            at_caret("SELECT x.", " FROM app.tags g JOIN (SELECT t.title AS x FROM app.todos t) AS x ON true"),
-            ["x.x"]
-        );
-        // A subquery elsewhere is no table: `m` is a column's alias.
-        assert!(at_caret("SELECT m.", ", (SELECT max(title) FROM app.todos) AS m FROM app.tags").is_empty());
-        assert!(at_caret("SELECT w.", " FROM app.tags WHERE tag IN (SELECT title FROM app.todos) w").is_empty());
-    }
-
-    #[test]
-    fn a_semicolon_in_a_string_or_comment_ends_no_statement() {
-        assert_eq!(at_caret("SELECT 'a;b', t.", " FROM app.todos t"), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT title FROM app.todos t WHERE title = ';' AND t.", ""), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT t.", " /* ; */ FROM app.todos t -- ;\n"), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT \"a;b\", t.", " FROM app.todos t"), ["t.done", "t.title"]);
-        let c = at_caret(&format!("{OPEN}SELECT * FROM open WHERE name = ';' AND "), "");
-        assert!(c.contains(&"id".to_string()) && c.contains(&"name".to_string()), "{c:?}");
-        // A `;` outside them still does.
-        assert!(at_caret("SELECT * FROM app.todos t WHERE title = 'x'; SELECT t.", "").is_empty());
-    }
-
-    /// The columns among the candidates with the caret at the end of `before`.
-    fn columns_at_caret(before: &str, after: &str) -> Vec<String> {
-        let columns = ["done", "id", "name", "one", "tag", "tenant", "title"];
-        at_caret(before, after).into_iter().filter(|c| columns.contains(&c.as_str())).collect()
-    }
-
-    #[test]
-    fn columns_come_from_the_query_the_caret_is_in_and_those_around_it() {
-        let inner = " FROM app.todos WHERE title IN (SELECT tag FROM app.tags)";
-        assert_eq!(columns_at_caret("SELECT ", inner), ["done", "title"]);
-        // Inside the subquery, its own table's and (correlated) the outer query's.
-        assert_eq!(
-            columns_at_caret("SELECT * FROM app.todos WHERE title IN (SELECT ", " FROM app.tags)"),
-            ["done", "tag", "title"]
-        );
-        assert_eq!(columns_at_caret("SELECT * FROM app.todos WHERE title IN (SELECT ", ""), ["done", "title"]);
-        // Not a sibling subquery's.
-        let siblings = "SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags) AND done IN (SELECT ";
-        assert_eq!(columns_at_caret(siblings, " FROM analytics.events)"), ["done", "tenant", "title"]);
-        assert_eq!(columns_at_caret("SELECT (SELECT count(*) FROM app.tags), ", " FROM app.todos"), ["done", "title"]);
-        // Every table of a FROM list, and a subquery in FROM by its columns, not its tables.
-        assert_eq!(columns_at_caret("SELECT ", " FROM app.todos, app.tags g"), ["done", "tag", "title"]);
-        assert_eq!(columns_at_caret("SELECT ", " FROM (SELECT tag AS name FROM app.tags) s"), ["name"]);
-        // A CTE's body or a subquery in FROM reads its own FROM only, the main query what it
-        // names, not the CTEs.
-        assert_eq!(columns_at_caret("SELECT * FROM app.todos, (SELECT ", " FROM app.tags) s"), ["tag"]);
-        let nested = "SELECT * FROM app.todos WHERE EXISTS (SELECT * FROM app.tags, (SELECT ";
-        assert_eq!(columns_at_caret(nested, " FROM analytics.events) e)"), ["done", "tenant", "title"]);
-        assert_eq!(columns_at_caret("WITH a AS (SELECT ", " FROM app.tags) SELECT * FROM app.todos"), ["tag"]);
-        assert_eq!(
-            columns_at_caret("WITH a AS (SELECT tag FROM app.tags) SELECT ", " FROM app.todos"),
-            ["done", "title"]
-        );
-        // Nothing named where the caret is: every column, as before FROM is typed.
-        assert_eq!(columns_at_caret("SELECT ", ""), ["done", "tag", "tenant", "title"]);
-    }
-
-    #[test]
-    fn names_follow_the_queries_they_are_given_in() {
-        // An alias: the innermost query's first, an outer one's from a subquery, an inner one's
-        // not from outside.
-        let shadowed = " FROM app.todos t WHERE EXISTS (SELECT 1 FROM app.tags t)";
-        assert_eq!(at_caret("SELECT t.", shadowed), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT * FROM app.todos t WHERE EXISTS (SELECT t.", " FROM app.tags t)"), ["t.tag"]);
-        assert_eq!(
-            at_caret("SELECT * FROM app.todos o WHERE EXISTS (SELECT 1 FROM app.tags WHERE tag = o.", ""),
-            ["o.done", "o.title"]
-        );
-        assert!(at_caret("SELECT g.", " FROM app.todos WHERE EXISTS (SELECT 1 FROM app.tags g)").is_empty());
-        // A CTE: in the main query and the CTEs after it, not in its own body or earlier ones.
-        let ctes = |before: &str, after: &str| -> Vec<String> {
-            at_caret(before, after).into_iter().filter(|c| c == "a" || c == "b").collect()
-        };
-        assert!(ctes("WITH a AS (SELECT * FROM ", "), b AS (SELECT 1 AS one) SELECT 1").is_empty());
-        assert_eq!(ctes("WITH a AS (SELECT 1 AS one), b AS (SELECT * FROM ", ") SELECT 1"), ["a"]);
-        assert_eq!(ctes("WITH a AS (SELECT 1 AS one), b AS (SELECT 1 AS one) SELECT * FROM ", ""), ["a", "b"]);
-        assert_eq!(ctes("WITH a AS (SELECT 1 AS one) SELECT * FROM app.todos WHERE EXISTS (SELECT * FROM ", ""), ["a"]);
-        // ... nor outside the query whose WITH it is in.
-        assert!(ctes("SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT * FROM a) s, ", "").is_empty());
-        assert_eq!(at_caret("SELECT * FROM (WITH a AS (SELECT 1 AS one) SELECT a.", " FROM a) s"), ["a.one"]);
-    }
-
-    #[test]
-    fn the_names_a_select_list_gives() {
-        let names = |body: &str| at_caret(&format!("WITH q AS ({body}) SELECT q."), " FROM q");
-        assert_eq!(names("SELECT * FROM app.todos t"), ["q.done", "q.title"]);
-        assert_eq!(names("SELECT t.* FROM app.todos t JOIN app.tags g ON true"), ["q.done", "q.title"]);
-        assert_eq!(names("SELECT g.*, t.title FROM app.todos t JOIN app.tags g ON true"), ["q.tag", "q.title"]);
-        assert_eq!(names("SELECT * FROM app.todos t JOIN app.tags g ON true"), ["q.done", "q.tag", "q.title"]);
-        // Expressions: by their alias, with or without AS; without one, no name.
-        assert_eq!(
-            names("SELECT count(*), count(*) c, upper(title) AS \"Up\", 'x' label, 1 FROM app.todos"),
-            ["q.Up", "q.c", "q.label"]
-        );
-        assert_eq!(
-            names("SELECT DISTINCT t.title, done::int, CASE WHEN done THEN 1 END, NULL FROM app.todos t"),
-            ["q.title"]
-        );
-        // Commas and FROM inside parentheses, strings and comments do not count.
-        assert_eq!(names("SELECT coalesce(title, 'a, b FROM') AS v /* , x */ -- , y\n FROM app.todos"), ["q.v"]);
-        // A nested WITH: the names of its own SELECT.
-        assert_eq!(names("WITH inner_q AS (SELECT title FROM app.todos) SELECT title AS t2 FROM inner_q"), ["q.t2"]);
-        assert_eq!(names("SELECT 1 AS a UNION SELECT 2 AS b"), ["q.a"]);
-        assert_eq!(names("SELECT title /*/ , x */ FROM app.todos"), ["q.title"]);
-        // `*` stands for the body's own FROM, not the tables of a subquery in it.
-        assert_eq!(names("SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags)"), ["q.done", "q.title"]);
-    }
-
-    #[test]
-    fn each_branch_of_a_union_is_a_query_of_its_own() {
-        // A branch reads its own FROM, not the other branches'.
-        assert_eq!(columns_at_caret("SELECT ", " FROM app.todos UNION SELECT tag FROM app.tags"), ["done", "title"]);
-        assert_eq!(columns_at_caret("SELECT title FROM app.todos UNION ALL SELECT ", " FROM app.tags"), ["tag"]);
-        assert_eq!(columns_at_caret("SELECT title FROM app.todos INTERSECT SELECT ", " FROM app.tags"), ["tag"]);
-        assert_eq!(columns_at_caret("SELECT title FROM app.todos EXCEPT SELECT ", " FROM app.tags"), ["tag"]);
-        // An alias is the branch's own.
-        let both = " FROM app.todos t UNION SELECT t.tag FROM app.tags t";
-        assert_eq!(at_caret("SELECT t.", both), ["t.done", "t.title"]);
-        assert_eq!(at_caret("SELECT t.title FROM app.todos t UNION SELECT t.", " FROM app.tags t"), ["t.tag"]);
-        assert!(at_caret("SELECT g.", " FROM app.todos UNION SELECT tag FROM app.tags g").is_empty());
-        // Every branch reads the CTEs before it and, in a correlated subquery, the outer query.
-        let cte = "WITH a AS (SELECT title AS name FROM app.todos) SELECT name FROM a UNION SELECT a.";
-        assert_eq!(at_caret(cte, " FROM a"), ["a.name"]);
-        let correlated = "SELECT * FROM app.todos WHERE title IN (SELECT tag FROM app.tags UNION SELECT ";
-        assert_eq!(columns_at_caret(correlated, " FROM analytics.events)"), ["done", "tenant", "title"]);
-        let insert = ") SELECT tag FROM app.tags UNION SELECT tenant FROM analytics.events";
-        assert_eq!(columns_at_caret("INSERT INTO app.todos (", insert), ["done", "title"]);
-        // ORDER BY after the last branch: the names the first branch gives, as in PostgreSQL.
-        let ordered = "SELECT title AS name FROM app.todos UNION SELECT tag FROM app.tags ORDER BY ";
-        assert_eq!(columns_at_caret(ordered, ""), ["name"]);
-        assert_eq!(columns_at_caret(&format!("{ordered}name LIMIT "), ""), ["name"]);
-        let parenthesized = "(SELECT title FROM app.todos) UNION (SELECT tag FROM app.tags) ORDER BY ";
-        assert_eq!(columns_at_caret(parenthesized, ""), ["title"]);
-        // Inside parentheses that open no query, a UNION splits nothing around them.
-        let inner = "SELECT * FROM app.todos t WHERE title IN ((SELECT tag FROM app.tags) UNION (SELECT 'x')) AND t.";
-        assert_eq!(at_caret(inner, ""), ["t.done", "t.title"]);
-    }
-
-    #[test]
-    fn a_recursive_cte_is_visible_in_its_own_body() {
-        let body = "WITH RECURSIVE r AS (SELECT title AS name FROM app.todos UNION ALL SELECT ";
-        assert_eq!(at_caret(&format!("{body}r."), " FROM r)"), ["r.name"]);
-        assert_eq!(columns_at_caret(body, " FROM r) SELECT * FROM r"), ["name"]);
-        assert_eq!(at_caret(&format!("{body}p."), " FROM r AS p) SELECT 1"), ["p.name"]);
-        assert!(at_caret(&format!("{body}name FROM "), "").contains(&"r".to_string()));
-        // Without RECURSIVE, not in its own body.
-        assert!(!at_caret("WITH r AS (SELECT 1 AS one UNION ALL SELECT 1 FROM ", "").contains(&"r".to_string()));
-    }
-
-    #[test]
-    fn output_aliases_complete_where_they_may_be_used() {
-        // As the columns of a CTE or a subquery in FROM, with or without AS.
-        let cases = "SELECT CASE WHEN done THEN 'y' END x, CASE WHEN done THEN 1 ELSE 0 END AS y, \
-                     1 one, done::int n FROM app.todos";
-        assert_eq!(at_caret(&format!("WITH q AS ({cases}) SELECT q."), " FROM q"), ["q.n", "q.one", "q.x", "q.y"]);
-        assert_eq!(at_caret("SELECT s.", &format!(" FROM ({cases}) s")), ["s.n", "s.one", "s.x", "s.y"]);
-        // In ORDER BY of the same query, beside its tables' columns.
-        let ranked = "SELECT title, CASE WHEN done THEN 1 ELSE 0 END AS rank FROM app.todos ORDER BY ";
-        let c = at_caret(ranked, "");
-        assert!(["rank", "title", "done"].iter().all(|n| c.contains(&n.to_string())), "{c:?}");
-        assert_eq!(at_caret(&format!("{ranked}ra"), ""), ["rank"]);
-        let unaliased = "SELECT title, CASE WHEN done THEN 1 ELSE 0 END rank FROM app.todos ORDER BY ra";
-        assert_eq!(at_caret(unaliased, ""), ["rank"]);
-        // Not in its WHERE, nor in another query's ORDER BY.
-        assert!(!at_caret("SELECT title AS rank FROM app.todos WHERE ra", "").contains(&"rank".to_string()));
-        let inner = "SELECT * FROM app.todos WHERE EXISTS (SELECT tag AS rank FROM app.tags) ORDER BY ra";
-        assert!(!at_caret(inner, "").contains(&"rank".to_string()));
-    }
-
-    #[test]
-    fn values_and_column_lists_name_a_derived_tables_columns() {
-        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, name)"), ["v.id", "v.name"]);
-        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a')) v(id, name)"), ["v.id", "v.name"]);
-        // Without a list, the names the server gives.
-        assert_eq!(at_caret("SELECT v.", " FROM (VALUES (1, 'a')) v"), ["v.column1", "v.column2"]);
-        assert_eq!(at_caret("SELECT s.", " FROM (SELECT title, done FROM app.todos) AS s(a, b)"), ["s.a", "s.b"]);
-        assert_eq!(
-            columns_at_caret("SELECT ", " FROM (SELECT title, done FROM app.todos) s(name, one)"),
-            ["name", "one"]
-        );
-        assert_eq!(at_caret("WITH c(a, b) AS (VALUES (1, 2)) SELECT c.", " FROM c"), ["c.a", "c.b"]);
-        assert_eq!(at_caret("WITH c AS (VALUES (1, 2)) SELECT c.", " FROM c"), ["c.column1", "c.column2"]);
-    }
-
-    #[test]
-    fn unfinished_statements_complete_and_never_panic() {
-        // The caret inside a CTE that is not closed yet.
-        assert_eq!(at_caret("WITH o AS (SELECT title AS x FROM app.todos t WHERE t.ti", ""), ["t.title"]);
-        assert_eq!(at_caret("SELECT s.", " FROM (SELECT title AS x FROM app.todos"), Vec::<String>::new());
-        for line in [
-            "WITH",
-            "WITH x",
-            "WITH x(",
-            "WITH x(a",
-            "WITH x(a, b) AS",
-            "WITH x AS (",
-            "WITH x AS (SELECT",
-            "WITH x AS (SELECT a,",
-            "WITH x AS (SELECT a AS",
-            "WITH x AS (SELECT 'it''s",
-            "WITH x AS (SELECT \"a",
-            "WITH x AS (SELECT /* a",
-            "WITH x AS (SELECT /*/ a",
-            "WITH x AS (SELECT * FROM",
-            "WITH x AS (SELECT t.* FROM app.todos t) SELECT",
-            "SELECT * FROM (",
-            "SELECT * FROM (SELECT",
-            "SELECT * FROM (SELECT a) AS",
-            "SELECT * FROM ((SELECT a)) s)) x.",
-            ")) ( SELECT ,, AS AS ( ) x.",
-            "SELECT é, \"ü\" FROM (SELECT ö AS ä) ß WHERE ß.",
-            "WITH RECURSIVE",
-            "WITH RECURSIVE r AS (SELECT 1 UNION ALL SELECT",
-            "SELECT 1 UNION",
-            "UNION SELECT",
-            "SELECT a UNION SELECT b ORDER BY x LIMIT",
-            "(SELECT a) UNION (SELECT b) ORDER BY",
-            ")) UNION (( EXCEPT ) INTERSECT",
-            "SELECT * FROM (VALUES",
-            "SELECT * FROM (VALUES (1,",
-            "SELECT * FROM (VALUES ()) v(",
-            "SELECT * FROM (SELECT 1) s(a,",
-            "SELECT CASE WHEN a THEN 1 END",
-            "SELECT a::",
-        ] {
-            for pos in (0..=line.len()).filter(|&p| line.is_char_boundary(p)) {
-                candidates(&catalog(), Some("app"), line, pos);
-            }
-        }
-    }
-
-    #[test]
-    fn keywords_follow_the_case_typed_and_meta_commands_complete() {
-        assert!(complete("sel", None).contains(&"select".to_string()));
-        assert!(complete("SEL", None).contains(&"SELECT".to_string()));
+    fn meta_commands_and_their_tables_complete() {
         assert_eq!(complete("\\ti", None), ["\\timing"]);
         assert!(complete("\\d", None).starts_with(&["\\d".to_string(), "\\dn".to_string()]));
+        assert_eq!(complete("\\d app.e", None), Vec::<String>::new());
+        assert_eq!(complete("\\d analytics.e", None), ["analytics.events"]);
     }
 
     #[test]
