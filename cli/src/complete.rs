@@ -471,18 +471,19 @@ fn matching_parentheses(tokens: &[Token]) -> Vec<usize> {
 /// UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the
 /// branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join).
 fn starts_query(tokens: &[Token], close: &[usize], i: usize) -> bool {
-    if tokens.get(i).is_none_or(|t| t.text != "(") {
+    // A run of `(` from `i`, the innermost opening the query; a loop, not recursion, so that
+    // a line of many `(` cannot exhaust the stack.
+    let innermost = (i..).take_while(|&j| tokens.get(j).is_some_and(|t| t.text == "(")).last();
+    let Some(innermost) = innermost else { return false };
+    if !tokens.get(innermost + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH") || t.is("VALUES")) {
         return false;
     }
-    match tokens.get(i + 1) {
-        Some(t) if t.is("SELECT") || t.is("WITH") || t.is("VALUES") => true,
-        Some(t) if t.text == "(" && starts_query(tokens, close, i + 1) => {
-            // Nothing after the branch is a query being typed.
-            let after_branch = close.get(i + 1).and_then(|&end| tokens.get(end + 1));
-            after_branch.is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
-        }
-        _ => false,
-    }
+    // Each `(` around the innermost holds a branch: what follows that branch's `)` must be
+    // the end, a `)`, a set operation, ORDER BY, LIMIT or OFFSET (nothing: still being typed).
+    (i..innermost).all(|k| {
+        let after_branch = close.get(k + 1).and_then(|&end| tokens.get(end + 1));
+        after_branch.is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
+    })
 }
 
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
