@@ -59,6 +59,11 @@ pub(crate) enum Command {
     Compaction(ReplicatedCompaction),
     /// Replaced files the leader deleted from a shared storage (see [`DeletedFiles`]).
     DeletedFiles(DeletedFiles),
+    /// A namespace restored from a backup whose files are on shared storages already (see
+    /// [`ReplicatedRestore`]).
+    Restore(ReplicatedRestore),
+    /// A data group's row clock moved past restored rows (see [`AdvanceClock`]).
+    AdvanceClock(AdvanceClock),
 }
 
 impl Command {
@@ -68,13 +73,39 @@ impl Command {
     pub(crate) fn group(&self, placement: Placement) -> GroupId {
         let at = |table: TableId, partition: Partition| group_of(placement, table, partition);
         match self {
-            Command::Statement(_) | Command::Login(_) => METADATA,
+            Command::Statement(_) | Command::Login(_) | Command::Restore(_) => METADATA,
             Command::Commit(c) => c.writes.first().map_or(METADATA, |w| at(w.table, w.partition)),
             Command::Flush(f) => at(f.table, f.partition),
             Command::Compaction(c) => at(c.table, c.partition),
             Command::DeletedFiles(d) => at(d.table, d.partition),
+            Command::AdvanceClock(a) => raft_group(a.group),
         }
     }
+
+    /// Whether a node may hand the command to its group's leader to propose
+    /// ([`Replication::propose_on_leader`]). The others are planned by the leader itself.
+    pub(crate) fn forwardable(&self) -> bool {
+        matches!(self, Command::Restore(_) | Command::AdvanceClock(_))
+    }
+}
+
+/// RESTORE DATABASE in a cluster: the node running the restore has copied the backup's files
+/// into the tables' shared storages; every node then registers the namespace and its tables
+/// and records each partition's file list, as one write (`backup::apply_replicated_restore`).
+/// The tables take the catalog's next ids there, which are the same on every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicatedRestore {
+    pub namespace: crate::schema::Namespace,
+    pub tables: Vec<crate::backup::TableBackup>,
+}
+
+/// Moves data group `group`'s row clock past `after`, at one point of the group's log on
+/// every replica, so that a write stamped later in that log is newer than every restored row
+/// (and every replica stamps it alike).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AdvanceClock {
+    pub group: DataGroup,
+    pub after: i64,
 }
 
 /// The leader's compaction of a partition on a shared storage: `file` (absent when nothing
@@ -313,6 +344,10 @@ pub(crate) trait Replication: Send + Sync {
     /// Appends `command` to its group's log (this node must lead the group) and waits
     /// until it is committed and applied here; returns what applying it produced.
     async fn propose(&self, command: Command) -> Result<Outcome>;
+    /// [`Replication::propose`] on the leader of the command's group, wherever it is (only
+    /// for a [`Command::forwardable`] command); waits until this node has applied it too
+    /// (for a group this node stores).
+    async fn propose_on_leader(&self, command: Command) -> Result<Outcome>;
     /// Runs a write statement on the leader of `group` and waits until this node has
     /// applied it; `None` if this node leads the group (it runs the statement itself).
     async fn forward_statement(&self, group: GroupId, statement: &ForwardedStatement) -> Result<Option<QueryResult>>;

@@ -43,6 +43,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 pub(crate) mod gather;
+mod replicated;
+
+pub(crate) use replicated::{apply_replicated_restore, check_shared_storages};
 
 pub(crate) const MANIFEST_FILE: &str = "backup.json";
 /// The manifest's own checksum, written before it: a backup with a manifest has one.
@@ -183,8 +186,9 @@ pub(crate) fn check_names(manifest: &BackupManifest) -> Result<()> {
             return Err(KalamError::Validation(format!("invalid table name '{}'", name.escape_debug())));
         }
         for p in &t.partitions {
-            let scope_ok = p.scope == "shared"
-                || (!p.scope.is_empty() && p.scope.len() <= 20 && p.scope.bytes().all(|b| b.is_ascii_digit()));
+            let scope_ok = p.scope.len() <= 20
+                && p.scope.bytes().all(|b| b.is_ascii_alphanumeric())
+                && crate::cold::scope_partition(&p.scope).is_some();
             if !scope_ok {
                 return Err(KalamError::Validation(format!("invalid partition '{}'", p.scope.escape_debug())));
             }
@@ -470,6 +474,9 @@ pub(crate) async fn run_restore(
     for t in &manifest.tables {
         db.catalog.require_storage(&t.table.options.storage)?;
     }
+    if let Some(replication) = db.replication() {
+        return replicated::restore(db, replication.as_ref(), job, namespace, source, manifest).await;
+    }
     let first_id = db.catalog.reserve_table_ids(manifest.tables.len() as u64)?;
     let mut defs = Vec::with_capacity(manifest.tables.len());
     for (i, t) in manifest.tables.iter().enumerate() {
@@ -478,7 +485,7 @@ pub(crate) async fn run_restore(
         def.namespace = namespace.clone();
         defs.push((def, t.schema_versions.clone()));
     }
-    let copied = copy_in(db, job, source, manifest, &defs).await;
+    let copied = copy_in(db, job, source, manifest, &defs, true).await;
     let registered = copied.and_then(|max_updated| {
         let Some(max_updated) = max_updated else { return Ok(false) };
         db.committer.advance_clock(max_updated)?;
@@ -503,14 +510,16 @@ pub(crate) async fn run_restore(
     outcome
 }
 
-/// Copies the files into each table's storage and writes their manifests; returns the
-/// largest `_updated` restored, or `None` if the job was cancelled.
+/// Copies the files into each table's storage, and writes their manifests there if
+/// `write_manifests` (in a cluster every node records them from the log instead); returns
+/// the largest `_updated` restored, or `None` if the job was cancelled.
 async fn copy_in(
     db: &Database,
     job: &JobHandle,
     source: &Path,
     manifest: &BackupManifest,
     defs: &[(TableDef, Vec<SchemaVersion>)],
+    write_manifests: bool,
 ) -> Result<Option<i64>> {
     let mut max_updated = manifest.watermark;
     for (t, (def, _)) in manifest.tables.iter().zip(defs) {
@@ -528,6 +537,9 @@ async fn copy_in(
                 job.progress(f.rows, bytes.len() as u64, 1)?;
                 dir.put(&f.file, bytes.into()).await?;
                 max_updated = max_updated.max(f.max_updated);
+            }
+            if !write_manifests {
+                continue;
             }
             let cold = Manifest {
                 files: p.files.clone(),

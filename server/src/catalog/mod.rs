@@ -309,6 +309,29 @@ impl Catalog {
         namespace: &Namespace,
         tables: &[(TableDef, Vec<SchemaVersion>)],
     ) -> Result<Vec<Arc<TableDef>>> {
+        self.register_restored(namespace, tables, false, |_, _| Ok(()))
+    }
+
+    /// [`Catalog::restore_namespace`] as every node of a cluster applies it from its log: the
+    /// tables take the catalog's next ids, written in one batch with the tables and what
+    /// `also` adds for them (their file lists, the log's applied mark), so that no crash
+    /// leaves a node's id counter moved without the tables.
+    pub(crate) fn restore_namespace_with_new_ids(
+        &self,
+        namespace: &Namespace,
+        tables: &[(TableDef, Vec<SchemaVersion>)],
+        also: impl FnOnce(&mut WriteBatch, &[Arc<TableDef>]) -> Result<()>,
+    ) -> Result<Vec<Arc<TableDef>>> {
+        self.register_restored(namespace, tables, true, also)
+    }
+
+    fn register_restored(
+        &self,
+        namespace: &Namespace,
+        tables: &[(TableDef, Vec<SchemaVersion>)],
+        new_ids: bool,
+        also: impl FnOnce(&mut WriteBatch, &[Arc<TableDef>]) -> Result<()>,
+    ) -> Result<Vec<Arc<TableDef>>> {
         let _guard = self.write_lock.lock();
         if self.namespace(&namespace.name).is_some() {
             return Err(KalamError::AlreadyExists(format!("namespace '{}' already exists", namespace.name)));
@@ -316,11 +339,19 @@ impl Catalog {
         let cf = self.store.cf(CF_CATALOG);
         let mut batch = WriteBatch::default();
         batch.put_cf(&cf, format!("ns/{}", namespace.name), to_json(namespace));
+        let first_id = self.state.read().next_table_id;
+        let next_id = first_id + tables.len() as u64;
+        if new_ids {
+            batch.put_cf(&cf, "seq/table", to_json(&next_id));
+        }
         let mut defs = Vec::with_capacity(tables.len());
-        for (def, versions) in tables {
+        for (i, (def, versions)) in tables.iter().enumerate() {
             self.require_storage(&def.options.storage)?;
             let mut def = def.clone();
             def.namespace = namespace.name.clone();
+            if new_ids {
+                def.id = TableId(first_id + i as u64);
+            }
             batch.put_cf(&cf, table_key(def.id), to_json(&def));
             for v in versions {
                 let v = SchemaVersion { table_id: def.id, ..v.clone() };
@@ -328,8 +359,12 @@ impl Catalog {
             }
             defs.push(Arc::new(def));
         }
+        also(&mut batch, &defs)?;
         self.store.write(batch)?;
         let mut state = self.state.write();
+        if new_ids {
+            state.next_table_id = next_id;
+        }
         state.namespaces.insert(namespace.name.clone(), namespace.clone());
         for def in &defs {
             state.tables.insert((def.namespace.clone(), def.name.clone()), def.clone());

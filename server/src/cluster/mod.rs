@@ -818,6 +818,20 @@ impl Replication for Cluster {
         self.forward(group, service::FORWARD_STATEMENT, &statement, answer_within).await
     }
 
+    async fn propose_on_leader(&self, command: Command) -> Result<Outcome> {
+        if !command.forwardable() {
+            return Err(KalamError::internal("a command only its group's leader plans was to be forwarded"));
+        }
+        let group = command.group(self.placement);
+        crate::replication::on_leader(
+            self,
+            group,
+            || self.propose(command.clone()),
+            || self.forward(group, service::FORWARD_COMMAND, &command, self.write_timeout()),
+        )
+        .await
+    }
+
     async fn forward_mutation(&self, group: GroupId, mutation: &ForwardedMutation) -> Result<Option<MutateResult>> {
         self.forward(group, service::FORWARD_MUTATION, mutation, self.write_timeout()).await
     }
@@ -1155,6 +1169,13 @@ pub(crate) struct GroupHealth {
     pub committed_index: Option<u64>,
     /// The group's Raft has stopped on this node.
     pub stopped: bool,
+    /// The group's voters and learners as this node last learned them (a node that lags
+    /// may not know of a change yet: compare with the leader's).
+    #[serde(default)]
+    pub voters: Vec<u64>,
+    /// The group's learners, likewise.
+    #[serde(default)]
+    pub learners: Vec<u64>,
 }
 
 impl Cluster {
@@ -1326,6 +1347,8 @@ impl Cluster {
                     purged_index: m.purged.map(|l| l.index),
                     committed_index: majority_index(&m),
                     stopped: m.running_state.is_err(),
+                    voters: m.membership_config.membership().voter_ids().collect(),
+                    learners: m.membership_config.membership().learner_ids().collect(),
                 }
             })
             .collect();

@@ -30,6 +30,7 @@ pub(super) const SNAPSHOT: &str = "/cluster/v1/raft/snapshot";
 pub(super) const FORWARD_STATEMENT: &str = "/cluster/v1/forward/statement";
 pub(super) const FORWARD_MUTATION: &str = "/cluster/v1/forward/mutation";
 pub(super) const FORWARD_LOGIN: &str = "/cluster/v1/forward/login";
+pub(super) const FORWARD_COMMAND: &str = "/cluster/v1/forward/command";
 pub(super) const STREAM: &str = "/cluster/v1/stream";
 pub(super) const READ_INDEX: &str = "/cluster/v1/read-index";
 pub(super) const STATUS: &str = "/cluster/v1/status";
@@ -59,6 +60,7 @@ pub(super) fn router(cluster: Arc<Cluster>, max_entry_bytes: usize) -> Router {
         .route(FORWARD_STATEMENT, post(forward_statement))
         .route(FORWARD_MUTATION, post(forward_mutation))
         .route(FORWARD_LOGIN, post(forward_login))
+        .route(FORWARD_COMMAND, post(forward_command))
         .route(STREAM, post(stream_events))
         .route(READ_INDEX, post(read_index))
         .route(STATUS, post(status))
@@ -383,6 +385,28 @@ async fn forward_login(State(cluster): State<Arc<Cluster>>, body: Bytes) -> Resp
     match cluster.run_forwarded(crate::replication::METADATA, run).await {
         Some(answer) => json(&answer),
         None => not_leader(&cluster, crate::replication::METADATA),
+    }
+}
+
+/// On a group's leader: a command another node asks it to propose (only those a node may
+/// hand on, such as a restore's: see `Command::forwardable`; the group must be the command's).
+async fn forward_command(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    let command: crate::replication::Command = match decode(FORWARD_COMMAND, &body) {
+        Some(c) => c,
+        None => return malformed(),
+    };
+    if !command.forwardable() || command.group(cluster.placement) != group {
+        tracing::warn!(group = group.0, "refused a forwarded command that may not be forwarded to this group");
+        return malformed();
+    }
+    let leader = cluster.clone();
+    let run = async move |_db: Arc<crate::database::Database>| {
+        crate::replication::Replication::propose(&*leader, command).await
+    };
+    match cluster.run_forwarded(group, run).await {
+        Some(answer) => json(&answer),
+        None => not_leader(&cluster, group),
     }
 }
 

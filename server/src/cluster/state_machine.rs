@@ -327,6 +327,31 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let applied = crate::cleanup::replicated::apply_deleted(&self.db, deleted).await;
                     self.settle_cold_change(&log_id, "deletion of replaced files", applied)?
                 }
+                Payload::Command(Command::Restore(restore)) => {
+                    // The tables, their file lists and the applied mark in one write.
+                    match crate::backup::apply_replicated_restore(&self.db, &restore, |batch| self.mark(batch, &log_id))
+                    {
+                        Ok(()) => Ok(Outcome::Nothing),
+                        Err(e) if e.code() == ErrorCode::InternalError => {
+                            tracing::error!(index = log_id.index, "cannot apply a restore: {}", e.report());
+                            return Err(storage_error(e.report()));
+                        }
+                        // A refusal every node makes alike (the namespace exists by now).
+                        Err(e) => {
+                            self.write_mark(&log_id, None)?;
+                            Err(e)
+                        }
+                    }
+                }
+                Payload::Command(Command::AdvanceClock(advance)) => {
+                    // Idempotent: applied again after a crash before the mark, it changes nothing.
+                    if let Err(e) = self.db.committer.advance_clocks(std::iter::once(advance.group), advance.after) {
+                        tracing::error!(index = log_id.index, "cannot move a group's clock: {}", e.report());
+                        return Err(storage_error(e.report()));
+                    }
+                    self.write_mark(&log_id, None)?;
+                    Ok(Outcome::Nothing)
+                }
                 Payload::Command(Command::Login(record)) => {
                     // The account's counters and the applied mark in one write: a crash
                     // between them would count the attempt twice.

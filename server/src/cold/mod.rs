@@ -89,6 +89,14 @@ pub(crate) fn scope_name(partition: Partition) -> String {
     }
 }
 
+/// The partition a scope directory name names ([`scope_name`]'s inverse).
+pub(crate) fn scope_partition(name: &str) -> Option<Partition> {
+    match name {
+        "shared" => Some(Partition::Shared),
+        _ => name.parse::<u64>().ok().map(|id| Partition::User(crate::ids::UserId(id))),
+    }
+}
+
 impl ColdStore {
     /// The cold tier, with the `local` storage at `local` (`{data_dir}/storage`). In a cluster
     /// `replicated_manifests` is the node's database (see the module docs).
@@ -148,6 +156,22 @@ impl ColdStore {
             }
         }
         state.manifest = manifest;
+        Ok(())
+    }
+
+    /// Adds to `batch` the record of a partition's manifest on a shared storage in a cluster,
+    /// for a table no node has read yet (a restored one: nothing of it is open here).
+    pub(crate) fn record_replicated(
+        &self,
+        batch: &mut rocksdb::WriteBatch,
+        key: Partition,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let db = self
+            .replicated_manifests
+            .as_ref()
+            .ok_or_else(|| KalamError::internal("a replicated manifest on a node that is not in a cluster"))?;
+        batch.put_cf(&db.cf(CF_CATALOG), manifest_key(manifest.table_id, key), manifest.to_bytes());
         Ok(())
     }
 
@@ -249,11 +273,7 @@ impl ColdStore {
     pub(crate) async fn partitions_on_disk(&self, table: &TableDef) -> Result<Vec<Partition>> {
         let mut out = vec![];
         for name in self.table_dir(table)?.list(true).await? {
-            if name == "shared" {
-                out.push(Partition::Shared);
-            } else if let Ok(id) = name.parse::<u64>() {
-                out.push(Partition::User(crate::ids::UserId(id)));
-            }
+            out.extend(scope_partition(&name));
         }
         out.sort();
         Ok(out)

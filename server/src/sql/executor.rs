@@ -157,9 +157,6 @@ fn execute_statement<'a, 'b: 'a>(
                     }
                 }
                 Route::Here => {}
-                Route::Refused(what) => {
-                    return Err(KalamError::NotSupported(format!("{what} is not available in cluster mode yet")));
-                }
                 Route::Leader | Route::Log if !forwarded => {
                     let cx: &ExecContext<'_> = cx;
                     let here = || async move { execute_statement(&mut cx.on_leader(), statement, nested).await };
@@ -235,8 +232,6 @@ enum Route {
     Leader,
     /// Through the log: the leader replicates the statement and every node applies it.
     Log,
-    /// Not available in a cluster.
-    Refused(&'static str),
 }
 
 fn cluster_route(statement: &Statement) -> Route {
@@ -263,13 +258,10 @@ fn cluster_route(statement: &Statement) -> Route {
         },
         // Storages are part of the catalog (only shared ones are accepted: see
         // `storage::check`). A backup reads the replica of the node it runs on (one
-        // consistent state, like any node's); a restore would have to reach every node's
-        // files, so it runs on a single node, which then grows into a cluster.
+        // consistent state, like any node's); a restore reads the backup where it is sent,
+        // copies the files to the shared storages and registers the tables through the
+        // logs (see `backup::replicated`).
         Statement::CreateStorage(_) | Statement::DropStorage { .. } => Route::Log,
-        Statement::BackupDatabase { .. } => Route::Here,
-        Statement::RestoreDatabase { .. } => {
-            Route::Refused("RESTORE DATABASE (restore on a single node, then grow it)")
-        }
         _ => Route::Here,
     }
 }

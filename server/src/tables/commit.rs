@@ -403,8 +403,14 @@ impl Committer {
     /// Makes every group's clock hand out only values after `updated` (restored rows keep
     /// their `_updated`; a later write must still be newer than them).
     pub(crate) fn advance_clock(&self, updated: i64) -> Result<()> {
+        self.advance_clocks(self.placement.all(), updated)
+    }
+
+    /// [`Committer::advance_clock`] for `groups` only (a cluster moves each data group's
+    /// clock at a point of that group's log).
+    pub(crate) fn advance_clocks(&self, groups: impl Iterator<Item = DataGroup>, updated: i64) -> Result<()> {
         let mut clock = self.clock.lock();
-        let behind: Vec<DataGroup> = self.placement.all().filter(|g| clock.of(*g).last() < updated).collect();
+        let behind: Vec<DataGroup> = groups.filter(|g| clock.of(*g).last() < updated).collect();
         if behind.is_empty() {
             return Ok(());
         }

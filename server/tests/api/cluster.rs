@@ -296,9 +296,10 @@ impl TestCluster {
             // the node does not store (spread storage).
             type Position = Option<(Option<u64>, Option<u64>)>;
             let mut positions: Vec<Vec<Position>> = Vec::new();
+            let mut healths = Vec::new();
             for (i, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.is_running_quiet()) {
                 let h = Self::health(node).await.unwrap_or_else(|| panic!("node {} does not answer", i + 1));
-                let groups = h["groups"].as_array().unwrap();
+                let groups = h["groups"].as_array().unwrap().clone();
                 positions.push(
                     groups
                         .iter()
@@ -308,16 +309,27 @@ impl TestCluster {
                         })
                         .collect(),
                 );
+                healths.push((i + 1, groups));
             }
             let groups = positions.first().map_or(0, Vec::len);
-            let settled = (0..groups).all(|g| {
-                let top = positions.iter().filter_map(|p| p[g].and_then(|(last, _)| last)).max();
-                positions.iter().filter_map(|p| p[g]).all(|(_, applied)| applied == top)
-            });
-            if settled {
+            let behind: Vec<usize> = (0..groups)
+                .filter(|g| {
+                    let top = positions.iter().filter_map(|p| p[*g].and_then(|(last, _)| last)).max();
+                    !positions.iter().filter_map(|p| p[*g]).all(|(_, applied)| applied == top)
+                })
+                .collect();
+            if behind.is_empty() {
                 return;
             }
-            assert!(Instant::now() < deadline, "nodes did not catch up within 30 s: {positions:?}");
+            if Instant::now() >= deadline {
+                // Every node's view of the groups that did not settle, to tell a stuck
+                // follower from one the leader no longer counts as a member.
+                let views: Vec<String> = behind
+                    .iter()
+                    .flat_map(|g| healths.iter().map(move |(node, groups)| format!("node {node}: {}", groups[*g])))
+                    .collect();
+                panic!("nodes did not catch up within 30 s: {positions:?}\n{}", views.join("\n"));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -428,9 +440,10 @@ async fn statements_and_writes_through_any_node_reach_every_node_alike() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], json!("UNAVAILABLE"), "{body}");
     assert!(started.elapsed() >= Duration::from_secs(4), "it waited before refusing");
-    // What a cluster cannot do yet is refused by name, on any node.
-    let r = b.sql_err(&root, "RESTORE DATABASE app2 FROM '/tmp/kalamdb-cluster-backup'", 400, "NOT_SUPPORTED").await;
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("cluster mode"), "{}", r.body);
+    // A restore reads the backup on the node it is sent to.
+    let r =
+        b.sql_err(&root, "RESTORE DATABASE app2 FROM '/tmp/kalamdb-no-cluster-backup'", 400, "VALIDATION_ERROR").await;
+    assert!(r.body["error"]["message"].as_str().unwrap().contains("no backup at"), "{}", r.body);
     // The catalog is the same everywhere too.
     b.sql_ok(&root, "CREATE SHARED TABLE app.notes (id BIGINT PRIMARY KEY)").await;
     cluster.same_everywhere(&root, "SELECT username, role, data_group FROM system.users ORDER BY username").await;
@@ -2037,6 +2050,119 @@ async fn a_backup_taken_on_a_follower_restores_on_a_single_node() {
     assert_eq!(done[1], json!("completed"), "{done:?}");
     let restored = single.sql_ok(&root, query).await;
     assert_eq!(restored.rows(0), &expected, "the restored rows are the cluster's, versions included");
+    // Its table is on the `local` storage, which each node keeps apart: the cluster itself
+    // refuses to restore it, and says what to do.
+    let sql = format!("RESTORE DATABASE app2 FROM '{}'", path.display());
+    let r = cluster.nodes[follower].sql_err(&root, &sql, 400, "VALIDATION_ERROR").await;
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("'local'") && message.contains("single node"), "{message}");
+}
+
+/// A backup of tables on a shared storage restores into the cluster itself, sent to a node
+/// that does not lead the metadata group: the files go to the bucket once, every node lists
+/// them and answers every user alike (versions and tombstones included), later writes are
+/// newer than every restored row, flushes of the restored tables go on, and a second
+/// restore under the same name is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_on_a_shared_storage_restores_into_the_cluster_through_any_node() {
+    const KEY: &str = "cluster-restore-key-cluster-restore-key-01";
+    let Some(moto) = crate::storages::Moto::start().await else { return };
+    moto.create_bucket("shared").await;
+    let cluster = TestCluster::start_with(3, &format!("\n[storage]\nbackup_key = \"{KEY}\"")).await;
+    let root = Auth::root();
+    let lake = format!(
+        "CREATE STORAGE lake TYPE 's3' BUCKET 'shared' PREFIX 'kalam/' ENDPOINT '{}' \
+         ACCESS_KEY_ID 'test-key' SECRET_ACCESS_KEY 'test-secret' ALLOW_HTTP",
+        moto.endpoint
+    );
+    cluster.nodes[0].sql_ok(&root, &lake).await;
+    cluster.nodes[1]
+        .sql_ok(
+            &root,
+            "CREATE NAMESPACE app; \
+             CREATE USER TABLE app.items (id BIGINT PRIMARY KEY, v TEXT) WITH (storage = 'lake'); \
+             CREATE SHARED TABLE app.tags (id BIGINT PRIMARY KEY, name TEXT) WITH (storage = 'lake', access_level = 'public')",
+        )
+        .await;
+    let users = [cluster.nodes[0].create_user("alice").await, cluster.nodes[0].create_user("bob").await];
+    cluster.nodes[2].sql_ok(&root, "INSERT INTO app.tags (id, name) VALUES (1, 'one'), (2, 'two')").await;
+    for (u, user) in users.iter().enumerate() {
+        for node in 0..3 {
+            let values: Vec<String> = (0..10).map(|i| format!("({}, 'v{u}')", node * 10 + i)).collect();
+            cluster.nodes[node]
+                .sql_ok(user, &format!("INSERT INTO app.items (id, v) VALUES {}", values.join(", ")))
+                .await;
+        }
+    }
+    // Some rows cold, then changed while hot: the backup holds files and hot versions.
+    cluster.settle().await;
+    crate::flush::flush_and_wait(&cluster.nodes[0], "FLUSH TABLE app.items").await;
+    crate::flush::flush_and_wait(&cluster.nodes[0], "FLUSH TABLE app.tags").await;
+    for user in &users {
+        cluster.nodes[1]
+            .sql_ok(user, "UPDATE app.items SET v = 'changed' WHERE id < 5; DELETE FROM app.items WHERE id = 29")
+            .await;
+        cluster.nodes[2].sql_ok(user, "INSERT INTO app.items (id, v) VALUES (100, 'hot')").await;
+    }
+    let items = |ns: &str| format!("SELECT id, v, _updated, _deleted FROM {ns}.items ORDER BY id");
+    let tags = |ns: &str| format!("SELECT id, name, _updated FROM {ns}.tags ORDER BY id");
+    let mut expected = Vec::new();
+    for user in &users {
+        expected.push(cluster.same_everywhere(user, &items("app")).await);
+    }
+    assert_eq!(expected[0].len(), 31, "30 rows (id 29 now a tombstone) and a hot one: {:?}", expected[0]);
+    let expected_tags = cluster.same_everywhere(&root, &tags("app")).await;
+
+    let target = tempfile::tempdir().unwrap();
+    let path = target.path().join("lake-backup");
+    let r = cluster.nodes[1].sql_ok(&root, &format!("BACKUP DATABASE app TO '{}'", path.display())).await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    assert_eq!(crate::flush::wait_for_job(&cluster.nodes[1], &job).await[1], json!("completed"));
+
+    // As if it came from a server whose clock ran a day ahead: later writes must still be
+    // stamped after everything it holds.
+    let ahead = chrono::Utc::now().timestamp_micros() + 86_400_000_000;
+    crate::hostile::rewrite_manifest(&path, KEY, |m| m["watermark"] = json!(ahead));
+    // Restored under another name, through a node that does not lead the metadata group.
+    let restoring = (cluster.leader().await + 1) % 3;
+    let sql = format!("RESTORE DATABASE copy FROM '{}'", path.display());
+    let r = cluster.nodes[restoring].sql_ok(&root, &sql).await;
+    let job = r.rows(0)[0][0].as_str().unwrap().to_string();
+    let done = crate::flush::wait_for_job(&cluster.nodes[restoring], &job).await;
+    assert_eq!(done[1], json!("completed"), "{done:?}");
+    let copied: Vec<String> = moto.keys("shared").await.into_iter().filter(|k| k.starts_with("kalam/copy/")).collect();
+    assert!(copied.iter().any(|k| k.starts_with("kalam/copy/items/")), "{copied:?}");
+    assert!(copied.iter().any(|k| k.starts_with("kalam/copy/tags/shared/")), "{copied:?}");
+    for (user, expected) in users.iter().zip(&expected) {
+        assert_eq!(&cluster.same_everywhere(user, &items("copy")).await, expected, "restored rows on every node");
+    }
+    assert_eq!(cluster.same_everywhere(&root, &tags("copy")).await, expected_tags);
+    for node in &cluster.nodes {
+        let (hot, _, files) = table_stats(node, "copy.items").await;
+        assert_eq!(hot, 0, "restored rows are cold");
+        assert!(files >= 2, "every node lists the restored files: {files}");
+    }
+
+    // A write after the restore is newer than every restored row, on every node alike; the
+    // restored tables flush like any other.
+    cluster.nodes[restoring].sql_ok(&users[0], "INSERT INTO copy.items (id, v) VALUES (500, 'after')").await;
+    let newest = "SELECT id, _deleted FROM copy.items \
+                  WHERE _updated >= (SELECT _updated FROM copy.items WHERE id = 500)";
+    assert_eq!(cluster.same_everywhere(&users[0], newest).await, vec![json!([500, false])]);
+    let after_watermark = format!("SELECT CAST(_updated AS BIGINT) > {ahead} FROM copy.items WHERE id = 500");
+    assert_eq!(cluster.same_everywhere(&users[0], &after_watermark).await, vec![json!([true])]);
+    let flushed = crate::flush::flush_and_wait(&cluster.nodes[0], "FLUSH TABLE copy.items").await;
+    assert_eq!(flushed[1], json!("completed"), "{flushed:?}");
+    let after = cluster.same_everywhere(&users[0], &items("copy")).await;
+    assert_eq!(after.len(), expected[0].len() + 1);
+    assert_eq!(&after[..after.len() - 1], &expected[0][..], "the restored rows unchanged by the flush");
+
+    // The same name again: refused on any node, and nothing changes.
+    for node in &cluster.nodes {
+        node.sql_err(&root, &sql, 409, "ALREADY_EXISTS").await;
+    }
+    // The original namespace is untouched.
+    assert_eq!(cluster.same_everywhere(&users[1], &items("app")).await, expected[1]);
 }
 
 /// Root is made by every node on its first start, alike: one record everywhere (it differed

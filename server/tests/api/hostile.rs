@@ -568,7 +568,7 @@ async fn server_with_backup() -> TestServer {
 }
 
 /// Rewrites a backup's manifest with `edit`, signing it with `key` (and fixing its checksum).
-fn rewrite_manifest(dir: &std::path::Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+pub(crate) fn rewrite_manifest(dir: &std::path::Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
     use hmac::{Hmac, Mac};
     use sha2::{Digest, Sha256};
     let path = dir.join("backup.json");

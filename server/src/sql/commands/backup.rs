@@ -61,6 +61,9 @@ pub(crate) async fn restore(cx: &ExecContext<'_>, namespace: &str, path: &str) -
     for t in &manifest.tables {
         cx.db.catalog.require_storage(&t.table.options.storage)?;
     }
+    if cx.db.replication().is_some() {
+        backup::check_shared_storages(cx.db, &manifest.tables)?;
+    }
     let job = cx.db.jobs.create(JobType::Restore, Some(ns.to_string()), None, "manual")?;
     let result =
         results::job_started(&job.id, format!("Restore job '{}' started for '{ns}' from {}", job.id, source.display()));

@@ -1,0 +1,147 @@
+//! RESTORE DATABASE in a cluster.
+//!
+//! The node that runs the restore reads the backup (a directory it can read), checks it, and
+//! copies its files into the tables' storages, which in a cluster must be shared: every node
+//! reads them there. Nothing is visible yet. It then moves every data group's row clock past
+//! the restored rows' `_updated`, through each group's log, so that every replica stamps later
+//! writes alike and newer than them. Last, one entry of the metadata group's log registers the
+//! namespace with its tables and records each partition's file list on every node, in one write
+//! per node ([`apply_replicated_restore`]); the tables take their ids there. A restore that fails
+//! before that entry leaves no trace but the copied files, which it removes.
+//!
+//! Tables with files on a storage each node keeps apart (`local`, or a path not marked
+//! shared) cannot be restored this way: their files would have to reach every node's disk. Such a backup is
+//! restored on a single node, which then grows into a cluster (docs/cluster.md).
+
+use super::{BackupManifest, TableBackup, copy_in};
+use crate::clock::now_micros;
+use crate::cold::manifest::Manifest;
+use crate::database::Database;
+use crate::error::{KalamError, Result};
+use crate::ids::NamespaceId;
+use crate::jobs::{JobEnd, JobHandle};
+use crate::replication::{AdvanceClock, Command, ReplicatedRestore, Replication};
+use crate::schema::{Namespace, TableDef};
+use std::path::Path;
+
+/// Restores `manifest` (read from `source`, already verified) as namespace `namespace`,
+/// through the cluster's logs.
+pub(super) async fn restore(
+    db: &Database,
+    replication: &dyn Replication,
+    job: &JobHandle,
+    namespace: &NamespaceId,
+    source: &Path,
+    manifest: &BackupManifest,
+) -> Result<JobEnd> {
+    check_shared_storages(db, &manifest.tables)?;
+    let restore = ReplicatedRestore {
+        namespace: Namespace {
+            name: namespace.clone(),
+            created_at: now_micros(),
+            options: manifest.namespace.options.clone(),
+        },
+        tables: manifest.tables.clone(),
+    };
+    check_entry_size(db, &restore)?;
+    // Where the files go depends on the namespace, the table's name and its storage only:
+    // the ids come with the log entry.
+    let defs: Vec<_> = manifest
+        .tables
+        .iter()
+        .map(|t| (TableDef { namespace: namespace.clone(), ..t.table.clone() }, t.schema_versions.clone()))
+        .collect();
+    let registered = async {
+        let Some(max_updated) = copy_in(db, job, source, manifest, &defs, false).await? else {
+            return Ok(false);
+        };
+        for group in db.committer.placement().all() {
+            replication.propose_on_leader(Command::AdvanceClock(AdvanceClock { group, after: max_updated })).await?;
+        }
+        replication.propose_on_leader(Command::Restore(restore)).await.map(|_| true)
+    }
+    .await;
+    let outcome = match registered {
+        Ok(true) => return Ok(JobEnd::Completed),
+        Ok(false) => Ok(JobEnd::Cancelled),
+        // The namespace appeared meanwhile: its tables may live at the same paths.
+        Err(e @ KalamError::AlreadyExists(_)) => return Err(e),
+        Err(e) => Err(e),
+    };
+    // Nothing is registered: remove the copied files.
+    for (def, _) in &defs {
+        let removed = match db.cold.table_dir(def) {
+            Ok(dir) => crate::cold::remove_table_files(&dir).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(job = %job.id, table = %def.name, "cannot remove a failed restore's files: {}", e.report());
+        }
+    }
+    outcome
+}
+
+/// In a cluster, every table with files in the backup must be on a storage whose files
+/// every node reads. (A table without any, such as a STREAM table, may be on a node's own
+/// storage: each node flushes those itself.)
+pub(crate) fn check_shared_storages(db: &Database, tables: &[TableBackup]) -> Result<()> {
+    let apart = |t: &&TableBackup| !t.partitions.is_empty() && !db.cold.is_replicated(&t.table.options.storage);
+    match tables.iter().find(apart) {
+        None => Ok(()),
+        Some(t) => Err(KalamError::Validation(format!(
+            "table '{}' is on storage '{}', which each node keeps apart: in a cluster RESTORE DATABASE \
+             restores tables on shared storages only (restore this backup on a single node, then grow it \
+             into a cluster)",
+            t.table.name, t.table.options.storage
+        ))),
+    }
+}
+
+/// The restore's entry carries every partition's file list: it must fit in one log entry.
+/// Checked before any file is copied.
+fn check_entry_size(db: &Database, restore: &ReplicatedRestore) -> Result<()> {
+    let size = serde_json::to_vec(restore).map_err(KalamError::internal)?.len();
+    let limit = db.config.cluster.max_entry_bytes;
+    // The proposal adds a few bytes around the command.
+    if size + 64 > limit {
+        let partitions: usize = restore.tables.iter().map(|t| t.partitions.len()).sum();
+        return Err(KalamError::TooLarge(format!(
+            "this backup lists {partitions} partitions, whose file lists take {size} bytes: more than one \
+             cluster log entry carries (cluster.max_entry_bytes = {limit}); raise it on every node, or restore \
+             on a single node and grow it into a cluster"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies a restore on this node, from the metadata group's log: registers the namespace
+/// and its tables with the catalog's next ids, and records each partition's file list, in one
+/// write with what `mark` adds (the log's applied mark). Every node does the same at the same
+/// point of the log, so each refuses alike (a namespace that exists by then; a storage that
+/// is not shared).
+pub(crate) fn apply_replicated_restore(
+    db: &Database,
+    restore: &ReplicatedRestore,
+    mark: impl FnOnce(&mut rocksdb::WriteBatch),
+) -> Result<()> {
+    check_shared_storages(db, &restore.tables)?;
+    let tables: Vec<_> = restore.tables.iter().map(|t| (t.table.clone(), t.schema_versions.clone())).collect();
+    db.catalog.restore_namespace_with_new_ids(&restore.namespace, &tables, |batch, defs| {
+        for (def, backup) in defs.iter().zip(&restore.tables) {
+            for p in &backup.partitions {
+                let key = crate::cold::scope_partition(&p.scope)
+                    .ok_or_else(|| KalamError::Validation(format!("invalid partition '{}'", p.scope.escape_debug())))?;
+                let files = Manifest {
+                    files: p.files.clone(),
+                    next_batch: p.next_batch,
+                    purged_through: p.purged_through,
+                    ..Manifest::empty(def.id)
+                };
+                db.cold.record_replicated(batch, key, &files)?;
+            }
+        }
+        mark(batch);
+        Ok(())
+    })?;
+    Ok(())
+}
