@@ -474,28 +474,18 @@ pub(crate) async fn run_restore(
     for t in &manifest.tables {
         db.catalog.require_storage(&t.table.options.storage)?;
     }
-    if let Some(replication) = db.replication() {
-        return replicated::restore(db, replication.as_ref(), job, namespace, source, manifest).await;
-    }
-    let first_id = db.catalog.reserve_table_ids(manifest.tables.len() as u64)?;
-    let mut defs = Vec::with_capacity(manifest.tables.len());
-    for (i, t) in manifest.tables.iter().enumerate() {
-        let mut def = t.table.clone();
-        def.id = TableId(first_id + i as u64);
-        def.namespace = namespace.clone();
-        defs.push((def, t.schema_versions.clone()));
-    }
-    let copied = copy_in(db, job, source, manifest, &defs, true).await;
-    let registered = copied.and_then(|max_updated| {
-        let Some(max_updated) = max_updated else { return Ok(false) };
-        db.committer.advance_clock(max_updated)?;
-        let ns = Namespace {
-            name: namespace.clone(),
-            created_at: now_micros(),
-            options: manifest.namespace.options.clone(),
-        };
-        db.catalog.restore_namespace(&ns, &defs).map(|_| true)
-    });
+    let ns =
+        Namespace { name: namespace.clone(), created_at: now_micros(), options: manifest.namespace.options.clone() };
+    // Where the files go depends on the namespace, the table's name and its storage only.
+    let defs: Vec<(TableDef, Vec<SchemaVersion>)> = manifest
+        .tables
+        .iter()
+        .map(|t| (TableDef { namespace: namespace.clone(), ..t.table.clone() }, t.schema_versions.clone()))
+        .collect();
+    let registered = match db.replication() {
+        Some(replication) => replicated::restore(db, replication.as_ref(), job, ns, source, manifest, &defs).await,
+        None => restore_here(db, job, ns, source, manifest, defs.clone()).await,
+    };
     let outcome = match registered {
         Ok(true) => return Ok(JobEnd::Completed),
         Ok(false) => Ok(JobEnd::Cancelled),
@@ -505,9 +495,35 @@ pub(crate) async fn run_restore(
     };
     // Nothing is registered: remove the copied files.
     for (def, _) in &defs {
-        db.drop_table_data(def).await;
+        let removed = match db.cold.table_dir(def) {
+            Ok(dir) => crate::cold::remove_table_files(&dir).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(job = %job.id, table = %def.name, "cannot remove a failed restore's files: {}", e.report());
+        }
     }
     outcome
+}
+
+/// On a single node: reserves table ids, copies the files and writes their manifests, moves
+/// the clock past the restored rows, then registers the tables. `false` if the job was
+/// cancelled first.
+async fn restore_here(
+    db: &Database,
+    job: &JobHandle,
+    ns: Namespace,
+    source: &Path,
+    manifest: &BackupManifest,
+    mut defs: Vec<(TableDef, Vec<SchemaVersion>)>,
+) -> Result<bool> {
+    let first_id = db.catalog.reserve_table_ids(defs.len() as u64)?;
+    for (i, (def, _)) in defs.iter_mut().enumerate() {
+        def.id = TableId(first_id + i as u64);
+    }
+    let Some(max_updated) = copy_in(db, job, source, manifest, &defs, true).await? else { return Ok(false) };
+    db.committer.advance_clock(max_updated)?;
+    db.catalog.restore_namespace(&ns, &defs).map(|_| true)
 }
 
 /// Copies the files into each table's storage, and writes their manifests there if

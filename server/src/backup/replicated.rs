@@ -7,78 +7,42 @@
 //! writes alike and newer than them. Last, one entry of the metadata group's log registers the
 //! namespace with its tables and records each partition's file list on every node, in one write
 //! per node ([`apply_replicated_restore`]); the tables take their ids there. A restore that fails
-//! before that entry leaves no trace but the copied files, which it removes.
+//! before that entry leaves no trace but the copied files, which the job removes.
 //!
 //! Tables with files on a storage each node keeps apart (`local`, or a path not marked
 //! shared) cannot be restored this way: their files would have to reach every node's disk. Such a backup is
 //! restored on a single node, which then grows into a cluster (docs/cluster.md).
 
 use super::{BackupManifest, TableBackup, copy_in};
-use crate::clock::now_micros;
 use crate::cold::manifest::Manifest;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
-use crate::ids::NamespaceId;
-use crate::jobs::{JobEnd, JobHandle};
+use crate::jobs::JobHandle;
 use crate::replication::{AdvanceClock, Command, ReplicatedRestore, Replication};
-use crate::schema::{Namespace, TableDef};
+use crate::schema::{Namespace, SchemaVersion, TableDef};
 use std::path::Path;
 
-/// Restores `manifest` (read from `source`, already verified) as namespace `namespace`,
-/// through the cluster's logs.
+/// Copies the files of `manifest` (read from `source`, already verified) to the shared
+/// storages of `defs` (its tables in namespace `ns`), moves every data group's clock past
+/// them, then registers them through the metadata group's log. `false` if the job was
+/// cancelled first.
 pub(super) async fn restore(
     db: &Database,
     replication: &dyn Replication,
     job: &JobHandle,
-    namespace: &NamespaceId,
+    ns: Namespace,
     source: &Path,
     manifest: &BackupManifest,
-) -> Result<JobEnd> {
+    defs: &[(TableDef, Vec<SchemaVersion>)],
+) -> Result<bool> {
     check_shared_storages(db, &manifest.tables)?;
-    let restore = ReplicatedRestore {
-        namespace: Namespace {
-            name: namespace.clone(),
-            created_at: now_micros(),
-            options: manifest.namespace.options.clone(),
-        },
-        tables: manifest.tables.clone(),
-    };
+    let restore = ReplicatedRestore { namespace: ns, tables: manifest.tables.clone() };
     check_entry_size(db, &restore)?;
-    // Where the files go depends on the namespace, the table's name and its storage only:
-    // the ids come with the log entry.
-    let defs: Vec<_> = manifest
-        .tables
-        .iter()
-        .map(|t| (TableDef { namespace: namespace.clone(), ..t.table.clone() }, t.schema_versions.clone()))
-        .collect();
-    let registered = async {
-        let Some(max_updated) = copy_in(db, job, source, manifest, &defs, false).await? else {
-            return Ok(false);
-        };
-        for group in db.committer.placement().all() {
-            replication.propose_on_leader(Command::AdvanceClock(AdvanceClock { group, after: max_updated })).await?;
-        }
-        replication.propose_on_leader(Command::Restore(restore)).await.map(|_| true)
+    let Some(max_updated) = copy_in(db, job, source, manifest, defs, false).await? else { return Ok(false) };
+    for group in db.committer.placement().all() {
+        replication.propose_on_leader(Command::AdvanceClock(AdvanceClock { group, after: max_updated })).await?;
     }
-    .await;
-    let outcome = match registered {
-        Ok(true) => return Ok(JobEnd::Completed),
-        Ok(false) => Ok(JobEnd::Cancelled),
-        // The namespace appeared meanwhile: its tables may live at the same paths.
-        Err(e @ KalamError::AlreadyExists(_)) => return Err(e),
-        Err(e) => Err(e),
-    };
-    // Nothing is registered: remove the copied files.
-    for (def, _) in &defs {
-        let removed = match db.cold.table_dir(def) {
-            Ok(dir) => crate::cold::remove_table_files(&dir).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = removed {
-            tracing::warn!(job = %job.id, table = %def.name, "cannot remove a failed restore's files: {}", e.report());
-        }
-    }
-    outcome
+    replication.propose_on_leader(Command::Restore(restore)).await.map(|_| true)
 }
 
 /// In a cluster, every table with files in the backup must be on a storage whose files
