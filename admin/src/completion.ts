@@ -184,26 +184,29 @@ function tablesNamed(
   namespace: string,
   derived: Derived[],
 ): Map<string, CatalogTable> {
-  const subqueries = derived.filter((d) => !d.cte && nesting.query[d.open] === q);
+  const own = nesting.own[q] ?? [];
+  const subqueries = own
+    .map((open) => derivedAt(derived, open, nesting.close[open]))
+    .filter((d): d is Derived => d?.cte === false);
   const named = new Map<string, CatalogTable>(subqueries.map((d) => [d.name.toLowerCase(), d]));
-  for (let i = 0; i < tokens.length; i++) {
+  for (const i of own) {
     const t = tokens[i];
-    if (!isName(t) || nesting.query[i] !== q) continue;
+    if (!isName(t)) continue;
     const qualified = tokens[i + 1]?.text === '.' && isName(tokens[i + 2]);
     const name = qualified ? `${t.text}.${tokens[i + 2].text}` : t.text;
     const previous = tokens[i - 1]?.text.toUpperCase() ?? '';
     const inFromList = previous === ',' && nesting.clause[i] === 'FROM';
     // `FROM (app.todos t JOIN app.lists l ON ...)`: a join in parentheses.
     const inJoin =
-      previous === '(' && ['FROM', 'JOIN'].includes(nesting.clause[i - 1]) && !startsQuery(tokens, nesting.close, i - 1);
+      previous === '(' && ['FROM', 'JOIN'].includes(nesting.clause[i - 1]) && nesting.opens[i - 1] === undefined;
     if (!BEFORE_TABLE.has(previous) && !inFromList && !inJoin) continue;
     const cte = qualified
       ? undefined
-      : derived.find((d) => cteVisible(nesting, d, i, q) && d.name.toLowerCase() === nameOf(t).toLowerCase());
+      : derived.find((d) => d.name.toLowerCase() === nameOf(t).toLowerCase() && cteVisible(nesting, d, i, q));
     const table = cte ?? resolve(catalog, name, namespace);
     if (!table) continue;
-    i += qualified ? 2 : 0;
-    const aliasAt = tokens[i + 1]?.text.toUpperCase() === 'AS' ? i + 2 : i + 1;
+    const last = qualified ? i + 2 : i;
+    const aliasAt = tokens[last + 1]?.text.toUpperCase() === 'AS' ? last + 2 : last + 1;
     // `t` in `t(a, b)` is read as a function's name.
     const alias = isName(tokens[aliasAt]) && !isKeyword(tokens[aliasAt].text) ? tokens[aliasAt] : undefined;
     const listed = alias && tokens[aliasAt + 1]?.text === '(' ? columnList(tokens, nesting.close, aliasAt + 1) : undefined;
@@ -242,6 +245,21 @@ interface Derived extends CatalogTable {
 }
 
 /**
+ * The table in `derived` (in the order of their ends) whose body's `(` is at `open` and its `)`
+ * at `end`, if any: found without reading them all, as a query may hold many.
+ */
+function derivedAt(derived: Derived[], open: number, end: number): Derived | undefined {
+  let from = 0;
+  for (let to = derived.length; from < to; ) {
+    const middle = (from + to) >> 1;
+    if (derived[middle].end < end) from = middle + 1;
+    else to = middle;
+  }
+  for (let i = from; derived[i]?.end === end; i++) if (derived[i].open === open) return derived[i];
+  return undefined;
+}
+
+/**
  * A query of a statement: the statement's own, one in parentheses, or one branch of a query
  * whose branches UNION, INTERSECT or EXCEPT join.
  */
@@ -267,6 +285,12 @@ interface Query {
    * bodies included (`WITH RECURSIVE r AS (... UNION ALL SELECT ... FROM r)`).
    */
   recursive: boolean;
+  /**
+   * Its first branch, if branches UNION, INTERSECT or EXCEPT join in it, and where the first of
+   * those words is: its tokens from its body to there are the first branch's.
+   */
+  firstBranch?: number;
+  firstSetOperation?: number;
   /** How many parentheses its own tokens are in. */
   depth: number;
   /**
@@ -278,19 +302,24 @@ interface Query {
 
 /**
  * How a statement's significant tokens nest: for each `(` the index of its `)` (the end if it
- * is not closed yet), for each token the clause it is in (the last of CLAUSES before it in its
- * parentheses; then the clause after the last token) and the query it is in (an index into
- * `queries`).
+ * is not closed yet) and the query it opens, if any; for each token the clause it is in (the
+ * last of CLAUSES before it in its parentheses; then the clause after the last token) and the
+ * query it is in (an index into `queries`); for each query, its own tokens (not those of the
+ * queries inside it), so that finding what one query names does not read the whole statement.
  */
 interface Nesting {
   close: number[];
+  opens: (number | undefined)[];
   clause: string[];
   query: number[];
   queries: Query[];
+  own: number[][];
 }
 
 function nest(tokens: Token[]): Nesting {
   const close = matchingParentheses(tokens);
+  const opensQuery = queryOpenings(tokens, close);
+  const opens: (number | undefined)[] = [];
   const clause: string[] = [];
   const query: number[] = [];
   const queries: Query[] = [{ readsAround: false, branch: false, recursive: false, depth: 0 }];
@@ -306,14 +335,14 @@ function nest(tokens: Token[]): Nesting {
     // Whether the token is the query's own, not in parentheses inside it.
     const own = queries[q].depth === open.length;
     const cteBody = tokens[i - 1]?.text.toUpperCase() === 'AS';
-    const startsBody = word === 'SELECT' || word === 'VALUES' || (startsQuery(tokens, close, i) && !cteBody);
+    const startsBody = word === 'SELECT' || word === 'VALUES' || (opensQuery[i] && !cteBody);
     if (own && startsBody && queries[q].body === undefined) queries[q].body = i;
     if (t.text === '(') {
       open.push([now, q]);
-      if (startsQuery(tokens, close, i)) {
+      if (opensQuery[i]) {
         const readsAround = !['WITH', 'FROM', 'JOIN'].includes(now);
         queries.push({ open: i, around: q, readsAround, branch: false, recursive: false, depth: open.length });
-        q = queries.length - 1;
+        q = opens[i] = queries.length - 1;
       }
       now = '';
     } else if (t.text === ')') {
@@ -322,35 +351,44 @@ function nest(tokens: Token[]): Nesting {
       q = query[i] = outerQuery;
     } else if (t.kind === 'keyword' && CLAUSES.has(word)) {
       now = word;
-      if (own && SET_OPERATIONS.has(word)) q = nextBranch(queries, query, q);
+      if (own && SET_OPERATIONS.has(word)) q = query[i] = nextBranch(queries, q, i);
       else if (own && AFTER_BRANCHES.has(word) && queries[q].branch) q = query[i] = queries[q].around ?? 0;
       else if (word === 'WITH' && tokens[i + 1]?.text.toUpperCase() === 'RECURSIVE') queries[q].recursive = true;
     }
   });
   clause.push(now);
-  return { close, clause, query, queries };
+  // The tokens of a query from its body to its first UNION, INTERSECT or EXCEPT, and the
+  // queries in parentheses among them, are its first branch's: moved once, after the walk, as
+  // moving them at each first set operation takes time in the number of nested queries squared.
+  const firstBranchAt = (q: number, at: number) => {
+    const { body, firstBranch, firstSetOperation = -1 } = queries[q];
+    return firstBranch !== undefined && body !== undefined && at >= body && at < firstSetOperation ? firstBranch : q;
+  };
+  query.forEach((q, i) => (query[i] = firstBranchAt(q, i)));
+  for (const inner of queries) {
+    if (inner.open !== undefined && inner.around !== undefined) inner.around = firstBranchAt(inner.around, inner.open);
+  }
+  const own: number[][] = queries.map(() => []);
+  query.forEach((q, i) => own[q].push(i));
+  return { close, opens, clause, query, queries, own };
 }
 
 /**
- * Starts the next branch of query `q` at a UNION, INTERSECT or EXCEPT (the last token in
- * `query`) and returns it. At the first one, the tokens since the query's body started become
- * its first branch, with the subqueries in them.
+ * Starts the next branch of query `q` at the UNION, INTERSECT or EXCEPT at `at` and returns it.
+ * At the first one, its first branch too: what is in it since the query's body started becomes
+ * that branch's when `nest` is done.
  */
-function nextBranch(queries: Query[], query: number[], q: number): number {
+function nextBranch(queries: Query[], q: number, at: number): number {
   const depth = queries[q].depth;
   const branch = (around: number): Query => ({ around, readsAround: true, branch: true, recursive: false, depth });
   let compound = q;
   if (queries[q].branch) compound = queries[q].around ?? 0;
   else {
-    const first = queries.length;
-    const body = queries[q].body;
-    const start = body ?? query.length;
-    queries.push({ ...branch(q), body });
-    for (let i = start; i < query.length; i++) if (query[i] === q) query[i] = first;
-    for (const inner of queries) if (inner.around === q && inner.open !== undefined && inner.open >= start) inner.around = first;
+    queries[q].firstBranch = queries.length;
+    queries[q].firstSetOperation = at;
+    queries.push({ ...branch(q), body: queries[q].body });
   }
   queries.push(branch(compound));
-  query[query.length - 1] = queries.length - 1;
   return queries.length - 1;
 }
 
@@ -367,19 +405,25 @@ function matchingParentheses(tokens: Token[]): number[] {
 
 
 /**
- * Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`, `(VALUES
- * ...`, or one whose first branch is in parentheses of its own, `((SELECT ...) UNION (SELECT
- * ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the branch (in
- * `((SELECT ...) s JOIN ...)` the parentheses hold a join).
+ * For each token, whether it is a `(` that opens a query in parentheses: `(SELECT ...`, `(WITH
+ * ...`, `(VALUES ...`, or one whose first branch is in parentheses of its own, `((SELECT ...)
+ * UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the
+ * branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join). Read from the end, each
+ * `(` from the one after it, so that a pasted run of many `(` is read once, in a loop.
  */
-function startsQuery(tokens: Token[], close: number[], i: number): boolean {
-  if (tokens[i]?.text !== '(') return false;
-  const next = tokens[i + 1]?.text.toUpperCase();
-  if (next === 'SELECT' || next === 'WITH' || next === 'VALUES') return true;
-  if (next !== '(' || !startsQuery(tokens, close, i + 1)) return false;
-  // Nothing after the branch is a query being typed.
-  const after = tokens[close[i + 1] + 1]?.text.toUpperCase();
-  return after === undefined || after === ')' || SET_OPERATIONS.has(after) || AFTER_BRANCHES.has(after);
+function queryOpenings(tokens: Token[], close: number[]): boolean[] {
+  const opens = tokens.map(() => false);
+  for (let i = tokens.length - 1; i >= 0; i--) {
+    if (tokens[i].text !== '(') continue;
+    const next = tokens[i + 1]?.text.toUpperCase();
+    if (next === 'SELECT' || next === 'WITH' || next === 'VALUES') opens[i] = true;
+    else if (next === '(' && opens[i + 1]) {
+      // Nothing after the branch is a query being typed.
+      const after = tokens[close[i + 1] + 1]?.text.toUpperCase();
+      opens[i] = after === undefined || after === ')' || SET_OPERATIONS.has(after) || AFTER_BRANCHES.has(after);
+    }
+  }
+  return opens;
 }
 
 /**
@@ -388,26 +432,26 @@ function startsQuery(tokens: Token[], close: number[], i: number): boolean {
  */
 function queryAt(nesting: Nesting, at: number): number {
   if (at === 0) return 0;
-  const opened = nesting.queries.findIndex((q) => q.open === at - 1);
-  return opened >= 0 ? opened : (nesting.query[at - 1] ?? 0);
+  return nesting.opens[at - 1] ?? nesting.query[at - 1] ?? 0;
 }
 
 /**
  * The clause of its query the token at `at` is in: outside the parentheses around it that open
- * no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT).
+ * no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT). Out of one
+ * `(` at a time, in a loop: pasted parentheses may nest deeper than a stack goes.
  */
 function queryClause(tokens: Token[], nesting: Nesting, at: number): string {
   for (let open = Math.min(at, tokens.length) - 1; open >= 0; open--) {
     if (tokens[open].text !== '(' || nesting.close[open] < at) continue;
-    const opensQuery = nesting.queries.some((q) => q.open === open);
-    return opensQuery ? (nesting.clause[at] ?? '') : queryClause(tokens, nesting, open);
+    if (nesting.opens[open] !== undefined) break;
+    at = open;
   }
   return nesting.clause[at] ?? '';
 }
 
 /** Whether `q` is a query whose branches UNION, INTERSECT or EXCEPT join. */
 function hasBranches(nesting: Nesting, q: number): boolean {
-  return nesting.queries.some((b) => b.branch && b.around === q);
+  return nesting.queries[q]?.firstBranch !== undefined;
 }
 
 /** `q` and the queries it is in, innermost first. */
@@ -491,11 +535,11 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
         listed = columnList(tokens, close, at);
         at = close[at] + 1;
       }
-      if (upper(at) === 'AS' && startsQuery(tokens, close, at + 1)) {
+      if (upper(at) === 'AS' && nesting.opens[at + 1] !== undefined) {
         found.push({ name: nameOf(t), cte: true, listed, open: at + 1, end: close[at + 1] });
       }
     }
-    if (startsQuery(tokens, close, i) && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
+    if (nesting.opens[i] !== undefined && (clause[i] === 'FROM' || clause[i] === 'JOIN')) {
       const end = close[i];
       const at = upper(end + 1) === 'AS' ? end + 2 : end + 1;
       // `s` in `s(a, b)` is read as a function's name.
@@ -510,8 +554,7 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
   found.sort((a, b) => a.end - b.end);
   const done: Derived[] = [];
   for (const f of found) {
-    const body = nesting.queries.findIndex((q) => q.open === f.open);
-    const names = outputs(tokens, nesting, body, catalog, namespace, done);
+    const names = outputs(tokens, nesting, nesting.opens[f.open] ?? 0, catalog, namespace, done);
     const columns = renamed(names.map((name) => ({ name, type: '' })), f.listed);
     const type = f.cte ? 'cte' : 'subquery';
     const recursive = f.cte && nesting.queries[nesting.query[f.open]].recursive;
@@ -534,29 +577,43 @@ function outputs(
   derived: Derived[],
 ): (string | undefined)[] {
   const { queries } = nesting;
-  const branch = queries.findIndex((b) => b.branch && b.around === q);
-  const first = branch >= 0 ? branch : q;
-  const body = queries[first]?.body;
+  let first = queries[q]?.firstBranch ?? q;
+  let body = queries[first]?.body;
+  // A first branch in parentheses: its query's, in a loop, as pasted parentheses may nest
+  // deeper than a stack goes.
+  for (;;) {
+    const inner = body === undefined ? undefined : nesting.opens[body];
+    if (inner === undefined) break;
+    first = queries[inner].firstBranch ?? inner;
+    body = queries[first].body;
+  }
   if (body === undefined) return [];
-  // A first branch in parentheses: its query's.
-  const inner = queries.findIndex((b) => b.open === body);
-  if (inner >= 0) return outputs(tokens, nesting, inner, catalog, namespace, derived);
-  const open = enclosing(nesting, first)
-    .map((e) => queries[e].open)
-    .find((o) => o !== undefined);
-  const query = tokens.slice(body, open === undefined ? tokens.length : nesting.close[open]);
-  if (query[0]?.text.toUpperCase() === 'VALUES') return valuesColumns(query);
-  return outputNames(query, tablesNamed(tokens, nesting, first, catalog, namespace, derived));
+  // The query's end: the `)` of the innermost parentheses around it.
+  let around: number | undefined = first;
+  while (around !== undefined && queries[around].open === undefined) around = queries[around].around;
+  const open = around === undefined ? undefined : queries[around].open;
+  const end = open === undefined ? tokens.length : nesting.close[open];
+  if (tokens[body].text.toUpperCase() === 'VALUES') return valuesColumns(span(tokens, body + 1, end));
+  return outputNames(span(tokens, body, end), tablesNamed(tokens, nesting, first, catalog, namespace, derived));
 }
 
 /**
- * The names the server gives the columns of `VALUES (1, 'a'), ...`: `column1`, `column2`, ...,
- * one for each value of the first row.
+ * The tokens from `from` to `to` (exclusive), read as they are needed: a query runs to the end
+ * of its parentheses, but only its first part is read, and copying the rest for each of many
+ * nested queries would take time in their number squared.
  */
-function valuesColumns(values: Token[]): string[] {
+function* span(tokens: Token[], from: number, to: number): Generator<Token> {
+  for (let i = from; i < to; i++) yield tokens[i];
+}
+
+/**
+ * The names the server gives the columns of `VALUES (1, 'a'), ...`, given the tokens after
+ * VALUES: `column1`, `column2`, ..., one for each value of the first row.
+ */
+function valuesColumns(rows: Iterable<Token>): string[] {
   let depth = 0;
   let count = 0;
-  for (const t of values.slice(1)) {
+  for (const t of rows) {
     if (t.text === '(') {
       depth++;
       count = Math.max(count, 1);
@@ -573,7 +630,7 @@ function valuesColumns(values: Token[]): string[] {
  * `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the server
  * would name it after the expression).
  */
-function outputNames(query: Token[], named: Map<string, CatalogTable>): (string | undefined)[] {
+function outputNames(query: Iterable<Token>, named: Map<string, CatalogTable>): (string | undefined)[] {
   // The select list: from the first SELECT outside parentheses to FROM (or the end), split at
   // its commas.
   const items: Token[][] = [];

@@ -57,6 +57,15 @@ test('unfinished statements complete and never throw', () => {
   }
 });
 
+for (const p of shared.pasted) {
+  test(`pasted: ${p.name}`, () => {
+    const text = p.parts.map(([part, times]) => part.repeat(times)).join('');
+    const items = complete(text, text.length, catalog, 'app', true, Infinity)?.items ?? [];
+    const all = new Set(items.map((i) => i.text));
+    assert.deepEqual(p.offered.filter((o) => !all.has(o)), [], 'not offered');
+  });
+}
+
 /** What is offered with the caret at the end of `before`, the text going on with `after`. */
 function offered(before, after = '', { explicit = true } = {}) {
   return complete(before + after, before.length, catalog, 'app', explicit)?.items ?? null;

@@ -466,24 +466,30 @@ fn matching_parentheses(tokens: &[Token]) -> Vec<usize> {
     close
 }
 
-/// Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`,
-/// `(VALUES ...`, or one whose first branch is in parentheses of its own, `((SELECT ...)
-/// UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the
-/// branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join).
-fn starts_query(tokens: &[Token], close: &[usize], i: usize) -> bool {
-    // A run of `(` from `i`, the innermost opening the query; a loop, not recursion, so that
-    // a line of many `(` cannot exhaust the stack.
-    let innermost = (i..).take_while(|&j| tokens.get(j).is_some_and(|t| t.text == "(")).last();
-    let Some(innermost) = innermost else { return false };
-    if !tokens.get(innermost + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH") || t.is("VALUES")) {
-        return false;
+/// For each token, whether it is a `(` that opens a query in parentheses: `(SELECT ...`,
+/// `(WITH ...`, `(VALUES ...`, or one whose first branch is in parentheses of its own,
+/// `((SELECT ...) UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the
+/// `)` follows the branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join). Read
+/// from the end, each `(` from the one after it, so that a pasted run of many `(` is read
+/// once, in a loop.
+fn query_openings(tokens: &[Token], close: &[usize]) -> Vec<bool> {
+    let mut opens = vec![false; tokens.len()];
+    for i in (0..tokens.len()).rev() {
+        if tokens[i].text != "(" {
+            continue;
+        }
+        opens[i] = match tokens.get(i + 1) {
+            Some(next) if next.is("SELECT") || next.is("WITH") || next.is("VALUES") => true,
+            Some(next) if next.text == "(" && opens[i + 1] => {
+                // Nothing after the branch is a query being typed.
+                let after_branch = close.get(i + 1).and_then(|&end| tokens.get(end + 1));
+                after_branch
+                    .is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
+            }
+            _ => false,
+        };
     }
-    // Each `(` around the innermost holds a branch: what follows that branch's `)` must be
-    // the end, a `)`, a set operation, ORDER BY, LIMIT or OFFSET (nothing: still being typed).
-    (i..innermost).all(|k| {
-        let after_branch = close.get(k + 1).and_then(|&end| tokens.get(end + 1));
-        after_branch.is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
-    })
+    opens
 }
 
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
@@ -493,6 +499,8 @@ struct Statement<'a> {
     tokens: &'a [Token<'a>],
     /// For each `(`, the index of its `)` (the end if it is not closed yet).
     close: Vec<usize>,
+    /// For each `(`, the query it opens, if any (an index into `levels`).
+    opens: Vec<Option<usize>>,
     /// For each token, the clause it is in: the last of CLAUSES before it in its parentheses;
     /// then the clause after the last token.
     clause: Vec<&'static str>,
@@ -500,6 +508,9 @@ struct Statement<'a> {
     level: Vec<usize>,
     /// The statement's own query, then each query in parentheses and each branch.
     levels: Vec<Level>,
+    /// For each query, its own tokens (not those of the queries inside it), so that finding
+    /// what one query names does not read the whole statement.
+    own: Vec<Vec<usize>>,
 }
 
 /// A query of a statement: the statement's own, one in parentheses, or one branch of a query
@@ -518,6 +529,10 @@ struct Level {
     /// its FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch
     /// are `around`'s.
     branch: bool,
+    /// Its first branch, if branches UNION, INTERSECT or EXCEPT join in it, and where the first
+    /// of those words is: its tokens from its body to there are the first branch's.
+    first_branch: Option<usize>,
+    first_set_operation: Option<usize>,
     /// Whether its WITH is `WITH RECURSIVE`: then its CTEs are visible in all of it, their own
     /// bodies included (`WITH RECURSIVE r AS (... UNION ALL SELECT ... FROM r)`).
     recursive: bool,
@@ -530,13 +545,25 @@ struct Level {
 
 impl Level {
     fn new(open: Option<usize>, around: Option<usize>, reads_around: bool, depth: usize) -> Level {
-        Level { open, around, reads_around, branch: false, recursive: false, depth, body: None }
+        Level {
+            open,
+            around,
+            reads_around,
+            branch: false,
+            first_branch: None,
+            first_set_operation: None,
+            recursive: false,
+            depth,
+            body: None,
+        }
     }
 }
 
 impl<'a> Statement<'a> {
     fn new(catalog: &'a Catalog, current: &'a str, tokens: &'a [Token<'a>]) -> Statement<'a> {
         let close = matching_parentheses(tokens);
+        let opens_query = query_openings(tokens, &close);
+        let mut opens = vec![None; tokens.len()];
         let mut clause = Vec::with_capacity(tokens.len() + 1);
         let mut level = Vec::with_capacity(tokens.len());
         let mut levels = vec![Level::new(None, None, false, 0)];
@@ -550,15 +577,16 @@ impl<'a> Statement<'a> {
             // Whether the token is the query's own, not in parentheses inside it.
             let own = levels[query].depth == open.len();
             let cte_body = i.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(|p| p.is("AS"));
-            let starts_body = t.is("SELECT") || t.is("VALUES") || (starts_query(tokens, &close, i) && !cte_body);
+            let starts_body = t.is("SELECT") || t.is("VALUES") || (opens_query[i] && !cte_body);
             if own && starts_body && levels[query].body.is_none() {
                 levels[query].body = Some(i);
             }
             if t.text == "(" {
-                if starts_query(tokens, &close, i) {
+                if opens_query[i] {
                     let reads_around = !matches!(now, "WITH" | "FROM" | "JOIN");
                     levels.push(Level::new(Some(i), Some(query), reads_around, open.len() + 1));
                     query = levels.len() - 1;
+                    opens[i] = Some(query);
                 }
                 open.push((now, level.last().copied().unwrap_or(0)));
                 now = "";
@@ -573,7 +601,10 @@ impl<'a> Statement<'a> {
             } else if let Some(c) = CLAUSES.iter().find(|c| t.is(c)) {
                 now = c;
                 if own && SET_OPERATIONS.contains(c) {
-                    query = next_branch(&mut levels, &mut level, query);
+                    query = next_branch(&mut levels, query, i);
+                    if let Some(l) = level.last_mut() {
+                        *l = query;
+                    }
                 } else if own && AFTER_BRANCHES.contains(c) && levels[query].branch {
                     query = levels[query].around.unwrap_or(0);
                     if let Some(l) = level.last_mut() {
@@ -585,7 +616,23 @@ impl<'a> Statement<'a> {
             }
         }
         clause.push(now);
-        Statement { catalog, current, tokens, close, clause, level, levels }
+        // The tokens of a query from its body to its first UNION, INTERSECT or EXCEPT, and the
+        // queries in parentheses among them, are its first branch's: moved once, after the
+        // walk, as moving them at each first set operation takes time in the number of nested
+        // queries squared.
+        for (at, l) in level.iter_mut().enumerate() {
+            *l = first_branch_at(&levels, *l, at);
+        }
+        for inner in 0..levels.len() {
+            if let (Some(open), Some(around)) = (levels[inner].open, levels[inner].around) {
+                levels[inner].around = Some(first_branch_at(&levels, around, open));
+            }
+        }
+        let mut own = vec![Vec::new(); levels.len()];
+        for (i, &l) in level.iter().enumerate() {
+            own[l].push(i);
+        }
+        Statement { catalog, current, tokens, close, opens, clause, level, levels, own }
     }
 
     /// The `)` of the `(` at `open` (the end if it is not closed yet).
@@ -593,20 +640,26 @@ impl<'a> Statement<'a> {
         self.close.get(open).copied().unwrap_or(self.tokens.len())
     }
 
-    /// Whether the token at `i` opens a query in parentheses (see `starts_query`).
-    fn starts_query(&self, i: usize) -> bool {
-        starts_query(self.tokens, &self.close, i)
+    /// The query the token at `i` opens, if it is a `(` that opens one (see `query_openings`).
+    fn opened(&self, i: usize) -> Option<usize> {
+        self.opens.get(i).copied().flatten()
     }
 
     /// The clause of its query the token at `at` is in: outside the parentheses around it that
     /// open no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT).
-    fn query_clause(&self, at: usize) -> &'static str {
-        let before = self.tokens.get(..at).unwrap_or(self.tokens);
-        let around = before.iter().enumerate().rev().find(|&(open, t)| t.text == "(" && self.close_of(open) >= at);
-        match around {
-            Some((open, _)) if !self.levels.iter().any(|l| l.open == Some(open)) => self.query_clause(open),
-            _ => self.clause.get(at).copied().unwrap_or(""),
+    /// Out of one `(` at a time, in a loop: pasted parentheses may nest deeper than a stack
+    /// goes.
+    fn query_clause(&self, mut at: usize) -> &'static str {
+        for open in (0..at.min(self.tokens.len())).rev() {
+            if self.tokens[open].text != "(" || self.close_of(open) < at {
+                continue;
+            }
+            if self.opened(open).is_some() {
+                break;
+            }
+            at = open;
         }
+        self.clause.get(at).copied().unwrap_or("")
     }
 
     /// Where the caret at byte `pos` is: the index of the first token from it on, and the
@@ -614,10 +667,9 @@ impl<'a> Statement<'a> {
     /// opens.
     fn caret(&self, pos: usize) -> (usize, usize) {
         let at = self.tokens.iter().take_while(|t| t.start < pos).count();
-        let level = at.checked_sub(1).map_or(0, |before| {
-            let opened = self.levels.iter().position(|l| l.open == Some(before));
-            opened.or_else(|| self.level.get(before).copied()).unwrap_or(0)
-        });
+        let level = at
+            .checked_sub(1)
+            .map_or(0, |before| self.opened(before).or_else(|| self.level.get(before).copied()).unwrap_or(0));
         (at, level)
     }
 
@@ -642,21 +694,26 @@ impl<'a> Statement<'a> {
 
     /// Whether `level` is a query whose branches UNION, INTERSECT or EXCEPT join.
     fn has_branches(&self, level: usize) -> bool {
-        self.levels.iter().any(|l| l.branch && l.around == Some(level))
+        self.levels.get(level).is_some_and(|l| l.first_branch.is_some())
     }
 
     /// The names of the columns the query `level` returns, in order (see `output_names`; its
     /// `*` stands for the tables in its own FROM): for a query with branches, those of the
     /// first branch, as in PostgreSQL; for `VALUES`, the names the server gives.
     fn outputs(&self, derived: &[Derived], level: usize) -> Vec<Option<String>> {
-        let first = self.levels.iter().position(|l| l.branch && l.around == Some(level)).unwrap_or(level);
-        let Some(body) = self.levels.get(first).and_then(|l| l.body) else {
-            return Vec::new();
+        let first_of = |l: usize| self.levels.get(l).and_then(|q| q.first_branch).unwrap_or(l);
+        let mut first = first_of(level);
+        // A first branch in parentheses: its query's, in a loop, as pasted parentheses may nest
+        // deeper than a stack goes.
+        let body = loop {
+            let Some(body) = self.levels.get(first).and_then(|l| l.body) else {
+                return Vec::new();
+            };
+            match self.opened(body) {
+                Some(inner) => first = first_of(inner),
+                None => break body,
+            }
         };
-        // A first branch in parentheses: its query's.
-        if let Some(inner) = self.levels.iter().position(|l| l.open == Some(body)) {
-            return self.outputs(derived, inner);
-        }
         let open = self.enclosing(first).find_map(|l| self.levels.get(l)?.open);
         let end = open.map_or(self.tokens.len(), |open| self.close_of(open));
         let query = self.tokens.get(body..end).unwrap_or_default();
@@ -679,20 +736,19 @@ impl<'a> Statement<'a> {
     /// app.todos t`, `JOIN open AS o`, with the column list an alias may give: `t(a, b)`), and
     /// its subqueries in FROM by their alias. Not those of the queries inside it.
     fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Source<'s>)> {
-        let mut out: Vec<(String, Source<'s>)> = derived
-            .iter()
-            .filter(|d| !d.cte && self.level.get(d.open) == Some(&level))
-            .map(|d| (d.name.clone(), Source::derived(d)))
-            .collect();
-        for (i, pair) in self.tokens.windows(2).enumerate() {
-            let [before, table] = pair else { continue };
-            let at = i + 1;
+        let own = self.own.get(level).map_or(&[][..], Vec::as_slice);
+        let subqueries = own.iter().filter_map(|&open| derived_at(derived, open, self.close_of(open)));
+        let mut out: Vec<(String, Source<'s>)> =
+            subqueries.filter(|d| !d.cte).map(|d| (d.name.clone(), Source::derived(d))).collect();
+        for &at in own {
+            let Some(i) = at.checked_sub(1) else { continue };
+            let (before, table) = (&self.tokens[i], &self.tokens[at]);
             let in_from_list = before.text == "," && self.clause.get(at) == Some(&"FROM");
             // `FROM (app.todos t JOIN app.lists l ON ...)`: a join in parentheses.
             let in_join =
-                before.text == "(" && matches!(self.clause.get(i), Some(&"FROM" | &"JOIN")) && !self.starts_query(i);
+                before.text == "(" && matches!(self.clause.get(i), Some(&"FROM" | &"JOIN")) && self.opened(i).is_none();
             let before_table = in_from_list || in_join || BEFORE_TABLE.iter().any(|w| before.is(w));
-            if self.level.get(at) != Some(&level) || !before_table || table.kind != Kind::Word {
+            if !before_table || table.kind != Kind::Word {
                 continue;
             }
             let name = table.name();
@@ -728,33 +784,33 @@ impl<'a> Statement<'a> {
     }
 }
 
-/// Starts the next branch of `query` at a UNION, INTERSECT or EXCEPT (the last token of
-/// `level`) and returns it. At the first one, the tokens since the query's body started become
-/// its first branch, with the subqueries in them.
-fn next_branch(levels: &mut Vec<Level>, level: &mut [usize], query: usize) -> usize {
+/// Starts the next branch of `query` at the UNION, INTERSECT or EXCEPT at `at` and returns it.
+/// At the first one, its first branch too: what is in it since the query's body started
+/// becomes that branch's when `Statement::new` is done.
+fn next_branch(levels: &mut Vec<Level>, query: usize, at: usize) -> usize {
     let depth = levels[query].depth;
     let branch = |around: usize| Level { branch: true, ..Level::new(None, Some(around), true, depth) };
     let compound = if levels[query].branch {
         levels[query].around.unwrap_or(0)
     } else {
-        let first = levels.len();
         let body = levels[query].body;
+        levels[query].first_branch = Some(levels.len());
+        levels[query].first_set_operation = Some(at);
         levels.push(Level { body, ..branch(query) });
-        let start = body.unwrap_or(level.len());
-        for l in level.get_mut(start..).unwrap_or_default().iter_mut().filter(|l| **l == query) {
-            *l = first;
-        }
-        for inner in levels.iter_mut().filter(|l| l.around == Some(query) && l.open.is_some_and(|o| o >= start)) {
-            inner.around = Some(first);
-        }
         query
     };
     levels.push(branch(compound));
-    let next = levels.len() - 1;
-    if let Some(l) = level.last_mut() {
-        *l = next;
+    levels.len() - 1
+}
+
+/// The query that the token at `at`, of the query `level` as the walk over a statement found
+/// it, is in: `level`'s first branch from its body to its first UNION, INTERSECT or EXCEPT.
+fn first_branch_at(levels: &[Level], level: usize, at: usize) -> usize {
+    let Some(query) = levels.get(level) else { return level };
+    match (query.first_branch, query.body, query.first_set_operation) {
+        (Some(first), Some(body), Some(until)) if (body..until).contains(&at) => first,
+        _ => level,
     }
-    next
 }
 
 /// A table a statement makes for itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery
@@ -770,6 +826,13 @@ struct Derived {
     end: usize,
     /// Whether it is a CTE of `WITH RECURSIVE`, visible in its own body.
     recursive: bool,
+}
+
+/// The table in `derived` (in the order of their ends) whose body's `(` is at `open` and its
+/// `)` at `end`, if any: found without reading them all, as a query may hold many.
+fn derived_at(derived: &[Derived], open: usize, end: usize) -> Option<&Derived> {
+    let from = derived.partition_point(|d| d.end < end);
+    derived.get(from..)?.iter().take_while(|d| d.end == end).find(|d| d.open == open)
 }
 
 /// A CTE or subquery as found, before its columns are known.
@@ -802,14 +865,14 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
                 listed = names_in(statement.column_list(at));
                 at = statement.close_of(at) + 1;
             }
-            if tokens.get(at).is_some_and(|t| t.is("AS")) && statement.starts_query(at + 1) {
+            if tokens.get(at).is_some_and(|t| t.is("AS")) && statement.opened(at + 1).is_some() {
                 let end = statement.close_of(at + 1);
                 found.push(Found { end, name: t.name(), listed, open: at + 1, cte: true });
             }
         }
         // `FROM (SELECT ...) [AS] name [(a, b)]`, also after JOIN or a comma in FROM, and
         // `(VALUES ...)` there.
-        if statement.starts_query(i) && matches!(clause, "FROM" | "JOIN") {
+        if statement.opened(i).is_some() && matches!(clause, "FROM" | "JOIN") {
             let end = statement.close_of(i);
             let at = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
             if let Some(alias) = tokens.get(at).filter(|t| t.is_name()) {
@@ -822,7 +885,7 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     found.sort_by_key(|f| f.end);
     let mut done: Vec<Derived> = Vec::new();
     for Found { end, name, listed, open, cte } in found {
-        let body = statement.levels.iter().position(|l| l.open == Some(open)).unwrap_or(0);
+        let body = statement.opened(open).unwrap_or(0);
         let columns = renamed(statement.outputs(&done, body), listed);
         let defined_in = statement.level.get(open).and_then(|&l| statement.levels.get(l));
         let recursive = cte && defined_in.is_some_and(|l| l.recursive);
@@ -1114,6 +1177,7 @@ mod tests {
         catalog: CaseCatalog,
         cases: Vec<Case>,
         unfinished: Vec<String>,
+        pasted: Vec<Pasted>,
     }
 
     #[derive(Deserialize)]
@@ -1143,6 +1207,15 @@ mod tests {
         offered: Vec<String>,
         #[serde(default)]
         not_offered: Vec<String>,
+    }
+
+    /// An input too long to write out: its parts, each a text and how many times it repeats.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Pasted {
+        name: String,
+        parts: Vec<(String, usize)>,
+        offered: Vec<String>,
     }
 
     fn shared_cases() -> SharedCases {
@@ -1214,6 +1287,18 @@ mod tests {
             for pos in (0..=line.len()).filter(|&p| line.is_char_boundary(p)) {
                 candidates(&catalog, Some("app"), &line, pos);
             }
+        }
+    }
+
+    /// On a test's thread, whose stack is smaller than the shell's (2 MiB, not 8).
+    #[test]
+    fn pasted_inputs_complete_without_exhausting_the_stack() {
+        let catalog = catalog();
+        for pasted in shared_cases().pasted {
+            let line: String = pasted.parts.iter().map(|(part, times)| part.repeat(*times)).collect();
+            let (_, offered) = candidates(&catalog, Some("app"), &line, line.len());
+            let missing: Vec<&String> = pasted.offered.iter().filter(|o| !offered.contains(o)).collect();
+            assert!(missing.is_empty(), "{}: {missing:?} not offered", pasted.name);
         }
     }
 
