@@ -81,6 +81,12 @@ export function complete(
   const at = statement.filter((t) => t.start < caret).length;
   const query = queryAt(nesting, at);
   const scopes = readable(nesting, query).map((q) => tablesNamed(statement, nesting, q, catalog, namespace, derived));
+  // What a qualifier names at the caret: the table of the innermost query that names it; null
+  // where an alias hides the name (`todos` after `FROM app.todos t`), undefined where none does.
+  const qualifies = (name: string) => {
+    const found = scopes.map((named) => named.get(name));
+    return found.find(Boolean) ?? (found.includes(null) ? null : undefined);
+  };
   const out: Completion[] = [];
   const table = (t: CatalogTable, text = `${t.namespace}.${t.name}`) => ({ text, kind: 'table' as const, detail: t.type });
   // Tables of the default namespace also by their bare name.
@@ -105,7 +111,8 @@ export function complete(
     if (afterBranches) return { from, to, items: [] };
     const qualifier = word.slice(0, dot).toLowerCase();
     out.push(...catalog.tables.filter((t) => t.namespace.toLowerCase() === qualifier).map((t) => table(t)));
-    const qualified = scopes.map((named) => named.get(qualifier)).find(Boolean) ?? resolve(catalog, qualifier, namespace);
+    const named = qualifies(qualifier);
+    const qualified = named === undefined ? resolve(catalog, qualifier, namespace) : named;
     if (qualified) out.push(...columns(qualified, word.slice(0, dot + 1)));
   } else if (BEFORE_NAMESPACE.has(previous) || (previous === 'IN' && before.at(-2)?.text.toUpperCase() === 'TABLES')) {
     out.push(...catalog.namespaces.map((ns) => ({ text: ns, kind: 'namespace' as const, detail: 'namespace' })));
@@ -126,13 +133,14 @@ export function complete(
     // Then the statement's own tables (CTEs, subqueries): they are what its query reads.
     const inStatement = new Set(
       (afterBranches ? [] : scopes)
-        .flatMap((named) => [...named.values()])
+        .flatMap((named) => [...named.values()].filter((t) => t !== null))
         .sort((a, b) => Number(a.namespace !== '') - Number(b.namespace !== '')),
     );
     for (const t of inStatement) out.push(...columns(t));
     out.push(...KEYWORDS.map((k) => ({ text: cased(k), kind: 'keyword' as const, detail: 'keyword' })));
     out.push(...FUNCTIONS.map((f) => ({ text: cased(f), kind: 'function' as const, detail: 'function' })));
-    out.push(...tables(), ...namespaces());
+    // Tables as qualifiers, but not one by a name its alias hides.
+    out.push(...tables().filter((t) => qualifies(t.text.toLowerCase()) !== null), ...namespaces());
     // Before the statement names a table, the columns of every table.
     if (inStatement.size === 0 && given.length === 0) for (const t of catalog.tables) out.push(...columns(t));
   }
@@ -174,7 +182,8 @@ function resolve(catalog: Catalog, name: string, namespace: string): CatalogTabl
  * FROM, JOIN, INTO, UPDATE, TABLE, DESCRIBE, a comma in FROM or the `(` of a join in
  * parentheses, and each one's alias (`FROM app.todos t`, `... AS t`, with the column list an
  * alias may give: `t(a, b)`) and bare name; its subqueries in FROM by their alias. Not those
- * of the queries inside it.
+ * of the queries inside it. An alias hides the table's own names: they name null (in SQL,
+ * `FROM app.todos t` reads the table as `t` only), unless the table comes again without one.
  */
 function tablesNamed(
   tokens: Token[],
@@ -183,12 +192,12 @@ function tablesNamed(
   catalog: Catalog,
   namespace: string,
   derived: Derived[],
-): Map<string, CatalogTable> {
+): Map<string, CatalogTable | null> {
   const own = nesting.own[q] ?? [];
   const subqueries = own
     .map((open) => derivedAt(derived, open, nesting.close[open]))
     .filter((d): d is Derived => d?.cte === false);
-  const named = new Map<string, CatalogTable>(subqueries.map((d) => [d.name.toLowerCase(), d]));
+  const named = new Map<string, CatalogTable | null>(subqueries.map((d) => [d.name.toLowerCase(), d]));
   for (const i of own) {
     const t = tokens[i];
     if (!isName(t)) continue;
@@ -211,8 +220,10 @@ function tablesNamed(
     const alias = isName(tokens[aliasAt]) && !isKeyword(tokens[aliasAt].text) ? tokens[aliasAt] : undefined;
     const listed = alias && tokens[aliasAt + 1]?.text === '(' ? columnList(tokens, nesting.close, aliasAt + 1) : undefined;
     const source = listed ? { ...table, columns: renamed(table.columns, listed) } : table;
-    named.set(name.toLowerCase(), source);
-    named.set(table.name.toLowerCase(), source);
+    for (const itsName of [name, table.name].map((n) => n.toLowerCase())) {
+      if (!alias) named.set(itsName, source);
+      else if (!named.has(itsName)) named.set(itsName, null);
+    }
     if (alias) named.set(alias.text.toLowerCase(), source);
   }
   return named;
@@ -630,7 +641,7 @@ function valuesColumns(rows: Iterable<Token>): string[] {
  * `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the server
  * would name it after the expression).
  */
-function outputNames(query: Iterable<Token>, named: Map<string, CatalogTable>): (string | undefined)[] {
+function outputNames(query: Iterable<Token>, named: Map<string, CatalogTable | null>): (string | undefined)[] {
   // The select list: from the first SELECT outside parentheses to FROM (or the end), split at
   // its commas.
   const items: Token[][] = [];
@@ -662,7 +673,7 @@ function outputNames(query: Iterable<Token>, named: Map<string, CatalogTable>): 
     if (!last) {
       names.push(undefined);
     } else if (item.length === 1 && last.text === '*') {
-      for (const t of new Set(named.values())) names.push(...t.columns.map((c) => c.name));
+      for (const t of new Set(named.values())) names.push(...(t?.columns.map((c) => c.name) ?? []));
     } else if (last.text === '*' && second?.text === '.') {
       const table = named.get(item.slice(0, -2).map(nameOf).join('').toLowerCase());
       names.push(...(table?.columns.map((c) => c.name) ?? []));

@@ -288,6 +288,9 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
     // only the columns the branches return, by the names the first branch gives them.
     let clause = statement.query_clause(caret);
     let after_branches = statement.has_branches(level) && AFTER_BRANCHES.contains(&clause);
+    // The names of the tables the caret's query and the queries around it read, innermost first.
+    let scopes: Vec<Vec<(String, Option<Source>)>> =
+        statement.readable(level).map(|l| statement.named(&derived, l)).collect();
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
         if after_branches {
@@ -304,19 +307,11 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
                     .map(|(ns, t)| format!("{ns}.{t}")),
             );
         }
-        // A name the statement gives (an alias, a CTE) comes before a catalog table's name,
-        // and the innermost query's before the ones around it.
-        let mut sources: Vec<Source> = statement
-            .readable(level)
-            .map(|l| {
-                let named = statement.named(&derived, l).into_iter();
-                named.filter(|(name, _)| name.eq_ignore_ascii_case(qualifier)).map(|(_, s)| s).collect::<Vec<_>>()
-            })
-            .find(|found| !found.is_empty())
-            .unwrap_or_default();
-        if sources.is_empty() {
-            sources = catalog.resolve(qualifier, current).into_iter().map(Source::catalog).collect();
-        }
+        // A name the statement gives (an alias, a CTE) comes before a catalog table's name.
+        let sources = match qualified(&scopes, qualifier) {
+            Some(sources) => sources,
+            None => catalog.resolve(qualifier, current).into_iter().map(Source::catalog).collect(),
+        };
         for source in sources {
             out.columns.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
         }
@@ -339,11 +334,8 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         // ORDER BY, GROUP BY and HAVING, the names its select list gives (`CASE ... END AS x`),
         // as DataFusion resolves them there, in expressions too; after a query's last branch,
         // only the names its first branch gives. Where no table is named yet, every column.
-        let read: Vec<Source> = if after_branches {
-            Vec::new()
-        } else {
-            statement.readable(level).flat_map(|l| statement.named(&derived, l)).map(|(_, s)| s).collect()
-        };
+        let read: Vec<Source> =
+            if after_branches { Vec::new() } else { scopes.iter().flatten().filter_map(|(_, s)| *s).collect() };
         let select_list_names = after_branches || matches!(clause, "ORDER" | "GROUP" | "HAVING");
         let outputs = if select_list_names { statement.outputs(&derived, level) } else { Vec::new() };
         if read.is_empty() && outputs.is_empty() {
@@ -353,9 +345,26 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         for source in read {
             out.columns.extend(source.columns(catalog));
         }
-        out.others.extend(tables);
+        // Tables as qualifiers, but not one by a name its alias hides.
+        out.others.extend(tables.filter(|t| qualified(&scopes, t).is_none_or(|found| !found.is_empty())));
     }
     (start, out.starting_with(word))
+}
+
+/// The tables `qualifier` names, given the names of the queries the caret may read (innermost
+/// first): those of the innermost query that names it; none where an alias hides the name
+/// (`todos` after `FROM app.todos t`), and `None` where no query there names it.
+fn qualified<'s>(scopes: &[Vec<(String, Option<Source<'s>>)>], qualifier: &str) -> Option<Vec<Source<'s>>> {
+    let mut hidden = false;
+    for scope in scopes {
+        let named = scope.iter().filter(|(name, _)| name.eq_ignore_ascii_case(qualifier));
+        let found: Vec<Source> = named.clone().filter_map(|(_, source)| *source).collect();
+        if !found.is_empty() {
+            return Some(found);
+        }
+        hidden |= named.count() > 0;
+    }
+    hidden.then(Vec::new)
 }
 
 /// A piece of SQL as completion reads it: a token of the lexer's, but no blank or comment,
@@ -734,12 +743,14 @@ impl<'a> Statement<'a> {
     /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
     /// its FROM (after FROM, JOIN, a comma in FROM, a `(` of a join in parentheses, ...) by its name and alias (`FROM
     /// app.todos t`, `JOIN open AS o`, with the column list an alias may give: `t(a, b)`), and
-    /// its subqueries in FROM by their alias. Not those of the queries inside it.
-    fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Source<'s>)> {
+    /// its subqueries in FROM by their alias. Not those of the queries inside it. An alias hides
+    /// the table's own names: they name `None` (in SQL, `FROM app.todos t` reads the table as `t`
+    /// only), unless the table comes again without one.
+    fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Option<Source<'s>>)> {
         let own = self.own.get(level).map_or(&[][..], Vec::as_slice);
         let subqueries = own.iter().filter_map(|&open| derived_at(derived, open, self.close_of(open)));
-        let mut out: Vec<(String, Source<'s>)> =
-            subqueries.filter(|d| !d.cte).map(|d| (d.name.clone(), Source::derived(d))).collect();
+        let mut out: Vec<(String, Option<Source<'s>>)> =
+            subqueries.filter(|d| !d.cte).map(|d| (d.name.clone(), Some(Source::derived(d)))).collect();
         for &at in own {
             let Some(i) = at.checked_sub(1) else { continue };
             let (before, table) = (&self.tokens[i], &self.tokens[at]);
@@ -767,12 +778,13 @@ impl<'a> Statement<'a> {
                 source.renames = self.column_list(alias_at + 1);
             }
             // `app.todos` also goes by `todos`, as the server reads a partly qualified name.
+            let by_its_names = alias.is_none().then_some(source);
             if let Table::Catalog((_, table)) = source.table {
-                out.push((table.clone(), source));
+                out.push((table.clone(), by_its_names));
             }
-            out.push((name, source));
+            out.push((name, by_its_names));
             if let Some(alias) = alias {
-                out.push((alias.name(), source));
+                out.push((alias.name(), Some(source)));
             }
         }
         out
@@ -965,7 +977,7 @@ impl<'a> Source<'a> {
 /// column's name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns
 /// of every table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none
 /// (the server would name it after the expression), but keeps its place.
-fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) -> Vec<Option<String>> {
+fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Option<Source>)]) -> Vec<Option<String>> {
     // The select list: from the first SELECT outside parentheses to FROM (or the end), split
     // at its commas.
     let mut items: Vec<Vec<Token>> = Vec::new();
@@ -1002,7 +1014,7 @@ fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) 
         match item {
             [star] if star.text == "*" => {
                 let mut seen: Vec<Source> = Vec::new();
-                for (_, source) in named {
+                for source in named.iter().filter_map(|(_, source)| source.as_ref()) {
                     if !seen.iter().any(|s| same(s, source)) {
                         seen.push(*source);
                         names.extend(source.columns(catalog).into_iter().map(Some));
@@ -1011,7 +1023,9 @@ fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) 
             }
             [table, star] if star.text == "*" => {
                 let table = table.text.trim_end_matches('.').replace('"', "");
-                if let Some((_, source)) = named.iter().find(|(n, _)| n.eq_ignore_ascii_case(&table)) {
+                if let Some((_, Some(source))) =
+                    named.iter().find(|(n, s)| s.is_some() && n.eq_ignore_ascii_case(&table))
+                {
                     names.extend(source.columns(catalog).into_iter().map(Some));
                 }
             }
