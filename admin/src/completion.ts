@@ -125,8 +125,9 @@ export function complete(
     // AS x`) first, as DataFusion resolves them there, in expressions too; after a query's last
     // branch, only the names its first branch gives.
     const selectListNames = afterBranches || ['ORDER', 'GROUP', 'HAVING'].includes(clause);
-    const given = (selectListNames ? outputs(statement, nesting, query, catalog, namespace, derived) : []).filter(
-      (name) => name !== undefined,
+    // Not in GROUP BY the name of an aggregate's value: nothing can be grouped by it.
+    const given = (selectListNames ? outputs(statement, nesting, query, catalog, namespace, derived) : []).flatMap(
+      ({ name, aggregate }) => (name === undefined || (aggregate && clause === 'GROUP') ? [] : [name]),
     );
     const selectList = { namespace: '', name: 'select list', type: 'output', columns: given.map((name) => ({ name, type: '' })) };
     out.push(...columns(selectList));
@@ -509,6 +510,15 @@ const SET_OPERATIONS = new Set(['UNION', 'INTERSECT', 'EXCEPT']);
 const AFTER_BRANCHES = new Set(['ORDER', 'LIMIT', 'OFFSET']);
 /** Words that are values, not columns. */
 const LITERALS = new Set(['NULL', 'TRUE', 'FALSE', 'CURRENT_USER', 'CURRENT_TIMESTAMP']);
+/** The server's aggregate functions, as its `information_schema.routines` lists them. */
+const AGGREGATES = new Set([
+  'ANY_VALUE', 'APPROX_DISTINCT', 'APPROX_MEDIAN', 'APPROX_PERCENTILE_CONT', 'APPROX_PERCENTILE_CONT_WITH_WEIGHT',
+  'ARRAY_AGG', 'AVG', 'BIT_AND', 'BIT_OR', 'BIT_XOR', 'BOOL_AND', 'BOOL_OR', 'CORR', 'COUNT', 'COVAR', 'COVAR_POP',
+  'COVAR_SAMP', 'FIRST_VALUE', 'GROUPING', 'LAST_VALUE', 'MAX', 'MEAN', 'MEDIAN', 'MIN', 'NTH_VALUE',
+  'PERCENTILE_CONT', 'QUANTILE_CONT', 'REGR_AVGX', 'REGR_AVGY', 'REGR_COUNT', 'REGR_INTERCEPT', 'REGR_R2',
+  'REGR_SLOPE', 'REGR_SXX', 'REGR_SXY', 'REGR_SYY', 'STDDEV', 'STDDEV_POP', 'STDDEV_SAMP', 'STRING_AGG', 'SUM', 'VAR',
+  'VAR_POP', 'VAR_POPULATION', 'VAR_SAMP', 'VAR_SAMPLE',
+]);
 
 /** A name as the server reads it: without its quotes. */
 function nameOf(t: Token): string {
@@ -565,8 +575,8 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
   found.sort((a, b) => a.end - b.end);
   const done: Derived[] = [];
   for (const f of found) {
-    const names = outputs(tokens, nesting, nesting.opens[f.open] ?? 0, catalog, namespace, done);
-    const columns = renamed(names.map((name) => ({ name, type: '' })), f.listed);
+    const returned = outputs(tokens, nesting, nesting.opens[f.open] ?? 0, catalog, namespace, done);
+    const columns = renamed(returned.map(({ name }) => ({ name, type: '' })), f.listed);
     const type = f.cte ? 'cte' : 'subquery';
     const recursive = f.cte && nesting.queries[nesting.query[f.open]].recursive;
     done.push({ namespace: '', name: f.name, type, columns, cte: f.cte, open: f.open, end: f.end, recursive });
@@ -575,9 +585,18 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
 }
 
 /**
- * The names of the columns the query `q` returns, in order (see outputNames; its `*` stands for
- * the tables in its own FROM): for a query with branches, those of the first branch, as in
- * PostgreSQL; for VALUES, the names the server gives.
+ * A column a query returns: its name (none for an expression without an alias), and whether
+ * its value is an aggregate's or a window function's, which GROUP BY cannot name.
+ */
+interface Output {
+  name?: string;
+  aggregate: boolean;
+}
+
+/**
+ * The columns the query `q` returns, in order (see outputNames; its `*` stands for the tables in
+ * its own FROM): for a query with branches, those of the first branch, as in PostgreSQL; for
+ * VALUES, the names the server gives.
  */
 function outputs(
   tokens: Token[],
@@ -586,7 +605,7 @@ function outputs(
   catalog: Catalog,
   namespace: string,
   derived: Derived[],
-): (string | undefined)[] {
+): Output[] {
   const { queries } = nesting;
   let first = queries[q]?.firstBranch ?? q;
   let body = queries[first]?.body;
@@ -604,7 +623,9 @@ function outputs(
   while (around !== undefined && queries[around].open === undefined) around = queries[around].around;
   const open = around === undefined ? undefined : queries[around].open;
   const end = open === undefined ? tokens.length : nesting.close[open];
-  if (tokens[body].text.toUpperCase() === 'VALUES') return valuesColumns(span(tokens, body + 1, end));
+  if (tokens[body].text.toUpperCase() === 'VALUES') {
+    return valuesColumns(span(tokens, body + 1, end)).map((name) => ({ name, aggregate: false }));
+  }
   return outputNames(span(tokens, body, end), tablesNamed(tokens, nesting, first, catalog, namespace, derived));
 }
 
@@ -636,12 +657,12 @@ function valuesColumns(rows: Iterable<Token>): string[] {
 }
 
 /**
- * The names of the columns a query (`SELECT ...`, maybe after a WITH) returns: a column's name
+ * The columns a query (`SELECT ...`, maybe after a WITH) returns, named: a column's name
  * (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns of every table
  * `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the server
  * would name it after the expression).
  */
-function outputNames(query: Iterable<Token>, named: Map<string, CatalogTable | null>): (string | undefined)[] {
+function outputNames(query: Iterable<Token>, named: Map<string, CatalogTable | null>): Output[] {
   // The select list: from the first SELECT outside parentheses to FROM (or the end), split at
   // its commas.
   const items: Token[][] = [];
@@ -663,31 +684,49 @@ function outputNames(query: Iterable<Token>, named: Map<string, CatalogTable | n
     else if (t.text === ')') depth = Math.max(0, depth - 1);
   }
 
-  const names: (string | undefined)[] = [];
+  const outputs: Output[] = [];
+  const columnsOf = (t: CatalogTable | null | undefined) =>
+    t?.columns.map((c) => ({ name: c.name, aggregate: false })) ?? [];
   for (const all of items) {
     const item = ['DISTINCT', 'ALL'].includes(all[0]?.text.toUpperCase() ?? '') ? all.slice(1) : all;
     const last = item.at(-1);
     const second = item.at(-2);
     // `a.b.c`: words joined by dots.
     const reference = item.length % 2 === 1 && item.every((t, i) => (i % 2 ? t.text === '.' : isWord(t)));
-    if (!last) {
-      names.push(undefined);
-    } else if (item.length === 1 && last.text === '*') {
-      for (const t of new Set(named.values())) names.push(...(t?.columns.map((c) => c.name) ?? []));
-    } else if (last.text === '*' && second?.text === '.') {
-      const table = named.get(item.slice(0, -2).map(nameOf).join('').toLowerCase());
-      names.push(...(table?.columns.map((c) => c.name) ?? []));
-    } else if (second?.text.toUpperCase() === 'AS' && isWord(last)) {
-      names.push(nameOf(last));
-    } else if (reference && !LITERALS.has(last.text.toUpperCase())) {
-      names.push(nameOf(last));
-    } else if (last.kind === 'identifier' && endsValue(item.slice(0, -1))) {
-      names.push(nameOf(last));
-    } else {
-      names.push(undefined);
+    if (item.length === 1 && last?.text === '*') {
+      for (const t of new Set(named.values())) outputs.push(...columnsOf(t));
+      continue;
     }
+    if (last?.text === '*' && second?.text === '.') {
+      outputs.push(...columnsOf(named.get(item.slice(0, -2).map(nameOf).join('').toLowerCase())));
+      continue;
+    }
+    const aliased =
+      (second?.text.toUpperCase() === 'AS' && isWord(last)) ||
+      (reference && !LITERALS.has(last?.text.toUpperCase() ?? '')) ||
+      (last?.kind === 'identifier' && endsValue(item.slice(0, -1)));
+    outputs.push({ name: aliased && last ? nameOf(last) : undefined, aggregate: aggregates(item) });
   }
-  return names;
+  return outputs;
+}
+
+/**
+ * Whether a select list item calls an aggregate (`count(*) + 1`) or window function (`... OVER
+ * (...)`) outside the queries in it (`(SELECT count(*) ...)` is one value per row).
+ */
+function aggregates(item: Token[]): boolean {
+  // For each `(` the item is in at a token, whether it is in a query there.
+  const inQuery: boolean[] = [];
+  for (let i = 0; i < item.length; i++) {
+    const word = item[i].text.toUpperCase();
+    const next = item[i + 1]?.text.toUpperCase();
+    if (word === '(') {
+      const opensQuery = next === 'SELECT' || next === 'WITH' || next === 'VALUES';
+      inQuery.push(inQuery.at(-1) === true || opensQuery);
+    } else if (word === ')') inQuery.pop();
+    else if (!inQuery.at(-1) && (word === 'OVER' || (next === '(' && AGGREGATES.has(word)))) return true;
+  }
+  return false;
 }
 
 /**

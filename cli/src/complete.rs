@@ -338,10 +338,13 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
             if after_branches { Vec::new() } else { scopes.iter().flatten().filter_map(|(_, s)| *s).collect() };
         let select_list_names = after_branches || matches!(clause, "ORDER" | "GROUP" | "HAVING");
         let outputs = if select_list_names { statement.outputs(&derived, level) } else { Vec::new() };
-        if read.is_empty() && outputs.is_empty() {
+        // Not in GROUP BY the name of an aggregate's value: nothing can be grouped by it.
+        let given: Vec<String> =
+            outputs.into_iter().filter(|o| !(o.aggregate && clause == "GROUP")).filter_map(|o| o.name).collect();
+        if read.is_empty() && given.is_empty() {
             out.columns.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         }
-        out.columns.extend(outputs.into_iter().flatten());
+        out.columns.extend(given);
         for source in read {
             out.columns.extend(source.columns(catalog));
         }
@@ -706,10 +709,10 @@ impl<'a> Statement<'a> {
         self.levels.get(level).is_some_and(|l| l.first_branch.is_some())
     }
 
-    /// The names of the columns the query `level` returns, in order (see `output_names`; its
-    /// `*` stands for the tables in its own FROM): for a query with branches, those of the
-    /// first branch, as in PostgreSQL; for `VALUES`, the names the server gives.
-    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<Option<String>> {
+    /// The columns the query `level` returns, in order (see `output_names`; its `*` stands for
+    /// the tables in its own FROM): for a query with branches, those of the first branch, as in
+    /// PostgreSQL; for `VALUES`, the names the server gives.
+    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<Output> {
         let first_of = |l: usize| self.levels.get(l).and_then(|q| q.first_branch).unwrap_or(l);
         let mut first = first_of(level);
         // A first branch in parentheses: its query's, in a loop, as pasted parentheses may nest
@@ -727,7 +730,7 @@ impl<'a> Statement<'a> {
         let end = open.map_or(self.tokens.len(), |open| self.close_of(open));
         let query = self.tokens.get(body..end).unwrap_or_default();
         if query.first().is_some_and(|t| t.is("VALUES")) {
-            return values_columns(query).into_iter().map(Some).collect();
+            return values_columns(query).into_iter().map(Output::column).collect();
         }
         output_names(self.catalog, query, &self.named(derived, first))
     }
@@ -898,7 +901,7 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     let mut done: Vec<Derived> = Vec::new();
     for Found { end, name, listed, open, cte } in found {
         let body = statement.opened(open).unwrap_or(0);
-        let columns = renamed(statement.outputs(&done, body), listed);
+        let columns = renamed(statement.outputs(&done, body).into_iter().map(|o| o.name).collect(), listed);
         let defined_in = statement.level.get(open).and_then(|&l| statement.levels.get(l));
         let recursive = cte && defined_in.is_some_and(|l| l.recursive);
         done.push(Derived { name, cte, columns, open, end, recursive });
@@ -973,11 +976,24 @@ impl<'a> Source<'a> {
     }
 }
 
-/// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns, in order: a
-/// column's name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns
-/// of every table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none
-/// (the server would name it after the expression), but keeps its place.
-fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Option<Source>)]) -> Vec<Option<String>> {
+/// A column a query returns: its name (none for an expression without an alias), and whether
+/// its value is an aggregate's or a window function's, which GROUP BY cannot name.
+struct Output {
+    name: Option<String>,
+    aggregate: bool,
+}
+
+impl Output {
+    fn column(name: String) -> Output {
+        Output { name: Some(name), aggregate: false }
+    }
+}
+
+/// The columns a query (`SELECT ...`, maybe after a WITH) returns, in order, named: a column's
+/// name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns of every
+/// table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the
+/// server would name it after the expression), but keeps its place.
+fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Option<Source>)]) -> Vec<Output> {
     // The select list: from the first SELECT outside parentheses to FROM (or the end), split
     // at its commas.
     let mut items: Vec<Vec<Token>> = Vec::new();
@@ -1005,44 +1021,67 @@ fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Option<Sou
         }
     }
 
-    let mut names = Vec::new();
+    let mut outputs = Vec::new();
     for item in &items {
         let item = match item.as_slice() {
             [first, rest @ ..] if first.is("DISTINCT") || first.is("ALL") => rest,
             all => all,
         };
-        match item {
+        let name = match item {
             [star] if star.text == "*" => {
                 let mut seen: Vec<Source> = Vec::new();
                 for source in named.iter().filter_map(|(_, source)| source.as_ref()) {
                     if !seen.iter().any(|s| same(s, source)) {
                         seen.push(*source);
-                        names.extend(source.columns(catalog).into_iter().map(Some));
+                        outputs.extend(source.columns(catalog).into_iter().map(Output::column));
                     }
                 }
+                continue;
             }
             [table, star] if star.text == "*" => {
                 let table = table.text.trim_end_matches('.').replace('"', "");
                 if let Some((_, Some(source))) =
                     named.iter().find(|(n, s)| s.is_some() && n.eq_ignore_ascii_case(&table))
                 {
-                    names.extend(source.columns(catalog).into_iter().map(Some));
+                    outputs.extend(source.columns(catalog).into_iter().map(Output::column));
                 }
+                continue;
             }
-            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => {
-                names.push(Some(alias.name()));
-            }
+            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => Some(alias.name()),
             [column] if column.kind == Kind::Word && !LITERALS.iter().any(|l| column.is(l)) => {
                 let name = column.name();
                 let name =
                     name.rsplit('.').next().filter(|n| !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()));
-                names.push(name.map(str::to_string));
+                name.map(str::to_string)
             }
-            [value @ .., alias] if alias.is_name() && ends_value(value) => names.push(Some(alias.name())),
-            _ => names.push(None),
+            [value @ .., alias] if alias.is_name() && ends_value(value) => Some(alias.name()),
+            _ => None,
+        };
+        outputs.push(Output { name, aggregate: aggregates(item) });
+    }
+    outputs
+}
+
+/// Whether a select list item calls an aggregate (`count(*) + 1`) or window function (`...
+/// OVER (...)`) outside the queries in it (`(SELECT count(*) ...)` is one value per row).
+fn aggregates(item: &[Token]) -> bool {
+    // For each `(` the item is in at a token, whether it is in a query there.
+    let mut in_query: Vec<bool> = Vec::new();
+    for (i, t) in item.iter().enumerate() {
+        let next = item.get(i + 1);
+        if t.text == "(" {
+            let opens_query = next.is_some_and(|n| n.is("SELECT") || n.is("WITH") || n.is("VALUES"));
+            in_query.push(in_query.last() == Some(&true) || opens_query);
+        } else if t.text == ")" {
+            in_query.pop();
+        } else if in_query.last() != Some(&true) {
+            let calls_aggregate = next.is_some_and(|n| n.text == "(") && AGGREGATES.iter().any(|a| t.is(a));
+            if t.is("OVER") || calls_aggregate {
+                return true;
+            }
         }
     }
-    names
+    false
 }
 
 /// Whether a select list item `value` ends with a value, so that a name after it is its alias
@@ -1061,6 +1100,55 @@ fn ends_value(value: &[Token]) -> bool {
 
 /// Words that are values, not columns.
 const LITERALS: &[&str] = &["NULL", "TRUE", "FALSE", "CURRENT_USER"];
+/// The server's aggregate functions, as its `information_schema.routines` lists them.
+const AGGREGATES: &[&str] = &[
+    "ANY_VALUE",
+    "APPROX_DISTINCT",
+    "APPROX_MEDIAN",
+    "APPROX_PERCENTILE_CONT",
+    "APPROX_PERCENTILE_CONT_WITH_WEIGHT",
+    "ARRAY_AGG",
+    "AVG",
+    "BIT_AND",
+    "BIT_OR",
+    "BIT_XOR",
+    "BOOL_AND",
+    "BOOL_OR",
+    "CORR",
+    "COUNT",
+    "COVAR",
+    "COVAR_POP",
+    "COVAR_SAMP",
+    "FIRST_VALUE",
+    "GROUPING",
+    "LAST_VALUE",
+    "MAX",
+    "MEAN",
+    "MEDIAN",
+    "MIN",
+    "NTH_VALUE",
+    "PERCENTILE_CONT",
+    "QUANTILE_CONT",
+    "REGR_AVGX",
+    "REGR_AVGY",
+    "REGR_COUNT",
+    "REGR_INTERCEPT",
+    "REGR_R2",
+    "REGR_SLOPE",
+    "REGR_SXX",
+    "REGR_SXY",
+    "REGR_SYY",
+    "STDDEV",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "STRING_AGG",
+    "SUM",
+    "VAR",
+    "VAR_POP",
+    "VAR_POPULATION",
+    "VAR_SAMP",
+    "VAR_SAMPLE",
+];
 
 /// Whether two sources are the same table.
 fn same(a: &Source, b: &Source) -> bool {
