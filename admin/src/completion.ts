@@ -72,15 +72,14 @@ export function complete(
   const word = text.slice(from, caret);
   if (/^\d/.test(word) || (!word && !explicit)) return null;
 
-  const statement = statementAt(tokens, caret).filter(significant);
-  const before = statement.filter((t) => t.end <= from);
+  const statement = readStatement(statementAt(tokens, caret).filter(significant), catalog, namespace);
+  const { nesting, derived } = statement;
+  const before = statement.tokens.filter((t) => t.end <= from);
   const previous = before.at(-1)?.text.toUpperCase() ?? '';
-  const nesting = nest(statement);
-  const derived = derivedTables(statement, nesting, catalog, namespace);
   // The query the caret is in and the tables it may read, innermost query first.
-  const at = statement.filter((t) => t.start < caret).length;
+  const at = statement.tokens.filter((t) => t.start < caret).length;
   const query = queryAt(nesting, at);
-  const scopes = readable(nesting, query).map((q) => tablesNamed(statement, nesting, q, catalog, namespace, derived));
+  const scopes = readable(nesting, query).map((q) => tablesNamed(statement, q));
   // What a qualifier names at the caret: the table of the innermost query that names it; null
   // where an alias hides the name (`todos` after `FROM app.todos t`), undefined where none does.
   const qualifies = (name: string) => {
@@ -104,7 +103,7 @@ export function complete(
 
   // The ORDER BY, LIMIT and OFFSET after a query's last branch read no table: they name only the
   // columns the branches return, by the names the first branch gives them.
-  const clause = queryClause(statement, nesting, at);
+  const clause = queryClause(statement.tokens, nesting, at);
   const afterBranches = hasBranches(nesting, query) && AFTER_BRANCHES.has(clause);
   const dot = word.lastIndexOf('.');
   if (dot >= 0) {
@@ -126,7 +125,7 @@ export function complete(
     // branch, only the names its first branch gives.
     const selectListNames = afterBranches || ['ORDER', 'GROUP', 'HAVING'].includes(clause);
     // Not in GROUP BY the name of an aggregate's value: nothing can be grouped by it.
-    const given = (selectListNames ? outputs(statement, nesting, query, catalog, namespace, derived) : []).flatMap(
+    const given = (selectListNames ? outputs(statement, query) : []).flatMap(
       ({ name, aggregate }) => (name === undefined || (aggregate && clause === 'GROUP') ? [] : [name]),
     );
     const selectList = { namespace: '', name: 'select list', type: 'output', columns: given.map((name) => ({ name, type: '' })) };
@@ -159,6 +158,24 @@ export function complete(
   return { from, to, items: items.slice(0, limit) };
 }
 
+/**
+ * A statement as completion reads it: its significant tokens and how they nest, the catalog and
+ * namespace its names are looked up in, and the tables it makes itself.
+ */
+interface Statement {
+  tokens: Token[];
+  nesting: Nesting;
+  catalog: Catalog;
+  namespace: string;
+  derived: Derived[];
+}
+
+/** The statement of the significant `tokens`, with the tables it makes itself. */
+function readStatement(tokens: Token[], catalog: Catalog, namespace: string): Statement {
+  const statement = { tokens, nesting: nest(tokens), catalog, namespace };
+  return { ...statement, derived: derivedTables(statement) };
+}
+
 /** The tokens of the statement the caret is in (statements end at `;`). */
 function statementAt(tokens: Token[], caret: number): Token[] {
   let first = 0;
@@ -186,14 +203,8 @@ function resolve(catalog: Catalog, name: string, namespace: string): CatalogTabl
  * of the queries inside it. An alias hides the table's own names: they name null (in SQL,
  * `FROM app.todos t` reads the table as `t` only), unless the table comes again without one.
  */
-function tablesNamed(
-  tokens: Token[],
-  nesting: Nesting,
-  q: number,
-  catalog: Catalog,
-  namespace: string,
-  derived: Derived[],
-): Map<string, CatalogTable | null> {
+function tablesNamed(statement: Statement, q: number): Map<string, CatalogTable | null> {
+  const { tokens, nesting, catalog, namespace, derived } = statement;
   const own = nesting.own[q] ?? [];
   const subqueries = own
     .map((open) => derivedAt(derived, open, nesting.close[open]))
@@ -536,12 +547,13 @@ function isWord(t: Token | undefined): t is Token {
 }
 
 /**
- * The CTEs and subqueries in FROM of a statement's significant `tokens`, found by matching
- * parentheses: `WITH name [(a, b)] AS (SELECT ...)` and `FROM (SELECT ...) [AS] name [(a, b)]`
- * (also after JOIN or a comma in FROM, and `(VALUES ...)` there). Inner ones come first, so
- * that `SELECT *` over one of them knows its columns.
+ * The CTEs and subqueries in FROM of a statement, found by matching parentheses: `WITH name [(a,
+ * b)] AS (SELECT ...)` and `FROM (SELECT ...) [AS] name [(a, b)]` (also after JOIN or a comma in
+ * FROM, and `(VALUES ...)` there). Inner ones come first, so that `SELECT *` over one of them
+ * knows its columns.
  */
-function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, namespace: string): Derived[] {
+function derivedTables(statement: Omit<Statement, 'derived'>): Derived[] {
+  const { tokens, nesting } = statement;
   const { close, clause } = nesting;
   const upper = (i: number) => tokens[i]?.text.toUpperCase() ?? '';
 
@@ -574,8 +586,10 @@ function derivedTables(tokens: Token[], nesting: Nesting, catalog: Catalog, name
 
   found.sort((a, b) => a.end - b.end);
   const done: Derived[] = [];
+  // Each one's columns are read with those found before it.
+  const withDone = { ...statement, derived: done };
   for (const f of found) {
-    const returned = outputs(tokens, nesting, nesting.opens[f.open] ?? 0, catalog, namespace, done);
+    const returned = outputs(withDone, nesting.opens[f.open] ?? 0);
     const columns = renamed(returned.map(({ name }) => ({ name, type: '' })), f.listed);
     const type = f.cte ? 'cte' : 'subquery';
     const recursive = f.cte && nesting.queries[nesting.query[f.open]].recursive;
@@ -598,14 +612,8 @@ interface Output {
  * its own FROM): for a query with branches, those of the first branch, as in PostgreSQL; for
  * VALUES, the names the server gives.
  */
-function outputs(
-  tokens: Token[],
-  nesting: Nesting,
-  q: number,
-  catalog: Catalog,
-  namespace: string,
-  derived: Derived[],
-): Output[] {
+function outputs(statement: Statement, q: number): Output[] {
+  const { tokens, nesting } = statement;
   const { queries } = nesting;
   let first = queries[q]?.firstBranch ?? q;
   let body = queries[first]?.body;
@@ -626,7 +634,7 @@ function outputs(
   if (tokens[body].text.toUpperCase() === 'VALUES') {
     return valuesColumns(span(tokens, body + 1, end)).map((name) => ({ name, aggregate: false }));
   }
-  return outputNames(span(tokens, body, end), tablesNamed(tokens, nesting, first, catalog, namespace, derived));
+  return outputNames(span(tokens, body, end), tablesNamed(statement, first));
 }
 
 /**
