@@ -50,7 +50,8 @@ const NAME_CHAR = /[\p{Alphabetic}\p{N}_]/u;
  * (inside a string or comment, a number). `session` is the session's namespace (the server's
  * `default` if none): its tables also complete unqualified. Unless `explicit` (Ctrl+Space), an
  * empty word gets nothing and an entry equal to the word is left out (it would change
- * nothing). At most `limit` entries come, the first ones.
+ * nothing). At most `limit` entries come, the first ones. In a quoted name (`"ti`), names
+ * complete quoted (see inQuotedName).
  */
 export function complete(
   text: string,
@@ -60,8 +61,60 @@ export function complete(
   explicit: boolean,
   limit = MAX_ITEMS,
 ): Completions | null {
-  const namespace = session ?? DEFAULT_NAMESPACE;
   const tokens = tokenize(text);
+  const quoted = tokens.find(
+    (t) => t.kind === 'identifier' && t.text.startsWith('"') && t.start < caret && openAt(t, caret),
+  );
+  const found = quoted
+    ? inQuotedName(text, caret, quoted, catalog, session, explicit)
+    : completeWord(text, tokens, caret, catalog, session, explicit);
+  return found && { ...found, items: found.items.slice(0, limit) };
+}
+
+/**
+ * The completions in the quoted name `t` (`"ti`), the caret after its opening quote: the names
+ * the same place offers without it that go on with what is typed there (in any case), quoted
+ * (`"title"`, `t."title"`, with `""` for a quote in a name); no keyword or function, nor a dotted
+ * name (`app.todos`, `app.`). What they replace runs to the name's closing quote, or, where it is
+ * not closed, to the end of the word at the caret.
+ */
+function inQuotedName(
+  text: string,
+  caret: number,
+  t: Token,
+  catalog: Catalog,
+  session: string | undefined,
+  explicit: boolean,
+): Completions | null {
+  let end = t.end;
+  if (openAt(t, t.end)) for (end = caret; end < text.length && NAME_CHAR.test(text[end]); end++);
+  const typed = text.slice(t.start + 1, caret).replace(/""/g, '"').toLowerCase();
+  if (!typed && !explicit) return null;
+  // What the place offers, read with the quoted name taken out.
+  const bare = text.slice(0, t.start) + text.slice(end);
+  const around = completeWord(bare, tokenize(bare), t.start, catalog, session, true);
+  if (!around) return null;
+  const qualifier = bare.slice(around.from, t.start);
+  const items = around.items.flatMap((c) => {
+    const name = c.text.slice(qualifier.length);
+    const replacement = `${qualifier}"${name.replace(/"/g, '""')}"`;
+    const isName = c.kind !== 'keyword' && c.kind !== 'function' && name !== '' && !name.includes('.');
+    const fits = isName && name.toLowerCase().startsWith(typed);
+    return fits && (explicit || replacement !== text.slice(around.from, end)) ? [{ ...c, text: replacement }] : [];
+  });
+  return { from: around.from, to: end, items };
+}
+
+/** The completions for the word at `caret` in `text`, outside quotes (see complete). */
+function completeWord(
+  text: string,
+  tokens: Token[],
+  caret: number,
+  catalog: Catalog,
+  session: string | undefined,
+  explicit: boolean,
+): Completions | null {
+  const namespace = session ?? DEFAULT_NAMESPACE;
   if (tokens.some((t) => openAt(t, caret))) return null;
   // Right after a quoted name there is nothing to add to it: names complete unquoted.
   if (tokens.some((t) => t.end === caret && t.kind === 'identifier' && t.text.startsWith('"'))) return null;
@@ -155,7 +208,7 @@ export function complete(
     seen.add(text);
     return true;
   });
-  return { from, to, items: items.slice(0, limit) };
+  return { from, to, items };
 }
 
 /**

@@ -100,6 +100,23 @@ test('tables complete by their own name and as ns.table', () => {
   assert.deepEqual(offered('SELECT * FROM app.li')[0], { text: 'app.lists', kind: 'table', detail: 'user' });
 });
 
+test('a quoted name is replaced whole, its closing quote included', () => {
+  /** What the text becomes when the first entry offered at the caret (at `|`) is taken. */
+  const taken = (sql) => {
+    const caret = sql.indexOf('|');
+    const text = sql.replace('|', '');
+    const found = complete(text, caret, catalog, 'app', false);
+    return text.slice(0, found.from) + found.items[0].text + text.slice(found.to);
+  };
+  assert.equal(taken('SELECT "ti| FROM app.todos'), 'SELECT "title" FROM app.todos');
+  assert.equal(taken('SELECT "ti|" FROM app.todos'), 'SELECT "title" FROM app.todos');
+  assert.equal(taken('SELECT "ti|tl" FROM app.todos'), 'SELECT "title" FROM app.todos');
+  assert.equal(taken('SELECT t."ti|, t.id FROM app.todos t'), 'SELECT t."title", t.id FROM app.todos t');
+  // Unless asked for, nothing right after the opening quote, nor the name typed whole.
+  assert.equal(complete('SELECT "', 8, catalog, 'app', false), null);
+  assert.deepEqual(texts('SELECT "title', '" FROM app.todos', { explicit: false }), []);
+});
+
 test('the list on screen', () => {
   // At most 50 entries, the first ones.
   assert.equal(offered('SELECT ').length, 50);

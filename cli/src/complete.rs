@@ -26,8 +26,10 @@ use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
+use rustyline::line_buffer::LineBuffer;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Helper};
+use rustyline::{Changeset, Context, Helper};
+use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -233,31 +235,89 @@ impl Catalog {
 /// The candidates for the word before `pos` in `line`: where it starts and what may replace it.
 pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Vec<String>) {
     let (start, offered) = offer(catalog, current, line, pos);
-    (start, sorted(offered.columns.into_iter().chain(offered.others).collect()))
+    (start, sorted(offered.all()))
 }
 
-/// What completes the word before the caret, the columns apart from the rest (keywords,
-/// tables, namespaces, meta-commands): the shared cases (tests/completion-cases.json) assert
-/// which columns are offered.
+/// What completes the word before the caret, the columns and the keywords apart from the rest
+/// (tables, namespaces, meta-commands): the shared cases (tests/completion-cases.json) assert
+/// which columns are offered, and a quoted name completes with names only.
 #[derive(Debug, Default)]
 struct Offered {
     columns: Vec<String>,
+    keywords: Vec<String>,
     others: Vec<String>,
 }
 
 impl Offered {
+    fn all(self) -> Vec<String> {
+        self.columns.into_iter().chain(self.keywords).chain(self.others).collect()
+    }
+
     /// Those that start with `word`, in any case.
     fn starting_with(mut self, word: &str) -> Offered {
         let word = word.to_lowercase();
-        for names in [&mut self.columns, &mut self.others] {
+        for names in [&mut self.columns, &mut self.keywords, &mut self.others] {
             names.retain(|name| name.to_lowercase().starts_with(&word));
         }
         self
     }
 }
 
-/// Where the word before `pos` in `line` starts, and what may replace it.
+/// Where the word before `pos` in `line` starts, and what may replace it; in a quoted name
+/// (`"ti`), names, quoted (see `offer_quoted`).
 fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
+    match quoted_name_at(line, pos) {
+        Some(quoted) => offer_quoted(catalog, current, line, pos, quoted),
+        None => offer_word(catalog, current, line, pos),
+    }
+}
+
+/// The quoted name the caret at `pos` is in, after its opening quote: from that quote to its
+/// closing one or, where it is not closed (the rest of the line is in it), to the end of the
+/// word at the caret.
+fn quoted_name_at(line: &str, pos: usize) -> Option<Range<usize>> {
+    let mut before_caret = lexer::tokens(line).take_while(|t| t.start < pos);
+    let name = before_caret.find(|t| t.kind == lexer::Kind::QuotedName && (pos < t.end() || !t.closed))?;
+    let end = if name.closed {
+        name.end()
+    } else {
+        let rest = line.get(pos..).unwrap_or_default();
+        pos + rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len())
+    };
+    Some(name.start..end)
+}
+
+/// In the quoted name `quoted` (`"ti`, the caret at `pos` after its opening quote): the names
+/// the same place offers without it that go on with what is typed there (in any case), quoted
+/// (`"title"`, `t."title"`, with `""` for a quote in a name); no keyword, nor a dotted name
+/// (`app.`). They replace the name to its end (see `ShellHelper::update`).
+fn offer_quoted(
+    catalog: &Catalog,
+    current: Option<&str>,
+    line: &str,
+    pos: usize,
+    quoted: Range<usize>,
+) -> (usize, Offered) {
+    // What the place offers, read with the quoted name taken out.
+    let bare = format!("{}{}", &line[..quoted.start], &line[quoted.end..]);
+    let (start, around) = offer_word(catalog, current, &bare, quoted.start);
+    let qualifier = &bare[start..quoted.start];
+    let typed = line.get(quoted.start + 1..pos).unwrap_or_default().replace("\"\"", "\"").to_lowercase();
+    let quote = |names: Vec<String>| -> Vec<String> {
+        let name_of = |n: &str| -> Option<String> {
+            // After a qualifier (`t.`, `app.`), what follows its dot.
+            let name =
+                if qualifier.is_empty() { Some(n).filter(|n| !n.contains('.')) } else { Some(n.rsplit_once('.')?.1) };
+            name.filter(|name| !name.is_empty() && name.to_lowercase().starts_with(&typed)).map(str::to_string)
+        };
+        let quoted = |name: String| format!("{qualifier}\"{}\"", name.replace('"', "\"\""));
+        names.iter().filter_map(|n| name_of(n)).map(quoted).collect()
+    };
+    (start, Offered { columns: quote(around.columns), keywords: Vec::new(), others: quote(around.others) })
+}
+
+/// Where the word before `pos` in `line` starts, and what may replace it, outside quotes.
+fn offer_word(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
     let current = current.unwrap_or(DEFAULT_NAMESPACE);
     let before = &line[..pos];
     let start = before
@@ -329,7 +389,7 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         out.others.extend(tables);
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
-        out.others.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
+        out.keywords.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the caret's query and the queries around it read and, in its
         // ORDER BY, GROUP BY and HAVING, the names its select list gives (`CASE ... END AS x`),
         // as DataFusion resolves them there, in expressions too; after a query's last branch,
@@ -1232,6 +1292,12 @@ impl SharedCatalog {
     }
 }
 
+/// Where a completion taken at the caret `pos` ends what it replaces: the caret, or the end of
+/// the quoted name the caret is in.
+fn replaced_until(line: &str, pos: usize) -> usize {
+    quoted_name_at(line, pos).map_or(pos, |quoted| quoted.end.max(pos))
+}
+
 /// The rustyline helper: completion and the multi-line rule.
 pub(crate) struct ShellHelper {
     pub(crate) catalog: SharedCatalog,
@@ -1246,6 +1312,13 @@ impl Completer for ShellHelper {
         let catalog = self.catalog.get(FIRST_LOAD_WAIT);
         let (start, found) = candidates(&catalog, self.namespace.as_deref(), line, pos);
         Ok((start, found.into_iter().map(|c| Pair { display: c.clone(), replacement: c }).collect()))
+    }
+
+    /// Replaces the word before the caret and, in a quoted name, the rest of it, so that
+    /// `"ti|tle"` becomes `"title"`, not `"title"tle"`.
+    fn update(&self, line: &mut LineBuffer, start: usize, elected: &str, cl: &mut Changeset) {
+        let end = replaced_until(line.as_str(), line.pos());
+        line.replace(start..end, elected, cl);
     }
 }
 
@@ -1347,7 +1420,7 @@ mod tests {
         let line = case.sql.replacen('|', "", 1);
         let (_, offered) = offer(catalog, case.namespace.as_deref(), &line, pos);
         let columns = sorted(offered.columns.clone());
-        let all = sorted(offered.columns.into_iter().chain(offered.others).collect());
+        let all = sorted(offered.all());
         let mut failed = Vec::new();
         if let Some(expected) = case.columns.clone().map(sorted)
             && expected != columns
@@ -1402,6 +1475,22 @@ mod tests {
             let missing: Vec<&String> = pasted.offered.iter().filter(|o| !offered.contains(o)).collect();
             assert!(missing.is_empty(), "{}: {missing:?} not offered", pasted.name);
         }
+    }
+
+    #[test]
+    fn a_quoted_name_is_replaced_whole_its_closing_quote_included() {
+        // What the line becomes when the first candidate at the caret (at `|`) is taken.
+        let taken = |sql: &str| {
+            let pos = sql.find('|').expect("a caret");
+            let line = sql.replacen('|', "", 1);
+            let (start, found) = candidates(&catalog(), Some("app"), &line, pos);
+            format!("{}{}{}", &line[..start], found[0], &line[replaced_until(&line, pos)..])
+        };
+        assert_eq!(taken("SELECT \"ti| FROM app.todos"), "SELECT \"title\" FROM app.todos");
+        assert_eq!(taken("SELECT \"ti|\" FROM app.todos"), "SELECT \"title\" FROM app.todos");
+        assert_eq!(taken("SELECT \"ti|tl\" FROM app.todos"), "SELECT \"title\" FROM app.todos");
+        assert_eq!(taken("SELECT t.\"ti|, t.id FROM app.todos t"), "SELECT t.\"title\", t.id FROM app.todos t");
+        assert_eq!(taken("SELECT titl| FROM app.todos"), "SELECT title FROM app.todos");
     }
 
     fn complete(line: &str, current: Option<&str>) -> Vec<String> {

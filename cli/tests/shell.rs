@@ -75,6 +75,16 @@ fn tab_completes_a_table_name_from_the_catalog() {
     enter(&mut p, " FROM clitest.todos;");
     p.exp_string("(1 row)").unwrap();
     p.exp_string(&prompt).unwrap();
+    // In a quoted name, with the caret before its closing quote (one Left): the name, quoted,
+    // replaces it whole; Ctrl-E goes to the end of the line.
+    p.send("SELECT \"ti\"\x1b[D").unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string("\"title\"").expect("Tab completes a quoted column");
+    enter(&mut p, "\x05 FROM clitest.todos;");
+    let out = p.exp_string("(1 row)").expect("the completed statement runs");
+    assert!(!out.contains("ERROR"), "{out}");
+    p.exp_string(&prompt).unwrap();
     // A table another client makes completes once the catalog is over 5 s old and a command
     // has run (which reads it again in the background).
     server.sql("CREATE USER TABLE clitest.tags (id BIGINT PRIMARY KEY)");
