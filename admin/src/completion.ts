@@ -132,7 +132,7 @@ function completeWord(
   // The query the caret is in and the tables it may read, innermost query first.
   const at = statement.tokens.filter((t) => t.start < caret).length;
   const query = queryAt(nesting, at);
-  const scopes = readable(nesting, query).map((q) => tablesNamed(statement, q));
+  const scopes = readable(nesting, query).map(({ query: q, until }) => tablesNamed(statement, q, until));
   // What a qualifier names at the caret: the table of the innermost query that names it; null
   // where an alias hides the name (`todos` after `FROM app.todos t`), undefined where none does.
   const qualifies = (name: string) => {
@@ -253,12 +253,13 @@ function resolve(catalog: Catalog, name: string, namespace: string): CatalogTabl
  * FROM, JOIN, INTO, UPDATE, TABLE, DESCRIBE, a comma in FROM or the `(` of a join in
  * parentheses, and each one's alias (`FROM app.todos t`, `... AS t`, with the column list an
  * alias may give: `t(a, b)`) and bare name; its subqueries in FROM by their alias. Not those
- * of the queries inside it. An alias hides the table's own names: they name null (in SQL,
- * `FROM app.todos t` reads the table as `t` only), unless the table comes again without one.
+ * of the queries inside it, nor those named from `until` on. An alias hides the table's own
+ * names: they name null (in SQL, `FROM app.todos t` reads the table as `t` only), unless the
+ * table comes again without one.
  */
-function tablesNamed(statement: Statement, q: number): Map<string, CatalogTable | null> {
+function tablesNamed(statement: Statement, q: number, until = Infinity): Map<string, CatalogTable | null> {
   const { tokens, nesting, catalog, namespace, derived } = statement;
-  const own = nesting.own[q] ?? [];
+  const own = (nesting.own[q] ?? []).filter((i) => i < until);
   const subqueries = own
     .map((open) => derivedAt(derived, open, nesting.close[open]))
     .filter((d): d is Derived => d?.cte === false);
@@ -346,10 +347,12 @@ interface Query {
   around?: number;
   /**
    * Whether it may read the tables of the query it is in: a subquery in WHERE or the select
-   * list may (it is correlated), a CTE's body or a subquery in FROM may not. A branch may: it
-   * reads what its query reads (the CTEs of its WITH, an outer query).
+   * list may (it is correlated), a CTE's body or a subquery in FROM may not, unless LATERAL. A
+   * branch may: it reads what its query reads (the CTEs of its WITH, an outer query).
    */
   readsAround: boolean;
+  /** Whether it is a LATERAL subquery in FROM: of its query's tables, it reads those before it. */
+  lateral?: boolean;
   /**
    * Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses): its
    * FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch are
@@ -416,8 +419,9 @@ function nest(tokens: Token[]): Nesting {
     if (t.text === '(') {
       open.push([now, q]);
       if (opensQuery[i]) {
-        const readsAround = !['WITH', 'FROM', 'JOIN'].includes(now);
-        queries.push({ open: i, around: q, readsAround, branch: false, recursive: false, depth: open.length });
+        const lateral = tokens[i - 1]?.text.toUpperCase() === 'LATERAL';
+        const readsAround = lateral || !['WITH', 'FROM', 'JOIN'].includes(now);
+        queries.push({ open: i, around: q, readsAround, lateral, branch: false, recursive: false, depth: open.length });
         q = opens[i] = queries.length - 1;
       }
       now = '';
@@ -539,10 +543,11 @@ function enclosing(nesting: Nesting, q: number): number[] {
 
 /**
  * `q` and the queries whose tables it may read, innermost first: those it is in, but not the
- * one whose FROM or WITH it is in.
+ * one whose FROM or WITH it is in; each with where its tables must be named before (a LATERAL
+ * subquery reads those before it in the FROM around it).
  */
-function readable(nesting: Nesting, q: number): number[] {
-  const out = [q];
+function readable(nesting: Nesting, q: number): { query: number; until: number }[] {
+  const out = [{ query: q, until: Infinity }];
   for (let at = q; ; ) {
     let next = nesting.queries[at].around;
     while (next !== undefined && !nesting.queries[at].readsAround) {
@@ -550,7 +555,8 @@ function readable(nesting: Nesting, q: number): number[] {
       next = nesting.queries[at].around;
     }
     if (next === undefined) return out;
-    out.push(next);
+    const { lateral, open } = nesting.queries[at];
+    out.push({ query: next, until: lateral && open !== undefined ? open : Infinity });
     at = next;
   }
 }

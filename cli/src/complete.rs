@@ -97,6 +97,7 @@ const KEYWORDS: &[&str] = &[
     "JSON",
     "KEY",
     "KILL",
+    "LATERAL",
     "LEFT",
     "LEVEL",
     "LIKE",
@@ -350,7 +351,7 @@ fn offer_word(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) 
     let after_branches = statement.has_branches(level) && AFTER_BRANCHES.contains(&clause);
     // The names of the tables the caret's query and the queries around it read, innermost first.
     let scopes: Vec<Vec<(String, Option<Source>)>> =
-        statement.readable(level).map(|l| statement.named(&derived, l)).collect();
+        statement.readable(level).map(|(l, until)| statement.named(&derived, l, until)).collect();
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
         if after_branches {
@@ -594,9 +595,13 @@ struct Level {
     /// statement's own.
     around: Option<usize>,
     /// Whether it may read the tables of the query it is in: a subquery in WHERE or in the
-    /// select list may (it is correlated), a CTE's body or a subquery in FROM may not. A
-    /// branch may: it reads what its query reads (the CTEs of its WITH, an outer query).
+    /// select list may (it is correlated), a CTE's body or a subquery in FROM may not, unless
+    /// LATERAL. A branch may: it reads what its query reads (the CTEs of its WITH, an outer
+    /// query).
     reads_around: bool,
+    /// Whether it is a LATERAL subquery in FROM: of its query's tables, it reads those before
+    /// it.
+    lateral: bool,
     /// Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses):
     /// its FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch
     /// are `around`'s.
@@ -621,6 +626,7 @@ impl Level {
             open,
             around,
             reads_around,
+            lateral: false,
             branch: false,
             first_branch: None,
             first_set_operation: None,
@@ -655,8 +661,9 @@ impl<'a> Statement<'a> {
             }
             if t.text == "(" {
                 if opens_query[i] {
-                    let reads_around = !matches!(now, "WITH" | "FROM" | "JOIN");
-                    levels.push(Level::new(Some(i), Some(query), reads_around, open.len() + 1));
+                    let lateral = i.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(|p| p.is("LATERAL"));
+                    let reads_around = lateral || !matches!(now, "WITH" | "FROM" | "JOIN");
+                    levels.push(Level { lateral, ..Level::new(Some(i), Some(query), reads_around, open.len() + 1) });
                     query = levels.len() - 1;
                     opens[i] = Some(query);
                 }
@@ -751,17 +758,19 @@ impl<'a> Statement<'a> {
     }
 
     /// `level` and the queries whose tables it may read, innermost first: those it is in,
-    /// but not the one whose FROM or WITH it is in.
-    fn readable(&self, level: usize) -> impl Iterator<Item = usize> + '_ {
+    /// but not the one whose FROM or WITH it is in; each with where its tables must be named
+    /// before (a LATERAL subquery reads those before it in the FROM around it).
+    fn readable(&self, level: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         let next = |mut l: usize| loop {
             let query = self.levels.get(l)?;
             let around = query.around?;
             if query.reads_around {
-                return Some(around);
+                let until = query.open.filter(|_| query.lateral).unwrap_or(usize::MAX);
+                return Some((around, until));
             }
             l = around;
         };
-        std::iter::successors(Some(level), move |&l| next(l))
+        std::iter::successors(Some((level, usize::MAX)), move |&(l, _)| next(l))
     }
 
     /// Whether `level` is a query whose branches UNION, INTERSECT or EXCEPT join.
@@ -792,7 +801,7 @@ impl<'a> Statement<'a> {
         if query.first().is_some_and(|t| t.is("VALUES")) {
             return values_columns(query).into_iter().map(Output::column).collect();
         }
-        output_names(self.catalog, query, &self.named(derived, first))
+        output_names(self.catalog, query, &self.named(derived, first, usize::MAX))
     }
 
     /// Whether `d` is a CTE that the token at `at`, in the query `level`, may read: it comes
@@ -806,11 +815,13 @@ impl<'a> Statement<'a> {
     /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
     /// its FROM (after FROM, JOIN, a comma in FROM, a `(` of a join in parentheses, ...) by its name and alias (`FROM
     /// app.todos t`, `JOIN open AS o`, with the column list an alias may give: `t(a, b)`), and
-    /// its subqueries in FROM by their alias. Not those of the queries inside it. An alias hides
-    /// the table's own names: they name `None` (in SQL, `FROM app.todos t` reads the table as `t`
-    /// only), unless the table comes again without one.
-    fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Option<Source<'s>>)> {
+    /// its subqueries in FROM by their alias. Not those of the queries inside it, nor those
+    /// named from the token `until` on. An alias hides the table's own names: they name `None`
+    /// (in SQL, `FROM app.todos t` reads the table as `t` only), unless the table comes again
+    /// without one.
+    fn named<'s>(&'s self, derived: &'s [Derived], level: usize, until: usize) -> Vec<(String, Option<Source<'s>>)> {
         let own = self.own.get(level).map_or(&[][..], Vec::as_slice);
+        let own = &own[..own.partition_point(|&i| i < until)];
         let subqueries = own.iter().filter_map(|&open| derived_at(derived, open, self.close_of(open)));
         let mut out: Vec<(String, Option<Source<'s>>)> =
             subqueries.filter(|d| !d.cte).map(|d| (d.name.clone(), Some(Source::derived(d)))).collect();
