@@ -6,10 +6,12 @@
 //! select list gives, renamed by a column list (`AS s(a, b)`, also a table alias's:
 //! `app.todos t(a, b)`). Names follow SQL's scopes: at the caret, the tables (and aliases) of
 //! the query it is in and of the queries around it that it may read (a correlated subquery
-//! reads its outer query's), and the CTEs defined before it in those (anywhere in them for
-//! `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In
-//! ORDER BY, GROUP BY and HAVING, the names the query's select list gives complete too; after
-//! the last branch, only those of the first branch.
+//! reads its outer query's, a LATERAL one in FROM the tables before it), and the CTEs defined
+//! before it in those (anywhere in them for `WITH RECURSIVE`); an alias hides its table's own
+//! name. Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In ORDER BY, GROUP
+//! BY and HAVING, the names the query's select list gives complete too (in GROUP BY not those
+//! of aggregates); after the last branch, only those of the first branch. In a quoted name,
+//! names complete quoted.
 //!
 //! The rules are the cases of tests/completion-cases.json, which the console's SQL editor
 //! (admin/src/completion.ts) runs too: a change to them starts there, with a case, and is made
