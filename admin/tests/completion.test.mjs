@@ -57,6 +57,15 @@ test('unfinished statements complete and never throw', () => {
   }
 });
 
+for (const p of shared.pasted) {
+  test(`pasted: ${p.name}`, () => {
+    const text = p.parts.map(([part, times]) => part.repeat(times)).join('');
+    const items = complete(text, text.length, catalog, 'app', true, Infinity)?.items ?? [];
+    const all = new Set(items.map((i) => i.text));
+    assert.deepEqual(p.offered.filter((o) => !all.has(o)), [], 'not offered');
+  });
+}
+
 /** What is offered with the caret at the end of `before`, the text going on with `after`. */
 function offered(before, after = '', { explicit = true } = {}) {
   return complete(before + after, before.length, catalog, 'app', explicit)?.items ?? null;
@@ -89,6 +98,23 @@ test('tables complete by their own name and as ns.table', () => {
   assert.deepEqual(texts('SELECT * FROM tod'), ['todos', 'app.todos']);
   assert.deepEqual(texts('SELECT * FROM ev'), ['analytics.events']);
   assert.deepEqual(offered('SELECT * FROM app.li')[0], { text: 'app.lists', kind: 'table', detail: 'user' });
+});
+
+test('a quoted name is replaced whole, its closing quote included', () => {
+  /** What the text becomes when the first entry offered at the caret (at `|`) is taken. */
+  const taken = (sql) => {
+    const caret = sql.indexOf('|');
+    const text = sql.replace('|', '');
+    const found = complete(text, caret, catalog, 'app', false);
+    return text.slice(0, found.from) + found.items[0].text + text.slice(found.to);
+  };
+  assert.equal(taken('SELECT "ti| FROM app.todos'), 'SELECT "title" FROM app.todos');
+  assert.equal(taken('SELECT "ti|" FROM app.todos'), 'SELECT "title" FROM app.todos');
+  assert.equal(taken('SELECT "ti|tl" FROM app.todos'), 'SELECT "title" FROM app.todos');
+  assert.equal(taken('SELECT t."ti|, t.id FROM app.todos t'), 'SELECT t."title", t.id FROM app.todos t');
+  // Unless asked for, nothing right after the opening quote, nor the name typed whole.
+  assert.equal(complete('SELECT "', 8, catalog, 'app', false), null);
+  assert.deepEqual(texts('SELECT "title', '" FROM app.todos', { explicit: false }), []);
 });
 
 test('the list on screen', () => {

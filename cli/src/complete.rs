@@ -6,10 +6,12 @@
 //! select list gives, renamed by a column list (`AS s(a, b)`, also a table alias's:
 //! `app.todos t(a, b)`). Names follow SQL's scopes: at the caret, the tables (and aliases) of
 //! the query it is in and of the queries around it that it may read (a correlated subquery
-//! reads its outer query's), and the CTEs defined before it in those (anywhere in them for
-//! `WITH RECURSIVE`). Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In
-//! ORDER BY, GROUP BY and HAVING, the names the query's select list gives complete too; after
-//! the last branch, only those of the first branch.
+//! reads its outer query's, a LATERAL one in FROM the tables before it), and the CTEs defined
+//! before it in those (anywhere in them for `WITH RECURSIVE`); an alias hides its table's own
+//! name. Each branch of a UNION, INTERSECT or EXCEPT is a query of its own. In ORDER BY, GROUP
+//! BY and HAVING, the names the query's select list gives complete too (in GROUP BY not those
+//! of aggregates); after the last branch, only those of the first branch. In a quoted name,
+//! names complete quoted.
 //!
 //! The rules are the cases of tests/completion-cases.json, which the console's SQL editor
 //! (admin/src/completion.ts) runs too: a change to them starts there, with a case, and is made
@@ -26,8 +28,10 @@ use kalamdb_client_core::protocol::{QueryResult, SqlRequest};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
+use rustyline::line_buffer::LineBuffer;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Context, Helper};
+use rustyline::{Changeset, Context, Helper};
+use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -95,6 +99,7 @@ const KEYWORDS: &[&str] = &[
     "JSON",
     "KEY",
     "KILL",
+    "LATERAL",
     "LEFT",
     "LEVEL",
     "LIKE",
@@ -233,31 +238,89 @@ impl Catalog {
 /// The candidates for the word before `pos` in `line`: where it starts and what may replace it.
 pub(crate) fn candidates(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Vec<String>) {
     let (start, offered) = offer(catalog, current, line, pos);
-    (start, sorted(offered.columns.into_iter().chain(offered.others).collect()))
+    (start, sorted(offered.all()))
 }
 
-/// What completes the word before the caret, the columns apart from the rest (keywords,
-/// tables, namespaces, meta-commands): the shared cases (tests/completion-cases.json) assert
-/// which columns are offered.
+/// What completes the word before the caret, the columns and the keywords apart from the rest
+/// (tables, namespaces, meta-commands): the shared cases (tests/completion-cases.json) assert
+/// which columns are offered, and a quoted name completes with names only.
 #[derive(Debug, Default)]
 struct Offered {
     columns: Vec<String>,
+    keywords: Vec<String>,
     others: Vec<String>,
 }
 
 impl Offered {
+    fn all(self) -> Vec<String> {
+        self.columns.into_iter().chain(self.keywords).chain(self.others).collect()
+    }
+
     /// Those that start with `word`, in any case.
     fn starting_with(mut self, word: &str) -> Offered {
         let word = word.to_lowercase();
-        for names in [&mut self.columns, &mut self.others] {
+        for names in [&mut self.columns, &mut self.keywords, &mut self.others] {
             names.retain(|name| name.to_lowercase().starts_with(&word));
         }
         self
     }
 }
 
-/// Where the word before `pos` in `line` starts, and what may replace it.
+/// Where the word before `pos` in `line` starts, and what may replace it; in a quoted name
+/// (`"ti`), names, quoted (see `offer_quoted`).
 fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
+    match quoted_name_at(line, pos) {
+        Some(quoted) => offer_quoted(catalog, current, line, pos, quoted),
+        None => offer_word(catalog, current, line, pos),
+    }
+}
+
+/// The quoted name the caret at `pos` is in, after its opening quote: from that quote to its
+/// closing one or, where it is not closed (the rest of the line is in it), to the end of the
+/// word at the caret.
+fn quoted_name_at(line: &str, pos: usize) -> Option<Range<usize>> {
+    let mut before_caret = lexer::tokens(line).take_while(|t| t.start < pos);
+    let name = before_caret.find(|t| t.kind == lexer::Kind::QuotedName && (pos < t.end() || !t.closed))?;
+    let end = if name.closed {
+        name.end()
+    } else {
+        let rest = line.get(pos..).unwrap_or_default();
+        pos + rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len())
+    };
+    Some(name.start..end)
+}
+
+/// In the quoted name `quoted` (`"ti`, the caret at `pos` after its opening quote): the names
+/// the same place offers without it that go on with what is typed there (in any case), quoted
+/// (`"title"`, `t."title"`, with `""` for a quote in a name); no keyword, nor a dotted name
+/// (`app.`). They replace the name to its end (see `ShellHelper::update`).
+fn offer_quoted(
+    catalog: &Catalog,
+    current: Option<&str>,
+    line: &str,
+    pos: usize,
+    quoted: Range<usize>,
+) -> (usize, Offered) {
+    // What the place offers, read with the quoted name taken out.
+    let bare = format!("{}{}", &line[..quoted.start], &line[quoted.end..]);
+    let (start, around) = offer_word(catalog, current, &bare, quoted.start);
+    let qualifier = &bare[start..quoted.start];
+    let typed = line.get(quoted.start + 1..pos).unwrap_or_default().replace("\"\"", "\"").to_lowercase();
+    let quote = |names: Vec<String>| -> Vec<String> {
+        let name_of = |n: &str| -> Option<String> {
+            // After a qualifier (`t.`, `app.`), what follows its dot.
+            let name =
+                if qualifier.is_empty() { Some(n).filter(|n| !n.contains('.')) } else { Some(n.rsplit_once('.')?.1) };
+            name.filter(|name| !name.is_empty() && name.to_lowercase().starts_with(&typed)).map(str::to_string)
+        };
+        let quoted = |name: String| format!("{qualifier}\"{}\"", name.replace('"', "\"\""));
+        names.iter().filter_map(|n| name_of(n)).map(quoted).collect()
+    };
+    (start, Offered { columns: quote(around.columns), keywords: Vec::new(), others: quote(around.others) })
+}
+
+/// Where the word before `pos` in `line` starts, and what may replace it, outside quotes.
+fn offer_word(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (usize, Offered) {
     let current = current.unwrap_or(DEFAULT_NAMESPACE);
     let before = &line[..pos];
     let start = before
@@ -288,6 +351,9 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
     // only the columns the branches return, by the names the first branch gives them.
     let clause = statement.query_clause(caret);
     let after_branches = statement.has_branches(level) && AFTER_BRANCHES.contains(&clause);
+    // The names of the tables the caret's query and the queries around it read, innermost first.
+    let scopes: Vec<Vec<(String, Option<Source>)>> =
+        statement.readable(level).map(|(l, until)| statement.named(&derived, l, until)).collect();
 
     if let Some((qualifier, _)) = word.rsplit_once('.') {
         if after_branches {
@@ -304,19 +370,11 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
                     .map(|(ns, t)| format!("{ns}.{t}")),
             );
         }
-        // A name the statement gives (an alias, a CTE) comes before a catalog table's name,
-        // and the innermost query's before the ones around it.
-        let mut sources: Vec<Source> = statement
-            .readable(level)
-            .map(|l| {
-                let named = statement.named(&derived, l).into_iter();
-                named.filter(|(name, _)| name.eq_ignore_ascii_case(qualifier)).map(|(_, s)| s).collect::<Vec<_>>()
-            })
-            .find(|found| !found.is_empty())
-            .unwrap_or_default();
-        if sources.is_empty() {
-            sources = catalog.resolve(qualifier, current).into_iter().map(Source::catalog).collect();
-        }
+        // A name the statement gives (an alias, a CTE) comes before a catalog table's name.
+        let sources = match qualified(&scopes, qualifier) {
+            Some(sources) => sources,
+            None => catalog.resolve(qualifier, current).into_iter().map(Source::catalog).collect(),
+        };
         for source in sources {
             out.columns.extend(source.columns(catalog).into_iter().map(|c| format!("{qualifier}.{c}")));
         }
@@ -334,28 +392,45 @@ fn offer(catalog: &Catalog, current: Option<&str>, line: &str, pos: usize) -> (u
         out.others.extend(tables);
     } else {
         let lower = !word.is_empty() && word.chars().all(|c| !c.is_uppercase());
-        out.others.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
+        out.keywords.extend(KEYWORDS.iter().map(|k| if lower { k.to_lowercase() } else { k.to_string() }));
         // Columns of the tables the caret's query and the queries around it read and, in its
         // ORDER BY, GROUP BY and HAVING, the names its select list gives (`CASE ... END AS x`),
         // as DataFusion resolves them there, in expressions too; after a query's last branch,
         // only the names its first branch gives. Where no table is named yet, every column.
-        let read: Vec<Source> = if after_branches {
-            Vec::new()
-        } else {
-            statement.readable(level).flat_map(|l| statement.named(&derived, l)).map(|(_, s)| s).collect()
-        };
+        let read: Vec<Source> =
+            if after_branches { Vec::new() } else { scopes.iter().flatten().filter_map(|(_, s)| *s).collect() };
         let select_list_names = after_branches || matches!(clause, "ORDER" | "GROUP" | "HAVING");
         let outputs = if select_list_names { statement.outputs(&derived, level) } else { Vec::new() };
-        if read.is_empty() && outputs.is_empty() {
+        // Not in GROUP BY the name of an aggregate's value: nothing can be grouped by it.
+        let given: Vec<String> =
+            outputs.into_iter().filter(|o| !(o.aggregate && clause == "GROUP")).filter_map(|o| o.name).collect();
+        if read.is_empty() && given.is_empty() {
             out.columns.extend(catalog.columns.iter().map(|(_, _, c)| c.clone()));
         }
-        out.columns.extend(outputs.into_iter().flatten());
+        out.columns.extend(given);
         for source in read {
             out.columns.extend(source.columns(catalog));
         }
-        out.others.extend(tables);
+        // Tables as qualifiers, but not one by a name its alias hides.
+        out.others.extend(tables.filter(|t| qualified(&scopes, t).is_none_or(|found| !found.is_empty())));
     }
     (start, out.starting_with(word))
+}
+
+/// The tables `qualifier` names, given the names of the queries the caret may read (innermost
+/// first): those of the innermost query that names it; none where an alias hides the name
+/// (`todos` after `FROM app.todos t`), and `None` where no query there names it.
+fn qualified<'s>(scopes: &[Vec<(String, Option<Source<'s>>)>], qualifier: &str) -> Option<Vec<Source<'s>>> {
+    let mut hidden = false;
+    for scope in scopes {
+        let named = scope.iter().filter(|(name, _)| name.eq_ignore_ascii_case(qualifier));
+        let found: Vec<Source> = named.clone().filter_map(|(_, source)| *source).collect();
+        if !found.is_empty() {
+            return Some(found);
+        }
+        hidden |= named.count() > 0;
+    }
+    hidden.then(Vec::new)
 }
 
 /// A piece of SQL as completion reads it: a token of the lexer's, but no blank or comment,
@@ -466,24 +541,30 @@ fn matching_parentheses(tokens: &[Token]) -> Vec<usize> {
     close
 }
 
-/// Whether the token at `i` opens a query in parentheses: `(SELECT ...`, `(WITH ...`,
-/// `(VALUES ...`, or one whose first branch is in parentheses of its own, `((SELECT ...)
-/// UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the `)` follows the
-/// branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join).
-fn starts_query(tokens: &[Token], close: &[usize], i: usize) -> bool {
-    // A run of `(` from `i`, the innermost opening the query; a loop, not recursion, so that
-    // a line of many `(` cannot exhaust the stack.
-    let innermost = (i..).take_while(|&j| tokens.get(j).is_some_and(|t| t.text == "(")).last();
-    let Some(innermost) = innermost else { return false };
-    if !tokens.get(innermost + 1).is_some_and(|t| t.is("SELECT") || t.is("WITH") || t.is("VALUES")) {
-        return false;
+/// For each token, whether it is a `(` that opens a query in parentheses: `(SELECT ...`,
+/// `(WITH ...`, `(VALUES ...`, or one whose first branch is in parentheses of its own,
+/// `((SELECT ...) UNION (SELECT ...))`: then a set operation, ORDER BY, LIMIT, OFFSET or the
+/// `)` follows the branch (in `((SELECT ...) s JOIN ...)` the parentheses hold a join). Read
+/// from the end, each `(` from the one after it, so that a pasted run of many `(` is read
+/// once, in a loop.
+fn query_openings(tokens: &[Token], close: &[usize]) -> Vec<bool> {
+    let mut opens = vec![false; tokens.len()];
+    for i in (0..tokens.len()).rev() {
+        if tokens[i].text != "(" {
+            continue;
+        }
+        opens[i] = match tokens.get(i + 1) {
+            Some(next) if next.is("SELECT") || next.is("WITH") || next.is("VALUES") => true,
+            Some(next) if next.text == "(" && opens[i + 1] => {
+                // Nothing after the branch is a query being typed.
+                let after_branch = close.get(i + 1).and_then(|&end| tokens.get(end + 1));
+                after_branch
+                    .is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
+            }
+            _ => false,
+        };
     }
-    // Each `(` around the innermost holds a branch: what follows that branch's `)` must be
-    // the end, a `)`, a set operation, ORDER BY, LIMIT or OFFSET (nothing: still being typed).
-    (i..innermost).all(|k| {
-        let after_branch = close.get(k + 1).and_then(|&end| tokens.get(end + 1));
-        after_branch.is_none_or(|t| t.text == ")" || SET_OPERATIONS.iter().chain(AFTER_BRANCHES).any(|w| t.is(w)))
-    })
+    opens
 }
 
 /// A statement's tokens and how they nest, to know which tables each part of it may read.
@@ -493,6 +574,8 @@ struct Statement<'a> {
     tokens: &'a [Token<'a>],
     /// For each `(`, the index of its `)` (the end if it is not closed yet).
     close: Vec<usize>,
+    /// For each `(`, the query it opens, if any (an index into `levels`).
+    opens: Vec<Option<usize>>,
     /// For each token, the clause it is in: the last of CLAUSES before it in its parentheses;
     /// then the clause after the last token.
     clause: Vec<&'static str>,
@@ -500,6 +583,9 @@ struct Statement<'a> {
     level: Vec<usize>,
     /// The statement's own query, then each query in parentheses and each branch.
     levels: Vec<Level>,
+    /// For each query, its own tokens (not those of the queries inside it), so that finding
+    /// what one query names does not read the whole statement.
+    own: Vec<Vec<usize>>,
 }
 
 /// A query of a statement: the statement's own, one in parentheses, or one branch of a query
@@ -511,13 +597,21 @@ struct Level {
     /// statement's own.
     around: Option<usize>,
     /// Whether it may read the tables of the query it is in: a subquery in WHERE or in the
-    /// select list may (it is correlated), a CTE's body or a subquery in FROM may not. A
-    /// branch may: it reads what its query reads (the CTEs of its WITH, an outer query).
+    /// select list may (it is correlated), a CTE's body or a subquery in FROM may not, unless
+    /// LATERAL. A branch may: it reads what its query reads (the CTEs of its WITH, an outer
+    /// query).
     reads_around: bool,
+    /// Whether it is a LATERAL subquery in FROM: of its query's tables, it reads those before
+    /// it.
+    lateral: bool,
     /// Whether it is a branch of `around` (`SELECT ... UNION SELECT ...` without parentheses):
     /// its FROM and aliases are its own; the ORDER BY, LIMIT and OFFSET after the last branch
     /// are `around`'s.
     branch: bool,
+    /// Its first branch, if branches UNION, INTERSECT or EXCEPT join in it, and where the first
+    /// of those words is: its tokens from its body to there are the first branch's.
+    first_branch: Option<usize>,
+    first_set_operation: Option<usize>,
     /// Whether its WITH is `WITH RECURSIVE`: then its CTEs are visible in all of it, their own
     /// bodies included (`WITH RECURSIVE r AS (... UNION ALL SELECT ... FROM r)`).
     recursive: bool,
@@ -530,13 +624,26 @@ struct Level {
 
 impl Level {
     fn new(open: Option<usize>, around: Option<usize>, reads_around: bool, depth: usize) -> Level {
-        Level { open, around, reads_around, branch: false, recursive: false, depth, body: None }
+        Level {
+            open,
+            around,
+            reads_around,
+            lateral: false,
+            branch: false,
+            first_branch: None,
+            first_set_operation: None,
+            recursive: false,
+            depth,
+            body: None,
+        }
     }
 }
 
 impl<'a> Statement<'a> {
     fn new(catalog: &'a Catalog, current: &'a str, tokens: &'a [Token<'a>]) -> Statement<'a> {
         let close = matching_parentheses(tokens);
+        let opens_query = query_openings(tokens, &close);
+        let mut opens = vec![None; tokens.len()];
         let mut clause = Vec::with_capacity(tokens.len() + 1);
         let mut level = Vec::with_capacity(tokens.len());
         let mut levels = vec![Level::new(None, None, false, 0)];
@@ -550,15 +657,17 @@ impl<'a> Statement<'a> {
             // Whether the token is the query's own, not in parentheses inside it.
             let own = levels[query].depth == open.len();
             let cte_body = i.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(|p| p.is("AS"));
-            let starts_body = t.is("SELECT") || t.is("VALUES") || (starts_query(tokens, &close, i) && !cte_body);
+            let starts_body = t.is("SELECT") || t.is("VALUES") || (opens_query[i] && !cte_body);
             if own && starts_body && levels[query].body.is_none() {
                 levels[query].body = Some(i);
             }
             if t.text == "(" {
-                if starts_query(tokens, &close, i) {
-                    let reads_around = !matches!(now, "WITH" | "FROM" | "JOIN");
-                    levels.push(Level::new(Some(i), Some(query), reads_around, open.len() + 1));
+                if opens_query[i] {
+                    let lateral = i.checked_sub(1).and_then(|p| tokens.get(p)).is_some_and(|p| p.is("LATERAL"));
+                    let reads_around = lateral || !matches!(now, "WITH" | "FROM" | "JOIN");
+                    levels.push(Level { lateral, ..Level::new(Some(i), Some(query), reads_around, open.len() + 1) });
                     query = levels.len() - 1;
+                    opens[i] = Some(query);
                 }
                 open.push((now, level.last().copied().unwrap_or(0)));
                 now = "";
@@ -573,7 +682,10 @@ impl<'a> Statement<'a> {
             } else if let Some(c) = CLAUSES.iter().find(|c| t.is(c)) {
                 now = c;
                 if own && SET_OPERATIONS.contains(c) {
-                    query = next_branch(&mut levels, &mut level, query);
+                    query = next_branch(&mut levels, query, i);
+                    if let Some(l) = level.last_mut() {
+                        *l = query;
+                    }
                 } else if own && AFTER_BRANCHES.contains(c) && levels[query].branch {
                     query = levels[query].around.unwrap_or(0);
                     if let Some(l) = level.last_mut() {
@@ -585,7 +697,23 @@ impl<'a> Statement<'a> {
             }
         }
         clause.push(now);
-        Statement { catalog, current, tokens, close, clause, level, levels }
+        // The tokens of a query from its body to its first UNION, INTERSECT or EXCEPT, and the
+        // queries in parentheses among them, are its first branch's: moved once, after the
+        // walk, as moving them at each first set operation takes time in the number of nested
+        // queries squared.
+        for (at, l) in level.iter_mut().enumerate() {
+            *l = first_branch_at(&levels, *l, at);
+        }
+        for inner in 0..levels.len() {
+            if let (Some(open), Some(around)) = (levels[inner].open, levels[inner].around) {
+                levels[inner].around = Some(first_branch_at(&levels, around, open));
+            }
+        }
+        let mut own = vec![Vec::new(); levels.len()];
+        for (i, &l) in level.iter().enumerate() {
+            own[l].push(i);
+        }
+        Statement { catalog, current, tokens, close, opens, clause, level, levels, own }
     }
 
     /// The `)` of the `(` at `open` (the end if it is not closed yet).
@@ -593,20 +721,26 @@ impl<'a> Statement<'a> {
         self.close.get(open).copied().unwrap_or(self.tokens.len())
     }
 
-    /// Whether the token at `i` opens a query in parentheses (see `starts_query`).
-    fn starts_query(&self, i: usize) -> bool {
-        starts_query(self.tokens, &self.close, i)
+    /// The query the token at `i` opens, if it is a `(` that opens one (see `query_openings`).
+    fn opened(&self, i: usize) -> Option<usize> {
+        self.opens.get(i).copied().flatten()
     }
 
     /// The clause of its query the token at `at` is in: outside the parentheses around it that
     /// open no query (`ORDER BY lower(x)`: ORDER; `SELECT array_agg(x ORDER BY y)`: SELECT).
-    fn query_clause(&self, at: usize) -> &'static str {
-        let before = self.tokens.get(..at).unwrap_or(self.tokens);
-        let around = before.iter().enumerate().rev().find(|&(open, t)| t.text == "(" && self.close_of(open) >= at);
-        match around {
-            Some((open, _)) if !self.levels.iter().any(|l| l.open == Some(open)) => self.query_clause(open),
-            _ => self.clause.get(at).copied().unwrap_or(""),
+    /// Out of one `(` at a time, in a loop: pasted parentheses may nest deeper than a stack
+    /// goes.
+    fn query_clause(&self, mut at: usize) -> &'static str {
+        for open in (0..at.min(self.tokens.len())).rev() {
+            if self.tokens[open].text != "(" || self.close_of(open) < at {
+                continue;
+            }
+            if self.opened(open).is_some() {
+                break;
+            }
+            at = open;
         }
+        self.clause.get(at).copied().unwrap_or("")
     }
 
     /// Where the caret at byte `pos` is: the index of the first token from it on, and the
@@ -614,10 +748,9 @@ impl<'a> Statement<'a> {
     /// opens.
     fn caret(&self, pos: usize) -> (usize, usize) {
         let at = self.tokens.iter().take_while(|t| t.start < pos).count();
-        let level = at.checked_sub(1).map_or(0, |before| {
-            let opened = self.levels.iter().position(|l| l.open == Some(before));
-            opened.or_else(|| self.level.get(before).copied()).unwrap_or(0)
-        });
+        let level = at
+            .checked_sub(1)
+            .map_or(0, |before| self.opened(before).or_else(|| self.level.get(before).copied()).unwrap_or(0));
         (at, level)
     }
 
@@ -627,43 +760,50 @@ impl<'a> Statement<'a> {
     }
 
     /// `level` and the queries whose tables it may read, innermost first: those it is in,
-    /// but not the one whose FROM or WITH it is in.
-    fn readable(&self, level: usize) -> impl Iterator<Item = usize> + '_ {
+    /// but not the one whose FROM or WITH it is in; each with where its tables must be named
+    /// before (a LATERAL subquery reads those before it in the FROM around it).
+    fn readable(&self, level: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         let next = |mut l: usize| loop {
             let query = self.levels.get(l)?;
             let around = query.around?;
             if query.reads_around {
-                return Some(around);
+                let until = query.open.filter(|_| query.lateral).unwrap_or(usize::MAX);
+                return Some((around, until));
             }
             l = around;
         };
-        std::iter::successors(Some(level), move |&l| next(l))
+        std::iter::successors(Some((level, usize::MAX)), move |&(l, _)| next(l))
     }
 
     /// Whether `level` is a query whose branches UNION, INTERSECT or EXCEPT join.
     fn has_branches(&self, level: usize) -> bool {
-        self.levels.iter().any(|l| l.branch && l.around == Some(level))
+        self.levels.get(level).is_some_and(|l| l.first_branch.is_some())
     }
 
-    /// The names of the columns the query `level` returns, in order (see `output_names`; its
-    /// `*` stands for the tables in its own FROM): for a query with branches, those of the
-    /// first branch, as in PostgreSQL; for `VALUES`, the names the server gives.
-    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<Option<String>> {
-        let first = self.levels.iter().position(|l| l.branch && l.around == Some(level)).unwrap_or(level);
-        let Some(body) = self.levels.get(first).and_then(|l| l.body) else {
-            return Vec::new();
+    /// The columns the query `level` returns, in order (see `output_names`; its `*` stands for
+    /// the tables in its own FROM): for a query with branches, those of the first branch, as in
+    /// PostgreSQL; for `VALUES`, the names the server gives.
+    fn outputs(&self, derived: &[Derived], level: usize) -> Vec<Output> {
+        let first_of = |l: usize| self.levels.get(l).and_then(|q| q.first_branch).unwrap_or(l);
+        let mut first = first_of(level);
+        // A first branch in parentheses: its query's, in a loop, as pasted parentheses may nest
+        // deeper than a stack goes.
+        let body = loop {
+            let Some(body) = self.levels.get(first).and_then(|l| l.body) else {
+                return Vec::new();
+            };
+            match self.opened(body) {
+                Some(inner) => first = first_of(inner),
+                None => break body,
+            }
         };
-        // A first branch in parentheses: its query's.
-        if let Some(inner) = self.levels.iter().position(|l| l.open == Some(body)) {
-            return self.outputs(derived, inner);
-        }
         let open = self.enclosing(first).find_map(|l| self.levels.get(l)?.open);
         let end = open.map_or(self.tokens.len(), |open| self.close_of(open));
         let query = self.tokens.get(body..end).unwrap_or_default();
         if query.first().is_some_and(|t| t.is("VALUES")) {
-            return values_columns(query).into_iter().map(Some).collect();
+            return values_columns(query).into_iter().map(Output::column).collect();
         }
-        output_names(self.catalog, query, &self.named(derived, first))
+        output_names(self.catalog, query, &self.named(derived, first, usize::MAX))
     }
 
     /// Whether `d` is a CTE that the token at `at`, in the query `level`, may read: it comes
@@ -677,22 +817,25 @@ impl<'a> Statement<'a> {
     /// The tables the query `level` reads, by the names it may use for them: a table or CTE in
     /// its FROM (after FROM, JOIN, a comma in FROM, a `(` of a join in parentheses, ...) by its name and alias (`FROM
     /// app.todos t`, `JOIN open AS o`, with the column list an alias may give: `t(a, b)`), and
-    /// its subqueries in FROM by their alias. Not those of the queries inside it.
-    fn named<'s>(&'s self, derived: &'s [Derived], level: usize) -> Vec<(String, Source<'s>)> {
-        let mut out: Vec<(String, Source<'s>)> = derived
-            .iter()
-            .filter(|d| !d.cte && self.level.get(d.open) == Some(&level))
-            .map(|d| (d.name.clone(), Source::derived(d)))
-            .collect();
-        for (i, pair) in self.tokens.windows(2).enumerate() {
-            let [before, table] = pair else { continue };
-            let at = i + 1;
+    /// its subqueries in FROM by their alias. Not those of the queries inside it, nor those
+    /// named from the token `until` on. An alias hides the table's own names: they name `None`
+    /// (in SQL, `FROM app.todos t` reads the table as `t` only), unless the table comes again
+    /// without one.
+    fn named<'s>(&'s self, derived: &'s [Derived], level: usize, until: usize) -> Vec<(String, Option<Source<'s>>)> {
+        let own = self.own.get(level).map_or(&[][..], Vec::as_slice);
+        let own = &own[..own.partition_point(|&i| i < until)];
+        let subqueries = own.iter().filter_map(|&open| derived_at(derived, open, self.close_of(open)));
+        let mut out: Vec<(String, Option<Source<'s>>)> =
+            subqueries.filter(|d| !d.cte).map(|d| (d.name.clone(), Some(Source::derived(d)))).collect();
+        for &at in own {
+            let Some(i) = at.checked_sub(1) else { continue };
+            let (before, table) = (&self.tokens[i], &self.tokens[at]);
             let in_from_list = before.text == "," && self.clause.get(at) == Some(&"FROM");
             // `FROM (app.todos t JOIN app.lists l ON ...)`: a join in parentheses.
             let in_join =
-                before.text == "(" && matches!(self.clause.get(i), Some(&"FROM" | &"JOIN")) && !self.starts_query(i);
+                before.text == "(" && matches!(self.clause.get(i), Some(&"FROM" | &"JOIN")) && self.opened(i).is_none();
             let before_table = in_from_list || in_join || BEFORE_TABLE.iter().any(|w| before.is(w));
-            if self.level.get(at) != Some(&level) || !before_table || table.kind != Kind::Word {
+            if !before_table || table.kind != Kind::Word {
                 continue;
             }
             let name = table.name();
@@ -711,12 +854,13 @@ impl<'a> Statement<'a> {
                 source.renames = self.column_list(alias_at + 1);
             }
             // `app.todos` also goes by `todos`, as the server reads a partly qualified name.
+            let by_its_names = alias.is_none().then_some(source);
             if let Table::Catalog((_, table)) = source.table {
-                out.push((table.clone(), source));
+                out.push((table.clone(), by_its_names));
             }
-            out.push((name, source));
+            out.push((name, by_its_names));
             if let Some(alias) = alias {
-                out.push((alias.name(), source));
+                out.push((alias.name(), Some(source)));
             }
         }
         out
@@ -728,33 +872,33 @@ impl<'a> Statement<'a> {
     }
 }
 
-/// Starts the next branch of `query` at a UNION, INTERSECT or EXCEPT (the last token of
-/// `level`) and returns it. At the first one, the tokens since the query's body started become
-/// its first branch, with the subqueries in them.
-fn next_branch(levels: &mut Vec<Level>, level: &mut [usize], query: usize) -> usize {
+/// Starts the next branch of `query` at the UNION, INTERSECT or EXCEPT at `at` and returns it.
+/// At the first one, its first branch too: what is in it since the query's body started
+/// becomes that branch's when `Statement::new` is done.
+fn next_branch(levels: &mut Vec<Level>, query: usize, at: usize) -> usize {
     let depth = levels[query].depth;
     let branch = |around: usize| Level { branch: true, ..Level::new(None, Some(around), true, depth) };
     let compound = if levels[query].branch {
         levels[query].around.unwrap_or(0)
     } else {
-        let first = levels.len();
         let body = levels[query].body;
+        levels[query].first_branch = Some(levels.len());
+        levels[query].first_set_operation = Some(at);
         levels.push(Level { body, ..branch(query) });
-        let start = body.unwrap_or(level.len());
-        for l in level.get_mut(start..).unwrap_or_default().iter_mut().filter(|l| **l == query) {
-            *l = first;
-        }
-        for inner in levels.iter_mut().filter(|l| l.around == Some(query) && l.open.is_some_and(|o| o >= start)) {
-            inner.around = Some(first);
-        }
         query
     };
     levels.push(branch(compound));
-    let next = levels.len() - 1;
-    if let Some(l) = level.last_mut() {
-        *l = next;
+    levels.len() - 1
+}
+
+/// The query that the token at `at`, of the query `level` as the walk over a statement found
+/// it, is in: `level`'s first branch from its body to its first UNION, INTERSECT or EXCEPT.
+fn first_branch_at(levels: &[Level], level: usize, at: usize) -> usize {
+    let Some(query) = levels.get(level) else { return level };
+    match (query.first_branch, query.body, query.first_set_operation) {
+        (Some(first), Some(body), Some(until)) if (body..until).contains(&at) => first,
+        _ => level,
     }
-    next
 }
 
 /// A table a statement makes for itself: a CTE (`WITH name AS (SELECT ...)`) or a subquery
@@ -770,6 +914,13 @@ struct Derived {
     end: usize,
     /// Whether it is a CTE of `WITH RECURSIVE`, visible in its own body.
     recursive: bool,
+}
+
+/// The table in `derived` (in the order of their ends) whose body's `(` is at `open` and its
+/// `)` at `end`, if any: found without reading them all, as a query may hold many.
+fn derived_at(derived: &[Derived], open: usize, end: usize) -> Option<&Derived> {
+    let from = derived.partition_point(|d| d.end < end);
+    derived.get(from..)?.iter().take_while(|d| d.end == end).find(|d| d.open == open)
 }
 
 /// A CTE or subquery as found, before its columns are known.
@@ -802,14 +953,14 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
                 listed = names_in(statement.column_list(at));
                 at = statement.close_of(at) + 1;
             }
-            if tokens.get(at).is_some_and(|t| t.is("AS")) && statement.starts_query(at + 1) {
+            if tokens.get(at).is_some_and(|t| t.is("AS")) && statement.opened(at + 1).is_some() {
                 let end = statement.close_of(at + 1);
                 found.push(Found { end, name: t.name(), listed, open: at + 1, cte: true });
             }
         }
         // `FROM (SELECT ...) [AS] name [(a, b)]`, also after JOIN or a comma in FROM, and
         // `(VALUES ...)` there.
-        if statement.starts_query(i) && matches!(clause, "FROM" | "JOIN") {
+        if statement.opened(i).is_some() && matches!(clause, "FROM" | "JOIN") {
             let end = statement.close_of(i);
             let at = if word(end + 1).eq_ignore_ascii_case("AS") { end + 2 } else { end + 1 };
             if let Some(alias) = tokens.get(at).filter(|t| t.is_name()) {
@@ -822,8 +973,8 @@ fn derived_tables(statement: &Statement) -> Vec<Derived> {
     found.sort_by_key(|f| f.end);
     let mut done: Vec<Derived> = Vec::new();
     for Found { end, name, listed, open, cte } in found {
-        let body = statement.levels.iter().position(|l| l.open == Some(open)).unwrap_or(0);
-        let columns = renamed(statement.outputs(&done, body), listed);
+        let body = statement.opened(open).unwrap_or(0);
+        let columns = renamed(statement.outputs(&done, body).into_iter().map(|o| o.name).collect(), listed);
         let defined_in = statement.level.get(open).and_then(|&l| statement.levels.get(l));
         let recursive = cte && defined_in.is_some_and(|l| l.recursive);
         done.push(Derived { name, cte, columns, open, end, recursive });
@@ -898,11 +1049,24 @@ impl<'a> Source<'a> {
     }
 }
 
-/// The names of the columns a query (`SELECT ...`, maybe after a WITH) returns, in order: a
-/// column's name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns
-/// of every table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none
-/// (the server would name it after the expression), but keeps its place.
-fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) -> Vec<Option<String>> {
+/// A column a query returns: its name (none for an expression without an alias), and whether
+/// its value is an aggregate's or a window function's, which GROUP BY cannot name.
+struct Output {
+    name: Option<String>,
+    aggregate: bool,
+}
+
+impl Output {
+    fn column(name: String) -> Output {
+        Output { name: Some(name), aggregate: false }
+    }
+}
+
+/// The columns a query (`SELECT ...`, maybe after a WITH) returns, in order, named: a column's
+/// name (`t.title` is `title`), an alias (`count(*) AS n`, `count(*) n`), the columns of every
+/// table `*` stands for, or of `t` for `t.*`. An expression without an alias gets none (the
+/// server would name it after the expression), but keeps its place.
+fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Option<Source>)]) -> Vec<Output> {
     // The select list: from the first SELECT outside parentheses to FROM (or the end), split
     // at its commas.
     let mut items: Vec<Vec<Token>> = Vec::new();
@@ -930,42 +1094,67 @@ fn output_names(catalog: &Catalog, query: &[Token], named: &[(String, Source)]) 
         }
     }
 
-    let mut names = Vec::new();
+    let mut outputs = Vec::new();
     for item in &items {
         let item = match item.as_slice() {
             [first, rest @ ..] if first.is("DISTINCT") || first.is("ALL") => rest,
             all => all,
         };
-        match item {
+        let name = match item {
             [star] if star.text == "*" => {
                 let mut seen: Vec<Source> = Vec::new();
-                for (_, source) in named {
+                for source in named.iter().filter_map(|(_, source)| source.as_ref()) {
                     if !seen.iter().any(|s| same(s, source)) {
                         seen.push(*source);
-                        names.extend(source.columns(catalog).into_iter().map(Some));
+                        outputs.extend(source.columns(catalog).into_iter().map(Output::column));
                     }
                 }
+                continue;
             }
             [table, star] if star.text == "*" => {
                 let table = table.text.trim_end_matches('.').replace('"', "");
-                if let Some((_, source)) = named.iter().find(|(n, _)| n.eq_ignore_ascii_case(&table)) {
-                    names.extend(source.columns(catalog).into_iter().map(Some));
+                if let Some((_, Some(source))) =
+                    named.iter().find(|(n, s)| s.is_some() && n.eq_ignore_ascii_case(&table))
+                {
+                    outputs.extend(source.columns(catalog).into_iter().map(Output::column));
                 }
+                continue;
             }
-            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => {
-                names.push(Some(alias.name()));
-            }
+            [.., last_but_one, alias] if last_but_one.is("AS") && alias.kind == Kind::Word => Some(alias.name()),
             [column] if column.kind == Kind::Word && !LITERALS.iter().any(|l| column.is(l)) => {
                 let name = column.name();
                 let name =
                     name.rsplit('.').next().filter(|n| !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()));
-                names.push(name.map(str::to_string));
+                name.map(str::to_string)
             }
-            [value @ .., alias] if alias.is_name() && ends_value(value) => names.push(Some(alias.name())),
-            _ => names.push(None),
+            [value @ .., alias] if alias.is_name() && ends_value(value) => Some(alias.name()),
+            _ => None,
+        };
+        outputs.push(Output { name, aggregate: aggregates(item) });
+    }
+    outputs
+}
+
+/// Whether a select list item calls an aggregate (`count(*) + 1`) or window function (`...
+/// OVER (...)`) outside the queries in it (`(SELECT count(*) ...)` is one value per row).
+fn aggregates(item: &[Token]) -> bool {
+    // For each `(` the item is in at a token, whether it is in a query there.
+    let mut in_query: Vec<bool> = Vec::new();
+    for (i, t) in item.iter().enumerate() {
+        let next = item.get(i + 1);
+        if t.text == "(" {
+            let opens_query = next.is_some_and(|n| n.is("SELECT") || n.is("WITH") || n.is("VALUES"));
+            in_query.push(in_query.last() == Some(&true) || opens_query);
+        } else if t.text == ")" {
+            in_query.pop();
+        } else if in_query.last() != Some(&true) {
+            let calls_aggregate = next.is_some_and(|n| n.text == "(") && AGGREGATES.iter().any(|a| t.is(a));
+            if t.is("OVER") || calls_aggregate {
+                return true;
+            }
         }
     }
-    names
+    false
 }
 
 /// Whether a select list item `value` ends with a value, so that a name after it is its alias
@@ -984,6 +1173,55 @@ fn ends_value(value: &[Token]) -> bool {
 
 /// Words that are values, not columns.
 const LITERALS: &[&str] = &["NULL", "TRUE", "FALSE", "CURRENT_USER"];
+/// The server's aggregate functions, as its `information_schema.routines` lists them.
+const AGGREGATES: &[&str] = &[
+    "ANY_VALUE",
+    "APPROX_DISTINCT",
+    "APPROX_MEDIAN",
+    "APPROX_PERCENTILE_CONT",
+    "APPROX_PERCENTILE_CONT_WITH_WEIGHT",
+    "ARRAY_AGG",
+    "AVG",
+    "BIT_AND",
+    "BIT_OR",
+    "BIT_XOR",
+    "BOOL_AND",
+    "BOOL_OR",
+    "CORR",
+    "COUNT",
+    "COVAR",
+    "COVAR_POP",
+    "COVAR_SAMP",
+    "FIRST_VALUE",
+    "GROUPING",
+    "LAST_VALUE",
+    "MAX",
+    "MEAN",
+    "MEDIAN",
+    "MIN",
+    "NTH_VALUE",
+    "PERCENTILE_CONT",
+    "QUANTILE_CONT",
+    "REGR_AVGX",
+    "REGR_AVGY",
+    "REGR_COUNT",
+    "REGR_INTERCEPT",
+    "REGR_R2",
+    "REGR_SLOPE",
+    "REGR_SXX",
+    "REGR_SXY",
+    "REGR_SYY",
+    "STDDEV",
+    "STDDEV_POP",
+    "STDDEV_SAMP",
+    "STRING_AGG",
+    "SUM",
+    "VAR",
+    "VAR_POP",
+    "VAR_POPULATION",
+    "VAR_SAMP",
+    "VAR_SAMPLE",
+];
 
 /// Whether two sources are the same table.
 fn same(a: &Source, b: &Source) -> bool {
@@ -1067,6 +1305,12 @@ impl SharedCatalog {
     }
 }
 
+/// Where a completion taken at the caret `pos` ends what it replaces: the caret, or the end of
+/// the quoted name the caret is in.
+fn replaced_until(line: &str, pos: usize) -> usize {
+    quoted_name_at(line, pos).map_or(pos, |quoted| quoted.end.max(pos))
+}
+
 /// The rustyline helper: completion and the multi-line rule.
 pub(crate) struct ShellHelper {
     pub(crate) catalog: SharedCatalog,
@@ -1081,6 +1325,13 @@ impl Completer for ShellHelper {
         let catalog = self.catalog.get(FIRST_LOAD_WAIT);
         let (start, found) = candidates(&catalog, self.namespace.as_deref(), line, pos);
         Ok((start, found.into_iter().map(|c| Pair { display: c.clone(), replacement: c }).collect()))
+    }
+
+    /// Replaces the word before the caret and, in a quoted name, the rest of it, so that
+    /// `"ti|tle"` becomes `"title"`, not `"title"tle"`.
+    fn update(&self, line: &mut LineBuffer, start: usize, elected: &str, cl: &mut Changeset) {
+        let end = replaced_until(line.as_str(), line.pos());
+        line.replace(start..end, elected, cl);
     }
 }
 
@@ -1114,6 +1365,7 @@ mod tests {
         catalog: CaseCatalog,
         cases: Vec<Case>,
         unfinished: Vec<String>,
+        pasted: Vec<Pasted>,
     }
 
     #[derive(Deserialize)]
@@ -1145,6 +1397,15 @@ mod tests {
         not_offered: Vec<String>,
     }
 
+    /// An input too long to write out: its parts, each a text and how many times it repeats.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Pasted {
+        name: String,
+        parts: Vec<(String, usize)>,
+        offered: Vec<String>,
+    }
+
     fn shared_cases() -> SharedCases {
         serde_json::from_str(SHARED_CASES).expect("tests/completion-cases.json")
     }
@@ -1172,7 +1433,7 @@ mod tests {
         let line = case.sql.replacen('|', "", 1);
         let (_, offered) = offer(catalog, case.namespace.as_deref(), &line, pos);
         let columns = sorted(offered.columns.clone());
-        let all = sorted(offered.columns.into_iter().chain(offered.others).collect());
+        let all = sorted(offered.all());
         let mut failed = Vec::new();
         if let Some(expected) = case.columns.clone().map(sorted)
             && expected != columns
@@ -1215,6 +1476,34 @@ mod tests {
                 candidates(&catalog, Some("app"), &line, pos);
             }
         }
+    }
+
+    /// On a test's thread, whose stack is smaller than the shell's (2 MiB, not 8).
+    #[test]
+    fn pasted_inputs_complete_without_exhausting_the_stack() {
+        let catalog = catalog();
+        for pasted in shared_cases().pasted {
+            let line: String = pasted.parts.iter().map(|(part, times)| part.repeat(*times)).collect();
+            let (_, offered) = candidates(&catalog, Some("app"), &line, line.len());
+            let missing: Vec<&String> = pasted.offered.iter().filter(|o| !offered.contains(o)).collect();
+            assert!(missing.is_empty(), "{}: {missing:?} not offered", pasted.name);
+        }
+    }
+
+    #[test]
+    fn a_quoted_name_is_replaced_whole_its_closing_quote_included() {
+        // What the line becomes when the first candidate at the caret (at `|`) is taken.
+        let taken = |sql: &str| {
+            let pos = sql.find('|').expect("a caret");
+            let line = sql.replacen('|', "", 1);
+            let (start, found) = candidates(&catalog(), Some("app"), &line, pos);
+            format!("{}{}{}", &line[..start], found[0], &line[replaced_until(&line, pos)..])
+        };
+        assert_eq!(taken("SELECT \"ti| FROM app.todos"), "SELECT \"title\" FROM app.todos");
+        assert_eq!(taken("SELECT \"ti|\" FROM app.todos"), "SELECT \"title\" FROM app.todos");
+        assert_eq!(taken("SELECT \"ti|tl\" FROM app.todos"), "SELECT \"title\" FROM app.todos");
+        assert_eq!(taken("SELECT t.\"ti|, t.id FROM app.todos t"), "SELECT t.\"title\", t.id FROM app.todos t");
+        assert_eq!(taken("SELECT titl| FROM app.todos"), "SELECT title FROM app.todos");
     }
 
     fn complete(line: &str, current: Option<&str>) -> Vec<String> {

@@ -50,6 +50,14 @@ fn quit(mut p: PtySession) {
     p.exp_eof().expect("kalam exits on \\q");
 }
 
+/// Types `typed`, presses Tab and waits for the line to show `shown` (`what` says what failed).
+fn tab(p: &mut PtySession, typed: &str, shown: &str, what: &str) {
+    p.send(typed).unwrap();
+    p.send("\t").unwrap();
+    p.flush().unwrap();
+    p.exp_string(shown).expect(what);
+}
+
 #[test]
 fn tab_completes_a_table_name_from_the_catalog() {
     let server = TestServer::start();
@@ -57,23 +65,24 @@ fn tab_completes_a_table_name_from_the_catalog() {
     server.sql("CREATE NAMESPACE clitest; CREATE USER TABLE clitest.todos (id BIGINT PRIMARY KEY, title TEXT)");
     server.sql("INSERT INTO clitest.todos (id, title) VALUES (1, 'milk')");
     let (mut p, prompt) = shell(&server, &home);
-    p.send("SELECT title FROM clitest.tod").unwrap();
-    p.send("\t").unwrap();
-    p.flush().unwrap();
     // The line is redrawn with the full name; running it proves the name is right.
-    p.exp_string("clitest.todos").expect("Tab completes the table name");
+    tab(&mut p, "SELECT title FROM clitest.tod", "clitest.todos", "Tab completes the table name");
     enter(&mut p, ";");
     let out = p.exp_string("(1 row)").expect("the completed statement runs");
     assert!(out.contains("milk"), "{out}");
     assert!(!out.contains("ERROR"), "{out}");
     p.exp_string(&prompt).unwrap();
     // A column of the table named in the statement.
-    p.send("SELECT tit").unwrap();
-    p.send("\t").unwrap();
-    p.flush().unwrap();
-    p.exp_string("SELECT title").expect("Tab completes a column");
+    tab(&mut p, "SELECT tit", "SELECT title", "Tab completes a column");
     enter(&mut p, " FROM clitest.todos;");
     p.exp_string("(1 row)").unwrap();
+    p.exp_string(&prompt).unwrap();
+    // In a quoted name, with the caret before its closing quote (one Left): the name, quoted,
+    // replaces it whole; Ctrl-E goes to the end of the line.
+    tab(&mut p, "SELECT \"ti\"\x1b[D", "\"title\"", "Tab completes a quoted column");
+    enter(&mut p, "\x05 FROM clitest.todos;");
+    let out = p.exp_string("(1 row)").expect("the completed statement runs");
+    assert!(!out.contains("ERROR"), "{out}");
     p.exp_string(&prompt).unwrap();
     // A table another client makes completes once the catalog is over 5 s old and a command
     // has run (which reads it again in the background).
@@ -82,10 +91,7 @@ fn tab_completes_a_table_name_from_the_catalog() {
     enter(&mut p, "SELECT 1 AS one;");
     p.exp_string(&prompt).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500));
-    p.send("SELECT id FROM clitest.tag").unwrap();
-    p.send("\t").unwrap();
-    p.flush().unwrap();
-    p.exp_string("clitest.tags").expect("Tab completes a table made elsewhere");
+    tab(&mut p, "SELECT id FROM clitest.tag", "clitest.tags", "Tab completes a table made elsewhere");
     enter(&mut p, ";");
     p.exp_string("(0 rows)").expect("the completed statement runs");
     p.exp_string(&prompt).unwrap();
