@@ -96,7 +96,18 @@ impl Command {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ReplicatedRestore {
     pub namespace: crate::schema::Namespace,
-    pub tables: Vec<crate::backup::TableBackup>,
+    pub tables: Vec<RestoredTable>,
+}
+
+/// One table of a [`ReplicatedRestore`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RestoredTable {
+    pub table: crate::schema::TableDef,
+    /// Every schema version, oldest first.
+    pub schema_versions: Vec<crate::schema::SchemaVersion>,
+    /// Each partition's files, as its manifest lists them (its `table_id` becomes the id the
+    /// table takes when the entry is applied).
+    pub partitions: Vec<(Partition, crate::cold::manifest::Manifest)>,
 }
 
 /// Moves data group `group`'s row clock past `after`, at one point of the group's log on

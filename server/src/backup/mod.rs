@@ -491,6 +491,9 @@ pub(crate) async fn run_restore(
         Ok(false) => Ok(JobEnd::Cancelled),
         // The namespace appeared meanwhile: its tables may live at the same paths.
         Err(e @ KalamError::AlreadyExists(_)) => return Err(e),
+        // In a cluster, an entry that got no answer may be committed yet, listing the files
+        // (a later restore under the name removes them first).
+        Err(e @ KalamError::Unavailable(_)) if db.replication().is_some() => return Err(e),
         Err(e) => Err(e),
     };
     // Nothing is registered: remove the copied files.

@@ -6,8 +6,9 @@
 //! the restored rows' `_updated`, through each group's log, so that every replica stamps later
 //! writes alike and newer than them. Last, one entry of the metadata group's log registers the
 //! namespace with its tables and records each partition's file list on every node, in one write
-//! per node ([`apply_replicated_restore`]); the tables take their ids there. A restore that fails
-//! before that entry leaves no trace but the copied files, which the job removes.
+//! per node ([`apply_replicated_restore`]); the tables take their ids there. A restore refused
+//! before that entry leaves no trace but the copied files, which the job removes; one that
+//! gets no answer (`UNAVAILABLE`) keeps them, since its entries may still be committed.
 //!
 //! Tables with files on a storage each node keeps apart (`local`, or a path not marked
 //! shared) cannot be restored this way: their files would have to reach every node's disk. Such a backup is
@@ -18,7 +19,7 @@ use crate::cold::manifest::Manifest;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
 use crate::jobs::JobHandle;
-use crate::replication::{AdvanceClock, Command, ReplicatedRestore, Replication};
+use crate::replication::{AdvanceClock, Command, ReplicatedRestore, Replication, RestoredTable};
 use crate::schema::{Namespace, SchemaVersion, TableDef};
 use std::path::Path;
 
@@ -36,27 +37,62 @@ pub(super) async fn restore(
     defs: &[(TableDef, Vec<SchemaVersion>)],
 ) -> Result<bool> {
     check_shared_storages(db, &manifest.tables)?;
-    let restore = ReplicatedRestore { namespace: ns, tables: manifest.tables.clone() };
+    let restore =
+        ReplicatedRestore { namespace: ns, tables: manifest.tables.iter().map(restored).collect::<Result<_>>()? };
     check_entry_size(db, &restore)?;
     let Some(max_updated) = copy_in(db, job, source, manifest, defs, false).await? else { return Ok(false) };
     for group in db.committer.placement().all() {
         replication.propose_on_leader(Command::AdvanceClock(AdvanceClock { group, after: max_updated })).await?;
     }
-    replication.propose_on_leader(Command::Restore(restore)).await.map(|_| true)
+    let name = restore.namespace.name.clone();
+    replication.propose_on_leader(Command::Restore(restore)).await.map(|_| true).map_err(|e| match e {
+        // The entry may be committed without an answer, even later by a new leader: its
+        // files must stay (see `run_restore`).
+        KalamError::Unavailable(why) => KalamError::Unavailable(format!(
+            "{why}; whether namespace '{name}' was restored is not known yet (SHOW NAMESPACES tells once the \
+             cluster answers), so the files copied for it are kept"
+        )),
+        other => other,
+    })
+}
+
+/// A table of a backup as the restore's log entry carries it.
+fn restored(t: &TableBackup) -> Result<RestoredTable> {
+    let partitions = t.partitions.iter().map(|p| {
+        let key = crate::cold::scope_partition(&p.scope)
+            .ok_or_else(|| KalamError::Validation(format!("invalid partition '{}'", p.scope.escape_debug())))?;
+        let files = Manifest {
+            files: p.files.clone(),
+            next_batch: p.next_batch,
+            purged_through: p.purged_through,
+            ..Manifest::empty(t.table.id)
+        };
+        Ok((key, files))
+    });
+    Ok(RestoredTable {
+        table: t.table.clone(),
+        schema_versions: t.schema_versions.clone(),
+        partitions: partitions.collect::<Result<_>>()?,
+    })
 }
 
 /// In a cluster, every table with files in the backup must be on a storage whose files
 /// every node reads. (A table without any, such as a STREAM table, may be on a node's own
 /// storage: each node flushes those itself.)
 pub(crate) fn check_shared_storages(db: &Database, tables: &[TableBackup]) -> Result<()> {
-    let apart = |t: &&TableBackup| !t.partitions.is_empty() && !db.cold.is_replicated(&t.table.options.storage);
-    match tables.iter().find(apart) {
+    check_storages_of(db, tables.iter().map(|t| (&t.table, !t.partitions.is_empty())))
+}
+
+/// [`check_shared_storages`] over tables and whether each has files.
+fn check_storages_of<'a>(db: &Database, tables: impl IntoIterator<Item = (&'a TableDef, bool)>) -> Result<()> {
+    let mut tables = tables.into_iter();
+    match tables.find(|(t, has_files)| *has_files && !db.cold.is_replicated(&t.options.storage)) {
         None => Ok(()),
-        Some(t) => Err(KalamError::Validation(format!(
+        Some((t, _)) => Err(KalamError::Validation(format!(
             "table '{}' is on storage '{}', which each node keeps apart: in a cluster RESTORE DATABASE \
              restores tables on shared storages only (restore this backup on a single node, then grow it \
              into a cluster)",
-            t.table.name, t.table.options.storage
+            t.name, t.options.storage
         ))),
     }
 }
@@ -88,20 +124,13 @@ pub(crate) fn apply_replicated_restore(
     restore: &ReplicatedRestore,
     mark: impl FnOnce(&mut rocksdb::WriteBatch),
 ) -> Result<()> {
-    check_shared_storages(db, &restore.tables)?;
+    check_storages_of(db, restore.tables.iter().map(|t| (&t.table, !t.partitions.is_empty())))?;
     let tables: Vec<_> = restore.tables.iter().map(|t| (t.table.clone(), t.schema_versions.clone())).collect();
     db.catalog.restore_namespace_with_new_ids(&restore.namespace, &tables, |batch, defs| {
-        for (def, backup) in defs.iter().zip(&restore.tables) {
-            for p in &backup.partitions {
-                let key = crate::cold::scope_partition(&p.scope)
-                    .ok_or_else(|| KalamError::Validation(format!("invalid partition '{}'", p.scope.escape_debug())))?;
-                let files = Manifest {
-                    files: p.files.clone(),
-                    next_batch: p.next_batch,
-                    purged_through: p.purged_through,
-                    ..Manifest::empty(def.id)
-                };
-                db.cold.record_replicated(batch, key, &files)?;
+        for (def, restored) in defs.iter().zip(&restore.tables) {
+            for (key, files) in &restored.partitions {
+                let files = Manifest { table_id: def.id, ..files.clone() };
+                db.cold.record_replicated(batch, *key, &files)?;
             }
         }
         mark(batch);
