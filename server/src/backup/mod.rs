@@ -88,6 +88,18 @@ pub(crate) struct PartitionBackup {
     pub purged_through: i64,
 }
 
+impl PartitionBackup {
+    /// The cold-tier manifest that lists these files for table `table`.
+    pub(crate) fn manifest(&self, table: TableId) -> Manifest {
+        Manifest {
+            files: self.files.clone(),
+            next_batch: self.next_batch,
+            purged_through: self.purged_through,
+            ..Manifest::empty(table)
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BackupFile {
     pub path: String,
@@ -560,13 +572,7 @@ async fn copy_in(
             if !write_manifests {
                 continue;
             }
-            let cold = Manifest {
-                files: p.files.clone(),
-                next_batch: p.next_batch,
-                purged_through: p.purged_through,
-                ..Manifest::empty(def.id)
-            };
-            cold.store(&dir).await?;
+            p.manifest(def.id).store(&dir).await?;
         }
     }
     Ok(Some(max_updated))

@@ -11,8 +11,9 @@
 //! gets no answer (`UNAVAILABLE`) keeps them, since its entries may still be committed.
 //!
 //! Tables with files on a storage each node keeps apart (`local`, or a path not marked
-//! shared) cannot be restored this way: their files would have to reach every node's disk. Such a backup is
-//! restored on a single node, which then grows into a cluster (docs/cluster.md).
+//! shared) cannot be restored this way: their files would have to reach every node's disk.
+//! Such a backup is restored on a single node, which then grows into a cluster
+//! (docs/cluster.md).
 
 use super::{BackupManifest, TableBackup, copy_in};
 use crate::cold::manifest::Manifest;
@@ -61,13 +62,7 @@ fn restored(t: &TableBackup) -> Result<RestoredTable> {
     let partitions = t.partitions.iter().map(|p| {
         let key = crate::cold::scope_partition(&p.scope)
             .ok_or_else(|| KalamError::Validation(format!("invalid partition '{}'", p.scope.escape_debug())))?;
-        let files = Manifest {
-            files: p.files.clone(),
-            next_batch: p.next_batch,
-            purged_through: p.purged_through,
-            ..Manifest::empty(t.table.id)
-        };
-        Ok((key, files))
+        Ok((key, p.manifest(t.table.id)))
     });
     Ok(RestoredTable {
         table: t.table.clone(),
