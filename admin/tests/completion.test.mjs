@@ -23,7 +23,7 @@ for (const name of ['sqlsyntax', 'completion']) {
 }
 const { complete } = await import(pathToFileURL(join(out, 'completion.mjs')).href);
 
-const shared = JSON.parse(readFileSync(new URL('../../cli/tests/completion-cases.json', import.meta.url), 'utf8'));
+const shared = JSON.parse(readFileSync(new URL('../../complete/tests/completion-cases.json', import.meta.url), 'utf8'));
 /** The shared cases' catalog, as the console loads one (types only show as details). */
 const catalog = {
   namespaces: shared.catalog.namespaces,
