@@ -2,8 +2,8 @@
 // WebAssembly (admin/wasm, built by scripts/build-admin.sh, which scripts/test-admin.sh runs
 // first), under Node, no server or browser. The rules are the crate's and its Rust tests own
 // them; this runs the shared cases (complete/tests/completion-cases.json) through the module
-// again, to check what only the binding does: the catalog handed over as JSON, offsets in
-// UTF-16 code units, the limit, "nothing" as null.
+// again, to check what only the binding does: the catalog handed over as flat lists, offsets
+// in UTF-16 code units, the limit, "nothing" as null.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,12 +16,13 @@ const wasm = await import(new URL('kalamdb_complete.js', wasmDir).href);
 wasm.initSync({ module: readFileSync(new URL('kalamdb_complete_bg.wasm', wasmDir)) });
 
 const shared = JSON.parse(readFileSync(new URL('../../complete/tests/completion-cases.json', import.meta.url), 'utf8'));
-/** The shared cases' catalog, as the console loads one (types only show as details). */
+/** The shared cases' catalog as complete.ts hands one over (types only show as details). */
+const tables = shared.catalog.tables;
 const catalog = new wasm.CompletionCatalog(
-  JSON.stringify({
-    namespaces: shared.catalog.namespaces,
-    tables: shared.catalog.tables.map((t) => ({ ...t, type: 'user', columns: t.columns.map((name) => ({ name, type: 'Utf8' })) })),
-  }),
+  shared.catalog.namespaces,
+  tables.flatMap((t) => [t.namespace, t.name, 'user']),
+  Uint32Array.from(tables, (t) => t.columns.length),
+  tables.flatMap((t) => t.columns.flatMap((name) => [name, 'Utf8'])),
 );
 /** What the console's complete.ts does with the module's answer. */
 const complete = (text, caret, session, explicit, limit) => {
@@ -64,5 +65,5 @@ test('the limit, and null where nothing completes', () => {
   assert.ok(complete('SELECT ', 7, 'app', true).items.length > 50);
   assert.equal(complete("SELECT 'ti", 10, 'app', true), null);
   assert.equal(complete('SELECT ', 7, 'app', false), null);
-  assert.throws(() => new wasm.CompletionCatalog('{"namespaces": 1}'), /catalog/);
+  assert.throws(() => new wasm.CompletionCatalog([], ['app', 'todos'], Uint32Array.of(0), []), /catalog/);
 });

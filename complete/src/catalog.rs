@@ -1,11 +1,7 @@
 //! The names completion offers: what the shell and the console read from the server.
 
-use serde::Deserialize;
-
-/// The namespaces, tables and columns the user may see. Its JSON form is the console's
-/// (`{"namespaces": [...], "tables": [{"namespace", "name", "type", "columns": [{"name",
-/// "type"}]}]}`), which it hands over once per change.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// The namespaces, tables and columns the user may see.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     /// Namespaces (`system` and `information_schema` too, where their tables are listed).
     pub namespaces: Vec<String>,
@@ -14,7 +10,7 @@ pub struct Catalog {
 }
 
 /// A table of the catalog.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
     /// Its namespace.
     pub namespace: String,
@@ -22,20 +18,17 @@ pub struct Table {
     pub name: String,
     /// What kind of table it is (`user`, `shared`, `stream`, `system`), shown beside it;
     /// empty where it is not known.
-    #[serde(rename = "type", default)]
     pub kind: String,
     /// Its columns, in order.
-    #[serde(default)]
     pub columns: Vec<Column>,
 }
 
 /// A column of a catalog table.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Column {
     /// Its name.
     pub name: String,
     /// Its data type, shown beside it; empty where it is not known.
-    #[serde(rename = "type", default)]
     pub data_type: String,
 }
 

@@ -1,8 +1,10 @@
 //! The admin console's binding (wasm-bindgen; built by scripts/build-admin.sh): the console
-//! hands over its catalog once per change, as JSON, and asks for completions at each
-//! keystroke. Offsets cross as JavaScript counts them, in UTF-16 code units.
+//! hands over its catalog once per change, as flat lists of strings, and asks for completions
+//! at each keystroke, answered as JSON. Offsets cross as JavaScript counts them, in UTF-16
+//! code units. The catalog does not come as JSON: a JSON reader was a fifth of the module's
+//! gzip size.
 
-use crate::{Catalog, Completion, complete};
+use crate::{Catalog, Column, Completion, Table, complete};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -23,11 +25,31 @@ struct Answer<'a> {
 
 #[wasm_bindgen]
 impl CompletionCatalog {
-    /// Reads the console's catalog (its `Catalog`, as JSON).
+    /// The console's catalog: its namespaces; its tables as (namespace, name, type) one after
+    /// the other; how many columns each table has; the columns, table by table, as (name,
+    /// type). Fails where the lists do not fit together.
     #[wasm_bindgen(constructor)]
-    pub fn new(catalog: &str) -> Result<CompletionCatalog, JsError> {
-        let catalog = serde_json::from_str(catalog).map_err(|e| JsError::new(&format!("the catalog: {e}")))?;
-        Ok(CompletionCatalog { catalog })
+    pub fn new(
+        namespaces: Vec<String>,
+        tables: Vec<String>,
+        column_counts: Vec<u32>,
+        columns: Vec<String>,
+    ) -> Result<CompletionCatalog, JsError> {
+        let wanted: usize = column_counts.iter().map(|&n| n as usize * 2).sum();
+        if tables.len() != column_counts.len() * 3 || columns.len() != wanted {
+            return Err(JsError::new("the catalog: its lists do not fit together"));
+        }
+        let mut columns = columns.into_iter();
+        let mut tables = tables.into_iter();
+        let mut read = Vec::with_capacity(column_counts.len());
+        for count in column_counts {
+            let mut next = || tables.next().unwrap_or_default();
+            let (namespace, name, kind) = (next(), next(), next());
+            let mut next = || columns.next().unwrap_or_default();
+            let columns = (0..count).map(|_| Column { name: next(), data_type: next() }).collect();
+            read.push(Table { namespace, name, kind, columns });
+        }
+        Ok(CompletionCatalog { catalog: Catalog { namespaces, tables: read } })
     }
 
     /// The completions at `caret` in `text` as JSON (`{from, to, items: [{text, kind,
