@@ -54,7 +54,10 @@ function handOver(make: typeof CompletionCatalog, catalog: Catalog): CompletionC
   return new make(catalog.namespaces, tables, counts, columns);
 }
 
-/** Completion, loaded on first use (the module and its .wasm are files of their own). */
+/**
+ * Completion, loaded on first use (the module and its .wasm are files of their own). A failed
+ * load is tried again on the next use.
+ */
 export function loadCompletion(): Promise<Complete> {
   loading ??= import('../wasm/kalamdb_complete.js').then(async (wasm) => {
     await wasm.default();
@@ -67,6 +70,9 @@ export function loadCompletion(): Promise<Complete> {
       const found = handed.ready.complete(text, caret, session, explicit, limit);
       return found === undefined ? null : (JSON.parse(found) as Completions);
     };
+  });
+  loading.catch(() => {
+    loading = null;
   });
   return loading;
 }

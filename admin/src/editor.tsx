@@ -57,10 +57,14 @@ export function SqlEditor(props: {
    */
   const suggest = (explicit: boolean) => {
     if (!complete) {
-      void loadCompletion().then((loaded) => {
-        complete = loaded;
-        suggest(explicit);
-      });
+      // Completion is a help: without it (the module failed to load) the editor still edits.
+      loadCompletion().then(
+        (loaded) => {
+          complete = loaded;
+          suggest(explicit);
+        },
+        () => setOpen(null),
+      );
       return;
     }
     const ta = input.current;
