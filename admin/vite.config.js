@@ -1,21 +1,30 @@
 // Builds the console into dist/, which the server embeds (see docs/admin.md). Everything is
 // a file under /admin/ with a hashed name: no inline script or style, so the server's strict
-// CSP (script-src 'self'; style-src 'self') holds.
+// CSP (script-src 'self' 'wasm-unsafe-eval'; style-src 'self') holds; the SQL editor's completion
+// (admin/wasm, built by scripts/build-admin.sh) is a script and a .wasm loaded on first use.
 import { defineConfig } from 'vite';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-/** Writes `name.gz` next to every text asset: the server sends it to clients that accept gzip. */
+/**
+ * Writes `name.gz` next to every text asset and the .wasm: the server sends it to clients that
+ * accept gzip. After the files are written, as Vite still rewrites a chunk with a dynamic
+ * import (its preload list) in generateBundle.
+ */
 function precompress() {
   return {
     name: 'kalamdb-precompress',
     apply: 'build',
-    enforce: 'post',
-    generateBundle(_options, bundle) {
-      for (const [fileName, item] of Object.entries(bundle)) {
-        if (!/\.(html|js|css|svg)$/.test(fileName)) continue;
-        const source = item.type === 'chunk' ? item.code : item.source;
-        this.emitFile({ type: 'asset', fileName: `${fileName}.gz`, source: gzipSync(source, { level: 9 }) });
-      }
+    writeBundle: {
+      order: 'post',
+      handler(options, bundle) {
+        for (const fileName of Object.keys(bundle)) {
+          if (!/\.(html|js|css|svg|wasm)$/.test(fileName)) continue;
+          const file = join(options.dir, fileName);
+          writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: 9 }));
+        }
+      },
     },
   };
 }

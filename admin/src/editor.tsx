@@ -4,7 +4,7 @@
 import type { RefObject } from 'preact';
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { refreshIfStale, useCatalog } from './catalog';
-import { type Completion, type Completions, complete } from './completion';
+import { type Complete, type Completion, type Completions, loadCompletion } from './complete';
 import { type Token, tokenize } from './sqlsyntax';
 
 /** The completion list while it is open. */
@@ -14,6 +14,9 @@ interface Open extends Completions {
   /** Opened with Ctrl+Space: it stays open for an empty word. */
   explicit: boolean;
 }
+
+/** Completion, once loaded (see loadCompletion). */
+let complete: Complete | null = null;
 
 /** Typing one of these (or deleting while the list is open) looks for completions. */
 const WORD_CHAR = /^[\w.]$/;
@@ -37,6 +40,9 @@ export function SqlEditor(props: {
   const gutter = useRef<HTMLPreElement>(null);
   const list = useRef<HTMLUListElement>(null);
   const catalog = useCatalog();
+  // The catalog as it is when a completion that waited for loading runs.
+  const latestCatalog = useRef(catalog);
+  latestCatalog.current = catalog;
   const [open, setOpen] = useState<Open | null>(null);
   /** Where the caret is while the editor has the focus and nothing is selected. */
   const [caret, setCaret] = useState<number | null>(null);
@@ -45,11 +51,25 @@ export function SqlEditor(props: {
     setCaret(ta && document.activeElement === ta && ta.selectionStart === ta.selectionEnd ? ta.selectionEnd : null);
   };
 
-  /** Looks for completions at the caret; `explicit` is Ctrl+Space. */
+  /**
+   * Looks for completions at the caret; `explicit` is Ctrl+Space. The first call loads
+   * completion, then looks at the caret as it is by then.
+   */
   const suggest = (explicit: boolean) => {
+    if (!complete) {
+      // Completion is a help: without it (the module failed to load) the editor still edits.
+      loadCompletion().then(
+        (loaded) => {
+          complete = loaded;
+          suggest(explicit);
+        },
+        () => setOpen(null),
+      );
+      return;
+    }
     const ta = input.current;
     if (!ta) return;
-    const found = complete(ta.value, ta.selectionEnd, catalog, props.namespace || undefined, explicit);
+    const found = complete(ta.value, ta.selectionEnd, latestCatalog.current, props.namespace || undefined, explicit);
     if (!found?.items.length || ta.selectionStart !== ta.selectionEnd) return setOpen(null);
     const word = ta.value.slice(found.from, ta.selectionEnd);
     // Typing opens the list from the second character of a name, or right after `ns.`.

@@ -1,6 +1,7 @@
-// SQL as the editor sees it: tokens to colour, and the words of KalamDB's SQL (docs/sql.md)
-// and the common DataFusion query words. The keyword list follows the shell's completion
-// (cli/src/complete.rs), with built-in functions kept apart.
+// SQL as the editor colours it: tokens, and the words of KalamDB's SQL (docs/sql.md) and the
+// common DataFusion query words. Colouring runs on the console's first paint, so it stays
+// here in TypeScript; completion (complete.ts) is the crate kalamdb-complete, loaded on use,
+// whose keyword list (complete/src/words.rs) this one follows.
 
 /** What a piece of SQL text is, as the editor colours it. */
 export type TokenKind =
@@ -23,7 +24,7 @@ export interface Token {
 }
 
 /** Reserved and statement words, upper case. */
-export const KEYWORDS: readonly string[] = [
+const KEYWORDS: readonly string[] = [
   'ACCESS', 'ACCESS_KEY_ID', 'ADD', 'ALL', 'ALLOW_HTTP', 'ALTER', 'AND', 'ANY', 'AS', 'ASC', 'BACKUP',
   'BETWEEN', 'BIGINT', 'BOOLEAN', 'BUCKET', 'BY', 'BYTES', 'CASCADE', 'CASE', 'CAST', 'CLUSTER', 'COLUMN',
   'CRDT_TEXT', 'CREATE', 'CROSS', 'CURRENT_TIMESTAMP', 'DATABASE', 'DATE', 'DECIMAL', 'DEFAULT', 'DELETE',
@@ -31,7 +32,7 @@ export const KEYWORDS: readonly string[] = [
   'EXISTS', 'EXPLAIN', 'FALSE', 'FIRST', 'FLOAT', 'FLUSH', 'FOR', 'FROM', 'FULL', 'GROUP', 'HAVING',
   'HISTORY', 'IF', 'ILIKE', 'IN', 'INNER', 'INSERT', 'INT', 'INTEGER', 'INTERSECT', 'INTERVAL', 'INTO', 'IS',
   'JOB', 'JOIN', 'JSON', 'KEY', 'KILL', 'LAST', 'LATERAL', 'LEFT', 'LEVEL', 'LIKE', 'LIMIT', 'LIVE', 'MODIFY',
-  'NAMESPACE', 'NAMESPACES', 'NODE', 'NOT', 'NULL', 'NULLS', 'OFFSET', 'ON', 'OPTIONS', 'OR', 'ORDER',
+  'NAMESPACE', 'NAMESPACES', 'NATURAL', 'NODE', 'NOT', 'NULL', 'NULLS', 'OFFSET', 'ON', 'OPTIONS', 'OR', 'ORDER',
   'OUTER', 'OVER', 'PARTITION', 'PASSWORD', 'PATH', 'POLICY', 'PREFIX', 'PRIMARY', 'QUERY', 'RECURSIVE', 'REGION',
   'REMOVE', 'RENAME', 'RESTORE', 'RIGHT', 'ROLE', 'ROWS', 'SECRET_ACCESS_KEY', 'SELECT', 'SET', 'SHARED',
   'SHOW', 'SMALLINT', 'STATS', 'STORAGE', 'STORAGES', 'STREAM', 'STRING', 'TABLE', 'TABLES', 'TEXT', 'THEN',
@@ -39,16 +40,10 @@ export const KEYWORDS: readonly string[] = [
   'WHERE', 'WITH',
 ];
 
-/** Functions the editor offers by name: KalamDB's defaults and the usual aggregates. */
-export const FUNCTIONS: readonly string[] = [
-  'AVG', 'COALESCE', 'COUNT', 'CURRENT_USER', 'DATE_TRUNC', 'GENERATE_SERIES', 'LENGTH', 'LOWER', 'MAX', 'MIN',
-  'NOW', 'ROUND', 'SNOWFLAKE_ID', 'SUM', 'ULID', 'UPPER', 'UUID_V7',
-];
-
 const KEYWORD_SET = new Set(KEYWORDS);
 
 /** Whether `word` (any case) is one of the keywords. */
-export function isKeyword(word: string): boolean {
+function isKeyword(word: string): boolean {
   return KEYWORD_SET.has(word.toUpperCase());
 }
 
@@ -94,27 +89,4 @@ export function tokenize(text: string): Token[] {
 function classifyWord(token: Token, text: string, end: number): void {
   if (isKeyword(token.text)) token.kind = 'keyword';
   else if (/^\s*\(/.test(text.slice(end, end + 64))) token.kind = 'function';
-}
-
-/** Whether a token carries meaning (not white space or a comment). */
-export function significant(t: Token): boolean {
-  return t.kind !== 'space' && t.kind !== 'comment';
-}
-
-/**
- * Whether the caret at `at` is inside `t` as text that goes on (a string, quoted name or
- * comment), where typing adds to it rather than to the SQL around it.
- */
-export function openAt(t: Token, at: number): boolean {
-  const quoted = t.kind === 'string' || (t.kind === 'identifier' && t.text.startsWith('"'));
-  if ((t.kind !== 'comment' && !quoted) || at <= t.start || at > t.end) return false;
-  if (at < t.end) return true;
-  // At its end: inside unless the token is closed. A line comment ends before the line's end.
-  if (t.kind === 'comment') return t.text.startsWith('--') || t.text.length < 4 || !t.text.endsWith('*/');
-  return !closed(t.text, t.kind === 'string' ? "'" : '"');
-}
-
-/** A quoted token is closed when its quotes pair up: the opening, doubled ones, the closing. */
-function closed(text: string, quote: string): boolean {
-  return text.split(quote).length % 2 === 1;
 }

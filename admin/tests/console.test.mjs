@@ -19,7 +19,7 @@ const shots = process.env.KALAMDB_ARTIFACTS
   ? join(process.env.KALAMDB_ARTIFACTS, 'admin')
   : join(repo, 'target', 'admin-screenshots');
 const CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 let server;
@@ -315,6 +315,12 @@ test('the schema browser shows namespaces, tables, columns, rows and schema hist
 
 test('the SQL editor highlights SQL and completes names from the catalog', async () => {
   const page = await newPage();
+  // Completion (kalamdb-complete as WebAssembly) loads on the editor's first completion, not
+  // with the console.
+  const wasm = [];
+  page.on('response', (r) => {
+    if (r.url().endsWith('.wasm')) wasm.push([r.headers()['content-type'], r.headers()['content-encoding']]);
+  });
   await signInAsRoot(page);
   const editor = page.locator('[data-testid=sql-editor]');
   /** The completion list: [kind, text, selected] per entry. */
@@ -325,11 +331,13 @@ test('the SQL editor highlights SQL and completes names from the catalog', async
   const tables = async () => Number(await page.getAttribute('.code-editor', 'data-tables'));
   await waitFor(async () => (await tables()) > 0, { what: 'the catalog' });
 
+  assert.deepEqual(wasm, [], 'no completion module before the first completion');
   // Typing a name opens the list (from the second character); Tab takes the entry.
   await editor.fill('');
   await editor.pressSequentially('SELECT * FROM app.to');
   await page.waitForSelector('[data-testid=completions]');
   assert.deepEqual(await offered(), [['table', 'app.todos', 'true']]);
+  assert.deepEqual(wasm, [['application/wasm', 'gzip']], 'the module, once, as WebAssembly, gzipped');
   await page.keyboard.press('Tab');
   assert.equal(await editor.inputValue(), 'SELECT * FROM app.todos');
   assert.equal(await page.$('[data-testid=completions]'), null);

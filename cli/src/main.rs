@@ -2,8 +2,8 @@
 //!
 //! - [`args`]: the command line; [`signin`]: credentials, profiles ([`profile`]);
 //! - [`connect`]: HTTP to the server; [`session`]: a signed-in session running statements;
-//! - [`shell`]: the interactive loop, with completion ([`complete`]); [`script`]: `-c`, `-f`
-//!   and stdin;
+//! - [`shell`]: the interactive loop, with completion ([`complete`], the rules of which are the
+//!   crate kalamdb-complete's); [`script`]: `-c`, `-f` and stdin;
 //! - [`meta`]: backslash commands; [`live`]: `\live` over the WebSocket; [`jobs`]: progress
 //!   of FLUSH, BACKUP and RESTORE;
 //! - [`statements`]: splitting input; [`render`]: tables, JSON and CSV; [`error`]: the error
@@ -14,7 +14,6 @@ mod complete;
 mod connect;
 mod error;
 mod jobs;
-mod lexer;
 mod live;
 mod meta;
 mod profile;

@@ -47,7 +47,7 @@ pub(crate) fn run(runtime: &tokio::runtime::Runtime, mut session: Session) -> Re
         .completion_type(CompletionType::List)
         .build();
     let mut editor: Editor<ShellHelper, FileHistory> = Editor::with_config(config).map_err(terminal_error)?;
-    editor.set_helper(Some(ShellHelper { catalog: catalog.clone(), namespace: session.namespace.clone() }));
+    editor.set_helper(Some(ShellHelper::new(catalog.clone(), session.namespace.clone())));
     let history = history_path();
     if let Some(path) = &history
         && path.exists()

@@ -7,7 +7,7 @@
 //! meta-command. One that takes SQL (`\live`, `\as`) ends at the end of the line; the others
 //! end there too, or at a `;` or at the next `\` (`\dt; \du` and `\dt \du` run both).
 
-use crate::lexer::{self, Kind};
+use kalamdb_complete::lexer::{self, Kind};
 
 /// A statement or meta-command and the 1-based line of the input it starts on.
 #[derive(Debug, Clone, PartialEq, Eq)]

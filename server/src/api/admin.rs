@@ -29,8 +29,10 @@ use std::borrow::Cow;
 struct Assets;
 
 /// No script, style, image or connection from anywhere but the server itself; no inline
-/// code; no framing. The built `index.html` has no inline script or style.
-pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+/// code; no framing. The built `index.html` has no inline script or style. `'wasm-unsafe-eval'`
+/// lets the SQL editor compile its completion module (WebAssembly, a file of the server's
+/// own); it allows no JavaScript `eval`.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
 img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Longer paths are not the console's (its files have short names).
@@ -140,6 +142,8 @@ fn content_type(path: &str) -> &'static str {
         Some("json") => "application/json",
         Some("png") => "image/png",
         Some("woff2") => "font/woff2",
+        // What WebAssembly.instantiateStreaming insists on.
+        Some("wasm") => "application/wasm",
         Some("txt") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }

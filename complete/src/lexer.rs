@@ -1,12 +1,13 @@
-//! SQL as the shell reads it: tokens with their place in the text. Splitting input into
-//! statements (`statements`) and completion (`complete`) both read SQL through it, so that
-//! they agree on where strings and comments are (a `;` in one ends nothing).
+//! SQL as completion and the shell read it: tokens with their place in the text. The shell's
+//! splitting of input into statements and completion both read SQL through it, so that they
+//! agree on where strings and comments are (a `;` in one ends nothing).
 //!
 //! Input is read while it is being typed: a string, quoted name or block comment that is not
 //! closed yet runs to the end of the text, and its token says so.
 
+/// What a token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// A keyword or bare name: a letter or `_`, then letters, digits and `_` (any script).
     Word,
     /// `"a name"`, with `""` for a quote in it.
@@ -17,46 +18,63 @@ pub(crate) enum Kind {
     Number,
     /// `-- ...` to the end of the line, or `/* ... */` (not nested).
     Comment,
+    /// Blanks and line ends.
     Space,
     /// Any other character, alone: `;`, `(`, `.`, `*`, `\`, ...
     Punct,
 }
 
+/// A piece of the text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Token<'a> {
-    pub(crate) kind: Kind,
-    pub(crate) text: &'a str,
+pub struct Token<'a> {
+    /// What it is.
+    pub kind: Kind,
+    /// Its text, quotes and comment marks included.
+    pub text: &'a str,
     /// Where it starts in the text, in bytes.
-    pub(crate) start: usize,
+    pub start: usize,
     /// False for a string, quoted name or block comment whose end is not typed yet.
-    pub(crate) closed: bool,
+    pub closed: bool,
 }
 
 impl Token<'_> {
-    pub(crate) fn end(&self) -> usize {
+    /// Where it ends in the text, in bytes (exclusive).
+    pub fn end(&self) -> usize {
         self.start + self.text.len()
     }
 
     /// Whether it is the punctuation `p` (`;` in a string is no `;`).
-    pub(crate) fn is_punct(&self, p: &str) -> bool {
+    pub fn is_punct(&self, p: &str) -> bool {
         self.kind == Kind::Punct && self.text == p
+    }
+
+    /// Whether typing at byte `at` adds to this token's text rather than to the SQL around
+    /// it: `at` is inside a string, quoted name or comment, or at the end of one not closed
+    /// (a line comment runs to its line's end, typed or not).
+    pub fn holds(&self, at: usize) -> bool {
+        let quoted = matches!(self.kind, Kind::String | Kind::QuotedName);
+        if !(quoted || self.kind == Kind::Comment) || at <= self.start || at > self.end() {
+            return false;
+        }
+        at < self.end() || !self.closed || self.text.starts_with("--")
     }
 }
 
 /// The tokens of a text, in order; together they cover it exactly.
-pub(crate) struct Tokens<'a> {
+pub struct Tokens<'a> {
     text: &'a str,
     at: usize,
 }
 
-pub(crate) fn tokens(text: &str) -> Tokens<'_> {
+/// The tokens of `text`, read as they are asked for.
+pub fn tokens(text: &str) -> Tokens<'_> {
     Tokens { text, at: 0 }
 }
 
 impl Tokens<'_> {
     /// Goes on at byte `at` (a character boundary), for text that is no SQL: a
     /// meta-command's arguments.
-    pub(crate) fn skip_to(&mut self, at: usize) {
+    pub fn skip_to(&mut self, at: usize) {
         self.at = self.at.max(at);
     }
 }
