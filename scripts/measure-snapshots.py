@@ -2,7 +2,10 @@
 """Measures cluster snapshots (BENCHMARKS.md, "Snapshots"): 3 nodes on loopback holding N rows
 take snapshots every 1,000 entries, then a 4th node is added and installs one.
 
-    python3 scripts/measure-snapshots.py target/release/kalamdb-server [ROWS=1000000]
+    python3 scripts/measure-snapshots.py target/release/kalamdb-server [ROWS=1000000] [TABLES=1]
+
+TABLES shared tables share the rows (a table's rows are in one data group; with several, the
+groups' snapshots each hold their own part).
 
 Prints the load time, how long ADD NODE took, and each node's snapshot log lines (bytes, how
 long applies were paused, total) and the new node's install time. Needs ~500 MB in $TMPDIR."""
@@ -10,6 +13,7 @@ import json, os, shutil, subprocess, sys, tempfile, time, urllib.request, base64
 
 BIN = sys.argv[1]
 ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+TABLES = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 PER = 500
 SECRET = "bench-secret-bench-secret-bench-secret-00"
 PW = "bench-root-password"
@@ -51,15 +55,16 @@ try:
     for i in range(3): start(i, peers, i == 0)
     for i in range(3): wait_up(i)
     time.sleep(2)
-    sql(0, "CREATE NAMESPACE app; CREATE SHARED TABLE app.t (id BIGINT PRIMARY KEY, body TEXT)")
+    sql(0, "CREATE NAMESPACE app; " + "; ".join(f"CREATE SHARED TABLE app.t{t} (id BIGINT PRIMARY KEY, body TEXT)" for t in range(TABLES)))
     t0 = time.time()
     for b in range(ROWS // PER):
         vals = ",".join(f"({b*PER+k}, 'row {b*PER+k} with some text to make it longer than a few bytes')" for k in range(PER))
-        sql(b % 3, f"INSERT INTO app.t (id, body) VALUES {vals}")
+        sql(b % 3, f"INSERT INTO app.t{b % TABLES} (id, body) VALUES {vals}")
     print(f"loaded {ROWS} rows in {time.time()-t0:.1f}s")
-    # One more batch of entries so that a snapshot covers the load.
-    for b in range(1100):
-        sql(0, f"INSERT INTO app.t (id, body) VALUES ({ROWS+b}, 'x')")
+    # One more batch of entries per table so that a snapshot of each group covers the load.
+    for t in range(TABLES):
+        for b in range(1100):
+            sql(0, f"INSERT INTO app.t{t} (id, body) VALUES ({ROWS+b}, 'x')")
     time.sleep(3)
     start(3, f"4=127.0.0.1:{cports[3]}", False)
     wait_up(3)
@@ -68,7 +73,8 @@ try:
     print(f"ADD NODE returned after {time.time()-t0:.1f}s")
     for _ in range(600):
         try:
-            r = sql(3, "SELECT count(*) FROM app.t"); print("node 4 count", r["results"][0]["rows"]); break
+            counts = [sql(3, f"SELECT count(*) FROM app.t{t}")["results"][0]["rows"][0][0] for t in range(TABLES)]
+            print("node 4 count", sum(counts)); break
         except Exception: time.sleep(0.2)
 finally:
     for p in procs: p.terminate()
@@ -78,6 +84,6 @@ finally:
         for line in open(name):
             if "took a snapshot" in line or "installed the snapshot" in line:
                 line = re.sub(r"\x1b\[[0-9;]*m", "", line.strip())
-                fields = re.findall(r"index: \d+|bytes=\d+|applies_paused_ms=\d+|total_ms=\d+|ms=\d+", line)
+                fields = re.findall(r"group=\d+|index: \d+|bytes=\d+|keys=\d+|applies_paused_ms=\d+|total_ms=\d+|ms=\d+", line)
                 print(os.path.basename(name), " ".join(fields))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -494,21 +494,30 @@ pub(crate) async fn run_restore(
         .iter()
         .map(|t| (TableDef { namespace: namespace.clone(), ..t.table.clone() }, t.schema_versions.clone()))
         .collect();
-    let registered = match db.replication() {
-        Some(replication) => replicated::restore(db, replication.as_ref(), job, ns, source, manifest, &defs).await,
-        None => restore_here(db, job, ns, source, manifest, defs.clone()).await,
+    // Each removes the files it copied if it fails (in a cluster, unless its last entry got
+    // no answer).
+    let done = match db.replication() {
+        Some(replication) => replicated::restore(db, replication.as_ref(), job, ns, source, manifest, &defs).await?,
+        None => restore_here(db, job, ns, source, manifest, defs).await?,
     };
-    let outcome = match registered {
-        Ok(true) => return Ok(JobEnd::Completed),
-        Ok(false) => Ok(JobEnd::Cancelled),
-        // The namespace appeared meanwhile: its tables may live at the same paths.
+    Ok(if done { JobEnd::Completed } else { JobEnd::Cancelled })
+}
+
+/// [`register_here`], then, unless it registered the tables or found the namespace taken
+/// meanwhile (its tables may live at the same paths), removes the files it copied.
+async fn restore_here(
+    db: &Database,
+    job: &JobHandle,
+    ns: Namespace,
+    source: &Path,
+    manifest: &BackupManifest,
+    defs: Vec<(TableDef, Vec<SchemaVersion>)>,
+) -> Result<bool> {
+    let outcome = match register_here(db, job, ns, source, manifest, defs.clone()).await {
+        Ok(true) => return Ok(true),
         Err(e @ KalamError::AlreadyExists(_)) => return Err(e),
-        // In a cluster, an entry that got no answer may be committed yet, listing the files
-        // (a later restore under the name removes them first).
-        Err(e @ KalamError::Unavailable(_)) if db.replication().is_some() => return Err(e),
-        Err(e) => Err(e),
+        cancelled_or_failed => cancelled_or_failed,
     };
-    // Nothing is registered: remove the copied files.
     for (def, _) in &defs {
         let removed = match db.cold.table_dir(def) {
             Ok(dir) => crate::cold::remove_table_files(&dir).await,
@@ -524,7 +533,7 @@ pub(crate) async fn run_restore(
 /// On a single node: reserves table ids, copies the files and writes their manifests, moves
 /// the clock past the restored rows, then registers the tables. `false` if the job was
 /// cancelled first.
-async fn restore_here(
+async fn register_here(
     db: &Database,
     job: &JobHandle,
     ns: Namespace,
@@ -536,43 +545,60 @@ async fn restore_here(
     for (i, (def, _)) in defs.iter_mut().enumerate() {
         def.id = TableId(first_id + i as u64);
     }
-    let Some(max_updated) = copy_in(db, job, source, manifest, &defs, true).await? else { return Ok(false) };
+    let Some(max_updated) = copy_in(db, job, source, manifest, &defs, CopyTo::ThisNode).await? else {
+        return Ok(false);
+    };
     db.committer.advance_clock(max_updated)?;
     db.catalog.restore_namespace(&ns, &defs).map(|_| true)
 }
 
-/// Copies the files into each table's storage, and writes their manifests there if
-/// `write_manifests` (in a cluster every node records them from the log instead); returns
-/// the largest `_updated` restored, or `None` if the job was cancelled.
+/// Where a restore copies a backup's files.
+pub(super) enum CopyTo<'a> {
+    /// This node's storages, under the backup's own names, once what a dropped table of the
+    /// same name left is removed; each partition's manifest is written beside its files.
+    ThisNode,
+    /// A cluster's shared storages, under the names `tables` gives (the backup's tables with
+    /// every file renamed, see [`replicated`]); no manifest is written (every node records
+    /// the file lists from the log) and nothing already there is removed.
+    Shared(&'a [TableBackup]),
+}
+
+/// Copies the files of `manifest` into each table's storage as `to` says; returns the
+/// largest `_updated` restored, or `None` if the job was cancelled.
 async fn copy_in(
     db: &Database,
     job: &JobHandle,
     source: &Path,
     manifest: &BackupManifest,
     defs: &[(TableDef, Vec<SchemaVersion>)],
-    write_manifests: bool,
+    to: CopyTo<'_>,
 ) -> Result<Option<i64>> {
     let mut max_updated = manifest.watermark;
-    for (t, (def, _)) in manifest.tables.iter().zip(defs) {
+    for (i, (t, (def, _))) in manifest.tables.iter().zip(defs).enumerate() {
         let table_dir = db.cold.table_dir(def)?;
-        // Files a dropped table of the same name may have left are not this table's.
-        crate::cold::remove_table_files(&table_dir).await?;
-        for p in &t.partitions {
+        let dest = match to {
+            CopyTo::ThisNode => {
+                // Files a dropped table of the same name may have left are not this table's.
+                crate::cold::remove_table_files(&table_dir).await?;
+                t
+            }
+            CopyTo::Shared(tables) => &tables[i],
+        };
+        for (p, dest) in t.partitions.iter().zip(&dest.partitions) {
             let dir = table_dir.join(&p.scope)?;
-            for f in &p.files {
+            for (f, dest) in p.files.iter().zip(&dest.files) {
                 if job.is_cancelled() {
                     return Ok(None);
                 }
                 let path = source.join(&t.table.name).join(&p.scope).join(&f.file);
                 let bytes = std::fs::read(&path).map_err(KalamError::io("read", &path))?;
                 job.progress(f.rows, bytes.len() as u64, 1)?;
-                dir.put(&f.file, bytes.into()).await?;
+                dir.put(&dest.file, bytes.into()).await?;
                 max_updated = max_updated.max(f.max_updated);
             }
-            if !write_manifests {
-                continue;
+            if matches!(to, CopyTo::ThisNode) {
+                p.manifest(def.id).store(&dir).await?;
             }
-            p.manifest(def.id).store(&dir).await?;
         }
     }
     Ok(Some(max_updated))

@@ -8,14 +8,19 @@
 //! namespace with its tables and records each partition's file list on every node, in one write
 //! per node ([`apply_replicated_restore`]); the tables take their ids there. A restore refused
 //! before that entry leaves no trace but the copied files, which the job removes; one that
-//! gets no answer (`UNAVAILABLE`) keeps them, since its entries may still be committed.
+//! gets no answer (`UNAVAILABLE`) keeps them, since its entries may still be committed. The
+//! copies are named apart ([`unique_file_name`]), so a restore under the same name meanwhile
+//! never removes or replaces them; should both commit, the later entry is refused and the
+//! files it copied are removed (as the cleanup's `sweep` would remove files no manifest
+//! lists).
 //!
 //! Tables with files on a storage each node keeps apart (`local`, or a path not marked
 //! shared) cannot be restored this way: their files would have to reach every node's disk.
 //! Such a backup is restored on a single node, which then grows into a cluster
 //! (docs/cluster.md).
 
-use super::{BackupManifest, TableBackup, copy_in};
+use super::{BackupManifest, CopyTo, TableBackup, copy_in};
+use crate::cold::file::unique_file_name;
 use crate::cold::manifest::Manifest;
 use crate::database::Database;
 use crate::error::{KalamError, Result};
@@ -27,7 +32,8 @@ use std::path::Path;
 /// Copies the files of `manifest` (read from `source`, already verified) to the shared
 /// storages of `defs` (its tables in namespace `ns`), moves every data group's clock past
 /// them, then registers them through the metadata group's log. `false` if the job was
-/// cancelled first.
+/// cancelled first. Unless the last entry got no answer, a restore that does not register
+/// its tables removes the files it copied.
 pub(super) async fn restore(
     db: &Database,
     replication: &dyn Replication,
@@ -38,23 +44,79 @@ pub(super) async fn restore(
     defs: &[(TableDef, Vec<SchemaVersion>)],
 ) -> Result<bool> {
     check_shared_storages(db, &manifest.tables)?;
-    let restore =
-        ReplicatedRestore { namespace: ns, tables: manifest.tables.iter().map(restored).collect::<Result<_>>()? };
+    // Names no other restore can have chosen: one whose last entry got no answer may still
+    // be committed, listing its own files under the same table directories.
+    let renamed = with_unique_file_names(&manifest.tables);
+    let restore = ReplicatedRestore { namespace: ns, tables: renamed.iter().map(restored).collect::<Result<_>>()? };
     check_entry_size(db, &restore)?;
-    let Some(max_updated) = copy_in(db, job, source, manifest, defs, false).await? else { return Ok(false) };
-    for group in db.committer.placement().all() {
-        replication.propose_on_leader(Command::AdvanceClock(AdvanceClock { group, after: max_updated })).await?;
+    let copied: Result<bool> = async {
+        let Some(max_updated) = copy_in(db, job, source, manifest, defs, CopyTo::Shared(&renamed)).await? else {
+            return Ok(false);
+        };
+        for group in db.committer.placement().all() {
+            replication.propose_on_leader(Command::AdvanceClock(AdvanceClock { group, after: max_updated })).await?;
+        }
+        Ok(true)
     }
+    .await;
+    let outcome = match copied {
+        Ok(true) => match register(replication, restore).await {
+            Ok(()) => return Ok(true),
+            // The entry may be committed without an answer, even later by a new leader:
+            // its files stay.
+            Err(e @ KalamError::Unavailable(_)) => return Err(e),
+            Err(e) => Err(e),
+        },
+        cancelled_or_failed => cancelled_or_failed,
+    };
+    remove_copies(db, job, defs, &renamed).await;
+    outcome
+}
+
+/// Registers the restored tables through the metadata group's leader.
+async fn register(replication: &dyn Replication, restore: ReplicatedRestore) -> Result<()> {
     let name = restore.namespace.name.clone();
-    replication.propose_on_leader(Command::Restore(restore)).await.map(|_| true).map_err(|e| match e {
-        // The entry may be committed without an answer, even later by a new leader: its
-        // files must stay (see `run_restore`).
+    replication.propose_on_leader(Command::Restore(restore)).await.map(|_| ()).map_err(|e| match e {
         KalamError::Unavailable(why) => KalamError::Unavailable(format!(
             "{why}; whether namespace '{name}' was restored is not known yet (SHOW NAMESPACES tells once the \
              cluster answers), so the files copied for it are kept"
         )),
         other => other,
     })
+}
+
+/// The backup's tables with every file given a name of its own ([`unique_file_name`]).
+fn with_unique_file_names(tables: &[TableBackup]) -> Vec<TableBackup> {
+    let mut renamed = tables.to_vec();
+    for f in renamed.iter_mut().flat_map(|t| &mut t.partitions).flat_map(|p| &mut p.files) {
+        f.file = unique_file_name(f.batch);
+    }
+    renamed
+}
+
+/// Removes the files a restore copied (or would have) under the names `renamed` gives.
+async fn remove_copies(
+    db: &Database,
+    job: &JobHandle,
+    defs: &[(TableDef, Vec<SchemaVersion>)],
+    renamed: &[TableBackup],
+) {
+    for ((def, _), t) in defs.iter().zip(renamed) {
+        for p in &t.partitions {
+            let dir = match db.cold.table_dir(def).and_then(|d| d.join(&p.scope)) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, table = %def.name, "cannot remove a failed restore's files: {}", e.report());
+                    continue;
+                }
+            };
+            for f in &p.files {
+                if let Err(e) = dir.delete(&f.file).await {
+                    tracing::warn!(job = %job.id, table = %def.name, "cannot remove a failed restore's file {}: {}", f.file, e.report());
+                }
+            }
+        }
+    }
 }
 
 /// A table of a backup as the restore's log entry carries it.

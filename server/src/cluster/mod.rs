@@ -1098,8 +1098,6 @@ fn unconfirmed_leader() -> KalamError {
 const LEARNER_CATCH_UP: Duration = Duration::from_secs(120);
 /// How often that wait asks the new node how far it has applied.
 const LEARNER_POLL: Duration = Duration::from_millis(500);
-/// A learner this many entries behind the leader's log counts as caught up.
-const LEARNER_LAG: u64 = 16;
 /// How long a question to another node's cluster port (its health, its jobs) may take.
 pub(super) const PEER_ANSWER: Duration = Duration::from_secs(2);
 /// How long a group's leader may take to write its part of a backup (a copy of the group's

@@ -5,15 +5,17 @@
 //!
 //! ```text
 //! meta.json                                        openraft's SnapshotMeta: last applied log id, members
-//! rocksdb/…                                        a RocksDB checkpoint of the node's database
+//! rocksdb/…                                        a RocksDB database of the keys the group owns
 //! storage/{ns}/{table}/{scope}/batch-{n}.parquet   the cold files of the group's partitions on the node's own storage
 //! storage/{ns}/{table}/{scope}/manifest.json       their manifest (those of shared storages
 //!                                                  are in the checkpoint, their files shared)
 //! checksums.json                                   the SHA-256 of every file above, written last
 //! ```
 //!
-//! The checkpoint holds the whole database, of which an install takes only the group's keys
-//! (simple; a snapshot built from the group's keys alone would be smaller).
+//! The database in the tar holds only the keys the group owns ([`crate::storage::ownership`]),
+//! copied out of a checkpoint of the whole database once the locks below are released: a
+//! node's snapshots of its groups together are about the size of its data, not that size once
+//! per group.
 //!
 //! **Checked before it is installed:** every file must be listed in `checksums.json` and
 //! match its SHA-256, and every listed file must be there; otherwise the snapshot is
@@ -24,8 +26,8 @@
 //! makes a checkpoint (hard links), then every open cold partition of the group lists its
 //! files with a lease that keeps them on storage. In that order because a flush publishes its
 //! file before it removes any hot row: a row missing from the checkpoint is in a listed file.
-//! The tar is written after both locks are released. A row caught in both tiers by a flush is
-//! read once (equal versions are one row).
+//! The group's keys are copied out of the checkpoint and the tar written after both locks are
+//! released. A row caught in both tiers by a flush is read once (equal versions are one row).
 //!
 //! **Installing one** replaces the group's state on the node, which every part of the server
 //! holds open. Rather than tearing that down in place, the node keeps the received file and
@@ -67,6 +69,8 @@ const INCOMING: &str = "incoming.tar";
 const INSTALL: &str = "install.tar";
 const INSTALLING: &str = "installing";
 const REPLACED: &str = "replaced";
+/// The checkpoint of the whole database a snapshot's keys are copied from.
+const CHECKPOINT: &str = "checkpoint";
 const META_FILE: &str = "meta.json";
 /// The SHA-256 of every other entry, written last: an install checks them before it
 /// replaces anything.
@@ -147,7 +151,7 @@ impl Snapshots {
         let work = work.to_path_buf();
         remove_dir_if_present(&work)?;
         std::fs::create_dir_all(&work).map_err(io("create", &work))?;
-        let checkpoint = work.join(ROCKSDB);
+        let checkpoint = work.join(CHECKPOINT);
         // The checkpoint below writes the memtables out, under the locks that hold up
         // applies and commits; most of that is done here first, outside them.
         let flushing = db.clone();
@@ -190,15 +194,19 @@ impl Snapshots {
 
         let this = self.clone();
         let written = meta.clone();
-        let file = tokio::task::spawn_blocking(move || this.write_tar(&work, &written, &listings))
-            .await
-            .map_err(KalamError::internal)??;
+        let (file, keys) = tokio::task::spawn_blocking(move || -> Result<(PathBuf, u64)> {
+            let keys = copy_owned_keys(&work.join(CHECKPOINT), &work.join(ROCKSDB), group, placement)?;
+            Ok((this.write_tar(&work, &written, &listings)?, keys))
+        })
+        .await
+        .map_err(KalamError::internal)??;
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         tracing::info!(
             group = self.group.0,
             last = ?meta.last_log_id,
             file = %file.display(),
             bytes,
+            keys,
             applies_paused_ms = paused.as_millis() as u64,
             total_ms = started.elapsed().as_millis() as u64,
             "took a snapshot"
@@ -472,6 +480,20 @@ pub(crate) fn install_pending(data_dir: &Path, placement: Placement) -> Result<(
         install_group(data_dir, group, placement)?;
     }
     Ok(())
+}
+
+/// Copies the keys `group` owns from the database checkpoint at `checkpoint` into a new
+/// database at `into`, then removes the checkpoint. Answers how many keys it copied.
+fn copy_owned_keys(checkpoint: &Path, into: &Path, group: GroupId, placement: Placement) -> Result<u64> {
+    let copied = {
+        let whole = Store::open(checkpoint, false)?;
+        let owned = Store::open(into, false)?;
+        let (_, copied) = replace_owned(&owned, &whole, placement, |o| owned_by(group, o))?;
+        owned.flush_memtables()?;
+        copied
+    };
+    remove_dir_if_present(checkpoint)?;
+    Ok(copied)
 }
 
 /// Whether a key's owner is replaced by a snapshot of `group`.
@@ -817,6 +839,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         put(&dir.path().join(ROCKSDB), &[(b"ns/old", b"old"), (b"job/0000000000000001", b"mine")]);
         dir
+    }
+
+    /// A group's snapshot carries the keys that group owns, none of the others' nor the
+    /// node's own (its jobs).
+    #[test]
+    fn a_snapshots_database_holds_the_keys_its_group_owns_only() {
+        let pairs: [(&[u8], &[u8]); 4] =
+            [(b"ns/app", b"a"), (b"job/0000000000000001", b"mine"), (b"seq/clock", b"7"), (b"raft/applied", b"m")];
+        for (group, expected) in [(METADATA, ["ns/app=a", "raft/applied=m"]), (DATA, ["seq/clock=7", ""])] {
+            let dir = tempfile::tempdir().unwrap();
+            let checkpoint = dir.path().join(CHECKPOINT);
+            put(&checkpoint, &pairs);
+            let copied = copy_owned_keys(&checkpoint, &dir.path().join(ROCKSDB), group, Placement::SINGLE).unwrap();
+            let expected: Vec<&str> = expected.into_iter().filter(|k| !k.is_empty()).collect();
+            assert_eq!(copied, expected.len() as u64);
+            assert_eq!(catalog(dir.path()), expected, "group {}", group.0);
+            assert!(!checkpoint.exists(), "the checkpoint is removed");
+        }
     }
 
     #[test]

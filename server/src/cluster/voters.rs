@@ -19,7 +19,7 @@
 //! failed midway, ends right). A node becomes a voter only once it has caught up with the
 //! group's log.
 
-use super::{Cluster, LEARNER_LAG, LEARNER_POLL};
+use super::{Cluster, LEARNER_POLL};
 use crate::error::{KalamError, Result};
 use crate::replication::{GroupId, METADATA};
 use openraft::ChangeMembers;
@@ -153,9 +153,10 @@ impl Cluster {
         self.group(group).metrics.borrow().last_log_index.unwrap_or(0)
     }
 
-    /// Whether member `node` (at `address`) of `group` has applied its log to within
-    /// [`LEARNER_LAG`] entries of `target` ([`Cluster::catch_up_target`]), as it answers
-    /// itself; an error if its Raft has stopped.
+    /// Whether member `node` (at `address`) of `group` has applied its log up to `target`
+    /// ([`Cluster::catch_up_target`]), as it answers itself; an error if its Raft has stopped.
+    /// All of it: a learner some entries short of a short log has applied little of it, and
+    /// since the target does not move, a learner that keeps up reaches it.
     pub(super) async fn caught_up(&self, group: GroupId, node: u64, address: &str, target: u64) -> Result<bool> {
         let last = target;
         let asked_at = std::time::Instant::now();
@@ -171,7 +172,7 @@ impl Cluster {
             )));
         }
         let applied = health.and_then(|h| h.groups.into_iter().find(|g| g.group == group.0));
-        Ok(applied.and_then(|g| g.last_applied).is_some_and(|applied| applied + LEARNER_LAG >= last))
+        Ok(applied.and_then(|g| g.last_applied).is_some_and(|applied| applied >= last))
     }
 
     /// The cluster's members (the metadata group's voters), and the nodes it knows (its

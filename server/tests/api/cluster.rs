@@ -2123,6 +2123,10 @@ async fn a_backup_on_a_shared_storage_restores_into_the_cluster_through_any_node
     // stamped after everything it holds.
     let ahead = chrono::Utc::now().timestamp_micros() + 86_400_000_000;
     crate::hostile::rewrite_manifest(&path, KEY, |m| m["watermark"] = json!(ahead));
+    // What an earlier restore under that name whose last entry got no answer left (it may
+    // still commit, listing it): this restore neither removes nor replaces it.
+    let earlier = "kalam/copy/tags/shared/batch-7-00000000000000bb.parquet";
+    moto.put("shared", earlier, b"copied by a restore whose entry got no answer").await;
     // Restored under another name, through a node that does not lead the metadata group.
     let restoring = (cluster.leader().await + 1) % 3;
     let sql = format!("RESTORE DATABASE copy FROM '{}'", path.display());
@@ -2133,6 +2137,22 @@ async fn a_backup_on_a_shared_storage_restores_into_the_cluster_through_any_node
     let copied: Vec<String> = moto.keys("shared").await.into_iter().filter(|k| k.starts_with("kalam/copy/")).collect();
     assert!(copied.iter().any(|k| k.starts_with("kalam/copy/items/")), "{copied:?}");
     assert!(copied.iter().any(|k| k.starts_with("kalam/copy/tags/shared/")), "{copied:?}");
+    assert!(copied.iter().any(|k| k == earlier), "{copied:?}");
+    // Each copy has a name of its own, none the backup's.
+    let manifest: Value = serde_json::from_slice(&std::fs::read(path.join("backup.json")).unwrap()).unwrap();
+    let backed_up: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert!(backed_up.len() >= 2, "{manifest}");
+    for key in copied.iter().filter(|k| k.ends_with(".parquet") && *k != earlier) {
+        let name = key.rsplit('/').next().unwrap();
+        let tag = name.strip_suffix(".parquet").and_then(|n| n.rsplit_once('-')).map(|(_, tag)| tag);
+        assert!(tag.is_some_and(|t| t.len() == 16 && t.bytes().all(|b| b.is_ascii_hexdigit())), "{key}");
+        assert!(!backed_up.contains(&name), "{key} has a name from the backup: {backed_up:?}");
+    }
     for (user, expected) in users.iter().zip(&expected) {
         assert_eq!(&cluster.same_everywhere(user, &items("copy")).await, expected, "restored rows on every node");
     }
