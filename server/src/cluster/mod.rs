@@ -427,9 +427,32 @@ impl Cluster {
         body: &B,
         answer_within: Duration,
     ) -> Result<Option<T>> {
+        self.forward_with(group, path, body, answer_within, Lost::Report).await
+    }
+
+    /// [`Cluster::forward`], which sends a request lost in flight again if `lost` says so.
+    async fn forward_with<B: Serialize, T: DeserializeOwned>(
+        &self,
+        group: GroupId,
+        path: &str,
+        body: &B,
+        answer_within: Duration,
+        lost: Lost,
+    ) -> Result<Option<T>> {
         // As long as a write waits for a majority on the leader: a leader must exist first.
         let patience = self.write_timeout();
-        let deadline = tokio::time::Instant::now() + patience;
+        let mut deadline = tokio::time::Instant::now() + patience;
+        let resend_until = deadline + answer_within;
+        // A request lost in flight, sent again if it may be and time is left.
+        let resend = |deadline: &mut tokio::time::Instant, leader: u64, why: &dyn std::fmt::Display| {
+            let now = tokio::time::Instant::now();
+            if lost != Lost::Resend || now >= resend_until {
+                return false;
+            }
+            tracing::info!(leader, group = group.0, "a forwarded request got no answer, sending it again: {why}");
+            *deadline = now + patience;
+            true
+        };
         // A group this node does not store: its own view of the leader may be old (see
         // `spread`), so it tries the nodes that may know, in turn.
         let elsewhere = !self.stores_group(group);
@@ -466,6 +489,10 @@ impl Cluster {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+                Err(e) if resend(&mut deadline, leader, &e) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(leader, group = group.0, "a forwarded write got no answer: {e}");
                     return Err(KalamError::Unavailable(
@@ -489,17 +516,28 @@ impl Cluster {
             if !response.status().is_success() {
                 // Not an answer of a node (they answer 200 or 421): something between the
                 // nodes failed, maybe after the leader had the write.
+                if resend(&mut deadline, leader, &response.status()) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
                 tracing::warn!(leader, status = %response.status(), "a forwarded write was answered by something else");
                 return Err(KalamError::Unavailable(format!(
                     "the way to the leader failed ({}); the write may or may not have been applied",
                     response.status()
                 )));
             }
-            let answer: Forwarded<T> = response.json().await.map_err(|e| {
-                KalamError::Unavailable(format!(
-                    "the leader's answer was cut off ({e}); the write may or may not have been applied"
-                ))
-            })?;
+            let answer: Forwarded<T> = match response.json().await {
+                Ok(answer) => answer,
+                Err(e) if resend(&mut deadline, leader, &e) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(KalamError::Unavailable(format!(
+                        "the leader's answer was cut off ({e}); the write may or may not have been applied"
+                    )));
+                }
+            };
             if elsewhere {
                 // Nothing to apply here: later statements sent to the group carry the index.
                 self.spread.note_acked(group, answer.applied);
@@ -1077,7 +1115,10 @@ impl Replication for Cluster {
             for group in groups {
                 // On the group's leader, following it if its leadership moves meanwhile.
                 let here = || self.change_group_members(group, step.clone());
-                let there = || self.forward::<_, ()>(group, service::MEMBERSHIP, &step, answer_within);
+                // A step lost in flight (its leader restarting, say, to install a snapshot of
+                // another group it is joining) is sent again: each step reads the group's
+                // membership first, so running it twice changes nothing.
+                let there = || self.forward_with::<_, ()>(group, service::MEMBERSHIP, &step, answer_within, Lost::Resend);
                 crate::replication::on_leader(self, group, here, there).await?;
             }
         }
@@ -1086,6 +1127,16 @@ impl Replication for Cluster {
             MembershipChange::Remove { id } => format!("Node {id} removed from the cluster"),
         })
     }
+}
+
+/// What [`Cluster::forward_with`] does with a request lost in flight (sent, never answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    /// Answers UNAVAILABLE: the leader may have acted on it.
+    Report,
+    /// Sends it again (to the group's leader then) until its time is up: for requests that
+    /// change nothing the second time.
+    Resend,
 }
 
 /// A read index no majority confirmed in time.
