@@ -1118,7 +1118,8 @@ impl Replication for Cluster {
                 // A step lost in flight (its leader restarting, say, to install a snapshot of
                 // another group it is joining) is sent again: each step reads the group's
                 // membership first, so running it twice changes nothing.
-                let there = || self.forward_with::<_, ()>(group, service::MEMBERSHIP, &step, answer_within, Lost::Resend);
+                let there =
+                    || self.forward_with::<_, ()>(group, service::MEMBERSHIP, &step, answer_within, Lost::Resend);
                 crate::replication::on_leader(self, group, here, there).await?;
             }
         }

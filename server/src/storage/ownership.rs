@@ -129,10 +129,7 @@ fn rewrite_owned(
         for (source, delete) in std::iter::once((live, true)).chain(from.map(|f| (f, false))) {
             let mut batch = WriteBatch::default();
             let mut failed = None;
-            source.for_each_prefix(cf_name, b"", |k, v| {
-                if !wanted(owner_of(cf_name, k, placement)) {
-                    return true;
-                }
+            for_each_owned(source, cf_name, placement, &wanted, |k, v| {
                 match delete {
                     true => {
                         batch.delete_cf(&cf, k);
@@ -162,11 +159,84 @@ fn rewrite_owned(
     Ok((deleted, copied))
 }
 
+/// Calls `f` for every pair of column family `cf` whose owner `wanted` accepts, in key order,
+/// until it returns `false`. Where keys start with their table and partition, it seeks past a
+/// partition of an owner not wanted rather than reading its keys, so a Raft group's keys are
+/// found in time proportional to them and to the number of partitions, not to the database.
+fn for_each_owned(
+    store: &Store,
+    cf: &str,
+    placement: Placement,
+    wanted: &impl Fn(Owner) -> bool,
+    mut f: impl FnMut(&[u8], &[u8]) -> bool,
+) -> Result<()> {
+    let handle = store.cf(cf);
+    let mut it = store.db().raw_iterator_cf(&handle);
+    it.seek_to_first();
+    while it.valid() {
+        let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+        if wanted(owner_of(cf, k, placement)) {
+            if !f(k, v) {
+                break;
+            }
+            it.next();
+        } else if let Some(next) = next_partition(cf, k) {
+            it.seek(next);
+        } else {
+            it.next();
+        }
+    }
+    it.status()?;
+    Ok(())
+}
+
+/// In the column families keyed by table and partition first: the smallest key after every
+/// key of `key`'s partition (`None` after the last possible one, and in other families).
+fn next_partition(cf: &str, key: &[u8]) -> Option<[u8; 16]> {
+    if !matches!(cf, CF_ROWS | CF_ROW_INDEX) {
+        return None;
+    }
+    let prefix: [u8; 16] = key.get(..16)?.try_into().ok()?;
+    Some(u128::from_be_bytes(prefix).checked_add(1)?.to_be_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::UserId;
     use crate::storage::keys;
+
+    /// One group's keys are copied whole, though the copy seeks past other groups' partitions,
+    /// at every edge of the key space (shared partitions, the last table and user ids).
+    #[test]
+    fn a_groups_keys_are_copied_whole_and_no_others() {
+        let p = Placement::new(8).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let from = Store::open(&dir.path().join("from"), false).unwrap();
+        let to = Store::open(&dir.path().join("to"), false).unwrap();
+        let partitions = (0..40).chain([u64::MAX - 1, u64::MAX]).map(Partition::from_key);
+        let keys: Vec<(TableId, Partition, Vec<u8>)> = [1, 3, u64::MAX]
+            .into_iter()
+            .flat_map(|t| partitions.clone().map(move |part| (TableId(t), part)))
+            .flat_map(|(t, part)| [&b"a"[..], b"b"].map(|pk| (t, part, keys::row_key(t, part, pk))))
+            .collect();
+        let mut batch = WriteBatch::default();
+        for (_, _, key) in &keys {
+            batch.put_cf(&from.cf(CF_ROWS), key, b"v");
+        }
+        from.write(batch).unwrap();
+        for group in (0..8).map(DataGroup) {
+            let mut expected: Vec<Vec<u8>> =
+                keys.iter().filter(|(t, part, _)| p.group_of(*t, *part) == group).map(|(_, _, k)| k.clone()).collect();
+            expected.sort();
+            delete_owned(&to, p, |_| true).unwrap();
+            let (_, copied) = replace_owned(&to, &from, p, |o| o == Owner::Data(group)).unwrap();
+            let got: Vec<Vec<u8>> =
+                to.scan_prefix(CF_ROWS, b"").unwrap().into_iter().map(|(k, _)| k.to_vec()).collect();
+            assert_eq!(got, expected, "group {}", group.0);
+            assert_eq!(copied, expected.len() as u64);
+        }
+    }
 
     /// Every kind of key the server writes, with its owner (the key formats come from the
     /// modules that write them, so a changed format shows here).
