@@ -39,6 +39,10 @@ pub const APPLY_COMMIT: &str = "cluster:apply_commit";
 /// is configured to `return`: the node's Raft stops.
 pub const APPLY_STATEMENT: &str = "cluster:apply_statement";
 
+/// A follower takes this many more milliseconds to answer each Raft append (and heartbeat)
+/// if this point is configured to `return(ms)`, as a busy machine would.
+pub const APPEND_SLOWLY: &str = "cluster:append";
+
 /// Reads `FAILPOINTS`; the points stay configured while the returned scenario lives.
 #[cfg(debug_assertions)]
 pub fn setup() -> fail::FailScenario<'static> {
@@ -80,3 +84,20 @@ pub fn delay(name: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn delay(_name: &str) {}
+
+/// Waits, without holding a thread, as many milliseconds as this point is configured to
+/// `return(ms)`.
+#[cfg(debug_assertions)]
+pub async fn pause(name: &str) {
+    let millis: Option<u64> = (|| {
+        fail::fail_point!(name, |ms| ms.and_then(|ms| ms.parse().ok()));
+        None
+    })();
+    if let Some(millis) = millis {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub async fn pause(_name: &str) {}

@@ -217,7 +217,9 @@ impl Cluster {
         }
         // This node must not campaign either once it has stepped down.
         self.take_leadership_step(group, hold).await?;
-        this.raft.runtime_config().heartbeat(false);
+        // However this ends (a statement's deadline can drop a handover of the metadata group
+        // midway), this node's heartbeats and elections resume.
+        let heartbeats_off = HeartbeatsOff::start(self, group);
         tokio::time::sleep(lease + heartbeat * 2).await;
         let asked =
             self.ask_peer_in::<_, ()>(address, Some(group), service::LEADERSHIP, &LeadershipStep::Campaign).await;
@@ -230,9 +232,8 @@ impl Cluster {
             }
             None => false,
         };
-        this.raft.runtime_config().heartbeat(true);
+        drop(heartbeats_off);
         self.resume_elections(group, &members).await;
-        self.end_hold(group, None);
         if !moved {
             // Lead again rather than leave the group to an election timeout: this node's log
             // is as long as any.
@@ -264,6 +265,27 @@ impl Cluster {
         for (_, address) in members {
             let _ = self.ask_peer_in::<_, ()>(address, Some(group), service::LEADERSHIP, &LeadershipStep::Resume).await;
         }
+    }
+}
+
+/// A leader's heartbeats of one group switched off for a handover; dropping it switches
+/// them on again and ends this node's hold of the group's elections.
+struct HeartbeatsOff<'a> {
+    cluster: &'a Cluster,
+    group: GroupId,
+}
+
+impl<'a> HeartbeatsOff<'a> {
+    fn start(cluster: &'a Cluster, group: GroupId) -> HeartbeatsOff<'a> {
+        cluster.raft(group).runtime_config().heartbeat(false);
+        HeartbeatsOff { cluster, group }
+    }
+}
+
+impl Drop for HeartbeatsOff<'_> {
+    fn drop(&mut self) {
+        self.cluster.raft(self.group).runtime_config().heartbeat(true);
+        self.cluster.end_hold(self.group, None);
     }
 }
 

@@ -143,6 +143,7 @@ fn unknown_group() -> Response {
 
 async fn append(State(cluster): State<Arc<Cluster>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(group) = group_of(&cluster, &headers) else { return unknown_group() };
+    crate::fault::pause(crate::fault::APPEND_SLOWLY).await;
     match decode(APPEND, &body) {
         Some(rpc) => json(&cluster.raft(group).append_entries(rpc).await),
         None => malformed(),

@@ -1589,6 +1589,25 @@ async fn a_mutation_applies_once_whichever_nodes_it_is_sent_to_and_across_a_fail
     assert_eq!(cluster.same_everywhere(&svc, "SELECT id, n FROM app.board").await, vec![json!([1, 0])]);
 }
 
+/// openraft gives an append (and a heartbeat) one heartbeat's time to be answered. A
+/// follower slower than that (a large batch, a busy machine) must still get every entry, and
+/// its leader learn that it did: here node 3 answers each append 120 ms late, with heartbeats
+/// every 50 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_slower_than_a_heartbeat_still_follows_the_log() {
+    let cluster = TestCluster::start_with_faults(3, "", &[(2, "cluster:append=return(120)")]).await;
+    let root = Auth::root();
+    cluster.nodes[0]
+        .sql_ok(&root, "CREATE NAMESPACE app; CREATE SHARED TABLE app.log (id BIGINT PRIMARY KEY, w INT)")
+        .await;
+    for id in 0..30 {
+        let sql = format!("INSERT INTO app.log (id, w) VALUES ({id}, {})", id % 3);
+        cluster.nodes[id % 3].sql_ok(&root, &sql).await;
+    }
+    let counted = cluster.same_everywhere(&root, "SELECT count(*), sum(w) FROM app.log").await;
+    assert_eq!(counted, vec![json!([30, 30])]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_added_after_the_log_was_purged_installs_a_snapshot() {
     // A snapshot every 40 entries, keeping 20 before it (enough for the members, which
