@@ -379,6 +379,9 @@ pub(crate) trait Replication: Send + Sync {
     /// catalog holds every table created before the call (a write naming a table this node
     /// does not know yet waits for it, rather than go to the wrong group's leader).
     async fn catalog_barrier(&self) -> Result<()>;
+    /// [`Replication::read_barrier`] for one group: a read of its partitions afterwards sees
+    /// every write to them acknowledged before the call, through whichever node.
+    async fn group_barrier(&self, group: GroupId) -> Result<()>;
     /// Waits (a few seconds at most) until this node has applied `position`; `false` if it
     /// has not by then.
     async fn wait_applied(&self, position: &AppliedPosition) -> bool;

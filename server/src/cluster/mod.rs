@@ -903,6 +903,10 @@ impl Replication for Cluster {
         self.barrier(METADATA).await
     }
 
+    async fn group_barrier(&self, group: GroupId) -> Result<()> {
+        self.barrier(group).await
+    }
+
     fn relay_stream(&self, events: StreamEvents) {
         self.streams.send(&self.others(), events, &self.client, &self.token, self.node_id, self.scheme);
     }

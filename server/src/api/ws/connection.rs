@@ -78,7 +78,8 @@ pub(crate) async fn serve(db: Arc<Database>, mut socket: WebSocket, arrival: Arr
     let signal = Arc::new(ConnectionSignal::default());
     let writer =
         SocketWriter::new(sink, commands_rx, fanout_rx, signal.clone(), db.live.clone(), db.config.live.send_queue);
-    let connection = Connection::new(db.clone(), fanout_tx, commands_tx, signal);
+    let handed_over = matches!(arrival, Arrival::HandedOver);
+    let connection = Connection::new(db.clone(), fanout_tx, commands_tx, signal, handed_over);
     let connection = db.runtime.spawn(connection.run(stream, auth_deadline));
     writer.run().await;
     let _ = connection.await;
@@ -107,6 +108,8 @@ struct Connection {
     tokens: f64,
     refilled: Instant,
     last_seen: Instant,
+    /// A client of another node, which relays its frames ([`Arrival::HandedOver`]).
+    handed_over: bool,
 }
 
 type Stream = futures::stream::BoxStream<'static, std::result::Result<Message, axum::Error>>;
@@ -117,6 +120,7 @@ impl Connection {
         fanout: mpsc::Sender<Outgoing>,
         writer: mpsc::Sender<WriterCommand>,
         signal: Arc<ConnectionSignal>,
+        handed_over: bool,
     ) -> Connection {
         let burst = db.config.live.max_messages_per_second as f64 * 2.0;
         Connection {
@@ -131,6 +135,7 @@ impl Connection {
             tokens: burst,
             refilled: Instant::now(),
             last_seen: Instant::now(),
+            handed_over,
         }
     }
 
@@ -447,6 +452,12 @@ impl Connection {
         };
         let committer = &self.db.committer;
         let group = committer.group_of(sub.query.table.id, sub.query.partition);
+        // A client of another node may have written through it just before: that node had
+        // its writes applied by the group's leader, not necessarily here yet. The load
+        // starts from where the group's leader stands.
+        if let (true, Some(replication), None) = (self.handed_over, self.db.replication(), stream_key) {
+            replication.group_barrier(crate::replication::raft_group(group)).await?;
+        }
         // In a cluster, a client moving from another node may hold a cursor this node has not
         // applied yet (followers apply the log a little behind): wait for it, bounded, rather
         // than take the cursor for one from the future (which means a full reload).
