@@ -27,7 +27,9 @@ mod words;
 pub use catalog::{Catalog, Column, Table};
 
 use lexer::Kind as TokenKind;
-use statement::{AFTER_BRANCHES, Source, Statement, derived_tables, qualified, statement_at, tokenize, unquoted};
+use statement::{
+    AFTER_BRANCHES, Source, Statement, derived_tables, qualified, statement_at, tokenize, unquoted, written,
+};
 use std::collections::HashSet;
 use words::{BEFORE_NAMESPACE, BEFORE_TABLE, FUNCTIONS, KEYWORDS};
 
@@ -142,7 +144,7 @@ fn in_quoted_name(
         .into_iter()
         .filter(|c| !matches!(c.kind, CompletionKind::Keyword | CompletionKind::Function))
         .filter_map(|c| {
-            let name = c.text.get(qualifier.len()..)?;
+            let name = unquoted(c.text.get(qualifier.len()..)?);
             let fits = !name.is_empty() && !name.contains('.') && name.to_lowercase().starts_with(&typed);
             let text = format!("{qualifier}\"{}\"", name.replace('"', "\"\""));
             (fits && (explicit || text != replaced)).then_some(Completion { text, ..c })
@@ -236,22 +238,28 @@ fn complete_word(
     // their bare name.
     let tables = move || {
         let ctes = derived.iter().filter(move |d| statement.cte_visible(d, at, level)).map(|d| Completion {
-            text: d.name.clone(),
+            text: written(&d.name),
             kind: CompletionKind::Table,
             detail: "cte".to_string(),
         });
         let catalog_tables = catalog.tables.iter().flat_map(move |t| {
-            let bare = (t.namespace == current).then(|| table(t, t.name.clone()));
-            bare.into_iter().chain([table(t, format!("{}.{}", t.namespace, t.name))])
+            let bare = (t.namespace == current).then(|| table(t, written(&t.name)));
+            bare.into_iter().chain([table(t, format!("{}.{}", written(&t.namespace), written(&t.name)))])
         });
         ctes.chain(catalog_tables)
     };
     let namespaces = move || {
-        entries(CompletionKind::Namespace, catalog.namespaces.iter().map(|ns| (format!("{ns}."), "namespace".into())))
+        entries(
+            CompletionKind::Namespace,
+            catalog.namespaces.iter().map(|ns| (format!("{}.", written(ns)), "namespace".into())),
+        )
     };
     let columns_of = |source: &Source, prefix: &str| {
-        entries(CompletionKind::Column, source.columns().into_iter().map(|c| (format!("{prefix}{}", c.name), c.detail)))
-            .collect::<Vec<_>>()
+        entries(
+            CompletionKind::Column,
+            source.columns().into_iter().map(|c| (format!("{prefix}{}", written(&c.name)), c.detail)),
+        )
+        .collect::<Vec<_>>()
     };
 
     let mut out: Vec<Completion> = Vec::new();
@@ -263,7 +271,7 @@ fn complete_word(
         let qualifier = unquoted(&word[..dot]);
         let in_namespace = catalog.tables.iter().filter(|t| t.namespace.eq_ignore_ascii_case(&qualifier));
         // As typed: `APP.to` goes on as `APP.todos`, `"app".to` as `"app".todos`.
-        out.extend(in_namespace.map(|t| table(t, format!("{}{}", &word[..=dot], t.name))));
+        out.extend(in_namespace.map(|t| table(t, format!("{}{}", &word[..=dot], written(&t.name)))));
         // A name the statement gives (an alias, a CTE) comes before a catalog table's name.
         let sources = match qualified(&scopes, &qualifier) {
             Some(sources) => sources,
@@ -275,7 +283,7 @@ fn complete_word(
     } else if before_namespace {
         out.extend(entries(
             CompletionKind::Namespace,
-            catalog.namespaces.iter().map(|ns| (ns.clone(), "namespace".into())),
+            catalog.namespaces.iter().map(|ns| (written(ns), "namespace".into())),
         ));
     } else if BEFORE_TABLE.contains(&previous.as_str()) {
         out.extend(tables());
@@ -289,7 +297,7 @@ fn complete_word(
         // Not in GROUP BY the name of an aggregate's value: nothing can be grouped by it.
         let given: Vec<String> =
             outputs.into_iter().filter(|o| !(o.aggregate && clause == "GROUP")).filter_map(|o| o.name).collect();
-        out.extend(entries(CompletionKind::Column, given.iter().map(|name| (name.clone(), "select list".into()))));
+        out.extend(entries(CompletionKind::Column, given.iter().map(|name| (written(name), "select list".into()))));
         // Then the columns of the tables the query reads, the statement's own (CTEs,
         // subqueries) first.
         let mut read: Vec<Source> =
@@ -313,17 +321,21 @@ fn complete_word(
         }
     }
 
-    let needle = word.to_lowercase();
+    // Names are matched as the server reads them, quotes taken out.
+    let needle = unquoted(word).to_lowercase();
     let mut seen = HashSet::new();
     let items = out
         .into_iter()
         .filter(|c| {
-            let text = c.text.to_lowercase();
+            let text = unquoted(&c.text).to_lowercase();
             // A table also matches by its own name: `tod` offers `app.todos`.
             let own_name = c.kind == CompletionKind::Table
                 && text.split_once('.').is_some_and(|(_, name)| name.starts_with(&needle));
             let matches = text.starts_with(&needle) || own_name;
-            matches && (explicit || text != needle) && seen.insert(text)
+            // Entries are one per name whatever its case, except quoted names, which differ
+            // by case only where the quotes are needed to tell them apart.
+            let key = if c.text.contains('"') { c.text.clone() } else { text.clone() };
+            matches && (explicit || text != needle) && seen.insert(key)
         })
         .collect();
     Some(Completions { from, to, items })

@@ -812,6 +812,18 @@ fn same(a: &Source, b: &Source) -> bool {
     }
 }
 
+/// `name` as SQL text the server reads back as `name`: as it is where it would be read so
+/// unquoted (lower-case letters, digits and `_`, not starting with a digit), else quoted,
+/// with a `"` in it doubled (`Name` is `"Name"`: unquoted, it would be read as `name`).
+pub(crate) fn written(name: &str) -> String {
+    let lower = |c: char| c == '_' || (c.is_alphabetic() && !c.is_uppercase());
+    let plain = name.chars().next().is_some_and(lower) && name.chars().all(|c| lower(c) || c.is_ascii_digit());
+    match plain {
+        true => name.to_string(),
+        false => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
+}
+
 /// `text` as the server reads a name: quotes taken out, `""` in them a `"` (`app."My ""t"""`
 /// is `app.My "t"`).
 pub(crate) fn unquoted(text: &str) -> String {

@@ -268,3 +268,26 @@ fn meta_commands_that_take_a_table_or_namespace() {
     assert!(texts("\\d t", "", true).contains(&"todos".to_string()));
     assert_eq!(texts("\\dt a", "", true), ["app", "analytics"]);
 }
+
+#[test]
+fn names_that_differ_by_case_only_are_offered_each() {
+    let columns = ["Name", "NAME", "name"].map(|name| Column { name: name.to_string(), data_type: "Utf8".to_string() });
+    let people = Table {
+        namespace: "app".to_string(),
+        name: "people".to_string(),
+        kind: "user".to_string(),
+        columns: columns.to_vec(),
+    };
+    let catalog = Catalog { namespaces: vec!["app".to_string()], tables: vec![people] };
+    let offered = |sql: &str| {
+        let (text, caret) = at_caret(sql).expect("a caret");
+        let found = complete(&catalog, &text, caret, Some("app"), true).map(|c| c.items).unwrap_or_default();
+        sorted(found.into_iter().map(|c| c.text).collect())
+    };
+    // Three columns: two need quotes to be told apart from the third.
+    assert_eq!(offered("SELECT \"N| FROM app.people"), vec!["\"NAME\"", "\"Name\"", "\"name\""]);
+    let plain = offered("SELECT n| FROM app.people");
+    for name in ["\"NAME\"", "\"Name\"", "name"] {
+        assert!(plain.contains(&name.to_string()), "{name} missing from {plain:?}");
+    }
+}
