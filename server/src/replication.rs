@@ -26,6 +26,33 @@ use serde::{Deserialize, Serialize};
 /// The Raft group of the catalog, users, storages and login records.
 pub(crate) const METADATA: GroupId = GroupId(0);
 
+/// What the other members answer a `KILL` (of a job or a live query) this node cannot do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KilledElsewhere {
+    /// The one running it ended it.
+    Killed,
+    /// Every other member answered, and none knows it.
+    Unknown,
+    /// None that answered knows it; these members did not answer, and it may run there.
+    Unanswered(Vec<u64>),
+}
+
+impl KilledElsewhere {
+    /// The answer to `KILL {what}` (e.g. "job 'x'") when this node does not run it either.
+    pub(crate) fn refusal(&self, what: &str) -> KalamError {
+        match self {
+            KilledElsewhere::Unanswered(nodes) => {
+                let nodes: Vec<String> = nodes.iter().map(u64::to_string).collect();
+                KalamError::Unavailable(format!(
+                    "no node that answered runs {what}; node {} did not answer, and it may run there: retry",
+                    nodes.join(", ")
+                ))
+            }
+            KilledElsewhere::Killed | KilledElsewhere::Unknown => KalamError::Validation(format!("no {what}")),
+        }
+    }
+}
+
 /// The Raft group that replicates data group `group` (groups 1 to N).
 pub(crate) fn raft_group(group: DataGroup) -> GroupId {
     GroupId(u32::from(group.0) + 1)
@@ -397,14 +424,14 @@ pub(crate) trait Replication: Send + Sync {
     /// The jobs of the other members (each runs its own flushes), by node id; a node that
     /// does not answer within a couple of seconds is left out.
     async fn jobs_elsewhere(&self) -> Vec<(u64, Vec<crate::jobs::Job>)>;
-    /// Asks the other members to cancel job `job_id`: `Ok(true)` once one that runs it has
-    /// (`KILL JOB` on any node finds the job where it runs), `Ok(false)` if none knows it.
-    async fn kill_job_elsewhere(&self, job_id: &str) -> Result<bool>;
+    /// Asks the other members to cancel job `job_id` (`KILL JOB` on any node finds the job
+    /// where it runs); an error if the one running it refuses.
+    async fn kill_job_elsewhere(&self, job_id: &str) -> Result<KilledElsewhere>;
     /// The live queries the other members serve (of `owner` only, or all), by node id; a
     /// node that does not answer within a couple of seconds is left out.
     async fn live_queries_elsewhere(&self, owner: Option<UserId>) -> Vec<(u64, Vec<LiveQueryInfo>)>;
-    /// Asks the other members to end a live query: `true` once the one serving it has.
-    async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> bool;
+    /// Asks the other members to end a live query.
+    async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> KilledElsewhere;
     /// The data groups this node does not store (spread storage); none otherwise.
     fn groups_elsewhere(&self) -> Vec<GroupId>;
     /// Has the leader of `group` write its part of a backup: the backup layer's request and

@@ -36,8 +36,8 @@ use crate::error::{KalamError, Result};
 use crate::ids::{Partition, Placement, TableId, UserId};
 use crate::live::listing::{LiveKill, LiveQueryInfo};
 use crate::replication::{
-    AppliedPosition, Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, GroupId, METADATA, Member,
-    MembershipChange, Outcome, Proposal, Replication, StreamEvents,
+    AppliedPosition, Command, Failure, Forwarded, ForwardedMutation, ForwardedStatement, GroupId, KilledElsewhere,
+    METADATA, Member, MembershipChange, Outcome, Proposal, Replication, StreamEvents,
 };
 use kalamdb_client_core::protocol::QueryResult;
 use kalamdb_client_core::protocol::ws::MutateResult;
@@ -954,17 +954,18 @@ impl Replication for Cluster {
         futures::future::join_all(asked).await.into_iter().flatten().collect()
     }
 
-    async fn kill_job_elsewhere(&self, job_id: &str) -> Result<bool> {
+    async fn kill_job_elsewhere(&self, job_id: &str) -> Result<KilledElsewhere> {
+        let mut unanswered = Vec::new();
         for (id, address) in self.others() {
             let job = job_id.to_string();
             match self.ask_peer::<String, service::KillAnswer>(&address, service::KILL_JOB, &job).await {
-                Some(service::KillAnswer::Cancelling) => return Ok(true),
+                Some(service::KillAnswer::Cancelling) => return Ok(KilledElsewhere::Killed),
                 Some(service::KillAnswer::Refused(why)) => return Err(KalamError::Validation(why)),
                 Some(service::KillAnswer::Unknown) => {}
-                None => tracing::warn!(node = id, "KILL JOB: node {id} did not answer"),
+                None => unanswered.push(id),
             }
         }
-        Ok(false)
+        Ok(killed_nowhere(unanswered))
     }
 
     async fn live_queries_elsewhere(&self, owner: Option<UserId>) -> Vec<(u64, Vec<LiveQueryInfo>)> {
@@ -978,16 +979,16 @@ impl Replication for Cluster {
         futures::future::join_all(asked).await.into_iter().flatten().collect()
     }
 
-    async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> bool {
+    async fn kill_live_query_elsewhere(&self, kill: &LiveKill) -> KilledElsewhere {
         let asked = self.others().into_iter().map(|(id, address)| async move {
-            let killed = self.ask_peer::<_, bool>(&address, service::KILL_LIVE_QUERY, kill).await;
-            if killed.is_none() {
-                tracing::warn!(node = id, "KILL LIVE QUERY: node {id} did not answer");
-            }
-            killed == Some(true)
+            (id, self.ask_peer::<_, bool>(&address, service::KILL_LIVE_QUERY, kill).await)
         });
         // Live ids are unique (the connection's ULID), so at most one node ends it.
-        futures::future::join_all(asked).await.into_iter().any(|killed| killed)
+        let answers = futures::future::join_all(asked).await;
+        if answers.iter().any(|(_, killed)| *killed == Some(true)) {
+            return KilledElsewhere::Killed;
+        }
+        killed_nowhere(answers.into_iter().filter(|(_, killed)| killed.is_none()).map(|(id, _)| id).collect())
     }
 
     fn groups_elsewhere(&self) -> Vec<GroupId> {
@@ -1161,6 +1162,14 @@ pub(super) const PEER_ANSWER: Duration = Duration::from_secs(2);
 const BACKUP_PART_PATIENCE: Duration = Duration::from_secs(3600);
 /// How long a chunk of a backup part's file may take to arrive.
 const BACKUP_CHUNK_PATIENCE: Duration = Duration::from_secs(60);
+
+/// A `KILL` no member that answered could do: unknown, unless some did not answer.
+fn killed_nowhere(unanswered: Vec<u64>) -> KilledElsewhere {
+    match unanswered.is_empty() {
+        true => KilledElsewhere::Unknown,
+        false => KilledElsewhere::Unanswered(unanswered),
+    }
+}
 
 /// On the leader: the highest log index a majority of the voters hold (the leader itself
 /// included), which is how far the log is committed; `None` on other nodes, which do not

@@ -572,6 +572,13 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     eprintln!("failover: first acknowledged write {failover:?} after the kill, longest pause {pause:?}");
     assert!(pause > Duration::from_millis(200), "the killed node led the table's group: writes paused ({pause:?})");
     assert!(acknowledged.len() > before, "writes acknowledged after the kill");
+    // A KILL no running node can do is not answered "unknown" while a member is down: the
+    // job or live query may run there.
+    let other = (leader + 1) % 3;
+    for kill in ["KILL JOB 'none-such'", "KILL LIVE QUERY 'none-such'"] {
+        let r = cluster.nodes[other].sql_err(&root, kill, 503, "UNAVAILABLE").await;
+        assert!(r.body.to_string().contains(&format!("node {} did not answer", leader + 1)), "{}", r.body);
+    }
 
     // The killed node comes back, catches up, and holds every acknowledged write.
     cluster.nodes[leader].start_again();
@@ -890,7 +897,10 @@ async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_eve
         assert!(node.sql_ok(&users[0], listed).await.rows(0).is_empty(), "another user's live query is listed");
     }
     let kill = format!("KILL LIVE QUERY '{live_id}'");
-    cluster.nodes[outside].sql_err(&users[0], &kill, 400, "VALIDATION_ERROR").await;
+    // Node `serving` is down: it might serve the live query, so another user's KILL is not
+    // answered "no such live query" (which would tell nothing either way).
+    let r = cluster.nodes[outside].sql_err(&users[0], &kill, 503, "UNAVAILABLE").await;
+    assert!(r.body.to_string().contains(&format!("node {} did not answer", serving + 1)), "{}", r.body);
     cluster.nodes[outside].sql_ok(&alice, &kill).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -906,7 +916,7 @@ async fn with_spread_storage_each_user_is_stored_by_its_voters_and_served_by_eve
         }
     }
     assert!(cluster.nodes[outside].sql_ok(&root, listed).await.rows(0).is_empty());
-    cluster.nodes[outside].sql_err(&alice, &kill, 400, "VALIDATION_ERROR").await;
+    cluster.nodes[outside].sql_err(&alice, &kill, 503, "UNAVAILABLE").await;
 
     // A frame larger than a client may send (1 MiB) is relayed whole: an initial load of
     // 12 rows of 120 KB comes as one batch of ~1.4 MB.

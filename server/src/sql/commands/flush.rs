@@ -3,6 +3,7 @@
 use crate::error::{KalamError, Result};
 use crate::flush;
 use crate::jobs::JobType;
+use crate::replication::KilledElsewhere;
 use crate::schema::TableKind;
 use crate::sql::ast::TableRef;
 use crate::sql::{ExecContext, results};
@@ -65,8 +66,12 @@ pub(crate) async fn kill_job(cx: &ExecContext<'_>, job_id: &str) -> Result<Query
         cx.db.jobs.kill(job_id)?;
         return cancelled;
     }
-    match cx.db.replication() {
-        Some(replication) if replication.kill_job_elsewhere(job_id).await? => cancelled,
-        _ => Err(KalamError::Validation(format!("no job '{job_id}'"))),
+    let elsewhere = match cx.db.replication() {
+        Some(replication) => replication.kill_job_elsewhere(job_id).await?,
+        None => KilledElsewhere::Unknown,
+    };
+    match elsewhere {
+        KilledElsewhere::Killed => cancelled,
+        other => Err(other.refusal(&format!("job '{job_id}'"))),
     }
 }

@@ -1,7 +1,8 @@
 //! KILL LIVE QUERY.
 
-use crate::error::{KalamError, Result};
+use crate::error::Result;
 use crate::live::listing::LiveKill;
+use crate::replication::KilledElsewhere;
 use crate::sql::{ExecContext, results};
 use kalamdb_client_core::protocol::{QueryResult, Role};
 
@@ -15,13 +16,13 @@ pub(crate) async fn live_query(cx: &ExecContext<'_>, live_id: &str) -> Result<Qu
         owner: (cx.principal.role < Role::Dba).then_some(cx.principal.user_id),
         by: cx.principal.username.clone(),
     };
-    let killed = cx.db.live.kill(&kill)
-        || match cx.db.replication() {
-            Some(replication) => replication.kill_live_query_elsewhere(&kill).await,
-            None => false,
-        };
-    match killed {
-        true => Ok(results::message(1, format!("Live query '{live_id}' killed"))),
-        false => Err(KalamError::Validation(format!("no live query '{live_id}'"))),
+    let elsewhere = match (cx.db.live.kill(&kill), cx.db.replication()) {
+        (true, _) => KilledElsewhere::Killed,
+        (false, Some(replication)) => replication.kill_live_query_elsewhere(&kill).await,
+        (false, None) => KilledElsewhere::Unknown,
+    };
+    match elsewhere {
+        KilledElsewhere::Killed => Ok(results::message(1, format!("Live query '{live_id}' killed"))),
+        other => Err(other.refusal(&format!("live query '{live_id}'"))),
     }
 }
