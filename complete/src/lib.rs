@@ -332,10 +332,12 @@ fn complete_word(
             let own_name = c.kind == CompletionKind::Table
                 && text.split_once('.').is_some_and(|(_, name)| name.starts_with(&needle));
             let matches = text.starts_with(&needle) || own_name;
+            if !matches || (!explicit && text == needle) {
+                return false;
+            }
             // Entries are one per name whatever its case, except quoted names, which differ
             // by case only where the quotes are needed to tell them apart.
-            let key = if c.text.contains('"') { c.text.clone() } else { text.clone() };
-            matches && (explicit || text != needle) && seen.insert(key)
+            seen.insert(if c.text.contains('"') { c.text.clone() } else { text })
         })
         .collect();
     Some(Completions { from, to, items })

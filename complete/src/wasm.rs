@@ -35,7 +35,8 @@ impl CompletionCatalog {
         column_counts: Vec<u32>,
         columns: Vec<String>,
     ) -> Result<CompletionCatalog, JsError> {
-        let wanted: usize = column_counts.iter().map(|&n| n as usize * 2).sum();
+        // Saturating: counts that add up past the address space cannot fit the lists either.
+        let wanted = column_counts.iter().map(|&n| (n as usize).saturating_mul(2)).fold(0, usize::saturating_add);
         if tables.len() != column_counts.len() * 3 || columns.len() != wanted {
             return Err(JsError::new("the catalog: its lists do not fit together"));
         }

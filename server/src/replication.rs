@@ -38,6 +38,14 @@ pub(crate) enum KilledElsewhere {
 }
 
 impl KilledElsewhere {
+    /// No member that answered could do it: unknown, unless some (`unanswered`) did not answer.
+    pub(crate) fn nowhere(unanswered: Vec<u64>) -> KilledElsewhere {
+        match unanswered.is_empty() {
+            true => KilledElsewhere::Unknown,
+            false => KilledElsewhere::Unanswered(unanswered),
+        }
+    }
+
     /// The answer to `KILL {what}` (e.g. "job 'x'") when this node does not run it either.
     pub(crate) fn refusal(&self, what: &str) -> KalamError {
         match self {

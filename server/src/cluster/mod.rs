@@ -965,7 +965,7 @@ impl Replication for Cluster {
                 None => unanswered.push(id),
             }
         }
-        Ok(killed_nowhere(unanswered))
+        Ok(KilledElsewhere::nowhere(unanswered))
     }
 
     async fn live_queries_elsewhere(&self, owner: Option<UserId>) -> Vec<(u64, Vec<LiveQueryInfo>)> {
@@ -988,7 +988,7 @@ impl Replication for Cluster {
         if answers.iter().any(|(_, killed)| *killed == Some(true)) {
             return KilledElsewhere::Killed;
         }
-        killed_nowhere(answers.into_iter().filter(|(_, killed)| killed.is_none()).map(|(id, _)| id).collect())
+        KilledElsewhere::nowhere(answers.into_iter().filter(|(_, killed)| killed.is_none()).map(|(id, _)| id).collect())
     }
 
     fn groups_elsewhere(&self) -> Vec<GroupId> {
@@ -1162,14 +1162,6 @@ pub(super) const PEER_ANSWER: Duration = Duration::from_secs(2);
 const BACKUP_PART_PATIENCE: Duration = Duration::from_secs(3600);
 /// How long a chunk of a backup part's file may take to arrive.
 const BACKUP_CHUNK_PATIENCE: Duration = Duration::from_secs(60);
-
-/// A `KILL` no member that answered could do: unknown, unless some did not answer.
-fn killed_nowhere(unanswered: Vec<u64>) -> KilledElsewhere {
-    match unanswered.is_empty() {
-        true => KilledElsewhere::Unknown,
-        false => KilledElsewhere::Unanswered(unanswered),
-    }
-}
 
 /// On the leader: the highest log index a majority of the voters hold (the leader itself
 /// included), which is how far the log is committed; `None` on other nodes, which do not
